@@ -1,0 +1,62 @@
+package dev.inferpam.api;
+
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The record of one exchange, as specified in {@code spec/recording.md}. Immutable.
+ *
+ * <p>Header values the spec lists as sensitive are already {@code [REDACTED]} when a record is
+ * built; bodies already follow {@code recording.bodies}. A {@link Recorder} stores what it is
+ * given.
+ *
+ * @param type       {@code exchange} or {@code intent}
+ * @param id         unique, sortable exchange id (also the {@code request_id} of error bodies)
+ * @param time       when the request arrived
+ * @param durationMs from arrival to the end of the response
+ * @param principal  the caller, or {@code null} when unidentified
+ * @param request    what was asked
+ * @param decision   what was decided
+ * @param approval   the review, or {@code null} when none happened
+ * @param response   what was delivered, or {@code null} for an intent
+ */
+public record SessionRecord(String type, String id, Instant time, long durationMs,
+                            Principal principal, Request request, DecisionSummary decision,
+                            Approval approval, Response response) {
+
+  public static final String TYPE_EXCHANGE = "exchange";
+  public static final String TYPE_INTENT = "intent";
+
+  public SessionRecord {
+    Objects.requireNonNull(type, "type");
+    Objects.requireNonNull(id, "id");
+    Objects.requireNonNull(time, "time");
+    Objects.requireNonNull(request, "request");
+  }
+
+  /** The request as recorded. {@code body} is {@code null} when bodies are not kept. */
+  public record Request(String method, String path, String operation, String model,
+                        Map<String, List<String>> headers, long bytes, String body) {
+    public Request {
+      headers = headers == null ? Map.of() : Map.copyOf(headers);
+    }
+  }
+
+  /** {@code outcome}: allow, deny, approved, rejected, expired. */
+  public record DecisionSummary(String outcome, String rule, String code, String message) {}
+
+  /** A human review. */
+  public record Approval(String id, String rule, String reviewer, Instant decided, String outcome,
+                         String reason) {}
+
+  /** The response as delivered. {@code usage} holds token counts when known. */
+  public record Response(int status, boolean streamed, long bytes, boolean complete, String body,
+                         Map<String, Integer> masked, Map<String, Long> usage) {
+    public Response {
+      masked = masked == null ? Map.of() : Map.copyOf(masked);
+      usage = usage == null ? Map.of() : Map.copyOf(usage);
+    }
+  }
+}
