@@ -1,17 +1,627 @@
 package dev.inferpam.core.internal;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.PolicyException;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.yaml.snakeyaml.error.Mark;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
 
-/** Loads and validates policy files. */
+/**
+ * Loads and validates policy files ({@code spec/policy.md}, version 1). Stateless and
+ * thread-safe.
+ *
+ * <p>The document is read as a tree and walked by hand, so that every problem is reported with
+ * the key path and the offending value, e.g. {@code entitlements[1].models[0]: invalid glob
+ * "llama-[": unclosed '['} or {@code parameters.max.n: expected a number, was "one"}. Nothing is
+ * coerced: a string where a number or list is expected, an unknown key at any level, a duplicate
+ * key or a second document are all errors. Sections of the spec that this release does not
+ * implement ({@code identity.oidc}, {@code upstream.credential.oauth2}, {@code approval},
+ * {@code masking}, {@code limits}, {@code recording}) are refused rather than ignored, because a
+ * user who wrote them expects controls that would silently not be there.
+ *
+ * <p>Messages: problems with the content start with the key path (as above); problems with the
+ * file as a whole start with the source, e.g. {@code policy /etc/pam.yaml: cannot read: no such
+ * file} or {@code policy: malformed YAML at line 3, column 7: ...}. Every failure is a
+ * {@link PolicyException}; messages never carry a stack trace or a parser's source excerpt.
+ *
+ * <p>Also accepted: {@code request} (an inferpam extension) with {@code base-path} ({@code ""} or
+ * {@code /a/b}) and {@code max-body} (bytes, or a whole number of {@code KiB}, {@code MiB},
+ * {@code GiB}; default {@value Policy#DEFAULT_MAX_BODY_BYTES} bytes). {@code from-file} paths are
+ * taken as written (relative ones against the working directory).
+ */
 public final class PolicyLoader {
+
+  /** Operation names an entitlement may grant, in documentation order. */
+  static final List<String> OPERATIONS = List.of("chat", "completion", "embedding", "infer");
+
+  private static final String NOT_SUPPORTED = "not supported by this release of inferpam";
+
+  private static final Set<String> TOP_KEYS = Set.of(
+      "version", "request", "identity", "upstream", "entitlements", "allow", "block", "parameters");
+  private static final Set<String> TOP_UNSUPPORTED = Set.of("approval", "masking", "limits", "recording");
+
+  private static final Pattern SIMPLE_KEY = Pattern.compile("[A-Za-z0-9_-]+");
+  private static final Pattern SHA256_HEX = Pattern.compile("[0-9a-fA-F]{64}");
+  private static final Pattern METHOD = Pattern.compile("[A-Za-z][A-Za-z0-9_-]*");
+  /** RFC 9110 token: header names and auth schemes. */
+  private static final Pattern TOKEN = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
+  private static final Pattern SIZE = Pattern.compile("([0-9]{1,19})(B|KiB|MiB|GiB)?");
+  /** Characters a base path may hold: RFC 3986 unreserved and a few sub-delims, no '%' or ';'. */
+  private static final Pattern BASE_PATH_SEGMENT = Pattern.compile("[A-Za-z0-9._~!$&'()*+,=:@-]+");
+
+  // Duplicate keys are refused: with two "block:" sections one would silently replace the other.
+  // Parser messages must not quote the source (it is the policy file, but the habit matters).
+  private static final ObjectMapper YAML = new YAMLMapper(YAMLFactory.builder()
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+      .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+      .build());
+  private static final ObjectMapper JSON = JsonMapper.builder(JsonFactory.builder()
+          .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+          .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+          .build())
+      .build();
+
   private PolicyLoader() {}
 
+  /**
+   * Loads {@code file}: JSON if its name ends in {@code .json} (any case), YAML otherwise.
+   *
+   * @throws PolicyException {@code policy FILE: cannot read: reason} when the file cannot be read
+   *     as UTF-8 text, or any error of {@link #parse}
+   */
   public static Policy load(Path file) {
-    throw new UnsupportedOperationException("TODO");
+    String source = "policy " + file;
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new PolicyException(source + ": cannot read: " + reason(e), e);
+    }
+    boolean json = file.getFileName() != null
+        && file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".json");
+    return read(text, source, json);
   }
 
+  /**
+   * Parses policy text as YAML (which also accepts JSON).
+   *
+   * @param source names the text in document-level errors, e.g. {@code policy}
+   * @throws PolicyException naming the key path and bad value, or the line and column of a
+   *     syntax error
+   */
   public static Policy parse(String text, String source) {
-    throw new UnsupportedOperationException("TODO");
+    return read(text, source, false);
+  }
+
+  /** Parses policy text as strict JSON. */
+  static Policy parseJson(String text, String source) {
+    return read(text, source, true);
+  }
+
+  private static Policy read(String text, String source, boolean json) {
+    if (text.startsWith("\uFEFF")) text = text.substring(1); // editors on Windows add a BOM
+    return walk(readTree(text, source, json), source);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Syntax
+
+  private static JsonNode readTree(String text, String source, boolean json) {
+    String format = json ? "JSON" : "YAML";
+    ObjectMapper mapper = json ? JSON : YAML;
+    try (JsonParser p = mapper.createParser(text)) {
+      JsonNode root = mapper.readTree(p);
+      // A second YAML document (after "---") or trailing JSON would otherwise be ignored.
+      if (root != null && p.nextToken() != null) {
+        throw new PolicyException(source + ": expected one " + format + " document, found more at line "
+            + p.currentLocation().getLineNr());
+      }
+      return root;
+    } catch (JsonProcessingException e) {
+      throw new PolicyException(source + ": malformed " + format + syntaxProblem(e), e);
+    } catch (IOException e) { // reading a String does no I/O; kept for the signature
+      throw new PolicyException(source + ": cannot read: " + reason(e), e);
+    }
+  }
+
+  /** " at line L, column C: what", without the parser's multi-line excerpt of the document. */
+  private static String syntaxProblem(JsonProcessingException e) {
+    int line = -1;
+    int column = -1;
+    String what = e.getOriginalMessage();
+    if (e.getCause() instanceof MarkedYAMLException y) {
+      Mark mark = y.getProblemMark() != null ? y.getProblemMark() : y.getContextMark();
+      if (mark != null) {
+        line = mark.getLine() + 1;
+        column = mark.getColumn() + 1;
+      }
+      what = y.getProblem() != null ? y.getProblem() : y.getContext();
+      if (y.getContext() != null && y.getProblem() != null) what += " (" + y.getContext() + ")";
+    }
+    if (line < 0) {
+      JsonLocation loc = e.getLocation();
+      if (loc != null) {
+        line = loc.getLineNr();
+        column = loc.getColumnNr();
+      }
+    }
+    what = what == null ? "syntax error" : what.replaceAll("\\s+", " ").trim();
+    Matcher dup = Pattern.compile("^Duplicate (?:field|Object property) '(.*)'$").matcher(what);
+    if (dup.matches()) what = "duplicate key " + PolicyText.quote(dup.group(1));
+    if (what.length() > 200) what = what.substring(0, 200) + "...";
+    return (line > 0 ? " at line " + line + ", column " + column : "") + ": " + what;
+  }
+
+  private static String reason(IOException e) {
+    if (e instanceof NoSuchFileException) return "no such file";
+    if (e instanceof AccessDeniedException) return "permission denied";
+    if (e instanceof CharacterCodingException) return "not UTF-8 text";
+    return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The document
+
+  private static Policy walk(JsonNode root, String source) {
+    if (root == null || root.isMissingNode() || root.isNull()) {
+      throw new PolicyException(source + ": the document is empty; it needs at least \"version: 1\"");
+    }
+    if (!root.isObject()) {
+      throw new PolicyException(source + ": expected a mapping at the top level, was " + PolicyText.describe(root));
+    }
+    keys(root, "", TOP_KEYS, TOP_UNSUPPORTED);
+    int version = version(root.get("version"));
+
+    Policy.RequestSettings request = null;
+    Policy.Identity identity = null;
+    Policy.Upstream upstream = null;
+    List<Policy.Entitlement> entitlements = null;
+    List<Policy.AllowRule> allow = null;
+    Policy.Block block = null;
+    Policy.Parameters parameters = null;
+    // Document order, so the first problem reported is the first one in the file.
+    for (Map.Entry<String, JsonNode> field : root.properties()) {
+      String key = field.getKey();
+      JsonNode value = field.getValue();
+      switch (key) {
+        case "request" -> request = request(value, key);
+        case "identity" -> identity = identity(value, key);
+        case "upstream" -> upstream = upstream(value, key);
+        case "entitlements" -> entitlements = entitlements(value, key);
+        case "allow" -> allow = allow(value, key);
+        case "block" -> block = block(value, key);
+        case "parameters" -> parameters = parameters(value, key);
+        default -> { } // version, done above
+      }
+    }
+    return new Policy(version, request, identity, upstream, entitlements, allow, block, parameters);
+  }
+
+  private static int version(JsonNode v) {
+    if (v == null) throw fail("version", "required");
+    if (!v.isIntegralNumber()) throw fail("version", "expected 1, was " + PolicyText.describe(v));
+    if (!v.canConvertToInt() || v.intValue() != 1) {
+      throw fail("version", "unsupported version " + v.asText() + ", expected 1");
+    }
+    return 1;
+  }
+
+  private static Policy.RequestSettings request(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("base-path", "max-body"), Set.of());
+    String basePath = "";
+    long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
+    if (n.has("base-path")) basePath = basePath(n.get("base-path"), child(path, "base-path"));
+    if (n.has("max-body")) maxBody = size(n.get("max-body"), child(path, "max-body"));
+    return new Policy.RequestSettings(basePath, maxBody);
+  }
+
+  private static String basePath(JsonNode n, String path) {
+    String s = text(n, path);
+    if (s.isEmpty()) return s;
+    if (!s.startsWith("/") || s.endsWith("/")) {
+      throw fail(path, "must be empty or start with \"/\" and not end with \"/\", was " + PolicyText.quote(s));
+    }
+    for (String segment : s.substring(1).split("/", -1)) {
+      // The engine compares canonical paths with it, so it must itself be canonical.
+      if (segment.equals(".") || segment.equals("..") || !BASE_PATH_SEGMENT.matcher(segment).matches()) {
+        throw fail(path, "must be a plain path such as /openai (no empty, dot, encoded or special segments), was "
+            + PolicyText.quote(s));
+      }
+    }
+    return s;
+  }
+
+  /** A size: an integer number of bytes, or a string like {@code 1000}, {@code 512KiB}, {@code 8MiB}. */
+  static long size(JsonNode n, String path) {
+    long bytes;
+    if (n.isIntegralNumber()) {
+      if (!n.canConvertToLong()) throw fail(path, "too large, was " + PolicyText.describe(n));
+      bytes = n.longValue();
+    } else if (n.isTextual()) {
+      Matcher m = SIZE.matcher(n.textValue());
+      if (!m.matches()) {
+        throw fail(path, "invalid size " + PolicyText.describe(n)
+            + ": expected bytes or a whole number of KiB, MiB or GiB, e.g. 8MiB");
+      }
+      int shift = m.group(2) == null ? 0 : switch (m.group(2)) {
+        case "KiB" -> 10;
+        case "MiB" -> 20;
+        case "GiB" -> 30;
+        default -> 0;
+      };
+      try {
+        long count = Long.parseLong(m.group(1));
+        if (count > (Long.MAX_VALUE >> shift)) throw new NumberFormatException();
+        bytes = count << shift;
+      } catch (NumberFormatException e) {
+        throw fail(path, "too large, was " + PolicyText.describe(n));
+      }
+    } else {
+      throw fail(path, "expected a size such as 8MiB, was " + PolicyText.describe(n));
+    }
+    if (bytes <= 0) throw fail(path, "must be > 0, was " + PolicyText.describe(n));
+    return bytes;
+  }
+
+  // identity ------------------------------------------------------------------------------------
+
+  private static Policy.Identity identity(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("api-keys"), Set.of("oidc"));
+    List<Policy.ApiKey> keys = new ArrayList<>();
+    if (n.has("api-keys")) {
+      String listPath = child(path, "api-keys");
+      JsonNode list = list(n.get("api-keys"), listPath, "a list of keys");
+      Map<String, String> names = new HashMap<>();
+      Map<String, String> hashes = new HashMap<>();
+      for (int i = 0; i < list.size(); i++) {
+        String itemPath = index(listPath, i);
+        Policy.ApiKey key = apiKey(list.get(i), itemPath);
+        String seen = names.putIfAbsent(key.name(), itemPath);
+        if (seen != null) {
+          throw fail(child(itemPath, "name"), "duplicate name " + PolicyText.quote(key.name()) + " (also " + seen + ")");
+        }
+        // One key must identify one principal.
+        String sameKey = hashes.putIfAbsent(key.sha256Hex(), itemPath);
+        if (sameKey != null) throw fail(child(itemPath, "sha256"), "same key as " + sameKey);
+        keys.add(key);
+      }
+    }
+    return new Policy.Identity(keys);
+  }
+
+  private static Policy.ApiKey apiKey(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("name", "sha256", "groups", "expires"), Set.of());
+    String name = nonEmpty(required(n, path, "name"), child(path, "name"));
+    JsonNode hash = required(n, path, "sha256");
+    // The value is not echoed: someone may have pasted the key itself instead of its hash.
+    if (!hash.isTextual() || !SHA256_HEX.matcher(hash.textValue()).matches()) {
+      throw fail(child(path, "sha256"), "expected 64 hex characters");
+    }
+    Set<String> groups = Set.of();
+    if (n.has("groups")) {
+      String groupsPath = child(path, "groups");
+      List<String> list = strings(n.get("groups"), groupsPath, false);
+      for (int i = 0; i < list.size(); i++) {
+        // "*" means "any group" in rules; a principal holding it would be ambiguous.
+        if (list.get(i).equals("*")) throw fail(index(groupsPath, i), "\"*\" is not a group name");
+      }
+      groups = new LinkedHashSet<>(list);
+    }
+    Instant expires = null;
+    if (n.has("expires")) expires = instant(n.get("expires"), child(path, "expires"));
+    return new Policy.ApiKey(name, hash.textValue().toLowerCase(Locale.ROOT), groups, expires);
+  }
+
+  private static Instant instant(JsonNode n, String path) {
+    String s = text(n, path);
+    try {
+      return Instant.parse(s);
+    } catch (DateTimeParseException e) {
+      try {
+        return OffsetDateTime.parse(s).toInstant();
+      } catch (DateTimeParseException e2) {
+        throw fail(path, "expected an ISO-8601 instant such as 2027-01-31T00:00:00Z, was " + PolicyText.quote(s));
+      }
+    }
+  }
+
+  // upstream ------------------------------------------------------------------------------------
+
+  private static Policy.Upstream upstream(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("credential"), Set.of());
+    Policy.CredentialSource credential = null;
+    if (n.has("credential")) credential = credential(n.get("credential"), child(path, "credential"));
+    return new Policy.Upstream(credential);
+  }
+
+  private static Policy.CredentialSource credential(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("header", "scheme", "from-env", "from-file"), Set.of("oauth2"));
+    String header = "Authorization";
+    if (n.has("header")) {
+      String headerPath = child(path, "header");
+      header = text(n.get("header"), headerPath);
+      if (!TOKEN.matcher(header).matches()) {
+        throw fail(headerPath, "expected a header name, was " + PolicyText.quote(header));
+      }
+    }
+    String scheme = "Bearer";
+    if (n.has("scheme")) {
+      String schemePath = child(path, "scheme");
+      scheme = text(n.get("scheme"), schemePath); // "" sends the raw value
+      if (!scheme.isEmpty() && !TOKEN.matcher(scheme).matches()) {
+        throw fail(schemePath, "expected a scheme such as Bearer, or \"\" for raw values, was " + PolicyText.quote(scheme));
+      }
+    }
+    if (n.has("from-env") == n.has("from-file")) throw fail(path, "exactly one of from-env / from-file");
+    String fromEnv = null;
+    Path fromFile = null;
+    if (n.has("from-env")) {
+      String envPath = child(path, "from-env");
+      fromEnv = nonEmpty(n.get("from-env"), envPath);
+      if (fromEnv.indexOf('=') >= 0 || fromEnv.indexOf('\0') >= 0) {
+        throw fail(envPath, "expected an environment variable name, was " + PolicyText.quote(fromEnv));
+      }
+    } else {
+      String filePath = child(path, "from-file");
+      String s = nonEmpty(n.get("from-file"), filePath);
+      try {
+        fromFile = Path.of(s);
+      } catch (InvalidPathException e) {
+        throw fail(filePath, "invalid path " + PolicyText.quote(s));
+      }
+    }
+    return new Policy.CredentialSource(header, scheme, fromEnv, fromFile);
+  }
+
+  // entitlements / allow / block ----------------------------------------------------------------
+
+  private static List<Policy.Entitlement> entitlements(JsonNode n, String path) {
+    JsonNode list = list(n, path, "a list of entitlements");
+    List<Policy.Entitlement> out = new ArrayList<>();
+    for (int i = 0; i < list.size(); i++) {
+      String p = index(path, i);
+      JsonNode e = list.get(i);
+      mapping(e, p);
+      keys(e, p, Set.of("groups", "models", "operations"), Set.of());
+      Set<String> groups = groups(required(e, p, "groups"), child(p, "groups"));
+      List<Glob> models = globs(required(e, p, "models"), child(p, "models"), false);
+      String opsPath = child(p, "operations");
+      List<String> ops = strings(required(e, p, "operations"), opsPath, true);
+      for (int j = 0; j < ops.size(); j++) {
+        if (!OPERATIONS.contains(ops.get(j))) {
+          throw fail(index(opsPath, j), "unknown operation " + PolicyText.quote(ops.get(j))
+              + " (known: " + String.join(", ", OPERATIONS) + ")");
+        }
+      }
+      out.add(new Policy.Entitlement(groups, models, new LinkedHashSet<>(ops)));
+    }
+    return out;
+  }
+
+  private static List<Policy.AllowRule> allow(JsonNode n, String path) {
+    JsonNode list = list(n, path, "a list of rules");
+    List<Policy.AllowRule> out = new ArrayList<>();
+    for (int i = 0; i < list.size(); i++) {
+      String p = index(path, i);
+      JsonNode r = list.get(i);
+      mapping(r, p);
+      keys(r, p, Set.of("groups", "methods", "paths"), Set.of());
+      Set<String> groups = groups(required(r, p, "groups"), child(p, "groups"));
+      Set<String> methods = methods(required(r, p, "methods"), child(p, "methods"));
+      List<Glob> paths = globs(required(r, p, "paths"), child(p, "paths"), true);
+      out.add(new Policy.AllowRule(groups, methods, paths));
+    }
+    return out;
+  }
+
+  private static Policy.Block block(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("presets", "rules"), Set.of());
+    List<String> presets = List.of();
+    if (n.has("presets")) {
+      String presetsPath = child(path, "presets");
+      presets = strings(n.get("presets"), presetsPath, false);
+      for (int i = 0; i < presets.size(); i++) {
+        try {
+          Presets.rules(presets.get(i));
+        } catch (IllegalArgumentException e) {
+          throw fail(index(presetsPath, i), e.getMessage());
+        }
+      }
+      presets = List.copyOf(new LinkedHashSet<>(presets)); // naming one twice adds nothing
+    }
+    List<Policy.BlockRule> rules = new ArrayList<>();
+    if (n.has("rules")) {
+      String rulesPath = child(path, "rules");
+      JsonNode list = list(n.get("rules"), rulesPath, "a list of rules");
+      Map<String, String> names = new HashMap<>();
+      for (int i = 0; i < list.size(); i++) {
+        String p = index(rulesPath, i);
+        JsonNode r = list.get(i);
+        mapping(r, p);
+        keys(r, p, Set.of("name", "methods", "paths"), Set.of());
+        String namePath = child(p, "name");
+        String name = nonEmpty(required(r, p, "name"), namePath);
+        // Decisions and recordings name the rule that decided; that must be unambiguous.
+        if (name.indexOf(':') >= 0) throw fail(namePath, "\":\" is reserved for preset rule names, was " + PolicyText.quote(name));
+        String seen = names.putIfAbsent(name, p);
+        if (seen != null) throw fail(namePath, "duplicate name " + PolicyText.quote(name) + " (also " + seen + ")");
+        Set<String> methods = methods(required(r, p, "methods"), child(p, "methods"));
+        List<Glob> paths = globs(required(r, p, "paths"), child(p, "paths"), true);
+        rules.add(new Policy.BlockRule(name, methods, paths));
+      }
+    }
+    return new Policy.Block(presets, rules);
+  }
+
+  // parameters ----------------------------------------------------------------------------------
+
+  private static Policy.Parameters parameters(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("deny", "max", "exempt-groups"), Set.of());
+    Set<String> deny = Set.of();
+    Map<String, Double> max = Map.of();
+    Set<String> exempt = Set.of();
+    if (n.has("deny")) deny = new LinkedHashSet<>(strings(n.get("deny"), child(path, "deny"), false));
+    if (n.has("max")) {
+      String maxPath = child(path, "max");
+      JsonNode m = n.get("max");
+      mapping(m, maxPath);
+      Map<String, Double> out = new LinkedHashMap<>();
+      for (Map.Entry<String, JsonNode> e : m.properties()) {
+        String p = child(maxPath, e.getKey());
+        if (e.getKey().isEmpty()) throw fail(p, "parameter name must not be empty");
+        out.put(e.getKey(), number(e.getValue(), p));
+      }
+      max = out;
+    }
+    if (n.has("exempt-groups")) {
+      String p = child(path, "exempt-groups");
+      exempt = new LinkedHashSet<>(strings(n.get("exempt-groups"), p, false));
+    }
+    return new Policy.Parameters(deny, max, exempt);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Typed values
+
+  private static Set<String> groups(JsonNode n, String path) {
+    return new LinkedHashSet<>(strings(n, path, true));
+  }
+
+  private static Set<String> methods(JsonNode n, String path) {
+    List<String> list = strings(n, path, true);
+    Set<String> out = new LinkedHashSet<>();
+    for (int i = 0; i < list.size(); i++) {
+      String m = list.get(i);
+      if (!m.equals("*") && !METHOD.matcher(m).matches()) {
+        throw fail(index(path, i), "expected an HTTP method or \"*\", was " + PolicyText.quote(m));
+      }
+      out.add(m.toUpperCase(Locale.ROOT));
+    }
+    return out;
+  }
+
+  private static List<Glob> globs(JsonNode n, String path, boolean requestPaths) {
+    List<String> list = strings(n, path, true);
+    List<Glob> out = new ArrayList<>();
+    for (int i = 0; i < list.size(); i++) {
+      String s = list.get(i);
+      if (requestPaths && !s.startsWith("/")) {
+        throw fail(index(path, i), "must start with \"/\", was " + PolicyText.quote(s));
+      }
+      try {
+        out.add(Glob.compile(s));
+      } catch (IllegalArgumentException e) {
+        throw fail(index(path, i), e.getMessage());
+      }
+    }
+    return out;
+  }
+
+  private static double number(JsonNode n, String path) {
+    if (!n.isNumber()) throw fail(path, "expected a number, was " + PolicyText.describe(n));
+    double d = n.doubleValue();
+    if (!Double.isFinite(d)) throw fail(path, "expected a finite number, was " + PolicyText.describe(n));
+    return d;
+  }
+
+  /**
+   * A list of non-empty strings. A single string where a list is expected is an error rather than
+   * a one-element list, so that {@code groups: admins} is not quietly different from what the
+   * writer meant.
+   */
+  private static List<String> strings(JsonNode n, String path, boolean nonEmptyList) {
+    if (!n.isArray()) throw fail(path, "expected a list of strings, was " + PolicyText.describe(n));
+    if (nonEmptyList && n.isEmpty()) throw fail(path, "must not be empty");
+    List<String> out = new ArrayList<>(n.size());
+    for (int i = 0; i < n.size(); i++) out.add(nonEmpty(n.get(i), index(path, i)));
+    return out;
+  }
+
+  private static JsonNode list(JsonNode n, String path, String what) {
+    if (!n.isArray()) throw fail(path, "expected " + what + ", was " + PolicyText.describe(n));
+    return n;
+  }
+
+  private static String text(JsonNode n, String path) {
+    if (!n.isTextual()) throw fail(path, "expected a string, was " + PolicyText.describe(n));
+    return n.textValue();
+  }
+
+  private static String nonEmpty(JsonNode n, String path) {
+    String s = text(n, path);
+    if (s.isEmpty()) throw fail(path, "must not be empty");
+    return s;
+  }
+
+  private static void mapping(JsonNode n, String path) {
+    if (!n.isObject()) throw fail(path, "expected a mapping, was " + PolicyText.describe(n));
+  }
+
+  private static JsonNode required(JsonNode n, String path, String key) {
+    JsonNode v = n.get(key);
+    if (v == null) throw fail(child(path, key), "required");
+    return v;
+  }
+
+  /** Refuses unknown keys, and keys of the spec this release does not implement. */
+  private static void keys(JsonNode n, String path, Set<String> known, Set<String> unsupported) {
+    for (Map.Entry<String, JsonNode> field : n.properties()) {
+      String key = field.getKey();
+      if (unsupported.contains(key)) throw fail(child(path, key), NOT_SUPPORTED);
+      if (!known.contains(key)) throw fail(child(path, key), "unknown key");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Paths and errors
+
+  static String child(String path, String key) {
+    if (!SIMPLE_KEY.matcher(key).matches()) return path + "[" + PolicyText.quote(key) + "]";
+    return path.isEmpty() ? key : path + "." + key;
+  }
+
+  private static String index(String path, int i) {
+    return path + "[" + i + "]";
+  }
+
+  private static PolicyException fail(String path, String problem) {
+    return new PolicyException(path + ": " + problem);
   }
 }

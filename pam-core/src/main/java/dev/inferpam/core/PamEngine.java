@@ -1,0 +1,203 @@
+package dev.inferpam.core;
+
+import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.CredentialProvider;
+import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.Masker;
+import dev.inferpam.api.Recorder;
+import dev.inferpam.core.internal.ApiKeyResolver;
+import dev.inferpam.core.internal.CredentialProviders;
+import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.ExchangeIds;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The enforcement engine: decides every request against a {@link Policy} and carries it to its
+ * record through an {@link Exchange}.
+ *
+ * <p>Built once with {@link #builder()} or {@link #fromPolicy(Path)}; immutable and thread-safe
+ * afterwards, meant to be shared by every request of an application. Adapters call
+ * {@link #begin} once per request and follow the {@link Exchange} contract.
+ *
+ * <p>Decision order (see {@code spec/policy.md}): path check, body limit, identity, block,
+ * allow/operation, entitlements, parameters. Anything unknown is denied; any exception in a
+ * check denies the request (fail closed).
+ */
+public final class PamEngine implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(PamEngine.class);
+
+  private final Policy policy;
+  private final Decider decider;
+  private final CredentialProvider credentialProvider;
+  private final Recorder recorder;
+  private final Masker masker;
+  private final ApprovalService approvalService;
+  private final Clock clock;
+  private final ExchangeIds ids;
+
+  private PamEngine(Builder b) {
+    this.policy = b.policy;
+    this.clock = b.clock;
+    List<IdentityResolver> resolvers = new ArrayList<>();
+    if (!policy.identity().apiKeys().isEmpty()) {
+      resolvers.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
+    }
+    resolvers.addAll(b.resolvers);
+    this.credentialProvider = b.credentialProvider != null
+        ? b.credentialProvider
+        : CredentialProviders.from(policy.upstream().credential());
+    this.decider = new Decider(policy, resolvers);
+    this.recorder = b.recorder;
+    this.masker = b.masker;
+    this.approvalService = b.approvalService;
+    this.ids = new ExchangeIds(clock);
+  }
+
+  /** A builder; {@link Builder#policy(Policy)} is required. */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Loads the policy file and builds an engine with its defaults.
+   *
+   * @throws PolicyException when the file cannot be read or is invalid
+   */
+  public static PamEngine fromPolicy(Path policyFile) {
+    return builder().policy(Policy.load(policyFile)).build();
+  }
+
+  /**
+   * Starts one exchange: reads the body (at most {@link #maxBodyBytes()} + 1 bytes, never more)
+   * and decides. Never throws for bad input; the decision says what to answer.
+   *
+   * @param head          the request as received
+   * @param body          the request body, or {@code null} for none; not closed here
+   * @param contentLength the declared length, or -1 when unknown
+   */
+  public Exchange begin(RequestHead head, InputStream body, long contentLength) {
+    Objects.requireNonNull(head, "head");
+    return new Exchange(this, head, body, contentLength);
+  }
+
+  /** The largest request body accepted, in bytes. */
+  public long maxBodyBytes() {
+    return policy.request().maxBodyBytes();
+  }
+
+  /** The policy this engine enforces. */
+  public Policy policy() {
+    return policy;
+  }
+
+  /** The provider of the credential injected into upstream requests. */
+  public CredentialProvider credentialProvider() {
+    return credentialProvider;
+  }
+
+  /** Flushes and closes the recorder. */
+  @Override
+  public void close() {
+    try {
+      recorder.close();
+    } catch (IOException e) {
+      log.error("inferpam: recorder failed to close: {}", e.toString());
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  Decider decider() {
+    return decider;
+  }
+
+  Recorder recorder() {
+    return recorder;
+  }
+
+  Masker masker() {
+    return masker;
+  }
+
+  ApprovalService approvalService() {
+    return approvalService;
+  }
+
+  Clock clock() {
+    return clock;
+  }
+
+  ExchangeIds ids() {
+    return ids;
+  }
+
+  /**
+   * Builds a {@link PamEngine}. Not thread-safe; each setter validates at once and a second call
+   * of the same single-valued setter is refused.
+   */
+  public static final class Builder {
+    private Policy policy;
+    private final List<IdentityResolver> resolvers = new ArrayList<>();
+    private CredentialProvider credentialProvider;
+    private Recorder recorder = Recorder.NOOP;
+    private Masker masker = Masker.IDENTITY;
+    private ApprovalService approvalService = ApprovalService.NONE;
+    private Clock clock = Clock.systemUTC();
+
+    private Builder() {}
+
+    public Builder policy(Policy policy) {
+      if (this.policy != null) throw new IllegalStateException("policy already set");
+      this.policy = Objects.requireNonNull(policy, "policy");
+      return this;
+    }
+
+    /** Adds a resolver after the policy's own (API keys); the first to identify wins. */
+    public Builder identityResolver(IdentityResolver resolver) {
+      resolvers.add(Objects.requireNonNull(resolver, "resolver"));
+      return this;
+    }
+
+    /** Overrides the policy's {@code upstream.credential}. */
+    public Builder credentialProvider(CredentialProvider provider) {
+      if (this.credentialProvider != null) throw new IllegalStateException("credentialProvider already set");
+      this.credentialProvider = Objects.requireNonNull(provider, "provider");
+      return this;
+    }
+
+    public Builder recorder(Recorder recorder) {
+      this.recorder = Objects.requireNonNull(recorder, "recorder");
+      return this;
+    }
+
+    public Builder masker(Masker masker) {
+      this.masker = Objects.requireNonNull(masker, "masker");
+      return this;
+    }
+
+    public Builder approvalService(ApprovalService approvalService) {
+      this.approvalService = Objects.requireNonNull(approvalService, "approvalService");
+      return this;
+    }
+
+    /** The clock for key expiry and record times; default {@link Clock#systemUTC()}. */
+    public Builder clock(Clock clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /** @throws IllegalStateException when no policy was set */
+    public PamEngine build() {
+      if (policy == null) throw new IllegalStateException("policy is required");
+      return new PamEngine(this);
+    }
+  }
+}

@@ -1,0 +1,43 @@
+package dev.inferpam.core.internal;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+
+/** Reads a request body without ever reading more than one byte past the limit. */
+public final class BoundedBody {
+  private BoundedBody() {}
+
+  /** Thrown when a body is larger than the limit. */
+  public static final class TooLargeException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    public TooLargeException(long limit) {
+      super("request body is larger than " + limit + " bytes");
+    }
+  }
+
+  /**
+   * Reads {@code in} whole when it holds at most {@code limit} bytes.
+   *
+   * @param declaredLength the declared length, or -1 when unknown; a declared length over the
+   *     limit is refused without reading anything
+   */
+  public static byte[] read(InputStream in, long declaredLength, long limit) throws IOException {
+    if (declaredLength > limit) throw new TooLargeException(limit);
+    if (in == null) return new byte[0];
+    int initial = (int) Math.min(declaredLength >= 0 ? declaredLength : 8192, limit);
+    ByteArrayOutputStream out = new ByteArrayOutputStream(Math.max(initial, 32));
+    byte[] buf = new byte[8192];
+    long total = 0;
+    while (true) {
+      int max = (int) Math.min(buf.length, limit + 1 - total);
+      int n = in.read(buf, 0, max);
+      if (n < 0) break;
+      total += n;
+      if (total > limit) throw new TooLargeException(limit);
+      out.write(buf, 0, n);
+    }
+    return out.toByteArray();
+  }
+}

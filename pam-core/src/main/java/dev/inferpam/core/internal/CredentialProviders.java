@@ -1,0 +1,92 @@
+package dev.inferpam.core.internal;
+
+import dev.inferpam.api.CredentialProvider;
+import dev.inferpam.core.Policy;
+import java.util.Objects;
+import java.util.function.Function;
+
+/**
+ * Builds the {@link CredentialProvider} that {@code upstream.credential} describes.
+ *
+ * <p>Defaults: a {@code null} or blank header is {@code Authorization}; a {@code null} scheme is
+ * {@code Bearer} for the {@code Authorization} header and empty (the bare secret) for any
+ * other header, since headers such as {@code X-Api-Key} carry no scheme. An explicit {@code ""}
+ * scheme always means the bare secret.
+ *
+ * <p><b>Thread-safety:</b> stateless; the providers it returns are thread-safe.
+ */
+public final class CredentialProviders {
+
+  public static final String DEFAULT_HEADER = "Authorization";
+  public static final String DEFAULT_SCHEME = "Bearer";
+
+  private CredentialProviders() {}
+
+  /**
+   * The provider for {@code source}, reading environment variables from the process.
+   *
+   * @return {@link CredentialProvider#NONE} when {@code source} is {@code null}
+   * @throws IllegalArgumentException when not exactly one of {@code from-env} and
+   *     {@code from-file} is set, or the header or scheme is invalid
+   */
+  public static CredentialProvider from(Policy.CredentialSource source) {
+    return from(source, System::getenv);
+  }
+
+  /** As {@link #from(Policy.CredentialSource)}, with {@code env} looking up variables. */
+  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env) {
+    Objects.requireNonNull(env, "env");
+    if (source == null) return CredentialProvider.NONE;
+    String header = source.header() == null || source.header().isBlank() ? DEFAULT_HEADER : source.header();
+    String scheme = source.scheme() != null ? source.scheme()
+        : header.equalsIgnoreCase(DEFAULT_HEADER) ? DEFAULT_SCHEME : "";
+    boolean hasEnv = source.fromEnv() != null;
+    boolean hasFile = source.fromFile() != null;
+    if (hasEnv == hasFile) {
+      throw new IllegalArgumentException(
+          "upstream.credential: exactly one of from-env and from-file must be set");
+    }
+    return hasEnv
+        ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
+        : new FileCredentialProvider(header, scheme, source.fromFile());
+  }
+
+  static String checkHeader(String header) {
+    Objects.requireNonNull(header, "header");
+    if (header.isEmpty() || !header.chars().allMatch(CredentialProviders::isTokenChar)) {
+      throw new IllegalArgumentException("upstream.credential.header: not a header name, was \"" + header + "\"");
+    }
+    return header;
+  }
+
+  static String checkScheme(String scheme) {
+    Objects.requireNonNull(scheme, "scheme");
+    if (!scheme.chars().allMatch(CredentialProviders::isTokenChar)) {
+      throw new IllegalArgumentException("upstream.credential.scheme: not a single token, was \"" + scheme + "\"");
+    }
+    return scheme;
+  }
+
+  static String headerValue(String scheme, String secret) {
+    return scheme.isEmpty() ? secret : scheme + " " + secret;
+  }
+
+  /**
+   * Visible ASCII and inner spaces only: what every HTTP client accepts in a header value. A
+   * CR/LF would split the header, and OkHttp quotes a rejected value of a non-sensitive header
+   * in its exception message, which would put the secret in a log.
+   */
+  static boolean isHeaderSafe(String value) {
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c < 0x20 || c > 0x7e) return false;
+    }
+    return true;
+  }
+
+  /** RFC 9110 {@code tchar}. */
+  private static boolean isTokenChar(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+        || "!#$%&'*+-.^_`|~".indexOf(c) >= 0;
+  }
+}

@@ -1,0 +1,219 @@
+package dev.inferpam.core.internal;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.api.AuthenticationException;
+import dev.inferpam.api.Decision;
+import dev.inferpam.api.Decision.Allow;
+import dev.inferpam.api.Decision.Deny;
+import dev.inferpam.api.Decision.Obligation;
+import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.InferenceRequest;
+import dev.inferpam.api.Principal;
+import dev.inferpam.core.Policy;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The policy logic of the engine, free of I/O: path check, identity, block, allow/operation,
+ * entitlements, parameters — in that order, first refusal wins. Immutable and thread-safe.
+ */
+public final class Decider {
+  private static final Logger log = LoggerFactory.getLogger(Decider.class);
+
+  static final Set<Obligation> ALLOW_OBLIGATIONS =
+      Set.of(Obligation.INJECT_CREDENTIAL, Obligation.MASK_RESPONSE, Obligation.RECORD);
+
+  /**
+   * Parameters that set the same bound as {@code max_tokens} under other API shapes: a
+   * {@code max_tokens} cap must not be bypassed by spelling it the OpenAI-new, Responses-API or
+   * Ollama way.
+   */
+  static final Map<String, List<String>> MAX_ALIASES = Map.of(
+      "max_tokens", List.of("max_tokens", "max_completion_tokens", "max_output_tokens", "options.num_predict"),
+      "n", List.of("n", "best_of"));
+
+  private final Policy policy;
+  private final List<IdentityResolver> resolvers;
+  private final RequestClassifier classifier;
+  private final List<NamedRule> blockRules;
+
+  private record NamedRule(String name, Policy.BlockRule rule) {}
+
+  /** The result of a decision, with what was learnt on the way. */
+  public record Verdict(Decision decision, Principal principal, InferenceRequest request,
+                        String operation, String model) {}
+
+  public Decider(Policy policy, List<IdentityResolver> resolvers) {
+    this.policy = policy;
+    this.resolvers = List.copyOf(resolvers);
+    this.classifier = new RequestClassifier(policy.request().basePath());
+    List<NamedRule> rules = new ArrayList<>();
+    for (String preset : policy.block().presets()) {
+      for (Policy.BlockRule r : Presets.rules(preset)) rules.add(new NamedRule("block.presets." + r.name(), r));
+    }
+    List<Policy.BlockRule> own = policy.block().rules();
+    for (int i = 0; i < own.size(); i++) {
+      rules.add(new NamedRule("block.rules[" + i + "] (" + own.get(i).name() + ")", own.get(i)));
+    }
+    this.blockRules = List.copyOf(rules);
+  }
+
+  /** Canonicalizes the raw path; refusal is a 400 {@code bad_path} deny. */
+  public static Object canonicalPathOrDeny(String rawPath) {
+    try {
+      return PathCanonicalizer.canonicalize(rawPath);
+    } catch (BadPathException e) {
+      return new Deny(400, "bad_path", "ambiguous request path: " + e.getMessage(), "path");
+    }
+  }
+
+  /** Decides a request whose path is canonical and whose body was read within the limit. */
+  public Verdict decide(InferenceRequest request) {
+    Principal principal;
+    try {
+      principal = identify(request);
+    } catch (AuthenticationException e) {
+      return new Verdict(unauthenticated(e.getMessage()), null, request, null, null);
+    } catch (RuntimeException e) {
+      // Fail closed; the resolver's exception may quote the credential, so log only its type.
+      log.warn("inferpam: identity resolver failed: {}", e.getClass().getName());
+      return new Verdict(unauthenticated("credential could not be verified"), null, request, null, null);
+    }
+    if (principal == null) {
+      return new Verdict(unauthenticated("no credential"), null, request, null, null);
+    }
+
+    RequestClassifier.Classification c;
+    String relative = classifier.relativePath(request.path());
+    for (NamedRule b : blockRules) {
+      if (matches(b.rule().methods(), b.rule().paths(), request.method(), request.path(), relative)) {
+        return new Verdict(new Deny(403, "blocked", "endpoint blocked by " + b.name(), b.name()),
+            principal, request, null, null);
+      }
+    }
+    try {
+      c = classifier.classify(request.method(), request.path(), request.body());
+    } catch (BadRequestException e) {
+      return new Verdict(new Deny(400, "bad_request", e.getMessage(), "request"), principal, request, null, null);
+    }
+    if (c.operation() == null) {
+      List<Policy.AllowRule> allow = policy.allow();
+      for (int i = 0; i < allow.size(); i++) {
+        Policy.AllowRule a = allow.get(i);
+        if (inGroups(principal, a.groups())
+            && matches(a.methods(), a.paths(), request.method(), request.path(), relative)) {
+          return new Verdict(new Allow("allow[" + i + "]", ALLOW_OBLIGATIONS), principal, request, null, null);
+        }
+      }
+      return new Verdict(new Deny(403, "not_allowed",
+          request.method() + " " + request.path() + " is not an inference operation and no allow rule matches",
+          "allow"), principal, request, null, null);
+    }
+
+    String rule = null;
+    List<Policy.Entitlement> ents = policy.entitlements();
+    for (int i = 0; i < ents.size() && rule == null; i++) {
+      Policy.Entitlement e = ents.get(i);
+      if (inGroups(principal, e.groups()) && e.operations().contains(c.operation())
+          && Glob.matchesAny(e.models(), c.model())) {
+        rule = "entitlements[" + i + "]";
+      }
+    }
+    if (rule == null) {
+      return new Verdict(new Deny(403, "not_entitled",
+          "no entitlement grants " + c.operation() + " on model \"" + c.model() + "\"", "entitlements"),
+          principal, request, c.operation(), c.model());
+    }
+
+    Deny paramDenial = checkParameters(principal, c.body());
+    if (paramDenial != null) return new Verdict(paramDenial, principal, request, c.operation(), c.model());
+    return new Verdict(new Allow(rule, ALLOW_OBLIGATIONS), principal, request, c.operation(), c.model());
+  }
+
+  private Principal identify(InferenceRequest request) throws AuthenticationException {
+    AuthenticationException first = null;
+    for (IdentityResolver r : resolvers) {
+      try {
+        Optional<Principal> p = r.resolve(request);
+        if (p != null && p.isPresent()) return p.get();
+      } catch (AuthenticationException e) {
+        if (first == null) first = e;
+      }
+    }
+    if (first != null) throw first;
+    return null;
+  }
+
+  private Deny checkParameters(Principal principal, JsonNode body) {
+    Policy.Parameters p = policy.parameters();
+    if (body == null || !body.isObject()) return null;
+    for (String g : p.exemptGroups()) {
+      if (principal.inGroup(g)) return null;
+    }
+    for (String name : p.deny()) {
+      JsonNode v = lookup(body, name);
+      if (v == null) v = body.path("options").get(name);
+      if (used(v)) {
+        return new Deny(403, "parameter_denied", "parameter \"" + name + "\" is denied by policy", "parameters.deny");
+      }
+    }
+    for (Map.Entry<String, Double> m : p.max().entrySet()) {
+      for (String alias : MAX_ALIASES.getOrDefault(m.getKey(), List.of(m.getKey()))) {
+        JsonNode v = lookup(body, alias);
+        if (v == null || v.isNull()) continue;
+        String rule = "parameters.max." + m.getKey();
+        if (!v.isNumber()) {
+          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" must be a number", rule);
+        }
+        if (v.doubleValue() > m.getValue()) {
+          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + v.asText()
+              + ", over the maximum " + formatNumber(m.getValue()), rule);
+        }
+      }
+    }
+    return null;
+  }
+
+  /** A parameter set to null or false does not enable anything; any other value counts as use. */
+  private static boolean used(JsonNode v) {
+    return v != null && !v.isNull() && !(v.isBoolean() && !v.booleanValue());
+  }
+
+  private static JsonNode lookup(JsonNode body, String dotted) {
+    JsonNode n = body;
+    for (String part : dotted.split("\\.")) {
+      if (n == null || !n.isObject()) return null;
+      n = n.get(part);
+    }
+    return n;
+  }
+
+  private static String formatNumber(double d) {
+    return d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d);
+  }
+
+  private static boolean inGroups(Principal p, Set<String> groups) {
+    if (groups.contains("*")) return true;
+    for (String g : groups) {
+      if (p.inGroup(g)) return true;
+    }
+    return false;
+  }
+
+  private static boolean matches(Set<String> methods, List<Glob> paths, String method, String path, String relative) {
+    if (!methods.contains("*") && !methods.contains(method)) return false;
+    return Glob.matchesAny(paths, path) || (!relative.equals(path) && Glob.matchesAny(paths, relative));
+  }
+
+  /** A 401 with the RFC 6750 challenge; the description never quotes the credential. */
+  public static Deny unauthenticated(String description) {
+    String safe = description.replace('"', '\'').replace('\\', '/');
+    return new Deny(401, "unauthenticated", "authentication failed: " + description, "identity",
+        Map.of("WWW-Authenticate", "Bearer error=\"invalid_token\", error_description=\"" + safe + "\""));
+  }
+}

@@ -1,0 +1,226 @@
+package dev.inferpam.okhttp;
+
+import dev.inferpam.api.Credential;
+import dev.inferpam.api.Decision;
+import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.Exchange;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.RequestHead;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Supplier;
+import okhttp3.Headers;
+import okhttp3.Interceptor;
+import okhttp3.MediaType;
+import okhttp3.OkHttpClient;
+import okhttp3.Protocol;
+import okhttp3.Request;
+import okhttp3.RequestBody;
+import okhttp3.Response;
+import okhttp3.ResponseBody;
+import okio.Buffer;
+import okio.BufferedSink;
+import okio.BufferedSource;
+import okio.ForwardingSource;
+import okio.Okio;
+import okio.Source;
+
+/**
+ * Client-side enforcement: an OkHttp <em>application</em> interceptor that asks a
+ * {@link PamEngine} about every request.
+ *
+ * <p>On a denial it answers with a synthetic response (the policy's JSON error, status and
+ * headers) without calling the server. On an allow it replaces the caller's credential
+ * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential and calls
+ * {@code proceed} exactly once; the response body streams through and is reported to the
+ * exchange as it is read, which is recorded when the body is exhausted or closed.
+ *
+ * <p>Install it with {@link #install(OkHttpClient.Builder)}, which also turns off redirect
+ * following: an application interceptor sees only the first hop, so a redirect from the server
+ * would otherwise reach a path the policy never checked.
+ *
+ * <p>The interceptor runs inside the caller's process: it keeps static keys out of code and
+ * gives audit and policy for honest callers, but cannot stop code that bypasses it.
+ *
+ * <p>Thread-safe; share one instance.
+ */
+public final class PamInterceptor implements Interceptor {
+  private static final MediaType JSON = MediaType.get("application/json");
+
+  private final PamEngine engine;
+  private final Supplier<String> tokenSupplier;
+
+  private PamInterceptor(PamEngine engine, Supplier<String> tokenSupplier) {
+    this.engine = Objects.requireNonNull(engine, "engine");
+    this.tokenSupplier = tokenSupplier;
+  }
+
+  /** An interceptor that identifies callers by the credential their requests carry. */
+  public static PamInterceptor of(PamEngine engine) {
+    return new PamInterceptor(engine, null);
+  }
+
+  /**
+   * An interceptor that adds {@code Authorization: Bearer <token>} from {@code tokenSupplier}
+   * to requests that carry no credential of their own (e.g. an OIDC token from a token cache).
+   * A supplier that returns {@code null} or throws leaves the request without a credential,
+   * which is then refused 401.
+   */
+  public static PamInterceptor withTokenSupplier(PamEngine engine, Supplier<String> tokenSupplier) {
+    return new PamInterceptor(engine, Objects.requireNonNull(tokenSupplier, "tokenSupplier"));
+  }
+
+  /** Adds this interceptor to {@code builder} and disables redirect following. */
+  public OkHttpClient.Builder install(OkHttpClient.Builder builder) {
+    return builder.addInterceptor(this).followRedirects(false).followSslRedirects(false);
+  }
+
+  @Override
+  public Response intercept(Chain chain) throws IOException {
+    Request request = withCallerToken(chain.request());
+    Exchange exchange = begin(request);
+
+    if (!(exchange.decision() instanceof Decision.Allow)) {
+      try {
+        return synthetic(request, exchange.error());
+      } finally {
+        exchange.end(true);
+      }
+    }
+
+    Request upstream = forUpstream(request, exchange);
+    Response response;
+    try {
+      response = chain.proceed(upstream);
+    } catch (IOException | RuntimeException e) {
+      exchange.responseStarted(502, Map.of());
+      exchange.end(false);
+      throw e;
+    }
+    exchange.responseStarted(response.code(), response.headers().toMultimap());
+    ResponseBody body = response.body();
+    if (body == null) {
+      exchange.end(true);
+      return response;
+    }
+    BufferedSource tapped = Okio.buffer(new TapSource(body.source(), exchange));
+    return response.newBuilder()
+        .body(ResponseBody.create(tapped, body.contentType(), body.contentLength()))
+        .build();
+  }
+
+  private Request withCallerToken(Request request) {
+    if (tokenSupplier == null || request.header("Authorization") != null || request.header("X-Api-Key") != null) {
+      return request;
+    }
+    String token;
+    try {
+      token = tokenSupplier.get();
+    } catch (RuntimeException e) {
+      return request;
+    }
+    return token == null || token.isBlank() ? request
+        : request.newBuilder().header("Authorization", "Bearer " + token).build();
+  }
+
+  private Exchange begin(Request request) throws IOException {
+    Map<String, List<String>> headers = new LinkedHashMap<>(request.headers().toMultimap());
+    RequestBody body = request.body();
+    if (body != null && body.contentType() != null && request.header("Content-Type") == null) {
+      headers.put("content-type", List.of(body.contentType().toString()));
+    }
+    RequestHead head = new RequestHead(request.method(), request.url().encodedPath(),
+        request.url().encodedQuery(), headers, null);
+    if (body == null) return engine.begin(head, null, 0);
+
+    long limit = engine.maxBodyBytes();
+    long length = body.contentLength();
+    if (length > limit) return engine.begin(head, null, length);
+    Buffer buffer = new Buffer();
+    BufferedSink sink = Okio.buffer(new LimitedSink(buffer, limit + 1));
+    try {
+      body.writeTo(sink);
+      sink.flush();
+    } catch (LimitedSink.LimitReachedException e) {
+      // The engine refuses a body it reads past the limit; it never sees more than limit + 1 bytes.
+    }
+    InputStream in = new ByteArrayInputStream(buffer.readByteArray());
+    return engine.begin(head, in, -1);
+  }
+
+  private static Request forUpstream(Request request, Exchange exchange) {
+    Request.Builder b = request.newBuilder();
+    for (String name : exchange.callerCredentialHeaders()) b.removeHeader(name);
+    Credential credential = exchange.upstreamCredential();
+    if (credential != null) b.header(credential.header(), credential.value());
+    RequestBody original = request.body();
+    if (original != null) {
+      b.method(request.method(), RequestBody.create(exchange.body(), original.contentType()));
+    }
+    return b.build();
+  }
+
+  private static Response synthetic(Request request, ErrorResponse error) {
+    Headers.Builder headers = new Headers.Builder();
+    error.headers().forEach(headers::add);
+    return new Response.Builder()
+        .request(request)
+        .protocol(Protocol.HTTP_1_1)
+        .code(error.status())
+        .message("inferpam")
+        .headers(headers.build())
+        .body(ResponseBody.create(error.body(), JSON))
+        .build();
+  }
+
+  /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
+  private static final class TapSource extends ForwardingSource {
+    private final Exchange exchange;
+    private boolean done;
+
+    TapSource(Source delegate, Exchange exchange) {
+      super(delegate);
+      this.exchange = exchange;
+    }
+
+    @Override
+    public long read(Buffer sink, long byteCount) throws IOException {
+      long n;
+      try {
+        n = super.read(sink, byteCount);
+      } catch (IOException e) {
+        finish(false);
+        throw e;
+      }
+      if (n == -1) {
+        finish(true);
+      } else {
+        Buffer copy = new Buffer();
+        sink.copyTo(copy, sink.size() - n, n);
+        byte[] chunk = copy.readByteArray();
+        exchange.responseBytes(chunk, 0, chunk.length);
+      }
+      return n;
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        super.close();
+      } finally {
+        finish(false);
+      }
+    }
+
+    private void finish(boolean complete) {
+      if (done) return;
+      done = true;
+      exchange.end(complete);
+    }
+  }
+}
