@@ -55,6 +55,8 @@ public final class ApiKeyResolver implements IdentityResolver {
   private final Clock clock;
 
   /**
+   * @param keys  the configured keys; two may share a name (key rotation), never a hash
+   * @param clock decides expiry
    * @throws IllegalArgumentException when a hash is not 64 hex digits or two keys share a hash
    *     (which principal would it be?); the message names the key, not the hash
    */

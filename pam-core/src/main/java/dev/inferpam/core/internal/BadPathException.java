@@ -11,6 +11,7 @@ package dev.inferpam.core.internal;
 public final class BadPathException extends Exception {
   private static final long serialVersionUID = 1L;
 
+  /** @param message what is wrong with the path, without the path */
   public BadPathException(String message) {
     super(message, null, false, false);
   }

@@ -10,6 +10,7 @@ package dev.inferpam.core.internal;
 public final class BadRequestException extends Exception {
   private static final long serialVersionUID = 1L;
 
+  /** @param message what is wrong with the request, without the body */
   public BadRequestException(String message) {
     super(message, null, false, false);
   }

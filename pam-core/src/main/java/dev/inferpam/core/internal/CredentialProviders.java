@@ -17,7 +17,9 @@ import java.util.function.Function;
  */
 public final class CredentialProviders {
 
+  /** Header used when {@code upstream.credential.header} is absent. */
   public static final String DEFAULT_HEADER = "Authorization";
+  /** Scheme used for the {@code Authorization} header when {@code scheme} is absent. */
   public static final String DEFAULT_SCHEME = "Bearer";
 
   private CredentialProviders() {}
@@ -25,6 +27,7 @@ public final class CredentialProviders {
   /**
    * The provider for {@code source}, reading environment variables from the process.
    *
+   * @param source {@code upstream.credential}, or {@code null} when none is configured
    * @return {@link CredentialProvider#NONE} when {@code source} is {@code null}
    * @throws IllegalArgumentException when not exactly one of {@code from-env} and
    *     {@code from-file} is set, or the header or scheme is invalid
@@ -33,7 +36,13 @@ public final class CredentialProviders {
     return from(source, System::getenv);
   }
 
-  /** As {@link #from(Policy.CredentialSource)}, with {@code env} looking up variables. */
+  /**
+   * As {@link #from(Policy.CredentialSource)}, with {@code env} looking up variables.
+   *
+   * @param source {@code upstream.credential}, or {@code null} when none is configured
+   * @param env    looks up an environment variable, e.g. {@code System::getenv} or a map in tests
+   * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
+   */
   public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env) {
     Objects.requireNonNull(env, "env");
     if (source == null) return CredentialProvider.NONE;

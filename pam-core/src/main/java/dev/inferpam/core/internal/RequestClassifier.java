@@ -43,9 +43,12 @@ import java.util.Set;
  *
  * <p>Bodies are parsed strictly: they must be valid UTF-8 (no overlong forms, no byte order
  * mark, no UTF-16), and trailing content, duplicate keys (at any depth) and nesting deeper than
- * {@value #MAX_NESTING_DEPTH} are refused. For {@code infer} the body is parsed
- * only when its first non-blank byte is <code>&#123;</code>; other bodies (KServe binary tensor data) are passed
- * through unparsed.
+ * {@value #MAX_NESTING_DEPTH} are refused. For {@code infer} the body is parsed only when its
+ * first non-blank byte is <code>&#123;</code>; other bodies (KServe binary tensor data) are
+ * passed through unparsed. A KServe binary-extension body (a JSON header followed by raw tensor
+ * bytes) starts with <code>&#123;</code> but is not one JSON value, so it is refused as
+ * malformed: splitting it needs the {@code Inference-Header-Content-Length} header, which this
+ * classifier does not see.
  *
  * <p><b>Thread-safety:</b> immutable; one instance is shared by all request threads.
  */

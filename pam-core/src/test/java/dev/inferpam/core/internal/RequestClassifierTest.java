@@ -92,6 +92,16 @@ class RequestClassifierTest {
         .hasMessageStartingWith("malformed JSON body: ");
   }
 
+  @Test
+  void inferRefusesKserveBinaryExtensionBodiesForNow() {
+    byte[] header = json("{\"inputs\":[{\"name\":\"x\",\"parameters\":{\"binary_data_size\":4}}]}");
+    byte[] body = java.util.Arrays.copyOf(header, header.length + 4);
+    body[header.length] = 1;
+    assertThatThrownBy(() -> root.classify("POST", "/v2/models/m/infer", body))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessageStartingWith("malformed JSON body: ");
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {
       "/v2/models/m/infer/x",

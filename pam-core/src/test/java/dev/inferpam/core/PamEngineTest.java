@@ -1,0 +1,167 @@
+package dev.inferpam.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.inferpam.api.Decision;
+import dev.inferpam.api.Principal;
+import java.io.ByteArrayInputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PamEngineTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final String KEY = "svc-key-1";
+
+  static String sha256(String s) throws Exception {
+    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+  }
+
+  static String policy(String extra) throws Exception {
+    return """
+        version: 1
+        identity:
+          api-keys:
+            - {name: svc, sha256: %s, groups: [ml]}
+        entitlements:
+          - groups: [ml]
+            models: ["llama-*"]
+            operations: [chat]
+        block:
+          presets: [ollama-admin, openai-admin]
+          rules:
+            - name: no-tokenize
+              methods: ["*"]
+              paths: ["/tokenize"]
+        """.formatted(sha256(KEY)) + extra;
+  }
+
+  static Exchange call(PamEngine engine, String method, String rawPath, String key, String body) {
+    Map<String, List<String>> headers = key == null ? Map.of() : Map.of("Authorization", List.of("Bearer " + key));
+    byte[] bytes = body == null ? null : body.getBytes(StandardCharsets.UTF_8);
+    return engine.begin(new RequestHead(method, rawPath, null, headers, "127.0.0.1"),
+        bytes == null ? null : new ByteArrayInputStream(bytes), bytes == null ? 0 : bytes.length);
+  }
+
+  @Test
+  void loadsFromPolicyFile(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("policy.yaml");
+    Files.writeString(file, policy(""));
+    PamEngine engine = PamEngine.fromPolicy(file);
+    Exchange ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}");
+    assertThat(ex.decision()).isInstanceOf(Decision.Allow.class);
+    assertThat(ex.decision().rule()).isEqualTo("entitlements[0]");
+    assertThat(ex.principal().subject()).isEqualTo("svc");
+    assertThat(ex.principal().via()).isEqualTo(Principal.VIA_API_KEY);
+    assertThat(ex.operation()).isEqualTo("chat");
+    assertThat(ex.model()).isEqualTo("llama-3");
+    assertThat(ex.error()).isNull();
+  }
+
+  @Test
+  void errorBodyHasTheSpecifiedShape() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    Exchange ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"gpt-4o\"}");
+    ErrorResponse err = ex.error();
+    assertThat(err.status()).isEqualTo(403);
+    assertThat(err.headers()).containsEntry("Content-Type", "application/json");
+    JsonNode root = JSON.readTree(err.body());
+    assertThat(root.size()).isEqualTo(1);
+    JsonNode e = root.get("error");
+    assertThat(e.properties()).extracting(Map.Entry::getKey)
+        .containsExactly("type", "code", "message", "request_id");
+    assertThat(e.get("type").asText()).isEqualTo("pam_error");
+    assertThat(e.get("code").asText()).isEqualTo("not_entitled");
+    assertThat(e.get("message").asText()).contains("gpt-4o");
+    assertThat(e.get("request_id").asText()).isEqualTo(ex.id());
+  }
+
+  @Test
+  void pathIsCheckedBeforeIdentityAndIdentityBeforeBlock() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    assertThat(code(call(engine, "POST", "/api/%2e%2e/pull", null, "{}"))).isEqualTo("bad_path");
+    assertThat(code(call(engine, "POST", "/api/pull", null, "{}"))).isEqualTo("unauthenticated");
+    assertThat(code(call(engine, "POST", "/api/pull", KEY, "{}"))).isEqualTo("blocked");
+    // a blocked endpoint is refused as blocked even when its body is garbage
+    assertThat(code(call(engine, "POST", "/api/pull", KEY, "not json"))).isEqualTo("blocked");
+  }
+
+  @Test
+  void blockRulesNameTheirRule() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    Exchange ex = call(engine, "POST", "/tokenize", KEY, "{}");
+    assertThat(ex.decision().rule()).isEqualTo("block.rules[0] (no-tokenize)");
+    Exchange admin = call(engine, "DELETE", "/v1/models/ft-123", KEY, null);
+    assertThat(code(admin)).isEqualTo("blocked");
+    assertThat(((Decision.Deny) admin.decision()).message()).contains("openai-admin");
+  }
+
+  @Test
+  void basePathIsHonouredForOperationsAndBlocks() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("request: {base-path: /openai}\n"))).build();
+    assertThat(call(engine, "POST", "/openai/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").allowed()).isTrue();
+    assertThat(code(call(engine, "POST", "/openai/api/pull", KEY, "{}"))).isEqualTo("blocked");
+    assertThat(code(call(engine, "POST", "/openai/tokenize", KEY, "{}"))).isEqualTo("blocked");
+  }
+
+  @Test
+  void customResolverRunsAfterApiKeysAndExceptionsFailClosed() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("")))
+        .identityResolver(req -> {
+          if ("boom".equals(req.header("x-user"))) throw new IllegalStateException("secret-token-value");
+          return Optional.ofNullable(req.header("x-user")).map(u -> Principal.of(u, Set.of("ml"), "header"));
+        }).build();
+    Map<String, List<String>> h = Map.of("X-User", List.of("carol"));
+    Exchange ok = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, h, null),
+        new ByteArrayInputStream("{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8)), -1);
+    assertThat(ok.principal().subject()).isEqualTo("carol");
+    Exchange boom = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
+        Map.of("X-User", List.of("boom")), null), null, 0);
+    assertThat(boom.error().status()).isEqualTo(401);
+    assertThat(boom.error().bodyText()).doesNotContain("secret-token-value");
+  }
+
+  @Test
+  void bodyOverDeclaredLimitIsRefusedWithoutReading() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("request: {max-body: 100}\n"))).build();
+    java.io.InputStream never = new java.io.InputStream() {
+      @Override public int read() {
+        throw new AssertionError("must not read");
+      }
+    };
+    Exchange ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, Map.of(), null), never, 101);
+    assertThat(ex.error().status()).isEqualTo(413);
+    assertThat(code(ex)).isEqualTo("body_too_large");
+  }
+
+  @Test
+  void builderRefusesMissingPolicyAndSecondPolicy() throws Exception {
+    assertThatThrownBy(() -> PamEngine.builder().build()).isInstanceOf(IllegalStateException.class)
+        .hasMessage("policy is required");
+    Policy p = Policy.parse(policy(""));
+    assertThatThrownBy(() -> PamEngine.builder().policy(p).policy(p)).isInstanceOf(IllegalStateException.class);
+  }
+
+  @Test
+  void exchangeIdsAreUniqueAndSortable() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    String a = call(engine, "GET", "/x", null, null).id();
+    String b = call(engine, "GET", "/x", null, null).id();
+    assertThat(a).isNotEqualTo(b).hasSize(26).matches("[0-9A-HJKMNP-TV-Z]{26}");
+  }
+
+  static String code(Exchange ex) {
+    return ((Decision.Deny) ex.decision()).code();
+  }
+}

@@ -1,0 +1,279 @@
+package dev.inferpam.servlet;
+
+import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.Exchange;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.RequestHead;
+import dev.inferpam.servlet.internal.ExchangeRequest;
+import dev.inferpam.servlet.internal.ExchangeResponse;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
+import jakarta.servlet.Filter;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Enumeration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Server-side enforcement: a servlet filter that puts a {@link PamEngine} in front of an
+ * inference server or gateway.
+ *
+ * <p>Per HTTP request the filter hands the request (method, raw path, query, headers, peer
+ * address and body) to {@link PamEngine#begin} and follows the {@link Exchange} contract. It holds
+ * no policy of its own:
+ * <ul>
+ *   <li><b>Denied</b>: the engine's error is written (status, headers such as
+ *       {@code WWW-Authenticate}, and the JSON body
+ *       {@code {"error":{"type":"pam_error","code":...,"message":...,"request_id":...}}}); the rest
+ *       of the chain is not called.</li>
+ *   <li><b>Allowed</b>: the chain is called with a request whose body is replayed from the bytes
+ *       the engine read and checked (so what the application sees is exactly what was decided on),
+ *       and whose caller credential headers ({@code Authorization}, {@code X-Api-Key},
+ *       {@code Proxy-Authorization}) are hidden, so the application never sees the caller's token.
+ *       The {@link Exchange} is stored in request attribute {@link #EXCHANGE_ATTRIBUTE}; a
+ *       forwarding servlet takes the credential to inject from
+ *       {@link Exchange#upstreamCredential()}. The response is reported to the exchange as it is
+ *       written; {@code flush()} goes straight to the client, so server-sent events keep their
+ *       timing and no response is ever buffered whole.</li>
+ *   <li>Every exchange is ended exactly once, after the chain returns (or, when the application
+ *       started servlet async processing, when the async cycle completes, errs or times out), so
+ *       every request, allowed or denied, has a record.</li>
+ * </ul>
+ *
+ * <p><b>What users must configure.</b>
+ * <ul>
+ *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST}, before any other filter
+ *       or servlet that could act on the request. Mapping it to a narrower pattern lets paths the
+ *       container routes elsewhere by its own normalisation go unchecked. Requests that already
+ *       went through the filter (forwards, includes, async and error dispatches, when the filter
+ *       is mapped to them too) pass through without a second decision.</li>
+ *   <li>The path checked is {@link HttpServletRequest#getRequestURI()}: raw, undecoded, and
+ *       including the context path. Deploy at the root context, or set the policy's
+ *       {@code request.base-path} to the context path.</li>
+ *   <li>The filter refuses every ambiguous path itself (400 {@code bad_path}), but the container
+ *       sees the request first. Jetty 12's default {@code UriCompliance.DEFAULT} (RFC 3986)
+ *       already answers 400 with its own error page, before any filter, for encoded {@code /}
+ *       ({@code %2F}), encoded {@code %} ({@code %25}), encoded or parameterised dot segments
+ *       ({@code %2e}, {@code ..;}), {@code //}, and {@code \}; and Jetty refuses {@code %00} in a
+ *       path in every compliance mode. Those refusals are safe but are not recorded by inferpam
+ *       and do not carry the JSON error body. To have inferpam answer and record them, relax the
+ *       connector ({@code HttpConfiguration.setUriCompliance(UriCompliance.UNSAFE)}) <em>and</em>
+ *       let the servlet layer accept such URIs
+ *       ({@code ServletHandler.setDecodeAmbiguousURIs(true)}) — only with this filter mapped to
+ *       {@code /*} in front of everything, because it is then the only thing refusing them. Plain
+ *       dot segments ({@code /x/../api/pull}, {@code /api/./pull}) and path parameters
+ *       ({@code /api/pull;x=1}) are legal URIs to Jetty in every mode: Jetty routes them by its
+ *       normalised path but reports the raw path in {@code getRequestURI()}, where this filter
+ *       refuses them.</li>
+ *   <li>The container bounds the length of the request line and headers (Jetty:
+ *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default); the engine bounds the
+ *       body ({@code request.max-body}).</li>
+ *   <li>Servlet async processing is tolerated, not specially supported: an application that calls
+ *       {@code startAsync()} gets an {@code AsyncContext} holding the filter's request and response
+ *       wrappers, and the exchange ends when the async cycle does.</li>
+ * </ul>
+ *
+ * <p><b>Bad input.</b> Malformed, oversized, ambiguous or unauthenticated requests are answered by
+ * the engine's decision and never reach the application. Should the engine itself fail (a bug),
+ * the filter fails closed with a 500 JSON error of code {@code internal_error}; no stack trace is
+ * ever written to the client. An {@link IOException} from the chain (typically the client going
+ * away) ends the exchange as incomplete and is rethrown; other exceptions end it as incomplete and
+ * propagate, checked ones other than {@link ServletException} wrapped once in a
+ * {@link ServletException}.
+ *
+ * <p><b>Thread-safety:</b> immutable and thread-safe; one instance serves all requests
+ * concurrently. {@link #init} and {@link #destroy} do nothing: the engine's life cycle belongs to
+ * whoever built it (close it after the server stops).
+ */
+public final class PamFilter implements Filter {
+  private static final Logger log = LoggerFactory.getLogger(PamFilter.class);
+
+  /** The request attribute holding the allowed request's {@link Exchange}. */
+  public static final String EXCHANGE_ATTRIBUTE = "dev.inferpam.exchange";
+
+  // Written only when the engine itself throws, so there is no exchange (and no request id).
+  private static final byte[] INTERNAL_ERROR_BODY =
+      ("{\"error\":{\"type\":\"pam_error\",\"code\":\"internal_error\","
+          + "\"message\":\"the request could not be checked\",\"request_id\":null}}")
+          .getBytes(StandardCharsets.UTF_8);
+
+  private final PamEngine engine;
+
+  /**
+   * @param engine the engine deciding every request; shared, not closed by the filter
+   * @throws NullPointerException when {@code engine} is null
+   */
+  public PamFilter(PamEngine engine) {
+    this.engine = Objects.requireNonNull(engine, "engine");
+  }
+
+  @Override
+  public void doFilter(ServletRequest req, ServletResponse res, FilterChain chain)
+      throws IOException, ServletException {
+    if (!(req instanceof HttpServletRequest request) || !(res instanceof HttpServletResponse response)) {
+      chain.doFilter(req, res);
+      return;
+    }
+    if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Exchange) {
+      // A dispatch of a request this filter already decided and let through.
+      chain.doFilter(req, res);
+      return;
+    }
+
+    Exchange exchange;
+    try {
+      exchange = engine.begin(head(request), request.getInputStream(), request.getContentLengthLong());
+    } catch (RuntimeException e) {
+      // The engine promises not to throw for bad input, so this is a bug: fail closed, and keep
+      // the details in the log, not in the answer.
+      log.error("inferpam: engine failed, refusing {} request", request.getMethod(), e);
+      writeInternalError(response);
+      return;
+    }
+
+    if (!exchange.allowed()) {
+      deny(exchange, response);
+      return;
+    }
+
+    ExchangeResponse wrappedResponse = new ExchangeResponse(response, exchange);
+    ExchangeRequest wrappedRequest = new ExchangeRequest(request, exchange, wrappedResponse);
+    wrappedRequest.setAttribute(EXCHANGE_ATTRIBUTE, exchange);
+    boolean complete = false;
+    boolean endHere = true;
+    try {
+      chain.doFilter(wrappedRequest, wrappedResponse);
+      if (request.isAsyncStarted()) {
+        endHere = !endWhenAsyncEnds(request.getAsyncContext(), exchange, wrappedResponse);
+      }
+      complete = true;
+    } catch (IOException | ServletException | RuntimeException | Error e) {
+      throw e;
+    } catch (Exception e) {
+      // Only reachable through a sneaky throw of a checked exception.
+      throw new ServletException(e);
+    } finally {
+      if (endHere) {
+        // An exception the container has not answered yet becomes its 500.
+        if (complete || response.isCommitted()) wrappedResponse.reportStarted();
+        else wrappedResponse.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+        exchange.end(complete);
+      }
+    }
+  }
+
+  /** The request as received: the raw path, never one the container decoded or normalised. */
+  private static RequestHead head(HttpServletRequest request) {
+    Map<String, List<String>> headers = new LinkedHashMap<>();
+    Enumeration<String> names = request.getHeaderNames();
+    if (names != null) {
+      for (String name : Collections.list(names)) {
+        Enumeration<String> values = request.getHeaders(name);
+        List<String> list = values == null ? new ArrayList<>() : Collections.list(values);
+        headers.computeIfAbsent(name, k -> new ArrayList<>()).addAll(list);
+      }
+    }
+    String rawPath = request.getRequestURI();
+    return new RequestHead(request.getMethod(), rawPath == null ? "" : rawPath, request.getQueryString(),
+        headers, request.getRemoteAddr());
+  }
+
+  private static void deny(Exchange exchange, HttpServletResponse response) throws IOException {
+    boolean complete = false;
+    try {
+      ErrorResponse error = exchange.error();
+      if (error == null) {
+        // A decision that is neither allow nor deny (approval, which this adapter does not hold
+        // requests for yet): fail closed rather than let it through.
+        log.error("inferpam: unsupported decision {}, refusing", exchange.decision().getClass().getSimpleName());
+        writeInternalError(response);
+      } else {
+        response.setStatus(error.status());
+        error.headers().forEach(response::setHeader);
+        response.setContentLength(error.body().length);
+        response.getOutputStream().write(error.body());
+      }
+      complete = true;
+    } finally {
+      // The engine already captured the error it produced for the record; only the end is ours.
+      exchange.end(complete);
+    }
+  }
+
+  private static void writeInternalError(HttpServletResponse response) throws IOException {
+    if (response.isCommitted()) return;
+    response.resetBuffer();
+    response.setStatus(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+    response.setContentType("application/json");
+    response.setContentLength(INTERNAL_ERROR_BODY.length);
+    response.getOutputStream().write(INTERNAL_ERROR_BODY);
+  }
+
+  /**
+   * Moves the end of the exchange to the end of the async cycle.
+   *
+   * @return false when no listener could be added (the cycle is already over), so the caller ends
+   *     the exchange itself
+   */
+  private static boolean endWhenAsyncEnds(AsyncContext async, Exchange exchange, ExchangeResponse response) {
+    try {
+      async.addListener(new EndOnAsyncEnd(exchange, response));
+      return true;
+    } catch (IllegalStateException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Ends the exchange when an async cycle ends: complete on {@code onComplete}, incomplete on
+   * {@code onError} or {@code onTimeout} (whichever comes first; the end is idempotent).
+   * Re-registers itself when the application restarts async, which drops listeners.
+   */
+  private static final class EndOnAsyncEnd implements AsyncListener {
+    private final Exchange exchange;
+    private final ExchangeResponse response;
+
+    EndOnAsyncEnd(Exchange exchange, ExchangeResponse response) {
+      this.exchange = exchange;
+      this.response = response;
+    }
+
+    @Override
+    public void onComplete(AsyncEvent event) {
+      response.reportStarted();
+      exchange.end(true);
+    }
+
+    @Override
+    public void onError(AsyncEvent event) {
+      response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+      exchange.end(false);
+    }
+
+    @Override
+    public void onTimeout(AsyncEvent event) {
+      response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+      exchange.end(false);
+    }
+
+    @Override
+    public void onStartAsync(AsyncEvent event) {
+      AsyncContext next = event.getAsyncContext();
+      if (next != null) next.addListener(this);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+package dev.inferpam.servlet.internal;
+
+import dev.inferpam.core.Exchange;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletRequestWrapper;
+import java.io.BufferedReader;
+import java.io.ByteArrayInputStream;
+import java.io.InputStreamReader;
+import java.io.UnsupportedEncodingException;
+import java.nio.charset.Charset;
+import java.nio.charset.IllegalCharsetNameException;
+import java.nio.charset.StandardCharsets;
+import java.nio.charset.UnsupportedCharsetException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Enumeration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The request an allowed exchange hands to the application: the body is replayed from the bytes
+ * the engine decided on (the container's stream was consumed by the engine), and the caller's
+ * credential headers are invisible.
+ *
+ * <p>Like a container request, it belongs to one request and is used by one thread at a time;
+ * {@link #getInputStream()} and {@link #getReader()} exclude each other
+ * ({@link IllegalStateException}).
+ */
+public final class ExchangeRequest extends HttpServletRequestWrapper {
+  private final byte[] body;
+  private final Set<String> hidden;
+  private final ExchangeResponse response;
+  private ReplayInputStream stream;
+  private BufferedReader reader;
+
+  public ExchangeRequest(HttpServletRequest request, Exchange exchange, ExchangeResponse response) {
+    super(request);
+    this.body = exchange.body();
+    this.hidden = exchange.callerCredentialHeaders();
+    this.response = response;
+  }
+
+  private boolean isHidden(String name) {
+    return name != null && hidden.contains(name.toLowerCase(Locale.ROOT));
+  }
+
+  @Override
+  public ServletInputStream getInputStream() {
+    if (reader != null) throw new IllegalStateException("getReader() was already called");
+    if (stream == null) stream = new ReplayInputStream(body);
+    return stream;
+  }
+
+  /**
+   * A reader over the body in the request's character encoding; UTF-8 when the request names
+   * none, because JSON, the body of every inference API, is UTF-8 (RFC 8259).
+   */
+  @Override
+  public BufferedReader getReader() throws UnsupportedEncodingException {
+    if (stream != null) throw new IllegalStateException("getInputStream() was already called");
+    if (reader == null) {
+      reader = new BufferedReader(new InputStreamReader(new ByteArrayInputStream(body), charset()));
+    }
+    return reader;
+  }
+
+  private Charset charset() throws UnsupportedEncodingException {
+    String name = getCharacterEncoding();
+    if (name == null) return StandardCharsets.UTF_8;
+    try {
+      return Charset.forName(name);
+    } catch (IllegalCharsetNameException | UnsupportedCharsetException e) {
+      throw new UnsupportedEncodingException(name);
+    }
+  }
+
+  @Override
+  public int getContentLength() {
+    return body.length;
+  }
+
+  @Override
+  public long getContentLengthLong() {
+    return body.length;
+  }
+
+  @Override
+  public String getHeader(String name) {
+    return isHidden(name) ? null : super.getHeader(name);
+  }
+
+  @Override
+  public Enumeration<String> getHeaders(String name) {
+    return isHidden(name) ? Collections.emptyEnumeration() : super.getHeaders(name);
+  }
+
+  @Override
+  public Enumeration<String> getHeaderNames() {
+    Enumeration<String> names = super.getHeaderNames();
+    if (names == null) return Collections.emptyEnumeration();
+    List<String> visible = new ArrayList<>();
+    for (String name : Collections.list(names)) {
+      if (!isHidden(name)) visible.add(name);
+    }
+    return Collections.enumeration(visible);
+  }
+
+  @Override
+  public int getIntHeader(String name) {
+    return isHidden(name) ? -1 : super.getIntHeader(name);
+  }
+
+  @Override
+  public long getDateHeader(String name) {
+    return isHidden(name) ? -1 : super.getDateHeader(name);
+  }
+
+  /**
+   * Starts async with these wrappers rather than the container's originals, so an application
+   * that works through {@link AsyncContext#getRequest()} still sees the checked body without the
+   * caller's credential, and its response is still reported.
+   */
+  @Override
+  public AsyncContext startAsync() {
+    return super.startAsync(this, response);
+  }
+}
