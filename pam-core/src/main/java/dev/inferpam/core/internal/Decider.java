@@ -126,7 +126,7 @@ public final class Decider {
     }
     if (rule == null) {
       return new Verdict(new Deny(403, "not_entitled",
-          "no entitlement grants " + c.operation() + " on model \"" + c.model() + "\"", "entitlements"),
+          "no entitlement grants " + c.operation() + " on model \"" + excerpt(c.model()) + "\"", "entitlements"),
           principal, request, c.operation(), c.model());
     }
 
@@ -191,6 +191,11 @@ public final class Decider {
       n = n.get(part);
     }
     return n;
+  }
+
+  /** Keeps caller-chosen text in messages short: a model name is the caller's to pick. */
+  private static String excerpt(String s) {
+    return s.length() <= 128 ? s : s.substring(0, 128) + "...";
   }
 
   private static String formatNumber(double d) {

@@ -290,6 +290,10 @@ public final class Glob {
 
   private record Edge(Test test, int to) {}
 
+  /**
+   * Built once in {@link #build} and never changed after; it is published through the final
+   * field {@link Glob#nfa}, which makes the non-final fields below safe to read from any thread.
+   */
   private static final class Nfa {
     private final List<List<Edge>> edges = new ArrayList<>();
     private final List<List<Integer>> epsilons = new ArrayList<>();

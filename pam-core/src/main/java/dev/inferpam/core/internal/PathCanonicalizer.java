@@ -23,7 +23,8 @@ import java.nio.charset.StandardCharsets;
  *       percent-encode it) are refused;
  *   <li>{@code //} anywhere (an empty segment) and the dot segments {@code .} and {@code ..}
  *       are refused;
- *   <li>{@code %2F %5C %2E %3B %00} (any case), percent-encoded control characters (C0, DEL
+ *   <li>{@code %2F %5C %2E %3B %00 %25} (any case; {@code %25} because an upstream that decodes
+ *       twice would otherwise see a path we never checked), percent-encoded control characters (C0, DEL
  *       and, after UTF-8 decoding, C1), and a
  *       {@code %} not followed by two hex digits are refused;
  *   <li>a trailing {@code /} is refused on every path but the root {@code /}.
@@ -32,8 +33,7 @@ import java.nio.charset.StandardCharsets;
  * <p>What remains is percent-decoded exactly once as UTF-8 (invalid or overlong UTF-8 is
  * refused). Because the encoded forms of {@code / \ ; .} and NUL are refused, decoding can never
  * create a separator or dot segment that was not in the raw path, so the decoded path has the
- * same segments as the raw one. {@code %25} decodes to a literal {@code %}: {@code /a/%2570}
- * becomes {@code /a/%70} and stays that, it is not decoded again.
+ * same segments as the raw one, and holds no {@code %}.
  *
  * <p><b>Why a trailing slash is refused</b> rather than kept or stripped: many servers route
  * {@code /api/pull/} to the same handler as {@code /api/pull}, so keeping it would let
@@ -111,6 +111,9 @@ public final class PathCanonicalizer {
       case '.': throw new BadPathException("encoded \".\" in path");
       case ';': throw new BadPathException("encoded \";\" in path");
       case 0: throw new BadPathException("encoded NUL in path");
+      // An upstream that decodes twice would turn /api/%2570ull into /api/pull after we
+      // checked /api/%70ull; a literal "%" in an inference path has no legitimate use.
+      case '%': throw new BadPathException("encoded \"%\" in path (double encoding)");
       default:
         // A decoded CR/LF would let the canonical path break log lines and header values.
         if (b < 0x20 || b == 0x7f) throw new BadPathException("encoded control character in path");

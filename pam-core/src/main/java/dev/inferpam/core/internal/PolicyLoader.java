@@ -76,6 +76,8 @@ public final class PolicyLoader {
   /** RFC 9110 token: header names and auth schemes. */
   private static final Pattern TOKEN = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
   private static final Pattern SIZE = Pattern.compile("([0-9]{1,19})(B|KiB|MiB|GiB)?");
+  private static final Pattern SOURCE_REF = Pattern.compile("\\[Source: [^;\\]]*; line: (\\d+), column: (\\d+)]");
+  private static final Pattern DUPLICATE = Pattern.compile("Duplicate (?:field|Object property) '(.*)'");
   /** Characters a base path may hold: RFC 3986 unreserved and a few sub-delims, no '%' or ';'. */
   private static final Pattern BASE_PATH_SEGMENT = Pattern.compile("[A-Za-z0-9._~!$&'()*+,=:@-]+");
 
@@ -116,8 +118,9 @@ public final class PolicyLoader {
    * Parses policy text as YAML (which also accepts JSON).
    *
    * @param source names the text in document-level errors, e.g. {@code policy}
-   * @throws PolicyException naming the key path and bad value, or the line and column of a
+   * @throws PolicyException     naming the key path and bad value, or the line and column of a
    *     syntax error
+   * @throws NullPointerException if {@code text} is null
    */
   public static Policy parse(String text, String source) {
     return read(text, source, false);
@@ -176,7 +179,9 @@ public final class PolicyLoader {
       }
     }
     what = what == null ? "syntax error" : what.replaceAll("\\s+", " ").trim();
-    Matcher dup = Pattern.compile("^Duplicate (?:field|Object property) '(.*)'$").matcher(what);
+    // Jackson points at other places as "[Source: REDACTED (...); line: 1, column: 1]".
+    what = SOURCE_REF.matcher(what).replaceAll("line $1, column $2");
+    Matcher dup = DUPLICATE.matcher(what);
     if (dup.matches()) what = "duplicate key " + PolicyText.quote(dup.group(1));
     if (what.length() > 200) what = what.substring(0, 200) + "...";
     return (line > 0 ? " at line " + line + ", column " + column : "") + ": " + what;
@@ -193,7 +198,8 @@ public final class PolicyLoader {
   // The document
 
   private static Policy walk(JsonNode root, String source) {
-    if (root == null || root.isMissingNode() || root.isNull()) {
+    // An empty YAML document ("---" alone) reads as an empty string.
+    if (root == null || root.isMissingNode() || root.isNull() || (root.isTextual() && root.textValue().isEmpty())) {
       throw new PolicyException(source + ": the document is empty; it needs at least \"version: 1\"");
     }
     if (!root.isObject()) {
