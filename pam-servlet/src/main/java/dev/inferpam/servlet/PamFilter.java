@@ -82,9 +82,17 @@ import org.slf4j.LoggerFactory;
  *   <li>The container bounds the length of the request line and headers (Jetty:
  *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default); the engine bounds the
  *       body ({@code request.max-body}).</li>
- *   <li>Servlet async processing is tolerated, not specially supported: an application that calls
- *       {@code startAsync()} gets an {@code AsyncContext} holding the filter's request and response
- *       wrappers, and the exchange ends when the async cycle does.</li>
+ *   <li>Servlet async processing is tolerated, not specially supported: register the filter with
+ *       {@code asyncSupported=true} when the application uses async (the container refuses
+ *       {@code startAsync()} otherwise). An application that calls {@code startAsync()} gets an
+ *       {@code AsyncContext} holding the filter's request and response wrappers, and the exchange
+ *       ends when the async cycle does.</li>
+ *   <li>An exception the application throws is answered by the container's error handling. Jetty's
+ *       default error page shows no stack trace but does show the exception's message; configure
+ *       the container's error handler if messages may be sensitive.</li>
+ *   <li>Form and multipart parameters of the body are not available through
+ *       {@code getParameter}: the body was read by the filter and is replayed only as a stream;
+ *       query parameters are unaffected.</li>
  * </ul>
  *
  * <p><b>Bad input.</b> Malformed, oversized, ambiguous or unauthenticated requests are answered by
@@ -138,9 +146,9 @@ public final class PamFilter implements Filter {
     try {
       exchange = engine.begin(head(request), request.getInputStream(), request.getContentLengthLong());
     } catch (RuntimeException e) {
-      // The engine promises not to throw for bad input, so this is a bug: fail closed, and keep
-      // the details in the log, not in the answer.
-      log.error("inferpam: engine failed, refusing {} request", request.getMethod(), e);
+      // The engine promises not to throw for bad input, so this is a bug (or another filter took
+      // the body stream first): fail closed, and keep the details in the log, not in the answer.
+      log.error("inferpam: request could not be checked, refusing {} request", request.getMethod(), e);
       writeInternalError(response);
       return;
     }

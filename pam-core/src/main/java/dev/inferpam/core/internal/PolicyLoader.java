@@ -385,7 +385,7 @@ public final class PolicyLoader {
         throw fail(headerPath, "expected a header name, was " + PolicyText.quote(header));
       }
     }
-    String scheme = "Bearer";
+    String scheme = null; // absent: CredentialProviders picks Bearer for Authorization, none otherwise
     if (n.has("scheme")) {
       String schemePath = child(path, "scheme");
       scheme = text(n.get("scheme"), schemePath); // "" sends the raw value

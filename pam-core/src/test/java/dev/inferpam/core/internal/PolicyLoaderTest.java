@@ -286,10 +286,20 @@ class PolicyLoaderTest {
   // --- upstream ----------------------------------------------------------------------------------
 
   @Test
-  void credentialDefaultsToBearerAuthorization() {
+  void credentialDefaultsToBearerAuthorization() throws Exception {
     Policy p = both("version: 1\nupstream:\n  credential:\n    from-env: MODEL_KEY\n");
+    // scheme left absent so that the provider can pick it by header
     assertThat(p.upstream().credential())
-        .isEqualTo(new Policy.CredentialSource("Authorization", "Bearer", "MODEL_KEY", null));
+        .isEqualTo(new Policy.CredentialSource("Authorization", null, "MODEL_KEY", null));
+    assertThat(CredentialProviders.from(p.upstream().credential(), name -> "k-1").current().value())
+        .isEqualTo("Bearer k-1");
+  }
+
+  @Test
+  void customHeaderWithoutSchemeCarriesTheRawSecret() throws Exception {
+    Policy p = both("version: 1\nupstream:\n  credential:\n    header: api-key\n    from-env: MODEL_KEY\n");
+    assertThat(CredentialProviders.from(p.upstream().credential(), name -> "k-1").current().value())
+        .isEqualTo("k-1");
   }
 
   @Test

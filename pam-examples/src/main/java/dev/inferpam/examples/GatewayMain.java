@@ -1,0 +1,290 @@
+package dev.inferpam.examples;
+
+import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.Policy;
+import dev.inferpam.core.PolicyException;
+import dev.inferpam.examples.demo.Demo;
+import dev.inferpam.examples.gateway.Gateway;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import okhttp3.HttpUrl;
+
+/**
+ * The command line of {@code pam-gateway.jar} ({@code spec/gateway.md}).
+ *
+ * <pre>
+ * java -jar pam-gateway.jar serve --policy FILE --upstream URL [--port N] [--bind ADDR]
+ * java -jar pam-gateway.jar demo  [--port N]
+ * </pre>
+ *
+ * <p>Exit status: 0 on success (for {@code serve}: stopped by SIGTERM or SIGINT after draining),
+ * 1 when something failed at run time (the recorder could not be flushed, the demo broke),
+ * 2 for a usage error: bad arguments, an unreadable or invalid policy, a bad URL, an address
+ * that cannot be bound. Every error is one line on standard error starting {@code inferpam: };
+ * user errors never print a stack trace. Standard output carries only what a script reads:
+ * the {@code listening on} line, the demo's narration, the usage text for {@code --help}.
+ *
+ * <p>{@code replay} is part of the contract but not of this release; it exits 2 saying so.
+ */
+public final class GatewayMain {
+
+  static final int EXIT_OK = 0;
+  static final int EXIT_FAILURE = 1;
+  static final int EXIT_USAGE = 2;
+  /** {@link #run} result for {@code serve}: the gateway runs on, the shutdown hook ends the JVM. */
+  static final int SERVING = -1;
+
+  static final int DEFAULT_PORT = 8080;
+  static final String DEFAULT_BIND = "127.0.0.1";
+
+  static final String USAGE = String.join("\n",
+      "usage: java -jar pam-gateway.jar <command> [options]",
+      "",
+      "commands:",
+      "  serve --policy FILE --upstream URL [--port N] [--bind ADDR]",
+      "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
+      "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
+      "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
+      "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
+      "        requests, flushes the recorder and exits 0.",
+      "  demo [--port N]",
+      "        start a mock model server and the gateway on 127.0.0.1, drive narrated traffic",
+      "        that shows each control, then exit. --port N: the gateway's port (default: free).",
+      "  replay ...",
+      "        not available in this release.",
+      "",
+      "options may also be written --name=value. Exit status: 0 ok, 1 failure, 2 usage error.");
+
+  private final PrintStream out;
+  private final PrintStream err;
+
+  private GatewayMain(PrintStream out, PrintStream err) {
+    this.out = out;
+    this.err = err;
+  }
+
+  /** Runs the command line and exits with its status (or keeps serving). */
+  public static void main(String[] args) {
+    int status = run(args, System.out, System.err);
+    // serve: Jetty's threads keep the JVM alive until the shutdown hook halts it.
+    if (status != SERVING) System.exit(status);
+  }
+
+  /**
+   * Runs one command, writing to {@code out} and {@code err}.
+   *
+   * @return the exit status, or {@link #SERVING} when {@code serve} started a gateway that now
+   *     runs until the JVM is told to stop
+   */
+  static int run(String[] args, PrintStream out, PrintStream err) {
+    return new GatewayMain(out, err).execute(List.of(args));
+  }
+
+  private int execute(List<String> args) {
+    if (args.contains("--help") || args.contains("-h")) {
+      out.println(USAGE);
+      out.flush();
+      return EXIT_OK;
+    }
+    if (args.isEmpty()) return usageError("no command given; expected serve, demo or replay");
+    List<String> rest = args.subList(1, args.size());
+    try {
+      switch (args.get(0)) {
+        case "serve":
+          return serve(Options.parse(rest, Set.of("policy", "upstream", "port", "bind")));
+        case "demo":
+          return demo(Options.parse(rest, Set.of("port")));
+        case "replay":
+          return error(EXIT_USAGE, "replay is not available in this release");
+        default:
+          return usageError("unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
+      }
+    } catch (UsageException e) {
+      return usageError(e.getMessage());
+    }
+  }
+
+  private int serve(Options options) throws UsageException {
+    String policyArg = options.required("policy");
+    HttpUrl upstream = upstreamUrl(options.required("upstream"));
+    int port = options.port(DEFAULT_PORT);
+    String bind = options.get("bind", DEFAULT_BIND);
+    if (bind.isBlank()) throw new UsageException("--bind: must not be empty");
+
+    Path policyFile;
+    try {
+      policyFile = Path.of(policyArg);
+    } catch (InvalidPathException e) {
+      throw new UsageException("--policy: not a valid path: \"" + policyArg + "\"");
+    }
+    PamEngine engine;
+    try {
+      engine = PamEngine.builder().policy(Policy.load(policyFile)).build();
+    } catch (PolicyException | IllegalArgumentException e) {
+      // IllegalArgumentException: engine-level checks of policy values (key hashes, credential
+      // source); both name a key path inside the file.
+      return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
+    }
+    warnIfNoCredential(engine);
+
+    Gateway gateway;
+    try {
+      gateway = Gateway.start(engine, upstream, bind, port);
+    } catch (IOException | IllegalArgumentException e) {
+      return error(EXIT_USAGE, e.getMessage());
+    }
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(gateway), "inferpam-shutdown"));
+    out.println("listening on " + gateway.uri());
+    out.flush();
+    return SERVING;
+  }
+
+  /**
+   * Drains and stops the gateway, then halts with 0, or 1 when the recorder could not be
+   * flushed. Halting is deliberate: a JVM ended by SIGTERM otherwise exits 143 whatever its
+   * hooks do, and the contract is exit 0 after a clean drain.
+   */
+  private void stop(Gateway gateway) {
+    int status = EXIT_OK;
+    try {
+      gateway.close();
+    } catch (RuntimeException e) {
+      err.println("inferpam: shutdown: " + oneLine(String.valueOf(e.getMessage())));
+      status = EXIT_FAILURE;
+    }
+    out.flush();
+    err.flush();
+    Runtime.getRuntime().halt(status);
+  }
+
+  private void warnIfNoCredential(PamEngine engine) {
+    try {
+      engine.credentialProvider().current();
+    } catch (CredentialUnavailableException | RuntimeException e) {
+      // Not fatal: a from-file secret may appear later. Until then allowed requests get 503.
+      err.println("inferpam: warning: upstream credential unavailable ("
+          + oneLine(String.valueOf(e.getMessage())) + "); allowed requests are refused until it is");
+      err.flush();
+    }
+  }
+
+  private int demo(Options options) throws UsageException {
+    int port = options.port(0);
+    try {
+      return Demo.run(out, port);
+    } catch (IOException e) {
+      return error(EXIT_FAILURE, "demo failed: " + e.getMessage());
+    }
+  }
+
+  private static HttpUrl upstreamUrl(String value) throws UsageException {
+    HttpUrl url = HttpUrl.parse(value);
+    if (url == null) throw new UsageException("--upstream: not an http or https URL: \"" + value + "\"");
+    if (url.encodedQuery() != null) throw new UsageException("--upstream: must not have a query: \"" + value + "\"");
+    if (!url.encodedUsername().isEmpty() || !url.encodedPassword().isEmpty()) {
+      // A credential in the URL would be logged and sent bare; the policy's upstream.credential is the place.
+      throw new UsageException("--upstream: must not hold user info; configure upstream.credential in the policy");
+    }
+    return url;
+  }
+
+  /**
+   * The loader names the source as {@code policy <path>} in file-level errors and starts content
+   * errors with the key path; the user sees {@code <path>: <problem>} either way.
+   */
+  static String policyMessage(String policyArg, String message) {
+    String msg = oneLine(String.valueOf(message));
+    String sourcePrefix = "policy " + policyArg + ": ";
+    if (msg.startsWith(sourcePrefix)) msg = msg.substring(sourcePrefix.length());
+    else if (msg.startsWith("policy: ")) msg = msg.substring("policy: ".length());
+    return policyArg + ": " + msg;
+  }
+
+  private int usageError(String message) {
+    return error(EXIT_USAGE, message + " (see --help)");
+  }
+
+  private int error(int status, String message) {
+    err.println("inferpam: " + oneLine(message));
+    err.flush();
+    return status;
+  }
+
+  /** Messages from parsers may span lines; the contract is one line on standard error. */
+  static String oneLine(String message) {
+    return message.strip().replaceAll("\\s*\\R\\s*", " ");
+  }
+
+  /** A bad command line; the message is shown to the user as is. */
+  static final class UsageException extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    UsageException(String message) {
+      super(message);
+    }
+  }
+
+  /** {@code --name value} and {@code --name=value} options, each given at most once. */
+  static final class Options {
+    private final Map<String, String> values;
+
+    private Options(Map<String, String> values) {
+      this.values = values;
+    }
+
+    static Options parse(List<String> args, Set<String> known) throws UsageException {
+      Map<String, String> values = new HashMap<>();
+      for (int i = 0; i < args.size(); i++) {
+        String arg = args.get(i);
+        if (!arg.startsWith("--") || arg.length() == 2) {
+          throw new UsageException("unexpected argument \"" + arg + "\"");
+        }
+        String name = arg.substring(2);
+        String value;
+        int eq = name.indexOf('=');
+        if (eq >= 0) {
+          value = name.substring(eq + 1);
+          name = name.substring(0, eq);
+        } else {
+          if (!known.contains(name)) throw new UsageException("unknown option --" + name);
+          if (i + 1 >= args.size() || args.get(i + 1).startsWith("--")) {
+            throw new UsageException("--" + name + " needs a value");
+          }
+          value = args.get(++i);
+        }
+        if (!known.contains(name)) throw new UsageException("unknown option --" + name);
+        if (values.putIfAbsent(name, value) != null) throw new UsageException("--" + name + " given twice");
+      }
+      return new Options(values);
+    }
+
+    String required(String name) throws UsageException {
+      String v = values.get(name);
+      if (v == null || v.isEmpty()) throw new UsageException("--" + name + " is required");
+      return v;
+    }
+
+    String get(String name, String defaultValue) {
+      return values.getOrDefault(name, defaultValue);
+    }
+
+    int port(int defaultValue) throws UsageException {
+      String v = values.get("port");
+      if (v == null) return defaultValue;
+      try {
+        int port = Integer.parseInt(v);
+        if (port >= 0 && port <= 65535) return port;
+      } catch (NumberFormatException e) {
+        // reported below with the value
+      }
+      throw new UsageException("--port: must be a number from 0 to 65535, was \"" + v + "\"");
+    }
+  }
+}

@@ -1,0 +1,257 @@
+package dev.inferpam.examples.demo;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.inferpam.api.Credential;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.Policy;
+import dev.inferpam.examples.gateway.Gateway;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import okhttp3.HttpUrl;
+import okhttp3.MediaType;
+import okhttp3.OkHttpClient;
+import okhttp3.Request;
+import okhttp3.RequestBody;
+import okhttp3.Response;
+import okio.BufferedSource;
+
+/**
+ * {@code java -jar pam-gateway.jar demo}: starts a {@link MockModelServer} and a {@link Gateway}
+ * in front of it on 127.0.0.1, then sends narrated traffic through the gateway with a plain
+ * OkHttp client, one step per control:
+ *
+ * <ol>
+ *   <li>an allowed chat call (200), reaching the model server with the gateway's credential and
+ *       without the caller's key;</li>
+ *   <li>a streamed answer (200, server-sent events printed as they arrive);</li>
+ *   <li>a model the caller is not entitled to (403 {@code not_entitled});</li>
+ *   <li>a blocked model download, Ollama's {@code /api/pull} (403 {@code blocked});</li>
+ *   <li>a denied extraction parameter, {@code logprobs} (403 {@code parameter_denied});</li>
+ *   <li>no credential at all (401 {@code unauthenticated}).</li>
+ * </ol>
+ *
+ * <p>Then it stops everything and returns: the demo does not keep serving, with or without
+ * {@code --port} (which only picks the gateway's port). It needs no network beyond 127.0.0.1 and
+ * no environment: the policy ({@code demo-policy.yaml}, next to this class) names an environment
+ * variable for the upstream credential as a deployment would, and the demo overrides it with
+ * {@link PamEngine.Builder#credentialProvider}. The API keys below are published demo constants,
+ * not secrets; the policy holds only their SHA-256.
+ *
+ * <p>Output is plain text on the given stream; logs go to standard error. Each step checks what
+ * it shows, so the return value says whether the gateway behaved as narrated.
+ *
+ * <p>Not yet shown (later releases of the spec's demo): masking, approvals, quotas, the
+ * recording chain, OIDC tokens.
+ */
+public final class Demo {
+
+  /** Alice's demo API key (group {@code ml-engineers}). Demo-only constant. */
+  public static final String ALICE_KEY = "demo-key-alice-0000-not-a-secret";
+
+  /** The nightly evaluation job's demo API key (group {@code ci}). Demo-only constant. */
+  public static final String NIGHTLY_EVAL_KEY = "demo-key-nightly-eval-0000-not-a-secret";
+
+  /** The credential the mock model server demands and the gateway injects. Demo-only constant. */
+  static final String UPSTREAM_SECRET = "demo-upstream-secret-0000";
+
+  static final String POLICY_RESOURCE = "demo-policy.yaml";
+
+  private static final MediaType JSON_TYPE = MediaType.get("application/json");
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final PrintStream out;
+  private final OkHttpClient client;
+  private final HttpUrl gateway;
+  private final List<String> failures = new ArrayList<>();
+  private int step;
+
+  private Demo(PrintStream out, OkHttpClient client, HttpUrl gateway) {
+    this.out = out;
+    this.client = client;
+    this.gateway = gateway;
+  }
+
+  /**
+   * Runs the demo, narrating on {@code out}.
+   *
+   * @param gatewayPort the gateway's port, 0 for a free one
+   * @return 0 when every step went as narrated, 1 otherwise
+   * @throws IOException when the mock server or the gateway cannot start
+   */
+  public static int run(PrintStream out, int gatewayPort) throws IOException {
+    Objects.requireNonNull(out, "out");
+    String upstreamAuthorization = "Bearer " + UPSTREAM_SECRET;
+    Policy policy = Policy.parse(policyText());
+    try (MockModelServer model = MockModelServer.start(upstreamAuthorization, List.of(ALICE_KEY, NIGHTLY_EVAL_KEY))) {
+      PamEngine engine = PamEngine.builder()
+          .policy(policy)
+          .credentialProvider(() -> new Credential("Authorization", upstreamAuthorization))
+          .build();
+      try (Gateway gw = Gateway.start(engine, HttpUrl.get(model.uri()), "127.0.0.1", gatewayPort)) {
+        out.println("inferpam demo");
+        out.println("  mock model server: " + model.uri() + " (demands its own key, which only the gateway holds)");
+        out.println("  gateway:           " + gw.uri() + " (policy: " + POLICY_RESOURCE + ")");
+        out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key");
+        out.println();
+        OkHttpClient client = new OkHttpClient.Builder()
+            .connectTimeout(Duration.ofSeconds(5))
+            .readTimeout(Duration.ofSeconds(30))
+            .build();
+        try {
+          return new Demo(out, client, HttpUrl.get(gw.uri())).narrate(model);
+        } finally {
+          client.dispatcher().executorService().shutdown();
+          client.connectionPool().evictAll();
+        }
+      }
+    }
+  }
+
+  private int narrate(MockModelServer model) throws IOException {
+    // 1. allowed
+    title("alice asks llama-3.1-8b a question");
+    try (Response r = send(chat("llama-3.1-8b", "What does a PAM gateway do?", ""), ALICE_KEY, false)) {
+      JsonNode body = JSON.readTree(r.body().string());
+      outcome(r.code(), null, null, 200, null);
+      detail("answer: " + body.path("choices").path(0).path("message").path("content").asText());
+    }
+    List<MockModelServer.Seen> seen = model.seen();
+    if (!seen.isEmpty()) {
+      MockModelServer.Seen first = seen.get(seen.size() - 1);
+      detail("the model server got the gateway's credential (Authorization: Bearer ██): "
+          + yesNo(first.upstreamCredentialOk()) + "; alice's key: " + yesNo(first.callerKeySeen()));
+      if (!first.upstreamCredentialOk() || first.callerKeySeen()) fail("credential swap");
+    }
+
+    // 2. streamed
+    title("alice streams an answer from llama-3.1-70b");
+    try (Response r = send(chat("llama-3.1-70b", "Tell me about least privilege.", ",\"stream\":true"),
+        ALICE_KEY, false)) {
+      outcome(r.code(), null, null, 200, null);
+      detail("content-type: " + r.header("Content-Type") + "; events as they arrive:");
+      int events = 0;
+      BufferedSource source = r.body().source();
+      for (String line; (line = source.readUtf8Line()) != null; ) {
+        if (!line.startsWith("data: ")) continue;
+        events++;
+        String data = line.substring("data: ".length());
+        if (data.equals("[DONE]")) {
+          detail("  <- [DONE]");
+        } else {
+          JsonNode choice = JSON.readTree(data).path("choices").path(0);
+          detail(choice.path("finish_reason").isTextual()
+              ? "  <- (finish_reason: " + choice.path("finish_reason").asText() + ")"
+              : "  <- \"" + choice.path("delta").path("content").asText() + "\"");
+        }
+      }
+      if (events == 0) fail("no server-sent events arrived");
+    }
+
+    // 3. not entitled
+    title("nightly-eval (group ci) asks gpt-4o-mini, a model its group is not entitled to");
+    expectDenial(send(chat("gpt-4o-mini", "Summarise the test report.", ""), NIGHTLY_EVAL_KEY, true),
+        403, "not_entitled");
+
+    // 4. blocked
+    title("alice tries to download a model through Ollama's /api/pull");
+    expectDenial(send(post("/api/pull", "{\"model\":\"llama3.1:405b\"}"), ALICE_KEY, false), 403, "blocked");
+
+    // 5. parameter denied
+    title("alice asks for logprobs, which help extract a model");
+    expectDenial(send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true,\"top_logprobs\":5"), ALICE_KEY, false),
+        403, "parameter_denied");
+
+    // 6. no credential
+    title("someone calls without any credential");
+    expectDenial(send(chat("llama-3.1-8b", "Hello", ""), null, false), 401, "unauthenticated");
+
+    out.println();
+    int reached = model.seen().size();
+    out.println("done: " + step + " requests sent; " + reached + " reached the model server, "
+        + (step - reached) + " were refused by the gateway before it.");
+    if (reached != 2) fail("expected 2 requests at the model server, saw " + reached);
+    if (!failures.isEmpty()) {
+      out.println("UNEXPECTED: " + String.join("; ", failures));
+      out.flush();
+      return 1;
+    }
+    out.flush();
+    return 0;
+  }
+
+  private void expectDenial(Response response, int status, String code) throws IOException {
+    try (response) {
+      JsonNode error = JSON.readTree(response.body().string()).path("error");
+      outcome(response.code(), error.path("code").asText(null), error.path("message").asText(null), status, code);
+    }
+  }
+
+  private Request.Builder chat(String model, String question, String extraJson) {
+    String body = "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\""
+        + question + "\"}]" + extraJson + "}";
+    return post("/v1/chat/completions", body);
+  }
+
+  private Request.Builder post(String path, String json) {
+    return new Request.Builder()
+        .url(gateway.newBuilder().encodedPath(path).build())
+        .post(RequestBody.create(json, JSON_TYPE));
+  }
+
+  /** Sends with the caller's key as {@code Authorization: Bearer}, or as {@code X-Api-Key}. */
+  private Response send(Request.Builder request, String key, boolean asXApiKey) throws IOException {
+    if (key != null) {
+      if (asXApiKey) request.header("X-Api-Key", key);
+      else request.header("Authorization", "Bearer " + key);
+    }
+    Request built = request.build();
+    detail(built.method() + " " + built.url().encodedPath()
+        + (key == null ? " (no credential)" : asXApiKey ? " (X-Api-Key)" : " (Authorization: Bearer)"));
+    return client.newCall(built).execute();
+  }
+
+  private void title(String text) {
+    step++;
+    out.println();
+    out.println("[" + step + "] " + text);
+  }
+
+  private void outcome(int status, String code, String message, int expectedStatus, String expectedCode) {
+    String shown = status == 200 ? "allowed" : code + (message == null ? "" : ": " + message);
+    detail("-> " + status + " " + shown);
+    if (status != expectedStatus || !Objects.equals(code, expectedCode)) {
+      fail("step " + step + " answered " + status + " " + code + ", expected " + expectedStatus + " "
+          + (expectedCode == null ? "allowed" : expectedCode));
+    }
+  }
+
+  private void detail(String text) {
+    out.println("    " + text);
+    out.flush();
+  }
+
+  private void fail(String what) {
+    failures.add(what);
+  }
+
+  private static String yesNo(boolean b) {
+    return b ? "yes" : "no";
+  }
+
+  static String policyText() {
+    try (InputStream in = Demo.class.getResourceAsStream(POLICY_RESOURCE)) {
+      if (in == null) throw new IllegalStateException(POLICY_RESOURCE + " is missing from the jar");
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}

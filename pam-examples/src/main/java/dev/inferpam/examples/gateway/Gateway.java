@@ -1,0 +1,213 @@
+package dev.inferpam.examples.gateway;
+
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.servlet.PamFilter;
+import jakarta.servlet.DispatcherType;
+import java.io.IOException;
+import java.net.URI;
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+import okhttp3.HttpUrl;
+import okhttp3.OkHttpClient;
+import org.eclipse.jetty.ee10.servlet.FilterHolder;
+import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
+import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.http.UriCompliance;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.GracefulHandler;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The inferpam gateway, embeddable: an embedded Jetty whose every request passes
+ * {@link PamFilter} (decide, mask, record) before a {@link ForwardingServlet} carries it to the
+ * upstream model server with the upstream credential.
+ *
+ * <pre>{@code
+ * try (Gateway gateway = Gateway.start(engine, HttpUrl.get("http://127.0.0.1:11434"), "127.0.0.1", 0)) {
+ *   URI uri = gateway.uri();   // http://127.0.0.1:<free port>
+ *   ...
+ * }
+ * }</pre>
+ *
+ * <p><b>Ownership:</b> the gateway takes over the engine: {@link #close()} closes it after the
+ * last exchange has ended, so that the recorder is flushed with every record in it.
+ *
+ * <p><b>Paths:</b> the connector accepts ambiguous paths ({@code %2F}, {@code //}, {@code ;},
+ * dot segments, ...) instead of answering them with Jetty's own 400, so that they reach the
+ * filter, which refuses them with a recorded 400 {@code bad_path}. Paths that Jetty cannot
+ * parse at all (a {@code ..} above the root) are still refused by Jetty before the filter.
+ *
+ * <p><b>Timeouts:</b> the forwarding client's are those of {@link ForwardingServlet#newClient()};
+ * the connector's idle timeout is {@link #IDLE_TIMEOUT}, longer than the upstream read timeout,
+ * so that a slow model yields a 502 from the gateway rather than a silently dropped connection.
+ *
+ * <p><b>Thread-safety:</b> safe to use from any thread; {@link #close()} is idempotent.
+ */
+public final class Gateway implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Gateway.class);
+
+  /** How long {@link #close()} waits for in-flight exchanges before cutting them off. */
+  public static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
+
+  /** Idle timeout of client connections: the upstream read timeout plus a margin. */
+  public static final Duration IDLE_TIMEOUT = ForwardingServlet.DEFAULT_READ_TIMEOUT.plusSeconds(30);
+
+  /**
+   * What Jetty lets through to the filter: every path ambiguity, so that the filter (not Jetty)
+   * refuses it, records it and answers with the JSON error. Fragments, user info and bad UTF-8
+   * in queries stay protocol errors that Jetty refuses.
+   */
+  static final UriCompliance URI_COMPLIANCE = UriCompliance.DEFAULT.with("INFERPAM_GATEWAY",
+      UriCompliance.Violation.AMBIGUOUS_PATH_SEGMENT,
+      UriCompliance.Violation.AMBIGUOUS_EMPTY_SEGMENT,
+      UriCompliance.Violation.AMBIGUOUS_PATH_SEPARATOR,
+      UriCompliance.Violation.AMBIGUOUS_PATH_PARAMETER,
+      UriCompliance.Violation.AMBIGUOUS_PATH_ENCODING,
+      UriCompliance.Violation.SUSPICIOUS_PATH_CHARACTERS,
+      UriCompliance.Violation.ILLEGAL_PATH_CHARACTERS,
+      UriCompliance.Violation.UTF16_ENCODINGS);
+
+  private final Server server;
+  private final PamEngine engine;
+  private final OkHttpClient client;
+  private final URI uri;
+  private final int port;
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  private Gateway(Server server, PamEngine engine, OkHttpClient client, URI uri, int port) {
+    this.server = server;
+    this.engine = engine;
+    this.client = client;
+    this.uri = uri;
+    this.port = port;
+  }
+
+  /**
+   * Starts a gateway and returns once it accepts connections.
+   *
+   * @param engine      the engine to enforce; owned by the gateway from now on
+   * @param upstream    the model server, e.g. {@code http://127.0.0.1:8000}; a path in it (e.g.
+   *                    {@code /openai}) is put in front of every forwarded path; must have no query
+   * @param bindAddress the address to listen on, e.g. {@code 127.0.0.1} or {@code 0.0.0.0}
+   * @param port        the port, or 0 for a free one
+   * @throws IOException              when the address cannot be bound (the engine is then closed)
+   * @throws IllegalArgumentException when the port is out of range or the upstream has a query
+   */
+  public static Gateway start(PamEngine engine, HttpUrl upstream, String bindAddress, int port)
+      throws IOException {
+    Objects.requireNonNull(engine, "engine");
+    Objects.requireNonNull(upstream, "upstream");
+    Objects.requireNonNull(bindAddress, "bindAddress");
+    if (port < 0 || port > 65535) throw new IllegalArgumentException("port must be 0..65535, was " + port);
+    if (upstream.encodedQuery() != null) {
+      throw new IllegalArgumentException("upstream URL must not have a query, was " + upstream.redact());
+    }
+
+    QueuedThreadPool threads = new QueuedThreadPool();
+    threads.setName("inferpam-gateway");
+    Server server = new Server(threads);
+
+    HttpConfiguration http = new HttpConfiguration();
+    http.setUriCompliance(URI_COMPLIANCE);
+    http.setSendServerVersion(false);
+    http.setSendXPoweredBy(false);
+    ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
+    connector.setHost(bindAddress);
+    connector.setPort(port);
+    connector.setIdleTimeout(IDLE_TIMEOUT.toMillis());
+    server.addConnector(connector);
+
+    OkHttpClient client = ForwardingServlet.newClient();
+    ServletContextHandler context = new ServletContextHandler("/");
+    context.addFilter(new FilterHolder(new PamFilter(engine)), "/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addServlet(new ServletHolder("forward", new ForwardingServlet(client, upstream)), "/");
+
+    // GracefulHandler counts in-flight requests so that stop() waits for them (bounded by the
+    // stop timeout) instead of cutting streams off; new requests meanwhile get 503.
+    server.setHandler(new GracefulHandler(context));
+    server.setStopTimeout(DEFAULT_DRAIN_TIMEOUT.toMillis());
+    // Our close() (and GatewayMain's shutdown hook) stop the server in the right order.
+    server.setStopAtShutdown(false);
+
+    try {
+      server.start();
+    } catch (Exception e) {
+      stopQuietly(server);
+      shutdown(client);
+      engine.close();
+      if (e instanceof IOException io) {
+        throw new IOException("cannot listen on " + hostForUri(bindAddress) + ":" + port + ": " + io.getMessage(), io);
+      }
+      throw new IllegalStateException("gateway failed to start: " + e, e);
+    }
+    int actualPort = connector.getLocalPort();
+    URI uri = URI.create("http://" + hostForUri(bindAddress) + ":" + actualPort);
+    log.debug("inferpam gateway on {} forwarding to {}", uri, upstream.redact());
+    return new Gateway(server, engine, client, uri, actualPort);
+  }
+
+  /** Where the gateway listens, e.g. {@code http://127.0.0.1:8080}, no trailing slash. */
+  public URI uri() {
+    return uri;
+  }
+
+  /** The port it listens on (the chosen one when started with port 0). */
+  public int port() {
+    return port;
+  }
+
+  /** Blocks until the gateway has stopped. */
+  public void join() throws InterruptedException {
+    server.join();
+  }
+
+  /**
+   * Stops accepting connections, waits up to {@link #DEFAULT_DRAIN_TIMEOUT} for in-flight
+   * exchanges to end (streams still open then are cut off), releases the upstream client and
+   * finally closes the engine, which flushes the recorder. Idempotent.
+   *
+   * @throws java.io.UncheckedIOException when the recorder cannot be flushed
+   */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) return;
+    try {
+      server.stop();
+    } catch (Exception e) {
+      log.warn("inferpam gateway: stopping Jetty failed: {}", e.toString());
+    } finally {
+      shutdown(client);
+      engine.close();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "Gateway[" + uri + "]";
+  }
+
+  private static void stopQuietly(Server server) {
+    try {
+      server.stop();
+    } catch (Exception ignored) {
+      // already failing to start; the start failure is what the caller needs to see
+    }
+  }
+
+  private static void shutdown(OkHttpClient client) {
+    client.dispatcher().executorService().shutdown();
+    client.connectionPool().evictAll();
+  }
+
+  /** IPv6 literals need brackets in a URI. */
+  static String hostForUri(String host) {
+    return host.indexOf(':') >= 0 && !host.startsWith("[") ? "[" + host + "]" : host;
+  }
+}

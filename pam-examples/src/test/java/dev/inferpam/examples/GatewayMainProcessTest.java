@@ -1,0 +1,190 @@
+package dev.inferpam.examples;
+
+import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
+import static dev.inferpam.examples.TestPolicies.UPSTREAM_ENV;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import mockwebserver3.RecordedRequest;
+import okhttp3.HttpUrl;
+import okhttp3.MediaType;
+import okhttp3.OkHttpClient;
+import okhttp3.Request;
+import okhttp3.RequestBody;
+import okhttp3.Response;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code GatewayMain} as a user runs it: a child JVM, its exit status and its output streams. */
+class GatewayMainProcessTest {
+  private static final Duration WAIT = Duration.ofSeconds(30);
+  private static final Pattern LISTENING = Pattern.compile("listening on http://127\\.0\\.0\\.1:(\\d+)");
+
+  @TempDir Path dir;
+  private final List<Process> processes = new ArrayList<>();
+
+  @AfterEach
+  void killLeftovers() {
+    for (Process p : processes) p.destroyForcibly();
+  }
+
+  @Test
+  void serveAnnouncesItsPortServesAndExitsZeroOnSigterm() throws Exception {
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.POLICY);
+    try (MockWebServer upstream = new MockWebServer()) {
+      upstream.start(InetAddress.getLoopbackAddress(), 0);
+      upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
+
+      Path stderr = dir.resolve("stderr.txt");
+      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
+          "--upstream", upstream.url("/").toString(), "--port", "0");
+      pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
+      pb.redirectError(stderr.toFile());
+      Process process = start(pb);
+      BufferedReader stdout = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+
+      String first = CompletableFuture.supplyAsync(() -> readLine(stdout)).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+      Matcher m = LISTENING.matcher(String.valueOf(first));
+      assertThat(m.matches()).as("first stdout line: %s", first).isTrue();
+      int port = Integer.parseInt(m.group(1));
+      assertThat(port).isPositive();
+
+      OkHttpClient client = new OkHttpClient();
+      try {
+        Request request = new Request.Builder()
+            .url(HttpUrl.get("http://127.0.0.1:" + port + "/v1/chat/completions"))
+            .header("Authorization", "Bearer " + ALICE_KEY)
+            .post(RequestBody.create(TestPolicies.chat("llama-3.1-8b", ""), MediaType.get("application/json")))
+            .build();
+        try (Response response = client.newCall(request).execute()) {
+          assertThat(response.code()).isEqualTo(200);
+          assertThat(response.body().string()).isEqualTo("{\"ok\":true}");
+        }
+      } finally {
+        client.dispatcher().executorService().shutdown();
+        client.connectionPool().evictAll();
+      }
+      RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
+      assertThat(seen.getHeaders().get("Authorization")).isEqualTo("Bearer child-upstream-secret");
+
+      process.destroy(); // SIGTERM
+      assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+      assertThat(process.exitValue()).isZero();
+      // Exactly one line on stdout, ever.
+      assertThat(stdout.readLine()).isNull();
+      assertThat(Files.readString(stderr)).doesNotContain("\tat ").doesNotContain("Exception");
+    }
+  }
+
+  @Test
+  void badArgumentsExitTwoWithOneLineAndNoStackTrace() throws Exception {
+    Result r = run("serve", "--policy", "p.yaml", "--upstream", "http://127.0.0.1:1", "--port", "99999");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stdout).isEmpty();
+    assertThat(r.stderrLines()).singleElement().asString()
+        .startsWith("inferpam: ").contains("--port").contains("99999");
+    assertThat(r.stderr).doesNotContain("\tat ");
+  }
+
+  @Test
+  void badUpstreamUrlExitsTwo() throws Exception {
+    Result r = run("serve", "--policy", "p.yaml", "--upstream", "not a url");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stderrLines()).singleElement().asString().startsWith("inferpam: --upstream");
+  }
+
+  @Test
+  void invalidPolicyExitsTwoNamingFileAndKeyPath() throws Exception {
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), """
+        version: 1
+        entitlements:
+          - groups: [ml]
+            models: ["x["]
+            operations: [chat]
+        """);
+    Result r = run("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:1");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stdout).isEmpty();
+    assertThat(r.stderrLines()).singleElement().asString()
+        .startsWith("inferpam: " + policy + ": entitlements[0].models[0]: invalid glob \"x[\"");
+    assertThat(r.stderr).doesNotContain("\tat ").doesNotContain("Exception");
+  }
+
+  @Test
+  void missingPolicyFileExitsTwo() throws Exception {
+    Path missing = dir.resolve("nope.yaml");
+    Result r = run("serve", "--policy", missing.toString(), "--upstream", "http://127.0.0.1:1");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stderrLines()).singleElement().asString().startsWith("inferpam: " + missing + ": ");
+  }
+
+  @Test
+  void replayIsNotAvailableYet() throws Exception {
+    Result r = run("replay", "verify", "--recordings", "x");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stderrLines()).singleElement().asString().contains("not available in this release");
+  }
+
+  @Test
+  void helpPrintsUsageAndExitsZero() throws Exception {
+    Result r = run("--help");
+    assertThat(r.status).isZero();
+    assertThat(r.stdout).contains("serve --policy FILE --upstream URL").contains("demo");
+    assertThat(r.stderr).isEmpty();
+  }
+
+  private record Result(int status, String stdout, String stderr) {
+    List<String> stderrLines() {
+      return stderr.lines().toList();
+    }
+  }
+
+  private Result run(String... args) throws Exception {
+    Path out = Files.createTempFile(dir, "out", ".txt");
+    Path err = Files.createTempFile(dir, "err", ".txt");
+    ProcessBuilder pb = command(args).redirectOutput(out.toFile()).redirectError(err.toFile());
+    Process p = start(pb);
+    assertThat(p.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+    return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+  }
+
+  private static ProcessBuilder command(String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add(GatewayMain.class.getName());
+    cmd.addAll(List.of(args));
+    return new ProcessBuilder(cmd);
+  }
+
+  private Process start(ProcessBuilder pb) throws IOException {
+    Process p = pb.start();
+    processes.add(p);
+    return p;
+  }
+
+  private static String readLine(BufferedReader reader) {
+    try {
+      return reader.readLine();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+}

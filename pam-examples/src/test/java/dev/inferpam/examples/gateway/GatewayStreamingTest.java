@@ -1,0 +1,225 @@
+package dev.inferpam.examples.gateway;
+
+import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
+import static dev.inferpam.examples.TestPolicies.chat;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.inferpam.api.SessionRecord;
+import dev.inferpam.examples.TestPolicies;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockResponseBody;
+import mockwebserver3.MockWebServer;
+import okhttp3.Call;
+import okhttp3.HttpUrl;
+import okhttp3.MediaType;
+import okhttp3.OkHttpClient;
+import okhttp3.Request;
+import okhttp3.RequestBody;
+import okhttp3.Response;
+import okio.BufferedSink;
+import okio.BufferedSource;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Streaming through the gateway: events pass one by one, a client that leaves stops the upstream
+ * call, and closing the gateway lets an in-flight stream finish. The upstream is MockWebServer
+ * with a hand-written chunked body whose events are gated by latches, so the tests know, without
+ * sleeping, what the upstream has sent.
+ */
+class GatewayStreamingTest {
+  private static final MediaType JSON_TYPE = MediaType.get("application/json");
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  private final BlockingQueue<SessionRecord> records = new LinkedBlockingQueue<>();
+  private MockWebServer upstream;
+  private Gateway gateway;
+  private OkHttpClient client;
+
+  @BeforeEach
+  void setUp() throws IOException {
+    upstream = new MockWebServer();
+    upstream.start(InetAddress.getLoopbackAddress(), 0);
+    gateway = Gateway.start(TestPolicies.engine(records::add), upstream.url("/"), "127.0.0.1", 0);
+    client = new OkHttpClient.Builder().readTimeout(WAIT).build();
+  }
+
+  @AfterEach
+  void tearDown() {
+    client.dispatcher().executorService().shutdown();
+    client.connectionPool().evictAll();
+    gateway.close();
+    upstream.close();
+  }
+
+  @Test
+  void firstEventArrivesBeforeTheUpstreamHasFinished() throws Exception {
+    CountDownLatch firstEventReceived = new CountDownLatch(1);
+    AtomicBoolean secondEventHeldBack = new AtomicBoolean();
+    upstream.enqueue(sse(sink -> {
+      writeChunk(sink, "data: {\"n\":1}\n\n");
+      // The rest is sent only once the client has read the first event through the gateway.
+      secondEventHeldBack.set(firstEventReceived.await(WAIT.toSeconds(), TimeUnit.SECONDS));
+      writeChunk(sink, "data: {\"n\":2}\n\n");
+      writeChunk(sink, "data: [DONE]\n\n");
+      endChunks(sink);
+    }));
+
+    try (Response response = client.newCall(streamingChat()).execute()) {
+      assertThat(response.code()).isEqualTo(200);
+      assertThat(response.header("Content-Type")).startsWith("text/event-stream");
+      assertThat(response.header("Content-Length")).isNull();
+      BufferedSource source = response.body().source();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+      assertThat(source.readUtf8LineStrict()).isEmpty();
+      firstEventReceived.countDown();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":2}");
+      assertThat(source.readUtf8LineStrict()).isEmpty();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: [DONE]");
+      assertThat(source.readUtf8LineStrict()).isEmpty();
+      assertThat(source.exhausted()).isTrue();
+    }
+    assertThat(secondEventHeldBack).as("the upstream waited for the client to see the first event").isTrue();
+
+    SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(record).isNotNull();
+    assertThat(record.response().complete()).isTrue();
+  }
+
+  @Test
+  void clientLeavingMidStreamCancelsTheUpstreamCall() throws Exception {
+    CountDownLatch clientGone = new CountDownLatch(1);
+    AtomicBoolean upstreamWriteFailed = new AtomicBoolean();
+    upstream.enqueue(sse(sink -> {
+      writeChunk(sink, "data: {\"n\":1}\n\n");
+      try {
+        clientGone.await(WAIT.toSeconds(), TimeUnit.SECONDS);
+        // Keep generating, as a model would, until the gateway hangs up on us.
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (System.nanoTime() < deadline) writeChunk(sink, "data: {\"n\":\"more\"}\n\n");
+      } catch (IOException e) {
+        upstreamWriteFailed.set(true);
+      }
+    }));
+
+    Call call = client.newCall(streamingChat());
+    Response response = call.execute();
+    assertThat(response.body().source().readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+    call.cancel();
+    response.close();
+    clientGone.countDown();
+
+    await().atMost(WAIT).untilTrue(upstreamWriteFailed);
+    SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(record).isNotNull();
+    assertThat(record.response().complete()).isFalse();
+  }
+
+  @Test
+  void closeWaitsForInFlightStreamThenClosesTheEngine() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    upstream.enqueue(sse(sink -> {
+      writeChunk(sink, "data: {\"n\":1}\n\n");
+      release.await(WAIT.toSeconds(), TimeUnit.SECONDS);
+      writeChunk(sink, "data: [DONE]\n\n");
+      endChunks(sink);
+    }));
+
+    try (Response response = client.newCall(streamingChat()).execute()) {
+      BufferedSource source = response.body().source();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+
+      CompletableFuture<Void> closing = CompletableFuture.runAsync(gateway::close);
+      // Draining has begun once the gateway no longer accepts connections.
+      await().atMost(WAIT).until(() -> refusesConnections(gateway.port()));
+      assertThat(closing).isNotDone();
+
+      release.countDown();
+      assertThat(source.readUtf8LineStrict()).isEmpty();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: [DONE]");
+      closing.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+    }
+    SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(record).isNotNull();
+    assertThat(record.response().complete()).isTrue();
+  }
+
+  private Request streamingChat() {
+    return new Request.Builder()
+        .url(HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
+        .header("Authorization", "Bearer " + ALICE_KEY)
+        .post(RequestBody.create(chat("llama-3.1-8b", "\"stream\":true"), JSON_TYPE))
+        .build();
+  }
+
+  private static boolean refusesConnections(int port) {
+    try (Socket ignored = new Socket(InetAddress.getLoopbackAddress(), port)) {
+      return false;
+    } catch (ConnectException e) {
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** What the upstream writes, in the chunked framing it must produce itself. */
+  @FunctionalInterface
+  interface Events {
+    void write(BufferedSink sink) throws IOException, InterruptedException;
+  }
+
+  /**
+   * A chunked SSE response whose body the test writes: MockWebServer sends what the body writes
+   * as it is flushed, which lets a test hold events back.
+   */
+  private static MockResponse sse(Events events) {
+    MockResponseBody body = new MockResponseBody() {
+      @Override
+      public long getContentLength() {
+        return -1;
+      }
+
+      @Override
+      public void writeTo(BufferedSink sink) throws IOException {
+        try {
+          events.write(sink);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IOException(e);
+        }
+      }
+    };
+    return new MockResponse.Builder()
+        .code(200)
+        .addHeader("Content-Type", "text/event-stream")
+        .body(body)
+        .removeHeader("Content-Length")
+        .addHeader("Transfer-Encoding", "chunked")
+        .build();
+  }
+
+  private static void writeChunk(BufferedSink sink, String data) throws IOException {
+    byte[] bytes = data.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    sink.writeHexadecimalUnsignedLong(bytes.length).writeUtf8("\r\n").write(bytes).writeUtf8("\r\n");
+    sink.flush();
+  }
+
+  private static void endChunks(BufferedSink sink) throws IOException {
+    // MockWebServer writes the (empty) trailers and the final CRLF after the body.
+    sink.writeUtf8("0\r\n");
+    sink.flush();
+  }
+}
