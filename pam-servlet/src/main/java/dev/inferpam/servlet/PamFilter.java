@@ -68,15 +68,16 @@ import org.slf4j.LoggerFactory;
  *       sees the request first. Jetty 12's default {@code UriCompliance.DEFAULT} (RFC 3986)
  *       already answers 400 with its own error page, before any filter, for encoded {@code /}
  *       ({@code %2F}), encoded {@code %} ({@code %25}), encoded or parameterised dot segments
- *       ({@code %2e}, {@code ..;}), {@code //}, and {@code \}; and Jetty refuses {@code %00} in a
- *       path in every compliance mode. Those refusals are safe but are not recorded by inferpam
+ *       ({@code %2e}, {@code ..;}), {@code //}, and {@code \} (raw or {@code %5C}); and Jetty refuses
+ *       {@code %00} and broken escapes ({@code %zz}, a trailing {@code %}) in every compliance
+ *       mode. Those refusals are safe but are not recorded by inferpam
  *       and do not carry the JSON error body. To have inferpam answer and record them, relax the
  *       connector ({@code HttpConfiguration.setUriCompliance(UriCompliance.UNSAFE)}) <em>and</em>
  *       let the servlet layer accept such URIs
  *       ({@code ServletHandler.setDecodeAmbiguousURIs(true)}) — only with this filter mapped to
  *       {@code /*} in front of everything, because it is then the only thing refusing them. Plain
- *       dot segments ({@code /x/../api/pull}, {@code /api/./pull}) and path parameters
- *       ({@code /api/pull;x=1}) are legal URIs to Jetty in every mode: Jetty routes them by its
+ *       dot segments ({@code /x/../api/pull}, {@code /api/./pull}), path parameters
+ *       ({@code /api/pull;x=1}) and a trailing {@code /} are legal URIs to Jetty in every mode: Jetty routes them by its
  *       normalised path but reports the raw path in {@code getRequestURI()}, where this filter
  *       refuses them.</li>
  *   <li>The container bounds the length of the request line and headers (Jetty:

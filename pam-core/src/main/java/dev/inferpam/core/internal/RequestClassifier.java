@@ -214,8 +214,6 @@ public final class RequestClassifier {
       node = JSON.readTree(text);
     } catch (JsonProcessingException e) {
       throw new BadRequestException("malformed JSON body: " + excerpt(e.getOriginalMessage()));
-    } catch (IOException e) {
-      throw new BadRequestException("malformed JSON body: " + e.getClass().getSimpleName());
     }
     if (node == null || node.isMissingNode()) throw new BadRequestException("request body is empty");
     return node;

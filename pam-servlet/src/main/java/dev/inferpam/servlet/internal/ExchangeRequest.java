@@ -36,6 +36,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   private ReplayInputStream stream;
   private BufferedReader reader;
 
+  /** Wraps the request of an allowed {@code exchange}; {@code response} is its wrapped response. */
   public ExchangeRequest(HttpServletRequest request, Exchange exchange, ExchangeResponse response) {
     super(request);
     this.body = exchange.body();

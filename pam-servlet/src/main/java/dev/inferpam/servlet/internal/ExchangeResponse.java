@@ -33,6 +33,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   private PrintWriter writer;
   private volatile boolean started;
 
+  /** Wraps the response of an allowed {@code exchange}. */
   public ExchangeResponse(HttpServletResponse response, Exchange exchange) {
     super(response);
     this.exchange = exchange;
@@ -52,11 +53,6 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
 
   void reportBytes(byte[] b, int off, int len) {
     if (len > 0) exchange.responseBytes(b, off, len);
-  }
-
-  /** True once {@link #reportStarted} ran. */
-  public boolean started() {
-    return started;
   }
 
   private Map<String, List<String>> headers() {
@@ -89,6 +85,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     if (streamTaken) throw new IllegalStateException("getOutputStream() was already called");
     if (writer == null) {
       String name = getCharacterEncoding();
+      if (name == null) name = "ISO-8859-1"; // the servlet specification's default
       Charset charset;
       try {
         charset = Charset.forName(name);
