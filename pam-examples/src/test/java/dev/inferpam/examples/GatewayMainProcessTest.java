@@ -3,18 +3,15 @@ package dev.inferpam.examples;
 import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
 import static dev.inferpam.examples.TestPolicies.UPSTREAM_ENV;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.net.InetAddress;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -51,16 +48,17 @@ class GatewayMainProcessTest {
       upstream.start(InetAddress.getLoopbackAddress(), 0);
       upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
 
+      Path stdout = dir.resolve("stdout.txt");
       Path stderr = dir.resolve("stderr.txt");
       ProcessBuilder pb = command("serve", "--policy", policy.toString(),
           "--upstream", upstream.url("/").toString(), "--port", "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
-      pb.redirectError(stderr.toFile());
+      // Files rather than pipes: destroy() closes the pipes, and the test reads stdout after exit.
+      pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
       Process process = start(pb);
-      BufferedReader stdout = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
 
-      String first = CompletableFuture.supplyAsync(() -> readLine(stdout)).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-      Matcher m = LISTENING.matcher(String.valueOf(first));
+      String first = await().atMost(WAIT).until(() -> firstLine(stdout), line -> line != null);
+      Matcher m = LISTENING.matcher(first);
       assertThat(m.matches()).as("first stdout line: %s", first).isTrue();
       int port = Integer.parseInt(m.group(1));
       assertThat(port).isPositive();
@@ -87,7 +85,7 @@ class GatewayMainProcessTest {
       assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
       assertThat(process.exitValue()).isZero();
       // Exactly one line on stdout, ever.
-      assertThat(stdout.readLine()).isNull();
+      assertThat(Files.readAllLines(stdout)).containsExactly(first);
       assertThat(Files.readString(stderr)).doesNotContain("\tat ").doesNotContain("Exception");
     }
   }
@@ -180,11 +178,10 @@ class GatewayMainProcessTest {
     return p;
   }
 
-  private static String readLine(BufferedReader reader) {
-    try {
-      return reader.readLine();
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    }
+  /** The first complete line of {@code file}, or null while there is none. */
+  private static String firstLine(Path file) throws IOException {
+    String text = Files.readString(file);
+    int end = text.indexOf('\n');
+    return end < 0 ? null : text.substring(0, end);
   }
 }

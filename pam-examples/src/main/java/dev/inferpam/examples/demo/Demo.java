@@ -100,7 +100,6 @@ public final class Demo {
         out.println("  mock model server: " + model.uri() + " (demands its own key, which only the gateway holds)");
         out.println("  gateway:           " + gw.uri() + " (policy: " + POLICY_RESOURCE + ")");
         out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key");
-        out.println();
         OkHttpClient client = new OkHttpClient.Builder()
             .connectTimeout(Duration.ofSeconds(5))
             .readTimeout(Duration.ofSeconds(30))
@@ -166,7 +165,7 @@ public final class Demo {
 
     // 5. parameter denied
     title("alice asks for logprobs, which help extract a model");
-    expectDenial(send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true,\"top_logprobs\":5"), ALICE_KEY, false),
+    expectDenial(send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true"), ALICE_KEY, false),
         403, "parameter_denied");
 
     // 6. no credential

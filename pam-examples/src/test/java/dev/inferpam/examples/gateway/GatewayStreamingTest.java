@@ -3,6 +3,7 @@ package dev.inferpam.examples.gateway;
 import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
 import static dev.inferpam.examples.TestPolicies.chat;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import dev.inferpam.api.SessionRecord;
@@ -129,6 +130,26 @@ class GatewayStreamingTest {
   }
 
   @Test
+  void upstreamBreakingOffMidStreamTruncatesTheClientStream() throws Exception {
+    upstream.enqueue(sse(sink -> {
+      writeChunk(sink, "data: {\"n\":1}\n\n");
+      // The model server dies mid-answer: no terminating chunk, the connection just ends.
+      throw new IOException("model server crashed");
+    }));
+
+    try (Response response = client.newCall(streamingChat()).execute()) {
+      BufferedSource source = response.body().source();
+      assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+      assertThat(source.readUtf8LineStrict()).isEmpty();
+      // A clean end would tell the client the answer was complete; it must see a broken stream.
+      assertThatThrownBy(source::readUtf8LineStrict).isInstanceOf(IOException.class);
+    }
+    SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(record).isNotNull();
+    assertThat(record.response().complete()).isFalse();
+  }
+
+  @Test
   void closeWaitsForInFlightStreamThenClosesTheEngine() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
     upstream.enqueue(sse(sink -> {
@@ -166,7 +187,8 @@ class GatewayStreamingTest {
   }
 
   private static boolean refusesConnections(int port) {
-    try (Socket ignored = new Socket(InetAddress.getLoopbackAddress(), port)) {
+    try {
+      new Socket(InetAddress.getLoopbackAddress(), port).close();
       return false;
     } catch (ConnectException e) {
       return true;

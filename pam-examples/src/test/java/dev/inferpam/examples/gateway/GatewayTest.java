@@ -220,10 +220,22 @@ class GatewayTest {
   }
 
   @Test
+  void encodedPercentIsCheckedAsALiteralPercentNotRefusedByJetty() throws Exception {
+    // %25 decodes once to a literal "%": /v1/chat%completions is no operation, and POST is not
+    // in any allow rule, so the filter (not Jetty) refuses it.
+    String body = chat("llama-3.1-8b", "");
+    String answer = rawExchange("POST /v1/chat%25completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + "Authorization: Bearer " + ALICE_KEY + "\r\nContent-Type: application/json\r\n"
+        + "Content-Length: " + body.length() + "\r\nConnection: close\r\n\r\n" + body);
+    assertThat(answer).startsWith("HTTP/1.1 403 ").contains("\"code\":\"not_allowed\"");
+    assertThat(upstream.getRequestCount()).isZero();
+  }
+
+  @Test
   void unreachableUpstreamIs502WithJsonErrorAndNoDetails() throws Exception {
     MockWebServer gone = new MockWebServer();
     gone.start(InetAddress.getLoopbackAddress(), 0);
-    HttpUrl goneUrl = gone.url("/");
+    HttpUrl goneUrl = gone.url("/").newBuilder().host("127.0.0.1").build();
     gone.close();
     try (Gateway toNowhere = Gateway.start(TestPolicies.engine(r -> {}), goneUrl, "127.0.0.1", 0)) {
       Request request = chatRequest(ALICE_KEY, chat("llama-3.1-8b", "")).newBuilder()
