@@ -139,6 +139,8 @@ public final class GatewayMain {
       gateway = Gateway.start(engine, upstream, bind, port);
     } catch (IOException | IllegalArgumentException e) {
       return error(EXIT_USAGE, e.getMessage());
+    } catch (IllegalStateException e) {
+      return error(EXIT_FAILURE, e.getMessage());
     }
     Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(gateway), "inferpam-shutdown"));
     out.println("listening on " + gateway.uri());

@@ -17,6 +17,7 @@ import java.util.HashSet;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import okhttp3.Call;
 import okhttp3.Headers;
 import okhttp3.HttpUrl;
@@ -98,6 +99,7 @@ public final class ForwardingServlet extends HttpServlet {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final transient OkHttpClient client;
+  private final transient Set<Call> inFlight = ConcurrentHashMap.newKeySet();
   private final HttpUrl upstream;
   private final String basePath;
 
@@ -155,18 +157,32 @@ public final class ForwardingServlet extends HttpServlet {
     }
 
     Call call = client.newCall(upstreamRequest);
-    Response upstreamResponse;
+    inFlight.add(call);
     try {
-      upstreamResponse = call.execute();
-    } catch (IOException e) {
-      // The exception may name the upstream host; it goes to the log, not to the caller.
-      log.warn("inferpam gateway: upstream unavailable for exchange {}: {}", exchange.id(), e.toString());
-      writeError(resp, 502, "upstream_unavailable", "the upstream model server is unavailable", exchange.id());
-      return;
+      Response upstreamResponse;
+      try {
+        upstreamResponse = call.execute();
+      } catch (IOException e) {
+        // The exception may name the upstream host; it goes to the log, not to the caller.
+        log.warn("inferpam gateway: upstream unavailable for exchange {}: {}", exchange.id(), e.toString());
+        writeError(resp, 502, "upstream_unavailable", "the upstream model server is unavailable", exchange.id());
+        return;
+      }
+      try (upstreamResponse) {
+        relay(call, upstreamResponse, resp, exchange);
+      }
+    } finally {
+      inFlight.remove(call);
     }
-    try (upstreamResponse) {
-      relay(call, upstreamResponse, resp, exchange);
-    }
+  }
+
+  /**
+   * Cancels every upstream call still in flight, including those streaming a response body
+   * (which OkHttp's {@code Dispatcher.cancelAll()} no longer tracks once the headers are in).
+   * Their clients see a truncated response. Used when the gateway stops after its drain timeout.
+   */
+  public void cancelInFlight() {
+    for (Call call : inFlight) call.cancel();
   }
 
   private Request buildRequest(HttpServletRequest req, String method, Exchange exchange) {
@@ -226,6 +242,10 @@ public final class ForwardingServlet extends HttpServlet {
         try {
           n = in.read(buffer);
         } catch (IOException e) {
+          if (call.isCanceled()) {
+            // Cut off on purpose (the gateway is closing after its drain timeout).
+            throw new IOException("upstream call cancelled", e);
+          }
           log.warn("inferpam gateway: upstream broke off exchange {}: {}", exchange.id(), e.toString());
           throw new IOException("upstream broke off the response", e);
         }

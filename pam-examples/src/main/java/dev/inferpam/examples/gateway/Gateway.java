@@ -8,6 +8,9 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.EnumSet;
 import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
@@ -20,6 +23,7 @@ import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.GracefulHandler;
+import org.eclipse.jetty.util.component.Graceful;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,6 +52,10 @@ import org.slf4j.LoggerFactory;
  * the connector's idle timeout is {@link #IDLE_TIMEOUT}, longer than the upstream read timeout,
  * so that a slow model yields a 502 from the gateway rather than a silently dropped connection.
  *
+ * <p><b>Stopping:</b> {@link #close()} drains: it stops accepting connections and lets running
+ * exchanges (long streams included) finish for up to {@link #DEFAULT_DRAIN_TIMEOUT}, then cuts
+ * off the rest and flushes the recorder.
+ *
  * <p><b>Thread-safety:</b> safe to use from any thread; {@link #close()} is idempotent.
  */
 public final class Gateway implements AutoCloseable {
@@ -55,6 +63,9 @@ public final class Gateway implements AutoCloseable {
 
   /** How long {@link #close()} waits for in-flight exchanges before cutting them off. */
   public static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
+
+  /** After the drain, how long Jetty may take to wind down the exchanges that were cut off. */
+  static final Duration CUT_OFF_GRACE = Duration.ofSeconds(5);
 
   /** Idle timeout of client connections: the upstream read timeout plus a margin. */
   public static final Duration IDLE_TIMEOUT = ForwardingServlet.DEFAULT_READ_TIMEOUT.plusSeconds(30);
@@ -77,14 +88,17 @@ public final class Gateway implements AutoCloseable {
   private final Server server;
   private final PamEngine engine;
   private final OkHttpClient client;
+  private final ForwardingServlet forwarder;
   private final URI uri;
   private final int port;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private Gateway(Server server, PamEngine engine, OkHttpClient client, URI uri, int port) {
+  private Gateway(Server server, PamEngine engine, OkHttpClient client, ForwardingServlet forwarder,
+                  URI uri, int port) {
     this.server = server;
     this.engine = engine;
     this.client = client;
+    this.forwarder = forwarder;
     this.uri = uri;
     this.port = port;
   }
@@ -127,12 +141,13 @@ public final class Gateway implements AutoCloseable {
     OkHttpClient client = ForwardingServlet.newClient();
     ServletContextHandler context = new ServletContextHandler("/");
     context.addFilter(new FilterHolder(new PamFilter(engine)), "/*", EnumSet.of(DispatcherType.REQUEST));
-    context.addServlet(new ServletHolder("forward", new ForwardingServlet(client, upstream)), "/");
+    ForwardingServlet forwarder = new ForwardingServlet(client, upstream);
+    context.addServlet(new ServletHolder("forward", forwarder), "/");
 
-    // GracefulHandler counts in-flight requests so that stop() waits for them (bounded by the
-    // stop timeout) instead of cutting streams off; new requests meanwhile get 503.
+    // GracefulHandler counts in-flight requests so that close() can wait for them instead of
+    // cutting streams off; requests that arrive meanwhile get 503.
     server.setHandler(new GracefulHandler(context));
-    server.setStopTimeout(DEFAULT_DRAIN_TIMEOUT.toMillis());
+    server.setStopTimeout(CUT_OFF_GRACE.toMillis());
     // Our close() (and GatewayMain's shutdown hook) stop the server in the right order.
     server.setStopAtShutdown(false);
 
@@ -150,7 +165,7 @@ public final class Gateway implements AutoCloseable {
     int actualPort = connector.getLocalPort();
     URI uri = URI.create("http://" + hostForUri(bindAddress) + ":" + actualPort);
     log.debug("inferpam gateway on {} forwarding to {}", uri, upstream.redact());
-    return new Gateway(server, engine, client, uri, actualPort);
+    return new Gateway(server, engine, client, forwarder, uri, actualPort);
   }
 
   /** Where the gateway listens, e.g. {@code http://127.0.0.1:8080}, no trailing slash. */
@@ -169,22 +184,54 @@ public final class Gateway implements AutoCloseable {
   }
 
   /**
-   * Stops accepting connections, waits up to {@link #DEFAULT_DRAIN_TIMEOUT} for in-flight
-   * exchanges to end (streams still open then are cut off), releases the upstream client and
-   * finally closes the engine, which flushes the recorder. Idempotent.
+   * {@link #close(Duration)} with {@link #DEFAULT_DRAIN_TIMEOUT}.
    *
    * @throws java.io.UncheckedIOException when the recorder cannot be flushed
    */
   @Override
   public void close() {
+    close(DEFAULT_DRAIN_TIMEOUT);
+  }
+
+  /**
+   * Stops accepting connections, waits up to {@code drainTimeout} for in-flight exchanges to
+   * end, then cancels the upstream calls of those still running (their clients see a truncated
+   * response, their records say incomplete), stops Jetty and finally closes the engine, which
+   * flushes the recorder with every record in it. Only the first call does anything.
+   *
+   * @throws java.io.UncheckedIOException when the recorder cannot be flushed
+   * @throws IllegalArgumentException     when {@code drainTimeout} is negative
+   */
+  public void close(Duration drainTimeout) {
+    Objects.requireNonNull(drainTimeout, "drainTimeout");
+    if (drainTimeout.isNegative()) throw new IllegalArgumentException("drainTimeout must be >= 0, was " + drainTimeout);
     if (!closed.compareAndSet(false, true)) return;
     try {
+      drain(drainTimeout);
+    } catch (InterruptedException e) {
+      // Asked to hurry: skip the rest of the drain and cut off what is running.
+      Thread.currentThread().interrupt();
+    }
+    try {
+      // A thread blocked reading from the upstream ignores Jetty's interrupts; cancelling its
+      // call is what frees it, so the stop below stays within its short grace period.
+      forwarder.cancelInFlight();
       server.stop();
     } catch (Exception e) {
       log.warn("inferpam gateway: stopping Jetty failed: {}", e.toString());
     } finally {
       shutdown(client);
       engine.close();
+    }
+  }
+
+  private void drain(Duration timeout) throws InterruptedException {
+    try {
+      Graceful.shutdown(server).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (TimeoutException e) {
+      log.warn("inferpam gateway: exchanges still running after {}; cutting them off", timeout);
+    } catch (ExecutionException e) {
+      log.warn("inferpam gateway: draining failed: {}", e.getCause().toString());
     }
   }
 

@@ -9,9 +9,13 @@ import static org.awaitility.Awaitility.await;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.examples.TestPolicies;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.net.ConnectException;
 import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -19,6 +23,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockResponseBody;
 import mockwebserver3.MockWebServer;
@@ -131,18 +137,58 @@ class GatewayStreamingTest {
 
   @Test
   void upstreamBreakingOffMidStreamTruncatesTheClientStream() throws Exception {
+    // A raw socket, because the point is an upstream that dies mid-body: one chunk, then the
+    // connection closes without the terminating chunk.
+    try (ServerSocket dying = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      CompletableFuture<Void> upstreamSide = CompletableFuture.runAsync(() -> {
+        try (Socket s = dying.accept()) {
+          s.setSoTimeout((int) WAIT.toMillis());
+          readRequest(s.getInputStream());
+          String first = "data: {\"n\":1}\n\n";
+          s.getOutputStream().write(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+              + "Transfer-Encoding: chunked\r\n\r\n" + Integer.toHexString(first.length()) + "\r\n" + first + "\r\n")
+              .getBytes(StandardCharsets.UTF_8));
+          s.getOutputStream().flush();
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      });
+      HttpUrl dyingUrl = HttpUrl.get("http://127.0.0.1:" + dying.getLocalPort() + "/");
+      try (Gateway gw = Gateway.start(TestPolicies.engine(records::add), dyingUrl, "127.0.0.1", 0);
+           Response response = client.newCall(streamingChat(gw)).execute()) {
+        BufferedSource source = response.body().source();
+        assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+        assertThat(source.readUtf8LineStrict()).isEmpty();
+        // A clean end would tell the client the answer was complete; it must see a broken stream.
+        assertThatThrownBy(source::readUtf8LineStrict).isInstanceOf(IOException.class);
+      }
+      upstreamSide.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+    }
+    SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    assertThat(record).isNotNull();
+    assertThat(record.response().complete()).isFalse();
+  }
+
+  @Test
+  void closeCutsOffStreamsStillRunningAfterTheDrainTimeout() throws Exception {
+    CountDownLatch never = new CountDownLatch(1);
     upstream.enqueue(sse(sink -> {
       writeChunk(sink, "data: {\"n\":1}\n\n");
-      // The model server dies mid-answer: no terminating chunk, the connection just ends.
-      throw new IOException("model server crashed");
+      never.await(WAIT.toSeconds(), TimeUnit.SECONDS);
     }));
 
     try (Response response = client.newCall(streamingChat()).execute()) {
       BufferedSource source = response.body().source();
       assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
+
+      long started = System.nanoTime();
+      gateway.close(Duration.ofMillis(200));
+      assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Gateway.CUT_OFF_GRACE);
+
       assertThat(source.readUtf8LineStrict()).isEmpty();
-      // A clean end would tell the client the answer was complete; it must see a broken stream.
       assertThatThrownBy(source::readUtf8LineStrict).isInstanceOf(IOException.class);
+    } finally {
+      never.countDown();
     }
     SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
     assertThat(record).isNotNull();
@@ -179,11 +225,27 @@ class GatewayStreamingTest {
   }
 
   private Request streamingChat() {
+    return streamingChat(gateway);
+  }
+
+  private static Request streamingChat(Gateway gw) {
     return new Request.Builder()
-        .url(HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
+        .url(HttpUrl.get(gw.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
         .header("Authorization", "Bearer " + ALICE_KEY)
         .post(RequestBody.create(chat("llama-3.1-8b", "\"stream\":true"), JSON_TYPE))
         .build();
+  }
+
+  /** Reads one request with a Content-Length body, so the gateway's write completes. */
+  private static void readRequest(InputStream in) throws IOException {
+    StringBuilder head = new StringBuilder();
+    while (!head.toString().endsWith("\r\n\r\n")) {
+      int b = in.read();
+      if (b < 0) throw new IOException("request ended early");
+      head.append((char) b);
+    }
+    Matcher m = Pattern.compile("(?i)content-length: *(\\d+)").matcher(head);
+    if (m.find()) in.readNBytes(Integer.parseInt(m.group(1)));
   }
 
   private static boolean refusesConnections(int port) {
@@ -234,7 +296,7 @@ class GatewayStreamingTest {
   }
 
   private static void writeChunk(BufferedSink sink, String data) throws IOException {
-    byte[] bytes = data.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] bytes = data.getBytes(StandardCharsets.UTF_8);
     sink.writeHexadecimalUnsignedLong(bytes.length).writeUtf8("\r\n").write(bytes).writeUtf8("\r\n");
     sink.flush();
   }
