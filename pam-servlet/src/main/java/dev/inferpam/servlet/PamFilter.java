@@ -17,7 +17,6 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
@@ -116,9 +115,7 @@ public final class PamFilter implements Filter {
 
   // Written only when the engine itself throws, so there is no exchange (and no request id).
   private static final byte[] INTERNAL_ERROR_BODY =
-      ("{\"error\":{\"type\":\"pam_error\",\"code\":\"internal_error\","
-          + "\"message\":\"the request could not be checked\",\"request_id\":null}}")
-          .getBytes(StandardCharsets.UTF_8);
+      ErrorResponse.of(500, "internal_error", "the request could not be checked", null).body();
 
   private final PamEngine engine;
 

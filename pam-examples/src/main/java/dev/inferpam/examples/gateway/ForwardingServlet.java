@@ -1,8 +1,7 @@
 package dev.inferpam.examples.gateway;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.Credential;
+import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.http.HttpServlet;
@@ -96,7 +95,6 @@ public final class ForwardingServlet extends HttpServlet {
   /** Methods that must carry a body in OkHttp. */
   private static final Set<String> REQUIRES_BODY = Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
 
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final transient OkHttpClient client;
   private final transient Set<Call> inFlight = ConcurrentHashMap.newKeySet();
@@ -284,20 +282,6 @@ public final class ForwardingServlet extends HttpServlet {
     resp.resetBuffer();
     resp.setStatus(status);
     resp.setContentType("application/json");
-    resp.getOutputStream().write(errorBody(code, message, requestId));
-  }
-
-  static byte[] errorBody(String code, String message, String requestId) {
-    ObjectNode root = JSON.createObjectNode();
-    ObjectNode error = root.putObject("error");
-    error.put("type", "pam_error");
-    error.put("code", code);
-    error.put("message", message);
-    error.put("request_id", requestId);
-    try {
-      return JSON.writeValueAsBytes(root);
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-      throw new IllegalStateException("cannot serialise an error body", e);
-    }
+    resp.getOutputStream().write(ErrorResponse.of(status, code, message, requestId).body());
   }
 }
