@@ -60,10 +60,46 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     }
   }
 
-  /** {@code identity}: service keys (OIDC issuers arrive with a later release). */
-  public record Identity(List<ApiKey> apiKeys) {
+  /** {@code identity}: service keys and OIDC issuers. */
+  public record Identity(List<ApiKey> apiKeys, List<OidcIssuer> oidc) {
     public Identity {
       apiKeys = apiKeys == null ? List.of() : List.copyOf(apiKeys);
+      oidc = oidc == null ? List.of() : List.copyOf(oidc);
+    }
+
+    /** Service keys only. */
+    public Identity(List<ApiKey> apiKeys) {
+      this(apiKeys, List.of());
+    }
+  }
+
+  /**
+   * {@code identity.oidc[]}: one trusted issuer of OAuth 2.0 / OIDC access tokens (JWTs).
+   *
+   * @param issuer       exact value of the {@code iss} claim
+   * @param audience     required member of the {@code aud} claim
+   * @param jwksUri      where the issuer's keys are, or {@code null} to discover them from
+   *                     {@code {issuer}/.well-known/openid-configuration}
+   * @param algorithms   accepted signature algorithms (default RS256, PS256, ES256; never
+   *                     {@code none} or HMAC)
+   * @param groupsClaim  dotted path to the groups (default {@code groups})
+   * @param subjectClaim claim holding the subject (default {@code sub})
+   * @param requireType  required {@code typ} header (e.g. {@code at+jwt}), or {@code null}
+   * @param clockSkew    tolerance for {@code exp}, {@code nbf}, {@code iat} (default 30s)
+   */
+  public record OidcIssuer(String issuer, String audience, java.net.URI jwksUri, List<String> algorithms,
+                           String groupsClaim, String subjectClaim, String requireType,
+                           java.time.Duration clockSkew) {
+    public static final List<String> DEFAULT_ALGORITHMS = List.of("RS256", "PS256", "ES256");
+    public static final java.time.Duration DEFAULT_CLOCK_SKEW = java.time.Duration.ofSeconds(30);
+
+    public OidcIssuer {
+      Objects.requireNonNull(issuer, "issuer");
+      Objects.requireNonNull(audience, "audience");
+      algorithms = algorithms == null || algorithms.isEmpty() ? DEFAULT_ALGORITHMS : List.copyOf(algorithms);
+      groupsClaim = groupsClaim == null ? "groups" : groupsClaim;
+      subjectClaim = subjectClaim == null ? "sub" : subjectClaim;
+      clockSkew = clockSkew == null ? DEFAULT_CLOCK_SKEW : clockSkew;
     }
   }
 
@@ -85,12 +121,42 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   public record Upstream(CredentialSource credential) {}
 
   /**
-   * {@code upstream.credential}: exactly one of {@code fromEnv} / {@code fromFile} is set.
+   * {@code upstream.credential}: exactly one of {@code fromEnv} / {@code fromFile} /
+   * {@code oauth2} is set.
    *
    * @param header default {@code Authorization}
-   * @param scheme prefix such as {@code Bearer}; empty for raw header values
+   * @param scheme prefix such as {@code Bearer}; empty for raw header values; {@code null} picks
+   *               {@code Bearer} for {@code Authorization} and none for other headers
    */
-  public record CredentialSource(String header, String scheme, String fromEnv, Path fromFile) {}
+  public record CredentialSource(String header, String scheme, String fromEnv, Path fromFile, OAuth2 oauth2) {
+    /** A static secret from the environment or a file. */
+    public CredentialSource(String header, String scheme, String fromEnv, Path fromFile) {
+      this(header, scheme, fromEnv, fromFile, null);
+    }
+  }
+
+  /**
+   * {@code upstream.credential.oauth2}: short-lived upstream tokens from an OAuth 2.0
+   * client-credentials grant. Exactly one of {@code clientSecretFromEnv} /
+   * {@code clientSecretFromFile} is set.
+   *
+   * @param tokenEndpoint where tokens are requested
+   * @param clientId      the client id
+   * @param scope         requested scope, or {@code null}
+   * @param audience      requested audience (the {@code audience} form parameter), or {@code null}
+   * @param refreshBefore how long before expiry a token is replaced (default 60s)
+   */
+  public record OAuth2(java.net.URI tokenEndpoint, String clientId, String clientSecretFromEnv,
+                       Path clientSecretFromFile, String scope, String audience,
+                       java.time.Duration refreshBefore) {
+    public static final java.time.Duration DEFAULT_REFRESH_BEFORE = java.time.Duration.ofSeconds(60);
+
+    public OAuth2 {
+      Objects.requireNonNull(tokenEndpoint, "tokenEndpoint");
+      Objects.requireNonNull(clientId, "clientId");
+      refreshBefore = refreshBefore == null ? DEFAULT_REFRESH_BEFORE : refreshBefore;
+    }
+  }
 
   /** {@code entitlements[]}: groups may use these models for these operations. */
   public record Entitlement(Set<String> groups, List<Glob> models, Set<String> operations) {
