@@ -51,10 +51,13 @@ public final class PamEngine implements AutoCloseable {
     if (!policy.identity().apiKeys().isEmpty()) {
       resolvers.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
     }
+    if (!policy.identity().oidc().isEmpty()) {
+      resolvers.add(new dev.inferpam.core.internal.OidcResolver(policy.identity().oidc(), clock));
+    }
     resolvers.addAll(b.resolvers);
     this.credentialProvider = b.credentialProvider != null
         ? b.credentialProvider
-        : CredentialProviders.from(policy.upstream().credential());
+        : CredentialProviders.from(policy.upstream().credential(), clock);
     this.decider = new Decider(policy, resolvers);
     this.recorder = b.recorder;
     this.masker = b.masker;

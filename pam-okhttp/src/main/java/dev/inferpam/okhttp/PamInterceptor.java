@@ -103,15 +103,17 @@ public final class PamInterceptor implements Interceptor {
       throw e;
     }
     exchange.responseStarted(response.code(), response.headers().toMultimap());
+    // The caller sees its own request, never the one carrying the upstream credential:
+    // response.request() and the network/prior responses would otherwise hand it over.
+    Response.Builder shown = response.newBuilder().request(request)
+        .networkResponse(null).priorResponse(null).cacheResponse(null);
     ResponseBody body = response.body();
     if (body == null) {
       exchange.end(true);
-      return response;
+      return shown.build();
     }
     BufferedSource tapped = Okio.buffer(new TapSource(body.source(), exchange));
-    return response.newBuilder()
-        .body(ResponseBody.create(tapped, body.contentType(), body.contentLength()))
-        .build();
+    return shown.body(ResponseBody.create(tapped, body.contentType(), body.contentLength())).build();
   }
 
   private Request withCallerToken(Request request) {

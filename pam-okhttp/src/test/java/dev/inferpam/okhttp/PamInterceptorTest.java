@@ -146,6 +146,18 @@ class PamInterceptorTest {
   }
 
   @Test
+  void callerNeverSeesTheUpstreamCredentialThroughTheResponse() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).body("{}").build());
+    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ""))) {
+      assertThat(r.code()).isEqualTo(200);
+      assertThat(r.request().header("Authorization")).isEqualTo("Bearer " + ALICE);
+      assertThat(r.networkResponse()).isNull();
+      assertThat(r.priorResponse()).isNull();
+    }
+    assertThat(server.takeRequest().getHeaders().get("Authorization")).isEqualTo("Bearer upstream-secret");
+  }
+
+  @Test
   void missingCredentialIs401WithChallengeAndNeverReachesServer() throws Exception {
     try (Response r = post("/v1/chat/completions", null, chat("llama-3.1-8b", ""))) {
       assertThat(r.code()).isEqualTo(401);

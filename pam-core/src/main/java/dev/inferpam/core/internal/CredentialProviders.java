@@ -2,6 +2,7 @@ package dev.inferpam.core.internal;
 
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.core.Policy;
+import java.time.Clock;
 import java.util.Objects;
 import java.util.function.Function;
 
@@ -25,15 +26,29 @@ public final class CredentialProviders {
   private CredentialProviders() {}
 
   /**
-   * The provider for {@code source}, reading environment variables from the process.
+   * The provider for {@code source}, reading environment variables from the process; OAuth2
+   * tokens expire by the system clock.
    *
    * @param source {@code upstream.credential}, or {@code null} when none is configured
    * @return {@link CredentialProvider#NONE} when {@code source} is {@code null}
-   * @throws IllegalArgumentException when not exactly one of {@code from-env} and
-   *     {@code from-file} is set, or the header or scheme is invalid
+   * @throws IllegalArgumentException when not exactly one of {@code from-env}, {@code from-file}
+   *     and {@code oauth2} is set, or the header, scheme or OAuth2 settings are invalid
    */
   public static CredentialProvider from(Policy.CredentialSource source) {
-    return from(source, System::getenv);
+    return from(source, System::getenv, Clock.systemUTC());
+  }
+
+  /**
+   * As {@link #from(Policy.CredentialSource)}, with {@code clock} timing OAuth2 token expiry,
+   * refresh and back-off (an engine passes its own clock).
+   *
+   * @param source {@code upstream.credential}, or {@code null} when none is configured
+   * @param clock  time for OAuth2 token expiry, refresh and back-off
+   * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
+   * @throws IllegalArgumentException as {@link #from(Policy.CredentialSource)}
+   */
+  public static CredentialProvider from(Policy.CredentialSource source, Clock clock) {
+    return from(source, System::getenv, clock);
   }
 
   /**
@@ -44,18 +59,38 @@ public final class CredentialProviders {
    * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
    */
   public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env) {
+    return from(source, env, Clock.systemUTC());
+  }
+
+  /**
+   * As {@link #from(Policy.CredentialSource)}, with {@code env} looking up variables (for
+   * {@code from-env} and {@code oauth2.client-secret-from-env}) and {@code clock} timing OAuth2
+   * tokens.
+   *
+   * @param source {@code upstream.credential}, or {@code null} when none is configured
+   * @param env    looks up an environment variable, e.g. {@code System::getenv} or a map in tests
+   * @param clock  time for OAuth2 token expiry, refresh and back-off
+   * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
+   * @throws IllegalArgumentException as {@link #from(Policy.CredentialSource)}
+   */
+  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env,
+                                        Clock clock) {
     Objects.requireNonNull(env, "env");
+    Objects.requireNonNull(clock, "clock");
     if (source == null) return CredentialProvider.NONE;
     String header = source.header() == null || source.header().isBlank() ? DEFAULT_HEADER : source.header();
     String scheme = source.scheme() != null ? source.scheme()
         : header.equalsIgnoreCase(DEFAULT_HEADER) ? DEFAULT_SCHEME : "";
-    boolean hasEnv = source.fromEnv() != null;
-    boolean hasFile = source.fromFile() != null;
-    if (hasEnv == hasFile) {
+    int sources = (source.fromEnv() != null ? 1 : 0) + (source.fromFile() != null ? 1 : 0)
+        + (source.oauth2() != null ? 1 : 0);
+    if (sources != 1) {
       throw new IllegalArgumentException(
-          "upstream.credential: exactly one of from-env and from-file must be set");
+          "upstream.credential: exactly one of from-env / from-file / oauth2 must be set");
     }
-    return hasEnv
+    if (source.oauth2() != null) {
+      return new OAuth2CredentialProvider(header, scheme, source.oauth2(), env, clock);
+    }
+    return source.fromEnv() != null
         ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
         : new FileCredentialProvider(header, scheme, source.fromFile());
   }

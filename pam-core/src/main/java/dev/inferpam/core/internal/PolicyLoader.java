@@ -45,7 +45,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * "llama-[": unclosed '['} or {@code parameters.max.n: expected a number, was "one"}. Nothing is
  * coerced: a string where a number or list is expected, an unknown key at any level, a duplicate
  * key or a second document are all errors. Sections of the spec that this release does not
- * implement ({@code identity.oidc}, {@code upstream.credential.oauth2}, {@code approval},
+ * implement ({@code approval},
  * {@code masking}, {@code limits}, {@code recording}) are refused rather than ignored, because a
  * user who wrote them expects controls that would silently not be there.
  *
@@ -304,7 +304,7 @@ public final class PolicyLoader {
 
   private static Policy.Identity identity(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("api-keys"), Set.of("oidc"));
+    keys(n, path, Set.of("api-keys", "oidc"), Set.of());
     List<Policy.ApiKey> keys = new ArrayList<>();
     if (n.has("api-keys")) {
       String listPath = child(path, "api-keys");
@@ -324,7 +324,93 @@ public final class PolicyLoader {
         keys.add(key);
       }
     }
-    return new Policy.Identity(keys);
+    List<Policy.OidcIssuer> oidc = List.of();
+    if (n.has("oidc")) oidc = oidcIssuers(n.get("oidc"), child(path, "oidc"));
+    return new Policy.Identity(keys, oidc);
+  }
+
+  /**
+   * {@code identity.oidc}: a list of issuers, each with {@code issuer} (absolute https URL, http
+   * only for loopback hosts, no query) and {@code audience} required; optional {@code jwks-uri}
+   * (same URL rule), {@code algorithms} (asymmetric only; {@code none} and HMAC are refused),
+   * {@code groups-claim} / {@code subject-claim} (dotted paths), {@code require-type} and
+   * {@code clock-skew} (0s to 5m). Rules shared with {@link OidcResolver} are in {@link OidcRules}.
+   */
+  private static List<Policy.OidcIssuer> oidcIssuers(JsonNode n, String path) {
+    JsonNode list = list(n, path, "a list of issuers");
+    List<Policy.OidcIssuer> out = new ArrayList<>();
+    Map<String, String> seen = new HashMap<>();
+    for (int i = 0; i < list.size(); i++) {
+      String itemPath = index(path, i);
+      Policy.OidcIssuer issuer = oidcIssuer(list.get(i), itemPath);
+      // Tokens are matched to an issuer by "iss"; two entries for one issuer would be ambiguous.
+      String other = seen.putIfAbsent(issuer.issuer(), itemPath);
+      if (other != null) {
+        throw fail(child(itemPath, "issuer"), "duplicate issuer " + PolicyText.quote(issuer.issuer()) + " (also " + other + ")");
+      }
+      out.add(issuer);
+    }
+    return out;
+  }
+
+  private static Policy.OidcIssuer oidcIssuer(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("issuer", "audience", "jwks-uri", "algorithms", "groups-claim", "subject-claim",
+        "require-type", "clock-skew"), Set.of());
+    String issuer = oidcUrl(required(n, path, "issuer"), child(path, "issuer"), true);
+    String audience = nonEmpty(required(n, path, "audience"), child(path, "audience"));
+    java.net.URI jwksUri = null; // absent: discovered from the issuer
+    if (n.has("jwks-uri")) jwksUri = java.net.URI.create(oidcUrl(n.get("jwks-uri"), child(path, "jwks-uri"), false));
+    List<String> algorithms = null; // absent: Policy.OidcIssuer applies the default
+    if (n.has("algorithms")) {
+      String algPath = child(path, "algorithms");
+      List<String> list = strings(n.get("algorithms"), algPath, true);
+      for (int i = 0; i < list.size(); i++) {
+        String problem = OidcRules.algorithmProblem(list.get(i));
+        if (problem != null) throw fail(index(algPath, i), problem + ", was " + PolicyText.quote(list.get(i)));
+      }
+      algorithms = List.copyOf(new LinkedHashSet<>(list));
+    }
+    String groupsClaim = n.has("groups-claim") ? claimPath(n.get("groups-claim"), child(path, "groups-claim")) : null;
+    String subjectClaim = n.has("subject-claim") ? claimPath(n.get("subject-claim"), child(path, "subject-claim")) : null;
+    String requireType = null;
+    if (n.has("require-type")) {
+      String typePath = child(path, "require-type");
+      requireType = text(n.get("require-type"), typePath);
+      String problem = OidcRules.typeProblem(requireType);
+      if (problem != null) throw fail(typePath, problem + ", was " + PolicyText.quote(requireType));
+    }
+    java.time.Duration clockSkew = null; // absent: Policy.OidcIssuer applies the default
+    if (n.has("clock-skew")) {
+      String skewPath = child(path, "clock-skew");
+      JsonNode skew = n.get("clock-skew");
+      if (!skew.isTextual()) throw fail(skewPath, "expected a duration such as 30s, was " + PolicyText.describe(skew));
+      try {
+        clockSkew = Durations.parse(skew.textValue());
+      } catch (IllegalArgumentException e) {
+        throw fail(skewPath, e.getMessage());
+      }
+      String problem = OidcRules.clockSkewProblem(clockSkew);
+      if (problem != null) throw fail(skewPath, problem + ", was " + PolicyText.quote(skew.textValue()));
+    }
+    return new Policy.OidcIssuer(issuer, audience, jwksUri, algorithms, groupsClaim, subjectClaim, requireType,
+        clockSkew);
+  }
+
+  private static String oidcUrl(JsonNode n, String path, boolean issuer) {
+    String url = nonEmpty(n, path);
+    String problem = OidcRules.urlProblem(url, issuer);
+    if (problem != null) {
+      throw fail(path, OidcRules.hasUserInfo(url) ? problem : problem + ", was " + PolicyText.quote(url));
+    }
+    return url;
+  }
+
+  private static String claimPath(JsonNode n, String path) {
+    String claim = text(n, path);
+    String problem = OidcRules.claimPathProblem(claim);
+    if (problem != null) throw fail(path, problem + ", was " + PolicyText.quote(claim));
+    return claim;
   }
 
   private static Policy.ApiKey apiKey(JsonNode n, String path) {
@@ -376,7 +462,7 @@ public final class PolicyLoader {
 
   private static Policy.CredentialSource credential(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("header", "scheme", "from-env", "from-file"), Set.of("oauth2"));
+    keys(n, path, Set.of("header", "scheme", "from-env", "from-file", "oauth2"), Set.of());
     String header = "Authorization";
     if (n.has("header")) {
       String headerPath = child(path, "header");
@@ -393,25 +479,81 @@ public final class PolicyLoader {
         throw fail(schemePath, "expected a scheme such as Bearer, or \"\" for raw values, was " + PolicyText.quote(scheme));
       }
     }
-    if (n.has("from-env") == n.has("from-file")) throw fail(path, "exactly one of from-env / from-file");
+    int sources = (n.has("from-env") ? 1 : 0) + (n.has("from-file") ? 1 : 0) + (n.has("oauth2") ? 1 : 0);
+    if (sources != 1) throw fail(path, "exactly one of from-env / from-file / oauth2");
     String fromEnv = null;
     Path fromFile = null;
+    Policy.OAuth2 oauth2 = null;
     if (n.has("from-env")) {
-      String envPath = child(path, "from-env");
-      fromEnv = nonEmpty(n.get("from-env"), envPath);
-      if (fromEnv.indexOf('=') >= 0 || fromEnv.indexOf('\0') >= 0) {
-        throw fail(envPath, "expected an environment variable name, was " + PolicyText.quote(fromEnv));
-      }
+      fromEnv = envVarName(n.get("from-env"), child(path, "from-env"));
+    } else if (n.has("from-file")) {
+      fromFile = filePath(n.get("from-file"), child(path, "from-file"));
     } else {
-      String filePath = child(path, "from-file");
-      String s = nonEmpty(n.get("from-file"), filePath);
+      oauth2 = oauth2(n.get("oauth2"), child(path, "oauth2"));
+    }
+    return new Policy.CredentialSource(header, scheme, fromEnv, fromFile, oauth2);
+  }
+
+  /**
+   * {@code upstream.credential.oauth2}: {@code token-endpoint} (absolute https URL; http only for
+   * loopback hosts) and {@code client-id} required, exactly one of {@code client-secret-from-env}
+   * / {@code client-secret-from-file}, optional {@code scope}, {@code audience} and
+   * {@code refresh-before} (a duration, default {@link Policy.OAuth2#DEFAULT_REFRESH_BEFORE}).
+   */
+  private static Policy.OAuth2 oauth2(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("token-endpoint", "client-id", "client-secret-from-env", "client-secret-from-file",
+        "scope", "audience", "refresh-before"), Set.of());
+    String endpointPath = child(path, "token-endpoint");
+    String endpointText = nonEmpty(required(n, path, "token-endpoint"), endpointPath);
+    java.net.URI endpoint;
+    try {
+      endpoint = new java.net.URI(endpointText);
+    } catch (java.net.URISyntaxException e) {
+      throw fail(endpointPath, "expected an absolute https URL, was " + PolicyText.quote(endpointText));
+    }
+    String problem = OAuth2CredentialProvider.tokenEndpointProblem(endpoint);
+    if (problem != null) throw fail(endpointPath, problem);
+    String clientId = nonEmpty(required(n, path, "client-id"), child(path, "client-id"));
+    if (n.has("client-secret-from-env") == n.has("client-secret-from-file")) {
+      throw fail(path, "exactly one of client-secret-from-env / client-secret-from-file");
+    }
+    String secretEnv = null;
+    Path secretFile = null;
+    if (n.has("client-secret-from-env")) {
+      secretEnv = envVarName(n.get("client-secret-from-env"), child(path, "client-secret-from-env"));
+    } else {
+      secretFile = filePath(n.get("client-secret-from-file"), child(path, "client-secret-from-file"));
+    }
+    String scope = n.has("scope") ? nonEmpty(n.get("scope"), child(path, "scope")) : null;
+    String audience = n.has("audience") ? nonEmpty(n.get("audience"), child(path, "audience")) : null;
+    java.time.Duration refreshBefore = null; // absent: Policy.OAuth2 applies the default
+    if (n.has("refresh-before")) {
+      String refreshPath = child(path, "refresh-before");
       try {
-        fromFile = Path.of(s);
-      } catch (InvalidPathException e) {
-        throw fail(filePath, "invalid path " + PolicyText.quote(s));
+        refreshBefore = Durations.parse(text(n.get("refresh-before"), refreshPath));
+      } catch (IllegalArgumentException e) {
+        throw fail(refreshPath, e.getMessage());
       }
     }
-    return new Policy.CredentialSource(header, scheme, fromEnv, fromFile);
+    return new Policy.OAuth2(endpoint, clientId, secretEnv, secretFile, scope, audience, refreshBefore);
+  }
+
+  private static String envVarName(JsonNode n, String path) {
+    String name = nonEmpty(n, path);
+    if (name.indexOf('=') >= 0 || name.indexOf('\0') >= 0) {
+      throw fail(path, "expected an environment variable name, was " + PolicyText.quote(name));
+    }
+    return name;
+  }
+
+  private static Path filePath(JsonNode n, String path) {
+    String s = nonEmpty(n, path);
+    try {
+      return Path.of(s);
+    } catch (InvalidPathException e) {
+      throw fail(path, "invalid path " + PolicyText.quote(s));
+    }
   }
 
   // entitlements / allow / block ----------------------------------------------------------------

@@ -69,7 +69,7 @@ class CredentialProvidersTest {
     assertThatThrownBy(() -> CredentialProviders.from(
         new Policy.CredentialSource(null, null, null, null), env::get))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("upstream.credential: exactly one of from-env and from-file must be set");
+        .hasMessage("upstream.credential: exactly one of from-env / from-file / oauth2 must be set");
     assertThatThrownBy(() -> CredentialProviders.from(
         new Policy.CredentialSource(null, null, "OPENAI_API_KEY", dir.resolve("k")), env::get))
         .isInstanceOf(IllegalArgumentException.class);

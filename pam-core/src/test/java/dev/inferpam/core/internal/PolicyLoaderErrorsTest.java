@@ -45,9 +45,9 @@ class PolicyLoaderErrorsTest {
         error("version: 1\nlimits: []", "limits: not supported by this release of inferpam"),
         error("version: 1\nrecording: {directory: ./recordings}",
             "recording: not supported by this release of inferpam"),
-        error("version: 1\nidentity:\n  oidc: []", "identity.oidc: not supported by this release of inferpam"),
+        error("version: 1\nidentity:\n  oidc: {}", "identity.oidc: expected a list of issuers, was a mapping"),
         error("version: 1\nupstream:\n  credential:\n    oauth2: {token-uri: https://idp}\n",
-            "upstream.credential.oauth2: not supported by this release of inferpam"),
+            "upstream.credential.oauth2.token-uri: unknown key"),
 
         // request
         error("version: 1\nrequest: []", "request: expected a mapping, was a list"),
@@ -119,9 +119,9 @@ class PolicyLoaderErrorsTest {
         error("version: 1\nupstream: {credentials: {}}", "upstream.credentials: unknown key"),
         error("version: 1\nupstream: {credential: null}", "upstream.credential: expected a mapping, was null"),
         error("version: 1\nupstream: {credential: {from-env: KEY, from-file: /run/key}}",
-            "upstream.credential: exactly one of from-env / from-file"),
+            "upstream.credential: exactly one of from-env / from-file / oauth2"),
         error("version: 1\nupstream: {credential: {header: Authorization}}",
-            "upstream.credential: exactly one of from-env / from-file"),
+            "upstream.credential: exactly one of from-env / from-file / oauth2"),
         error("version: 1\nupstream: {credential: {from-env: \"\"}}", "upstream.credential.from-env: must not be empty"),
         error("version: 1\nupstream: {credential: {from-env: A=B}}",
             "upstream.credential.from-env: expected an environment variable name, was \"A=B\""),

@@ -1,0 +1,778 @@
+package dev.inferpam.core.internal;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.Expiry;
+import com.nimbusds.jose.JOSEException;
+import com.nimbusds.jose.JOSEObjectType;
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.JWSHeader;
+import com.nimbusds.jose.KeySourceException;
+import com.nimbusds.jose.jwk.JWK;
+import com.nimbusds.jose.jwk.JWKSelector;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.source.JWKSetBasedJWKSource;
+import com.nimbusds.jose.jwk.source.JWKSetCacheRefreshEvaluator;
+import com.nimbusds.jose.jwk.source.JWKSetSource;
+import com.nimbusds.jose.jwk.source.JWKSource;
+import com.nimbusds.jose.jwk.source.JWKSourceBuilder;
+import com.nimbusds.jose.proc.BadJOSEException;
+import com.nimbusds.jose.proc.BadJWSException;
+import com.nimbusds.jose.proc.SecurityContext;
+import com.nimbusds.jose.util.JSONObjectUtils;
+import com.nimbusds.jose.util.Resource;
+import com.nimbusds.jwt.EncryptedJWT;
+import com.nimbusds.jwt.JWT;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.JWTParser;
+import com.nimbusds.jwt.SignedJWT;
+import com.nimbusds.jwt.proc.BadJWTException;
+import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
+import com.nimbusds.jwt.proc.DefaultJWTProcessor;
+import dev.inferpam.api.AuthenticationException;
+import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.InferenceRequest;
+import dev.inferpam.api.Principal;
+import dev.inferpam.core.Policy;
+import java.io.IOException;
+import java.net.MalformedURLException;
+import java.net.URI;
+import java.net.URL;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.Key;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.text.ParseException;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Date;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Identifies callers by OAuth 2.0 / OpenID Connect access tokens (JWTs) from the issuers of
+ * {@code identity.oidc}, checked as RFC 8725 and RFC 9068 ask.
+ *
+ * <p><b>Which requests it takes.</b> Only {@code Authorization: Bearer <token>} whose value is
+ * shaped like a JWS or JWE (three or five dot-separated base64url parts). Anything else — no
+ * header, another scheme, an opaque value such as a service key — gives {@link Optional#empty()}
+ * so that another resolver may try. A JWT-shaped value that fails any check gives an
+ * {@link AuthenticationException} whose message says what failed ({@code token expired},
+ * {@code wrong audience}, {@code unknown signing key}, ...; see {@link Failure}) and never quotes
+ * the token or its claims.
+ *
+ * <p><b>What a token must be.</b>
+ * <ul>
+ *   <li>at most {@value #MAX_TOKEN_CHARS} characters, refused before parsing;
+ *   <li>signed (JWS): encrypted (JWE), unsigned ({@code alg: none}) and nested tokens are refused;
+ *   <li>its unverified {@code iss} picks the issuer, by exact match; the signature must then verify
+ *       with a key of that issuer's JWK set, so a token naming issuer A but signed with issuer B's
+ *       key fails;
+ *   <li>{@code alg} in the issuer's {@code algorithms} (asymmetric only, see
+ *       {@link OidcRules#ALGORITHMS}), checked before any key is looked up;
+ *   <li>keys come only from the issuer's JWK set ({@code jwks-uri}, or the {@code jwks_uri} of
+ *       {@code {issuer}/.well-known/openid-configuration}); the {@code jku}, {@code x5u},
+ *       {@code jwk} and {@code x5c} headers of a token are never used to find or fetch a key;
+ *   <li>{@code typ} equal to {@code require-type} when set ({@code at+jwt} also accepts
+ *       {@code application/at+jwt}, case-insensitively); no {@code crit} header;
+ *   <li>{@code iss} exact, {@code aud} containing the audience, {@code exp} present and not passed;
+ *       {@code nbf} and {@code iat} not in the future, all with the issuer's clock skew, against
+ *       the injected {@link Clock}.
+ * </ul>
+ *
+ * <p><b>What it makes.</b> {@code Principal(subject, groups, via = "oidc", issuer, attributes)}:
+ * the subject from {@code subject-claim}, groups from {@code groups-claim} (a string or an array
+ * of strings; absent means no groups). Both claims are named by a dotted path into nested objects
+ * ({@code realm_access.roles}); a top-level claim whose name itself contains dots (such as
+ * Auth0's {@code https://example.com/roles}) is found first. Every other claim except
+ * {@code iss}, {@code sub}, {@code aud}, {@code exp}, {@code nbf}, {@code iat} and {@code jti}
+ * becomes an attribute, as plain Java values (String, Boolean, Long, Double, unmodifiable List
+ * and Map; nulls and structures nested deeper than {@value #MAX_ATTRIBUTE_DEPTH} left out).
+ *
+ * <p><b>Keys.</b> One Nimbus {@link JWKSourceBuilder} source per issuer, with the defaults of
+ * {@link Settings#DEFAULTS}: fetched with connect and read timeouts of 2s, a 5s deadline for a
+ * whole fetch, at most 512 KiB, no redirects; cached for 5 minutes and refreshed in the background
+ * during the last 30 seconds; a token with an unknown {@code kid} causes at most one extra fetch
+ * per 30 seconds (rate limit); when the endpoint is down, the last keys keep being served for up
+ * to an hour. Cache expiry and the rate limit run on the injected clock. Discovery runs lazily on
+ * the first token for that issuer (never at construction: the identity provider may be down when
+ * the application starts); its {@code issuer} must equal the configured one, and a failed
+ * discovery is tried again at most every 30 seconds.
+ *
+ * <p><b>Token cache.</b> Up to {@code tokenCacheSize} validated tokens (default
+ * {@value #DEFAULT_TOKEN_CACHE_SIZE}), keyed by the SHA-256 of the token, so a token is verified
+ * once and then costs a hash. An entry is dropped at the token's {@code exp}, and after at most
+ * the key cache time (5 minutes), so that a key removed from the JWK set stops working for cached
+ * tokens too; {@code exp} and {@code nbf} are checked again on every hit. Refusals are not
+ * cached.
+ *
+ * <p><b>Thread-safety:</b> immutable after construction apart from its caches; safe for
+ * concurrent use. A request thread waits for keys at most about one fetch deadline (discovery or
+ * JWK set); when keys cannot be had the answer is {@code issuer keys unavailable}. Background
+ * refreshes run on one daemon thread per issuer, which ends when idle.
+ *
+ * <p><b>Bad input:</b> the constructor refuses what {@link PolicyLoader} would refuse, with
+ * {@link IllegalArgumentException} naming {@code identity.oidc[i]}.
+ */
+public final class OidcResolver implements IdentityResolver {
+  private static final Logger log = LoggerFactory.getLogger(OidcResolver.class);
+
+  /** Default number of validated tokens kept. */
+  public static final int DEFAULT_TOKEN_CACHE_SIZE = 10_000;
+
+  /** Longest bearer value parsed; real access tokens are one to a few KiB. */
+  public static final int MAX_TOKEN_CHARS = 16 * 1024;
+
+  /** Attributes nested deeper than this are left out. */
+  static final int MAX_ATTRIBUTE_DEPTH = 8;
+
+  /** Registered claims that the principal carries elsewhere or that mean nothing afterwards. */
+  private static final Set<String> NOT_ATTRIBUTES = Set.of("iss", "sub", "aud", "exp", "nbf", "iat", "jti");
+
+  private static final String BEARER = "bearer";
+
+  /**
+   * What a refusal says ({@code error_description} of the 401). Fixed texts: they never carry
+   * token content.
+   */
+  static final class Failure {
+    static final String EXPIRED = "token expired";
+    static final String NOT_YET_VALID = "token not yet valid";
+    static final String WRONG_ISSUER = "wrong issuer";
+    static final String WRONG_AUDIENCE = "wrong audience";
+    static final String UNKNOWN_KEY = "unknown signing key";
+    static final String BAD_SIGNATURE = "signature invalid";
+    static final String ALGORITHM = "algorithm not allowed";
+    static final String WRONG_TYPE = "wrong token type";
+    static final String ENCRYPTED = "encrypted tokens are not accepted";
+    static final String NESTED = "nested tokens are not accepted";
+    static final String CRITICAL = "unsupported critical header";
+    static final String MALFORMED = "malformed token";
+    static final String TOO_LARGE = "token too large";
+    static final String MISSING_EXP = "missing exp";
+    static final String MISSING_SUBJECT = "missing subject";
+    static final String BAD_GROUPS = "malformed groups claim";
+    static final String KEYS_UNAVAILABLE = "issuer keys unavailable";
+    static final String INVALID_CLAIMS = "invalid claims";
+    static final String TWO_HEADERS = "more than one Authorization header";
+
+    private Failure() {}
+  }
+
+  /**
+   * How keys and discovery documents are fetched and cached. Package-private: tests shorten the
+   * times; users get {@link #DEFAULTS}.
+   *
+   * @param connectTimeout   per connection attempt (default 2s)
+   * @param readTimeout      per read (default 2s)
+   * @param fetchDeadline    longest a whole fetch may take (default 5s)
+   * @param maxDocumentBytes largest JWK set or discovery document (default 512 KiB)
+   * @param keyCacheTtl      how long fetched keys are used before fetching again (default 5m);
+   *                         also the longest a validated token is cached
+   * @param refreshAhead     how long before expiry the keys are refreshed in the background
+   *                         (default 30s)
+   * @param refetchInterval  window of the rate limit: at most two fetches (a refresh and one for
+   *                         an unknown {@code kid}) per window, and one discovery attempt
+   *                         (default 30s)
+   * @param outageTolerance  how long the last keys are served while the endpoint fails
+   *                         (default 1h)
+   */
+  record Settings(Duration connectTimeout, Duration readTimeout, Duration fetchDeadline, int maxDocumentBytes,
+                  Duration keyCacheTtl, Duration refreshAhead, Duration refetchInterval, Duration outageTolerance) {
+    static final Settings DEFAULTS = new Settings(Duration.ofSeconds(2), Duration.ofSeconds(2), Duration.ofSeconds(5),
+        512 * 1024, Duration.ofMinutes(5), Duration.ofSeconds(30), Duration.ofSeconds(30), Duration.ofHours(1));
+
+    Settings {
+      Objects.requireNonNull(connectTimeout, "connectTimeout");
+      Objects.requireNonNull(readTimeout, "readTimeout");
+      Objects.requireNonNull(fetchDeadline, "fetchDeadline");
+      Objects.requireNonNull(keyCacheTtl, "keyCacheTtl");
+      Objects.requireNonNull(refreshAhead, "refreshAhead");
+      Objects.requireNonNull(refetchInterval, "refetchInterval");
+      Objects.requireNonNull(outageTolerance, "outageTolerance");
+      if (maxDocumentBytes <= 0) throw new IllegalArgumentException("maxDocumentBytes must be > 0, was " + maxDocumentBytes);
+      // Nimbus's own constraints, said in our terms.
+      if (refetchInterval.compareTo(keyCacheTtl) >= 0) {
+        throw new IllegalArgumentException("refetchInterval must be shorter than keyCacheTtl");
+      }
+      if (refreshAhead.plus(waitForRefresh(fetchDeadline)).compareTo(keyCacheTtl) > 0) {
+        throw new IllegalArgumentException("refreshAhead + fetchDeadline must not exceed keyCacheTtl");
+      }
+    }
+
+    /** How long a request waits for another thread's fetch: a little over one fetch. */
+    static Duration waitForRefresh(Duration fetchDeadline) {
+      return fetchDeadline.plusSeconds(1);
+    }
+  }
+
+  private final Map<String, Issuer> issuers;
+  private final Clock clock;
+  private final Settings settings;
+  private final OidcRetriever retriever;
+  private final Cache<ByteBuffer, Verified> tokens;
+  private final LongAdder verifications = new LongAdder();
+
+  /**
+   * A resolver with a cache of {@value #DEFAULT_TOKEN_CACHE_SIZE} validated tokens.
+   *
+   * @param issuers the trusted issuers; none fetches anything here
+   * @param clock   decides expiry of tokens and of cached keys
+   * @throws IllegalArgumentException when an issuer is invalid or given twice
+   */
+  public OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock) {
+    this(issuers, clock, DEFAULT_TOKEN_CACHE_SIZE);
+  }
+
+  /**
+   * @param tokenCacheSize how many validated tokens to keep; 0 verifies every token every time
+   * @throws IllegalArgumentException when an issuer is invalid or given twice, or the size is
+   *     negative
+   */
+  public OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize) {
+    this(issuers, clock, tokenCacheSize, Settings.DEFAULTS);
+  }
+
+  OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings) {
+    Objects.requireNonNull(issuers, "issuers");
+    this.clock = Objects.requireNonNull(clock, "clock");
+    this.settings = Objects.requireNonNull(settings, "settings");
+    if (tokenCacheSize < 0) throw new IllegalArgumentException("tokenCacheSize must be >= 0, was " + tokenCacheSize);
+    this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
+        settings.fetchDeadline());
+    Map<String, Issuer> byName = new HashMap<>();
+    for (int i = 0; i < issuers.size(); i++) {
+      Policy.OidcIssuer config = Objects.requireNonNull(issuers.get(i), "issuers[" + i + "]");
+      String where = "identity.oidc[" + i + "]";
+      validate(config, where);
+      if (byName.putIfAbsent(config.issuer(), new Issuer(config, where)) != null) {
+        throw new IllegalArgumentException(where + ".issuer: duplicate issuer \"" + config.issuer() + "\"");
+      }
+    }
+    this.issuers = Map.copyOf(byName);
+    this.tokens = tokenCacheSize == 0 ? null : Caffeine.newBuilder()
+        .maximumSize(tokenCacheSize)
+        .ticker(() -> clock.millis() * 1_000_000L) // expiry on the injected clock, like everything else
+        .executor(Runnable::run) // maintenance is small; no pool threads for it
+        .expireAfter(new UntilCacheDeadline())
+        .build();
+  }
+
+  private static void validate(Policy.OidcIssuer c, String where) {
+    String problem = OidcRules.urlProblem(c.issuer(), true);
+    if (problem != null) throw new IllegalArgumentException(where + ".issuer: " + problem);
+    if (c.audience().isBlank()) throw new IllegalArgumentException(where + ".audience: must not be blank");
+    if (c.jwksUri() != null) {
+      problem = OidcRules.urlProblem(c.jwksUri().toString(), false);
+      if (problem != null) throw new IllegalArgumentException(where + ".jwks-uri: " + problem);
+    }
+    for (int i = 0; i < c.algorithms().size(); i++) {
+      problem = OidcRules.algorithmProblem(c.algorithms().get(i));
+      if (problem != null) {
+        throw new IllegalArgumentException(where + ".algorithms[" + i + "]: " + problem + ", was \""
+            + c.algorithms().get(i) + "\"");
+      }
+    }
+    problem = OidcRules.claimPathProblem(c.groupsClaim());
+    if (problem != null) throw new IllegalArgumentException(where + ".groups-claim: " + problem);
+    problem = OidcRules.claimPathProblem(c.subjectClaim());
+    if (problem != null) throw new IllegalArgumentException(where + ".subject-claim: " + problem);
+    if (c.requireType() != null && (problem = OidcRules.typeProblem(c.requireType())) != null) {
+      throw new IllegalArgumentException(where + ".require-type: " + problem);
+    }
+    problem = OidcRules.clockSkewProblem(c.clockSkew());
+    if (problem != null) throw new IllegalArgumentException(where + ".clock-skew: " + problem);
+  }
+
+  @Override
+  public Optional<Principal> resolve(InferenceRequest request) throws AuthenticationException {
+    List<String> values = request.headers().get("authorization");
+    if (values == null || values.isEmpty()) return Optional.empty();
+    String token = bearerToken(values.get(0));
+    if (values.size() > 1) {
+      // Which one would a server behind us read? Refuse rather than guess, if any is ours.
+      for (String v : values) {
+        if (isJwtShaped(bearerToken(v))) throw new AuthenticationException(Failure.TWO_HEADERS);
+      }
+      return Optional.empty();
+    }
+    if (!isJwtShaped(token)) return Optional.empty();
+    if (token.length() > MAX_TOKEN_CHARS) throw new AuthenticationException(Failure.TOO_LARGE);
+
+    Instant now = clock.instant();
+    ByteBuffer key = null;
+    if (tokens != null) {
+      key = ByteBuffer.wrap(sha256(token));
+      Verified hit = tokens.getIfPresent(key);
+      if (hit != null && now.isBefore(hit.cacheUntil())) {
+        String problem = hit.timeProblem(now);
+        if (problem == null) return Optional.of(hit.principal());
+        tokens.invalidate(key);
+        throw new AuthenticationException(problem);
+      }
+    }
+    Verified verified = verify(token, now);
+    if (tokens != null) tokens.put(key, verified);
+    return Optional.of(verified.principal());
+  }
+
+  /** How many tokens went through signature verification; for tests of the cache. */
+  long verifications() {
+    return verifications.sum();
+  }
+
+  /** Cached tokens after pending expiry ran; for tests. */
+  long cachedTokens() {
+    if (tokens == null) return 0;
+    tokens.cleanUp();
+    return tokens.estimatedSize();
+  }
+
+  @Override
+  public String toString() {
+    return "OidcResolver" + issuers.keySet().stream().sorted().toList();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Verification
+
+  private Verified verify(String token, Instant now) throws AuthenticationException {
+    JWT jwt;
+    try {
+      jwt = JWTParser.parse(token);
+    } catch (ParseException e) {
+      throw new AuthenticationException(Failure.MALFORMED);
+    }
+    if (jwt instanceof EncryptedJWT) throw new AuthenticationException(Failure.ENCRYPTED);
+    // The rest is a PlainJWT: "alg":"none".
+    if (!(jwt instanceof SignedJWT signed)) throw new AuthenticationException(Failure.ALGORITHM);
+    JWSHeader header = signed.getHeader();
+    // A signed JWT around another JWT (RFC 7519, section 5.2): whose claims would count?
+    if (header.getContentType() != null && header.getContentType().equalsIgnoreCase("JWT")) {
+      throw new AuthenticationException(Failure.NESTED);
+    }
+    JWTClaimsSet unverified;
+    try {
+      unverified = signed.getJWTClaimsSet();
+    } catch (ParseException e) {
+      throw new AuthenticationException(Failure.MALFORMED);
+    }
+    // Cheap checks first, so that a token we would refuse anyway never makes us fetch keys.
+    Issuer issuer = unverified.getIssuer() == null ? null : issuers.get(unverified.getIssuer());
+    if (issuer == null) throw new AuthenticationException(Failure.WRONG_ISSUER);
+    if (!issuer.algorithms.contains(header.getAlgorithm())) throw new AuthenticationException(Failure.ALGORITHM);
+    if (header.getCriticalParams() != null && !header.getCriticalParams().isEmpty()) {
+      throw new AuthenticationException(Failure.CRITICAL);
+    }
+    if (!issuer.typeAccepted(header.getType())) throw new AuthenticationException(Failure.WRONG_TYPE);
+
+    DefaultJWTProcessor<SecurityContext> processor = issuer.processor();
+    JWTClaimsSet claims;
+    try {
+      verifications.increment();
+      claims = processor.process(signed, null);
+    } catch (NoKeyException e) {
+      throw new AuthenticationException(Failure.UNKNOWN_KEY);
+    } catch (BadJWSException e) {
+      throw new AuthenticationException(Failure.BAD_SIGNATURE);
+    } catch (BadJWTException e) {
+      // Nimbus checks claims only after the signature verified, so these claims are the issuer's.
+      throw new AuthenticationException(issuer.claimsProblem(unverified, now));
+    } catch (BadJOSEException e) {
+      // Algorithm and type were checked above; what is left is a header we will not verify.
+      throw new AuthenticationException(Failure.BAD_SIGNATURE);
+    } catch (KeySourceException e) {
+      log.warn("inferpam: keys of OIDC issuer {} unavailable: {}", issuer.config.issuer(), e.getMessage());
+      throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
+    } catch (JOSEException e) {
+      // A key in the set that cannot verify this algorithm (e.g. an RSA key too short).
+      throw new AuthenticationException(Failure.BAD_SIGNATURE);
+    }
+    Date iat = claims.getIssueTime();
+    if (iat != null && iat.toInstant().isAfter(now.plus(issuer.skew))) {
+      throw new AuthenticationException(Failure.NOT_YET_VALID);
+    }
+    return issuer.verified(claims, now);
+  }
+
+  /** Thrown by {@link Processor} when the issuer's keys hold none for this token. */
+  private static final class NoKeyException extends BadJOSEException {
+    private static final long serialVersionUID = 1L;
+
+    NoKeyException() {
+      super("no matching key");
+    }
+  }
+
+  /** Says "no key" apart from the other refusals Nimbus gives as a plain {@link BadJOSEException}. */
+  private static final class Processor extends DefaultJWTProcessor<SecurityContext> {
+    @Override
+    protected List<? extends Key> selectKeys(JWSHeader header, JWTClaimsSet claims, SecurityContext context)
+        throws KeySourceException, BadJOSEException {
+      List<? extends Key> keys = super.selectKeys(header, claims, context);
+      if (keys == null || keys.isEmpty()) throw new NoKeyException();
+      return keys;
+    }
+  }
+
+  /** A validated token, as cached. */
+  private record Verified(Principal principal, Instant exp, Instant nbf, Duration skew, Instant cacheUntil) {
+    /** Time claims against {@code now}, the same way {@link DefaultJWTClaimsVerifier} checks them. */
+    String timeProblem(Instant now) {
+      if (!exp.plus(skew).isAfter(now)) return Failure.EXPIRED;
+      if (nbf != null && nbf.minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
+      return null;
+    }
+  }
+
+  /** Entries live until their {@link Verified#cacheUntil}, whatever happens to them. */
+  private static final class UntilCacheDeadline implements Expiry<ByteBuffer, Verified> {
+    @Override
+    public long expireAfterCreate(ByteBuffer key, Verified value, long currentTime) {
+      return Math.max(0, value.cacheUntil().toEpochMilli() * 1_000_000L - currentTime);
+    }
+
+    @Override
+    public long expireAfterUpdate(ByteBuffer key, Verified value, long currentTime, long currentDuration) {
+      return expireAfterCreate(key, value, currentTime);
+    }
+
+    @Override
+    public long expireAfterRead(ByteBuffer key, Verified value, long currentTime, long currentDuration) {
+      return currentDuration;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One issuer
+
+  private final class Issuer {
+    final Policy.OidcIssuer config;
+    final String where;
+    final Set<JWSAlgorithm> algorithms;
+    final int skewSeconds;
+    final Duration skew;
+    /** The required type without "application/", lower-cased; null when any type is accepted. */
+    final String requiredType;
+    final ReentrantLock discovery = new ReentrantLock();
+    /** Null until discovery succeeded; set once. */
+    volatile DefaultJWTProcessor<SecurityContext> processor;
+    /** Clock millis before which discovery is not tried again; guarded by {@link #discovery}. */
+    long nextDiscovery = Long.MIN_VALUE;
+
+    Issuer(Policy.OidcIssuer config, String where) {
+      this.config = config;
+      this.where = where;
+      Set<JWSAlgorithm> algs = new LinkedHashSet<>();
+      for (String a : config.algorithms()) algs.add(JWSAlgorithm.parse(a));
+      this.algorithms = Set.copyOf(algs);
+      // Nimbus counts skew in whole seconds; round up so that "500ms" is not silently 0.
+      this.skewSeconds = Math.toIntExact((config.clockSkew().toMillis() + 999) / 1000);
+      this.skew = Duration.ofSeconds(skewSeconds);
+      this.requiredType = config.requireType() == null ? null : bareType(config.requireType());
+      // Nothing is fetched here: the JWK source fetches on first use.
+      if (config.jwksUri() != null) this.processor = processor(config.jwksUri());
+    }
+
+    /** RFC 7515, section 4.1.9: "application/" may be left out, and media types ignore case. */
+    private static String bareType(String type) {
+      String t = type.toLowerCase(Locale.ROOT);
+      return t.startsWith("application/") ? t.substring("application/".length()) : t;
+    }
+
+    boolean typeAccepted(JOSEObjectType type) {
+      if (requiredType == null) return true;
+      return type != null && bareType(type.getType()).equals(requiredType);
+    }
+
+    DefaultJWTProcessor<SecurityContext> processor() throws AuthenticationException {
+      DefaultJWTProcessor<SecurityContext> p = processor;
+      return p != null ? p : discover();
+    }
+
+    /** Fetches the discovery document once; other threads wait at most one fetch for it. */
+    private DefaultJWTProcessor<SecurityContext> discover() throws AuthenticationException {
+      try {
+        if (!discovery.tryLock(Settings.waitForRefresh(settings.fetchDeadline()).toMillis(), TimeUnit.MILLISECONDS)) {
+          throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
+      }
+      try {
+        if (processor != null) return processor;
+        long now = clock.millis();
+        if (now < nextDiscovery) throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
+        // Set before fetching, so that a failing identity provider is asked once per interval.
+        nextDiscovery = now + settings.refetchInterval().toMillis();
+        URI jwksUri = discoverJwksUri();
+        processor = processor(jwksUri);
+        return processor;
+      } finally {
+        discovery.unlock();
+      }
+    }
+
+    private URI discoverJwksUri() throws AuthenticationException {
+      String base = config.issuer().endsWith("/")
+          ? config.issuer().substring(0, config.issuer().length() - 1) : config.issuer();
+      String problem;
+      try {
+        Resource doc = retriever.retrieveResource(new URL(base + "/.well-known/openid-configuration"));
+        Map<String, Object> json = JSONObjectUtils.parse(doc.getContent());
+        Object issuer = json.get("issuer");
+        Object jwks = json.get("jwks_uri");
+        if (!config.issuer().equals(issuer)) {
+          // OpenID Connect Discovery 1.0, section 4.3: otherwise anyone serving this document
+          // could point us at their keys.
+          problem = "its issuer is not " + config.issuer();
+        } else if (!(jwks instanceof String uri)) {
+          problem = "it has no jwks_uri";
+        } else if ((problem = OidcRules.urlProblem(uri, false)) != null) {
+          problem = "its jwks_uri " + problem;
+        } else {
+          return URI.create(uri);
+        }
+      } catch (IOException | ParseException | RuntimeException e) {
+        problem = e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+      }
+      log.warn("inferpam: OIDC discovery for issuer {} ({}) failed, next try in {}s: {}", config.issuer(), where,
+          settings.refetchInterval().toSeconds(), problem);
+      throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
+    }
+
+    private DefaultJWTProcessor<SecurityContext> processor(URI jwksUri) {
+      URL url;
+      try {
+        url = jwksUri.toURL();
+      } catch (MalformedURLException | IllegalArgumentException e) {
+        throw new IllegalArgumentException(where + ".jwks-uri: " + OidcRules.URL_RULE);
+      }
+      Processor p = new Processor();
+      p.setJWSTypeVerifier((type, context) -> {
+        if (!typeAccepted(type)) throw new BadJOSEException(Failure.WRONG_TYPE);
+      });
+      // Keys only from the issuer's JWK set, only for its algorithms; the selector never reads a
+      // token's jku, x5u, jwk or x5c header. EdDSA on the JDK (see OidcEdDsa).
+      p.setJWSKeySelector(new OidcEdDsa.KeySelector(algorithms, new ClockedKeySource(keySource(url))));
+      p.setJWSVerifierFactory(new OidcEdDsa.VerifierFactory());
+      // No JWE key selector: an encrypted token cannot be processed even if it got this far.
+      DefaultJWTClaimsVerifier<SecurityContext> claims = new DefaultJWTClaimsVerifier<>(
+          Set.of(config.audience()),
+          new JWTClaimsSet.Builder().issuer(config.issuer()).build(),
+          Set.of("iss", "exp"),
+          Set.of()) {
+        @Override
+        protected Date currentTime() {
+          return Date.from(clock.instant());
+        }
+      };
+      claims.setMaxClockSkew(skewSeconds);
+      p.setJWTClaimsSetVerifier(claims);
+      return p;
+    }
+
+    /** Nimbus's chain: URL source, outage tolerance, rate limit, cache with refresh-ahead. */
+    private JWKSetSource<SecurityContext> keySource(URL url) {
+      JWKSource<SecurityContext> built = JWKSourceBuilder.<SecurityContext>create(url, retriever)
+          .retrying(false) // a retry would double the time a request waits on a dead endpoint
+          .cache(settings.keyCacheTtl().toMillis(), Settings.waitForRefresh(settings.fetchDeadline()).toMillis())
+          .refreshAheadCache(settings.refreshAhead().toMillis(), null, refreshExecutor(), true, null, false)
+          .rateLimited(settings.refetchInterval().toMillis())
+          .outageTolerant(settings.outageTolerance().toMillis())
+          .build();
+      if (!(built instanceof JWKSetBasedJWKSource<SecurityContext> source)) {
+        throw new IllegalStateException("unexpected JWK source " + built.getClass().getName());
+      }
+      return source.getJWKSetSource();
+    }
+
+    /** One thread at most, created when a refresh is due and gone when idle; never holds the JVM. */
+    private ExecutorService refreshExecutor() {
+      return new ThreadPoolExecutor(0, 1, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
+        Thread t = Executors.defaultThreadFactory().newThread(r);
+        t.setName("inferpam-oidc-keys-" + where);
+        t.setDaemon(true);
+        return t;
+      });
+    }
+
+    /** Which claim made Nimbus refuse; the signature already verified. */
+    String claimsProblem(JWTClaimsSet claims, Instant now) {
+      Date exp = claims.getExpirationTime();
+      if (exp == null) return Failure.MISSING_EXP;
+      if (!config.issuer().equals(claims.getIssuer())) return Failure.WRONG_ISSUER;
+      List<String> aud = claims.getAudience();
+      if (aud == null || !aud.contains(config.audience())) return Failure.WRONG_AUDIENCE;
+      if (!exp.toInstant().plus(skew).isAfter(now)) return Failure.EXPIRED;
+      Date nbf = claims.getNotBeforeTime();
+      if (nbf != null && nbf.toInstant().minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
+      Date iat = claims.getIssueTime();
+      if (iat != null && iat.toInstant().minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
+      return Failure.INVALID_CLAIMS;
+    }
+
+    Verified verified(JWTClaimsSet claims, Instant now) throws AuthenticationException {
+      Map<String, Object> all = claims.getClaims();
+      if (!(claim(all, config.subjectClaim()) instanceof String subject) || subject.isBlank()) {
+        throw new AuthenticationException(Failure.MISSING_SUBJECT);
+      }
+      Set<String> groups = groups(claim(all, config.groupsClaim()));
+      Map<String, Object> attributes = new LinkedHashMap<>();
+      for (Map.Entry<String, Object> e : all.entrySet()) {
+        if (NOT_ATTRIBUTES.contains(e.getKey())) continue;
+        Object value = plain(e.getValue(), 0);
+        if (value != null) attributes.put(e.getKey(), value);
+      }
+      Principal principal = new Principal(subject, groups, Principal.VIA_OIDC, config.issuer(), attributes);
+      Instant exp = claims.getExpirationTime().toInstant();
+      Instant nbf = claims.getNotBeforeTime() == null ? null : claims.getNotBeforeTime().toInstant();
+      Instant keysLimit = now.plus(settings.keyCacheTtl());
+      return new Verified(principal, exp, nbf, skew, exp.isBefore(keysLimit) ? exp : keysLimit);
+    }
+  }
+
+  /** Runs Nimbus's key source chain on the injected clock, and tells "no such key" from "no keys". */
+  private final class ClockedKeySource implements JWKSource<SecurityContext> {
+    private final JWKSetSource<SecurityContext> source;
+
+    ClockedKeySource(JWKSetSource<SecurityContext> source) {
+      this.source = source;
+    }
+
+    @Override
+    public List<JWK> get(JWKSelector selector, SecurityContext context) throws KeySourceException {
+      long now = clock.millis();
+      // Throws when there are no keys at all (nothing cached, endpoint down or rate-limited).
+      JWKSet known = source.getJWKSet(JWKSetCacheRefreshEvaluator.noRefresh(), now, context);
+      List<JWK> found = selector.select(known);
+      if (!found.isEmpty()) return found;
+      // An unknown kid may be a key rotated in since the last fetch: ask once more. The rate
+      // limit below bounds how often tokens with made-up kids make us fetch.
+      try {
+        return selector.select(source.getJWKSet(JWKSetCacheRefreshEvaluator.referenceComparison(known), now, context));
+      } catch (KeySourceException e) {
+        return List.of(); // we have keys, just not this one
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Claims and shapes
+
+  /** A claim by exact name, else by dotted path into nested objects; null when absent. */
+  static Object claim(Map<String, Object> claims, String path) {
+    if (claims.containsKey(path)) return claims.get(path);
+    Object node = claims;
+    for (String part : path.split("\\.")) {
+      if (!(node instanceof Map<?, ?> map)) return null;
+      node = map.get(part);
+    }
+    return node;
+  }
+
+  /** Groups from a string or an array of strings; anything else is refused, not guessed at. */
+  private static Set<String> groups(Object claim) throws AuthenticationException {
+    if (claim == null) return Set.of();
+    if (claim instanceof String s) return s.isBlank() ? Set.of() : Set.of(s);
+    if (!(claim instanceof List<?> list)) throw new AuthenticationException(Failure.BAD_GROUPS);
+    Set<String> out = new LinkedHashSet<>();
+    for (Object g : list) {
+      if (!(g instanceof String s)) throw new AuthenticationException(Failure.BAD_GROUPS);
+      if (!s.isBlank()) out.add(s);
+    }
+    return out;
+  }
+
+  /** A claim value as plain, unmodifiable Java values; null for nulls and too-deep structures. */
+  private static Object plain(Object value, int depth) {
+    if (value == null || depth > MAX_ATTRIBUTE_DEPTH) return null;
+    if (value instanceof String || value instanceof Boolean || value instanceof Long || value instanceof Double) {
+      return value;
+    }
+    if (value instanceof Integer || value instanceof Short || value instanceof Byte) return ((Number) value).longValue();
+    if (value instanceof Float f) return f.doubleValue();
+    if (value instanceof java.math.BigInteger b) return b.bitLength() < 64 ? (Object) b.longValue() : b.doubleValue();
+    if (value instanceof Number n) return n.doubleValue();
+    if (value instanceof Date d) return d.toInstant().getEpochSecond();
+    if (value instanceof Map<?, ?> map) {
+      Map<String, Object> out = new LinkedHashMap<>();
+      for (Map.Entry<?, ?> e : map.entrySet()) {
+        Object v = plain(e.getValue(), depth + 1);
+        if (v != null) out.put(String.valueOf(e.getKey()), v);
+      }
+      return Collections.unmodifiableMap(out);
+    }
+    if (value instanceof List<?> list) {
+      List<Object> out = new ArrayList<>(list.size());
+      for (Object o : list) {
+        Object v = plain(o, depth + 1);
+        if (v != null) out.add(v);
+      }
+      return Collections.unmodifiableList(out);
+    }
+    return value.toString();
+  }
+
+  /** The token of {@code Bearer <token>}, or {@code null} for another scheme or none. */
+  private static String bearerToken(String authorization) {
+    if (authorization == null) return null;
+    String value = authorization.strip();
+    if (value.length() <= BEARER.length()
+        || !value.regionMatches(true, 0, BEARER, 0, BEARER.length())
+        || value.charAt(BEARER.length()) != ' ') {
+      return null;
+    }
+    String token = value.substring(BEARER.length()).strip();
+    return token.isEmpty() ? null : token;
+  }
+
+  /**
+   * A JWS (three base64url parts; the signature may be empty, as in {@code alg: none}) or a JWE
+   * (five parts) in compact form. A linear scan without regex: the value is the caller's.
+   */
+  static boolean isJwtShaped(String value) {
+    if (value == null || value.isEmpty()) return false;
+    int dots = 0;
+    int firstPart = -1;
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c == '.') {
+        if (++dots > 4) return false;
+        if (firstPart < 0) firstPart = i;
+      } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+        return false;
+      }
+    }
+    return (dots == 2 || dots == 4) && firstPart > 0;
+  }
+
+  private static byte[] sha256(String token) {
+    try {
+      return MessageDigest.getInstance("SHA-256").digest(token.getBytes(StandardCharsets.US_ASCII));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is required of every Java platform", e);
+    }
+  }
+}
