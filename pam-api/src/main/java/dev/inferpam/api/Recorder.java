@@ -13,6 +13,14 @@ import java.io.IOException;
  */
 public interface Recorder extends AutoCloseable {
 
+  /**
+   * Called when an exchange begins, before it is forwarded or answered. Throwing refuses the
+   * request with 503 {@code recording_unavailable}: a recorder whose queue is full or whose disk
+   * failed says so here, so that no exchange goes unrecorded. A recorder that admits an exchange
+   * must not drop its record later. Default: always available.
+   */
+  default void admit() throws IOException {}
+
   /** Stores one exchange record. */
   void record(SessionRecord record) throws IOException;
 

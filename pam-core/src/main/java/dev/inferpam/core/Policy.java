@@ -18,7 +18,13 @@ import java.util.Set;
  */
 public record Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
                      List<Entitlement> entitlements, List<AllowRule> allow, Block block,
-                     Parameters parameters) {
+                     Parameters parameters, Recording recording) {
+
+  /** A policy without a {@code recording} section. */
+  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
+                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters) {
+    this(version, request, identity, upstream, entitlements, allow, block, parameters, null);
+  }
 
   /** Default request body limit: 8 MiB. */
   public static final long DEFAULT_MAX_BODY_BYTES = 8L * 1024 * 1024;
@@ -32,6 +38,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     allow = allow == null ? List.of() : List.copyOf(allow);
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
+    // recording stays null when the section is absent: the engine then records only to the
+    // Recorder given to its builder
   }
 
   /** Loads a policy file; YAML unless the name ends in {@code .json}. */
@@ -200,4 +208,53 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       exemptGroups = Set.copyOf(exemptGroups);
     }
   }
+
+  /**
+   * {@code recording}: the default JSONL recorder (see {@code spec/recording.md}).
+   *
+   * @param directory     where segments are written
+   * @param bodies        what of request and response bodies is stored
+   * @param durability    when a record is durable relative to forwarding
+   * @param retention     segments older than this are removed; {@code null} keeps everything
+   * @param segmentBytes  a new segment is started past this size (extension {@code segment-size},
+   *                      default 64 MiB); also on a new UTC day
+   * @param queueCapacity records admitted but not yet written, at most (extension
+   *                      {@code queue-capacity}, default 10000); beyond it requests are refused 503
+   * @param batchInterval {@code batched}: longest wait before a group fsync (extension
+   *                      {@code batch-interval}, default 5ms)
+   * @param batchSize     {@code batched}: records per group fsync at most (extension
+   *                      {@code batch-size}, default 256)
+   */
+  public record Recording(Path directory, Bodies bodies, Durability durability, java.time.Duration retention,
+                          long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize) {
+    public static final long DEFAULT_SEGMENT_BYTES = 64L * 1024 * 1024;
+    public static final int DEFAULT_QUEUE_CAPACITY = 10_000;
+    public static final java.time.Duration DEFAULT_BATCH_INTERVAL = java.time.Duration.ofMillis(5);
+    public static final int DEFAULT_BATCH_SIZE = 256;
+
+    public Recording {
+      Objects.requireNonNull(directory, "directory");
+      bodies = bodies == null ? Bodies.MASKED : bodies;
+      durability = durability == null ? Durability.STRICT : durability;
+      segmentBytes = segmentBytes <= 0 ? DEFAULT_SEGMENT_BYTES : segmentBytes;
+      queueCapacity = queueCapacity <= 0 ? DEFAULT_QUEUE_CAPACITY : queueCapacity;
+      batchInterval = batchInterval == null ? DEFAULT_BATCH_INTERVAL : batchInterval;
+      batchSize = batchSize <= 0 ? DEFAULT_BATCH_SIZE : batchSize;
+    }
+
+    /** A recording into {@code directory} with every default. */
+    public static Recording in(Path directory) {
+      return new Recording(directory, null, null, null, 0, 0, null, 0);
+    }
+  }
+
+  /** {@code recording.bodies}. */
+  public enum Bodies { MASKED, FULL, NONE }
+
+  /**
+   * {@code recording.durability}: {@code STRICT} makes an intent line durable before forwarding;
+   * {@code BATCHED} group-commits (fsync every {@code batch-interval} or {@code batch-size});
+   * {@code ASYNC} writes from a bounded queue without waiting for fsync.
+   */
+  public enum Durability { STRICT, BATCHED, ASYNC }
 }
