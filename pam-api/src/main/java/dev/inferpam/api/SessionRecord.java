@@ -36,11 +36,20 @@ public record SessionRecord(String type, String id, Instant time, long durationM
     Objects.requireNonNull(request, "request");
   }
 
-  /** The request as recorded. {@code body} is {@code null} when bodies are not kept. */
+  /**
+   * The request as recorded. {@code body} is {@code null} when bodies are not kept
+   * ({@code recording.bodies: none}); {@code bodySha256} (lower-case hex of the body as received)
+   * is then set instead, and may be set in any mode.
+   */
   public record Request(String method, String path, String operation, String model,
-                        Map<String, List<String>> headers, long bytes, String body) {
+                        Map<String, List<String>> headers, long bytes, String body, String bodySha256) {
     public Request {
       headers = headers == null ? Map.of() : Map.copyOf(headers);
+    }
+
+    public Request(String method, String path, String operation, String model,
+                   Map<String, List<String>> headers, long bytes, String body) {
+      this(method, path, operation, model, headers, bytes, body, null);
     }
   }
 
@@ -51,12 +60,22 @@ public record SessionRecord(String type, String id, Instant time, long durationM
   public record Approval(String id, String rule, String reviewer, Instant decided, String outcome,
                          String reason) {}
 
-  /** The response as delivered. {@code usage} holds token counts when known. */
+  /**
+   * The response as delivered. {@code usage} holds token counts when known
+   * ({@code prompt_tokens}, {@code completion_tokens}); {@code masked} counts masked values per
+   * detector; {@code body} is {@code null} when bodies are not kept, {@code bodySha256} is then
+   * the hex SHA-256 of the delivered bytes.
+   */
   public record Response(int status, boolean streamed, long bytes, boolean complete, String body,
-                         Map<String, Integer> masked, Map<String, Long> usage) {
+                         Map<String, Integer> masked, Map<String, Long> usage, String bodySha256) {
     public Response {
       masked = masked == null ? Map.of() : Map.copyOf(masked);
       usage = usage == null ? Map.of() : Map.copyOf(usage);
+    }
+
+    public Response(int status, boolean streamed, long bytes, boolean complete, String body,
+                    Map<String, Integer> masked, Map<String, Long> usage) {
+      this(status, streamed, bytes, complete, body, masked, usage, null);
     }
   }
 }
