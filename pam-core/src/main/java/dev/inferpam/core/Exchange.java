@@ -5,6 +5,7 @@ import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
+import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.internal.BoundedBody;
 import dev.inferpam.core.internal.Decider;
@@ -13,7 +14,9 @@ import dev.inferpam.core.internal.RecordBuilder;
 import java.io.IOException;
 import java.io.InputStream;
 import java.time.Instant;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -33,6 +36,16 @@ import org.slf4j.LoggerFactory;
  *       {@link #responseBytes};</li>
  *   <li>always call {@link #end(boolean)} once, also after a denial, in a {@code finally}.</li>
  * </ol>
+ *
+ * <p><b>Recording.</b> When the exchange is created the recorder admits it
+ * ({@link dev.inferpam.api.Recorder#admit()}) and, with {@code recording.durability: strict}, an
+ * allowed request's {@code intent} record is stored durably before this constructor returns; if
+ * either fails, a request that would have been allowed is denied 503 {@code recording_unavailable}
+ * (rule {@code recording}) and nothing may be forwarded, while a request denied anyway keeps its
+ * own denial. The response is captured as the adapter reports it (bodies per
+ * {@code recording.bodies}, at most {@link RecordBuilder#MAX_CAPTURE} bytes of each kept, sizes
+ * exact, token usage read on the way) and {@link #end(boolean)} hands over exactly one
+ * {@code exchange} record, denials included (their response is the error that was sent).
  *
  * <p><b>Thread-safety:</b> an exchange belongs to one request; its methods may be called from
  * different threads one after another (as async servlets and OkHttp do), not concurrently.
@@ -57,6 +70,8 @@ public final class Exchange {
   private final String model;
   private final Credential credential;
   private final RecordBuilder record;
+  /** Whether the recorder reserved room for this exchange's record. */
+  private boolean admitted;
   private volatile boolean ended;
 
   Exchange(PamEngine engine, RequestHead head, InputStream body, long contentLength) {
@@ -68,6 +83,16 @@ public final class Exchange {
 
     Decider.Verdict verdict = decide(engine, head, body, contentLength);
     Decision d = verdict.decision();
+    Recorder recorder = engine.recorder();
+    // Every exchange is admitted, denied ones too: a recorder that admits one keeps a place for
+    // its record. A refusal stops only requests that would go on; a denial stays as it was.
+    try {
+      recorder.admit();
+      admitted = true;
+    } catch (IOException | RuntimeException e) {
+      log.debug("inferpam: recorder refused exchange {}: {}", id, e.toString());
+      if (d instanceof Decision.Allow) d = recordingUnavailable(e);
+    }
     Credential cred = null;
     if (d instanceof Decision.Allow) {
       try {
@@ -80,16 +105,43 @@ public final class Exchange {
     }
     this.request = verdict.request();
     this.principal = verdict.principal();
-    this.decision = d;
     this.operation = verdict.operation();
     this.model = verdict.model();
-    this.credential = cred;
-    this.record = new RecordBuilder(head, request, credential);
-    if (d instanceof Decision.Deny deny) {
-      ErrorResponse err = error();
-      record.responseStarted(deny.status(), false);
-      record.responseBytes(err.body(), 0, err.body().length);
+    this.record = new RecordBuilder(head, request, contentLength, secretHeaders(engine, cred), engine.bodies(),
+        engine.masker());
+    if (d instanceof Decision.Allow && engine.writeIntents()) {
+      // Strict durability: nothing goes upstream before its intent is durable.
+      try {
+        recorder.intent(record.intent(id, started, principal, operation, model));
+      } catch (IOException | RuntimeException e) {
+        log.debug("inferpam: intent of exchange {} not stored: {}", id, e.toString());
+        d = recordingUnavailable(e);
+        cred = null;
+      }
     }
+    this.decision = d;
+    this.credential = cred;
+    if (d instanceof Decision.Deny) {
+      ErrorResponse err = error();
+      record.ownResponse(err.status(), err.body());
+    }
+  }
+
+  private static Decision.Deny recordingUnavailable(Exception e) {
+    String reason = e.getMessage();
+    if (reason == null || reason.isBlank()) reason = e.getClass().getSimpleName();
+    reason = reason.replaceAll("\\s+", " ").trim();
+    if (reason.length() > 200) reason = reason.substring(0, 200) + "...";
+    return new Decision.Deny(503, "recording_unavailable", "recording unavailable: " + reason, "recording");
+  }
+
+  /** Headers that carry the upstream credential: the configured one and the one being injected. */
+  private static Set<String> secretHeaders(PamEngine engine, Credential injected) {
+    Set<String> out = new HashSet<>();
+    Policy.CredentialSource configured = engine.policy().upstream().credential();
+    if (configured != null && configured.header() != null) out.add(configured.header().toLowerCase(Locale.ROOT));
+    if (injected != null) out.add(injected.header().toLowerCase(Locale.ROOT));
+    return out;
   }
 
   private static Decider.Verdict decide(PamEngine engine, RequestHead head, InputStream body, long length) {
@@ -175,7 +227,7 @@ public final class Exchange {
   public void responseStarted(int status, Map<String, List<String>> headers) {
     String type = headers == null ? null : InferenceRequest.normalize(headers).getOrDefault("content-type", List.of())
         .stream().findFirst().orElse(null);
-    record.responseStarted(status, type != null && type.startsWith("text/event-stream"));
+    record.responseStarted(status, type);
   }
 
   /** Reports bytes as they are delivered to the client. */
@@ -184,7 +236,9 @@ public final class Exchange {
   }
 
   /**
-   * Ends the exchange and hands its record to the recorder. Idempotent.
+   * Ends the exchange and hands its record to the recorder. Idempotent. An exchange the recorder
+   * refused to admit at the start is offered once more; if it is still refused, its record is
+   * dropped with a warning (never waited for).
    *
    * @param complete false when the upstream or the client broke off
    */
@@ -192,9 +246,22 @@ public final class Exchange {
     if (ended) return;
     ended = true;
     long durationMs = (System.nanoTime() - startNanos) / 1_000_000;
+    Recorder recorder = engine.recorder();
+    if (!admitted) {
+      // Refused at the start (and so answered 503, or denied anyway): ask once more rather than
+      // call record() without room, which a recorder may answer by waiting for room — and the
+      // adapter may not have delivered the answer yet.
+      try {
+        recorder.admit();
+      } catch (IOException | RuntimeException e) {
+        log.warn("inferpam: record of exchange {} ({}) dropped, recording unavailable: {}", id,
+            decision instanceof Decision.Deny d ? d.code() : "allow", e.toString());
+        return;
+      }
+    }
     SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete);
     try {
-      engine.recorder().record(r);
+      recorder.record(r);
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
     }

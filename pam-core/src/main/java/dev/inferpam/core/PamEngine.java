@@ -9,6 +9,7 @@ import dev.inferpam.core.internal.ApiKeyResolver;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
+import dev.inferpam.core.internal.JsonlRecorder;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -31,6 +32,14 @@ import org.slf4j.LoggerFactory;
  * <p>Decision order (see {@code spec/policy.md}): path check, body limit, identity, block,
  * allow/operation, entitlements, parameters. Anything unknown is denied; any exception in a
  * check denies the request (fail closed).
+ *
+ * <p>Recording: every exchange, allowed or denied, is handed to the {@link Recorder} as one
+ * {@link dev.inferpam.api.SessionRecord}. The recorder is the one given to
+ * {@link Builder#recorder}, else the default JSONL recorder built from the policy's
+ * {@code recording} section, else none (one warning is logged at build). Each exchange is first
+ * admitted by the recorder ({@link Recorder#admit()}); an allowed request the recorder refuses, or
+ * whose intent record cannot be made durable ({@code recording.durability: strict}), is answered
+ * 503 {@code recording_unavailable} instead of going on unrecorded.
  */
 public final class PamEngine implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PamEngine.class);
@@ -39,6 +48,8 @@ public final class PamEngine implements AutoCloseable {
   private final Decider decider;
   private final CredentialProvider credentialProvider;
   private final Recorder recorder;
+  private final Policy.Bodies bodies;
+  private final boolean writeIntents;
   private final Masker masker;
   private final ApprovalService approvalService;
   private final Clock clock;
@@ -59,11 +70,26 @@ public final class PamEngine implements AutoCloseable {
         ? b.credentialProvider
         : CredentialProviders.from(policy.upstream().credential(), clock);
     this.decider = new Decider(policy, resolvers);
-    this.recorder = b.recorder;
+    this.recorder = recorder(b, policy, clock);
+    Policy.Recording recording = policy.recording();
+    this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
+    this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
     this.masker = b.masker;
     this.approvalService = b.approvalService;
     this.ids = new ExchangeIds(clock);
   }
+
+  /**
+   * The recorder given to the builder wins; else the policy's {@code recording} section gets the
+   * default JSONL recorder; else nothing is recorded, which is worth one warning.
+   */
+  private static Recorder recorder(Builder b, Policy policy, Clock clock) {
+    if (b.recorder != null) return b.recorder;
+    if (policy.recording() != null) return new JsonlRecorder(policy.recording(), clock);
+    log.warn("inferpam: the policy has no recording section and no Recorder was given: exchanges are NOT recorded");
+    return Recorder.NOOP;
+  }
+
 
   /** A builder; {@link Builder#policy(Policy)} is required. */
   public static Builder builder() {
@@ -73,7 +99,8 @@ public final class PamEngine implements AutoCloseable {
   /**
    * Loads the policy file and builds an engine with its defaults.
    *
-   * @throws PolicyException when the file cannot be read or is invalid
+   * @throws PolicyException     when the file cannot be read or is invalid
+   * @throws UncheckedIOException when its {@code recording.directory} cannot be opened
    */
   public static PamEngine fromPolicy(Path policyFile) {
     return builder().policy(Policy.load(policyFile)).build();
@@ -107,7 +134,12 @@ public final class PamEngine implements AutoCloseable {
     return credentialProvider;
   }
 
-  /** Flushes and closes the recorder. */
+  /**
+   * Flushes and closes the recorder (the one given to the builder too), so every record handed
+   * over is stored. Call it after the adapters have stopped taking requests.
+   *
+   * @throws UncheckedIOException when the recorder fails to close
+   */
   @Override
   public void close() {
     try {
@@ -124,6 +156,16 @@ public final class PamEngine implements AutoCloseable {
 
   Recorder recorder() {
     return recorder;
+  }
+
+  /** What of request and response bodies records keep ({@code recording.bodies}, default masked). */
+  Policy.Bodies bodies() {
+    return bodies;
+  }
+
+  /** Whether an intent record is made durable before an allowed request goes on (strict durability). */
+  boolean writeIntents() {
+    return writeIntents;
   }
 
   Masker masker() {
@@ -150,7 +192,7 @@ public final class PamEngine implements AutoCloseable {
     private Policy policy;
     private final List<IdentityResolver> resolvers = new ArrayList<>();
     private CredentialProvider credentialProvider;
-    private Recorder recorder = Recorder.NOOP;
+    private Recorder recorder;
     private Masker masker = Masker.IDENTITY;
     private ApprovalService approvalService = ApprovalService.NONE;
     private Clock clock = Clock.systemUTC();
@@ -176,6 +218,13 @@ public final class PamEngine implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Where records go. Takes precedence over the policy's {@code recording} section, whose
+     * {@code bodies} and {@code durability} still apply (with {@code strict}, this recorder's
+     * {@link Recorder#intent} is called before an allowed request goes on). Without either,
+     * nothing is recorded and the engine logs one warning when built. The engine closes the
+     * recorder when it is closed.
+     */
     public Builder recorder(Recorder recorder) {
       this.recorder = Objects.requireNonNull(recorder, "recorder");
       return this;
@@ -197,7 +246,11 @@ public final class PamEngine implements AutoCloseable {
       return this;
     }
 
-    /** @throws IllegalStateException when no policy was set */
+    /**
+     * @throws IllegalStateException when no policy was set
+     * @throws UncheckedIOException  when the policy's {@code recording.directory} cannot be opened
+     *     for the default recorder (no engine is built that could not record)
+     */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");
       return new PamEngine(this);

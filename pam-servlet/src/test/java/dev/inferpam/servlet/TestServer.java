@@ -4,6 +4,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
@@ -30,6 +31,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
@@ -75,7 +77,15 @@ final class TestServer implements AutoCloseable {
    *     and decoded ambiguous URIs), so that the filter is what refuses them
    */
   TestServer(boolean unsafeUris) throws Exception {
-    engine = TestPolicy.engine(records::add);
+    this(unsafeUris, TestPolicy::engine);
+  }
+
+  /**
+   * As {@link #TestServer(boolean)}, with the engine that {@code engineFor} builds around the
+   * recorder feeding {@link #records} (e.g. from another policy).
+   */
+  TestServer(boolean unsafeUris, Function<Recorder, PamEngine> engineFor) throws Exception {
+    engine = engineFor.apply(records::add);
     server = new Server();
     HttpConfiguration http = new HttpConfiguration();
     if (unsafeUris) http.setUriCompliance(UriCompliance.UNSAFE);

@@ -16,6 +16,7 @@ import com.nimbusds.jose.jwk.source.JWKSetCacheRefreshEvaluator;
 import com.nimbusds.jose.jwk.source.JWKSetSource;
 import com.nimbusds.jose.jwk.source.JWKSource;
 import com.nimbusds.jose.jwk.source.JWKSourceBuilder;
+import com.nimbusds.jose.jwk.source.RateLimitReachedException;
 import com.nimbusds.jose.proc.BadJOSEException;
 import com.nimbusds.jose.proc.BadJWSException;
 import com.nimbusds.jose.proc.SecurityContext;
@@ -78,7 +79,7 @@ import org.slf4j.LoggerFactory;
  * header, another scheme, an opaque value such as a service key — gives {@link Optional#empty()}
  * so that another resolver may try. A JWT-shaped value that fails any check gives an
  * {@link AuthenticationException} whose message says what failed ({@code token expired},
- * {@code wrong audience}, {@code unknown signing key}, ...; see {@link Failure}) and never quotes
+ * {@code wrong audience}, {@code unknown signing key}, ...; see {@code Failure}) and never quotes
  * the token or its claims.
  *
  * <p><b>What a token must be.</b>
@@ -110,14 +111,15 @@ import org.slf4j.LoggerFactory;
  * and Map; nulls and structures nested deeper than {@value #MAX_ATTRIBUTE_DEPTH} left out).
  *
  * <p><b>Keys.</b> One Nimbus {@link JWKSourceBuilder} source per issuer, with the defaults of
- * {@link Settings#DEFAULTS}: fetched with connect and read timeouts of 2s, a 5s deadline for a
- * whole fetch, at most 512 KiB, no redirects; cached for 5 minutes and refreshed in the background
- * during the last 30 seconds; a token with an unknown {@code kid} causes at most one extra fetch
- * per 30 seconds (rate limit); when the endpoint is down, the last keys keep being served for up
- * to an hour. Cache expiry and the rate limit run on the injected clock. Discovery runs lazily on
- * the first token for that issuer (never at construction: the identity provider may be down when
- * the application starts); its {@code issuer} must equal the configured one, and a failed
- * discovery is tried again at most every 30 seconds.
+ * {@code Settings.DEFAULTS}: fetched with connect and read timeouts of 2s, a 5s deadline for a
+ * whole fetch, at most 512 KiB, no redirects, at most four fetches per issuer at once (see
+ * {@link OidcRetriever}); cached for 5 minutes and refreshed in the background during the last 30
+ * seconds; a token with an unknown {@code kid} causes at most one extra fetch per 30 seconds (rate
+ * limit); when the endpoint is down, the last keys keep being served for up to an hour. Cache
+ * expiry and the rate limit run on the injected clock. Discovery runs lazily on the first token
+ * for that issuer (never at construction: the identity provider may be down when the application
+ * starts); its {@code issuer} must equal the configured one, and a failed discovery is tried again
+ * at most every 30 seconds. EdDSA is verified by the JDK (see {@link OidcEdDsa}).
  *
  * <p><b>Token cache.</b> Up to {@code tokenCacheSize} validated tokens (default
  * {@value #DEFAULT_TOKEN_CACHE_SIZE}), keyed by the SHA-256 of the token, so a token is verified
@@ -127,9 +129,11 @@ import org.slf4j.LoggerFactory;
  * cached.
  *
  * <p><b>Thread-safety:</b> immutable after construction apart from its caches; safe for
- * concurrent use. A request thread waits for keys at most about one fetch deadline (discovery or
- * JWK set); when keys cannot be had the answer is {@code issuer keys unavailable}. Background
- * refreshes run on one daemon thread per issuer, which ends when idle.
+ * concurrent use. In steady state no request waits for the network. When the identity provider
+ * stalls, a request waits at most one fetch deadline per fetch it needs — a discovery, a refresh of
+ * expired keys, one re-fetch for an unknown {@code kid}: 15s in the worst case with the defaults —
+ * and then gets {@code issuer keys unavailable} (or {@code unknown signing key} while older keys
+ * are still served). Fetches and background refreshes run on daemon threads that end when idle.
  *
  * <p><b>Bad input:</b> the constructor refuses what {@link PolicyLoader} would refuse, with
  * {@link IllegalArgumentException} naming {@code identity.oidc[i]}.
@@ -229,7 +233,6 @@ public final class OidcResolver implements IdentityResolver {
   private final Map<String, Issuer> issuers;
   private final Clock clock;
   private final Settings settings;
-  private final OidcRetriever retriever;
   private final Cache<ByteBuffer, Verified> tokens;
   private final LongAdder verifications = new LongAdder();
 
@@ -258,16 +261,16 @@ public final class OidcResolver implements IdentityResolver {
     this.clock = Objects.requireNonNull(clock, "clock");
     this.settings = Objects.requireNonNull(settings, "settings");
     if (tokenCacheSize < 0) throw new IllegalArgumentException("tokenCacheSize must be >= 0, was " + tokenCacheSize);
-    this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
-        settings.fetchDeadline());
     Map<String, Issuer> byName = new HashMap<>();
     for (int i = 0; i < issuers.size(); i++) {
       Policy.OidcIssuer config = Objects.requireNonNull(issuers.get(i), "issuers[" + i + "]");
       String where = "identity.oidc[" + i + "]";
       validate(config, where);
-      if (byName.putIfAbsent(config.issuer(), new Issuer(config, where)) != null) {
+      // Tokens pick their issuer by "iss"; two entries for one issuer would be ambiguous.
+      if (byName.containsKey(config.issuer())) {
         throw new IllegalArgumentException(where + ".issuer: duplicate issuer \"" + config.issuer() + "\"");
       }
+      byName.put(config.issuer(), new Issuer(config, where));
     }
     this.issuers = Map.copyOf(byName);
     this.tokens = tokenCacheSize == 0 ? null : Caffeine.newBuilder()
@@ -402,7 +405,12 @@ public final class OidcResolver implements IdentityResolver {
       // Algorithm and type were checked above; what is left is a header we will not verify.
       throw new AuthenticationException(Failure.BAD_SIGNATURE);
     } catch (KeySourceException e) {
-      log.warn("inferpam: keys of OIDC issuer {} unavailable: {}", issuer.config.issuer(), e.getMessage());
+      // Fetch failures are rate-limited, refusals for the rate limit are not: keep the log quiet.
+      if (e instanceof RateLimitReachedException) {
+        log.debug("inferpam: keys of OIDC issuer {} unavailable (fetch rate-limited)", issuer.config.issuer());
+      } else {
+        log.warn("inferpam: keys of OIDC issuer {} unavailable: {}", issuer.config.issuer(), e.getMessage());
+      }
       throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
     } catch (JOSEException e) {
       // A key in the set that cannot verify this algorithm (e.g. an RSA key too short).
@@ -474,6 +482,8 @@ public final class OidcResolver implements IdentityResolver {
     final Duration skew;
     /** The required type without "application/", lower-cased; null when any type is accepted. */
     final String requiredType;
+    /** Its own, so that a slow identity provider cannot use up the fetches of another. */
+    final OidcRetriever retriever;
     final ReentrantLock discovery = new ReentrantLock();
     /** Null until discovery succeeded; set once. */
     volatile DefaultJWTProcessor<SecurityContext> processor;
@@ -490,6 +500,8 @@ public final class OidcResolver implements IdentityResolver {
       this.skewSeconds = Math.toIntExact((config.clockSkew().toMillis() + 999) / 1000);
       this.skew = Duration.ofSeconds(skewSeconds);
       this.requiredType = config.requireType() == null ? null : bareType(config.requireType());
+      this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
+          settings.fetchDeadline(), where);
       // Nothing is fetched here: the JWK source fetches on first use.
       if (config.jwksUri() != null) this.processor = processor(config.jwksUri());
     }

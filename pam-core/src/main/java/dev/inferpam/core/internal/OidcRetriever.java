@@ -7,50 +7,61 @@ import java.io.InterruptedIOException;
 import java.net.HttpURLConnection;
 import java.net.URL;
 import java.time.Duration;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.TimeoutException;
 
 /**
- * Fetches JWK sets and discovery documents for {@link OidcResolver}: Nimbus's
+ * Fetches JWK sets and discovery documents for one issuer of {@link OidcResolver}: Nimbus's
  * {@link DefaultResourceRetriever} with connect and read timeouts and a size limit, plus what it
  * lacks:
  *
  * <ul>
  *   <li>a deadline for the whole fetch. The read timeout bounds each read, so a server that
- *       trickles one byte at a time would otherwise hold a request thread for as long as it
- *       likes; at the deadline the connection is closed under the reader;
- *   <li>no redirects: keys come from the configured URL and nowhere else.
+ *       trickles one byte at a time would otherwise hold the request thread for as long as it
+ *       likes. The fetch runs on a worker thread and the caller waits for it at most the
+ *       deadline; a fetch that overruns goes on in the background until a read times out, the
+ *       size limit is reached or the server finishes, and is then forgotten. (Closing the
+ *       connection from another thread is no help: {@code HttpURLConnection} may then drain the
+ *       rest of the body under a lock the reader needs.) At most {@value #MAX_CONCURRENT_FETCHES}
+ *       fetches run at once; beyond that a fetch fails at once;
+ *   <li>no redirects: keys come from the configured URL and nowhere else;
+ *   <li>{@code http} and {@code https} only (the superclass would also read {@code file:} URLs;
+ *       {@link OidcRules#urlProblem} refused those before).
  * </ul>
  *
- * <p>Only {@code http} and {@code https} URLs are fetched ({@link OidcRules#urlProblem} checked
- * them before); the superclass would also read {@code file:} URLs.
- *
- * <p><b>Thread-safety:</b> safe for concurrent use; each fetch has its own connection and
- * watchdog.
+ * <p><b>Thread-safety:</b> safe for concurrent use. Worker threads are daemons and end when idle.
  */
 final class OidcRetriever extends DefaultResourceRetriever {
 
-  /** Closes connections whose deadline passed; one daemon thread for the whole JVM, idle mostly. */
-  private static final ScheduledExecutorService WATCHDOG = watchdog();
+  /** Fetches of one issuer at once: a refresh, a re-fetch for a new key, a discovery, and one spare. */
+  static final int MAX_CONCURRENT_FETCHES = 4;
 
   private final Duration deadline;
-  private final ThreadLocal<Watch> current = new ThreadLocal<>();
-
-  private record Watch(ScheduledFuture<?> task, AtomicBoolean fired) {}
+  private final ThreadPoolExecutor workers;
 
   /**
    * @param connectTimeout per connection attempt
    * @param readTimeout    per read
    * @param sizeLimit      largest response body, in bytes; larger is an error
-   * @param deadline       longest a whole fetch may take
+   * @param deadline       longest a caller waits for a whole fetch
+   * @param name           names the worker threads, e.g. the issuer's policy path
    */
-  OidcRetriever(Duration connectTimeout, Duration readTimeout, int sizeLimit, Duration deadline) {
+  OidcRetriever(Duration connectTimeout, Duration readTimeout, int sizeLimit, Duration deadline, String name) {
     super(Math.toIntExact(connectTimeout.toMillis()), Math.toIntExact(readTimeout.toMillis()), sizeLimit, true);
     this.deadline = deadline;
+    this.workers = new ThreadPoolExecutor(0, MAX_CONCURRENT_FETCHES, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
+        r -> {
+          Thread t = Executors.defaultThreadFactory().newThread(r);
+          t.setName("inferpam-oidc-fetch " + name);
+          t.setDaemon(true);
+          return t;
+        });
   }
 
   @Override
@@ -59,18 +70,27 @@ final class OidcRetriever extends DefaultResourceRetriever {
     if (!protocol.equals("https") && !protocol.equals("http")) {
       throw new IOException("refusing to fetch a " + protocol + " URL");
     }
+    Future<Resource> fetch;
     try {
-      return super.retrieveResource(url);
-    } catch (IOException e) {
-      Watch w = current.get();
-      if (w != null && w.fired().get()) {
-        throw new InterruptedIOException("fetch took longer than " + deadline.toMillis() + "ms");
-      }
-      throw e;
-    } finally {
-      Watch w = current.get();
-      current.remove();
-      if (w != null) w.task().cancel(false);
+      fetch = workers.submit(() -> OidcRetriever.super.retrieveResource(url));
+    } catch (RejectedExecutionException e) {
+      throw new IOException("too many fetches in progress (" + MAX_CONCURRENT_FETCHES + ")");
+    }
+    try {
+      return fetch.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (TimeoutException e) {
+      fetch.cancel(true);
+      throw new InterruptedIOException("fetch took longer than " + deadline.toMillis() + "ms");
+    } catch (InterruptedException e) {
+      fetch.cancel(true);
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while fetching");
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause();
+      if (cause instanceof IOException io) throw io;
+      if (cause instanceof RuntimeException re) throw re;
+      if (cause instanceof Error err) throw err;
+      throw new IOException(cause);
     }
   }
 
@@ -78,23 +98,6 @@ final class OidcRetriever extends DefaultResourceRetriever {
   protected HttpURLConnection openHTTPConnection(URL url) throws IOException {
     HttpURLConnection connection = super.openHTTPConnection(url);
     connection.setInstanceFollowRedirects(false);
-    AtomicBoolean fired = new AtomicBoolean();
-    ScheduledFuture<?> task = WATCHDOG.schedule(() -> {
-      fired.set(true);
-      connection.disconnect(); // closes the socket under a blocked read
-    }, deadline.toMillis(), TimeUnit.MILLISECONDS);
-    current.set(new Watch(task, fired));
     return connection;
-  }
-
-  private static ScheduledExecutorService watchdog() {
-    ScheduledThreadPoolExecutor executor = new ScheduledThreadPoolExecutor(1, r -> {
-      Thread t = Executors.defaultThreadFactory().newThread(r);
-      t.setName("inferpam-oidc-fetch-deadline");
-      t.setDaemon(true);
-      return t;
-    });
-    executor.setRemoveOnCancelPolicy(true); // most fetches finish in time; do not keep their tasks
-    return executor;
   }
 }

@@ -46,7 +46,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * coerced: a string where a number or list is expected, an unknown key at any level, a duplicate
  * key or a second document are all errors. Sections of the spec that this release does not
  * implement ({@code approval},
- * {@code masking}, {@code limits}, {@code recording}) are refused rather than ignored, because a
+ * {@code masking}, {@code limits}) are refused rather than ignored, because a
  * user who wrote them expects controls that would silently not be there.
  *
  * <p>Messages: problems with the content start with the key path (as above); problems with the
@@ -67,8 +67,8 @@ public final class PolicyLoader {
   private static final String NOT_SUPPORTED = "not supported by this release of inferpam";
 
   private static final Set<String> TOP_KEYS = Set.of(
-      "version", "request", "identity", "upstream", "entitlements", "allow", "block", "parameters");
-  private static final Set<String> TOP_UNSUPPORTED = Set.of("approval", "masking", "limits", "recording");
+      "version", "request", "identity", "upstream", "entitlements", "allow", "block", "parameters", "recording");
+  private static final Set<String> TOP_UNSUPPORTED = Set.of("approval", "masking", "limits");
 
   private static final Pattern SIMPLE_KEY = Pattern.compile("[A-Za-z0-9_-]+");
   private static final Pattern SHA256_HEX = Pattern.compile("[0-9a-fA-F]{64}");
@@ -215,6 +215,7 @@ public final class PolicyLoader {
     List<Policy.AllowRule> allow = null;
     Policy.Block block = null;
     Policy.Parameters parameters = null;
+    Policy.Recording recording = null;
     // Document order, so the first problem reported is the first one in the file.
     for (Map.Entry<String, JsonNode> field : root.properties()) {
       String key = field.getKey();
@@ -227,10 +228,11 @@ public final class PolicyLoader {
         case "allow" -> allow = allow(value, key);
         case "block" -> block = block(value, key);
         case "parameters" -> parameters = parameters(value, key);
+        case "recording" -> recording = recording(value, key);
         default -> { } // version, done above
       }
     }
-    return new Policy(version, request, identity, upstream, entitlements, allow, block, parameters);
+    return new Policy(version, request, identity, upstream, entitlements, allow, block, parameters, recording);
   }
 
   private static int version(JsonNode v) {
@@ -663,6 +665,74 @@ public final class PolicyLoader {
       exempt = new LinkedHashSet<>(strings(n.get("exempt-groups"), p, false));
     }
     return new Policy.Parameters(deny, max, exempt);
+  }
+
+  // recording -----------------------------------------------------------------------------------
+
+  /**
+   * {@code recording}: {@code directory} (required; relative paths are taken against the working
+   * directory, as written), {@code bodies} ({@code masked | full | none}), {@code durability}
+   * ({@code strict | batched | async}), {@code retention} (a duration > 0), and the inferpam
+   * extensions {@code segment-size} (a size as for {@code request.max-body}),
+   * {@code queue-capacity} and {@code batch-size} (whole numbers > 0) and {@code batch-interval}
+   * (a duration > 0). Absent keys take the defaults of {@link Policy.Recording}.
+   */
+  private static Policy.Recording recording(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("directory", "bodies", "durability", "retention", "segment-size", "queue-capacity",
+        "batch-interval", "batch-size"), Set.of());
+    java.nio.file.Path directory = filePath(required(n, path, "directory"), child(path, "directory"));
+    Policy.Bodies bodies = null;
+    if (n.has("bodies")) bodies = choice(n.get("bodies"), child(path, "bodies"), Policy.Bodies.class);
+    Policy.Durability durability = null;
+    if (n.has("durability")) {
+      durability = choice(n.get("durability"), child(path, "durability"), Policy.Durability.class);
+    }
+    java.time.Duration retention = null;
+    if (n.has("retention")) retention = positiveDuration(n.get("retention"), child(path, "retention"));
+    long segmentBytes = 0; // 0: Policy.Recording applies the default
+    if (n.has("segment-size")) segmentBytes = size(n.get("segment-size"), child(path, "segment-size"));
+    int queueCapacity = 0;
+    if (n.has("queue-capacity")) queueCapacity = positiveInt(n.get("queue-capacity"), child(path, "queue-capacity"));
+    java.time.Duration batchInterval = null;
+    if (n.has("batch-interval")) {
+      batchInterval = positiveDuration(n.get("batch-interval"), child(path, "batch-interval"));
+    }
+    int batchSize = 0;
+    if (n.has("batch-size")) batchSize = positiveInt(n.get("batch-size"), child(path, "batch-size"));
+    return new Policy.Recording(directory, bodies, durability, retention, segmentBytes, queueCapacity,
+        batchInterval, batchSize);
+  }
+
+  /** One of an enum's constants, written in lower case. */
+  private static <E extends Enum<E>> E choice(JsonNode n, String path, Class<E> type) {
+    List<String> names = new ArrayList<>();
+    for (E e : type.getEnumConstants()) names.add(e.name().toLowerCase(Locale.ROOT));
+    String expected = "expected one of " + String.join(", ", names);
+    if (!n.isTextual()) throw fail(path, expected + ", was " + PolicyText.describe(n));
+    for (E e : type.getEnumConstants()) {
+      if (e.name().toLowerCase(Locale.ROOT).equals(n.textValue())) return e;
+    }
+    throw fail(path, expected + ", was " + PolicyText.quote(n.textValue()));
+  }
+
+  private static java.time.Duration positiveDuration(JsonNode n, String path) {
+    if (!n.isTextual()) throw fail(path, "expected a duration such as 30s, was " + PolicyText.describe(n));
+    java.time.Duration d;
+    try {
+      d = Durations.parse(n.textValue());
+    } catch (IllegalArgumentException e) {
+      throw fail(path, e.getMessage());
+    }
+    if (d.isZero()) throw fail(path, "must be > 0, was " + PolicyText.quote(n.textValue()));
+    return d;
+  }
+
+  private static int positiveInt(JsonNode n, String path) {
+    if (!n.isIntegralNumber()) throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
+    if (!n.canConvertToInt()) throw fail(path, "too large, was " + PolicyText.describe(n));
+    if (n.intValue() <= 0) throw fail(path, "must be > 0, was " + PolicyText.describe(n));
+    return n.intValue();
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -1,27 +1,53 @@
 package dev.inferpam.core.internal;
 
-import dev.inferpam.api.Credential;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
+import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * Collects what one exchange delivered and builds its {@link SessionRecord}. Used by one request
- * at a time. The captured response body is bounded ({@link #MAX_CAPTURE} bytes); sizes are always
- * exact.
+ * Collects what one exchange asked and delivered and builds its {@link SessionRecord}s (the
+ * {@code intent} and the {@code exchange} record).
+ *
+ * <p>Bodies follow {@code recording.bodies}:
+ * <ul>
+ *   <li>{@code FULL}: request and response bodies as UTF-8 text;</li>
+ *   <li>{@code MASKED}: the same text run through the {@link Masker} (one session for the request,
+ *       one for the response); the response session's counts become {@code response.masked};</li>
+ *   <li>{@code NONE}: no body text; {@code bodySha256} holds the lower-case hex SHA-256 of the
+ *       whole body instead, the response's computed as the bytes pass, so nothing is held for
+ *       it.</li>
+ * </ul>
+ * The engine's own error answer to a denied request is stored as sent (it holds no upstream
+ * data, so there is nothing to mask), or as its hash with {@code NONE}.
+ *
+ * <p>Bounded: at most {@link #MAX_CAPTURE} bytes of each body are kept for the record (the rest
+ * is counted but not stored, and {@code bytes} is always the exact size, so a shortened body is
+ * visible as {@code bytes} larger than the stored text); hashes always cover the whole body.
+ * Token usage is read from the response as it passes by a {@link UsageExtractor}.
+ *
+ * <p>Used by one request at a time (calls may come from different threads one after another).
  */
 public final class RecordBuilder {
-  /** Most response bytes kept for the record; the full size is still counted. */
+  private static final Logger log = LoggerFactory.getLogger(RecordBuilder.class);
+
+  /** Most bytes of each body (request, response) kept for the record; sizes are still exact. */
   public static final int MAX_CAPTURE = 4 * 1024 * 1024;
 
   static final Set<String> SENSITIVE_HEADERS =
@@ -30,52 +56,185 @@ public final class RecordBuilder {
 
   private final RequestHead head;
   private final InferenceRequest request;
-  private final String injectedHeader;
-  private final ByteArrayOutputStream captured = new ByteArrayOutputStream();
+  private final long declaredLength;
+  private final Set<String> secretHeaders;
+  private final Policy.Bodies bodies;
+  private final Masker masker;
+  private SessionRecord.Request recordedRequest;
+
+  private final ByteArrayOutputStream captured;
+  private final MessageDigest responseDigest;
+  private UsageExtractor usage = UsageExtractor.forContentType(null);
   private int status;
   private boolean streamed;
+  private boolean ownResponse;
   private long responseBytes;
 
-  public RecordBuilder(RequestHead head, InferenceRequest request, Credential injected) {
-    this.head = head;
+  /**
+   * @param head           the request as received
+   * @param request        the canonical request with its body, or {@code null} when it was
+   *                       refused before the body was read
+   * @param declaredLength the declared body length, or -1; the recorded size of a body that was
+   *                       never read
+   * @param secretHeaders  lower-case names of further headers to store as {@code [REDACTED]}
+   *                       (the injected credential's header)
+   * @param bodies         what of the bodies to keep
+   * @param masker         runs over the stored bodies with {@code MASKED}
+   */
+  public RecordBuilder(RequestHead head, InferenceRequest request, long declaredLength, Set<String> secretHeaders,
+                       Policy.Bodies bodies, Masker masker) {
+    this.head = Objects.requireNonNull(head, "head");
     this.request = request;
-    this.injectedHeader = injected == null ? null : injected.header().toLowerCase(Locale.ROOT);
+    this.declaredLength = declaredLength;
+    this.secretHeaders = Set.copyOf(secretHeaders);
+    this.bodies = Objects.requireNonNull(bodies, "bodies");
+    this.masker = Objects.requireNonNull(masker, "masker");
+    this.captured = bodies == Policy.Bodies.NONE ? null : new ByteArrayOutputStream();
+    this.responseDigest = bodies == Policy.Bodies.NONE ? sha256() : null;
   }
 
-  public void responseStarted(int status, boolean streamed) {
+  /**
+   * The upstream's (or application's) response begins.
+   *
+   * @param contentType its {@code Content-Type}, or {@code null}; decides whether it counts as
+   *                    streamed (server-sent events, NDJSON) and where usage is looked for
+   */
+  public void responseStarted(int status, String contentType) {
     this.status = status;
-    this.streamed = streamed;
+    this.streamed = UsageExtractor.isStreamingType(contentType);
+    this.usage = UsageExtractor.forContentType(contentType);
   }
 
+  /** The engine answered itself (a denial): {@code body} is the error JSON that was sent. */
+  public void ownResponse(int status, byte[] body) {
+    this.status = status;
+    this.streamed = false;
+    this.ownResponse = true;
+    this.usage = UsageExtractor.forContentType(null);
+    responseBytes(body, 0, body.length);
+  }
+
+  /** Bytes as they are delivered to the client. */
   public void responseBytes(byte[] b, int off, int len) {
+    if (len <= 0) return;
     responseBytes += len;
-    int room = MAX_CAPTURE - captured.size();
-    if (room > 0) captured.write(b, off, Math.min(room, len));
+    if (captured != null) {
+      int room = MAX_CAPTURE - captured.size();
+      if (room > 0) captured.write(b, off, Math.min(room, len));
+    }
+    if (responseDigest != null) responseDigest.update(b, off, len);
+    usage.accept(b, off, len);
   }
 
+  /** The request as recorded (redacted headers, body per {@code bodies}); built once. */
+  public SessionRecord.Request request() {
+    if (recordedRequest == null) recordedRequest = buildRequest();
+    return recordedRequest;
+  }
+
+  private SessionRecord.Request buildRequest() {
+    String path = request != null ? request.path() : head.rawPath();
+    Map<String, List<String>> headers = redact(head.headers());
+    if (request == null) {
+      // Refused before the body was read (bad path, body too large): only the declared size is known.
+      return new SessionRecord.Request(head.method(), path, null, null, headers, Math.max(0, declaredLength),
+          null, null);
+    }
+    byte[] body = request.body();
+    String text = null;
+    String hash = null;
+    switch (bodies) {
+      case NONE -> hash = hex(sha256().digest(body));
+      case FULL -> text = capped(body, body.length);
+      case MASKED -> {
+        Masked m = mask(capped(body, body.length));
+        text = m.text();
+      }
+    }
+    return new SessionRecord.Request(head.method(), path, null, null, headers, body.length, text, hash);
+  }
+
+  /** The {@code intent} record of {@code recording.durability: strict}: no decision, no response. */
+  public SessionRecord intent(String id, Instant time, Principal principal, String operation, String model) {
+    return new SessionRecord(SessionRecord.TYPE_INTENT, id, time, 0, principal, withClassification(operation, model),
+        null, null, null);
+  }
+
+  /** The {@code exchange} record. */
   public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
                              String operation, String model, Decision decision, boolean complete) {
-    String path = request != null ? request.path() : head.rawPath();
-    byte[] body = request != null ? request.body() : new byte[0];
-    SessionRecord.Request req = new SessionRecord.Request(head.method(), path, operation, model,
-        redact(head.headers()), body.length, new String(body, StandardCharsets.UTF_8));
     SessionRecord.DecisionSummary ds;
     if (decision instanceof Decision.Deny d) {
       ds = new SessionRecord.DecisionSummary("deny", d.rule(), d.code(), d.message());
     } else {
       ds = new SessionRecord.DecisionSummary("allow", decision.rule(), null, null);
     }
-    SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete,
-        captured.toString(StandardCharsets.UTF_8), Map.of(), Map.of());
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal, req, ds, null, resp);
+    String text = null;
+    String hash = null;
+    Map<String, Integer> maskedCounts = Map.of();
+    if (responseDigest != null) {
+      hash = hex(responseDigest.digest());
+    } else {
+      byte[] bytes = captured.toByteArray();
+      text = capped(bytes, bytes.length);
+      if (bodies == Policy.Bodies.MASKED && !ownResponse) {
+        Masked m = mask(text);
+        text = m.text();
+        maskedCounts = m.counts();
+      }
+    }
+    SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
+        maskedCounts, usage.usage(), hash);
+    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal,
+        withClassification(operation, model), ds, null, resp);
+  }
+
+  private SessionRecord.Request withClassification(String operation, String model) {
+    SessionRecord.Request r = request();
+    return new SessionRecord.Request(r.method(), r.path(), operation, model, r.headers(), r.bytes(), r.body(),
+        r.bodySha256());
+  }
+
+  private record Masked(String text, Map<String, Integer> counts) {}
+
+  /**
+   * Runs one masker session over {@code text}. A masker that fails leaves no body rather than an
+   * unmasked one: the record must not hold what masking was meant to remove.
+   */
+  private Masked mask(String text) {
+    try {
+      Masker.Session session = masker.open();
+      String out = session.push(text) + session.finish();
+      Map<String, Integer> counts = session.counts();
+      return new Masked(out, counts == null ? Map.of() : counts);
+    } catch (RuntimeException e) {
+      log.error("inferpam: masker failed while recording, body not stored: {}", e.getClass().getName());
+      return new Masked(null, Map.of());
+    }
+  }
+
+  private static String capped(byte[] body, int length) {
+    return new String(body, 0, Math.min(length, MAX_CAPTURE), StandardCharsets.UTF_8);
   }
 
   private Map<String, List<String>> redact(Map<String, List<String>> headers) {
     Map<String, List<String>> out = new LinkedHashMap<>();
     headers.forEach((name, values) -> {
-      boolean secret = SENSITIVE_HEADERS.contains(name) || name.equals(injectedHeader);
+      boolean secret = SENSITIVE_HEADERS.contains(name) || secretHeaders.contains(name);
       out.put(name, secret ? List.of(REDACTED) : values);
     });
     return out;
+  }
+
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
+    }
+  }
+
+  private static String hex(byte[] digest) {
+    return HexFormat.of().formatHex(digest);
   }
 }

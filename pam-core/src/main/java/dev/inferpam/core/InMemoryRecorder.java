@@ -1,0 +1,92 @@
+package dev.inferpam.core;
+
+import dev.inferpam.api.Recorder;
+import dev.inferpam.api.SessionRecord;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A {@link Recorder} that keeps records in memory, in the order they were handed over (intents
+ * included), for tests and for applications that ship records elsewhere themselves.
+ *
+ * <p>Bounded: it holds at most {@code capacity} records (default {@value #DEFAULT_CAPACITY}).
+ * When full, {@link #admit()}, {@link #record} and {@link #intent} throw {@code IOException}
+ * {@code "recording queue full"} until {@link #clear()} makes room; a record whose exchange was
+ * admitted is always stored, because {@code admit()} reserves its place.
+ *
+ * <p><b>Thread-safety:</b> thread-safe; {@link #records()} returns a snapshot.
+ */
+public final class InMemoryRecorder implements Recorder {
+  /** Records held at most by {@link #InMemoryRecorder()}. */
+  public static final int DEFAULT_CAPACITY = 100_000;
+
+  private final int capacity;
+  private final List<SessionRecord> records = new ArrayList<>();
+  private int reserved; // admitted exchanges whose record has not arrived yet
+
+  /** A recorder holding at most {@value #DEFAULT_CAPACITY} records. */
+  public InMemoryRecorder() {
+    this(DEFAULT_CAPACITY);
+  }
+
+  /**
+   * A recorder holding at most {@code capacity} records.
+   *
+   * @throws IllegalArgumentException when {@code capacity} is not positive
+   */
+  public InMemoryRecorder(int capacity) {
+    if (capacity <= 0) throw new IllegalArgumentException("capacity must be > 0, was " + capacity);
+    this.capacity = capacity;
+  }
+
+  /** Reserves room for one record; throws when the recorder is full. */
+  @Override
+  public synchronized void admit() throws IOException {
+    if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
+    reserved++;
+  }
+
+  /** Stores {@code record}, using a reservation made by {@link #admit()} when there is one. */
+  @Override
+  public synchronized void record(SessionRecord record) throws IOException {
+    Objects.requireNonNull(record, "record");
+    if (reserved > 0) {
+      reserved--;
+    } else if (records.size() + reserved >= capacity) {
+      throw new IOException("recording queue full");
+    }
+    records.add(record);
+  }
+
+  /** Stores an intent record like any other; it is at once as durable as this recorder gets. */
+  @Override
+  public synchronized void intent(SessionRecord record) throws IOException {
+    Objects.requireNonNull(record, "record");
+    if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
+    records.add(record);
+  }
+
+  /** A snapshot of the records stored so far, oldest first. */
+  public synchronized List<SessionRecord> records() {
+    return List.copyOf(records);
+  }
+
+  /** Removes every stored record (reservations stay). */
+  public synchronized void clear() {
+    records.clear();
+  }
+
+  /**
+   * Does nothing: there is nothing to flush or release, and a test may hand the same recorder to
+   * several engines, closing each.
+   */
+  @Override
+  public void close() {}
+
+  @Override
+  public synchronized String toString() {
+    return "InMemoryRecorder[" + records.size() + "/" + capacity + "]";
+  }
+}

@@ -1,0 +1,217 @@
+package dev.inferpam.core;
+
+import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.internal.RecordCodec;
+import dev.inferpam.core.internal.RecordLines;
+import dev.inferpam.core.internal.SegmentFiles;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Reads a recording directory written by the JSONL recorder ({@code spec/recording.md}): lists
+ * and finds exchanges, and verifies the hash chain.
+ *
+ * <p>Files are streamed; nothing but the current line and the returned entries is held. Segments
+ * are read in chain order ({@code session-<yyyyMMdd>-<seq>.jsonl} by day, then number); other
+ * files are ignored. Lines that cannot be read (torn, malformed, too long) are skipped by
+ * {@link #list} and {@link #find} and reported by {@link #verify}. While a recorder is writing,
+ * its last line may be caught half-written: verify a directory after the recorder was flushed or
+ * closed.
+ *
+ * <p><b>Thread-safety:</b> immutable; every call reads the directory afresh.
+ */
+public final class Recordings {
+  private final Path dir;
+
+  private Recordings(Path dir) {
+    this.dir = dir;
+  }
+
+  /**
+   * Opens a recording directory for reading.
+   *
+   * @throws IOException {@code "no recording directory: DIR"} when {@code dir} is not a directory
+   */
+  public static Recordings open(Path dir) throws IOException {
+    Objects.requireNonNull(dir, "dir");
+    if (!Files.isDirectory(dir)) throw new IOException("no recording directory: " + dir);
+    return new Recordings(dir);
+  }
+
+  /**
+   * The exchange lines, oldest first, optionally only those of one subject and from a time on.
+   * Every matching entry is returned in one list: narrow large directories with the filters.
+   *
+   * @param subject the principal's subject to match exactly, or {@code null} for all
+   *                (unidentified callers then included)
+   * @param since   only exchanges whose {@code time} is at or after this, or {@code null}
+   */
+  public List<Entry> list(String subject, Instant since) throws IOException {
+    List<Entry> out = new ArrayList<>();
+    scan(e -> {
+      SessionRecord r = e.record();
+      if (!SessionRecord.TYPE_EXCHANGE.equals(r.type())) return true;
+      if (subject != null && (r.principal() == null || !subject.equals(r.principal().subject()))) return true;
+      if (since != null && r.time().isBefore(since)) return true;
+      out.add(e);
+      return true;
+    });
+    return out;
+  }
+
+  /**
+   * Every exchange and intent line, oldest first (retention lines are left out). An intent
+   * without an exchange line of the same id marks an exchange that never ended.
+   */
+  public List<Entry> entries() throws IOException {
+    List<Entry> out = new ArrayList<>();
+    scan(e -> {
+      out.add(e);
+      return true;
+    });
+    return out;
+  }
+
+  /** The exchange line with this id (the first, should there be several). */
+  public Optional<Entry> find(String id) throws IOException {
+    Objects.requireNonNull(id, "id");
+    Entry[] found = new Entry[1];
+    scan(e -> {
+      if (id.equals(e.record().id()) && SessionRecord.TYPE_EXCHANGE.equals(e.record().type())) {
+        found[0] = e;
+        return false;
+      }
+      return true;
+    });
+    return Optional.ofNullable(found[0]);
+  }
+
+  /**
+   * Recomputes every line's hash and link across all segments in order and reports the first
+   * line that breaks the chain. Finds an edited, deleted, inserted or reordered line, a truncated
+   * last line, and a missing first segment not covered by a retention line.
+   */
+  public Verification verify() throws IOException {
+    MessageDigest sha = RecordCodec.sha256();
+    long records = 0;
+    String expected = null; // hash of the line before; null before the first line
+    String uncovered = null; // first prev, when not the genesis, until a retention line names it
+    String uncoveredFile = null;
+    for (SegmentFiles.Segment s : SegmentFiles.list(dir)) {
+      String file = s.name();
+      long lineNo = 0;
+      try (RecordLines lines = RecordLines.open(s.path())) {
+        RecordLines.Line line;
+        while ((line = lines.next()) != null) {
+          lineNo++;
+          String reason = null;
+          RecordCodec.Links links = null;
+          if (line.tooLong()) {
+            reason = "malformed line";
+          } else if (!line.terminated()) {
+            reason = "truncated line";
+          } else if ((links = RecordCodec.links(line.bytes(), line.length())) == null) {
+            reason = "malformed line";
+          } else if (!RecordCodec.hashOf(line.bytes(), line.length() - RecordCodec.HASH_TAIL, sha)
+              .equals(links.hash())) {
+            reason = "hash mismatch";
+          } else if (expected != null && !expected.equals(links.prev())) {
+            reason = "prev does not match previous line";
+          }
+          if (reason != null) {
+            // an uncovered start is the earlier break: lines after a break cannot vouch for it
+            if (uncovered != null) return broken(records, uncoveredFile, 1, UNCOVERED);
+            return broken(records, file, lineNo, reason);
+          }
+          if (expected == null && !RecordCodec.GENESIS.equals(links.prev())) {
+            uncovered = links.prev();
+            uncoveredFile = file;
+          }
+          // lines are only parsed while a retention line is still wanted
+          String text = uncovered == null ? null : line.text();
+          if (text != null && RecordCodec.TYPE_RETENTION.equals(RecordCodec.typeOf(text))) {
+            try {
+              for (RecordCodec.Removed r : RecordCodec.decodeRetention(text).removed()) {
+                if (uncovered.equals(r.lastHash())) uncovered = null;
+              }
+            } catch (IllegalArgumentException e) {
+              return broken(records, file, lineNo, "malformed line");
+            }
+          }
+          expected = links.hash();
+          records++;
+        }
+      }
+    }
+    if (uncovered != null) return broken(records, uncoveredFile, 1, UNCOVERED);
+    return new Verification(true, records, null, 0, null);
+  }
+
+  private static final String UNCOVERED = "first segment does not start the chain and no retention line covers it";
+
+  private static Verification broken(long records, String file, long line, String reason) {
+    return new Verification(false, records, file, line, reason);
+  }
+
+  private interface Visitor {
+    /** Returns false to stop. */
+    boolean visit(Entry entry) throws IOException;
+  }
+
+  /** Calls {@code v} with every exchange or intent line that decodes, in chain order. */
+  private void scan(Visitor v) throws IOException {
+    for (SegmentFiles.Segment s : SegmentFiles.list(dir)) {
+      long lineNo = 0;
+      try (RecordLines lines = RecordLines.open(s.path())) {
+        RecordLines.Line line;
+        while ((line = lines.next()) != null) {
+          lineNo++;
+          if (!line.terminated() || line.tooLong()) continue;
+          String json = line.text();
+          SessionRecord record;
+          try {
+            record = RecordCodec.decode(json);
+          } catch (IllegalArgumentException e) {
+            continue; // retention, future line types, or damage that verify() reports
+          }
+          if (!v.visit(new Entry(s.name(), lineNo, record, json))) return;
+        }
+      }
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "Recordings[" + dir + "]";
+  }
+
+  /**
+   * One recorded line.
+   *
+   * @param file   the segment file name
+   * @param line   1-based line number in that file
+   * @param record the decoded record
+   * @param json   the line as stored (without the line break)
+   */
+  public record Entry(String file, long line, SessionRecord record, String json) {}
+
+  /**
+   * The result of {@link #verify()}.
+   *
+   * @param ok      true when every line and link checks out
+   * @param records lines verified (all types); when broken, the intact lines before the break
+   * @param file    the segment of the first broken line, {@code null} when ok
+   * @param line    its 1-based line number, 0 when ok
+   * @param reason  {@code hash mismatch}, {@code prev does not match previous line},
+   *                {@code malformed line}, {@code truncated line}, or {@code first segment does
+   *                not start the chain and no retention line covers it}; {@code null} when ok
+   */
+  public record Verification(boolean ok, long records, String file, long line, String reason) {}
+}

@@ -1,0 +1,362 @@
+package dev.inferpam.core.internal;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Finds token usage in a response body as it streams past, without holding the body.
+ *
+ * <p>Fed every delivered chunk through {@link #accept}; {@link #usage()} then gives
+ * {@code prompt_tokens} and {@code completion_tokens} (and {@code total_tokens} when the upstream
+ * sent it) as far as they were found. Where they come from, by response type:
+ * <ul>
+ *   <li>JSON ({@code application/json}, {@code *+json}): the top-level {@code usage} object —
+ *       OpenAI {@code prompt_tokens}/{@code completion_tokens}/{@code total_tokens}, Anthropic and
+ *       the OpenAI Responses API {@code input_tokens}/{@code output_tokens} (read as prompt and
+ *       completion) — and Ollama's top-level {@code prompt_eval_count}/{@code eval_count}.</li>
+ *   <li>Server-sent events ({@code text/event-stream}): the same, per event's {@code data}: the
+ *       OpenAI final chunk with {@code usage} (sent when the caller set
+ *       {@code stream_options.include_usage}), Anthropic {@code message_start}
+ *       ({@code message.usage}) and {@code message_delta} ({@code usage}), and the OpenAI Responses
+ *       API {@code response.completed} ({@code response.usage}).</li>
+ *   <li>NDJSON ({@code application/x-ndjson}, Ollama streaming): the same, per line; Ollama puts
+ *       its counts on the final {@code done:true} line.</li>
+ * </ul>
+ * A later value replaces an earlier one (Anthropic's {@code message_delta} count is cumulative).
+ *
+ * <p>Bounded: a small state machine walks each JSON document byte by byte, tracking only nesting
+ * and the keys of the first two object levels; only the value of a key that can carry usage is
+ * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then parsed. No
+ * line, event or body is ever buffered, so a long completion or a huge Ollama {@code context}
+ * array costs nothing but the walk. Malformed input yields no usage, never an exception.
+ *
+ * <p>Not thread-safe: one instance per response, fed by one thread at a time.
+ */
+public final class UsageExtractor {
+  /** Largest value of a usage-carrying key that is copied for parsing. */
+  static final int MAX_VALUE_BYTES = 8 * 1024;
+
+  public static final String PROMPT_TOKENS = "prompt_tokens";
+  public static final String COMPLETION_TOKENS = "completion_tokens";
+  public static final String TOTAL_TOKENS = "total_tokens";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Object-key paths (first two levels) whose values can carry usage. */
+  private static final Set<String> PATHS =
+      Set.of("usage", "prompt_eval_count", "eval_count", "message.usage", "response.usage");
+
+  private enum Framing { NONE, JSON, SSE, NDJSON }
+
+  private final Framing framing;
+  private final Scanner scanner = new Scanner();
+  private Long prompt;
+  private Long completion;
+  private Long total;
+
+  // SSE line state: the field name of the current line is read into field[] up to its colon.
+  private static final int SSE_FIELD = 0;
+  private static final int SSE_DATA_FIRST = 1;
+  private static final int SSE_DATA = 2;
+  private static final int SSE_IGNORE = 3;
+  private int sseState = SSE_FIELD;
+  private final byte[] field = new byte[4];
+  private int fieldLength;
+  private boolean fieldTooLong;
+  private boolean lastWasCr;
+
+  private UsageExtractor(Framing framing) {
+    this.framing = framing;
+  }
+
+  /**
+   * An extractor for a response of this {@code Content-Type} (parameters ignored, may be
+   * {@code null}); for types that carry no usage it finds nothing and costs nothing.
+   */
+  public static UsageExtractor forContentType(String contentType) {
+    return new UsageExtractor(framing(contentType));
+  }
+
+  private static Framing framing(String contentType) {
+    if (contentType == null) return Framing.NONE;
+    String type = contentType;
+    int semicolon = type.indexOf(';');
+    if (semicolon >= 0) type = type.substring(0, semicolon);
+    type = type.trim().toLowerCase(Locale.ROOT);
+    if (type.equals("text/event-stream")) return Framing.SSE;
+    if (type.equals("application/x-ndjson") || type.equals("application/ndjson")) return Framing.NDJSON;
+    if (type.equals("application/json") || type.endsWith("+json")) return Framing.JSON;
+    return Framing.NONE;
+  }
+
+  /** True for a response type whose body is delivered as a stream of events or lines. */
+  public static boolean isStreamingType(String contentType) {
+    Framing f = framing(contentType);
+    return f == Framing.SSE || f == Framing.NDJSON;
+  }
+
+  /** Feeds the next delivered bytes. */
+  public void accept(byte[] b, int off, int len) {
+    switch (framing) {
+      case JSON -> {
+        for (int i = off; i < off + len; i++) scanner.accept(b[i]);
+      }
+      case NDJSON -> {
+        for (int i = off; i < off + len; i++) {
+          if (b[i] == '\n') scanner.reset();
+          else scanner.accept(b[i]);
+        }
+      }
+      case SSE -> {
+        for (int i = off; i < off + len; i++) sse(b[i]);
+      }
+      default -> { }
+    }
+  }
+
+  /** The token counts found so far: any of prompt, completion and total tokens; empty when none. */
+  public Map<String, Long> usage() {
+    Map<String, Long> out = new LinkedHashMap<>();
+    if (prompt != null) out.put(PROMPT_TOKENS, prompt);
+    if (completion != null) out.put(COMPLETION_TOKENS, completion);
+    if (total != null) out.put(TOTAL_TOKENS, total);
+    return out;
+  }
+
+  // SSE framing (https://html.spec.whatwg.org/multipage/server-sent-events.html): lines end in
+  // CR, LF or CRLF; "data:" lines (one optional space after the colon) of one event are joined by
+  // LF — whitespace to JSON, so one document may span several data lines; a blank line ends the
+  // event. Other fields and comments are skipped.
+  private void sse(byte c) {
+    if (c == '\n' && lastWasCr) {
+      lastWasCr = false;
+      return;
+    }
+    lastWasCr = c == '\r';
+    if (c == '\n' || c == '\r') {
+      endOfSseLine();
+      return;
+    }
+    switch (sseState) {
+      case SSE_FIELD -> {
+        if (c == ':') {
+          sseState = isDataField() ? SSE_DATA_FIRST : SSE_IGNORE;
+        } else if (fieldLength < field.length) {
+          field[fieldLength++] = c;
+        } else {
+          fieldTooLong = true;
+          sseState = SSE_IGNORE;
+        }
+      }
+      case SSE_DATA_FIRST -> {
+        sseState = SSE_DATA;
+        if (c != ' ') scanner.accept(c);
+      }
+      case SSE_DATA -> scanner.accept(c);
+      default -> { }
+    }
+  }
+
+  private boolean isDataField() {
+    return !fieldTooLong && fieldLength == 4
+        && field[0] == 'd' && field[1] == 'a' && field[2] == 't' && field[3] == 'a';
+  }
+
+  private void endOfSseLine() {
+    if (sseState == SSE_FIELD && fieldLength == 0 && !fieldTooLong) {
+      scanner.reset(); // blank line: the event is over
+    } else if (sseState == SSE_DATA || sseState == SSE_DATA_FIRST || (sseState == SSE_FIELD && isDataField())) {
+      scanner.accept((byte) '\n');
+    }
+    sseState = SSE_FIELD;
+    fieldLength = 0;
+    fieldTooLong = false;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private void found(String path, byte[] value, int length) {
+    JsonNode node;
+    try {
+      node = JSON.readTree(value, 0, length);
+    } catch (IOException e) {
+      return; // not JSON after all: no usage from it
+    }
+    if (node == null) return;
+    switch (path) {
+      case "prompt_eval_count" -> prompt = count(node, prompt);
+      case "eval_count" -> completion = count(node, completion);
+      default -> { // an object named usage
+        if (!node.isObject()) return;
+        prompt = count(node.has(PROMPT_TOKENS) ? node.get(PROMPT_TOKENS) : node.get("input_tokens"), prompt);
+        completion = count(node.has(COMPLETION_TOKENS) ? node.get(COMPLETION_TOKENS) : node.get("output_tokens"),
+            completion);
+        total = count(node.get(TOTAL_TOKENS), total);
+      }
+    }
+  }
+
+  /** The count in {@code n} when it is a whole number >= 0, else what was known before. */
+  private static Long count(JsonNode n, Long before) {
+    if (n == null || !n.isIntegralNumber() || !n.canConvertToLong() || n.longValue() < 0) return before;
+    return n.longValue();
+  }
+
+  /**
+   * Walks one JSON document at a time and hands over the raw value of each key in
+   * {@link #PATHS}. Keeps the nesting depth, whether each of the first two levels is an object,
+   * the last key seen on those levels, and the value being copied — nothing else.
+   */
+  private final class Scanner {
+    private static final int KEY_DEPTH = 2;
+    private static final int MAX_KEY = 32;
+
+    private int depth;
+    private final boolean[] isObject = new boolean[KEY_DEPTH + 1];
+    private final String[] keyAt = new String[KEY_DEPTH + 1];
+    private boolean expectKey;
+    private boolean inString;
+    private boolean escape;
+    private boolean stringIsKey;
+    private final byte[] key = new byte[MAX_KEY];
+    private int keyLength;
+    private boolean keyUnusable;
+    private String pendingPath;
+    private int pendingDepth;
+    private boolean broken;
+
+    private boolean capturing;
+    private String capturePath;
+    private int captureDepth;
+    private byte[] capture;
+    private int captureLength;
+    private boolean captureOverflow;
+
+    void reset() {
+      depth = 0;
+      expectKey = false;
+      inString = false;
+      escape = false;
+      stringIsKey = false;
+      pendingPath = null;
+      broken = false;
+      capturing = false;
+    }
+
+    void accept(byte c) {
+      if (broken) return;
+      if (inString) {
+        if (capturing) append(c);
+        if (escape) {
+          escape = false;
+          keyUnusable |= stringIsKey; // keys of interest are plain ASCII
+        } else if (c == '\\') {
+          escape = true;
+        } else if (c == '"') {
+          inString = false;
+          if (stringIsKey) keyDone();
+        } else if (stringIsKey) {
+          if (keyLength < MAX_KEY) key[keyLength++] = c;
+          else keyUnusable = true;
+        }
+        return;
+      }
+      switch (c) {
+        case '"' -> {
+          if (capturing) append(c);
+          pendingPath = null;
+          inString = true;
+          escape = false;
+          stringIsKey = expectKey && depth >= 1 && depth <= KEY_DEPTH && isObject[depth];
+          keyLength = 0;
+          keyUnusable = false;
+          expectKey = false;
+        }
+        case ':' -> {
+          if (pendingPath != null && depth == pendingDepth && !capturing) {
+            startCapture(pendingPath, depth);
+          } else if (capturing) {
+            append(c);
+          }
+          pendingPath = null;
+        }
+        case '{', '[' -> {
+          if (capturing) append(c);
+          pendingPath = null;
+          depth++;
+          if (depth <= KEY_DEPTH) {
+            isObject[depth] = c == '{';
+            keyAt[depth] = null;
+          }
+          expectKey = c == '{';
+        }
+        case '}', ']' -> {
+          if (capturing) {
+            if (depth == captureDepth) endCapture();
+            else append(c);
+          }
+          pendingPath = null;
+          depth--;
+          expectKey = false;
+          if (depth < 0) broken = true;
+        }
+        case ',' -> {
+          if (capturing) {
+            if (depth == captureDepth) endCapture();
+            else append(c);
+          }
+          pendingPath = null;
+          expectKey = depth >= 1 && depth <= KEY_DEPTH && isObject[depth];
+        }
+        default -> {
+          if (capturing) append(c);
+        }
+      }
+    }
+
+    private void keyDone() {
+      if (capturing) return;
+      if (keyUnusable) {
+        keyAt[depth] = null; // so a later level-2 key is not taken as under the previous key
+        return;
+      }
+      String k = new String(key, 0, keyLength, java.nio.charset.StandardCharsets.US_ASCII);
+      keyAt[depth] = k;
+      String path = depth == 1 ? k : keyAt[1] + "." + k;
+      if (PATHS.contains(path)) {
+        pendingPath = path;
+        pendingDepth = depth;
+      }
+    }
+
+    private void startCapture(String path, int atDepth) {
+      capturing = true;
+      capturePath = path;
+      captureDepth = atDepth;
+      captureLength = 0;
+      captureOverflow = false;
+      if (capture == null) capture = new byte[256];
+    }
+
+    private void append(byte c) {
+      if (captureOverflow) return;
+      if (captureLength == capture.length) {
+        if (capture.length >= MAX_VALUE_BYTES) {
+          captureOverflow = true;
+          return;
+        }
+        capture = java.util.Arrays.copyOf(capture, Math.min(MAX_VALUE_BYTES, capture.length * 2));
+      }
+      capture[captureLength++] = c;
+    }
+
+    private void endCapture() {
+      capturing = false;
+      if (!captureOverflow) found(capturePath, capture, captureLength);
+    }
+  }
+}
