@@ -205,7 +205,7 @@ public final class PamEngine implements AutoCloseable {
       return this;
     }
 
-    /** Adds a resolver after the policy's own (API keys); the first to identify wins. */
+    /** Adds a resolver after the policy's own (API keys, then OIDC issuers); the first to identify wins. */
     public Builder identityResolver(IdentityResolver resolver) {
       resolvers.add(Objects.requireNonNull(resolver, "resolver"));
       return this;

@@ -32,7 +32,7 @@ import java.util.Optional;
  *       expired")};
  *   <li>no credential header, or an {@code Authorization} header with another scheme: empty,
  *       so another resolver may try;
- *   <li>an unknown bearer value shaped like a JWT (three base64url parts separated by dots):
+ *   <li>an unknown bearer value shaped like a JWT or JWE (see {@link BearerTokens#isJwtShaped}):
  *       empty, so that an OIDC resolver later in the chain can claim it;
  *   <li>any other unknown value: {@code AuthenticationException("unknown api key")};
  *   <li>two different credentials ({@code Authorization: Bearer} and {@code X-Api-Key} with
@@ -49,7 +49,6 @@ public final class ApiKeyResolver implements IdentityResolver {
 
   private static final String AUTHORIZATION = "authorization";
   private static final String X_API_KEY = "x-api-key";
-  private static final String BEARER = "bearer";
 
   private final List<Entry> entries;
   private final Clock clock;
@@ -83,7 +82,7 @@ public final class ApiKeyResolver implements IdentityResolver {
 
   @Override
   public Optional<Principal> resolve(InferenceRequest request) throws AuthenticationException {
-    String bearer = bearerValue(single(request, AUTHORIZATION, "Authorization"));
+    String bearer = BearerTokens.token(single(request, AUTHORIZATION, "Authorization"));
     String apiKey = single(request, X_API_KEY, "X-Api-Key");
     if (apiKey != null) apiKey = apiKey.strip();
     if (apiKey != null && apiKey.isEmpty()) apiKey = null;
@@ -97,7 +96,7 @@ public final class ApiKeyResolver implements IdentityResolver {
     Entry match = lookup(presented);
     if (match == null) {
       // Only a bearer value can be an OIDC token; X-Api-Key is ours alone.
-      if (bearer != null && looksLikeJwt(bearer)) return Optional.empty();
+      if (bearer != null && BearerTokens.isJwtShaped(bearer)) return Optional.empty();
       throw new AuthenticationException("unknown api key");
     }
     Instant expires = match.key.expires();
@@ -126,38 +125,6 @@ public final class ApiKeyResolver implements IdentityResolver {
     if (values == null || values.isEmpty()) return null;
     if (values.size() > 1) throw new AuthenticationException("more than one " + display + " header");
     return values.get(0);
-  }
-
-  /** The token of a {@code Bearer} authorization, or {@code null} for none or another scheme. */
-  private static String bearerValue(String authorization) {
-    if (authorization == null) return null;
-    String value = authorization.strip();
-    if (value.length() <= BEARER.length()
-        || !value.regionMatches(true, 0, BEARER, 0, BEARER.length())
-        || value.charAt(BEARER.length()) != ' ') {
-      return null;
-    }
-    String token = value.substring(BEARER.length()).strip();
-    return token.isEmpty() ? null : token;
-  }
-
-  /** Three non-empty base64url parts separated by dots; a linear scan, no regex. */
-  static boolean looksLikeJwt(String value) {
-    int dots = 0;
-    int partLength = 0;
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      if (c == '.') {
-        if (partLength == 0 || ++dots > 2) return false;
-        partLength = 0;
-      } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-          || c == '-' || c == '_') {
-        partLength++;
-      } else {
-        return false;
-      }
-    }
-    return dots == 2 && partLength > 0;
   }
 
   private static byte[] sha256(String value) {

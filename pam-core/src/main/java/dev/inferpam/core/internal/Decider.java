@@ -85,7 +85,11 @@ public final class Decider {
       return new Verdict(unauthenticated("credential could not be verified"), null, request, null, null);
     }
     if (principal == null) {
-      return new Verdict(unauthenticated("no credential"), null, request, null, null);
+      // A credential no resolver understands (e.g. an opaque bearer when only OIDC is configured)
+      // is not the same complaint as a missing one.
+      boolean presented = request.header("authorization") != null || request.header("x-api-key") != null;
+      return new Verdict(unauthenticated(presented ? "unrecognised credential" : "no credential"),
+          null, request, null, null);
     }
 
     RequestClassifier.Classification c;

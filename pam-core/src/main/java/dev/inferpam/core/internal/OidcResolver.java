@@ -153,7 +153,6 @@ public final class OidcResolver implements IdentityResolver {
   /** Registered claims that the principal carries elsewhere or that mean nothing afterwards. */
   private static final Set<String> NOT_ATTRIBUTES = Set.of("iss", "sub", "aud", "exp", "nbf", "iat", "jti");
 
-  private static final String BEARER = "bearer";
 
   /**
    * What a refusal says ({@code error_description} of the 401). Fixed texts: they never carry
@@ -311,15 +310,15 @@ public final class OidcResolver implements IdentityResolver {
   public Optional<Principal> resolve(InferenceRequest request) throws AuthenticationException {
     List<String> values = request.headers().get("authorization");
     if (values == null || values.isEmpty()) return Optional.empty();
-    String token = bearerToken(values.get(0));
+    String token = BearerTokens.token(values.get(0));
     if (values.size() > 1) {
       // Which one would a server behind us read? Refuse rather than guess, if any is ours.
       for (String v : values) {
-        if (isJwtShaped(bearerToken(v))) throw new AuthenticationException(Failure.TWO_HEADERS);
+        if (BearerTokens.isJwtShaped(BearerTokens.token(v))) throw new AuthenticationException(Failure.TWO_HEADERS);
       }
       return Optional.empty();
     }
-    if (!isJwtShaped(token)) return Optional.empty();
+    if (!BearerTokens.isJwtShaped(token)) return Optional.empty();
     if (token.length() > MAX_TOKEN_CHARS) throw new AuthenticationException(Failure.TOO_LARGE);
 
     Instant now = clock.instant();
@@ -745,39 +744,6 @@ public final class OidcResolver implements IdentityResolver {
       return Collections.unmodifiableList(out);
     }
     return value.toString();
-  }
-
-  /** The token of {@code Bearer <token>}, or {@code null} for another scheme or none. */
-  private static String bearerToken(String authorization) {
-    if (authorization == null) return null;
-    String value = authorization.strip();
-    if (value.length() <= BEARER.length()
-        || !value.regionMatches(true, 0, BEARER, 0, BEARER.length())
-        || value.charAt(BEARER.length()) != ' ') {
-      return null;
-    }
-    String token = value.substring(BEARER.length()).strip();
-    return token.isEmpty() ? null : token;
-  }
-
-  /**
-   * A JWS (three base64url parts; the signature may be empty, as in {@code alg: none}) or a JWE
-   * (five parts) in compact form. A linear scan without regex: the value is the caller's.
-   */
-  static boolean isJwtShaped(String value) {
-    if (value == null || value.isEmpty()) return false;
-    int dots = 0;
-    int firstPart = -1;
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      if (c == '.') {
-        if (++dots > 4) return false;
-        if (firstPart < 0) firstPart = i;
-      } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-        return false;
-      }
-    }
-    return (dots == 2 || dots == 4) && firstPart > 0;
   }
 
   private static byte[] sha256(String token) {
