@@ -128,11 +128,11 @@ public final class Exchange {
   }
 
   private static Decision.Deny recordingUnavailable(Exception e) {
-    String reason = e.getMessage();
-    if (reason == null || reason.isBlank()) reason = e.getClass().getSimpleName();
-    reason = reason.replaceAll("\\s+", " ").trim();
-    if (reason.length() > 200) reason = reason.substring(0, 200) + "...";
-    return new Decision.Deny(503, "recording_unavailable", "recording unavailable: " + reason, "recording");
+    // The reason (a file path, an I/O error) is for operators, not callers: the recorder logs it
+    // once when it fails; here it is only a debug line per refused request.
+    log.debug("inferpam: recorder refused an exchange: {}", e.toString());
+    return new Decision.Deny(503, "recording_unavailable",
+        "recording is unavailable, the request was not forwarded", "recording");
   }
 
   /** Headers that carry the upstream credential: the configured one and the one being injected. */

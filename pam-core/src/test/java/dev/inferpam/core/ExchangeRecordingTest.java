@@ -177,7 +177,8 @@ class ExchangeRecordingTest {
     Decision.Deny deny = (Decision.Deny) ex.decision();
     assertThat(deny.status()).isEqualTo(503);
     assertThat(deny.code()).isEqualTo("recording_unavailable");
-    assertThat(deny.message()).isEqualTo("recording unavailable: disk full");
+    assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded")
+        .as("no operator detail reaches the caller").doesNotContain("disk full");
     assertThat(deny.rule()).isEqualTo("recording");
     JsonNode error = JSON.readTree(ex.error().body()).get("error");
     assertThat(error.get("code").asText()).isEqualTo("recording_unavailable");
@@ -205,11 +206,12 @@ class ExchangeRecordingTest {
   }
 
   @Test
-  void admissionRuntimeFailureWithoutMessageNamesTheException() {
+  void admissionRuntimeFailureAlsoRefuses503() {
     CapturingRecorder rec = new CapturingRecorder();
-    rec.admitFailure = new IllegalStateException();
+    rec.admitFailure = new IllegalStateException("/var/secret/path broken");
     Exchange ex = call(engine(policy(""), rec, null), KEY, CHAT);
-    assertThat(((Decision.Deny) ex.decision()).message()).isEqualTo("recording unavailable: IllegalStateException");
+    assertThat(((Decision.Deny) ex.decision()).code()).isEqualTo("recording_unavailable");
+    assertThat(((Decision.Deny) ex.decision()).message()).doesNotContain("/var/secret/path");
   }
 
   @Test
@@ -285,7 +287,7 @@ class ExchangeRecordingTest {
     Decision.Deny deny = (Decision.Deny) ex.decision();
     assertThat(deny.status()).isEqualTo(503);
     assertThat(deny.code()).isEqualTo("recording_unavailable");
-    assertThat(deny.message()).isEqualTo("recording unavailable: fsync failed");
+    assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded");
     ex.end(true);
     assertThat(rec.records).singleElement()
         .satisfies(r -> assertThat(r.decision().code()).isEqualTo("recording_unavailable"));
@@ -535,8 +537,9 @@ class ExchangeRecordingTest {
         assertThat(intent.get("type").asText()).isEqualTo("intent");
         assertThat(intent.get("id").asText()).isEqualTo(ex.id());
         assertThat(intent.get("principal").get("subject").asText()).isEqualTo("svc");
-        assertThat(intent.get("request").get("bodySha256") == null
-            ? intent.get("request").get("body_sha256") : intent.get("request").get("bodySha256")).isNotNull();
+        assertThat(intent.get("request").get("body_sha256").asText())
+            .isEqualTo(sha256Hex(CHAT.getBytes(StandardCharsets.UTF_8)));
+        assertThat(intent.has("decision") && !intent.get("decision").isNull()).isFalse();
       });
       respond(ex, "application/json", "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", 2);
       ex.end(true);

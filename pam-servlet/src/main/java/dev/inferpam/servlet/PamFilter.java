@@ -177,7 +177,7 @@ public final class PamFilter implements Filter {
         // An exception the container has not answered yet becomes its 500.
         if (complete || response.isCommitted()) wrappedResponse.reportStarted();
         else wrappedResponse.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
-        exchange.end(complete);
+        exchange.end(complete && !wrappedResponse.deliveryFailed());
       }
     }
   }
@@ -261,7 +261,7 @@ public final class PamFilter implements Filter {
     @Override
     public void onComplete(AsyncEvent event) {
       response.reportStarted();
-      exchange.end(true);
+      exchange.end(!response.deliveryFailed());
     }
 
     @Override

@@ -203,6 +203,8 @@ public final class JsonlRecorder implements Recorder {
   private long syncTarget; // guarded by lock: a flush or intent waits for this seq
   private boolean closing; // guarded by lock
   private boolean abandon; // guarded by lock: close gave up waiting
+  private boolean writerIdle; // guarded by lock: the writer waits for work with nothing unsynced
+  private boolean writerBatching; // guarded by lock: the writer waits for the group commit time
   private volatile String failure; // reason while failed, else null
 
   private final FileChannel lockChannel;
@@ -415,7 +417,13 @@ public final class JsonlRecorder implements Recorder {
       }
       item.seq = ++lastSeq;
       queue.addLast(item);
-      work.signal();
+      // waking the writer costs a system call: only when it is idle, or when a full batch is
+      // waiting; a busy writer drains the queue anyway and a batching one at the commit time
+      if (writerIdle || (writerBatching && queue.size() >= config.batchSize())) {
+        writerIdle = false;
+        writerBatching = false;
+        work.signal();
+      }
       return item.seq;
     } finally {
       lock.unlock();
@@ -494,11 +502,15 @@ public final class JsonlRecorder implements Recorder {
             if (!unsynced.isEmpty()) {
               long due = firstUnsyncedNanos + batchIntervalNanos - System.nanoTime();
               if (due <= 0) break;
+              writerBatching = true;
               work.awaitNanos(due);
+              writerBatching = false;
               continue;
             }
             if (closing) return; // everything is written and durable
+            writerIdle = true;
             work.await();
+            writerIdle = false;
           }
           int batch = config.batchSize();
           while (pending.size() < batch && !queue.isEmpty()) pending.add(queue.pollFirst());

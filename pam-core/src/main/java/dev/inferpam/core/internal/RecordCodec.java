@@ -413,8 +413,16 @@ public final class RecordCodec {
     }
     sb.append('"');
     int n = s.length();
+    int run = 0; // start of the characters not yet appended: they are appended in bulk
     for (int i = 0; i < n; i++) {
       char c = s.charAt(i);
+      if (c >= 0x20 && c != '"' && c != '\\' && !Character.isSurrogate(c)) continue;
+      if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(s.charAt(i + 1))) {
+        i++; // a valid pair is plain text
+        continue;
+      }
+      sb.append(s, run, i);
+      run = i + 1;
       switch (c) {
         case '"' -> sb.append("\\\"");
         case '\\' -> sb.append("\\\\");
@@ -423,19 +431,10 @@ public final class RecordCodec {
         case '\t' -> sb.append("\\t");
         case '\b' -> sb.append("\\b");
         case '\f' -> sb.append("\\f");
-        default -> {
-          if (c < 0x20) {
-            unicodeEscape(sb, c);
-          } else if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(s.charAt(i + 1))) {
-            sb.append(c).append(s.charAt(++i));
-          } else if (Character.isSurrogate(c)) {
-            unicodeEscape(sb, c);
-          } else {
-            sb.append(c);
-          }
-        }
+        default -> unicodeEscape(sb, c); // other control characters and lone surrogates
       }
     }
+    sb.append(s, run, n);
     sb.append('"');
   }
 

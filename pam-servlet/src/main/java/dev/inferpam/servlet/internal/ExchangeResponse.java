@@ -32,6 +32,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   private boolean streamTaken;
   private PrintWriter writer;
   private volatile boolean started;
+  private volatile boolean deliveryFailed;
 
   /** Wraps the response of an allowed {@code exchange}. */
   public ExchangeResponse(HttpServletResponse response, Exchange exchange) {
@@ -49,6 +50,19 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     if (started) return;
     started = true;
     exchange.responseStarted(status, headers());
+  }
+
+  /** Remembers that a write or flush to the client failed (typically: the client went away). */
+  void reportDeliveryFailed() {
+    deliveryFailed = true;
+  }
+
+  /**
+   * True when a write or flush to the client failed, even if the application caught the
+   * exception and returned normally: the client did not get the whole response.
+   */
+  public boolean deliveryFailed() {
+    return deliveryFailed;
   }
 
   void reportBytes(byte[] b, int off, int len) {

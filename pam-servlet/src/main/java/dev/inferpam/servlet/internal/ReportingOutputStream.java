@@ -23,7 +23,12 @@ final class ReportingOutputStream extends ServletOutputStream {
   @Override
   public void write(int b) throws IOException {
     response.reportStarted();
-    out.write(b);
+    try {
+      out.write(b);
+    } catch (IOException e) {
+      response.reportDeliveryFailed();
+      throw e;
+    }
     response.reportBytes(new byte[] {(byte) b}, 0, 1);
   }
 
@@ -31,14 +36,24 @@ final class ReportingOutputStream extends ServletOutputStream {
   public void write(byte[] b, int off, int len) throws IOException {
     Objects.checkFromIndexSize(off, len, b.length);
     response.reportStarted();
-    out.write(b, off, len);
+    try {
+      out.write(b, off, len);
+    } catch (IOException e) {
+      response.reportDeliveryFailed();
+      throw e;
+    }
     response.reportBytes(b, off, len);
   }
 
   @Override
   public void flush() throws IOException {
     response.reportStarted();
-    out.flush();
+    try {
+      out.flush();
+    } catch (IOException e) {
+      response.reportDeliveryFailed();
+      throw e;
+    }
   }
 
   @Override
