@@ -5,6 +5,7 @@ import dev.inferpam.core.internal.RecordCodec;
 import dev.inferpam.core.internal.RecordLines;
 import dev.inferpam.core.internal.SegmentFiles;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -134,11 +135,12 @@ public final class Recordings {
             uncovered = links.prev();
             uncoveredFile = file;
           }
-          // lines are only parsed while a retention line is still wanted
-          String text = uncovered == null ? null : line.text();
-          if (text != null && RecordCodec.TYPE_RETENTION.equals(RecordCodec.typeOf(text))) {
+          // lines are only parsed while a retention line is still wanted, and only those that
+          // say so near their start (type is the second member)
+          if (uncovered != null && startsAsRetention(line)
+              && RecordCodec.TYPE_RETENTION.equals(RecordCodec.typeOf(line.text()))) {
             try {
-              for (RecordCodec.Removed r : RecordCodec.decodeRetention(text).removed()) {
+              for (RecordCodec.Removed r : RecordCodec.decodeRetention(line.text()).removed()) {
                 if (uncovered.equals(r.lastHash())) uncovered = null;
               }
             } catch (IllegalArgumentException e) {
@@ -152,6 +154,22 @@ public final class Recordings {
     }
     if (uncovered != null) return broken(records, uncoveredFile, 1, UNCOVERED);
     return new Verification(true, records, null, 0, null);
+  }
+
+  private static final byte[] RETENTION_TYPE =
+      ("\"type\":\"" + RecordCodec.TYPE_RETENTION + "\"").getBytes(StandardCharsets.US_ASCII);
+
+  private static boolean startsAsRetention(RecordLines.Line line) {
+    byte[] b = line.bytes();
+    int end = Math.min(line.length(), 64) - RETENTION_TYPE.length;
+    outer:
+    for (int i = 0; i <= end; i++) {
+      for (int k = 0; k < RETENTION_TYPE.length; k++) {
+        if (b[i + k] != RETENTION_TYPE[k]) continue outer;
+      }
+      return true;
+    }
+    return false;
   }
 
   private static final String UNCOVERED = "first segment does not start the chain and no retention line covers it";

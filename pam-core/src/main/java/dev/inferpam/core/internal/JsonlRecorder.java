@@ -415,6 +415,10 @@ public final class JsonlRecorder implements Recorder {
         room.release();
         throw new IOException("recorder closed");
       }
+      if (queue.size() >= config.queueCapacity()) { // cannot happen while every item holds room
+        room.release();
+        throw new IOException("recording queue full");
+      }
       item.seq = ++lastSeq;
       queue.addLast(item);
       // waking the writer costs a system call: only when it is idle, or when a full batch is

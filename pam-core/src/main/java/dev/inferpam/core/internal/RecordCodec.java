@@ -14,7 +14,6 @@ import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -522,9 +521,7 @@ public final class RecordCodec {
 
   private static SessionRecord.Request decodeRequest(JsonNode q) {
     Map<String, List<String>> headers = new LinkedHashMap<>();
-    Iterator<Map.Entry<String, JsonNode>> it = q.path("headers").fields();
-    while (it.hasNext()) {
-      Map.Entry<String, JsonNode> h = it.next();
+    for (Map.Entry<String, JsonNode> h : q.path("headers").properties()) {
       JsonNode v = h.getValue();
       if (v.isArray()) {
         List<String> values = new ArrayList<>();
@@ -552,13 +549,13 @@ public final class RecordCodec {
   private static SessionRecord.Response decodeResponse(JsonNode r) {
     if (r == null || !r.isObject()) return null;
     Map<String, Integer> masked = new LinkedHashMap<>();
-    r.path("masked").fields().forEachRemaining(e -> {
+    for (Map.Entry<String, JsonNode> e : r.path("masked").properties()) {
       if (e.getValue().isNumber()) masked.put(e.getKey(), e.getValue().asInt());
-    });
+    }
     Map<String, Long> usage = new LinkedHashMap<>();
-    r.path("usage").fields().forEachRemaining(e -> {
+    for (Map.Entry<String, JsonNode> e : r.path("usage").properties()) {
       if (e.getValue().isNumber()) usage.put(e.getKey(), e.getValue().asLong());
-    });
+    }
     return new SessionRecord.Response(r.path("status").asInt(0), r.path("streamed").asBoolean(false),
         r.path("bytes").asLong(0), r.path("complete").asBoolean(false), text(r, "body"), masked, usage,
         text(r, "body_sha256"));
