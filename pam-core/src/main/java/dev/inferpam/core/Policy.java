@@ -224,9 +224,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                      {@code batch-interval}, default 5ms)
    * @param batchSize     {@code batched}: records per group fsync at most (extension
    *                      {@code batch-size}, default 256)
+   * @param queueFullWait what happens when the queue is full (extension {@code queue-full-wait}):
+   *                      {@code 0s} (default) refuses the request 503 at once; a longer duration
+   *                      makes it wait up to that long for room first
    */
   public record Recording(Path directory, Bodies bodies, Durability durability, java.time.Duration retention,
-                          long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize) {
+                          long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize,
+                          java.time.Duration queueFullWait) {
     public static final long DEFAULT_SEGMENT_BYTES = 64L * 1024 * 1024;
     public static final int DEFAULT_QUEUE_CAPACITY = 10_000;
     public static final java.time.Duration DEFAULT_BATCH_INTERVAL = java.time.Duration.ofMillis(5);
@@ -240,11 +244,21 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       queueCapacity = queueCapacity <= 0 ? DEFAULT_QUEUE_CAPACITY : queueCapacity;
       batchInterval = batchInterval == null ? DEFAULT_BATCH_INTERVAL : batchInterval;
       batchSize = batchSize <= 0 ? DEFAULT_BATCH_SIZE : batchSize;
+      queueFullWait = queueFullWait == null ? java.time.Duration.ZERO : queueFullWait;
+      if (queueFullWait.isNegative()) {
+        throw new PolicyException("recording.queue-full-wait: must not be negative, was " + queueFullWait);
+      }
+    }
+
+    /** Without {@code queue-full-wait}: a full queue refuses at once. */
+    public Recording(Path directory, Bodies bodies, Durability durability, java.time.Duration retention,
+                     long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize) {
+      this(directory, bodies, durability, retention, segmentBytes, queueCapacity, batchInterval, batchSize, null);
     }
 
     /** A recording into {@code directory} with every default. */
     public static Recording in(Path directory) {
-      return new Recording(directory, null, null, null, 0, 0, null, 0);
+      return new Recording(directory, null, null, null, 0, 0, null, 0, null);
     }
   }
 

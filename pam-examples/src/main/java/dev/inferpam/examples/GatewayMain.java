@@ -1,18 +1,25 @@
 package dev.inferpam.examples;
 
+import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
 import dev.inferpam.examples.demo.Demo;
 import dev.inferpam.examples.gateway.Gateway;
+import dev.inferpam.examples.replay.Replay;
+import dev.inferpam.examples.replay.Replay.ReplayException;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import okhttp3.HttpUrl;
 
@@ -20,18 +27,26 @@ import okhttp3.HttpUrl;
  * The command line of {@code pam-gateway.jar} ({@code spec/gateway.md}).
  *
  * <pre>
- * java -jar pam-gateway.jar serve --policy FILE --upstream URL [--port N] [--bind ADDR]
- * java -jar pam-gateway.jar demo  [--port N]
+ * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR]
+ * java -jar pam-gateway.jar demo   [--port N]
+ * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
+ * java -jar pam-gateway.jar replay show   --recordings DIR ID
+ * java -jar pam-gateway.jar replay verify --recordings DIR
+ * java -jar pam-gateway.jar replay rerun  --recordings DIR ID --upstream URL [--policy FILE]
  * </pre>
  *
  * <p>Exit status: 0 on success (for {@code serve}: stopped by SIGTERM or SIGINT after draining),
- * 1 when something failed at run time (the recorder could not be flushed, the demo broke),
- * 2 for a usage error: bad arguments, an unreadable or invalid policy, a bad URL, an address
- * that cannot be bound. Every error is one line on standard error starting {@code inferpam: };
- * user errors never print a stack trace. Standard output carries only what a script reads:
- * the {@code listening on} line, the demo's narration, the usage text for {@code --help}.
+ * 1 when something failed at run time (the recorder could not be flushed, the demo broke) or
+ * a replay found something wrong (a broken chain, an unknown exchange id, an exchange that
+ * cannot be re-sent, an unreachable upstream), 2 for a usage error: bad arguments, an
+ * unreadable or invalid policy, a bad URL, an address that cannot be bound, a recording
+ * directory that is missing or unreadable. Every error is one line on standard error starting
+ * {@code inferpam: }; user errors never print a stack trace. Standard output carries only what
+ * a script reads: the {@code listening on} line, the demo's narration, replay results, the
+ * usage text for {@code --help}.
  *
- * <p>{@code replay} is part of the contract but not of this release; it exits 2 saying so.
+ * <p>The {@code replay} commands are {@link Replay} on the command line; their output formats
+ * are described there.
  */
 public final class GatewayMain {
 
@@ -57,8 +72,21 @@ public final class GatewayMain {
       "  demo [--port N]",
       "        start a mock model server and the gateway on 127.0.0.1, drive narrated traffic",
       "        that shows each control, then exit. --port N: the gateway's port (default: free).",
-      "  replay ...",
-      "        not available in this release.",
+      "  replay list --recordings DIR [--subject S] [--since T]",
+      "        one line per recorded exchange, oldest first:",
+      "        time id subject method path model outcome status ('-' when missing).",
+      "        --since: an ISO instant (2026-11-28T22:00:00Z) or a date (2026-11-28, UTC).",
+      "  replay show --recordings DIR ID",
+      "        the exchange's recorded line as indented JSON. Unknown ID: exit 1.",
+      "  replay verify --recordings DIR",
+      "        recompute the hash chain: 'OK <n> records' (exit 0), or",
+      "        'BROKEN <file>:<line>: <reason>' for the first broken line (exit 1).",
+      "  replay rerun --recordings DIR ID --upstream URL [--policy FILE]",
+      "        re-send the recorded request (method, path, recorded body, content-type) to URL",
+      "        and print the status of both answers and a diff of the new body against the",
+      "        recorded one. --policy: the gateway's policy, for a fresh upstream credential;",
+      "        without it the request goes without one. Only exchanges that were forwarded",
+      "        (allowed or approved) and whose request body was recorded can be re-sent.",
       "",
       "options may also be written --name=value. Exit status: 0 ok, 1 failure, 2 usage error.");
 
@@ -102,7 +130,7 @@ public final class GatewayMain {
         case "demo":
           return demo(Options.parse(rest, Set.of("port")));
         case "replay":
-          return error(EXIT_USAGE, "replay is not available in this release");
+          return replay(rest);
         default:
           return usageError("unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
       }
@@ -131,6 +159,10 @@ public final class GatewayMain {
       // IllegalArgumentException: engine-level checks of policy values (key hashes, credential
       // source); both name a key path inside the file.
       return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
+    } catch (UncheckedIOException e) {
+      // The policy's recording directory cannot be opened (not creatable, held by another
+      // gateway): the engine refuses to run unrecorded, and the fix is in the policy or the disk.
+      return error(EXIT_USAGE, policyMessage(policyArg, "recording: " + e.getMessage()));
     }
     warnIfNoCredential(engine);
 
@@ -186,6 +218,95 @@ public final class GatewayMain {
     }
   }
 
+  private int replay(List<String> args) throws UsageException {
+    if (args.isEmpty()) throw new UsageException("replay needs a command: list, show, verify or rerun");
+    List<String> rest = args.subList(1, args.size());
+    Options options;
+    String id = null;
+    switch (args.get(0)) {
+      case "list" -> options = Options.parse(rest, Set.of("recordings", "subject", "since"), 0);
+      case "verify" -> options = Options.parse(rest, Set.of("recordings"), 0);
+      case "show" -> options = Options.parse(rest, Set.of("recordings"), 1);
+      case "rerun" -> options = Options.parse(rest, Set.of("recordings", "upstream", "policy"), 1);
+      default -> throw new UsageException("unknown replay command \"" + args.get(0)
+          + "\"; expected list, show, verify or rerun");
+    }
+    String command = args.get(0);
+    if (command.equals("show") || command.equals("rerun")) {
+      if (options.positionals().isEmpty()) throw new UsageException("replay " + command + " needs an exchange ID");
+      id = options.positionals().get(0);
+    }
+    Path dir = path("recordings", options.required("recordings"));
+    // Arguments are all checked before the recording is opened, so that a typo is reported as such.
+    String subject = options.has("subject") ? options.required("subject") : null;
+    Instant since = null;
+    HttpUrl upstream = null;
+    CredentialProvider credentials = null;
+    Policy.Bodies bodies = null;
+    if (command.equals("list") && options.has("since")) {
+      try {
+        since = Replay.parseSince(options.required("since"));
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--since: " + e.getMessage());
+      }
+    }
+    if (command.equals("rerun")) {
+      upstream = upstreamUrl(options.required("upstream"));
+      if (options.has("policy")) {
+        String policyArg = options.required("policy");
+        try {
+          Policy policy = Policy.load(path("policy", policyArg));
+          credentials = Replay.credentials(policy);
+          bodies = policy.recording() == null ? null : policy.recording().bodies();
+        } catch (PolicyException | IllegalArgumentException e) {
+          return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
+        }
+      }
+    }
+
+    Replay replay;
+    try {
+      replay = Replay.open(dir);
+    } catch (IOException | UncheckedIOException e) {
+      return error(EXIT_USAGE, "--recordings: " + e.getMessage());
+    }
+    try {
+      switch (command) {
+        case "list" -> {
+          for (String line : replay.list(subject, since)) out.println(line);
+        }
+        case "show" -> {
+          Optional<String> json = replay.show(id);
+          if (json.isEmpty()) return error(EXIT_FAILURE, "no exchange " + id + " in " + dir);
+          out.println(json.get());
+        }
+        case "verify" -> {
+          var verification = replay.verify();
+          out.println(Replay.format(verification));
+          out.flush();
+          return verification.ok() ? EXIT_OK : EXIT_FAILURE;
+        }
+        default -> {
+          for (String line : replay.rerun(id, upstream, credentials, bodies).lines()) out.println(line);
+        }
+      }
+    } catch (ReplayException e) {
+      return error(EXIT_FAILURE, e.getMessage());
+    } catch (IOException | UncheckedIOException e) {
+      return error(EXIT_USAGE, "cannot read " + dir + ": " + e.getMessage());
+    }
+    out.flush();
+    return EXIT_OK;
+  }
+
+  private static Path path(String option, String value) throws UsageException {
+    try {
+      return Path.of(value);
+    } catch (InvalidPathException e) {
+      throw new UsageException("--" + option + ": not a valid path: \"" + value + "\"");
+    }
+  }
+
   private static HttpUrl upstreamUrl(String value) throws UsageException {
     HttpUrl url = HttpUrl.parse(value);
     if (url == null) throw new UsageException("--upstream: not an http or https URL: \"" + value + "\"");
@@ -233,18 +354,32 @@ public final class GatewayMain {
     }
   }
 
-  /** {@code --name value} and {@code --name=value} options, each given at most once. */
+  /**
+   * {@code --name value} and {@code --name=value} options, each given at most once, and up to a
+   * given number of plain arguments (an exchange ID) anywhere among them.
+   */
   static final class Options {
     private final Map<String, String> values;
+    private final List<String> positionals;
 
-    private Options(Map<String, String> values) {
+    private Options(Map<String, String> values, List<String> positionals) {
       this.values = values;
+      this.positionals = positionals;
     }
 
     static Options parse(List<String> args, Set<String> known) throws UsageException {
+      return parse(args, known, 0);
+    }
+
+    static Options parse(List<String> args, Set<String> known, int maxPositionals) throws UsageException {
       Map<String, String> values = new HashMap<>();
+      List<String> positionals = new ArrayList<>();
       for (int i = 0; i < args.size(); i++) {
         String arg = args.get(i);
+        if (!arg.startsWith("--") && !arg.isEmpty() && positionals.size() < maxPositionals) {
+          positionals.add(arg);
+          continue;
+        }
         if (!arg.startsWith("--") || arg.length() == 2) {
           throw new UsageException("unexpected argument \"" + arg + "\"");
         }
@@ -264,7 +399,15 @@ public final class GatewayMain {
         if (!known.contains(name)) throw new UsageException("unknown option --" + name);
         if (values.putIfAbsent(name, value) != null) throw new UsageException("--" + name + " given twice");
       }
-      return new Options(values);
+      return new Options(values, List.copyOf(positionals));
+    }
+
+    List<String> positionals() {
+      return positionals;
+    }
+
+    boolean has(String name) {
+      return values.containsKey(name);
     }
 
     String required(String name) throws UsageException {

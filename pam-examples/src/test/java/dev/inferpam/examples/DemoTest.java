@@ -3,24 +3,30 @@ package dev.inferpam.examples;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.examples.demo.Demo;
+import dev.inferpam.examples.replay.Replay;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
-/** The demo, in process, as {@code java -jar pam-gateway.jar demo} runs it. */
+/**
+ * The demo, in process, as {@code java -jar pam-gateway.jar demo} runs it, except that it
+ * records into a test directory rather than a new temporary one.
+ */
 class DemoTest {
+  @TempDir Path recording;
 
   @Test
-  void narratesEachControlWithItsStatusAndCodeThenExitsZero() {
+  void narratesEachControlWithItsStatusAndCodeThenExitsZero() throws Exception {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
 
-    int status = GatewayMain.run(new String[] {"demo"}, print(out), print(err));
+    int status = Demo.run(print(out), 0, recording);
 
     String text = out.toString(StandardCharsets.UTF_8);
-    assertThat(status).as("demo output:%n%s%nstderr:%n%s", text, err).isZero();
+    assertThat(status).as("demo output:%n%s", text).isZero();
     List<String> outcomes = text.lines().map(String::strip).filter(l -> l.startsWith("-> ")).toList();
     assertThat(outcomes).hasSize(6);
     assertThat(outcomes.get(0)).isEqualTo("-> 200 allowed");
@@ -38,6 +44,28 @@ class DemoTest {
         .doesNotContain("UNEXPECTED");
     // Published demo keys may show; the upstream credential the gateway holds never does.
     assertThat(text).doesNotContain("demo-upstream-secret");
+  }
+
+  @Test
+  void endsWithTheVerifiedRecordingOfEveryExchangeAndWhereItIs() throws Exception {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+    int status = Demo.run(print(out), 0, recording);
+
+    String text = out.toString(StandardCharsets.UTF_8);
+    assertThat(status).as("demo output:%n%s", text).isZero();
+    List<String> lines = text.lines().map(String::strip).toList();
+    List<String> listed = lines.stream().filter(l -> l.matches("\\d{4}-\\d\\d-\\d\\dT.* (allow|deny) \\d{3}")).toList();
+    assertThat(listed).hasSize(6);
+    assertThat(listed.get(0)).contains(" alice POST /v1/chat/completions llama-3.1-8b allow 200");
+    assertThat(listed.get(2)).contains(" nightly-eval POST /v1/chat/completions gpt-4o-mini deny 403");
+    assertThat(listed.get(5)).contains(" - POST /v1/chat/completions ").endsWith(" deny 401");
+    assertThat(lines).contains("OK 6 records", "recording kept in " + recording);
+    // the last lines say where the recording is and how to look at it again
+    assertThat(lines.get(lines.size() - 1)).isEqualTo("look again: java -jar pam-gateway.jar replay list --recordings " + recording);
+    // what the demo printed is what is on disk
+    assertThat(Replay.open(recording).verify().ok()).isTrue();
+    assertThat(Replay.open(recording).list(null, null)).containsExactlyElementsOf(listed);
   }
 
   @Test

@@ -5,6 +5,7 @@ import static dev.inferpam.examples.TestPolicies.UPSTREAM_ENV;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.inferpam.core.Recordings;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
@@ -91,6 +92,73 @@ class GatewayMainProcessTest {
   }
 
   @Test
+  void sigtermFlushesEveryQueuedRecordBeforeExitingZero() throws Exception {
+    Path recordings = dir.resolve("recordings");
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(recordings, "async"));
+    try (MockWebServer upstream = new MockWebServer()) {
+      upstream.start(InetAddress.getLoopbackAddress(), 0);
+      int allowed = 4;
+      for (int i = 0; i < allowed; i++) {
+        upstream.enqueue(new MockResponse.Builder().code(200).body("{\"n\":" + i + "}").build());
+      }
+      Path stdout = dir.resolve("stdout.txt");
+      Path stderr = dir.resolve("stderr.txt");
+      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
+          "--upstream", upstream.url("/").toString(), "--port", "0");
+      pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
+      pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
+      Process process = start(pb);
+      String first = await().atMost(WAIT).until(() -> firstLine(stdout), line -> line != null);
+      Matcher m = LISTENING.matcher(first);
+      assertThat(m.matches()).as("first stdout line: %s; stderr: %s", first, Files.readString(stderr)).isTrue();
+      HttpUrl gateway = HttpUrl.get("http://127.0.0.1:" + m.group(1) + "/v1/chat/completions");
+
+      // Each request carries a marker, so that its own exchange line can be found afterwards.
+      List<String> markers = new ArrayList<>();
+      OkHttpClient client = new OkHttpClient();
+      try {
+        for (int i = 0; i < allowed + 2; i++) {
+          String marker = "marker-" + i;
+          markers.add(marker);
+          boolean deny = i >= allowed; // the last two ask for a denied parameter
+          String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+              + marker + "\"}]" + (deny ? ",\"logprobs\":true" : "") + "}";
+          Request request = new Request.Builder().url(gateway)
+              .header("Authorization", "Bearer " + ALICE_KEY)
+              .post(RequestBody.create(body, MediaType.get("application/json")))
+              .build();
+          try (Response response = client.newCall(request).execute()) {
+            assertThat(response.code()).isEqualTo(deny ? 403 : 200);
+            response.body().string();
+          }
+        }
+      } finally {
+        client.dispatcher().executorService().shutdown();
+        client.connectionPool().evictAll();
+      }
+
+      process.destroy(); // SIGTERM, with records possibly still queued (durability: async)
+      assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+      assertThat(process.exitValue()).as("stderr: %s", Files.readString(stderr)).isZero();
+
+      Recordings recording = Recordings.open(recordings);
+      Recordings.Verification verification = recording.verify();
+      assertThat(verification.ok()).as("%s", verification).isTrue();
+      List<Recordings.Entry> exchanges = recording.list(null, null);
+      assertThat(exchanges).hasSize(markers.size());
+      for (int i = 0; i < markers.size(); i++) {
+        String marker = markers.get(i);
+        int status = i >= allowed ? 403 : 200;
+        assertThat(exchanges).as(marker)
+            .filteredOn(e -> e.record().request().body() != null && e.record().request().body().contains(marker))
+            .singleElement()
+            .satisfies(e -> assertThat(e.record().response().status()).isEqualTo(status));
+      }
+      assertThat(Files.readString(stderr)).doesNotContain("child-upstream-secret").doesNotContain("\tat ");
+    }
+  }
+
+  @Test
   void badArgumentsExitTwoWithOneLineAndNoStackTrace() throws Exception {
     Result r = run("serve", "--policy", "p.yaml", "--upstream", "http://127.0.0.1:1", "--port", "99999");
     assertThat(r.status).isEqualTo(2);
@@ -125,6 +193,18 @@ class GatewayMainProcessTest {
   }
 
   @Test
+  void unusableRecordingDirectoryExitsTwoNamingThePolicy() throws Exception {
+    Path notADirectory = Files.writeString(dir.resolve("recordings"), "a file, not a directory");
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(notADirectory, "batched"));
+    Result r = run("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:1", "--port", "0");
+    assertThat(r.status).isEqualTo(2);
+    assertThat(r.stdout).isEmpty();
+    assertThat(r.stderrLines()).filteredOn(l -> l.startsWith("inferpam: "))
+        .singleElement().asString().startsWith("inferpam: " + policy + ": recording: ").contains(notADirectory.toString());
+    assertThat(r.stderr).doesNotContain("\tat ");
+  }
+
+  @Test
   void missingPolicyFileExitsTwo() throws Exception {
     Path missing = dir.resolve("nope.yaml");
     Result r = run("serve", "--policy", missing.toString(), "--upstream", "http://127.0.0.1:1");
@@ -133,10 +213,33 @@ class GatewayMainProcessTest {
   }
 
   @Test
-  void replayIsNotAvailableYet() throws Exception {
-    Result r = run("replay", "verify", "--recordings", "x");
+  void replayVerifyExitsZeroWhenTheChainHoldsAndOneWhenItBreaks() throws Exception {
+    Path recordings = Files.createDirectory(dir.resolve("recordings"));
+    TestRecordings.write(recordings, TestRecordings.allowedChat("ex-1", TestRecordings.T0),
+        TestRecordings.denied("ex-2", TestRecordings.T0.plusSeconds(1)));
+
+    Result ok = run("replay", "verify", "--recordings", recordings.toString());
+    assertThat(ok.status).isZero();
+    assertThat(ok.stdout.lines()).containsExactly("OK 2 records");
+    assertThat(ok.stderr).isEmpty();
+
+    Path segment = TestRecordings.onlySegment(recordings);
+    List<String> lines = Files.readAllLines(segment);
+    Files.write(segment, List.of(lines.get(0), lines.get(1).replace("\"status\":403", "\"status\":200")));
+    Result broken = run("replay", "verify", "--recordings", recordings.toString());
+    assertThat(broken.status).isEqualTo(1);
+    assertThat(broken.stdout.lines()).singleElement().asString()
+        .startsWith("BROKEN " + segment.getFileName() + ":2: ");
+  }
+
+  @Test
+  void replayOfAMissingDirectoryExitsTwoWithOneLine() throws Exception {
+    Path missing = dir.resolve("no-such-recordings");
+    Result r = run("replay", "list", "--recordings", missing.toString());
     assertThat(r.status).isEqualTo(2);
-    assertThat(r.stderrLines()).singleElement().asString().contains("not available in this release");
+    assertThat(r.stdout).isEmpty();
+    assertThat(r.stderrLines()).singleElement().asString().startsWith("inferpam: ").contains(missing.toString());
+    assertThat(r.stderr).doesNotContain("\tat ");
   }
 
   @Test

@@ -5,6 +5,7 @@ import dev.inferpam.api.Recorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -59,6 +60,16 @@ public final class TestPolicies {
         .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
         .recorder(recorder)
         .build();
+  }
+
+  /**
+   * {@link #POLICY} with a {@code recording} section: JSONL segments in {@code directory} with
+   * the given {@code durability} ({@code strict}, {@code batched} or {@code async}).
+   */
+  public static String policyRecordingTo(Path directory, String durability) {
+    // double-quoted YAML scalar: a Windows path's backslashes must be escaped
+    String path = directory.toAbsolutePath().toString().replace("\\", "\\\\").replace("\"", "\\\"");
+    return POLICY + "recording:\n  directory: \"" + path + "\"\n  durability: " + durability + "\n";
   }
 
   public static String chat(String model, String extraFields) {

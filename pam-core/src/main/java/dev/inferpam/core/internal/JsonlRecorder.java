@@ -294,8 +294,21 @@ public final class JsonlRecorder implements Recorder {
     if (closed.get()) throw new IOException("recorder closed");
     String f = failure;
     if (f != null) throw new IOException("recorder failed: " + f);
-    if (!room.tryAcquire()) throw new IOException("recording queue full");
+    if (!tryRoom()) throw new IOException("recording queue full");
     reserved.incrementAndGet();
+  }
+
+  /** A queue slot now, or after waiting at most {@code queue-full-wait} for one. */
+  private boolean tryRoom() throws IOException {
+    if (room.tryAcquire()) return true;
+    long waitNanos = config.queueFullWait().toNanos();
+    if (waitNanos <= 0) return false;
+    try {
+      return room.tryAcquire(waitNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted waiting for room in the recording queue");
+    }
   }
 
   @Override

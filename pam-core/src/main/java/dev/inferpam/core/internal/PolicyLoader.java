@@ -674,13 +674,14 @@ public final class PolicyLoader {
    * directory, as written), {@code bodies} ({@code masked | full | none}), {@code durability}
    * ({@code strict | batched | async}), {@code retention} (a duration > 0), and the inferpam
    * extensions {@code segment-size} (a size as for {@code request.max-body}),
-   * {@code queue-capacity} and {@code batch-size} (whole numbers > 0) and {@code batch-interval}
-   * (a duration > 0). Absent keys take the defaults of {@link Policy.Recording}.
+   * {@code queue-capacity} and {@code batch-size} (whole numbers > 0), {@code batch-interval}
+   * (a duration > 0) and {@code queue-full-wait} (0s..30s). Absent keys take the defaults of
+   * {@link Policy.Recording}.
    */
   private static Policy.Recording recording(JsonNode n, String path) {
     mapping(n, path);
     keys(n, path, Set.of("directory", "bodies", "durability", "retention", "segment-size", "queue-capacity",
-        "batch-interval", "batch-size"), Set.of());
+        "batch-interval", "batch-size", "queue-full-wait"), Set.of());
     java.nio.file.Path directory = filePath(required(n, path, "directory"), child(path, "directory"));
     Policy.Bodies bodies = null;
     if (n.has("bodies")) bodies = choice(n.get("bodies"), child(path, "bodies"), Policy.Bodies.class);
@@ -700,8 +701,16 @@ public final class PolicyLoader {
     }
     int batchSize = 0;
     if (n.has("batch-size")) batchSize = positiveInt(n.get("batch-size"), child(path, "batch-size"));
+    java.time.Duration queueFullWait = null;
+    if (n.has("queue-full-wait")) {
+      String p = child(path, "queue-full-wait");
+      queueFullWait = duration(n.get("queue-full-wait"), p);
+      if (queueFullWait.compareTo(java.time.Duration.ofSeconds(30)) > 0) {
+        throw fail(p, "must be at most 30s, was " + PolicyText.quote(n.get("queue-full-wait").asText()));
+      }
+    }
     return new Policy.Recording(directory, bodies, durability, retention, segmentBytes, queueCapacity,
-        batchInterval, batchSize);
+        batchInterval, batchSize, queueFullWait);
   }
 
   /** One of an enum's constants, written in lower case. */
@@ -717,15 +726,18 @@ public final class PolicyLoader {
   }
 
   private static java.time.Duration positiveDuration(JsonNode n, String path) {
+    java.time.Duration d = duration(n, path);
+    if (d.isZero()) throw fail(path, "must be > 0, was " + PolicyText.quote(n.textValue()));
+    return d;
+  }
+
+  private static java.time.Duration duration(JsonNode n, String path) {
     if (!n.isTextual()) throw fail(path, "expected a duration such as 30s, was " + PolicyText.describe(n));
-    java.time.Duration d;
     try {
-      d = Durations.parse(n.textValue());
+      return Durations.parse(n.textValue());
     } catch (IllegalArgumentException e) {
       throw fail(path, e.getMessage());
     }
-    if (d.isZero()) throw fail(path, "must be > 0, was " + PolicyText.quote(n.textValue()));
-    return d;
   }
 
   private static int positiveInt(JsonNode n, String path) {

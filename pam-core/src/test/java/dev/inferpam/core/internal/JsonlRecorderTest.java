@@ -350,6 +350,29 @@ class JsonlRecorderTest {
   }
 
   @Test
+  void aConfiguredQueueFullWaitAdmitsOnceRoomFreesUp() throws Exception {
+    io.writeGate = new CountDownLatch(1);
+    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0,
+        Duration.ofSeconds(10));
+    JsonlRecorder r = start(cfg, faulty().wait(Duration.ofMillis(50)));
+    r.admit();
+    r.record(next("first")); // holds the only slot until the writer gets through
+    java.util.concurrent.CompletableFuture<Void> second = java.util.concurrent.CompletableFuture.runAsync(() -> {
+      try {
+        r.admit();
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
+    assertThat(second).as("waits for room instead of refusing").isNotDone();
+    io.writeGate.countDown();
+    second.get(10, java.util.concurrent.TimeUnit.SECONDS);
+    r.record(next("second"));
+    r.flush();
+    assertThat(allLines()).hasSize(2);
+  }
+
+  @Test
   void anAdmittedRecordUsesItsReservation() throws Exception {
     io.writeGate = new CountDownLatch(1);
     Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0);

@@ -25,6 +25,17 @@ class PolicyLoaderRecordingTest {
   }
 
   @Test
+  void queueFullWaitDefaultsToRefusingAtOnceAndIsBounded() {
+    assertThat(recording("  directory: d\n").queueFullWait()).isZero();
+    assertThat(recording("  directory: d\n  queue-full-wait: 250ms\n").queueFullWait()).isEqualTo(Duration.ofMillis(250));
+    assertThatThrownBy(() -> recording("  directory: d\n  queue-full-wait: 1m\n"))
+        .isInstanceOf(PolicyException.class)
+        .hasMessage("recording.queue-full-wait: must be at most 30s, was \"1m\"");
+    assertThatThrownBy(() -> recording("  directory: d\n  queue-full-wait: 5\n"))
+        .isInstanceOf(PolicyException.class).hasMessageStartingWith("recording.queue-full-wait: ");
+  }
+
+  @Test
   void absentSectionMeansNoRecordingSection() {
     assertThat(PolicyLoader.parse("version: 1", "policy").recording()).isNull();
   }

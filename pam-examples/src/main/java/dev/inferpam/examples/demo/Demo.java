@@ -5,12 +5,16 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.Recordings;
 import dev.inferpam.examples.gateway.Gateway;
+import dev.inferpam.examples.replay.Replay;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -38,18 +42,20 @@ import okio.BufferedSource;
  *   <li>no credential at all (401 {@code unauthenticated}).</li>
  * </ol>
  *
- * <p>Then it stops everything and returns: the demo does not keep serving, with or without
- * {@code --port} (which only picks the gateway's port). It needs no network beyond 127.0.0.1 and
- * no environment: the policy ({@code demo-policy.yaml}, next to this class) names an environment
- * variable for the upstream credential as a deployment would, and the demo overrides it with
- * {@link PamEngine.Builder#credentialProvider}. The API keys below are published demo constants,
- * not secrets; the policy holds only their SHA-256.
+ * <p>Then it stops everything, which flushes the recording, and ends with the recording: the
+ * exchanges as {@code replay list} shows them, the chain checked as {@code replay verify} does,
+ * and the directory, which it leaves in place for the user to look at. The demo does not keep
+ * serving, with or without {@code --port} (which only picks the gateway's port). It needs no
+ * network beyond 127.0.0.1 and no environment: the policy ({@code demo-policy.yaml}, next to
+ * this class) names an environment variable for the upstream credential as a deployment would,
+ * and the demo overrides it with {@link PamEngine.Builder#credentialProvider}; its
+ * {@code recording} section is added at run time, because the directory is created then. The
+ * API keys below are published demo constants, not secrets; the policy holds only their SHA-256.
  *
  * <p>Output is plain text on the given stream; logs go to standard error. Each step checks what
  * it shows, so the return value says whether the gateway behaved as narrated.
  *
- * <p>Not yet shown (later releases of the spec's demo): masking, approvals, quotas, the
- * recording chain, OIDC tokens.
+ * <p>Not yet shown (later releases of the spec's demo): masking, approvals, quotas, OIDC tokens.
  */
 public final class Demo {
 
@@ -80,41 +86,61 @@ public final class Demo {
   }
 
   /**
-   * Runs the demo, narrating on {@code out}.
+   * Runs the demo, narrating on {@code out}, recording into a new temporary directory that is
+   * left in place (its path is printed).
    *
    * @param gatewayPort the gateway's port, 0 for a free one
    * @return 0 when every step went as narrated, 1 otherwise
-   * @throws IOException when the mock server or the gateway cannot start
+   * @throws IOException when the recording directory cannot be created, or the mock server or
+   *     the gateway cannot start
    */
   public static int run(PrintStream out, int gatewayPort) throws IOException {
     Objects.requireNonNull(out, "out");
+    return run(out, gatewayPort, Files.createTempDirectory("inferpam-demo-recording-"));
+  }
+
+  /**
+   * As {@link #run(PrintStream, int)}, recording into {@code recordingDirectory} (created when
+   * absent; expected empty, since the demo checks that it holds exactly its own exchanges).
+   */
+  public static int run(PrintStream out, int gatewayPort, Path recordingDirectory) throws IOException {
+    Objects.requireNonNull(out, "out");
+    Objects.requireNonNull(recordingDirectory, "recordingDirectory");
     String upstreamAuthorization = "Bearer " + UPSTREAM_SECRET;
-    Policy policy = Policy.parse(policyText());
+    Policy policy = Policy.parse(policyText(recordingDirectory));
+    Demo demo;
     try (MockModelServer model = MockModelServer.start(upstreamAuthorization, List.of(ALICE_KEY, NIGHTLY_EVAL_KEY))) {
       PamEngine engine = PamEngine.builder()
           .policy(policy)
           .credentialProvider(() -> new Credential("Authorization", upstreamAuthorization))
           .build();
+      // Closing the gateway (end of this block) drains it and flushes the recorder, so the
+      // recording is complete when it is read below.
       try (Gateway gw = Gateway.start(engine, HttpUrl.get(model.uri()), "127.0.0.1", gatewayPort)) {
         out.println("inferpam demo");
         out.println("  mock model server: " + model.uri() + " (demands its own key, which only the gateway holds)");
         out.println("  gateway:           " + gw.uri() + " (policy: " + POLICY_RESOURCE + ")");
         out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key");
+        out.println("  recording:         " + recordingDirectory);
         OkHttpClient client = new OkHttpClient.Builder()
             .connectTimeout(Duration.ofSeconds(5))
             .readTimeout(Duration.ofSeconds(30))
             .build();
+        demo = new Demo(out, client, HttpUrl.get(gw.uri()));
         try {
-          return new Demo(out, client, HttpUrl.get(gw.uri())).narrate(model);
+          demo.narrate(model);
         } finally {
+          // Before the gateway closes: an idle keep-alive connection would hold up its drain.
           client.dispatcher().executorService().shutdown();
           client.connectionPool().evictAll();
         }
       }
     }
+    demo.showRecording(recordingDirectory);
+    return demo.conclude();
   }
 
-  private int narrate(MockModelServer model) throws IOException {
+  private void narrate(MockModelServer model) throws IOException {
     // 1. allowed
     title("alice asks llama-3.1-8b a question");
     try (Response r = send(chat("llama-3.1-8b", "What does a PAM gateway do?", ""), ALICE_KEY, false)) {
@@ -177,6 +203,30 @@ public final class Demo {
     out.println("done: " + step + " requests sent; " + reached + " reached the model server, "
         + (step - reached) + " were refused by the gateway before it.");
     if (reached != 2) fail("expected 2 requests at the model server, saw " + reached);
+  }
+
+  /**
+   * Shows the recording as {@code replay list} and {@code replay verify} would: one line per
+   * exchange, allowed and refused alike, and the hash chain checked.
+   */
+  private void showRecording(Path directory) throws IOException {
+    out.println();
+    out.println("the recording: one hash-chained line per exchange, refused ones included");
+    Replay replay = Replay.open(directory);
+    List<String> exchanges = replay.list(null, null);
+    detail("replay list --recordings " + directory);
+    for (String line : exchanges) detail("  " + line);
+    Recordings.Verification verification = replay.verify();
+    detail("replay verify --recordings " + directory);
+    detail("  " + Replay.format(verification));
+    if (exchanges.size() != step) fail("expected " + step + " exchanges in the recording, found " + exchanges.size());
+    if (!verification.ok()) fail("the recording chain does not verify");
+    out.println();
+    out.println("recording kept in " + directory);
+    out.println("  look again: java -jar pam-gateway.jar replay list --recordings " + directory);
+  }
+
+  private int conclude() {
     if (!failures.isEmpty()) {
       out.println("UNEXPECTED: " + String.join("; ", failures));
       out.flush();
@@ -252,5 +302,14 @@ public final class Demo {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * The demo policy with a {@code recording} section for {@code directory}. Batched durability:
+   * group commits keep the demo quick, and closing the gateway still flushes every record.
+   */
+  static String policyText(Path directory) {
+    String path = directory.toAbsolutePath().toString().replace("\\", "\\\\").replace("\"", "\\\"");
+    return policyText() + "\nrecording:\n  directory: \"" + path + "\"\n  durability: batched\n";
   }
 }
