@@ -82,7 +82,8 @@ final class LocalIssuer implements AutoCloseable {
 
   private void serve(HttpExchange exchange, byte[] jwks) throws IOException {
     try (exchange) {
-      if (!"GET".equals(exchange.getRequestMethod()) || !JWKS_PATH.equals(exchange.getRequestURI().getPath())) {
+      if (!"GET".equals(exchange.getRequestMethod())
+          || !JWKS_PATH.equals(exchange.getRequestURI().getPath())) {
         exchange.sendResponseHeaders(404, -1);
         return;
       }
@@ -95,7 +96,7 @@ final class LocalIssuer implements AutoCloseable {
     }
   }
 
-  /** This issuer as a policy entry: RS256 only and {@code at+jwt} required, as a careful operator would pin it. */
+  /** This issuer as a policy entry: RS256 only and {@code at+jwt} required, as an operator would pin it. */
   Policy.OidcIssuer policy() {
     return new Policy.OidcIssuer(ISSUER, AUDIENCE, jwksUri, List.of("RS256"), "groups", "sub",
         "at+jwt", null);
