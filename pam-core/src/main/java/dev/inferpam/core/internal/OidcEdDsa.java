@@ -52,19 +52,39 @@ final class OidcEdDsa {
       super(algorithms, keys);
     }
 
+    /**
+     * Java keys per JWK object. Nimbus converts the JWK to a Java key on every token, a third of a
+     * fresh token's cost; the JWK objects live as long as the cached key set, so an identity-keyed
+     * weak cache converts each once and forgets it when the set is replaced (key rotation).
+     */
+    private final com.github.benmanes.caffeine.cache.Cache<JWK, List<Key>> converted =
+        com.github.benmanes.caffeine.cache.Caffeine.newBuilder().weakKeys().maximumSize(1_000).build();
+
     @Override
     public List<Key> selectJWSKeys(JWSHeader header, SecurityContext context) throws KeySourceException {
-      if (!JWSAlgorithm.EdDSA.equals(header.getAlgorithm())) return super.selectJWSKeys(header, context);
-      JWKMatcher matcher = createJWKMatcher(header); // null when EdDSA is not among the issuer's algorithms
+      // null when the header's algorithm is not among the issuer's
+      JWKMatcher matcher = isAllowed(header.getAlgorithm()) ? createJWKMatcher(header) : null;
       if (matcher == null) return List.of();
+      boolean edDsa = JWSAlgorithm.EdDSA.equals(header.getAlgorithm());
       List<Key> keys = new ArrayList<>();
       for (JWK jwk : getJWKSource().get(new JWKSelector(matcher), context)) {
-        if (jwk instanceof OctetKeyPair okp) {
-          PublicKey key = publicKey(okp);
-          if (key != null) keys.add(key);
-        }
+        keys.addAll(converted.get(jwk, k -> edDsa ? okpKeys(k) : publicKeys(k)));
       }
       return keys;
+    }
+
+    private static List<Key> okpKeys(JWK jwk) {
+      PublicKey key = jwk instanceof OctetKeyPair okp ? publicKey(okp) : null;
+      return key == null ? List.of() : List.of(key);
+    }
+
+    /** As Nimbus does it: the JWK's Java keys, public (or secret) ones only. */
+    private static List<Key> publicKeys(JWK jwk) {
+      List<Key> out = new ArrayList<>();
+      for (Key key : com.nimbusds.jose.jwk.KeyConverter.toJavaKeys(List.of(jwk))) {
+        if (key instanceof PublicKey || key instanceof javax.crypto.SecretKey) out.add(key);
+      }
+      return List.copyOf(out);
     }
   }
 
