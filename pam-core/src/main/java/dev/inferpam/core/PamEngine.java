@@ -253,6 +253,12 @@ public final class PamEngine implements AutoCloseable {
      */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");
+      if (policy.masking() != null) {
+        // The section loads (its detectors exist) but nothing applies it to responses yet:
+        // refusing beats letting a user believe responses are masked.
+        throw new PolicyException("masking: not enforced by this release of inferpam yet;"
+            + " remove the section (responses would go out unmasked)");
+      }
       return new PamEngine(this);
     }
   }

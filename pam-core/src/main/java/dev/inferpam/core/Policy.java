@@ -18,7 +18,14 @@ import java.util.Set;
  */
 public record Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
                      List<Entitlement> entitlements, List<AllowRule> allow, Block block,
-                     Parameters parameters, Recording recording) {
+                     Parameters parameters, Recording recording, Masking masking) {
+
+  /** A policy without a {@code masking} section. */
+  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
+                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
+                Recording recording) {
+    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, null);
+  }
 
   /** A policy without a {@code recording} section. */
   public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
@@ -39,7 +46,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
     // recording stays null when the section is absent: the engine then records only to the
-    // Recorder given to its builder
+    // Recorder given to its builder; masking likewise stays null: no masking section, no masking
   }
 
   /** Loads a policy file; YAML unless the name ends in {@code .json}. */
@@ -271,4 +278,59 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * {@code ASYNC} writes from a bounded queue without waiting for fsync.
    */
   public enum Durability { STRICT, BATCHED, ASYNC }
+
+  /**
+   * {@code masking}: what is masked in responses and how (see {@code spec/policy.md}).
+   *
+   * @param detectors      built-in detector names, in policy order; empty for none (the loader
+   *                       checks the names and puts all built-ins here when the key is absent)
+   * @param custom         {@code custom[]}: named regular expressions, checked at load
+   * @param words          {@code words[]}: named literal word lists
+   * @param strategy       how a found value is replaced (default {@code REDACT})
+   * @param hashKeyFromEnv {@code hash-key-from-env}: variable holding the HMAC key, or {@code null}
+   * @param hashKeyFromFile {@code hash-key-from-file}: file holding the HMAC key, or {@code null};
+   *                       with {@code HASH} exactly one of the two is set
+   * @param exemptGroups   principals in any of these groups are not masked
+   */
+  public record Masking(List<String> detectors, List<CustomPattern> custom, List<WordList> words,
+                        MaskStrategy strategy, String hashKeyFromEnv, Path hashKeyFromFile,
+                        Set<String> exemptGroups) {
+    public Masking {
+      detectors = detectors == null ? List.of() : List.copyOf(detectors);
+      custom = custom == null ? List.of() : List.copyOf(custom);
+      words = words == null ? List.of() : List.copyOf(words);
+      strategy = strategy == null ? MaskStrategy.REDACT : strategy;
+      exemptGroups = exemptGroups == null ? Set.of() : Set.copyOf(exemptGroups);
+      if (strategy == MaskStrategy.HASH && (hashKeyFromEnv == null) == (hashKeyFromFile == null)) {
+        throw new PolicyException("masking: strategy hash needs exactly one of hash-key-from-env / hash-key-from-file");
+      }
+    }
+  }
+
+  /** {@code masking.custom[]}: a named regular expression. */
+  public record CustomPattern(String name, String pattern) {
+    public CustomPattern {
+      Objects.requireNonNull(name, "name");
+      Objects.requireNonNull(pattern, "pattern");
+    }
+  }
+
+  /** {@code masking.words[]}: named literal words, matched whole, optionally ignoring case. */
+  public record WordList(String name, List<String> list, boolean ignoreCase) {
+    public WordList {
+      Objects.requireNonNull(name, "name");
+      list = List.copyOf(list);
+    }
+
+    @Override
+    public String toString() {
+      return "WordList[name=" + name + ", " + list.size() + " words, ignoreCase=" + ignoreCase + "]";
+    }
+  }
+
+  /**
+   * {@code masking.strategy}: {@code REDACT} writes {@code [EMAIL]}; {@code PARTIAL} keeps the
+   * last 4 letters/digits; {@code HASH} writes a keyed pseudonym {@code [EMAIL:3f9a1c]}.
+   */
+  public enum MaskStrategy { REDACT, PARTIAL, HASH }
 }

@@ -154,6 +154,13 @@ class PamEngineTest {
   }
 
   @Test
+  void aMaskingSectionIsRefusedUntilMaskingIsEnforced() throws Exception {
+    Policy p = Policy.parse(policy("masking: {detectors: [email]}\n"));
+    assertThatThrownBy(() -> PamEngine.builder().policy(p).build()).isInstanceOf(PolicyException.class)
+        .hasMessageStartingWith("masking: not enforced by this release");
+  }
+
+  @Test
   void exchangeIdsAreUniqueAndSortable() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
     String a = call(engine, "GET", "/x", null, null).id();

@@ -41,7 +41,7 @@ class PolicyLoaderErrorsTest {
         // sections of the spec not implemented by this release
         error("version: 1\napproval:\n  reviewers: [security-oncall]",
             "approval: not supported by this release of inferpam"),
-        error("version: 1\nmasking: {detectors: [email]}", "masking: not supported by this release of inferpam"),
+        error("version: 1\nmasking: {detectors: email}", "masking.detectors: expected a list of strings, was \"email\""),
         error("version: 1\nlimits: []", "limits: not supported by this release of inferpam"),
         error("version: 1\nrecording: {}", "recording.directory: required"),
         error("version: 1\nidentity:\n  oidc: {}", "identity.oidc: expected a list of issuers, was a mapping"),
