@@ -315,7 +315,7 @@ public final class JsonlRecorder implements Recorder {
   public void record(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
     if (closed.get()) throw new IOException("recorder closed");
-    Item item = new Item(RecordCodec.body(record).getBytes(StandardCharsets.UTF_8), false);
+    Item item = new Item(RecordCodec.bodyBytes(record), false);
     if (reserved.getAndUpdate(n -> n > 0 ? n - 1 : 0) == 0) acquire(options.wait.toNanos());
     enqueue(item);
   }
@@ -333,7 +333,7 @@ public final class JsonlRecorder implements Recorder {
     boolean strict = config.durability() == Policy.Durability.STRICT;
     String f = failure;
     if (strict && f != null) throw new IOException("recorder failed: " + f);
-    Item item = new Item(RecordCodec.body(record).getBytes(StandardCharsets.UTF_8), strict);
+    Item item = new Item(RecordCodec.bodyBytes(record), strict);
     long deadline = System.nanoTime() + options.wait.toNanos();
     acquire(options.wait.toNanos());
     long seq = enqueue(item);

@@ -5,14 +5,19 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.SessionRecord;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
+import java.time.LocalDate;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -20,7 +25,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 
 /**
  * Encodes {@link SessionRecord}s as recording lines ({@code spec/recording.md}, version 1) and
@@ -73,6 +77,7 @@ public final class RecordCodec {
   private static final HexFormat HEX = HexFormat.of();
   private static final byte[] PREV_OPEN = ",\"prev\":\"".getBytes(StandardCharsets.US_ASCII);
   private static final byte[] HASH_OPEN = ",\"hash\":\"".getBytes(StandardCharsets.US_ASCII);
+  private static final String[] NO_STRINGS = new String[0];
 
   private RecordCodec() {}
 
@@ -98,60 +103,62 @@ public final class RecordCodec {
   }
 
   /**
-   * The start of a record's line: everything before {@code ,"prev":}. Encoding this on the
-   * caller's thread keeps the recorder's single writer thread to hashing and writing.
+   * The start of a record's line: everything before {@code ,"prev":}. The text of
+   * {@link #bodyBytes}.
    */
   public static String body(SessionRecord r) {
-    StringBuilder sb = new StringBuilder(512 + length(r));
+    return new String(bodyBytes(r), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * The start of a record's line, everything before {@code ,"prev":}, as the UTF-8 bytes that go
+   * to disk. Encoding this on the caller's thread keeps the recorder's single writer thread to
+   * hashing and writing; it is encoded straight to bytes, with no intermediate text, because
+   * request threads pay for it.
+   */
+  public static byte[] bodyBytes(SessionRecord r) {
+    Utf8 out = new Utf8(512 + length(r));
     boolean intent = SessionRecord.TYPE_INTENT.equals(r.type());
-    sb.append("{\"v\":").append(VERSION);
-    sb.append(",\"type\":");
-    str(sb, r.type());
-    sb.append(",\"id\":");
-    str(sb, r.id());
-    sb.append(",\"time\":");
-    time(sb, r.time());
-    if (!intent) sb.append(",\"duration_ms\":").append(r.durationMs());
-    sb.append(",\"principal\":");
-    principal(sb, r.principal());
-    sb.append(",\"request\":");
-    request(sb, r.request());
+    out.ascii("{\"v\":").num(VERSION);
+    out.ascii(",\"type\":").str(r.type());
+    out.ascii(",\"id\":").str(r.id());
+    out.ascii(",\"time\":").time(r.time());
+    if (!intent) out.ascii(",\"duration_ms\":").num(r.durationMs());
+    out.ascii(",\"principal\":");
+    principal(out, r.principal());
+    out.ascii(",\"request\":");
+    request(out, r.request());
     if (!intent) {
-      sb.append(",\"decision\":");
-      decision(sb, r.decision());
+      out.ascii(",\"decision\":");
+      decision(out, r.decision());
       if (r.approval() != null) {
-        sb.append(",\"approval\":");
-        approval(sb, r.approval());
+        out.ascii(",\"approval\":");
+        approval(out, r.approval());
       }
-      sb.append(",\"response\":");
-      response(sb, r.response());
+      out.ascii(",\"response\":");
+      response(out, r.response());
     }
-    return sb.toString();
+    return out.toArray();
   }
 
   /** The start of a retention line: everything before {@code ,"prev":}. */
   public static String retentionBody(String id, Instant time, List<Removed> removed) {
-    StringBuilder sb = new StringBuilder(128 + removed.size() * 200);
-    sb.append("{\"v\":").append(VERSION).append(",\"type\":\"").append(TYPE_RETENTION).append('"');
-    sb.append(",\"id\":");
-    str(sb, id);
-    sb.append(",\"time\":");
-    time(sb, time);
-    sb.append(",\"removed\":[");
+    Utf8 out = new Utf8(128 + removed.size() * 200);
+    out.ascii("{\"v\":").num(VERSION).ascii(",\"type\":\"").ascii(TYPE_RETENTION).ch('"');
+    out.ascii(",\"id\":").str(id);
+    out.ascii(",\"time\":").time(time);
+    out.ascii(",\"removed\":[");
     for (int i = 0; i < removed.size(); i++) {
       Removed r = removed.get(i);
-      if (i > 0) sb.append(',');
-      sb.append("{\"file\":");
-      str(sb, r.file());
-      sb.append(",\"records\":").append(r.records());
-      sb.append(",\"first_prev\":");
-      str(sb, r.firstPrev());
-      sb.append(",\"last_hash\":");
-      str(sb, r.lastHash());
-      sb.append('}');
+      if (i > 0) out.ch(',');
+      out.ascii("{\"file\":").str(r.file());
+      out.ascii(",\"records\":").num(r.records());
+      out.ascii(",\"first_prev\":").str(r.firstPrev());
+      out.ascii(",\"last_hash\":").str(r.lastHash());
+      out.ch('}');
     }
-    sb.append(']');
-    return sb.toString();
+    out.ch(']');
+    return new String(out.toArray(), StandardCharsets.UTF_8);
   }
 
   /** Appends {@code prev} and {@code hash} to a line body (see {@link #body}). */
@@ -266,182 +273,360 @@ public final class RecordCodec {
     return (int) Math.min(n + n / 8, Integer.MAX_VALUE - 1024);
   }
 
-  private static void principal(StringBuilder sb, Principal p) {
+  private static void principal(Utf8 out, Principal p) {
     if (p == null) {
-      sb.append("null");
+      out.ascii("null");
       return;
     }
-    sb.append("{\"subject\":");
-    str(sb, p.subject());
-    sb.append(",\"groups\":[");
-    boolean first = true;
-    for (String g : p.groups().stream().sorted().toList()) {
-      if (!first) sb.append(',');
-      first = false;
-      str(sb, g);
+    out.ascii("{\"subject\":").str(p.subject());
+    out.ascii(",\"groups\":[");
+    String[] groups = sorted(p.groups());
+    for (int i = 0; i < groups.length; i++) {
+      if (i > 0) out.ch(',');
+      out.str(groups[i]);
     }
-    sb.append("],\"via\":");
-    str(sb, p.via());
-    sb.append(",\"issuer\":");
-    str(sb, p.issuer());
-    sb.append('}');
+    out.ascii("],\"via\":").str(p.via());
+    out.ascii(",\"issuer\":").str(p.issuer());
+    out.ch('}');
   }
 
-  private static void request(StringBuilder sb, SessionRecord.Request q) {
-    sb.append("{\"method\":");
-    str(sb, q.method());
-    sb.append(",\"path\":");
-    str(sb, q.path());
-    sb.append(",\"operation\":");
-    str(sb, q.operation());
-    sb.append(",\"model\":");
-    str(sb, q.model());
-    sb.append(",\"headers\":{");
-    boolean first = true;
-    for (Map.Entry<String, List<String>> h : new TreeMap<>(q.headers()).entrySet()) {
-      if (!first) sb.append(',');
-      first = false;
-      str(sb, h.getKey());
-      sb.append(':');
-      List<String> values = h.getValue();
+  private static void request(Utf8 out, SessionRecord.Request q) {
+    out.ascii("{\"method\":").str(q.method());
+    out.ascii(",\"path\":").str(q.path());
+    out.ascii(",\"operation\":").str(q.operation());
+    out.ascii(",\"model\":").str(q.model());
+    out.ascii(",\"headers\":{");
+    Map<String, List<String>> headers = q.headers();
+    String[] names = sorted(headers.keySet());
+    for (int h = 0; h < names.length; h++) {
+      if (h > 0) out.ch(',');
+      out.str(names[h]).ch(':');
+      List<String> values = headers.get(names[h]);
       if (values.size() == 1) {
-        str(sb, values.get(0));
+        out.str(values.get(0));
       } else {
-        sb.append('[');
+        out.ch('[');
         for (int i = 0; i < values.size(); i++) {
-          if (i > 0) sb.append(',');
-          str(sb, values.get(i));
+          if (i > 0) out.ch(',');
+          out.str(values.get(i));
         }
-        sb.append(']');
+        out.ch(']');
       }
     }
-    sb.append("},\"bytes\":").append(q.bytes());
-    body(sb, q.body(), q.bodySha256());
-    sb.append('}');
+    out.ascii("},\"bytes\":").num(q.bytes());
+    body(out, q.body(), q.bodySha256());
+    out.ch('}');
   }
 
-  private static void body(StringBuilder sb, String body, String sha) {
-    if (body != null || sha == null) {
-      sb.append(",\"body\":");
-      str(sb, body);
-    }
-    if (sha != null) {
-      sb.append(",\"body_sha256\":");
-      str(sb, sha);
-    }
+  private static void body(Utf8 out, String body, String sha) {
+    if (body != null || sha == null) out.ascii(",\"body\":").str(body);
+    if (sha != null) out.ascii(",\"body_sha256\":").str(sha);
   }
 
-  private static void decision(StringBuilder sb, SessionRecord.DecisionSummary d) {
+  private static void decision(Utf8 out, SessionRecord.DecisionSummary d) {
     if (d == null) {
-      sb.append("null");
+      out.ascii("null");
       return;
     }
-    sb.append("{\"outcome\":");
-    str(sb, d.outcome());
-    sb.append(",\"rule\":");
-    str(sb, d.rule());
-    sb.append(",\"code\":");
-    str(sb, d.code());
-    sb.append(",\"message\":");
-    str(sb, d.message());
-    sb.append('}');
+    out.ascii("{\"outcome\":").str(d.outcome());
+    out.ascii(",\"rule\":").str(d.rule());
+    out.ascii(",\"code\":").str(d.code());
+    out.ascii(",\"message\":").str(d.message());
+    out.ch('}');
   }
 
-  private static void approval(StringBuilder sb, SessionRecord.Approval a) {
-    sb.append("{\"id\":");
-    str(sb, a.id());
-    sb.append(",\"rule\":");
-    str(sb, a.rule());
-    sb.append(",\"reviewer\":");
-    str(sb, a.reviewer());
-    sb.append(",\"decided\":");
-    time(sb, a.decided());
-    sb.append(",\"outcome\":");
-    str(sb, a.outcome());
-    sb.append(",\"reason\":");
-    str(sb, a.reason());
-    sb.append('}');
+  private static void approval(Utf8 out, SessionRecord.Approval a) {
+    out.ascii("{\"id\":").str(a.id());
+    out.ascii(",\"rule\":").str(a.rule());
+    out.ascii(",\"reviewer\":").str(a.reviewer());
+    out.ascii(",\"decided\":").time(a.decided());
+    out.ascii(",\"outcome\":").str(a.outcome());
+    out.ascii(",\"reason\":").str(a.reason());
+    out.ch('}');
   }
 
-  private static void response(StringBuilder sb, SessionRecord.Response r) {
+  private static void response(Utf8 out, SessionRecord.Response r) {
     if (r == null) {
-      sb.append("null");
+      out.ascii("null");
       return;
     }
-    sb.append("{\"status\":").append(r.status());
-    sb.append(",\"streamed\":").append(r.streamed());
-    sb.append(",\"bytes\":").append(r.bytes());
-    sb.append(",\"complete\":").append(r.complete());
-    body(sb, r.body(), r.bodySha256());
-    sb.append(",\"masked\":");
-    numbers(sb, r.masked());
-    sb.append(",\"usage\":");
-    numbers(sb, r.usage());
-    sb.append('}');
+    out.ascii("{\"status\":").num(r.status());
+    out.ascii(",\"streamed\":").bool(r.streamed());
+    out.ascii(",\"bytes\":").num(r.bytes());
+    out.ascii(",\"complete\":").bool(r.complete());
+    body(out, r.body(), r.bodySha256());
+    out.ascii(",\"masked\":");
+    numbers(out, r.masked());
+    out.ascii(",\"usage\":");
+    numbers(out, r.usage());
+    out.ch('}');
   }
 
-  private static void numbers(StringBuilder sb, Map<String, ? extends Number> map) {
-    sb.append('{');
-    boolean first = true;
-    for (Map.Entry<String, ? extends Number> e : new TreeMap<>(map).entrySet()) {
-      if (!first) sb.append(',');
-      first = false;
-      str(sb, e.getKey());
-      sb.append(':').append(e.getValue() == null ? "null" : Long.toString(e.getValue().longValue()));
+  private static void numbers(Utf8 out, Map<String, ? extends Number> map) {
+    out.ch('{');
+    String[] keys = sorted(map.keySet());
+    for (int i = 0; i < keys.length; i++) {
+      if (i > 0) out.ch(',');
+      out.str(keys[i]).ch(':');
+      Number value = map.get(keys[i]);
+      if (value == null) {
+        out.ascii("null");
+      } else {
+        out.num(value.longValue());
+      }
     }
-    sb.append('}');
+    out.ch('}');
   }
 
-  private static void time(StringBuilder sb, Instant t) {
-    if (t == null) {
-      sb.append("null");
-    } else {
-      sb.append('"').append(TIME.format(t)).append('"');
-    }
+  /** The elements in their natural order, as a {@code TreeMap} or {@code sorted()} would give them. */
+  private static String[] sorted(java.util.Collection<String> strings) {
+    if (strings.isEmpty()) return NO_STRINGS;
+    String[] a = strings.toArray(NO_STRINGS);
+    if (a.length > 1) Arrays.sort(a);
+    return a;
   }
 
   /**
-   * Appends a JSON string. Escapes only what JSON requires ({@code "}, {@code \}, control
-   * characters) so bodies stay readable; a lone surrogate, which has no UTF-8 form, is written
-   * as a {@code \}{@code uXXXX} escape so that the text round-trips and the bytes are well-defined.
+   * A line being encoded: UTF-8 bytes in a growing array. Strings are written as JSON strings,
+   * escaping only what JSON requires ({@code "}, {@code \}, control characters) so bodies stay
+   * readable; a lone surrogate, which has no UTF-8 form, is written as a {@code \}{@code uXXXX}
+   * escape so that the text round-trips and the bytes are well-defined.
    */
-  static void str(StringBuilder sb, String s) {
-    if (s == null) {
-      sb.append("null");
-      return;
-    }
-    sb.append('"');
-    int n = s.length();
-    int run = 0; // start of the characters not yet appended: they are appended in bulk
-    for (int i = 0; i < n; i++) {
-      char c = s.charAt(i);
-      if (c >= 0x20 && c != '"' && c != '\\' && !Character.isSurrogate(c)) continue;
-      if (Character.isHighSurrogate(c) && i + 1 < n && Character.isLowSurrogate(s.charAt(i + 1))) {
-        i++; // a valid pair is plain text
-        continue;
-      }
-      sb.append(s, run, i);
-      run = i + 1;
-      switch (c) {
-        case '"' -> sb.append("\\\"");
-        case '\\' -> sb.append("\\\\");
-        case '\n' -> sb.append("\\n");
-        case '\r' -> sb.append("\\r");
-        case '\t' -> sb.append("\\t");
-        case '\b' -> sb.append("\\b");
-        case '\f' -> sb.append("\\f");
-        default -> unicodeEscape(sb, c); // other control characters and lone surrogates
-      }
-    }
-    sb.append(s, run, n);
-    sb.append('"');
-  }
+  private static final class Utf8 {
+    /** Strings this long or longer are encoded in bulk. */
+    private static final int BULK = 16;
+    private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final long ONES = 0x0101010101010101L;
+    private static final long HIGH_BITS = 0x8080808080808080L;
+    private static final long FIRST_4_DIGIT_YEAR = LocalDate.of(0, 1, 1).toEpochDay() * 86_400;
+    private static final long LAST_4_DIGIT_YEAR = LocalDate.of(10_000, 1, 1).toEpochDay() * 86_400 - 1;
 
-  private static void unicodeEscape(StringBuilder sb, char c) {
-    sb.append("\\u");
-    String hex = Integer.toHexString(c);
-    for (int k = hex.length(); k < 4; k++) sb.append('0');
-    sb.append(hex);
+    /**
+     * False when none of the eight bytes in {@code x} is a control character, a quote, a
+     * backslash or a question mark (true may be wrong, false never is). Subtracting {@code k}
+     * from every byte sets a high bit only if some byte is below {@code k}, and the lowest such
+     * byte sets its own (no borrow runs below it): a byte below 0x20 shows in
+     * {@code x - 0x20 * ONES}, a byte {@code c}, made zero by {@code x ^ c * ONES}, in that minus
+     * {@code ONES}. {@code & ~x} drops the bytes from 0x80 up (parts of multi-byte characters),
+     * which never need escaping.
+     */
+    private static boolean mayNeedEscape(long x) {
+      long control = x - 0x20 * ONES;
+      long quote = (x ^ 0x22 * ONES) - ONES;
+      long backslash = (x ^ 0x5c * ONES) - ONES;
+      long question = (x ^ 0x3f * ONES) - ONES;
+      return ((control | quote | backslash | question) & ~x & HIGH_BITS) != 0;
+    }
+
+    private byte[] b;
+    private int n;
+
+    Utf8(int capacity) {
+      b = new byte[capacity];
+    }
+
+    /** Room for {@code more} bytes after what is written. */
+    private void room(int more) {
+      if (more > b.length - n) {
+        int need = Math.addExact(n, more);
+        b = Arrays.copyOf(b, Math.max(need, (int) Math.min(2L * b.length, Integer.MAX_VALUE - 8)));
+      }
+    }
+
+    byte[] toArray() {
+      return Arrays.copyOf(b, n);
+    }
+
+    /** Appends text that is ASCII and needs no escaping (member names, literals). */
+    Utf8 ascii(String s) {
+      int len = s.length();
+      room(len);
+      for (int i = 0; i < len; i++) b[n + i] = (byte) s.charAt(i);
+      n += len;
+      return this;
+    }
+
+    Utf8 ch(char c) {
+      room(1);
+      b[n++] = (byte) c;
+      return this;
+    }
+
+    Utf8 num(long v) {
+      return ascii(Long.toString(v));
+    }
+
+    Utf8 bool(boolean v) {
+      return ascii(v ? "true" : "false");
+    }
+
+    /** A time as {@link #TIME} formats it; written directly for the years 0000 to 9999. */
+    Utf8 time(Instant t) {
+      if (t == null) return ascii("null");
+      long sec = t.getEpochSecond();
+      if (sec < FIRST_4_DIGIT_YEAR || sec > LAST_4_DIGIT_YEAR) return ch('"').ascii(TIME.format(t)).ch('"');
+      LocalDate day = LocalDate.ofEpochDay(Math.floorDiv(sec, 86_400));
+      int s = (int) Math.floorMod(sec, 86_400);
+      room(26);
+      b[n++] = '"';
+      digits(day.getYear(), 4).ch('-').digits(day.getMonthValue(), 2).ch('-').digits(day.getDayOfMonth(), 2);
+      ch('T').digits(s / 3600, 2).ch(':').digits(s / 60 % 60, 2).ch(':').digits(s % 60, 2);
+      return ch('.').digits(t.getNano() / 1_000_000, 3).ch('Z').ch('"');
+    }
+
+    /** {@code v}, not negative, zero-padded to {@code width} digits (it has no more). */
+    private Utf8 digits(int v, int width) {
+      room(width);
+      for (int k = width - 1; k >= 0; k--) {
+        b[n + k] = (byte) ('0' + v % 10);
+        v /= 10;
+      }
+      n += width;
+      return this;
+    }
+
+    /** Appends a JSON string, or {@code null}. */
+    Utf8 str(String s) {
+      if (s == null) return ascii("null");
+      if (s.length() >= BULK) {
+        // the JDK's UTF-8 encoder (vectorised for ASCII) replaces a lone surrogate with '?': when
+        // the bytes hold no more '?' than the text, they are exactly its UTF-8 form
+        byte[] u = s.getBytes(StandardCharsets.UTF_8);
+        int start = n;
+        if (quoted(u) == count(s, '?')) return this;
+        n = start; // a lone surrogate: char by char
+      }
+      return chars(s);
+    }
+
+    /**
+     * Appends UTF-8 bytes as a JSON string and returns how many {@code '?'} they hold. Eight bytes
+     * at a time are checked for what needs escaping and copied as they are when nothing does.
+     */
+    private int quoted(byte[] u) {
+      int len = u.length;
+      room(len + 2);
+      byte[] b = this.b;
+      int n = this.n;
+      b[n++] = '"';
+      int questions = 0;
+      int i = 0;
+      while (i < len) {
+        if (len - i >= 8) {
+          long x = (long) LONGS.get(u, i);
+          if (!mayNeedEscape(x)) {
+            LONGS.set(b, n, x);
+            n += 8;
+            i += 8;
+            continue;
+          }
+        }
+        for (int end = Math.min(i + 8, len); i < end; i++) {
+          byte c = u[i];
+          if (c == '?') questions++;
+          if ((c >= 0x20 || c < 0) && c != '"' && c != '\\') { // bytes of multi-byte chars are < 0
+            b[n++] = c;
+            continue;
+          }
+          if (b.length - n < len - i + 7) { // this escape, the rest as it is, the quote
+            this.n = n;
+            room(len - i + 7);
+            b = this.b;
+          }
+          n = escape(b, n, (char) c);
+        }
+      }
+      b[n++] = '"';
+      this.n = n;
+      return questions;
+    }
+
+    private static int count(String s, char c) {
+      int k = 0;
+      for (int i = s.indexOf(c); i >= 0; i = s.indexOf(c, i + 1)) k++;
+      return k;
+    }
+
+    /** Appends a JSON string char by char. */
+    private Utf8 chars(String s) {
+      int len = s.length();
+      room(len + 2); // enough when nothing needs escaping; special() makes room for more
+      byte[] b = this.b;
+      int n = this.n;
+      b[n++] = '"';
+      int i = 0;
+      while (i < len) {
+        char c = s.charAt(i);
+        if (c < 0x80 && c >= 0x20 && c != '"' && c != '\\') {
+          b[n++] = (byte) c;
+          i++;
+        } else {
+          this.n = n;
+          i = special(s, i, c);
+          b = this.b;
+          n = this.n;
+        }
+      }
+      b[n++] = '"';
+      this.n = n;
+      return this;
+    }
+
+    /**
+     * Appends {@code c = s.charAt(i)}, which is not printable ASCII, and returns the index of the
+     * next character. Leaves room for every remaining character as one byte, and the closing quote.
+     */
+    private int special(String s, int i, char c) {
+      room(6 + (s.length() - i) + 1); // at most six bytes for this character
+      if (c < 0x80) {
+        n = escape(b, n, c);
+      } else if (c < 0x800) {
+        b[n++] = (byte) (0xc0 | (c >> 6));
+        b[n++] = (byte) (0x80 | (c & 0x3f));
+      } else if (!Character.isSurrogate(c)) {
+        b[n++] = (byte) (0xe0 | (c >> 12));
+        b[n++] = (byte) (0x80 | ((c >> 6) & 0x3f));
+        b[n++] = (byte) (0x80 | (c & 0x3f));
+      } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+        int cp = Character.toCodePoint(c, s.charAt(i + 1)); // a valid pair is plain text
+        b[n++] = (byte) (0xf0 | (cp >> 18));
+        b[n++] = (byte) (0x80 | ((cp >> 12) & 0x3f));
+        b[n++] = (byte) (0x80 | ((cp >> 6) & 0x3f));
+        b[n++] = (byte) (0x80 | (cp & 0x3f));
+        return i + 2;
+      } else {
+        n = unicodeEscape(b, n, c); // a lone surrogate
+      }
+      return i + 1;
+    }
+
+    /** Writes the escape of a quote, a backslash or a control character at {@code b[n]}; returns the new end. */
+    private static int escape(byte[] b, int n, char c) {
+      char e = switch (c) {
+        case '"' -> '"';
+        case '\\' -> '\\';
+        case '\n' -> 'n';
+        case '\r' -> 'r';
+        case '\t' -> 't';
+        case '\b' -> 'b';
+        case '\f' -> 'f';
+        default -> 0;
+      };
+      if (e == 0) return unicodeEscape(b, n, c); // other control characters
+      b[n] = '\\';
+      b[n + 1] = (byte) e;
+      return n + 2;
+    }
+
+    /** Writes {@code \}{@code uXXXX} (lower-case hex) at {@code b[n]}; returns the new end. */
+    private static int unicodeEscape(byte[] b, int n, char c) {
+      b[n++] = '\\';
+      b[n++] = 'u';
+      String hex = Integer.toHexString(c);
+      for (int k = hex.length(); k < 4; k++) b[n++] = '0';
+      for (int k = 0; k < hex.length(); k++) b[n++] = (byte) hex.charAt(k);
+      return n;
+    }
   }
 
   // ---------------------------------------------------------------------------------- decoding
