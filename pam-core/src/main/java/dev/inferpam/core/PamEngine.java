@@ -226,6 +226,7 @@ public final class PamEngine implements AutoCloseable {
      * recorder when it is closed.
      */
     public Builder recorder(Recorder recorder) {
+      if (this.recorder != null) throw new IllegalStateException("recorder already set");
       this.recorder = Objects.requireNonNull(recorder, "recorder");
       return this;
     }

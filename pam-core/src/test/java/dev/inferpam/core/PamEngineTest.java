@@ -151,6 +151,9 @@ class PamEngineTest {
         .hasMessage("policy is required");
     Policy p = Policy.parse(policy(""));
     assertThatThrownBy(() -> PamEngine.builder().policy(p).policy(p)).isInstanceOf(IllegalStateException.class);
+    assertThatThrownBy(() -> PamEngine.builder().recorder(dev.inferpam.api.Recorder.NOOP)
+        .recorder(dev.inferpam.api.Recorder.NOOP)).isInstanceOf(IllegalStateException.class)
+        .hasMessage("recorder already set");
   }
 
   @Test
