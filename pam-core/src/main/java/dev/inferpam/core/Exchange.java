@@ -97,8 +97,9 @@ public final class Exchange {
     if (d instanceof Decision.Allow) {
       try {
         cred = engine.credentialProvider().current();
+        engine.credentialAvailable();
       } catch (CredentialUnavailableException | RuntimeException e) {
-        log.error("inferpam: upstream credential unavailable: {}", e.getMessage());
+        engine.credentialUnavailable(e.getMessage());
         d = new Decision.Deny(503, "upstream_credential_unavailable",
             "the upstream credential is not available", "upstream.credential");
       }

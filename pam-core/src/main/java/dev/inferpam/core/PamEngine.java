@@ -180,6 +180,25 @@ public final class PamEngine implements AutoCloseable {
     return clock;
   }
 
+  /** The last upstream-credential problem logged, so an unset variable is one error line, not one per request. */
+  private final java.util.concurrent.atomic.AtomicReference<String> lastCredentialProblem =
+      new java.util.concurrent.atomic.AtomicReference<>();
+
+  /** Logs a credential problem once while it stays the same (the message never holds a secret). */
+  void credentialUnavailable(String problem) {
+    String p = String.valueOf(problem);
+    if (!p.equals(lastCredentialProblem.getAndSet(p))) {
+      log.error("inferpam: upstream credential unavailable, requests are refused 503: {}", p);
+    } else {
+      log.debug("inferpam: upstream credential still unavailable: {}", p);
+    }
+  }
+
+  /** Forgets the last problem once a credential was had, so a later failure is logged again. */
+  void credentialAvailable() {
+    if (lastCredentialProblem.get() != null) lastCredentialProblem.set(null);
+  }
+
   ExchangeIds ids() {
     return ids;
   }
