@@ -291,11 +291,24 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param hashKeyFromFile {@code hash-key-from-file}: file holding the HMAC key, or {@code null};
    *                       with {@code HASH} exactly one of the two is set
    * @param exemptGroups   principals in any of these groups are not masked
+   * @param maxHoldBack    {@code max-hold-back} (extension): most chars a streamed response may
+   *                       hold back while a value could still be completing; must cover the
+   *                       longest match of every detector in use (checked when the masker is built)
    */
   public record Masking(List<String> detectors, List<CustomPattern> custom, List<WordList> words,
                         MaskStrategy strategy, String hashKeyFromEnv, Path hashKeyFromFile,
-                        Set<String> exemptGroups) {
+                        Set<String> exemptGroups, int maxHoldBack) {
+    /** Default {@code max-hold-back}: enough for every built-in detector (a PEM private key). */
+    public static final int DEFAULT_MAX_HOLD_BACK = 16 * 1024 + 256;
+
+    /** A section with the default {@code max-hold-back}. */
+    public Masking(List<String> detectors, List<CustomPattern> custom, List<WordList> words, MaskStrategy strategy,
+                   String hashKeyFromEnv, Path hashKeyFromFile, Set<String> exemptGroups) {
+      this(detectors, custom, words, strategy, hashKeyFromEnv, hashKeyFromFile, exemptGroups, DEFAULT_MAX_HOLD_BACK);
+    }
+
     public Masking {
+      if (maxHoldBack <= 0) throw new PolicyException("masking: max-hold-back must be positive, was " + maxHoldBack);
       detectors = detectors == null ? List.of() : List.copyOf(detectors);
       custom = custom == null ? List.of() : List.copyOf(custom);
       words = words == null ? List.of() : List.copyOf(words);

@@ -734,7 +734,7 @@ public final class PolicyLoader {
   private static Policy.Masking masking(JsonNode n, String path) {
     mapping(n, path);
     keys(n, path, Set.of("detectors", "custom", "words", "strategy", "hash-key-from-env", "hash-key-from-file",
-        "exempt-groups"), Set.of());
+        "exempt-groups", "max-hold-back"), Set.of());
     List<String> known = dev.inferpam.core.internal.masking.Detectors.NAMES;
     List<String> detectors = known;
     if (n.has("detectors")) {
@@ -806,7 +806,14 @@ public final class PolicyLoader {
     }
     Set<String> exempt = Set.of();
     if (n.has("exempt-groups")) exempt = new LinkedHashSet<>(strings(n.get("exempt-groups"), child(path, "exempt-groups"), false));
-    return new Policy.Masking(detectors, custom, words, strategy, keyEnv, keyFile, exempt);
+    int maxHoldBack = Policy.Masking.DEFAULT_MAX_HOLD_BACK;
+    if (n.has("max-hold-back")) {
+      String p = child(path, "max-hold-back");
+      long v = size(n.get("max-hold-back"), p);
+      if (v < 1 || v > 1024 * 1024) throw fail(p, "expected a size between 1 and 1MiB, was " + v);
+      maxHoldBack = (int) v;
+    }
+    return new Policy.Masking(detectors, custom, words, strategy, keyEnv, keyFile, exempt, maxHoldBack);
   }
 
   private static String maskName(JsonNode n, String path, Map<String, String> seen, List<String> builtIn) {
