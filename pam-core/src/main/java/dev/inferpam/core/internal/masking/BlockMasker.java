@@ -19,13 +19,17 @@ import java.util.function.Function;
  * Masks a whole text at once with a set of {@link Detector}s and a {@link MaskStrategy}.
  *
  * <p>Overlaps are resolved deterministically: all matches of all detectors are sorted by start,
- * then by length (longest first), then by detector order; a match that overlaps one already
- * taken is dropped. So {@code 4111-1111-1111-1111} found by two detectors is masked once, by
- * the one that covers more.
+ * then by length (longest first), then by detector order; a match that overlaps the one taken
+ * before it extends it (masked as one value, under the first one's label). So
+ * {@code 4111-1111-1111-1111} found by two detectors is masked once, by the one that covers more,
+ * and {@code fe80::1 (415) 555-2671}, where a phone number seems to start at the address's last
+ * digit, is masked whole rather than leaving the phone number out.
  *
- * <p>{@link #open()} sessions <b>buffer the whole input until {@link Session#finish()}</b>:
- * {@code push} returns {@code ""}. This is correct but loses streaming; the streaming masker
- * (next) replaces it and holds back only {@link #maxHoldBack()} chars.
+ * <p>{@link #open()} sessions stream: each {@code push} releases, masked, all text up to the first
+ * position whose masking could still change with more text (typically the last partial word),
+ * and {@code finish} releases the rest. Whatever the split, the concatenated output equals
+ * {@link #mask(String)} of the whole text; see {@link StreamingSession} for how, and for the one
+ * documented exception (a hold-back overflow).
  *
  * <p><b>Thread-safety:</b> immutable and safe to share; each session is for one thread at a
  * time. Bad input: none; any text is masked. The hash key is never in {@link #toString()}.
@@ -38,12 +42,24 @@ public final class BlockMasker implements Masker {
   private final MaskStrategy strategy;
   private final byte[] hashKey;
   private final int maxHoldBack;
+  private final Map<String, Integer> order = new LinkedHashMap<>();
 
   /**
+   * A masker holding back as much as its detectors need ({@link #requiredHoldBack}).
+   *
    * @param hashKey required (at least {@value #MIN_HASH_KEY_BYTES} bytes) for {@code HASH}, ignored otherwise
    * @throws IllegalArgumentException on a missing or short hash key, or two detectors of one name
    */
   public BlockMasker(List<Detector> detectors, MaskStrategy strategy, byte[] hashKey) {
+    this(detectors, strategy, hashKey, requiredHoldBack(detectors));
+  }
+
+  /**
+   * @param maxHoldBack most chars a streaming session holds back ({@code masking.max-hold-back})
+   * @throws IllegalArgumentException also when {@code maxHoldBack} is below what a detector needs,
+   *     naming the detector
+   */
+  public BlockMasker(List<Detector> detectors, MaskStrategy strategy, byte[] hashKey, int maxHoldBack) {
     this.detectors = List.copyOf(detectors);
     this.strategy = Objects.requireNonNull(strategy, "strategy");
     if (strategy == MaskStrategy.HASH) {
@@ -54,14 +70,22 @@ public final class BlockMasker implements Masker {
     } else {
       this.hashKey = null;
     }
-    List<String> names = new ArrayList<>();
-    int hold = 0;
     for (Detector d : this.detectors) {
-      if (names.contains(d.name())) throw new IllegalArgumentException("two detectors named \"" + d.name() + "\"");
-      names.add(d.name());
-      hold = Math.max(hold, d.maxMatchLength());
+      if (order.containsKey(d.name())) throw new IllegalArgumentException("two detectors named \"" + d.name() + "\"");
+      order.put(d.name(), order.size());
+      if (d.holdBack() > maxHoldBack) {
+        throw new IllegalArgumentException("max-hold-back " + maxHoldBack + " is too small: detector " + d.name()
+            + " needs " + d.holdBack() + " chars");
+      }
     }
-    this.maxHoldBack = hold;
+    this.maxHoldBack = maxHoldBack;
+  }
+
+  /** The hold-back the detectors need: the largest {@link Detector#holdBack()}, 0 for none. */
+  public static int requiredHoldBack(List<Detector> detectors) {
+    int hold = 0;
+    for (Detector d : detectors) hold = Math.max(hold, d.holdBack());
+    return hold;
   }
 
   /**
@@ -102,10 +126,10 @@ public final class BlockMasker implements Masker {
             + MIN_HASH_KEY_BYTES + " bytes");
       }
     }
-    return new BlockMasker(detectors, masking.strategy(), key);
+    return new BlockMasker(detectors, masking.strategy(), key, masking.maxHoldBack());
   }
 
-  /** The longest match any detector can produce: what a streaming masker must hold back. */
+  /** Most chars a streaming session holds back (at least what every detector needs). */
   public int maxHoldBack() {
     return maxHoldBack;
   }
@@ -117,7 +141,7 @@ public final class BlockMasker implements Masker {
 
   @Override
   public Session open() {
-    return new BufferingSession();
+    return new StreamingSession();
   }
 
   @Override
@@ -127,19 +151,38 @@ public final class BlockMasker implements Masker {
 
   /** All matches of all detectors, overlaps resolved, in ascending order. */
   public List<Match> matches(CharSequence text) {
+    return resolve(raw(text, 0), text.length());
+  }
+
+  /** Every detector's matches starting at or after {@code from}, sorted for {@link #resolve}. */
+  private List<Match> raw(CharSequence text, int from) {
     List<Match> all = new ArrayList<>();
-    for (Detector d : detectors) d.find(text, all::add);
-    Map<String, Integer> order = new LinkedHashMap<>();
-    for (int i = 0; i < detectors.size(); i++) order.put(detectors.get(i).name(), i);
-    all.sort(Comparator.comparingInt(Match::start)
-        .thenComparing(Comparator.comparingInt(Match::length).reversed())
-        .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE)));
+    for (Detector d : detectors) d.find(text, from, all::add);
+    if (all.size() > 1) {
+      all.sort(Comparator.comparingInt(Match::start)
+          .thenComparing(Comparator.comparingInt(Match::length).reversed())
+          .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE)));
+    }
+    return all;
+  }
+
+  /**
+   * Overlaps resolved: in sorted order (start, longest, detector order), a match that starts at or
+   * after the end of the last kept one is kept; one that overlaps it extends it, so no matched char
+   * is ever left unmasked (the joined span is masked as one value, labelled and counted by the
+   * first). Only matches starting before {@code limit} are considered.
+   */
+  private static List<Match> resolve(List<Match> sorted, int limit) {
     List<Match> kept = new ArrayList<>();
-    int taken = 0;
-    for (Match m : all) {
-      if (m.start() >= taken) {
+    Match last = null;
+    for (Match m : sorted) {
+      if (m.start() >= limit) break;
+      if (last == null || m.start() >= last.end()) {
+        last = m;
         kept.add(m);
-        taken = m.end();
+      } else if (m.end() > last.end()) {
+        last = new Match(last.start(), m.end(), last.detector());
+        kept.set(kept.size() - 1, last);
       }
     }
     return kept;
@@ -149,15 +192,21 @@ public final class BlockMasker implements Masker {
     List<Match> matches = matches(text);
     if (matches.isEmpty()) return text;
     StringBuilder out = new StringBuilder(text.length());
-    int at = 0;
-    for (Match m : matches) {
+    append(out, text, 0, text.length(), matches, replacements, counts);
+    return out.toString();
+  }
+
+  /** Appends {@code text[from, to)} with {@code kept} (all inside it) replaced. */
+  private static void append(StringBuilder out, CharSequence text, int from, int to, List<Match> kept,
+                             Replacements replacements, Map<String, Integer> counts) {
+    int at = from;
+    for (Match m : kept) {
       out.append(text, at, m.start());
-      out.append(replacements.replace(m.detector(), text.substring(m.start(), m.end())));
+      out.append(replacements.replace(m.detector(), text.subSequence(m.start(), m.end()).toString()));
       counts.merge(m.detector(), 1, Integer::sum);
       at = m.end();
     }
-    out.append(text, at, text.length());
-    return out.toString();
+    out.append(text, at, to);
   }
 
   @Override
@@ -165,23 +214,101 @@ public final class BlockMasker implements Masker {
     return "BlockMasker" + detectors.stream().map(Detector::name).toList() + " " + strategy.name().toLowerCase(java.util.Locale.ROOT);
   }
 
-  /** Buffers everything; masks on finish. One response, one thread at a time. */
-  private final class BufferingSession implements Session {
-    private final StringBuilder buffer = new StringBuilder();
+  /**
+   * Masks one streamed text. The unreleased text is kept with {@link Detector#CONTEXT} chars
+   * before it; each {@code push} rescans only that window:
+   * <ol>
+   *   <li>every detector scans from the release point {@code r} (the chars before it are context);</li>
+   *   <li>{@code u} = the first position any detector may still decide differently given more
+   *       text ({@link Detector#undecidedFrom}), and the start of any match that touches the end;</li>
+   *   <li>the cut {@code c} = {@code u}, moved back to the start of any match that spans it, so no
+   *       match of any detector crosses {@code c};</li>
+   *   <li>{@code [r, c)} is released, masked with the overlap-resolved matches inside it; {@code c}
+   *       becomes the new release point.</li>
+   * </ol>
+   * Why this equals masking the whole text: every match starting before {@code c} is final (its
+   * decision read only known text), greedy overlap resolution before {@code c} only depends on
+   * those, and since no match crosses {@code c}, each detector's scan from {@code c} finds exactly
+   * what a whole-text scan finds from there (the {@link Detector} contract).
+   *
+   * <p>Hold-back overflow: when matches of different detectors overlap in a chain longer than
+   * {@link #maxHoldBack()}, the cut is forced at {@code u} (extended to the end of a kept match
+   * spanning it, so that value is still masked whole). Only such chains, which prose does not
+   * produce, can make the stream differ from the block result. One response, one thread at a time.
+   */
+  private final class StreamingSession implements Session {
+    private final StringBuilder buf = new StringBuilder();
     private final Map<String, Integer> counts = new LinkedHashMap<>();
     private final Replacements replacements = new Replacements(strategy, hashKey);
+    /** Release point in {@code buf}: everything before it was released (or is context). */
+    private int released;
 
     @Override
     public String push(String text) {
-      buffer.append(text);
-      return "";
+      if (text.isEmpty()) return "";
+      buf.append(text);
+      return advance(false);
     }
 
     @Override
     public String finish() {
-      String whole = buffer.toString();
-      buffer.setLength(0);
-      return mask(whole, replacements, counts);
+      return advance(true);
+    }
+
+    private String advance(boolean end) {
+      int n = buf.length();
+      if (released >= n) return "";
+      List<Match> raw = raw(buf, released);
+      int cut = n;
+      if (!end) {
+        int u = n;
+        for (Detector d : detectors) u = Math.min(u, d.undecidedFrom(buf, released));
+        for (Match m : raw) {
+          if (m.start() >= u) break;
+          if (m.end() + Detector.LOOKAHEAD > n) u = m.start();
+        }
+        cut = backOff(raw, u);
+        if (n - cut > maxHoldBack) cut = forced(raw, u);
+        if (cut <= released) return "";
+      }
+      List<Match> kept = resolve(raw, cut);
+      StringBuilder out = new StringBuilder(cut - released + 16);
+      append(out, buf, released, cut, kept, replacements, counts);
+      released = cut;
+      if (released > 4 * Detector.CONTEXT + 1024) {
+        buf.delete(0, released - Detector.CONTEXT);
+        released = Detector.CONTEXT;
+      }
+      return out.toString();
+    }
+
+    /**
+     * The largest position at or before {@code u} that no match crosses: the matches (sorted by
+     * start) are merged into runs of overlapping spans; if {@code u} lies strictly inside a run,
+     * the run's start.
+     */
+    private int backOff(List<Match> raw, int u) {
+      int runStart = -1;
+      int runEnd = -1;
+      for (Match m : raw) {
+        if (m.start() >= u) break;
+        if (m.start() < runEnd) {
+          runEnd = Math.max(runEnd, m.end());
+        } else {
+          runStart = m.start();
+          runEnd = m.end();
+        }
+      }
+      return runEnd > u ? runStart : u;
+    }
+
+    /** Cut at {@code u}, or after the kept match spanning it. */
+    private int forced(List<Match> raw, int u) {
+      int cut = u;
+      for (Match m : resolve(raw, u)) {
+        if (m.end() > cut) cut = m.end();
+      }
+      return cut;
     }
 
     @Override

@@ -7,12 +7,15 @@ import java.util.function.Consumer;
  * {@code credit-card}: 13..19 digits, optionally grouped by single spaces or dashes, passing the
  * Luhn check. Immutable and thread-safe.
  *
- * <p>A hand-written scan over digit runs (digits joined by single {@code ' '} / {@code '-'}),
- * each run visited once, so time is linear. The run must not be glued to a letter, digit or
- * {@code _}. The whole run is tried first; if it is not a card (too long, bad Luhn), prefixes that
- * end at a group boundary are tried ({@code 4111 1111 1111 1111 2025} masks the card, keeps
- * {@code 2025}). A run with a bad Luhn sum is not masked: that is what tells a card from an order
- * number.
+ * <p>A hand-written scan. Every digit group that is not glued to a letter, digit or {@code _} on
+ * its left is a candidate start; from there the longest run of following groups (joined by single
+ * {@code ' '} / {@code '-'}) with 13..19 digits, not glued to a word char on its right and passing
+ * Luhn, is reported; groups must look like a card's (a first group of 4 digits, then groups of
+ * 3..6), and every group start is tried, the masker resolving overlaps. So {@code 4111 1111 1111 1111 2025} masks
+ * the card and keeps {@code 2025}, and {@code order 12345 4111 1111 1111 1111} still masks the
+ * card. A run with a bad Luhn sum is not masked: that is what tells a card from an order number.
+ * Each candidate reads at most 19 digits and their separators, so time is linear and a decision
+ * never needs more than {@link #holdBack()} chars.
  */
 final class CreditCardDetector implements Detector {
   static final int MIN_DIGITS = 13;
@@ -29,10 +32,15 @@ final class CreditCardDetector implements Detector {
   }
 
   @Override
-  public void find(CharSequence text, Consumer<Match> out) {
+  public int undecidedFrom(CharSequence text, int from) {
+    return Detector.trailingRun(text, from, holdBack(), c -> RegexDetector.isDigit(c) || c == ' ' || c == '-');
+  }
+
+  @Override
+  public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
     int n = text.length();
-    int i = 0;
+    int i = from;
     int[] digits = new int[MAX_DIGITS];
     int[] groupEnds = new int[MAX_DIGITS]; // index after the group's last digit
     int[] groupDigits = new int[MAX_DIGITS]; // digits up to and including the group
@@ -42,39 +50,54 @@ final class CreditCardDetector implements Detector {
         continue;
       }
       int start = i;
-      boolean glued = start > 0 && isWord(text.charAt(start - 1));
+      int firstGroupEnd = i;
+      while (firstGroupEnd < n && RegexDetector.isDigit(text.charAt(firstGroupEnd))) firstGroupEnd++;
+      if (start > 0 && isWord(text.charAt(start - 1))) {
+        i = firstGroupEnd; // inside a word or a longer number
+        continue;
+      }
+      // Collect the groups of at most MAX_DIGITS digits that start here.
       int count = 0;
       int groups = 0;
-      int j = i;
+      int j = start;
       while (true) {
-        while (j < n && RegexDetector.isDigit(text.charAt(j))) {
+        while (j < n && RegexDetector.isDigit(text.charAt(j)) && count <= MAX_DIGITS) {
           if (count < MAX_DIGITS) digits[count] = text.charAt(j) - '0';
           count++;
           j++;
         }
-        if (groups < MAX_DIGITS && count <= MAX_DIGITS) {
-          groupEnds[groups] = j;
-          groupDigits[groups] = count;
-          groups++;
-        }
+        if (count > MAX_DIGITS || (j < n && RegexDetector.isDigit(text.charAt(j)))) break;
+        groupEnds[groups] = j;
+        groupDigits[groups] = count;
+        groups++;
         if (j + 1 < n && (text.charAt(j) == ' ' || text.charAt(j) == '-') && RegexDetector.isDigit(text.charAt(j + 1))) {
           j++;
         } else {
           break;
         }
       }
-      // j is the end of the run; the run is visited once, whatever its length.
-      boolean gluedAfter = j < n && isWord(text.charAt(j));
-      if (!glued && !gluedAfter) {
-        for (int g = groups - 1; g >= 0; g--) {
-          int c = groupDigits[g];
-          if (c >= MIN_DIGITS && c <= MAX_DIGITS && luhn(digits, c)) {
-            out.accept(new Match(start, groupEnds[g], name()));
-            break;
-          }
+      // Longest first; a candidate must not be glued to a word char after it, and grouped digits
+      // must be grouped like a card: a first group of 4, then groups of 3..6.
+      int g = groups - 1;
+      if (g > 0 && groupDigits[0] != 4) g = 0;
+      for (int k = 1; k <= g; k++) {
+        int size = groupDigits[k] - groupDigits[k - 1];
+        if (size < 3 || size > 6) {
+          g = k - 1;
+          break;
         }
       }
-      i = j;
+      for (; g >= 0; g--) {
+        int c = groupDigits[g];
+        int end = groupEnds[g];
+        if (c >= MIN_DIGITS && c <= MAX_DIGITS && !(end < n && isWord(text.charAt(end))) && luhn(digits, c)) {
+          out.accept(new Match(start, end, name()));
+          break;
+        }
+      }
+      // Overlapping candidates are all reported (the masker keeps the earliest, longest), so a
+      // number that is not a card cannot hide the card right after it.
+      i = firstGroupEnd;
     }
   }
 

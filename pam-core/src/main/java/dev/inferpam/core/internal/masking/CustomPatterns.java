@@ -76,8 +76,11 @@ public final class CustomPatterns {
       }
 
       @Override
-      public void find(CharSequence text, Consumer<Match> out) {
+      public void find(CharSequence text, int from, Consumer<Match> out) {
         Matcher m = pattern.matcher(text);
+        m.useTransparentBounds(true);
+        m.useAnchoringBounds(false);
+        m.region(from, text.length());
         while (m.find()) {
           if (m.end() > m.start()) out.accept(new Match(m.start(), m.end(), name));
         }

@@ -82,7 +82,39 @@ public final class Detectors {
     private static final String LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-";
 
     Email() {
-      super("email", P, 64 + 1 + 253);
+      super("email", P, 64 + 1 + 253, c -> c == '@' || LOCAL.indexOf(c) >= 0);
+    }
+
+    // Every match holds an '@' within 64 chars of its start: search only around each '@'.
+    @Override
+    int nextCandidate(CharSequence text, int i) {
+      int at = indexOf(text, '@', i);
+      return at < 0 ? -1 : Math.max(i, at - 64);
+    }
+
+    @Override
+    int regionEnd(CharSequence text, int s) {
+      return Math.min(text.length(), indexOf(text, '@', s) + 1 + 253);
+    }
+
+    // A match from s holds the first '@' after s (the local part cannot hold one), so it starts
+    // by that '@' and ends within 253 chars after it.
+    @Override
+    int lastStart(CharSequence text, int s) {
+      return indexOf(text, '@', s);
+    }
+
+    @Override
+    int afterMiss(CharSequence text, int s) {
+      return indexOf(text, '@', s) + 1;
+    }
+
+    private static int indexOf(CharSequence text, char c, int from) {
+      if (text instanceof String str) return str.indexOf(c, from);
+      for (int k = from; k < text.length(); k++) {
+        if (text.charAt(k) == c) return k;
+      }
+      return -1;
     }
 
     @Override
@@ -124,7 +156,18 @@ public final class Detectors {
             + "(?![0-9A-Za-z_]|[.-][0-9])");
 
     Phone() {
-      super("phone", P, 1 + 15 + 14); // '+', 15 digits, a separator between each
+      // '+', 15 digits, a separator between each
+      super("phone", P, 1 + 15 + 14, c -> isDigit(c) || " .-()+".indexOf(c) >= 0);
+    }
+
+    @Override
+    boolean anchored() {
+      return true;
+    }
+
+    @Override
+    boolean startsWith(char c) {
+      return isDigit(c) || c == '+' || c == '(';
     }
   }
 
@@ -134,7 +177,17 @@ public final class Detectors {
             + "(?![0-9A-Za-z_]|-[0-9])");
 
     Ssn() {
-      super("us-ssn", P, 11);
+      super("us-ssn", P, 11, c -> isDigit(c) || c == '-');
+    }
+
+    @Override
+    boolean anchored() {
+      return true;
+    }
+
+    @Override
+    boolean startsWith(char c) {
+      return isDigit(c);
     }
   }
 
@@ -144,7 +197,17 @@ public final class Detectors {
         "(?<![A-Za-z0-9_.])" + OCTET + "(?:\\." + OCTET + "){3}(?![0-9A-Za-z_]|\\.[0-9])");
 
     Ipv4() {
-      super("ipv4", P, 15);
+      super("ipv4", P, 15, c -> isDigit(c) || c == '.');
+    }
+
+    @Override
+    boolean anchored() {
+      return true;
+    }
+
+    @Override
+    boolean startsWith(char c) {
+      return isDigit(c);
     }
 
     @Override
@@ -170,7 +233,17 @@ public final class Detectors {
         "(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}(?![A-Za-z0-9])");
 
     AwsAccessKey() {
-      super("aws-access-key", P, 20);
+      super("aws-access-key", P, 20, RegexDetector::isAlnum);
+    }
+
+    @Override
+    boolean anchored() {
+      return true;
+    }
+
+    @Override
+    boolean startsWith(char c) {
+      return c == 'A';
     }
   }
 }

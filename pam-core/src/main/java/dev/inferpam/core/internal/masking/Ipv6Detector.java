@@ -12,11 +12,14 @@ import java.util.function.Consumer;
  * <p>A hand-written scan over runs of hex digits, {@code :} and {@code .}, each visited once. A
  * run glued to a non-hex letter or {@code _} is ignored ({@code std::vector}), trailing dots
  * and a single trailing colon are dropped (sentence punctuation), runs over 45 chars are not
- * addresses. Times ({@code 10:30:00}) and MAC addresses have too few groups and no {@code ::}.
+ * addresses, and so are runs over {@value #MAX_RUN} chars before trimming. A run glued on its left to
+ * a run char before the scan start is skipped. Times ({@code 10:30:00}) and MAC addresses have too few groups and no {@code ::}.
  * Zone ids ({@code %eth0}) are not part of the match.
  */
 final class Ipv6Detector implements Detector {
   static final int MAX_LENGTH = 45;
+  /** Longer runs of hex digits, colons and dots are never addresses (so a decision reads at most this far). */
+  static final int MAX_RUN = 64;
 
   @Override
   public String name() {
@@ -29,20 +32,35 @@ final class Ipv6Detector implements Detector {
   }
 
   @Override
-  public void find(CharSequence text, Consumer<Match> out) {
+  public int holdBack() {
+    return MAX_RUN + LOOKAHEAD;
+  }
+
+  @Override
+  public int undecidedFrom(CharSequence text, int from) {
+    return Detector.trailingRun(text, from, holdBack(), Ipv6Detector::isRunChar);
+  }
+
+  @Override
+  public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
     int n = text.length();
-    int i = 0;
+    int i = from;
     while (i < n) {
       if (!isRunChar(text.charAt(i))) {
         i++;
         continue;
       }
       int start = i;
-      while (i < n && isRunChar(text.charAt(i))) i++;
+      int colons = 0;
+      while (i < n && isRunChar(text.charAt(i))) {
+        if (text.charAt(i) == ':') colons++;
+        i++;
+      }
       int end = i;
-      boolean glued = (start > 0 && isWordNotHex(text.charAt(start - 1))) || (end < n && isWordNotHex(text.charAt(end)));
-      if (glued) continue;
+      boolean glued = (start > 0 && (isWordNotHex(text.charAt(start - 1)) || isRunChar(text.charAt(start - 1))))
+          || (end < n && isWordNotHex(text.charAt(end)));
+      if (glued || colons < 2 || end - start > MAX_RUN) continue;
       while (end > start && text.charAt(end - 1) == '.') end--;
       if (end - start >= 2 && text.charAt(end - 1) == ':' && text.charAt(end - 2) != ':') end--;
       // a leading '.' is punctuation, not part of an address

@@ -26,10 +26,15 @@ final class JwtDetector implements Detector {
   }
 
   @Override
-  public void find(CharSequence text, Consumer<Match> out) {
+  public int undecidedFrom(CharSequence text, int from) {
+    return Detector.trailingRun(text, from, holdBack(), c -> isB64(c) || c == '.');
+  }
+
+  @Override
+  public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
     int n = text.length();
-    int i = 0;
+    int i = from;
     while (i < n) {
       if (!isB64(text.charAt(i))) {
         i++;
@@ -37,6 +42,10 @@ final class JwtDetector implements Detector {
       }
       int start = i;
       int headerEnd = runEnd(text, start);
+      if (start > 0 && isB64(text.charAt(start - 1))) {
+        i = headerEnd; // the run began in the context: not a token start
+        continue;
+      }
       if (!startsEyJ(text, start) || headerEnd >= n || text.charAt(headerEnd) != '.') {
         i = headerEnd;
         continue;

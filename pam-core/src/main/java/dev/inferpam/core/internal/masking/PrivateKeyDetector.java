@@ -33,11 +33,23 @@ final class PrivateKeyDetector implements Detector {
     return MAX_LENGTH;
   }
 
+  /** Longest BEGIN line: the marker, a label, the closing dashes. */
+  private static final int BEGIN_LINE = BEGIN.length() + MAX_LABEL + 1 + DASHES.length();
+
+  /**
+   * Only a trailing, possibly incomplete BEGIN line is undecided here; a block whose END has not
+   * arrived yet is reported as a match reaching the end of the text, which the stream holds.
+   */
   @Override
-  public void find(CharSequence text, Consumer<Match> out) {
+  public int undecidedFrom(CharSequence text, int from) {
+    return Detector.trailingRun(text, from, BEGIN_LINE + LOOKAHEAD, c -> c == '-' || isLabelChar(c));
+  }
+
+  @Override
+  public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
     int n = text.length();
-    int i = 0;
+    int i = from;
     while ((i = indexOf(text, BEGIN, i, n)) >= 0) {
       int labelStart = i + BEGIN.length();
       int labelEnd = labelStart;

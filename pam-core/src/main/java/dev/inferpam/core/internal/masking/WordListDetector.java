@@ -48,11 +48,11 @@ final class WordListDetector implements Detector {
   }
 
   @Override
-  public void find(CharSequence text, Consumer<Match> out) {
+  public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
     String s = text.toString();
     int n = s.length();
-    int i = 0;
+    int i = from;
     while (i < n) {
       if (i > 0 && isWord(s.charAt(i - 1))) {
         i++;

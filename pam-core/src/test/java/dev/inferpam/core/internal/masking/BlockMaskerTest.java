@@ -83,19 +83,22 @@ class BlockMaskerTest {
       }
 
       @Override
-      public void find(CharSequence text, Consumer<Match> out) {
-        for (int i = 0; i < startEnd.length; i += 2) out.accept(new Match(startEnd[i], startEnd[i + 1], name));
+      public void find(CharSequence text, int from, Consumer<Match> out) {
+        for (int i = 0; i < startEnd.length; i += 2) {
+          if (startEnd[i] >= from) out.accept(new Match(startEnd[i], startEnd[i + 1], name));
+        }
       }
     };
   }
 
   @Test
-  void overlapsResolveEarliestStartThenLongestThenDetectorOrder() {
+  void overlapsResolveEarliestStartThenLongestThenDetectorOrderAndOverlapsExtend() {
     String text = "0123456789";
     BlockMasker m = new BlockMasker(List.of(spans("a", 2, 4, 5, 7), spans("b", 1, 3, 5, 9), spans("c", 5, 9)),
         MaskStrategy.REDACT, null);
-    assertThat(m.matches(text)).containsExactly(new Match(1, 3, "b"), new Match(5, 9, "b"));
-    assertThat(m.mask(text)).isEqualTo("0[B]34[B]9");
+    // b[1,3) is taken first; a[2,4) overlaps it and extends it; at 5 the longest, b, wins
+    assertThat(m.matches(text)).containsExactly(new Match(1, 4, "b"), new Match(5, 9, "b"));
+    assertThat(m.mask(text)).isEqualTo("0[B]4[B]9");
   }
 
   @Test
@@ -103,18 +106,19 @@ class BlockMaskerTest {
     BlockMasker m = all(MaskStrategy.REDACT);
     assertThat(m.mask("via ::ffff:192.0.2.1 now")).isEqualTo("via [IPV6] now");
     Masker.Session s = m.open();
-    s.push("mail bob@10.0.0.1.example.com");
-    assertThat(s.finish()).isEqualTo("mail [EMAIL]");
+    assertThat(s.push("mail bob@10.0.0.1.example.com") + s.finish()).isEqualTo("mail [EMAIL]");
     assertThat(s.counts()).isEqualTo(Map.of("email", 1));
   }
 
   @Test
-  void sessionBuffersUntilFinishAndCounts() {
+  void sessionReleasesAllButAPossiblyIncompleteValueAndCounts() {
     BlockMasker m = all(MaskStrategy.REDACT);
     Masker.Session s = m.open();
-    assertThat(s.push("a@example.com and b@exa")).isEmpty();
-    assertThat(s.push("mple.org, 123-45-6789")).isEmpty();
-    assertThat(s.finish()).isEqualTo("[EMAIL] and [EMAIL], [US_SSN]");
+    assertThat(s.push("a@example.com and b@exa")).isEqualTo("[EMAIL] and ");
+    // the space could still belong to a phone number or a card in groups
+    assertThat(s.push("mple.org, 123-45-6789")).isEqualTo("[EMAIL],");
+    assertThat(s.push(" is mine.")).isEqualTo(" [US_SSN] is ");
+    assertThat(s.finish()).isEqualTo("mine.");
     assertThat(s.counts()).isEqualTo(Map.of("email", 2, "us-ssn", 1));
   }
 
@@ -127,10 +131,18 @@ class BlockMaskerTest {
   }
 
   @Test
-  void holdBackIsTheLongestDetectorMatch() {
-    assertThat(all(MaskStrategy.REDACT).maxHoldBack()).isEqualTo(PrivateKeyDetector.MAX_LENGTH);
+  void holdBackIsTheLongestDetectorDecision() {
+    assertThat(all(MaskStrategy.REDACT).maxHoldBack()).isEqualTo(PrivateKeyDetector.MAX_LENGTH + Detector.LOOKAHEAD);
     assertThat(new BlockMasker(List.of(Detectors.builtIn("us-ssn"), Detectors.builtIn("ipv4")), MaskStrategy.REDACT, null)
-        .maxHoldBack()).isEqualTo(15);
+        .maxHoldBack()).isEqualTo(15 + Detector.LOOKAHEAD);
+  }
+
+  @Test
+  void maxHoldBackBelowWhatADetectorNeedsIsRefusedNamingIt() {
+    assertThatThrownBy(() -> new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null, 4096))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("max-hold-back 4096 is too small: detector jwt needs " + (JwtDetector.MAX_LENGTH + Detector.LOOKAHEAD)
+            + " chars");
   }
 
   @Test
@@ -142,7 +154,7 @@ class BlockMaskerTest {
     BlockMasker m = BlockMasker.from(masking, name -> null);
     assertThat(m.mask("EMP-123456 on project nightingale and FALCON, not Falconry, mail x@y.org"))
         .isEqualTo("[EMPLOYEE_ID] on [CODENAME] and [CODENAME], not Falconry, mail [EMAIL]");
-    assertThat(m.maxHoldBack()).isEqualTo(64 + 1 + 253);
+    assertThat(m.maxHoldBack()).isEqualTo(Policy.Masking.DEFAULT_MAX_HOLD_BACK);
   }
 
   @Test
