@@ -1,0 +1,190 @@
+package dev.inferpam.core.internal.masking;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * JSON-aware masking: every string value is masked on its own, keys, numbers, booleans and the
+ * values under {@link #UNTOUCHED} keys are kept. Numbers keep their exact text in whole bodies
+ * (embeddings pass bit-exact); in SSE events and NDJSON lines they keep their exact value.
+ */
+final class BodyMaskerJson {
+  /**
+   * Keys whose values (whole subtrees) are never masked: embeddings, structural fields, and opaque
+   * tokens a client must get back unchanged.
+   */
+  static final Set<String> UNTOUCHED = Set.of(
+      "embedding", "embeddings",
+      "id", "object", "model", "role", "type", "finish_reason", "stop_reason",
+      "system_fingerprint", "created",
+      "signature", "encrypted_content", "item_id", "call_id", "tool_call_id", "tool_use_id");
+
+  private static final JsonMapper MAPPER = JsonMapper.builder()
+      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+      .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+      .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false)
+      .build();
+  private static final JsonFactory FACTORY = MAPPER.getFactory();
+
+  private BodyMaskerJson() {}
+
+  /** The JSON value of {@code text}, or {@code null} when it is not exactly one JSON value. */
+  static JsonNode parse(String text) {
+    try {
+      JsonNode node = MAPPER.readTree(text);
+      return node == null || node.isMissingNode() ? null : node;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /** Compact JSON of {@code node}. */
+  static String write(JsonNode node) {
+    try {
+      return MAPPER.writeValueAsString(node);
+    } catch (JsonProcessingException e) {
+      // Cannot happen for a tree that was parsed under the same limits.
+      throw new IllegalStateException("JSON tree not writable", e);
+    }
+  }
+
+  /** Masks the string values of {@code node} in place; returns the node to use (a new one for a string). */
+  static JsonNode maskTree(JsonNode node, BodyMaskerValues values) {
+    if (node.isTextual()) return TextNode.valueOf(values.mask(node.textValue()));
+    if (node instanceof ObjectNode object) {
+      for (Map.Entry<String, JsonNode> field : object.properties()) {
+        if (UNTOUCHED.contains(field.getKey())) continue;
+        JsonNode value = field.getValue();
+        if (value.isTextual() || value.isContainerNode()) field.setValue(maskTree(value, values));
+      }
+    } else if (node instanceof ArrayNode array) {
+      for (int i = 0; i < array.size(); i++) {
+        JsonNode value = array.get(i);
+        if (value.isTextual() || value.isContainerNode()) array.set(i, maskTree(value, values));
+      }
+    }
+    return node;
+  }
+
+  /**
+   * Masks a whole JSON document with a streaming parser-to-generator copy; {@code null} when it
+   * is not exactly one JSON value (the caller then masks it as text). Counts go to {@code values}
+   * only on success.
+   */
+  static String maskDocument(byte[] json, BodyMaskerValues values) {
+    BodyMaskerValues tally = values.fork();
+    StringWriter out = new StringWriter(json.length + 16);
+    try (JsonParser p = FACTORY.createParser(json);
+        JsonGenerator g = FACTORY.createGenerator(out)) {
+      if (!copy(p, g, tally)) return null;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+    values.addAll(tally);
+    return out.toString();
+  }
+
+  /** Copies one root value token by token; false when there is none or more than one. */
+  private static boolean copy(JsonParser p, JsonGenerator g, BodyMaskerValues values) throws IOException {
+    final int none = Integer.MAX_VALUE;
+    int depth = 0;
+    int untouchedBelow = none; // depth at which an untouched subtree started
+    int roots = 0;
+    String field = null; // the key of the value about to come, null in arrays
+    JsonToken t;
+    while ((t = p.nextToken()) != null) {
+      if (depth == 0 && roots++ > 0) return false;
+      switch (t) {
+        case START_OBJECT, START_ARRAY -> {
+          if (untouchedBelow == none && field != null && UNTOUCHED.contains(field)) untouchedBelow = depth;
+          depth++;
+          if (t == JsonToken.START_OBJECT) g.writeStartObject(); else g.writeStartArray();
+        }
+        case END_OBJECT, END_ARRAY -> {
+          depth--;
+          if (depth == untouchedBelow) untouchedBelow = none;
+          if (t == JsonToken.END_OBJECT) g.writeEndObject(); else g.writeEndArray();
+        }
+        case FIELD_NAME -> g.writeFieldName(p.currentName());
+        case VALUE_STRING -> {
+          String v = p.getText();
+          boolean keep = untouchedBelow != none || (field != null && UNTOUCHED.contains(field));
+          g.writeString(keep ? v : values.mask(v));
+        }
+        case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> g.writeNumber(p.getText()); // exact text
+        case VALUE_TRUE, VALUE_FALSE -> g.writeBoolean(t == JsonToken.VALUE_TRUE);
+        case VALUE_NULL -> g.writeNull();
+        default -> {
+          return false; // VALUE_EMBEDDED_OBJECT, NOT_AVAILABLE: not from a text parser
+        }
+      }
+      field = t == JsonToken.FIELD_NAME ? p.currentName() : null;
+    }
+    return roots == 1 && depth == 0;
+  }
+
+  /** Text of a string member, or null. */
+  static String text(JsonNode node, String name) {
+    JsonNode v = node == null ? null : node.get(name);
+    return v != null && v.isTextual() ? v.textValue() : null;
+  }
+
+  /** An int member, or {@code otherwise}. */
+  static int integer(JsonNode node, String name, int otherwise) {
+    JsonNode v = node == null ? null : node.get(name);
+    return v != null && v.isIntegralNumber() && v.canConvertToInt() ? v.intValue() : otherwise;
+  }
+
+  /** A whole JSON body: buffered up to the cap, then masked value by value. */
+  static final class Body implements BodyMasker.Framing {
+    private final BodyMaskerValues values;
+    private final int cap;
+    private ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+    private BodyMaskerText fallback;
+
+    Body(BodyMaskerValues values, int cap) {
+      this.values = values;
+      this.cap = cap;
+    }
+
+    @Override
+    public String push(byte[] b, int off, int len) {
+      if (fallback != null) return fallback.push(b, off, len);
+      if ((long) buffer.size() + len <= cap) {
+        buffer.write(b, off, len);
+        return "";
+      }
+      fallback = new BodyMaskerText(values); // too large to parse: stream it as text
+      byte[] held = buffer.toByteArray();
+      buffer = null;
+      return fallback.push(held, 0, held.length) + fallback.push(b, off, len);
+    }
+
+    @Override
+    public String finish() {
+      if (fallback != null) return fallback.finish();
+      byte[] body = buffer.toByteArray();
+      buffer = null;
+      if (body.length == 0) return "";
+      String masked = maskDocument(body, values);
+      if (masked != null) return masked;
+      BodyMaskerText text = new BodyMaskerText(values);
+      return text.push(body, 0, body.length) + text.finish();
+    }
+  }
+}
