@@ -233,7 +233,7 @@ public final class Detectors {
         "(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}(?![A-Za-z0-9])");
 
     AwsAccessKey() {
-      super("aws-access-key", P, 20, RegexDetector::isAlnum);
+      super("aws-access-key", P, 20, c -> (c >= 'A' && c <= 'Z') || isDigit(c));
     }
 
     @Override

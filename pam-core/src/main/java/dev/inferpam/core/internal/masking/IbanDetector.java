@@ -32,7 +32,7 @@ final class IbanDetector extends RegexDetector {
   private static final Pattern P = Pattern.compile("(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}");
 
   IbanDetector() {
-    super("iban", P, MAX_CHARS + (MAX_CHARS - 1) / 4, c -> isAlnum(c) || c == ' ');
+    super("iban", P, MAX_CHARS + (MAX_CHARS - 1) / 4, c -> (c >= 'A' && c <= 'Z') || isDigit(c) || c == ' ');
   }
 
   @Override
