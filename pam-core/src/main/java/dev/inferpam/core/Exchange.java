@@ -4,6 +4,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
+import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
@@ -11,6 +12,7 @@ import dev.inferpam.core.internal.BoundedBody;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.RecordBuilder;
+import dev.inferpam.core.internal.masking.BodyMasker;
 import java.io.IOException;
 import java.io.InputStream;
 import java.time.Instant;
@@ -19,6 +21,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,21 +34,41 @@ import org.slf4j.LoggerFactory;
  *   <li>read {@link #decision()}; on {@link Decision.Deny} write {@link #error()} without
  *       calling the application or upstream;</li>
  *   <li>on {@link Decision.Allow}: forward {@link #body()}, with the headers in
- *       {@link #callerCredentialHeaders()} removed and {@link #upstreamCredential()} set;</li>
- *   <li>report the response with {@link #responseStarted} and every delivered chunk with
- *       {@link #responseBytes};</li>
+ *       {@link #callerCredentialHeaders()} removed and {@link #upstreamCredential()} set; when
+ *       {@link #masksResponse()}, also without {@code Accept-Encoding}, so that the response
+ *       comes back as text the masker can read;</li>
+ *   <li>report the response with {@link #responseStarted}; then, if {@link #responseRefusal()}
+ *       is not {@code null}, deliver that error instead of the response; else, if
+ *       {@link #responseMasking()} is not {@code null}, pass every chunk of the body through it
+ *       (dropping {@code Content-Length}, which masking changes) and call its
+ *       {@link ResponseMasking#finish() finish()} when the body ends;</li>
+ *   <li>report every chunk delivered to the client with {@link #responseBytes} (masked bytes
+ *       when masking applies);</li>
  *   <li>always call {@link #end(boolean)} once, also after a denial, in a {@code finally}.</li>
  * </ol>
+ *
+ * <p><b>Masking.</b> The response of an allowed exchange is masked for the client when the engine
+ * has a masker (the policy's {@code masking} section, or {@link PamEngine.Builder#masker}) and
+ * the principal is in none of {@code masking.exempt-groups}. Server-sent events, NDJSON, JSON
+ * ({@code +json} too), other {@code text/*} and bodies without a content type are masked, keeping
+ * their framing; other types (images, audio, {@code application/octet-stream}, ...) pass
+ * untouched, and so does the engine's own error answer to a denial. A response that must be
+ * masked but arrives with a {@code Content-Encoding} other than {@code identity} cannot be
+ * read by the masker: it is refused 502 {@code masking_unavailable} (fail closed), and that error
+ * is what is recorded as the response.
  *
  * <p><b>Recording.</b> When the exchange is created the recorder admits it
  * ({@link dev.inferpam.api.Recorder#admit()}) and, with {@code recording.durability: strict}, an
  * allowed request's {@code intent} record is stored durably before this constructor returns; if
  * either fails, a request that would have been allowed is denied 503 {@code recording_unavailable}
  * (rule {@code recording}) and nothing may be forwarded, while a request denied anyway keeps its
- * own denial. The response is captured as the adapter reports it (bodies per
- * {@code recording.bodies}, at most {@link RecordBuilder#MAX_CAPTURE} bytes of each kept, sizes
- * exact, token usage read on the way) and {@link #end(boolean)} hands over exactly one
- * {@code exchange} record, denials included (their response is the error that was sent).
+ * own denial. The response is captured as the adapter reports it, that is as delivered (bodies
+ * per {@code recording.bodies}, at most {@link RecordBuilder#MAX_CAPTURE} bytes of each kept,
+ * sizes exact, token usage read on the way) and {@link #end(boolean)} hands over exactly one
+ * {@code exchange} record, denials included (their response is the error that was sent). A
+ * response masked for the client is stored as delivered, with the counts of that masking in
+ * {@code response.masked}; with {@code bodies: masked}, a response delivered unmasked (an exempt
+ * principal) is masked for the record when it is built.
  *
  * <p><b>Thread-safety:</b> an exchange belongs to one request; its methods may be called from
  * different threads one after another (as async servlets and OkHttp do), not concurrently.
@@ -57,6 +80,9 @@ public final class Exchange {
   /** Request headers that carry the caller's own credential; never forwarded upstream. */
   public static final Set<String> CALLER_CREDENTIAL_HEADERS =
       Set.of("authorization", "x-api-key", "proxy-authorization");
+
+  /** An HTTP token (RFC 9110), short enough to be named in an error message. */
+  private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}");
 
   private final PamEngine engine;
   private final String id;
@@ -70,8 +96,22 @@ public final class Exchange {
   private final String model;
   private final Credential credential;
   private final RecordBuilder record;
+  /** Whether the response goes to the client masked (allowed, a masker, principal not exempt). */
+  private final boolean masksResponse;
   /** Whether the recorder reserved room for this exchange's record. */
   private boolean admitted;
+  private boolean responseReported;
+  private int responseStatus;
+  private String responseType;
+  /** The response's first content coding other than identity, or {@code null}. */
+  private String responseEncoding;
+  private boolean deliveryPrepared;
+  /** The masking of this response's body, once started; {@code null} when it passes as it is. */
+  private ResponseMasking masking;
+  /** Whether the adapter took {@link #masking}, so that the delivered bytes are masked ones. */
+  private boolean maskingInUse;
+  /** The error delivered instead of the response, or {@code null}. */
+  private ErrorResponse responseRefusal;
   private volatile boolean ended;
 
   Exchange(PamEngine engine, RequestHead head, InputStream body, long contentLength) {
@@ -122,6 +162,8 @@ public final class Exchange {
     }
     this.decision = d;
     this.credential = cred;
+    this.masksResponse = d instanceof Decision.Allow && engine.masker() != Masker.IDENTITY
+        && !exempt(engine, principal);
     if (d instanceof Decision.Deny) {
       ErrorResponse err = error();
       record.ownResponse(err.status(), err.body());
@@ -134,6 +176,16 @@ public final class Exchange {
     log.debug("inferpam: recorder refused an exchange: {}", e.toString());
     return new Decision.Deny(503, "recording_unavailable",
         "recording is unavailable, the request was not forwarded", "recording");
+  }
+
+  /** Whether {@code principal} is in one of {@code masking.exempt-groups}. */
+  private static boolean exempt(PamEngine engine, Principal principal) {
+    Policy.Masking masking = engine.policy().masking();
+    if (masking == null || principal == null) return false;
+    for (String group : masking.exemptGroups()) {
+      if (principal.inGroup(group)) return true;
+    }
+    return false;
   }
 
   /** Headers that carry the upstream credential: the configured one and the one being injected. */
@@ -224,15 +276,131 @@ public final class Exchange {
     return ErrorBodies.of(deny, id);
   }
 
-  /** Reports the response status line (call once, before any body bytes). */
-  public void responseStarted(int status, Map<String, List<String>> headers) {
-    String type = headers == null ? null : InferenceRequest.normalize(headers).getOrDefault("content-type", List.of())
-        .stream().findFirst().orElse(null);
-    record.responseStarted(status, type);
+  /**
+   * Whether the response of this exchange is masked for the client: it was allowed, the engine
+   * has a masker, and the principal is in none of {@code masking.exempt-groups}. Known from the
+   * start, so an adapter can forward the request without {@code Accept-Encoding} (a compressed
+   * response cannot be masked) and hold back a {@code Content-Length} before the response's
+   * content type is known. Whether a particular body is masked is {@link #responseMasking()}.
+   */
+  public boolean masksResponse() {
+    return masksResponse;
   }
 
-  /** Reports bytes as they are delivered to the client. */
+  /**
+   * Reports the response status line and headers (call once, before any body bytes; later calls
+   * are ignored). How the body is then delivered is {@link #responseRefusal()} and
+   * {@link #responseMasking()}.
+   *
+   * @param headers the response headers (names in any case), or {@code null} for none
+   */
+  public void responseStarted(int status, Map<String, List<String>> headers) {
+    if (responseReported) return;
+    responseReported = true;
+    Map<String, List<String>> normalized = headers == null ? Map.of() : InferenceRequest.normalize(headers);
+    String type = first(normalized.get("content-type"));
+    record.responseStarted(status, type);
+    responseStatus = status;
+    responseType = type;
+    responseEncoding = encoding(normalized.get("content-encoding"));
+  }
+
+  /**
+   * Decides, once, how the response body goes out: as it is, masked, or refused. Done when an
+   * adapter first asks ({@link #responseRefusal()}, {@link #responseMasking()}), not when the
+   * response starts, so an adapter that does not mask opens no masker session.
+   */
+  private void prepareDelivery() {
+    if (!responseReported) throw new IllegalStateException("responseStarted was not called");
+    if (deliveryPrepared) return;
+    deliveryPrepared = true;
+    if (!masksResponse || !promisesBody(responseStatus)) return;
+    BodyMasker body;
+    try {
+      body = BodyMasker.open(engine.masker(), responseType);
+    } catch (RuntimeException e) {
+      log.error("inferpam: masker failed to start for exchange {}, refusing the response: {}", id,
+          e.getClass().getName());
+      refuseResponse("the response could not be masked");
+      return;
+    }
+    if (body == null) return; // a binary type: delivered as it is
+    if (responseEncoding != null) {
+      log.warn("inferpam: exchange {}: upstream answered {} with Content-Encoding {}, which cannot be masked;"
+          + " refused 502 masking_unavailable", id, responseStatus, responseEncoding);
+      refuseResponse("the response is encoded (Content-Encoding: " + responseEncoding + ") and cannot be masked");
+      return;
+    }
+    masking = new ResponseMasking(body, id);
+  }
+
+  /** The engine answers the response itself; the record keeps that answer as the response. */
+  private void refuseResponse(String message) {
+    responseRefusal = ErrorResponse.of(502, "masking_unavailable", message, id);
+    record.ownResponse(responseRefusal.status(), responseRefusal.body());
+  }
+
+  /** A response to HEAD, 1xx, 204 and 304 has no body, whatever its headers say. */
+  private boolean promisesBody(int status) {
+    return !"HEAD".equalsIgnoreCase(head.method()) && status >= 200 && status != 204 && status != 304;
+  }
+
+  /**
+   * The first content coding other than {@code identity} in {@code values}, as it can be shown in
+   * an error message (an odd value is shown as {@code unknown}); {@code null} when there is none.
+   */
+  private static String encoding(List<String> values) {
+    if (values == null) return null;
+    for (String value : values) {
+      if (value == null) continue;
+      for (String token : value.split(",")) {
+        String t = token.strip();
+        if (t.isEmpty() || t.equalsIgnoreCase("identity")) continue;
+        return TOKEN.matcher(t).matches() ? t.toLowerCase(Locale.ROOT) : "unknown";
+      }
+    }
+    return null;
+  }
+
+  private static String first(List<String> values) {
+    return values == null || values.isEmpty() ? null : values.get(0);
+  }
+
+  /**
+   * The error to deliver instead of the response, or {@code null} when the response goes on.
+   * Set when the response must be masked but cannot be: it arrived with a
+   * {@code Content-Encoding} other than {@code identity} (502 {@code masking_unavailable}, whose
+   * message names the encoding), or the masker failed to start. The adapter delivers it in
+   * place of the upstream's status, headers and body, which it discards; the record already holds
+   * it as the response, and {@link #responseBytes} ignores anything reported after it.
+   *
+   * @throws IllegalStateException before {@link #responseStarted}
+   */
+  public ErrorResponse responseRefusal() {
+    prepareDelivery();
+    return responseRefusal;
+  }
+
+  /**
+   * How to mask the response body for the client, or {@code null} when it is delivered as it
+   * is: nothing is masked ({@link #masksResponse()} is false), the content type is not one that
+   * is masked (images, audio, binary), the response has no body, or it was refused
+   * ({@link #responseRefusal()}). Taking it commits the adapter to deliver, and report with
+   * {@link #responseBytes}, only what it returns: the record then stores those bytes as they are
+   * and takes {@code response.masked} from its counts. The same instance is returned on every
+   * call.
+   *
+   * @throws IllegalStateException before {@link #responseStarted}
+   */
+  public ResponseMasking responseMasking() {
+    prepareDelivery();
+    if (masking != null) maskingInUse = true;
+    return masking;
+  }
+
+  /** Reports bytes as they are delivered to the client (masked ones when masking applies). */
   public void responseBytes(byte[] b, int off, int len) {
+    if (responseRefusal != null) return; // the record holds the refusal that was sent instead
     record.responseBytes(b, off, len);
   }
 
@@ -260,6 +428,7 @@ public final class Exchange {
         return;
       }
     }
+    if (maskingInUse) record.maskedOnDelivery(masking.counts());
     SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete);
     try {
       recorder.record(r);

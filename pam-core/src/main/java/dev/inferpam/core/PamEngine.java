@@ -10,6 +10,7 @@ import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
 import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -40,6 +41,11 @@ import org.slf4j.LoggerFactory;
  * admitted by the recorder ({@link Recorder#admit()}); an allowed request the recorder refuses, or
  * whose intent record cannot be made durable ({@code recording.durability: strict}), is answered
  * 503 {@code recording_unavailable} instead of going on unrecorded.
+ *
+ * <p>Masking: responses are masked for the client by the {@link Masker} given to
+ * {@link Builder#masker}, else by one built from the policy's {@code masking} section, else not
+ * at all; principals in {@code masking.exempt-groups} get them unmasked. See {@link Exchange} for
+ * what adapters do with it.
  */
 public final class PamEngine implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PamEngine.class);
@@ -58,6 +64,8 @@ public final class PamEngine implements AutoCloseable {
   private PamEngine(Builder b) {
     this.policy = b.policy;
     this.clock = b.clock;
+    // First: a masking section that cannot be built must fail before anything is opened.
+    this.masker = masker(b, policy);
     List<IdentityResolver> resolvers = new ArrayList<>();
     if (!policy.identity().apiKeys().isEmpty()) {
       resolvers.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
@@ -74,7 +82,6 @@ public final class PamEngine implements AutoCloseable {
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
     this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
-    this.masker = b.masker;
     this.approvalService = b.approvalService;
     this.ids = new ExchangeIds(clock);
   }
@@ -91,6 +98,21 @@ public final class PamEngine implements AutoCloseable {
   }
 
 
+  /**
+   * The masker given to the builder wins; else the policy's {@code masking} section is built into
+   * one (its hash key, if any, read now); else nothing is masked.
+   */
+  private static Masker masker(Builder b, Policy policy) {
+    if (b.masker != null) return b.masker;
+    if (policy.masking() == null) return Masker.IDENTITY;
+    try {
+      return BlockMasker.from(policy.masking(), System::getenv);
+    } catch (IllegalArgumentException e) {
+      // The message names the detector, variable or file, never the key.
+      throw new PolicyException(e.getMessage(), e);
+    }
+  }
+
   /** A builder; {@link Builder#policy(Policy)} is required. */
   public static Builder builder() {
     return new Builder();
@@ -99,7 +121,9 @@ public final class PamEngine implements AutoCloseable {
   /**
    * Loads the policy file and builds an engine with its defaults.
    *
-   * @throws PolicyException     when the file cannot be read or is invalid
+   * @throws PolicyException     when the file cannot be read or is invalid, or its {@code masking}
+   *     section cannot be built (hash key unset, unreadable or short; {@code max-hold-back} below
+   *     what a detector needs)
    * @throws UncheckedIOException when its {@code recording.directory} cannot be opened
    */
   public static PamEngine fromPolicy(Path policyFile) {
@@ -212,7 +236,7 @@ public final class PamEngine implements AutoCloseable {
     private final List<IdentityResolver> resolvers = new ArrayList<>();
     private CredentialProvider credentialProvider;
     private Recorder recorder;
-    private Masker masker = Masker.IDENTITY;
+    private Masker masker;
     private ApprovalService approvalService = ApprovalService.NONE;
     private Clock clock = Clock.systemUTC();
 
@@ -250,6 +274,11 @@ public final class PamEngine implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Masks responses (and, with {@code recording.bodies: masked}, recorded bodies) with
+     * {@code masker} instead of the one the policy's {@code masking} section would give; the
+     * section's {@code exempt-groups} still apply. {@link Masker#IDENTITY} turns masking off.
+     */
     public Builder masker(Masker masker) {
       this.masker = Objects.requireNonNull(masker, "masker");
       return this;
@@ -268,17 +297,14 @@ public final class PamEngine implements AutoCloseable {
 
     /**
      * @throws IllegalStateException when no policy was set
+     * @throws PolicyException       when no masker was given and the policy's {@code masking}
+     *     section cannot be built (hash key unset, unreadable or too short; {@code max-hold-back}
+     *     below what a detector needs); the message names the key's variable or file, never the key
      * @throws UncheckedIOException  when the policy's {@code recording.directory} cannot be opened
      *     for the default recorder (no engine is built that could not record)
      */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");
-      if (policy.masking() != null) {
-        // The section loads (its detectors exist) but nothing applies it to responses yet:
-        // refusing beats letting a user believe responses are masked.
-        throw new PolicyException("masking: not enforced by this release of inferpam yet;"
-            + " remove the section (responses would go out unmasked)");
-      }
       return new PamEngine(this);
     }
   }

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Decision;
+import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
@@ -157,10 +158,39 @@ class PamEngineTest {
   }
 
   @Test
-  void aMaskingSectionIsRefusedUntilMaskingIsEnforced() throws Exception {
+  void aMaskingSectionBuildsTheMaskerThatMasksResponses() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("masking: {detectors: [email]}\n"))).build();
+    assertThat(engine.masker().mask("write to a.b@example.com")).isEqualTo("write to [EMAIL]");
+    assertThat(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").masksResponse())
+        .isTrue();
+  }
+
+  @Test
+  void withoutAMaskingSectionNothingIsMasked() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    assertThat(engine.masker()).isSameAs(Masker.IDENTITY);
+    assertThat(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").masksResponse())
+        .isFalse();
+  }
+
+  @Test
+  void aMaskerGivenToTheBuilderWinsOverTheMaskingSection() throws Exception {
     Policy p = Policy.parse(policy("masking: {detectors: [email]}\n"));
+    assertThat(PamEngine.builder().policy(p).masker(Masker.IDENTITY).build().masker()).isSameAs(Masker.IDENTITY);
+  }
+
+  @Test
+  void aMaskingSectionThatCannotBeBuiltRefusesTheEngineNamingTheVariableNotTheKey() throws Exception {
+    Policy p = Policy.parse(policy("masking: {strategy: hash, hash-key-from-env: INFERPAM_TEST_UNSET_MASK_KEY}\n"));
     assertThatThrownBy(() -> PamEngine.builder().policy(p).build()).isInstanceOf(PolicyException.class)
-        .hasMessageStartingWith("masking: not enforced by this release");
+        .hasMessageContaining("INFERPAM_TEST_UNSET_MASK_KEY");
+  }
+
+  @Test
+  void aMaxHoldBackBelowWhatADetectorNeedsRefusesTheEngine() throws Exception {
+    Policy p = Policy.parse(policy("masking: {detectors: [private-key], max-hold-back: 100}\n"));
+    assertThatThrownBy(() -> PamEngine.builder().policy(p).build()).isInstanceOf(PolicyException.class)
+        .hasMessageContaining("max-hold-back").hasMessageContaining("private-key");
   }
 
   @Test

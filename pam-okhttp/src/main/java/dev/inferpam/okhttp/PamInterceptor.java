@@ -6,6 +6,7 @@ import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.ResponseMasking;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -29,6 +30,7 @@ import okio.BufferedSource;
 import okio.ForwardingSource;
 import okio.Okio;
 import okio.Source;
+import okio.Timeout;
 
 /**
  * Client-side enforcement: an OkHttp <em>application</em> interceptor that asks a
@@ -39,6 +41,19 @@ import okio.Source;
  * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential and calls
  * {@code proceed} exactly once; the response body streams through and is reported to the
  * exchange as it is read, which is recorded when the body is exhausted or closed.
+ *
+ * <p><b>Masking.</b> When the engine masks this caller's responses
+ * ({@link Exchange#masksResponse()}), the request goes out without the caller's
+ * {@code Accept-Encoding}, so OkHttp negotiates gzip itself and decompresses transparently, and
+ * the body the caller reads is masked as it is read: each read returns as soon as the masker
+ * releases something (it holds back at most {@code masking.max-hold-back} chars while a value
+ * could still be completing, and the rest at the end of the body), so streams keep their pace
+ * and no body is ever held whole. The masked response has no {@code Content-Length}. A response
+ * that must be masked but still arrives encoded ({@code Content-Encoding} other than
+ * {@code identity}, e.g. when the caller's {@code Range} header kept OkHttp from decompressing)
+ * is answered with a synthetic 502 {@code masking_unavailable} instead; nothing of it reaches
+ * the caller. Should the masker fail mid-body, the caller's read fails with an
+ * {@link IOException} rather than get unmasked text.
  *
  * <p>Install it with {@link #install(OkHttpClient.Builder)}, which also turns off redirect
  * following: an application interceptor sees only the first hop, so a redirect from the server
@@ -103,6 +118,16 @@ public final class PamInterceptor implements Interceptor {
       throw e;
     }
     exchange.responseStarted(response.code(), response.headers().toMultimap());
+    ErrorResponse refusal = exchange.responseRefusal();
+    if (refusal != null) {
+      // Encoded (or unmaskable) where it had to be masked: nothing of it reaches the caller.
+      response.close();
+      try {
+        return synthetic(request, refusal);
+      } finally {
+        exchange.end(true);
+      }
+    }
     // The caller sees its own request, never the one carrying the upstream credential:
     // response.request() and the network/prior responses would otherwise hand it over.
     Response.Builder shown = response.newBuilder().request(request)
@@ -111,6 +136,14 @@ public final class PamInterceptor implements Interceptor {
     if (body == null) {
       exchange.end(true);
       return shown.build();
+    }
+    ResponseMasking masking = exchange.responseMasking();
+    if (masking != null) {
+      // Masking changes the length; the caller reads until the end instead.
+      BufferedSource masked = Okio.buffer(new MaskingSource(body.source(), masking, exchange));
+      return shown.removeHeader("Content-Length")
+          .body(ResponseBody.create(masked, body.contentType(), -1))
+          .build();
     }
     BufferedSource tapped = Okio.buffer(new TapSource(body.source(), exchange));
     return shown.body(ResponseBody.create(tapped, body.contentType(), body.contentLength())).build();
@@ -158,6 +191,8 @@ public final class PamInterceptor implements Interceptor {
   private static Request forUpstream(Request request, Exchange exchange) {
     Request.Builder b = request.newBuilder();
     for (String name : exchange.callerCredentialHeaders()) b.removeHeader(name);
+    // Without it OkHttp asks for gzip itself and decompresses, so the masker reads plain text.
+    if (exchange.masksResponse()) b.removeHeader("Accept-Encoding");
     Credential credential = exchange.upstreamCredential();
     if (credential != null) b.header(credential.header(), credential.value());
     RequestBody original = request.body();
@@ -214,6 +249,86 @@ public final class PamInterceptor implements Interceptor {
     public void close() throws IOException {
       try {
         super.close();
+      } finally {
+        finish(false);
+      }
+    }
+
+    private void finish(boolean complete) {
+      if (done) return;
+      done = true;
+      exchange.end(complete);
+    }
+  }
+
+  /**
+   * The caller's view of a masked body: upstream bytes go through the {@link ResponseMasking} and
+   * the caller reads what it releases, which is what is reported to the exchange. A read blocks
+   * only until the masker releases something, never for the whole body. The exchange ends at end
+   * of stream (after the held-back tail) or when the caller closes early (incomplete).
+   */
+  private static final class MaskingSource implements Source {
+    private static final long CHUNK = 8192;
+
+    private final BufferedSource upstream;
+    private final ResponseMasking masking;
+    private final Exchange exchange;
+    private final Buffer raw = new Buffer();
+    private final Buffer released = new Buffer();
+    private boolean upstreamEnded;
+    private boolean failed;
+    private boolean done;
+
+    MaskingSource(BufferedSource upstream, ResponseMasking masking, Exchange exchange) {
+      this.upstream = upstream;
+      this.masking = masking;
+      this.exchange = exchange;
+    }
+
+    @Override
+    public long read(Buffer sink, long byteCount) throws IOException {
+      if (byteCount < 0) throw new IllegalArgumentException("byteCount < 0: " + byteCount);
+      // After a failure, never a clean end: the caller must not take a cut-off body as whole.
+      if (failed) throw new IOException("the response body broke off");
+      try {
+        while (released.size() == 0 && !upstreamEnded) fill();
+      } catch (IOException | RuntimeException e) {
+        failed = true;
+        finish(false);
+        throw e;
+      }
+      if (released.size() == 0) {
+        finish(true);
+        return -1;
+      }
+      long n = Math.min(byteCount, released.size());
+      byte[] chunk = released.readByteArray(n);
+      sink.write(chunk);
+      exchange.responseBytes(chunk, 0, chunk.length);
+      return n;
+    }
+
+    /** Reads what the upstream has (blocking only while it has nothing) and masks it. */
+    private void fill() throws IOException {
+      long n = upstream.read(raw, CHUNK);
+      if (n == -1) {
+        upstreamEnded = true;
+        released.write(masking.finish());
+      } else {
+        byte[] in = raw.readByteArray();
+        released.write(masking.push(in, 0, in.length));
+      }
+    }
+
+    @Override
+    public Timeout timeout() {
+      return upstream.timeout();
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        upstream.close();
       } finally {
         finish(false);
       }

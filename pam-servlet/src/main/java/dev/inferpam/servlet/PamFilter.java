@@ -48,6 +48,17 @@ import org.slf4j.LoggerFactory;
  *       {@link Exchange#upstreamCredential()}. The response is reported to the exchange as it is
  *       written; {@code flush()} goes straight to the client, so server-sent events keep their
  *       timing and no response is ever buffered whole.</li>
+ *   <li><b>Masked</b> (when the engine masks this principal's responses,
+ *       {@link Exchange#masksResponse()}): the application does not see {@code Accept-Encoding},
+ *       so it (or the server it forwards to) answers uncompressed; text bodies are masked as they
+ *       are written (SSE, NDJSON and JSON keep their framing; binary types pass untouched), a
+ *       {@code Content-Length} the application sets is dropped for a masked body, and the
+ *       masker's held-back tail is written when the stream is closed, when the application
+ *       returns, or on {@code AsyncContext.complete()}. The client and the record get the masked
+ *       bytes. A body that must be masked but is written with a {@code Content-Encoding} other
+ *       than {@code identity} is refused: the client gets 502 {@code masking_unavailable}
+ *       (recorded as the response), and the application's further writes fail with an
+ *       {@link IOException}, which the filter does not pass on.</li>
  *   <li>Every exchange is ended exactly once, after the chain returns (or, when the application
  *       started servlet async processing, when the async cycle completes, errs or times out), so
  *       every request, allowed or denied, has a record.</li>
@@ -166,8 +177,17 @@ public final class PamFilter implements Filter {
       if (request.isAsyncStarted()) {
         endHere = !endWhenAsyncEnds(request.getAsyncContext(), exchange, wrappedResponse);
       }
+      // The masker's held-back tail, or the refusal of a response that wrote nothing.
+      if (endHere) wrappedResponse.finish();
       complete = true;
-    } catch (IOException | ServletException | RuntimeException | Error e) {
+    } catch (IOException | ServletException | RuntimeException e) {
+      if (!wrappedResponse.refused()) throw e;
+      // The response was refused (it could not be masked) and its error was written: what the
+      // application throws is the output refused after it, and the client has its complete answer.
+      log.debug("inferpam: exchange {}: application stopped after its response was refused: {}", exchange.id(),
+          e.getClass().getName());
+      complete = true;
+    } catch (Error e) {
       throw e;
     } catch (Exception e) {
       // Only reachable through a sneaky throw of a checked exception.
@@ -261,7 +281,7 @@ public final class PamFilter implements Filter {
     @Override
     public void onComplete(AsyncEvent event) {
       response.reportStarted();
-      exchange.end(!response.deliveryFailed());
+      exchange.end(!response.deliveryFailed() && response.bodyComplete());
     }
 
     @Override

@@ -29,13 +29,17 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>{@code FULL}: request and response bodies as UTF-8 text;</li>
  *   <li>{@code MASKED}: the same text run through the {@link Masker} (one session for the request,
- *       one for the response); the response session's counts become {@code response.masked};</li>
+ *       one for the response); the response session's counts become {@code response.masked}.
+ *       A response that was already masked on its way to the client
+ *       ({@link #maskedOnDelivery}) is stored as delivered, not masked twice;</li>
  *   <li>{@code NONE}: no body text; {@code bodySha256} holds the lower-case hex SHA-256 of the
  *       whole body instead, the response's computed as the bytes pass, so nothing is held for
  *       it.</li>
  * </ul>
  * The engine's own error answer to a denied request is stored as sent (it holds no upstream
- * data, so there is nothing to mask), or as its hash with {@code NONE}.
+ * data, so there is nothing to mask), or as its hash with {@code NONE}. In every mode the response
+ * is the one <em>as delivered</em>: when it was masked for the client, the masked bytes are what
+ * is captured, and the counts of that masking become {@code response.masked}.
  *
  * <p>Bounded: at most {@link #MAX_CAPTURE} bytes of each body are kept for the record (the rest
  * is counted but not stored, and {@code bytes} is always the exact size, so a shortened body is
@@ -69,6 +73,7 @@ public final class RecordBuilder {
   private boolean streamed;
   private boolean ownResponse;
   private long responseBytes;
+  private Map<String, Integer> deliveryCounts;
 
   /**
    * @param head           the request as received
@@ -112,6 +117,15 @@ public final class RecordBuilder {
     this.ownResponse = true;
     this.usage = UsageExtractor.forContentType(null);
     responseBytes(body, 0, body.length);
+  }
+
+  /**
+   * The response was masked on its way to the client: the bytes reported are already masked, so
+   * they are stored as they are (never masked twice), and {@code counts} (values masked per
+   * detector) become {@code response.masked} in every {@code bodies} mode.
+   */
+  public void maskedOnDelivery(Map<String, Integer> counts) {
+    this.deliveryCounts = counts == null ? Map.of() : Map.copyOf(counts);
   }
 
   /** Bytes as they are delivered to the client. */
@@ -171,13 +185,14 @@ public final class RecordBuilder {
     }
     String text = null;
     String hash = null;
-    Map<String, Integer> maskedCounts = Map.of();
+    boolean deliveredMasked = deliveryCounts != null && !ownResponse;
+    Map<String, Integer> maskedCounts = deliveredMasked ? deliveryCounts : Map.of();
     if (responseDigest != null) {
       hash = hex(responseDigest.digest());
     } else {
       byte[] bytes = captured.toByteArray();
       text = capped(bytes, bytes.length);
-      if (bodies == Policy.Bodies.MASKED && !ownResponse) {
+      if (bodies == Policy.Bodies.MASKED && !ownResponse && !deliveredMasked) {
         Masked m = mask(text);
         text = m.text();
         maskedCounts = m.counts();

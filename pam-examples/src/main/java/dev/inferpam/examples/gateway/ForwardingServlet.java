@@ -48,9 +48,13 @@ import org.slf4j.LoggerFactory;
  * with a {@code flush()} after each read, so that server-sent events reach the client as the
  * model produces them; the body is never buffered whole. {@code Content-Length} is dropped
  * because the filter may mask the body and so change its length. The caller's
- * {@code Accept-Encoding} is not forwarded: the OkHttp client then asks for gzip itself and
- * decompresses transparently, so the filter masks and records plain text, never compressed
- * bytes.
+ * {@code Accept-Encoding} is not forwarded (and {@link PamFilter} hides it anyway when the
+ * response is masked): the OkHttp client then asks for gzip itself and decompresses
+ * transparently, so the filter masks and records plain text, never compressed bytes. An upstream
+ * that answers in another encoding nobody asked for ({@code br}, {@code deflate}, ...) has its
+ * {@code Content-Encoding} relayed; when that response must be masked, the filter refuses it
+ * (502 {@code masking_unavailable}) and the first write here fails, which cancels the upstream
+ * call.
  *
  * <p>Failures: when the upstream cannot be reached or does not answer within the timeouts,
  * the client gets 502 with the gateway's JSON error, code {@code upstream_unavailable}, and
@@ -252,7 +256,8 @@ public final class ForwardingServlet extends HttpServlet {
           out.write(buffer, 0, n);
           out.flush();
         } catch (IOException e) {
-          // The client went away: stop the model from generating for nobody.
+          // The client went away (or the filter refused the response): stop the model from
+          // generating for nobody.
           call.cancel();
           throw e;
         }

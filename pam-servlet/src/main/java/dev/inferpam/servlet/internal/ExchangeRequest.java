@@ -3,6 +3,8 @@ package dev.inferpam.servlet.internal;
 import dev.inferpam.core.Exchange;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import java.io.BufferedReader;
@@ -16,6 +18,7 @@ import java.nio.charset.UnsupportedCharsetException;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -23,7 +26,12 @@ import java.util.Set;
 /**
  * The request an allowed exchange hands to the application: the body is replayed from the bytes
  * the engine decided on (the container's stream was consumed by the engine), and the caller's
- * credential headers are invisible.
+ * credential headers are invisible. When the response is masked
+ * ({@link Exchange#masksResponse()}), {@code Accept-Encoding} is invisible too, so that neither
+ * the application nor a server it forwards to compresses a body the masker must read.
+ *
+ * <p>Async processing started through this request gets an {@link AsyncContext} whose
+ * {@code complete()} first writes the masker's held-back tail.
  *
  * <p>Like a container request, it belongs to one request and is used by one thread at a time;
  * {@link #getInputStream()} and {@link #getReader()} exclude each other
@@ -35,12 +43,15 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   private final ExchangeResponse response;
   private ReplayInputStream stream;
   private BufferedReader reader;
+  private ExchangeAsyncContext async;
 
   /** Wraps the request of an allowed {@code exchange}; {@code response} is its wrapped response. */
   public ExchangeRequest(HttpServletRequest request, Exchange exchange, ExchangeResponse response) {
     super(request);
     this.body = exchange.body();
-    this.hidden = exchange.callerCredentialHeaders();
+    Set<String> hide = new HashSet<>(exchange.callerCredentialHeaders());
+    if (exchange.masksResponse()) hide.add("accept-encoding");
+    this.hidden = Set.copyOf(hide);
     this.response = response;
   }
 
@@ -126,6 +137,20 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
    */
   @Override
   public AsyncContext startAsync() {
-    return super.startAsync(this, response);
+    async = new ExchangeAsyncContext(super.startAsync(this, response), response);
+    return async;
+  }
+
+  /** As the container does, with a context that finishes the masked body before completing. */
+  @Override
+  public AsyncContext startAsync(ServletRequest servletRequest, ServletResponse servletResponse) {
+    async = new ExchangeAsyncContext(super.startAsync(servletRequest, servletResponse), response);
+    return async;
+  }
+
+  @Override
+  public AsyncContext getAsyncContext() {
+    AsyncContext current = super.getAsyncContext();
+    return async != null && async.wraps(current) ? async : current;
   }
 }

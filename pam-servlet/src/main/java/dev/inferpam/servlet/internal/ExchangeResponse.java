@@ -1,6 +1,8 @@
 package dev.inferpam.servlet.internal;
 
+import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
+import dev.inferpam.core.ResponseMasking;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
@@ -17,10 +19,21 @@ import java.util.Map;
 
 /**
  * The response an allowed exchange hands to the application: what it writes goes to the client
- * unchanged and is reported to the {@link Exchange} as it passes ({@link Exchange#responseStarted}
- * once, then every chunk to {@link Exchange#responseBytes}). Nothing is held back:
- * {@code flush()} reaches the client at once and the writer encodes every call straight into the
- * stream, so no bytes wait in a buffer the container does not know about.
+ * and is reported to the {@link Exchange} as it passes ({@link Exchange#responseStarted} once,
+ * then every chunk delivered to {@link Exchange#responseBytes}). Nothing is held back beyond what
+ * masking needs: {@code flush()} reaches the client at once and the writer encodes every call
+ * straight into the stream, so no bytes wait in a buffer the container does not know about.
+ *
+ * <p><b>Masking.</b> When the exchange masks responses ({@link Exchange#masksResponse()}), the
+ * body is masked as it is written, before the first byte the exchange decides how
+ * ({@link Exchange#responseMasking()}, by content type): the client and the record get the masked
+ * bytes; the masker may hold back a bounded tail, released at {@code close()} or when the
+ * application is done ({@link #finish()}). A {@code Content-Length} the application sets is held
+ * until then and dropped for a masked body (masking changes the length), kept for one that passes
+ * as it is. If the exchange refuses the response ({@link Exchange#responseRefusal()}, e.g. an
+ * encoded body that cannot be masked), its error is written to the client instead, in place of
+ * everything the application set, and the application's further output fails with an
+ * {@link IOException} so that it stops ({@link #refused()} tells the filter so).
  *
  * <p>Used by one thread at a time, like any response. {@link #getOutputStream()} and
  * {@link #getWriter()} exclude each other ({@link IllegalStateException}). Once the writer is
@@ -28,16 +41,25 @@ import java.util.Map;
  */
 public final class ExchangeResponse extends HttpServletResponseWrapper {
   private final Exchange exchange;
+  /** Whether a Content-Length must wait for the masking decision (it is dropped if masked). */
+  private final boolean holdsLength;
   private ReportingOutputStream stream;
   private boolean streamTaken;
   private PrintWriter writer;
   private volatile boolean started;
   private volatile boolean deliveryFailed;
+  /** Whether the delivery was decided (masked, as it is, or refused); before the first byte. */
+  private boolean prepared;
+  private long heldLength = -1;
+  private ResponseMasking masking;
+  private ErrorResponse refusal;
+  private volatile boolean refusalSent;
 
   /** Wraps the response of an allowed {@code exchange}. */
   public ExchangeResponse(HttpServletResponse response, Exchange exchange) {
     super(response);
     this.exchange = exchange;
+    this.holdsLength = exchange.masksResponse();
   }
 
   /** Reports the status and headers to the exchange, the first time only. */
@@ -50,6 +72,112 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     if (started) return;
     started = true;
     exchange.responseStarted(status, headers());
+  }
+
+  /**
+   * Decides, once, before the application's first byte, flush or close (or when it is done
+   * without any), how the body goes out: refused, masked, or as it is. A held-back
+   * {@code Content-Length} is set now when the body goes out as it is.
+   */
+  private void prepare() {
+    if (prepared) return;
+    prepared = true;
+    reportStarted();
+    refusal = exchange.responseRefusal();
+    if (refusal == null) masking = exchange.responseMasking();
+    if (refusal == null && masking == null && heldLength >= 0 && !isCommitted()) {
+      super.setContentLengthLong(heldLength);
+    }
+  }
+
+  /**
+   * Called before the application's output reaches the client.
+   *
+   * @return true when the output may go on; false when the response was refused and its error
+   *     written instead (now or before), so the output must be discarded
+   * @throws IOException when the refusal could not be written (the client went away)
+   */
+  boolean begin() throws IOException {
+    prepare();
+    if (refusal == null) return true;
+    if (!refusalSent) sendRefusal();
+    return false;
+  }
+
+  /** The masking of the body, or {@code null} when it goes out as it is; valid after {@link #begin()}. */
+  ResponseMasking masking() {
+    return masking;
+  }
+
+  /** What the application's output fails with once the response was refused. */
+  static IOException refusedException() {
+    return new IOException("the response was refused by inferpam: it cannot be masked");
+  }
+
+  /**
+   * Writes the refusal in place of the application's response: its status and headers are
+   * reset (the body has not started: the refusal is decided before the first byte), and the
+   * response is completed, so the client gets exactly the error.
+   */
+  private void sendRefusal() throws IOException {
+    refusalSent = true;
+    HttpServletResponse raw = (HttpServletResponse) getResponse();
+    if (raw.isCommitted()) {
+      // Committed by an error page (sendError) before any output: it stands, but is incomplete.
+      reportDeliveryFailed();
+      throw refusedException();
+    }
+    try {
+      raw.reset();
+      raw.setStatus(refusal.status());
+      refusal.headers().forEach(raw::setHeader);
+      raw.setContentLength(refusal.body().length);
+      ServletOutputStream out = raw.getOutputStream();
+      out.write(refusal.body());
+      out.close();
+    } catch (IOException e) {
+      reportDeliveryFailed();
+      throw e;
+    }
+  }
+
+  /** True once the exchange refused the response and its error was written to the client. */
+  public boolean refused() {
+    return refusalSent;
+  }
+
+  /**
+   * The application is done with the response: the delivery is decided if no output did so
+   * (writing the refusal, if any), and the masker's held-back tail is written. Idempotent.
+   *
+   * @throws IOException when writing fails (the client went away) or the masker failed, so that
+   *     the container aborts the response rather than end it cleanly without its tail
+   */
+  public void finish() throws IOException {
+    if (!begin()) return;
+    finishMasking();
+  }
+
+  /** Writes the masker's held-back tail, once; nothing when the body is not masked. */
+  void finishMasking() throws IOException {
+    if (masking == null || masking.finished()) return;
+    byte[] tail;
+    try {
+      tail = masking.finish();
+    } catch (IOException e) {
+      reportDeliveryFailed();
+      throw e;
+    }
+    if (tail.length > 0) stream().deliver(tail, 0, tail.length);
+  }
+
+  /**
+   * True when the client got the whole body as far as this wrapper knows: nothing masked, the
+   * masker's tail written, or the refusal sent. False when a masked body ended without its tail
+   * (an async cycle that ended otherwise than by {@code AsyncContext.complete()} or a close).
+   */
+  public boolean bodyComplete() {
+    return refusalSent || masking == null || masking.finished();
   }
 
   /** Remembers that a write or flush to the client failed (typically: the client went away). */
@@ -120,8 +248,73 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
 
   @Override
   public void flushBuffer() throws IOException {
-    reportStarted();
+    if (!begin()) throw refusedException();
     super.flushBuffer();
+  }
+
+  // --- Content-Length: held until the body's masking is decided --------------------------------
+
+  /** True when {@code length} is held back or dropped rather than set on the response. */
+  private boolean holdLength(long length) {
+    if (!holdsLength) return false;
+    if (!prepared) {
+      heldLength = length;
+      return true;
+    }
+    return masking != null || refusal != null;
+  }
+
+  private static boolean isContentLength(String name) {
+    return "content-length".equalsIgnoreCase(name);
+  }
+
+  private static long parseLength(String value) {
+    if (value == null) return -1;
+    try {
+      return Long.parseLong(value.trim());
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  @Override
+  public void setContentLength(int len) {
+    if (!holdLength(len)) super.setContentLength(len);
+  }
+
+  @Override
+  public void setContentLengthLong(long len) {
+    if (!holdLength(len)) super.setContentLengthLong(len);
+  }
+
+  @Override
+  public void setHeader(String name, String value) {
+    if (isContentLength(name) && holdLength(parseLength(value))) return;
+    super.setHeader(name, value);
+  }
+
+  @Override
+  public void addHeader(String name, String value) {
+    if (isContentLength(name) && holdLength(parseLength(value))) return;
+    super.addHeader(name, value);
+  }
+
+  @Override
+  public void setIntHeader(String name, int value) {
+    if (isContentLength(name) && holdLength(value)) return;
+    super.setIntHeader(name, value);
+  }
+
+  @Override
+  public void addIntHeader(String name, int value) {
+    if (isContentLength(name) && holdLength(value)) return;
+    super.addIntHeader(name, value);
+  }
+
+  @Override
+  public void reset() {
+    super.reset();
+    if (!prepared) heldLength = -1;
   }
 
   @Override

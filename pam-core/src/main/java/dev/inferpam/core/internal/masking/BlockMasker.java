@@ -157,7 +157,8 @@ public final class BlockMasker implements Masker {
   /** Every detector's matches starting at or after {@code from}, sorted for {@link #resolve}. */
   private List<Match> raw(CharSequence text, int from) {
     List<Match> all = new ArrayList<>();
-    for (Detector d : detectors) d.find(text, from, all::add);
+    IndexedText indexed = IndexedText.of(text, from); // one pass finds every detector's candidates
+    for (Detector d : detectors) d.find(indexed, from, all::add);
     if (all.size() > 1) {
       all.sort(Comparator.comparingInt(Match::start)
           .thenComparing(Comparator.comparingInt(Match::length).reversed())
@@ -258,11 +259,12 @@ public final class BlockMasker implements Masker {
     private String advance(boolean end) {
       int n = buf.length();
       if (released >= n) return "";
-      List<Match> raw = raw(buf, released);
+      IndexedText text = IndexedText.of(buf, released);
+      List<Match> raw = raw(text, released);
       int cut = n;
       if (!end) {
         int u = n;
-        for (Detector d : detectors) u = Math.min(u, d.undecidedFrom(buf, released));
+        for (Detector d : detectors) u = Math.min(u, d.undecidedFrom(text, released));
         for (Match m : raw) {
           if (m.start() >= u) break;
           if (m.end() + Detector.LOOKAHEAD > n) u = m.start();
@@ -273,9 +275,9 @@ public final class BlockMasker implements Masker {
       }
       List<Match> kept = resolve(raw, cut);
       StringBuilder out = new StringBuilder(cut - released + 16);
-      append(out, buf, released, cut, kept, replacements, counts);
+      append(out, text, released, cut, kept, replacements, counts);
       released = cut;
-      if (released > 4 * Detector.CONTEXT + 1024) {
+      if (released > 2 * Detector.CONTEXT) {
         buf.delete(0, released - Detector.CONTEXT);
         released = Detector.CONTEXT;
       }

@@ -20,6 +20,7 @@ import java.util.function.Consumer;
 final class CreditCardDetector implements Detector {
   static final int MIN_DIGITS = 13;
   static final int MAX_DIGITS = 19;
+  private static final Alphabet ALPHABET = Alphabet.ascii(c -> RegexDetector.isDigit(c) || c == ' ' || c == '-');
 
   @Override
   public String name() {
@@ -33,29 +34,22 @@ final class CreditCardDetector implements Detector {
 
   @Override
   public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), c -> RegexDetector.isDigit(c) || c == ' ' || c == '-');
+    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
   }
 
   @Override
   public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
+    IndexedText t = IndexedText.of(text, from);
+    text = t;
+    IndexedText.Positions runs = t.digitRuns();
     int n = text.length();
-    int i = from;
     int[] digits = new int[MAX_DIGITS];
     int[] groupEnds = new int[MAX_DIGITS]; // index after the group's last digit
     int[] groupDigits = new int[MAX_DIGITS]; // digits up to and including the group
-    while (i < n) {
-      if (!RegexDetector.isDigit(text.charAt(i))) {
-        i++;
-        continue;
-      }
-      int start = i;
-      int firstGroupEnd = i;
-      while (firstGroupEnd < n && RegexDetector.isDigit(text.charAt(firstGroupEnd))) firstGroupEnd++;
-      if (start > 0 && isWord(text.charAt(start - 1))) {
-        i = firstGroupEnd; // inside a word or a longer number
-        continue;
-      }
+    for (int r = runs.firstAtOrAfter(from); r < runs.count(); r++) {
+      int start = runs.get(r);
+      if (start > 0 && isWord(text.charAt(start - 1))) continue; // glued to a word
       // Collect the groups of at most MAX_DIGITS digits that start here.
       int count = 0;
       int groups = 0;
@@ -96,8 +90,7 @@ final class CreditCardDetector implements Detector {
         }
       }
       // Overlapping candidates are all reported (the masker keeps the earliest, longest), so a
-      // number that is not a card cannot hide the card right after it.
-      i = firstGroupEnd;
+      // number that is not a card cannot hide the card right after it: on to the next group.
     }
   }
 

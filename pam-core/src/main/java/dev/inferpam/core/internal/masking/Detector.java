@@ -72,6 +72,13 @@ public interface Detector {
   @FunctionalInterface
   interface Alphabet {
     boolean contains(char c);
+
+    /** The same ASCII alphabet as a table (non-ASCII chars are never in it): fast to test. */
+    static Alphabet ascii(Alphabet a) {
+      boolean[] in = new boolean[128];
+      for (char c = 0; c < 128; c++) in[c] = a.contains(c);
+      return c -> c < 128 && in[c];
+    }
   }
 
   /**

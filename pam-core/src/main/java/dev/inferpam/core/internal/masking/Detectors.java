@@ -85,36 +85,20 @@ public final class Detectors {
       super("email", P, 64 + 1 + 253, c -> c == '@' || LOCAL.indexOf(c) >= 0);
     }
 
-    // Every match holds an '@' within 64 chars of its start: search only around each '@'.
+    // Every match holds an '@' at most 64 chars after its start: search only around each '@'.
     @Override
-    int nextCandidate(CharSequence text, int i) {
-      int at = indexOf(text, '@', i);
-      return at < 0 ? -1 : Math.max(i, at - 64);
+    IndexedText.Positions anchors(IndexedText t) {
+      return t.ats();
     }
 
     @Override
-    int regionEnd(CharSequence text, int s) {
-      return Math.min(text.length(), indexOf(text, '@', s) + 1 + 253);
-    }
-
-    // A match from s holds the first '@' after s (the local part cannot hold one), so it starts
-    // by that '@' and ends within 253 chars after it.
-    @Override
-    int lastStart(CharSequence text, int s) {
-      return indexOf(text, '@', s);
+    int before() {
+      return 64;
     }
 
     @Override
-    int afterMiss(CharSequence text, int s) {
-      return indexOf(text, '@', s) + 1;
-    }
-
-    private static int indexOf(CharSequence text, char c, int from) {
-      if (text instanceof String str) return str.indexOf(c, from);
-      for (int k = from; k < text.length(); k++) {
-        if (text.charAt(k) == c) return k;
-      }
-      return -1;
+    int after() {
+      return 253;
     }
 
     @Override
@@ -161,13 +145,8 @@ public final class Detectors {
     }
 
     @Override
-    boolean anchored() {
-      return true;
-    }
-
-    @Override
-    boolean startsWith(char c) {
-      return isDigit(c) || c == '+' || c == '(';
+    IndexedText.Positions starts(IndexedText t) {
+      return t.phoneStarts();
     }
   }
 
@@ -181,13 +160,8 @@ public final class Detectors {
     }
 
     @Override
-    boolean anchored() {
-      return true;
-    }
-
-    @Override
-    boolean startsWith(char c) {
-      return isDigit(c);
+    IndexedText.Positions starts(IndexedText t) {
+      return t.digitRuns();
     }
   }
 
@@ -201,13 +175,8 @@ public final class Detectors {
     }
 
     @Override
-    boolean anchored() {
-      return true;
-    }
-
-    @Override
-    boolean startsWith(char c) {
-      return isDigit(c);
+    IndexedText.Positions starts(IndexedText t) {
+      return t.digitRuns();
     }
 
     @Override
@@ -237,13 +206,8 @@ public final class Detectors {
     }
 
     @Override
-    boolean anchored() {
-      return true;
-    }
-
-    @Override
-    boolean startsWith(char c) {
-      return c == 'A';
+    IndexedText.Positions starts(IndexedText t) {
+      return t.upperPairs();
     }
   }
 }

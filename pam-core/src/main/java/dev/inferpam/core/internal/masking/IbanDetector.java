@@ -36,13 +36,8 @@ final class IbanDetector extends RegexDetector {
   }
 
   @Override
-  boolean anchored() {
-    return true;
-  }
-
-  @Override
-  boolean startsWith(char c) {
-    return c >= 'A' && c <= 'Z';
+  IndexedText.Positions starts(IndexedText t) {
+    return t.upperPairs();
   }
 
   @Override

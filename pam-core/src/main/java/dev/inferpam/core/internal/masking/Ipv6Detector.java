@@ -9,7 +9,8 @@ import java.util.function.Consumer;
  * ({@code ::ffff:192.0.2.1}). Validated by hand, without {@code InetAddress} (which may resolve
  * names). Immutable and thread-safe.
  *
- * <p>A hand-written scan over runs of hex digits, {@code :} and {@code .}, each visited once. A
+ * <p>A hand-written scan over the runs of hex digits, {@code :} and {@code .} that hold a colon
+ * ({@link IndexedText}), each visited once. A
  * run glued to a non-hex letter or {@code _} is ignored ({@code std::vector}), trailing dots
  * and a single trailing colon are dropped (sentence punctuation), runs over 45 chars are not
  * addresses, and so are runs over {@value #MAX_RUN} chars before trimming. A run glued on its left to
@@ -20,6 +21,7 @@ final class Ipv6Detector implements Detector {
   static final int MAX_LENGTH = 45;
   /** Longer runs of hex digits, colons and dots are never addresses (so a decision reads at most this far). */
   static final int MAX_RUN = 64;
+  private static final Alphabet ALPHABET = Alphabet.ascii(Ipv6Detector::isRunChar);
 
   @Override
   public String name() {
@@ -38,34 +40,36 @@ final class Ipv6Detector implements Detector {
 
   @Override
   public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), Ipv6Detector::isRunChar);
+    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
   }
 
   @Override
   public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
-    int n = text.length();
+    IndexedText t = IndexedText.of(text, from);
+    IndexedText.Positions colons = t.colons(); // every address holds two
+    int n = t.length();
     int i = from;
-    while (i < n) {
-      if (!isRunChar(text.charAt(i))) {
-        i++;
-        continue;
+    for (int k = colons.firstAtOrAfter(from); k < colons.count(); k++) {
+      int colon = colons.get(k);
+      if (colon < i) continue; // in the run just looked at
+      int start = colon;
+      while (start > i && isRunChar(t.charAt(start - 1))) start--;
+      int end = colon;
+      int count = 0;
+      while (end < n && isRunChar(t.charAt(end))) {
+        if (t.charAt(end) == ':') count++;
+        end++;
       }
-      int start = i;
-      int colons = 0;
-      while (i < n && isRunChar(text.charAt(i))) {
-        if (text.charAt(i) == ':') colons++;
-        i++;
-      }
-      int end = i;
-      boolean glued = (start > 0 && (isWordNotHex(text.charAt(start - 1)) || isRunChar(text.charAt(start - 1))))
-          || (end < n && isWordNotHex(text.charAt(end)));
-      if (glued || colons < 2 || end - start > MAX_RUN) continue;
-      while (end > start && text.charAt(end - 1) == '.') end--;
-      if (end - start >= 2 && text.charAt(end - 1) == ':' && text.charAt(end - 2) != ':') end--;
+      i = end;
+      boolean glued = (start > 0 && (isWordNotHex(t.charAt(start - 1)) || isRunChar(t.charAt(start - 1))))
+          || (end < n && isWordNotHex(t.charAt(end)));
+      if (glued || count < 2 || end - start > MAX_RUN) continue;
+      while (end > start && t.charAt(end - 1) == '.') end--;
+      if (end - start >= 2 && t.charAt(end - 1) == ':' && t.charAt(end - 2) != ':') end--;
       // a leading '.' is punctuation, not part of an address
-      while (start < end && text.charAt(start) == '.') start++;
-      if (end - start <= MAX_LENGTH && end - start >= 2 && valid(text.subSequence(start, end).toString())) {
+      while (start < end && t.charAt(start) == '.') start++;
+      if (end - start <= MAX_LENGTH && end - start >= 2 && valid(t.subSequence(start, end).toString())) {
         out.accept(new Match(start, end, name()));
       }
     }

@@ -9,11 +9,13 @@ import java.util.function.Consumer;
  * {@value #MAX_LENGTH} chars in all; longer tokens are not matched (so the stream hold-back
  * stays bounded). Not glued to a base64url char on the left. Immutable and thread-safe.
  *
- * <p>A hand-written scan over base64url runs, each char visited a bounded number of times, so
- * a long run of {@code eyJeyJ...} costs linear time (a backtracking regex would not).
+ * <p>A hand-written scan from each {@code eyJ} that starts a base64url run ({@link IndexedText}),
+ * each char visited a bounded number of times, so a long run of {@code eyJeyJ...} costs linear
+ * time (a backtracking regex would not).
  */
 final class JwtDetector implements Detector {
   static final int MAX_LENGTH = 8192;
+  private static final Alphabet ALPHABET = Alphabet.ascii(c -> isB64(c) || c == '.');
 
   @Override
   public String name() {
@@ -27,36 +29,25 @@ final class JwtDetector implements Detector {
 
   @Override
   public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), c -> isB64(c) || c == '.');
+    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
   }
 
   @Override
   public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
-    int n = text.length();
+    IndexedText t = IndexedText.of(text, from);
+    IndexedText.Positions starts = t.eyJ(); // "eyJ" not glued to a base64url char on its left
+    int n = t.length();
     int i = from;
-    while (i < n) {
-      if (!isB64(text.charAt(i))) {
-        i++;
-        continue;
-      }
-      int start = i;
-      int headerEnd = runEnd(text, start);
-      if (start > 0 && isB64(text.charAt(start - 1))) {
-        i = headerEnd; // the run began in the context: not a token start
-        continue;
-      }
-      if (!startsEyJ(text, start) || headerEnd >= n || text.charAt(headerEnd) != '.') {
-        i = headerEnd;
-        continue;
-      }
-      int payloadEnd = runEnd(text, headerEnd + 1);
-      if (!startsEyJ(text, headerEnd + 1) || payloadEnd >= n || text.charAt(payloadEnd) != '.') {
-        // The payload run is scanned again as a header candidate: at most twice per char.
-        i = headerEnd + 1;
-        continue;
-      }
-      int end = runEnd(text, payloadEnd + 1);
+    for (int k = starts.firstAtOrAfter(from); k < starts.count(); k++) {
+      int start = starts.get(k);
+      if (start < i) continue; // inside the token just found
+      int headerEnd = runEnd(t, start);
+      if (headerEnd >= n || t.charAt(headerEnd) != '.') continue;
+      // A failed payload is tried again as a header: it is the next "eyJ" after a '.'.
+      int payloadEnd = runEnd(t, headerEnd + 1);
+      if (!startsEyJ(t, headerEnd + 1) || payloadEnd >= n || t.charAt(payloadEnd) != '.') continue;
+      int end = runEnd(t, payloadEnd + 1);
       if (end - start <= MAX_LENGTH) {
         out.accept(new Match(start, end, name()));
       }
@@ -74,6 +65,6 @@ final class JwtDetector implements Detector {
   }
 
   private static boolean isB64(char c) {
-    return RegexDetector.isAlnum(c) || c == '-' || c == '_';
+    return IndexedText.isB64(c);
   }
 }

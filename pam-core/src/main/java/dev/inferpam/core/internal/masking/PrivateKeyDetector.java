@@ -22,6 +22,7 @@ final class PrivateKeyDetector implements Detector {
   private static final String DASHES = "-----";
   private static final String SUFFIX = "PRIVATE KEY";
   private static final int MAX_LABEL = 64;
+  private static final Alphabet ALPHABET = Alphabet.ascii(c -> c == '-' || isLabelChar(c));
 
   @Override
   public String name() {
@@ -42,15 +43,17 @@ final class PrivateKeyDetector implements Detector {
    */
   @Override
   public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, BEGIN_LINE + LOOKAHEAD, c -> c == '-' || isLabelChar(c));
+    return Detector.trailingRun(text, from, BEGIN_LINE + LOOKAHEAD, ALPHABET);
   }
 
   @Override
   public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
-    int n = text.length();
+    String t = text.toString(); // an IndexedText hands its String over without a copy
+    text = t;
+    int n = t.length();
     int i = from;
-    while ((i = indexOf(text, BEGIN, i, n)) >= 0) {
+    while ((i = t.indexOf(BEGIN, i)) >= 0) {
       int labelStart = i + BEGIN.length();
       int labelEnd = labelStart;
       while (labelEnd < n && labelEnd - labelStart <= MAX_LABEL && isLabelChar(text.charAt(labelEnd))) labelEnd++;

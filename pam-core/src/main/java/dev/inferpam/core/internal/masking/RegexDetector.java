@@ -13,10 +13,11 @@ import java.util.regex.Pattern;
  * not overlap, and bounded lookaround, so one match attempt costs at most a constant that depends
  * on the pattern; the search position only moves forward.
  *
- * <p>Fast path: a subclass may name the chars a match can start with ({@link #startsWith}); the
- * scan then tries the pattern only at those positions (anchored, {@link Matcher#lookingAt()}),
- * which is what keeps prose without digits nearly free for the digit detectors. Attempts see the
- * text before them through transparent bounds, so a scan may start anywhere.
+ * <p>Fast path: a subclass names where a match can start ({@link #starts}, from the one-pass
+ * {@link IndexedText}); the pattern is tried only there (anchored, {@link Matcher#lookingAt()}),
+ * which keeps prose nearly free. Or it names a char every match contains ({@link #anchors}, the
+ * {@code @} of an email) and the pattern is searched only around those. Attempts see the text
+ * before them through transparent bounds, so a scan may start anywhere.
  */
 abstract class RegexDetector implements Detector {
   private final String name;
@@ -32,7 +33,7 @@ abstract class RegexDetector implements Detector {
     this.name = Objects.requireNonNull(name, "name");
     this.pattern = Objects.requireNonNull(pattern, "pattern");
     this.maxLength = maxLength;
-    this.alphabet = alphabet;
+    this.alphabet = alphabet == null ? null : Alphabet.ascii(alphabet);
   }
 
   @Override
@@ -54,78 +55,81 @@ abstract class RegexDetector implements Detector {
   @Override
   public final void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
-    int n = text.length();
-    Matcher m = pattern.matcher(text);
+    IndexedText t = IndexedText.of(text, from);
+    int n = t.length();
+    Matcher m = null;
+    int i = from;
+    IndexedText.Positions anchors = anchors(t);
+    if (anchors != null) {
+      // Every match holds an anchor char at most before() chars after its start and ends at most
+      // after() chars after it; the first anchor at or after i is in any match starting at i or later.
+      int k = anchors.firstAtOrAfter(from);
+      while (k < anchors.count()) {
+        int a = anchors.get(k);
+        if (a < i) {
+          k++;
+          continue;
+        }
+        if (m == null) m = matcher(t);
+        m.region(Math.max(i, a - before()), Math.min(n, a + 1 + after()));
+        if (!m.find() || m.start() > a) {
+          i = a + 1;
+          k++;
+          continue;
+        }
+        i = report(t, m, out);
+      }
+      return;
+    }
+    IndexedText.Positions starts = starts(t);
+    for (int k = starts.firstAtOrAfter(from); k < starts.count(); k++) {
+      int s = starts.get(k);
+      if (s < i) continue;
+      if (m == null) m = matcher(t);
+      m.region(s, n);
+      if (m.lookingAt()) i = report(t, m, out);
+    }
+  }
+
+  private Matcher matcher(IndexedText t) {
+    Matcher m = pattern.matcher(t.string());
     m.useTransparentBounds(true);
     m.useAnchoringBounds(false);
-    int i = from;
-    while (i < n) {
-      int s = nextCandidate(text, i);
-      if (s < 0 || s >= n) return;
-      if (anchored()) {
-        m.region(s, n);
-        if (!m.lookingAt()) {
-          i = s + 1;
-          continue;
-        }
-      } else {
-        m.region(s, regionEnd(text, s));
-        if (!m.find() || m.start() > lastStart(text, s)) {
-          i = afterMiss(text, s);
-          continue;
-        }
-      }
-      int[] span = accept(text, m.start(), m.end());
-      if (span != null && span[1] > span[0]) {
-        out.accept(new Match(span[0], span[1], name));
-        i = Math.max(span[1], m.start() + 1);
-      } else {
-        // A rejected candidate may still hide a valid value starting one char later.
-        i = m.start() + 1;
-      }
+    return m;
+  }
+
+  /** Validates the candidate {@code m} found, reports it if accepted; returns where to go on. */
+  private int report(IndexedText t, Matcher m, Consumer<Match> out) {
+    int[] span = accept(t, m.start(), m.end());
+    if (span != null && span[1] > span[0]) {
+      out.accept(new Match(span[0], span[1], name));
+      return Math.max(span[1], m.start() + 1);
     }
+    // A rejected candidate may still hide a valid value starting one char later.
+    return m.start() + 1;
   }
 
   /**
-   * The first position at or after {@code i} where a match could start, or -1. The default is
-   * {@code i} itself (the pattern is searched); subclasses with {@link #anchored()} return the
-   * next position whose char is in {@link #startsWith}.
+   * Positions at which a match can start (the pattern is tried anchored at each), for detectors
+   * without {@link #anchors}.
    */
-  int nextCandidate(CharSequence text, int i) {
-    if (!anchored()) return i;
-    int n = text.length();
-    for (int k = i; k < n; k++) {
-      if (startsWith(text.charAt(k))) return k;
-    }
-    return -1;
+  IndexedText.Positions starts(IndexedText t) {
+    throw new UnsupportedOperationException(name + " names neither starts nor anchors");
   }
 
-  /** Whether {@link #startsWith} is defined, so candidates are tried anchored one by one. */
-  boolean anchored() {
-    return false;
+  /** Chars every match contains (searched around), or {@code null} to use {@link #starts}. */
+  IndexedText.Positions anchors(IndexedText t) {
+    return null;
   }
 
-  /** With {@link #anchored()}: whether a match can start with {@code c}. */
-  boolean startsWith(char c) {
-    return true;
+  /** With {@link #anchors}: most chars a match may start before its anchor. */
+  int before() {
+    return 0;
   }
 
-  /** End of the region searched from {@code i} (unanchored search); default the text's end. */
-  int regionEnd(CharSequence text, int i) {
-    return text.length();
-  }
-
-  /**
-   * Latest start a match found by an unanchored search from {@code s} may have; a later one may
-   * have been cut short by {@link #regionEnd} and counts as a miss. Default: no limit.
-   */
-  int lastStart(CharSequence text, int s) {
-    return Integer.MAX_VALUE;
-  }
-
-  /** Where an unanchored search continues after finding nothing from {@code s}; default: done. */
-  int afterMiss(CharSequence text, int s) {
-    return text.length();
+  /** With {@link #anchors}: most chars a match may end after its anchor. */
+  int after() {
+    return 0;
   }
 
   /**

@@ -1,0 +1,109 @@
+package dev.inferpam.core;
+
+import dev.inferpam.core.internal.masking.BodyMasker;
+import java.io.IOException;
+import java.util.Map;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Masks one response body on its way to the client, for adapters: every chunk read from the
+ * upstream (or written by the application) goes through {@link #push}, and what it returns is
+ * what the client gets; {@link #finish()} at the end of the body releases the held-back tail.
+ * Obtained from {@link Exchange#responseMasking()}.
+ *
+ * <p>Framing is kept: server-sent events, NDJSON and JSON are masked inside their text, so the
+ * client still gets well-formed events and documents. The masker may hold back a bounded tail
+ * (at most {@code masking.max-hold-back} chars) while a value could still be completing, so a
+ * push may return fewer bytes than it was given, or none; it never waits for more input, and
+ * never holds the whole body.
+ *
+ * <p>The bytes returned are the response <em>as delivered</em>: report exactly those to
+ * {@link Exchange#responseBytes} (the record stores them as they are, and takes
+ * {@code response.masked} from this masking's counts).
+ *
+ * <p><b>Failure:</b> should the masker fail, {@link #push} and {@link #finish()} throw an
+ * {@link IOException} and keep throwing; nothing more of the response may be delivered (fail
+ * closed: a client never gets unmasked text because masking broke). The log line names the
+ * exchange and the exception class, never the text.
+ *
+ * <p><b>Thread-safety:</b> belongs to one response; used by one thread at a time.
+ */
+public final class ResponseMasking {
+  private static final Logger log = LoggerFactory.getLogger(ResponseMasking.class);
+  private static final byte[] NONE = new byte[0];
+
+  private final BodyMasker body;
+  private final String exchangeId;
+  private boolean finished;
+  private boolean failed;
+
+  ResponseMasking(BodyMasker body, String exchangeId) {
+    this.body = Objects.requireNonNull(body, "body");
+    this.exchangeId = exchangeId;
+  }
+
+  /**
+   * Feeds the next {@code len} bytes of the body as received.
+   *
+   * @return the bytes to deliver now, masked; possibly empty
+   * @throws IOException              when the masker failed (now or before)
+   * @throws IllegalStateException    after {@link #finish()}
+   * @throws IndexOutOfBoundsException when {@code off}/{@code len} are outside {@code b}
+   */
+  public byte[] push(byte[] b, int off, int len) throws IOException {
+    Objects.checkFromIndexSize(off, len, b.length);
+    if (finished) throw new IllegalStateException("response masking already finished");
+    checkNotFailed();
+    if (len == 0) return NONE;
+    try {
+      return body.push(b, off, len);
+    } catch (RuntimeException e) {
+      throw failure(e);
+    }
+  }
+
+  /**
+   * Ends the body: returns what was held back, masked. Call it once the upstream body ended
+   * (not when it broke off: a broken response is not completed). Later calls return nothing.
+   *
+   * @throws IOException when the masker failed (now or before)
+   */
+  public byte[] finish() throws IOException {
+    checkNotFailed();
+    if (finished) return NONE;
+    finished = true;
+    try {
+      return body.finish();
+    } catch (RuntimeException e) {
+      throw failure(e);
+    }
+  }
+
+  /** True once {@link #finish()} released the tail. */
+  public boolean finished() {
+    return finished;
+  }
+
+  /** Values masked so far, per detector; what the record's {@code response.masked} holds. */
+  Map<String, Integer> counts() {
+    try {
+      Map<String, Integer> counts = body.counts();
+      return counts == null ? Map.of() : counts;
+    } catch (RuntimeException e) {
+      return Map.of();
+    }
+  }
+
+  private void checkNotFailed() throws IOException {
+    if (failed) throw new IOException("response masking failed");
+  }
+
+  private IOException failure(RuntimeException e) {
+    failed = true;
+    // The exception's message could quote the text being masked: only its class is logged.
+    log.error("inferpam: masking failed for exchange {}, response cut off: {}", exchangeId, e.getClass().getName());
+    return new IOException("response masking failed");
+  }
+}
