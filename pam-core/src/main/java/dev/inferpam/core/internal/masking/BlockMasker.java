@@ -43,6 +43,10 @@ public final class BlockMasker implements Masker {
   private final byte[] hashKey;
   private final int maxHoldBack;
   private final Map<String, Integer> order = new LinkedHashMap<>();
+  private final Comparator<Match> matchOrder = Comparator.comparingInt(Match::start)
+      .thenComparing(Comparator.comparingInt(Match::length).reversed())
+      .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE));
+  private final Undecided undecided;
 
   /**
    * A masker holding back as much as its detectors need ({@link #requiredHoldBack}).
@@ -79,6 +83,7 @@ public final class BlockMasker implements Masker {
       }
     }
     this.maxHoldBack = maxHoldBack;
+    this.undecided = new Undecided(this.detectors);
   }
 
   /** The hold-back the detectors need: the largest {@link Detector#holdBack()}, 0 for none. */
@@ -160,9 +165,7 @@ public final class BlockMasker implements Masker {
     IndexedText indexed = IndexedText.of(text, from); // one pass finds every detector's candidates
     for (Detector d : detectors) d.find(indexed, from, all::add);
     if (all.size() > 1) {
-      all.sort(Comparator.comparingInt(Match::start)
-          .thenComparing(Comparator.comparingInt(Match::length).reversed())
-          .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE)));
+      all.sort(matchOrder);
     }
     return all;
   }
@@ -259,12 +262,13 @@ public final class BlockMasker implements Masker {
     private String advance(boolean end) {
       int n = buf.length();
       if (released >= n) return "";
-      IndexedText text = IndexedText.of(buf, released);
+      // What is undecided needs no scan; nothing before it decided yet means nothing to release.
+      int u = end ? n : undecided.from(buf, released);
+      if (u <= released) return "";
+      IndexedText text = IndexedText.of(buf, released, u);
       List<Match> raw = raw(text, released);
       int cut = n;
       if (!end) {
-        int u = n;
-        for (Detector d : detectors) u = Math.min(u, d.undecidedFrom(text, released));
         for (Match m : raw) {
           if (m.start() >= u) break;
           if (m.end() + Detector.LOOKAHEAD > n) u = m.start();
@@ -316,6 +320,70 @@ public final class BlockMasker implements Masker {
     @Override
     public Map<String, Integer> counts() {
       return Collections.unmodifiableMap(new LinkedHashMap<>(counts));
+    }
+  }
+
+  /**
+   * The smallest {@link Detector#undecidedFrom} of all detectors, computed in one backward walk for
+   * those with an {@link Detector#alphabet()} (a bit per detector per ASCII char), so a push does
+   * not walk the tail once per detector. Same result as asking each. Immutable.
+   */
+  private static final class Undecided {
+    private final long[] in = new long[128];
+    private final int[] bound;
+    private final long withAlphabet;
+    private final int maxBound;
+    private final List<Detector> others = new ArrayList<>();
+
+    Undecided(List<Detector> detectors) {
+      bound = new int[Math.min(64, detectors.size())];
+      long mask = 0;
+      int max = 0;
+      for (int d = 0; d < detectors.size(); d++) {
+        Detector det = detectors.get(d);
+        Detector.Alphabet a = det.alphabet();
+        if (a == null || d >= 64) {
+          others.add(det);
+          continue;
+        }
+        mask |= 1L << d;
+        bound[d] = det.runBound();
+        max = Math.max(max, bound[d]);
+        for (char c = 0; c < 128; c++) {
+          if (a.contains(c)) in[c] |= 1L << d;
+        }
+        for (char c = 128; c < 1024; c++) {
+          if (a.contains(c)) throw new IllegalArgumentException("alphabet of " + det.name() + " is not ASCII");
+        }
+      }
+      withAlphabet = mask;
+      maxBound = max;
+    }
+
+    int from(CharSequence text, int from) {
+      int n = text.length();
+      int u = n;
+      for (Detector d : others) u = Math.min(u, d.undecidedFrom(text, from));
+      long alive = withAlphabet;
+      int i = n;
+      int stop = Math.max(from, n - maxBound);
+      while (alive != 0 && i > stop) {
+        char c = text.charAt(i - 1);
+        long dying = alive & ~(c < 128 ? in[c] : 0L);
+        while (dying != 0) {
+          int d = Long.numberOfTrailingZeros(dying);
+          dying &= dying - 1;
+          u = Math.min(u, Math.max(i, Math.max(from, n - bound[d])));
+        }
+        alive &= c < 128 ? in[c] : 0L;
+        i--;
+      }
+      while (alive != 0) {
+        int d = Long.numberOfTrailingZeros(alive);
+        alive &= alive - 1;
+        u = Math.min(u, Math.max(from, n - bound[d]));
+      }
+      return u;
     }
   }
 }

@@ -33,8 +33,8 @@ final class CreditCardDetector implements Detector {
   }
 
   @Override
-  public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
+  public Alphabet alphabet() {
+    return ALPHABET;
   }
 
   @Override

@@ -65,7 +65,23 @@ public interface Detector {
    * it are final. The default assumes any decision may read {@link #holdBack()} chars.
    */
   default int undecidedFrom(CharSequence text, int from) {
-    return Math.max(from, text.length() - holdBack());
+    Alphabet a = alphabet();
+    return a == null ? Math.max(from, text.length() - holdBack()) : trailingRun(text, from, runBound(), a);
+  }
+
+  /**
+   * The chars a match, or the decision about one, can run through (read up to and including the
+   * first char outside it, never further), or {@code null} when unknown. With an alphabet, only
+   * the trailing run of alphabet chars is undecided ({@link #trailingRun}): what lets a stream
+   * hold back just the last partial word instead of {@link #holdBack()} chars.
+   */
+  default Alphabet alphabet() {
+    return null;
+  }
+
+  /** With an {@link #alphabet()}: most chars of its trailing run that can be undecided. */
+  default int runBound() {
+    return holdBack();
   }
 
   /** Chars of a detector's alphabet: those a match, or the decision about one, can run through. */

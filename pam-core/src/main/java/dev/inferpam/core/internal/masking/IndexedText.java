@@ -1,5 +1,6 @@
 package dev.inferpam.core.internal.masking;
 
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -23,6 +24,7 @@ import java.util.Objects;
 final class IndexedText implements CharSequence {
   private final String s;
   private final int from;
+  private final int limit;
   private static final int[] NONE = new int[0];
   private int[] digitRuns = NONE;
   private int digitCount;
@@ -37,9 +39,10 @@ final class IndexedText implements CharSequence {
   private int[] eyj = NONE;
   private int eyjCount;
 
-  private IndexedText(String s, int from) {
+  private IndexedText(String s, int from, int limit) {
     this.s = s;
     this.from = from;
+    this.limit = limit;
     index();
   }
 
@@ -47,7 +50,16 @@ final class IndexedText implements CharSequence {
   static IndexedText of(CharSequence text, int from) {
     Objects.requireNonNull(text, "text");
     if (text instanceof IndexedText it && it.from <= from) return it;
-    return new IndexedText(text.toString(), from);
+    return new IndexedText(text.toString(), from, text.length());
+  }
+
+  /**
+   * An index of candidates in {@code [from, limit)} only: a stream that can release nothing at or
+   * after {@code limit} need not look at candidates there (their matches would be dropped anyway).
+   * Detectors given it find only matches starting before {@code limit}, plus possibly some after.
+   */
+  static IndexedText of(CharSequence text, int from, int limit) {
+    return new IndexedText(text.toString(), from, limit);
   }
 
   int from() {
@@ -59,48 +71,72 @@ final class IndexedText implements CharSequence {
     return s;
   }
 
+  private static final byte DIGIT = 1;
+  private static final byte AT = 2;
+  private static final byte COLON = 3;
+  private static final byte UPPER = 4;
+  /** Class of each Latin-1 char; 0 for the chars no candidate starts with (most of them). */
+  private static final byte[] CLASS = new byte[256];
+
+  static {
+    for (char c = '0'; c <= '9'; c++) CLASS[c] = DIGIT;
+    for (char c = 'A'; c <= 'Z'; c++) CLASS[c] = UPPER;
+    CLASS['@'] = AT;
+    CLASS[':'] = COLON;
+  }
+
+  /**
+   * One pass over the text as Latin-1 bytes (other chars become {@code ?}, which, like them, is in
+   * no class; a text with surrogate pairs is converted char by char so indexes stay aligned) through a class table: the branch is taken only for the few interesting chars, which
+   * keeps the pass around a nanosecond per char. {@code eyJ} is found with {@link String#indexOf}.
+   */
   private void index() {
     String t = s;
-    int n = t.length();
-    char prev = from > 0 ? t.charAt(from - 1) : ' ';
-    for (int i = from; i < n; i++) {
-      char c = t.charAt(i);
-      if (c < 'A') {
-        if (c >= '0') {
-          if (c <= '9') {
-            if (prev < '0' || prev > '9') {
-              digitRuns = add(digitRuns, digitCount++, i);
-              if ((prev == '+' || prev == '(') && i - 1 >= from) signs = add(signs, signCount++, i - 1);
-            }
-          } else if (c == ':') {
-            colons = add(colons, colonCount++, i);
-          } else if (c == '@') {
-            ats = add(ats, atCount++, i);
+    byte[] b = t.getBytes(StandardCharsets.ISO_8859_1);
+    int n = b.length;
+    if (n != t.length()) {
+      // A surrogate pair became one '?': index by char instead (slower, same result).
+      b = new byte[t.length()];
+      n = b.length;
+      for (int i = Math.max(0, from - 1); i < n; i++) {
+        char c = t.charAt(i);
+        b[i] = c < 256 ? (byte) c : (byte) '?';
+      }
+    }
+    // One char past the limit: a sign just before it is found by the digit after it.
+    int end = Math.min(n, limit + 1);
+    for (int i = from; i < end; i++) {
+      byte k = CLASS[b[i] & 0xFF];
+      if (k == 0) continue;
+      if (i == limit && k != DIGIT) break;
+      int prev = i > 0 ? b[i - 1] & 0xFF : ' ';
+      switch (k) {
+        case DIGIT -> {
+          if (prev < '0' || prev > '9') {
+            if ((prev == '+' || prev == '(') && i - 1 >= from) signs = add(signs, signCount++, i - 1);
+            if (i < limit) digitRuns = add(digitRuns, digitCount++, i);
           }
         }
-      } else if (c <= 'Z') {
-        if (i + 1 < n && isUpper(t.charAt(i + 1)) && !isUpper(prev) && !isLowerOrDigit(prev)) {
-          uppers = add(uppers, upperCount++, i);
+        case UPPER -> {
+          if (i + 1 < n && CLASS[b[i + 1] & 0xFF] == UPPER && !isAlnum(prev)) uppers = add(uppers, upperCount++, i);
         }
-      } else if (c == 'e' && i + 2 < n && t.charAt(i + 1) == 'y' && t.charAt(i + 2) == 'J' && !isB64(prev)) {
-        eyj = add(eyj, eyjCount++, i);
+        case AT -> ats = add(ats, atCount++, i);
+        default -> colons = add(colons, colonCount++, i);
       }
-      prev = c;
     }
+    for (int e = from; (e = t.indexOf("eyJ", e)) >= 0 && e < limit; e++) {
+      if (e == 0 || !isB64(t.charAt(e - 1))) eyj = add(eyj, eyjCount++, e);
+    }
+  }
+
+  private static boolean isAlnum(int c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
   }
 
   private static int[] add(int[] list, int at, int value) {
     if (at == list.length) list = Arrays.copyOf(list, Math.max(8, list.length * 2));
     list[at] = value;
     return list;
-  }
-
-  static boolean isUpper(char c) {
-    return c >= 'A' && c <= 'Z';
-  }
-
-  private static boolean isLowerOrDigit(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
   }
 
   static boolean isB64(char c) {

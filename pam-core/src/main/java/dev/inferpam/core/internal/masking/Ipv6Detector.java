@@ -39,8 +39,8 @@ final class Ipv6Detector implements Detector {
   }
 
   @Override
-  public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
+  public Alphabet alphabet() {
+    return ALPHABET;
   }
 
   @Override

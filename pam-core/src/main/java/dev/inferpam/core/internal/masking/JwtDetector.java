@@ -28,8 +28,8 @@ final class JwtDetector implements Detector {
   }
 
   @Override
-  public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, holdBack(), ALPHABET);
+  public Alphabet alphabet() {
+    return ALPHABET;
   }
 
   @Override

@@ -42,8 +42,13 @@ final class PrivateKeyDetector implements Detector {
    * arrived yet is reported as a match reaching the end of the text, which the stream holds.
    */
   @Override
-  public int undecidedFrom(CharSequence text, int from) {
-    return Detector.trailingRun(text, from, BEGIN_LINE + LOOKAHEAD, ALPHABET);
+  public Alphabet alphabet() {
+    return ALPHABET;
+  }
+
+  @Override
+  public int runBound() {
+    return BEGIN_LINE + LOOKAHEAD;
   }
 
   @Override

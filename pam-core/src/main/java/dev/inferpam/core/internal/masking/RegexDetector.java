@@ -47,9 +47,8 @@ abstract class RegexDetector implements Detector {
   }
 
   @Override
-  public final int undecidedFrom(CharSequence text, int from) {
-    return alphabet == null ? Detector.super.undecidedFrom(text, from)
-        : Detector.trailingRun(text, from, holdBack(), alphabet);
+  public final Alphabet alphabet() {
+    return alphabet;
   }
 
   @Override
