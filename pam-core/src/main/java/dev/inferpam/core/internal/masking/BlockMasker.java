@@ -47,6 +47,8 @@ public final class BlockMasker implements Masker {
       .thenComparing(Comparator.comparingInt(Match::length).reversed())
       .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE));
   private final Undecided undecided;
+  /** Every detector finds matches only at indexed candidates: a quiet text needs no scan. */
+  private final boolean allIndexed;
 
   /**
    * A masker holding back as much as its detectors need ({@link #requiredHoldBack}).
@@ -84,6 +86,7 @@ public final class BlockMasker implements Masker {
     }
     this.maxHoldBack = maxHoldBack;
     this.undecided = new Undecided(this.detectors);
+    this.allIndexed = this.detectors.stream().allMatch(Detector::indexed);
   }
 
   /** The hold-back the detectors need: the largest {@link Detector#holdBack()}, 0 for none. */
@@ -163,7 +166,9 @@ public final class BlockMasker implements Masker {
   private List<Match> raw(CharSequence text, int from) {
     List<Match> all = new ArrayList<>();
     IndexedText indexed = IndexedText.of(text, from); // one pass finds every detector's candidates
-    for (Detector d : detectors) d.find(indexed, from, all::add);
+    if (allIndexed && indexed.quiet()) return all;
+    java.util.function.Consumer<Match> sink = all::add;
+    for (Detector d : detectors) d.find(indexed, from, sink);
     if (all.size() > 1) {
       all.sort(matchOrder);
     }
@@ -177,6 +182,7 @@ public final class BlockMasker implements Masker {
    * first). Only matches starting before {@code limit} are considered.
    */
   private static List<Match> resolve(List<Match> sorted, int limit) {
+    if (sorted.isEmpty()) return List.of();
     List<Match> kept = new ArrayList<>();
     Match last = null;
     for (Match m : sorted) {
@@ -278,14 +284,20 @@ public final class BlockMasker implements Masker {
         if (cut <= released) return "";
       }
       List<Match> kept = resolve(raw, cut);
-      StringBuilder out = new StringBuilder(cut - released + 16);
-      append(out, text, released, cut, kept, replacements, counts);
+      String out;
+      if (kept.isEmpty()) {
+        out = buf.substring(released, cut);
+      } else {
+        StringBuilder masked = new StringBuilder(cut - released + 16);
+        append(masked, buf, released, cut, kept, replacements, counts);
+        out = masked.toString();
+      }
       released = cut;
       if (released > 2 * Detector.CONTEXT) {
         buf.delete(0, released - Detector.CONTEXT);
         released = Detector.CONTEXT;
       }
-      return out.toString();
+      return out;
     }
 
     /**

@@ -33,6 +33,11 @@ final class CreditCardDetector implements Detector {
   }
 
   @Override
+  public final boolean indexed() {
+    return true;
+  }
+
+  @Override
   public Alphabet alphabet() {
     return ALPHABET;
   }
@@ -44,10 +49,12 @@ final class CreditCardDetector implements Detector {
     text = t;
     IndexedText.Positions runs = t.digitRuns();
     int n = text.length();
+    int first = runs.firstAtOrAfter(from);
+    if (first == runs.count()) return;
     int[] digits = new int[MAX_DIGITS];
     int[] groupEnds = new int[MAX_DIGITS]; // index after the group's last digit
     int[] groupDigits = new int[MAX_DIGITS]; // digits up to and including the group
-    for (int r = runs.firstAtOrAfter(from); r < runs.count(); r++) {
+    for (int r = first; r < runs.count(); r++) {
       int start = runs.get(r);
       if (start > 0 && isWord(text.charAt(start - 1))) continue; // glued to a word
       // Collect the groups of at most MAX_DIGITS digits that start here.

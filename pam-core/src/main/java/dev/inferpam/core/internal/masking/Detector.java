@@ -79,6 +79,15 @@ public interface Detector {
     return null;
   }
 
+  /**
+   * True when every match starts at a candidate of {@link IndexedText} (or at a PEM
+   * {@code -----BEGIN } marker): the masker then skips this detector for a stretch of text that
+   * has none. Built-in detectors only.
+   */
+  default boolean indexed() {
+    return false;
+  }
+
   /** With an {@link #alphabet()}: most chars of its trailing run that can be undecided. */
   default int runBound() {
     return holdBack();

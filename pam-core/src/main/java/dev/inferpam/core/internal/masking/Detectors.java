@@ -85,20 +85,22 @@ public final class Detectors {
       super("email", P, 64 + 1 + 253, c -> c == '@' || LOCAL.indexOf(c) >= 0);
     }
 
-    // Every match holds an '@' at most 64 chars after its start: search only around each '@'.
-    @Override
-    IndexedText.Positions anchors(IndexedText t) {
-      return t.ats();
-    }
+    private static final Alphabet LOCAL_CHARS = Alphabet.ascii(c -> LOCAL.indexOf(c) >= 0);
 
+    // Every match holds an '@' and starts where the run of local-part chars before it begins (at
+    // most 64 back): the leftmost start any search would find, so the pattern is tried there only.
     @Override
-    int before() {
-      return 64;
-    }
-
-    @Override
-    int after() {
-      return 253;
+    IndexedText.Positions starts(IndexedText t) {
+      IndexedText.Positions ats = t.ats();
+      if (ats.count() == 0) return ats;
+      int[] starts = new int[ats.count()];
+      for (int k = 0; k < ats.count(); k++) {
+        int a = ats.get(k);
+        int s = a;
+        while (s > t.from() && s > a - 64 && LOCAL_CHARS.contains(t.charAt(s - 1))) s--;
+        starts[k] = s;
+      }
+      return new IndexedText.Positions(starts, starts.length);
     }
 
     @Override

@@ -22,9 +22,15 @@ import java.util.Objects;
  * </ul>
  */
 final class IndexedText implements CharSequence {
-  private final String s;
+  private final CharSequence s;
   private final int from;
   private final int limit;
+  private Positions eyJList;
+  private Positions colonsList;
+  private Positions upperPairsList;
+  private Positions atsList;
+  private Positions signsList;
+  private Positions digitRunsList;
   private static final int[] NONE = new int[0];
   private int[] digitRuns = NONE;
   private int digitCount;
@@ -39,7 +45,7 @@ final class IndexedText implements CharSequence {
   private int[] eyj = NONE;
   private int eyjCount;
 
-  private IndexedText(String s, int from, int limit) {
+  private IndexedText(CharSequence s, int from, int limit) {
     this.s = s;
     this.from = from;
     this.limit = limit;
@@ -50,7 +56,7 @@ final class IndexedText implements CharSequence {
   static IndexedText of(CharSequence text, int from) {
     Objects.requireNonNull(text, "text");
     if (text instanceof IndexedText it && it.from <= from) return it;
-    return new IndexedText(text.toString(), from, text.length());
+    return new IndexedText(text, from, text.length());
   }
 
   /**
@@ -59,16 +65,33 @@ final class IndexedText implements CharSequence {
    * Detectors given it find only matches starting before {@code limit}, plus possibly some after.
    */
   static IndexedText of(CharSequence text, int from, int limit) {
-    return new IndexedText(text.toString(), from, limit);
+    return new IndexedText(text, from, limit);
   }
 
   int from() {
     return from;
   }
 
-  /** The indexed text as a {@link String}. */
-  String string() {
+  /** The indexed text itself (not a copy; a stream's buffer must not change while this is used). */
+  CharSequence text() {
     return s;
+  }
+
+  /** PEM private keys start here. */
+  static final String PEM_BEGIN = "-----BEGIN ";
+
+  /** No candidate of any kind before the limit, nor a PEM BEGIN marker starting there. */
+  boolean quiet() {
+    if (digitCount + signCount + atCount + upperCount + colonCount + eyjCount > 0) return false;
+    int pem = indexOf(PEM_BEGIN, from);
+    return pem < 0 || pem >= limit;
+  }
+
+  /** {@code String.indexOf(str, from)} of the text, without copying it. */
+  int indexOf(String str, int from) {
+    if (s instanceof String string) return string.indexOf(str, from);
+    if (s instanceof StringBuilder sb) return sb.indexOf(str, from);
+    return s.toString().indexOf(str, from);
   }
 
   private static final byte DIGIT = 1;
@@ -91,10 +114,18 @@ final class IndexedText implements CharSequence {
    * keeps the pass around a nanosecond per char. {@code eyJ} is found with {@link String#indexOf}.
    */
   private void index() {
-    String t = s;
-    byte[] b = t.getBytes(StandardCharsets.ISO_8859_1);
-    int n = b.length;
-    if (n != t.length()) {
+    CharSequence t = s;
+    byte[] b;
+    int n;
+    if (t.length() - from < 256) {
+      // A stream's window: a few dozen chars, not worth a copy of the whole text.
+      b = null;
+      n = t.length();
+    } else {
+      b = t.toString().getBytes(StandardCharsets.ISO_8859_1);
+      n = b.length;
+    }
+    if (b != null && n != t.length()) {
       // A surrogate pair became one '?': index by char instead (slower, same result).
       b = new byte[t.length()];
       n = b.length;
@@ -106,10 +137,10 @@ final class IndexedText implements CharSequence {
     // One char past the limit: a sign just before it is found by the digit after it.
     int end = Math.min(n, limit + 1);
     for (int i = from; i < end; i++) {
-      byte k = CLASS[b[i] & 0xFF];
+      byte k = CLASS[latin1(t, b, i)];
       if (k == 0) continue;
       if (i == limit && k != DIGIT) break;
-      int prev = i > 0 ? b[i - 1] & 0xFF : ' ';
+      int prev = i > 0 ? latin1(t, b, i - 1) : ' ';
       switch (k) {
         case DIGIT -> {
           if (prev < '0' || prev > '9') {
@@ -118,15 +149,22 @@ final class IndexedText implements CharSequence {
           }
         }
         case UPPER -> {
-          if (i + 1 < n && CLASS[b[i + 1] & 0xFF] == UPPER && !isAlnum(prev)) uppers = add(uppers, upperCount++, i);
+          if (i + 1 < n && CLASS[latin1(t, b, i + 1)] == UPPER && !isAlnum(prev)) uppers = add(uppers, upperCount++, i);
         }
         case AT -> ats = add(ats, atCount++, i);
         default -> colons = add(colons, colonCount++, i);
       }
     }
-    for (int e = from; (e = t.indexOf("eyJ", e)) >= 0 && e < limit; e++) {
+    for (int e = from; (e = indexOf("eyJ", e)) >= 0 && e < limit; e++) {
       if (e == 0 || !isB64(t.charAt(e - 1))) eyj = add(eyj, eyjCount++, e);
     }
+  }
+
+  /** The char at {@code i} as a Latin-1 code, {@code ?} for others; from {@code b} when given. */
+  private static int latin1(CharSequence t, byte[] b, int i) {
+    if (b != null) return b[i] & 0xFF;
+    char c = t.charAt(i);
+    return c < 256 ? c : '?';
   }
 
   private static boolean isAlnum(int c) {
@@ -145,6 +183,8 @@ final class IndexedText implements CharSequence {
 
   /** A candidate list: {@code positions[0..count)}, ascending. */
   record Positions(int[] positions, int count) {
+    static final Positions NONE = new Positions(new int[0], 0);
+
     /** Index of the first position {@code >= value}, or {@code count}. */
     int firstAtOrAfter(int value) {
       int lo = 0;
@@ -163,11 +203,13 @@ final class IndexedText implements CharSequence {
   }
 
   Positions digitRuns() {
-    return new Positions(digitRuns, digitCount);
+    if (digitRunsList == null) digitRunsList = digitCount == 0 ? Positions.NONE : new Positions(digitRuns, digitCount);
+    return digitRunsList;
   }
 
   Positions signs() {
-    return new Positions(signs, signCount);
+    if (signsList == null) signsList = signCount == 0 ? Positions.NONE : new Positions(signs, signCount);
+    return signsList;
   }
 
   /** {@link #digitRuns()} and {@link #signs()} merged: where a phone number can start. */
@@ -185,19 +227,23 @@ final class IndexedText implements CharSequence {
   }
 
   Positions ats() {
-    return new Positions(ats, atCount);
+    if (atsList == null) atsList = atCount == 0 ? Positions.NONE : new Positions(ats, atCount);
+    return atsList;
   }
 
   Positions upperPairs() {
-    return new Positions(uppers, upperCount);
+    if (upperPairsList == null) upperPairsList = upperCount == 0 ? Positions.NONE : new Positions(uppers, upperCount);
+    return upperPairsList;
   }
 
   Positions colons() {
-    return new Positions(colons, colonCount);
+    if (colonsList == null) colonsList = colonCount == 0 ? Positions.NONE : new Positions(colons, colonCount);
+    return colonsList;
   }
 
   Positions eyJ() {
-    return new Positions(eyj, eyjCount);
+    if (eyJList == null) eyJList = eyjCount == 0 ? Positions.NONE : new Positions(eyj, eyjCount);
+    return eyJList;
   }
 
   @Override
@@ -217,6 +263,6 @@ final class IndexedText implements CharSequence {
 
   @Override
   public String toString() {
-    return s;
+    return s.toString();
   }
 }

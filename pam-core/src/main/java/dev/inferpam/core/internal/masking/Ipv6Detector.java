@@ -39,6 +39,11 @@ final class Ipv6Detector implements Detector {
   }
 
   @Override
+  public final boolean indexed() {
+    return true;
+  }
+
+  @Override
   public Alphabet alphabet() {
     return ALPHABET;
   }

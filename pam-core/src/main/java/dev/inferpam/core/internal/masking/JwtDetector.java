@@ -28,6 +28,11 @@ final class JwtDetector implements Detector {
   }
 
   @Override
+  public final boolean indexed() {
+    return true;
+  }
+
+  @Override
   public Alphabet alphabet() {
     return ALPHABET;
   }

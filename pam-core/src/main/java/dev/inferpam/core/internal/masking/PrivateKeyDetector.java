@@ -18,7 +18,7 @@ import java.util.function.Consumer;
  */
 final class PrivateKeyDetector implements Detector {
   static final int MAX_LENGTH = 16 * 1024;
-  private static final String BEGIN = "-----BEGIN ";
+  private static final String BEGIN = IndexedText.PEM_BEGIN;
   private static final String DASHES = "-----";
   private static final String SUFFIX = "PRIVATE KEY";
   private static final int MAX_LABEL = 64;
@@ -42,6 +42,11 @@ final class PrivateKeyDetector implements Detector {
    * arrived yet is reported as a match reaching the end of the text, which the stream holds.
    */
   @Override
+  public final boolean indexed() {
+    return true;
+  }
+
+  @Override
   public Alphabet alphabet() {
     return ALPHABET;
   }
@@ -54,7 +59,7 @@ final class PrivateKeyDetector implements Detector {
   @Override
   public void find(CharSequence text, int from, Consumer<Match> out) {
     Objects.requireNonNull(out, "out");
-    String t = text.toString(); // an IndexedText hands its String over without a copy
+    IndexedText t = IndexedText.of(text, from);
     text = t;
     int n = t.length();
     int i = from;

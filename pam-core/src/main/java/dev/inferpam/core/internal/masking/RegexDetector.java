@@ -15,9 +15,8 @@ import java.util.regex.Pattern;
  *
  * <p>Fast path: a subclass names where a match can start ({@link #starts}, from the one-pass
  * {@link IndexedText}); the pattern is tried only there (anchored, {@link Matcher#lookingAt()}),
- * which keeps prose nearly free. Or it names a char every match contains ({@link #anchors}, the
- * {@code @} of an email) and the pattern is searched only around those. Attempts see the text
- * before them through transparent bounds, so a scan may start anywhere.
+ * which keeps prose nearly free. Attempts see the text before them through transparent bounds,
+ * so a scan may start anywhere.
  */
 abstract class RegexDetector implements Detector {
   private final String name;
@@ -47,6 +46,11 @@ abstract class RegexDetector implements Detector {
   }
 
   @Override
+  public final boolean indexed() {
+    return true;
+  }
+
+  @Override
   public final Alphabet alphabet() {
     return alphabet;
   }
@@ -58,28 +62,6 @@ abstract class RegexDetector implements Detector {
     int n = t.length();
     Matcher m = null;
     int i = from;
-    IndexedText.Positions anchors = anchors(t);
-    if (anchors != null) {
-      // Every match holds an anchor char at most before() chars after its start and ends at most
-      // after() chars after it; the first anchor at or after i is in any match starting at i or later.
-      int k = anchors.firstAtOrAfter(from);
-      while (k < anchors.count()) {
-        int a = anchors.get(k);
-        if (a < i) {
-          k++;
-          continue;
-        }
-        if (m == null) m = matcher(t);
-        m.region(Math.max(i, a - before()), Math.min(n, a + 1 + after()));
-        if (!m.find() || m.start() > a) {
-          i = a + 1;
-          k++;
-          continue;
-        }
-        i = report(t, m, out);
-      }
-      return;
-    }
     IndexedText.Positions starts = starts(t);
     for (int k = starts.firstAtOrAfter(from); k < starts.count(); k++) {
       int s = starts.get(k);
@@ -91,7 +73,7 @@ abstract class RegexDetector implements Detector {
   }
 
   private Matcher matcher(IndexedText t) {
-    Matcher m = pattern.matcher(t.string());
+    Matcher m = pattern.matcher(t.text());
     m.useTransparentBounds(true);
     m.useAnchoringBounds(false);
     return m;
@@ -108,28 +90,8 @@ abstract class RegexDetector implements Detector {
     return m.start() + 1;
   }
 
-  /**
-   * Positions at which a match can start (the pattern is tried anchored at each), for detectors
-   * without {@link #anchors}.
-   */
-  IndexedText.Positions starts(IndexedText t) {
-    throw new UnsupportedOperationException(name + " names neither starts nor anchors");
-  }
-
-  /** Chars every match contains (searched around), or {@code null} to use {@link #starts}. */
-  IndexedText.Positions anchors(IndexedText t) {
-    return null;
-  }
-
-  /** With {@link #anchors}: most chars a match may start before its anchor. */
-  int before() {
-    return 0;
-  }
-
-  /** With {@link #anchors}: most chars a match may end after its anchor. */
-  int after() {
-    return 0;
-  }
+  /** Positions at or after {@code t.from()} at which a match can start; the pattern is tried anchored at each. */
+  abstract IndexedText.Positions starts(IndexedText t);
 
   /**
    * Validates a candidate; returns the (possibly narrowed) span {@code {start, end}} to mask, or
