@@ -23,6 +23,7 @@ import java.util.Objects;
  */
 final class IndexedText implements CharSequence {
   private final CharSequence s;
+  private String copy;
   private final int from;
   private final int limit;
   private Positions eyJList;
@@ -91,7 +92,8 @@ final class IndexedText implements CharSequence {
   int indexOf(String str, int from) {
     if (s instanceof String string) return string.indexOf(str, from);
     if (s instanceof StringBuilder sb) return sb.indexOf(str, from);
-    return s.toString().indexOf(str, from);
+    if (copy == null) copy = s.toString(); // other kinds of text: copied once, not per search
+    return copy.indexOf(str, from);
   }
 
   private static final byte DIGIT = 1;
