@@ -3,6 +3,8 @@ package dev.inferpam.benchmarks;
 import dev.inferpam.api.Masker;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.masking.BlockMasker;
+import dev.inferpam.core.internal.masking.BodyMasker;
+import java.nio.charset.StandardCharsets;
 import dev.inferpam.core.internal.masking.Detectors;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,6 +36,8 @@ import org.openjdk.jmh.infra.Blackhole;
  *   <li>{@link #streamed}: the same text pushed through one streaming session in
  *       {@value #DELTA}-char pieces, as a streamed completion's text deltas arrive, then
  *       finished. Target &ge; 50 MB/s.</li>
+ *   <li>{@link #sse}: those pieces as OpenAI chat SSE events through the response body masker,
+ *       framing included (no target; shows what parsing and rewriting each event adds).</li>
  * </ul>
  * Run: {@code java -jar pam-benchmarks/target/benchmarks.jar MaskingBenchmark}.
  */
@@ -54,6 +58,7 @@ public class MaskingBenchmark {
   private BlockMasker masker;
   private String corpus;
   private String[] deltas;
+  private byte[][] sseEvents;
 
   @Setup
   public void setUp() {
@@ -63,6 +68,13 @@ public class MaskingBenchmark {
     List<String> pieces = new ArrayList<>();
     for (int i = 0; i < corpus.length(); i += DELTA) pieces.add(corpus.substring(i, Math.min(corpus.length(), i + DELTA)));
     deltas = pieces.toArray(String[]::new);
+    sseEvents = new byte[deltas.length][];
+    for (int i = 0; i < deltas.length; i++) {
+      String json = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+          + "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":" + jsonString(deltas[i])
+          + "},\"finish_reason\":null}]}";
+      sseEvents[i] = ("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8);
+    }
     if (masker.mask(corpus).equals(corpus) && detectors.equals("all")) throw new IllegalStateException("corpus holds no PII");
   }
 
@@ -78,6 +90,30 @@ public class MaskingBenchmark {
     Masker.Session s = masker.open();
     for (String d : deltas) bh.consume(s.push(d));
     bh.consume(s.finish());
+  }
+
+  /**
+   * The same deltas as OpenAI chat SSE events (about 190 bytes each) through {@link BodyMasker}:
+   * each event parsed, its content masked, the event written again. Reported per byte of
+   * <b>content</b>, like {@link #streamed}; the difference is the cost of the SSE/JSON framing.
+   */
+  @Benchmark
+  @OperationsPerInvocation(CORPUS_CHARS)
+  public void sse(Blackhole bh) {
+    BodyMasker body = BodyMasker.open(masker, "text/event-stream");
+    for (byte[] e : sseEvents) bh.consume(body.push(e, 0, e.length));
+    bh.consume(body.finish());
+  }
+
+  private static String jsonString(String s) {
+    StringBuilder b = new StringBuilder("\"");
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '"' || c == '\\') b.append('\\').append(c);
+      else if (c == '\n') b.append("\\n");
+      else b.append(c);
+    }
+    return b.append('"').toString();
   }
 
   private static final String[] WORDS = (
