@@ -67,8 +67,8 @@ import org.slf4j.LoggerFactory;
  * file). Verification accepts a first remaining segment whose first {@code prev} is a
  * {@code last_hash} named by a retention line later in the chain.
  *
- * <p><b>Queue and admission.</b> One writer thread owns the files; {@link #record} and
- * {@link #intent} encode on the caller's thread and enqueue. At most
+ * <p><b>Queue and admission.</b> One writer thread owns the files and encodes the lines;
+ * {@link #record} and {@link #intent} only hand the (immutable) record over. At most
  * {@link Policy.Recording#queueCapacity()} records are held (queued, or written but not yet
  * durable). {@link #admit()} reserves room for one record and throws {@code IOException}
  * {@code "recording queue full"} or {@code "recorder failed: <reason>"}; the next
@@ -170,15 +170,35 @@ public final class JsonlRecorder implements Recorder {
     }
   }
 
-  /** A record on its way to disk: its line up to {@code ,"prev":}, UTF-8. */
+  /**
+   * A record on its way to disk. It is encoded (its line up to {@code ,"prev":}, UTF-8) by the
+   * writer thread the first time it is written, so a request thread only hands the record over;
+   * the bytes are kept for a rewrite after a failure.
+   */
   private static final class Item {
-    final byte[] body;
+    private SessionRecord record;
+    private byte[] body;
+    private boolean unencodable;
     final boolean intent;
     long seq;
 
-    Item(byte[] body, boolean intent) {
-      this.body = body;
+    Item(SessionRecord record, boolean intent) {
+      this.record = record;
       this.intent = intent;
+    }
+
+    /** The encoded line start, or {@code null} if the record cannot be encoded (a bug, logged once). */
+    byte[] body(Logger log) {
+      if (body == null && !unencodable) {
+        try {
+          body = RecordCodec.bodyBytes(record);
+        } catch (RuntimeException e) {
+          unencodable = true;
+          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", record.id(), e.toString());
+        }
+        record = null;
+      }
+      return body;
     }
   }
 
@@ -315,7 +335,7 @@ public final class JsonlRecorder implements Recorder {
   public void record(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
     if (closed.get()) throw new IOException("recorder closed");
-    Item item = new Item(RecordCodec.bodyBytes(record), false);
+    Item item = new Item(record, false);
     if (reserved.getAndUpdate(n -> n > 0 ? n - 1 : 0) == 0) acquire(options.wait.toNanos());
     enqueue(item);
   }
@@ -333,7 +353,7 @@ public final class JsonlRecorder implements Recorder {
     boolean strict = config.durability() == Policy.Durability.STRICT;
     String f = failure;
     if (strict && f != null) throw new IOException("recorder failed: " + f);
-    Item item = new Item(RecordCodec.bodyBytes(record), strict);
+    Item item = new Item(record, strict);
     long deadline = System.nanoTime() + options.wait.toNanos();
     acquire(options.wait.toNanos());
     long seq = enqueue(item);
@@ -583,7 +603,12 @@ public final class JsonlRecorder implements Recorder {
     int staged = 0; // pending[0, staged) are in the staging buffer
     while (staged < pending.size()) {
       Item item = pending.get(staged);
-      int lineLen = item.body.length + TAIL_BYTES;
+      byte[] body = item.body(log);
+      if (body == null) { // not encodable: nothing to write, counts as done
+        staged++;
+        continue;
+      }
+      int lineLen = body.length + TAIL_BYTES;
       if (needsNewSegment(lineLen)) {
         flushStaging(staged);
         staged = 0;
@@ -598,17 +623,17 @@ public final class JsonlRecorder implements Recorder {
         flushStaging(staged);
         staged = 0;
       }
-      byte[] tail = RecordCodec.tail(item.body, head, sha);
-      if (lineLen > staging.length) { // too big to stage: write it directly
-        out.write(item.body, 0, item.body.length);
+      byte[] tail = RecordCodec.tail(body, head, sha);
+      if (lineLen > staging.length) { // too big to stage (staging was flushed above): write it directly
+        out.write(body, 0, body.length);
         out.write(tail, 0, tail.length);
         outSize += lineLen;
         head = RecordCodec.hashOfTail(tail);
         written(1);
         continue;
       }
-      System.arraycopy(item.body, 0, staging, stagingLen, item.body.length);
-      System.arraycopy(tail, 0, staging, stagingLen + item.body.length, tail.length);
+      System.arraycopy(body, 0, staging, stagingLen, body.length);
+      System.arraycopy(tail, 0, staging, stagingLen + body.length, tail.length);
       stagingLen += lineLen;
       outSize += lineLen;
       head = RecordCodec.hashOfTail(tail);
