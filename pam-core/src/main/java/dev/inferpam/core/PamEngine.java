@@ -297,7 +297,9 @@ public final class PamEngine implements AutoCloseable {
 
     /**
      * @throws IllegalStateException when no policy was set
-     * @throws PolicyException       when no masker was given and the policy's {@code masking}
+     * @throws PolicyException       when the policy has an {@code approval} section (validated at
+     *     load, not enforced by this release yet: {@code approval: not enforced by this release of
+     *     inferpam yet; ...}); or when no masker was given and the policy's {@code masking}
      *     section cannot be built (hash key unset, unreadable or too short; {@code max-hold-back}
      *     below what a detector needs); the message names the key's variable or file, never the key
      * @throws UncheckedIOException  when the policy's {@code recording.directory} cannot be opened
@@ -305,6 +307,12 @@ public final class PamEngine implements AutoCloseable {
      */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");
+      if (policy.approval() != null) {
+        // The section loads and is validated, but no adapter waits for a review yet: refusing
+        // beats letting a user believe high-risk requests are held for a reviewer.
+        throw new PolicyException("approval: not enforced by this release of inferpam yet;"
+            + " remove the section (requests matching its rules would reach the model without review)");
+      }
       return new PamEngine(this);
     }
   }

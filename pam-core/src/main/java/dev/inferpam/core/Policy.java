@@ -18,7 +18,14 @@ import java.util.Set;
  */
 public record Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
                      List<Entitlement> entitlements, List<AllowRule> allow, Block block,
-                     Parameters parameters, Recording recording, Masking masking) {
+                     Parameters parameters, Recording recording, Masking masking, Approval approval) {
+
+  /** A policy without an {@code approval} section. */
+  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
+                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
+                Recording recording, Masking masking) {
+    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking, null);
+  }
 
   /** A policy without a {@code masking} section. */
   public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
@@ -46,7 +53,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
     // recording stays null when the section is absent: the engine then records only to the
-    // Recorder given to its builder; masking likewise stays null: no masking section, no masking
+    // Recorder given to its builder; masking likewise stays null: no masking section, no masking;
+    // approval too: no approval section, no review
   }
 
   /** Loads a policy file; YAML unless the name ends in {@code .json}. */
@@ -346,4 +354,121 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * last 4 letters/digits; {@code HASH} writes a keyed pseudonym {@code [EMAIL:3f9a1c]}.
    */
   public enum MaskStrategy { REDACT, PARTIAL, HASH }
+
+  /**
+   * {@code approval}: just-in-time human review before the model runs (see {@code spec/policy.md}).
+   *
+   * @param reviewers              groups whose members may decide; never {@code *}, never empty.
+   *                               Nobody decides their own request.
+   * @param timeout                no decision by then: the request is refused as expired
+   *                               (default {@link #DEFAULT_TIMEOUT}, at most {@link #MAX_TIMEOUT})
+   * @param grant                  {@code > 0}: an approval also covers the same principal's later
+   *                               requests under the same rule for this long (default zero, at
+   *                               most {@link #MAX_GRANT})
+   * @param rules                  {@code rules[]}, in policy order; the first that matches names
+   *                               the review. Names are unique.
+   * @param maxPendingPerPrincipal reviews one principal may have waiting at once (extension
+   *                               {@code max-pending-per-principal}, default
+   *                               {@value #DEFAULT_MAX_PENDING_PER_PRINCIPAL}); beyond it 429
+   * @param maxPending             reviews waiting at once in total (extension {@code max-pending},
+   *                               default {@value #DEFAULT_MAX_PENDING}); beyond it 429
+   */
+  public record Approval(Set<String> reviewers, java.time.Duration timeout, java.time.Duration grant,
+                         List<ApprovalRule> rules, int maxPendingPerPrincipal, int maxPending) {
+    public static final java.time.Duration DEFAULT_TIMEOUT = java.time.Duration.ofMinutes(5);
+    public static final java.time.Duration MAX_TIMEOUT = java.time.Duration.ofHours(1);
+    public static final java.time.Duration MAX_GRANT = java.time.Duration.ofDays(1);
+    public static final int DEFAULT_MAX_PENDING_PER_PRINCIPAL = 5;
+    public static final int DEFAULT_MAX_PENDING = 1000;
+
+    /**
+     * Applies defaults for {@code null} durations and bounds {@code <= 0}.
+     *
+     * @throws PolicyException when a value is out of range, a reviewer group is {@code *}, there
+     *     are no reviewers or no rules, or two rules share a name
+     */
+    public Approval {
+      reviewers = reviewers == null ? Set.of() : Set.copyOf(reviewers);
+      if (reviewers.isEmpty()) throw new PolicyException("approval.reviewers: must not be empty");
+      if (reviewers.contains("*")) {
+        throw new PolicyException("approval.reviewers: \"*\" would let anyone approve; name the reviewer groups");
+      }
+      timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
+      if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(MAX_TIMEOUT) > 0) {
+        throw new PolicyException("approval.timeout: must be > 0 and at most 1h, was " + timeout);
+      }
+      grant = grant == null ? java.time.Duration.ZERO : grant;
+      if (grant.isNegative() || grant.compareTo(MAX_GRANT) > 0) {
+        throw new PolicyException("approval.grant: must be between 0s and 1d, was " + grant);
+      }
+      rules = rules == null ? List.of() : List.copyOf(rules);
+      if (rules.isEmpty()) throw new PolicyException("approval.rules: must not be empty");
+      Set<String> names = new java.util.HashSet<>();
+      for (ApprovalRule r : rules) {
+        if (!names.add(r.name())) throw new PolicyException("approval.rules: duplicate name \"" + r.name() + "\"");
+      }
+      maxPendingPerPrincipal = maxPendingPerPrincipal <= 0 ? DEFAULT_MAX_PENDING_PER_PRINCIPAL : maxPendingPerPrincipal;
+      maxPending = maxPending <= 0 ? DEFAULT_MAX_PENDING : maxPending;
+      if (maxPendingPerPrincipal > maxPending) {
+        throw new PolicyException("approval.max-pending-per-principal: must not exceed max-pending ("
+            + maxPending + "), was " + maxPendingPerPrincipal);
+      }
+    }
+
+    /** A section with the default bounds. */
+    public Approval(Set<String> reviewers, java.time.Duration timeout, java.time.Duration grant,
+                    List<ApprovalRule> rules) {
+      this(reviewers, timeout, grant, rules, 0, 0);
+    }
+  }
+
+  /**
+   * {@code approval.rules[]}: when a request needs review. Every condition that is set must hold
+   * (they are ANDed); at least one must be set.
+   *
+   * @param name          names the review in decisions, pending lists and records; no {@code :}
+   * @param promptMatches a regular expression searched in the prompt text, restricted like
+   *                      {@code masking.custom} patterns (bounded, no nested repetition) so that
+   *                      matching is linear in the prompt; or {@code null}
+   * @param maxTokensOver the rule holds when the requested output bound exceeds this; or
+   *                      {@code null}
+   * @param models        model globs; empty for any model
+   * @param operations    operations ({@code chat}, {@code completion}, {@code embedding},
+   *                      {@code infer}); empty for any
+   * @param groups        the rule applies only to principals in one of these groups ({@code *}
+   *                      for any); empty for any
+   */
+  public record ApprovalRule(String name, String promptMatches, Long maxTokensOver, List<Glob> models,
+                             Set<String> operations, Set<String> groups) {
+    /**
+     * @throws PolicyException      when no condition is set, the name is empty or holds
+     *     {@code :}, {@code promptMatches} is not an allowed pattern, or {@code maxTokensOver} is
+     *     negative
+     * @throws NullPointerException when {@code name} is null
+     */
+    public ApprovalRule {
+      Objects.requireNonNull(name, "name");
+      if (name.isEmpty() || name.indexOf(':') >= 0) {
+        throw new PolicyException("approval.rules: name must be non-empty without \":\", was \"" + name + "\"");
+      }
+      models = models == null ? List.of() : List.copyOf(models);
+      operations = operations == null ? Set.of() : Set.copyOf(operations);
+      groups = groups == null ? Set.of() : Set.copyOf(groups);
+      if (promptMatches != null) {
+        try {
+          dev.inferpam.core.internal.masking.CustomPatterns.check(promptMatches);
+        } catch (IllegalArgumentException e) {
+          throw new PolicyException("approval.rules: " + name + ": prompt-matches: " + e.getMessage(), e);
+        }
+      }
+      if (maxTokensOver != null && maxTokensOver < 0) {
+        throw new PolicyException("approval.rules: " + name + ": max-tokens-over must be >= 0, was " + maxTokensOver);
+      }
+      if (promptMatches == null && maxTokensOver == null && models.isEmpty() && operations.isEmpty()
+          && groups.isEmpty()) {
+        throw new PolicyException("approval.rules: " + name + ": has no condition (prompt-matches, "
+            + "max-tokens-over, models, operations or groups)");
+      }
+    }
+  }
 }

@@ -174,6 +174,28 @@ class PamEngineTest {
   }
 
   @Test
+  void anApprovalSectionLoadsButTheEngineRefusesIt(@TempDir Path dir) throws Exception {
+    String section = """
+        approval:
+          reviewers: [security-oncall]
+          rules:
+            - {name: large-generation, max-tokens-over: 8000}
+        """;
+    Policy p = Policy.parse(policy(section));
+    assertThat(p.approval().rules()).hasSize(1);
+    String message = "approval: not enforced by this release of inferpam yet; remove the section "
+        + "(requests matching its rules would reach the model without review)";
+    assertThatThrownBy(() -> PamEngine.builder().policy(p).build()).isInstanceOf(PolicyException.class)
+        .hasMessage(message);
+    // Also with an approval service given: nothing would wait for it yet.
+    assertThatThrownBy(() -> PamEngine.builder().policy(p).approvalService(dev.inferpam.api.ApprovalService.NONE)
+        .build()).isInstanceOf(PolicyException.class).hasMessage(message);
+    Path file = dir.resolve("policy.yaml");
+    Files.writeString(file, policy(section));
+    assertThatThrownBy(() -> PamEngine.fromPolicy(file)).isInstanceOf(PolicyException.class).hasMessage(message);
+  }
+
+  @Test
   void aMaskerGivenToTheBuilderWinsOverTheMaskingSection() throws Exception {
     Policy p = Policy.parse(policy("masking: {detectors: [email]}\n"));
     assertThat(PamEngine.builder().policy(p).masker(Masker.IDENTITY).build().masker()).isSameAs(Masker.IDENTITY);

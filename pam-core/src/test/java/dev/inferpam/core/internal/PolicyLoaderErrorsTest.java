@@ -39,8 +39,8 @@ class PolicyLoaderErrorsTest {
         error("modles: []\nversion: 1", "modles: unknown key"),
 
         // sections of the spec not implemented by this release
-        error("version: 1\napproval:\n  reviewers: [security-oncall]",
-            "approval: not supported by this release of inferpam"),
+        // approval loads and is validated (PolicyLoaderApprovalTest); the engine refuses it
+        error("version: 1\napproval:\n  reviewers: [security-oncall]", "approval.rules: required"),
         error("version: 1\nmasking: {detectors: email}", "masking.detectors: expected a list of strings, was \"email\""),
         error("version: 1\nlimits: []", "limits: not supported by this release of inferpam"),
         error("version: 1\nrecording: {}", "recording.directory: required"),
