@@ -8,28 +8,15 @@ import com.nimbusds.jose.JOSEObjectType;
 import com.nimbusds.jose.JWSAlgorithm;
 import com.nimbusds.jose.JWSHeader;
 import com.nimbusds.jose.KeySourceException;
-import com.nimbusds.jose.jwk.JWK;
-import com.nimbusds.jose.jwk.JWKSelector;
-import com.nimbusds.jose.jwk.JWKSet;
 import com.nimbusds.jose.jwk.source.JWKSetBasedJWKSource;
-import com.nimbusds.jose.jwk.source.JWKSetCacheRefreshEvaluator;
 import com.nimbusds.jose.jwk.source.JWKSetSource;
 import com.nimbusds.jose.jwk.source.JWKSource;
 import com.nimbusds.jose.jwk.source.JWKSourceBuilder;
 import com.nimbusds.jose.jwk.source.RateLimitReachedException;
-import com.nimbusds.jose.proc.BadJOSEException;
-import com.nimbusds.jose.proc.BadJWSException;
 import com.nimbusds.jose.proc.SecurityContext;
 import com.nimbusds.jose.util.JSONObjectUtils;
 import com.nimbusds.jose.util.Resource;
-import com.nimbusds.jwt.EncryptedJWT;
-import com.nimbusds.jwt.JWT;
 import com.nimbusds.jwt.JWTClaimsSet;
-import com.nimbusds.jwt.JWTParser;
-import com.nimbusds.jwt.SignedJWT;
-import com.nimbusds.jwt.proc.BadJWTException;
-import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
-import com.nimbusds.jwt.proc.DefaultJWTProcessor;
 import dev.inferpam.api.AuthenticationException;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.InferenceRequest;
@@ -41,7 +28,6 @@ import java.net.URI;
 import java.net.URL;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.security.Key;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.text.ParseException;
@@ -119,7 +105,12 @@ import org.slf4j.LoggerFactory;
  * expiry and the rate limit run on the injected clock. Discovery runs lazily on the first token
  * for that issuer (never at construction: the identity provider may be down when the application
  * starts); its {@code issuer} must equal the configured one, and a failed discovery is tried again
- * at most every 30 seconds. EdDSA is verified by the JDK (see {@link OidcEdDsa}).
+ * at most every 30 seconds. Each key of the set is converted, and gets its verifier, once while
+ * the set is cached (see {@link OidcKeys}); RS*, and EdDSA (see {@link OidcEdDsa}), are verified
+ * by the JDK, PS* and ES* by Nimbus.
+ *
+ * <p><b>Parsing.</b> A token is parsed once (see {@link OidcToken}); its claims are checked only
+ * after its signature verified.
  *
  * <p><b>Token cache.</b> Up to {@code tokenCacheSize} validated tokens (default
  * {@value #DEFAULT_TOKEN_CACHE_SIZE}), keyed by the SHA-256 of the token, so a token is verified
@@ -176,7 +167,6 @@ public final class OidcResolver implements IdentityResolver {
     static final String MISSING_SUBJECT = "missing subject";
     static final String BAD_GROUPS = "malformed groups claim";
     static final String KEYS_UNAVAILABLE = "issuer keys unavailable";
-    static final String INVALID_CLAIMS = "invalid claims";
     static final String TWO_HEADERS = "more than one Authorization header";
 
     private Failure() {}
@@ -359,28 +349,12 @@ public final class OidcResolver implements IdentityResolver {
   // Verification
 
   private Verified verify(String token, Instant now) throws AuthenticationException {
-    JWT jwt;
-    try {
-      jwt = JWTParser.parse(token);
-    } catch (ParseException e) {
-      throw new AuthenticationException(Failure.MALFORMED);
-    }
-    if (jwt instanceof EncryptedJWT) throw new AuthenticationException(Failure.ENCRYPTED);
-    // The rest is a PlainJWT: "alg":"none".
-    if (!(jwt instanceof SignedJWT signed)) throw new AuthenticationException(Failure.ALGORITHM);
-    JWSHeader header = signed.getHeader();
-    // A signed JWT around another JWT (RFC 7519, section 5.2): whose claims would count?
-    if (header.getContentType() != null && header.getContentType().equalsIgnoreCase("JWT")) {
-      throw new AuthenticationException(Failure.NESTED);
-    }
-    JWTClaimsSet unverified;
-    try {
-      unverified = signed.getJWTClaimsSet();
-    } catch (ParseException e) {
-      throw new AuthenticationException(Failure.MALFORMED);
-    }
+    // Parsed once: header and claims are read from here on, and verified below.
+    OidcToken parsed = OidcToken.parse(token);
+    JWSHeader header = parsed.header();
+    JWTClaimsSet claims = parsed.claims();
     // Cheap checks first, so that a token we would refuse anyway never makes us fetch keys.
-    Issuer issuer = unverified.getIssuer() == null ? null : issuers.get(unverified.getIssuer());
+    Issuer issuer = claims.getIssuer() == null ? null : issuers.get(claims.getIssuer());
     if (issuer == null) throw new AuthenticationException(Failure.WRONG_ISSUER);
     if (!issuer.algorithms.contains(header.getAlgorithm())) throw new AuthenticationException(Failure.ALGORITHM);
     if (header.getCriticalParams() != null && !header.getCriticalParams().isEmpty()) {
@@ -388,21 +362,11 @@ public final class OidcResolver implements IdentityResolver {
     }
     if (!issuer.typeAccepted(header.getType())) throw new AuthenticationException(Failure.WRONG_TYPE);
 
-    DefaultJWTProcessor<SecurityContext> processor = issuer.processor();
-    JWTClaimsSet claims;
+    OidcKeys keys = issuer.keys();
+    verifications.increment();
+    List<OidcKeys.KeyVerifier> candidates;
     try {
-      verifications.increment();
-      claims = processor.process(signed, null);
-    } catch (NoKeyException e) {
-      throw new AuthenticationException(Failure.UNKNOWN_KEY);
-    } catch (BadJWSException e) {
-      throw new AuthenticationException(Failure.BAD_SIGNATURE);
-    } catch (BadJWTException e) {
-      // Nimbus checks claims only after the signature verified, so these claims are the issuer's.
-      throw new AuthenticationException(issuer.claimsProblem(unverified, now));
-    } catch (BadJOSEException e) {
-      // Algorithm and type were checked above; what is left is a header we will not verify.
-      throw new AuthenticationException(Failure.BAD_SIGNATURE);
+      candidates = keys.select(header);
     } catch (KeySourceException e) {
       // Fetch failures are rate-limited, refusals for the rate limit are not: keep the log quiet.
       if (e instanceof RateLimitReachedException) {
@@ -411,40 +375,32 @@ public final class OidcResolver implements IdentityResolver {
         log.warn("inferpam: keys of OIDC issuer {} unavailable: {}", issuer.config.issuer(), e.getMessage());
       }
       throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
-    } catch (JOSEException e) {
-      // A key in the set that cannot verify this algorithm (e.g. an RSA key too short).
-      throw new AuthenticationException(Failure.BAD_SIGNATURE);
     }
-    Date iat = claims.getIssueTime();
-    if (iat != null && iat.toInstant().isAfter(now.plus(issuer.skew))) {
-      throw new AuthenticationException(Failure.NOT_YET_VALID);
-    }
+    if (candidates.isEmpty()) throw new AuthenticationException(Failure.UNKNOWN_KEY);
+    if (!signedByAnyOf(candidates, parsed)) throw new AuthenticationException(Failure.BAD_SIGNATURE);
+    // Claims only after the signature verified, so that they are the issuer's.
+    String problem = issuer.claimsProblem(claims, now);
+    if (problem != null) throw new AuthenticationException(problem);
     return issuer.verified(claims, now);
   }
 
-  /** Thrown by {@link Processor} when the issuer's keys hold none for this token. */
-  private static final class NoKeyException extends BadJOSEException {
-    private static final long serialVersionUID = 1L;
-
-    NoKeyException() {
-      super("no matching key");
-    }
-  }
-
-  /** Says "no key" apart from the other refusals Nimbus gives as a plain {@link BadJOSEException}. */
-  private static final class Processor extends DefaultJWTProcessor<SecurityContext> {
-    @Override
-    protected List<? extends Key> selectKeys(JWSHeader header, JWTClaimsSet claims, SecurityContext context)
-        throws KeySourceException, BadJOSEException {
-      List<? extends Key> keys = super.selectKeys(header, claims, context);
-      if (keys == null || keys.isEmpty()) throw new NoKeyException();
-      return keys;
+  /** Whether a candidate key verifies the signature; the first key that cannot verify the algorithm refuses. */
+  private static boolean signedByAnyOf(List<OidcKeys.KeyVerifier> candidates, OidcToken token)
+      throws AuthenticationException {
+    try {
+      for (OidcKeys.KeyVerifier candidate : candidates) {
+        if (candidate.verify(token)) return true;
+      }
+      return false;
+    } catch (JOSEException e) {
+      // A key in the set that cannot verify this algorithm (e.g. an RSA key too short).
+      throw new AuthenticationException(Failure.BAD_SIGNATURE);
     }
   }
 
   /** A validated token, as cached. */
   private record Verified(Principal principal, Instant exp, Instant nbf, Duration skew, Instant cacheUntil) {
-    /** Time claims against {@code now}, the same way {@link DefaultJWTClaimsVerifier} checks them. */
+    /** Time claims against {@code now}, as {@link Issuer#claimsProblem} checks them. */
     String timeProblem(Instant now) {
       if (!exp.plus(skew).isAfter(now)) return Failure.EXPIRED;
       if (nbf != null && nbf.minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
@@ -479,13 +435,14 @@ public final class OidcResolver implements IdentityResolver {
     final Set<JWSAlgorithm> algorithms;
     final int skewSeconds;
     final Duration skew;
+    final long skewMillis;
     /** The required type without "application/", lower-cased; null when any type is accepted. */
     final String requiredType;
     /** Its own, so that a slow identity provider cannot use up the fetches of another. */
     final OidcRetriever retriever;
     final ReentrantLock discovery = new ReentrantLock();
     /** Null until discovery succeeded; set once. */
-    volatile DefaultJWTProcessor<SecurityContext> processor;
+    volatile OidcKeys keys;
     /** Clock millis before which discovery is not tried again; guarded by {@link #discovery}. */
     long nextDiscovery = Long.MIN_VALUE;
 
@@ -498,11 +455,12 @@ public final class OidcResolver implements IdentityResolver {
       // Nimbus counts skew in whole seconds; round up so that "500ms" is not silently 0.
       this.skewSeconds = Math.toIntExact((config.clockSkew().toMillis() + 999) / 1000);
       this.skew = Duration.ofSeconds(skewSeconds);
+      this.skewMillis = skewSeconds * 1000L;
       this.requiredType = config.requireType() == null ? null : bareType(config.requireType());
       this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
           settings.fetchDeadline(), where);
       // Nothing is fetched here: the JWK source fetches on first use.
-      if (config.jwksUri() != null) this.processor = processor(config.jwksUri());
+      if (config.jwksUri() != null) this.keys = keys(config.jwksUri());
     }
 
     /** RFC 7515, section 4.1.9: "application/" may be left out, and media types ignore case. */
@@ -516,13 +474,13 @@ public final class OidcResolver implements IdentityResolver {
       return type != null && bareType(type.getType()).equals(requiredType);
     }
 
-    DefaultJWTProcessor<SecurityContext> processor() throws AuthenticationException {
-      DefaultJWTProcessor<SecurityContext> p = processor;
-      return p != null ? p : discover();
+    OidcKeys keys() throws AuthenticationException {
+      OidcKeys k = keys;
+      return k != null ? k : discover();
     }
 
     /** Fetches the discovery document once; other threads wait at most one fetch for it. */
-    private DefaultJWTProcessor<SecurityContext> discover() throws AuthenticationException {
+    private OidcKeys discover() throws AuthenticationException {
       try {
         if (!discovery.tryLock(Settings.waitForRefresh(settings.fetchDeadline()).toMillis(), TimeUnit.MILLISECONDS)) {
           throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
@@ -532,14 +490,14 @@ public final class OidcResolver implements IdentityResolver {
         throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
       }
       try {
-        if (processor != null) return processor;
+        if (keys != null) return keys;
         long now = clock.millis();
         if (now < nextDiscovery) throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
         // Set before fetching, so that a failing identity provider is asked once per interval.
         nextDiscovery = now + settings.refetchInterval().toMillis();
         URI jwksUri = discoverJwksUri();
-        processor = processor(jwksUri);
-        return processor;
+        keys = keys(jwksUri);
+        return keys;
       } finally {
         discovery.unlock();
       }
@@ -573,35 +531,16 @@ public final class OidcResolver implements IdentityResolver {
       throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
     }
 
-    private DefaultJWTProcessor<SecurityContext> processor(URI jwksUri) {
+    private OidcKeys keys(URI jwksUri) {
       URL url;
       try {
         url = jwksUri.toURL();
       } catch (MalformedURLException | IllegalArgumentException e) {
         throw new IllegalArgumentException(where + ".jwks-uri: " + OidcRules.URL_RULE);
       }
-      Processor p = new Processor();
-      p.setJWSTypeVerifier((type, context) -> {
-        if (!typeAccepted(type)) throw new BadJOSEException(Failure.WRONG_TYPE);
-      });
-      // Keys only from the issuer's JWK set, only for its algorithms; the selector never reads a
-      // token's jku, x5u, jwk or x5c header. EdDSA on the JDK (see OidcEdDsa).
-      p.setJWSKeySelector(new OidcEdDsa.KeySelector(algorithms, new ClockedKeySource(keySource(url))));
-      p.setJWSVerifierFactory(new OidcEdDsa.VerifierFactory());
-      // No JWE key selector: an encrypted token cannot be processed even if it got this far.
-      DefaultJWTClaimsVerifier<SecurityContext> claims = new DefaultJWTClaimsVerifier<>(
-          Set.of(config.audience()),
-          new JWTClaimsSet.Builder().issuer(config.issuer()).build(),
-          Set.of("iss", "exp"),
-          Set.of()) {
-        @Override
-        protected Date currentTime() {
-          return Date.from(clock.instant());
-        }
-      };
-      claims.setMaxClockSkew(skewSeconds);
-      p.setJWTClaimsSetVerifier(claims);
-      return p;
+      // Keys only from the issuer's JWK set, only for its algorithms; never through a token's
+      // jku, x5u, jwk or x5c header.
+      return new OidcKeys(algorithms, keySource(url), clock);
     }
 
     /** Nimbus's chain: URL source, outage tolerance, rate limit, cache with refresh-ahead. */
@@ -629,19 +568,27 @@ public final class OidcResolver implements IdentityResolver {
       });
     }
 
-    /** Which claim made Nimbus refuse; the signature already verified. */
+    /**
+     * Why the claims of a token whose signature verified are not acceptable, or {@code null}:
+     * {@code exp} present, {@code iss} exactly the issuer, {@code aud} containing the audience,
+     * then the time window with the clock skew. {@code exp} and {@code nbf} are compared in
+     * milliseconds exactly as Nimbus's {@code DefaultJWTClaimsVerifier} did ({@code exp + skew}
+     * strictly after now, {@code nbf - skew} strictly before now); {@code iat} may not be later
+     * than now plus the skew.
+     */
     String claimsProblem(JWTClaimsSet claims, Instant now) {
       Date exp = claims.getExpirationTime();
       if (exp == null) return Failure.MISSING_EXP;
       if (!config.issuer().equals(claims.getIssuer())) return Failure.WRONG_ISSUER;
       List<String> aud = claims.getAudience();
       if (aud == null || !aud.contains(config.audience())) return Failure.WRONG_AUDIENCE;
-      if (!exp.toInstant().plus(skew).isAfter(now)) return Failure.EXPIRED;
+      long nowMillis = now.toEpochMilli();
+      if (exp.getTime() + skewMillis <= nowMillis) return Failure.EXPIRED;
       Date nbf = claims.getNotBeforeTime();
-      if (nbf != null && nbf.toInstant().minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
+      if (nbf != null && nbf.getTime() - skewMillis >= nowMillis) return Failure.NOT_YET_VALID;
       Date iat = claims.getIssueTime();
-      if (iat != null && iat.toInstant().minus(skew).isAfter(now)) return Failure.NOT_YET_VALID;
-      return Failure.INVALID_CLAIMS;
+      if (iat != null && iat.toInstant().isAfter(now.plus(skew))) return Failure.NOT_YET_VALID;
+      return null;
     }
 
     Verified verified(JWTClaimsSet claims, Instant now) throws AuthenticationException {
@@ -649,43 +596,13 @@ public final class OidcResolver implements IdentityResolver {
       if (!(claim(all, config.subjectClaim()) instanceof String subject) || subject.isBlank()) {
         throw new AuthenticationException(Failure.MISSING_SUBJECT);
       }
+      // Immutable already, so that the principal need not copy them.
       Set<String> groups = groups(claim(all, config.groupsClaim()));
-      Map<String, Object> attributes = new LinkedHashMap<>();
-      for (Map.Entry<String, Object> e : all.entrySet()) {
-        if (NOT_ATTRIBUTES.contains(e.getKey())) continue;
-        Object value = plain(e.getValue(), 0);
-        if (value != null) attributes.put(e.getKey(), value);
-      }
-      Principal principal = new Principal(subject, groups, Principal.VIA_OIDC, config.issuer(), attributes);
+      Principal principal = new Principal(subject, groups, Principal.VIA_OIDC, config.issuer(), attributes(all));
       Instant exp = claims.getExpirationTime().toInstant();
       Instant nbf = claims.getNotBeforeTime() == null ? null : claims.getNotBeforeTime().toInstant();
       Instant keysLimit = now.plus(settings.keyCacheTtl());
       return new Verified(principal, exp, nbf, skew, exp.isBefore(keysLimit) ? exp : keysLimit);
-    }
-  }
-
-  /** Runs Nimbus's key source chain on the injected clock, and tells "no such key" from "no keys". */
-  private final class ClockedKeySource implements JWKSource<SecurityContext> {
-    private final JWKSetSource<SecurityContext> source;
-
-    ClockedKeySource(JWKSetSource<SecurityContext> source) {
-      this.source = source;
-    }
-
-    @Override
-    public List<JWK> get(JWKSelector selector, SecurityContext context) throws KeySourceException {
-      long now = clock.millis();
-      // Throws when there are no keys at all (nothing cached, endpoint down or rate-limited).
-      JWKSet known = source.getJWKSet(JWKSetCacheRefreshEvaluator.noRefresh(), now, context);
-      List<JWK> found = selector.select(known);
-      if (!found.isEmpty()) return found;
-      // An unknown kid may be a key rotated in since the last fetch: ask once more. The rate
-      // limit below bounds how often tokens with made-up kids make us fetch.
-      try {
-        return selector.select(source.getJWKSet(JWKSetCacheRefreshEvaluator.referenceComparison(known), now, context));
-      } catch (KeySourceException e) {
-        return List.of(); // we have keys, just not this one
-      }
     }
   }
 
@@ -703,17 +620,30 @@ public final class OidcResolver implements IdentityResolver {
     return node;
   }
 
-  /** Groups from a string or an array of strings; anything else is refused, not guessed at. */
+  /** Groups from a string or an array of strings; anything else is refused, not guessed at. Immutable. */
   private static Set<String> groups(Object claim) throws AuthenticationException {
     if (claim == null) return Set.of();
     if (claim instanceof String s) return s.isBlank() ? Set.of() : Set.of(s);
     if (!(claim instanceof List<?> list)) throw new AuthenticationException(Failure.BAD_GROUPS);
-    Set<String> out = new LinkedHashSet<>();
+    List<String> out = new ArrayList<>(list.size());
     for (Object g : list) {
       if (!(g instanceof String s)) throw new AuthenticationException(Failure.BAD_GROUPS);
       if (!s.isBlank()) out.add(s);
     }
-    return out;
+    return Set.copyOf(out);
+  }
+
+  /** Every claim except {@link #NOT_ATTRIBUTES}, as plain values; null values left out. Immutable. */
+  private static Map<String, Object> attributes(Map<String, Object> claims) {
+    List<Map.Entry<String, Object>> out = new ArrayList<>(claims.size());
+    for (Map.Entry<String, Object> e : claims.entrySet()) {
+      if (NOT_ATTRIBUTES.contains(e.getKey())) continue;
+      Object value = plain(e.getValue(), 0);
+      if (value != null) out.add(Map.entry(e.getKey(), value));
+    }
+    @SuppressWarnings("unchecked")
+    Map.Entry<String, Object>[] entries = out.toArray(new Map.Entry[0]);
+    return Map.ofEntries(entries);
   }
 
   /** A claim value as plain, unmodifiable Java values; null for nulls and too-deep structures. */

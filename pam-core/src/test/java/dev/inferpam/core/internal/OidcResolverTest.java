@@ -771,6 +771,86 @@ class OidcResolverTest {
     assertThat(r.cachedTokens()).isLessThanOrEqualTo(2);
   }
 
+  // --- verification order and boundaries -----------------------------------------------------------
+
+  @Test
+  void acceptsRs384AndRs512AndRefusesThemWithAnotherKeysSignature() throws Exception {
+    OidcResolver r = resolver(with(config(), List.of("RS384", "RS512"), null, null, null));
+    for (JWSAlgorithm alg : List.of(JWSAlgorithm.RS384, JWSAlgorithm.RS512)) {
+      assertThat(accepted(r, sign(header(alg, rsa1).build(), claims().build(), rsa1)).subject()).isEqualTo("alice");
+      assertThat(refusal(r, sign(header(alg, rsa1).build(), claims().build(), attackerKey)))
+          .isEqualTo("signature invalid");
+    }
+  }
+
+  @Test
+  void checksTheSignatureBeforeAnyClaim() throws Exception {
+    OidcResolver r = resolver();
+    Instant now = clock.instant();
+    // Claims that would be refused, under a signature that is not the issuer's: the signature counts.
+    for (UnaryOperator<JWTClaimsSet.Builder> bad : List.<UnaryOperator<JWTClaimsSet.Builder>>of(
+        c -> c.expirationTime(Date.from(now.minusSeconds(3600))),
+        c -> c.expirationTime(null),
+        c -> c.audience("other-api"),
+        c -> c.notBeforeTime(Date.from(now.plusSeconds(3600))),
+        c -> c.subject(null))) {
+      assertThat(refusal(r, sign(header(JWSAlgorithm.RS256, rsa1).build(), bad.apply(claims()).build(), attackerKey)))
+          .isEqualTo("signature invalid");
+    }
+  }
+
+  @Test
+  void timeClaimsAtTheirBoundariesAsNimbusChecksThem() throws Exception {
+    OidcResolver r = new OidcResolver(List.of(config()), clock, 0, FAST);
+    Instant now = clock.instant(); // a whole second: the boundaries fall on it
+    Duration skew = Duration.ofSeconds(30);
+    assertThat(refusal(r, token(rsa1, c -> c.expirationTime(Date.from(now.minus(skew))))))
+        .as("exp + skew not after now").isEqualTo("token expired");
+    accepted(r, token(rsa1, c -> c.expirationTime(Date.from(now.minus(skew).plusSeconds(1)))));
+    assertThat(refusal(r, token(rsa1, c -> c.notBeforeTime(Date.from(now.plus(skew))))))
+        .as("nbf - skew not before now").isEqualTo("token not yet valid");
+    accepted(r, token(rsa1, c -> c.notBeforeTime(Date.from(now.plus(skew).minusSeconds(1)))));
+    accepted(r, token(rsa1, c -> c.issueTime(Date.from(now.plus(skew)))));
+    assertThat(refusal(r, token(rsa1, c -> c.issueTime(Date.from(now.plus(skew).plusSeconds(1))))))
+        .isEqualTo("token not yet valid");
+  }
+
+  @Test
+  void refusesMalformedSignaturesAndUnencodedPayloads() throws Exception {
+    OidcResolver r = resolver();
+    String token = token(rsa1);
+    String[] p = token.split("\\.");
+    assertThat(refusal(r, p[0] + "." + p[1] + "." + OidcTokenTest.dangling(p[2])))
+        .as("dangling base64url character").isEqualTo("malformed token");
+    assertThat(refusal(r, p[0] + "." + p[1] + ".")).isEqualTo("malformed token");
+
+    String headerJson = "{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"b64\":false}";
+    String input = Base64URL.encode(headerJson) + "." + p[1];
+    Signature s = Signature.getInstance("SHA256withRSA");
+    s.initSign(rsa1.toPrivateKey());
+    s.update(input.getBytes(StandardCharsets.US_ASCII));
+    assertThat(refusal(r, input + "." + Base64URL.encode(s.sign()))).isEqualTo("malformed token");
+    assertThat(idp.all.get()).as("refused before any key was fetched").isZero();
+    assertThat(refusal(r, p[0] + "." + p[1] + "." + p[2].substring(4))).as("short signature")
+        .isEqualTo("signature invalid");
+  }
+
+  @Test
+  void refusesAKidThatNamesAKeyOfAnotherType() throws Exception {
+    // "ec-1" is an EC key of the issuer; an RS256 token naming it finds no RSA key.
+    String token = sign(new JWSHeader.Builder(JWSAlgorithm.RS256).keyID(ec1.getKeyID()).build(), claims().build(), rsa1);
+    assertThat(refusal(resolver(), token)).isEqualTo("unknown signing key");
+  }
+
+  @Test
+  void makesAnImmutablePrincipal() throws Exception {
+    Principal p = accepted(resolver(), token(rsa1));
+    assertThatThrownBy(() -> p.groups().add("admins")).isInstanceOf(UnsupportedOperationException.class);
+    assertThatThrownBy(() -> p.attributes().put("x", "y")).isInstanceOf(UnsupportedOperationException.class);
+    assertThat(p.attributes()).containsOnlyKeys("groups", "email");
+    assertThat(p.attributes().get("groups")).isEqualTo(List.of("ml-engineers", "readers"));
+  }
+
   // --- groups and subject -------------------------------------------------------------------------
 
   @Test
