@@ -68,7 +68,9 @@ import org.slf4j.LoggerFactory;
  * {@code last_hash} named by a retention line later in the chain.
  *
  * <p><b>Queue and admission.</b> One writer thread owns the files and encodes the lines;
- * {@link #record} and {@link #intent} only hand the (immutable) record over. At most
+ * {@link #record} and {@link #intent} only hand the (immutable) record over, unless more than
+ * {@value #ENCODE_ON_CALLER_BACKLOG} records wait for the writer: then the caller encodes its
+ * own line, so under load encoding is spread over the request threads. At most
  * {@link Policy.Recording#queueCapacity()} records are held (queued, or written but not yet
  * durable). {@link #admit()} reserves room for one record and throws {@code IOException}
  * {@code "recording queue full"} or {@code "recorder failed: <reason>"}; the next
@@ -102,6 +104,9 @@ import org.slf4j.LoggerFactory;
  * <p><b>Thread-safety:</b> all methods may be called from any thread.
  */
 public final class JsonlRecorder implements Recorder {
+  /** Records waiting for the writer beyond which callers encode their own lines. */
+  static final int ENCODE_ON_CALLER_BACKLOG = 512;
+
   /** Longest wait for room in the queue, and for a strict intent to become durable. */
   public static final Duration DEFAULT_WAIT = Duration.ofSeconds(5);
   /** Pause between attempts to write again after a failure. */
@@ -218,6 +223,8 @@ public final class JsonlRecorder implements Recorder {
   private final Condition work = lock.newCondition();
   private final Condition progress = lock.newCondition();
   private final ArrayDeque<Item> queue = new ArrayDeque<>(); // guarded by lock; bounded by room
+  /** {@code queue.size()} as last seen under the lock; read without it to decide who encodes. */
+  private volatile int backlog;
   private long lastSeq; // guarded by lock: seq of the last enqueued record
   private long syncedSeq; // guarded by lock: every record up to this seq is durable
   private long syncTarget; // guarded by lock: a flush or intent waits for this seq
@@ -336,6 +343,9 @@ public final class JsonlRecorder implements Recorder {
     Objects.requireNonNull(record, "record");
     if (closed.get()) throw new IOException("recorder closed");
     Item item = new Item(record, false);
+    // The writer encodes, so a request thread only hands the record over; when the writer falls
+    // behind, callers encode their own lines and the work spreads over their cores.
+    if (backlog >= ENCODE_ON_CALLER_BACKLOG) item.body(log);
     if (reserved.getAndUpdate(n -> n > 0 ? n - 1 : 0) == 0) acquire(options.wait.toNanos());
     enqueue(item);
   }
@@ -454,6 +464,7 @@ public final class JsonlRecorder implements Recorder {
       }
       item.seq = ++lastSeq;
       queue.addLast(item);
+      backlog = queue.size();
       // waking the writer costs a system call: only when it is idle, or when a full batch is
       // waiting; a busy writer drains the queue anyway and a batching one at the commit time
       if (writerIdle || (writerBatching && queue.size() >= config.batchSize())) {
@@ -551,6 +562,7 @@ public final class JsonlRecorder implements Recorder {
           }
           int batch = config.batchSize();
           while (pending.size() < batch && !queue.isEmpty()) pending.add(queue.pollFirst());
+          backlog = queue.size();
           target = syncTarget;
         } finally {
           lock.unlock();
