@@ -63,7 +63,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Threads(1)
 // Two forks show run-to-run spread; five warm-up seconds were too few for the fresh path's
-// JIT on two cores (it was still falling from 650 to 80 us/op), ten are enough.
+// JIT on two cores (the fresh path keeps improving for several iterations), ten are enough.
 @Fork(2)
 @Warmup(iterations = 5, time = 2, timeUnit = TimeUnit.SECONDS)
 @Measurement(iterations = 5, time = 2, timeUnit = TimeUnit.SECONDS)

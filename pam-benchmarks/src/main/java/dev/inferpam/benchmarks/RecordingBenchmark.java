@@ -45,11 +45,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <ul>
  *   <li>{@link #enqueue}: what a request thread pays: {@code admit()} when the exchange begins
- *       plus {@code record()} when it ends, i.e. encoding the line on the caller's thread and
- *       handing it to the writer thread. Sampled per call ({@code Mode.SampleTime}), so JMH
+ *       plus {@code record()} when it ends, i.e. handing the record to the writer thread (which
+ *       encodes it; callers encode only when the writer falls behind). Sampled per call ({@code Mode.SampleTime}), so JMH
  *       reports p50, p99 and the tail. Target p99 &le; 10 µs.
- *   <li>{@link #encodeOnly}: the baseline for {@link #enqueue}: encoding the same line without a
- *       recorder, paced the same way. What {@link #enqueue} adds to it is the hand-off.
+ *   <li>{@link #encodeOnly}: for comparison: encoding the same line without a recorder, paced the
+ *       same way (what a request thread would pay if it encoded its own line).
  *   <li>{@link #throughput}: sustained durable records per second: each call admits and records
  *       {@value #RECORDS_PER_FLUSH} records as fast as one thread can, then waits in
  *       {@code flush()} until all of them are written and fsynced. The flush is inside the
