@@ -37,7 +37,9 @@ class DemoTest {
     assertThat(outcomes.get(5)).startsWith("-> 401 unauthenticated");
     assertThat(text)
         .contains("content-type: text/event-stream")
-        .contains("<- \"Privileged \"")
+        .contains("<- \"Privileged\"")
+        .contains("Privileged access, one token at a time. Questions: [EMAIL] or [PHONE].")
+        .doesNotContain("oncall@example.com")
         .contains("<- [DONE]")
         .contains("the model server got the gateway's credential (Authorization: Bearer ██): yes; alice's key: no")
         .contains("2 reached the model server, 4 were refused by the gateway")

@@ -35,7 +35,9 @@ import okio.BufferedSource;
  * <ol>
  *   <li>an allowed chat call (200), reaching the model server with the gateway's credential and
  *       without the caller's key;</li>
- *   <li>a streamed answer (200, server-sent events printed as they arrive);</li>
+ *   <li>a streamed answer (200, server-sent events printed as they arrive), in which an email
+ *       address and a phone number split across events arrive masked ({@code masking} in the
+ *       policy);</li>
  *   <li>a model the caller is not entitled to (403 {@code not_entitled});</li>
  *   <li>a blocked model download, Ollama's {@code /api/pull} (403 {@code blocked});</li>
  *   <li>a denied extraction parameter, {@code logprobs} (403 {@code parameter_denied});</li>
@@ -55,7 +57,7 @@ import okio.BufferedSource;
  * <p>Output is plain text on the given stream; logs go to standard error. Each step checks what
  * it shows, so the return value says whether the gateway behaved as narrated.
  *
- * <p>Not yet shown (later releases of the spec's demo): masking, approvals, quotas, OIDC tokens.
+ * <p>Not yet shown (later releases of the spec's demo): approvals, quotas, OIDC tokens.
  */
 public final class Demo {
 
@@ -163,6 +165,7 @@ public final class Demo {
       outcome(r.code(), null, null, 200, null);
       detail("content-type: " + r.header("Content-Type") + "; events as they arrive:");
       int events = 0;
+      StringBuilder answer = new StringBuilder();
       BufferedSource source = r.body().source();
       for (String line; (line = source.readUtf8Line()) != null; ) {
         if (!line.startsWith("data: ")) continue;
@@ -172,12 +175,20 @@ public final class Demo {
           detail("  <- [DONE]");
         } else {
           JsonNode choice = JSON.readTree(data).path("choices").path(0);
+          String content = choice.path("delta").path("content").asText();
+          answer.append(content);
           detail(choice.path("finish_reason").isTextual()
-              ? "  <- (finish_reason: " + choice.path("finish_reason").asText() + ")"
-              : "  <- \"" + choice.path("delta").path("content").asText() + "\"");
+              ? "  <- \"" + content + "\" (finish_reason: " + choice.path("finish_reason").asText() + ")"
+              : "  <- \"" + content + "\"");
         }
       }
       if (events == 0) fail("no server-sent events arrived");
+      detail("the model sent an email address and a phone number split across events; alice got:");
+      detail("  " + answer.toString().strip());
+      if (answer.indexOf("[EMAIL]") < 0 || answer.indexOf("[PHONE]") < 0 || answer.indexOf("@example.com") >= 0
+          || answer.indexOf("555-2671") >= 0) {
+        fail("the streamed answer was not masked");
+      }
     }
 
     // 3. not entitled

@@ -46,7 +46,9 @@ public final class MockModelServer implements AutoCloseable {
   public static final List<String> MODELS = List.of("llama-3.1-8b", "llama-3.1-70b", "gpt-4o-mini");
 
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final String[] STREAMED_WORDS = {"Privileged ", "access, ", "one ", "token ", "at ", "a ", "time."};
+  /** The streamed answer; an email address and a phone number arrive split across events. */
+  static final String[] STREAMED_WORDS = {"Privileged ", "access, ", "one ", "token ", "at ", "a ", "time. ",
+      "Questions: ", "security-", "oncall@exa", "mple.com ", "or ", "(415) 555", "-2671."};
 
   private final HttpServer server;
   private final ExecutorService executor;
