@@ -7,6 +7,8 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectReader;
+import com.fasterxml.jackson.databind.ObjectWriter;
 import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -40,13 +42,16 @@ final class BodyMaskerJson {
       .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false)
       .build();
   private static final JsonFactory FACTORY = MAPPER.getFactory();
+  /** Resolved once: looking the tree serializer up on every event was a measurable cost. */
+  private static final ObjectWriter TREE_WRITER = MAPPER.writerFor(JsonNode.class);
+  private static final ObjectReader TREE_READER = MAPPER.readerFor(JsonNode.class);
 
   private BodyMaskerJson() {}
 
   /** The JSON value of {@code text}, or {@code null} when it is not exactly one JSON value. */
   static JsonNode parse(String text) {
     try {
-      JsonNode node = MAPPER.readTree(text);
+      JsonNode node = TREE_READER.readTree(text);
       return node == null || node.isMissingNode() ? null : node;
     } catch (IOException | RuntimeException e) {
       return null;
@@ -56,7 +61,7 @@ final class BodyMaskerJson {
   /** Compact JSON of {@code node}. */
   static String write(JsonNode node) {
     try {
-      return MAPPER.writeValueAsString(node);
+      return TREE_WRITER.writeValueAsString(node);
     } catch (JsonProcessingException e) {
       // Cannot happen for a tree that was parsed under the same limits.
       throw new IllegalStateException("JSON tree not writable", e);

@@ -182,7 +182,10 @@ final class SseStreams {
   private boolean feed(ObjectNode root, List<Slot> slots, SseEvent event, int chars) {
     Set<String> keys = new HashSet<>();
     for (Slot slot : slots) keys.add(slot.key());
-    long fresh = keys.stream().filter(key -> !open.containsKey(key)).count();
+    int fresh = 0;
+    for (String key : keys) {
+      if (!open.containsKey(key)) fresh++;
+    }
     if (open.size() + fresh > maxStreams || !templatesFit(keys, chars)) return false;
     List<String> texts = new ArrayList<>(slots.size());
     for (Slot slot : slots) {
