@@ -404,7 +404,9 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     }
   }
 
-  private boolean isReviewer(Principal p) {
+  /** Whether {@code p} is in one of the reviewer groups (may list and decide reviews). */
+  public boolean isReviewer(Principal p) {
+    Objects.requireNonNull(p, "principal");
     for (String g : reviewers) {
       if (p.inGroup(g)) return true;
     }

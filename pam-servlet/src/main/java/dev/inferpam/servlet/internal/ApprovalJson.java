@@ -1,0 +1,166 @@
+package dev.inferpam.servlet.internal;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.json.JsonReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.Masker;
+import dev.inferpam.core.InProcessApprovalService;
+import dev.inferpam.core.internal.ApprovalRules;
+import dev.inferpam.core.internal.BadRequestException;
+import dev.inferpam.core.internal.RequestClassifier;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The JSON of the reviewer endpoints: the pending list, a decision, and the optional
+ * {@code {"reason":"..."}} body. Immutable and thread-safe.
+ */
+public final class ApprovalJson {
+  private static final Logger log = LoggerFactory.getLogger(ApprovalJson.class);
+
+  /** Longest excerpt shown, in code points, before the ellipsis. */
+  public static final int EXCERPT_CODE_POINTS = 200;
+
+  private static final ObjectMapper JSON = JsonMapper.builder()
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+      .disable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+      .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
+      .build();
+
+  private final Masker masker;
+  private final RequestClassifier classifier;
+
+  /**
+   * @param masker   masks the prompt excerpt
+   * @param basePath the policy's {@code request.base-path}, so that model and operation are read
+   *                 as the engine read them
+   */
+  public ApprovalJson(Masker masker, String basePath) {
+    this.masker = Objects.requireNonNull(masker, "masker");
+    this.classifier = new RequestClassifier(basePath);
+  }
+
+  /** {@code {"approvals":[...]}}: never headers, credentials, digests or raw bodies. */
+  public byte[] list(List<InProcessApprovalService.Pending> pending) {
+    ObjectNode root = JSON.createObjectNode();
+    ArrayNode items = root.putArray("approvals");
+    for (InProcessApprovalService.Pending p : pending) {
+      ObjectNode item = items.addObject();
+      item.put("id", p.id());
+      item.put("principal", p.principal().subject());
+      item.put("rule", p.rule());
+      RequestClassifier.Classification c = classify(p);
+      item.put("model", c == null ? null : c.model());
+      item.put("operation", c == null ? null : c.operation());
+      item.put("excerpt", c == null ? null : excerpt(c.body()));
+      item.put("created", p.created().toString());
+      item.put("expires", p.expires().toString());
+    }
+    return write(root);
+  }
+
+  /** {@code {"id","status","reviewer","reason","decided"}} of one decision. */
+  public byte[] decision(ApprovalService.Outcome o) {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("id", o.approvalId());
+    root.put("status", o.status().name().toLowerCase(Locale.ROOT));
+    root.put("reviewer", o.reviewer());
+    root.put("reason", o.reason());
+    Instant decided = o.decided();
+    root.put("decided", decided == null ? null : decided.toString());
+    return write(root);
+  }
+
+  /**
+   * The {@code reason} of a decision body: empty body, {@code {}} or {@code "reason": null} give
+   * {@code null}.
+   *
+   * @throws IllegalArgumentException with a message safe to show when the body is not strict
+   *     UTF-8 JSON, not an object, has a {@code reason} that is not a string, or one longer than
+   *     {@link InProcessApprovalService#MAX_REASON_CHARS}
+   */
+  public static String reason(byte[] body) {
+    if (body.length == 0) return null;
+    String text;
+    try {
+      text = StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(body)).toString();
+    } catch (CharacterCodingException e) {
+      throw new IllegalArgumentException("request body is not valid UTF-8");
+    }
+    if (text.isBlank()) return null;
+    JsonNode json;
+    try {
+      json = JSON.readTree(text);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("request body is not valid JSON");
+    }
+    if (json == null || !json.isObject()) {
+      throw new IllegalArgumentException("request body must be a JSON object like {\"reason\":\"...\"}");
+    }
+    JsonNode reason = json.get("reason");
+    if (reason == null || reason.isNull()) return null;
+    if (!reason.isTextual()) throw new IllegalArgumentException("\"reason\" must be a string");
+    String r = reason.textValue();
+    if (r.length() > InProcessApprovalService.MAX_REASON_CHARS) {
+      throw new IllegalArgumentException(
+          "\"reason\" is longer than " + InProcessApprovalService.MAX_REASON_CHARS + " chars");
+    }
+    return r.isEmpty() ? null : r;
+  }
+
+  private RequestClassifier.Classification classify(InProcessApprovalService.Pending p) {
+    try {
+      return classifier.classify(p.request().method(), p.request().path(), p.request().body());
+    } catch (BadRequestException | RuntimeException e) {
+      // The engine classified the request before holding it; this cannot normally happen.
+      return null;
+    }
+  }
+
+  /**
+   * The prompt text, masked whole (so that a value cut by the limit is still found), then cut to
+   * {@link #EXCERPT_CODE_POINTS}; {@code null} when the body has no prompt text or masking
+   * failed (fail closed: no unmasked text).
+   */
+  private String excerpt(JsonNode body) {
+    List<String> pieces = ApprovalRules.promptTexts(body);
+    if (pieces.isEmpty()) return null;
+    String masked;
+    try {
+      masked = masker.mask(String.join("\n", pieces));
+    } catch (RuntimeException e) {
+      log.warn("inferpam: masker failed on an approval excerpt: {}", e.getClass().getName());
+      return null;
+    }
+    if (masked == null) return null;
+    if (masked.codePointCount(0, masked.length()) <= EXCERPT_CODE_POINTS) return masked;
+    return masked.substring(0, masked.offsetByCodePoints(0, EXCERPT_CODE_POINTS)) + "\u2026";
+  }
+
+  private static byte[] write(ObjectNode root) {
+    try {
+      return JSON.writeValueAsBytes(root);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot serialise approval JSON", e);
+    }
+  }
+}
