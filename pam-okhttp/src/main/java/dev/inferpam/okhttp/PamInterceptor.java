@@ -40,7 +40,9 @@ import okio.Timeout;
  * headers) without calling the server. On an allow it replaces the caller's credential
  * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential and calls
  * {@code proceed} exactly once; the response body streams through and is reported to the
- * exchange as it is read, which is recorded when the body is exhausted or closed.
+ * exchange as it is read, which is recorded when the body is exhausted or closed (or, should the
+ * caller drop the response without closing it, once the body is garbage-collected: recorded
+ * {@code complete: false}; close responses, as OkHttp requires anyway).
  *
  * <p><b>Masking.</b> When the engine masks this caller's responses
  * ({@link Exchange#masksResponse()}), the request goes out without the caller's
@@ -218,11 +220,12 @@ public final class PamInterceptor implements Interceptor {
   /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
   private static final class TapSource extends ForwardingSource {
     private final Exchange exchange;
-    private boolean done;
+    private final Ending ending;
 
     TapSource(Source delegate, Exchange exchange) {
       super(delegate);
       this.exchange = exchange;
+      this.ending = Ending.watch(this, exchange);
     }
 
     @Override
@@ -255,9 +258,38 @@ public final class PamInterceptor implements Interceptor {
     }
 
     private void finish(boolean complete) {
-      if (done) return;
-      done = true;
-      exchange.end(complete);
+      ending.end(complete);
+    }
+  }
+
+  /**
+   * Ends an exchange once: at the end of the body, when the caller closes it, or, as a safety
+   * net, when the caller dropped the response without doing either (the body became unreachable):
+   * then the exchange is recorded incomplete and its recorder reservation is used, instead of
+   * being held for good. Never references the body it watches, or the body would stay reachable.
+   */
+  static final class Ending {
+    private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
+
+    private final Exchange exchange;
+    private final java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private Ending(Exchange exchange) {
+      this.exchange = exchange;
+    }
+
+    static Ending watch(Object body, Exchange exchange) {
+      Ending ending = new Ending(exchange);
+      CLEANER.register(body, ending::abandoned);
+      return ending;
+    }
+
+    void end(boolean complete) {
+      if (done.compareAndSet(false, true)) exchange.end(complete);
+    }
+
+    private void abandoned() {
+      end(false);
     }
   }
 
@@ -275,14 +307,15 @@ public final class PamInterceptor implements Interceptor {
     private final Exchange exchange;
     private final Buffer raw = new Buffer();
     private final Buffer released = new Buffer();
+    private final Ending ending;
     private boolean upstreamEnded;
     private boolean failed;
-    private boolean done;
 
     MaskingSource(BufferedSource upstream, ResponseMasking masking, Exchange exchange) {
       this.upstream = upstream;
       this.masking = masking;
       this.exchange = exchange;
+      this.ending = Ending.watch(this, exchange);
     }
 
     @Override
@@ -335,9 +368,7 @@ public final class PamInterceptor implements Interceptor {
     }
 
     private void finish(boolean complete) {
-      if (done) return;
-      done = true;
-      exchange.end(complete);
+      ending.end(complete);
     }
   }
 }

@@ -159,6 +159,42 @@ class MaskingInterceptorTest {
         .body(body).removeHeader("Content-Length").setHeader("Transfer-Encoding", "chunked").build();
   }
 
+  // --- a response dropped without being closed -------------------------------------------------
+
+  @Test
+  void aMaskedResponseDroppedUnclosedIsStillRecordedIncompleteOnceCollected() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
+        .body(ANSWER).build());
+    dropWithoutClosing(client("masked").newCall(chat(ALICE, "").build()));
+    awaitIncompleteRecord();
+  }
+
+  @Test
+  void anUnmaskedResponseDroppedUnclosedIsStillRecordedIncompleteOnceCollected() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/octet-stream")
+        .body("binary").build());
+    dropWithoutClosing(client("masked").newCall(chat(ALICE, "").build()));
+    awaitIncompleteRecord();
+  }
+
+  /** Executes the call and lets the response go without reading or closing it (a caller bug). */
+  private void dropWithoutClosing(okhttp3.Call call) throws IOException {
+    Response r = call.execute();
+    assertThat(r.code()).isEqualTo(200);
+    assertThat(recorder.records()).as("not recorded while the body is still reachable").isEmpty();
+  }
+
+  private void awaitIncompleteRecord() {
+    org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(20))
+        .pollInterval(java.time.Duration.ofMillis(50)).until(() -> {
+          System.gc(); // the body is unreachable: collecting it ends the exchange
+          return !recorder.records().isEmpty();
+        });
+    SessionRecord rec = onlyRecord();
+    assertThat(rec.response().status()).isEqualTo(200);
+    assertThat(rec.response().complete()).isFalse();
+  }
+
   // --- JSON --------------------------------------------------------------------------------------
 
   @Test
