@@ -74,7 +74,9 @@ import org.slf4j.LoggerFactory;
  * {@link Policy.Recording#queueCapacity()} records are held (queued, or written but not yet
  * durable). {@link #admit()} reserves room for one record and throws {@code IOException}
  * {@code "recording queue full"} or {@code "recorder failed: <reason>"}; the next
- * {@link #record} call uses the reservation, so an admitted exchange is never refused. Call
+ * {@link #record} call uses the reservation, so an admitted exchange is never refused.
+ * {@code admit()} also refuses while the records held weigh more than 256 MiB (estimated from
+ * their bodies), so large bodies cannot pile up in memory behind a slow disk. Call
  * {@code admit()} once per exchange and follow it with exactly one {@code record()} (a
  * reservation never used lowers the capacity for good). {@code record()} and {@code intent()}
  * without a reservation wait up to 5 s for room, then throw {@code "recording queue full"}.
@@ -104,6 +106,12 @@ import org.slf4j.LoggerFactory;
  * <p><b>Thread-safety:</b> all methods may be called from any thread.
  */
 public final class JsonlRecorder implements Recorder {
+  /**
+   * Bytes of records held (queued, or written but not yet durable) beyond which {@link #admit()}
+   * refuses new exchanges, so that large bodies cannot pile up in memory while the disk is slow.
+   */
+  static final long DEFAULT_MAX_HELD_BYTES = 256L * 1024 * 1024;
+
   /** Records waiting for the writer beyond which callers encode their own lines. */
   static final int ENCODE_ON_CALLER_BACKLOG = 512;
 
@@ -147,7 +155,13 @@ public final class JsonlRecorder implements Recorder {
     Duration wait = DEFAULT_WAIT;
     Duration retryInterval = DEFAULT_RETRY_INTERVAL;
     Duration closeTimeout = DEFAULT_CLOSE_TIMEOUT;
+    long maxHeldBytes = DEFAULT_MAX_HELD_BYTES;
     Logger log = LoggerFactory.getLogger(JsonlRecorder.class);
+
+    Options maxHeldBytes(long bytes) {
+      this.maxHeldBytes = bytes;
+      return this;
+    }
 
     Options io(SegmentIo io) {
       this.io = io;
@@ -185,11 +199,21 @@ public final class JsonlRecorder implements Recorder {
     private byte[] body;
     private boolean unencodable;
     final boolean intent;
+    /** Memory this record holds until it is durable, estimated from its bodies. */
+    final long size;
     long seq;
 
     Item(SessionRecord record, boolean intent) {
       this.record = record;
       this.intent = intent;
+      this.size = estimate(record);
+    }
+
+    private static long estimate(SessionRecord r) {
+      long size = 1024;
+      if (r.request() != null && r.request().body() != null) size += r.request().body().length();
+      if (r.response() != null && r.response().body() != null) size += r.response().body().length();
+      return size;
     }
 
     /** The encoded line start, or {@code null} if the record cannot be encoded (a bug, logged once). */
@@ -218,6 +242,8 @@ public final class JsonlRecorder implements Recorder {
   // ---- shared between callers and the writer
   private final Semaphore room;
   private final AtomicInteger reserved = new AtomicInteger();
+  /** Estimated bytes of the records held (queued, pending, or written and not yet durable). */
+  private final java.util.concurrent.atomic.AtomicLong heldBytes = new java.util.concurrent.atomic.AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition work = lock.newCondition();
@@ -321,6 +347,7 @@ public final class JsonlRecorder implements Recorder {
     if (closed.get()) throw new IOException("recorder closed");
     String f = failure;
     if (f != null) throw new IOException("recorder failed: " + f);
+    if (heldBytes.get() > options.maxHeldBytes) throw new IOException("recording queue full");
     if (!tryRoom()) throw new IOException("recording queue full");
     reserved.incrementAndGet();
   }
@@ -465,6 +492,7 @@ public final class JsonlRecorder implements Recorder {
       item.seq = ++lastSeq;
       queue.addLast(item);
       backlog = queue.size();
+      heldBytes.addAndGet(item.size);
       // waking the writer costs a system call: only when it is idle, or when a full batch is
       // waiting; a busy writer drains the queue anyway and a batching one at the commit time
       if (writerIdle || (writerBatching && queue.size() >= config.batchSize())) {
@@ -678,6 +706,7 @@ public final class JsonlRecorder implements Recorder {
       committedSeq = writtenSeq;
       committedHead = head;
       committedSize = outSize;
+      for (Item i : done) heldBytes.addAndGet(-i.size);
       room.release(n);
     } else {
       if (unsynced.isEmpty()) firstUnsyncedNanos = System.nanoTime();
@@ -695,6 +724,7 @@ public final class JsonlRecorder implements Recorder {
     committedSize = outSize;
     forcedSeq = writtenSeq;
     int n = unsynced.size();
+    for (Item i : unsynced) heldBytes.addAndGet(-i.size);
     unsynced.clear();
     if (n > 0) room.release(n);
     lock.lock();

@@ -329,6 +329,27 @@ class JsonlRecorderTest {
   }
 
   @Test
+  void refusesAdmissionWhileTheHeldRecordsWeighTooMuchAndAdmitsAgainOnceDurable() throws Exception {
+    io.writeGate = new CountDownLatch(1); // the disk stalls
+    // each fixture record is estimated at about 1.1 KB: two of them exceed 2,000 bytes
+    JsonlRecorder r = start(config(Policy.Durability.BATCHED), faulty().maxHeldBytes(2_000));
+    r.admit();
+    r.record(next("b1"));
+    r.admit(); // 1.1 KB held: still admitted
+    r.record(next("b2"));
+
+    assertThatThrownBy(r::admit).isInstanceOf(IOException.class).hasMessage("recording queue full");
+
+    io.writeGate.countDown();
+    r.flush();
+    assertThatCode(r::admit).doesNotThrowAnyException();
+    r.record(next("b3"));
+    r.flush();
+    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id())
+        .containsExactly("b1", "b2", "b3");
+  }
+
+  @Test
   void refusesAdmissionWhenTheQueueIsFull() throws Exception {
     io.writeGate = new CountDownLatch(1); // the disk stalls
     Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 0, 2, null, 0);
