@@ -147,6 +147,8 @@ public final class Gateway implements AutoCloseable {
     // GracefulHandler counts in-flight requests so that close() can wait for them instead of
     // cutting streams off; requests that arrive meanwhile get 503.
     server.setHandler(new GracefulHandler(context));
+    // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
+    server.setErrorHandler(new JsonErrorHandler());
     server.setStopTimeout(CUT_OFF_GRACE.toMillis());
     // Our close() (and GatewayMain's shutdown hook) stop the server in the right order.
     server.setStopAtShutdown(false);

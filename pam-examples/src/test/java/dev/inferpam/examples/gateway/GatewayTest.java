@@ -64,6 +64,21 @@ class GatewayTest {
   }
 
   @Test
+  void aRequestJettyRefusesItselfGetsTheJsonErrorShapeNotAnHtmlPage() throws Exception {
+    Request huge = new Request.Builder().url(gateway.uri() + "/v1/models")
+        .header("X-Padding", "x".repeat(64 * 1024)).build();
+    try (Response r = client.newCall(huge).execute()) {
+      assertThat(r.code()).isEqualTo(431);
+      assertThat(r.header("Content-Type")).startsWith("application/json");
+      JsonNode error = JSON.readTree(r.body().string()).path("error");
+      assertThat(error.path("type").asText()).isEqualTo("pam_error");
+      assertThat(error.path("code").asText()).isEqualTo("request_too_large");
+      assertThat(error.path("message").asText()).isEqualTo("request header fields too large");
+    }
+    assertThat(upstream.getRequestCount()).isZero();
+  }
+
+  @Test
   void listensOnTheChosenFreePort() {
     assertThat(gateway.port()).isPositive();
     assertThat(gateway.uri()).hasToString("http://127.0.0.1:" + gateway.port());
