@@ -5,10 +5,10 @@ import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Recorder;
-import dev.inferpam.core.internal.ApiKeyResolver;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
+import dev.inferpam.core.internal.IdentityChain;
 import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.IOException;
@@ -66,14 +66,7 @@ public final class PamEngine implements AutoCloseable {
     this.clock = b.clock;
     // First: a masking section that cannot be built must fail before anything is opened.
     this.masker = masker(b, policy);
-    List<IdentityResolver> resolvers = new ArrayList<>();
-    if (!policy.identity().apiKeys().isEmpty()) {
-      resolvers.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
-    }
-    if (!policy.identity().oidc().isEmpty()) {
-      resolvers.add(new dev.inferpam.core.internal.OidcResolver(policy.identity().oidc(), clock));
-    }
-    resolvers.addAll(b.resolvers);
+    List<IdentityResolver> resolvers = IdentityChain.fromPolicy(policy, clock, b.resolvers);
     this.credentialProvider = b.credentialProvider != null
         ? b.credentialProvider
         : CredentialProviders.from(policy.upstream().credential(), clock);

@@ -1,5 +1,6 @@
 package dev.inferpam.okhttp;
 
+import static dev.inferpam.okhttp.PamInterceptorTest.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -12,9 +13,7 @@ import dev.inferpam.core.Policy;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -56,13 +55,6 @@ class MaskingInterceptorTest {
   @StartStop final MockWebServer server = new MockWebServer();
   final InMemoryRecorder recorder = new InMemoryRecorder();
 
-  static String sha256(String s) {
-    try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
-  }
 
   static String policy(String bodies) {
     return """

@@ -13,7 +13,6 @@ import dev.inferpam.core.Policy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -140,17 +139,7 @@ public final class Decider {
   }
 
   private Principal identify(InferenceRequest request) throws AuthenticationException {
-    AuthenticationException first = null;
-    for (IdentityResolver r : resolvers) {
-      try {
-        Optional<Principal> p = r.resolve(request);
-        if (p != null && p.isPresent()) return p.get();
-      } catch (AuthenticationException e) {
-        if (first == null) first = e;
-      }
-    }
-    if (first != null) throw first;
-    return null;
+    return IdentityChain.identify(resolvers, request);
   }
 
   private Deny checkParameters(Principal principal, JsonNode body) {

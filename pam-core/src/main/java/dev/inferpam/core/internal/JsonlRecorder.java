@@ -223,7 +223,9 @@ public final class JsonlRecorder implements Recorder {
           body = RecordCodec.bodyBytes(record);
         } catch (RuntimeException e) {
           unencodable = true;
-          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", record.id(), e.toString());
+          // only the exception's type: its message could quote the record's content
+          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", record.id(),
+              e.getClass().getName());
         }
         record = null;
       }

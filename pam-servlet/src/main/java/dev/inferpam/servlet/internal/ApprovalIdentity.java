@@ -6,10 +6,9 @@ import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Policy;
-import dev.inferpam.core.internal.ApiKeyResolver;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ErrorBodies;
-import dev.inferpam.core.internal.OidcResolver;
+import dev.inferpam.core.internal.IdentityChain;
 import jakarta.servlet.http.HttpServletRequest;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -19,7 +18,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,10 +51,7 @@ public final class ApprovalIdentity {
   public static List<IdentityResolver> fromPolicy(Policy policy, Clock clock, List<IdentityResolver> extra) {
     Objects.requireNonNull(policy, "policy");
     Objects.requireNonNull(clock, "clock");
-    List<IdentityResolver> out = new ArrayList<>();
-    if (!policy.identity().apiKeys().isEmpty()) out.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
-    if (!policy.identity().oidc().isEmpty()) out.add(new OidcResolver(policy.identity().oidc(), clock));
-    out.addAll(extra);
+    List<IdentityResolver> out = IdentityChain.fromPolicy(policy, clock, extra);
     if (out.isEmpty()) throw new IllegalArgumentException("the policy identifies nobody and no resolver was given");
     return out;
   }
@@ -64,22 +59,16 @@ public final class ApprovalIdentity {
   /** Identifies the caller from the request line and headers (the body is not read). */
   public Result identify(HttpServletRequest http) {
     InferenceRequest request = headOnly(http);
-    AuthenticationException first = null;
     try {
-      for (IdentityResolver r : resolvers) {
-        try {
-          Optional<Principal> p = r.resolve(request);
-          if (p != null && p.isPresent()) return new Result(p.get(), null);
-        } catch (AuthenticationException e) {
-          if (first == null) first = e;
-        }
-      }
+      Principal p = IdentityChain.identify(resolvers, request);
+      if (p != null) return new Result(p, null);
+    } catch (AuthenticationException e) {
+      return refuse(e.getMessage());
     } catch (RuntimeException e) {
       // Fail closed; the exception may quote the credential, so log only its type.
       log.warn("inferpam: identity resolver failed on a reviewer endpoint: {}", e.getClass().getName());
       return refuse("credential could not be verified");
     }
-    if (first != null) return refuse(first.getMessage());
     boolean presented = request.header("authorization") != null || request.header("x-api-key") != null;
     return refuse(presented ? "unrecognised credential" : "no credential");
   }
