@@ -1,5 +1,6 @@
 package dev.inferpam.core;
 
+import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.api.Decision;
@@ -10,6 +11,8 @@ import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.internal.BoundedBody;
 import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.Durations;
+import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.RecordBuilder;
 import dev.inferpam.core.internal.masking.BodyMasker;
@@ -21,6 +24,13 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -91,13 +101,18 @@ public final class Exchange {
   private final RequestHead head;
   private final InferenceRequest request;
   private final Principal principal;
-  private final Decision decision;
+  /** The decision; {@link Decision.RequireApproval} until a review is settled. */
+  private volatile Decision decision;
   private final String operation;
   private final String model;
-  private final Credential credential;
+  /** The rule that allows the request once a review approves it, or {@code null}. */
+  private final String allowRule;
+  /** The review of a request that needs one, or {@code null}. */
+  private final Review review;
+  private Credential credential;
   private final RecordBuilder record;
   /** Whether the response goes to the client masked (allowed, a masker, principal not exempt). */
-  private final boolean masksResponse;
+  private boolean masksResponse;
   /** Whether the recorder reserved room for this exchange's record. */
   private boolean admitted;
   private boolean responseReported;
@@ -131,8 +146,170 @@ public final class Exchange {
       admitted = true;
     } catch (IOException | RuntimeException e) {
       log.debug("inferpam: recorder refused exchange {}: {}", id, e.toString());
-      if (d instanceof Decision.Allow) d = recordingUnavailable(e);
+      if (!(d instanceof Decision.Deny)) d = recordingUnavailable(e);
     }
+    this.request = verdict.request();
+    this.principal = verdict.principal();
+    this.operation = verdict.operation();
+    this.model = verdict.model();
+    this.allowRule = verdict.allowRule();
+    this.record = new RecordBuilder(head, request, contentLength, secretHeaders(engine, null), engine.bodies(),
+        engine.masker());
+    if (d instanceof Decision.RequireApproval required) {
+      this.decision = required;
+      this.review = new Review(required.rule());
+      startReview();
+    } else {
+      this.review = null;
+      settle(d);
+    }
+  }
+
+  /** The state of one review; guarded by the exchange's one-thread-at-a-time contract. */
+  private static final class Review {
+    final String rule;
+    /** The service's stage, cancelled to withdraw the request. */
+    CompletableFuture<ApprovalService.Outcome> service;
+    /** Completed, never exceptionally, when the review is over. */
+    final CompletableFuture<Void> done = new CompletableFuture<>();
+    /** The service's outcome, or the failure that ended the wait. Written before {@link #done}. */
+    volatile Object result;
+    /** The outcome a reviewer (or the expiry) gave, once settled; recorded. */
+    ApprovalService.Outcome outcome;
+    boolean settled;
+
+    Review(String rule) {
+      this.rule = rule;
+    }
+  }
+
+  /** Hands the request to the approval service, bounded by the engine's wait. */
+  private void startReview() {
+    CompletableFuture<ApprovalService.Outcome> f;
+    try {
+      String digest = RequestDigest.of(principal, request);
+      f = engine.approvalService().request(principal, request, review.rule, digest).toCompletableFuture();
+    } catch (RuntimeException e) {
+      f = CompletableFuture.failedFuture(e);
+    }
+    review.service = f;
+    Review r = review;
+    f.copy().orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS).whenComplete((o, e) -> {
+      r.result = o != null ? o : (e != null ? e : new IllegalStateException("approval service gave no outcome"));
+      r.done.complete(null);
+    });
+  }
+
+  /**
+   * Whether the request waits for a reviewer: the decision is {@link Decision.RequireApproval}
+   * and {@link #settleReview()} has not made it final yet.
+   */
+  public boolean awaitingReview() {
+    return decision instanceof Decision.RequireApproval;
+  }
+
+  /**
+   * A stage that completes, never exceptionally, once the review is over (decided, expired,
+   * refused by the approval service, withdrawn with {@link #cancelReview()}, or not decided within
+   * {@code approval.timeout} plus a grace of at most {@link PamEngine#APPROVAL_GRACE}). Already
+   * complete when there
+   * is no review. It completes on whatever thread ended the review (a reviewer's request thread,
+   * an expiry thread): adapters hand the work that follows to their own threads and then call
+   * {@link #settleReview()}.
+   */
+  public CompletionStage<Void> reviewed() {
+    return review == null ? CompletableFuture.completedFuture(null) : review.done.copy();
+  }
+
+  /**
+   * The caller stopped waiting (the client disconnected, the call was cancelled, the thread was
+   * interrupted): withdraws the request from review, so that {@link #reviewed()} completes and
+   * {@link #settleReview()} answers 403 {@code approval_expired}. Does nothing once the review is
+   * over or when there is none; a request the reviewer approved at the same moment stays approved.
+   */
+  public void cancelReview() {
+    if (review == null || review.done.isDone()) return;
+    review.service.cancel(false);
+    // A service whose stage ignores cancellation still must not keep the caller waiting.
+    if (!review.done.isDone()) {
+      review.result = new CancellationException("the caller stopped waiting");
+      review.done.complete(null);
+    }
+  }
+
+  /**
+   * Once {@link #reviewed()} has completed, makes the decision final on the calling thread and
+   * returns it: {@link Decision.Allow} when a reviewer approved (the upstream credential is fetched
+   * and, with strict durability, the intent record made durable now, either of which can still
+   * turn it into a 503), else a {@link Decision.Deny}: 403 {@code approval_rejected} (with the
+   * reviewer and their reason), 403 {@code approval_expired} (no decision in time, or withdrawn),
+   * 429 {@code approval_limit} with {@code Retry-After} (too many requests waiting), or 503
+   * {@code approval_unavailable} (the approval service failed; fail closed). Idempotent; returns
+   * {@link #decision()} when there was no review. Then go on with the adapter contract from
+   * step 1.
+   *
+   * @throws IllegalStateException when the review is not over yet
+   */
+  public Decision settleReview() {
+    if (review == null || review.settled) return decision;
+    if (!review.done.isDone()) throw new IllegalStateException("the review is not over yet");
+    review.settled = true;
+    settle(reviewDecision(review.result));
+    return decision;
+  }
+
+  private Decision reviewDecision(Object result) {
+    String rule = "approval.rules." + review.rule;
+    String named = "approval rule \"" + review.rule + "\"";
+    if (result instanceof ApprovalService.Outcome o && o.status() != null) {
+      review.outcome = o;
+      return switch (o.status()) {
+        case APPROVED -> new Decision.Allow(allowRule, Decider.ALLOW_OBLIGATIONS);
+        case REJECTED -> new Decision.Deny(403, "approval_rejected", "rejected by reviewer "
+            + (o.reviewer() == null ? "(unknown)" : o.reviewer()) + " under " + named
+            + (o.reason() == null ? "" : ": " + o.reason()), rule);
+        case EXPIRED -> new Decision.Deny(403, "approval_expired", withdrawn(o.reason())
+            ? "the request was withdrawn from review under " + named
+            : "no reviewer decided within " + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
+      };
+    }
+    Throwable t = result instanceof Throwable th ? th : new IllegalStateException("no outcome");
+    while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
+      t = t.getCause();
+    }
+    Instant now = engine.clock().instant();
+    if (t instanceof ApprovalLimitException limit) {
+      long seconds = Math.max(1, (limit.retryAfter().toMillis() + 999) / 1000);
+      String bound = limit.scope() == ApprovalLimitException.Scope.PRINCIPAL
+          ? "approval.max-pending-per-principal" : "approval.max-pending";
+      return new Decision.Deny(429, ApprovalLimitException.CODE, limit.getMessage(), bound,
+          Map.of("Retry-After", Long.toString(seconds)));
+    }
+    if (t instanceof CancellationException) {
+      review.outcome = new ApprovalService.Outcome(null, ApprovalService.Status.EXPIRED, null,
+          "withdrawn: the caller stopped waiting", now);
+      return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under " + named, rule);
+    }
+    if (t instanceof TimeoutException) {
+      review.outcome = new ApprovalService.Outcome(null, ApprovalService.Status.EXPIRED, null,
+          "the approval service gave no outcome in time", now);
+      return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
+          + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
+    }
+    log.error("inferpam: approval service failed for exchange {}, refusing: {}", id, t.getClass().getName());
+    return new Decision.Deny(503, "approval_unavailable",
+        "the approval service is unavailable, the request was not forwarded", "approval");
+  }
+
+  private static boolean withdrawn(String reason) {
+    return reason != null && reason.startsWith("withdrawn");
+  }
+
+  /**
+   * Makes {@code d} the final decision: an allowed request gets its upstream credential and, with
+   * strict durability, its durable intent record (either failing turns it into a 503).
+   */
+  private void settle(Decision d) {
     Credential cred = null;
     if (d instanceof Decision.Allow) {
       try {
@@ -144,26 +321,21 @@ public final class Exchange {
             "the upstream credential is not available", "upstream.credential");
       }
     }
-    this.request = verdict.request();
-    this.principal = verdict.principal();
-    this.operation = verdict.operation();
-    this.model = verdict.model();
-    this.record = new RecordBuilder(head, request, contentLength, secretHeaders(engine, cred), engine.bodies(),
-        engine.masker());
+    if (cred != null) record.redactHeaders(secretHeaders(engine, cred));
     if (d instanceof Decision.Allow && engine.writeIntents()) {
       // Strict durability: nothing goes upstream before its intent is durable.
       try {
-        recorder.intent(record.intent(id, started, principal, operation, model));
+        engine.recorder().intent(record.intent(id, started, principal, operation, model));
       } catch (IOException | RuntimeException e) {
         log.debug("inferpam: intent of exchange {} not stored: {}", id, e.toString());
         d = recordingUnavailable(e);
         cred = null;
       }
     }
-    this.decision = d;
     this.credential = cred;
     this.masksResponse = d instanceof Decision.Allow && engine.masker() != Masker.IDENTITY
         && !exempt(engine, principal);
+    this.decision = d;
     if (d instanceof Decision.Deny) {
       ErrorResponse err = error();
       record.ownResponse(err.status(), err.body());
@@ -414,6 +586,11 @@ public final class Exchange {
   public void end(boolean complete) {
     if (ended) return;
     ended = true;
+    if (review != null && !review.settled) {
+      // The adapter gave up on the review (or never waited): withdraw it, so the record says so.
+      cancelReview();
+      settleReview();
+    }
     long durationMs = (System.nanoTime() - startNanos) / 1_000_000;
     Recorder recorder = engine.recorder();
     if (!admitted) {
@@ -429,12 +606,21 @@ public final class Exchange {
       }
     }
     if (maskingInUse) record.maskedOnDelivery(masking.counts());
-    SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete);
+    SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete,
+        reviewRecord());
     try {
       recorder.record(r);
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
     }
+  }
+
+  /** The record's {@code approval} section: present when a review happened. */
+  private SessionRecord.Approval reviewRecord() {
+    if (review == null || review.outcome == null) return null;
+    ApprovalService.Outcome o = review.outcome;
+    return new SessionRecord.Approval(o.approvalId(), review.rule, o.reviewer(), o.decided(),
+        o.status().name().toLowerCase(Locale.ROOT), o.reason());
   }
 
   @Override

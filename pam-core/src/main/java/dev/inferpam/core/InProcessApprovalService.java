@@ -22,6 +22,9 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The default {@link ApprovalService}: reviews held in memory, decided by reviewers through
@@ -84,6 +87,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   public static final int MAX_REASON_CHARS = 1000;
 
   private static final SecureRandom RANDOM = new SecureRandom();
+  private static final Logger log = LoggerFactory.getLogger(InProcessApprovalService.class);
 
   private final Clock clock;
   private final Duration timeout;
@@ -93,6 +97,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   private final int maxPending;
   private final ScheduledExecutorService scheduler;
   private final boolean ownScheduler;
+  private final Consumer<Pending> onReview;
 
   private final Object lock = new Object();
   /** Waiting reviews by id, in creation order. */
@@ -195,6 +200,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     this.reviewers = Set.copyOf(b.reviewers);
     this.maxPendingPerPrincipal = b.maxPendingPerPrincipal;
     this.maxPending = b.maxPending;
+    this.onReview = b.onReview;
     if (b.manual) {
       this.scheduler = null;
       this.ownScheduler = false;
@@ -251,6 +257,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     List<Completion> due = new ArrayList<>();
     CompletableFuture<Outcome> waiter = new CompletableFuture<>();
     Entry entry;
+    boolean opened = false;
     try {
       synchronized (lock) {
         Instant now = clock.instant();
@@ -296,6 +303,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
           pending.put(entry.id, entry);
           byDigest.put(rule + '\n' + digest, entry);
           perPrincipal.merge(key, 1, Integer::sum);
+          opened = true;
           if (scheduler != null) {
             // A millisecond late, so that the clock has reached the deadline when it runs.
             entry.timer = scheduler.schedule(this::expireDue, timeout.toMillis() + 1, TimeUnit.MILLISECONDS);
@@ -309,6 +317,13 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     waiter.whenComplete((o, e) -> {
       if (waiter.isCancelled()) withdraw(joined, waiter);
     });
+    if (opened) {
+      try {
+        onReview.accept(entry.view());
+      } catch (RuntimeException e) {
+        log.warn("inferpam: review listener failed for review {}: {}", entry.id, e.getClass().getName());
+      }
+    }
     return waiter;
   }
 
@@ -519,8 +534,20 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     private int maxPending = Policy.Approval.DEFAULT_MAX_PENDING;
     private ScheduledExecutorService scheduler;
     private boolean manual;
+    private Consumer<Pending> onReview = p -> { };
 
     private Builder() {}
+
+    /**
+     * Called once for every review that starts waiting (not for requests that join a waiting
+     * review or pass under a grant), on the requesting thread, after the review is open and
+     * outside the service's lock; the engine uses it to tell a {@link dev.inferpam.api.ReviewNotifier}.
+     * It must return promptly; an exception it throws is logged (its type only) and ignored.
+     */
+    public Builder onReview(Consumer<Pending> listener) {
+      this.onReview = Objects.requireNonNull(listener, "listener");
+      return this;
+    }
 
     /** Reviewers, timeout, grant and bounds from a policy's {@code approval} section. */
     public Builder settings(Policy.Approval approval) {

@@ -5,17 +5,20 @@ import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Recorder;
+import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
 import dev.inferpam.core.internal.IdentityChain;
 import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.ReviewSummaries;
 import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -31,7 +34,9 @@ import org.slf4j.LoggerFactory;
  * {@link #begin} once per request and follow the {@link Exchange} contract.
  *
  * <p>Decision order (see {@code spec/policy.md}): path check, body limit, identity, block,
- * allow/operation, entitlements, parameters. Anything unknown is denied; any exception in a
+ * allow/operation, entitlements, parameters, approval. A request matching an {@code approval}
+ * rule waits for a reviewer in the {@link #approvalService()} (see {@link Exchange#reviewed()});
+ * adapters wait without blocking where they can. Anything unknown is denied; any exception in a
  * check denies the request (fail closed).
  *
  * <p>Recording: every exchange, allowed or denied, is handed to the {@link Recorder} as one
@@ -50,6 +55,14 @@ import org.slf4j.LoggerFactory;
 public final class PamEngine implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PamEngine.class);
 
+  /**
+   * How much longer than {@code approval.timeout} the engine waits for the approval service at
+   * most (the timeout itself when that is shorter) before it stops waiting and answers
+   * {@code approval_expired} itself: a backstop for a service that fails to expire its reviews.
+   * The default service expires them on time.
+   */
+  public static final Duration APPROVAL_GRACE = Duration.ofSeconds(10);
+
   private final Policy policy;
   private final Decider decider;
   private final CredentialProvider credentialProvider;
@@ -58,6 +71,9 @@ public final class PamEngine implements AutoCloseable {
   private final boolean writeIntents;
   private final Masker masker;
   private final ApprovalService approvalService;
+  /** The default service the engine built, and so closes; {@code null} when given one. */
+  private final InProcessApprovalService ownApprovalService;
+  private final IdentityResolver identity;
   private final Clock clock;
   private final ExchangeIds ids;
 
@@ -71,12 +87,34 @@ public final class PamEngine implements AutoCloseable {
         ? b.credentialProvider
         : CredentialProviders.from(policy.upstream().credential(), clock);
     this.decider = new Decider(policy, resolvers);
+    this.identity = request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
     this.recorder = recorder(b, policy, clock);
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
     this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
-    this.approvalService = b.approvalService;
+    if (b.approvalService != null) {
+      this.approvalService = b.approvalService;
+      this.ownApprovalService = null;
+    } else if (policy.approval() != null) {
+      ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
+      ReviewNotifier notifier = b.reviewNotifier;
+      this.ownApprovalService = InProcessApprovalService.builder().settings(policy.approval()).clock(clock)
+          .onReview(p -> notifier.pending(reviewRequest(p, summaries)))
+          .build();
+      this.approvalService = ownApprovalService;
+    } else {
+      this.approvalService = ApprovalService.NONE;
+      this.ownApprovalService = null;
+    }
     this.ids = new ExchangeIds(clock);
+  }
+
+  /** What a notifier is told of a new review: never headers, credentials or the unmasked prompt. */
+  private static ReviewNotifier.ReviewRequest reviewRequest(InProcessApprovalService.Pending p,
+                                                           ReviewSummaries summaries) {
+    ReviewSummaries.Summary s = summaries.summarize(p.request());
+    return new ReviewNotifier.ReviewRequest(p.id(), p.rule(), p.principal().subject(), s.model(), s.operation(),
+        p.created(), p.expires(), null, s.excerpt());
   }
 
   /**
@@ -159,6 +197,7 @@ public final class PamEngine implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (ownApprovalService != null) ownApprovalService.close();
     try {
       recorder.close();
     } catch (IOException e) {
@@ -185,12 +224,48 @@ public final class PamEngine implements AutoCloseable {
     return writeIntents;
   }
 
-  Masker masker() {
+  /**
+   * The masker responses are masked with ({@link Masker#IDENTITY} when none): the policy's
+   * {@code masking} section or the one given to {@link Builder#masker}. Reviewer endpoints mask
+   * prompt excerpts with it, so that reviewers see no more than callers do.
+   */
+  public Masker masker() {
     return masker;
   }
 
-  ApprovalService approvalService() {
+  /**
+   * The service requests matching an {@code approval} rule wait in: the one given to
+   * {@link Builder#approvalService}, else an {@link InProcessApprovalService} built from the
+   * policy's {@code approval} section (closed with the engine), else {@link ApprovalService#NONE}.
+   * Reviewer endpoints decide through it.
+   */
+  public ApprovalService approvalService() {
     return approvalService;
+  }
+
+  /**
+   * Identifies callers exactly as the engine does: the policy's API keys, then its OIDC issuers,
+   * then the resolvers given to {@link Builder#identityResolver}; the first principal wins, and
+   * when none identifies the caller the first resolver's complaint is thrown. Shares the engine's
+   * caches (OIDC key sets, API key lookups). For endpoints next to the engine, such as the
+   * reviewer endpoints; the request's body is not read.
+   */
+  public IdentityResolver identityResolver() {
+    return identity;
+  }
+
+  /**
+   * How long an exchange waits for the approval service at most: {@code approval.timeout} plus
+   * the shorter of the timeout itself and {@link #APPROVAL_GRACE}.
+   */
+  Duration approvalWait() {
+    Duration t = approvalTimeout();
+    return t.plus(t.compareTo(APPROVAL_GRACE) < 0 ? t : APPROVAL_GRACE);
+  }
+
+  /** The policy's {@code approval.timeout} (its default without the section). */
+  Duration approvalTimeout() {
+    return policy.approval() == null ? Policy.Approval.DEFAULT_TIMEOUT : policy.approval().timeout();
   }
 
   Clock clock() {
@@ -230,7 +305,8 @@ public final class PamEngine implements AutoCloseable {
     private CredentialProvider credentialProvider;
     private Recorder recorder;
     private Masker masker;
-    private ApprovalService approvalService = ApprovalService.NONE;
+    private ApprovalService approvalService;
+    private ReviewNotifier reviewNotifier = ReviewNotifier.NONE;
     private Clock clock = Clock.systemUTC();
 
     private Builder() {}
@@ -277,8 +353,27 @@ public final class PamEngine implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Where requests matching an {@code approval} rule wait, instead of the default
+     * {@link InProcessApprovalService} built from the policy's {@code approval} section. The
+     * engine does not close it; {@link #reviewNotifier} does not apply to it (give the service its
+     * own notification).
+     */
     public Builder approvalService(ApprovalService approvalService) {
+      if (this.approvalService != null) throw new IllegalStateException("approvalService already set");
       this.approvalService = Objects.requireNonNull(approvalService, "approvalService");
+      return this;
+    }
+
+    /**
+     * Told of every review the default approval service opens (once per review, on the request
+     * thread; it must not block), e.g. a {@link WebhookReviewNotifier}. What it is given holds the
+     * prompt excerpt masked with the engine's masker, never credentials or headers. The engine
+     * does not close it. Default {@link ReviewNotifier#NONE}: reviewers poll the reviewer
+     * endpoints.
+     */
+    public Builder reviewNotifier(ReviewNotifier notifier) {
+      this.reviewNotifier = Objects.requireNonNull(notifier, "notifier");
       return this;
     }
 
@@ -290,9 +385,7 @@ public final class PamEngine implements AutoCloseable {
 
     /**
      * @throws IllegalStateException when no policy was set
-     * @throws PolicyException       when the policy has an {@code approval} section (validated at
-     *     load, not enforced by this release yet: {@code approval: not enforced by this release of
-     *     inferpam yet; ...}); or when no masker was given and the policy's {@code masking}
+     * @throws PolicyException       when no masker was given and the policy's {@code masking}
      *     section cannot be built (hash key unset, unreadable or too short; {@code max-hold-back}
      *     below what a detector needs); the message names the key's variable or file, never the key
      * @throws UncheckedIOException  when the policy's {@code recording.directory} cannot be opened
@@ -300,12 +393,6 @@ public final class PamEngine implements AutoCloseable {
      */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");
-      if (policy.approval() != null) {
-        // The section loads and is validated, but no adapter waits for a review yet: refusing
-        // beats letting a user believe high-risk requests are held for a reviewer.
-        throw new PolicyException("approval: not enforced by this release of inferpam yet;"
-            + " remove the section (requests matching its rules would reach the model without review)");
-      }
       return new PamEngine(this);
     }
   }

@@ -174,7 +174,7 @@ class PamEngineTest {
   }
 
   @Test
-  void anApprovalSectionLoadsButTheEngineRefusesIt(@TempDir Path dir) throws Exception {
+  void anApprovalSectionGetsTheDefaultInProcessServiceWhichCloseShutsDown() throws Exception {
     String section = """
         approval:
           reviewers: [security-oncall]
@@ -182,17 +182,20 @@ class PamEngineTest {
             - {name: large-generation, max-tokens-over: 8000}
         """;
     Policy p = Policy.parse(policy(section));
-    assertThat(p.approval().rules()).hasSize(1);
-    String message = "approval: not enforced by this release of inferpam yet; remove the section "
-        + "(requests matching its rules would reach the model without review)";
-    assertThatThrownBy(() -> PamEngine.builder().policy(p).build()).isInstanceOf(PolicyException.class)
-        .hasMessage(message);
-    // Also with an approval service given: nothing would wait for it yet.
-    assertThatThrownBy(() -> PamEngine.builder().policy(p).approvalService(dev.inferpam.api.ApprovalService.NONE)
-        .build()).isInstanceOf(PolicyException.class).hasMessage(message);
-    Path file = dir.resolve("policy.yaml");
-    Files.writeString(file, policy(section));
-    assertThatThrownBy(() -> PamEngine.fromPolicy(file)).isInstanceOf(PolicyException.class).hasMessage(message);
+    PamEngine engine = PamEngine.builder().policy(p).build();
+    assertThat(engine.approvalService()).isInstanceOf(InProcessApprovalService.class);
+    Exchange held = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\",\"max_tokens\":9000}");
+    assertThat(held.awaitingReview()).isTrue();
+    assertThat(held.decision()).isEqualTo(new dev.inferpam.api.Decision.RequireApproval("large-generation"));
+    engine.close();
+    // Closing the engine closes its own service: the waiting request is answered, not left hanging.
+    assertThat(held.reviewed().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS)).isNull();
+    assertThat(held.settleReview()).isInstanceOfSatisfying(dev.inferpam.api.Decision.Deny.class,
+        d -> assertThat(d.code()).isEqualTo("approval_expired"));
+    // Without the section: the engine holds nothing.
+    try (PamEngine plain = PamEngine.builder().policy(Policy.parse(policy(""))).build()) {
+      assertThat(plain.approvalService()).isSameAs(dev.inferpam.api.ApprovalService.NONE);
+    }
   }
 
   @Test

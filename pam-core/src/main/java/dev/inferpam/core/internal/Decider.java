@@ -6,6 +6,7 @@ import dev.inferpam.api.Decision;
 import dev.inferpam.api.Decision.Allow;
 import dev.inferpam.api.Decision.Deny;
 import dev.inferpam.api.Decision.Obligation;
+import dev.inferpam.api.Decision.RequireApproval;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
@@ -19,12 +20,16 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The policy logic of the engine, free of I/O: path check, identity, block, allow/operation,
- * entitlements, parameters — in that order, first refusal wins. Immutable and thread-safe.
+ * entitlements, parameters, approval — in that order, first refusal wins. A request that passes
+ * every check but matches an {@code approval.rules} entry gets {@link RequireApproval} naming that
+ * rule; its {@link Verdict#allowRule()} is the rule that allows it once approved. Immutable and
+ * thread-safe.
  */
 public final class Decider {
   private static final Logger log = LoggerFactory.getLogger(Decider.class);
 
-  static final Set<Obligation> ALLOW_OBLIGATIONS =
+  /** The obligations of every allow: inject the credential, mask the response, record. */
+  public static final Set<Obligation> ALLOW_OBLIGATIONS =
       Set.of(Obligation.INJECT_CREDENTIAL, Obligation.MASK_RESPONSE, Obligation.RECORD);
 
   /**
@@ -40,12 +45,24 @@ public final class Decider {
   private final List<IdentityResolver> resolvers;
   private final RequestClassifier classifier;
   private final List<NamedRule> blockRules;
+  /** The compiled {@code approval.rules}, or {@code null} without an approval section. */
+  private final ApprovalRules approvalRules;
 
   private record NamedRule(String name, Policy.BlockRule rule) {}
 
-  /** The result of a decision, with what was learnt on the way. */
+  /**
+   * The result of a decision, with what was learnt on the way.
+   *
+   * @param allowRule for {@link RequireApproval}, the rule that allows the request once approved
+   *                  (e.g. {@code entitlements[0]}); otherwise {@code null}
+   */
   public record Verdict(Decision decision, Principal principal, InferenceRequest request,
-                        String operation, String model) {}
+                        String operation, String model, String allowRule) {
+    public Verdict(Decision decision, Principal principal, InferenceRequest request, String operation,
+                   String model) {
+      this(decision, principal, request, operation, model, null);
+    }
+  }
 
   public Decider(Policy policy, List<IdentityResolver> resolvers) {
     this.policy = policy;
@@ -60,6 +77,7 @@ public final class Decider {
       rules.add(new NamedRule("block.rules[" + i + "] (" + own.get(i).name() + ")", own.get(i)));
     }
     this.blockRules = List.copyOf(rules);
+    this.approvalRules = policy.approval() == null ? null : new ApprovalRules(policy.approval());
   }
 
   /** Canonicalizes the raw path; refusal is a 400 {@code bad_path} deny. */
@@ -110,7 +128,7 @@ public final class Decider {
         Policy.AllowRule a = allow.get(i);
         if (inGroups(principal, a.groups())
             && matches(a.methods(), a.paths(), request.method(), request.path(), relative)) {
-          return new Verdict(new Allow("allow[" + i + "]", ALLOW_OBLIGATIONS), principal, request, null, null);
+          return allowOrReview("allow[" + i + "]", principal, request, null, null, c.body());
         }
       }
       return new Verdict(new Deny(403, "not_allowed",
@@ -135,7 +153,17 @@ public final class Decider {
 
     Deny paramDenial = checkParameters(principal, c.body());
     if (paramDenial != null) return new Verdict(paramDenial, principal, request, c.operation(), c.model());
-    return new Verdict(new Allow(rule, ALLOW_OBLIGATIONS), principal, request, c.operation(), c.model());
+    return allowOrReview(rule, principal, request, c.operation(), c.model(), c.body());
+  }
+
+  /** The last step: an approval rule that matches turns the allow into a review. */
+  private Verdict allowOrReview(String allowRule, Principal principal, InferenceRequest request, String operation,
+                                String model, JsonNode body) {
+    String review = approvalRules == null ? null : approvalRules.match(principal, operation, model, body);
+    if (review != null) {
+      return new Verdict(new RequireApproval(review), principal, request, operation, model, allowRule);
+    }
+    return new Verdict(new Allow(allowRule, ALLOW_OBLIGATIONS), principal, request, operation, model);
   }
 
   private Principal identify(InferenceRequest request) throws AuthenticationException {

@@ -61,7 +61,7 @@ public final class RecordBuilder {
   private final RequestHead head;
   private final InferenceRequest request;
   private final long declaredLength;
-  private final Set<String> secretHeaders;
+  private Set<String> secretHeaders;
   private final Policy.Bodies bodies;
   private final Masker masker;
   private SessionRecord.Request recordedRequest;
@@ -140,6 +140,17 @@ public final class RecordBuilder {
     usage.accept(b, off, len);
   }
 
+  /**
+   * Adds lower-case header names to store as {@code [REDACTED]}: the header of a credential known
+   * only once the decision is final. Call before the request is first built.
+   */
+  public void redactHeaders(Set<String> more) {
+    if (recordedRequest != null) throw new IllegalStateException("the request is already built");
+    Set<String> all = new java.util.HashSet<>(secretHeaders);
+    all.addAll(more);
+    secretHeaders = Set.copyOf(all);
+  }
+
   /** The request as recorded (redacted headers, body per {@code bodies}); built once. */
   public SessionRecord.Request request() {
     if (recordedRequest == null) recordedRequest = buildRequest();
@@ -177,11 +188,26 @@ public final class RecordBuilder {
   /** The {@code exchange} record. */
   public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
                              String operation, String model, Decision decision, boolean complete) {
+    return build(id, time, durationMs, principal, operation, model, decision, complete, null);
+  }
+
+  /**
+   * The exchange record. With a review ({@code approval} not {@code null}), the decision's
+   * {@code outcome} is {@code approved}, {@code rejected} or {@code expired} when the review
+   * decided it, and {@code deny} when a later step refused an approved request (recording, the
+   * upstream credential).
+   */
+  public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
+                             String operation, String model, Decision decision, boolean complete,
+                             SessionRecord.Approval approval) {
     SessionRecord.DecisionSummary ds;
     if (decision instanceof Decision.Deny d) {
-      ds = new SessionRecord.DecisionSummary("deny", d.rule(), d.code(), d.message());
+      String outcome = "deny";
+      if (approval != null && d.code().equals("approval_rejected")) outcome = "rejected";
+      if (approval != null && d.code().equals("approval_expired")) outcome = "expired";
+      ds = new SessionRecord.DecisionSummary(outcome, d.rule(), d.code(), d.message());
     } else {
-      ds = new SessionRecord.DecisionSummary("allow", decision.rule(), null, null);
+      ds = new SessionRecord.DecisionSummary(approval != null ? "approved" : "allow", decision.rule(), null, null);
     }
     String text = null;
     String hash = null;
@@ -201,7 +227,7 @@ public final class RecordBuilder {
     SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
         maskedCounts, usage.usage(), hash);
     return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal,
-        withClassification(operation, model), ds, null, resp);
+        withClassification(operation, model), ds, approval, resp);
   }
 
   private SessionRecord.Request withClassification(String operation, String model) {

@@ -12,9 +12,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Masker;
 import dev.inferpam.core.InProcessApprovalService;
-import dev.inferpam.core.internal.ApprovalRules;
-import dev.inferpam.core.internal.BadRequestException;
-import dev.inferpam.core.internal.RequestClassifier;
+import dev.inferpam.core.internal.ReviewSummaries;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -22,19 +20,14 @@ import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
-import java.util.Objects;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The JSON of the reviewer endpoints: the pending list, a decision, and the optional
  * {@code {"reason":"..."}} body. Immutable and thread-safe.
  */
 public final class ApprovalJson {
-  private static final Logger log = LoggerFactory.getLogger(ApprovalJson.class);
-
   /** Longest excerpt shown, in code points, before the ellipsis. */
-  public static final int EXCERPT_CODE_POINTS = 200;
+  public static final int EXCERPT_CODE_POINTS = ReviewSummaries.EXCERPT_CODE_POINTS;
 
   private static final ObjectMapper JSON = JsonMapper.builder()
       .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
@@ -43,8 +36,7 @@ public final class ApprovalJson {
       .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
       .build();
 
-  private final Masker masker;
-  private final RequestClassifier classifier;
+  private final ReviewSummaries summaries;
 
   /**
    * @param masker   masks the prompt excerpt
@@ -52,8 +44,7 @@ public final class ApprovalJson {
    *                 as the engine read them
    */
   public ApprovalJson(Masker masker, String basePath) {
-    this.masker = Objects.requireNonNull(masker, "masker");
-    this.classifier = new RequestClassifier(basePath);
+    this.summaries = new ReviewSummaries(masker, basePath);
   }
 
   /** {@code {"approvals":[...]}}: never headers, credentials, digests or raw bodies. */
@@ -65,10 +56,10 @@ public final class ApprovalJson {
       item.put("id", p.id());
       item.put("principal", p.principal().subject());
       item.put("rule", p.rule());
-      RequestClassifier.Classification c = classify(p);
-      item.put("model", c == null ? null : c.model());
-      item.put("operation", c == null ? null : c.operation());
-      item.put("excerpt", c == null ? null : excerpt(c.body()));
+      ReviewSummaries.Summary s = summaries.summarize(p.request());
+      item.put("model", s.model());
+      item.put("operation", s.operation());
+      item.put("excerpt", s.excerpt());
       item.put("created", p.created().toString());
       item.put("expires", p.expires().toString());
     }
@@ -125,35 +116,6 @@ public final class ApprovalJson {
           "\"reason\" is longer than " + InProcessApprovalService.MAX_REASON_CHARS + " chars");
     }
     return r.isEmpty() ? null : r;
-  }
-
-  private RequestClassifier.Classification classify(InProcessApprovalService.Pending p) {
-    try {
-      return classifier.classify(p.request().method(), p.request().path(), p.request().body());
-    } catch (BadRequestException | RuntimeException e) {
-      // The engine classified the request before holding it; this cannot normally happen.
-      return null;
-    }
-  }
-
-  /**
-   * The prompt text, masked whole (so that a value cut by the limit is still found), then cut to
-   * {@link #EXCERPT_CODE_POINTS}; {@code null} when the body has no prompt text or masking
-   * failed (fail closed: no unmasked text).
-   */
-  private String excerpt(JsonNode body) {
-    List<String> pieces = ApprovalRules.promptTexts(body);
-    if (pieces.isEmpty()) return null;
-    String masked;
-    try {
-      masked = masker.mask(String.join("\n", pieces));
-    } catch (RuntimeException e) {
-      log.warn("inferpam: masker failed on an approval excerpt: {}", e.getClass().getName());
-      return null;
-    }
-    if (masked == null) return null;
-    if (masked.codePointCount(0, masked.length()) <= EXCERPT_CODE_POINTS) return masked;
-    return masked.substring(0, masked.offsetByCodePoints(0, EXCERPT_CODE_POINTS)) + "\u2026";
   }
 
   private static byte[] write(ObjectNode root) {
