@@ -5,6 +5,7 @@ import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.InProcessApprovalService;
+import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.core.Policy;
 import dev.inferpam.servlet.internal.ApprovalIdentity;
@@ -87,11 +88,13 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>Deployment</h2>
  * <ul>
- *   <li>The {@link PamFilter}, mapped to {@code /*}, sees these requests first. Let them through
- *       to this servlet, e.g. with a policy {@code allow} rule for {@code GET /pam/approvals} and
- *       {@code POST /pam/approvals/*} to the reviewer groups, or mount the servlet in a context
- *       the filter does not cover. This servlet identifies and authorises the caller itself
- *       either way.</li>
+ *   <li>The {@link PamFilter}, mapped to {@code /*}, would see these requests first. Mount the
+ *       servlet in a context the filter does not cover (the gateway serves a {@code /pam} context
+ *       next to the root context that holds the filter), or let them through with a policy
+ *       {@code allow} rule for {@code GET /pam/approvals} and {@code POST /pam/approvals/*} to
+ *       the reviewer groups. This servlet identifies and authorises the caller itself either
+ *       way. Build it with {@link #forEngine(PamEngine)} so that it serves the engine's own
+ *       service, resolvers and masker.</li>
  *   <li>Give it the masker the engine masks with (the policy's {@code masking} section), so
  *       that reviewers see no more than callers do.</li>
  *   <li>Not asynchronous; each call holds the service's lock only briefly.</li>
@@ -167,6 +170,26 @@ public final class ApprovalServlet extends HttpServlet {
     List<IdentityResolver> chain = ApprovalIdentity.fromPolicy(policy, clock, List.of(extraResolvers));
     return new ApprovalServlet(new ApprovalIdentity(chain), approvals, masker == null ? Masker.IDENTITY : masker,
         policy.request().basePath());
+  }
+
+  /**
+   * Reviewer endpoints for the requests {@code engine} holds: its approval service (the default
+   * {@link InProcessApprovalService} of a policy with an {@code approval} section), callers
+   * identified by the engine's own resolvers and caches ({@link PamEngine#identityResolver()}),
+   * excerpts masked with its masker, requests read under its policy's {@code request.base-path}.
+   *
+   * @throws IllegalArgumentException when the engine's approval service is not an
+   *     {@link InProcessApprovalService} (the policy has no {@code approval} section, or the
+   *     engine was given another service, which then needs its own reviewer endpoints)
+   */
+  public static ApprovalServlet forEngine(PamEngine engine) {
+    Objects.requireNonNull(engine, "engine");
+    if (!(engine.approvalService() instanceof InProcessApprovalService service)) {
+      throw new IllegalArgumentException("the engine holds no requests for review in an InProcessApprovalService"
+          + " (no approval section in its policy, or another ApprovalService was given)");
+    }
+    return new ApprovalServlet(engine.identityResolver(), service, engine.masker(),
+        engine.policy().request().basePath());
   }
 
   @Override

@@ -9,6 +9,7 @@ import dev.inferpam.servlet.internal.ExchangeResponse;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -17,6 +18,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
@@ -124,6 +126,12 @@ public final class PamFilter implements Filter {
   /** The request attribute holding the allowed request's {@link Exchange}. */
   public static final String EXCHANGE_ATTRIBUTE = "dev.inferpam.exchange";
 
+  /** The request attribute holding a request that waits for a reviewer, until its async dispatch. */
+  static final String REVIEW_ATTRIBUTE = "dev.inferpam.review";
+
+  /** Slack on top of the engine's own bound before the container's async timeout ends a wait. */
+  private static final Duration ASYNC_TIMEOUT_SLACK = Duration.ofSeconds(30);
+
   // Written only when the engine itself throws, so there is no exchange (and no request id).
   private static final byte[] INTERNAL_ERROR_BODY =
       ErrorResponse.of(500, "internal_error", "the request could not be checked", null).body();
@@ -145,6 +153,22 @@ public final class PamFilter implements Filter {
       chain.doFilter(req, res);
       return;
     }
+    if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview held && held.take()) {
+      // The async dispatch of a request that waited for a reviewer: decide it for good, here, on
+      // a container thread, and go on as for any decided request.
+      request.removeAttribute(REVIEW_ATTRIBUTE);
+      Exchange exchange = held.exchange;
+      try {
+        exchange.settleReview();
+      } catch (RuntimeException e) {
+        log.error("inferpam: review of exchange {} could not be settled, refusing", exchange.id(), e);
+        writeInternalError(held.response);
+        exchange.end(false);
+        return;
+      }
+      decided(exchange, held.request, held.response, chain);
+      return;
+    }
     if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Exchange) {
       // A dispatch of a request this filter already decided and let through.
       chain.doFilter(req, res);
@@ -161,7 +185,19 @@ public final class PamFilter implements Filter {
       writeInternalError(response);
       return;
     }
+    if (exchange.awaitingReview() && exchange.reviewed().toCompletableFuture().isDone()) {
+      exchange.settleReview(); // decided at once (a grant, a bound reached): no wait
+    }
+    if (exchange.awaitingReview()) {
+      if (request.isAsyncSupported() && holdForReview(exchange, request, response)) return;
+      if (!awaitReview(exchange)) return;
+    }
+    decided(exchange, request, response, chain);
+  }
 
+  /** Goes on with a request whose decision is final: the denial is written, or the chain called. */
+  private void decided(Exchange exchange, HttpServletRequest request, HttpServletResponse response,
+                       FilterChain chain) throws IOException, ServletException {
     if (!exchange.allowed()) {
       deny(exchange, response);
       return;
@@ -201,6 +237,185 @@ public final class PamFilter implements Filter {
       }
     }
   }
+
+  /**
+   * Waits for the review without a thread: async processing starts, the filter returns, and when
+   * the review is over the request is dispatched again ({@link DispatcherType#ASYNC}) to this
+   * filter, which settles it on a container thread. Until then the application cannot act on it:
+   * should the dispatch reach the application without this filter (not mapped to {@code ASYNC}),
+   * it gets a request whose body cannot be read.
+   *
+   * @return false when async could not start after all (a wrapper in front refused it): the
+   *     caller then waits on the request thread
+   */
+  private boolean holdForReview(Exchange exchange, HttpServletRequest request, HttpServletResponse response) {
+    HeldReview held = new HeldReview(exchange, request, response);
+    AsyncContext async;
+    try {
+      request.setAttribute(REVIEW_ATTRIBUTE, held);
+      async = request.startAsync(new HeldRequest(request), response);
+    } catch (IllegalStateException e) {
+      request.removeAttribute(REVIEW_ATTRIBUTE);
+      log.debug("inferpam: exchange {}: async wait refused ({}), waiting on the request thread", exchange.id(),
+          e.getMessage());
+      return false;
+    }
+    async.setTimeout(asyncTimeout().toMillis());
+    async.addListener(new WaitListener(held));
+    exchange.reviewed().thenRun(() -> {
+      try {
+        async.dispatch();
+      } catch (IllegalStateException e) {
+        // The async cycle is over already (timed out, or the client went away): nothing to answer.
+        log.debug("inferpam: exchange {}: review ended after the async cycle: {}", exchange.id(), e.getMessage());
+      }
+    });
+    return true;
+  }
+
+  /** The container's bound on a wait: twice the approval timeout (the engine's bound) and some slack. */
+  private Duration asyncTimeout() {
+    var approval = engine.policy().approval();
+    Duration timeout = approval == null ? dev.inferpam.core.Policy.Approval.DEFAULT_TIMEOUT : approval.timeout();
+    return timeout.multipliedBy(2).plus(ASYNC_TIMEOUT_SLACK);
+  }
+
+  /**
+   * Waits for the review on the request thread (the container or a filter in front does not allow
+   * async), bounded by the engine; an interrupt withdraws the request. Then settles it.
+   *
+   * @return false when the wait was interrupted and the exchange is ended
+   */
+  private static boolean awaitReview(Exchange exchange) {
+    try {
+      exchange.reviewed().toCompletableFuture().get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      exchange.cancelReview();
+      exchange.settleReview();
+      exchange.end(false);
+      return false;
+    } catch (java.util.concurrent.ExecutionException e) {
+      // reviewed() never completes exceptionally; settle below answers whatever happened.
+    }
+    exchange.settleReview();
+    return true;
+  }
+
+  /** The one request held for review, taken by exactly one async dispatch of this filter. */
+  private static final class HeldReview {
+    final Exchange exchange;
+    final HttpServletRequest request;
+    final HttpServletResponse response;
+    private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
+
+    HeldReview(Exchange exchange, HttpServletRequest request, HttpServletResponse response) {
+      this.exchange = exchange;
+      this.request = request;
+      this.response = response;
+    }
+
+    /** True once, for the dispatch that goes on with the request; false when it was taken or abandoned. */
+    boolean take() {
+      return taken.compareAndSet(false, true);
+    }
+  }
+
+  /**
+   * Ends a wait the container gives up on (its async timeout, an I/O error such as the client
+   * going away): the request is withdrawn from review and recorded as incomplete. Also notices
+   * when the dispatch after the review never reached this filter.
+   */
+  private static final class WaitListener implements AsyncListener {
+    private final HeldReview held;
+
+    WaitListener(HeldReview held) {
+      this.held = held;
+    }
+
+    private void abandon() {
+      if (!held.take()) return;
+      held.exchange.cancelReview();
+      held.exchange.settleReview();
+      held.exchange.end(false);
+    }
+
+    @Override
+    public void onComplete(AsyncEvent event) {
+      if (held.take()) {
+        log.error("inferpam: exchange {}: the request held for review was dispatched without PamFilter; map the"
+            + " filter to DispatcherType.ASYNC too. The request was not forwarded.", held.exchange.id());
+        held.exchange.cancelReview();
+        held.exchange.settleReview();
+        held.exchange.end(false);
+      }
+    }
+
+    @Override
+    public void onTimeout(AsyncEvent event) {
+      abandon();
+    }
+
+    @Override
+    public void onError(AsyncEvent event) {
+      abandon();
+    }
+
+    @Override
+    public void onStartAsync(AsyncEvent event) {
+      // Not re-registered: a new async cycle belongs to the application, after the review.
+    }
+  }
+
+  /**
+   * The request as an application would see it should the dispatch after a review reach it
+   * without this filter: the caller's credential headers hidden, the body unreadable.
+   */
+  private static final class HeldRequest extends jakarta.servlet.http.HttpServletRequestWrapper {
+    private static final String MISCONFIGURED = "inferpam: this request is held for review; map PamFilter to"
+        + " DispatcherType.ASYNC so that it is decided before the application sees it";
+
+    HeldRequest(HttpServletRequest request) {
+      super(request);
+    }
+
+    @Override
+    public jakarta.servlet.ServletInputStream getInputStream() {
+      throw new IllegalStateException(MISCONFIGURED);
+    }
+
+    @Override
+    public java.io.BufferedReader getReader() {
+      throw new IllegalStateException(MISCONFIGURED);
+    }
+
+    @Override
+    public String getHeader(String name) {
+      return hidden(name) ? null : super.getHeader(name);
+    }
+
+    @Override
+    public Enumeration<String> getHeaders(String name) {
+      return hidden(name) ? Collections.emptyEnumeration() : super.getHeaders(name);
+    }
+
+    @Override
+    public Enumeration<String> getHeaderNames() {
+      List<String> visible = new ArrayList<>();
+      Enumeration<String> names = super.getHeaderNames();
+      if (names != null) {
+        for (String n : Collections.list(names)) {
+          if (!hidden(n)) visible.add(n);
+        }
+      }
+      return Collections.enumeration(visible);
+    }
+
+    private static boolean hidden(String name) {
+      return name != null && Exchange.CALLER_CREDENTIAL_HEADERS.contains(name.toLowerCase(java.util.Locale.ROOT));
+    }
+  }
+
 
   /** The request as received: the raw path, never one the container decoded or normalised. */
   private static RequestHead head(HttpServletRequest request) {

@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
+import org.eclipse.jetty.server.handler.ContextHandlerCollection;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.http.UriCompliance;
@@ -63,6 +64,9 @@ public final class Gateway implements AutoCloseable {
 
   /** How long {@link #close()} waits for in-flight exchanges before cutting them off. */
   public static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
+
+  /** Server threads at most, by default (Jetty's own default). */
+  public static final int DEFAULT_MAX_THREADS = 200;
 
   /** After the drain, how long Jetty may take to wind down the exchanges that were cut off. */
   static final Duration CUT_OFF_GRACE = Duration.ofSeconds(5);
@@ -116,7 +120,20 @@ public final class Gateway implements AutoCloseable {
    */
   public static Gateway start(PamEngine engine, HttpUrl upstream, String bindAddress, int port)
       throws IOException {
+    return start(engine, upstream, bindAddress, port, DEFAULT_MAX_THREADS);
+  }
+
+  /**
+   * {@link #start(PamEngine, HttpUrl, String, int)} with at most {@code maxThreads} server
+   * threads. Requests waiting for a reviewer hold no thread (servlet async), so a small pool
+   * still serves other traffic while many wait.
+   *
+   * @throws IllegalArgumentException also when {@code maxThreads} is below 8
+   */
+  public static Gateway start(PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
+      throws IOException {
     Objects.requireNonNull(engine, "engine");
+    if (maxThreads < 8) throw new IllegalArgumentException("maxThreads must be at least 8, was " + maxThreads);
     Objects.requireNonNull(upstream, "upstream");
     Objects.requireNonNull(bindAddress, "bindAddress");
     if (port < 0 || port > 65535) throw new IllegalArgumentException("port must be 0..65535, was " + port);
@@ -124,7 +141,7 @@ public final class Gateway implements AutoCloseable {
       throw new IllegalArgumentException("upstream URL must not have a query, was " + upstream.redact());
     }
 
-    QueuedThreadPool threads = new QueuedThreadPool();
+    QueuedThreadPool threads = new QueuedThreadPool(maxThreads, Math.min(8, maxThreads));
     threads.setName("inferpam-gateway");
     Server server = new Server(threads);
 
@@ -140,13 +157,19 @@ public final class Gateway implements AutoCloseable {
 
     OkHttpClient client = ForwardingServlet.newClient();
     ServletContextHandler context = new ServletContextHandler("/");
-    context.addFilter(new FilterHolder(new PamFilter(engine)), "/*", EnumSet.of(DispatcherType.REQUEST));
+    // ASYNC too: a request waiting for a reviewer is dispatched back to the filter when decided.
+    FilterHolder filter = new FilterHolder(new PamFilter(engine));
+    filter.setAsyncSupported(true);
+    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     ForwardingServlet forwarder = new ForwardingServlet(client, upstream);
-    context.addServlet(new ServletHolder("forward", forwarder), "/");
+    ServletHolder forward = new ServletHolder("forward", forwarder);
+    forward.setAsyncSupported(true);
+    context.addServlet(forward, "/");
 
     // GracefulHandler counts in-flight requests so that close() can wait for them instead of
-    // cutting streams off; requests that arrive meanwhile get 503.
-    server.setHandler(new GracefulHandler(context));
+    // cutting streams off; requests that arrive meanwhile get 503. The /pam context (health,
+    // reviewer endpoints) is routed before the root context that holds the filter.
+    server.setHandler(new GracefulHandler(new ContextHandlerCollection(PamEndpoints.context(engine), context)));
     // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
     server.setErrorHandler(new JsonErrorHandler());
     server.setStopTimeout(CUT_OFF_GRACE.toMillis());
