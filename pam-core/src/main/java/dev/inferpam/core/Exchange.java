@@ -170,10 +170,12 @@ public final class Exchange {
     final String rule;
     /** The service's stage, cancelled to withdraw the request. */
     CompletableFuture<ApprovalService.Outcome> service;
-    /** Completed, never exceptionally, when the review is over. */
-    final CompletableFuture<Void> done = new CompletableFuture<>();
-    /** The service's outcome, or the failure that ended the wait. Written before {@link #done}. */
-    volatile Object result;
+    /**
+     * Completed, never exceptionally, when the review is over: with the service's outcome, or the
+     * failure that ended the wait. The first completion wins, so a withdrawal and a decision
+     * arriving together cannot mix.
+     */
+    final CompletableFuture<Object> done = new CompletableFuture<>();
     /** The outcome a reviewer (or the expiry) gave, once settled; recorded. */
     ApprovalService.Outcome outcome;
     boolean settled;
@@ -194,10 +196,8 @@ public final class Exchange {
     }
     review.service = f;
     Review r = review;
-    f.copy().orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS).whenComplete((o, e) -> {
-      r.result = o != null ? o : (e != null ? e : new IllegalStateException("approval service gave no outcome"));
-      r.done.complete(null);
-    });
+    f.copy().orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS).whenComplete((o, e) ->
+        r.done.complete(o != null ? o : (e != null ? e : new IllegalStateException("approval service gave no outcome"))));
   }
 
   /**
@@ -218,7 +218,7 @@ public final class Exchange {
    * {@link #settleReview()}.
    */
   public CompletionStage<Void> reviewed() {
-    return review == null ? CompletableFuture.completedFuture(null) : review.done.copy();
+    return review == null ? CompletableFuture.completedFuture(null) : review.done.thenApply(result -> null);
   }
 
   /**
@@ -231,10 +231,7 @@ public final class Exchange {
     if (review == null || review.done.isDone()) return;
     review.service.cancel(false);
     // A service whose stage ignores cancellation still must not keep the caller waiting.
-    if (!review.done.isDone()) {
-      review.result = new CancellationException("the caller stopped waiting");
-      review.done.complete(null);
-    }
+    review.done.complete(new CancellationException("the caller stopped waiting"));
   }
 
   /**
@@ -254,7 +251,7 @@ public final class Exchange {
     if (review == null || review.settled) return decision;
     if (!review.done.isDone()) throw new IllegalStateException("the review is not over yet");
     review.settled = true;
-    settle(reviewDecision(review.result));
+    settle(reviewDecision(review.done.join()));
     return decision;
   }
 
