@@ -42,7 +42,7 @@ public interface ReviewNotifier {
    * @param rule       the approval rule that required the review
    * @param principal  the requesting principal's subject
    * @param model      the requested model, {@code null} when the request names none
-   * @param operation  the classified operation (e.g. {@code chat.completions}), {@code null} when
+   * @param operation  the classified operation (e.g. {@code chat}), {@code null} when
    *                   unknown
    * @param created    when the review started waiting
    * @param expires    when it expires unless decided

@@ -288,6 +288,8 @@ public final class Exchange {
       return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under " + named, rule);
     }
     if (t instanceof TimeoutException) {
+      // The engine stops waiting: the review must not stay open (and, approved later, grant).
+      review.service.cancel(false);
       review.outcome = new ApprovalService.Outcome(null, ApprovalService.Status.EXPIRED, null,
           "the approval service gave no outcome in time", now);
       return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
@@ -585,8 +587,15 @@ public final class Exchange {
     ended = true;
     if (review != null && !review.settled) {
       // The adapter gave up on the review (or never waited): withdraw it, so the record says so.
+      // Nothing was forwarded, so even an approval that arrived meanwhile ends as withdrawn.
       cancelReview();
-      settleReview();
+      review.settled = true;
+      Decision d = reviewDecision(review.done.join());
+      if (d instanceof Decision.Allow) {
+        d = new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under approval rule \""
+            + review.rule + "\"", "approval.rules." + review.rule);
+      }
+      settle(d);
     }
     long durationMs = (System.nanoTime() - startNanos) / 1_000_000;
     Recorder recorder = engine.recorder();

@@ -10,11 +10,17 @@ import dev.inferpam.core.ResponseMasking;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
+import okhttp3.Call;
 import okhttp3.Headers;
 import okhttp3.Interceptor;
 import okhttp3.MediaType;
@@ -37,7 +43,8 @@ import okio.Timeout;
  * {@link PamEngine} about every request.
  *
  * <p>On a denial it answers with a synthetic response (the policy's JSON error, status and
- * headers) without calling the server. On an allow it replaces the caller's credential
+ * headers) without calling the server. A request that needs a reviewer's approval waits for it
+ * first (see <b>Approval</b> below). On an allow it replaces the caller's credential
  * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential and calls
  * {@code proceed} exactly once; the response body streams through and is reported to the
  * exchange as it is read, which is recorded when the body is exhausted or closed (or, should the
@@ -57,6 +64,31 @@ import okio.Timeout;
  * the caller. Should the masker fail mid-body, the caller's read fails with an
  * {@link IOException} rather than get unmasked text.
  *
+ * <p><b>Approval.</b> A request that matches an {@code approval} rule waits for a reviewer
+ * ({@link Exchange#awaitingReview()}) <em>on the calling thread</em>: {@code execute()} (or the
+ * dispatcher thread of an {@code enqueue}d call) blocks until the review is over, which the engine
+ * bounds by {@code approval.timeout} (plus a short grace for an approval service that fails to
+ * expire it). Nothing is sent upstream while it waits. Then the caller gets:
+ * <ul>
+ *   <li>approved: the upstream response, exactly as for a request allowed at once;</li>
+ *   <li>rejected: a synthetic 403 {@code approval_rejected} naming the reviewer and their
+ *       reason;</li>
+ *   <li>no decision in time: a synthetic 403 {@code approval_expired};</li>
+ *   <li>too many requests of this caller (or in all) waiting: a synthetic 429
+ *       {@code approval_limit} with {@code Retry-After}, at once, without waiting;</li>
+ *   <li>approval service failing: a synthetic 503 {@code approval_unavailable}.</li>
+ * </ul>
+ * The wait also ends when the call is cancelled ({@link Call#cancel()}, or OkHttp's
+ * {@code callTimeout} passing, which cancels the call; noticed within about 50 ms) or the
+ * waiting thread is interrupted: the request is then withdrawn from review (reviewers no longer
+ * see it; recorded {@code expired}, reason {@code withdrawn...}, {@code complete: false}) and the
+ * caller gets an {@link IOException} ({@code "Canceled"} as OkHttp throws for cancelled calls,
+ * which OkHttp reports as an {@link InterruptedIOException} {@code "timeout"} when the call
+ * timeout caused it), or an {@link InterruptedIOException} with the thread's interrupt flag set
+ * again. An {@code enqueue}d call holds its place in the dispatcher's {@code maxRequests} and
+ * {@code maxRequestsPerHost} while it waits; size those, and any {@code callTimeout}, with that
+ * wait in mind.
+ *
  * <p>Install it with {@link #install(OkHttpClient.Builder)}, which also turns off redirect
  * following: an application interceptor sees only the first hop, so a redirect from the server
  * would otherwise reach a path the policy never checked.
@@ -68,6 +100,8 @@ import okio.Timeout;
  */
 public final class PamInterceptor implements Interceptor {
   private static final MediaType JSON = MediaType.get("application/json");
+  /** How often a call waiting for approval looks whether it was cancelled (or timed out). */
+  private static final long CANCEL_POLL_MILLIS = 50;
 
   private final PamEngine engine;
   private final Supplier<String> tokenSupplier;
@@ -101,6 +135,7 @@ public final class PamInterceptor implements Interceptor {
   public Response intercept(Chain chain) throws IOException {
     Request request = withCallerToken(chain.request());
     Exchange exchange = begin(request);
+    if (exchange.awaitingReview()) awaitReview(chain.call(), exchange);
 
     if (!(exchange.decision() instanceof Decision.Allow)) {
       try {
@@ -149,6 +184,61 @@ public final class PamInterceptor implements Interceptor {
     }
     BufferedSource tapped = Okio.buffer(new TapSource(body.source(), exchange));
     return shown.body(ResponseBody.create(tapped, body.contentType(), body.contentLength())).build();
+  }
+
+  /**
+   * Blocks the calling thread until the review is over, then makes the decision final. Bounded by
+   * the engine (the review is over within {@code approval.timeout} plus a grace), by cancellation
+   * of the call (which OkHttp also does when its call timeout passes) and by interruption. A call
+   * given up is withdrawn from review, its exchange ended incomplete, and an
+   * {@link IOException} thrown; on any other failure the exchange is ended before it propagates.
+   */
+  private static void awaitReview(Call call, Exchange exchange) throws IOException {
+    CompletableFuture<Void> reviewed = exchange.reviewed().toCompletableFuture();
+    try {
+      while (true) {
+        // The call's canceled flag is the only signal OkHttp gives (no callback); look at it
+        // between short timed waits.
+        if (call.isCanceled()) {
+          withdraw(exchange);
+          throw new IOException("Canceled");
+        }
+        try {
+          reviewed.get(CANCEL_POLL_MILLIS, TimeUnit.MILLISECONDS);
+          break;
+        } catch (TimeoutException e) {
+          // Not over yet: look at the call again.
+        } catch (ExecutionException e) {
+          // reviewed() never fails; should it, settleReview below still ends the review.
+          break;
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      withdraw(exchange);
+      InterruptedIOException interrupted = new InterruptedIOException("interrupted while waiting for approval");
+      interrupted.initCause(e);
+      throw interrupted;
+    } catch (RuntimeException e) {
+      exchange.end(false);
+      throw e;
+    }
+    try {
+      exchange.settleReview();
+    } catch (RuntimeException e) {
+      exchange.end(false);
+      throw e;
+    }
+  }
+
+  /** The caller stopped waiting: withdraws the review and ends the exchange incomplete. */
+  private static void withdraw(Exchange exchange) {
+    try {
+      exchange.cancelReview();
+      exchange.settleReview();
+    } finally {
+      exchange.end(false);
+    }
   }
 
   private Request withCallerToken(Request request) {

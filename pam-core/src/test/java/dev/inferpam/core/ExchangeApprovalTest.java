@@ -1,0 +1,952 @@
+package dev.inferpam.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.Credential;
+import dev.inferpam.api.Decision;
+import dev.inferpam.api.Principal;
+import dev.inferpam.api.ReviewNotifier;
+import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
+import dev.inferpam.core.InProcessApprovalService.Pending;
+import dev.inferpam.core.InProcessApprovalService.ReviewResult;
+import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Just-in-time approval as adapters and callers see it: the decision of a held request, what
+ * {@link Exchange#settleReview()} makes of each way a review ends, the error bodies and headers
+ * sent, and the records handed to the recorder. Expiry is driven by a fake clock and
+ * {@link InProcessApprovalService#expireDue()}; nothing sleeps.
+ */
+class ExchangeApprovalTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final String KEY = "svc-key-1";
+  static final String CI_KEY = "ci-key-1";
+  static final Instant T0 = Instant.parse("2026-11-28T22:00:00Z");
+  static final Principal SAM =
+      new Principal("sam", Set.of("security-oncall"), Principal.VIA_OIDC, "https://idp", Map.of());
+  static final Credential UPSTREAM = new Credential("X-Model-Key", "upstream-secret");
+  static final String CHAT = "/v1/chat/completions";
+  static final String DUMP_ALL = chat("llama-3", "please dump all customer rows");
+
+  @TempDir Path dir;
+
+  final MutableClock clock = new MutableClock(T0);
+  final CapturingRecorder rec = new CapturingRecorder();
+  final List<AutoCloseable> toClose = new ArrayList<>();
+  /** The service of the engine under test when it is an {@link InProcessApprovalService}. */
+  InProcessApprovalService service;
+
+  @AfterEach
+  void closeAll() throws Exception {
+    for (AutoCloseable c : toClose) c.close();
+  }
+
+  // --- fixtures ----------------------------------------------------------------------------------
+
+  static String sha256(String s) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+    } catch (Exception e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  /**
+   * Two principals ({@code svc} in ml, {@code ci-bot} in ci), entitled to llama models
+   * ({@code entitlements[0]}) and to chat with finance models ({@code entitlements[1]}); a block
+   * rule, denied and capped parameters to see the decision order; and one approval rule of each
+   * kind, in this order: prompt, output bound, model, operation, group.
+   *
+   * @param settings further {@code approval} keys, each line indented by two spaces
+   * @param extra    further top-level sections
+   */
+  static String policy(String settings, String extra) {
+    return """
+        version: 1
+        identity:
+          api-keys:
+            - {name: svc, sha256: %s, groups: [ml]}
+            - {name: ci-bot, sha256: %s, groups: [ci]}
+        entitlements:
+          - groups: [ml, ci]
+            models: ["llama-*"]
+            operations: [chat, completion, embedding]
+          - groups: [ml, ci]
+            models: ["finance-*"]
+            operations: [chat]
+        block:
+          rules:
+            - {name: no-ollama-embed, methods: ["*"], paths: ["/api/embed"]}
+        parameters:
+          deny: [logprobs]
+          max: {max_tokens: 16000}
+        approval:
+          reviewers: [security-oncall]
+        """.formatted(sha256(KEY), sha256(CI_KEY))
+        + settings
+        + """
+          rules:
+            - name: bulk-export
+              prompt-matches: "(?i)\\\\b(dump|export|list) (all|every)\\\\b"
+            - {name: large-generation, max-tokens-over: 8000}
+            - {name: finance-models, models: ["finance-*"]}
+            - {name: completions, operations: [completion]}
+            - {name: ci-anything, groups: [ci]}
+        """
+        + extra;
+  }
+
+  static String policy() {
+    return policy("", "");
+  }
+
+  static String chat(String model, String prompt) {
+    return "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]}";
+  }
+
+  PamEngine.Builder base(Policy policy) {
+    return PamEngine.builder().policy(policy).clock(clock).recorder(rec).credentialProvider(() -> UPSTREAM);
+  }
+
+  /** An engine whose reviews wait in an in-process service on the fake clock, expired by hand. */
+  PamEngine manualEngine(String yaml) {
+    Policy p = Policy.parse(yaml);
+    service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
+    toClose.add(service);
+    return keep(base(p).approvalService(service).build());
+  }
+
+  /** An engine with the default service (its own expiry thread; the fake clock never reaches a deadline). */
+  PamEngine defaultEngine(String yaml, ReviewNotifier notifier) {
+    PamEngine.Builder b = base(Policy.parse(yaml));
+    if (notifier != null) b.reviewNotifier(notifier);
+    PamEngine engine = keep(b.build());
+    service = (InProcessApprovalService) engine.approvalService();
+    return engine;
+  }
+
+  PamEngine engineWith(String yaml, ApprovalService approvalService) {
+    return keep(base(Policy.parse(yaml)).approvalService(approvalService).build());
+  }
+
+  PamEngine keep(PamEngine engine) {
+    toClose.add(engine);
+    return engine;
+  }
+
+  static Exchange call(PamEngine engine, String path, String key, String body) {
+    Map<String, List<String>> headers = key == null
+        ? Map.of("Content-Type", List.of("application/json"))
+        : Map.of("Content-Type", List.of("application/json"), "Authorization", List.of("Bearer " + key));
+    byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(bytes), bytes.length);
+  }
+
+  static Exchange chatCall(PamEngine engine, String body) {
+    return call(engine, CHAT, KEY, body);
+  }
+
+  static boolean reviewOver(Exchange ex) {
+    return ex.reviewed().toCompletableFuture().isDone();
+  }
+
+  /** Waits for the review (it must already be over: nothing here waits on real time) and settles it. */
+  static Decision settle(Exchange ex) {
+    assertThat(reviewOver(ex)).as("review over").isTrue();
+    return ex.settleReview();
+  }
+
+  static Decision.Deny settleDenied(Exchange ex) {
+    Decision d = settle(ex);
+    assertThat(d).isInstanceOf(Decision.Deny.class);
+    assertThat(ex.allowed()).isFalse();
+    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(ex.upstreamCredential()).as("nothing to forward with").isNull();
+    return (Decision.Deny) d;
+  }
+
+  /** The {@code error} object of the body sent for a denial, checked against the spec's shape. */
+  static JsonNode error(Exchange ex) throws IOException {
+    ErrorResponse err = ex.error();
+    assertThat(err).isNotNull();
+    assertThat(err.headers()).containsEntry("Content-Type", "application/json");
+    JsonNode e = JSON.readTree(err.body()).get("error");
+    assertThat(e.get("type").asText()).isEqualTo("pam_error");
+    assertThat(e.get("request_id").asText()).isEqualTo(ex.id());
+    return e;
+  }
+
+  String onlyPendingId() {
+    List<Pending> pending = service.pending();
+    assertThat(pending).hasSize(1);
+    return pending.get(0).id();
+  }
+
+  /** Ends the exchange and returns its one exchange record. */
+  SessionRecord ended(Exchange ex, boolean complete) {
+    ex.end(complete);
+    List<SessionRecord> mine = rec.records.stream().filter(r -> r.id().equals(ex.id())).toList();
+    assertThat(mine).hasSize(1);
+    assertThat(mine.get(0).type()).isEqualTo(SessionRecord.TYPE_EXCHANGE);
+    return mine.get(0);
+  }
+
+  static void respond(Exchange ex, String body) {
+    ex.responseStarted(200, Map.of("Content-Type", List.of("application/json")));
+    byte[] b = body.getBytes(StandardCharsets.UTF_8);
+    ex.responseBytes(b, 0, b.length);
+  }
+
+  // --- 1. which requests are held, under which rule ----------------------------------------------
+
+  static Stream<Arguments> heldRequests() {
+    return Stream.of(
+        Arguments.of("prompt in a chat message", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                + "{\"role\":\"user\",\"content\":\"Please DUMP ALL customer rows\"}]}", "bulk-export"),
+        Arguments.of("prompt in chat content parts", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":"
+                + "[{\"type\":\"text\",\"text\":\"now list every\"},{\"type\":\"text\",\"text\":\" password\"}]}]}",
+            "bulk-export"),
+        Arguments.of("prompt of a completion", "/v1/completions", KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"export all invoices\"}", "bulk-export"),
+        Arguments.of("input of an embedding", "/v1/embeddings", KEY,
+            "{\"model\":\"llama-3\",\"input\":[\"hello\",\"dump every record\"]}", "bulk-export"),
+        Arguments.of("input string of a response", "/v1/responses", KEY,
+            "{\"model\":\"llama-3\",\"input\":\"list all secrets\"}", "bulk-export"),
+        Arguments.of("input items of a response", "/v1/responses", KEY,
+            "{\"model\":\"llama-3\",\"input\":[{\"role\":\"user\",\"content\":"
+                + "[{\"type\":\"input_text\",\"text\":\"export every table\"}]}]}", "bulk-export"),
+        Arguments.of("max_tokens over", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"max_tokens\":8001,\"messages\":[]}", "large-generation"),
+        Arguments.of("max_completion_tokens over", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"max_completion_tokens\":9000,\"messages\":[]}", "large-generation"),
+        Arguments.of("max_output_tokens over", "/v1/responses", KEY,
+            "{\"model\":\"llama-3\",\"max_output_tokens\":9000,\"input\":\"hi\"}", "large-generation"),
+        Arguments.of("model glob", CHAT, KEY, chat("finance-ledger", "hello"), "finance-models"),
+        Arguments.of("operation", "/v1/completions", KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"write a haiku\"}", "completions"),
+        Arguments.of("group", CHAT, CI_KEY, chat("llama-3", "hello"), "ci-anything"),
+        // First match in policy order wins.
+        Arguments.of("prompt before bound and model", CHAT, KEY,
+            "{\"model\":\"finance-x\",\"max_tokens\":9000,\"messages\":[{\"role\":\"user\",\"content\":\"dump all\"}]}",
+            "bulk-export"),
+        Arguments.of("bound before model", CHAT, KEY,
+            "{\"model\":\"finance-x\",\"max_tokens\":9000,\"messages\":[]}", "large-generation"),
+        Arguments.of("model before group", CHAT, CI_KEY, chat("finance-x", "hello"), "finance-models"),
+        Arguments.of("prompt before operation", "/v1/completions", CI_KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"export all\"}", "bulk-export"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("heldRequests")
+  void aMatchingApprovalRuleHoldsTheRequestNamingTheFirstRuleThatMatches(String what, String path, String key,
+                                                                        String body, String rule) {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = call(engine, path, key, body);
+
+    assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval(rule));
+    assertThat(ex.awaitingReview()).isTrue();
+    assertThat(ex.allowed()).isFalse();
+    assertThat(ex.error()).as("no answer yet").isNull();
+    assertThat(ex.upstreamCredential()).as("no credential before approval").isNull();
+    assertThat(reviewOver(ex)).isFalse();
+    assertThat(service.pending()).singleElement().satisfies(p -> {
+      assertThat(p.rule()).isEqualTo(rule);
+      assertThat(p.principal().subject()).isEqualTo(ex.principal().subject());
+    });
+    ex.end(false);
+  }
+
+  static Stream<Arguments> passingRequests() {
+    return Stream.of(
+        Arguments.of("no rule matches", CHAT, KEY, chat("llama-3", "hello there")),
+        Arguments.of("the prompt phrase is not there", CHAT, KEY, chat("llama-3", "dump the trash, all of it")),
+        Arguments.of("max_tokens at the bound", CHAT, KEY, "{\"model\":\"llama-3\",\"max_tokens\":8000,\"messages\":[]}"),
+        Arguments.of("an embedding whose input matches no rule", "/v1/embeddings", KEY, "{\"model\":\"llama-3\",\"input\":\"hi\"}"),
+        // ci-anything applies to ci only: the ml principal passes.
+        Arguments.of("a principal not in the rule's groups", CHAT, KEY, chat("llama-3", "hello")));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("passingRequests")
+  void aRequestNoRuleMatchesIsAllowedAtOnce(String what, String path, String key, String body) {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = call(engine, path, key, body);
+
+    assertThat(ex.decision()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(reviewOver(ex)).as("nothing to wait for").isTrue();
+    assertThat(ex.settleReview()).isSameAs(ex.decision());
+    assertThat(ex.upstreamCredential()).isEqualTo(UPSTREAM);
+    assertThat(service.pending()).isEmpty();
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("allow");
+    assertThat(r.approval()).isNull();
+  }
+
+  static Stream<Arguments> refusedEarlier() {
+    return Stream.of(
+        Arguments.of("not entitled", CHAT, KEY, chat("gpt-4o", "dump all"), 403, "not_entitled"),
+        Arguments.of("denied parameter", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"logprobs\":true,\"messages\":[{\"role\":\"user\",\"content\":\"dump all\"}]}",
+            403, "parameter_denied"),
+        Arguments.of("parameter over max (also over max-tokens-over)", CHAT, KEY,
+            "{\"model\":\"llama-3\",\"max_tokens\":20000,\"messages\":[]}", 403, "parameter_denied"),
+        Arguments.of("blocked", "/api/embed", KEY, "{\"model\":\"llama-3\",\"input\":\"dump all\"}", 403, "blocked"),
+        Arguments.of("unauthenticated", CHAT, null, DUMP_ALL, 401, "unauthenticated"),
+        Arguments.of("unknown key", CHAT, "nope", chat("finance-x", "dump all"), 401,
+            "unauthenticated"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("refusedEarlier")
+  void aRequestRefusedByAnEarlierCheckIsDeniedNotReviewed(String what, String path, String key, String body,
+                                                          int status, String code) throws Exception {
+    List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
+    PamEngine engine = defaultEngine(policy(), notices::add);
+    Exchange ex = call(engine, path, key, body);
+
+    assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
+      assertThat(d.status()).isEqualTo(status);
+      assertThat(d.code()).isEqualTo(code);
+    });
+    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(error(ex).get("code").asText()).isEqualTo(code);
+    assertThat(service.pending()).isEmpty();
+    assertThat(notices).isEmpty();
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("deny");
+    assertThat(r.approval()).isNull();
+  }
+
+  // --- 2. approved ---------------------------------------------------------------------------------
+
+  @Test
+  void anApprovedRequestIsAllowedUnderItsEntitlementWithTheCredentialAndRecordedApproved() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    assertThatThrownBy(ex::settleReview).isInstanceOf(IllegalStateException.class);
+
+    clock.advance(Duration.ofSeconds(30));
+    assertThat(service.approve(id, SAM, "ticket 42").kind()).isEqualTo(ReviewResult.Kind.DECIDED);
+
+    Decision d = settle(ex);
+    assertThat(d).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(ex.decision()).isEqualTo(d);
+    assertThat(ex.allowed()).isTrue();
+    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(ex.error()).isNull();
+    assertThat(ex.upstreamCredential()).isEqualTo(UPSTREAM);
+    assertThat(service.pending()).isEmpty();
+
+    respond(ex, "{\"choices\":[]}");
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision()).isEqualTo(new SessionRecord.DecisionSummary("approved", "entitlements[0]", null, null));
+    assertThat(r.approval()).isEqualTo(
+        new SessionRecord.Approval(id, "bulk-export", "sam", T0.plusSeconds(30), "approved", "ticket 42"));
+    assertThat(r.response().status()).isEqualTo(200);
+    assertThat(r.request().headers().get("authorization")).containsExactly("[REDACTED]");
+    assertThat(r.principal().subject()).isEqualTo("svc");
+  }
+
+  @Test
+  void anApprovedRequestIsAllowedUnderTheEntitlementThatMatchedIt() {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = call(engine, CHAT, CI_KEY, chat("finance-ledger", "hello"));
+    assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("finance-models"));
+    service.approve(onlyPendingId(), SAM, null);
+    assertThat(settle(ex)).isEqualTo(new Decision.Allow("entitlements[1]", Decider.ALLOW_OBLIGATIONS));
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().rule()).isEqualTo("entitlements[1]");
+    assertThat(r.approval().rule()).isEqualTo("finance-models");
+    assertThat(r.approval().reason()).isNull();
+  }
+
+  // --- 3. rejected ---------------------------------------------------------------------------------
+
+  @Test
+  void aRejectedRequestIsDenied403NamingTheReviewerAndReasonAndRecordedRejected() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    clock.advance(Duration.ofSeconds(5));
+    service.reject(id, SAM, "not for prod data");
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(403);
+    assertThat(d.code()).isEqualTo("approval_rejected");
+    assertThat(d.rule()).isEqualTo("approval.rules.bulk-export");
+    JsonNode e = error(ex);
+    assertThat(ex.error().status()).isEqualTo(403);
+    assertThat(e.get("code").asText()).isEqualTo("approval_rejected");
+    assertThat(e.get("message").asText()).contains("sam").contains("not for prod data").contains("bulk-export");
+
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("rejected");
+    assertThat(r.decision().code()).isEqualTo("approval_rejected");
+    assertThat(r.decision().rule()).isEqualTo("approval.rules.bulk-export");
+    assertThat(r.approval()).isEqualTo(
+        new SessionRecord.Approval(id, "bulk-export", "sam", T0.plusSeconds(5), "rejected", "not for prod data"));
+    assertThat(r.response().status()).isEqualTo(403);
+    assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+  }
+
+  @Test
+  void aRejectionWithoutReasonStillNamesTheReviewer() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    service.reject(onlyPendingId(), SAM, null);
+    settleDenied(ex);
+    assertThat(error(ex).get("message").asText()).contains("sam").doesNotContain("null");
+    assertThat(ended(ex, true).approval().reason()).isNull();
+  }
+
+  // --- 4. expired ----------------------------------------------------------------------------------
+
+  @Test
+  void noDecisionWithinTheTimeoutIsDenied403ExpiredAndRecordedExpired() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+
+    clock.advance(Duration.ofMinutes(5).minusMillis(1));
+    assertThat(service.expireDue()).isZero();
+    assertThat(reviewOver(ex)).isFalse();
+    assertThat(ex.awaitingReview()).isTrue();
+
+    clock.advance(Duration.ofMillis(1));
+    assertThat(service.expireDue()).isEqualTo(1);
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(403);
+    assertThat(d.code()).isEqualTo("approval_expired");
+    assertThat(d.rule()).isEqualTo("approval.rules.bulk-export");
+    JsonNode e = error(ex);
+    assertThat(e.get("code").asText()).isEqualTo("approval_expired");
+    assertThat(e.get("message").asText()).contains("5m").contains("bulk-export");
+    // A late decision does not turn it around.
+    assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(ex.settleReview()).isEqualTo(d);
+
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("expired");
+    assertThat(r.decision().code()).isEqualTo("approval_expired");
+    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null,
+        T0.plus(Duration.ofMinutes(5)), "expired", "no decision within 5m"));
+    assertThat(r.response().status()).isEqualTo(403);
+    assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+  }
+
+  // --- 5. grant ------------------------------------------------------------------------------------
+
+  @Test
+  void withAGrantTheSamePrincipalsOtherRequestUnderTheSameRuleIsAllowedAtOnce() throws Exception {
+    PamEngine engine = manualEngine(policy("  grant: 10m\n", ""));
+    Exchange first = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    service.approve(id, SAM, "quarterly export");
+    assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
+    ended(first, true);
+
+    clock.advance(Duration.ofMinutes(9));
+    Exchange covered = chatCall(engine, chat("llama-3", "now export every invoice"));
+    assertThat(covered.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
+    assertThat(reviewOver(covered)).as("no wait under a grant").isTrue();
+    assertThat(service.pending()).isEmpty();
+    assertThat(covered.settleReview()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(covered.upstreamCredential()).isEqualTo(UPSTREAM);
+    SessionRecord r = ended(covered, true);
+    assertThat(r.decision().outcome()).isEqualTo("approved");
+    assertThat(r.approval().id()).isEqualTo(id);
+    assertThat(r.approval().rule()).isEqualTo("bulk-export");
+    assertThat(r.approval().reviewer()).isEqualTo("sam");
+    assertThat(r.approval().decided()).isEqualTo(T0);
+    assertThat(r.approval().outcome()).isEqualTo("approved");
+    assertThat(r.approval().reason()).contains("grant").contains("10m").contains(id);
+
+    // Not another rule, not another principal.
+    Exchange otherRule = chatCall(engine, "{\"model\":\"llama-3\",\"max_tokens\":9000,\"messages\":[]}");
+    assertThat(otherRule.decision()).isEqualTo(new Decision.RequireApproval("large-generation"));
+    assertThat(reviewOver(otherRule)).isFalse();
+    Exchange otherPrincipal = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    assertThat(reviewOver(otherPrincipal)).isFalse();
+    otherRule.end(false);
+    otherPrincipal.end(false);
+
+    // Not after the window.
+    clock.advance(Duration.ofMinutes(1));
+    Exchange late = chatCall(engine, chat("llama-3", "dump all again"));
+    assertThat(reviewOver(late)).isFalse();
+    late.end(false);
+  }
+
+  @Test
+  void withGrantZeroTheNextRequestWaitsAgain() {
+    PamEngine engine = manualEngine(policy("  grant: 0s\n", ""));
+    Exchange first = chatCall(engine, DUMP_ALL);
+    service.approve(onlyPendingId(), SAM, "ok");
+    assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
+
+    Exchange next = chatCall(engine, chat("llama-3", "now export every invoice"));
+    assertThat(reviewOver(next)).isFalse();
+    assertThat(next.awaitingReview()).isTrue();
+    assertThat(service.pending()).hasSize(1);
+    // The very same request again waits too.
+    Exchange same = chatCall(engine, DUMP_ALL);
+    assertThat(reviewOver(same)).isFalse();
+    next.end(false);
+    same.end(false);
+  }
+
+  // --- 6. an approval is for one request -------------------------------------------------------------
+
+  @Test
+  void approvingOneRequestDoesNotCompleteAnotherOfTheSamePrincipal() {
+    PamEngine engine = manualEngine(policy());
+    Exchange a = chatCall(engine, chat("llama-3", "dump all rows of table users"));
+    Exchange b = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
+    List<Pending> pending = service.pending();
+    assertThat(pending).hasSize(2);
+    String aId = pending.get(0).id();
+    String bId = pending.get(1).id();
+
+    service.approve(aId, SAM, "users only");
+    assertThat(settle(a)).isInstanceOf(Decision.Allow.class);
+    assertThat(reviewOver(b)).isFalse();
+    assertThat(b.awaitingReview()).isTrue();
+    assertThatThrownBy(b::settleReview).isInstanceOf(IllegalStateException.class);
+    assertThat(service.pending()).extracting(Pending::id).containsExactly(bId);
+
+    // The same request as B joins B's review and is decided with it.
+    Exchange bAgain = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
+    assertThat(service.pending()).extracting(Pending::id).containsExactly(bId);
+    service.reject(bId, SAM, "no salaries");
+    assertThat(settleDenied(b).code()).isEqualTo("approval_rejected");
+    assertThat(settleDenied(bAgain).code()).isEqualTo("approval_rejected");
+    assertThat(ended(bAgain, true).approval().id()).isEqualTo(bId);
+  }
+
+  // --- 7. limits -----------------------------------------------------------------------------------
+
+  @Test
+  void beyondMaxPendingPerPrincipalASecondRequestIs429WithRetryAfterAndRecordedAsADenial() throws Exception {
+    PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n", ""));
+    Exchange first = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+
+    clock.advance(Duration.ofSeconds(10));
+    Exchange second = chatCall(engine, chat("llama-3", "export every invoice"));
+    assertThat(reviewOver(second)).as("answered at once").isTrue();
+    Decision.Deny d = settleDenied(second);
+    assertThat(d.status()).isEqualTo(429);
+    assertThat(d.code()).isEqualTo("approval_limit");
+    assertThat(d.rule()).isEqualTo("approval.max-pending-per-principal");
+    ErrorResponse err = second.error();
+    assertThat(err.status()).isEqualTo(429);
+    // The first review expires 5m after it opened, 4m50s from now.
+    assertThat(err.headers()).containsEntry("Retry-After", "290");
+    JsonNode e = error(second);
+    assertThat(e.get("code").asText()).isEqualTo("approval_limit");
+    assertThat(e.get("message").asText()).contains("max-pending-per-principal").contains("bulk-export")
+        .doesNotContain("invoice");
+    assertThat(service.pending()).extracting(Pending::id).containsExactly(id);
+
+    SessionRecord r = ended(second, true);
+    assertThat(r.decision().outcome()).isEqualTo("deny");
+    assertThat(r.decision().code()).isEqualTo("approval_limit");
+    assertThat(r.approval()).as("no review happened").isNull();
+    assertThat(r.response().status()).isEqualTo(429);
+    assertThat(r.response().body()).isEqualTo(err.bodyText());
+
+    // The bound is per principal, and an identical request joins instead of counting again.
+    Exchange other = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    assertThat(reviewOver(other)).isFalse();
+    Exchange retry = chatCall(engine, DUMP_ALL);
+    assertThat(reviewOver(retry)).isFalse();
+    assertThat(first.awaitingReview()).isTrue();
+    other.end(false);
+    retry.end(false);
+    first.end(false);
+  }
+
+  @Test
+  void retryAfterIsRoundedUpToWholeSecondsAndIsAtLeastOne() {
+    PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n", ""));
+    Exchange first = chatCall(engine, DUMP_ALL);
+    clock.advance(Duration.ofMinutes(5).minusMillis(200));
+    Exchange second = chatCall(engine, chat("llama-3", "export every invoice"));
+    settleDenied(second);
+    assertThat(second.error().headers()).containsEntry("Retry-After", "1");
+    first.end(false);
+  }
+
+  @Test
+  void beyondMaxPendingInTotalARequestIs429NamingThatBound() throws Exception {
+    PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n  max-pending: 1\n", ""));
+    Exchange first = chatCall(engine, DUMP_ALL);
+    Exchange other = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    Decision.Deny d = settleDenied(other);
+    assertThat(d.status()).isEqualTo(429);
+    assertThat(d.code()).isEqualTo("approval_limit");
+    assertThat(d.rule()).isEqualTo("approval.max-pending");
+    assertThat(other.error().headers()).containsEntry("Retry-After", "300");
+    assertThat(error(other).get("message").asText()).contains("approval.max-pending");
+    // Room again once the first is decided.
+    service.approve(onlyPendingId(), SAM, "ok");
+    assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
+    Exchange again = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    assertThat(reviewOver(again)).isFalse();
+    again.end(false);
+  }
+
+  // --- 8. a failing or silent approval service -----------------------------------------------------
+
+  static Stream<Arguments> failingServices() {
+    Supplier<ApprovalService> throwing = () -> (p, r, rule, digest) -> {
+      throw new IllegalStateException("db password=hunter2");
+    };
+    Supplier<ApprovalService> failedStage = () -> (p, r, rule, digest) ->
+        CompletableFuture.failedFuture(new RuntimeException("connection to hunter2.internal refused"));
+    Supplier<ApprovalService> nullStage = () -> (p, r, rule, digest) -> null;
+    Supplier<ApprovalService> nullOutcome = () -> (p, r, rule, digest) -> CompletableFuture.completedFuture(null);
+    Supplier<ApprovalService> nullStatus = () -> (p, r, rule, digest) -> CompletableFuture.completedFuture(
+        new ApprovalService.Outcome("hunter2", null, "x", "hunter2", Instant.EPOCH));
+    return Stream.of(Arguments.of("throws", throwing), Arguments.of("failed stage", failedStage),
+        Arguments.of("null stage", nullStage), Arguments.of("null outcome", nullOutcome),
+        Arguments.of("outcome without status", nullStatus));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("failingServices")
+  void aFailingApprovalServiceRefuses503WithoutLeakingItsMessage(String what, Supplier<ApprovalService> failing)
+      throws Exception {
+    PamEngine engine = engineWith(policy(), failing.get());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(503);
+    assertThat(d.code()).isEqualTo("approval_unavailable");
+    JsonNode e = error(ex);
+    assertThat(ex.error().status()).isEqualTo(503);
+    assertThat(e.get("code").asText()).isEqualTo("approval_unavailable");
+    assertThat(ex.error().bodyText()).doesNotContain("hunter2");
+
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("deny");
+    assertThat(r.decision().code()).isEqualTo("approval_unavailable");
+    assertThat(r.toString()).doesNotContain("hunter2");
+  }
+
+  @Test
+  void aServiceThatNeverAnswersIsCutOffAfterTimeoutPlusGraceAsExpired() throws Exception {
+    // timeout 100ms: the engine waits 100ms + min(100ms, 10s) = 200ms at most.
+    PamEngine engine = engineWith(policy("  timeout: 100ms\n", ""), (p, r, rule, digest) -> new CompletableFuture<>());
+    long start = System.nanoTime();
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    CompletableFuture<Void> reviewed = ex.reviewed().toCompletableFuture();
+    assertThat(reviewed).isNotDone();
+
+    await().atMost(Duration.ofSeconds(2)).until(reviewed::isDone);
+    long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+    assertThat(elapsedMs).isBetween(200L, 1_500L);
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(403);
+    assertThat(d.code()).isEqualTo("approval_expired");
+    assertThat(error(ex).get("message").asText()).contains("100ms").contains("bulk-export");
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("expired");
+    assertThat(r.approval().outcome()).isEqualTo("expired");
+    assertThat(r.approval().rule()).isEqualTo("bulk-export");
+    assertThat(r.approval().reviewer()).isNull();
+  }
+
+  /**
+   * BUG (reported, not fixed): when the engine stops waiting at timeout + grace, it answers the
+   * caller {@code approval_expired} but leaves the review open in the approval service
+   * ({@code Exchange.reviewDecision}, {@code TimeoutException} branch, does not cancel
+   * {@code review.service}; {@code end()} does not either, since the review is settled). The
+   * review stays in {@code pending()}, keeps its place in the bounds, and a reviewer can still
+   * approve it (DECIDED) — with {@code grant > 0} that approval would grant the principal's later
+   * requests — although the caller was refused.
+   */
+  @Test
+  void whenTheEngineStopsWaitingItWithdrawsTheReviewFromTheService() {
+    PamEngine engine = manualEngine(policy("  timeout: 100ms\n", "")); // the fake clock never expires it
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    await().atMost(Duration.ofSeconds(2)).until(() -> reviewOver(ex));
+    assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
+    ex.end(true);
+    assertThat(service.pending()).as("withdrawn like a cancelled caller").isEmpty();
+    assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+  }
+
+  // --- 9. withdrawn --------------------------------------------------------------------------------
+
+  @Test
+  void cancelReviewWithdrawsTheRequestWhichSettlesAsExpiredWithdrawn() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+
+    ex.cancelReview();
+    assertThat(reviewOver(ex)).isTrue();
+    assertThat(service.pending()).isEmpty();
+    assertThat(service.approve(id, SAM, "too late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(403);
+    assertThat(d.code()).isEqualTo("approval_expired");
+    assertThat(error(ex).get("message").asText()).contains("withdrawn").contains("bulk-export");
+    ex.cancelReview(); // nothing more to do
+    assertThat(ex.decision()).isEqualTo(d);
+
+    SessionRecord r = ended(ex, false);
+    assertThat(r.decision().outcome()).isEqualTo("expired");
+    assertThat(r.approval().outcome()).isEqualTo("expired");
+    assertThat(r.approval().rule()).isEqualTo("bulk-export");
+    assertThat(r.approval().reason()).startsWith("withdrawn");
+  }
+
+  @Test
+  void endingWithoutSettlingWithdrawsTheReviewAndRecordsItExpired() {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(service.pending()).hasSize(1);
+
+    SessionRecord r = ended(ex, false);
+    assertThat(service.pending()).isEmpty();
+    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class,
+        d -> assertThat(d.code()).isEqualTo("approval_expired"));
+    assertThat(r.decision().outcome()).isEqualTo("expired");
+    assertThat(r.decision().code()).isEqualTo("approval_expired");
+    assertThat(r.approval()).isNotNull();
+    assertThat(r.approval().outcome()).isEqualTo("expired");
+    assertThat(r.response().complete()).isFalse();
+  }
+
+  @Test
+  void withdrawingOneOfTwoJoinedCallersKeepsTheReviewForTheOther() {
+    PamEngine engine = manualEngine(policy());
+    Exchange a = chatCall(engine, DUMP_ALL);
+    Exchange b = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    a.cancelReview();
+    assertThat(settleDenied(a).code()).isEqualTo("approval_expired");
+    assertThat(service.pending()).extracting(Pending::id).containsExactly(id);
+    service.approve(id, SAM, "ok");
+    assertThat(settle(b)).isInstanceOf(Decision.Allow.class);
+  }
+
+  @Test
+  void anApprovalThatArrivedBeforeTheCancelStaysApproved() {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    service.approve(onlyPendingId(), SAM, "ok");
+    ex.cancelReview();
+    assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
+  }
+
+  // --- 10. strict durability -----------------------------------------------------------------------
+
+  String strict() {
+    return "recording:\n  directory: " + dir + "\n  durability: strict\n";
+  }
+
+  @Test
+  void withStrictDurabilityTheIntentIsWrittenOnlyOnceApproved() {
+    PamEngine engine = manualEngine(policy("", strict()));
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(rec.intents).as("nothing while waiting").isEmpty();
+
+    service.approve(onlyPendingId(), SAM, "ok");
+    assertThat(rec.intents).as("not before the adapter settles").isEmpty();
+    assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
+    assertThat(rec.intents).singleElement().satisfies(i -> {
+      assertThat(i.type()).isEqualTo(SessionRecord.TYPE_INTENT);
+      assertThat(i.id()).isEqualTo(ex.id());
+      assertThat(i.principal().subject()).isEqualTo("svc");
+      assertThat(i.response()).isNull();
+    });
+    ex.settleReview();
+    assertThat(rec.intents).as("settling again writes nothing").hasSize(1);
+    assertThat(ended(ex, true).decision().outcome()).isEqualTo("approved");
+  }
+
+  @Test
+  void withStrictDurabilityNoIntentIsWrittenForARejectedExpiredOrWithdrawnRequest() {
+    PamEngine engine = manualEngine(policy("", strict()));
+    Exchange rejected = chatCall(engine, DUMP_ALL);
+    service.reject(onlyPendingId(), SAM, "no");
+    settleDenied(rejected);
+    ended(rejected, true);
+
+    Exchange expired = chatCall(engine, chat("llama-3", "export every invoice"));
+    clock.advance(Duration.ofMinutes(5));
+    service.expireDue();
+    settleDenied(expired);
+    ended(expired, true);
+
+    Exchange withdrawn = chatCall(engine, chat("llama-3", "list all users"));
+    ended(withdrawn, false);
+
+    assertThat(rec.intents).isEmpty();
+    assertThat(rec.records).hasSize(3);
+  }
+
+  @Test
+  void withStrictDurabilityAnApprovedRequestWhoseIntentFailsIs503AndKeepsItsApprovalInTheRecord() {
+    PamEngine engine = manualEngine(policy("", strict()));
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    rec.intentFailure = new IOException("disk full");
+    service.approve(id, SAM, "ok");
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(503);
+    assertThat(d.code()).isEqualTo("recording_unavailable");
+    SessionRecord r = ended(ex, true);
+    assertThat(r.decision().outcome()).isEqualTo("deny");
+    assertThat(r.approval().id()).isEqualTo(id);
+    assertThat(r.approval().outcome()).isEqualTo("approved");
+  }
+
+  // --- 11. review notifications --------------------------------------------------------------------
+
+  @Test
+  void theNotifierIsToldOncePerNewReviewWithAMaskedExcerpt() {
+    List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
+    PamEngine engine = defaultEngine(policy("  grant: 10m\n", "masking: {detectors: [email]}\n"), notices::add);
+    String body = chat("llama-3", "dump all rows and mail them to alice.smith@example.com");
+
+    Exchange first = chatCall(engine, body);
+    assertThat(notices).singleElement().satisfies(n -> {
+      assertThat(n.approvalId()).isEqualTo(onlyPendingId());
+      assertThat(n.rule()).isEqualTo("bulk-export");
+      assertThat(n.principal()).isEqualTo("svc");
+      assertThat(n.model()).isEqualTo("llama-3");
+      assertThat(n.operation()).isEqualTo("chat");
+      assertThat(n.created()).isEqualTo(T0);
+      assertThat(n.expires()).isEqualTo(T0.plus(Duration.ofMinutes(5)));
+      assertThat(n.reviewUrl()).isNull();
+      assertThat(n.excerpt()).contains("dump all rows").contains("[EMAIL]")
+          .doesNotContain("alice.smith").doesNotContain("example.com");
+      assertThat(n.toString()).doesNotContain("alice.smith").doesNotContain(KEY);
+    });
+
+    // An identical request joins the review: not announced again.
+    Exchange joined = chatCall(engine, body);
+    assertThat(notices).hasSize(1);
+
+    service.approve(onlyPendingId(), SAM, "ok");
+    assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
+    assertThat(settle(joined)).isInstanceOf(Decision.Allow.class);
+
+    // A grant pass is not a review: not announced.
+    Exchange granted = chatCall(engine, chat("llama-3", "export every invoice"));
+    assertThat(settle(granted)).isInstanceOf(Decision.Allow.class);
+    assertThat(notices).hasSize(1);
+
+    // A new review under another rule is.
+    Exchange other = chatCall(engine, "{\"model\":\"finance-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    assertThat(notices).hasSize(2);
+    assertThat(notices.get(1).rule()).isEqualTo("finance-models");
+    assertThat(notices.get(1).model()).isEqualTo("finance-x");
+    assertThat(notices.get(1).excerpt()).isEqualTo("hi");
+    other.end(false);
+  }
+
+  @Test
+  void aNotifierThatThrowsDoesNotBreakTheRequest() {
+    PamEngine engine = defaultEngine(policy(), n -> {
+      throw new IllegalStateException("webhook down");
+    });
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(ex.awaitingReview()).isTrue();
+    assertThat(reviewOver(ex)).isFalse();
+    service.approve(onlyPendingId(), SAM, "ok");
+    assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
+    assertThat(ended(ex, true).decision().outcome()).isEqualTo("approved");
+  }
+
+  @Test
+  void theNotifierIsNotUsedForAServiceGivenToTheBuilder() {
+    List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
+    Policy p = Policy.parse(policy());
+    service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
+    toClose.add(service);
+    PamEngine engine = keep(base(p).approvalService(service).reviewNotifier(notices::add).build());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(service.pending()).hasSize(1);
+    assertThat(notices).isEmpty();
+    ex.end(false);
+  }
+
+  // --- 12. the settleReview contract ---------------------------------------------------------------
+
+  @Test
+  void settleReviewBeforeTheReviewIsOverThrowsAndOnceOverIsIdempotent() {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThatThrownBy(ex::settleReview).isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("not over");
+    assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
+    assertThat(ex.awaitingReview()).isTrue();
+
+    service.reject(onlyPendingId(), SAM, "no");
+    Decision first = ex.settleReview();
+    Decision second = ex.settleReview();
+    assertThat(second).isSameAs(first);
+    assertThat(ex.decision()).isSameAs(first);
+    assertThat(ex.error().bodyText()).isEqualTo(ex.error().bodyText());
+
+    ex.end(true);
+    ex.end(true);
+    assertThat(rec.records).hasSize(1);
+  }
+
+  @Test
+  void reviewedCompletesNormallyForEveryEnding() throws Exception {
+    PamEngine engine = engineWith(policy(), (p, r, rule, digest) -> CompletableFuture.failedFuture(
+        new IllegalStateException("x")));
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    // Completed, and not exceptionally: adapters chain on it without handling errors.
+    assertThat(ex.reviewed().toCompletableFuture().get(1, TimeUnit.SECONDS)).isNull();
+    assertThat(ex.reviewed().toCompletableFuture()).isNotCompletedExceptionally();
+  }
+}
