@@ -267,6 +267,8 @@ public final class Exchange {
             + (o.reason() == null ? "" : ": " + o.reason()), rule);
         case EXPIRED -> new Decision.Deny(403, "approval_expired", withdrawn(o.reason())
             ? "the request was withdrawn from review under " + named
+            : CLOSED.equals(o.reason())
+            ? "the approval service stopped (shutting down) before a reviewer decided under " + named
             : "no reviewer decided within " + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
       };
     }
@@ -299,6 +301,9 @@ public final class Exchange {
     return new Decision.Deny(503, "approval_unavailable",
         "the approval service is unavailable, the request was not forwarded", "approval");
   }
+
+  /** The reason {@link InProcessApprovalService} gives when it is closed with requests waiting. */
+  private static final String CLOSED = "approval service closed";
 
   private static boolean withdrawn(String reason) {
     return reason != null && reason.startsWith("withdrawn");

@@ -190,6 +190,18 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /**
+   * Ends every review waiting in the engine's own approval service (the default one built from
+   * the policy's {@code approval} section): each waiting request is answered 403
+   * {@code approval_expired}, and later requests that would need a review get the same at once.
+   * For a shutdown, before draining in-flight requests, so that none waits for a reviewer who can
+   * no longer reach the server. Does nothing for a service given to the builder, or none.
+   * {@link #close()} does this too. Idempotent.
+   */
+  public void closeApprovals() {
+    if (ownApprovalService != null) ownApprovalService.close();
+  }
+
+  /**
    * Flushes and closes the recorder (the one given to the builder too), so every record handed
    * over is stored. Call it after the adapters have stopped taking requests.
    *
@@ -197,7 +209,7 @@ public final class PamEngine implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (ownApprovalService != null) ownApprovalService.close();
+    closeApprovals();
     try {
       recorder.close();
     } catch (IOException e) {

@@ -72,6 +72,58 @@ public final class TestPolicies {
     return POLICY + "recording:\n  directory: \"" + path + "\"\n  durability: " + durability + "\n";
   }
 
+  /** Keys of {@link #approvalPolicy}'s reviewer (bob), plain caller (carol) and reviewer-caller (dave). */
+  public static final String BOB_KEY = "bob-key-3c0a91";
+  public static final String CAROL_KEY = "carol-key-7e24b5";
+  public static final String DAVE_KEY = "dave-key-19f6d0";
+
+  /**
+   * A policy with just-in-time approval: alice ({@link #ALICE_KEY}) and carol are group
+   * {@code ml}, entitled to chat on {@code llama-3.1-*}; bob is {@code security-oncall}, the
+   * reviewer group; dave is both. One approval rule, {@code bulk-export}, holds prompts that say
+   * "dump all" or "export all".
+   *
+   * @param timeout        {@code approval.timeout}, e.g. {@code 5m}
+   * @param grant          {@code approval.grant}, e.g. {@code 0s}
+   * @param approvalExtra  more keys of the {@code approval} section, one per line, indented two
+   *                       spaces (e.g. {@code "  max-pending-per-principal: 1\n"}), or {@code ""}
+   * @param extraSections  more top-level sections (e.g. {@code masking}), or {@code ""}
+   */
+  public static String approvalPolicy(String timeout, String grant, String approvalExtra, String extraSections) {
+    return """
+        version: 1
+        identity:
+          api-keys:
+            - name: alice
+              sha256: %s
+              groups: [ml]
+            - name: bob
+              sha256: %s
+              groups: [security-oncall]
+            - name: carol
+              sha256: %s
+              groups: [ml]
+            - name: dave
+              sha256: %s
+              groups: [ml, security-oncall]
+        upstream:
+          credential:
+            from-env: %s
+        entitlements:
+          - groups: [ml]
+            models: ["llama-3.1-*"]
+            operations: [chat]
+        approval:
+          reviewers: [security-oncall]
+          timeout: %s
+          grant: %s
+        %s  rules:
+            - name: bulk-export
+              prompt-matches: '(?i)\\b(dump|export) all\\b'
+        """.formatted(sha256(ALICE_KEY), sha256(BOB_KEY), sha256(CAROL_KEY), sha256(DAVE_KEY), UPSTREAM_ENV,
+            timeout, grant, approvalExtra) + extraSections;
+  }
+
   public static String chat(String model, String extraFields) {
     return "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
         + (extraFields.isEmpty() ? "" : "," + extraFields) + "}";

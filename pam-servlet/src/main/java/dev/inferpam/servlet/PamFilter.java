@@ -61,6 +61,21 @@ import org.slf4j.LoggerFactory;
  *       than {@code identity} is refused: the client gets 502 {@code masking_unavailable}
  *       (recorded as the response), and the application's further writes fail with an
  *       {@link IOException}, which the filter does not pass on.</li>
+ *   <li><b>Held for review</b> (the request matches an {@code approval} rule,
+ *       {@link Exchange#awaitingReview()}): nothing is passed on while it waits. With async
+ *       supported, the filter starts async processing and returns, so the wait holds no container
+ *       thread; when the review ends (decided, expired, withdrawn) the request is dispatched again
+ *       ({@code DispatcherType.ASYNC}) and this filter settles it on that container thread
+ *       ({@link Exchange#settleReview()}): approved requests go on as allowed ones, refused ones
+ *       get their error (403 {@code approval_rejected} / {@code approval_expired}, 429
+ *       {@code approval_limit} with {@code Retry-After}, 503 {@code approval_unavailable}).
+ *       Without async support the request thread waits (bounded by the engine). The container's
+ *       async timeout is set to twice {@code approval.timeout} plus 30 s, a backstop the engine's
+ *       own bound normally makes unnecessary; should it or an async error end the wait, the
+ *       request is withdrawn from review and recorded incomplete. A client that disconnects while
+ *       it waits is not noticed (containers report a gone client only when they read or write):
+ *       its review stays until decided or expired, and an approved request is then forwarded and
+ *       its answer lost.</li>
  *   <li>Every exchange is ended exactly once, after the chain returns (or, when the application
  *       started servlet async processing, when the async cycle completes, errs or times out), so
  *       every request, allowed or denied, has a record.</li>
@@ -68,8 +83,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>What users must configure.</b>
  * <ul>
- *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST}, before any other filter
- *       or servlet that could act on the request. Mapping it to a narrower pattern lets paths the
+ *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST} and
+ *       {@code DispatcherType.ASYNC}, with async supported on it and on the servlets behind it,
+ *       before any other filter or servlet that could act on the request ({@code ASYNC} is how a
+ *       request held for review comes back to the filter; a held request dispatched to the
+ *       application without the filter has an unreadable body, and the filter logs an error). Mapping it to a narrower pattern lets paths the
  *       container routes elsewhere by its own normalisation go unchecked. Requests that already
  *       went through the filter (forwards, includes, async and error dispatches, when the filter
  *       is mapped to them too) pass through without a second decision.</li>
@@ -151,6 +169,13 @@ public final class PamFilter implements Filter {
       throws IOException, ServletException {
     if (!(req instanceof HttpServletRequest request) || !(res instanceof HttpServletResponse response)) {
       chain.doFilter(req, res);
+      return;
+    }
+    if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview abandoned && !abandoned.canTake()) {
+      // A dispatch (error or async) of a held request whose wait the container already ended:
+      // its exchange is ended and recorded; answer what the record says, if anything still can be.
+      request.removeAttribute(REVIEW_ATTRIBUTE);
+      writeError(abandoned.exchange, abandoned.response);
       return;
     }
     if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview held && held.take()) {
@@ -319,11 +344,15 @@ public final class PamFilter implements Filter {
     boolean take() {
       return taken.compareAndSet(false, true);
     }
+
+    boolean canTake() {
+      return !taken.get();
+    }
   }
 
   /**
-   * Ends a wait the container gives up on (its async timeout, an I/O error such as the client
-   * going away): the request is withdrawn from review and recorded as incomplete. Also notices
+   * Ends a wait the container gives up on (its async timeout, an async error such as the server
+   * closing the connection): the request is withdrawn from review and recorded as incomplete. Also notices
    * when the dispatch after the review never reached this filter.
    */
   private static final class WaitListener implements AsyncListener {
@@ -452,6 +481,22 @@ public final class PamFilter implements Filter {
     } finally {
       // The engine already captured the error it produced for the record; only the end is ours.
       exchange.end(complete);
+    }
+  }
+
+  /** Writes the error of a settled, denied exchange when the response can still take it. */
+  private static void writeError(Exchange exchange, HttpServletResponse response) {
+    ErrorResponse error = exchange.error();
+    if (error == null || response.isCommitted()) return;
+    try {
+      response.resetBuffer();
+      response.setStatus(error.status());
+      error.headers().forEach(response::setHeader);
+      response.setContentType("application/json");
+      response.setContentLength(error.body().length);
+      response.getOutputStream().write(error.body());
+    } catch (IOException | RuntimeException e) {
+      log.debug("inferpam: exchange {}: error could not be written: {}", exchange.id(), e.getClass().getName());
     }
   }
 

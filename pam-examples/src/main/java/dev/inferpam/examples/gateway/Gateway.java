@@ -219,8 +219,9 @@ public final class Gateway implements AutoCloseable {
   }
 
   /**
-   * Stops accepting connections, waits up to {@code drainTimeout} for in-flight exchanges to
-   * end, then cancels the upstream calls of those still running (their clients see a truncated
+   * Answers requests waiting for a reviewer 403 {@code approval_expired}
+   * ({@link PamEngine#closeApprovals()}), stops accepting connections, waits up to
+   * {@code drainTimeout} for in-flight exchanges to end, then cancels the upstream calls of those still running (their clients see a truncated
    * response, their records say incomplete), stops Jetty and finally closes the engine, which
    * flushes the recorder with every record in it. Only the first call does anything.
    *
@@ -231,6 +232,9 @@ public final class Gateway implements AutoCloseable {
     Objects.requireNonNull(drainTimeout, "drainTimeout");
     if (drainTimeout.isNegative()) throw new IllegalArgumentException("drainTimeout must be >= 0, was " + drainTimeout);
     if (!closed.compareAndSet(false, true)) return;
+    // Requests waiting for a reviewer are answered 403 approval_expired now: reviewers cannot
+    // reach a server that no longer accepts connections, and the waits would hold up the drain.
+    engine.closeApprovals();
     try {
       drain(drainTimeout);
     } catch (InterruptedException e) {
