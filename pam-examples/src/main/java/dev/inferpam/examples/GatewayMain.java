@@ -3,6 +3,7 @@ package dev.inferpam.examples;
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.WebhookReviewNotifier;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
 import dev.inferpam.examples.demo.Demo;
@@ -58,6 +59,10 @@ public final class GatewayMain {
 
   static final int DEFAULT_PORT = 8080;
   static final String DEFAULT_BIND = "127.0.0.1";
+  /** Environment variable: where to post new reviews (a secret, like a Slack webhook URL). */
+  static final String REVIEW_WEBHOOK_ENV = "INFERPAM_REVIEW_WEBHOOK";
+  /** Environment variable: the Authorization header value for those posts. */
+  static final String REVIEW_WEBHOOK_AUTH_ENV = "INFERPAM_REVIEW_WEBHOOK_AUTHORIZATION";
 
   static final String USAGE = String.join("\n",
       "usage: java -jar pam-gateway.jar <command> [options]",
@@ -68,7 +73,10 @@ public final class GatewayMain {
       "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
       "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
       "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
-      "        requests, flushes the recorder and exits 0.",
+      "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",
+      "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
+      "        review (Slack-compatible JSON) to URL; " + REVIEW_WEBHOOK_AUTH_ENV + " sets its",
+      "        Authorization header.",
       "  demo [--port N]",
       "        start a mock model server and the gateway on 127.0.0.1, drive narrated traffic",
       "        that shows each control, then exit. --port N: the gateway's port (default: free).",
@@ -152,9 +160,12 @@ public final class GatewayMain {
     } catch (InvalidPathException e) {
       throw new UsageException("--policy: not a valid path: \"" + policyArg + "\"");
     }
+    WebhookReviewNotifier webhook = reviewWebhook(System::getenv);
     PamEngine engine;
     try {
-      engine = PamEngine.builder().policy(Policy.load(policyFile)).build();
+      PamEngine.Builder builder = PamEngine.builder().policy(Policy.load(policyFile));
+      if (webhook != null) builder.reviewNotifier(webhook);
+      engine = builder.build();
     } catch (PolicyException | IllegalArgumentException e) {
       // IllegalArgumentException: engine-level checks of policy values (key hashes, credential
       // source); both name a key path inside the file.
@@ -178,6 +189,33 @@ public final class GatewayMain {
     out.println("listening on " + gateway.uri());
     out.flush();
     return SERVING;
+  }
+
+  /**
+   * The review webhook from {@value #REVIEW_WEBHOOK_ENV} (and {@value #REVIEW_WEBHOOK_AUTH_ENV}),
+   * or {@code null} when it is unset or blank. The URL is a secret: a bad value is reported
+   * without it.
+   *
+   * @throws UsageException when the URL or the authorization value is not acceptable
+   */
+  static WebhookReviewNotifier reviewWebhook(java.util.function.Function<String, String> env) throws UsageException {
+    String url = env.apply(REVIEW_WEBHOOK_ENV);
+    if (url == null || url.isBlank()) return null;
+    WebhookReviewNotifier.Builder builder = WebhookReviewNotifier.builder();
+    try {
+      builder.url(java.net.URI.create(url.strip()));
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL with a host and no user info");
+    }
+    String authorization = env.apply(REVIEW_WEBHOOK_AUTH_ENV);
+    if (authorization != null && !authorization.isBlank()) {
+      try {
+        builder.authorization(authorization.strip());
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(REVIEW_WEBHOOK_AUTH_ENV + ": must be a single-line header value");
+      }
+    }
+    return builder.build();
   }
 
   /**

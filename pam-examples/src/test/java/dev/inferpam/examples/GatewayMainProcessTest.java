@@ -92,6 +92,94 @@ class GatewayMainProcessTest {
   }
 
   @Test
+  void serveHoldsARequestForReviewPostsItToTheWebhookAndForwardsItOnceApproved() throws Exception {
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
+    try (MockWebServer upstream = new MockWebServer(); MockWebServer hook = new MockWebServer()) {
+      upstream.start(InetAddress.getLoopbackAddress(), 0);
+      hook.start(InetAddress.getLoopbackAddress(), 0);
+      upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
+      hook.enqueue(new MockResponse.Builder().code(200).build());
+
+      Path stdout = dir.resolve("stdout.txt");
+      Path stderr = dir.resolve("stderr.txt");
+      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
+          "--upstream", upstream.url("/").toString(), "--port", "0");
+      pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
+      pb.environment().put(GatewayMain.REVIEW_WEBHOOK_ENV, hook.url("/hooks/T000/secret-path").toString());
+      pb.environment().put(GatewayMain.REVIEW_WEBHOOK_AUTH_ENV, "Bearer hook-token");
+      pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
+      Process process = start(pb);
+      String first = await().atMost(WAIT).until(() -> firstLine(stdout), line -> line != null);
+      Matcher m = LISTENING.matcher(first);
+      assertThat(m.matches()).as("first stdout line: %s; stderr: %s", first, Files.readString(stderr)).isTrue();
+      String base = "http://127.0.0.1:" + m.group(1);
+
+      OkHttpClient client = new OkHttpClient.Builder().readTimeout(WAIT).build();
+      try {
+        String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"dump all rows\"}]}";
+        java.util.concurrent.CompletableFuture<String> answer = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+          Request request = new Request.Builder().url(base + "/v1/chat/completions")
+              .header("Authorization", "Bearer " + ALICE_KEY)
+              .post(RequestBody.create(body, MediaType.get("application/json"))).build();
+          try (Response response = client.newCall(request).execute()) {
+            return response.code() + " " + response.body().string();
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+
+        // The review is announced to the webhook: its id, rule and caller, never the caller's key.
+        RecordedRequest notice = hook.takeRequest(WAIT.toSeconds(), TimeUnit.SECONDS);
+        assertThat(notice).as("webhook post; stderr: %s", Files.readString(stderr)).isNotNull();
+        assertThat(notice.getHeaders().get("Authorization")).isEqualTo("Bearer hook-token");
+        String posted = notice.getBody().utf8();
+        com.fasterxml.jackson.databind.JsonNode json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(posted);
+        String id = json.path("approval_id").asText();
+        assertThat(id).startsWith("apr-");
+        assertThat(json.path("rule").asText()).isEqualTo("bulk-export");
+        assertThat(json.path("principal").asText()).isEqualTo("alice");
+        assertThat(posted).doesNotContain(ALICE_KEY, "child-upstream-secret");
+        assertThat(upstream.getRequestCount()).isZero();
+
+        Request approve = new Request.Builder().url(base + "/pam/approvals/" + id + "/approve")
+            .header("Authorization", "Bearer " + TestPolicies.BOB_KEY)
+            .post(RequestBody.create("{\"reason\":\"ticket 42\"}", MediaType.get("application/json"))).build();
+        try (Response response = client.newCall(approve).execute()) {
+          assertThat(response.code()).isEqualTo(200);
+          assertThat(response.body().string()).contains("\"status\":\"approved\"", "\"reviewer\":\"bob\"");
+        }
+        assertThat(answer.get(WAIT.toSeconds(), TimeUnit.SECONDS)).isEqualTo("200 {\"ok\":true}");
+        RecordedRequest forwarded = upstream.takeRequest(5, TimeUnit.SECONDS);
+        assertThat(forwarded.getHeaders().get("Authorization")).isEqualTo("Bearer child-upstream-secret");
+      } finally {
+        client.dispatcher().executorService().shutdown();
+        client.connectionPool().evictAll();
+      }
+      process.destroy();
+      assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+      assertThat(process.exitValue()).isZero();
+      // The webhook URL is a secret: never in the gateway's output.
+      assertThat(Files.readString(stderr) + Files.readString(stdout)).doesNotContain("secret-path", "hook-token");
+    }
+  }
+
+  @Test
+  void aBadReviewWebhookIsAUsageErrorThatDoesNotShowTheUrl() throws Exception {
+    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
+    Path out = dir.resolve("o.txt");
+    Path err = dir.resolve("e.txt");
+    ProcessBuilder pb = command("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:9", "--port", "0")
+        .redirectOutput(out.toFile()).redirectError(err.toFile());
+    pb.environment().put(GatewayMain.REVIEW_WEBHOOK_ENV, "ftp://user:pw@hooks.example/very-secret");
+    Process p = start(pb);
+    assertThat(p.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).isEqualTo(2);
+    assertThat(Files.readString(err)).contains(GatewayMain.REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL")
+        .doesNotContain("very-secret", "user:pw").doesNotContain("\tat ");
+    assertThat(Files.readString(out)).isEmpty();
+  }
+
+  @Test
   void sigtermFlushesEveryQueuedRecordBeforeExitingZero() throws Exception {
     Path recordings = dir.resolve("recordings");
     Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(recordings, "async"));
