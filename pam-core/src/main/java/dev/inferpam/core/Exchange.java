@@ -285,14 +285,14 @@ public final class Exchange {
           Map.of("Retry-After", Long.toString(seconds)));
     }
     if (t instanceof CancellationException) {
-      review.outcome = new ApprovalService.Outcome(null, ApprovalService.Status.EXPIRED, null,
+      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
           "withdrawn: the caller stopped waiting", now);
       return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under " + named, rule);
     }
     if (t instanceof TimeoutException) {
       // The engine stops waiting: the review must not stay open (and, approved later, grant).
       review.service.cancel(false);
-      review.outcome = new ApprovalService.Outcome(null, ApprovalService.Status.EXPIRED, null,
+      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
           "the approval service gave no outcome in time", now);
       return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
           + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
@@ -304,6 +304,11 @@ public final class Exchange {
 
   /** The reason {@link InProcessApprovalService} gives when it is closed with requests waiting. */
   private static final String CLOSED = "approval service closed";
+
+  /** The id of the review the default service opened for this request, when it is known. */
+  private String reviewId() {
+    return review.service instanceof InProcessApprovalService.Waiter w ? w.reviewId() : null;
+  }
 
   private static boolean withdrawn(String reason) {
     return reason != null && reason.startsWith("withdrawn");

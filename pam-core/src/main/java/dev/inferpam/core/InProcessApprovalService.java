@@ -186,6 +186,20 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
 
   private record Grant(Outcome approval, Instant until) {}
 
+  /**
+   * The stage a waiting caller gets: knows the id of the review it waits for, so that an engine
+   * that withdraws it (cancelling the stage, which then carries no outcome) still records which
+   * review that was.
+   */
+  static final class Waiter extends CompletableFuture<Outcome> {
+    private volatile String reviewId;
+
+    /** The review this caller waits for. */
+    String reviewId() {
+      return reviewId;
+    }
+  }
+
   /** Stages to complete once the lock is released. */
   private record Completion(List<CompletableFuture<Outcome>> waiters, Outcome outcome) {
     void run() {
@@ -255,7 +269,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     if (rule.isBlank()) throw new IllegalArgumentException("rule must not be blank");
     if (digest.isBlank()) throw new IllegalArgumentException("digest must not be blank");
     List<Completion> due = new ArrayList<>();
-    CompletableFuture<Outcome> waiter = new CompletableFuture<>();
+    Waiter waiter = new Waiter();
     Entry entry;
     boolean opened = false;
     try {
@@ -278,6 +292,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
         entry = byDigest.get(rule + '\n' + digest);
         if (entry != null && entry.principalKey.equals(key)) {
           entry.waiters.add(waiter);
+          waiter.reviewId = entry.id;
         } else {
           int mine = perPrincipal.getOrDefault(key, 0);
           if (mine >= maxPendingPerPrincipal) {
@@ -300,6 +315,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
               Map.of(), request.body(), request.remoteAddress());
           entry = new Entry(newId(), principal, rule, digest, withoutHeaders, now, now.plus(timeout));
           entry.waiters.add(waiter);
+          waiter.reviewId = entry.id;
           pending.put(entry.id, entry);
           byDigest.put(rule + '\n' + digest, entry);
           perPrincipal.merge(key, 1, Integer::sum);

@@ -740,6 +740,8 @@ class ExchangeApprovalTest {
     assertThat(r.approval().outcome()).isEqualTo("expired");
     assertThat(r.approval().rule()).isEqualTo("bulk-export");
     assertThat(r.approval().reason()).startsWith("withdrawn");
+    // The record names the review reviewers saw, so the two can be matched.
+    assertThat(r.approval().id()).isEqualTo(id);
   }
 
   @Test
