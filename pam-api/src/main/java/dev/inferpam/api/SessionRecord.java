@@ -21,10 +21,21 @@ import java.util.Objects;
  * @param decision   what was decided
  * @param approval   the review, or {@code null} when none happened
  * @param response   what was delivered, or {@code null} for an intent
+ * @param quotaRemaining what the principal has left after this exchange, per bound of the
+ *                   policy's {@code limits} ({@code requests_per_minute},
+ *                   {@code tokens_per_minute}, {@code tokens_per_day}; the least over the limit
+ *                   entries that applied), empty when none applied (an inferpam extension of the
+ *                   format, member {@code quota_remaining})
  */
 public record SessionRecord(String type, String id, Instant time, long durationMs,
                             Principal principal, Request request, DecisionSummary decision,
-                            Approval approval, Response response) {
+                            Approval approval, Response response, Map<String, Long> quotaRemaining) {
+
+  /** A record without quota figures. */
+  public SessionRecord(String type, String id, Instant time, long durationMs, Principal principal, Request request,
+                       DecisionSummary decision, Approval approval, Response response) {
+    this(type, id, time, durationMs, principal, request, decision, approval, response, Map.of());
+  }
 
   public static final String TYPE_EXCHANGE = "exchange";
   public static final String TYPE_INTENT = "intent";
@@ -34,6 +45,7 @@ public record SessionRecord(String type, String id, Instant time, long durationM
     Objects.requireNonNull(id, "id");
     Objects.requireNonNull(time, "time");
     Objects.requireNonNull(request, "request");
+    quotaRemaining = quotaRemaining == null ? Map.of() : Map.copyOf(quotaRemaining);
   }
 
   /**

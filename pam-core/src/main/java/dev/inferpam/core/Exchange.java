@@ -12,6 +12,7 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.internal.BoundedBody;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.Durations;
+import dev.inferpam.core.internal.Quotas;
 import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.RecordBuilder;
@@ -109,6 +110,8 @@ public final class Exchange {
   private final String allowRule;
   /** The review of a request that needs one, or {@code null}. */
   private final Review review;
+  /** The limits this request was admitted under, to charge its tokens to; {@code null} for none. */
+  private Quotas.Admission quota;
   private Credential credential;
   private final RecordBuilder record;
   /** Whether the response goes to the client masked (allowed, a masker, principal not exempt). */
@@ -147,6 +150,19 @@ public final class Exchange {
     } catch (IOException | RuntimeException e) {
       log.debug("inferpam: recorder refused exchange {}: {}", id, e.toString());
       if (!(d instanceof Decision.Deny)) d = recordingUnavailable(e);
+    }
+    Quotas quotas = engine.quotas();
+    if (quotas != null && !(d instanceof Decision.Deny)) {
+      // Limits before approval: a request over its budget does not bother a reviewer.
+      try {
+        Quotas.Check check = quotas.admit(verdict.principal(), verdict.operation(), verdict.model(), verdict.body());
+        if (check.refusal() != null) d = check.refusal();
+        quota = check.admission();
+      } catch (RuntimeException e) {
+        log.error("inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
+        d = new Decision.Deny(503, "quota_unavailable", "quota state is unavailable, the request was not forwarded",
+            "limits");
+      }
     }
     this.request = verdict.request();
     this.principal = verdict.principal();
@@ -622,8 +638,14 @@ public final class Exchange {
       }
     }
     if (maskingInUse) record.maskedOnDelivery(masking.counts());
+    Map<String, Long> left = Map.of();
+    if (quota != null) {
+      // Tokens count only for what reached the upstream: an allowed request whose response began.
+      boolean forwarded = decision instanceof Decision.Allow && responseReported;
+      left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
+    }
     SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete,
-        reviewRecord());
+        reviewRecord(), left);
     try {
       recorder.record(r);
     } catch (IOException | RuntimeException e) {

@@ -4,6 +4,7 @@ import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Masker;
+import dev.inferpam.api.QuotaStore;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.core.internal.CredentialProviders;
@@ -11,6 +12,7 @@ import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
 import dev.inferpam.core.internal.IdentityChain;
 import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.Quotas;
 import dev.inferpam.core.internal.ReviewSummaries;
 import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.IOException;
@@ -74,6 +76,8 @@ public final class PamEngine implements AutoCloseable {
   /** The default service the engine built, and so closes; {@code null} when given one. */
   private final InProcessApprovalService ownApprovalService;
   private final IdentityResolver identity;
+  /** The policy's {@code limits}, or {@code null} without them. */
+  private final Quotas quotas;
   private final Clock clock;
   private final ExchangeIds ids;
 
@@ -106,6 +110,8 @@ public final class PamEngine implements AutoCloseable {
       this.approvalService = ApprovalService.NONE;
       this.ownApprovalService = null;
     }
+    this.quotas = policy.limits().isEmpty() ? null
+        : new Quotas(policy.limits(), b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock), clock);
     this.ids = new ExchangeIds(clock);
   }
 
@@ -267,6 +273,35 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /**
+   * The {@code limits} entries that apply to {@code principal} (by group, for any model and
+   * operation), with what is used and left of each bound in the current window; empty when the
+   * policy has no {@code limits} or none applies. For a quota endpoint that shows callers their own
+   * budgets.
+   *
+   * @throws RuntimeException what the quota store throws
+   */
+  public List<QuotaStatus> quotaStatus(dev.inferpam.api.Principal principal) {
+    java.util.Objects.requireNonNull(principal, "principal");
+    if (quotas == null) return List.of();
+    List<QuotaStatus> out = new ArrayList<>();
+    for (Quotas.EntryStatus e : quotas.status(principal)) {
+      List<QuotaStatus.Budget> budgets = new ArrayList<>();
+      for (Quotas.BoundStatus b : e.bounds()) {
+        budgets.add(new QuotaStatus.Budget(b.bound().recordName(), b.limit(), b.used(), b.resets()));
+      }
+      List<String> models = new ArrayList<>();
+      e.limit().models().forEach(g -> models.add(g.toString()));
+      out.add(new QuotaStatus(e.rule(), models, e.limit().operations(), budgets));
+    }
+    return List.copyOf(out);
+  }
+
+  /** The policy's {@code limits} enforced, or {@code null} when it has none. */
+  Quotas quotas() {
+    return quotas;
+  }
+
+  /**
    * How long an exchange waits for the approval service at most: {@code approval.timeout} plus
    * the shorter of the timeout itself and {@link #APPROVAL_GRACE}.
    */
@@ -319,6 +354,7 @@ public final class PamEngine implements AutoCloseable {
     private Masker masker;
     private ApprovalService approvalService;
     private ReviewNotifier reviewNotifier = ReviewNotifier.NONE;
+    private QuotaStore quotaStore;
     private Clock clock = Clock.systemUTC();
 
     private Builder() {}
@@ -386,6 +422,17 @@ public final class PamEngine implements AutoCloseable {
      */
     public Builder reviewNotifier(ReviewNotifier notifier) {
       this.reviewNotifier = Objects.requireNonNull(notifier, "notifier");
+      return this;
+    }
+
+    /**
+     * Where the counters of the policy's {@code limits} live, instead of an
+     * {@link InMemoryQuotaStore} on the engine's clock (per process). A store shared by replicas
+     * makes the limits hold across them. The engine does not close it.
+     */
+    public Builder quotaStore(QuotaStore store) {
+      if (this.quotaStore != null) throw new IllegalStateException("quotaStore already set");
+      this.quotaStore = Objects.requireNonNull(store, "store");
       return this;
     }
 

@@ -18,13 +18,23 @@ import java.util.Set;
  */
 public record Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
                      List<Entitlement> entitlements, List<AllowRule> allow, Block block,
-                     Parameters parameters, Recording recording, Masking masking, Approval approval) {
+                     Parameters parameters, Recording recording, Masking masking, Approval approval,
+                     List<Limit> limits) {
+
+  /** A policy without a {@code limits} section. */
+  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
+                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
+                Recording recording, Masking masking, Approval approval) {
+    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking, approval,
+        null);
+  }
 
   /** A policy without an {@code approval} section. */
   public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
                 List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
                 Recording recording, Masking masking) {
-    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking, null);
+    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking,
+        (Approval) null);
   }
 
   /** A policy without a {@code masking} section. */
@@ -52,6 +62,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     allow = allow == null ? List.of() : List.copyOf(allow);
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
+    limits = limits == null ? List.of() : List.copyOf(limits);
     // recording stays null when the section is absent: the engine then records only to the
     // Recorder given to its builder; masking likewise stays null: no masking section, no masking;
     // approval too: no approval section, no review
@@ -468,6 +479,37 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
           && groups.isEmpty()) {
         throw new PolicyException("approval.rules: " + name + ": has no condition (prompt-matches, "
             + "max-tokens-over, models, operations or groups)");
+      }
+    }
+  }
+
+  /**
+   * {@code limits[]}: a budget per principal. It applies to a principal in one of {@code groups}
+   * ({@code *}: anyone) making an inference request whose model matches {@code models} and whose
+   * operation is in {@code operations} (either empty: any). Each matching entry is its own budget,
+   * shared by every request it matches; a request must fit all of them, so the tightest wins. At
+   * least one bound is set; every bound is {@code > 0}.
+   *
+   * @param requestsPerMinute requests per UTC minute, or {@code null}
+   * @param tokensPerMinute   prompt + completion tokens per UTC minute, or {@code null}
+   * @param tokensPerDay      prompt + completion tokens per UTC day, or {@code null}
+   */
+  public record Limit(Set<String> groups, List<Glob> models, Set<String> operations, Long requestsPerMinute,
+                      Long tokensPerMinute, Long tokensPerDay) {
+    /**
+     * @throws PolicyException when {@code groups} is empty, no bound is set, or a bound is not
+     *     positive
+     */
+    public Limit {
+      groups = groups == null ? Set.of() : Set.copyOf(groups);
+      if (groups.isEmpty()) throw new PolicyException("limits: groups must not be empty");
+      models = models == null ? List.of() : List.copyOf(models);
+      operations = operations == null ? Set.of() : Set.copyOf(operations);
+      if (requestsPerMinute == null && tokensPerMinute == null && tokensPerDay == null) {
+        throw new PolicyException("limits: give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
+      }
+      for (Long bound : java.util.Arrays.asList(requestsPerMinute, tokensPerMinute, tokensPerDay)) {
+        if (bound != null && bound <= 0) throw new PolicyException("limits: bounds must be > 0, was " + bound);
       }
     }
   }

@@ -55,12 +55,13 @@ public final class Decider {
    *
    * @param allowRule for {@link RequireApproval}, the rule that allows the request once approved
    *                  (e.g. {@code entitlements[0]}); otherwise {@code null}
+   * @param body      the parsed body of an inference request that was not refused, or {@code null}
    */
   public record Verdict(Decision decision, Principal principal, InferenceRequest request,
-                        String operation, String model, String allowRule) {
+                        String operation, String model, String allowRule, JsonNode body) {
     public Verdict(Decision decision, Principal principal, InferenceRequest request, String operation,
                    String model) {
-      this(decision, principal, request, operation, model, null);
+      this(decision, principal, request, operation, model, null, null);
     }
   }
 
@@ -161,9 +162,9 @@ public final class Decider {
                                 String model, JsonNode body) {
     String review = approvalRules == null ? null : approvalRules.match(principal, operation, model, body);
     if (review != null) {
-      return new Verdict(new RequireApproval(review), principal, request, operation, model, allowRule);
+      return new Verdict(new RequireApproval(review), principal, request, operation, model, allowRule, body);
     }
-    return new Verdict(new Allow(allowRule, ALLOW_OBLIGATIONS), principal, request, operation, model);
+    return new Verdict(new Allow(allowRule, ALLOW_OBLIGATIONS), principal, request, operation, model, null, body);
   }
 
   private Principal identify(InferenceRequest request) throws AuthenticationException {

@@ -44,11 +44,9 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * the key path and the offending value, e.g. {@code entitlements[1].models[0]: invalid glob
  * "llama-[": unclosed '['} or {@code parameters.max.n: expected a number, was "one"}. Nothing is
  * coerced: a string where a number or list is expected, an unknown key at any level, a duplicate
- * key or a second document are all errors. Sections of the spec that this release does not
- * implement ({@code limits}) are refused rather than ignored, because a user who wrote them
- * expects controls that would silently not be there. {@code approval} is loaded and validated
- * here, but {@link dev.inferpam.core.PamEngine.Builder#build()} refuses it until the adapters
- * wait for reviews.
+ * key or a second document are all errors. Should a future section of the spec not be
+ * implemented, it is refused rather than ignored ({@code TOP_UNSUPPORTED}), because a user who
+ * wrote it expects controls that would silently not be there.
  *
  * <p>Messages: problems with the content start with the key path (as above); problems with the
  * file as a whole start with the source, e.g. {@code policy /etc/pam.yaml: cannot read: no such
@@ -69,8 +67,8 @@ public final class PolicyLoader {
 
   private static final Set<String> TOP_KEYS = Set.of(
       "version", "request", "identity", "upstream", "entitlements", "allow", "block", "parameters", "recording",
-      "masking", "approval");
-  private static final Set<String> TOP_UNSUPPORTED = Set.of("limits");
+      "masking", "approval", "limits");
+  private static final Set<String> TOP_UNSUPPORTED = Set.of();
 
   private static final Pattern SIMPLE_KEY = Pattern.compile("[A-Za-z0-9_-]+");
   private static final Pattern SHA256_HEX = Pattern.compile("[0-9a-fA-F]{64}");
@@ -220,6 +218,7 @@ public final class PolicyLoader {
     Policy.Recording recording = null;
     Policy.Masking masking = null;
     Policy.Approval approval = null;
+    List<Policy.Limit> limits = null;
     // Document order, so the first problem reported is the first one in the file.
     for (Map.Entry<String, JsonNode> field : root.properties()) {
       String key = field.getKey();
@@ -235,11 +234,12 @@ public final class PolicyLoader {
         case "recording" -> recording = recording(value, key);
         case "masking" -> masking = masking(value, key);
         case "approval" -> approval = approval(value, key);
+        case "limits" -> limits = limits(value, key);
         default -> { } // version, done above
       }
     }
     return new Policy(version, request, identity, upstream, entitlements, allow, block, parameters, recording,
-        masking, approval);
+        masking, approval, limits);
   }
 
   private static int version(JsonNode v) {
@@ -577,15 +577,8 @@ public final class PolicyLoader {
       keys(e, p, Set.of("groups", "models", "operations"), Set.of());
       Set<String> groups = groups(required(e, p, "groups"), child(p, "groups"));
       List<Glob> models = globs(required(e, p, "models"), child(p, "models"), false);
-      String opsPath = child(p, "operations");
-      List<String> ops = strings(required(e, p, "operations"), opsPath, true);
-      for (int j = 0; j < ops.size(); j++) {
-        if (!OPERATIONS.contains(ops.get(j))) {
-          throw fail(index(opsPath, j), "unknown operation " + PolicyText.quote(ops.get(j))
-              + " (known: " + String.join(", ", OPERATIONS) + ")");
-        }
-      }
-      out.add(new Policy.Entitlement(groups, models, new LinkedHashSet<>(ops)));
+      Set<String> ops = operations(required(e, p, "operations"), child(p, "operations"));
+      out.add(new Policy.Entitlement(groups, models, ops));
     }
     return out;
   }
@@ -926,17 +919,7 @@ public final class PolicyLoader {
     List<Glob> models = List.of();
     if (n.has("models")) models = globs(n.get("models"), child(path, "models"), false);
     Set<String> operations = Set.of();
-    if (n.has("operations")) {
-      String opsPath = child(path, "operations");
-      List<String> ops = strings(n.get("operations"), opsPath, true);
-      for (int j = 0; j < ops.size(); j++) {
-        if (!OPERATIONS.contains(ops.get(j))) {
-          throw fail(index(opsPath, j), "unknown operation " + PolicyText.quote(ops.get(j))
-              + " (known: " + String.join(", ", OPERATIONS) + ")");
-        }
-      }
-      operations = new LinkedHashSet<>(ops);
-    }
+    if (n.has("operations")) operations = operations(n.get("operations"), child(path, "operations"));
     Set<String> groups = Set.of();
     if (n.has("groups")) groups = groups(n.get("groups"), child(path, "groups"));
     if (prompt == null && maxTokens == null && models.isEmpty() && operations.isEmpty() && groups.isEmpty()) {
@@ -944,6 +927,46 @@ public final class PolicyLoader {
           + "max-tokens-over, models, operations, groups");
     }
     return new Policy.ApprovalRule(name, prompt, maxTokens, models, operations, groups);
+  }
+
+  // limits --------------------------------------------------------------------------------------
+
+  /**
+   * {@code limits}: a non-empty list of entries with {@code groups} (required), optional
+   * {@code models} and {@code operations}, and at least one of {@code requests-per-minute},
+   * {@code tokens-per-minute}, {@code tokens-per-day} (whole numbers {@code > 0}).
+   */
+  private static List<Policy.Limit> limits(JsonNode n, String path) {
+    JsonNode list = list(n, path, "a list of limits");
+    if (list.isEmpty()) throw fail(path, "must not be empty");
+    List<Policy.Limit> out = new ArrayList<>();
+    for (int i = 0; i < list.size(); i++) out.add(limit(list.get(i), index(path, i)));
+    return out;
+  }
+
+  private static Policy.Limit limit(JsonNode n, String path) {
+    mapping(n, path);
+    keys(n, path, Set.of("groups", "models", "operations", "requests-per-minute", "tokens-per-minute",
+        "tokens-per-day"), Set.of());
+    Set<String> groups = groups(required(n, path, "groups"), child(path, "groups"));
+    List<Glob> models = List.of();
+    if (n.has("models")) models = globs(n.get("models"), child(path, "models"), false);
+    Set<String> operations = Set.of();
+    if (n.has("operations")) operations = operations(n.get("operations"), child(path, "operations"));
+    Long rpm = n.has("requests-per-minute") ? positiveLong(n.get("requests-per-minute"), child(path, "requests-per-minute")) : null;
+    Long tpm = n.has("tokens-per-minute") ? positiveLong(n.get("tokens-per-minute"), child(path, "tokens-per-minute")) : null;
+    Long tpd = n.has("tokens-per-day") ? positiveLong(n.get("tokens-per-day"), child(path, "tokens-per-day")) : null;
+    if (rpm == null && tpm == null && tpd == null) {
+      throw fail(path, "give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
+    }
+    return new Policy.Limit(groups, models, operations, rpm, tpm, tpd);
+  }
+
+  private static long positiveLong(JsonNode n, String path) {
+    if (!n.isIntegralNumber()) throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
+    if (!n.canConvertToLong()) throw fail(path, "too large, was " + PolicyText.describe(n));
+    if (n.longValue() <= 0) throw fail(path, "must be > 0, was " + PolicyText.describe(n));
+    return n.longValue();
   }
 
   /** One of an enum's constants, written in lower case. */
@@ -982,6 +1005,18 @@ public final class PolicyLoader {
 
   // ---------------------------------------------------------------------------------------------
   // Typed values
+
+  /** A non-empty list of known operation names. */
+  private static Set<String> operations(JsonNode n, String path) {
+    List<String> ops = strings(n, path, true);
+    for (int j = 0; j < ops.size(); j++) {
+      if (!OPERATIONS.contains(ops.get(j))) {
+        throw fail(index(path, j), "unknown operation " + PolicyText.quote(ops.get(j))
+            + " (known: " + String.join(", ", OPERATIONS) + ")");
+      }
+    }
+    return new LinkedHashSet<>(ops);
+  }
 
   private static Set<String> groups(JsonNode n, String path) {
     return new LinkedHashSet<>(strings(n, path, true));

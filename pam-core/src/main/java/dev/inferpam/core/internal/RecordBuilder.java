@@ -188,7 +188,7 @@ public final class RecordBuilder {
   /** The {@code exchange} record. */
   public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
                              String operation, String model, Decision decision, boolean complete) {
-    return build(id, time, durationMs, principal, operation, model, decision, complete, null);
+    return build(id, time, durationMs, principal, operation, model, decision, complete, null, Map.of());
   }
 
   /**
@@ -199,7 +199,7 @@ public final class RecordBuilder {
    */
   public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
                              String operation, String model, Decision decision, boolean complete,
-                             SessionRecord.Approval approval) {
+                             SessionRecord.Approval approval, Map<String, Long> quotaRemaining) {
     SessionRecord.DecisionSummary ds;
     if (decision instanceof Decision.Deny d) {
       String outcome = "deny";
@@ -227,7 +227,17 @@ public final class RecordBuilder {
     SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
         maskedCounts, usage.usage(), hash);
     return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal,
-        withClassification(operation, model), ds, approval, resp);
+        withClassification(operation, model), ds, approval, resp, quotaRemaining);
+  }
+
+  /** Token usage read from the response so far ({@code prompt_tokens}, ...), possibly empty. */
+  public Map<String, Long> usage() {
+    return usage.usage();
+  }
+
+  /** Bytes of the response reported so far (as delivered). */
+  public long responseBytes() {
+    return responseBytes;
   }
 
   private SessionRecord.Request withClassification(String operation, String model) {

@@ -39,6 +39,8 @@ import java.util.Set;
  *            decision{outcome, rule, code, message} | null,
  *            approval{id, rule, reviewer, decided, outcome, reason}   (only when present),
  *            response{status, streamed, bytes, complete, body, body_sha256, masked, usage} | null,
+ *            quota_remaining{requests_per_minute, tokens_per_minute, tokens_per_day}
+ *                                                                    (only when not empty),
  *            prev, hash
  * intent:    v, type, id, time, principal, request, prev, hash
  * retention: v, type, id, time, removed[{file, records, first_prev, last_hash}], prev, hash
@@ -46,7 +48,7 @@ import java.util.Set;
  * {@code body} is written when the record has one (and as {@code null} when it has neither a
  * body nor a hash); {@code body_sha256} only when set. Times are ISO-8601 UTC with exactly three
  * fraction digits ({@code 2026-11-28T22:00:00.123Z}); finer precision is cut off. Header names,
- * groups, {@code masked} and {@code usage} keys are written sorted so that equal records encode
+ * groups, {@code masked}, {@code usage} and {@code quota_remaining} keys are written sorted so that equal records encode
  * to equal bytes; a header with one value is written as a string, with several as an array.
  * Principal {@code attributes} are not part of the format and are not written.
  *
@@ -137,6 +139,10 @@ public final class RecordCodec {
       }
       out.ascii(",\"response\":");
       response(out, r.response());
+      if (!r.quotaRemaining().isEmpty()) {
+        out.ascii(",\"quota_remaining\":");
+        numbers(out, r.quotaRemaining());
+      }
     }
     return out.toArray();
   }
@@ -650,7 +656,7 @@ public final class RecordCodec {
     if (req == null || !req.isObject()) throw new IllegalArgumentException("line without request");
     return new SessionRecord(type, id, time, n.path("duration_ms").asLong(0), decodePrincipal(n.get("principal")),
         decodeRequest(req), decodeDecision(n.get("decision")), decodeApproval(n.get("approval")),
-        decodeResponse(n.get("response")));
+        decodeResponse(n.get("response")), longs(n.path("quota_remaining")));
   }
 
   /**
@@ -737,13 +743,18 @@ public final class RecordCodec {
     for (Map.Entry<String, JsonNode> e : r.path("masked").properties()) {
       if (e.getValue().isNumber()) masked.put(e.getKey(), e.getValue().asInt());
     }
-    Map<String, Long> usage = new LinkedHashMap<>();
-    for (Map.Entry<String, JsonNode> e : r.path("usage").properties()) {
-      if (e.getValue().isNumber()) usage.put(e.getKey(), e.getValue().asLong());
-    }
     return new SessionRecord.Response(r.path("status").asInt(0), r.path("streamed").asBoolean(false),
-        r.path("bytes").asLong(0), r.path("complete").asBoolean(false), text(r, "body"), masked, usage,
-        text(r, "body_sha256"));
+        r.path("bytes").asLong(0), r.path("complete").asBoolean(false), text(r, "body"), masked,
+        longs(r.path("usage")), text(r, "body_sha256"));
+  }
+
+  /** The numeric members of an object (others are skipped); empty for a missing member. */
+  private static Map<String, Long> longs(JsonNode object) {
+    Map<String, Long> out = new LinkedHashMap<>();
+    for (Map.Entry<String, JsonNode> e : object.properties()) {
+      if (e.getValue().isNumber()) out.put(e.getKey(), e.getValue().asLong());
+    }
+    return out;
   }
 
   private static String text(JsonNode n, String field) {

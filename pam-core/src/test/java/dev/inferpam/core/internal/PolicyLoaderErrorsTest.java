@@ -42,7 +42,7 @@ class PolicyLoaderErrorsTest {
         // approval loads and is validated (PolicyLoaderApprovalTest); the engine refuses it
         error("version: 1\napproval:\n  reviewers: [security-oncall]", "approval.rules: required"),
         error("version: 1\nmasking: {detectors: email}", "masking.detectors: expected a list of strings, was \"email\""),
-        error("version: 1\nlimits: []", "limits: not supported by this release of inferpam"),
+        error("version: 1\nlimits: []", "limits: must not be empty"),
         error("version: 1\nrecording: {}", "recording.directory: required"),
         error("version: 1\nidentity:\n  oidc: {}", "identity.oidc: expected a list of issuers, was a mapping"),
         error("version: 1\nupstream:\n  credential:\n    oauth2: {token-uri: https://idp}\n",
