@@ -36,7 +36,9 @@ import org.slf4j.LoggerFactory;
  * {@link #begin} once per request and follow the {@link Exchange} contract.
  *
  * <p>Decision order (see {@code spec/policy.md}): path check, body limit, identity, block,
- * allow/operation, entitlements, parameters, approval. A request matching an {@code approval}
+ * allow/operation, entitlements, parameters, limits, approval. Limits are counted in the
+ * {@link QuotaStore} (default {@link InMemoryQuotaStore}); see {@code Quotas} in the policy
+ * reference. A request matching an {@code approval}
  * rule waits for a reviewer in the {@link #approvalService()} (see {@link Exchange#reviewed()});
  * adapters wait without blocking where they can. Anything unknown is denied; any exception in a
  * check denies the request (fail closed).
