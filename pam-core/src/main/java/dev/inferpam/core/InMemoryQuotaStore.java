@@ -19,7 +19,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p><b>Bounded:</b> at most {@link #DEFAULT_MAXIMUM_COUNTERS} counters (or the number given),
  * about 150 bytes each. A principal uses one counter per matching limit entry and bound in the
  * current window, so the default holds some 30,000 principals with three bounds each. Past the
- * bound the least recently used counters are dropped, which resets those budgets: size it for
+ * bound counters are dropped (Caffeine's size eviction, which favours keeping frequently used
+ * ones), which resets those budgets: size it for
  * the principals you expect.
  *
  * <p><b>Thread-safety:</b> thread-safe; each call is atomic for its counter (a lock-free

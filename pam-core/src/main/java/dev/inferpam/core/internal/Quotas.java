@@ -24,7 +24,9 @@ import org.slf4j.LoggerFactory;
  * limited) when the principal is in one of its {@code groups}, the model matches its
  * {@code models} and the operation is in its {@code operations} (either empty: any). Each entry
  * is one budget per principal (by subject), shared by every request it applies to; a request must
- * fit every entry that applies, so the tightest wins.
+ * fit every entry that applies, so the tightest wins. A principal is who the identity resolver
+ * said (how, by which issuer, which subject): an API key and an OIDC login with the same subject
+ * have separate budgets.
  *
  * <p><b>Windows.</b> Fixed UTC windows: {@code requests-per-minute} and {@code tokens-per-minute}
  * count per calendar minute, {@code tokens-per-day} per UTC day, read from the injected clock. A
@@ -40,9 +42,11 @@ import org.slf4j.LoggerFactory;
  * <p><b>Accounting</b> ({@link #charge}): when the exchange ends, its tokens are added to every
  * token budget it was admitted under: {@code prompt_tokens + completion_tokens} from the
  * response's usage (JSON {@code usage}, the final SSE usage chunk, Ollama counts; or
- * {@code total_tokens}), and for a part the upstream did not report, an estimate of one token per
+ * {@code total_tokens}, which covers the whole exchange when reported), and for a part the
+ * upstream did not report, an estimate of one token per
  * {@value #BYTES_PER_TOKEN} bytes (of the request body for the prompt, of the response as
- * delivered for the completion; framing included, so the estimate errs high). Since tokens are
+ * delivered for the completion, none for an embedding's vector; framing included, so the
+ * estimate errs high). Since tokens are
  * known only afterwards, requests admitted while a token budget still had room can take it past
  * its bound by what they use: at most the tokens of the requests in flight when it ran out.
  */
@@ -104,8 +108,13 @@ public final class Quotas {
   private final QuotaStore store;
   private final Clock clock;
 
-  /** A request let through: the entries it counts against, to charge its tokens to at the end. */
-  public record Admission(String subject, List<Integer> entries) {}
+  /**
+   * A request let through: the entries it counts against, to charge its tokens to at the end.
+   *
+   * @param principalKey whose budgets ({@link #principalKey})
+   * @param embedding    whether it is an embedding, whose answer holds no generated tokens
+   */
+  public record Admission(String principalKey, List<Integer> entries, boolean embedding) {}
 
   /** The outcome of {@link #admit}: a refusal, or an admission ({@code null} when no entry applies). */
   public record Check(Decision.Deny refusal, Admission admission) {}
@@ -131,8 +140,17 @@ public final class Quotas {
     return "limits[" + i + "]";
   }
 
-  private static String key(String subject, int entry, Bound bound) {
-    return subject + '\n' + entry + '\n' + bound.policyName();
+  private static String key(String principalKey, int entry, Bound bound) {
+    return principalKey + '\n' + entry + '\n' + bound.policyName();
+  }
+
+  /**
+   * Whose budget: the principal as identified (how, by which issuer, which subject), so that an
+   * API key and an OIDC login that share a subject, or two issuers' users with the same subject,
+   * cannot use up each other's budget.
+   */
+  static String principalKey(Principal p) {
+    return p.via() + '\n' + (p.issuer() == null ? "" : p.issuer()) + '\n' + p.subject();
   }
 
   private boolean applies(Policy.Limit l, Principal p, String operation, String model) {
@@ -162,7 +180,7 @@ public final class Quotas {
       if (applies(limits.get(i), principal, operation, model)) entries.add(i);
     }
     if (entries.isEmpty()) return new Check(null, null);
-    String subject = principal.subject();
+    String subject = principalKey(principal);
     long now = clock.instant().getEpochSecond();
     Long outputBound = outputBound(body);
     for (int i : entries) {
@@ -195,7 +213,7 @@ public final class Quotas {
       }
       counted.add(i);
     }
-    return new Check(null, new Admission(subject, List.copyOf(entries)));
+    return new Check(null, new Admission(subject, List.copyOf(entries), "embedding".equals(operation)));
   }
 
   private static Check refuse(int entry, Bound bound, long window, long now, String why) {
@@ -219,7 +237,7 @@ public final class Quotas {
   public Map<String, Long> charge(Admission admission, boolean forwarded, Map<String, Long> usage, long requestBytes,
                                   long responseBytes) {
     if (admission == null) return Map.of();
-    long tokens = forwarded ? tokens(usage, requestBytes, responseBytes) : 0;
+    long tokens = forwarded ? tokens(usage, requestBytes, admission.embedding() ? 0 : responseBytes) : 0;
     long now = clock.instant().getEpochSecond();
     Map<String, Long> left = new LinkedHashMap<>();
     for (int i : admission.entries()) {
@@ -228,7 +246,7 @@ public final class Quotas {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        String key = key(admission.subject(), i, b);
+        String key = key(admission.principalKey(), i, b);
         long used;
         try {
           used = b == Bound.REQUESTS_PER_MINUTE || tokens == 0 ? store.get(key, window)
@@ -244,16 +262,23 @@ public final class Quotas {
     return left;
   }
 
-  /** Tokens of one exchange: as reported, with an estimate for what was not. */
+  /**
+   * Tokens of one exchange: a reported {@code total_tokens} covers the whole exchange (an
+   * embedding reports only prompt and total); else prompt plus completion as reported, with an
+   * estimate for a part that was not.
+   *
+   * @param responseBytes the response's size for the completion estimate; 0 for an embedding,
+   *                      whose answer (a vector) holds no generated tokens
+   */
   static long tokens(Map<String, Long> usage, long requestBytes, long responseBytes) {
     Long total = usage.get(UsageExtractor.TOTAL_TOKENS);
     Long prompt = usage.get(UsageExtractor.PROMPT_TOKENS);
     Long completion = usage.get(UsageExtractor.COMPLETION_TOKENS);
-    if (total != null && total >= 0 && prompt == null && completion == null) return total;
+    long reported = (prompt != null && prompt >= 0 ? prompt : 0) + (completion != null && completion >= 0 ? completion : 0);
+    if (total != null && total >= 0) return Math.max(total, reported);
     long p = prompt != null && prompt >= 0 ? prompt : estimate(requestBytes);
     long c = completion != null && completion >= 0 ? completion : estimate(responseBytes);
-    long sum = p + c;
-    return total != null && total > sum ? total : sum;
+    return p + c;
   }
 
   private static long estimate(long bytes) {
@@ -288,7 +313,8 @@ public final class Quotas {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        bounds.add(new BoundStatus(b, bound, store.get(key(principal.subject(), i, b), window), b.windowEnd(window)));
+        bounds.add(new BoundStatus(b, bound, store.get(key(principalKey(principal), i, b), window),
+            b.windowEnd(window)));
       }
       out.add(new EntryStatus(rule(i), l, List.copyOf(bounds)));
     }

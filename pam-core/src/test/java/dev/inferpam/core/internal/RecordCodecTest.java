@@ -193,6 +193,71 @@ class RecordCodecTest {
     assertThat(RecordCodec.decode(line)).isEqualTo(full());
   }
 
+  static SessionRecord withQuota(SessionRecord r, Map<String, Long> quotaRemaining) {
+    return new SessionRecord(r.type(), r.id(), r.time(), r.durationMs(), r.principal(), r.request(), r.decision(),
+        r.approval(), r.response(), quotaRemaining);
+  }
+
+  @Test
+  void writesQuotaRemainingAfterTheResponseWithSortedKeysAndDecodesItEqual() throws Exception {
+    Map<String, Long> left = new java.util.LinkedHashMap<>();
+    left.put("tokens_per_day", 1234L);
+    left.put("requests_per_minute", 2L);
+    left.put("tokens_per_minute", 0L);
+    SessionRecord r = withQuota(full(), left);
+
+    String line = RecordCodec.encode(r, ZEROS);
+
+    assertThat(line).contains("\"usage\":{\"completion_tokens\":120,\"prompt_tokens\":41}},"
+        + "\"quota_remaining\":{\"requests_per_minute\":2,\"tokens_per_day\":1234,\"tokens_per_minute\":0},"
+        + "\"prev\":\"" + ZEROS + "\"");
+    assertThat(members(line)).containsExactly("v", "type", "id", "time", "duration_ms", "principal", "request",
+        "decision", "approval", "response", "quota_remaining", "prev", "hash");
+    assertThat(line).endsWith(",\"hash\":\"" + specHash(line) + "\"}");
+    SessionRecord decoded = RecordCodec.decode(line);
+    assertThat(decoded).isEqualTo(r);
+    assertThat(decoded.quotaRemaining())
+        .isEqualTo(Map.of("requests_per_minute", 2L, "tokens_per_day", 1234L, "tokens_per_minute", 0L));
+    // Equal records encode to equal bytes, whatever the map's order.
+    assertThat(RecordCodec.encode(withQuota(full(), Map.of("tokens_per_minute", 0L, "requests_per_minute", 2L,
+        "tokens_per_day", 1234L)), ZEROS)).isEqualTo(line);
+  }
+
+  @Test
+  void writesQuotaRemainingOnADeniedRecordWithoutResponseToo() {
+    SessionRecord r = new SessionRecord("exchange", "id-q", T, 0, null,
+        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "m", Map.of(), 2, "{}"),
+        new SessionRecord.DecisionSummary("deny", "approval.rules.x", "approval_rejected", "no"), null, null,
+        Map.of("tokens_per_day", 0L));
+
+    String line = RecordCodec.encode(r, ZEROS);
+
+    assertThat(line).contains("\"response\":null,\"quota_remaining\":{\"tokens_per_day\":0},\"prev\":");
+    assertThat(RecordCodec.decode(line)).isEqualTo(r);
+  }
+
+  @Test
+  void leavesOutQuotaRemainingWhenEmptyAndDecodesItsAbsenceAsEmpty() throws Exception {
+    SessionRecord empty = withQuota(full(), Map.of());
+    SessionRecord nullMap = withQuota(full(), null);
+
+    String line = RecordCodec.encode(empty, ZEROS);
+
+    assertThat(line).doesNotContain("quota_remaining").isEqualTo(RecordCodec.encode(full(), ZEROS))
+        .isEqualTo(RecordCodec.encode(nullMap, ZEROS));
+    assertThat(members(line)).doesNotContain("quota_remaining");
+    assertThat(RecordCodec.decode(line).quotaRemaining()).isEmpty();
+    assertThat(RecordCodec.decode(line)).isEqualTo(full()).isEqualTo(nullMap);
+  }
+
+  @Test
+  void decodingQuotaRemainingSkipsMembersThatAreNotNumbers() {
+    String line = RecordCodec.encode(withQuota(full(), Map.of("tokens_per_day", 7L)), ZEROS)
+        .replace("{\"tokens_per_day\":7}", "{\"tokens_per_day\":7,\"note\":\"x\",\"tokens_per_minute\":null}");
+
+    assertThat(RecordCodec.decode(line).quotaRemaining()).isEqualTo(Map.of("tokens_per_day", 7L));
+  }
+
   @Test
   void decodingIgnoresMembersItDoesNotKnow() {
     String line = RecordCodec.encode(full(), ZEROS);
