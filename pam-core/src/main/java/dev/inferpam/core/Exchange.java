@@ -131,6 +131,8 @@ public final class Exchange {
   /** The error delivered instead of the response, or {@code null}. */
   private ErrorResponse responseRefusal;
   private volatile boolean ended;
+  /** Whether the adapter reported that no answer came from the upstream. */
+  private boolean upstreamFailed;
 
   Exchange(PamEngine engine, RequestHead head, InputStream body, long contentLength) {
     this.engine = engine;
@@ -602,6 +604,15 @@ public final class Exchange {
   }
 
   /**
+   * Reports that the forwarded request got no answer from the upstream (unreachable, refused, no
+   * response within the timeouts): whatever status the adapter then answers with (e.g. 502), the
+   * request is not charged tokens against the policy's {@code limits}. Call before {@link #end}.
+   */
+  public void upstreamFailed() {
+    upstreamFailed = true;
+  }
+
+  /**
    * Ends the exchange and hands its record to the recorder. Idempotent. An exchange the recorder
    * refused to admit at the start is offered once more; if it is still refused, its record is
    * dropped with a warning (never waited for).
@@ -641,7 +652,7 @@ public final class Exchange {
     Map<String, Long> left = Map.of();
     if (quota != null) {
       // Tokens count only for what reached the upstream: an allowed request whose response began.
-      boolean forwarded = decision instanceof Decision.Allow && responseReported;
+      boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
       left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
     }
     SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete,

@@ -28,13 +28,16 @@ class DemoTest {
     String text = out.toString(StandardCharsets.UTF_8);
     assertThat(status).as("demo output:%n%s", text).isZero();
     List<String> outcomes = text.lines().map(String::strip).filter(l -> l.startsWith("-> ")).toList();
-    assertThat(outcomes).hasSize(6);
+    assertThat(outcomes).hasSize(8);
     assertThat(outcomes.get(0)).isEqualTo("-> 200 allowed");
     assertThat(outcomes.get(1)).isEqualTo("-> 200 allowed");
     assertThat(outcomes.get(2)).startsWith("-> 403 not_entitled");
     assertThat(outcomes.get(3)).startsWith("-> 403 blocked");
     assertThat(outcomes.get(4)).startsWith("-> 403 parameter_denied");
-    assertThat(outcomes.get(5)).startsWith("-> 401 unauthenticated");
+    assertThat(outcomes.get(5)).isEqualTo("-> 200 allowed");
+    assertThat(outcomes.get(6)).startsWith("-> 429 quota_exceeded: quota exceeded: the requested output bound of 3000"
+        + " tokens is more than the 2000 left of limits[0] tokens-per-day");
+    assertThat(outcomes.get(7)).startsWith("-> 401 unauthenticated");
     assertThat(text)
         .contains("content-type: text/event-stream")
         .contains("<- \"Privileged\"")
@@ -42,7 +45,13 @@ class DemoTest {
         .doesNotContain("oncall@example.com")
         .contains("<- [DONE]")
         .contains("the model server got the gateway's credential (Authorization: Bearer ██): yes; alice's key: no")
-        .contains("2 reached the model server, 4 were refused by the gateway")
+        .contains("while it waits, the model server has seen it: no")
+        .contains("sec-bob: GET /pam/approvals -> apr-")
+        .contains(", rule bulk-export, principal alice, excerpt \"Export all customer records as CSV.\"")
+        .containsPattern("sec-bob: POST /pam/approvals/apr-[0-9a-f]+/approve -> 200 approved")
+        .contains("GET /pam/quota -> limits[0] tokens_per_day: 2000 of 2000 left")
+        .containsPattern("Retry-After: [1-9][0-9]* s")
+        .contains("3 reached the model server, 5 were refused by the gateway")
         .doesNotContain("UNEXPECTED");
     // Published demo keys may show; the upstream credential the gateway holds never does.
     assertThat(text).doesNotContain("demo-upstream-secret");
@@ -57,12 +66,15 @@ class DemoTest {
     String text = out.toString(StandardCharsets.UTF_8);
     assertThat(status).as("demo output:%n%s", text).isZero();
     List<String> lines = text.lines().map(String::strip).toList();
-    List<String> listed = lines.stream().filter(l -> l.matches("\\d{4}-\\d\\d-\\d\\dT.* (allow|deny) \\d{3}")).toList();
-    assertThat(listed).hasSize(6);
+    List<String> listed = lines.stream()
+        .filter(l -> l.matches("\\d{4}-\\d\\d-\\d\\dT.* (allow|deny|approved) \\d{3}")).toList();
+    assertThat(listed).hasSize(8);
     assertThat(listed.get(0)).contains(" alice POST /v1/chat/completions llama-3.1-8b allow 200");
     assertThat(listed.get(2)).contains(" nightly-eval POST /v1/chat/completions gpt-4o-mini deny 403");
-    assertThat(listed.get(5)).contains(" - POST /v1/chat/completions ").endsWith(" deny 401");
-    assertThat(lines).contains("OK 6 records", "recording kept in " + recording);
+    assertThat(listed.get(5)).contains(" alice POST /v1/chat/completions llama-3.1-8b approved 200");
+    assertThat(listed.get(6)).contains(" nightly-eval POST /v1/chat/completions llama-3.1-8b deny 429");
+    assertThat(listed.get(7)).contains(" - POST /v1/chat/completions ").endsWith(" deny 401");
+    assertThat(lines).contains("OK 8 records", "recording kept in " + recording);
     // the last lines say where the recording is and how to look at it again
     assertThat(lines.get(lines.size() - 1)).isEqualTo("look again: java -jar pam-gateway.jar replay list --recordings " + recording);
     // what the demo printed is what is on disk

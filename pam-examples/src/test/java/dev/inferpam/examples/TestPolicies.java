@@ -72,6 +72,14 @@ public final class TestPolicies {
     return POLICY + "recording:\n  directory: \"" + path + "\"\n  durability: " + durability + "\n";
   }
 
+  /**
+   * {@link #POLICY} with a {@code limits} section of {@code entries}: YAML list items indented two
+   * spaces, e.g. {@code "  - groups: [\"*\"]\n    requests-per-minute: 3\n"}.
+   */
+  public static String limitsPolicy(String entries) {
+    return POLICY + "limits:\n" + entries;
+  }
+
   /** Keys of {@link #approvalPolicy}'s reviewer (bob), plain caller (carol) and reviewer-caller (dave). */
   public static final String BOB_KEY = "bob-key-3c0a91";
   public static final String CAROL_KEY = "carol-key-7e24b5";

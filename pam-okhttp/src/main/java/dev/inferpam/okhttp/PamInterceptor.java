@@ -150,6 +150,7 @@ public final class PamInterceptor implements Interceptor {
     try {
       response = chain.proceed(upstream);
     } catch (IOException | RuntimeException e) {
+      exchange.upstreamFailed();
       exchange.responseStarted(502, Map.of());
       exchange.end(false);
       throw e;

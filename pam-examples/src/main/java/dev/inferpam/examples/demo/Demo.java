@@ -19,6 +19,12 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import okhttp3.Call;
+import okhttp3.Callback;
 import okhttp3.HttpUrl;
 import okhttp3.MediaType;
 import okhttp3.OkHttpClient;
@@ -41,6 +47,12 @@ import okio.BufferedSource;
  *   <li>a model the caller is not entitled to (403 {@code not_entitled});</li>
  *   <li>a blocked model download, Ollama's {@code /api/pull} (403 {@code blocked});</li>
  *   <li>a denied extraction parameter, {@code logprobs} (403 {@code parameter_denied});</li>
+ *   <li>a bulk export that waits for a reviewer: the reviewer (sec-bob) lists it on
+ *       {@code GET /pam/approvals} and approves it, and the held request then gets its answer
+ *       (200);</li>
+ *   <li>a quota hit: the CI job looks at its budget on {@code GET /pam/quota}, then asks for more
+ *       output than its daily token budget holds (429 {@code quota_exceeded} with
+ *       {@code Retry-After});</li>
  *   <li>no credential at all (401 {@code unauthenticated}).</li>
  * </ol>
  *
@@ -57,7 +69,7 @@ import okio.BufferedSource;
  * <p>Output is plain text on the given stream; logs go to standard error. Each step checks what
  * it shows, so the return value says whether the gateway behaved as narrated.
  *
- * <p>Not yet shown (later releases of the spec's demo): approvals, quotas, OIDC tokens.
+ * <p>Not yet shown: OIDC tokens (a forged one refused).
  */
 public final class Demo {
 
@@ -66,6 +78,12 @@ public final class Demo {
 
   /** The nightly evaluation job's demo API key (group {@code ci}). Demo-only constant. */
   public static final String NIGHTLY_EVAL_KEY = "demo-key-nightly-eval-0000-not-a-secret";
+
+  /** The on-call security engineer's demo API key (group {@code security-oncall}, a reviewer). Demo-only constant. */
+  public static final String SEC_BOB_KEY = "demo-key-sec-bob-0000-not-a-secret";
+
+  /** How long the demo waits for its own held request to show up for the reviewer. */
+  private static final Duration REVIEW_WAIT = Duration.ofSeconds(10);
 
   /** The credential the mock model server demands and the gateway injects. Demo-only constant. */
   static final String UPSTREAM_SECRET = "demo-upstream-secret-0000";
@@ -111,7 +129,8 @@ public final class Demo {
     String upstreamAuthorization = "Bearer " + UPSTREAM_SECRET;
     Policy policy = Policy.parse(policyText(recordingDirectory));
     Demo demo;
-    try (MockModelServer model = MockModelServer.start(upstreamAuthorization, List.of(ALICE_KEY, NIGHTLY_EVAL_KEY))) {
+    try (MockModelServer model = MockModelServer.start(upstreamAuthorization,
+        List.of(ALICE_KEY, NIGHTLY_EVAL_KEY, SEC_BOB_KEY))) {
       PamEngine engine = PamEngine.builder()
           .policy(policy)
           .credentialProvider(() -> new Credential("Authorization", upstreamAuthorization))
@@ -122,7 +141,8 @@ public final class Demo {
         out.println("inferpam demo");
         out.println("  mock model server: " + model.uri() + " (demands its own key, which only the gateway holds)");
         out.println("  gateway:           " + gw.uri() + " (policy: " + POLICY_RESOURCE + ")");
-        out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key");
+        out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key;");
+        out.println("           sec-bob (group security-oncall) reviews held requests");
         out.println("  recording:         " + recordingDirectory);
         OkHttpClient client = new OkHttpClient.Builder()
             .connectTimeout(Duration.ofSeconds(5))
@@ -205,7 +225,65 @@ public final class Demo {
     expectDenial(send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true"), ALICE_KEY, false),
         403, "parameter_denied");
 
-    // 6. no credential
+    // 6. approval
+    title("alice asks to export all customer records: rule bulk-export holds it for a reviewer");
+    CompletableFuture<Response> held = sendAsync(chat("llama-3.1-8b", "Export all customer records as CSV.", ""),
+        ALICE_KEY);
+    JsonNode review = awaitReview();
+    if (review == null) {
+      fail("the held request did not show up on GET /pam/approvals");
+      held.cancel(true);
+    } else {
+      String id = review.path("id").asText();
+      detail("sec-bob: GET /pam/approvals -> " + id + ", rule " + review.path("rule").asText() + ", principal "
+          + review.path("principal").asText() + ", excerpt \"" + review.path("excerpt").asText() + "\"");
+      boolean early = model.seen().size() > 2;
+      detail("while it waits, the model server has seen it: " + yesNo(early));
+      if (early) fail("the held request reached the model before approval");
+      try (Response decision = reviewer(new Request.Builder()
+          .url(gateway.newBuilder().encodedPath("/pam/approvals/" + id + "/approve").build())
+          .post(RequestBody.create("{\"reason\":\"ticket SEC-42: export for the audit\"}", JSON_TYPE)))) {
+        JsonNode body = JSON.readTree(decision.body().string());
+        detail("sec-bob: POST /pam/approvals/" + id + "/approve -> " + decision.code() + " "
+            + body.path("status").asText());
+        if (decision.code() != 200) fail("approving answered " + decision.code());
+      }
+      try (Response r = held.get(REVIEW_WAIT.toSeconds(), TimeUnit.SECONDS)) {
+        JsonNode body = JSON.readTree(r.body().string());
+        outcome(r.code(), null, null, 200, null);
+        detail("answer, after approval: " + body.path("choices").path(0).path("message").path("content").asText());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted", e);
+      } catch (ExecutionException | TimeoutException e) {
+        fail("the approved request got no answer: " + e);
+      }
+    }
+
+    // 7. quota
+    title("nightly-eval asks for up to 3000 tokens, more than its daily budget of 2000");
+    try (Response quota = client.newCall(new Request.Builder()
+        .url(gateway.newBuilder().encodedPath("/pam/quota").build())
+        .header("X-Api-Key", NIGHTLY_EVAL_KEY).build()).execute()) {
+      JsonNode limits = JSON.readTree(quota.body().string()).path("limits");
+      for (JsonNode limit : limits) {
+        JsonNode day = limit.path("tokens_per_day");
+        if (day.isObject()) {
+          detail("GET /pam/quota -> " + limit.path("rule").asText() + " tokens_per_day: " + day.path("remaining")
+              + " of " + day.path("limit") + " left");
+        }
+      }
+    }
+    try (Response r = send(chat("llama-3.1-8b", "Write the full evaluation report.", ",\"max_tokens\":3000"),
+        NIGHTLY_EVAL_KEY, true)) {
+      String retryAfter = r.header("Retry-After");
+      JsonNode error = JSON.readTree(r.body().string()).path("error");
+      outcome(r.code(), error.path("code").asText(null), error.path("message").asText(null), 429, "quota_exceeded");
+      detail("Retry-After: " + retryAfter + " s (the UTC day's budget renews at midnight)");
+      if (retryAfter == null) fail("no Retry-After on the quota refusal");
+    }
+
+    // 8. no credential
     title("someone calls without any credential");
     expectDenial(send(chat("llama-3.1-8b", "Hello", ""), null, false), 401, "unauthenticated");
 
@@ -213,7 +291,50 @@ public final class Demo {
     int reached = model.seen().size();
     out.println("done: " + step + " requests sent; " + reached + " reached the model server, "
         + (step - reached) + " were refused by the gateway before it.");
-    if (reached != 2) fail("expected 2 requests at the model server, saw " + reached);
+    if (reached != 3) fail("expected 3 requests at the model server, saw " + reached);
+  }
+
+  /** Sends on another thread: the request waits at the gateway until a reviewer decides. */
+  private CompletableFuture<Response> sendAsync(Request.Builder request, String key) {
+    request.header("Authorization", "Bearer " + key);
+    Request built = request.build();
+    detail(built.method() + " " + built.url().encodedPath() + " (Authorization: Bearer), which waits...");
+    CompletableFuture<Response> answer = new CompletableFuture<>();
+    client.newCall(built).enqueue(new Callback() {
+      @Override
+      public void onFailure(Call call, IOException e) {
+        answer.completeExceptionally(e);
+      }
+
+      @Override
+      public void onResponse(Call call, Response response) {
+        answer.complete(response);
+      }
+    });
+    return answer;
+  }
+
+  /** Polls {@code GET /pam/approvals} as sec-bob until a review is listed; {@code null} if none comes. */
+  private JsonNode awaitReview() throws IOException {
+    long deadline = System.nanoTime() + REVIEW_WAIT.toNanos();
+    while (System.nanoTime() < deadline) {
+      try (Response r = reviewer(new Request.Builder().url(gateway.newBuilder().encodedPath("/pam/approvals").build()))) {
+        JsonNode list = JSON.readTree(r.body().string()).path("approvals");
+        if (list.size() > 0) return list.get(0);
+      }
+      try {
+        Thread.sleep(20); // a reviewer polling; the demo's own request is on its way
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted", e);
+      }
+    }
+    return null;
+  }
+
+  /** A reviewer endpoint call as sec-bob; not an exchange, so not recorded. */
+  private Response reviewer(Request.Builder request) throws IOException {
+    return client.newCall(request.header("Authorization", "Bearer " + SEC_BOB_KEY).build()).execute();
   }
 
   /**

@@ -167,6 +167,7 @@ public final class ForwardingServlet extends HttpServlet {
       } catch (IOException e) {
         // The exception may name the upstream host; it goes to the log, not to the caller.
         log.warn("inferpam gateway: upstream unavailable for exchange {}: {}", exchange.id(), e.toString());
+        exchange.upstreamFailed();
         writeError(resp, 502, "upstream_unavailable", "the upstream model server is unavailable", exchange.id());
         return;
       }

@@ -5,6 +5,7 @@ import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.servlet.ApprovalServlet;
+import dev.inferpam.servlet.QuotaServlet;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -24,6 +25,11 @@ import org.eclipse.jetty.ee10.servlet.ServletHolder;
  *   <li>{@code /pam/approvals...}: the reviewer endpoints ({@link ApprovalServlet}) when the
  *       engine holds requests for review in an {@link InProcessApprovalService}; they identify
  *       callers with the engine's own resolvers.</li>
+ *   <li>{@code GET /pam/quota}: the caller's own budgets under the policy's {@code limits}
+ *       ({@link QuotaServlet}), always mounted: callers the engine identifies get
+ *       {@code {"principal":...,"limits":[]}} when the policy has no {@code limits} (or none
+ *       applies to them), 401 when it does not identify them. Reading it counts against no
+ *       budget and is not recorded.</li>
  *   <li>Anything else under {@code /pam}: 404 {@code not_found} in the JSON error shape.</li>
  * </ul>
  */
@@ -39,6 +45,7 @@ final class PamEndpoints {
     if (approvals instanceof InProcessApprovalService) {
       context.addServlet(new ServletHolder("approvals", ApprovalServlet.forEngine(engine)), "/approvals/*");
     }
+    context.addServlet(new ServletHolder("quota", QuotaServlet.forEngine(engine)), "/quota");
     context.addServlet(new ServletHolder("not-found", new NotFound()), "/");
     return context;
   }

@@ -22,7 +22,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Identifies the caller of a reviewer endpoint the way the engine identifies inference callers:
+ * Identifies the caller of an inferpam endpoint (reviewer, quota) the way the engine identifies inference callers:
  * a chain of {@link IdentityResolver}s where the first principal wins, the first
  * {@link AuthenticationException} is the complaint when nobody identifies the caller, and any
  * other exception fails closed. A refusal is the engine's own 401 ({@link Decider#unauthenticated},
@@ -66,7 +66,7 @@ public final class ApprovalIdentity {
       return refuse(e.getMessage());
     } catch (RuntimeException e) {
       // Fail closed; the exception may quote the credential, so log only its type.
-      log.warn("inferpam: identity resolver failed on a reviewer endpoint: {}", e.getClass().getName());
+      log.warn("inferpam: identity resolver failed on an inferpam endpoint: {}", e.getClass().getName());
       return refuse("credential could not be verified");
     }
     boolean presented = request.header("authorization") != null || request.header("x-api-key") != null;

@@ -1,0 +1,218 @@
+package dev.inferpam.servlet;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.Principal;
+import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.QuotaStatus;
+import dev.inferpam.servlet.internal.ApprovalIdentity;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The quota endpoint: {@code GET /pam/quota} shows callers their own budgets under the policy's
+ * {@code limits}, as {@link PamEngine#quotaStatus} reports them.
+ *
+ * <h2>Endpoint</h2>
+ * Map the servlet to {@value #MAPPING} (at the root context) on the same server as the
+ * {@link PamFilter}:
+ * <table>
+ *   <caption>Quota endpoint</caption>
+ *   <tr><th>request</th><th>answers</th></tr>
+ *   <tr><td>{@code GET /pam/quota}</td>
+ *       <td>200 {@code {"principal":"alice","limits":[{"rule":"limits[0]","models":[...],"operations":[...],
+ *       "requests_per_minute":{"limit":60,"used":3,"remaining":57,"resets":"2026-11-28T12:01:00Z"},
+ *       "tokens_per_day":{...}}]}}: {@code principal} is the caller's subject; one item per
+ *       {@code limits} entry whose {@code groups} the caller is in (whatever its models and
+ *       operations), in policy order, with the entry's {@code models} as written and its
+ *       {@code operations} sorted (both empty for "any"), and one member per bound the entry sets
+ *       ({@code requests_per_minute}, {@code tokens_per_minute}, {@code tokens_per_day}).
+ *       {@code used} is what the current window counted (tokens may pass {@code limit}, see the
+ *       policy reference), {@code remaining} never goes below 0, {@code resets} is the ISO-8601
+ *       UTC instant the window ends. {@code limits} is empty when the policy has none or none
+ *       applies to the caller. Callers see only their own budgets: there is no parameter to ask
+ *       for anyone else's.</td></tr>
+ * </table>
+ *
+ * <h2>Who may call</h2>
+ * Anyone the engine identifies: callers are identified by the engine's own resolvers
+ * ({@link PamEngine#identityResolver()}: the policy's API keys, then its OIDC issuers, then the
+ * resolvers given to the engine's builder), exactly as for inference requests. Reading one's
+ * budget counts against no budget.
+ *
+ * <h2>Errors</h2>
+ * Every refusal has the JSON body of the engine's denials,
+ * {@code {"error":{"type":"pam_error","code":...,"message":...,"request_id":null}}}, and no
+ * stack trace:
+ * <table>
+ *   <caption>Refusals</caption>
+ *   <tr><th>status</th><th>{@code code}</th><th>when</th></tr>
+ *   <tr><td>401</td><td>{@code unauthenticated}</td><td>no credential, or one no resolver
+ *       accepts; with a {@code WWW-Authenticate: Bearer} challenge, as from the filter. Checked
+ *       before anything else.</td></tr>
+ *   <tr><td>404</td><td>{@code not_found}</td><td>a path below {@value #MAPPING} (when the
+ *       servlet is mapped with a wildcard)</td></tr>
+ *   <tr><td>405</td><td>{@code method_not_allowed}</td><td>any method but {@code GET};
+ *       with {@code Allow: GET}</td></tr>
+ *   <tr><td>503</td><td>{@code quota_unavailable}</td><td>the engine's
+ *       {@link dev.inferpam.api.QuotaStore} failed (as the engine refuses inference requests
+ *       then); the exception's type goes to the log only</td></tr>
+ *   <tr><td>500</td><td>{@code internal_error}</td><td>a bug; details go to the log only</td></tr>
+ * </table>
+ * Every answer carries {@code Cache-Control: no-store}.
+ *
+ * <h2>Deployment</h2>
+ * <ul>
+ *   <li>The {@link PamFilter}, mapped to {@code /*}, would see these requests first. Mount the
+ *       servlet in a context the filter does not cover (the gateway serves a {@code /pam} context
+ *       next to the root context that holds the filter), or let them through with a policy
+ *       {@code allow} rule for {@code GET /pam/quota} to {@code "*"}. This servlet identifies
+ *       the caller itself either way.</li>
+ *   <li>Build it with {@link #forEngine(PamEngine)}, on the engine that enforces the limits, so
+ *       that it reads the same counters ({@code PamEngine.Builder.quotaStore}) on the same clock.
+ *       With an in-process store and several replicas, each shows its own counters.</li>
+ *   <li>Not asynchronous; each call reads one counter per bound from the store.</li>
+ * </ul>
+ *
+ * <p><b>Thread-safety:</b> immutable and thread-safe; one instance serves all requests. The
+ * servlet does not close the engine.
+ */
+public final class QuotaServlet extends HttpServlet {
+  private static final long serialVersionUID = 1L;
+  private static final Logger log = LoggerFactory.getLogger(QuotaServlet.class);
+
+  /** The servlet mapping the endpoint is written for. */
+  public static final String MAPPING = "/pam/quota";
+
+  private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+  private static final byte[] INTERNAL_ERROR =
+      ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
+
+  private final transient ApprovalIdentity identity;
+  private final transient PamEngine engine;
+
+  private QuotaServlet(IdentityResolver identity, PamEngine engine) {
+    this.identity = new ApprovalIdentity(List.of(Objects.requireNonNull(identity, "identity")));
+    this.engine = engine;
+  }
+
+  /**
+   * The quota endpoint of {@code engine}: its budgets ({@link PamEngine#quotaStatus}), callers
+   * identified by its own resolvers and caches ({@link PamEngine#identityResolver()}). Fine for
+   * an engine whose policy has no {@code limits}: every caller then gets an empty list.
+   *
+   * @param engine the engine that enforces the limits; not closed by the servlet
+   * @return a servlet to map to {@value #MAPPING}
+   * @throws NullPointerException when {@code engine} is null
+   */
+  public static QuotaServlet forEngine(PamEngine engine) {
+    Objects.requireNonNull(engine, "engine");
+    return new QuotaServlet(engine.identityResolver(), engine);
+  }
+
+  @Override
+  protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    try {
+      handle(request, response);
+    } catch (IOException e) {
+      throw e;
+    } catch (RuntimeException e) {
+      log.error("inferpam: quota endpoint failed on {} request", request.getMethod(), e);
+      if (response.isCommitted()) return;
+      response.resetBuffer();
+      response.setStatus(500);
+      response.setContentType("application/json");
+      response.setHeader("Cache-Control", "no-store");
+      response.setContentLength(INTERNAL_ERROR.length);
+      response.getOutputStream().write(INTERNAL_ERROR);
+    }
+  }
+
+  private void handle(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    ApprovalIdentity.Result who = identity.identify(request);
+    if (who.refusal() != null) {
+      write(response, who.refusal());
+      return;
+    }
+    String path = request.getPathInfo();
+    if (path != null && !path.isEmpty()) {
+      error(response, 404, "not_found", "no such endpoint");
+      return;
+    }
+    if (!request.getMethod().toUpperCase(Locale.ROOT).equals("GET")) {
+      response.setHeader("Allow", "GET");
+      error(response, 405, "method_not_allowed", "use GET");
+      return;
+    }
+    Principal caller = who.principal();
+    List<QuotaStatus> status;
+    try {
+      status = engine.quotaStatus(caller);
+    } catch (RuntimeException e) {
+      // As the engine does: the store's message may name its connection, so only the type is logged.
+      log.error("inferpam: quota store failed on the quota endpoint: {}", e.getClass().getName());
+      error(response, 503, "quota_unavailable", "quota state is unavailable");
+      return;
+    }
+    byte[] body = body(caller, status);
+    response.setStatus(200);
+    response.setContentType("application/json");
+    response.setHeader("Cache-Control", "no-store");
+    response.setContentLength(body.length);
+    response.getOutputStream().write(body);
+  }
+
+  private static byte[] body(Principal caller, List<QuotaStatus> status) {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("principal", caller.subject());
+    ArrayNode limits = root.putArray("limits");
+    for (QuotaStatus s : status) {
+      ObjectNode item = limits.addObject();
+      item.put("rule", s.rule());
+      ArrayNode models = item.putArray("models");
+      s.models().forEach(models::add);
+      ArrayNode operations = item.putArray("operations");
+      // A set, so sorted for a stable answer.
+      new TreeSet<>(s.operations()).forEach(operations::add);
+      for (QuotaStatus.Budget b : s.budgets()) {
+        ObjectNode budget = item.putObject(b.bound());
+        budget.put("limit", b.limit());
+        budget.put("used", b.used());
+        budget.put("remaining", b.remaining());
+        budget.put("resets", b.resets().toString());
+      }
+    }
+    try {
+      return JSON.writeValueAsBytes(root);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot serialise quota JSON", e);
+    }
+  }
+
+  private static void error(HttpServletResponse response, int status, String code, String message)
+      throws IOException {
+    write(response, ErrorResponse.of(status, code, message, null));
+  }
+
+  private static void write(HttpServletResponse response, ErrorResponse error) throws IOException {
+    response.setStatus(error.status());
+    error.headers().forEach(response::setHeader);
+    response.setHeader("Cache-Control", "no-store");
+    response.setContentLength(error.body().length);
+    response.getOutputStream().write(error.body());
+  }
+}
