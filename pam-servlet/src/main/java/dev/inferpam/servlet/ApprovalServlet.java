@@ -113,6 +113,9 @@ public final class ApprovalServlet extends HttpServlet {
   /** Largest decision body read, in bytes. */
   public static final int MAX_BODY_BYTES = 1024;
 
+  /** Largest body read and discarded before a 413, so the answer reaches the client. */
+  private static final int DRAIN_LIMIT = 64 * 1024;
+
   /** Ids as the service makes them, and then some; anything else cannot exist. */
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
@@ -192,6 +195,12 @@ public final class ApprovalServlet extends HttpServlet {
         engine.policy().request().basePath());
   }
 
+  private static void drain(InputStream in, long limit) throws IOException {
+    byte[] buf = new byte[4096];
+    long left = limit;
+    for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; ) left -= n;
+  }
+
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
     try {
@@ -252,17 +261,16 @@ public final class ApprovalServlet extends HttpServlet {
       return;
     }
     long declared = request.getContentLengthLong();
-    if (declared > MAX_BODY_BYTES) {
-      error(response, 413, "body_too_large", "request body is larger than " + MAX_BODY_BYTES + " bytes");
-      return;
-    }
     byte[] body;
     try (InputStream in = request.getInputStream()) {
-      body = in.readNBytes(MAX_BODY_BYTES + 1);
-    }
-    if (body.length > MAX_BODY_BYTES) {
-      error(response, 413, "body_too_large", "request body is larger than " + MAX_BODY_BYTES + " bytes");
-      return;
+      body = declared > MAX_BODY_BYTES ? new byte[MAX_BODY_BYTES + 1] : in.readNBytes(MAX_BODY_BYTES + 1);
+      if (body.length > MAX_BODY_BYTES) {
+        // Read what is left of a modest body first, so that the client, still sending, reads the
+        // 413 instead of a connection reset; a huge one is cut off (the container closes).
+        drain(in, declared > DRAIN_LIMIT ? 0 : DRAIN_LIMIT);
+        error(response, 413, "body_too_large", "request body is larger than " + MAX_BODY_BYTES + " bytes");
+        return;
+      }
     }
     String reason;
     try {
