@@ -102,11 +102,47 @@ public final class Quotas {
     }
   }
 
+  private static final Bound[] BOUNDS = Bound.values();
   private static final Bound[] TOKEN_BOUNDS = {Bound.TOKENS_PER_MINUTE, Bound.TOKENS_PER_DAY};
+
+  /** {@link ApprovalRules#OUTPUT_BOUNDS}, each split at its dots once rather than per request. */
+  private static final String[][] OUTPUT_BOUND_PATHS =
+      ApprovalRules.OUTPUT_BOUNDS.stream().map(p -> p.split("\\.")).toArray(String[][]::new);
+
+  /** Slots of {@link #recentPrincipals} and of {@link #recentKeys}; a power of two. */
+  private static final int RECENT_SLOTS = 256;
 
   private final List<Policy.Limit> limits;
   private final QuotaStore store;
   private final Clock clock;
+
+  /*
+   * The store names each counter by a key string (principal key, entry, bound). Built afresh, a
+   * request would build seven strings (its principal key, then six counter keys) and the store
+   * would hash each. These two tables keep the strings of recent principals instead, so that a
+   * returning principal reuses the same strings, their hashes already computed. Direct-mapped
+   * (one slot per hash; a newcomer takes over its slot), at most RECENT_SLOTS entries each, a few
+   * hundred bytes apiece. Read and written without locks: a slot holds an immutable object (final
+   * fields, so safely published), and losing a race only means building a string again.
+   */
+  private final KnownPrincipal[] recentPrincipals = new KnownPrincipal[RECENT_SLOTS];
+  private final EntryKeys[] recentKeys = new EntryKeys[RECENT_SLOTS];
+
+  /** A principal as {@link #principalKey(Principal)} reads it, and its key. */
+  private record KnownPrincipal(String via, String issuer, String subject, String key) {}
+
+  /** The counter keys of one principal key under one entry, per bound ({@link Bound#ordinal()}). */
+  private static final class EntryKeys {
+    final String principalKey;
+    final int entry;
+    final String[] byBound = new String[BOUNDS.length];
+
+    EntryKeys(String principalKey, int entry) {
+      this.principalKey = principalKey;
+      this.entry = entry;
+      for (Bound b : BOUNDS) byBound[b.ordinal()] = key(principalKey, entry, b);
+    }
+  }
 
   /**
    * A request let through: the entries it counts against, to charge its tokens to at the end.
@@ -153,6 +189,31 @@ public final class Quotas {
     return p.via() + '\n' + (p.issuer() == null ? "" : p.issuer()) + '\n' + p.subject();
   }
 
+  private static int recentSlot(int hash) {
+    return (hash ^ (hash >>> 16)) & (RECENT_SLOTS - 1);
+  }
+
+  /** {@link #principalKey(Principal)}: for a recent principal, the same string as before. */
+  private String recentPrincipalKey(Principal p) {
+    int slot = recentSlot(p.subject().hashCode() * 31 + Objects.hashCode(p.issuer()));
+    KnownPrincipal known = recentPrincipals[slot];
+    if (known == null || !known.subject().equals(p.subject()) || !known.via().equals(p.via())
+        || !Objects.equals(known.issuer(), p.issuer())) {
+      recentPrincipals[slot] = known = new KnownPrincipal(p.via(), p.issuer(), p.subject(), principalKey(p));
+    }
+    return known.key();
+  }
+
+  /** {@link #key}: for a recent principal key and entry, the same string as before. */
+  private String recentKey(String principalKey, int entry, Bound bound) {
+    int slot = recentSlot(principalKey.hashCode() * 31 + entry);
+    EntryKeys known = recentKeys[slot];
+    if (known == null || known.entry != entry || !known.principalKey.equals(principalKey)) {
+      recentKeys[slot] = known = new EntryKeys(principalKey, entry);
+    }
+    return known.byBound[bound.ordinal()];
+  }
+
   private boolean applies(Policy.Limit l, Principal p, String operation, String model) {
     if (!inGroups(p, l.groups())) return false;
     if (!l.operations().isEmpty() && !l.operations().contains(operation)) return false;
@@ -180,7 +241,7 @@ public final class Quotas {
       if (applies(limits.get(i), principal, operation, model)) entries.add(i);
     }
     if (entries.isEmpty()) return new Check(null, null);
-    String subject = principalKey(principal);
+    String subject = recentPrincipalKey(principal);
     long now = clock.instant().getEpochSecond();
     Long outputBound = outputBound(body);
     for (int i : entries) {
@@ -189,7 +250,7 @@ public final class Quotas {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        long used = store.get(key(subject, i, b), window);
+        long used = store.get(recentKey(subject, i, b), window);
         if (used >= bound) {
           return refuse(i, b, window, now, "the " + bound + " tokens of " + rule(i) + " " + b.policyName()
               + " are used up");
@@ -206,8 +267,8 @@ public final class Quotas {
       if (bound == null) continue;
       long window = Bound.REQUESTS_PER_MINUTE.window(now);
       Instant end = Bound.REQUESTS_PER_MINUTE.windowEnd(window);
-      if (store.addIfWithin(key(subject, i, Bound.REQUESTS_PER_MINUTE), window, 1, bound, end) < 0) {
-        for (int j : counted) store.add(key(subject, j, Bound.REQUESTS_PER_MINUTE), window, -1, end);
+      if (store.addIfWithin(recentKey(subject, i, Bound.REQUESTS_PER_MINUTE), window, 1, bound, end) < 0) {
+        for (int j : counted) store.add(recentKey(subject, j, Bound.REQUESTS_PER_MINUTE), window, -1, end);
         return refuse(i, Bound.REQUESTS_PER_MINUTE, window, now, "the " + bound + " requests of " + rule(i)
             + " requests-per-minute are used up");
       }
@@ -242,11 +303,11 @@ public final class Quotas {
     Map<String, Long> left = new LinkedHashMap<>();
     for (int i : admission.entries()) {
       Policy.Limit l = limits.get(i);
-      for (Bound b : Bound.values()) {
+      for (Bound b : BOUNDS) {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        String key = key(admission.principalKey(), i, b);
+        String key = recentKey(admission.principalKey(), i, b);
         long used;
         try {
           used = b == Bound.REQUESTS_PER_MINUTE || tokens == 0 ? store.get(key, window)
@@ -289,9 +350,9 @@ public final class Quotas {
   private static Long outputBound(JsonNode body) {
     if (body == null || !body.isObject()) return null;
     Long max = null;
-    for (String path : ApprovalRules.OUTPUT_BOUNDS) {
+    for (String[] path : OUTPUT_BOUND_PATHS) {
       JsonNode n = body;
-      for (String part : path.split("\\.")) n = n == null || !n.isObject() ? null : n.get(part);
+      for (String part : path) n = n == null || !n.isObject() ? null : n.get(part);
       if (n == null || !n.isNumber()) continue;
       double v = n.doubleValue();
       if (v <= 0) continue; // Ollama -1/-2: unbounded, but nothing to compare; counted after the fact
@@ -309,11 +370,11 @@ public final class Quotas {
       Policy.Limit l = limits.get(i);
       if (!inGroups(principal, l.groups())) continue;
       List<BoundStatus> bounds = new ArrayList<>();
-      for (Bound b : Bound.values()) {
+      for (Bound b : BOUNDS) {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        bounds.add(new BoundStatus(b, bound, store.get(key(principalKey(principal), i, b), window),
+        bounds.add(new BoundStatus(b, bound, store.get(recentKey(recentPrincipalKey(principal), i, b), window),
             b.windowEnd(window)));
       }
       out.add(new EntryStatus(rule(i), l, List.copyOf(bounds)));
