@@ -1,14 +1,19 @@
 package dev.inferpam.servlet;
 
+import static dev.inferpam.servlet.internal.EndpointResponses.error;
+import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
+import static dev.inferpam.servlet.internal.EndpointResponses.ok;
+import static dev.inferpam.servlet.internal.EndpointResponses.write;
+
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.core.Policy;
 import dev.inferpam.servlet.internal.ApprovalIdentity;
+import dev.inferpam.servlet.internal.EndpointResponses;
 import dev.inferpam.servlet.internal.ApprovalJson;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
@@ -119,8 +124,6 @@ public final class ApprovalServlet extends HttpServlet {
   /** Ids as the service makes them, and then some; anything else cannot exist. */
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
-  private static final byte[] INTERNAL_ERROR =
-      ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
 
   private final transient ApprovalIdentity identity;
   private final transient InProcessApprovalService approvals;
@@ -209,13 +212,7 @@ public final class ApprovalServlet extends HttpServlet {
       throw e;
     } catch (RuntimeException e) {
       log.error("inferpam: reviewer endpoint failed on {} request", request.getMethod(), e);
-      if (response.isCommitted()) return;
-      response.resetBuffer();
-      response.setStatus(500);
-      response.setContentType("application/json");
-      response.setHeader("Cache-Control", "no-store");
-      response.setContentLength(INTERNAL_ERROR.length);
-      response.getOutputStream().write(INTERNAL_ERROR);
+      EndpointResponses.internalError(response);
     }
   }
 
@@ -305,29 +302,7 @@ public final class ApprovalServlet extends HttpServlet {
     return "only members of the reviewer groups may list or decide approvals";
   }
 
-  private static void ok(HttpServletResponse response, byte[] body) throws IOException {
-    response.setStatus(200);
-    response.setContentType("application/json");
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(body.length);
-    response.getOutputStream().write(body);
-  }
 
-  private static void methodNotAllowed(HttpServletResponse response, String allow) throws IOException {
-    response.setHeader("Allow", allow);
-    error(response, 405, "method_not_allowed", "use " + allow);
-  }
 
-  private static void error(HttpServletResponse response, int status, String code, String message)
-      throws IOException {
-    write(response, ErrorResponse.of(status, code, message, null));
-  }
 
-  private static void write(HttpServletResponse response, ErrorResponse error) throws IOException {
-    response.setStatus(error.status());
-    error.headers().forEach(response::setHeader);
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(error.body().length);
-    response.getOutputStream().write(error.body());
-  }
 }

@@ -1,5 +1,10 @@
 package dev.inferpam.servlet;
 
+import static dev.inferpam.servlet.internal.EndpointResponses.error;
+import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
+import static dev.inferpam.servlet.internal.EndpointResponses.ok;
+import static dev.inferpam.servlet.internal.EndpointResponses.write;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
@@ -7,10 +12,10 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.QuotaStatus;
 import dev.inferpam.servlet.internal.ApprovalIdentity;
+import dev.inferpam.servlet.internal.EndpointResponses;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -99,8 +104,6 @@ public final class QuotaServlet extends HttpServlet {
 
   private static final ObjectMapper JSON = JsonMapper.builder().build();
 
-  private static final byte[] INTERNAL_ERROR =
-      ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
 
   private final transient ApprovalIdentity identity;
   private final transient PamEngine engine;
@@ -132,13 +135,7 @@ public final class QuotaServlet extends HttpServlet {
       throw e;
     } catch (RuntimeException e) {
       log.error("inferpam: quota endpoint failed on {} request", request.getMethod(), e);
-      if (response.isCommitted()) return;
-      response.resetBuffer();
-      response.setStatus(500);
-      response.setContentType("application/json");
-      response.setHeader("Cache-Control", "no-store");
-      response.setContentLength(INTERNAL_ERROR.length);
-      response.getOutputStream().write(INTERNAL_ERROR);
+      EndpointResponses.internalError(response);
     }
   }
 
@@ -154,8 +151,7 @@ public final class QuotaServlet extends HttpServlet {
       return;
     }
     if (!request.getMethod().toUpperCase(Locale.ROOT).equals("GET")) {
-      response.setHeader("Allow", "GET");
-      error(response, 405, "method_not_allowed", "use GET");
+      methodNotAllowed(response, "GET");
       return;
     }
     Principal caller = who.principal();
@@ -168,12 +164,7 @@ public final class QuotaServlet extends HttpServlet {
       error(response, 503, "quota_unavailable", "quota state is unavailable");
       return;
     }
-    byte[] body = body(caller, status);
-    response.setStatus(200);
-    response.setContentType("application/json");
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(body.length);
-    response.getOutputStream().write(body);
+    ok(response, body(caller, status));
   }
 
   private static byte[] body(Principal caller, List<QuotaStatus> status) {
@@ -203,16 +194,5 @@ public final class QuotaServlet extends HttpServlet {
     }
   }
 
-  private static void error(HttpServletResponse response, int status, String code, String message)
-      throws IOException {
-    write(response, ErrorResponse.of(status, code, message, null));
-  }
 
-  private static void write(HttpServletResponse response, ErrorResponse error) throws IOException {
-    response.setStatus(error.status());
-    error.headers().forEach(response::setHeader);
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(error.body().length);
-    response.getOutputStream().write(error.body());
-  }
 }
