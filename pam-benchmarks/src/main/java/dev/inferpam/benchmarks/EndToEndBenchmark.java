@@ -61,7 +61,7 @@ import org.openjdk.jmh.annotations.Warmup;
  *   <li>{@code stream*}: the same request with {@code "stream":true} (and
  *       {@code stream_options.include_usage}), answered with {@value #EVENTS} server-sent events
  *       (a role chunk, {@value #TEXT_EVENTS} text deltas, a {@code finish_reason} chunk and a
- *       usage chunk, about 230 bytes each), each written and flushed on its own, then
+ *       usage chunk; 262 to 451 bytes each, 28 KB in all), each written and flushed on its own, then
  *       {@code data: [DONE]}; the whole call, every line read.
  *   <li>{@code firstEvent*}: the same streamed call, measured from {@code execute()} until the
  *       first {@code data:} line has been read. The rest of the stream is read and the response
@@ -90,15 +90,17 @@ import org.openjdk.jmh.annotations.Warmup;
  * measured call opens a connection. One thread; the client, the gateway and the model server
  * share the machine's cores, as they would on one host.
  *
- * <p>Run: {@code java -jar pam-benchmarks/target/benchmarks.jar EndToEndBenchmark}.
+ * <p>Run: {@code java -jar pam-benchmarks/target/benchmarks.jar EndToEndBenchmark} (about 12
+ * minutes: nine benchmarks, each with a minute of warm-up).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Threads(1)
 @Fork(1)
 // The interceptor, and the gateway even more, run much more code than a plain call: on two cores
-// their JIT needs 20-30 s before the times settle; ten seconds of warm-up were not enough.
-@Warmup(iterations = 15, time = 2, timeUnit = TimeUnit.SECONDS)
+// their times were still falling after 30 s of warm-up (first events, which run the fewest calls
+// per second, the longest); a minute is enough.
+@Warmup(iterations = 30, time = 2, timeUnit = TimeUnit.SECONDS)
 @Measurement(iterations = 5, time = 3, timeUnit = TimeUnit.SECONDS)
 public class EndToEndBenchmark {
 
