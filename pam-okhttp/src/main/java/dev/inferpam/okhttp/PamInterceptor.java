@@ -277,8 +277,9 @@ public final class PamInterceptor implements Interceptor {
     } catch (LimitedSink.LimitReachedException e) {
       // The engine refuses a body it reads past the limit; it never sees more than limit + 1 bytes.
     }
+    long size = buffer.size(); // over the limit when the sink stopped: refused without reading
     InputStream in = new ByteArrayInputStream(buffer.readByteArray());
-    return engine.begin(head, in, -1);
+    return engine.begin(head, in, size);
   }
 
   private static Request forUpstream(Request request, Exchange exchange) {

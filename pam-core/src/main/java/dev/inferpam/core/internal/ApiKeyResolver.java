@@ -7,7 +7,6 @@ import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.core.Policy;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -128,11 +127,7 @@ public final class ApiKeyResolver implements IdentityResolver {
   }
 
   private static byte[] sha256(String value) {
-    try {
-      return MessageDigest.getInstance("SHA-256").digest(value.getBytes(StandardCharsets.UTF_8));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is required of every Java platform", e);
-    }
+    return Sha256.of(value.getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

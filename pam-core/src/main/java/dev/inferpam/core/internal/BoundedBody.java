@@ -26,10 +26,25 @@ public final class BoundedBody {
   public static byte[] read(InputStream in, long declaredLength, long limit) throws IOException {
     if (declaredLength > limit) throw new TooLargeException(limit);
     if (in == null) return new byte[0];
-    int initial = (int) Math.min(declaredLength >= 0 ? declaredLength : 8192, limit);
-    ByteArrayOutputStream out = new ByteArrayOutputStream(Math.max(initial, 32));
-    byte[] buf = new byte[8192];
+    ByteArrayOutputStream out;
     long total = 0;
+    if (declaredLength >= 0) {
+      // The usual case: the length is known, so read straight into an array of that size.
+      byte[] exact = new byte[(int) declaredLength];
+      int n = in.readNBytes(exact, 0, exact.length);
+      if (n < exact.length) return java.util.Arrays.copyOf(exact, n); // shorter than declared
+      int next = in.read();
+      if (next < 0) return exact;
+      // Longer than declared: go on reading, still bounded by the limit.
+      total = n + 1L;
+      if (total > limit) throw new TooLargeException(limit);
+      out = new ByteArrayOutputStream(n + 8192);
+      out.write(exact, 0, n);
+      out.write(next);
+    } else {
+      out = new ByteArrayOutputStream((int) Math.min(8192, Math.max(32, limit)));
+    }
+    byte[] buf = new byte[8192];
     while (true) {
       int max = (int) Math.min(buf.length, limit + 1 - total);
       int n = in.read(buf, 0, max);

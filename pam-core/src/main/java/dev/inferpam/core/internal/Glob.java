@@ -53,11 +53,17 @@ public final class Glob {
   private final String pattern;
   /** The pattern itself when it has no wildcards, else {@code null}. */
   private final String literal;
+  /**
+   * The literal text every match starts with (the pattern's leading literal characters; may be
+   * empty): most texts a glob is tried on fail this test, without running the automaton.
+   */
+  private final String prefix;
   private final Nfa nfa;
 
-  private Glob(String pattern, String literal, Nfa nfa) {
+  private Glob(String pattern, String literal, String prefix, Nfa nfa) {
     this.pattern = pattern;
     this.literal = literal;
+    this.prefix = prefix;
     this.nfa = nfa;
   }
 
@@ -73,16 +79,21 @@ public final class Glob {
     if (elements.stream().allMatch(e -> e.kind == Kind.LITERAL)) {
       StringBuilder sb = new StringBuilder();
       elements.forEach(e -> sb.appendCodePoint(e.codePoint));
-      return new Glob(pattern, sb.toString(), null);
+      return new Glob(pattern, sb.toString(), null, null);
     }
-    return new Glob(pattern, null, Nfa.build(elements));
+    StringBuilder prefix = new StringBuilder();
+    for (Element e : elements) {
+      if (e.kind != Kind.LITERAL) break;
+      prefix.appendCodePoint(e.codePoint);
+    }
+    return new Glob(pattern, null, prefix.toString(), Nfa.build(elements));
   }
 
   /** Whether the whole of {@code text} matches; {@code false} for {@code null}. */
   public boolean matches(String text) {
     if (text == null) return false;
     if (literal != null) return literal.equals(text);
-    return nfa.matches(text);
+    return text.startsWith(prefix) && nfa.matches(text);
   }
 
   /** Whether any of {@code globs} matches {@code text}; {@code false} for {@code null} text. */

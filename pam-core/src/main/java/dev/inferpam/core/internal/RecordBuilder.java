@@ -10,7 +10,6 @@ import dev.inferpam.core.RequestHead;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -95,7 +94,7 @@ public final class RecordBuilder {
     this.bodies = Objects.requireNonNull(bodies, "bodies");
     this.masker = Objects.requireNonNull(masker, "masker");
     this.captured = bodies == Policy.Bodies.NONE ? null : new ByteArrayOutputStream();
-    this.responseDigest = bodies == Policy.Bodies.NONE ? sha256() : null;
+    this.responseDigest = bodies == Policy.Bodies.NONE ? Sha256.newDigest() : null;
   }
 
   /**
@@ -169,7 +168,7 @@ public final class RecordBuilder {
     String text = null;
     String hash = null;
     switch (bodies) {
-      case NONE -> hash = hex(sha256().digest(body));
+      case NONE -> hash = hex(Sha256.newDigest().digest(body));
       case FULL -> text = capped(body, body.length);
       case MASKED -> {
         Masked m = mask(capped(body, body.length));
@@ -277,13 +276,6 @@ public final class RecordBuilder {
     return out;
   }
 
-  private static MessageDigest sha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
-    }
-  }
 
   private static String hex(byte[] digest) {
     return HexFormat.of().formatHex(digest);

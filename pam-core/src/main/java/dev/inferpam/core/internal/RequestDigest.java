@@ -5,7 +5,6 @@ import dev.inferpam.api.Principal;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Objects;
 
@@ -43,7 +42,7 @@ public final class RequestDigest {
   public static String of(Principal principal, InferenceRequest request) {
     Objects.requireNonNull(principal, "principal");
     Objects.requireNonNull(request, "request");
-    MessageDigest sha = sha256();
+    MessageDigest sha = Sha256.newDigest();
     field(sha, LABEL);
     field(sha, text(request.method()));
     field(sha, text(request.path()));
@@ -64,11 +63,4 @@ public final class RequestDigest {
     if (bytes != null) sha.update(bytes);
   }
 
-  private static MessageDigest sha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is required of every Java platform", e);
-    }
-  }
 }

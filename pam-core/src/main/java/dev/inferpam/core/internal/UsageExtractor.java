@@ -101,18 +101,29 @@ public final class UsageExtractor {
 
   /** Feeds the next delivered bytes. */
   public void accept(byte[] b, int off, int len) {
+    int end = off + len;
+    // Most of a body is the inside of strings (the generated text); those runs are skipped in a
+    // tight loop up to the next byte that can matter, instead of stepping the state machine.
     switch (framing) {
       case JSON -> {
-        for (int i = off; i < off + len; i++) scanner.accept(b[i]);
+        for (int i = off; i < end; i++) {
+          i = scanner.skipString(b, i, end, false);
+          if (i < end) scanner.accept(b[i]);
+        }
       }
       case NDJSON -> {
-        for (int i = off; i < off + len; i++) {
+        for (int i = off; i < end; i++) {
+          i = scanner.skipString(b, i, end, true);
+          if (i == end) break;
           if (b[i] == '\n') scanner.reset();
           else scanner.accept(b[i]);
         }
       }
       case SSE -> {
-        for (int i = off; i < off + len; i++) sse(b[i]);
+        for (int i = off; i < end; i++) {
+          if (sseState == SSE_DATA) i = scanner.skipString(b, i, end, true);
+          if (i < end) sse(b[i]);
+        }
       }
       default -> { }
     }
@@ -245,6 +256,30 @@ public final class UsageExtractor {
       pendingPath = null;
       broken = false;
       capturing = false;
+    }
+
+    /**
+     * Where the next byte that can change anything is, from {@code i}: past the inside of a
+     * string that is neither a key nor being copied (stopping at a quote, a backslash and, for
+     * line-framed bodies, a line end), or {@code i} itself when not in such a string.
+     */
+    int skipString(byte[] b, int i, int end, boolean lineFramed) {
+      if (broken && !lineFramed) return end;
+      if (!inString || capturing || stringIsKey || escape) return i;
+      if (lineFramed) {
+        while (i < end) {
+          byte c = b[i];
+          if (c == '"' || c == '\\' || c == '\n' || c == '\r') break;
+          i++;
+        }
+      } else {
+        while (i < end) {
+          byte c = b[i];
+          if (c == '"' || c == '\\') break;
+          i++;
+        }
+      }
+      return i;
     }
 
     void accept(byte c) {

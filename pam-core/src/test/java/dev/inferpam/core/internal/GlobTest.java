@@ -129,6 +129,16 @@ class GlobTest {
   }
 
   @Test
+  void leadingLiteralTextIsRequiredWithEscapesTakenLiterally() {
+    assertThat(m("a\\*b*", "a*bc")).isTrue();
+    assertThat(m("a\\*b*", "axbc")).isFalse();
+    assertThat(m("/api/pull*", "/api/pull")).isTrue();
+    assertThat(m("/api/pull*", "/api/pul")).isFalse();
+    assertThat(m("/api/pull*", "/v1/chat/completions")).isFalse();
+    assertThat(m("x\uD83D\uDE00*", "x\uD83D\uDE00y")).isTrue();
+  }
+
+  @Test
   void emptyPatternMatchesOnlyEmptyText() {
     assertThat(m("", "")).isTrue();
     assertThat(m("", "a")).isFalse();

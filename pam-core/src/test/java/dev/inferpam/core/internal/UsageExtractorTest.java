@@ -130,6 +130,27 @@ class UsageExtractorTest {
   }
 
   @Test
+  void usageSpelledOutInsideTextIsNotUsage() {
+    String body = "{\"choices\":[{\"message\":{\"content\":\"say \\\"usage\\\":{\\\"prompt_tokens\\\":99} "
+        + "and {\\\"usage\\\": 1} \\\\\"}}],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}";
+    assertSameAtEverySplit("application/json", body, tokens(2, 3));
+    assertSameAtEverySplit("application/json", "{\"text\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":9}\"}", Map.of());
+  }
+
+  @Test
+  void aLineEndInsideAnUnterminatedStringEndsTheEventOrLine() {
+    String sse = "data: {\"choices\":[{\"delta\":{\"content\":\"cut off\n\n"
+        + "data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}\n\n";
+    assertSameAtEverySplit("text/event-stream", sse, tokens(4, 5));
+    String sseCr = "data: {\"choices\":[{\"delta\":{\"content\":\"cut off\r\n\r\n"
+        + "data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}\r\n\r\n";
+    assertSameAtEverySplit("text/event-stream", sseCr, tokens(4, 5));
+    String ndjson = "{\"message\":{\"content\":\"cut off\n"
+        + "{\"done\":true,\"prompt_eval_count\":6,\"eval_count\":7}\n";
+    assertSameAtEverySplit("application/x-ndjson", ndjson, tokens(6, 7));
+  }
+
+  @Test
   void vendorJsonTypesAreJson() {
     assertThat(usage("application/vnd.api+json", "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}"))
         .isEqualTo(tokens(1, 1));
