@@ -17,8 +17,13 @@ import com.fasterxml.jackson.databind.node.TextNode;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * JSON-aware masking: every string value is masked on its own, keys, numbers, booleans and the
@@ -87,60 +92,101 @@ final class BodyMaskerJson {
   }
 
   /**
-   * Masks a whole JSON document with a streaming parser-to-generator copy; {@code null} when it
-   * is not exactly one JSON value (the caller then masks it as text). Counts go to {@code values}
-   * only on success.
+   * Masks a whole JSON document; {@code null} when it is not exactly one JSON value (the caller
+   * then masks it as text). A document in which nothing needs masking, the usual case, is
+   * returned as it came (its text, formatting kept); otherwise it is written again, compact,
+   * with the masked string values. Counts go to {@code values} only on success.
    */
   static String maskDocument(byte[] json, BodyMaskerValues values) {
     BodyMaskerValues tally = values.fork();
-    StringWriter out = new StringWriter(json.length + 16);
-    try (JsonParser p = FACTORY.createParser(json);
-        JsonGenerator g = FACTORY.createGenerator(out)) {
-      if (!copy(p, g, tally)) return null;
+    List<String> masked = new ArrayList<>();
+    int outcome;
+    try (JsonParser p = FACTORY.createParser(json)) {
+      outcome = copy(p, null, v -> {
+        String m = tally.mask(v);
+        masked.add(m);
+        return m;
+      });
     } catch (IOException | RuntimeException e) {
       return null;
     }
+    if (outcome == INVALID) return null;
     values.addAll(tally);
+    if (outcome == UNCHANGED) return new String(json, StandardCharsets.UTF_8);
+    // Something was masked: write the document again, with the values masked in the first pass.
+    Iterator<String> replay = masked.iterator();
+    StringWriter out = new StringWriter(json.length + 16);
+    try (JsonParser p = FACTORY.createParser(json);
+        JsonGenerator g = FACTORY.createGenerator(out)) {
+      copy(p, g, v -> replay.next());
+    } catch (IOException e) {
+      throw new IllegalStateException("JSON document not writable a second time", e);
+    }
     return out.toString();
   }
 
-  /** Copies one root value token by token; false when there is none or more than one. */
-  private static boolean copy(JsonParser p, JsonGenerator g, BodyMaskerValues values) throws IOException {
+  private static final int INVALID = -1;
+  private static final int UNCHANGED = 0;
+  private static final int CHANGED = 1;
+
+  /**
+   * Walks one root value token by token, masking the string values outside {@link #UNTOUCHED}
+   * with {@code mask} (in document order) and writing every token to {@code g} when there is
+   * one; {@link #INVALID} when there is no root value or more than one, else whether a value
+   * changed.
+   */
+  private static int copy(JsonParser p, JsonGenerator g, UnaryOperator<String> mask) throws IOException {
     final int none = Integer.MAX_VALUE;
     int depth = 0;
     int untouchedBelow = none; // depth at which an untouched subtree started
     int roots = 0;
+    boolean changed = false;
     String field = null; // the key of the value about to come, null in arrays
     JsonToken t;
     while ((t = p.nextToken()) != null) {
-      if (depth == 0 && roots++ > 0) return false;
+      if (depth == 0 && roots++ > 0) return INVALID;
       switch (t) {
         case START_OBJECT, START_ARRAY -> {
           if (untouchedBelow == none && field != null && UNTOUCHED.contains(field)) untouchedBelow = depth;
           depth++;
-          if (t == JsonToken.START_OBJECT) g.writeStartObject(); else g.writeStartArray();
+          if (g != null) {
+            if (t == JsonToken.START_OBJECT) g.writeStartObject(); else g.writeStartArray();
+          }
         }
         case END_OBJECT, END_ARRAY -> {
           depth--;
           if (depth == untouchedBelow) untouchedBelow = none;
-          if (t == JsonToken.END_OBJECT) g.writeEndObject(); else g.writeEndArray();
+          if (g != null) {
+            if (t == JsonToken.END_OBJECT) g.writeEndObject(); else g.writeEndArray();
+          }
         }
-        case FIELD_NAME -> g.writeFieldName(p.currentName());
+        case FIELD_NAME -> {
+          if (g != null) g.writeFieldName(p.currentName());
+        }
         case VALUE_STRING -> {
           String v = p.getText();
           boolean keep = untouchedBelow != none || (field != null && UNTOUCHED.contains(field));
-          g.writeString(keep ? v : values.mask(v));
+          String out = keep ? v : mask.apply(v);
+          changed |= !out.equals(v);
+          if (g != null) g.writeString(out);
         }
-        case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> g.writeNumber(p.getText()); // exact text
-        case VALUE_TRUE, VALUE_FALSE -> g.writeBoolean(t == JsonToken.VALUE_TRUE);
-        case VALUE_NULL -> g.writeNull();
+        case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> {
+          if (g != null) g.writeNumber(p.getText()); // exact text
+        }
+        case VALUE_TRUE, VALUE_FALSE -> {
+          if (g != null) g.writeBoolean(t == JsonToken.VALUE_TRUE);
+        }
+        case VALUE_NULL -> {
+          if (g != null) g.writeNull();
+        }
         default -> {
-          return false; // VALUE_EMBEDDED_OBJECT, NOT_AVAILABLE: not from a text parser
+          return INVALID; // VALUE_EMBEDDED_OBJECT, NOT_AVAILABLE: not from a text parser
         }
       }
       field = t == JsonToken.FIELD_NAME ? p.currentName() : null;
     }
-    return roots == 1 && depth == 0;
+    if (roots != 1 || depth != 0) return INVALID;
+    return changed ? CHANGED : UNCHANGED;
   }
 
   /** Text of a string member, or null. */

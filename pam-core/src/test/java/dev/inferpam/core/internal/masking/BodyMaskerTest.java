@@ -65,6 +65,21 @@ class BodyMaskerTest {
   }
 
   @Test
+  void aDocumentWithNothingToMaskPassesAsItCame() {
+    String body = "{\n  \"id\": \"chatcmpl-1\",\n  \"choices\": [{\"message\": {\"content\": \"caf\u00e9 \\u00e9 \\\"ok\\\"\"},"
+        + " \"logprobs\": null}],\n  \"n\": 1.50e+2, \"flag\" : true\n}\n";
+    BodyMasker masker = open(JSON);
+    assertThat(String.join("", feed(masker, body))).isEqualTo(body);
+    assertThat(masker.counts()).isEmpty();
+    // one value to mask: the document is written again, compact, with only that value changed
+    BodyMasker masking = open(JSON);
+    assertThat(String.join("", feed(masking, body.replace("ok", "SECRET"))))
+        .isEqualTo("{\"id\":\"chatcmpl-1\",\"choices\":[{\"message\":{\"content\":\"caf\u00e9 \u00e9 \\\"[S]\\\"\"},"
+            + "\"logprobs\":null}],\"n\":1.50e+2,\"flag\":true}");
+    assertThat(masking.counts()).isEqualTo(Map.of("secret", 1));
+  }
+
+  @Test
   void anthropicMessageIsMasked() {
     String body = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
         + "\"content\":[{\"type\":\"text\",\"text\":\"hi SECRET\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\","
