@@ -6,7 +6,6 @@ import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Finds token usage in a response body as it streams past, without holding the body.
@@ -46,9 +45,39 @@ public final class UsageExtractor {
   public static final String TOTAL_TOKENS = "total_tokens";
 
   private static final ObjectMapper JSON = new ObjectMapper();
-  /** Object-key paths (first two levels) whose values can carry usage. */
-  private static final Set<String> PATHS =
-      Set.of("usage", "prompt_eval_count", "eval_count", "message.usage", "response.usage");
+  /**
+   * Object-key paths (first two levels) whose values can carry usage: {@code usage},
+   * {@code prompt_eval_count}, {@code eval_count}, {@code message.usage}, {@code response.usage}.
+   * Keys are recognised from their bytes (see {@link #keyCode}), without building strings.
+   */
+  private static final String USAGE_PATH = "usage";
+  private static final String PROMPT_EVAL_COUNT_PATH = "prompt_eval_count";
+  private static final String EVAL_COUNT_PATH = "eval_count";
+  private static final String MESSAGE_USAGE_PATH = "message.usage";
+  private static final String RESPONSE_USAGE_PATH = "response.usage";
+
+  private static final int OTHER_KEY = 0;
+  private static final int USAGE_KEY = 1;
+  private static final int PROMPT_EVAL_COUNT_KEY = 2;
+  private static final int EVAL_COUNT_KEY = 3;
+  private static final int MESSAGE_KEY = 4;
+  private static final int RESPONSE_KEY = 5;
+  private static final byte[][] KEY_NAMES = {
+      null,
+      "usage".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+      "prompt_eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+      "eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+      "message".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+      "response".getBytes(java.nio.charset.StandardCharsets.US_ASCII)};
+
+  /** Which of the keys of interest {@code key[0..length)} spells, or {@link #OTHER_KEY}. */
+  private static int keyCode(byte[] key, int length) {
+    for (int code = USAGE_KEY; code < KEY_NAMES.length; code++) {
+      byte[] name = KEY_NAMES[code];
+      if (name.length == length && java.util.Arrays.equals(key, 0, length, name, 0, length)) return code;
+    }
+    return OTHER_KEY;
+  }
 
   private enum Framing { NONE, JSON, SSE, NDJSON }
 
@@ -219,7 +248,7 @@ public final class UsageExtractor {
 
   /**
    * Walks one JSON document at a time and hands over the raw value of each key in
-   * {@link #PATHS}. Keeps the nesting depth, whether each of the first two levels is an object,
+   * {@link #USAGE_PATH the paths above}. Keeps the nesting depth, whether each of the first two levels is an object,
    * the last key seen on those levels, and the value being copied — nothing else.
    */
   private final class Scanner {
@@ -228,7 +257,7 @@ public final class UsageExtractor {
 
     private int depth;
     private final boolean[] isObject = new boolean[KEY_DEPTH + 1];
-    private final String[] keyAt = new String[KEY_DEPTH + 1];
+    private final int[] keyAt = new int[KEY_DEPTH + 1];
     private boolean expectKey;
     private boolean inString;
     private boolean escape;
@@ -325,7 +354,7 @@ public final class UsageExtractor {
           depth++;
           if (depth <= KEY_DEPTH) {
             isObject[depth] = c == '{';
-            keyAt[depth] = null;
+            keyAt[depth] = OTHER_KEY;
           }
           expectKey = c == '{';
         }
@@ -356,13 +385,21 @@ public final class UsageExtractor {
     private void keyDone() {
       if (capturing) return;
       if (keyUnusable) {
-        keyAt[depth] = null; // so a later level-2 key is not taken as under the previous key
+        keyAt[depth] = OTHER_KEY; // so a later level-2 key is not taken as under the previous key
         return;
       }
-      String k = new String(key, 0, keyLength, java.nio.charset.StandardCharsets.US_ASCII);
-      keyAt[depth] = k;
-      String path = depth == 1 ? k : keyAt[1] + "." + k;
-      if (PATHS.contains(path)) {
+      int code = keyCode(key, keyLength);
+      keyAt[depth] = code;
+      String path = null;
+      if (depth == 1) {
+        if (code == USAGE_KEY) path = USAGE_PATH;
+        else if (code == PROMPT_EVAL_COUNT_KEY) path = PROMPT_EVAL_COUNT_PATH;
+        else if (code == EVAL_COUNT_KEY) path = EVAL_COUNT_PATH;
+      } else if (code == USAGE_KEY) {
+        if (keyAt[1] == MESSAGE_KEY) path = MESSAGE_USAGE_PATH;
+        else if (keyAt[1] == RESPONSE_KEY) path = RESPONSE_USAGE_PATH;
+      }
+      if (path != null) {
         pendingPath = path;
         pendingDepth = depth;
       }

@@ -130,6 +130,20 @@ class UsageExtractorTest {
   }
 
   @Test
+  void onlyTheExactKeysCount() {
+    String u = "{\"prompt_tokens\":1,\"completion_tokens\":2}";
+    for (String near : new String[] {"usages", "Usage", "usag", "xusage", "usage ", "eval_counts", "prompt_eval_coun"}) {
+      assertThat(usage("application/json", "{\"" + near + "\":" + u + "}")).as(near).isEmpty();
+    }
+    assertThat(usage("application/json", "{\"message\":{\"usage\":" + u + "}}")).isEqualTo(tokens(1, 2));
+    assertThat(usage("application/json", "{\"response\":{\"usage\":" + u + "}}")).isEqualTo(tokens(1, 2));
+    assertThat(usage("application/json", "{\"messages\":{\"usage\":" + u + "}}")).isEmpty();
+    assertThat(usage("application/json", "{\"data\":{\"usage\":" + u + "}}")).isEmpty();
+    // the parent key is forgotten when the next level-1 key comes
+    assertThat(usage("application/json", "{\"message\":{},\"x\":{\"usage\":" + u + "}}")).isEmpty();
+  }
+
+  @Test
   void usageSpelledOutInsideTextIsNotUsage() {
     String body = "{\"choices\":[{\"message\":{\"content\":\"say \\\"usage\\\":{\\\"prompt_tokens\\\":99} "
         + "and {\\\"usage\\\": 1} \\\\\"}}],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}";

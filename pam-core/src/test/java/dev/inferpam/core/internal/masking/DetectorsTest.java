@@ -151,6 +151,20 @@ class DetectorsTest {
     assertThat(found("jwt", "xeyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")).isEmpty();
   }
 
+  @Test
+  void findsJwtsAnywhereInShortAndLongTexts() {
+    for (int pad : new int[] {0, 1, 2, 3, 100, 253, 254, 255, 256, 300, 1000}) {
+      String before = "a".repeat(pad).replaceAll("a$", " ");
+      assertThat(found("jwt", JWT)).containsExactly(JWT);
+      assertThat(found("jwt", before + JWT)).as("after %d chars", pad).containsExactly(JWT);
+      assertThat(found("jwt", before + JWT + " " + before)).as("between %d chars", pad).containsExactly(JWT);
+      assertThat(found("jwt", before + JWT + " " + before + JWT)).as("twice, %d chars", pad).containsExactly(JWT, JWT);
+    }
+    // one that continues a base64url run is not a token of its own, however long the text
+    assertThat(found("jwt", " ".repeat(400) + "x" + JWT)).isEmpty();
+    assertThat(found("jwt", "y".repeat(400) + "eyJ")).isEmpty();
+  }
+
   static final String PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7\n"
       + "-----END RSA PRIVATE KEY-----";
 
