@@ -253,6 +253,22 @@ class RequestClassifierTest {
     }
 
     @Test
+    void asciiAndNonAsciiBodiesReadAlikeAndNulIsNotTakenForUtf16() throws Exception {
+      byte[] ascii = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"cafe\"}]}"
+          .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      byte[] utf8 = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00e9\"}]}"
+          .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      assertThat(root.classify("POST", "/v1/chat/completions", ascii).model()).isEqualTo("gpt-4o");
+      assertThat(root.classify("POST", "/v1/chat/completions", utf8).model()).isEqualTo("gpt-4o");
+      assertThat(root.classify("POST", "/v1/chat/completions", utf8).body().at("/messages/0/content").asText())
+          .isEqualTo("caf\u00e9");
+      // NUL-interleaved ASCII is what UTF-16 looks like to Jackson's detection: refused, never read as UTF-16
+      byte[] nul = {0, '{', 0, '"', 0, 'm', 0, '"', 0, ':', 0, '1', 0, '}'};
+      assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", nul))
+          .hasMessageStartingWith("malformed JSON body: ");
+    }
+
+    @Test
     void refusesBodiesThatAreNotUtf8() {
       byte[] utf16 = "{\"model\":\"a\"}".getBytes(java.nio.charset.StandardCharsets.UTF_16LE);
       byte[] latin1 = "{\"model\":\"caf\u00e9\"}".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
