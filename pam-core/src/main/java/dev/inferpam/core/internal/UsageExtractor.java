@@ -428,7 +428,21 @@ public final class UsageExtractor {
 
     private void endCapture() {
       capturing = false;
-      if (!captureOverflow) found(capturePath, capture, captureLength);
+      // "usage":null is on every OpenAI chunk but the last: it carries nothing, no need to parse it
+      if (!captureOverflow && !isNull(capture, captureLength)) found(capturePath, capture, captureLength);
+    }
+
+    /** Whether {@code b[0..length)} is the JSON literal {@code null}, whitespace around it allowed. */
+    private static boolean isNull(byte[] b, int length) {
+      int start = 0;
+      int end = length;
+      while (start < end && isJsonSpace(b[start])) start++;
+      while (end > start && isJsonSpace(b[end - 1])) end--;
+      return end - start == 4 && b[start] == 'n' && b[start + 1] == 'u' && b[start + 2] == 'l' && b[start + 3] == 'l';
+    }
+
+    private static boolean isJsonSpace(byte c) {
+      return c == ' ' || c == '\t' || c == '\n' || c == '\r';
     }
   }
 }
