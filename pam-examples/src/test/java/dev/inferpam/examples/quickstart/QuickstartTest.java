@@ -38,6 +38,8 @@ import org.junit.jupiter.api.io.TempDir;
 class QuickstartTest {
   private static final Path SOURCES = Path.of("src/main/java/dev/inferpam/examples/quickstart");
   private static final Path README = Path.of("../README.md");
+  private static final Path GATEWAY_POLICY =
+      Path.of("src/main/resources/dev/inferpam/examples/quickstart/gateway-policy.yaml");
 
   @StartStop final MockWebServer upstream = new MockWebServer();
   @TempDir Path dir;
@@ -108,6 +110,38 @@ class QuickstartTest {
         .isEqualTo("200 app saw no caller key");
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("gpt-4o-mini", "")))
         .startsWith("403 ").contains("\"code\":\"not_entitled\"");
+  }
+
+  @Test
+  void theGatewayPolicyLoadsAndGrantsWhatItSaysAndNothingElse() throws Exception {
+    String yaml = Files.readString(GATEWAY_POLICY)
+        .replace("/var/lib/inferpam/recordings", dir.resolve("recordings").toString());
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(yaml))
+        .credentialProvider(() -> new Credential("Authorization", "Bearer sk-upstream-from-env")).build();
+    toClose.add(engine);
+    upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
+    OkHttpClient client = OkHttpQuickstart.client(engine);
+    toClose.add(() -> client.dispatcher().executorService().shutdown());
+    String url = upstream.url("/v1/chat/completions").toString();
+    String key = "ci-key-change-me-0000"; // the key whose SHA-256 the policy holds
+
+    assertThat(OkHttpQuickstart.ask(client, url, key, TestPolicies.chat("gpt-4o-mini", ""))).isEqualTo("200 {\"ok\":true}");
+    assertThat(upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders().get("Authorization"))
+        .isEqualTo("Bearer sk-upstream-from-env");
+    assertThat(OkHttpQuickstart.ask(client, url, key, TestPolicies.chat("gpt-4o", "")))
+        .startsWith("403 ").contains("\"code\":\"not_entitled\"");
+    assertThat(OkHttpQuickstart.ask(client, url, key, TestPolicies.chat("gpt-4o-mini", "\"logprobs\":true")))
+        .startsWith("403 ").contains("\"code\":\"parameter_denied\"");
+    assertThat(OkHttpQuickstart.ask(client, url, "another-key", TestPolicies.chat("gpt-4o-mini", "")))
+        .startsWith("401 ");
+    assertThat(OkHttpQuickstart.ask(client, upstream.url("/api/pull").toString(), key, "{\"model\":\"llama3\"}"))
+        .startsWith("403 ").contains("\"code\":\"blocked\"");
+    assertThat(upstream.getRequestCount()).isEqualTo(1);
+  }
+
+  @Test
+  void theReadmeShowsTheGatewayPolicy() throws IOException {
+    assertThat(normalize(Files.readString(README))).contains(normalize(Files.readString(GATEWAY_POLICY)));
   }
 
   @Test
