@@ -1,9 +1,11 @@
 package dev.inferpam.core.internal;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import java.io.IOException;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
@@ -30,7 +32,8 @@ import java.util.Map;
  *
  * <p>Bounded: a small state machine walks each JSON document byte by byte, tracking only nesting
  * and the keys of the first two object levels; only the value of a key that can carry usage is
- * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then parsed. No
+ * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then read with a
+ * streaming parser (no tree). No
  * line, event or body is ever buffered, so a long completion or a huge Ollama {@code context}
  * array costs nothing but the walk. Malformed input yields no usage, never an exception.
  *
@@ -44,7 +47,7 @@ public final class UsageExtractor {
   public static final String COMPLETION_TOKENS = "completion_tokens";
   public static final String TOTAL_TOKENS = "total_tokens";
 
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final JsonFactory JSON = new JsonFactory();
   /**
    * Object-key paths (first two levels) whose values can carry usage: {@code usage},
    * {@code prompt_eval_count}, {@code eval_count}, {@code message.usage}, {@code response.usage}.
@@ -220,30 +223,53 @@ public final class UsageExtractor {
   // ---------------------------------------------------------------------------------------------
 
   private void found(String path, byte[] value, int length) {
-    JsonNode node;
-    try {
-      node = JSON.readTree(value, 0, length);
-    } catch (IOException e) {
-      return; // not JSON after all: no usage from it
-    }
-    if (node == null) return;
-    switch (path) {
-      case "prompt_eval_count" -> prompt = count(node, prompt);
-      case "eval_count" -> completion = count(node, completion);
-      default -> { // an object named usage
-        if (!node.isObject()) return;
-        prompt = count(node.has(PROMPT_TOKENS) ? node.get(PROMPT_TOKENS) : node.get("input_tokens"), prompt);
-        completion = count(node.has(COMPLETION_TOKENS) ? node.get(COMPLETION_TOKENS) : node.get("output_tokens"),
-            completion);
-        total = count(node.get(TOTAL_TOKENS), total);
+    // A streaming read of the few fields (no tree): it is most of what reading usage costs.
+    try (JsonParser p = JSON.createParser(value, 0, length)) {
+      JsonToken t = p.nextToken();
+      if (t == null) return;
+      if (path.equals(PROMPT_EVAL_COUNT_PATH)) {
+        prompt = count(p, t, prompt);
+      } else if (path.equals(EVAL_COUNT_PATH)) {
+        completion = count(p, t, completion);
+      } else if (t == JsonToken.START_OBJECT) { // an object named usage
+        // Read whole before anything is taken: a malformed object gives nothing, as a tree would.
+        Long[] counts = new Long[FIELDS.size()];
+        boolean[] present = new boolean[FIELDS.size()];
+        while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+          int field = FIELDS.indexOf(p.currentName());
+          t = p.nextToken();
+          if (field >= 0) { // a later duplicate wins, as in a tree
+            present[field] = true;
+            counts[field] = count(p, t, null);
+          }
+          if (t == JsonToken.START_OBJECT || t == JsonToken.START_ARRAY) p.skipChildren();
+        }
+        if (t != JsonToken.END_OBJECT) return;
+        // prompt_tokens / completion_tokens when present (even when not a count), else the
+        // Anthropic and Responses API names
+        prompt = or(present[0] ? counts[0] : counts[1], prompt);
+        completion = or(present[2] ? counts[2] : counts[3], completion);
+        total = or(counts[4], total);
       }
+    } catch (IOException e) {
+      // not JSON after all: no usage from it
     }
   }
 
-  /** The count in {@code n} when it is a whole number >= 0, else what was known before. */
-  private static Long count(JsonNode n, Long before) {
-    if (n == null || !n.isIntegralNumber() || !n.canConvertToLong() || n.longValue() < 0) return before;
-    return n.longValue();
+  /** The usage fields read, in this order. */
+  private static final List<String> FIELDS =
+      List.of(PROMPT_TOKENS, "input_tokens", COMPLETION_TOKENS, "output_tokens", TOTAL_TOKENS);
+
+  private static Long or(Long found, Long before) {
+    return found != null ? found : before;
+  }
+
+  /** The count at the current token when it is a whole number >= 0 that fits a long, else {@code before}. */
+  private static Long count(JsonParser p, JsonToken t, Long before) throws IOException {
+    if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) return before;
+    long n = p.getLongValue();
+    if (n < 0) return before;
+    return n;
   }
 
   /**
