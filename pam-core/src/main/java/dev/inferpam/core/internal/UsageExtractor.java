@@ -33,9 +33,9 @@ import java.util.Map;
  * <p>Bounded: a small state machine walks each JSON document byte by byte, tracking only nesting
  * and the keys of the first two object levels; only the value of a key that can carry usage is
  * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then read with a
- * streaming parser (no tree). No
- * line, event or body is ever buffered, so a long completion or a huge Ollama {@code context}
- * array costs nothing but the walk. Malformed input yields no usage, never an exception.
+ * streaming parser (no tree). Strings that are neither keys nor copied are skipped in a tight
+ * loop. No line, event or body is ever buffered, so a long completion or a huge Ollama
+ * {@code context} array costs nothing but the walk. Malformed input yields no usage, never an exception.
  *
  * <p>Not thread-safe: one instance per response, fed by one thread at a time.
  */
