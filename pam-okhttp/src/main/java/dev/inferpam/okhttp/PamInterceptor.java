@@ -393,6 +393,8 @@ public final class PamInterceptor implements Interceptor {
    */
   private static final class MaskingSource implements Source {
     private static final long CHUNK = 8192;
+    /** What is masked at once of what arrived; about a few server-sent events. */
+    private static final long SLICE = 1024;
 
     private final BufferedSource upstream;
     private final ResponseMasking masking;
@@ -433,14 +435,22 @@ public final class PamInterceptor implements Interceptor {
       return n;
     }
 
-    /** Reads what the upstream has (blocking only while it has nothing) and masks it. */
+    /**
+     * Reads what the upstream has (blocking only while it has nothing) and masks it a slice at a
+     * time, stopping as soon as something is released: when many events arrive together, the
+     * first reaches the caller without waiting for the masking of all the others.
+     */
     private void fill() throws IOException {
-      long n = upstream.read(raw, CHUNK);
-      if (n == -1) {
-        upstreamEnded = true;
-        released.write(masking.finish());
-      } else {
-        byte[] in = raw.readByteArray();
+      if (raw.size() == 0) {
+        long n = upstream.read(raw, CHUNK);
+        if (n == -1) {
+          upstreamEnded = true;
+          released.write(masking.finish());
+          return;
+        }
+      }
+      while (raw.size() > 0 && released.size() == 0) {
+        byte[] in = raw.readByteArray(Math.min(SLICE, raw.size()));
         released.write(masking.push(in, 0, in.length));
       }
     }

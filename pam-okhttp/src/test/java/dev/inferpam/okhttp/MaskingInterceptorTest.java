@@ -315,6 +315,26 @@ class MaskingInterceptorTest {
     assertThat(onlyRecord().response().body()).isEqualTo(received.toString());
   }
 
+  @Test
+  void eventsThatArriveTogetherAreReleasedBeforeAllOfThemAreMasked() throws Exception {
+    StringBuilder sse = new StringBuilder();
+    for (int i = 0; i < 200; i++) sse.append(event("word" + i + " "));
+    sse.append(event("mail jane.doe@example.com")).append("data: [DONE]\n\n");
+    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
+        .body(sse.toString()).build()); // one body, all of it there at once
+
+    try (Response r = client("masked").newCall(chat(ALICE, ",\"stream\":true").build()).execute()) {
+      BufferedSource source = r.body().source();
+      source.require(1);
+      // the first read hands over the first events, not the masking of the whole burst
+      assertThat(source.getBuffer().size()).isGreaterThan(0).isLessThan(2048);
+      String received = source.readUtf8();
+      assertThat(deltas(received)).startsWith("word0 word1 ").endsWith("word199 mail [EMAIL]");
+      assertThat(received).doesNotContain("jane.doe").endsWith("data: [DONE]\n\n");
+    }
+    assertThat(onlyRecord().response().masked()).isEqualTo(Map.of("email", 1));
+  }
+
   // --- untouched ---------------------------------------------------------------------------------
 
   @Test
