@@ -50,6 +50,12 @@ class QuickstartTest {
     for (int i = toClose.size() - 1; i >= 0; i--) toClose.get(i).close();
   }
 
+  /** {@code client}, its threads shut down after the test. */
+  private OkHttpClient closing(OkHttpClient client) {
+    toClose.add(() -> client.dispatcher().executorService().shutdown());
+    return client;
+  }
+
   private PamEngine engine() {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(TestPolicies.POLICY))
         .credentialProvider(() -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION)).build();
@@ -60,8 +66,7 @@ class QuickstartTest {
   @Test
   void theOkHttpQuickstartInjectsTheUpstreamCredentialAndRefusesWhatThePolicyDenies() throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
-    OkHttpClient client = OkHttpQuickstart.client(engine());
-    toClose.add(() -> client.dispatcher().executorService().shutdown());
+    OkHttpClient client = closing(OkHttpQuickstart.client(engine()));
     String url = upstream.url("/v1/chat/completions").toString();
 
     assertThat(OkHttpQuickstart.ask(client, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
@@ -78,8 +83,7 @@ class QuickstartTest {
   void theJettyQuickstartFiltersEveryRequest() throws Exception {
     ServletContextHandler context = JettyQuickstart.context(engine());
     int port = serve(context);
-    OkHttpClient plain = new OkHttpClient();
-    toClose.add(() -> plain.dispatcher().executorService().shutdown());
+    OkHttpClient plain = closing(new OkHttpClient());
     String url = "http://127.0.0.1:" + port + "/v1/chat/completions";
 
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
@@ -102,8 +106,7 @@ class QuickstartTest {
     context.setInitParameter(PamContextListener.POLICY_PARAMETER, policy.toString());
     context.addEventListener(new PamContextListener());
     int port = serve(context);
-    OkHttpClient plain = new OkHttpClient();
-    toClose.add(() -> plain.dispatcher().executorService().shutdown());
+    OkHttpClient plain = closing(new OkHttpClient());
     String url = "http://127.0.0.1:" + port + "/v1/chat/completions";
 
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
@@ -120,8 +123,7 @@ class QuickstartTest {
         .credentialProvider(() -> new Credential("Authorization", "Bearer sk-upstream-from-env")).build();
     toClose.add(engine);
     upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
-    OkHttpClient client = OkHttpQuickstart.client(engine);
-    toClose.add(() -> client.dispatcher().executorService().shutdown());
+    OkHttpClient client = closing(OkHttpQuickstart.client(engine));
     String url = upstream.url("/v1/chat/completions").toString();
     String key = "ci-key-change-me-0000"; // the key whose SHA-256 the policy holds
 
