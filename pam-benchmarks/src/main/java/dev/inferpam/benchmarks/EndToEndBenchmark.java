@@ -339,14 +339,6 @@ public class EndToEndBenchmark {
       }
     }
 
-    private static Request request(HttpUrl url, String authorization, byte[] body) {
-      return new Request.Builder().url(url)
-          .header("Authorization", authorization)
-          .header("Accept", "application/json, text/event-stream")
-          .post(RequestBody.create(body, JSON))
-          .build();
-    }
-
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
       for (OkHttpClient client : new OkHttpClient[] {plain, intercepted, toGateway}) {
@@ -387,6 +379,15 @@ public class EndToEndBenchmark {
 
   // ---------------------------------------------------------------------------------------
   // calls
+
+  /** A chat call as the benchmarks make it: JSON body, JSON or event-stream answers accepted. */
+  static Request request(HttpUrl url, String authorization, byte[] body) {
+    return new Request.Builder().url(url)
+        .header("Authorization", authorization)
+        .header("Accept", "application/json, text/event-stream")
+        .post(RequestBody.create(body, JSON))
+        .build();
+  }
 
   /** One call read to the end; fails unless 200. */
   static byte[] complete(OkHttpClient client, Request request) throws IOException {

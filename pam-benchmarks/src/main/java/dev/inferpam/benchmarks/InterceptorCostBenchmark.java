@@ -16,7 +16,6 @@ import okhttp3.MediaType;
 import okhttp3.OkHttpClient;
 import okhttp3.Protocol;
 import okhttp3.Request;
-import okhttp3.RequestBody;
 import okhttp3.Response;
 import okhttp3.ResponseBody;
 import okio.Buffer;
@@ -90,10 +89,10 @@ public class InterceptorCostBenchmark {
       intercepted = PamInterceptor.of(engine).install(new OkHttpClient.Builder()).addInterceptor(model).build();
 
       HttpUrl url = HttpUrl.get("http://127.0.0.1:9/v1/chat/completions"); // never connected
-      completionPlain = request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(false));
-      completionIntercepted = request(url, "Bearer " + token, EndToEndBenchmark.requestBody(false));
-      streamPlain = request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(true));
-      streamIntercepted = request(url, "Bearer " + token, EndToEndBenchmark.requestBody(true));
+      completionPlain = EndToEndBenchmark.request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(false));
+      completionIntercepted = EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(false));
+      streamPlain = EndToEndBenchmark.request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(true));
+      streamIntercepted = EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(true));
 
       for (OkHttpClient client : List.of(plain, intercepted)) {
         Request completion = client == plain ? completionPlain : completionIntercepted;
@@ -102,14 +101,6 @@ public class InterceptorCostBenchmark {
         if (length != EndToEndBenchmark.RESPONSE_BYTES) throw new IllegalStateException("completion of " + length);
         EndToEndBenchmark.wholeStream(client, stream);
       }
-    }
-
-    private static Request request(HttpUrl url, String authorization, byte[] body) {
-      return new Request.Builder().url(url)
-          .header("Authorization", authorization)
-          .header("Accept", "application/json, text/event-stream")
-          .post(RequestBody.create(body, JSON))
-          .build();
     }
 
     private static byte[] streamBody() {
