@@ -1,11 +1,6 @@
 package dev.inferpam.core.internal;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.JsonToken;
-import java.io.IOException;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
@@ -32,8 +27,9 @@ import java.util.Map;
  *
  * <p>Bounded: a small state machine walks each JSON document byte by byte, tracking only nesting
  * and the keys of the first two object levels; only the value of a key that can carry usage is
- * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then read with a
- * streaming parser (no tree). Strings that are neither keys nor copied are skipped in a tight
+ * copied (at most {@value #MAX_VALUE_BYTES} bytes, larger ones are skipped) and then read from
+ * its bytes ({@link UsageValues}; a streaming parser, no tree, for what that reader does not
+ * cover). Strings that are neither keys nor copied are skipped in a tight
  * loop. No line, event or body is ever buffered, so a long completion or a huge Ollama
  * {@code context} array costs nothing but the walk. Malformed input yields no usage, never an exception.
  *
@@ -47,7 +43,6 @@ public final class UsageExtractor {
   public static final String COMPLETION_TOKENS = "completion_tokens";
   public static final String TOTAL_TOKENS = "total_tokens";
 
-  private static final JsonFactory JSON = new JsonFactory();
   /**
    * Object-key paths (first two levels) whose values can carry usage: {@code usage},
    * {@code prompt_eval_count}, {@code eval_count}, {@code message.usage}, {@code response.usage}.
@@ -223,53 +218,33 @@ public final class UsageExtractor {
   // ---------------------------------------------------------------------------------------------
 
   private void found(String path, byte[] value, int length) {
-    // A streaming read of the few fields (no tree): it is most of what reading usage costs.
-    try (JsonParser p = JSON.createParser(value, 0, length)) {
-      JsonToken t = p.nextToken();
-      if (t == null) return;
-      if (path.equals(PROMPT_EVAL_COUNT_PATH)) {
-        prompt = count(p, t, prompt);
-      } else if (path.equals(EVAL_COUNT_PATH)) {
-        completion = count(p, t, completion);
-      } else if (t == JsonToken.START_OBJECT) { // an object named usage
-        // Read whole before anything is taken: a malformed object gives nothing, as a tree would.
-        Long[] counts = new Long[FIELDS.size()];
-        boolean[] present = new boolean[FIELDS.size()];
-        while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
-          int field = FIELDS.indexOf(p.currentName());
-          t = p.nextToken();
-          if (field >= 0) { // a later duplicate wins, as in a tree
-            present[field] = true;
-            counts[field] = count(p, t, null);
-          }
-          if (t == JsonToken.START_OBJECT || t == JsonToken.START_ARRAY) p.skipChildren();
-        }
-        if (t != JsonToken.END_OBJECT) return;
-        // prompt_tokens / completion_tokens when present (even when not a count), else the
-        // Anthropic and Responses API names
-        prompt = or(present[0] ? counts[0] : counts[1], prompt);
-        completion = or(present[2] ? counts[2] : counts[3], completion);
-        total = or(counts[4], total);
-      }
-    } catch (IOException e) {
-      // not JSON after all: no usage from it
+    // Read directly from the bytes; only what that reader is unsure of goes to a parser.
+    if (path.equals(PROMPT_EVAL_COUNT_PATH) || path.equals(EVAL_COUNT_PATH)) {
+      long n = UsageValues.count(value, length);
+      if (n == UsageValues.UNSURE_COUNT) n = UsageValues.countByJackson(value, length);
+      if (n == UsageValues.NOT_A_COUNT) return;
+      if (path.equals(PROMPT_EVAL_COUNT_PATH)) prompt = n;
+      else completion = n;
+      return;
     }
+    Long[] counts = new Long[UsageValues.FIELDS.length];
+    boolean[] present = new boolean[UsageValues.FIELDS.length];
+    int outcome = UsageValues.object(value, length, counts, present);
+    if (outcome == UsageValues.UNSURE) {
+      java.util.Arrays.fill(counts, null);
+      java.util.Arrays.fill(present, false);
+      outcome = UsageValues.objectByJackson(value, length, counts, present);
+    }
+    if (outcome != UsageValues.TAKEN) return;
+    // prompt_tokens / completion_tokens when present (even when not a count), else the
+    // Anthropic and Responses API names
+    prompt = or(present[0] ? counts[0] : counts[1], prompt);
+    completion = or(present[2] ? counts[2] : counts[3], completion);
+    total = or(counts[4], total);
   }
-
-  /** The usage fields read, in this order. */
-  private static final List<String> FIELDS =
-      List.of(PROMPT_TOKENS, "input_tokens", COMPLETION_TOKENS, "output_tokens", TOTAL_TOKENS);
 
   private static Long or(Long found, Long before) {
     return found != null ? found : before;
-  }
-
-  /** The count at the current token when it is a whole number >= 0 that fits a long, else {@code before}. */
-  private static Long count(JsonParser p, JsonToken t, Long before) throws IOException {
-    if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) return before;
-    long n = p.getLongValue();
-    if (n < 0) return before;
-    return n;
   }
 
   /**
