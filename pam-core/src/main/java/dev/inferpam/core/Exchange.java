@@ -15,6 +15,7 @@ import dev.inferpam.core.internal.Durations;
 import dev.inferpam.core.internal.Quotas;
 import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.ErrorBodies;
+import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.RecordBuilder;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import java.io.IOException;
@@ -655,10 +656,18 @@ public final class Exchange {
       boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
       left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
     }
-    SessionRecord r = record.build(id, started, durationMs, principal, operation, model, decision, complete,
-        reviewRecord(), left);
     try {
-      recorder.record(r);
+      if (recorder instanceof JsonlRecorder jsonl) {
+        // The default recorder finishes the record (masks the request body for it) on its writer
+        // thread, off the request's path.
+        long size = Math.min(body().length, RecordBuilder.MAX_CAPTURE)
+            + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
+        jsonl.recordLater(id, size, record.buildLater(id, started, durationMs, principal, operation, model, decision,
+            complete, reviewRecord(), left));
+      } else {
+        recorder.record(record.build(id, started, durationMs, principal, operation, model, decision, complete,
+            reviewRecord(), left));
+      }
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
     }

@@ -384,6 +384,46 @@ class ExchangeRecordingTest {
   }
 
   @Test
+  void theDefaultRecorderStoresTheSameMaskedRecordAsOneBuiltOnTheRequestThread() throws Exception {
+    // The JSONL recorder finishes the record (masks the request body) on its writer thread.
+    CapturingRecorder rec = new CapturingRecorder();
+    Exchange captured = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()), KEY, CHAT);
+    respond(captured, "application/json", "{\"text\":\"a secret\"}", 3);
+    captured.end(true);
+
+    try (PamEngine engine = engine(policy(recording("masked", "batched")), null, new UpperCasingMasker())) {
+      Exchange ex = call(engine, KEY, CHAT);
+      respond(ex, "application/json", "{\"text\":\"a secret\"}", 3);
+      ex.end(true);
+    }
+    List<Recordings.Entry> stored = Recordings.open(dir).entries();
+    assertThat(stored).hasSize(1);
+    SessionRecord r = stored.get(0).record();
+    SessionRecord expected = rec.records.get(0);
+    assertThat(r.request().body()).isEqualTo(CHAT.toUpperCase(Locale.ROOT));
+    assertThat(r.request()).isEqualTo(expected.request());
+    assertThat(r.response()).isEqualTo(expected.response());
+    assertThat(r.decision()).isEqualTo(expected.decision());
+    assertThat(r.principal()).isEqualTo(expected.principal());
+  }
+
+  @Test
+  void withTheDefaultRecorderAFailingMaskerStillStoresNoRequestBody() throws Exception {
+    Masker broken = () -> {
+      throw new IllegalStateException("detector crashed");
+    };
+    try (PamEngine engine = engine(policy(recording("masked", "batched")), null, broken)) {
+      Exchange ex = call(engine, KEY, CHAT);
+      respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
+      ex.end(true);
+    }
+    SessionRecord r = Recordings.open(dir).entries().get(0).record();
+    assertThat(r.request().body()).isNull();
+    assertThat(r.request().bytes()).isEqualTo(CHAT.length());
+    assertThat(r.response().body()).isNull();
+  }
+
+  @Test
   void noneKeepsOnlySizesAndHashesOfBothBodies() {
     CapturingRecorder rec = new CapturingRecorder();
     UpperCasingMasker masker = new UpperCasingMasker();

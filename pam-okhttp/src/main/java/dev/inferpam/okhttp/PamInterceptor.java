@@ -310,6 +310,21 @@ public final class PamInterceptor implements Interceptor {
   }
 
   /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
+  /**
+   * Reports the last {@code n} bytes of {@code sink} (just delivered) to the exchange, reading them
+   * in place: no copy, and the buffer's segments stay unshared, so Okio can reuse them.
+   */
+  private static void reportLast(Buffer sink, long n, Exchange exchange) {
+    try (Buffer.UnsafeCursor cursor = sink.readUnsafe(new Buffer.UnsafeCursor())) {
+      long left = n;
+      for (int readable = cursor.seek(sink.size() - n); left > 0 && readable > 0; readable = cursor.next()) {
+        int take = (int) Math.min(readable, left);
+        exchange.responseBytes(cursor.data, cursor.start, take);
+        left -= take;
+      }
+    }
+  }
+
   private static final class TapSource extends ForwardingSource {
     private final Exchange exchange;
     private final Ending ending;
@@ -332,10 +347,7 @@ public final class PamInterceptor implements Interceptor {
       if (n == -1) {
         finish(true);
       } else {
-        Buffer copy = new Buffer();
-        sink.copyTo(copy, sink.size() - n, n);
-        byte[] chunk = copy.readByteArray();
-        exchange.responseBytes(chunk, 0, chunk.length);
+        reportLast(sink, n, exchange);
       }
       return n;
     }
@@ -429,9 +441,8 @@ public final class PamInterceptor implements Interceptor {
         return -1;
       }
       long n = Math.min(byteCount, released.size());
-      byte[] chunk = released.readByteArray(n);
-      sink.write(chunk);
-      exchange.responseBytes(chunk, 0, chunk.length);
+      sink.write(released, n);
+      reportLast(sink, n, exchange);
       return n;
     }
 

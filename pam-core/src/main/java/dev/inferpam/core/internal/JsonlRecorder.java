@@ -195,7 +195,9 @@ public final class JsonlRecorder implements Recorder {
    * the bytes are kept for a rewrite after a failure.
    */
   private static final class Item {
-    private SessionRecord record;
+    private final String id;
+    /** Gives the record, once; built on the thread that first encodes (see {@link #recordLater}). */
+    private java.util.function.Supplier<SessionRecord> record;
     private byte[] body;
     private boolean unencodable;
     final boolean intent;
@@ -204,9 +206,14 @@ public final class JsonlRecorder implements Recorder {
     long seq;
 
     Item(SessionRecord record, boolean intent) {
+      this(record.id(), () -> record, intent, estimate(record));
+    }
+
+    Item(String id, java.util.function.Supplier<SessionRecord> record, boolean intent, long size) {
+      this.id = id;
       this.record = record;
       this.intent = intent;
-      this.size = estimate(record);
+      this.size = size;
     }
 
     private static long estimate(SessionRecord r) {
@@ -220,11 +227,11 @@ public final class JsonlRecorder implements Recorder {
     byte[] body(Logger log) {
       if (body == null && !unencodable) {
         try {
-          body = RecordCodec.bodyBytes(record);
+          body = RecordCodec.bodyBytes(record.get());
         } catch (RuntimeException e) {
           unencodable = true;
           // only the exception's type: its message could quote the record's content
-          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", record.id(),
+          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", id,
               e.getClass().getName());
         }
         record = null;
@@ -370,8 +377,28 @@ public final class JsonlRecorder implements Recorder {
   @Override
   public void record(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
+    handOver(new Item(record, false));
+  }
+
+  /**
+   * {@link #record}, for a record that is finished on the thread that encodes it — the writer,
+   * or the caller when the writer is behind — rather than on the caller's: the engine leaves the
+   * masking of the request body for the record to that thread. {@code record} must be safe to
+   * call from another thread, once; if it throws, the record is not written (logged with the
+   * exception's type, as an unencodable record).
+   *
+   * @param id            the exchange id, for the log should the record fail
+   * @param estimatedSize the memory the finished record will hold, roughly its bodies' length
+   */
+  public void recordLater(String id, long estimatedSize, java.util.function.Supplier<SessionRecord> record)
+      throws IOException {
+    Objects.requireNonNull(id, "id");
+    Objects.requireNonNull(record, "record");
+    handOver(new Item(id, record, false, 1024 + Math.max(0, estimatedSize)));
+  }
+
+  private void handOver(Item item) throws IOException {
     if (closed.get()) throw new IOException("recorder closed");
-    Item item = new Item(record, false);
     // The writer encodes, so a request thread only hands the record over; when the writer falls
     // behind, callers encode their own lines and the work spreads over their cores.
     if (backlog >= ENCODE_ON_CALLER_BACKLOG) item.body(log);

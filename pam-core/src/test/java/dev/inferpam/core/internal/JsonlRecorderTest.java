@@ -125,6 +125,40 @@ class JsonlRecorderTest {
   }
 
   @Test
+  void aRecordHandedOverToBeFinishedLaterIsFinishedOnTheWriterThreadAndChainedInOrder() throws Exception {
+    JsonlRecorder r = start(config(Policy.Durability.BATCHED));
+    java.util.concurrent.atomic.AtomicReference<Thread> finishedOn = new java.util.concurrent.atomic.AtomicReference<>();
+    r.record(next("ex-1"));
+    r.recordLater("ex-2", 100, () -> {
+      finishedOn.set(Thread.currentThread());
+      return next("ex-2");
+    });
+    r.record(next("ex-3"));
+    r.flush();
+
+    assertThat(finishedOn.get()).isNotNull().isNotSameAs(Thread.currentThread());
+    List<String> lines = allLines();
+    assertThat(lines).hasSize(3);
+    for (int i = 0; i < 3; i++) assertThat(RecordCodec.decode(lines.get(i))).isEqualTo(next("ex-" + (i + 1)));
+    assertThat(verify().ok()).isTrue();
+  }
+
+  @Test
+  void aRecordThatFailsToFinishIsNotWrittenIsLoggedByItsIdOnlyAndTheChainGoesOn() throws Exception {
+    JsonlRecorder r = start(config(Policy.Durability.BATCHED));
+    r.recordLater("ex-broken", 100, () -> {
+      throw new IllegalStateException("secret prompt text");
+    });
+    r.record(next("ex-2"));
+    r.flush();
+
+    assertThat(allLines()).hasSize(1).allSatisfy(line -> assertThat(line).contains("\"ex-2\""));
+    assertThat(logs.errors).singleElement().asString()
+        .contains("ex-broken", "IllegalStateException").doesNotContain("secret prompt text");
+    assertThat(verify().ok()).isTrue();
+  }
+
+  @Test
   void startsANewSegmentWhenTheNextLineWouldPassTheSegmentSize() throws Exception {
     int lineBytes = RecordCodec.encode(next("ex-00"), "0".repeat(64)).length() + 1;
     Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null,
