@@ -135,12 +135,14 @@ public final class UsageExtractor {
       case JSON -> {
         for (int i = off; i < end; i++) {
           i = scanner.skipString(b, i, end, false);
+          i = scanner.run(b, i, end, false);
           if (i < end) scanner.accept(b[i]);
         }
       }
       case NDJSON -> {
         for (int i = off; i < end; i++) {
           i = scanner.skipString(b, i, end, true);
+          i = scanner.run(b, i, end, true);
           if (i == end) break;
           if (b[i] == '\n') scanner.reset();
           else scanner.accept(b[i]);
@@ -148,7 +150,10 @@ public final class UsageExtractor {
       }
       case SSE -> {
         for (int i = off; i < end; i++) {
-          if (sseState == SSE_DATA) i = scanner.skipString(b, i, end, true);
+          if (sseState == SSE_DATA) {
+            i = scanner.skipString(b, i, end, true);
+            i = scanner.run(b, i, end, true);
+          }
           if (i < end) sse(b[i]);
         }
       }
@@ -312,6 +317,71 @@ public final class UsageExtractor {
       return i;
     }
 
+    /**
+     * Where the next byte that needs {@link #accept} is, from {@code i}: while a value is being
+     * copied, or the walk is deeper than the key levels, nothing but strings and nesting matters
+     * until the copied value ends (a comma or closing bracket at its level) or the walk climbs
+     * back to the key levels (the closing bracket that does so); those bytes are stepped here in
+     * a tight loop (a copied run appended at once), stopping, for line-framed bodies, at a line
+     * end too. The byte returned is left for {@code accept}, which does what the loop would not.
+     */
+    int run(byte[] b, int i, int end, boolean lineFramed) {
+      // Strings of a walk that copies nothing are skipped by skipString, faster
+      if (broken || i >= end || (!capturing && (depth <= KEY_DEPTH || inString))) return i;
+      // While copying, the level whose comma or closing bracket ends the value; else the deepest
+      // level whose closing bracket climbs back to the key levels.
+      int stop = capturing ? captureDepth : KEY_DEPTH + 1;
+      int start = i;
+      int d = depth;
+      boolean str = inString;
+      boolean esc = escape;
+      for (; i < end; i++) {
+        byte c = b[i];
+        if (str && !esc) {
+          // the inside of a string, most of the bytes: only a quote, a backslash or a line end matters
+          if (lineFramed) {
+            while (c != '"' && c != '\\' && c != '\n' && c != '\r') {
+              if (++i == end) break;
+              c = b[i];
+            }
+          } else {
+            while (c != '"' && c != '\\') {
+              if (++i == end) break;
+              c = b[i];
+            }
+          }
+          if (i == end) break;
+        }
+        if (lineFramed && (c == '\n' || c == '\r')) break;
+        if (str) {
+          if (esc) esc = false;
+          else if (c == '\\') esc = true;
+          else if (c == '"') str = false;
+          continue;
+        }
+        if (c == '"') {
+          if (!capturing) break;
+          str = true;
+        } else if (c == '{' || c == '[') {
+          d++;
+        } else if (c == '}' || c == ']') {
+          if (d == stop) break;
+          d--;
+        } else if (c == ',' && capturing && d == captureDepth) {
+          break;
+        }
+      }
+      if (i == start) return i;
+      if (capturing) appendRun(b, start, i - start);
+      else expectKey = false;
+      depth = d;
+      inString = str;
+      escape = esc;
+      stringIsKey = false;
+      pendingPath = null;
+      return i;
+    }
+
     void accept(byte c) {
       if (broken) return;
       if (inString) {
@@ -413,6 +483,20 @@ public final class UsageExtractor {
       captureLength = 0;
       captureOverflow = false;
       if (capture == null) capture = new byte[256];
+    }
+
+    private void appendRun(byte[] b, int off, int len) {
+      if (captureOverflow) return;
+      if (captureLength + len > capture.length) {
+        if (captureLength + len > MAX_VALUE_BYTES) {
+          captureOverflow = true;
+          return;
+        }
+        capture = java.util.Arrays.copyOf(capture, Math.min(MAX_VALUE_BYTES,
+            Math.max(capture.length * 2, captureLength + len)));
+      }
+      System.arraycopy(b, off, capture, captureLength, len);
+      captureLength += len;
     }
 
     private void append(byte c) {
