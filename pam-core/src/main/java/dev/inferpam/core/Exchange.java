@@ -488,14 +488,14 @@ public final class Exchange {
   }
 
   /**
-   * Reports the response status line and headers (call once, before any body bytes; later calls
-   * are ignored). How the body is then delivered is {@link #responseRefusal()} and
+   * Reports the response status line and headers (call once, before any body bytes; later calls,
+   * and calls after {@link #end}, are ignored). How the body is then delivered is {@link #responseRefusal()} and
    * {@link #responseMasking()}.
    *
    * @param headers the response headers (names in any case), or {@code null} for none
    */
   public void responseStarted(int status, Map<String, List<String>> headers) {
-    if (responseReported) return;
+    if (responseReported || ended) return;
     responseReported = true;
     Map<String, List<String>> normalized = headers == null ? Map.of() : InferenceRequest.normalize(headers);
     String type = first(normalized.get("content-type"));
@@ -598,9 +598,13 @@ public final class Exchange {
     return masking;
   }
 
-  /** Reports bytes as they are delivered to the client (masked ones when masking applies). */
+  /**
+   * Reports bytes as they are delivered to the client (masked ones when masking applies); ignored
+   * after {@link #end}, when the record is already handed over.
+   */
   public void responseBytes(byte[] b, int off, int len) {
-    if (responseRefusal != null) return; // the record holds the refusal that was sent instead
+    // After the end the record is the recorder's; with a refusal it holds what was sent instead.
+    if (ended || responseRefusal != null) return;
     record.responseBytes(b, off, len);
   }
 
@@ -658,8 +662,8 @@ public final class Exchange {
     }
     try {
       if (recorder instanceof JsonlRecorder jsonl) {
-        // The default recorder finishes the record (masks the request body for it) on its writer
-        // thread, off the request's path.
+        // The default recorder builds the record (and masks the request body for it) on its
+        // writer thread, off the request's path; nothing reported after the end reaches it.
         long size = Math.min(body().length, RecordBuilder.MAX_CAPTURE)
             + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
         jsonl.recordLater(id, size, record.buildLater(id, started, durationMs, principal, operation, model, decision,

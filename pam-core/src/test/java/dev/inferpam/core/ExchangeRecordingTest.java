@@ -408,6 +408,23 @@ class ExchangeRecordingTest {
   }
 
   @Test
+  void bytesReportedAfterTheEndDoNotReachTheRecord() throws Exception {
+    try (PamEngine engine = engine(policy(recording("full", "batched")), null, null)) {
+      Exchange ex = call(engine, KEY, CHAT);
+      respond(ex, "application/json", "{\"a\":1}", 1);
+      ex.end(false);
+      byte[] late = "{\"late\":true}".getBytes(StandardCharsets.UTF_8);
+      ex.responseStarted(500, Map.of());
+      ex.responseBytes(late, 0, late.length);
+    }
+    SessionRecord r = Recordings.open(dir).entries().get(0).record();
+    assertThat(r.response().status()).isEqualTo(200);
+    assertThat(r.response().body()).isEqualTo("{\"a\":1}");
+    assertThat(r.response().bytes()).isEqualTo(7);
+    assertThat(r.response().complete()).isFalse();
+  }
+
+  @Test
   void withTheDefaultRecorderAFailingMaskerStillStoresNoRequestBody() throws Exception {
     Masker broken = () -> {
       throw new IllegalStateException("detector crashed");

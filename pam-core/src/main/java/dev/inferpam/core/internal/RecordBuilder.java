@@ -230,39 +230,18 @@ public final class RecordBuilder {
   }
 
   /**
-   * The exchange record as {@link #build}, except that with {@code bodies: masked} the masking
-   * of the request body — the one costly step left when the record is built — is left to whoever
-   * calls the returned supplier: the recorder's writer thread, instead of the request thread. The
-   * supplier reads nothing this builder may still change (the record built here, the request
-   * body, which is never modified, and the masker, which is thread-safe), so it may run on any
-   * thread, once, after this returns.
+   * The exchange record as {@link #build} would give it, built when the returned supplier is
+   * called: by the recorder's writer thread, so that assembling the record and masking the
+   * request body for it (with {@code bodies: masked}) happen off the request's path. Call once
+   * nothing more will be reported to this builder; the supplier may then run on any thread, once.
    */
   public java.util.function.Supplier<SessionRecord> buildLater(String id, Instant time, long durationMs,
                                                                Principal principal, String operation, String model,
                                                                Decision decision, boolean complete,
                                                                SessionRecord.Approval approval,
                                                                Map<String, Long> quotaRemaining) {
-    if (bodies != Policy.Bodies.MASKED || request == null || recordedRequest != null) {
-      SessionRecord built = build(id, time, durationMs, principal, operation, model, decision, complete, approval,
-          quotaRemaining);
-      return () -> built;
-    }
-    byte[] body = request.body();
-    // the request without its body text for now; the body is masked when the supplier runs
-    recordedRequest = new SessionRecord.Request(head.method(), request.path(), null, null, redact(head.headers()),
-        body.length, null, null);
-    SessionRecord built = build(id, time, durationMs, principal, operation, model, decision, complete, approval,
+    return () -> build(id, time, durationMs, principal, operation, model, decision, complete, approval,
         quotaRemaining);
-    recordedRequest = null;
-    Masker m = masker;
-    return () -> {
-      SessionRecord.Request r = built.request();
-      String text = mask(m, capped(body, body.length)).text();
-      return new SessionRecord(built.type(), built.id(), built.time(), built.durationMs(), built.principal(),
-          new SessionRecord.Request(r.method(), r.path(), r.operation(), r.model(), r.headers(), r.bytes(), text,
-              r.bodySha256()),
-          built.decision(), built.approval(), built.response(), built.quotaRemaining());
-    };
   }
 
   /** Token usage read from the response so far ({@code prompt_tokens}, ...), possibly empty. */
@@ -288,10 +267,6 @@ public final class RecordBuilder {
    * unmasked one: the record must not hold what masking was meant to remove.
    */
   private Masked mask(String text) {
-    return mask(masker, text);
-  }
-
-  private static Masked mask(Masker masker, String text) {
     try {
       Masker.Session session = masker.open();
       String out = session.push(text) + session.finish();
