@@ -157,6 +157,15 @@ public final class BlockMasker implements Masker {
     return mask(text, new Replacements(strategy, hashKey), new LinkedHashMap<>());
   }
 
+  /**
+   * {@link #mask(String)} of a whole text, adding one per masked value to {@code counts} (by
+   * detector name): what a session given the text in one push would release and count, without
+   * the session's streaming work.
+   */
+  public String mask(String text, Map<String, Integer> counts) {
+    return mask(text, new Replacements(strategy, hashKey), counts);
+  }
+
   /** All matches of all detectors, overlaps resolved, in ascending order. */
   public List<Match> matches(CharSequence text) {
     return resolve(raw(text, 0), text.length());

@@ -43,6 +43,7 @@ final class BodyMaskerValues {
   /** Masks one whole value in a fresh session. */
   String mask(String value) {
     if (value.isEmpty()) return value;
+    if (masker instanceof BlockMasker block) return block.mask(value, ended); // whole: no session needed
     Masker.Session session = masker.open();
     String masked = session.push(value) + session.finish();
     add(ended, session.counts());

@@ -35,6 +35,20 @@ class BlockMaskerTest {
   }
 
   @Test
+  void maskingAWholeTextAtOnceGivesWhatASessionReleasesAndCounts() {
+    String text = "Mail john.doe@example.com, jane@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111";
+    for (MaskStrategy strategy : MaskStrategy.values()) {
+      BlockMasker m = all(strategy);
+      Masker.Session session = m.open();
+      String streamed = session.push(text) + session.finish();
+      Map<String, Integer> counts = new java.util.TreeMap<>(Map.of("email", 1)); // added to, not replaced
+      assertThat(m.mask(text, counts)).as(strategy.name()).isEqualTo(streamed);
+      assertThat(counts).as(strategy.name()).isEqualTo(Map.of("email", 3, "phone", 1, "credit-card", 1));
+      assertThat(session.counts()).isEqualTo(Map.of("email", 2, "phone", 1, "credit-card", 1));
+    }
+  }
+
+  @Test
   void leavesTextWithoutValuesUnchanged() {
     String text = "Release v1.2.3.4 shipped on 2024-01-15, order 12345678, version 10.0.0.1; std::vector";
     assertThat(all(MaskStrategy.REDACT).mask(text)).isSameAs(text);
