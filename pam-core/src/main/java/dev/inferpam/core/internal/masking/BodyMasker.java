@@ -115,6 +115,11 @@ public final class BodyMasker {
     String push(byte[] b, int off, int len);
 
     String finish();
+
+    /** {@link #finish()} as UTF-8; a framing holding the very bytes to release may give them as they are. */
+    default byte[] finishBytes() {
+      return finish().getBytes(StandardCharsets.UTF_8);
+    }
   }
 
   private final BodyMaskerValues values;
@@ -165,7 +170,7 @@ public final class BodyMasker {
   public byte[] finish() {
     if (finished) return new byte[0];
     finished = true;
-    return framing.finish().getBytes(StandardCharsets.UTF_8);
+    return framing.finishBytes();
   }
 
   /** Values masked so far, per detector, over all sessions of this body. */

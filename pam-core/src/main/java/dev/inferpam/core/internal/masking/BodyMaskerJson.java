@@ -92,12 +92,12 @@ final class BodyMaskerJson {
   }
 
   /**
-   * Masks a whole JSON document; {@code null} when it is not exactly one JSON value (the caller
-   * then masks it as text). A document in which nothing needs masking, the usual case, is
-   * returned as it came (its text, formatting kept); otherwise it is written again, compact,
-   * with the masked string values. Counts go to {@code values} only on success.
+   * Masks a whole JSON document, giving UTF-8; {@code null} when it is not exactly one JSON value
+   * (the caller then masks it as text). A document in which nothing needs masking, the usual
+   * case, is returned as it came (the same array, formatting kept); otherwise it is written
+   * again, compact, with the masked string values. Counts go to {@code values} only on success.
    */
-  static String maskDocument(byte[] json, BodyMaskerValues values) {
+  static byte[] maskDocument(byte[] json, BodyMaskerValues values) {
     BodyMaskerValues tally = values.fork();
     List<String> masked = new ArrayList<>();
     int outcome;
@@ -112,8 +112,10 @@ final class BodyMaskerJson {
     }
     if (outcome == INVALID) return null;
     values.addAll(tally);
-    if (outcome == UNCHANGED) return new String(json, StandardCharsets.UTF_8);
-    // Something was masked: write the document again, with the values masked in the first pass.
+    if (outcome == UNCHANGED && isStrictUtf8(json)) return json;
+    // Something was masked, or the bytes are not strict UTF-8 (an overlong form Jackson decoded
+    // without complaint, which another decoder would read otherwise): write the document again,
+    // from the values as they were scanned and masked in the first pass.
     Iterator<String> replay = masked.iterator();
     StringWriter out = new StringWriter(json.length + 16);
     try (JsonParser p = FACTORY.createParser(json);
@@ -122,7 +124,23 @@ final class BodyMaskerJson {
     } catch (IOException e) {
       throw new IllegalStateException("JSON document not writable a second time", e);
     }
-    return out.toString();
+    return out.toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** Whether {@code b} is UTF-8 as the JDK's strict decoder reads it (no overlong forms, no surrogates). */
+  private static boolean isStrictUtf8(byte[] b) {
+    int i = 0;
+    while (i < b.length && b[i] >= 0) i++;
+    if (i == b.length) return true; // plain ASCII, the usual case
+    try {
+      StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+          .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+          .decode(java.nio.ByteBuffer.wrap(b));
+      return true;
+    } catch (java.nio.charset.CharacterCodingException e) {
+      return false;
+    }
   }
 
   private static final int INVALID = -1;
@@ -228,14 +246,19 @@ final class BodyMaskerJson {
 
     @Override
     public String finish() {
-      if (fallback != null) return fallback.finish();
+      return new String(finishBytes(), StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public byte[] finishBytes() {
+      if (fallback != null) return fallback.finish().getBytes(StandardCharsets.UTF_8);
       byte[] body = buffer.toByteArray();
       buffer = null;
-      if (body.length == 0) return "";
-      String masked = maskDocument(body, values);
+      if (body.length == 0) return body;
+      byte[] masked = maskDocument(body, values);
       if (masked != null) return masked;
       BodyMaskerText text = new BodyMaskerText(values);
-      return text.push(body, 0, body.length) + text.finish();
+      return (text.push(body, 0, body.length) + text.finish()).getBytes(StandardCharsets.UTF_8);
     }
   }
 }

@@ -80,6 +80,22 @@ class BodyMaskerTest {
   }
 
   @Test
+  void aDocumentWithNothingToMaskButOverlongUtf8IsWrittenAgainAsItWasScanned() {
+    // C1 81 is an overlong 'A': Jackson reads "xAy" (and the detectors scanned that), a strict
+    // decoder refuses it, a lenient one reads U+FFFD. The client gets what was scanned.
+    byte[] body = {'{', '"', 'a', '"', ':', ' ', '"', 'x', (byte) 0xC1, (byte) 0x81, 'y', '"', '}'};
+    BodyMasker masker = open(JSON);
+    assertThat(masker.push(body, 0, body.length)).isEmpty();
+    assertThat(str(masker.finish())).isEqualTo("{\"a\":\"xAy\"}");
+    assertThat(masker.counts()).isEmpty();
+    // strict UTF-8 beyond ASCII still passes as it came
+    byte[] valid = utf8("{\"a\": \"caf\u00e9\"}");
+    BodyMasker plain = open(JSON);
+    plain.push(valid, 0, valid.length);
+    assertThat(plain.finish()).isEqualTo(valid);
+  }
+
+  @Test
   void anthropicMessageIsMasked() {
     String body = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
         + "\"content\":[{\"type\":\"text\",\"text\":\"hi SECRET\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\","
