@@ -492,6 +492,32 @@ class ExchangeRecordingTest {
     assertThat(r.response().body()).hasSize(RecordBuilder.MAX_CAPTURE);
   }
 
+  @Test
+  void usageIsReadWholeWhenTheStreamOutgrowsTheCaptureWhereverTheCutFalls() {
+    // Usage is read from the captured body when the record is built, and as the bytes pass once
+    // the capture is full: an event split across that boundary is read whole.
+    String first = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
+    String filler = "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"" + "y".repeat(8000) + "\"}}\n\n";
+    String last = "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":345}}\n\n";
+    for (int shift : new int[] {0, 7, 30}) {
+      CapturingRecorder rec = new CapturingRecorder();
+      Exchange ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
+      ex.responseStarted(200, Map.of("Content-Type", List.of("text/event-stream")));
+      StringBuilder body = new StringBuilder(first);
+      while (body.length() < RecordBuilder.MAX_CAPTURE) body.append(filler);
+      body.setLength(RecordBuilder.MAX_CAPTURE - 10 - shift); // cut inside a filler event ...
+      body.append("\"}}\n\n").append(last); // ... closed, so the last event straddles the capture's end
+      byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
+      for (int off = 0; off < bytes.length; off += 1000) ex.responseBytes(bytes, off, Math.min(1000, bytes.length - off));
+      ex.end(true);
+      SessionRecord r = rec.records.get(0);
+      assertThat(r.response().bytes()).isEqualTo(bytes.length).isGreaterThan(RecordBuilder.MAX_CAPTURE);
+      assertThat(r.response().usage()).as("shift %d", shift)
+          .isEqualTo(Map.of("prompt_tokens", 12L, "completion_tokens", 345L));
+    }
+  }
+
+  // --- response fields ---------------------------------------------------------------------------
   // --- response fields ---------------------------------------------------------------------------
 
   @Test

@@ -43,7 +43,9 @@ import org.slf4j.LoggerFactory;
  * <p>Bounded: at most {@link #MAX_CAPTURE} bytes of each body are kept for the record (the rest
  * is counted but not stored, and {@code bytes} is always the exact size, so a shortened body is
  * visible as {@code bytes} larger than the stored text); hashes always cover the whole body.
- * Token usage is read from the response as it passes by a {@link UsageExtractor}.
+ * Token usage is read from the response by a {@link UsageExtractor}: from the captured body when
+ * asked (so on the recorder's writer thread when nothing needs it sooner), or as the bytes pass
+ * when bodies are not kept or the body outgrows the capture.
  *
  * <p>Used by one request at a time (calls may come from different threads one after another).
  */
@@ -65,9 +67,16 @@ public final class RecordBuilder {
   private final Masker masker;
   private SessionRecord.Request recordedRequest;
 
-  private final ByteArrayOutputStream captured;
+  private final Capture captured;
   private final MessageDigest responseDigest;
   private UsageExtractor usage = UsageExtractor.forContentType(null);
+  /**
+   * Bytes of {@code captured} that {@code usage} has read. While the body fits the capture, usage
+   * is read from it only when asked ({@link #usage()}, {@link #build}, usually on the recorder's
+   * writer thread) rather than as the bytes pass; past the capture it reads as they pass.
+   */
+  private int usageRead;
+  private boolean usageLive;
   private int status;
   private boolean streamed;
   private boolean ownResponse;
@@ -93,7 +102,7 @@ public final class RecordBuilder {
     this.secretHeaders = Set.copyOf(secretHeaders);
     this.bodies = Objects.requireNonNull(bodies, "bodies");
     this.masker = Objects.requireNonNull(masker, "masker");
-    this.captured = bodies == Policy.Bodies.NONE ? null : new ByteArrayOutputStream();
+    this.captured = bodies == Policy.Bodies.NONE ? null : new Capture();
     this.responseDigest = bodies == Policy.Bodies.NONE ? Sha256.newDigest() : null;
   }
 
@@ -106,7 +115,13 @@ public final class RecordBuilder {
   public void responseStarted(int status, String contentType) {
     this.status = status;
     this.streamed = UsageExtractor.isStreamingType(contentType);
+    newUsage(contentType);
+  }
+
+  /** A fresh extractor, for the bytes from now on. */
+  private void newUsage(String contentType) {
     this.usage = UsageExtractor.forContentType(contentType);
+    this.usageRead = captured == null ? 0 : captured.size();
   }
 
   /** The engine answered itself (a denial): {@code body} is the error JSON that was sent. */
@@ -114,7 +129,7 @@ public final class RecordBuilder {
     this.status = status;
     this.streamed = false;
     this.ownResponse = true;
-    this.usage = UsageExtractor.forContentType(null);
+    newUsage(null);
     responseBytes(body, 0, body.length);
   }
 
@@ -131,12 +146,35 @@ public final class RecordBuilder {
   public void responseBytes(byte[] b, int off, int len) {
     if (len <= 0) return;
     responseBytes += len;
-    if (captured != null) {
+    if (responseDigest != null) responseDigest.update(b, off, len);
+    if (captured != null && !usageLive) {
+      int room = MAX_CAPTURE - captured.size();
+      if (len <= room) {
+        captured.write(b, off, len); // usage is read from the capture later
+        return;
+      }
+      readCapturedUsage(); // the capture ends here: usage reads on as the bytes pass
+      usageLive = true;
+      if (room > 0) captured.write(b, off, room);
+    } else if (captured != null) {
       int room = MAX_CAPTURE - captured.size();
       if (room > 0) captured.write(b, off, Math.min(room, len));
     }
-    if (responseDigest != null) responseDigest.update(b, off, len);
     usage.accept(b, off, len);
+  }
+
+  private void readCapturedUsage() {
+    if (captured == null || usageLive) return;
+    int size = captured.size();
+    if (usageRead < size) usage.accept(captured.array(), usageRead, size - usageRead);
+    usageRead = size;
+  }
+
+  /** A byte array output stream that lends its array, so usage can be read from it in place. */
+  private static final class Capture extends ByteArrayOutputStream {
+    synchronized byte[] array() {
+      return buf;
+    }
   }
 
   /**
@@ -224,7 +262,7 @@ public final class RecordBuilder {
       }
     }
     SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
-        maskedCounts, usage.usage(), hash);
+        maskedCounts, usage(), hash);
     return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal,
         withClassification(operation, model), ds, approval, resp, quotaRemaining);
   }
@@ -246,6 +284,7 @@ public final class RecordBuilder {
 
   /** Token usage read from the response so far ({@code prompt_tokens}, ...), possibly empty. */
   public Map<String, Long> usage() {
+    readCapturedUsage();
     return usage.usage();
   }
 
