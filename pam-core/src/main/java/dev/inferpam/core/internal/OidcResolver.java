@@ -306,12 +306,11 @@ public final class OidcResolver implements IdentityResolver {
       }
       return Optional.empty();
     }
-    if (!BearerTokens.isJwtShaped(token)) return Optional.empty();
-    if (token.length() > MAX_TOKEN_CHARS) throw new AuthenticationException(Failure.TOO_LARGE);
-
     Instant now = clock.instant();
     ByteBuffer key = null;
-    if (tokens != null) {
+    if (tokens != null && token != null && token.length() <= MAX_TOKEN_CHARS) {
+      // A cached token was JWT-shaped when it was verified: the cache is asked first, so the
+      // usual request (a token seen before) skips the shape check.
       key = ByteBuffer.wrap(sha256(token));
       Verified hit = tokens.getIfPresent(key);
       if (hit != null && now.isBefore(hit.cacheUntil())) {
@@ -321,6 +320,8 @@ public final class OidcResolver implements IdentityResolver {
         throw new AuthenticationException(problem);
       }
     }
+    if (!BearerTokens.isJwtShaped(token)) return Optional.empty();
+    if (token.length() > MAX_TOKEN_CHARS) throw new AuthenticationException(Failure.TOO_LARGE);
     Verified verified = verify(token, now);
     if (tokens != null) tokens.put(key, verified);
     return Optional.of(verified.principal());
@@ -675,6 +676,6 @@ public final class OidcResolver implements IdentityResolver {
   }
 
   private static byte[] sha256(String token) {
-    return Sha256.of(token.getBytes(StandardCharsets.US_ASCII));
+    return Sha256.of(token.getBytes(StandardCharsets.UTF_8));
   }
 }
