@@ -98,6 +98,13 @@ final class BodyMaskerJson {
    * again, compact, with the masked string values. Counts go to {@code values} only on success.
    */
   static byte[] maskDocument(byte[] json, BodyMaskerValues values) {
+    BlockMasker block = values.block();
+    if (block != null && QuietJson.isQuiet(json, block)) return json; // the usual case, without a parser
+    return maskParsed(json, values);
+  }
+
+  /** {@link #maskDocument} with a parser, whatever the document. */
+  static byte[] maskParsed(byte[] json, BodyMaskerValues values) {
     BodyMaskerValues tally = values.fork();
     List<String> masked = new ArrayList<>();
     int outcome;

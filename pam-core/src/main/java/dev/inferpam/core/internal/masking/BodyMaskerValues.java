@@ -20,6 +20,11 @@ final class BodyMaskerValues {
     this.masker = masker;
   }
 
+  /** The masker when it is a {@link BlockMasker} (whose matches can be asked for), else {@code null}. */
+  BlockMasker block() {
+    return masker instanceof BlockMasker b ? b : null;
+  }
+
   /** A fresh, empty tally on the same masker; {@link #addAll} it once its work is kept. */
   BodyMaskerValues fork() {
     return new BodyMaskerValues(masker);
