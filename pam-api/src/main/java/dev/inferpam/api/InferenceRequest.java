@@ -46,16 +46,49 @@ public record InferenceRequest(String method, String path, String query,
     return new String(body, StandardCharsets.UTF_8);
   }
 
-  /** Lower-cases names and copies lists so the result is immutable. */
+  /**
+   * Lower-cases names and copies lists so the result is immutable. A map this method returned
+   * is returned as it is (it is already both), so headers passed along are normalized once.
+   */
   public static Map<String, List<String>> normalize(Map<String, List<String>> headers) {
     if (headers == null || headers.isEmpty()) return Map.of();
-    Map<String, List<String>> out = new TreeMap<>();
+    if (headers instanceof Normalized) return headers;
+    TreeMap<String, List<String>> out = new TreeMap<>();
     headers.forEach((name, values) -> {
       if (name == null || values == null) return;
       out.computeIfAbsent(name.toLowerCase(Locale.ROOT), k -> new ArrayList<>()).addAll(values);
     });
     out.replaceAll((k, v) -> List.copyOf(v));
-    return Collections.unmodifiableMap(out);
+    return new Normalized(out);
+  }
+
+  /** The result of {@link #normalize}: a read-only view of a sorted map nobody else holds. */
+  private static final class Normalized extends java.util.AbstractMap<String, List<String>> {
+    private final Map<String, List<String>> map;
+
+    Normalized(TreeMap<String, List<String>> map) {
+      this.map = Collections.unmodifiableMap(map);
+    }
+
+    @Override
+    public java.util.Set<Map.Entry<String, List<String>>> entrySet() {
+      return map.entrySet();
+    }
+
+    @Override
+    public List<String> get(Object key) {
+      return map.get(key);
+    }
+
+    @Override
+    public boolean containsKey(Object key) {
+      return map.containsKey(key);
+    }
+
+    @Override
+    public int size() {
+      return map.size();
+    }
   }
 
   /** Shows method and path only: headers may hold credentials. */
