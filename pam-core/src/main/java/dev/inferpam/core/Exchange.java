@@ -489,8 +489,8 @@ public final class Exchange {
 
   /**
    * Reports the response status line and headers (call once, before any body bytes; later calls,
-   * and calls after {@link #end}, are ignored). How the body is then delivered is {@link #responseRefusal()} and
-   * {@link #responseMasking()}.
+   * and calls after {@link #end}, are ignored). How the body is then delivered is
+   * {@link #responseRefusal()} and {@link #responseMasking()}.
    *
    * @param headers the response headers (names in any case), or {@code null} for none
    */

@@ -309,7 +309,6 @@ public final class PamInterceptor implements Interceptor {
         .build();
   }
 
-  /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
   /**
    * Reports the last {@code n} bytes of {@code sink} (just delivered) to the exchange, reading them
    * in place: no copy, and the buffer's segments stay unshared, so Okio can reuse them.
@@ -325,6 +324,7 @@ public final class PamInterceptor implements Interceptor {
     }
   }
 
+  /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
   private static final class TapSource extends ForwardingSource {
     private final Exchange exchange;
     private final Ending ending;

@@ -140,9 +140,7 @@ final class QuietJson {
       }
       if (i >= b.length || b[i] < 0x20) return -1; // unterminated, a control byte, or non-ASCII
       if (b[i] == '"') {
-        if (scan && i > start && !masker.matches(new String(b, start, i - start, StandardCharsets.ISO_8859_1)).isEmpty()) {
-          return -1;
-        }
+        if (scan && i > start && !quiet(new String(b, start, i - start, StandardCharsets.ISO_8859_1))) return -1;
         return i + 1;
       }
       StringBuilder text = null;
@@ -185,11 +183,13 @@ final class QuietJson {
         if (text != null) text.append((char) c);
         i++;
       }
-      if (scan && i > start) {
-        CharSequence value = text != null ? text.toString() : new String(b, start, i - start, StandardCharsets.ISO_8859_1);
-        if (!masker.matches(value).isEmpty()) return -1;
-      }
+      if (scan && !quiet(text.toString())) return -1; // text: this string had an escape
       return i + 1;
+    }
+
+    /** Whether the masker finds nothing in the string value {@code value}. */
+    private boolean quiet(String value) {
+      return masker.matches(value).isEmpty();
     }
 
     private int hex4(int i) {
