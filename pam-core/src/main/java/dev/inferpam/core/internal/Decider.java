@@ -207,6 +207,7 @@ public final class Decider {
   }
 
   private static JsonNode lookup(JsonNode body, String dotted) {
+    if (dotted.indexOf('.') < 0) return body.isObject() ? body.get(dotted) : null; // most names
     JsonNode n = body;
     for (String part : dotted.split("\\.")) {
       if (n == null || !n.isObject()) return null;
