@@ -222,6 +222,15 @@ class PamInterceptorTest {
       assertThat(r.code()).isEqualTo(403);
       assertThat(error(r).get("message").asText()).contains("max_completion_tokens").contains("4096");
     }
+    // a nested spelling (Ollama's options.num_predict) and a denied parameter under options
+    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"options\":{\"num_predict\":9000}"))) {
+      assertThat(r.code()).isEqualTo(403);
+      assertThat(error(r).get("message").asText()).contains("options.num_predict").contains("4096");
+    }
+    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"options\":{\"logprobs\":true}"))) {
+      assertThat(r.code()).isEqualTo(403);
+      assertThat(error(r).get("message").asText()).contains("logprobs");
+    }
     assertThat(server.getRequestCount()).isZero();
   }
 
