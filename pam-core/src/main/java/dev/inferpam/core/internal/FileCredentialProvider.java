@@ -4,10 +4,6 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -99,15 +95,9 @@ public final class FileCredentialProvider implements CredentialProvider {
     if (bytes.length > MAX_BYTES) {
       return Snapshot.failed(stamp, "credential file " + file + " is larger than " + MAX_BYTES + " bytes");
     }
-    String secret;
-    try {
-      secret = StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(bytes)).toString().strip();
-    } catch (CharacterCodingException e) {
-      return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8");
-    }
+    String decoded = StrictUtf8.decode(bytes);
+    if (decoded == null) return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8");
+    String secret = decoded.strip();
     if (secret.isEmpty()) return Snapshot.failed(stamp, "credential file " + file + " is empty");
     if (!CredentialProviders.isHeaderSafe(secret)) {
       return Snapshot.failed(stamp, "credential file " + file

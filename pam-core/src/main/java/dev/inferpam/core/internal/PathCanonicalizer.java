@@ -1,11 +1,5 @@
 package dev.inferpam.core.internal;
 
-import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 
 /**
  * Turns a raw request path into the one form that policy is matched against, refusing every
@@ -133,22 +127,16 @@ public final class PathCanonicalizer {
         bytes[n++] = (byte) c; // ASCII only: checked by the caller
       }
     }
-    // REPORT, not the default REPLACE: two different invalid sequences must not collapse into
-    // the same U+FFFD path, and Java's decoder already rejects overlong forms and surrogates.
-    CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-        .onMalformedInput(CodingErrorAction.REPORT)
-        .onUnmappableCharacter(CodingErrorAction.REPORT);
-    try {
-      CharBuffer chars = decoder.decode(ByteBuffer.wrap(bytes, 0, n));
-      for (int i = 0; i < chars.length(); i++) {
-        char c = chars.get(i);
-        // C1 controls (NEL among them) are line breaks to some log and header parsers.
-        if (c >= 0x80 && c <= 0x9f) throw new BadPathException("encoded control character in path");
-      }
-      return chars.toString();
-    } catch (CharacterCodingException e) {
-      throw new BadPathException("invalid UTF-8 in percent-encoded path");
+    // Strict, not the default REPLACE: two different invalid sequences must not collapse into
+    // the same U+FFFD path (overlong forms and surrogates are refused too).
+    String chars = StrictUtf8.decode(bytes, 0, n);
+    if (chars == null) throw new BadPathException("invalid UTF-8 in percent-encoded path");
+    for (int i = 0; i < chars.length(); i++) {
+      char c = chars.charAt(i);
+      // C1 controls (NEL among them) are line breaks to some log and header parsers.
+      if (c >= 0x80 && c <= 0x9f) throw new BadPathException("encoded control character in path");
     }
+    return chars;
   }
 
   private static int hex(char c) {

@@ -9,10 +9,6 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -201,16 +197,8 @@ public final class RequestClassifier {
     // The usual body is plain ASCII without NUL: valid UTF-8 as it is, with nothing for Jackson to
     // guess, so its byte parser reads it directly (no decoded copy, a faster parser).
     if (isPlainAscii(body)) return tree(body, null);
-    String text;
-    try {
-      text = StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(body))
-          .toString();
-    } catch (CharacterCodingException e) {
-      throw new BadRequestException("malformed JSON body: not valid UTF-8");
-    }
+    String text = StrictUtf8.decode(body);
+    if (text == null) throw new BadRequestException("malformed JSON body: not valid UTF-8");
     return tree(null, text);
   }
 

@@ -13,10 +13,7 @@ import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Masker;
 import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.internal.ReviewSummaries;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
+import dev.inferpam.core.internal.StrictUtf8;
 import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
@@ -88,15 +85,8 @@ public final class ApprovalJson {
    */
   public static String reason(byte[] body) {
     if (body.length == 0) return null;
-    String text;
-    try {
-      text = StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(body)).toString();
-    } catch (CharacterCodingException e) {
-      throw new IllegalArgumentException("request body is not valid UTF-8");
-    }
+    String text = StrictUtf8.decode(body);
+    if (text == null) throw new IllegalArgumentException("request body is not valid UTF-8");
     if (text.isBlank()) return null;
     JsonNode json;
     try {

@@ -139,15 +139,7 @@ final class BodyMaskerJson {
     int i = 0;
     while (i < b.length && b[i] >= 0) i++;
     if (i == b.length) return true; // plain ASCII, the usual case
-    try {
-      StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
-          .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
-          .decode(java.nio.ByteBuffer.wrap(b));
-      return true;
-    } catch (java.nio.charset.CharacterCodingException e) {
-      return false;
-    }
+    return dev.inferpam.core.internal.StrictUtf8.decode(b) != null;
   }
 
   private static final int INVALID = -1;
