@@ -172,8 +172,12 @@ public final class Exchange {
     this.operation = verdict.operation();
     this.model = verdict.model();
     this.allowRule = verdict.allowRule();
-    this.record = new RecordBuilder(head, request, contentLength, secretHeaders(engine, null), engine.bodies(),
-        engine.masker());
+    // An engine that records nothing keeps no copy of the response for a record nobody reads; the
+    // usage is still read when limits count tokens.
+    this.record = recorder == Recorder.NOOP
+        ? RecordBuilder.unrecorded(head, request, contentLength, quota != null)
+        : new RecordBuilder(head, request, contentLength, secretHeaders(engine, null), engine.bodies(),
+            engine.masker());
     if (d instanceof Decision.RequireApproval required) {
       this.decision = required;
       this.review = new Review(required.rule());
@@ -660,6 +664,7 @@ public final class Exchange {
       boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
       left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
     }
+    if (recorder == Recorder.NOOP) return; // nothing to build a record for
     try {
       if (recorder instanceof JsonlRecorder jsonl) {
         // The default recorder builds the record (and masks the request body for it) on its

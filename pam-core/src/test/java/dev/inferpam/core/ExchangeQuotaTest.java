@@ -361,6 +361,24 @@ class ExchangeQuotaTest {
     assertThat(r.response().usage()).containsEntry("prompt_tokens", 41L).containsEntry("completion_tokens", 120L);
   }
 
+  @Test
+  void anEngineThatRecordsNothingStillChargesTheTokensTheUpstreamReported() {
+    // No recording section and no recorder: nothing keeps the response, but limits still read its usage.
+    PamEngine engine = keep(PamEngine.builder()
+        .policy(Policy.parse(policy("  - {groups: [\"*\"], tokens-per-minute: 1000}\n", "")))
+        .clock(clock).credentialProvider(() -> UPSTREAM).build());
+
+    Exchange json = chat(engine, ALICE);
+    respond(json, "application/json", completion(41, 120));
+    json.end(true);
+    Exchange stream = chat(engine, ALICE);
+    respond(stream, "text/event-stream", SSE_CHUNKS, SSE_CHUNKS_2, SSE_USAGE, SSE_DONE);
+    stream.end(true);
+
+    assertThat(used(engine, "alice", "limits[0]", "tokens_per_minute")).isEqualTo(161 + 21);
+    assertThat(rec.records).as("the test's recorder was not given to this engine").isEmpty();
+  }
+
   static final String SSE_CHUNKS = "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}],"
       + "\"usage\":null}\n\n";
   static final String SSE_CHUNKS_2 = "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}],"

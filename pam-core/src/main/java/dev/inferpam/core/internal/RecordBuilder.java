@@ -77,6 +77,8 @@ public final class RecordBuilder {
    */
   private int usageRead;
   private boolean usageLive;
+  /** False when nothing needs the usage (no record is kept and no limit counts tokens). */
+  private final boolean readsUsage;
   private int status;
   private boolean streamed;
   private boolean ownResponse;
@@ -96,14 +98,32 @@ public final class RecordBuilder {
    */
   public RecordBuilder(RequestHead head, InferenceRequest request, long declaredLength, Set<String> secretHeaders,
                        Policy.Bodies bodies, Masker masker) {
+    this(head, request, declaredLength, secretHeaders, bodies, masker, true, true);
+  }
+
+  private RecordBuilder(RequestHead head, InferenceRequest request, long declaredLength, Set<String> secretHeaders,
+                        Policy.Bodies bodies, Masker masker, boolean keepsBodies, boolean readsUsage) {
     this.head = Objects.requireNonNull(head, "head");
     this.request = request;
     this.declaredLength = declaredLength;
     this.secretHeaders = Set.copyOf(secretHeaders);
     this.bodies = Objects.requireNonNull(bodies, "bodies");
     this.masker = Objects.requireNonNull(masker, "masker");
-    this.captured = bodies == Policy.Bodies.NONE ? null : new Capture();
-    this.responseDigest = bodies == Policy.Bodies.NONE ? Sha256.newDigest() : null;
+    this.captured = keepsBodies && bodies != Policy.Bodies.NONE ? new Capture() : null;
+    this.responseDigest = keepsBodies && bodies == Policy.Bodies.NONE ? Sha256.newDigest() : null;
+    this.readsUsage = readsUsage;
+  }
+
+  /**
+   * A builder for an exchange whose record nobody keeps (the engine records nothing): it holds no
+   * response bytes and hashes none, and reads token usage as the bytes pass only when
+   * {@code readsUsage} (the policy's {@code limits} count tokens). Sizes are still counted. Its
+   * records, should one be built, carry neither body text nor hash for the response.
+   */
+  public static RecordBuilder unrecorded(RequestHead head, InferenceRequest request, long declaredLength,
+                                         boolean readsUsage) {
+    return new RecordBuilder(head, request, declaredLength, Set.of(), Policy.Bodies.NONE, Masker.IDENTITY, false,
+        readsUsage);
   }
 
   /**
@@ -160,7 +180,7 @@ public final class RecordBuilder {
       int room = MAX_CAPTURE - captured.size();
       if (room > 0) captured.write(b, off, Math.min(room, len));
     }
-    usage.accept(b, off, len);
+    if (readsUsage) usage.accept(b, off, len);
   }
 
   private void readCapturedUsage() {
@@ -252,7 +272,7 @@ public final class RecordBuilder {
     Map<String, Integer> maskedCounts = deliveredMasked ? deliveryCounts : Map.of();
     if (responseDigest != null) {
       hash = hex(responseDigest.digest());
-    } else {
+    } else if (captured != null) {
       byte[] bytes = captured.toByteArray();
       text = capped(bytes, bytes.length);
       if (bodies == Policy.Bodies.MASKED && !ownResponse && !deliveredMasked) {
