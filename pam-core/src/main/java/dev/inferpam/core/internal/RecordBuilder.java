@@ -7,6 +7,7 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -322,11 +323,18 @@ public final class RecordBuilder {
   private record Masked(String text, Map<String, Integer> counts) {}
 
   /**
-   * Runs one masker session over {@code text}. A masker that fails leaves no body rather than an
+   * Masks {@code text} whole (the engine's {@link BlockMasker} directly, another masker through one
+   * session). A masker that fails leaves no body rather than an
    * unmasked one: the record must not hold what masking was meant to remove.
    */
   private Masked mask(String text) {
     try {
+      if (masker instanceof BlockMasker block) {
+        // The whole text is at hand: masked in one go, as a session given it in one push would
+        // (without the session's streaming work or its hold-back limit).
+        Map<String, Integer> counts = new LinkedHashMap<>();
+        return new Masked(block.mask(text, counts), counts);
+      }
       Masker.Session session = masker.open();
       String out = session.push(text) + session.finish();
       Map<String, Integer> counts = session.counts();
