@@ -92,7 +92,7 @@ public final class CredentialProviders {
     }
     return source.fromEnv() != null
         ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
-        : new FileCredentialProvider(header, scheme, source.fromFile());
+        : new FileCredentialProvider(header, scheme, source.fromFile(), clock);
   }
 
   static String checkHeader(String header) {

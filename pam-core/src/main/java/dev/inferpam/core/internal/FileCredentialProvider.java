@@ -10,67 +10,123 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
+import java.time.Clock;
+import java.time.Duration;
 import java.util.Objects;
 
 /**
  * Reads the upstream credential from a file ({@code upstream.credential.from-file}), such as a
  * mounted Kubernetes or Docker secret, and picks up a rotated secret without a restart.
  *
- * <p>Each call reads the file's attributes (one {@code stat}, following symbolic links as
- * Kubernetes secret mounts need) and re-reads the contents only when the last-modified time,
- * size or file identity changed; otherwise the cached value is returned. Surrounding
- * whitespace, including the trailing newline most editors add, is stripped. The header value is
+ * <p>The file's attributes are looked at (one {@code stat}, following symbolic links as
+ * Kubernetes secret mounts need) at most once per {@link #CHECK_INTERVAL} of the clock while it
+ * gives a credential, by the first call after the interval has passed, and by every call while it
+ * gives none; the contents are re-read only when the last-modified time, size or file identity
+ * changed. Other calls return the value held: a rotated file is in use within a second, and a
+ * request costs no system call. Surrounding whitespace, including the
+ * trailing newline most editors add, is stripped. The header value is
  * {@code scheme + " " + secret}, or the bare secret when the scheme is empty.
  *
  * <p>A missing, unreadable, empty, non-UTF-8 or oversized ({@value #MAX_BYTES} bytes) file, or
  * one holding a character that may not appear in a header value, gives
- * {@link CredentialUnavailableException} naming the path, never the contents. The outcome,
- * failure included, is cached until the file changes, so a bad file is not re-read per request.
- * {@link #toString()} never shows the value.
+ * {@link CredentialUnavailableException} naming the path, never the contents. A failure is
+ * kept until a look finds the file changed, so a bad file is not re-read per request (only its
+ * attributes are). {@link #toString()} never shows the value.
  *
- * <p><b>Thread-safety:</b> safe for concurrent use. Readers see an immutable snapshot; a
- * change is re-read by one thread at a time while the others wait for its result.
+ * <p><b>Thread-safety:</b> safe for concurrent use. Readers see an immutable snapshot; a look
+ * at the file is made by one thread at a time while the others that find it due wait for its
+ * result.
  */
 public final class FileCredentialProvider implements CredentialProvider {
 
   /** Largest credential file read; anything bigger is not a header value. */
   public static final int MAX_BYTES = 64 * 1024;
 
+  /** Longest time between two looks at the file's attributes. */
+  public static final Duration CHECK_INTERVAL = Duration.ofSeconds(1);
+
   private final String header;
   private final String scheme;
   private final Path file;
+  private final Clock clock;
   private final Object lock = new Object();
   private volatile Snapshot snapshot;
 
   /**
+   * A provider that times its looks at the file with the system clock.
+   *
    * @param header header to set, e.g. {@code Authorization}
    * @param scheme prefix such as {@code Bearer}; {@code ""} for the bare secret
    * @param file   file holding the secret; need not exist yet
    * @throws IllegalArgumentException when the header is blank or the scheme is not one token
    */
   public FileCredentialProvider(String header, String scheme, Path file) {
+    this(header, scheme, file, Clock.systemUTC());
+  }
+
+  /**
+   * As {@link #FileCredentialProvider(String, String, Path)}, with {@code clock} timing the looks
+   * at the file (an engine passes its own clock).
+   */
+  public FileCredentialProvider(String header, String scheme, Path file, Clock clock) {
     this.header = CredentialProviders.checkHeader(header);
     this.scheme = CredentialProviders.checkScheme(scheme);
     this.file = Objects.requireNonNull(file, "file");
+    this.clock = Objects.requireNonNull(clock, "clock");
   }
 
   @Override
   public Credential current() throws CredentialUnavailableException {
-    Stamp stamp = stamp();
     Snapshot seen = snapshot;
-    if (seen == null || !seen.stamp.equals(stamp)) {
-      synchronized (lock) {
-        seen = snapshot;
-        if (seen == null || !seen.stamp.equals(stamp)) {
-          // The stamp was taken before reading: a write racing with the read changes the
-          // stamp, so the next call reads again instead of keeping a half-written value.
-          seen = load(stamp);
-          snapshot = seen;
-        }
-      }
-    }
+    long now = clock.millis();
+    if (!fresh(seen, now)) seen = look(now);
     if (seen.credential == null) throw new CredentialUnavailableException(seen.error);
     return seen.credential;
+  }
+
+  /**
+   * Whether {@code seen} holds without a look: a credential looked at less than the interval ago.
+   * A failure never holds (a file caught mid-write, empty, is looked at again by the next call),
+   * and a clock that went back makes a look due.
+   */
+  private static boolean fresh(Snapshot seen, long now) {
+    return seen != null && seen.credential != null && now >= seen.checked
+        && now - seen.checked < CHECK_INTERVAL.toMillis();
+  }
+
+  /** Looks at the file's attributes, re-reading it when they changed; one thread at a time. */
+  private Snapshot look(long now) {
+    synchronized (lock) {
+      Snapshot seen = snapshot;
+      if (fresh(seen, now)) return seen; // another thread looked meanwhile
+      Stamp stamp;
+      try {
+        stamp = stamp();
+      } catch (CredentialUnavailableException e) {
+        seen = Snapshot.failed(null, e.getMessage(), now);
+        snapshot = seen;
+        return seen;
+      }
+      if (seen != null && stamp.equals(seen.stamp)) {
+        seen = seen.lookedAt(now);
+      } else {
+        seen = load(stamp, now);
+        // The stamp was taken before reading: when a write raced with the read, the file's
+        // attributes differ now, and the next call looks again instead of keeping what may be
+        // half of the new value for the interval.
+        if (!stamp.equals(stampOrNull())) seen = seen.lookedAt(now - CHECK_INTERVAL.toMillis());
+      }
+      snapshot = seen;
+      return seen;
+    }
+  }
+
+  private Stamp stampOrNull() {
+    try {
+      return stamp();
+    } catch (CredentialUnavailableException e) {
+      return null;
+    }
   }
 
   private Stamp stamp() throws CredentialUnavailableException {
@@ -85,25 +141,25 @@ public final class FileCredentialProvider implements CredentialProvider {
     }
   }
 
-  private Snapshot load(Stamp stamp) {
+  private Snapshot load(Stamp stamp, long now) {
     byte[] bytes;
     try (InputStream in = Files.newInputStream(file)) {
       bytes = in.readNBytes(MAX_BYTES + 1);
     } catch (IOException e) {
-      return Snapshot.failed(stamp, unreadable(e));
+      return Snapshot.failed(stamp, unreadable(e), now);
     }
     if (bytes.length > MAX_BYTES) {
-      return Snapshot.failed(stamp, "credential file " + file + " is larger than " + MAX_BYTES + " bytes");
+      return Snapshot.failed(stamp, "credential file " + file + " is larger than " + MAX_BYTES + " bytes", now);
     }
     String decoded = StrictUtf8.decode(bytes);
-    if (decoded == null) return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8");
+    if (decoded == null) return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8", now);
     String secret = decoded.strip();
-    if (secret.isEmpty()) return Snapshot.failed(stamp, "credential file " + file + " is empty");
+    if (secret.isEmpty()) return Snapshot.failed(stamp, "credential file " + file + " is empty", now);
     if (!CredentialProviders.isHeaderSafe(secret)) {
       return Snapshot.failed(stamp, "credential file " + file
-          + " holds a character not allowed in a header value");
+          + " holds a character not allowed in a header value", now);
     }
-    return new Snapshot(stamp, new Credential(header, CredentialProviders.headerValue(scheme, secret)), null);
+    return new Snapshot(stamp, new Credential(header, CredentialProviders.headerValue(scheme, secret)), null, now);
   }
 
   /** Says why without the exception's own message, which for some providers quotes content. */
@@ -121,10 +177,18 @@ public final class FileCredentialProvider implements CredentialProvider {
   /** What identifies one version of the file; {@code fileKey} catches an atomic replace. */
   private record Stamp(FileTime modified, long size, Object fileKey) {}
 
-  /** The result of reading one version: a credential, or the reason there is none. */
-  private record Snapshot(Stamp stamp, Credential credential, String error) {
-    static Snapshot failed(Stamp stamp, String error) {
-      return new Snapshot(stamp, null, error);
+  /**
+   * The result of the last look: a credential, or the reason there is none; {@code stamp} is
+   * {@code null} when the attributes could not be read, {@code checked} the clock's milliseconds
+   * at the look.
+   */
+  private record Snapshot(Stamp stamp, Credential credential, String error, long checked) {
+    static Snapshot failed(Stamp stamp, String error, long checked) {
+      return new Snapshot(stamp, null, error, checked);
+    }
+
+    Snapshot lookedAt(long now) {
+      return new Snapshot(stamp, credential, error, now);
     }
   }
 }

@@ -166,7 +166,7 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
     }
     this.secret = config.clientSecretFromEnv() != null
         ? SecretSource.fromEnv(config.clientSecretFromEnv(), env)
-        : SecretSource.fromFile(config.clientSecretFromFile());
+        : SecretSource.fromFile(config.clientSecretFromFile(), clock);
     this.scope = optional(config.scope(), "scope");
     this.audience = optional(config.audience(), "audience");
     if (config.refreshBefore().isNegative()) {

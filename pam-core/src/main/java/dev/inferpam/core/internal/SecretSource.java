@@ -3,6 +3,7 @@ package dev.inferpam.core.internal;
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.util.Objects;
 import java.util.function.Function;
 
@@ -35,9 +36,12 @@ interface SecretSource {
     return of(new EnvCredentialProvider(UNUSED_HEADER, "", name, env));
   }
 
-  /** The secret in {@code file}, re-read when the file changes. */
-  static SecretSource fromFile(Path file) {
-    return of(new FileCredentialProvider(UNUSED_HEADER, "", file));
+  /**
+   * The secret in {@code file}, re-read when the file changes (looked at as
+   * {@link FileCredentialProvider} does, timed by {@code clock}).
+   */
+  static SecretSource fromFile(Path file, Clock clock) {
+    return of(new FileCredentialProvider(UNUSED_HEADER, "", file, clock));
   }
 
   private static SecretSource of(CredentialProvider provider) {

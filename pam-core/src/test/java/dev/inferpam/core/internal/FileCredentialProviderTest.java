@@ -29,6 +29,12 @@ class FileCredentialProviderTest {
   private static final Instant T0 = Instant.parse("2026-01-01T00:00:00Z");
 
   @TempDir Path dir;
+  final RecordingFixtures.MutableClock clock = new RecordingFixtures.MutableClock(T0);
+
+  /** Lets the interval pass, so that the next call looks at the file again. */
+  private void nextLook() {
+    clock.advance(FileCredentialProvider.CHECK_INTERVAL);
+  }
 
   private Path write(String name, String content, Instant modified) throws IOException {
     Path file = dir.resolve(name);
@@ -40,7 +46,7 @@ class FileCredentialProviderTest {
   @Test
   void readsTheSecretAndStripsTheTrailingNewline() throws Exception {
     Path file = write("key", "sk-file-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
 
     assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer sk-file-secret"));
   }
@@ -48,18 +54,19 @@ class FileCredentialProviderTest {
   @Test
   void usesTheBareSecretWithAnEmptyScheme() throws Exception {
     Path file = write("key", "  raw-value \r\n\n", T0);
-    assertThat(new FileCredentialProvider("X-Api-Key", "", file).current())
+    assertThat(new FileCredentialProvider("X-Api-Key", "", file, clock).current())
         .isEqualTo(new Credential("X-Api-Key", "raw-value"));
   }
 
   @Test
   void picksUpARewrittenFile() throws Exception {
     Path file = write("key", "first-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer first-secret");
 
     // Same size, so only the modification time tells the versions apart.
     write("key", "other-secret\n", T0.plusSeconds(1));
+    nextLook();
 
     assertThat(provider.current().value()).isEqualTo("Bearer other-secret");
   }
@@ -67,10 +74,11 @@ class FileCredentialProviderTest {
   @Test
   void picksUpAChangeOfSizeEvenWithTheSameModificationTime() throws Exception {
     Path file = write("key", "short\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer short");
 
     write("key", "much-longer-secret\n", T0);
+    nextLook();
 
     assertThat(provider.current().value()).isEqualTo("Bearer much-longer-secret");
   }
@@ -78,11 +86,12 @@ class FileCredentialProviderTest {
   @Test
   void picksUpAnAtomicReplaceLikeASecretMountRotation() throws Exception {
     Path file = write("key", "version-1\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer version-1");
 
     Path staged = write("key.tmp", "version-2\n", T0.plusSeconds(30));
     Files.move(staged, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    nextLook();
 
     assertThat(provider.current().value()).isEqualTo("Bearer version-2");
   }
@@ -97,23 +106,75 @@ class FileCredentialProviderTest {
       assumeTrue(false, "symbolic links not supported here");
       return;
     }
-    assertThat(new FileCredentialProvider("Authorization", "Bearer", link).current().value())
+    assertThat(new FileCredentialProvider("Authorization", "Bearer", link, clock).current().value())
         .isEqualTo("Bearer linked-secret");
   }
 
   @Test
   void servesTheCachedValueWhileTheFileIsUnchanged() throws Exception {
     Path file = write("key", "cached-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     Credential first = provider.current();
 
     assertThat(provider.current()).isSameAs(first);
   }
 
   @Test
+  void aRewrittenFileIsInUseFromTheFirstCallASecondAfterTheLastLookNotBefore() throws Exception {
+    Path file = write("key", "first-secret\n", T0);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    assertThat(provider.current().value()).isEqualTo("Bearer first-secret");
+
+    write("key", "second-secret\n", T0.plusSeconds(1));
+    clock.advance(FileCredentialProvider.CHECK_INTERVAL.minusMillis(1));
+    assertThat(provider.current().value()).as("within the interval").isEqualTo("Bearer first-secret");
+
+    clock.advance(java.time.Duration.ofMillis(1));
+    assertThat(provider.current().value()).isEqualTo("Bearer second-secret");
+  }
+
+  @Test
+  void withinTheIntervalTheValueHeldIsUsedWithoutLookingAtTheFile() throws Exception {
+    Path file = write("key", "held-secret\n", T0);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    provider.current();
+
+    Files.delete(file);
+    assertThat(provider.current().value()).isEqualTo("Bearer held-secret");
+
+    nextLook();
+    assertThatThrownBy(provider::current).hasMessage("credential file " + file + " does not exist");
+  }
+
+  @Test
+  void aClockThatWentBackMakesTheNextCallLook() throws Exception {
+    clock.advance(java.time.Duration.ofHours(1));
+    Path file = write("key", "before\n", T0);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    provider.current();
+    write("key", "after-the-step\n", T0.plusSeconds(1));
+
+    clock.advance(java.time.Duration.ofMinutes(-5));
+
+    assertThat(provider.current().value()).isEqualTo("Bearer after-the-step");
+  }
+
+  @Test
+  void aFileThatCannotBeReadIsLookedAtAgainByEveryCallNotOnlyAfterTheInterval() throws Exception {
+    // A rewrite that truncates first can be caught empty; the fixed file is in use at once.
+    Path file = write("key", "", T0);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    assertThatThrownBy(provider::current).hasMessage("credential file " + file + " is empty");
+
+    write("key", "filled-in\n", T0.plusSeconds(1));
+
+    assertThat(provider.current().value()).isEqualTo("Bearer filled-in");
+  }
+
+  @Test
   void refusesAMissingFileNamingThePath() {
     Path missing = dir.resolve("absent");
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", missing);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", missing, clock);
 
     assertThatThrownBy(provider::current)
         .isInstanceOf(CredentialUnavailableException.class)
@@ -123,7 +184,7 @@ class FileCredentialProviderTest {
   @Test
   void recoversOnceTheFileAppears() throws Exception {
     Path file = dir.resolve("later");
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThatThrownBy(provider::current).isInstanceOf(CredentialUnavailableException.class);
 
     write("later", "arrived\n", T0);
@@ -134,7 +195,7 @@ class FileCredentialProviderTest {
   @Test
   void refusesAnEmptyFileAndRecoversWhenItIsFilled() throws Exception {
     Path file = write("key", " \n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThatThrownBy(provider::current).hasMessage("credential file " + file + " is empty");
 
     write("key", "now-set\n", T0.plusSeconds(5));
@@ -145,17 +206,18 @@ class FileCredentialProviderTest {
   @Test
   void refusesAFileThatBecomesEmpty() throws Exception {
     Path file = write("key", "secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     provider.current();
 
     write("key", "", T0.plusSeconds(5));
+    nextLook();
 
     assertThatThrownBy(provider::current).hasMessage("credential file " + file + " is empty");
   }
 
   @Test
   void refusesADirectory() {
-    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", dir)::current)
+    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", dir, clock)::current)
         .hasMessage("credential file " + dir + " is not a regular file");
   }
 
@@ -169,7 +231,7 @@ class FileCredentialProviderTest {
     }
     assumeTrue(!Files.isReadable(file), "running as a user who reads everything (root)");
 
-    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file)::current)
+    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file, clock)::current)
         .hasMessageStartingWith("credential file " + file + " is not readable");
   }
 
@@ -177,7 +239,7 @@ class FileCredentialProviderTest {
   void refusesContentThatCannotBeAHeaderWithoutQuotingIt() throws Exception {
     Path file = write("key", "line-one\nX-Injected: secret-two\n", T0);
 
-    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file)::current)
+    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file, clock)::current)
         .isInstanceOf(CredentialUnavailableException.class)
         .hasMessage("credential file " + file + " holds a character not allowed in a header value")
         .satisfies(e -> assertThat(e.getMessage()).doesNotContain("line-one", "secret-two"));
@@ -187,21 +249,21 @@ class FileCredentialProviderTest {
   void refusesInvalidUtf8() throws Exception {
     Path file = dir.resolve("key");
     Files.write(file, new byte[] {'s', 'k', (byte) 0xC0, (byte) 0xAF});
-    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file)::current)
+    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file, clock)::current)
         .hasMessage("credential file " + file + " is not valid UTF-8");
   }
 
   @Test
   void refusesOversizedFiles() throws Exception {
     Path file = write("key", "a".repeat(FileCredentialProvider.MAX_BYTES + 1), T0);
-    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file)::current)
+    assertThatThrownBy(new FileCredentialProvider("Authorization", "Bearer", file, clock)::current)
         .hasMessage("credential file " + file + " is larger than 65536 bytes");
   }
 
   @Test
   void neverShowsTheSecret() throws Exception {
     Path file = write("key", "sk-do-not-print\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
 
     assertThat(provider.toString()).isEqualTo("FileCredentialProvider[Authorization from file " + file + "]");
     assertThat(provider.current().toString()).doesNotContain("sk-do-not-print");
@@ -210,7 +272,7 @@ class FileCredentialProviderTest {
   @Test
   void isSafeUnderConcurrentCallsAndRotation() throws Exception {
     Path file = write("key", "secret-0000\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file);
+    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
     Set<String> valid = Set.of("Bearer secret-0000", "Bearer secret-0001", "Bearer secret-0002");
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
@@ -235,6 +297,7 @@ class FileCredentialProviderTest {
     } finally {
       pool.shutdownNow();
     }
+    nextLook();
     assertThat(provider.current().value()).isEqualTo("Bearer secret-0002");
   }
 
