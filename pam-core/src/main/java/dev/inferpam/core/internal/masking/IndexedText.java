@@ -153,7 +153,7 @@ final class IndexedText implements CharSequence {
         case UPPER -> {
           if (i + 1 < n && CLASS[latin1(t, b, i + 1)] == UPPER && !isAlnum(prev)) uppers = add(uppers, upperCount++, i);
           // "eyJ" (a base64url JSON object: JWTs) found at its 'J', in this same pass
-          if (prev == 'y' && i - 2 >= from && latin1(t, b, i - 2) == 'e') eyj(t, i - 2);
+          if (prev == 'y' && latin1(t, b, i) == 'J' && i - 2 >= from && latin1(t, b, i - 2) == 'e') eyj(t, i - 2);
         }
         case AT -> ats = add(ats, atCount++, i);
         default -> colons = add(colons, colonCount++, i);
