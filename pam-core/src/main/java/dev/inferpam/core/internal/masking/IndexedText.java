@@ -139,6 +139,11 @@ final class IndexedText implements CharSequence {
     // One char past the limit: a sign just before it is found by the digit after it.
     int end = Math.min(n, limit + 1);
     for (int i = from; i < end; i++) {
+      if (b != null) {
+        // eight chars at a time while none of them is in a class (prose: most of the text)
+        while (i + 8 <= end && !mayStartCandidate((long) LONGS.get(b, i))) i += 8;
+        if (i >= end) break;
+      }
       byte k = CLASS[latin1(t, b, i)];
       if (k == 0) continue;
       if (i == limit && k != DIGIT) break;
@@ -163,6 +168,22 @@ final class IndexedText implements CharSequence {
     for (int e = Math.max(from, limit - 2); e < limit && e + 2 < n; e++) {
       if (latin1(t, b, e) == 'e' && latin1(t, b, e + 1) == 'y' && latin1(t, b, e + 2) == 'J') eyj(t, e);
     }
+  }
+
+  private static final java.lang.invoke.VarHandle LONGS =
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+
+  /**
+   * Whether any of the eight Latin-1 chars in {@code w} may be in a class: one in
+   * {@code '0'..'Z'} (digits, {@code :}, {@code @}, upper case and a few more) once the top bit is
+   * dropped. May say {@code true} for chars in no class (then they are looked at one by one),
+   * never {@code false} for a char in one: the table's classes all lie in that range.
+   */
+  static boolean mayStartCandidate(long w) {
+    long x = w & 0x7F7F7F7F7F7F7F7FL;
+    long atLeast0 = x + 0x5050505050505050L; // top bit set where x >= '0' (0x30)
+    long aboveZ = x + 0x2525252525252525L; // top bit set where x > 'Z' (0x5A)
+    return ((atLeast0 & ~aboveZ) & 0x8080808080808080L) != 0;
   }
 
   /** Notes an {@code eyJ} at {@code e} unless it continues a base64url run. */

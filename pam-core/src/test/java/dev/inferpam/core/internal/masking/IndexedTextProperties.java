@@ -70,6 +70,22 @@ class IndexedTextProperties {
     }
   }
 
+  @Example
+  void theEightCharTestNeverPassesOverACharThatCanStartACandidate() {
+    String inClass = "0123456789@:ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int v = 0; v < 256; v++) {
+      for (int at = 0; at < 8; at++) {
+        long w = 0x2020202020202020L & ~(0xFFL << (8 * at)) | ((long) v << (8 * at)); // spaces and v
+        if (inClass.indexOf((char) v) >= 0) {
+          assertThat(IndexedText.mayStartCandidate(w)).as("char %d at %d", v, at).isTrue();
+        }
+      }
+    }
+    long prose = java.nio.ByteBuffer.wrap("ed thing".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1))
+        .order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    assertThat(IndexedText.mayStartCandidate(prose)).isFalse();
+  }
+
   private static void assertSame(IndexedText index, Reference ref) {
     assertThat(list(index.digitRuns())).as("digit runs").isEqualTo(ref.digitRuns);
     assertThat(list(index.signs())).as("signs").isEqualTo(ref.signs);
