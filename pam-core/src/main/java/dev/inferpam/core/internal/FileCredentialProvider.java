@@ -53,20 +53,11 @@ public final class FileCredentialProvider implements CredentialProvider {
   private volatile Snapshot snapshot;
 
   /**
-   * A provider that times its looks at the file with the system clock.
-   *
    * @param header header to set, e.g. {@code Authorization}
    * @param scheme prefix such as {@code Bearer}; {@code ""} for the bare secret
    * @param file   file holding the secret; need not exist yet
+   * @param clock  times the looks at the file (an engine passes its own clock)
    * @throws IllegalArgumentException when the header is blank or the scheme is not one token
-   */
-  public FileCredentialProvider(String header, String scheme, Path file) {
-    this(header, scheme, file, Clock.systemUTC());
-  }
-
-  /**
-   * As {@link #FileCredentialProvider(String, String, Path)}, with {@code clock} timing the looks
-   * at the file (an engine passes its own clock).
    */
   public FileCredentialProvider(String header, String scheme, Path file, Clock clock) {
     this.header = CredentialProviders.checkHeader(header);

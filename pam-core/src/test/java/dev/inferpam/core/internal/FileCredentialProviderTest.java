@@ -303,9 +303,9 @@ class FileCredentialProviderTest {
 
   @Test
   void refusesBadConfiguration() {
-    assertThatThrownBy(() -> new FileCredentialProvider(" ", "Bearer", dir.resolve("k")))
+    assertThatThrownBy(() -> new FileCredentialProvider(" ", "Bearer", dir.resolve("k"), clock))
         .isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> new FileCredentialProvider("Authorization", "Bearer\n", dir.resolve("k")))
+    assertThatThrownBy(() -> new FileCredentialProvider("Authorization", "Bearer\n", dir.resolve("k"), clock))
         .isInstanceOf(IllegalArgumentException.class);
   }
 }
