@@ -45,8 +45,6 @@ public class LoopbackCalibrationBenchmark {
     public long busyMicros;
   }
 
-  private static long spun;
-
   /** Spins for {@code micros} µs of wall time on the calling thread; returns the loop count. */
   static long spin(long micros) {
     if (micros <= 0) return 0;
@@ -58,7 +56,7 @@ public class LoopbackCalibrationBenchmark {
 
   @Benchmark
   public byte[] completionPlainAfterSpin(EndToEndBenchmark.Rig rig, Busy busy) throws IOException {
-    spun += spin(busy.busyMicros);
+    spin(busy.busyMicros); // its loop calls System.nanoTime() until the time is up: never optimised away
     return EndToEndBenchmark.complete(rig.plain, rig.completionPlain);
   }
 }
