@@ -226,12 +226,27 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     }
   }
 
-  /** {@code parameters}: request-body fields that enable extraction. */
-  public record Parameters(Set<String> deny, Map<String, Double> max, Set<String> exemptGroups) {
+  /**
+   * {@code parameters}: request-body fields that enable extraction.
+   *
+   * @param deny         parameter names refused when used
+   * @param max          parameter names to their largest allowed value (values must lie in
+   *                     {@code 0..max})
+   * @param exemptGroups principals in any of these groups are not checked
+   * @param presets      parameter preset names (e.g. {@code extraction}), in policy order
+   */
+  public record Parameters(Set<String> deny, Map<String, Double> max, Set<String> exemptGroups,
+                           List<String> presets) {
     public Parameters {
       deny = Set.copyOf(deny);
       max = Map.copyOf(max);
       exemptGroups = Set.copyOf(exemptGroups);
+      presets = presets == null ? List.of() : List.copyOf(presets);
+    }
+
+    /** A section without presets. */
+    public Parameters(Set<String> deny, Map<String, Double> max, Set<String> exemptGroups) {
+      this(deny, max, exemptGroups, List.of());
     }
   }
 

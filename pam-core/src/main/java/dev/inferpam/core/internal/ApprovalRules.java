@@ -23,8 +23,8 @@ import java.util.regex.Pattern;
  *       {@code max_completion_tokens}, {@code max_output_tokens} or {@code options.num_predict}
  *       is over the value. A bound the server would not read as a plain number within range
  *       counts as over (a string, a fraction, a boolean, an object), and so does a negative
- *       {@code options.num_predict} (Ollama: {@code -1} generates without end, {@code -2} fills
- *       the context). A request with no bound at all does not match: the server's default
+ *       bound (Ollama: {@code -1} generates without end, {@code -2} fills the context; other
+ *       servers may read it as their default). A request with no bound at all does not match: the server's default
  *       applies, which the policy's {@code parameters.max} can cap;</li>
  *   <li>{@code prompt-matches}: the pattern is found in the prompt text (see
  *       {@link #promptTexts}). It is searched in each text piece on its own, and once more in
@@ -117,7 +117,7 @@ public final class ApprovalRules {
       if (!v.isIntegralNumber()) {
         // "9000", 9000.5, true, {...}: some servers coerce what we would not; review is the safe side.
         if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue())) {
-          if (v.doubleValue() > limit || (path.equals("options.num_predict") && v.doubleValue() < 0)) return true;
+          if (v.doubleValue() > limit || v.doubleValue() < 0) return true;
           continue;
         }
         return true;
@@ -125,7 +125,7 @@ public final class ApprovalRules {
       if (!v.canConvertToLong()) return true;
       long n = v.longValue();
       if (n > limit) return true;
-      if (n < 0 && path.equals("options.num_predict")) return true; // -1: no end, -2: fill the context
+      if (n < 0) return true; // Ollama -1: no end, -2: fill the context; elsewhere "the default" or an error
     }
     return false;
   }

@@ -44,6 +44,7 @@ public final class Decider {
   private final Policy policy;
   private final List<IdentityResolver> resolvers;
   private final RequestClassifier classifier;
+  private final ParameterRules parameterRules;
   private final List<NamedRule> blockRules;
   /** The compiled {@code approval.rules}, or {@code null} without an approval section. */
   private final ApprovalRules approvalRules;
@@ -68,7 +69,9 @@ public final class Decider {
   public Decider(Policy policy, List<IdentityResolver> resolvers) {
     this.policy = policy;
     this.resolvers = List.copyOf(resolvers);
-    this.classifier = new RequestClassifier(policy.request().basePath());
+    this.parameterRules = new ParameterRules(policy.parameters());
+    this.classifier = new RequestClassifier(policy.request().basePath(),
+        new DecoderAgreement(parameterRules.governedPaths()));
     List<NamedRule> rules = new ArrayList<>();
     for (String preset : policy.block().presets()) {
       for (Policy.BlockRule r : Presets.rules(preset)) rules.add(new NamedRule("block.presets." + r.name(), r));
@@ -172,57 +175,12 @@ public final class Decider {
   }
 
   private Deny checkParameters(Principal principal, JsonNode body) {
-    Policy.Parameters p = policy.parameters();
-    if (body == null || !body.isObject()) return null;
-    for (String g : p.exemptGroups()) {
-      if (principal.inGroup(g)) return null;
-    }
-    for (String name : p.deny()) {
-      JsonNode v = lookup(body, name);
-      if (v == null) v = body.path("options").get(name);
-      if (used(v)) {
-        return new Deny(403, "parameter_denied", "parameter \"" + name + "\" is denied by policy", "parameters.deny");
-      }
-    }
-    for (Map.Entry<String, Double> m : p.max().entrySet()) {
-      for (String alias : MAX_ALIASES.getOrDefault(m.getKey(), List.of(m.getKey()))) {
-        JsonNode v = lookup(body, alias);
-        if (v == null || v.isNull()) continue;
-        String rule = "parameters.max." + m.getKey();
-        if (!v.isNumber()) {
-          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" must be a number", rule);
-        }
-        if (v.doubleValue() > m.getValue()) {
-          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + v.asText()
-              + ", over the maximum " + formatNumber(m.getValue()), rule);
-        }
-      }
-    }
-    return null;
-  }
-
-  /** A parameter set to null or false does not enable anything; any other value counts as use. */
-  private static boolean used(JsonNode v) {
-    return v != null && !v.isNull() && !(v.isBoolean() && !v.booleanValue());
-  }
-
-  private static JsonNode lookup(JsonNode body, String dotted) {
-    if (dotted.indexOf('.') < 0) return body.isObject() ? body.get(dotted) : null; // most names
-    JsonNode n = body;
-    for (String part : dotted.split("\\.")) {
-      if (n == null || !n.isObject()) return null;
-      n = n.get(part);
-    }
-    return n;
+    return parameterRules.check(principal, body);
   }
 
   /** Keeps caller-chosen text in messages short: a model name is the caller's to pick. */
   private static String excerpt(String s) {
     return s.length() <= 128 ? s : s.substring(0, 128) + "...";
-  }
-
-  private static String formatNumber(double d) {
-    return d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d);
   }
 
   private static boolean inGroups(Principal p, Set<String> groups) {

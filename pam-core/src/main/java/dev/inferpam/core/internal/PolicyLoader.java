@@ -643,10 +643,23 @@ public final class PolicyLoader {
 
   private static Policy.Parameters parameters(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("deny", "max", "exempt-groups"), Set.of());
+    keys(n, path, Set.of("deny", "max", "exempt-groups", "presets"), Set.of());
     Set<String> deny = Set.of();
     Map<String, Double> max = Map.of();
     Set<String> exempt = Set.of();
+    List<String> presets = List.of();
+    if (n.has("presets")) {
+      String presetsPath = child(path, "presets");
+      presets = strings(n.get("presets"), presetsPath, false);
+      for (int i = 0; i < presets.size(); i++) {
+        try {
+          ParameterPresets.preset(presets.get(i));
+        } catch (IllegalArgumentException e) {
+          throw fail(index(presetsPath, i), e.getMessage());
+        }
+      }
+      presets = List.copyOf(new LinkedHashSet<>(presets)); // naming one twice adds nothing
+    }
     if (n.has("deny")) deny = new LinkedHashSet<>(strings(n.get("deny"), child(path, "deny"), false));
     if (n.has("max")) {
       String maxPath = child(path, "max");
@@ -664,7 +677,7 @@ public final class PolicyLoader {
       String p = child(path, "exempt-groups");
       exempt = new LinkedHashSet<>(strings(n.get("exempt-groups"), p, false));
     }
-    return new Policy.Parameters(deny, max, exempt);
+    return new Policy.Parameters(deny, max, exempt, presets);
   }
 
   // recording -----------------------------------------------------------------------------------

@@ -45,6 +45,10 @@ import java.util.Set;
  * malformed: splitting it needs the {@code Inference-Header-Content-Length} header, which this
  * classifier does not see.
  *
+ * <p>Every parsed body must also pass a {@link DecoderAgreement} check (no key that a server's
+ * decoder could read as another governed key, no lone surrogate), and a model name must have no
+ * control character and no white space at either end.
+ *
  * <p><b>Thread-safety:</b> immutable; one instance is shared by all request threads.
  */
 public final class RequestClassifier {
@@ -94,13 +98,26 @@ public final class RequestClassifier {
       .build();
 
   private final String basePath;
+  private final DecoderAgreement agreement;
 
   /**
+   * A classifier that governs only the names every policy reads ({@link DecoderAgreement#DEFAULT}).
+   *
    * @param basePath prefix under which inference paths may sit, e.g. {@code /openai}; {@code ""}
    *     or {@code null} for none. A trailing {@code /} is ignored.
    * @throws IllegalArgumentException when the base path is not a canonical absolute path
    */
   public RequestClassifier(String basePath) {
+    this(basePath, DecoderAgreement.DEFAULT);
+  }
+
+  /**
+   * @param basePath  as for {@link #RequestClassifier(String)}
+   * @param agreement the check that every parsed body must pass, with the policy's governed names
+   * @throws IllegalArgumentException when the base path is not a canonical absolute path
+   */
+  public RequestClassifier(String basePath, DecoderAgreement agreement) {
+    this.agreement = Objects.requireNonNull(agreement, "agreement");
     String base = basePath == null ? "" : basePath;
     while (base.endsWith("/")) base = base.substring(0, base.length() - 1);
     if (!base.isEmpty()) {
@@ -132,7 +149,9 @@ public final class RequestClassifier {
    * @param body          the whole request body; {@code null} counts as empty
    * @throws BadRequestException when the request is a body-model operation whose body is
    *     empty, not strict JSON, not an object or has no non-blank string {@code model}; or an
-   *     {@code infer} request whose JSON body is malformed
+   *     {@code infer} request whose JSON body is malformed; or a body that fails the
+   *     {@link DecoderAgreement} check; or a model name with a control character or surrounding
+   *     white space
    */
   public Classification classify(String method, String canonicalPath, byte[] body)
       throws BadRequestException {
@@ -145,19 +164,44 @@ public final class RequestClassifier {
     if (operation != null) {
       JsonNode json = parse(body);
       if (!json.isObject()) throw new BadRequestException("request body is not a JSON object");
+      agreement.check(json, body);
       JsonNode model = json.get("model");
       if (model == null || model.isNull()) throw new BadRequestException("request body has no \"model\"");
       if (!model.isTextual()) throw new BadRequestException("\"model\" in request body is not a string");
       if (model.textValue().isBlank()) throw new BadRequestException("\"model\" in request body is blank");
+      checkModelName(model.textValue(), "\"model\" in request body");
       return new Classification(operation, model.textValue(), relative, json);
     }
 
     String model = inferModel(relative);
     if (model != null) {
+      checkModelName(model, "the model in the path");
       JsonNode json = startsWithBrace(body) ? parse(body) : null;
+      if (json != null) agreement.check(json, body);
       return new Classification(INFER, model, relative, json);
     }
     return new Classification(null, null, relative, null);
+  }
+
+  /**
+   * Refuses a model name that servers could read as another name or that could forge log lines:
+   * one with a control character anywhere (C0 including NUL, DEL, C1), or with white space at
+   * either end (Unicode white space and no-break spaces: Go's {@code TrimSpace} and Python's
+   * {@code strip} remove them where Java's {@code strip} keeps some).
+   */
+  static void checkModelName(String model, String what) throws BadRequestException {
+    for (int i = 0; i < model.length(); i++) {
+      if (Character.getType(model.charAt(i)) == Character.CONTROL) {
+        throw new BadRequestException(what + " has a control character");
+      }
+    }
+    if (!model.isEmpty() && isSpace(model.codePointAt(0)) || isSpace(model.codePointBefore(model.length()))) {
+      throw new BadRequestException(what + " starts or ends with white space");
+    }
+  }
+
+  private static boolean isSpace(int cp) {
+    return Character.isWhitespace(cp) || Character.isSpaceChar(cp);
   }
 
   /** The canonical path with the base path stripped when it sits under it, else the path itself. */

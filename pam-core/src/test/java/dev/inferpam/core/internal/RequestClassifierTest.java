@@ -294,8 +294,7 @@ class RequestClassifierTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"{}", "{\"messages\":[]}", "{\"model\":null}", "{\"Model\":\"a\"}",
-        "{\"params\":{\"model\":\"a\"}}"})
+    @ValueSource(strings = {"{}", "{\"messages\":[]}", "{\"model\":null}", "{\"params\":{\"model\":\"a\"}}"})
     void refusesBodiesWithoutModel(String body) {
       assertThatThrownBy(() -> root.classify("POST", "/v1/embeddings", json(body)))
           .isInstanceOf(BadRequestException.class)
@@ -374,8 +373,67 @@ class RequestClassifierTest {
   @Test
   void keepsTheModelVerbatim() throws BadRequestException {
     Classification c = root.classify("POST", "/v1/chat/completions",
-        json("{\"model\":\" llama-3.1-8b \",\"messages\":[]}"));
-    assertThat(c.model()).isEqualTo(" llama-3.1-8b ");
+        json("{\"model\":\"Llama 3.1:8b-Q4_K_M\",\"messages\":[]}"));
+    assertThat(c.model()).isEqualTo("Llama 3.1:8b-Q4_K_M");
+  }
+
+  /** A body key that Go's case-insensitive matching reads as "model" is refused, not taken as absent. */
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', value = {
+      "{\"Model\":\"a\"}                 | Model",
+      "{\"MODEL\":\"a\"}                 | MODEL",
+      "{\"model\":\"a\",\"MODEL\":\"b\"}   | MODEL",
+      "{\"MODEL\":\"b\",\"model\":\"a\"}   | MODEL"})
+  void refusesCaseVariantsOfModel(String body, String key) {
+    assertThatThrownBy(() -> root.classify("POST", "/v1/embeddings", json(body)))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessage("request body key \"" + key + "\" is not the exact spelling of \"model\"; servers that"
+            + " match keys ignoring case would read it as that");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"llama\\u0000", "\\u0000llama", "lla\\u0000ma", "llama\\n", "llama\\u0007x",
+      "llama\\u007f", "llama\\u0085", "llama\\u009b", "llama\\tx"})
+  void refusesModelNamesWithControlCharacters(String escaped) {
+    assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions",
+        json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessage("\"model\" in request body has a control character");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {" llama", "llama ", " llama-3.1-8b ", "llama\\u00a0", "\\u2007llama", "llama\\u3000",
+      "llama\\u202f", "\\u2028llama"})
+  void refusesModelNamesWithSurroundingWhiteSpace(String escaped) {
+    assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions",
+        json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessage("\"model\" in request body starts or ends with white space");
+  }
+
+  @Test
+  void refusesAPathModelWithSurroundingWhiteSpace() {
+    assertThatThrownBy(() -> root.classify("POST", "/v2/models/ resnet/infer", null))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessage("the model in the path starts or ends with white space");
+  }
+
+  @Test
+  void checksInferBodiesForDecoderAgreement() {
+    assertThatThrownBy(() -> root.classify("POST", "/v2/models/m/infer",
+        json("{\"inputs\":[],\"parameters\":{\"a\":1,\"A\":2}}")))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessage("request body keys \"parameters.a\" and \"parameters.A\" are one key to servers that match"
+            + " keys ignoring case");
+  }
+
+  @Test
+  void checksBodiesWithThePolicysGovernedNames() {
+    RequestClassifier governed = new RequestClassifier("", new DecoderAgreement(java.util.List.of("logprobs")));
+    byte[] body = json("{\"model\":\"m\",\"LogProbs\":true}");
+    assertThatThrownBy(() -> governed.classify("POST", "/v1/chat/completions", body))
+        .isInstanceOf(BadRequestException.class)
+        .hasMessageContaining("\"LogProbs\" is not the exact spelling of \"logprobs\"");
   }
 
   @Test
