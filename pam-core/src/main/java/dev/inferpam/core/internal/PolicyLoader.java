@@ -669,7 +669,10 @@ public final class PolicyLoader {
       for (Map.Entry<String, JsonNode> e : m.properties()) {
         String p = child(maxPath, e.getKey());
         if (e.getKey().isEmpty()) throw fail(p, "parameter name must not be empty");
-        out.put(e.getKey(), number(e.getValue(), p));
+        double cap = number(e.getValue(), p);
+        // values are allowed in 0..max (a negative bound means "no limit" to some servers)
+        if (cap < 0) throw fail(p, "must be >= 0 (values are allowed in 0..max), was " + PolicyText.describe(e.getValue()));
+        out.put(e.getKey(), cap);
       }
       max = out;
     }

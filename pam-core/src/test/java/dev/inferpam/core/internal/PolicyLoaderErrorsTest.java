@@ -227,7 +227,14 @@ class PolicyLoaderErrorsTest {
         error("version: 1\nparameters:\n  deny: logprobs\n", "parameters.deny: expected a list of strings, was \"logprobs\""),
         error("version: 1\nparameters:\n  deny: [logprobs, 3]\n", "parameters.deny[1]: expected a string, was 3"),
         error("version: 1\nparameters:\n  exempt-groups: [\"\"]\n", "parameters.exempt-groups[0]: must not be empty"),
-        error("version: 1\nparameters:\n  min: {n: 1}\n", "parameters.min: unknown key"));
+        error("version: 1\nparameters:\n  min: {n: 1}\n", "parameters.min: unknown key"),
+        error("version: 1\nparameters:\n  max:\n    max_tokens: -1\n",
+            "parameters.max.max_tokens: must be >= 0 (values are allowed in 0..max), was -1"),
+        error("version: 1\nparameters:\n  presets: [extraction, logprobs]\n",
+            "parameters.presets[1]: unknown preset \"logprobs\" (known: extraction)"),
+        error("version: 1\nparameters:\n  presets: extraction\n",
+            "parameters.presets: expected a list of strings, was \"extraction\""),
+        error("version: 1\nparameters:\n  presets: [\"\"]\n", "parameters.presets[0]: must not be empty"));
   }
 
   @ParameterizedTest(name = "[{index}] {1}")

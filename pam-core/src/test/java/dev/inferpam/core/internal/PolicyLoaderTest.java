@@ -393,11 +393,24 @@ class PolicyLoaderTest {
           max:
             max_tokens: 4096
             temperature: 0.7
-            presence_penalty: -1
+            presence_penalty: 0
             "odd name": 2
         """);
     assertThat(p.parameters().max()).isEqualTo(
-        Map.of("max_tokens", 4096.0, "temperature", 0.7, "presence_penalty", -1.0, "odd name", 2.0));
+        Map.of("max_tokens", 4096.0, "temperature", 0.7, "presence_penalty", 0.0, "odd name", 2.0));
+    assertThat(p.parameters().presets()).isEmpty();
+  }
+
+  @Test
+  void parameterPresetsAreNamedOnceInOrder() {
+    Policy p = both("""
+        version: 1
+        parameters:
+          presets: [extraction, extraction]
+          deny: [logprobs]
+        """);
+    assertThat(p.parameters().presets()).containsExactly("extraction");
+    assertThat(p.parameters().deny()).containsExactly("logprobs");
   }
 
   @Test
