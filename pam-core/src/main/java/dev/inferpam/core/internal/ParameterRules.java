@@ -88,12 +88,12 @@ public final class ParameterRules {
       if (principal.inGroup(g)) return null;
     }
     for (Denied d : deny) {
-      JsonNode v = lookup(body, d.name());
-      if (v == null && d.name().indexOf('.') < 0) {
-        v = body.path("options").get(d.name());
-        if (v == null) v = body.path("parameters").get(d.name());
+      // each place on its own: a top-level false must not hide options.logprobs: true
+      boolean used = used(lookup(body, d.name()));
+      if (!used && d.name().indexOf('.') < 0) {
+        used = used(body.path("options").get(d.name())) || used(body.path("parameters").get(d.name()));
       }
-      if (used(v)) {
+      if (used) {
         return new Deny(403, "parameter_denied", "parameter \"" + d.name() + "\" is denied by policy" + d.suffix(),
             d.rule());
       }

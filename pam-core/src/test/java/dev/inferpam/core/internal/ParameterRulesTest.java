@@ -45,6 +45,8 @@ class ParameterRulesTest {
       "{\"parameters\":{\"decoder_input_details\":true}} | decoder_input_details   | parameters.presets.extraction",
       "{\"parameters\":{\"top_n_tokens\":5}}          | top_n_tokens               | parameters.presets.extraction",
       "{\"options\":{\"logit_bias\":{}}}              | logit_bias                 | parameters.deny",
+      "{\"logprobs\":false,\"options\":{\"logprobs\":true}} | logprobs               | parameters.presets.extraction",
+      "{\"top_logprobs\":null,\"parameters\":{\"top_logprobs\":1}} | top_logprobs     | parameters.presets.extraction",
   })
   void deniedAndPresetNamesAreFoundAtTheTopInOptionsAndInParameters(String body, String name, String rule)
       throws Exception {
