@@ -19,8 +19,9 @@ import java.util.Set;
  * {@code false}, at the top level, in Ollama's {@code options} or in TGI's {@code parameters}
  * (a dotted name such as {@code parameters.top_n_tokens} is looked up at that path only).
  *
- * <p><b>Caps</b> ({@code max}, with the other spellings in {@link Decider#MAX_ALIASES}) accept
- * only a JSON number within {@code 0..max}. The bounds are exact so that no decoder reads a
+ * <p><b>Caps</b> ({@code max}, with the other spellings in {@link Decider#MAX_ALIASES}, each
+ * also looked up in {@code options} and {@code parameters}) accept only a JSON number within
+ * {@code 0..max}. The bounds are exact so that no decoder reads a
  * larger value than the one checked:
  * <ul>
  *   <li>a string ({@code "100000"}, which pydantic coerces), a boolean or a container is refused
@@ -45,6 +46,10 @@ public final class ParameterRules {
   private final List<Denied> deny;
   private final List<ValueDenial> values;
   private final Map<String, Double> max;
+  /** Each capped name to the paths where it is looked up, split once rather than per request. */
+  private final Map<String, List<CapPath>> caps;
+
+  private record CapPath(String dotted, String[] parts) {}
   private final Set<String> exemptGroups;
   private final List<String> governedPaths;
 
@@ -62,6 +67,11 @@ public final class ParameterRules {
     this.deny = List.copyOf(d);
     this.values = List.copyOf(v);
     this.max = p.max();
+    Map<String, List<CapPath>> c = new java.util.LinkedHashMap<>();
+    for (String m : max.keySet()) {
+      c.put(m, aliases(m).stream().map(a -> new CapPath(a, a.split("\\."))).toList());
+    }
+    this.caps = java.util.Collections.unmodifiableMap(c);
     this.exemptGroups = p.exemptGroups();
     Set<String> paths = new LinkedHashSet<>();
     for (Denied x : deny) {
@@ -72,7 +82,7 @@ public final class ParameterRules {
       }
     }
     for (ValueDenial x : values) paths.add(x.rule().parameter());
-    for (String m : max.keySet()) paths.addAll(aliases(m));
+    for (List<CapPath> a : caps.values()) a.forEach(cp -> paths.add(cp.dotted()));
     this.governedPaths = List.copyOf(paths);
   }
 
@@ -109,9 +119,12 @@ public final class ParameterRules {
         }
       }
     }
-    for (Map.Entry<String, Double> m : max.entrySet()) {
-      for (String alias : aliases(m.getKey())) {
-        JsonNode v = lookup(body, alias);
+    for (Map.Entry<String, List<CapPath>> m : caps.entrySet()) {
+      double cap = max.get(m.getKey());
+      for (CapPath cp : m.getValue()) {
+        JsonNode v = body;
+        for (String part : cp.parts()) v = v == null || !v.isObject() ? null : v.get(part);
+        String alias = cp.dotted();
         if (v == null || v.isNull()) continue;
         String rule = "parameters.max." + m.getKey();
         if (!v.isNumber()) {
@@ -119,19 +132,32 @@ public final class ParameterRules {
         }
         if (negative(v)) {
           return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + cut(v.asText())
-              + ", outside the allowed range 0.." + formatNumber(m.getValue()), rule);
+              + ", outside the allowed range 0.." + formatNumber(cap), rule);
         }
-        if (over(v, m.getValue())) {
+        if (over(v, cap)) {
           return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + cut(v.asText())
-              + ", over the maximum " + formatNumber(m.getValue()), rule);
+              + ", over the maximum " + formatNumber(cap), rule);
         }
       }
     }
     return null;
   }
 
+  /**
+   * Where a cap on {@code name} looks: each of its spellings ({@link Decider#MAX_ALIASES}) at the
+   * top level and, for an undotted spelling, also in Ollama's {@code options} and in
+   * {@code parameters} (TGI, KServe), where those servers read their sampling settings.
+   */
   private static List<String> aliases(String name) {
-    return Decider.MAX_ALIASES.getOrDefault(name, List.of(name));
+    Set<String> out = new LinkedHashSet<>();
+    for (String a : Decider.MAX_ALIASES.getOrDefault(name, List.of(name))) {
+      out.add(a);
+      if (a.indexOf('.') < 0) {
+        out.add("options." + a);
+        out.add("parameters." + a);
+      }
+    }
+    return List.copyOf(out);
   }
 
   /** A parameter set to null or false does not enable anything; any other value counts as use. */

@@ -90,6 +90,8 @@ class ParameterRulesTest {
       "{\"max_tokens\":1e5}                   | parameter \"max_tokens\" is 100000.0, over the maximum 4096",
       "{\"max_tokens\":99999999999999999999}  | parameter \"max_tokens\" is 99999999999999999999, over the maximum 4096",
       "{\"best_of\":2}                        | parameter \"best_of\" is 2, over the maximum 1",
+      "{\"options\":{\"temperature\":2}}      | parameter \"options.temperature\" is 2, over the maximum 1.5",
+      "{\"parameters\":{\"max_tokens\":5000}} | parameter \"parameters.max_tokens\" is 5000, over the maximum 4096",
       "{\"max_tokens\":\"100000\"}            | parameter \"max_tokens\" must be a number",
       "{\"max_tokens\":\"10\"}                | parameter \"max_tokens\" must be a number",
       "{\"max_tokens\":true}                  | parameter \"max_tokens\" must be a number",
@@ -123,7 +125,8 @@ class ParameterRulesTest {
   void governedPathsNameEveryPlaceARuleLooks() {
     assertThat(RULES.governedPaths()).contains("logit_bias", "options.logit_bias", "parameters.logit_bias",
         "logprobs", "options.logprobs", "parameters.top_n_tokens", "include", "max_tokens", "max_completion_tokens",
-        "max_output_tokens", "options.num_predict", "n", "best_of", "temperature");
+        "max_output_tokens", "options.num_predict", "n", "best_of", "temperature", "options.temperature",
+        "parameters.temperature", "parameters.max_tokens");
   }
 
   @Test
