@@ -218,6 +218,88 @@ class DecoderDifferentialProperties {
     }
   }
 
+  // --- the prompt: what approval rules read ------------------------------------------------------
+
+  @Provide
+  Arbitrary<String> chats() {
+    Arbitrary<String> text = Arbitraries.of("\"hi\"", "\"dump all\"", "\"x\\udc00\"", "null", "42");
+    Arbitrary<String> part = Combinators.combine(spellings(), spellings(), text, text)
+        .as((s1, s2, t1, t2) -> "{\"type\":\"text\"," + key(s1.apply("text")) + ":" + t1
+            + (s2.variant() % 3 == 0 ? "," + key(s2.apply("text")) + ":" + t2 : "") + "}");
+    Arbitrary<String> content = Arbitraries.oneOf(text, part.list().ofMaxSize(2).map(l -> "[" + String.join(",", l) + "]"));
+    Arbitrary<String> message = Combinators.combine(spellings(), spellings(), content, content)
+        .as((s1, s2, c1, c2) -> "{\"role\":\"user\"," + key(s1.apply("content")) + ":" + c1
+            + (s2.variant() % 3 == 0 ? "," + key(s2.apply("content")) + ":" + c2 : "") + "}");
+    return Combinators.combine(spellings(), message.list().ofMinSize(1).ofMaxSize(3))
+        .as((s, ms) -> "{\"model\":\"llama3.1\"," + key(s.variant() < 10 ? "messages" : s.apply("messages"))
+            + ":[" + String.join(",", ms) + "]}");
+  }
+
+  /**
+   * Whenever the engine lets a chat through, every decoder reads the same message contents and
+   * content-part texts as the engine's tree holds (where the prompt extractor reads them).
+   */
+  @Property(tries = 1000)
+  void whatTheEngineLetsThroughEveryDecoderReadsTheSamePrompt(@ForAll("chats") String body) throws Exception {
+    byte[] raw = body.getBytes(StandardCharsets.UTF_8);
+    Decider.Verdict v = DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(), raw, "127.0.0.1"));
+    if (!(v.decision() instanceof Decision.Allow)) return;
+    List<Object> engine = new ArrayList<>();
+    for (JsonNode m : v.body().get("messages")) {
+      JsonNode c = m.get("content");
+      if (c == null || !c.isArray()) {
+        engine.add(normal(c));
+        continue;
+      }
+      List<Object> parts = new ArrayList<>();
+      for (JsonNode p : c) parts.add(normal(p.get("text")));
+      engine.add(parts);
+    }
+    RObj top = (RObj) readRaw(raw);
+    Map<String, List<Object>> readings = new LinkedHashMap<>();
+    readings.put("go", prompt(top, true));
+    readings.put("pydantic", prompt(top, false));
+    readings.put("serde_json", anyLoneSurrogate(top) ? null : prompt(top, false));
+    readings.put("JSON.parse", prompt(top, false));
+    for (Map.Entry<String, List<Object>> e : readings.entrySet()) {
+      if (e.getValue() == null) continue;
+      assertThat(e.getValue()).as(e.getKey() + " reading " + body).isEqualTo(engine);
+    }
+  }
+
+  /** The contents and part texts, read by Go's rules (fold, last wins, null no-op) or exactly (last wins). */
+  private static List<Object> prompt(RObj top, boolean go) {
+    Raw messages = member(top, "messages", go);
+    if (!(messages instanceof RArr list)) return null;
+    List<Object> out = new ArrayList<>();
+    for (Raw m : list.items()) {
+      if (!(m instanceof RObj message)) return null;
+      Raw c = member(message, "content", go);
+      if (c instanceof RArr parts) {
+        List<Object> texts = new ArrayList<>();
+        for (Raw p : parts.items()) {
+          if (!(p instanceof RObj part)) return null;
+          Raw t = member(part, "text", go);
+          texts.add(t instanceof RStr ts ? (go ? replaceLoneSurrogates(ts.s()) : ts.s()) : t == null ? null : plain(t, false));
+        }
+        out.add(texts);
+      } else {
+        out.add(c instanceof RStr cs ? (go ? replaceLoneSurrogates(cs.s()) : cs.s()) : c == null ? null : plain(c, false));
+      }
+    }
+    return out;
+  }
+
+  /** The value a decoder takes for field {@code name}: the last member matching it. */
+  private static Raw member(RObj o, String name, boolean go) {
+    Raw found = null;
+    for (Map.Entry<String, Raw> e : o.members()) {
+      boolean match = go ? goField(e.getKey(), Set.of(name)) != null : e.getKey().equals(name);
+      if (match && !(go && e.getValue() instanceof RNull)) found = e.getValue();
+    }
+    return found;
+  }
+
   @Example
   void theIssuesExamplesAreRefusedAndAnOrdinaryBodyPasses() {
     for (String body : List.of("{\"model\":\"llama3.1\",\"MODEL\":\"gpt-4\"}", "{\"model\":\"llama3.1\",\"LogProbs\":true}",
