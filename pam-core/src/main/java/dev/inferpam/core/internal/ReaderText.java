@@ -77,15 +77,36 @@ public final class ReaderText {
 
   /** The reader form of {@code text} (see the class comment). */
   public static String reader(CharSequence text) {
+    return reader(text, false);
+  }
+
+  /**
+   * The reader form of {@code text}, its invisible code points read as spaces when
+   * {@code invisibleAsSpace}: a zero-width space or a soft hyphen between two words separates
+   * them for a model's tokenizer although a reader sees none, so a prompt with invisible code
+   * points is read both ways.
+   */
+  public static String reader(CharSequence text, boolean invisibleAsSpace) {
     StringBuilder visible = new StringBuilder(text.length());
     for (int i = 0; i < text.length(); ) {
       int cp = Character.codePointAt(text, i);
       i += Character.charCount(cp);
       if (!invisible(cp)) visible.appendCodePoint(cp);
+      else if (invisibleAsSpace) visible.append(' ');
     }
     // Invisible code points go first, so that NFKC composes what they separated.
     String nfkc = Normalizer.normalize(visible, Normalizer.Form.NFKC);
     return collapse(nfkc, false);
+  }
+
+  /** True when {@code text} has an invisible code point (see {@link #reader(CharSequence, boolean)}). */
+  public static boolean hasInvisible(CharSequence text) {
+    for (int i = 0; i < text.length(); ) {
+      int cp = Character.codePointAt(text, i);
+      i += Character.charCount(cp);
+      if (invisible(cp)) return true;
+    }
+    return false;
   }
 
   /** The skeleton of a reader form (see the class comment). */
