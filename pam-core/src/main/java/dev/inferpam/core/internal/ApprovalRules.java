@@ -68,10 +68,7 @@ public final class ApprovalRules {
   private static final List<String> PROMPT_FIELDS =
       List.of("system", "instructions", "messages", "input", "prompt", "suffix", "template");
 
-  /**
-   * Top-level body fields that describe tools, the output format or documents to the model,
-   * taken after the prompt, every string and every key.
-   */
+  /** Top-level body fields that describe tools, the output format or documents to the model, taken after the prompt. */
   private static final List<String> DEFINITION_FIELDS = List.of("tools", "functions", "tool_choice", "function_call",
       "response_format", "text", "documents", "chat_template");
 
@@ -193,15 +190,16 @@ public final class ApprovalRules {
    *       input and {@code tool_result} content, thinking), {@code input} (Responses items:
    *       messages, function calls and their outputs, reasoning summaries; embeddings),
    *       {@code prompt}, {@code suffix} and {@code template} (completions, Ollama). In these,
-   *       every string is taken except the values of {@link #NOT_TEXT} keys (roles, types, ids,
+   *       every string is taken except the values of {@code NOT_TEXT} keys (roles, types, ids,
    *       images, audio, files: token arrays and media are not text) and the {@code data} of a
    *       block whose {@code type} is not {@code text}; the object value of an
    *       {@code arguments}, {@code input}, {@code parameters}, {@code input_schema} or
    *       {@code schema} key is taken whole, its keys included;</li>
-   *   <li>then, whole with their keys, the definitions the model is shown: {@code tools}
-   *       (names, descriptions, parameter and input schemas), {@code functions},
-   *       {@code tool_choice}, {@code function_call}, {@code response_format}, {@code text}
-   *       (Responses output format), {@code documents} and {@code chat_template}.</li>
+   *   <li>then, the same way, the definitions the model is shown: {@code tools} (names,
+   *       descriptions, parameter and input schemas with their property names),
+   *       {@code functions}, {@code tool_choice}, {@code function_call},
+   *       {@code response_format}, {@code text} (Responses output format), {@code documents}
+   *       and {@code chat_template}.</li>
    * </ul>
    * Not taken: other top-level fields (model, sampling parameters, metadata) and KServe tensors.
    * Linear in the body; nesting deeper than the classifier allows is not followed.
@@ -215,14 +213,14 @@ public final class ApprovalRules {
     }
     for (String field : DEFINITION_FIELDS) {
       JsonNode v = body.get(field);
-      if (v != null) collect(v, out, true, 0);
+      if (v != null) collect(v, out, false, 0);
     }
     return out;
   }
 
   /**
    * Gathers the strings of {@code n}: lists item by item, objects field by field (when
-   * {@code free}, every key and value; otherwise values only, skipping {@link #NOT_TEXT}). The
+   * {@code free}, every key and value; otherwise values only, skipping {@code NOT_TEXT}). The
    * classifier bounds the nesting depth; the bound here keeps a hand-built tree from recursing
    * without end.
    */
