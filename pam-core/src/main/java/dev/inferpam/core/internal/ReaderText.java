@@ -54,6 +54,16 @@ public final class ReaderText {
       0x200B, 0x200F, 0x202A, 0x202E, 0x2060, 0x206F, 0x3164, 0x3164, 0xFE00, 0xFE0F, 0xFEFF, 0xFEFF,
       0xFFA0, 0xFFA0, 0xFFF0, 0xFFF8, 0x1BCA0, 0x1BCA3, 0x1D173, 0x1D17A, 0xE0000, 0xE0FFF};
 
+  /** ASCII kinds: {@link #VISIBLE}, {@link #SPACE} or {@link #INVISIBLE}, so that plain text takes no lookups. */
+  private static final byte[] ASCII = new byte[128];
+  private static final byte VISIBLE = 0;
+  private static final byte SPACE = 1;
+  private static final byte INVISIBLE = 2;
+
+  static {
+    for (int c = 0; c < 128; c++) ASCII[c] = whitespaceLookup(c) ? SPACE : invisibleLookup(c) ? INVISIBLE : VISIBLE;
+  }
+
   private ReaderText() {}
 
   /**
@@ -61,6 +71,10 @@ public final class ReaderText {
    * that is not whitespace, or another default-ignorable code point.
    */
   static boolean invisible(int cp) {
+    return cp < 128 ? ASCII[cp] == INVISIBLE : invisibleLookup(cp);
+  }
+
+  private static boolean invisibleLookup(int cp) {
     int type = Character.getType(cp);
     if (type == Character.FORMAT) return true;
     if (type == Character.CONTROL) return !whitespace(cp);
@@ -72,6 +86,10 @@ public final class ReaderText {
 
   /** True for whitespace of any kind: Java's whitespace, the space separators (NBSP...) and NEL. */
   static boolean whitespace(int cp) {
+    return cp < 128 ? ASCII[cp] == SPACE : whitespaceLookup(cp);
+  }
+
+  private static boolean whitespaceLookup(int cp) {
     return Character.isWhitespace(cp) || Character.isSpaceChar(cp) || cp == 0x85;
   }
 
@@ -87,12 +105,16 @@ public final class ReaderText {
    * points is read both ways.
    */
   public static String reader(CharSequence text, boolean invisibleAsSpace) {
-    StringBuilder visible = new StringBuilder(text.length());
-    for (int i = 0; i < text.length(); ) {
-      int cp = Character.codePointAt(text, i);
-      i += Character.charCount(cp);
-      if (!invisible(cp)) visible.appendCodePoint(cp);
-      else if (invisibleAsSpace) visible.append(' ');
+    CharSequence visible = text;
+    if (hasInvisible(text)) {
+      StringBuilder b = new StringBuilder(text.length());
+      for (int i = 0; i < text.length(); ) {
+        int cp = Character.codePointAt(text, i);
+        i += Character.charCount(cp);
+        if (!invisible(cp)) b.appendCodePoint(cp);
+        else if (invisibleAsSpace) b.append(' ');
+      }
+      visible = b;
     }
     // Invisible code points go first, so that NFKC composes what they separated.
     String nfkc = Normalizer.normalize(visible, Normalizer.Form.NFKC);
@@ -102,6 +124,12 @@ public final class ReaderText {
   /** True when {@code text} has an invisible code point (see {@link #reader(CharSequence, boolean)}). */
   public static boolean hasInvisible(CharSequence text) {
     for (int i = 0; i < text.length(); ) {
+      char c = text.charAt(i);
+      if (c < 128) {
+        if (ASCII[c] == INVISIBLE) return true;
+        i++;
+        continue;
+      }
       int cp = Character.codePointAt(text, i);
       i += Character.charCount(cp);
       if (invisible(cp)) return true;
@@ -125,6 +153,19 @@ public final class ReaderText {
     StringBuilder out = new StringBuilder(s.length());
     boolean space = false;
     for (int i = 0; i < s.length(); ) {
+      char c = s.charAt(i);
+      if (c < 128 && (!map || table.ascii[c] == null)) { // plain text: no lookups
+        byte kind = ASCII[c];
+        if (kind == SPACE) {
+          space = true;
+        } else if (kind == VISIBLE) {
+          if (space && out.length() > 0) out.append(' ');
+          out.append(c);
+          space = false;
+        }
+        i++;
+        continue;
+      }
       int cp = s.codePointAt(i);
       i += Character.charCount(cp);
       String mapped = map ? table.get(cp) : null;
