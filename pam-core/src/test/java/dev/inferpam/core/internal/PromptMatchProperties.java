@@ -126,4 +126,23 @@ class PromptMatchProperties {
         || ReaderText.skeleton(ReaderText.reader(text, true)).contains("durnp all");
     assertThat(match(RULES, List.of(text))).isEqualTo(holds ? "plain" : null);
   }
+
+  /** Pattern-like strings: syntax, escapes, classes and literals with multi-character or empty skeletons. */
+  @Provide
+  Arbitrary<String> patterns() {
+    return Arbitraries.of("a", "m", "M", "\u00E9", "\u200B", " ", "\u00A0", "(", ")", "(?:", "(?i)", "(?<n>", "[",
+            "]", "[^", "{2}", "{0,3}", "?", "??", "|", ".", "^", "$", "\\", "\\b", "\\d", "\\s", "\\.",
+            "\\n", "\\x{430}", "\\u0041", "\\p{L}", "\\cJ", "\\A", "\\z", "-", "&&", "\uFB00", "%", "\uD835\uDC1D")
+        .list().ofMaxSize(10).map(parts -> String.join("", parts));
+  }
+
+  @Property(tries = 2000)
+  void everyAllowedPatternHasASkeletonPatternThatCompiles(@ForAll("patterns") String regex) {
+    try {
+      dev.inferpam.core.internal.masking.CustomPatterns.check(regex);
+    } catch (IllegalArgumentException notAllowed) {
+      return;
+    }
+    java.util.regex.Pattern.compile(ReaderText.skeletonPattern(regex).regex());
+  }
 }
