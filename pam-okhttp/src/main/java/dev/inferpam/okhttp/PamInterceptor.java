@@ -284,7 +284,7 @@ public final class PamInterceptor implements Interceptor {
 
   private static Request forUpstream(Request request, Exchange exchange) {
     Request.Builder b = request.newBuilder();
-    for (String name : exchange.callerCredentialHeaders()) b.removeHeader(name);
+    for (String name : exchange.requestHeadersToRemove()) b.removeHeader(name);
     // Without it OkHttp asks for gzip itself and decompresses, so the masker reads plain text.
     if (exchange.masksResponse()) b.removeHeader("Accept-Encoding");
     Credential credential = exchange.upstreamCredential();

@@ -197,7 +197,7 @@ public final class ForwardingServlet extends HttpServlet {
         .build();
 
     Set<String> drop = new HashSet<>(HOP_BY_HOP);
-    drop.addAll(exchange.callerCredentialHeaders());
+    drop.addAll(exchange.requestHeadersToRemove());
     drop.add("content-length");
     drop.add("expect");
     drop.add("accept-encoding");
