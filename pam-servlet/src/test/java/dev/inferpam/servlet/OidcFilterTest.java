@@ -217,6 +217,7 @@ class OidcFilterTest {
     assertThat(server.seen).isEmpty();
     assertThat(keyFetches.get()).as("keys came from the identity provider").isPositive();
   }
+
   @Test
   void aValidTokenWithASecondCredentialIs401AndTheServletNeverRuns() throws Exception {
     String token = keycloakToken(keycloakKey, List.of("ml-engineers"));
