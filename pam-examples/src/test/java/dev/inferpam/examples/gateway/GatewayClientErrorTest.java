@@ -89,11 +89,19 @@ class GatewayClientErrorTest {
       "GET /pam/approvals/%00 HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
       "GET /pam/approvals/%C0%AF HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
       "GET /pam/quota HTTP/1.1\r\nHost: x\r\nBad Header: y\r\nConnection: close\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
+      "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
+      "GET http://127.0.0.1:9/pam/approvals/x%2Fy HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n",
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZZ\r\nxx\r\n0\r\n\r\n",
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope",
+      "GET /pam/quota HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB\r\nX-Api-Key: BOB\r\nConnection: close\r\n\r\n",
+      "GET /pam/quota?%ZZ=1 HTTP/1.1\r\nHost: x\r\nX-Api-Key: BOB, BOB\r\nConnection: close\r\n\r\n",
   })
   void aMalformedRequestIsAJsonErrorAndLogsNoStackTrace(String request) throws Exception {
     Result r = send(request.replace("X-Api-Key: BOB", "X-Api-Key: " + BOB_KEY));
     assertThat(r.status).as(r.response).isBetween(400, 499);
-    assertThat(r.error().path("type").asText()).isEqualTo("pam_error");
+    assertThat(r.error().path("type").asText()).as(r.response).isEqualTo("pam_error");
     r.assertQuietLog();
   }
 
