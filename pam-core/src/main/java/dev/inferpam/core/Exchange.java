@@ -419,7 +419,9 @@ public final class Exchange {
     try {
       return engine.decider().decide(req);
     } catch (RuntimeException e) {
-      log.error("inferpam: policy evaluation failed, denying", e);
+      // One line: a caller whose request trips a bug must not flood the log with stack traces.
+      log.error("inferpam: policy evaluation failed, denying: {}", e.getClass().getName());
+      log.debug("inferpam: policy evaluation failure", e);
       return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
           null, req, null, null);
     }

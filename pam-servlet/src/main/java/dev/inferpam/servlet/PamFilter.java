@@ -186,7 +186,9 @@ public final class PamFilter implements Filter {
       try {
         exchange.settleReview();
       } catch (RuntimeException e) {
-        log.error("inferpam: review of exchange {} could not be settled, refusing", exchange.id(), e);
+        log.error("inferpam: review of exchange {} could not be settled, refusing: {}", exchange.id(),
+            e.getClass().getName());
+        log.debug("inferpam: review settlement failure", e);
         writeInternalError(held.response);
         exchange.end(false);
         return;
@@ -206,7 +208,9 @@ public final class PamFilter implements Filter {
     } catch (RuntimeException e) {
       // The engine promises not to throw for bad input, so this is a bug (or another filter took
       // the body stream first): fail closed, and keep the details in the log, not in the answer.
-      log.error("inferpam: request could not be checked, refusing {} request", request.getMethod(), e);
+      // One line (the stack trace at debug): a caller must not be able to flood the log.
+      log.error("inferpam: request could not be checked, refusing it: {}", e.getClass().getName());
+      log.debug("inferpam: request check failure", e);
       writeInternalError(response);
       return;
     }
