@@ -45,6 +45,10 @@ import org.slf4j.LoggerFactory;
  *       the engine read and checked (so what the application sees is exactly what was decided on),
  *       and whose caller credential headers ({@code Authorization}, {@code X-Api-Key},
  *       {@code Proxy-Authorization}) are hidden, so the application never sees the caller's token.
+ *       A body the engine decoded ({@code Content-Encoding} gzip or deflate) is replayed decoded,
+ *       without {@code Content-Encoding}. Forwarding headers ({@code Forwarded},
+ *       {@code X-Forwarded-*}) are left as they came: the filter cannot tell whether a trusted
+ *       proxy set them; an application that forwards requests sets its own (as the gateway does).
  *       The {@link Exchange} is stored in request attribute {@link #EXCHANGE_ATTRIBUTE}; a
  *       forwarding servlet takes the credential to inject from
  *       {@link Exchange#upstreamCredential()}. The response is reported to the exchange as it is
