@@ -306,15 +306,9 @@ class ApprovalServletTest {
     pendingFrom(principal("bob-requester", "ci"), "hello");
     String id = service.pending().get(0).id();
 
-    for (String path : List.of("/pam/approvals/" + id, "/pam/approvals/" + id + "/approve/x",
+    for (String path : List.of("/pam/approvals/", "/pam/approvals/" + id, "/pam/approvals/" + id + "/approve/x",
         "/pam/approvals/" + id + "/delete", "/pam/approvals/x/y/z")) {
       assertError(send("POST", path, REVIEWER_KEY, null), 404, "not_found");
-    }
-    // A path that could be read two ways is refused as the filter refuses it (this container
-    // refuses %2F and ";" itself; the gateway lets them through to the servlet, see
-    // GatewayClientErrorTest).
-    for (String path : List.of("/pam/approvals/", "/pam/approvals/" + id + "/approve/")) {
-      assertError(send("POST", path, REVIEWER_KEY, null), 400, "bad_path");
     }
     HttpResponse<String> postList = send("POST", "/pam/approvals", REVIEWER_KEY, null);
     assertError(postList, 405, "method_not_allowed");

@@ -62,6 +62,8 @@ class GatewayClientErrorTest {
       "GET /pam/health;x",
       "GET /pam/health/%2e%2e/quota",
       "GET /pam/x%2Fy",
+      "GET /pam/approvals/%2e%2e/",
+      "POST /pam/approvals/x%2Fapprove/",
       "POST /v1/chat/completions%2Fx",
       "POST /v1/chat/completions;x",
   })

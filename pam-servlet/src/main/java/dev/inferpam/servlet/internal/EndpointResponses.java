@@ -53,14 +53,18 @@ public final class EndpointResponses {
 
   /**
    * Refuses, as the filter does, a request whose path could be read two ways ({@code %2F},
-   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}. Call
-   * it first, so that nothing asks the container for a decoded path it would throw on.
+   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}. A
+   * trailing {@code /} is let through (these endpoints match paths exactly, so it reaches no
+   * other handler: {@code /pam/approvals/} is a 404). Call it first, so that nothing asks the
+   * container for a decoded path it would throw on.
    *
    * @return true when the request was refused (the answer is written)
    */
   public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
     String uri = request.getRequestURI();
-    Object path = Decider.canonicalPathOrDeny(uri == null ? "" : uri);
+    if (uri == null) uri = "";
+    if (uri.length() > 1 && uri.endsWith("/")) uri = uri.substring(0, uri.length() - 1);
+    Object path = Decider.canonicalPathOrDeny(uri);
     if (!(path instanceof Decision.Deny deny)) return false;
     write(response, ErrorBodies.of(deny, null));
     return true;
