@@ -46,7 +46,7 @@ import org.slf4j.LoggerFactory;
  *   <li>read {@link #decision()}; on {@link Decision.Deny} write {@link #error()} without
  *       calling the application or upstream;</li>
  *   <li>on {@link Decision.Allow}: forward {@link #body()}, with the headers in
- *       {@link #callerCredentialHeaders()} removed and {@link #upstreamCredential()} set; when
+ *       {@link #requestHeadersToRemove()} removed and {@link #upstreamCredential()} set; when
  *       {@link #masksResponse()}, also without {@code Accept-Encoding}, so that the response
  *       comes back as text the masker can read;</li>
  *   <li>report the response with {@link #responseStarted}; then, if {@link #responseRefusal()}
@@ -419,7 +419,9 @@ public final class Exchange {
     try {
       return engine.decider().decide(req);
     } catch (RuntimeException e) {
-      log.error("inferpam: policy evaluation failed, denying", e);
+      // One line: a caller whose request trips a bug must not flood the log with stack traces.
+      log.error("inferpam: policy evaluation failed, denying: {}", e.getClass().getName());
+      log.debug("inferpam: policy evaluation failure", e);
       return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
           null, req, null, null);
     }
@@ -449,7 +451,10 @@ public final class Exchange {
     return request;
   }
 
-  /** The request body as read (empty when refused before reading); forward exactly these bytes. */
+  /**
+   * The request body as read, with its content codings undone (empty when refused before
+   * reading); forward exactly these bytes.
+   */
   public byte[] body() {
     return request == null ? new byte[0] : request.body();
   }
@@ -468,6 +473,21 @@ public final class Exchange {
   public Set<String> callerCredentialHeaders() {
     return CALLER_CREDENTIAL_HEADERS;
   }
+
+  /**
+   * Lower-case names of the request headers not to forward: the caller's credential headers and,
+   * when the engine decoded a compressed request body ({@link #body()} is then the decoded body,
+   * which is what was checked), {@code Content-Encoding} and {@code Content-Length}: forward
+   * {@link #body()} without a coding and with its own length.
+   */
+  public Set<String> requestHeadersToRemove() {
+    boolean decoded = request != null && head.headers().containsKey("content-encoding")
+        && !request.headers().containsKey("content-encoding");
+    return decoded ? DECODED_BODY_HEADERS : CALLER_CREDENTIAL_HEADERS;
+  }
+
+  private static final Set<String> DECODED_BODY_HEADERS =
+      Set.of("authorization", "x-api-key", "proxy-authorization", "content-encoding", "content-length");
 
   /** The credential to inject on an allowed request, or {@code null} when none is configured. */
   public Credential upstreamCredential() {

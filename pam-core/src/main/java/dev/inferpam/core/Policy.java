@@ -453,9 +453,12 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * (they are ANDed); at least one must be set.
    *
    * @param name          names the review in decisions, pending lists and records; no {@code :}
-   * @param promptMatches a regular expression searched in the prompt text, restricted like
-   *                      {@code masking.custom} patterns (bounded, no nested repetition) so that
-   *                      matching is linear in the prompt; or {@code null}
+   * @param promptMatches a regular expression searched, ignoring case, in the text that reaches
+   *                      the model as a reader sees it (pieces joined with a space, invisible
+   *                      characters removed, NFKC, any whitespace one space; and, literals and
+   *                      text both as Unicode TS #39 skeletons, look-alike letters as one),
+   *                      restricted like {@code masking.custom} patterns (bounded, no nested
+   *                      repetition) so that matching is linear in the prompt; or {@code null}
    * @param maxTokensOver the rule holds when the requested output bound exceeds this; or
    *                      {@code null}
    * @param models        model globs; empty for any model

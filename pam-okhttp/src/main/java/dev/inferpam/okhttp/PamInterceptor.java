@@ -45,8 +45,9 @@ import okio.Timeout;
  * <p>On a denial it answers with a synthetic response (the policy's JSON error, status and
  * headers) without calling the server. A request that needs a reviewer's approval waits for it
  * first (see <b>Approval</b> below). On an allow it replaces the caller's credential
- * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential and calls
- * {@code proceed} exactly once; the response body streams through and is reported to the
+ * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential, sends a body the
+ * engine decoded ({@code Content-Encoding} gzip or deflate) decoded and without
+ * {@code Content-Encoding}, and calls {@code proceed} exactly once; the response body streams through and is reported to the
  * exchange as it is read, which is recorded when the body is exhausted or closed (or, should the
  * caller drop the response without closing it, once the body is garbage-collected: recorded
  * {@code complete: false}; close responses, as OkHttp requires anyway).
@@ -284,7 +285,7 @@ public final class PamInterceptor implements Interceptor {
 
   private static Request forUpstream(Request request, Exchange exchange) {
     Request.Builder b = request.newBuilder();
-    for (String name : exchange.callerCredentialHeaders()) b.removeHeader(name);
+    for (String name : exchange.requestHeadersToRemove()) b.removeHeader(name);
     // Without it OkHttp asks for gzip itself and decompresses, so the masker reads plain text.
     if (exchange.masksResponse()) b.removeHeader("Accept-Encoding");
     Credential credential = exchange.upstreamCredential();

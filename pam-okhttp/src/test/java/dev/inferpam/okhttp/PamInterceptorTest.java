@@ -253,6 +253,44 @@ class PamInterceptorTest {
   }
 
   @Test
+  void aGzipBodyIsCheckedDecodedAndForwardedDecoded() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).body("{}").build());
+    String body = chat("llama-3.1-8b", "");
+    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "gzip")
+        .post(RequestBody.create(gzip(body), JSON)).build()).execute()) {
+      assertThat(r.code()).isEqualTo(200);
+    }
+    RecordedRequest seen = server.takeRequest();
+    assertThat(seen.getBody().utf8()).isEqualTo(body);
+    assertThat(seen.getHeaders().get("Content-Encoding")).isNull();
+    assertThat(seen.getHeaders().get("Content-Length")).isEqualTo(Integer.toString(body.length()));
+
+    // Compressed or not, a denied parameter is refused, and an encoding it cannot read is 415.
+    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "gzip")
+        .post(RequestBody.create(gzip(chat("llama-3.1-8b", ",\"logprobs\":true")), JSON)).build()).execute()) {
+      assertThat(r.code()).isEqualTo(403);
+      assertThat(error(r).get("code").asText()).isEqualTo("parameter_denied");
+    }
+    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "br")
+        .post(RequestBody.create(body, JSON)).build()).execute()) {
+      assertThat(r.code()).isEqualTo(415);
+      assertThat(error(r).get("code").asText()).isEqualTo("unsupported_encoding");
+    }
+    assertThat(server.getRequestCount()).isEqualTo(1);
+  }
+
+  static byte[] gzip(String text) throws IOException {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    try (java.util.zip.GZIPOutputStream gz = new java.util.zip.GZIPOutputStream(out)) {
+      gz.write(text.getBytes(StandardCharsets.UTF_8));
+    }
+    return out.toByteArray();
+  }
+
+  @Test
   void oversizedBodyIs413WithoutReadingItAll() throws Exception {
     client = clientFor(engine(policy("request: {max-body: 1KiB}\n"), CredentialProvider.NONE));
     try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"pad\":\"" + "x".repeat(2000) + "\""))) {

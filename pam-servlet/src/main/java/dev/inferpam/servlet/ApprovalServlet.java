@@ -71,9 +71,12 @@ import org.slf4j.LoggerFactory;
  * <table>
  *   <caption>Refusals</caption>
  *   <tr><th>status</th><th>{@code code}</th><th>when</th></tr>
+ *   <tr><td>400</td><td>{@code bad_path}</td><td>a path that could be read two ways
+ *       ({@code %2F}, {@code ;}, dot segments, bad percent-encoding, ...), as the filter refuses
+ *       it; checked first</td></tr>
  *   <tr><td>401</td><td>{@code unauthenticated}</td><td>no credential, or one no resolver
  *       accepts; with a {@code WWW-Authenticate: Bearer} challenge, as from the filter. Checked
- *       before anything else, so the endpoints reveal nothing to anonymous callers.</td></tr>
+ *       before anything but the path, so the endpoints reveal nothing to anonymous callers.</td></tr>
  *   <tr><td>403</td><td>{@code not_a_reviewer}</td><td>the caller is in no reviewer group
  *       (checked before the id is looked up, so ids cannot be probed)</td></tr>
  *   <tr><td>403</td><td>{@code self_approval}</td><td>the reviewer made the request</td></tr>
@@ -87,7 +90,8 @@ import org.slf4j.LoggerFactory;
  *       with an optional string {@code reason}, or a reason too long</td></tr>
  *   <tr><td>413</td><td>{@code body_too_large}</td><td>a decision body over
  *       {@value #MAX_BODY_BYTES} bytes</td></tr>
- *   <tr><td>500</td><td>{@code internal_error}</td><td>a bug; details go to the log only</td></tr>
+ *   <tr><td>500</td><td>{@code internal_error}</td><td>a bug; one log line names the exception's
+ *       type (the stack trace only at debug level)</td></tr>
  * </table>
  * Every answer carries {@code Cache-Control: no-store}.
  *
@@ -207,12 +211,12 @@ public final class ApprovalServlet extends HttpServlet {
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
     try {
+      if (EndpointResponses.refusedPath(request, response)) return;
       handle(request, response);
     } catch (IOException e) {
       throw e;
     } catch (RuntimeException e) {
-      log.error("inferpam: reviewer endpoint failed on {} request", request.getMethod(), e);
-      EndpointResponses.internalError(response);
+      EndpointResponses.failed(log, "reviewer", request, response, e);
     }
   }
 

@@ -45,6 +45,10 @@ import org.slf4j.LoggerFactory;
  *       the engine read and checked (so what the application sees is exactly what was decided on),
  *       and whose caller credential headers ({@code Authorization}, {@code X-Api-Key},
  *       {@code Proxy-Authorization}) are hidden, so the application never sees the caller's token.
+ *       A body the engine decoded ({@code Content-Encoding} gzip or deflate) is replayed decoded,
+ *       without {@code Content-Encoding}. Forwarding headers ({@code Forwarded},
+ *       {@code X-Forwarded-*}) are left as they came: the filter cannot tell whether a trusted
+ *       proxy set them; an application that forwards requests sets its own (as the gateway does).
  *       The {@link Exchange} is stored in request attribute {@link #EXCHANGE_ATTRIBUTE}; a
  *       forwarding servlet takes the credential to inject from
  *       {@link Exchange#upstreamCredential()}. The response is reported to the exchange as it is
@@ -186,7 +190,9 @@ public final class PamFilter implements Filter {
       try {
         exchange.settleReview();
       } catch (RuntimeException e) {
-        log.error("inferpam: review of exchange {} could not be settled, refusing", exchange.id(), e);
+        log.error("inferpam: review of exchange {} could not be settled, refusing: {}", exchange.id(),
+            e.getClass().getName());
+        log.debug("inferpam: review settlement failure", e);
         writeInternalError(held.response);
         exchange.end(false);
         return;
@@ -206,7 +212,9 @@ public final class PamFilter implements Filter {
     } catch (RuntimeException e) {
       // The engine promises not to throw for bad input, so this is a bug (or another filter took
       // the body stream first): fail closed, and keep the details in the log, not in the answer.
-      log.error("inferpam: request could not be checked, refusing {} request", request.getMethod(), e);
+      // One line (the stack trace at debug): a caller must not be able to flood the log.
+      log.error("inferpam: request could not be checked, refusing it: {}", e.getClass().getName());
+      log.debug("inferpam: request check failure", e);
       writeInternalError(response);
       return;
     }

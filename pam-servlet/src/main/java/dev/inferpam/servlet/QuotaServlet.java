@@ -130,12 +130,12 @@ public final class QuotaServlet extends HttpServlet {
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
     try {
+      if (EndpointResponses.refusedPath(request, response)) return;
       handle(request, response);
     } catch (IOException e) {
       throw e;
     } catch (RuntimeException e) {
-      log.error("inferpam: quota endpoint failed on {} request", request.getMethod(), e);
-      EndpointResponses.internalError(response);
+      EndpointResponses.failed(log, "quota", request, response, e);
     }
   }
 

@@ -217,4 +217,24 @@ class OidcFilterTest {
     assertThat(server.seen).isEmpty();
     assertThat(keyFetches.get()).as("keys came from the identity provider").isPositive();
   }
+
+  @Test
+  void aValidTokenWithASecondCredentialIs401AndTheServletNeverRuns() throws Exception {
+    String token = keycloakToken(keycloakKey, List.of("ml-engineers"));
+    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[]}";
+    for (String[] extra : List.of(new String[] {"X-Api-Key", "anything"}, new String[] {"X-Api-Key", ""},
+        new String[] {"Authorization", "Bearer " + token}, new String[] {"Proxy-Authorization", "Basic eDp5"})) {
+      Request request = new Request.Builder().url(server.url("/v1/chat/completions"))
+          .header("Authorization", "Bearer " + token).addHeader(extra[0], extra[1])
+          .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE)).build();
+      try (Response r = client.newCall(request).execute()) {
+        String answer = r.body().string();
+        assertThat(r.code()).as("%s: %s", extra[0], answer).isEqualTo(401);
+        assertThat(errorCode(new Answer(r.code(), answer, null))).isEqualTo("unauthenticated");
+        assertThat(r.header("WWW-Authenticate")).contains("more than one");
+        assertThat(answer).doesNotContain(token);
+      }
+    }
+    assertThat(server.invocations.get()).isZero();
+  }
 }

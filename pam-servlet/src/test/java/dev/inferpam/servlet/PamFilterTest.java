@@ -139,6 +139,31 @@ class PamFilterTest {
   }
 
   @Test
+  void aGzipBodyIsCheckedAndReplayedDecodedWithoutContentEncoding() throws Exception {
+    String body = chat("");
+    java.io.ByteArrayOutputStream gz = new java.io.ByteArrayOutputStream();
+    try (java.util.zip.GZIPOutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
+      out.write(body.getBytes(StandardCharsets.UTF_8));
+    }
+    Answer answer = call(new Request.Builder().url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + CI_KEY).header("Content-Encoding", "gzip")
+        .post(RequestBody.create(gz.toByteArray(), JSON_TYPE)).build());
+
+    assertThat(answer.status()).isEqualTo(200);
+    TestServer.Seen seen = server.nextSeen();
+    assertThat(seen.body()).isEqualTo(body.getBytes(StandardCharsets.UTF_8));
+    assertThat(seen.contentLength()).isEqualTo(body.getBytes(StandardCharsets.UTF_8).length);
+    assertThat(TestServer.lower(seen.headerNames())).doesNotContain("content-encoding");
+    assertThat(TestServer.JSON.readTree(answer.body()).get("body").asText()).isEqualTo(body);
+
+    Answer refused = call(new Request.Builder().url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + CI_KEY).header("Content-Encoding", "br")
+        .post(RequestBody.create(gz.toByteArray(), JSON_TYPE)).build());
+    error(refused, 415, "unsupported_encoding");
+    assertThat(server.seen).isEmpty();
+  }
+
+  @Test
   void apiKeyHeaderIsHiddenFromTheApplicationToo() throws Exception {
     Answer answer = call(post("/v1/chat/completions", chat("")).header("X-Api-Key", CI_KEY).build());
 

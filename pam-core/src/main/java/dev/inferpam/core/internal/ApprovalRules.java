@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -27,17 +28,32 @@ import java.util.regex.Pattern;
  *       servers may read it as their default). A request with no bound at all does not match: the server's default
  *       applies, which the policy's {@code parameters.max} can cap;</li>
  *   <li>{@code prompt-matches}: the pattern is found in the prompt text (see
- *       {@link #promptTexts}). It is searched in each text piece on its own, and once more in
- *       all pieces joined without a separator, so that splitting a phrase across messages or
- *       content parts ({@code "dump "}, {@code "all"}) does not hide it. A false match only
- *       means one more review.</li>
+ *       {@link #promptTexts}) as a reader sees it (see {@link ReaderText}). The pieces are
+ *       joined with one space, so that splitting a phrase across messages, content parts or
+ *       fields ({@code "please dump"}, {@code "all rows"}) does not hide it. The pattern is
+ *       searched twice, both times ignoring case: as written, in the reader form of the text
+ *       (invisible code points removed, NFKC, any whitespace one space); and with its literal
+ *       characters replaced by their skeletons, in the skeleton of the text (look-alike letters
+ *       from other scripts, fullwidth and mathematical forms, upper and lower case all one
+ *       form). So {@code "dump all"} finds {@code "please DUMP all"} written with any
+ *       whitespace between the words (no-break spaces, newlines, runs), with invisible
+ *       characters inside them (zero-width joiners) or between them (a soft hyphen or a
+ *       zero-width space: a text with invisible characters is read once without them and once
+ *       with each as a space), or with look-alikes (Cyrillic
+ *       {@code "ԁսmр аll"}, fullwidth letters); {@code \d} or {@code [a-z]} keep their meaning
+ *       in the first search.
+ *       Unicode tag characters (invisible, but read by some models as ASCII) are decoded into
+ *       a piece of their own. Searching the joined text is enough for a pattern without anchors:
+ *       allowed patterns have no lookaround or backreference, and {@code \b} sees the joining
+ *       space as it sees the end of a piece; a pattern with {@code ^ $ \A \z \Z \G} is also
+ *       searched in each piece on its own. A false match only means one more review.</li>
  * </ul>
  *
  * <p><b>Cost.</b> Patterns are those {@link dev.inferpam.core.internal.masking.CustomPatterns#check}
  * allows (bounded quantifiers, no nested repetition, no backreferences or lookaround), so each
  * search is linear in the prompt with a constant that depends on the pattern; the prompt is
- * bounded by the policy's {@code request.max-body}. The prompt text is extracted once per call,
- * and only when a rule needs it.
+ * bounded by the policy's {@code request.max-body}. The prompt text is extracted and normalised
+ * once per call (each step linear), and only when a rule has {@code prompt-matches}.
  *
  * <p><b>Bad input.</b> Never throws for a body: a missing or non-object body has no prompt and
  * no bounds. Null principal or rule set throw {@link NullPointerException}.
@@ -48,21 +64,47 @@ public final class ApprovalRules {
   static final List<String> OUTPUT_BOUNDS =
       List.of("max_tokens", "max_completion_tokens", "max_output_tokens", "options.num_predict");
 
-  /** Top-level body fields whose text reaches the model. */
+  /** Top-level body fields that hold the prompt, in the order they are taken. */
   private static final List<String> PROMPT_FIELDS =
-      List.of("system", "instructions", "messages", "input", "prompt", "suffix");
+      List.of("system", "instructions", "messages", "input", "prompt", "suffix", "template");
+
+  /** Top-level body fields that describe tools, the output format or documents to the model, taken after the prompt. */
+  private static final List<String> DEFINITION_FIELDS = List.of("tools", "functions", "tool_choice", "function_call",
+      "response_format", "text", "documents", "chat_template");
+
+  /** Keys inside the prompt whose values are identifiers, enumerations or media, not text the model reads. */
+  private static final Set<String> NOT_TEXT = Set.of("type", "role", "id", "call_id", "tool_call_id", "tool_use_id",
+      "status", "cache_control", "signature", "encrypted_content", "detail", "media_type", "mime_type", "image_url",
+      "image", "images", "input_audio", "audio", "file_data", "file_id", "file_url", "url");
+
+  /** Keys inside the prompt whose object value is free JSON the model reads, keys included (tool arguments). */
+  private static final Set<String> FREE_JSON = Set.of("arguments", "input", "parameters", "input_schema", "schema");
+
+  /** Both searches ignore case: the text as a reader sees it has no case worth telling apart. */
+  private static final int FLAGS = Pattern.CASE_INSENSITIVE | Pattern.UNICODE_CASE;
 
   private final List<Compiled> rules;
 
-  private record Compiled(Policy.ApprovalRule rule, Pattern prompt) {}
+  /**
+   * A rule with its pattern compiled for the reader form and, literals as skeletons, for the
+   * skeleton; {@code anchored} when the pattern has anchors (then pieces are also searched alone).
+   */
+  private record Compiled(Policy.ApprovalRule rule, Pattern reader, Pattern skeleton, boolean anchored) {}
 
   /** Compiles the section's rules. */
   public ApprovalRules(Policy.Approval approval) {
     Objects.requireNonNull(approval, "approval");
     List<Compiled> out = new ArrayList<>();
     for (Policy.ApprovalRule r : approval.rules()) {
-      // Checked by the loader and Policy.ApprovalRule; compiled once here.
-      out.add(new Compiled(r, r.promptMatches() == null ? null : Pattern.compile(r.promptMatches())));
+      // Checked by the loader and Policy.ApprovalRule; compiled once here. The skeleton pattern has
+      // the same shape (literals replaced, see ReaderText.skeletonPattern), so it is linear too.
+      if (r.promptMatches() == null) {
+        out.add(new Compiled(r, null, null, false));
+      } else {
+        ReaderText.SkeletonPattern sp = ReaderText.skeletonPattern(r.promptMatches());
+        out.add(new Compiled(r, Pattern.compile(r.promptMatches(), FLAGS), Pattern.compile(sp.regex(), FLAGS),
+            sp.anchored()));
+      }
     }
     this.rules = List.copyOf(out);
   }
@@ -97,7 +139,7 @@ public final class ApprovalRules {
     if (!r.operations().isEmpty() && (operation == null || !r.operations().contains(operation))) return false;
     if (!r.models().isEmpty() && (model == null || !Glob.matchesAny(r.models(), model))) return false;
     if (r.maxTokensOver() != null && !outputBoundOver(body, r.maxTokensOver())) return false;
-    return c.prompt() == null || prompt.find(c.prompt());
+    return c.reader() == null || prompt.find(c);
   }
 
   private static boolean inGroups(Principal p, Set<String> groups) {
@@ -140,69 +182,142 @@ public final class ApprovalRules {
   }
 
   /**
-   * The prompt text of a request body, as pieces in document order, from every shape the
-   * classifier recognises:
+   * The text of a request body that reaches the model, as pieces in document order:
    * <ul>
-   *   <li>{@code messages[]} (OpenAI chat, Anthropic, Ollama chat): each {@code content} that is
-   *       a string, or a list of parts whose {@code text} (or nested {@code content}, as in
-   *       Anthropic {@code tool_result}) is taken;</li>
-   *   <li>{@code system} (Anthropic, Ollama generate), {@code instructions} (Responses): a string
-   *       or a list of text blocks;</li>
-   *   <li>{@code input} (Responses, embeddings): a string, a list of strings, or a list of items
-   *       with {@code content} or {@code text};</li>
-   *   <li>{@code prompt} and {@code suffix} (completions, Ollama generate and embeddings): a
-   *       string or a list of strings (token arrays are not text and are skipped).</li>
+   *   <li>first the prompt: {@code system} (Anthropic blocks, Ollama), {@code instructions}
+   *       (Responses), {@code messages} (every message: {@code content} as a string or parts,
+   *       {@code name}, tool calls with their names and arguments, Anthropic {@code tool_use}
+   *       input and {@code tool_result} content, thinking), {@code input} (Responses items:
+   *       messages, function calls and their outputs, reasoning summaries; embeddings),
+   *       {@code prompt}, {@code suffix} and {@code template} (completions, Ollama). In these,
+   *       every string is taken except the values of {@code NOT_TEXT} keys (roles, types, ids,
+   *       images, audio, files: token arrays and media are not text) and the {@code data} of a
+   *       block whose {@code type} is not {@code text}; the object value of an
+   *       {@code arguments}, {@code input}, {@code parameters}, {@code input_schema} or
+   *       {@code schema} key is taken whole, its keys included;</li>
+   *   <li>then, the same way, the definitions the model is shown: {@code tools} (names,
+   *       descriptions, parameter and input schemas with their property names),
+   *       {@code functions}, {@code tool_choice}, {@code function_call},
+   *       {@code response_format}, {@code text} (Responses output format), {@code documents}
+   *       and {@code chat_template}.</li>
    * </ul>
-   * Not taken: tool and function definitions, tool call arguments, images, KServe tensors.
+   * Not taken: other top-level fields (model, sampling parameters, metadata) and KServe tensors.
+   * Linear in the body; nesting deeper than the classifier allows is not followed.
    */
   public static List<String> promptTexts(JsonNode body) {
     List<String> out = new ArrayList<>();
     if (body == null || !body.isObject()) return out;
     for (String field : PROMPT_FIELDS) {
       JsonNode v = body.get(field);
-      if (v != null) collect(v, out, 0);
+      if (v != null) collect(v, out, false, 0);
+    }
+    for (String field : DEFINITION_FIELDS) {
+      JsonNode v = body.get(field);
+      if (v != null) collect(v, out, false, 0);
     }
     return out;
   }
 
   /**
-   * Gathers text: strings as they are, lists item by item, objects by their {@code text} and
-   * {@code content} fields. The classifier bounds the nesting depth; the extra bound here keeps
-   * a hand-built tree from recursing without end.
+   * Gathers the strings of {@code n}: lists item by item, objects field by field (when
+   * {@code free}, every key and value; otherwise values only, skipping {@code NOT_TEXT}). The
+   * classifier bounds the nesting depth; the bound here keeps a hand-built tree from recursing
+   * without end.
    */
-  private static void collect(JsonNode n, List<String> out, int depth) {
+  private static void collect(JsonNode n, List<String> out, boolean free, int depth) {
     if (depth > RequestClassifier.MAX_NESTING_DEPTH) return;
     if (n.isTextual()) {
       if (!n.textValue().isEmpty()) out.add(n.textValue());
     } else if (n.isArray()) {
-      for (JsonNode item : n) collect(item, out, depth + 1);
+      for (JsonNode item : n) collect(item, out, free, depth + 1);
     } else if (n.isObject()) {
-      JsonNode text = n.get("text");
-      if (text != null) collect(text, out, depth + 1);
-      JsonNode content = n.get("content");
-      if (content != null) collect(content, out, depth + 1);
+      for (var it = n.fields(); it.hasNext(); ) {
+        var field = it.next();
+        String key = field.getKey();
+        JsonNode v = field.getValue();
+        if (free) {
+          if (!key.isEmpty()) out.add(key);
+        } else if (NOT_TEXT.contains(key) || (key.equals("data") && !n.path("type").asText().equals("text"))) {
+          continue;
+        }
+        collect(v, out, free || (v.isObject() && FREE_JSON.contains(key)), depth + 1);
+      }
     }
   }
 
-  /** The prompt of one request, extracted on first use. */
+  /** The prompt of one request, extracted and normalised on first use. */
   private static final class Prompt {
     private final JsonNode body;
-    private List<String> pieces;
-    private String joined;
+    /** Reader form and skeleton; again with invisible code points as spaces when there are any. */
+    private List<Joined> views;
 
     Prompt(JsonNode body) {
       this.body = body;
     }
 
-    boolean find(Pattern p) {
-      if (pieces == null) {
-        pieces = promptTexts(body);
-        joined = pieces.size() > 1 ? String.join("", pieces) : null;
+    boolean find(Compiled c) {
+      if (views == null) {
+        List<String> pieces = promptTexts(body);
+        views = new ArrayList<>(4);
+        join(pieces, false, views);
+        if (pieces.stream().anyMatch(ReaderText::hasInvisible)) join(pieces, true, views);
       }
+      for (int i = 0; i < views.size(); i += 2) {
+        if (views.get(i).find(c.reader(), c.anchored()) || views.get(i + 1).find(c.skeleton(), c.anchored())) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    /** Adds the joined reader forms and skeletons of {@code pieces} (and of text hidden in tag characters). */
+    private static void join(List<String> pieces, boolean invisibleAsSpace, List<Joined> views) {
+      Joined.Builder r = new Joined.Builder();
+      Joined.Builder s = new Joined.Builder();
       for (String piece : pieces) {
-        if (p.matcher(piece).find()) return true;
+        add(ReaderText.reader(piece, invisibleAsSpace), r, s);
+        String hidden = ReaderText.hiddenTags(piece);
+        if (!hidden.isEmpty()) add(ReaderText.reader(hidden), r, s);
       }
-      return joined != null && p.matcher(joined).find();
+      views.add(r.build());
+      views.add(s.build());
+    }
+
+    private static void add(String form, Joined.Builder r, Joined.Builder s) {
+      r.add(form);
+      s.add(ReaderText.skeleton(form));
+    }
+  }
+
+  /** Pieces joined with one space, and where each piece is in the joined text. */
+  private record Joined(String text, int[] bounds) {
+    /** Found in the joined text; when {@code anchored}, also in each piece alone (anchors at its ends). */
+    boolean find(Pattern p, boolean anchored) {
+      Matcher m = p.matcher(text);
+      if (m.find()) return true;
+      if (!anchored) return false;
+      for (int i = 0; i < bounds.length; i += 2) {
+        // Anchoring, opaque bounds (the defaults): the piece reads as a text of its own.
+        if (m.region(bounds[i], bounds[i + 1]).find()) return true;
+      }
+      return false;
+    }
+
+    static final class Builder {
+      private final StringBuilder text = new StringBuilder();
+      private final List<Integer> bounds = new ArrayList<>();
+
+      void add(String piece) {
+        if (piece.isEmpty()) return;
+        if (text.length() > 0) text.append(' ');
+        bounds.add(text.length());
+        text.append(piece);
+        bounds.add(text.length());
+      }
+
+      Joined build() {
+        return new Joined(text.toString(), bounds.stream().mapToInt(Integer::intValue).toArray());
+      }
     }
   }
 }

@@ -19,11 +19,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The policy logic of the engine, free of I/O: path check, identity, block, allow/operation,
- * entitlements, parameters, approval — in that order, first refusal wins. A request that passes
- * every check but matches an {@code approval.rules} entry gets {@link RequireApproval} naming that
- * rule; its {@link Verdict#allowRule()} is the rule that allows it once approved. Immutable and
- * thread-safe.
+ * The policy logic of the engine, free of I/O: path check, identity, block, body decoding
+ * ({@link GovernedBody}), allow/operation, entitlements, parameters, approval — in that order,
+ * first refusal wins. The verdict's request carries the decoded body, which is what is forwarded.
+ * A request that passes every check but matches an {@code approval.rules} entry gets
+ * {@link RequireApproval} naming that rule; its {@link Verdict#allowRule()} is the rule that
+ * allows it once approved. Immutable and thread-safe.
  */
 public final class Decider {
   private static final Logger log = LoggerFactory.getLogger(Decider.class);
@@ -121,8 +122,14 @@ public final class Decider {
             principal, request, null, null);
       }
     }
+    // Content codings undone and the KServe JSON header split off: the policy reads what is forwarded.
+    Object prepared = GovernedBody.prepare(request, classifier.operation(request.method(), request.path()),
+        policy.request().maxBodyBytes());
+    if (prepared instanceof Deny refusal) return new Verdict(refusal, principal, request, null, null);
+    GovernedBody.Prepared body = (GovernedBody.Prepared) prepared;
+    request = body.request();
     try {
-      c = classifier.classify(request.method(), request.path(), request.body());
+      c = classifier.classify(request.method(), request.path(), body.json());
     } catch (BadRequestException e) {
       return new Verdict(new Deny(400, "bad_request", e.getMessage(), "request"), principal, request, null, null);
     }

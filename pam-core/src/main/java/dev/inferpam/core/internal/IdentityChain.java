@@ -31,12 +31,16 @@ public final class IdentityChain {
 
   /**
    * The first principal a resolver finds, or {@code null} when none recognises a credential.
+   * A request that presents more than one credential is refused before any resolver is asked
+   * ({@link CredentialHeaders}).
    *
-   * @throws AuthenticationException the first resolver's complaint when none identified the caller
-   *     and at least one refused the credential; other exceptions propagate (callers fail closed)
+   * @throws AuthenticationException when the request presents more than one credential; else
+   *     the first resolver's complaint when none identified the caller and at least one refused
+   *     the credential; other exceptions propagate (callers fail closed)
    */
   public static Principal identify(List<IdentityResolver> resolvers, InferenceRequest request)
       throws AuthenticationException {
+    CredentialHeaders.requireAtMostOne(request);
     AuthenticationException first = null;
     for (IdentityResolver r : resolvers) {
       try {

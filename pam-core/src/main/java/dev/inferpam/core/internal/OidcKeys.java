@@ -27,6 +27,7 @@ import java.security.interfaces.ECPublicKey;
 import java.security.interfaces.EdECPublicKey;
 import java.security.interfaces.RSAPublicKey;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -34,6 +35,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The verification keys of one issuer of {@link OidcResolver}, and a verifier per key made once.
@@ -45,7 +47,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * set may verify a token is what Nimbus's {@link JWKMatcher#forJWSHeader} says for its
  * {@code alg}, {@code kid} and {@code x5t#S256} (key type, key use {@code sig} or none, key
  * {@code alg} equal or none, EdDSA curves). When the set holds no such key, the set is fetched
- * once more (a key may have been rotated in since), within the rate limit.
+ * once more (a key may have been rotated in since), at most once per refetch interval for all
+ * unknown keys together: the key source's own rate limit lets two fetches through per window
+ * (it counts refreshes too), which made-up {@code kid}s alone could use up every window.
  *
  * <p><b>What is cached.</b> Per JWK set seen last: the Java keys and verifiers of its JWKs, made
  * when a token first needs them (converting a JWK was a third of a token's cost), and which of
@@ -79,6 +83,9 @@ final class OidcKeys {
   private final Set<JWSAlgorithm> algorithms;
   private final JWKSetSource<SecurityContext> source;
   private final Clock clock;
+  private final long refetchMillis;
+  /** When the next fetch for an unknown key may happen, in {@link #clock} millis. */
+  private final AtomicLong nextRefetch = new AtomicLong(Long.MIN_VALUE);
   /** Keys of the JWK set the source last handed out; replaced, never updated, for another set. */
   private volatile Table table = new Table(new JWKSet());
 
@@ -86,11 +93,13 @@ final class OidcKeys {
    * @param algorithms the issuer's algorithms; other algorithms select no key
    * @param source     the issuer's JWK set
    * @param clock      for the source's cache expiry and rate limit
+   * @param refetchInterval at most one fetch for unknown keys per this interval
    */
-  OidcKeys(Set<JWSAlgorithm> algorithms, JWKSetSource<SecurityContext> source, Clock clock) {
+  OidcKeys(Set<JWSAlgorithm> algorithms, JWKSetSource<SecurityContext> source, Clock clock, Duration refetchInterval) {
     this.algorithms = Set.copyOf(algorithms);
     this.source = source;
     this.clock = clock;
+    this.refetchMillis = refetchInterval.toMillis();
   }
 
   /**
@@ -106,8 +115,11 @@ final class OidcKeys {
     JWKSet known = source.getJWKSet(JWKSetCacheRefreshEvaluator.noRefresh(), now, null);
     List<KeyVerifier> found = table(known).select(header);
     if (!found.isEmpty()) return found;
-    // An unknown kid may be a key rotated in since the last fetch: ask once more. The source's
-    // rate limit bounds how often tokens with made-up kids make us fetch.
+    // An unknown kid may be a key rotated in since the last fetch: ask once more, once per
+    // interval for all unknown kids together, so tokens with made-up kids cannot make us fetch
+    // more often (the first thread to claim the window fetches; the others find no key).
+    long next = nextRefetch.get();
+    if (now < next || !nextRefetch.compareAndSet(next, now + refetchMillis)) return List.of();
     JWKSet refetched;
     try {
       refetched = source.getJWKSet(JWKSetCacheRefreshEvaluator.referenceComparison(known), now, null);

@@ -182,9 +182,9 @@ public final class OidcResolver implements IdentityResolver {
    *                         also the longest a validated token is cached
    * @param refreshAhead     how long before expiry the keys are refreshed in the background
    *                         (default 30s)
-   * @param refetchInterval  window of the rate limit: at most two fetches (a refresh and one for
-   *                         an unknown {@code kid}) per window, and one discovery attempt
-   *                         (default 30s)
+   * @param refetchInterval  window of the rate limit: at most one fetch for unknown {@code kid}s
+   *                         per window (and at most two fetches in all, with a refresh), and
+   *                         one discovery attempt (default 30s)
    * @param outageTolerance  how long the last keys are served while the endpoint fails
    *                         (default 1h)
    */
@@ -539,7 +539,7 @@ public final class OidcResolver implements IdentityResolver {
       }
       // Keys only from the issuer's JWK set, only for its algorithms; never through a token's
       // jku, x5u, jwk or x5c header.
-      return new OidcKeys(algorithms, keySource(url), clock);
+      return new OidcKeys(algorithms, keySource(url), clock, settings.refetchInterval());
     }
 
     /** Nimbus's chain: URL source, outage tolerance, rate limit, cache with refresh-ahead. */

@@ -851,7 +851,8 @@ public final class PolicyLoader {
    * <p>Each rule has a {@code name} (required, unique, no {@code :}) and at least one condition:
    * {@code prompt-matches} (a regular expression checked like {@code masking.custom} patterns by
    * {@link dev.inferpam.core.internal.masking.CustomPatterns#check}: bounded quantifiers, no
-   * nested repetition, so matching is linear in the prompt), {@code max-tokens-over} (a whole
+   * nested repetition, so matching is linear in the prompt; it is searched as {@link ApprovalRules}
+   * says, in the prompt as a reader sees it), {@code max-tokens-over} (a whole
    * number >= 0), {@code models} (globs), {@code operations} (known operation names) and
    * {@code groups} (who triggers review; {@code *} for anyone).
    */

@@ -214,6 +214,17 @@ public final class RequestClassifier {
     return path;
   }
 
+  /**
+   * The operation {@code method} and {@code canonicalPath} name, whatever the body: what
+   * {@link #classify} gives as the operation when the body is acceptable; {@code null} for none.
+   */
+  public String operation(String method, String canonicalPath) {
+    if (!method.equalsIgnoreCase("POST")) return null;
+    String relative = relativePath(canonicalPath);
+    String operation = BODY_MODEL_PATHS.get(relative);
+    return operation != null ? operation : inferModel(relative) != null ? INFER : null;
+  }
+
   /** The model of a KServe v2 infer path, or {@code null} when the path is not one. */
   private static String inferModel(String path) {
     if (!path.startsWith("/v2/models/") || !path.endsWith("/infer")) return null;

@@ -427,6 +427,25 @@ class OidcResolverTest {
     accepted(r, token(rsa1));
   }
 
+  @Test
+  void unknownKidsMakeAtMostOneKeyFetchPer30SecondsInEveryWindow() throws Exception {
+    OidcResolver r = resolver();
+    accepted(r, token(rsa1));
+    assertThat(idp.hits(KEYS)).isEqualTo(1);
+    int kid = 0;
+    for (int window = 1; window <= 4; window++) {
+      // Tokens with made-up kids, one a second through the 30 s window.
+      for (int second = 0; second < 30; second++) {
+        String unknown = sign(new JWSHeader.Builder(JWSAlgorithm.RS256).keyID("made-up-" + kid++).build(),
+            claims().build(), attackerKey);
+        assertThat(refusal(r, unknown)).isEqualTo("unknown signing key");
+        clock.advance(Duration.ofSeconds(1));
+      }
+      assertThat(idp.hits(KEYS)).as("fetches after window %d", window).isEqualTo(1 + window);
+    }
+    accepted(r, token(rsa1));
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"jku", "x5u", "jwk", "x5c"})
   void neverFindsKeysThroughTokenHeaders(String headerName) throws Exception {

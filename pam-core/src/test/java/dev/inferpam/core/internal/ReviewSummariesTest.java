@@ -61,6 +61,14 @@ class ReviewSummariesTest {
   }
 
   @Test
+  void showsTheTextAsSentNotItsSkeletonToolDefinitionsAfterThePrompt() {
+    ReviewSummaries.Summary s = EMAILS.summarize(post("/v1/chat/completions",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u0501\\u057Dm\\u0440 \\u0430ll\"}],"
+            + "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"mail bob@example.com\"}}]}"));
+    assertThat(s.excerpt()).isEqualTo("\u0501\u057Dm\u0440 \u0430ll\nf\nmail [EMAIL]");
+  }
+
+  @Test
   void theValueCutByTheLimitIsMaskedFirst() {
     // The address straddles the cut: masked before cutting, nothing of it is left.
     String prompt = "x".repeat(190) + " bob.builder@example.com";

@@ -34,17 +34,22 @@ import org.slf4j.LoggerFactory;
  * holds no policy logic.
  *
  * <p>What is forwarded: the method, the raw path (after the upstream URL's own path, if any),
- * the raw query, exactly the body the engine decided on ({@link Exchange#body()}), and the
- * request headers except hop-by-hop ones ({@code Connection}, {@code Keep-Alive},
- * {@code Transfer-Encoding}, {@code TE}, {@code Trailer}, {@code Upgrade}, {@code Proxy-*},
- * {@code Host}), any named in
- * {@code Connection}, {@code Content-Length} and {@code Expect} (the client recomputes them),
- * {@code Accept-Encoding} (see below) and the caller's credential headers
- * ({@link Exchange#callerCredentialHeaders()}). The upstream credential
- * ({@link Exchange#upstreamCredential()}) is then set, replacing any header of that name.
+ * the raw query, exactly the body the engine decided on ({@link Exchange#body()}, decoded when
+ * it came compressed), and only the request headers in {@link #FORWARDED_REQUEST_HEADERS}
+ * ({@code Content-Type}, {@code Accept}, {@code Accept-Language}, {@code User-Agent},
+ * {@code Inference-Header-Content-Length}, {@code Anthropic-Version}, {@code Anthropic-Beta},
+ * {@code OpenAI-Beta}, tracing headers) unless the engine removes them
+ * ({@link Exchange#requestHeadersToRemove()}) or {@code Connection} names them: cookies,
+ * {@code OpenAI-Organization}, {@code OpenAI-Project}, Azure {@code api-key}, method overrides,
+ * the caller's credentials, {@code Forwarded} and anything else stay behind.
+ * {@code X-Forwarded-For}, {@code X-Forwarded-Proto} and {@code X-Forwarded-Host} are set from
+ * what the gateway saw (peer address, scheme, {@code Host}); the OkHttp client sets
+ * {@code Host}, {@code Content-Length} and {@code Accept-Encoding} (see below) itself. The
+ * upstream credential ({@link Exchange#upstreamCredential()}) is then set, replacing any header
+ * of that name.
  *
- * <p>What comes back: the status and headers (minus hop-by-hop ones and
- * {@code Content-Length}), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
+ * <p>What comes back: the status and headers (minus hop-by-hop ones, {@code Content-Length},
+ * {@code Server} and {@code Date}, which the gateway sets itself), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
  * with a {@code flush()} after each read, so that server-sent events reach the client as the
  * model produces them; the body is never buffered whole. {@code Content-Length} is dropped
  * because the filter may mask the body and so change its length. The caller's
@@ -95,6 +100,21 @@ public final class ForwardingServlet extends HttpServlet {
   /** Lower-case hop-by-hop headers (RFC 9110 section 7.6.1), plus Host. */
   static final Set<String> HOP_BY_HOP = Set.of(
       "connection", "keep-alive", "transfer-encoding", "te", "trailer", "trailers", "upgrade", "host");
+
+  /**
+   * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*}: what an
+   * upstream needs to read the request and answer in the right shape, and tracing.
+   * {@code Content-Encoding} only reaches the upstream on a body the engine passed as it came
+   * (it drops it from a body it decoded).
+   */
+  static final Set<String> FORWARDED_REQUEST_HEADERS = Set.of(
+      "content-type", "content-encoding", "accept", "accept-language", "user-agent",
+      "inference-header-content-length", "anthropic-version", "anthropic-beta", "openai-beta",
+      "traceparent", "tracestate", "baggage", "b3", "x-request-id", "x-correlation-id");
+
+  private static boolean forwarded(String lowerCaseName) {
+    return FORWARDED_REQUEST_HEADERS.contains(lowerCaseName) || lowerCaseName.startsWith("x-b3-");
+  }
 
   /** Methods that must carry a body in OkHttp. */
   private static final Set<String> REQUIRES_BODY = Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
@@ -196,21 +216,24 @@ public final class ForwardingServlet extends HttpServlet {
         .encodedQuery(req.getQueryString())
         .build();
 
-    Set<String> drop = new HashSet<>(HOP_BY_HOP);
-    drop.addAll(exchange.callerCredentialHeaders());
-    drop.add("content-length");
-    drop.add("expect");
-    drop.add("accept-encoding");
+    // An allow-list: whatever else a caller sends (cookies, another organisation or project,
+    // a method override, forwarding claims, ...) never reaches the upstream.
+    Set<String> drop = new HashSet<>(exchange.requestHeadersToRemove());
     addConnectionTokens(drop, Collections.list(req.getHeaders("Connection")));
 
     Headers.Builder headers = new Headers.Builder();
     for (String name : Collections.list(req.getHeaderNames())) {
       String lower = name.toLowerCase(Locale.ROOT);
-      if (drop.contains(lower) || lower.startsWith("proxy-")) continue;
+      if (drop.contains(lower) || !forwarded(lower)) continue;
       for (String value : Collections.list(req.getHeaders(name))) {
         headers.addUnsafeNonAscii(name, value);
       }
     }
+    // What the gateway saw, never what the caller claims.
+    headers.set("X-Forwarded-For", req.getRemoteAddr());
+    headers.set("X-Forwarded-Proto", req.getScheme());
+    String host = req.getHeader("Host");
+    if (host != null) headers.set("X-Forwarded-Host", host);
     Credential credential = exchange.upstreamCredential();
     if (credential != null) headers.set(credential.header(), credential.value());
 
@@ -228,6 +251,8 @@ public final class ForwardingServlet extends HttpServlet {
     resp.setStatus(upstreamResponse.code());
     Set<String> drop = new HashSet<>(HOP_BY_HOP);
     drop.add("content-length");
+    drop.add("server"); // says what runs upstream
+    drop.add("date"); // the gateway sends its own
     addConnectionTokens(drop, upstreamResponse.headers("Connection"));
     Headers headers = upstreamResponse.headers();
     for (int i = 0; i < headers.size(); i++) {

@@ -6,6 +6,7 @@ import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.servlet.ApprovalServlet;
 import dev.inferpam.servlet.QuotaServlet;
+import dev.inferpam.servlet.internal.EndpointResponses;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -32,6 +33,8 @@ import org.eclipse.jetty.ee10.servlet.ServletHolder;
  *       budget and is not recorded.</li>
  *   <li>Anything else under {@code /pam}: 404 {@code not_found} in the JSON error shape.</li>
  * </ul>
+ * A path under {@code /pam} that could be read two ways ({@code %2F}, {@code ;}, dot segments,
+ * ...) is 400 {@code bad_path} on every one of them, as in the filtered context.
  */
 final class PamEndpoints {
   static final String CONTEXT = "/pam";
@@ -65,6 +68,7 @@ final class PamEndpoints {
 
     @Override
     protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+      if (EndpointResponses.refusedPath(request, response)) return;
       if (!request.getMethod().equals("GET") && !request.getMethod().equals("HEAD")) {
         response.setHeader("Allow", "GET, HEAD");
         json(response, 405, ErrorResponse.of(405, "method_not_allowed", "use GET", null).body());
@@ -80,6 +84,7 @@ final class PamEndpoints {
 
     @Override
     protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+      if (EndpointResponses.refusedPath(request, response)) return;
       json(response, 404, ErrorResponse.of(404, "not_found", "no such endpoint", null).body());
     }
   }

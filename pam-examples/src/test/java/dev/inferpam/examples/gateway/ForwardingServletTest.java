@@ -63,7 +63,7 @@ class ForwardingServletTest {
           + "Trailer: X-Checksum\r\n"
           + "Proxy-Connection: keep-alive\r\n"
           + "Accept-Encoding: br\r\n"
-          + "X-Kept: yes\r\n"
+          + "X-Request-Id: yes\r\n"
           + "\r\n" + body);
 
       assertThat(answer).startsWith("HTTP/1.1 200 ");
@@ -73,7 +73,7 @@ class ForwardingServletTest {
 
       RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
       Headers h = seen.getHeaders();
-      assertThat(h.get("X-Kept")).isEqualTo("yes");
+      assertThat(h.get("X-Request-Id")).isEqualTo("yes");
       assertThat(h.get("X-Caller-Hop")).isNull();
       assertThat(h.get("TE")).isNull();
       assertThat(h.get("Trailer")).isNull();
@@ -116,6 +116,106 @@ class ForwardingServletTest {
       assertThat(upstream.getRequestCount()).isZero();
     } finally {
       server.stop();
+    }
+  }
+
+  @Test
+  void onlyAllowListedCallerHeadersReachTheUpstreamAndForwardingHeadersSayWhatTheGatewaySaw() throws Exception {
+    upstream.enqueue(new MockResponse.Builder().code(200)
+        .addHeader("Server", "uvicorn/0.30 (internal build 7)")
+        .addHeader("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
+        .addHeader("X-Kept", "yes")
+        .body("{}").build());
+    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
+      String body = TestPolicies.chat("llama-3.1-8b", "");
+      String answer = raw(gateway.port(), "POST /v1/chat/completions HTTP/1.1\r\n"
+          + "Host: gw.example:8443\r\n"
+          + "X-Api-Key: " + ALICE_KEY + "\r\n"
+          + "Content-Type: application/json\r\n"
+          + "Content-Length: " + body.length() + "\r\n"
+          + "Connection: close\r\n"
+          + "Accept: application/json\r\n"
+          + "User-Agent: test-client/1.0\r\n"
+          + "Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+          + "X-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\n"
+          + "Anthropic-Version: 2023-06-01\r\n"
+          + "Forwarded: for=10.0.0.1;host=internal.example\r\n"
+          + "X-Forwarded-For: 10.0.0.1\r\n"
+          + "X-Forwarded-Host: internal.example\r\n"
+          + "X-Forwarded-Proto: https\r\n"
+          + "X-Real-IP: 10.0.0.1\r\n"
+          + "Cookie: session=caller-cookie\r\n"
+          + "X-HTTP-Method-Override: DELETE\r\n"
+          + "X-Method-Override: DELETE\r\n"
+          + "X-HTTP-Method: DELETE\r\n"
+          + "OpenAI-Organization: org-someone-else\r\n"
+          + "OpenAI-Project: proj-someone-else\r\n"
+          + "api-key: caller-azure-key\r\n"
+          + "X-Custom: anything\r\n"
+          + "\r\n" + body);
+
+      assertThat(answer).startsWith("HTTP/1.1 200 ");
+      String head = answer.substring(0, answer.indexOf("\r\n\r\n")).toLowerCase();
+      assertThat(head).contains("x-kept: yes").doesNotContain("uvicorn").doesNotContain("2024");
+      assertThat(head.split("\r\n")).filteredOn(l -> l.startsWith("date:")).hasSize(1);
+      assertThat(head).doesNotContain("server:");
+
+      RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
+      Headers h = seen.getHeaders();
+      assertThat(h.get("Content-Type")).isEqualTo("application/json");
+      assertThat(h.get("Accept")).isEqualTo("application/json");
+      assertThat(h.get("User-Agent")).isEqualTo("test-client/1.0");
+      assertThat(h.get("traceparent")).isEqualTo("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+      assertThat(h.get("X-B3-TraceId")).isEqualTo("80f198ee56343ba864fe8b2a57d3eff7");
+      assertThat(h.get("Anthropic-Version")).isEqualTo("2023-06-01");
+      assertThat(h.values("X-Forwarded-For")).containsExactly("127.0.0.1");
+      assertThat(h.values("X-Forwarded-Proto")).containsExactly("http");
+      assertThat(h.values("X-Forwarded-Host")).containsExactly("gw.example:8443");
+      for (String name : new String[] {"Forwarded", "X-Real-IP", "Cookie", "X-HTTP-Method-Override",
+          "X-Method-Override", "X-HTTP-Method", "OpenAI-Organization", "OpenAI-Project", "api-key", "X-Custom",
+          "X-Api-Key"}) {
+        assertThat(h.get(name)).as(name).isNull();
+      }
+      assertThat(h.values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
+      assertThat(seen.getBody().utf8()).isEqualTo(body);
+    }
+  }
+
+  @Test
+  void aCompressedBodyReachesTheUpstreamDecodedAndAnUnreadableOneNotAtAll() throws Exception {
+    upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
+    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
+      String body = TestPolicies.chat("llama-3.1-8b", "");
+      java.io.ByteArrayOutputStream gz = new java.io.ByteArrayOutputStream();
+      try (java.util.zip.GZIPOutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
+        out.write(body.getBytes(StandardCharsets.UTF_8));
+      }
+      byte[] compressed = gz.toByteArray();
+      String answer = rawBytes(gateway.port(), ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+          + "X-Api-Key: " + ALICE_KEY + "\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+          + "Content-Length: " + compressed.length + "\r\nConnection: close\r\n\r\n"), compressed);
+      assertThat(answer).startsWith("HTTP/1.1 200 ");
+      RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
+      assertThat(seen.getBody().utf8()).isEqualTo(body);
+      assertThat(seen.getHeaders().get("Content-Encoding")).isNull();
+      assertThat(seen.getHeaders().get("Content-Length")).isEqualTo(Integer.toString(body.length()));
+
+      String refused = rawBytes(gateway.port(), ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+          + "X-Api-Key: " + ALICE_KEY + "\r\nContent-Type: application/json\r\nContent-Encoding: br\r\n"
+          + "Content-Length: " + compressed.length + "\r\nConnection: close\r\n\r\n"), compressed);
+      assertThat(refused).startsWith("HTTP/1.1 415 ").contains("\"code\":\"unsupported_encoding\"");
+      assertThat(upstream.getRequestCount()).isEqualTo(1);
+    }
+  }
+
+  private static String rawBytes(int port, String head, byte[] body) throws IOException {
+    try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+      socket.setSoTimeout(10_000);
+      OutputStream out = socket.getOutputStream();
+      out.write(head.getBytes(StandardCharsets.ISO_8859_1));
+      out.write(body);
+      out.flush();
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     }
   }
 

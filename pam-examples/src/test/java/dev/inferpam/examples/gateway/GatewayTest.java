@@ -98,7 +98,7 @@ class GatewayTest {
     Request request = new Request.Builder()
         .url(gatewayUrl("/v1/chat/completions").newBuilder().encodedQuery("api-version=2024-10-01&x=a%20b").build())
         .header("Authorization", "Bearer " + ALICE_KEY)
-        .header("X-Request-Tag", "notebook-7")
+        .header("X-Request-Id", "notebook-7")
         .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE))
         .build();
     try (Response response = client.newCall(request).execute()) {
@@ -113,7 +113,7 @@ class GatewayTest {
     assertThat(seen.getTarget()).isEqualTo("/v1/chat/completions?api-version=2024-10-01&x=a%20b");
     assertThat(seen.getHeaders().values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
     assertThat(seen.getHeaders().toMultimap().toString()).doesNotContain(ALICE_KEY);
-    assertThat(seen.getHeaders().get("X-Request-Tag")).isEqualTo("notebook-7");
+    assertThat(seen.getHeaders().get("X-Request-Id")).isEqualTo("notebook-7");
     assertThat(seen.getHeaders().get("Content-Type")).startsWith("application/json");
     assertThat(seen.getBody().toByteArray()).isEqualTo(body.getBytes(StandardCharsets.UTF_8));
   }

@@ -1,12 +1,19 @@
 package dev.inferpam.servlet.internal;
 
+import dev.inferpam.api.Decision;
 import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.ErrorBodies;
+import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import org.slf4j.Logger;
 
 /**
  * How inferpam's own endpoints (reviewer, quota) answer: JSON, {@code Cache-Control: no-store},
- * errors in the engine's error shape, never a stack trace. Stateless.
+ * errors in the engine's error shape, never a stack trace; and what they log: at most one line
+ * per request, never a stack trace at the default levels, so that no caller can flood the log.
+ * Stateless.
  */
 public final class EndpointResponses {
   private static final byte[] INTERNAL_ERROR =
@@ -42,6 +49,43 @@ public final class EndpointResponses {
     response.setHeader("Cache-Control", "no-store");
     response.setContentLength(error.body().length);
     response.getOutputStream().write(error.body());
+  }
+
+  /**
+   * Refuses, as the filter does, a request whose path could be read two ways ({@code %2F},
+   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}. A
+   * trailing {@code /} is let through (these endpoints match paths exactly, so it reaches no
+   * other handler: {@code /pam/approvals/} is a 404). Call it first, so that nothing asks the
+   * container for a decoded path it would throw on.
+   *
+   * @return true when the request was refused (the answer is written)
+   */
+  public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    String uri = request.getRequestURI();
+    if (uri == null) uri = "";
+    if (uri.length() > 1 && uri.endsWith("/")) uri = uri.substring(0, uri.length() - 1);
+    Object path = Decider.canonicalPathOrDeny(uri);
+    if (!(path instanceof Decision.Deny deny)) return false;
+    write(response, ErrorBodies.of(deny, null));
+    return true;
+  }
+
+  /**
+   * Answers an endpoint's unexpected exception 500 {@code internal_error} and logs it as one
+   * line naming the exception's type (its message may quote the caller's input, even a line
+   * break); the stack trace only at debug level.
+   */
+  public static void failed(Logger log, String endpoint, HttpServletRequest request, HttpServletResponse response,
+                            RuntimeException e) throws IOException {
+    log.error("inferpam: {} endpoint failed on a {} request: {}", endpoint, safeMethod(request), e.getClass().getName());
+    log.debug("inferpam: {} endpoint failure", endpoint, e);
+    internalError(response);
+  }
+
+  /** The method when it is a plain token (the container takes any), else {@code ?}. */
+  private static String safeMethod(HttpServletRequest request) {
+    String m = request.getMethod();
+    return m != null && m.length() <= 20 && m.chars().allMatch(c -> c > 32 && c < 127) ? m : "?";
   }
 
   /** 500 {@code internal_error} for a bug, when the response can still take it; details belong in the log. */

@@ -26,7 +26,9 @@ import java.util.Set;
 /**
  * The request an allowed exchange hands to the application: the body is replayed from the bytes
  * the engine decided on (the container's stream was consumed by the engine), and the caller's
- * credential headers are invisible. When the response is masked
+ * credential headers are invisible. A body the engine decoded ({@code Content-Encoding} gzip or
+ * deflate) is replayed decoded, without {@code Content-Encoding} and with {@code Content-Length}
+ * the decoded length ({@link Exchange#requestHeadersToRemove()}). When the response is masked
  * ({@link Exchange#masksResponse()}), {@code Accept-Encoding} is invisible too, so that neither
  * the application nor a server it forwards to compresses a body the masker must read.
  *
@@ -40,6 +42,7 @@ import java.util.Set;
 public final class ExchangeRequest extends HttpServletRequestWrapper {
   private final byte[] body;
   private final Set<String> hidden;
+  private final boolean lengthRewritten;
   private final ExchangeResponse response;
   private ReplayInputStream stream;
   private BufferedReader reader;
@@ -49,14 +52,20 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   public ExchangeRequest(HttpServletRequest request, Exchange exchange, ExchangeResponse response) {
     super(request);
     this.body = exchange.body();
-    Set<String> hide = new HashSet<>(exchange.callerCredentialHeaders());
+    Set<String> hide = new HashSet<>(exchange.requestHeadersToRemove());
     if (exchange.masksResponse()) hide.add("accept-encoding");
+    // A body the engine decoded keeps a Content-Length header, of the decoded length.
+    this.lengthRewritten = hide.remove("content-length");
     this.hidden = Set.copyOf(hide);
     this.response = response;
   }
 
   private boolean isHidden(String name) {
     return name != null && hidden.contains(name.toLowerCase(Locale.ROOT));
+  }
+
+  private boolean isRewrittenLength(String name) {
+    return lengthRewritten && "content-length".equalsIgnoreCase(name) && super.getHeader(name) != null;
   }
 
   @Override
@@ -101,11 +110,13 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
 
   @Override
   public String getHeader(String name) {
+    if (isRewrittenLength(name)) return Integer.toString(body.length);
     return isHidden(name) ? null : super.getHeader(name);
   }
 
   @Override
   public Enumeration<String> getHeaders(String name) {
+    if (isRewrittenLength(name)) return Collections.enumeration(List.of(Integer.toString(body.length)));
     return isHidden(name) ? Collections.emptyEnumeration() : super.getHeaders(name);
   }
 
@@ -122,6 +133,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
 
   @Override
   public int getIntHeader(String name) {
+    if (isRewrittenLength(name)) return body.length;
     return isHidden(name) ? -1 : super.getIntHeader(name);
   }
 
