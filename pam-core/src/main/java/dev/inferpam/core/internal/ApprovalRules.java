@@ -65,20 +65,20 @@ public final class ApprovalRules {
       List.of("max_tokens", "max_completion_tokens", "max_output_tokens", "options.num_predict");
 
   /** Top-level body fields that hold the prompt, in the order they are taken. */
-  private static final List<String> PROMPT_FIELDS =
+  static final List<String> PROMPT_FIELDS =
       List.of("system", "instructions", "messages", "input", "prompt", "suffix", "template");
 
   /** Top-level body fields that describe tools, the output format or documents to the model, taken after the prompt. */
-  private static final List<String> DEFINITION_FIELDS = List.of("tools", "functions", "tool_choice", "function_call",
+  static final List<String> DEFINITION_FIELDS = List.of("tools", "functions", "tool_choice", "function_call",
       "response_format", "text", "documents", "chat_template");
 
   /** Keys inside the prompt whose values are identifiers, enumerations or media, not text the model reads. */
-  private static final Set<String> NOT_TEXT = Set.of("type", "role", "id", "call_id", "tool_call_id", "tool_use_id",
+  static final Set<String> NOT_TEXT = Set.of("type", "role", "id", "call_id", "tool_call_id", "tool_use_id",
       "status", "cache_control", "signature", "encrypted_content", "detail", "media_type", "mime_type", "image_url",
       "image", "images", "input_audio", "audio", "file_data", "file_id", "file_url", "url");
 
   /** Keys inside the prompt whose object value is free JSON the model reads, keys included (tool arguments). */
-  private static final Set<String> FREE_JSON = Set.of("arguments", "input", "parameters", "input_schema", "schema");
+  static final Set<String> FREE_JSON = Set.of("arguments", "input", "parameters", "input_schema", "schema");
 
   /** Both searches ignore case: the text as a reader sees it has no case worth telling apart. */
   private static final int FLAGS = Pattern.CASE_INSENSITIVE | Pattern.UNICODE_CASE;

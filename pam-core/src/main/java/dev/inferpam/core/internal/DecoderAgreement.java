@@ -39,10 +39,15 @@ import java.util.Map;
  *       ({@code model}, the output bounds, {@code n}, {@code best_of}, the prompt fields,
  *       {@code options}, {@code parameters}, and the policy's denied, capped and preset names);
  *       in {@code options} and {@code parameters} the denied and preset names and
- *       {@code num_predict}; in the objects the prompt extractor walks (message, content part,
- *       input item, system block) {@code text} and {@code content}. Elsewhere such keys are left
- *       alone, so that a tool's JSON schema may have a {@code Model} property. The engine would
- *       not see {@code "MODEL":"gpt-4"} or {@code "LogProbs":true}; a Go server would;</li>
+ *       {@code num_predict}; in the objects the prompt extractor walks below the prompt and
+ *       definition fields (message, content part, input item, system block, tool) {@code text},
+ *       {@code content}, {@code data} and the keys whose values it skips ({@code role},
+ *       {@code type}, ids, media) or takes whole with their keys ({@code arguments},
+ *       {@code input}, {@code parameters}, {@code schema}, ...): {@code "Input":{"dump all":1}}
+ *       would hide a phrase in a key from the prompt rules. Inside the values it takes whole, and
+ *       anywhere else, such keys are left alone, so that a tool's JSON schema may have
+ *       {@code Model} or {@code ID} properties. The engine would not see {@code "MODEL":"gpt-4"}
+ *       or {@code "LogProbs":true}; a Go server would;</li>
  *   <li><b>a string holds a lone surrogate</b> (an escape such as {@code \ud800} not paired), in
  *       any key or value: Go reads U+FFFD, Python and JavaScript keep it, serde_json refuses it,
  *       so no reading can be checked for all of them. Correctly paired escapes (an emoji written
@@ -66,13 +71,13 @@ import java.util.Map;
  */
 public final class DecoderAgreement {
 
-  /** Top-level fields whose text the prompt extractor reads ({@code ApprovalRules.PROMPT_FIELDS}). */
-  static final List<String> PROMPT_FIELDS =
-      List.of("system", "instructions", "messages", "input", "prompt", "suffix");
-  /** Keys of the objects the prompt extractor descends through. */
+  /** Keys that the common prompt shapes use for text (message content, content-part text). */
   static final List<String> PROMPT_KEYS = List.of("text", "content");
   /** Names the engine reads whatever the policy says (dotted paths). */
   static final List<String> FIXED = fixed();
+
+  /** Below a key that leads to no governed names (declared before {@link #DEFAULT}, which uses it). */
+  private static final Level NONE = new Level();
 
   /** The check with only the fixed names governed (no parameters section). */
   public static final DecoderAgreement DEFAULT = new DecoderAgreement(List.of());
@@ -87,24 +92,23 @@ public final class DecoderAgreement {
     root = new Level();
     for (String p : FIXED) root.add(p);
     for (String p : governedPaths) root.add(p);
+    // The prompt extractor (ApprovalRules.promptTexts) walks every object under these fields and
+    // takes every value but those of the NOT_TEXT keys (and "data" unless the block is text); the
+    // value of a FREE_JSON key it takes whole, keys included. So there those names are governed,
+    // NOT_TEXT and FREE_JSON values are not looked into, and any other key leads to the same rules.
     Level prompt = new Level();
-    for (String k : PROMPT_KEYS) {
-      prompt.name(k);
-      prompt.children.put(k, prompt);
-    }
-    for (String field : PROMPT_FIELDS) {
-      Level l = root.child(field);
-      for (String k : PROMPT_KEYS) {
-        l.name(k);
-        l.children.putIfAbsent(k, prompt);
-      }
-    }
+    prompt.other = prompt;
+    for (String k : PROMPT_KEYS) prompt.name(k);
+    prompt.name("data");
+    for (String k : ApprovalRules.NOT_TEXT) prompt.children.put(prompt.name(k), NONE);
+    for (String k : ApprovalRules.FREE_JSON) prompt.children.put(prompt.name(k), NONE);
+    for (String field : ApprovalRules.PROMPT_FIELDS) root.children.put(root.name(field), prompt);
+    for (String field : ApprovalRules.DEFINITION_FIELDS) root.children.put(root.name(field), prompt);
   }
 
   private static List<String> fixed() {
     List<String> out = new ArrayList<>(List.of("model", "options", "parameters", "n", "best_of"));
     out.addAll(ApprovalRules.OUTPUT_BOUNDS);
-    out.addAll(PROMPT_FIELDS);
     return List.copyOf(out);
   }
 
@@ -131,7 +135,7 @@ public final class DecoderAgreement {
         JsonNode v = e.getValue();
         if (v.isContainerNode() || (surrogates && v.isTextual())) {
           try {
-            walk(v, level == null ? null : level.children.get(e.getKey()), surrogates, depth + 1);
+            walk(v, level == null ? null : level.next(e.getKey()), surrogates, depth + 1);
           } catch (Refusal r) {
             throw r.under(e.getKey());
           }
@@ -240,17 +244,30 @@ public final class DecoderAgreement {
     return false;
   }
 
-  /** The names governed in one object, and the objects below it that have governed names. */
+  /**
+   * The names governed in one object, and the objects below it that have governed names. Built in
+   * the constructor, never changed after.
+   */
   private static final class Level {
     /** Folded name to its exact spelling. */
     final Map<String, String> byFold = new HashMap<>();
     final Map<String, Level> children = new HashMap<>();
+    /** The level below any key not in {@link #children}, or {@code null} for none. */
+    Level other;
     /** Whether a governed name here is not plain (then even a plain key may be a variant of it). */
     boolean nonPlainNames;
 
-    void name(String exact) {
+    String name(String exact) {
       byFold.putIfAbsent(fold(exact), exact);
       if (!isPlain(exact)) nonPlainNames = true;
+      return exact;
+    }
+
+    /** The level of the value of {@code key}, or {@code null} when nothing below it is governed. */
+    Level next(String key) {
+      Level l = children.get(key);
+      if (l == null) l = other;
+      return l == NONE ? null : l;
     }
 
     Level child(String exact) {

@@ -70,6 +70,11 @@ class DecoderAgreementTest {
       "{\"input\":[{\"content\":[{\"type\":\"t\",\"TEXT\":\"x\"}]}]} | input[0].content[0].TEXT  | text",
       "{\"system\":[{\"type\":\"text\",\"Text\":\"x\"}]}        | system[0].Text                | text",
       "{\"N\":5}                                             | N                             | n",
+      // keys whose values the prompt extractor skips or takes whole with their keys
+      "{\"messages\":[{\"Role\":\"user\",\"content\":\"x\"}]}   | messages[0].Role              | role",
+      "{\"messages\":[{\"content\":[{\"type\":\"tool_use\",\"Input\":{\"dump all\":1}}]}]} | messages[0].content[0].Input | input",
+      "{\"tools\":[{\"function\":{\"name\":\"f\",\"PARAMETERS\":{}}}]} | tools[0].function.PARAMETERS | parameters",
+      "{\"template\":{\"Data\":\"x\"}}                        | template.Data                 | data",
   })
   void aKeyThatFoldsToAGovernedNameMustBeItsExactSpelling(String body, String key, String name) {
     assertThat(refusal(GOVERNED, body)).isEqualTo(notExact(key, name));
@@ -94,7 +99,11 @@ class DecoderAgreementTest {
       "{\"model\":\"llama\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":10,\"stream\":true}",
       // governed names are checked only where rules read them: a tool schema may have a Model property
       "{\"model\":\"m\",\"tools\":[{\"function\":{\"parameters\":{\"properties\":{\"Model\":{},\"Content\":{}}}}}]}",
-      "{\"model\":\"m\",\"response_format\":{\"json_schema\":{\"schema\":{\"properties\":{\"LogProbs\":{}}}}}}",
+      "{\"model\":\"m\",\"response_format\":{\"json_schema\":{\"schema\":{\"properties\":{\"LogProbs\":{},\"ID\":{}}}}}}",
+      "{\"model\":\"m\",\"tools\":[{\"name\":\"f\",\"input_schema\":{\"properties\":{\"Type\":{},\"Role\":{}}}}]}",
+      "{\"model\":\"m\",\"messages\":[{\"content\":[{\"type\":\"tool_use\",\"input\":{\"Input\":1,\"URL\":2}}]}]}",
+      "{\"model\":\"m\",\"messages\":[{\"content\":[{\"type\":\"image_url\",\"image_url\":{\"URL\":\"u\"}}]}]}",
+      "{\"model\":\"m\",\"metadata\":{\"Role\":\"x\",\"Content\":\"y\"}}",
       // a long s or ligature that folds to nothing governed is just another key
       "{\"model\":\"m\",\"\\ufb05op\":[\"x\"],\"Stop\":1}",
       // correctly paired escapes are one character to every decoder
