@@ -423,7 +423,10 @@ public final class Exchange {
     return principal;
   }
 
-  /** The canonical request, or {@code null} when the path or body was refused. */
+  /**
+   * The canonical request, or {@code null} when it was refused before its body was read (path,
+   * declared length, identity) or while it was read (size, time).
+   */
   public InferenceRequest request() {
     return request;
   }

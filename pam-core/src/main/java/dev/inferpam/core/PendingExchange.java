@@ -67,8 +67,10 @@ public final class PendingExchange {
       this.decided = null;
       this.intake = new BodyIntake(engine.policy().request(), contentLength, started.toEpochMilli());
     } else {
+      // Refused before the body was read: the record keeps the declared size, no body.
+      Decider.Verdict v = (Decider.Verdict) headDecision;
       this.principal = null;
-      this.decided = exchange((Decider.Verdict) headDecision);
+      this.decided = exchange(new Decider.Verdict(v.decision(), null, null, null, null));
       this.intake = null;
       settled.set(true);
     }
