@@ -54,6 +54,8 @@ public final class PendingExchange {
   private final Exchange decided;
   private final BodyIntake intake;
   private final AtomicBoolean settled = new AtomicBoolean();
+  /** Whether {@link #finish()} made the exchange on a body that was read to its end. */
+  private volatile boolean bodyRead;
 
   PendingExchange(PamEngine engine, RequestHead head, long contentLength) {
     this.engine = engine;
@@ -106,7 +108,17 @@ public final class PendingExchange {
     if (!settled.compareAndSet(false, true)) return null;
     Decision.Deny refusal = intake.end(engine.clock().millis());
     if (refusal != null) return exchange(new Decider.Verdict(refusal, principal, null, null, null));
+    bodyRead = true;
     return exchange(decideBody(engine, head, principal, intake.bytes()));
+  }
+
+  /**
+   * Whether the request's body may be left unread: the head decided, or the body was refused,
+   * timed out or failed. An adapter answering such an exchange closes the connection afterwards
+   * ({@code Connection: close}) rather than wait for bytes it will never read.
+   */
+  public boolean bodyLeftUnread() {
+    return !bodyRead;
   }
 
   /**

@@ -202,7 +202,7 @@ public final class PamFilter implements Filter {
     if (request.getAttribute(BODY_ATTRIBUTE) instanceof BodyRead read && read.take()) {
       // The async dispatch after the body was read (or refused): go on with its exchange.
       request.removeAttribute(BODY_ATTRIBUTE);
-      carryOn(read.exchange, read.request, read.response, chain);
+      carryOn(read.exchange, read.request, read.response, chain, read.pending.bodyLeftUnread());
       return;
     }
     if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Exchange) {
@@ -212,6 +212,7 @@ public final class PamFilter implements Filter {
     }
 
     Exchange exchange;
+    boolean bodyLeft;
     try {
       // Path and identity first, from the head: a refused request is answered without reading
       // a byte of its body (the container then closes the connection).
@@ -226,6 +227,7 @@ public final class PamFilter implements Filter {
           exchange = readBlocking(pending, request);
         }
       }
+      bodyLeft = pending.bodyLeftUnread() && hasBody(request);
     } catch (RuntimeException e) {
       // The engine promises not to throw for bad input, so this is a bug (or another filter took
       // the body stream first): fail closed, and keep the details in the log, not in the answer.
@@ -233,12 +235,22 @@ public final class PamFilter implements Filter {
       writeInternalError(response);
       return;
     }
-    carryOn(exchange, request, response, chain);
+    carryOn(exchange, request, response, chain, bodyLeft);
   }
 
-  /** Goes on with a request whose body was read: waits for a review if it needs one, then {@link #decided}. */
+  /**
+   * Goes on with a request whose body was read: waits for a review if it needs one, then
+   * {@link #decided}.
+   *
+   * @param bodyLeft whether body bytes are left unread (the request is then denied): the denial
+   *     closes the connection
+   */
   private void carryOn(Exchange exchange, HttpServletRequest request, HttpServletResponse response,
-                       FilterChain chain) throws IOException, ServletException {
+                       FilterChain chain, boolean bodyLeft) throws IOException, ServletException {
+    if (bodyLeft && !exchange.allowed()) {
+      deny(exchange, response, true);
+      return;
+    }
     if (exchange.awaitingReview() && exchange.reviewed().toCompletableFuture().isDone()) {
       exchange.settleReview(); // decided at once (a grant, a bound reached): no wait
     }
@@ -646,6 +658,15 @@ public final class PamFilter implements Filter {
   }
 
   private static void deny(Exchange exchange, HttpServletResponse response) throws IOException {
+    deny(exchange, response, false);
+  }
+
+  /**
+   * Writes the denial; with {@code close}, also {@code Connection: close}, so that the container
+   * ends the connection after the answer instead of waiting for the rest of a body that is not read.
+   */
+  private static void deny(Exchange exchange, HttpServletResponse response, boolean close) throws IOException {
+    if (close) response.setHeader("Connection", "close");
     boolean complete = false;
     try {
       ErrorResponse error = exchange.error();
