@@ -35,10 +35,27 @@ import org.slf4j.LoggerFactory;
  * Server-side enforcement: a servlet filter that puts a {@link PamEngine} in front of an
  * inference server or gateway.
  *
- * <p>Per HTTP request the filter hands the request (method, raw path, query, headers, peer
- * address and body) to {@link PamEngine#begin} and follows the {@link Exchange} contract. It holds
- * no policy of its own:
+ * <p>Per HTTP request the filter hands the request's head (method, raw path, query, headers, peer
+ * address) to {@link PamEngine#beginHead}, then its body, and follows the {@link Exchange}
+ * contract. It holds no policy of its own:
  * <ul>
+ *   <li><b>Head first</b>: path and identity are decided from the head. A request refused there
+ *       (400 {@code bad_path}, 401 {@code unauthenticated}, 413 for a declared length over
+ *       {@code request.max-body}) is answered without a byte of its body read, with
+ *       {@code Connection: close} when it has a body, so that a caller without a credential
+ *       cannot hold a thread or the connection by sending its body slowly.</li>
+ *   <li><b>Body</b>: an identified caller's body is read without holding a thread where the
+ *       container allows async (the filter and servlets marked async supported): async processing
+ *       starts, a {@link ReadListener} takes the body as it arrives, and the request is dispatched
+ *       again ({@code DispatcherType.ASYNC}) to this filter once it ended or was refused. The
+ *       container's async timeout is {@code request.body-timeout}; a body that does not end within
+ *       it, or arrives slower than {@code request.min-body-rate} after a 5 s grace, gets 408
+ *       {@code body_timeout}; one over {@code request.max-body} 413; a broken one 400
+ *       {@code bad_request}; each with {@code Connection: close} and recorded. Without async the
+ *       body is read on the request thread, bounded by the same checks after every read and by the
+ *       container's own read timeout (Jetty: its idle timeout). A request without a body (HTTP/1
+ *       without {@code Content-Length} or {@code Transfer-Encoding}, or a length of 0) is decided
+ *       at once.</li>
  *   <li><b>Denied</b>: the engine's error is written (status, headers such as
  *       {@code WWW-Authenticate}, and the JSON body
  *       {@code {"error":{"type":"pam_error","code":...,"message":...,"request_id":...}}}); the rest
@@ -88,8 +105,9 @@ import org.slf4j.LoggerFactory;
  *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST} and
  *       {@code DispatcherType.ASYNC}, with async supported on it and on the servlets behind it,
  *       before any other filter or servlet that could act on the request ({@code ASYNC} is how a
- *       request held for review comes back to the filter; a held request dispatched to the
- *       application without the filter has an unreadable body, and the filter logs an error). Mapping it to a narrower pattern lets paths the
+ *       request comes back to the filter after its body was read or its review ended; dispatched
+ *       to the application without the filter it has an unreadable body, the application fails,
+ *       nothing is forwarded, and the filter logs an error). Mapping it to a narrower pattern lets paths the
  *       container routes elsewhere by its own normalisation go unchecked. Requests that already
  *       went through the filter (forwards, includes, async and error dispatches, when the filter
  *       is mapped to them too) pass through without a second decision.</li>
@@ -113,8 +131,11 @@ import org.slf4j.LoggerFactory;
  *       normalised path but reports the raw path in {@code getRequestURI()}, where this filter
  *       refuses them.</li>
  *   <li>The container bounds the length of the request line and headers (Jetty:
- *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default); the engine bounds the
- *       body ({@code request.max-body}).</li>
+ *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default: raise it to 32 KiB to
+ *       admit OIDC tokens up to the engine's 16 KiB limit) and how long a head may take (the
+ *       inferpam gateway closes connections whose head is not complete within
+ *       {@code request.head-timeout}); the engine bounds the body ({@code request.max-body},
+ *       {@code request.body-timeout}, {@code request.min-body-rate}).</li>
  *   <li>Servlet async processing is tolerated, not specially supported: register the filter with
  *       {@code asyncSupported=true} when the application uses async (the container refuses
  *       {@code startAsync()} otherwise). An application that calls {@code startAsync()} gets an
