@@ -56,7 +56,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Slow and unauthenticated clients</b> (policy section {@code request}): a connection must
  * deliver each request head within {@code head-timeout} of opening or of its previous exchange's
- * end, or it is closed ({@link ConnectionGuard}); request line and headers are at most
+ * end, or it is closed; request line and headers are at most
  * {@link #REQUEST_HEADER_SIZE} (431 above). The engine then decides path and identity from the
  * head: an unauthenticated request is answered 401 without a byte of its body read, and Jetty
  * closes the connection since the body is left unread. An identified caller's body is read without
