@@ -13,6 +13,10 @@ import java.util.Optional;
  * {@link AuthenticationException} when it carries one it is responsible for that is invalid;
  * either way the engine answers 401 when no resolver identifies the caller. Any other exception
  * is treated as a failure to identify (fail closed).
+ *
+ * <p>The engine identifies a caller from the request's head, before it reads any of the body, so
+ * that an unauthenticated caller cannot make it wait for one: the request a resolver is given has
+ * an empty {@link InferenceRequest#body()}. Resolve from headers (and method, path, address).
  */
 @FunctionalInterface
 public interface IdentityResolver {

@@ -9,7 +9,6 @@ import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.internal.BoundedBody;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.Durations;
 import dev.inferpam.core.internal.Quotas;
@@ -19,7 +18,6 @@ import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.RecordBuilder;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import java.io.IOException;
-import java.io.InputStream;
 import java.time.Instant;
 import java.util.HashSet;
 import java.util.List;
@@ -39,7 +37,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One request's way through the engine, from decision to record. Created by
- * {@link PamEngine#begin}; the decision is made when it is created.
+ * {@link PamEngine#begin} or a {@link PendingExchange}; the decision is made when it is created.
  *
  * <p>Adapter contract, in this order:
  * <ol>
@@ -135,14 +133,19 @@ public final class Exchange {
   /** Whether the adapter reported that no answer came from the upstream. */
   private boolean upstreamFailed;
 
-  Exchange(PamEngine engine, RequestHead head, InputStream body, long contentLength) {
+  /**
+   * @param verdict   what {@link PendingExchange} decided, from the head alone or with the body
+   * @param started   when the head was received
+   * @param startNanos {@link System#nanoTime()} then
+   */
+  Exchange(PamEngine engine, RequestHead head, long contentLength, Decider.Verdict verdict, Instant started,
+           long startNanos) {
     this.engine = engine;
     this.head = head;
     this.id = engine.ids().next();
-    this.started = engine.clock().instant();
-    this.startNanos = System.nanoTime();
+    this.started = started;
+    this.startNanos = startNanos;
 
-    Decider.Verdict verdict = decide(engine, head, body, contentLength);
     Decision d = verdict.decision();
     Recorder recorder = engine.recorder();
     // Every exchange is admitted, denied ones too: a recorder that admits one keeps a place for
@@ -401,32 +404,6 @@ public final class Exchange {
     return out;
   }
 
-  private static Decider.Verdict decide(PamEngine engine, RequestHead head, InputStream body, long length) {
-    Object path = Decider.canonicalPathOrDeny(head.rawPath());
-    if (path instanceof Decision.Deny deny) return new Decider.Verdict(deny, null, null, null, null);
-    byte[] bytes;
-    try {
-      bytes = BoundedBody.read(body, length, engine.maxBodyBytes());
-    } catch (BoundedBody.TooLargeException e) {
-      return new Decider.Verdict(new Decision.Deny(413, "body_too_large", e.getMessage(), "request.max-body"),
-          null, null, null, null);
-    } catch (IOException e) {
-      return new Decider.Verdict(new Decision.Deny(400, "bad_request", "request body could not be read", "request"),
-          null, null, null, null);
-    }
-    InferenceRequest req = new InferenceRequest(head.method(), (String) path, head.query(), head.headers(),
-        bytes, head.remoteAddress());
-    try {
-      return engine.decider().decide(req);
-    } catch (RuntimeException e) {
-      // One line: a caller whose request trips a bug must not flood the log with stack traces.
-      log.error("inferpam: policy evaluation failed, denying: {}", e.getClass().getName());
-      log.debug("inferpam: policy evaluation failure", e);
-      return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
-          null, req, null, null);
-    }
-  }
-
   /** The exchange id, also the {@code request_id} of error bodies and the record id. */
   public String id() {
     return id;
@@ -446,7 +423,10 @@ public final class Exchange {
     return principal;
   }
 
-  /** The canonical request, or {@code null} when the path or body was refused. */
+  /**
+   * The canonical request, or {@code null} when it was refused before its body was read (path,
+   * declared length, identity) or while it was read (size, time).
+   */
   public InferenceRequest request() {
     return request;
   }

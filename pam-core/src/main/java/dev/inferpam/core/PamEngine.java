@@ -35,7 +35,9 @@ import org.slf4j.LoggerFactory;
  * afterwards, meant to be shared by every request of an application. Adapters call
  * {@link #begin} once per request and follow the {@link Exchange} contract.
  *
- * <p>Decision order (see {@code spec/policy.md}): path check, body limit, identity, block,
+ * <p>Decision order (see {@code spec/policy.md}): path check, declared body length, identity —
+ * all three from the request's head, before any body byte is read — then the body (its size
+ * limit, {@code request.body-timeout} and {@code request.min-body-rate}), block,
  * allow/operation, entitlements, parameters, limits, approval. Limits are counted in the
  * {@link QuotaStore} (default {@link InMemoryQuotaStore}); see {@code Quotas} in the policy
  * reference. A request matching an {@code approval}
@@ -170,16 +172,33 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /**
-   * Starts one exchange: reads the body (at most {@link #maxBodyBytes()} + 1 bytes, never more)
-   * and decides. Never throws for bad input; the decision says what to answer.
+   * Starts one exchange: decides path and identity from the head, then, only for an identified
+   * caller, reads the body on the calling thread (at most {@link #maxBodyBytes()} + 1 bytes, never
+   * more, under {@code request.body-timeout} and {@code request.min-body-rate} checked after every
+   * read) and decides the rest. An unauthenticated or bad-path request is decided without reading
+   * any of the body. Never throws for bad input; the decision says what to answer. Adapters that
+   * can read the body without a thread use {@link #beginHead} instead.
    *
    * @param head          the request as received
    * @param body          the request body, or {@code null} for none; not closed here
    * @param contentLength the declared length, or -1 when unknown
    */
   public Exchange begin(RequestHead head, InputStream body, long contentLength) {
+    return beginHead(head, contentLength).read(body);
+  }
+
+  /**
+   * Starts one exchange from its head alone: path, a declared length over the limit, and
+   * identity are decided now, before any body byte is read; the adapter then supplies the body
+   * as it arrives, if the head did not decide already. See {@link PendingExchange}. Never throws
+   * for bad input.
+   *
+   * @param head          the request as received
+   * @param contentLength the declared length, or -1 when unknown
+   */
+  public PendingExchange beginHead(RequestHead head, long contentLength) {
     Objects.requireNonNull(head, "head");
-    return new Exchange(this, head, body, contentLength);
+    return new PendingExchange(this, head, contentLength);
   }
 
   /** The largest request body accepted, in bytes. */

@@ -82,15 +82,63 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * Settings for how requests are read (an inferpam extension to the policy file, key
    * {@code request}).
    *
-   * @param basePath     prefix under which inference paths sit, e.g. {@code /openai}; "" for none
-   * @param maxBodyBytes largest request body read; larger ones get 413 {@code body_too_large}
+   * <p>The engine decides path and identity from the request's head before it reads any body
+   * byte; the body is then read under {@code maxBodyBytes}, {@code bodyTimeout} and
+   * {@code minBodyRate} (408 {@code body_timeout}). {@code headTimeout} and
+   * {@code maxConnectionsPerClient} bound what happens before the engine sees a request, so only
+   * a server that owns the connections applies them (the inferpam gateway does; a servlet
+   * container has its own settings).
+   *
+   * @param basePath                prefix under which inference paths sit, e.g. {@code /openai};
+   *                                "" for none
+   * @param maxBodyBytes            largest request body read; larger ones get 413
+   *                                {@code body_too_large}
+   * @param bodyTimeout             longest time from the request's head to the end of its body;
+   *                                later: 408 {@code body_timeout} (default
+   *                                {@link #DEFAULT_BODY_TIMEOUT})
+   * @param minBodyRate             bytes per second a body must average once
+   *                                {@link #MIN_BODY_RATE_GRACE} has passed since the head; slower:
+   *                                408 {@code body_timeout} (default {@link #DEFAULT_MIN_BODY_RATE})
+   * @param headTimeout             longest time a connection may take to deliver a request's head
+   *                                (request line and headers), counted from when it opened or its
+   *                                previous exchange ended; then the gateway closes it (default
+   *                                {@link #DEFAULT_HEAD_TIMEOUT})
+   * @param maxConnectionsPerClient most connections the gateway keeps open from one client
+   *                                address; more are closed at once; 0 for no cap (default)
    */
-  public record RequestSettings(String basePath, long maxBodyBytes) {
+  public record RequestSettings(String basePath, long maxBodyBytes, java.time.Duration bodyTimeout,
+                                long minBodyRate, java.time.Duration headTimeout, int maxConnectionsPerClient) {
+    /** Default {@code request.body-timeout}: 30 s. */
+    public static final java.time.Duration DEFAULT_BODY_TIMEOUT = java.time.Duration.ofSeconds(30);
+    /** Default {@code request.min-body-rate}: 1 KiB per second. */
+    public static final long DEFAULT_MIN_BODY_RATE = 1024;
+    /** How long after the head a body may arrive at any rate before {@code min-body-rate} applies. */
+    public static final java.time.Duration MIN_BODY_RATE_GRACE = java.time.Duration.ofSeconds(5);
+    /** Default {@code request.head-timeout}: 30 s. */
+    public static final java.time.Duration DEFAULT_HEAD_TIMEOUT = java.time.Duration.ofSeconds(30);
+
     public static final RequestSettings DEFAULTS = new RequestSettings("", DEFAULT_MAX_BODY_BYTES);
 
     public RequestSettings {
       basePath = basePath == null ? "" : basePath;
       if (maxBodyBytes <= 0) throw new PolicyException("request.max-body: must be > 0, was " + maxBodyBytes);
+      bodyTimeout = bodyTimeout == null ? DEFAULT_BODY_TIMEOUT : bodyTimeout;
+      if (bodyTimeout.isNegative() || bodyTimeout.isZero()) {
+        throw new PolicyException("request.body-timeout: must be > 0, was " + bodyTimeout);
+      }
+      if (minBodyRate <= 0) throw new PolicyException("request.min-body-rate: must be > 0, was " + minBodyRate);
+      headTimeout = headTimeout == null ? DEFAULT_HEAD_TIMEOUT : headTimeout;
+      if (headTimeout.isNegative() || headTimeout.isZero()) {
+        throw new PolicyException("request.head-timeout: must be > 0, was " + headTimeout);
+      }
+      if (maxConnectionsPerClient < 0) {
+        throw new PolicyException("request.max-connections-per-client: must be >= 0, was " + maxConnectionsPerClient);
+      }
+    }
+
+    /** Base path and body limit; the other settings at their defaults. */
+    public RequestSettings(String basePath, long maxBodyBytes) {
+      this(basePath, maxBodyBytes, DEFAULT_BODY_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_HEAD_TIMEOUT, 0);
     }
   }
 

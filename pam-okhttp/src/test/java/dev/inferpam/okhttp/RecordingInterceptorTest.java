@@ -187,8 +187,9 @@ class RecordingInterceptorTest {
             "alice", null, null, true),
         new Denial("body_too_large", "/v1/chat/completions", ALICE, chat(",\"pad\":\"" + "x".repeat(2000) + "\""),
             413, "body_too_large", "request.max-body", null, null, null, false),
+        // Identity comes from the head: an unauthenticated body is not read, so not recorded.
         new Denial("unauthenticated", "/v1/chat/completions", "not-a-key", ok, 401, "unauthenticated", "identity",
-            null, null, null, true),
+            null, null, null, false),
         new Denial("blocked", "/api/pull", ALICE, "{\"name\":\"llama3\"}", 403, "blocked",
             "block.presets.ollama-admin:/api/pull", "alice", null, null, true),
         new Denial("not_allowed", "/v1/unknown", ALICE, ok, 403, "not_allowed", "allow", "alice", null, null, true),

@@ -3,6 +3,7 @@ package dev.inferpam.servlet;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.PendingExchange;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.servlet.internal.ExchangeRequest;
 import dev.inferpam.servlet.internal.ExchangeResponse;
@@ -12,6 +13,7 @@ import jakarta.servlet.AsyncListener;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
+import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
@@ -33,10 +35,27 @@ import org.slf4j.LoggerFactory;
  * Server-side enforcement: a servlet filter that puts a {@link PamEngine} in front of an
  * inference server or gateway.
  *
- * <p>Per HTTP request the filter hands the request (method, raw path, query, headers, peer
- * address and body) to {@link PamEngine#begin} and follows the {@link Exchange} contract. It holds
- * no policy of its own:
+ * <p>Per HTTP request the filter hands the request's head (method, raw path, query, headers, peer
+ * address) to {@link PamEngine#beginHead}, then its body, and follows the {@link Exchange}
+ * contract. It holds no policy of its own:
  * <ul>
+ *   <li><b>Head first</b>: path and identity are decided from the head. A request refused there
+ *       (400 {@code bad_path}, 401 {@code unauthenticated}, 413 for a declared length over
+ *       {@code request.max-body}) is answered without a byte of its body read, with
+ *       {@code Connection: close} when it has a body, so that a caller without a credential
+ *       cannot hold a thread or the connection by sending its body slowly.</li>
+ *   <li><b>Body</b>: an identified caller's body is read without holding a thread where the
+ *       container allows async (the filter and servlets marked async supported): async processing
+ *       starts, a {@link ReadListener} takes the body as it arrives, and the request is dispatched
+ *       again ({@code DispatcherType.ASYNC}) to this filter once it ended or was refused. The
+ *       container's async timeout is {@code request.body-timeout}; a body that does not end within
+ *       it, or arrives slower than {@code request.min-body-rate} after a 5 s grace, gets 408
+ *       {@code body_timeout}; one over {@code request.max-body} 413; a broken one 400
+ *       {@code bad_request}; each with {@code Connection: close} and recorded. Without async the
+ *       body is read on the request thread, bounded by the same checks after every read and by the
+ *       container's own read timeout (Jetty: its idle timeout). A request without a body (HTTP/1
+ *       without {@code Content-Length} or {@code Transfer-Encoding}, or a length of 0) is decided
+ *       at once.</li>
  *   <li><b>Denied</b>: the engine's error is written (status, headers such as
  *       {@code WWW-Authenticate}, and the JSON body
  *       {@code {"error":{"type":"pam_error","code":...,"message":...,"request_id":...}}}); the rest
@@ -90,8 +109,9 @@ import org.slf4j.LoggerFactory;
  *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST} and
  *       {@code DispatcherType.ASYNC}, with async supported on it and on the servlets behind it,
  *       before any other filter or servlet that could act on the request ({@code ASYNC} is how a
- *       request held for review comes back to the filter; a held request dispatched to the
- *       application without the filter has an unreadable body, and the filter logs an error). Mapping it to a narrower pattern lets paths the
+ *       request comes back to the filter after its body was read or its review ended; dispatched
+ *       to the application without the filter it has an unreadable body, the application fails,
+ *       nothing is forwarded, and the filter logs an error). Mapping it to a narrower pattern lets paths the
  *       container routes elsewhere by its own normalisation go unchecked. Requests that already
  *       went through the filter (forwards, includes, async and error dispatches, when the filter
  *       is mapped to them too) pass through without a second decision.</li>
@@ -115,8 +135,11 @@ import org.slf4j.LoggerFactory;
  *       normalised path but reports the raw path in {@code getRequestURI()}, where this filter
  *       refuses them.</li>
  *   <li>The container bounds the length of the request line and headers (Jetty:
- *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default); the engine bounds the
- *       body ({@code request.max-body}).</li>
+ *       {@code HttpConfiguration.setRequestHeaderSize}, 8 KiB by default: raise it to 32 KiB to
+ *       admit OIDC tokens up to the engine's 16 KiB limit) and how long a head may take (the
+ *       inferpam gateway closes connections whose head is not complete within
+ *       {@code request.head-timeout}); the engine bounds the body ({@code request.max-body},
+ *       {@code request.body-timeout}, {@code request.min-body-rate}).</li>
  *   <li>Servlet async processing is tolerated, not specially supported: register the filter with
  *       {@code asyncSupported=true} when the application uses async (the container refuses
  *       {@code startAsync()} otherwise). An application that calls {@code startAsync()} gets an
@@ -147,6 +170,9 @@ public final class PamFilter implements Filter {
 
   /** The request attribute holding the allowed request's {@link Exchange}. */
   public static final String EXCHANGE_ATTRIBUTE = "dev.inferpam.exchange";
+
+  /** The request attribute holding a request whose body is read without a thread, until its async dispatch. */
+  static final String BODY_ATTRIBUTE = "dev.inferpam.body";
 
   /** The request attribute holding a request that waits for a reviewer, until its async dispatch. */
   static final String REVIEW_ATTRIBUTE = "dev.inferpam.review";
@@ -200,6 +226,12 @@ public final class PamFilter implements Filter {
       decided(exchange, held.request, held.response, chain);
       return;
     }
+    if (request.getAttribute(BODY_ATTRIBUTE) instanceof BodyRead read && read.take()) {
+      // The async dispatch after the body was read (or refused): go on with its exchange.
+      request.removeAttribute(BODY_ATTRIBUTE);
+      carryOn(read.exchange, read.request, read.response, chain, read.pending.bodyLeftUnread());
+      return;
+    }
     if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Exchange) {
       // A dispatch of a request this filter already decided and let through.
       chain.doFilter(req, res);
@@ -207,8 +239,22 @@ public final class PamFilter implements Filter {
     }
 
     Exchange exchange;
+    boolean bodyLeft;
     try {
-      exchange = engine.begin(head(request), request.getInputStream(), request.getContentLengthLong());
+      // Path and identity first, from the head: a refused request is answered without reading
+      // a byte of its body (the container then closes the connection).
+      PendingExchange pending = engine.beginHead(head(request), request.getContentLengthLong());
+      exchange = pending.decided();
+      if (exchange == null) {
+        if (!hasBody(request)) {
+          exchange = pending.read(null);
+        } else if (request.isAsyncSupported() && readAsync(pending, request, response)) {
+          return;
+        } else {
+          exchange = readBlocking(pending, request);
+        }
+      }
+      bodyLeft = pending.bodyLeftUnread() && hasBody(request);
     } catch (RuntimeException e) {
       // The engine promises not to throw for bad input, so this is a bug (or another filter took
       // the body stream first): fail closed, and keep the details in the log, not in the answer.
@@ -216,6 +262,22 @@ public final class PamFilter implements Filter {
       log.error("inferpam: request could not be checked, refusing it: {}", e.getClass().getName());
       log.debug("inferpam: request check failure", e);
       writeInternalError(response);
+      return;
+    }
+    carryOn(exchange, request, response, chain, bodyLeft);
+  }
+
+  /**
+   * Goes on with a request whose body was read: waits for a review if it needs one, then
+   * {@link #decided}.
+   *
+   * @param bodyLeft whether body bytes are left unread (the request is then denied): the denial
+   *     closes the connection
+   */
+  private void carryOn(Exchange exchange, HttpServletRequest request, HttpServletResponse response,
+                       FilterChain chain, boolean bodyLeft) throws IOException, ServletException {
+    if (bodyLeft && !exchange.allowed()) {
+      deny(exchange, response, true);
       return;
     }
     if (exchange.awaitingReview() && exchange.reviewed().toCompletableFuture().isDone()) {
@@ -226,6 +288,160 @@ public final class PamFilter implements Filter {
       if (!awaitReview(exchange)) return;
     }
     decided(exchange, request, response, chain);
+  }
+
+  /**
+   * Whether the request may carry a body: HTTP/1 without {@code Content-Length} and
+   * {@code Transfer-Encoding} has none (RFC 9112 section 6.3), so it is decided at once without
+   * an async cycle; with other protocols a body of unknown length may follow.
+   */
+  private static boolean hasBody(HttpServletRequest request) {
+    long length = request.getContentLengthLong();
+    if (length >= 0) return length > 0;
+    String protocol = request.getProtocol();
+    return request.getHeader("Transfer-Encoding") != null || protocol == null || !protocol.startsWith("HTTP/1.");
+  }
+
+  /**
+   * Reads the body on the request thread, for a container or a filter in front that does not
+   * allow async: bounded by the engine's checks after every read and by the container's own read
+   * timeout.
+   */
+  private static Exchange readBlocking(PendingExchange pending, HttpServletRequest request) {
+    jakarta.servlet.ServletInputStream in;
+    try {
+      in = request.getInputStream();
+    } catch (IOException e) {
+      return pending.failed();
+    }
+    return pending.read(in);
+  }
+
+  /**
+   * Reads the body without holding a thread: async processing starts, a {@link ReadListener}
+   * takes the body as it arrives, and the filter returns. The container's async timeout is what
+   * is left of {@code request.body-timeout}. When the body ended, was refused, timed out or
+   * failed, the request is dispatched again ({@link DispatcherType#ASYNC}) to this filter, which
+   * goes on with the exchange on a container thread, as for a request held for review.
+   *
+   * @return false when async could not start after all (a wrapper in front refused it): the
+   *     caller then reads on the request thread
+   */
+  private static boolean readAsync(PendingExchange pending, HttpServletRequest request, HttpServletResponse response) {
+    BodyRead read = new BodyRead(pending, request, response);
+    try {
+      request.setAttribute(BODY_ATTRIBUTE, read);
+      read.async = request.startAsync(new HeldRequest(request), response);
+    } catch (IllegalStateException e) {
+      request.removeAttribute(BODY_ATTRIBUTE);
+      log.debug("inferpam: async body read refused ({}), reading on the request thread", e.getMessage());
+      return false;
+    }
+    read.async.setTimeout(pending.timeLeft().toMillis());
+    read.async.addListener(read);
+    jakarta.servlet.ServletInputStream in;
+    try {
+      in = request.getInputStream();
+      in.setReadListener(read.listener(in));
+    } catch (IOException | IllegalStateException e) {
+      read.done(pending.failed());
+    }
+    return true;
+  }
+
+  /**
+   * One body being read without a thread, taken by exactly one async dispatch of this filter.
+   * Its listener methods run on container threads; the first outcome (end, refusal, timeout,
+   * failure) makes the exchange and dispatches.
+   */
+  private static final class BodyRead implements AsyncListener {
+    final PendingExchange pending;
+    final HttpServletRequest request;
+    final HttpServletResponse response;
+    AsyncContext async;
+    volatile Exchange exchange;
+    private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
+
+    BodyRead(PendingExchange pending, HttpServletRequest request, HttpServletResponse response) {
+      this.pending = pending;
+      this.request = request;
+      this.response = response;
+    }
+
+    /** True once, for the dispatch that goes on with the exchange, once there is one. */
+    boolean take() {
+      return exchange != null && taken.compareAndSet(false, true);
+    }
+
+    ReadListener listener(jakarta.servlet.ServletInputStream in) {
+      return new ReadListener() {
+        private final byte[] buffer = new byte[8192];
+
+        @Override
+        public void onDataAvailable() throws IOException {
+          while (in.isReady()) {
+            int n = in.read(buffer);
+            if (n < 0) return; // onAllDataRead follows
+            if (!pending.accept(buffer, 0, n)) {
+              // Refused (too large, too slow): read no more; the answer closes the connection.
+              done(pending.finish());
+              return;
+            }
+          }
+        }
+
+        @Override
+        public void onAllDataRead() {
+          done(pending.finish());
+        }
+
+        @Override
+        public void onError(Throwable t) {
+          done(pending.failed());
+        }
+      };
+    }
+
+    /** Hands the exchange (when this call made it) to a dispatch of the filter. */
+    void done(Exchange made) {
+      if (made == null) return; // another outcome came first
+      exchange = made;
+      try {
+        async.dispatch();
+      } catch (IllegalStateException e) {
+        // The async cycle is over already (the client went away): nothing to answer.
+        if (taken.compareAndSet(false, true)) made.end(false);
+      }
+    }
+
+    @Override
+    public void onTimeout(AsyncEvent event) {
+      done(pending.timedOut());
+    }
+
+    @Override
+    public void onError(AsyncEvent event) {
+      done(pending.failed());
+    }
+
+    @Override
+    public void onComplete(AsyncEvent event) {
+      Exchange made = exchange;
+      if (made == null) {
+        // The cycle ended before any outcome of the read: end the exchange as a failed read.
+        made = pending.failed();
+        if (made != null && taken.compareAndSet(false, true)) made.end(false);
+      } else if (taken.compareAndSet(false, true)) {
+        log.error("inferpam: exchange {}: the request was dispatched without PamFilter after its body was read; map"
+            + " the filter to DispatcherType.ASYNC too. The request was not forwarded.", made.id());
+        made.end(false);
+      }
+    }
+
+    @Override
+    public void onStartAsync(AsyncEvent event) {
+      // Not re-registered: a new async cycle (a review) belongs to the exchange's next step.
+    }
   }
 
   /** Goes on with a request whose decision is final: the denial is written, or the chain called. */
@@ -409,8 +625,8 @@ public final class PamFilter implements Filter {
    * without this filter: the caller's credential headers hidden, the body unreadable.
    */
   private static final class HeldRequest extends jakarta.servlet.http.HttpServletRequestWrapper {
-    private static final String MISCONFIGURED = "inferpam: this request is held for review; map PamFilter to"
-        + " DispatcherType.ASYNC so that it is decided before the application sees it";
+    private static final String MISCONFIGURED = "inferpam: this request is held (its body being read, or for"
+        + " review); map PamFilter to DispatcherType.ASYNC so that it is decided before the application sees it";
 
     HeldRequest(HttpServletRequest request) {
       super(request);
@@ -471,6 +687,15 @@ public final class PamFilter implements Filter {
   }
 
   private static void deny(Exchange exchange, HttpServletResponse response) throws IOException {
+    deny(exchange, response, false);
+  }
+
+  /**
+   * Writes the denial; with {@code close}, also {@code Connection: close}, so that the container
+   * ends the connection after the answer instead of waiting for the rest of a body that is not read.
+   */
+  private static void deny(Exchange exchange, HttpServletResponse response, boolean close) throws IOException {
+    if (close) response.setHeader("Connection", "close");
     boolean complete = false;
     try {
       ErrorResponse error = exchange.error();

@@ -109,7 +109,7 @@ class MaskingFilterTest {
     context.setContextPath("/");
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
     filter.setAsyncSupported(true);
-    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     ServletHolder model = new ServletHolder(new Model());
     model.setAsyncSupported(true);
     context.addServlet(model, "/*");

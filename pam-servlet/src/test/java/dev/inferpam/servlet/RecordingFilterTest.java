@@ -145,7 +145,7 @@ class RecordingFilterTest {
     context.setContextPath("/");
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
     filter.setAsyncSupported(true);
-    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(new Answer()), "/*");
     context.addServlet(new ServletHolder(new HeldStream()), "/v1/completions");
     context.addServlet(new ServletHolder(new BreaksAfterFirstEvent()), "/v1/responses");
@@ -316,8 +316,9 @@ class RecordingFilterTest {
             "nightly-ci", null, null, true),
         new Denial("body_too_large", "/v1/chat/completions", KEY, chat(",\"pad\":\"" + "x".repeat(2000) + "\""),
             413, "body_too_large", "request.max-body", null, null, null, false),
+        // Identity comes from the head: an unauthenticated body is never read.
         new Denial("unauthenticated", "/v1/chat/completions", null, ok, 401, "unauthenticated", "identity",
-            null, null, null, true),
+            null, null, null, false),
         new Denial("blocked", "/api/pull", KEY, "{\"name\":\"llama3\"}", 403, "blocked",
             "block.presets.ollama-admin:/api/pull", "nightly-ci", null, null, true),
         new Denial("not_allowed", "/v1/unknown", KEY, ok, 403, "not_allowed", "allow", "nightly-ci", null, null,

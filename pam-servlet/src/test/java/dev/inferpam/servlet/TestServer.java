@@ -99,7 +99,7 @@ final class TestServer implements AutoCloseable {
     if (unsafeUris) context.getServletHandler().setDecodeAmbiguousURIs(true);
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
     filter.setAsyncSupported(true);
-    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(new Echo()), "/*");
     context.addServlet(new ServletHolder(new Events()), "/v1/completions");
     ServletHolder async = new ServletHolder(new Async());

@@ -96,6 +96,18 @@ public final class Decider {
 
   /** Decides a request whose path is canonical and whose body was read within the limit. */
   public Verdict decide(InferenceRequest request) {
+    Object identified = identifyOrDeny(request);
+    if (identified instanceof Verdict denied) return denied;
+    return decide(request, (Principal) identified);
+  }
+
+  /**
+   * Identity alone, from the request's head: the caller's {@link Principal}, or the 401
+   * {@link Verdict} when no resolver identifies it. Looks at headers only, so that it can run
+   * before any body byte is read (resolvers are given the request with whatever body it holds,
+   * empty when called on a head).
+   */
+  public Object identifyOrDeny(InferenceRequest request) {
     Principal principal;
     try {
       principal = identify(request);
@@ -113,7 +125,16 @@ public final class Decider {
       return new Verdict(unauthenticated(presented ? "unrecognised credential" : "no credential"),
           null, request, null, null);
     }
+    return principal;
+  }
 
+  /**
+   * Decides, after identity, a request whose path is canonical and whose body was read within
+   * the limit: block, allow/operation, entitlements, parameters, approval.
+   *
+   * @param principal the caller, as {@link #identifyOrDeny} identified it from the same request's head
+   */
+  public Verdict decide(InferenceRequest request, Principal principal) {
     RequestClassifier.Classification c;
     String relative = classifier.relativePath(request.path());
     for (NamedRule b : blockRules) {

@@ -54,8 +54,11 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * {@link PolicyException}; messages never carry a stack trace or a parser's source excerpt.
  *
  * <p>Also accepted: {@code request} (an inferpam extension) with {@code base-path} ({@code ""} or
- * {@code /a/b}) and {@code max-body} (bytes, or a whole number of {@code KiB}, {@code MiB},
- * {@code GiB}; default {@value Policy#DEFAULT_MAX_BODY_BYTES} bytes). {@code from-file} paths are
+ * {@code /a/b}), {@code max-body} (bytes, or a whole number of {@code KiB}, {@code MiB},
+ * {@code GiB}; default {@value Policy#DEFAULT_MAX_BODY_BYTES} bytes), {@code body-timeout} and
+ * {@code head-timeout} (durations, 1ms to 1h; default 30s each), {@code min-body-rate} (bytes per
+ * second, written as a size; default 1KiB) and {@code max-connections-per-client} (a positive
+ * whole number; absent: no cap). {@code from-file} paths are
  * taken as written (relative ones against the working directory).
  */
 public final class PolicyLoader {
@@ -253,12 +256,32 @@ public final class PolicyLoader {
 
   private static Policy.RequestSettings request(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("base-path", "max-body"), Set.of());
+    keys(n, path, Set.of("base-path", "max-body", "body-timeout", "min-body-rate", "head-timeout",
+        "max-connections-per-client"), Set.of());
     String basePath = "";
     long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
+    java.time.Duration bodyTimeout = Policy.RequestSettings.DEFAULT_BODY_TIMEOUT;
+    long minBodyRate = Policy.RequestSettings.DEFAULT_MIN_BODY_RATE;
+    java.time.Duration headTimeout = Policy.RequestSettings.DEFAULT_HEAD_TIMEOUT;
+    int maxConnections = 0;
     if (n.has("base-path")) basePath = basePath(n.get("base-path"), child(path, "base-path"));
     if (n.has("max-body")) maxBody = size(n.get("max-body"), child(path, "max-body"));
-    return new Policy.RequestSettings(basePath, maxBody);
+    if (n.has("body-timeout")) bodyTimeout = boundedTimeout(n.get("body-timeout"), child(path, "body-timeout"));
+    if (n.has("min-body-rate")) minBodyRate = size(n.get("min-body-rate"), child(path, "min-body-rate"));
+    if (n.has("head-timeout")) headTimeout = boundedTimeout(n.get("head-timeout"), child(path, "head-timeout"));
+    if (n.has("max-connections-per-client")) {
+      maxConnections = positiveInt(n.get("max-connections-per-client"), child(path, "max-connections-per-client"));
+    }
+    return new Policy.RequestSettings(basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections);
+  }
+
+  /** A timeout for reading a request: 1ms to 1h (a longer one would not bound anything). */
+  private static java.time.Duration boundedTimeout(JsonNode n, String path) {
+    java.time.Duration d = positiveDuration(n, path);
+    if (d.compareTo(java.time.Duration.ofHours(1)) > 0) {
+      throw fail(path, "must be at most 1h, was " + PolicyText.quote(n.textValue()));
+    }
+    return d;
   }
 
   private static String basePath(JsonNode n, String path) {

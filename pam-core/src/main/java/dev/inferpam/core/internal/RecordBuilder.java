@@ -219,7 +219,8 @@ public final class RecordBuilder {
     String path = request != null ? request.path() : head.rawPath();
     Map<String, List<String>> headers = redact(head.headers());
     if (request == null) {
-      // Refused before the body was read (bad path, body too large): only the declared size is known.
+      // Refused before the body was read (bad path, declared body too large, unauthenticated, body
+      // too slow): only the declared size is known.
       return new SessionRecord.Request(head.method(), path, null, null, headers, Math.max(0, declaredLength),
           null, null);
     }

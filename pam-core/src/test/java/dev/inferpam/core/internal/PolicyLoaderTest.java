@@ -249,6 +249,44 @@ class PolicyLoaderTest {
     assertThat(maxBody("2GiB")).isEqualTo(2L * 1024 * 1024 * 1024);
   }
 
+  @Test
+  void requestTimeoutsRateAndConnectionCap() {
+    Policy p = both("""
+        version: 1
+        request:
+          body-timeout: 10s
+          min-body-rate: 4KiB
+          head-timeout: 500ms
+          max-connections-per-client: 64
+        """);
+    assertThat(p.request()).isEqualTo(new Policy.RequestSettings("", 8L * 1024 * 1024, java.time.Duration.ofSeconds(10),
+        4096, java.time.Duration.ofMillis(500), 64));
+    Policy.RequestSettings defaults = both("version: 1\nrequest: {}").request();
+    assertThat(defaults.bodyTimeout()).isEqualTo(java.time.Duration.ofSeconds(30));
+    assertThat(defaults.minBodyRate()).isEqualTo(1024);
+    assertThat(defaults.headTimeout()).isEqualTo(java.time.Duration.ofSeconds(30));
+    assertThat(defaults.maxConnectionsPerClient()).as("no cap").isZero();
+  }
+
+  @Test
+  void requestTimeoutsRateAndCapAreValidated() {
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  body-timeout: 0s\n"))
+        .isInstanceOf(PolicyException.class).hasMessage("request.body-timeout: must be > 0, was \"0s\"");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  head-timeout: 2h\n"))
+        .isInstanceOf(PolicyException.class).hasMessage("request.head-timeout: must be at most 1h, was \"2h\"");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  body-timeout: 30\n"))
+        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.body-timeout: expected a duration");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  min-body-rate: 0\n"))
+        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.min-body-rate: must be > 0");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  max-connections-per-client: 0\n"))
+        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.max-connections-per-client: must be > 0");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  max-connections-per-client: \"8\"\n"))
+        .isInstanceOf(PolicyException.class)
+        .hasMessageStartingWith("request.max-connections-per-client: expected a whole number");
+    assertThatThrownBy(() -> both("version: 1\nrequest:\n  header-timeout: 5s\n"))
+        .isInstanceOf(PolicyException.class).hasMessageContaining("header-timeout");
+  }
+
   private static long maxBody(String value) {
     return both("version: 1\nrequest:\n  max-body: " + value + "\n").request().maxBodyBytes();
   }

@@ -1,6 +1,7 @@
 package dev.inferpam.examples.gateway;
 
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.Policy;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.DispatcherType;
 import java.io.IOException;
@@ -53,6 +54,17 @@ import org.slf4j.LoggerFactory;
  * the connector's idle timeout is {@link #IDLE_TIMEOUT}, longer than the upstream read timeout,
  * so that a slow model yields a 502 from the gateway rather than a silently dropped connection.
  *
+ * <p><b>Slow and unauthenticated clients</b> (policy section {@code request}): a connection must
+ * deliver each request head within {@code head-timeout} of opening or of its previous exchange's
+ * end, or it is closed; request line and headers are at most
+ * {@link #REQUEST_HEADER_SIZE} (431 above). The engine then decides path and identity from the
+ * head: an unauthenticated request is answered 401 without a byte of its body read, and Jetty
+ * closes the connection since the body is left unread. An identified caller's body is read without
+ * a thread ({@link PamFilter}), within {@code body-timeout} and {@code min-body-rate} (408
+ * {@code body_timeout}, connection closed). With {@code max-connections-per-client}, connections
+ * from one address beyond it are closed as they open. None of this holds a server thread while a
+ * client is slow, so health ({@code /pam/health}) and other callers are answered meanwhile.
+ *
  * <p><b>Stopping:</b> {@link #close()} drains: it stops accepting connections and lets running
  * exchanges (long streams included) finish for up to {@link #DEFAULT_DRAIN_TIMEOUT}, then cuts
  * off the rest and flushes the recorder.
@@ -71,8 +83,21 @@ public final class Gateway implements AutoCloseable {
   /** After the drain, how long Jetty may take to wind down the exchanges that were cut off. */
   static final Duration CUT_OFF_GRACE = Duration.ofSeconds(5);
 
-  /** Idle timeout of client connections: the upstream read timeout plus a margin. */
+  /**
+   * Idle timeout of client connections while a request is handled: the upstream read timeout
+   * plus a margin, so that a model thinking for minutes is not cut off. It does not bound how
+   * long a client may take to send a request: {@code request.head-timeout} bounds its head,
+   * {@code request.body-timeout} and {@code request.min-body-rate} its body.
+   */
   public static final Duration IDLE_TIMEOUT = ForwardingServlet.DEFAULT_READ_TIMEOUT.plusSeconds(30);
+
+  /**
+   * Largest request line plus headers Jetty accepts (431 above it): room for the largest OIDC
+   * token the engine accepts (16 KiB, {@code OidcResolver.MAX_TOKEN_CHARS}) with 16 KiB for the
+   * rest, so that a token up to that size is decided by the engine, and a larger one refused by it
+   * (401 {@code unauthenticated}), rather than by Jetty.
+   */
+  public static final int REQUEST_HEADER_SIZE = 32 * 1024;
 
   /**
    * What Jetty lets through to the filter: every path ambiguity, so that the filter (not Jetty)
@@ -149,10 +174,15 @@ public final class Gateway implements AutoCloseable {
     http.setUriCompliance(URI_COMPLIANCE);
     http.setSendServerVersion(false);
     http.setSendXPoweredBy(false);
+    http.setRequestHeaderSize(REQUEST_HEADER_SIZE);
     ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
     connector.setHost(bindAddress);
     connector.setPort(port);
     connector.setIdleTimeout(IDLE_TIMEOUT.toMillis());
+    Policy.RequestSettings settings = engine.policy().request();
+    ConnectionGuard guard = new ConnectionGuard(server.getScheduler(), settings.headTimeout(),
+        settings.maxConnectionsPerClient());
+    connector.addEventListener(guard);
     server.addConnector(connector);
 
     OkHttpClient client = ForwardingServlet.newClient();
@@ -169,7 +199,8 @@ public final class Gateway implements AutoCloseable {
     // GracefulHandler counts in-flight requests so that close() can wait for them instead of
     // cutting streams off; requests that arrive meanwhile get 503. The /pam context (health,
     // reviewer endpoints) is routed before the root context that holds the filter.
-    server.setHandler(new GracefulHandler(new ContextHandlerCollection(PamEndpoints.context(engine), context)));
+    server.setHandler(guard.handler(
+        new GracefulHandler(new ContextHandlerCollection(PamEndpoints.context(engine), context))));
     // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
     server.setErrorHandler(new JsonErrorHandler());
     server.setStopTimeout(CUT_OFF_GRACE.toMillis());
