@@ -18,6 +18,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Coverage-guided fuzzing of request classification, parameter reading and the engine's decision,
@@ -27,12 +29,14 @@ import java.util.Set;
  * separated by the first three {@code \n}: the method, the raw path, the credential and the body
  * (raw bytes). The credential is {@code svc} or {@code research} (that key as a bearer token),
  * {@code x-svc} (svc's key as {@code X-Api-Key}), empty for none, or else the literal
- * {@code Authorization} value. Missing parts take {@code POST}, {@code /v1/chat/completions},
- * {@code svc} and an empty body.
+ * {@code Authorization} value; a trailing {@code " len=N"} on it declares {@code N} as the body's
+ * length (the body's real length otherwise). Missing parts take {@code POST},
+ * {@code /v1/chat/completions}, {@code svc} and an empty body.
  *
  * <p><b>Contract</b>: {@code begin} never throws; a denial is one of the documented 4xx
  * status/code pairs, with the JSON error body naming the exchange and never a key. An allowed
- * request is checked against an oracle written here from the README, reading the body as an
+ * request forwards exactly the bytes the client sent (a declared length shorter or longer than
+ * the body changes nothing), and is checked against an oracle written here from the README, reading the body as an
  * upstream would (a default Jackson parser, the first and the last {@code model} member): the
  * caller holds a key, the path is an inference operation of the right kind or matches the
  * {@code allow} rule, the model is entitled for that caller and operation, and (for the
@@ -43,6 +47,8 @@ class RequestDecisionFuzzTest {
   private static final String SVC_KEY = "svc-key-0123456789";
   private static final String RESEARCH_KEY = "research-key-0123456789";
   private static final ObjectMapper LENIENT = new ObjectMapper();
+  /** A credential part ending in " len=N" declares N as the body's length (else its real length). */
+  private static final Pattern DECLARED_LENGTH = Pattern.compile("(?s)(.*) len=(-?\\d{1,12})");
 
   private static final Set<String> DENIED = Set.of("logit_bias", "logprobs", "tools");
   private static final Map<String, List<String>> CAPPED = Map.of(
@@ -94,15 +100,23 @@ class RequestDecisionFuzzTest {
     String path = parts[1] == null ? "/v1/chat/completions" : utf8(parts[1]);
     String credential = parts[2] == null ? "svc" : utf8(parts[2]);
     byte[] body = parts[3] == null ? new byte[0] : parts[3];
+    long declared = body.length;
+    Matcher length = DECLARED_LENGTH.matcher(credential);
+    if (length.matches()) {
+      credential = length.group(1);
+      declared = Long.parseLong(length.group(2));
+    }
 
     Exchange ex = ENGINE.begin(new RequestHead(method, path, null, headers(credential), "127.0.0.1"),
-        new ByteArrayInputStream(body), body.length);
+        new ByteArrayInputStream(body), declared);
     try {
       Decision d = ex.decision();
       if (d instanceof Decision.Deny deny) {
         assertDocumentedRefusal(ex, deny);
       } else {
         assertThat(d).isInstanceOf(Decision.Allow.class);
+        // what goes upstream is every byte the client sent, whatever length it declared
+        assertThat(ex.body()).isEqualTo(body);
         assertAllowedByPolicy(ex, method);
       }
     } finally {
