@@ -649,6 +649,11 @@ public final class RecordCodec {
     if (id == null || time == null) throw new IllegalArgumentException("line without id or time");
     JsonNode req = n.get("request");
     if (req == null || !req.isObject()) throw new IllegalArgumentException("line without request");
+    if (SessionRecord.TYPE_INTENT.equals(type)) {
+      // An intent has no outcome: members only an exchange has are ignored, as the writer never writes them.
+      return new SessionRecord(type, id, time, 0, decodePrincipal(n.get("principal")), decodeRequest(req), null,
+          null, null);
+    }
     return new SessionRecord(type, id, time, n.path("duration_ms").asLong(0), decodePrincipal(n.get("principal")),
         decodeRequest(req), decodeDecision(n.get("decision")), decodeApproval(n.get("approval")),
         decodeResponse(n.get("response")), longs(n.path("quota_remaining")));

@@ -267,6 +267,25 @@ class RecordCodecTest {
     assertThat(RecordCodec.decode(future)).isEqualTo(full());
   }
 
+  /** Found by RecordCodecFuzzTest: an intent line carrying exchange members decoded into an intent with an outcome. */
+  @Test
+  void intentLinesDecodeWithoutTheMembersOnlyAnExchangeHas() {
+    String line = "{\"v\":1,\"type\":\"intent\",\"id\":\"i1\",\"time\":\"2026-11-28T22:00:00.123Z\",\"duration_ms\":5,"
+        + "\"principal\":null,\"request\":{\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"headers\":{}},"
+        + "\"decision\":{\"outcome\":\"allow\"},\"approval\":{\"id\":\"a1\"},\"response\":{\"status\":200},"
+        + "\"quota_remaining\":{\"tokens_per_day\":7}}";
+
+    SessionRecord intent = RecordCodec.decode(line);
+
+    assertThat(intent.type()).isEqualTo(SessionRecord.TYPE_INTENT);
+    assertThat(intent.durationMs()).isZero();
+    assertThat(intent.decision()).isNull();
+    assertThat(intent.approval()).isNull();
+    assertThat(intent.response()).isNull();
+    assertThat(intent.quotaRemaining()).isEmpty();
+    assertThat(RecordCodec.decode(RecordCodec.encode(intent, ZEROS))).isEqualTo(intent);
+  }
+
   @Test
   void decodingRefusesRetentionLinesAndGarbage() {
     String retention = RecordCodec.chain(RecordCodec.retentionBody("r1", T, List.of()), ZEROS);
