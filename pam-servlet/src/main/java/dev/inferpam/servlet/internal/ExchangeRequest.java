@@ -26,9 +26,10 @@ import java.util.Set;
 /**
  * The request an allowed exchange hands to the application: the body is replayed from the bytes
  * the engine decided on (the container's stream was consumed by the engine), and the caller's
- * credential headers are invisible. When the response is masked
- * ({@link Exchange#masksResponse()}), {@code Accept-Encoding} is invisible too, so that neither
- * the application nor a server it forwards to compresses a body the masker must read.
+ * credential headers are invisible. When the response may be rewritten (masked, or scanned for
+ * the exchange's credentials: {@link Exchange#rewritesResponse()}), {@code Accept-Encoding} is
+ * invisible too, so that neither the application nor a server it forwards to compresses a body
+ * the engine must read.
  *
  * <p>Async processing started through this request gets an {@link AsyncContext} whose
  * {@code complete()} first writes the masker's held-back tail.
@@ -50,7 +51,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
     super(request);
     this.body = exchange.body();
     Set<String> hide = new HashSet<>(exchange.callerCredentialHeaders());
-    if (exchange.masksResponse()) hide.add("accept-encoding");
+    if (exchange.rewritesResponse()) hide.add("accept-encoding");
     this.hidden = Set.copyOf(hide);
     this.response = response;
   }
