@@ -18,6 +18,11 @@ import java.util.function.Function;
 /**
  * Masks a whole text at once with a set of {@link Detector}s and a {@link MaskStrategy}.
  *
+ * <p>Detectors read the text {@linkplain Fold folded} (compatibility forms such as fullwidth
+ * digits as ASCII, other Unicode digits as ASCII digits, Unicode dashes as {@code -}), char for
+ * char, so a match is the same span of the original, which is what gets replaced; the
+ * replacement is made from the folded value (a pseudonym does not depend on the spelling).
+ *
  * <p>Overlaps are resolved deterministically: all matches of all detectors are sorted by start,
  * then by length (longest first), then by detector order; a match that overlaps the one taken
  * before it extends it (masked as one value, under the first one's label). So
@@ -171,7 +176,23 @@ public final class BlockMasker implements Masker {
    * {@linkplain Fold folded} (spans are the same in the original).
    */
   public List<Match> matches(CharSequence text) {
+    if (surelyQuiet(text)) return List.of();
     return resolve(raw(Fold.of(text), 0), text.length());
+  }
+
+  /**
+   * True when no detector can match in {@code text} without looking further: every detector is a
+   * built-in one (they start only at the candidates of {@link IndexedText}) and the text holds
+   * only lower-case ASCII letters, {@code _ - .} and spaces, where no candidate is. What most
+   * JSON keys and structural values are; a quick walk, no allocation.
+   */
+  private boolean surelyQuiet(CharSequence text) {
+    if (!allIndexed) return false;
+    for (int i = 0, n = text.length(); i < n; i++) {
+      char c = text.charAt(i);
+      if ((c < 'a' || c > 'z') && c != '_' && c != '-' && c != '.' && c != ' ') return false;
+    }
+    return true;
   }
 
   /** Every detector's matches starting at or after {@code from}, sorted for {@link #resolve}. */
@@ -211,6 +232,7 @@ public final class BlockMasker implements Masker {
   }
 
   private String mask(String text, Replacements replacements, Map<String, Integer> counts) {
+    if (surelyQuiet(text)) return text;
     CharSequence folded = Fold.of(text);
     List<Match> matches = resolve(raw(folded, 0), text.length());
     if (matches.isEmpty()) return text;
