@@ -178,7 +178,8 @@ public final class PamInterceptor implements Interceptor {
     // it see a credential an upstream echoed in a header.
     Response.Builder shown = response.newBuilder().request(request)
         .networkResponse(null).priorResponse(null).cacheResponse(null)
-        .headers(shownHeaders(response.headers(), exchange));
+        .headers(shownHeaders(response.headers(), exchange))
+        .message(exchange.responseHeader("", response.message()));
     ResponseBody body = response.body();
     if (body == null) {
       exchange.end(true);

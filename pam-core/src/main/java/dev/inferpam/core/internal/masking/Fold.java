@@ -38,18 +38,31 @@ final class Fold {
     return out == null ? text : new String(out);
   }
 
-  /** Lazily built: 64 K chars, each normalized once. */
+  /**
+   * The blocks holding every BMP char whose NFKC form is one printable ASCII char (Latin-1 and
+   * spacing modifiers, phonetic extensions, Greek extended, general punctuation to enclosed
+   * alphanumerics, Latin extended-C, the ideographic space, presentation, small and fullwidth
+   * forms): only these are normalized, which keeps building the table to a few milliseconds.
+   */
+  private static final int[][] NFKC_BLOCKS = {
+      {0x80, 0x3FF}, {0x1D00, 0x1DBF}, {0x1F00, 0x1FFF}, {0x2000, 0x24FF}, {0x2C60, 0x2C7F},
+      {0x3000, 0x3000}, {0xFB00, 0xFFEF}};
+
+  /** Lazily built, once. */
   private static final class Table {
     static final char[] FOLD = build();
 
     private static char[] build() {
       char[] fold = new char[0x10000];
+      for (int[] block : NFKC_BLOCKS) {
+        for (int c = block[0]; c <= block[1]; c++) {
+          String n = Normalizer.normalize(String.valueOf((char) c), Normalizer.Form.NFKC);
+          if (n.length() == 1 && n.charAt(0) >= 0x20 && n.charAt(0) < 0x7F) fold[c] = n.charAt(0);
+        }
+      }
       for (int c = 0x80; c < 0x10000; c++) {
-        if (Character.isSurrogate((char) c)) continue;
-        String n = Normalizer.normalize(String.valueOf((char) c), Normalizer.Form.NFKC);
-        if (n.length() == 1 && n.charAt(0) >= 0x20 && n.charAt(0) < 0x7F) {
-          fold[c] = n.charAt(0);
-        } else if (Character.getType(c) == Character.DECIMAL_DIGIT_NUMBER) {
+        if (fold[c] != 0 || Character.isSurrogate((char) c)) continue;
+        if (Character.getType(c) == Character.DECIMAL_DIGIT_NUMBER) {
           fold[c] = (char) ('0' + Character.digit(c, 10));
         } else if ((c >= 0x2010 && c <= 0x2015) || c == 0x2212) {
           fold[c] = '-';

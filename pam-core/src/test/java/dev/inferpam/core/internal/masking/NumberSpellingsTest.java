@@ -93,4 +93,17 @@ class NumberSpellingsTest {
     String text = "x ４１１１ １１１１ １１１１ １１１１";
     assertThat(MASKER.matches(text)).isEqualTo(List.of(new Match(2, text.length(), "credit-card")));
   }
+
+  @Test
+  void everyBmpCharWhoseNfkcFormIsOnePrintableAsciiCharIsFoldedToIt() {
+    for (int c = 0x80; c < 0x10000; c++) {
+      if (Character.isSurrogate((char) c)) continue;
+      String one = String.valueOf((char) c);
+      String n = java.text.Normalizer.normalize(one, java.text.Normalizer.Form.NFKC);
+      if (n.length() == 1 && n.charAt(0) >= 0x20 && n.charAt(0) < 0x7F) {
+        assertThat(Fold.of(one).toString()).as("U+%04X", c).isEqualTo(n);
+      }
+    }
+    assertThat(Fold.of("plain ascii")).isSameAs("plain ascii");
+  }
 }
