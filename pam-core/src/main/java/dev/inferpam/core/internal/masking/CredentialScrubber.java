@@ -2,12 +2,10 @@ package dev.inferpam.core.internal.masking;
 
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
-import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 
@@ -18,9 +16,10 @@ import java.util.Set;
  * {@link #open()} stream is for one body and one thread at a time.
  *
  * <p><b>What is looked for.</b> Of each credential header value: the value as sent and, for a
- * {@code <scheme> <token>} value ({@code Bearer sk-...}), the token alone; each also as it reads
- * inside a JSON string (quotes, backslashes and control chars escaped, and once more with
- * {@code /} written {@code \/}) and percent-encoded (RFC 3986 unreserved chars kept). Values
+ * {@code <scheme> <token>} value ({@code Bearer sk-...}), the token alone; the token (or a value
+ * without a scheme) also as it reads inside a JSON string (quotes, backslashes and control chars
+ * escaped, and once more with {@code /} written {@code \/}) and percent-encoded (RFC 3986
+ * unreserved chars kept), when those spellings differ from it. Values
  * shorter than {@value #MIN_LENGTH} chars are not looked for: replacing every occurrence of a
  * short string would break bodies, and such a value is no secret anyway.
  *
@@ -47,20 +46,32 @@ public final class CredentialScrubber {
   private final byte[][] forms;
   private final String[] texts;
   private final boolean[] first = new boolean[256];
-  /** The first two bytes of every form, a bit per pair: most first-byte hits stop at it. */
-  private final long[] pairs = new long[1024];
+  /** The first two bytes of every form, hashed to a bit: most first-byte hits stop at it. */
+  private final long[] pairs = new long[PAIR_BITS / 64];
+  private static final int PAIR_BITS = 4096;
 
   private CredentialScrubber(Set<String> values) {
-    List<String> sorted = new ArrayList<>(values);
-    sorted.sort(Comparator.comparingInt((String s) -> s.getBytes(StandardCharsets.UTF_8).length).reversed());
-    this.texts = sorted.toArray(String[]::new);
-    this.forms = new byte[texts.length][];
-    for (int i = 0; i < texts.length; i++) {
-      forms[i] = texts[i].getBytes(StandardCharsets.UTF_8);
+    String[] given = values.toArray(String[]::new);
+    byte[][] bytes = new byte[given.length][];
+    Integer[] order = new Integer[given.length];
+    for (int i = 0; i < given.length; i++) {
+      bytes[i] = given[i].getBytes(StandardCharsets.UTF_8);
+      order[i] = i;
+    }
+    Arrays.sort(order, Comparator.comparingInt((Integer i) -> bytes[i].length).reversed());
+    this.texts = new String[given.length];
+    this.forms = new byte[given.length][];
+    for (int i = 0; i < given.length; i++) {
+      texts[i] = given[order[i]];
+      forms[i] = bytes[order[i]];
       first[forms[i][0] & 0xFF] = true;
-      int pair = (forms[i][0] & 0xFF) << 8 | (forms[i][1] & 0xFF); // every form has MIN_LENGTH bytes or more
+      int pair = pair(forms[i][0], forms[i][1]); // every form has MIN_LENGTH bytes or more
       pairs[pair >>> 6] |= 1L << pair;
     }
+  }
+
+  private static int pair(byte a, byte b) {
+    return ((a & 0xFF) * 31 + (b & 0xFF)) & (PAIR_BITS - 1);
   }
 
   /**
@@ -72,9 +83,15 @@ public final class CredentialScrubber {
     for (String value : values) {
       if (value == null) continue;
       String v = value.strip();
-      addForms(forms, v);
       int space = v.indexOf(' ');
-      if (space > 0) addForms(forms, v.substring(space + 1).strip()); // the token of "<scheme> <token>"
+      if (space > 0) {
+        // "<scheme> <token>": the whole value as sent, and the token in every form (which also
+        // covers any spelling of the whole value that keeps the token as it is)
+        if (v.length() >= MIN_LENGTH) forms.add(v);
+        addForms(forms, v.substring(space + 1).strip());
+      } else {
+        addForms(forms, v);
+      }
     }
     return forms.isEmpty() ? null : new CredentialScrubber(forms);
   }
@@ -82,10 +99,24 @@ public final class CredentialScrubber {
   private static void addForms(Set<String> forms, String v) {
     if (v.length() < MIN_LENGTH) return;
     forms.add(v);
-    String json = jsonEscaped(v);
-    forms.add(json);
-    forms.add(json.replace("/", "\\/"));
-    forms.add(percentEncoded(v));
+    boolean escaped = false;
+    boolean reserved = false;
+    for (int i = 0; i < v.length(); i++) {
+      char c = v.charAt(i);
+      escaped |= c == '"' || c == '\\' || c == '/' || c < 0x20;
+      reserved |= !unreserved(c);
+    }
+    if (escaped) { // most tokens (base64url, hex, JWTs) need neither form: no work for them
+      String json = jsonEscaped(v);
+      forms.add(json);
+      forms.add(json.replace("/", "\\/"));
+    }
+    if (reserved) forms.add(percentEncoded(v));
+  }
+
+  private static boolean unreserved(int c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
+        || c == '_' || c == '~';
   }
 
   /** {@code v} as the inside of a JSON string, with the escapes a JSON writer uses. */
@@ -112,8 +143,7 @@ public final class CredentialScrubber {
     StringBuilder out = new StringBuilder(v.length() + 8);
     for (byte b : v.getBytes(StandardCharsets.UTF_8)) {
       int c = b & 0xFF;
-      if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
-          || c == '_' || c == '~') {
+      if (unreserved(c)) {
         out.append((char) c);
       } else {
         out.append('%').append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
@@ -221,7 +251,7 @@ public final class CredentialScrubber {
           continue;
         }
         if (i + 1 < end) {
-          int pair = (in[i] & 0xFF) << 8 | (in[i + 1] & 0xFF);
+          int pair = pair(in[i], in[i + 1]);
           if ((pairs[pair >>> 6] & 1L << pair) == 0) {
             i++;
             continue;
