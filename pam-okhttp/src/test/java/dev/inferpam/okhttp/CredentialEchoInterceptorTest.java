@@ -108,7 +108,7 @@ class CredentialEchoInterceptorTest {
     }
     RecordedRequest seen = server.takeRequest();
     assertThat(seen.getHeaders().get("Authorization")).isEqualTo("Bearer " + UPSTREAM); // it was injected
-    assertThat(body).contains("\"Authorization\":\"[REDACTED:credential").doesNotContain("0123456789")
+    assertThat(body).contains("\"Authorization\":\"Bearer [REDACTED:credential").doesNotContain("0123456789")
         .doesNotContain(key);
     assertThat(headers.toString()).doesNotContain("0123456789").doesNotContain(key);
     assertThat(headers.get("X-Echo-Authorization")).startsWith("[REDACTED:credential");
