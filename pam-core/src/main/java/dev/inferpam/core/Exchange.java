@@ -17,8 +17,10 @@ import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.RecordBuilder;
 import dev.inferpam.core.internal.masking.BodyMasker;
+import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.IOException;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -45,12 +47,13 @@ import org.slf4j.LoggerFactory;
  *       calling the application or upstream;</li>
  *   <li>on {@link Decision.Allow}: forward {@link #body()}, with the headers in
  *       {@link #requestHeadersToRemove()} removed and {@link #upstreamCredential()} set; when
- *       {@link #masksResponse()}, also without {@code Accept-Encoding}, so that the response
- *       comes back as text the masker can read;</li>
+ *       {@link #rewritesResponse()}, also without {@code Accept-Encoding}, so that the response
+ *       comes back as text the engine can read;</li>
  *   <li>report the response with {@link #responseStarted}; then, if {@link #responseRefusal()}
- *       is not {@code null}, deliver that error instead of the response; else, if
- *       {@link #responseMasking()} is not {@code null}, pass every chunk of the body through it
- *       (dropping {@code Content-Length}, which masking changes) and call its
+ *       is not {@code null}, deliver that error instead of the response; else pass every
+ *       response header through {@link #responseHeader} and, if {@link #responseMasking()} is not
+ *       {@code null}, every chunk of the body through it (dropping {@code Content-Length} when
+ *       {@link ResponseMasking#changesLength()}) and call its
  *       {@link ResponseMasking#finish() finish()} when the body ends;</li>
  *   <li>report every chunk delivered to the client with {@link #responseBytes} (masked bytes
  *       when masking applies);</li>
@@ -66,6 +69,16 @@ import org.slf4j.LoggerFactory;
  * masked but arrives with a {@code Content-Encoding} other than {@code identity} cannot be
  * read by the masker: it is refused 502 {@code masking_unavailable} (fail closed), and that error
  * is what is recorded as the response.
+ *
+ * <p><b>Credentials.</b> The exact values of this exchange's credentials (the upstream credential
+ * it injects, and the caller's own {@code Authorization}, {@code X-Api-Key} or
+ * {@code Proxy-Authorization} value and token) never reach the caller or the record: they are
+ * replaced by {@code [REDACTED:credential]} (fitted to their length) in every response header
+ * ({@link #responseHeader}) and body ({@link #responseMasking()}: whatever the content type,
+ * streamed ones included, also with no {@code masking} section and for exempt principals), and
+ * in the request as recorded (header values, path, body). A response that must be scanned for
+ * them but arrives encoded is refused like one that must be masked. An exchange without a
+ * credential of at least {@value CredentialScrubber#MIN_LENGTH} chars pays nothing for this.
  *
  * <p><b>Recording.</b> When the exchange is created the recorder admits it
  * ({@link dev.inferpam.api.Recorder#admit()}) and, with {@code recording.durability: strict}, an
@@ -115,6 +128,8 @@ public final class Exchange {
   private final RecordBuilder record;
   /** Whether the response goes to the client masked (allowed, a masker, principal not exempt). */
   private boolean masksResponse;
+  /** Replaces this exchange's credentials in what goes back, or {@code null} when it has none. */
+  private CredentialScrubber scrubber;
   /** Whether the recorder reserved room for this exchange's record. */
   private boolean admitted;
   private boolean responseReported;
@@ -357,6 +372,8 @@ public final class Exchange {
       }
     }
     if (cred != null) record.redactHeaders(secretHeaders(engine, cred));
+    scrubber = credentials(head, cred);
+    record.scrubCredentials(scrubber);
     if (d instanceof Decision.Allow && engine.writeIntents()) {
       // Strict durability: nothing goes upstream before its intent is durable.
       try {
@@ -393,6 +410,20 @@ public final class Exchange {
       if (principal.inGroup(group)) return true;
     }
     return false;
+  }
+
+  /**
+   * The scrubber of the caller's credential header values and of the injected upstream
+   * credential, or {@code null} when there is none to look for.
+   */
+  private static CredentialScrubber credentials(RequestHead head, Credential injected) {
+    List<String> values = new ArrayList<>();
+    for (String name : CALLER_CREDENTIAL_HEADERS) {
+      List<String> given = head.headers().get(name);
+      if (given != null) values.addAll(given);
+    }
+    if (injected != null) values.add(injected.value());
+    return values.isEmpty() ? null : CredentialScrubber.of(values);
   }
 
   /** Headers that carry the upstream credential: the configured one and the one being injected. */
@@ -492,6 +523,29 @@ public final class Exchange {
   }
 
   /**
+   * Whether the response may be rewritten on its way to the caller: it is masked
+   * ({@link #masksResponse()}), or this allowed exchange has credentials to keep out of it. Known
+   * from the start, so an adapter can forward the request without {@code Accept-Encoding} (an
+   * encoded response cannot be read, and is refused).
+   */
+  public boolean rewritesResponse() {
+    return masksResponse || (decision instanceof Decision.Allow && scrubber != null);
+  }
+
+  /**
+   * A response header as it may reach the caller: {@code value} with this exchange's credentials
+   * replaced ({@code value} itself when it holds none, always when there are none), or
+   * {@code null} when the header must be dropped because its name holds one. Call for every
+   * header passed to the caller, the upstream's and the application's.
+   */
+  public String responseHeader(String name, String value) {
+    CredentialScrubber s = scrubber;
+    if (s == null) return value;
+    if (s.holds(name)) return null;
+    return s.scrub(value);
+  }
+
+  /**
    * Reports the response status line and headers (call once, before any body bytes; later calls,
    * and calls after {@link #end}, are ignored). How the body is then delivered is
    * {@link #responseRefusal()} and {@link #responseMasking()}.
@@ -518,24 +572,27 @@ public final class Exchange {
     if (!responseReported) throw new IllegalStateException("responseStarted was not called");
     if (deliveryPrepared) return;
     deliveryPrepared = true;
-    if (!masksResponse || !promisesBody(responseStatus)) return;
-    BodyMasker body;
-    try {
-      body = BodyMasker.open(engine.masker(), responseType);
-    } catch (RuntimeException e) {
-      log.error("inferpam: masker failed to start for exchange {}, refusing the response: {}", id,
-          e.getClass().getName());
-      refuseResponse("the response could not be masked");
-      return;
+    if (!rewritesResponse() || !promisesBody(responseStatus)) return;
+    BodyMasker body = null;
+    if (masksResponse) {
+      try {
+        body = BodyMasker.open(engine.masker(), responseType);
+      } catch (RuntimeException e) {
+        log.error("inferpam: masker failed to start for exchange {}, refusing the response: {}", id,
+            e.getClass().getName());
+        refuseResponse("the response could not be masked");
+        return;
+      }
     }
-    if (body == null) return; // a binary type: delivered as it is
+    // A binary type is not masked, but still scanned for credentials.
+    if (body == null && scrubber == null) return;
     if (responseEncoding != null) {
       log.warn("inferpam: exchange {}: upstream answered {} with Content-Encoding {}, which cannot be masked;"
           + " refused 502 masking_unavailable", id, responseStatus, responseEncoding);
       refuseResponse("the response is encoded (Content-Encoding: " + responseEncoding + ") and cannot be masked");
       return;
     }
-    masking = new ResponseMasking(body, id);
+    masking = new ResponseMasking(body, scrubber == null ? null : scrubber.open(), id);
   }
 
   /** The engine answers the response itself; the record keeps that answer as the response. */
@@ -586,10 +643,11 @@ public final class Exchange {
   }
 
   /**
-   * How to mask the response body for the client, or {@code null} when it is delivered as it
-   * is: nothing is masked ({@link #masksResponse()} is false), the content type is not one that
-   * is masked (images, audio, binary), the response has no body, or it was refused
-   * ({@link #responseRefusal()}). Taking it commits the adapter to deliver, and report with
+   * How to mask the response body for the client (and replace this exchange's credentials in
+   * it), or {@code null} when it is delivered as it is: nothing is rewritten
+   * ({@link #rewritesResponse()} is false), the content type is not one that is masked (images,
+   * audio, binary) and there are no credentials to replace, the response has no body, or it was
+   * refused ({@link #responseRefusal()}). Taking it commits the adapter to deliver, and report with
    * {@link #responseBytes}, only what it returns: the record then stores those bytes as they are
    * and takes {@code response.masked} from its counts. The same instance is returned on every
    * call.
@@ -657,7 +715,10 @@ public final class Exchange {
         return;
       }
     }
-    if (maskingInUse) record.maskedOnDelivery(masking.counts());
+    if (maskingInUse) {
+      if (masking.masks()) record.maskedOnDelivery(masking.counts());
+      record.credentialsScrubbed(masking.credentialsFound());
+    }
     Map<String, Long> left = Map.of();
     if (quota != null) {
       // Tokens count only for what reached the upstream: an allowed request whose response began.

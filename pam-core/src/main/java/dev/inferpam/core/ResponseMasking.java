@@ -1,6 +1,7 @@
 package dev.inferpam.core;
 
 import dev.inferpam.core.internal.masking.BodyMasker;
+import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.IOException;
 import java.util.Map;
 import java.util.Objects;
@@ -12,6 +13,13 @@ import org.slf4j.LoggerFactory;
  * upstream (or written by the application) goes through {@link #push}, and what it returns is
  * what the client gets; {@link #finish()} at the end of the body releases the held-back tail.
  * Obtained from {@link Exchange#responseMasking()}.
+ *
+ * <p>Two steps, each present when the exchange needs it: the exchange's credentials (the
+ * upstream credential it injected, the caller's own token or key) are replaced wherever they
+ * occur in the bytes, whatever the content type, holding back at most a run that could still
+ * become one; then, when the response is masked, the masker runs. Replacing a credential keeps
+ * the body's length ({@link #changesLength()} is false without masking), so an adapter keeps the
+ * response's {@code Content-Length} unless masking applies.
  *
  * <p>Framing is kept: server-sent events, NDJSON and JSON are masked inside their text, so the
  * client still gets well-formed events and documents. The masker may hold back a bounded tail
@@ -34,20 +42,44 @@ public final class ResponseMasking {
   private static final Logger log = LoggerFactory.getLogger(ResponseMasking.class);
   private static final byte[] NONE = new byte[0];
 
+  /** The masker of this body, or {@code null} when only credentials are replaced. */
   private final BodyMasker body;
+  /** The credential replacement, or {@code null} when there is none to look for. */
+  private final CredentialScrubber.Stream scrub;
   private final String exchangeId;
   private boolean finished;
   private boolean failed;
 
-  ResponseMasking(BodyMasker body, String exchangeId) {
-    this.body = Objects.requireNonNull(body, "body");
+  ResponseMasking(BodyMasker body, CredentialScrubber.Stream scrub, String exchangeId) {
+    if (body == null && scrub == null) throw new IllegalArgumentException("nothing to do");
+    this.body = body;
+    this.scrub = scrub;
     this.exchangeId = exchangeId;
+  }
+
+  /**
+   * Whether the body's length may change: it is masked. When only credentials are replaced the
+   * length stays, and so may the response's {@code Content-Length}.
+   */
+  public boolean changesLength() {
+    return body != null;
+  }
+
+  /** Whether the masker runs over this body (not only the credential replacement). */
+  boolean masks() {
+    return body != null;
+  }
+
+  /** Credentials replaced so far. */
+  int credentialsFound() {
+    return scrub == null ? 0 : scrub.found();
   }
 
   /**
    * Feeds the next {@code len} bytes of the body as received.
    *
-   * @return the bytes to deliver now, masked; possibly empty
+   * @return the bytes to deliver now, masked; possibly empty; {@code b} itself when it was given
+   *     whole and nothing in it changed (deliver it before reusing {@code b})
    * @throws IOException              when the masker failed (now or before)
    * @throws IllegalStateException    after {@link #finish()}
    * @throws IndexOutOfBoundsException when {@code off}/{@code len} are outside {@code b}
@@ -58,7 +90,10 @@ public final class ResponseMasking {
     checkNotFailed();
     if (len == 0) return NONE;
     try {
-      return body.push(b, off, len);
+      if (scrub == null) return body.push(b, off, len);
+      byte[] scrubbed = scrub.push(b, off, len);
+      if (body == null || scrubbed.length == 0) return scrubbed;
+      return body.push(scrubbed, 0, scrubbed.length);
     } catch (RuntimeException e) {
       throw failure(e);
     }
@@ -75,7 +110,14 @@ public final class ResponseMasking {
     if (finished) return NONE;
     finished = true;
     try {
-      return body.finish();
+      byte[] tail = scrub == null ? NONE : scrub.finish();
+      if (body == null) return tail;
+      byte[] released = tail.length == 0 ? NONE : body.push(tail, 0, tail.length);
+      byte[] rest = body.finish();
+      if (released.length == 0) return rest;
+      byte[] all = java.util.Arrays.copyOf(released, released.length + rest.length);
+      System.arraycopy(rest, 0, all, released.length, rest.length);
+      return all;
     } catch (RuntimeException e) {
       throw failure(e);
     }
@@ -88,6 +130,7 @@ public final class ResponseMasking {
 
   /** Values masked so far, per detector; what the record's {@code response.masked} holds. */
   Map<String, Integer> counts() {
+    if (body == null) return Map.of();
     try {
       Map<String, Integer> counts = body.counts();
       return counts == null ? Map.of() : counts;

@@ -159,21 +159,23 @@ class ExchangeMaskingTest {
   }
 
   @Test
-  void anExemptPrincipalGetsTheResponseRawWhileTheMaskedRecordDoesNot() {
+  void anExemptPrincipalGetsTheResponseRawWhileTheMaskedRecordDoesNot() throws Exception {
     Exchange ex = call(engine("masked", null), "POST", AUDITOR_KEY, CHAT);
     assertThat(ex.masksResponse()).isFalse();
+    assertThat(ex.rewritesResponse()).as("its credentials are still kept out").isTrue();
     ex.responseStarted(200, headers("Content-Type", "application/json"));
-    assertThat(ex.responseMasking()).isNull();
     assertThat(ex.responseRefusal()).isNull();
-    byte[] raw = ANSWER.getBytes(StandardCharsets.UTF_8);
-    ex.responseBytes(raw, 0, raw.length);
+    ResponseMasking scrubOnly = ex.responseMasking();
+    assertThat(scrubOnly.changesLength()).isFalse();
+    String delivered = deliver(ex, scrubOnly, ANSWER, 9);
     ex.end(true);
 
+    assertThat(delivered).isEqualTo(ANSWER);
     SessionRecord r = recorder.records.get(0);
     assertThat(r.principal().subject()).isEqualTo("auditor");
     assertThat(r.response().body()).isEqualTo(MASKED_ANSWER);
     assertThat(r.response().masked()).isEqualTo(Map.of("email", 1, "credit-card", 1));
-    assertThat(r.response().bytes()).as("the size delivered, raw").isEqualTo(raw.length);
+    assertThat(r.response().bytes()).as("the size delivered, raw").isEqualTo(ANSWER.length());
   }
 
   @Test
@@ -188,13 +190,21 @@ class ExchangeMaskingTest {
   }
 
   @Test
-  void binaryContentTypesPassUntouched() {
+  void binaryContentTypesAreNotMaskedButScannedForCredentials() throws Exception {
     for (String type : List.of("image/png", "audio/wav", "video/mp4", "application/octet-stream")) {
       Exchange ex = call(engine("full", null), "POST", KEY, CHAT);
-      ex.responseStarted(200, headers("Content-Type", type, "Content-Encoding", "gzip"));
-      assertThat(ex.responseMasking()).as(type).isNull();
-      assertThat(ex.responseRefusal()).as("nothing to mask, so the encoding does not matter: " + type).isNull();
+      ex.responseStarted(200, headers("Content-Type", type));
+      ResponseMasking masking = ex.responseMasking();
+      assertThat(masking.changesLength()).as(type).isFalse();
+      byte[] bytes = {(byte) 0x89, 'P', 'N', 'G', 0, 1, 2, 'j', 'a', 'n', 'e', '@', 'x', '.', 'i', 'o'};
+      assertThat(masking.push(bytes, 0, bytes.length)).as(type).isSameAs(bytes);
+      assertThat(masking.finish()).isEmpty();
       ex.end(true);
+      // encoded, it cannot be scanned: refused like one that must be masked
+      Exchange encoded = call(engine("full", null), "POST", KEY, CHAT);
+      encoded.responseStarted(200, headers("Content-Type", type, "Content-Encoding", "gzip"));
+      assertThat(encoded.responseRefusal()).as(type).isNotNull();
+      encoded.end(true);
     }
   }
 
@@ -262,12 +272,14 @@ class ExchangeMaskingTest {
   }
 
   @Test
-  void theIdentityMaskerMasksNothing() {
+  void theIdentityMaskerMasksNothingButCredentialsAreStillKeptOut() throws Exception {
     Exchange ex = call(engine("masked", Masker.IDENTITY), "POST", KEY, CHAT);
     assertThat(ex.masksResponse()).isFalse();
-    ex.responseStarted(200, headers("Content-Type", "application/json", "Content-Encoding", "gzip"));
-    assertThat(ex.responseMasking()).isNull();
+    assertThat(ex.rewritesResponse()).isTrue();
+    ex.responseStarted(200, headers("Content-Type", "application/json"));
     assertThat(ex.responseRefusal()).isNull();
+    String delivered = deliver(ex, ex.responseMasking(), ANSWER + " Bearer upstream-secret", 5);
+    assertThat(delivered).isEqualTo(ANSWER + " [REDACTED:credential*]");
   }
 
   @Test

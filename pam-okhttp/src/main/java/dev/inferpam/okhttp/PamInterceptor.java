@@ -62,7 +62,14 @@ import okio.Timeout;
  * that must be masked but still arrives encoded ({@code Content-Encoding} other than
  * {@code identity}, e.g. when the caller's {@code Range} header kept OkHttp from decompressing)
  * is answered with a synthetic 502 {@code masking_unavailable} instead; nothing of it reaches
- * the caller. Should the masker fail mid-body, the caller's read fails with an
+ * the caller.
+ *
+ * <p><b>Credentials.</b> The upstream credential this exchange injected and the caller's own
+ * token or key are replaced in every response header and body the caller reads
+ * ({@link Exchange#responseHeader}, {@link Exchange#responseMasking()}), whether or not the
+ * response is masked; for that, too, the caller's {@code Accept-Encoding} is not forwarded
+ * ({@link Exchange#rewritesResponse()}). Replacing them keeps the body's length, so an
+ * unmasked response keeps its {@code Content-Length}. Should the masker fail mid-body, the caller's read fails with an
  * {@link IOException} rather than get unmasked text.
  *
  * <p><b>Approval.</b> A request that matches an {@code approval} rule waits for a reviewer
@@ -168,9 +175,12 @@ public final class PamInterceptor implements Interceptor {
       }
     }
     // The caller sees its own request, never the one carrying the upstream credential:
-    // response.request() and the network/prior responses would otherwise hand it over.
+    // response.request() and the network/prior responses would otherwise hand it over. Nor does
+    // it see a credential an upstream echoed in a header.
     Response.Builder shown = response.newBuilder().request(request)
-        .networkResponse(null).priorResponse(null).cacheResponse(null);
+        .networkResponse(null).priorResponse(null).cacheResponse(null)
+        .headers(shownHeaders(response.headers(), exchange))
+        .message(exchange.responseHeader("", response.message()));
     ResponseBody body = response.body();
     if (body == null) {
       exchange.end(true);
@@ -178,8 +188,12 @@ public final class PamInterceptor implements Interceptor {
     }
     ResponseMasking masking = exchange.responseMasking();
     if (masking != null) {
-      // Masking changes the length; the caller reads until the end instead.
       BufferedSource masked = Okio.buffer(new MaskingSource(body.source(), masking, exchange));
+      if (!masking.changesLength()) {
+        // Only credentials are replaced, which keeps the length.
+        return shown.body(ResponseBody.create(masked, body.contentType(), body.contentLength())).build();
+      }
+      // Masking changes the length; the caller reads until the end instead.
       return shown.removeHeader("Content-Length")
           .body(ResponseBody.create(masked, body.contentType(), -1))
           .build();
@@ -283,11 +297,28 @@ public final class PamInterceptor implements Interceptor {
     return engine.begin(head, in, size);
   }
 
+  /** The response headers as {@link Exchange#responseHeader} lets them reach the caller. */
+  private static Headers shownHeaders(Headers headers, Exchange exchange) {
+    Headers.Builder shown = null;
+    for (int i = 0; i < headers.size(); i++) {
+      String name = headers.name(i);
+      String value = headers.value(i);
+      String kept = exchange.responseHeader(name, value);
+      if (shown == null && kept == value) continue; // unchanged so far: nothing built
+      if (shown == null) {
+        shown = new Headers.Builder();
+        for (int j = 0; j < i; j++) shown.addUnsafeNonAscii(headers.name(j), headers.value(j));
+      }
+      if (kept != null) shown.addUnsafeNonAscii(name, kept);
+    }
+    return shown == null ? headers : shown.build();
+  }
+
   private static Request forUpstream(Request request, Exchange exchange) {
     Request.Builder b = request.newBuilder();
     for (String name : exchange.requestHeadersToRemove()) b.removeHeader(name);
-    // Without it OkHttp asks for gzip itself and decompresses, so the masker reads plain text.
-    if (exchange.masksResponse()) b.removeHeader("Accept-Encoding");
+    // Without it OkHttp asks for gzip itself and decompresses, so the engine reads plain text.
+    if (exchange.rewritesResponse()) b.removeHeader("Accept-Encoding");
     Credential credential = exchange.upstreamCredential();
     if (credential != null) b.header(credential.header(), credential.value());
     RequestBody original = request.body();

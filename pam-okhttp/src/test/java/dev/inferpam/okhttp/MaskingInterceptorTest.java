@@ -243,7 +243,7 @@ class MaskingInterceptorTest {
     }
 
     assertThat(server.takeRequest().getHeaders().get("Accept-Encoding"))
-        .as("nothing to mask: the caller's preference goes through").isEqualTo("identity");
+        .as("not masked, but scanned for credentials: OkHttp's own, not the caller's").isEqualTo("gzip");
     SessionRecord rec = onlyRecord();
     assertThat(rec.principal().subject()).isEqualTo("auditor");
     assertThat(rec.response().body()).isEqualTo(MASKED_ANSWER).doesNotContain(EMAIL).doesNotContain(CARD);
@@ -394,16 +394,27 @@ class MaskingInterceptorTest {
   }
 
   @Test
-  void anExemptCallerGetsAnEncodedAnswerAsItIs() throws Exception {
+  void anExemptCallersAnswerIsDecodedSoItCanBeScannedForCredentials() throws Exception {
     byte[] gz = gzip(ANSWER);
     server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
         .setHeader("Content-Encoding", "gzip").body(new Buffer().write(gz)).build());
     try (Response r = client("full").newCall(chat(AUDITOR, "").header("Accept-Encoding", "gzip").build()).execute()) {
       assertThat(r.code()).isEqualTo(200);
-      assertThat(r.header("Content-Encoding")).isEqualTo("gzip");
-      assertThat(r.body().bytes()).isEqualTo(gz);
+      assertThat(r.header("Content-Encoding")).as("OkHttp asked for gzip itself and decoded it").isNull();
+      assertThat(r.body().string()).isEqualTo(ANSWER);
     }
+    assertThat(server.takeRequest().getHeaders().get("Accept-Encoding")).isEqualTo("gzip");
     List<SessionRecord> records = new ArrayList<>(recorder.records());
     assertThat(records).singleElement().satisfies(rec -> assertThat(rec.response().status()).isEqualTo(200));
+  }
+
+  @Test
+  void anExemptCallersAnswerStillEncodedIsRefused502() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
+        .setHeader("Content-Encoding", "br").body("not really brotli").build());
+    try (Response r = client("full").newCall(chat(AUDITOR, "").build()).execute()) {
+      assertThat(r.code()).isEqualTo(502);
+      assertThat(MAPPER.readTree(r.body().string()).get("error").get("code").asText()).isEqualTo("masking_unavailable");
+    }
   }
 }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.Exchange;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
@@ -24,6 +25,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Collections;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -228,6 +230,22 @@ class MaskingFilterTest {
           out.write((event("Reach me at jane.doe@example.com.") + "data: [DONE]\n\n").getBytes(StandardCharsets.UTF_8));
           out.flush();
         }
+        case "echo" -> {
+          // an application (or a server it forwards to) that echoes what it was given, the
+          // credential split across two writes
+          Exchange exchange = (Exchange) req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE);
+          String upstream = exchange.upstreamCredential().value();
+          String note = req.getHeader("X-Client-Note");
+          byte[] echo = ("{\"upstream\":\"" + upstream + "\",\"note\":\"" + note + "\"}").getBytes(StandardCharsets.UTF_8);
+          resp.setContentType("application/json");
+          resp.setHeader("X-Echo-Upstream", upstream);
+          resp.addHeader("X-Echo-Note", note);
+          resp.setContentLength(echo.length);
+          ServletOutputStream out = resp.getOutputStream();
+          out.write(echo, 0, 20);
+          out.flush();
+          out.write(echo, 20, echo.length - 20);
+        }
         case "png" -> {
           byte[] png = png();
           resp.setContentType("image/png");
@@ -337,7 +355,8 @@ class MaskingFilterTest {
     try (Response r = post(AUDITOR, "accept-encoding", "Accept-Encoding", "gzip, br")) {
       exempt = JSON.readTree(r.body().string());
     }
-    assertThat(exempt.get("accept-encoding").asText()).as("nothing masked for auditors").isEqualTo("gzip, br");
+    assertThat(exempt.get("accept-encoding").asText()).as("not masked for auditors, but scanned for credentials")
+        .isEqualTo("null");
   }
 
   @Test
@@ -431,13 +450,34 @@ class MaskingFilterTest {
   }
 
   @Test
-  void anExemptCallerGetsAnEncodedAnswerAsItIs() throws Exception {
+  void anExemptCallersEncodedAnswerIsRefusedForItCannotBeScannedForCredentials() throws Exception {
     try (Response r = post(AUDITOR, "gzip", "Accept-Encoding", "gzip")) {
-      assertThat(r.code()).isEqualTo(200);
-      assertThat(r.header("Content-Encoding")).isEqualTo("gzip");
-      assertThat(r.body().bytes()).isEqualTo(gzip(ANSWER));
+      assertThat(r.code()).isEqualTo(502);
+      assertThat(JSON.readTree(r.body().string()).get("error").get("code").asText()).isEqualTo("masking_unavailable");
     }
-    assertThat(onlyRecord().response().status()).isEqualTo(200);
-    assertThat(applicationSaw.get()).isNull();
+    assertThat(onlyRecord().response().status()).isEqualTo(502);
+  }
+
+  @Test
+  void anEchoingApplicationHandsBackNeitherTheUpstreamCredentialNorTheCallersKey() throws Exception {
+    for (String key : List.of(KEY, AUDITOR)) {
+      recorder.clear();
+      String body;
+      try (Response r = post(key, "echo", "X-Client-Note", "my key is " + key)) {
+        assertThat(r.code()).isEqualTo(200);
+        body = r.body().string();
+        assertThat(r.headers().toString()).doesNotContain("upstream-secret").doesNotContain(key);
+        assertThat(r.header("X-Echo-Upstream")).isEqualTo("[REDACTED:credential*]");
+        assertThat(r.header("X-Echo-Note")).startsWith("my key is [");
+        if (key.equals(AUDITOR)) {
+          assertThat(r.header("Content-Length")).as("only credentials replaced: the length holds")
+              .isEqualTo(String.valueOf(body.length()));
+        }
+      }
+      assertThat(body).doesNotContain("upstream-secret").doesNotContain(key).contains("[REDACTED:credential*]");
+      SessionRecord rec = onlyRecord();
+      String line = dev.inferpam.core.internal.RecordCodec.encode(rec, dev.inferpam.core.internal.RecordCodec.GENESIS);
+      assertThat(line).doesNotContain("upstream-secret").doesNotContain(key);
+    }
   }
 }

@@ -8,6 +8,7 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.core.internal.masking.BlockMasker;
+import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -40,6 +41,11 @@ import org.slf4j.LoggerFactory;
  * data, so there is nothing to mask), or as its hash with {@code NONE}. In every mode the response
  * is the one <em>as delivered</em>: when it was masked for the client, the masked bytes are what
  * is captured, and the counts of that masking become {@code response.masked}.
+ *
+ * <p>Credentials: with {@link #scrubCredentials}, the exchange's credential values are replaced
+ * in everything the record keeps as text (request header values, path and body, and the response
+ * body, which normally arrives scrubbed already); the number replaced on delivery
+ * ({@link #credentialsScrubbed}) is counted in {@code response.masked} as {@code credential}.
  *
  * <p>Bounded: at most {@link #MAX_CAPTURE} bytes of each body are kept for the record (the rest
  * is counted but not stored, and {@code bytes} is always the exact size, so a shortened body is
@@ -85,6 +91,9 @@ public final class RecordBuilder {
   private boolean ownResponse;
   private long responseBytes;
   private Map<String, Integer> deliveryCounts;
+  /** The exchange's credentials, replaced in the kept text; {@code null} for none. */
+  private CredentialScrubber credentials;
+  private int credentialsScrubbed;
 
   /**
    * @param head           the request as received
@@ -199,6 +208,25 @@ public final class RecordBuilder {
   }
 
   /**
+   * Replaces the values {@code scrubber} looks for in everything the record keeps as text
+   * ({@code null}: nothing to replace). Call before the request is first built.
+   */
+  public void scrubCredentials(CredentialScrubber scrubber) {
+    if (recordedRequest != null) throw new IllegalStateException("the request is already built");
+    this.credentials = scrubber;
+  }
+
+  /** {@code n} credentials were replaced in the response on its way to the client. */
+  public void credentialsScrubbed(int n) {
+    this.credentialsScrubbed = n;
+  }
+
+  /** {@code text} with the exchange's credentials replaced. */
+  private String scrub(String text) {
+    return credentials == null ? text : credentials.scrub(text);
+  }
+
+  /**
    * Adds lower-case header names to store as {@code [REDACTED]}: the header of a credential known
    * only once the decision is final. Call before the request is first built.
    */
@@ -216,7 +244,7 @@ public final class RecordBuilder {
   }
 
   private SessionRecord.Request buildRequest() {
-    String path = request != null ? request.path() : head.rawPath();
+    String path = scrub(request != null ? request.path() : head.rawPath());
     Map<String, List<String>> headers = redact(head.headers());
     if (request == null) {
       // Refused before the body was read (bad path, declared body too large, unauthenticated, body
@@ -229,9 +257,9 @@ public final class RecordBuilder {
     String hash = null;
     switch (bodies) {
       case NONE -> hash = hex(Sha256.newDigest().digest(body));
-      case FULL -> text = capped(body, body.length);
+      case FULL -> text = scrub(capped(body, body.length));
       case MASKED -> {
-        Masked m = mask(capped(body, body.length));
+        Masked m = mask(scrub(capped(body, body.length)));
         text = m.text();
       }
     }
@@ -276,12 +304,16 @@ public final class RecordBuilder {
       hash = hex(responseDigest.digest());
     } else if (captured != null) {
       byte[] bytes = captured.toByteArray();
-      text = capped(bytes, bytes.length);
+      text = scrub(capped(bytes, bytes.length));
       if (bodies == Policy.Bodies.MASKED && !ownResponse && !deliveredMasked) {
         Masked m = mask(text);
         text = m.text();
         maskedCounts = m.counts();
       }
+    }
+    if (credentialsScrubbed > 0 && !ownResponse) {
+      maskedCounts = new java.util.TreeMap<>(maskedCounts);
+      maskedCounts.merge("credential", credentialsScrubbed, Integer::sum);
     }
     SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
         maskedCounts, usage(), hash);
@@ -354,7 +386,7 @@ public final class RecordBuilder {
     Map<String, List<String>> out = new LinkedHashMap<>();
     headers.forEach((name, values) -> {
       boolean secret = SENSITIVE_HEADERS.contains(name) || secretHeaders.contains(name);
-      out.put(name, secret ? List.of(REDACTED) : values);
+      out.put(name, secret ? List.of(REDACTED) : credentials == null ? values : values.stream().map(this::scrub).toList());
     });
     return out;
   }

@@ -49,7 +49,9 @@ import org.slf4j.LoggerFactory;
  * of that name.
  *
  * <p>What comes back: the status and headers (minus hop-by-hop ones, {@code Content-Length},
- * {@code Server} and {@code Date}, which the gateway sets itself), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
+ * {@code Server} and {@code Date}, which the gateway sets itself; each value with the exchange's
+ * credentials replaced and one whose name holds a credential left out:
+ * {@link Exchange#responseHeader}), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
  * with a {@code flush()} after each read, so that server-sent events reach the client as the
  * model produces them; the body is never buffered whole. {@code Content-Length} is dropped
  * because the filter may mask the body and so change its length. The caller's
@@ -258,7 +260,10 @@ public final class ForwardingServlet extends HttpServlet {
     for (int i = 0; i < headers.size(); i++) {
       String lower = headers.name(i).toLowerCase(Locale.ROOT);
       if (drop.contains(lower) || lower.startsWith("proxy-")) continue;
-      resp.addHeader(headers.name(i), headers.value(i));
+      // An upstream that echoes request headers must not hand the injected credential (or the
+      // caller's own) back; PamFilter's response applies the same to the body.
+      String value = exchange.responseHeader(headers.name(i), headers.value(i));
+      if (value != null) resp.addHeader(headers.name(i), value);
     }
 
     ResponseBody body = upstreamResponse.body();

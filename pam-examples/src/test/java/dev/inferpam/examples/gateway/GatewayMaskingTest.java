@@ -259,4 +259,57 @@ class GatewayMaskingTest {
     JsonNode response = exchangeLines().get(0).get("response");
     assertThat(response.get("bytes").asLong()).isEqualTo(png.length);
   }
+
+  /** An upstream that echoes the request's headers into its headers and its (JSON, '/' escaped) body. */
+  private static final class Echo extends mockwebserver3.Dispatcher {
+    @Override
+    public MockResponse dispatch(RecordedRequest request) {
+      okhttp3.Headers h = request.getHeaders();
+      StringBuilder body = new StringBuilder("{\"headers\":{");
+      MockResponse.Builder response = new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json");
+      for (int i = 0; i < h.size(); i++) {
+        if (i > 0) body.append(',');
+        body.append('"').append(h.name(i)).append("\":\"").append(h.value(i).replace("/", "\\/")).append('"');
+        response.addHeader("X-Echo-" + h.name(i), h.value(i));
+      }
+      return response.body(body.append("}}").toString()).build();
+    }
+  }
+
+  @Test
+  void anEchoingUpstreamHandsBackNeitherTheUpstreamCredentialNorTheCallersTokenNorDoesTheRecording()
+      throws Exception {
+    upstream.setDispatcher(new Echo());
+    for (String key : List.of(ALICE_KEY, CI_KEY)) { // masked, and exempt from masking
+      try (Response r = post(key, chat("llama-3.1-8b", ""), "X-Client-Note", "my token is " + key + "/x")) {
+        assertThat(r.code()).isEqualTo(200);
+        String body = r.body().string();
+        assertThat(body).doesNotContain("upstream-secret").doesNotContain(key)
+            .contains("\"Authorization\":\"[REDACTED:credential");
+        assertThat(r.headers().toString()).doesNotContain("upstream-secret").doesNotContain(key);
+        assertThat(r.header("X-Echo-Authorization")).startsWith("[REDACTED:credential");
+      }
+      assertThat(upstream.takeRequest().getHeaders().get("Authorization")).isEqualTo(UPSTREAM_AUTHORIZATION);
+    }
+    List<JsonNode> lines = exchangeLines();
+    assertThat(lines).hasSize(2);
+    assertThat(recordingText()).doesNotContain("upstream-secret").doesNotContain(ALICE_KEY).doesNotContain(CI_KEY);
+    for (JsonNode line : lines) assertThat(line.path("response").path("masked").path("credential").asInt()).isEqualTo(2);
+  }
+
+  @Test
+  void aStreamedEchoSplitAcrossChunksIsReplaced() throws Exception {
+    String event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent "
+        + UPSTREAM_AUTHORIZATION + " and " + CI_KEY + "\"}}]}\n\n";
+    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
+        .chunkedBody(event + "data: [DONE]\n\n", 7).build());
+    String received;
+    try (Response r = post(CI_KEY, chat("llama-3.1-8b", "\"stream\":true"))) {
+      received = r.body().string();
+    }
+    assertThat(received).doesNotContain("upstream-secret").doesNotContain(CI_KEY)
+        .contains("you sent [REDACTED:credential");
+    assertThat(exchangeLines()).hasSize(1);
+    assertThat(recordingText()).doesNotContain("upstream-secret").doesNotContain(CI_KEY);
+  }
 }

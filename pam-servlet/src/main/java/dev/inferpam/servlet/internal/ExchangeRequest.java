@@ -28,9 +28,10 @@ import java.util.Set;
  * the engine decided on (the container's stream was consumed by the engine), and the caller's
  * credential headers are invisible. A body the engine decoded ({@code Content-Encoding} gzip or
  * deflate) is replayed decoded, without {@code Content-Encoding} and with {@code Content-Length}
- * the decoded length ({@link Exchange#requestHeadersToRemove()}). When the response is masked
- * ({@link Exchange#masksResponse()}), {@code Accept-Encoding} is invisible too, so that neither
- * the application nor a server it forwards to compresses a body the masker must read.
+ * the decoded length ({@link Exchange#requestHeadersToRemove()}). When the response may be
+ * rewritten (masked, or scanned for the exchange's credentials: {@link Exchange#rewritesResponse()}),
+ * {@code Accept-Encoding} is invisible too, so that neither the application nor a server it
+ * forwards to compresses a body the engine must read.
  *
  * <p>Async processing started through this request gets an {@link AsyncContext} whose
  * {@code complete()} first writes the masker's held-back tail.
@@ -53,7 +54,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
     super(request);
     this.body = exchange.body();
     Set<String> hide = new HashSet<>(exchange.requestHeadersToRemove());
-    if (exchange.masksResponse()) hide.add("accept-encoding");
+    if (exchange.rewritesResponse()) hide.add("accept-encoding");
     // A body the engine decoded keeps a Content-Length header, of the decoded length.
     this.lengthRewritten = hide.remove("content-length");
     this.hidden = Set.copyOf(hide);

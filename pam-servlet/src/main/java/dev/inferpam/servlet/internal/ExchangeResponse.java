@@ -35,6 +35,13 @@ import java.util.Map;
  * everything the application set, and the application's further output fails with an
  * {@link IOException} so that it stops ({@link #refused()} tells the filter so).
  *
+ * <p><b>Credentials.</b> Every header the application sets or adds (and the content type, a
+ * redirect's location, an error's message) passes {@link Exchange#responseHeader}: the
+ * exchange's credentials (the upstream credential, the caller's own token or key) are replaced
+ * in it, and a header whose name holds one is dropped. The body is scanned for them through
+ * {@link Exchange#responseMasking()} whatever its type; that keeps its length, so a
+ * {@code Content-Length} is dropped only when the body is masked.
+ *
  * <p>Used by one thread at a time, like any response. {@link #getOutputStream()} and
  * {@link #getWriter()} exclude each other ({@link IllegalStateException}). Once the writer is
  * taken, {@link #setCharacterEncoding} has no effect, as the servlet specification requires.
@@ -85,7 +92,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     reportStarted();
     refusal = exchange.responseRefusal();
     if (refusal == null) masking = exchange.responseMasking();
-    if (refusal == null && masking == null && heldLength >= 0 && !isCommitted()) {
+    if (refusal == null && (masking == null || !masking.changesLength()) && heldLength >= 0 && !isCommitted()) {
       super.setContentLengthLong(heldLength);
     }
   }
@@ -261,7 +268,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
       heldLength = length;
       return true;
     }
-    return masking != null || refusal != null;
+    return (masking != null && masking.changesLength()) || refusal != null;
   }
 
   private static boolean isContentLength(String name) {
@@ -290,13 +297,27 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   @Override
   public void setHeader(String name, String value) {
     if (isContentLength(name) && holdLength(parseLength(value))) return;
-    super.setHeader(name, value);
+    String shown = value == null ? null : exchange.responseHeader(name, value);
+    if (value != null && shown == null) return; // its name holds a credential
+    super.setHeader(name, shown);
   }
 
   @Override
   public void addHeader(String name, String value) {
     if (isContentLength(name) && holdLength(parseLength(value))) return;
-    super.addHeader(name, value);
+    String shown = value == null ? null : exchange.responseHeader(name, value);
+    if (value != null && shown == null) return;
+    super.addHeader(name, shown);
+  }
+
+  @Override
+  public void setContentType(String type) {
+    super.setContentType(type == null ? null : exchange.responseHeader("Content-Type", type));
+  }
+
+  @Override
+  public void sendRedirect(String location) throws IOException {
+    super.sendRedirect(exchange.responseHeader("Location", location));
   }
 
   @Override
@@ -319,7 +340,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
 
   @Override
   public void sendError(int sc, String msg) throws IOException {
-    super.sendError(sc, msg);
+    super.sendError(sc, msg == null ? null : exchange.responseHeader("", msg));
     reportStarted(sc);
   }
 

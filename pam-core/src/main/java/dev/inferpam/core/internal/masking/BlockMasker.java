@@ -18,6 +18,11 @@ import java.util.function.Function;
 /**
  * Masks a whole text at once with a set of {@link Detector}s and a {@link MaskStrategy}.
  *
+ * <p>Detectors read the text {@linkplain Fold folded} (compatibility forms such as fullwidth
+ * digits as ASCII, other Unicode digits as ASCII digits, Unicode dashes as {@code -}), char for
+ * char, so a match is the same span of the original, which is what gets replaced; the
+ * replacement is made from the folded value (a pseudonym does not depend on the spelling).
+ *
  * <p>Overlaps are resolved deterministically: all matches of all detectors are sorted by start,
  * then by length (longest first), then by detector order; a match that overlaps the one taken
  * before it extends it (masked as one value, under the first one's label). So
@@ -166,9 +171,28 @@ public final class BlockMasker implements Masker {
     return mask(text, new Replacements(strategy, hashKey), counts);
   }
 
-  /** All matches of all detectors, overlaps resolved, in ascending order. */
+  /**
+   * All matches of all detectors, overlaps resolved, in ascending order; detectors read the text
+   * {@linkplain Fold folded} (spans are the same in the original).
+   */
   public List<Match> matches(CharSequence text) {
-    return resolve(raw(text, 0), text.length());
+    if (surelyQuiet(text)) return List.of();
+    return resolve(raw(Fold.of(text), 0), text.length());
+  }
+
+  /**
+   * True when no detector can match in {@code text} without looking further: every detector is a
+   * built-in one (they start only at the candidates of {@link IndexedText}) and the text holds
+   * only lower-case ASCII letters, {@code _ - .} and spaces, where no candidate is. What most
+   * JSON keys and structural values are; a quick walk, no allocation.
+   */
+  private boolean surelyQuiet(CharSequence text) {
+    if (!allIndexed) return false;
+    for (int i = 0, n = text.length(); i < n; i++) {
+      char c = text.charAt(i);
+      if ((c < 'a' || c > 'z') && c != '_' && c != '-' && c != '.' && c != ' ') return false;
+    }
+    return true;
   }
 
   /** Every detector's matches starting at or after {@code from}, sorted for {@link #resolve}. */
@@ -208,20 +232,25 @@ public final class BlockMasker implements Masker {
   }
 
   private String mask(String text, Replacements replacements, Map<String, Integer> counts) {
-    List<Match> matches = matches(text);
+    if (surelyQuiet(text)) return text;
+    CharSequence folded = Fold.of(text);
+    List<Match> matches = resolve(raw(folded, 0), text.length());
     if (matches.isEmpty()) return text;
     StringBuilder out = new StringBuilder(text.length());
-    append(out, text, 0, text.length(), matches, replacements, counts);
+    append(out, text, folded, 0, text.length(), matches, replacements, counts);
     return out.toString();
   }
 
-  /** Appends {@code text[from, to)} with {@code kept} (all inside it) replaced. */
-  private static void append(StringBuilder out, CharSequence text, int from, int to, List<Match> kept,
-                             Replacements replacements, Map<String, Integer> counts) {
+  /**
+   * Appends {@code text[from, to)} with {@code kept} (all inside it) replaced; a replacement is
+   * made from the {@code folded} value, so a pseudonym does not depend on the spelling.
+   */
+  private static void append(StringBuilder out, CharSequence text, CharSequence folded, int from, int to,
+                             List<Match> kept, Replacements replacements, Map<String, Integer> counts) {
     int at = from;
     for (Match m : kept) {
       out.append(text, at, m.start());
-      out.append(replacements.replace(m.detector(), text.subSequence(m.start(), m.end()).toString()));
+      out.append(replacements.replace(m.detector(), folded.subSequence(m.start(), m.end()).toString()));
       counts.merge(m.detector(), 1, Integer::sum);
       at = m.end();
     }
@@ -256,7 +285,10 @@ public final class BlockMasker implements Masker {
    * produce, can make the stream differ from the block result. One response, one thread at a time.
    */
   private final class StreamingSession implements Session {
+    /** The unreleased text (and context), {@linkplain Fold folded}: what detectors read. */
     private final StringBuilder buf = new StringBuilder();
+    /** The same chars as they came, once one of them folded; {@code null} while equal to {@code buf}. */
+    private StringBuilder original;
     private final Map<String, Integer> counts = new LinkedHashMap<>();
     private final Replacements replacements = new Replacements(strategy, hashKey);
     /** Release point in {@code buf}: everything before it was released (or is context). */
@@ -265,7 +297,10 @@ public final class BlockMasker implements Masker {
     @Override
     public String push(String text) {
       if (text.isEmpty()) return "";
-      buf.append(text);
+      CharSequence folded = Fold.of(text);
+      if (folded != text && original == null) original = new StringBuilder(buf);
+      buf.append(folded);
+      if (original != null) original.append(text);
       return advance(false);
     }
 
@@ -293,17 +328,19 @@ public final class BlockMasker implements Masker {
         if (cut <= released) return "";
       }
       List<Match> kept = resolve(raw, cut);
+      StringBuilder given = original != null ? original : buf;
       String out;
       if (kept.isEmpty()) {
-        out = buf.substring(released, cut);
+        out = given.substring(released, cut);
       } else {
         StringBuilder masked = new StringBuilder(cut - released + 16);
-        append(masked, buf, released, cut, kept, replacements, counts);
+        append(masked, given, buf, released, cut, kept, replacements, counts);
         out = masked.toString();
       }
       released = cut;
       if (released > 2 * Detector.CONTEXT) {
         buf.delete(0, released - Detector.CONTEXT);
+        if (original != null) original.delete(0, released - Detector.CONTEXT);
         released = Detector.CONTEXT;
       }
       return out;

@@ -26,14 +26,16 @@ import java.util.Set;
  * </ul>
  *
  * <h2>JSON values</h2>
- * In a JSON document, an SSE event's data and an NDJSON line, every string <em>value</em> is
- * masked on its own; keys, numbers, booleans and nulls are kept. The values under these keys,
- * with everything inside them, are never masked: {@code embedding} and {@code embeddings} (so
- * float and base64 embeddings pass bit-exact), the structural {@code id}, {@code object},
- * {@code model}, {@code role}, {@code type}, {@code finish_reason}, {@code stop_reason},
- * {@code system_fingerprint} and {@code created}, and the opaque tokens a client must send back
- * unchanged: {@code signature}, {@code encrypted_content}, {@code item_id}, {@code call_id},
- * {@code tool_call_id} and {@code tool_use_id}. The output is compact JSON with the fields in
+ * Fail closed. In a JSON document, an SSE event's data and an NDJSON line, every string is
+ * masked on its own, keys included (a masked key keeps its place; two keys masked alike become
+ * one member); numbers, booleans and nulls are kept. The only strings kept as they are: a string
+ * value right under one of these keys: the structural {@code id}, {@code object}, {@code model},
+ * {@code role}, {@code type}, {@code finish_reason}, {@code stop_reason},
+ * {@code system_fingerprint}, {@code created}, base64 {@code embedding} / {@code embeddings},
+ * and the opaque tokens a client must send back unchanged: {@code signature},
+ * {@code encrypted_content}, {@code item_id}, {@code call_id}, {@code tool_call_id} and
+ * {@code tool_use_id}. An object or array under such a key is masked like any other (so float
+ * embeddings, having no strings, pass bit-exact). The output is compact JSON with the fields in
  * their original order.
  *
  * <p>A JSON document is buffered (up to 8 MiB) and delivered by {@link #finish()}; numbers keep
@@ -45,9 +47,9 @@ import java.util.Set;
  * Bytes may be split anywhere (mid line, mid UTF-8 sequence, mid {@code \r\n}); the output does
  * not depend on where. Lines end with {@code \n}, {@code \r\n} or {@code \r}, and keep their own
  * terminator; an event ends at a blank line and is delivered by the very push that completed it.
- * {@code event:}, {@code id:}, {@code retry:} and comment lines pass unchanged, lines of other
- * fields are masked as text. The {@code data:} lines of an event are joined by {@code \n} and
- * handled as one value:
+ * Every other line passes the masker too: the value of comment, {@code event:}, {@code id:} and
+ * {@code retry:} lines (the field name and colon kept), and the whole line of any other field.
+ * The {@code data:} lines of an event are joined by {@code \n} and handled as one value:
  * <ul>
  *   <li><b>Streamed text</b> goes through one streaming session per text stream, so a value split
  *       across any number of events is still masked. Each such event is re-emitted with its text
@@ -73,6 +75,16 @@ import java.util.Set;
  *             {@code thinking_delta}), one stream per {@code index};
  *             {@code content_block_stop} of that index ends it, {@code message_stop} ends all.
  *       </ul>
+ *       Streamed tool-call arguments are streams of their own, so that a value split over
+ *       fragments is masked too (their JSON text is masked as text): OpenAI chat
+ *       {@code choices[i].delta.tool_calls[j].function.arguments} (one stream per choice and
+ *       tool-call {@code index}; a finishing choice carries the tail in
+ *       {@code delta.tool_calls}) and {@code delta.function_call.arguments}; the Responses API's
+ *       {@code response.function_call_arguments.delta} (also
+ *       {@code response.custom_tool_call_input.delta}, {@code response.mcp_call_arguments.delta},
+ *       {@code response.code_interpreter_call_code.delta}), ended like the text deltas; and
+ *       Anthropic's {@code input_json_delta} ({@code partial_json}), per block {@code index}.
+ *       Each is delayed by at most the masker's hold-back.
  *   <li><b>Held-back tails.</b> When a stream ends, its held tail is delivered before the event
  *       that ended it: for OpenAI chat in the finishing chunk itself; otherwise in a synthetic
  *       event cloned from the stream's last delta event (same {@code event:} line, the text field

@@ -26,14 +26,16 @@ import java.util.Set;
 import java.util.function.UnaryOperator;
 
 /**
- * JSON-aware masking: every string value is masked on its own, keys, numbers, booleans and the
- * values under {@link #UNTOUCHED} keys are kept. Numbers keep their exact text in whole bodies
- * (embeddings pass bit-exact); in SSE events and NDJSON lines they keep their exact value.
+ * JSON-aware masking, fail closed: every string, keys included, is masked on its own, except a
+ * string value directly under one of the {@link #UNTOUCHED} keys; numbers, booleans and nulls are
+ * kept. Numbers keep their exact text in whole bodies (embeddings pass bit-exact); in SSE events
+ * and NDJSON lines they keep their exact value.
  */
 final class BodyMaskerJson {
   /**
-   * Keys whose values (whole subtrees) are never masked: embeddings, structural fields, and opaque
-   * tokens a client must get back unchanged.
+   * Keys whose <em>string</em> value is never masked: structural fields, base64 embeddings, and
+   * opaque tokens a client must get back unchanged. Only a string right under such a key is kept:
+   * an object or array under it is masked like any other (fail closed).
    */
   static final Set<String> UNTOUCHED = Set.of(
       "embedding", "embeddings",
@@ -73,15 +75,23 @@ final class BodyMaskerJson {
     }
   }
 
-  /** Masks the string values of {@code node} in place; returns the node to use (a new one for a string). */
+  /**
+   * Masks the strings of {@code node} in place, keys included (a renamed key keeps its place);
+   * returns the node to use (a new one for a string).
+   */
   static JsonNode maskTree(JsonNode node, BodyMaskerValues values) {
     if (node.isTextual()) return TextNode.valueOf(values.mask(node.textValue()));
     if (node instanceof ObjectNode object) {
+      boolean renamed = false;
       for (Map.Entry<String, JsonNode> field : object.properties()) {
-        if (UNTOUCHED.contains(field.getKey())) continue;
+        String key = field.getKey();
+        renamed |= !values.mask(key).equals(key);
         JsonNode value = field.getValue();
-        if (value.isTextual() || value.isContainerNode()) field.setValue(maskTree(value, values));
+        if (value.isTextual() ? !UNTOUCHED.contains(key) : value.isContainerNode()) {
+          field.setValue(maskTree(value, values));
+        }
       }
+      if (renamed) renameKeys(object, values);
     } else if (node instanceof ArrayNode array) {
       for (int i = 0; i < array.size(); i++) {
         JsonNode value = array.get(i);
@@ -89,6 +99,18 @@ final class BodyMaskerJson {
       }
     }
     return node;
+  }
+
+  /**
+   * Puts the members of {@code object} back under their masked keys, in order (two keys masked
+   * alike become one member, the later value kept). Counts only the values found, not again.
+   */
+  private static void renameKeys(ObjectNode object, BodyMaskerValues values) {
+    List<Map.Entry<String, JsonNode>> members = new ArrayList<>();
+    for (Map.Entry<String, JsonNode> field : object.properties()) members.add(Map.entry(field.getKey(), field.getValue()));
+    object.removeAll();
+    BodyMaskerValues uncounted = values.fork();
+    for (Map.Entry<String, JsonNode> member : members) object.set(uncounted.mask(member.getKey()), member.getValue());
   }
 
   /**
@@ -147,15 +169,13 @@ final class BodyMaskerJson {
   private static final int CHANGED = 1;
 
   /**
-   * Walks one root value token by token, masking the string values outside {@link #UNTOUCHED}
-   * with {@code mask} (in document order) and writing every token to {@code g} when there is
-   * one; {@link #INVALID} when there is no root value or more than one, else whether a value
-   * changed.
+   * Walks one root value token by token, masking with {@code mask} (in document order) every key
+   * and every string value not right under an {@link #UNTOUCHED} key, and writing every token to
+   * {@code g} when there is one; {@link #INVALID} when there is no root value or more than one,
+   * else whether a string changed.
    */
   private static int copy(JsonParser p, JsonGenerator g, UnaryOperator<String> mask) throws IOException {
-    final int none = Integer.MAX_VALUE;
     int depth = 0;
-    int untouchedBelow = none; // depth at which an untouched subtree started
     int roots = 0;
     boolean changed = false;
     String field = null; // the key of the value about to come, null in arrays
@@ -164,7 +184,6 @@ final class BodyMaskerJson {
       if (depth == 0 && roots++ > 0) return INVALID;
       switch (t) {
         case START_OBJECT, START_ARRAY -> {
-          if (untouchedBelow == none && field != null && UNTOUCHED.contains(field)) untouchedBelow = depth;
           depth++;
           if (g != null) {
             if (t == JsonToken.START_OBJECT) g.writeStartObject(); else g.writeStartArray();
@@ -172,17 +191,19 @@ final class BodyMaskerJson {
         }
         case END_OBJECT, END_ARRAY -> {
           depth--;
-          if (depth == untouchedBelow) untouchedBelow = none;
           if (g != null) {
             if (t == JsonToken.END_OBJECT) g.writeEndObject(); else g.writeEndArray();
           }
         }
         case FIELD_NAME -> {
-          if (g != null) g.writeFieldName(p.currentName());
+          String name = p.currentName();
+          String out = mask.apply(name);
+          changed |= !out.equals(name);
+          if (g != null) g.writeFieldName(out);
         }
         case VALUE_STRING -> {
           String v = p.getText();
-          boolean keep = untouchedBelow != none || (field != null && UNTOUCHED.contains(field));
+          boolean keep = field != null && UNTOUCHED.contains(field);
           String out = keep ? v : mask.apply(v);
           changed |= !out.equals(v);
           if (g != null) g.writeString(out);

@@ -16,11 +16,17 @@ import java.util.regex.Pattern;
  *       or doubled dot; a longer or malformed local part is not matched at all), {@code @}, a domain of at least two labels whose last label is 2+
  *       letters ({@code a@b} and {@code a@b.c} are not emails). Trailing dots (end of a sentence)
  *       are not part of the value.</li>
- *   <li>{@code phone}: E.164 ({@code +}, 8..15 digits, single spaces/dots/dashes between digits)
- *       and North American numbers {@code (415) 555-2671}, {@code 415-555-2671},
- *       {@code 415.555.2671}, optionally prefixed {@code 1-}/{@code +1 }; area code and exchange
- *       start with 2..9. Not when glued to letters or to a longer digit run ({@code 1-415-555-2671-9}),
- *       so version strings, order numbers and dates stay.</li>
+ *   <li>{@code phone}: E.164 ({@code +}, 8..15 digits, single spaces/dots/dashes/slashes
+ *       between digits, or none) and North American numbers {@code (415) 555-2671},
+ *       {@code 415-555-2671}, {@code 415.555.2671}, optionally prefixed {@code 1-}/{@code +1 };
+ *       area code and exchange start with 2..9. Other North American spellings
+ *       ({@code 415/555-2671}, {@code 415 555 2671}, mixed separators, and the bare
+ *       {@code 4155552671} or {@code 14155552671}) only when the numbering plan holds: an area
+ *       code of the assigned form (2..9, no {@code N11}, no 9 in the middle) and an exchange
+ *       that is not {@code N11}. Not when glued to letters or to a longer digit run
+ *       ({@code 1-415-555-2671-9}, {@code 12.4155552671}), so version strings, order numbers,
+ *       timestamps ({@code 1700000000} starts with 1) and dates stay. National formats of other
+ *       countries are found in their {@code +} form only.</li>
  *   <li>{@code us-ssn}: {@code AAA-GG-SSSS} with dashes required (nine bare digits are too often
  *       something else); area 000, 666 and 900..999, group 00 and serial 0000 are never issued
  *       and not matched.</li>
@@ -133,17 +139,23 @@ public final class Detectors {
   }
 
   static final class Phone extends RegexDetector {
+    /** A NANP area code as assigned: {@code [2-9]}, not {@code N11}, no {@code 9} in the middle. */
+    private static final String NPA = "(?![2-9]11)[2-9][0-8][0-9]";
+    /** A NANP exchange code: {@code [2-9]}, not {@code N11}. */
+    private static final String NXX = "(?![2-9]11)[2-9][0-9]{2}";
     private static final Pattern P = Pattern.compile(
-        "(?<![A-Za-z0-9_+])(?<![0-9][.-])"
-            + "(?:\\+[1-9](?:[ .-]?[0-9]){7,14}"
-            + "|(?:\\+?1[ .-]?)?(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[-. ][0-9]{4}"
+        "(?<![A-Za-z0-9_+])(?<![0-9][./-])"
+            + "(?:\\+[1-9](?:[ ./-]?[0-9]){7,14}"
+            + "|(?:\\+?1[ ./-]?)?(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[-. /][0-9]{4}"
             + "|[2-9][0-9]{2}-[2-9][0-9]{2}-[0-9]{4}"
-            + "|[2-9][0-9]{2}\\.[2-9][0-9]{2}\\.[0-9]{4}))"
-            + "(?![0-9A-Za-z_]|[.-][0-9])");
+            + "|[2-9][0-9]{2}\\.[2-9][0-9]{2}\\.[0-9]{4}"
+            + "|" + NPA + "[ ./-]" + NXX + "[ ./-][0-9]{4}"
+            + "|" + NPA + NXX + "[0-9]{4}))"
+            + "(?![0-9A-Za-z_]|[./-][0-9])");
 
     Phone() {
       // '+', 15 digits, a separator between each
-      super("phone", P, 1 + 15 + 14, c -> isDigit(c) || " .-()+".indexOf(c) >= 0);
+      super("phone", P, 1 + 15 + 14, c -> isDigit(c) || " ./-()+".indexOf(c) >= 0);
     }
 
     @Override

@@ -13,14 +13,15 @@ import java.nio.charset.StandardCharsets;
  * with an optional fraction and exponent, at most {@value #MAX_NUMBER} chars), {@code true},
  * {@code false}, {@code null}; nesting to {@value #MAX_DEPTH}; strings without control bytes,
  * whose escapes are the simple ones or {@code \\uXXXX} outside the surrogates. Every string
- * value the parser would mask (keys and values under {@link BodyMaskerJson#UNTOUCHED} keys
- * aside; a key spelled with escapes counts as any other) is decoded and asked of the masker;
- * any match, or anything outside the subset, answers {@code false}. Stateless.
+ * the parser would mask (every key, and every string value except one right under an
+ * {@link BodyMaskerJson#UNTOUCHED} key; a key spelled with escapes counts as any other) is
+ * decoded and asked of the masker; any match, or anything outside the subset, answers
+ * {@code false}. Stateless.
  */
 final class QuietJson {
   private static final int MAX_DEPTH = 64;
   private static final int MAX_NUMBER = 100;
-  /** {@link BodyMaskerJson#UNTOUCHED} as bytes: values under these keys are not masked, so not asked. */
+  /** {@link BodyMaskerJson#UNTOUCHED} as bytes: string values right under these keys are not masked, so not asked. */
   private static final byte[][] UNTOUCHED = BodyMaskerJson.UNTOUCHED.stream()
       .map(k -> k.getBytes(StandardCharsets.US_ASCII)).toArray(byte[][]::new);
 
@@ -68,7 +69,7 @@ final class QuietJson {
 
     /**
      * The value at {@code i}; the index after it, or -1 when outside the subset or not quiet.
-     * {@code kept}: under a key whose values are never masked (strings not asked).
+     * {@code kept}: right under a key whose string value is never masked (a string not asked).
      */
     int value(int i, int depth, boolean kept) {
       if (i >= b.length) return -1;
@@ -76,7 +77,7 @@ final class QuietJson {
       switch (c) {
         case '{':
         case '[':
-          return container(i, depth + 1, kept);
+          return container(i, depth + 1);
         case '"':
           return string(i + 1, !kept);
         case 't':
@@ -90,20 +91,20 @@ final class QuietJson {
       }
     }
 
-    private int container(int i, int depth, boolean kept) {
+    private int container(int i, int depth) {
       if (depth > MAX_DEPTH) return -1;
       boolean object = b[i] == '{';
       byte close = object ? (byte) '}' : (byte) ']';
       i = space(i + 1);
       if (i < b.length && b[i] == close) return i + 1;
       while (true) {
-        boolean keptHere = kept;
+        boolean keptHere = false;
         if (object) {
           if (i >= b.length || b[i] != '"') return -1;
           int keyStart = i + 1;
-          i = string(keyStart, false); // a key: not masked
+          i = string(keyStart, true); // a key: masked too
           if (i < 0) return -1;
-          keptHere |= isUntouched(keyStart, i - 1);
+          keptHere = isUntouched(keyStart, i - 1);
           i = space(i);
           if (i >= b.length || b[i] != ':') return -1;
           i = space(i + 1);

@@ -8,7 +8,8 @@ import java.util.regex.Pattern;
 /**
  * One server-sent event as received: its lines (decoded, without terminators), each line's
  * terminator as it arrived ({@code \n}, {@code \r\n} or {@code \r}), and the terminator of the
- * blank line that ended it. Renders the event again with new data, keeping its framing.
+ * blank line that ended it. Renders the event again with new data, keeping its framing; every
+ * other line is masked (fail closed: no text reaches a client unmasked, comments included).
  */
 final class SseEvent {
   private static final Pattern LINE_BREAK = Pattern.compile("\r\n|\r|\n");
@@ -42,8 +43,10 @@ final class SseEvent {
 
   /**
    * The event with its data lines replaced by {@code data} (at the first data line's place, one
-   * line per {@code \n}); {@code event:}, {@code id:}, {@code retry:} and comment lines kept,
-   * lines of other fields masked as text.
+   * line per {@code \n}); every other line masked as text: the value of comment,
+   * {@code event:}, {@code id:} and {@code retry:} lines (their field name kept, so the framing
+   * stays), and the whole line of any other field. Call once; the masked lines are kept for
+   * {@link #renderSynthetic}.
    */
   String render(String data, BodyMaskerValues values) {
     StringBuilder out = new StringBuilder();
@@ -51,21 +54,30 @@ final class SseEvent {
     for (int i = 0; i < lines.size(); i++) {
       String line = lines.get(i);
       String term = terms.get(i);
-      switch (field(line)) {
-        case ":", "event", "id", "retry" -> out.append(line).append(term);
-        case "data" -> {
-          if (!dataWritten) appendData(out, line, data, term);
-          dataWritten = true;
-        }
-        default -> out.append(values.mask(line)).append(term);
+      String field = field(line);
+      if (field.equals("data")) {
+        if (!dataWritten) appendData(out, line, data, term);
+        dataWritten = true;
+        continue;
       }
+      String masked;
+      switch (field) {
+        case ":", "event", "id", "retry" -> {
+          int colon = line.indexOf(':') + 1;
+          masked = line.substring(0, colon) + values.mask(line.substring(colon));
+        }
+        default -> masked = values.mask(line);
+      }
+      lines.set(i, masked);
+      out.append(masked).append(term);
     }
     return out.append(end).toString();
   }
 
   /**
-   * A new event shaped like this one ({@code event:} lines and data prefix kept; {@code id:},
-   * {@code retry:} and comments left out) carrying {@code data}.
+   * A new event shaped like this one ({@code event:} lines, as {@link #render} masked them, and
+   * the data prefix kept; {@code id:}, {@code retry:} and comments left out) carrying
+   * {@code data}.
    */
   String renderSynthetic(String data) {
     StringBuilder out = new StringBuilder();

@@ -19,18 +19,26 @@ import java.util.Set;
 
 /**
  * The text streams of one SSE response: recognises the events that carry streamed text (OpenAI
- * chat and completions chunks, OpenAI Responses API deltas, Anthropic content block deltas),
- * feeds each text stream through its own streaming session, and releases a stream's held tail in
- * an event of the same shape before the event that ends the stream. Any other event is masked
- * JSON-aware, value by value.
+ * chat and completions chunks, OpenAI Responses API deltas, Anthropic content block deltas) or
+ * streamed tool-call arguments (OpenAI {@code delta.tool_calls[i].function.arguments} and
+ * {@code delta.function_call.arguments}, Responses API {@code response.function_call_arguments}
+ * and the other argument/input/code deltas, Anthropic {@code input_json_delta}), feeds each
+ * stream through its own streaming session, so that a value split over any number of fragments
+ * is masked, and releases a stream's held tail in an event of the same shape before the event
+ * that ends the stream. Any other event is masked JSON-aware, value by value.
  */
 final class SseStreams {
   /** Text fields of an OpenAI chat {@code choices[i].delta}, each its own stream. */
   private static final List<String> CHAT_FIELDS = List.of("content", "refusal", "reasoning_content", "reasoning");
-  /** Responses API event types (without {@code .delta}/{@code .done}) whose {@code delta} is text. */
+  /**
+   * Responses API event types (without {@code .delta}/{@code .done}) whose {@code delta} is
+   * streamed text or streamed arguments.
+   */
   private static final Set<String> RESPONSES_TEXT = Set.of(
       "response.output_text", "response.refusal", "response.reasoning_text",
-      "response.reasoning_summary_text", "response.audio.transcript");
+      "response.reasoning_summary_text", "response.audio.transcript",
+      "response.function_call_arguments", "response.custom_tool_call_input", "response.mcp_call_arguments",
+      "response.code_interpreter_call_code");
   private static final Set<String> RESPONSES_END = Set.of(
       "response.completed", "response.incomplete", "response.failed");
 
@@ -55,21 +63,34 @@ final class SseStreams {
     ObjectNode make(ObjectNode template, String tail);
   }
 
-  /** A text field of one event that feeds stream {@code key}. */
-  private record Slot(String key, ObjectNode holder, String field, Synth synth) {}
+  /** Appends a tail to a stream's field in an OpenAI chat or completions choice (making the path). */
+  @FunctionalInterface
+  private interface Place {
+    void append(ObjectNode choice, String tail);
+  }
+
+  /**
+   * A text field of one event that feeds stream {@code key}; {@code place} (OpenAI only, else
+   * null) puts a tail into a finishing choice.
+   */
+  private record Slot(String key, ObjectNode holder, String field, Synth synth, Place place) {
+    Slot(String key, ObjectNode holder, String field, Synth synth) {
+      this(key, holder, field, synth, null);
+    }
+  }
 
   private static final class Stream {
     final Masker.Session session;
     final Synth synth;
-    final String field;
+    final Place place;
     ObjectNode template;
     SseEvent frame;
     int templateChars;
 
-    Stream(Masker.Session session, Synth synth, String field) {
+    Stream(Masker.Session session, Synth synth, Place place) {
       this.session = session;
       this.synth = synth;
-      this.field = field;
+      this.place = place;
     }
   }
 
@@ -111,10 +132,22 @@ final class SseStreams {
       String key = "openai:" + index + ":";
       if (choice.get("delta") instanceof ObjectNode delta) {
         for (String field : CHAT_FIELDS) {
-          if (text(delta, field) != null) slots.add(new Slot(key + field, delta, field, chatSynth(index, field)));
+          if (text(delta, field) != null) slots.add(chatSlot(index, key + field, delta, field, deltaField(field)));
+        }
+        if (delta.get("tool_calls") instanceof ArrayNode calls) {
+          for (int c = 0; c < calls.size(); c++) {
+            if (calls.get(c) instanceof ObjectNode call && call.get("function") instanceof ObjectNode function
+                && text(function, "arguments") != null) {
+              int tool = integer(call, "index", c);
+              slots.add(chatSlot(index, key + "tool:" + tool, function, "arguments", toolArguments(tool)));
+            }
+          }
+        }
+        if (delta.get("function_call") instanceof ObjectNode function && text(function, "arguments") != null) {
+          slots.add(chatSlot(index, key + "function_call", function, "arguments", functionArguments()));
         }
       } else if (text(choice, "text") != null) {
-        slots.add(new Slot(key + "text", choice, "text", chatSynth(index, null)));
+        slots.add(chatSlot(index, key + "text", choice, "text", (c, tail) -> appendText(c, "text", tail)));
       }
       JsonNode reason = choice.get("finish_reason");
       if (reason != null && !reason.isNull()) finishing.put(index, choice);
@@ -125,23 +158,60 @@ final class SseStreams {
       for (String key : keys("openai:" + index + ":")) {
         Stream stream = open.remove(key);
         String tail = values.finish(stream.session);
-        if (tail.isEmpty()) continue;
-        ObjectNode holder = choice;
-        if (!stream.field.equals("text")) {
-          holder = choice.get("delta") instanceof ObjectNode delta ? delta : choice.putObject("delta");
-        }
-        String released = text(holder, stream.field);
-        holder.put(stream.field, (released == null ? "" : released) + tail);
+        if (!tail.isEmpty()) stream.place.append(choice, tail);
       }
     });
     return BodyMaskerJson.write(chunk);
+  }
+
+  private static Slot chatSlot(int index, String key, ObjectNode holder, String field, Place place) {
+    return new Slot(key, holder, field, chatSynth(index, place), place);
+  }
+
+  /** {@code delta.<field>} of a chat choice. */
+  private static Place deltaField(String field) {
+    return (choice, tail) -> appendText(child(choice, "delta"), field, tail);
+  }
+
+  /** {@code delta.tool_calls[index == tool].function.arguments} of a chat choice. */
+  private static Place toolArguments(int tool) {
+    return (choice, tail) -> {
+      ObjectNode delta = child(choice, "delta");
+      ArrayNode calls = delta.get("tool_calls") instanceof ArrayNode a ? a : delta.putArray("tool_calls");
+      ObjectNode call = null;
+      for (int c = 0; c < calls.size() && call == null; c++) {
+        if (calls.get(c) instanceof ObjectNode o && integer(o, "index", c) == tool) call = o;
+      }
+      if (call == null) call = calls.addObject().put("index", tool);
+      appendText(child(call, "function"), "arguments", tail);
+    };
+  }
+
+  /** {@code delta.function_call.arguments} of a chat choice (the functions API before tools). */
+  private static Place functionArguments() {
+    return (choice, tail) -> appendText(child(child(choice, "delta"), "function_call"), "arguments", tail);
+  }
+
+  /** The object member {@code name} of {@code parent}, made (replacing a non-object) when missing. */
+  private static ObjectNode child(ObjectNode parent, String name) {
+    return parent.get(name) instanceof ObjectNode o ? o : parent.putObject(name);
+  }
+
+  private static void appendText(ObjectNode holder, String field, String tail) {
+    String released = text(holder, field);
+    holder.put(field, (released == null ? "" : released) + tail);
   }
 
   /** Slots of an Anthropic or Responses API text delta, or null when the event is none. */
   private static List<Slot> typedSlots(ObjectNode event, String type) {
     if (type.equals("content_block_delta") && event.get("delta") instanceof ObjectNode delta) {
       String deltaType = text(delta, "type");
-      String field = "text_delta".equals(deltaType) ? "text" : "thinking_delta".equals(deltaType) ? "thinking" : null;
+      String field = deltaType == null ? null : switch (deltaType) {
+        case "text_delta" -> "text";
+        case "thinking_delta" -> "thinking";
+        case "input_json_delta" -> "partial_json";
+        default -> null;
+      };
       if (field == null || text(delta, field) == null) return null;
       Synth synth = (template, tail) -> {
         ObjectNode copy = template.deepCopy();
@@ -195,7 +265,7 @@ final class SseStreams {
     BodyMaskerJson.maskTree(root, values);
     for (int i = 0; i < slots.size(); i++) {
       Slot slot = slots.get(i);
-      Stream stream = open.computeIfAbsent(slot.key(), k -> new Stream(values.open(), slot.synth(), slot.field()));
+      Stream stream = open.computeIfAbsent(slot.key(), k -> new Stream(values.open(), slot.synth(), slot.place()));
       slot.holder().put(slot.field(), stream.session.push(texts.get(i)));
       stream.template = root;
       stream.frame = event;
@@ -235,10 +305,10 @@ final class SseStreams {
   }
 
   /**
-   * A chunk like {@code template} holding only choice {@code index}, whose delta is {@code field}
-   * = tail ({@code field} null: a completions choice whose {@code text} = tail).
+   * A chunk like {@code template} holding only choice {@code index}, with a fresh delta (or, for
+   * a completions choice, text) into which {@code place} puts the tail.
    */
-  private static Synth chatSynth(int index, String field) {
+  private static Synth chatSynth(int index, Place place) {
     return (template, tail) -> {
       ObjectNode copy = template.deepCopy();
       ObjectNode choice = null;
@@ -248,7 +318,9 @@ final class SseStreams {
         }
       }
       if (choice == null) choice = JsonNodeFactory.instance.objectNode().put("index", index);
-      if (field == null) choice.put("text", tail); else choice.putObject("delta").put(field, tail);
+      if (choice.has("delta")) choice.putObject("delta");
+      if (choice.has("text")) choice.put("text", "");
+      place.append(choice, tail);
       if (choice.has("finish_reason")) choice.putNull("finish_reason");
       if (choice.has("logprobs")) choice.putNull("logprobs");
       copy.putArray("choices").add(choice);

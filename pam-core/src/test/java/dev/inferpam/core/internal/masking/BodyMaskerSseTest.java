@@ -223,23 +223,45 @@ class BodyMaskerSseTest {
   }
 
   @Test
-  void commentsEventAndIdLinesAreKept() {
+  void commentsEventAndIdLinesKeepTheirFramingAndPassTheMasker() {
     String body = ": ping SECRET\n\n"
         + "id: 7\nevent: message\nretry: 1000\ndata: " + chatChunk("SECRET") + "\n\n"
         + "event: heartbeat\n\n"
         + "\n";
     String out = str(run(SSE, utf8(body)));
-    assertThat(out).isEqualTo(": ping SECRET\n\n"
+    assertThat(out).isEqualTo(": ping [S]\n\n"
         + "id: 7\nevent: message\nretry: 1000\ndata: " + chatChunk("[S]") + "\n\n"
         + "event: heartbeat\n\n"
         + "\n");
   }
 
   @Test
-  void otherJsonEventsAreMaskedValueByValueAndKeysKept() {
+  void commentEventIdAndUnknownFieldLinesAreMasked() {
+    String body = ":SECRET\n: a SECRET b\n\n"
+        + "id: SECRET-7\nevent: SECRET\nx-note: SECRET\nSECRET\ndata: " + chatChunk("hi") + "\n\n"
+        + "data: [DONE]\n\n";
+    BodyMasker masker = open(SSE);
+    String out = String.join("", feed(masker, body));
+    assertThat(out).isEqualTo(":[S]\n: a [S] b\n\n"
+        + "id: [S]-7\nevent: [S]\nx-note: [S]\n[S]\ndata: " + chatChunk("hi") + "\n\n"
+        + "data: [DONE]\n\n");
+    assertThat(masker.counts()).isEqualTo(Map.of("secret", 6));
+    assertSplitInvariant(SSE, body);
+  }
+
+  @Test
+  void aSyntheticTailEventCarriesTheMaskedEventLine() {
+    String body = "event: SECRET\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        + "\"delta\":{\"type\":\"text_delta\",\"text\":\"x SEC\"}}\n\n";
+    String out = str(run(SSE, utf8(body)));
+    assertThat(out).doesNotContain("SECRET").contains("event: [S]\ndata: ");
+  }
+
+  @Test
+  void otherJsonEventsAreMaskedValueByValueKeysIncluded() {
     String error = "{\"error\":{\"message\":\"bad SECRET\",\"type\":\"SECRET_type\",\"SECRET\":1.50}}";
     String out = str(run(SSE, utf8(sse(error))));
-    assertThat(sseData(out)).containsExactly("{\"error\":{\"message\":\"bad [S]\",\"type\":\"SECRET_type\",\"SECRET\":1.50}}");
+    assertThat(sseData(out)).containsExactly("{\"error\":{\"message\":\"bad [S]\",\"type\":\"SECRET_type\",\"[S]\":1.50}}");
   }
 
   @Test

@@ -47,7 +47,7 @@ class BodyMaskerTest {
   }
 
   @Test
-  void chatCompletionValuesAreMaskedKeysAndStructureKept() {
+  void chatCompletionValuesAndKeysAreMaskedStructuralValuesAndStructureKept() {
     String body = "{\n  \"id\": \"chatcmpl-SECRET\",\n  \"object\": \"chat.completion\",\n  \"created\": 1700000000,\n"
         + "  \"model\": \"SECRET-model\",\n  \"choices\": [{\"index\": 0, \"message\": {\"role\": \"assistant\","
         + " \"content\": \"the SECRET is 42\", \"refusal\": null}, \"logprobs\": null, \"finish_reason\": \"stop\"}],\n"
@@ -59,9 +59,9 @@ class BodyMaskerTest {
         + "\"model\":\"SECRET-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
         + "\"content\":\"the [S] is 42\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
         + "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":21},"
-        + "\"SECRET\":[\"[S]\",true,1.0e-3,{\"SECRET\":\"x [S]\"}]}");
+        + "\"[S]\":[\"[S]\",true,1.0e-3,{\"[S]\":\"x [S]\"}]}");
     assertThat(parse(out)).isNotNull();
-    assertThat(masker.counts()).isEqualTo(Map.of("secret", 3));
+    assertThat(masker.counts()).isEqualTo(Map.of("secret", 5));
   }
 
   @Test
@@ -115,8 +115,35 @@ class BodyMaskerTest {
     String base64 = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
         + "\"embedding\":\"SECRETAAAAAAgD8AAIA/+/SECRET==\"}],\"model\":\"m\"}";
     assertThat(str(run(JSON, utf8(base64)))).isEqualTo(base64);
-    String ollama = "{\"model\":\"all-minilm\",\"embeddings\":[[0.010071029,-0.0017594862],[1.5,\"SECRET\"]]}";
+    String ollama = "{\"model\":\"all-minilm\",\"embeddings\":[[0.010071029,-0.0017594862],[1.5]]}";
     assertThat(str(run(JSON, utf8(ollama)))).isEqualTo(ollama);
+  }
+
+  @Test
+  void onlyAStringRightUnderAnAllowListedKeyIsKept() {
+    // fail closed: an object or array under a structural key is masked like any other value
+    String body = "{\"id\":{\"note\":\"SECRET\"},\"type\":[\"SECRET\"],\"model\":\"SECRET-m\","
+        + "\"embeddings\":[[1.5,\"SECRET\"]],\"metadata\":{\"user\":\"SECRET\"},\"stop_sequence\":\"SECRET\"}";
+    BodyMasker masker = open(JSON);
+    assertThat(String.join("", feed(masker, body))).isEqualTo("{\"id\":{\"note\":\"[S]\"},\"type\":[\"[S]\"],"
+        + "\"model\":\"SECRET-m\",\"embeddings\":[[1.5,\"[S]\"]],\"metadata\":{\"user\":\"[S]\"},"
+        + "\"stop_sequence\":\"[S]\"}");
+    assertThat(masker.counts()).isEqualTo(Map.of("secret", 5));
+    // the same in an SSE event and an NDJSON line
+    String sse = String.join("", feed(open("text/event-stream"), "data: " + body + "\n\n"));
+    assertThat(sse).doesNotContain("\"SECRET\"").contains("\"model\":\"SECRET-m\"");
+    String ndjson = String.join("", feed(open("application/x-ndjson"), body + "\n"));
+    assertThat(ndjson).doesNotContain("\"SECRET\"").contains("\"model\":\"SECRET-m\"");
+  }
+
+  @Test
+  void keysAreMaskedToo() {
+    String body = "{\"choices\":[{\"logprobs\":{\"top_logprobs\":[{\"SECRET\":-0.5,\"x\":-1}]}}]}";
+    assertThat(String.join("", feed(open(JSON), body)))
+        .isEqualTo("{\"choices\":[{\"logprobs\":{\"top_logprobs\":[{\"[S]\":-0.5,\"x\":-1}]}}]}");
+    String line = String.join("", feed(open("application/x-ndjson"),
+        "{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"SECRET\":true}}}]}}\n"));
+    assertThat(line).isEqualTo("{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"[S]\":true}}}]}}\n");
   }
 
   @Test

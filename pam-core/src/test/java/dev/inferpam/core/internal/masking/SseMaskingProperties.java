@@ -140,6 +140,99 @@ class SseMaskingProperties {
     return b.toString().getBytes(StandardCharsets.UTF_8);
   }
 
+  /** Where streamed tool-call arguments travel. */
+  enum ToolShape { OPENAI, ANTHROPIC, RESPONSES }
+
+  /**
+   * The cross-event carry-over of tool-call arguments: the seeded text streamed as the arguments
+   * of two interleaved tool calls (OpenAI {@code tool_calls} indexes 0 and 1, Anthropic blocks
+   * 1 and 2, Responses output items 0 and 1), cut into random fragments and random byte pieces.
+   * Each call's delivered arguments equal the block masker's result on its whole text, no raw
+   * value is delivered, and every event parses.
+   */
+  @Property(tries = 200)
+  void toolArgumentsAcrossEventsLeakNothingAndEqualBlockMasking(
+      @ForAll("texts") StreamingMaskerProperties.Seeded seeded, @ForAll("cuts") List<Integer> eventCuts,
+      @ForAll("cuts") List<Integer> byteCuts, @ForAll ToolShape shape) throws IOException {
+    String text = seeded.text();
+    List<String> pieces = new ArrayList<>();
+    int at = 0;
+    for (int c : StreamingMaskerProperties.cuts(text.length(), eventCuts)) {
+      if (c > 0 && c < text.length() && Character.isLowSurrogate(text.charAt(c))) continue;
+      pieces.add(text.substring(at, c));
+      at = c;
+    }
+    pieces.add(text.substring(at));
+    StringBuilder b = new StringBuilder();
+    for (String p : pieces) {
+      for (int call = 0; call < 2; call++) b.append(toolEvent(shape, call, call == 0 ? p : p.toUpperCase(java.util.Locale.ROOT)));
+    }
+    b.append(switch (shape) {
+      case OPENAI -> "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+      case ANTHROPIC -> "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+          + "data: {\"type\":\"content_block_stop\",\"index\":2}\n\ndata: {\"type\":\"message_stop\"}\n\n";
+      case RESPONSES -> "data: {\"type\":\"response.completed\"}\n\n";
+    });
+    byte[] upstream = b.toString().getBytes(StandardCharsets.UTF_8);
+    BodyMasker body = BodyMasker.open(MASKER, "text/event-stream");
+    ByteArrayOutputStream delivered = new ByteArrayOutputStream();
+    at = 0;
+    for (int c : StreamingMaskerProperties.cuts(upstream.length, byteCuts)) {
+      delivered.write(body.push(upstream, at, c - at));
+      at = c;
+    }
+    delivered.write(body.push(upstream, at, upstream.length - at));
+    delivered.write(body.finish());
+
+    StringBuilder[] arguments = {new StringBuilder(), new StringBuilder()};
+    for (String event : delivered.toString(StandardCharsets.UTF_8).split("\n\n")) {
+      if (event.isBlank() || event.equals("data: [DONE]")) continue;
+      JsonNode e = JSON.readTree(event.substring(event.indexOf("data: ") + 6)); // every event parses
+      switch (shape) {
+        case OPENAI -> {
+          for (JsonNode call : e.path("choices").path(0).path("delta").path("tool_calls")) {
+            arguments[call.path("index").asInt()].append(call.path("function").path("arguments").asText(""));
+          }
+        }
+        case ANTHROPIC -> {
+          if (e.path("type").asText().equals("content_block_delta")) {
+            arguments[e.path("index").asInt() - 1].append(e.path("delta").path("partial_json").asText(""));
+          }
+        }
+        case RESPONSES -> {
+          if (e.path("type").asText().equals("response.function_call_arguments.delta")) {
+            arguments[e.path("output_index").asInt()].append(e.path("delta").asText(""));
+          }
+        }
+      }
+    }
+    assertThat(arguments[0].toString()).isEqualTo(MASKER.mask(text));
+    assertThat(arguments[1].toString()).isEqualTo(MASKER.mask(text.toUpperCase(java.util.Locale.ROOT)));
+    for (String v : seeded.values()) {
+      assertThat(arguments[0].toString()).doesNotContain(v);
+      assertThat(delivered.toString(StandardCharsets.UTF_8)).doesNotContain(quoted(v));
+    }
+  }
+
+  /** {@code v} as it would appear inside a JSON string (without the quotes). */
+  private static String quoted(String v) throws IOException {
+    String q = JSON.writeValueAsString(v);
+    return q.substring(1, q.length() - 1);
+  }
+
+  private static String toolEvent(ToolShape shape, int call, String fragment) {
+    ObjectNode e = JsonNodeFactory.instance.objectNode();
+    switch (shape) {
+      case OPENAI -> e.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
+          .withArray("tool_calls").addObject().put("index", call).putObject("function").put("arguments", fragment);
+      case ANTHROPIC -> e.put("type", "content_block_delta").put("index", call + 1).putObject("delta")
+          .put("type", "input_json_delta").put("partial_json", fragment);
+      case RESPONSES -> e.put("type", "response.function_call_arguments.delta").put("item_id", "fc_" + call)
+          .put("output_index", call).put("delta", fragment);
+    }
+    return "data: " + e + "\n\n";
+  }
+
   private static ObjectNode chunk() {
     ObjectNode chunk = JsonNodeFactory.instance.objectNode();
     chunk.put("id", "chatcmpl-1").put("object", "chat.completion.chunk").put("created", 1700000000).put("model", "m");
