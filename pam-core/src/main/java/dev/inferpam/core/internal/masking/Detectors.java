@@ -112,8 +112,13 @@ public final class Detectors {
     @Override
     int[] accept(CharSequence text, int start, int end) {
       // Glued to a local-part char: the regex started mid-run (an over-long or malformed local
-      // part such as "john..doe"); a tail of it is not an address.
-      if (start > 0 && LOCAL.indexOf(text.charAt(start - 1)) >= 0) return null;
+      // part such as "john..doe"); a tail of it is not an address. Dots right before the start
+      // are looked through: a scan from the start of the run strips them as punctuation
+      // (".john@"), so a scan that starts after them (a stream's release point) must accept the
+      // same address.
+      int glued = start;
+      while (glued > 0 && text.charAt(glued - 1) == '.') glued--;
+      if (glued > 0 && LOCAL.indexOf(text.charAt(glued - 1)) >= 0) return null;
       int at = start;
       while (text.charAt(at) != '@') at++;
       while (start < at && text.charAt(start) == '.') start++; // ".john@" : the dot is punctuation
