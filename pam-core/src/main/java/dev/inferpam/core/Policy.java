@@ -1,5 +1,6 @@
 package dev.inferpam.core;
 
+import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.core.internal.Glob;
 import dev.inferpam.core.internal.PolicyLoader;
 import java.nio.file.Path;
@@ -63,6 +64,9 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
     limits = limits == null ? List.of() : List.copyOf(limits);
+    if (upstream.credential() != null) {
+      ForwardHeaders.checkNotCredential(request.forwardHeaders(), upstream.credential().header());
+    }
     // recording stays null when the section is absent: the engine then records only to the
     // Recorder given to its builder; masking likewise stays null: no masking section, no masking;
     // approval too: no approval section, no review
@@ -105,9 +109,18 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                                {@link #DEFAULT_HEAD_TIMEOUT})
    * @param maxConnectionsPerClient most connections the gateway keeps open from one client
    *                                address; more are closed at once; 0 for no cap (default)
+   * @param forwardHeaders          caller request headers the gateway forwards besides its fixed
+   *                                allow-list, as written, in the order listed (key
+   *                                {@code forward-headers}; default none). Never a caller
+   *                                credential, hop-by-hop, framing, cookie, forwarding-claim or
+   *                                method-override header, nor the upstream credential's header
+   *                                ({@link dev.inferpam.core.internal.ForwardHeaders}); names are
+   *                                tokens, each listed once. Only the gateway reads it: the servlet
+   *                                filter and the OkHttp interceptor pass on what the application sends.
    */
   public record RequestSettings(String basePath, long maxBodyBytes, java.time.Duration bodyTimeout,
-                                long minBodyRate, java.time.Duration headTimeout, int maxConnectionsPerClient) {
+                                long minBodyRate, java.time.Duration headTimeout, int maxConnectionsPerClient,
+                                List<String> forwardHeaders) {
     /** Default {@code request.body-timeout}: 30 s. */
     public static final java.time.Duration DEFAULT_BODY_TIMEOUT = java.time.Duration.ofSeconds(30);
     /** Default {@code request.min-body-rate}: 1 KiB per second. */
@@ -134,6 +147,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       if (maxConnectionsPerClient < 0) {
         throw new PolicyException("request.max-connections-per-client: must be >= 0, was " + maxConnectionsPerClient);
       }
+      forwardHeaders = ForwardHeaders.check(forwardHeaders);
+    }
+
+    /** All settings but {@code forwardHeaders}, which is empty. */
+    public RequestSettings(String basePath, long maxBodyBytes, java.time.Duration bodyTimeout, long minBodyRate,
+                           java.time.Duration headTimeout, int maxConnectionsPerClient) {
+      this(basePath, maxBodyBytes, bodyTimeout, minBodyRate, headTimeout, maxConnectionsPerClient, List.of());
     }
 
     /** Base path and body limit; the other settings at their defaults. */

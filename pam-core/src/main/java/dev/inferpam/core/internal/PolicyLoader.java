@@ -58,7 +58,8 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  * {@code GiB}; default {@value Policy#DEFAULT_MAX_BODY_BYTES} bytes), {@code body-timeout} and
  * {@code head-timeout} (durations, 1ms to 1h; default 30s each), {@code min-body-rate} (bytes per
  * second, written as a size; default 1KiB) and {@code max-connections-per-client} (a positive
- * whole number; absent: no cap). {@code from-file} paths are
+ * whole number; absent: no cap) and {@code forward-headers} (header names the gateway forwards
+ * from callers besides its own allow-list; see {@link ForwardHeaders}). {@code from-file} paths are
  * taken as written (relative ones against the working directory).
  */
 public final class PolicyLoader {
@@ -257,7 +258,7 @@ public final class PolicyLoader {
   private static Policy.RequestSettings request(JsonNode n, String path) {
     mapping(n, path);
     keys(n, path, Set.of("base-path", "max-body", "body-timeout", "min-body-rate", "head-timeout",
-        "max-connections-per-client"), Set.of());
+        "max-connections-per-client", "forward-headers"), Set.of());
     String basePath = "";
     long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
     java.time.Duration bodyTimeout = Policy.RequestSettings.DEFAULT_BODY_TIMEOUT;
@@ -272,7 +273,11 @@ public final class PolicyLoader {
     if (n.has("max-connections-per-client")) {
       maxConnections = positiveInt(n.get("max-connections-per-client"), child(path, "max-connections-per-client"));
     }
-    return new Policy.RequestSettings(basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections);
+    // Checked (names, duplicates, headers never taken from a caller) by RequestSettings itself.
+    List<String> forwardHeaders = n.has("forward-headers")
+        ? strings(n.get("forward-headers"), child(path, "forward-headers"), false) : List.of();
+    return new Policy.RequestSettings(basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections,
+        forwardHeaders);
   }
 
   /** A timeout for reading a request: 1ms to 1h (a longer one would not bound anything). */

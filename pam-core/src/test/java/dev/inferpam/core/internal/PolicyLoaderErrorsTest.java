@@ -20,6 +20,17 @@ class PolicyLoaderErrorsTest {
     return Arguments.of(yaml, message);
   }
 
+  private static final String FORWARDING_CLAIM =
+      "a forwarding claim; the gateway sets X-Forwarded-For, -Proto and -Host from what it saw";
+  private static final String METHOD_OVERRIDE =
+      "it would make the upstream act on another method than the one the policy checked";
+
+  /** {@code request.forward-headers: [X-Team, name]}: refused at index 1 for {@code reason}. */
+  private static Arguments refused(String name, String reason) {
+    return error("version: 1\nrequest: {forward-headers: [X-Team, " + name + "]}",
+        "request.forward-headers[1]: \"" + name + "\" is never forwarded from a caller (" + reason + ")");
+  }
+
   private static String key(String extra) {
     return "version: 1\nidentity:\n  api-keys:\n    - name: k\n      sha256: " + HASH + "\n" + extra;
   }
@@ -78,6 +89,52 @@ class PolicyLoaderErrorsTest {
             "request.max-body: too large, was \"99999999999GiB\""),
         error("version: 1\nrequest: {max-body: 99999999999999999999}",
             "request.max-body: too large, was 99999999999999999999"),
+        // request.forward-headers
+        error("version: 1\nrequest: {forward-headers: X-Team}",
+            "request.forward-headers: expected a list of strings, was \"X-Team\""),
+        error("version: 1\nrequest: {forward-headers: [X-Team, 5]}", "request.forward-headers[1]: expected a string, was 5"),
+        error("version: 1\nrequest: {forward-headers: [\"\"]}", "request.forward-headers[0]: must not be empty"),
+        error("version: 1\nrequest: {forward-headers: [\"X Team\"]}",
+            "request.forward-headers[0]: expected a header name, was \"X Team\""),
+        error("version: 1\nrequest: {forward-headers: [\"X-Team:\"]}",
+            "request.forward-headers[0]: expected a header name, was \"X-Team:\""),
+        error("version: 1\nrequest: {forward-headers: [\"X-T\\u00e9am\"]}",
+            "request.forward-headers[0]: expected a header name, was \"X-T\u00e9am\""),
+        error("version: 1\nrequest: {forward-headers: [X-Team, OpenAI-Project, x-TEAM]}",
+            "request.forward-headers[2]: duplicate header \"x-TEAM\" (also request.forward-headers[0])"),
+        refused("Authorization", "a caller credential header"),
+        refused("x-api-key", "a caller credential header"),
+        refused("Proxy-Authorization", "a caller credential header"),
+        refused("Proxy-Connection", "a hop-by-hop header"),
+        refused("Connection", "a hop-by-hop header"),
+        refused("Keep-Alive", "a hop-by-hop header"),
+        refused("TE", "a hop-by-hop header"),
+        refused("Trailer", "a hop-by-hop header"),
+        refused("Upgrade", "a hop-by-hop header"),
+        refused("Expect", "a hop-by-hop header"),
+        refused("Host", "the gateway sets it for the body it forwards"),
+        refused("Content-Length", "the gateway sets it for the body it forwards"),
+        refused("content-encoding", "the gateway sets it for the body it forwards"),
+        refused("Transfer-Encoding", "the gateway sets it for the body it forwards"),
+        refused("Accept-Encoding", "the gateway must receive the answer uncompressed to mask and record it"),
+        refused("Cookie", "the caller's cookies"),
+        refused("Forwarded", FORWARDING_CLAIM),
+        refused("X-Forwarded-For", FORWARDING_CLAIM),
+        refused("x-forwarded-host", FORWARDING_CLAIM),
+        refused("X-Forwarded-Client-Cert", FORWARDING_CLAIM),
+        refused("X-Real-IP", FORWARDING_CLAIM),
+        refused("Via", FORWARDING_CLAIM),
+        refused("X-HTTP-Method-Override", METHOD_OVERRIDE),
+        refused("X-HTTP-Method", METHOD_OVERRIDE),
+        refused("X-Method-Override", METHOD_OVERRIDE),
+        error("version: 1\nrequest: {forward-headers: [X-Team, x-model-key]}\n"
+                + "upstream: {credential: {header: X-Model-Key, from-env: K}}",
+            "request.forward-headers[1]: \"x-model-key\" is the upstream credential's header"
+                + " (upstream.credential.header); it is never taken from a caller"),
+        error("version: 1\nupstream: {credential: {header: api-key, from-env: K}}\n"
+                + "request: {forward-headers: [API-Key]}",
+            "request.forward-headers[0]: \"API-Key\" is the upstream credential's header"
+                + " (upstream.credential.header); it is never taken from a caller"),
 
         // identity
         error("version: 1\nidentity: [x]", "identity: expected a mapping, was a list"),

@@ -269,6 +269,34 @@ class PolicyLoaderTest {
   }
 
   @Test
+  void forwardHeadersAreKeptAsWrittenInOrder() {
+    Policy p = both("""
+        version: 1
+        request:
+          forward-headers: [OpenAI-Organization, x-team, "X-Trace_Id.v2"]
+        upstream:
+          credential: {header: X-Model-Key, from-env: MODEL_KEY}
+        """);
+    assertThat(p.request().forwardHeaders()).containsExactly("OpenAI-Organization", "x-team", "X-Trace_Id.v2");
+    assertThat(both("version: 1\nrequest: {forward-headers: []}").request().forwardHeaders()).isEmpty();
+    assertThat(both("version: 1\nrequest: {}").request().forwardHeaders()).as("default: none").isEmpty();
+  }
+
+  @Test
+  void forwardHeadersAreCheckedWhenBuiltInCodeToo() {
+    assertThatThrownBy(() -> new Policy.RequestSettings("", 1024, null, 1024, null, 0, java.util.List.of("Cookie")))
+        .isInstanceOf(PolicyException.class)
+        .hasMessage("request.forward-headers[0]: \"Cookie\" is never forwarded from a caller (the caller's cookies)");
+    Policy.RequestSettings request =
+        new Policy.RequestSettings("", 1024, null, 1024, null, 0, java.util.List.of("X-Model-Key"));
+    Policy.Upstream upstream = new Policy.Upstream(new Policy.CredentialSource("x-model-key", "", "K", null));
+    assertThatThrownBy(() -> new Policy(1, request, null, upstream, null, null, null, null))
+        .isInstanceOf(PolicyException.class)
+        .hasMessage("request.forward-headers[0]: \"X-Model-Key\" is the upstream credential's header"
+            + " (upstream.credential.header); it is never taken from a caller");
+  }
+
+  @Test
   void requestTimeoutsRateAndCapAreValidated() {
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  body-timeout: 0s\n"))
         .isInstanceOf(PolicyException.class).hasMessage("request.body-timeout: must be > 0, was \"0s\"");
