@@ -3,6 +3,7 @@ package dev.inferpam.examples.gateway;
 import dev.inferpam.api.Credential;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
+import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
@@ -11,8 +12,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
@@ -38,7 +41,8 @@ import org.slf4j.LoggerFactory;
  * it came compressed), and only the request headers in {@link #FORWARDED_REQUEST_HEADERS}
  * ({@code Content-Type}, {@code Accept}, {@code Accept-Language}, {@code User-Agent},
  * {@code Inference-Header-Content-Length}, {@code Anthropic-Version}, {@code Anthropic-Beta},
- * {@code OpenAI-Beta}, tracing headers) unless the engine removes them
+ * {@code OpenAI-Beta}, tracing headers) and those the policy adds ({@code request.forward-headers})
+ * unless the engine removes them
  * ({@link Exchange#requestHeadersToRemove()}) or {@code Connection} names them: cookies,
  * {@code OpenAI-Organization}, {@code OpenAI-Project}, Azure {@code api-key}, method overrides,
  * the caller's credentials, {@code Forwarded} and anything else stay behind.
@@ -104,7 +108,8 @@ public final class ForwardingServlet extends HttpServlet {
       "connection", "keep-alive", "transfer-encoding", "te", "trailer", "trailers", "upgrade", "host");
 
   /**
-   * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*}: what an
+   * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*} and the
+   * policy's {@code request.forward-headers}: what an
    * upstream needs to read the request and answer in the right shape, and tracing.
    * {@code Content-Encoding} only reaches the upstream on a body the engine passed as it came
    * (it drops it from a body it decoded).
@@ -114,8 +119,9 @@ public final class ForwardingServlet extends HttpServlet {
       "inference-header-content-length", "anthropic-version", "anthropic-beta", "openai-beta",
       "traceparent", "tracestate", "baggage", "b3", "x-request-id", "x-correlation-id");
 
-  private static boolean forwarded(String lowerCaseName) {
-    return FORWARDED_REQUEST_HEADERS.contains(lowerCaseName) || lowerCaseName.startsWith("x-b3-");
+  private boolean forwarded(String lowerCaseName) {
+    return FORWARDED_REQUEST_HEADERS.contains(lowerCaseName) || lowerCaseName.startsWith("x-b3-")
+        || policyHeaders.contains(lowerCaseName);
   }
 
   /** Methods that must carry a body in OkHttp. */
@@ -126,16 +132,34 @@ public final class ForwardingServlet extends HttpServlet {
   private final transient Set<Call> inFlight = ConcurrentHashMap.newKeySet();
   private final HttpUrl upstream;
   private final String basePath;
+  /** Lower-case names of {@code request.forward-headers}. */
+  private final Set<String> policyHeaders;
+
+  /** A servlet that forwards the fixed allow-list only. */
+  public ForwardingServlet(OkHttpClient client, HttpUrl upstream) {
+    this(client, upstream, List.of());
+  }
 
   /**
-   * @param client   the shared client; use {@link #newClient()} for the documented timeouts
-   * @param upstream the model server; its path, if any, is put in front of every request path
+   * @param client         the shared client; use {@link #newClient()} for the documented timeouts
+   * @param upstream       the model server; its path, if any, is put in front of every request path
+   * @param forwardHeaders more caller headers to forward (the policy's
+   *                       {@code request.forward-headers}), names in any case
+   * @throws IllegalArgumentException when a name is one never forwarded from a caller
+   *     ({@link ForwardHeaders#refusal}); the policy refuses those already
    */
-  public ForwardingServlet(OkHttpClient client, HttpUrl upstream) {
+  public ForwardingServlet(OkHttpClient client, HttpUrl upstream, Collection<String> forwardHeaders) {
     this.client = Objects.requireNonNull(client, "client");
     this.upstream = Objects.requireNonNull(upstream, "upstream");
     String path = upstream.encodedPath();
     this.basePath = path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+    Set<String> names = new HashSet<>();
+    for (String name : forwardHeaders) {
+      String reason = ForwardHeaders.refusal(name);
+      if (reason != null) throw new IllegalArgumentException(name + " is never forwarded from a caller: " + reason);
+      names.add(name.toLowerCase(Locale.ROOT));
+    }
+    this.policyHeaders = Set.copyOf(names);
   }
 
   /**

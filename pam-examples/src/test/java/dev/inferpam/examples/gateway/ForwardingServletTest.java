@@ -3,13 +3,18 @@ package dev.inferpam.examples.gateway;
 import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
 import static dev.inferpam.examples.TestPolicies.UPSTREAM_AUTHORIZATION;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.api.Credential;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.Policy;
 import dev.inferpam.examples.TestPolicies;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
@@ -178,6 +183,54 @@ class ForwardingServletTest {
       }
       assertThat(h.values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
       assertThat(seen.getBody().utf8()).isEqualTo(body);
+    }
+  }
+
+  @Test
+  void headersThePolicyListsAreForwardedAndOthersStillNot() throws Exception {
+    upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
+    upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
+    PamEngine engine = PamEngine.builder()
+        .policy(Policy.parse(TestPolicies.POLICY + "request:\n  forward-headers: [OpenAI-Organization, x-team]\n"))
+        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+        .recorder(r -> {})
+        .build();
+    try (Gateway gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0)) {
+      String body = TestPolicies.chat("llama-3.1-8b", "");
+      String head = "POST /v1/chat/completions HTTP/1.1\r\n"
+          + "Host: x\r\n"
+          + "X-Api-Key: " + ALICE_KEY + "\r\n"
+          + "Content-Type: application/json\r\n"
+          + "Content-Length: " + body.length() + "\r\n"
+          + "openai-organization: org-listed\r\n"
+          + "X-Team: red\r\n"
+          + "X-TEAM: blue\r\n"
+          + "OpenAI-Project: proj-unlisted\r\n"
+          + "X-Unlisted: no\r\n"
+          + "Cookie: session=caller-cookie\r\n";
+      assertThat(raw(gateway.port(), head + "Connection: close\r\n\r\n" + body)).startsWith("HTTP/1.1 200 ");
+
+      Headers h = upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders();
+      assertThat(h.values("OpenAI-Organization")).containsExactly("org-listed");
+      assertThat(h.values("X-Team")).containsExactly("red", "blue");
+      for (String name : new String[] {"OpenAI-Project", "X-Unlisted", "Cookie", "X-Api-Key"}) {
+        assertThat(h.get(name)).as(name).isNull();
+      }
+      assertThat(h.values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
+
+      // A listed header that Connection names is hop-by-hop for this request: it stays behind.
+      assertThat(raw(gateway.port(), head + "Connection: close, X-Team\r\n\r\n" + body)).startsWith("HTTP/1.1 200 ");
+      h = upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders();
+      assertThat(h.get("X-Team")).isNull();
+      assertThat(h.values("OpenAI-Organization")).containsExactly("org-listed");
+    }
+  }
+
+  @Test
+  void theServletRefusesHeadersNeverForwardedFromACallerHoweverItIsBuilt() {
+    for (String name : new String[] {"Cookie", "authorization", "X-Forwarded-For", "Content-Length", "Proxy-Foo"}) {
+      assertThatThrownBy(() -> new ForwardingServlet(ForwardingServlet.newClient(), upstream.url("/"), List.of(name)))
+          .as(name).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith(name + " is never forwarded");
     }
   }
 
