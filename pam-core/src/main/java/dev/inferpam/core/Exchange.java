@@ -11,6 +11,7 @@ import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.Durations;
+import dev.inferpam.core.internal.GovernedBody;
 import dev.inferpam.core.internal.Quotas;
 import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.ErrorBodies;
@@ -492,9 +493,7 @@ public final class Exchange {
    * {@link #body()} without a coding and with its own length.
    */
   public Set<String> requestHeadersToRemove() {
-    boolean decoded = request != null && head.headers().containsKey("content-encoding")
-        && !request.headers().containsKey("content-encoding");
-    return decoded ? DECODED_BODY_HEADERS : CALLER_CREDENTIAL_HEADERS;
+    return GovernedBody.decoded(head.headers(), request) ? DECODED_BODY_HEADERS : CALLER_CREDENTIAL_HEADERS;
   }
 
   private static final Set<String> DECODED_BODY_HEADERS =

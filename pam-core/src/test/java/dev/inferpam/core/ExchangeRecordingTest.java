@@ -639,6 +639,53 @@ class ExchangeRecordingTest {
   }
 
   @Test
+  void aDecodedRequestBodyIsRecordedWithoutTheHeadersThatDescribedItsEncoding() throws Exception {
+    String policy = policy(recording("full", "strict")
+        + "allow:\n  - groups: [ml]\n    methods: [POST]\n    paths: [\"/v1/files\"]\n");
+    PamEngine engine = engine(policy, null, null);
+    byte[] gzipped = ExchangeEncodedBodyTest.gzip(CHAT.getBytes(StandardCharsets.UTF_8));
+    byte[] brotli = {1, 2, 3, 4}; // no rule reads it: passes as it came, still encoded
+    List<String> ids = new java.util.ArrayList<>();
+    try {
+      for (Exchange ex : List.of(encoded(engine, "/v1/chat/completions", "gzip", gzipped),
+          encoded(engine, "/v1/files", "br", brotli))) {
+        assertThat(ex.allowed()).as(ex.toString()).isTrue();
+        ids.add(ex.id());
+        respond(ex, "application/json", "{}", 1);
+        ex.end(true);
+      }
+    } finally {
+      engine.close();
+    }
+    List<JsonNode> lines = lines(dir);
+    assertThat(lines).hasSize(4); // intent and exchange of each
+    List<JsonNode> decoded = lines.stream().filter(l -> l.get("id").asText().equals(ids.get(0))).toList();
+    assertThat(decoded).extracting(l -> l.get("type").asText()).containsExactlyInAnyOrder("intent", "exchange");
+    for (JsonNode line : decoded) {
+      JsonNode request = line.get("request");
+      assertThat(request.get("headers").has("content-encoding")).as(line.get("type").asText()).isFalse();
+      assertThat(request.get("headers").has("content-length")).isFalse();
+      assertThat(request.get("headers").get("content-type").asText()).isEqualTo("application/json");
+      assertThat(request.get("body").asText()).isEqualTo(CHAT);
+      assertThat(request.get("bytes").asLong()).isEqualTo(CHAT.length());
+    }
+    // A body that was not decoded keeps the headers that describe it.
+    List<JsonNode> passed = lines.stream().filter(l -> l.get("id").asText().equals(ids.get(1))).toList();
+    assertThat(passed).hasSize(2).allSatisfy(line -> {
+      assertThat(line.get("request").get("headers").get("content-encoding").asText()).isEqualTo("br");
+      assertThat(line.get("request").get("headers").get("content-length").asText()).isEqualTo("4");
+    });
+  }
+
+  private static Exchange encoded(PamEngine engine, String path, String coding, byte[] body) {
+    Map<String, List<String>> headers = Map.of("Content-Type", List.of("application/json"),
+        "Content-Encoding", List.of(coding), "Content-Length", List.of(Integer.toString(body.length)),
+        "Authorization", List.of("Bearer " + KEY));
+    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"), new ByteArrayInputStream(body),
+        body.length);
+  }
+
+  @Test
   void aRecordingDirectoryThatCannotBeOpenedFailsTheBuild() throws Exception {
     Path file = java.nio.file.Files.writeString(dir.resolve("not-a-directory"), "x");
     String policy = policy("recording:\n  directory: " + file + "\n");

@@ -90,6 +90,22 @@ public final class GovernedBody {
     return json instanceof Deny ? json : new Prepared(decoded, (byte[]) json);
   }
 
+  /**
+   * Headers that describe a body as the caller sent it, and so no longer hold once
+   * {@link #prepare} decoded it: {@code Content-Encoding} and {@code Content-Length}.
+   */
+  public static final java.util.Set<String> ENCODED_BODY_HEADERS = java.util.Set.of("content-encoding", "content-length");
+
+  /**
+   * Whether {@code prepared} (what {@link #prepare} made of a request with {@code received}
+   * headers, lower-case names) has a decoded body: the caller named a content coding and the
+   * prepared request no longer does.
+   */
+  public static boolean decoded(Map<String, List<String>> received, InferenceRequest prepared) {
+    return prepared != null && received.containsKey("content-encoding")
+        && !prepared.headers().containsKey("content-encoding");
+  }
+
   /** The content codings named, lower-case, without {@code identity}. */
   private static List<String> codings(List<String> values) {
     if (values == null) return List.of();

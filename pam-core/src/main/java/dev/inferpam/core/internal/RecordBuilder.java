@@ -42,6 +42,11 @@ import org.slf4j.LoggerFactory;
  * is the one <em>as delivered</em>: when it was masked for the client, the masked bytes are what
  * is captured, and the counts of that masking become {@code response.masked}.
  *
+ * <p>Request headers are those the caller sent, credentials stored as {@code [REDACTED]}; when
+ * the engine decoded a compressed body ({@link GovernedBody}), the record holds the decoded body
+ * and so not the {@code Content-Encoding} and {@code Content-Length} that described the encoded
+ * one ({@code bytes} is the decoded size).
+ *
  * <p>Credentials: with {@link #scrubCredentials}, the exchange's credential values are replaced
  * in everything the record keeps as text (request header values, path and body, and the response
  * body, which normally arrives scrubbed already); the number replaced on delivery
@@ -246,6 +251,9 @@ public final class RecordBuilder {
   private SessionRecord.Request buildRequest() {
     String path = scrub(request != null ? request.path() : head.rawPath());
     Map<String, List<String>> headers = redact(head.headers());
+    // The record holds the decoded body: headers that describe the encoded one would mislabel
+    // it (a replay would send plain JSON as gzip).
+    if (GovernedBody.decoded(head.headers(), request)) headers.keySet().removeAll(GovernedBody.ENCODED_BODY_HEADERS);
     if (request == null) {
       // Refused before the body was read (bad path, declared body too large, unauthenticated, body
       // too slow): only the declared size is known.
