@@ -163,7 +163,8 @@ public final class Replay {
    *
    * @param policy the policy the gateway enforced, or {@code null} to send without credential
    * @throws ReplayException when there is nothing to re-send (unknown id, a request that was
-   *     never forwarded, a body that was not recorded), no credential can be had, or the
+   *     never forwarded, a body that was not recorded or was recorded still content-encoded),
+   *     no credential can be had, or the
    *     upstream cannot be reached; the message is one line for the user
    * @throws IOException     when the recording cannot be read
    */
@@ -218,6 +219,12 @@ public final class Replay {
     if (req.body() == null && req.bytes() > 0) {
       throw new ReplayException("exchange " + id + " was recorded without its request body"
           + " (recording.bodies: none); there is nothing to re-send");
+    }
+    if (req.body() != null && !req.body().isEmpty() && encoded(req.headers())) {
+      // The engine records a body it decoded without Content-Encoding; one still named is a body
+      // kept as it came (a coding the engine does not decode), whose text is not the bytes sent.
+      throw new ReplayException("exchange " + id + " was recorded with its request body still content-encoded;"
+          + " the recorded text is not the bytes the caller sent, so there is nothing to re-send");
     }
 
     List<String> notes = new ArrayList<>();
@@ -434,6 +441,20 @@ public final class Replay {
     if (contentType != null && body != null) b.header("Content-Type", contentType);
     if (credential != null) b.header(credential.header(), credential.value());
     return b.build();
+  }
+
+  /** Whether the recorded headers name a content coding other than {@code identity}. */
+  private static boolean encoded(Map<String, List<String>> headers) {
+    for (Map.Entry<String, List<String>> e : headers.entrySet()) {
+      if (!e.getKey().equalsIgnoreCase("content-encoding")) continue;
+      for (String value : e.getValue()) {
+        for (String coding : value.split(",", -1)) {
+          String c = coding.strip();
+          if (!c.isEmpty() && !c.equalsIgnoreCase("identity")) return true;
+        }
+      }
+    }
+    return false;
   }
 
   /** The first value of a recorded header, unless it was redacted. */

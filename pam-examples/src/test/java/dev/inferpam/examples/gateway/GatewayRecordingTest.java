@@ -73,6 +73,64 @@ class GatewayRecordingTest {
   }
 
   @Test
+  void aGzipRequestIsRecordedDecodedWithoutItsEncodingHeadersAndRerunsConsistently() throws Exception {
+    PamEngine engine = PamEngine.builder()
+        .policy(Policy.parse(TestPolicies.policyRecordingTo(dir, "batched") + "  bodies: full\n"))
+        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+        .build();
+    String body = chat("llama-3.1-8b", "");
+    java.io.ByteArrayOutputStream gz = new java.io.ByteArrayOutputStream();
+    try (java.util.zip.GZIPOutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
+      out.write(body.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    OkHttpClient client = new OkHttpClient();
+    try (MockWebServer upstream = new MockWebServer()) {
+      upstream.start(InetAddress.getLoopbackAddress(), 0);
+      upstream.enqueue(new MockResponse.Builder().code(200).body("{\"answer\":1}").build());
+      Gateway gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0);
+      try {
+        HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
+        Request request = new Request.Builder().url(url)
+            .header("X-Api-Key", ALICE_KEY)
+            .header("Content-Encoding", "gzip")
+            .post(RequestBody.create(gz.toByteArray(), JSON_TYPE))
+            .build();
+        try (Response response = client.newCall(request).execute()) {
+          assertThat(response.code()).isEqualTo(200);
+        }
+        upstream.takeRequest();
+      } finally {
+        client.dispatcher().executorService().shutdown();
+        client.connectionPool().evictAll();
+        gateway.close();
+      }
+
+      // The record line holds the decoded JSON, and no header that says it is anything else.
+      String line;
+      try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(dir)) {
+        Path segment = files.filter(p -> p.getFileName().toString().endsWith(".jsonl")).findFirst().orElseThrow();
+        line = java.nio.file.Files.readAllLines(segment).get(0);
+      }
+      com.fasterxml.jackson.databind.JsonNode recorded = new com.fasterxml.jackson.databind.ObjectMapper()
+          .readTree(line).get("request");
+      assertThat(recorded.get("headers").has("content-encoding")).isFalse();
+      assertThat(recorded.get("headers").has("content-length")).isFalse();
+      assertThat(recorded.get("headers").get("content-type").asText()).isEqualTo("application/json");
+      assertThat(recorded.get("body").asText()).isEqualTo(body);
+      assertThat(recorded.get("bytes").asLong()).isEqualTo(body.length());
+
+      // replay rerun sends that JSON as what it is.
+      upstream.enqueue(new MockResponse.Builder().code(200).body("{\"answer\":1}").build());
+      String id = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).get("id").asText();
+      Replay.open(dir).rerun(id, upstream.url("/"), null, null);
+      mockwebserver3.RecordedRequest resent = upstream.takeRequest();
+      assertThat(resent.getHeaders().get("Content-Encoding")).isNull();
+      assertThat(resent.getHeaders().get("Content-Type")).isEqualTo("application/json");
+      assertThat(resent.getBody().utf8()).isEqualTo(body);
+    }
+  }
+
+  @Test
   void aClosedGatewaysRecordingHoldsNoSecret() throws Exception {
     PamEngine engine = PamEngine.builder()
         .policy(Policy.parse(TestPolicies.policyRecordingTo(dir, "batched")))

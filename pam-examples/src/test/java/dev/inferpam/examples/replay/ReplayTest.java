@@ -257,6 +257,27 @@ class ReplayTest {
   }
 
   @Test
+  void rerunRefusesABodyRecordedStillContentEncoded() throws Exception {
+    // A coding the engine does not decode passes (allow rule) as it came; its recorded text is
+    // not the bytes the caller sent, and re-sending it with or without the coding is wrong.
+    SessionRecord full = allowedChat("ex-1", T0);
+    SessionRecord.Request r = full.request();
+    for (String coding : List.of("br", "gzip", "identity, zstd")) {
+      java.util.Map<String, List<String>> headers = new java.util.HashMap<>(r.headers());
+      headers.put("content-encoding", List.of(coding));
+      Path recordings = Files.createDirectories(dir.resolve(coding.replaceAll("[^a-z]", "")));
+      TestRecordings.write(recordings, new SessionRecord(full.type(), full.id(), full.time(), full.durationMs(),
+          full.principal(), new SessionRecord.Request(r.method(), r.path(), r.operation(), r.model(), headers,
+              r.bytes(), r.body()), full.decision(), null, full.response()));
+      assertThatThrownBy(() -> Replay.open(recordings).rerun("ex-1", upstream.url("/"), null, null))
+          .as(coding).isInstanceOf(Replay.ReplayException.class)
+          .hasMessage("exchange ex-1 was recorded with its request body still content-encoded; the recorded text"
+              + " is not the bytes the caller sent, so there is nothing to re-send");
+    }
+    assertThat(upstream.getRequestCount()).isZero();
+  }
+
+  @Test
   void rerunOfAnUnknownIdSaysSo() throws Exception {
     record(allowedChat("ex-1", T0));
     assertThatThrownBy(() -> Replay.open(dir).rerun("ex-9", upstream.url("/"), null, null))
