@@ -37,7 +37,7 @@ public final class ForwardHeaders {
   private static final String METHOD_OVERRIDE = "it would make the upstream act on another method than the one "
       + "the policy checked";
 
-  /** Lower-case names never forwarded from a caller, with the reason; see also the prefixes below. */
+  /** Lower-case names never forwarded from a caller, with the reason; {@link #refusal} adds two prefixes. */
   private static final Map<String, String> NEVER = Map.ofEntries(
       Map.entry("authorization", CREDENTIAL),
       Map.entry("x-api-key", CREDENTIAL),

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
 import java.util.zip.DataFormatException;
@@ -94,7 +95,7 @@ public final class GovernedBody {
    * Headers that describe a body as the caller sent it, and so no longer hold once
    * {@link #prepare} decoded it: {@code Content-Encoding} and {@code Content-Length}.
    */
-  public static final java.util.Set<String> ENCODED_BODY_HEADERS = java.util.Set.of("content-encoding", "content-length");
+  public static final Set<String> ENCODED_BODY_HEADERS = Set.of("content-encoding", "content-length");
 
   /**
    * Whether {@code prepared} (what {@link #prepare} made of a request with {@code received}
