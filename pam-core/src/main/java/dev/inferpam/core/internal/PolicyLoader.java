@@ -630,19 +630,7 @@ public final class PolicyLoader {
   private static Policy.Block block(JsonNode n, String path) {
     mapping(n, path);
     keys(n, path, Set.of("presets", "rules"), Set.of());
-    List<String> presets = List.of();
-    if (n.has("presets")) {
-      String presetsPath = child(path, "presets");
-      presets = strings(n.get("presets"), presetsPath, false);
-      for (int i = 0; i < presets.size(); i++) {
-        try {
-          Presets.rules(presets.get(i));
-        } catch (IllegalArgumentException e) {
-          throw fail(index(presetsPath, i), e.getMessage());
-        }
-      }
-      presets = List.copyOf(new LinkedHashSet<>(presets)); // naming one twice adds nothing
-    }
+    List<String> presets = presets(n, path, Presets::rules);
     List<Policy.BlockRule> rules = new ArrayList<>();
     if (n.has("rules")) {
       String rulesPath = child(path, "rules");
@@ -667,6 +655,25 @@ public final class PolicyLoader {
     return new Policy.Block(presets, rules);
   }
 
+  /**
+   * The section's {@code presets} list, each name checked by {@code lookup} (which throws
+   * {@link IllegalArgumentException} naming the known presets for an unknown one); empty without
+   * the key.
+   */
+  private static List<String> presets(JsonNode n, String path, java.util.function.Function<String, ?> lookup) {
+    if (!n.has("presets")) return List.of();
+    String presetsPath = child(path, "presets");
+    List<String> presets = strings(n.get("presets"), presetsPath, false);
+    for (int i = 0; i < presets.size(); i++) {
+      try {
+        lookup.apply(presets.get(i));
+      } catch (IllegalArgumentException e) {
+        throw fail(index(presetsPath, i), e.getMessage());
+      }
+    }
+    return List.copyOf(new LinkedHashSet<>(presets)); // naming one twice adds nothing
+  }
+
   // parameters ----------------------------------------------------------------------------------
 
   private static Policy.Parameters parameters(JsonNode n, String path) {
@@ -675,19 +682,7 @@ public final class PolicyLoader {
     Set<String> deny = Set.of();
     Map<String, Double> max = Map.of();
     Set<String> exempt = Set.of();
-    List<String> presets = List.of();
-    if (n.has("presets")) {
-      String presetsPath = child(path, "presets");
-      presets = strings(n.get("presets"), presetsPath, false);
-      for (int i = 0; i < presets.size(); i++) {
-        try {
-          ParameterPresets.preset(presets.get(i));
-        } catch (IllegalArgumentException e) {
-          throw fail(index(presetsPath, i), e.getMessage());
-        }
-      }
-      presets = List.copyOf(new LinkedHashSet<>(presets)); // naming one twice adds nothing
-    }
+    List<String> presets = presets(n, path, ParameterPresets::preset);
     if (n.has("deny")) deny = new LinkedHashSet<>(strings(n.get("deny"), child(path, "deny"), false));
     if (n.has("max")) {
       String maxPath = child(path, "max");

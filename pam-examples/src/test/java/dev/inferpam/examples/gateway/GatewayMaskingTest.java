@@ -281,7 +281,7 @@ class GatewayMaskingTest {
       throws Exception {
     upstream.setDispatcher(new Echo());
     for (String key : List.of(ALICE_KEY, CI_KEY)) { // masked, and exempt from masking
-      try (Response r = post(key, chat("llama-3.1-8b", ""), "X-Client-Note", "my token is " + key + "/x")) {
+      try (Response r = post(key, chat("llama-3.1-8b", ""), "X-Request-Id", "my token is " + key + "/x")) {
         assertThat(r.code()).isEqualTo(200);
         String body = r.body().string();
         assertThat(body).doesNotContain("upstream-secret").doesNotContain(key)
