@@ -439,6 +439,11 @@ public final class PamInterceptor implements Interceptor {
     private static final long CHUNK = 8192;
     /** What is masked at once of what arrived; about a few server-sent events. */
     private static final long SLICE = 1024;
+    /**
+     * What is scanned at once when only credentials are replaced: that scan holds back nothing
+     * but a run that could still become a credential, so a larger slice delays no event.
+     */
+    private static final long SCRUB_SLICE = CHUNK;
 
     private final BufferedSource upstream;
     private final ResponseMasking masking;
@@ -448,12 +453,14 @@ public final class PamInterceptor implements Interceptor {
     private final Ending ending;
     private boolean upstreamEnded;
     private boolean failed;
+    private final long slice;
 
     MaskingSource(BufferedSource upstream, ResponseMasking masking, Exchange exchange) {
       this.upstream = upstream;
       this.masking = masking;
       this.exchange = exchange;
       this.ending = Ending.watch(this, exchange);
+      this.slice = masking.changesLength() ? SLICE : SCRUB_SLICE;
     }
 
     @Override
@@ -493,7 +500,7 @@ public final class PamInterceptor implements Interceptor {
         }
       }
       while (raw.size() > 0 && released.size() == 0) {
-        byte[] in = raw.readByteArray(Math.min(SLICE, raw.size()));
+        byte[] in = raw.readByteArray(Math.min(slice, raw.size()));
         released.write(masking.push(in, 0, in.length));
       }
     }
