@@ -126,7 +126,7 @@ class CredentialEchoInterceptorTest {
     String event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent " + secret + "\"}}]}\n\n";
     int cut = event.indexOf(UPSTREAM) + 5; // inside the value
     CountDownLatch release = new CountDownLatch(1);
-    server.enqueue(heldStream(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n", release));
+    server.enqueue(MaskingInterceptorTest.heldStream(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n", release));
     StringBuilder received = new StringBuilder();
     try (Response r = client(false).newCall(chat(ALICE)).execute()) {
       BufferedSource source = r.body().source();
@@ -139,37 +139,5 @@ class CredentialEchoInterceptorTest {
     }
     assertThat(received.toString()).doesNotContain("0123456789").contains("you sent [REDACTED:credential");
     assertThat(received).hasSize(event.length() + "data: [DONE]\n\n".length());
-  }
-
-  /** Chunked SSE: {@code first}, then, once {@code release} opens, {@code rest}. */
-  static MockResponse heldStream(String first, String rest, CountDownLatch release) {
-    MockResponseBody body = new MockResponseBody() {
-      @Override
-      public long getContentLength() {
-        return -1;
-      }
-
-      @Override
-      public void writeTo(BufferedSink sink) throws IOException {
-        chunk(sink, first);
-        try {
-          if (!release.await(10, TimeUnit.SECONDS)) throw new IOException("the client never read the first part");
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          throw new IOException(e);
-        }
-        chunk(sink, rest);
-        sink.writeUtf8("0\r\n\r\n");
-        sink.flush();
-      }
-
-      private void chunk(BufferedSink sink, String text) throws IOException {
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        sink.writeUtf8(Integer.toHexString(bytes.length)).writeUtf8("\r\n").write(bytes).writeUtf8("\r\n");
-        sink.flush();
-      }
-    };
-    return new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .body(body).removeHeader("Content-Length").setHeader("Transfer-Encoding", "chunked").build();
   }
 }
