@@ -38,6 +38,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The policy's {@code limits} as callers and auditors see them, through {@link PamEngine#begin}:
@@ -636,6 +637,23 @@ class ExchangeQuotaTest {
     assertQuotaExceeded(ex, "limits[0].tokens-per-day", 7180);
     ex.end(true);
     assertThat(post(engine, CHAT, ALICE, chatBody("llama-3", "max_tokens", 1000)).allowed()).isTrue();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"-1", "-2", "\"100000\"", "true"})
+  void anOutputBoundTheUpstreamMayReadAsUnlimitedIsRefusedUnderATokenBudget(String value) throws Exception {
+    // Ollama reads a negative num_predict as "no end"; pydantic coerces "100000"; none of them
+    // may buy more output than is left, even where no parameters.max refuses them first.
+    String yaml = policy("  - {groups: [\"*\"], tokens-per-day: 1000}\n", "");
+    assertThat(yaml).contains("  max: {max_tokens: 16000}\n");
+    PamEngine engine = keep(base(yaml.replace("  max: {max_tokens: 16000}\n", "")).build());
+    String body = "{\"model\":\"llama-3\",\"options\":{\"num_predict\":" + value + "},\"messages\":[]}";
+
+    Exchange ex = post(engine, "/api/chat", ALICE, body);
+
+    String message = assertQuotaExceeded(ex, "limits[0].tokens-per-day", 7180);
+    assertThat(message).contains("an unbounded output").contains("1000 left");
+    ex.end(true);
   }
 
   // --- 4. which entries apply ----------------------------------------------------------------------

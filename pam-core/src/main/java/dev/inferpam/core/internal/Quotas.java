@@ -106,6 +106,9 @@ public final class Quotas {
   private static final Bound[] TOKEN_BOUNDS = {Bound.TOKENS_PER_MINUTE, Bound.TOKENS_PER_DAY};
 
   /** {@link ApprovalRules#OUTPUT_BOUNDS}, each split at its dots once rather than per request. */
+  /** What {@link #outputBound} gives for a bound that does not bound the output. */
+  private static final long UNBOUNDED = Long.MAX_VALUE;
+
   private static final String[][] OUTPUT_BOUND_PATHS =
       ApprovalRules.OUTPUT_BOUNDS.stream().map(p -> p.split("\\.")).toArray(String[][]::new);
 
@@ -256,7 +259,10 @@ public final class Quotas {
               + " are used up");
         }
         if (outputBound != null && outputBound > bound - used) {
-          return refuse(i, b, window, now, "the requested output bound of " + outputBound + " tokens is more than the "
+          String asked = outputBound == UNBOUNDED
+              ? "an unbounded output (a negative or non-numeric output bound)"
+              : "the requested output bound of " + outputBound + " tokens";
+          return refuse(i, b, window, now, asked + " is more than the "
               + (bound - used) + " left of " + rule(i) + " " + b.policyName() + " (" + bound + ")");
         }
       }
@@ -353,9 +359,14 @@ public final class Quotas {
     for (String[] path : OUTPUT_BOUND_PATHS) {
       JsonNode n = body;
       for (String part : path) n = n == null || !n.isObject() ? null : n.get(part);
-      if (n == null || !n.isNumber()) continue;
+      if (n == null || n.isNull()) continue;
+      // A bound the upstream may read as "no limit" or coerce (Ollama's -1 and -2, a string
+      // "100000" that pydantic reads as a number, a boolean) asks for an unbounded output: with
+      // a token budget in force it is more than is left, as the approval rule counts it as over.
+      if (!n.isNumber()) return UNBOUNDED;
       double v = n.doubleValue();
-      if (v <= 0) continue; // Ollama -1/-2: unbounded, but nothing to compare; counted after the fact
+      if (v < 0) return UNBOUNDED;
+      if (v == 0) continue;
       long bound = v >= Long.MAX_VALUE ? Long.MAX_VALUE : (long) Math.ceil(v);
       max = max == null ? bound : Math.max(max, bound);
     }
