@@ -6,7 +6,7 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * The record of one exchange, as specified in {@code spec/recording.md}. Immutable.
+ * The record of one exchange, as specified in {@code docs/recording.md}. Immutable.
  *
  * <p>Header values the spec lists as sensitive are already {@code [REDACTED]} when a record is
  * built; bodies already follow {@code recording.bodies}. A {@link Recorder} stores what it is

@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * afterwards, meant to be shared by every request of an application. Adapters call
  * {@link #begin} once per request and follow the {@link Exchange} contract.
  *
- * <p>Decision order (see {@code spec/policy.md}): path check, declared body length, identity —
+ * <p>Decision order (see {@code docs/policy.md}): path check, declared body length, identity —
  * all three from the request's head, before any body byte is read — then the body (its size
  * limit, {@code request.body-timeout} and {@code request.min-body-rate}), block,
  * allow/operation, entitlements, parameters, limits, approval. Limits are counted in the

@@ -11,7 +11,7 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * A loaded policy file (see {@code spec/policy.md}). Immutable and thread-safe.
+ * A loaded policy file (see {@code docs/policy.md}). Immutable and thread-safe.
  *
  * <p>Load with {@link #load(Path)} (YAML or JSON by file extension; {@code .json} is JSON,
  * anything else YAML) or {@link #parse(String)}; both throw {@link PolicyException} naming the
@@ -319,7 +319,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   }
 
   /**
-   * {@code recording}: the default JSONL recorder (see {@code spec/recording.md}).
+   * {@code recording}: the default JSONL recorder (see {@code docs/recording.md}).
    *
    * @param directory     where segments are written
    * @param bodies        what of request and response bodies is stored
@@ -382,7 +382,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   public enum Durability { STRICT, BATCHED, ASYNC }
 
   /**
-   * {@code masking}: what is masked in responses and how (see {@code spec/policy.md}).
+   * {@code masking}: what is masked in responses and how (see {@code docs/policy.md}).
    *
    * @param detectors      built-in detector names, in policy order; empty for none (the loader
    *                       checks the names and puts all built-ins here when the key is absent)
@@ -450,7 +450,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   public enum MaskStrategy { REDACT, PARTIAL, HASH }
 
   /**
-   * {@code approval}: just-in-time human review before the model runs (see {@code spec/policy.md}).
+   * {@code approval}: just-in-time human review before the model runs (see {@code docs/policy.md}).
    *
    * @param reviewers              groups whose members may decide; never {@code *}, never empty.
    *                               Nobody decides their own request.

@@ -16,7 +16,7 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * Reads a recording directory written by the JSONL recorder ({@code spec/recording.md}): lists
+ * Reads a recording directory written by the JSONL recorder ({@code docs/recording.md}): lists
  * and finds exchanges, and verifies the hash chain.
  *
  * <p>Files are streamed; nothing but the current line and the returned entries is held. Segments

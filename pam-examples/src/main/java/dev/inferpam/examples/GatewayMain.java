@@ -25,7 +25,7 @@ import java.util.Set;
 import okhttp3.HttpUrl;
 
 /**
- * The command line of {@code pam-gateway.jar} ({@code spec/gateway.md}).
+ * The command line of {@code pam-gateway.jar} ({@code docs/gateway.md}).
  *
  * <pre>
  * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR]

@@ -48,7 +48,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Every outcome through the interceptor leaves exactly one exchange record with the fields of
- * {@code spec/recording.md}; streams are recorded whole without delaying the caller.
+ * {@code docs/recording.md}; streams are recorded whole without delaying the caller.
  */
 class RecordingInterceptorTest {
   static final MediaType JSON = MediaType.get("application/json");

@@ -60,7 +60,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Every outcome through {@link PamFilter} in a real Jetty leaves exactly one exchange record with
- * the fields of {@code spec/recording.md}; streams are recorded whole without delaying the client,
+ * the fields of {@code docs/recording.md}; streams are recorded whole without delaying the client,
  * and a stream broken by the application or by the client is recorded incomplete.
  */
 class RecordingFilterTest {

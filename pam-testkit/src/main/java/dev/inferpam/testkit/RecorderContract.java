@@ -39,7 +39,7 @@ import org.junit.jupiter.api.Test;
  * included, in the order it stored them. Records are compared with {@code equals}, so a stored
  * record must read back equal to the one given; the fixtures keep to what every store can hold:
  * times in whole milliseconds, principals without attributes, and intents with only id, time,
- * principal and request (what {@code spec/recording.md} stores for them).
+ * principal and request (what {@code docs/recording.md} stores for them).
  */
 public abstract class RecorderContract {
   /** The start of the fixture times; whole milliseconds. */

@@ -7,7 +7,7 @@ import dev.inferpam.core.ErrorResponse;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Builds the OpenAI-style error JSON of {@code spec/policy.md}. */
+/** Builds the OpenAI-style error JSON of {@code docs/policy.md}. */
 public final class ErrorBodies {
   private static final ObjectMapper JSON = new ObjectMapper();
 

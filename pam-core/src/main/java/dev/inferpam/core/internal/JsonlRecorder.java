@@ -38,7 +38,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The default recorder: hash-chained JSON Lines in a directory, as specified in
- * {@code spec/recording.md} (line layout: {@link RecordCodec}).
+ * {@code docs/recording.md} (line layout: {@link RecordCodec}).
  *
  * <p><b>Segments.</b> Lines go to {@code session-<yyyyMMdd>-<seq>.jsonl}: the UTC day (from the
  * clock) the segment was started, and a per-day sequence number from {@code 0001}, zero-padded

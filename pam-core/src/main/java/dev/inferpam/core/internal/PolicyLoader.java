@@ -37,7 +37,7 @@ import org.yaml.snakeyaml.error.Mark;
 import org.yaml.snakeyaml.error.MarkedYAMLException;
 
 /**
- * Loads and validates policy files ({@code spec/policy.md}, version 1). Stateless and
+ * Loads and validates policy files ({@code docs/policy.md}, version 1). Stateless and
  * thread-safe.
  *
  * <p>The document is read as a tree and walked by hand, so that every problem is reported with

@@ -26,7 +26,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Encodes {@link SessionRecord}s as recording lines ({@code spec/recording.md}, version 1) and
+ * Encodes {@link SessionRecord}s as recording lines ({@code docs/recording.md}, version 1) and
  * decodes them back. Stateless and thread-safe.
  *
  * <p><b>Line layout.</b> A line is compact JSON (no whitespace between tokens) with members in

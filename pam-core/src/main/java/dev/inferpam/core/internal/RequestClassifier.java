@@ -15,7 +15,7 @@ import java.util.Set;
 
 /**
  * Tells which inference operation a request is and which model it asks for (the table
- * "Operations and models" in {@code spec/policy.md}).
+ * "Operations and models" in {@code docs/policy.md}).
  *
  * <table>
  *   <caption>Recognised requests (method {@code POST}, under the base path or at the root)</caption>

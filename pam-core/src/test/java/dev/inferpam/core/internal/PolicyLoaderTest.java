@@ -26,7 +26,7 @@ class PolicyLoaderTest {
 
   /** The whole of the supported spec, in YAML as a user would write it. */
   static final String FULL_YAML = """
-      # the example from spec/policy.md, less the sections this release refuses
+      # the example from docs/policy.md, less the sections this release refuses
       version: 1
 
       request:

@@ -33,7 +33,7 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p><b>What a line holds:</b> the message is the record as one compact JSON object with the
- * field names of {@code spec/recording.md} — {@code v}, {@code type}, {@code id}, {@code time},
+ * field names of {@code docs/recording.md} — {@code v}, {@code type}, {@code id}, {@code time},
  * {@code duration_ms}, {@code principal}, {@code request}, {@code decision}, {@code approval},
  * {@code response}. By default ({@link Bodies#OMIT}) request and response bodies are left out,
  * because logs are copied widely and kept long; their sizes ({@code bytes}) and, when the record

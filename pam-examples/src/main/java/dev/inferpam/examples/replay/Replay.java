@@ -42,7 +42,7 @@ import okio.BufferedSource;
 
 /**
  * The {@code replay} commands of {@code pam-gateway.jar} as Java: list, show, verify and re-run
- * the exchanges of a recording directory ({@code spec/recording.md}). The command line
+ * the exchanges of a recording directory ({@code docs/recording.md}). The command line
  * ({@code GatewayMain}) only parses arguments and prints what these methods return.
  *
  * <pre>{@code
