@@ -481,7 +481,13 @@ public final class Exchange {
     return model;
   }
 
-  /** Lower-case names of the caller's credential headers, to strip before forwarding. */
+  /**
+   * Lower-case names of the caller's credential headers.
+   *
+   * @deprecated not all an adapter must remove: a decoded body also drops its coding and length;
+   *     use {@link #requestHeadersToRemove()}
+   */
+  @Deprecated
   public Set<String> callerCredentialHeaders() {
     return CALLER_CREDENTIAL_HEADERS;
   }

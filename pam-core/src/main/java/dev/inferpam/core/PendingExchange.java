@@ -205,7 +205,10 @@ public final class PendingExchange {
     try {
       return engine.decider().identifyOrDeny(req);
     } catch (RuntimeException e) {
-      log.error("inferpam: identity evaluation failed, denying", e);
+      // One line naming the type: the exception could quote a credential, and a caller must not
+      // be able to flood the log with stack traces.
+      log.error("inferpam: identity evaluation failed, denying: {}", e.getClass().getName());
+      log.debug("inferpam: identity evaluation failure", e);
       return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
           null, req, null, null);
     }
