@@ -192,8 +192,12 @@ final class LocalModelServer implements AutoCloseable {
   }
 
   @Override
-  public void close() throws Exception {
-    server.stop();
+  public void close() {
+    try {
+      server.stop();
+    } catch (Exception e) {
+      throw new IllegalStateException("cannot stop the local model server", e);
+    }
   }
 
   @Override

@@ -340,6 +340,7 @@ class WebhookReviewNotifierTest {
 
   /** Keeps every formatted log line as {@code LEVEL message}. */
   static final class CapturingLogger extends LegacyAbstractLogger {
+    private static final long serialVersionUID = 1L;
     final List<String> lines = Collections.synchronizedList(new ArrayList<>());
 
     CapturingLogger() {

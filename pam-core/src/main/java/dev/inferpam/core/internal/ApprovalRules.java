@@ -231,7 +231,7 @@ public final class ApprovalRules {
     } else if (n.isArray()) {
       for (JsonNode item : n) collect(item, out, free, depth + 1);
     } else if (n.isObject()) {
-      for (var it = n.fields(); it.hasNext(); ) {
+      for (var it = n.properties().iterator(); it.hasNext(); ) {
         var field = it.next();
         String key = field.getKey();
         JsonNode v = field.getValue();

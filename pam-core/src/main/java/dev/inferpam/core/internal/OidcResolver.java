@@ -640,7 +640,7 @@ public final class OidcResolver implements IdentityResolver {
       Object value = plain(e.getValue(), 0);
       if (value != null) out.add(Map.entry(e.getKey(), value));
     }
-    @SuppressWarnings("unchecked")
+    @SuppressWarnings({"unchecked", "rawtypes"})
     Map.Entry<String, Object>[] entries = out.toArray(new Map.Entry[0]);
     return Map.ofEntries(entries);
   }

@@ -467,7 +467,7 @@ public final class RecordCodec {
       long sec = t.getEpochSecond();
       if (sec < FIRST_4_DIGIT_YEAR || sec > LAST_4_DIGIT_YEAR) return ch('"').ascii(TIME.format(t)).ch('"');
       LocalDate day = LocalDate.ofEpochDay(Math.floorDiv(sec, 86_400));
-      int s = (int) Math.floorMod(sec, 86_400);
+      int s = Math.floorMod(sec, 86_400);
       room(26);
       b[n++] = '"';
       digits(day.getYear(), 4).ch('-').digits(day.getMonthValue(), 2).ch('-').digits(day.getDayOfMonth(), 2);
