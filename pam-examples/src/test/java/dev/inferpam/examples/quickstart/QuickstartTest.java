@@ -7,6 +7,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.gateway.TestPolicies;
+import dev.inferpam.servlet.PamContextListener;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -32,11 +33,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The README's quickstarts run for real, and the README shows exactly their code: every region
- * between {@code // README <name> begin} and {@code end} in the quickstart sources must appear,
- * line for line (indentation aside), in a code block of the README.
+ * between {@code // README <name> begin} and {@code end} in the quickstart sources (and in
+ * pam-servlet's {@link PamContextListener}, which the README shows) must appear, line for line
+ * (indentation aside), in a code block of the README.
  */
 class QuickstartTest {
   private static final Path SOURCES = Path.of("src/main/java/dev/inferpam/examples/quickstart");
+  private static final Path LISTENER_SOURCE =
+      Path.of("../pam-servlet/src/main/java/dev/inferpam/servlet/PamContextListener.java");
   private static final Path README = Path.of("../README.md");
   private static final Path GATEWAY_POLICY =
       Path.of("src/main/resources/dev/inferpam/examples/quickstart/gateway-policy.yaml");
@@ -153,6 +157,7 @@ class QuickstartTest {
     try (var files = Files.list(SOURCES)) {
       for (Path source : files.sorted().toList()) regions.addAll(regions(Files.readAllLines(source)));
     }
+    regions.addAll(regions(Files.readAllLines(LISTENER_SOURCE)));
     assertThat(regions).hasSizeGreaterThanOrEqualTo(4);
     for (String region : regions) {
       assertThat(readme).as("README code for:%n%s", region).contains(region);
