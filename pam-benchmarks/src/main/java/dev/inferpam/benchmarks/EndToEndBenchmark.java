@@ -2,7 +2,7 @@ package dev.inferpam.benchmarks;
 
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import dev.inferpam.examples.gateway.Gateway;
+import dev.inferpam.gateway.Gateway;
 import dev.inferpam.okhttp.PamInterceptor;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

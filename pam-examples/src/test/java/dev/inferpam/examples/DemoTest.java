@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.examples.demo.Demo;
-import dev.inferpam.examples.replay.Replay;
+import dev.inferpam.gateway.replay.Replay;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The demo, in process, as {@code java -jar pam-gateway.jar demo} runs it, except that it
+ * The demo, in process, as {@code java -jar pam-demo.jar} runs it, except that it
  * records into a test directory rather than a new temporary one.
  */
 class DemoTest {
@@ -123,16 +123,6 @@ class DemoTest {
     // what the demo printed is what is on disk
     assertThat(Replay.open(recording).verify().ok()).isTrue();
     assertThat(Replay.open(recording).list(null, null)).containsExactlyElementsOf(listed);
-  }
-
-  @Test
-  void badDemoPortIsAUsageError() {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int status = GatewayMain.run(new String[] {"demo", "--port", "http"}, print(out), print(err));
-    assertThat(status).isEqualTo(2);
-    assertThat(err.toString(StandardCharsets.UTF_8)).startsWith("inferpam: --port");
-    assertThat(out.size()).isZero();
   }
 
   @Test

@@ -10,8 +10,8 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
-import dev.inferpam.examples.gateway.Gateway;
-import dev.inferpam.examples.replay.Replay;
+import dev.inferpam.gateway.Gateway;
+import dev.inferpam.gateway.replay.Replay;
 import java.io.Console;
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,7 +41,7 @@ import okhttp3.Response;
 import okio.BufferedSource;
 
 /**
- * {@code java -jar pam-gateway.jar demo}: starts a {@link MockModelServer}, a
+ * {@code java -jar pam-demo.jar} ({@link DemoMain}): starts a {@link MockModelServer}, a
  * {@link DemoIdentityProvider} and a {@link Gateway} in front of the model server, all on
  * 127.0.0.1, then sends narrated traffic through the gateway with a plain OkHttp client, one step
  * per control:

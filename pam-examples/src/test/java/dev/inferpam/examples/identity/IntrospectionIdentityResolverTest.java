@@ -12,7 +12,7 @@ import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
-import dev.inferpam.examples.TestPolicies;
+import dev.inferpam.gateway.TestPolicies;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;

@@ -1,13 +1,14 @@
 package dev.inferpam.examples.quickstart;
 
-import static dev.inferpam.examples.TestPolicies.ALICE_KEY;
+import static dev.inferpam.gateway.TestPolicies.ALICE_KEY;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.Credential;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import dev.inferpam.examples.TestPolicies;
+import dev.inferpam.gateway.TestPolicies;
 import dev.inferpam.servlet.PamFilter;
+import dev.inferpam.servlet.PamContextListener;
 import jakarta.servlet.ServletContextEvent;
 import jakarta.servlet.ServletContextListener;
 import jakarta.servlet.ServletException;

@@ -1,0 +1,91 @@
+package dev.inferpam.gateway.internal;
+
+import dev.inferpam.api.ApprovalService;
+import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.InProcessApprovalService;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.servlet.ApprovalServlet;
+import dev.inferpam.servlet.QuotaServlet;
+import dev.inferpam.servlet.internal.EndpointResponses;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
+import org.eclipse.jetty.ee10.servlet.ServletHolder;
+
+/**
+ * The gateway's own endpoints, in a {@code /pam} context next to the root context that holds the
+ * {@link dev.inferpam.servlet.PamFilter}: Jetty routes a request to one context by its
+ * normalised path, so a request can reach these endpoints or the filter, never the forwarding
+ * servlet without the filter. None of them forwards anything upstream.
+ *
+ * <ul>
+ *   <li>{@code GET /pam/health}: {@code {"status":"ok"}}, no credential needed.</li>
+ *   <li>{@code /pam/approvals...}: the reviewer endpoints ({@link ApprovalServlet}) when the
+ *       engine holds requests for review in an {@link InProcessApprovalService}; they identify
+ *       callers with the engine's own resolvers.</li>
+ *   <li>{@code GET /pam/quota}: the caller's own budgets under the policy's {@code limits}
+ *       ({@link QuotaServlet}), always mounted: callers the engine identifies get
+ *       {@code {"principal":...,"limits":[]}} when the policy has no {@code limits} (or none
+ *       applies to them), 401 when it does not identify them. Reading it counts against no
+ *       budget and is not recorded.</li>
+ *   <li>Anything else under {@code /pam}: 404 {@code not_found} in the JSON error shape.</li>
+ * </ul>
+ * A path under {@code /pam} that could be read two ways ({@code %2F}, {@code ;}, dot segments,
+ * ...) is 400 {@code bad_path} on every one of them, as in the filtered context.
+ */
+public final class PamEndpoints {
+  static final String CONTEXT = "/pam";
+
+  private PamEndpoints() {}
+
+  public static ServletContextHandler context(PamEngine engine) {
+    ServletContextHandler context = new ServletContextHandler(CONTEXT);
+    context.addServlet(new ServletHolder("health", new Health()), "/health");
+    ApprovalService approvals = engine.approvalService();
+    if (approvals instanceof InProcessApprovalService) {
+      context.addServlet(new ServletHolder("approvals", ApprovalServlet.forEngine(engine)), "/approvals/*");
+    }
+    context.addServlet(new ServletHolder("quota", QuotaServlet.forEngine(engine)), "/quota");
+    context.addServlet(new ServletHolder("not-found", new NotFound()), "/");
+    return context;
+  }
+
+  private static void json(HttpServletResponse response, int status, byte[] body) throws IOException {
+    response.setStatus(status);
+    response.setContentType("application/json");
+    response.setHeader("Cache-Control", "no-store");
+    response.setContentLength(body.length);
+    response.getOutputStream().write(body);
+  }
+
+  /** {@code GET /pam/health}. */
+  static final class Health extends HttpServlet {
+    private static final long serialVersionUID = 1L;
+    private static final byte[] OK = "{\"status\":\"ok\"}".getBytes(StandardCharsets.UTF_8);
+
+    @Override
+    protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+      if (EndpointResponses.refusedPath(request, response)) return;
+      if (!request.getMethod().equals("GET") && !request.getMethod().equals("HEAD")) {
+        response.setHeader("Allow", "GET, HEAD");
+        json(response, 405, ErrorResponse.of(405, "method_not_allowed", "use GET", null).body());
+        return;
+      }
+      json(response, 200, OK);
+    }
+  }
+
+  /** Any other path under {@code /pam}. */
+  static final class NotFound extends HttpServlet {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+      if (EndpointResponses.refusedPath(request, response)) return;
+      json(response, 404, ErrorResponse.of(404, "not_found", "no such endpoint", null).body());
+    }
+  }
+}
