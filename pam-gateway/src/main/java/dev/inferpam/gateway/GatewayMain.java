@@ -6,6 +6,7 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.WebhookReviewNotifier;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
+import dev.inferpam.gateway.demo.Demo;
 import dev.inferpam.gateway.replay.Replay;
 import dev.inferpam.gateway.replay.Replay.ReplayException;
 import java.io.IOException;
@@ -27,6 +28,7 @@ import okhttp3.HttpUrl;
  *
  * <pre>
  * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR]
+ * java -jar pam-gateway.jar demo   [--port N]
  * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
  * java -jar pam-gateway.jar replay show   --recordings DIR ID
  * java -jar pam-gateway.jar replay verify --recordings DIR
@@ -34,20 +36,19 @@ import okhttp3.HttpUrl;
  * </pre>
  *
  * <p>Exit status: 0 on success (for {@code serve}: stopped by SIGTERM or SIGINT after draining),
- * 1 when something failed at run time (the recorder could not be flushed) or
+ * 1 when something failed at run time (the recorder could not be flushed, the demo broke) or
  * a replay found something wrong (a broken chain, an unknown exchange id, an exchange that
  * cannot be re-sent, an unreachable upstream), 2 for a usage error: bad arguments, an
  * unreadable or invalid policy, a bad URL, an address that cannot be bound, a recording
  * directory that is missing or unreadable. Every error is one line on standard error starting
  * {@code inferpam: }; user errors never print a stack trace. Standard output carries only what
- * a script reads: the {@code listening on} line, replay results, the usage text for
- * {@code --help}.
+ * a script reads: the {@code listening on} line, the demo's narration, replay results, the
+ * usage text for {@code --help}.
  *
  * <p>The {@code replay} commands are {@link Replay} on the command line; their output formats
  * are described there.
  *
- * <p>The demo is not a command of this jar: it is built with the examples
- * ({@value #DEMO_COMMAND}); {@code demo} answers with that command and exit status 2.
+ * <p>The {@code demo} command is {@link Demo} on the command line.
  */
 public final class GatewayMain {
 
@@ -59,8 +60,6 @@ public final class GatewayMain {
 
   static final int DEFAULT_PORT = 8080;
   static final String DEFAULT_BIND = "127.0.0.1";
-  /** How to run the demo, which lives in pam-examples; relative to the project's root. */
-  static final String DEMO_COMMAND = "java -jar pam-examples/target/pam-demo.jar";
   /** Environment variable: where to post new reviews (a secret, like a Slack webhook URL). */
   static final String REVIEW_WEBHOOK_ENV = "INFERPAM_REVIEW_WEBHOOK";
   /** Environment variable: the Authorization header value for those posts. */
@@ -79,6 +78,11 @@ public final class GatewayMain {
       "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
       "        review (Slack-compatible JSON) to URL; " + REVIEW_WEBHOOK_AUTH_ENV + " sets its",
       "        Authorization header.",
+      "  demo [--port N]",
+      "        start a mock model server, a demo OIDC identity provider and the gateway on",
+      "        127.0.0.1, drive narrated traffic that shows each control, then exit: 0 when",
+      "        every step went as narrated, 1 when one did not.",
+      "        --port N     the gateway's port, 0 for a free one (default: free)",
       "  replay list --recordings DIR [--subject S] [--since T]",
       "        one line per recorded exchange, oldest first:",
       "        time id subject method path model outcome status ('-' when missing).",
@@ -128,18 +132,18 @@ public final class GatewayMain {
       out.flush();
       return EXIT_OK;
     }
-    if (args.isEmpty()) return usageError("no command given; expected serve or replay");
+    if (args.isEmpty()) return usageError("no command given; expected serve, demo or replay");
     List<String> rest = args.subList(1, args.size());
     try {
       switch (args.get(0)) {
         case "serve":
           return serve(Options.parse(rest, Set.of("policy", "upstream", "port", "bind")));
         case "demo":
-          return error(EXIT_USAGE, "the demo is built with the examples; run it with: " + DEMO_COMMAND);
+          return demo(Options.parse(rest, Set.of("port")));
         case "replay":
           return replay(rest);
         default:
-          return usageError("unknown command \"" + args.get(0) + "\"; expected serve or replay");
+          return usageError("unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
       }
     } catch (UsageException e) {
       return usageError(e.getMessage());
@@ -243,6 +247,15 @@ public final class GatewayMain {
       err.println("inferpam: warning: upstream credential unavailable ("
           + oneLine(String.valueOf(e.getMessage())) + "); allowed requests are refused until it is");
       err.flush();
+    }
+  }
+
+  private int demo(Options options) throws UsageException {
+    int port = options.port(0);
+    try {
+      return Demo.run(out, port);
+    } catch (IOException e) {
+      return error(EXIT_FAILURE, "demo failed: " + e.getMessage());
     }
   }
 

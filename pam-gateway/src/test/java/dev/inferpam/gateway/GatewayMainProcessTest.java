@@ -334,18 +334,9 @@ class GatewayMainProcessTest {
   void helpPrintsUsageAndExitsZero() throws Exception {
     Result r = run("--help");
     assertThat(r.status).isZero();
-    assertThat(r.stdout).contains("serve --policy FILE --upstream URL").contains("replay verify --recordings DIR")
-        .doesNotContain("demo");
+    assertThat(r.stdout).contains("serve --policy FILE --upstream URL").contains("demo [--port N]")
+        .contains("replay verify --recordings DIR");
     assertThat(r.stderr).isEmpty();
-  }
-
-  @Test
-  void demoIsNotACommandOfTheGatewayAndSaysWhereTheDemoIs() throws Exception {
-    Result r = run("demo", "--port", "0");
-    assertThat(r.status).isEqualTo(2);
-    assertThat(r.stdout).isEmpty();
-    assertThat(r.stderrLines()).containsExactly(
-        "inferpam: the demo is built with the examples; run it with: java -jar pam-examples/target/pam-demo.jar");
   }
 
   private record Result(int status, String stdout, String stderr) {

@@ -1,10 +1,9 @@
-package dev.inferpam.examples;
+package dev.inferpam.gateway.demo;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.inferpam.examples.demo.Demo;
 import dev.inferpam.gateway.replay.Replay;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;

@@ -1,4 +1,4 @@
-package dev.inferpam.examples.demo;
+package dev.inferpam.gateway.demo;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

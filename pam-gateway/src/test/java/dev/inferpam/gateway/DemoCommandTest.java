@@ -1,4 +1,4 @@
-package dev.inferpam.examples.demo;
+package dev.inferpam.gateway;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -7,8 +7,11 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
-/** {@code java -jar pam-demo.jar}'s command line, in process (the demo itself: {@code DemoTest}). */
-class DemoMainTest {
+/**
+ * {@code java -jar pam-gateway.jar demo}'s command line, in process (the demo itself: {@code DemoTest};
+ * the command in a child JVM: {@code GatewayMainProcessTest}).
+ */
+class DemoCommandTest {
   private final ByteArrayOutputStream out = new ByteArrayOutputStream();
   private final ByteArrayOutputStream err = new ByteArrayOutputStream();
 
@@ -46,13 +49,18 @@ class DemoMainTest {
   void helpPrintsUsageAndExitsZeroWithoutRunningTheDemo() {
     assertThat(run("--help")).isZero();
     assertThat(out.toString(StandardCharsets.UTF_8))
-        .startsWith("usage: java -jar pam-demo.jar [--port N]\n")
-        .contains("--port N  the gateway's port, 0 for a free one");
+        .startsWith("usage: java -jar pam-gateway.jar <command> [options]\n")
+        .contains("\n  demo [--port N]\n")
+        .contains("--port N     the gateway's port, 0 for a free one (default: free)")
+        .doesNotContain("inferpam demo"); // the narration's first line: the demo did not run
     assertThat(err.size()).isZero();
   }
 
   private int run(String... args) {
-    return DemoMain.run(args, print(out), print(err));
+    String[] command = new String[args.length + 1];
+    command[0] = "demo";
+    System.arraycopy(args, 0, command, 1, args.length);
+    return GatewayMain.run(command, print(out), print(err));
   }
 
   private String stderr() {

@@ -1,4 +1,4 @@
-package dev.inferpam.examples.demo;
+package dev.inferpam.gateway.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
