@@ -339,6 +339,35 @@ class GatewayMainProcessTest {
     assertThat(r.stderr).isEmpty();
   }
 
+  @Test
+  void demoNarratesEveryStepExitsZeroAndEndsWithACommandThatListsItsRecording() throws Exception {
+    // The demo records into a new temporary directory: this test's, for the child JVM.
+    Path tmp = Files.createDirectory(dir.resolve("tmp"));
+    Result r = run(List.of("-Djava.io.tmpdir=" + tmp), "demo", "--port", "0");
+    assertThat(r.status).as("stdout:%n%s%nstderr:%n%s", r.stdout, r.stderr).isZero();
+    List<String> lines = r.stdout.lines().map(String::strip).toList();
+    assertThat(lines.get(0)).isEqualTo("inferpam demo");
+    assertThat(lines).contains("OK 10 records").noneMatch(l -> l.startsWith("UNEXPECTED"));
+    // standard output is not a terminal: no colours
+    assertThat(r.stdout).doesNotContain("\u001b");
+    assertThat(r.stderr).doesNotContain("\tat ");
+    List<Path> made;
+    try (var entries = Files.list(tmp)) {
+      made = entries.filter(p -> p.getFileName().toString().startsWith("inferpam-demo-recording-")).toList();
+    }
+    assertThat(made).hasSize(1);
+    Path recording = made.get(0);
+    assertThat(lines.subList(lines.size() - 2, lines.size())).containsExactly(
+        "recording kept in " + recording,
+        "look again: java -jar pam-gateway/target/pam-gateway.jar replay list --recordings " + recording);
+    // the command it ends with works: ten exchanges, oldest first, as the demo listed them
+    Result again = run("replay", "list", "--recordings", recording.toString());
+    assertThat(again.status).as("stderr: %s", again.stderr).isZero();
+    List<String> listed = again.stdout.lines().toList();
+    assertThat(listed).hasSize(10);
+    assertThat(lines).containsSubsequence(listed);
+  }
+
   private record Result(int status, String stdout, String stderr) {
     List<String> stderrLines() {
       return stderr.lines().toList();
@@ -346,17 +375,26 @@ class GatewayMainProcessTest {
   }
 
   private Result run(String... args) throws Exception {
+    return run(List.of(), args);
+  }
+
+  private Result run(List<String> jvmOptions, String... args) throws Exception {
     Path out = Files.createTempFile(dir, "out", ".txt");
     Path err = Files.createTempFile(dir, "err", ".txt");
-    ProcessBuilder pb = command(args).redirectOutput(out.toFile()).redirectError(err.toFile());
+    ProcessBuilder pb = command(jvmOptions, args).redirectOutput(out.toFile()).redirectError(err.toFile());
     Process p = start(pb);
     assertThat(p.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
     return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
   }
 
   private static ProcessBuilder command(String... args) {
+    return command(List.of(), args);
+  }
+
+  private static ProcessBuilder command(List<String> jvmOptions, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.addAll(jvmOptions);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(GatewayMain.class.getName());

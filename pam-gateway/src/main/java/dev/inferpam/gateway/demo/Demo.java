@@ -11,6 +11,7 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
 import dev.inferpam.gateway.Gateway;
+import dev.inferpam.gateway.GatewayMain;
 import dev.inferpam.gateway.replay.Replay;
 import java.io.Console;
 import java.io.IOException;
@@ -41,7 +42,7 @@ import okhttp3.Response;
 import okio.BufferedSource;
 
 /**
- * {@code java -jar pam-demo.jar} ({@link DemoMain}): starts a {@link MockModelServer}, a
+ * {@code java -jar pam-gateway.jar demo} ({@link GatewayMain}): starts a {@link MockModelServer}, a
  * {@link DemoIdentityProvider} and a {@link Gateway} in front of the model server, all on
  * 127.0.0.1, then sends narrated traffic through the gateway with a plain OkHttp client, one step
  * per control:
@@ -110,6 +111,9 @@ public final class Demo {
 
   /** The demo user who signs in with the identity provider (group {@code ml-engineers}). */
   static final String OIDC_USER = "carol";
+
+  /** How to run pam-gateway.jar from the repository's root, where the build leaves it. */
+  static final String GATEWAY_JAR_COMMAND = "java -jar pam-gateway/target/pam-gateway.jar";
 
   /** Requests the demo expects to reach the model server: steps 1, 2, 3 and 7. */
   static final int EXPECTED_AT_MODEL = 4;
@@ -540,7 +544,18 @@ public final class Demo {
     if (!verification.ok()) fail("the recording chain does not verify");
     out.println();
     out.println("recording kept in " + directory);
-    out.println("  look again: java -jar pam-gateway.jar replay list --recordings " + directory);
+    out.println("  look again: " + GATEWAY_JAR_COMMAND + " replay list --recordings "
+        + shellArgument(directory.toString(), System.getProperty("os.name", "").startsWith("Windows")));
+  }
+
+  /**
+   * {@code arg} as one argument of a command line to copy into a shell: as it is when it holds
+   * nothing the shell would split or expand, else quoted: in single quotes for a POSIX shell, in
+   * double quotes on Windows (whose paths cannot hold one).
+   */
+  static String shellArgument(String arg, boolean windows) {
+    if (windows) return arg.matches("[A-Za-z0-9_.:\\\\/-]+") ? arg : "\"" + arg + "\"";
+    return arg.matches("[A-Za-z0-9_./:@%+=,-]+") ? arg : "'" + arg.replace("'", "'\\''") + "'";
   }
 
   private int conclude() {

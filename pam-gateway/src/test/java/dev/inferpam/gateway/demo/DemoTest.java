@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The demo, in process, as {@code java -jar pam-demo.jar} runs it, except that it
+ * The demo, in process, as {@code java -jar pam-gateway.jar demo} runs it, except that it
  * records into a test directory rather than a new temporary one.
  */
 class DemoTest {
@@ -117,11 +117,24 @@ class DemoTest {
     assertThat(lines).contains(
         "replay show --recordings " + recording + " " + carolId + " (carol's call), its principal:",
         "subject carol, groups [ml-engineers], via oidc, issuer " + issuer);
-    // the last lines say where the recording is and how to look at it again
-    assertThat(lines.get(lines.size() - 1)).isEqualTo("look again: java -jar pam-gateway.jar replay list --recordings " + recording);
+    // the last lines say where the recording is and how to look at it again, from the repository's root
+    assertThat(lines.get(lines.size() - 1))
+        .isEqualTo("look again: java -jar pam-gateway/target/pam-gateway.jar replay list --recordings " + recording);
     // what the demo printed is what is on disk
     assertThat(Replay.open(recording).verify().ok()).isTrue();
     assertThat(Replay.open(recording).list(null, null)).containsExactlyElementsOf(listed);
+  }
+
+  @Test
+  void theCommandToLookAgainQuotesADirectoryAShellWouldSplit() {
+    assertThat(Demo.shellArgument("/tmp/inferpam-demo-recording-123", false))
+        .isEqualTo("/tmp/inferpam-demo-recording-123");
+    assertThat(Demo.shellArgument("/tmp/a\\b", false)).isEqualTo("'/tmp/a\\b'");
+    assertThat(Demo.shellArgument("/Users/j doe/tmp/rec", false)).isEqualTo("'/Users/j doe/tmp/rec'");
+    assertThat(Demo.shellArgument("/tmp/it's $HOME", false)).isEqualTo("'/tmp/it'\\''s $HOME'");
+    assertThat(Demo.shellArgument("C:\\Users\\J Doe\\AppData\\Local\\Temp\\rec", true))
+        .isEqualTo("\"C:\\Users\\J Doe\\AppData\\Local\\Temp\\rec\"");
+    assertThat(Demo.shellArgument("C:\\Temp\\rec", true)).isEqualTo("C:\\Temp\\rec");
   }
 
   @Test
