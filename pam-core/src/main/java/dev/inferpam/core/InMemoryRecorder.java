@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A {@link Recorder} that keeps records in memory, in the order they were handed over (intents
@@ -23,8 +24,9 @@ public final class InMemoryRecorder implements Recorder {
   public static final int DEFAULT_CAPACITY = 100_000;
 
   private final int capacity;
-  private final List<SessionRecord> records = new ArrayList<>();
-  private int reserved; // admitted exchanges whose record has not arrived yet
+  private final ReentrantLock lock = new ReentrantLock();
+  private final List<SessionRecord> records = new ArrayList<>(); // guarded by lock
+  private int reserved; // guarded by lock: admitted exchanges whose record has not arrived yet
 
   /** A recorder holding at most {@value #DEFAULT_CAPACITY} records. */
   public InMemoryRecorder() {
@@ -43,39 +45,64 @@ public final class InMemoryRecorder implements Recorder {
 
   /** Reserves room for one record; throws when the recorder is full. */
   @Override
-  public synchronized void admit() throws IOException {
-    if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
-    reserved++;
+  public void admit() throws IOException {
+    lock.lock();
+    try {
+      if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
+      reserved++;
+    } finally {
+      lock.unlock();
+    }
   }
 
   /** Stores {@code record}, using a reservation made by {@link #admit()} when there is one. */
   @Override
-  public synchronized void record(SessionRecord record) throws IOException {
+  public void record(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
-    if (reserved > 0) {
-      reserved--;
-    } else if (records.size() + reserved >= capacity) {
-      throw new IOException("recording queue full");
+    lock.lock();
+    try {
+      if (reserved > 0) {
+        reserved--;
+      } else if (records.size() + reserved >= capacity) {
+        throw new IOException("recording queue full");
+      }
+      records.add(record);
+    } finally {
+      lock.unlock();
     }
-    records.add(record);
   }
 
   /** Stores an intent record like any other; it is at once as durable as this recorder gets. */
   @Override
-  public synchronized void intent(SessionRecord record) throws IOException {
+  public void intent(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
-    if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
-    records.add(record);
+    lock.lock();
+    try {
+      if (records.size() + reserved >= capacity) throw new IOException("recording queue full");
+      records.add(record);
+    } finally {
+      lock.unlock();
+    }
   }
 
   /** A snapshot of the records stored so far, oldest first. */
-  public synchronized List<SessionRecord> records() {
-    return List.copyOf(records);
+  public List<SessionRecord> records() {
+    lock.lock();
+    try {
+      return List.copyOf(records);
+    } finally {
+      lock.unlock();
+    }
   }
 
   /** Removes every stored record (reservations stay). */
-  public synchronized void clear() {
-    records.clear();
+  public void clear() {
+    lock.lock();
+    try {
+      records.clear();
+    } finally {
+      lock.unlock();
+    }
   }
 
   /**
@@ -86,7 +113,12 @@ public final class InMemoryRecorder implements Recorder {
   public void close() {}
 
   @Override
-  public synchronized String toString() {
-    return "InMemoryRecorder[" + records.size() + "/" + capacity + "]";
+  public String toString() {
+    lock.lock();
+    try {
+      return "InMemoryRecorder[" + records.size() + "/" + capacity + "]";
+    } finally {
+      lock.unlock();
+    }
   }
 }

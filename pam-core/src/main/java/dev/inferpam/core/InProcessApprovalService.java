@@ -22,6 +22,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -99,7 +100,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   private final boolean ownScheduler;
   private final Consumer<Pending> onReview;
 
-  private final Object lock = new Object();
+  /** Guards the state below; a lock, not a monitor, so that no virtual thread is ever pinned here. */
+  private final ReentrantLock lock = new ReentrantLock();
   /** Waiting reviews by id, in creation order. */
   private final LinkedHashMap<String, Entry> pending = new LinkedHashMap<>();
   /** Waiting reviews by {@code rule + '\n' + digest}, for joining identical requests. */
@@ -273,7 +275,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     Entry entry;
     boolean opened = false;
     try {
-      synchronized (lock) {
+      lock.lock();
+      try {
         Instant now = clock.instant();
         if (closed) {
           return CompletableFuture.completedFuture(
@@ -325,6 +328,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
             entry.timer = scheduler.schedule(this::expireDue, timeout.toMillis() + 1, TimeUnit.MILLISECONDS);
           }
         }
+      } finally {
+        lock.unlock();
       }
     } finally {
       due.forEach(Completion::run);
@@ -354,12 +359,15 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
 
   /** A caller stopped waiting; a review nobody waits for any more is dropped. */
   private void withdraw(Entry entry, CompletableFuture<Outcome> waiter) {
-    synchronized (lock) {
+    lock.lock();
+    try {
       entry.waiters.remove(waiter);
       if (!entry.waiters.isEmpty() || pending.get(entry.id) != entry) return;
       Outcome gone = new Outcome(entry.id, Status.EXPIRED, null, "withdrawn: the caller stopped waiting",
           clock.instant());
       remove(entry, gone);
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -370,11 +378,14 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   public List<Pending> pending() {
     List<Completion> due = new ArrayList<>();
     try {
-      synchronized (lock) {
+      lock.lock();
+      try {
         expireDueLocked(clock.instant(), due);
         List<Pending> out = new ArrayList<>(pending.size());
         for (Entry e : pending.values()) out.add(e.view());
         return List.copyOf(out);
+      } finally {
+        lock.unlock();
       }
     } finally {
       due.forEach(Completion::run);
@@ -409,7 +420,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     }
     List<Completion> due = new ArrayList<>();
     try {
-      synchronized (lock) {
+      lock.lock();
+      try {
         Instant now = clock.instant();
         expireDueLocked(now, due);
         if (!isReviewer(reviewer)) return new ReviewResult(ReviewResult.Kind.NOT_A_REVIEWER, null);
@@ -429,6 +441,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
           grants.put(e.principalKey + '\n' + e.rule, new Grant(outcome, now.plus(grant)));
         }
         return new ReviewResult(ReviewResult.Kind.DECIDED, outcome);
+      } finally {
+        lock.unlock();
       }
     } finally {
       due.forEach(Completion::run);
@@ -457,8 +471,11 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   public int expireDue() {
     List<Completion> due = new ArrayList<>();
     try {
-      synchronized (lock) {
+      lock.lock();
+      try {
         expireDueLocked(clock.instant(), due);
+      } finally {
+        lock.unlock();
       }
     } finally {
       due.forEach(Completion::run);
@@ -508,7 +525,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   public void close() {
     List<Completion> due = new ArrayList<>();
     try {
-      synchronized (lock) {
+      lock.lock();
+      try {
         if (closed) return;
         closed = true;
         Instant now = clock.instant();
@@ -516,6 +534,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
           due.add(remove(e, new Outcome(e.id, Status.EXPIRED, null, "approval service closed", now)));
         }
         grants.clear();
+      } finally {
+        lock.unlock();
       }
     } finally {
       due.forEach(Completion::run);

@@ -7,6 +7,7 @@ import dev.inferpam.api.Masker;
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.ReviewNotifier;
+import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ExchangeIds;
@@ -24,6 +25,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -57,6 +63,28 @@ import org.slf4j.LoggerFactory;
  * {@link Builder#masker}, else by one built from the policy's {@code masking} section, else not
  * at all; principals in {@code masking.exempt-groups} get them unmasked. See {@link Exchange} for
  * what adapters do with it.
+ *
+ * <p><b>Ownership.</b> The engine closes what it builds and never what it is given.
+ * {@link #close()} closes, in this order: the default approval service built from the policy's
+ * {@code approval} section (waiting requests are answered {@code approval_expired}); the default
+ * JSONL recorder built from its {@code recording} section (everything handed over is written and
+ * synced, the directory lock released); the OIDC resolver built from {@code identity.oidc} (its
+ * key fetch and refresh threads end); the OAuth2 credential provider built from
+ * {@code upstream.credential.oauth2} (a token request in flight is abandoned); and the expiry
+ * scheduler it made from a given {@link Builder#threadFactory}. What was given to the
+ * {@link Builder} — recorder, approval service, quota store, credential provider, identity
+ * resolvers, masker, review notifier, executor, scheduler, thread factory — is never closed or
+ * shut down; a given recorder is flushed ({@link Recorder#flush()}) so that every record handed
+ * over is stored, and the caller closes it after the engine. After {@code close()} the parts the
+ * engine built refuse further work with a message that says they are closed (the recorder
+ * {@code "recorder closed"}, so allowed requests get 503 {@code recording_unavailable}).
+ *
+ * <p><b>Threads.</b> Background work runs where the {@link Builder} says: its
+ * {@link Builder#executor executor} (OIDC key fetches and refreshes, OAuth2 token requests), its
+ * {@link Builder#scheduler scheduler} (review expiry) and its {@link Builder#threadFactory thread
+ * factory} (the recorder's writer thread, and the threads of the pools the engine makes when no
+ * executor or scheduler is given). By default every one of these is a daemon thread named
+ * {@code inferpam-*}, made on demand.
  */
 public final class PamEngine implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PamEngine.class);
@@ -85,38 +113,88 @@ public final class PamEngine implements AutoCloseable {
   private final Clock clock;
   private final ExchangeIds ids;
 
+  /** Whether the recorder was built here (closed with the engine) rather than given (flushed). */
+  private final boolean ownRecorder;
+  /**
+   * What the engine built besides the recorder and approval service and closes last, in this
+   * order: identity resolvers, the credential provider, the expiry scheduler.
+   */
+  private final List<AutoCloseable> owned;
+  private final AtomicBoolean closed = new AtomicBoolean();
+
   private PamEngine(Builder b) {
     this.policy = b.policy;
     this.clock = b.clock;
+    Background background = new Background(b.executor, b.scheduler, b.threadFactory);
     // First: a masking section that cannot be built must fail before anything is opened.
     this.masker = masker(b, policy);
-    List<IdentityResolver> resolvers = IdentityChain.fromPolicy(policy, clock, b.resolvers);
-    this.credentialProvider = b.credentialProvider != null
-        ? b.credentialProvider
-        : CredentialProviders.from(policy.upstream().credential(), clock);
-    this.decider = new Decider(policy, resolvers);
-    this.identity = request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
-    this.recorder = recorder(b, policy, clock);
+    List<AutoCloseable> built = new ArrayList<>();
+    Recorder madeRecorder = null;
+    try {
+      List<IdentityResolver> resolvers = IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
+      for (IdentityResolver r : resolvers) {
+        if (r instanceof AutoCloseable c && b.resolvers.stream().noneMatch(given -> given == r)) built.add(c);
+      }
+      if (b.credentialProvider != null) {
+        this.credentialProvider = b.credentialProvider;
+      } else {
+        this.credentialProvider = CredentialProviders.from(policy.upstream().credential(), System::getenv, clock,
+            background);
+        if (credentialProvider instanceof AutoCloseable c) built.add(c);
+      }
+      this.decider = new Decider(policy, resolvers);
+      this.identity = request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
+      this.ownRecorder = b.recorder == null && policy.recording() != null;
+      this.recorder = recorder(b, policy, clock, background);
+      if (ownRecorder) madeRecorder = recorder;
+      this.approvalService = approvalService(b, built);
+    } catch (RuntimeException | Error e) {
+      // No engine, so nobody else would close what was built for it.
+      if (madeRecorder != null) closeQuietly(madeRecorder, e);
+      for (AutoCloseable c : built) closeQuietly(c, e);
+      throw e;
+    }
+    this.ownApprovalService = approvalService instanceof InProcessApprovalService own && b.approvalService == null
+        ? own : null;
+    this.owned = List.copyOf(built);
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
     this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
-    if (b.approvalService != null) {
-      this.approvalService = b.approvalService;
-      this.ownApprovalService = null;
-    } else if (policy.approval() != null) {
-      ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
-      ReviewNotifier notifier = b.reviewNotifier;
-      this.ownApprovalService = InProcessApprovalService.builder().settings(policy.approval()).clock(clock)
-          .onReview(p -> notifier.pending(reviewRequest(p, summaries)))
-          .build();
-      this.approvalService = ownApprovalService;
-    } else {
-      this.approvalService = ApprovalService.NONE;
-      this.ownApprovalService = null;
-    }
     this.quotas = policy.limits().isEmpty() ? null
         : new Quotas(policy.limits(), b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock), clock);
     this.ids = new ExchangeIds(clock);
+  }
+
+  /**
+   * The service given to the builder; else the default one for the policy's {@code approval}
+   * section, expiring reviews on the given scheduler, or on one made here from the given thread
+   * factory (added to {@code built}), or on its own thread; else {@link ApprovalService#NONE}.
+   */
+  private ApprovalService approvalService(Builder b, List<AutoCloseable> built) {
+    if (b.approvalService != null) return b.approvalService;
+    if (policy.approval() == null) return ApprovalService.NONE;
+    ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
+    ReviewNotifier notifier = b.reviewNotifier;
+    InProcessApprovalService.Builder service = InProcessApprovalService.builder().settings(policy.approval())
+        .clock(clock)
+        .onReview(p -> notifier.pending(reviewRequest(p, summaries)));
+    if (b.scheduler != null) {
+      service.scheduler(b.scheduler);
+    } else if (b.threadFactory != null) {
+      ScheduledThreadPoolExecutor expiry = new ScheduledThreadPoolExecutor(1, b.threadFactory);
+      expiry.setRemoveOnCancelPolicy(true);
+      built.add(expiry::shutdownNow);
+      service.scheduler(expiry);
+    }
+    return service.build();
+  }
+
+  private static void closeQuietly(AutoCloseable c, Throwable cause) {
+    try {
+      c.close();
+    } catch (Exception | Error e) {
+      cause.addSuppressed(e);
+    }
   }
 
   /** What a notifier is told of a new review: never headers, credentials or the unmasked prompt. */
@@ -131,9 +209,11 @@ public final class PamEngine implements AutoCloseable {
    * The recorder given to the builder wins; else the policy's {@code recording} section gets the
    * default JSONL recorder; else nothing is recorded, which is worth one warning.
    */
-  private static Recorder recorder(Builder b, Policy policy, Clock clock) {
+  private static Recorder recorder(Builder b, Policy policy, Clock clock, Background background) {
     if (b.recorder != null) return b.recorder;
-    if (policy.recording() != null) return new JsonlRecorder(policy.recording(), clock);
+    if (policy.recording() != null) {
+      return new JsonlRecorder(policy.recording(), clock, background.threads("inferpam-recorder"));
+    }
     log.warn("inferpam: the policy has no recording section and no Recorder was given: exchanges are NOT recorded");
     return Recorder.NOOP;
   }
@@ -229,20 +309,44 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /**
-   * Flushes and closes the recorder (the one given to the builder too), so every record handed
-   * over is stored. Call it after the adapters have stopped taking requests.
+   * Closes what the engine built and nothing it was given (see "Ownership" above), in order: the
+   * default approval service ({@link #closeApprovals()}); the recorder — the default one is closed
+   * (everything handed over written and synced, the directory released), a given one only flushed;
+   * the OIDC resolver and OAuth2 credential provider built from the policy; the expiry scheduler
+   * made from a given thread factory. Call it after the adapters have stopped taking requests.
+   * Idempotent: a second call does nothing.
    *
-   * @throws UncheckedIOException when the recorder fails to close
+   * @throws UncheckedIOException when the recorder fails to close or flush (everything else is
+   *     closed nevertheless)
    */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) return;
     closeApprovals();
+    IOException recorderFailure = null;
     try {
-      recorder.close();
+      if (ownRecorder) {
+        recorder.close();
+      } else {
+        recorder.flush();
+      }
     } catch (IOException e) {
-      log.error("inferpam: recorder failed to close: {}", e.toString());
-      throw new UncheckedIOException(e);
+      log.error("inferpam: recorder failed to {}: {}", ownRecorder ? "close" : "flush", e.toString());
+      recorderFailure = e;
     }
+    for (AutoCloseable c : owned) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        log.warn("inferpam: closing {} failed: {}", c.getClass().getSimpleName(), e.toString());
+      }
+    }
+    if (recorderFailure != null) throw new UncheckedIOException(recorderFailure);
+  }
+
+  /** Whether {@link #close()} was called; a closed engine's parts refuse further work. */
+  boolean isClosed() {
+    return closed.get();
   }
 
   Decider decider() {
@@ -365,7 +469,8 @@ public final class PamEngine implements AutoCloseable {
 
   /**
    * Builds a {@link PamEngine}. Not thread-safe; each setter validates at once and a second call
-   * of the same single-valued setter is refused.
+   * of the same single-valued setter is refused. What is given here is never closed by the
+   * engine; what the engine builds from the policy instead, it closes (see {@link PamEngine}).
    */
   public static final class Builder {
     private Policy policy;
@@ -377,6 +482,9 @@ public final class PamEngine implements AutoCloseable {
     private ReviewNotifier reviewNotifier = ReviewNotifier.NONE;
     private QuotaStore quotaStore;
     private Clock clock = Clock.systemUTC();
+    private Executor executor;
+    private ScheduledExecutorService scheduler;
+    private ThreadFactory threadFactory;
 
     private Builder() {}
 
@@ -403,8 +511,8 @@ public final class PamEngine implements AutoCloseable {
      * Where records go. Takes precedence over the policy's {@code recording} section, whose
      * {@code bodies} and {@code durability} still apply (with {@code strict}, this recorder's
      * {@link Recorder#intent} is called before an allowed request goes on). Without either,
-     * nothing is recorded and the engine logs one warning when built. The engine closes the
-     * recorder when it is closed.
+     * nothing is recorded and the engine logs one warning when built. The engine does not close
+     * it: {@link PamEngine#close()} flushes it, and the caller closes it after the engine.
      */
     public Builder recorder(Recorder recorder) {
       if (this.recorder != null) throw new IllegalStateException("recorder already set");
@@ -464,12 +572,58 @@ public final class PamEngine implements AutoCloseable {
     }
 
     /**
+     * Runs the background tasks of what the engine builds from the policy: OIDC key-set fetches
+     * and refreshes ahead of expiry, and OAuth2 token requests (the HTTP client's work). It must
+     * run tasks on threads other than the caller's (a request waits at most one fetch deadline for
+     * a fetch); an executor of virtual threads suits. Default: small pools of daemon threads the
+     * engine owns ({@code inferpam-oidc-fetch …}, {@code inferpam-oidc-keys-…}, the JDK HTTP
+     * client's own). The engine never shuts it down.
+     *
+     * @throws IllegalStateException when already set
+     */
+    public Builder executor(Executor executor) {
+      if (this.executor != null) throw new IllegalStateException("executor already set");
+      this.executor = Objects.requireNonNull(executor, "executor");
+      return this;
+    }
+
+    /**
+     * Times the delayed work of what the engine builds: the expiry of reviews in the default
+     * approval service. Default: one daemon thread ({@code inferpam-approval-expiry}) the
+     * approval service owns. The engine never shuts it down.
+     *
+     * @throws IllegalStateException when already set
+     */
+    public Builder scheduler(ScheduledExecutorService scheduler) {
+      if (this.scheduler != null) throw new IllegalStateException("scheduler already set");
+      this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
+      return this;
+    }
+
+    /**
+     * Makes the threads the engine starts itself: the default recorder's writer thread (one, for
+     * the recorder's life), and the threads of the pools the engine makes when no
+     * {@link #executor} or {@link #scheduler} is given; those pools are shut down by
+     * {@link PamEngine#close()}. Default: daemon threads named {@code inferpam-…}.
+     *
+     * @throws IllegalStateException when already set
+     */
+    public Builder threadFactory(ThreadFactory threadFactory) {
+      if (this.threadFactory != null) throw new IllegalStateException("threadFactory already set");
+      this.threadFactory = Objects.requireNonNull(threadFactory, "threadFactory");
+      return this;
+    }
+
+    /**
      * @throws IllegalStateException when no policy was set
      * @throws PolicyException       when no masker was given and the policy's {@code masking}
      *     section cannot be built (hash key unset, unreadable or too short; {@code max-hold-back}
      *     below what a detector needs); the message names the key's variable or file, never the key
      * @throws UncheckedIOException  when the policy's {@code recording.directory} cannot be opened
-     *     for the default recorder (no engine is built that could not record)
+     *     for the default recorder (no engine is built that could not record); the message says
+     *     why ({@code permission denied}, {@code read-only file system}, {@code not a directory},
+     *     {@code in use by another recorder}) and names the file. Whatever was built before the
+     *     failure is closed.
      */
     public PamEngine build() {
       if (policy == null) throw new IllegalStateException("policy is required");

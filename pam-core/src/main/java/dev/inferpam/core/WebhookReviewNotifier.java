@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.core.internal.Durations;
-import java.io.IOException;
+import dev.inferpam.core.internal.HttpClients;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -13,15 +13,31 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.DoubleSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,19 +60,22 @@ import org.slf4j.LoggerFactory;
  * <h2>Delivery</h2>
  * <ul>
  *   <li><b>Never blocks the caller.</b> {@link #pending} puts the notice on a bounded queue and
- *       returns; one daemon thread ({@code inferpam-review-notifier}, started by
- *       {@link Builder#build()}) sends them in order. When the queue is full the notice is dropped
- *       and counted in {@link #dropped()}; the first drop of a run of drops logs one warning.</li>
+ *       returns; notices are sent in order, one attempt at a time, asynchronously (no thread waits
+ *       for the webhook). When {@code queueCapacity} notices already wait (queued, or waiting for a
+ *       retry) the notice is dropped and counted in {@link #dropped()}; the first drop of a run of
+ *       drops logs one warning.</li>
  *   <li><b>Retries.</b> An I/O error (refused connection, timeout), an HTTP 5xx or an HTTP 429 is
- *       retried after {@code backoffBase × 2^(attempt-1)}, at most {@code backoffMax} (a 429's
- *       {@code Retry-After} in seconds is honoured up to {@code backoffMax}), until
- *       {@code maxAttempts} attempts were made; then the notice is counted in {@link #failed()}
- *       and one warning is logged. Any other status (a 3xx, since redirects are not followed, or
- *       a 4xx) is not retried: counted in {@link #failed()} with one warning. 2xx counts in
- *       {@link #delivered()}. Sending is one notice at a time, so a failing endpoint delays later
- *       notices; they wait in the queue meanwhile.</li>
+ *       retried, until {@code maxAttempts} attempts were made; then the notice is counted in
+ *       {@link #failed()} and one warning is logged. The wait before retry {@code n} is drawn at
+ *       random between half and all of {@code backoffBase × 2^(n-1)}, at most {@code backoffMax}
+ *       (jitter, so that notifiers restarted together do not retry together); a 429's
+ *       {@code Retry-After} in seconds is honoured up to {@code backoffMax}. The retry is
+ *       <i>scheduled</i>: meanwhile the next notices are sent, so a failing endpoint delays other
+ *       notices by at most the attempt in progress. Any other status (a 3xx, since redirects are
+ *       not followed, or a 4xx) is not retried: counted in {@link #failed()} with one warning.
+ *       2xx counts in {@link #delivered()}.</li>
  *   <li><b>Timeouts.</b> Connecting is bounded by {@code connectTimeout}, waiting for the response
- *       headers by {@code readTimeout}.</li>
+ *       headers by {@code readTimeout}, the whole attempt by their sum.</li>
  * </ul>
  *
  * <p><b>Secrets.</b> A webhook URL is itself a credential (Slack's carry it in the path), and the
@@ -65,7 +84,11 @@ import org.slf4j.LoggerFactory;
  * payload or a response body.
  *
  * <p><b>Threads.</b> Thread-safe: {@link #pending} may be called from any number of threads at
- * once. {@link #close()} stops the sender thread.
+ * once. Attempts and their outcomes run on the {@link Builder#executor executor} (default: a pool
+ * of daemon threads named {@code inferpam-review-notifier} that end when idle), retries are timed
+ * by the {@link Builder#scheduler scheduler} (default: one daemon thread
+ * {@code inferpam-review-notifier-retry}, present only while a retry waits). {@link #close()}
+ * shuts down the pools the notifier made; a given executor or scheduler is never shut down.
  */
 public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseable {
 
@@ -90,15 +113,30 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   private final URI url;
   private final String endpoint;
   private final String authorization;
+  private final Duration connectTimeout;
   private final Duration readTimeout;
   private final int maxAttempts;
   private final Duration backoffBase;
   private final Duration backoffMax;
-  private final Sleeper sleeper;
+  private final int queueCapacity;
+  private final DoubleSupplier jitter;
   private final Logger log;
   private final HttpClient http;
-  private final BlockingQueue<ReviewRequest> queue;
-  private final Thread sender;
+  private final Executor executor;
+  /** The pool made here when no executor was given; shut down on close. */
+  private final ExecutorService ownExecutor;
+  private final ScheduledExecutorService scheduler;
+  private final boolean ownScheduler;
+
+  private final ReentrantLock lock = new ReentrantLock();
+  /** Notices waiting for an attempt, oldest first (due retries go first); guarded by lock. */
+  private final ArrayDeque<Notice> queue = new ArrayDeque<>();
+  /** Notices waiting for their retry time; guarded by lock. */
+  private final List<Notice> retrying = new ArrayList<>();
+  /** Whether an attempt is in progress; guarded by lock. */
+  private boolean sending;
+  /** The attempt in progress, to abandon on close; guarded by lock. */
+  private CompletableFuture<?> inFlight;
 
   private final AtomicLong delivered = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
@@ -107,23 +145,52 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   private final AtomicBoolean dropping = new AtomicBoolean();
   private volatile boolean closed;
 
-  /** Waits between attempts; replaced in tests so that retries need no real sleeps. */
-  @FunctionalInterface
-  interface Sleeper {
-    void sleep(Duration duration) throws InterruptedException;
+  /** One notice on its way: its request, built once, and how its attempts went. */
+  private static final class Notice {
+    final ReviewRequest review;
+    final HttpRequest request;
+    int attempts;
+    ScheduledFuture<?> retry;
+
+    Notice(ReviewRequest review, HttpRequest request) {
+      this.review = review;
+      this.request = request;
+    }
   }
 
   private WebhookReviewNotifier(Builder b) {
     this.url = b.url;
     this.endpoint = endpoint(b.url);
     this.authorization = b.authorization;
+    this.connectTimeout = b.connectTimeout;
     this.readTimeout = b.readTimeout;
     this.maxAttempts = b.maxAttempts;
     this.backoffBase = b.backoffBase;
     this.backoffMax = b.backoffMax;
-    this.sleeper = b.sleeper;
+    this.queueCapacity = b.queueCapacity;
+    this.jitter = b.jitter;
     this.log = b.log;
+    if (b.executor != null) {
+      this.executor = b.executor;
+      this.ownExecutor = null;
+    } else {
+      this.ownExecutor = Executors.newCachedThreadPool(daemon("inferpam-review-notifier"));
+      this.executor = ownExecutor;
+    }
+    if (b.scheduler != null) {
+      this.scheduler = b.scheduler;
+      this.ownScheduler = false;
+    } else {
+      ScheduledThreadPoolExecutor retries =
+          new ScheduledThreadPoolExecutor(1, daemon("inferpam-review-notifier-retry"));
+      retries.setRemoveOnCancelPolicy(true);
+      retries.setKeepAliveTime(30, TimeUnit.SECONDS);
+      retries.allowCoreThreadTimeOut(true); // no thread while no retry waits
+      this.scheduler = retries;
+      this.ownScheduler = true;
+    }
     this.http = HttpClient.newBuilder()
+        .executor(executor)
         .connectTimeout(b.connectTimeout)
         // A redirect would carry the payload, and the Authorization value, wherever it points.
         .followRedirects(HttpClient.Redirect.NEVER)
@@ -131,10 +198,14 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
         // plain-http endpoints.
         .version(HttpClient.Version.HTTP_1_1)
         .build();
-    this.queue = new ArrayBlockingQueue<>(b.queueCapacity);
-    this.sender = new Thread(this::run, "inferpam-review-notifier");
-    this.sender.setDaemon(true);
-    this.sender.start();
+  }
+
+  private static ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
   }
 
   /** A builder; {@link Builder#url} is required. */
@@ -151,18 +222,24 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   @Override
   public void pending(ReviewRequest request) {
     Objects.requireNonNull(request, "request");
-    if (closed) {
-      dropped.incrementAndGet();
-      return;
+    Notice notice = new Notice(request, post(request));
+    boolean queued;
+    lock.lock();
+    try {
+      queued = !closed && queue.size() + retrying.size() < queueCapacity;
+      if (queued) queue.addLast(notice);
+    } finally {
+      lock.unlock();
     }
-    if (queue.offer(request)) {
+    if (queued) {
       dropping.set(false);
+      kick();
       return;
     }
     long n = dropped.incrementAndGet();
-    if (!dropping.getAndSet(true)) {
+    if (!closed && !dropping.getAndSet(true)) {
       log.warn("inferpam: review notification queue for {} is full ({} waiting); dropping notifications "
-          + "({} dropped so far)", endpoint, queue.size() + queue.remainingCapacity(), n);
+          + "({} dropped so far)", endpoint, queueCapacity, n);
     }
   }
 
@@ -182,22 +259,33 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   }
 
   /**
-   * Stops accepting notices, stops the sender thread (abandoning a send or a wait between
-   * attempts) and counts the notices still queued in {@link #dropped()}. Waits up to a second
-   * for the thread to end. Idempotent.
+   * Stops accepting notices, abandons the attempt in progress, cancels the retries waiting and
+   * counts the notices not yet sent (queued or waiting for a retry) in {@link #dropped()}; shuts
+   * down the executor and scheduler the notifier made (a given one is left running) and stops the
+   * HTTP client where the running Java can. Returns without waiting. Idempotent.
    */
   @Override
   public void close() {
-    if (closed) return;
-    closed = true;
-    sender.interrupt();
+    CompletableFuture<?> abandoned;
+    lock.lock();
     try {
-      sender.join(1000);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+      if (closed) return;
+      closed = true;
+      abandoned = inFlight;
+      inFlight = null;
+      dropped.addAndGet(queue.size() + retrying.size());
+      for (Notice n : retrying) {
+        if (n.retry != null) n.retry.cancel(false);
+      }
+      queue.clear();
+      retrying.clear();
+    } finally {
+      lock.unlock();
     }
-    dropped.addAndGet(queue.size());
-    queue.clear();
+    if (abandoned != null) abandoned.cancel(true);
+    if (ownScheduler) scheduler.shutdownNow();
+    if (ownExecutor != null) ownExecutor.shutdownNow();
+    HttpClients.shutdownNow(http);
   }
 
   /** Names the endpoint by scheme, host and port only, with the counters. */
@@ -210,60 +298,157 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   // ---------------------------------------------------------------------------------------------
   // Sending
 
-  private void run() {
-    try {
-      while (!closed) {
-        ReviewRequest next = queue.take();
-        try {
-          deliver(next);
-        } catch (RuntimeException e) {
-          // The thread outlives any one notice; the exception's message could name the URL.
-          failed.incrementAndGet();
-          log.warn("inferpam: review notification for approval {} to {} failed: {}", next.approvalId(), endpoint,
-              e.getClass().getName());
-        }
-      }
-    } catch (InterruptedException e) {
-      // close(): nothing to clean up, the queue is counted by close()
-    }
-  }
-
-  private void deliver(ReviewRequest r) throws InterruptedException {
+  private HttpRequest post(ReviewRequest r) {
     HttpRequest.Builder post = HttpRequest.newBuilder(url)
         .timeout(readTimeout)
         .header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofByteArray(payload(r)));
     if (authorization != null) post.header("Authorization", authorization);
-    HttpRequest request = post.build();
-    String last = null;
-    for (int attempt = 1; attempt <= maxAttempts; attempt++) {
-      Duration retryAfter = null;
-      try {
-        HttpResponse<Void> response = http.send(request, HttpResponse.BodyHandlers.discarding());
-        int status = response.statusCode();
-        if (status >= 200 && status < 300) {
-          delivered.incrementAndGet();
-          return;
-        }
-        last = "HTTP " + status;
-        if (status != 429 && status < 500) {
-          failed.incrementAndGet();
-          log.warn("inferpam: review notification for approval {} refused by {} with HTTP {}; not retried",
-              r.approvalId(), endpoint, status);
-          return;
-        }
-        if (status == 429) retryAfter = retryAfter(response);
-      } catch (IOException e) {
-        last = describe(e);
+    return post.build();
+  }
+
+  /** Starts the next attempt on the executor, off the caller's thread (a send may resolve a name). */
+  private void kick() {
+    try {
+      executor.execute(this::sendNext);
+    } catch (RejectedExecutionException e) {
+      // closed meanwhile: close() counted what was queued
+      if (!closed) log.warn("inferpam: review notifications for {} not sent: the executor refused", endpoint);
+    }
+  }
+
+  /** Starts one attempt for the oldest waiting notice, unless one is in progress. */
+  private void sendNext() {
+    Notice next;
+    lock.lock();
+    try {
+      if (sending || closed) return;
+      next = queue.pollFirst();
+      if (next == null) return;
+      sending = true;
+    } finally {
+      lock.unlock();
+    }
+    next.attempts++;
+    CompletableFuture<HttpResponse<Void>> sent;
+    try {
+      sent = http.sendAsync(next.request, HttpResponse.BodyHandlers.discarding());
+    } catch (RuntimeException e) {
+      sent = CompletableFuture.failedFuture(e);
+    }
+    // The request timeout covers the response headers only; this bounds the whole attempt.
+    CompletableFuture<HttpResponse<Void>> sentFinal = sent;
+    CompletableFuture<HttpResponse<Void>> bounded =
+        sent.copy().orTimeout(connectTimeout.plus(readTimeout).toMillis(), TimeUnit.MILLISECONDS);
+    bounded.whenComplete((r, e) -> {
+      if (e != null) sentFinal.cancel(true);
+    });
+    lock.lock();
+    try {
+      if (closed) {
+        bounded.cancel(true);
+        return;
       }
-      if (attempt < maxAttempts) sleeper.sleep(backoff(attempt, retryAfter));
+      inFlight = bounded;
+    } finally {
+      lock.unlock();
+    }
+    bounded.whenCompleteAsync((response, error) -> settle(next, response, error), executor);
+  }
+
+  /** The outcome of one attempt: done, given up, or a retry scheduled; then the next notice. */
+  private void settle(Notice n, HttpResponse<Void> response, Throwable error) {
+    if (closed) return;
+    try {
+      outcome(n, response, error);
+    } catch (RuntimeException e) {
+      // The exception's message could name the URL.
+      failed.incrementAndGet();
+      log.warn("inferpam: review notification for approval {} to {} failed: {}", n.review.approvalId(), endpoint,
+          e.getClass().getName());
+    } finally {
+      lock.lock();
+      try {
+        sending = false;
+        inFlight = null;
+      } finally {
+        lock.unlock();
+      }
+      kick();
+    }
+  }
+
+  private void outcome(Notice n, HttpResponse<Void> response, Throwable error) {
+    String last;
+    Duration retryAfter = null;
+    if (error == null) {
+      int status = response.statusCode();
+      if (status >= 200 && status < 300) {
+        delivered.incrementAndGet();
+        return;
+      }
+      last = "HTTP " + status;
+      if (status != 429 && status < 500) {
+        failed.incrementAndGet();
+        log.warn("inferpam: review notification for approval {} refused by {} with HTTP {}; not retried",
+            n.review.approvalId(), endpoint, status);
+        return;
+      }
+      if (status == 429) retryAfter = retryAfter(response);
+    } else {
+      last = describe(error);
+    }
+    if (n.attempts < maxAttempts) {
+      retry(n, delay(n.attempts, retryAfter));
+      return;
     }
     failed.incrementAndGet();
     log.warn("inferpam: review notification for approval {} not delivered to {} after {} attempts; last: {}",
-        r.approvalId(), endpoint, maxAttempts, last);
+        n.review.approvalId(), endpoint, maxAttempts, last);
   }
 
-  /** The wait after failed attempt {@code attempt} (1-based). */
+  /** Schedules the next attempt of {@code n}; it keeps its place in the bound meanwhile. */
+  private void retry(Notice n, Duration delay) {
+    lock.lock();
+    try {
+      if (closed) return;
+      retrying.add(n);
+      n.retry = scheduler.schedule(() -> retryDue(n), delay.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (RejectedExecutionException e) {
+      retrying.remove(n);
+      failed.incrementAndGet();
+      log.warn("inferpam: review notification for approval {} to {} not retried: the scheduler refused",
+          n.review.approvalId(), endpoint);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** A retry's time came: the notice goes first in the queue. */
+  private void retryDue(Notice n) {
+    lock.lock();
+    try {
+      if (closed || !retrying.remove(n)) return;
+      queue.addFirst(n);
+    } finally {
+      lock.unlock();
+    }
+    kick();
+  }
+
+  /**
+   * The wait after failed attempt {@code attempt} (1-based): between half and all of
+   * {@link #backoff}, drawn at random, and at least a {@code Retry-After} (capped at the maximum).
+   */
+  Duration delay(int attempt, Duration retryAfter) {
+    long full = backoff(attempt, null).toMillis();
+    long half = full / 2;
+    long millis = half + (long) (jitter.getAsDouble() * (full - half));
+    if (retryAfter != null) millis = Math.max(millis, Math.min(backoffMax.toMillis(), retryAfter.toMillis()));
+    return Duration.ofMillis(millis);
+  }
+
+  /** The longest wait after failed attempt {@code attempt} (1-based), before jitter. */
   Duration backoff(int attempt, Duration retryAfter) {
     long base = backoffBase.toMillis();
     long max = backoffMax.toMillis();
@@ -285,17 +470,18 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   }
 
   /** A secret-free description: exception messages can quote the URL. */
-  private String describe(IOException e) {
-    if (e instanceof HttpConnectTimeoutException) {
-      return "connect timed out after " + Durations.format(connectTimeout());
+  private String describe(Throwable error) {
+    Throwable e = error;
+    while ((e instanceof CompletionException || e instanceof ExecutionException) && e.getCause() != null) {
+      e = e.getCause();
     }
+    if (e instanceof HttpConnectTimeoutException) return "connect timed out after " + Durations.format(connectTimeout);
     if (e instanceof HttpTimeoutException) return "no response within " + Durations.format(readTimeout);
+    if (e instanceof TimeoutException) {
+      return "no complete response within " + Durations.format(connectTimeout.plus(readTimeout));
+    }
     if (e instanceof ConnectException) return "connection failed";
     return e.getClass().getName();
-  }
-
-  private Duration connectTimeout() {
-    return http.connectTimeout().orElse(Duration.ZERO);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -372,7 +558,9 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     private Duration backoffBase = DEFAULT_BACKOFF_BASE;
     private Duration backoffMax = DEFAULT_BACKOFF_MAX;
     private int queueCapacity = DEFAULT_QUEUE_CAPACITY;
-    private Sleeper sleeper = d -> TimeUnit.NANOSECONDS.sleep(d.toNanos());
+    private Executor executor;
+    private ScheduledExecutorService scheduler;
+    private DoubleSupplier jitter = () -> ThreadLocalRandom.current().nextDouble();
     private Logger log = LOG;
 
     private Builder() {}
@@ -453,6 +641,31 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       return this;
     }
 
+    /**
+     * Runs the attempts and their outcomes (the HTTP client's work included), instead of a pool of
+     * the notifier's own. It must run tasks on threads other than the caller's; an executor of
+     * virtual threads suits. The notifier never shuts it down.
+     *
+     * @throws IllegalStateException when already set
+     */
+    public Builder executor(Executor executor) {
+      if (this.executor != null) throw new IllegalStateException("executor already set");
+      this.executor = Objects.requireNonNull(executor, "executor");
+      return this;
+    }
+
+    /**
+     * Times the retries, instead of a thread of the notifier's own. The notifier never shuts it
+     * down; {@link WebhookReviewNotifier#close()} cancels the retries it scheduled.
+     *
+     * @throws IllegalStateException when already set
+     */
+    public Builder scheduler(ScheduledExecutorService scheduler) {
+      if (this.scheduler != null) throw new IllegalStateException("scheduler already set");
+      this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
+      return this;
+    }
+
     /** Notices that may wait to be sent. @throws IllegalArgumentException unless positive */
     public Builder queueCapacity(int capacity) {
       if (capacity <= 0) throw new IllegalArgumentException("queueCapacity must be > 0, was " + capacity);
@@ -460,9 +673,9 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       return this;
     }
 
-    /** Replaces the wait between attempts (tests). */
-    Builder sleeper(Sleeper sleeper) {
-      this.sleeper = Objects.requireNonNull(sleeper, "sleeper");
+    /** Replaces the random draw of the jitter, in {@code [0, 1)} (tests). */
+    Builder jitter(DoubleSupplier jitter) {
+      this.jitter = Objects.requireNonNull(jitter, "jitter");
       return this;
     }
 
@@ -473,7 +686,7 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     }
 
     /**
-     * Builds the notifier and starts its sender thread.
+     * Builds the notifier. Its own threads, if any, are started on demand.
      *
      * @throws IllegalStateException when no URL was set, or {@code backoffBase > backoffMax}
      */

@@ -43,6 +43,7 @@ class ExchangeRecordingTest {
     final List<SessionRecord> intents = new CopyOnWriteArrayList<>();
     final AtomicInteger admitted = new AtomicInteger();
     final AtomicInteger closed = new AtomicInteger();
+    final AtomicInteger flushed = new AtomicInteger();
     volatile Exception admitFailure;
     volatile Exception intentFailure;
 
@@ -61,6 +62,11 @@ class ExchangeRecordingTest {
     public void intent(SessionRecord record) throws IOException {
       throwIfSet(intentFailure);
       intents.add(record);
+    }
+
+    @Override
+    public void flush() {
+      flushed.incrementAndGet();
     }
 
     @Override
@@ -576,12 +582,14 @@ class ExchangeRecordingTest {
   // --- engine wiring -----------------------------------------------------------------------------
 
   @Test
-  void builderRecorderWinsOverTheRecordingSectionAndIsClosedWithTheEngine() {
+  void builderRecorderWinsOverTheRecordingSectionAndIsFlushedNotClosedWithTheEngine() {
     CapturingRecorder rec = new CapturingRecorder();
     PamEngine engine = engine(policy(recording("masked", "strict")), rec, null);
     assertThat(engine.recorder()).isSameAs(rec);
     engine.close();
-    assertThat(rec.closed).hasValue(1);
+    // the engine closes what it builds, never what it is given
+    assertThat(rec.flushed).hasValue(1);
+    assertThat(rec.closed).hasValue(0);
   }
 
   @Test

@@ -14,6 +14,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import mockwebserver3.Dispatcher;
@@ -37,7 +38,9 @@ class WebhookReviewNotifierTest {
 
   @StartStop final MockWebServer server = new MockWebServer();
   final CapturingLogger log = new CapturingLogger();
-  final List<Duration> sleeps = Collections.synchronizedList(new ArrayList<>());
+  /** Times every retry and runs it at once: {@code delays} are the waits the notifier asked for. */
+  final ManualScheduler scheduler = new ManualScheduler(true);
+  final List<Duration> sleeps = scheduler.delays;
   final List<WebhookReviewNotifier> notifiers = new ArrayList<>();
 
   @AfterEach
@@ -128,16 +131,14 @@ class WebhookReviewNotifierTest {
 
   @Test
   void givesUpAfterMaxAttemptsWithOneWarning() {
-    for (int i = 0; i < 3; i++) server.enqueue(new MockResponse.Builder().code(502).build());
-    server.enqueue(new MockResponse.Builder().code(200).build());
+    server.setDispatcher(byApproval(Map.of("apr-1", 502, "apr-2", 200)));
     WebhookReviewNotifier notifier = notifier(builder().maxAttempts(3));
 
     notifier.pending(review("apr-1", "x"));
-    notifier.pending(review("apr-2", "y")); // sent after the first was given up
+    notifier.pending(review("apr-2", "y"));
 
-    await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 1);
+    await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 1 && notifier.failed() == 1);
     assertThat(server.getRequestCount()).isEqualTo(4);
-    assertThat(notifier.failed()).isEqualTo(1);
     assertThat(sleeps).containsExactly(Duration.ofMillis(100), Duration.ofMillis(200));
     assertThat(log.lines).containsExactly("WARN inferpam: review notification for approval apr-1 not delivered to "
         + endpoint() + " after 3 attempts; last: HTTP 502");
@@ -172,6 +173,87 @@ class WebhookReviewNotifierTest {
     assertThat(server.getRequestCount()).isEqualTo(2);
     assertThat(log.lines).containsExactly("WARN inferpam: review notification for approval apr-1 not delivered to "
         + endpoint() + " after 2 attempts; last: no response within 200ms");
+  }
+
+  @Test
+  void aFailingNoticeWaitsForItsRetryWithoutHoldingBackTheNextOnes() throws Exception {
+    server.setDispatcher(byApproval(Map.of("apr-1", 503, "apr-2", 200, "apr-3", 200)));
+    ManualScheduler manual = new ManualScheduler(false);
+    WebhookReviewNotifier notifier = notifier(builder(manual));
+
+    notifier.pending(review("apr-1", "x"));
+    notifier.pending(review("apr-2", "y"));
+    notifier.pending(review("apr-3", "z"));
+
+    // apr-1 failed once and waits for its retry on the scheduler; the others went on meanwhile
+    await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 2);
+    assertThat(manual.delays).containsExactly(Duration.ofMillis(100));
+    assertThat(server.getRequestCount()).isEqualTo(3);
+    server.setDispatcher(byApproval(Map.of("apr-1", 200)));
+
+    manual.runDue();
+
+    await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 3);
+    assertThat(notifier.failed()).isZero();
+    assertThat(server.getRequestCount()).isEqualTo(4);
+  }
+
+  @Test
+  void retryWaitsAreJitteredBetweenHalfAndAllOfTheBackoff() {
+    WebhookReviewNotifier low = notifier(builder().jitter(() -> 0.0).backoffMax(Duration.ofMillis(700)));
+    assertThat(low.delay(1, null)).isEqualTo(Duration.ofMillis(50));
+    assertThat(low.delay(3, null)).isEqualTo(Duration.ofMillis(200));
+    assertThat(low.delay(1, Duration.ofSeconds(1))).as("Retry-After, up to the maximum").isEqualTo(Duration.ofMillis(700));
+    WebhookReviewNotifier random = notifier(WebhookReviewNotifier.builder().url(server.url(HOOK_PATH).uri())
+        .backoffBase(Duration.ofMillis(100)).backoffMax(Duration.ofSeconds(2)));
+    java.util.Set<Duration> seen = new java.util.HashSet<>();
+    for (int i = 0; i < 200; i++) {
+      Duration d = random.delay(2, null);
+      assertThat(d).isBetween(Duration.ofMillis(100), Duration.ofMillis(200));
+      seen.add(d);
+    }
+    assertThat(seen).as("drawn at random").hasSizeGreaterThan(10);
+  }
+
+  @Test
+  void runsAttemptsOnTheGivenExecutorAndLeavesGivenPoolsRunningWhenClosed() throws Exception {
+    server.enqueue(new MockResponse.Builder().code(200).build());
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newCachedThreadPool();
+    java.util.concurrent.ScheduledExecutorService timers = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+    try {
+      java.util.concurrent.atomic.AtomicInteger tasks = new java.util.concurrent.atomic.AtomicInteger();
+      WebhookReviewNotifier notifier = notifier(builder(timers).executor(task -> {
+        tasks.incrementAndGet();
+        pool.execute(task);
+      }));
+
+      notifier.pending(review("apr-1", "x"));
+
+      await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 1);
+      assertThat(tasks.get()).isPositive();
+      notifier.close();
+      assertThat(pool.isShutdown()).isFalse();
+      assertThat(timers.isShutdown()).isFalse();
+    } finally {
+      pool.shutdownNow();
+      timers.shutdownNow();
+    }
+  }
+
+  @Test
+  void closeCancelsAWaitingRetryAndCountsItAsDropped() {
+    server.enqueue(new MockResponse.Builder().code(500).build());
+    ManualScheduler manual = new ManualScheduler(false);
+    WebhookReviewNotifier notifier = notifier(builder(manual));
+    notifier.pending(review("apr-1", "x"));
+    await().atMost(Duration.ofSeconds(5)).until(() -> manual.delays.size() == 1);
+
+    notifier.close();
+    manual.runDue(); // too late: nothing is sent
+
+    assertThat(manual.cancelled).isEqualTo(1);
+    assertThat(notifier.dropped()).isEqualTo(1);
+    assertThat(server.getRequestCount()).isEqualTo(1);
   }
 
   @Test
@@ -233,7 +315,7 @@ class WebhookReviewNotifierTest {
     assertTimeoutPreemptively(Duration.ofSeconds(5), notifier::close);
     notifier.pending(review("apr-3", "x"));
 
-    assertThat(senderThreads()).isEmpty();
+    await().atMost(Duration.ofSeconds(5)).until(() -> senderThreads().isEmpty());
     assertThat(notifier.dropped()).isEqualTo(2);
     assertThat(notifier.delivered()).isZero();
     assertThat(notifier.toString()).endsWith(", closed]");
@@ -291,12 +373,17 @@ class WebhookReviewNotifierTest {
   // --- helpers -------------------------------------------------------------------------------
 
   WebhookReviewNotifier.Builder builder() {
+    return builder(scheduler);
+  }
+
+  WebhookReviewNotifier.Builder builder(java.util.concurrent.ScheduledExecutorService retries) {
     return WebhookReviewNotifier.builder()
         .url(server.url(HOOK_PATH).uri())
         .authorization(AUTHORIZATION)
         .backoffBase(Duration.ofMillis(100))
         .backoffMax(Duration.ofSeconds(2))
-        .sleeper(sleeps::add)
+        .scheduler(retries)
+        .jitter(() -> 1.0) // the whole backoff: waits as without jitter
         .logger(log);
   }
 
@@ -317,7 +404,127 @@ class WebhookReviewNotifierTest {
 
   static List<Thread> senderThreads() {
     return Thread.getAllStackTraces().keySet().stream()
-        .filter(t -> t.getName().equals("inferpam-review-notifier") && t.isAlive()).toList();
+        .filter(t -> t.getName().startsWith("inferpam-review-notifier") && t.isAlive()).toList();
+  }
+
+  /** Answers each POST with the status given for its approval id (200 for others). */
+  static Dispatcher byApproval(Map<String, Integer> statuses) {
+    return new Dispatcher() {
+      @Override
+      public MockResponse dispatch(RecordedRequest request) {
+        try {
+          String id = JSON.readTree(request.getBody().utf8()).get("approval_id").asText();
+          return new MockResponse.Builder().code(statuses.getOrDefault(id, 200)).build();
+        } catch (java.io.IOException e) {
+          return new MockResponse.Builder().code(400).build();
+        }
+      }
+    };
+  }
+
+  /**
+   * A scheduler that records the delay of every task and runs it at once on another thread
+   * ({@code immediate}) or when the test calls {@link #runDue()}.
+   */
+  static final class ManualScheduler extends java.util.concurrent.AbstractExecutorService
+      implements java.util.concurrent.ScheduledExecutorService {
+    final List<Duration> delays = Collections.synchronizedList(new ArrayList<>());
+    final java.util.Queue<Task> due = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    final boolean immediate;
+    volatile int cancelled;
+
+    ManualScheduler(boolean immediate) {
+      this.immediate = immediate;
+    }
+
+    @Override
+    public java.util.concurrent.ScheduledFuture<?> schedule(Runnable command, long delay, TimeUnit unit) {
+      delays.add(Duration.ofNanos(unit.toNanos(delay)));
+      Task task = new Task(command, unit.toNanos(delay));
+      if (immediate) {
+        new Thread(task).start();
+      } else {
+        due.add(task);
+      }
+      return task;
+    }
+
+    /** Runs every task scheduled so far and not cancelled. */
+    void runDue() {
+      for (Task t; (t = due.poll()) != null; ) t.run();
+    }
+
+    @Override
+    public <V> java.util.concurrent.ScheduledFuture<V> schedule(java.util.concurrent.Callable<V> callable, long delay,
+                                                               TimeUnit unit) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public java.util.concurrent.ScheduledFuture<?> scheduleAtFixedRate(Runnable command, long initialDelay,
+                                                                       long period, TimeUnit unit) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public java.util.concurrent.ScheduledFuture<?> scheduleWithFixedDelay(Runnable command, long initialDelay,
+                                                                          long delay, TimeUnit unit) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public void execute(Runnable command) {
+      command.run();
+    }
+
+    @Override
+    public void shutdown() {}
+
+    @Override
+    public List<Runnable> shutdownNow() {
+      return List.of();
+    }
+
+    @Override
+    public boolean isShutdown() {
+      return false;
+    }
+
+    @Override
+    public boolean isTerminated() {
+      return false;
+    }
+
+    @Override
+    public boolean awaitTermination(long timeout, TimeUnit unit) {
+      return false;
+    }
+
+    final class Task extends java.util.concurrent.FutureTask<Void> implements java.util.concurrent.ScheduledFuture<Void> {
+      private final long delayNanos;
+
+      Task(Runnable command, long delayNanos) {
+        super(command, null);
+        this.delayNanos = delayNanos;
+      }
+
+      @Override
+      public boolean cancel(boolean mayInterrupt) {
+        boolean done = super.cancel(mayInterrupt);
+        if (done) cancelled++;
+        return done;
+      }
+
+      @Override
+      public long getDelay(TimeUnit unit) {
+        return unit.convert(delayNanos, TimeUnit.NANOSECONDS);
+      }
+
+      @Override
+      public int compareTo(java.util.concurrent.Delayed o) {
+        return Long.compare(getDelay(TimeUnit.NANOSECONDS), o.getDelay(TimeUnit.NANOSECONDS));
+      }
+    }
   }
 
   /** Holds every request until the test opens the gate (or the server shuts down), then answers 200. */

@@ -75,8 +75,19 @@ public final class CredentialProviders {
    */
   public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env,
                                         Clock clock) {
+    return from(source, env, clock, Background.DEFAULT);
+  }
+
+  /**
+   * As {@link #from(Policy.CredentialSource, Function, Clock)}, with OAuth2 token requests on
+   * {@code background}'s executor (else the HTTP client's own pool). The OAuth2 provider is
+   * {@link AutoCloseable}; whoever builds it closes it.
+   */
+  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env,
+                                        Clock clock, Background background) {
     Objects.requireNonNull(env, "env");
     Objects.requireNonNull(clock, "clock");
+    Objects.requireNonNull(background, "background");
     if (source == null) return CredentialProvider.NONE;
     String header = source.header() == null || source.header().isBlank() ? DEFAULT_HEADER : source.header();
     String scheme = source.scheme() != null ? source.scheme()
@@ -88,7 +99,7 @@ public final class CredentialProviders {
           "upstream.credential: exactly one of from-env / from-file / oauth2 must be set");
     }
     if (source.oauth2() != null) {
-      return new OAuth2CredentialProvider(header, scheme, source.oauth2(), env, clock);
+      return new OAuth2CredentialProvider(header, scheme, source.oauth2(), env, clock, background.executor());
     }
     return source.fromEnv() != null
         ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)

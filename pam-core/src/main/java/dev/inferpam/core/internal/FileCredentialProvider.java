@@ -13,6 +13,7 @@ import java.nio.file.attribute.FileTime;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Reads the upstream credential from a file ({@code upstream.credential.from-file}), such as a
@@ -49,7 +50,8 @@ public final class FileCredentialProvider implements CredentialProvider {
   private final String scheme;
   private final Path file;
   private final Clock clock;
-  private final Object lock = new Object();
+  /** One look at a time; a lock, not a monitor, so that a virtual thread reading the file is not pinned. */
+  private final ReentrantLock lock = new ReentrantLock();
   private volatile Snapshot snapshot;
 
   /**
@@ -87,7 +89,8 @@ public final class FileCredentialProvider implements CredentialProvider {
 
   /** Looks at the file's attributes, re-reading it when they changed; one thread at a time. */
   private Snapshot look(long now) {
-    synchronized (lock) {
+    lock.lock();
+    try {
       Snapshot seen = snapshot;
       if (fresh(seen, now)) return seen; // another thread looked meanwhile
       Stamp stamp;
@@ -109,6 +112,8 @@ public final class FileCredentialProvider implements CredentialProvider {
       }
       snapshot = seen;
       return seen;
+    } finally {
+      lock.unlock();
     }
   }
 

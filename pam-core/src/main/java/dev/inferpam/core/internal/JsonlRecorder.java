@@ -11,28 +11,17 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.LocalDate;
-import java.time.ZoneOffset;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -103,6 +92,18 @@ import org.slf4j.LoggerFactory;
  * thread; it waits at most 30 s (for a recorder that cannot recover) and then throws, naming how
  * many records were not written. Records handed over after {@code close()} are refused.
  *
+ * <p><b>Threads.</b> The writer is one thread of its own for the recorder's life, made by the
+ * {@link ThreadFactory} given to the constructor (default: a daemon thread named
+ * {@code inferpam-recorder}); {@link #close()} ends it.
+ *
+ * <p><b>Start.</b> A directory that cannot be used is refused at once with an
+ * {@link UncheckedIOException} that says why: {@code permission denied}, {@code read-only file
+ * system}, {@code not a directory}, {@code in use by another recorder}, with the file concerned.
+ *
+ * <p><b>Parts.</b> {@link RecordAdmission} keeps the room, {@link SegmentWriter} (on the writer
+ * thread) the segments, chain and durability, {@link SegmentRetention} the retention; this class
+ * hands records from callers to the writer and owns the directory lock and the writer's life.
+ *
  * <p><b>Thread-safety:</b> all methods may be called from any thread.
  */
 public final class JsonlRecorder implements Recorder {
@@ -123,8 +124,6 @@ public final class JsonlRecorder implements Recorder {
   public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
 
   static final String LOCK_FILE = ".recorder.lock";
-  private static final int STAGING_BYTES = 256 * 1024;
-  private static final int TAIL_BYTES = RecordCodec.PREV_TAIL + RecordCodec.HASH_TAIL + 1;
 
   /** Creates segment files: the seam through which tests inject disk faults. */
   interface SegmentIo {
@@ -156,6 +155,7 @@ public final class JsonlRecorder implements Recorder {
     Duration retryInterval = DEFAULT_RETRY_INTERVAL;
     Duration closeTimeout = DEFAULT_CLOSE_TIMEOUT;
     long maxHeldBytes = DEFAULT_MAX_HELD_BYTES;
+    ThreadFactory threadFactory = DEFAULT_THREADS;
     Logger log = LoggerFactory.getLogger(JsonlRecorder.class);
 
     Options maxHeldBytes(long bytes) {
@@ -183,81 +183,38 @@ public final class JsonlRecorder implements Recorder {
       return this;
     }
 
+    Options threadFactory(ThreadFactory threadFactory) {
+      this.threadFactory = Objects.requireNonNull(threadFactory, "threadFactory");
+      return this;
+    }
+
     Options log(Logger log) {
       this.log = log;
       return this;
     }
   }
 
-  /**
-   * A record on its way to disk. It is encoded (its line up to {@code ,"prev":}, UTF-8) by the
-   * writer thread the first time it is written, so a request thread only hands the record over;
-   * the bytes are kept for a rewrite after a failure.
-   */
-  private static final class Item {
-    private final String id;
-    /** Gives the record, once; built on the thread that first encodes (see {@link #recordLater}). */
-    private java.util.function.Supplier<SessionRecord> record;
-    private byte[] body;
-    private boolean unencodable;
-    final boolean intent;
-    /** Memory this record holds until it is durable, estimated from its bodies. */
-    final long size;
-    long seq;
-
-    Item(SessionRecord record, boolean intent) {
-      this(record.id(), () -> record, intent, estimate(record));
-    }
-
-    Item(String id, java.util.function.Supplier<SessionRecord> record, boolean intent, long size) {
-      this.id = id;
-      this.record = record;
-      this.intent = intent;
-      this.size = size;
-    }
-
-    private static long estimate(SessionRecord r) {
-      long size = 1024;
-      if (r.request() != null && r.request().body() != null) size += r.request().body().length();
-      if (r.response() != null && r.response().body() != null) size += r.response().body().length();
-      return size;
-    }
-
-    /** The encoded line start, or {@code null} if the record cannot be encoded (a bug, logged once). */
-    byte[] body(Logger log) {
-      if (body == null && !unencodable) {
-        try {
-          body = RecordCodec.bodyBytes(record.get());
-        } catch (RuntimeException e) {
-          unencodable = true;
-          // only the exception's type: its message could quote the record's content
-          log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", id,
-              e.getClass().getName());
-        }
-        record = null;
-      }
-      return body;
-    }
-  }
+  /** The writer thread by default: a daemon, so that a recorder nobody closed does not keep the JVM alive. */
+  private static final ThreadFactory DEFAULT_THREADS = r -> {
+    Thread t = new Thread(r, "inferpam-recorder");
+    t.setDaemon(true);
+    return t;
+  };
 
   private final Path dir;
-  private final Clock clock;
   private final Policy.Recording config;
   private final Options options;
   private final Logger log;
-  private final ExchangeIds ids;
-  private final long batchIntervalNanos;
+  private final RecordAdmission admission;
+  /** Owned by the writer thread once it started. */
+  private final SegmentWriter writer;
 
   // ---- shared between callers and the writer
-  private final Semaphore room;
-  private final AtomicInteger reserved = new AtomicInteger();
-  /** Estimated bytes of the records held (queued, pending, or written and not yet durable). */
-  private final java.util.concurrent.atomic.AtomicLong heldBytes = new java.util.concurrent.atomic.AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition work = lock.newCondition();
   private final Condition progress = lock.newCondition();
-  private final ArrayDeque<Item> queue = new ArrayDeque<>(); // guarded by lock; bounded by room
+  private final ArrayDeque<QueuedRecord> queue = new ArrayDeque<>(); // guarded by lock; bounded by the admission
   /** {@code queue.size()} as last seen under the lock; read without it to decide who encodes. */
   private volatile int backlog;
   private long lastSeq; // guarded by lock: seq of the last enqueued record
@@ -273,35 +230,27 @@ public final class JsonlRecorder implements Recorder {
   private final FileLock dirLock;
   private final Thread thread;
 
-  // ---- owned by the writer thread (and by the constructor before the thread starts)
-  private final MessageDigest sha = RecordCodec.sha256();
-  private final byte[] staging = new byte[STAGING_BYTES];
-  private int stagingLen;
-  private final ArrayList<Item> pending = new ArrayList<>(); // taken from the queue, not written
-  private final ArrayList<Item> unsynced = new ArrayList<>(); // written, not yet durable
-  private long firstUnsyncedNanos;
-  private SegmentFiles.Segment newest; // newest segment name in use, for naming the next
-  private SegmentFiles.Segment current;
-  private SegmentOutput out;
-  private long outSize;
-  private long committedSize; // size of the current segment up to its last durable line
-  private String head; // hash of the last line written
-  private String committedHead; // hash of the last durable line
-  private long writtenSeq;
-  private long committedSeq;
-  private long forcedSeq; // what the last fsync covered; published as syncedSeq
-  private boolean needsForce;
-  private boolean failed;
-  private long nextRetryNanos;
-
   /**
-   * Starts a recorder writing into {@code config.directory()} (created if absent).
+   * Starts a recorder writing into {@code config.directory()} (created if absent), on a daemon
+   * thread of its own named {@code inferpam-recorder}.
    *
    * @throws UncheckedIOException when the directory cannot be created or read, another recorder
-   *     holds it, the newest segment does not end with a chain line, or retention fails on start
+   *     holds it, the newest segment does not end with a chain line, or retention fails on start;
+   *     the message says why ({@code permission denied}, {@code read-only file system},
+   *     {@code not a directory}, ...) and names the file
    */
   public JsonlRecorder(Policy.Recording config, Clock clock) {
     this(config, clock, new Options());
+  }
+
+  /**
+   * As {@link #JsonlRecorder(Policy.Recording, Clock)}, with the writer thread made by
+   * {@code threads} (it runs for the recorder's life and ends on {@link #close()}).
+   *
+   * @throws UncheckedIOException as {@link #JsonlRecorder(Policy.Recording, Clock)}
+   */
+  public JsonlRecorder(Policy.Recording config, Clock clock, ThreadFactory threads) {
+    this(config, clock, new Options().threadFactory(threads));
   }
 
   /** Like the constructor, with the I/O failure as a checked exception. */
@@ -315,13 +264,12 @@ public final class JsonlRecorder implements Recorder {
 
   JsonlRecorder(Policy.Recording config, Clock clock, Options options) {
     this.config = Objects.requireNonNull(config, "config");
-    this.clock = Objects.requireNonNull(clock, "clock");
+    Objects.requireNonNull(clock, "clock");
     this.options = options;
     this.log = options.log;
     this.dir = config.directory();
-    this.ids = new ExchangeIds(clock);
-    this.batchIntervalNanos = config.batchInterval().toNanos();
-    this.room = new Semaphore(config.queueCapacity());
+    this.admission = new RecordAdmission(config.queueCapacity(), config.queueFullWait(), options.maxHeldBytes);
+    this.writer = new SegmentWriter(config, clock, options.io, options.retryInterval, log, admission, new Listener());
     FileChannel lc = null;
     FileLock fl = null;
     try {
@@ -333,17 +281,29 @@ public final class JsonlRecorder implements Recorder {
         fl = null;
       }
       if (fl == null) throw new IOException("recording directory " + dir + " is in use by another recorder");
-      start();
+      writer.start();
     } catch (IOException e) {
-      closeQuietly(out);
-      closeQuietly(lc);
-      throw new UncheckedIOException("cannot start recording in " + dir + ": " + e.getMessage(), e);
+      writer.abort();
+      SegmentWriter.closeQuietly(lc);
+      throw new UncheckedIOException("cannot start recording in " + dir + ": " + startProblem(e), e);
     }
     this.lockChannel = lc;
     this.dirLock = fl;
-    this.thread = new Thread(this::runWriter, "inferpam-recorder");
-    thread.setDaemon(true); // close() is the way to stop; a forgotten recorder must not keep the JVM alive
-    thread.start();
+    Thread t;
+    try {
+      t = options.threadFactory.newThread(this::runWriter);
+      if (t == null) throw new IllegalStateException("the thread factory made no thread for the recording writer");
+      t.start();
+    } catch (RuntimeException | Error e) {
+      releaseLock();
+      throw e;
+    }
+    this.thread = t;
+  }
+
+  /** Why the directory cannot be used, in words: the JDK names only the file for "permission denied". */
+  private static String startProblem(IOException e) {
+    return e instanceof java.nio.file.FileSystemException ? FileProblems.describe(e) : e.getMessage();
   }
 
   /** The directory this recorder writes into. */
@@ -356,28 +316,13 @@ public final class JsonlRecorder implements Recorder {
     if (closed.get()) throw new IOException("recorder closed");
     String f = failure;
     if (f != null) throw new IOException("recorder failed: " + f);
-    if (heldBytes.get() > options.maxHeldBytes) throw new IOException("recording queue full");
-    if (!tryRoom()) throw new IOException("recording queue full");
-    reserved.incrementAndGet();
-  }
-
-  /** A queue slot now, or after waiting at most {@code queue-full-wait} for one. */
-  private boolean tryRoom() throws IOException {
-    if (room.tryAcquire()) return true;
-    long waitNanos = config.queueFullWait().toNanos();
-    if (waitNanos <= 0) return false;
-    try {
-      return room.tryAcquire(waitNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new java.io.InterruptedIOException("interrupted waiting for room in the recording queue");
-    }
+    admission.admit();
   }
 
   @Override
   public void record(SessionRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
-    handOver(new Item(record, false));
+    handOver(new QueuedRecord(record, false));
   }
 
   /**
@@ -394,16 +339,16 @@ public final class JsonlRecorder implements Recorder {
       throws IOException {
     Objects.requireNonNull(id, "id");
     Objects.requireNonNull(record, "record");
-    handOver(new Item(id, record, false, 1024 + Math.max(0, estimatedSize)));
+    handOver(new QueuedRecord(id, record, false, 1024 + Math.max(0, estimatedSize)));
   }
 
-  private void handOver(Item item) throws IOException {
+  private void handOver(QueuedRecord record) throws IOException {
     if (closed.get()) throw new IOException("recorder closed");
     // The writer encodes, so a request thread only hands the record over; when the writer falls
     // behind, callers encode their own lines and the work spreads over their cores.
-    if (backlog >= ENCODE_ON_CALLER_BACKLOG) item.body(log);
-    if (reserved.getAndUpdate(n -> n > 0 ? n - 1 : 0) == 0) acquire(options.wait.toNanos());
-    enqueue(item);
+    if (backlog >= ENCODE_ON_CALLER_BACKLOG) record.body(log);
+    admission.take(options.wait);
+    enqueue(record);
   }
 
   /**
@@ -419,10 +364,10 @@ public final class JsonlRecorder implements Recorder {
     boolean strict = config.durability() == Policy.Durability.STRICT;
     String f = failure;
     if (strict && f != null) throw new IOException("recorder failed: " + f);
-    Item item = new Item(record, strict);
+    QueuedRecord queued = new QueuedRecord(record, strict);
     long deadline = System.nanoTime() + options.wait.toNanos();
-    acquire(options.wait.toNanos());
-    long seq = enqueue(item);
+    admission.acquire(options.wait);
+    long seq = enqueue(queued);
     if (strict) awaitSynced(seq, deadline, "recording intent not durable within " + options.wait.toMillis() + "ms");
   }
 
@@ -498,30 +443,21 @@ public final class JsonlRecorder implements Recorder {
 
   // ------------------------------------------------------------------------------ caller side
 
-  private void acquire(long nanos) throws IOException {
-    try {
-      if (!room.tryAcquire(nanos, TimeUnit.NANOSECONDS)) throw new IOException("recording queue full");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while waiting for room in the recording queue");
-    }
-  }
-
-  private long enqueue(Item item) throws IOException {
+  private long enqueue(QueuedRecord record) throws IOException {
     lock.lock();
     try {
       if (closing) {
-        room.release();
+        admission.giveBack();
         throw new IOException("recorder closed");
       }
-      if (queue.size() >= config.queueCapacity()) { // cannot happen while every item holds room
-        room.release();
+      if (queue.size() >= config.queueCapacity()) { // cannot happen while every record holds room
+        admission.giveBack();
         throw new IOException("recording queue full");
       }
-      item.seq = ++lastSeq;
-      queue.addLast(item);
+      record.seq = ++lastSeq;
+      queue.addLast(record);
       backlog = queue.size();
-      heldBytes.addAndGet(item.size);
+      admission.held(record);
       // waking the writer costs a system call: only when it is idle, or when a full batch is
       // waiting; a busy writer drains the queue anyway and a batching one at the commit time
       if (writerIdle || (writerBatching && queue.size() >= config.batchSize())) {
@@ -529,7 +465,7 @@ public final class JsonlRecorder implements Recorder {
         writerBatching = false;
         work.signal();
       }
-      return item.seq;
+      return record.seq;
     } finally {
       lock.unlock();
     }
@@ -562,33 +498,12 @@ public final class JsonlRecorder implements Recorder {
     } catch (IOException e) {
       log.debug("inferpam: releasing the recording directory lock failed: {}", e.toString());
     }
-    closeQuietly(lockChannel);
+    SegmentWriter.closeQuietly(lockChannel);
   }
 
   // ------------------------------------------------------------------------------ writer side
 
-  /** Finds where the chain stands and applies retention; runs before the writer thread starts. */
-  private void start() throws IOException {
-    List<SegmentFiles.Segment> segments = SegmentFiles.list(dir);
-    newest = segments.isEmpty() ? null : segments.get(segments.size() - 1);
-    head = RecordCodec.GENESIS;
-    for (int i = segments.size() - 1; i >= 0; i--) {
-      SegmentFiles.Segment s = segments.get(i);
-      SegmentFiles.Tail tail = SegmentFiles.tail(s.path());
-      if (tail == null) continue;
-      if (tail.torn()) {
-        log.warn("inferpam: recording segment {} ends with a truncated line (a write cut short by a crash?); "
-            + "leaving it as it is and continuing the chain from its last intact line in a new segment", s.name());
-      }
-      if (tail.hash() != null) {
-        head = tail.hash();
-        break;
-      }
-    }
-    committedHead = head;
-    retention();
-  }
-
+  /** The writer thread: takes queued records to the segment writer, and waits for work or a deadline. */
   private void runWriter() {
     try {
       while (true) {
@@ -597,15 +512,15 @@ public final class JsonlRecorder implements Recorder {
         try {
           while (true) {
             if (abandon) return;
-            if (failed) {
-              long wait = nextRetryNanos - System.nanoTime();
+            if (writer.failed()) {
+              long wait = writer.retryInNanos(System.nanoTime());
               if (wait <= 0) break;
               work.awaitNanos(wait);
               continue;
             }
-            if (!queue.isEmpty() || !pending.isEmpty() || syncTarget > syncedSeq) break;
-            if (!unsynced.isEmpty()) {
-              long due = firstUnsyncedNanos + batchIntervalNanos - System.nanoTime();
+            if (!queue.isEmpty() || writer.hasPending() || syncTarget > syncedSeq) break;
+            if (writer.hasUnsynced()) {
+              long due = writer.commitInNanos(System.nanoTime());
               if (due <= 0) break;
               writerBatching = true;
               work.awaitNanos(due);
@@ -617,14 +532,13 @@ public final class JsonlRecorder implements Recorder {
             work.await();
             writerIdle = false;
           }
-          int batch = config.batchSize();
-          while (pending.size() < batch && !queue.isEmpty()) pending.add(queue.pollFirst());
+          for (int room = writer.room(); room > 0 && !queue.isEmpty(); room--) writer.take(queue.pollFirst());
           backlog = queue.size();
           target = syncTarget;
         } finally {
           lock.unlock();
         }
-        step(target);
+        writer.step(target);
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -633,15 +547,7 @@ public final class JsonlRecorder implements Recorder {
       failure = "recorder stopped: " + t;
       log.error("inferpam: the recording writer stopped; new exchanges are refused", t);
     } finally {
-      if (out != null) {
-        try {
-          if (!failed) force();
-        } catch (IOException | RuntimeException e) {
-          log.error("inferpam: final sync of the recording failed: {}", describe(e));
-        }
-        closeQuietly(out);
-        out = null;
-      }
+      writer.stop();
       lock.lock();
       try {
         progress.signalAll();
@@ -651,265 +557,38 @@ public final class JsonlRecorder implements Recorder {
     }
   }
 
-  /** Writes what is pending and syncs when due; a failure is recorded, never thrown. */
-  private void step(long target) {
-    boolean recovering = failed;
-    try {
-      boolean intent = false;
-      for (Item i : pending) intent |= i.intent;
-      if (recovering && pending.isEmpty() && out == null) openSegment(false); // prove the disk works
-      writePending();
-      boolean due = !unsynced.isEmpty()
-          && (unsynced.size() >= config.batchSize() || System.nanoTime() - firstUnsyncedNanos >= batchIntervalNanos);
-      if (recovering || intent || due || target > forcedSeq) force();
-      if (recovering) recovered();
-    } catch (IOException | RuntimeException e) {
-      fail(e);
-    }
-  }
-
-  private void writePending() throws IOException {
-    int staged = 0; // pending[0, staged) are in the staging buffer
-    while (staged < pending.size()) {
-      Item item = pending.get(staged);
-      byte[] body = item.body(log);
-      if (body == null) { // not encodable: nothing to write, counts as done
-        staged++;
-        continue;
-      }
-      int lineLen = body.length + TAIL_BYTES;
-      if (needsNewSegment(lineLen)) {
-        flushStaging(staged);
-        staged = 0;
-        if (out == null) {
-          openSegment(true);
-        } else {
-          rotate();
-        }
-        continue;
-      }
-      if (stagingLen + lineLen > staging.length) {
-        flushStaging(staged);
-        staged = 0;
-      }
-      byte[] tail = RecordCodec.tail(body, head, sha);
-      if (lineLen > staging.length) { // too big to stage (staging was flushed above): write it directly
-        out.write(body, 0, body.length);
-        out.write(tail, 0, tail.length);
-        outSize += lineLen;
-        head = RecordCodec.hashOfTail(tail);
-        written(1);
-        continue;
-      }
-      System.arraycopy(body, 0, staging, stagingLen, body.length);
-      System.arraycopy(tail, 0, staging, stagingLen + body.length, tail.length);
-      stagingLen += lineLen;
-      outSize += lineLen;
-      head = RecordCodec.hashOfTail(tail);
-      staged++;
-    }
-    flushStaging(staged);
-  }
-
-  private boolean needsNewSegment(int lineLen) {
-    if (out == null) return true;
-    LocalDate today = SegmentFiles.day(clock.instant());
-    return today.isAfter(current.day()) || (outSize > 0 && outSize + lineLen > config.segmentBytes());
-  }
-
-  private void flushStaging(int items) throws IOException {
-    if (stagingLen > 0) {
-      out.write(staging, 0, stagingLen);
-      stagingLen = 0;
-    }
-    if (items > 0) written(items);
-  }
-
-  /** The first {@code n} pending items are now in the file. */
-  private void written(int n) {
-    List<Item> done = pending.subList(0, n);
-    writtenSeq = done.get(n - 1).seq;
-    needsForce = true;
-    if (config.durability() == Policy.Durability.ASYNC) {
-      // async: a line handed to the OS is as committed as this mode promises
-      committedSeq = writtenSeq;
-      committedHead = head;
-      committedSize = outSize;
-      for (Item i : done) heldBytes.addAndGet(-i.size);
-      room.release(n);
-    } else {
-      if (unsynced.isEmpty()) firstUnsyncedNanos = System.nanoTime();
-      unsynced.addAll(done);
-    }
-    done.clear();
-  }
-
-  /** Makes everything written durable and frees the room of the records that became durable. */
-  private void force() throws IOException {
-    if (out != null && needsForce) out.force();
-    needsForce = false;
-    committedSeq = writtenSeq;
-    committedHead = head;
-    committedSize = outSize;
-    forcedSeq = writtenSeq;
-    int n = unsynced.size();
-    for (Item i : unsynced) heldBytes.addAndGet(-i.size);
-    unsynced.clear();
-    if (n > 0) room.release(n);
-    lock.lock();
-    try {
-      if (writtenSeq > syncedSeq) syncedSeq = writtenSeq;
-      progress.signalAll();
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  private void rotate() throws IOException {
-    force();
-    SegmentOutput o = out;
-    out = null;
-    o.close();
-    openSegment(true);
-  }
-
-  private void openSegment(boolean retention) throws IOException {
-    SegmentFiles.Segment next = SegmentFiles.next(dir, newest, SegmentFiles.day(clock.instant()));
-    SegmentOutput o;
-    try {
-      o = options.io.create(next.path());
-    } catch (FileAlreadyExistsException e) {
-      newest = next; // a leftover; the next attempt takes the following name
-      throw e;
-    }
-    newest = next;
-    current = next;
-    out = o;
-    outSize = 0;
-    committedSize = 0;
-    if (retention) retention();
-  }
-
-  /** Removes expired segments (see the class comment). */
-  private void retention() throws IOException {
-    Duration keep = config.retention();
-    if (keep == null) return;
-    Instant now = clock.instant();
-    Instant cutoff = now.minus(keep);
-    List<SegmentFiles.Segment> segments = SegmentFiles.list(dir);
-    List<RecordCodec.Removed> removed = new ArrayList<>();
-    List<Path> files = new ArrayList<>();
-    for (int i = 0; i < segments.size() - 1; i++) { // never the newest
-      SegmentFiles.Segment s = segments.get(i);
-      if (current != null && s.path().equals(current.path())) break;
-      // a segment holds lines written on its day or earlier, so a day that ended before the
-      // cutoff is expired without reading it
-      Instant dayEnd = s.day().plusDays(1).atStartOfDay(ZoneOffset.UTC).toInstant();
-      if (dayEnd.isAfter(cutoff)) {
-        SegmentFiles.Tail tail;
-        try {
-          tail = SegmentFiles.tail(s.path());
-        } catch (IOException e) {
-          log.warn("inferpam: retention stops at {}: {}", s.name(), describe(e));
-          break;
-        }
-        if (tail == null || tail.time() == null || !tail.time().isBefore(cutoff)) break;
-      }
-      SegmentFiles.Summary sum = SegmentFiles.summarize(s.path());
-      removed.add(new RecordCodec.Removed(s.name(), sum.records(), sum.firstPrev(), sum.lastHash()));
-      files.add(s.path());
-    }
-    if (removed.isEmpty()) return;
-    if (out == null) openSegment(false);
-    // the line that carries the chain is durable before anything is deleted
-    writeChainLine(RecordCodec.retentionBody(ids.next(), now, removed));
-    for (Path f : files) {
+  /** The writer's news, published to callers under the lock. */
+  private final class Listener implements SegmentWriter.Listener {
+    @Override
+    public void durable(long seq) {
+      lock.lock();
       try {
-        Files.deleteIfExists(f);
-      } catch (IOException e) {
-        log.warn("inferpam: retention could not remove {}: {}", f.getFileName(), describe(e));
+        if (seq > syncedSeq) syncedSeq = seq;
+        progress.signalAll();
+      } finally {
+        lock.unlock();
       }
     }
-    log.info("inferpam: retention removed {} recording segment(s) older than {}: {}", files.size(), keep,
-        removed.stream().map(RecordCodec.Removed::file).collect(Collectors.joining(", ")));
-  }
 
-  private void writeChainLine(String body) throws IOException {
-    byte[] b = body.getBytes(StandardCharsets.UTF_8);
-    byte[] tail = RecordCodec.tail(b, head, sha);
-    out.write(b, 0, b.length);
-    out.write(tail, 0, tail.length);
-    outSize += b.length + tail.length;
-    head = RecordCodec.hashOfTail(tail);
-    needsForce = true;
-    force();
-  }
-
-  private void fail(Exception e) {
-    String reason = describe(e);
-    boolean first = !failed;
-    failed = true;
-    nextRetryNanos = System.nanoTime() + options.retryInterval.toNanos();
-    // what is not durable is written again, chained to the last durable line
-    pending.addAll(0, unsynced);
-    unsynced.clear();
-    stagingLen = 0;
-    head = committedHead;
-    writtenSeq = committedSeq;
-    needsForce = false;
-    if (out != null) {
+    @Override
+    public void failed(String reason) {
+      lock.lock();
       try {
-        out.truncate(committedSize); // drops a half-written line, if the disk lets us
-      } catch (IOException | RuntimeException ignored) {
-        // the segment stays as it is; verify will name the broken line
-      }
-      closeQuietly(out);
-      out = null;
-      if (committedSize == 0) {
-        try {
-          Files.deleteIfExists(current.path());
-        } catch (IOException | RuntimeException ignored) {
-          // an empty leftover segment is harmless
-        }
+        failure = reason;
+        progress.signalAll();
+      } finally {
+        lock.unlock();
       }
     }
-    lock.lock();
-    try {
-      failure = reason;
-      progress.signalAll();
-    } finally {
-      lock.unlock();
-    }
-    if (first) {
-      log.error("inferpam: recording to {} failed; new exchanges are refused (503 recording_unavailable) "
-          + "until writing works again, retrying every {} ms: {}", dir, options.retryInterval.toMillis(), reason);
-    } else {
-      log.debug("inferpam: recording still failing: {}", reason);
-    }
-  }
 
-  private void recovered() {
-    failed = false;
-    lock.lock();
-    try {
-      failure = null;
-    } finally {
-      lock.unlock();
-    }
-    log.info("inferpam: recording to {} works again, continuing in {}", dir, current == null ? "-" : current.name());
-  }
-
-  private static String describe(Throwable e) {
-    String m = e.getMessage();
-    return e.getClass().getSimpleName() + (m == null ? "" : ": " + m);
-  }
-
-  private static void closeQuietly(Closeable c) {
-    if (c == null) return;
-    try {
-      c.close();
-    } catch (IOException | RuntimeException ignored) {
-      // nothing more to do with it
+    @Override
+    public void recovered() {
+      lock.lock();
+      try {
+        failure = null;
+      } finally {
+        lock.unlock();
+      }
     }
   }
 

@@ -28,9 +28,11 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
 import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 import java.util.regex.Pattern;
 import javax.net.ssl.SSLException;
@@ -79,11 +81,21 @@ import org.slf4j.LoggerFactory;
  * so a burst of traffic cannot hammer a dead endpoint, and the next call after it tries again.
  * {@link #toString()} never shows the secret or a token.
  *
+ * <h2>Threads and closing</h2>
+ * Token requests are sent asynchronously by the JDK's {@link HttpClient}; its work (and the
+ * reading of the response) runs on the {@link Executor} given to the constructor, else on the
+ * client's own pool. No request thread is held while a token is fetched in the background.
+ * {@link #close()} abandons a token request in flight, stops the client where the running Java can
+ * (see {@link HttpClients#shutdownNow}) and makes every later {@link #current()} throw
+ * {@link CredentialUnavailableException} saying the provider is closed. A given executor is not
+ * shut down.
+ *
  * <p><b>Thread-safety:</b> safe for concurrent use; meant to be shared by every request. Times
  * (expiry, refresh, back-off) come from the injected {@link Clock}; the network timeouts are real
- * time.
+ * time. State is guarded by a {@link ReentrantLock} (a virtual thread reading the client-secret
+ * file under it is not pinned).
  */
-public final class OAuth2CredentialProvider implements CredentialProvider {
+public final class OAuth2CredentialProvider implements CredentialProvider, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(OAuth2CredentialProvider.class);
 
   /** Connect timeout of a token request, in seconds. */
@@ -118,11 +130,15 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
   private final Tuning tuning;
   private final HttpClient http;
 
-  private final Object lock = new Object();
+  private final ReentrantLock lock = new ReentrantLock();
   /** The last token obtained; read without the lock on the fast path. */
   private volatile Token token;
+  /** Set once by {@link #close()}; read without the lock on the fast path. */
+  private volatile boolean closed;
   /** The one token request in flight, or null; guarded by {@code lock}. */
   private CompletableFuture<Token> inFlight;
+  /** The HTTP exchange of {@link #inFlight}, to abandon on close; guarded by {@code lock}. */
+  private CompletableFuture<?> sending;
   /** The last failure while it holds back new attempts, or null; guarded by {@code lock}. */
   private Failure failure;
 
@@ -139,11 +155,26 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
    */
   public OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
                                   Function<String, String> env, Clock clock) {
-    this(header, scheme, config, env, clock, Tuning.DEFAULTS);
+    this(header, scheme, config, env, clock, null, Tuning.DEFAULTS);
+  }
+
+  /**
+   * As {@link #OAuth2CredentialProvider(String, String, Policy.OAuth2, Function, Clock)}, with
+   * token requests run on {@code executor} ({@code null}: the HTTP client's own pool). The
+   * provider never shuts {@code executor} down.
+   */
+  public OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
+                                  Function<String, String> env, Clock clock, Executor executor) {
+    this(header, scheme, config, env, clock, executor, Tuning.DEFAULTS);
   }
 
   OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
                            Function<String, String> env, Clock clock, Tuning tuning) {
+    this(header, scheme, config, env, clock, null, tuning);
+  }
+
+  OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
+                           Function<String, String> env, Clock clock, Executor executor, Tuning tuning) {
     this.header = CredentialProviders.checkHeader(header);
     this.scheme = CredentialProviders.checkScheme(scheme);
     Objects.requireNonNull(config, "config");
@@ -173,7 +204,9 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
       throw new IllegalArgumentException(KEY + ".refresh-before must be >= 0, was " + config.refreshBefore());
     }
     this.refreshBefore = config.refreshBefore();
-    this.http = HttpClient.newBuilder()
+    HttpClient.Builder http = HttpClient.newBuilder();
+    if (executor != null) http.executor(executor);
+    this.http = http
         .connectTimeout(tuning.connectTimeout())
         // A redirect would carry the client's Basic credentials to wherever it points.
         .followRedirects(HttpClient.Redirect.NEVER)
@@ -219,11 +252,14 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
 
   @Override
   public Credential current() throws CredentialUnavailableException {
+    if (closed) throw closedException();
     Token t = token;
     if (t != null && clock.instant().isBefore(t.refreshAt())) return t.credential();
 
     CompletableFuture<Token> pending;
-    synchronized (lock) {
+    lock.lock();
+    try {
+      if (closed) throw closedException();
       // A finished future has already settled token/failure (see settle), so it is not in flight.
       if (inFlight != null && inFlight.isDone()) inFlight = null;
       Instant now = clock.instant();
@@ -240,16 +276,47 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
       // A token that is still valid is served while the refresh runs: no caller stalls.
       if (usable) return t.credential();
       pending = inFlight;
+    } finally {
+      lock.unlock();
     }
     return await(pending);
+  }
+
+  /**
+   * Abandons a token request in flight (callers waiting for it are told the provider is closed),
+   * forgets the token, stops the HTTP client where the running Java can, and refuses every later
+   * {@link #current()}. A given executor is left running. Idempotent.
+   */
+  @Override
+  public void close() {
+    CompletableFuture<?> abandoned;
+    lock.lock();
+    try {
+      if (closed) return;
+      closed = true;
+      token = null;
+      abandoned = sending;
+      sending = null;
+    } finally {
+      lock.unlock();
+    }
+    if (abandoned != null) abandoned.cancel(true);
+    HttpClients.shutdownNow(http);
+  }
+
+  private CredentialUnavailableException closedException() {
+    return new CredentialUnavailableException("OAuth2 credential provider for " + endpointName + " is closed");
   }
 
   private Credential await(CompletableFuture<Token> pending) throws CredentialUnavailableException {
     // The fetch bounds itself; this is a backstop so that no caller can wait forever.
     Duration bound = tuning.connectTimeout().plus(tuning.requestTimeout()).plusSeconds(1);
     try {
-      return pending.get(bound.toMillis(), TimeUnit.MILLISECONDS).credential();
+      Token fetched = pending.get(bound.toMillis(), TimeUnit.MILLISECONDS);
+      if (closed) throw closedException();
+      return fetched.credential();
     } catch (ExecutionException e) {
+      if (closed) throw closedException();
       throw new CredentialUnavailableException(describe(e.getCause()));
     } catch (TimeoutException e) {
       throw new CredentialUnavailableException(
@@ -261,11 +328,16 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
     }
   }
 
-  /** Starts the one token request; called with {@code lock} held, never blocks on the network. */
+  /**
+   * Starts the one token request; called with {@code lock} held, never blocks on the network
+   * (a client-secret file may be read).
+   */
   private CompletableFuture<Token> fetch(Instant requested) {
     CompletableFuture<Token> fetch;
     try {
-      fetch = send(secret.read()).thenApply(response -> parse(response, requested));
+      CompletableFuture<HttpResponse<byte[]>> sent = send(secret.read());
+      sending = sent;
+      fetch = sent.thenApply(response -> parse(response, requested));
     } catch (CredentialUnavailableException e) {
       fetch = CompletableFuture.failedFuture(
           new TokenFailure("OAuth2 client secret unavailable: " + e.getMessage()));
@@ -368,19 +440,28 @@ public final class OAuth2CredentialProvider implements CredentialProvider {
   /** Records the outcome of a fetch; runs once per fetch, before its future completes. */
   private Token settle(Token fresh, Throwable error) {
     if (error == null) {
-      synchronized (lock) {
-        token = fresh;
+      lock.lock();
+      try {
+        if (!closed) token = fresh;
         failure = null;
+        sending = null;
+      } finally {
+        lock.unlock();
       }
       return fresh;
     }
     String message = describe(error);
     boolean stillValid;
-    synchronized (lock) {
+    lock.lock();
+    try {
+      sending = null;
+      if (closed) throw new TokenFailure(message); // abandoned by close(): nothing to report
       Instant now = clock.instant();
       failure = new Failure(message, now.plus(tuning.failureBackoff()));
       Token t = token;
       stillValid = t != null && now.isBefore(t.expiresAt());
+    } finally {
+      lock.unlock();
     }
     log.warn("inferpam: {}{}", message,
         stillValid ? "; the current token is used until it expires" : "");

@@ -36,6 +36,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The verification keys of one issuer of {@link OidcResolver}, and a verifier per key made once.
@@ -129,11 +130,24 @@ final class OidcKeys {
     return table(refetched).select(header);
   }
 
+  /** Closes the key source (Nimbus's chain, with its refresh executor); failures are only logged. */
+  void close() {
+    try {
+      source.close();
+    } catch (java.io.IOException | RuntimeException e) {
+      org.slf4j.LoggerFactory.getLogger(OidcKeys.class).debug("inferpam: closing an OIDC key source failed: {}",
+          e.toString());
+    }
+  }
+
   /** How many JWKs of the current set have their verifiers made; for tests. */
   int convertedKeys() {
     Table t = table;
-    synchronized (t.converted) {
+    t.lock.lock();
+    try {
       return t.converted.size();
+    } finally {
+      t.lock.unlock();
     }
   }
 
@@ -170,8 +184,9 @@ final class OidcKeys {
   /** The verifiers of one JWK set. */
   private static final class Table {
     final JWKSet set;
-    /** Per JWK object of {@link #set}, by identity; guarded by itself. */
+    /** Per JWK object of {@link #set}, by identity; guarded by {@link #lock}. */
     final Map<JWK, List<KeyVerifier>> converted = new IdentityHashMap<>();
+    final ReentrantLock lock = new ReentrantLock();
     final Map<Selection, List<KeyVerifier>> selections = new ConcurrentHashMap<>();
 
     Table(JWKSet set) {
@@ -192,8 +207,11 @@ final class OidcKeys {
     }
 
     private List<KeyVerifier> verifiers(JWK jwk) {
-      synchronized (converted) {
+      lock.lock();
+      try {
         return converted.computeIfAbsent(jwk, Table::convert);
+      } finally {
+        lock.unlock();
       }
     }
 

@@ -45,7 +45,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -122,12 +121,20 @@ import org.slf4j.LoggerFactory;
  * stalls, a request waits at most one fetch deadline per fetch it needs — a discovery, a refresh of
  * expired keys, one re-fetch for an unknown {@code kid}: 15s in the worst case with the defaults —
  * and then gets {@code issuer keys unavailable} (or {@code unknown signing key} while older keys
- * are still served). Fetches and background refreshes run on daemon threads that end when idle.
+ * are still served).
+ *
+ * <p><b>Threads and closing.</b> Fetches and background refreshes run on the executor given
+ * ({@link Background#executor()}), else on small pools of the resolver's own whose threads (daemons
+ * named {@code inferpam-oidc-fetch <issuer>} and {@code inferpam-oidc-keys-<issuer>}, or made by the
+ * given thread factory) end when idle. {@link #close()} shuts those pools down and stops the key
+ * sources; a given executor is left running. A closed resolver refuses every call with
+ * {@link IllegalStateException} {@code "OIDC resolver closed"} (an engine answers it 401, failing
+ * closed).
  *
  * <p><b>Bad input:</b> the constructor refuses what {@link PolicyLoader} would refuse, with
  * {@link IllegalArgumentException} naming {@code identity.oidc[i]}.
  */
-public final class OidcResolver implements IdentityResolver {
+public final class OidcResolver implements IdentityResolver, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(OidcResolver.class);
 
   /** Default number of validated tokens kept. */
@@ -222,6 +229,8 @@ public final class OidcResolver implements IdentityResolver {
   private final Settings settings;
   private final Cache<ByteBuffer, Verified> tokens;
   private final LongAdder verifications = new LongAdder();
+  private final Background background;
+  private volatile boolean closed;
 
   /**
    * A resolver with a cache of {@value #DEFAULT_TOKEN_CACHE_SIZE} validated tokens.
@@ -240,13 +249,30 @@ public final class OidcResolver implements IdentityResolver {
    *     negative
    */
   public OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize) {
-    this(issuers, clock, tokenCacheSize, Settings.DEFAULTS);
+    this(issuers, clock, tokenCacheSize, Settings.DEFAULTS, Background.DEFAULT);
+  }
+
+  /**
+   * As {@link #OidcResolver(List, Clock, int)}, with fetches and refreshes on
+   * {@code background}'s executor, or on own pools made with its thread factory (see the class
+   * comment).
+   *
+   * @throws IllegalArgumentException as {@link #OidcResolver(List, Clock, int)}
+   */
+  public OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Background background) {
+    this(issuers, clock, tokenCacheSize, Settings.DEFAULTS, background);
   }
 
   OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings) {
+    this(issuers, clock, tokenCacheSize, settings, Background.DEFAULT);
+  }
+
+  OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings,
+               Background background) {
     Objects.requireNonNull(issuers, "issuers");
     this.clock = Objects.requireNonNull(clock, "clock");
     this.settings = Objects.requireNonNull(settings, "settings");
+    this.background = Objects.requireNonNull(background, "background");
     if (tokenCacheSize < 0) throw new IllegalArgumentException("tokenCacheSize must be >= 0, was " + tokenCacheSize);
     Map<String, Issuer> byName = new HashMap<>();
     for (int i = 0; i < issuers.size(); i++) {
@@ -294,8 +320,12 @@ public final class OidcResolver implements IdentityResolver {
     if (problem != null) throw new IllegalArgumentException(where + ".clock-skew: " + problem);
   }
 
+  /**
+   * @throws IllegalStateException {@code "OIDC resolver closed"} after {@link #close()}
+   */
   @Override
   public Optional<Principal> resolve(InferenceRequest request) throws AuthenticationException {
+    if (closed) throw new IllegalStateException("OIDC resolver closed");
     List<String> values = request.headers().get("authorization");
     if (values == null || values.isEmpty()) return Optional.empty();
     String token = BearerTokens.token(values.get(0));
@@ -325,6 +355,19 @@ public final class OidcResolver implements IdentityResolver {
     Verified verified = verify(token, now);
     if (tokens != null) tokens.put(key, verified);
     return Optional.of(verified.principal());
+  }
+
+  /**
+   * Stops every issuer's key source and fetches, shuts down the pools the resolver made (a given
+   * executor is left running), forgets the validated tokens, and refuses every later call.
+   * Idempotent.
+   */
+  @Override
+  public void close() {
+    if (closed) return;
+    closed = true;
+    issuers.values().forEach(Issuer::close);
+    if (tokens != null) tokens.invalidateAll();
   }
 
   /** How many tokens went through signature verification; for tests of the cache. */
@@ -457,7 +500,7 @@ public final class OidcResolver implements IdentityResolver {
       this.skewMillis = skewSeconds * 1000L;
       this.requiredType = config.requireType() == null ? null : bareType(config.requireType());
       this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
-          settings.fetchDeadline(), where);
+          settings.fetchDeadline(), where, background);
       // Nothing is fetched here: the JWK source fetches on first use.
       if (config.jwksUri() != null) this.keys = keys(config.jwksUri());
     }
@@ -495,8 +538,10 @@ public final class OidcResolver implements IdentityResolver {
         // Set before fetching, so that a failing identity provider is asked once per interval.
         nextDiscovery = now + settings.refetchInterval().toMillis();
         URI jwksUri = discoverJwksUri();
-        keys = keys(jwksUri);
-        return keys;
+        OidcKeys found = keys(jwksUri);
+        keys = found;
+        if (closed) found.close(); // close() ran meanwhile and did not see these
+        return found;
       } finally {
         discovery.unlock();
       }
@@ -557,14 +602,22 @@ public final class OidcResolver implements IdentityResolver {
       return source.getJWKSetSource();
     }
 
-    /** One thread at most, created when a refresh is due and gone when idle; never holds the JVM. */
+    /**
+     * The given executor; else one thread at most, created when a refresh is due and gone when
+     * idle. Nimbus shuts it down when the key source is closed (a given executor only through a
+     * view that leaves it running).
+     */
     private ExecutorService refreshExecutor() {
-      return new ThreadPoolExecutor(0, 1, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
-        Thread t = Executors.defaultThreadFactory().newThread(r);
-        t.setName("inferpam-oidc-keys-" + where);
-        t.setDaemon(true);
-        return t;
-      });
+      if (background.executor() != null) return Background.borrowed(background.executor());
+      return new ThreadPoolExecutor(0, 1, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
+          background.threads("inferpam-oidc-keys-" + where));
+    }
+
+    /** Stops fetching and closes the key source, with its refresh executor. */
+    void close() {
+      retriever.close();
+      OidcKeys k = keys;
+      if (k != null) k.close();
     }
 
     /**

@@ -8,13 +8,15 @@ import java.net.HttpURLConnection;
 import java.net.URL;
 import java.time.Duration;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.Executor;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.SynchronousQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Fetches JWK sets and discovery documents for one issuer of {@link OidcResolver}: Nimbus's
@@ -35,15 +37,24 @@ import java.util.concurrent.TimeoutException;
  *       {@link OidcRules#urlProblem} refused those before).
  * </ul>
  *
- * <p><b>Thread-safety:</b> safe for concurrent use. Worker threads are daemons and end when idle.
+ * <p><b>Threads.</b> Fetches run on the executor given ({@link Background#executor()}), which is
+ * never shut down here; without one, on a pool of its own whose threads
+ * ({@code inferpam-oidc-fetch <issuer>}, daemons unless a thread factory says otherwise) end when
+ * idle, and which {@link #close()} shuts down. After {@code close()} every fetch fails.
+ *
+ * <p><b>Thread-safety:</b> safe for concurrent use.
  */
-final class OidcRetriever extends DefaultResourceRetriever {
+final class OidcRetriever extends DefaultResourceRetriever implements AutoCloseable {
 
   /** Fetches of one issuer at once: a refresh, a re-fetch for a new key, a discovery, and one spare. */
   static final int MAX_CONCURRENT_FETCHES = 4;
 
   private final Duration deadline;
-  private final ThreadPoolExecutor workers;
+  private final Executor workers;
+  /** The pool made here, shut down on close; {@code null} with a given executor. */
+  private final ThreadPoolExecutor own;
+  private final Semaphore fetches = new Semaphore(MAX_CONCURRENT_FETCHES);
+  private volatile boolean closed;
 
   /**
    * @param connectTimeout per connection attempt
@@ -51,17 +62,20 @@ final class OidcRetriever extends DefaultResourceRetriever {
    * @param sizeLimit      largest response body, in bytes; larger is an error
    * @param deadline       longest a caller waits for a whole fetch
    * @param name           names the worker threads, e.g. the issuer's policy path
+   * @param background     the executor to fetch on, or the thread factory for an own pool
    */
-  OidcRetriever(Duration connectTimeout, Duration readTimeout, int sizeLimit, Duration deadline, String name) {
+  OidcRetriever(Duration connectTimeout, Duration readTimeout, int sizeLimit, Duration deadline, String name,
+                Background background) {
     super(Math.toIntExact(connectTimeout.toMillis()), Math.toIntExact(readTimeout.toMillis()), sizeLimit, true);
     this.deadline = deadline;
-    this.workers = new ThreadPoolExecutor(0, MAX_CONCURRENT_FETCHES, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
-        r -> {
-          Thread t = Executors.defaultThreadFactory().newThread(r);
-          t.setName("inferpam-oidc-fetch " + name);
-          t.setDaemon(true);
-          return t;
-        });
+    if (background.executor() != null) {
+      this.workers = background.executor();
+      this.own = null;
+    } else {
+      this.own = new ThreadPoolExecutor(0, MAX_CONCURRENT_FETCHES, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
+          background.threads("inferpam-oidc-fetch " + name));
+      this.workers = own;
+    }
   }
 
   @Override
@@ -70,11 +84,14 @@ final class OidcRetriever extends DefaultResourceRetriever {
     if (!protocol.equals("https") && !protocol.equals("http")) {
       throw new IOException("refusing to fetch a " + protocol + " URL");
     }
-    Future<Resource> fetch;
+    if (closed) throw new IOException("OIDC resolver closed");
+    if (!fetches.tryAcquire()) throw new IOException("too many fetches in progress (" + MAX_CONCURRENT_FETCHES + ")");
+    Fetch fetch = new Fetch(url);
     try {
-      fetch = workers.submit(() -> OidcRetriever.super.retrieveResource(url));
+      workers.execute(fetch);
     } catch (RejectedExecutionException e) {
-      throw new IOException("too many fetches in progress (" + MAX_CONCURRENT_FETCHES + ")");
+      fetch.release();
+      throw new IOException(closed ? "OIDC resolver closed" : "fetch refused by the executor");
     }
     try {
       return fetch.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
@@ -94,10 +111,54 @@ final class OidcRetriever extends DefaultResourceRetriever {
     }
   }
 
+  /** The fetch itself, on a worker. */
+  private Resource fetchNow(URL url) throws IOException {
+    return super.retrieveResource(url);
+  }
+
   @Override
   protected HttpURLConnection openHTTPConnection(URL url) throws IOException {
     HttpURLConnection connection = super.openHTTPConnection(url);
     connection.setInstanceFollowRedirects(false);
     return connection;
+  }
+
+  /** Refuses further fetches and shuts the own pool down (a given executor is left running). Idempotent. */
+  @Override
+  public void close() {
+    closed = true;
+    if (own != null) own.shutdownNow();
+  }
+
+  /**
+   * One fetch, holding one of the {@link #fetches} permits while it runs on a worker (or until
+   * it is cancelled before it started), so that overrunning fetches still count.
+   */
+  private final class Fetch extends FutureTask<Resource> {
+    private final AtomicBoolean released = new AtomicBoolean();
+    private volatile boolean started;
+
+    Fetch(URL url) {
+      super(() -> fetchNow(url));
+    }
+
+    @Override
+    public void run() {
+      started = true;
+      try {
+        super.run();
+      } finally {
+        release();
+      }
+    }
+
+    @Override
+    protected void done() {
+      if (!started) release(); // cancelled before a worker took it
+    }
+
+    void release() {
+      if (released.compareAndSet(false, true)) fetches.release();
+    }
   }
 }

@@ -205,9 +205,13 @@ public final class RecordBuilder {
     usageRead = size;
   }
 
-  /** A byte array output stream that lends its array, so usage can be read from it in place. */
+  /**
+   * A byte array output stream that lends its array, so usage can be read from it in place. Used
+   * by one thread at a time, as the whole builder is (handed on through the recorder's queue), so
+   * the array needs no monitor of ours.
+   */
   private static final class Capture extends ByteArrayOutputStream {
-    synchronized byte[] array() {
+    byte[] array() {
       return buf;
     }
   }

@@ -543,6 +543,67 @@ class JsonlRecorderTest {
   }
 
   @Test
+  void aDirectoryUnderARegularFileIsRefusedSayingNotADirectory() throws Exception {
+    Path plain = Files.writeString(dir.resolve("plain"), "x");
+    Path under = plain.resolve("recordings");
+
+    assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(under), clock))
+        .isInstanceOf(UncheckedIOException.class)
+        .hasMessage("cannot start recording in " + under + ": not a directory: " + under);
+    assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(plain), clock))
+        .isInstanceOf(UncheckedIOException.class)
+        .hasMessage("cannot start recording in " + plain + ": exists and is not a directory: " + plain);
+  }
+
+  @Test
+  void aLockFileThatCannotBeOpenedIsRefusedSayingWhy() throws Exception {
+    Files.createDirectory(dir.resolve(JsonlRecorder.LOCK_FILE));
+
+    assertThatThrownBy(() -> start(config(Policy.Durability.ASYNC)))
+        .isInstanceOf(UncheckedIOException.class)
+        .hasMessage("cannot start recording in " + dir + ": is a directory: " + dir.resolve(JsonlRecorder.LOCK_FILE));
+  }
+
+  @Test
+  void aDirectoryTheProcessMayNotWriteIsRefusedSayingPermissionDenied() throws Exception {
+    Path locked = Files.createDirectory(dir.resolve("locked"));
+    Files.setPosixFilePermissions(locked, java.nio.file.attribute.PosixFilePermissions.fromString("r-xr-xr-x"));
+    try {
+      // root writes anyway: the "not a directory" test above still covers the message
+      org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(locked), "running as root");
+
+      assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(locked), clock))
+          .isInstanceOf(UncheckedIOException.class)
+          .hasMessage("cannot start recording in " + locked + ": permission denied: "
+              + locked.resolve(JsonlRecorder.LOCK_FILE));
+      assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(locked.resolve("sub")), clock))
+          .isInstanceOf(UncheckedIOException.class)
+          .hasMessage("cannot start recording in " + locked.resolve("sub") + ": permission denied: "
+              + locked.resolve("sub"));
+    } finally {
+      Files.setPosixFilePermissions(locked, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+  }
+
+  @Test
+  void theWriterThreadComesFromTheGivenFactoryAndEndsOnClose() throws Exception {
+    List<Thread> made = new ArrayList<>();
+    JsonlRecorder r = new JsonlRecorder(config(Policy.Durability.BATCHED), clock, task -> {
+      Thread t = new Thread(task, "my-recorder-writer");
+      made.add(t);
+      return t;
+    });
+    r.record(next("ex-1"));
+    r.flush();
+
+    assertThat(made).hasSize(1);
+    assertThat(made.get(0).isAlive()).isTrue();
+    r.close();
+    assertThat(made.get(0).isAlive()).isFalse();
+    assertThat(allLines()).hasSize(1);
+  }
+
+  @Test
   void manyThreadsRecordEveryRecordExactlyOnceInOneChain() throws Exception {
     Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 64 * 1024, 0, null, 0);
     JsonlRecorder r = start(cfg);

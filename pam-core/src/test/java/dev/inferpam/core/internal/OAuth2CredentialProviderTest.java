@@ -311,6 +311,45 @@ class OAuth2CredentialProviderTest {
     assertThat(server.getRequestCount()).isEqualTo(2);
   }
 
+  // --- threads and closing -------------------------------------------------------------------
+
+  @Test
+  void runsTokenRequestsOnTheGivenExecutorAndNeverShutsItDown() throws Exception {
+    endpoint.respond(token("tok-1", 3600));
+    AtomicInteger tasks = new AtomicInteger();
+    OAuth2CredentialProvider provider = new OAuth2CredentialProvider("Authorization", "Bearer",
+        config(null, null, null), ENV::get, clock, task -> {
+          tasks.incrementAndGet();
+          pool.execute(task);
+        }, FAST);
+
+    assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer tok-1"));
+    assertThat(tasks.get()).isPositive();
+    provider.close();
+    assertThat(pool.isShutdown()).isFalse();
+  }
+
+  @Test
+  void closeAbandonsTheRequestInFlightAndRefusesLaterCalls() throws Exception {
+    endpoint.respond(token("tok-1", 120));
+    OAuth2CredentialProvider provider = new OAuth2CredentialProvider("Authorization", "Bearer",
+        config(null, null, Duration.ofSeconds(60)), ENV::get, clock,
+        new OAuth2CredentialProvider.Tuning(Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(1)));
+    provider.current();
+    clock.set(T0.plusSeconds(121)); // expired: the next caller waits for a new token
+    endpoint.hold();
+    Future<Credential> waiting = pool.submit(provider::current);
+    await().atMost(Duration.ofSeconds(5)).until(() -> endpoint.waiting.get() == 1);
+
+    provider.close();
+
+    String closed = "OAuth2 credential provider for " + hostPort() + " is closed";
+    assertThatThrownBy(() -> waiting.get(5, TimeUnit.SECONDS)) // not the 30s request timeout
+        .hasCauseInstanceOf(CredentialUnavailableException.class).cause().hasMessage(closed);
+    assertThatThrownBy(provider::current).isInstanceOf(CredentialUnavailableException.class).hasMessage(closed);
+    provider.close(); // idempotent
+  }
+
   // --- configuration -------------------------------------------------------------------------
 
   @Test

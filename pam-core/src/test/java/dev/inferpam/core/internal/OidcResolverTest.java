@@ -741,6 +741,58 @@ class OidcResolverTest {
     assertThat(idp.hits(wellKnown)).isEqualTo(2);
   }
 
+  // --- threads and closing -----------------------------------------------------------------------
+
+  @Test
+  void closeEndsTheThreadsItMadeAndRefusesLaterTokens() throws Exception {
+    List<Thread> made = new java.util.concurrent.CopyOnWriteArrayList<>();
+    java.util.concurrent.ThreadFactory threads = task -> {
+      Thread t = new Thread(task, "test-oidc-" + made.size());
+      t.setDaemon(true);
+      made.add(t);
+      return t;
+    };
+    OidcResolver r = new OidcResolver(List.of(config()), clock, 100, FAST, new Background(null, null, threads));
+    accepted(r, token(rsa1)); // a fetch
+    idp.serve(KEYS, jwks(rsa1, rsa2));
+    clock.advance(Duration.ofMinutes(4).plusSeconds(45));
+    accepted(r, token(rsa1, c -> c.subject("bob"))); // a refresh ahead, in the background
+    await().atMost(Duration.ofSeconds(10)).until(() -> idp.hits(KEYS) == 2);
+    assertThat(made).hasSizeGreaterThanOrEqualTo(2).anyMatch(Thread::isAlive);
+
+    r.close();
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> made.stream().noneMatch(Thread::isAlive));
+    String cached = token(rsa1);
+    assertThatThrownBy(() -> r.resolve(withAuthorization("Bearer " + cached)))
+        .isInstanceOf(IllegalStateException.class).hasMessage("OIDC resolver closed");
+    r.close(); // idempotent
+  }
+
+  @Test
+  void fetchesOnTheGivenExecutorAndLeavesItRunningWhenClosed() throws Exception {
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newCachedThreadPool();
+    try {
+      AtomicInteger tasks = new AtomicInteger();
+      java.util.concurrent.Executor counting = task -> {
+        tasks.incrementAndGet();
+        pool.execute(task);
+      };
+      OidcResolver r = new OidcResolver(List.of(config()), clock, 100, FAST, new Background(counting, null, null));
+
+      accepted(r, token(rsa1));
+      assertThat(tasks.get()).isEqualTo(1);
+      assertThat(idp.hits(KEYS)).isEqualTo(1);
+      r.close();
+
+      assertThat(pool.isShutdown()).isFalse();
+      assertThatThrownBy(() -> r.resolve(withAuthorization("Bearer " + token(rsa1))))
+          .isInstanceOf(IllegalStateException.class).hasMessage("OIDC resolver closed");
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   // --- token cache --------------------------------------------------------------------------------
 
   @Test
