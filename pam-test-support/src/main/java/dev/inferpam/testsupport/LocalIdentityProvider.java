@@ -55,6 +55,10 @@ import java.util.function.UnaryOperator;
  * {@code /realms/<name>/.well-known/openid-configuration}. Anything else is 404. Served by the
  * JDK's own HTTP server, so it adds no dependency where it is used outside tests.
  *
+ * <p>RSA keys are slow to make, so each key id's key is made once per JVM and reused by every
+ * provider: a provider's issuers still have distinct keys ({@code key-1}, {@code key-2}, ...), and
+ * the forger's key is never published by anyone.
+ *
  * <p><b>Thread-safety:</b> safe for concurrent use (Nimbus signers are thread-safe).
  * {@link #close()} stops the server at once.
  */
@@ -68,7 +72,6 @@ public final class LocalIdentityProvider implements AutoCloseable {
   private final Map<String, byte[]> documents = new ConcurrentHashMap<>();
   private final AtomicInteger fetches = new AtomicInteger();
   private final AtomicInteger issuers = new AtomicInteger();
-  private volatile RSAKey forgerKey;
 
   private LocalIdentityProvider(HttpServer server, Clock clock) {
     this.server = server;
@@ -161,7 +164,13 @@ public final class LocalIdentityProvider implements AutoCloseable {
     }
   }
 
+  private static final Map<String, RSAKey> KEYS = new ConcurrentHashMap<>();
+
   private static RSAKey generate(String kid) {
+    return KEYS.computeIfAbsent(kid, LocalIdentityProvider::newKey);
+  }
+
+  private static RSAKey newKey(String kid) {
     try {
       return new RSAKeyGenerator(2048).keyID(kid).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.RS256).generate();
     } catch (JOSEException e) {
@@ -169,15 +178,8 @@ public final class LocalIdentityProvider implements AutoCloseable {
     }
   }
 
-  private RSAKey forgerKey() {
-    RSAKey k = forgerKey;
-    if (k == null) {
-      synchronized (this) {
-        if (forgerKey == null) forgerKey = generate("forger");
-        k = forgerKey;
-      }
-    }
-    return k;
+  private static RSAKey forgerKey() {
+    return generate("forger");
   }
 
   /** One issuer: its name, its key and the JWK set served for it. Thread-safe. */
