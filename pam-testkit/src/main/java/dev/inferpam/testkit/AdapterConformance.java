@@ -401,7 +401,7 @@ public abstract class AdapterConformance {
   void aSecondCredentialBesideAValidOneIs401() throws Exception {
     Adapter a = adapter(policy());
     for (String[] extra : List.of(new String[] {"X-Api-Key", AUDITOR_KEY}, new String[] {"X-Api-Key", ""},
-        new String[] {"Proxy-Authorization", "Basic eDp5"})) {
+        new String[] {"Authorization", "Bearer " + ALICE_KEY}, new String[] {"Proxy-Authorization", "Basic eDp5"})) {
       Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + ALICE_KEY,
           extra[0], extra[1]);
       assertThat(r.status()).as("%s: %s", extra[0], r.text()).isEqualTo(401);
@@ -456,6 +456,7 @@ public abstract class AdapterConformance {
     assertThat(rec.response().usage())
         .isEqualTo(Map.of("prompt_tokens", 41L, "completion_tokens", 120L, "total_tokens", 161L));
     assertThat(rec.toString()).doesNotContain(ALICE_KEY).doesNotContain(UPSTREAM_SECRET);
+    assertThat(recorder.intents).as("no strict durability: no intent").isEmpty();
   }
 
   @Test
@@ -729,11 +730,26 @@ public abstract class AdapterConformance {
     Reply r = post(a, CHAT, AUDITOR_KEY, Policies.chat(MODEL, ""));
     assertThat(r.text()).isEqualTo(PII_ANSWER);
     assertNoStaleLength(r);
+    if (capabilities().contains(Capability.KEEPS_CONTENT_LENGTH)) {
+      assertThat(r.header("Content-Length")).as("nothing rewritten: the length holds")
+          .isEqualTo(String.valueOf(PII_ANSWER.length()));
+    }
     SessionRecord rec = onlyRecord();
     assertThat(rec.principal().subject()).isEqualTo("auditor");
     assertThat(rec.response().body()).isEqualTo(MASKED_PII_ANSWER).doesNotContain(EMAIL).doesNotContain(CARD);
     assertThat(rec.response().masked()).isEqualTo(Map.of("email", 1, "credit-card", 1));
     assertThat(rec.response().bytes()).as("what the caller got").isEqualTo(PII_ANSWER.length());
+  }
+
+  @Test
+  void withBodiesFullTheRecordHoldsTheMaskedTextTheCallerRead() throws Exception {
+    model.enqueue(ModelAnswer.json(PII_ANSWER));
+    Adapter a = adapter(policy(MASKING, "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
+    Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
+    assertThat(r.text()).isEqualTo(MASKED_PII_ANSWER);
+    SessionRecord rec = onlyRecord();
+    assertThat(rec.response().body()).isEqualTo(MASKED_PII_ANSWER);
+    assertThat(rec.response().masked()).isEqualTo(Map.of("email", 1, "credit-card", 1));
   }
 
   @Test
@@ -833,15 +849,16 @@ public abstract class AdapterConformance {
     assertMaskingRefused(r, "br");
   }
 
-  @Test
-  void aGzipAnswerIsDecodedAndMaskedOrRefused502() throws Exception {
+  @ParameterizedTest
+  @ValueSource(strings = {ALICE_KEY, AUDITOR_KEY}) // masked; exempt, but still scanned for credentials
+  void aGzipAnswerIsDecodedAndMaskedOrRefused502(String key) throws Exception {
     model.enqueue(ModelAnswer.of(200, "application/json", gzip(PII_ANSWER)).withHeader("Content-Encoding", "gzip"));
     Adapter a = adapter(policy(MASKING));
-    Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
+    Reply r = post(a, CHAT, key, Policies.chat(MODEL, ""));
     if (capabilities().contains(Capability.DECODES_GZIP_ANSWERS)) {
       assertThat(r.status()).isEqualTo(200);
       assertThat(r.header("Content-Encoding")).isNull();
-      assertThat(r.text()).isEqualTo(MASKED_PII_ANSWER);
+      assertThat(r.text()).isEqualTo(key.equals(AUDITOR_KEY) ? PII_ANSWER : MASKED_PII_ANSWER);
       assertThat(onlyRecord().response().body()).isEqualTo(MASKED_PII_ANSWER);
     } else {
       assertMaskingRefused(r, "gzip");
@@ -878,8 +895,8 @@ public abstract class AdapterConformance {
     model.enqueue(answer);
     Adapter a = adapter(policy());
     String received;
-    try (CallerResponse r = open(a, CHAT, ALICE_KEY,
-        Policies.chat(MODEL, "\"stream\":true,\"stream_options\":{\"include_usage\":true}"))) {
+    try (CallerResponse r = open(a, "/v1/completions", ALICE_KEY,
+        "{\"model\":\"llama-3.1-8b\",\"prompt\":\"hi\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}")) {
       InputStream in = r.body();
       assertThat(readEvent(in)).isEqualTo(first);
       assertThat(answer.isWritten()).as("the model still holds the rest").isFalse();
@@ -891,6 +908,7 @@ public abstract class AdapterConformance {
     }
     assertThat(received).isEqualTo(first + rest);
     SessionRecord rec = onlyRecord();
+    assertThat(rec.request().operation()).isEqualTo("completion");
     assertThat(rec.response().streamed()).isTrue();
     assertThat(rec.response().complete()).isTrue();
     assertThat(rec.response().body()).isEqualTo(first + rest);
@@ -917,6 +935,7 @@ public abstract class AdapterConformance {
     assertThat(rec.response().streamed()).isTrue();
     assertThat(rec.response().complete()).isFalse();
     assertThat(rec.response().body()).isEqualTo(first);
+    assertThat(rec.response().bytes()).isEqualTo(first.length());
   }
 
   @Test
