@@ -8,7 +8,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.Principal;
-import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.PamEngine;
@@ -44,7 +43,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
@@ -675,6 +673,24 @@ public abstract class AdapterConformance {
     assertThat(rec.decision().code()).isEqualTo("unauthenticated");
     assertThat(rec.response().status()).isEqualTo(401);
     assertThat(rec.toString()).doesNotContain(forged);
+  }
+
+  @Test
+  void aValidTokenWithASecondCredentialIs401AndNothingReachesTheModel() throws Exception {
+    LocalIdentityProvider idp = idp();
+    LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
+    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    Adapter a = adapter(oidcPolicy(realm, azure));
+    String token = keycloakToken(realm, "ml-engineers").sign();
+    for (String[] extra : List.of(new String[] {"X-Api-Key", "anything"}, new String[] {"X-Api-Key", ""},
+        new String[] {"Authorization", "Bearer " + token}, new String[] {"Proxy-Authorization", "Basic eDp5"})) {
+      Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + token, extra[0], extra[1]);
+      assertThat(r.status()).as("%s: %s", extra[0], r.text()).isEqualTo(401);
+      assertThat(r.error().path("code").asText()).isEqualTo("unauthenticated");
+      assertThat(r.header("WWW-Authenticate")).contains("more than one");
+      assertThat(r.text()).doesNotContain(token);
+    }
+    assertThat(model.requestCount()).isZero();
   }
 
   @Test
@@ -1355,34 +1371,5 @@ public abstract class AdapterConformance {
       }
     }
     return out.toString();
-  }
-
-  /**
-   * Keeps every record in order; refuses admission while {@link #down} is set, and for the next
-   * {@link #refuseAdmissions} admissions. Thread-safe.
-   */
-  protected static final class CapturingRecorder implements Recorder {
-    public final List<SessionRecord> records = new CopyOnWriteArrayList<>();
-    public final List<SessionRecord> intents = new CopyOnWriteArrayList<>();
-    public final AtomicInteger admits = new AtomicInteger();
-    public final AtomicInteger refuseAdmissions = new AtomicInteger();
-    public volatile boolean down;
-
-    @Override
-    public void admit() throws IOException {
-      admits.incrementAndGet();
-      if (down) throw new IOException("disk full");
-      if (refuseAdmissions.getAndUpdate(n -> Math.max(0, n - 1)) > 0) throw new IOException("recording queue full");
-    }
-
-    @Override
-    public void record(SessionRecord record) {
-      records.add(record);
-    }
-
-    @Override
-    public void intent(SessionRecord record) {
-      intents.add(record);
-    }
   }
 }
