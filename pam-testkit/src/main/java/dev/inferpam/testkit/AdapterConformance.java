@@ -75,8 +75,14 @@ import org.junit.jupiter.params.provider.ValueSource;
  * {@link ModelAnswer}s from a servlet), and closes the adapter and then the engine after each
  * test. {@link #capabilities()} says what differs between kinds of adapter.
  *
- * <p>Each test starts one adapter; tests do not share state. Waits are bounded (10 s) and
- * driven by latches, never by sleeping.
+ * <p>A model hosted some other way (an application behind a filter) must, for each request it
+ * receives, hand it to {@code model.apply(...)} once, answer with the returned answer's status
+ * and headers ({@code Content-Length} unless {@link ModelAnswer#streamed()}), and write it with
+ * {@link ModelAnswer#writeTo}, flushing each piece; when that throws
+ * {@link ModelAnswer.BrokenOff}, the connection must break without ending the body.
+ *
+ * <p>Each test starts one adapter; tests do not share state. Waits are bounded (10 s): latches,
+ * or polling for records an adapter writes after the caller has its answer; nothing sleeps.
  */
 public abstract class AdapterConformance {
   /** The kit's clock starts here (after {@link #RETIRED_KEY}'s expiry). */
