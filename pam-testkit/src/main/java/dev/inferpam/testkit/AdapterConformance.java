@@ -852,7 +852,7 @@ public abstract class AdapterConformance {
     byte[] email = EMAIL.getBytes(StandardCharsets.US_ASCII);
     System.arraycopy(email, 0, png, 100, email.length);
     model.enqueue(ModelAnswer.of(200, "image/png", png));
-    Adapter a = adapter(policy(MASKING));
+    Adapter a = adapter(policy(MASKING, "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.bytes()).isEqualTo(png);
@@ -860,6 +860,7 @@ public abstract class AdapterConformance {
     if (capabilities().contains(Capability.KEEPS_CONTENT_LENGTH)) assertThat(r.header("Content-Length")).isEqualTo("4096");
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().bytes()).isEqualTo(4096);
+    assertThat(rec.response().masked()).as("nothing masked on the way to the caller").isEmpty();
   }
 
   @ParameterizedTest
