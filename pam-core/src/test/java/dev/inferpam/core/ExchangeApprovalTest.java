@@ -16,7 +16,7 @@ import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
 import dev.inferpam.core.InProcessApprovalService.Pending;
 import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.core.internal.Decider;
-import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

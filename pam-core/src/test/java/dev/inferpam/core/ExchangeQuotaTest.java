@@ -11,15 +11,13 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -45,7 +43,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * the 429 {@code quota_exceeded} answer with its {@code Retry-After}, which requests count
  * against which entry, how tokens are charged from what the upstream reported (or estimated),
  * where limits sit in the decision order, the {@code quota_remaining} of records and
- * {@link PamEngine#quotaStatus}. Time is a {@link FakeClock}; nothing sleeps.
+ * {@link PamEngine#quotaStatus}. Time is a {@link MutableClock}; nothing sleeps.
  */
 class ExchangeQuotaTest {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -62,7 +60,7 @@ class ExchangeQuotaTest {
   static final Principal SAM =
       new Principal("sam", Set.of("security-oncall"), Principal.VIA_OIDC, "https://idp", Map.of());
 
-  final FakeClock clock = new FakeClock(T0);
+  final MutableClock clock = new MutableClock(T0);
   final CapturingRecorder rec = new CapturingRecorder();
   final List<AutoCloseable> toClose = new ArrayList<>();
 
@@ -72,44 +70,6 @@ class ExchangeQuotaTest {
   }
 
   // --- fixtures ----------------------------------------------------------------------------------
-
-  /** A clock that stands still until set or moved; thread-safe. */
-  static final class FakeClock extends Clock {
-    private volatile Instant now;
-    private final ZoneId zone;
-
-    FakeClock(Instant now) {
-      this(now, ZoneOffset.UTC);
-    }
-
-    FakeClock(Instant now, ZoneId zone) {
-      this.now = now;
-      this.zone = zone;
-    }
-
-    void set(Instant instant) {
-      now = instant;
-    }
-
-    void advance(Duration d) {
-      now = now.plus(d);
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return zone;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return new FakeClock(now, zone);
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
-  }
 
   static String sha256(String s) {
     try {
@@ -578,7 +538,7 @@ class ExchangeQuotaTest {
   @Test
   void theDayIsTheUtcDayWhateverTheClocksZone() throws Exception {
     // Kiritimati is UTC+14: its midnight comes at 10:00 UTC, which must not reset the day.
-    FakeClock kiritimati = new FakeClock(Instant.parse("2026-11-28T09:59:00Z"), ZoneId.of("Pacific/Kiritimati"));
+    MutableClock kiritimati = new MutableClock(Instant.parse("2026-11-28T09:59:00Z"), ZoneId.of("Pacific/Kiritimati"));
     PamEngine engine = keep(PamEngine.builder().policy(Policy.parse(policy(
         "  - {groups: [\"*\"], tokens-per-day: 100}\n", ""))).clock(kiritimati).recorder(rec)
         .credentialProvider(() -> UPSTREAM).build());

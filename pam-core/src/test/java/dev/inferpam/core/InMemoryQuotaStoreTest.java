@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
-import dev.inferpam.core.ExchangeQuotaTest.FakeClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
@@ -21,7 +21,7 @@ class InMemoryQuotaStoreTest {
   static final long MINUTE = T0.getEpochSecond() / 60;
   static final Instant MINUTE_END = Instant.ofEpochSecond((MINUTE + 1) * 60);
 
-  final FakeClock clock = new FakeClock(T0);
+  final MutableClock clock = new MutableClock(T0);
 
   @Test
   void forgetsACounterOnceItsWindowHasEndedOnTheInjectedClock() {

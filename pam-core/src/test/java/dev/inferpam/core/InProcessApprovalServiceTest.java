@@ -9,7 +9,7 @@ import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
 import dev.inferpam.core.InProcessApprovalService.Pending;
 import dev.inferpam.core.InProcessApprovalService.ReviewResult;
-import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import dev.inferpam.core.internal.RequestDigest;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.RecordCodec;
-import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

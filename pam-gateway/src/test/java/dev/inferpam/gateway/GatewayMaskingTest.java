@@ -12,6 +12,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
+import dev.inferpam.testsupport.FakeModelServer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -259,26 +260,10 @@ class GatewayMaskingTest {
     assertThat(response.get("bytes").asLong()).isEqualTo(png.length);
   }
 
-  /** An upstream that echoes the request's headers into its headers and its (JSON, '/' escaped) body. */
-  private static final class Echo extends mockwebserver3.Dispatcher {
-    @Override
-    public MockResponse dispatch(RecordedRequest request) {
-      okhttp3.Headers h = request.getHeaders();
-      StringBuilder body = new StringBuilder("{\"headers\":{");
-      MockResponse.Builder response = new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json");
-      for (int i = 0; i < h.size(); i++) {
-        if (i > 0) body.append(',');
-        body.append('"').append(h.name(i)).append("\":\"").append(h.value(i).replace("/", "\\/")).append('"');
-        response.addHeader("X-Echo-" + h.name(i), h.value(i));
-      }
-      return response.body(body.append("}}").toString()).build();
-    }
-  }
-
   @Test
   void anEchoingUpstreamHandsBackNeitherTheUpstreamCredentialNorTheCallersTokenNorDoesTheRecording()
       throws Exception {
-    upstream.setDispatcher(new Echo());
+    upstream.setDispatcher(FakeModelServer.echoDispatcher());
     for (String key : List.of(ALICE_KEY, CI_KEY)) { // masked, and exempt from masking
       try (Response r = post(key, chat("llama-3.1-8b", ""), "X-Request-Id", "my token is " + key + "/x")) {
         assertThat(r.code()).isEqualTo(200);

@@ -14,7 +14,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import dev.inferpam.gateway.GatewayApprovalTest.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;

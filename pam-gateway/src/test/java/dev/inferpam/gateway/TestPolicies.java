@@ -4,11 +4,8 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import java.nio.charset.StandardCharsets;
+import dev.inferpam.testsupport.Policies;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 
 /** The policy the gateway tests run against, and helpers to build engines from it. */
 public final class TestPolicies {
@@ -133,16 +130,10 @@ public final class TestPolicies {
   }
 
   public static String chat(String model, String extraFields) {
-    return "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
-        + (extraFields.isEmpty() ? "" : "," + extraFields) + "}";
+    return Policies.chat(model, extraFields);
   }
 
   public static String sha256(String key) {
-    try {
-      return HexFormat.of().formatHex(
-          MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Policies.sha256(key);
   }
 }

@@ -1,6 +1,6 @@
 package dev.inferpam.okhttp;
 
-import static dev.inferpam.okhttp.PamInterceptorTest.sha256;
+import static dev.inferpam.testsupport.Policies.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.Credential;
@@ -8,14 +8,11 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testsupport.FakeModelServer;
+import dev.inferpam.testsupport.ModelAnswer;
 import dev.inferpam.core.internal.RecordCodec;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import mockwebserver3.Dispatcher;
-import mockwebserver3.MockResponse;
-import mockwebserver3.MockResponseBody;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.RecordedRequest;
 import mockwebserver3.junit5.StartStop;
@@ -25,7 +22,6 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.RequestBody;
 import okhttp3.Response;
-import okio.BufferedSink;
 import okio.BufferedSource;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -79,26 +75,11 @@ class CredentialEchoInterceptorTest {
   }
 
   /** Answers every request with its headers, in the body (JSON, '/' escaped) and as X-Echo-* headers. */
-  static final class Echo extends Dispatcher {
-    @Override
-    public MockResponse dispatch(RecordedRequest request) {
-      Headers h = request.getHeaders();
-      StringBuilder body = new StringBuilder("{\"headers\":{");
-      MockResponse.Builder response = new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json");
-      for (int i = 0; i < h.size(); i++) {
-        if (i > 0) body.append(',');
-        body.append('"').append(h.name(i)).append("\":\"").append(h.value(i).replace("/", "\\/")).append('"');
-        response.addHeader("X-Echo-" + h.name(i), h.value(i));
-      }
-      return response.body(body.append("}}").toString()).build();
-    }
-  }
-
   @ParameterizedTest
   @ValueSource(strings = {"masked,alice", "no-masking,alice", "masked,auditor"})
   void anEchoingUpstreamHandsBackNeitherCredential(String setup) throws Exception {
     String key = setup.endsWith("auditor") ? AUDITOR : ALICE;
-    server.setDispatcher(new Echo());
+    server.setDispatcher(FakeModelServer.echoDispatcher());
     String body;
     Headers headers;
     try (Response r = client(setup.startsWith("masked")).newCall(chat(key)).execute()) {
@@ -126,7 +107,8 @@ class CredentialEchoInterceptorTest {
     String event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent " + secret + "\"}}]}\n\n";
     int cut = event.indexOf(UPSTREAM) + 5; // inside the value
     CountDownLatch release = new CountDownLatch(1);
-    server.enqueue(MaskingInterceptorTest.heldStream(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n", release));
+    server.enqueue(FakeModelServer.response(
+        ModelAnswer.sse(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n").holdBefore(1, release)));
     StringBuilder received = new StringBuilder();
     try (Response r = client(false).newCall(chat(ALICE)).execute()) {
       BufferedSource source = r.body().source();

@@ -1,6 +1,6 @@
 package dev.inferpam.okhttp;
 
-import static dev.inferpam.okhttp.PamInterceptorTest.sha256;
+import static dev.inferpam.testsupport.Policies.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;

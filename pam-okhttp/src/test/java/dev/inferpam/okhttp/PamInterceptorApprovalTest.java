@@ -1,6 +1,6 @@
 package dev.inferpam.okhttp;
 
-import static dev.inferpam.okhttp.PamInterceptorTest.sha256;
+import static dev.inferpam.testsupport.Policies.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
@@ -15,14 +15,13 @@ import dev.inferpam.core.InProcessApprovalService.Pending;
 import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testkit.CapturingRecorder;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -68,7 +67,7 @@ class PamInterceptorApprovalTest {
 
   @StartStop final MockWebServer server = new MockWebServer();
 
-  final RecordingInterceptorTest.CapturingRecorder recorder = new RecordingInterceptorTest.CapturingRecorder();
+  final CapturingRecorder recorder = new CapturingRecorder();
   final ExecutorService callers = Executors.newCachedThreadPool();
   final List<String> notified = new CopyOnWriteArrayList<>();
   final MutableClock clock = new MutableClock(START);
@@ -418,33 +417,5 @@ class PamInterceptorApprovalTest {
 
   static String body(Pending p) {
     return new String(p.request().body(), StandardCharsets.UTF_8);
-  }
-
-  /** A clock the test moves by hand. */
-  static final class MutableClock extends Clock {
-    private final AtomicReference<Instant> now;
-
-    MutableClock(Instant start) {
-      this.now = new AtomicReference<>(start);
-    }
-
-    void advance(Duration d) {
-      now.updateAndGet(t -> t.plus(d));
-    }
-
-    @Override
-    public Instant instant() {
-      return now.get();
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      throw new UnsupportedOperationException();
-    }
   }
 }

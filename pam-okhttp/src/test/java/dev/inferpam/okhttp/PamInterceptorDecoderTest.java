@@ -7,6 +7,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testsupport.Policies;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -49,7 +50,7 @@ class PamInterceptorDecoderTest {
         parameters:
           presets: [extraction]
           max: {max_tokens: 4096}
-        """.formatted(PamInterceptorTest.sha256(ALICE)));
+        """.formatted(Policies.sha256(ALICE)));
     PamEngine engine = PamEngine.builder().policy(policy).clock(PamInterceptorTest.CLOCK)
         .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"))
         .recorder(records::add).build();

@@ -1,6 +1,6 @@
 package dev.inferpam.okhttp;
 
-import static dev.inferpam.okhttp.PamInterceptorTest.sha256;
+import static dev.inferpam.testsupport.Policies.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -9,8 +9,8 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import dev.inferpam.okhttp.PamInterceptorApprovalTest.MutableClock;
-import dev.inferpam.okhttp.RecordingInterceptorTest.CapturingRecorder;
+import dev.inferpam.testkit.CapturingRecorder;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

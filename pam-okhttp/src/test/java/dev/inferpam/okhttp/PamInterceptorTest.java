@@ -1,5 +1,6 @@
 package dev.inferpam.okhttp;
 
+import static dev.inferpam.testsupport.Policies.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -13,11 +14,9 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -50,14 +49,6 @@ class PamInterceptorTest {
 
   final List<SessionRecord> records = new CopyOnWriteArrayList<>();
   OkHttpClient client;
-
-  static String sha256(String s) {
-    try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
-  }
 
   static String policy(String extra) {
     return """

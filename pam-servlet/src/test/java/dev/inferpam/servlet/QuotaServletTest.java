@@ -11,6 +11,7 @@ import dev.inferpam.core.Exchange;
 import dev.inferpam.core.InMemoryQuotaStore;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testsupport.MutableClock;
 import dev.inferpam.core.RequestHead;
 import java.io.ByteArrayInputStream;
 import java.net.URI;
@@ -18,11 +19,8 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -371,33 +369,6 @@ class QuotaServletTest {
     assertThat(res.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
   }
 
-  /** A clock the test sets by hand. */
-  private static final class MutableClock extends Clock {
-    private volatile Instant now;
-
-    MutableClock(Instant start) {
-      this.now = start;
-    }
-
-    void set(Instant instant) {
-      now = instant;
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
-  }
 
   /** The in-memory store, failing with a detailed message while {@link #down}. */
   private static final class FailingStore implements QuotaStore {

@@ -4,13 +4,10 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
+import dev.inferpam.testsupport.Policies;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;
-import java.util.HexFormat;
 
 /** The policy and engine every filter test runs against. */
 final class TestPolicy {
@@ -69,16 +66,10 @@ final class TestPolicy {
   }
 
   static String chat(String extraFields) {
-    return "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
-        + (extraFields.isEmpty() ? "" : "," + extraFields) + "}";
+    return Policies.chat(MODEL, extraFields);
   }
 
   static String sha256(String key) {
-    try {
-      return HexFormat.of().formatHex(
-          MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
-    } catch (NoSuchAlgorithmException e) {
-      throw new AssertionError(e);
-    }
+    return Policies.sha256(key);
   }
 }

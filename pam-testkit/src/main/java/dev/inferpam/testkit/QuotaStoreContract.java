@@ -3,11 +3,9 @@ package dev.inferpam.testkit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.QuotaStore;
+import dev.inferpam.testsupport.MutableClock;
 import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -31,7 +29,7 @@ import org.junit.jupiter.api.Test;
  * }
  * }</pre>
  *
- * <p>Each test calls {@link #newStore(Clock)} once, with a {@link ManualClock} set to
+ * <p>Each test calls {@link #newStore(Clock)} once, with a {@link MutableClock} set to
  * {@link #T0} that the test may move forward; a store that keeps no time of its own may ignore
  * it. Counters are named with {@link #key(String)}, which puts a prefix unique to the test
  * instance in front, so a store that outlives the test (a shared database, a Redis) needs no
@@ -56,7 +54,7 @@ public abstract class QuotaStoreContract {
   protected static final Instant DAY_END = Instant.ofEpochSecond((DAY + 1) * 86_400);
 
   /** The clock handed to {@link #newStore(Clock)}. */
-  protected final ManualClock clock = new ManualClock(T0);
+  protected final MutableClock clock = new MutableClock(T0);
 
   private final String prefix = "contract-" + UUID.randomUUID() + "\n";
 
@@ -69,41 +67,6 @@ public abstract class QuotaStoreContract {
    */
   protected final String key(String name) {
     return prefix + name + "\n0\nrequests-per-minute";
-  }
-
-  /**
-   * A {@link Clock} that stands still until moved; UTC. Thread-safe.
-   */
-  public static final class ManualClock extends Clock {
-    private volatile Instant now;
-
-    public ManualClock(Instant now) {
-      this.now = now;
-    }
-
-    /** Moves the clock forward (or back, for a negative {@code d}). */
-    public void advance(Duration d) {
-      now = now.plus(d);
-    }
-
-    public void set(Instant instant) {
-      now = instant;
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
   }
 
   // ------------------------------------------------------------------------------------- tests

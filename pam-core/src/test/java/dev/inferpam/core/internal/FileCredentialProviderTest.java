@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,7 +30,7 @@ class FileCredentialProviderTest {
   private static final Instant T0 = Instant.parse("2026-01-01T00:00:00Z");
 
   @TempDir Path dir;
-  final RecordingFixtures.MutableClock clock = new RecordingFixtures.MutableClock(T0);
+  final MutableClock clock = new MutableClock(T0);
 
   /** Lets the interval pass, so that the next call looks at the file again. */
   private void nextLook() {

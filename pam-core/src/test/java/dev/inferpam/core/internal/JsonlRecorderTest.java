@@ -16,7 +16,7 @@ import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
 import dev.inferpam.core.internal.RecordingFixtures.FaultyIo;
 import dev.inferpam.core.internal.RecordingFixtures.LogCapture;
-import dev.inferpam.core.internal.RecordingFixtures.MutableClock;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;

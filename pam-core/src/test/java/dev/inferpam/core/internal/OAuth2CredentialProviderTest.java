@@ -8,16 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testsupport.MutableClock;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
@@ -56,7 +54,7 @@ class OAuth2CredentialProviderTest {
 
   @StartStop final MockWebServer server = new MockWebServer();
   final TokenEndpoint endpoint = new TokenEndpoint();
-  final TestClock clock = new TestClock(T0);
+  final MutableClock clock = new MutableClock(T0);
   final ExecutorService pool = Executors.newFixedThreadPool(100);
 
   @TempDir Path dir;
@@ -512,34 +510,6 @@ class OAuth2CredentialProviderTest {
       }
       MockResponse next = responses.poll(5, TimeUnit.SECONDS);
       return next != null ? next : json(500, "{\"error\":\"no_response_queued\"}");
-    }
-  }
-
-  /** A clock the test moves by hand. */
-  static final class TestClock extends Clock {
-    private volatile Instant now;
-
-    TestClock(Instant now) {
-      this.now = now;
-    }
-
-    void set(Instant instant) {
-      now = instant;
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
     }
   }
 }

@@ -9,11 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -27,34 +23,6 @@ import org.slf4j.Logger;
 /** Shared test helpers for the recording tests. */
 public final class RecordingFixtures {
   private RecordingFixtures() {}
-
-  /** A clock the test moves by hand. */
-  public static final class MutableClock extends Clock {
-    private volatile Instant now;
-
-    public MutableClock(Instant now) {
-      this.now = now;
-    }
-
-    public void advance(Duration d) {
-      now = now.plus(d);
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
-  }
 
   /** An exchange record of {@code subject} at {@code time}. */
   public static SessionRecord exchange(String id, Instant time, String subject) {
