@@ -50,7 +50,8 @@ import org.slf4j.LoggerFactory;
  * check denies the request (fail closed).
  *
  * <p>Recording: every exchange, allowed or denied, is handed to the {@link Recorder} as one
- * {@link dev.inferpam.api.SessionRecord}. The recorder is the one given to
+ * {@link dev.inferpam.api.SessionRecord}, not built yet ({@link Recorder#recordLater}), so that a
+ * recorder with its own writer thread builds it there. The recorder is the one given to
  * {@link Builder#recorder}, else the default JSONL recorder built from the policy's
  * {@code recording} section, else none (one warning is logged at build). Each exchange is first
  * admitted by the recorder ({@link Recorder#admit()}); an allowed request the recorder refuses, or
@@ -290,8 +291,8 @@ public final class PamEngine implements AutoCloseable {
    * Identifies callers exactly as the engine does: the policy's API keys, then its OIDC issuers,
    * then the resolvers given to {@link Builder#identityResolver}; the first principal wins, and
    * when none identifies the caller the first resolver's complaint is thrown. Shares the engine's
-   * caches (OIDC key sets, API key lookups). For endpoints next to the engine, such as the
-   * reviewer endpoints; the request's body is not read.
+   * caches (OIDC key sets, API key lookups); the request's body is not read. Endpoints next to
+   * the engine use {@link #authenticate}, which also gives the refusal to send.
    */
   public IdentityResolver identityResolver() {
     return identity;
