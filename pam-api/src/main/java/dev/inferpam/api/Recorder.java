@@ -4,12 +4,23 @@ import java.io.IOException;
 
 /**
  * Stores {@link SessionRecord}s. The engine captures streamed responses as they pass and hands
- * the recorder one finished record per exchange, so a recorder never holds a stream open.
+ * the recorder one record per exchange once the exchange has ended, so a recorder never holds a
+ * stream open.
  *
- * <p><b>Thread-safety:</b> {@link #record} is called concurrently from many request threads;
+ * <p><b>What the engine calls.</b> {@link #admit()} when an exchange begins; with
+ * {@code recording.durability: strict}, {@link #intent} before an allowed request goes on; and
+ * {@link #recordLater} once the exchange has ended, denials included. {@code recordLater} hands
+ * over a {@link PendingRecord} that is not built yet: a recorder with its own writer thread
+ * builds it there ({@link PendingRecord#build()}), off the request's path; the default builds it
+ * at once and calls {@link #record}, which is all a simple recorder implements.
+ *
+ * <p><b>Thread-safety:</b> every method is called concurrently from many request threads;
  * implementations must be thread-safe and must keep records in the order of their calls per
- * thread. An {@link IOException} means the record was not stored: the engine fails closed for
- * new requests (503 {@code recording_unavailable}).
+ * thread ({@code record} and {@code recordLater} alike). An {@link IOException} means the record
+ * was not stored: the engine fails closed for new requests (503 {@code recording_unavailable}).
+ *
+ * <p>{@code pam-testkit}'s {@code RecorderContract} checks an implementation against this
+ * contract.
  */
 public interface Recorder extends AutoCloseable {
 
@@ -23,6 +34,23 @@ public interface Recorder extends AutoCloseable {
 
   /** Stores one exchange record. */
   void record(SessionRecord record) throws IOException;
+
+  /**
+   * Stores one exchange record that is built when the recorder chooses, on the thread it
+   * chooses, by calling {@link PendingRecord#build()} exactly as often as it needs (the record is
+   * built once). The durability rules are those of {@link #record}: a record admitted by
+   * {@link #admit()} is stored, never dropped for want of room.
+   *
+   * <p>A record whose build fails ({@code build()} throws) cannot be stored: the recorder either
+   * lets the exception out of this call (building on the caller's thread) or logs the
+   * exception's type (building later); either way it releases the room {@link #admit()}
+   * reserved for it and goes on storing other records.
+   *
+   * <p>Default: builds the record now, on the calling thread, and calls {@link #record}.
+   */
+  default void recordLater(PendingRecord record) throws IOException {
+    record(record.build());
+  }
 
   /**
    * Stores, durably, an intent record written before a request is forwarded (strict durability).

@@ -1,11 +1,13 @@
 package dev.inferpam.core;
 
+import dev.inferpam.api.ApprovalLimitException;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Masker;
+import dev.inferpam.api.PendingRecord;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
@@ -15,7 +17,6 @@ import dev.inferpam.core.internal.GovernedBody;
 import dev.inferpam.core.internal.Quotas;
 import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.ErrorBodies;
-import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.RecordBuilder;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import dev.inferpam.core.internal.masking.CredentialScrubber;
@@ -210,8 +211,8 @@ public final class Exchange {
   /** The state of one review; guarded by the exchange's one-thread-at-a-time contract. */
   private static final class Review {
     final String rule;
-    /** The service's stage, cancelled to withdraw the request. */
-    CompletableFuture<ApprovalService.Outcome> service;
+    /** The service's ticket, withdrawn when the caller stops waiting; {@code null} when it gave none. */
+    ApprovalService.Ticket ticket;
     /**
      * Completed, never exceptionally, when the review is over: with the service's outcome, or the
      * failure that ended the wait. The first completion wins, so a withdrawal and a decision
@@ -232,11 +233,15 @@ public final class Exchange {
     CompletableFuture<ApprovalService.Outcome> f;
     try {
       String digest = RequestDigest.of(principal, request);
-      f = engine.approvalService().request(principal, request, review.rule, digest).toCompletableFuture();
+      ApprovalService.Ticket t = engine.approvalService().request(principal, request, review.rule, digest);
+      if (t == null) throw new IllegalStateException("the approval service gave no ticket");
+      review.ticket = t;
+      CompletionStage<ApprovalService.Outcome> stage = t.outcome();
+      if (stage == null) throw new IllegalStateException("the approval service gave no outcome stage");
+      f = stage.toCompletableFuture();
     } catch (RuntimeException e) {
       f = CompletableFuture.failedFuture(e);
     }
-    review.service = f;
     Review r = review;
     f.copy().orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS).whenComplete((o, e) ->
         r.done.complete(o != null ? o : (e != null ? e : new IllegalStateException("approval service gave no outcome"))));
@@ -271,9 +276,20 @@ public final class Exchange {
    */
   public void cancelReview() {
     if (review == null || review.done.isDone()) return;
-    review.service.cancel(false);
-    // A service whose stage ignores cancellation still must not keep the caller waiting.
-    review.done.complete(new CancellationException("the caller stopped waiting"));
+    withdraw();
+    // A service that does not complete the stage on withdrawal still must not keep the caller waiting.
+    review.done.complete(new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
+        WITHDRAWN_REASON, engine.clock().instant()));
+  }
+
+  /** Withdraws the request from the approval service, which must not fail the exchange for it. */
+  private void withdraw() {
+    if (review.ticket == null) return;
+    try {
+      review.ticket.withdraw();
+    } catch (RuntimeException e) {
+      log.warn("inferpam: approval service failed to withdraw exchange {}: {}", id, e.getClass().getName());
+    }
   }
 
   /**
@@ -307,11 +323,12 @@ public final class Exchange {
         case REJECTED -> new Decision.Deny(403, "approval_rejected", "rejected by reviewer "
             + (o.reviewer() == null ? "(unknown)" : o.reviewer()) + " under " + named
             + (o.reason() == null ? "" : ": " + o.reason()), rule);
-        case EXPIRED -> new Decision.Deny(403, "approval_expired", withdrawn(o.reason())
-            ? "the request was withdrawn from review under " + named
-            : CLOSED.equals(o.reason())
-            ? "the approval service stopped (shutting down) before a reviewer decided under " + named
-            : "no reviewer decided within " + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
+        case EXPIRED -> new Decision.Deny(403, "approval_expired",
+            "no reviewer decided within " + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
+        case WITHDRAWN -> new Decision.Deny(403, "approval_expired",
+            "the request was withdrawn from review under " + named, rule);
+        case CLOSED -> new Decision.Deny(403, "approval_expired",
+            "the approval service stopped (shutting down) before a reviewer decided under " + named, rule);
       };
     }
     Throwable t = result instanceof Throwable th ? th : new IllegalStateException("no outcome");
@@ -327,13 +344,14 @@ public final class Exchange {
           Map.of("Retry-After", Long.toString(seconds)));
     }
     if (t instanceof CancellationException) {
-      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
-          "withdrawn: the caller stopped waiting", now);
+      // The service's stage was cancelled: the request is out of review, as if withdrawn.
+      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
+          WITHDRAWN_REASON, now);
       return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under " + named, rule);
     }
     if (t instanceof TimeoutException) {
       // The engine stops waiting: the review must not stay open (and, approved later, grant).
-      review.service.cancel(false);
+      withdraw();
       review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
           "the approval service gave no outcome in time", now);
       return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
@@ -344,16 +362,20 @@ public final class Exchange {
         "the approval service is unavailable, the request was not forwarded", "approval");
   }
 
-  /** The reason {@link InProcessApprovalService} gives when it is closed with requests waiting. */
-  private static final String CLOSED = "approval service closed";
+  /** The reason recorded for a request withdrawn from review. */
+  private static final String WITHDRAWN_REASON = "withdrawn: the caller stopped waiting";
+  /** The reason recorded for a review the approval service ended by closing. */
+  private static final String CLOSED_REASON = "approval service closed";
 
-  /** The id of the review the default service opened for this request, when it is known. */
+  /** The id of the review the approval service opened for this request, when it gave one. */
   private String reviewId() {
-    return review.service instanceof InProcessApprovalService.Waiter w ? w.reviewId() : null;
-  }
-
-  private static boolean withdrawn(String reason) {
-    return reason != null && reason.startsWith("withdrawn");
+    ApprovalService.Ticket t = review.ticket;
+    if (t == null) return null;
+    try {
+      return t.approvalId();
+    } catch (RuntimeException e) {
+      return null;
+    }
   }
 
   /**
@@ -732,28 +754,41 @@ public final class Exchange {
     }
     if (recorder == Recorder.NOOP) return; // nothing to build a record for
     try {
-      if (recorder instanceof JsonlRecorder jsonl) {
-        // The default recorder builds the record (and masks the request body for it) on its
-        // writer thread, off the request's path; nothing reported after the end reaches it.
-        long size = Math.min(body().length, RecordBuilder.MAX_CAPTURE)
-            + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
-        jsonl.recordLater(id, size, record.buildLater(id, started, durationMs, principal, operation, model, decision,
-            complete, reviewRecord(), left));
-      } else {
-        recorder.record(record.build(id, started, durationMs, principal, operation, model, decision, complete,
-            reviewRecord(), left));
-      }
+      // A recorder with a writer thread builds the record (and masks the request body for it)
+      // there, off the request's path; nothing reported after the end reaches it.
+      long size = Math.min(body().length, RecordBuilder.MAX_CAPTURE)
+          + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
+      recorder.recordLater(PendingRecord.of(id, size, record.buildLater(id, started, durationMs, principal,
+          operation, model, decision, complete, reviewRecord(), left)));
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
     }
   }
 
-  /** The record's {@code approval} section: present when a review happened. */
+  /**
+   * The record's {@code approval} section: present when a review happened. Its {@code outcome}
+   * is {@code approved}, {@code rejected} or {@code expired}: a withdrawn request and one the
+   * service ended by closing are recorded as expired, with their reason.
+   */
   private SessionRecord.Approval reviewRecord() {
     if (review == null || review.outcome == null) return null;
     ApprovalService.Outcome o = review.outcome;
-    return new SessionRecord.Approval(o.approvalId(), review.rule, o.reviewer(), o.decided(),
-        o.status().name().toLowerCase(Locale.ROOT), o.reason());
+    String outcome;
+    String reason = o.reason();
+    switch (o.status()) {
+      case APPROVED -> outcome = "approved";
+      case REJECTED -> outcome = "rejected";
+      case WITHDRAWN -> {
+        outcome = "expired";
+        if (reason == null) reason = WITHDRAWN_REASON;
+      }
+      case CLOSED -> {
+        outcome = "expired";
+        if (reason == null) reason = CLOSED_REASON;
+      }
+      default -> outcome = "expired";
+    }
+    return new SessionRecord.Approval(o.approvalId(), review.rule, o.reviewer(), o.decided(), outcome, reason);
   }
 
   @Override

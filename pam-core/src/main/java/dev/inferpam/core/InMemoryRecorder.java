@@ -1,5 +1,6 @@
 package dev.inferpam.core;
 
+import dev.inferpam.api.PendingRecord;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import java.io.IOException;
@@ -70,6 +71,26 @@ public final class InMemoryRecorder implements Recorder {
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * Builds {@code record} at once, on the calling thread, and stores it like {@link #record}. A
+   * record that cannot be built is not stored: the exception is thrown and the reservation made
+   * for it by {@link #admit()} is released.
+   */
+  @Override
+  public void recordLater(PendingRecord record) throws IOException {
+    Objects.requireNonNull(record, "record");
+    SessionRecord built;
+    try {
+      built = record.build();
+    } catch (RuntimeException e) {
+      synchronized (this) {
+        if (reserved > 0) reserved--;
+      }
+      throw e;
+    }
+    record(built);
   }
 
   /** Stores an intent record like any other; it is at once as durable as this recorder gets. */

@@ -1,5 +1,6 @@
 package dev.inferpam.core;
 
+import dev.inferpam.api.ApprovalLimitException;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
@@ -30,8 +31,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The default {@link ApprovalService}: reviews held in memory, decided by reviewers through
  * {@link #approve} / {@link #reject} (the reviewer endpoints call these), expired after the
- * timeout. One instance per engine; it does not survive a restart (waiting callers are refused as
- * expired by {@link #close()}).
+ * timeout. One instance per engine; it does not survive a restart (waiting callers are refused
+ * {@link Status#CLOSED} by {@link #close()}, which the engine answers as expired).
  *
  * <h2>Behaviour</h2>
  * <ul>
@@ -43,20 +44,21 @@ import org.slf4j.LoggerFactory;
  *   <li><b>Reviewers.</b> Only members of one of the reviewer groups decide
  *       ({@link ReviewResult.Kind#NOT_A_REVIEWER}), and nobody decides a request whose principal
  *       has their subject, whatever the issuer ({@link ReviewResult.Kind#SELF_APPROVAL}: a person
- *       with an OIDC login and an API key of the same name is one person). A person holding two
- *       identities under different subjects cannot be told apart here.</li>
+ *       with an OIDC login and an API key of the same name is one person), nor sees it in
+ *       {@link #pending(Principal)}. A person holding two identities under different subjects
+ *       cannot be told apart here.</li>
  *   <li><b>Grant.</b> With {@code grant > 0}, an approval also approves at once the same
  *       principal's later requests under the same rule until {@code decided + grant}; their
  *       outcome carries the original approval's id, reviewer and decision time, and a reason
  *       saying it is a grant. Requests already waiting when the approval is given stay waiting
  *       for their own decision. Rejections grant nothing.</li>
  *   <li><b>Bounds.</b> At most {@code maxPendingPerPrincipal} reviews wait per principal and
- *       {@code maxPending} in total; beyond them {@link #request} returns a stage completed
- *       exceptionally with {@link ApprovalLimitException} (the engine answers 429 with
+ *       {@code maxPending} in total; beyond them {@link #request} returns a ticket whose stage is
+ *       completed exceptionally with {@link ApprovalLimitException} (the engine answers 429 with
  *       {@code Retry-After}), never an {@link Outcome}, so that it cannot be mistaken for a
  *       rejection or an expiry. The {@link #maxPending} most recent decisions are remembered so
  *       that deciding again answers {@link ReviewResult.Kind#ALREADY_DECIDED}; older ids answer
- *       {@link ReviewResult.Kind#UNKNOWN_ID}.</li>
+ *       {@link ReviewResult.Kind#NOT_FOUND}.</li>
  *   <li><b>Expiry.</b> A review not decided by {@code created + timeout} completes
  *       {@link Status#EXPIRED}. Deadlines are read from the injected {@link Clock}. They are
  *       enforced in two ways: every call ({@link #request}, {@link #pending()}, {@link #approve},
@@ -66,10 +68,10 @@ import org.slf4j.LoggerFactory;
  *       single daemon thread for this; {@link Builder#scheduler} shares one, and
  *       {@link Builder#manualExpiry()} has none (tests with a fake clock call
  *       {@link #expireDue()} themselves).</li>
- *   <li><b>Withdrawal.</b> Cancelling the stage returned by {@link #request} (through
- *       {@code toCompletableFuture().cancel(..)}, e.g. when the client disconnected) detaches that
- *       caller; a review left with no caller is removed, frees its place in the bounds, and
- *       answers {@link ReviewResult.Kind#ALREADY_DECIDED} afterwards.</li>
+ *   <li><b>Withdrawal.</b> {@link Ticket#withdraw()} (or cancelling the ticket's stage through
+ *       {@code toCompletableFuture().cancel(..)}) detaches that caller, whose stage completes
+ *       {@link Status#WITHDRAWN}; a review left with no caller is removed, frees its place in the
+ *       bounds, and answers {@link ReviewResult.Kind#ALREADY_DECIDED} afterwards.</li>
  * </ul>
  *
  * <p><b>Threads.</b> Thread-safe: request threads, reviewer threads and the expiry thread may
@@ -78,14 +80,16 @@ import org.slf4j.LoggerFactory;
  * thread, the expiry thread, or the caller of {@link #expireDue()}); adapters that do real work
  * on completion should continue with {@code thenApplyAsync(.., theirExecutor)}.
  *
- * <p><b>Secrets.</b> {@link Pending#request()} keeps method, path, query, body and peer address,
- * never the headers (they carry the caller's credential). The body is the prompt: reviewer
+ * <p><b>Secrets.</b> {@link ApprovalService.Pending#request()} keeps method, path, query, body
+ * and peer address, never the headers (they carry the caller's credential). The body is the prompt: reviewer
  * endpoints show a masked excerpt of it, never the raw bytes.
  */
-public final class InProcessApprovalService implements ApprovalService, AutoCloseable {
+public final class InProcessApprovalService implements ApprovalService {
 
-  /** Longest reviewer reason accepted, in chars. */
-  public static final int MAX_REASON_CHARS = 1000;
+  /** The reason of a withdrawn caller's outcome. */
+  static final String WITHDRAWN_REASON = "withdrawn: the caller stopped waiting";
+  /** The reason of the outcomes {@link #close()} gives. */
+  static final String CLOSED_REASON = "approval service closed";
 
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final Logger log = LoggerFactory.getLogger(InProcessApprovalService.class);
@@ -113,50 +117,6 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   private final Map<String, Grant> grants = new HashMap<>();
   private boolean closed;
 
-  /** A review waiting for a decision, as reviewers see it. Immutable. */
-  public record Pending(String id, Principal principal, String rule, String digest, InferenceRequest request,
-                        Instant created, Instant expires) {}
-
-  /**
-   * What became of a reviewer's {@link #approve} or {@link #reject}.
-   *
-   * @param kind    what happened
-   * @param outcome the decision made ({@code DECIDED}), the earlier one ({@code ALREADY_DECIDED}),
-   *                or {@code null}
-   */
-  public record ReviewResult(Kind kind, Outcome outcome) {
-    /** How a decision attempt ended, with the HTTP status and {@code error.code} it maps to. */
-    public enum Kind {
-      /** Decided now: 200. */
-      DECIDED(200, null),
-      /** The caller is in no reviewer group: 403. Checked first, so ids cannot be probed. */
-      NOT_A_REVIEWER(403, "not_a_reviewer"),
-      /** No such review (or too old to be remembered): 404. */
-      UNKNOWN_ID(404, "not_found"),
-      /** Decided, expired or withdrawn before: 409. */
-      ALREADY_DECIDED(409, "already_decided"),
-      /** The reviewer is the requester: 403. */
-      SELF_APPROVAL(403, "self_approval");
-
-      private final int httpStatus;
-      private final String code;
-
-      Kind(int httpStatus, String code) {
-        this.httpStatus = httpStatus;
-        this.code = code;
-      }
-
-      public int httpStatus() {
-        return httpStatus;
-      }
-
-      /** The {@code error.code} for a refusal; {@code null} for {@link #DECIDED}. */
-      public String code() {
-        return code;
-      }
-    }
-  }
-
   private static final class Entry {
     final String id;
     final Principal principal;
@@ -166,7 +126,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     final InferenceRequest request;
     final Instant created;
     final Instant expires;
-    final List<CompletableFuture<Outcome>> waiters = new ArrayList<>();
+    final List<Waiter> waiters = new ArrayList<>();
     ScheduledFuture<?> timer;
 
     Entry(String id, Principal principal, String rule, String digest, InferenceRequest request, Instant created,
@@ -189,23 +149,40 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   private record Grant(Outcome approval, Instant until) {}
 
   /**
-   * The stage a waiting caller gets: knows the id of the review it waits for, so that an engine
-   * that withdraws it (cancelling the stage, which then carries no outcome) still records which
-   * review that was.
+   * A waiting caller: its stage, and the review it waits for, so that withdrawing it (or
+   * cancelling the stage) detaches it from that review.
    */
-  static final class Waiter extends CompletableFuture<Outcome> {
-    private volatile String reviewId;
+  private final class Waiter implements Ticket {
+    final CompletableFuture<Outcome> stage = new CompletableFuture<>();
+    volatile Entry entry;
 
-    /** The review this caller waits for. */
-    String reviewId() {
-      return reviewId;
+    @Override
+    public String approvalId() {
+      Entry e = entry;
+      return e == null ? null : e.id;
+    }
+
+    @Override
+    public CompletionStage<Outcome> outcome() {
+      return stage;
+    }
+
+    @Override
+    public void withdraw() {
+      Entry e = entry;
+      if (e != null && !stage.isDone()) InProcessApprovalService.this.withdraw(e, this);
+    }
+
+    @Override
+    public String toString() {
+      return "Ticket[" + approvalId() + "]";
     }
   }
 
   /** Stages to complete once the lock is released. */
-  private record Completion(List<CompletableFuture<Outcome>> waiters, Outcome outcome) {
+  private record Completion(List<Waiter> waiters, Outcome outcome) {
     void run() {
-      for (CompletableFuture<Outcome> w : waiters) w.complete(outcome);
+      for (Waiter w : waiters) w.stage.complete(outcome);
     }
   }
 
@@ -256,14 +233,14 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
    * Opens a review for {@code request}, or joins the waiting one with the same principal, rule
    * and digest, or approves at once under an active grant.
    *
-   * @return a stage completed with the outcome; or completed exceptionally with
+   * @return the caller's ticket: its stage completes with the outcome, or exceptionally with
    *     {@link ApprovalLimitException} when a bound is reached. After {@link #close()}, a stage
-   *     completed {@link Status#EXPIRED}.
+   *     completed {@link Status#CLOSED}.
    * @throws NullPointerException     when an argument is null
    * @throws IllegalArgumentException when {@code rule} or {@code digest} is blank
    */
   @Override
-  public CompletionStage<Outcome> request(Principal principal, InferenceRequest request, String rule, String digest) {
+  public Ticket request(Principal principal, InferenceRequest request, String rule, String digest) {
     Objects.requireNonNull(principal, "principal");
     Objects.requireNonNull(request, "request");
     Objects.requireNonNull(rule, "rule");
@@ -278,10 +255,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
       lock.lock();
       try {
         Instant now = clock.instant();
-        if (closed) {
-          return CompletableFuture.completedFuture(
-              new Outcome(null, Status.EXPIRED, null, "approval service closed", now));
-        }
+        if (closed) return Ticket.decided(new Outcome(null, Status.CLOSED, null, CLOSED_REASON, now));
         expireDueLocked(now, due);
         String key = principalKey(principal);
         Grant g = grants.get(key + '\n' + rule);
@@ -289,13 +263,12 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
           Outcome a = g.approval();
           String reason = "within the " + formatGrant() + " grant of approval " + a.approvalId()
               + (a.reason() == null ? "" : ": " + a.reason());
-          return CompletableFuture.completedFuture(
-              new Outcome(a.approvalId(), Status.APPROVED, a.reviewer(), reason, a.decided()));
+          return Ticket.decided(new Outcome(a.approvalId(), Status.APPROVED, a.reviewer(), reason, a.decided()));
         }
         entry = byDigest.get(rule + '\n' + digest);
         if (entry != null && entry.principalKey.equals(key)) {
           entry.waiters.add(waiter);
-          waiter.reviewId = entry.id;
+          waiter.entry = entry;
         } else {
           int mine = perPrincipal.getOrDefault(key, 0);
           if (mine >= maxPendingPerPrincipal) {
@@ -303,7 +276,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
             for (Entry e : pending.values()) {
               if (e.principalKey.equals(key) && (first == null || e.expires.isBefore(first))) first = e.expires;
             }
-            return CompletableFuture.failedFuture(new ApprovalLimitException(ApprovalLimitException.Scope.PRINCIPAL,
+            return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.PRINCIPAL,
                 maxPendingPerPrincipal, until(now, first), rule));
           }
           if (pending.size() >= maxPending) {
@@ -311,14 +284,14 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
             for (Entry e : pending.values()) {
               if (first == null || e.expires.isBefore(first)) first = e.expires;
             }
-            return CompletableFuture.failedFuture(new ApprovalLimitException(ApprovalLimitException.Scope.TOTAL,
+            return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.TOTAL,
                 maxPending, until(now, first), rule));
           }
           InferenceRequest withoutHeaders = new InferenceRequest(request.method(), request.path(), request.query(),
               Map.of(), request.body(), request.remoteAddress());
           entry = new Entry(newId(), principal, rule, digest, withoutHeaders, now, now.plus(timeout));
           entry.waiters.add(waiter);
-          waiter.reviewId = entry.id;
+          waiter.entry = entry;
           pending.put(entry.id, entry);
           byDigest.put(rule + '\n' + digest, entry);
           perPrincipal.merge(key, 1, Integer::sum);
@@ -335,8 +308,8 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
       due.forEach(Completion::run);
     }
     Entry joined = entry;
-    waiter.whenComplete((o, e) -> {
-      if (waiter.isCancelled()) withdraw(joined, waiter);
+    waiter.stage.whenComplete((o, e) -> {
+      if (waiter.stage.isCancelled()) withdraw(joined, waiter);
     });
     if (opened) {
       try {
@@ -357,24 +330,31 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
     return dev.inferpam.core.internal.Durations.format(grant);
   }
 
-  /** A caller stopped waiting; a review nobody waits for any more is dropped. */
-  private void withdraw(Entry entry, CompletableFuture<Outcome> waiter) {
+  /**
+   * A caller stopped waiting: its stage completes withdrawn, and a review nobody waits for any
+   * more is dropped. A caller whose review was decided meanwhile keeps that decision.
+   */
+  private void withdraw(Entry entry, Waiter waiter) {
+    Outcome gone;
     lock.lock();
     try {
-      entry.waiters.remove(waiter);
-      if (!entry.waiters.isEmpty() || pending.get(entry.id) != entry) return;
-      Outcome gone = new Outcome(entry.id, Status.EXPIRED, null, "withdrawn: the caller stopped waiting",
-          clock.instant());
-      remove(entry, gone);
+      // Not among the waiters: the review ended, and its completion (run after that lock) wins.
+      if (!entry.waiters.remove(waiter)) return;
+      gone = new Outcome(entry.id, Status.WITHDRAWN, null, WITHDRAWN_REASON, clock.instant());
+      if (entry.waiters.isEmpty() && pending.get(entry.id) == entry) remove(entry, gone);
     } finally {
       lock.unlock();
     }
+    waiter.stage.complete(gone);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Reviewers
 
-  /** The reviews waiting now, oldest first; expires what is due first. */
+  /**
+   * Every review waiting now, oldest first, whoever requested it (an operator's view; reviewers
+   * get {@link #pending(Principal)}); expires what is due first.
+   */
   public List<Pending> pending() {
     List<Completion> due = new ArrayList<>();
     try {
@@ -393,6 +373,21 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   }
 
   /**
+   * The reviews {@code reviewer} may decide, oldest first: all waiting ones but those requested
+   * under the reviewer's own subject; empty for a non-reviewer. Expires what is due first.
+   */
+  @Override
+  public List<Pending> pending(Principal reviewer) {
+    Objects.requireNonNull(reviewer, "reviewer");
+    if (!isReviewer(reviewer)) return List.of();
+    List<Pending> out = new ArrayList<>();
+    for (Pending p : pending()) {
+      if (!p.principal().subject().equals(reviewer.subject())) out.add(p);
+    }
+    return List.copyOf(out);
+  }
+
+  /**
    * Approves review {@code id}: its callers' stages complete {@link Status#APPROVED} with the
    * reviewer's subject, the reason and the time.
    *
@@ -400,6 +395,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
    * @throws NullPointerException     when {@code id} or {@code reviewer} is null
    * @throws IllegalArgumentException when the reason is too long
    */
+  @Override
   public ReviewResult approve(String id, Principal reviewer, String reason) {
     return decide(id, reviewer, reason, Status.APPROVED);
   }
@@ -408,6 +404,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
    * Rejects review {@code id}: its callers' stages complete {@link Status#REJECTED} with the
    * reviewer's subject, the reason and the time. Same checks as {@link #approve}.
    */
+  @Override
   public ReviewResult reject(String id, Principal reviewer, String reason) {
     return decide(id, reviewer, reason, Status.REJECTED);
   }
@@ -424,23 +421,23 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
       try {
         Instant now = clock.instant();
         expireDueLocked(now, due);
-        if (!isReviewer(reviewer)) return new ReviewResult(ReviewResult.Kind.NOT_A_REVIEWER, null);
+        if (!isReviewer(reviewer)) return ReviewResult.refused(ReviewResult.Kind.NOT_A_REVIEWER);
         Entry e = pending.get(id);
         if (e == null) {
           Outcome before = decided.get(id);
           return before != null
               ? new ReviewResult(ReviewResult.Kind.ALREADY_DECIDED, before)
-              : new ReviewResult(ReviewResult.Kind.UNKNOWN_ID, null);
+              : ReviewResult.refused(ReviewResult.Kind.NOT_FOUND);
         }
         if (e.principal.subject().equals(reviewer.subject())) {
-          return new ReviewResult(ReviewResult.Kind.SELF_APPROVAL, null);
+          return ReviewResult.refused(ReviewResult.Kind.SELF_APPROVAL);
         }
         Outcome outcome = new Outcome(e.id, status, reviewer.subject(), reason, now);
         due.add(remove(e, outcome));
         if (status == Status.APPROVED && !grant.isZero()) {
           grants.put(e.principalKey + '\n' + e.rule, new Grant(outcome, now.plus(grant)));
         }
-        return new ReviewResult(ReviewResult.Kind.DECIDED, outcome);
+        return ReviewResult.decided(outcome);
       } finally {
         lock.unlock();
       }
@@ -450,6 +447,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
   }
 
   /** Whether {@code p} is in one of the reviewer groups (may list and decide reviews). */
+  @Override
   public boolean isReviewer(Principal p) {
     Objects.requireNonNull(p, "principal");
     for (String g : reviewers) {
@@ -511,14 +509,14 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
       oldest.next();
       oldest.remove();
     }
-    List<CompletableFuture<Outcome>> waiters = List.copyOf(e.waiters);
+    List<Waiter> waiters = List.copyOf(e.waiters);
     e.waiters.clear();
     return new Completion(waiters, outcome);
   }
 
   /**
-   * Refuses every waiting review as expired ("approval service closed"), refuses later requests
-   * the same way, and stops the expiry thread the service owns (a shared scheduler is left
+   * Ends every waiting review {@link Status#CLOSED} ("approval service closed"), refuses later
+   * requests the same way, and stops the expiry thread the service owns (a shared scheduler is left
    * running). Idempotent.
    */
   @Override
@@ -531,7 +529,7 @@ public final class InProcessApprovalService implements ApprovalService, AutoClos
         closed = true;
         Instant now = clock.instant();
         for (Entry e : List.copyOf(pending.values())) {
-          due.add(remove(e, new Outcome(e.id, Status.EXPIRED, null, "approval service closed", now)));
+          due.add(remove(e, new Outcome(e.id, Status.CLOSED, null, CLOSED_REASON, now)));
         }
         grants.clear();
       } finally {

@@ -2,14 +2,18 @@ package dev.inferpam.core;
 
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.CredentialProvider;
+import dev.inferpam.api.Decision;
 import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Masker;
+import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.ExchangeIds;
 import dev.inferpam.core.internal.IdentityChain;
 import dev.inferpam.core.internal.JsonlRecorder;
@@ -52,7 +56,8 @@ import org.slf4j.LoggerFactory;
  * check denies the request (fail closed).
  *
  * <p>Recording: every exchange, allowed or denied, is handed to the {@link Recorder} as one
- * {@link dev.inferpam.api.SessionRecord}. The recorder is the one given to
+ * {@link dev.inferpam.api.SessionRecord}, not built yet ({@link Recorder#recordLater}), so that a
+ * recorder with its own writer thread builds it there. The recorder is the one given to
  * {@link Builder#recorder}, else the default JSONL recorder built from the policy's
  * {@code recording} section, else none (one warning is logged at build). Each exchange is first
  * admitted by the recorder ({@link Recorder#admit()}); an allowed request the recorder refuses, or
@@ -198,7 +203,7 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /** What a notifier is told of a new review: never headers, credentials or the unmasked prompt. */
-  private static ReviewNotifier.ReviewRequest reviewRequest(InProcessApprovalService.Pending p,
+  private static ReviewNotifier.ReviewRequest reviewRequest(ApprovalService.Pending p,
                                                            ReviewSummaries summaries) {
     ReviewSummaries.Summary s = summaries.summarize(p.request());
     return new ReviewNotifier.ReviewRequest(p.id(), p.rule(), p.principal().subject(), s.model(), s.operation(),
@@ -390,11 +395,39 @@ public final class PamEngine implements AutoCloseable {
    * Identifies callers exactly as the engine does: the policy's API keys, then its OIDC issuers,
    * then the resolvers given to {@link Builder#identityResolver}; the first principal wins, and
    * when none identifies the caller the first resolver's complaint is thrown. Shares the engine's
-   * caches (OIDC key sets, API key lookups). For endpoints next to the engine, such as the
-   * reviewer endpoints; the request's body is not read.
+   * caches (OIDC key sets, API key lookups); the request's body is not read. Endpoints next to
+   * the engine use {@link #authenticate}, which also gives the refusal to send.
    */
   public IdentityResolver identityResolver() {
     return identity;
+  }
+
+  /**
+   * Authenticates the caller of an endpoint next to the engine (the reviewer endpoints, the quota
+   * endpoint) from the request's head alone, exactly as the engine identifies inference callers:
+   * its resolvers and caches ({@link #identityResolver()}), one credential at most, any resolver
+   * failure refused (fail closed). The head's path is not checked here; the body is not read.
+   *
+   * @return the caller, or the answer to send: 401 {@code unauthenticated} with its
+   *     {@code WWW-Authenticate: Bearer} challenge, as the engine answers inference callers (500
+   *     {@code internal_error} for a bug, logged as one line naming its type)
+   * @throws NullPointerException when {@code head} is null
+   */
+  public Authentication authenticate(RequestHead head) {
+    Objects.requireNonNull(head, "head");
+    InferenceRequest request = new InferenceRequest(head.method(), head.rawPath(), head.query(), head.headers(), null,
+        head.remoteAddress());
+    Object identified;
+    try {
+      identified = decider.identifyOrDeny(request);
+    } catch (RuntimeException e) {
+      log.error("inferpam: identity evaluation failed on an endpoint, refusing: {}", e.getClass().getName());
+      log.debug("inferpam: identity evaluation failure", e);
+      return new Authentication.Refused(ErrorResponse.of(500, "internal_error", "policy evaluation failed", null));
+    }
+    if (identified instanceof Principal p) return new Authentication.Authenticated(p);
+    Decider.Verdict refused = (Decider.Verdict) identified;
+    return new Authentication.Refused(ErrorBodies.of((Decision.Deny) refused.decision(), null));
   }
 
   /**

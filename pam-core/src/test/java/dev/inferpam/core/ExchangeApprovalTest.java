@@ -13,8 +13,8 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
-import dev.inferpam.core.InProcessApprovalService.Pending;
-import dev.inferpam.core.InProcessApprovalService.ReviewResult;
+import dev.inferpam.api.ApprovalService.Pending;
+import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
@@ -654,18 +654,20 @@ class ExchangeApprovalTest {
   // --- 8. a failing or silent approval service -----------------------------------------------------
 
   static Stream<Arguments> failingServices() {
-    Supplier<ApprovalService> throwing = () -> (p, r, rule, digest) -> {
+    Supplier<ApprovalService> throwing = () -> StageApprovalService.of((p, r, rule, digest) -> {
       throw new IllegalStateException("db password=hunter2");
-    };
-    Supplier<ApprovalService> failedStage = () -> (p, r, rule, digest) ->
-        CompletableFuture.failedFuture(new RuntimeException("connection to hunter2.internal refused"));
-    Supplier<ApprovalService> nullStage = () -> (p, r, rule, digest) -> null;
-    Supplier<ApprovalService> nullOutcome = () -> (p, r, rule, digest) -> CompletableFuture.completedFuture(null);
-    Supplier<ApprovalService> nullStatus = () -> (p, r, rule, digest) -> CompletableFuture.completedFuture(
-        new ApprovalService.Outcome("hunter2", null, "x", "hunter2", Instant.EPOCH));
+    });
+    Supplier<ApprovalService> failedStage = () -> StageApprovalService.of((p, r, rule, digest) ->
+        CompletableFuture.failedFuture(new RuntimeException("connection to hunter2.internal refused")));
+    Supplier<ApprovalService> nullTicket = StageApprovalService::nullTicket;
+    Supplier<ApprovalService> nullStage = () -> StageApprovalService.of((p, r, rule, digest) -> null);
+    Supplier<ApprovalService> nullOutcome = () -> StageApprovalService.of((p, r, rule, digest) ->
+        CompletableFuture.completedFuture(null));
+    Supplier<ApprovalService> nullStatus = () -> StageApprovalService.of((p, r, rule, digest) ->
+        CompletableFuture.completedFuture(new ApprovalService.Outcome("hunter2", null, "x", "hunter2", Instant.EPOCH)));
     return Stream.of(Arguments.of("throws", throwing), Arguments.of("failed stage", failedStage),
-        Arguments.of("null stage", nullStage), Arguments.of("null outcome", nullOutcome),
-        Arguments.of("outcome without status", nullStatus));
+        Arguments.of("null ticket", nullTicket), Arguments.of("null stage", nullStage),
+        Arguments.of("null outcome", nullOutcome), Arguments.of("outcome without status", nullStatus));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -693,7 +695,8 @@ class ExchangeApprovalTest {
   @Test
   void aServiceThatNeverAnswersIsCutOffAfterTimeoutPlusGraceAsExpired() throws Exception {
     // timeout 100ms: the engine waits 100ms + min(100ms, 10s) = 200ms at most.
-    PamEngine engine = engineWith(policy("  timeout: 100ms\n", ""), (p, r, rule, digest) -> new CompletableFuture<>());
+    PamEngine engine = engineWith(policy("  timeout: 100ms\n", ""), StageApprovalService.of(
+        (p, r, rule, digest) -> new CompletableFuture<>()));
     long start = System.nanoTime();
     Exchange ex = chatCall(engine, DUMP_ALL);
     CompletableFuture<Void> reviewed = ex.reviewed().toCompletableFuture();
@@ -927,6 +930,84 @@ class ExchangeApprovalTest {
   }
 
   @Test
+  void closingTheServiceAnswersTheWaitingCallerExpiredAndRecordsWhy() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    clock.advance(Duration.ofSeconds(2));
+
+    service.close();
+
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.status()).isEqualTo(403);
+    assertThat(d.code()).isEqualTo("approval_expired");
+    assertThat(error(ex).get("message").asText())
+        .isEqualTo("the approval service stopped (shutting down) before a reviewer decided under approval rule"
+            + " \"bulk-export\"");
+    SessionRecord r = ended(ex, false);
+    assertThat(r.decision().outcome()).isEqualTo("expired");
+    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null, T0.plusSeconds(2),
+        "expired", "approval service closed"));
+  }
+
+  @Test
+  void aWithdrawnRequestIsRecordedWithItsReviewIdAndReason() throws Exception {
+    PamEngine engine = manualEngine(policy());
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+
+    ex.cancelReview();
+
+    assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
+    SessionRecord r = ended(ex, false);
+    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null, T0, "expired",
+        "withdrawn: the caller stopped waiting"));
+  }
+
+  @Test
+  void aServiceThatIgnoresTheWithdrawalStillLetsTheCallerGoAndTheRecordNamesItsTicket() throws Exception {
+    List<String> withdrawn = new CopyOnWriteArrayList<>();
+    CompletableFuture<ApprovalService.Outcome> never = new CompletableFuture<>();
+    ApprovalService deaf = StageApprovalService.deaf("rev-42", never, withdrawn);
+    PamEngine engine = engineWith(policy(), deaf);
+    Exchange ex = chatCall(engine, DUMP_ALL);
+    assertThat(reviewOver(ex)).isFalse();
+
+    ex.cancelReview();
+
+    assertThat(withdrawn).containsExactly("rev-42");
+    assertThat(never).isNotDone();
+    Decision.Deny d = settleDenied(ex);
+    assertThat(d.code()).isEqualTo("approval_expired");
+    assertThat(error(ex).get("message").asText()).contains("withdrawn");
+    SessionRecord r = ended(ex, false);
+    assertThat(r.approval().id()).isEqualTo("rev-42");
+    assertThat(r.approval().outcome()).isEqualTo("expired");
+    assertThat(r.approval().reason()).isEqualTo("withdrawn: the caller stopped waiting");
+  }
+
+  @Test
+  void aServiceThatEndsAReviewWithdrawnOrClosedOnItsOwnIsAnsweredAsExpired() throws Exception {
+    for (ApprovalService.Status status : List.of(ApprovalService.Status.WITHDRAWN, ApprovalService.Status.CLOSED)) {
+      rec.records.clear();
+      ApprovalService.Outcome outcome = new ApprovalService.Outcome("rev-7", status, null, null, T0);
+      PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
+          CompletableFuture.completedFuture(outcome)));
+      Exchange ex = chatCall(engine, DUMP_ALL);
+      Decision.Deny d = settleDenied(ex);
+      assertThat(d.code()).as(status.name()).isEqualTo("approval_expired");
+      assertThat(error(ex).get("message").asText()).as(status.name())
+          .contains(status == ApprovalService.Status.WITHDRAWN ? "withdrawn" : "shutting down");
+      SessionRecord r = ended(ex, true);
+      assertThat(r.decision().outcome()).isEqualTo("expired");
+      assertThat(r.approval().outcome()).isEqualTo("expired");
+      assertThat(r.approval().reason()).as("the reason is filled in when the service gives none")
+          .isEqualTo(status == ApprovalService.Status.WITHDRAWN ? "withdrawn: the caller stopped waiting"
+              : "approval service closed");
+    }
+  }
+
+  @Test
   void theNotifierIsNotUsedForAServiceGivenToTheBuilder() {
     List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
     Policy p = Policy.parse(policy());
@@ -964,8 +1045,8 @@ class ExchangeApprovalTest {
 
   @Test
   void reviewedCompletesNormallyForEveryEnding() throws Exception {
-    PamEngine engine = engineWith(policy(), (p, r, rule, digest) -> CompletableFuture.failedFuture(
-        new IllegalStateException("x")));
+    PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
+        CompletableFuture.failedFuture(new IllegalStateException("x"))));
     Exchange ex = chatCall(engine, DUMP_ALL);
     // Completed, and not exceptionally: adapters chain on it without handling errors.
     assertThat(ex.reviewed().toCompletableFuture().get(1, TimeUnit.SECONDS)).isNull();

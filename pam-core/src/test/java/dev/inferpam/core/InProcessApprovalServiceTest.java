@@ -3,12 +3,14 @@ package dev.inferpam.core;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.api.ApprovalLimitException;
 import dev.inferpam.api.ApprovalService.Outcome;
+import dev.inferpam.api.ApprovalService.Pending;
+import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.ApprovalService.Status;
+import dev.inferpam.api.ApprovalService.Ticket;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.InProcessApprovalService.Pending;
-import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.testsupport.MutableClock;
 import dev.inferpam.core.internal.RequestDigest;
 import java.nio.charset.StandardCharsets;
@@ -63,8 +65,12 @@ class InProcessApprovalServiceTest {
   }
 
   CompletableFuture<Outcome> ask(Principal p, String prompt, String rule) {
+    return submit(p, prompt, rule).outcome().toCompletableFuture();
+  }
+
+  Ticket submit(Principal p, String prompt, String rule) {
     InferenceRequest r = req(prompt);
-    return service.request(p, r, rule, RequestDigest.of(p, r)).toCompletableFuture();
+    return service.request(p, r, rule, RequestDigest.of(p, r));
   }
 
   String onlyPendingId() {
@@ -146,9 +152,21 @@ class InProcessApprovalServiceTest {
     String id = onlyPendingId();
     assertThat(service.approve(id, ALICE_REVIEWER, "me").kind()).isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
     assertThat(service.reject(id, ALICE_REVIEWER, "me").kind()).isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
-    assertThat(ReviewResult.Kind.SELF_APPROVAL.httpStatus()).isEqualTo(403);
     assertThat(stage).isNotDone();
     assertThat(service.pending()).hasSize(1);
+  }
+
+  @Test
+  void aReviewerIsNotShownTheirOwnRequestsAndANonReviewerIsShownNothing() {
+    service();
+    ask(ALICE, "dump all");
+    ask(BOB, "dump all");
+    assertThat(service.pending()).hasSize(2);
+    assertThat(service.pending(SEC)).extracting(p -> p.principal().subject()).containsExactly("alice", "bob");
+    assertThat(service.pending(ALICE_REVIEWER)).extracting(p -> p.principal().subject()).containsExactly("bob");
+    assertThat(service.pending(BOB)).isEmpty();
+    assertThat(service.isReviewer(ALICE_REVIEWER)).isTrue();
+    assertThat(service.isReviewer(BOB)).isFalse();
   }
 
   @Test
@@ -158,23 +176,21 @@ class InProcessApprovalServiceTest {
     String id = onlyPendingId();
     assertThat(service.approve(id, BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
     assertThat(service.approve("apr-nope", BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
-    assertThat(ReviewResult.Kind.NOT_A_REVIEWER.httpStatus()).isEqualTo(403);
     assertThat(stage).isNotDone();
   }
 
   @Test
-  void unknownIdIs404AndASecondDecisionIs409WithTheFirstOutcome() {
+  void anUnknownIdIsNotFoundAndASecondDecisionIsAlreadyDecidedWithTheFirstOutcome() {
     service();
     ReviewResult unknown = service.approve("apr-00000000000000000000", SEC, null);
-    assertThat(unknown.kind()).isEqualTo(ReviewResult.Kind.UNKNOWN_ID);
-    assertThat(unknown.kind().httpStatus()).isEqualTo(404);
+    assertThat(unknown.kind()).isEqualTo(ReviewResult.Kind.NOT_FOUND);
+    assertThat(unknown.outcome()).isNull();
 
     CompletableFuture<Outcome> stage = ask(ALICE, "dump all");
     String id = onlyPendingId();
     Outcome first = service.approve(id, SEC, "ok").outcome();
     ReviewResult again = service.reject(id, SEC, "changed my mind");
     assertThat(again.kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
-    assertThat(again.kind().httpStatus()).isEqualTo(409);
     assertThat(again.outcome()).isEqualTo(first);
     assertThat(stage.join().status()).isEqualTo(Status.APPROVED);
   }
@@ -289,7 +305,26 @@ class InProcessApprovalServiceTest {
   }
 
   @Test
-  void aCallerThatStopsWaitingWithdrawsItsReview() {
+  void aCallerThatWithdrawsEndsItsReviewWithdrawn() {
+    service(Duration.ZERO, 1, 10);
+    Ticket ticket = submit(ALICE, "a", "bulk-export");
+    String id = onlyPendingId();
+    assertThat(ticket.approvalId()).isEqualTo(id);
+    clock.advance(Duration.ofSeconds(3));
+    ticket.withdraw();
+    assertThat(ticket.outcome().toCompletableFuture())
+        .isCompletedWithValue(new Outcome(id, Status.WITHDRAWN, null, "withdrawn: the caller stopped waiting",
+            T0.plusSeconds(3)));
+    assertThat(service.pending()).isEmpty();
+    ReviewResult late = service.approve(id, SEC, null);
+    assertThat(late.kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(late.outcome().status()).isEqualTo(Status.WITHDRAWN);
+    ticket.withdraw(); // idempotent
+    assertThat(ask(ALICE, "b")).isNotDone(); // its place is free again
+  }
+
+  @Test
+  void aCallerThatCancelsItsStageWithdrawsItsReview() {
     service(Duration.ZERO, 1, 10);
     CompletableFuture<Outcome> first = ask(ALICE, "a");
     String id = onlyPendingId();
@@ -303,28 +338,42 @@ class InProcessApprovalServiceTest {
   void aJoinedReviewStaysWhileOneCallerStillWaits() {
     service();
     CompletableFuture<Outcome> first = ask(ALICE, "a");
-    CompletableFuture<Outcome> second = ask(ALICE, "a");
+    Ticket second = submit(ALICE, "a", "bulk-export");
+    Ticket third = submit(ALICE, "a", "bulk-export");
     first.cancel(false);
+    third.withdraw();
+    assertThat(third.outcome().toCompletableFuture().join().status()).isEqualTo(Status.WITHDRAWN);
     service.approve(onlyPendingId(), SEC, null);
-    assertThat(second.join().status()).isEqualTo(Status.APPROVED);
+    assertThat(second.outcome().toCompletableFuture().join().status()).isEqualTo(Status.APPROVED);
   }
 
   @Test
-  void closeExpiresEveryWaitingReviewAndLaterRequests() {
+  void aWithdrawalAfterTheDecisionKeepsTheDecision() {
+    service();
+    Ticket ticket = submit(ALICE, "a", "bulk-export");
+    service.approve(onlyPendingId(), SEC, "ok");
+    ticket.withdraw();
+    assertThat(ticket.outcome().toCompletableFuture().join().status()).isEqualTo(Status.APPROVED);
+  }
+
+  @Test
+  void closeEndsEveryWaitingReviewClosedAndRefusesLaterRequests() {
     service();
     CompletableFuture<Outcome> waiting = ask(ALICE, "a");
     service.close();
-    assertThat(waiting.join().status()).isEqualTo(Status.EXPIRED);
+    assertThat(waiting.join().status()).isEqualTo(Status.CLOSED);
     assertThat(waiting.join().reason()).isEqualTo("approval service closed");
-    assertThat(ask(BOB, "a").join().status()).isEqualTo(Status.EXPIRED);
+    Ticket later = submit(BOB, "a", "bulk-export");
+    assertThat(later.approvalId()).isNull();
+    assertThat(later.outcome().toCompletableFuture().join().status()).isEqualTo(Status.CLOSED);
   }
 
   @Test
   void theOwnExpiryThreadIsStoppedOnClose() {
     InProcessApprovalService s = InProcessApprovalService.builder().reviewers(Set.of("sec")).build();
-    CompletionStage<Outcome> stage = s.request(ALICE, req("a"), "r", "d");
+    CompletionStage<Outcome> stage = s.request(ALICE, req("a"), "r", "d").outcome();
     s.close();
-    assertThat(stage.toCompletableFuture().join().status()).isEqualTo(Status.EXPIRED);
+    assertThat(stage.toCompletableFuture().join().status()).isEqualTo(Status.CLOSED);
   }
 
   @Test

@@ -107,7 +107,7 @@ class PamEngineOwnershipTest {
         .policy(Policy.parse(policy("recording:\n  directory: " + recordings + "\n" + APPROVAL)))
         .threadFactory(threads).build();
     CompletableFuture<ApprovalService.Outcome> waiting =
-        engine.approvalService().request(ALICE, PROMPT, "large-generation", "digest-1").toCompletableFuture();
+        engine.approvalService().request(ALICE, PROMPT, "large-generation", "digest-1").outcome().toCompletableFuture();
     Exchange ex = chat(engine);
     assertThat(ex.allowed()).isTrue();
     ex.end(true);
@@ -235,7 +235,7 @@ class PamEngineOwnershipTest {
     assertThat(pool.isShutdown()).isFalse();
     assertThat(timers.isShutdown()).isFalse();
     CompletableFuture<ApprovalService.Outcome> stillOpen =
-        approvals.request(ALICE, PROMPT, "large-generation", "digest-2").toCompletableFuture();
+        approvals.request(ALICE, PROMPT, "large-generation", "digest-2").outcome().toCompletableFuture();
     assertThat(stillOpen).isNotDone();
     assertThat(approvals.pending()).hasSize(1);
     approvals.close();

@@ -226,6 +226,53 @@ class PamEngineTest {
     assertThat(a).isNotEqualTo(b).hasSize(26).matches("[0-9A-HJKMNP-TV-Z]{26}");
   }
 
+  @Test
+  void authenticateIdentifiesAnEndpointCallerAsTheEngineDoesOrGivesThe401ToSend() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
+    Authentication ok = engine.authenticate(head(Map.of("Authorization", List.of("Bearer " + KEY))));
+    assertThat(ok).isInstanceOfSatisfying(Authentication.Authenticated.class,
+        a -> assertThat(a.principal().subject()).isEqualTo("svc"));
+
+    for (Map<String, List<String>> headers : List.of(Map.<String, List<String>>of(),
+        Map.of("Authorization", List.of("Bearer wrong-key")),
+        Map.of("Authorization", List.of("Bearer " + KEY), "X-Api-Key", List.of(KEY)))) {
+      Authentication refused = engine.authenticate(head(headers));
+      assertThat(refused).as(headers.keySet().toString()).isInstanceOfSatisfying(Authentication.Refused.class, r -> {
+        assertThat(r.error().status()).isEqualTo(401);
+        assertThat(r.error().headers().get("WWW-Authenticate")).startsWith("Bearer error=\"invalid_token\"");
+        assertThat(r.error().bodyText()).contains("\"code\":\"unauthenticated\"").doesNotContain(KEY)
+            .doesNotContain("wrong-key");
+      });
+    }
+    // The same answers as the engine gives an inference request with that head.
+    Exchange ex = call(engine, "GET", "/pam/quota", "wrong-key", null);
+    Authentication.Refused refused = (Authentication.Refused) engine.authenticate(
+        head(Map.of("Authorization", List.of("Bearer wrong-key"))));
+    JsonNode engineError = JSON.readTree(ex.error().body()).get("error");
+    JsonNode endpointError = JSON.readTree(refused.error().body()).get("error");
+    assertThat(endpointError.get("message")).isEqualTo(engineError.get("message"));
+    assertThat(endpointError.get("request_id").isNull()).isTrue();
+    assertThat(refused.error().headers().get("WWW-Authenticate"))
+        .isEqualTo(ex.error().headers().get("WWW-Authenticate"));
+  }
+
+  @Test
+  void authenticateRefusesWhenAResolverFailsWithoutQuotingIt() throws Exception {
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("")))
+        .identityResolver(r -> {
+          throw new IllegalStateException("token hunter2 broke me");
+        }).build();
+    Authentication a = engine.authenticate(head(Map.of("Authorization", List.of("Bearer opaque-token"))));
+    assertThat(a).isInstanceOfSatisfying(Authentication.Refused.class, r -> {
+      assertThat(r.error().status()).isEqualTo(401);
+      assertThat(r.error().bodyText()).contains("credential could not be verified").doesNotContain("hunter2");
+    });
+  }
+
+  static RequestHead head(Map<String, List<String>> headers) {
+    return new RequestHead("GET", "/pam/approvals", null, headers, "127.0.0.1");
+  }
+
   static String code(Exchange ex) {
     return ((Decision.Deny) ex.decision()).code();
   }

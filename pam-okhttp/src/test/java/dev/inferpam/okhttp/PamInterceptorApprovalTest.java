@@ -7,12 +7,12 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.inferpam.api.ApprovalService.Pending;
+import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InProcessApprovalService;
-import dev.inferpam.core.InProcessApprovalService.Pending;
-import dev.inferpam.core.InProcessApprovalService.ReviewResult;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.testkit.CapturingRecorder;

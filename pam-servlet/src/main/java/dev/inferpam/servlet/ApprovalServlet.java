@@ -5,23 +5,20 @@ import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
 import static dev.inferpam.servlet.internal.EndpointResponses.ok;
 import static dev.inferpam.servlet.internal.EndpointResponses.write;
 
-import dev.inferpam.api.IdentityResolver;
+import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.InProcessApprovalService;
+import dev.inferpam.core.Authentication;
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.InProcessApprovalService.ReviewResult;
-import dev.inferpam.core.Policy;
-import dev.inferpam.servlet.internal.ApprovalIdentity;
-import dev.inferpam.servlet.internal.EndpointResponses;
 import dev.inferpam.servlet.internal.ApprovalJson;
+import dev.inferpam.servlet.internal.EndpointResponses;
+import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
-import java.time.Clock;
-import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.regex.Pattern;
@@ -30,8 +27,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The reviewer endpoints of just-in-time approval: reviewers list the requests that wait for a
- * decision, and approve or reject them. Serves the {@link InProcessApprovalService} the engine
- * holds requests in.
+ * decision, and approve or reject them. Serves whichever {@link ApprovalService} the engine holds
+ * requests in (the default in-process one, or one given to
+ * {@code PamEngine.Builder.approvalService}) through its reviewer side.
  *
  * <h2>Endpoints</h2>
  * Map the servlet to {@value #MAPPING} (at the root context) on the same server as the
@@ -41,9 +39,10 @@ import org.slf4j.LoggerFactory;
  *   <tr><th>request</th><th>answers</th></tr>
  *   <tr><td>{@code GET /pam/approvals}</td>
  *       <td>200 {@code {"approvals":[{"id","principal","rule","model","operation","excerpt","created","expires"}]}},
- *       oldest first. {@code principal} is the requester's subject; {@code created} and
+ *       oldest first: the reviews the caller may decide ({@link ApprovalService#pending}), so not
+ *       the caller's own requests. {@code principal} is the requester's subject; {@code created} and
  *       {@code expires} are ISO-8601 UTC instants; {@code excerpt} is the request's prompt text
- *       (messages, prompt, input, ...) masked by the {@link Masker} given here, then cut to
+ *       (messages, prompt, input, ...) masked by the engine's {@link Masker}, then cut to
  *       200 characters (with {@code …}), or {@code null} when the request has no prompt text.
  *       Headers, credentials, request digests and raw bodies are never shown.</td></tr>
  *   <tr><td>{@code POST /pam/approvals/{id}/approve}</td>
@@ -55,13 +54,13 @@ import org.slf4j.LoggerFactory;
  * </table>
  * The decision body is optional: nothing, or {@code {"reason":"..."}} (a JSON object in UTF-8,
  * at most {@value #MAX_BODY_BYTES} bytes, reason at most
- * {@value InProcessApprovalService#MAX_REASON_CHARS} characters; other fields are ignored).
+ * {@value ApprovalService#MAX_REASON_CHARS} characters; other fields are ignored).
  *
  * <h2>Who may call</h2>
- * Callers are identified by the same {@link IdentityResolver}s as inference callers (API keys
- * and OIDC tokens of the policy's {@code identity} section; see
- * {@link #forPolicy(Policy, InProcessApprovalService, Masker, Clock, IdentityResolver...)}). Only
- * members of one of the policy's {@code approval.reviewers} groups may list or decide, and no
+ * Callers are identified as inference callers are ({@link PamEngine#authenticate}: the API keys
+ * and OIDC tokens of the policy's {@code identity} section, then the resolvers given to the
+ * engine's builder). Only reviewers ({@link ApprovalService#isReviewer}: for the default service,
+ * members of one of the policy's {@code approval.reviewers} groups) may list or decide, and no
  * reviewer may decide a request made under their own subject.
  *
  * <h2>Errors</h2>
@@ -102,11 +101,11 @@ import org.slf4j.LoggerFactory;
  *       next to the root context that holds the filter), or let them through with a policy
  *       {@code allow} rule for {@code GET /pam/approvals} and {@code POST /pam/approvals/*} to
  *       the reviewer groups. This servlet identifies and authorises the caller itself either
- *       way. Build it with {@link #forEngine(PamEngine)} so that it serves the engine's own
- *       service, resolvers and masker.</li>
- *   <li>Give it the masker the engine masks with (the policy's {@code masking} section), so
- *       that reviewers see no more than callers do.</li>
- *   <li>Not asynchronous; each call holds the service's lock only briefly.</li>
+ *       way.</li>
+ *   <li>Excerpts are masked with the engine's masker (the policy's {@code masking} section, or
+ *       the one given to its builder), so that reviewers see no more than callers do.</li>
+ *   <li>Not asynchronous: each call waits for the approval service's answer (the in-process
+ *       service holds its lock only briefly).</li>
  * </ul>
  *
  * <p><b>Thread-safety:</b> immutable and thread-safe; one instance serves all requests. The
@@ -129,77 +128,36 @@ public final class ApprovalServlet extends HttpServlet {
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
 
-  private final transient ApprovalIdentity identity;
-  private final transient InProcessApprovalService approvals;
+  private final transient PamEngine engine;
+  private final transient ApprovalService approvals;
   private final transient ApprovalJson json;
 
-  /**
-   * Reviewer endpoints for requests of any base path, showing excerpts unmasked. Prefer
-   * {@link #ApprovalServlet(IdentityResolver, InProcessApprovalService, Masker, String)} when the
-   * policy masks anything.
-   */
-  public ApprovalServlet(IdentityResolver identity, InProcessApprovalService approvals) {
-    this(identity, approvals, Masker.IDENTITY, "");
-  }
-
-  /**
-   * @param identity  identifies callers; the same resolver chain the engine uses
-   * @param approvals the service the engine holds requests in; not closed here
-   * @param masker    masks prompt excerpts
-   * @param basePath  the policy's {@code request.base-path} ({@code ""} for none), to read model
-   *                  and operation as the engine did
-   * @throws NullPointerException     when an argument is null
-   * @throws IllegalArgumentException when the base path is not canonical
-   */
-  public ApprovalServlet(IdentityResolver identity, InProcessApprovalService approvals, Masker masker,
-                         String basePath) {
-    this(new ApprovalIdentity(List.of(Objects.requireNonNull(identity, "identity"))), approvals, masker,
-        Objects.requireNonNull(basePath, "basePath"));
-  }
-
-  private ApprovalServlet(ApprovalIdentity identity, InProcessApprovalService approvals, Masker masker,
-                          String basePath) {
-    this.identity = identity;
-    this.approvals = Objects.requireNonNull(approvals, "approvals");
-    this.json = new ApprovalJson(Objects.requireNonNull(masker, "masker"), basePath);
-  }
-
-  /**
-   * Reviewer endpoints that identify callers as an engine built from {@code policy} does: its API
-   * keys, then its OIDC issuers, then {@code extraResolvers} (those given to
-   * {@code PamEngine.Builder.identityResolver}), and read requests under its
-   * {@code request.base-path}. The resolvers are built anew, so OIDC key sets are fetched and
-   * cached separately from the engine's.
-   *
-   * @param masker the engine's masker; {@code null} for {@link Masker#IDENTITY}
-   * @throws IllegalArgumentException when the policy and {@code extraResolvers} identify nobody
-   */
-  public static ApprovalServlet forPolicy(Policy policy, InProcessApprovalService approvals, Masker masker,
-                                          Clock clock, IdentityResolver... extraResolvers) {
-    Objects.requireNonNull(policy, "policy");
-    List<IdentityResolver> chain = ApprovalIdentity.fromPolicy(policy, clock, List.of(extraResolvers));
-    return new ApprovalServlet(new ApprovalIdentity(chain), approvals, masker == null ? Masker.IDENTITY : masker,
-        policy.request().basePath());
+  private ApprovalServlet(PamEngine engine, ApprovalService approvals) {
+    this.engine = engine;
+    this.approvals = approvals;
+    this.json = new ApprovalJson(engine.masker(), engine.policy().request().basePath());
   }
 
   /**
    * Reviewer endpoints for the requests {@code engine} holds: its approval service (the default
-   * {@link InProcessApprovalService} of a policy with an {@code approval} section), callers
-   * identified by the engine's own resolvers and caches ({@link PamEngine#identityResolver()}),
-   * excerpts masked with its masker, requests read under its policy's {@code request.base-path}.
+   * in-process one of a policy with an {@code approval} section, or the one given to its
+   * builder), callers identified by the engine ({@link PamEngine#authenticate}), excerpts masked
+   * with its masker, requests read under its policy's {@code request.base-path}.
    *
-   * @throws IllegalArgumentException when the engine's approval service is not an
-   *     {@link InProcessApprovalService} (the policy has no {@code approval} section, or the
-   *     engine was given another service, which then needs its own reviewer endpoints)
+   * @param engine the engine whose reviews are served; neither it nor its service is closed here
+   * @throws NullPointerException     when {@code engine} is null
+   * @throws IllegalArgumentException when the engine holds no reviews
+   *     ({@link ApprovalService#NONE}: its policy has no {@code approval} section and no service
+   *     was given to it)
    */
   public static ApprovalServlet forEngine(PamEngine engine) {
     Objects.requireNonNull(engine, "engine");
-    if (!(engine.approvalService() instanceof InProcessApprovalService service)) {
-      throw new IllegalArgumentException("the engine holds no requests for review in an InProcessApprovalService"
-          + " (no approval section in its policy, or another ApprovalService was given)");
+    ApprovalService service = engine.approvalService();
+    if (service == ApprovalService.NONE) {
+      throw new IllegalArgumentException("the engine holds no requests for review"
+          + " (no approval section in its policy, and no ApprovalService was given)");
     }
-    return new ApprovalServlet(engine.identityResolver(), service, engine.masker(),
-        engine.policy().request().basePath());
+    return new ApprovalServlet(engine, service);
   }
 
   private static void drain(InputStream in, long limit) throws IOException {
@@ -221,12 +179,12 @@ public final class ApprovalServlet extends HttpServlet {
   }
 
   private void handle(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    ApprovalIdentity.Result who = identity.identify(request);
-    if (who.refusal() != null) {
-      write(response, who.refusal());
+    Authentication who = engine.authenticate(RequestHeads.of(request));
+    if (who instanceof Authentication.Refused refused) {
+      write(response, refused.error());
       return;
     }
-    Principal caller = who.principal();
+    Principal caller = ((Authentication.Authenticated) who).principal();
     String method = request.getMethod().toUpperCase(Locale.ROOT);
     String path = request.getPathInfo();
 
@@ -235,12 +193,11 @@ public final class ApprovalServlet extends HttpServlet {
         methodNotAllowed(response, "GET");
         return;
       }
-      if (!isReviewer(caller)) {
-        error(response, ReviewResult.Kind.NOT_A_REVIEWER.httpStatus(), ReviewResult.Kind.NOT_A_REVIEWER.code(),
-            notAReviewer());
+      if (!approvals.isReviewer(caller)) {
+        notAReviewer(response);
         return;
       }
-      ok(response, json.list(approvals.pending()));
+      ok(response, json.list(approvals.pending(caller)));
       return;
     }
 
@@ -256,9 +213,8 @@ public final class ApprovalServlet extends HttpServlet {
       methodNotAllowed(response, "POST");
       return;
     }
-    if (!isReviewer(caller)) {
-      error(response, ReviewResult.Kind.NOT_A_REVIEWER.httpStatus(), ReviewResult.Kind.NOT_A_REVIEWER.code(),
-          notAReviewer());
+    if (!approvals.isReviewer(caller)) {
+      notAReviewer(response);
       return;
     }
     long declared = request.getContentLengthLong();
@@ -285,28 +241,19 @@ public final class ApprovalServlet extends HttpServlet {
     ReviewResult result = parts[2].equals("approve")
         ? approvals.approve(id, caller, reason)
         : approvals.reject(id, caller, reason);
-    ReviewResult.Kind kind = result.kind();
-    switch (kind) {
+    if (result == null) throw new IllegalStateException("the approval service gave no result");
+    switch (result.kind()) {
       case DECIDED -> ok(response, json.decision(result.outcome()));
-      case NOT_A_REVIEWER -> error(response, kind.httpStatus(), kind.code(), notAReviewer());
-      case SELF_APPROVAL -> error(response, kind.httpStatus(), kind.code(),
-          "a reviewer cannot decide their own request");
-      case UNKNOWN_ID -> error(response, kind.httpStatus(), kind.code(), "no pending approval " + id);
-      case ALREADY_DECIDED -> error(response, kind.httpStatus(), kind.code(), "approval " + id + " was already "
-          + (result.outcome() == null ? "decided"
-              : result.outcome().status().name().toLowerCase(Locale.ROOT)));
+      case NOT_A_REVIEWER -> notAReviewer(response);
+      case SELF_APPROVAL -> error(response, 403, "self_approval", "a reviewer cannot decide their own request");
+      case NOT_FOUND -> error(response, 404, "not_found", "no pending approval " + id);
+      case ALREADY_DECIDED -> error(response, 409, "already_decided", "approval " + id + " was already "
+          + (result.outcome() == null || result.outcome().status() == null ? "decided"
+              : ApprovalJson.status(result.outcome().status())));
     }
   }
 
-  private boolean isReviewer(Principal caller) {
-    return approvals.isReviewer(caller);
+  private static void notAReviewer(HttpServletResponse response) throws IOException {
+    error(response, 403, "not_a_reviewer", "only members of the reviewer groups may list or decide approvals");
   }
-
-  private static String notAReviewer() {
-    return "only members of the reviewer groups may list or decide approvals";
-  }
-
-
-
-
 }

@@ -7,6 +7,7 @@ import dev.inferpam.core.PendingExchange;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.servlet.internal.ExchangeRequest;
 import dev.inferpam.servlet.internal.ExchangeResponse;
+import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
@@ -24,9 +25,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -672,18 +671,7 @@ public final class PamFilter implements Filter {
 
   /** The request as received: the raw path, never one the container decoded or normalised. */
   private static RequestHead head(HttpServletRequest request) {
-    Map<String, List<String>> headers = new LinkedHashMap<>();
-    Enumeration<String> names = request.getHeaderNames();
-    if (names != null) {
-      for (String name : Collections.list(names)) {
-        Enumeration<String> values = request.getHeaders(name);
-        List<String> list = values == null ? new ArrayList<>() : Collections.list(values);
-        headers.computeIfAbsent(name, k -> new ArrayList<>()).addAll(list);
-      }
-    }
-    String rawPath = request.getRequestURI();
-    return new RequestHead(request.getMethod(), rawPath == null ? "" : rawPath, request.getQueryString(),
-        headers, request.getRemoteAddr());
+    return RequestHeads.of(request);
   }
 
   private static void deny(Exchange exchange, HttpServletResponse response) throws IOException {

@@ -10,12 +10,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.Principal;
+import dev.inferpam.core.Authentication;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.QuotaStatus;
-import dev.inferpam.servlet.internal.ApprovalIdentity;
 import dev.inferpam.servlet.internal.EndpointResponses;
+import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -53,9 +53,9 @@ import org.slf4j.LoggerFactory;
  * </table>
  *
  * <h2>Who may call</h2>
- * Anyone the engine identifies: callers are identified by the engine's own resolvers
- * ({@link PamEngine#identityResolver()}: the policy's API keys, then its OIDC issuers, then the
- * resolvers given to the engine's builder), exactly as for inference requests. Reading one's
+ * Anyone the engine identifies: callers are identified by the engine ({@link PamEngine#authenticate}:
+ * the policy's API keys, then its OIDC issuers, then the resolvers given to the engine's builder),
+ * exactly as for inference requests. Reading one's
  * budget counts against no budget.
  *
  * <h2>Errors</h2>
@@ -105,17 +105,15 @@ public final class QuotaServlet extends HttpServlet {
   private static final ObjectMapper JSON = JsonMapper.builder().build();
 
 
-  private final transient ApprovalIdentity identity;
   private final transient PamEngine engine;
 
-  private QuotaServlet(IdentityResolver identity, PamEngine engine) {
-    this.identity = new ApprovalIdentity(List.of(Objects.requireNonNull(identity, "identity")));
+  private QuotaServlet(PamEngine engine) {
     this.engine = engine;
   }
 
   /**
    * The quota endpoint of {@code engine}: its budgets ({@link PamEngine#quotaStatus}), callers
-   * identified by its own resolvers and caches ({@link PamEngine#identityResolver()}). Fine for
+   * identified by the engine ({@link PamEngine#authenticate}). Fine for
    * an engine whose policy has no {@code limits}: every caller then gets an empty list.
    *
    * @param engine the engine that enforces the limits; not closed by the servlet
@@ -124,7 +122,7 @@ public final class QuotaServlet extends HttpServlet {
    */
   public static QuotaServlet forEngine(PamEngine engine) {
     Objects.requireNonNull(engine, "engine");
-    return new QuotaServlet(engine.identityResolver(), engine);
+    return new QuotaServlet(engine);
   }
 
   @Override
@@ -140,9 +138,9 @@ public final class QuotaServlet extends HttpServlet {
   }
 
   private void handle(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    ApprovalIdentity.Result who = identity.identify(request);
-    if (who.refusal() != null) {
-      write(response, who.refusal());
+    Authentication who = engine.authenticate(RequestHeads.of(request));
+    if (who instanceof Authentication.Refused refused) {
+      write(response, refused.error());
       return;
     }
     String path = request.getPathInfo();
@@ -154,7 +152,7 @@ public final class QuotaServlet extends HttpServlet {
       methodNotAllowed(response, "GET");
       return;
     }
-    Principal caller = who.principal();
+    Principal caller = ((Authentication.Authenticated) who).principal();
     List<QuotaStatus> status;
     try {
       status = engine.quotaStatus(caller);

@@ -1,6 +1,7 @@
 package dev.inferpam.servlet;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -8,7 +9,9 @@ import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
+import dev.inferpam.api.Recorder;
 import dev.inferpam.core.InProcessApprovalService;
+import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -87,6 +90,7 @@ class ApprovalServletTest {
 
   private final HttpClient http = HttpClient.newHttpClient();
   private InProcessApprovalService service;
+  private PamEngine engine;
   private Server server;
   private ServerConnector connector;
 
@@ -105,8 +109,9 @@ class ApprovalServletTest {
     server.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
-    context.addServlet(new ServletHolder(ApprovalServlet.forPolicy(Policy.parse(POLICY), service, MASKER, CLOCK)),
-        ApprovalServlet.MAPPING);
+    engine = PamEngine.builder().policy(Policy.parse(POLICY)).clock(CLOCK).masker(MASKER).recorder(Recorder.NOOP)
+        .approvalService(service).build();
+    context.addServlet(new ServletHolder(ApprovalServlet.forEngine(engine)), ApprovalServlet.MAPPING);
     server.setHandler(context);
     server.start();
   }
@@ -114,7 +119,8 @@ class ApprovalServletTest {
   @AfterEach
   void stop() throws Exception {
     server.stop();
-    service.close();
+    engine.close();
+    service.close(); // the engine does not close a service it was given
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -149,6 +155,41 @@ class ApprovalServletTest {
     assertThat(a.fieldNames()).toIterable()
         .containsExactlyInAnyOrder("id", "principal", "rule", "model", "operation", "excerpt", "created", "expires");
     assertThat(waiting).isNotDone();
+  }
+
+  @Test
+  void aReviewerIsNotListedTheirOwnRequests() throws Exception {
+    pendingFrom(principal("carol", "ci", "sec-reviewers"), "carol's own");
+    pendingFrom(principal("bob-requester", "ci"), "bob's");
+
+    HttpResponse<String> carols = send("GET", "/pam/approvals", REVIEWING_REQUESTER_KEY, null);
+    assertThat(carols.statusCode()).isEqualTo(200);
+    assertThat(JSON.readTree(carols.body()).get("approvals")).extracting(a -> a.get("principal").asText())
+        .containsExactly("bob-requester");
+    HttpResponse<String> alices = send("GET", "/pam/approvals", REVIEWER_KEY, null);
+    assertThat(JSON.readTree(alices.body()).get("approvals")).extracting(a -> a.get("principal").asText())
+        .containsExactly("carol", "bob-requester");
+  }
+
+  @Test
+  void aWithdrawnRequestIs409AlreadyExpired() throws Exception {
+    ApprovalService.Ticket ticket = ticketFrom(principal("bob-requester", "ci"), "hello");
+    String id = service.pending().get(0).id();
+    ticket.withdraw();
+
+    HttpResponse<String> res = send("POST", "/pam/approvals/" + id + "/approve", REVIEWER_KEY, null);
+
+    assertError(res, 409, "already_decided");
+    assertThat(errorMessage(res)).isEqualTo("approval " + id + " was already expired");
+    assertThat(JSON.readTree(send("GET", "/pam/approvals", REVIEWER_KEY, null).body()).get("approvals")).isEmpty();
+  }
+
+  @Test
+  void anEngineThatHoldsNoReviewsHasNoReviewerEndpoints() {
+    try (PamEngine plain = PamEngine.builder().policy(Policy.parse(POLICY)).recorder(Recorder.NOOP).build()) {
+      assertThatThrownBy(() -> ApprovalServlet.forEngine(plain)).isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("no requests for review");
+    }
   }
 
   @Test
@@ -271,7 +312,7 @@ class ApprovalServletTest {
 
     for (String bad : List.of("{oops", "[\"reason\"]", "\"just a string\"", "{\"reason\":42}",
         "{\"reason\":\"a\",\"reason\":\"b\"}", "{\"reason\":\"a\"} trailing",
-        "{\"reason\":\"" + "r".repeat(InProcessApprovalService.MAX_REASON_CHARS + 1) + "\"}")) {
+        "{\"reason\":\"" + "r".repeat(ApprovalService.MAX_REASON_CHARS + 1) + "\"}")) {
       HttpResponse<String> res = send("POST", url, REVIEWER_KEY, bad);
       assertError(res, 400, "bad_request");
       assertThat(res.body()).doesNotContain("Exception").doesNotContain("\tat ");
@@ -330,11 +371,15 @@ class ApprovalServletTest {
 
   /** Holds a chat request for review directly in the service, as the engine would. */
   private CompletableFuture<ApprovalService.Outcome> pendingFrom(Principal who, String prompt) throws Exception {
+    return ticketFrom(who, prompt).outcome().toCompletableFuture();
+  }
+
+  private ApprovalService.Ticket ticketFrom(Principal who, String prompt) throws Exception {
     String body = JSON.writeValueAsString(Map.of("model", "llama-3.1-8b",
         "messages", List.of(Map.of("role", "user", "content", prompt))));
     InferenceRequest request = new InferenceRequest("POST", "/v1/chat/completions", null,
         Map.of("authorization", List.of(CALLER_TOKEN)), body.getBytes(StandardCharsets.UTF_8), "127.0.0.1");
-    return service.request(who, request, "bulk-export", "digest-" + prompt.hashCode()).toCompletableFuture();
+    return service.request(who, request, "bulk-export", "digest-" + prompt.hashCode());
   }
 
   private HttpResponse<String> send(String method, String path, String key, String body) throws Exception {

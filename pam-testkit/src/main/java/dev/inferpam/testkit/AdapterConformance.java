@@ -135,6 +135,7 @@ public abstract class AdapterConformance {
   }
 
   /** The adapter under test, as a caller reaches it. */
+  @SuppressWarnings("try") // close() may throw anything a server's stop throws
   public interface Adapter extends AutoCloseable {
     /**
      * Sends {@code request} as a caller would and returns the response once its head arrived;

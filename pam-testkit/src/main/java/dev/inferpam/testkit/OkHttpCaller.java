@@ -25,6 +25,7 @@ import okhttp3.Response;
  * resolve dot segments, which the kit does not send). {@code Content-Type} becomes the body's
  * media type. <b>Thread-safety:</b> as safe as the client: calls may run concurrently.
  */
+@SuppressWarnings("try") // close() passes on what the resources' close() throws
 public final class OkHttpCaller implements Adapter {
   private final OkHttpClient client;
   private final HttpUrl base;

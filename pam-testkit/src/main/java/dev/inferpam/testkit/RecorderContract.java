@@ -3,6 +3,7 @@ package dev.inferpam.testkit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 
+import dev.inferpam.api.PendingRecord;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
@@ -16,6 +17,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -23,7 +25,10 @@ import org.junit.jupiter.api.Test;
  * The compatibility kit for {@link Recorder} implementations: extend it in a JUnit 5 test,
  * implement {@link #createRecorder()} and {@link #storedRecords()}, and the tests check what the
  * engine relies on — records stored as given and in order, none lost or duplicated under
- * concurrency, intents, flush and close, and admission.
+ * concurrency, intents, flush and close, and admission — for records handed over built
+ * ({@link Recorder#record}) and, as the engine hands them over, not built yet
+ * ({@link Recorder#recordLater}: built once, on whichever thread the recorder chooses; a record
+ * that fails to build is not stored and does not stop the recorder).
  *
  * <pre>{@code
  * class MyRecorderContractTest extends RecorderContract {
@@ -96,6 +101,14 @@ public abstract class RecorderContract {
   protected static SessionRecord intentFor(SessionRecord exchange) {
     return new SessionRecord(SessionRecord.TYPE_INTENT, exchange.id(), exchange.time(), 0, exchange.principal(),
         exchange.request(), null, null, null);
+  }
+
+  /** A record handed over unbuilt, as the engine does; {@code builds} counts how often it is built. */
+  protected static PendingRecord later(SessionRecord record, AtomicInteger builds) {
+    return PendingRecord.of(record.id(), 256, () -> {
+      builds.incrementAndGet();
+      return record;
+    });
   }
 
   private static List<String> ids(List<SessionRecord> records) {
@@ -247,5 +260,126 @@ public abstract class RecorderContract {
     recorder().flush();
 
     assertThat(storedRecords()).containsExactly(beforeIdentity, noResponse, anonymousIntent);
+  }
+
+  // ---------------------------------------------------------------------- records built later
+
+  @Test
+  void storesARecordHandedOverUnbuiltExactlyAsItIsBuiltBuildingItOnce() throws Exception {
+    SessionRecord r = fullExchange("ex-later");
+    AtomicInteger builds = new AtomicInteger();
+
+    recorder().admit();
+    recorder().recordLater(later(r, builds));
+    recorder().flush();
+
+    assertThat(storedRecords()).containsExactly(r);
+    assertThat(builds).as("times the record was built").hasValue(1);
+  }
+
+  @Test
+  void keepsTheOrderOfBuiltAndUnbuiltRecordsFromOneThread() throws Exception {
+    List<String> expected = new ArrayList<>();
+    AtomicInteger builds = new AtomicInteger();
+    for (int i = 0; i < 200; i++) {
+      String id = String.format("mix-%03d", i);
+      expected.add(id);
+      recorder().admit();
+      if (i % 2 == 0) {
+        recorder().recordLater(later(exchange(id, "alice", i), builds));
+      } else {
+        recorder().record(exchange(id, "alice", i));
+      }
+    }
+    recorder().flush();
+
+    assertThat(ids(storedRecords())).containsExactlyElementsOf(expected);
+    assertThat(builds).hasValue(100);
+  }
+
+  @Test
+  void storesEveryUnbuiltRecordFromEightThreadsExactlyOnce() throws Exception {
+    Recorder rec = recorder();
+    int threads = 8;
+    int each = 250;
+    AtomicInteger builds = new AtomicInteger();
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    try {
+      List<Future<Void>> done = new ArrayList<>();
+      for (int t = 0; t < threads; t++) {
+        int tt = t;
+        done.add(pool.submit((Callable<Void>) () -> {
+          for (int i = 0; i < each; i++) {
+            rec.admit();
+            rec.recordLater(later(exchange(String.format("l%d-%04d", tt, i), "user-" + tt, i), builds));
+          }
+          return null;
+        }));
+      }
+      for (Future<Void> f : done) f.get();
+    } finally {
+      pool.shutdown();
+    }
+    rec.flush();
+
+    List<String> stored = ids(storedRecords());
+    assertThat(stored).hasSize(threads * each).doesNotHaveDuplicates();
+    for (int t = 0; t < threads; t++) {
+      String prefix = "l" + t + "-";
+      assertThat(stored.stream().filter(id -> id.startsWith(prefix)).toList())
+          .as("records of thread %d, in the order it recorded them", t).hasSize(each).isSorted();
+    }
+    assertThat(builds).hasValue(threads * each);
+  }
+
+  @Test
+  void aRecordThatFailsToBuildIsNotStoredAndTheRecorderGoesOn() throws Exception {
+    Recorder rec = recorder();
+    PendingRecord broken = PendingRecord.of("ex-broken", 64, () -> {
+      throw new IllegalStateException("a bug while building the record");
+    });
+
+    rec.admit();
+    try {
+      rec.recordLater(broken);
+    } catch (IllegalStateException thrownOnTheCallersThread) {
+      // allowed: a recorder that builds at once lets the failure out; one that builds later logs it
+    }
+    for (int i = 0; i < 20; i++) {
+      rec.admit();
+      rec.recordLater(later(exchange("after-" + i, "alice", i), new AtomicInteger()));
+    }
+    rec.flush();
+
+    assertThat(ids(storedRecords())).hasSize(20).doesNotContain("ex-broken").startsWith("after-0");
+  }
+
+  @Test
+  void closeStoresEveryUnbuiltRecordHandedOver() throws Exception {
+    Recorder rec = recorder();
+    AtomicInteger builds = new AtomicInteger();
+    for (int i = 0; i < 100; i++) {
+      rec.admit();
+      rec.recordLater(later(exchange("cl-" + i, "alice", i), builds));
+    }
+
+    closed = true;
+    rec.close();
+
+    assertThat(storedRecords()).hasSize(100);
+    assertThat(builds).hasValue(100);
+  }
+
+  @Test
+  void storesAnIntentAndThenItsUnbuiltExchange() throws Exception {
+    SessionRecord exchange = exchange("ex-intent-later", "alice", 1);
+    SessionRecord intent = intentFor(exchange);
+
+    recorder().admit();
+    recorder().intent(intent);
+    recorder().recordLater(later(exchange, new AtomicInteger()));
+    recorder().flush();
+
+    assertThat(storedRecords()).containsExactly(intent, exchange);
   }
 }

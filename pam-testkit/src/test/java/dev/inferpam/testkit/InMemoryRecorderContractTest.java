@@ -3,6 +3,7 @@ package dev.inferpam.testkit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.api.PendingRecord;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InMemoryRecorder;
@@ -39,6 +40,19 @@ class InMemoryRecorderContractTest extends RecorderContract {
     small.clear();
     assertThat(small.records()).isEmpty();
     small.admit();
+  }
+
+  @Test
+  void aRecordThatFailsToBuildGivesBackTheRoomItsAdmissionReserved() throws IOException {
+    InMemoryRecorder one = new InMemoryRecorder(1);
+    one.admit();
+    assertThatThrownBy(() -> one.recordLater(PendingRecord.of("ex-broken", 0, () -> {
+      throw new IllegalStateException("bug");
+    }))).isInstanceOf(IllegalStateException.class).hasMessage("bug");
+
+    one.admit(); // the room is free again
+    one.recordLater(PendingRecord.of(exchange("ok", "alice", 1)));
+    assertThat(one.records()).extracting(SessionRecord::id).containsExactly("ok");
   }
 
   @Test

@@ -326,20 +326,16 @@ public final class JsonlRecorder implements Recorder {
   }
 
   /**
-   * {@link #record}, for a record that is finished on the thread that encodes it — the writer,
-   * or the caller when the writer is behind — rather than on the caller's: the engine leaves the
-   * masking of the request body for the record to that thread. {@code record} must be safe to
-   * call from another thread, once; if it throws, the record is not written (logged with the
-   * exception's type, as an unencodable record).
-   *
-   * @param id            the exchange id, for the log should the record fail
-   * @param estimatedSize the memory the finished record will hold, roughly its bodies' length
+   * {@link #record}, for a record that is built on the thread that encodes it — the writer, or
+   * the caller when the writer is behind — rather than on the caller's: the engine leaves the
+   * masking of the request body for the record to that thread. If the build throws, the record
+   * is not written (logged with the exception's type, as an unencodable record) and its room is
+   * freed once the writer has passed it.
    */
-  public void recordLater(String id, long estimatedSize, java.util.function.Supplier<SessionRecord> record)
-      throws IOException {
-    Objects.requireNonNull(id, "id");
+  @Override
+  public void recordLater(dev.inferpam.api.PendingRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
-    handOver(new QueuedRecord(id, record, false, 1024 + Math.max(0, estimatedSize)));
+    handOver(new QueuedRecord(record.id(), record::build, false, 1024 + Math.max(0, record.estimatedSize())));
   }
 
   private void handOver(QueuedRecord record) throws IOException {

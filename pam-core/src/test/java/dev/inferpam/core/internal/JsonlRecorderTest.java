@@ -129,10 +129,10 @@ class JsonlRecorderTest {
     JsonlRecorder r = start(config(Policy.Durability.BATCHED));
     java.util.concurrent.atomic.AtomicReference<Thread> finishedOn = new java.util.concurrent.atomic.AtomicReference<>();
     r.record(next("ex-1"));
-    r.recordLater("ex-2", 100, () -> {
+    r.recordLater(dev.inferpam.api.PendingRecord.of("ex-2", 100, () -> {
       finishedOn.set(Thread.currentThread());
       return next("ex-2");
-    });
+    }));
     r.record(next("ex-3"));
     r.flush();
 
@@ -146,9 +146,9 @@ class JsonlRecorderTest {
   @Test
   void aRecordThatFailsToFinishIsNotWrittenIsLoggedByItsIdOnlyAndTheChainGoesOn() throws Exception {
     JsonlRecorder r = start(config(Policy.Durability.BATCHED));
-    r.recordLater("ex-broken", 100, () -> {
+    r.recordLater(dev.inferpam.api.PendingRecord.of("ex-broken", 100, () -> {
       throw new IllegalStateException("secret prompt text");
-    });
+    }));
     r.record(next("ex-2"));
     r.flush();
 

@@ -35,6 +35,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A tiny OpenID Connect-style issuer for the demo, on 127.0.0.1 and a free port. It serves what
@@ -94,6 +95,7 @@ public final class DemoIdentityProvider implements AutoCloseable {
   private final List<String> served = new CopyOnWriteArrayList<>();
   /** Another party's key pair under the issuer's {@code kid}; made on first use. */
   private RSAKey forgerKey;
+  private final ReentrantLock forgerLock = new ReentrantLock();
 
   private DemoIdentityProvider(HttpServer server, ExecutorService executor, Clock clock, RSAKey signingKey) {
     this.server = server;
@@ -180,15 +182,16 @@ public final class DemoIdentityProvider implements AutoCloseable {
     executor.shutdownNow();
   }
 
-  private synchronized RSAKey forgerKey() {
-    if (forgerKey == null) {
-      try {
-        forgerKey = generate(signingKey.getKeyID());
-      } catch (IOException e) {
-        throw new IllegalStateException(e.getMessage(), e);
-      }
+  private RSAKey forgerKey() {
+    forgerLock.lock();
+    try {
+      if (forgerKey == null) forgerKey = generate(signingKey.getKeyID());
+      return forgerKey;
+    } catch (IOException e) {
+      throw new IllegalStateException(e.getMessage(), e);
+    } finally {
+      forgerLock.unlock();
     }
-    return forgerKey;
   }
 
   /** An RSA 2048 signing key; its {@code kid} is {@code kid}, or its thumbprint when null. */

@@ -2,7 +2,6 @@ package dev.inferpam.gateway.internal;
 
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.servlet.ApprovalServlet;
 import dev.inferpam.servlet.QuotaServlet;
@@ -24,8 +23,9 @@ import org.eclipse.jetty.ee10.servlet.ServletHolder;
  * <ul>
  *   <li>{@code GET /pam/health}: {@code {"status":"ok"}}, no credential needed.</li>
  *   <li>{@code /pam/approvals...}: the reviewer endpoints ({@link ApprovalServlet}) when the
- *       engine holds requests for review in an {@link InProcessApprovalService}; they identify
- *       callers with the engine's own resolvers.</li>
+ *       engine holds requests for review: the default in-process service of a policy with an
+ *       {@code approval} section, or any {@link ApprovalService} given to its builder. They
+ *       identify callers as the engine does ({@link PamEngine#authenticate}).</li>
  *   <li>{@code GET /pam/quota}: the caller's own budgets under the policy's {@code limits}
  *       ({@link QuotaServlet}), always mounted: callers the engine identifies get
  *       {@code {"principal":...,"limits":[]}} when the policy has no {@code limits} (or none
@@ -44,8 +44,7 @@ public final class PamEndpoints {
   public static ServletContextHandler context(PamEngine engine) {
     ServletContextHandler context = new ServletContextHandler(CONTEXT);
     context.addServlet(new ServletHolder("health", new Health()), "/health");
-    ApprovalService approvals = engine.approvalService();
-    if (approvals instanceof InProcessApprovalService) {
+    if (engine.approvalService() != ApprovalService.NONE) {
       context.addServlet(new ServletHolder("approvals", ApprovalServlet.forEngine(engine)), "/approvals/*");
     }
     context.addServlet(new ServletHolder("quota", QuotaServlet.forEngine(engine)), "/quota");

@@ -11,12 +11,10 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Masker;
-import dev.inferpam.core.InProcessApprovalService;
 import dev.inferpam.core.internal.ReviewSummaries;
 import dev.inferpam.core.internal.StrictUtf8;
 import java.time.Instant;
 import java.util.List;
-import java.util.Locale;
 
 /**
  * The JSON of the reviewer endpoints: the pending list, a decision, and the optional
@@ -45,10 +43,10 @@ public final class ApprovalJson {
   }
 
   /** {@code {"approvals":[...]}}: never headers, credentials, digests or raw bodies. */
-  public byte[] list(List<InProcessApprovalService.Pending> pending) {
+  public byte[] list(List<ApprovalService.Pending> pending) {
     ObjectNode root = JSON.createObjectNode();
     ArrayNode items = root.putArray("approvals");
-    for (InProcessApprovalService.Pending p : pending) {
+    for (ApprovalService.Pending p : pending) {
       ObjectNode item = items.addObject();
       item.put("id", p.id());
       item.put("principal", p.principal().subject());
@@ -63,11 +61,14 @@ public final class ApprovalJson {
     return write(root);
   }
 
-  /** {@code {"id","status","reviewer","reason","decided"}} of one decision. */
+  /**
+   * {@code {"id","status","reviewer","reason","decided"}} of one decision; {@code status} as
+   * {@link #status} names it.
+   */
   public byte[] decision(ApprovalService.Outcome o) {
     ObjectNode root = JSON.createObjectNode();
     root.put("id", o.approvalId());
-    root.put("status", o.status().name().toLowerCase(Locale.ROOT));
+    root.put("status", status(o.status()));
     root.put("reviewer", o.reviewer());
     root.put("reason", o.reason());
     Instant decided = o.decided();
@@ -76,12 +77,24 @@ public final class ApprovalJson {
   }
 
   /**
+   * How an end state is shown to reviewers, as it is recorded: {@code approved},
+   * {@code rejected} or {@code expired} (withdrawn and closed reviews are recorded expired).
+   */
+  public static String status(ApprovalService.Status status) {
+    return switch (status) {
+      case APPROVED -> "approved";
+      case REJECTED -> "rejected";
+      case EXPIRED, WITHDRAWN, CLOSED -> "expired";
+    };
+  }
+
+  /**
    * The {@code reason} of a decision body: empty body, {@code {}} or {@code "reason": null} give
    * {@code null}.
    *
    * @throws IllegalArgumentException with a message safe to show when the body is not strict
    *     UTF-8 JSON, not an object, has a {@code reason} that is not a string, or one longer than
-   *     {@link InProcessApprovalService#MAX_REASON_CHARS}
+   *     {@link ApprovalService#MAX_REASON_CHARS}
    */
   public static String reason(byte[] body) {
     if (body.length == 0) return null;
@@ -101,9 +114,8 @@ public final class ApprovalJson {
     if (reason == null || reason.isNull()) return null;
     if (!reason.isTextual()) throw new IllegalArgumentException("\"reason\" must be a string");
     String r = reason.textValue();
-    if (r.length() > InProcessApprovalService.MAX_REASON_CHARS) {
-      throw new IllegalArgumentException(
-          "\"reason\" is longer than " + InProcessApprovalService.MAX_REASON_CHARS + " chars");
+    if (r.length() > ApprovalService.MAX_REASON_CHARS) {
+      throw new IllegalArgumentException("\"reason\" is longer than " + ApprovalService.MAX_REASON_CHARS + " chars");
     }
     return r.isEmpty() ? null : r;
   }

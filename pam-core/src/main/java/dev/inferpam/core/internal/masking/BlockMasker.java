@@ -312,10 +312,13 @@ public final class BlockMasker implements Masker {
     private String advance(boolean end) {
       int n = buf.length();
       if (released >= n) return "";
-      // What is undecided needs no scan; nothing before it decided yet means nothing to release.
+      // Nothing before the undecided point decided yet means nothing to release.
       int u = end ? n : undecided.from(buf, released);
       if (u <= released) return "";
-      IndexedText text = IndexedText.of(buf, released, u);
+      // With only alphabet detectors, what is undecided needs no scan. A detector without one
+      // (a custom pattern) can put u inside another detector's final match, which a scan cut at u
+      // would not see, releasing half of the value unmasked: scan to the end, then back off.
+      IndexedText text = IndexedText.of(buf, released, undecided.others.isEmpty() ? u : n);
       List<Match> raw = raw(text, released);
       int cut = n;
       if (!end) {

@@ -48,6 +48,32 @@ class BlockMaskerTest {
     }
   }
 
+  /**
+   * A custom pattern (a detector without an alphabet) holds back more than the e-mail detector
+   * does: a push that ends just after an address used to release the address's first half, since
+   * the scan stopped at the custom pattern's undecided point (found by pam-testkit's MaskerContract).
+   */
+  @Test
+  void aValueIsMaskedWhereverAStreamSplitsItWhenACustomPatternHoldsBackMore() {
+    Policy p = Policy.parse("""
+        version: 1
+        masking:
+          detectors: [email, credit-card]
+          custom:
+            - {name: employee-id, pattern: "EMP-[0-9]{6}"}
+        """);
+    BlockMasker m = BlockMasker.from(p.masking(), Map.<String, String>of()::get);
+    for (String text : List.of("write to alice.smith@example.com before noon",
+        "card 4111 1111 1111 1111 and EMP-123456 today")) {
+      String whole = m.mask(text);
+      for (int i = 0; i <= text.length(); i++) {
+        Masker.Session s = m.open();
+        String out = s.push(text.substring(0, i)) + s.push(text.substring(i)) + s.finish();
+        assertThat(out).as("split at %d", i).isEqualTo(whole);
+      }
+    }
+  }
+
   @Test
   void leavesTextWithoutValuesUnchanged() {
     String text = "Release v1.2.3.4 shipped on 2024-01-15, order 12345678, version 10.0.0.1; std::vector";

@@ -1,18 +1,20 @@
-package dev.inferpam.core;
+package dev.inferpam.api;
 
 import java.time.Duration;
 import java.util.Objects;
 
 /**
- * A review was not opened because too many are already waiting: the cause with which
- * {@link InProcessApprovalService#request} completes its stage exceptionally (wrapped in a
- * {@link java.util.concurrent.CompletionException} by dependent stages).
+ * A review was not opened because too many are already waiting: the cause with which an
+ * {@link ApprovalService} completes a {@link ApprovalService.Ticket#outcome() ticket's stage}
+ * exceptionally (dependent stages wrap it in a
+ * {@link java.util.concurrent.CompletionException}) when one of its bounds is reached.
  *
- * <p>It is neither a rejection nor an expiry, so it is not an
- * {@link dev.inferpam.api.ApprovalService.Status}: the engine answers it with 429
- * {@value #CODE} and {@code Retry-After: }{@link #retryAfter()} (rounded up to whole seconds),
- * and records the request as refused by the approval step. The message names the bound and the
- * rule, never the request's content. Immutable.
+ * <p>It is neither a rejection nor an expiry, so it is not an {@link ApprovalService.Status}:
+ * the engine answers it with 429 {@value #CODE} and {@code Retry-After: }{@link #retryAfter()}
+ * (rounded up to whole seconds), names the bound as the deciding rule
+ * ({@code approval.max-pending-per-principal} or {@code approval.max-pending}), and records the
+ * request as a {@code deny} without an {@code approval} section (no review happened). The
+ * message names the bound and the rule, never the request's content. Immutable.
  */
 public final class ApprovalLimitException extends Exception {
   private static final long serialVersionUID = 1L;
@@ -33,8 +35,13 @@ public final class ApprovalLimitException extends Exception {
   private final Duration retryAfter;
 
   /**
+   * @param scope      which bound was reached
+   * @param limit      the bound's value
    * @param retryAfter when the first waiting review counted against the bound expires at the
-   *                   latest (a decision may free room sooner); never negative
+   *                   latest (a decision may free room sooner); {@code null} or negative counts as
+   *                   zero
+   * @param rule       the approval rule the request was to be reviewed under
+   * @throws NullPointerException when {@code scope} is null
    */
   public ApprovalLimitException(Scope scope, int limit, Duration retryAfter, String rule) {
     super(message(scope, limit, rule));
