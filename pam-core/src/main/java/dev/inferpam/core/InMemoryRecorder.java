@@ -85,8 +85,11 @@ public final class InMemoryRecorder implements Recorder {
     try {
       built = record.build();
     } catch (RuntimeException e) {
-      synchronized (this) {
+      lock.lock();
+      try {
         if (reserved > 0) reserved--;
+      } finally {
+        lock.unlock();
       }
       throw e;
     }

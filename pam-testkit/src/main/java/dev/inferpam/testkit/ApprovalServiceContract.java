@@ -13,6 +13,7 @@ import dev.inferpam.api.ApprovalService.Status;
 import dev.inferpam.api.ApprovalService.Ticket;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
+import dev.inferpam.testsupport.MutableClock;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
@@ -97,7 +98,7 @@ public abstract class ApprovalServiceContract {
   /** The settings of most tests: reviewers {@value #REVIEWERS}, 5 minutes, 5 per principal, 100 in total. */
   protected static final Settings DEFAULTS = new Settings(Set.of(REVIEWERS), Duration.ofMinutes(5), 5, 100);
 
-  private final ManualClock clock = new ManualClock(T0);
+  private final MutableClock clock = new MutableClock(T0);
   private ApprovalService service;
 
   /** A new, empty service on {@code clock}; called once per test. */
@@ -568,31 +569,4 @@ public abstract class ApprovalServiceContract {
     assertThat(s.pending(SAM)).isEmpty();
   }
 
-  /** A clock the kit moves by hand; thread-safe. */
-  private static final class ManualClock extends Clock {
-    private volatile Instant now;
-
-    ManualClock(Instant start) {
-      this.now = start;
-    }
-
-    synchronized void advance(Duration d) {
-      now = now.plus(d);
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return now;
-    }
-  }
 }
