@@ -1,44 +1,27 @@
 package dev.inferpam.core.internal.masking;
 
-import java.nio.charset.StandardCharsets;
+import dev.inferpam.core.stream.SseEvent;
+import dev.inferpam.core.stream.SseField;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
 
 /**
- * One server-sent event as received: its lines (decoded, without terminators), each line's
- * terminator as it arrived ({@code \n}, {@code \r\n} or {@code \r}), and the terminator of the
- * blank line that ended it. Renders the event again with new data, keeping its framing; every
+ * One server-sent event as the masker writes it again: with new data, keeping its framing; every
  * other line is masked (fail closed: no text reaches a client unmasked, comments included).
  */
-final class SseEvent {
+final class SseFrame {
   private static final Pattern LINE_BREAK = Pattern.compile("\r\n|\r|\n");
 
-  private final List<String> lines;
-  private final List<String> terms;
+  private final List<SseEvent.Line> lines;
+  private final List<String> texts;
   private final String end;
 
-  private SseEvent(List<String> lines, List<String> terms, String end) {
-    this.lines = lines;
-    this.terms = terms;
-    this.end = end;
-  }
-
-  static SseEvent decode(List<byte[]> raw, List<String> terms, String end) {
-    List<String> lines = new ArrayList<>(raw.size());
-    for (byte[] line : raw) lines.add(new String(line, StandardCharsets.UTF_8));
-    return new SseEvent(lines, List.copyOf(terms), end);
-  }
-
-  /** The data lines' values joined by {@code \n}, or {@code null} when the event has none. */
-  String data() {
-    StringBuilder data = null;
-    for (String line : lines) {
-      if (!field(line).equals("data")) continue;
-      if (data == null) data = new StringBuilder(); else data.append('\n');
-      data.append(value(line));
-    }
-    return data == null ? null : data.toString();
+  SseFrame(SseEvent event) {
+    this.lines = event.lines();
+    this.texts = new ArrayList<>(lines.size());
+    for (SseEvent.Line line : lines) texts.add(line.text());
+    this.end = event.end();
   }
 
   /**
@@ -52,23 +35,22 @@ final class SseEvent {
     StringBuilder out = new StringBuilder();
     boolean dataWritten = false;
     for (int i = 0; i < lines.size(); i++) {
-      String line = lines.get(i);
-      String term = terms.get(i);
-      String field = field(line);
-      if (field.equals("data")) {
+      String line = texts.get(i);
+      String term = lines.get(i).terminator();
+      SseField field = lines.get(i).field();
+      if (field == SseField.DATA) {
         if (!dataWritten) appendData(out, line, data, term);
         dataWritten = true;
         continue;
       }
       String masked;
-      switch (field) {
-        case ":", "event", "id", "retry" -> {
-          int colon = line.indexOf(':') + 1;
-          masked = line.substring(0, colon) + values.mask(line.substring(colon));
-        }
-        default -> masked = values.mask(line);
+      if (field == SseField.OTHER) {
+        masked = values.mask(line);
+      } else {
+        int colon = line.indexOf(':') + 1;
+        masked = line.substring(0, colon) + values.mask(line.substring(colon));
       }
-      lines.set(i, masked);
+      texts.set(i, masked);
       out.append(masked).append(term);
     }
     return out.append(end).toString();
@@ -84,13 +66,12 @@ final class SseEvent {
     String term = "\n";
     boolean dataWritten = false;
     for (int i = 0; i < lines.size(); i++) {
-      String line = lines.get(i);
-      String field = field(line);
-      if (field.equals("event")) {
-        out.append(line).append(terms.get(i));
-      } else if (field.equals("data") && !dataWritten) {
-        term = terms.get(i);
-        appendData(out, line, data, term);
+      SseField field = lines.get(i).field();
+      if (field == SseField.EVENT) {
+        out.append(texts.get(i)).append(lines.get(i).terminator());
+      } else if (field == SseField.DATA && !dataWritten) {
+        term = lines.get(i).terminator();
+        appendData(out, texts.get(i), data, term);
         dataWritten = true;
       }
     }
@@ -105,21 +86,5 @@ final class SseEvent {
       return;
     }
     for (String piece : LINE_BREAK.split(data, -1)) out.append(prefix).append(piece).append(term);
-  }
-
-  /** The field name of a line; {@code ":"} for a comment. */
-  static String field(String line) {
-    int colon = line.indexOf(':');
-    if (colon == 0) return ":";
-    return colon < 0 ? line : line.substring(0, colon);
-  }
-
-  /** The value of a line: after the colon, one leading space removed. */
-  static String value(String line) {
-    int colon = line.indexOf(':');
-    if (colon < 0) return "";
-    int start = colon + 1;
-    if (start < line.length() && line.charAt(start) == ' ') start++;
-    return line.substring(start);
   }
 }
