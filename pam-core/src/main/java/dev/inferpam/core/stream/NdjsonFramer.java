@@ -22,9 +22,11 @@ public final class NdjsonFramer {
   @FunctionalInterface
   public interface Handler {
     /**
-     * A line without its terminator; {@code terminator} is {@code "\n"}, {@code "\r\n"}, or
-     * {@code ""} for a last line the stream ended without one (its {@code \r}, if any, kept in
-     * {@code text}).
+     * A line.
+     *
+     * @param text       the line without its terminator, UTF-8 decoded
+     * @param terminator {@code "\n"}, {@code "\r\n"}, or {@code ""} for a last line the stream
+     *     ended without one (its {@code \r}, if any, kept in {@code text})
      */
     void line(String text, String terminator);
 
@@ -34,7 +36,13 @@ public final class NdjsonFramer {
      */
     default void overflow() {}
 
-    /** Bytes passed on as they are, after {@link #overflow()}. */
+    /**
+     * Bytes passed on as they are, after {@link #overflow()}.
+     *
+     * @param b   the caller's array, valid only during the call
+     * @param off where the bytes start
+     * @param len how many, > 0
+     */
     default void raw(byte[] b, int off, int len) {}
   }
 
@@ -45,8 +53,12 @@ public final class NdjsonFramer {
   private boolean raw;
 
   /**
+   * A framer at the start of a stream.
+   *
    * @param maxLineBytes most bytes of one line, {@code \r} included, > 0
+   * @param handler      receives the lines
    * @throws IllegalArgumentException if {@code maxLineBytes <= 0}
+   * @throws NullPointerException     if {@code handler} is null
    */
   public NdjsonFramer(long maxLineBytes, Handler handler) {
     if (maxLineBytes <= 0) throw new IllegalArgumentException("maxLineBytes must be > 0, was " + maxLineBytes);
@@ -55,8 +67,11 @@ public final class NdjsonFramer {
   }
 
   /**
-   * Frames {@code b[off, off+len)}.
+   * Frames the next bytes of the stream, handing over the lines they complete.
    *
+   * @param b   the bytes, not kept after the call
+   * @param off where they start in {@code b}
+   * @param len how many
    * @throws IndexOutOfBoundsException if the range is not within {@code b}
    */
   public void push(byte[] b, int off, int len) {

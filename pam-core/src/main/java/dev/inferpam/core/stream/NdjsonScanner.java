@@ -14,7 +14,13 @@ import java.util.Objects;
 public final class NdjsonScanner {
   /** Receives the pieces of the stream in order, during {@link #push}. */
   public interface Listener {
-    /** Bytes of the current line, without its {@code \n}, in order; valid only during the call. */
+    /**
+     * Bytes of the current line, without its {@code \n}, in order.
+     *
+     * @param b   the caller's array, valid only during the call
+     * @param off where the bytes start
+     * @param len how many, > 0
+     */
     void text(byte[] b, int off, int len);
 
     /** The current line ended at a {@code \n}. */
@@ -23,13 +29,22 @@ public final class NdjsonScanner {
 
   private final Listener listener;
 
+  /**
+   * A scanner at the start of a stream.
+   *
+   * @param listener receives the pieces
+   * @throws NullPointerException if {@code listener} is null
+   */
   public NdjsonScanner(Listener listener) {
     this.listener = Objects.requireNonNull(listener, "listener");
   }
 
   /**
-   * Scans {@code b[off, off+len)}, calling the listener for what it completes or passes.
+   * Scans the next bytes of the stream, calling the listener for what they complete or pass.
    *
+   * @param b   the bytes, not kept after the call
+   * @param off where they start in {@code b}
+   * @param len how many
    * @throws IndexOutOfBoundsException if the range is not within {@code b}
    */
   public void push(byte[] b, int off, int len) {

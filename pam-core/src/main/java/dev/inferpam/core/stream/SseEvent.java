@@ -22,31 +22,35 @@ public final class SseEvent {
     this.cutOff = cutOff;
   }
 
-  /** The lines, in order, blank line excluded. */
+  /** {@return the lines, in order, blank line excluded} */
   public List<Line> lines() {
     return lines;
   }
 
   /**
-   * The terminator of the blank line that ended the event: {@code "\n"} or {@code "\r"} (the
-   * event is delivered at the {@code \r}; the {@code \n} of a {@code \r\n} follows as a
-   * {@linkplain SseFramer.Handler#gap gap}); for an event {@linkplain #cutOff() cut off}, the line
-   * style its lines used.
+   * {@return the terminator of the blank line that ended the event} It is {@code "\n"} or
+   * {@code "\r"} (the event is delivered at the {@code \r}; the {@code \n} of a {@code \r\n}
+   * follows as a {@linkplain SseFramer.Handler#gap gap}); for an event
+   * {@linkplain #cutOff() cut off}, the line style its lines used.
    */
   public String end() {
     return end;
   }
 
   /**
-   * Whether the stream ended in this event, before its blank line: {@link SseFramer#finish()}
-   * completed it, ending its lines and itself in the line style its other lines used
-   * ({@code \n} when none had a terminator). The format says a client discards such an event.
+   * {@return whether the stream ended in this event, before its blank line} If so,
+   * {@link SseFramer#finish()} completed it, ending its lines and itself in the line style its
+   * other lines used ({@code \n} when none had a terminator). The format says a client discards
+   * such an event.
    */
   public boolean cutOff() {
     return cutOff;
   }
 
-  /** The values of the {@code data} lines joined by {@code \n}, or {@code null} when there are none. */
+  /**
+   * {@return the values of the {@code data} lines joined by {@code \n}, or {@code null} when there
+   * are none}
+   */
   public String data() {
     StringBuilder data = null;
     String only = null;
@@ -62,7 +66,7 @@ public final class SseEvent {
     return data != null ? data.toString() : only;
   }
 
-  /** The value of the last {@code event} line, or {@code null} when there is none. */
+  /** {@return the value of the last {@code event} line, or {@code null} when there is none} */
   public String type() {
     String type = null;
     for (Line line : lines) {
@@ -71,7 +75,10 @@ public final class SseEvent {
     return type;
   }
 
-  /** The event as it arrived (as completed, when {@link #cutOff()}): lines, terminators and the blank line. */
+  /**
+   * {@return the event as it arrived} Its lines, their terminators and the blank line; as
+   * completed, when {@link #cutOff()}.
+   */
   public byte[] bytes() {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     for (Line line : lines) {
@@ -104,26 +111,30 @@ public final class SseEvent {
       this.text = new String(raw, StandardCharsets.UTF_8);
     }
 
-    /** The line's field. */
+    /** {@return the line's field} */
     public SseField field() {
       return field;
     }
 
-    /** The whole line, without its terminator: field name, colon, value. */
+    /** {@return the whole line, without its terminator: field name, colon, value} */
     public String text() {
       return text;
     }
 
-    /** What follows the colon, less one space directly after it; {@code ""} without a colon. */
+    /**
+     * {@return what follows the colon, less one space directly after it; {@code ""} without a
+     * colon}
+     */
     public String value() {
       if (valueStart == raw.length) return "";
       boolean ascii = true;
       for (int k = 0; k < valueStart && ascii; k++) ascii = raw[k] >= 0;
-      // Both parts end at a colon or space, so decoding them apart gives the same characters.
-      return ascii ? text.substring(valueStart) : new String(raw, valueStart, raw.length - valueStart, StandardCharsets.UTF_8);
+      if (ascii) return text.substring(valueStart);
+      // The value starts after a colon or space, so decoded alone it reads as within text().
+      return new String(raw, valueStart, raw.length - valueStart, StandardCharsets.UTF_8);
     }
 
-    /** The line's terminator: {@code "\n"}, {@code "\r\n"} or {@code "\r"}. */
+    /** {@return the line's terminator: {@code "\n"}, {@code "\r\n"} or {@code "\r"}} */
     public String terminator() {
       return terminator;
     }

@@ -34,12 +34,18 @@ public final class SseFramer {
   /** Receives what the framer cuts, in stream order, during {@link #push} and {@link #finish}. */
   @FunctionalInterface
   public interface Handler {
-    /** A complete event. */
+    /**
+     * A complete event.
+     *
+     * @param event the event, which the handler may keep
+     */
     void event(SseEvent event);
 
     /**
-     * Terminators that belong to no event: a blank line that ends none, or the {@code \n} of a
-     * {@code \r\n} whose {@code \r} ended an event. A reader ignores them; a proxy passes them on.
+     * Terminators that belong to no event. A reader ignores them; a proxy passes them on.
+     *
+     * @param terminators a blank line that ends no event ({@code "\n"} or {@code "\r"}), or the
+     *     {@code "\n"} of a {@code \r\n} whose {@code \r} ended an event
      */
     default void gap(String terminators) {}
 
@@ -49,7 +55,13 @@ public final class SseFramer {
      */
     default void overflow() {}
 
-    /** Bytes passed on as they are, after {@link #overflow()} or {@link SseFramer#passThrough()}. */
+    /**
+     * Bytes passed on as they are, after {@link #overflow()} or {@link SseFramer#passThrough()}.
+     *
+     * @param b   the caller's array, valid only during the call
+     * @param off where the bytes start
+     * @param len how many, > 0
+     */
     default void raw(byte[] b, int off, int len) {}
   }
 
@@ -67,8 +79,12 @@ public final class SseFramer {
   private boolean raw;
 
   /**
+   * A framer at the start of a stream.
+   *
    * @param maxEventBytes most bytes of one event (its lines and their terminators), > 0
+   * @param handler       receives the events
    * @throws IllegalArgumentException if {@code maxEventBytes <= 0}
+   * @throws NullPointerException     if {@code handler} is null
    */
   public SseFramer(long maxEventBytes, Handler handler) {
     if (maxEventBytes <= 0) throw new IllegalArgumentException("maxEventBytes must be > 0, was " + maxEventBytes);
@@ -77,8 +93,11 @@ public final class SseFramer {
   }
 
   /**
-   * Every event of a complete stream, the last one included when the stream ends without its
-   * blank line ({@link SseEvent#cutOff()}).
+   * Every event of a complete stream, unbounded (the stream is in memory already).
+   *
+   * @param body the whole stream
+   * @return its events, the last one included when the stream ends without its blank line
+   *     ({@link SseEvent#cutOff()})
    */
   public static List<SseEvent> events(byte[] body) {
     List<SseEvent> events = new ArrayList<>();
@@ -89,8 +108,11 @@ public final class SseFramer {
   }
 
   /**
-   * Frames {@code b[off, off+len)}.
+   * Frames the next bytes of the stream, handing over the events they complete.
    *
+   * @param b   the bytes, not kept after the call
+   * @param off where they start in {@code b}
+   * @param len how many
    * @throws IndexOutOfBoundsException if the range is not within {@code b}
    */
   public void push(byte[] b, int off, int len) {

@@ -30,25 +30,37 @@ public final class SseScanner {
   /** Receives the pieces of the stream in order, during {@link #push} and {@link #finish}. */
   public interface Listener {
     /**
-     * Bytes of the current line, without its terminator, in order; valid only during the call.
+     * Bytes of the current line, without its terminator, in order.
+     *
+     * @param b   the caller's array, valid only during the call
+     * @param off where the bytes start
+     * @param len how many, > 0
      */
     void text(byte[] b, int off, int len);
 
     /**
-     * The current line's field is {@code field}; what {@link #text} reports from here to the end
-     * of the line is its value.
+     * The current line's field is known; what {@link #text} reports from here to the end of the
+     * line is its value.
+     *
+     * @param field the line's field
      */
     void value(SseField field);
 
     /**
-     * The current line ended: {@code "\n"}, {@code "\r"} (followed by {@link #lf()} when a
-     * {@code \n} comes next), or {@code ""} for a line cut off by {@link SseScanner#finish()}.
+     * The current line ended.
+     *
+     * @param terminator {@code "\n"}, {@code "\r"} (followed by {@link #lf()} when a {@code \n}
+     *     comes next), or {@code ""} for a line cut off by {@link SseScanner#finish()}
      */
     void lineEnd(String terminator);
 
     /**
-     * A blank line, ended by {@code "\n"} or {@code "\r"}; {@code endsEvent} when a line came
-     * since the previous blank line (else it ends no event and a reader skips it).
+     * A blank line.
+     *
+     * @param terminator {@code "\n"} or {@code "\r"} (followed by {@link #lf()} when a {@code \n}
+     *     comes next)
+     * @param endsEvent  whether a line came since the previous blank line; if not, it ends no
+     *     event and a reader skips it
      */
     void blankLine(String terminator, boolean endsEvent);
 
@@ -72,13 +84,22 @@ public final class SseScanner {
   private boolean afterCr;
   private boolean inEvent;
 
+  /**
+   * A scanner at the start of a stream.
+   *
+   * @param listener receives the pieces
+   * @throws NullPointerException if {@code listener} is null
+   */
   public SseScanner(Listener listener) {
     this.listener = Objects.requireNonNull(listener, "listener");
   }
 
   /**
-   * Scans {@code b[off, off+len)}, calling the listener for what it completes or passes.
+   * Scans the next bytes of the stream, calling the listener for what they complete or pass.
    *
+   * @param b   the bytes, not kept after the call
+   * @param off where they start in {@code b}
+   * @param len how many
    * @throws IndexOutOfBoundsException if the range is not within {@code b}
    */
   public void push(byte[] b, int off, int len) {
@@ -156,8 +177,10 @@ public final class SseScanner {
   /**
    * Ends the stream: a line cut off without its terminator is ended by
    * {@link Listener#lineEnd lineEnd("")} (after {@link Listener#value} when its field was still
-   * open). Returns whether an event was cut off, i.e. lines came after the last blank line (the
-   * format says a reader discards such an event; a proxy may deliver it).
+   * open). The scanner is then at the start of a stream again.
+   *
+   * @return whether an event was cut off, i.e. lines came after the last blank line (the format
+   *     says a reader discards such an event; a proxy may deliver it)
    */
   public boolean finish() {
     afterCr = false;
