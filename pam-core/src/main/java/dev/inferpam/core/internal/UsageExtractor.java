@@ -1,5 +1,8 @@
 package dev.inferpam.core.internal;
 
+import dev.inferpam.core.stream.NdjsonScanner;
+import dev.inferpam.core.stream.SseField;
+import dev.inferpam.core.stream.SseScanner;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -81,23 +84,16 @@ public final class UsageExtractor {
 
   private final Framing framing;
   private final Scanner scanner = new Scanner();
+  private final SseScanner sse;
+  private final NdjsonScanner ndjson;
   private Long prompt;
   private Long completion;
   private Long total;
 
-  // SSE line state: the field name of the current line is read into field[] up to its colon.
-  private static final int SSE_FIELD = 0;
-  private static final int SSE_DATA_FIRST = 1;
-  private static final int SSE_DATA = 2;
-  private static final int SSE_IGNORE = 3;
-  private int sseState = SSE_FIELD;
-  private final byte[] field = new byte[4];
-  private int fieldLength;
-  private boolean fieldTooLong;
-  private boolean lastWasCr;
-
   private UsageExtractor(Framing framing) {
     this.framing = framing;
+    this.sse = framing == Framing.SSE ? new SseScanner(new SseData()) : null;
+    this.ndjson = framing == Framing.NDJSON ? new NdjsonScanner(new NdjsonLines()) : null;
   }
 
   /**
@@ -128,36 +124,23 @@ public final class UsageExtractor {
 
   /** Feeds the next delivered bytes. */
   public void accept(byte[] b, int off, int len) {
+    switch (framing) {
+      case JSON -> json(b, off, len);
+      case SSE -> sse.push(b, off, len);
+      case NDJSON -> ndjson.push(b, off, len);
+      default -> { }
+    }
+  }
+
+  /** Walks JSON text (a whole body, an SSE event's data, an NDJSON line) piece by piece. */
+  private void json(byte[] b, int off, int len) {
     int end = off + len;
     // Most of a body is the inside of strings (the generated text); those runs are skipped in a
     // tight loop up to the next byte that can matter, instead of stepping the state machine.
-    switch (framing) {
-      case JSON -> {
-        for (int i = off; i < end; i++) {
-          i = scanner.skipString(b, i, end, false);
-          i = scanner.run(b, i, end, false);
-          if (i < end) scanner.accept(b[i]);
-        }
-      }
-      case NDJSON -> {
-        for (int i = off; i < end; i++) {
-          i = scanner.skipString(b, i, end, true);
-          i = scanner.run(b, i, end, true);
-          if (i == end) break;
-          if (b[i] == '\n') scanner.reset();
-          else scanner.accept(b[i]);
-        }
-      }
-      case SSE -> {
-        for (int i = off; i < end; i++) {
-          if (sseState == SSE_DATA) {
-            i = scanner.skipString(b, i, end, true);
-            i = scanner.run(b, i, end, true);
-          }
-          if (i < end) sse(b[i]);
-        }
-      }
-      default -> { }
+    for (int i = off; i < end; i++) {
+      i = scanner.skipString(b, i, end);
+      i = scanner.run(b, i, end);
+      if (i < end) scanner.accept(b[i]);
     }
   }
 
@@ -170,54 +153,50 @@ public final class UsageExtractor {
     return out;
   }
 
-  // SSE framing (https://html.spec.whatwg.org/multipage/server-sent-events.html): lines end in
-  // CR, LF or CRLF; "data:" lines (one optional space after the colon) of one event are joined by
-  // LF — whitespace to JSON, so one document may span several data lines; a blank line ends the
-  // event. Other fields and comments are skipped.
-  private void sse(byte c) {
-    if (c == '\n' && lastWasCr) {
-      lastWasCr = false;
-      return;
+  /**
+   * Server-sent events, framed by {@link SseScanner}: the {@code data} lines of one event are
+   * joined by LF (whitespace to JSON, so one document may span several lines) and walked as one
+   * document; a blank line ends the event. Other fields and comments are skipped.
+   */
+  private final class SseData implements SseScanner.Listener {
+    private boolean inData;
+
+    @Override
+    public void text(byte[] b, int off, int len) {
+      if (inData) json(b, off, len);
     }
-    lastWasCr = c == '\r';
-    if (c == '\n' || c == '\r') {
-      endOfSseLine();
-      return;
+
+    @Override
+    public void value(SseField field) {
+      inData = field == SseField.DATA;
     }
-    switch (sseState) {
-      case SSE_FIELD -> {
-        if (c == ':') {
-          sseState = isDataField() ? SSE_DATA_FIRST : SSE_IGNORE;
-        } else if (fieldLength < field.length) {
-          field[fieldLength++] = c;
-        } else {
-          fieldTooLong = true;
-          sseState = SSE_IGNORE;
-        }
-      }
-      case SSE_DATA_FIRST -> {
-        sseState = SSE_DATA;
-        if (c != ' ') scanner.accept(c);
-      }
-      case SSE_DATA -> scanner.accept(c);
-      default -> { }
+
+    @Override
+    public void lineEnd(String terminator) {
+      if (inData) scanner.accept((byte) '\n');
+      inData = false;
     }
+
+    @Override
+    public void blankLine(String terminator, boolean endsEvent) {
+      scanner.reset();
+    }
+
+    @Override
+    public void lf() {}
   }
 
-  private boolean isDataField() {
-    return !fieldTooLong && fieldLength == 4
-        && field[0] == 'd' && field[1] == 'a' && field[2] == 't' && field[3] == 'a';
-  }
-
-  private void endOfSseLine() {
-    if (sseState == SSE_FIELD && fieldLength == 0 && !fieldTooLong) {
-      scanner.reset(); // blank line: the event is over
-    } else if (sseState == SSE_DATA || sseState == SSE_DATA_FIRST || (sseState == SSE_FIELD && isDataField())) {
-      scanner.accept((byte) '\n');
+  /** NDJSON, framed by {@link NdjsonScanner}: each line is walked as one document. */
+  private final class NdjsonLines implements NdjsonScanner.Listener {
+    @Override
+    public void text(byte[] b, int off, int len) {
+      json(b, off, len);
     }
-    sseState = SSE_FIELD;
-    fieldLength = 0;
-    fieldTooLong = false;
+
+    @Override
+    public void lineEnd() {
+      scanner.reset();
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -295,24 +274,17 @@ public final class UsageExtractor {
 
     /**
      * Where the next byte that can change anything is, from {@code i}: past the inside of a
-     * string that is neither a key nor being copied (stopping at a quote, a backslash and, for
-     * line-framed bodies, a line end), or {@code i} itself when not in such a string.
+     * string that is neither a key nor being copied (stopping at a quote or a backslash), or
+     * {@code i} itself when not in such a string; {@code end} once the document is broken (the
+     * bytes given are never past the end of the document: a line or event ends outside them).
      */
-    int skipString(byte[] b, int i, int end, boolean lineFramed) {
-      if (broken && !lineFramed) return end;
+    int skipString(byte[] b, int i, int end) {
+      if (broken) return end;
       if (!inString || capturing || stringIsKey || escape) return i;
-      if (lineFramed) {
-        while (i < end) {
-          byte c = b[i];
-          if (c == '"' || c == '\\' || c == '\n' || c == '\r') break;
-          i++;
-        }
-      } else {
-        while (i < end) {
-          byte c = b[i];
-          if (c == '"' || c == '\\') break;
-          i++;
-        }
+      while (i < end) {
+        byte c = b[i];
+        if (c == '"' || c == '\\') break;
+        i++;
       }
       return i;
     }
@@ -322,10 +294,10 @@ public final class UsageExtractor {
      * copied, or the walk is deeper than the key levels, nothing but strings and nesting matters
      * until the copied value ends (a comma or closing bracket at its level) or the walk climbs
      * back to the key levels (the closing bracket that does so); those bytes are stepped here in
-     * a tight loop (a copied run appended at once), stopping, for line-framed bodies, at a line
-     * end too. The byte returned is left for {@code accept}, which does what the loop would not.
+     * a tight loop (a copied run appended at once). The byte returned is left for
+     * {@code accept}, which does what the loop would not.
      */
-    int run(byte[] b, int i, int end, boolean lineFramed) {
+    int run(byte[] b, int i, int end) {
       // Strings of a walk that copies nothing are skipped by skipString, faster
       if (broken || i >= end || (!capturing && (depth <= KEY_DEPTH || inString))) return i;
       // While copying, the level whose comma or closing bracket ends the value; else the deepest
@@ -338,21 +310,13 @@ public final class UsageExtractor {
       for (; i < end; i++) {
         byte c = b[i];
         if (str && !esc) {
-          // the inside of a string, most of the bytes: only a quote, a backslash or a line end matters
-          if (lineFramed) {
-            while (c != '"' && c != '\\' && c != '\n' && c != '\r') {
-              if (++i == end) break;
-              c = b[i];
-            }
-          } else {
-            while (c != '"' && c != '\\') {
-              if (++i == end) break;
-              c = b[i];
-            }
+          // the inside of a string, most of the bytes: only a quote or a backslash matters
+          while (c != '"' && c != '\\') {
+            if (++i == end) break;
+            c = b[i];
           }
           if (i == end) break;
         }
-        if (lineFramed && (c == '\n' || c == '\r')) break;
         if (str) {
           if (esc) esc = false;
           else if (c == '\\') esc = true;

@@ -78,6 +78,14 @@ class PolicyLoaderMaskingTest {
     assertThat(masking("  strategy: partial\n").strategy()).isEqualTo(Policy.MaskStrategy.PARTIAL);
   }
 
+  @Test
+  void readsMaxHoldBackAsASizeUpTo1MiB() {
+    assertThat(masking("  strategy: redact\n").maxHoldBack()).isEqualTo(Policy.Masking.DEFAULT_MAX_HOLD_BACK);
+    assertThat(masking("  max-hold-back: 32KiB\n").maxHoldBack()).isEqualTo(32 * 1024);
+    assertThat(masking("  max-hold-back: 1\n").maxHoldBack()).isEqualTo(1);
+    assertThat(masking("  max-hold-back: 1MiB\n").maxHoldBack()).isEqualTo(1024 * 1024);
+  }
+
   static Stream<Arguments> errors() {
     return Stream.of(
         Arguments.of("  detectors: [email, emial]\n", "masking.detectors[1]: unknown detector \"emial\" (known: email, "
@@ -106,7 +114,12 @@ class PolicyLoaderMaskingTest {
         Arguments.of("  words:\n    - {name: w, list: []}\n", "masking.words[0].list: must not be empty"),
         Arguments.of("  words:\n    - {name: w, list: [a], ignore-case: yes please}\n",
             "masking.words[0].ignore-case: expected true or false, was \"yes please\""),
-        Arguments.of("  exempt-groups: admins\n", "masking.exempt-groups: expected a list of strings, was \"admins\""));
+        Arguments.of("  exempt-groups: admins\n", "masking.exempt-groups: expected a list of strings, was \"admins\""),
+        Arguments.of("  max-hold-back: 1048577\n", "masking.max-hold-back: expected a size between 1 and 1MiB, was 1048577"),
+        Arguments.of("  max-hold-back: 2GiB\n", "masking.max-hold-back: expected a size between 1 and 1MiB, was 2147483648"),
+        Arguments.of("  max-hold-back: 0\n", "masking.max-hold-back: must be > 0, was 0"),
+        Arguments.of("  max-hold-back: lots\n", "masking.max-hold-back: invalid size \"lots\": expected bytes or a whole "
+            + "number of KiB, MiB or GiB, e.g. 8MiB"));
   }
 
   @ParameterizedTest

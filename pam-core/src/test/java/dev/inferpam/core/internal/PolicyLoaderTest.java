@@ -402,7 +402,7 @@ class PolicyLoaderTest {
 
   @Test
   void operationNamesAreThoseTheClassifierProduces() {
-    assertThat(Set.copyOf(PolicyLoader.OPERATIONS)).isEqualTo(RequestClassifier.OPERATIONS);
+    assertThat(Set.copyOf(PolicyNodes.OPERATIONS)).isEqualTo(RequestClassifier.OPERATIONS);
   }
 
   @Test

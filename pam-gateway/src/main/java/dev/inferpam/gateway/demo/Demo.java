@@ -10,6 +10,8 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
+import dev.inferpam.core.stream.SseEvent;
+import dev.inferpam.core.stream.SseFramer;
 import dev.inferpam.gateway.Gateway;
 import dev.inferpam.gateway.GatewayMain;
 import dev.inferpam.gateway.replay.Replay;
@@ -39,7 +41,6 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.RequestBody;
 import okhttp3.Response;
-import okio.BufferedSource;
 
 /**
  * {@code java -jar pam-gateway.jar demo} ({@link GatewayMain}): starts a {@link MockModelServer}, a
@@ -304,21 +305,29 @@ public final class Demo {
       detail("content-type: " + r.header("Content-Type") + "; events as they arrive:");
       int events = 0;
       StringBuilder answer = new StringBuilder();
-      BufferedSource source = r.body().source();
-      for (String line; (line = source.readUtf8Line()) != null; ) {
-        if (!line.startsWith("data: ")) continue;
-        events++;
-        String data = line.substring("data: ".length());
-        if (data.equals("[DONE]")) {
-          detail("  <- [DONE]");
-        } else {
-          JsonNode choice = JSON.readTree(data).path("choices").path(0);
-          String content = choice.path("delta").path("content").asText();
-          answer.append(content);
-          detail(choice.path("finish_reason").isTextual()
-              ? "  <- \"" + content + "\" (finish_reason: " + choice.path("finish_reason").asText() + ")"
-              : "  <- \"" + content + "\"");
+      List<SseEvent> arrived = new ArrayList<>();
+      SseFramer framer = new SseFramer(1 << 20, arrived::add);
+      InputStream in = r.body().byteStream();
+      byte[] buffer = new byte[8192];
+      // Each event is shown as soon as its bytes are in; one cut off at the end is dropped, as a client would.
+      for (int n; (n = in.read(buffer)) != -1; ) {
+        framer.push(buffer, 0, n);
+        for (SseEvent event : arrived) {
+          String data = event.data();
+          if (data == null) continue;
+          events++;
+          if (data.equals("[DONE]")) {
+            detail("  <- [DONE]");
+          } else {
+            JsonNode choice = JSON.readTree(data).path("choices").path(0);
+            String content = choice.path("delta").path("content").asText();
+            answer.append(content);
+            detail(choice.path("finish_reason").isTextual()
+                ? "  <- \"" + content + "\" (finish_reason: " + choice.path("finish_reason").asText() + ")"
+                : "  <- \"" + content + "\"");
+          }
         }
+        arrived.clear();
       }
       if (events == 0) fail("no server-sent events arrived");
       detail("the model sent an email address and a phone number split across events; alice got:");

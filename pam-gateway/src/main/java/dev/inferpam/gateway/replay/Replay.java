@@ -10,6 +10,8 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
+import dev.inferpam.core.stream.SseEvent;
+import dev.inferpam.core.stream.SseFramer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -496,18 +498,16 @@ public final class Replay {
 
   /**
    * The text of an event stream: {@code choices[].delta.content} (chat) or {@code choices[].text}
-   * (completions) of each {@code data:} event, concatenated; events without such text, and
-   * non-JSON events other than {@code [DONE]}, are kept as their own line so that nothing is
-   * silently left out of the comparison.
+   * (completions) of each event's data, concatenated; events without such text, and non-JSON
+   * events other than {@code [DONE]}, are kept as their own line so that nothing is silently left
+   * out of the comparison (a last event cut off before its blank line included).
    */
   static String sseText(String body) {
     StringBuilder text = new StringBuilder();
     StringBuilder other = new StringBuilder();
-    for (String line : body.lines().toList()) {
-      if (!line.startsWith("data:")) continue;
-      String data = line.substring("data:".length());
-      if (data.startsWith(" ")) data = data.substring(1);
-      if (data.equals("[DONE]")) continue;
+    for (SseEvent sse : SseFramer.events(body.getBytes(StandardCharsets.UTF_8))) {
+      String data = sse.data();
+      if (data == null || data.equals("[DONE]")) continue;
       JsonNode event;
       try {
         event = JSON.readTree(data);

@@ -116,6 +116,20 @@ class ReplayFormatsTest {
   }
 
   @Test
+  void eventStreamsAreFramedAsEventsWhateverTheLineEndsAndDataLines() {
+    // one JSON document over two data lines, CRLF and bare CR line ends, a comment, an event line
+    String sse = ": keep-alive\r\nevent: chunk\r\ndata: {\"choices\":[{\"delta\":\r\n"
+        + "data: {\"content\":\"Hel\"}}]}\r\n\r\n"
+        + "data:{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\rdata: [DONE]\r\r";
+    assertThat(Replay.sseText(sse)).isEqualTo("Hello");
+  }
+
+  @Test
+  void aLastEventCutOffBeforeItsBlankLineStillCounts() {
+    assertThat(Replay.sseText("data: {\"choices\":[{\"text\":\"Hi\"}]}\n\ndata: not json")).isEqualTo("Hi\nnot json\n");
+  }
+
+  @Test
   void eventsWithoutTextAreKeptAsLines() {
     String sse = "data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: not json\n\n";
     assertThat(Replay.comparable(sse, true))

@@ -6,8 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.Masker;
-import java.io.ByteArrayOutputStream;
-import java.nio.charset.StandardCharsets;
+import dev.inferpam.core.stream.NdjsonFramer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -21,66 +20,56 @@ import java.util.Map;
  * {@code "done": true} carries the released text plus the held tails. Other lines are masked
  * JSON-aware, non-JSON lines as text.
  */
-final class NdjsonMasker implements BodyMasker.Framing {
+final class NdjsonMasker implements BodyMasker.Framing, NdjsonFramer.Handler {
   /** Streamed text fields, as paths: {@code "message.content"} is {@code content} in {@code message}. */
   private static final List<String> STREAMED = List.of("message.content", "message.thinking", "response", "thinking");
 
   private final BodyMaskerValues values;
-  private final int cap;
-  private final ByteArrayOutputStream line = new ByteArrayOutputStream();
+  private final NdjsonFramer framer;
   private final Map<String, Masker.Session> open = new LinkedHashMap<>();
   private ObjectNode template; // the last line that fed a stream
+  private StringBuilder out;
   private BodyMaskerText fallback;
+  private boolean unterminated; // the last line came without its \n
 
   NdjsonMasker(BodyMaskerValues values, int cap) {
     this.values = values;
-    this.cap = cap;
+    this.framer = new NdjsonFramer(cap, this);
   }
 
   @Override
   public String push(byte[] b, int off, int len) {
     if (fallback != null) return fallback.push(b, off, len);
-    StringBuilder out = new StringBuilder();
-    int i = off;
-    int end = off + len;
-    while (i < end) {
-      int j = i;
-      while (j < end && b[j] != '\n') j++;
-      if ((long) line.size() + (j - i) > cap) { // too long a line: the rest goes as text
-        releaseAll(out, false);
-        fallback = new BodyMaskerText(values);
-        byte[] held = line.toByteArray();
-        line.reset();
-        return out.append(fallback.push(held, 0, held.length)).append(fallback.push(b, i, end - i)).toString();
-      }
-      line.write(b, i, j - i);
-      if (j == end) break;
-      endLine(out, "\n");
-      i = j + 1;
-    }
+    out = new StringBuilder();
+    framer.push(b, off, len);
     return out.toString();
   }
 
   @Override
   public String finish() {
     if (fallback != null) return fallback.finish();
-    StringBuilder out = new StringBuilder();
-    boolean unterminated = line.size() > 0;
-    if (unterminated) endLine(out, "");
+    out = new StringBuilder();
+    framer.finish(); // a last line without its \n comes with terminator ""
     releaseAll(out, unterminated);
     return out.toString();
   }
 
-  private void endLine(StringBuilder out, String term) {
-    byte[] bytes = line.toByteArray();
-    line.reset();
-    int length = bytes.length;
-    if (!term.isEmpty() && length > 0 && bytes[length - 1] == '\r') {
-      length--;
-      term = "\r\n";
-    }
-    String text = new String(bytes, 0, length, StandardCharsets.UTF_8);
-    out.append(maskLine(text)).append(term);
+  @Override
+  public void line(String text, String terminator) {
+    unterminated = terminator.isEmpty();
+    out.append(maskLine(text)).append(terminator);
+  }
+
+  /** Too long a line: after releasing the streams' tails, the rest goes as text. */
+  @Override
+  public void overflow() {
+    releaseAll(out, false);
+    fallback = new BodyMaskerText(values);
+  }
+
+  @Override
+  public void raw(byte[] b, int off, int len) {
+    out.append(fallback.push(b, off, len));
   }
 
   private String maskLine(String text) {

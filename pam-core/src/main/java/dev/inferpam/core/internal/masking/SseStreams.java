@@ -84,7 +84,7 @@ final class SseStreams {
     final Synth synth;
     final Place place;
     ObjectNode template;
-    SseEvent frame;
+    SseFrame frame;
     int templateChars;
 
     Stream(Masker.Session session, Synth synth, Place place) {
@@ -99,7 +99,7 @@ final class SseStreams {
    * {@code before}. Returns the new data, or {@code null}, having changed nothing, when the event
    * would open more streams, or keep more template data, than allowed.
    */
-  String onData(String data, SseEvent event, StringBuilder before) {
+  String onData(String data, SseFrame event, StringBuilder before) {
     if (data.strip().equals("[DONE]")) {
       endAll(before);
       return data;
@@ -123,7 +123,7 @@ final class SseStreams {
     endWhere("", out);
   }
 
-  private String openAi(ObjectNode chunk, ArrayNode choices, SseEvent event, int chars) {
+  private String openAi(ObjectNode chunk, ArrayNode choices, SseFrame event, int chars) {
     List<Slot> slots = new ArrayList<>();
     Map<Integer, ObjectNode> finishing = new LinkedHashMap<>();
     for (int pos = 0; pos < choices.size(); pos++) {
@@ -249,7 +249,7 @@ final class SseStreams {
    * Feeds the slots' texts to their streams and masks the rest of {@code root} value by value.
    * False, having changed nothing, when that would exceed the limits on streams or templates.
    */
-  private boolean feed(ObjectNode root, List<Slot> slots, SseEvent event, int chars) {
+  private boolean feed(ObjectNode root, List<Slot> slots, SseFrame event, int chars) {
     Set<String> keys = new HashSet<>();
     for (Slot slot : slots) keys.add(slot.key());
     int fresh = 0;
