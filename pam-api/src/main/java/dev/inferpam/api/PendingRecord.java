@@ -1,6 +1,7 @@
 package dev.inferpam.api;
 
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
@@ -25,6 +26,7 @@ public final class PendingRecord {
   private Supplier<SessionRecord> builder;
   private volatile SessionRecord built;
   private RuntimeException failure;
+  private final ReentrantLock lock = new ReentrantLock();
 
   private PendingRecord(String id, long estimatedSize, Supplier<SessionRecord> builder, SessionRecord built) {
     this.id = id;
@@ -81,7 +83,8 @@ public final class PendingRecord {
   public SessionRecord build() {
     SessionRecord r = built;
     if (r != null) return r;
-    synchronized (this) {
+    lock.lock();
+    try {
       if (built != null) return built;
       if (failure != null) throw failure;
       try {
@@ -94,14 +97,19 @@ public final class PendingRecord {
       builder = null;
       built = r;
       return r;
+    } finally {
+      lock.unlock();
     }
   }
 
   /** Whether {@link #build()} has built the record (or failed to). */
   public boolean isBuilt() {
     if (built != null) return true;
-    synchronized (this) {
+    lock.lock();
+    try {
       return failure != null;
+    } finally {
+      lock.unlock();
     }
   }
 
