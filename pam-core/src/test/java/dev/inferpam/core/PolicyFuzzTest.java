@@ -8,8 +8,8 @@ import java.util.regex.Pattern;
 
 /**
  * Coverage-guided fuzzing of the policy loader through {@link Policy#parse}. The input is the
- * policy text as UTF-8 (regression corpus: {@code PolicyFuzzTestInputs/parse}, the README's
- * examples in YAML and JSON among them).
+ * policy text as UTF-8 (regression corpus: {@code PolicyFuzzTestInputs/parse}, the examples of
+ * docs/policy.md in YAML and JSON among them).
  *
  * <p><b>Contract</b>: whatever the text, {@code parse} returns a policy or throws
  * {@link PolicyException} (never a {@code NullPointerException}, {@code ClassCastException},

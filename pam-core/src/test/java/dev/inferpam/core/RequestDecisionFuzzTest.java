@@ -36,7 +36,7 @@ import java.util.regex.Pattern;
  * <p><b>Contract</b>: {@code begin} never throws; a denial is one of the documented 4xx
  * status/code pairs, with the JSON error body naming the exchange and never a key. An allowed
  * request forwards exactly the bytes the client sent (a declared length shorter or longer than
- * the body changes nothing), and is checked against an oracle written here from the README, reading the body as an
+ * the body changes nothing), and is checked against an oracle written here from docs/policy.md, reading the body as an
  * upstream would (a default Jackson parser, the first and the last {@code model} member): the
  * caller holds a key, the path is an inference operation of the right kind or matches the
  * {@code allow} rule, the model is entitled for that caller and operation, and (for the
@@ -56,7 +56,7 @@ class RequestDecisionFuzzTest {
       "n", List.of("n", "best_of"));
   private static final Map<String, Double> MAX = Map.of("max_tokens", 256.0, "n", 1.0);
 
-  /** The documented refusals of a request (README, "Decision order and errors"). */
+  /** The documented refusals of a request (docs/policy.md, "Decision order and error codes"). */
   private static final Set<String> REFUSALS = Set.of("400 bad_path", "400 bad_request", "413 body_too_large",
       "401 unauthenticated", "403 blocked", "403 not_allowed", "403 not_entitled", "403 parameter_denied");
 

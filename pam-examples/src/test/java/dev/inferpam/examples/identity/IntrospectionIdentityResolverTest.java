@@ -29,7 +29,7 @@ import mockwebserver3.RecordedRequest;
 import mockwebserver3.junit5.StartStop;
 import org.junit.jupiter.api.Test;
 
-/** The README's worked {@code IdentityResolver} example, against an introspection endpoint on MockWebServer. */
+/** The worked {@code IdentityResolver} example of docs/spi.md, against an introspection endpoint on MockWebServer. */
 class IntrospectionIdentityResolverTest {
   private static final String TOKEN = "opaque-token-4f1c9a";
   private static final String SECRET = "introspection-client-secret";

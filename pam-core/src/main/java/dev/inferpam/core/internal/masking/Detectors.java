@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
 /**
  * The built-in detectors, by policy name. Stateless and thread-safe.
  *
- * <p>Rules a user may need to know (also in the README):
+ * <p>Rules a user may need to know (also in docs/policy.md, "Masking"):
  * <ul>
  *   <li>{@code email}: local part of {@code A-Z a-z 0-9 . _ % + -} (1..64, no leading, trailing
  *       or doubled dot; a longer or malformed local part is not matched at all), {@code @}, a domain of at least two labels whose last label is 2+
