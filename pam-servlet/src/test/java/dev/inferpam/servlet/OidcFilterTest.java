@@ -14,7 +14,7 @@ import com.nimbusds.jwt.SignedJWT;
 import com.sun.net.httpserver.HttpServer;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import java.io.IOException;
@@ -173,8 +173,8 @@ class OidcFilterTest {
     assertThat(allowed.status()).as(allowed.body()).isEqualTo(200);
     TestServer.Seen seen = server.nextSeen();
     assertThat(seen.authorization()).as("the caller's token is hidden from the application").isNull();
-    Exchange exchange = (Exchange) seen.exchange();
-    assertThat(exchange.upstreamCredential()).isEqualTo(new Credential("Authorization", TestPolicy.UPSTREAM_SECRET));
+    Verdict.Allowed exchange = (Verdict.Allowed) seen.exchange();
+    assertThat(exchange.forward().setHeaders()).isEqualTo(Map.of("Authorization", TestPolicy.UPSTREAM_SECRET));
     assertThat(exchange.principal().subject()).isEqualTo("alice");
     assertThat(exchange.principal().issuer()).isEqualTo(keycloakIssuer);
     assertThat(exchange.principal().groups()).containsExactlyInAnyOrder("ml-engineers", "offline_access");
@@ -193,9 +193,9 @@ class OidcFilterTest {
 
     Answer allowed = chat(token, "gpt-4o-mini");
     assertThat(allowed.status()).as(allowed.body()).isEqualTo(200);
-    Exchange exchange = (Exchange) server.nextSeen().exchange();
+    Verdict.Allowed exchange = (Verdict.Allowed) server.nextSeen().exchange();
     assertThat(exchange.principal().subject()).isEqualTo("7d1c0b2a-oid");
-    assertThat(exchange.upstreamCredential().value()).isEqualTo(TestPolicy.UPSTREAM_SECRET);
+    assertThat(exchange.forward().setHeaders().get("Authorization")).isEqualTo(TestPolicy.UPSTREAM_SECRET);
 
     Answer denied = chat(token, "llama-3.1-70b");
     assertThat(denied.status()).isEqualTo(403);
