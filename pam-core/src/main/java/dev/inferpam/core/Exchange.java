@@ -601,7 +601,7 @@ final class Exchange {
     if (maskingInUse) {
       if (masking.masks()) {
         record.maskedOnDelivery(masking.counts());
-        onMasked(masking.counts());
+        if (!masking.failed()) onMasked(masking.counts());
       }
       record.credentialsScrubbed(masking.credentialsFound());
     }
@@ -918,7 +918,10 @@ final class Exchange {
             out.put(name, values);
           }
         });
-        set.forEach((name, value) -> out.put(name.toLowerCase(Locale.ROOT), List.of(value)));
+        set.forEach((name, value) -> {
+          out.keySet().removeIf(name::equalsIgnoreCase);
+          out.put(name, List.of(value));
+        });
         proxyHeaders = java.util.Collections.unmodifiableMap(out);
       }
       return proxyHeaders;

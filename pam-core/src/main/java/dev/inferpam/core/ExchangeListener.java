@@ -13,7 +13,8 @@ import java.util.Map;
  *   <li>for an allowed request, {@link #forwarded} when the adapter takes what to send upstream,
  *       then {@link #firstByte} when the response starts (or {@link #failed} with
  *       {@link Failure#UPSTREAM} when none came);</li>
- *   <li>{@link #masked} when the response was masked on its way to the caller;</li>
+ *   <li>{@link #masked} when the masker ran over the response on its way to the caller (not when
+ *       it failed: that is {@link #failed} with {@link Failure#MASKING}, when it happens);</li>
  *   <li>{@link #recorded} once the record is handed to the recorder (not with no recorder; a
  *       record the recorder refuses is {@link #failed} with {@link Failure#RECORDING});</li>
  *   <li>{@link #ended}, last.</li>

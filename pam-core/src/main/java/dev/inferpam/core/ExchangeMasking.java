@@ -76,6 +76,11 @@ final class ExchangeMasking implements ResponseMasking {
     return body != null;
   }
 
+  /** Whether the masker failed; nothing more of the response went out. */
+  boolean failed() {
+    return failed;
+  }
+
   /** Credentials replaced so far. */
   int credentialsFound() {
     return scrub == null ? 0 : scrub.found();

@@ -50,13 +50,13 @@ public interface Forward {
   byte[] body();
 
   /**
-   * The headers a proxy sends, names in lower case: the caller's headers on the forward
+   * The headers a proxy sends: the caller's headers (names in lower case) on the forward
    * allow-list (what an upstream needs to read the request and answer in the right shape —
    * {@code Content-Type}, {@code Accept}, {@code Accept-Language}, {@code User-Agent},
    * {@code Inference-Header-Content-Length}, {@code Anthropic-Version}, {@code Anthropic-Beta},
    * {@code OpenAI-Beta} — tracing headers, and the policy's {@code request.forward-headers}),
    * without {@link #removeHeaders()} and those the caller's {@code Connection} names, then
-   * {@link #setHeaders()}. Cookies, organisation and project headers, method overrides,
+   * {@link #setHeaders()} (names as spelled there, replacing any of the same name). Cookies, organisation and project headers, method overrides,
    * forwarding claims and anything else stay behind.
    */
   Map<String, List<String>> proxyHeaders();
