@@ -724,8 +724,7 @@ final class Exchange {
 
   @Override
   public String toString() {
-    return "Exchange[" + id + " " + head.method() + " " + head.rawPath() + " -> "
-        + decision.getClass().getSimpleName() + "]";
+    return "Exchange[" + id + " " + head.method() + " -> " + decision.getClass().getSimpleName() + "]";
   }
 
   // --- what adapters see ----------------------------------------------------------------------
@@ -748,9 +747,10 @@ final class Exchange {
       return model;
     }
 
+    /** Id and method only: a raw path can hold what a caller should not have sent (a key). */
     @Override
     public String toString() {
-      return getClass().getSimpleName() + "[" + id + " " + head.method() + " " + head.rawPath() + "]";
+      return getClass().getSimpleName().replace("View", "") + "[" + id + " " + head.method() + "]";
     }
   }
 

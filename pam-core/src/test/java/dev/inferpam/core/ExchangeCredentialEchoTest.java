@@ -129,6 +129,10 @@ class ExchangeCredentialEchoTest {
   @Test
   void theRecordedPathHoldsNoCredential() {
     Verdict ex = call(engine(false, "full", true), "/v1/chat/completions/" + KEY, KEY, "{\"model\":\"llama-3\"}");
+    assertThat(ex.toString()).doesNotContain(KEY);
+    if (ex instanceof Verdict.Allowed allowed) {
+      assertThat(allowed.forward().toString()).doesNotContain(KEY).doesNotContain(UPSTREAM);
+    }
     Verdicts.end(ex, true);
     assertThat(recorder.records.get(0).request().path()).doesNotContain(KEY);
   }

@@ -226,8 +226,9 @@ public final class PamInterceptor implements Interceptor {
   }
 
   private Request withCallerToken(Request request) {
-    if (tokenSupplier == null || request.header("Authorization") != null || request.header("X-Api-Key") != null) {
-      return request;
+    if (tokenSupplier == null) return request;
+    for (String name : Forward.CALLER_CREDENTIAL_HEADERS) {
+      if (request.header(name) != null) return request; // the caller brought its own
     }
     String token;
     try {
