@@ -11,27 +11,38 @@ import dev.inferpam.api.PendingRecord;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.Durations;
+import dev.inferpam.core.internal.ErrorBodies;
+import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.core.internal.GovernedBody;
 import dev.inferpam.core.internal.Quotas;
-import dev.inferpam.core.internal.RequestDigest;
-import dev.inferpam.core.internal.ErrorBodies;
 import dev.inferpam.core.internal.RecordBuilder;
+import dev.inferpam.core.internal.RequestDigest;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.IOException;
+import java.time.Duration;
 import java.time.Instant;
+import java.util.AbstractMap;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -40,27 +51,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One request's way through the engine, from decision to record. Created by
- * {@link PamEngine#begin} or a {@link PendingExchange}; the decision is made when it is created.
- *
- * <p>Adapter contract, in this order:
- * <ol>
- *   <li>read {@link #decision()}; on {@link Decision.Deny} write {@link #error()} without
- *       calling the application or upstream;</li>
- *   <li>on {@link Decision.Allow}: forward {@link #body()}, with the headers in
- *       {@link #requestHeadersToRemove()} removed and {@link #upstreamCredential()} set; when
- *       {@link #rewritesResponse()}, also without {@code Accept-Encoding}, so that the response
- *       comes back as text the engine can read;</li>
- *   <li>report the response with {@link #responseStarted}; then, if {@link #responseRefusal()}
- *       is not {@code null}, deliver that error instead of the response; else pass every
- *       response header through {@link #responseHeader} and, if {@link #responseMasking()} is not
- *       {@code null}, every chunk of the body through it (dropping {@code Content-Length} when
- *       {@link ResponseMasking#changesLength()}) and call its
- *       {@link ResponseMasking#finish() finish()} when the body ends;</li>
- *   <li>report every chunk delivered to the client with {@link #responseBytes} (masked bytes
- *       when masking applies);</li>
- *   <li>always call {@link #end(boolean)} once, also after a denial, in a {@code finally}.</li>
- * </ol>
+ * One request's way through the engine, from decision to record: the state behind the
+ * {@link Verdict} an adapter gets ({@link PamEngine#begin}, {@link PendingExchange}). The decision
+ * is made when it is created.
  *
  * <p><b>Masking.</b> The response of an allowed exchange is masked for the client when the engine
  * has a masker (the policy's {@code masking} section, or {@link PamEngine.Builder#masker}) and
@@ -76,38 +69,42 @@ import org.slf4j.LoggerFactory;
  * it injects, and the caller's own {@code Authorization}, {@code X-Api-Key} or
  * {@code Proxy-Authorization} value and token) never reach the caller or the record: they are
  * replaced by {@code [REDACTED:credential]} (fitted to their length) in every response header
- * ({@link #responseHeader}) and body ({@link #responseMasking()}: whatever the content type,
- * streamed ones included, also with no {@code masking} section and for exempt principals), and
- * in the request as recorded (header values, path, body). A response that must be scanned for
- * them but arrives encoded is refused like one that must be masked. An exchange without a
- * credential of at least {@value CredentialScrubber#MIN_LENGTH} chars pays nothing for this.
+ * and body (whatever the content type, streamed ones included, also with no {@code masking}
+ * section and for exempt principals), and in the request as recorded (header values, path, body).
+ * A response that must be scanned for them but arrives encoded is refused like one that must be
+ * masked. An exchange without a credential of at least {@value CredentialScrubber#MIN_LENGTH}
+ * chars pays nothing for this.
  *
  * <p><b>Recording.</b> When the exchange is created the recorder admits it
  * ({@link dev.inferpam.api.Recorder#admit()}) and, with {@code recording.durability: strict}, an
- * allowed request's {@code intent} record is stored durably before this constructor returns; if
+ * allowed request's {@code intent} record is stored durably before the request is allowed; if
  * either fails, a request that would have been allowed is denied 503 {@code recording_unavailable}
  * (rule {@code recording}) and nothing may be forwarded, while a request denied anyway keeps its
  * own denial. The response is captured as the adapter reports it, that is as delivered (bodies
  * per {@code recording.bodies}, at most {@link RecordBuilder#MAX_CAPTURE} bytes of each kept,
- * sizes exact, token usage read on the way) and {@link #end(boolean)} hands over exactly one
- * {@code exchange} record, denials included (their response is the error that was sent). A
- * response masked for the client is stored as delivered, with the counts of that masking in
- * {@code response.masked}; with {@code bodies: masked}, a response delivered unmasked (an exempt
- * principal) is masked for the record when it is built.
+ * sizes exact, token usage read on the way) and the end hands over exactly one {@code exchange}
+ * record, denials included (their response is the error that was sent). A response masked for
+ * the client is stored as delivered, with the counts of that masking in {@code response.masked};
+ * with {@code bodies: masked}, a response delivered unmasked (an exempt principal) is masked for
+ * the record when it is built.
  *
- * <p><b>Thread-safety:</b> an exchange belongs to one request; its methods may be called from
- * different threads one after another (as async servlets and OkHttp do), not concurrently.
- * {@link #end(boolean)} is idempotent.
+ * <p><b>Thread-safety:</b> an exchange belongs to one request; it is used from different threads
+ * one after another (as async servlets and OkHttp do), not concurrently. A review ends on another
+ * thread; what it settles is published through {@link Review#result}. The end is idempotent.
  */
-public final class Exchange {
+final class Exchange {
   private static final Logger log = LoggerFactory.getLogger(Exchange.class);
-
-  /** Request headers that carry the caller's own credential; never forwarded upstream. */
-  public static final Set<String> CALLER_CREDENTIAL_HEADERS =
-      Set.of("authorization", "x-api-key", "proxy-authorization");
 
   /** An HTTP token (RFC 9110), short enough to be named in an error message. */
   private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}");
+
+  private static final Set<String> CREDENTIALS = Forward.CALLER_CREDENTIAL_HEADERS;
+  private static final Set<String> CREDENTIALS_AND_CODING =
+      Set.of("authorization", "x-api-key", "proxy-authorization", "content-encoding", "content-length");
+  private static final Set<String> CREDENTIALS_REWRITTEN =
+      Set.of("authorization", "x-api-key", "proxy-authorization", "accept-encoding");
+  private static final Set<String> CREDENTIALS_AND_CODING_REWRITTEN = Set.of("authorization", "x-api-key",
+      "proxy-authorization", "content-encoding", "content-length", "accept-encoding");
 
   private final PamEngine engine;
   private final String id;
@@ -124,6 +121,8 @@ public final class Exchange {
   private final String allowRule;
   /** The review of a request that needs one, or {@code null}. */
   private final Review review;
+  /** Whether body bytes were left unread: a denial then closes the connection. */
+  private final boolean bodyLeftUnread;
   /** The limits this request was admitted under, to charge its tokens to; {@code null} for none. */
   private Quotas.Admission quota;
   private Credential credential;
@@ -134,14 +133,11 @@ public final class Exchange {
   private CredentialScrubber scrubber;
   /** Whether the recorder reserved room for this exchange's record. */
   private boolean admitted;
+  private Forwarded forward;
   private boolean responseReported;
-  private int responseStatus;
-  private String responseType;
-  /** The response's first content coding other than identity, or {@code null}. */
-  private String responseEncoding;
-  private boolean deliveryPrepared;
+  private ResponsePlan plan;
   /** The masking of this response's body, once started; {@code null} when it passes as it is. */
-  private ResponseMasking masking;
+  private ExchangeMasking masking;
   /** Whether the adapter took {@link #masking}, so that the delivered bytes are masked ones. */
   private boolean maskingInUse;
   /** The error delivered instead of the response, or {@code null}. */
@@ -149,19 +145,24 @@ public final class Exchange {
   private volatile boolean ended;
   /** Whether the adapter reported that no answer came from the upstream. */
   private boolean upstreamFailed;
+  private final ExchangeListener listener;
+  private ExchangeInfo info;
 
   /**
-   * @param verdict   what {@link PendingExchange} decided, from the head alone or with the body
-   * @param started   when the head was received
-   * @param startNanos {@link System#nanoTime()} then
+   * @param verdict        what {@link PendingExchange} decided, from the head alone or with the body
+   * @param started        when the head was received
+   * @param startNanos     {@link System#nanoTime()} then
+   * @param bodyLeftUnread whether body bytes are left unread
    */
   Exchange(PamEngine engine, RequestHead head, long contentLength, Decider.Verdict verdict, Instant started,
-           long startNanos) {
+           long startNanos, boolean bodyLeftUnread) {
     this.engine = engine;
     this.head = head;
     this.id = engine.ids().next();
     this.started = started;
     this.startNanos = startNanos;
+    this.bodyLeftUnread = bodyLeftUnread;
+    this.listener = engine.listener();
 
     Decision d = verdict.decision();
     Recorder recorder = engine.recorder();
@@ -201,6 +202,7 @@ public final class Exchange {
     if (d instanceof Decision.RequireApproval required) {
       this.decision = required;
       this.review = new Review(required.rule());
+      onDecided(required);
       startReview();
     } else {
       this.review = null;
@@ -208,8 +210,16 @@ public final class Exchange {
     }
   }
 
-  /** The state of one review; guarded by the exchange's one-thread-at-a-time contract. */
-  private static final class Review {
+  /** What the adapter gets now: the verdict on the current decision. */
+  Verdict verdict() {
+    Decision d = decision;
+    if (d instanceof Decision.Allow allow) return new AllowedView(allow);
+    if (d instanceof Decision.Deny deny) return new DeniedView(deny);
+    return review.held;
+  }
+
+  /** The state of one review. */
+  private final class Review {
     final String rule;
     /** The service's ticket, withdrawn when the caller stops waiting; {@code null} when it gave none. */
     ApprovalService.Ticket ticket;
@@ -219,12 +229,19 @@ public final class Exchange {
      * arriving together cannot mix.
      */
     final CompletableFuture<Object> done = new CompletableFuture<>();
+    /** Claimed by the one thread that makes the decision final. */
+    final AtomicBoolean settling = new AtomicBoolean();
+    /** The final verdict, completed by the thread that claimed {@link #settling}. */
+    final CompletableFuture<Verdict> result = new CompletableFuture<>();
+    /** {@link #result} as adapters get it: they cannot complete it. */
+    final CompletionStage<Verdict> resultView = result.minimalCompletionStage();
     /** The outcome a reviewer (or the expiry) gave, once settled; recorded. */
     ApprovalService.Outcome outcome;
-    boolean settled;
+    final HeldView held;
 
     Review(String rule) {
       this.rule = rule;
+      this.held = new HeldView(new Decision.RequireApproval(rule));
     }
   }
 
@@ -248,42 +265,21 @@ public final class Exchange {
   }
 
   /**
-   * Whether the request waits for a reviewer: the decision is {@link Decision.RequireApproval}
-   * and {@link #settleReview()} has not made it final yet.
-   */
-  public boolean awaitingReview() {
-    return decision instanceof Decision.RequireApproval;
-  }
-
-  /**
-   * A stage that completes, never exceptionally, once the review is over (decided, expired,
-   * refused by the approval service, withdrawn with {@link #cancelReview()}, or not decided within
-   * {@code approval.timeout} plus a grace of at most {@link PamEngine#APPROVAL_GRACE}). Already
-   * complete when there
-   * is no review. It completes on whatever thread ended the review (a reviewer's request thread,
-   * an expiry thread): adapters hand the work that follows to their own threads and then call
-   * {@link #settleReview()}.
-   */
-  public CompletionStage<Void> reviewed() {
-    return review == null ? CompletableFuture.completedFuture(null) : review.done.thenApply(result -> null);
-  }
-
-  /**
    * The caller stopped waiting (the client disconnected, the call was cancelled, the thread was
-   * interrupted): withdraws the request from review, so that {@link #reviewed()} completes and
-   * {@link #settleReview()} answers 403 {@code approval_expired}. Does nothing once the review is
-   * over or when there is none; a request the reviewer approved at the same moment stays approved.
+   * interrupted): withdraws the request from review, so that the review ends and settles as 403
+   * {@code approval_expired}. Does nothing once the review is over; a request the reviewer
+   * approved at the same moment stays approved (see {@link Held#cancel()} for what is made of it).
    */
-  public void cancelReview() {
+  private void cancelReview() {
     if (review == null || review.done.isDone()) return;
-    withdraw();
+    withdrawTicket();
     // A service that does not complete the stage on withdrawal still must not keep the caller waiting.
     review.done.complete(new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
         WITHDRAWN_REASON, engine.clock().instant()));
   }
 
   /** Withdraws the request from the approval service, which must not fail the exchange for it. */
-  private void withdraw() {
+  private void withdrawTicket() {
     if (review.ticket == null) return;
     try {
       review.ticket.withdraw();
@@ -293,24 +289,32 @@ public final class Exchange {
   }
 
   /**
-   * Once {@link #reviewed()} has completed, makes the decision final on the calling thread and
-   * returns it: {@link Decision.Allow} when a reviewer approved (the upstream credential is fetched
-   * and, with strict durability, the intent record made durable now, either of which can still
-   * turn it into a 503), else a {@link Decision.Deny}: 403 {@code approval_rejected} (with the
-   * reviewer and their reason), 403 {@code approval_expired} (no decision in time, or withdrawn),
-   * 429 {@code approval_limit} with {@code Retry-After} (too many requests waiting), or 503
-   * {@code approval_unavailable} (the approval service failed; fail closed). Idempotent; returns
-   * {@link #decision()} when there was no review. Then go on with the adapter contract from
-   * step 1.
-   *
-   * @throws IllegalStateException when the review is not over yet
+   * Once the review is over, makes the decision final on the calling thread (the first to ask;
+   * others wait for it) and returns the verdict: {@link Verdict.Allowed} when a reviewer approved
+   * (the upstream credential is fetched and, with strict durability, the intent record made
+   * durable now, either of which can still turn it into a 503), else a {@link Verdict.Denied}: 403
+   * {@code approval_rejected} (with the reviewer and their reason), 403 {@code approval_expired}
+   * (no decision in time, or withdrawn), 429 {@code approval_limit} with {@code Retry-After} (too
+   * many requests waiting), or 503 {@code approval_unavailable} (the approval service failed; fail
+   * closed).
    */
-  public Decision settleReview() {
-    if (review == null || review.settled) return decision;
+  private Verdict settleReview() {
     if (!review.done.isDone()) throw new IllegalStateException("the review is not over yet");
-    review.settled = true;
-    settle(reviewDecision(review.done.join()));
-    return decision;
+    if (!review.settling.compareAndSet(false, true)) return review.result.join();
+    try {
+      settle(reviewDecision(review.done.join()));
+    } catch (RuntimeException e) {
+      // A bug; fail closed rather than leave the caller without an answer.
+      log.error("inferpam: review of exchange {} could not be settled, refusing: {}", id, e.getClass().getName());
+      log.debug("inferpam: review settlement failure", e);
+      settle(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"));
+    } finally {
+      if (decision instanceof Decision.RequireApproval) {
+        decision = new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine");
+      }
+      review.result.complete(verdict());
+    }
+    return review.result.join();
   }
 
   private Decision reviewDecision(Object result) {
@@ -347,11 +351,11 @@ public final class Exchange {
       // The service's stage was cancelled: the request is out of review, as if withdrawn.
       review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
           WITHDRAWN_REASON, now);
-      return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under " + named, rule);
+      return withdrawnDenial();
     }
     if (t instanceof TimeoutException) {
       // The engine stops waiting: the review must not stay open (and, approved later, grant).
-      withdraw();
+      withdrawTicket();
       review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
           "the approval service gave no outcome in time", now);
       return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
@@ -360,6 +364,11 @@ public final class Exchange {
     log.error("inferpam: approval service failed for exchange {}, refusing: {}", id, t.getClass().getName());
     return new Decision.Deny(503, "approval_unavailable",
         "the approval service is unavailable, the request was not forwarded", "approval");
+  }
+
+  private Decision.Deny withdrawnDenial() {
+    return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under approval rule \""
+        + review.rule + "\"", "approval.rules." + review.rule);
   }
 
   /** The reason recorded for a request withdrawn from review. */
@@ -411,10 +420,11 @@ public final class Exchange {
     this.masksResponse = d instanceof Decision.Allow && engine.masker() != Masker.IDENTITY
         && !exempt(engine, principal);
     this.decision = d;
-    if (d instanceof Decision.Deny) {
-      ErrorResponse err = error();
+    if (d instanceof Decision.Deny deny) {
+      ErrorResponse err = ErrorBodies.of(deny, id);
       record.ownResponse(err.status(), err.body());
     }
+    onDecided(d);
   }
 
   private static Decision.Deny recordingUnavailable(Exception e) {
@@ -441,7 +451,7 @@ public final class Exchange {
    */
   private static CredentialScrubber credentials(RequestHead head, Credential injected) {
     List<String> values = new ArrayList<>();
-    for (String name : CALLER_CREDENTIAL_HEADERS) {
+    for (String name : CREDENTIALS) {
       List<String> given = head.headers().get(name);
       if (given != null) values.addAll(given);
     }
@@ -458,152 +468,54 @@ public final class Exchange {
     return out;
   }
 
-  /** The exchange id, also the {@code request_id} of error bodies and the record id. */
-  public String id() {
-    return id;
-  }
-
-  public Decision decision() {
-    return decision;
-  }
-
-  /** True when the decision is {@link Decision.Allow}. */
-  public boolean allowed() {
-    return decision instanceof Decision.Allow;
-  }
-
-  /** The identified caller, or {@code null} when the request was refused before identity. */
-  public Principal principal() {
-    return principal;
-  }
-
-  /**
-   * The canonical request, or {@code null} when it was refused before its body was read (path,
-   * declared length, identity) or while it was read (size, time).
-   */
-  public InferenceRequest request() {
-    return request;
-  }
-
-  /**
-   * The request body as read, with its content codings undone (empty when refused before
-   * reading); forward exactly these bytes.
-   */
-  public byte[] body() {
+  /** The request body as read, with its content codings undone (empty when refused before reading). */
+  private byte[] body() {
     return request == null ? new byte[0] : request.body();
   }
 
-  /** The recognised operation ({@code chat}, ...), or {@code null}. */
-  public String operation() {
-    return operation;
-  }
-
-  /** The model asked for, or {@code null}. */
-  public String model() {
-    return model;
-  }
-
   /**
-   * Lower-case names of the caller's credential headers.
-   *
-   * @deprecated not all an adapter must remove: a decoded body also drops its coding and length;
-   *     use {@link #requestHeadersToRemove()}
+   * Whether the response may be rewritten on its way to the caller: it is masked, or this allowed
+   * exchange has credentials to keep out of it. Known from the start, so that the request goes out
+   * without {@code Accept-Encoding} (an encoded response cannot be read, and is refused).
    */
-  @Deprecated
-  public Set<String> callerCredentialHeaders() {
-    return CALLER_CREDENTIAL_HEADERS;
-  }
-
-  /**
-   * Lower-case names of the request headers not to forward: the caller's credential headers and,
-   * when the engine decoded a compressed request body ({@link #body()} is then the decoded body,
-   * which is what was checked), {@code Content-Encoding} and {@code Content-Length}: forward
-   * {@link #body()} without a coding and with its own length.
-   */
-  public Set<String> requestHeadersToRemove() {
-    return GovernedBody.decoded(head.headers(), request) ? DECODED_BODY_HEADERS : CALLER_CREDENTIAL_HEADERS;
-  }
-
-  private static final Set<String> DECODED_BODY_HEADERS =
-      Set.of("authorization", "x-api-key", "proxy-authorization", "content-encoding", "content-length");
-
-  /** The credential to inject on an allowed request, or {@code null} when none is configured. */
-  public Credential upstreamCredential() {
-    return credential;
-  }
-
-  /** The answer to write for a denial, or {@code null} when allowed. */
-  public ErrorResponse error() {
-    if (!(decision instanceof Decision.Deny deny)) return null;
-    return ErrorBodies.of(deny, id);
-  }
-
-  /**
-   * Whether the response of this exchange is masked for the client: it was allowed, the engine
-   * has a masker, and the principal is in none of {@code masking.exempt-groups}. Known from the
-   * start, so an adapter can forward the request without {@code Accept-Encoding} (a compressed
-   * response cannot be masked) and hold back a {@code Content-Length} before the response's
-   * content type is known. Whether a particular body is masked is {@link #responseMasking()}.
-   */
-  public boolean masksResponse() {
-    return masksResponse;
-  }
-
-  /**
-   * Whether the response may be rewritten on its way to the caller: it is masked
-   * ({@link #masksResponse()}), or this allowed exchange has credentials to keep out of it. Known
-   * from the start, so an adapter can forward the request without {@code Accept-Encoding} (an
-   * encoded response cannot be read, and is refused).
-   */
-  public boolean rewritesResponse() {
+  private boolean rewritesResponse() {
     return masksResponse || (decision instanceof Decision.Allow && scrubber != null);
   }
 
-  /**
-   * A response header as it may reach the caller: {@code value} with this exchange's credentials
-   * replaced ({@code value} itself when it holds none, always when there are none), or
-   * {@code null} when the header must be dropped because its name holds one. Call for every
-   * header passed to the caller, the upstream's and the application's.
-   */
-  public String responseHeader(String name, String value) {
+  /** The request headers not to forward; see {@link Forward#removeHeaders()}. */
+  private Set<String> headersToRemove() {
+    boolean decoded = GovernedBody.decoded(head.headers(), request);
+    if (rewritesResponse()) return decoded ? CREDENTIALS_AND_CODING_REWRITTEN : CREDENTIALS_REWRITTEN;
+    return decoded ? CREDENTIALS_AND_CODING : CREDENTIALS;
+  }
+
+  private String responseHeader(String name, String value) {
     CredentialScrubber s = scrubber;
     if (s == null) return value;
     if (s.holds(name)) return null;
     return s.scrub(value);
   }
 
-  /**
-   * Reports the response status line and headers (call once, before any body bytes; later calls,
-   * and calls after {@link #end}, are ignored). How the body is then delivered is
-   * {@link #responseRefusal()} and {@link #responseMasking()}.
-   *
-   * @param headers the response headers (names in any case), or {@code null} for none
-   */
-  public void responseStarted(int status, Map<String, List<String>> headers) {
-    if (responseReported || ended) return;
+  /** Reports the response once and decides how it is delivered; see {@link Verdict.Allowed#respond}. */
+  private ResponsePlan respond(int status, Map<String, List<String>> headers) {
+    if (plan != null) return plan;
+    if (ended) return plan = new RelayPlan(); // nothing reported after the end reaches the record
     responseReported = true;
     Map<String, List<String>> normalized = headers == null ? Map.of() : InferenceRequest.normalize(headers);
     String type = first(normalized.get("content-type"));
     record.responseStarted(status, type);
-    responseStatus = status;
-    responseType = type;
-    responseEncoding = encoding(normalized.get("content-encoding"));
+    onFirstByte(status);
+    prepareDelivery(status, type, encoding(normalized.get("content-encoding")));
+    return plan = responseRefusal != null ? new RefusedPlan(responseRefusal) : new RelayPlan();
   }
 
-  /**
-   * Decides, once, how the response body goes out: as it is, masked, or refused. Done when an
-   * adapter first asks ({@link #responseRefusal()}, {@link #responseMasking()}), not when the
-   * response starts, so an adapter that does not mask opens no masker session.
-   */
-  private void prepareDelivery() {
-    if (!responseReported) throw new IllegalStateException("responseStarted was not called");
-    if (deliveryPrepared) return;
-    deliveryPrepared = true;
-    if (!rewritesResponse() || !promisesBody(responseStatus)) return;
+  /** Decides, once, how the response body goes out: as it is, masked, or refused. */
+  private void prepareDelivery(int status, String type, String encoding) {
+    if (!rewritesResponse() || !promisesBody(status)) return;
     BodyMasker body = null;
     if (masksResponse) {
       try {
-        body = BodyMasker.open(engine.masker(), responseType);
+        body = BodyMasker.open(engine.masker(), type);
       } catch (RuntimeException e) {
         log.error("inferpam: masker failed to start for exchange {}, refusing the response: {}", id,
             e.getClass().getName());
@@ -613,13 +525,13 @@ public final class Exchange {
     }
     // A binary type is not masked, but still scanned for credentials.
     if (body == null && scrubber == null) return;
-    if (responseEncoding != null) {
+    if (encoding != null) {
       log.warn("inferpam: exchange {}: upstream answered {} with Content-Encoding {}, which cannot be masked;"
-          + " refused 502 masking_unavailable", id, responseStatus, responseEncoding);
-      refuseResponse("the response is encoded (Content-Encoding: " + responseEncoding + ") and cannot be masked");
+          + " refused 502 masking_unavailable", id, status, encoding);
+      refuseResponse("the response is encoded (Content-Encoding: " + encoding + ") and cannot be masked");
       return;
     }
-    masking = new ResponseMasking(body, scrubber == null ? null : scrubber.open(), id);
+    masking = new ExchangeMasking(body, scrubber == null ? null : scrubber.open(), id, this::onMaskingFailed);
   }
 
   /** The engine answers the response itself; the record keeps that answer as the response. */
@@ -654,56 +566,10 @@ public final class Exchange {
     return values == null || values.isEmpty() ? null : values.get(0);
   }
 
-  /**
-   * The error to deliver instead of the response, or {@code null} when the response goes on.
-   * Set when the response must be masked but cannot be: it arrived with a
-   * {@code Content-Encoding} other than {@code identity} (502 {@code masking_unavailable}, whose
-   * message names the encoding), or the masker failed to start. The adapter delivers it in
-   * place of the upstream's status, headers and body, which it discards; the record already holds
-   * it as the response, and {@link #responseBytes} ignores anything reported after it.
-   *
-   * @throws IllegalStateException before {@link #responseStarted}
-   */
-  public ErrorResponse responseRefusal() {
-    prepareDelivery();
-    return responseRefusal;
-  }
-
-  /**
-   * How to mask the response body for the client (and replace this exchange's credentials in
-   * it), or {@code null} when it is delivered as it is: nothing is rewritten
-   * ({@link #rewritesResponse()} is false), the content type is not one that is masked (images,
-   * audio, binary) and there are no credentials to replace, the response has no body, or it was
-   * refused ({@link #responseRefusal()}). Taking it commits the adapter to deliver, and report with
-   * {@link #responseBytes}, only what it returns: the record then stores those bytes as they are
-   * and takes {@code response.masked} from its counts. The same instance is returned on every
-   * call.
-   *
-   * @throws IllegalStateException before {@link #responseStarted}
-   */
-  public ResponseMasking responseMasking() {
-    prepareDelivery();
-    if (masking != null) maskingInUse = true;
-    return masking;
-  }
-
-  /**
-   * Reports bytes as they are delivered to the client (masked ones when masking applies); ignored
-   * after {@link #end}, when the record is already handed over.
-   */
-  public void responseBytes(byte[] b, int off, int len) {
+  private void delivered(byte[] b, int off, int len) {
     // After the end the record is the recorder's; with a refusal it holds what was sent instead.
     if (ended || responseRefusal != null) return;
     record.responseBytes(b, off, len);
-  }
-
-  /**
-   * Reports that the forwarded request got no answer from the upstream (unreachable, refused, no
-   * response within the timeouts): whatever status the adapter then answers with (e.g. 502), the
-   * request is not charged tokens against the policy's {@code limits}. Call before {@link #end}.
-   */
-  public void upstreamFailed() {
-    upstreamFailed = true;
   }
 
   /**
@@ -713,21 +579,32 @@ public final class Exchange {
    *
    * @param complete false when the upstream or the client broke off
    */
-  public void end(boolean complete) {
+  private void end(boolean complete) {
     if (ended) return;
-    ended = true;
-    if (review != null && !review.settled) {
-      // The adapter gave up on the review (or never waited): withdraw it, so the record says so.
-      // Nothing was forwarded, so even an approval that arrived meanwhile ends as withdrawn.
-      cancelReview();
-      review.settled = true;
-      Decision d = reviewDecision(review.done.join());
-      if (d instanceof Decision.Allow) {
-        d = new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under approval rule \""
-            + review.rule + "\"", "approval.rules." + review.rule);
-      }
-      settle(d);
+    if (review != null && !review.result.isDone()) {
+      // Not reached through the verdicts (a held exchange ends by cancel()), but should it be:
+      // withdraw the review, so the record says so.
+      withdraw();
     }
+    ended = true;
+    try {
+      handOver(complete);
+    } finally {
+      onEnded(complete);
+    }
+  }
+
+  /**
+   * Withdraws the review and settles it; nothing was forwarded, so even an approval that arrived
+   * meanwhile ends as withdrawn.
+   */
+  private void withdraw() {
+    cancelReview();
+    settleReview();
+    if (decision instanceof Decision.Allow) settle(withdrawnDenial());
+  }
+
+  private void handOver(boolean complete) {
     long durationMs = (System.nanoTime() - startNanos) / 1_000_000;
     Recorder recorder = engine.recorder();
     if (!admitted) {
@@ -739,11 +616,15 @@ public final class Exchange {
       } catch (IOException | RuntimeException e) {
         log.warn("inferpam: record of exchange {} ({}) dropped, recording unavailable: {}", id,
             decision instanceof Decision.Deny d ? d.code() : "allow", e.toString());
+        onFailed(ExchangeListener.Failure.RECORDING);
         return;
       }
     }
     if (maskingInUse) {
-      if (masking.masks()) record.maskedOnDelivery(masking.counts());
+      if (masking.masks()) {
+        record.maskedOnDelivery(masking.counts());
+        if (!masking.failed()) onMasked(masking.counts());
+      }
       record.credentialsScrubbed(masking.credentialsFound());
     }
     Map<String, Long> left = Map.of();
@@ -752,6 +633,7 @@ public final class Exchange {
       boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
       left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
     }
+    if (upstreamFailed && !responseReported) record.responseStarted(502, null); // what the adapter answered
     if (recorder == Recorder.NOOP) return; // nothing to build a record for
     try {
       // A recorder with a writer thread builds the record (and masks the request body for it)
@@ -760,8 +642,10 @@ public final class Exchange {
           + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
       recorder.recordLater(PendingRecord.of(id, size, record.buildLater(id, started, durationMs, principal,
           operation, model, decision, complete, reviewRecord(), left)));
+      onRecorded();
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
+      onFailed(ExchangeListener.Failure.RECORDING);
     }
   }
 
@@ -791,9 +675,343 @@ public final class Exchange {
     return new SessionRecord.Approval(o.approvalId(), review.rule, o.reviewer(), o.decided(), outcome, reason);
   }
 
+  // --- events ---------------------------------------------------------------------------------
+
+  private ExchangeInfo info() {
+    if (info == null) info = new ExchangeInfo(id, started, head.method(), principal, operation, model);
+    return info;
+  }
+
+  private boolean listening() {
+    return listener != ExchangeListener.NONE;
+  }
+
+  private void listenerFailed(RuntimeException e) {
+    log.warn("inferpam: exchange listener failed for exchange {}: {}", id, e.getClass().getName());
+  }
+
+  private void onDecided(Decision d) {
+    if (!listening()) return;
+    try {
+      listener.decided(info(), d);
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onForwarded() {
+    if (!listening()) return;
+    try {
+      listener.forwarded(info());
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onFirstByte(int status) {
+    if (!listening()) return;
+    try {
+      listener.firstByte(info(), status);
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onMasked(Map<String, Integer> counts) {
+    if (!listening()) return;
+    try {
+      listener.masked(info(), counts);
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onMaskingFailed() {
+    onFailed(ExchangeListener.Failure.MASKING);
+  }
+
+  private void onRecorded() {
+    if (!listening()) return;
+    try {
+      listener.recorded(info());
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onFailed(ExchangeListener.Failure failure) {
+    if (!listening()) return;
+    try {
+      listener.failed(info(), failure);
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
+  private void onEnded(boolean complete) {
+    if (!listening()) return;
+    try {
+      listener.ended(info(), complete);
+    } catch (RuntimeException e) {
+      listenerFailed(e);
+    }
+  }
+
   @Override
   public String toString() {
-    return "Exchange[" + id + " " + head.method() + " " + head.rawPath() + " -> "
-        + decision.getClass().getSimpleName() + "]";
+    return "Exchange[" + id + " " + head.method() + " -> " + decision.getClass().getSimpleName() + "]";
+  }
+
+  // --- what adapters see ----------------------------------------------------------------------
+
+  /** The parts every verdict shares. */
+  private abstract class View {
+    public String id() {
+      return id;
+    }
+
+    public Principal principal() {
+      return principal;
+    }
+
+    public String operation() {
+      return operation;
+    }
+
+    public String model() {
+      return model;
+    }
+
+    /** Id and method only: a raw path can hold what a caller should not have sent (a key). */
+    @Override
+    public String toString() {
+      return getClass().getSimpleName().replace("View", "") + "[" + id + " " + head.method() + "]";
+    }
+  }
+
+  private final class DeniedView extends View implements Verdict.Denied {
+    private final Decision.Deny deny;
+
+    DeniedView(Decision.Deny deny) {
+      this.deny = deny;
+    }
+
+    @Override
+    public Decision.Deny decision() {
+      return deny;
+    }
+
+    @Override
+    public ErrorResponse error() {
+      return ErrorBodies.of(deny, id);
+    }
+
+    @Override
+    public boolean bodyLeftUnread() {
+      return bodyLeftUnread && review == null;
+    }
+
+    @Override
+    public void end(boolean complete) {
+      Exchange.this.end(complete);
+    }
+  }
+
+  private final class HeldView extends View implements Verdict.Held {
+    private final Decision.RequireApproval required;
+
+    HeldView(Decision.RequireApproval required) {
+      this.required = required;
+    }
+
+    @Override
+    public Decision.RequireApproval decision() {
+      return required;
+    }
+
+    @Override
+    public CompletionStage<Verdict> result(Executor executor) {
+      Objects.requireNonNull(executor, "executor");
+      Executor safe = task -> {
+        try {
+          executor.execute(task);
+        } catch (RuntimeException e) {
+          task.run(); // refused (shut down, a cycle over): settle here rather than never
+        }
+      };
+      review.done.thenRunAsync(Exchange.this::settleReview, safe);
+      return review.resultView;
+    }
+
+    @Override
+    public Verdict await(Duration timeout) throws InterruptedException {
+      if (!review.done.isDone()) {
+        try {
+          review.done.get(Math.max(0, timeout.toNanos()), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+          return null;
+        } catch (ExecutionException e) {
+          // done never fails; settling answers whatever happened
+        }
+      }
+      return settleReview();
+    }
+
+    @Override
+    public Duration timeout() {
+      return engine.heldTimeout();
+    }
+
+    @Override
+    public Verdict.Denied cancel() {
+      if (!ended) {
+        withdraw();
+        end(false);
+      }
+      if (decision instanceof Decision.Deny deny) return new DeniedView(deny);
+      throw new IllegalStateException("exchange " + id + " was allowed and ended; nothing to cancel");
+    }
+  }
+
+  private final class AllowedView extends View implements Verdict.Allowed {
+    private final Decision.Allow allow;
+
+    AllowedView(Decision.Allow allow) {
+      this.allow = allow;
+    }
+
+    @Override
+    public Decision.Allow decision() {
+      return allow;
+    }
+
+    @Override
+    public Forward forward() {
+      if (forward == null) {
+        forward = new Forwarded();
+        onForwarded();
+      }
+      return forward;
+    }
+
+    @Override
+    public boolean mayChangeLength() {
+      return masksResponse;
+    }
+
+    @Override
+    public String responseHeader(String name, String value) {
+      return Exchange.this.responseHeader(name, value);
+    }
+
+    @Override
+    public ResponsePlan respond(int status, Map<String, List<String>> headers) {
+      return Exchange.this.respond(status, headers);
+    }
+
+    @Override
+    public void upstreamFailed() {
+      if (upstreamFailed || ended) return;
+      upstreamFailed = true;
+      onFailed(ExchangeListener.Failure.UPSTREAM);
+    }
+
+    @Override
+    public void end(boolean complete) {
+      Exchange.this.end(complete);
+    }
+  }
+
+  /** What the allowed request sends upstream. */
+  private final class Forwarded implements Forward {
+    private final Set<String> remove = headersToRemove();
+    private final Map<String, String> set = credential == null ? Map.of() : new SecretHeader(credential);
+    private Map<String, List<String>> proxyHeaders;
+
+    @Override
+    public Set<String> removeHeaders() {
+      return remove;
+    }
+
+    @Override
+    public Map<String, String> setHeaders() {
+      return set;
+    }
+
+    @Override
+    public byte[] body() {
+      return Exchange.this.body();
+    }
+
+    @Override
+    public Map<String, List<String>> proxyHeaders() {
+      if (proxyHeaders == null) {
+        Set<String> hopByHop = ForwardHeaders.connectionTokens(head.headers().get("connection"));
+        Map<String, List<String>> out = new LinkedHashMap<>();
+        head.headers().forEach((name, values) -> {
+          if (!remove.contains(name) && !hopByHop.contains(name) && engine.forwardsHeader(name)) {
+            out.put(name, values);
+          }
+        });
+        set.forEach((name, value) -> {
+          out.keySet().removeIf(name::equalsIgnoreCase);
+          out.put(name, List.of(value));
+        });
+        proxyHeaders = java.util.Collections.unmodifiableMap(out);
+      }
+      return proxyHeaders;
+    }
+
+    @Override
+    public String toString() {
+      return "Forward[remove=" + remove + ", set=" + set + ", body=" + body().length + " bytes]";
+    }
+  }
+
+  /** The one header of the upstream credential; its value never shown. */
+  private static final class SecretHeader extends AbstractMap<String, String> {
+    private final Set<Map.Entry<String, String>> entries;
+    private final String name;
+
+    SecretHeader(Credential credential) {
+      this.name = credential.header();
+      this.entries = Set.of(Map.entry(credential.header(), credential.value()));
+    }
+
+    @Override
+    public Set<Map.Entry<String, String>> entrySet() {
+      return entries;
+    }
+
+    @Override
+    public String toString() {
+      return "{" + name + "=██}";
+    }
+  }
+
+  private record RefusedPlan(ErrorResponse error) implements ResponsePlan.Refused {
+  }
+
+  private final class RelayPlan implements ResponsePlan.Relay {
+    @Override
+    public String header(String name, String value) {
+      return responseHeader(name, value);
+    }
+
+    @Override
+    public boolean dropContentLength() {
+      return masking != null && masking.changesLength();
+    }
+
+    @Override
+    public ResponseMasking masking() {
+      if (masking != null) maskingInUse = true;
+      return masking;
+    }
+
+    @Override
+    public void delivered(byte[] b, int off, int len) {
+      Exchange.this.delivered(b, off, len);
+    }
   }
 }

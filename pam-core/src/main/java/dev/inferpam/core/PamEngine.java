@@ -14,7 +14,10 @@ import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.internal.CredentialProviders;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.core.internal.ErrorBodies;
+import dev.inferpam.core.adapter.PendingRequest;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.ExchangeIds;
+import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.core.internal.IdentityChain;
 import dev.inferpam.core.internal.JsonlRecorder;
 import dev.inferpam.core.internal.Quotas;
@@ -39,11 +42,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The enforcement engine: decides every request against a {@link Policy} and carries it to its
- * record through an {@link Exchange}.
+ * record.
  *
  * <p>Built once with {@link #builder()} or {@link #fromPolicy(Path)}; immutable and thread-safe
  * afterwards, meant to be shared by every request of an application. Adapters call
- * {@link #begin} once per request and follow the {@link Exchange} contract.
+ * {@link #begin} (or {@link #beginHead}) once per request and apply the {@link Verdict} it
+ * answers; see {@link dev.inferpam.core.adapter}.
  *
  * <p>Decision order (see {@code docs/policy.md}): path check, declared body length, identity —
  * all three from the request's head, before any body byte is read — then the body (its size
@@ -51,8 +55,8 @@ import org.slf4j.LoggerFactory;
  * allow/operation, entitlements, parameters, limits, approval. Limits are counted in the
  * {@link QuotaStore} (default {@link InMemoryQuotaStore}); see {@code Quotas} in the policy
  * reference. A request matching an {@code approval}
- * rule waits for a reviewer in the {@link #approvalService()} (see {@link Exchange#reviewed()});
- * adapters wait without blocking where they can. Anything unknown is denied; any exception in a
+ * rule waits for a reviewer in the {@link #approvalService()} ({@link Verdict.Held}); adapters
+ * wait without blocking where they can. Anything unknown is denied; any exception in a
  * check denies the request (fail closed).
  *
  * <p>Recording: every exchange, allowed or denied, is handed to the {@link Recorder} as one
@@ -66,8 +70,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Masking: responses are masked for the client by the {@link Masker} given to
  * {@link Builder#masker}, else by one built from the policy's {@code masking} section, else not
- * at all; principals in {@code masking.exempt-groups} get them unmasked. See {@link Exchange} for
- * what adapters do with it.
+ * at all; principals in {@code masking.exempt-groups} get them unmasked
+ * ({@link dev.inferpam.core.adapter.ResponsePlan.Relay#masking()}).
+ *
+ * <p>Events: every exchange's life (decided, forwarded, first byte, masked, recorded, ended) is
+ * told to the {@link ExchangeListener} given to {@link Builder#eventListener}.
  *
  * <p><b>Ownership.</b> The engine closes what it builds and never what it is given.
  * {@link #close()} closes, in this order: the default approval service built from the policy's
@@ -117,6 +124,9 @@ public final class PamEngine implements AutoCloseable {
   private final Quotas quotas;
   private final Clock clock;
   private final ExchangeIds ids;
+  private final ExchangeListener listener;
+  /** Lower-case names of {@code request.forward-headers}. */
+  private final java.util.Set<String> forwardHeaders;
 
   /** Whether the recorder was built here (closed with the engine) rather than given (flushed). */
   private final boolean ownRecorder;
@@ -168,6 +178,10 @@ public final class PamEngine implements AutoCloseable {
     this.quotas = policy.limits().isEmpty() ? null
         : new Quotas(policy.limits(), b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock), clock);
     this.ids = new ExchangeIds(clock);
+    this.listener = b.listener == null ? ExchangeListener.NONE : b.listener;
+    java.util.Set<String> names = new java.util.HashSet<>();
+    for (String name : policy.request().forwardHeaders()) names.add(name.toLowerCase(java.util.Locale.ROOT));
+    this.forwardHeaders = java.util.Set.copyOf(names);
   }
 
   /**
@@ -257,31 +271,31 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /**
-   * Starts one exchange: decides path and identity from the head, then, only for an identified
-   * caller, reads the body on the calling thread (at most {@link #maxBodyBytes()} + 1 bytes, never
-   * more, under {@code request.body-timeout} and {@code request.min-body-rate} checked after every
-   * read) and decides the rest. An unauthenticated or bad-path request is decided without reading
-   * any of the body. Never throws for bad input; the decision says what to answer. Adapters that
-   * can read the body without a thread use {@link #beginHead} instead.
+   * Starts one exchange and answers it: decides path and identity from the head, then, only for an
+   * identified caller, reads the body on the calling thread (at most {@link #maxBodyBytes()} + 1
+   * bytes, never more, under {@code request.body-timeout} and {@code request.min-body-rate} checked
+   * after every read) and decides the rest. An unauthenticated or bad-path request is decided
+   * without reading any of the body. Never throws for bad input; the verdict says what to answer.
+   * Adapters that can read the body without a thread use {@link #beginHead} instead.
    *
    * @param head          the request as received
    * @param body          the request body, or {@code null} for none; not closed here
    * @param contentLength the declared length, or -1 when unknown
    */
-  public Exchange begin(RequestHead head, InputStream body, long contentLength) {
+  public Verdict begin(RequestHead head, InputStream body, long contentLength) {
     return beginHead(head, contentLength).read(body);
   }
 
   /**
    * Starts one exchange from its head alone: path, a declared length over the limit, and
    * identity are decided now, before any body byte is read; the adapter then supplies the body
-   * as it arrives, if the head did not decide already. See {@link PendingExchange}. Never throws
+   * as it arrives, if the head did not decide already. See {@link PendingRequest}. Never throws
    * for bad input.
    *
    * @param head          the request as received
    * @param contentLength the declared length, or -1 when unknown
    */
-  public PendingExchange beginHead(RequestHead head, long contentLength) {
+  public PendingRequest beginHead(RequestHead head, long contentLength) {
     Objects.requireNonNull(head, "head");
     return new PendingExchange(this, head, contentLength);
   }
@@ -473,6 +487,23 @@ public final class PamEngine implements AutoCloseable {
     return policy.approval() == null ? Policy.Approval.DEFAULT_TIMEOUT : policy.approval().timeout();
   }
 
+  /** Slack on top of the engine's own bound before an adapter gives up on a held request. */
+  private static final Duration HELD_TIMEOUT_SLACK = Duration.ofSeconds(30);
+
+  /** How long an adapter waits for a held request at most: twice {@code approval.timeout}, plus 30 s. */
+  Duration heldTimeout() {
+    return approvalTimeout().multipliedBy(2).plus(HELD_TIMEOUT_SLACK);
+  }
+
+  /** Whether a proxy forwards the caller's header {@code lowerCaseName} (see {@link ForwardHeaders}). */
+  boolean forwardsHeader(String lowerCaseName) {
+    return ForwardHeaders.forwarded(lowerCaseName) || forwardHeaders.contains(lowerCaseName);
+  }
+
+  ExchangeListener listener() {
+    return listener;
+  }
+
   Clock clock() {
     return clock;
   }
@@ -518,6 +549,7 @@ public final class PamEngine implements AutoCloseable {
     private Executor executor;
     private ScheduledExecutorService scheduler;
     private ThreadFactory threadFactory;
+    private ExchangeListener listener;
 
     private Builder() {}
 
@@ -595,6 +627,16 @@ public final class PamEngine implements AutoCloseable {
     public Builder quotaStore(QuotaStore store) {
       if (this.quotaStore != null) throw new IllegalStateException("quotaStore already set");
       this.quotaStore = Objects.requireNonNull(store, "store");
+      return this;
+    }
+
+    /**
+     * Hears every exchange's life (decided, forwarded, first byte, masked, recorded, ended,
+     * failures): where metrics and traces hook in. Default {@link ExchangeListener#NONE}.
+     */
+    public Builder eventListener(ExchangeListener listener) {
+      if (this.listener != null) throw new IllegalStateException("eventListener already set");
+      this.listener = Objects.requireNonNull(listener, "listener");
       return this;
     }
 

@@ -1,7 +1,6 @@
 package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -15,6 +14,8 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
 import dev.inferpam.api.ApprovalService.Pending;
 import dev.inferpam.api.ApprovalService.ReviewResult;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.Decider;
 import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
@@ -42,8 +43,8 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Just-in-time approval as adapters and callers see it: the decision of a held request, what
- * {@link Exchange#settleReview()} makes of each way a review ends, the error bodies and headers
+ * Just-in-time approval as adapters and callers see it: the {@link Verdict.Held} of a held
+ * request, the final verdict it gives for each way a review ends, the error bodies and headers
  * sent, and the records handed to the recorder. Expiry is driven by a fake clock and
  * {@link InProcessApprovalService#expireDue()}; nothing sleeps.
  */
@@ -164,7 +165,7 @@ class ExchangeApprovalTest {
     return engine;
   }
 
-  static Exchange call(PamEngine engine, String path, String key, String body) {
+  static Verdict call(PamEngine engine, String path, String key, String body) {
     Map<String, List<String>> headers = key == null
         ? Map.of("Content-Type", List.of("application/json"))
         : Map.of("Content-Type", List.of("application/json"), "Authorization", List.of("Bearer " + key));
@@ -173,32 +174,46 @@ class ExchangeApprovalTest {
         new ByteArrayInputStream(bytes), bytes.length);
   }
 
-  static Exchange chatCall(PamEngine engine, String body) {
+  static Verdict chatCall(PamEngine engine, String body) {
     return call(engine, CHAT, KEY, body);
   }
 
-  static boolean reviewOver(Exchange ex) {
-    return ex.reviewed().toCompletableFuture().isDone();
+  static boolean reviewOver(Verdict ex) {
+    return Verdicts.reviewOver(ex);
   }
 
-  /** Waits for the review (it must already be over: nothing here waits on real time) and settles it. */
-  static Decision settle(Exchange ex) {
+  /**
+   * The verdict to carry on with: the final one once the review is over (made final here, as an
+   * adapter does), else the held one itself.
+   */
+  static Verdict fin(Verdict ex) {
+    if (!(ex instanceof Verdict.Held held)) return ex;
+    Verdict v = Verdicts.await(held, Duration.ZERO);
+    return v == null ? ex : v;
+  }
+
+  /** Whether the request still waits for its reviewer. */
+  static boolean awaiting(Verdict ex) {
+    return fin(ex) instanceof Verdict.Held;
+  }
+
+  /** Takes the final verdict (the review must already be over: nothing here waits on real time). */
+  static Decision settle(Verdict ex) {
     assertThat(reviewOver(ex)).as("review over").isTrue();
-    return ex.settleReview();
+    return fin(ex).decision();
   }
 
-  static Decision.Deny settleDenied(Exchange ex) {
+  static Decision.Deny settleDenied(Verdict ex) {
     Decision d = settle(ex);
     assertThat(d).isInstanceOf(Decision.Deny.class);
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.awaitingReview()).isFalse();
-    assertThat(ex.upstreamCredential()).as("nothing to forward with").isNull();
+    assertThat(fin(ex)).isInstanceOf(Verdict.Denied.class);
+    assertThat(Verdicts.credential(fin(ex))).as("nothing to forward with").isNull();
     return (Decision.Deny) d;
   }
 
   /** The {@code error} object of the body sent for a denial, checked against the spec's shape. */
-  static JsonNode error(Exchange ex) throws IOException {
-    ErrorResponse err = ex.error();
+  static JsonNode error(Verdict ex) throws IOException {
+    ErrorResponse err = Verdicts.error(fin(ex));
     assertThat(err).isNotNull();
     assertThat(err.headers()).containsEntry("Content-Type", "application/json");
     JsonNode e = JSON.readTree(err.body()).get("error");
@@ -214,18 +229,19 @@ class ExchangeApprovalTest {
   }
 
   /** Ends the exchange and returns its one exchange record. */
-  SessionRecord ended(Exchange ex, boolean complete) {
-    ex.end(complete);
+  SessionRecord ended(Verdict ex, boolean complete) {
+    Verdicts.end(fin(ex), complete);
     List<SessionRecord> mine = rec.records.stream().filter(r -> r.id().equals(ex.id())).toList();
     assertThat(mine).hasSize(1);
     assertThat(mine.get(0).type()).isEqualTo(SessionRecord.TYPE_EXCHANGE);
     return mine.get(0);
   }
 
-  static void respond(Exchange ex, String body) {
-    ex.responseStarted(200, Map.of("Content-Type", List.of("application/json")));
+  static void respond(Verdict ex, String body) {
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(fin(ex)), 200,
+        Map.of("Content-Type", List.of("application/json")));
     byte[] b = body.getBytes(StandardCharsets.UTF_8);
-    ex.responseBytes(b, 0, b.length);
+    relay.delivered(b, 0, b.length);
   }
 
   // --- 1. which requests are held, under which rule ----------------------------------------------
@@ -294,19 +310,19 @@ class ExchangeApprovalTest {
   void aMatchingApprovalRuleHoldsTheRequestNamingTheFirstRuleThatMatches(String what, String path, String key,
                                                                         String body, String rule) {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = call(engine, path, key, body);
+    Verdict ex = call(engine, path, key, body);
 
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval(rule));
-    assertThat(ex.awaitingReview()).isTrue();
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.error()).as("no answer yet").isNull();
-    assertThat(ex.upstreamCredential()).as("no credential before approval").isNull();
+    assertThat(awaiting(ex)).isTrue();
+    assertThat(fin(ex)).isNotInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.error(fin(ex))).as("no answer yet").isNull();
+    assertThat(Verdicts.credential(fin(ex))).as("no credential before approval").isNull();
     assertThat(reviewOver(ex)).isFalse();
     assertThat(service.pending()).singleElement().satisfies(p -> {
       assertThat(p.rule()).isEqualTo(rule);
       assertThat(p.principal().subject()).isEqualTo(ex.principal().subject());
     });
-    ex.end(false);
+    Verdicts.end(fin(ex), false);
   }
 
   static Stream<Arguments> passingRequests() {
@@ -323,13 +339,13 @@ class ExchangeApprovalTest {
   @MethodSource("passingRequests")
   void aRequestNoRuleMatchesIsAllowedAtOnce(String what, String path, String key, String body) {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = call(engine, path, key, body);
+    Verdict ex = call(engine, path, key, body);
 
-    assertThat(ex.decision()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
-    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(fin(ex).decision()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(awaiting(ex)).isFalse();
     assertThat(reviewOver(ex)).as("nothing to wait for").isTrue();
-    assertThat(ex.settleReview()).isSameAs(ex.decision());
-    assertThat(ex.upstreamCredential()).isEqualTo(UPSTREAM);
+    assertThat(settle(ex)).isSameAs(fin(ex).decision());
+    assertThat(Verdicts.credential(fin(ex))).isEqualTo(UPSTREAM);
     assertThat(service.pending()).isEmpty();
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().outcome()).isEqualTo("allow");
@@ -356,13 +372,13 @@ class ExchangeApprovalTest {
                                                           int status, String code) throws Exception {
     List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
     PamEngine engine = defaultEngine(policy(), notices::add);
-    Exchange ex = call(engine, path, key, body);
+    Verdict ex = call(engine, path, key, body);
 
-    assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
+    assertThat(fin(ex).decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
       assertThat(d.status()).isEqualTo(status);
       assertThat(d.code()).isEqualTo(code);
     });
-    assertThat(ex.awaitingReview()).isFalse();
+    assertThat(awaiting(ex)).isFalse();
     assertThat(error(ex).get("code").asText()).isEqualTo(code);
     assertThat(service.pending()).isEmpty();
     assertThat(notices).isEmpty();
@@ -376,20 +392,20 @@ class ExchangeApprovalTest {
   @Test
   void anApprovedRequestIsAllowedUnderItsEntitlementWithTheCredentialAndRecordedApproved() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
-    assertThatThrownBy(ex::settleReview).isInstanceOf(IllegalStateException.class);
+    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO)).as("not over: no verdict yet").isNull();
 
     clock.advance(Duration.ofSeconds(30));
     assertThat(service.approve(id, SAM, "ticket 42").kind()).isEqualTo(ReviewResult.Kind.DECIDED);
 
     Decision d = settle(ex);
     assertThat(d).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
-    assertThat(ex.decision()).isEqualTo(d);
-    assertThat(ex.allowed()).isTrue();
-    assertThat(ex.awaitingReview()).isFalse();
-    assertThat(ex.error()).isNull();
-    assertThat(ex.upstreamCredential()).isEqualTo(UPSTREAM);
+    assertThat(fin(ex).decision()).isEqualTo(d);
+    assertThat(fin(ex)).isInstanceOf(Verdict.Allowed.class);
+    assertThat(awaiting(ex)).isFalse();
+    assertThat(Verdicts.error(fin(ex))).isNull();
+    assertThat(Verdicts.credential(fin(ex))).isEqualTo(UPSTREAM);
     assertThat(service.pending()).isEmpty();
 
     respond(ex, "{\"choices\":[]}");
@@ -405,7 +421,7 @@ class ExchangeApprovalTest {
   @Test
   void anApprovedRequestIsAllowedUnderTheEntitlementThatMatchedIt() {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = call(engine, CHAT, CI_KEY, chat("finance-ledger", "hello"));
+    Verdict ex = call(engine, CHAT, CI_KEY, chat("finance-ledger", "hello"));
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("finance-models"));
     service.approve(onlyPendingId(), SAM, null);
     assertThat(settle(ex)).isEqualTo(new Decision.Allow("entitlements[1]", Decider.ALLOW_OBLIGATIONS));
@@ -420,7 +436,7 @@ class ExchangeApprovalTest {
   @Test
   void aRejectedRequestIsDenied403NamingTheReviewerAndReasonAndRecordedRejected() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     clock.advance(Duration.ofSeconds(5));
     service.reject(id, SAM, "not for prod data");
@@ -430,7 +446,7 @@ class ExchangeApprovalTest {
     assertThat(d.code()).isEqualTo("approval_rejected");
     assertThat(d.rule()).isEqualTo("approval.rules.bulk-export");
     JsonNode e = error(ex);
-    assertThat(ex.error().status()).isEqualTo(403);
+    assertThat(Verdicts.error(fin(ex)).status()).isEqualTo(403);
     assertThat(e.get("code").asText()).isEqualTo("approval_rejected");
     assertThat(e.get("message").asText()).contains("sam").contains("not for prod data").contains("bulk-export");
 
@@ -441,13 +457,13 @@ class ExchangeApprovalTest {
     assertThat(r.approval()).isEqualTo(
         new SessionRecord.Approval(id, "bulk-export", "sam", T0.plusSeconds(5), "rejected", "not for prod data"));
     assertThat(r.response().status()).isEqualTo(403);
-    assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+    assertThat(r.response().body()).isEqualTo(Verdicts.error(fin(ex)).bodyText());
   }
 
   @Test
   void aRejectionWithoutReasonStillNamesTheReviewer() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     service.reject(onlyPendingId(), SAM, null);
     settleDenied(ex);
     assertThat(error(ex).get("message").asText()).contains("sam").doesNotContain("null");
@@ -459,13 +475,13 @@ class ExchangeApprovalTest {
   @Test
   void noDecisionWithinTheTimeoutIsDenied403ExpiredAndRecordedExpired() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
 
     clock.advance(Duration.ofMinutes(5).minusMillis(1));
     assertThat(service.expireDue()).isZero();
     assertThat(reviewOver(ex)).isFalse();
-    assertThat(ex.awaitingReview()).isTrue();
+    assertThat(awaiting(ex)).isTrue();
 
     clock.advance(Duration.ofMillis(1));
     assertThat(service.expireDue()).isEqualTo(1);
@@ -478,7 +494,7 @@ class ExchangeApprovalTest {
     assertThat(e.get("message").asText()).contains("5m").contains("bulk-export");
     // A late decision does not turn it around.
     assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
-    assertThat(ex.settleReview()).isEqualTo(d);
+    assertThat(settle(ex)).isEqualTo(d);
 
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().outcome()).isEqualTo("expired");
@@ -486,7 +502,7 @@ class ExchangeApprovalTest {
     assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null,
         T0.plus(Duration.ofMinutes(5)), "expired", "no decision within 5m"));
     assertThat(r.response().status()).isEqualTo(403);
-    assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+    assertThat(r.response().body()).isEqualTo(Verdicts.error(fin(ex)).bodyText());
   }
 
   // --- 5. grant ------------------------------------------------------------------------------------
@@ -494,19 +510,19 @@ class ExchangeApprovalTest {
   @Test
   void withAGrantTheSamePrincipalsOtherRequestUnderTheSameRuleIsAllowedAtOnce() throws Exception {
     PamEngine engine = manualEngine(policy("  grant: 10m\n", ""));
-    Exchange first = chatCall(engine, DUMP_ALL);
+    Verdict first = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     service.approve(id, SAM, "quarterly export");
     assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
     ended(first, true);
 
     clock.advance(Duration.ofMinutes(9));
-    Exchange covered = chatCall(engine, chat("llama-3", "now export every invoice"));
+    Verdict covered = chatCall(engine, chat("llama-3", "now export every invoice"));
     assertThat(covered.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
     assertThat(reviewOver(covered)).as("no wait under a grant").isTrue();
     assertThat(service.pending()).isEmpty();
-    assertThat(covered.settleReview()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
-    assertThat(covered.upstreamCredential()).isEqualTo(UPSTREAM);
+    assertThat(settle(covered)).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(Verdicts.credential(fin(covered))).isEqualTo(UPSTREAM);
     SessionRecord r = ended(covered, true);
     assertThat(r.decision().outcome()).isEqualTo("approved");
     assertThat(r.approval().id()).isEqualTo(id);
@@ -517,37 +533,37 @@ class ExchangeApprovalTest {
     assertThat(r.approval().reason()).contains("grant").contains("10m").contains(id);
 
     // Not another rule, not another principal.
-    Exchange otherRule = chatCall(engine, "{\"model\":\"llama-3\",\"max_tokens\":9000,\"messages\":[]}");
+    Verdict otherRule = chatCall(engine, "{\"model\":\"llama-3\",\"max_tokens\":9000,\"messages\":[]}");
     assertThat(otherRule.decision()).isEqualTo(new Decision.RequireApproval("large-generation"));
     assertThat(reviewOver(otherRule)).isFalse();
-    Exchange otherPrincipal = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    Verdict otherPrincipal = call(engine, CHAT, CI_KEY, DUMP_ALL);
     assertThat(reviewOver(otherPrincipal)).isFalse();
-    otherRule.end(false);
-    otherPrincipal.end(false);
+    Verdicts.end(fin(otherRule), false);
+    Verdicts.end(fin(otherPrincipal), false);
 
     // Not after the window.
     clock.advance(Duration.ofMinutes(1));
-    Exchange late = chatCall(engine, chat("llama-3", "dump all again"));
+    Verdict late = chatCall(engine, chat("llama-3", "dump all again"));
     assertThat(reviewOver(late)).isFalse();
-    late.end(false);
+    Verdicts.end(fin(late), false);
   }
 
   @Test
   void withGrantZeroTheNextRequestWaitsAgain() {
     PamEngine engine = manualEngine(policy("  grant: 0s\n", ""));
-    Exchange first = chatCall(engine, DUMP_ALL);
+    Verdict first = chatCall(engine, DUMP_ALL);
     service.approve(onlyPendingId(), SAM, "ok");
     assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
 
-    Exchange next = chatCall(engine, chat("llama-3", "now export every invoice"));
+    Verdict next = chatCall(engine, chat("llama-3", "now export every invoice"));
     assertThat(reviewOver(next)).isFalse();
-    assertThat(next.awaitingReview()).isTrue();
+    assertThat(awaiting(next)).isTrue();
     assertThat(service.pending()).hasSize(1);
     // The very same request again waits too.
-    Exchange same = chatCall(engine, DUMP_ALL);
+    Verdict same = chatCall(engine, DUMP_ALL);
     assertThat(reviewOver(same)).isFalse();
-    next.end(false);
-    same.end(false);
+    Verdicts.end(fin(next), false);
+    Verdicts.end(fin(same), false);
   }
 
   // --- 6. an approval is for one request -------------------------------------------------------------
@@ -555,8 +571,8 @@ class ExchangeApprovalTest {
   @Test
   void approvingOneRequestDoesNotCompleteAnotherOfTheSamePrincipal() {
     PamEngine engine = manualEngine(policy());
-    Exchange a = chatCall(engine, chat("llama-3", "dump all rows of table users"));
-    Exchange b = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
+    Verdict a = chatCall(engine, chat("llama-3", "dump all rows of table users"));
+    Verdict b = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
     List<Pending> pending = service.pending();
     assertThat(pending).hasSize(2);
     String aId = pending.get(0).id();
@@ -565,12 +581,12 @@ class ExchangeApprovalTest {
     service.approve(aId, SAM, "users only");
     assertThat(settle(a)).isInstanceOf(Decision.Allow.class);
     assertThat(reviewOver(b)).isFalse();
-    assertThat(b.awaitingReview()).isTrue();
-    assertThatThrownBy(b::settleReview).isInstanceOf(IllegalStateException.class);
+    assertThat(awaiting(b)).isTrue();
+    assertThat(Verdicts.await(Verdicts.held(b), Duration.ZERO)).as("not over: no verdict yet").isNull();
     assertThat(service.pending()).extracting(Pending::id).containsExactly(bId);
 
     // The same request as B joins B's review and is decided with it.
-    Exchange bAgain = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
+    Verdict bAgain = chatCall(engine, chat("llama-3", "dump all rows of table salaries"));
     assertThat(service.pending()).extracting(Pending::id).containsExactly(bId);
     service.reject(bId, SAM, "no salaries");
     assertThat(settleDenied(b).code()).isEqualTo("approval_rejected");
@@ -583,17 +599,17 @@ class ExchangeApprovalTest {
   @Test
   void beyondMaxPendingPerPrincipalASecondRequestIs429WithRetryAfterAndRecordedAsADenial() throws Exception {
     PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n", ""));
-    Exchange first = chatCall(engine, DUMP_ALL);
+    Verdict first = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
 
     clock.advance(Duration.ofSeconds(10));
-    Exchange second = chatCall(engine, chat("llama-3", "export every invoice"));
+    Verdict second = chatCall(engine, chat("llama-3", "export every invoice"));
     assertThat(reviewOver(second)).as("answered at once").isTrue();
     Decision.Deny d = settleDenied(second);
     assertThat(d.status()).isEqualTo(429);
     assertThat(d.code()).isEqualTo("approval_limit");
     assertThat(d.rule()).isEqualTo("approval.max-pending-per-principal");
-    ErrorResponse err = second.error();
+    ErrorResponse err = Verdicts.error(fin(second));
     assertThat(err.status()).isEqualTo(429);
     // The first review expires 5m after it opened, 4m50s from now.
     assertThat(err.headers()).containsEntry("Retry-After", "290");
@@ -611,44 +627,44 @@ class ExchangeApprovalTest {
     assertThat(r.response().body()).isEqualTo(err.bodyText());
 
     // The bound is per principal, and an identical request joins instead of counting again.
-    Exchange other = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    Verdict other = call(engine, CHAT, CI_KEY, DUMP_ALL);
     assertThat(reviewOver(other)).isFalse();
-    Exchange retry = chatCall(engine, DUMP_ALL);
+    Verdict retry = chatCall(engine, DUMP_ALL);
     assertThat(reviewOver(retry)).isFalse();
-    assertThat(first.awaitingReview()).isTrue();
-    other.end(false);
-    retry.end(false);
-    first.end(false);
+    assertThat(awaiting(first)).isTrue();
+    Verdicts.end(fin(other), false);
+    Verdicts.end(fin(retry), false);
+    Verdicts.end(fin(first), false);
   }
 
   @Test
   void retryAfterIsRoundedUpToWholeSecondsAndIsAtLeastOne() {
     PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n", ""));
-    Exchange first = chatCall(engine, DUMP_ALL);
+    Verdict first = chatCall(engine, DUMP_ALL);
     clock.advance(Duration.ofMinutes(5).minusMillis(200));
-    Exchange second = chatCall(engine, chat("llama-3", "export every invoice"));
+    Verdict second = chatCall(engine, chat("llama-3", "export every invoice"));
     settleDenied(second);
-    assertThat(second.error().headers()).containsEntry("Retry-After", "1");
-    first.end(false);
+    assertThat(Verdicts.error(fin(second)).headers()).containsEntry("Retry-After", "1");
+    Verdicts.end(fin(first), false);
   }
 
   @Test
   void beyondMaxPendingInTotalARequestIs429NamingThatBound() throws Exception {
     PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n  max-pending: 1\n", ""));
-    Exchange first = chatCall(engine, DUMP_ALL);
-    Exchange other = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    Verdict first = chatCall(engine, DUMP_ALL);
+    Verdict other = call(engine, CHAT, CI_KEY, DUMP_ALL);
     Decision.Deny d = settleDenied(other);
     assertThat(d.status()).isEqualTo(429);
     assertThat(d.code()).isEqualTo("approval_limit");
     assertThat(d.rule()).isEqualTo("approval.max-pending");
-    assertThat(other.error().headers()).containsEntry("Retry-After", "300");
+    assertThat(Verdicts.error(fin(other)).headers()).containsEntry("Retry-After", "300");
     assertThat(error(other).get("message").asText()).contains("approval.max-pending");
     // Room again once the first is decided.
     service.approve(onlyPendingId(), SAM, "ok");
     assertThat(settle(first)).isInstanceOf(Decision.Allow.class);
-    Exchange again = call(engine, CHAT, CI_KEY, DUMP_ALL);
+    Verdict again = call(engine, CHAT, CI_KEY, DUMP_ALL);
     assertThat(reviewOver(again)).isFalse();
-    again.end(false);
+    Verdicts.end(fin(again), false);
   }
 
   // --- 8. a failing or silent approval service -----------------------------------------------------
@@ -675,16 +691,16 @@ class ExchangeApprovalTest {
   void aFailingApprovalServiceRefuses503WithoutLeakingItsMessage(String what, Supplier<ApprovalService> failing)
       throws Exception {
     PamEngine engine = engineWith(policy(), failing.get());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
 
     Decision.Deny d = settleDenied(ex);
     assertThat(d.status()).isEqualTo(503);
     assertThat(d.code()).isEqualTo("approval_unavailable");
     JsonNode e = error(ex);
-    assertThat(ex.error().status()).isEqualTo(503);
+    assertThat(Verdicts.error(fin(ex)).status()).isEqualTo(503);
     assertThat(e.get("code").asText()).isEqualTo("approval_unavailable");
-    assertThat(ex.error().bodyText()).doesNotContain("hunter2");
+    assertThat(Verdicts.error(fin(ex)).bodyText()).doesNotContain("hunter2");
 
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().outcome()).isEqualTo("deny");
@@ -698,8 +714,8 @@ class ExchangeApprovalTest {
     PamEngine engine = engineWith(policy("  timeout: 100ms\n", ""), StageApprovalService.of(
         (p, r, rule, digest) -> new CompletableFuture<>()));
     long start = System.nanoTime();
-    Exchange ex = chatCall(engine, DUMP_ALL);
-    CompletableFuture<Void> reviewed = ex.reviewed().toCompletableFuture();
+    Verdict ex = chatCall(engine, DUMP_ALL);
+    CompletableFuture<Verdict> reviewed = Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
     assertThat(reviewed).isNotDone();
 
     await().atMost(Duration.ofSeconds(2)).until(reviewed::isDone);
@@ -729,11 +745,11 @@ class ExchangeApprovalTest {
   @Test
   void whenTheEngineStopsWaitingItWithdrawsTheReviewFromTheService() {
     PamEngine engine = manualEngine(policy("  timeout: 100ms\n", "")); // the fake clock never expires it
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     await().atMost(Duration.ofSeconds(2)).until(() -> reviewOver(ex));
     assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
-    ex.end(true);
+    Verdicts.end(fin(ex), true);
     assertThat(service.pending()).as("withdrawn like a cancelled caller").isEmpty();
     assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
   }
@@ -743,10 +759,10 @@ class ExchangeApprovalTest {
   @Test
   void cancelReviewWithdrawsTheRequestWhichSettlesAsExpiredWithdrawn() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
 
-    ex.cancelReview();
+    Verdicts.held(ex).cancel();
     assertThat(reviewOver(ex)).isTrue();
     assertThat(service.pending()).isEmpty();
     assertThat(service.approve(id, SAM, "too late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
@@ -755,8 +771,8 @@ class ExchangeApprovalTest {
     assertThat(d.status()).isEqualTo(403);
     assertThat(d.code()).isEqualTo("approval_expired");
     assertThat(error(ex).get("message").asText()).contains("withdrawn").contains("bulk-export");
-    ex.cancelReview(); // nothing more to do
-    assertThat(ex.decision()).isEqualTo(d);
+    Verdicts.held(ex).cancel(); // nothing more to do
+    assertThat(fin(ex).decision()).isEqualTo(d);
 
     SessionRecord r = ended(ex, false);
     assertThat(r.decision().outcome()).isEqualTo("expired");
@@ -770,13 +786,13 @@ class ExchangeApprovalTest {
   @Test
   void endingWithoutSettlingWithdrawsTheReviewAndRecordsItExpired() {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(service.pending()).hasSize(1);
 
     SessionRecord r = ended(ex, false);
     assertThat(service.pending()).isEmpty();
-    assertThat(ex.awaitingReview()).isFalse();
-    assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class,
+    assertThat(awaiting(ex)).isFalse();
+    assertThat(fin(ex).decision()).isInstanceOfSatisfying(Decision.Deny.class,
         d -> assertThat(d.code()).isEqualTo("approval_expired"));
     assertThat(r.decision().outcome()).isEqualTo("expired");
     assertThat(r.decision().code()).isEqualTo("approval_expired");
@@ -788,10 +804,10 @@ class ExchangeApprovalTest {
   @Test
   void withdrawingOneOfTwoJoinedCallersKeepsTheReviewForTheOther() {
     PamEngine engine = manualEngine(policy());
-    Exchange a = chatCall(engine, DUMP_ALL);
-    Exchange b = chatCall(engine, DUMP_ALL);
+    Verdict a = chatCall(engine, DUMP_ALL);
+    Verdict b = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
-    a.cancelReview();
+    Verdicts.held(a).cancel();
     assertThat(settleDenied(a).code()).isEqualTo("approval_expired");
     assertThat(service.pending()).extracting(Pending::id).containsExactly(id);
     service.approve(id, SAM, "ok");
@@ -799,12 +815,19 @@ class ExchangeApprovalTest {
   }
 
   @Test
-  void anApprovalThatArrivedBeforeTheCancelStaysApproved() {
+  void anApprovalThatArrivedBeforeTheCancelIsWithdrawnTooNothingWasForwarded() {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
-    service.approve(onlyPendingId(), SAM, "ok");
-    ex.cancelReview();
-    assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
+    Verdict ex = chatCall(engine, DUMP_ALL);
+    String id = onlyPendingId();
+    service.approve(id, SAM, "ok");
+    Verdict.Denied withdrawn = Verdicts.held(ex).cancel();
+    assertThat(withdrawn.decision().code()).isEqualTo("approval_expired");
+    assertThat(withdrawn.error().bodyText()).contains("withdrawn");
+    SessionRecord r = rec.records.stream().filter(x -> x.id().equals(ex.id())).findFirst().orElseThrow();
+    assertThat(r.decision().code()).isEqualTo("approval_expired");
+    assertThat(r.approval().id()).isEqualTo(id);
+    assertThat(r.approval().outcome()).as("what the reviewer said").isEqualTo("approved");
+    assertThat(r.response().complete()).isFalse();
   }
 
   // --- 10. strict durability -----------------------------------------------------------------------
@@ -816,7 +839,7 @@ class ExchangeApprovalTest {
   @Test
   void withStrictDurabilityTheIntentIsWrittenOnlyOnceApproved() {
     PamEngine engine = manualEngine(policy("", strict()));
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(rec.intents).as("nothing while waiting").isEmpty();
 
     service.approve(onlyPendingId(), SAM, "ok");
@@ -828,7 +851,7 @@ class ExchangeApprovalTest {
       assertThat(i.principal().subject()).isEqualTo("svc");
       assertThat(i.response()).isNull();
     });
-    ex.settleReview();
+    settle(ex);
     assertThat(rec.intents).as("settling again writes nothing").hasSize(1);
     assertThat(ended(ex, true).decision().outcome()).isEqualTo("approved");
   }
@@ -836,18 +859,18 @@ class ExchangeApprovalTest {
   @Test
   void withStrictDurabilityNoIntentIsWrittenForARejectedExpiredOrWithdrawnRequest() {
     PamEngine engine = manualEngine(policy("", strict()));
-    Exchange rejected = chatCall(engine, DUMP_ALL);
+    Verdict rejected = chatCall(engine, DUMP_ALL);
     service.reject(onlyPendingId(), SAM, "no");
     settleDenied(rejected);
     ended(rejected, true);
 
-    Exchange expired = chatCall(engine, chat("llama-3", "export every invoice"));
+    Verdict expired = chatCall(engine, chat("llama-3", "export every invoice"));
     clock.advance(Duration.ofMinutes(5));
     service.expireDue();
     settleDenied(expired);
     ended(expired, true);
 
-    Exchange withdrawn = chatCall(engine, chat("llama-3", "list all users"));
+    Verdict withdrawn = chatCall(engine, chat("llama-3", "list all users"));
     ended(withdrawn, false);
 
     assertThat(rec.intents).isEmpty();
@@ -857,7 +880,7 @@ class ExchangeApprovalTest {
   @Test
   void withStrictDurabilityAnApprovedRequestWhoseIntentFailsIs503AndKeepsItsApprovalInTheRecord() {
     PamEngine engine = manualEngine(policy("", strict()));
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     rec.intentFailure = new IOException("disk full");
     service.approve(id, SAM, "ok");
@@ -879,7 +902,7 @@ class ExchangeApprovalTest {
     PamEngine engine = defaultEngine(policy("  grant: 10m\n", "masking: {detectors: [email]}\n"), notices::add);
     String body = chat("llama-3", "dump all rows and mail them to alice.smith@example.com");
 
-    Exchange first = chatCall(engine, body);
+    Verdict first = chatCall(engine, body);
     assertThat(notices).singleElement().satisfies(n -> {
       assertThat(n.approvalId()).isEqualTo(onlyPendingId());
       assertThat(n.rule()).isEqualTo("bulk-export");
@@ -895,7 +918,7 @@ class ExchangeApprovalTest {
     });
 
     // An identical request joins the review: not announced again.
-    Exchange joined = chatCall(engine, body);
+    Verdict joined = chatCall(engine, body);
     assertThat(notices).hasSize(1);
 
     service.approve(onlyPendingId(), SAM, "ok");
@@ -903,17 +926,17 @@ class ExchangeApprovalTest {
     assertThat(settle(joined)).isInstanceOf(Decision.Allow.class);
 
     // A grant pass is not a review: not announced.
-    Exchange granted = chatCall(engine, chat("llama-3", "export every invoice"));
+    Verdict granted = chatCall(engine, chat("llama-3", "export every invoice"));
     assertThat(settle(granted)).isInstanceOf(Decision.Allow.class);
     assertThat(notices).hasSize(1);
 
     // A new review under another rule is.
-    Exchange other = chatCall(engine, "{\"model\":\"finance-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    Verdict other = chatCall(engine, "{\"model\":\"finance-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     assertThat(notices).hasSize(2);
     assertThat(notices.get(1).rule()).isEqualTo("finance-models");
     assertThat(notices.get(1).model()).isEqualTo("finance-x");
     assertThat(notices.get(1).excerpt()).isEqualTo("hi");
-    other.end(false);
+    Verdicts.end(fin(other), false);
   }
 
   @Test
@@ -921,8 +944,8 @@ class ExchangeApprovalTest {
     PamEngine engine = defaultEngine(policy(), n -> {
       throw new IllegalStateException("webhook down");
     });
-    Exchange ex = chatCall(engine, DUMP_ALL);
-    assertThat(ex.awaitingReview()).isTrue();
+    Verdict ex = chatCall(engine, DUMP_ALL);
+    assertThat(awaiting(ex)).isTrue();
     assertThat(reviewOver(ex)).isFalse();
     service.approve(onlyPendingId(), SAM, "ok");
     assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
@@ -932,7 +955,7 @@ class ExchangeApprovalTest {
   @Test
   void closingTheServiceAnswersTheWaitingCallerExpiredAndRecordsWhy() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     clock.advance(Duration.ofSeconds(2));
 
@@ -953,10 +976,10 @@ class ExchangeApprovalTest {
   @Test
   void aWithdrawnRequestIsRecordedWithItsReviewIdAndReason() throws Exception {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
 
-    ex.cancelReview();
+    Verdicts.held(ex).cancel();
 
     assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
     SessionRecord r = ended(ex, false);
@@ -970,10 +993,10 @@ class ExchangeApprovalTest {
     CompletableFuture<ApprovalService.Outcome> never = new CompletableFuture<>();
     ApprovalService deaf = StageApprovalService.deaf("rev-42", never, withdrawn);
     PamEngine engine = engineWith(policy(), deaf);
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(reviewOver(ex)).isFalse();
 
-    ex.cancelReview();
+    Verdicts.held(ex).cancel();
 
     assertThat(withdrawn).containsExactly("rev-42");
     assertThat(never).isNotDone();
@@ -993,7 +1016,7 @@ class ExchangeApprovalTest {
       ApprovalService.Outcome outcome = new ApprovalService.Outcome("rev-7", status, null, null, T0);
       PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
           CompletableFuture.completedFuture(outcome)));
-      Exchange ex = chatCall(engine, DUMP_ALL);
+      Verdict ex = chatCall(engine, DUMP_ALL);
       Decision.Deny d = settleDenied(ex);
       assertThat(d.code()).as(status.name()).isEqualTo("approval_expired");
       assertThat(error(ex).get("message").asText()).as(status.name())
@@ -1014,42 +1037,43 @@ class ExchangeApprovalTest {
     service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
     toClose.add(service);
     PamEngine engine = keep(base(p).approvalService(service).reviewNotifier(notices::add).build());
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(service.pending()).hasSize(1);
     assertThat(notices).isEmpty();
-    ex.end(false);
+    Verdicts.end(fin(ex), false);
   }
 
-  // --- 12. the settleReview contract ---------------------------------------------------------------
+  // --- 12. the Held contract ---------------------------------------------------------------------
 
   @Test
-  void settleReviewBeforeTheReviewIsOverThrowsAndOnceOverIsIdempotent() {
+  void noVerdictBeforeTheReviewIsOverAndOnceOverAlwaysTheSameOne() {
     PamEngine engine = manualEngine(policy());
-    Exchange ex = chatCall(engine, DUMP_ALL);
-    assertThatThrownBy(ex::settleReview).isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("not over");
+    Verdict ex = chatCall(engine, DUMP_ALL);
+    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO)).as("not over: no verdict yet").isNull();
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
-    assertThat(ex.awaitingReview()).isTrue();
+    assertThat(awaiting(ex)).isTrue();
 
     service.reject(onlyPendingId(), SAM, "no");
-    Decision first = ex.settleReview();
-    Decision second = ex.settleReview();
+    Decision first = settle(ex);
+    Decision second = settle(ex);
     assertThat(second).isSameAs(first);
-    assertThat(ex.decision()).isSameAs(first);
-    assertThat(ex.error().bodyText()).isEqualTo(ex.error().bodyText());
+    assertThat(fin(ex)).isSameAs(fin(ex));
+    assertThat(fin(ex).decision()).isSameAs(first);
+    assertThat(Verdicts.error(fin(ex)).bodyText()).isEqualTo(Verdicts.error(fin(ex)).bodyText());
 
-    ex.end(true);
-    ex.end(true);
+    Verdicts.end(fin(ex), true);
+    Verdicts.end(fin(ex), true);
     assertThat(rec.records).hasSize(1);
   }
 
   @Test
-  void reviewedCompletesNormallyForEveryEnding() throws Exception {
+  void theResultCompletesNormallyForEveryEnding() throws Exception {
     PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
         CompletableFuture.failedFuture(new IllegalStateException("x"))));
-    Exchange ex = chatCall(engine, DUMP_ALL);
+    Verdict ex = chatCall(engine, DUMP_ALL);
     // Completed, and not exceptionally: adapters chain on it without handling errors.
-    assertThat(ex.reviewed().toCompletableFuture().get(1, TimeUnit.SECONDS)).isNull();
-    assertThat(ex.reviewed().toCompletableFuture()).isNotCompletedExceptionally();
+    CompletableFuture<Verdict> result = Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
+    assertThat(result.get(1, TimeUnit.SECONDS)).isInstanceOf(Verdict.Denied.class);
+    assertThat(result).isNotCompletedExceptionally();
   }
 }

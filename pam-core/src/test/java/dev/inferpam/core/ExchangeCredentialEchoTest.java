@@ -3,6 +3,9 @@ package dev.inferpam.core;
 import static dev.inferpam.core.ExchangeRecordingTest.sha256Hex;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
@@ -56,7 +59,7 @@ class ExchangeCredentialEchoTest {
     return b.build();
   }
 
-  static Exchange call(PamEngine engine, String path, String key, String body) {
+  static Verdict call(PamEngine engine, String path, String key, String body) {
     Map<String, List<String>> headers = new HashMap<>();
     headers.put("Content-Type", List.of("application/json"));
     headers.put("X-Note", List.of("mine is " + key));
@@ -72,18 +75,18 @@ class ExchangeCredentialEchoTest {
         + "\"},\"raw\":\"" + UPSTREAM + "\"}";
   }
 
-  static String deliver(Exchange ex, String body, int step) throws IOException {
-    ResponseMasking masking = ex.responseMasking();
+  static String deliver(ResponsePlan.Relay ex, String body, int step) throws IOException {
+    ResponseMasking masking = ex.masking();
     ByteArrayOutputStream client = new ByteArrayOutputStream();
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
     for (int off = 0; off < bytes.length; off += step) {
       byte[] out = masking.push(bytes, off, Math.min(step, bytes.length - off));
       client.write(out);
-      ex.responseBytes(out, 0, out.length);
+      ex.delivered(out, 0, out.length);
     }
     byte[] tail = masking.finish();
     client.write(tail);
-    ex.responseBytes(tail, 0, tail.length);
+    ex.delivered(tail, 0, tail.length);
     return client.toString(StandardCharsets.UTF_8);
   }
 
@@ -93,19 +96,20 @@ class ExchangeCredentialEchoTest {
     boolean masking = setup.startsWith("masked");
     String key = setup.endsWith("auditor") ? AUDITOR_KEY : KEY;
     PamEngine engine = engine(masking, "full", true);
-    Exchange ex = call(engine, "/v1/chat/completions", key,
+    Verdict ex = call(engine, "/v1/chat/completions", key,
         "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"my key is " + key + "\"}]}");
-    assertThat(ex.allowed()).isTrue();
-    assertThat(ex.rewritesResponse()).isTrue();
-    ex.responseStarted(200, Map.of("Content-Type", List.of("application/json")));
+    Verdict.Allowed allowed = Verdicts.allowed(ex);
+    assertThat(allowed.forward().removeHeaders()).as("the response is rewritten").contains("accept-encoding");
+    ResponsePlan.Relay relay = Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json")));
 
-    assertThat(ex.responseHeader("X-Echo-Authorization", "Bearer " + UPSTREAM)).doesNotContain(UPSTREAM);
-    assertThat(ex.responseHeader("X-Echo-Key", key)).isEqualTo(redacted(key.length()));
-    assertThat(ex.responseHeader("X-" + key, "1")).as("a name holding one: dropped").isNull();
-    assertThat(ex.responseHeader("Content-Type", "application/json")).isEqualTo("application/json");
+    assertThat(relay.header("X-Echo-Authorization", "Bearer " + UPSTREAM)).doesNotContain(UPSTREAM);
+    assertThat(relay.header("X-Echo-Key", key)).isEqualTo(redacted(key.length()));
+    assertThat(relay.header("X-" + key, "1")).as("a name holding one: dropped").isNull();
+    assertThat(relay.header("Content-Type", "application/json")).isEqualTo("application/json");
+    assertThat(allowed.responseHeader("X-Echo-Key", key)).as("the same before the response").isEqualTo(redacted(key.length()));
 
-    String delivered = deliver(ex, echo(key), 3); // split inside every value
-    ex.end(true);
+    String delivered = deliver(relay, echo(key), 3); // split inside every value
+    Verdicts.end(ex, true);
 
     assertThat(delivered).doesNotContain(UPSTREAM).doesNotContain("0123456789").doesNotContain(key);
     assertThat(delivered).contains("\"raw\":\"[REDACTED:credential*******]\"");
@@ -124,21 +128,34 @@ class ExchangeCredentialEchoTest {
 
   @Test
   void theRecordedPathHoldsNoCredential() {
-    Exchange ex = call(engine(false, "full", true), "/v1/chat/completions/" + KEY, KEY, "{\"model\":\"llama-3\"}");
-    ex.end(true);
+    Verdict ex = call(engine(false, "full", true), "/v1/chat/completions/" + KEY, KEY, "{\"model\":\"llama-3\"}");
+    assertThat(ex.toString()).doesNotContain(KEY);
+    if (ex instanceof Verdict.Allowed allowed) {
+      assertThat(allowed.forward().toString()).doesNotContain(KEY).doesNotContain(UPSTREAM);
+    }
+    Verdicts.end(ex, true);
     assertThat(recorder.records.get(0).request().path()).doesNotContain(KEY);
   }
 
   @Test
   void anExchangeWithNoCredentialToLookForPaysNothing() {
-    PamEngine engine = engine(false, "full", false);
+    // A caller identified by a key too short to look for, and no upstream credential.
+    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(false, "full"))).recorder(recorder)
+        .identityResolver(request -> "short".equals(request.header("x-api-key"))
+            ? java.util.Optional.of(new dev.inferpam.api.Principal("short-key", java.util.Set.of("ml"),
+                dev.inferpam.api.Principal.VIA_API_KEY, null, Map.of()))
+            : java.util.Optional.empty())
+        .build();
     Map<String, List<String>> headers = new HashMap<>();
     headers.put("X-Api-Key", List.of("short"));
-    Exchange ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
-        new ByteArrayInputStream(new byte[0]), 0);
-    assertThat(ex.rewritesResponse()).isFalse();
-    assertThat(ex.responseHeader("X-Echo", "short")).isEqualTo("short");
-    ex.end(true);
+    byte[] body = "{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8);
+    Verdict ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(body), body.length);
+    Verdict.Allowed allowed = Verdicts.allowed(ex);
+    assertThat(allowed.forward().removeHeaders()).as("not rewritten").doesNotContain("accept-encoding");
+    assertThat(allowed.responseHeader("X-Echo", "short")).isEqualTo("short");
+    assertThat(Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json"))).masking())
+        .as("nothing to scan the body for").isNull();
+    allowed.end(true);
   }
-
 }

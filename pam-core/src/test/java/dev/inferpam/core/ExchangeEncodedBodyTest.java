@@ -2,6 +2,7 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.api.Decision;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -64,26 +65,26 @@ class ExchangeEncodedBodyTest {
   void aGzipChatBodyIsDecodedCheckedAndForwardedDecoded() throws Exception {
     byte[] plain = utf8("{\"model\":\"llama-3\",\"messages\":[]}");
     byte[] sent = gzip(plain);
-    Exchange ex = call(CHAT, sent, "Content-Encoding", "gzip", "Content-Length", Integer.toString(sent.length));
-    assertThat(ex.allowed()).isTrue();
+    Verdict ex = call(CHAT, sent, "Content-Encoding", "gzip", "Content-Length", Integer.toString(sent.length));
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
     assertThat(ex.model()).isEqualTo("llama-3");
-    assertThat(ex.body()).isEqualTo(plain);
-    assertThat(ex.requestHeadersToRemove())
+    assertThat(Verdicts.allowed(ex).forward().body()).isEqualTo(plain);
+    assertThat(Verdicts.allowed(ex).forward().removeHeaders())
         .contains("content-encoding", "content-length", "authorization", "x-api-key", "proxy-authorization");
   }
 
   @Test
   void aGzipChatBodyWithAForbiddenModelIsRefused() throws Exception {
-    Exchange ex = call(CHAT, gzip(utf8("{\"model\":\"gpt-4o\",\"messages\":[]}")), "Content-Encoding", "gzip");
+    Verdict ex = call(CHAT, gzip(utf8("{\"model\":\"gpt-4o\",\"messages\":[]}")), "Content-Encoding", "gzip");
     assertThat(code(ex)).isEqualTo("not_entitled");
-    assertThat(ex.error().status()).isEqualTo(403);
+    assertThat(Verdicts.error(ex).status()).isEqualTo(403);
   }
 
   @Test
   void aGzipInferBodyWithADeniedParameterIsRefused() throws Exception {
-    Exchange ex = call(INFER, gzip(utf8("{\"inputs\":[],\"logprobs\":true}")), "Content-Encoding", "gzip");
+    Verdict ex = call(INFER, gzip(utf8("{\"inputs\":[],\"logprobs\":true}")), "Content-Encoding", "gzip");
     assertThat(code(ex)).isEqualTo("parameter_denied");
-    assertThat(call(INFER, gzip(utf8("{\"inputs\":[]}")), "Content-Encoding", "gzip").allowed()).isTrue();
+    assertThat(call(INFER, gzip(utf8("{\"inputs\":[]}")), "Content-Encoding", "gzip")).isInstanceOf(Verdict.Allowed.class);
   }
 
   @Test
@@ -103,7 +104,7 @@ class ExchangeEncodedBodyTest {
     members.write(gzip(Arrays.copyOfRange(denied, 10, denied.length)));
     cases.put("gzip ", members.toByteArray()); // two gzip members
     for (Map.Entry<String, byte[]> c : cases.entrySet()) {
-      Exchange ex = call(CHAT, c.getValue(), "Content-Encoding", c.getKey());
+      Verdict ex = call(CHAT, c.getValue(), "Content-Encoding", c.getKey());
       assertThat(code(ex)).as(c.getKey()).isEqualTo("parameter_denied");
     }
     // The coding may also come as two header lines.
@@ -116,9 +117,9 @@ class ExchangeEncodedBodyTest {
   void anyOtherCodingOnAnInferenceOperationIs415(String coding) throws Exception {
     byte[] body = utf8("{\"model\":\"llama-3\"}");
     for (String path : List.of(CHAT, INFER)) {
-      Exchange ex = call(path, body, "Content-Encoding", coding);
+      Verdict ex = call(path, body, "Content-Encoding", coding);
       assertThat(code(ex)).as("%s on %s", coding, path).isEqualTo("unsupported_encoding");
-      assertThat(ex.error().status()).isEqualTo(415);
+      assertThat(Verdicts.error(ex).status()).isEqualTo(415);
       assertThat(((Decision.Deny) ex.decision()).message()).contains("gzip, deflate or identity");
     }
   }
@@ -126,18 +127,18 @@ class ExchangeEncodedBodyTest {
   @Test
   void anUnknownCodingOnARequestNoRuleReadsPassesAsItCame() throws Exception {
     byte[] body = {1, 2, 3, 4};
-    Exchange ex = call("/v1/files", body, "Content-Encoding", "br");
-    assertThat(ex.allowed()).isTrue();
-    assertThat(ex.body()).isEqualTo(body);
-    assertThat(ex.requestHeadersToRemove()).doesNotContain("content-encoding");
+    Verdict ex = call("/v1/files", body, "Content-Encoding", "br");
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.allowed(ex).forward().body()).isEqualTo(body);
+    assertThat(Verdicts.allowed(ex).forward().removeHeaders()).doesNotContain("content-encoding");
   }
 
   @Test
   void identityIsNoCoding() throws Exception {
     byte[] body = utf8("{\"model\":\"llama-3\"}");
-    Exchange ex = call(CHAT, body, "Content-Encoding", "identity");
-    assertThat(ex.allowed()).isTrue();
-    assertThat(ex.body()).isEqualTo(body);
+    Verdict ex = call(CHAT, body, "Content-Encoding", "identity");
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.allowed(ex).forward().body()).isEqualTo(body);
   }
 
   @Test
@@ -157,7 +158,7 @@ class ExchangeEncodedBodyTest {
     cases.put("bad size", badSize);
     cases.put("trailing bytes", trailing);
     for (Map.Entry<String, byte[]> c : cases.entrySet()) {
-      Exchange ex = call(CHAT, c.getValue(), "Content-Encoding", "gzip");
+      Verdict ex = call(CHAT, c.getValue(), "Content-Encoding", "gzip");
       assertThat(code(ex)).as(c.getKey()).isEqualTo("bad_request");
       assertThat(((Decision.Deny) ex.decision()).message()).as(c.getKey()).isEqualTo("request body is not valid gzip data");
     }
@@ -177,16 +178,16 @@ class ExchangeEncodedBodyTest {
 
     com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     long before = threads.getCurrentThreadAllocatedBytes();
-    Exchange ex = call(CHAT, bomb, "Content-Encoding", "gzip");
+    Verdict ex = call(CHAT, bomb, "Content-Encoding", "gzip");
     long allocated = threads.getCurrentThreadAllocatedBytes() - before;
 
     assertThat(code(ex)).isEqualTo("body_too_large");
-    assertThat(ex.error().status()).isEqualTo(413);
+    assertThat(Verdicts.error(ex).status()).isEqualTo(413);
     assertThat(((Decision.Deny) ex.decision()).message()).isEqualTo("decoded request body is larger than 1048576 bytes");
     // Reading the body and inflating up to the 1 MiB limit, not the 64 MiB it would become.
     assertThat(allocated).isLessThan(16L << 20);
     // A body just at the limit passes.
-    assertThat(call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", 1 << 20)), "Content-Encoding", "gzip").allowed())
+    assertThat(call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", 1 << 20)), "Content-Encoding", "gzip") instanceof Verdict.Allowed)
         .isTrue();
     assertThat(code(call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", (1 << 20) + 1)), "Content-Encoding", "gzip")))
         .isEqualTo("body_too_large");
@@ -195,7 +196,7 @@ class ExchangeEncodedBodyTest {
   @Test
   void anUnauthenticatedBombIsRefusedBeforeAnythingIsInflated() throws Exception {
     byte[] bomb = gzipZeros(4L << 20);
-    Exchange ex = engine.begin(new RequestHead("POST", CHAT, null, Map.of("Content-Encoding", List.of("gzip")), null),
+    Verdict ex = engine.begin(new RequestHead("POST", CHAT, null, Map.of("Content-Encoding", List.of("gzip")), null),
         new ByteArrayInputStream(bomb), bomb.length);
     assertThat(code(ex)).isEqualTo("unauthenticated");
   }
@@ -207,9 +208,9 @@ class ExchangeEncodedBodyTest {
     byte[] header = utf8("{\"inputs\":[{\"name\":\"x\",\"shape\":[4],\"datatype\":\"UINT8\","
         + "\"parameters\":{\"binary_data_size\":4}}]}");
     byte[] body = concat(header, new byte[] {(byte) 0xff, 0, 1, (byte) 0x80});
-    Exchange ok = call(INFER, body, "Inference-Header-Content-Length", Integer.toString(header.length));
-    assertThat(ok.allowed()).isTrue();
-    assertThat(ok.body()).as("forwarded whole").isEqualTo(body);
+    Verdict ok = call(INFER, body, "Inference-Header-Content-Length", Integer.toString(header.length));
+    assertThat(ok).isInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.allowed(ok).forward().body()).as("forwarded whole").isEqualTo(body);
 
     byte[] denied = utf8("{\"inputs\":[],\"logprobs\":true}");
     assertThat(code(call(INFER, concat(denied, new byte[] {0, 1}), "Inference-Header-Content-Length",
@@ -228,7 +229,7 @@ class ExchangeEncodedBodyTest {
     byte[] header = utf8("{\"inputs\":[]}");
     byte[] body = concat(header, new byte[] {0, 1, 2});
     byte[] binary = {(byte) 0x89, 'P', 'N', 'G', 0, 1};
-    List<Exchange> refused = new ArrayList<>();
+    List<Verdict> refused = new ArrayList<>();
     refused.add(call(INFER, binary));
     refused.add(call(INFER, new byte[0]));
     refused.add(call(INFER, body)); // JSON then bytes, without the header: not one JSON value
@@ -237,15 +238,15 @@ class ExchangeEncodedBodyTest {
     }
     refused.add(call(INFER, body, "Inference-Header-Content-Length", "13", "Inference-Header-Content-Length", "13"));
     refused.add(call(INFER, concat(binary, header), "Inference-Header-Content-Length", "6"));
-    for (Exchange ex : refused) {
+    for (Verdict ex : refused) {
       assertThat(code(ex)).as(ex.toString()).isEqualTo("bad_request");
     }
-    assertThat(call(INFER, body, "Inference-Header-Content-Length", " 13 ").allowed()).isTrue();
+    assertThat(call(INFER, body, "Inference-Header-Content-Length", " 13 ") instanceof Verdict.Allowed).isTrue();
   }
 
   // --- helpers ------------------------------------------------------------------------------------
 
-  private Exchange call(String path, byte[] body, String... headerPairs) {
+  private Verdict call(String path, byte[] body, String... headerPairs) {
     Map<String, List<String>> headers = new LinkedHashMap<>();
     headers.put("Authorization", List.of("Bearer " + KEY));
     for (int i = 0; i < headerPairs.length; i += 2) {
@@ -255,7 +256,7 @@ class ExchangeEncodedBodyTest {
         body.length);
   }
 
-  private static String code(Exchange ex) {
+  private static String code(Verdict ex) {
     return ex.decision() instanceof Decision.Deny d ? d.code() : "allowed";
   }
 

@@ -4,6 +4,9 @@ import static dev.inferpam.core.ExchangeRecordingTest.sha256Hex;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
@@ -21,9 +24,10 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * What {@link Exchange} offers adapters for masking responses ({@link Exchange#masksResponse()},
- * {@link Exchange#responseMasking()}, {@link Exchange#responseRefusal()}) and what the record
- * keeps: the response as delivered, masked once.
+ * What an allowed {@link Verdict} offers adapters for masking responses
+ * ({@link Verdict.Allowed#mayChangeLength()}, the {@link ResponsePlan} of
+ * {@link Verdict.Allowed#respond}) and what the record keeps: the response as delivered, masked
+ * once.
  */
 class ExchangeMaskingTest {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -47,6 +51,8 @@ class ExchangeMaskingTest {
           - groups: [ml]
             models: ["llama-*"]
             operations: [chat]
+        allow:
+          - {groups: [ml], methods: [HEAD], paths: ["/v1/models"]}
         masking:
           detectors: [email, credit-card]
           exempt-groups: [auditors]
@@ -67,7 +73,7 @@ class ExchangeMaskingTest {
     return b.build();
   }
 
-  static Exchange call(PamEngine engine, String method, String key, String body) {
+  static Verdict call(PamEngine engine, String method, String key, String body) {
     Map<String, List<String>> headers = new HashMap<>();
     headers.put("Content-Type", List.of("application/json"));
     if (key != null) headers.put("Authorization", List.of("Bearer " + key));
@@ -83,31 +89,31 @@ class ExchangeMaskingTest {
   }
 
   /** Delivers {@code body} as an adapter does: in pieces through the masking, reporting what went out. */
-  static String deliver(Exchange ex, ResponseMasking masking, String body, int step) throws IOException {
+  static String deliver(ResponsePlan.Relay ex, ResponseMasking masking, String body, int step) throws IOException {
     ByteArrayOutputStream client = new ByteArrayOutputStream();
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
     for (int off = 0; off < bytes.length; off += step) {
       byte[] out = masking.push(bytes, off, Math.min(step, bytes.length - off));
       client.write(out);
-      ex.responseBytes(out, 0, out.length);
+      ex.delivered(out, 0, out.length);
     }
     byte[] tail = masking.finish();
     client.write(tail);
-    ex.responseBytes(tail, 0, tail.length);
+    ex.delivered(tail, 0, tail.length);
     return client.toString(StandardCharsets.UTF_8);
   }
 
   @Test
   void theClientAndTheRecordGetTheResponseMaskedOnceWithTheDeliveryCounts() throws Exception {
-    Exchange ex = call(engine("masked", null), "POST", KEY, CHAT);
-    assertThat(ex.masksResponse()).isTrue();
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
-    assertThat(ex.responseRefusal()).isNull();
-    ResponseMasking masking = ex.responseMasking();
-    assertThat(masking).isNotNull().isSameAs(ex.responseMasking());
+    Verdict ex = call(engine("masked", null), "POST", KEY, CHAT);
+    assertThat(Verdicts.allowed(ex).mayChangeLength()).isTrue();
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
+    ResponseMasking masking = relay.masking();
+    assertThat(masking).isNotNull().isSameAs(relay.masking());
+    assertThat(relay.dropContentLength()).isTrue();
 
-    String delivered = deliver(ex, masking, ANSWER, 7);
-    ex.end(true);
+    String delivered = deliver(relay, masking, ANSWER, 7);
+    Verdicts.end(ex, true);
 
     assertThat(delivered).isEqualTo(MASKED_ANSWER);
     SessionRecord r = recorder.records.get(0);
@@ -119,10 +125,10 @@ class ExchangeMaskingTest {
   @Test
   void aResponseMaskedOnDeliveryIsNotMaskedAgainForTheRecord() throws Exception {
     UpperCasingMasker masker = new UpperCasingMasker();
-    Exchange ex = call(engine("masked", masker), "POST", KEY, CHAT);
-    ex.responseStarted(200, headers("Content-Type", "text/plain"));
-    String delivered = deliver(ex, ex.responseMasking(), "a secret and a secret", 5);
-    ex.end(true);
+    Verdict ex = call(engine("masked", masker), "POST", KEY, CHAT);
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "text/plain"));
+    String delivered = deliver(relay, relay.masking(), "a secret and a secret", 5);
+    Verdicts.end(ex, true);
 
     assertThat(delivered).isEqualTo("A SECRET AND A SECRET");
     SessionRecord r = recorder.records.get(0);
@@ -134,10 +140,10 @@ class ExchangeMaskingTest {
 
   @Test
   void withBodiesFullTheRecordHoldsWhatWasDeliveredMaskedAndItsCounts() throws Exception {
-    Exchange ex = call(engine("full", null), "POST", KEY, CHAT);
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
-    deliver(ex, ex.responseMasking(), ANSWER, 16);
-    ex.end(true);
+    Verdict ex = call(engine("full", null), "POST", KEY, CHAT);
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
+    deliver(relay, relay.masking(), ANSWER, 16);
+    Verdicts.end(ex, true);
 
     SessionRecord r = recorder.records.get(0);
     assertThat(r.request().body()).isEqualTo(CHAT);
@@ -147,10 +153,10 @@ class ExchangeMaskingTest {
 
   @Test
   void withBodiesNoneTheDeliveryCountsAreStillRecorded() throws Exception {
-    Exchange ex = call(engine("none", null), "POST", KEY, CHAT);
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
-    deliver(ex, ex.responseMasking(), ANSWER, 16);
-    ex.end(true);
+    Verdict ex = call(engine("none", null), "POST", KEY, CHAT);
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
+    deliver(relay, relay.masking(), ANSWER, 16);
+    Verdicts.end(ex, true);
 
     SessionRecord r = recorder.records.get(0);
     assertThat(r.response().body()).isNull();
@@ -160,15 +166,16 @@ class ExchangeMaskingTest {
 
   @Test
   void anExemptPrincipalGetsTheResponseRawWhileTheMaskedRecordDoesNot() throws Exception {
-    Exchange ex = call(engine("masked", null), "POST", AUDITOR_KEY, CHAT);
-    assertThat(ex.masksResponse()).isFalse();
-    assertThat(ex.rewritesResponse()).as("its credentials are still kept out").isTrue();
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
-    assertThat(ex.responseRefusal()).isNull();
-    ResponseMasking scrubOnly = ex.responseMasking();
+    Verdict ex = call(engine("masked", null), "POST", AUDITOR_KEY, CHAT);
+    assertThat(Verdicts.allowed(ex).mayChangeLength()).isFalse();
+    assertThat(Verdicts.allowed(ex).forward().removeHeaders()).as("its credentials are still kept out")
+        .contains("accept-encoding");
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
+    ResponseMasking scrubOnly = relay.masking();
     assertThat(scrubOnly.changesLength()).isFalse();
-    String delivered = deliver(ex, scrubOnly, ANSWER, 9);
-    ex.end(true);
+    assertThat(relay.dropContentLength()).isFalse();
+    String delivered = deliver(relay, scrubOnly, ANSWER, 9);
+    Verdicts.end(ex, true);
 
     assertThat(delivered).isEqualTo(ANSWER);
     SessionRecord r = recorder.records.get(0);
@@ -180,11 +187,11 @@ class ExchangeMaskingTest {
 
   @Test
   void anExemptPrincipalWithBodiesFullIsRecordedRaw() {
-    Exchange ex = call(engine("full", null), "POST", AUDITOR_KEY, CHAT);
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
+    Verdict ex = call(engine("full", null), "POST", AUDITOR_KEY, CHAT);
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
     byte[] raw = ANSWER.getBytes(StandardCharsets.UTF_8);
-    ex.responseBytes(raw, 0, raw.length);
-    ex.end(true);
+    relay.delivered(raw, 0, raw.length);
+    Verdicts.end(ex, true);
     assertThat(recorder.records.get(0).response().body()).isEqualTo(ANSWER);
     assertThat(recorder.records.get(0).response().masked()).isEmpty();
   }
@@ -192,30 +199,27 @@ class ExchangeMaskingTest {
   @Test
   void binaryContentTypesAreNotMaskedButScannedForCredentials() throws Exception {
     for (String type : List.of("image/png", "audio/wav", "video/mp4", "application/octet-stream")) {
-      Exchange ex = call(engine("full", null), "POST", KEY, CHAT);
-      ex.responseStarted(200, headers("Content-Type", type));
-      ResponseMasking masking = ex.responseMasking();
+      Verdict ex = call(engine("full", null), "POST", KEY, CHAT);
+      ResponseMasking masking = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", type)).masking();
       assertThat(masking.changesLength()).as(type).isFalse();
       byte[] bytes = {(byte) 0x89, 'P', 'N', 'G', 0, 1, 2, 'j', 'a', 'n', 'e', '@', 'x', '.', 'i', 'o'};
       assertThat(masking.push(bytes, 0, bytes.length)).as(type).isSameAs(bytes);
       assertThat(masking.finish()).isEmpty();
-      ex.end(true);
+      Verdicts.end(ex, true);
       // encoded, it cannot be scanned: refused like one that must be masked
-      Exchange encoded = call(engine("full", null), "POST", KEY, CHAT);
-      encoded.responseStarted(200, headers("Content-Type", type, "Content-Encoding", "gzip"));
-      assertThat(encoded.responseRefusal()).as(type).isNotNull();
-      encoded.end(true);
+      Verdict encoded = call(engine("full", null), "POST", KEY, CHAT);
+      assertThat(Verdicts.allowed(encoded).respond(200, headers("Content-Type", type, "Content-Encoding", "gzip")))
+          .as(type).isInstanceOf(ResponsePlan.Refused.class);
+      Verdicts.end(encoded, true);
     }
   }
 
   @Test
   void anEncodedResponseThatMustBeMaskedIsRefused502AndRecordedAsSuch() throws Exception {
-    Exchange ex = call(engine("masked", null), "POST", KEY, CHAT);
-    ex.responseStarted(200, headers("Content-Type", "application/json", "Content-Encoding", "gzip"));
-
-    ErrorResponse refusal = ex.responseRefusal();
+    Verdict ex = call(engine("masked", null), "POST", KEY, CHAT);
+    ErrorResponse refusal = Verdicts.refusal(Verdicts.allowed(ex), 200,
+        headers("Content-Type", "application/json", "Content-Encoding", "gzip"));
     assertThat(refusal).isNotNull();
-    assertThat(ex.responseMasking()).isNull();
     assertThat(refusal.status()).isEqualTo(502);
     assertThat(refusal.headers()).containsEntry("Content-Type", "application/json");
     JsonNode error = JSON.readTree(refusal.body()).get("error");
@@ -225,9 +229,7 @@ class ExchangeMaskingTest {
         .isEqualTo("the response is encoded (Content-Encoding: gzip) and cannot be masked");
     assertThat(error.get("request_id").asText()).isEqualTo(ex.id());
 
-    byte[] compressed = {0x1f, (byte) 0x8b, 8, 0};
-    ex.responseBytes(compressed, 0, compressed.length); // an adapter that reports anyway changes nothing
-    ex.end(true);
+    Verdicts.end(ex, true);
     SessionRecord r = recorder.records.get(0);
     assertThat(r.decision().outcome()).isEqualTo("allow");
     assertThat(r.response().status()).isEqualTo(502);
@@ -239,54 +241,57 @@ class ExchangeMaskingTest {
   @Test
   void everyContentCodingButIdentityIsRefused() {
     for (String encoding : List.of("br", "deflate", "zstd", "identity, gzip", "GZIP")) {
-      Exchange ex = call(engine("masked", null), "POST", KEY, CHAT);
-      ex.responseStarted(200, headers("Content-Type", "text/event-stream", "Content-Encoding", encoding));
-      assertThat(ex.responseRefusal()).as(encoding).isNotNull();
-      ex.end(true);
+      Verdict ex = call(engine("masked", null), "POST", KEY, CHAT);
+      assertThat(Verdicts.allowed(ex).respond(200,
+          headers("Content-Type", "text/event-stream", "Content-Encoding", encoding)))
+          .as(encoding).isInstanceOf(ResponsePlan.Refused.class);
+      Verdicts.end(ex, true);
     }
-    Exchange identity = call(engine("masked", null), "POST", KEY, CHAT);
-    identity.responseStarted(200, headers("Content-Type", "text/event-stream", "Content-Encoding", "identity"));
-    assertThat(identity.responseRefusal()).isNull();
-    assertThat(identity.responseMasking()).isNotNull();
+    Verdict identity = call(engine("masked", null), "POST", KEY, CHAT);
+    assertThat(Verdicts.relay(Verdicts.allowed(identity), 200,
+        headers("Content-Type", "text/event-stream", "Content-Encoding", "identity")).masking()).isNotNull();
   }
 
   @Test
   void responsesWithoutABodyAreNeitherMaskedNorRefused() {
-    Exchange head = call(engine("masked", null), "HEAD", KEY, "");
-    head.responseStarted(200, headers("Content-Type", "application/json", "Content-Encoding", "gzip"));
-    assertThat(head.responseRefusal()).isNull();
-    assertThat(head.responseMasking()).isNull();
+    Verdict head = engine("masked", null).begin(new RequestHead("HEAD", "/v1/models", null,
+        Map.of("Authorization", List.of("Bearer " + KEY)), "127.0.0.1"), null, 0);
+    assertThat(Verdicts.relay(Verdicts.allowed(head), 200,
+        headers("Content-Type", "application/json", "Content-Encoding", "gzip")).masking()).isNull();
     for (int status : new int[] {204, 304}) {
-      Exchange ex = call(engine("masked", null), "POST", KEY, CHAT);
-      ex.responseStarted(status, headers("Content-Encoding", "gzip"));
-      assertThat(ex.responseRefusal()).as("status " + status).isNull();
-      assertThat(ex.responseMasking()).as("status " + status).isNull();
+      Verdict ex = call(engine("masked", null), "POST", KEY, CHAT);
+      ResponsePlan plan = Verdicts.allowed(ex).respond(status, headers("Content-Encoding", "gzip"));
+      assertThat(plan).as("status " + status).isInstanceOf(ResponsePlan.Relay.class);
+      assertThat(((ResponsePlan.Relay) plan).masking()).as("status " + status).isNull();
     }
   }
 
   @Test
   void aDeniedExchangeIsNotMaskedItsErrorIsTheEngines() {
-    Exchange ex = call(engine("masked", null), "POST", null, CHAT);
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.masksResponse()).isFalse();
+    Verdict ex = call(engine("masked", null), "POST", null, CHAT);
+    // A denial offers nothing to mask: its answer is the engine's error, sent as it is.
+    assertThat(Verdicts.denied(ex).error().status()).isEqualTo(401);
   }
 
   @Test
   void theIdentityMaskerMasksNothingButCredentialsAreStillKeptOut() throws Exception {
-    Exchange ex = call(engine("masked", Masker.IDENTITY), "POST", KEY, CHAT);
-    assertThat(ex.masksResponse()).isFalse();
-    assertThat(ex.rewritesResponse()).isTrue();
-    ex.responseStarted(200, headers("Content-Type", "application/json"));
-    assertThat(ex.responseRefusal()).isNull();
-    String delivered = deliver(ex, ex.responseMasking(), ANSWER + " Bearer upstream-secret", 5);
+    Verdict ex = call(engine("masked", Masker.IDENTITY), "POST", KEY, CHAT);
+    assertThat(Verdicts.allowed(ex).mayChangeLength()).isFalse();
+    assertThat(Verdicts.allowed(ex).forward().removeHeaders()).contains("accept-encoding");
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "application/json"));
+    String delivered = deliver(relay, relay.masking(), ANSWER + " Bearer upstream-secret", 5);
     assertThat(delivered).isEqualTo(ANSWER + " [REDACTED:credential*]");
   }
 
   @Test
-  void maskingIsAskedForOnlyAfterTheResponseStarted() {
-    Exchange ex = call(engine("masked", null), "POST", KEY, CHAT);
-    assertThatThrownBy(ex::responseMasking).isInstanceOf(IllegalStateException.class);
-    assertThatThrownBy(ex::responseRefusal).isInstanceOf(IllegalStateException.class);
+  void theFirstResponseReportedDecidesThePlan() {
+    Verdict.Allowed ex = Verdicts.allowed(call(engine("masked", null), "POST", KEY, CHAT));
+    ResponsePlan first = ex.respond(200, headers("Content-Type", "application/json"));
+    assertThat(first).isInstanceOf(ResponsePlan.Relay.class);
+    assertThat(ex.respond(500, headers("Content-Type", "application/json", "Content-Encoding", "gzip")))
+        .as("later calls change nothing").isSameAs(first);
+    ex.end(true);
+    assertThat(recorder.records.get(0).response().status()).isEqualTo(200);
   }
 
   @Test
@@ -302,14 +307,13 @@ class ExchangeMaskingTest {
         return "";
       }
     };
-    Exchange ex = call(engine("full", failing), "POST", KEY, "{\"model\":\"llama-3\"}");
-    ex.responseStarted(200, headers("Content-Type", "text/plain"));
-    ResponseMasking masking = ex.responseMasking();
+    Verdict ex = call(engine("full", failing), "POST", KEY, "{\"model\":\"llama-3\"}");
+    ResponseMasking masking = Verdicts.relay(Verdicts.allowed(ex), 200, headers("Content-Type", "text/plain")).masking();
     byte[] text = "jane.doe@example.com".getBytes(StandardCharsets.UTF_8);
     assertThatThrownBy(() -> masking.push(text, 0, text.length)).isInstanceOf(IOException.class)
         .hasMessage("response masking failed");
     assertThatThrownBy(masking::finish).isInstanceOf(IOException.class);
-    ex.end(false);
+    Verdicts.end(ex, false);
     assertThat(recorder.records.get(0).response().body()).isEmpty();
     assertThat(recorder.records.get(0).response().complete()).isFalse();
   }

@@ -2,6 +2,8 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
@@ -131,7 +133,7 @@ class ExchangeQuotaTest {
     return engine;
   }
 
-  static Exchange call(PamEngine engine, String method, String path, String key, String body) {
+  static Verdict call(PamEngine engine, String method, String path, String key, String body) {
     Map<String, List<String>> headers = key == null
         ? Map.of("Content-Type", List.of("application/json"))
         : Map.of("Content-Type", List.of("application/json"), "Authorization", List.of("Bearer " + key));
@@ -140,11 +142,11 @@ class ExchangeQuotaTest {
         bytes == null ? null : new ByteArrayInputStream(bytes), bytes == null ? 0 : bytes.length);
   }
 
-  static Exchange post(PamEngine engine, String path, String key, String body) {
+  static Verdict post(PamEngine engine, String path, String key, String body) {
     return call(engine, "POST", path, key, body);
   }
 
-  static Exchange chat(PamEngine engine, String key) {
+  static Verdict chat(PamEngine engine, String key) {
     return post(engine, CHAT, key, chatBody("llama-3"));
   }
 
@@ -168,35 +170,35 @@ class ExchangeQuotaTest {
   }
 
   /** Reports a 200 response of {@code type} delivered in {@code chunks}; returns the bytes delivered. */
-  static long respond(Exchange ex, String type, String... chunks) {
-    ex.responseStarted(200, Map.of("content-type", List.of(type)));
+  static long respond(Verdict ex, String type, String... chunks) {
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("content-type", List.of(type)));
     long n = 0;
     for (String chunk : chunks) {
       byte[] b = chunk.getBytes(StandardCharsets.UTF_8);
-      ex.responseBytes(b, 0, b.length);
+      relay.delivered(b, 0, b.length);
       n += b.length;
     }
     return n;
   }
 
   /** Answers an allowed exchange with a JSON completion using {@code prompt + completion} tokens, and ends it. */
-  SessionRecord answer(Exchange ex, long prompt, long completion) {
-    assertThat(ex.allowed()).as("allowed: %s", ex.decision()).isTrue();
+  SessionRecord answer(Verdict ex, long prompt, long completion) {
+    assertThat((ex instanceof Verdict.Allowed)).as("allowed: %s", ex.decision()).isTrue();
     respond(ex, "application/json", completion(prompt, completion));
     return ended(ex);
   }
 
   /** Ends the exchange and returns its one exchange record. */
-  SessionRecord ended(Exchange ex) {
-    ex.end(true);
+  SessionRecord ended(Verdict ex) {
+    Verdicts.end(ex, true);
     List<SessionRecord> mine = rec.records.stream().filter(r -> r.id().equals(ex.id())).toList();
     assertThat(mine).hasSize(1);
     return mine.get(0);
   }
 
   /** The {@code error} object sent for a denial, checked against the spec's shape. */
-  static JsonNode error(Exchange ex) throws IOException {
-    ErrorResponse err = ex.error();
+  static JsonNode error(Verdict ex) throws IOException {
+    ErrorResponse err = Verdicts.error(ex);
     assertThat(err).isNotNull();
     assertThat(err.headers()).containsEntry("Content-Type", "application/json");
     JsonNode e = JSON.readTree(err.body()).get("error");
@@ -209,15 +211,15 @@ class ExchangeQuotaTest {
    * Checks that {@code ex} was refused 429 {@code quota_exceeded} by {@code rule} with
    * {@code Retry-After: retryAfter}, that nothing can be forwarded, and returns the message.
    */
-  static String assertQuotaExceeded(Exchange ex, String rule, long retryAfter) throws IOException {
+  static String assertQuotaExceeded(Verdict ex, String rule, long retryAfter) throws IOException {
     assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
       assertThat(d.status()).isEqualTo(429);
       assertThat(d.code()).isEqualTo("quota_exceeded");
       assertThat(d.rule()).isEqualTo(rule);
     });
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.upstreamCredential()).as("nothing to forward with").isNull();
-    ErrorResponse err = ex.error();
+    assertThat(ex).isNotInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.credential(ex)).as("nothing to forward with").isNull();
+    ErrorResponse err = Verdicts.error(ex);
     assertThat(err.status()).isEqualTo(429);
     assertThat(err.headers()).containsEntry("Retry-After", Long.toString(retryAfter));
     JsonNode e = error(ex);
@@ -247,7 +249,7 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 3}\n");
     for (int i = 0; i < 3; i++) answer(chat(engine, ALICE), 1, 1);
 
-    Exchange fourth = chat(engine, ALICE);
+    Verdict fourth = chat(engine, ALICE);
 
     String message = assertQuotaExceeded(fourth, "limits[0].requests-per-minute", 40);
     assertThat(message).contains("limits[0]").contains("requests-per-minute").contains("3 requests")
@@ -280,10 +282,10 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 1}\n");
     answer(chat(engine, ALICE), 1, 1);
 
-    Exchange refused = chat(engine, ALICE);
+    Verdict refused = chat(engine, ALICE);
 
     assertQuotaExceeded(refused, "limits[0].requests-per-minute", expected);
-    refused.end(true);
+    Verdicts.end(refused, true);
   }
 
   @Test
@@ -293,9 +295,9 @@ class ExchangeQuotaTest {
     answer(chat(engine, ALICE), 1, 1);
     answer(chat(engine, ALICE), 1, 1);
     for (int i = 0; i < 5; i++) {
-      Exchange refused = chat(engine, ALICE);
+      Verdict refused = chat(engine, ALICE);
       assertQuotaExceeded(refused, "limits[0].requests-per-minute", 1);
-      refused.end(true);
+      Verdicts.end(refused, true);
     }
 
     clock.set(NEXT_MINUTE);
@@ -303,9 +305,9 @@ class ExchangeQuotaTest {
     assertThat(first.quotaRemaining()).isEqualTo(Map.of("requests_per_minute", 1L));
     SessionRecord second = answer(chat(engine, ALICE), 1, 1);
     assertThat(second.quotaRemaining()).isEqualTo(Map.of("requests_per_minute", 0L));
-    Exchange third = chat(engine, ALICE);
+    Verdict third = chat(engine, ALICE);
     assertQuotaExceeded(third, "limits[0].requests-per-minute", 60);
-    third.end(true);
+    Verdicts.end(third, true);
   }
 
   // --- 2. tokens: what is charged ------------------------------------------------------------------
@@ -329,12 +331,12 @@ class ExchangeQuotaTest {
         .policy(Policy.parse(policy("  - {groups: [\"*\"], tokens-per-minute: 1000}\n", "")))
         .clock(clock).credentialProvider(() -> UPSTREAM).build());
 
-    Exchange json = chat(engine, ALICE);
+    Verdict json = chat(engine, ALICE);
     respond(json, "application/json", completion(41, 120));
-    json.end(true);
-    Exchange stream = chat(engine, ALICE);
+    Verdicts.end(json, true);
+    Verdict stream = chat(engine, ALICE);
     respond(stream, "text/event-stream", SSE_CHUNKS, SSE_CHUNKS_2, SSE_USAGE, SSE_DONE);
-    stream.end(true);
+    Verdicts.end(stream, true);
 
     assertThat(used(engine, "alice", "limits[0]", "tokens_per_minute")).isEqualTo(161 + 21);
     assertThat(rec.records).as("the test's recorder was not given to this engine").isEmpty();
@@ -351,7 +353,7 @@ class ExchangeQuotaTest {
   @Test
   void chargesTheFinalUsageChunkOfAStream() {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-minute: 1000}\n");
-    Exchange ex = post(engine, CHAT, ALICE, "{\"model\":\"llama-3\",\"stream\":true,"
+    Verdict ex = post(engine, CHAT, ALICE, "{\"model\":\"llama-3\",\"stream\":true,"
         + "\"stream_options\":{\"include_usage\":true},\"messages\":[]}");
 
     respond(ex, "text/event-stream", SSE_CHUNKS, SSE_CHUNKS_2, SSE_USAGE.substring(0, 30), SSE_USAGE.substring(30),
@@ -366,7 +368,7 @@ class ExchangeQuotaTest {
   void estimatesAStreamWithoutUsageAtOneTokenPerFourBytesOfRequestAndResponse() {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-minute: 1000}\n");
     String body = "{\"model\":\"llama-3\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"héllo\"}]}";
-    Exchange ex = post(engine, CHAT, ALICE, body);
+    Verdict ex = post(engine, CHAT, ALICE, body);
 
     long responseBytes = respond(ex, "text/event-stream", SSE_CHUNKS, SSE_CHUNKS_2, SSE_DONE);
     SessionRecord r = ended(ex);
@@ -420,13 +422,13 @@ class ExchangeQuotaTest {
   @MethodSource("charges")
   void chargesWhatTheUpstreamReported(String what, String path, String type, String response, long tokens) {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-minute: 100000, tokens-per-day: 200000}\n");
-    Exchange ex = post(engine, path, ALICE, chatBody("llama-3"));
-    assertThat(ex.allowed()).as("allowed: %s", ex.decision()).isTrue();
+    Verdict ex = post(engine, path, ALICE, chatBody("llama-3"));
+    assertThat((ex instanceof Verdict.Allowed)).as("allowed: %s", ex.decision()).isTrue();
 
     // Delivered in pieces of 7 bytes, as a stream would be.
     byte[] b = response.getBytes(StandardCharsets.UTF_8);
-    ex.responseStarted(200, Map.of("content-type", List.of(type)));
-    for (int off = 0; off < b.length; off += 7) ex.responseBytes(b, off, Math.min(7, b.length - off));
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("content-type", List.of(type)));
+    for (int off = 0; off < b.length; off += 7) relay.delivered(b, off, Math.min(7, b.length - off));
     SessionRecord r = ended(ex);
 
     assertThat(r.quotaRemaining())
@@ -438,7 +440,7 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-day: 100000}\n");
     // Ollama leaves out prompt_eval_count when the prompt came from its cache.
     String body = "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "x".repeat(400) + "\"}]}";
-    Exchange ex = post(engine, "/api/chat", ALICE, body);
+    Verdict ex = post(engine, "/api/chat", ALICE, body);
 
     respond(ex, "application/x-ndjson", NDJSON_PARTS, "{\"done\":true,\"eval_count\":290}\n");
     SessionRecord r = ended(ex);
@@ -451,7 +453,7 @@ class ExchangeQuotaTest {
   @Test
   void chargesAnEmbeddingWhatTheUpstreamReportedNotItsVectorBytes() {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-day: 100000}\n");
-    Exchange ex = post(engine, "/v1/embeddings", ALICE, "{\"model\":\"llama-3\",\"input\":\"hello world\"}");
+    Verdict ex = post(engine, "/v1/embeddings", ALICE, "{\"model\":\"llama-3\",\"input\":\"hello world\"}");
     StringBuilder vector = new StringBuilder();
     for (int i = 0; i < 1536; i++) vector.append(i == 0 ? "" : ",").append("-0.0123456789");
     respond(ex, "application/json", "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
@@ -464,10 +466,10 @@ class ExchangeQuotaTest {
   @Test
   void anExchangeWhoseResponseNeverBeganChargesNoTokens() {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 5, tokens-per-minute: 1000}\n");
-    Exchange ex = chat(engine, ALICE);
-    assertThat(ex.allowed()).isTrue();
+    Verdict ex = chat(engine, ALICE);
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
 
-    ex.end(false); // the upstream could not be reached
+    Verdicts.end(ex, false); // the upstream could not be reached
     SessionRecord r = rec.records.get(rec.records.size() - 1);
 
     assertThat(r.quotaRemaining()).isEqualTo(Map.of("requests_per_minute", 4L, "tokens_per_minute", 1000L));
@@ -477,8 +479,8 @@ class ExchangeQuotaTest {
   void tokensAreChargedToTheWindowInWhichTheExchangeEnds() {
     clock.set(Instant.parse("2026-11-28T22:00:59Z"));
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-minute: 1000}\n");
-    Exchange ex = chat(engine, ALICE);
-    assertThat(ex.allowed()).isTrue();
+    Verdict ex = chat(engine, ALICE);
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
 
     clock.set(NEXT_MINUTE.plusSeconds(5)); // a long generation: it ends in the next minute
     SessionRecord r = answer(ex, 41, 120);
@@ -499,7 +501,7 @@ class ExchangeQuotaTest {
     assertThat(second.quotaRemaining()).isEqualTo(Map.of("tokens_per_minute", 0L));
     assertThat(used(engine, "alice", "limits[0]", "tokens_per_minute")).isEqualTo(322);
 
-    Exchange refused = chat(engine, ALICE);
+    Verdict refused = chat(engine, ALICE);
 
     String message = assertQuotaExceeded(refused, "limits[0].tokens-per-minute", 40);
     assertThat(message).contains("200 tokens").contains("limits[0] tokens-per-minute").contains("used up");
@@ -519,16 +521,16 @@ class ExchangeQuotaTest {
     answer(chat(engine, ALICE), 100, 100);
     answer(chat(engine, ALICE), 100, 100);
 
-    Exchange refused = chat(engine, ALICE);
+    Verdict refused = chat(engine, ALICE);
     // 22:00:20 -> midnight: 1 h 59 min 40 s.
     String message = assertQuotaExceeded(refused, "limits[0].tokens-per-day", 7180);
     assertThat(message).contains("300 tokens").contains("tokens-per-day");
-    refused.end(true);
+    Verdicts.end(refused, true);
 
     clock.set(Instant.parse("2026-11-28T23:59:59.500Z"));
-    Exchange lastSecond = chat(engine, ALICE);
+    Verdict lastSecond = chat(engine, ALICE);
     assertQuotaExceeded(lastSecond, "limits[0].tokens-per-day", 1);
-    lastSecond.end(true);
+    Verdicts.end(lastSecond, true);
 
     clock.set(MIDNIGHT);
     SessionRecord r = answer(chat(engine, ALICE), 100, 100);
@@ -545,9 +547,9 @@ class ExchangeQuotaTest {
     answer(chat(engine, ALICE), 50, 60);
 
     kiritimati.set(Instant.parse("2026-11-28T10:00:30Z")); // 00:00:30 on the 29th in Kiritimati
-    Exchange refused = chat(engine, ALICE);
+    Verdict refused = chat(engine, ALICE);
     assertQuotaExceeded(refused, "limits[0].tokens-per-day", 14 * 3600 - 30);
-    refused.end(true);
+    Verdicts.end(refused, true);
 
     kiritimati.set(MIDNIGHT);
     assertThat(answer(chat(engine, ALICE), 1, 1).quotaRemaining()).isEqualTo(Map.of("tokens_per_day", 98L));
@@ -575,14 +577,14 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 10, tokens-per-minute: 1000}\n");
     answer(chat(engine, ALICE), 41, 120); // 839 left
 
-    Exchange tooLarge = post(engine, path, ALICE, withBound(bound, 840));
+    Verdict tooLarge = post(engine, path, ALICE, withBound(bound, 840));
     String message = assertQuotaExceeded(tooLarge, "limits[0].tokens-per-minute", 40);
     assertThat(message).contains("840").contains("839 left").contains("limits[0] tokens-per-minute");
-    tooLarge.end(true);
+    Verdicts.end(tooLarge, true);
 
-    Exchange fits = post(engine, path, ALICE, withBound(bound, 839));
-    assertThat(fits.allowed()).as("allowed: %s", fits.decision()).isTrue();
-    assertThat(fits.upstreamCredential()).isEqualTo(UPSTREAM);
+    Verdict fits = post(engine, path, ALICE, withBound(bound, 839));
+    assertThat(fits instanceof Verdict.Allowed).as("allowed: %s", fits.decision()).isTrue();
+    assertThat(Verdicts.credential(fits)).isEqualTo(UPSTREAM);
     SessionRecord r = answer(fits, 0, 0);
     // The refused request counted no request either: two were admitted.
     assertThat(r.quotaRemaining()).containsEntry("requests_per_minute", 8L);
@@ -592,11 +594,11 @@ class ExchangeQuotaTest {
   void aRequestAskingForMoreOutputThanTheWholeBudgetIsRefusedInAFreshWindow() throws Exception {
     PamEngine engine = engine("  - {groups: [\"*\"], tokens-per-day: 1000}\n");
 
-    Exchange ex = post(engine, CHAT, ALICE, chatBody("llama-3", "max_tokens", 1001));
+    Verdict ex = post(engine, CHAT, ALICE, chatBody("llama-3", "max_tokens", 1001));
 
     assertQuotaExceeded(ex, "limits[0].tokens-per-day", 7180);
-    ex.end(true);
-    assertThat(post(engine, CHAT, ALICE, chatBody("llama-3", "max_tokens", 1000)).allowed()).isTrue();
+    Verdicts.end(ex, true);
+    assertThat(post(engine, CHAT, ALICE, chatBody("llama-3", "max_tokens", 1000)) instanceof Verdict.Allowed).isTrue();
   }
 
   @ParameterizedTest(name = "{0}")
@@ -609,11 +611,11 @@ class ExchangeQuotaTest {
     PamEngine engine = keep(base(yaml.replace("  max: {max_tokens: 16000}\n", "")).build());
     String body = "{\"model\":\"llama-3\",\"options\":{\"num_predict\":" + value + "},\"messages\":[]}";
 
-    Exchange ex = post(engine, "/api/chat", ALICE, body);
+    Verdict ex = post(engine, "/api/chat", ALICE, body);
 
     String message = assertQuotaExceeded(ex, "limits[0].tokens-per-day", 7180);
     assertThat(message).contains("an unbounded output").contains("1000 left");
-    ex.end(true);
+    Verdicts.end(ex, true);
   }
 
   // --- 4. which entries apply ----------------------------------------------------------------------
@@ -628,11 +630,11 @@ class ExchangeQuotaTest {
     assertThat(first.quotaRemaining()).as("the least left over the entries").isEqualTo(Map.of("requests_per_minute", 1L));
     answer(chat(engine, CAROL), 1, 1);
 
-    Exchange third = chat(engine, CAROL);
+    Verdict third = chat(engine, CAROL);
 
     String message = assertQuotaExceeded(third, "limits[1].requests-per-minute", 40);
     assertThat(message).contains("limits[1]").contains("2 requests");
-    third.end(true);
+    Verdicts.end(third, true);
     List<QuotaStatus> status = engine.quotaStatus(principal("carol", "ml", "contractors"));
     assertThat(budget(status, "limits[0]", "requests_per_minute").used())
         .as("the refused request was given back to limits[0]").isEqualTo(2);
@@ -650,18 +652,18 @@ class ExchangeQuotaTest {
           - {groups: ["*"], requests-per-minute: 100}
         """);
     answer(chat(engine, CAROL), 1, 1);
-    Exchange second = chat(engine, CAROL);
+    Verdict second = chat(engine, CAROL);
     assertQuotaExceeded(second, "limits[0].requests-per-minute", 40);
-    second.end(true);
+    Verdicts.end(second, true);
   }
 
   @Test
   void anEntryWithModelsLimitsOnlyThoseModels() throws Exception {
     PamEngine engine = engine("  - {groups: [\"*\"], models: [\"gpt-*\"], requests-per-minute: 1}\n");
     answer(post(engine, CHAT, ALICE, chatBody("gpt-4o")), 1, 1);
-    Exchange second = post(engine, CHAT, ALICE, chatBody("gpt-4o-mini"));
+    Verdict second = post(engine, CHAT, ALICE, chatBody("gpt-4o-mini"));
     assertQuotaExceeded(second, "limits[0].requests-per-minute", 40);
-    second.end(true);
+    Verdicts.end(second, true);
 
     for (int i = 0; i < 5; i++) {
       SessionRecord r = answer(post(engine, CHAT, ALICE, chatBody("llama-3")), 1, 1);
@@ -674,9 +676,9 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], operations: [embedding], requests-per-minute: 1}\n");
     String embed = "{\"model\":\"llama-3\",\"input\":\"hi\"}";
     answer(post(engine, "/v1/embeddings", ALICE, embed), 1, 0);
-    Exchange second = post(engine, "/v1/embeddings", ALICE, embed);
+    Verdict second = post(engine, "/v1/embeddings", ALICE, embed);
     assertQuotaExceeded(second, "limits[0].requests-per-minute", 40);
-    second.end(true);
+    Verdicts.end(second, true);
 
     for (int i = 0; i < 5; i++) assertThat(answer(chat(engine, ALICE), 1, 1).quotaRemaining()).isEmpty();
     assertThat(answer(post(engine, "/v1/completions", ALICE, "{\"model\":\"llama-3\",\"prompt\":\"hi\"}"), 1, 1)
@@ -687,7 +689,7 @@ class ExchangeQuotaTest {
   void requestsThroughAnAllowRuleAreNotLimitedAndTakeNothing() {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 1, tokens-per-minute: 10}\n");
     for (int i = 0; i < 5; i++) {
-      Exchange models = call(engine, "GET", "/v1/models", ALICE, null);
+      Verdict models = call(engine, "GET", "/v1/models", ALICE, null);
       assertThat(models.decision().rule()).isEqualTo("allow[0]");
       respond(models, "application/json", "{\"object\":\"list\",\"data\":[" + "{\"id\":\"llama-3\"},".repeat(50)
           + "{\"id\":\"gpt-4o\"}]}");
@@ -697,7 +699,7 @@ class ExchangeQuotaTest {
     }
     assertThat(used(engine, "alice", "limits[0]", "requests_per_minute")).isZero();
     assertThat(used(engine, "alice", "limits[0]", "tokens_per_minute")).isZero();
-    assertThat(chat(engine, ALICE).allowed()).isTrue();
+    assertThat(chat(engine, ALICE) instanceof Verdict.Allowed).isTrue();
   }
 
   @Test
@@ -712,9 +714,9 @@ class ExchangeQuotaTest {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 2, tokens-per-day: 1000}\n");
     answer(chat(engine, ALICE), 400, 500);
     answer(chat(engine, ALICE), 1, 1);
-    Exchange third = chat(engine, ALICE);
+    Verdict third = chat(engine, ALICE);
     assertQuotaExceeded(third, "limits[0].requests-per-minute", 40);
-    third.end(true);
+    Verdicts.end(third, true);
 
     SessionRecord bobs = answer(chat(engine, BOB), 41, 120);
     assertThat(bobs.quotaRemaining()).isEqualTo(Map.of("requests_per_minute", 1L, "tokens_per_day", 839L));
@@ -734,7 +736,7 @@ class ExchangeQuotaTest {
     assertThat(answer(chat(engine, ALICE), 500, 600).quotaRemaining())
         .as("never below 0").isEqualTo(Map.of("requests_per_minute", 0L, "tokens_per_day", 0L));
 
-    Exchange denied = chat(engine, ALICE);
+    Verdict denied = chat(engine, ALICE);
     assertQuotaExceeded(denied, "limits[0].tokens-per-day", 7180);
     SessionRecord r = ended(denied);
     assertThat(r.decision()).isEqualTo(new SessionRecord.DecisionSummary("deny", "limits[0].tokens-per-day",
@@ -765,8 +767,8 @@ class ExchangeQuotaTest {
                                                   int status, String code) throws Exception {
     PamEngine engine = engine("  - {groups: [\"*\"], requests-per-minute: 1, tokens-per-minute: 1000}\n");
     for (int i = 0; i < 3; i++) {
-      Exchange refused = call(engine, method, path, key, body);
-      assertThat(refused.error().status()).isEqualTo(status);
+      Verdict refused = call(engine, method, path, key, body);
+      assertThat(Verdicts.error(refused).status()).isEqualTo(status);
       assertThat(error(refused).get("code").asText()).isEqualTo(code);
       SessionRecord r = ended(refused);
       assertThat(r.decision().code()).isEqualTo(code);
@@ -800,10 +802,10 @@ class ExchangeQuotaTest {
     PamEngine engine = approvalEngine("  - {groups: [\"*\"], requests-per-minute: 1}\n", notices);
     answer(chat(engine, ALICE), 1, 1);
 
-    Exchange needsReview = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
+    Verdict needsReview = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
 
     assertQuotaExceeded(needsReview, "limits[0].requests-per-minute", 40);
-    assertThat(needsReview.awaitingReview()).isFalse();
+    assertThat(needsReview).isNotInstanceOf(Verdict.Held.class);
     assertThat(service.pending()).as("no reviewer was bothered").isEmpty();
     assertThat(notices).isEmpty();
     SessionRecord r = ended(needsReview);
@@ -816,16 +818,17 @@ class ExchangeQuotaTest {
     List<String> notices = new CopyOnWriteArrayList<>();
     PamEngine engine = approvalEngine("  - {groups: [\"*\"], requests-per-minute: 1}\n", notices);
 
-    Exchange held = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
-    assertThat(held.awaitingReview()).isTrue();
-    Exchange next = chat(engine, ALICE);
+    Verdict held = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
+    assertThat(held).isInstanceOf(Verdict.Held.class);
+    Verdict next = chat(engine, ALICE);
     assertQuotaExceeded(next, "limits[0].requests-per-minute", 40);
-    next.end(true);
+    Verdicts.end(next, true);
 
     service.approve(service.pending().get(0).id(), SAM, "ok");
-    assertThat(held.reviewed().toCompletableFuture().isDone()).isTrue();
-    assertThat(held.settleReview()).isInstanceOf(Decision.Allow.class);
-    SessionRecord r = answer(held, 41, 120);
+    assertThat(Verdicts.reviewOver(held)).isTrue();
+    Verdict settled = Verdicts.result(Verdicts.held(held));
+    assertThat(settled.decision()).isInstanceOf(Decision.Allow.class);
+    SessionRecord r = answer(settled, 41, 120);
     assertThat(r.decision().outcome()).isEqualTo("approved");
     assertThat(r.quotaRemaining()).isEqualTo(Map.of("requests_per_minute", 0L));
   }
@@ -835,15 +838,16 @@ class ExchangeQuotaTest {
     List<String> notices = new CopyOnWriteArrayList<>();
     PamEngine engine = approvalEngine("  - {groups: [\"*\"], requests-per-minute: 10, tokens-per-minute: 1000}\n",
         notices);
-    Exchange held = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
-    assertThat(held.awaitingReview()).isTrue();
+    Verdict held = post(engine, CHAT, ALICE, chatBody("gpt-4o"));
+    assertThat(held).isInstanceOf(Verdict.Held.class);
 
     service.reject(service.pending().get(0).id(), SAM, "no");
-    assertThat(held.reviewed().toCompletableFuture().isDone()).isTrue();
-    Decision d = held.settleReview();
+    assertThat(Verdicts.reviewOver(held)).isTrue();
+    Verdict settled = Verdicts.result(Verdicts.held(held));
+    Decision d = settled.decision();
     assertThat(d).isInstanceOfSatisfying(Decision.Deny.class, deny -> assertThat(deny.code())
         .isEqualTo("approval_rejected"));
-    SessionRecord r = ended(held);
+    SessionRecord r = ended(settled);
 
     assertThat(r.decision().code()).isEqualTo("approval_rejected");
     // The request was counted when admitted (before the review); no token reached a model.
@@ -859,9 +863,9 @@ class ExchangeQuotaTest {
           throw new CredentialUnavailableException("OPENAI_API_KEY is not set");
         }).build());
 
-    Exchange ex = chat(engine, ALICE);
+    Verdict ex = chat(engine, ALICE);
 
-    assertThat(ex.error().status()).isEqualTo(503);
+    assertThat(Verdicts.error(ex).status()).isEqualTo(503);
     assertThat(error(ex).get("code").asText()).isEqualTo("upstream_credential_unavailable");
     SessionRecord r = ended(ex);
     assertThat(r.quotaRemaining()).containsEntry("tokens_per_minute", 1000L);
@@ -901,18 +905,18 @@ class ExchangeQuotaTest {
     PamEngine engine = keep(base(policy("  - {groups: [contractors], requests-per-minute: 10}\n", ""))
         .quotaStore(store).build());
 
-    Exchange ex = chat(engine, CAROL);
+    Verdict ex = chat(engine, CAROL);
 
     assertThat(ex.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
       assertThat(d.status()).isEqualTo(503);
       assertThat(d.code()).isEqualTo("quota_unavailable");
       assertThat(d.rule()).isEqualTo("limits");
     });
-    assertThat(ex.upstreamCredential()).isNull();
+    assertThat(Verdicts.credential(ex)).isNull();
     JsonNode e = error(ex);
     assertThat(e.get("code").asText()).isEqualTo("quota_unavailable");
     assertThat(e.get("message").asText()).isEqualTo("quota state is unavailable, the request was not forwarded");
-    assertThat(ex.error().bodyText()).doesNotContain("hunter2").doesNotContain("redis").doesNotContain("10.0.0.5");
+    assertThat(Verdicts.error(ex).bodyText()).doesNotContain("hunter2").doesNotContain("redis").doesNotContain("10.0.0.5");
     SessionRecord r = ended(ex);
     assertThat(r.decision().code()).isEqualTo("quota_unavailable");
     assertThat(r.decision().message()).doesNotContain("hunter2");
@@ -1026,14 +1030,14 @@ class ExchangeQuotaTest {
         done.add(pool.submit((Callable<Void>) () -> {
           start.await();
           for (int i = 0; i < each; i++) {
-            Exchange ex = chat(engine, ALICE);
-            if (ex.allowed()) {
+            Verdict ex = chat(engine, ALICE);
+            if ((ex instanceof Verdict.Allowed)) {
               allowed.incrementAndGet();
               respond(ex, "application/json", completion(1, 1));
-            } else if (ex.error().status() == 429) {
+            } else if (Verdicts.error(ex).status() == 429) {
               refused.incrementAndGet();
             }
-            ex.end(true);
+            Verdicts.end(ex, true);
           }
           return null;
         }));
@@ -1066,9 +1070,9 @@ class ExchangeQuotaTest {
     long perRequest = 161;
     CountDownLatch start = new CountDownLatch(1);
     ExecutorService pool = Executors.newFixedThreadPool(k);
-    List<Exchange> inFlight = new ArrayList<>();
+    List<Verdict> inFlight = new ArrayList<>();
     try {
-      List<Future<Exchange>> begun = new ArrayList<>();
+      List<Future<Verdict>> begun = new ArrayList<>();
       for (int i = 0; i < k; i++) {
         // Each asks for at most 100 tokens of output: what is left, so each fits on its own.
         begun.add(pool.submit(() -> {
@@ -1077,19 +1081,19 @@ class ExchangeQuotaTest {
         }));
       }
       start.countDown();
-      for (Future<Exchange> f : begun) inFlight.add(f.get());
+      for (Future<Verdict> f : begun) inFlight.add(f.get());
     } finally {
       pool.shutdownNow();
     }
-    assertThat(inFlight).allSatisfy(ex -> assertThat(ex.allowed()).as("admitted: nothing charged yet").isTrue());
+    assertThat(inFlight).allSatisfy(ex -> assertThat((ex instanceof Verdict.Allowed)).as("admitted: nothing charged yet").isTrue());
 
-    for (Exchange ex : inFlight) answer(ex, 41, 120);
+    for (Verdict ex : inFlight) answer(ex, 41, 120);
 
     long used = used(engine, "alice", "limits[0]", "tokens_per_minute");
     assertThat(used).isEqualTo(900 + k * perRequest);
     assertThat(used - 1000).as("over-run").isPositive().isLessThanOrEqualTo(k * perRequest);
-    Exchange after = chat(engine, ALICE);
+    Verdict after = chat(engine, ALICE);
     assertQuotaExceeded(after, "limits[0].tokens-per-minute", 40);
-    after.end(true);
+    Verdicts.end(after, true);
   }
 }

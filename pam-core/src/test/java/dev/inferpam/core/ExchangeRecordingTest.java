@@ -2,6 +2,8 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
@@ -147,11 +149,11 @@ class ExchangeRecordingTest {
     return b.build();
   }
 
-  static Exchange call(PamEngine engine, String key, String body) {
+  static Verdict call(PamEngine engine, String key, String body) {
     return call(engine, "/v1/chat/completions", key, body);
   }
 
-  static Exchange call(PamEngine engine, String path, String key, String body) {
+  static Verdict call(PamEngine engine, String path, String key, String body) {
     Map<String, List<String>> headers = new HashMap<>();
     headers.put("Content-Type", List.of("application/json"));
     headers.put("X-Model-Key", List.of("caller-tries-its-own"));
@@ -161,11 +163,11 @@ class ExchangeRecordingTest {
         new ByteArrayInputStream(bytes), bytes.length);
   }
 
-  static void respond(Exchange ex, String contentType, String body, int pieces) {
-    ex.responseStarted(200, Map.of("Content-Type", List.of(contentType)));
+  static void respond(Verdict ex, String contentType, String body, int pieces) {
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of(contentType)));
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
     int step = Math.max(1, bytes.length / pieces);
-    for (int off = 0; off < bytes.length; off += step) ex.responseBytes(bytes, off, Math.min(step, bytes.length - off));
+    for (int off = 0; off < bytes.length; off += step) relay.delivered(bytes, off, Math.min(step, bytes.length - off));
   }
 
   // --- admission ---------------------------------------------------------------------------------
@@ -176,28 +178,28 @@ class ExchangeRecordingTest {
     rec.admitFailure = new IOException("disk full");
     PamEngine engine = engine(policy(""), rec, null);
 
-    Exchange ex = call(engine, KEY, CHAT);
+    Verdict ex = call(engine, KEY, CHAT);
 
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.upstreamCredential()).as("nothing to forward with").isNull();
+    assertThat(ex).isNotInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.credential(ex)).as("nothing to forward with").isNull();
     Decision.Deny deny = (Decision.Deny) ex.decision();
     assertThat(deny.status()).isEqualTo(503);
     assertThat(deny.code()).isEqualTo("recording_unavailable");
     assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded")
         .as("no operator detail reaches the caller").doesNotContain("disk full");
     assertThat(deny.rule()).isEqualTo("recording");
-    JsonNode error = JSON.readTree(ex.error().body()).get("error");
+    JsonNode error = JSON.readTree(Verdicts.error(ex).body()).get("error");
     assertThat(error.get("code").asText()).isEqualTo("recording_unavailable");
     assertThat(error.get("request_id").asText()).isEqualTo(ex.id());
 
     rec.admitFailure = null; // the recorder has room again by the time the 503 was sent
-    ex.end(true);
+    Verdicts.end(ex, true);
     assertThat(rec.admitted).as("asked again at the end").hasValue(2);
     assertThat(rec.records).singleElement().satisfies(r -> {
       assertThat(r.decision().outcome()).isEqualTo("deny");
       assertThat(r.decision().code()).isEqualTo("recording_unavailable");
       assertThat(r.response().status()).isEqualTo(503);
-      assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+      assertThat(r.response().body()).isEqualTo(Verdicts.error(ex).bodyText());
     });
   }
 
@@ -205,8 +207,8 @@ class ExchangeRecordingTest {
   void aRecordStillRefusedAtTheEndIsDroppedWithoutWaiting() {
     CapturingRecorder rec = new CapturingRecorder();
     rec.admitFailure = new IOException("recording queue full");
-    Exchange ex = call(engine(policy(""), rec, null), KEY, CHAT);
-    ex.end(true);
+    Verdict ex = call(engine(policy(""), rec, null), KEY, CHAT);
+    Verdicts.end(ex, true);
     assertThat(rec.records).isEmpty();
     assertThat(rec.admitted).hasValue(2);
   }
@@ -215,7 +217,7 @@ class ExchangeRecordingTest {
   void admissionRuntimeFailureAlsoRefuses503() {
     CapturingRecorder rec = new CapturingRecorder();
     rec.admitFailure = new IllegalStateException("/var/secret/path broken");
-    Exchange ex = call(engine(policy(""), rec, null), KEY, CHAT);
+    Verdict ex = call(engine(policy(""), rec, null), KEY, CHAT);
     assertThat(((Decision.Deny) ex.decision()).code()).isEqualTo("recording_unavailable");
     assertThat(((Decision.Deny) ex.decision()).message()).doesNotContain("/var/secret/path");
   }
@@ -226,10 +228,10 @@ class ExchangeRecordingTest {
     rec.admitFailure = new IOException("queue full");
     PamEngine engine = engine(policy(""), rec, null);
 
-    Exchange ex = call(engine, "wrong-key", CHAT);
+    Verdict ex = call(engine, "wrong-key", CHAT);
     assertThat(((Decision.Deny) ex.decision()).code()).isEqualTo("unauthenticated");
     rec.admitFailure = null;
-    ex.end(true);
+    Verdicts.end(ex, true);
     assertThat(rec.records).singleElement()
         .satisfies(r -> assertThat(r.decision().code()).isEqualTo("unauthenticated"));
   }
@@ -238,9 +240,9 @@ class ExchangeRecordingTest {
   void everyExchangeIsAdmittedOnceDeniedOnesToo() {
     CapturingRecorder rec = new CapturingRecorder();
     PamEngine engine = engine(policy(""), rec, null);
-    call(engine, KEY, CHAT).end(true);
-    call(engine, null, CHAT).end(true);
-    call(engine, "/api/%2e%2e/x", KEY, CHAT).end(true);
+    Verdicts.end(call(engine, KEY, CHAT), true);
+    Verdicts.end(call(engine, null, CHAT), true);
+    Verdicts.end(call(engine, "/api/%2e%2e/x", KEY, CHAT), true);
     assertThat(rec.admitted).hasValue(3);
     assertThat(rec.records).hasSize(3);
   }
@@ -252,9 +254,9 @@ class ExchangeRecordingTest {
     CapturingRecorder rec = new CapturingRecorder();
     PamEngine engine = engine(policy(recording("full", "strict")), rec, null);
 
-    Exchange ex = call(engine, KEY, CHAT);
+    Verdict ex = call(engine, KEY, CHAT);
 
-    assertThat(ex.allowed()).isTrue();
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
     assertThat(rec.records).isEmpty();
     assertThat(rec.intents).singleElement().satisfies(intent -> {
       assertThat(intent.type()).isEqualTo(SessionRecord.TYPE_INTENT);
@@ -272,7 +274,7 @@ class ExchangeRecordingTest {
     });
 
     respond(ex, "application/json", "{}", 1);
-    ex.end(true);
+    Verdicts.end(ex, true);
     assertThat(rec.records).singleElement().satisfies(r -> {
       assertThat(r.type()).isEqualTo(SessionRecord.TYPE_EXCHANGE);
       assertThat(r.id()).isEqualTo(ex.id());
@@ -286,15 +288,15 @@ class ExchangeRecordingTest {
     rec.intentFailure = new IOException("fsync failed");
     PamEngine engine = engine(policy(recording("masked", "strict")), rec, null);
 
-    Exchange ex = call(engine, KEY, CHAT);
+    Verdict ex = call(engine, KEY, CHAT);
 
-    assertThat(ex.allowed()).isFalse();
-    assertThat(ex.upstreamCredential()).isNull();
+    assertThat(ex).isNotInstanceOf(Verdict.Allowed.class);
+    assertThat(Verdicts.credential(ex)).isNull();
     Decision.Deny deny = (Decision.Deny) ex.decision();
     assertThat(deny.status()).isEqualTo(503);
     assertThat(deny.code()).isEqualTo("recording_unavailable");
     assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded");
-    ex.end(true);
+    Verdicts.end(ex, true);
     assertThat(rec.records).singleElement()
         .satisfies(r -> assertThat(r.decision().code()).isEqualTo("recording_unavailable"));
   }
@@ -302,18 +304,18 @@ class ExchangeRecordingTest {
   @Test
   void noIntentForDeniedRequestsOtherDurabilitiesOrWithoutARecordingSection() {
     CapturingRecorder strict = new CapturingRecorder();
-    call(engine(policy(recording("masked", "strict")), strict, null), null, CHAT).end(true);
+    Verdicts.end(call(engine(policy(recording("masked", "strict")), strict, null), null, CHAT), true);
     assertThat(strict.intents).isEmpty();
 
     for (String durability : List.of("batched", "async")) {
       CapturingRecorder rec = new CapturingRecorder();
-      call(engine(policy(recording("masked", durability)), rec, null), KEY, CHAT).end(true);
+      Verdicts.end(call(engine(policy(recording("masked", durability)), rec, null), KEY, CHAT), true);
       assertThat(rec.intents).as(durability).isEmpty();
       assertThat(rec.records).as(durability).hasSize(1);
     }
 
     CapturingRecorder builderOnly = new CapturingRecorder();
-    call(engine(policy(""), builderOnly, null), KEY, CHAT).end(true);
+    Verdicts.end(call(engine(policy(""), builderOnly, null), KEY, CHAT), true);
     assertThat(builderOnly.intents).isEmpty();
     assertThat(builderOnly.records).hasSize(1);
   }
@@ -324,9 +326,9 @@ class ExchangeRecordingTest {
   void fullKeepsBodiesAsTheyWere() {
     CapturingRecorder rec = new CapturingRecorder();
     UpperCasingMasker masker = new UpperCasingMasker();
-    Exchange ex = call(engine(policy(recording("full", "batched")), rec, masker), KEY, CHAT);
+    Verdict ex = call(engine(policy(recording("full", "batched")), rec, masker), KEY, CHAT);
     respond(ex, "application/json", "{\"text\":\"a secret answer\"}", 3);
-    ex.end(true);
+    Verdicts.end(ex, true);
 
     SessionRecord r = rec.records.get(0);
     assertThat(r.request().body()).isEqualTo(CHAT);
@@ -340,9 +342,9 @@ class ExchangeRecordingTest {
   void maskedRunsTheMaskerOverBothBodiesAndCountsTheResponse() {
     CapturingRecorder rec = new CapturingRecorder();
     UpperCasingMasker masker = new UpperCasingMasker();
-    Exchange ex = call(engine(policy(recording("masked", "batched")), rec, masker), KEY, CHAT);
+    Verdict ex = call(engine(policy(recording("masked", "batched")), rec, masker), KEY, CHAT);
     respond(ex, "application/json", "{\"text\":\"a secret, another secret\"}", 4);
-    ex.end(true);
+    Verdicts.end(ex, true);
 
     SessionRecord r = rec.records.get(0);
     assertThat(r.request().body()).isEqualTo(CHAT.toUpperCase(Locale.ROOT));
@@ -355,9 +357,9 @@ class ExchangeRecordingTest {
   @Test
   void maskedIsTheDefaultWithoutARecordingSection() {
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange ex = call(engine(policy(""), rec, new UpperCasingMasker()), KEY, CHAT);
+    Verdict ex = call(engine(policy(""), rec, new UpperCasingMasker()), KEY, CHAT);
     respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
-    ex.end(true);
+    Verdicts.end(ex, true);
     assertThat(rec.records.get(0).response().body()).isEqualTo("{\"A\":\"SECRET\"}");
     assertThat(rec.records.get(0).response().masked()).isEqualTo(Map.of("secret", 1));
   }
@@ -365,12 +367,12 @@ class ExchangeRecordingTest {
   @Test
   void maskedLeavesTheEnginesOwnErrorAsSent() {
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange ex = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()),
+    Verdict ex = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()),
         "/v1/chat/completions", KEY, "{\"model\":\"gpt-4o\"}");
-    ex.end(true);
+    Verdicts.end(ex, true);
     SessionRecord r = rec.records.get(0);
     assertThat(r.decision().code()).isEqualTo("not_entitled");
-    assertThat(r.response().body()).isEqualTo(ex.error().bodyText());
+    assertThat(r.response().body()).isEqualTo(Verdicts.error(ex).bodyText());
     assertThat(r.request().body()).isEqualTo("{\"MODEL\":\"GPT-4O\"}");
   }
 
@@ -380,9 +382,9 @@ class ExchangeRecordingTest {
     Masker broken = () -> {
       throw new IllegalStateException("detector crashed");
     };
-    Exchange ex = call(engine(policy(recording("masked", "batched")), rec, broken), KEY, CHAT);
+    Verdict ex = call(engine(policy(recording("masked", "batched")), rec, broken), KEY, CHAT);
     respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
-    ex.end(true);
+    Verdicts.end(ex, true);
     SessionRecord r = rec.records.get(0);
     assertThat(r.request().body()).isNull();
     assertThat(r.response().body()).isNull();
@@ -393,14 +395,14 @@ class ExchangeRecordingTest {
   void theDefaultRecorderStoresTheSameMaskedRecordAsOneBuiltOnTheRequestThread() throws Exception {
     // The JSONL recorder finishes the record (masks the request body) on its writer thread.
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange captured = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()), KEY, CHAT);
+    Verdict captured = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()), KEY, CHAT);
     respond(captured, "application/json", "{\"text\":\"a secret\"}", 3);
-    captured.end(true);
+    Verdicts.end(captured, true);
 
     try (PamEngine engine = engine(policy(recording("masked", "batched")), null, new UpperCasingMasker())) {
-      Exchange ex = call(engine, KEY, CHAT);
+      Verdict ex = call(engine, KEY, CHAT);
       respond(ex, "application/json", "{\"text\":\"a secret\"}", 3);
-      ex.end(true);
+      Verdicts.end(ex, true);
     }
     List<Recordings.Entry> stored = Recordings.open(dir).entries();
     assertThat(stored).hasSize(1);
@@ -416,12 +418,12 @@ class ExchangeRecordingTest {
   @Test
   void bytesReportedAfterTheEndDoNotReachTheRecord() throws Exception {
     try (PamEngine engine = engine(policy(recording("full", "batched")), null, null)) {
-      Exchange ex = call(engine, KEY, CHAT);
+      Verdict ex = call(engine, KEY, CHAT);
       respond(ex, "application/json", "{\"a\":1}", 1);
-      ex.end(false);
+      Verdicts.end(ex, false);
       byte[] late = "{\"late\":true}".getBytes(StandardCharsets.UTF_8);
-      ex.responseStarted(500, Map.of());
-      ex.responseBytes(late, 0, late.length);
+      ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 500, Map.of());
+      relay.delivered(late, 0, late.length);
     }
     SessionRecord r = Recordings.open(dir).entries().get(0).record();
     assertThat(r.response().status()).isEqualTo(200);
@@ -436,9 +438,9 @@ class ExchangeRecordingTest {
       throw new IllegalStateException("detector crashed");
     };
     try (PamEngine engine = engine(policy(recording("masked", "batched")), null, broken)) {
-      Exchange ex = call(engine, KEY, CHAT);
+      Verdict ex = call(engine, KEY, CHAT);
       respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
-      ex.end(true);
+      Verdicts.end(ex, true);
     }
     SessionRecord r = Recordings.open(dir).entries().get(0).record();
     assertThat(r.request().body()).isNull();
@@ -450,10 +452,10 @@ class ExchangeRecordingTest {
   void noneKeepsOnlySizesAndHashesOfBothBodies() {
     CapturingRecorder rec = new CapturingRecorder();
     UpperCasingMasker masker = new UpperCasingMasker();
-    Exchange ex = call(engine(policy(recording("none", "strict")), rec, masker), KEY, CHAT);
+    Verdict ex = call(engine(policy(recording("none", "strict")), rec, masker), KEY, CHAT);
     String answer = "{\"text\":\"" + "é secret ".repeat(1000) + "\"}";
     respond(ex, "application/json", answer, 7);
-    ex.end(true);
+    Verdicts.end(ex, true);
 
     byte[] answerBytes = answer.getBytes(StandardCharsets.UTF_8);
     SessionRecord r = rec.records.get(0);
@@ -472,27 +474,27 @@ class ExchangeRecordingTest {
   @Test
   void noneHashesADenialsErrorBodyToo() {
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange ex = call(engine(policy(recording("none", "strict")), rec, null), null, CHAT);
-    ex.end(true);
+    Verdict ex = call(engine(policy(recording("none", "strict")), rec, null), null, CHAT);
+    Verdicts.end(ex, true);
     SessionRecord r = rec.records.get(0);
     assertThat(r.response().body()).isNull();
-    assertThat(r.response().bodySha256()).isEqualTo(sha256Hex(ex.error().body()));
-    assertThat(r.response().bytes()).isEqualTo(ex.error().body().length);
+    assertThat(r.response().bodySha256()).isEqualTo(sha256Hex(Verdicts.error(ex).body()));
+    assertThat(r.response().bytes()).isEqualTo(Verdicts.error(ex).body().length);
   }
 
   @Test
   void captureIsCappedButSizesStayExact() {
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
-    ex.responseStarted(200, Map.of("Content-Type", List.of("text/plain")));
+    Verdict ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
+    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/plain")));
     byte[] chunk = new byte[64 * 1024];
     java.util.Arrays.fill(chunk, (byte) 'x');
     long total = 0;
     while (total < RecordBuilder.MAX_CAPTURE + 100_000L) {
-      ex.responseBytes(chunk, 0, chunk.length);
+      relay.delivered(chunk, 0, chunk.length);
       total += chunk.length;
     }
-    ex.end(true);
+    Verdicts.end(ex, true);
     SessionRecord r = rec.records.get(0);
     assertThat(r.response().bytes()).isEqualTo(total);
     assertThat(r.response().body()).hasSize(RecordBuilder.MAX_CAPTURE);
@@ -507,15 +509,15 @@ class ExchangeRecordingTest {
     String last = "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":345}}\n\n";
     for (int shift : new int[] {0, 7, 30}) {
       CapturingRecorder rec = new CapturingRecorder();
-      Exchange ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
-      ex.responseStarted(200, Map.of("Content-Type", List.of("text/event-stream")));
+      Verdict ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
+      ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/event-stream")));
       StringBuilder body = new StringBuilder(first);
       while (body.length() < RecordBuilder.MAX_CAPTURE) body.append(filler);
       body.setLength(RecordBuilder.MAX_CAPTURE - 10 - shift); // cut inside a filler event ...
       body.append("\"}}\n\n").append(last); // ... closed, so the last event straddles the capture's end
       byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
-      for (int off = 0; off < bytes.length; off += 1000) ex.responseBytes(bytes, off, Math.min(1000, bytes.length - off));
-      ex.end(true);
+      for (int off = 0; off < bytes.length; off += 1000) relay.delivered(bytes, off, Math.min(1000, bytes.length - off));
+      Verdicts.end(ex, true);
       SessionRecord r = rec.records.get(0);
       assertThat(r.response().bytes()).isEqualTo(bytes.length).isGreaterThan(RecordBuilder.MAX_CAPTURE);
       assertThat(r.response().usage()).as("shift %d", shift)
@@ -531,19 +533,19 @@ class ExchangeRecordingTest {
     CapturingRecorder rec = new CapturingRecorder();
     PamEngine engine = engine(policy(""), rec, null);
 
-    Exchange json = call(engine, KEY, CHAT);
+    Verdict json = call(engine, KEY, CHAT);
     respond(json, "application/json", "{\"choices\":[],\"usage\":{\"prompt_tokens\":41,\"completion_tokens\":120}}", 5);
-    json.end(true);
+    Verdicts.end(json, true);
 
-    Exchange sse = call(engine, KEY, CHAT);
+    Verdict sse = call(engine, KEY, CHAT);
     respond(sse, "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n"
         + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
         + "data: [DONE]\n\n", 9);
-    sse.end(false);
+    Verdicts.end(sse, false);
 
-    Exchange ndjson = call(engine, KEY, CHAT);
+    Verdict ndjson = call(engine, KEY, CHAT);
     respond(ndjson, "application/x-ndjson", "{\"done\":false}\n{\"done\":true,\"prompt_eval_count\":5,\"eval_count\":6}\n", 3);
-    ndjson.end(true);
+    Verdicts.end(ndjson, true);
 
     assertThat(rec.records).hasSize(3);
     SessionRecord.Response a = rec.records.get(0).response();
@@ -562,8 +564,8 @@ class ExchangeRecordingTest {
   void theConfiguredCredentialHeaderIsRedactedEvenWhenDenied() {
     CapturingRecorder rec = new CapturingRecorder();
     PamEngine engine = engine(policy(""), rec, null);
-    call(engine, null, CHAT).end(true);
-    call(engine, KEY, CHAT).end(true);
+    Verdicts.end(call(engine, null, CHAT), true);
+    Verdicts.end(call(engine, KEY, CHAT), true);
     assertThat(rec.records).hasSize(2).allSatisfy(r -> {
       assertThat(r.request().headers().get("x-model-key")).containsExactly("[REDACTED]");
       assertThat(r.toString()).doesNotContain("caller-tries-its-own").doesNotContain("upstream-secret");
@@ -573,9 +575,9 @@ class ExchangeRecordingTest {
   @Test
   void endHandsOverExactlyOneRecord() {
     CapturingRecorder rec = new CapturingRecorder();
-    Exchange ex = call(engine(policy(""), rec, null), KEY, CHAT);
-    ex.end(true);
-    ex.end(false);
+    Verdict ex = call(engine(policy(""), rec, null), KEY, CHAT);
+    Verdicts.end(ex, true);
+    Verdicts.end(ex, false);
     assertThat(rec.records).hasSize(1);
   }
 
@@ -596,9 +598,9 @@ class ExchangeRecordingTest {
   void withoutRecorderOrRecordingSectionNothingIsRecorded() {
     PamEngine engine = engine(policy(""), null, null);
     assertThat(engine.recorder()).isSameAs(Recorder.NOOP);
-    Exchange ex = call(engine, KEY, CHAT);
-    assertThat(ex.allowed()).isTrue();
-    ex.end(true);
+    Verdict ex = call(engine, KEY, CHAT);
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
+    Verdicts.end(ex, true);
     engine.close();
   }
 
@@ -621,8 +623,8 @@ class ExchangeRecordingTest {
   void recordingSectionWithoutRecorderWritesJsonlWithTheIntentDurableBeforeBeginReturns() throws Exception {
     PamEngine engine = engine(policy(recording("none", "strict")), null, null);
     try {
-      Exchange ex = call(engine, KEY, CHAT);
-      assertThat(ex.allowed()).isTrue();
+      Verdict ex = call(engine, KEY, CHAT);
+      assertThat(ex).isInstanceOf(Verdict.Allowed.class);
       List<JsonNode> before = lines(dir);
       assertThat(before).singleElement().satisfies(intent -> {
         assertThat(intent.get("type").asText()).isEqualTo("intent");
@@ -633,7 +635,7 @@ class ExchangeRecordingTest {
         assertThat(intent.has("decision") && !intent.get("decision").isNull()).isFalse();
       });
       respond(ex, "application/json", "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", 2);
-      ex.end(true);
+      Verdicts.end(ex, true);
     } finally {
       engine.close();
     }
@@ -655,12 +657,12 @@ class ExchangeRecordingTest {
     byte[] brotli = {1, 2, 3, 4}; // no rule reads it: passes as it came, still encoded
     List<String> ids = new java.util.ArrayList<>();
     try {
-      for (Exchange ex : List.of(encoded(engine, "/v1/chat/completions", "gzip", gzipped),
+      for (Verdict ex : List.of(encoded(engine, "/v1/chat/completions", "gzip", gzipped),
           encoded(engine, "/v1/files", "br", brotli))) {
-        assertThat(ex.allowed()).as(ex.toString()).isTrue();
+        assertThat((ex instanceof Verdict.Allowed)).as(ex.toString()).isTrue();
         ids.add(ex.id());
         respond(ex, "application/json", "{}", 1);
-        ex.end(true);
+        Verdicts.end(ex, true);
       }
     } finally {
       engine.close();
@@ -685,7 +687,7 @@ class ExchangeRecordingTest {
     });
   }
 
-  private static Exchange encoded(PamEngine engine, String path, String coding, byte[] body) {
+  private static Verdict encoded(PamEngine engine, String path, String coding, byte[] body) {
     Map<String, List<String>> headers = Map.of("Content-Type", List.of("application/json"),
         "Content-Encoding", List.of(coding), "Content-Length", List.of(Integer.toString(body.length)),
         "Authorization", List.of("Bearer " + KEY));

@@ -13,6 +13,7 @@ import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.JsonlRecorder;
 import java.io.ByteArrayInputStream;
 import java.io.UncheckedIOException;
@@ -92,7 +93,7 @@ class PamEngineOwnershipTest {
           - {name: large-generation, max-tokens-over: 8000}
       """;
 
-  static Exchange chat(PamEngine engine) {
+  static Verdict chat(PamEngine engine) {
     byte[] body = "{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8);
     return engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
         Map.of("Authorization", List.of("Bearer " + KEY)), "127.0.0.1"), new ByteArrayInputStream(body), body.length);
@@ -108,9 +109,9 @@ class PamEngineOwnershipTest {
         .threadFactory(threads).build();
     CompletableFuture<ApprovalService.Outcome> waiting =
         engine.approvalService().request(ALICE, PROMPT, "large-generation", "digest-1").outcome().toCompletableFuture();
-    Exchange ex = chat(engine);
-    assertThat(ex.allowed()).isTrue();
-    ex.end(true);
+    Verdict ex = chat(engine);
+    assertThat(ex).isInstanceOf(Verdict.Allowed.class);
+    Verdicts.end(ex, true);
     assertThat(made).as("the recorder's writer and the expiry thread").hasSize(2);
 
     engine.close();
@@ -119,7 +120,7 @@ class PamEngineOwnershipTest {
     assertThat(waiting.get(5, TimeUnit.SECONDS).reason()).isEqualTo("approval service closed");
     assertThat(Recordings.open(recordings).list(null, null)).hasSize(1);
     new JsonlRecorder(Policy.Recording.in(recordings), Clock.systemUTC()).close(); // the directory is free again
-    Exchange late = chat(engine);
+    Verdict late = chat(engine);
     assertThat(late.decision()).isInstanceOfSatisfying(Decision.Deny.class,
         d -> assertThat(d.code()).isEqualTo("recording_unavailable"));
     engine.close(); // idempotent
@@ -222,7 +223,7 @@ class PamEngineOwnershipTest {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(APPROVAL)))
         .recorder(recorder).approvalService(approvals).credentialProvider(credentials).identityResolver(resolver)
         .executor(pool).scheduler(timers).threadFactory(threads).build();
-    chat(engine).end(true);
+    Verdicts.end(chat(engine), true);
 
     engine.close();
     engine.close();

@@ -3,6 +3,7 @@ package dev.inferpam.core;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.core.adapter.Verdict;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Decision;
@@ -48,7 +49,7 @@ class PamEngineTest {
         """.formatted(sha256(KEY)) + extra;
   }
 
-  static Exchange call(PamEngine engine, String method, String rawPath, String key, String body) {
+  static Verdict call(PamEngine engine, String method, String rawPath, String key, String body) {
     Map<String, List<String>> headers = key == null ? Map.of() : Map.of("Authorization", List.of("Bearer " + key));
     byte[] bytes = body == null ? null : body.getBytes(StandardCharsets.UTF_8);
     return engine.begin(new RequestHead(method, rawPath, null, headers, "127.0.0.1"),
@@ -60,21 +61,21 @@ class PamEngineTest {
     Path file = dir.resolve("policy.yaml");
     Files.writeString(file, policy(""));
     PamEngine engine = PamEngine.fromPolicy(file);
-    Exchange ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}");
+    Verdict ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}");
     assertThat(ex.decision()).isInstanceOf(Decision.Allow.class);
     assertThat(ex.decision().rule()).isEqualTo("entitlements[0]");
     assertThat(ex.principal().subject()).isEqualTo("svc");
     assertThat(ex.principal().via()).isEqualTo(Principal.VIA_API_KEY);
     assertThat(ex.operation()).isEqualTo("chat");
     assertThat(ex.model()).isEqualTo("llama-3");
-    assertThat(ex.error()).isNull();
+    assertThat(Verdicts.error(ex)).isNull();
   }
 
   @Test
   void errorBodyHasTheSpecifiedShape() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
-    Exchange ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"gpt-4o\"}");
-    ErrorResponse err = ex.error();
+    Verdict ex = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"gpt-4o\"}");
+    ErrorResponse err = Verdicts.error(ex);
     assertThat(err.status()).isEqualTo(403);
     assertThat(err.headers()).containsEntry("Content-Type", "application/json");
     JsonNode root = JSON.readTree(err.body());
@@ -101,9 +102,9 @@ class PamEngineTest {
   @Test
   void blockRulesNameTheirRule() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
-    Exchange ex = call(engine, "POST", "/tokenize", KEY, "{}");
+    Verdict ex = call(engine, "POST", "/tokenize", KEY, "{}");
     assertThat(ex.decision().rule()).isEqualTo("block.rules[0] (no-tokenize)");
-    Exchange admin = call(engine, "DELETE", "/v1/models/ft-123", KEY, null);
+    Verdict admin = call(engine, "DELETE", "/v1/models/ft-123", KEY, null);
     assertThat(code(admin)).isEqualTo("blocked");
     assertThat(((Decision.Deny) admin.decision()).message()).contains("openai-admin");
   }
@@ -111,7 +112,7 @@ class PamEngineTest {
   @Test
   void basePathIsHonouredForOperationsAndBlocks() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("request: {base-path: /openai}\n"))).build();
-    assertThat(call(engine, "POST", "/openai/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").allowed()).isTrue();
+    assertThat(call(engine, "POST", "/openai/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}") instanceof Verdict.Allowed).isTrue();
     assertThat(code(call(engine, "POST", "/openai/api/pull", KEY, "{}"))).isEqualTo("blocked");
     assertThat(code(call(engine, "POST", "/openai/tokenize", KEY, "{}"))).isEqualTo("blocked");
   }
@@ -124,13 +125,13 @@ class PamEngineTest {
           return Optional.ofNullable(req.header("x-user")).map(u -> Principal.of(u, Set.of("ml"), "header"));
         }).build();
     Map<String, List<String>> h = Map.of("X-User", List.of("carol"));
-    Exchange ok = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, h, null),
+    Verdict ok = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, h, null),
         new ByteArrayInputStream("{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8)), -1);
     assertThat(ok.principal().subject()).isEqualTo("carol");
-    Exchange boom = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
+    Verdict boom = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
         Map.of("X-User", List.of("boom")), null), null, 0);
-    assertThat(boom.error().status()).isEqualTo(401);
-    assertThat(boom.error().bodyText()).doesNotContain("secret-token-value");
+    assertThat(Verdicts.error(boom).status()).isEqualTo(401);
+    assertThat(Verdicts.error(boom).bodyText()).doesNotContain("secret-token-value");
   }
 
   @Test
@@ -141,8 +142,8 @@ class PamEngineTest {
         throw new AssertionError("must not read");
       }
     };
-    Exchange ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, Map.of(), null), never, 101);
-    assertThat(ex.error().status()).isEqualTo(413);
+    Verdict ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, Map.of(), null), never, 101);
+    assertThat(Verdicts.error(ex).status()).isEqualTo(413);
     assertThat(code(ex)).isEqualTo("body_too_large");
   }
 
@@ -161,7 +162,7 @@ class PamEngineTest {
   void aMaskingSectionBuildsTheMaskerThatMasksResponses() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy("masking: {detectors: [email]}\n"))).build();
     assertThat(engine.masker().mask("write to a.b@example.com")).isEqualTo("write to [EMAIL]");
-    assertThat(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").masksResponse())
+    assertThat(Verdicts.allowed(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}")).mayChangeLength())
         .isTrue();
   }
 
@@ -169,7 +170,7 @@ class PamEngineTest {
   void withoutAMaskingSectionNothingIsMasked() throws Exception {
     PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(""))).build();
     assertThat(engine.masker()).isSameAs(Masker.IDENTITY);
-    assertThat(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}").masksResponse())
+    assertThat(Verdicts.allowed(call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\"}")).mayChangeLength())
         .isFalse();
   }
 
@@ -184,13 +185,13 @@ class PamEngineTest {
     Policy p = Policy.parse(policy(section));
     PamEngine engine = PamEngine.builder().policy(p).build();
     assertThat(engine.approvalService()).isInstanceOf(InProcessApprovalService.class);
-    Exchange held = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\",\"max_tokens\":9000}");
-    assertThat(held.awaitingReview()).isTrue();
+    Verdict held = call(engine, "POST", "/v1/chat/completions", KEY, "{\"model\":\"llama-3\",\"max_tokens\":9000}");
+    assertThat(held).isInstanceOf(Verdict.Held.class);
     assertThat(held.decision()).isEqualTo(new dev.inferpam.api.Decision.RequireApproval("large-generation"));
     engine.close();
     // Closing the engine closes its own service: the waiting request is answered, not left hanging.
-    assertThat(held.reviewed().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS)).isNull();
-    assertThat(held.settleReview()).isInstanceOfSatisfying(dev.inferpam.api.Decision.Deny.class,
+    Verdict result = Verdicts.held(held).await(java.time.Duration.ofSeconds(5));
+    assertThat(result.decision()).isInstanceOfSatisfying(dev.inferpam.api.Decision.Deny.class,
         d -> assertThat(d.code()).isEqualTo("approval_expired"));
     // Without the section: the engine holds nothing.
     try (PamEngine plain = PamEngine.builder().policy(Policy.parse(policy(""))).build()) {
@@ -245,7 +246,7 @@ class PamEngineTest {
       });
     }
     // The same answers as the engine gives an inference request with that head.
-    Exchange ex = call(engine, "GET", "/pam/quota", "wrong-key", null);
+    Verdict.Denied ex = (Verdict.Denied) call(engine, "GET", "/pam/quota", "wrong-key", null);
     Authentication.Refused refused = (Authentication.Refused) engine.authenticate(
         head(Map.of("Authorization", List.of("Bearer wrong-key"))));
     JsonNode engineError = JSON.readTree(ex.error().body()).get("error");
@@ -273,7 +274,7 @@ class PamEngineTest {
     return new RequestHead("GET", "/pam/approvals", null, headers, "127.0.0.1");
   }
 
-  static String code(Exchange ex) {
+  static String code(Verdict ex) {
     return ((Decision.Deny) ex.decision()).code();
   }
 }

@@ -2,6 +2,7 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.core.adapter.Verdict;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
@@ -107,7 +108,7 @@ class RequestDecisionFuzzTest {
       declared = Long.parseLong(length.group(2));
     }
 
-    Exchange ex = ENGINE.begin(new RequestHead(method, path, null, headers(credential), "127.0.0.1"),
+    Verdict ex = ENGINE.begin(new RequestHead(method, path, null, headers(credential), "127.0.0.1"),
         new ByteArrayInputStream(body), declared);
     try {
       Decision d = ex.decision();
@@ -116,17 +117,17 @@ class RequestDecisionFuzzTest {
       } else {
         assertThat(d).isInstanceOf(Decision.Allow.class);
         // what goes upstream is every byte the client sent, whatever length it declared
-        assertThat(ex.body()).isEqualTo(body);
-        assertAllowedByPolicy(ex, method);
+        assertThat(Verdicts.allowed(ex).forward().body()).isEqualTo(body);
+        assertAllowedByPolicy(ex, method, path);
       }
     } finally {
-      ex.end(false);
+      Verdicts.end(ex, false);
     }
   }
 
-  private static void assertDocumentedRefusal(Exchange ex, Decision.Deny deny) throws IOException {
+  private static void assertDocumentedRefusal(Verdict ex, Decision.Deny deny) throws IOException {
     assertThat(deny.status() + " " + deny.code()).isIn(REFUSALS);
-    ErrorResponse error = ex.error();
+    ErrorResponse error = Verdicts.error(ex);
     assertThat(error.status()).isEqualTo(deny.status());
     JsonNode e = LENIENT.readTree(error.body()).get("error");
     assertThat(e.get("type").asText()).isEqualTo("pam_error");
@@ -136,10 +137,10 @@ class RequestDecisionFuzzTest {
     assertThat(text).doesNotContain(SVC_KEY, RESEARCH_KEY);
   }
 
-  private static void assertAllowedByPolicy(Exchange ex, String method) throws IOException {
+  private static void assertAllowedByPolicy(Verdict ex, String method, String rawPath) throws IOException {
     String subject = ex.principal().subject();
     assertThat(subject).isIn("svc", "research");
-    String path = ex.request().path();
+    String path = (String) dev.inferpam.core.internal.Decider.canonicalPathOrDeny(rawPath);
     String relative = path.startsWith("/openai/") ? path.substring("/openai".length()) : path;
 
     String upper = method.toUpperCase(Locale.ROOT); // the engine's reading (InferenceRequest)
@@ -151,7 +152,7 @@ class RequestDecisionFuzzTest {
     }
     String operation = OPERATIONS.getOrDefault(relative, "infer");
     assertThat(ex.operation()).isEqualTo(operation);
-    byte[] body = ex.body();
+    byte[] body = Verdicts.allowed(ex).forward().body();
     JsonNode json = null;
     String model;
     if (operation.equals("infer")) {

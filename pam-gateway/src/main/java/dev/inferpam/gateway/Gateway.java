@@ -195,7 +195,7 @@ public final class Gateway implements AutoCloseable {
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
     filter.setAsyncSupported(true);
     context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
-    ForwardingServlet forwarder = new ForwardingServlet(client, upstream, settings.forwardHeaders());
+    ForwardingServlet forwarder = new ForwardingServlet(client, upstream);
     ServletHolder forward = new ServletHolder("forward", forwarder);
     forward.setAsyncSupported(true);
     context.addServlet(forward, "/");

@@ -1,24 +1,21 @@
 package dev.inferpam.okhttp;
 
-import dev.inferpam.api.Credential;
-import dev.inferpam.api.Decision;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.RequestHead;
-import dev.inferpam.core.ResponseMasking;
+import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 import okhttp3.Call;
 import okhttp3.Headers;
@@ -47,13 +44,13 @@ import okio.Timeout;
  * first (see <b>Approval</b> below). On an allow it replaces the caller's credential
  * ({@code Authorization}, {@code X-Api-Key}) with the upstream credential, sends a body the
  * engine decoded ({@code Content-Encoding} gzip or deflate) decoded and without
- * {@code Content-Encoding}, and calls {@code proceed} exactly once; the response body streams through and is reported to the
- * exchange as it is read, which is recorded when the body is exhausted or closed (or, should the
+ * {@code Content-Encoding}, and calls {@code proceed} exactly once; the response body streams
+ * through and is reported to the engine as it is read, which is recorded when the body is exhausted or closed (or, should the
  * caller drop the response without closing it, once the body is garbage-collected: recorded
  * {@code complete: false}; close responses, as OkHttp requires anyway).
  *
- * <p><b>Masking.</b> When the engine masks this caller's responses
- * ({@link Exchange#masksResponse()}), the request goes out without the caller's
+ * <p><b>Masking.</b> When the engine masks this caller's responses, the request goes out without
+ * the caller's
  * {@code Accept-Encoding}, so OkHttp negotiates gzip itself and decompresses transparently, and
  * the body the caller reads is masked as it is read: each read returns as soon as the masker
  * releases something (it holds back at most {@code masking.max-hold-back} chars while a value
@@ -65,15 +62,14 @@ import okio.Timeout;
  * the caller.
  *
  * <p><b>Credentials.</b> The upstream credential this exchange injected and the caller's own
- * token or key are replaced in every response header and body the caller reads
- * ({@link Exchange#responseHeader}, {@link Exchange#responseMasking()}), whether or not the
- * response is masked; for that, too, the caller's {@code Accept-Encoding} is not forwarded
- * ({@link Exchange#rewritesResponse()}). Replacing them keeps the body's length, so an
- * unmasked response keeps its {@code Content-Length}. Should the masker fail mid-body, the caller's read fails with an
+ * token or key are replaced in every response header and body the caller reads, whether or not
+ * the response is masked; for that, too, the caller's {@code Accept-Encoding} is not forwarded.
+ * Replacing them keeps the body's length, so an unmasked response keeps its
+ * {@code Content-Length}. Should the masker fail mid-body, the caller's read fails with an
  * {@link IOException} rather than get unmasked text.
  *
  * <p><b>Approval.</b> A request that matches an {@code approval} rule waits for a reviewer
- * ({@link Exchange#awaitingReview()}) <em>on the calling thread</em>: {@code execute()} (or the
+ * ({@link Verdict.Held}) <em>on the calling thread</em>: {@code execute()} (or the
  * dispatcher thread of an {@code enqueue}d call) blocks until the review is over, which the engine
  * bounds by {@code approval.timeout} (plus a short grace for an approval service that fails to
  * expire it). Nothing is sent upstream while it waits. Then the caller gets:
@@ -109,7 +105,7 @@ import okio.Timeout;
 public final class PamInterceptor implements Interceptor {
   private static final MediaType JSON = MediaType.get("application/json");
   /** How often a call waiting for approval looks whether it was cancelled (or timed out). */
-  private static final long CANCEL_POLL_MILLIS = 50;
+  private static final Duration CANCEL_POLL = Duration.ofMillis(50);
 
   private final PamEngine engine;
   private final Supplier<String> tokenSupplier;
@@ -142,54 +138,53 @@ public final class PamInterceptor implements Interceptor {
   @Override
   public Response intercept(Chain chain) throws IOException {
     Request request = withCallerToken(chain.request());
-    Exchange exchange = begin(request);
-    if (exchange.awaitingReview()) awaitReview(chain.call(), exchange);
-
-    if (!(exchange.decision() instanceof Decision.Allow)) {
+    Verdict verdict = begin(request);
+    if (verdict instanceof Verdict.Held held) verdict = await(chain.call(), held);
+    if (verdict instanceof Verdict.Denied denied) {
       try {
-        return synthetic(request, exchange.error());
+        return synthetic(request, denied.error());
       } finally {
-        exchange.end(true);
+        denied.end(true);
       }
     }
+    Verdict.Allowed allowed = (Verdict.Allowed) verdict;
 
-    Request upstream = forUpstream(request, exchange);
+    Request upstream = forUpstream(request, allowed.forward());
     Response response;
     try {
       response = chain.proceed(upstream);
     } catch (IOException | RuntimeException e) {
-      exchange.upstreamFailed();
-      exchange.responseStarted(502, Map.of());
-      exchange.end(false);
+      allowed.upstreamFailed();
+      allowed.end(false);
       throw e;
     }
-    exchange.responseStarted(response.code(), response.headers().toMultimap());
-    ErrorResponse refusal = exchange.responseRefusal();
-    if (refusal != null) {
+    ResponsePlan plan = allowed.respond(response.code(), response.headers().toMultimap());
+    if (plan instanceof ResponsePlan.Refused refused) {
       // Encoded (or unmaskable) where it had to be masked: nothing of it reaches the caller.
       response.close();
       try {
-        return synthetic(request, refusal);
+        return synthetic(request, refused.error());
       } finally {
-        exchange.end(true);
+        allowed.end(true);
       }
     }
+    ResponsePlan.Relay relay = (ResponsePlan.Relay) plan;
     // The caller sees its own request, never the one carrying the upstream credential:
     // response.request() and the network/prior responses would otherwise hand it over. Nor does
     // it see a credential an upstream echoed in a header.
     Response.Builder shown = response.newBuilder().request(request)
         .networkResponse(null).priorResponse(null).cacheResponse(null)
-        .headers(shownHeaders(response.headers(), exchange))
-        .message(exchange.responseHeader("", response.message()));
+        .headers(shownHeaders(response.headers(), relay))
+        .message(relay.header("", response.message()));
     ResponseBody body = response.body();
     if (body == null) {
-      exchange.end(true);
+      allowed.end(true);
       return shown.build();
     }
-    ResponseMasking masking = exchange.responseMasking();
+    ResponseMasking masking = relay.masking();
     if (masking != null) {
-      BufferedSource masked = Okio.buffer(new MaskingSource(body.source(), masking, exchange));
-      if (!masking.changesLength()) {
+      BufferedSource masked = Okio.buffer(new MaskingSource(body.source(), masking, relay, allowed));
+      if (!relay.dropContentLength()) {
         // Only credentials are replaced, which keeps the length.
         return shown.body(ResponseBody.create(masked, body.contentType(), body.contentLength())).build();
       }
@@ -198,68 +193,42 @@ public final class PamInterceptor implements Interceptor {
           .body(ResponseBody.create(masked, body.contentType(), -1))
           .build();
     }
-    BufferedSource tapped = Okio.buffer(new TapSource(body.source(), exchange));
+    BufferedSource tapped = Okio.buffer(new TapSource(body.source(), relay, allowed));
     return shown.body(ResponseBody.create(tapped, body.contentType(), body.contentLength())).build();
   }
 
   /**
-   * Blocks the calling thread until the review is over, then makes the decision final. Bounded by
+   * Blocks the calling thread until the review is over and returns the final verdict. Bounded by
    * the engine (the review is over within {@code approval.timeout} plus a grace), by cancellation
    * of the call (which OkHttp also does when its call timeout passes) and by interruption. A call
-   * given up is withdrawn from review, its exchange ended incomplete, and an
-   * {@link IOException} thrown; on any other failure the exchange is ended before it propagates.
+   * given up is withdrawn from review (its exchange ended incomplete) and an {@link IOException}
+   * thrown.
    */
-  private static void awaitReview(Call call, Exchange exchange) throws IOException {
-    CompletableFuture<Void> reviewed = exchange.reviewed().toCompletableFuture();
+  private static Verdict await(Call call, Verdict.Held held) throws IOException {
     try {
       while (true) {
         // The call's canceled flag is the only signal OkHttp gives (no callback); look at it
         // between short timed waits.
         if (call.isCanceled()) {
-          withdraw(exchange);
+          held.cancel();
           throw new IOException("Canceled");
         }
-        try {
-          reviewed.get(CANCEL_POLL_MILLIS, TimeUnit.MILLISECONDS);
-          break;
-        } catch (TimeoutException e) {
-          // Not over yet: look at the call again.
-        } catch (ExecutionException e) {
-          // reviewed() never fails; should it, settleReview below still ends the review.
-          break;
-        }
+        Verdict verdict = held.await(CANCEL_POLL);
+        if (verdict != null) return verdict;
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      withdraw(exchange);
+      held.cancel();
       InterruptedIOException interrupted = new InterruptedIOException("interrupted while waiting for approval");
       interrupted.initCause(e);
       throw interrupted;
-    } catch (RuntimeException e) {
-      exchange.end(false);
-      throw e;
-    }
-    try {
-      exchange.settleReview();
-    } catch (RuntimeException e) {
-      exchange.end(false);
-      throw e;
-    }
-  }
-
-  /** The caller stopped waiting: withdraws the review and ends the exchange incomplete. */
-  private static void withdraw(Exchange exchange) {
-    try {
-      exchange.cancelReview();
-      exchange.settleReview();
-    } finally {
-      exchange.end(false);
     }
   }
 
   private Request withCallerToken(Request request) {
-    if (tokenSupplier == null || request.header("Authorization") != null || request.header("X-Api-Key") != null) {
-      return request;
+    if (tokenSupplier == null) return request;
+    for (String name : Forward.CALLER_CREDENTIAL_HEADERS) {
+      if (request.header(name) != null) return request; // the caller brought its own
     }
     String token;
     try {
@@ -271,7 +240,7 @@ public final class PamInterceptor implements Interceptor {
         : request.newBuilder().header("Authorization", "Bearer " + token).build();
   }
 
-  private Exchange begin(Request request) throws IOException {
+  private Verdict begin(Request request) throws IOException {
     Map<String, List<String>> headers = new LinkedHashMap<>(request.headers().toMultimap());
     RequestBody body = request.body();
     if (body != null && body.contentType() != null && request.header("Content-Type") == null) {
@@ -297,13 +266,13 @@ public final class PamInterceptor implements Interceptor {
     return engine.begin(head, in, size);
   }
 
-  /** The response headers as {@link Exchange#responseHeader} lets them reach the caller. */
-  private static Headers shownHeaders(Headers headers, Exchange exchange) {
+  /** The response headers as the plan lets them reach the caller. */
+  private static Headers shownHeaders(Headers headers, ResponsePlan.Relay relay) {
     Headers.Builder shown = null;
     for (int i = 0; i < headers.size(); i++) {
       String name = headers.name(i);
       String value = headers.value(i);
-      String kept = exchange.responseHeader(name, value);
+      String kept = relay.header(name, value);
       if (shown == null && kept == value) continue; // unchanged so far: nothing built
       if (shown == null) {
         shown = new Headers.Builder();
@@ -314,16 +283,17 @@ public final class PamInterceptor implements Interceptor {
     return shown == null ? headers : shown.build();
   }
 
-  private static Request forUpstream(Request request, Exchange exchange) {
+  /**
+   * The request with the engine's edits: without an {@code Accept-Encoding} the engine removes,
+   * OkHttp asks for gzip itself and decompresses, so the engine reads plain text.
+   */
+  private static Request forUpstream(Request request, Forward forward) {
     Request.Builder b = request.newBuilder();
-    for (String name : exchange.requestHeadersToRemove()) b.removeHeader(name);
-    // Without it OkHttp asks for gzip itself and decompresses, so the engine reads plain text.
-    if (exchange.rewritesResponse()) b.removeHeader("Accept-Encoding");
-    Credential credential = exchange.upstreamCredential();
-    if (credential != null) b.header(credential.header(), credential.value());
+    for (String name : forward.removeHeaders()) b.removeHeader(name);
+    forward.setHeaders().forEach(b::header);
     RequestBody original = request.body();
     if (original != null) {
-      b.method(request.method(), RequestBody.create(exchange.body(), original.contentType()));
+      b.method(request.method(), RequestBody.create(forward.body(), original.contentType()));
     }
     return b.build();
   }
@@ -342,15 +312,15 @@ public final class PamInterceptor implements Interceptor {
   }
 
   /**
-   * Reports the last {@code n} bytes of {@code sink} (just delivered) to the exchange, reading them
-   * in place: no copy, and the buffer's segments stay unshared, so Okio can reuse them.
+   * Reports the last {@code n} bytes of {@code sink} (just delivered), reading them in place: no
+   * copy, and the buffer's segments stay unshared, so Okio can reuse them.
    */
-  private static void reportLast(Buffer sink, long n, Exchange exchange) {
+  private static void reportLast(Buffer sink, long n, ResponsePlan.Relay relay) {
     try (Buffer.UnsafeCursor cursor = sink.readUnsafe(new Buffer.UnsafeCursor())) {
       long left = n;
       for (int readable = cursor.seek(sink.size() - n); left > 0 && readable > 0; readable = cursor.next()) {
         int take = (int) Math.min(readable, left);
-        exchange.responseBytes(cursor.data, cursor.start, take);
+        relay.delivered(cursor.data, cursor.start, take);
         left -= take;
       }
     }
@@ -358,13 +328,13 @@ public final class PamInterceptor implements Interceptor {
 
   /** Reports every byte the caller reads, and ends the exchange at end of stream or close. */
   private static final class TapSource extends ForwardingSource {
-    private final Exchange exchange;
+    private final ResponsePlan.Relay relay;
     private final Ending ending;
 
-    TapSource(Source delegate, Exchange exchange) {
+    TapSource(Source delegate, ResponsePlan.Relay relay, Verdict.Allowed allowed) {
       super(delegate);
-      this.exchange = exchange;
-      this.ending = Ending.watch(this, exchange);
+      this.relay = relay;
+      this.ending = Ending.watch(this, allowed);
     }
 
     @Override
@@ -379,7 +349,7 @@ public final class PamInterceptor implements Interceptor {
       if (n == -1) {
         finish(true);
       } else {
-        reportLast(sink, n, exchange);
+        reportLast(sink, n, relay);
       }
       return n;
     }
@@ -407,21 +377,21 @@ public final class PamInterceptor implements Interceptor {
   static final class Ending {
     private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
 
-    private final Exchange exchange;
+    private final Verdict.Allowed allowed;
     private final java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
 
-    private Ending(Exchange exchange) {
-      this.exchange = exchange;
+    private Ending(Verdict.Allowed allowed) {
+      this.allowed = allowed;
     }
 
-    static Ending watch(Object body, Exchange exchange) {
-      Ending ending = new Ending(exchange);
+    static Ending watch(Object body, Verdict.Allowed allowed) {
+      Ending ending = new Ending(allowed);
       CLEANER.register(body, ending::abandoned);
       return ending;
     }
 
     void end(boolean complete) {
-      if (done.compareAndSet(false, true)) exchange.end(complete);
+      if (done.compareAndSet(false, true)) allowed.end(complete);
     }
 
     private void abandoned() {
@@ -431,7 +401,7 @@ public final class PamInterceptor implements Interceptor {
 
   /**
    * The caller's view of a masked body: upstream bytes go through the {@link ResponseMasking} and
-   * the caller reads what it releases, which is what is reported to the exchange. A read blocks
+   * the caller reads what it releases, which is what is reported as delivered. A read blocks
    * only until the masker releases something, never for the whole body. The exchange ends at end
    * of stream (after the held-back tail) or when the caller closes early (incomplete).
    */
@@ -447,7 +417,7 @@ public final class PamInterceptor implements Interceptor {
 
     private final BufferedSource upstream;
     private final ResponseMasking masking;
-    private final Exchange exchange;
+    private final ResponsePlan.Relay relay;
     private final Buffer raw = new Buffer();
     private final Buffer released = new Buffer();
     private final Ending ending;
@@ -455,11 +425,12 @@ public final class PamInterceptor implements Interceptor {
     private boolean failed;
     private final long slice;
 
-    MaskingSource(BufferedSource upstream, ResponseMasking masking, Exchange exchange) {
+    MaskingSource(BufferedSource upstream, ResponseMasking masking, ResponsePlan.Relay relay,
+                  Verdict.Allowed allowed) {
       this.upstream = upstream;
       this.masking = masking;
-      this.exchange = exchange;
-      this.ending = Ending.watch(this, exchange);
+      this.relay = relay;
+      this.ending = Ending.watch(this, allowed);
       this.slice = masking.changesLength() ? SLICE : SCRUB_SLICE;
     }
 
@@ -481,7 +452,7 @@ public final class PamInterceptor implements Interceptor {
       }
       long n = Math.min(byteCount, released.size());
       sink.write(released, n);
-      reportLast(sink, n, exchange);
+      reportLast(sink, n, relay);
       return n;
     }
 

@@ -1,10 +1,10 @@
 package dev.inferpam.servlet;
 
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.PendingExchange;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.PendingRequest;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.servlet.internal.ExchangeRequest;
 import dev.inferpam.servlet.internal.ExchangeResponse;
 import dev.inferpam.servlet.internal.RequestHeads;
@@ -21,7 +21,6 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
@@ -35,8 +34,8 @@ import org.slf4j.LoggerFactory;
  * inference server or gateway.
  *
  * <p>Per HTTP request the filter hands the request's head (method, raw path, query, headers, peer
- * address) to {@link PamEngine#beginHead}, then its body, and follows the {@link Exchange}
- * contract. It holds no policy of its own:
+ * address) to {@link PamEngine#beginHead}, then its body, and applies the {@link Verdict} the
+ * engine answers. It holds no policy of its own:
  * <ul>
  *   <li><b>Head first</b>: path and identity are decided from the head. A request refused there
  *       (400 {@code bad_path}, 401 {@code unauthenticated}, 413 for a declared length over
@@ -67,13 +66,13 @@ import org.slf4j.LoggerFactory;
  *       without {@code Content-Encoding}. Forwarding headers ({@code Forwarded},
  *       {@code X-Forwarded-*}) are left as they came: the filter cannot tell whether a trusted
  *       proxy set them; an application that forwards requests sets its own (as the gateway does).
- *       The {@link Exchange} is stored in request attribute {@link #EXCHANGE_ATTRIBUTE}; a
- *       forwarding servlet takes the credential to inject from
- *       {@link Exchange#upstreamCredential()}. The response is reported to the exchange as it is
+ *       The {@link Verdict.Allowed} is stored in request attribute {@link #EXCHANGE_ATTRIBUTE}; a
+ *       forwarding servlet takes what to send upstream (the credential to inject, the headers a
+ *       proxy forwards) from its {@link Verdict.Allowed#forward()}. The response is reported to the engine as it is
  *       written; {@code flush()} goes straight to the client, so server-sent events keep their
  *       timing and no response is ever buffered whole.</li>
- *   <li><b>Masked</b> (when the engine masks this principal's responses,
- *       {@link Exchange#masksResponse()}): the application does not see {@code Accept-Encoding},
+ *   <li><b>Masked</b> (when the engine masks this principal's responses): the application does
+ *       not see {@code Accept-Encoding},
  *       so it (or the server it forwards to) answers uncompressed; text bodies are masked as they
  *       are written (SSE, NDJSON and JSON keep their framing; binary types pass untouched), a
  *       {@code Content-Length} the application sets is dropped for a masked body, and the
@@ -84,11 +83,11 @@ import org.slf4j.LoggerFactory;
  *       (recorded as the response), and the application's further writes fail with an
  *       {@link IOException}, which the filter does not pass on.</li>
  *   <li><b>Held for review</b> (the request matches an {@code approval} rule,
- *       {@link Exchange#awaitingReview()}): nothing is passed on while it waits. With async
+ *       {@link Verdict.Held}): nothing is passed on while it waits. With async
  *       supported, the filter starts async processing and returns, so the wait holds no container
  *       thread; when the review ends (decided, expired, withdrawn) the request is dispatched again
- *       ({@code DispatcherType.ASYNC}) and this filter settles it on that container thread
- *       ({@link Exchange#settleReview()}): approved requests go on as allowed ones, refused ones
+ *       ({@code DispatcherType.ASYNC}) and this filter carries on with its final verdict on that
+ *       container thread: approved requests go on as allowed ones, refused ones
  *       get their error (403 {@code approval_rejected} / {@code approval_expired}, 429
  *       {@code approval_limit} with {@code Retry-After}, 503 {@code approval_unavailable}).
  *       Without async support the request thread waits (bounded by the engine). The container's
@@ -167,7 +166,7 @@ import org.slf4j.LoggerFactory;
 public final class PamFilter implements Filter {
   private static final Logger log = LoggerFactory.getLogger(PamFilter.class);
 
-  /** The request attribute holding the allowed request's {@link Exchange}. */
+  /** The request attribute holding the allowed request's {@link Verdict.Allowed}. */
   public static final String EXCHANGE_ATTRIBUTE = "dev.inferpam.exchange";
 
   /** The request attribute holding a request whose body is read without a thread, until its async dispatch. */
@@ -175,9 +174,6 @@ public final class PamFilter implements Filter {
 
   /** The request attribute holding a request that waits for a reviewer, until its async dispatch. */
   static final String REVIEW_ATTRIBUTE = "dev.inferpam.review";
-
-  /** Slack on top of the engine's own bound before the container's async timeout ends a wait. */
-  private static final Duration ASYNC_TIMEOUT_SLACK = Duration.ofSeconds(30);
 
   // Written only when the engine itself throws, so there is no exchange (and no request id).
   private static final byte[] INTERNAL_ERROR_BODY =
@@ -204,56 +200,43 @@ public final class PamFilter implements Filter {
       // A dispatch (error or async) of a held request whose wait the container already ended:
       // its exchange is ended and recorded; answer what the record says, if anything still can be.
       request.removeAttribute(REVIEW_ATTRIBUTE);
-      writeError(abandoned.exchange, abandoned.response);
+      if (abandoned.withdrawn != null) writeError(abandoned.withdrawn, abandoned.response);
       return;
     }
     if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview held && held.take()) {
-      // The async dispatch of a request that waited for a reviewer: decide it for good, here, on
-      // a container thread, and go on as for any decided request.
+      // The async dispatch of a request that waited for a reviewer: its verdict is final (the
+      // dispatch follows the result); go on, here, on a container thread, as for any request.
       request.removeAttribute(REVIEW_ATTRIBUTE);
-      Exchange exchange = held.exchange;
-      try {
-        exchange.settleReview();
-      } catch (RuntimeException e) {
-        log.error("inferpam: review of exchange {} could not be settled, refusing: {}", exchange.id(),
-            e.getClass().getName());
-        log.debug("inferpam: review settlement failure", e);
-        writeInternalError(held.response);
-        exchange.end(false);
-        return;
-      }
-      decided(exchange, held.request, held.response, chain);
+      decided(finalVerdict(held.held), held.request, held.response, chain);
       return;
     }
     if (request.getAttribute(BODY_ATTRIBUTE) instanceof BodyRead read && read.take()) {
-      // The async dispatch after the body was read (or refused): go on with its exchange.
+      // The async dispatch after the body was read (or refused): go on with its verdict.
       request.removeAttribute(BODY_ATTRIBUTE);
-      carryOn(read.exchange, read.request, read.response, chain, read.pending.bodyLeftUnread());
+      carryOn(read.verdict, read.request, read.response, chain);
       return;
     }
-    if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Exchange) {
+    if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Verdict.Allowed) {
       // A dispatch of a request this filter already decided and let through.
       chain.doFilter(req, res);
       return;
     }
 
-    Exchange exchange;
-    boolean bodyLeft;
+    Verdict verdict;
     try {
       // Path and identity first, from the head: a refused request is answered without reading
       // a byte of its body (the container then closes the connection).
-      PendingExchange pending = engine.beginHead(head(request), request.getContentLengthLong());
-      exchange = pending.decided();
-      if (exchange == null) {
+      PendingRequest pending = engine.beginHead(head(request), request.getContentLengthLong());
+      verdict = pending.decided();
+      if (verdict == null) {
         if (!hasBody(request)) {
-          exchange = pending.read(null);
+          verdict = pending.read(null);
         } else if (request.isAsyncSupported() && readAsync(pending, request, response)) {
           return;
         } else {
-          exchange = readBlocking(pending, request);
+          verdict = readBlocking(pending, request);
         }
       }
-      bodyLeft = pending.bodyLeftUnread() && hasBody(request);
     } catch (RuntimeException e) {
       // The engine promises not to throw for bad input, so this is a bug (or another filter took
       // the body stream first): fail closed, and keep the details in the log, not in the answer.
@@ -263,30 +246,24 @@ public final class PamFilter implements Filter {
       writeInternalError(response);
       return;
     }
-    carryOn(exchange, request, response, chain, bodyLeft);
+    carryOn(verdict, request, response, chain);
   }
 
-  /**
-   * Goes on with a request whose body was read: waits for a review if it needs one, then
-   * {@link #decided}.
-   *
-   * @param bodyLeft whether body bytes are left unread (the request is then denied): the denial
-   *     closes the connection
-   */
-  private void carryOn(Exchange exchange, HttpServletRequest request, HttpServletResponse response,
-                       FilterChain chain, boolean bodyLeft) throws IOException, ServletException {
-    if (bodyLeft && !exchange.allowed()) {
-      deny(exchange, response, true);
-      return;
+  /** Goes on with a request whose body was read: waits for a review if it needs one, then {@link #decided}. */
+  private void carryOn(Verdict verdict, HttpServletRequest request, HttpServletResponse response,
+                       FilterChain chain) throws IOException, ServletException {
+    if (verdict instanceof Verdict.Held held) {
+      Verdict now = finalVerdict(held);
+      if (now != null) {
+        verdict = now; // decided at once (a grant, a bound reached): no wait
+      } else if (request.isAsyncSupported() && holdForReview(held, request, response)) {
+        return;
+      } else {
+        verdict = awaitReview(held);
+        if (verdict == null) return;
+      }
     }
-    if (exchange.awaitingReview() && exchange.reviewed().toCompletableFuture().isDone()) {
-      exchange.settleReview(); // decided at once (a grant, a bound reached): no wait
-    }
-    if (exchange.awaitingReview()) {
-      if (request.isAsyncSupported() && holdForReview(exchange, request, response)) return;
-      if (!awaitReview(exchange)) return;
-    }
-    decided(exchange, request, response, chain);
+    decided(verdict, request, response, chain);
   }
 
   /**
@@ -306,7 +283,7 @@ public final class PamFilter implements Filter {
    * allow async: bounded by the engine's checks after every read and by the container's own read
    * timeout.
    */
-  private static Exchange readBlocking(PendingExchange pending, HttpServletRequest request) {
+  private static Verdict readBlocking(PendingRequest pending, HttpServletRequest request) {
     jakarta.servlet.ServletInputStream in;
     try {
       in = request.getInputStream();
@@ -321,16 +298,16 @@ public final class PamFilter implements Filter {
    * takes the body as it arrives, and the filter returns. The container's async timeout is what
    * is left of {@code request.body-timeout}. When the body ended, was refused, timed out or
    * failed, the request is dispatched again ({@link DispatcherType#ASYNC}) to this filter, which
-   * goes on with the exchange on a container thread, as for a request held for review.
+   * goes on with the verdict on a container thread, as for a request held for review.
    *
    * @return false when async could not start after all (a wrapper in front refused it): the
    *     caller then reads on the request thread
    */
-  private static boolean readAsync(PendingExchange pending, HttpServletRequest request, HttpServletResponse response) {
+  private static boolean readAsync(PendingRequest pending, HttpServletRequest request, HttpServletResponse response) {
     BodyRead read = new BodyRead(pending, request, response);
     try {
       request.setAttribute(BODY_ATTRIBUTE, read);
-      read.async = request.startAsync(new HeldRequest(request), response);
+      read.async = request.startAsync(ExchangeRequest.held(request), response);
     } catch (IllegalStateException e) {
       request.removeAttribute(BODY_ATTRIBUTE);
       log.debug("inferpam: async body read refused ({}), reading on the request thread", e.getMessage());
@@ -351,25 +328,25 @@ public final class PamFilter implements Filter {
   /**
    * One body being read without a thread, taken by exactly one async dispatch of this filter.
    * Its listener methods run on container threads; the first outcome (end, refusal, timeout,
-   * failure) makes the exchange and dispatches.
+   * failure) makes the verdict and dispatches.
    */
   private static final class BodyRead implements AsyncListener {
-    final PendingExchange pending;
+    final PendingRequest pending;
     final HttpServletRequest request;
     final HttpServletResponse response;
     AsyncContext async;
-    volatile Exchange exchange;
+    volatile Verdict verdict;
     private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
 
-    BodyRead(PendingExchange pending, HttpServletRequest request, HttpServletResponse response) {
+    BodyRead(PendingRequest pending, HttpServletRequest request, HttpServletResponse response) {
       this.pending = pending;
       this.request = request;
       this.response = response;
     }
 
-    /** True once, for the dispatch that goes on with the exchange, once there is one. */
+    /** True once, for the dispatch that goes on with the verdict, once there is one. */
     boolean take() {
-      return exchange != null && taken.compareAndSet(false, true);
+      return verdict != null && taken.compareAndSet(false, true);
     }
 
     ReadListener listener(jakarta.servlet.ServletInputStream in) {
@@ -401,15 +378,15 @@ public final class PamFilter implements Filter {
       };
     }
 
-    /** Hands the exchange (when this call made it) to a dispatch of the filter. */
-    void done(Exchange made) {
+    /** Hands the verdict (when this call made it) to a dispatch of the filter. */
+    void done(Verdict made) {
       if (made == null) return; // another outcome came first
-      exchange = made;
+      verdict = made;
       try {
         async.dispatch();
       } catch (IllegalStateException e) {
         // The async cycle is over already (the client went away): nothing to answer.
-        if (taken.compareAndSet(false, true)) made.end(false);
+        if (taken.compareAndSet(false, true)) abandon(made);
       }
     }
 
@@ -425,15 +402,15 @@ public final class PamFilter implements Filter {
 
     @Override
     public void onComplete(AsyncEvent event) {
-      Exchange made = exchange;
+      Verdict made = verdict;
       if (made == null) {
         // The cycle ended before any outcome of the read: end the exchange as a failed read.
         made = pending.failed();
-        if (made != null && taken.compareAndSet(false, true)) made.end(false);
+        if (made != null && taken.compareAndSet(false, true)) abandon(made);
       } else if (taken.compareAndSet(false, true)) {
         log.error("inferpam: exchange {}: the request was dispatched without PamFilter after its body was read; map"
             + " the filter to DispatcherType.ASYNC too. The request was not forwarded.", made.id());
-        made.end(false);
+        abandon(made);
       }
     }
 
@@ -443,16 +420,27 @@ public final class PamFilter implements Filter {
     }
   }
 
-  /** Goes on with a request whose decision is final: the denial is written, or the chain called. */
-  private void decided(Exchange exchange, HttpServletRequest request, HttpServletResponse response,
+  /** Ends, incomplete, an exchange nobody can answer any more; a held one is withdrawn from review. */
+  private static void abandon(Verdict verdict) {
+    if (verdict instanceof Verdict.Held held) {
+      held.cancel();
+    } else if (verdict instanceof Verdict.Denied denied) {
+      denied.end(false);
+    } else if (verdict instanceof Verdict.Allowed allowed) {
+      allowed.end(false);
+    }
+  }
+
+  /** Goes on with a final verdict: the denial is written, or the chain called. */
+  private void decided(Verdict verdict, HttpServletRequest request, HttpServletResponse response,
                        FilterChain chain) throws IOException, ServletException {
-    if (!exchange.allowed()) {
-      deny(exchange, response);
+    if (verdict instanceof Verdict.Denied denied) {
+      deny(denied, response, denied.bodyLeftUnread() && hasBody(request));
       return;
     }
-
+    Verdict.Allowed exchange = (Verdict.Allowed) verdict;
     ExchangeResponse wrappedResponse = new ExchangeResponse(response, exchange);
-    ExchangeRequest wrappedRequest = new ExchangeRequest(request, exchange, wrappedResponse);
+    ExchangeRequest wrappedRequest = ExchangeRequest.allowed(request, exchange, wrappedResponse);
     wrappedRequest.setAttribute(EXCHANGE_ATTRIBUTE, exchange);
     boolean complete = false;
     boolean endHere = true;
@@ -489,76 +477,79 @@ public final class PamFilter implements Filter {
   /**
    * Waits for the review without a thread: async processing starts, the filter returns, and when
    * the review is over the request is dispatched again ({@link DispatcherType#ASYNC}) to this
-   * filter, which settles it on a container thread. Until then the application cannot act on it:
-   * should the dispatch reach the application without this filter (not mapped to {@code ASYNC}),
-   * it gets a request whose body cannot be read.
+   * filter, which carries on with the final verdict on a container thread. Until then the
+   * application cannot act on it: should the dispatch reach the application without this filter
+   * (not mapped to {@code ASYNC}), it gets a request whose body cannot be read. The container's
+   * async timeout is the engine's {@link Verdict.Held#timeout()}.
    *
    * @return false when async could not start after all (a wrapper in front refused it): the
    *     caller then waits on the request thread
    */
-  private boolean holdForReview(Exchange exchange, HttpServletRequest request, HttpServletResponse response) {
-    HeldReview held = new HeldReview(exchange, request, response);
+  private static boolean holdForReview(Verdict.Held verdict, HttpServletRequest request,
+                                       HttpServletResponse response) {
+    HeldReview held = new HeldReview(verdict, request, response);
     AsyncContext async;
     try {
       request.setAttribute(REVIEW_ATTRIBUTE, held);
-      async = request.startAsync(new HeldRequest(request), response);
+      async = request.startAsync(ExchangeRequest.held(request), response);
     } catch (IllegalStateException e) {
       request.removeAttribute(REVIEW_ATTRIBUTE);
-      log.debug("inferpam: exchange {}: async wait refused ({}), waiting on the request thread", exchange.id(),
+      log.debug("inferpam: exchange {}: async wait refused ({}), waiting on the request thread", verdict.id(),
           e.getMessage());
       return false;
     }
-    async.setTimeout(asyncTimeout().toMillis());
+    async.setTimeout(verdict.timeout().toMillis());
     async.addListener(new WaitListener(held));
-    exchange.reviewed().thenRun(() -> {
+    // Made final on a container thread (never the reviewer's), then back to this filter.
+    verdict.result(async::start).thenRun(() -> {
       try {
         async.dispatch();
       } catch (IllegalStateException e) {
         // The async cycle is over already (timed out, or the client went away): nothing to answer.
-        log.debug("inferpam: exchange {}: review ended after the async cycle: {}", exchange.id(), e.getMessage());
+        log.debug("inferpam: exchange {}: review ended after the async cycle: {}", verdict.id(), e.getMessage());
       }
     });
     return true;
   }
 
-  /** The container's bound on a wait: twice the approval timeout (the engine's bound) and some slack. */
-  private Duration asyncTimeout() {
-    var approval = engine.policy().approval();
-    Duration timeout = approval == null ? dev.inferpam.core.Policy.Approval.DEFAULT_TIMEOUT : approval.timeout();
-    return timeout.multipliedBy(2).plus(ASYNC_TIMEOUT_SLACK);
-  }
-
   /**
    * Waits for the review on the request thread (the container or a filter in front does not allow
-   * async), bounded by the engine; an interrupt withdraws the request. Then settles it.
+   * async), bounded by the engine; an interrupt withdraws the request.
    *
-   * @return false when the wait was interrupted and the exchange is ended
+   * @return the final verdict, or {@code null} when the wait was interrupted and the exchange is ended
    */
-  private static boolean awaitReview(Exchange exchange) {
+  private static Verdict awaitReview(Verdict.Held held) {
     try {
-      exchange.reviewed().toCompletableFuture().get();
+      Verdict verdict = held.await(held.timeout());
+      return verdict != null ? verdict : held.cancel();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      exchange.cancelReview();
-      exchange.settleReview();
-      exchange.end(false);
-      return false;
-    } catch (java.util.concurrent.ExecutionException e) {
-      // reviewed() never completes exceptionally; settle below answers whatever happened.
+      held.cancel();
+      return null;
     }
-    exchange.settleReview();
-    return true;
+  }
+
+  /** The final verdict when the review is over (made final on this thread), else {@code null}. */
+  private static Verdict finalVerdict(Verdict.Held held) {
+    try {
+      return held.await(java.time.Duration.ZERO);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return null;
+    }
   }
 
   /** The one request held for review, taken by exactly one async dispatch of this filter. */
   private static final class HeldReview {
-    final Exchange exchange;
+    final Verdict.Held held;
     final HttpServletRequest request;
     final HttpServletResponse response;
+    /** The denial a wait the container gave up on ended with; answered should a dispatch still come. */
+    volatile Verdict.Denied withdrawn;
     private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
 
-    HeldReview(Exchange exchange, HttpServletRequest request, HttpServletResponse response) {
-      this.exchange = exchange;
+    HeldReview(Verdict.Held held, HttpServletRequest request, HttpServletResponse response) {
+      this.held = held;
       this.request = request;
       this.response = response;
     }
@@ -587,19 +578,15 @@ public final class PamFilter implements Filter {
 
     private void abandon() {
       if (!held.take()) return;
-      held.exchange.cancelReview();
-      held.exchange.settleReview();
-      held.exchange.end(false);
+      held.withdrawn = held.held.cancel();
     }
 
     @Override
     public void onComplete(AsyncEvent event) {
       if (held.take()) {
         log.error("inferpam: exchange {}: the request held for review was dispatched without PamFilter; map the"
-            + " filter to DispatcherType.ASYNC too. The request was not forwarded.", held.exchange.id());
-        held.exchange.cancelReview();
-        held.exchange.settleReview();
-        held.exchange.end(false);
+            + " filter to DispatcherType.ASYNC too. The request was not forwarded.", held.held.id());
+        held.held.cancel();
       }
     }
 
@@ -619,96 +606,35 @@ public final class PamFilter implements Filter {
     }
   }
 
-  /**
-   * The request as an application would see it should the dispatch after a review reach it
-   * without this filter: the caller's credential headers hidden, the body unreadable.
-   */
-  private static final class HeldRequest extends jakarta.servlet.http.HttpServletRequestWrapper {
-    private static final String MISCONFIGURED = "inferpam: this request is held (its body being read, or for"
-        + " review); map PamFilter to DispatcherType.ASYNC so that it is decided before the application sees it";
-
-    HeldRequest(HttpServletRequest request) {
-      super(request);
-    }
-
-    @Override
-    public jakarta.servlet.ServletInputStream getInputStream() {
-      throw new IllegalStateException(MISCONFIGURED);
-    }
-
-    @Override
-    public java.io.BufferedReader getReader() {
-      throw new IllegalStateException(MISCONFIGURED);
-    }
-
-    @Override
-    public String getHeader(String name) {
-      return hidden(name) ? null : super.getHeader(name);
-    }
-
-    @Override
-    public Enumeration<String> getHeaders(String name) {
-      return hidden(name) ? Collections.emptyEnumeration() : super.getHeaders(name);
-    }
-
-    @Override
-    public Enumeration<String> getHeaderNames() {
-      List<String> visible = new ArrayList<>();
-      Enumeration<String> names = super.getHeaderNames();
-      if (names != null) {
-        for (String n : Collections.list(names)) {
-          if (!hidden(n)) visible.add(n);
-        }
-      }
-      return Collections.enumeration(visible);
-    }
-
-    private static boolean hidden(String name) {
-      return name != null && Exchange.CALLER_CREDENTIAL_HEADERS.contains(name.toLowerCase(java.util.Locale.ROOT));
-    }
-  }
-
-
   /** The request as received: the raw path, never one the container decoded or normalised. */
   private static RequestHead head(HttpServletRequest request) {
     return RequestHeads.of(request);
-  }
-
-  private static void deny(Exchange exchange, HttpServletResponse response) throws IOException {
-    deny(exchange, response, false);
   }
 
   /**
    * Writes the denial; with {@code close}, also {@code Connection: close}, so that the container
    * ends the connection after the answer instead of waiting for the rest of a body that is not read.
    */
-  private static void deny(Exchange exchange, HttpServletResponse response, boolean close) throws IOException {
+  private static void deny(Verdict.Denied denied, HttpServletResponse response, boolean close) throws IOException {
     if (close) response.setHeader("Connection", "close");
     boolean complete = false;
     try {
-      ErrorResponse error = exchange.error();
-      if (error == null) {
-        // A decision that is neither allow nor deny (approval, which this adapter does not hold
-        // requests for yet): fail closed rather than let it through.
-        log.error("inferpam: unsupported decision {}, refusing", exchange.decision().getClass().getSimpleName());
-        writeInternalError(response);
-      } else {
-        response.setStatus(error.status());
-        error.headers().forEach(response::setHeader);
-        response.setContentLength(error.body().length);
-        response.getOutputStream().write(error.body());
-      }
+      ErrorResponse error = denied.error();
+      response.setStatus(error.status());
+      error.headers().forEach(response::setHeader);
+      response.setContentLength(error.body().length);
+      response.getOutputStream().write(error.body());
       complete = true;
     } finally {
       // The engine already captured the error it produced for the record; only the end is ours.
-      exchange.end(complete);
+      denied.end(complete);
     }
   }
 
-  /** Writes the error of a settled, denied exchange when the response can still take it. */
-  private static void writeError(Exchange exchange, HttpServletResponse response) {
-    ErrorResponse error = exchange.error();
-    if (error == null || response.isCommitted()) return;
+  /** Writes the error of an ended denial when the response can still take it. */
+  private static void writeError(Verdict.Denied denied, HttpServletResponse response) {
+    ErrorResponse error = denied.error();
+    if (response.isCommitted()) return;
     try {
       response.resetBuffer();
       response.setStatus(error.status());
@@ -717,7 +643,7 @@ public final class PamFilter implements Filter {
       response.setContentLength(error.body().length);
       response.getOutputStream().write(error.body());
     } catch (IOException | RuntimeException e) {
-      log.debug("inferpam: exchange {}: error could not be written: {}", exchange.id(), e.getClass().getName());
+      log.debug("inferpam: exchange {}: error could not be written: {}", denied.id(), e.getClass().getName());
     }
   }
 
@@ -736,7 +662,7 @@ public final class PamFilter implements Filter {
    * @return false when no listener could be added (the cycle is already over), so the caller ends
    *     the exchange itself
    */
-  private static boolean endWhenAsyncEnds(AsyncContext async, Exchange exchange, ExchangeResponse response) {
+  private static boolean endWhenAsyncEnds(AsyncContext async, Verdict.Allowed exchange, ExchangeResponse response) {
     try {
       async.addListener(new EndOnAsyncEnd(exchange, response));
       return true;
@@ -751,10 +677,10 @@ public final class PamFilter implements Filter {
    * Re-registers itself when the application restarts async, which drops listeners.
    */
   private static final class EndOnAsyncEnd implements AsyncListener {
-    private final Exchange exchange;
+    private final Verdict.Allowed exchange;
     private final ExchangeResponse response;
 
-    EndOnAsyncEnd(Exchange exchange, ExchangeResponse response) {
+    EndOnAsyncEnd(Verdict.Allowed exchange, ExchangeResponse response) {
       this.exchange = exchange;
       this.response = response;
     }

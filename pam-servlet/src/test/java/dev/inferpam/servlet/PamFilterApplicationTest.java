@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
@@ -187,8 +187,8 @@ class PamFilterApplicationTest {
         case "echo" -> {
           // an application (or a server it forwards to) that echoes what it was given, the
           // credential split across two writes
-          Exchange exchange = (Exchange) req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE);
-          String upstream = exchange.upstreamCredential().value();
+          Verdict.Allowed exchange = (Verdict.Allowed) req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE);
+          String upstream = exchange.forward().setHeaders().get("Authorization");
           String note = req.getHeader("X-Client-Note");
           byte[] echo = ("{\"upstream\":\"" + upstream + "\",\"note\":\"" + note + "\"}").getBytes(StandardCharsets.UTF_8);
           resp.setContentType("application/json");

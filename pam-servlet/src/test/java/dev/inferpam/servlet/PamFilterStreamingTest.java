@@ -4,7 +4,7 @@ import static dev.inferpam.servlet.TestPolicy.CI_KEY;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Verdict;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -74,7 +74,7 @@ class PamFilterStreamingTest {
     assertThat(server.secondEventWritten.await(10, TimeUnit.SECONDS)).isTrue();
 
     TestServer.Seen seen = server.nextSeen();
-    SessionRecord record = server.awaitRecord(((Exchange) seen.exchange()).id());
+    SessionRecord record = server.awaitRecord(((Verdict) seen.exchange()).id());
     assertThat(record.response().streamed()).isTrue();
     assertThat(record.response().complete()).isTrue();
     assertThat(record.response().body())
@@ -98,7 +98,7 @@ class PamFilterStreamingTest {
     assertThat(seen.authorization()).isNull();
     assertThat(seen.exchange()).isNotNull();
 
-    SessionRecord record = server.awaitRecord(((Exchange) seen.exchange()).id());
+    SessionRecord record = server.awaitRecord(((Verdict) seen.exchange()).id());
     assertThat(record.response().complete()).isTrue();
     assertThat(record.response().status()).isEqualTo(200);
     assertThat(record.response().body()).isEqualTo(answer);

@@ -7,9 +7,8 @@ import static dev.inferpam.servlet.TestPolicy.chat;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Verdict;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
@@ -19,6 +18,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 import okhttp3.MediaType;
 import okhttp3.OkHttpClient;
@@ -122,9 +122,10 @@ class PamFilterTest {
     assertThat(seen.authorization()).isNull();
     assertThat(TestServer.lower(seen.headerNames())).doesNotContain("authorization", "x-api-key")
         .contains("content-type");
-    assertThat(seen.exchange()).isInstanceOf(Exchange.class);
-    Exchange exchange = (Exchange) seen.exchange();
-    assertThat(exchange.upstreamCredential()).isEqualTo(new Credential("Authorization", TestPolicy.UPSTREAM_SECRET));
+    assertThat(seen.exchange()).isInstanceOf(Verdict.Allowed.class);
+    Verdict.Allowed exchange = (Verdict.Allowed) seen.exchange();
+    assertThat(exchange.forward().setHeaders()).isEqualTo(Map.of("Authorization", TestPolicy.UPSTREAM_SECRET));
+    assertThat(exchange.forward().setHeaders().toString()).doesNotContain(TestPolicy.UPSTREAM_SECRET);
     assertThat(exchange.principal().subject()).isEqualTo("nightly-ci");
     JsonNode echo = TestServer.JSON.readTree(answer.body());
     assertThat(echo.get("authorization").asBoolean()).isFalse();
@@ -368,7 +369,7 @@ class PamFilterTest {
     // no stack trace, and the filter adds none.
     assertThat(answer.status()).isEqualTo(500);
     assertThat(answer.body()).doesNotContain("\tat ", "at dev.inferpam", "at org.eclipse", "upstream-secret");
-    Exchange exchange = (Exchange) server.nextSeen().exchange();
+    Verdict exchange = (Verdict) server.nextSeen().exchange();
     SessionRecord record = server.awaitRecord(exchange.id());
     assertThat(record.response().complete()).isFalse();
     assertThat(record.response().status()).isEqualTo(500);
@@ -387,7 +388,7 @@ class PamFilterTest {
       }
     }
 
-    Exchange exchange = (Exchange) server.nextSeen().exchange();
+    Verdict exchange = (Verdict) server.nextSeen().exchange();
     SessionRecord record = server.awaitRecord(exchange.id());
     assertThat(record.response().complete()).isFalse();
     assertThat(record.response().status()).isEqualTo(200);

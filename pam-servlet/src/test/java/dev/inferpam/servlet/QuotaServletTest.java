@@ -7,7 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.InMemoryQuotaStore;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
@@ -306,13 +307,16 @@ class QuotaServletTest {
         .getBytes(StandardCharsets.UTF_8);
     RequestHead head = new RequestHead("POST", "/v1/chat/completions", null,
         Map.of("authorization", List.of("Bearer " + key), "content-type", List.of("application/json")), "127.0.0.1");
-    Exchange exchange = engine.begin(head, new ByteArrayInputStream(body), body.length);
+    Verdict verdict = engine.begin(head, new ByteArrayInputStream(body), body.length);
+    assertThat(verdict.decision()).isInstanceOf(Decision.Allow.class);
+    Verdict.Allowed exchange = (Verdict.Allowed) verdict;
     try {
-      assertThat(exchange.decision()).isInstanceOf(Decision.Allow.class);
-      exchange.responseStarted(200, Map.of("Content-Type", List.of("application/json")));
+      exchange.forward();
+      ResponsePlan.Relay relay = (ResponsePlan.Relay) exchange.respond(200,
+          Map.of("Content-Type", List.of("application/json")));
       byte[] answer = ("{\"choices\":[],\"usage\":{\"prompt_tokens\":" + promptTokens + ",\"completion_tokens\":"
           + completionTokens + "}}").getBytes(StandardCharsets.UTF_8);
-      exchange.responseBytes(answer, 0, answer.length);
+      relay.delivered(answer, 0, answer.length);
     } finally {
       exchange.end(true);
     }

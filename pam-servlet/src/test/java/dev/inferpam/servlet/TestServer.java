@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.Exchange;
 import dev.inferpam.core.PamEngine;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.DispatcherType;

@@ -2,14 +2,17 @@ package dev.inferpam.core.internal;
 
 import dev.inferpam.core.PolicyException;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
- * Checks {@code request.forward-headers}: caller request headers a policy adds to the gateway's
- * forward allow-list. Stateless and thread-safe.
+ * The forward allow-list: the caller's request headers a proxy (the gateway) passes to the
+ * upstream ({@link #forwarded}), and the check of {@code request.forward-headers}, caller request
+ * headers a policy adds to it. Stateless and thread-safe.
  *
  * <p>A listed name must be an RFC 9110 token, listed once (names compare case-insensitively),
  * and none of the headers that must never come from a caller: the caller's credentials
@@ -61,7 +64,45 @@ public final class ForwardHeaders {
       Map.entry("x-http-method", METHOD_OVERRIDE),
       Map.entry("x-method-override", METHOD_OVERRIDE));
 
+  /**
+   * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*} and the
+   * policy's {@code request.forward-headers}: what an upstream needs to read the request and
+   * answer in the right shape, and tracing. {@code Content-Encoding} only reaches the upstream on a
+   * body the engine passed as it came (it drops it from a body it decoded).
+   */
+  private static final Set<String> FORWARDED = Set.of(
+      "content-type", "content-encoding", "accept", "accept-language", "user-agent",
+      "inference-header-content-length", "anthropic-version", "anthropic-beta", "openai-beta",
+      "traceparent", "tracestate", "baggage", "b3", "x-request-id", "x-correlation-id");
+
   private ForwardHeaders() {}
+
+  /**
+   * Whether a proxy forwards the caller's header {@code lowerCaseName} by default (the policy's
+   * {@code request.forward-headers} add to these).
+   */
+  public static boolean forwarded(String lowerCaseName) {
+    return FORWARDED.contains(lowerCaseName) || lowerCaseName.startsWith("x-b3-");
+  }
+
+  /**
+   * The lower-case header names a {@code Connection} header lists: hop-by-hop as well, never
+   * forwarded.
+   *
+   * @param connectionValues the values of {@code Connection}, or {@code null}
+   */
+  public static Set<String> connectionTokens(Iterable<String> connectionValues) {
+    if (connectionValues == null) return Set.of();
+    Set<String> out = new HashSet<>();
+    for (String value : connectionValues) {
+      if (value == null) continue;
+      for (String token : value.split(",")) {
+        String t = token.strip().toLowerCase(Locale.ROOT);
+        if (!t.isEmpty()) out.add(t);
+      }
+    }
+    return out;
+  }
 
   /**
    * Why {@code name} may never be forwarded from a caller, or {@code null} when a policy may list it.

@@ -8,7 +8,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
@@ -124,20 +124,20 @@ class IntrospectionIdentityResolverTest {
         .credentialProvider(() -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION))
         .identityResolver(resolver()).clock(clock).build()) {
       byte[] body = TestPolicies.chat("llama-3.1-8b", "").getBytes(StandardCharsets.UTF_8);
-      Exchange carol = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
+      Verdict carol = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
           Map.of("Authorization", List.of("Bearer " + TOKEN)), "127.0.0.1"), new ByteArrayInputStream(body), body.length);
       assertThat(carol.decision()).isInstanceOf(Decision.Allow.class);
       assertThat(carol.principal().subject()).isEqualTo("carol");
       assertThat(carol.principal().via()).isEqualTo("introspection");
-      carol.end(true);
+      ((Verdict.Allowed) carol).end(true);
 
       // The endpoint down: the caller is refused 401, not let through.
       idp.enqueue(new MockResponse.Builder().code(503).build());
-      Exchange other = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
+      Verdict other = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
           Map.of("Authorization", List.of("Bearer some-other-opaque-token")), "127.0.0.1"),
           new ByteArrayInputStream(body), body.length);
       assertThat(other.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> assertThat(d.status()).isEqualTo(401));
-      other.end(true);
+      ((Verdict.Denied) other).end(true);
     }
   }
 

@@ -1,8 +1,8 @@
 package dev.inferpam.gateway.internal;
 
-import dev.inferpam.api.Credential;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.http.HttpServlet;
@@ -12,10 +12,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;
-import java.util.Collection;
-import java.util.Collections;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
@@ -36,26 +33,24 @@ import org.slf4j.LoggerFactory;
  * the answer back. Meant to sit behind {@link PamFilter} (as {@link dev.inferpam.gateway.Gateway} installs it); it
  * holds no policy logic.
  *
- * <p>What is forwarded: the method, the raw path (after the upstream URL's own path, if any),
- * the raw query, exactly the body the engine decided on ({@link Exchange#body()}, decoded when
- * it came compressed), and only the request headers in {@link #FORWARDED_REQUEST_HEADERS}
+ * <p>What is forwarded is what the engine says ({@link Verdict.Allowed#forward()}): the method,
+ * the raw path (after the upstream URL's own path, if any), the raw query, exactly the body the
+ * engine decided on ({@link Forward#body()}, decoded when it came compressed), and only the
+ * request headers of {@link Forward#proxyHeaders()}: those on the engine's forward allow-list
  * ({@code Content-Type}, {@code Accept}, {@code Accept-Language}, {@code User-Agent},
  * {@code Inference-Header-Content-Length}, {@code Anthropic-Version}, {@code Anthropic-Beta},
- * {@code OpenAI-Beta}, tracing headers) and those the policy adds ({@code request.forward-headers})
- * unless the engine removes them
- * ({@link Exchange#requestHeadersToRemove()}) or {@code Connection} names them: cookies,
- * {@code OpenAI-Organization}, {@code OpenAI-Project}, Azure {@code api-key}, method overrides,
- * the caller's credentials, {@code Forwarded} and anything else stay behind.
+ * {@code OpenAI-Beta}, tracing headers) and those the policy adds ({@code request.forward-headers}),
+ * unless the engine removes them or {@code Connection} names them, and the upstream credential:
+ * cookies, {@code OpenAI-Organization}, {@code OpenAI-Project}, Azure {@code api-key}, method
+ * overrides, the caller's credentials, {@code Forwarded} and anything else stay behind.
  * {@code X-Forwarded-For}, {@code X-Forwarded-Proto} and {@code X-Forwarded-Host} are set from
  * what the gateway saw (peer address, scheme, {@code Host}); the OkHttp client sets
- * {@code Host}, {@code Content-Length} and {@code Accept-Encoding} (see below) itself. The
- * upstream credential ({@link Exchange#upstreamCredential()}) is then set, replacing any header
- * of that name.
+ * {@code Host}, {@code Content-Length} and {@code Accept-Encoding} (see below) itself.
  *
  * <p>What comes back: the status and headers (minus hop-by-hop ones, {@code Content-Length},
- * {@code Server} and {@code Date}, which the gateway sets itself; each value with the exchange's
- * credentials replaced and one whose name holds a credential left out:
- * {@link Exchange#responseHeader}), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
+ * {@code Server} and {@code Date}, which the gateway sets itself; {@link PamFilter}'s response
+ * replaces the exchange's credentials in each value and leaves out one whose name holds a
+ * credential), and the body copied in chunks of at most {@value #CHUNK_SIZE} bytes
  * with a {@code flush()} after each read, so that server-sent events reach the client as the
  * model produces them; the body is never buffered whole. {@code Content-Length} is dropped
  * because the filter may mask the body and so change its length. The caller's
@@ -76,7 +71,7 @@ import org.slf4j.LoggerFactory;
  * cancelled at the next write; a client that leaves while the model has not yet answered is
  * noticed when the first bytes come back.
  *
- * <p>Fail closed: a request that did not pass {@link PamFilter} (no allowed exchange in
+ * <p>Fail closed: a request that did not pass {@link PamFilter} (no {@link Verdict.Allowed} in
  * request attribute {@link PamFilter#EXCHANGE_ATTRIBUTE}) is refused with 500
  * {@code internal_error} and never forwarded.
  *
@@ -107,23 +102,6 @@ public final class ForwardingServlet extends HttpServlet {
   static final Set<String> HOP_BY_HOP = Set.of(
       "connection", "keep-alive", "transfer-encoding", "te", "trailer", "trailers", "upgrade", "host");
 
-  /**
-   * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*} and the
-   * policy's {@code request.forward-headers}: what an
-   * upstream needs to read the request and answer in the right shape, and tracing.
-   * {@code Content-Encoding} only reaches the upstream on a body the engine passed as it came
-   * (it drops it from a body it decoded).
-   */
-  static final Set<String> FORWARDED_REQUEST_HEADERS = Set.of(
-      "content-type", "content-encoding", "accept", "accept-language", "user-agent",
-      "inference-header-content-length", "anthropic-version", "anthropic-beta", "openai-beta",
-      "traceparent", "tracestate", "baggage", "b3", "x-request-id", "x-correlation-id");
-
-  private boolean forwarded(String lowerCaseName) {
-    return FORWARDED_REQUEST_HEADERS.contains(lowerCaseName) || lowerCaseName.startsWith("x-b3-")
-        || policyHeaders.contains(lowerCaseName);
-  }
-
   /** Methods that must carry a body in OkHttp. */
   private static final Set<String> REQUIRES_BODY = Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
 
@@ -132,34 +110,16 @@ public final class ForwardingServlet extends HttpServlet {
   private final transient Set<Call> inFlight = ConcurrentHashMap.newKeySet();
   private final HttpUrl upstream;
   private final String basePath;
-  /** Lower-case names of {@code request.forward-headers}. */
-  private final Set<String> policyHeaders;
-
-  /** A servlet that forwards the fixed allow-list only. */
-  public ForwardingServlet(OkHttpClient client, HttpUrl upstream) {
-    this(client, upstream, List.of());
-  }
 
   /**
-   * @param client         the shared client; use {@link #newClient()} for the documented timeouts
-   * @param upstream       the model server; its path, if any, is put in front of every request path
-   * @param forwardHeaders more caller headers to forward (the policy's
-   *                       {@code request.forward-headers}), names in any case
-   * @throws IllegalArgumentException when a name is one never forwarded from a caller
-   *     ({@link ForwardHeaders#refusal}); the policy refuses those already
+   * @param client   the shared client; use {@link #newClient()} for the documented timeouts
+   * @param upstream the model server; its path, if any, is put in front of every request path
    */
-  public ForwardingServlet(OkHttpClient client, HttpUrl upstream, Collection<String> forwardHeaders) {
+  public ForwardingServlet(OkHttpClient client, HttpUrl upstream) {
     this.client = Objects.requireNonNull(client, "client");
     this.upstream = Objects.requireNonNull(upstream, "upstream");
     String path = upstream.encodedPath();
     this.basePath = path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
-    Set<String> names = new HashSet<>();
-    for (String name : forwardHeaders) {
-      String reason = ForwardHeaders.refusal(name);
-      if (reason != null) throw new IllegalArgumentException(name + " is never forwarded from a caller: " + reason);
-      names.add(name.toLowerCase(Locale.ROOT));
-    }
-    this.policyHeaders = Set.copyOf(names);
   }
 
   /**
@@ -181,22 +141,23 @@ public final class ForwardingServlet extends HttpServlet {
 
   @Override
   protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    Exchange exchange = req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE) instanceof Exchange e ? e : null;
-    if (exchange == null || !exchange.allowed()) {
+    Verdict.Allowed exchange =
+        req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE) instanceof Verdict.Allowed a ? a : null;
+    if (exchange == null) {
       log.error("inferpam gateway: request reached the forwarding servlet without an allowed exchange; refusing");
-      writeError(resp, 500, "internal_error", "request was not checked by the inferpam filter",
-          exchange == null ? null : exchange.id());
+      writeError(resp, 500, "internal_error", "request was not checked by the inferpam filter", null);
       return;
     }
 
+    Forward forward = exchange.forward();
     String method = req.getMethod().toUpperCase(Locale.ROOT);
-    if (exchange.body().length > 0 && (method.equals("GET") || method.equals("HEAD"))) {
+    if (forward.body().length > 0 && (method.equals("GET") || method.equals("HEAD"))) {
       writeError(resp, 400, "bad_request", method + " request with a body cannot be forwarded", exchange.id());
       return;
     }
     Request upstreamRequest;
     try {
-      upstreamRequest = buildRequest(req, method, exchange);
+      upstreamRequest = buildRequest(req, method, forward);
     } catch (IllegalArgumentException e) {
       // OkHttp refused the method or a header. Its message may quote a header value, so it is
       // neither logged nor sent back.
@@ -218,7 +179,7 @@ public final class ForwardingServlet extends HttpServlet {
         return;
       }
       try (upstreamResponse) {
-        relay(call, upstreamResponse, resp, exchange);
+        relay(call, upstreamResponse, resp, exchange.id());
       }
     } finally {
       inFlight.remove(call);
@@ -234,7 +195,7 @@ public final class ForwardingServlet extends HttpServlet {
     for (Call call : inFlight) call.cancel();
   }
 
-  private Request buildRequest(HttpServletRequest req, String method, Exchange exchange) {
+  private Request buildRequest(HttpServletRequest req, String method, Forward forward) {
     // The raw path, as the filter checked it: the filter refuses every path whose encoding
     // could be read two ways, so the upstream serves exactly the path the policy matched.
     HttpUrl url = upstream.newBuilder()
@@ -242,28 +203,18 @@ public final class ForwardingServlet extends HttpServlet {
         .encodedQuery(req.getQueryString())
         .build();
 
-    // An allow-list: whatever else a caller sends (cookies, another organisation or project,
-    // a method override, forwarding claims, ...) never reaches the upstream.
-    Set<String> drop = new HashSet<>(exchange.requestHeadersToRemove());
-    addConnectionTokens(drop, Collections.list(req.getHeaders("Connection")));
-
+    // The engine's allow-list, the upstream credential included: whatever else a caller sends
+    // (cookies, another organisation or project, a method override, forwarding claims, ...)
+    // never reaches the upstream.
     Headers.Builder headers = new Headers.Builder();
-    for (String name : Collections.list(req.getHeaderNames())) {
-      String lower = name.toLowerCase(Locale.ROOT);
-      if (drop.contains(lower) || !forwarded(lower)) continue;
-      for (String value : Collections.list(req.getHeaders(name))) {
-        headers.addUnsafeNonAscii(name, value);
-      }
-    }
+    forward.proxyHeaders().forEach((name, values) -> values.forEach(v -> headers.addUnsafeNonAscii(name, v)));
     // What the gateway saw, never what the caller claims.
     headers.set("X-Forwarded-For", req.getRemoteAddr());
     headers.set("X-Forwarded-Proto", req.getScheme());
     String host = req.getHeader("Host");
     if (host != null) headers.set("X-Forwarded-Host", host);
-    Credential credential = exchange.upstreamCredential();
-    if (credential != null) headers.set(credential.header(), credential.value());
 
-    byte[] body = exchange.body();
+    byte[] body = forward.body();
     RequestBody requestBody = null;
     if (body.length > 0 || REQUIRES_BODY.contains(method)) {
       // No media type: the caller's Content-Type header is forwarded unchanged.
@@ -272,22 +223,21 @@ public final class ForwardingServlet extends HttpServlet {
     return new Request.Builder().url(url).headers(headers.build()).method(method, requestBody).build();
   }
 
-  private static void relay(Call call, Response upstreamResponse, HttpServletResponse resp, Exchange exchange)
+  private static void relay(Call call, Response upstreamResponse, HttpServletResponse resp, String exchangeId)
       throws IOException {
     resp.setStatus(upstreamResponse.code());
     Set<String> drop = new HashSet<>(HOP_BY_HOP);
     drop.add("content-length");
     drop.add("server"); // says what runs upstream
     drop.add("date"); // the gateway sends its own
-    addConnectionTokens(drop, upstreamResponse.headers("Connection"));
+    drop.addAll(ForwardHeaders.connectionTokens(upstreamResponse.headers("Connection")));
     Headers headers = upstreamResponse.headers();
     for (int i = 0; i < headers.size(); i++) {
       String lower = headers.name(i).toLowerCase(Locale.ROOT);
       if (drop.contains(lower) || lower.startsWith("proxy-")) continue;
-      // An upstream that echoes request headers must not hand the injected credential (or the
-      // caller's own) back; PamFilter's response applies the same to the body.
-      String value = exchange.responseHeader(headers.name(i), headers.value(i));
-      if (value != null) resp.addHeader(headers.name(i), value);
+      // PamFilter's response keeps the exchange's credentials out of the value (an upstream that
+      // echoes request headers must not hand them back) and out of the body.
+      resp.addHeader(headers.name(i), headers.value(i));
     }
 
     ResponseBody body = upstreamResponse.body();
@@ -303,7 +253,7 @@ public final class ForwardingServlet extends HttpServlet {
             // Cut off on purpose (the gateway is closing after its drain timeout).
             throw new IOException("upstream call cancelled", e);
           }
-          log.warn("inferpam gateway: upstream broke off exchange {}: {}", exchange.id(), e.toString());
+          log.warn("inferpam gateway: upstream broke off exchange {}: {}", exchangeId, e.toString());
           throw new IOException("upstream broke off the response", e);
         }
         if (n < 0) break;
@@ -320,16 +270,6 @@ public final class ForwardingServlet extends HttpServlet {
     }
     // With no body bytes at all the status line and headers still have to go out now.
     out.flush();
-  }
-
-  /** Headers that the {@code Connection} header names are hop-by-hop as well. */
-  private static void addConnectionTokens(Set<String> drop, Iterable<String> connectionValues) {
-    for (String value : connectionValues) {
-      for (String token : value.split(",")) {
-        String t = token.strip().toLowerCase(Locale.ROOT);
-        if (!t.isEmpty()) drop.add(t);
-      }
-    }
   }
 
   /**

@@ -1,6 +1,7 @@
 package dev.inferpam.servlet.internal;
 
-import dev.inferpam.core.Exchange;
+import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.Verdict;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletRequest;
@@ -24,23 +25,32 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * The request an allowed exchange hands to the application: the body is replayed from the bytes
- * the engine decided on (the container's stream was consumed by the engine), and the caller's
- * credential headers are invisible. A body the engine decoded ({@code Content-Encoding} gzip or
- * deflate) is replayed decoded, without {@code Content-Encoding} and with {@code Content-Length}
- * the decoded length ({@link Exchange#requestHeadersToRemove()}). When the response may be
- * rewritten (masked, or scanned for the exchange's credentials: {@link Exchange#rewritesResponse()}),
- * {@code Accept-Encoding} is invisible too, so that neither the application nor a server it
- * forwards to compresses a body the engine must read.
+ * The request as the application sees it, with the engine's header edits applied
+ * ({@link Forward#removeHeaders()}: those headers are invisible).
  *
- * <p>Async processing started through this request gets an {@link AsyncContext} whose
- * {@code complete()} first writes the masker's held-back tail.
+ * <p>{@linkplain #allowed Allowed}: the body is replayed from the bytes the engine decided on
+ * (the container's stream was consumed by the engine), and the caller's credential headers are
+ * invisible. A body the engine decoded ({@code Content-Encoding} gzip or deflate) is replayed
+ * decoded, without {@code Content-Encoding} and with {@code Content-Length} the decoded length.
+ * When the response may be rewritten, {@code Accept-Encoding} is invisible too, so that neither
+ * the application nor a server it forwards to compresses a body the engine must read. Async
+ * processing started through this request gets an {@link AsyncContext} whose {@code complete()}
+ * first writes the masker's held-back tail.
+ *
+ * <p>{@linkplain #held Held} (its body being read, or waiting for a reviewer): what an application
+ * would see should the request reach it without the filter deciding it first (the filter not
+ * mapped to {@code DispatcherType.ASYNC}): the caller's credential headers hidden, the body
+ * unreadable.
  *
  * <p>Like a container request, it belongs to one request and is used by one thread at a time;
  * {@link #getInputStream()} and {@link #getReader()} exclude each other
  * ({@link IllegalStateException}).
  */
 public final class ExchangeRequest extends HttpServletRequestWrapper {
+  private static final String MISCONFIGURED = "inferpam: this request is held (its body being read, or for"
+      + " review); map PamFilter to DispatcherType.ASYNC so that it is decided before the application sees it";
+
+  /** The body to replay, or {@code null} when it must not be read (held). */
   private final byte[] body;
   private final Set<String> hidden;
   private final boolean lengthRewritten;
@@ -49,16 +59,26 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   private BufferedReader reader;
   private ExchangeAsyncContext async;
 
-  /** Wraps the request of an allowed {@code exchange}; {@code response} is its wrapped response. */
-  public ExchangeRequest(HttpServletRequest request, Exchange exchange, ExchangeResponse response) {
+  private ExchangeRequest(HttpServletRequest request, byte[] body, Set<String> removed, ExchangeResponse response) {
     super(request);
-    this.body = exchange.body();
-    Set<String> hide = new HashSet<>(exchange.requestHeadersToRemove());
-    if (exchange.rewritesResponse()) hide.add("accept-encoding");
+    this.body = body;
+    Set<String> hide = new HashSet<>(removed);
     // A body the engine decoded keeps a Content-Length header, of the decoded length.
     this.lengthRewritten = hide.remove("content-length");
     this.hidden = Set.copyOf(hide);
     this.response = response;
+  }
+
+  /** The request of an {@code allowed} exchange; {@code response} is its wrapped response. */
+  public static ExchangeRequest allowed(HttpServletRequest request, Verdict.Allowed allowed,
+                                        ExchangeResponse response) {
+    Forward forward = allowed.forward();
+    return new ExchangeRequest(request, forward.body(), forward.removeHeaders(), response);
+  }
+
+  /** A request not decided yet: credentials hidden, the body unreadable. */
+  public static HttpServletRequest held(HttpServletRequest request) {
+    return new ExchangeRequest(request, null, Forward.CALLER_CREDENTIAL_HEADERS, null);
   }
 
   private boolean isHidden(String name) {
@@ -71,6 +91,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
 
   @Override
   public ServletInputStream getInputStream() {
+    if (body == null) throw new IllegalStateException(MISCONFIGURED);
     if (reader != null) throw new IllegalStateException("getReader() was already called");
     if (stream == null) stream = new ReplayInputStream(body);
     return stream;
@@ -82,6 +103,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
    */
   @Override
   public BufferedReader getReader() throws UnsupportedEncodingException {
+    if (body == null) throw new IllegalStateException(MISCONFIGURED);
     if (stream != null) throw new IllegalStateException("getInputStream() was already called");
     if (reader == null) {
       reader = new BufferedReader(new InputStreamReader(new ByteArrayInputStream(body), charset()));
@@ -101,12 +123,12 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
 
   @Override
   public int getContentLength() {
-    return body.length;
+    return body == null ? super.getContentLength() : body.length;
   }
 
   @Override
   public long getContentLengthLong() {
-    return body.length;
+    return body == null ? super.getContentLengthLong() : body.length;
   }
 
   @Override
@@ -150,6 +172,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
    */
   @Override
   public AsyncContext startAsync() {
+    if (response == null) return super.startAsync();
     async = new ExchangeAsyncContext(super.startAsync(this, response), response);
     return async;
   }
@@ -157,6 +180,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   /** As the container does, with a context that finishes the masked body before completing. */
   @Override
   public AsyncContext startAsync(ServletRequest servletRequest, ServletResponse servletResponse) {
+    if (response == null) return super.startAsync(servletRequest, servletResponse);
     async = new ExchangeAsyncContext(super.startAsync(servletRequest, servletResponse), response);
     return async;
   }

@@ -1,8 +1,9 @@
 package dev.inferpam.servlet.internal;
 
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.Exchange;
-import dev.inferpam.core.ResponseMasking;
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
@@ -19,35 +20,31 @@ import java.util.Map;
 
 /**
  * The response an allowed exchange hands to the application: what it writes goes to the client
- * and is reported to the {@link Exchange} as it passes ({@link Exchange#responseStarted} once,
- * then every chunk delivered to {@link Exchange#responseBytes}). Nothing is held back beyond what
+ * and is reported to the engine as it passes ({@link Verdict.Allowed#respond} once, then every
+ * chunk delivered to {@link ResponsePlan.Relay#delivered}). Nothing is held back beyond what
  * masking needs: {@code flush()} reaches the client at once and the writer encodes every call
  * straight into the stream, so no bytes wait in a buffer the container does not know about.
  *
- * <p><b>Masking.</b> When the exchange masks responses ({@link Exchange#masksResponse()}), the
- * body is masked as it is written, before the first byte the exchange decides how
- * ({@link Exchange#responseMasking()}, by content type): the client and the record get the masked
- * bytes; the masker may hold back a bounded tail, released at {@code close()} or when the
- * application is done ({@link #finish()}). A {@code Content-Length} the application sets is held
- * until then and dropped for a masked body (masking changes the length), kept for one that passes
- * as it is. If the exchange refuses the response ({@link Exchange#responseRefusal()}, e.g. an
- * encoded body that cannot be masked), its error is written to the client instead, in place of
- * everything the application set, and the application's further output fails with an
- * {@link IOException} so that it stops ({@link #refused()} tells the filter so).
+ * <p><b>Masking.</b> The body goes through the plan's {@link ResponsePlan.Relay#masking()}, decided
+ * before the first byte: the client and the record get the masked bytes; the masker may hold back
+ * a bounded tail, released at {@code close()} or when the application is done ({@link #finish()}).
+ * When the body may change length ({@link Verdict.Allowed#mayChangeLength()}), a
+ * {@code Content-Length} the application sets is held until then, and dropped when the plan says
+ * so. If the plan refuses the response ({@link ResponsePlan.Refused}, e.g. an encoded body that
+ * cannot be masked), its error is written to the client instead, in place of everything the
+ * application set, and the application's further output fails with an {@link IOException} so
+ * that it stops ({@link #refused()} tells the filter so).
  *
  * <p><b>Credentials.</b> Every header the application sets or adds (and the content type, a
- * redirect's location, an error's message) passes {@link Exchange#responseHeader}: the
- * exchange's credentials (the upstream credential, the caller's own token or key) are replaced
- * in it, and a header whose name holds one is dropped. The body is scanned for them through
- * {@link Exchange#responseMasking()} whatever its type; that keeps its length, so a
- * {@code Content-Length} is dropped only when the body is masked.
+ * redirect's location, an error's message) passes {@link Verdict.Allowed#responseHeader}: the
+ * exchange's credentials are replaced in it, and a header whose name holds one is dropped.
  *
  * <p>Used by one thread at a time, like any response. {@link #getOutputStream()} and
  * {@link #getWriter()} exclude each other ({@link IllegalStateException}). Once the writer is
  * taken, {@link #setCharacterEncoding} has no effect, as the servlet specification requires.
  */
 public final class ExchangeResponse extends HttpServletResponseWrapper {
-  private final Exchange exchange;
+  private final Verdict.Allowed exchange;
   /** Whether a Content-Length must wait for the masking decision (it is dropped if masked). */
   private final boolean holdsLength;
   private ReportingOutputStream stream;
@@ -58,27 +55,33 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   /** Whether the delivery was decided (masked, as it is, or refused); before the first byte. */
   private boolean prepared;
   private long heldLength = -1;
+  private ResponsePlan.Relay relay;
   private ResponseMasking masking;
   private ErrorResponse refusal;
   private volatile boolean refusalSent;
 
-  /** Wraps the response of an allowed {@code exchange}. */
-  public ExchangeResponse(HttpServletResponse response, Exchange exchange) {
+  /** Wraps the response of an allowed exchange. */
+  public ExchangeResponse(HttpServletResponse response, Verdict.Allowed exchange) {
     super(response);
     this.exchange = exchange;
-    this.holdsLength = exchange.masksResponse();
+    this.holdsLength = exchange.mayChangeLength();
   }
 
-  /** Reports the status and headers to the exchange, the first time only. */
+  /** Reports the status and headers to the engine, the first time only. */
   public void reportStarted() {
     reportStarted(getStatus());
   }
 
-  /** Reports {@code status} and the headers to the exchange, the first time only. */
+  /** Reports {@code status} and the headers to the engine, the first time only. */
   public void reportStarted(int status) {
     if (started) return;
     started = true;
-    exchange.responseStarted(status, headers());
+    ResponsePlan plan = exchange.respond(status, headers());
+    if (plan instanceof ResponsePlan.Refused refused) {
+      refusal = refused.error();
+    } else {
+      relay = (ResponsePlan.Relay) plan;
+    }
   }
 
   /**
@@ -90,9 +93,8 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     if (prepared) return;
     prepared = true;
     reportStarted();
-    refusal = exchange.responseRefusal();
-    if (refusal == null) masking = exchange.responseMasking();
-    if (refusal == null && (masking == null || !masking.changesLength()) && heldLength >= 0 && !isCommitted()) {
+    if (relay != null) masking = relay.masking();
+    if (relay != null && !relay.dropContentLength() && heldLength >= 0 && !isCommitted()) {
       super.setContentLengthLong(heldLength);
     }
   }
@@ -201,7 +203,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   }
 
   void reportBytes(byte[] b, int off, int len) {
-    if (len > 0) exchange.responseBytes(b, off, len);
+    if (len > 0 && relay != null) relay.delivered(b, off, len);
   }
 
   private Map<String, List<String>> headers() {
@@ -268,7 +270,7 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
       heldLength = length;
       return true;
     }
-    return (masking != null && masking.changesLength()) || refusal != null;
+    return relay == null || relay.dropContentLength();
   }
 
   private static boolean isContentLength(String name) {

@@ -1,6 +1,6 @@
 package dev.inferpam.servlet.internal;
 
-import dev.inferpam.core.ResponseMasking;
+import dev.inferpam.core.adapter.ResponseMasking;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.WriteListener;
 import java.io.IOException;

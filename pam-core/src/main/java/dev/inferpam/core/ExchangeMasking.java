@@ -1,5 +1,7 @@
 package dev.inferpam.core;
 
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.IOException;
@@ -9,10 +11,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Masks one response body on its way to the client, for adapters: every chunk read from the
- * upstream (or written by the application) goes through {@link #push}, and what it returns is
- * what the client gets; {@link #finish()} at the end of the body releases the held-back tail.
- * Obtained from {@link Exchange#responseMasking()}.
+ * The {@link ResponseMasking} of one exchange's response ({@link ResponsePlan.Relay#masking()}):
+ * every chunk read from the upstream (or written by the application) goes through {@link #push},
+ * and what it returns is what the client gets; {@link #finish()} at the end of the body releases
+ * the held-back tail.
  *
  * <p>Two steps, each present when the exchange needs it: the exchange's credentials (the
  * upstream credential it injected, the caller's own token or key) are replaced wherever they
@@ -27,9 +29,9 @@ import org.slf4j.LoggerFactory;
  * push may return fewer bytes than it was given, or none; it never waits for more input, and
  * never holds the whole body.
  *
- * <p>The bytes returned are the response <em>as delivered</em>: report exactly those to
- * {@link Exchange#responseBytes} (the record stores them as they are, and takes
- * {@code response.masked} from this masking's counts).
+ * <p>The bytes returned are the response <em>as delivered</em>: adapters report exactly those
+ * ({@link ResponsePlan.Relay#delivered}); the record stores them as they are, and takes
+ * {@code response.masked} from this masking's counts.
  *
  * <p><b>Failure:</b> should the masker fail, {@link #push} and {@link #finish()} throw an
  * {@link IOException} and keep throwing; nothing more of the response may be delivered (fail
@@ -38,8 +40,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Thread-safety:</b> belongs to one response; used by one thread at a time.
  */
-public final class ResponseMasking {
-  private static final Logger log = LoggerFactory.getLogger(ResponseMasking.class);
+final class ExchangeMasking implements ResponseMasking {
+  private static final Logger log = LoggerFactory.getLogger(ExchangeMasking.class);
   private static final byte[] NONE = new byte[0];
 
   /** The masker of this body, or {@code null} when only credentials are replaced. */
@@ -47,20 +49,24 @@ public final class ResponseMasking {
   /** The credential replacement, or {@code null} when there is none to look for. */
   private final CredentialScrubber.Stream scrub;
   private final String exchangeId;
+  /** Told once when the masker fails. */
+  private final Runnable onFailure;
   private boolean finished;
   private boolean failed;
 
-  ResponseMasking(BodyMasker body, CredentialScrubber.Stream scrub, String exchangeId) {
+  ExchangeMasking(BodyMasker body, CredentialScrubber.Stream scrub, String exchangeId, Runnable onFailure) {
     if (body == null && scrub == null) throw new IllegalArgumentException("nothing to do");
     this.body = body;
     this.scrub = scrub;
     this.exchangeId = exchangeId;
+    this.onFailure = onFailure;
   }
 
   /**
    * Whether the body's length may change: it is masked. When only credentials are replaced the
    * length stays, and so may the response's {@code Content-Length}.
    */
+  @Override
   public boolean changesLength() {
     return body != null;
   }
@@ -68,6 +74,11 @@ public final class ResponseMasking {
   /** Whether the masker runs over this body (not only the credential replacement). */
   boolean masks() {
     return body != null;
+  }
+
+  /** Whether the masker failed; nothing more of the response went out. */
+  boolean failed() {
+    return failed;
   }
 
   /** Credentials replaced so far. */
@@ -84,6 +95,7 @@ public final class ResponseMasking {
    * @throws IllegalStateException    after {@link #finish()}
    * @throws IndexOutOfBoundsException when {@code off}/{@code len} are outside {@code b}
    */
+  @Override
   public byte[] push(byte[] b, int off, int len) throws IOException {
     Objects.checkFromIndexSize(off, len, b.length);
     if (finished) throw new IllegalStateException("response masking already finished");
@@ -105,6 +117,7 @@ public final class ResponseMasking {
    *
    * @throws IOException when the masker failed (now or before)
    */
+  @Override
   public byte[] finish() throws IOException {
     checkNotFailed();
     if (finished) return NONE;
@@ -124,6 +137,7 @@ public final class ResponseMasking {
   }
 
   /** True once {@link #finish()} released the tail. */
+  @Override
   public boolean finished() {
     return finished;
   }
@@ -144,6 +158,7 @@ public final class ResponseMasking {
   }
 
   private IOException failure(RuntimeException e) {
+    if (!failed) onFailure.run();
     failed = true;
     // The exception's message could quote the text being masked: only its class is logged.
     log.error("inferpam: masking failed for exchange {}, response cut off: {}", exchangeId, e.getClass().getName());

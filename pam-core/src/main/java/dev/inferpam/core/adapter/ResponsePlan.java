@@ -1,0 +1,53 @@
+package dev.inferpam.core.adapter;
+
+import dev.inferpam.core.ErrorResponse;
+
+/**
+ * How an allowed exchange's response goes to the caller, given its status and headers
+ * ({@link Verdict.Allowed#respond}): {@link Refused} (deliver an error instead) or {@link Relay}
+ * (deliver it, with header edits and, where needed, a body transformation).
+ */
+public sealed interface ResponsePlan permits ResponsePlan.Refused, ResponsePlan.Relay {
+
+  /**
+   * The response cannot be delivered as the policy requires: it must be masked (or scanned for
+   * the exchange's credentials) but arrived with a {@code Content-Encoding} other than
+   * {@code identity} (502 {@code masking_unavailable}, the message naming the encoding), or the
+   * masker failed to start. Deliver {@link #error()} in place of the response's status, headers
+   * and body, which are discarded; the record already holds the error as the response.
+   */
+  non-sealed interface Refused extends ResponsePlan {
+    ErrorResponse error();
+  }
+
+  /**
+   * Deliver the response: every header through {@link #header}, without {@code Content-Length}
+   * when {@link #dropContentLength()}, the body through {@link #masking()} when there is one, and
+   * every chunk that reaches the caller reported with {@link #delivered}.
+   */
+  non-sealed interface Relay extends ResponsePlan {
+
+    /**
+     * A header as it may reach the caller: {@code value} with the exchange's credentials replaced,
+     * or {@code null} to drop it (its name holds one).
+     */
+    String header(String name, String value);
+
+    /** Whether to drop the response's {@code Content-Length}: the body is masked and may change length. */
+    boolean dropContentLength();
+
+    /**
+     * The body transformation to stream through, or {@code null} when the bytes pass as they are
+     * (nothing to mask or scrub for this content type, or the response has no body). Taking it
+     * commits the adapter to deliver, and report, only what it returns. The same instance on every
+     * call.
+     */
+    ResponseMasking masking();
+
+    /**
+     * Reports bytes as they reach the caller (masked ones when {@link #masking()} applies): what
+     * the record stores, and where token usage is read. Ignored after the exchange ended.
+     */
+    void delivered(byte[] b, int off, int len);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The adapter-facing side of the engine: what an adapter (an HTTP client interceptor, a servlet
+ * filter, a gateway) gets from {@link dev.inferpam.core.PamEngine#begin} and applies. The engine
+ * answers once per request with a sealed {@link dev.inferpam.core.adapter.Verdict}; adapters
+ * translate it to their framework and decide nothing themselves.
+ *
+ * <p>A blocking adapter, in outline:
+ * <pre>{@code
+ * Verdict verdict = engine.begin(head, body, contentLength);
+ * if (verdict instanceof Verdict.Held held) verdict = held.await(held.timeout());  // null: give up, cancel()
+ * if (verdict instanceof Verdict.Denied denied) {
+ *   send(denied.error());
+ *   denied.end(true);
+ * } else if (verdict instanceof Verdict.Allowed allowed) {
+ *   Response upstream = call(allowed.forward());                    // header edits, body
+ *   ResponsePlan plan = allowed.respond(upstream.status(), upstream.headers());
+ *   // Refused: send its error; Relay: headers through header(), body through masking(),
+ *   // every delivered chunk to delivered()
+ *   allowed.end(complete);
+ * }
+ * }</pre>
+ */
+package dev.inferpam.core.adapter;
