@@ -15,7 +15,7 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
 import dev.inferpam.api.ApprovalService.Pending;
 import dev.inferpam.api.ApprovalService.ReviewResult;
-import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.policy.Decider;
 import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;

@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
-import dev.inferpam.core.internal.RecordCodec;
+import dev.inferpam.core.internal.recording.RecordCodec;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

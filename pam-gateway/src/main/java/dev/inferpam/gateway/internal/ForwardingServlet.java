@@ -3,7 +3,7 @@ package dev.inferpam.gateway.internal;
 import dev.inferpam.api.Credential;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.Exchange;
-import dev.inferpam.core.internal.ForwardHeaders;
+import dev.inferpam.core.adapter.ForwardHeaders;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;

@@ -11,8 +11,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Masker;
-import dev.inferpam.core.internal.ReviewSummaries;
-import dev.inferpam.core.internal.StrictUtf8;
+import dev.inferpam.core.adapter.ReviewSummaries;
+import dev.inferpam.core.internal.http.StrictUtf8;
 import java.time.Instant;
 import java.util.List;
 

@@ -2,8 +2,8 @@ package dev.inferpam.servlet.internal;
 
 import dev.inferpam.api.Decision;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.internal.Decider;
-import dev.inferpam.core.internal.ErrorBodies;
+import dev.inferpam.core.internal.policy.Decider;
+import dev.inferpam.core.internal.http.ErrorBodies;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
