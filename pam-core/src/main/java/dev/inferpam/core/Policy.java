@@ -1,7 +1,6 @@
 package dev.inferpam.core;
 
 import dev.inferpam.core.adapter.ForwardHeaders;
-import dev.inferpam.core.internal.policy.Glob;
 import dev.inferpam.core.internal.policy.PolicyLoader;
 import java.nio.file.Path;
 import java.time.Instant;

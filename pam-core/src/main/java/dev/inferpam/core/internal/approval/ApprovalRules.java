@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.inferpam.api.Principal;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.http.RequestClassifier;
-import dev.inferpam.core.internal.policy.Glob;
+import dev.inferpam.core.Glob;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;

@@ -16,6 +16,7 @@ import static dev.inferpam.core.internal.policy.PolicyNodes.required;
 import static dev.inferpam.core.internal.policy.PolicyNodes.strings;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import java.util.ArrayList;
 import java.util.HashMap;

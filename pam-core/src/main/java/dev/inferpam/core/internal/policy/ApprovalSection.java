@@ -17,6 +17,7 @@ import static dev.inferpam.core.internal.policy.PolicyNodes.required;
 import static dev.inferpam.core.internal.policy.PolicyNodes.strings;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.approval.ApprovalRules;
 import java.util.ArrayList;

@@ -10,6 +10,7 @@ import dev.inferpam.api.Decision.RequireApproval;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.approval.ApprovalRules;
 import dev.inferpam.core.internal.http.BadPathException;

@@ -12,6 +12,7 @@ import static dev.inferpam.core.internal.policy.PolicyNodes.operations;
 import static dev.inferpam.core.internal.policy.PolicyNodes.required;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import java.util.ArrayList;
 import java.util.List;

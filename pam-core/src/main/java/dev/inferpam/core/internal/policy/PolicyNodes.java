@@ -1,6 +1,7 @@
 package dev.inferpam.core.internal.policy;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.PolicyException;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;

@@ -1,5 +1,6 @@
 package dev.inferpam.core.internal.policy;
 
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import java.util.ArrayList;
 import java.util.Collections;

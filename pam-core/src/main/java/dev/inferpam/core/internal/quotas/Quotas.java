@@ -6,7 +6,7 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.approval.ApprovalRules;
-import dev.inferpam.core.internal.policy.Glob;
+import dev.inferpam.core.Glob;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;

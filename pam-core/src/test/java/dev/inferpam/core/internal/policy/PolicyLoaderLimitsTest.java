@@ -4,6 +4,7 @@ import static dev.inferpam.core.internal.policy.PolicyLoaderTest.asJson;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
 import java.util.List;

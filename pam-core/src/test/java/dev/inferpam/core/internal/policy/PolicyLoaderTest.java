@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
 import dev.inferpam.core.internal.credentials.CredentialProviders;

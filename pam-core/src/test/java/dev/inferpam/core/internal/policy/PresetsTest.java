@@ -3,6 +3,7 @@ package dev.inferpam.core.internal.policy;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import java.util.List;
 import java.util.Optional;

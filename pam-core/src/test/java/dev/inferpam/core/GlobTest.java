@@ -1,4 +1,4 @@
-package dev.inferpam.core.internal.policy;
+package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

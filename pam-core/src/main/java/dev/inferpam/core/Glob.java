@@ -1,12 +1,15 @@
-package dev.inferpam.core.internal.policy;
+package dev.inferpam.core;
 
+import dev.inferpam.core.internal.policy.PolicyText;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Objects;
 
 /**
- * A compiled glob for request paths and model names. Immutable and thread-safe.
+ * A compiled glob for request paths and model names, as the rules of a {@link Policy} hold them
+ * ({@link Policy.AllowRule#paths()}, {@link Policy.Entitlement#models()}, ...), with the syntax of
+ * {@code docs/policy.md}. Immutable and thread-safe.
  *
  * <h2>Syntax</h2>
  * <ul>
@@ -30,8 +33,8 @@ import java.util.Objects;
  *       bracket (or after the negation) is a member, and a {@code -} first or last is a member.
  *       A class never matches {@code /}, and {@code /} may not appear in one.
  *   <li>{@code \} makes the next character literal ({@code \*}, {@code \[}, {@code \\}).
- *   <li>{@code {} and {@code }} are reserved (for alternation, maybe later) and invalid unless
- *       escaped; a lone {@code ]} is invalid.
+ *   <li><code>&#123;</code> and <code>&#125;</code> are reserved (for alternation, maybe later)
+ *       and invalid unless escaped; a lone {@code ]} is invalid.
  *   <li>Everything else is literal and case-sensitive.
  * </ul>
  * The empty pattern is valid and matches only the empty string.
