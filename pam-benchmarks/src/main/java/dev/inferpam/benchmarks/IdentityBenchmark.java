@@ -4,7 +4,7 @@ import dev.inferpam.api.AuthenticationException;
 import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.internal.OidcResolver;
+import dev.inferpam.core.internal.identity.OidcResolver;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.Signature;

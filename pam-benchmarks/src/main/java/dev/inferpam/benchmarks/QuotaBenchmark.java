@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Principal;
 import dev.inferpam.core.InMemoryQuotaStore;
 import dev.inferpam.core.Policy;
-import dev.inferpam.core.internal.Quotas;
+import dev.inferpam.core.internal.quotas.Quotas;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;

@@ -3,7 +3,7 @@ package dev.inferpam.benchmarks;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.tuple;
 
-import dev.inferpam.core.internal.Quotas;
+import dev.inferpam.core.internal.quotas.Quotas;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;

@@ -20,7 +20,7 @@ public record ErrorResponse(int status, Map<String, String> headers, byte[] body
    * @param requestId the exchange id, or {@code null} when there is no exchange
    */
   public static ErrorResponse of(int status, String code, String message, String requestId) {
-    return dev.inferpam.core.internal.ErrorBodies.of(
+    return dev.inferpam.core.internal.http.ErrorBodies.of(
         new dev.inferpam.api.Decision.Deny(status, code, message, code), requestId);
   }
 

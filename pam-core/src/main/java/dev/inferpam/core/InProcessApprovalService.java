@@ -37,7 +37,7 @@ import org.slf4j.LoggerFactory;
  * <h2>Behaviour</h2>
  * <ul>
  *   <li><b>Binding.</b> A review is for one request: its id, principal, rule and digest (see
- *       {@link dev.inferpam.core.internal.RequestDigest}). Deciding review A completes only A's
+ *       {@link dev.inferpam.core.internal.approval.RequestDigest}). Deciding review A completes only A's
  *       callers; a request with another digest waits for its own review. A second request with
  *       the <i>same</i> principal, rule and digest while the first still waits joins that review
  *       (the same bytes, so the same decision) and does not count against the bounds again.</li>
@@ -327,7 +327,7 @@ public final class InProcessApprovalService implements ApprovalService {
   }
 
   private String formatGrant() {
-    return dev.inferpam.core.internal.Durations.format(grant);
+    return dev.inferpam.core.internal.policy.Durations.format(grant);
   }
 
   /**
@@ -488,7 +488,7 @@ public final class InProcessApprovalService implements ApprovalService {
       if (now.isBefore(e.expires)) continue;
       it.remove();
       due.add(removeIndexes(e, new Outcome(e.id, Status.EXPIRED, null,
-          "no decision within " + dev.inferpam.core.internal.Durations.format(timeout), now)));
+          "no decision within " + dev.inferpam.core.internal.policy.Durations.format(timeout), now)));
     }
     grants.values().removeIf(g -> !now.isBefore(g.until()));
   }

@@ -1,8 +1,7 @@
 package dev.inferpam.core;
 
-import dev.inferpam.core.internal.ForwardHeaders;
-import dev.inferpam.core.internal.Glob;
-import dev.inferpam.core.internal.PolicyLoader;
+import dev.inferpam.core.adapter.ForwardHeaders;
+import dev.inferpam.core.internal.policy.PolicyLoader;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
@@ -114,7 +113,7 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                                {@code forward-headers}; default none). Never a caller
    *                                credential, hop-by-hop, framing, cookie, forwarding-claim or
    *                                method-override header, nor the upstream credential's header
-   *                                ({@link dev.inferpam.core.internal.ForwardHeaders}); names are
+   *                                ({@link dev.inferpam.core.adapter.ForwardHeaders}); names are
    *                                tokens, each listed once. Only the gateway reads it: the servlet
    *                                filter and the OkHttp interceptor pass on what the application sends.
    */

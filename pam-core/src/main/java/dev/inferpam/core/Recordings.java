@@ -1,9 +1,9 @@
 package dev.inferpam.core;
 
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.internal.RecordCodec;
-import dev.inferpam.core.internal.RecordLines;
-import dev.inferpam.core.internal.SegmentFiles;
+import dev.inferpam.core.internal.recording.RecordCodec;
+import dev.inferpam.core.internal.recording.RecordLines;
+import dev.inferpam.core.internal.recording.SegmentFiles;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

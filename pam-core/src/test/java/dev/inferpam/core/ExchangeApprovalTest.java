@@ -16,7 +16,7 @@ import dev.inferpam.api.ApprovalService.Pending;
 import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
-import dev.inferpam.core.internal.Decider;
+import dev.inferpam.core.internal.policy.Decider;
 import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;

@@ -9,7 +9,7 @@ import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
-import dev.inferpam.core.internal.RecordCodec;
+import dev.inferpam.core.internal.recording.RecordCodec;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

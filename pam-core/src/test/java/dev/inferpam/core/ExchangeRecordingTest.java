@@ -11,7 +11,7 @@ import dev.inferpam.api.Decision;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.internal.RecordBuilder;
+import dev.inferpam.core.internal.recording.RecordBuilder;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

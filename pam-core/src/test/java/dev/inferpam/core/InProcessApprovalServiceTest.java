@@ -12,7 +12,7 @@ import dev.inferpam.api.ApprovalService.Ticket;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
 import dev.inferpam.testsupport.MutableClock;
-import dev.inferpam.core.internal.RequestDigest;
+import dev.inferpam.core.internal.approval.RequestDigest;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;

@@ -14,7 +14,7 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.adapter.Verdict;
-import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.recording.JsonlRecorder;
 import java.io.ByteArrayInputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

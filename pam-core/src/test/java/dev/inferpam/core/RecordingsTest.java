@@ -1,14 +1,14 @@
 package dev.inferpam.core;
 
-import static dev.inferpam.core.internal.RecordingFixtures.exchange;
-import static dev.inferpam.core.internal.RecordingFixtures.intent;
+import static dev.inferpam.core.internal.recording.RecordingFixtures.exchange;
+import static dev.inferpam.core.internal.recording.RecordingFixtures.intent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.inferpam.core.internal.JsonlRecorder;
-import dev.inferpam.core.internal.RecordCodec;
+import dev.inferpam.core.internal.recording.JsonlRecorder;
+import dev.inferpam.core.internal.recording.RecordCodec;
 import dev.inferpam.testsupport.MutableClock;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

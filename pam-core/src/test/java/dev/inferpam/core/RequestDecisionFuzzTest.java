@@ -140,7 +140,7 @@ class RequestDecisionFuzzTest {
   private static void assertAllowedByPolicy(Verdict ex, String method, String rawPath) throws IOException {
     String subject = ex.principal().subject();
     assertThat(subject).isIn("svc", "research");
-    String path = (String) dev.inferpam.core.internal.Decider.canonicalPathOrDeny(rawPath);
+    String path = (String) dev.inferpam.core.internal.policy.Decider.canonicalPathOrDeny(rawPath);
     String relative = path.startsWith("/openai/") ? path.substring("/openai".length()) : path;
 
     String upper = method.toUpperCase(Locale.ROOT); // the engine's reading (InferenceRequest)

@@ -4,7 +4,7 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
-import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.recording.JsonlRecorder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

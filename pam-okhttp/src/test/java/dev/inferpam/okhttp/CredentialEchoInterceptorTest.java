@@ -10,7 +10,7 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.testsupport.FakeModelServer;
 import dev.inferpam.testsupport.ModelAnswer;
-import dev.inferpam.core.internal.RecordCodec;
+import dev.inferpam.core.internal.recording.RecordCodec;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import mockwebserver3.MockWebServer;

@@ -34,6 +34,9 @@ public final class PamContextListener implements ServletContextListener {
 
   private PamEngine engine;
 
+  /** For the container, which makes it from {@code web.xml} or {@code @WebListener}. */
+  public PamContextListener() {}
+
   // README listener begin
   @Override
   public void contextInitialized(ServletContextEvent event) {

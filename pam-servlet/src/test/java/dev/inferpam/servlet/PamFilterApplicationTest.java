@@ -338,7 +338,7 @@ class PamFilterApplicationTest {
       }
       assertThat(body).doesNotContain("upstream-secret").doesNotContain(key).contains("[REDACTED:credential*]");
       SessionRecord rec = onlyRecord();
-      String line = dev.inferpam.core.internal.RecordCodec.encode(rec, dev.inferpam.core.internal.RecordCodec.GENESIS);
+      String line = dev.inferpam.core.internal.recording.RecordCodec.encode(rec, dev.inferpam.core.internal.recording.RecordCodec.GENESIS);
       assertThat(line).doesNotContain("upstream-secret").doesNotContain(key);
     }
   }

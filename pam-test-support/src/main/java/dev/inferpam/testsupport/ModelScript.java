@@ -32,6 +32,9 @@ public final class ModelScript implements Function<ModelRequest, ModelAnswer> {
   private final List<ModelRequest> all = new CopyOnWriteArrayList<>();
   private volatile Function<ModelRequest, ModelAnswer> otherwise = r -> ModelAnswer.json("{}");
 
+  /** An empty script: every request gets the fallback, {@code 200 {}}. */
+  public ModelScript() {}
+
   /** Answers the next request with {@code answer}. */
   public ModelScript enqueue(ModelAnswer answer) {
     Objects.requireNonNull(answer, "answer");

@@ -218,6 +218,9 @@ public abstract class AdapterConformance {
   });
   private Adapter adapter;
 
+  /** For an adapter's test class to extend. */
+  protected AdapterConformance() {}
+
   @AfterEach
   void closeAdapterAndEngine() throws Exception {
     Exception failure = null;

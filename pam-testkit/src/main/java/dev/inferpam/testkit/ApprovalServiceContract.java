@@ -101,6 +101,9 @@ public abstract class ApprovalServiceContract {
   private final MutableClock clock = new MutableClock(T0);
   private ApprovalService service;
 
+  /** For an approval service's test class to extend. */
+  protected ApprovalServiceContract() {}
+
   /** A new, empty service on {@code clock}; called once per test. */
   protected abstract ApprovalService createService(Clock clock, Settings settings) throws Exception;
 

@@ -27,6 +27,9 @@ public final class CapturingRecorder implements Recorder {
   /** While set, every admission is refused. */
   public volatile boolean down;
 
+  /** A recorder that has captured nothing yet. */
+  public CapturingRecorder() {}
+
   @Override
   public void admit() throws IOException {
     admits.incrementAndGet();

@@ -38,6 +38,9 @@ public abstract class CredentialProviderContract {
   /** An HTTP header name (RFC 9110 token). */
   private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9!#$%&'*+.^_`|~-]+");
 
+  /** For a credential provider's test class to extend. */
+  protected CredentialProviderContract() {}
+
   /** A provider whose credential source is in place; called once per test. */
   protected abstract CredentialProvider createProvider() throws Exception;
 

@@ -44,6 +44,9 @@ import org.junit.jupiter.api.Test;
  */
 public abstract class IdentityResolverContract {
 
+  /** For an identity resolver's test class to extend. */
+  protected IdentityResolverContract() {}
+
   /** A new resolver; called once per test. */
   protected abstract IdentityResolver createResolver() throws Exception;
 

@@ -35,6 +35,9 @@ import org.junit.jupiter.api.Test;
  */
 public abstract class MaskerContract {
 
+  /** For a masker's test class to extend. */
+  protected MaskerContract() {}
+
   /**
    * A text holding a value the masker must mask.
    *

@@ -58,6 +58,9 @@ public abstract class QuotaStoreContract {
 
   private final String prefix = "contract-" + UUID.randomUUID() + "\n";
 
+  /** For a quota store's test class to extend. */
+  protected QuotaStoreContract() {}
+
   /** A new store on {@code clock}; called once per test. */
   protected abstract QuotaStore newStore(Clock clock) throws Exception;
 

@@ -53,6 +53,9 @@ public abstract class RecorderContract {
   private Recorder recorder;
   private boolean closed;
 
+  /** For a recorder's test class to extend. */
+  protected RecorderContract() {}
+
   /** A new, empty recorder; called once per test. */
   protected abstract Recorder createRecorder() throws Exception;
 

@@ -4,7 +4,7 @@ import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
-import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.recording.JsonlRecorder;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.List;

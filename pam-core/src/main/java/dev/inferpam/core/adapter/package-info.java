@@ -19,5 +19,11 @@
  *   allowed.end(complete);
  * }
  * }</pre>
+ *
+ * <p>Endpoints that answer next to the engine (reviewer and quota endpoints) find the engine's
+ * path check here ({@link dev.inferpam.core.adapter.RequestPaths}), and reverse proxies the caller
+ * headers they may forward ({@link dev.inferpam.core.adapter.ForwardHeaders}); what a reviewer is
+ * shown of a held request is {@link dev.inferpam.core.adapter.ReviewSummaries}. Applications
+ * configure and run the engine with {@code dev.inferpam.core} alone.
  */
 package dev.inferpam.core.adapter;

@@ -43,7 +43,7 @@ public record Background(Executor executor, ScheduledExecutorService scheduler, 
    * {@code executor} as an {@link ExecutorService} for APIs that want one (and may shut it down):
    * shutting the view down refuses further tasks through it and leaves {@code executor} running.
    */
-  static ExecutorService borrowed(Executor executor) {
+  public static ExecutorService borrowed(Executor executor) {
     return new Borrowed(executor);
   }
 

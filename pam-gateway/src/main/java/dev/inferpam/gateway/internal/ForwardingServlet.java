@@ -2,8 +2,8 @@ package dev.inferpam.gateway.internal;
 
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.ForwardHeaders;
 import dev.inferpam.core.adapter.Verdict;
-import dev.inferpam.core.internal.ForwardHeaders;
 import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;

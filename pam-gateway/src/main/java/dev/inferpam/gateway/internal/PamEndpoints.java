@@ -3,14 +3,15 @@ package dev.inferpam.gateway.internal;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.adapter.RequestPaths;
 import dev.inferpam.servlet.ApprovalServlet;
 import dev.inferpam.servlet.QuotaServlet;
-import dev.inferpam.servlet.internal.EndpointResponses;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.Optional;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 
@@ -60,6 +61,19 @@ public final class PamEndpoints {
     response.getOutputStream().write(body);
   }
 
+  /**
+   * Refuses, as the filter does, a path that could be read two ways: 400 {@code bad_path}
+   * ({@link RequestPaths#endpointRefusal}).
+   *
+   * @return true when the request was refused (the answer is written)
+   */
+  private static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    Optional<ErrorResponse> refused = RequestPaths.endpointRefusal(request.getRequestURI());
+    if (refused.isEmpty()) return false;
+    json(response, refused.get().status(), refused.get().body());
+    return true;
+  }
+
   /** {@code GET /pam/health}. */
   static final class Health extends HttpServlet {
     private static final long serialVersionUID = 1L;
@@ -67,7 +81,7 @@ public final class PamEndpoints {
 
     @Override
     protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
-      if (EndpointResponses.refusedPath(request, response)) return;
+      if (refusedPath(request, response)) return;
       if (!request.getMethod().equals("GET") && !request.getMethod().equals("HEAD")) {
         response.setHeader("Allow", "GET, HEAD");
         json(response, 405, ErrorResponse.of(405, "method_not_allowed", "use GET", null).body());
@@ -83,7 +97,7 @@ public final class PamEndpoints {
 
     @Override
     protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
-      if (EndpointResponses.refusedPath(request, response)) return;
+      if (refusedPath(request, response)) return;
       json(response, 404, ErrorResponse.of(404, "not_found", "no such endpoint", null).body());
     }
   }

@@ -16,7 +16,7 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
-import dev.inferpam.core.internal.JsonlRecorder;
+import dev.inferpam.core.internal.recording.JsonlRecorder;
 import dev.inferpam.gateway.TestRecordings;
 import java.io.IOException;
 import java.net.InetAddress;

@@ -11,8 +11,11 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.Masker;
-import dev.inferpam.core.internal.ReviewSummaries;
-import dev.inferpam.core.internal.StrictUtf8;
+import dev.inferpam.core.adapter.ReviewSummaries;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 
@@ -98,7 +101,7 @@ public final class ApprovalJson {
    */
   public static String reason(byte[] body) {
     if (body.length == 0) return null;
-    String text = StrictUtf8.decode(body);
+    String text = strictUtf8(body);
     if (text == null) throw new IllegalArgumentException("request body is not valid UTF-8");
     if (text.isBlank()) return null;
     JsonNode json;
@@ -118,6 +121,22 @@ public final class ApprovalJson {
       throw new IllegalArgumentException("\"reason\" is longer than " + ApprovalService.MAX_REASON_CHARS + " chars");
     }
     return r.isEmpty() ? null : r;
+  }
+
+  /**
+   * {@code bytes} decoded, or {@code null} when they are not valid UTF-8: malformed input is
+   * refused, never replaced, as the engine reads request bodies.
+   */
+  private static String strictUtf8(byte[] bytes) {
+    try {
+      return StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(bytes))
+          .toString();
+    } catch (CharacterCodingException e) {
+      return null;
+    }
   }
 
   private static byte[] write(ObjectNode root) {

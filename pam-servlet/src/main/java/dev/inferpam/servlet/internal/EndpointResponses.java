@@ -1,12 +1,11 @@
 package dev.inferpam.servlet.internal;
 
-import dev.inferpam.api.Decision;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.internal.Decider;
-import dev.inferpam.core.internal.ErrorBodies;
+import dev.inferpam.core.adapter.RequestPaths;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Optional;
 import org.slf4j.Logger;
 
 /**
@@ -53,20 +52,17 @@ public final class EndpointResponses {
 
   /**
    * Refuses, as the filter does, a request whose path could be read two ways ({@code %2F},
-   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}. A
-   * trailing {@code /} is let through (these endpoints match paths exactly, so it reaches no
-   * other handler: {@code /pam/approvals/} is a 404). Call it first, so that nothing asks the
-   * container for a decoded path it would throw on.
+   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}
+   * ({@link RequestPaths#endpointRefusal}: a trailing {@code /} is let through, these endpoints
+   * match paths exactly). Call it first, so that nothing asks the container for a decoded path it
+   * would throw on.
    *
    * @return true when the request was refused (the answer is written)
    */
   public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    String uri = request.getRequestURI();
-    if (uri == null) uri = "";
-    if (uri.length() > 1 && uri.endsWith("/")) uri = uri.substring(0, uri.length() - 1);
-    Object path = Decider.canonicalPathOrDeny(uri);
-    if (!(path instanceof Decision.Deny deny)) return false;
-    write(response, ErrorBodies.of(deny, null));
+    Optional<ErrorResponse> refused = RequestPaths.endpointRefusal(request.getRequestURI());
+    if (refused.isEmpty()) return false;
+    write(response, refused.get());
     return true;
   }
 

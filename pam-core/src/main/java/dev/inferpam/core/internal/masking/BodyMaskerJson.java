@@ -161,7 +161,7 @@ final class BodyMaskerJson {
     int i = 0;
     while (i < b.length && b[i] >= 0) i++;
     if (i == b.length) return true; // plain ASCII, the usual case
-    return dev.inferpam.core.internal.StrictUtf8.decode(b) != null;
+    return dev.inferpam.core.internal.http.StrictUtf8.decode(b) != null;
   }
 
   private static final int INVALID = -1;
