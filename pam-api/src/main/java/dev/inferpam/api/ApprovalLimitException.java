@@ -51,9 +51,12 @@ public final class ApprovalLimitException extends Exception {
   }
 
   private static String message(Scope scope, int limit, String rule) {
-    String what = scope == Scope.PRINCIPAL
-        ? "this principal already has " + limit + " requests waiting for review (approval.max-pending-per-principal)"
-        : limit + " requests are already waiting for review (approval.max-pending)";
+    String what =
+        scope == Scope.PRINCIPAL
+            ? "this principal already has "
+                + limit
+                + " requests waiting for review (approval.max-pending-per-principal)"
+            : limit + " requests are already waiting for review (approval.max-pending)";
     return "approval rule \"" + rule + "\": " + what;
   }
 

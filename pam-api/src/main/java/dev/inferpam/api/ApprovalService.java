@@ -164,7 +164,8 @@ public interface ApprovalService extends AutoCloseable {
    * @param reason     the reviewer's reason, or why the review ended otherwise; may be {@code null}
    * @param decided    when it ended
    */
-  record Outcome(String approvalId, Status status, String reviewer, String reason, Instant decided) {}
+  record Outcome(
+      String approvalId, Status status, String reviewer, String reason, Instant decided) {}
 
   /**
    * The end state of a review. The record's {@code approval.outcome} is {@code approved},
@@ -238,8 +239,14 @@ public interface ApprovalService extends AutoCloseable {
    * @param created   when the review opened
    * @param expires   when it expires unless decided
    */
-  record Pending(String id, Principal principal, String rule, String digest, InferenceRequest request,
-                 Instant created, Instant expires) {
+  record Pending(
+      String id,
+      Principal principal,
+      String rule,
+      String digest,
+      InferenceRequest request,
+      Instant created,
+      Instant expires) {
     /** @throws NullPointerException when a component is null */
     public Pending {
       Objects.requireNonNull(id, "id");
@@ -299,39 +306,43 @@ public interface ApprovalService extends AutoCloseable {
    * No reviews at all: every request is refused at once as {@link Status#EXPIRED}, nobody is a
    * reviewer. The engine's service when the policy has no {@code approval} section.
    */
-  ApprovalService NONE = new ApprovalService() {
-    @Override
-    public Ticket request(Principal principal, InferenceRequest request, String rule, String digest) {
-      return Ticket.decided(new Outcome(null, Status.EXPIRED, null, "no approval service configured", Instant.now()));
-    }
+  ApprovalService NONE =
+      new ApprovalService() {
+        @Override
+        public Ticket request(
+            Principal principal, InferenceRequest request, String rule, String digest) {
+          return Ticket.decided(
+              new Outcome(
+                  null, Status.EXPIRED, null, "no approval service configured", Instant.now()));
+        }
 
-    @Override
-    public boolean isReviewer(Principal principal) {
-      Objects.requireNonNull(principal, "principal");
-      return false;
-    }
+        @Override
+        public boolean isReviewer(Principal principal) {
+          Objects.requireNonNull(principal, "principal");
+          return false;
+        }
 
-    @Override
-    public List<Pending> pending(Principal reviewer) {
-      Objects.requireNonNull(reviewer, "reviewer");
-      return List.of();
-    }
+        @Override
+        public List<Pending> pending(Principal reviewer) {
+          Objects.requireNonNull(reviewer, "reviewer");
+          return List.of();
+        }
 
-    @Override
-    public ReviewResult approve(String approvalId, Principal reviewer, String reason) {
-      return reject(approvalId, reviewer, reason);
-    }
+        @Override
+        public ReviewResult approve(String approvalId, Principal reviewer, String reason) {
+          return reject(approvalId, reviewer, reason);
+        }
 
-    @Override
-    public ReviewResult reject(String approvalId, Principal reviewer, String reason) {
-      Objects.requireNonNull(approvalId, "approvalId");
-      Objects.requireNonNull(reviewer, "reviewer");
-      return ReviewResult.refused(ReviewResult.Kind.NOT_A_REVIEWER);
-    }
+        @Override
+        public ReviewResult reject(String approvalId, Principal reviewer, String reason) {
+          Objects.requireNonNull(approvalId, "approvalId");
+          Objects.requireNonNull(reviewer, "reviewer");
+          return ReviewResult.refused(ReviewResult.Kind.NOT_A_REVIEWER);
+        }
 
-    @Override
-    public String toString() {
-      return "ApprovalService.NONE";
-    }
-  };
+        @Override
+        public String toString() {
+          return "ApprovalService.NONE";
+        }
+      };
 }

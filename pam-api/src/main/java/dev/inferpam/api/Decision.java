@@ -43,7 +43,8 @@ public sealed interface Decision permits Decision.Allow, Decision.Deny, Decision
   record Deny(int status, String code, String message, String rule, Map<String, String> headers)
       implements Decision {
     public Deny {
-      if (status < 400 || status > 599) throw new IllegalArgumentException("status must be 4xx or 5xx, was " + status);
+      if (status < 400 || status > 599)
+        throw new IllegalArgumentException("status must be 4xx or 5xx, was " + status);
       Objects.requireNonNull(code, "code");
       Objects.requireNonNull(message, "message");
       Objects.requireNonNull(rule, "rule");

@@ -23,9 +23,13 @@ import java.util.TreeMap;
  * @param body          the request body, empty when there is none
  * @param remoteAddress the peer address as the adapter saw it, or {@code null}
  */
-public record InferenceRequest(String method, String path, String query,
-                               Map<String, List<String>> headers, byte[] body,
-                               String remoteAddress) {
+public record InferenceRequest(
+    String method,
+    String path,
+    String query,
+    Map<String, List<String>> headers,
+    byte[] body,
+    String remoteAddress) {
 
   public InferenceRequest {
     Objects.requireNonNull(method, "method");
@@ -54,10 +58,11 @@ public record InferenceRequest(String method, String path, String query,
     if (headers == null || headers.isEmpty()) return Map.of();
     if (headers instanceof Normalized) return headers;
     TreeMap<String, List<String>> out = new TreeMap<>();
-    headers.forEach((name, values) -> {
-      if (name == null || values == null) return;
-      out.computeIfAbsent(name.toLowerCase(Locale.ROOT), k -> new ArrayList<>()).addAll(values);
-    });
+    headers.forEach(
+        (name, values) -> {
+          if (name == null || values == null) return;
+          out.computeIfAbsent(name.toLowerCase(Locale.ROOT), k -> new ArrayList<>()).addAll(values);
+        });
     out.replaceAll((k, v) -> List.copyOf(v));
     return new Normalized(out);
   }
@@ -99,13 +104,18 @@ public record InferenceRequest(String method, String path, String query,
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof InferenceRequest r && method.equals(r.method) && path.equals(r.path)
-        && Objects.equals(query, r.query) && headers.equals(r.headers)
-        && java.util.Arrays.equals(body, r.body) && Objects.equals(remoteAddress, r.remoteAddress);
+    return o instanceof InferenceRequest r
+        && method.equals(r.method)
+        && path.equals(r.path)
+        && Objects.equals(query, r.query)
+        && headers.equals(r.headers)
+        && java.util.Arrays.equals(body, r.body)
+        && Objects.equals(remoteAddress, r.remoteAddress);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(method, path, query, headers, java.util.Arrays.hashCode(body), remoteAddress);
+    return Objects.hash(
+        method, path, query, headers, java.util.Arrays.hashCode(body), remoteAddress);
   }
 }

@@ -38,15 +38,17 @@ public interface Masker {
   }
 
   /** A masker that changes nothing. */
-  Masker IDENTITY = () -> new Session() {
-    @Override
-    public String push(String text) {
-      return text;
-    }
+  Masker IDENTITY =
+      () ->
+          new Session() {
+            @Override
+            public String push(String text) {
+              return text;
+            }
 
-    @Override
-    public String finish() {
-      return "";
-    }
-  };
+            @Override
+            public String finish() {
+              return "";
+            }
+          };
 }

@@ -28,7 +28,8 @@ public final class PendingRecord {
   private RuntimeException failure;
   private final ReentrantLock lock = new ReentrantLock();
 
-  private PendingRecord(String id, long estimatedSize, Supplier<SessionRecord> builder, SessionRecord built) {
+  private PendingRecord(
+      String id, long estimatedSize, Supplier<SessionRecord> builder, SessionRecord built) {
     this.id = id;
     this.estimatedSize = estimatedSize;
     this.builder = builder;
@@ -60,7 +61,8 @@ public final class PendingRecord {
     Objects.requireNonNull(record, "record");
     long size = 0;
     if (record.request().body() != null) size += record.request().body().length();
-    if (record.response() != null && record.response().body() != null) size += record.response().body().length();
+    if (record.response() != null && record.response().body() != null)
+      size += record.response().body().length();
     return new PendingRecord(record.id(), size, null, record);
   }
 

@@ -15,8 +15,8 @@ import java.util.Set;
  * @param issuer     the token issuer for OIDC principals, {@code null} otherwise
  * @param attributes further claims kept for policy and recording (never secrets)
  */
-public record Principal(String subject, Set<String> groups, String via, String issuer,
-                        Map<String, Object> attributes) {
+public record Principal(
+    String subject, Set<String> groups, String via, String issuer, Map<String, Object> attributes) {
 
   public static final String VIA_API_KEY = "api-key";
   public static final String VIA_OIDC = "oidc";

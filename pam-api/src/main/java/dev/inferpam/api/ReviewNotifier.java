@@ -51,8 +51,16 @@ public interface ReviewNotifier {
    * @param excerpt    a short excerpt of the prompt, {@code null} when there is none. The caller
    *                   promises it is already <b>masked</b>: notifiers send it as it is.
    */
-  record ReviewRequest(String approvalId, String rule, String principal, String model, String operation,
-                       Instant created, Instant expires, URI reviewUrl, String excerpt) {
+  record ReviewRequest(
+      String approvalId,
+      String rule,
+      String principal,
+      String model,
+      String operation,
+      Instant created,
+      Instant expires,
+      URI reviewUrl,
+      String excerpt) {
 
     /** Longest {@link #excerpt()} accepted, in chars. */
     public static final int MAX_EXCERPT_CHARS = 500;
@@ -74,7 +82,8 @@ public interface ReviewNotifier {
       if (rule.isBlank()) throw new IllegalArgumentException("rule must not be blank");
       if (principal.isBlank()) throw new IllegalArgumentException("principal must not be blank");
       if (expires.isBefore(created)) {
-        throw new IllegalArgumentException("expires must not be before created, was " + expires + " < " + created);
+        throw new IllegalArgumentException(
+            "expires must not be before created, was " + expires + " < " + created);
       }
       if (excerpt != null && excerpt.length() > MAX_EXCERPT_CHARS) {
         throw new IllegalArgumentException(

@@ -27,13 +27,29 @@ import java.util.Objects;
  *                   entries that applied), empty when none applied (an inferpam extension of the
  *                   format, member {@code quota_remaining})
  */
-public record SessionRecord(String type, String id, Instant time, long durationMs,
-                            Principal principal, Request request, DecisionSummary decision,
-                            Approval approval, Response response, Map<String, Long> quotaRemaining) {
+public record SessionRecord(
+    String type,
+    String id,
+    Instant time,
+    long durationMs,
+    Principal principal,
+    Request request,
+    DecisionSummary decision,
+    Approval approval,
+    Response response,
+    Map<String, Long> quotaRemaining) {
 
   /** A record without quota figures. */
-  public SessionRecord(String type, String id, Instant time, long durationMs, Principal principal, Request request,
-                       DecisionSummary decision, Approval approval, Response response) {
+  public SessionRecord(
+      String type,
+      String id,
+      Instant time,
+      long durationMs,
+      Principal principal,
+      Request request,
+      DecisionSummary decision,
+      Approval approval,
+      Response response) {
     this(type, id, time, durationMs, principal, request, decision, approval, response, Map.of());
   }
 
@@ -53,14 +69,27 @@ public record SessionRecord(String type, String id, Instant time, long durationM
    * ({@code recording.bodies: none}); {@code bodySha256} (lower-case hex of the body as received)
    * is then set instead, and may be set in any mode.
    */
-  public record Request(String method, String path, String operation, String model,
-                        Map<String, List<String>> headers, long bytes, String body, String bodySha256) {
+  public record Request(
+      String method,
+      String path,
+      String operation,
+      String model,
+      Map<String, List<String>> headers,
+      long bytes,
+      String body,
+      String bodySha256) {
     public Request {
       headers = headers == null ? Map.of() : Map.copyOf(headers);
     }
 
-    public Request(String method, String path, String operation, String model,
-                   Map<String, List<String>> headers, long bytes, String body) {
+    public Request(
+        String method,
+        String path,
+        String operation,
+        String model,
+        Map<String, List<String>> headers,
+        long bytes,
+        String body) {
       this(method, path, operation, model, headers, bytes, body, null);
     }
   }
@@ -69,8 +98,8 @@ public record SessionRecord(String type, String id, Instant time, long durationM
   public record DecisionSummary(String outcome, String rule, String code, String message) {}
 
   /** A human review. */
-  public record Approval(String id, String rule, String reviewer, Instant decided, String outcome,
-                         String reason) {}
+  public record Approval(
+      String id, String rule, String reviewer, Instant decided, String outcome, String reason) {}
 
   /**
    * The response as delivered. {@code usage} holds token counts when known
@@ -78,15 +107,28 @@ public record SessionRecord(String type, String id, Instant time, long durationM
    * detector; {@code body} is {@code null} when bodies are not kept, {@code bodySha256} is then
    * the hex SHA-256 of the delivered bytes.
    */
-  public record Response(int status, boolean streamed, long bytes, boolean complete, String body,
-                         Map<String, Integer> masked, Map<String, Long> usage, String bodySha256) {
+  public record Response(
+      int status,
+      boolean streamed,
+      long bytes,
+      boolean complete,
+      String body,
+      Map<String, Integer> masked,
+      Map<String, Long> usage,
+      String bodySha256) {
     public Response {
       masked = masked == null ? Map.of() : Map.copyOf(masked);
       usage = usage == null ? Map.of() : Map.copyOf(usage);
     }
 
-    public Response(int status, boolean streamed, long bytes, boolean complete, String body,
-                    Map<String, Integer> masked, Map<String, Long> usage) {
+    public Response(
+        int status,
+        boolean streamed,
+        long bytes,
+        boolean complete,
+        String body,
+        Map<String, Integer> masked,
+        Map<String, Long> usage) {
       this(status, streamed, bytes, complete, body, masked, usage, null);
     }
   }

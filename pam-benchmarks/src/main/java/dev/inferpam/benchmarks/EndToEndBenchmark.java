@@ -106,8 +106,10 @@ public class EndToEndBenchmark {
 
   static final int REQUEST_BYTES = 1024;
   static final int RESPONSE_BYTES = 2048;
+
   /** Events before {@code data: [DONE]}. */
   static final int EVENTS = 100;
+
   /** Events carrying text: all but the role chunk, the finish chunk and the usage chunk. */
   static final int TEXT_EVENTS = EVENTS - 3;
 
@@ -119,27 +121,32 @@ public class EndToEndBenchmark {
   private static final Duration TOKEN_LIFETIME = Duration.ofHours(8);
 
   /** Plain English, no digits and nothing a detector takes for personal data. */
-  private static final String PROSE = "The deployment pipeline stalled after the cache layer began "
-      + "returning stale entries for the feature flag service, and the rollback was delayed "
-      + "because the runbook still pointed at the old dashboard. Requests from the mobile "
-      + "clients were retried aggressively, which doubled the load on the regional gateways "
-      + "and pushed the queue latency well above the alerting threshold for most of the "
-      + "afternoon. Once the stale entries were purged and the retry budget was lowered, "
-      + "error rates returned to normal and the backlog drained within the hour. ";
+  private static final String PROSE =
+      "The deployment pipeline stalled after the cache layer began "
+          + "returning stale entries for the feature flag service, and the rollback was delayed "
+          + "because the runbook still pointed at the old dashboard. Requests from the mobile "
+          + "clients were retried aggressively, which doubled the load on the regional gateways "
+          + "and pushed the queue latency well above the alerting threshold for most of the "
+          + "afternoon. Once the stale entries were purged and the retry budget was lowered, "
+          + "error rates returned to normal and the backlog drained within the hour. ";
 
   // ---------------------------------------------------------------------------------------
   // bodies
 
   /** The chat request, {@value #REQUEST_BYTES} bytes exactly, streamed or not. */
   static byte[] requestBody(boolean stream) {
-    String head = "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a "
-        + "careful assistant for a site reliability team. Answer in plain prose, name the runbook "
-        + "section you rely on, and say so when the report does not support a conclusion.\"},"
-        + "{\"role\":\"user\",\"content\":\"Summarise the incident report below for the on-call "
-        + "handover: what happened, the impact, what was done, what is still open and what the next "
-        + "shift should watch. Report: ";
-    String tail = "\"}],\"max_tokens\":512,\"temperature\":0.2,\"user\":\"svc-handover\""
-        + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}" : "}");
+    String head =
+        "{\"model\":\""
+            + MODEL
+            + "\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a "
+            + "careful assistant for a site reliability team. Answer in plain prose, name the runbook "
+            + "section you rely on, and say so when the report does not support a conclusion.\"},"
+            + "{\"role\":\"user\",\"content\":\"Summarise the incident report below for the on-call "
+            + "handover: what happened, the impact, what was done, what is still open and what the next "
+            + "shift should watch. Report: ";
+    String tail =
+        "\"}],\"max_tokens\":512,\"temperature\":0.2,\"user\":\"svc-handover\""
+            + (stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}" : "}");
     return padded(head, tail, REQUEST_BYTES);
   }
 
@@ -152,8 +159,10 @@ public class EndToEndBenchmark {
 
   /** The chat completion, {@value #RESPONSE_BYTES} bytes exactly, with {@code usage}. */
   static byte[] completionBody() {
-    byte[] body = (completionHead() + answerText() + completionTail()).getBytes(StandardCharsets.UTF_8);
-    if (body.length != RESPONSE_BYTES) throw new IllegalStateException("completion is " + body.length + " bytes");
+    byte[] body =
+        (completionHead() + answerText() + completionTail()).getBytes(StandardCharsets.UTF_8);
+    if (body.length != RESPONSE_BYTES)
+      throw new IllegalStateException("completion is " + body.length + " bytes");
     return body;
   }
 
@@ -182,29 +191,43 @@ public class EndToEndBenchmark {
 
   /** The {@value #EVENTS} events of the stream, each {@code data: {...}\n\n}, as OpenAI sends them. */
   static List<byte[]> streamEvents() {
-    String chunk = "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
-        + "\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_bench\","
-        + "\"choices\":[";
+    String chunk =
+        "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
+            + "\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_bench\","
+            + "\"choices\":[";
     List<String> data = new ArrayList<>(EVENTS);
-    data.add(chunk + "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
-        + "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}");
+    data.add(
+        chunk
+            + "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+            + "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}");
     for (String delta : deltas()) {
-      data.add(chunk + "{\"index\":0,\"delta\":{\"content\":\"" + delta + "\"},\"logprobs\":null,"
-          + "\"finish_reason\":null}],\"usage\":null}");
+      data.add(
+          chunk
+              + "{\"index\":0,\"delta\":{\"content\":\""
+              + delta
+              + "\"},\"logprobs\":null,"
+              + "\"finish_reason\":null}],\"usage\":null}");
     }
-    data.add(chunk + "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}");
-    data.add(chunk + "],\"usage\":{\"prompt_tokens\":231,\"completion_tokens\":98,\"total_tokens\":329,"
-        + "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
-        + "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
-        + "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}");
+    data.add(
+        chunk
+            + "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}");
+    data.add(
+        chunk
+            + "],\"usage\":{\"prompt_tokens\":231,\"completion_tokens\":98,\"total_tokens\":329,"
+            + "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+            + "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+            + "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}");
     List<byte[]> events = new ArrayList<>(EVENTS);
     for (String d : data) events.add(("data: " + d + "\n\n").getBytes(StandardCharsets.UTF_8));
     return events;
   }
 
   private static byte[] padded(String head, String tail, int size) {
-    byte[] body = (head + prose(size - head.length() - tail.length()) + tail).getBytes(StandardCharsets.UTF_8);
-    if (body.length != size) throw new IllegalStateException("body is " + body.length + " bytes, not " + size);
+    byte[] body =
+        (head + prose(size - head.length() - tail.length()) + tail)
+            .getBytes(StandardCharsets.UTF_8);
+    if (body.length != size)
+      throw new IllegalStateException("body is " + body.length + " bytes, not " + size);
     return body;
   }
 
@@ -226,23 +249,33 @@ public class EndToEndBenchmark {
    * ({@code no-masking}), without recording ({@code no-recording}) or without either
    * ({@code bare}).
    */
-  static String policyYaml(String variant, LocalIssuer issuer, Path credentialFile, Path recordings) {
+  static String policyYaml(
+      String variant, LocalIssuer issuer, Path credentialFile, Path recordings) {
     boolean masking = variant.equals("full") || variant.equals("no-recording");
     boolean recording = variant.equals("full") || variant.equals("no-masking");
     if (!List.of("full", "no-masking", "no-recording", "bare").contains(variant)) {
-      throw new IllegalArgumentException("policy must be full, no-masking, no-recording or bare, was " + variant);
+      throw new IllegalArgumentException(
+          "policy must be full, no-masking, no-recording or bare, was " + variant);
     }
     return "version: 1\n"
         + "identity:\n"
         + "  oidc:\n"
-        + "    - issuer: " + LocalIssuer.ISSUER + "\n"
-        + "      audience: " + LocalIssuer.AUDIENCE + "\n"
-        + "      jwks-uri: " + issuer.jwksUri() + "\n"
+        + "    - issuer: "
+        + LocalIssuer.ISSUER
+        + "\n"
+        + "      audience: "
+        + LocalIssuer.AUDIENCE
+        + "\n"
+        + "      jwks-uri: "
+        + issuer.jwksUri()
+        + "\n"
         + "      algorithms: [RS256]\n"
         + "      require-type: at+jwt\n"
         + "upstream:\n"
         + "  credential:\n"
-        + "    from-file: " + credentialFile + "\n"
+        + "    from-file: "
+        + credentialFile
+        + "\n"
         + "entitlements:\n"
         + "  - groups: [researchers]\n"
         + "    models: [\"gpt-4o-mini\", \"gpt-4o\", \"llama-3.1-*\"]\n"
@@ -255,7 +288,11 @@ public class EndToEndBenchmark {
         + "    max_tokens: 4096\n"
         + "    n: 1\n"
         + (masking ? "masking:\n  strategy: redact\n" : "")
-        + (recording ? "recording:\n  directory: " + recordings + "\n  bodies: masked\n  durability: batched\n" : "");
+        + (recording
+            ? "recording:\n  directory: "
+                + recordings
+                + "\n  bodies: masked\n  durability: batched\n"
+            : "");
   }
 
   // ---------------------------------------------------------------------------------------
@@ -296,8 +333,12 @@ public class EndToEndBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-      upstream = LocalModelServer.start("Bearer " + UPSTREAM_KEY, completionBody(), streamEvents(),
-          Duration.ofNanos(TimeUnit.MICROSECONDS.toNanos(pauseMicros)));
+      upstream =
+          LocalModelServer.start(
+              "Bearer " + UPSTREAM_KEY,
+              completionBody(),
+              streamEvents(),
+              Duration.ofNanos(TimeUnit.MICROSECONDS.toNanos(pauseMicros)));
       issuer = LocalIssuer.start();
       String token = issuer.mint(SUBJECT, "e2e", Instant.now(), TOKEN_LIFETIME);
 
@@ -305,12 +346,19 @@ public class EndToEndBenchmark {
       Path credential = Files.writeString(dir.resolve("upstream-key"), UPSTREAM_KEY + "\n");
       clientRecordings = Files.createDirectory(dir.resolve("interceptor"));
       gatewayRecordings = Files.createDirectory(dir.resolve("gateway"));
-      clientEngine = PamEngine.builder()
-          .policy(Policy.parse(policyYaml(policy, issuer, credential, clientRecordings))).build();
+      clientEngine =
+          PamEngine.builder()
+              .policy(Policy.parse(policyYaml(policy, issuer, credential, clientRecordings)))
+              .build();
       HttpUrl upstreamUrl = HttpUrl.get(upstream.uri().toString());
-      gateway = Gateway.start(
-          PamEngine.builder().policy(Policy.parse(policyYaml(policy, issuer, credential, gatewayRecordings))).build(),
-          upstreamUrl, "127.0.0.1", 0);
+      gateway =
+          Gateway.start(
+              PamEngine.builder()
+                  .policy(Policy.parse(policyYaml(policy, issuer, credential, gatewayRecordings)))
+                  .build(),
+              upstreamUrl,
+              "127.0.0.1",
+              0);
 
       plain = new OkHttpClient.Builder().build();
       intercepted = PamInterceptor.of(clientEngine).install(new OkHttpClient.Builder()).build();
@@ -330,11 +378,17 @@ public class EndToEndBenchmark {
       // Opens the connections, fetches the JWKS, fills the token cache, and proves every kind of
       // measured call succeeds.
       for (OkHttpClient client : List.of(plain, intercepted, toGateway)) {
-        Request completion = client == plain ? completionPlain : client == intercepted ? completionIntercepted
-            : completionGateway;
-        Request stream = client == plain ? streamPlain : client == intercepted ? streamIntercepted : streamGateway;
+        Request completion =
+            client == plain
+                ? completionPlain
+                : client == intercepted ? completionIntercepted : completionGateway;
+        Request stream =
+            client == plain
+                ? streamPlain
+                : client == intercepted ? streamIntercepted : streamGateway;
         int length = complete(client, completion).length;
-        if (length != RESPONSE_BYTES) throw new IllegalStateException("completion of " + length + " bytes");
+        if (length != RESPONSE_BYTES)
+          throw new IllegalStateException("completion of " + length + " bytes");
         wholeStream(client, stream);
       }
     }
@@ -372,7 +426,8 @@ public class EndToEndBenchmark {
       if (r == null) return;
       try (r) {
         int events = 1 + countEvents(r.body().source());
-        if (events != EVENTS) throw new IllegalStateException(events + " events instead of " + EVENTS);
+        if (events != EVENTS)
+          throw new IllegalStateException(events + " events instead of " + EVENTS);
       }
     }
   }
@@ -382,7 +437,8 @@ public class EndToEndBenchmark {
 
   /** A chat call as the benchmarks make it: JSON body, JSON or event-stream answers accepted. */
   static Request request(HttpUrl url, String authorization, byte[] body) {
-    return new Request.Builder().url(url)
+    return new Request.Builder()
+        .url(url)
         .header("Authorization", authorization)
         .header("Accept", "application/json, text/event-stream")
         .post(RequestBody.create(body, JSON))
@@ -393,7 +449,8 @@ public class EndToEndBenchmark {
   static byte[] complete(OkHttpClient client, Request request) throws IOException {
     try (Response response = client.newCall(request).execute()) {
       if (response.code() != 200) {
-        throw new IllegalStateException("status " + response.code() + ": " + response.body().string());
+        throw new IllegalStateException(
+            "status " + response.code() + ": " + response.body().string());
       }
       return response.body().bytes();
     }
@@ -403,20 +460,24 @@ public class EndToEndBenchmark {
   static int wholeStream(OkHttpClient client, Request request) throws IOException {
     try (Response response = client.newCall(request).execute()) {
       if (response.code() != 200) {
-        throw new IllegalStateException("status " + response.code() + ": " + response.body().string());
+        throw new IllegalStateException(
+            "status " + response.code() + ": " + response.body().string());
       }
       int events = countEvents(response.body().source());
-      if (events != EVENTS) throw new IllegalStateException(events + " events instead of " + EVENTS);
+      if (events != EVENTS)
+        throw new IllegalStateException(events + " events instead of " + EVENTS);
       return events;
     }
   }
 
   /** Starts a streamed call and reads up to its first {@code data:} line, which it returns. */
-  static String firstEvent(OkHttpClient client, Request request, OpenStream open) throws IOException {
+  static String firstEvent(OkHttpClient client, Request request, OpenStream open)
+      throws IOException {
     Response response = client.newCall(request).execute();
     open.response = response;
     if (response.code() != 200) {
-      throw new IllegalStateException("status " + response.code() + ": " + response.body().string());
+      throw new IllegalStateException(
+          "status " + response.code() + ": " + response.body().string());
     }
     BufferedSource source = response.body().source();
     String line;
@@ -498,7 +559,8 @@ public class EndToEndBenchmark {
   static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) return;
     try (Stream<Path> paths = Files.walk(dir)) {
-      for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(p);
+      for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator)
+        Files.deleteIfExists(p);
     }
   }
 }

@@ -129,8 +129,13 @@ public class IdentityBenchmark {
     }
 
     private static InferenceRequest request(String token) {
-      return new InferenceRequest("POST", "/v1/chat/completions", null,
-          Map.of("Authorization", List.of("Bearer " + token)), new byte[0], "127.0.0.1");
+      return new InferenceRequest(
+          "POST",
+          "/v1/chat/completions",
+          null,
+          Map.of("Authorization", List.of("Bearer " + token)),
+          new byte[0],
+          "127.0.0.1");
     }
 
     private static void expectAlice(Principal principal, String what) {
@@ -163,7 +168,8 @@ public class IdentityBenchmark {
   }
 
   @Benchmark
-  public boolean bareJdkSignatureVerify(Issuer state, Cursor cursor) throws GeneralSecurityException {
+  public boolean bareJdkSignatureVerify(Issuer state, Cursor cursor)
+      throws GeneralSecurityException {
     int i = cursor.next();
     if (!verify(state.publicKey, state.signingInputs[i], state.signatures[i])) {
       throw new IllegalStateException("signature refused");

@@ -77,28 +77,47 @@ public class InterceptorCostBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws Exception {
       issuer = LocalIssuer.start();
-      String token = issuer.mint(EndToEndBenchmark.SUBJECT, "cost", Instant.now(), Duration.ofHours(8));
+      String token =
+          issuer.mint(EndToEndBenchmark.SUBJECT, "cost", Instant.now(), Duration.ofHours(8));
       dir = Files.createTempDirectory("inferpam-cost-");
-      Path credential = Files.writeString(dir.resolve("upstream-key"), EndToEndBenchmark.UPSTREAM_KEY + "\n");
+      Path credential =
+          Files.writeString(dir.resolve("upstream-key"), EndToEndBenchmark.UPSTREAM_KEY + "\n");
       Path recordings = Files.createDirectory(dir.resolve("recordings"));
-      engine = PamEngine.builder()
-          .policy(Policy.parse(EndToEndBenchmark.policyYaml(policy, issuer, credential, recordings))).build();
+      engine =
+          PamEngine.builder()
+              .policy(
+                  Policy.parse(
+                      EndToEndBenchmark.policyYaml(policy, issuer, credential, recordings)))
+              .build();
 
       Interceptor model = model(EndToEndBenchmark.completionBody(), streamBody());
       plain = new OkHttpClient.Builder().addInterceptor(model).build();
-      intercepted = PamInterceptor.of(engine).install(new OkHttpClient.Builder()).addInterceptor(model).build();
+      intercepted =
+          PamInterceptor.of(engine)
+              .install(new OkHttpClient.Builder())
+              .addInterceptor(model)
+              .build();
 
       HttpUrl url = HttpUrl.get("http://127.0.0.1:9/v1/chat/completions"); // never connected
-      completionPlain = EndToEndBenchmark.request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(false));
-      completionIntercepted = EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(false));
-      streamPlain = EndToEndBenchmark.request(url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(true));
-      streamIntercepted = EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(true));
+      completionPlain =
+          EndToEndBenchmark.request(
+              url,
+              "Bearer " + EndToEndBenchmark.UPSTREAM_KEY,
+              EndToEndBenchmark.requestBody(false));
+      completionIntercepted =
+          EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(false));
+      streamPlain =
+          EndToEndBenchmark.request(
+              url, "Bearer " + EndToEndBenchmark.UPSTREAM_KEY, EndToEndBenchmark.requestBody(true));
+      streamIntercepted =
+          EndToEndBenchmark.request(url, "Bearer " + token, EndToEndBenchmark.requestBody(true));
 
       for (OkHttpClient client : List.of(plain, intercepted)) {
         Request completion = client == plain ? completionPlain : completionIntercepted;
         Request stream = client == plain ? streamPlain : streamIntercepted;
         int length = EndToEndBenchmark.complete(client, completion).length;
-        if (length != EndToEndBenchmark.RESPONSE_BYTES) throw new IllegalStateException("completion of " + length);
+        if (length != EndToEndBenchmark.RESPONSE_BYTES)
+          throw new IllegalStateException("completion of " + length);
         EndToEndBenchmark.wholeStream(client, stream);
       }
     }

@@ -57,8 +57,13 @@ final class LocalIssuer implements AutoCloseable {
     this.key = key;
     this.signer = new RSASSASigner(key);
     this.server = server;
-    this.jwksUri = URI.create("http://" + server.getAddress().getAddress().getHostAddress() + ":"
-        + server.getAddress().getPort() + JWKS_PATH);
+    this.jwksUri =
+        URI.create(
+            "http://"
+                + server.getAddress().getAddress().getHostAddress()
+                + ":"
+                + server.getAddress().getPort()
+                + JWKS_PATH);
   }
 
   /**
@@ -67,13 +72,15 @@ final class LocalIssuer implements AutoCloseable {
    * @throws IOException when no loopback port can be bound
    */
   static LocalIssuer start() throws IOException, JOSEException {
-    RSAKey key = new RSAKeyGenerator(2048)
-        .keyID(KEY_ID)
-        .keyUse(KeyUse.SIGNATURE)
-        .algorithm(JWSAlgorithm.RS256)
-        .generate();
+    RSAKey key =
+        new RSAKeyGenerator(2048)
+            .keyID(KEY_ID)
+            .keyUse(KeyUse.SIGNATURE)
+            .algorithm(JWSAlgorithm.RS256)
+            .generate();
     byte[] jwks = new JWKSet(key.toPublicJWK()).toString().getBytes(StandardCharsets.UTF_8);
-    HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    HttpServer server =
+        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
     LocalIssuer issuer = new LocalIssuer(key, server);
     server.createContext(JWKS_PATH, exchange -> issuer.serve(exchange, jwks));
     server.start();
@@ -98,8 +105,8 @@ final class LocalIssuer implements AutoCloseable {
 
   /** This issuer as a policy entry: RS256 only and {@code at+jwt} required, as an operator would pin it. */
   Policy.OidcIssuer policy() {
-    return new Policy.OidcIssuer(ISSUER, AUDIENCE, jwksUri, List.of("RS256"), "groups", "sub",
-        "at+jwt", null);
+    return new Policy.OidcIssuer(
+        ISSUER, AUDIENCE, jwksUri, List.of("RS256"), "groups", "sub", "at+jwt", null);
   }
 
   /**
@@ -108,22 +115,24 @@ final class LocalIssuer implements AutoCloseable {
    * makes a distinct token.
    */
   String mint(String subject, String jti, Instant now, Duration lifetime) throws JOSEException {
-    JWSHeader header = new JWSHeader.Builder(JWSAlgorithm.RS256)
-        .keyID(KEY_ID)
-        .type(new JOSEObjectType("at+jwt"))
-        .build();
-    JWTClaimsSet claims = new JWTClaimsSet.Builder()
-        .issuer(ISSUER)
-        .subject(subject)
-        .audience(AUDIENCE)
-        .issueTime(Date.from(now))
-        .notBeforeTime(Date.from(now))
-        .expirationTime(Date.from(now.plus(lifetime)))
-        .jwtID(jti)
-        .claim("client_id", "inference-cli")
-        .claim("scope", "openid profile inference")
-        .claim("groups", List.of("researchers", "ml-platform"))
-        .build();
+    JWSHeader header =
+        new JWSHeader.Builder(JWSAlgorithm.RS256)
+            .keyID(KEY_ID)
+            .type(new JOSEObjectType("at+jwt"))
+            .build();
+    JWTClaimsSet claims =
+        new JWTClaimsSet.Builder()
+            .issuer(ISSUER)
+            .subject(subject)
+            .audience(AUDIENCE)
+            .issueTime(Date.from(now))
+            .notBeforeTime(Date.from(now))
+            .expirationTime(Date.from(now.plus(lifetime)))
+            .jwtID(jti)
+            .claim("client_id", "inference-cli")
+            .claim("scope", "openid profile inference")
+            .claim("groups", List.of("researchers", "ml-platform"))
+            .build();
     SignedJWT jwt = new SignedJWT(header, claims);
     jwt.sign(signer);
     return jwt.serialize();

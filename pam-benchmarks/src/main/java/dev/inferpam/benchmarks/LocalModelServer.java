@@ -73,8 +73,9 @@ final class LocalModelServer implements AutoCloseable {
    * @param pauseAfterFirst how long to wait after the first event is on the wire before writing
    *                      the others; {@link Duration#ZERO} writes them back to back
    */
-  static LocalModelServer start(String authorization, byte[] completion, List<byte[]> events,
-                                Duration pauseAfterFirst) throws Exception {
+  static LocalModelServer start(
+      String authorization, byte[] completion, List<byte[]> events, Duration pauseAfterFirst)
+      throws Exception {
     Objects.requireNonNull(authorization, "authorization");
     long pauseNanos = pauseAfterFirst.toNanos();
     Objects.requireNonNull(completion, "completion");
@@ -90,27 +91,40 @@ final class LocalModelServer implements AutoCloseable {
     connector.setPort(0);
     server.addConnector(connector);
     AtomicInteger connections = new AtomicInteger();
-    connector.addEventListener(new Connection.Listener() {
-      @Override
-      public void onOpened(Connection connection) {
-        connections.incrementAndGet();
-      }
-    });
+    connector.addEventListener(
+        new Connection.Listener() {
+          @Override
+          public void onOpened(Connection connection) {
+            connections.incrementAndGet();
+          }
+        });
 
     LocalModelServer[] self = new LocalModelServer[1];
-    server.setHandler(new Handler.Abstract() {
-      @Override
-      public boolean handle(Request request, Response response, Callback callback) throws Exception {
-        return self[0].handle(request, response, callback, authorization, completion, streamed, pauseNanos);
-      }
-    });
+    server.setHandler(
+        new Handler.Abstract() {
+          @Override
+          public boolean handle(Request request, Response response, Callback callback)
+              throws Exception {
+            return self[0].handle(
+                request, response, callback, authorization, completion, streamed, pauseNanos);
+          }
+        });
     server.start();
-    self[0] = new LocalModelServer(server, URI.create("http://127.0.0.1:" + connector.getLocalPort()), connections);
+    self[0] =
+        new LocalModelServer(
+            server, URI.create("http://127.0.0.1:" + connector.getLocalPort()), connections);
     return self[0];
   }
 
-  private boolean handle(Request request, Response response, Callback callback, String authorization,
-                         byte[] completion, List<byte[]> events, long pauseNanos) throws Exception {
+  private boolean handle(
+      Request request,
+      Response response,
+      Callback callback,
+      String authorization,
+      byte[] completion,
+      List<byte[]> events,
+      long pauseNanos)
+      throws Exception {
     if (!"POST".equals(request.getMethod()) || !PATH.equals(request.getHttpURI().getPath())) {
       Response.writeError(request, response, callback, 404);
       return true;

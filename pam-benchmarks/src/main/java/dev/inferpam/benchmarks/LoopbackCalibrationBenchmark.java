@@ -56,7 +56,8 @@ public class LoopbackCalibrationBenchmark {
 
   @Benchmark
   public byte[] completionPlainAfterSpin(EndToEndBenchmark.Rig rig, Busy busy) throws IOException {
-    spin(busy.busyMicros); // its loop calls System.nanoTime() until the time is up: never optimised away
+    spin(busy.busyMicros); // its loop calls System.nanoTime() until the time is up: never optimised
+    // away
     return EndToEndBenchmark.complete(rig.plain, rig.completionPlain);
   }
 }

@@ -4,8 +4,8 @@ import dev.inferpam.api.Masker;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.masking.BlockMasker;
 import dev.inferpam.core.internal.masking.BodyMasker;
-import java.nio.charset.StandardCharsets;
 import dev.inferpam.core.internal.masking.Detectors;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -62,20 +62,27 @@ public class MaskingBenchmark {
 
   @Setup
   public void setUp() {
-    masker = new BlockMasker(detectors.equals("all") ? Detectors.all() : List.of(Detectors.builtIn(detectors)),
-        Policy.MaskStrategy.REDACT, null);
+    masker =
+        new BlockMasker(
+            detectors.equals("all") ? Detectors.all() : List.of(Detectors.builtIn(detectors)),
+            Policy.MaskStrategy.REDACT,
+            null);
     corpus = corpus(CORPUS_CHARS, new Random(42));
     List<String> pieces = new ArrayList<>();
-    for (int i = 0; i < corpus.length(); i += DELTA) pieces.add(corpus.substring(i, Math.min(corpus.length(), i + DELTA)));
+    for (int i = 0; i < corpus.length(); i += DELTA)
+      pieces.add(corpus.substring(i, Math.min(corpus.length(), i + DELTA)));
     deltas = pieces.toArray(String[]::new);
     sseEvents = new byte[deltas.length][];
     for (int i = 0; i < deltas.length; i++) {
-      String json = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-          + "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":" + jsonString(deltas[i])
-          + "},\"finish_reason\":null}]}";
+      String json =
+          "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+              + "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+              + jsonString(deltas[i])
+              + "},\"finish_reason\":null}]}";
       sseEvents[i] = ("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8);
     }
-    if (masker.mask(corpus).equals(corpus) && detectors.equals("all")) throw new IllegalStateException("corpus holds no PII");
+    if (masker.mask(corpus).equals(corpus) && detectors.equals("all"))
+      throw new IllegalStateException("corpus holds no PII");
   }
 
   @Benchmark
@@ -116,26 +123,31 @@ public class MaskingBenchmark {
     return b.append('"').toString();
   }
 
-  private static final String[] WORDS = (
-      "the a model answer question of to and in is it that for on with as was be by this are from at "
-          + "or an which but not have has had were their they you we can will would there been one all "
-          + "more about when what so if out up into than then them these some could other its time only "
-          + "new like also over such after first most people made many may well before through where "
-          + "system response training data inference request latency throughput quality results example")
-      .split(" ");
+  private static final String[] WORDS =
+      ("the a model answer question of to and in is it that for on with as was be by this are from at "
+              + "or an which but not have has had were their they you we can will would there been one all "
+              + "more about when what so if out up into than then them these some could other its time only "
+              + "new like also over such after first most people made many may well before through where "
+              + "system response training data inference request latency throughput quality results example")
+          .split(" ");
 
   private static final String[] PII = {
-      "alice.smith@example.com", "+44 20 7946 0958", "(415) 555-2671", "4111 1111 1111 1111",
-      "123-45-6789", "DE89 3704 0044 0532 0130 00", "192.168.10.20", "2001:db8::8a2e:370:7334",
-      "AKIAIOSFODNN7EXAMPLE", "bob@mail.example.org"};
+    "alice.smith@example.com", "+44 20 7946 0958", "(415) 555-2671", "4111 1111 1111 1111",
+    "123-45-6789", "DE89 3704 0044 0532 0130 00", "192.168.10.20", "2001:db8::8a2e:370:7334",
+    "AKIAIOSFODNN7EXAMPLE", "bob@mail.example.org"
+  };
 
   /** Prose of about {@code chars} chars, one PII value per ~100 words (about 1 % of the text). */
   static String corpus(int chars, Random random) {
     StringBuilder b = new StringBuilder(chars + 64);
     int sentence = 0;
     while (b.length() < chars) {
-      String w = random.nextInt(110) == 0 ? PII[random.nextInt(PII.length)] : WORDS[random.nextInt(WORDS.length)];
-      if (sentence == 0 && Character.isLowerCase(w.charAt(0))) w = Character.toUpperCase(w.charAt(0)) + w.substring(1);
+      String w =
+          random.nextInt(110) == 0
+              ? PII[random.nextInt(PII.length)]
+              : WORDS[random.nextInt(WORDS.length)];
+      if (sentence == 0 && Character.isLowerCase(w.charAt(0)))
+        w = Character.toUpperCase(w.charAt(0)) + w.substring(1);
       b.append(w);
       if (++sentence > 8 + random.nextInt(12)) {
         b.append(random.nextInt(5) == 0 ? ".\n" : ". ");

@@ -86,6 +86,7 @@ public class QuotaBenchmark {
 
   /** Request and response sizes: used only for an estimate, not needed with a full usage. */
   static final long REQUEST_BYTES = 1024;
+
   static final long RESPONSE_BYTES = 1024;
 
   /** The time the clock is fixed at: mid-minute, mid-day (UTC). */
@@ -104,13 +105,26 @@ public class QuotaBenchmark {
     public void setUp() throws Exception {
       Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
       store = new InMemoryQuotaStore(clock);
-      quotas = new Quotas(List.of(new Policy.Limit(Set.of("*"), List.of(), Set.of(), BOUND, BOUND, BOUND)), store,
-          clock);
-      principal = new Principal(SUBJECT, Set.of("ml-team", "engineering"), Principal.VIA_OIDC,
-          "https://idp.example.com", Map.of());
-      body = new ObjectMapper().readTree("{\"model\":\"" + MODEL + "\",\"max_tokens\":256,\"temperature\":0.2,"
-          + "\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"},"
-          + "{\"role\":\"user\",\"content\":\"Summarise the quarterly report in three bullet points.\"}]}");
+      quotas =
+          new Quotas(
+              List.of(new Policy.Limit(Set.of("*"), List.of(), Set.of(), BOUND, BOUND, BOUND)),
+              store,
+              clock);
+      principal =
+          new Principal(
+              SUBJECT,
+              Set.of("ml-team", "engineering"),
+              Principal.VIA_OIDC,
+              "https://idp.example.com",
+              Map.of());
+      body =
+          new ObjectMapper()
+              .readTree(
+                  "{\"model\":\""
+                      + MODEL
+                      + "\",\"max_tokens\":256,\"temperature\":0.2,"
+                      + "\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"},"
+                      + "{\"role\":\"user\",\"content\":\"Summarise the quarterly report in three bullet points.\"}]}");
       // as UsageExtractor hands it over: an insertion-ordered map of what the response reported
       usage = new LinkedHashMap<>();
       usage.put("prompt_tokens", 212L);
@@ -119,16 +133,24 @@ public class QuotaBenchmark {
 
       // proves a measured call is admitted, counted and charged
       Map<String, Long> left = request(this);
-      Map<String, Long> expected = Map.of("requests_per_minute", BOUND - 1, "tokens_per_minute",
-          BOUND - TOKENS_PER_REQUEST, "tokens_per_day", BOUND - TOKENS_PER_REQUEST);
-      if (!left.equals(expected)) throw new IllegalStateException("expected " + expected + " left, got " + left);
+      Map<String, Long> expected =
+          Map.of(
+              "requests_per_minute",
+              BOUND - 1,
+              "tokens_per_minute",
+              BOUND - TOKENS_PER_REQUEST,
+              "tokens_per_day",
+              BOUND - TOKENS_PER_REQUEST);
+      if (!left.equals(expected))
+        throw new IllegalStateException("expected " + expected + " left, got " + left);
     }
   }
 
   /** One request's quota work: admission, then accounting; what is left, as the record shows it. */
   static Map<String, Long> request(Budget b) {
     Quotas.Check check = b.quotas.admit(b.principal, OPERATION, MODEL, b.body);
-    if (check.admission() == null) throw new IllegalStateException("not admitted: " + check.refusal());
+    if (check.admission() == null)
+      throw new IllegalStateException("not admitted: " + check.refusal());
     return b.quotas.charge(check.admission(), true, b.usage, REQUEST_BYTES, RESPONSE_BYTES);
   }
 

@@ -79,7 +79,8 @@ import org.openjdk.jmh.annotations.Warmup;
  */
 @Threads(1)
 @Fork(1)
-// paced at 20,000 calls/s, enqueue's tail was still settling (JIT) after three 2 s warm-up iterations on two cores
+// paced at 20,000 calls/s, enqueue's tail was still settling (JIT) after three 2 s warm-up
+// iterations on two cores
 @Warmup(iterations = 5, time = 2, timeUnit = TimeUnit.SECONDS)
 @Measurement(iterations = 5, time = 2, timeUnit = TimeUnit.SECONDS)
 public class RecordingBenchmark {
@@ -102,20 +103,34 @@ public class RecordingBenchmark {
 
     @Setup(Level.Trial)
     public void start() throws IOException {
-      dir = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "inferpam-recbench-");
+      dir =
+          Files.createTempDirectory(
+              Path.of(System.getProperty("java.io.tmpdir")), "inferpam-recbench-");
       // JMH skips the teardown of a failed run: the directory must not outlive the JVM either way
       Path created = dir;
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        try {
-          deleteTree(created);
-        } catch (IOException | RuntimeException e) {
-          System.err.println("could not remove " + created + ": " + e);
-        }
-      }, "recbench-cleanup"));
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    try {
+                      deleteTree(created);
+                    } catch (IOException | RuntimeException e) {
+                      System.err.println("could not remove " + created + ": " + e);
+                    }
+                  },
+                  "recbench-cleanup"));
       // defaults but for the queue: large, and refusing at once when full (see the class comment)
-      Policy.Recording config = new Policy.Recording(dir, Policy.Bodies.FULL, Policy.Durability.BATCHED, null,
-          Policy.Recording.DEFAULT_SEGMENT_BYTES, QUEUE_CAPACITY, Policy.Recording.DEFAULT_BATCH_INTERVAL,
-          Policy.Recording.DEFAULT_BATCH_SIZE, Duration.ZERO);
+      Policy.Recording config =
+          new Policy.Recording(
+              dir,
+              Policy.Bodies.FULL,
+              Policy.Durability.BATCHED,
+              null,
+              Policy.Recording.DEFAULT_SEGMENT_BYTES,
+              QUEUE_CAPACITY,
+              Policy.Recording.DEFAULT_BATCH_INTERVAL,
+              Policy.Recording.DEFAULT_BATCH_SIZE,
+              Duration.ZERO);
       recorder = new JsonlRecorder(config, Clock.systemUTC());
       record = exchange();
       check();
@@ -127,13 +142,15 @@ public class RecordingBenchmark {
       recorder.record(record);
       recorder.flush();
       List<Recordings.Entry> entries = Recordings.open(dir).entries();
-      if (entries.size() != 1) throw new IllegalStateException("expected 1 line on disk, found " + entries.size());
+      if (entries.size() != 1)
+        throw new IllegalStateException("expected 1 line on disk, found " + entries.size());
       SessionRecord back = entries.get(0).record();
       if (!record.request().body().equals(back.request().body())
           || !record.response().body().equals(back.response().body())) {
         throw new IllegalStateException("the line read back does not hold the bodies");
       }
-      if (!Recordings.open(dir).verify().ok()) throw new IllegalStateException("the chain does not verify");
+      if (!Recordings.open(dir).verify().ok())
+        throw new IllegalStateException("the chain does not verify");
     }
 
     /** Nothing measured in one iteration is left unwritten for the next. */
@@ -210,36 +227,71 @@ public class RecordingBenchmark {
   /** An allowed chat completion with 1 KB request and response bodies, as the engine records it. */
   static SessionRecord exchange() {
     Instant time = Instant.parse("2026-11-28T22:00:00.123Z");
-    Principal alice = new Principal("alice", Set.of("ml-team", "engineering"), Principal.VIA_API_KEY, null, Map.of());
-    SessionRecord.Request request = new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "gpt-4o-mini",
-        Map.of("authorization", List.of("[REDACTED]"), "content-type", List.of("application/json"),
-            "accept", List.of("application/json"), "user-agent", List.of("OpenAI/Python 1.54.0")),
-        BODY_BYTES, json("{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"", "\"}]}"));
-    SessionRecord.Response response = new SessionRecord.Response(200, false, BODY_BYTES, true,
-        json("{\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-mini\",\"choices\":"
-            + "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
-            "\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":212,\"completion_tokens\":198}}"),
-        Map.of(), Map.of("prompt_tokens", 212L, "completion_tokens", 198L));
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, "01JDQ5X7R8C9M2N4P6T8V0W2Y4", time, 1234, alice, request,
-        new SessionRecord.DecisionSummary("allow", "chat-for-ml-team", null, null), null, response);
+    Principal alice =
+        new Principal(
+            "alice", Set.of("ml-team", "engineering"), Principal.VIA_API_KEY, null, Map.of());
+    SessionRecord.Request request =
+        new SessionRecord.Request(
+            "POST",
+            "/v1/chat/completions",
+            "chat",
+            "gpt-4o-mini",
+            Map.of(
+                "authorization",
+                List.of("[REDACTED]"),
+                "content-type",
+                List.of("application/json"),
+                "accept",
+                List.of("application/json"),
+                "user-agent",
+                List.of("OpenAI/Python 1.54.0")),
+            BODY_BYTES,
+            json(
+                "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"",
+                "\"}]}"));
+    SessionRecord.Response response =
+        new SessionRecord.Response(
+            200,
+            false,
+            BODY_BYTES,
+            true,
+            json(
+                "{\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-mini\",\"choices\":"
+                    + "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
+                "\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":212,\"completion_tokens\":198}}"),
+            Map.of(),
+            Map.of("prompt_tokens", 212L, "completion_tokens", 198L));
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        "01JDQ5X7R8C9M2N4P6T8V0W2Y4",
+        time,
+        1234,
+        alice,
+        request,
+        new SessionRecord.DecisionSummary("allow", "chat-for-ml-team", null, null),
+        null,
+        response);
   }
 
   /** {@code head + text + tail}, with prose text so that the whole is exactly 1 KB of UTF-8. */
   private static String json(String head, String tail) {
-    String words = "The quick brown fox jumps over the lazy dog, then summarises the quarterly report. ";
+    String words =
+        "The quick brown fox jumps over the lazy dog, then summarises the quarterly report. ";
     StringBuilder text = new StringBuilder();
     int room = BODY_BYTES - head.length() - tail.length();
     while (text.length() < room) text.append(words);
     text.setLength(room);
     String body = head + text + tail;
-    if (body.getBytes(StandardCharsets.UTF_8).length != BODY_BYTES) throw new AssertionError("body size");
+    if (body.getBytes(StandardCharsets.UTF_8).length != BODY_BYTES)
+      throw new AssertionError("body size");
     return body;
   }
 
   private static void deleteTree(Path dir) throws IOException {
     if (dir == null || !Files.exists(dir)) return;
     try (Stream<Path> paths = Files.walk(dir)) {
-      for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(p);
+      for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator)
+        Files.deleteIfExists(p);
     }
   }
 }

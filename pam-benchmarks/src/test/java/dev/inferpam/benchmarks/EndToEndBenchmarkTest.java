@@ -46,10 +46,12 @@ class EndToEndBenchmarkTest {
   void bodiesHaveTheAdvertisedSizesAndShapes() throws Exception {
     assertThat(EndToEndBenchmark.requestBody(false)).hasSize(1024);
     assertThat(EndToEndBenchmark.requestBody(true)).hasSize(1024);
-    assertThat(JSON.readTree(EndToEndBenchmark.requestBody(true)).get("stream").asBoolean()).isTrue();
+    assertThat(JSON.readTree(EndToEndBenchmark.requestBody(true)).get("stream").asBoolean())
+        .isTrue();
     assertThat(JSON.readTree(EndToEndBenchmark.requestBody(false)).has("stream")).isFalse();
     assertThat(EndToEndBenchmark.completionBody()).hasSize(2048);
-    assertThat(JSON.readTree(EndToEndBenchmark.completionBody()).at("/usage/total_tokens").asInt()).isEqualTo(633);
+    assertThat(JSON.readTree(EndToEndBenchmark.completionBody()).at("/usage/total_tokens").asInt())
+        .isEqualTo(633);
     List<byte[]> events = EndToEndBenchmark.streamEvents();
     assertThat(events).hasSize(100);
     for (byte[] event : events) {
@@ -76,7 +78,7 @@ class EndToEndBenchmarkTest {
   @Test
   void interceptedResponsesGoThroughTheMasker() throws Exception {
     try (Response plain = rig.plain.newCall(rig.completionPlain).execute();
-         Response masked = rig.intercepted.newCall(rig.completionIntercepted).execute()) {
+        Response masked = rig.intercepted.newCall(rig.completionIntercepted).execute()) {
       assertThat(plain.header("Content-Length")).isEqualTo("2048");
       // a masked body's length is not known in advance
       assertThat(masked.header("Content-Length")).isNull();
@@ -104,13 +106,17 @@ class EndToEndBenchmarkTest {
   void firstEventIsADataLineAndTheRestIsReadByTheTearDown() throws Exception {
     EndToEndBenchmark.OpenStream open = new EndToEndBenchmark.OpenStream();
     for (int i = 0; i < 3; i++) {
-      String first = switch (i) {
-        case 0 -> benchmark.firstEventPlain(rig, open);
-        case 1 -> benchmark.firstEventInterceptor(rig, open);
-        default -> benchmark.firstEventGateway(rig, open);
-      };
+      String first =
+          switch (i) {
+            case 0 -> benchmark.firstEventPlain(rig, open);
+            case 1 -> benchmark.firstEventInterceptor(rig, open);
+            default -> benchmark.firstEventGateway(rig, open);
+          };
       assertThat(first).startsWith("data: {");
-      assertThat(JSON.readTree(first.substring("data: ".length())).at("/choices/0/delta/role").asText())
+      assertThat(
+              JSON.readTree(first.substring("data: ".length()))
+                  .at("/choices/0/delta/role")
+                  .asText())
           .isEqualTo("assistant");
       assertThat(open.response).isNotNull();
       open.finish();
@@ -167,7 +173,9 @@ class EndToEndBenchmarkTest {
         long first = System.nanoTime() - start;
         open.finish();
         // the rest came only after the pause
-        assertThat(System.nanoTime() - start).isGreaterThan(first).isGreaterThanOrEqualTo(2_000_000L);
+        assertThat(System.nanoTime() - start)
+            .isGreaterThan(first)
+            .isGreaterThanOrEqualTo(2_000_000L);
       } finally {
         variant.tearDown();
       }
@@ -194,7 +202,8 @@ class EndToEndBenchmarkTest {
   private static List<String> records(Path dir) throws IOException {
     List<String> lines = new ArrayList<>();
     try (Stream<Path> files = Files.list(dir)) {
-      for (Path f : files.filter(p -> p.getFileName().toString().endsWith(".jsonl")).sorted().toList()) {
+      for (Path f :
+          files.filter(p -> p.getFileName().toString().endsWith(".jsonl")).sorted().toList()) {
         for (String line : Files.readAllLines(f)) {
           if (line.contains("\"type\":\"exchange\"")) lines.add(line);
         }

@@ -35,14 +35,18 @@ class InterceptorCostBenchmarkTest {
     }
     long lines;
     try (Stream<Path> files = Files.list(recordings)) {
-      lines = files.filter(f -> f.getFileName().toString().endsWith(".jsonl"))
-          .mapToLong(f -> {
-            try (Stream<String> l = Files.lines(f)) {
-              return l.count();
-            } catch (java.io.IOException e) {
-              throw new java.io.UncheckedIOException(e);
-            }
-          }).sum();
+      lines =
+          files
+              .filter(f -> f.getFileName().toString().endsWith(".jsonl"))
+              .mapToLong(
+                  f -> {
+                    try (Stream<String> l = Files.lines(f)) {
+                      return l.count();
+                    } catch (java.io.IOException e) {
+                      throw new java.io.UncheckedIOException(e);
+                    }
+                  })
+              .sum();
     } finally {
       rig.tearDown();
     }

@@ -28,12 +28,17 @@ class QuotaBenchmarkTest {
     state.setUp(); // itself one request, checked
     int calls = 1;
     for (int i = 0; i < 50; i++) {
-      Map<String, Long> left = i % 2 == 0 ? benchmark.onePrincipal1Thread(state) : benchmark.onePrincipal8Threads(state);
+      Map<String, Long> left =
+          i % 2 == 0 ? benchmark.onePrincipal1Thread(state) : benchmark.onePrincipal8Threads(state);
       calls++;
-      assertThat(left).containsExactlyInAnyOrderEntriesOf(Map.of(
-          "requests_per_minute", QuotaBenchmark.BOUND - calls,
-          "tokens_per_minute", QuotaBenchmark.BOUND - calls * QuotaBenchmark.TOKENS_PER_REQUEST,
-          "tokens_per_day", QuotaBenchmark.BOUND - calls * QuotaBenchmark.TOKENS_PER_REQUEST));
+      assertThat(left)
+          .containsExactlyInAnyOrderEntriesOf(
+              Map.of(
+                  "requests_per_minute", QuotaBenchmark.BOUND - calls,
+                  "tokens_per_minute",
+                      QuotaBenchmark.BOUND - calls * QuotaBenchmark.TOKENS_PER_REQUEST,
+                  "tokens_per_day",
+                      QuotaBenchmark.BOUND - calls * QuotaBenchmark.TOKENS_PER_REQUEST));
     }
     assertUsed(calls);
   }
@@ -47,9 +52,11 @@ class QuotaBenchmarkTest {
     try {
       List<Future<?>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        done.add(pool.submit(() -> {
-          for (int i = 0; i < perThread; i++) benchmark.onePrincipal8Threads(state);
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  for (int i = 0; i < perThread; i++) benchmark.onePrincipal8Threads(state);
+                }));
       }
       for (Future<?> f : done) f.get(30, TimeUnit.SECONDS);
     } finally {
@@ -62,11 +69,11 @@ class QuotaBenchmarkTest {
   private void assertUsed(long calls) {
     List<Quotas.EntryStatus> status = state.quotas.status(state.principal);
     assertThat(status).hasSize(1);
-    assertThat(status.get(0).bounds()).extracting(Quotas.BoundStatus::bound, Quotas.BoundStatus::used)
+    assertThat(status.get(0).bounds())
+        .extracting(Quotas.BoundStatus::bound, Quotas.BoundStatus::used)
         .containsExactly(
             tuple(Quotas.Bound.REQUESTS_PER_MINUTE, calls),
-            tuple(Quotas.Bound.TOKENS_PER_MINUTE,
-                calls * QuotaBenchmark.TOKENS_PER_REQUEST),
+            tuple(Quotas.Bound.TOKENS_PER_MINUTE, calls * QuotaBenchmark.TOKENS_PER_REQUEST),
             tuple(Quotas.Bound.TOKENS_PER_DAY, calls * QuotaBenchmark.TOKENS_PER_REQUEST));
   }
 }

@@ -7,7 +7,8 @@ import java.util.Objects;
  * Who called an endpoint next to the engine, as {@link PamEngine#authenticate} found: the
  * {@link Authenticated caller}, or the {@link Refused answer} to send instead. Immutable.
  */
-public sealed interface Authentication permits Authentication.Authenticated, Authentication.Refused {
+public sealed interface Authentication
+    permits Authentication.Authenticated, Authentication.Refused {
 
   /** The caller was identified. */
   record Authenticated(Principal principal) implements Authentication {

@@ -19,12 +19,12 @@ import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.approval.RequestDigest;
 import dev.inferpam.core.internal.http.ErrorBodies;
 import dev.inferpam.core.internal.http.GovernedBody;
+import dev.inferpam.core.internal.masking.BodyMasker;
+import dev.inferpam.core.internal.masking.CredentialScrubber;
 import dev.inferpam.core.internal.policy.Decider;
 import dev.inferpam.core.internal.policy.Durations;
 import dev.inferpam.core.internal.quotas.Quotas;
 import dev.inferpam.core.internal.recording.RecordBuilder;
-import dev.inferpam.core.internal.masking.BodyMasker;
-import dev.inferpam.core.internal.masking.CredentialScrubber;
 import java.io.IOException;
 import java.time.Duration;
 import java.time.Instant;
@@ -41,11 +41,11 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Executor;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -100,11 +100,22 @@ final class Exchange {
 
   private static final Set<String> CREDENTIALS = Forward.CALLER_CREDENTIAL_HEADERS;
   private static final Set<String> CREDENTIALS_AND_CODING =
-      Set.of("authorization", "x-api-key", "proxy-authorization", "content-encoding", "content-length");
+      Set.of(
+          "authorization",
+          "x-api-key",
+          "proxy-authorization",
+          "content-encoding",
+          "content-length");
   private static final Set<String> CREDENTIALS_REWRITTEN =
       Set.of("authorization", "x-api-key", "proxy-authorization", "accept-encoding");
-  private static final Set<String> CREDENTIALS_AND_CODING_REWRITTEN = Set.of("authorization", "x-api-key",
-      "proxy-authorization", "content-encoding", "content-length", "accept-encoding");
+  private static final Set<String> CREDENTIALS_AND_CODING_REWRITTEN =
+      Set.of(
+          "authorization",
+          "x-api-key",
+          "proxy-authorization",
+          "content-encoding",
+          "content-length",
+          "accept-encoding");
 
   private final PamEngine engine;
   private final String id;
@@ -113,38 +124,55 @@ final class Exchange {
   private final RequestHead head;
   private final InferenceRequest request;
   private final Principal principal;
+
   /** The decision; {@link Decision.RequireApproval} until a review is settled. */
   private volatile Decision decision;
+
   private final String operation;
   private final String model;
+
   /** The rule that allows the request once a review approves it, or {@code null}. */
   private final String allowRule;
+
   /** The review of a request that needs one, or {@code null}. */
   private final Review review;
+
   /** Whether body bytes were left unread: a denial then closes the connection. */
   private final boolean bodyLeftUnread;
+
   /** The limits this request was admitted under, to charge its tokens to; {@code null} for none. */
   private Quotas.Admission quota;
+
   private Credential credential;
   private final RecordBuilder record;
+
   /** Whether the response goes to the client masked (allowed, a masker, principal not exempt). */
   private boolean masksResponse;
+
   /** Replaces this exchange's credentials in what goes back, or {@code null} when it has none. */
   private CredentialScrubber scrubber;
+
   /** Whether the recorder reserved room for this exchange's record. */
   private boolean admitted;
+
   private Forwarded forward;
   private boolean responseReported;
   private ResponsePlan plan;
+
   /** The masking of this response's body, once started; {@code null} when it passes as it is. */
   private ExchangeMasking masking;
+
   /** Whether the adapter took {@link #masking}, so that the delivered bytes are masked ones. */
   private boolean maskingInUse;
+
   /** The error delivered instead of the response, or {@code null}. */
   private ErrorResponse responseRefusal;
+
   private volatile boolean ended;
+
   /** Whether the adapter reported that no answer came from the upstream. */
   private boolean upstreamFailed;
+
   private final ExchangeListener listener;
   private ExchangeInfo info;
 
@@ -154,8 +182,14 @@ final class Exchange {
    * @param startNanos     {@link System#nanoTime()} then
    * @param bodyLeftUnread whether body bytes are left unread
    */
-  Exchange(PamEngine engine, RequestHead head, long contentLength, Decider.Verdict verdict, Instant started,
-           long startNanos, boolean bodyLeftUnread) {
+  Exchange(
+      PamEngine engine,
+      RequestHead head,
+      long contentLength,
+      Decider.Verdict verdict,
+      Instant started,
+      long startNanos,
+      boolean bodyLeftUnread) {
     this.engine = engine;
     this.head = head;
     this.id = engine.ids().next();
@@ -179,13 +213,19 @@ final class Exchange {
     if (quotas != null && !(d instanceof Decision.Deny)) {
       // Limits before approval: a request over its budget does not bother a reviewer.
       try {
-        Quotas.Check check = quotas.admit(verdict.principal(), verdict.operation(), verdict.model(), verdict.body());
+        Quotas.Check check =
+            quotas.admit(verdict.principal(), verdict.operation(), verdict.model(), verdict.body());
         if (check.refusal() != null) d = check.refusal();
         quota = check.admission();
       } catch (RuntimeException e) {
-        log.error("inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
-        d = new Decision.Deny(503, "quota_unavailable", "quota state is unavailable, the request was not forwarded",
-            "limits");
+        log.error(
+            "inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
+        d =
+            new Decision.Deny(
+                503,
+                "quota_unavailable",
+                "quota state is unavailable, the request was not forwarded",
+                "limits");
       }
     }
     this.request = verdict.request();
@@ -195,10 +235,16 @@ final class Exchange {
     this.allowRule = verdict.allowRule();
     // An engine that records nothing keeps no copy of the response for a record nobody reads; the
     // usage is still read when limits count tokens.
-    this.record = recorder == Recorder.NOOP
-        ? RecordBuilder.unrecorded(head, request, contentLength, quota != null)
-        : new RecordBuilder(head, request, contentLength, secretHeaders(engine, null), engine.bodies(),
-            engine.masker());
+    this.record =
+        recorder == Recorder.NOOP
+            ? RecordBuilder.unrecorded(head, request, contentLength, quota != null)
+            : new RecordBuilder(
+                head,
+                request,
+                contentLength,
+                secretHeaders(engine, null),
+                engine.bodies(),
+                engine.masker());
     if (d instanceof Decision.RequireApproval required) {
       this.decision = required;
       this.review = new Review(required.rule());
@@ -221,22 +267,29 @@ final class Exchange {
   /** The state of one review. */
   private final class Review {
     final String rule;
+
     /** The service's ticket, withdrawn when the caller stops waiting; {@code null} when it gave none. */
     ApprovalService.Ticket ticket;
+
     /**
      * Completed, never exceptionally, when the review is over: with the service's outcome, or the
      * failure that ended the wait. The first completion wins, so a withdrawal and a decision
      * arriving together cannot mix.
      */
     final CompletableFuture<Object> done = new CompletableFuture<>();
+
     /** Claimed by the one thread that makes the decision final. */
     final AtomicBoolean settling = new AtomicBoolean();
+
     /** The final verdict, completed by the thread that claimed {@link #settling}. */
     final CompletableFuture<Verdict> result = new CompletableFuture<>();
+
     /** {@link #result} as adapters get it: they cannot complete it. */
     final CompletionStage<Verdict> resultView = result.minimalCompletionStage();
+
     /** The outcome a reviewer (or the expiry) gave, once settled; recorded. */
     ApprovalService.Outcome outcome;
+
     final HeldView held;
 
     Review(String rule) {
@@ -250,18 +303,28 @@ final class Exchange {
     CompletableFuture<ApprovalService.Outcome> f;
     try {
       String digest = RequestDigest.of(principal, request);
-      ApprovalService.Ticket t = engine.approvalService().request(principal, request, review.rule, digest);
+      ApprovalService.Ticket t =
+          engine.approvalService().request(principal, request, review.rule, digest);
       if (t == null) throw new IllegalStateException("the approval service gave no ticket");
       review.ticket = t;
       CompletionStage<ApprovalService.Outcome> stage = t.outcome();
-      if (stage == null) throw new IllegalStateException("the approval service gave no outcome stage");
+      if (stage == null)
+        throw new IllegalStateException("the approval service gave no outcome stage");
       f = stage.toCompletableFuture();
     } catch (RuntimeException e) {
       f = CompletableFuture.failedFuture(e);
     }
     Review r = review;
-    f.copy().orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS).whenComplete((o, e) ->
-        r.done.complete(o != null ? o : (e != null ? e : new IllegalStateException("approval service gave no outcome"))));
+    f.copy()
+        .orTimeout(engine.approvalWait().toMillis(), TimeUnit.MILLISECONDS)
+        .whenComplete(
+            (o, e) ->
+                r.done.complete(
+                    o != null
+                        ? o
+                        : (e != null
+                            ? e
+                            : new IllegalStateException("approval service gave no outcome"))));
   }
 
   /**
@@ -273,9 +336,15 @@ final class Exchange {
   private void cancelReview() {
     if (review == null || review.done.isDone()) return;
     withdrawTicket();
-    // A service that does not complete the stage on withdrawal still must not keep the caller waiting.
-    review.done.complete(new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
-        WITHDRAWN_REASON, engine.clock().instant()));
+    // A service that does not complete the stage on withdrawal still must not keep the caller
+    // waiting.
+    review.done.complete(
+        new ApprovalService.Outcome(
+            reviewId(),
+            ApprovalService.Status.WITHDRAWN,
+            null,
+            WITHDRAWN_REASON,
+            engine.clock().instant()));
   }
 
   /** Withdraws the request from the approval service, which must not fail the exchange for it. */
@@ -284,7 +353,10 @@ final class Exchange {
     try {
       review.ticket.withdraw();
     } catch (RuntimeException e) {
-      log.warn("inferpam: approval service failed to withdraw exchange {}: {}", id, e.getClass().getName());
+      log.warn(
+          "inferpam: approval service failed to withdraw exchange {}: {}",
+          id,
+          e.getClass().getName());
     }
   }
 
@@ -305,7 +377,10 @@ final class Exchange {
       settle(reviewDecision(review.done.join()));
     } catch (RuntimeException e) {
       // A bug; fail closed rather than leave the caller without an answer.
-      log.error("inferpam: review of exchange {} could not be settled, refusing: {}", id, e.getClass().getName());
+      log.error(
+          "inferpam: review of exchange {} could not be settled, refusing: {}",
+          id,
+          e.getClass().getName());
       log.debug("inferpam: review settlement failure", e);
       settle(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"));
     } finally {
@@ -324,55 +399,107 @@ final class Exchange {
       review.outcome = o;
       return switch (o.status()) {
         case APPROVED -> new Decision.Allow(allowRule, Decider.ALLOW_OBLIGATIONS);
-        case REJECTED -> new Decision.Deny(403, "approval_rejected", "rejected by reviewer "
-            + (o.reviewer() == null ? "(unknown)" : o.reviewer()) + " under " + named
-            + (o.reason() == null ? "" : ": " + o.reason()), rule);
-        case EXPIRED -> new Decision.Deny(403, "approval_expired",
-            "no reviewer decided within " + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
-        case WITHDRAWN -> new Decision.Deny(403, "approval_expired",
-            "the request was withdrawn from review under " + named, rule);
-        case CLOSED -> new Decision.Deny(403, "approval_expired",
-            "the approval service stopped (shutting down) before a reviewer decided under " + named, rule);
+        case REJECTED ->
+            new Decision.Deny(
+                403,
+                "approval_rejected",
+                "rejected by reviewer "
+                    + (o.reviewer() == null ? "(unknown)" : o.reviewer())
+                    + " under "
+                    + named
+                    + (o.reason() == null ? "" : ": " + o.reason()),
+                rule);
+        case EXPIRED ->
+            new Decision.Deny(
+                403,
+                "approval_expired",
+                "no reviewer decided within "
+                    + Durations.format(engine.approvalTimeout())
+                    + " under "
+                    + named,
+                rule);
+        case WITHDRAWN ->
+            new Decision.Deny(
+                403,
+                "approval_expired",
+                "the request was withdrawn from review under " + named,
+                rule);
+        case CLOSED ->
+            new Decision.Deny(
+                403,
+                "approval_expired",
+                "the approval service stopped (shutting down) before a reviewer decided under "
+                    + named,
+                rule);
       };
     }
     Throwable t = result instanceof Throwable th ? th : new IllegalStateException("no outcome");
-    while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
+    while ((t instanceof CompletionException || t instanceof ExecutionException)
+        && t.getCause() != null) {
       t = t.getCause();
     }
     Instant now = engine.clock().instant();
     if (t instanceof ApprovalLimitException limit) {
       long seconds = Math.max(1, (limit.retryAfter().toMillis() + 999) / 1000);
-      String bound = limit.scope() == ApprovalLimitException.Scope.PRINCIPAL
-          ? "approval.max-pending-per-principal" : "approval.max-pending";
-      return new Decision.Deny(429, ApprovalLimitException.CODE, limit.getMessage(), bound,
+      String bound =
+          limit.scope() == ApprovalLimitException.Scope.PRINCIPAL
+              ? "approval.max-pending-per-principal"
+              : "approval.max-pending";
+      return new Decision.Deny(
+          429,
+          ApprovalLimitException.CODE,
+          limit.getMessage(),
+          bound,
           Map.of("Retry-After", Long.toString(seconds)));
     }
     if (t instanceof CancellationException) {
       // The service's stage was cancelled: the request is out of review, as if withdrawn.
-      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.WITHDRAWN, null,
-          WITHDRAWN_REASON, now);
+      review.outcome =
+          new ApprovalService.Outcome(
+              reviewId(), ApprovalService.Status.WITHDRAWN, null, WITHDRAWN_REASON, now);
       return withdrawnDenial();
     }
     if (t instanceof TimeoutException) {
       // The engine stops waiting: the review must not stay open (and, approved later, grant).
       withdrawTicket();
-      review.outcome = new ApprovalService.Outcome(reviewId(), ApprovalService.Status.EXPIRED, null,
-          "the approval service gave no outcome in time", now);
-      return new Decision.Deny(403, "approval_expired", "no reviewer decided within "
-          + Durations.format(engine.approvalTimeout()) + " under " + named, rule);
+      review.outcome =
+          new ApprovalService.Outcome(
+              reviewId(),
+              ApprovalService.Status.EXPIRED,
+              null,
+              "the approval service gave no outcome in time",
+              now);
+      return new Decision.Deny(
+          403,
+          "approval_expired",
+          "no reviewer decided within "
+              + Durations.format(engine.approvalTimeout())
+              + " under "
+              + named,
+          rule);
     }
-    log.error("inferpam: approval service failed for exchange {}, refusing: {}", id, t.getClass().getName());
-    return new Decision.Deny(503, "approval_unavailable",
-        "the approval service is unavailable, the request was not forwarded", "approval");
+    log.error(
+        "inferpam: approval service failed for exchange {}, refusing: {}",
+        id,
+        t.getClass().getName());
+    return new Decision.Deny(
+        503,
+        "approval_unavailable",
+        "the approval service is unavailable, the request was not forwarded",
+        "approval");
   }
 
   private Decision.Deny withdrawnDenial() {
-    return new Decision.Deny(403, "approval_expired", "the request was withdrawn from review under approval rule \""
-        + review.rule + "\"", "approval.rules." + review.rule);
+    return new Decision.Deny(
+        403,
+        "approval_expired",
+        "the request was withdrawn from review under approval rule \"" + review.rule + "\"",
+        "approval.rules." + review.rule);
   }
 
   /** The reason recorded for a request withdrawn from review. */
   private static final String WITHDRAWN_REASON = "withdrawn: the caller stopped waiting";
+
   /** The reason recorded for a review the approval service ended by closing. */
   private static final String CLOSED_REASON = "approval service closed";
 
@@ -399,8 +526,12 @@ final class Exchange {
         engine.credentialAvailable();
       } catch (CredentialUnavailableException | RuntimeException e) {
         engine.credentialUnavailable(e.getMessage());
-        d = new Decision.Deny(503, "upstream_credential_unavailable",
-            "the upstream credential is not available", "upstream.credential");
+        d =
+            new Decision.Deny(
+                503,
+                "upstream_credential_unavailable",
+                "the upstream credential is not available",
+                "upstream.credential");
       }
     }
     if (cred != null) record.redactHeaders(secretHeaders(engine, cred));
@@ -417,8 +548,10 @@ final class Exchange {
       }
     }
     this.credential = cred;
-    this.masksResponse = d instanceof Decision.Allow && engine.masker() != Masker.IDENTITY
-        && !exempt(engine, principal);
+    this.masksResponse =
+        d instanceof Decision.Allow
+            && engine.masker() != Masker.IDENTITY
+            && !exempt(engine, principal);
     this.decision = d;
     if (d instanceof Decision.Deny deny) {
       ErrorResponse err = ErrorBodies.of(deny, id);
@@ -431,8 +564,11 @@ final class Exchange {
     // The reason (a file path, an I/O error) is for operators, not callers: the recorder logs it
     // once when it fails; here it is only a debug line per refused request.
     log.debug("inferpam: recorder refused an exchange: {}", e.toString());
-    return new Decision.Deny(503, "recording_unavailable",
-        "recording is unavailable, the request was not forwarded", "recording");
+    return new Decision.Deny(
+        503,
+        "recording_unavailable",
+        "recording is unavailable, the request was not forwarded",
+        "recording");
   }
 
   /** Whether {@code principal} is in one of {@code masking.exempt-groups}. */
@@ -463,7 +599,8 @@ final class Exchange {
   private static Set<String> secretHeaders(PamEngine engine, Credential injected) {
     Set<String> out = new HashSet<>();
     Policy.CredentialSource configured = engine.policy().upstream().credential();
-    if (configured != null && configured.header() != null) out.add(configured.header().toLowerCase(Locale.ROOT));
+    if (configured != null && configured.header() != null)
+      out.add(configured.header().toLowerCase(Locale.ROOT));
     if (injected != null) out.add(injected.header().toLowerCase(Locale.ROOT));
     return out;
   }
@@ -485,7 +622,8 @@ final class Exchange {
   /** The request headers not to forward; see {@link Forward#removeHeaders()}. */
   private Set<String> headersToRemove() {
     boolean decoded = GovernedBody.decoded(head.headers(), request);
-    if (rewritesResponse()) return decoded ? CREDENTIALS_AND_CODING_REWRITTEN : CREDENTIALS_REWRITTEN;
+    if (rewritesResponse())
+      return decoded ? CREDENTIALS_AND_CODING_REWRITTEN : CREDENTIALS_REWRITTEN;
     return decoded ? CREDENTIALS_AND_CODING : CREDENTIALS;
   }
 
@@ -501,7 +639,8 @@ final class Exchange {
     if (plan != null) return plan;
     if (ended) return plan = new RelayPlan(); // nothing reported after the end reaches the record
     responseReported = true;
-    Map<String, List<String>> normalized = headers == null ? Map.of() : InferenceRequest.normalize(headers);
+    Map<String, List<String>> normalized =
+        headers == null ? Map.of() : InferenceRequest.normalize(headers);
     String type = first(normalized.get("content-type"));
     record.responseStarted(status, type);
     onFirstByte(status);
@@ -517,7 +656,9 @@ final class Exchange {
       try {
         body = BodyMasker.open(engine.masker(), type);
       } catch (RuntimeException e) {
-        log.error("inferpam: masker failed to start for exchange {}, refusing the response: {}", id,
+        log.error(
+            "inferpam: masker failed to start for exchange {}, refusing the response: {}",
+            id,
             e.getClass().getName());
         refuseResponse("the response could not be masked");
         return;
@@ -526,12 +667,19 @@ final class Exchange {
     // A binary type is not masked, but still scanned for credentials.
     if (body == null && scrubber == null) return;
     if (encoding != null) {
-      log.warn("inferpam: exchange {}: upstream answered {} with Content-Encoding {}, which cannot be masked;"
-          + " refused 502 masking_unavailable", id, status, encoding);
-      refuseResponse("the response is encoded (Content-Encoding: " + encoding + ") and cannot be masked");
+      log.warn(
+          "inferpam: exchange {}: upstream answered {} with Content-Encoding {}, which cannot be masked;"
+              + " refused 502 masking_unavailable",
+          id,
+          status,
+          encoding);
+      refuseResponse(
+          "the response is encoded (Content-Encoding: " + encoding + ") and cannot be masked");
       return;
     }
-    masking = new ExchangeMasking(body, scrubber == null ? null : scrubber.open(), id, this::onMaskingFailed);
+    masking =
+        new ExchangeMasking(
+            body, scrubber == null ? null : scrubber.open(), id, this::onMaskingFailed);
   }
 
   /** The engine answers the response itself; the record keeps that answer as the response. */
@@ -542,7 +690,10 @@ final class Exchange {
 
   /** A response to HEAD, 1xx, 204 and 304 has no body, whatever its headers say. */
   private boolean promisesBody(int status) {
-    return !"HEAD".equalsIgnoreCase(head.method()) && status >= 200 && status != 204 && status != 304;
+    return !"HEAD".equalsIgnoreCase(head.method())
+        && status >= 200
+        && status != 204
+        && status != 304;
   }
 
   /**
@@ -614,8 +765,11 @@ final class Exchange {
       try {
         recorder.admit();
       } catch (IOException | RuntimeException e) {
-        log.warn("inferpam: record of exchange {} ({}) dropped, recording unavailable: {}", id,
-            decision instanceof Decision.Deny d ? d.code() : "allow", e.toString());
+        log.warn(
+            "inferpam: record of exchange {} ({}) dropped, recording unavailable: {}",
+            id,
+            decision instanceof Decision.Deny d ? d.code() : "allow",
+            e.toString());
         onFailed(ExchangeListener.Failure.RECORDING);
         return;
       }
@@ -631,17 +785,35 @@ final class Exchange {
     if (quota != null) {
       // Tokens count only for what reached the upstream: an allowed request whose response began.
       boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
-      left = engine.quotas().charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
+      left =
+          engine
+              .quotas()
+              .charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
     }
-    if (upstreamFailed && !responseReported) record.responseStarted(502, null); // what the adapter answered
+    if (upstreamFailed && !responseReported)
+      record.responseStarted(502, null); // what the adapter answered
     if (recorder == Recorder.NOOP) return; // nothing to build a record for
     try {
       // A recorder with a writer thread builds the record (and masks the request body for it)
       // there, off the request's path; nothing reported after the end reaches it.
-      long size = Math.min(body().length, RecordBuilder.MAX_CAPTURE)
-          + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
-      recorder.recordLater(PendingRecord.of(id, size, record.buildLater(id, started, durationMs, principal,
-          operation, model, decision, complete, reviewRecord(), left)));
+      long size =
+          Math.min(body().length, RecordBuilder.MAX_CAPTURE)
+              + Math.min(record.responseBytes(), RecordBuilder.MAX_CAPTURE);
+      recorder.recordLater(
+          PendingRecord.of(
+              id,
+              size,
+              record.buildLater(
+                  id,
+                  started,
+                  durationMs,
+                  principal,
+                  operation,
+                  model,
+                  decision,
+                  complete,
+                  reviewRecord(),
+                  left)));
       onRecorded();
     } catch (IOException | RuntimeException e) {
       log.error("inferpam: recorder failed for exchange {}: {}", id, e.toString());
@@ -672,13 +844,15 @@ final class Exchange {
       }
       default -> outcome = "expired";
     }
-    return new SessionRecord.Approval(o.approvalId(), review.rule, o.reviewer(), o.decided(), outcome, reason);
+    return new SessionRecord.Approval(
+        o.approvalId(), review.rule, o.reviewer(), o.decided(), outcome, reason);
   }
 
   // --- events ---------------------------------------------------------------------------------
 
   private ExchangeInfo info() {
-    if (info == null) info = new ExchangeInfo(id, started, head.method(), principal, operation, model);
+    if (info == null)
+      info = new ExchangeInfo(id, started, head.method(), principal, operation, model);
     return info;
   }
 
@@ -759,7 +933,13 @@ final class Exchange {
 
   @Override
   public String toString() {
-    return "Exchange[" + id + " " + head.method() + " -> " + decision.getClass().getSimpleName() + "]";
+    return "Exchange["
+        + id
+        + " "
+        + head.method()
+        + " -> "
+        + decision.getClass().getSimpleName()
+        + "]";
   }
 
   // --- what adapters see ----------------------------------------------------------------------
@@ -832,13 +1012,14 @@ final class Exchange {
     @Override
     public CompletionStage<Verdict> result(Executor executor) {
       Objects.requireNonNull(executor, "executor");
-      Executor safe = task -> {
-        try {
-          executor.execute(task);
-        } catch (RuntimeException e) {
-          task.run(); // refused (shut down, a cycle over): settle here rather than never
-        }
-      };
+      Executor safe =
+          task -> {
+            try {
+              executor.execute(task);
+            } catch (RuntimeException e) {
+              task.run(); // refused (shut down, a cycle over): settle here rather than never
+            }
+          };
       review.done.thenRunAsync(Exchange.this::settleReview, safe);
       return review.resultView;
     }
@@ -869,7 +1050,8 @@ final class Exchange {
         end(false);
       }
       if (decision instanceof Decision.Deny deny) return new DeniedView(deny);
-      throw new IllegalStateException("exchange " + id + " was allowed and ended; nothing to cancel");
+      throw new IllegalStateException(
+          "exchange " + id + " was allowed and ended; nothing to cancel");
     }
   }
 
@@ -925,7 +1107,8 @@ final class Exchange {
   /** What the allowed request sends upstream. */
   private final class Forwarded implements Forward {
     private final Set<String> remove = headersToRemove();
-    private final Map<String, String> set = credential == null ? Map.of() : new SecretHeader(credential);
+    private final Map<String, String> set =
+        credential == null ? Map.of() : new SecretHeader(credential);
     private Map<String, List<String>> proxyHeaders;
 
     @Override
@@ -948,15 +1131,20 @@ final class Exchange {
       if (proxyHeaders == null) {
         Set<String> hopByHop = ForwardHeaders.connectionTokens(head.headers().get("connection"));
         Map<String, List<String>> out = new LinkedHashMap<>();
-        head.headers().forEach((name, values) -> {
-          if (!remove.contains(name) && !hopByHop.contains(name) && engine.forwardsHeader(name)) {
-            out.put(name, values);
-          }
-        });
-        set.forEach((name, value) -> {
-          out.keySet().removeIf(name::equalsIgnoreCase);
-          out.put(name, List.of(value));
-        });
+        head.headers()
+            .forEach(
+                (name, values) -> {
+                  if (!remove.contains(name)
+                      && !hopByHop.contains(name)
+                      && engine.forwardsHeader(name)) {
+                    out.put(name, values);
+                  }
+                });
+        set.forEach(
+            (name, value) -> {
+              out.keySet().removeIf(name::equalsIgnoreCase);
+              out.put(name, List.of(value));
+            });
         proxyHeaders = java.util.Collections.unmodifiableMap(out);
       }
       return proxyHeaders;
@@ -989,8 +1177,7 @@ final class Exchange {
     }
   }
 
-  private record RefusedPlan(ErrorResponse error) implements ResponsePlan.Refused {
-  }
+  private record RefusedPlan(ErrorResponse error) implements ResponsePlan.Refused {}
 
   private final class RelayPlan implements ResponsePlan.Relay {
     @Override

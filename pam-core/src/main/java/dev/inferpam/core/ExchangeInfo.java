@@ -14,6 +14,10 @@ import java.time.Instant;
  * @param operation the recognised operation, or {@code null}
  * @param model     the model asked for, or {@code null}
  */
-public record ExchangeInfo(String id, Instant started, String method, Principal principal, String operation,
-                           String model) {
-}
+public record ExchangeInfo(
+    String id,
+    Instant started,
+    String method,
+    Principal principal,
+    String operation,
+    String model) {}

@@ -46,15 +46,20 @@ final class ExchangeMasking implements ResponseMasking {
 
   /** The masker of this body, or {@code null} when only credentials are replaced. */
   private final BodyMasker body;
+
   /** The credential replacement, or {@code null} when there is none to look for. */
   private final CredentialScrubber.Stream scrub;
+
   private final String exchangeId;
+
   /** Told once when the masker fails. */
   private final Runnable onFailure;
+
   private boolean finished;
   private boolean failed;
 
-  ExchangeMasking(BodyMasker body, CredentialScrubber.Stream scrub, String exchangeId, Runnable onFailure) {
+  ExchangeMasking(
+      BodyMasker body, CredentialScrubber.Stream scrub, String exchangeId, Runnable onFailure) {
     if (body == null && scrub == null) throw new IllegalArgumentException("nothing to do");
     this.body = body;
     this.scrub = scrub;
@@ -161,7 +166,10 @@ final class ExchangeMasking implements ResponseMasking {
     if (!failed) onFailure.run();
     failed = true;
     // The exception's message could quote the text being masked: only its class is logged.
-    log.error("inferpam: masking failed for exchange {}, response cut off: {}", exchangeId, e.getClass().getName());
+    log.error(
+        "inferpam: masking failed for exchange {}, response cut off: {}",
+        exchangeId,
+        e.getClass().getName());
     return new IOException("response masking failed");
   }
 }

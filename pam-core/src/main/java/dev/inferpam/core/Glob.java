@@ -54,13 +54,16 @@ import java.util.Objects;
  */
 public final class Glob {
   private final String pattern;
+
   /** The pattern itself when it has no wildcards, else {@code null}. */
   private final String literal;
+
   /**
    * The literal text every match starts with (the pattern's leading literal characters; may be
    * empty): most texts a glob is tried on fail this test, without running the automaton.
    */
   private final String prefix;
+
   private final Nfa nfa;
 
   private Glob(String pattern, String literal, String prefix, Nfa nfa) {
@@ -244,8 +247,12 @@ public final class Glob {
           i++; // '-'
           hi = member();
           if (hi < lo) {
-            throw invalid("range " + new String(Character.toChars(lo)) + "-"
-                + new String(Character.toChars(hi)) + " is backwards");
+            throw invalid(
+                "range "
+                    + new String(Character.toChars(lo))
+                    + "-"
+                    + new String(Character.toChars(hi))
+                    + " is backwards");
           }
         }
         ranges.add(new int[] {lo, hi});

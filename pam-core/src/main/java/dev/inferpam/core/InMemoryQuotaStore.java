@@ -50,21 +50,26 @@ public final class InMemoryQuotaStore implements QuotaStore {
     if (maximumCounters <= 0) {
       throw new IllegalArgumentException("maximumCounters must be > 0, was " + maximumCounters);
     }
-    this.counters = Caffeine.newBuilder()
-        .maximumSize(maximumCounters)
-        // Caffeine's clock: the injected one, so that a fake clock also expires counters.
-        .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
-        .expireAfter(Expiry.<Key, Counter>creating((k, c) -> {
-          Duration left = Duration.between(clock.instant(), c.windowEnd());
-          return left.isNegative() ? Duration.ZERO : left;
-        }))
-        .build();
+    this.counters =
+        Caffeine.newBuilder()
+            .maximumSize(maximumCounters)
+            // Caffeine's clock: the injected one, so that a fake clock also expires counters.
+            .ticker(() -> TimeUnit.MILLISECONDS.toNanos(clock.millis()))
+            .expireAfter(
+                Expiry.<Key, Counter>creating(
+                    (k, c) -> {
+                      Duration left = Duration.between(clock.instant(), c.windowEnd());
+                      return left.isNegative() ? Duration.ZERO : left;
+                    }))
+            .build();
   }
 
   private AtomicLong counter(String key, long window, Instant windowEnd) {
     Objects.requireNonNull(key, "key");
     Objects.requireNonNull(windowEnd, "windowEnd");
-    return counters.get(new Key(key, window), k -> new Counter(new AtomicLong(), windowEnd)).total();
+    return counters
+        .get(new Key(key, window), k -> new Counter(new AtomicLong(), windowEnd))
+        .total();
   }
 
   @Override
@@ -88,7 +93,8 @@ public final class InMemoryQuotaStore implements QuotaStore {
     // Quietly: a read leaves the eviction order alone; what keeps a counter is being added to (the
     // engine adds to a request counter on admission, to token counters after a forwarded request).
     // Recording reads as well made Caffeine replay twice as many accesses per request.
-    Counter c = counters.policy().getIfPresentQuietly(new Key(Objects.requireNonNull(key, "key"), window));
+    Counter c =
+        counters.policy().getIfPresentQuietly(new Key(Objects.requireNonNull(key, "key"), window));
     return c == null ? 0 : c.total().get();
   }
 

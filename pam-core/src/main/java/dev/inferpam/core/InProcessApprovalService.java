@@ -88,6 +88,7 @@ public final class InProcessApprovalService implements ApprovalService {
 
   /** The reason of a withdrawn caller's outcome. */
   static final String WITHDRAWN_REASON = "withdrawn: the caller stopped waiting";
+
   /** The reason of the outcomes {@link #close()} gives. */
   static final String CLOSED_REASON = "approval service closed";
 
@@ -106,15 +107,21 @@ public final class InProcessApprovalService implements ApprovalService {
 
   /** Guards the state below; a lock, not a monitor, so that no virtual thread is ever pinned here. */
   private final ReentrantLock lock = new ReentrantLock();
+
   /** Waiting reviews by id, in creation order. */
   private final LinkedHashMap<String, Entry> pending = new LinkedHashMap<>();
+
   /** Waiting reviews by {@code rule + '\n' + digest}, for joining identical requests. */
   private final Map<String, Entry> byDigest = new HashMap<>();
+
   private final Map<String, Integer> perPrincipal = new HashMap<>();
+
   /** Recent decisions by id, oldest first, at most {@link #maxPending}. */
   private final LinkedHashMap<String, Outcome> decided = new LinkedHashMap<>();
+
   /** Active grants by {@code principalKey + '\n' + rule}. */
   private final Map<String, Grant> grants = new HashMap<>();
+
   private boolean closed;
 
   private static final class Entry {
@@ -129,8 +136,14 @@ public final class InProcessApprovalService implements ApprovalService {
     final List<Waiter> waiters = new ArrayList<>();
     ScheduledFuture<?> timer;
 
-    Entry(String id, Principal principal, String rule, String digest, InferenceRequest request, Instant created,
-          Instant expires) {
+    Entry(
+        String id,
+        Principal principal,
+        String rule,
+        String digest,
+        InferenceRequest request,
+        Instant created,
+        Instant expires) {
       this.id = id;
       this.principal = principal;
       this.principalKey = principalKey(principal);
@@ -201,11 +214,14 @@ public final class InProcessApprovalService implements ApprovalService {
       this.scheduler = b.scheduler;
       this.ownScheduler = false;
     } else {
-      ScheduledThreadPoolExecutor s = new ScheduledThreadPoolExecutor(1, r -> {
-        Thread t = new Thread(r, "inferpam-approval-expiry");
-        t.setDaemon(true);
-        return t;
-      });
+      ScheduledThreadPoolExecutor s =
+          new ScheduledThreadPoolExecutor(
+              1,
+              r -> {
+                Thread t = new Thread(r, "inferpam-approval-expiry");
+                t.setDaemon(true);
+                return t;
+              });
       s.setRemoveOnCancelPolicy(true);
       this.scheduler = s;
       this.ownScheduler = true;
@@ -255,15 +271,21 @@ public final class InProcessApprovalService implements ApprovalService {
       lock.lock();
       try {
         Instant now = clock.instant();
-        if (closed) return Ticket.decided(new Outcome(null, Status.CLOSED, null, CLOSED_REASON, now));
+        if (closed)
+          return Ticket.decided(new Outcome(null, Status.CLOSED, null, CLOSED_REASON, now));
         expireDueLocked(now, due);
         String key = principalKey(principal);
         Grant g = grants.get(key + '\n' + rule);
         if (g != null && now.isBefore(g.until())) {
           Outcome a = g.approval();
-          String reason = "within the " + formatGrant() + " grant of approval " + a.approvalId()
-              + (a.reason() == null ? "" : ": " + a.reason());
-          return Ticket.decided(new Outcome(a.approvalId(), Status.APPROVED, a.reviewer(), reason, a.decided()));
+          String reason =
+              "within the "
+                  + formatGrant()
+                  + " grant of approval "
+                  + a.approvalId()
+                  + (a.reason() == null ? "" : ": " + a.reason());
+          return Ticket.decided(
+              new Outcome(a.approvalId(), Status.APPROVED, a.reviewer(), reason, a.decided()));
         }
         entry = byDigest.get(rule + '\n' + digest);
         if (entry != null && entry.principalKey.equals(key)) {
@@ -274,22 +296,35 @@ public final class InProcessApprovalService implements ApprovalService {
           if (mine >= maxPendingPerPrincipal) {
             Instant first = null;
             for (Entry e : pending.values()) {
-              if (e.principalKey.equals(key) && (first == null || e.expires.isBefore(first))) first = e.expires;
+              if (e.principalKey.equals(key) && (first == null || e.expires.isBefore(first)))
+                first = e.expires;
             }
-            return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.PRINCIPAL,
-                maxPendingPerPrincipal, until(now, first), rule));
+            return Ticket.refused(
+                new ApprovalLimitException(
+                    ApprovalLimitException.Scope.PRINCIPAL,
+                    maxPendingPerPrincipal,
+                    until(now, first),
+                    rule));
           }
           if (pending.size() >= maxPending) {
             Instant first = null;
             for (Entry e : pending.values()) {
               if (first == null || e.expires.isBefore(first)) first = e.expires;
             }
-            return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.TOTAL,
-                maxPending, until(now, first), rule));
+            return Ticket.refused(
+                new ApprovalLimitException(
+                    ApprovalLimitException.Scope.TOTAL, maxPending, until(now, first), rule));
           }
-          InferenceRequest withoutHeaders = new InferenceRequest(request.method(), request.path(), request.query(),
-              Map.of(), request.body(), request.remoteAddress());
-          entry = new Entry(newId(), principal, rule, digest, withoutHeaders, now, now.plus(timeout));
+          InferenceRequest withoutHeaders =
+              new InferenceRequest(
+                  request.method(),
+                  request.path(),
+                  request.query(),
+                  Map.of(),
+                  request.body(),
+                  request.remoteAddress());
+          entry =
+              new Entry(newId(), principal, rule, digest, withoutHeaders, now, now.plus(timeout));
           entry.waiters.add(waiter);
           waiter.entry = entry;
           pending.put(entry.id, entry);
@@ -298,7 +333,8 @@ public final class InProcessApprovalService implements ApprovalService {
           opened = true;
           if (scheduler != null) {
             // A millisecond late, so that the clock has reached the deadline when it runs.
-            entry.timer = scheduler.schedule(this::expireDue, timeout.toMillis() + 1, TimeUnit.MILLISECONDS);
+            entry.timer =
+                scheduler.schedule(this::expireDue, timeout.toMillis() + 1, TimeUnit.MILLISECONDS);
           }
         }
       } finally {
@@ -308,14 +344,16 @@ public final class InProcessApprovalService implements ApprovalService {
       due.forEach(Completion::run);
     }
     Entry joined = entry;
-    waiter.stage.whenComplete((o, e) -> {
-      if (waiter.stage.isCancelled()) withdraw(joined, waiter);
-    });
+    waiter.stage.whenComplete(
+        (o, e) -> {
+          if (waiter.stage.isCancelled()) withdraw(joined, waiter);
+        });
     if (opened) {
       try {
         onReview.accept(entry.view());
       } catch (RuntimeException e) {
-        log.warn("inferpam: review listener failed for review {}: {}", entry.id, e.getClass().getName());
+        log.warn(
+            "inferpam: review listener failed for review {}: {}", entry.id, e.getClass().getName());
       }
     }
     return waiter;
@@ -487,8 +525,16 @@ public final class InProcessApprovalService implements ApprovalService {
       // Not "break" at the first one not due: a system clock stepped back breaks creation order.
       if (now.isBefore(e.expires)) continue;
       it.remove();
-      due.add(removeIndexes(e, new Outcome(e.id, Status.EXPIRED, null,
-          "no decision within " + dev.inferpam.core.internal.policy.Durations.format(timeout), now)));
+      due.add(
+          removeIndexes(
+              e,
+              new Outcome(
+                  e.id,
+                  Status.EXPIRED,
+                  null,
+                  "no decision within "
+                      + dev.inferpam.core.internal.policy.Durations.format(timeout),
+                  now)));
     }
     grants.values().removeIf(g -> !now.isBefore(g.until()));
   }
@@ -568,7 +614,7 @@ public final class InProcessApprovalService implements ApprovalService {
     private int maxPending = Policy.Approval.DEFAULT_MAX_PENDING;
     private ScheduledExecutorService scheduler;
     private boolean manual;
-    private Consumer<Pending> onReview = p -> { };
+    private Consumer<Pending> onReview = p -> {};
 
     private Builder() {}
 
@@ -601,9 +647,12 @@ public final class InProcessApprovalService implements ApprovalService {
     /** @throws IllegalArgumentException unless {@code 0 < timeout <= 1h}, in whole milliseconds */
     public Builder timeout(Duration timeout) {
       Objects.requireNonNull(timeout, "timeout");
-      if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(Policy.Approval.MAX_TIMEOUT) > 0
+      if (timeout.isNegative()
+          || timeout.isZero()
+          || timeout.compareTo(Policy.Approval.MAX_TIMEOUT) > 0
           || timeout.getNano() % 1_000_000 != 0) {
-        throw new IllegalArgumentException("timeout must be > 0 and at most 1h in whole milliseconds, was " + timeout);
+        throw new IllegalArgumentException(
+            "timeout must be > 0 and at most 1h in whole milliseconds, was " + timeout);
       }
       this.timeout = timeout;
       return this;
@@ -612,8 +661,11 @@ public final class InProcessApprovalService implements ApprovalService {
     /** @throws IllegalArgumentException unless {@code 0 <= grant <= 1d}, in whole milliseconds */
     public Builder grant(Duration grant) {
       Objects.requireNonNull(grant, "grant");
-      if (grant.isNegative() || grant.compareTo(Policy.Approval.MAX_GRANT) > 0 || grant.getNano() % 1_000_000 != 0) {
-        throw new IllegalArgumentException("grant must be between 0 and 1d in whole milliseconds, was " + grant);
+      if (grant.isNegative()
+          || grant.compareTo(Policy.Approval.MAX_GRANT) > 0
+          || grant.getNano() % 1_000_000 != 0) {
+        throw new IllegalArgumentException(
+            "grant must be between 0 and 1d in whole milliseconds, was " + grant);
       }
       this.grant = grant;
       return this;
@@ -623,14 +675,16 @@ public final class InProcessApprovalService implements ApprovalService {
     public Builder reviewers(Set<String> groups) {
       Objects.requireNonNull(groups, "groups");
       if (groups.isEmpty()) throw new IllegalArgumentException("reviewers must not be empty");
-      if (groups.contains("*")) throw new IllegalArgumentException("reviewers must name groups, not \"*\"");
+      if (groups.contains("*"))
+        throw new IllegalArgumentException("reviewers must name groups, not \"*\"");
       this.reviewers = Set.copyOf(groups);
       return this;
     }
 
     /** @throws IllegalArgumentException when not positive */
     public Builder maxPendingPerPrincipal(int max) {
-      if (max <= 0) throw new IllegalArgumentException("maxPendingPerPrincipal must be > 0, was " + max);
+      if (max <= 0)
+        throw new IllegalArgumentException("maxPendingPerPrincipal must be > 0, was " + max);
       this.maxPendingPerPrincipal = max;
       return this;
     }
@@ -667,8 +721,12 @@ public final class InProcessApprovalService implements ApprovalService {
     public InProcessApprovalService build() {
       if (reviewers == null) throw new IllegalStateException("reviewers are required");
       if (maxPendingPerPrincipal > maxPending) {
-        throw new IllegalStateException("maxPendingPerPrincipal (" + maxPendingPerPrincipal
-            + ") must not exceed maxPending (" + maxPending + ")");
+        throw new IllegalStateException(
+            "maxPendingPerPrincipal ("
+                + maxPendingPerPrincipal
+                + ") must not exceed maxPending ("
+                + maxPending
+                + ")");
       }
       return new InProcessApprovalService(this);
     }

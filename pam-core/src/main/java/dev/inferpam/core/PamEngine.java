@@ -10,19 +10,19 @@ import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.ReviewNotifier;
-import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.adapter.ForwardHeaders;
 import dev.inferpam.core.adapter.PendingRequest;
 import dev.inferpam.core.adapter.ReviewSummaries;
 import dev.inferpam.core.adapter.Verdict;
+import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.internal.credentials.CredentialProviders;
 import dev.inferpam.core.internal.http.ErrorBodies;
 import dev.inferpam.core.internal.identity.IdentityChain;
+import dev.inferpam.core.internal.masking.BlockMasker;
 import dev.inferpam.core.internal.policy.Decider;
 import dev.inferpam.core.internal.quotas.Quotas;
 import dev.inferpam.core.internal.recording.ExchangeIds;
 import dev.inferpam.core.internal.recording.JsonlRecorder;
-import dev.inferpam.core.internal.masking.BlockMasker;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -117,24 +117,31 @@ public final class PamEngine implements AutoCloseable {
   private final boolean writeIntents;
   private final Masker masker;
   private final ApprovalService approvalService;
+
   /** The default service the engine built, and so closes; {@code null} when given one. */
   private final InProcessApprovalService ownApprovalService;
+
   private final IdentityResolver identity;
+
   /** The policy's {@code limits}, or {@code null} without them. */
   private final Quotas quotas;
+
   private final Clock clock;
   private final ExchangeIds ids;
   private final ExchangeListener listener;
+
   /** Lower-case names of {@code request.forward-headers}. */
   private final java.util.Set<String> forwardHeaders;
 
   /** Whether the recorder was built here (closed with the engine) rather than given (flushed). */
   private final boolean ownRecorder;
+
   /**
    * What the engine built besides the recorder and approval service and closes last, in this
    * order: identity resolvers, the credential provider, the expiry scheduler.
    */
   private final List<AutoCloseable> owned;
+
   private final AtomicBoolean closed = new AtomicBoolean();
 
   private PamEngine(Builder b) {
@@ -146,19 +153,23 @@ public final class PamEngine implements AutoCloseable {
     List<AutoCloseable> built = new ArrayList<>();
     Recorder madeRecorder = null;
     try {
-      List<IdentityResolver> resolvers = IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
+      List<IdentityResolver> resolvers =
+          IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
       for (IdentityResolver r : resolvers) {
-        if (r instanceof AutoCloseable c && b.resolvers.stream().noneMatch(given -> given == r)) built.add(c);
+        if (r instanceof AutoCloseable c && b.resolvers.stream().noneMatch(given -> given == r))
+          built.add(c);
       }
       if (b.credentialProvider != null) {
         this.credentialProvider = b.credentialProvider;
       } else {
-        this.credentialProvider = CredentialProviders.from(policy.upstream().credential(), System::getenv, clock,
-            background);
+        this.credentialProvider =
+            CredentialProviders.from(
+                policy.upstream().credential(), System::getenv, clock, background);
         if (credentialProvider instanceof AutoCloseable c) built.add(c);
       }
       this.decider = new Decider(policy, resolvers);
-      this.identity = request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
+      this.identity =
+          request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
       this.ownRecorder = b.recorder == null && policy.recording() != null;
       this.recorder = recorder(b, policy, clock, background);
       if (ownRecorder) madeRecorder = recorder;
@@ -169,18 +180,26 @@ public final class PamEngine implements AutoCloseable {
       for (AutoCloseable c : built) closeQuietly(c, e);
       throw e;
     }
-    this.ownApprovalService = approvalService instanceof InProcessApprovalService own && b.approvalService == null
-        ? own : null;
+    this.ownApprovalService =
+        approvalService instanceof InProcessApprovalService own && b.approvalService == null
+            ? own
+            : null;
     this.owned = List.copyOf(built);
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
     this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
-    this.quotas = policy.limits().isEmpty() ? null
-        : new Quotas(policy.limits(), b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock), clock);
+    this.quotas =
+        policy.limits().isEmpty()
+            ? null
+            : new Quotas(
+                policy.limits(),
+                b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock),
+                clock);
     this.ids = new ExchangeIds(clock);
     this.listener = b.listener == null ? ExchangeListener.NONE : b.listener;
     java.util.Set<String> names = new java.util.HashSet<>();
-    for (String name : policy.request().forwardHeaders()) names.add(name.toLowerCase(java.util.Locale.ROOT));
+    for (String name : policy.request().forwardHeaders())
+      names.add(name.toLowerCase(java.util.Locale.ROOT));
     this.forwardHeaders = java.util.Set.copyOf(names);
   }
 
@@ -194,9 +213,11 @@ public final class PamEngine implements AutoCloseable {
     if (policy.approval() == null) return ApprovalService.NONE;
     ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
     ReviewNotifier notifier = b.reviewNotifier;
-    InProcessApprovalService.Builder service = InProcessApprovalService.builder().settings(policy.approval())
-        .clock(clock)
-        .onReview(p -> notifier.pending(reviewRequest(p, summaries)));
+    InProcessApprovalService.Builder service =
+        InProcessApprovalService.builder()
+            .settings(policy.approval())
+            .clock(clock)
+            .onReview(p -> notifier.pending(reviewRequest(p, summaries)));
     if (b.scheduler != null) {
       service.scheduler(b.scheduler);
     } else if (b.threadFactory != null) {
@@ -217,11 +238,19 @@ public final class PamEngine implements AutoCloseable {
   }
 
   /** What a notifier is told of a new review: never headers, credentials or the unmasked prompt. */
-  private static ReviewNotifier.ReviewRequest reviewRequest(ApprovalService.Pending p,
-                                                           ReviewSummaries summaries) {
+  private static ReviewNotifier.ReviewRequest reviewRequest(
+      ApprovalService.Pending p, ReviewSummaries summaries) {
     ReviewSummaries.Summary s = summaries.summarize(p.request());
-    return new ReviewNotifier.ReviewRequest(p.id(), p.rule(), p.principal().subject(), s.model(), s.operation(),
-        p.created(), p.expires(), null, s.excerpt());
+    return new ReviewNotifier.ReviewRequest(
+        p.id(),
+        p.rule(),
+        p.principal().subject(),
+        s.model(),
+        s.operation(),
+        p.created(),
+        p.expires(),
+        null,
+        s.excerpt());
   }
 
   /**
@@ -233,10 +262,10 @@ public final class PamEngine implements AutoCloseable {
     if (policy.recording() != null) {
       return new JsonlRecorder(policy.recording(), clock, background.threads("inferpam-recorder"));
     }
-    log.warn("inferpam: the policy has no recording section and no Recorder was given: exchanges are NOT recorded");
+    log.warn(
+        "inferpam: the policy has no recording section and no Recorder was given: exchanges are NOT recorded");
     return Recorder.NOOP;
   }
-
 
   /**
    * The masker given to the builder wins; else the policy's {@code masking} section is built into
@@ -350,7 +379,8 @@ public final class PamEngine implements AutoCloseable {
         recorder.flush();
       }
     } catch (IOException e) {
-      log.error("inferpam: recorder failed to {}: {}", ownRecorder ? "close" : "flush", e.toString());
+      log.error(
+          "inferpam: recorder failed to {}: {}", ownRecorder ? "close" : "flush", e.toString());
       recorderFailure = e;
     }
     for (AutoCloseable c : owned) {
@@ -429,15 +459,24 @@ public final class PamEngine implements AutoCloseable {
    */
   public Authentication authenticate(RequestHead head) {
     Objects.requireNonNull(head, "head");
-    InferenceRequest request = new InferenceRequest(head.method(), head.rawPath(), head.query(), head.headers(), null,
-        head.remoteAddress());
+    InferenceRequest request =
+        new InferenceRequest(
+            head.method(),
+            head.rawPath(),
+            head.query(),
+            head.headers(),
+            null,
+            head.remoteAddress());
     Object identified;
     try {
       identified = decider.identifyOrDeny(request);
     } catch (RuntimeException e) {
-      log.error("inferpam: identity evaluation failed on an endpoint, refusing: {}", e.getClass().getName());
+      log.error(
+          "inferpam: identity evaluation failed on an endpoint, refusing: {}",
+          e.getClass().getName());
       log.debug("inferpam: identity evaluation failure", e);
-      return new Authentication.Refused(ErrorResponse.of(500, "internal_error", "policy evaluation failed", null));
+      return new Authentication.Refused(
+          ErrorResponse.of(500, "internal_error", "policy evaluation failed", null));
     }
     if (identified instanceof Principal p) return new Authentication.Authenticated(p);
     Decider.Verdict refused = (Decider.Verdict) identified;
@@ -459,7 +498,8 @@ public final class PamEngine implements AutoCloseable {
     for (Quotas.EntryStatus e : quotas.status(principal)) {
       List<QuotaStatus.Budget> budgets = new ArrayList<>();
       for (Quotas.BoundStatus b : e.bounds()) {
-        budgets.add(new QuotaStatus.Budget(b.bound().recordName(), b.limit(), b.used(), b.resets()));
+        budgets.add(
+            new QuotaStatus.Budget(b.bound().recordName(), b.limit(), b.used(), b.resets()));
       }
       List<String> models = new ArrayList<>();
       e.limit().models().forEach(g -> models.add(g.toString()));
@@ -484,7 +524,9 @@ public final class PamEngine implements AutoCloseable {
 
   /** The policy's {@code approval.timeout} (its default without the section). */
   Duration approvalTimeout() {
-    return policy.approval() == null ? Policy.Approval.DEFAULT_TIMEOUT : policy.approval().timeout();
+    return policy.approval() == null
+        ? Policy.Approval.DEFAULT_TIMEOUT
+        : policy.approval().timeout();
   }
 
   /** Slack on top of the engine's own bound before an adapter gives up on a held request. */
@@ -567,7 +609,8 @@ public final class PamEngine implements AutoCloseable {
 
     /** Overrides the policy's {@code upstream.credential}. */
     public Builder credentialProvider(CredentialProvider provider) {
-      if (this.credentialProvider != null) throw new IllegalStateException("credentialProvider already set");
+      if (this.credentialProvider != null)
+        throw new IllegalStateException("credentialProvider already set");
       this.credentialProvider = Objects.requireNonNull(provider, "provider");
       return this;
     }
@@ -602,7 +645,8 @@ public final class PamEngine implements AutoCloseable {
      * own notification).
      */
     public Builder approvalService(ApprovalService approvalService) {
-      if (this.approvalService != null) throw new IllegalStateException("approvalService already set");
+      if (this.approvalService != null)
+        throw new IllegalStateException("approvalService already set");
       this.approvalService = Objects.requireNonNull(approvalService, "approvalService");
       return this;
     }

@@ -30,10 +30,13 @@ final class PendingExchange implements PendingRequest {
   private final long contentLength;
   private final Instant started;
   private final long startNanos;
+
   /** The caller, identified from the head; {@code null} when the head decided. */
   private final Principal principal;
+
   /** The denial the head alone decided, or {@code null}. */
   private final Verdict.Denied decided;
+
   private final BodyIntake intake;
   private final AtomicBoolean settled = new AtomicBoolean();
 
@@ -47,12 +50,15 @@ final class PendingExchange implements PendingRequest {
     if (headDecision instanceof Principal p) {
       this.principal = p;
       this.decided = null;
-      this.intake = new BodyIntake(engine.policy().request(), contentLength, started.toEpochMilli());
+      this.intake =
+          new BodyIntake(engine.policy().request(), contentLength, started.toEpochMilli());
     } else {
       // Refused before the body was read: the record keeps the declared size, no body.
       Decider.Verdict v = (Decider.Verdict) headDecision;
       this.principal = null;
-      this.decided = (Verdict.Denied) exchange(new Decider.Verdict(v.decision(), null, null, null, null), true);
+      this.decided =
+          (Verdict.Denied)
+              exchange(new Decider.Verdict(v.decision(), null, null, null, null), true);
       this.intake = null;
       settled.set(true);
     }
@@ -65,7 +71,8 @@ final class PendingExchange implements PendingRequest {
 
   @Override
   public boolean accept(byte[] b, int off, int len) {
-    if (intake == null) throw new IllegalStateException("the head decided this request; its body is not read");
+    if (intake == null)
+      throw new IllegalStateException("the head decided this request; its body is not read");
     Objects.checkFromIndexSize(off, len, b.length);
     return intake.add(b, off, len, engine.clock().millis()) == null;
   }
@@ -74,7 +81,8 @@ final class PendingExchange implements PendingRequest {
   public Verdict finish() {
     if (!settled.compareAndSet(false, true)) return null;
     Decision.Deny refusal = intake.end(engine.clock().millis());
-    if (refusal != null) return exchange(new Decider.Verdict(refusal, principal, null, null, null), true);
+    if (refusal != null)
+      return exchange(new Decider.Verdict(refusal, principal, null, null, null), true);
     return exchange(decideBody(engine, head, principal, intake.bytes()), false);
   }
 
@@ -87,8 +95,14 @@ final class PendingExchange implements PendingRequest {
   @Override
   public Verdict failed() {
     if (!settled.compareAndSet(false, true)) return null;
-    return exchange(new Decider.Verdict(new Decision.Deny(400, "bad_request", "request body could not be read",
-        "request"), principal, null, null, null), true);
+    return exchange(
+        new Decider.Verdict(
+            new Decision.Deny(400, "bad_request", "request body could not be read", "request"),
+            principal,
+            null,
+            null,
+            null),
+        true);
   }
 
   @Override
@@ -120,7 +134,8 @@ final class PendingExchange implements PendingRequest {
   }
 
   private Verdict exchange(Decider.Verdict verdict, boolean bodyLeftUnread) {
-    return new Exchange(engine, head, contentLength, verdict, started, startNanos, bodyLeftUnread).verdict();
+    return new Exchange(engine, head, contentLength, verdict, started, startNanos, bodyLeftUnread)
+        .verdict();
   }
 
   /**
@@ -132,14 +147,23 @@ final class PendingExchange implements PendingRequest {
    */
   private static Object decideHead(PamEngine engine, RequestHead head, long length) {
     Object path = Decider.canonicalPathOrDeny(head.rawPath());
-    if (path instanceof Decision.Deny deny) return new Decider.Verdict(deny, null, null, null, null);
+    if (path instanceof Decision.Deny deny)
+      return new Decider.Verdict(deny, null, null, null, null);
     if (length > engine.maxBodyBytes()) {
-      return new Decider.Verdict(new Decision.Deny(413, "body_too_large",
-          new BoundedBody.TooLargeException(engine.maxBodyBytes()).getMessage(), "request.max-body"),
-          null, null, null, null);
+      return new Decider.Verdict(
+          new Decision.Deny(
+              413,
+              "body_too_large",
+              new BoundedBody.TooLargeException(engine.maxBodyBytes()).getMessage(),
+              "request.max-body"),
+          null,
+          null,
+          null,
+          null);
     }
-    InferenceRequest req = new InferenceRequest(head.method(), (String) path, head.query(), head.headers(),
-        null, head.remoteAddress());
+    InferenceRequest req =
+        new InferenceRequest(
+            head.method(), (String) path, head.query(), head.headers(), null, head.remoteAddress());
     try {
       return engine.decider().identifyOrDeny(req);
     } catch (RuntimeException e) {
@@ -147,25 +171,35 @@ final class PendingExchange implements PendingRequest {
       // be able to flood the log with stack traces.
       log.error("inferpam: identity evaluation failed, denying: {}", e.getClass().getName());
       log.debug("inferpam: identity evaluation failure", e);
-      return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
-          null, req, null, null);
+      return new Decider.Verdict(
+          new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
+          null,
+          req,
+          null,
+          null);
     }
   }
 
   /** Decides, after identity, a request whose body was read within the bounds. */
-  private static Decider.Verdict decideBody(PamEngine engine, RequestHead head, Principal principal, byte[] bytes) {
+  private static Decider.Verdict decideBody(
+      PamEngine engine, RequestHead head, Principal principal, byte[] bytes) {
     // The head was checked already, so the path is canonical.
     String path = (String) Decider.canonicalPathOrDeny(head.rawPath());
-    InferenceRequest req = new InferenceRequest(head.method(), path, head.query(), head.headers(),
-        bytes, head.remoteAddress());
+    InferenceRequest req =
+        new InferenceRequest(
+            head.method(), path, head.query(), head.headers(), bytes, head.remoteAddress());
     try {
       return engine.decider().decide(req, principal);
     } catch (RuntimeException e) {
       // One line: a caller whose request trips a bug must not flood the log with stack traces.
       log.error("inferpam: policy evaluation failed, denying: {}", e.getClass().getName());
       log.debug("inferpam: policy evaluation failure", e);
-      return new Decider.Verdict(new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
-          principal, req, null, null);
+      return new Decider.Verdict(
+          new Decision.Deny(500, "internal_error", "policy evaluation failed", "engine"),
+          principal,
+          req,
+          null,
+          null);
     }
   }
 }

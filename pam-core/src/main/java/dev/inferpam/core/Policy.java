@@ -16,37 +16,108 @@ import java.util.Set;
  * anything else YAML) or {@link #parse(String)}; both throw {@link PolicyException} naming the
  * key path and bad value. Absent sections are empty and add no rule.
  */
-public record Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
-                     List<Entitlement> entitlements, List<AllowRule> allow, Block block,
-                     Parameters parameters, Recording recording, Masking masking, Approval approval,
-                     List<Limit> limits) {
+public record Policy(
+    int version,
+    RequestSettings request,
+    Identity identity,
+    Upstream upstream,
+    List<Entitlement> entitlements,
+    List<AllowRule> allow,
+    Block block,
+    Parameters parameters,
+    Recording recording,
+    Masking masking,
+    Approval approval,
+    List<Limit> limits) {
 
   /** A policy without a {@code limits} section. */
-  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
-                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
-                Recording recording, Masking masking, Approval approval) {
-    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking, approval,
+  public Policy(
+      int version,
+      RequestSettings request,
+      Identity identity,
+      Upstream upstream,
+      List<Entitlement> entitlements,
+      List<AllowRule> allow,
+      Block block,
+      Parameters parameters,
+      Recording recording,
+      Masking masking,
+      Approval approval) {
+    this(
+        version,
+        request,
+        identity,
+        upstream,
+        entitlements,
+        allow,
+        block,
+        parameters,
+        recording,
+        masking,
+        approval,
         null);
   }
 
   /** A policy without an {@code approval} section. */
-  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
-                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
-                Recording recording, Masking masking) {
-    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, masking,
+  public Policy(
+      int version,
+      RequestSettings request,
+      Identity identity,
+      Upstream upstream,
+      List<Entitlement> entitlements,
+      List<AllowRule> allow,
+      Block block,
+      Parameters parameters,
+      Recording recording,
+      Masking masking) {
+    this(
+        version,
+        request,
+        identity,
+        upstream,
+        entitlements,
+        allow,
+        block,
+        parameters,
+        recording,
+        masking,
         (Approval) null);
   }
 
   /** A policy without a {@code masking} section. */
-  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
-                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters,
-                Recording recording) {
-    this(version, request, identity, upstream, entitlements, allow, block, parameters, recording, null);
+  public Policy(
+      int version,
+      RequestSettings request,
+      Identity identity,
+      Upstream upstream,
+      List<Entitlement> entitlements,
+      List<AllowRule> allow,
+      Block block,
+      Parameters parameters,
+      Recording recording) {
+    this(
+        version,
+        request,
+        identity,
+        upstream,
+        entitlements,
+        allow,
+        block,
+        parameters,
+        recording,
+        null);
   }
 
   /** A policy without a {@code recording} section. */
-  public Policy(int version, RequestSettings request, Identity identity, Upstream upstream,
-                List<Entitlement> entitlements, List<AllowRule> allow, Block block, Parameters parameters) {
+  public Policy(
+      int version,
+      RequestSettings request,
+      Identity identity,
+      Upstream upstream,
+      List<Entitlement> entitlements,
+      List<AllowRule> allow,
+      Block block,
+      Parameters parameters) {
     this(version, request, identity, upstream, entitlements, allow, block, parameters, null);
   }
 
@@ -54,7 +125,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   public static final long DEFAULT_MAX_BODY_BYTES = 8L * 1024 * 1024;
 
   public Policy {
-    if (version != 1) throw new PolicyException("version: unsupported version " + version + ", expected 1");
+    if (version != 1)
+      throw new PolicyException("version: unsupported version " + version + ", expected 1");
     request = request == null ? RequestSettings.DEFAULTS : request;
     identity = identity == null ? new Identity(List.of()) : identity;
     upstream = upstream == null ? new Upstream(null) : upstream;
@@ -117,15 +189,23 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                                tokens, each listed once. Only the gateway reads it: the servlet
    *                                filter and the OkHttp interceptor pass on what the application sends.
    */
-  public record RequestSettings(String basePath, long maxBodyBytes, java.time.Duration bodyTimeout,
-                                long minBodyRate, java.time.Duration headTimeout, int maxConnectionsPerClient,
-                                List<String> forwardHeaders) {
+  public record RequestSettings(
+      String basePath,
+      long maxBodyBytes,
+      java.time.Duration bodyTimeout,
+      long minBodyRate,
+      java.time.Duration headTimeout,
+      int maxConnectionsPerClient,
+      List<String> forwardHeaders) {
     /** Default {@code request.body-timeout}: 30 s. */
     public static final java.time.Duration DEFAULT_BODY_TIMEOUT = java.time.Duration.ofSeconds(30);
+
     /** Default {@code request.min-body-rate}: 1 KiB per second. */
     public static final long DEFAULT_MIN_BODY_RATE = 1024;
+
     /** How long after the head a body may arrive at any rate before {@code min-body-rate} applies. */
     public static final java.time.Duration MIN_BODY_RATE_GRACE = java.time.Duration.ofSeconds(5);
+
     /** Default {@code request.head-timeout}: 30 s. */
     public static final java.time.Duration DEFAULT_HEAD_TIMEOUT = java.time.Duration.ofSeconds(30);
 
@@ -133,31 +213,52 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
 
     public RequestSettings {
       basePath = basePath == null ? "" : basePath;
-      if (maxBodyBytes <= 0) throw new PolicyException("request.max-body: must be > 0, was " + maxBodyBytes);
+      if (maxBodyBytes <= 0)
+        throw new PolicyException("request.max-body: must be > 0, was " + maxBodyBytes);
       bodyTimeout = bodyTimeout == null ? DEFAULT_BODY_TIMEOUT : bodyTimeout;
       if (bodyTimeout.isNegative() || bodyTimeout.isZero()) {
         throw new PolicyException("request.body-timeout: must be > 0, was " + bodyTimeout);
       }
-      if (minBodyRate <= 0) throw new PolicyException("request.min-body-rate: must be > 0, was " + minBodyRate);
+      if (minBodyRate <= 0)
+        throw new PolicyException("request.min-body-rate: must be > 0, was " + minBodyRate);
       headTimeout = headTimeout == null ? DEFAULT_HEAD_TIMEOUT : headTimeout;
       if (headTimeout.isNegative() || headTimeout.isZero()) {
         throw new PolicyException("request.head-timeout: must be > 0, was " + headTimeout);
       }
       if (maxConnectionsPerClient < 0) {
-        throw new PolicyException("request.max-connections-per-client: must be >= 0, was " + maxConnectionsPerClient);
+        throw new PolicyException(
+            "request.max-connections-per-client: must be >= 0, was " + maxConnectionsPerClient);
       }
       forwardHeaders = ForwardHeaders.check(forwardHeaders);
     }
 
     /** All settings but {@code forwardHeaders}, which is empty. */
-    public RequestSettings(String basePath, long maxBodyBytes, java.time.Duration bodyTimeout, long minBodyRate,
-                           java.time.Duration headTimeout, int maxConnectionsPerClient) {
-      this(basePath, maxBodyBytes, bodyTimeout, minBodyRate, headTimeout, maxConnectionsPerClient, List.of());
+    public RequestSettings(
+        String basePath,
+        long maxBodyBytes,
+        java.time.Duration bodyTimeout,
+        long minBodyRate,
+        java.time.Duration headTimeout,
+        int maxConnectionsPerClient) {
+      this(
+          basePath,
+          maxBodyBytes,
+          bodyTimeout,
+          minBodyRate,
+          headTimeout,
+          maxConnectionsPerClient,
+          List.of());
     }
 
     /** Base path and body limit; the other settings at their defaults. */
     public RequestSettings(String basePath, long maxBodyBytes) {
-      this(basePath, maxBodyBytes, DEFAULT_BODY_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_HEAD_TIMEOUT, 0);
+      this(
+          basePath,
+          maxBodyBytes,
+          DEFAULT_BODY_TIMEOUT,
+          DEFAULT_MIN_BODY_RATE,
+          DEFAULT_HEAD_TIMEOUT,
+          0);
     }
   }
 
@@ -188,16 +289,23 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param requireType  required {@code typ} header (e.g. {@code at+jwt}), or {@code null}
    * @param clockSkew    tolerance for {@code exp}, {@code nbf}, {@code iat} (default 30s)
    */
-  public record OidcIssuer(String issuer, String audience, java.net.URI jwksUri, List<String> algorithms,
-                           String groupsClaim, String subjectClaim, String requireType,
-                           java.time.Duration clockSkew) {
+  public record OidcIssuer(
+      String issuer,
+      String audience,
+      java.net.URI jwksUri,
+      List<String> algorithms,
+      String groupsClaim,
+      String subjectClaim,
+      String requireType,
+      java.time.Duration clockSkew) {
     public static final List<String> DEFAULT_ALGORITHMS = List.of("RS256", "PS256", "ES256");
     public static final java.time.Duration DEFAULT_CLOCK_SKEW = java.time.Duration.ofSeconds(30);
 
     public OidcIssuer {
       Objects.requireNonNull(issuer, "issuer");
       Objects.requireNonNull(audience, "audience");
-      algorithms = algorithms == null || algorithms.isEmpty() ? DEFAULT_ALGORITHMS : List.copyOf(algorithms);
+      algorithms =
+          algorithms == null || algorithms.isEmpty() ? DEFAULT_ALGORITHMS : List.copyOf(algorithms);
       groupsClaim = groupsClaim == null ? "groups" : groupsClaim;
       subjectClaim = subjectClaim == null ? "sub" : subjectClaim;
       clockSkew = clockSkew == null ? DEFAULT_CLOCK_SKEW : clockSkew;
@@ -229,7 +337,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param scheme prefix such as {@code Bearer}; empty for raw header values; {@code null} picks
    *               {@code Bearer} for {@code Authorization} and none for other headers
    */
-  public record CredentialSource(String header, String scheme, String fromEnv, Path fromFile, OAuth2 oauth2) {
+  public record CredentialSource(
+      String header, String scheme, String fromEnv, Path fromFile, OAuth2 oauth2) {
     /** A static secret from the environment or a file. */
     public CredentialSource(String header, String scheme, String fromEnv, Path fromFile) {
       this(header, scheme, fromEnv, fromFile, null);
@@ -247,10 +356,16 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param audience      requested audience (the {@code audience} form parameter), or {@code null}
    * @param refreshBefore how long before expiry a token is replaced (default 60s)
    */
-  public record OAuth2(java.net.URI tokenEndpoint, String clientId, String clientSecretFromEnv,
-                       Path clientSecretFromFile, String scope, String audience,
-                       java.time.Duration refreshBefore) {
-    public static final java.time.Duration DEFAULT_REFRESH_BEFORE = java.time.Duration.ofSeconds(60);
+  public record OAuth2(
+      java.net.URI tokenEndpoint,
+      String clientId,
+      String clientSecretFromEnv,
+      Path clientSecretFromFile,
+      String scope,
+      String audience,
+      java.time.Duration refreshBefore) {
+    public static final java.time.Duration DEFAULT_REFRESH_BEFORE =
+        java.time.Duration.ofSeconds(60);
 
     public OAuth2 {
       Objects.requireNonNull(tokenEndpoint, "tokenEndpoint");
@@ -302,8 +417,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param exemptGroups principals in any of these groups are not checked
    * @param presets      parameter preset names (e.g. {@code extraction}), in policy order
    */
-  public record Parameters(Set<String> deny, Map<String, Double> max, Set<String> exemptGroups,
-                           List<String> presets) {
+  public record Parameters(
+      Set<String> deny, Map<String, Double> max, Set<String> exemptGroups, List<String> presets) {
     public Parameters {
       deny = Set.copyOf(deny);
       max = Map.copyOf(max);
@@ -336,9 +451,16 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                      {@code 0s} (default) refuses the request 503 at once; a longer duration
    *                      makes it wait up to that long for room first
    */
-  public record Recording(Path directory, Bodies bodies, Durability durability, java.time.Duration retention,
-                          long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize,
-                          java.time.Duration queueFullWait) {
+  public record Recording(
+      Path directory,
+      Bodies bodies,
+      Durability durability,
+      java.time.Duration retention,
+      long segmentBytes,
+      int queueCapacity,
+      java.time.Duration batchInterval,
+      int batchSize,
+      java.time.Duration queueFullWait) {
     public static final long DEFAULT_SEGMENT_BYTES = 64L * 1024 * 1024;
     public static final int DEFAULT_QUEUE_CAPACITY = 10_000;
     public static final java.time.Duration DEFAULT_BATCH_INTERVAL = java.time.Duration.ofMillis(5);
@@ -354,14 +476,31 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       batchSize = batchSize <= 0 ? DEFAULT_BATCH_SIZE : batchSize;
       queueFullWait = queueFullWait == null ? java.time.Duration.ZERO : queueFullWait;
       if (queueFullWait.isNegative()) {
-        throw new PolicyException("recording.queue-full-wait: must not be negative, was " + queueFullWait);
+        throw new PolicyException(
+            "recording.queue-full-wait: must not be negative, was " + queueFullWait);
       }
     }
 
     /** Without {@code queue-full-wait}: a full queue refuses at once. */
-    public Recording(Path directory, Bodies bodies, Durability durability, java.time.Duration retention,
-                     long segmentBytes, int queueCapacity, java.time.Duration batchInterval, int batchSize) {
-      this(directory, bodies, durability, retention, segmentBytes, queueCapacity, batchInterval, batchSize, null);
+    public Recording(
+        Path directory,
+        Bodies bodies,
+        Durability durability,
+        java.time.Duration retention,
+        long segmentBytes,
+        int queueCapacity,
+        java.time.Duration batchInterval,
+        int batchSize) {
+      this(
+          directory,
+          bodies,
+          durability,
+          retention,
+          segmentBytes,
+          queueCapacity,
+          batchInterval,
+          batchSize,
+          null);
     }
 
     /** A recording into {@code directory} with every default. */
@@ -371,14 +510,22 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
   }
 
   /** {@code recording.bodies}. */
-  public enum Bodies { MASKED, FULL, NONE }
+  public enum Bodies {
+    MASKED,
+    FULL,
+    NONE
+  }
 
   /**
    * {@code recording.durability}: {@code STRICT} makes an intent line durable before forwarding;
    * {@code BATCHED} group-commits (fsync every {@code batch-interval} or {@code batch-size});
    * {@code ASYNC} writes from a bounded queue without waiting for fsync.
    */
-  public enum Durability { STRICT, BATCHED, ASYNC }
+  public enum Durability {
+    STRICT,
+    BATCHED,
+    ASYNC
+  }
 
   /**
    * {@code masking}: what is masked in responses and how (see {@code docs/policy.md}).
@@ -396,27 +543,49 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    *                       hold back while a value could still be completing; must cover the
    *                       longest match of every detector in use (checked when the masker is built)
    */
-  public record Masking(List<String> detectors, List<CustomPattern> custom, List<WordList> words,
-                        MaskStrategy strategy, String hashKeyFromEnv, Path hashKeyFromFile,
-                        Set<String> exemptGroups, int maxHoldBack) {
+  public record Masking(
+      List<String> detectors,
+      List<CustomPattern> custom,
+      List<WordList> words,
+      MaskStrategy strategy,
+      String hashKeyFromEnv,
+      Path hashKeyFromFile,
+      Set<String> exemptGroups,
+      int maxHoldBack) {
     /** Default {@code max-hold-back}: enough for every built-in detector (a PEM private key). */
     public static final int DEFAULT_MAX_HOLD_BACK = 16 * 1024 + 256;
 
     /** A section with the default {@code max-hold-back}. */
-    public Masking(List<String> detectors, List<CustomPattern> custom, List<WordList> words, MaskStrategy strategy,
-                   String hashKeyFromEnv, Path hashKeyFromFile, Set<String> exemptGroups) {
-      this(detectors, custom, words, strategy, hashKeyFromEnv, hashKeyFromFile, exemptGroups, DEFAULT_MAX_HOLD_BACK);
+    public Masking(
+        List<String> detectors,
+        List<CustomPattern> custom,
+        List<WordList> words,
+        MaskStrategy strategy,
+        String hashKeyFromEnv,
+        Path hashKeyFromFile,
+        Set<String> exemptGroups) {
+      this(
+          detectors,
+          custom,
+          words,
+          strategy,
+          hashKeyFromEnv,
+          hashKeyFromFile,
+          exemptGroups,
+          DEFAULT_MAX_HOLD_BACK);
     }
 
     public Masking {
-      if (maxHoldBack <= 0) throw new PolicyException("masking: max-hold-back must be positive, was " + maxHoldBack);
+      if (maxHoldBack <= 0)
+        throw new PolicyException("masking: max-hold-back must be positive, was " + maxHoldBack);
       detectors = detectors == null ? List.of() : List.copyOf(detectors);
       custom = custom == null ? List.of() : List.copyOf(custom);
       words = words == null ? List.of() : List.copyOf(words);
       strategy = strategy == null ? MaskStrategy.REDACT : strategy;
       exemptGroups = exemptGroups == null ? Set.of() : Set.copyOf(exemptGroups);
       if (strategy == MaskStrategy.HASH && (hashKeyFromEnv == null) == (hashKeyFromFile == null)) {
-        throw new PolicyException("masking: strategy hash needs exactly one of hash-key-from-env / hash-key-from-file");
+        throw new PolicyException(
+            "masking: strategy hash needs exactly one of hash-key-from-env / hash-key-from-file");
       }
     }
   }
@@ -438,7 +607,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
 
     @Override
     public String toString() {
-      return "WordList[name=" + name + ", " + list.size() + " words, ignoreCase=" + ignoreCase + "]";
+      return "WordList[name="
+          + name
+          + ", "
+          + list.size()
+          + " words, ignoreCase="
+          + ignoreCase
+          + "]";
     }
   }
 
@@ -446,7 +621,11 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * {@code masking.strategy}: {@code REDACT} writes {@code [EMAIL]}; {@code PARTIAL} keeps the
    * last 4 letters/digits; {@code HASH} writes a keyed pseudonym {@code [EMAIL:3f9a1c]}.
    */
-  public enum MaskStrategy { REDACT, PARTIAL, HASH }
+  public enum MaskStrategy {
+    REDACT,
+    PARTIAL,
+    HASH
+  }
 
   /**
    * {@code approval}: just-in-time human review before the model runs (see {@code docs/policy.md}).
@@ -466,8 +645,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param maxPending             reviews waiting at once in total (extension {@code max-pending},
    *                               default {@value #DEFAULT_MAX_PENDING}); beyond it 429
    */
-  public record Approval(Set<String> reviewers, java.time.Duration timeout, java.time.Duration grant,
-                         List<ApprovalRule> rules, int maxPendingPerPrincipal, int maxPending) {
+  public record Approval(
+      Set<String> reviewers,
+      java.time.Duration timeout,
+      java.time.Duration grant,
+      List<ApprovalRule> rules,
+      int maxPendingPerPrincipal,
+      int maxPending) {
     public static final java.time.Duration DEFAULT_TIMEOUT = java.time.Duration.ofMinutes(5);
     public static final java.time.Duration MAX_TIMEOUT = java.time.Duration.ofHours(1);
     public static final java.time.Duration MAX_GRANT = java.time.Duration.ofDays(1);
@@ -484,7 +668,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       reviewers = reviewers == null ? Set.of() : Set.copyOf(reviewers);
       if (reviewers.isEmpty()) throw new PolicyException("approval.reviewers: must not be empty");
       if (reviewers.contains("*")) {
-        throw new PolicyException("approval.reviewers: \"*\" would let anyone approve; name the reviewer groups");
+        throw new PolicyException(
+            "approval.reviewers: \"*\" would let anyone approve; name the reviewer groups");
       }
       timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
       if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(MAX_TIMEOUT) > 0) {
@@ -498,19 +683,27 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       if (rules.isEmpty()) throw new PolicyException("approval.rules: must not be empty");
       Set<String> names = new java.util.HashSet<>();
       for (ApprovalRule r : rules) {
-        if (!names.add(r.name())) throw new PolicyException("approval.rules: duplicate name \"" + r.name() + "\"");
+        if (!names.add(r.name()))
+          throw new PolicyException("approval.rules: duplicate name \"" + r.name() + "\"");
       }
-      maxPendingPerPrincipal = maxPendingPerPrincipal <= 0 ? DEFAULT_MAX_PENDING_PER_PRINCIPAL : maxPendingPerPrincipal;
+      maxPendingPerPrincipal =
+          maxPendingPerPrincipal <= 0 ? DEFAULT_MAX_PENDING_PER_PRINCIPAL : maxPendingPerPrincipal;
       maxPending = maxPending <= 0 ? DEFAULT_MAX_PENDING : maxPending;
       if (maxPendingPerPrincipal > maxPending) {
-        throw new PolicyException("approval.max-pending-per-principal: must not exceed max-pending ("
-            + maxPending + "), was " + maxPendingPerPrincipal);
+        throw new PolicyException(
+            "approval.max-pending-per-principal: must not exceed max-pending ("
+                + maxPending
+                + "), was "
+                + maxPendingPerPrincipal);
       }
     }
 
     /** A section with the default bounds. */
-    public Approval(Set<String> reviewers, java.time.Duration timeout, java.time.Duration grant,
-                    List<ApprovalRule> rules) {
+    public Approval(
+        Set<String> reviewers,
+        java.time.Duration timeout,
+        java.time.Duration grant,
+        List<ApprovalRule> rules) {
       this(reviewers, timeout, grant, rules, 0, 0);
     }
   }
@@ -534,8 +727,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param groups        the rule applies only to principals in one of these groups ({@code *}
    *                      for any); empty for any
    */
-  public record ApprovalRule(String name, String promptMatches, Long maxTokensOver, List<Glob> models,
-                             Set<String> operations, Set<String> groups) {
+  public record ApprovalRule(
+      String name,
+      String promptMatches,
+      Long maxTokensOver,
+      List<Glob> models,
+      Set<String> operations,
+      Set<String> groups) {
     /**
      * @throws PolicyException      when no condition is set, the name is empty or holds
      *     {@code :}, {@code promptMatches} is not an allowed pattern, or {@code maxTokensOver} is
@@ -545,7 +743,8 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
     public ApprovalRule {
       Objects.requireNonNull(name, "name");
       if (name.isEmpty() || name.indexOf(':') >= 0) {
-        throw new PolicyException("approval.rules: name must be non-empty without \":\", was \"" + name + "\"");
+        throw new PolicyException(
+            "approval.rules: name must be non-empty without \":\", was \"" + name + "\"");
       }
       models = models == null ? List.of() : List.copyOf(models);
       operations = operations == null ? Set.of() : Set.copyOf(operations);
@@ -554,16 +753,24 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
         try {
           dev.inferpam.core.internal.masking.CustomPatterns.check(promptMatches);
         } catch (IllegalArgumentException e) {
-          throw new PolicyException("approval.rules: " + name + ": prompt-matches: " + e.getMessage(), e);
+          throw new PolicyException(
+              "approval.rules: " + name + ": prompt-matches: " + e.getMessage(), e);
         }
       }
       if (maxTokensOver != null && maxTokensOver < 0) {
-        throw new PolicyException("approval.rules: " + name + ": max-tokens-over must be >= 0, was " + maxTokensOver);
+        throw new PolicyException(
+            "approval.rules: " + name + ": max-tokens-over must be >= 0, was " + maxTokensOver);
       }
-      if (promptMatches == null && maxTokensOver == null && models.isEmpty() && operations.isEmpty()
+      if (promptMatches == null
+          && maxTokensOver == null
+          && models.isEmpty()
+          && operations.isEmpty()
           && groups.isEmpty()) {
-        throw new PolicyException("approval.rules: " + name + ": has no condition (prompt-matches, "
-            + "max-tokens-over, models, operations or groups)");
+        throw new PolicyException(
+            "approval.rules: "
+                + name
+                + ": has no condition (prompt-matches, "
+                + "max-tokens-over, models, operations or groups)");
       }
     }
   }
@@ -579,8 +786,13 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
    * @param tokensPerMinute   prompt + completion tokens per UTC minute, or {@code null}
    * @param tokensPerDay      prompt + completion tokens per UTC day, or {@code null}
    */
-  public record Limit(Set<String> groups, List<Glob> models, Set<String> operations, Long requestsPerMinute,
-                      Long tokensPerMinute, Long tokensPerDay) {
+  public record Limit(
+      Set<String> groups,
+      List<Glob> models,
+      Set<String> operations,
+      Long requestsPerMinute,
+      Long tokensPerMinute,
+      Long tokensPerDay) {
     /**
      * @throws PolicyException when {@code groups} is empty, no bound is set, or a bound is not
      *     positive
@@ -591,10 +803,12 @@ public record Policy(int version, RequestSettings request, Identity identity, Up
       models = models == null ? List.of() : List.copyOf(models);
       operations = operations == null ? Set.of() : Set.copyOf(operations);
       if (requestsPerMinute == null && tokensPerMinute == null && tokensPerDay == null) {
-        throw new PolicyException("limits: give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
+        throw new PolicyException(
+            "limits: give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
       }
       for (Long bound : java.util.Arrays.asList(requestsPerMinute, tokensPerMinute, tokensPerDay)) {
-        if (bound != null && bound <= 0) throw new PolicyException("limits: bounds must be > 0, was " + bound);
+        if (bound != null && bound <= 0)
+          throw new PolicyException("limits: bounds must be > 0, was " + bound);
       }
     }
   }

@@ -15,7 +15,8 @@ import java.util.Set;
  * @param budgets    one per bound the entry sets, in the order requests-per-minute,
  *                   tokens-per-minute, tokens-per-day
  */
-public record QuotaStatus(String rule, List<String> models, Set<String> operations, List<Budget> budgets) {
+public record QuotaStatus(
+    String rule, List<String> models, Set<String> operations, List<Budget> budgets) {
   public QuotaStatus {
     Objects.requireNonNull(rule, "rule");
     models = List.copyOf(models);

@@ -56,14 +56,16 @@ public final class Recordings {
    */
   public List<Entry> list(String subject, Instant since) throws IOException {
     List<Entry> out = new ArrayList<>();
-    scan(e -> {
-      SessionRecord r = e.record();
-      if (!SessionRecord.TYPE_EXCHANGE.equals(r.type())) return true;
-      if (subject != null && (r.principal() == null || !subject.equals(r.principal().subject()))) return true;
-      if (since != null && r.time().isBefore(since)) return true;
-      out.add(e);
-      return true;
-    });
+    scan(
+        e -> {
+          SessionRecord r = e.record();
+          if (!SessionRecord.TYPE_EXCHANGE.equals(r.type())) return true;
+          if (subject != null
+              && (r.principal() == null || !subject.equals(r.principal().subject()))) return true;
+          if (since != null && r.time().isBefore(since)) return true;
+          out.add(e);
+          return true;
+        });
     return out;
   }
 
@@ -73,10 +75,11 @@ public final class Recordings {
    */
   public List<Entry> entries() throws IOException {
     List<Entry> out = new ArrayList<>();
-    scan(e -> {
-      out.add(e);
-      return true;
-    });
+    scan(
+        e -> {
+          out.add(e);
+          return true;
+        });
     return out;
   }
 
@@ -84,13 +87,14 @@ public final class Recordings {
   public Optional<Entry> find(String id) throws IOException {
     Objects.requireNonNull(id, "id");
     Entry[] found = new Entry[1];
-    scan(e -> {
-      if (id.equals(e.record().id()) && SessionRecord.TYPE_EXCHANGE.equals(e.record().type())) {
-        found[0] = e;
-        return false;
-      }
-      return true;
-    });
+    scan(
+        e -> {
+          if (id.equals(e.record().id()) && SessionRecord.TYPE_EXCHANGE.equals(e.record().type())) {
+            found[0] = e;
+            return false;
+          }
+          return true;
+        });
     return Optional.ofNullable(found[0]);
   }
 
@@ -137,7 +141,8 @@ public final class Recordings {
           }
           // lines are only parsed while a retention line is still wanted, and only those that
           // say so near their start (type is the second member)
-          if (uncovered != null && startsAsRetention(line)
+          if (uncovered != null
+              && startsAsRetention(line)
               && RecordCodec.TYPE_RETENTION.equals(RecordCodec.typeOf(line.text()))) {
             try {
               for (RecordCodec.Removed r : RecordCodec.decodeRetention(line.text()).removed()) {
@@ -172,7 +177,8 @@ public final class Recordings {
     return false;
   }
 
-  private static final String UNCOVERED = "first segment does not start the chain and no retention line covers it";
+  private static final String UNCOVERED =
+      "first segment does not start the chain and no retention line covers it";
 
   private static Verification broken(long records, String file, long line, String reason) {
     return new Verification(false, records, file, line, reason);

@@ -15,8 +15,12 @@ import java.util.Objects;
  * @param headers       header names (any case) to values
  * @param remoteAddress the peer address, or {@code null}
  */
-public record RequestHead(String method, String rawPath, String query,
-                          Map<String, List<String>> headers, String remoteAddress) {
+public record RequestHead(
+    String method,
+    String rawPath,
+    String query,
+    Map<String, List<String>> headers,
+    String remoteAddress) {
   public RequestHead {
     Objects.requireNonNull(method, "method");
     Objects.requireNonNull(rawPath, "rawPath");

@@ -3,8 +3,8 @@ package dev.inferpam.core;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.ReviewNotifier;
-import dev.inferpam.core.internal.policy.Durations;
 import dev.inferpam.core.internal.http.HttpClients;
+import dev.inferpam.core.internal.policy.Durations;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -94,19 +94,25 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
 
   /** Default bound on connecting to the webhook. */
   public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(5);
+
   /** Default bound on waiting for the webhook's response headers. */
   public static final Duration DEFAULT_READ_TIMEOUT = Duration.ofSeconds(10);
+
   /** Default number of attempts per notice, the first included. */
   public static final int DEFAULT_MAX_ATTEMPTS = 5;
+
   /** Default wait before the first retry; it doubles for each further one. */
   public static final Duration DEFAULT_BACKOFF_BASE = Duration.ofSeconds(1);
+
   /** Default longest wait between two attempts. */
   public static final Duration DEFAULT_BACKOFF_MAX = Duration.ofMinutes(1);
+
   /** Default number of notices that may wait to be sent. */
   public static final int DEFAULT_QUEUE_CAPACITY = 1000;
 
   private static final Logger LOG = LoggerFactory.getLogger(WebhookReviewNotifier.class);
   private static final ObjectMapper JSON = new ObjectMapper();
+
   /** Most of the excerpt that goes into the one-line {@code text}; the full excerpt has its own field. */
   private static final int TEXT_EXCERPT_CHARS = 200;
 
@@ -123,26 +129,34 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   private final Logger log;
   private final HttpClient http;
   private final Executor executor;
+
   /** The pool made here when no executor was given; shut down on close. */
   private final ExecutorService ownExecutor;
+
   private final ScheduledExecutorService scheduler;
   private final boolean ownScheduler;
 
   private final ReentrantLock lock = new ReentrantLock();
+
   /** Notices waiting for an attempt, oldest first (due retries go first); guarded by lock. */
   private final ArrayDeque<Notice> queue = new ArrayDeque<>();
+
   /** Notices waiting for their retry time; guarded by lock. */
   private final List<Notice> retrying = new ArrayList<>();
+
   /** Whether an attempt is in progress; guarded by lock. */
   private boolean sending;
+
   /** The attempt in progress, to abandon on close; guarded by lock. */
   private CompletableFuture<?> inFlight;
 
   private final AtomicLong delivered = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
   private final AtomicLong dropped = new AtomicLong();
+
   /** True from a drop until the next notice is queued: one warning per run of drops. */
   private final AtomicBoolean dropping = new AtomicBoolean();
+
   private volatile boolean closed;
 
   /** One notice on its way: its request, built once, and how its attempts went. */
@@ -189,15 +203,16 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       this.scheduler = retries;
       this.ownScheduler = true;
     }
-    this.http = HttpClient.newBuilder()
-        .executor(executor)
-        .connectTimeout(b.connectTimeout)
-        // A redirect would carry the payload, and the Authorization value, wherever it points.
-        .followRedirects(HttpClient.Redirect.NEVER)
-        // Small occasional POSTs gain nothing from HTTP/2, and h2c upgrade probes confuse some
-        // plain-http endpoints.
-        .version(HttpClient.Version.HTTP_1_1)
-        .build();
+    this.http =
+        HttpClient.newBuilder()
+            .executor(executor)
+            .connectTimeout(b.connectTimeout)
+            // A redirect would carry the payload, and the Authorization value, wherever it points.
+            .followRedirects(HttpClient.Redirect.NEVER)
+            // Small occasional POSTs gain nothing from HTTP/2, and h2c upgrade probes confuse some
+            // plain-http endpoints.
+            .version(HttpClient.Version.HTTP_1_1)
+            .build();
   }
 
   private static ThreadFactory daemon(String name) {
@@ -238,8 +253,12 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     }
     long n = dropped.incrementAndGet();
     if (!closed && !dropping.getAndSet(true)) {
-      log.warn("inferpam: review notification queue for {} is full ({} waiting); dropping notifications "
-          + "({} dropped so far)", endpoint, queueCapacity, n);
+      log.warn(
+          "inferpam: review notification queue for {} is full ({} waiting); dropping notifications "
+              + "({} dropped so far)",
+          endpoint,
+          queueCapacity,
+          n);
     }
   }
 
@@ -291,18 +310,27 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   /** Names the endpoint by scheme, host and port only, with the counters. */
   @Override
   public String toString() {
-    return "WebhookReviewNotifier[" + endpoint + ", delivered=" + delivered + ", failed=" + failed
-        + ", dropped=" + dropped + (closed ? ", closed" : "") + "]";
+    return "WebhookReviewNotifier["
+        + endpoint
+        + ", delivered="
+        + delivered
+        + ", failed="
+        + failed
+        + ", dropped="
+        + dropped
+        + (closed ? ", closed" : "")
+        + "]";
   }
 
   // ---------------------------------------------------------------------------------------------
   // Sending
 
   private HttpRequest post(ReviewRequest r) {
-    HttpRequest.Builder post = HttpRequest.newBuilder(url)
-        .timeout(readTimeout)
-        .header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofByteArray(payload(r)));
+    HttpRequest.Builder post =
+        HttpRequest.newBuilder(url)
+            .timeout(readTimeout)
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofByteArray(payload(r)));
     if (authorization != null) post.header("Authorization", authorization);
     return post.build();
   }
@@ -313,7 +341,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       executor.execute(this::sendNext);
     } catch (RejectedExecutionException e) {
       // closed meanwhile: close() counted what was queued
-      if (!closed) log.warn("inferpam: review notifications for {} not sent: the executor refused", endpoint);
+      if (!closed)
+        log.warn("inferpam: review notifications for {} not sent: the executor refused", endpoint);
     }
   }
 
@@ -340,9 +369,10 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     CompletableFuture<HttpResponse<Void>> sentFinal = sent;
     CompletableFuture<HttpResponse<Void>> bounded =
         sent.copy().orTimeout(connectTimeout.plus(readTimeout).toMillis(), TimeUnit.MILLISECONDS);
-    bounded.whenComplete((r, e) -> {
-      if (e != null) sentFinal.cancel(true);
-    });
+    bounded.whenComplete(
+        (r, e) -> {
+          if (e != null) sentFinal.cancel(true);
+        });
     lock.lock();
     try {
       if (closed) {
@@ -364,7 +394,10 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     } catch (RuntimeException e) {
       // The exception's message could name the URL.
       failed.incrementAndGet();
-      log.warn("inferpam: review notification for approval {} to {} failed: {}", n.review.approvalId(), endpoint,
+      log.warn(
+          "inferpam: review notification for approval {} to {} failed: {}",
+          n.review.approvalId(),
+          endpoint,
           e.getClass().getName());
     } finally {
       lock.lock();
@@ -390,8 +423,11 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       last = "HTTP " + status;
       if (status != 429 && status < 500) {
         failed.incrementAndGet();
-        log.warn("inferpam: review notification for approval {} refused by {} with HTTP {}; not retried",
-            n.review.approvalId(), endpoint, status);
+        log.warn(
+            "inferpam: review notification for approval {} refused by {} with HTTP {}; not retried",
+            n.review.approvalId(),
+            endpoint,
+            status);
         return;
       }
       if (status == 429) retryAfter = retryAfter(response);
@@ -403,8 +439,12 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       return;
     }
     failed.incrementAndGet();
-    log.warn("inferpam: review notification for approval {} not delivered to {} after {} attempts; last: {}",
-        n.review.approvalId(), endpoint, maxAttempts, last);
+    log.warn(
+        "inferpam: review notification for approval {} not delivered to {} after {} attempts; last: {}",
+        n.review.approvalId(),
+        endpoint,
+        maxAttempts,
+        last);
   }
 
   /** Schedules the next attempt of {@code n}; it keeps its place in the bound meanwhile. */
@@ -417,8 +457,10 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     } catch (RejectedExecutionException e) {
       retrying.remove(n);
       failed.incrementAndGet();
-      log.warn("inferpam: review notification for approval {} to {} not retried: the scheduler refused",
-          n.review.approvalId(), endpoint);
+      log.warn(
+          "inferpam: review notification for approval {} to {} not retried: the scheduler refused",
+          n.review.approvalId(),
+          endpoint);
     } finally {
       lock.unlock();
     }
@@ -444,7 +486,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     long full = backoff(attempt, null).toMillis();
     long half = full / 2;
     long millis = half + (long) (jitter.getAsDouble() * (full - half));
-    if (retryAfter != null) millis = Math.max(millis, Math.min(backoffMax.toMillis(), retryAfter.toMillis()));
+    if (retryAfter != null)
+      millis = Math.max(millis, Math.min(backoffMax.toMillis(), retryAfter.toMillis()));
     return Duration.ofMillis(millis);
   }
 
@@ -472,11 +515,14 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
   /** A secret-free description: exception messages can quote the URL. */
   private String describe(Throwable error) {
     Throwable e = error;
-    while ((e instanceof CompletionException || e instanceof ExecutionException) && e.getCause() != null) {
+    while ((e instanceof CompletionException || e instanceof ExecutionException)
+        && e.getCause() != null) {
       e = e.getCause();
     }
-    if (e instanceof HttpConnectTimeoutException) return "connect timed out after " + Durations.format(connectTimeout);
-    if (e instanceof HttpTimeoutException) return "no response within " + Durations.format(readTimeout);
+    if (e instanceof HttpConnectTimeoutException)
+      return "connect timed out after " + Durations.format(connectTimeout);
+    if (e instanceof HttpTimeoutException)
+      return "no response within " + Durations.format(readTimeout);
     if (e instanceof TimeoutException) {
       return "no complete response within " + Durations.format(connectTimeout.plus(readTimeout));
     }
@@ -502,14 +548,20 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     try {
       return JSON.writeValueAsBytes(body);
     } catch (JsonProcessingException e) {
-      throw new IllegalStateException("cannot write a review notification", e); // strings only: cannot happen
+      throw new IllegalStateException(
+          "cannot write a review notification", e); // strings only: cannot happen
     }
   }
 
   /** The Slack-compatible one-line summary. */
   static String text(ReviewRequest r) {
-    StringBuilder s = new StringBuilder("inferpam: approval ").append(r.approvalId()).append(" needed: ")
-        .append(r.principal()).append(" wants ").append(r.operation() == null ? "a request" : r.operation());
+    StringBuilder s =
+        new StringBuilder("inferpam: approval ")
+            .append(r.approvalId())
+            .append(" needed: ")
+            .append(r.principal())
+            .append(" wants ")
+            .append(r.operation() == null ? "a request" : r.operation());
     if (r.model() != null) s.append(" on ").append(r.model());
     s.append(" (rule ").append(r.rule()).append("), expires ").append(r.expires());
     if (r.excerpt() != null && !r.excerpt().isBlank()) {
@@ -541,7 +593,9 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
 
   /** Scheme, host and port: the rest of a webhook URL may be its secret. */
   private static String endpoint(URI url) {
-    return url.getScheme().toLowerCase(Locale.ROOT) + "://" + url.getHost()
+    return url.getScheme().toLowerCase(Locale.ROOT)
+        + "://"
+        + url.getHost()
         + (url.getPort() == -1 ? "" : ":" + url.getPort());
   }
 
@@ -579,10 +633,13 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       if (!"http".equals(scheme) && !"https".equals(scheme)) {
         throw new IllegalArgumentException("url must be http or https, was scheme " + scheme);
       }
-      if (url.getHost() == null) throw new IllegalArgumentException("url must name a host (" + scheme + "://?)");
+      if (url.getHost() == null)
+        throw new IllegalArgumentException("url must name a host (" + scheme + "://?)");
       if (url.getRawUserInfo() != null) {
-        throw new IllegalArgumentException("url must not carry user info (" + endpoint(url)
-            + "); use authorization(..) for credentials");
+        throw new IllegalArgumentException(
+            "url must not carry user info ("
+                + endpoint(url)
+                + "); use authorization(..) for credentials");
       }
       this.url = url;
       return this;
@@ -620,7 +677,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
 
     /** Attempts per notice, the first included. @throws IllegalArgumentException unless positive */
     public Builder maxAttempts(int attempts) {
-      if (attempts <= 0) throw new IllegalArgumentException("maxAttempts must be > 0, was " + attempts);
+      if (attempts <= 0)
+        throw new IllegalArgumentException("maxAttempts must be > 0, was " + attempts);
       this.maxAttempts = attempts;
       return this;
     }
@@ -628,7 +686,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     /** Wait before the first retry, doubled for each further one. @throws IllegalArgumentException when negative */
     public Builder backoffBase(Duration base) {
       Objects.requireNonNull(base, "base");
-      if (base.isNegative()) throw new IllegalArgumentException("backoffBase must be >= 0, was " + base);
+      if (base.isNegative())
+        throw new IllegalArgumentException("backoffBase must be >= 0, was " + base);
       this.backoffBase = base;
       return this;
     }
@@ -636,7 +695,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     /** Longest wait between attempts. @throws IllegalArgumentException when negative */
     public Builder backoffMax(Duration max) {
       Objects.requireNonNull(max, "max");
-      if (max.isNegative()) throw new IllegalArgumentException("backoffMax must be >= 0, was " + max);
+      if (max.isNegative())
+        throw new IllegalArgumentException("backoffMax must be >= 0, was " + max);
       this.backoffMax = max;
       return this;
     }
@@ -668,7 +728,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
 
     /** Notices that may wait to be sent. @throws IllegalArgumentException unless positive */
     public Builder queueCapacity(int capacity) {
-      if (capacity <= 0) throw new IllegalArgumentException("queueCapacity must be > 0, was " + capacity);
+      if (capacity <= 0)
+        throw new IllegalArgumentException("queueCapacity must be > 0, was " + capacity);
       this.queueCapacity = capacity;
       return this;
     }
@@ -693,15 +754,16 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
     public WebhookReviewNotifier build() {
       if (url == null) throw new IllegalStateException("url is required");
       if (backoffBase.compareTo(backoffMax) > 0) {
-        throw new IllegalStateException("backoffBase (" + backoffBase + ") must not exceed backoffMax ("
-            + backoffMax + ")");
+        throw new IllegalStateException(
+            "backoffBase (" + backoffBase + ") must not exceed backoffMax (" + backoffMax + ")");
       }
       return new WebhookReviewNotifier(this);
     }
 
     private static Duration positive(Duration d, String name) {
       Objects.requireNonNull(d, name);
-      if (d.isNegative() || d.isZero()) throw new IllegalArgumentException(name + " must be > 0, was " + d);
+      if (d.isNegative() || d.isZero())
+        throw new IllegalArgumentException(name + " must be > 0, was " + d);
       return d;
     }
   }

@@ -6,14 +6,14 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.ApprovalService.Pending;
+import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.ReviewNotifier;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
-import dev.inferpam.api.ApprovalService.Pending;
-import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.policy.Decider;
@@ -64,6 +64,7 @@ class ExchangeApprovalTest {
   final MutableClock clock = new MutableClock(T0);
   final CapturingRecorder rec = new CapturingRecorder();
   final List<AutoCloseable> toClose = new ArrayList<>();
+
   /** The service of the engine under test when it is an {@link InProcessApprovalService}. */
   InProcessApprovalService service;
 
@@ -76,7 +77,9 @@ class ExchangeApprovalTest {
 
   static String sha256(String s) {
     try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
     } catch (Exception e) {
       throw new AssertionError(e);
     }
@@ -113,7 +116,8 @@ class ExchangeApprovalTest {
           max: {max_tokens: 16000}
         approval:
           reviewers: [security-oncall]
-        """.formatted(sha256(KEY), sha256(CI_KEY))
+        """
+            .formatted(sha256(KEY), sha256(CI_KEY))
         + settings
         + """
           rules:
@@ -132,17 +136,30 @@ class ExchangeApprovalTest {
   }
 
   static String chat(String model, String prompt) {
-    return "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]}";
+    return "{\"model\":\""
+        + model
+        + "\",\"messages\":[{\"role\":\"user\",\"content\":\""
+        + prompt
+        + "\"}]}";
   }
 
   PamEngine.Builder base(Policy policy) {
-    return PamEngine.builder().policy(policy).clock(clock).recorder(rec).credentialProvider(() -> UPSTREAM);
+    return PamEngine.builder()
+        .policy(policy)
+        .clock(clock)
+        .recorder(rec)
+        .credentialProvider(() -> UPSTREAM);
   }
 
   /** An engine whose reviews wait in an in-process service on the fake clock, expired by hand. */
   PamEngine manualEngine(String yaml) {
     Policy p = Policy.parse(yaml);
-    service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
+    service =
+        InProcessApprovalService.builder()
+            .settings(p.approval())
+            .clock(clock)
+            .manualExpiry()
+            .build();
     toClose.add(service);
     return keep(base(p).approvalService(service).build());
   }
@@ -166,12 +183,19 @@ class ExchangeApprovalTest {
   }
 
   static Verdict call(PamEngine engine, String path, String key, String body) {
-    Map<String, List<String>> headers = key == null
-        ? Map.of("Content-Type", List.of("application/json"))
-        : Map.of("Content-Type", List.of("application/json"), "Authorization", List.of("Bearer " + key));
+    Map<String, List<String>> headers =
+        key == null
+            ? Map.of("Content-Type", List.of("application/json"))
+            : Map.of(
+                "Content-Type",
+                List.of("application/json"),
+                "Authorization",
+                List.of("Bearer " + key));
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"),
-        new ByteArrayInputStream(bytes), bytes.length);
+    return engine.begin(
+        new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(bytes),
+        bytes.length);
   }
 
   static Verdict chatCall(PamEngine engine, String body) {
@@ -238,8 +262,9 @@ class ExchangeApprovalTest {
   }
 
   static void respond(Verdict ex, String body) {
-    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(fin(ex)), 200,
-        Map.of("Content-Type", List.of("application/json")));
+    ResponsePlan.Relay relay =
+        Verdicts.relay(
+            Verdicts.allowed(fin(ex)), 200, Map.of("Content-Type", List.of("application/json")));
     byte[] b = body.getBytes(StandardCharsets.UTF_8);
     relay.delivered(b, 0, b.length);
   }
@@ -248,67 +273,149 @@ class ExchangeApprovalTest {
 
   static Stream<Arguments> heldRequests() {
     return Stream.of(
-        Arguments.of("prompt in a chat message", CHAT, KEY,
+        Arguments.of(
+            "prompt in a chat message",
+            CHAT,
+            KEY,
             "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
-                + "{\"role\":\"user\",\"content\":\"Please DUMP ALL customer rows\"}]}", "bulk-export"),
-        Arguments.of("prompt in chat content parts", CHAT, KEY,
+                + "{\"role\":\"user\",\"content\":\"Please DUMP ALL customer rows\"}]}",
+            "bulk-export"),
+        Arguments.of(
+            "prompt in chat content parts",
+            CHAT,
+            KEY,
             "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":"
                 + "[{\"type\":\"text\",\"text\":\"now list every\"},{\"type\":\"text\",\"text\":\" password\"}]}]}",
             "bulk-export"),
-        Arguments.of("prompt of a completion", "/v1/completions", KEY,
-            "{\"model\":\"llama-3\",\"prompt\":\"export all invoices\"}", "bulk-export"),
-        Arguments.of("input of an embedding", "/v1/embeddings", KEY,
-            "{\"model\":\"llama-3\",\"input\":[\"hello\",\"dump every record\"]}", "bulk-export"),
-        Arguments.of("input string of a response", "/v1/responses", KEY,
-            "{\"model\":\"llama-3\",\"input\":\"list all secrets\"}", "bulk-export"),
-        Arguments.of("input items of a response", "/v1/responses", KEY,
+        Arguments.of(
+            "prompt of a completion",
+            "/v1/completions",
+            KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"export all invoices\"}",
+            "bulk-export"),
+        Arguments.of(
+            "input of an embedding",
+            "/v1/embeddings",
+            KEY,
+            "{\"model\":\"llama-3\",\"input\":[\"hello\",\"dump every record\"]}",
+            "bulk-export"),
+        Arguments.of(
+            "input string of a response",
+            "/v1/responses",
+            KEY,
+            "{\"model\":\"llama-3\",\"input\":\"list all secrets\"}",
+            "bulk-export"),
+        Arguments.of(
+            "input items of a response",
+            "/v1/responses",
+            KEY,
             "{\"model\":\"llama-3\",\"input\":[{\"role\":\"user\",\"content\":"
-                + "[{\"type\":\"input_text\",\"text\":\"export every table\"}]}]}", "bulk-export"),
+                + "[{\"type\":\"input_text\",\"text\":\"export every table\"}]}]}",
+            "bulk-export"),
         // The prompt as a reader (and the model) sees it: split, disguised, or in other fields.
-        Arguments.of("prompt split across messages", CHAT, KEY,
+        Arguments.of(
+            "prompt split across messages",
+            CHAT,
+            KEY,
             "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"please dump\"},"
-                + "{\"role\":\"user\",\"content\":\"all customer rows\"}]}", "bulk-export"),
-        Arguments.of("prompt in Cyrillic look-alikes", CHAT, KEY,
-            chat("llama-3", "please \\u0501\\u057Dm\\u0440 \\u0430ll customer rows"), "bulk-export"),
-        Arguments.of("prompt in fullwidth letters", CHAT, KEY,
-            chat("llama-3", "\\uFF44\\uFF55\\uFF4D\\uFF50 \\uFF41\\uFF4C\\uFF4C"), "bulk-export"),
-        Arguments.of("prompt with a soft hyphen for a space", CHAT, KEY, chat("llama-3", "dump\\u00ADall rows"),
+                + "{\"role\":\"user\",\"content\":\"all customer rows\"}]}",
             "bulk-export"),
-        Arguments.of("prompt with a zero-width joiner and a no-break space", CHAT, KEY,
-            chat("llama-3", "DU\\u200DMP\\u00A0ALL rows"), "bulk-export"),
-        Arguments.of("prompt with a newline between the words", CHAT, KEY, chat("llama-3", "list\\nevery secret"),
+        Arguments.of(
+            "prompt in Cyrillic look-alikes",
+            CHAT,
+            KEY,
+            chat("llama-3", "please \\u0501\\u057Dm\\u0440 \\u0430ll customer rows"),
             "bulk-export"),
-        Arguments.of("prompt in a tool description", CHAT, KEY,
+        Arguments.of(
+            "prompt in fullwidth letters",
+            CHAT,
+            KEY,
+            chat("llama-3", "\\uFF44\\uFF55\\uFF4D\\uFF50 \\uFF41\\uFF4C\\uFF4C"),
+            "bulk-export"),
+        Arguments.of(
+            "prompt with a soft hyphen for a space",
+            CHAT,
+            KEY,
+            chat("llama-3", "dump\\u00ADall rows"),
+            "bulk-export"),
+        Arguments.of(
+            "prompt with a zero-width joiner and a no-break space",
+            CHAT,
+            KEY,
+            chat("llama-3", "DU\\u200DMP\\u00A0ALL rows"),
+            "bulk-export"),
+        Arguments.of(
+            "prompt with a newline between the words",
+            CHAT,
+            KEY,
+            chat("llama-3", "list\\nevery secret"),
+            "bulk-export"),
+        Arguments.of(
+            "prompt in a tool description",
+            CHAT,
+            KEY,
             "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":"
                 + "\"function\",\"function\":{\"name\":\"f\",\"description\":\"always export all rows\"}}]}",
             "bulk-export"),
-        Arguments.of("prompt in an Ollama template", "/api/generate", KEY,
-            "{\"model\":\"llama-3\",\"prompt\":\"hi\",\"template\":\"{{ .Prompt }} then dump all\"}", "bulk-export"),
-        Arguments.of("max_tokens over", CHAT, KEY,
-            "{\"model\":\"llama-3\",\"max_tokens\":8001,\"messages\":[]}", "large-generation"),
-        Arguments.of("max_completion_tokens over", CHAT, KEY,
-            "{\"model\":\"llama-3\",\"max_completion_tokens\":9000,\"messages\":[]}", "large-generation"),
-        Arguments.of("max_output_tokens over", "/v1/responses", KEY,
-            "{\"model\":\"llama-3\",\"max_output_tokens\":9000,\"input\":\"hi\"}", "large-generation"),
+        Arguments.of(
+            "prompt in an Ollama template",
+            "/api/generate",
+            KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"hi\",\"template\":\"{{ .Prompt }} then dump all\"}",
+            "bulk-export"),
+        Arguments.of(
+            "max_tokens over",
+            CHAT,
+            KEY,
+            "{\"model\":\"llama-3\",\"max_tokens\":8001,\"messages\":[]}",
+            "large-generation"),
+        Arguments.of(
+            "max_completion_tokens over",
+            CHAT,
+            KEY,
+            "{\"model\":\"llama-3\",\"max_completion_tokens\":9000,\"messages\":[]}",
+            "large-generation"),
+        Arguments.of(
+            "max_output_tokens over",
+            "/v1/responses",
+            KEY,
+            "{\"model\":\"llama-3\",\"max_output_tokens\":9000,\"input\":\"hi\"}",
+            "large-generation"),
         Arguments.of("model glob", CHAT, KEY, chat("finance-ledger", "hello"), "finance-models"),
-        Arguments.of("operation", "/v1/completions", KEY,
-            "{\"model\":\"llama-3\",\"prompt\":\"write a haiku\"}", "completions"),
+        Arguments.of(
+            "operation",
+            "/v1/completions",
+            KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"write a haiku\"}",
+            "completions"),
         Arguments.of("group", CHAT, CI_KEY, chat("llama-3", "hello"), "ci-anything"),
         // First match in policy order wins.
-        Arguments.of("prompt before bound and model", CHAT, KEY,
+        Arguments.of(
+            "prompt before bound and model",
+            CHAT,
+            KEY,
             "{\"model\":\"finance-x\",\"max_tokens\":9000,\"messages\":[{\"role\":\"user\",\"content\":\"dump all\"}]}",
             "bulk-export"),
-        Arguments.of("bound before model", CHAT, KEY,
-            "{\"model\":\"finance-x\",\"max_tokens\":9000,\"messages\":[]}", "large-generation"),
-        Arguments.of("model before group", CHAT, CI_KEY, chat("finance-x", "hello"), "finance-models"),
-        Arguments.of("prompt before operation", "/v1/completions", CI_KEY,
-            "{\"model\":\"llama-3\",\"prompt\":\"export all\"}", "bulk-export"));
+        Arguments.of(
+            "bound before model",
+            CHAT,
+            KEY,
+            "{\"model\":\"finance-x\",\"max_tokens\":9000,\"messages\":[]}",
+            "large-generation"),
+        Arguments.of(
+            "model before group", CHAT, CI_KEY, chat("finance-x", "hello"), "finance-models"),
+        Arguments.of(
+            "prompt before operation",
+            "/v1/completions",
+            CI_KEY,
+            "{\"model\":\"llama-3\",\"prompt\":\"export all\"}",
+            "bulk-export"));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("heldRequests")
-  void aMatchingApprovalRuleHoldsTheRequestNamingTheFirstRuleThatMatches(String what, String path, String key,
-                                                                        String body, String rule) {
+  void aMatchingApprovalRuleHoldsTheRequestNamingTheFirstRuleThatMatches(
+      String what, String path, String key, String body, String rule) {
     PamEngine engine = manualEngine(policy());
     Verdict ex = call(engine, path, key, body);
 
@@ -318,19 +425,34 @@ class ExchangeApprovalTest {
     assertThat(Verdicts.error(fin(ex))).as("no answer yet").isNull();
     assertThat(Verdicts.credential(fin(ex))).as("no credential before approval").isNull();
     assertThat(reviewOver(ex)).isFalse();
-    assertThat(service.pending()).singleElement().satisfies(p -> {
-      assertThat(p.rule()).isEqualTo(rule);
-      assertThat(p.principal().subject()).isEqualTo(ex.principal().subject());
-    });
+    assertThat(service.pending())
+        .singleElement()
+        .satisfies(
+            p -> {
+              assertThat(p.rule()).isEqualTo(rule);
+              assertThat(p.principal().subject()).isEqualTo(ex.principal().subject());
+            });
     Verdicts.end(fin(ex), false);
   }
 
   static Stream<Arguments> passingRequests() {
     return Stream.of(
         Arguments.of("no rule matches", CHAT, KEY, chat("llama-3", "hello there")),
-        Arguments.of("the prompt phrase is not there", CHAT, KEY, chat("llama-3", "dump the trash, all of it")),
-        Arguments.of("max_tokens at the bound", CHAT, KEY, "{\"model\":\"llama-3\",\"max_tokens\":8000,\"messages\":[]}"),
-        Arguments.of("an embedding whose input matches no rule", "/v1/embeddings", KEY, "{\"model\":\"llama-3\",\"input\":\"hi\"}"),
+        Arguments.of(
+            "the prompt phrase is not there",
+            CHAT,
+            KEY,
+            chat("llama-3", "dump the trash, all of it")),
+        Arguments.of(
+            "max_tokens at the bound",
+            CHAT,
+            KEY,
+            "{\"model\":\"llama-3\",\"max_tokens\":8000,\"messages\":[]}"),
+        Arguments.of(
+            "an embedding whose input matches no rule",
+            "/v1/embeddings",
+            KEY,
+            "{\"model\":\"llama-3\",\"input\":\"hi\"}"),
         // ci-anything applies to ci only: the ml principal passes.
         Arguments.of("a principal not in the rule's groups", CHAT, KEY, chat("llama-3", "hello")));
   }
@@ -341,7 +463,8 @@ class ExchangeApprovalTest {
     PamEngine engine = manualEngine(policy());
     Verdict ex = call(engine, path, key, body);
 
-    assertThat(fin(ex).decision()).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(fin(ex).decision())
+        .isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
     assertThat(awaiting(ex)).isFalse();
     assertThat(reviewOver(ex)).as("nothing to wait for").isTrue();
     assertThat(settle(ex)).isSameAs(fin(ex).decision());
@@ -355,29 +478,47 @@ class ExchangeApprovalTest {
   static Stream<Arguments> refusedEarlier() {
     return Stream.of(
         Arguments.of("not entitled", CHAT, KEY, chat("gpt-4o", "dump all"), 403, "not_entitled"),
-        Arguments.of("denied parameter", CHAT, KEY,
+        Arguments.of(
+            "denied parameter",
+            CHAT,
+            KEY,
             "{\"model\":\"llama-3\",\"logprobs\":true,\"messages\":[{\"role\":\"user\",\"content\":\"dump all\"}]}",
-            403, "parameter_denied"),
-        Arguments.of("parameter over max (also over max-tokens-over)", CHAT, KEY,
-            "{\"model\":\"llama-3\",\"max_tokens\":20000,\"messages\":[]}", 403, "parameter_denied"),
-        Arguments.of("blocked", "/api/embed", KEY, "{\"model\":\"llama-3\",\"input\":\"dump all\"}", 403, "blocked"),
+            403,
+            "parameter_denied"),
+        Arguments.of(
+            "parameter over max (also over max-tokens-over)",
+            CHAT,
+            KEY,
+            "{\"model\":\"llama-3\",\"max_tokens\":20000,\"messages\":[]}",
+            403,
+            "parameter_denied"),
+        Arguments.of(
+            "blocked",
+            "/api/embed",
+            KEY,
+            "{\"model\":\"llama-3\",\"input\":\"dump all\"}",
+            403,
+            "blocked"),
         Arguments.of("unauthenticated", CHAT, null, DUMP_ALL, 401, "unauthenticated"),
-        Arguments.of("unknown key", CHAT, "nope", chat("finance-x", "dump all"), 401,
-            "unauthenticated"));
+        Arguments.of(
+            "unknown key", CHAT, "nope", chat("finance-x", "dump all"), 401, "unauthenticated"));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("refusedEarlier")
-  void aRequestRefusedByAnEarlierCheckIsDeniedNotReviewed(String what, String path, String key, String body,
-                                                          int status, String code) throws Exception {
+  void aRequestRefusedByAnEarlierCheckIsDeniedNotReviewed(
+      String what, String path, String key, String body, int status, String code) throws Exception {
     List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
     PamEngine engine = defaultEngine(policy(), notices::add);
     Verdict ex = call(engine, path, key, body);
 
-    assertThat(fin(ex).decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> {
-      assertThat(d.status()).isEqualTo(status);
-      assertThat(d.code()).isEqualTo(code);
-    });
+    assertThat(fin(ex).decision())
+        .isInstanceOfSatisfying(
+            Decision.Deny.class,
+            d -> {
+              assertThat(d.status()).isEqualTo(status);
+              assertThat(d.code()).isEqualTo(code);
+            });
     assertThat(awaiting(ex)).isFalse();
     assertThat(error(ex).get("code").asText()).isEqualTo(code);
     assertThat(service.pending()).isEmpty();
@@ -387,14 +528,18 @@ class ExchangeApprovalTest {
     assertThat(r.approval()).isNull();
   }
 
-  // --- 2. approved ---------------------------------------------------------------------------------
+  // --- 2. approved
+  // ---------------------------------------------------------------------------------
 
   @Test
-  void anApprovedRequestIsAllowedUnderItsEntitlementWithTheCredentialAndRecordedApproved() throws Exception {
+  void anApprovedRequestIsAllowedUnderItsEntitlementWithTheCredentialAndRecordedApproved()
+      throws Exception {
     PamEngine engine = manualEngine(policy());
     Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
-    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO)).as("not over: no verdict yet").isNull();
+    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO))
+        .as("not over: no verdict yet")
+        .isNull();
 
     clock.advance(Duration.ofSeconds(30));
     assertThat(service.approve(id, SAM, "ticket 42").kind()).isEqualTo(ReviewResult.Kind.DECIDED);
@@ -410,9 +555,12 @@ class ExchangeApprovalTest {
 
     respond(ex, "{\"choices\":[]}");
     SessionRecord r = ended(ex, true);
-    assertThat(r.decision()).isEqualTo(new SessionRecord.DecisionSummary("approved", "entitlements[0]", null, null));
-    assertThat(r.approval()).isEqualTo(
-        new SessionRecord.Approval(id, "bulk-export", "sam", T0.plusSeconds(30), "approved", "ticket 42"));
+    assertThat(r.decision())
+        .isEqualTo(new SessionRecord.DecisionSummary("approved", "entitlements[0]", null, null));
+    assertThat(r.approval())
+        .isEqualTo(
+            new SessionRecord.Approval(
+                id, "bulk-export", "sam", T0.plusSeconds(30), "approved", "ticket 42"));
     assertThat(r.response().status()).isEqualTo(200);
     assertThat(r.request().headers().get("authorization")).containsExactly("[REDACTED]");
     assertThat(r.principal().subject()).isEqualTo("svc");
@@ -424,14 +572,16 @@ class ExchangeApprovalTest {
     Verdict ex = call(engine, CHAT, CI_KEY, chat("finance-ledger", "hello"));
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("finance-models"));
     service.approve(onlyPendingId(), SAM, null);
-    assertThat(settle(ex)).isEqualTo(new Decision.Allow("entitlements[1]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(settle(ex))
+        .isEqualTo(new Decision.Allow("entitlements[1]", Decider.ALLOW_OBLIGATIONS));
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().rule()).isEqualTo("entitlements[1]");
     assertThat(r.approval().rule()).isEqualTo("finance-models");
     assertThat(r.approval().reason()).isNull();
   }
 
-  // --- 3. rejected ---------------------------------------------------------------------------------
+  // --- 3. rejected
+  // ---------------------------------------------------------------------------------
 
   @Test
   void aRejectedRequestIsDenied403NamingTheReviewerAndReasonAndRecordedRejected() throws Exception {
@@ -448,14 +598,19 @@ class ExchangeApprovalTest {
     JsonNode e = error(ex);
     assertThat(Verdicts.error(fin(ex)).status()).isEqualTo(403);
     assertThat(e.get("code").asText()).isEqualTo("approval_rejected");
-    assertThat(e.get("message").asText()).contains("sam").contains("not for prod data").contains("bulk-export");
+    assertThat(e.get("message").asText())
+        .contains("sam")
+        .contains("not for prod data")
+        .contains("bulk-export");
 
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().outcome()).isEqualTo("rejected");
     assertThat(r.decision().code()).isEqualTo("approval_rejected");
     assertThat(r.decision().rule()).isEqualTo("approval.rules.bulk-export");
-    assertThat(r.approval()).isEqualTo(
-        new SessionRecord.Approval(id, "bulk-export", "sam", T0.plusSeconds(5), "rejected", "not for prod data"));
+    assertThat(r.approval())
+        .isEqualTo(
+            new SessionRecord.Approval(
+                id, "bulk-export", "sam", T0.plusSeconds(5), "rejected", "not for prod data"));
     assertThat(r.response().status()).isEqualTo(403);
     assertThat(r.response().body()).isEqualTo(Verdicts.error(fin(ex)).bodyText());
   }
@@ -470,7 +625,8 @@ class ExchangeApprovalTest {
     assertThat(ended(ex, true).approval().reason()).isNull();
   }
 
-  // --- 4. expired ----------------------------------------------------------------------------------
+  // --- 4. expired
+  // ----------------------------------------------------------------------------------
 
   @Test
   void noDecisionWithinTheTimeoutIsDenied403ExpiredAndRecordedExpired() throws Exception {
@@ -493,19 +649,28 @@ class ExchangeApprovalTest {
     assertThat(e.get("code").asText()).isEqualTo("approval_expired");
     assertThat(e.get("message").asText()).contains("5m").contains("bulk-export");
     // A late decision does not turn it around.
-    assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(service.approve(id, SAM, "late").kind())
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
     assertThat(settle(ex)).isEqualTo(d);
 
     SessionRecord r = ended(ex, true);
     assertThat(r.decision().outcome()).isEqualTo("expired");
     assertThat(r.decision().code()).isEqualTo("approval_expired");
-    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null,
-        T0.plus(Duration.ofMinutes(5)), "expired", "no decision within 5m"));
+    assertThat(r.approval())
+        .isEqualTo(
+            new SessionRecord.Approval(
+                id,
+                "bulk-export",
+                null,
+                T0.plus(Duration.ofMinutes(5)),
+                "expired",
+                "no decision within 5m"));
     assertThat(r.response().status()).isEqualTo(403);
     assertThat(r.response().body()).isEqualTo(Verdicts.error(fin(ex)).bodyText());
   }
 
-  // --- 5. grant ------------------------------------------------------------------------------------
+  // --- 5. grant
+  // ------------------------------------------------------------------------------------
 
   @Test
   void withAGrantTheSamePrincipalsOtherRequestUnderTheSameRuleIsAllowedAtOnce() throws Exception {
@@ -521,7 +686,8 @@ class ExchangeApprovalTest {
     assertThat(covered.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
     assertThat(reviewOver(covered)).as("no wait under a grant").isTrue();
     assertThat(service.pending()).isEmpty();
-    assertThat(settle(covered)).isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
+    assertThat(settle(covered))
+        .isEqualTo(new Decision.Allow("entitlements[0]", Decider.ALLOW_OBLIGATIONS));
     assertThat(Verdicts.credential(fin(covered))).isEqualTo(UPSTREAM);
     SessionRecord r = ended(covered, true);
     assertThat(r.decision().outcome()).isEqualTo("approved");
@@ -533,7 +699,8 @@ class ExchangeApprovalTest {
     assertThat(r.approval().reason()).contains("grant").contains("10m").contains(id);
 
     // Not another rule, not another principal.
-    Verdict otherRule = chatCall(engine, "{\"model\":\"llama-3\",\"max_tokens\":9000,\"messages\":[]}");
+    Verdict otherRule =
+        chatCall(engine, "{\"model\":\"llama-3\",\"max_tokens\":9000,\"messages\":[]}");
     assertThat(otherRule.decision()).isEqualTo(new Decision.RequireApproval("large-generation"));
     assertThat(reviewOver(otherRule)).isFalse();
     Verdict otherPrincipal = call(engine, CHAT, CI_KEY, DUMP_ALL);
@@ -566,7 +733,8 @@ class ExchangeApprovalTest {
     Verdicts.end(fin(same), false);
   }
 
-  // --- 6. an approval is for one request -------------------------------------------------------------
+  // --- 6. an approval is for one request
+  // -------------------------------------------------------------
 
   @Test
   void approvingOneRequestDoesNotCompleteAnotherOfTheSamePrincipal() {
@@ -582,7 +750,9 @@ class ExchangeApprovalTest {
     assertThat(settle(a)).isInstanceOf(Decision.Allow.class);
     assertThat(reviewOver(b)).isFalse();
     assertThat(awaiting(b)).isTrue();
-    assertThat(Verdicts.await(Verdicts.held(b), Duration.ZERO)).as("not over: no verdict yet").isNull();
+    assertThat(Verdicts.await(Verdicts.held(b), Duration.ZERO))
+        .as("not over: no verdict yet")
+        .isNull();
     assertThat(service.pending()).extracting(Pending::id).containsExactly(bId);
 
     // The same request as B joins B's review and is decided with it.
@@ -594,10 +764,12 @@ class ExchangeApprovalTest {
     assertThat(ended(bAgain, true).approval().id()).isEqualTo(bId);
   }
 
-  // --- 7. limits -----------------------------------------------------------------------------------
+  // --- 7. limits
+  // -----------------------------------------------------------------------------------
 
   @Test
-  void beyondMaxPendingPerPrincipalASecondRequestIs429WithRetryAfterAndRecordedAsADenial() throws Exception {
+  void beyondMaxPendingPerPrincipalASecondRequestIs429WithRetryAfterAndRecordedAsADenial()
+      throws Exception {
     PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n", ""));
     Verdict first = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
@@ -615,7 +787,9 @@ class ExchangeApprovalTest {
     assertThat(err.headers()).containsEntry("Retry-After", "290");
     JsonNode e = error(second);
     assertThat(e.get("code").asText()).isEqualTo("approval_limit");
-    assertThat(e.get("message").asText()).contains("max-pending-per-principal").contains("bulk-export")
+    assertThat(e.get("message").asText())
+        .contains("max-pending-per-principal")
+        .contains("bulk-export")
         .doesNotContain("invoice");
     assertThat(service.pending()).extracting(Pending::id).containsExactly(id);
 
@@ -650,7 +824,8 @@ class ExchangeApprovalTest {
 
   @Test
   void beyondMaxPendingInTotalARequestIs429NamingThatBound() throws Exception {
-    PamEngine engine = manualEngine(policy("  max-pending-per-principal: 1\n  max-pending: 1\n", ""));
+    PamEngine engine =
+        manualEngine(policy("  max-pending-per-principal: 1\n  max-pending: 1\n", ""));
     Verdict first = chatCall(engine, DUMP_ALL);
     Verdict other = call(engine, CHAT, CI_KEY, DUMP_ALL);
     Decision.Deny d = settleDenied(other);
@@ -667,29 +842,49 @@ class ExchangeApprovalTest {
     Verdicts.end(fin(again), false);
   }
 
-  // --- 8. a failing or silent approval service -----------------------------------------------------
+  // --- 8. a failing or silent approval service
+  // -----------------------------------------------------
 
   static Stream<Arguments> failingServices() {
-    Supplier<ApprovalService> throwing = () -> StageApprovalService.of((p, r, rule, digest) -> {
-      throw new IllegalStateException("db password=hunter2");
-    });
-    Supplier<ApprovalService> failedStage = () -> StageApprovalService.of((p, r, rule, digest) ->
-        CompletableFuture.failedFuture(new RuntimeException("connection to hunter2.internal refused")));
+    Supplier<ApprovalService> throwing =
+        () ->
+            StageApprovalService.of(
+                (p, r, rule, digest) -> {
+                  throw new IllegalStateException("db password=hunter2");
+                });
+    Supplier<ApprovalService> failedStage =
+        () ->
+            StageApprovalService.of(
+                (p, r, rule, digest) ->
+                    CompletableFuture.failedFuture(
+                        new RuntimeException("connection to hunter2.internal refused")));
     Supplier<ApprovalService> nullTicket = StageApprovalService::nullTicket;
-    Supplier<ApprovalService> nullStage = () -> StageApprovalService.of((p, r, rule, digest) -> null);
-    Supplier<ApprovalService> nullOutcome = () -> StageApprovalService.of((p, r, rule, digest) ->
-        CompletableFuture.completedFuture(null));
-    Supplier<ApprovalService> nullStatus = () -> StageApprovalService.of((p, r, rule, digest) ->
-        CompletableFuture.completedFuture(new ApprovalService.Outcome("hunter2", null, "x", "hunter2", Instant.EPOCH)));
-    return Stream.of(Arguments.of("throws", throwing), Arguments.of("failed stage", failedStage),
-        Arguments.of("null ticket", nullTicket), Arguments.of("null stage", nullStage),
-        Arguments.of("null outcome", nullOutcome), Arguments.of("outcome without status", nullStatus));
+    Supplier<ApprovalService> nullStage =
+        () -> StageApprovalService.of((p, r, rule, digest) -> null);
+    Supplier<ApprovalService> nullOutcome =
+        () ->
+            StageApprovalService.of(
+                (p, r, rule, digest) -> CompletableFuture.completedFuture(null));
+    Supplier<ApprovalService> nullStatus =
+        () ->
+            StageApprovalService.of(
+                (p, r, rule, digest) ->
+                    CompletableFuture.completedFuture(
+                        new ApprovalService.Outcome(
+                            "hunter2", null, "x", "hunter2", Instant.EPOCH)));
+    return Stream.of(
+        Arguments.of("throws", throwing),
+        Arguments.of("failed stage", failedStage),
+        Arguments.of("null ticket", nullTicket),
+        Arguments.of("null stage", nullStage),
+        Arguments.of("null outcome", nullOutcome),
+        Arguments.of("outcome without status", nullStatus));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("failingServices")
-  void aFailingApprovalServiceRefuses503WithoutLeakingItsMessage(String what, Supplier<ApprovalService> failing)
-      throws Exception {
+  void aFailingApprovalServiceRefuses503WithoutLeakingItsMessage(
+      String what, Supplier<ApprovalService> failing) throws Exception {
     PamEngine engine = engineWith(policy(), failing.get());
     Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
@@ -711,11 +906,14 @@ class ExchangeApprovalTest {
   @Test
   void aServiceThatNeverAnswersIsCutOffAfterTimeoutPlusGraceAsExpired() throws Exception {
     // timeout 100ms: the engine waits 100ms + min(100ms, 10s) = 200ms at most.
-    PamEngine engine = engineWith(policy("  timeout: 100ms\n", ""), StageApprovalService.of(
-        (p, r, rule, digest) -> new CompletableFuture<>()));
+    PamEngine engine =
+        engineWith(
+            policy("  timeout: 100ms\n", ""),
+            StageApprovalService.of((p, r, rule, digest) -> new CompletableFuture<>()));
     long start = System.nanoTime();
     Verdict ex = chatCall(engine, DUMP_ALL);
-    CompletableFuture<Verdict> reviewed = Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
+    CompletableFuture<Verdict> reviewed =
+        Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
     assertThat(reviewed).isNotDone();
 
     await().atMost(Duration.ofSeconds(2)).until(reviewed::isDone);
@@ -744,17 +942,20 @@ class ExchangeApprovalTest {
    */
   @Test
   void whenTheEngineStopsWaitingItWithdrawsTheReviewFromTheService() {
-    PamEngine engine = manualEngine(policy("  timeout: 100ms\n", "")); // the fake clock never expires it
+    PamEngine engine =
+        manualEngine(policy("  timeout: 100ms\n", "")); // the fake clock never expires it
     Verdict ex = chatCall(engine, DUMP_ALL);
     String id = onlyPendingId();
     await().atMost(Duration.ofSeconds(2)).until(() -> reviewOver(ex));
     assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
     Verdicts.end(fin(ex), true);
     assertThat(service.pending()).as("withdrawn like a cancelled caller").isEmpty();
-    assertThat(service.approve(id, SAM, "late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(service.approve(id, SAM, "late").kind())
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
   }
 
-  // --- 9. withdrawn --------------------------------------------------------------------------------
+  // --- 9. withdrawn
+  // --------------------------------------------------------------------------------
 
   @Test
   void cancelReviewWithdrawsTheRequestWhichSettlesAsExpiredWithdrawn() throws Exception {
@@ -765,7 +966,8 @@ class ExchangeApprovalTest {
     Verdicts.held(ex).cancel();
     assertThat(reviewOver(ex)).isTrue();
     assertThat(service.pending()).isEmpty();
-    assertThat(service.approve(id, SAM, "too late").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(service.approve(id, SAM, "too late").kind())
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
 
     Decision.Deny d = settleDenied(ex);
     assertThat(d.status()).isEqualTo(403);
@@ -792,8 +994,9 @@ class ExchangeApprovalTest {
     SessionRecord r = ended(ex, false);
     assertThat(service.pending()).isEmpty();
     assertThat(awaiting(ex)).isFalse();
-    assertThat(fin(ex).decision()).isInstanceOfSatisfying(Decision.Deny.class,
-        d -> assertThat(d.code()).isEqualTo("approval_expired"));
+    assertThat(fin(ex).decision())
+        .isInstanceOfSatisfying(
+            Decision.Deny.class, d -> assertThat(d.code()).isEqualTo("approval_expired"));
     assertThat(r.decision().outcome()).isEqualTo("expired");
     assertThat(r.decision().code()).isEqualTo("approval_expired");
     assertThat(r.approval()).isNotNull();
@@ -823,14 +1026,16 @@ class ExchangeApprovalTest {
     Verdict.Denied withdrawn = Verdicts.held(ex).cancel();
     assertThat(withdrawn.decision().code()).isEqualTo("approval_expired");
     assertThat(withdrawn.error().bodyText()).contains("withdrawn");
-    SessionRecord r = rec.records.stream().filter(x -> x.id().equals(ex.id())).findFirst().orElseThrow();
+    SessionRecord r =
+        rec.records.stream().filter(x -> x.id().equals(ex.id())).findFirst().orElseThrow();
     assertThat(r.decision().code()).isEqualTo("approval_expired");
     assertThat(r.approval().id()).isEqualTo(id);
     assertThat(r.approval().outcome()).as("what the reviewer said").isEqualTo("approved");
     assertThat(r.response().complete()).isFalse();
   }
 
-  // --- 10. strict durability -----------------------------------------------------------------------
+  // --- 10. strict durability
+  // -----------------------------------------------------------------------
 
   String strict() {
     return "recording:\n  directory: " + dir + "\n  durability: strict\n";
@@ -845,12 +1050,15 @@ class ExchangeApprovalTest {
     service.approve(onlyPendingId(), SAM, "ok");
     assertThat(rec.intents).as("not before the adapter settles").isEmpty();
     assertThat(settle(ex)).isInstanceOf(Decision.Allow.class);
-    assertThat(rec.intents).singleElement().satisfies(i -> {
-      assertThat(i.type()).isEqualTo(SessionRecord.TYPE_INTENT);
-      assertThat(i.id()).isEqualTo(ex.id());
-      assertThat(i.principal().subject()).isEqualTo("svc");
-      assertThat(i.response()).isNull();
-    });
+    assertThat(rec.intents)
+        .singleElement()
+        .satisfies(
+            i -> {
+              assertThat(i.type()).isEqualTo(SessionRecord.TYPE_INTENT);
+              assertThat(i.id()).isEqualTo(ex.id());
+              assertThat(i.principal().subject()).isEqualTo("svc");
+              assertThat(i.response()).isNull();
+            });
     settle(ex);
     assertThat(rec.intents).as("settling again writes nothing").hasSize(1);
     assertThat(ended(ex, true).decision().outcome()).isEqualTo("approved");
@@ -894,28 +1102,36 @@ class ExchangeApprovalTest {
     assertThat(r.approval().outcome()).isEqualTo("approved");
   }
 
-  // --- 11. review notifications --------------------------------------------------------------------
+  // --- 11. review notifications
+  // --------------------------------------------------------------------
 
   @Test
   void theNotifierIsToldOncePerNewReviewWithAMaskedExcerpt() {
     List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
-    PamEngine engine = defaultEngine(policy("  grant: 10m\n", "masking: {detectors: [email]}\n"), notices::add);
+    PamEngine engine =
+        defaultEngine(policy("  grant: 10m\n", "masking: {detectors: [email]}\n"), notices::add);
     String body = chat("llama-3", "dump all rows and mail them to alice.smith@example.com");
 
     Verdict first = chatCall(engine, body);
-    assertThat(notices).singleElement().satisfies(n -> {
-      assertThat(n.approvalId()).isEqualTo(onlyPendingId());
-      assertThat(n.rule()).isEqualTo("bulk-export");
-      assertThat(n.principal()).isEqualTo("svc");
-      assertThat(n.model()).isEqualTo("llama-3");
-      assertThat(n.operation()).isEqualTo("chat");
-      assertThat(n.created()).isEqualTo(T0);
-      assertThat(n.expires()).isEqualTo(T0.plus(Duration.ofMinutes(5)));
-      assertThat(n.reviewUrl()).isNull();
-      assertThat(n.excerpt()).contains("dump all rows").contains("[EMAIL]")
-          .doesNotContain("alice.smith").doesNotContain("example.com");
-      assertThat(n.toString()).doesNotContain("alice.smith").doesNotContain(KEY);
-    });
+    assertThat(notices)
+        .singleElement()
+        .satisfies(
+            n -> {
+              assertThat(n.approvalId()).isEqualTo(onlyPendingId());
+              assertThat(n.rule()).isEqualTo("bulk-export");
+              assertThat(n.principal()).isEqualTo("svc");
+              assertThat(n.model()).isEqualTo("llama-3");
+              assertThat(n.operation()).isEqualTo("chat");
+              assertThat(n.created()).isEqualTo(T0);
+              assertThat(n.expires()).isEqualTo(T0.plus(Duration.ofMinutes(5)));
+              assertThat(n.reviewUrl()).isNull();
+              assertThat(n.excerpt())
+                  .contains("dump all rows")
+                  .contains("[EMAIL]")
+                  .doesNotContain("alice.smith")
+                  .doesNotContain("example.com");
+              assertThat(n.toString()).doesNotContain("alice.smith").doesNotContain(KEY);
+            });
 
     // An identical request joins the review: not announced again.
     Verdict joined = chatCall(engine, body);
@@ -931,7 +1147,10 @@ class ExchangeApprovalTest {
     assertThat(notices).hasSize(1);
 
     // A new review under another rule is.
-    Verdict other = chatCall(engine, "{\"model\":\"finance-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    Verdict other =
+        chatCall(
+            engine,
+            "{\"model\":\"finance-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
     assertThat(notices).hasSize(2);
     assertThat(notices.get(1).rule()).isEqualTo("finance-models");
     assertThat(notices.get(1).model()).isEqualTo("finance-x");
@@ -941,9 +1160,12 @@ class ExchangeApprovalTest {
 
   @Test
   void aNotifierThatThrowsDoesNotBreakTheRequest() {
-    PamEngine engine = defaultEngine(policy(), n -> {
-      throw new IllegalStateException("webhook down");
-    });
+    PamEngine engine =
+        defaultEngine(
+            policy(),
+            n -> {
+              throw new IllegalStateException("webhook down");
+            });
     Verdict ex = chatCall(engine, DUMP_ALL);
     assertThat(awaiting(ex)).isTrue();
     assertThat(reviewOver(ex)).isFalse();
@@ -965,12 +1187,15 @@ class ExchangeApprovalTest {
     assertThat(d.status()).isEqualTo(403);
     assertThat(d.code()).isEqualTo("approval_expired");
     assertThat(error(ex).get("message").asText())
-        .isEqualTo("the approval service stopped (shutting down) before a reviewer decided under approval rule"
-            + " \"bulk-export\"");
+        .isEqualTo(
+            "the approval service stopped (shutting down) before a reviewer decided under approval rule"
+                + " \"bulk-export\"");
     SessionRecord r = ended(ex, false);
     assertThat(r.decision().outcome()).isEqualTo("expired");
-    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null, T0.plusSeconds(2),
-        "expired", "approval service closed"));
+    assertThat(r.approval())
+        .isEqualTo(
+            new SessionRecord.Approval(
+                id, "bulk-export", null, T0.plusSeconds(2), "expired", "approval service closed"));
   }
 
   @Test
@@ -983,12 +1208,15 @@ class ExchangeApprovalTest {
 
     assertThat(settleDenied(ex).code()).isEqualTo("approval_expired");
     SessionRecord r = ended(ex, false);
-    assertThat(r.approval()).isEqualTo(new SessionRecord.Approval(id, "bulk-export", null, T0, "expired",
-        "withdrawn: the caller stopped waiting"));
+    assertThat(r.approval())
+        .isEqualTo(
+            new SessionRecord.Approval(
+                id, "bulk-export", null, T0, "expired", "withdrawn: the caller stopped waiting"));
   }
 
   @Test
-  void aServiceThatIgnoresTheWithdrawalStillLetsTheCallerGoAndTheRecordNamesItsTicket() throws Exception {
+  void aServiceThatIgnoresTheWithdrawalStillLetsTheCallerGoAndTheRecordNamesItsTicket()
+      throws Exception {
     List<String> withdrawn = new CopyOnWriteArrayList<>();
     CompletableFuture<ApprovalService.Outcome> never = new CompletableFuture<>();
     ApprovalService deaf = StageApprovalService.deaf("rev-42", never, withdrawn);
@@ -1011,22 +1239,31 @@ class ExchangeApprovalTest {
 
   @Test
   void aServiceThatEndsAReviewWithdrawnOrClosedOnItsOwnIsAnsweredAsExpired() throws Exception {
-    for (ApprovalService.Status status : List.of(ApprovalService.Status.WITHDRAWN, ApprovalService.Status.CLOSED)) {
+    for (ApprovalService.Status status :
+        List.of(ApprovalService.Status.WITHDRAWN, ApprovalService.Status.CLOSED)) {
       rec.records.clear();
-      ApprovalService.Outcome outcome = new ApprovalService.Outcome("rev-7", status, null, null, T0);
-      PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
-          CompletableFuture.completedFuture(outcome)));
+      ApprovalService.Outcome outcome =
+          new ApprovalService.Outcome("rev-7", status, null, null, T0);
+      PamEngine engine =
+          engineWith(
+              policy(),
+              StageApprovalService.of(
+                  (p, r, rule, digest) -> CompletableFuture.completedFuture(outcome)));
       Verdict ex = chatCall(engine, DUMP_ALL);
       Decision.Deny d = settleDenied(ex);
       assertThat(d.code()).as(status.name()).isEqualTo("approval_expired");
-      assertThat(error(ex).get("message").asText()).as(status.name())
+      assertThat(error(ex).get("message").asText())
+          .as(status.name())
           .contains(status == ApprovalService.Status.WITHDRAWN ? "withdrawn" : "shutting down");
       SessionRecord r = ended(ex, true);
       assertThat(r.decision().outcome()).isEqualTo("expired");
       assertThat(r.approval().outcome()).isEqualTo("expired");
-      assertThat(r.approval().reason()).as("the reason is filled in when the service gives none")
-          .isEqualTo(status == ApprovalService.Status.WITHDRAWN ? "withdrawn: the caller stopped waiting"
-              : "approval service closed");
+      assertThat(r.approval().reason())
+          .as("the reason is filled in when the service gives none")
+          .isEqualTo(
+              status == ApprovalService.Status.WITHDRAWN
+                  ? "withdrawn: the caller stopped waiting"
+                  : "approval service closed");
     }
   }
 
@@ -1034,7 +1271,12 @@ class ExchangeApprovalTest {
   void theNotifierIsNotUsedForAServiceGivenToTheBuilder() {
     List<ReviewNotifier.ReviewRequest> notices = new CopyOnWriteArrayList<>();
     Policy p = Policy.parse(policy());
-    service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
+    service =
+        InProcessApprovalService.builder()
+            .settings(p.approval())
+            .clock(clock)
+            .manualExpiry()
+            .build();
     toClose.add(service);
     PamEngine engine = keep(base(p).approvalService(service).reviewNotifier(notices::add).build());
     Verdict ex = chatCall(engine, DUMP_ALL);
@@ -1049,7 +1291,9 @@ class ExchangeApprovalTest {
   void noVerdictBeforeTheReviewIsOverAndOnceOverAlwaysTheSameOne() {
     PamEngine engine = manualEngine(policy());
     Verdict ex = chatCall(engine, DUMP_ALL);
-    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO)).as("not over: no verdict yet").isNull();
+    assertThat(Verdicts.await(Verdicts.held(ex), Duration.ZERO))
+        .as("not over: no verdict yet")
+        .isNull();
     assertThat(ex.decision()).isEqualTo(new Decision.RequireApproval("bulk-export"));
     assertThat(awaiting(ex)).isTrue();
 
@@ -1068,11 +1312,16 @@ class ExchangeApprovalTest {
 
   @Test
   void theResultCompletesNormallyForEveryEnding() throws Exception {
-    PamEngine engine = engineWith(policy(), StageApprovalService.of((p, r, rule, digest) ->
-        CompletableFuture.failedFuture(new IllegalStateException("x"))));
+    PamEngine engine =
+        engineWith(
+            policy(),
+            StageApprovalService.of(
+                (p, r, rule, digest) ->
+                    CompletableFuture.failedFuture(new IllegalStateException("x"))));
     Verdict ex = chatCall(engine, DUMP_ALL);
     // Completed, and not exceptionally: adapters chain on it without handling errors.
-    CompletableFuture<Verdict> result = Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
+    CompletableFuture<Verdict> result =
+        Verdicts.held(ex).result(Runnable::run).toCompletableFuture();
     assertThat(result.get(1, TimeUnit.SECONDS)).isInstanceOf(Verdict.Denied.class);
     assertThat(result).isNotCompletedExceptionally();
   }

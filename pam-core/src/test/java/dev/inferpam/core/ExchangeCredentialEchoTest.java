@@ -3,12 +3,12 @@ package dev.inferpam.core;
 import static dev.inferpam.core.ExchangeRecordingTest.sha256Hex;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.inferpam.core.adapter.ResponseMasking;
-import dev.inferpam.core.adapter.ResponsePlan;
-import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.ExchangeRecordingTest.CapturingRecorder;
+import dev.inferpam.core.adapter.ResponseMasking;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.recording.RecordCodec;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -17,9 +17,9 @@ import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /**
  * The exact values of an exchange's credentials (the injected upstream credential, the caller's
@@ -48,14 +48,19 @@ class ExchangeCredentialEchoTest {
           directory: /nonexistent/never-opened
           bodies: %s
           durability: batched
-        """.formatted(sha256Hex(KEY.getBytes(StandardCharsets.UTF_8)),
-        sha256Hex(AUDITOR_KEY.getBytes(StandardCharsets.UTF_8)),
-        masking ? "masking:\n  detectors: [email]\n  exempt-groups: [auditors]" : "", bodies);
+        """
+        .formatted(
+            sha256Hex(KEY.getBytes(StandardCharsets.UTF_8)),
+            sha256Hex(AUDITOR_KEY.getBytes(StandardCharsets.UTF_8)),
+            masking ? "masking:\n  detectors: [email]\n  exempt-groups: [auditors]" : "",
+            bodies);
   }
 
   PamEngine engine(boolean masking, String bodies, boolean upstreamCredential) {
-    PamEngine.Builder b = PamEngine.builder().policy(Policy.parse(policy(masking, bodies))).recorder(recorder);
-    if (upstreamCredential) b.credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM));
+    PamEngine.Builder b =
+        PamEngine.builder().policy(Policy.parse(policy(masking, bodies))).recorder(recorder);
+    if (upstreamCredential)
+      b.credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM));
     return b.build();
   }
 
@@ -65,14 +70,21 @@ class ExchangeCredentialEchoTest {
     headers.put("X-Note", List.of("mine is " + key));
     if (key != null) headers.put("X-Api-Key", List.of(key));
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"), new ByteArrayInputStream(bytes),
+    return engine.begin(
+        new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(bytes),
         bytes.length);
   }
 
   /** What an echoing upstream answers: the request's headers in its body. */
   static String echo(String key) {
-    return "{\"headers\":{\"authorization\":\"Bearer " + UPSTREAM.replace("/", "\\/") + "\",\"x-api-key\":\"" + key
-        + "\"},\"raw\":\"" + UPSTREAM + "\"}";
+    return "{\"headers\":{\"authorization\":\"Bearer "
+        + UPSTREAM.replace("/", "\\/")
+        + "\",\"x-api-key\":\""
+        + key
+        + "\"},\"raw\":\""
+        + UPSTREAM
+        + "\"}";
   }
 
   static String deliver(ResponsePlan.Relay ex, String body, int step) throws IOException {
@@ -96,17 +108,28 @@ class ExchangeCredentialEchoTest {
     boolean masking = setup.startsWith("masked");
     String key = setup.endsWith("auditor") ? AUDITOR_KEY : KEY;
     PamEngine engine = engine(masking, "full", true);
-    Verdict ex = call(engine, "/v1/chat/completions", key,
-        "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"my key is " + key + "\"}]}");
+    Verdict ex =
+        call(
+            engine,
+            "/v1/chat/completions",
+            key,
+            "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"my key is "
+                + key
+                + "\"}]}");
     Verdict.Allowed allowed = Verdicts.allowed(ex);
-    assertThat(allowed.forward().removeHeaders()).as("the response is rewritten").contains("accept-encoding");
-    ResponsePlan.Relay relay = Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json")));
+    assertThat(allowed.forward().removeHeaders())
+        .as("the response is rewritten")
+        .contains("accept-encoding");
+    ResponsePlan.Relay relay =
+        Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json")));
 
     assertThat(relay.header("X-Echo-Authorization", "Bearer " + UPSTREAM)).doesNotContain(UPSTREAM);
     assertThat(relay.header("X-Echo-Key", key)).isEqualTo(redacted(key.length()));
     assertThat(relay.header("X-" + key, "1")).as("a name holding one: dropped").isNull();
     assertThat(relay.header("Content-Type", "application/json")).isEqualTo("application/json");
-    assertThat(allowed.responseHeader("X-Echo-Key", key)).as("the same before the response").isEqualTo(redacted(key.length()));
+    assertThat(allowed.responseHeader("X-Echo-Key", key))
+        .as("the same before the response")
+        .isEqualTo(redacted(key.length()));
 
     String delivered = deliver(relay, echo(key), 3); // split inside every value
     Verdicts.end(ex, true);
@@ -117,18 +140,26 @@ class ExchangeCredentialEchoTest {
     String line = RecordCodec.encode(r, RecordCodec.GENESIS); // the record line as stored
     assertThat(line).doesNotContain(key).doesNotContain(UPSTREAM).doesNotContain("0123456789");
     assertThat(r.request().body()).contains("my key is " + redacted(key.length()));
-    assertThat(r.request().headers().get("x-note")).containsExactly("mine is " + redacted(key.length()));
+    assertThat(r.request().headers().get("x-note"))
+        .containsExactly("mine is " + redacted(key.length()));
     assertThat(r.response().masked()).containsEntry("credential", 3);
   }
 
   /** The documented replacement of a value of {@code n} ASCII chars: the label fitted to n. */
   static String redacted(int n) {
-    return n >= 21 ? "[REDACTED:credential" + "*".repeat(n - 21) + "]" : "[" + "*".repeat(n - 2) + "]";
+    return n >= 21
+        ? "[REDACTED:credential" + "*".repeat(n - 21) + "]"
+        : "[" + "*".repeat(n - 2) + "]";
   }
 
   @Test
   void theRecordedPathHoldsNoCredential() {
-    Verdict ex = call(engine(false, "full", true), "/v1/chat/completions/" + KEY, KEY, "{\"model\":\"llama-3\"}");
+    Verdict ex =
+        call(
+            engine(false, "full", true),
+            "/v1/chat/completions/" + KEY,
+            KEY,
+            "{\"model\":\"llama-3\"}");
     assertThat(ex.toString()).doesNotContain(KEY);
     if (ex instanceof Verdict.Allowed allowed) {
       assertThat(allowed.forward().toString()).doesNotContain(KEY).doesNotContain(UPSTREAM);
@@ -140,22 +171,40 @@ class ExchangeCredentialEchoTest {
   @Test
   void anExchangeWithNoCredentialToLookForPaysNothing() {
     // A caller identified by a key too short to look for, and no upstream credential.
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(false, "full"))).recorder(recorder)
-        .identityResolver(request -> "short".equals(request.header("x-api-key"))
-            ? java.util.Optional.of(new dev.inferpam.api.Principal("short-key", java.util.Set.of("ml"),
-                dev.inferpam.api.Principal.VIA_API_KEY, null, Map.of()))
-            : java.util.Optional.empty())
-        .build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy(false, "full")))
+            .recorder(recorder)
+            .identityResolver(
+                request ->
+                    "short".equals(request.header("x-api-key"))
+                        ? java.util.Optional.of(
+                            new dev.inferpam.api.Principal(
+                                "short-key",
+                                java.util.Set.of("ml"),
+                                dev.inferpam.api.Principal.VIA_API_KEY,
+                                null,
+                                Map.of()))
+                        : java.util.Optional.empty())
+            .build();
     Map<String, List<String>> headers = new HashMap<>();
     headers.put("X-Api-Key", List.of("short"));
     byte[] body = "{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8);
-    Verdict ex = engine.begin(new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
-        new ByteArrayInputStream(body), body.length);
+    Verdict ex =
+        engine.begin(
+            new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
+            new ByteArrayInputStream(body),
+            body.length);
     Verdict.Allowed allowed = Verdicts.allowed(ex);
-    assertThat(allowed.forward().removeHeaders()).as("not rewritten").doesNotContain("accept-encoding");
+    assertThat(allowed.forward().removeHeaders())
+        .as("not rewritten")
+        .doesNotContain("accept-encoding");
     assertThat(allowed.responseHeader("X-Echo", "short")).isEqualTo("short");
-    assertThat(Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json"))).masking())
-        .as("nothing to scan the body for").isNull();
+    assertThat(
+            Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("application/json")))
+                .masking())
+        .as("nothing to scan the body for")
+        .isNull();
     allowed.end(true);
   }
 }

@@ -2,8 +2,8 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.api.Decision;
+import dev.inferpam.core.adapter.Verdict;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -36,7 +36,11 @@ class ExchangeEncodedBodyTest {
   private final PamEngine engine;
 
   ExchangeEncodedBodyTest() throws Exception {
-    engine = PamEngine.builder().policy(Policy.parse("""
+    engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    """
         version: 1
         identity:
           api-keys:
@@ -56,35 +60,54 @@ class ExchangeEncodedBodyTest {
           deny: [logprobs]
         request:
           max-body: 1MiB
-        """.formatted(PamEngineTest.sha256(KEY)))).build();
+        """
+                        .formatted(PamEngineTest.sha256(KEY))))
+            .build();
   }
 
-  // --- decoding, then the policy ------------------------------------------------------------------
+  // --- decoding, then the policy
+  // ------------------------------------------------------------------
 
   @Test
   void aGzipChatBodyIsDecodedCheckedAndForwardedDecoded() throws Exception {
     byte[] plain = utf8("{\"model\":\"llama-3\",\"messages\":[]}");
     byte[] sent = gzip(plain);
-    Verdict ex = call(CHAT, sent, "Content-Encoding", "gzip", "Content-Length", Integer.toString(sent.length));
+    Verdict ex =
+        call(
+            CHAT,
+            sent,
+            "Content-Encoding",
+            "gzip",
+            "Content-Length",
+            Integer.toString(sent.length));
     assertThat(ex).isInstanceOf(Verdict.Allowed.class);
     assertThat(ex.model()).isEqualTo("llama-3");
     assertThat(Verdicts.allowed(ex).forward().body()).isEqualTo(plain);
     assertThat(Verdicts.allowed(ex).forward().removeHeaders())
-        .contains("content-encoding", "content-length", "authorization", "x-api-key", "proxy-authorization");
+        .contains(
+            "content-encoding",
+            "content-length",
+            "authorization",
+            "x-api-key",
+            "proxy-authorization");
   }
 
   @Test
   void aGzipChatBodyWithAForbiddenModelIsRefused() throws Exception {
-    Verdict ex = call(CHAT, gzip(utf8("{\"model\":\"gpt-4o\",\"messages\":[]}")), "Content-Encoding", "gzip");
+    Verdict ex =
+        call(
+            CHAT, gzip(utf8("{\"model\":\"gpt-4o\",\"messages\":[]}")), "Content-Encoding", "gzip");
     assertThat(code(ex)).isEqualTo("not_entitled");
     assertThat(Verdicts.error(ex).status()).isEqualTo(403);
   }
 
   @Test
   void aGzipInferBodyWithADeniedParameterIsRefused() throws Exception {
-    Verdict ex = call(INFER, gzip(utf8("{\"inputs\":[],\"logprobs\":true}")), "Content-Encoding", "gzip");
+    Verdict ex =
+        call(INFER, gzip(utf8("{\"inputs\":[],\"logprobs\":true}")), "Content-Encoding", "gzip");
     assertThat(code(ex)).isEqualTo("parameter_denied");
-    assertThat(call(INFER, gzip(utf8("{\"inputs\":[]}")), "Content-Encoding", "gzip")).isInstanceOf(Verdict.Allowed.class);
+    assertThat(call(INFER, gzip(utf8("{\"inputs\":[]}")), "Content-Encoding", "gzip"))
+        .isInstanceOf(Verdict.Allowed.class);
   }
 
   @Test
@@ -108,12 +131,29 @@ class ExchangeEncodedBodyTest {
       assertThat(code(ex)).as(c.getKey()).isEqualTo("parameter_denied");
     }
     // The coding may also come as two header lines.
-    assertThat(code(call(CHAT, gzip(deflate(denied, false)), "Content-Encoding", "deflate", "Content-Encoding", "gzip")))
+    assertThat(
+            code(
+                call(
+                    CHAT,
+                    gzip(deflate(denied, false)),
+                    "Content-Encoding",
+                    "deflate",
+                    "Content-Encoding",
+                    "gzip")))
         .isEqualTo("parameter_denied");
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"br", "zstd", "compress", "gzip, br", "x-custom", "gzip, gzip, gzip, gzip", "\"quoted\""})
+  @ValueSource(
+      strings = {
+        "br",
+        "zstd",
+        "compress",
+        "gzip, br",
+        "x-custom",
+        "gzip, gzip, gzip, gzip",
+        "\"quoted\""
+      })
   void anyOtherCodingOnAnInferenceOperationIs415(String coding) throws Exception {
     byte[] body = utf8("{\"model\":\"llama-3\"}");
     for (String path : List.of(CHAT, INFER)) {
@@ -160,12 +200,16 @@ class ExchangeEncodedBodyTest {
     for (Map.Entry<String, byte[]> c : cases.entrySet()) {
       Verdict ex = call(CHAT, c.getValue(), "Content-Encoding", "gzip");
       assertThat(code(ex)).as(c.getKey()).isEqualTo("bad_request");
-      assertThat(((Decision.Deny) ex.decision()).message()).as(c.getKey()).isEqualTo("request body is not valid gzip data");
+      assertThat(((Decision.Deny) ex.decision()).message())
+          .as(c.getKey())
+          .isEqualTo("request body is not valid gzip data");
     }
     byte[] zlib = deflate(body, false);
-    assertThat(code(call(CHAT, Arrays.copyOf(zlib, zlib.length - 2), "Content-Encoding", "deflate")))
+    assertThat(
+            code(call(CHAT, Arrays.copyOf(zlib, zlib.length - 2), "Content-Encoding", "deflate")))
         .isEqualTo("bad_request");
-    assertThat(code(call(CHAT, Arrays.copyOf(zlib, zlib.length + 1), "Content-Encoding", "deflate")))
+    assertThat(
+            code(call(CHAT, Arrays.copyOf(zlib, zlib.length + 1), "Content-Encoding", "deflate")))
         .isEqualTo("bad_request");
     assertThat(code(call(CHAT, body, "Content-Encoding", "deflate"))).isEqualTo("bad_request");
   }
@@ -176,52 +220,89 @@ class ExchangeEncodedBodyTest {
     byte[] bomb = gzipZeros(inflated);
     assertThat(bomb.length).isLessThan(1 << 20); // within max-body as sent
 
-    com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    com.sun.management.ThreadMXBean threads =
+        (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     long before = threads.getCurrentThreadAllocatedBytes();
     Verdict ex = call(CHAT, bomb, "Content-Encoding", "gzip");
     long allocated = threads.getCurrentThreadAllocatedBytes() - before;
 
     assertThat(code(ex)).isEqualTo("body_too_large");
     assertThat(Verdicts.error(ex).status()).isEqualTo(413);
-    assertThat(((Decision.Deny) ex.decision()).message()).isEqualTo("decoded request body is larger than 1048576 bytes");
+    assertThat(((Decision.Deny) ex.decision()).message())
+        .isEqualTo("decoded request body is larger than 1048576 bytes");
     // Reading the body and inflating up to the 1 MiB limit, not the 64 MiB it would become.
     assertThat(allocated).isLessThan(16L << 20);
     // A body just at the limit passes.
-    assertThat(call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", 1 << 20)), "Content-Encoding", "gzip") instanceof Verdict.Allowed)
+    assertThat(
+            call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", 1 << 20)), "Content-Encoding", "gzip")
+                instanceof Verdict.Allowed)
         .isTrue();
-    assertThat(code(call(CHAT, gzip(padded("{\"model\":\"llama-3\"}", (1 << 20) + 1)), "Content-Encoding", "gzip")))
+    assertThat(
+            code(
+                call(
+                    CHAT,
+                    gzip(padded("{\"model\":\"llama-3\"}", (1 << 20) + 1)),
+                    "Content-Encoding",
+                    "gzip")))
         .isEqualTo("body_too_large");
   }
 
   @Test
   void anUnauthenticatedBombIsRefusedBeforeAnythingIsInflated() throws Exception {
     byte[] bomb = gzipZeros(4L << 20);
-    Verdict ex = engine.begin(new RequestHead("POST", CHAT, null, Map.of("Content-Encoding", List.of("gzip")), null),
-        new ByteArrayInputStream(bomb), bomb.length);
+    Verdict ex =
+        engine.begin(
+            new RequestHead("POST", CHAT, null, Map.of("Content-Encoding", List.of("gzip")), null),
+            new ByteArrayInputStream(bomb),
+            bomb.length);
     assertThat(code(ex)).isEqualTo("unauthenticated");
   }
 
-  // --- KServe binary tensor data ------------------------------------------------------------------
+  // --- KServe binary tensor data
+  // ------------------------------------------------------------------
 
   @Test
   void aKServeBinaryBodyIsGovernedThroughItsJsonHeader() throws Exception {
-    byte[] header = utf8("{\"inputs\":[{\"name\":\"x\",\"shape\":[4],\"datatype\":\"UINT8\","
-        + "\"parameters\":{\"binary_data_size\":4}}]}");
+    byte[] header =
+        utf8(
+            "{\"inputs\":[{\"name\":\"x\",\"shape\":[4],\"datatype\":\"UINT8\","
+                + "\"parameters\":{\"binary_data_size\":4}}]}");
     byte[] body = concat(header, new byte[] {(byte) 0xff, 0, 1, (byte) 0x80});
-    Verdict ok = call(INFER, body, "Inference-Header-Content-Length", Integer.toString(header.length));
+    Verdict ok =
+        call(INFER, body, "Inference-Header-Content-Length", Integer.toString(header.length));
     assertThat(ok).isInstanceOf(Verdict.Allowed.class);
     assertThat(Verdicts.allowed(ok).forward().body()).as("forwarded whole").isEqualTo(body);
 
     byte[] denied = utf8("{\"inputs\":[],\"logprobs\":true}");
-    assertThat(code(call(INFER, concat(denied, new byte[] {0, 1}), "Inference-Header-Content-Length",
-        Integer.toString(denied.length)))).isEqualTo("parameter_denied");
+    assertThat(
+            code(
+                call(
+                    INFER,
+                    concat(denied, new byte[] {0, 1}),
+                    "Inference-Header-Content-Length",
+                    Integer.toString(denied.length))))
+        .isEqualTo("parameter_denied");
     // Compressed: the length is that of the decoded header.
-    assertThat(code(call(INFER, gzip(concat(denied, new byte[] {0, 1})), "Content-Encoding", "gzip",
-        "Inference-Header-Content-Length", Integer.toString(denied.length)))).isEqualTo("parameter_denied");
+    assertThat(
+            code(
+                call(
+                    INFER,
+                    gzip(concat(denied, new byte[] {0, 1})),
+                    "Content-Encoding",
+                    "gzip",
+                    "Inference-Header-Content-Length",
+                    Integer.toString(denied.length))))
+        .isEqualTo("parameter_denied");
     // The JSON header is parsed as strictly as any body.
     byte[] duplicate = utf8("{\"inputs\":[],\"inputs\":[]}");
-    assertThat(code(call(INFER, concat(duplicate, new byte[] {0}), "Inference-Header-Content-Length",
-        Integer.toString(duplicate.length)))).isEqualTo("bad_request");
+    assertThat(
+            code(
+                call(
+                    INFER,
+                    concat(duplicate, new byte[] {0}),
+                    "Inference-Header-Content-Length",
+                    Integer.toString(duplicate.length))))
+        .isEqualTo("bad_request");
   }
 
   @Test
@@ -233,18 +314,29 @@ class ExchangeEncodedBodyTest {
     refused.add(call(INFER, binary));
     refused.add(call(INFER, new byte[0]));
     refused.add(call(INFER, body)); // JSON then bytes, without the header: not one JSON value
-    for (String bad : List.of("0", "-1", "+13", "13.0", "0x0d", "", "99", "99999999999999", "1 3")) {
+    for (String bad :
+        List.of("0", "-1", "+13", "13.0", "0x0d", "", "99", "99999999999999", "1 3")) {
       refused.add(call(INFER, body, "Inference-Header-Content-Length", bad));
     }
-    refused.add(call(INFER, body, "Inference-Header-Content-Length", "13", "Inference-Header-Content-Length", "13"));
+    refused.add(
+        call(
+            INFER,
+            body,
+            "Inference-Header-Content-Length",
+            "13",
+            "Inference-Header-Content-Length",
+            "13"));
     refused.add(call(INFER, concat(binary, header), "Inference-Header-Content-Length", "6"));
     for (Verdict ex : refused) {
       assertThat(code(ex)).as(ex.toString()).isEqualTo("bad_request");
     }
-    assertThat(call(INFER, body, "Inference-Header-Content-Length", " 13 ") instanceof Verdict.Allowed).isTrue();
+    assertThat(
+            call(INFER, body, "Inference-Header-Content-Length", " 13 ") instanceof Verdict.Allowed)
+        .isTrue();
   }
 
-  // --- helpers ------------------------------------------------------------------------------------
+  // --- helpers
+  // ------------------------------------------------------------------------------------
 
   private Verdict call(String path, byte[] body, String... headerPairs) {
     Map<String, List<String>> headers = new LinkedHashMap<>();
@@ -252,7 +344,9 @@ class ExchangeEncodedBodyTest {
     for (int i = 0; i < headerPairs.length; i += 2) {
       headers.computeIfAbsent(headerPairs[i], k -> new ArrayList<>()).add(headerPairs[i + 1]);
     }
-    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"), new ByteArrayInputStream(body),
+    return engine.begin(
+        new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(body),
         body.length);
   }
 
@@ -291,14 +385,16 @@ class ExchangeEncodedBodyTest {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     byte[] zeros = new byte[1 << 16];
     try (OutputStream gz = new GZIPOutputStream(out, 1 << 16)) {
-      for (long left = n; left > 0; left -= zeros.length) gz.write(zeros, 0, (int) Math.min(zeros.length, left));
+      for (long left = n; left > 0; left -= zeros.length)
+        gz.write(zeros, 0, (int) Math.min(zeros.length, left));
     }
     return out.toByteArray();
   }
 
   static byte[] deflate(byte[] data, boolean raw) throws IOException {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
-    try (OutputStream d = new DeflaterOutputStream(out, new Deflater(Deflater.DEFAULT_COMPRESSION, raw))) {
+    try (OutputStream d =
+        new DeflaterOutputStream(out, new Deflater(Deflater.DEFAULT_COMPRESSION, raw))) {
       d.write(data);
     }
     return out.toByteArray();

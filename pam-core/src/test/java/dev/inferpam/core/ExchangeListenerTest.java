@@ -31,7 +31,8 @@ import org.junit.jupiter.api.Test;
  */
 class ExchangeListenerTest {
   static final String KEY = "svc-key-0123456789";
-  static final String CHAT = "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+  static final String CHAT =
+      "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
   final MutableClock clock = new MutableClock(Instant.parse("2026-11-28T22:00:00Z"));
   final CapturingRecorder recorder = new CapturingRecorder();
@@ -39,44 +40,48 @@ class ExchangeListenerTest {
   final List<ExchangeInfo> seen = new CopyOnWriteArrayList<>();
   InProcessApprovalService service;
 
-  final ExchangeListener listener = new ExchangeListener() {
-    @Override
-    public void decided(ExchangeInfo exchange, Decision decision) {
-      seen.add(exchange);
-      events.add("decided " + (decision instanceof Decision.Deny d ? "Deny " + d.code()
-          : decision.getClass().getSimpleName()));
-    }
+  final ExchangeListener listener =
+      new ExchangeListener() {
+        @Override
+        public void decided(ExchangeInfo exchange, Decision decision) {
+          seen.add(exchange);
+          events.add(
+              "decided "
+                  + (decision instanceof Decision.Deny d
+                      ? "Deny " + d.code()
+                      : decision.getClass().getSimpleName()));
+        }
 
-    @Override
-    public void forwarded(ExchangeInfo exchange) {
-      events.add("forwarded");
-    }
+        @Override
+        public void forwarded(ExchangeInfo exchange) {
+          events.add("forwarded");
+        }
 
-    @Override
-    public void firstByte(ExchangeInfo exchange, int status) {
-      events.add("firstByte " + status);
-    }
+        @Override
+        public void firstByte(ExchangeInfo exchange, int status) {
+          events.add("firstByte " + status);
+        }
 
-    @Override
-    public void masked(ExchangeInfo exchange, Map<String, Integer> counts) {
-      events.add("masked " + counts);
-    }
+        @Override
+        public void masked(ExchangeInfo exchange, Map<String, Integer> counts) {
+          events.add("masked " + counts);
+        }
 
-    @Override
-    public void recorded(ExchangeInfo exchange) {
-      events.add("recorded");
-    }
+        @Override
+        public void recorded(ExchangeInfo exchange) {
+          events.add("recorded");
+        }
 
-    @Override
-    public void failed(ExchangeInfo exchange, Failure failure) {
-      events.add("failed " + failure);
-    }
+        @Override
+        public void failed(ExchangeInfo exchange, Failure failure) {
+          events.add("failed " + failure);
+        }
 
-    @Override
-    public void ended(ExchangeInfo exchange, boolean complete) {
-      events.add("ended " + complete);
-    }
-  };
+        @Override
+        public void ended(ExchangeInfo exchange, boolean complete) {
+          events.add("ended " + complete);
+        }
+      };
 
   @AfterEach
   void close() {
@@ -93,15 +98,27 @@ class ExchangeListenerTest {
           - groups: [ml]
             models: ["llama-*"]
             operations: [chat]
-        """.formatted(ExchangeRecordingTest.sha256Hex(KEY.getBytes(StandardCharsets.UTF_8))) + extra;
+        """
+            .formatted(ExchangeRecordingTest.sha256Hex(KEY.getBytes(StandardCharsets.UTF_8)))
+        + extra;
   }
 
   PamEngine engine(String extra, ExchangeListener l) throws Exception {
     Policy p = Policy.parse(policy(extra));
-    PamEngine.Builder b = PamEngine.builder().policy(p).clock(clock).recorder(recorder).eventListener(l)
-        .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"));
+    PamEngine.Builder b =
+        PamEngine.builder()
+            .policy(p)
+            .clock(clock)
+            .recorder(recorder)
+            .eventListener(l)
+            .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"));
     if (p.approval() != null) {
-      service = InProcessApprovalService.builder().settings(p.approval()).clock(clock).manualExpiry().build();
+      service =
+          InProcessApprovalService.builder()
+              .settings(p.approval())
+              .clock(clock)
+              .manualExpiry()
+              .build();
       b.approvalService(service);
     }
     return b.build();
@@ -109,10 +126,18 @@ class ExchangeListenerTest {
 
   static Verdict call(PamEngine engine, String key, String body) {
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-    Map<String, List<String>> headers = key == null ? Map.of("Content-Type", List.of("application/json"))
-        : Map.of("Content-Type", List.of("application/json"), "Authorization", List.of("Bearer " + key));
-    return engine.begin(new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
-        new ByteArrayInputStream(bytes), bytes.length);
+    Map<String, List<String>> headers =
+        key == null
+            ? Map.of("Content-Type", List.of("application/json"))
+            : Map.of(
+                "Content-Type",
+                List.of("application/json"),
+                "Authorization",
+                List.of("Bearer " + key));
+    return engine.begin(
+        new RequestHead("POST", "/v1/chat/completions", null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(bytes),
+        bytes.length);
   }
 
   /** What an adapter does with an allowed request: forward, relay the answer through the plan, end. */
@@ -123,7 +148,10 @@ class ExchangeListenerTest {
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
     for (int off = 0; off < bytes.length; off += 10) {
       int n = Math.min(10, bytes.length - off);
-      byte[] out = masking == null ? java.util.Arrays.copyOfRange(bytes, off, off + n) : masking.push(bytes, off, n);
+      byte[] out =
+          masking == null
+              ? java.util.Arrays.copyOfRange(bytes, off, off + n)
+              : masking.push(bytes, off, n);
       relay.delivered(out, 0, out.length);
     }
     if (masking != null) {
@@ -137,15 +165,19 @@ class ExchangeListenerTest {
   void anAllowedExchange() throws Exception {
     Verdict.Allowed allowed = Verdicts.allowed(call(engine("", listener), KEY, CHAT));
     relay(allowed, "application/json", "{\"choices\":[]}");
-    assertThat(events).containsExactly("decided Allow", "forwarded", "firstByte 200", "recorded", "ended true");
-    assertThat(seen).singleElement().satisfies(info -> {
-      assertThat(info.id()).isEqualTo(allowed.id());
-      assertThat(info.method()).isEqualTo("POST");
-      assertThat(info.principal().subject()).isEqualTo("svc");
-      assertThat(info.operation()).isEqualTo("chat");
-      assertThat(info.model()).isEqualTo("llama-3");
-      assertThat(info.started()).isEqualTo(clock.instant());
-    });
+    assertThat(events)
+        .containsExactly("decided Allow", "forwarded", "firstByte 200", "recorded", "ended true");
+    assertThat(seen)
+        .singleElement()
+        .satisfies(
+            info -> {
+              assertThat(info.id()).isEqualTo(allowed.id());
+              assertThat(info.method()).isEqualTo("POST");
+              assertThat(info.principal().subject()).isEqualTo("svc");
+              assertThat(info.operation()).isEqualTo("chat");
+              assertThat(info.model()).isEqualTo("llama-3");
+              assertThat(info.started()).isEqualTo(clock.instant());
+            });
   }
 
   @Test
@@ -159,8 +191,10 @@ class ExchangeListenerTest {
 
   @Test
   void aHeldExchangeThenApproved() throws Exception {
-    PamEngine engine = engine("approval:\n  reviewers: [sec]\n  rules:\n    - {name: all, models: [\"llama-*\"]}\n",
-        listener);
+    PamEngine engine =
+        engine(
+            "approval:\n  reviewers: [sec]\n  rules:\n    - {name: all, models: [\"llama-*\"]}\n",
+            listener);
     Verdict.Held held = Verdicts.held(call(engine, KEY, CHAT));
     assertThat(events).containsExactly("decided RequireApproval");
 
@@ -168,37 +202,59 @@ class ExchangeListenerTest {
     Executor queued = adapterThread::add;
     AtomicReference<Verdict> result = new AtomicReference<>();
     held.result(queued).thenAccept(result::set);
-    service.approve(service.pending().get(0).id(),
-        new dev.inferpam.api.Principal("sam", java.util.Set.of("sec"), "oidc", null, Map.of()), "ok");
-    assertThat(events).as("nothing decided on the reviewer's thread").containsExactly("decided RequireApproval");
+    service.approve(
+        service.pending().get(0).id(),
+        new dev.inferpam.api.Principal("sam", java.util.Set.of("sec"), "oidc", null, Map.of()),
+        "ok");
+    assertThat(events)
+        .as("nothing decided on the reviewer's thread")
+        .containsExactly("decided RequireApproval");
     assertThat(adapterThread).hasSize(1);
     adapterThread.get(0).run();
 
     Verdict.Allowed allowed = Verdicts.allowed(result.get());
     relay(allowed, "application/json", "{\"choices\":[]}");
-    assertThat(events).containsExactly("decided RequireApproval", "decided Allow", "forwarded", "firstByte 200",
-        "recorded", "ended true");
+    assertThat(events)
+        .containsExactly(
+            "decided RequireApproval",
+            "decided Allow",
+            "forwarded",
+            "firstByte 200",
+            "recorded",
+            "ended true");
     assertThat(seen).hasSize(2).allSatisfy(info -> assertThat(info).isSameAs(seen.get(0)));
   }
 
   @Test
   void aHeldExchangeTheCallerGaveUpOn() throws Exception {
-    PamEngine engine = engine("approval:\n  reviewers: [sec]\n  rules:\n    - {name: all, models: [\"llama-*\"]}\n",
-        listener);
+    PamEngine engine =
+        engine(
+            "approval:\n  reviewers: [sec]\n  rules:\n    - {name: all, models: [\"llama-*\"]}\n",
+            listener);
     Verdict.Held held = Verdicts.held(call(engine, KEY, CHAT));
     assertThat(held.await(Duration.ZERO)).isNull();
     held.cancel();
-    assertThat(events).containsExactly("decided RequireApproval", "decided Deny approval_expired", "recorded",
-        "ended false");
+    assertThat(events)
+        .containsExactly(
+            "decided RequireApproval", "decided Deny approval_expired", "recorded", "ended false");
   }
 
   @Test
   void aMaskedStream() throws Exception {
-    Verdict.Allowed allowed = Verdicts.allowed(call(engine("masking:\n  detectors: [email]\n", listener), KEY, CHAT));
-    relay(allowed, "text/event-stream",
+    Verdict.Allowed allowed =
+        Verdicts.allowed(call(engine("masking:\n  detectors: [email]\n", listener), KEY, CHAT));
+    relay(
+        allowed,
+        "text/event-stream",
         "data: {\"choices\":[{\"delta\":{\"content\":\"mail jane.doe@example.com\"}}]}\n\ndata: [DONE]\n\n");
-    assertThat(events).containsExactly("decided Allow", "forwarded", "firstByte 200", "masked {email=1}",
-        "recorded", "ended true");
+    assertThat(events)
+        .containsExactly(
+            "decided Allow",
+            "forwarded",
+            "firstByte 200",
+            "masked {email=1}",
+            "recorded",
+            "ended true");
   }
 
   @Test
@@ -207,31 +263,44 @@ class ExchangeListenerTest {
     allowed.forward();
     allowed.upstreamFailed();
     allowed.end(false);
-    assertThat(events).containsExactly("decided Allow", "forwarded", "failed UPSTREAM", "recorded", "ended false");
+    assertThat(events)
+        .containsExactly(
+            "decided Allow", "forwarded", "failed UPSTREAM", "recorded", "ended false");
     assertThat(recorder.records.get(0).response().status()).isEqualTo(502);
   }
 
   @Test
   void aMaskerThatFailsMidStream() throws Exception {
-    Masker failing = () -> new Masker.Session() {
-      @Override
-      public String push(String text) {
-        throw new IllegalStateException("broken");
-      }
+    Masker failing =
+        () ->
+            new Masker.Session() {
+              @Override
+              public String push(String text) {
+                throw new IllegalStateException("broken");
+              }
 
-      @Override
-      public String finish() {
-        return "";
-      }
-    };
+              @Override
+              public String finish() {
+                return "";
+              }
+            };
     Policy p = Policy.parse(policy(""));
-    PamEngine engine = PamEngine.builder().policy(p).recorder(recorder).masker(failing).eventListener(listener).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(p)
+            .recorder(recorder)
+            .masker(failing)
+            .eventListener(listener)
+            .build();
     Verdict.Allowed allowed = Verdicts.allowed(call(engine, KEY, CHAT));
-    ResponseMasking masking = Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("text/plain"))).masking();
+    ResponseMasking masking =
+        Verdicts.relay(allowed, 200, Map.of("Content-Type", List.of("text/plain"))).masking();
     byte[] text = "some text".getBytes(StandardCharsets.UTF_8);
     assertThatThrownBy(() -> masking.push(text, 0, text.length)).isInstanceOf(IOException.class);
     allowed.end(false);
-    assertThat(events).containsExactly("decided Allow", "firstByte 200", "failed MASKING", "recorded", "ended false");
+    assertThat(events)
+        .containsExactly(
+            "decided Allow", "firstByte 200", "failed MASKING", "recorded", "ended false");
   }
 
   @Test
@@ -240,35 +309,42 @@ class ExchangeListenerTest {
     Verdict.Denied denied = Verdicts.denied(call(engine("", listener), KEY, CHAT));
     assertThat(denied.decision().code()).isEqualTo("recording_unavailable");
     denied.end(true);
-    assertThat(events).containsExactly("decided Deny recording_unavailable", "failed RECORDING", "ended true");
+    assertThat(events)
+        .containsExactly("decided Deny recording_unavailable", "failed RECORDING", "ended true");
   }
 
   @Test
   void aListenerThatThrowsChangesNothing() throws Exception {
-    ExchangeListener throwing = new ExchangeListener() {
-      @Override
-      public void decided(ExchangeInfo exchange, Decision decision) {
-        throw new IllegalStateException("metrics down");
-      }
+    ExchangeListener throwing =
+        new ExchangeListener() {
+          @Override
+          public void decided(ExchangeInfo exchange, Decision decision) {
+            throw new IllegalStateException("metrics down");
+          }
 
-      @Override
-      public void ended(ExchangeInfo exchange, boolean complete) {
-        throw new IllegalStateException("metrics down");
-      }
-    };
+          @Override
+          public void ended(ExchangeInfo exchange, boolean complete) {
+            throw new IllegalStateException("metrics down");
+          }
+        };
     Verdict.Allowed allowed = Verdicts.allowed(call(engine("", throwing), KEY, CHAT));
     relay(allowed, "application/json", "{\"choices\":[]}");
-    assertThat(recorder.records).singleElement().satisfies(r -> {
-      assertThat(r.decision().outcome()).isEqualTo("allow");
-      assertThat(r.response().status()).isEqualTo(200);
-    });
+    assertThat(recorder.records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.decision().outcome()).isEqualTo("allow");
+              assertThat(r.response().status()).isEqualTo(200);
+            });
   }
 
   @Test
   void theBuilderTakesOneListener() {
     PamEngine.Builder b = PamEngine.builder().eventListener(listener);
-    assertThatThrownBy(() -> b.eventListener(listener)).isInstanceOf(IllegalStateException.class)
+    assertThatThrownBy(() -> b.eventListener(listener))
+        .isInstanceOf(IllegalStateException.class)
         .hasMessage("eventListener already set");
-    assertThatThrownBy(() -> PamEngine.builder().eventListener(null)).isInstanceOf(NullPointerException.class);
+    assertThatThrownBy(() -> PamEngine.builder().eventListener(null))
+        .isInstanceOf(NullPointerException.class);
   }
 }

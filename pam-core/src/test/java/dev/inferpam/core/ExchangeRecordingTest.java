@@ -2,8 +2,6 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.inferpam.core.adapter.ResponsePlan;
-import dev.inferpam.core.adapter.Verdict;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
@@ -11,6 +9,8 @@ import dev.inferpam.api.Decision;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.recording.RecordBuilder;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -35,7 +35,8 @@ class ExchangeRecordingTest {
   static final ObjectMapper JSON = new ObjectMapper();
   static final String KEY = "svc-key-1";
   static final Clock CLOCK = Clock.fixed(Instant.parse("2026-11-28T22:00:00.123Z"), ZoneOffset.UTC);
-  static final String CHAT = "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"my secret\"}]}";
+  static final String CHAT =
+      "{\"model\":\"llama-3\",\"messages\":[{\"role\":\"user\",\"content\":\"my secret\"}]}";
 
   @TempDir Path dir;
 
@@ -134,16 +135,27 @@ class ExchangeRecordingTest {
           - groups: [ml]
             models: ["llama-*"]
             operations: [chat]
-        """.formatted(sha256Hex(KEY.getBytes(StandardCharsets.UTF_8))) + extra;
+        """
+            .formatted(sha256Hex(KEY.getBytes(StandardCharsets.UTF_8)))
+        + extra;
   }
 
   String recording(String bodies, String durability) {
-    return "recording:\n  directory: " + dir + "\n  bodies: " + bodies + "\n  durability: " + durability + "\n";
+    return "recording:\n  directory: "
+        + dir
+        + "\n  bodies: "
+        + bodies
+        + "\n  durability: "
+        + durability
+        + "\n";
   }
 
   static PamEngine engine(String policy, Recorder recorder, Masker masker) {
-    PamEngine.Builder b = PamEngine.builder().policy(Policy.parse(policy)).clock(CLOCK)
-        .credentialProvider(() -> new Credential("X-Model-Key", "upstream-secret"));
+    PamEngine.Builder b =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .clock(CLOCK)
+            .credentialProvider(() -> new Credential("X-Model-Key", "upstream-secret"));
     if (recorder != null) b.recorder(recorder);
     if (masker != null) b.masker(masker);
     return b.build();
@@ -159,21 +171,26 @@ class ExchangeRecordingTest {
     headers.put("X-Model-Key", List.of("caller-tries-its-own"));
     if (key != null) headers.put("Authorization", List.of("Bearer " + key));
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"),
-        new ByteArrayInputStream(bytes), bytes.length);
+    return engine.begin(
+        new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(bytes),
+        bytes.length);
   }
 
   static void respond(Verdict ex, String contentType, String body, int pieces) {
-    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of(contentType)));
+    ResponsePlan.Relay relay =
+        Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of(contentType)));
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
     int step = Math.max(1, bytes.length / pieces);
-    for (int off = 0; off < bytes.length; off += step) relay.delivered(bytes, off, Math.min(step, bytes.length - off));
+    for (int off = 0; off < bytes.length; off += step)
+      relay.delivered(bytes, off, Math.min(step, bytes.length - off));
   }
 
   // --- admission ---------------------------------------------------------------------------------
 
   @Test
-  void admissionFailureRefusesAnAllowedRequest503AndStillAttemptsItsRecordAtTheEnd() throws Exception {
+  void admissionFailureRefusesAnAllowedRequest503AndStillAttemptsItsRecordAtTheEnd()
+      throws Exception {
     CapturingRecorder rec = new CapturingRecorder();
     rec.admitFailure = new IOException("disk full");
     PamEngine engine = engine(policy(""), rec, null);
@@ -185,8 +202,10 @@ class ExchangeRecordingTest {
     Decision.Deny deny = (Decision.Deny) ex.decision();
     assertThat(deny.status()).isEqualTo(503);
     assertThat(deny.code()).isEqualTo("recording_unavailable");
-    assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded")
-        .as("no operator detail reaches the caller").doesNotContain("disk full");
+    assertThat(deny.message())
+        .isEqualTo("recording is unavailable, the request was not forwarded")
+        .as("no operator detail reaches the caller")
+        .doesNotContain("disk full");
     assertThat(deny.rule()).isEqualTo("recording");
     JsonNode error = JSON.readTree(Verdicts.error(ex).body()).get("error");
     assertThat(error.get("code").asText()).isEqualTo("recording_unavailable");
@@ -195,12 +214,15 @@ class ExchangeRecordingTest {
     rec.admitFailure = null; // the recorder has room again by the time the 503 was sent
     Verdicts.end(ex, true);
     assertThat(rec.admitted).as("asked again at the end").hasValue(2);
-    assertThat(rec.records).singleElement().satisfies(r -> {
-      assertThat(r.decision().outcome()).isEqualTo("deny");
-      assertThat(r.decision().code()).isEqualTo("recording_unavailable");
-      assertThat(r.response().status()).isEqualTo(503);
-      assertThat(r.response().body()).isEqualTo(Verdicts.error(ex).bodyText());
-    });
+    assertThat(rec.records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.decision().outcome()).isEqualTo("deny");
+              assertThat(r.decision().code()).isEqualTo("recording_unavailable");
+              assertThat(r.response().status()).isEqualTo(503);
+              assertThat(r.response().body()).isEqualTo(Verdicts.error(ex).bodyText());
+            });
   }
 
   @Test
@@ -232,7 +254,8 @@ class ExchangeRecordingTest {
     assertThat(((Decision.Deny) ex.decision()).code()).isEqualTo("unauthenticated");
     rec.admitFailure = null;
     Verdicts.end(ex, true);
-    assertThat(rec.records).singleElement()
+    assertThat(rec.records)
+        .singleElement()
         .satisfies(r -> assertThat(r.decision().code()).isEqualTo("unauthenticated"));
   }
 
@@ -258,28 +281,35 @@ class ExchangeRecordingTest {
 
     assertThat(ex).isInstanceOf(Verdict.Allowed.class);
     assertThat(rec.records).isEmpty();
-    assertThat(rec.intents).singleElement().satisfies(intent -> {
-      assertThat(intent.type()).isEqualTo(SessionRecord.TYPE_INTENT);
-      assertThat(intent.id()).isEqualTo(ex.id());
-      assertThat(intent.time()).isEqualTo(CLOCK.instant());
-      assertThat(intent.principal().subject()).isEqualTo("svc");
-      assertThat(intent.request().method()).isEqualTo("POST");
-      assertThat(intent.request().path()).isEqualTo("/v1/chat/completions");
-      assertThat(intent.request().operation()).isEqualTo("chat");
-      assertThat(intent.request().model()).isEqualTo("llama-3");
-      assertThat(intent.request().body()).isEqualTo(CHAT);
-      assertThat(intent.request().headers().get("authorization")).containsExactly("[REDACTED]");
-      assertThat(intent.decision()).isNull();
-      assertThat(intent.response()).isNull();
-    });
+    assertThat(rec.intents)
+        .singleElement()
+        .satisfies(
+            intent -> {
+              assertThat(intent.type()).isEqualTo(SessionRecord.TYPE_INTENT);
+              assertThat(intent.id()).isEqualTo(ex.id());
+              assertThat(intent.time()).isEqualTo(CLOCK.instant());
+              assertThat(intent.principal().subject()).isEqualTo("svc");
+              assertThat(intent.request().method()).isEqualTo("POST");
+              assertThat(intent.request().path()).isEqualTo("/v1/chat/completions");
+              assertThat(intent.request().operation()).isEqualTo("chat");
+              assertThat(intent.request().model()).isEqualTo("llama-3");
+              assertThat(intent.request().body()).isEqualTo(CHAT);
+              assertThat(intent.request().headers().get("authorization"))
+                  .containsExactly("[REDACTED]");
+              assertThat(intent.decision()).isNull();
+              assertThat(intent.response()).isNull();
+            });
 
     respond(ex, "application/json", "{}", 1);
     Verdicts.end(ex, true);
-    assertThat(rec.records).singleElement().satisfies(r -> {
-      assertThat(r.type()).isEqualTo(SessionRecord.TYPE_EXCHANGE);
-      assertThat(r.id()).isEqualTo(ex.id());
-      assertThat(r.request()).isEqualTo(rec.intents.get(0).request());
-    });
+    assertThat(rec.records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.type()).isEqualTo(SessionRecord.TYPE_EXCHANGE);
+              assertThat(r.id()).isEqualTo(ex.id());
+              assertThat(r.request()).isEqualTo(rec.intents.get(0).request());
+            });
   }
 
   @Test
@@ -297,19 +327,22 @@ class ExchangeRecordingTest {
     assertThat(deny.code()).isEqualTo("recording_unavailable");
     assertThat(deny.message()).isEqualTo("recording is unavailable, the request was not forwarded");
     Verdicts.end(ex, true);
-    assertThat(rec.records).singleElement()
+    assertThat(rec.records)
+        .singleElement()
         .satisfies(r -> assertThat(r.decision().code()).isEqualTo("recording_unavailable"));
   }
 
   @Test
   void noIntentForDeniedRequestsOtherDurabilitiesOrWithoutARecordingSection() {
     CapturingRecorder strict = new CapturingRecorder();
-    Verdicts.end(call(engine(policy(recording("masked", "strict")), strict, null), null, CHAT), true);
+    Verdicts.end(
+        call(engine(policy(recording("masked", "strict")), strict, null), null, CHAT), true);
     assertThat(strict.intents).isEmpty();
 
     for (String durability : List.of("batched", "async")) {
       CapturingRecorder rec = new CapturingRecorder();
-      Verdicts.end(call(engine(policy(recording("masked", durability)), rec, null), KEY, CHAT), true);
+      Verdicts.end(
+          call(engine(policy(recording("masked", durability)), rec, null), KEY, CHAT), true);
       assertThat(rec.intents).as(durability).isEmpty();
       assertThat(rec.records).as(durability).hasSize(1);
     }
@@ -367,8 +400,12 @@ class ExchangeRecordingTest {
   @Test
   void maskedLeavesTheEnginesOwnErrorAsSent() {
     CapturingRecorder rec = new CapturingRecorder();
-    Verdict ex = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()),
-        "/v1/chat/completions", KEY, "{\"model\":\"gpt-4o\"}");
+    Verdict ex =
+        call(
+            engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()),
+            "/v1/chat/completions",
+            KEY,
+            "{\"model\":\"gpt-4o\"}");
     Verdicts.end(ex, true);
     SessionRecord r = rec.records.get(0);
     assertThat(r.decision().code()).isEqualTo("not_entitled");
@@ -379,9 +416,10 @@ class ExchangeRecordingTest {
   @Test
   void aFailingMaskerStoresNoBodyRatherThanAnUnmaskedOne() {
     CapturingRecorder rec = new CapturingRecorder();
-    Masker broken = () -> {
-      throw new IllegalStateException("detector crashed");
-    };
+    Masker broken =
+        () -> {
+          throw new IllegalStateException("detector crashed");
+        };
     Verdict ex = call(engine(policy(recording("masked", "batched")), rec, broken), KEY, CHAT);
     respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
     Verdicts.end(ex, true);
@@ -395,11 +433,16 @@ class ExchangeRecordingTest {
   void theDefaultRecorderStoresTheSameMaskedRecordAsOneBuiltOnTheRequestThread() throws Exception {
     // The JSONL recorder finishes the record (masks the request body) on its writer thread.
     CapturingRecorder rec = new CapturingRecorder();
-    Verdict captured = call(engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()), KEY, CHAT);
+    Verdict captured =
+        call(
+            engine(policy(recording("masked", "batched")), rec, new UpperCasingMasker()),
+            KEY,
+            CHAT);
     respond(captured, "application/json", "{\"text\":\"a secret\"}", 3);
     Verdicts.end(captured, true);
 
-    try (PamEngine engine = engine(policy(recording("masked", "batched")), null, new UpperCasingMasker())) {
+    try (PamEngine engine =
+        engine(policy(recording("masked", "batched")), null, new UpperCasingMasker())) {
       Verdict ex = call(engine, KEY, CHAT);
       respond(ex, "application/json", "{\"text\":\"a secret\"}", 3);
       Verdicts.end(ex, true);
@@ -434,9 +477,10 @@ class ExchangeRecordingTest {
 
   @Test
   void withTheDefaultRecorderAFailingMaskerStillStoresNoRequestBody() throws Exception {
-    Masker broken = () -> {
-      throw new IllegalStateException("detector crashed");
-    };
+    Masker broken =
+        () -> {
+          throw new IllegalStateException("detector crashed");
+        };
     try (PamEngine engine = engine(policy(recording("masked", "batched")), null, broken)) {
       Verdict ex = call(engine, KEY, CHAT);
       respond(ex, "application/json", "{\"a\":\"secret\"}", 1);
@@ -461,7 +505,8 @@ class ExchangeRecordingTest {
     SessionRecord r = rec.records.get(0);
     assertThat(r.request().body()).isNull();
     assertThat(r.request().bytes()).isEqualTo(CHAT.length());
-    assertThat(r.request().bodySha256()).isEqualTo(sha256Hex(CHAT.getBytes(StandardCharsets.UTF_8)))
+    assertThat(r.request().bodySha256())
+        .isEqualTo(sha256Hex(CHAT.getBytes(StandardCharsets.UTF_8)))
         .matches("[0-9a-f]{64}");
     assertThat(r.response().body()).isNull();
     assertThat(r.response().bytes()).isEqualTo(answerBytes.length);
@@ -486,7 +531,8 @@ class ExchangeRecordingTest {
   void captureIsCappedButSizesStayExact() {
     CapturingRecorder rec = new CapturingRecorder();
     Verdict ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
-    ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/plain")));
+    ResponsePlan.Relay relay =
+        Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/plain")));
     byte[] chunk = new byte[64 * 1024];
     java.util.Arrays.fill(chunk, (byte) 'x');
     long total = 0;
@@ -504,23 +550,34 @@ class ExchangeRecordingTest {
   void usageIsReadWholeWhenTheStreamOutgrowsTheCaptureWhereverTheCutFalls() {
     // Usage is read from the captured body when the record is built, and as the bytes pass once
     // the capture is full: an event split across that boundary is read whole.
-    String first = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
-    String filler = "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"" + "y".repeat(8000) + "\"}}\n\n";
+    String first =
+        "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
+    String filler =
+        "data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\""
+            + "y".repeat(8000)
+            + "\"}}\n\n";
     String last = "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":345}}\n\n";
     for (int shift : new int[] {0, 7, 30}) {
       CapturingRecorder rec = new CapturingRecorder();
       Verdict ex = call(engine(policy(recording("full", "batched")), rec, null), KEY, CHAT);
-      ResponsePlan.Relay relay = Verdicts.relay(Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/event-stream")));
+      ResponsePlan.Relay relay =
+          Verdicts.relay(
+              Verdicts.allowed(ex), 200, Map.of("Content-Type", List.of("text/event-stream")));
       StringBuilder body = new StringBuilder(first);
       while (body.length() < RecordBuilder.MAX_CAPTURE) body.append(filler);
       body.setLength(RecordBuilder.MAX_CAPTURE - 10 - shift); // cut inside a filler event ...
-      body.append("\"}}\n\n").append(last); // ... closed, so the last event straddles the capture's end
+      body.append("\"}}\n\n")
+          .append(last); // ... closed, so the last event straddles the capture's end
       byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
-      for (int off = 0; off < bytes.length; off += 1000) relay.delivered(bytes, off, Math.min(1000, bytes.length - off));
+      for (int off = 0; off < bytes.length; off += 1000)
+        relay.delivered(bytes, off, Math.min(1000, bytes.length - off));
       Verdicts.end(ex, true);
       SessionRecord r = rec.records.get(0);
-      assertThat(r.response().bytes()).isEqualTo(bytes.length).isGreaterThan(RecordBuilder.MAX_CAPTURE);
-      assertThat(r.response().usage()).as("shift %d", shift)
+      assertThat(r.response().bytes())
+          .isEqualTo(bytes.length)
+          .isGreaterThan(RecordBuilder.MAX_CAPTURE);
+      assertThat(r.response().usage())
+          .as("shift %d", shift)
           .isEqualTo(Map.of("prompt_tokens", 12L, "completion_tokens", 345L));
     }
   }
@@ -534,17 +591,29 @@ class ExchangeRecordingTest {
     PamEngine engine = engine(policy(""), rec, null);
 
     Verdict json = call(engine, KEY, CHAT);
-    respond(json, "application/json", "{\"choices\":[],\"usage\":{\"prompt_tokens\":41,\"completion_tokens\":120}}", 5);
+    respond(
+        json,
+        "application/json",
+        "{\"choices\":[],\"usage\":{\"prompt_tokens\":41,\"completion_tokens\":120}}",
+        5);
     Verdicts.end(json, true);
 
     Verdict sse = call(engine, KEY, CHAT);
-    respond(sse, "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n"
-        + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
-        + "data: [DONE]\n\n", 9);
+    respond(
+        sse,
+        "text/event-stream",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n"
+            + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
+            + "data: [DONE]\n\n",
+        9);
     Verdicts.end(sse, false);
 
     Verdict ndjson = call(engine, KEY, CHAT);
-    respond(ndjson, "application/x-ndjson", "{\"done\":false}\n{\"done\":true,\"prompt_eval_count\":5,\"eval_count\":6}\n", 3);
+    respond(
+        ndjson,
+        "application/x-ndjson",
+        "{\"done\":false}\n{\"done\":true,\"prompt_eval_count\":5,\"eval_count\":6}\n",
+        3);
     Verdicts.end(ndjson, true);
 
     assertThat(rec.records).hasSize(3);
@@ -554,7 +623,8 @@ class ExchangeRecordingTest {
     SessionRecord.Response b = rec.records.get(1).response();
     assertThat(b.streamed()).isTrue();
     assertThat(b.complete()).isFalse();
-    assertThat(b.usage()).isEqualTo(Map.of("prompt_tokens", 3L, "completion_tokens", 4L, "total_tokens", 7L));
+    assertThat(b.usage())
+        .isEqualTo(Map.of("prompt_tokens", 3L, "completion_tokens", 4L, "total_tokens", 7L));
     SessionRecord.Response c = rec.records.get(2).response();
     assertThat(c.streamed()).isTrue();
     assertThat(c.usage()).isEqualTo(Map.of("prompt_tokens", 5L, "completion_tokens", 6L));
@@ -566,10 +636,15 @@ class ExchangeRecordingTest {
     PamEngine engine = engine(policy(""), rec, null);
     Verdicts.end(call(engine, null, CHAT), true);
     Verdicts.end(call(engine, KEY, CHAT), true);
-    assertThat(rec.records).hasSize(2).allSatisfy(r -> {
-      assertThat(r.request().headers().get("x-model-key")).containsExactly("[REDACTED]");
-      assertThat(r.toString()).doesNotContain("caller-tries-its-own").doesNotContain("upstream-secret");
-    });
+    assertThat(rec.records)
+        .hasSize(2)
+        .allSatisfy(
+            r -> {
+              assertThat(r.request().headers().get("x-model-key")).containsExactly("[REDACTED]");
+              assertThat(r.toString())
+                  .doesNotContain("caller-tries-its-own")
+                  .doesNotContain("upstream-secret");
+            });
   }
 
   @Test
@@ -609,8 +684,11 @@ class ExchangeRecordingTest {
   static List<JsonNode> lines(Path dir) throws IOException {
     List<JsonNode> out = new java.util.ArrayList<>();
     try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(dir)) {
-      for (Path f : files.filter(p -> p.getFileName().toString().matches("session-\\d{8}-\\d+\\.jsonl")).sorted()
-          .toList()) {
+      for (Path f :
+          files
+              .filter(p -> p.getFileName().toString().matches("session-\\d{8}-\\d+\\.jsonl"))
+              .sorted()
+              .toList()) {
         for (String line : java.nio.file.Files.readAllLines(f, StandardCharsets.UTF_8)) {
           if (!line.isEmpty()) out.add(JSON.readTree(line));
         }
@@ -620,21 +698,26 @@ class ExchangeRecordingTest {
   }
 
   @Test
-  void recordingSectionWithoutRecorderWritesJsonlWithTheIntentDurableBeforeBeginReturns() throws Exception {
+  void recordingSectionWithoutRecorderWritesJsonlWithTheIntentDurableBeforeBeginReturns()
+      throws Exception {
     PamEngine engine = engine(policy(recording("none", "strict")), null, null);
     try {
       Verdict ex = call(engine, KEY, CHAT);
       assertThat(ex).isInstanceOf(Verdict.Allowed.class);
       List<JsonNode> before = lines(dir);
-      assertThat(before).singleElement().satisfies(intent -> {
-        assertThat(intent.get("type").asText()).isEqualTo("intent");
-        assertThat(intent.get("id").asText()).isEqualTo(ex.id());
-        assertThat(intent.get("principal").get("subject").asText()).isEqualTo("svc");
-        assertThat(intent.get("request").get("body_sha256").asText())
-            .isEqualTo(sha256Hex(CHAT.getBytes(StandardCharsets.UTF_8)));
-        assertThat(intent.has("decision") && !intent.get("decision").isNull()).isFalse();
-      });
-      respond(ex, "application/json", "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", 2);
+      assertThat(before)
+          .singleElement()
+          .satisfies(
+              intent -> {
+                assertThat(intent.get("type").asText()).isEqualTo("intent");
+                assertThat(intent.get("id").asText()).isEqualTo(ex.id());
+                assertThat(intent.get("principal").get("subject").asText()).isEqualTo("svc");
+                assertThat(intent.get("request").get("body_sha256").asText())
+                    .isEqualTo(sha256Hex(CHAT.getBytes(StandardCharsets.UTF_8)));
+                assertThat(intent.has("decision") && !intent.get("decision").isNull()).isFalse();
+              });
+      respond(
+          ex, "application/json", "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", 2);
       Verdicts.end(ex, true);
     } finally {
       engine.close();
@@ -644,21 +727,26 @@ class ExchangeRecordingTest {
     assertThat(after.get(1).get("type").asText()).isEqualTo("exchange");
     assertThat(after.get(1).get("id").asText()).isEqualTo(after.get(0).get("id").asText());
     assertThat(after.get(1).get("decision").get("outcome").asText()).isEqualTo("allow");
-    assertThat(after.get(1).get("response").get("usage").get("completion_tokens").asLong()).isEqualTo(2);
+    assertThat(after.get(1).get("response").get("usage").get("completion_tokens").asLong())
+        .isEqualTo(2);
     assertThat(after.get(1).get("prev").asText()).isEqualTo(after.get(0).get("hash").asText());
   }
 
   @Test
   void aDecodedRequestBodyIsRecordedWithoutTheHeadersThatDescribedItsEncoding() throws Exception {
-    String policy = policy(recording("full", "strict")
-        + "allow:\n  - groups: [ml]\n    methods: [POST]\n    paths: [\"/v1/files\"]\n");
+    String policy =
+        policy(
+            recording("full", "strict")
+                + "allow:\n  - groups: [ml]\n    methods: [POST]\n    paths: [\"/v1/files\"]\n");
     PamEngine engine = engine(policy, null, null);
     byte[] gzipped = ExchangeEncodedBodyTest.gzip(CHAT.getBytes(StandardCharsets.UTF_8));
     byte[] brotli = {1, 2, 3, 4}; // no rule reads it: passes as it came, still encoded
     List<String> ids = new java.util.ArrayList<>();
     try {
-      for (Verdict ex : List.of(encoded(engine, "/v1/chat/completions", "gzip", gzipped),
-          encoded(engine, "/v1/files", "br", brotli))) {
+      for (Verdict ex :
+          List.of(
+              encoded(engine, "/v1/chat/completions", "gzip", gzipped),
+              encoded(engine, "/v1/files", "br", brotli))) {
         assertThat((ex instanceof Verdict.Allowed)).as(ex.toString()).isTrue();
         ids.add(ex.id());
         respond(ex, "application/json", "{}", 1);
@@ -669,29 +757,49 @@ class ExchangeRecordingTest {
     }
     List<JsonNode> lines = lines(dir);
     assertThat(lines).hasSize(4); // intent and exchange of each
-    List<JsonNode> decoded = lines.stream().filter(l -> l.get("id").asText().equals(ids.get(0))).toList();
-    assertThat(decoded).extracting(l -> l.get("type").asText()).containsExactlyInAnyOrder("intent", "exchange");
+    List<JsonNode> decoded =
+        lines.stream().filter(l -> l.get("id").asText().equals(ids.get(0))).toList();
+    assertThat(decoded)
+        .extracting(l -> l.get("type").asText())
+        .containsExactlyInAnyOrder("intent", "exchange");
     for (JsonNode line : decoded) {
       JsonNode request = line.get("request");
-      assertThat(request.get("headers").has("content-encoding")).as(line.get("type").asText()).isFalse();
+      assertThat(request.get("headers").has("content-encoding"))
+          .as(line.get("type").asText())
+          .isFalse();
       assertThat(request.get("headers").has("content-length")).isFalse();
       assertThat(request.get("headers").get("content-type").asText()).isEqualTo("application/json");
       assertThat(request.get("body").asText()).isEqualTo(CHAT);
       assertThat(request.get("bytes").asLong()).isEqualTo(CHAT.length());
     }
     // A body that was not decoded keeps the headers that describe it.
-    List<JsonNode> passed = lines.stream().filter(l -> l.get("id").asText().equals(ids.get(1))).toList();
-    assertThat(passed).hasSize(2).allSatisfy(line -> {
-      assertThat(line.get("request").get("headers").get("content-encoding").asText()).isEqualTo("br");
-      assertThat(line.get("request").get("headers").get("content-length").asText()).isEqualTo("4");
-    });
+    List<JsonNode> passed =
+        lines.stream().filter(l -> l.get("id").asText().equals(ids.get(1))).toList();
+    assertThat(passed)
+        .hasSize(2)
+        .allSatisfy(
+            line -> {
+              assertThat(line.get("request").get("headers").get("content-encoding").asText())
+                  .isEqualTo("br");
+              assertThat(line.get("request").get("headers").get("content-length").asText())
+                  .isEqualTo("4");
+            });
   }
 
   private static Verdict encoded(PamEngine engine, String path, String coding, byte[] body) {
-    Map<String, List<String>> headers = Map.of("Content-Type", List.of("application/json"),
-        "Content-Encoding", List.of(coding), "Content-Length", List.of(Integer.toString(body.length)),
-        "Authorization", List.of("Bearer " + KEY));
-    return engine.begin(new RequestHead("POST", path, null, headers, "127.0.0.1"), new ByteArrayInputStream(body),
+    Map<String, List<String>> headers =
+        Map.of(
+            "Content-Type",
+            List.of("application/json"),
+            "Content-Encoding",
+            List.of(coding),
+            "Content-Length",
+            List.of(Integer.toString(body.length)),
+            "Authorization",
+            List.of("Bearer " + KEY));
+    return engine.begin(
+        new RequestHead("POST", path, null, headers, "127.0.0.1"),
+        new ByteArrayInputStream(body),
         body.length);
   }
 

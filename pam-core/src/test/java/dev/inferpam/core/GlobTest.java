@@ -161,17 +161,20 @@ class GlobTest {
   }
 
   @ParameterizedTest
-  @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
-      "llama-[        | invalid glob \"llama-[\": unclosed '['",
-      "llama-[!       | invalid glob \"llama-[!\": unclosed '['",
-      "a]             | invalid glob \"a]\": ']' without '['",
-      "{a,b}          | invalid glob \"{a,b}\": '{' and '}' are reserved; escape them as '\\{' '\\}'",
-      "a}             | invalid glob \"a}\": '{' and '}' are reserved; escape them as '\\{' '\\}'",
-      "a***           | invalid glob \"a***\": more than two '*' in a row",
-      "a\\            | invalid glob \"a\\\\\": ends with an escaping '\\'",
-      "[z-a]          | invalid glob \"[z-a]\": range z-a is backwards",
-      "/v1/[/]        | invalid glob \"/v1/[/]\": '/' cannot be in a character class",
-  })
+  @CsvSource(
+      delimiter = '|',
+      quoteCharacter = '`',
+      value = {
+        "llama-[        | invalid glob \"llama-[\": unclosed '['",
+        "llama-[!       | invalid glob \"llama-[!\": unclosed '['",
+        "a]             | invalid glob \"a]\": ']' without '['",
+        "{a,b}          | invalid glob \"{a,b}\": '{' and '}' are reserved; escape them as '\\{' '\\}'",
+        "a}             | invalid glob \"a}\": '{' and '}' are reserved; escape them as '\\{' '\\}'",
+        "a***           | invalid glob \"a***\": more than two '*' in a row",
+        "a\\            | invalid glob \"a\\\\\": ends with an escaping '\\'",
+        "[z-a]          | invalid glob \"[z-a]\": range z-a is backwards",
+        "/v1/[/]        | invalid glob \"/v1/[/]\": '/' cannot be in a character class",
+      })
   void invalidPatternsAreRefusedWithAReason(String pattern, String message) {
     assertThatThrownBy(() -> Glob.compile(pattern))
         .isInstanceOf(IllegalArgumentException.class)
@@ -191,7 +194,8 @@ class GlobTest {
 
   @Test
   void equalityAndToStringFollowThePattern() {
-    assertThat(Glob.compile("/a/**")).isEqualTo(Glob.compile("/a/**"))
+    assertThat(Glob.compile("/a/**"))
+        .isEqualTo(Glob.compile("/a/**"))
         .hasSameHashCodeAs(Glob.compile("/a/**"))
         .isNotEqualTo(Glob.compile("/a/*"));
     assertThat(Glob.compile("/a/**")).hasToString("/a/**");

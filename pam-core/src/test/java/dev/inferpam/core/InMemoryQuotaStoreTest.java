@@ -83,14 +83,18 @@ class InMemoryQuotaStoreTest {
     for (int i = 0; i < keys; i++) store.add("principal-" + i, MINUTE, 1, MINUTE_END);
 
     // Caffeine evicts on its maintenance thread: the bound holds eventually, not at once.
-    await().atMost(10, TimeUnit.SECONDS).pollInterval(Duration.ofMillis(10)).untilAsserted(() -> {
-      int kept = 0;
-      for (int i = 0; i < keys; i++) {
-        if (store.get("principal-" + i, MINUTE) != 0) kept++;
-      }
-      assertThat(kept).isLessThanOrEqualTo(10);
-      assertThat(counters(store)).isLessThanOrEqualTo(10);
-    });
+    await()
+        .atMost(10, TimeUnit.SECONDS)
+        .pollInterval(Duration.ofMillis(10))
+        .untilAsserted(
+            () -> {
+              int kept = 0;
+              for (int i = 0; i < keys; i++) {
+                if (store.get("principal-" + i, MINUTE) != 0) kept++;
+              }
+              assertThat(kept).isLessThanOrEqualTo(10);
+              assertThat(counters(store)).isLessThanOrEqualTo(10);
+            });
   }
 
   @Test
@@ -98,18 +102,24 @@ class InMemoryQuotaStoreTest {
     InMemoryQuotaStore store = new InMemoryQuotaStore(clock);
     store.add("alice@example.com\n0\nrequests-per-minute", MINUTE, 1, MINUTE_END);
 
-    assertThat(store.toString()).isEqualTo("InMemoryQuotaStore[1 counters]").doesNotContain("alice");
+    assertThat(store.toString())
+        .isEqualTo("InMemoryQuotaStore[1 counters]")
+        .doesNotContain("alice");
   }
 
   @Test
   void refusesBadConstructorArguments() {
-    assertThatThrownBy(() -> new InMemoryQuotaStore(clock, 0)).isInstanceOf(IllegalArgumentException.class)
+    assertThatThrownBy(() -> new InMemoryQuotaStore(clock, 0))
+        .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("maximumCounters must be > 0, was 0");
-    assertThatThrownBy(() -> new InMemoryQuotaStore(clock, -5)).isInstanceOf(IllegalArgumentException.class)
+    assertThatThrownBy(() -> new InMemoryQuotaStore(clock, -5))
+        .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("maximumCounters must be > 0, was -5");
-    assertThatThrownBy(() -> new InMemoryQuotaStore(null)).isInstanceOf(NullPointerException.class)
+    assertThatThrownBy(() -> new InMemoryQuotaStore(null))
+        .isInstanceOf(NullPointerException.class)
         .hasMessage("clock");
-    assertThatThrownBy(() -> new InMemoryQuotaStore(null, 10)).isInstanceOf(NullPointerException.class)
+    assertThatThrownBy(() -> new InMemoryQuotaStore(null, 10))
+        .isInstanceOf(NullPointerException.class)
         .hasMessage("clock");
     assertThat(InMemoryQuotaStore.DEFAULT_MAXIMUM_COUNTERS).isEqualTo(100_000);
   }
@@ -118,14 +128,20 @@ class InMemoryQuotaStoreTest {
   void refusesANullKeyOrWindowEnd() {
     InMemoryQuotaStore store = new InMemoryQuotaStore(clock);
     assertThatThrownBy(() -> store.addIfWithin(null, MINUTE, 1, 1, MINUTE_END))
-        .isInstanceOf(NullPointerException.class).hasMessage("key");
+        .isInstanceOf(NullPointerException.class)
+        .hasMessage("key");
     assertThatThrownBy(() -> store.add(null, MINUTE, 1, MINUTE_END))
-        .isInstanceOf(NullPointerException.class).hasMessage("key");
-    assertThatThrownBy(() -> store.get(null, MINUTE)).isInstanceOf(NullPointerException.class).hasMessage("key");
+        .isInstanceOf(NullPointerException.class)
+        .hasMessage("key");
+    assertThatThrownBy(() -> store.get(null, MINUTE))
+        .isInstanceOf(NullPointerException.class)
+        .hasMessage("key");
     assertThatThrownBy(() -> store.addIfWithin("alice", MINUTE, 1, 1, null))
-        .isInstanceOf(NullPointerException.class).hasMessage("windowEnd");
+        .isInstanceOf(NullPointerException.class)
+        .hasMessage("windowEnd");
     assertThatThrownBy(() -> store.add("alice", MINUTE, 1, null))
-        .isInstanceOf(NullPointerException.class).hasMessage("windowEnd");
+        .isInstanceOf(NullPointerException.class)
+        .hasMessage("windowEnd");
   }
 
   /** The store's own count, from its {@code toString} (Caffeine's estimated size). */

@@ -11,8 +11,8 @@ import dev.inferpam.api.ApprovalService.Status;
 import dev.inferpam.api.ApprovalService.Ticket;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.testsupport.MutableClock;
 import dev.inferpam.core.internal.approval.RequestDigest;
+import dev.inferpam.testsupport.MutableClock;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
@@ -28,20 +28,31 @@ import org.junit.jupiter.api.Test;
 /** The in-process approval service, driven by a fake clock and {@code expireDue()}: no sleeps. */
 class InProcessApprovalServiceTest {
   static final Instant T0 = Instant.parse("2026-03-01T10:00:00Z");
-  static final Principal ALICE = new Principal("alice", Set.of("ml"), Principal.VIA_OIDC, "https://idp", Map.of());
-  static final Principal BOB = new Principal("bob", Set.of("ml"), Principal.VIA_OIDC, "https://idp", Map.of());
-  static final Principal SEC = new Principal("sam", Set.of("security-oncall"), Principal.VIA_OIDC, "https://idp",
-      Map.of());
+  static final Principal ALICE =
+      new Principal("alice", Set.of("ml"), Principal.VIA_OIDC, "https://idp", Map.of());
+  static final Principal BOB =
+      new Principal("bob", Set.of("ml"), Principal.VIA_OIDC, "https://idp", Map.of());
+  static final Principal SEC =
+      new Principal("sam", Set.of("security-oncall"), Principal.VIA_OIDC, "https://idp", Map.of());
+
   /** A reviewer who is also the requester ALICE, under another issuer. */
-  static final Principal ALICE_REVIEWER = Principal.of("alice", Set.of("security-oncall"), Principal.VIA_API_KEY);
+  static final Principal ALICE_REVIEWER =
+      Principal.of("alice", Set.of("security-oncall"), Principal.VIA_API_KEY);
 
   final MutableClock clock = new MutableClock(T0);
   InProcessApprovalService service;
 
   InProcessApprovalService service(Duration grant, int perPrincipal, int total) {
-    service = InProcessApprovalService.builder().clock(clock).reviewers(Set.of("security-oncall"))
-        .timeout(Duration.ofMinutes(5)).grant(grant).maxPendingPerPrincipal(perPrincipal).maxPending(total)
-        .manualExpiry().build();
+    service =
+        InProcessApprovalService.builder()
+            .clock(clock)
+            .reviewers(Set.of("security-oncall"))
+            .timeout(Duration.ofMinutes(5))
+            .grant(grant)
+            .maxPendingPerPrincipal(perPrincipal)
+            .maxPending(total)
+            .manualExpiry()
+            .build();
     return service;
   }
 
@@ -56,8 +67,13 @@ class InProcessApprovalServiceTest {
 
   static InferenceRequest req(String prompt) {
     String body = "{\"model\":\"m\",\"prompt\":\"" + prompt + "\"}";
-    return new InferenceRequest("POST", "/v1/completions", null, Map.of("authorization", List.of("Bearer tok")),
-        body.getBytes(StandardCharsets.UTF_8), "10.0.0.1");
+    return new InferenceRequest(
+        "POST",
+        "/v1/completions",
+        null,
+        Map.of("authorization", List.of("Bearer tok")),
+        body.getBytes(StandardCharsets.UTF_8),
+        "10.0.0.1");
   }
 
   CompletableFuture<Outcome> ask(Principal p, String prompt) {
@@ -150,8 +166,10 @@ class InProcessApprovalServiceTest {
     service();
     CompletableFuture<Outcome> stage = ask(ALICE, "dump all");
     String id = onlyPendingId();
-    assertThat(service.approve(id, ALICE_REVIEWER, "me").kind()).isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
-    assertThat(service.reject(id, ALICE_REVIEWER, "me").kind()).isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
+    assertThat(service.approve(id, ALICE_REVIEWER, "me").kind())
+        .isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
+    assertThat(service.reject(id, ALICE_REVIEWER, "me").kind())
+        .isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
     assertThat(stage).isNotDone();
     assertThat(service.pending()).hasSize(1);
   }
@@ -162,8 +180,12 @@ class InProcessApprovalServiceTest {
     ask(ALICE, "dump all");
     ask(BOB, "dump all");
     assertThat(service.pending()).hasSize(2);
-    assertThat(service.pending(SEC)).extracting(p -> p.principal().subject()).containsExactly("alice", "bob");
-    assertThat(service.pending(ALICE_REVIEWER)).extracting(p -> p.principal().subject()).containsExactly("bob");
+    assertThat(service.pending(SEC))
+        .extracting(p -> p.principal().subject())
+        .containsExactly("alice", "bob");
+    assertThat(service.pending(ALICE_REVIEWER))
+        .extracting(p -> p.principal().subject())
+        .containsExactly("bob");
     assertThat(service.pending(BOB)).isEmpty();
     assertThat(service.isReviewer(ALICE_REVIEWER)).isTrue();
     assertThat(service.isReviewer(BOB)).isFalse();
@@ -175,7 +197,8 @@ class InProcessApprovalServiceTest {
     CompletableFuture<Outcome> stage = ask(ALICE, "dump all");
     String id = onlyPendingId();
     assertThat(service.approve(id, BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
-    assertThat(service.approve("apr-nope", BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
+    assertThat(service.approve("apr-nope", BOB, null).kind())
+        .isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
     assertThat(stage).isNotDone();
   }
 
@@ -209,14 +232,18 @@ class InProcessApprovalServiceTest {
     // With grant 0 the same request again waits for a new review.
     CompletableFuture<Outcome> again = ask(ALICE, "dump all users");
     assertThat(again).isNotDone();
-    assertThat(service.pending()).extracting(Pending::id).doesNotContain(pending.get(0).id()).hasSize(2);
+    assertThat(service.pending())
+        .extracting(Pending::id)
+        .doesNotContain(pending.get(0).id())
+        .hasSize(2);
   }
 
   @Test
   void anIdenticalRequestWhileTheFirstWaitsJoinsItsReview() {
     service(Duration.ZERO, 1, 10);
     CompletableFuture<Outcome> first = ask(ALICE, "dump all");
-    CompletableFuture<Outcome> retry = ask(ALICE, "dump all"); // same digest: no new review, no bound hit
+    CompletableFuture<Outcome> retry =
+        ask(ALICE, "dump all"); // same digest: no new review, no bound hit
     String id = onlyPendingId();
     service.approve(id, SEC, "ok");
     assertThat(first.join()).isEqualTo(retry.join());
@@ -246,7 +273,8 @@ class InProcessApprovalServiceTest {
     assertThat(o.approvalId()).isEqualTo(id);
     assertThat(o.reviewer()).isEqualTo("sam");
     assertThat(o.decided()).isEqualTo(decided);
-    assertThat(o.reason()).isEqualTo("within the 10m grant of approval " + id + ": quarterly export");
+    assertThat(o.reason())
+        .isEqualTo("within the 10m grant of approval " + id + ": quarterly export");
     assertThat(service.pending()).isEmpty();
 
     // Not for another rule, not for another principal.
@@ -279,8 +307,10 @@ class InProcessApprovalServiceTest {
     assertThat(e.limit()).isEqualTo(2);
     // The first of ALICE's reviews expires 4m50s from now.
     assertThat(e.retryAfter()).isEqualTo(Duration.ofMinutes(5).minusSeconds(10));
-    assertThat(e.getMessage()).isEqualTo("approval rule \"bulk-export\": this principal already has 2 requests "
-        + "waiting for review (approval.max-pending-per-principal)");
+    assertThat(e.getMessage())
+        .isEqualTo(
+            "approval rule \"bulk-export\": this principal already has 2 requests "
+                + "waiting for review (approval.max-pending-per-principal)");
     assertThat(service.pending()).hasSize(2);
     // Others still get in; a decision frees room.
     assertThat(ask(BOB, "a")).isNotDone();
@@ -313,8 +343,13 @@ class InProcessApprovalServiceTest {
     clock.advance(Duration.ofSeconds(3));
     ticket.withdraw();
     assertThat(ticket.outcome().toCompletableFuture())
-        .isCompletedWithValue(new Outcome(id, Status.WITHDRAWN, null, "withdrawn: the caller stopped waiting",
-            T0.plusSeconds(3)));
+        .isCompletedWithValue(
+            new Outcome(
+                id,
+                Status.WITHDRAWN,
+                null,
+                "withdrawn: the caller stopped waiting",
+                T0.plusSeconds(3)));
     assertThat(service.pending()).isEmpty();
     ReviewResult late = service.approve(id, SEC, null);
     assertThat(late.kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
@@ -370,7 +405,8 @@ class InProcessApprovalServiceTest {
 
   @Test
   void theOwnExpiryThreadIsStoppedOnClose() {
-    InProcessApprovalService s = InProcessApprovalService.builder().reviewers(Set.of("sec")).build();
+    InProcessApprovalService s =
+        InProcessApprovalService.builder().reviewers(Set.of("sec")).build();
     CompletionStage<Outcome> stage = s.request(ALICE, req("a"), "r", "d").outcome();
     s.close();
     assertThat(stage.toCompletableFuture().join().status()).isEqualTo(Status.CLOSED);
@@ -378,7 +414,9 @@ class InProcessApprovalServiceTest {
 
   @Test
   void settingsComeFromThePolicySection() {
-    Policy.Approval a = Policy.parse("""
+    Policy.Approval a =
+        Policy.parse(
+                """
         version: 1
         approval:
           reviewers: [security-oncall]
@@ -388,7 +426,8 @@ class InProcessApprovalServiceTest {
           max-pending: 3
           rules:
             - {name: r, max-tokens-over: 1}
-        """).approval();
+        """)
+            .approval();
     service = InProcessApprovalService.builder().settings(a).clock(clock).manualExpiry().build();
     CompletableFuture<Outcome> stage = ask(ALICE, "a");
     assertThat(service.pending().get(0).expires()).isEqualTo(T0.plusSeconds(30));
@@ -401,18 +440,29 @@ class InProcessApprovalServiceTest {
   @Test
   void badArgumentsAreRefused() {
     service();
-    assertThatThrownBy(() -> service.request(ALICE, req("a"), " ", "d")).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> service.request(ALICE, req("a"), "r", "")).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> service.request(null, req("a"), "r", "d")).isInstanceOf(NullPointerException.class);
+    assertThatThrownBy(() -> service.request(ALICE, req("a"), " ", "d"))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> service.request(ALICE, req("a"), "r", ""))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> service.request(null, req("a"), "r", "d"))
+        .isInstanceOf(NullPointerException.class);
     assertThatThrownBy(() -> service.approve("x", SEC, "y".repeat(1001)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("reason is longer than 1000 chars");
-    assertThatThrownBy(() -> InProcessApprovalService.builder().build()).isInstanceOf(IllegalStateException.class);
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("reason is longer than 1000 chars");
+    assertThatThrownBy(() -> InProcessApprovalService.builder().build())
+        .isInstanceOf(IllegalStateException.class);
     assertThatThrownBy(() -> InProcessApprovalService.builder().reviewers(Set.of("*")))
         .isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> InProcessApprovalService.builder().timeout(Duration.ZERO))
         .isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> InProcessApprovalService.builder().reviewers(Set.of("s")).maxPendingPerPrincipal(3)
-        .maxPending(2).build()).isInstanceOf(IllegalStateException.class);
+    assertThatThrownBy(
+            () ->
+                InProcessApprovalService.builder()
+                    .reviewers(Set.of("s"))
+                    .maxPendingPerPrincipal(3)
+                    .maxPending(2)
+                    .build())
+        .isInstanceOf(IllegalStateException.class);
   }
 
   @Test
@@ -420,45 +470,59 @@ class InProcessApprovalServiceTest {
     service(Duration.ZERO, 5, 1000);
     int threads = 8;
     int perThread = 50;
-    List<CompletableFuture<Outcome>> stages = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
-    java.util.concurrent.atomic.AtomicInteger decided = new java.util.concurrent.atomic.AtomicInteger();
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads + 2);
+    List<CompletableFuture<Outcome>> stages =
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    java.util.concurrent.atomic.AtomicInteger decided =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.ExecutorService pool =
+        java.util.concurrent.Executors.newFixedThreadPool(threads + 2);
     try {
       java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
       List<java.util.concurrent.Future<?>> done = new java.util.ArrayList<>();
       for (int t = 0; t < threads; t++) {
         int thread = t;
-        done.add(pool.submit(() -> {
-          start.await();
-          for (int i = 0; i < perThread; i++) {
-            Principal p = Principal.of("user-" + thread + "-" + i, Set.of("ml"), Principal.VIA_API_KEY);
-            stages.add(ask(p, "q" + i));
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  for (int i = 0; i < perThread; i++) {
+                    Principal p =
+                        Principal.of(
+                            "user-" + thread + "-" + i, Set.of("ml"), Principal.VIA_API_KEY);
+                    stages.add(ask(p, "q" + i));
+                  }
+                  return null;
+                }));
       }
       // Two reviewers decide while requests arrive, racing for the same ids, until all are decided.
       for (int t = 0; t < 2; t++) {
         boolean approve = t == 0;
-        done.add(pool.submit(() -> {
-          start.await();
-          while (decided.get() < threads * perThread) {
-            for (Pending p : service.pending()) {
-              ReviewResult r = approve ? service.approve(p.id(), SEC, null) : service.reject(p.id(), SEC, null);
-              if (r.kind() == ReviewResult.Kind.DECIDED) decided.incrementAndGet();
-            }
-            Thread.onSpinWait();
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  while (decided.get() < threads * perThread) {
+                    for (Pending p : service.pending()) {
+                      ReviewResult r =
+                          approve
+                              ? service.approve(p.id(), SEC, null)
+                              : service.reject(p.id(), SEC, null);
+                      if (r.kind() == ReviewResult.Kind.DECIDED) decided.incrementAndGet();
+                    }
+                    Thread.onSpinWait();
+                  }
+                  return null;
+                }));
       }
       start.countDown();
-      for (java.util.concurrent.Future<?> f : done) f.get(30, java.util.concurrent.TimeUnit.SECONDS);
+      for (java.util.concurrent.Future<?> f : done)
+        f.get(30, java.util.concurrent.TimeUnit.SECONDS);
     } finally {
       pool.shutdownNow();
     }
     assertThat(stages).hasSize(threads * perThread).allSatisfy(s -> assertThat(s).isDone());
-    assertThat(stages.stream().map(s -> s.join().approvalId()).distinct()).hasSize(threads * perThread);
+    assertThat(stages.stream().map(s -> s.join().approvalId()).distinct())
+        .hasSize(threads * perThread);
     assertThat(decided.get()).isEqualTo(threads * perThread);
     assertThat(service.pending()).isEmpty();
   }

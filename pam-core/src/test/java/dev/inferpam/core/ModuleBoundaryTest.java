@@ -26,10 +26,18 @@ import org.junit.jupiter.api.Test;
  */
 class ModuleBoundaryTest {
   /** The library modules: each must have a descriptor. */
-  static final Set<String> LIBRARY_MODULES = Set.of(
-      "pam-api", "pam-core", "pam-okhttp", "pam-servlet", "pam-testkit", "pam-test-support", "pam-gateway");
+  static final Set<String> LIBRARY_MODULES =
+      Set.of(
+          "pam-api",
+          "pam-core",
+          "pam-okhttp",
+          "pam-servlet",
+          "pam-testkit",
+          "pam-test-support",
+          "pam-gateway");
 
-  private static final Pattern EXPORT = Pattern.compile("\\b(exports|opens)\\s+([\\w.]+)\\s*(to\\s+[^;]+)?;");
+  private static final Pattern EXPORT =
+      Pattern.compile("\\b(exports|opens)\\s+([\\w.]+)\\s*(to\\s+[^;]+)?;");
 
   /** Maven module directory to the {@code exports}/{@code opens} lines of its descriptor. */
   private static Map<String, List<Directive>> descriptors;
@@ -67,21 +75,39 @@ class ModuleBoundaryTest {
 
   @Test
   void noDescriptorExportsOrOpensAnInternalPackage() {
-    List<String> leaks = descriptors.entrySet().stream()
-        .flatMap(e -> e.getValue().stream()
-            .filter(d -> d.pkg().contains("internal") || d.pkg().startsWith("dev.inferpam.gateway.demo"))
-            .map(d -> e.getKey() + ": " + d.kind() + " " + d.pkg() + (d.to() == null ? "" : " " + d.to())))
-        .collect(Collectors.toList());
+    List<String> leaks =
+        descriptors.entrySet().stream()
+            .flatMap(
+                e ->
+                    e.getValue().stream()
+                        .filter(
+                            d ->
+                                d.pkg().contains("internal")
+                                    || d.pkg().startsWith("dev.inferpam.gateway.demo"))
+                        .map(
+                            d ->
+                                e.getKey()
+                                    + ": "
+                                    + d.kind()
+                                    + " "
+                                    + d.pkg()
+                                    + (d.to() == null ? "" : " " + d.to())))
+            .collect(Collectors.toList());
     assertThat(leaks).as("packages that are not API, exported or opened").isEmpty();
   }
 
   @Test
   void theParserSeesTheExportsThatAreThere() {
     // Guards the check above against reading nothing.
-    assertThat(descriptors.get("pam-core")).extracting(Directive::pkg)
+    assertThat(descriptors.get("pam-core"))
+        .extracting(Directive::pkg)
         .contains("dev.inferpam.core", "dev.inferpam.core.adapter");
-    assertThat(directives("module m { exports a.internal.b; /* exports c.internal; */ opens d.internal to x, y; }"))
-        .containsExactly(new Directive("exports", "a.internal.b", null), new Directive("opens", "d.internal", "to x, y"));
+    assertThat(
+            directives(
+                "module m { exports a.internal.b; /* exports c.internal; */ opens d.internal to x, y; }"))
+        .containsExactly(
+            new Directive("exports", "a.internal.b", null),
+            new Directive("opens", "d.internal", "to x, y"));
   }
 
   @Test
@@ -89,10 +115,13 @@ class ModuleBoundaryTest {
     ModuleDescriptor core = PamEngine.class.getModule().getDescriptor();
     if (core == null) return; // tests on the class path: the source descriptors are checked above
     assertThat(core.name()).isEqualTo("dev.inferpam.core");
-    assertThat(core.exports()).allSatisfy(e -> assertThat(e.isQualified()).isFalse())
+    assertThat(core.exports())
+        .allSatisfy(e -> assertThat(e.isQualified()).isFalse())
         .extracting(ModuleDescriptor.Exports::source)
-        .containsExactlyInAnyOrder("dev.inferpam.core", "dev.inferpam.core.adapter", "dev.inferpam.core.stream");
+        .containsExactlyInAnyOrder(
+            "dev.inferpam.core", "dev.inferpam.core.adapter", "dev.inferpam.core.stream");
     assertThat(core.opens()).isEmpty();
-    assertThat(core.packages()).contains("dev.inferpam.core.internal.policy", "dev.inferpam.core.internal.recording");
+    assertThat(core.packages())
+        .contains("dev.inferpam.core.internal.policy", "dev.inferpam.core.internal.recording");
   }
 }

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Test;
 class NoPinningTest {
   /** Modules whose code is not a library: demos and measurements. */
   static final Set<String> NOT_LIBRARY = Set.of("pam-examples", "pam-benchmarks");
+
   static final Pattern SYNCHRONIZED = Pattern.compile("\\bsynchronized\\b");
 
   @Test
@@ -32,13 +33,15 @@ class NoPinningTest {
     try (Stream<Path> modules = Files.list(root)) {
       for (Path module : modules.filter(m -> Files.isRegularFile(m.resolve("pom.xml"))).toList()) {
         Path main = module.resolve("src/main/java");
-        if (NOT_LIBRARY.contains(module.getFileName().toString()) || !Files.isDirectory(main)) continue;
+        if (NOT_LIBRARY.contains(module.getFileName().toString()) || !Files.isDirectory(main))
+          continue;
         try (Stream<Path> files = Files.walk(main)) {
           files.filter(f -> f.toString().endsWith(".java")).forEach(sources::add);
         }
       }
     }
-    assertThat(sources).as("the core's own sources were found")
+    assertThat(sources)
+        .as("the core's own sources were found")
         .anyMatch(p -> p.endsWith("dev/inferpam/core/PamEngine.java"));
 
     List<String> offences = new ArrayList<>();
@@ -55,7 +58,9 @@ class NoPinningTest {
 
   @Test
   void theCheckSeesSynchronizedInCodeButNotInCommentsOrStrings() {
-    String code = codeOnly("""
+    String code =
+        codeOnly(
+            """
         /** synchronized in a comment */
         class A {
           // synchronized here too
@@ -96,7 +101,8 @@ class NoPinningTest {
         i = end;
       } else if (c == '"' || c == '\'') {
         int j = i + 1;
-        while (j < n && source.charAt(j) != c && source.charAt(j) != '\n') j += source.charAt(j) == '\\' ? 2 : 1;
+        while (j < n && source.charAt(j) != c && source.charAt(j) != '\n')
+          j += source.charAt(j) == '\\' ? 2 : 1;
         i = Math.min(n, j + 1);
         out.append(' ');
       } else {

@@ -47,21 +47,30 @@ import org.junit.jupiter.api.io.TempDir;
 /** The engine closes what it builds and never what it is given. */
 class PamEngineOwnershipTest {
   static final String KEY = "svc-key-1";
-  static final Principal ALICE = new Principal("alice", Set.of("ml"), Principal.VIA_API_KEY, null, Map.of());
-  static final InferenceRequest PROMPT = new InferenceRequest("POST", "/v1/chat/completions", null, Map.of(),
-      "{}".getBytes(StandardCharsets.UTF_8), "127.0.0.1");
+  static final Principal ALICE =
+      new Principal("alice", Set.of("ml"), Principal.VIA_API_KEY, null, Map.of());
+  static final InferenceRequest PROMPT =
+      new InferenceRequest(
+          "POST",
+          "/v1/chat/completions",
+          null,
+          Map.of(),
+          "{}".getBytes(StandardCharsets.UTF_8),
+          "127.0.0.1");
 
   @TempDir Path dir;
   @StartStop final MockWebServer tokenEndpoint = new MockWebServer();
 
   /** Every thread the test's factory made. */
   final List<Thread> made = new CopyOnWriteArrayList<>();
-  final ThreadFactory threads = task -> {
-    Thread t = new Thread(task, "test-engine-" + made.size());
-    t.setDaemon(true);
-    made.add(t);
-    return t;
-  };
+
+  final ThreadFactory threads =
+      task -> {
+        Thread t = new Thread(task, "test-engine-" + made.size());
+        t.setDaemon(true);
+        made.add(t);
+        return t;
+      };
   final ExecutorService pool = Executors.newCachedThreadPool();
   final ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
 
@@ -72,8 +81,10 @@ class PamEngineOwnershipTest {
   }
 
   static String policy(String extra) throws Exception {
-    String hash = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-        .digest(KEY.getBytes(StandardCharsets.UTF_8)));
+    String hash =
+        HexFormat.of()
+            .formatHex(
+                MessageDigest.getInstance("SHA-256").digest(KEY.getBytes(StandardCharsets.UTF_8)));
     return """
         version: 1
         identity:
@@ -83,10 +94,13 @@ class PamEngineOwnershipTest {
           - groups: [ml]
             models: ["llama-*"]
             operations: [chat]
-        """.formatted(hash) + extra;
+        """
+            .formatted(hash)
+        + extra;
   }
 
-  static final String APPROVAL = """
+  static final String APPROVAL =
+      """
       approval:
         reviewers: [security]
         rules:
@@ -95,8 +109,15 @@ class PamEngineOwnershipTest {
 
   static Verdict chat(PamEngine engine) {
     byte[] body = "{\"model\":\"llama-3\"}".getBytes(StandardCharsets.UTF_8);
-    return engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
-        Map.of("Authorization", List.of("Bearer " + KEY)), "127.0.0.1"), new ByteArrayInputStream(body), body.length);
+    return engine.begin(
+        new RequestHead(
+            "POST",
+            "/v1/chat/completions",
+            null,
+            Map.of("Authorization", List.of("Bearer " + KEY)),
+            "127.0.0.1"),
+        new ByteArrayInputStream(body),
+        body.length);
   }
 
   // --- built from the policy: closed ---------------------------------------------------------
@@ -104,11 +125,18 @@ class PamEngineOwnershipTest {
   @Test
   void closesTheRecorderAndTheExpirySchedulerItBuiltOnTheGivenThreadFactory() throws Exception {
     Path recordings = dir.resolve("recordings");
-    PamEngine engine = PamEngine.builder()
-        .policy(Policy.parse(policy("recording:\n  directory: " + recordings + "\n" + APPROVAL)))
-        .threadFactory(threads).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(policy("recording:\n  directory: " + recordings + "\n" + APPROVAL)))
+            .threadFactory(threads)
+            .build();
     CompletableFuture<ApprovalService.Outcome> waiting =
-        engine.approvalService().request(ALICE, PROMPT, "large-generation", "digest-1").outcome().toCompletableFuture();
+        engine
+            .approvalService()
+            .request(ALICE, PROMPT, "large-generation", "digest-1")
+            .outcome()
+            .toCompletableFuture();
     Verdict ex = chat(engine);
     assertThat(ex).isInstanceOf(Verdict.Allowed.class);
     Verdicts.end(ex, true);
@@ -119,25 +147,37 @@ class PamEngineOwnershipTest {
     await().atMost(Duration.ofSeconds(10)).until(() -> made.stream().noneMatch(Thread::isAlive));
     assertThat(waiting.get(5, TimeUnit.SECONDS).reason()).isEqualTo("approval service closed");
     assertThat(Recordings.open(recordings).list(null, null)).hasSize(1);
-    new JsonlRecorder(Policy.Recording.in(recordings), Clock.systemUTC()).close(); // the directory is free again
+    new JsonlRecorder(Policy.Recording.in(recordings), Clock.systemUTC())
+        .close(); // the directory is free again
     Verdict late = chat(engine);
-    assertThat(late.decision()).isInstanceOfSatisfying(Decision.Deny.class,
-        d -> assertThat(d.code()).isEqualTo("recording_unavailable"));
+    assertThat(late.decision())
+        .isInstanceOfSatisfying(
+            Decision.Deny.class, d -> assertThat(d.code()).isEqualTo("recording_unavailable"));
     engine.close(); // idempotent
   }
 
   @Test
-  void closesTheOidcResolverAndOAuth2ProviderItBuiltAndRunsThemOnTheGivenExecutor() throws Exception {
-    tokenEndpoint.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body("{\"access_token\":\"tok-1\",\"token_type\":\"Bearer\",\"expires_in\":3600}").build());
+  void closesTheOidcResolverAndOAuth2ProviderItBuiltAndRunsThemOnTheGivenExecutor()
+      throws Exception {
+    tokenEndpoint.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body("{\"access_token\":\"tok-1\",\"token_type\":\"Bearer\",\"expires_in\":3600}")
+            .build());
     Path secret = Files.writeString(dir.resolve("client-secret"), "s3cret\n");
     String issuer = "http://127.0.0.1:" + tokenEndpoint.getPort() + "/realms/ml";
     AtomicInteger tasks = new AtomicInteger();
-    Executor counting = task -> {
-      tasks.incrementAndGet();
-      pool.execute(task);
-    };
-    PamEngine engine = PamEngine.builder().policy(Policy.parse("""
+    Executor counting =
+        task -> {
+          tasks.incrementAndGet();
+          pool.execute(task);
+        };
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    """
         version: 1
         identity:
           oidc:
@@ -150,44 +190,65 @@ class PamEngineOwnershipTest {
               token-endpoint: %s
               client-id: gateway
               client-secret-from-file: %s
-        """.formatted(issuer, issuer, tokenEndpoint.url("/token"), secret))).executor(counting).build();
+        """
+                        .formatted(issuer, issuer, tokenEndpoint.url("/token"), secret)))
+            .executor(counting)
+            .build();
 
-    assertThat(engine.credentialProvider().current()).isEqualTo(new Credential("Authorization", "Bearer tok-1"));
+    assertThat(engine.credentialProvider().current())
+        .isEqualTo(new Credential("Authorization", "Bearer tok-1"));
     assertThat(tasks.get()).as("the token request ran on the given executor").isPositive();
 
     engine.close();
 
     assertThatThrownBy(() -> engine.credentialProvider().current())
         .isInstanceOf(CredentialProvider.CredentialUnavailableException.class)
-        .hasMessage("OAuth2 credential provider for " + tokenEndpoint.url("/token").host() + ":"
-            + tokenEndpoint.getPort() + " is closed");
-    InferenceRequest withToken = new InferenceRequest("POST", "/v1/chat/completions", null,
-        Map.of("Authorization", List.of("Bearer aaaa.bbbb.cccc")), null, "127.0.0.1");
+        .hasMessage(
+            "OAuth2 credential provider for "
+                + tokenEndpoint.url("/token").host()
+                + ":"
+                + tokenEndpoint.getPort()
+                + " is closed");
+    InferenceRequest withToken =
+        new InferenceRequest(
+            "POST",
+            "/v1/chat/completions",
+            null,
+            Map.of("Authorization", List.of("Bearer aaaa.bbbb.cccc")),
+            null,
+            "127.0.0.1");
     assertThatThrownBy(() -> engine.identityResolver().resolve(withToken))
-        .isInstanceOf(IllegalStateException.class).hasMessage("OIDC resolver closed");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("OIDC resolver closed");
     assertThat(pool.isShutdown()).as("a given executor is never shut down").isFalse();
   }
 
   @Test
   void expiresReviewsOnTheGivenScheduler() throws Exception {
     AtomicInteger scheduled = new AtomicInteger();
-    ScheduledExecutorService counting = new java.util.concurrent.ScheduledThreadPoolExecutor(1) {
-      @Override
-      public java.util.concurrent.ScheduledFuture<?> schedule(Runnable task, long delay, TimeUnit unit) {
-        scheduled.incrementAndGet();
-        return super.schedule(task, delay, unit);
-      }
+    ScheduledExecutorService counting =
+        new java.util.concurrent.ScheduledThreadPoolExecutor(1) {
+          @Override
+          public java.util.concurrent.ScheduledFuture<?> schedule(
+              Runnable task, long delay, TimeUnit unit) {
+            scheduled.incrementAndGet();
+            return super.schedule(task, delay, unit);
+          }
 
-      @Override
-      public <V> java.util.concurrent.ScheduledFuture<V> schedule(java.util.concurrent.Callable<V> task, long delay,
-                                                                 TimeUnit unit) {
-        scheduled.incrementAndGet();
-        return super.schedule(task, delay, unit);
-      }
-    };
+          @Override
+          public <V> java.util.concurrent.ScheduledFuture<V> schedule(
+              java.util.concurrent.Callable<V> task, long delay, TimeUnit unit) {
+            scheduled.incrementAndGet();
+            return super.schedule(task, delay, unit);
+          }
+        };
     try {
-      PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(APPROVAL))).scheduler(counting)
-          .threadFactory(threads).build();
+      PamEngine engine =
+          PamEngine.builder()
+              .policy(Policy.parse(policy(APPROVAL)))
+              .scheduler(counting)
+              .threadFactory(threads)
+              .build();
       engine.approvalService().request(ALICE, PROMPT, "large-generation", "digest-1");
 
       assertThat(scheduled.get()).isEqualTo(1);
@@ -216,13 +277,21 @@ class PamEngineOwnershipTest {
   @Test
   void neverClosesWhatItWasGiven() throws Exception {
     CountingRecorder recorder = new CountingRecorder();
-    InProcessApprovalService approvals = InProcessApprovalService.builder().reviewers(Set.of("security"))
-        .manualExpiry().build();
+    InProcessApprovalService approvals =
+        InProcessApprovalService.builder().reviewers(Set.of("security")).manualExpiry().build();
     CloseableCredentials credentials = new CloseableCredentials();
     CloseableResolver resolver = new CloseableResolver();
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(APPROVAL)))
-        .recorder(recorder).approvalService(approvals).credentialProvider(credentials).identityResolver(resolver)
-        .executor(pool).scheduler(timers).threadFactory(threads).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy(APPROVAL)))
+            .recorder(recorder)
+            .approvalService(approvals)
+            .credentialProvider(credentials)
+            .identityResolver(resolver)
+            .executor(pool)
+            .scheduler(timers)
+            .threadFactory(threads)
+            .build();
     Verdicts.end(chat(engine), true);
 
     engine.close();
@@ -236,7 +305,10 @@ class PamEngineOwnershipTest {
     assertThat(pool.isShutdown()).isFalse();
     assertThat(timers.isShutdown()).isFalse();
     CompletableFuture<ApprovalService.Outcome> stillOpen =
-        approvals.request(ALICE, PROMPT, "large-generation", "digest-2").outcome().toCompletableFuture();
+        approvals
+            .request(ALICE, PROMPT, "large-generation", "digest-2")
+            .outcome()
+            .toCompletableFuture();
     assertThat(stillOpen).isNotDone();
     assertThat(approvals.pending()).hasSize(1);
     approvals.close();
@@ -245,11 +317,14 @@ class PamEngineOwnershipTest {
   @Test
   void refusesASecondExecutorSchedulerOrThreadFactory() {
     assertThatThrownBy(() -> PamEngine.builder().executor(pool).executor(pool))
-        .isInstanceOf(IllegalStateException.class).hasMessage("executor already set");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("executor already set");
     assertThatThrownBy(() -> PamEngine.builder().scheduler(timers).scheduler(timers))
-        .isInstanceOf(IllegalStateException.class).hasMessage("scheduler already set");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("scheduler already set");
     assertThatThrownBy(() -> PamEngine.builder().threadFactory(threads).threadFactory(threads))
-        .isInstanceOf(IllegalStateException.class).hasMessage("threadFactory already set");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("threadFactory already set");
   }
 
   static final class CountingRecorder implements Recorder {

@@ -65,14 +65,17 @@ class RecordingsTest {
   @Test
   void refusesADirectoryThatDoesNotExist() {
     assertThatThrownBy(() -> Recordings.open(dir.resolve("nope")))
-        .isInstanceOf(IOException.class).hasMessage("no recording directory: " + dir.resolve("nope"));
+        .isInstanceOf(IOException.class)
+        .hasMessage("no recording directory: " + dir.resolve("nope"));
   }
 
   @Test
   void listsExchangesOldestFirstWithWhereTheyAre() throws IOException {
     List<Recordings.Entry> all = Recordings.open(dir).list(null, null);
 
-    assertThat(all).extracting(e -> e.record().id()).containsExactly("a1", "b1", "a2", "b2", "a3", "b3");
+    assertThat(all)
+        .extracting(e -> e.record().id())
+        .containsExactly("a1", "b1", "a2", "b2", "a3", "b3");
     Recordings.Entry b2 = all.get(3);
     assertThat(b2.file()).isEqualTo(TWO);
     assertThat(b2.line()).isEqualTo(1);
@@ -84,10 +87,14 @@ class RecordingsTest {
   void filtersBySubjectAndTime() throws IOException {
     Recordings rec = Recordings.open(dir);
 
-    assertThat(rec.list("alice", null)).extracting(e -> e.record().id()).containsExactly("a1", "a2", "a3");
-    assertThat(rec.list(null, Instant.parse("2026-03-01T10:04:00Z"))).extracting(e -> e.record().id())
+    assertThat(rec.list("alice", null))
+        .extracting(e -> e.record().id())
+        .containsExactly("a1", "a2", "a3");
+    assertThat(rec.list(null, Instant.parse("2026-03-01T10:04:00Z")))
+        .extracting(e -> e.record().id())
         .containsExactly("b2", "a3", "b3");
-    assertThat(rec.list("bob", Instant.parse("2026-03-01T10:04:00.001Z"))).extracting(e -> e.record().id())
+    assertThat(rec.list("bob", Instant.parse("2026-03-01T10:04:00.001Z")))
+        .extracting(e -> e.record().id())
         .containsExactly("b3");
     assertThat(rec.list("carol", null)).isEmpty();
   }
@@ -96,11 +103,13 @@ class RecordingsTest {
   void findsAnExchangeById() throws IOException {
     Recordings rec = Recordings.open(dir);
 
-    assertThat(rec.find("a2")).hasValueSatisfying(e -> {
-      assertThat(e.file()).isEqualTo(ONE);
-      assertThat(e.line()).isEqualTo(3);
-      assertThat(e.record().principal().subject()).isEqualTo("alice");
-    });
+    assertThat(rec.find("a2"))
+        .hasValueSatisfying(
+            e -> {
+              assertThat(e.file()).isEqualTo(ONE);
+              assertThat(e.line()).isEqualTo(3);
+              assertThat(e.record().principal().subject()).isEqualTo("alice");
+            });
     assertThat(rec.find("missing")).isEmpty();
   }
 
@@ -112,8 +121,11 @@ class RecordingsTest {
     }
     Recordings rec = Recordings.open(dir);
 
-    assertThat(rec.list("carol", null)).singleElement().satisfies(e -> assertThat(e.line()).isEqualTo(2));
-    assertThat(rec.find("c1")).hasValueSatisfying(e -> assertThat(e.record().type()).isEqualTo("exchange"));
+    assertThat(rec.list("carol", null))
+        .singleElement()
+        .satisfies(e -> assertThat(e.line()).isEqualTo(2));
+    assertThat(rec.find("c1"))
+        .hasValueSatisfying(e -> assertThat(e.record().type()).isEqualTo("exchange"));
     assertThat(rec.entries()).hasSize(8);
   }
 
@@ -175,7 +187,8 @@ class RecordingsTest {
   @Test
   void findsATruncatedLastLine() throws IOException {
     String text = Files.readString(dir.resolve(TWO), StandardCharsets.UTF_8);
-    Files.writeString(dir.resolve(TWO), text.substring(0, text.length() - 30), StandardCharsets.UTF_8);
+    Files.writeString(
+        dir.resolve(TWO), text.substring(0, text.length() - 30), StandardCharsets.UTF_8);
 
     assertThat(verify()).isEqualTo(broken(5, TWO, 3, "truncated line"));
   }
@@ -193,8 +206,13 @@ class RecordingsTest {
   void findsAMissingFirstSegment() throws IOException {
     Files.delete(dir.resolve(ONE));
 
-    assertThat(verify()).isEqualTo(broken(3, TWO, 1,
-        "first segment does not start the chain and no retention line covers it"));
+    assertThat(verify())
+        .isEqualTo(
+            broken(
+                3,
+                TWO,
+                1,
+                "first segment does not start the chain and no retention line covers it"));
   }
 
   @Test
@@ -203,8 +221,13 @@ class RecordingsTest {
     lines.remove(0);
     write(ONE, lines);
 
-    assertThat(verify()).isEqualTo(broken(5, ONE, 1,
-        "first segment does not start the chain and no retention line covers it"));
+    assertThat(verify())
+        .isEqualTo(
+            broken(
+                5,
+                ONE,
+                1,
+                "first segment does not start the chain and no retention line covers it"));
   }
 
   @Test
@@ -218,8 +241,13 @@ class RecordingsTest {
     // a retention line, as the recorder writes it, appended to the chain by hand
     List<String> three = read("session-20260301-0003.jsonl");
     String prev = JSON.readTree(three.get(0)).get("hash").asText();
-    three.add(RecordCodec.chain(RecordCodec.retentionBody("ret-1", clock.instant(),
-        List.of(new RecordCodec.Removed(ONE, 3, "0".repeat(64), lastHash))), prev));
+    three.add(
+        RecordCodec.chain(
+            RecordCodec.retentionBody(
+                "ret-1",
+                clock.instant(),
+                List.of(new RecordCodec.Removed(ONE, 3, "0".repeat(64), lastHash))),
+            prev));
     write("session-20260301-0003.jsonl", three);
 
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 5, null, 0, null));
@@ -230,11 +258,17 @@ class RecordingsTest {
     Files.delete(dir.resolve(ONE));
     List<String> two = read(TWO);
     String prev = JSON.readTree(two.get(2)).get("hash").asText();
-    two.add(RecordCodec.chain(RecordCodec.retentionBody("ret-1", clock.instant(),
-        List.of(new RecordCodec.Removed(ONE, 3, "0".repeat(64), "ab".repeat(32)))), prev));
+    two.add(
+        RecordCodec.chain(
+            RecordCodec.retentionBody(
+                "ret-1",
+                clock.instant(),
+                List.of(new RecordCodec.Removed(ONE, 3, "0".repeat(64), "ab".repeat(32)))),
+            prev));
     write(TWO, two);
 
-    assertThat(verify().reason()).isEqualTo("first segment does not start the chain and no retention line covers it");
+    assertThat(verify().reason())
+        .isEqualTo("first segment does not start the chain and no retention line covers it");
   }
 
   @Test
@@ -245,7 +279,7 @@ class RecordingsTest {
     lines.set(0, n.toString());
     write(ONE, lines);
 
-    assertThat(Recordings.open(dir).find("a1")).hasValueSatisfying(e ->
-        assertThat(e.record().id()).isEqualTo("a1"));
+    assertThat(Recordings.open(dir).find("a1"))
+        .hasValueSatisfying(e -> assertThat(e.record().id()).isEqualTo("a1"));
   }
 }

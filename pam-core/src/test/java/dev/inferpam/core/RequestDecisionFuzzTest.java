@@ -2,13 +2,13 @@ package dev.inferpam.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.inferpam.core.adapter.Verdict;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Decision;
+import dev.inferpam.core.adapter.Verdict;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -48,25 +48,60 @@ class RequestDecisionFuzzTest {
   private static final String SVC_KEY = "svc-key-0123456789";
   private static final String RESEARCH_KEY = "research-key-0123456789";
   private static final ObjectMapper LENIENT = new ObjectMapper();
+
   /** A credential part ending in " len=N" declares N as the body's length (else its real length). */
   private static final Pattern DECLARED_LENGTH = Pattern.compile("(?s)(.*) len=(-?\\d{1,12})");
 
   private static final Set<String> DENIED = Set.of("logit_bias", "logprobs", "tools");
-  private static final Map<String, List<String>> CAPPED = Map.of(
-      "max_tokens", List.of("max_tokens", "max_completion_tokens", "max_output_tokens", "options.num_predict"),
-      "n", List.of("n", "best_of"));
+  private static final Map<String, List<String>> CAPPED =
+      Map.of(
+          "max_tokens",
+              List.of(
+                  "max_tokens",
+                  "max_completion_tokens",
+                  "max_output_tokens",
+                  "options.num_predict"),
+          "n", List.of("n", "best_of"));
   private static final Map<String, Double> MAX = Map.of("max_tokens", 256.0, "n", 1.0);
 
   /** The documented refusals of a request (docs/policy.md, "Decision order and error codes"). */
-  private static final Set<String> REFUSALS = Set.of("400 bad_path", "400 bad_request", "413 body_too_large",
-      "401 unauthenticated", "403 blocked", "403 not_allowed", "403 not_entitled", "403 parameter_denied");
+  private static final Set<String> REFUSALS =
+      Set.of(
+          "400 bad_path",
+          "400 bad_request",
+          "413 body_too_large",
+          "401 unauthenticated",
+          "403 blocked",
+          "403 not_allowed",
+          "403 not_entitled",
+          "403 parameter_denied");
 
-  private static final Map<String, String> OPERATIONS = Map.of(
-      "/v1/chat/completions", "chat", "/v1/responses", "chat", "/v1/messages", "chat", "/api/chat", "chat",
-      "/v1/completions", "completion", "/api/generate", "completion",
-      "/v1/embeddings", "embedding", "/api/embed", "embedding", "/api/embeddings", "embedding");
+  private static final Map<String, String> OPERATIONS =
+      Map.of(
+          "/v1/chat/completions",
+          "chat",
+          "/v1/responses",
+          "chat",
+          "/v1/messages",
+          "chat",
+          "/api/chat",
+          "chat",
+          "/v1/completions",
+          "completion",
+          "/api/generate",
+          "completion",
+          "/v1/embeddings",
+          "embedding",
+          "/api/embed",
+          "embedding",
+          "/api/embeddings",
+          "embedding");
 
-  private static final PamEngine ENGINE = PamEngine.builder().policy(Policy.parse("""
+  private static final PamEngine ENGINE =
+      PamEngine.builder()
+          .policy(
+              Policy.parse(
+                  """
       version: 1
       request:
         base-path: /openai
@@ -92,7 +127,9 @@ class RequestDecisionFuzzTest {
         deny: [logit_bias, logprobs, tools]
         max: {max_tokens: 256, n: 1}
         exempt-groups: [research]
-      """.formatted(sha256(SVC_KEY), sha256(RESEARCH_KEY)))).build();
+      """
+                      .formatted(sha256(SVC_KEY), sha256(RESEARCH_KEY))))
+          .build();
 
   @FuzzTest(maxDuration = "10s")
   void decide(byte[] input) throws IOException {
@@ -108,8 +145,11 @@ class RequestDecisionFuzzTest {
       declared = Long.parseLong(length.group(2));
     }
 
-    Verdict ex = ENGINE.begin(new RequestHead(method, path, null, headers(credential), "127.0.0.1"),
-        new ByteArrayInputStream(body), declared);
+    Verdict ex =
+        ENGINE.begin(
+            new RequestHead(method, path, null, headers(credential), "127.0.0.1"),
+            new ByteArrayInputStream(body),
+            declared);
     try {
       Decision d = ex.decision();
       if (d instanceof Decision.Deny deny) {
@@ -137,7 +177,8 @@ class RequestDecisionFuzzTest {
     assertThat(text).doesNotContain(SVC_KEY, RESEARCH_KEY);
   }
 
-  private static void assertAllowedByPolicy(Verdict ex, String method, String rawPath) throws IOException {
+  private static void assertAllowedByPolicy(Verdict ex, String method, String rawPath)
+      throws IOException {
     String subject = ex.principal().subject();
     assertThat(subject).isIn("svc", "research");
     String path = (String) dev.inferpam.core.internal.policy.Decider.canonicalPathOrDeny(rawPath);
@@ -165,14 +206,18 @@ class RequestDecisionFuzzTest {
       assertThat(firstModel(body)).as("first \"model\" member").isEqualTo(model);
     }
     assertThat(ex.model()).isEqualTo(model);
-    assertThat(entitled(subject, operation, model)).as("%s may %s on %s", subject, operation, model).isTrue();
-    if (subject.equals("svc") && json != null && json.isObject()) assertParametersWithinPolicy(json);
+    assertThat(entitled(subject, operation, model))
+        .as("%s may %s on %s", subject, operation, model)
+        .isTrue();
+    if (subject.equals("svc") && json != null && json.isObject())
+      assertParametersWithinPolicy(json);
   }
 
   private static boolean isOperationPath(String relative) {
     if (OPERATIONS.containsKey(relative)) return true;
     String[] s = relative.split("/", -1);
-    return relative.startsWith("/v2/models/") && relative.endsWith("/infer")
+    return relative.startsWith("/v2/models/")
+        && relative.endsWith("/infer")
         && (s.length == 5 || (s.length == 7 && s[4].equals("versions")));
   }
 
@@ -237,7 +282,8 @@ class RequestDecisionFuzzTest {
     for (int i = 0; i < 3; i++) {
       int nl = indexOf(input, (byte) '\n', start);
       if (nl < 0) {
-        if (start < input.length || i == 0) parts[i] = Arrays.copyOfRange(input, start, input.length);
+        if (start < input.length || i == 0)
+          parts[i] = Arrays.copyOfRange(input, start, input.length);
         return parts;
       }
       parts[i] = Arrays.copyOfRange(input, start, nl);
@@ -260,7 +306,9 @@ class RequestDecisionFuzzTest {
 
   private static String sha256(String s) {
     try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

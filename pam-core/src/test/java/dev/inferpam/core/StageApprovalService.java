@@ -17,14 +17,16 @@ final class StageApprovalService {
   /** The stage a request gets. */
   @FunctionalInterface
   interface Stage {
-    CompletionStage<Outcome> of(Principal principal, InferenceRequest request, String rule, String digest);
+    CompletionStage<Outcome> of(
+        Principal principal, InferenceRequest request, String rule, String digest);
   }
 
   /** A service whose tickets carry no id and the stage {@code stage} gives; withdrawing cancels it. */
   static ApprovalService of(Stage stage) {
     return new NoReviewers() {
       @Override
-      public Ticket request(Principal principal, InferenceRequest request, String rule, String digest) {
+      public Ticket request(
+          Principal principal, InferenceRequest request, String rule, String digest) {
         CompletionStage<Outcome> s = stage.of(principal, request, rule, digest);
         return new Ticket() {
           @Override
@@ -53,7 +55,8 @@ final class StageApprovalService {
   static ApprovalService deaf(String id, CompletionStage<Outcome> stage, List<String> withdrawn) {
     return new NoReviewers() {
       @Override
-      public Ticket request(Principal principal, InferenceRequest request, String rule, String digest) {
+      public Ticket request(
+          Principal principal, InferenceRequest request, String rule, String digest) {
         return new Ticket() {
           @Override
           public String approvalId() {
@@ -78,7 +81,8 @@ final class StageApprovalService {
   static ApprovalService nullTicket() {
     return new NoReviewers() {
       @Override
-      public Ticket request(Principal principal, InferenceRequest request, String rule, String digest) {
+      public Ticket request(
+          Principal principal, InferenceRequest request, String rule, String digest) {
         return null;
       }
     };

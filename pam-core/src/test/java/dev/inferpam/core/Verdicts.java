@@ -38,7 +38,10 @@ final class Verdicts {
     if (!(v instanceof Verdict.Allowed a)) return null;
     Map<String, String> set = a.forward().setHeaders();
     assertThat(set.size()).as("at most one header set").isLessThanOrEqualTo(1);
-    return set.entrySet().stream().findFirst().map(e -> new Credential(e.getKey(), e.getValue())).orElse(null);
+    return set.entrySet().stream()
+        .findFirst()
+        .map(e -> new Credential(e.getKey(), e.getValue()))
+        .orElse(null);
   }
 
   /** Ends whatever the verdict: a held request is withdrawn. */
@@ -70,7 +73,8 @@ final class Verdicts {
   }
 
   /** The plan to relay the response; fails when it is refused. */
-  static ResponsePlan.Relay relay(Verdict.Allowed a, int status, Map<String, List<String>> headers) {
+  static ResponsePlan.Relay relay(
+      Verdict.Allowed a, int status, Map<String, List<String>> headers) {
     ResponsePlan plan = a.respond(status, headers);
     assertThat(plan).isInstanceOf(ResponsePlan.Relay.class);
     return (ResponsePlan.Relay) plan;

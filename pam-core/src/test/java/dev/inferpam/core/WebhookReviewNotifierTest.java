@@ -32,14 +32,18 @@ import org.slf4j.helpers.MessageFormatter;
 class WebhookReviewNotifierTest {
   static final Instant T0 = Instant.parse("2026-11-28T12:00:00Z");
   static final ObjectMapper JSON = new ObjectMapper();
+
   /** A Slack webhook keeps its secret in the path; some endpoints take one in the query. */
   static final String HOOK_PATH = "/services/T000/B000/pathsecret42?token=querysecret42";
+
   static final String AUTHORIZATION = "Bearer authsecret42";
 
   @StartStop final MockWebServer server = new MockWebServer();
   final CapturingLogger log = new CapturingLogger();
+
   /** Times every retry and runs it at once: {@code delays} are the waits the notifier asked for. */
   final ManualScheduler scheduler = new ManualScheduler(true);
+
   final List<Duration> sleeps = scheduler.delays;
   final List<WebhookReviewNotifier> notifiers = new ArrayList<>();
 
@@ -63,9 +67,11 @@ class WebhookReviewNotifierTest {
     assertThat(seen.getHeaders().get("Content-Type")).isEqualTo("application/json");
     assertThat(seen.getHeaders().get("Authorization")).isEqualTo(AUTHORIZATION);
     JsonNode body = JSON.readTree(seen.getBody().utf8());
-    assertThat(body.get("text").asText()).isEqualTo("inferpam: approval apr-0123 needed: alice wants "
-        + "chat.completions on gpt-4o (rule risky-prompts), expires 2026-11-28T12:05:00Z: "
-        + "\"delete the &lt;prod&gt; db &amp; [EMAIL] now\" review: https://pam.example.com/pam/approvals/apr-0123");
+    assertThat(body.get("text").asText())
+        .isEqualTo(
+            "inferpam: approval apr-0123 needed: alice wants "
+                + "chat.completions on gpt-4o (rule risky-prompts), expires 2026-11-28T12:05:00Z: "
+                + "\"delete the &lt;prod&gt; db &amp; [EMAIL] now\" review: https://pam.example.com/pam/approvals/apr-0123");
     assertThat(body.get("approval_id").asText()).isEqualTo("apr-0123");
     assertThat(body.get("rule").asText()).isEqualTo("risky-prompts");
     assertThat(body.get("principal").asText()).isEqualTo("alice");
@@ -73,7 +79,8 @@ class WebhookReviewNotifierTest {
     assertThat(body.get("operation").asText()).isEqualTo("chat.completions");
     assertThat(body.get("created").asText()).isEqualTo("2026-11-28T12:00:00Z");
     assertThat(body.get("expires").asText()).isEqualTo("2026-11-28T12:05:00Z");
-    assertThat(body.get("review_url").asText()).isEqualTo("https://pam.example.com/pam/approvals/apr-0123");
+    assertThat(body.get("review_url").asText())
+        .isEqualTo("https://pam.example.com/pam/approvals/apr-0123");
     assertThat(body.get("excerpt").asText()).isEqualTo("delete the <prod> db & [EMAIL]\nnow");
     assertThat(body.size()).isEqualTo(10);
     await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 1);
@@ -84,12 +91,14 @@ class WebhookReviewNotifierTest {
     server.enqueue(new MockResponse.Builder().code(204).build());
     WebhookReviewNotifier notifier = notifier(builder());
 
-    notifier.pending(new ReviewRequest("apr-1", "big-requests", "bob", null, null, T0, T0.plusSeconds(60),
-        null, null));
+    notifier.pending(
+        new ReviewRequest(
+            "apr-1", "big-requests", "bob", null, null, T0, T0.plusSeconds(60), null, null));
 
     JsonNode body = JSON.readTree(server.takeRequest(5, TimeUnit.SECONDS).getBody().utf8());
-    assertThat(body.get("text").asText()).isEqualTo(
-        "inferpam: approval apr-1 needed: bob wants a request (rule big-requests), expires 2026-11-28T12:01:00Z");
+    assertThat(body.get("text").asText())
+        .isEqualTo(
+            "inferpam: approval apr-1 needed: bob wants a request (rule big-requests), expires 2026-11-28T12:01:00Z");
     assertThat(body.get("model").isNull()).isTrue();
     assertThat(body.get("operation").isNull()).isTrue();
     assertThat(body.get("review_url").isNull()).isTrue();
@@ -137,11 +146,16 @@ class WebhookReviewNotifierTest {
     notifier.pending(review("apr-1", "x"));
     notifier.pending(review("apr-2", "y"));
 
-    await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 1 && notifier.failed() == 1);
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> notifier.delivered() == 1 && notifier.failed() == 1);
     assertThat(server.getRequestCount()).isEqualTo(4);
     assertThat(sleeps).containsExactly(Duration.ofMillis(100), Duration.ofMillis(200));
-    assertThat(log.lines).containsExactly("WARN inferpam: review notification for approval apr-1 not delivered to "
-        + endpoint() + " after 3 attempts; last: HTTP 502");
+    assertThat(log.lines)
+        .containsExactly(
+            "WARN inferpam: review notification for approval apr-1 not delivered to "
+                + endpoint()
+                + " after 3 attempts; last: HTTP 502");
   }
 
   @Test
@@ -157,22 +171,29 @@ class WebhookReviewNotifierTest {
     assertThat(server.getRequestCount()).isEqualTo(2);
     assertThat(notifier.failed()).isEqualTo(1);
     assertThat(sleeps).isEmpty();
-    assertThat(log.lines).containsExactly("WARN inferpam: review notification for approval apr-1 refused by "
-        + endpoint() + " with HTTP 404; not retried");
+    assertThat(log.lines)
+        .containsExactly(
+            "WARN inferpam: review notification for approval apr-1 refused by "
+                + endpoint()
+                + " with HTTP 404; not retried");
   }
 
   @Test
   void retriesWhenTheResponseTimesOut() {
     Gate gate = new Gate();
     server.setDispatcher(gate);
-    WebhookReviewNotifier notifier = notifier(builder().maxAttempts(2).readTimeout(Duration.ofMillis(200)));
+    WebhookReviewNotifier notifier =
+        notifier(builder().maxAttempts(2).readTimeout(Duration.ofMillis(200)));
 
     notifier.pending(review("apr-1", "x"));
 
     await().atMost(Duration.ofSeconds(10)).until(() -> notifier.failed() == 1);
     assertThat(server.getRequestCount()).isEqualTo(2);
-    assertThat(log.lines).containsExactly("WARN inferpam: review notification for approval apr-1 not delivered to "
-        + endpoint() + " after 2 attempts; last: no response within 200ms");
+    assertThat(log.lines)
+        .containsExactly(
+            "WARN inferpam: review notification for approval apr-1 not delivered to "
+                + endpoint()
+                + " after 2 attempts; last: no response within 200ms");
   }
 
   @Test
@@ -200,12 +221,19 @@ class WebhookReviewNotifierTest {
 
   @Test
   void retryWaitsAreJitteredBetweenHalfAndAllOfTheBackoff() {
-    WebhookReviewNotifier low = notifier(builder().jitter(() -> 0.0).backoffMax(Duration.ofMillis(700)));
+    WebhookReviewNotifier low =
+        notifier(builder().jitter(() -> 0.0).backoffMax(Duration.ofMillis(700)));
     assertThat(low.delay(1, null)).isEqualTo(Duration.ofMillis(50));
     assertThat(low.delay(3, null)).isEqualTo(Duration.ofMillis(200));
-    assertThat(low.delay(1, Duration.ofSeconds(1))).as("Retry-After, up to the maximum").isEqualTo(Duration.ofMillis(700));
-    WebhookReviewNotifier random = notifier(WebhookReviewNotifier.builder().url(server.url(HOOK_PATH).uri())
-        .backoffBase(Duration.ofMillis(100)).backoffMax(Duration.ofSeconds(2)));
+    assertThat(low.delay(1, Duration.ofSeconds(1)))
+        .as("Retry-After, up to the maximum")
+        .isEqualTo(Duration.ofMillis(700));
+    WebhookReviewNotifier random =
+        notifier(
+            WebhookReviewNotifier.builder()
+                .url(server.url(HOOK_PATH).uri())
+                .backoffBase(Duration.ofMillis(100))
+                .backoffMax(Duration.ofSeconds(2)));
     java.util.Set<Duration> seen = new java.util.HashSet<>();
     for (int i = 0; i < 200; i++) {
       Duration d = random.delay(2, null);
@@ -218,14 +246,21 @@ class WebhookReviewNotifierTest {
   @Test
   void runsAttemptsOnTheGivenExecutorAndLeavesGivenPoolsRunningWhenClosed() throws Exception {
     server.enqueue(new MockResponse.Builder().code(200).build());
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newCachedThreadPool();
-    java.util.concurrent.ScheduledExecutorService timers = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+    java.util.concurrent.ExecutorService pool =
+        java.util.concurrent.Executors.newCachedThreadPool();
+    java.util.concurrent.ScheduledExecutorService timers =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
     try {
-      java.util.concurrent.atomic.AtomicInteger tasks = new java.util.concurrent.atomic.AtomicInteger();
-      WebhookReviewNotifier notifier = notifier(builder(timers).executor(task -> {
-        tasks.incrementAndGet();
-        pool.execute(task);
-      }));
+      java.util.concurrent.atomic.AtomicInteger tasks =
+          new java.util.concurrent.atomic.AtomicInteger();
+      WebhookReviewNotifier notifier =
+          notifier(
+              builder(timers)
+                  .executor(
+                      task -> {
+                        tasks.incrementAndGet();
+                        pool.execute(task);
+                      }));
 
       notifier.pending(review("apr-1", "x"));
 
@@ -274,7 +309,8 @@ class WebhookReviewNotifierTest {
     WebhookReviewNotifier notifier = notifier(builder());
 
     assertTimeoutPreemptively(Duration.ofSeconds(2), () -> notifier.pending(review("apr-1", "x")));
-    assertThat(gate.arrived.await(5, TimeUnit.SECONDS)).isTrue(); // the webhook holds the first POST
+    assertThat(gate.arrived.await(5, TimeUnit.SECONDS))
+        .isTrue(); // the webhook holds the first POST
     assertTimeoutPreemptively(Duration.ofSeconds(2), () -> notifier.pending(review("apr-2", "y")));
 
     assertThat(gate.open.getCount()).isEqualTo(1); // returned before the webhook answered
@@ -297,8 +333,11 @@ class WebhookReviewNotifierTest {
 
     assertThat(notifier.dropped()).isEqualTo(2);
     assertThat(notifier.toString()).contains("dropped=2");
-    assertThat(log.lines).containsExactly("WARN inferpam: review notification queue for " + endpoint()
-        + " is full (1 waiting); dropping notifications (1 dropped so far)");
+    assertThat(log.lines)
+        .containsExactly(
+            "WARN inferpam: review notification queue for "
+                + endpoint()
+                + " is full (1 waiting); dropping notifications (1 dropped so far)");
     gate.open.countDown();
     await().atMost(Duration.ofSeconds(5)).until(() -> notifier.delivered() == 2);
   }
@@ -340,34 +379,54 @@ class WebhookReviewNotifierTest {
 
     assertThat(log.lines).hasSize(3); // gave up, refused, dropping
     String everything = String.join("\n", log.lines) + "\n" + notifier;
-    assertThat(everything).contains(endpoint())
-        .doesNotContain("pathsecret42", "querysecret42", "authsecret42", "secret-prompt-42", "/services");
+    assertThat(everything)
+        .contains(endpoint())
+        .doesNotContain(
+            "pathsecret42", "querysecret42", "authsecret42", "secret-prompt-42", "/services");
     gate.open.countDown();
   }
 
   @Test
   void refusesBadSettingsNamingTheValueButNotTheUrl() {
-    assertThatThrownBy(() -> WebhookReviewNotifier.builder().url(URI.create("ftp://hooks.example.com/pathsecret42")))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("url must be http or https, was scheme ftp");
-    assertThatThrownBy(() -> WebhookReviewNotifier.builder().url(URI.create("https://u:pathsecret42@h.example/x")))
+    assertThatThrownBy(
+            () ->
+                WebhookReviewNotifier.builder()
+                    .url(URI.create("ftp://hooks.example.com/pathsecret42")))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("url must not carry user info (https://h.example); use authorization(..) for credentials");
+        .hasMessage("url must be http or https, was scheme ftp");
+    assertThatThrownBy(
+            () ->
+                WebhookReviewNotifier.builder()
+                    .url(URI.create("https://u:pathsecret42@h.example/x")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage(
+            "url must not carry user info (https://h.example); use authorization(..) for credentials");
     assertThatThrownBy(() -> WebhookReviewNotifier.builder().maxAttempts(0))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("maxAttempts must be > 0, was 0");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("maxAttempts must be > 0, was 0");
     assertThatThrownBy(() -> WebhookReviewNotifier.builder().readTimeout(Duration.ofSeconds(-5)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("readTimeout must be > 0, was PT-5S");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("readTimeout must be > 0, was PT-5S");
     assertThatThrownBy(() -> WebhookReviewNotifier.builder().authorization("Bearer x\r\nX-Evil: 1"))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("authorization must not contain line breaks");
-    assertThatThrownBy(() -> WebhookReviewNotifier.builder().url(URI.create("https://a.example/"))
-        .url(URI.create("https://b.example/"))).isInstanceOf(IllegalStateException.class).hasMessage("url already set");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("authorization must not contain line breaks");
+    assertThatThrownBy(
+            () ->
+                WebhookReviewNotifier.builder()
+                    .url(URI.create("https://a.example/"))
+                    .url(URI.create("https://b.example/")))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("url already set");
     assertThatThrownBy(() -> WebhookReviewNotifier.builder().build())
-        .isInstanceOf(IllegalStateException.class).hasMessage("url is required");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("url is required");
   }
 
   @Test
   void reviewRequestRefusesAnOverlongExcerpt() {
     assertThatThrownBy(() -> review("apr-1", "x".repeat(ReviewRequest.MAX_EXCERPT_CHARS + 1)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("excerpt must be at most 500 chars, was 501");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("excerpt must be at most 500 chars, was 501");
   }
 
   // --- helpers -------------------------------------------------------------------------------
@@ -398,13 +457,22 @@ class WebhookReviewNotifierTest {
   }
 
   static ReviewRequest review(String id, String excerpt) {
-    return new ReviewRequest(id, "risky-prompts", "alice", "gpt-4o", "chat.completions", T0,
-        T0.plusSeconds(300), URI.create("https://pam.example.com/pam/approvals/" + id), excerpt);
+    return new ReviewRequest(
+        id,
+        "risky-prompts",
+        "alice",
+        "gpt-4o",
+        "chat.completions",
+        T0,
+        T0.plusSeconds(300),
+        URI.create("https://pam.example.com/pam/approvals/" + id),
+        excerpt);
   }
 
   static List<Thread> senderThreads() {
     return Thread.getAllStackTraces().keySet().stream()
-        .filter(t -> t.getName().startsWith("inferpam-review-notifier") && t.isAlive()).toList();
+        .filter(t -> t.getName().startsWith("inferpam-review-notifier") && t.isAlive())
+        .toList();
   }
 
   /** Answers each POST with the status given for its approval id (200 for others). */
@@ -438,7 +506,8 @@ class WebhookReviewNotifierTest {
     }
 
     @Override
-    public java.util.concurrent.ScheduledFuture<?> schedule(Runnable command, long delay, TimeUnit unit) {
+    public java.util.concurrent.ScheduledFuture<?> schedule(
+        Runnable command, long delay, TimeUnit unit) {
       delays.add(Duration.ofNanos(unit.toNanos(delay)));
       Task task = new Task(command, unit.toNanos(delay));
       if (immediate) {
@@ -455,20 +524,20 @@ class WebhookReviewNotifierTest {
     }
 
     @Override
-    public <V> java.util.concurrent.ScheduledFuture<V> schedule(java.util.concurrent.Callable<V> callable, long delay,
-                                                               TimeUnit unit) {
+    public <V> java.util.concurrent.ScheduledFuture<V> schedule(
+        java.util.concurrent.Callable<V> callable, long delay, TimeUnit unit) {
       throw new UnsupportedOperationException();
     }
 
     @Override
-    public java.util.concurrent.ScheduledFuture<?> scheduleAtFixedRate(Runnable command, long initialDelay,
-                                                                       long period, TimeUnit unit) {
+    public java.util.concurrent.ScheduledFuture<?> scheduleAtFixedRate(
+        Runnable command, long initialDelay, long period, TimeUnit unit) {
       throw new UnsupportedOperationException();
     }
 
     @Override
-    public java.util.concurrent.ScheduledFuture<?> scheduleWithFixedDelay(Runnable command, long initialDelay,
-                                                                          long delay, TimeUnit unit) {
+    public java.util.concurrent.ScheduledFuture<?> scheduleWithFixedDelay(
+        Runnable command, long initialDelay, long delay, TimeUnit unit) {
       throw new UnsupportedOperationException();
     }
 
@@ -500,7 +569,8 @@ class WebhookReviewNotifierTest {
       return false;
     }
 
-    final class Task extends java.util.concurrent.FutureTask<Void> implements java.util.concurrent.ScheduledFuture<Void> {
+    final class Task extends java.util.concurrent.FutureTask<Void>
+        implements java.util.concurrent.ScheduledFuture<Void> {
       private final long delayNanos;
 
       Task(Runnable command, long delayNanos) {
@@ -560,10 +630,13 @@ class WebhookReviewNotifierTest {
     }
 
     @Override
-    protected void handleNormalizedLoggingCall(Level level, Marker marker, String pattern, Object[] args,
-                                               Throwable t) {
-      lines.add(level + " " + MessageFormatter.basicArrayFormat(pattern, args)
-          + (t == null ? "" : " " + t));
+    protected void handleNormalizedLoggingCall(
+        Level level, Marker marker, String pattern, Object[] args, Throwable t) {
+      lines.add(
+          level
+              + " "
+              + MessageFormatter.basicArrayFormat(pattern, args)
+              + (t == null ? "" : " " + t));
     }
 
     @Override

@@ -20,7 +20,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
-import org.eclipse.jetty.server.handler.ContextHandlerCollection;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.http.UriCompliance;
@@ -28,6 +27,7 @@ import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.ContextHandlerCollection;
 import org.eclipse.jetty.server.handler.GracefulHandler;
 import org.eclipse.jetty.util.component.Graceful;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
@@ -93,7 +93,8 @@ public final class Gateway implements AutoCloseable {
    * long a client may take to send a request: {@code request.head-timeout} bounds its head,
    * {@code request.body-timeout} and {@code request.min-body-rate} its body.
    */
-  public static final Duration IDLE_TIMEOUT = ForwardingServlet.DEFAULT_READ_TIMEOUT.plusSeconds(30);
+  public static final Duration IDLE_TIMEOUT =
+      ForwardingServlet.DEFAULT_READ_TIMEOUT.plusSeconds(30);
 
   /**
    * Largest request line plus headers Jetty accepts (431 above it): room for the largest OIDC
@@ -108,15 +109,17 @@ public final class Gateway implements AutoCloseable {
    * refuses it, records it and answers with the JSON error. Fragments, user info and bad UTF-8
    * in queries stay protocol errors that Jetty refuses.
    */
-  static final UriCompliance URI_COMPLIANCE = UriCompliance.DEFAULT.with("INFERPAM_GATEWAY",
-      UriCompliance.Violation.AMBIGUOUS_PATH_SEGMENT,
-      UriCompliance.Violation.AMBIGUOUS_EMPTY_SEGMENT,
-      UriCompliance.Violation.AMBIGUOUS_PATH_SEPARATOR,
-      UriCompliance.Violation.AMBIGUOUS_PATH_PARAMETER,
-      UriCompliance.Violation.AMBIGUOUS_PATH_ENCODING,
-      UriCompliance.Violation.SUSPICIOUS_PATH_CHARACTERS,
-      UriCompliance.Violation.ILLEGAL_PATH_CHARACTERS,
-      UriCompliance.Violation.UTF16_ENCODINGS);
+  static final UriCompliance URI_COMPLIANCE =
+      UriCompliance.DEFAULT.with(
+          "INFERPAM_GATEWAY",
+          UriCompliance.Violation.AMBIGUOUS_PATH_SEGMENT,
+          UriCompliance.Violation.AMBIGUOUS_EMPTY_SEGMENT,
+          UriCompliance.Violation.AMBIGUOUS_PATH_SEPARATOR,
+          UriCompliance.Violation.AMBIGUOUS_PATH_PARAMETER,
+          UriCompliance.Violation.AMBIGUOUS_PATH_ENCODING,
+          UriCompliance.Violation.SUSPICIOUS_PATH_CHARACTERS,
+          UriCompliance.Violation.ILLEGAL_PATH_CHARACTERS,
+          UriCompliance.Violation.UTF16_ENCODINGS);
 
   private final Server server;
   private final PamEngine engine;
@@ -126,8 +129,13 @@ public final class Gateway implements AutoCloseable {
   private final int port;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private Gateway(Server server, PamEngine engine, OkHttpClient client, ForwardingServlet forwarder,
-                  URI uri, int port) {
+  private Gateway(
+      Server server,
+      PamEngine engine,
+      OkHttpClient client,
+      ForwardingServlet forwarder,
+      URI uri,
+      int port) {
     this.server = server;
     this.engine = engine;
     this.client = client;
@@ -159,15 +167,19 @@ public final class Gateway implements AutoCloseable {
    *
    * @throws IllegalArgumentException also when {@code maxThreads} is below 8
    */
-  public static Gateway start(PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
+  public static Gateway start(
+      PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
       throws IOException {
     Objects.requireNonNull(engine, "engine");
-    if (maxThreads < 8) throw new IllegalArgumentException("maxThreads must be at least 8, was " + maxThreads);
+    if (maxThreads < 8)
+      throw new IllegalArgumentException("maxThreads must be at least 8, was " + maxThreads);
     Objects.requireNonNull(upstream, "upstream");
     Objects.requireNonNull(bindAddress, "bindAddress");
-    if (port < 0 || port > 65535) throw new IllegalArgumentException("port must be 0..65535, was " + port);
+    if (port < 0 || port > 65535)
+      throw new IllegalArgumentException("port must be 0..65535, was " + port);
     if (upstream.encodedQuery() != null) {
-      throw new IllegalArgumentException("upstream URL must not have a query, was " + upstream.redact());
+      throw new IllegalArgumentException(
+          "upstream URL must not have a query, was " + upstream.redact());
     }
 
     QueuedThreadPool threads = new QueuedThreadPool(maxThreads, Math.min(8, maxThreads));
@@ -184,8 +196,9 @@ public final class Gateway implements AutoCloseable {
     connector.setPort(port);
     connector.setIdleTimeout(IDLE_TIMEOUT.toMillis());
     Policy.RequestSettings settings = engine.policy().request();
-    ConnectionGuard guard = new ConnectionGuard(server.getScheduler(), settings.headTimeout(),
-        settings.maxConnectionsPerClient());
+    ConnectionGuard guard =
+        new ConnectionGuard(
+            server.getScheduler(), settings.headTimeout(), settings.maxConnectionsPerClient());
     connector.addEventListener(guard);
     server.addConnector(connector);
 
@@ -203,8 +216,10 @@ public final class Gateway implements AutoCloseable {
     // GracefulHandler counts in-flight requests so that close() can wait for them instead of
     // cutting streams off; requests that arrive meanwhile get 503. The /pam context (health,
     // reviewer endpoints) is routed before the root context that holds the filter.
-    server.setHandler(guard.handler(
-        new GracefulHandler(new ContextHandlerCollection(PamEndpoints.context(engine), context))));
+    server.setHandler(
+        guard.handler(
+            new GracefulHandler(
+                new ContextHandlerCollection(PamEndpoints.context(engine), context))));
     // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
     server.setErrorHandler(new JsonErrorHandler());
     server.setStopTimeout(CUT_OFF_GRACE.toMillis());
@@ -218,7 +233,9 @@ public final class Gateway implements AutoCloseable {
       shutdown(client);
       engine.close();
       if (e instanceof IOException io) {
-        throw new IOException("cannot listen on " + hostForUri(bindAddress) + ":" + port + ": " + io.getMessage(), io);
+        throw new IOException(
+            "cannot listen on " + hostForUri(bindAddress) + ":" + port + ": " + io.getMessage(),
+            io);
       }
       throw new IllegalStateException("gateway failed to start: " + e, e);
     }
@@ -265,7 +282,8 @@ public final class Gateway implements AutoCloseable {
    */
   public void close(Duration drainTimeout) {
     Objects.requireNonNull(drainTimeout, "drainTimeout");
-    if (drainTimeout.isNegative()) throw new IllegalArgumentException("drainTimeout must be >= 0, was " + drainTimeout);
+    if (drainTimeout.isNegative())
+      throw new IllegalArgumentException("drainTimeout must be >= 0, was " + drainTimeout);
     if (!closed.compareAndSet(false, true)) return;
     // Requests waiting for a reviewer are answered 403 approval_expired now: reviewers cannot
     // reach a server that no longer accepts connections, and the waits would hold up the drain.

@@ -3,9 +3,9 @@ package dev.inferpam.gateway;
 import dev.inferpam.api.CredentialProvider;
 import dev.inferpam.api.CredentialProvider.CredentialUnavailableException;
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.WebhookReviewNotifier;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
+import dev.inferpam.core.WebhookReviewNotifier;
 import dev.inferpam.gateway.demo.Demo;
 import dev.inferpam.gateway.replay.Replay;
 import dev.inferpam.gateway.replay.Replay.ReplayException;
@@ -55,51 +55,56 @@ public final class GatewayMain {
   static final int EXIT_OK = 0;
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;
+
   /** {@link #run} result for {@code serve}: the gateway runs on, the shutdown hook ends the JVM. */
   static final int SERVING = -1;
 
   static final int DEFAULT_PORT = 8080;
   static final String DEFAULT_BIND = "127.0.0.1";
+
   /** Environment variable: where to post new reviews (a secret, like a Slack webhook URL). */
   static final String REVIEW_WEBHOOK_ENV = "INFERPAM_REVIEW_WEBHOOK";
+
   /** Environment variable: the Authorization header value for those posts. */
   static final String REVIEW_WEBHOOK_AUTH_ENV = "INFERPAM_REVIEW_WEBHOOK_AUTHORIZATION";
 
-  static final String USAGE = String.join("\n",
-      "usage: java -jar pam-gateway.jar <command> [options]",
-      "",
-      "commands:",
-      "  serve --policy FILE --upstream URL [--port N] [--bind ADDR]",
-      "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
-      "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
-      "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
-      "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
-      "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",
-      "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
-      "        review (Slack-compatible JSON) to URL; " + REVIEW_WEBHOOK_AUTH_ENV + " sets its",
-      "        Authorization header.",
-      "  demo [--port N]",
-      "        start a mock model server, a demo OIDC identity provider and the gateway on",
-      "        127.0.0.1, drive narrated traffic that shows each control, then exit: 0 when",
-      "        every step went as narrated, 1 when one did not.",
-      "        --port N     the gateway's port, 0 for a free one (default: free)",
-      "  replay list --recordings DIR [--subject S] [--since T]",
-      "        one line per recorded exchange, oldest first:",
-      "        time id subject method path model outcome status ('-' when missing).",
-      "        --since: an ISO instant (2026-11-28T22:00:00Z) or a date (2026-11-28, UTC).",
-      "  replay show --recordings DIR ID",
-      "        the exchange's recorded line as indented JSON. Unknown ID: exit 1.",
-      "  replay verify --recordings DIR",
-      "        recompute the hash chain: 'OK <n> records' (exit 0), or",
-      "        'BROKEN <file>:<line>: <reason>' for the first broken line (exit 1).",
-      "  replay rerun --recordings DIR ID --upstream URL [--policy FILE]",
-      "        re-send the recorded request (method, path, recorded body, content-type) to URL",
-      "        and print the status of both answers and a diff of the new body against the",
-      "        recorded one. --policy: the gateway's policy, for a fresh upstream credential;",
-      "        without it the request goes without one. Only exchanges that were forwarded",
-      "        (allowed or approved) and whose request body was recorded can be re-sent.",
-      "",
-      "options may also be written --name=value. Exit status: 0 ok, 1 failure, 2 usage error.");
+  static final String USAGE =
+      String.join(
+          "\n",
+          "usage: java -jar pam-gateway.jar <command> [options]",
+          "",
+          "commands:",
+          "  serve --policy FILE --upstream URL [--port N] [--bind ADDR]",
+          "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
+          "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
+          "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
+          "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
+          "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",
+          "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
+          "        review (Slack-compatible JSON) to URL; " + REVIEW_WEBHOOK_AUTH_ENV + " sets its",
+          "        Authorization header.",
+          "  demo [--port N]",
+          "        start a mock model server, a demo OIDC identity provider and the gateway on",
+          "        127.0.0.1, drive narrated traffic that shows each control, then exit: 0 when",
+          "        every step went as narrated, 1 when one did not.",
+          "        --port N     the gateway's port, 0 for a free one (default: free)",
+          "  replay list --recordings DIR [--subject S] [--since T]",
+          "        one line per recorded exchange, oldest first:",
+          "        time id subject method path model outcome status ('-' when missing).",
+          "        --since: an ISO instant (2026-11-28T22:00:00Z) or a date (2026-11-28, UTC).",
+          "  replay show --recordings DIR ID",
+          "        the exchange's recorded line as indented JSON. Unknown ID: exit 1.",
+          "  replay verify --recordings DIR",
+          "        recompute the hash chain: 'OK <n> records' (exit 0), or",
+          "        'BROKEN <file>:<line>: <reason>' for the first broken line (exit 1).",
+          "  replay rerun --recordings DIR ID --upstream URL [--policy FILE]",
+          "        re-send the recorded request (method, path, recorded body, content-type) to URL",
+          "        and print the status of both answers and a diff of the new body against the",
+          "        recorded one. --policy: the gateway's policy, for a fresh upstream credential;",
+          "        without it the request goes without one. Only exchanges that were forwarded",
+          "        (allowed or approved) and whose request body was recorded can be re-sent.",
+          "",
+          "options may also be written --name=value. Exit status: 0 ok, 1 failure, 2 usage error.");
 
   private final PrintStream out;
   private final PrintStream err;
@@ -143,7 +148,8 @@ public final class GatewayMain {
         case "replay":
           return replay(rest);
         default:
-          return usageError("unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
+          return usageError(
+              "unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
       }
     } catch (UsageException e) {
       return usageError(e.getMessage());
@@ -201,14 +207,16 @@ public final class GatewayMain {
    *
    * @throws UsageException when the URL or the authorization value is not acceptable
    */
-  static WebhookReviewNotifier reviewWebhook(java.util.function.Function<String, String> env) throws UsageException {
+  static WebhookReviewNotifier reviewWebhook(java.util.function.Function<String, String> env)
+      throws UsageException {
     String url = env.apply(REVIEW_WEBHOOK_ENV);
     if (url == null || url.isBlank()) return null;
     WebhookReviewNotifier.Builder builder = WebhookReviewNotifier.builder();
     try {
       builder.url(java.net.URI.create(url.strip()));
     } catch (IllegalArgumentException e) {
-      throw new UsageException(REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL with a host and no user info");
+      throw new UsageException(
+          REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL with a host and no user info");
     }
     String authorization = env.apply(REVIEW_WEBHOOK_AUTH_ENV);
     if (authorization != null && !authorization.isBlank()) {
@@ -244,8 +252,10 @@ public final class GatewayMain {
       engine.credentialProvider().current();
     } catch (CredentialUnavailableException | RuntimeException e) {
       // Not fatal: a from-file secret may appear later. Until then allowed requests get 503.
-      err.println("inferpam: warning: upstream credential unavailable ("
-          + oneLine(String.valueOf(e.getMessage())) + "); allowed requests are refused until it is");
+      err.println(
+          "inferpam: warning: upstream credential unavailable ("
+              + oneLine(String.valueOf(e.getMessage()))
+              + "); allowed requests are refused until it is");
       err.flush();
     }
   }
@@ -260,7 +270,8 @@ public final class GatewayMain {
   }
 
   private int replay(List<String> args) throws UsageException {
-    if (args.isEmpty()) throw new UsageException("replay needs a command: list, show, verify or rerun");
+    if (args.isEmpty())
+      throw new UsageException("replay needs a command: list, show, verify or rerun");
     List<String> rest = args.subList(1, args.size());
     Options options;
     String id = null;
@@ -269,12 +280,16 @@ public final class GatewayMain {
       case "verify" -> options = Options.parse(rest, Set.of("recordings"), 0);
       case "show" -> options = Options.parse(rest, Set.of("recordings"), 1);
       case "rerun" -> options = Options.parse(rest, Set.of("recordings", "upstream", "policy"), 1);
-      default -> throw new UsageException("unknown replay command \"" + args.get(0)
-          + "\"; expected list, show, verify or rerun");
+      default ->
+          throw new UsageException(
+              "unknown replay command \""
+                  + args.get(0)
+                  + "\"; expected list, show, verify or rerun");
     }
     String command = args.get(0);
     if (command.equals("show") || command.equals("rerun")) {
-      if (options.positionals().isEmpty()) throw new UsageException("replay " + command + " needs an exchange ID");
+      if (options.positionals().isEmpty())
+        throw new UsageException("replay " + command + " needs an exchange ID");
       id = options.positionals().get(0);
     }
     Path dir = path("recordings", options.required("recordings"));
@@ -328,7 +343,8 @@ public final class GatewayMain {
           return verification.ok() ? EXIT_OK : EXIT_FAILURE;
         }
         default -> {
-          for (String line : replay.rerun(id, upstream, credentials, bodies).lines()) out.println(line);
+          for (String line : replay.rerun(id, upstream, credentials, bodies).lines())
+            out.println(line);
         }
       }
     } catch (ReplayException e) {
@@ -350,11 +366,15 @@ public final class GatewayMain {
 
   private static HttpUrl upstreamUrl(String value) throws UsageException {
     HttpUrl url = HttpUrl.parse(value);
-    if (url == null) throw new UsageException("--upstream: not an http or https URL: \"" + value + "\"");
-    if (url.encodedQuery() != null) throw new UsageException("--upstream: must not have a query: \"" + value + "\"");
+    if (url == null)
+      throw new UsageException("--upstream: not an http or https URL: \"" + value + "\"");
+    if (url.encodedQuery() != null)
+      throw new UsageException("--upstream: must not have a query: \"" + value + "\"");
     if (!url.encodedUsername().isEmpty() || !url.encodedPassword().isEmpty()) {
-      // A credential in the URL would be logged and sent bare; the policy's upstream.credential is the place.
-      throw new UsageException("--upstream: must not hold user info; configure upstream.credential in the policy");
+      // A credential in the URL would be logged and sent bare; the policy's upstream.credential is
+      // the place.
+      throw new UsageException(
+          "--upstream: must not hold user info; configure upstream.credential in the policy");
     }
     return url;
   }
@@ -412,7 +432,8 @@ public final class GatewayMain {
       return parse(args, known, 0);
     }
 
-    static Options parse(List<String> args, Set<String> known, int maxPositionals) throws UsageException {
+    static Options parse(List<String> args, Set<String> known, int maxPositionals)
+        throws UsageException {
       Map<String, String> values = new HashMap<>();
       List<String> positionals = new ArrayList<>();
       for (int i = 0; i < args.size(); i++) {
@@ -438,7 +459,8 @@ public final class GatewayMain {
           value = args.get(++i);
         }
         if (!known.contains(name)) throw new UsageException("unknown option --" + name);
-        if (values.putIfAbsent(name, value) != null) throw new UsageException("--" + name + " given twice");
+        if (values.putIfAbsent(name, value) != null)
+          throw new UsageException("--" + name + " given twice");
       }
       return new Options(values, List.copyOf(positionals));
     }

@@ -34,16 +34,21 @@ public final class MapApprovalService implements ApprovalService {
   private final int maxTotal;
   private final ReentrantLock lock = new ReentrantLock();
   private final Map<String, Review> waiting = new LinkedHashMap<>();
-  private final Map<String, Outcome> ended = new LinkedHashMap<>(16, 0.75f, false) {
-    @Override
-    protected boolean removeEldestEntry(Map.Entry<String, Outcome> eldest) {
-      return size() > REMEMBERED;
-    }
-  };
+  private final Map<String, Outcome> ended =
+      new LinkedHashMap<>(16, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Outcome> eldest) {
+          return size() > REMEMBERED;
+        }
+      };
   private boolean closed;
 
-  public MapApprovalService(Clock clock, Set<String> reviewerGroups, Duration timeout, int maxPerPrincipal,
-                            int maxTotal) {
+  public MapApprovalService(
+      Clock clock,
+      Set<String> reviewerGroups,
+      Duration timeout,
+      int maxPerPrincipal,
+      int maxTotal) {
     this.clock = Objects.requireNonNull(clock);
     this.reviewerGroups = Set.copyOf(reviewerGroups);
     this.timeout = Objects.requireNonNull(timeout);
@@ -61,12 +66,23 @@ public final class MapApprovalService implements ApprovalService {
     final Instant expires;
     final List<Caller> callers = new ArrayList<>();
 
-    Review(Principal principal, String rule, String digest, InferenceRequest request, Instant created) {
+    Review(
+        Principal principal,
+        String rule,
+        String digest,
+        InferenceRequest request,
+        Instant created) {
       this.principal = principal;
       this.rule = rule;
       this.digest = digest;
-      this.request = new InferenceRequest(request.method(), request.path(), request.query(), Map.of(), request.body(),
-          request.remoteAddress());
+      this.request =
+          new InferenceRequest(
+              request.method(),
+              request.path(),
+              request.query(),
+              Map.of(),
+              request.body(),
+              request.remoteAddress());
       this.created = created;
       this.expires = created.plus(timeout);
     }
@@ -100,7 +116,8 @@ public final class MapApprovalService implements ApprovalService {
       lock.lock();
       try {
         if (!review.callers.remove(this)) return; // ended already: its outcome stands
-        gone = new Outcome(review.id, Status.WITHDRAWN, null, "the caller went away", clock.instant());
+        gone =
+            new Outcome(review.id, Status.WITHDRAWN, null, "the caller went away", clock.instant());
         if (review.callers.isEmpty() && waiting.get(review.id) == review) end(review, gone);
       } finally {
         lock.unlock();
@@ -122,7 +139,8 @@ public final class MapApprovalService implements ApprovalService {
 
   private void expireDue(Instant now) {
     for (Review r : List.copyOf(waiting.values())) {
-      if (!now.isBefore(r.expires)) end(r, new Outcome(r.id, Status.EXPIRED, null, "no decision in time", now));
+      if (!now.isBefore(r.expires))
+        end(r, new Outcome(r.id, Status.EXPIRED, null, "no decision in time", now));
     }
   }
 
@@ -155,14 +173,25 @@ public final class MapApprovalService implements ApprovalService {
           return c;
         }
       }
-      List<Review> mine = waiting.values().stream().filter(r -> person(r.principal).equals(person(principal))).toList();
+      List<Review> mine =
+          waiting.values().stream()
+              .filter(r -> person(r.principal).equals(person(principal)))
+              .toList();
       if (mine.size() >= maxPerPrincipal) {
-        return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.PRINCIPAL, maxPerPrincipal,
-            Duration.between(now, mine.get(0).expires), rule));
+        return Ticket.refused(
+            new ApprovalLimitException(
+                ApprovalLimitException.Scope.PRINCIPAL,
+                maxPerPrincipal,
+                Duration.between(now, mine.get(0).expires),
+                rule));
       }
       if (waiting.size() >= maxTotal) {
-        return Ticket.refused(new ApprovalLimitException(ApprovalLimitException.Scope.TOTAL, maxTotal,
-            Duration.between(now, waiting.values().iterator().next().expires), rule));
+        return Ticket.refused(
+            new ApprovalLimitException(
+                ApprovalLimitException.Scope.TOTAL,
+                maxTotal,
+                Duration.between(now, waiting.values().iterator().next().expires),
+                rule));
       }
       Review r = new Review(principal, rule, digest, request, now);
       Caller c = new Caller(r);
@@ -210,7 +239,8 @@ public final class MapApprovalService implements ApprovalService {
   private ReviewResult decide(String id, Principal reviewer, String reason, Status status) {
     Objects.requireNonNull(id);
     Objects.requireNonNull(reviewer);
-    if (reason != null && reason.length() > MAX_REASON_CHARS) throw new IllegalArgumentException("reason too long");
+    if (reason != null && reason.length() > MAX_REASON_CHARS)
+      throw new IllegalArgumentException("reason too long");
     lock.lock();
     try {
       Instant now = clock.instant();
@@ -219,10 +249,12 @@ public final class MapApprovalService implements ApprovalService {
       Review r = waiting.get(id);
       if (r == null) {
         Outcome before = ended.get(id);
-        return before == null ? ReviewResult.refused(ReviewResult.Kind.NOT_FOUND)
+        return before == null
+            ? ReviewResult.refused(ReviewResult.Kind.NOT_FOUND)
             : new ReviewResult(ReviewResult.Kind.ALREADY_DECIDED, before);
       }
-      if (r.principal.subject().equals(reviewer.subject())) return ReviewResult.refused(ReviewResult.Kind.SELF_APPROVAL);
+      if (r.principal.subject().equals(reviewer.subject()))
+        return ReviewResult.refused(ReviewResult.Kind.SELF_APPROVAL);
       Outcome o = new Outcome(id, status, reviewer.subject(), reason, now);
       end(r, o);
       return ReviewResult.decided(o);
@@ -238,7 +270,8 @@ public final class MapApprovalService implements ApprovalService {
       if (closed) return;
       closed = true;
       Instant now = clock.instant();
-      for (Review r : List.copyOf(waiting.values())) end(r, new Outcome(r.id, Status.CLOSED, null, "shut down", now));
+      for (Review r : List.copyOf(waiting.values()))
+        end(r, new Outcome(r.id, Status.CLOSED, null, "shut down", now));
     } finally {
       unlockAndComplete();
     }

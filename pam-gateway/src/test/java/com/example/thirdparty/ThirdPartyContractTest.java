@@ -19,8 +19,12 @@ class ThirdPartyContractTest {
   class TheMapApprovalService extends ApprovalServiceContract {
     @Override
     protected ApprovalService createService(Clock clock, Settings settings) {
-      return new MapApprovalService(clock, settings.reviewerGroups(), settings.timeout(),
-          settings.maxPendingPerPrincipal(), settings.maxPending());
+      return new MapApprovalService(
+          clock,
+          settings.reviewerGroups(),
+          settings.timeout(),
+          settings.maxPendingPerPrincipal(),
+          settings.maxPending());
     }
   }
 
@@ -40,7 +44,9 @@ class ThirdPartyContractTest {
 
     @Test
     void buildsRecordsHandedOverUnbuiltOnItsOwnThread() throws Exception {
-      recorder().recordLater(later(exchange("ex-1", "alice", 1), new java.util.concurrent.atomic.AtomicInteger()));
+      recorder()
+          .recordLater(
+              later(exchange("ex-1", "alice", 1), new java.util.concurrent.atomic.AtomicInteger()));
       recorder().flush();
 
       assertThat(recorder.builtOn()).containsExactly(ThreadedRecorder.THREAD);

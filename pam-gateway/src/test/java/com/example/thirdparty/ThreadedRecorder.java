@@ -23,11 +23,13 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class ThreadedRecorder implements Recorder {
   public static final String THREAD = "thirdparty-recorder";
 
-  private final ExecutorService writer = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, THREAD);
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService writer =
+      Executors.newSingleThreadExecutor(
+          r -> {
+            Thread t = new Thread(r, THREAD);
+            t.setDaemon(true);
+            return t;
+          });
   private final List<SessionRecord> records = new CopyOnWriteArrayList<>();
   private final List<String> builtOn = new CopyOnWriteArrayList<>();
   private final AtomicInteger failedBuilds = new AtomicInteger();
@@ -41,15 +43,17 @@ public final class ThreadedRecorder implements Recorder {
   @Override
   public void recordLater(PendingRecord record) throws IOException {
     Objects.requireNonNull(record);
-    submit(() -> {
-      try {
-        SessionRecord built = record.build();
-        builtOn.add(Thread.currentThread().getName());
-        records.add(built);
-      } catch (RuntimeException e) {
-        failedBuilds.incrementAndGet(); // a real recorder would log e.getClass(), never the message
-      }
-    });
+    submit(
+        () -> {
+          try {
+            SessionRecord built = record.build();
+            builtOn.add(Thread.currentThread().getName());
+            records.add(built);
+          } catch (RuntimeException e) {
+            failedBuilds
+                .incrementAndGet(); // a real recorder would log e.getClass(), never the message
+          }
+        });
   }
 
   @Override
@@ -62,7 +66,7 @@ public final class ThreadedRecorder implements Recorder {
   public void flush() throws IOException {
     Future<?> marker;
     try {
-      marker = writer.submit(() -> { });
+      marker = writer.submit(() -> {});
     } catch (RejectedExecutionException e) {
       return; // closed: everything was written
     }

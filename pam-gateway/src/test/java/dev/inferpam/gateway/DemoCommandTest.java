@@ -19,15 +19,17 @@ class DemoCommandTest {
   void badDemoPortIsAUsageError() {
     int status = run("--port", "http");
     assertThat(status).isEqualTo(2);
-    assertThat(stderr().lines()).containsExactly(
-        "inferpam: --port: must be a number from 0 to 65535, was \"http\" (see --help)");
+    assertThat(stderr().lines())
+        .containsExactly(
+            "inferpam: --port: must be a number from 0 to 65535, was \"http\" (see --help)");
     assertThat(out.size()).isZero();
   }
 
   @Test
   void portOutOfRangeIsAUsageErrorInEitherSpelling() {
     assertThat(run("--port=65536")).isEqualTo(2);
-    assertThat(stderr()).startsWith("inferpam: --port: must be a number from 0 to 65535, was \"65536\"");
+    assertThat(stderr())
+        .startsWith("inferpam: --port: must be a number from 0 to 65535, was \"65536\"");
     assertThat(out.size()).isZero();
   }
 
@@ -37,11 +39,12 @@ class DemoCommandTest {
     assertThat(run("serve")).isEqualTo(2);
     assertThat(run("--port", "1", "--port", "2")).isEqualTo(2);
     assertThat(run("--port")).isEqualTo(2);
-    assertThat(stderr().lines()).containsExactly(
-        "inferpam: unknown option --policy (see --help)",
-        "inferpam: unexpected argument \"serve\" (see --help)",
-        "inferpam: --port given twice (see --help)",
-        "inferpam: --port needs a value (see --help)");
+    assertThat(stderr().lines())
+        .containsExactly(
+            "inferpam: unknown option --policy (see --help)",
+            "inferpam: unexpected argument \"serve\" (see --help)",
+            "inferpam: --port given twice (see --help)",
+            "inferpam: --port needs a value (see --help)");
     assertThat(out.size()).isZero();
   }
 

@@ -46,36 +46,49 @@ class ForwardingServletTest {
 
   @Test
   void hopByHopHeadersAreDroppedBothWays() throws Exception {
-    upstream.enqueue(new MockResponse.Builder()
-        .code(200)
-        .addHeader("Connection", "X-Upstream-Hop")
-        .addHeader("X-Upstream-Hop", "private to the upstream connection")
-        .addHeader("Keep-Alive", "timeout=99")
-        .addHeader("Proxy-Agent", "mock")
-        .addHeader("X-Kept", "yes")
-        .body("{}")
-        .build());
-    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .addHeader("Connection", "X-Upstream-Hop")
+            .addHeader("X-Upstream-Hop", "private to the upstream connection")
+            .addHeader("Keep-Alive", "timeout=99")
+            .addHeader("Proxy-Agent", "mock")
+            .addHeader("X-Kept", "yes")
+            .body("{}")
+            .build());
+    try (Gateway gateway =
+        Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
       String body = TestPolicies.chat("llama-3.1-8b", "");
-      String answer = raw(gateway.port(), "POST /v1/chat/completions HTTP/1.1\r\n"
-          + "Host: 127.0.0.1\r\n"
-          + "Authorization: Bearer " + ALICE_KEY + "\r\n"
-          + "Content-Type: application/json\r\n"
-          + "Content-Length: " + body.length() + "\r\n"
-          + "Connection: close, X-Caller-Hop\r\n"
-          + "X-Caller-Hop: private to the caller connection\r\n"
-          + "Keep-Alive: timeout=5\r\n"
-          + "TE: trailers\r\n"
-          + "Trailer: X-Checksum\r\n"
-          + "Proxy-Connection: keep-alive\r\n"
-          + "Accept-Encoding: br\r\n"
-          + "X-Request-Id: yes\r\n"
-          + "\r\n" + body);
+      String answer =
+          raw(
+              gateway.port(),
+              "POST /v1/chat/completions HTTP/1.1\r\n"
+                  + "Host: 127.0.0.1\r\n"
+                  + "Authorization: Bearer "
+                  + ALICE_KEY
+                  + "\r\n"
+                  + "Content-Type: application/json\r\n"
+                  + "Content-Length: "
+                  + body.length()
+                  + "\r\n"
+                  + "Connection: close, X-Caller-Hop\r\n"
+                  + "X-Caller-Hop: private to the caller connection\r\n"
+                  + "Keep-Alive: timeout=5\r\n"
+                  + "TE: trailers\r\n"
+                  + "Trailer: X-Checksum\r\n"
+                  + "Proxy-Connection: keep-alive\r\n"
+                  + "Accept-Encoding: br\r\n"
+                  + "X-Request-Id: yes\r\n"
+                  + "\r\n"
+                  + body);
 
       assertThat(answer).startsWith("HTTP/1.1 200 ");
       String head = answer.substring(0, answer.indexOf("\r\n\r\n")).toLowerCase();
-      assertThat(head).contains("x-kept: yes").doesNotContain("x-upstream-hop")
-          .doesNotContain("timeout=99").doesNotContain("proxy-agent");
+      assertThat(head)
+          .contains("x-kept: yes")
+          .doesNotContain("x-upstream-hop")
+          .doesNotContain("timeout=99")
+          .doesNotContain("proxy-agent");
 
       RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
       Headers h = seen.getHeaders();
@@ -96,11 +109,18 @@ class ForwardingServletTest {
   @Test
   void upstreamBasePathIsPutInFrontOfTheRequestPath() throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/openai/"), "127.0.0.1", 0)) {
-      String answer = raw(gateway.port(), "GET /v1/models?limit=5 HTTP/1.1\r\nHost: x\r\n"
-          + "Authorization: Bearer " + ALICE_KEY + "\r\nConnection: close\r\n\r\n");
+    try (Gateway gateway =
+        Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/openai/"), "127.0.0.1", 0)) {
+      String answer =
+          raw(
+              gateway.port(),
+              "GET /v1/models?limit=5 HTTP/1.1\r\nHost: x\r\n"
+                  + "Authorization: Bearer "
+                  + ALICE_KEY
+                  + "\r\nConnection: close\r\n\r\n");
       assertThat(answer).startsWith("HTTP/1.1 200 ");
-      assertThat(upstream.takeRequest(5, TimeUnit.SECONDS).getTarget()).isEqualTo("/openai/v1/models?limit=5");
+      assertThat(upstream.takeRequest(5, TimeUnit.SECONDS).getTarget())
+          .isEqualTo("/openai/v1/models?limit=5");
     }
   }
 
@@ -113,11 +133,16 @@ class ForwardingServletTest {
     connector.setPort(0);
     server.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler("/");
-    context.addServlet(new ServletHolder(new ForwardingServlet(ForwardingServlet.newClient(), upstream.url("/"))), "/");
+    context.addServlet(
+        new ServletHolder(new ForwardingServlet(ForwardingServlet.newClient(), upstream.url("/"))),
+        "/");
     server.setHandler(context);
     server.start();
     try {
-      String answer = raw(connector.getLocalPort(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      String answer =
+          raw(
+              connector.getLocalPort(),
+              "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
       assertThat(answer).startsWith("HTTP/1.1 500 ").contains("\"code\":\"internal_error\"");
       assertThat(upstream.getRequestCount()).isZero();
     } finally {
@@ -126,39 +151,52 @@ class ForwardingServletTest {
   }
 
   @Test
-  void onlyAllowListedCallerHeadersReachTheUpstreamAndForwardingHeadersSayWhatTheGatewaySaw() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200)
-        .addHeader("Server", "uvicorn/0.30 (internal build 7)")
-        .addHeader("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
-        .addHeader("X-Kept", "yes")
-        .body("{}").build());
-    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
+  void onlyAllowListedCallerHeadersReachTheUpstreamAndForwardingHeadersSayWhatTheGatewaySaw()
+      throws Exception {
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .addHeader("Server", "uvicorn/0.30 (internal build 7)")
+            .addHeader("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
+            .addHeader("X-Kept", "yes")
+            .body("{}")
+            .build());
+    try (Gateway gateway =
+        Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
       String body = TestPolicies.chat("llama-3.1-8b", "");
-      String answer = raw(gateway.port(), "POST /v1/chat/completions HTTP/1.1\r\n"
-          + "Host: gw.example:8443\r\n"
-          + "X-Api-Key: " + ALICE_KEY + "\r\n"
-          + "Content-Type: application/json\r\n"
-          + "Content-Length: " + body.length() + "\r\n"
-          + "Connection: close\r\n"
-          + "Accept: application/json\r\n"
-          + "User-Agent: test-client/1.0\r\n"
-          + "Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
-          + "X-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\n"
-          + "Anthropic-Version: 2023-06-01\r\n"
-          + "Forwarded: for=10.0.0.1;host=internal.example\r\n"
-          + "X-Forwarded-For: 10.0.0.1\r\n"
-          + "X-Forwarded-Host: internal.example\r\n"
-          + "X-Forwarded-Proto: https\r\n"
-          + "X-Real-IP: 10.0.0.1\r\n"
-          + "Cookie: session=caller-cookie\r\n"
-          + "X-HTTP-Method-Override: DELETE\r\n"
-          + "X-Method-Override: DELETE\r\n"
-          + "X-HTTP-Method: DELETE\r\n"
-          + "OpenAI-Organization: org-someone-else\r\n"
-          + "OpenAI-Project: proj-someone-else\r\n"
-          + "api-key: caller-azure-key\r\n"
-          + "X-Custom: anything\r\n"
-          + "\r\n" + body);
+      String answer =
+          raw(
+              gateway.port(),
+              "POST /v1/chat/completions HTTP/1.1\r\n"
+                  + "Host: gw.example:8443\r\n"
+                  + "X-Api-Key: "
+                  + ALICE_KEY
+                  + "\r\n"
+                  + "Content-Type: application/json\r\n"
+                  + "Content-Length: "
+                  + body.length()
+                  + "\r\n"
+                  + "Connection: close\r\n"
+                  + "Accept: application/json\r\n"
+                  + "User-Agent: test-client/1.0\r\n"
+                  + "Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+                  + "X-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\n"
+                  + "Anthropic-Version: 2023-06-01\r\n"
+                  + "Forwarded: for=10.0.0.1;host=internal.example\r\n"
+                  + "X-Forwarded-For: 10.0.0.1\r\n"
+                  + "X-Forwarded-Host: internal.example\r\n"
+                  + "X-Forwarded-Proto: https\r\n"
+                  + "X-Real-IP: 10.0.0.1\r\n"
+                  + "Cookie: session=caller-cookie\r\n"
+                  + "X-HTTP-Method-Override: DELETE\r\n"
+                  + "X-Method-Override: DELETE\r\n"
+                  + "X-HTTP-Method: DELETE\r\n"
+                  + "OpenAI-Organization: org-someone-else\r\n"
+                  + "OpenAI-Project: proj-someone-else\r\n"
+                  + "api-key: caller-azure-key\r\n"
+                  + "X-Custom: anything\r\n"
+                  + "\r\n"
+                  + body);
 
       assertThat(answer).startsWith("HTTP/1.1 200 ");
       String head = answer.substring(0, answer.indexOf("\r\n\r\n")).toLowerCase();
@@ -171,15 +209,27 @@ class ForwardingServletTest {
       assertThat(h.get("Content-Type")).isEqualTo("application/json");
       assertThat(h.get("Accept")).isEqualTo("application/json");
       assertThat(h.get("User-Agent")).isEqualTo("test-client/1.0");
-      assertThat(h.get("traceparent")).isEqualTo("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+      assertThat(h.get("traceparent"))
+          .isEqualTo("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
       assertThat(h.get("X-B3-TraceId")).isEqualTo("80f198ee56343ba864fe8b2a57d3eff7");
       assertThat(h.get("Anthropic-Version")).isEqualTo("2023-06-01");
       assertThat(h.values("X-Forwarded-For")).containsExactly("127.0.0.1");
       assertThat(h.values("X-Forwarded-Proto")).containsExactly("http");
       assertThat(h.values("X-Forwarded-Host")).containsExactly("gw.example:8443");
-      for (String name : new String[] {"Forwarded", "X-Real-IP", "Cookie", "X-HTTP-Method-Override",
-          "X-Method-Override", "X-HTTP-Method", "OpenAI-Organization", "OpenAI-Project", "api-key", "X-Custom",
-          "X-Api-Key"}) {
+      for (String name :
+          new String[] {
+            "Forwarded",
+            "X-Real-IP",
+            "Cookie",
+            "X-HTTP-Method-Override",
+            "X-Method-Override",
+            "X-HTTP-Method",
+            "OpenAI-Organization",
+            "OpenAI-Project",
+            "api-key",
+            "X-Custom",
+            "X-Api-Key"
+          }) {
         assertThat(h.get(name)).as(name).isNull();
       }
       assertThat(h.values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
@@ -191,25 +241,35 @@ class ForwardingServletTest {
   void headersThePolicyListsAreForwardedAndOthersStillNot() throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
     upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    PamEngine engine = PamEngine.builder()
-        .policy(Policy.parse(TestPolicies.POLICY + "request:\n  forward-headers: [OpenAI-Organization, x-team]\n"))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .recorder(r -> {})
-        .build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    TestPolicies.POLICY
+                        + "request:\n  forward-headers: [OpenAI-Organization, x-team]\n"))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(r -> {})
+            .build();
     try (Gateway gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0)) {
       String body = TestPolicies.chat("llama-3.1-8b", "");
-      String head = "POST /v1/chat/completions HTTP/1.1\r\n"
-          + "Host: x\r\n"
-          + "X-Api-Key: " + ALICE_KEY + "\r\n"
-          + "Content-Type: application/json\r\n"
-          + "Content-Length: " + body.length() + "\r\n"
-          + "openai-organization: org-listed\r\n"
-          + "X-Team: red\r\n"
-          + "X-TEAM: blue\r\n"
-          + "OpenAI-Project: proj-unlisted\r\n"
-          + "X-Unlisted: no\r\n"
-          + "Cookie: session=caller-cookie\r\n";
-      assertThat(raw(gateway.port(), head + "Connection: close\r\n\r\n" + body)).startsWith("HTTP/1.1 200 ");
+      String head =
+          "POST /v1/chat/completions HTTP/1.1\r\n"
+              + "Host: x\r\n"
+              + "X-Api-Key: "
+              + ALICE_KEY
+              + "\r\n"
+              + "Content-Type: application/json\r\n"
+              + "Content-Length: "
+              + body.length()
+              + "\r\n"
+              + "openai-organization: org-listed\r\n"
+              + "X-Team: red\r\n"
+              + "X-TEAM: blue\r\n"
+              + "OpenAI-Project: proj-unlisted\r\n"
+              + "X-Unlisted: no\r\n"
+              + "Cookie: session=caller-cookie\r\n";
+      assertThat(raw(gateway.port(), head + "Connection: close\r\n\r\n" + body))
+          .startsWith("HTTP/1.1 200 ");
 
       Headers h = upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders();
       assertThat(h.values("OpenAI-Organization")).containsExactly("org-listed");
@@ -220,7 +280,8 @@ class ForwardingServletTest {
       assertThat(h.values("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
 
       // A listed header that Connection names is hop-by-hop for this request: it stays behind.
-      assertThat(raw(gateway.port(), head + "Connection: close, X-Team\r\n\r\n" + body)).startsWith("HTTP/1.1 200 ");
+      assertThat(raw(gateway.port(), head + "Connection: close, X-Team\r\n\r\n" + body))
+          .startsWith("HTTP/1.1 200 ");
       h = upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders();
       assertThat(h.get("X-Team")).isNull();
       assertThat(h.values("OpenAI-Organization")).containsExactly("org-listed");
@@ -231,34 +292,58 @@ class ForwardingServletTest {
   void headersNeverForwardedFromACallerAreRefusedHoweverThePolicyIsBuilt() {
     // The gateway forwards the engine's allow-list, which only a policy extends; a policy built in
     // code is checked like a parsed one.
-    for (String name : new String[] {"Cookie", "authorization", "X-Forwarded-For", "Content-Length", "Proxy-Foo"}) {
-      assertThatThrownBy(() -> new Policy.RequestSettings("", 1024, null, 1024, null, 0, List.of(name)))
-          .as(name).isInstanceOf(PolicyException.class).hasMessageContaining(name + "\" is never forwarded");
+    for (String name :
+        new String[] {
+          "Cookie", "authorization", "X-Forwarded-For", "Content-Length", "Proxy-Foo"
+        }) {
+      assertThatThrownBy(
+              () -> new Policy.RequestSettings("", 1024, null, 1024, null, 0, List.of(name)))
+          .as(name)
+          .isInstanceOf(PolicyException.class)
+          .hasMessageContaining(name + "\" is never forwarded");
     }
   }
 
   @Test
   void aCompressedBodyReachesTheUpstreamDecodedAndAnUnreadableOneNotAtAll() throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    try (Gateway gateway = Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
+    try (Gateway gateway =
+        Gateway.start(TestPolicies.engine(r -> {}), upstream.url("/"), "127.0.0.1", 0)) {
       String body = TestPolicies.chat("llama-3.1-8b", "");
       java.io.ByteArrayOutputStream gz = new java.io.ByteArrayOutputStream();
       try (java.util.zip.GZIPOutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
         out.write(body.getBytes(StandardCharsets.UTF_8));
       }
       byte[] compressed = gz.toByteArray();
-      String answer = rawBytes(gateway.port(), ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-          + "X-Api-Key: " + ALICE_KEY + "\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-          + "Content-Length: " + compressed.length + "\r\nConnection: close\r\n\r\n"), compressed);
+      String answer =
+          rawBytes(
+              gateway.port(),
+              ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  + "X-Api-Key: "
+                  + ALICE_KEY
+                  + "\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                  + "Content-Length: "
+                  + compressed.length
+                  + "\r\nConnection: close\r\n\r\n"),
+              compressed);
       assertThat(answer).startsWith("HTTP/1.1 200 ");
       RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
       assertThat(seen.getBody().utf8()).isEqualTo(body);
       assertThat(seen.getHeaders().get("Content-Encoding")).isNull();
-      assertThat(seen.getHeaders().get("Content-Length")).isEqualTo(Integer.toString(body.length()));
+      assertThat(seen.getHeaders().get("Content-Length"))
+          .isEqualTo(Integer.toString(body.length()));
 
-      String refused = rawBytes(gateway.port(), ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-          + "X-Api-Key: " + ALICE_KEY + "\r\nContent-Type: application/json\r\nContent-Encoding: br\r\n"
-          + "Content-Length: " + compressed.length + "\r\nConnection: close\r\n\r\n"), compressed);
+      String refused =
+          rawBytes(
+              gateway.port(),
+              ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  + "X-Api-Key: "
+                  + ALICE_KEY
+                  + "\r\nContent-Type: application/json\r\nContent-Encoding: br\r\n"
+                  + "Content-Length: "
+                  + compressed.length
+                  + "\r\nConnection: close\r\n\r\n"),
+              compressed);
       assertThat(refused).startsWith("HTTP/1.1 415 ").contains("\"code\":\"unsupported_encoding\"");
       assertThat(upstream.getRequestCount()).isEqualTo(1);
     }

@@ -69,8 +69,10 @@ class GatewayApprovalTest {
   private static final Duration WAIT = Duration.ofSeconds(10);
 
   private final BlockingQueue<SessionRecord> records = new LinkedBlockingQueue<>();
+
   /** Bodies the upstream received, in order. */
   private final List<String> upstreamBodies = new CopyOnWriteArrayList<>();
+
   private final List<AutoCloseable> toClose = new ArrayList<>();
   private MockWebServer upstream;
   private OkHttpClient client;
@@ -80,25 +82,30 @@ class GatewayApprovalTest {
     upstream = new MockWebServer();
     // Answers every request with a body derived from the request's, so each caller can tell that
     // it got the answer to its own request.
-    upstream.setDispatcher(new Dispatcher() {
-      @Override
-      public MockResponse dispatch(RecordedRequest request) {
-        String body = request.getBody() == null ? "" : request.getBody().utf8();
-        upstreamBodies.add(body);
-        return new MockResponse.Builder().code(200).addHeader("Content-Type", "application/json")
-            .body(answerTo(body)).build();
-      }
-    });
+    upstream.setDispatcher(
+        new Dispatcher() {
+          @Override
+          public MockResponse dispatch(RecordedRequest request) {
+            String body = request.getBody() == null ? "" : request.getBody().utf8();
+            upstreamBodies.add(body);
+            return new MockResponse.Builder()
+                .code(200)
+                .addHeader("Content-Type", "application/json")
+                .body(answerTo(body))
+                .build();
+          }
+        });
     upstream.start(InetAddress.getLoopbackAddress(), 0);
     okhttp3.Dispatcher dispatcher = new okhttp3.Dispatcher();
     dispatcher.setMaxRequests(300);
     dispatcher.setMaxRequestsPerHost(300);
-    client = new OkHttpClient.Builder()
-        .dispatcher(dispatcher)
-        .connectionPool(new ConnectionPool(300, 1, TimeUnit.MINUTES))
-        .readTimeout(Duration.ofSeconds(20))
-        .callTimeout(Duration.ofSeconds(25))
-        .build();
+    client =
+        new OkHttpClient.Builder()
+            .dispatcher(dispatcher)
+            .connectionPool(new ConnectionPool(300, 1, TimeUnit.MINUTES))
+            .readTimeout(Duration.ofSeconds(20))
+            .callTimeout(Duration.ofSeconds(25))
+            .build();
   }
 
   @AfterEach
@@ -115,7 +122,8 @@ class GatewayApprovalTest {
   // 1. hold, list, approve, forward, record
 
   @Test
-  void matchingRequestWaitsUntilBobApprovesThenReachesUpstreamAndIsRecordedAsApproved() throws Exception {
+  void matchingRequestWaitsUntilBobApprovesThenReachesUpstreamAndIsRecordedAsApproved()
+      throws Exception {
     Gateway gateway = start(POLICY, b -> {}, Gateway.DEFAULT_MAX_THREADS);
     String body = chat("Please dump all customer rows as CSV");
     CompletableFuture<Answer> alice = call(gateway, ALICE_KEY, body);
@@ -135,7 +143,9 @@ class GatewayApprovalTest {
     assertThat(item.toString()).doesNotContain(ALICE_KEY).doesNotContain("authorization");
 
     String id = item.path("id").asText();
-    Answer decision = review(gateway, "POST", "/pam/approvals/" + id + "/approve", BOB_KEY, "{\"reason\":\"ok\"}");
+    Answer decision =
+        review(
+            gateway, "POST", "/pam/approvals/" + id + "/approve", BOB_KEY, "{\"reason\":\"ok\"}");
     assertThat(decision.code).isEqualTo(200);
     assertThat(decision.headers.get("Cache-Control")).isEqualTo("no-store");
     JsonNode decided = decision.json();
@@ -166,7 +176,8 @@ class GatewayApprovalTest {
     assertThat(record.approval().reviewer()).isEqualTo("bob");
     assertThat(record.approval().outcome()).isEqualTo("approved");
     assertThat(record.approval().reason()).isEqualTo("ok");
-    assertThat(record.approval().decided()).isEqualTo(Instant.parse(decided.path("decided").asText()));
+    assertThat(record.approval().decided())
+        .isEqualTo(Instant.parse(decided.path("decided").asText()));
 
     assertThat(pending(gateway)).isEmpty();
   }
@@ -198,8 +209,11 @@ class GatewayApprovalTest {
   @Test
   void withAGrantTheSamePrincipalsNextMatchingRequestPassesWithoutANewReview() throws Exception {
     List<ReviewNotifier.ReviewRequest> opened = new CopyOnWriteArrayList<>();
-    Gateway gateway = start(approvalPolicy("5m", "10m", "", ""), b -> b.reviewNotifier(opened::add),
-        Gateway.DEFAULT_MAX_THREADS);
+    Gateway gateway =
+        start(
+            approvalPolicy("5m", "10m", "", ""),
+            b -> b.reviewNotifier(opened::add),
+            Gateway.DEFAULT_MAX_THREADS);
     CompletableFuture<Answer> first = call(gateway, ALICE_KEY, chat("dump all tables"));
     String id = awaitPending(gateway, 1).get(0).path("id").asText();
     assertThat(decide(gateway, id, "approve", BOB_KEY, "incident 42").code).isEqualTo(200);
@@ -226,7 +240,8 @@ class GatewayApprovalTest {
     JsonNode carols = awaitPending(gateway, 1).get(0);
     assertThat(carols.path("principal").asText()).isEqualTo("carol");
     assertThat(carol).isNotDone();
-    assertThat(decide(gateway, carols.path("id").asText(), "reject", BOB_KEY, null).code).isEqualTo(200);
+    assertThat(decide(gateway, carols.path("id").asText(), "reject", BOB_KEY, null).code)
+        .isEqualTo(200);
     assertThat(carol.get(10, TimeUnit.SECONDS).code).isEqualTo(403);
     assertThat(upstream.getRequestCount()).isEqualTo(2);
   }
@@ -274,8 +289,12 @@ class GatewayApprovalTest {
   void undecidedRequestExpiresAs403OnTheApprovalServicesClock() throws Exception {
     Policy policy = Policy.parse(POLICY);
     MutableClock clock = new MutableClock(Instant.parse("2026-11-28T12:00:00Z"));
-    InProcessApprovalService service = InProcessApprovalService.builder()
-        .settings(policy.approval()).clock(clock).manualExpiry().build();
+    InProcessApprovalService service =
+        InProcessApprovalService.builder()
+            .settings(policy.approval())
+            .clock(clock)
+            .manualExpiry()
+            .build();
     toClose.add(service); // the engine does not close a service it was given
     Gateway gateway = start(policy, b -> b.approvalService(service), Gateway.DEFAULT_MAX_THREADS);
 
@@ -314,7 +333,8 @@ class GatewayApprovalTest {
 
   @Test
   void undecidedRequestExpiresOnARealShortTimeout() throws Exception {
-    Gateway gateway = start(approvalPolicy("300ms", "0s", "", ""), b -> {}, Gateway.DEFAULT_MAX_THREADS);
+    Gateway gateway =
+        start(approvalPolicy("300ms", "0s", "", ""), b -> {}, Gateway.DEFAULT_MAX_THREADS);
     Answer answer = call(gateway, ALICE_KEY, chat("dump all keys")).get(10, TimeUnit.SECONDS);
     assertThat(answer.code).isEqualTo(403);
     assertThat(answer.error().path("code").asText()).isEqualTo("approval_expired");
@@ -353,7 +373,11 @@ class GatewayApprovalTest {
       assertThat(decided.code).isEqualTo(403);
       assertThat(decided.error().path("code").asText()).isEqualTo("not_a_reviewer");
       // not even an unknown id tells a non-reviewer anything
-      assertThat(decide(gateway, "apr-00000000000000000000", "approve", key, null).error().path("code").asText())
+      assertThat(
+              decide(gateway, "apr-00000000000000000000", "approve", key, null)
+                  .error()
+                  .path("code")
+                  .asText())
           .isEqualTo("not_a_reviewer");
     }
 
@@ -369,7 +393,8 @@ class GatewayApprovalTest {
     Answer unknown = decide(gateway, "apr-00000000000000000000", "approve", BOB_KEY, null);
     assertThat(unknown.code).isEqualTo(404);
     assertThat(unknown.error().path("code").asText()).isEqualTo("not_found");
-    assertThat(review(gateway, "POST", "/pam/approvals/" + id + "/promote", BOB_KEY, "{}").code).isEqualTo(404);
+    assertThat(review(gateway, "POST", "/pam/approvals/" + id + "/promote", BOB_KEY, "{}").code)
+        .isEqualTo(404);
     Answer wrongMethod = review(gateway, "GET", "/pam/approvals/" + id + "/approve", BOB_KEY, null);
     assertThat(wrongMethod.code).isEqualTo(405);
     assertThat(wrongMethod.headers.get("Allow")).isEqualTo("POST");
@@ -407,22 +432,32 @@ class GatewayApprovalTest {
     awaitPending(gateway, 1);
     CompletableFuture<Answer> b = call(gateway, ALICE_KEY, bodyB);
     List<JsonNode> items = awaitPending(gateway, 2);
-    JsonNode itemA = items.stream().filter(i -> i.path("excerpt").asText().equals("dump all users")).findFirst()
-        .orElseThrow();
-    JsonNode itemB = items.stream().filter(i -> i.path("excerpt").asText().startsWith("export all")).findFirst()
-        .orElseThrow();
+    JsonNode itemA =
+        items.stream()
+            .filter(i -> i.path("excerpt").asText().equals("dump all users"))
+            .findFirst()
+            .orElseThrow();
+    JsonNode itemB =
+        items.stream()
+            .filter(i -> i.path("excerpt").asText().startsWith("export all"))
+            .findFirst()
+            .orElseThrow();
     assertThat(itemA.path("id").asText()).isNotEqualTo(itemB.path("id").asText());
 
-    assertThat(decide(gateway, itemA.path("id").asText(), "approve", BOB_KEY, null).code).isEqualTo(200);
+    assertThat(decide(gateway, itemA.path("id").asText(), "approve", BOB_KEY, null).code)
+        .isEqualTo(200);
     Answer answerA = a.get(10, TimeUnit.SECONDS);
     assertThat(answerA.code).isEqualTo(200);
     assertThat(answerA.body).isEqualTo(answerTo(bodyA));
     assertThat(upstreamBodies).containsExactly(bodyA);
 
     assertThat(b).isNotDone();
-    assertThat(pending(gateway)).extracting(i -> i.path("id").asText()).containsExactly(itemB.path("id").asText());
+    assertThat(pending(gateway))
+        .extracting(i -> i.path("id").asText())
+        .containsExactly(itemB.path("id").asText());
 
-    assertThat(decide(gateway, itemB.path("id").asText(), "reject", BOB_KEY, "no passwords").code).isEqualTo(200);
+    assertThat(decide(gateway, itemB.path("id").asText(), "reject", BOB_KEY, "no passwords").code)
+        .isEqualTo(200);
     Answer answerB = b.get(10, TimeUnit.SECONDS);
     assertThat(answerB.code).isEqualTo(403);
     assertThat(answerB.error().path("code").asText()).isEqualTo("approval_rejected");
@@ -434,7 +469,8 @@ class GatewayApprovalTest {
 
   @Test
   void twoHundredWaitingRequestsHoldNoThreadsOfASixteenThreadGateway() throws Exception {
-    Gateway gateway = start(approvalPolicy("5m", "0s", "  max-pending-per-principal: 200\n", ""), b -> {}, 16);
+    Gateway gateway =
+        start(approvalPolicy("5m", "0s", "  max-pending-per-principal: 200\n", ""), b -> {}, 16);
     int n = 200;
     List<String> bodies = new ArrayList<>();
     List<CompletableFuture<Answer>> calls = new ArrayList<>();
@@ -443,7 +479,9 @@ class GatewayApprovalTest {
       bodies.add(body);
       calls.add(call(gateway, ALICE_KEY, body));
     }
-    await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(50))
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .pollInterval(Duration.ofMillis(50))
         .until(() -> pending(gateway).size() == n);
     assertThat(upstream.getRequestCount()).isZero();
     assertThat(calls).noneMatch(CompletableFuture::isDone);
@@ -455,14 +493,16 @@ class GatewayApprovalTest {
       assertThat(r.code()).isEqualTo(200);
       assertThat(r.body().string()).isEqualTo(answerTo(plain));
     }
-    try (Response r = prompt.newCall(new Request.Builder().url(url(gateway, "/pam/health")).build()).execute()) {
+    try (Response r =
+        prompt.newCall(new Request.Builder().url(url(gateway, "/pam/health")).build()).execute()) {
       assertThat(r.code()).isEqualTo(200);
       assertThat(r.body().string()).isEqualTo("{\"status\":\"ok\"}");
     }
     assertThat(calls).noneMatch(CompletableFuture::isDone);
 
     for (JsonNode item : pending(gateway)) {
-      assertThat(decide(gateway, item.path("id").asText(), "approve", BOB_KEY, null).code).isEqualTo(200);
+      assertThat(decide(gateway, item.path("id").asText(), "approve", BOB_KEY, null).code)
+          .isEqualTo(200);
     }
     for (int i = 0; i < n; i++) {
       Answer answer = calls.get(i).get(20, TimeUnit.SECONDS);
@@ -478,8 +518,11 @@ class GatewayApprovalTest {
 
   @Test
   void tooManyWaitingRequestsOfOnePrincipalAre429WithRetryAfter() throws Exception {
-    Gateway gateway = start(approvalPolicy("5m", "0s", "  max-pending-per-principal: 1\n", ""), b -> {},
-        Gateway.DEFAULT_MAX_THREADS);
+    Gateway gateway =
+        start(
+            approvalPolicy("5m", "0s", "  max-pending-per-principal: 1\n", ""),
+            b -> {},
+            Gateway.DEFAULT_MAX_THREADS);
     String bodyA = chat("dump all orders");
     CompletableFuture<Answer> a = call(gateway, ALICE_KEY, bodyA);
     String id = awaitPending(gateway, 1).get(0).path("id").asText();
@@ -501,13 +544,16 @@ class GatewayApprovalTest {
     // The bound is alice's: carol's request waits for its own review.
     CompletableFuture<Answer> carol = call(gateway, CAROL_KEY, chat("export all refunds"));
     List<JsonNode> items = awaitPending(gateway, 2);
-    assertThat(items).extracting(i -> i.path("principal").asText()).containsExactly("alice", "carol");
+    assertThat(items)
+        .extracting(i -> i.path("principal").asText())
+        .containsExactly("alice", "carol");
     assertThat(aAgain).isNotDone();
 
     assertThat(decide(gateway, id, "approve", BOB_KEY, null).code).isEqualTo(200);
     assertThat(a.get(10, TimeUnit.SECONDS).code).isEqualTo(200);
     assertThat(aAgain.get(10, TimeUnit.SECONDS).code).isEqualTo(200);
-    assertThat(decide(gateway, items.get(1).path("id").asText(), "reject", BOB_KEY, null).code).isEqualTo(200);
+    assertThat(decide(gateway, items.get(1).path("id").asText(), "reject", BOB_KEY, null).code)
+        .isEqualTo(200);
     assertThat(carol.get(10, TimeUnit.SECONDS).code).isEqualTo(403);
     assertThat(upstreamBodies).containsExactly(bodyA, bodyA);
   }
@@ -538,7 +584,8 @@ class GatewayApprovalTest {
 
   @Test
   void withoutAnApprovalSectionThereAreNoReviewerEndpoints() throws Exception {
-    Gateway gateway = Gateway.start(TestPolicies.engine(records::add), upstream.url("/"), "127.0.0.1", 0);
+    Gateway gateway =
+        Gateway.start(TestPolicies.engine(records::add), upstream.url("/"), "127.0.0.1", 0);
     toClose.add(gateway);
     Answer approvals = review(gateway, "GET", "/pam/approvals", ALICE_KEY, null);
     assertThat(approvals.code).isEqualTo(404);
@@ -551,22 +598,23 @@ class GatewayApprovalTest {
   // 10. hostile paths
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "/pam/../v1/chat/completions",
-      "/pam/health/../../v1/chat/completions",
-      "/pam/approvals/../../v1/chat/completions",
-      "/pam/%2e%2e/v1/chat/completions",
-      "/pam/%2E%2E/v1/chat/completions",
-      "/pam/..;/v1/chat/completions",
-      "/pam/..%2fv1/chat/completions",
-      "/pam%2f..%2fv1/chat/completions",
-      "/pam//../v1/chat/completions",
-      "/pam/./../v1/chat/completions",
-      "/pam/approvals/%2e%2e/%2e%2e/v1/chat/completions",
-      "/pam;x=1/../v1/chat/completions",
-      "/pam/..\\v1/chat/completions",
-      "/pam/../../v1/chat/completions",
-  })
+  @ValueSource(
+      strings = {
+        "/pam/../v1/chat/completions",
+        "/pam/health/../../v1/chat/completions",
+        "/pam/approvals/../../v1/chat/completions",
+        "/pam/%2e%2e/v1/chat/completions",
+        "/pam/%2E%2E/v1/chat/completions",
+        "/pam/..;/v1/chat/completions",
+        "/pam/..%2fv1/chat/completions",
+        "/pam%2f..%2fv1/chat/completions",
+        "/pam//../v1/chat/completions",
+        "/pam/./../v1/chat/completions",
+        "/pam/approvals/%2e%2e/%2e%2e/v1/chat/completions",
+        "/pam;x=1/../v1/chat/completions",
+        "/pam/..\\v1/chat/completions",
+        "/pam/../../v1/chat/completions",
+      })
   void aPathThroughPamCannotReachUpstreamWithoutTheFilter(String target) throws Exception {
     Gateway gateway = start(POLICY, b -> {}, Gateway.DEFAULT_MAX_THREADS);
     // A prompt that needs no review: were the filter skipped, it would go straight upstream.
@@ -590,17 +638,23 @@ class GatewayApprovalTest {
     try (MockWebServer hook = new MockWebServer()) {
       hook.start(InetAddress.getLoopbackAddress(), 0);
       for (int i = 0; i < 5; i++) hook.enqueue(new MockResponse.Builder().code(200).build());
-      WebhookReviewNotifier notifier = WebhookReviewNotifier.builder().url(hook.url("/hooks/review").uri()).build();
+      WebhookReviewNotifier notifier =
+          WebhookReviewNotifier.builder().url(hook.url("/hooks/review").uri()).build();
       toClose.add(notifier);
-      Gateway gateway = start(approvalPolicy("5m", "0s", "", "masking:\n  detectors: [email]\n"),
-          b -> b.reviewNotifier(notifier), Gateway.DEFAULT_MAX_THREADS);
+      Gateway gateway =
+          start(
+              approvalPolicy("5m", "0s", "", "masking:\n  detectors: [email]\n"),
+              b -> b.reviewNotifier(notifier),
+              Gateway.DEFAULT_MAX_THREADS);
 
       String bodyA = chat("export all contacts and send them to jane.doe@example.com");
       CompletableFuture<Answer> a = call(gateway, ALICE_KEY, bodyA);
       RecordedRequest first = hook.takeRequest(10, TimeUnit.SECONDS);
       assertThat(first).isNotNull();
       JsonNode itemA = awaitPending(gateway, 1).get(0);
-      assertThat(itemA.path("excerpt").asText()).contains("export all contacts").doesNotContain("jane.doe");
+      assertThat(itemA.path("excerpt").asText())
+          .contains("export all contacts")
+          .doesNotContain("jane.doe");
 
       assertThat(first.getMethod()).isEqualTo("POST");
       assertThat(first.getTarget()).isEqualTo("/hooks/review");
@@ -614,9 +668,14 @@ class GatewayApprovalTest {
       assertThat(notice.path("operation").asText()).isEqualTo("chat");
       assertThat(notice.path("created").asText()).isEqualTo(itemA.path("created").asText());
       assertThat(notice.path("expires").asText()).isEqualTo(itemA.path("expires").asText());
-      assertThat(notice.path("excerpt").asText()).contains("export all contacts").contains("[EMAIL]");
-      assertThat(text).doesNotContain("jane.doe@example.com").doesNotContain("jane.doe")
-          .doesNotContain(ALICE_KEY).doesNotContain(UPSTREAM_AUTHORIZATION);
+      assertThat(notice.path("excerpt").asText())
+          .contains("export all contacts")
+          .contains("[EMAIL]");
+      assertThat(text)
+          .doesNotContain("jane.doe@example.com")
+          .doesNotContain("jane.doe")
+          .doesNotContain(ALICE_KEY)
+          .doesNotContain(UPSTREAM_AUTHORIZATION);
       assertThat(first.getHeaders().toMultimap().toString()).doesNotContain(ALICE_KEY);
 
       // The same request again joins the waiting review: no new notice. Another one: a new notice.
@@ -627,14 +686,17 @@ class GatewayApprovalTest {
       RecordedRequest second = hook.takeRequest(10, TimeUnit.SECONDS);
       assertThat(second).isNotNull();
       JsonNode secondNotice = JSON.readTree(second.getBody().utf8());
-      assertThat(secondNotice.path("approval_id").asText()).isEqualTo(items.get(1).path("id").asText());
+      assertThat(secondNotice.path("approval_id").asText())
+          .isEqualTo(items.get(1).path("id").asText());
       assertThat(secondNotice.path("excerpt").asText()).isEqualTo("dump all phone numbers");
       // Notices go out in order, so a notice for the joining request would have come before B's.
       assertThat(hook.getRequestCount()).isEqualTo(2);
       assertThat(aAgain).isNotDone();
 
-      assertThat(decide(gateway, itemA.path("id").asText(), "approve", BOB_KEY, null).code).isEqualTo(200);
-      assertThat(decide(gateway, items.get(1).path("id").asText(), "reject", BOB_KEY, null).code).isEqualTo(200);
+      assertThat(decide(gateway, itemA.path("id").asText(), "approve", BOB_KEY, null).code)
+          .isEqualTo(200);
+      assertThat(decide(gateway, items.get(1).path("id").asText(), "reject", BOB_KEY, null).code)
+          .isEqualTo(200);
       assertThat(a.get(10, TimeUnit.SECONDS).code).isEqualTo(200);
       assertThat(aAgain.get(10, TimeUnit.SECONDS).code).isEqualTo(200);
       assertThat(b.get(10, TimeUnit.SECONDS).code).isEqualTo(403);
@@ -659,7 +721,9 @@ class GatewayApprovalTest {
       SessionRecord record = recordOf("alice", body);
       assertThat(record.decision().outcome()).isEqualTo("expired");
       // The waiting caller is answered before the drain, as its record says.
-      assertThat(answer).startsWith("HTTP/1.1 403 ").contains("\"code\":\"approval_expired\"", "shutting down")
+      assertThat(answer)
+          .startsWith("HTTP/1.1 403 ")
+          .contains("\"code\":\"approval_expired\"", "shutting down")
           .doesNotContain("internal_error");
       assertThat(record.response().status()).isEqualTo(403);
       assertThat(record.decision().code()).isEqualTo("approval_expired");
@@ -675,11 +739,13 @@ class GatewayApprovalTest {
     return start(Policy.parse(policyYaml), customize, maxThreads);
   }
 
-  private Gateway start(Policy policy, Consumer<PamEngine.Builder> customize, int maxThreads) throws IOException {
-    PamEngine.Builder builder = PamEngine.builder()
-        .policy(policy)
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .recorder(records::add);
+  private Gateway start(Policy policy, Consumer<PamEngine.Builder> customize, int maxThreads)
+      throws IOException {
+    PamEngine.Builder builder =
+        PamEngine.builder()
+            .policy(policy)
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(records::add);
     customize.accept(builder);
     Gateway gateway = Gateway.start(builder.build(), upstream.url("/"), "127.0.0.1", 0, maxThreads);
     toClose.add(() -> gateway.close(Duration.ofSeconds(5)));
@@ -703,8 +769,10 @@ class GatewayApprovalTest {
   }
 
   private static Request post(Gateway gateway, String key, String body) {
-    Request.Builder b = new Request.Builder().url(url(gateway, "/v1/chat/completions"))
-        .post(RequestBody.create(body, JSON_TYPE));
+    Request.Builder b =
+        new Request.Builder()
+            .url(url(gateway, "/v1/chat/completions"))
+            .post(RequestBody.create(body, JSON_TYPE));
     if (key != null) b.header("Authorization", "Bearer " + key);
     return b.build();
   }
@@ -712,29 +780,39 @@ class GatewayApprovalTest {
   /** Sends a chat completion without waiting for its answer. */
   private CompletableFuture<Answer> call(Gateway gateway, String key, String body) {
     CompletableFuture<Answer> answer = new CompletableFuture<>();
-    client.newCall(post(gateway, key, body)).enqueue(new Callback() {
-      @Override
-      public void onFailure(Call call, IOException e) {
-        answer.completeExceptionally(e);
-      }
+    client
+        .newCall(post(gateway, key, body))
+        .enqueue(
+            new Callback() {
+              @Override
+              public void onFailure(Call call, IOException e) {
+                answer.completeExceptionally(e);
+              }
 
-      @Override
-      public void onResponse(Call call, Response response) {
-        try (response) {
-          answer.complete(new Answer(response.code(), response.headers(), response.body().string()));
-        } catch (IOException | RuntimeException e) {
-          answer.completeExceptionally(e);
-        }
-      }
-    });
+              @Override
+              public void onResponse(Call call, Response response) {
+                try (response) {
+                  answer.complete(
+                      new Answer(response.code(), response.headers(), response.body().string()));
+                } catch (IOException | RuntimeException e) {
+                  answer.completeExceptionally(e);
+                }
+              }
+            });
     return answer;
   }
 
   /** A call to the gateway as a reviewer would make it. */
-  private Answer review(Gateway gateway, String method, String path, String key, String body) throws IOException {
-    Request.Builder b = new Request.Builder().url(url(gateway, path))
-        .method(method, body == null ? (method.equals("POST") ? RequestBody.create(new byte[0]) : null)
-            : RequestBody.create(body, JSON_TYPE));
+  private Answer review(Gateway gateway, String method, String path, String key, String body)
+      throws IOException {
+    Request.Builder b =
+        new Request.Builder()
+            .url(url(gateway, path))
+            .method(
+                method,
+                body == null
+                    ? (method.equals("POST") ? RequestBody.create(new byte[0]) : null)
+                    : RequestBody.create(body, JSON_TYPE));
     if (key != null) b.header("Authorization", "Bearer " + key);
     try (Response r = client.newCall(b.build()).execute()) {
       return new Answer(r.code(), r.headers(), r.body().string());
@@ -745,7 +823,8 @@ class GatewayApprovalTest {
     return review(gateway, "GET", "/pam/approvals", key, null);
   }
 
-  private Answer decide(Gateway gateway, String id, String action, String key, String reason) throws IOException {
+  private Answer decide(Gateway gateway, String id, String action, String key, String reason)
+      throws IOException {
     String body = reason == null ? null : JSON.createObjectNode().put("reason", reason).toString();
     return review(gateway, "POST", "/pam/approvals/" + id + "/" + action, key, body);
   }
@@ -761,37 +840,54 @@ class GatewayApprovalTest {
   }
 
   private List<JsonNode> awaitPending(Gateway gateway, int count) {
-    return await().atMost(WAIT).pollInterval(Duration.ofMillis(20))
+    return await()
+        .atMost(WAIT)
+        .pollInterval(Duration.ofMillis(20))
         .until(() -> pending(gateway), items -> items.size() == count);
   }
 
   /** The record of the exchange of {@code subject} with this request body (records come in as exchanges end). */
   private SessionRecord recordOf(String subject, String body) {
-    return await().atMost(WAIT).pollInterval(Duration.ofMillis(20)).until(() -> records.stream()
-        .filter(r -> SessionRecord.TYPE_EXCHANGE.equals(r.type()))
-        .filter(r -> r.principal() != null && subject.equals(r.principal().subject()))
-        .filter(r -> body.equals(r.request().body()))
-        .reduce((x, y) -> y).orElse(null), r -> r != null);
+    return await()
+        .atMost(WAIT)
+        .pollInterval(Duration.ofMillis(20))
+        .until(
+            () ->
+                records.stream()
+                    .filter(r -> SessionRecord.TYPE_EXCHANGE.equals(r.type()))
+                    .filter(r -> r.principal() != null && subject.equals(r.principal().subject()))
+                    .filter(r -> body.equals(r.request().body()))
+                    .reduce((x, y) -> y)
+                    .orElse(null),
+            r -> r != null);
   }
 
   /** Sends bytes exactly as given (OkHttp would normalise the path) and reads to the end. */
-  private static String rawExchange(Gateway gateway, String method, String target, String key, String body)
-      throws IOException {
+  private static String rawExchange(
+      Gateway gateway, String method, String target, String key, String body) throws IOException {
     try (Socket socket = openRaw(gateway, method, target, key, body)) {
       return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     }
   }
 
   /** Sends a request exactly as given and returns the open socket, its answer still to read. */
-  private static Socket openRaw(Gateway gateway, String method, String target, String key, String body)
-      throws IOException {
+  private static Socket openRaw(
+      Gateway gateway, String method, String target, String key, String body) throws IOException {
     byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-    String raw = method + " " + target + " HTTP/1.1\r\n"
-        + "Host: 127.0.0.1\r\n"
-        + "Authorization: Bearer " + key + "\r\n"
-        + "Content-Type: application/json\r\n"
-        + "Content-Length: " + bytes.length + "\r\n"
-        + "Connection: close\r\n\r\n";
+    String raw =
+        method
+            + " "
+            + target
+            + " HTTP/1.1\r\n"
+            + "Host: 127.0.0.1\r\n"
+            + "Authorization: Bearer "
+            + key
+            + "\r\n"
+            + "Content-Type: application/json\r\n"
+            + "Content-Length: "
+            + bytes.length
+            + "\r\n"
+            + "Connection: close\r\n\r\n";
     Socket socket = new Socket(InetAddress.getLoopbackAddress(), gateway.port());
     try {
       socket.setSoTimeout(20_000);

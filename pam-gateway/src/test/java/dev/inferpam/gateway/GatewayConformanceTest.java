@@ -22,7 +22,8 @@ class GatewayConformanceTest extends AdapterConformance {
       upstream.close();
       throw e;
     }
-    return OkHttpCaller.of(OkHttpCaller.clientBuilder().build(), HttpUrl.get(gateway.uri()), upstream, gateway);
+    return OkHttpCaller.of(
+        OkHttpCaller.clientBuilder().build(), HttpUrl.get(gateway.uri()), upstream, gateway);
   }
 
   /**

@@ -10,7 +10,10 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
-import java.net.InetAddress;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -21,10 +24,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import jakarta.servlet.http.HttpServlet;
-import jakarta.servlet.http.HttpServletRequest;
-import jakarta.servlet.http.HttpServletResponse;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.atomic.AtomicInteger;
 import okhttp3.ConnectionPool;
 import okhttp3.HttpUrl;
@@ -55,14 +54,17 @@ class GatewayLoadTest {
   @TempDir Path dir;
 
   @Test
-  void eightThreadsTimesTwoThousandRequestsGiveExactlySixteenThousandVerifiableLines() throws Exception {
-    PamEngine engine = PamEngine.builder()
-        .policy(Policy.parse(TestPolicies.policyRecordingTo(dir, "batched")))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .build();
-    OkHttpClient client = new OkHttpClient.Builder()
-        .connectionPool(new ConnectionPool(THREADS, 1, TimeUnit.MINUTES))
-        .build();
+  void eightThreadsTimesTwoThousandRequestsGiveExactlySixteenThousandVerifiableLines()
+      throws Exception {
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.policyRecordingTo(dir, "batched")))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .build();
+    OkHttpClient client =
+        new OkHttpClient.Builder()
+            .connectionPool(new ConnectionPool(THREADS, 1, TimeUnit.MINUTES))
+            .build();
     ExecutorService callers = Executors.newFixedThreadPool(THREADS);
     AtomicInteger upstreamRequests = new AtomicInteger();
     Server upstream = new Server();
@@ -71,47 +73,63 @@ class GatewayLoadTest {
     connector.setPort(0);
     upstream.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
-    context.addServlet(new ServletHolder(new HttpServlet() {
-      private static final long serialVersionUID = 1L;
+    context.addServlet(
+        new ServletHolder(
+            new HttpServlet() {
+              private static final long serialVersionUID = 1L;
 
-      @Override
-      protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws java.io.IOException {
-        req.getInputStream().readAllBytes();
-        upstreamRequests.incrementAndGet();
-        byte[] body = ("{\"choices\":[{\"message\":{\"content\":\"ok\"}}],"
-            + "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}").getBytes(StandardCharsets.UTF_8);
-        resp.setContentType("application/json");
-        resp.setContentLength(body.length);
-        resp.getOutputStream().write(body);
-      }
-    }), "/*");
+              @Override
+              protected void doPost(HttpServletRequest req, HttpServletResponse resp)
+                  throws java.io.IOException {
+                req.getInputStream().readAllBytes();
+                upstreamRequests.incrementAndGet();
+                byte[] body =
+                    ("{\"choices\":[{\"message\":{\"content\":\"ok\"}}],"
+                            + "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}")
+                        .getBytes(StandardCharsets.UTF_8);
+                resp.setContentType("application/json");
+                resp.setContentLength(body.length);
+                resp.getOutputStream().write(body);
+              }
+            }),
+        "/*");
     upstream.setHandler(context);
     upstream.start();
     try {
-      Gateway gateway = Gateway.start(engine, HttpUrl.get("http://127.0.0.1:" + connector.getLocalPort() + "/"),
-          "127.0.0.1", 0);
+      Gateway gateway =
+          Gateway.start(
+              engine,
+              HttpUrl.get("http://127.0.0.1:" + connector.getLocalPort() + "/"),
+              "127.0.0.1",
+              0);
       try {
-        HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
+        HttpUrl url =
+            HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
         CountDownLatch start = new CountDownLatch(1);
         List<Future<Integer>> results = new ArrayList<>();
         for (int t = 0; t < THREADS; t++) {
           int thread = t;
-          results.add(callers.submit(() -> {
-            start.await();
-            int ok = 0;
-            for (int i = 0; i < REQUESTS_PER_THREAD; i++) {
-              // a distinct body per request, so each line can be matched to its request
-              String body = chat("llama-3.1-8b", "\"user\":\"t" + thread + "-" + i + "\"");
-              Request request = new Request.Builder().url(url)
-                  .header("Authorization", "Bearer " + ALICE_KEY)
-                  .post(RequestBody.create(body, JSON_TYPE)).build();
-              try (Response response = client.newCall(request).execute()) {
-                response.body().string();
-                if (response.code() == 200) ok++;
-              }
-            }
-            return ok;
-          }));
+          results.add(
+              callers.submit(
+                  () -> {
+                    start.await();
+                    int ok = 0;
+                    for (int i = 0; i < REQUESTS_PER_THREAD; i++) {
+                      // a distinct body per request, so each line can be matched to its request
+                      String body = chat("llama-3.1-8b", "\"user\":\"t" + thread + "-" + i + "\"");
+                      Request request =
+                          new Request.Builder()
+                              .url(url)
+                              .header("Authorization", "Bearer " + ALICE_KEY)
+                              .post(RequestBody.create(body, JSON_TYPE))
+                              .build();
+                      try (Response response = client.newCall(request).execute()) {
+                        response.body().string();
+                        if (response.code() == 200) ok++;
+                      }
+                    }
+                    return ok;
+                  }));
         }
         start.countDown();
         int allowed = 0;
@@ -142,7 +160,9 @@ class GatewayLoadTest {
       users.add(r.request().body().replaceAll(".*\"user\":\"([^\"]+)\".*", "$1"));
       assertThat(r.decision().outcome()).isEqualTo("allow");
       assertThat(r.response().complete()).isTrue();
-      assertThat(r.response().usage()).containsEntry("prompt_tokens", 3L).containsEntry("completion_tokens", 1L);
+      assertThat(r.response().usage())
+          .containsEntry("prompt_tokens", 3L)
+          .containsEntry("completion_tokens", 1L);
     }
     assertThat(ids).as("one line per exchange, none twice").hasSize(THREADS * REQUESTS_PER_THREAD);
     assertThat(users).as("every request has its own line").hasSize(THREADS * REQUESTS_PER_THREAD);

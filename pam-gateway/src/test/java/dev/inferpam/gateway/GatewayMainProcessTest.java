@@ -32,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 /** {@code GatewayMain} as a user runs it: a child JVM, its exit status and its output streams. */
 class GatewayMainProcessTest {
   private static final Duration WAIT = Duration.ofSeconds(30);
-  private static final Pattern LISTENING = Pattern.compile("listening on http://127\\.0\\.0\\.1:(\\d+)");
+  private static final Pattern LISTENING =
+      Pattern.compile("listening on http://127\\.0\\.0\\.1:(\\d+)");
 
   @TempDir Path dir;
   private final List<Process> processes = new ArrayList<>();
@@ -51,8 +52,15 @@ class GatewayMainProcessTest {
 
       Path stdout = dir.resolve("stdout.txt");
       Path stderr = dir.resolve("stderr.txt");
-      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
-          "--upstream", upstream.url("/").toString(), "--port", "0");
+      ProcessBuilder pb =
+          command(
+              "serve",
+              "--policy",
+              policy.toString(),
+              "--upstream",
+              upstream.url("/").toString(),
+              "--port",
+              "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
       // Files rather than pipes: destroy() closes the pipes, and the test reads stdout after exit.
       pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
@@ -66,11 +74,14 @@ class GatewayMainProcessTest {
 
       OkHttpClient client = new OkHttpClient();
       try {
-        Request request = new Request.Builder()
-            .url(HttpUrl.get("http://127.0.0.1:" + port + "/v1/chat/completions"))
-            .header("Authorization", "Bearer " + ALICE_KEY)
-            .post(RequestBody.create(TestPolicies.chat("llama-3.1-8b", ""), MediaType.get("application/json")))
-            .build();
+        Request request =
+            new Request.Builder()
+                .url(HttpUrl.get("http://127.0.0.1:" + port + "/v1/chat/completions"))
+                .header("Authorization", "Bearer " + ALICE_KEY)
+                .post(
+                    RequestBody.create(
+                        TestPolicies.chat("llama-3.1-8b", ""), MediaType.get("application/json")))
+                .build();
         try (Response response = client.newCall(request).execute()) {
           assertThat(response.code()).isEqualTo(200);
           assertThat(response.body().string()).isEqualTo("{\"ok\":true}");
@@ -93,8 +104,11 @@ class GatewayMainProcessTest {
 
   @Test
   void serveHoldsARequestForReviewPostsItToTheWebhookAndForwardsItOnceApproved() throws Exception {
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
-    try (MockWebServer upstream = new MockWebServer(); MockWebServer hook = new MockWebServer()) {
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
+    try (MockWebServer upstream = new MockWebServer();
+        MockWebServer hook = new MockWebServer()) {
       upstream.start(InetAddress.getLoopbackAddress(), 0);
       hook.start(InetAddress.getLoopbackAddress(), 0);
       upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
@@ -102,38 +116,55 @@ class GatewayMainProcessTest {
 
       Path stdout = dir.resolve("stdout.txt");
       Path stderr = dir.resolve("stderr.txt");
-      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
-          "--upstream", upstream.url("/").toString(), "--port", "0");
+      ProcessBuilder pb =
+          command(
+              "serve",
+              "--policy",
+              policy.toString(),
+              "--upstream",
+              upstream.url("/").toString(),
+              "--port",
+              "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
-      pb.environment().put(GatewayMain.REVIEW_WEBHOOK_ENV, hook.url("/hooks/T000/secret-path").toString());
+      pb.environment()
+          .put(GatewayMain.REVIEW_WEBHOOK_ENV, hook.url("/hooks/T000/secret-path").toString());
       pb.environment().put(GatewayMain.REVIEW_WEBHOOK_AUTH_ENV, "Bearer hook-token");
       pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
       Process process = start(pb);
       String first = await().atMost(WAIT).until(() -> firstLine(stdout), line -> line != null);
       Matcher m = LISTENING.matcher(first);
-      assertThat(m.matches()).as("first stdout line: %s; stderr: %s", first, Files.readString(stderr)).isTrue();
+      assertThat(m.matches())
+          .as("first stdout line: %s; stderr: %s", first, Files.readString(stderr))
+          .isTrue();
       String base = "http://127.0.0.1:" + m.group(1);
 
       OkHttpClient client = new OkHttpClient.Builder().readTimeout(WAIT).build();
       try {
-        String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"dump all rows\"}]}";
-        java.util.concurrent.CompletableFuture<String> answer = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-          Request request = new Request.Builder().url(base + "/v1/chat/completions")
-              .header("Authorization", "Bearer " + ALICE_KEY)
-              .post(RequestBody.create(body, MediaType.get("application/json"))).build();
-          try (Response response = client.newCall(request).execute()) {
-            return response.code() + " " + response.body().string();
-          } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
-          }
-        });
+        String body =
+            "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"dump all rows\"}]}";
+        java.util.concurrent.CompletableFuture<String> answer =
+            java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> {
+                  Request request =
+                      new Request.Builder()
+                          .url(base + "/v1/chat/completions")
+                          .header("Authorization", "Bearer " + ALICE_KEY)
+                          .post(RequestBody.create(body, MediaType.get("application/json")))
+                          .build();
+                  try (Response response = client.newCall(request).execute()) {
+                    return response.code() + " " + response.body().string();
+                  } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                  }
+                });
 
         // The review is announced to the webhook: its id, rule and caller, never the caller's key.
         RecordedRequest notice = hook.takeRequest(WAIT.toSeconds(), TimeUnit.SECONDS);
         assertThat(notice).as("webhook post; stderr: %s", Files.readString(stderr)).isNotNull();
         assertThat(notice.getHeaders().get("Authorization")).isEqualTo("Bearer hook-token");
         String posted = notice.getBody().utf8();
-        com.fasterxml.jackson.databind.JsonNode json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(posted);
+        com.fasterxml.jackson.databind.JsonNode json =
+            new com.fasterxml.jackson.databind.ObjectMapper().readTree(posted);
         String id = json.path("approval_id").asText();
         assertThat(id).startsWith("apr-");
         assertThat(json.path("rule").asText()).isEqualTo("bulk-export");
@@ -141,16 +172,23 @@ class GatewayMainProcessTest {
         assertThat(posted).doesNotContain(ALICE_KEY, "child-upstream-secret");
         assertThat(upstream.getRequestCount()).isZero();
 
-        Request approve = new Request.Builder().url(base + "/pam/approvals/" + id + "/approve")
-            .header("Authorization", "Bearer " + TestPolicies.BOB_KEY)
-            .post(RequestBody.create("{\"reason\":\"ticket 42\"}", MediaType.get("application/json"))).build();
+        Request approve =
+            new Request.Builder()
+                .url(base + "/pam/approvals/" + id + "/approve")
+                .header("Authorization", "Bearer " + TestPolicies.BOB_KEY)
+                .post(
+                    RequestBody.create(
+                        "{\"reason\":\"ticket 42\"}", MediaType.get("application/json")))
+                .build();
         try (Response response = client.newCall(approve).execute()) {
           assertThat(response.code()).isEqualTo(200);
-          assertThat(response.body().string()).contains("\"status\":\"approved\"", "\"reviewer\":\"bob\"");
+          assertThat(response.body().string())
+              .contains("\"status\":\"approved\"", "\"reviewer\":\"bob\"");
         }
         assertThat(answer.get(WAIT.toSeconds(), TimeUnit.SECONDS)).isEqualTo("200 {\"ok\":true}");
         RecordedRequest forwarded = upstream.takeRequest(5, TimeUnit.SECONDS);
-        assertThat(forwarded.getHeaders().get("Authorization")).isEqualTo("Bearer child-upstream-secret");
+        assertThat(forwarded.getHeaders().get("Authorization"))
+            .isEqualTo("Bearer child-upstream-secret");
       } finally {
         client.dispatcher().executorService().shutdown();
         client.connectionPool().evictAll();
@@ -159,30 +197,46 @@ class GatewayMainProcessTest {
       assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
       assertThat(process.exitValue()).isZero();
       // The webhook URL is a secret: never in the gateway's output.
-      assertThat(Files.readString(stderr) + Files.readString(stdout)).doesNotContain("secret-path", "hook-token");
+      assertThat(Files.readString(stderr) + Files.readString(stdout))
+          .doesNotContain("secret-path", "hook-token");
     }
   }
 
   @Test
   void aBadReviewWebhookIsAUsageErrorThatDoesNotShowTheUrl() throws Exception {
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"), TestPolicies.approvalPolicy("5m", "0s", "", ""));
     Path out = dir.resolve("o.txt");
     Path err = dir.resolve("e.txt");
-    ProcessBuilder pb = command("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:9", "--port", "0")
-        .redirectOutput(out.toFile()).redirectError(err.toFile());
+    ProcessBuilder pb =
+        command(
+                "serve",
+                "--policy",
+                policy.toString(),
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--port",
+                "0")
+            .redirectOutput(out.toFile())
+            .redirectError(err.toFile());
     pb.environment().put(GatewayMain.REVIEW_WEBHOOK_ENV, "ftp://user:pw@hooks.example/very-secret");
     Process p = start(pb);
     assertThat(p.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).isEqualTo(2);
-    assertThat(Files.readString(err)).contains(GatewayMain.REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL")
-        .doesNotContain("very-secret", "user:pw").doesNotContain("\tat ");
+    assertThat(Files.readString(err))
+        .contains(GatewayMain.REVIEW_WEBHOOK_ENV + ": not an absolute http(s) URL")
+        .doesNotContain("very-secret", "user:pw")
+        .doesNotContain("\tat ");
     assertThat(Files.readString(out)).isEmpty();
   }
 
   @Test
   void sigtermFlushesEveryQueuedRecordBeforeExitingZero() throws Exception {
     Path recordings = dir.resolve("recordings");
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(recordings, "async"));
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(recordings, "async"));
     try (MockWebServer upstream = new MockWebServer()) {
       upstream.start(InetAddress.getLoopbackAddress(), 0);
       int allowed = 4;
@@ -191,14 +245,23 @@ class GatewayMainProcessTest {
       }
       Path stdout = dir.resolve("stdout.txt");
       Path stderr = dir.resolve("stderr.txt");
-      ProcessBuilder pb = command("serve", "--policy", policy.toString(),
-          "--upstream", upstream.url("/").toString(), "--port", "0");
+      ProcessBuilder pb =
+          command(
+              "serve",
+              "--policy",
+              policy.toString(),
+              "--upstream",
+              upstream.url("/").toString(),
+              "--port",
+              "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
       pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
       Process process = start(pb);
       String first = await().atMost(WAIT).until(() -> firstLine(stdout), line -> line != null);
       Matcher m = LISTENING.matcher(first);
-      assertThat(m.matches()).as("first stdout line: %s; stderr: %s", first, Files.readString(stderr)).isTrue();
+      assertThat(m.matches())
+          .as("first stdout line: %s; stderr: %s", first, Files.readString(stderr))
+          .isTrue();
       HttpUrl gateway = HttpUrl.get("http://127.0.0.1:" + m.group(1) + "/v1/chat/completions");
 
       // Each request carries a marker, so that its own exchange line can be found afterwards.
@@ -209,12 +272,18 @@ class GatewayMainProcessTest {
           String marker = "marker-" + i;
           markers.add(marker);
           boolean deny = i >= allowed; // the last two ask for a denied parameter
-          String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
-              + marker + "\"}]" + (deny ? ",\"logprobs\":true" : "") + "}";
-          Request request = new Request.Builder().url(gateway)
-              .header("Authorization", "Bearer " + ALICE_KEY)
-              .post(RequestBody.create(body, MediaType.get("application/json")))
-              .build();
+          String body =
+              "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+                  + marker
+                  + "\"}]"
+                  + (deny ? ",\"logprobs\":true" : "")
+                  + "}";
+          Request request =
+              new Request.Builder()
+                  .url(gateway)
+                  .header("Authorization", "Bearer " + ALICE_KEY)
+                  .post(RequestBody.create(body, MediaType.get("application/json")))
+                  .build();
           try (Response response = client.newCall(request).execute()) {
             assertThat(response.code()).isEqualTo(deny ? 403 : 200);
             response.body().string();
@@ -237,22 +306,33 @@ class GatewayMainProcessTest {
       for (int i = 0; i < markers.size(); i++) {
         String marker = markers.get(i);
         int status = i >= allowed ? 403 : 200;
-        assertThat(exchanges).as(marker)
-            .filteredOn(e -> e.record().request().body() != null && e.record().request().body().contains(marker))
+        assertThat(exchanges)
+            .as(marker)
+            .filteredOn(
+                e ->
+                    e.record().request().body() != null
+                        && e.record().request().body().contains(marker))
             .singleElement()
             .satisfies(e -> assertThat(e.record().response().status()).isEqualTo(status));
       }
-      assertThat(Files.readString(stderr)).doesNotContain("child-upstream-secret").doesNotContain("\tat ");
+      assertThat(Files.readString(stderr))
+          .doesNotContain("child-upstream-secret")
+          .doesNotContain("\tat ");
     }
   }
 
   @Test
   void badArgumentsExitTwoWithOneLineAndNoStackTrace() throws Exception {
-    Result r = run("serve", "--policy", "p.yaml", "--upstream", "http://127.0.0.1:1", "--port", "99999");
+    Result r =
+        run("serve", "--policy", "p.yaml", "--upstream", "http://127.0.0.1:1", "--port", "99999");
     assertThat(r.status).isEqualTo(2);
     assertThat(r.stdout).isEmpty();
-    assertThat(r.stderrLines()).singleElement().asString()
-        .startsWith("inferpam: ").contains("--port").contains("99999");
+    assertThat(r.stderrLines())
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: ")
+        .contains("--port")
+        .contains("99999");
     assertThat(r.stderr).doesNotContain("\tat ");
   }
 
@@ -265,7 +345,10 @@ class GatewayMainProcessTest {
 
   @Test
   void invalidPolicyExitsTwoNamingFileAndKeyPath() throws Exception {
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), """
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"),
+            """
         version: 1
         entitlements:
           - groups: [ml]
@@ -275,7 +358,9 @@ class GatewayMainProcessTest {
     Result r = run("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:1");
     assertThat(r.status).isEqualTo(2);
     assertThat(r.stdout).isEmpty();
-    assertThat(r.stderrLines()).singleElement().asString()
+    assertThat(r.stderrLines())
+        .singleElement()
+        .asString()
         .startsWith("inferpam: " + policy + ": entitlements[0].models[0]: invalid glob \"x[\"");
     assertThat(r.stderr).doesNotContain("\tat ").doesNotContain("Exception");
   }
@@ -283,12 +368,26 @@ class GatewayMainProcessTest {
   @Test
   void unusableRecordingDirectoryExitsTwoNamingThePolicy() throws Exception {
     Path notADirectory = Files.writeString(dir.resolve("recordings"), "a file, not a directory");
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(notADirectory, "batched"));
-    Result r = run("serve", "--policy", policy.toString(), "--upstream", "http://127.0.0.1:1", "--port", "0");
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"), TestPolicies.policyRecordingTo(notADirectory, "batched"));
+    Result r =
+        run(
+            "serve",
+            "--policy",
+            policy.toString(),
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--port",
+            "0");
     assertThat(r.status).isEqualTo(2);
     assertThat(r.stdout).isEmpty();
-    assertThat(r.stderrLines()).filteredOn(l -> l.startsWith("inferpam: "))
-        .singleElement().asString().startsWith("inferpam: " + policy + ": recording: ").contains(notADirectory.toString());
+    assertThat(r.stderrLines())
+        .filteredOn(l -> l.startsWith("inferpam: "))
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: " + policy + ": recording: ")
+        .contains(notADirectory.toString());
     assertThat(r.stderr).doesNotContain("\tat ");
   }
 
@@ -297,13 +396,18 @@ class GatewayMainProcessTest {
     Path missing = dir.resolve("nope.yaml");
     Result r = run("serve", "--policy", missing.toString(), "--upstream", "http://127.0.0.1:1");
     assertThat(r.status).isEqualTo(2);
-    assertThat(r.stderrLines()).singleElement().asString().startsWith("inferpam: " + missing + ": ");
+    assertThat(r.stderrLines())
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: " + missing + ": ");
   }
 
   @Test
   void replayVerifyExitsZeroWhenTheChainHoldsAndOneWhenItBreaks() throws Exception {
     Path recordings = Files.createDirectory(dir.resolve("recordings"));
-    TestRecordings.write(recordings, TestRecordings.allowedChat("ex-1", TestRecordings.T0),
+    TestRecordings.write(
+        recordings,
+        TestRecordings.allowedChat("ex-1", TestRecordings.T0),
         TestRecordings.denied("ex-2", TestRecordings.T0.plusSeconds(1)));
 
     Result ok = run("replay", "verify", "--recordings", recordings.toString());
@@ -313,10 +417,13 @@ class GatewayMainProcessTest {
 
     Path segment = TestRecordings.onlySegment(recordings);
     List<String> lines = Files.readAllLines(segment);
-    Files.write(segment, List.of(lines.get(0), lines.get(1).replace("\"status\":403", "\"status\":200")));
+    Files.write(
+        segment, List.of(lines.get(0), lines.get(1).replace("\"status\":403", "\"status\":200")));
     Result broken = run("replay", "verify", "--recordings", recordings.toString());
     assertThat(broken.status).isEqualTo(1);
-    assertThat(broken.stdout.lines()).singleElement().asString()
+    assertThat(broken.stdout.lines())
+        .singleElement()
+        .asString()
         .startsWith("BROKEN " + segment.getFileName() + ":2: ");
   }
 
@@ -326,7 +433,11 @@ class GatewayMainProcessTest {
     Result r = run("replay", "list", "--recordings", missing.toString());
     assertThat(r.status).isEqualTo(2);
     assertThat(r.stdout).isEmpty();
-    assertThat(r.stderrLines()).singleElement().asString().startsWith("inferpam: ").contains(missing.toString());
+    assertThat(r.stderrLines())
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: ")
+        .contains(missing.toString());
     assertThat(r.stderr).doesNotContain("\tat ");
   }
 
@@ -334,7 +445,9 @@ class GatewayMainProcessTest {
   void helpPrintsUsageAndExitsZero() throws Exception {
     Result r = run("--help");
     assertThat(r.status).isZero();
-    assertThat(r.stdout).contains("serve --policy FILE --upstream URL").contains("demo [--port N]")
+    assertThat(r.stdout)
+        .contains("serve --policy FILE --upstream URL")
+        .contains("demo [--port N]")
         .contains("replay verify --recordings DIR");
     assertThat(r.stderr).isEmpty();
   }
@@ -353,13 +466,18 @@ class GatewayMainProcessTest {
     assertThat(r.stderr).doesNotContain("\tat ");
     List<Path> made;
     try (var entries = Files.list(tmp)) {
-      made = entries.filter(p -> p.getFileName().toString().startsWith("inferpam-demo-recording-")).toList();
+      made =
+          entries
+              .filter(p -> p.getFileName().toString().startsWith("inferpam-demo-recording-"))
+              .toList();
     }
     assertThat(made).hasSize(1);
     Path recording = made.get(0);
-    assertThat(lines.subList(lines.size() - 2, lines.size())).containsExactly(
-        "recording kept in " + recording,
-        "look again: java -jar pam-gateway/target/pam-gateway.jar replay list --recordings " + recording);
+    assertThat(lines.subList(lines.size() - 2, lines.size()))
+        .containsExactly(
+            "recording kept in " + recording,
+            "look again: java -jar pam-gateway/target/pam-gateway.jar replay list --recordings "
+                + recording);
     // the command it ends with works: ten exchanges, oldest first, as the demo listed them
     Result again = run("replay", "list", "--recordings", recording.toString());
     assertThat(again.status).as("stderr: %s", again.stderr).isZero();
@@ -381,7 +499,8 @@ class GatewayMainProcessTest {
   private Result run(List<String> jvmOptions, String... args) throws Exception {
     Path out = Files.createTempFile(dir, "out", ".txt");
     Path err = Files.createTempFile(dir, "err", ".txt");
-    ProcessBuilder pb = command(jvmOptions, args).redirectOutput(out.toFile()).redirectError(err.toFile());
+    ProcessBuilder pb =
+        command(jvmOptions, args).redirectOutput(out.toFile()).redirectError(err.toFile());
     Process p = start(pb);
     assertThat(p.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS)).isTrue();
     return new Result(p.exitValue(), Files.readString(out), Files.readString(err));

@@ -48,12 +48,20 @@ class GatewayMaskingTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final MediaType JSON_TYPE = MediaType.get("application/json");
   private static final String EMAIL = "jane.doe@example.com";
+
   /** Luhn-valid. */
   private static final String CARD = "4111 1111 1111 1111";
-  private static final String ANSWER = "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
-      + "\"message\":{\"role\":\"assistant\",\"content\":\"Mail " + EMAIL + " and charge " + CARD + ".\"}}],"
-      + "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}";
-  private static final String MASKED_ANSWER = ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
+
+  private static final String ANSWER =
+      "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+          + "\"message\":{\"role\":\"assistant\",\"content\":\"Mail "
+          + EMAIL
+          + " and charge "
+          + CARD
+          + ".\"}}],"
+          + "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}";
+  private static final String MASKED_ANSWER =
+      ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
 
   @TempDir Path dir;
   private MockWebServer upstream;
@@ -65,11 +73,19 @@ class GatewayMaskingTest {
     upstream = new MockWebServer();
     upstream.start(InetAddress.getLoopbackAddress(), 0);
     // Every built-in detector (the key is absent); the CI group sees raw values.
-    String policy = TestPolicies.policyRecordingTo(dir, "batched") + "masking:\n  exempt-groups: [ci]\n";
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION)).build();
+    String policy =
+        TestPolicies.policyRecordingTo(dir, "batched") + "masking:\n  exempt-groups: [ci]\n";
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .build();
     gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0);
-    client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10)).retryOnConnectionFailure(false).build();
+    client =
+        new OkHttpClient.Builder()
+            .readTimeout(Duration.ofSeconds(10))
+            .retryOnConnectionFailure(false)
+            .build();
   }
 
   @AfterEach
@@ -86,10 +102,12 @@ class GatewayMaskingTest {
   }
 
   private Response post(String key, String body, String... headers) throws IOException {
-    Request.Builder b = new Request.Builder()
-        .url(HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
-        .header("Authorization", "Bearer " + key)
-        .post(RequestBody.create(body, JSON_TYPE));
+    Request.Builder b =
+        new Request.Builder()
+            .url(
+                HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
+            .header("Authorization", "Bearer " + key)
+            .post(RequestBody.create(body, JSON_TYPE));
     for (int i = 0; i < headers.length; i += 2) b.header(headers[i], headers[i + 1]);
     return client.newCall(b.build()).execute();
   }
@@ -136,16 +154,25 @@ class GatewayMaskingTest {
     StringBuilder text = new StringBuilder();
     for (String line : sse.split("\n")) {
       if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
-      text.append(JSON.readTree(line.substring("data: ".length())).path("choices").path(0).path("delta")
-          .path("content").asText(""));
+      text.append(
+          JSON.readTree(line.substring("data: ".length()))
+              .path("choices")
+              .path(0)
+              .path("delta")
+              .path("content")
+              .asText(""));
     }
     return text.toString();
   }
 
   @Test
   void aChatCompletionIsMaskedForTheClientAndInTheRecordingLine() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body(ANSWER).build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body(ANSWER)
+            .build());
 
     byte[] received;
     try (Response r = post(ALICE_KEY, chat("llama-3.1-8b", ""))) {
@@ -167,10 +194,16 @@ class GatewayMaskingTest {
   }
 
   @Test
-  void aGzippedUpstreamAnswerIsDecompressedByTheGatewayAndMaskedAndTheCallersAcceptEncodingStaysBehind()
-      throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .setHeader("Content-Encoding", "gzip").body(new Buffer().write(gzip(ANSWER))).build());
+  void
+      aGzippedUpstreamAnswerIsDecompressedByTheGatewayAndMaskedAndTheCallersAcceptEncodingStaysBehind()
+          throws Exception {
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .setHeader("Content-Encoding", "gzip")
+            .body(new Buffer().write(gzip(ANSWER)))
+            .build());
 
     try (Response r = post(ALICE_KEY, chat("llama-3.1-8b", ""), "Accept-Encoding", "br")) {
       assertThat(r.code()).isEqualTo(200);
@@ -178,14 +211,22 @@ class GatewayMaskingTest {
       assertThat(r.body().string()).isEqualTo(MASKED_ANSWER);
     }
     RecordedRequest seen = upstream.takeRequest();
-    assertThat(seen.getHeaders().get("Accept-Encoding")).as("the gateway client's own").isEqualTo("gzip");
-    assertThat(exchangeLines().get(0).get("response").get("body").asText()).isEqualTo(MASKED_ANSWER);
+    assertThat(seen.getHeaders().get("Accept-Encoding"))
+        .as("the gateway client's own")
+        .isEqualTo("gzip");
+    assertThat(exchangeLines().get(0).get("response").get("body").asText())
+        .isEqualTo(MASKED_ANSWER);
   }
 
   @Test
   void anAnswerInAnEncodingTheGatewayCannotReadIsRefused502AndRecorded() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .setHeader("Content-Encoding", "br").body("compressed " + EMAIL).build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .setHeader("Content-Encoding", "br")
+            .body("compressed " + EMAIL)
+            .build());
 
     String sent;
     try (Response r = post(ALICE_KEY, chat("llama-3.1-8b", ""))) {
@@ -210,8 +251,12 @@ class GatewayMaskingTest {
   @Test
   void anEmailSplitAcrossTwoStreamedEventsIsMaskedForTheClientAndInTheRecording() throws Exception {
     String sse = event("Write to jane.doe@exa") + event("mple.com today.") + "data: [DONE]\n\n";
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .chunkedBody(sse, 32).build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "text/event-stream")
+            .chunkedBody(sse, 32)
+            .build());
 
     String received;
     try (Response r = post(ALICE_KEY, chat("llama-3.1-8b", "\"stream\":true"))) {
@@ -219,7 +264,10 @@ class GatewayMaskingTest {
       received = r.body().string();
     }
     assertThat(deltas(received)).isEqualTo("Write to [EMAIL] today.");
-    assertThat(received).doesNotContain("jane.doe").doesNotContain("example.com").endsWith("data: [DONE]\n\n");
+    assertThat(received)
+        .doesNotContain("jane.doe")
+        .doesNotContain("example.com")
+        .endsWith("data: [DONE]\n\n");
 
     JsonNode response = exchangeLines().get(0).get("response");
     assertThat(response.get("streamed").asBoolean()).isTrue();
@@ -230,8 +278,12 @@ class GatewayMaskingTest {
 
   @Test
   void anExemptGroupSeesRawValuesWhileTheMaskedRecordingDoesNot() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body(ANSWER).build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body(ANSWER)
+            .build());
 
     try (Response r = post(CI_KEY, chat("llama-3.1-8b", ""))) {
       assertThat(r.body().string()).isEqualTo(ANSWER);
@@ -239,7 +291,8 @@ class GatewayMaskingTest {
     JsonNode line = exchangeLines().get(0);
     assertThat(line.get("principal").get("subject").asText()).isEqualTo("ci-bot");
     assertThat(line.get("response").get("body").asText()).isEqualTo(MASKED_ANSWER);
-    assertThat(line.get("response").get("masked").toString()).isEqualTo("{\"credit-card\":1,\"email\":1}");
+    assertThat(line.get("response").get("masked").toString())
+        .isEqualTo("{\"credit-card\":1,\"email\":1}");
     assertThat(recordingText()).doesNotContain(EMAIL).doesNotContain(CARD);
   }
 
@@ -249,8 +302,12 @@ class GatewayMaskingTest {
     for (int i = 0; i < png.length; i++) png[i] = (byte) (i * 31 + 7);
     byte[] email = EMAIL.getBytes(StandardCharsets.US_ASCII);
     System.arraycopy(email, 0, png, 100, email.length);
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "image/png")
-        .body(new Buffer().write(png)).build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "image/png")
+            .body(new Buffer().write(png))
+            .build());
 
     try (Response r = post(ALICE_KEY, chat("llama-3.1-8b", ""))) {
       assertThat(r.code()).isEqualTo(200);
@@ -265,33 +322,51 @@ class GatewayMaskingTest {
       throws Exception {
     upstream.setDispatcher(FakeModelServer.echoDispatcher());
     for (String key : List.of(ALICE_KEY, CI_KEY)) { // masked, and exempt from masking
-      try (Response r = post(key, chat("llama-3.1-8b", ""), "X-Request-Id", "my token is " + key + "/x")) {
+      try (Response r =
+          post(key, chat("llama-3.1-8b", ""), "X-Request-Id", "my token is " + key + "/x")) {
         assertThat(r.code()).isEqualTo(200);
         String body = r.body().string();
-        assertThat(body).doesNotContain("upstream-secret").doesNotContain(key)
+        assertThat(body)
+            .doesNotContain("upstream-secret")
+            .doesNotContain(key)
             .contains("\"Authorization\":\"[REDACTED:credential");
         assertThat(r.headers().toString()).doesNotContain("upstream-secret").doesNotContain(key);
         assertThat(r.header("X-Echo-Authorization")).startsWith("[REDACTED:credential");
       }
-      assertThat(upstream.takeRequest().getHeaders().get("Authorization")).isEqualTo(UPSTREAM_AUTHORIZATION);
+      assertThat(upstream.takeRequest().getHeaders().get("Authorization"))
+          .isEqualTo(UPSTREAM_AUTHORIZATION);
     }
     List<JsonNode> lines = exchangeLines();
     assertThat(lines).hasSize(2);
-    assertThat(recordingText()).doesNotContain("upstream-secret").doesNotContain(ALICE_KEY).doesNotContain(CI_KEY);
-    for (JsonNode line : lines) assertThat(line.path("response").path("masked").path("credential").asInt()).isEqualTo(2);
+    assertThat(recordingText())
+        .doesNotContain("upstream-secret")
+        .doesNotContain(ALICE_KEY)
+        .doesNotContain(CI_KEY);
+    for (JsonNode line : lines)
+      assertThat(line.path("response").path("masked").path("credential").asInt()).isEqualTo(2);
   }
 
   @Test
   void aStreamedEchoSplitAcrossChunksIsReplaced() throws Exception {
-    String event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent "
-        + UPSTREAM_AUTHORIZATION + " and " + CI_KEY + "\"}}]}\n\n";
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .chunkedBody(event + "data: [DONE]\n\n", 7).build());
+    String event =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent "
+            + UPSTREAM_AUTHORIZATION
+            + " and "
+            + CI_KEY
+            + "\"}}]}\n\n";
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "text/event-stream")
+            .chunkedBody(event + "data: [DONE]\n\n", 7)
+            .build());
     String received;
     try (Response r = post(CI_KEY, chat("llama-3.1-8b", "\"stream\":true"))) {
       received = r.body().string();
     }
-    assertThat(received).doesNotContain("upstream-secret").doesNotContain(CI_KEY)
+    assertThat(received)
+        .doesNotContain("upstream-secret")
+        .doesNotContain(CI_KEY)
         .contains("you sent [REDACTED:credential");
     assertThat(exchangeLines()).hasSize(1);
     assertThat(recordingText()).doesNotContain("upstream-secret").doesNotContain(CI_KEY);

@@ -52,15 +52,21 @@ class GatewayQuotaTest {
   private static final MediaType JSON_TYPE = MediaType.get("application/json");
   private static final String MODEL = "llama-3.1-8b";
   private static final Duration WAIT = Duration.ofSeconds(10);
+
   /** 15 s into a minute, 11 h 59 min 45 s before the end of the UTC day. */
   private static final Instant START = Instant.parse("2026-11-28T12:00:15Z");
+
   private static final long SECONDS_TO_MIDNIGHT = 43_185;
 
-  private static final String THREE_PER_MINUTE = limitsPolicy("""
+  private static final String THREE_PER_MINUTE =
+      limitsPolicy(
+          """
         - groups: ["*"]
           requests-per-minute: 3
       """);
-  private static final String THOUSAND_TOKENS_A_DAY = limitsPolicy("""
+  private static final String THOUSAND_TOKENS_A_DAY =
+      limitsPolicy(
+          """
         - groups: ["*"]
           requests-per-minute: 100
           tokens-per-day: 1000
@@ -91,14 +97,16 @@ class GatewayQuotaTest {
   // requests per minute
 
   @Test
-  void fourthRequestInAMinuteIs429QuotaExceededWithRetryAfterAndNeverReachesUpstream() throws Exception {
+  void fourthRequestInAMinuteIs429QuotaExceededWithRetryAfterAndNeverReachesUpstream()
+      throws Exception {
     Gateway gateway = start(THREE_PER_MINUTE);
     for (int i = 1; i <= 3; i++) {
       upstream.enqueue(jsonAnswer("{\"n\":" + i + "}"));
       String body = chat("request " + i, "");
       Answer ok = post(gateway, ALICE_KEY, body);
       assertThat(ok.code).as(ok.body).isEqualTo(200);
-      assertThat(recordOf(body).quotaRemaining()).containsExactlyEntriesOf(Map.of("requests_per_minute", 3L - i));
+      assertThat(recordOf(body).quotaRemaining())
+          .containsExactlyEntriesOf(Map.of("requests_per_minute", 3L - i));
     }
 
     String fourth = chat("request 4", "");
@@ -171,26 +179,33 @@ class GatewayQuotaTest {
   @Test
   void tokensFromJsonUsageAreCharged() throws Exception {
     Gateway gateway = start(THOUSAND_TOKENS_A_DAY);
-    upstream.enqueue(jsonAnswer(
-        "{\"choices\":[{\"message\":{\"content\":\"hi\"}}],"
-            + "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":50,\"total_tokens\":150}}"));
+    upstream.enqueue(
+        jsonAnswer(
+            "{\"choices\":[{\"message\":{\"content\":\"hi\"}}],"
+                + "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":50,\"total_tokens\":150}}"));
     String body = chat("count me", "");
 
     assertThat(post(gateway, ALICE_KEY, body).code).isEqualTo(200);
 
     SessionRecord record = recordOf(body);
-    assertThat(record.response().usage()).containsEntry("prompt_tokens", 100L).containsEntry("completion_tokens", 50L);
-    assertThat(record.quotaRemaining()).containsEntry("tokens_per_day", 850L).containsEntry("requests_per_minute", 99L);
+    assertThat(record.response().usage())
+        .containsEntry("prompt_tokens", 100L)
+        .containsEntry("completion_tokens", 50L);
+    assertThat(record.quotaRemaining())
+        .containsEntry("tokens_per_day", 850L)
+        .containsEntry("requests_per_minute", 99L);
     assertTokensPerDay(quota(gateway, ALICE_KEY), 150, 850);
   }
 
   @Test
   void tokensFromTheFinalSseUsageChunkAreCharged() throws Exception {
     Gateway gateway = start(THOUSAND_TOKENS_A_DAY);
-    upstream.enqueue(sseAnswer("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
-        + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n"
-        + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,\"total_tokens\":46}}\n\n"
-        + "data: [DONE]\n\n"));
+    upstream.enqueue(
+        sseAnswer(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+                + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n"
+                + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,\"total_tokens\":46}}\n\n"
+                + "data: [DONE]\n\n"));
     String body = chat("stream me", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 
     Answer streamed = post(gateway, ALICE_KEY, body);
@@ -200,7 +215,9 @@ class GatewayQuotaTest {
     assertThat(streamed.body).contains("\"lo\"").endsWith("data: [DONE]\n\n");
     SessionRecord record = recordOf(body);
     assertThat(record.response().streamed()).isTrue();
-    assertThat(record.response().usage()).containsEntry("prompt_tokens", 12L).containsEntry("completion_tokens", 34L);
+    assertThat(record.response().usage())
+        .containsEntry("prompt_tokens", 12L)
+        .containsEntry("completion_tokens", 34L);
     assertThat(record.quotaRemaining()).containsEntry("tokens_per_day", 954L);
     assertTokensPerDay(quota(gateway, ALICE_KEY), 46, 954);
   }
@@ -208,10 +225,11 @@ class GatewayQuotaTest {
   @Test
   void sseStreamWithoutUsageIsChargedByTheBytesEstimate() throws Exception {
     Gateway gateway = start(THOUSAND_TOKENS_A_DAY);
-    String events = "data: {\"choices\":[{\"delta\":{\"content\":\"Once upon\"}}]}\n\n"
-        + "data: {\"choices\":[{\"delta\":{\"content\":\" a time, there was a stream\"}}]}\n\n"
-        + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-        + "data: [DONE]\n\n";
+    String events =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Once upon\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{\"content\":\" a time, there was a stream\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            + "data: [DONE]\n\n";
     upstream.enqueue(sseAnswer(events));
     String body = chat("tell me a story", "\"stream\":true");
     long requestBytes = body.getBytes(StandardCharsets.UTF_8).length;
@@ -243,7 +261,8 @@ class GatewayQuotaTest {
     assertThat(refused.code).isEqualTo(429);
     assertThat(refused.headers.get("Retry-After")).isEqualTo(Long.toString(SECONDS_TO_MIDNIGHT));
     assertThat(refused.json().path("error").path("code").asText()).isEqualTo("quota_exceeded");
-    assertThat(refused.json().path("error").path("message").asText()).contains("301", "300", "tokens-per-day");
+    assertThat(refused.json().path("error").path("message").asText())
+        .contains("301", "300", "tokens-per-day");
     assertThat(upstream.getRequestCount()).isEqualTo(1);
     SessionRecord record = recordOf(tooLarge);
     assertThat(record.decision().code()).isEqualTo("quota_exceeded");
@@ -264,8 +283,12 @@ class GatewayQuotaTest {
   void aSpentTokenBudgetRefusesTheNextRequestUntilTheNextUtcDay() throws Exception {
     Gateway gateway = start(THOUSAND_TOKENS_A_DAY);
     // A stream whose tokens (by the estimate) take the budget past its bound.
-    upstream.enqueue(sseAnswer("data: {\"choices\":[{\"delta\":{\"content\":\"" + "x".repeat(4000) + "\"}}]}\n\n"
-        + "data: [DONE]\n\n"));
+    upstream.enqueue(
+        sseAnswer(
+            "data: {\"choices\":[{\"delta\":{\"content\":\""
+                + "x".repeat(4000)
+                + "\"}}]}\n\n"
+                + "data: [DONE]\n\n"));
     String big = chat("a long one", "\"stream\":true");
     assertThat(post(gateway, ALICE_KEY, big).code).isEqualTo(200);
     assertThat(recordOf(big).quotaRemaining()).containsEntry("tokens_per_day", 0L);
@@ -292,7 +315,10 @@ class GatewayQuotaTest {
 
   @Test
   void quotaEndpointShowsAliceHerOwnBudgets() throws Exception {
-    Gateway gateway = start(limitsPolicy("""
+    Gateway gateway =
+        start(
+            limitsPolicy(
+                """
           - groups: ["*"]
             requests-per-minute: 60
             tokens-per-day: 200000
@@ -313,7 +339,10 @@ class GatewayQuotaTest {
     assertThat(answer.code).as(answer.body).isEqualTo(200);
     assertThat(answer.headers.get("Cache-Control")).isEqualTo("no-store");
     assertThat(answer.headers.get("Content-Type")).startsWith("application/json");
-    assertThat(answer.json()).isEqualTo(JSON.readTree("""
+    assertThat(answer.json())
+        .isEqualTo(
+            JSON.readTree(
+                """
         {"principal":"alice","limits":[
           {"rule":"limits[0]","models":[],"operations":[],
            "requests_per_minute":{"limit":60,"used":1,"remaining":59,"resets":"2026-11-28T12:01:00Z"},
@@ -324,8 +353,15 @@ class GatewayQuotaTest {
     // Reading it is neither forwarded, recorded, nor counted.
     assertThat(upstream.getRequestCount()).isEqualTo(1);
     assertThat(records).hasSize(1);
-    assertThat(get(gateway, "/pam/quota", ALICE_KEY).json().path("limits").get(0)
-        .path("requests_per_minute").path("used").asLong()).isEqualTo(1);
+    assertThat(
+            get(gateway, "/pam/quota", ALICE_KEY)
+                .json()
+                .path("limits")
+                .get(0)
+                .path("requests_per_minute")
+                .path("used")
+                .asLong())
+        .isEqualTo(1);
   }
 
   @Test
@@ -365,23 +401,32 @@ class GatewayQuotaTest {
   // fixtures
 
   private Gateway start(String policyYaml) throws IOException {
-    PamEngine engine = PamEngine.builder()
-        .policy(Policy.parse(policyYaml))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .recorder(records::add)
-        .clock(clock)
-        .build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policyYaml))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(records::add)
+            .clock(clock)
+            .build();
     Gateway gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0);
     toClose.add(() -> gateway.close(Duration.ofSeconds(5)));
     return gateway;
   }
 
   private static MockResponse jsonAnswer(String body) {
-    return new MockResponse.Builder().code(200).addHeader("Content-Type", "application/json").body(body).build();
+    return new MockResponse.Builder()
+        .code(200)
+        .addHeader("Content-Type", "application/json")
+        .body(body)
+        .build();
   }
 
   private static MockResponse sseAnswer(String events) {
-    return new MockResponse.Builder().code(200).addHeader("Content-Type", "text/event-stream").body(events).build();
+    return new MockResponse.Builder()
+        .code(200)
+        .addHeader("Content-Type", "text/event-stream")
+        .body(events)
+        .build();
   }
 
   private static String chat(String prompt, String extraFields) {
@@ -389,7 +434,9 @@ class GatewayQuotaTest {
     root.put("model", MODEL);
     root.putArray("messages").addObject().put("role", "user").put("content", prompt);
     String json = root.toString();
-    return extraFields.isEmpty() ? json : json.substring(0, json.length() - 1) + "," + extraFields + "}";
+    return extraFields.isEmpty()
+        ? json
+        : json.substring(0, json.length() - 1) + "," + extraFields + "}";
   }
 
   private Answer post(Gateway gateway, String key, String body) throws IOException {
@@ -400,10 +447,13 @@ class GatewayQuotaTest {
     return send(gateway, "GET", path, key, null);
   }
 
-  private Answer send(Gateway gateway, String method, String path, String key, String body) throws IOException {
+  private Answer send(Gateway gateway, String method, String path, String key, String body)
+      throws IOException {
     HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath(path).build();
-    Request.Builder b = new Request.Builder().url(url)
-        .method(method, body == null ? null : RequestBody.create(body, JSON_TYPE));
+    Request.Builder b =
+        new Request.Builder()
+            .url(url)
+            .method(method, body == null ? null : RequestBody.create(body, JSON_TYPE));
     if (key != null) b.header("Authorization", "Bearer " + key);
     try (Response r = client.newCall(b.build()).execute()) {
       return new Answer(r.code(), r.headers(), r.body().string());
@@ -433,10 +483,17 @@ class GatewayQuotaTest {
    * their response has gone out, so this waits for it.
    */
   private SessionRecord recordOf(String body) {
-    return await().atMost(WAIT).pollInterval(Duration.ofMillis(10)).until(() -> records.stream()
-        .filter(r -> SessionRecord.TYPE_EXCHANGE.equals(r.type()))
-        .filter(r -> body.equals(r.request().body()))
-        .reduce((x, y) -> y).orElse(null), r -> r != null);
+    return await()
+        .atMost(WAIT)
+        .pollInterval(Duration.ofMillis(10))
+        .until(
+            () ->
+                records.stream()
+                    .filter(r -> SessionRecord.TYPE_EXCHANGE.equals(r.type()))
+                    .filter(r -> body.equals(r.request().body()))
+                    .reduce((x, y) -> y)
+                    .orElse(null),
+            r -> r != null);
   }
 
   record Answer(int code, Headers headers, String body) {

@@ -54,10 +54,13 @@ import org.junit.jupiter.api.Test;
 class GatewaySlowClientTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final MediaType JSON_TYPE = MediaType.get("application/json");
+
   /** {@code request.body-timeout} and {@code request.head-timeout} in these tests. */
   private static final Duration DEADLINE = Duration.ofSeconds(2);
+
   /** Slack on top of {@link #DEADLINE} for the scheduler, the selector loop and a loaded machine. */
   private static final Duration SLACK = Duration.ofMillis(1500);
+
   private static final String CHAT = chat("llama-3.1-8b", "");
 
   private final BlockingQueue<SessionRecord> records = new LinkedBlockingQueue<>();
@@ -75,26 +78,33 @@ class GatewaySlowClientTest {
     connector.setPort(0);
     upstream.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
-    context.addServlet(new ServletHolder(new HttpServlet() {
-      private static final long serialVersionUID = 1L;
+    context.addServlet(
+        new ServletHolder(
+            new HttpServlet() {
+              private static final long serialVersionUID = 1L;
 
-      @Override
-      protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-        req.getInputStream().readAllBytes();
-        upstreamRequests.incrementAndGet();
-        byte[] body = "{\"choices\":[{\"message\":{\"content\":\"ok\"}}]}".getBytes(StandardCharsets.UTF_8);
-        resp.setContentType("application/json");
-        resp.setContentLength(body.length);
-        resp.getOutputStream().write(body);
-      }
-    }), "/*");
+              @Override
+              protected void doPost(HttpServletRequest req, HttpServletResponse resp)
+                  throws IOException {
+                req.getInputStream().readAllBytes();
+                upstreamRequests.incrementAndGet();
+                byte[] body =
+                    "{\"choices\":[{\"message\":{\"content\":\"ok\"}}]}"
+                        .getBytes(StandardCharsets.UTF_8);
+                resp.setContentType("application/json");
+                resp.setContentLength(body.length);
+                resp.getOutputStream().write(body);
+              }
+            }),
+        "/*");
     upstream.setHandler(context);
     upstream.start();
-    client = new OkHttpClient.Builder()
-        .connectionPool(new ConnectionPool(4, 1, TimeUnit.MINUTES))
-        // on the old gateway an authenticated call queued behind the stalled threads fails here
-        .callTimeout(Duration.ofSeconds(10))
-        .build();
+    client =
+        new OkHttpClient.Builder()
+            .connectionPool(new ConnectionPool(4, 1, TimeUnit.MINUTES))
+            // on the old gateway an authenticated call queued behind the stalled threads fails here
+            .callTimeout(Duration.ofSeconds(10))
+            .build();
     slow = new SlowClients();
   }
 
@@ -109,28 +119,43 @@ class GatewaySlowClientTest {
 
   /** Starts the gateway with the test policy, {@link #DEADLINE} for heads and bodies, and {@code extra} request keys. */
   private void startGateway(String extraRequestKeys, int maxThreads) throws IOException {
-    String policy = TestPolicies.POLICY + "request:\n  body-timeout: " + DEADLINE.toSeconds() + "s\n"
-        + "  head-timeout: " + DEADLINE.toSeconds() + "s\n" + extraRequestKeys;
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .recorder(records::add)
-        .build();
+    String policy =
+        TestPolicies.POLICY
+            + "request:\n  body-timeout: "
+            + DEADLINE.toSeconds()
+            + "s\n"
+            + "  head-timeout: "
+            + DEADLINE.toSeconds()
+            + "s\n"
+            + extraRequestKeys;
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(records::add)
+            .build();
     int port = ((ServerConnector) upstream.getConnectors()[0]).getLocalPort();
-    gateway = Gateway.start(engine, HttpUrl.get("http://127.0.0.1:" + port + "/"), "127.0.0.1", 0, maxThreads);
+    gateway =
+        Gateway.start(
+            engine, HttpUrl.get("http://127.0.0.1:" + port + "/"), "127.0.0.1", 0, maxThreads);
   }
 
   /** A request head for {@code /v1/chat/completions} declaring a 1000-byte body, then {@code partial}. */
   private static String slowPost(String key, String partial) {
     return "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + (key == null ? "" : "Authorization: Bearer " + key + "\r\n")
-        + "Content-Length: 1000\r\n\r\n" + partial;
+        + "Content-Length: 1000\r\n\r\n"
+        + partial;
   }
 
   /** One authenticated chat through the gateway; its latency in microseconds. */
   private long timedChat() throws IOException {
-    Request request = new Request.Builder().url(gateway.uri() + "/v1/chat/completions")
-        .header("Authorization", "Bearer " + ALICE_KEY)
-        .post(RequestBody.create(CHAT, JSON_TYPE)).build();
+    Request request =
+        new Request.Builder()
+            .url(gateway.uri() + "/v1/chat/completions")
+            .header("Authorization", "Bearer " + ALICE_KEY)
+            .post(RequestBody.create(CHAT, JSON_TYPE))
+            .build();
     long start = System.nanoTime();
     try (Response r = client.newCall(request).execute()) {
       assertThat(r.code()).isEqualTo(200);
@@ -153,14 +178,18 @@ class GatewaySlowClientTest {
   }
 
   private int health() throws IOException {
-    try (Response r = client.newCall(new Request.Builder().url(gateway.uri() + "/pam/health").build()).execute()) {
+    try (Response r =
+        client
+            .newCall(new Request.Builder().url(gateway.uri() + "/pam/health").build())
+            .execute()) {
       return r.code();
     }
   }
 
   @Test
-  void aThousandUnauthenticatedSlowConnectionsNeitherDelayAuthenticatedCallersNorOutliveTheDeadline()
-      throws Exception {
+  void
+      aThousandUnauthenticatedSlowConnectionsNeitherDelayAuthenticatedCallersNorOutliveTheDeadline()
+          throws Exception {
     startGateway("", Gateway.DEFAULT_MAX_THREADS);
     timedChats(100); // warm-up: JIT, connection pools
     List<Long> baseline = timedChats(100);
@@ -172,11 +201,15 @@ class GatewaySlowClientTest {
 
     long addedMicros = p99(loaded) - p99(baseline);
     assertThat(addedMicros)
-        .as("p99 added delay (baseline p99 %d us, with slow connections %d us)", p99(baseline), p99(loaded))
+        .as(
+            "p99 added delay (baseline p99 %d us, with slow connections %d us)",
+            p99(baseline), p99(loaded))
         .isLessThanOrEqualTo(50_000);
     // Every slow connection was answered 401 without its body, and closed by the gateway within
     // the deadline (each counted from its own opening).
-    await().atMost(DEADLINE.plus(SLACK)).until(() -> slow.clients().stream().allMatch(SlowClients.Client::closedByServer));
+    await()
+        .atMost(DEADLINE.plus(SLACK))
+        .until(() -> slow.clients().stream().allMatch(SlowClients.Client::closedByServer));
     for (SlowClients.Client c : slow.clients()) {
       assertThat(c.received()).startsWith("HTTP/1.1 401 ").contains("\"code\":\"unauthenticated\"");
       assertThat(c.openMillis()).isLessThanOrEqualTo(DEADLINE.plus(SLACK).toMillis());
@@ -185,7 +218,8 @@ class GatewaySlowClientTest {
   }
 
   @Test
-  void anUnauthenticatedRequestWhoseBodyNeverArrivesIsAnswered401AtOnceAndItsBodyIsNotRead() throws Exception {
+  void anUnauthenticatedRequestWhoseBodyNeverArrivesIsAnswered401AtOnceAndItsBodyIsNotRead()
+      throws Exception {
     startGateway("", Gateway.DEFAULT_MAX_THREADS);
     SlowClients.Client c = slow.open(gateway.port(), slowPost(null, ""));
     // At once: well before the body deadline, which is the soonest any wait could have ended.
@@ -204,31 +238,46 @@ class GatewaySlowClientTest {
   }
 
   @Test
-  void anAuthenticatedBodyThatStallsIsRefused408AtTheDeadlineWithoutHoldingAThread() throws Exception {
+  void anAuthenticatedBodyThatStallsIsRefused408AtTheDeadlineWithoutHoldingAThread()
+      throws Exception {
     // Eight server threads only: twenty stalled bodies would take them all if reads held threads.
     startGateway("", 8);
     List<SlowClients.Client> stalled = new ArrayList<>();
-    for (int i = 0; i < 20; i++) stalled.add(slow.open(gateway.port(), slowPost(ALICE_KEY, "{\"model\":")));
+    for (int i = 0; i < 20; i++)
+      stalled.add(slow.open(gateway.port(), slowPost(ALICE_KEY, "{\"model\":")));
     assertThat(health()).isEqualTo(200);
     timedChat(); // another caller is served meanwhile
 
-    await().atMost(DEADLINE.plus(SLACK)).until(() -> stalled.stream().allMatch(SlowClients.Client::closedByServer));
+    await()
+        .atMost(DEADLINE.plus(SLACK))
+        .until(() -> stalled.stream().allMatch(SlowClients.Client::closedByServer));
     for (SlowClients.Client c : stalled) {
-      assertThat(c.openMillis()).as("refused at the deadline, not before")
+      assertThat(c.openMillis())
+          .as("refused at the deadline, not before")
           .isGreaterThanOrEqualTo(DEADLINE.toMillis() - 100);
       String answer = c.received();
       assertThat(answer).startsWith("HTTP/1.1 408 ");
-      JsonNode error = JSON.readTree(answer.substring(answer.indexOf("\r\n\r\n") + 4)).path("error");
+      JsonNode error =
+          JSON.readTree(answer.substring(answer.indexOf("\r\n\r\n") + 4)).path("error");
       assertThat(error.path("code").asText()).isEqualTo("body_timeout");
       assertThat(error.path("message").asText()).isEqualTo("request body not received within 2s");
     }
     List<SessionRecord> timedOut = new ArrayList<>();
-    await().atMost(Duration.ofSeconds(5)).until(() -> {
-      records.drainTo(timedOut);
-      return timedOut.stream().filter(r -> "body_timeout".equals(r.decision().code())).count() == 20;
-    });
-    SessionRecord one = timedOut.stream().filter(r -> "body_timeout".equals(r.decision().code())).findFirst()
-        .orElseThrow();
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(
+            () -> {
+              records.drainTo(timedOut);
+              return timedOut.stream()
+                      .filter(r -> "body_timeout".equals(r.decision().code()))
+                      .count()
+                  == 20;
+            });
+    SessionRecord one =
+        timedOut.stream()
+            .filter(r -> "body_timeout".equals(r.decision().code()))
+            .findFirst()
+            .orElseThrow();
     assertThat(one.principal().subject()).isEqualTo("alice");
     assertThat(one.decision().rule()).isEqualTo("request.body-timeout");
     assertThat(one.response().status()).isEqualTo(408);
@@ -243,14 +292,18 @@ class GatewaySlowClientTest {
     AtomicInteger sent = new AtomicInteger();
     try {
       // A header byte every 200 ms: Jetty's idle timeout alone would never fire.
-      trickle.scheduleAtFixedRate(() -> {
-        try {
-          c.send("X");
-          sent.incrementAndGet();
-        } catch (IOException e) {
-          // closed by the gateway: what the test waits for
-        }
-      }, 200, 200, TimeUnit.MILLISECONDS);
+      trickle.scheduleAtFixedRate(
+          () -> {
+            try {
+              c.send("X");
+              sent.incrementAndGet();
+            } catch (IOException e) {
+              // closed by the gateway: what the test waits for
+            }
+          },
+          200,
+          200,
+          TimeUnit.MILLISECONDS);
       await().atMost(DEADLINE.plus(SLACK)).until(c::closedByServer);
     } finally {
       trickle.shutdownNow();
@@ -269,7 +322,9 @@ class GatewaySlowClientTest {
     for (int i = 0; i < 3; i++) {
       held.add(slow.open(gateway.port(), "GET /pam/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     }
-    await().atMost(Duration.ofSeconds(5)).until(() -> held.stream().allMatch(c -> c.received().contains("\"ok\"")));
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> held.stream().allMatch(c -> c.received().contains("\"ok\"")));
     SlowClients.Client excess = slow.open(gateway.port(), "");
     // Closed at once, before any head deadline could close it.
     await().atMost(DEADLINE.minusMillis(500)).until(excess::closedByServer);
@@ -279,26 +334,42 @@ class GatewaySlowClientTest {
     // One of the three goes away: once the gateway has seen it go, a new connection from the
     // address is served again.
     held.get(0).channel.close();
-    await().atMost(Duration.ofSeconds(5)).ignoreExceptions().untilAsserted(() -> {
-      client.connectionPool().evictAll();
-      assertThat(health()).isEqualTo(200);
-    });
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .ignoreExceptions()
+        .untilAsserted(
+            () -> {
+              client.connectionPool().evictAll();
+              assertThat(health()).isEqualTo(200);
+            });
   }
 
   @Test
   void aSixteenKibibyteTokenIsDecidedByTheEngineNotRefusedByJetty() throws Exception {
     String longKey = "k".repeat(16 * 1024);
-    String policy = TestPolicies.POLICY.replace("    - name: ci-bot\n", "    - name: long-key\n"
-        + "      sha256: " + TestPolicies.sha256(longKey) + "\n      groups: [ml-engineers]\n    - name: ci-bot\n");
+    String policy =
+        TestPolicies.POLICY.replace(
+            "    - name: ci-bot\n",
+            "    - name: long-key\n"
+                + "      sha256: "
+                + TestPolicies.sha256(longKey)
+                + "\n      groups: [ml-engineers]\n    - name: ci-bot\n");
     assertThat(policy).contains("long-key");
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy))
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .recorder(records::add).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(records::add)
+            .build();
     int port = ((ServerConnector) upstream.getConnectors()[0]).getLocalPort();
     gateway = Gateway.start(engine, HttpUrl.get("http://127.0.0.1:" + port + "/"), "127.0.0.1", 0);
 
-    Request allowed = new Request.Builder().url(gateway.uri() + "/v1/chat/completions")
-        .header("Authorization", "Bearer " + longKey).post(RequestBody.create(CHAT, JSON_TYPE)).build();
+    Request allowed =
+        new Request.Builder()
+            .url(gateway.uri() + "/v1/chat/completions")
+            .header("Authorization", "Bearer " + longKey)
+            .post(RequestBody.create(CHAT, JSON_TYPE))
+            .build();
     try (Response r = client.newCall(allowed).execute()) {
       assertThat(r.code()).isEqualTo(200);
     }
@@ -308,7 +379,8 @@ class GatewaySlowClientTest {
     Request tooLong = allowed.newBuilder().header("Authorization", "Bearer " + jwtShaped).build();
     try (Response r = client.newCall(tooLong).execute()) {
       assertThat(r.code()).isEqualTo(401);
-      assertThat(JSON.readTree(r.body().string()).path("error").path("code").asText()).isEqualTo("unauthenticated");
+      assertThat(JSON.readTree(r.body().string()).path("error").path("code").asText())
+          .isEqualTo("unauthenticated");
     }
   }
 }

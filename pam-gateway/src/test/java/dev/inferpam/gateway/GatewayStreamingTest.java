@@ -75,14 +75,16 @@ class GatewayStreamingTest {
   void firstEventArrivesBeforeTheUpstreamHasFinished() throws Exception {
     CountDownLatch firstEventReceived = new CountDownLatch(1);
     AtomicBoolean secondEventHeldBack = new AtomicBoolean();
-    upstream.enqueue(sse(sink -> {
-      writeChunk(sink, "data: {\"n\":1}\n\n");
-      // The rest is sent only once the client has read the first event through the gateway.
-      secondEventHeldBack.set(firstEventReceived.await(WAIT.toSeconds(), TimeUnit.SECONDS));
-      writeChunk(sink, "data: {\"n\":2}\n\n");
-      writeChunk(sink, "data: [DONE]\n\n");
-      endChunks(sink);
-    }));
+    upstream.enqueue(
+        sse(
+            sink -> {
+              writeChunk(sink, "data: {\"n\":1}\n\n");
+              // The rest is sent only once the client has read the first event through the gateway.
+              secondEventHeldBack.set(firstEventReceived.await(WAIT.toSeconds(), TimeUnit.SECONDS));
+              writeChunk(sink, "data: {\"n\":2}\n\n");
+              writeChunk(sink, "data: [DONE]\n\n");
+              endChunks(sink);
+            }));
 
     try (Response response = client.newCall(streamingChat()).execute()) {
       assertThat(response.code()).isEqualTo(200);
@@ -98,7 +100,9 @@ class GatewayStreamingTest {
       assertThat(source.readUtf8LineStrict()).isEmpty();
       assertThat(source.exhausted()).isTrue();
     }
-    assertThat(secondEventHeldBack).as("the upstream waited for the client to see the first event").isTrue();
+    assertThat(secondEventHeldBack)
+        .as("the upstream waited for the client to see the first event")
+        .isTrue();
 
     SessionRecord record = records.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
     assertThat(record).isNotNull();
@@ -109,17 +113,19 @@ class GatewayStreamingTest {
   void clientLeavingMidStreamCancelsTheUpstreamCall() throws Exception {
     CountDownLatch clientGone = new CountDownLatch(1);
     AtomicBoolean upstreamWriteFailed = new AtomicBoolean();
-    upstream.enqueue(sse(sink -> {
-      writeChunk(sink, "data: {\"n\":1}\n\n");
-      try {
-        clientGone.await(WAIT.toSeconds(), TimeUnit.SECONDS);
-        // Keep generating, as a model would, until the gateway hangs up on us.
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (System.nanoTime() < deadline) writeChunk(sink, "data: {\"n\":\"more\"}\n\n");
-      } catch (IOException e) {
-        upstreamWriteFailed.set(true);
-      }
-    }));
+    upstream.enqueue(
+        sse(
+            sink -> {
+              writeChunk(sink, "data: {\"n\":1}\n\n");
+              try {
+                clientGone.await(WAIT.toSeconds(), TimeUnit.SECONDS);
+                // Keep generating, as a model would, until the gateway hangs up on us.
+                long deadline = System.nanoTime() + WAIT.toNanos();
+                while (System.nanoTime() < deadline) writeChunk(sink, "data: {\"n\":\"more\"}\n\n");
+              } catch (IOException e) {
+                upstreamWriteFailed.set(true);
+              }
+            }));
 
     Call call = client.newCall(streamingChat());
     Response response = call.execute();
@@ -139,22 +145,30 @@ class GatewayStreamingTest {
     // A raw socket, because the point is an upstream that dies mid-body: one chunk, then the
     // connection closes without the terminating chunk.
     try (ServerSocket dying = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      CompletableFuture<Void> upstreamSide = CompletableFuture.runAsync(() -> {
-        try (Socket s = dying.accept()) {
-          s.setSoTimeout((int) WAIT.toMillis());
-          readRequest(s.getInputStream());
-          String first = "data: {\"n\":1}\n\n";
-          s.getOutputStream().write(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-              + "Transfer-Encoding: chunked\r\n\r\n" + Integer.toHexString(first.length()) + "\r\n" + first + "\r\n")
-              .getBytes(StandardCharsets.UTF_8));
-          s.getOutputStream().flush();
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-      });
+      CompletableFuture<Void> upstreamSide =
+          CompletableFuture.runAsync(
+              () -> {
+                try (Socket s = dying.accept()) {
+                  s.setSoTimeout((int) WAIT.toMillis());
+                  readRequest(s.getInputStream());
+                  String first = "data: {\"n\":1}\n\n";
+                  s.getOutputStream()
+                      .write(
+                          ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                  + "Transfer-Encoding: chunked\r\n\r\n"
+                                  + Integer.toHexString(first.length())
+                                  + "\r\n"
+                                  + first
+                                  + "\r\n")
+                              .getBytes(StandardCharsets.UTF_8));
+                  s.getOutputStream().flush();
+                } catch (IOException e) {
+                  throw new UncheckedIOException(e);
+                }
+              });
       HttpUrl dyingUrl = HttpUrl.get("http://127.0.0.1:" + dying.getLocalPort() + "/");
       try (Gateway gw = Gateway.start(TestPolicies.engine(records::add), dyingUrl, "127.0.0.1", 0);
-           Response response = client.newCall(streamingChat(gw)).execute()) {
+          Response response = client.newCall(streamingChat(gw)).execute()) {
         BufferedSource source = response.body().source();
         assertThat(source.readUtf8LineStrict()).isEqualTo("data: {\"n\":1}");
         assertThat(source.readUtf8LineStrict()).isEmpty();
@@ -171,10 +185,12 @@ class GatewayStreamingTest {
   @Test
   void closeCutsOffStreamsStillRunningAfterTheDrainTimeout() throws Exception {
     CountDownLatch never = new CountDownLatch(1);
-    upstream.enqueue(sse(sink -> {
-      writeChunk(sink, "data: {\"n\":1}\n\n");
-      never.await(WAIT.toSeconds(), TimeUnit.SECONDS);
-    }));
+    upstream.enqueue(
+        sse(
+            sink -> {
+              writeChunk(sink, "data: {\"n\":1}\n\n");
+              never.await(WAIT.toSeconds(), TimeUnit.SECONDS);
+            }));
 
     try (Response response = client.newCall(streamingChat()).execute()) {
       BufferedSource source = response.body().source();
@@ -197,12 +213,14 @@ class GatewayStreamingTest {
   @Test
   void closeWaitsForInFlightStreamThenClosesTheEngine() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
-    upstream.enqueue(sse(sink -> {
-      writeChunk(sink, "data: {\"n\":1}\n\n");
-      release.await(WAIT.toSeconds(), TimeUnit.SECONDS);
-      writeChunk(sink, "data: [DONE]\n\n");
-      endChunks(sink);
-    }));
+    upstream.enqueue(
+        sse(
+            sink -> {
+              writeChunk(sink, "data: {\"n\":1}\n\n");
+              release.await(WAIT.toSeconds(), TimeUnit.SECONDS);
+              writeChunk(sink, "data: [DONE]\n\n");
+              endChunks(sink);
+            }));
 
     try (Response response = client.newCall(streamingChat()).execute()) {
       BufferedSource source = response.body().source();
@@ -269,22 +287,23 @@ class GatewayStreamingTest {
    * as it is flushed, which lets a test hold events back.
    */
   private static MockResponse sse(Events events) {
-    MockResponseBody body = new MockResponseBody() {
-      @Override
-      public long getContentLength() {
-        return -1;
-      }
+    MockResponseBody body =
+        new MockResponseBody() {
+          @Override
+          public long getContentLength() {
+            return -1;
+          }
 
-      @Override
-      public void writeTo(BufferedSink sink) throws IOException {
-        try {
-          events.write(sink);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          throw new IOException(e);
-        }
-      }
-    };
+          @Override
+          public void writeTo(BufferedSink sink) throws IOException {
+            try {
+              events.write(sink);
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+              throw new IOException(e);
+            }
+          }
+        };
     return new MockResponse.Builder()
         .code(200)
         .addHeader("Content-Type", "text/event-stream")
@@ -296,7 +315,10 @@ class GatewayStreamingTest {
 
   private static void writeChunk(BufferedSink sink, String data) throws IOException {
     byte[] bytes = data.getBytes(StandardCharsets.UTF_8);
-    sink.writeHexadecimalUnsignedLong(bytes.length).writeUtf8("\r\n").write(bytes).writeUtf8("\r\n");
+    sink.writeHexadecimalUnsignedLong(bytes.length)
+        .writeUtf8("\r\n")
+        .write(bytes)
+        .writeUtf8("\r\n");
     sink.flush();
   }
 

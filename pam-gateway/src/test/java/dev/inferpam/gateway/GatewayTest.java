@@ -64,8 +64,11 @@ class GatewayTest {
 
   @Test
   void aRequestJettyRefusesItselfGetsTheJsonErrorShapeNotAnHtmlPage() throws Exception {
-    Request huge = new Request.Builder().url(gateway.uri() + "/v1/models")
-        .header("X-Padding", "x".repeat(64 * 1024)).build();
+    Request huge =
+        new Request.Builder()
+            .url(gateway.uri() + "/v1/models")
+            .header("X-Padding", "x".repeat(64 * 1024))
+            .build();
     try (Response r = client.newCall(huge).execute()) {
       assertThat(r.code()).isEqualTo(431);
       assertThat(r.header("Content-Type")).startsWith("application/json");
@@ -85,21 +88,28 @@ class GatewayTest {
 
   @Test
   void allowedChatReachesUpstreamWithUpstreamCredentialInsteadOfCallersKey() throws Exception {
-    upstream.enqueue(new MockResponse.Builder()
-        .code(200)
-        .addHeader("Content-Type", "application/json")
-        .addHeader("X-Model-Server", "mock")
-        .body("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"hello\"}}]}")
-        .build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .addHeader("Content-Type", "application/json")
+            .addHeader("X-Model-Server", "mock")
+            .body("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"hello\"}}]}")
+            .build());
     // Odd spacing, key order and non-ASCII: the upstream must get these exact bytes.
-    String body = "{ \"messages\":[{\"role\":\"user\",\"content\":\"grüß dich \\u00e9\"}],   \"model\":\"llama-3.1-8b\"}\n";
+    String body =
+        "{ \"messages\":[{\"role\":\"user\",\"content\":\"grüß dich \\u00e9\"}],   \"model\":\"llama-3.1-8b\"}\n";
 
-    Request request = new Request.Builder()
-        .url(gatewayUrl("/v1/chat/completions").newBuilder().encodedQuery("api-version=2024-10-01&x=a%20b").build())
-        .header("Authorization", "Bearer " + ALICE_KEY)
-        .header("X-Request-Id", "notebook-7")
-        .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE))
-        .build();
+    Request request =
+        new Request.Builder()
+            .url(
+                gatewayUrl("/v1/chat/completions")
+                    .newBuilder()
+                    .encodedQuery("api-version=2024-10-01&x=a%20b")
+                    .build())
+            .header("Authorization", "Bearer " + ALICE_KEY)
+            .header("X-Request-Id", "notebook-7")
+            .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE))
+            .build();
     try (Response response = client.newCall(request).execute()) {
       assertThat(response.code()).isEqualTo(200);
       assertThat(response.header("X-Model-Server")).isEqualTo("mock");
@@ -120,11 +130,12 @@ class GatewayTest {
   @Test
   void callerKeyInXApiKeyIsNotForwardedEither() throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    Request request = new Request.Builder()
-        .url(gatewayUrl("/v1/chat/completions"))
-        .header("X-Api-Key", CI_KEY)
-        .post(RequestBody.create(chat("llama-3.1-8b", ""), JSON_TYPE))
-        .build();
+    Request request =
+        new Request.Builder()
+            .url(gatewayUrl("/v1/chat/completions"))
+            .header("X-Api-Key", CI_KEY)
+            .post(RequestBody.create(chat("llama-3.1-8b", ""), JSON_TYPE))
+            .build();
     try (Response response = client.newCall(request).execute()) {
       assertThat(response.code()).isEqualTo(200);
     }
@@ -135,9 +146,13 @@ class GatewayTest {
 
   @Test
   void allowRuleLetsModelListThroughWithUpstreamCredential() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).body("{\"object\":\"list\",\"data\":[]}").build());
-    Request request = new Request.Builder().url(gatewayUrl("/v1/models"))
-        .header("Authorization", "Bearer " + CI_KEY).build();
+    upstream.enqueue(
+        new MockResponse.Builder().code(200).body("{\"object\":\"list\",\"data\":[]}").build());
+    Request request =
+        new Request.Builder()
+            .url(gatewayUrl("/v1/models"))
+            .header("Authorization", "Bearer " + CI_KEY)
+            .build();
     try (Response response = client.newCall(request).execute()) {
       assertThat(response.code()).isEqualTo(200);
       assertThat(response.body().string()).isEqualTo("{\"object\":\"list\",\"data\":[]}");
@@ -149,9 +164,14 @@ class GatewayTest {
 
   @Test
   void upstreamErrorStatusIsPassedThrough() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(503).addHeader("Retry-After", "7")
-        .body("{\"error\":\"overloaded\"}").build());
-    try (Response response = client.newCall(chatRequest(ALICE_KEY, chat("llama-3.1-8b", ""))).execute()) {
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(503)
+            .addHeader("Retry-After", "7")
+            .body("{\"error\":\"overloaded\"}")
+            .build());
+    try (Response response =
+        client.newCall(chatRequest(ALICE_KEY, chat("llama-3.1-8b", ""))).execute()) {
       assertThat(response.code()).isEqualTo(503);
       assertThat(response.header("Retry-After")).isEqualTo("7");
       assertThat(response.body().string()).isEqualTo("{\"error\":\"overloaded\"}");
@@ -160,7 +180,8 @@ class GatewayTest {
 
   @Test
   void missingCredentialIs401AndNeverReachesUpstream() throws Exception {
-    try (Response response = client.newCall(chatRequest(null, chat("llama-3.1-8b", ""))).execute()) {
+    try (Response response =
+        client.newCall(chatRequest(null, chat("llama-3.1-8b", ""))).execute()) {
       assertThat(response.code()).isEqualTo(401);
       assertThat(response.header("WWW-Authenticate")).startsWith("Bearer");
       assertError(response, "unauthenticated");
@@ -170,9 +191,12 @@ class GatewayTest {
 
   @Test
   void blockedModelPullIs403AndNeverReachesUpstream() throws Exception {
-    Request request = new Request.Builder().url(gatewayUrl("/api/pull"))
-        .header("Authorization", "Bearer " + ALICE_KEY)
-        .post(RequestBody.create("{\"model\":\"llama3.1:405b\"}", JSON_TYPE)).build();
+    Request request =
+        new Request.Builder()
+            .url(gatewayUrl("/api/pull"))
+            .header("Authorization", "Bearer " + ALICE_KEY)
+            .post(RequestBody.create("{\"model\":\"llama3.1:405b\"}", JSON_TYPE))
+            .build();
     try (Response response = client.newCall(request).execute()) {
       assertThat(response.code()).isEqualTo(403);
       assertError(response, "blocked");
@@ -182,7 +206,8 @@ class GatewayTest {
 
   @Test
   void modelOutsideEntitlementIs403AndNeverReachesUpstream() throws Exception {
-    try (Response response = client.newCall(chatRequest(CI_KEY, chat("gpt-4o-mini", ""))).execute()) {
+    try (Response response =
+        client.newCall(chatRequest(CI_KEY, chat("gpt-4o-mini", ""))).execute()) {
       assertThat(response.code()).isEqualTo(403);
       assertError(response, "not_entitled");
     }
@@ -191,7 +216,10 @@ class GatewayTest {
 
   @Test
   void deniedParameterIs403AndNeverReachesUpstream() throws Exception {
-    try (Response response = client.newCall(chatRequest(ALICE_KEY, chat("llama-3.1-8b", "\"logprobs\":true"))).execute()) {
+    try (Response response =
+        client
+            .newCall(chatRequest(ALICE_KEY, chat("llama-3.1-8b", "\"logprobs\":true")))
+            .execute()) {
       assertThat(response.code()).isEqualTo(403);
       assertError(response, "parameter_denied");
     }
@@ -200,7 +228,8 @@ class GatewayTest {
 
   @Test
   void deniedRequestsAreRecorded() throws Exception {
-    try (Response response = client.newCall(chatRequest(CI_KEY, chat("gpt-4o-mini", ""))).execute()) {
+    try (Response response =
+        client.newCall(chatRequest(CI_KEY, chat("gpt-4o-mini", ""))).execute()) {
       assertThat(response.code()).isEqualTo(403);
     }
     SessionRecord record = records.poll(5, TimeUnit.SECONDS);
@@ -209,25 +238,34 @@ class GatewayTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "/v1/chat%2Fcompletions",
-      "//v1/chat/completions",
-      "/v1/chat/completions;x=1",
-      "/v1/./chat/completions",
-      "/x/../v1/chat/completions",
-      "/v1/%2e/chat/completions",
-      "/v1/chat/completions/",
-      "/api/pu%6cl%5c",
-      "/v1/chat%25completions",
-  })
+  @ValueSource(
+      strings = {
+        "/v1/chat%2Fcompletions",
+        "//v1/chat/completions",
+        "/v1/chat/completions;x=1",
+        "/v1/./chat/completions",
+        "/x/../v1/chat/completions",
+        "/v1/%2e/chat/completions",
+        "/v1/chat/completions/",
+        "/api/pu%6cl%5c",
+        "/v1/chat%25completions",
+      })
   void ambiguousPathsReachTheFilterAndAreRefusedWithJson(String target) throws Exception {
     String body = chat("llama-3.1-8b", "");
-    String raw = "POST " + target + " HTTP/1.1\r\n"
-        + "Host: 127.0.0.1\r\n"
-        + "Authorization: Bearer " + ALICE_KEY + "\r\n"
-        + "Content-Type: application/json\r\n"
-        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n"
-        + "Connection: close\r\n\r\n" + body;
+    String raw =
+        "POST "
+            + target
+            + " HTTP/1.1\r\n"
+            + "Host: 127.0.0.1\r\n"
+            + "Authorization: Bearer "
+            + ALICE_KEY
+            + "\r\n"
+            + "Content-Type: application/json\r\n"
+            + "Content-Length: "
+            + body.getBytes(StandardCharsets.UTF_8).length
+            + "\r\n"
+            + "Connection: close\r\n\r\n"
+            + body;
     String answer = rawExchange(raw);
     assertThat(answer).startsWith("HTTP/1.1 400 ");
     assertThat(answer).contains("\"code\":\"bad_path\"");
@@ -241,9 +279,15 @@ class GatewayTest {
     HttpUrl goneUrl = gone.url("/").newBuilder().host("127.0.0.1").build();
     gone.close();
     try (Gateway toNowhere = Gateway.start(TestPolicies.engine(r -> {}), goneUrl, "127.0.0.1", 0)) {
-      Request request = chatRequest(ALICE_KEY, chat("llama-3.1-8b", "")).newBuilder()
-          .url(HttpUrl.get(toNowhere.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
-          .build();
+      Request request =
+          chatRequest(ALICE_KEY, chat("llama-3.1-8b", ""))
+              .newBuilder()
+              .url(
+                  HttpUrl.get(toNowhere.uri())
+                      .newBuilder()
+                      .encodedPath("/v1/chat/completions")
+                      .build())
+              .build();
       try (Response response = client.newCall(request).execute()) {
         assertThat(response.code()).isEqualTo(502);
         assertThat(response.header("Content-Type")).startsWith("application/json");
@@ -252,8 +296,11 @@ class GatewayTest {
         assertThat(error.path("type").asText()).isEqualTo("pam_error");
         assertThat(error.path("code").asText()).isEqualTo("upstream_unavailable");
         assertThat(error.path("request_id").asText()).isNotBlank();
-        assertThat(text).doesNotContain(String.valueOf(goneUrl.port()))
-            .doesNotContain("upstream-secret").doesNotContain("Exception").doesNotContain("at dev.");
+        assertThat(text)
+            .doesNotContain(String.valueOf(goneUrl.port()))
+            .doesNotContain("upstream-secret")
+            .doesNotContain("Exception")
+            .doesNotContain("at dev.");
       }
     }
   }
@@ -263,20 +310,21 @@ class GatewayTest {
     // The engine flushes a recorder it was given (it closes only what it built itself).
     AtomicBoolean flushed = new AtomicBoolean();
     AtomicBoolean closed = new AtomicBoolean();
-    Recorder recorder = new Recorder() {
-      @Override
-      public void record(SessionRecord record) {}
+    Recorder recorder =
+        new Recorder() {
+          @Override
+          public void record(SessionRecord record) {}
 
-      @Override
-      public void flush() {
-        flushed.set(true);
-      }
+          @Override
+          public void flush() {
+            flushed.set(true);
+          }
 
-      @Override
-      public void close() {
-        closed.set(true);
-      }
-    };
+          @Override
+          public void close() {
+            closed.set(true);
+          }
+        };
     Gateway other = Gateway.start(TestPolicies.engine(recorder), upstream.url("/"), "127.0.0.1", 0);
     other.close();
     assertThat(flushed).isTrue();
@@ -291,8 +339,10 @@ class GatewayTest {
   }
 
   private Request chatRequest(String key, String json) {
-    Request.Builder b = new Request.Builder().url(gatewayUrl("/v1/chat/completions"))
-        .post(RequestBody.create(json, JSON_TYPE));
+    Request.Builder b =
+        new Request.Builder()
+            .url(gatewayUrl("/v1/chat/completions"))
+            .post(RequestBody.create(json, JSON_TYPE));
     if (key != null) b.header("Authorization", "Bearer " + key);
     return b.build();
   }

@@ -59,20 +59,31 @@ class GatewayThirdPartySpiTest {
   @BeforeEach
   void start() throws IOException {
     upstream = new MockWebServer();
-    upstream.enqueue(new MockResponse.Builder().code(200).addHeader("Content-Type", "application/json")
-        .body("{\"answer\":\"the rows\"}").build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .addHeader("Content-Type", "application/json")
+            .body("{\"answer\":\"the rows\"}")
+            .build());
     upstream.start(InetAddress.getLoopbackAddress(), 0);
-    client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(20)).callTimeout(Duration.ofSeconds(25)).build();
+    client =
+        new OkHttpClient.Builder()
+            .readTimeout(Duration.ofSeconds(20))
+            .callTimeout(Duration.ofSeconds(25))
+            .build();
 
     Policy policy = Policy.parse(approvalPolicy("5m", "0s", "", ""));
-    approvals = new MapApprovalService(Clock.systemUTC(), policy.approval().reviewers(), policy.approval().timeout(),
-        5, 100);
+    approvals =
+        new MapApprovalService(
+            Clock.systemUTC(), policy.approval().reviewers(), policy.approval().timeout(), 5, 100);
     recorder = new ThreadedRecorder();
-    PamEngine engine = PamEngine.builder().policy(policy)
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
-        .approvalService(approvals)
-        .recorder(recorder)
-        .build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(policy)
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .approvalService(approvals)
+            .recorder(recorder)
+            .build();
     gateway = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0, Gateway.DEFAULT_MAX_THREADS);
   }
 
@@ -86,12 +97,18 @@ class GatewayThirdPartySpiTest {
   }
 
   @Test
-  void aHeldRequestIsListedApprovedOverHttpForwardedAndRecordedByTheCustomRecorder() throws Exception {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"dump all customer rows\"}]}";
+  void aHeldRequestIsListedApprovedOverHttpForwardedAndRecordedByTheCustomRecorder()
+      throws Exception {
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"dump all customer rows\"}]}";
     CompletableFuture<Answer> alice = call(ALICE_KEY, body);
 
-    JsonNode item = await().atMost(WAIT).pollInterval(Duration.ofMillis(20))
-        .until(() -> list(BOB_KEY), items -> items.size() == 1).get(0);
+    JsonNode item =
+        await()
+            .atMost(WAIT)
+            .pollInterval(Duration.ofMillis(20))
+            .until(() -> list(BOB_KEY), items -> items.size() == 1)
+            .get(0);
     assertThat(upstream.getRequestCount()).as("nothing forwarded while held").isZero();
     assertThat(alice).isNotDone();
     String id = item.path("id").asText();
@@ -102,7 +119,9 @@ class GatewayThirdPartySpiTest {
     assertThat(item.path("excerpt").asText()).isEqualTo("dump all customer rows");
     assertThat(list(DAVE_KEY)).as("dave is a reviewer too").hasSize(1);
 
-    Answer decision = send("POST", "/pam/approvals/" + id + "/approve", BOB_KEY, "{\"reason\":\"ticket OPS-42\"}");
+    Answer decision =
+        send(
+            "POST", "/pam/approvals/" + id + "/approve", BOB_KEY, "{\"reason\":\"ticket OPS-42\"}");
     assertThat(decision.code).as(decision.body).isEqualTo(200);
     assertThat(decision.json().path("status").asText()).isEqualTo("approved");
     assertThat(decision.json().path("reviewer").asText()).isEqualTo("bob");
@@ -117,9 +136,17 @@ class GatewayThirdPartySpiTest {
     assertThat(again.code).isEqualTo(409);
     assertThat(again.json().path("error").path("code").asText()).isEqualTo("already_decided");
 
-    SessionRecord record = await().atMost(WAIT).pollInterval(Duration.ofMillis(20))
-        .until(() -> recorder.records().stream().filter(r -> id.equals(r.approval() == null ? null : r.approval().id()))
-            .findFirst().orElse(null), r -> r != null);
+    SessionRecord record =
+        await()
+            .atMost(WAIT)
+            .pollInterval(Duration.ofMillis(20))
+            .until(
+                () ->
+                    recorder.records().stream()
+                        .filter(r -> id.equals(r.approval() == null ? null : r.approval().id()))
+                        .findFirst()
+                        .orElse(null),
+                r -> r != null);
     assertThat(record.decision().outcome()).isEqualTo("approved");
     assertThat(record.principal().subject()).isEqualTo("alice");
     assertThat(record.approval().reviewer()).isEqualTo("bob");
@@ -127,16 +154,25 @@ class GatewayThirdPartySpiTest {
     assertThat(record.approval().reason()).isEqualTo("ticket OPS-42");
     assertThat(record.response().status()).isEqualTo(200);
     assertThat(record.request().headers().get("authorization")).containsExactly("[REDACTED]");
-    assertThat(recorder.builtOn()).as("every record was built on the recorder's own thread")
-        .isNotEmpty().containsOnly(ThreadedRecorder.THREAD);
+    assertThat(recorder.builtOn())
+        .as("every record was built on the recorder's own thread")
+        .isNotEmpty()
+        .containsOnly(ThreadedRecorder.THREAD);
   }
 
   @Test
   void reviewerRulesHoldForTheCustomServiceOverHttp() throws Exception {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"export all audit logs\"}]}";
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"export all audit logs\"}]}";
     CompletableFuture<Answer> dave = call(DAVE_KEY, body);
-    String id = await().atMost(WAIT).pollInterval(Duration.ofMillis(20))
-        .until(() -> list(BOB_KEY), items -> items.size() == 1).get(0).path("id").asText();
+    String id =
+        await()
+            .atMost(WAIT)
+            .pollInterval(Duration.ofMillis(20))
+            .until(() -> list(BOB_KEY), items -> items.size() == 1)
+            .get(0)
+            .path("id")
+            .asText();
 
     assertThat(list(DAVE_KEY)).as("a reviewer is not shown their own request").isEmpty();
     Answer self = send("POST", "/pam/approvals/" + id + "/approve", DAVE_KEY, null);
@@ -145,9 +181,11 @@ class GatewayThirdPartySpiTest {
     Answer outsider = send("GET", "/pam/approvals", ALICE_KEY, null);
     assertThat(outsider.code).isEqualTo(403);
     assertThat(outsider.json().path("error").path("code").asText()).isEqualTo("not_a_reviewer");
-    assertThat(send("POST", "/pam/approvals/rev-unknown/approve", BOB_KEY, null).code).isEqualTo(404);
+    assertThat(send("POST", "/pam/approvals/rev-unknown/approve", BOB_KEY, null).code)
+        .isEqualTo(404);
 
-    Answer rejected = send("POST", "/pam/approvals/" + id + "/reject", BOB_KEY, "{\"reason\":\"no\"}");
+    Answer rejected =
+        send("POST", "/pam/approvals/" + id + "/reject", BOB_KEY, "{\"reason\":\"no\"}");
     assertThat(rejected.code).isEqualTo(200);
     Answer answer = dave.get(10, TimeUnit.SECONDS);
     assertThat(answer.code).isEqualTo(403);
@@ -167,34 +205,49 @@ class GatewayThirdPartySpiTest {
 
   private Answer send(String method, String path, String key, String body) throws IOException {
     HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath(path).build();
-    RequestBody rb = body != null ? RequestBody.create(body, JSON_TYPE)
-        : method.equals("POST") ? RequestBody.create(new byte[0]) : null;
-    Request request = new Request.Builder().url(url).method(method, rb).header("Authorization", "Bearer " + key).build();
+    RequestBody rb =
+        body != null
+            ? RequestBody.create(body, JSON_TYPE)
+            : method.equals("POST") ? RequestBody.create(new byte[0]) : null;
+    Request request =
+        new Request.Builder()
+            .url(url)
+            .method(method, rb)
+            .header("Authorization", "Bearer " + key)
+            .build();
     try (Response r = client.newCall(request).execute()) {
       return new Answer(r.code(), r.body().string());
     }
   }
 
   private CompletableFuture<Answer> call(String key, String body) {
-    HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
-    Request request = new Request.Builder().url(url).post(RequestBody.create(body, JSON_TYPE))
-        .header("Authorization", "Bearer " + key).build();
+    HttpUrl url =
+        HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
+    Request request =
+        new Request.Builder()
+            .url(url)
+            .post(RequestBody.create(body, JSON_TYPE))
+            .header("Authorization", "Bearer " + key)
+            .build();
     CompletableFuture<Answer> answer = new CompletableFuture<>();
-    client.newCall(request).enqueue(new Callback() {
-      @Override
-      public void onFailure(Call call, IOException e) {
-        answer.completeExceptionally(e);
-      }
+    client
+        .newCall(request)
+        .enqueue(
+            new Callback() {
+              @Override
+              public void onFailure(Call call, IOException e) {
+                answer.completeExceptionally(e);
+              }
 
-      @Override
-      public void onResponse(Call call, Response response) {
-        try (response) {
-          answer.complete(new Answer(response.code(), response.body().string()));
-        } catch (IOException | RuntimeException e) {
-          answer.completeExceptionally(e);
-        }
-      }
-    });
+              @Override
+              public void onResponse(Call call, Response response) {
+                try (response) {
+                  answer.complete(new Answer(response.code(), response.body().string()));
+                } catch (IOException | RuntimeException e) {
+                  answer.completeExceptionally(e);
+                }
+              }
+            });
     return answer;
   }
 

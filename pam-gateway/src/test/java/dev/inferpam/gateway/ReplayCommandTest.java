@@ -37,9 +37,13 @@ class ReplayCommandTest {
   private static Result run(String... args) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int status = GatewayMain.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-        new PrintStream(err, true, StandardCharsets.UTF_8));
-    return new Result(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    int status =
+        GatewayMain.run(
+            args,
+            new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Result(
+        status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
   }
 
   @Test
@@ -48,15 +52,20 @@ class ReplayCommandTest {
 
     Result all = run("replay", "list", "--recordings", dir.toString());
     assertThat(all.status).isZero();
-    assertThat(all.out()).containsExactly(
-        "2026-11-28T22:00:00.123Z ex-1 alice POST /v1/chat/completions llama-3.1-8b allow 200",
-        "2026-11-29T22:00:00.123Z ex-2 ci-bot POST /v1/chat/completions gpt-4o-mini deny 403");
+    assertThat(all.out())
+        .containsExactly(
+            "2026-11-28T22:00:00.123Z ex-1 alice POST /v1/chat/completions llama-3.1-8b allow 200",
+            "2026-11-29T22:00:00.123Z ex-2 ci-bot POST /v1/chat/completions gpt-4o-mini deny 403");
     assertThat(all.stderr).isEmpty();
 
     assertThat(run("replay", "list", "--recordings", dir.toString(), "--since", "2026-11-29").out())
-        .singleElement().asString().contains(" ex-2 ");
+        .singleElement()
+        .asString()
+        .contains(" ex-2 ");
     assertThat(run("replay", "list", "--recordings=" + dir, "--subject=alice").out())
-        .singleElement().asString().contains(" ex-1 ");
+        .singleElement()
+        .asString()
+        .contains(" ex-1 ");
   }
 
   @Test
@@ -64,7 +73,10 @@ class ReplayCommandTest {
     Result r = run("replay", "list", "--recordings", dir.toString(), "--since", "last week");
     assertThat(r.status).isEqualTo(2);
     assertThat(r.stdout).isEmpty();
-    assertThat(r.err()).singleElement().asString().startsWith("inferpam: --since: expected an ISO instant");
+    assertThat(r.err())
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: --since: expected an ISO instant");
   }
 
   @Test
@@ -73,7 +85,8 @@ class ReplayCommandTest {
 
     Result shown = run("replay", "show", "--recordings", dir.toString(), "ex-1");
     assertThat(shown.status).isZero();
-    assertThat(shown.out()).startsWith("{", "  \"v\": 1,", "  \"type\": \"exchange\",", "  \"id\": \"ex-1\",");
+    assertThat(shown.out())
+        .startsWith("{", "  \"v\": 1,", "  \"type\": \"exchange\",", "  \"id\": \"ex-1\",");
     assertThat(shown.out()).last().isEqualTo("}");
 
     // the ID may come before the options too
@@ -87,7 +100,11 @@ class ReplayCommandTest {
 
   @Test
   void verifyPrintsOkOrTheFirstBrokenLine() throws Exception {
-    TestRecordings.write(dir, allowedChat("ex-1", T0), denied("ex-2", T0.plusSeconds(1)), allowedChat("ex-3", T0.plusSeconds(2)));
+    TestRecordings.write(
+        dir,
+        allowedChat("ex-1", T0),
+        denied("ex-2", T0.plusSeconds(1)),
+        allowedChat("ex-3", T0.plusSeconds(2)));
 
     Result ok = run("replay", "verify", "--recordings", dir.toString());
     assertThat(ok.status).isZero();
@@ -99,7 +116,10 @@ class ReplayCommandTest {
 
     Result broken = run("replay", "verify", "--recordings", dir.toString());
     assertThat(broken.status).isEqualTo(1);
-    assertThat(broken.out()).singleElement().asString().startsWith("BROKEN " + segment.getFileName() + ":2: ");
+    assertThat(broken.out())
+        .singleElement()
+        .asString()
+        .startsWith("BROKEN " + segment.getFileName() + ":2: ");
     assertThat(broken.stderr).isEmpty();
   }
 
@@ -108,28 +128,39 @@ class ReplayCommandTest {
     Path missing = dir.resolve("absent");
     Result r = run("replay", "verify", "--recordings", missing.toString());
     assertThat(r.status).isEqualTo(2);
-    assertThat(r.err()).singleElement().asString().startsWith("inferpam: --recordings: ").contains(missing.toString());
+    assertThat(r.err())
+        .singleElement()
+        .asString()
+        .startsWith("inferpam: --recordings: ")
+        .contains(missing.toString());
     assertThat(r.stderr).doesNotContain("\tat ").doesNotContain("Exception");
   }
 
   @Test
   void argumentErrorsExitTwoWithOneLine() {
     String d = dir.toString();
-    for (String[] args : List.of(
-        new String[] {"replay"},
-        new String[] {"replay", "replay"},
-        new String[] {"replay", "verify"},
-        new String[] {"replay", "show", "--recordings", d},
-        new String[] {"replay", "show", "--recordings", d, "a", "b"},
-        new String[] {"replay", "verify", "--recordings", d, "extra"},
-        new String[] {"replay", "list", "--recordings", d, "--subject"},
-        new String[] {"replay", "rerun", "--recordings", d, "ex-1"},
-        new String[] {"replay", "rerun", "--recordings", d, "ex-1", "--upstream", "not a url"},
-        new String[] {"replay", "verify", "--recordings", d, "--upstream", "http://127.0.0.1:1"})) {
+    for (String[] args :
+        List.of(
+            new String[] {"replay"},
+            new String[] {"replay", "replay"},
+            new String[] {"replay", "verify"},
+            new String[] {"replay", "show", "--recordings", d},
+            new String[] {"replay", "show", "--recordings", d, "a", "b"},
+            new String[] {"replay", "verify", "--recordings", d, "extra"},
+            new String[] {"replay", "list", "--recordings", d, "--subject"},
+            new String[] {"replay", "rerun", "--recordings", d, "ex-1"},
+            new String[] {"replay", "rerun", "--recordings", d, "ex-1", "--upstream", "not a url"},
+            new String[] {
+              "replay", "verify", "--recordings", d, "--upstream", "http://127.0.0.1:1"
+            })) {
       Result r = run(args);
       assertThat(r.status).as("%s", List.of(args)).isEqualTo(2);
       assertThat(r.stdout).as("%s", List.of(args)).isEmpty();
-      assertThat(r.err()).as("%s", List.of(args)).singleElement().asString().startsWith("inferpam: ");
+      assertThat(r.err())
+          .as("%s", List.of(args))
+          .singleElement()
+          .asString()
+          .startsWith("inferpam: ");
     }
   }
 
@@ -138,26 +169,40 @@ class ReplayCommandTest {
     Path recordings = Files.createDirectory(dir.resolve("rec"));
     TestRecordings.write(recordings, allowedChat("ex-1", T0));
     Path secret = Files.writeString(dir.resolve("upstream.key"), "fresh-from-file\n");
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), """
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"),
+            """
         version: 1
         upstream:
           credential:
             from-file: "%s"
-        """.formatted(secret.toString().replace("\\", "\\\\")));
+        """
+                .formatted(secret.toString().replace("\\", "\\\\")));
     try (MockWebServer upstream = new MockWebServer()) {
       upstream.start(InetAddress.getLoopbackAddress(), 0);
       upstream.enqueue(new MockResponse.Builder().code(200).body(ANSWER).build());
 
-      Result r = run("replay", "rerun", "--recordings", recordings.toString(), "ex-1",
-          "--upstream", upstream.url("/").toString(), "--policy", policy.toString());
+      Result r =
+          run(
+              "replay",
+              "rerun",
+              "--recordings",
+              recordings.toString(),
+              "ex-1",
+              "--upstream",
+              upstream.url("/").toString(),
+              "--policy",
+              policy.toString());
 
       assertThat(r.status).as(r.stderr).isZero();
-      assertThat(r.out()).containsExactly(
-          "rerun ex-1: POST " + upstream.url("/v1/chat/completions"),
-          "note: the request body is re-sent as recorded; with recording.bodies: masked (the default)"
-              + " that is the masked text, which may differ from what the caller sent",
-          "status: recorded 200, rerun 200",
-          "bodies: identical (11 lines compared)");
+      assertThat(r.out())
+          .containsExactly(
+              "rerun ex-1: POST " + upstream.url("/v1/chat/completions"),
+              "note: the request body is re-sent as recorded; with recording.bodies: masked (the default)"
+                  + " that is the masked text, which may differ from what the caller sent",
+              "status: recorded 200, rerun 200",
+              "bodies: identical (11 lines compared)");
       RecordedRequest sent = upstream.takeRequest(5, TimeUnit.SECONDS);
       assertThat(sent.getHeaders().get("Authorization")).isEqualTo("Bearer fresh-from-file");
       assertThat(r.stdout + r.stderr).doesNotContain("fresh-from-file");
@@ -167,17 +212,37 @@ class ReplayCommandTest {
   @Test
   void rerunOfADeniedExchangeExitsOne() throws Exception {
     TestRecordings.write(dir, denied("ex-2", T0));
-    Result r = run("replay", "rerun", "--recordings", dir.toString(), "ex-2", "--upstream", "http://127.0.0.1:9");
+    Result r =
+        run(
+            "replay",
+            "rerun",
+            "--recordings",
+            dir.toString(),
+            "ex-2",
+            "--upstream",
+            "http://127.0.0.1:9");
     assertThat(r.status).isEqualTo(1);
-    assertThat(r.err()).singleElement().asString().contains("was not forwarded (outcome deny, code not_entitled)");
+    assertThat(r.err())
+        .singleElement()
+        .asString()
+        .contains("was not forwarded (outcome deny, code not_entitled)");
   }
 
   @Test
   void rerunWithAnInvalidPolicyExitsTwoNamingTheFile() throws Exception {
     TestRecordings.write(dir, allowedChat("ex-1", T0));
     Path policy = Files.writeString(dir.resolve("bad.yaml"), "version: 7\n");
-    Result r = run("replay", "rerun", "--recordings", dir.toString(), "ex-1", "--upstream", "http://127.0.0.1:9",
-        "--policy", policy.toString());
+    Result r =
+        run(
+            "replay",
+            "rerun",
+            "--recordings",
+            dir.toString(),
+            "ex-1",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--policy",
+            policy.toString());
     assertThat(r.status).isEqualTo(2);
     assertThat(r.err()).singleElement().asString().startsWith("inferpam: " + policy + ": version");
   }

@@ -92,7 +92,8 @@ final class SlowClients implements AutoCloseable {
     try {
       while (running) {
         selector.select(100);
-        for (Client c; (c = toRegister.poll()) != null; ) c.channel.register(selector, SelectionKey.OP_READ, c);
+        for (Client c; (c = toRegister.poll()) != null; )
+          c.channel.register(selector, SelectionKey.OP_READ, c);
         for (SelectionKey key : selector.selectedKeys()) {
           Client c = (Client) key.attachment();
           buffer.clear();

@@ -12,13 +12,15 @@ public final class TestPolicies {
   public static final String ALICE_KEY = "alice-key-5d1e0c";
   public static final String CI_KEY = "ci-key-8a77f2";
   public static final String UPSTREAM_AUTHORIZATION = "Bearer upstream-secret-93b1";
+
   /**
    * The environment variable the policy takes the upstream credential from. In-process tests
    * override the provider instead; the child-process test sets it.
    */
   public static final String UPSTREAM_ENV = "INFERPAM_TEST_UPSTREAM_KEY";
 
-  public static final String POLICY = """
+  public static final String POLICY =
+      """
       version: 1
       identity:
         api-keys:
@@ -46,7 +48,8 @@ public final class TestPolicies {
         presets: [ollama-admin]
       parameters:
         deny: [logprobs, logit_bias, top_logprobs]
-      """.formatted(sha256(ALICE_KEY), sha256(CI_KEY), UPSTREAM_ENV);
+      """
+          .formatted(sha256(ALICE_KEY), sha256(CI_KEY), UPSTREAM_ENV);
 
   private TestPolicies() {}
 
@@ -79,6 +82,7 @@ public final class TestPolicies {
 
   /** Keys of {@link #approvalPolicy}'s reviewer (bob), plain caller (carol) and reviewer-caller (dave). */
   public static final String BOB_KEY = "bob-key-3c0a91";
+
   public static final String CAROL_KEY = "carol-key-7e24b5";
   public static final String DAVE_KEY = "dave-key-19f6d0";
 
@@ -94,7 +98,8 @@ public final class TestPolicies {
    *                       spaces (e.g. {@code "  max-pending-per-principal: 1\n"}), or {@code ""}
    * @param extraSections  more top-level sections (e.g. {@code masking}), or {@code ""}
    */
-  public static String approvalPolicy(String timeout, String grant, String approvalExtra, String extraSections) {
+  public static String approvalPolicy(
+      String timeout, String grant, String approvalExtra, String extraSections) {
     return """
         version: 1
         identity:
@@ -125,8 +130,17 @@ public final class TestPolicies {
         %s  rules:
             - name: bulk-export
               prompt-matches: '(?i)\\b(dump|export) all\\b'
-        """.formatted(sha256(ALICE_KEY), sha256(BOB_KEY), sha256(CAROL_KEY), sha256(DAVE_KEY), UPSTREAM_ENV,
-            timeout, grant, approvalExtra) + extraSections;
+        """
+            .formatted(
+                sha256(ALICE_KEY),
+                sha256(BOB_KEY),
+                sha256(CAROL_KEY),
+                sha256(DAVE_KEY),
+                UPSTREAM_ENV,
+                timeout,
+                grant,
+                approvalExtra)
+        + extraSections;
   }
 
   public static String chat(String model, String extraFields) {

@@ -104,6 +104,7 @@ import okio.Timeout;
  */
 public final class PamInterceptor implements Interceptor {
   private static final MediaType JSON = MediaType.get("application/json");
+
   /** How often a call waiting for approval looks whether it was cancelled (or timed out). */
   private static final Duration CANCEL_POLL = Duration.ofMillis(50);
 
@@ -172,10 +173,15 @@ public final class PamInterceptor implements Interceptor {
     // The caller sees its own request, never the one carrying the upstream credential:
     // response.request() and the network/prior responses would otherwise hand it over. Nor does
     // it see a credential an upstream echoed in a header.
-    Response.Builder shown = response.newBuilder().request(request)
-        .networkResponse(null).priorResponse(null).cacheResponse(null)
-        .headers(shownHeaders(response.headers(), relay))
-        .message(relay.header("", response.message()));
+    Response.Builder shown =
+        response
+            .newBuilder()
+            .request(request)
+            .networkResponse(null)
+            .priorResponse(null)
+            .cacheResponse(null)
+            .headers(shownHeaders(response.headers(), relay))
+            .message(relay.header("", response.message()));
     ResponseBody body = response.body();
     if (body == null) {
       allowed.end(true);
@@ -183,18 +189,24 @@ public final class PamInterceptor implements Interceptor {
     }
     ResponseMasking masking = relay.masking();
     if (masking != null) {
-      BufferedSource masked = Okio.buffer(new MaskingSource(body.source(), masking, relay, allowed));
+      BufferedSource masked =
+          Okio.buffer(new MaskingSource(body.source(), masking, relay, allowed));
       if (!relay.dropContentLength()) {
         // Only credentials are replaced, which keeps the length.
-        return shown.body(ResponseBody.create(masked, body.contentType(), body.contentLength())).build();
+        return shown
+            .body(ResponseBody.create(masked, body.contentType(), body.contentLength()))
+            .build();
       }
       // Masking changes the length; the caller reads until the end instead.
-      return shown.removeHeader("Content-Length")
+      return shown
+          .removeHeader("Content-Length")
           .body(ResponseBody.create(masked, body.contentType(), -1))
           .build();
     }
     BufferedSource tapped = Okio.buffer(new TapSource(body.source(), relay, allowed));
-    return shown.body(ResponseBody.create(tapped, body.contentType(), body.contentLength())).build();
+    return shown
+        .body(ResponseBody.create(tapped, body.contentType(), body.contentLength()))
+        .build();
   }
 
   /**
@@ -219,7 +231,8 @@ public final class PamInterceptor implements Interceptor {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       held.cancel();
-      InterruptedIOException interrupted = new InterruptedIOException("interrupted while waiting for approval");
+      InterruptedIOException interrupted =
+          new InterruptedIOException("interrupted while waiting for approval");
       interrupted.initCause(e);
       throw interrupted;
     }
@@ -236,7 +249,8 @@ public final class PamInterceptor implements Interceptor {
     } catch (RuntimeException e) {
       return request;
     }
-    return token == null || token.isBlank() ? request
+    return token == null || token.isBlank()
+        ? request
         : request.newBuilder().header("Authorization", "Bearer " + token).build();
   }
 
@@ -246,8 +260,13 @@ public final class PamInterceptor implements Interceptor {
     if (body != null && body.contentType() != null && request.header("Content-Type") == null) {
       headers.put("content-type", List.of(body.contentType().toString()));
     }
-    RequestHead head = new RequestHead(request.method(), request.url().encodedPath(),
-        request.url().encodedQuery(), headers, null);
+    RequestHead head =
+        new RequestHead(
+            request.method(),
+            request.url().encodedPath(),
+            request.url().encodedQuery(),
+            headers,
+            null);
     if (body == null) return engine.begin(head, null, 0);
 
     long limit = engine.maxBodyBytes();
@@ -318,7 +337,9 @@ public final class PamInterceptor implements Interceptor {
   private static void reportLast(Buffer sink, long n, ResponsePlan.Relay relay) {
     try (Buffer.UnsafeCursor cursor = sink.readUnsafe(new Buffer.UnsafeCursor())) {
       long left = n;
-      for (int readable = cursor.seek(sink.size() - n); left > 0 && readable > 0; readable = cursor.next()) {
+      for (int readable = cursor.seek(sink.size() - n);
+          left > 0 && readable > 0;
+          readable = cursor.next()) {
         int take = (int) Math.min(readable, left);
         relay.delivered(cursor.data, cursor.start, take);
         left -= take;
@@ -378,7 +399,8 @@ public final class PamInterceptor implements Interceptor {
     private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
 
     private final Verdict.Allowed allowed;
-    private final java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicBoolean done =
+        new java.util.concurrent.atomic.AtomicBoolean();
 
     private Ending(Verdict.Allowed allowed) {
       this.allowed = allowed;
@@ -407,8 +429,10 @@ public final class PamInterceptor implements Interceptor {
    */
   private static final class MaskingSource implements Source {
     private static final long CHUNK = 8192;
+
     /** What is masked at once of what arrived; about a few server-sent events. */
     private static final long SLICE = 1024;
+
     /**
      * What is scanned at once when only credentials are replaced: that scan holds back nothing
      * but a run that could still become a credential, so a larger slice delays no event.
@@ -425,8 +449,11 @@ public final class PamInterceptor implements Interceptor {
     private boolean failed;
     private final long slice;
 
-    MaskingSource(BufferedSource upstream, ResponseMasking masking, ResponsePlan.Relay relay,
-                  Verdict.Allowed allowed) {
+    MaskingSource(
+        BufferedSource upstream,
+        ResponseMasking masking,
+        ResponsePlan.Relay relay,
+        Verdict.Allowed allowed) {
       this.upstream = upstream;
       this.masking = masking;
       this.relay = relay;

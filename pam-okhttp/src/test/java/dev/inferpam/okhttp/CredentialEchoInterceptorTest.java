@@ -8,9 +8,9 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.internal.recording.RecordCodec;
 import dev.inferpam.testsupport.FakeModelServer;
 import dev.inferpam.testsupport.ModelAnswer;
-import dev.inferpam.core.internal.recording.RecordCodec;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import mockwebserver3.MockWebServer;
@@ -23,9 +23,9 @@ import okhttp3.Request;
 import okhttp3.RequestBody;
 import okhttp3.Response;
 import okio.BufferedSource;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /**
  * An upstream that echoes the request's headers (the injected credential among them) into its
@@ -57,21 +57,36 @@ class CredentialEchoInterceptorTest {
           directory: ./never-opened-a-recorder-is-given
           bodies: full
           durability: batched
-        """.formatted(sha256(ALICE), sha256(AUDITOR),
-        masking ? "masking:\n  detectors: [email]\n  exempt-groups: [auditors]" : "");
+        """
+        .formatted(
+            sha256(ALICE),
+            sha256(AUDITOR),
+            masking ? "masking:\n  detectors: [email]\n  exempt-groups: [auditors]" : "");
   }
 
   OkHttpClient client(boolean masking) {
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(masking))).recorder(recorder)
-        .credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM)).build();
-    return PamInterceptor.of(engine).install(new OkHttpClient.Builder())
-        .readTimeout(10, TimeUnit.SECONDS).retryOnConnectionFailure(false).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy(masking)))
+            .recorder(recorder)
+            .credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM))
+            .build();
+    return PamInterceptor.of(engine)
+        .install(new OkHttpClient.Builder())
+        .readTimeout(10, TimeUnit.SECONDS)
+        .retryOnConnectionFailure(false)
+        .build();
   }
 
   Request chat(String key) {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    return new Request.Builder().url(server.url("/v1/chat/completions")).header("X-Api-Key", key)
-        .header("X-Client-Note", "my key is " + key).post(RequestBody.create(body, JSON)).build();
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    return new Request.Builder()
+        .url(server.url("/v1/chat/completions"))
+        .header("X-Api-Key", key)
+        .header("X-Client-Note", "my key is " + key)
+        .post(RequestBody.create(body, JSON))
+        .build();
   }
 
   /** Answers every request with its headers, in the body (JSON, '/' escaped) and as X-Echo-* headers. */
@@ -88,8 +103,11 @@ class CredentialEchoInterceptorTest {
       body = r.body().string();
     }
     RecordedRequest seen = server.takeRequest();
-    assertThat(seen.getHeaders().get("Authorization")).isEqualTo("Bearer " + UPSTREAM); // it was injected
-    assertThat(body).contains("\"Authorization\":\"Bearer [REDACTED:credential").doesNotContain("0123456789")
+    assertThat(seen.getHeaders().get("Authorization"))
+        .isEqualTo("Bearer " + UPSTREAM); // it was injected
+    assertThat(body)
+        .contains("\"Authorization\":\"Bearer [REDACTED:credential")
+        .doesNotContain("0123456789")
         .doesNotContain(key);
     assertThat(headers.toString()).doesNotContain("0123456789").doesNotContain(key);
     assertThat(headers.get("X-Echo-Authorization")).startsWith("[REDACTED:credential");
@@ -104,11 +122,16 @@ class CredentialEchoInterceptorTest {
   @Test
   void aStreamedEchoSplitAcrossChunksIsReplacedWhereverTheCutFalls() throws Exception {
     String secret = "Bearer " + UPSTREAM;
-    String event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent " + secret + "\"}}]}\n\n";
+    String event =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"you sent "
+            + secret
+            + "\"}}]}\n\n";
     int cut = event.indexOf(UPSTREAM) + 5; // inside the value
     CountDownLatch release = new CountDownLatch(1);
-    server.enqueue(FakeModelServer.response(
-        ModelAnswer.sse(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n").holdBefore(1, release)));
+    server.enqueue(
+        FakeModelServer.response(
+            ModelAnswer.sse(event.substring(0, cut), event.substring(cut) + "data: [DONE]\n\n")
+                .holdBefore(1, release)));
     StringBuilder received = new StringBuilder();
     try (Response r = client(false).newCall(chat(ALICE)).execute()) {
       BufferedSource source = r.body().source();
@@ -119,7 +142,9 @@ class CredentialEchoInterceptorTest {
       release.countDown();
       received.append(source.readUtf8());
     }
-    assertThat(received.toString()).doesNotContain("0123456789").contains("you sent [REDACTED:credential");
+    assertThat(received.toString())
+        .doesNotContain("0123456789")
+        .contains("you sent [REDACTED:credential");
     assertThat(received).hasSize(event.length() + "data: [DONE]\n\n".length());
   }
 }

@@ -48,9 +48,13 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class OAuth2UpstreamTest {
   static final MediaType JSON = MediaType.get("application/json");
+
   /** Writes a whole record, every field, to search it for secrets. */
-  static final ObjectMapper MAPPER = new ObjectMapper()
-      .registerModule(new SimpleModule().addSerializer(Instant.class, ToStringSerializer.instance));
+  static final ObjectMapper MAPPER =
+      new ObjectMapper()
+          .registerModule(
+              new SimpleModule().addSerializer(Instant.class, ToStringSerializer.instance));
+
   static final Clock CLOCK = Clock.fixed(Instant.parse("2026-11-28T12:00:00Z"), ZoneOffset.UTC);
 
   static final String ALICE = "alice-key-0001";
@@ -64,11 +68,11 @@ class OAuth2UpstreamTest {
   final List<SessionRecord> records = new CopyOnWriteArrayList<>();
   OkHttpClient client;
 
-
   @BeforeEach
   void setUp() throws IOException {
     Path secret = Files.writeString(dir.resolve("client-secret"), CLIENT_SECRET + "\n");
-    String policy = """
+    String policy =
+        """
         version: 1
         identity:
           api-keys:
@@ -84,22 +88,37 @@ class OAuth2UpstreamTest {
           - groups: [ml-engineers]
             models: ["llama-3.1-*"]
             operations: [chat]
-        """.formatted(sha256(ALICE), idp.url("/oauth/token"), secret);
+        """
+            .formatted(sha256(ALICE), idp.url("/oauth/token"), secret);
     Recorder recorder = records::add;
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy)).clock(CLOCK).recorder(recorder).build();
-    client = PamInterceptor.of(engine).install(new OkHttpClient.Builder())
-        .readTimeout(10, TimeUnit.SECONDS).build();
+    PamEngine engine =
+        PamEngine.builder().policy(Policy.parse(policy)).clock(CLOCK).recorder(recorder).build();
+    client =
+        PamInterceptor.of(engine)
+            .install(new OkHttpClient.Builder())
+            .readTimeout(10, TimeUnit.SECONDS)
+            .build();
   }
 
   Response chat() throws IOException {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    return client.newCall(new Request.Builder().url(upstream.url("/v1/chat/completions"))
-        .header("X-Api-Key", ALICE).post(RequestBody.create(body, JSON)).build()).execute();
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    return client
+        .newCall(
+            new Request.Builder()
+                .url(upstream.url("/v1/chat/completions"))
+                .header("X-Api-Key", ALICE)
+                .post(RequestBody.create(body, JSON))
+                .build())
+        .execute();
   }
 
   static MockResponse minted() {
-    return new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body("{\"access_token\":\"" + MINTED + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}").build();
+    return new MockResponse.Builder()
+        .code(200)
+        .setHeader("Content-Type", "application/json")
+        .body("{\"access_token\":\"" + MINTED + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}")
+        .build();
   }
 
   @Test
@@ -125,39 +144,53 @@ class OAuth2UpstreamTest {
     // One grant served both requests, authenticated with the client's id and secret.
     assertThat(idp.getRequestCount()).isEqualTo(1);
     RecordedRequest grant = idp.takeRequest(5, TimeUnit.SECONDS);
-    assertThat(grant.getBody().utf8()).isEqualTo("grant_type=client_credentials&scope=models.invoke");
-    assertThat(grant.getHeaders().get("Authorization")).isEqualTo("Basic " + Base64.getEncoder()
-        .encodeToString(("inference-gateway:" + CLIENT_SECRET).getBytes(StandardCharsets.UTF_8)));
+    assertThat(grant.getBody().utf8())
+        .isEqualTo("grant_type=client_credentials&scope=models.invoke");
+    assertThat(grant.getHeaders().get("Authorization"))
+        .isEqualTo(
+            "Basic "
+                + Base64.getEncoder()
+                    .encodeToString(
+                        ("inference-gateway:" + CLIENT_SECRET).getBytes(StandardCharsets.UTF_8)));
 
-    assertThat(records).hasSize(2).allSatisfy(rec -> {
-      assertThat(rec.decision().outcome()).isEqualTo("allow");
-      assertThat(rec.request().headers().get("x-api-key")).containsExactly("[REDACTED]");
-      String json = MAPPER.writeValueAsString(rec);
-      assertThat(json).doesNotContain(MINTED).doesNotContain(CLIENT_SECRET).doesNotContain(ALICE);
-      assertThat(rec.toString()).doesNotContain(MINTED).doesNotContain(CLIENT_SECRET);
-    });
+    assertThat(records)
+        .hasSize(2)
+        .allSatisfy(
+            rec -> {
+              assertThat(rec.decision().outcome()).isEqualTo("allow");
+              assertThat(rec.request().headers().get("x-api-key")).containsExactly("[REDACTED]");
+              String json = MAPPER.writeValueAsString(rec);
+              assertThat(json)
+                  .doesNotContain(MINTED)
+                  .doesNotContain(CLIENT_SECRET)
+                  .doesNotContain(ALICE);
+              assertThat(rec.toString()).doesNotContain(MINTED).doesNotContain(CLIENT_SECRET);
+            });
   }
 
   @Test
   void concurrentCallersShareOneTokenGrant() throws Exception {
     idp.enqueue(minted());
-    upstream.setDispatcher(new Dispatcher() {
-      @Override
-      public MockResponse dispatch(RecordedRequest request) {
-        return new MockResponse.Builder().code(200).body("{}").build();
-      }
-    });
+    upstream.setDispatcher(
+        new Dispatcher() {
+          @Override
+          public MockResponse dispatch(RecordedRequest request) {
+            return new MockResponse.Builder().code(200).body("{}").build();
+          }
+        });
     ExecutorService pool = Executors.newFixedThreadPool(50);
     try {
       CountDownLatch go = new CountDownLatch(1);
       List<Future<Integer>> codes = new ArrayList<>();
       for (int i = 0; i < 50; i++) {
-        codes.add(pool.submit(() -> {
-          go.await();
-          try (Response r = chat()) {
-            return r.code();
-          }
-        }));
+        codes.add(
+            pool.submit(
+                () -> {
+                  go.await();
+                  try (Response r = chat()) {
+                    return r.code();
+                  }
+                }));
       }
       go.countDown();
       for (Future<Integer> code : codes) assertThat(code.get(20, TimeUnit.SECONDS)).isEqualTo(200);
@@ -183,18 +216,25 @@ class OAuth2UpstreamTest {
       assertThat(body).doesNotContain(CLIENT_SECRET);
     }
     assertThat(upstream.getRequestCount()).isZero();
-    assertThat(records).singleElement().satisfies(rec -> {
-      assertThat(rec.decision().outcome()).isEqualTo("deny");
-      assertThat(rec.decision().code()).isEqualTo("upstream_credential_unavailable");
-      assertThat(rec.response().status()).isEqualTo(503);
-      assertThat(MAPPER.writeValueAsString(rec)).doesNotContain(CLIENT_SECRET);
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.decision().outcome()).isEqualTo("deny");
+              assertThat(rec.decision().code()).isEqualTo("upstream_credential_unavailable");
+              assertThat(rec.response().status()).isEqualTo(503);
+              assertThat(MAPPER.writeValueAsString(rec)).doesNotContain(CLIENT_SECRET);
+            });
   }
 
   @Test
   void tokenEndpointRefusingTheClientIs503() throws Exception {
-    idp.enqueue(new MockResponse.Builder().code(401).setHeader("Content-Type", "application/json")
-        .body("{\"error\":\"invalid_client\"}").build());
+    idp.enqueue(
+        new MockResponse.Builder()
+            .code(401)
+            .setHeader("Content-Type", "application/json")
+            .body("{\"error\":\"invalid_client\"}")
+            .build());
     try (Response r = chat()) {
       assertThat(r.code()).isEqualTo(503);
       assertThat(MAPPER.readTree(r.body().string()).get("error").get("code").asText())

@@ -59,9 +59,11 @@ class PamInterceptorApprovalTest {
   static final String SAM = "sam-key-0002";
   static final String UPSTREAM = "Bearer upstream-secret";
   static final String ANSWER = "{\"id\":\"c1\",\"choices\":[{\"message\":{\"content\":\"done\"}}]}";
+
   /** The reviewer as the reviewer endpoints would resolve them. */
-  static final Principal REVIEWER = new Principal("sam", Set.of("security-oncall"), Principal.VIA_API_KEY, null,
-      Map.of());
+  static final Principal REVIEWER =
+      new Principal("sam", Set.of("security-oncall"), Principal.VIA_API_KEY, null, Map.of());
+
   /** Long enough never to pass by itself while a test runs. */
   static final Duration APPROVAL_TIMEOUT = Duration.ofMinutes(5);
 
@@ -99,15 +101,21 @@ class PamInterceptorApprovalTest {
           rules:
             - {name: bulk-export, prompt-matches: "(?i)dump all"}
             - {name: large-generation, max-tokens-over: 8000}
-        """.formatted(sha256(CAROL), sha256(SAM)) + approvalExtra;
+        """
+            .formatted(sha256(CAROL), sha256(SAM))
+        + approvalExtra;
   }
 
   /** An engine with its own (default) approval service; reviews it opens are noted in {@link #notified}. */
   OkHttpClient withDefaultService(String approvalExtra) {
-    engine = PamEngine.builder().policy(Policy.parse(policy(approvalExtra))).clock(clock)
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM)).recorder(recorder)
-        .reviewNotifier(r -> notified.add(r.approvalId()))
-        .build();
+    engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy(approvalExtra)))
+            .clock(clock)
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM))
+            .recorder(recorder)
+            .reviewNotifier(r -> notified.add(r.approvalId()))
+            .build();
     service = null;
     return client(new OkHttpClient.Builder());
   }
@@ -115,17 +123,29 @@ class PamInterceptorApprovalTest {
   /** An engine whose approval service expires reviews only when the test says so, on a fake clock. */
   OkHttpClient withManualExpiry() {
     Policy policy = Policy.parse(policy(""));
-    service = InProcessApprovalService.builder().settings(policy.approval()).clock(clock).manualExpiry().build();
-    engine = PamEngine.builder().policy(policy).clock(clock)
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM)).recorder(recorder)
-        .approvalService(service)
-        .build();
+    service =
+        InProcessApprovalService.builder()
+            .settings(policy.approval())
+            .clock(clock)
+            .manualExpiry()
+            .build();
+    engine =
+        PamEngine.builder()
+            .policy(policy)
+            .clock(clock)
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM))
+            .recorder(recorder)
+            .approvalService(service)
+            .build();
     return client(new OkHttpClient.Builder());
   }
 
   OkHttpClient client(OkHttpClient.Builder builder) {
-    return PamInterceptor.of(engine).install(builder)
-        .readTimeout(10, TimeUnit.SECONDS).retryOnConnectionFailure(false).build();
+    return PamInterceptor.of(engine)
+        .install(builder)
+        .readTimeout(10, TimeUnit.SECONDS)
+        .retryOnConnectionFailure(false)
+        .build();
   }
 
   InProcessApprovalService service() {
@@ -133,10 +153,17 @@ class PamInterceptorApprovalTest {
   }
 
   static Request chat(String prompt, String extra) {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]"
-        + extra + "}";
-    return new Request.Builder().url("http://placeholder/v1/chat/completions")
-        .header("Authorization", "Bearer " + CAROL).post(RequestBody.create(body, JSON)).build();
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+            + prompt
+            + "\"}]"
+            + extra
+            + "}";
+    return new Request.Builder()
+        .url("http://placeholder/v1/chat/completions")
+        .header("Authorization", "Bearer " + CAROL)
+        .post(RequestBody.create(body, JSON))
+        .build();
   }
 
   Request toServer(Request request) {
@@ -156,11 +183,12 @@ class PamInterceptorApprovalTest {
   }
 
   Future<Answer> start(Call call) {
-    return callers.submit(() -> {
-      try (Response r = call.execute()) {
-        return new Answer(r.code(), r.header("Retry-After"), r.body().string());
-      }
-    });
+    return callers.submit(
+        () -> {
+          try (Response r = call.execute()) {
+            return new Answer(r.code(), r.header("Retry-After"), r.body().string());
+          }
+        });
   }
 
   static Answer answer(Future<Answer> f) throws Exception {
@@ -168,17 +196,26 @@ class PamInterceptorApprovalTest {
   }
 
   Pending awaitPending() {
-    return await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10))
-        .until(() -> service().pending(), p -> p.size() == 1).get(0);
+    return await()
+        .atMost(Duration.ofSeconds(5))
+        .pollInterval(Duration.ofMillis(10))
+        .until(() -> service().pending(), p -> p.size() == 1)
+        .get(0);
   }
 
   void enqueueAnswer() {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body(ANSWER).build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body(ANSWER)
+            .build());
   }
 
   SessionRecord onlyRecord() {
-    await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10))
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .pollInterval(Duration.ofMillis(10))
         .until(() -> !recorder.records.isEmpty());
     assertThat(recorder.records).hasSize(1);
     return recorder.records.get(0);
@@ -229,7 +266,8 @@ class PamInterceptorApprovalTest {
     Future<Answer> caller = start(client, chat("dump all salaries", ""));
 
     Pending review = awaitPending();
-    assertThat(service().reject(review.id(), REVIEWER, "not today").kind()).isEqualTo(ReviewResult.Kind.DECIDED);
+    assertThat(service().reject(review.id(), REVIEWER, "not today").kind())
+        .isEqualTo(ReviewResult.Kind.DECIDED);
 
     Answer a = answer(caller);
     assertThat(a.status()).isEqualTo(403);
@@ -266,7 +304,8 @@ class PamInterceptorApprovalTest {
     assertThat(rec.approval().outcome()).isEqualTo("expired");
     assertThat(rec.approval().reviewer()).isNull();
     assertThat(service().approve(review.id(), REVIEWER, "too late").kind())
-        .as("a late approval releases nothing").isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+        .as("a late approval releases nothing")
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
     assertThat(server.getRequestCount()).isZero();
   }
 
@@ -297,11 +336,15 @@ class PamInterceptorApprovalTest {
     Pending review = awaitPending();
     call.cancel();
 
-    assertThatThrownBy(() -> answer(caller)).isInstanceOf(ExecutionException.class)
-        .cause().isInstanceOf(IOException.class).hasMessageContaining("Canceled");
+    assertThatThrownBy(() -> answer(caller))
+        .isInstanceOf(ExecutionException.class)
+        .cause()
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("Canceled");
     assertThat(service().pending()).isEmpty();
     assertThat(service().approve(review.id(), REVIEWER, "ok").kind())
-        .as("a withdrawn review cannot be approved any more").isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+        .as("a withdrawn review cannot be approved any more")
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
     assertThat(server.getRequestCount()).isZero();
 
     SessionRecord rec = onlyRecord();
@@ -315,18 +358,25 @@ class PamInterceptorApprovalTest {
   @Test
   void aCallTimeoutShorterThanTheReviewEndsTheWaitAndWithdrawsIt() throws Exception {
     withDefaultService("");
-    OkHttpClient client = client(new OkHttpClient.Builder().callTimeout(300, TimeUnit.MILLISECONDS));
+    OkHttpClient client =
+        client(new OkHttpClient.Builder().callTimeout(300, TimeUnit.MILLISECONDS));
     long t0 = System.nanoTime();
     Future<Answer> caller = start(client, chat("dump all invoices", ""));
 
-    assertThatThrownBy(() -> answer(caller)).isInstanceOf(ExecutionException.class)
-        .cause().isInstanceOf(InterruptedIOException.class).hasMessage("timeout")
-        .cause().isInstanceOf(IOException.class).hasMessage("Canceled");
+    assertThatThrownBy(() -> answer(caller))
+        .isInstanceOf(ExecutionException.class)
+        .cause()
+        .isInstanceOf(InterruptedIOException.class)
+        .hasMessage("timeout")
+        .cause()
+        .isInstanceOf(IOException.class)
+        .hasMessage("Canceled");
     assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(3));
 
     assertThat(notified).as("the review was opened").hasSize(1);
     assertThat(service().pending()).isEmpty();
-    assertThat(service().approve(notified.get(0), REVIEWER, "ok").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(service().approve(notified.get(0), REVIEWER, "ok").kind())
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
     assertThat(server.getRequestCount()).isZero();
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().complete()).isFalse();
@@ -339,14 +389,17 @@ class PamInterceptorApprovalTest {
     OkHttpClient client = withDefaultService("");
     AtomicReference<Throwable> thrown = new AtomicReference<>();
     AtomicBoolean stillInterrupted = new AtomicBoolean();
-    Thread waiting = new Thread(() -> {
-      try (Response r = client.newCall(toServer(chat("dump all keys", ""))).execute()) {
-        thrown.set(new AssertionError("answered " + r.code()));
-      } catch (Throwable t) {
-        thrown.set(t);
-      }
-      stillInterrupted.set(Thread.currentThread().isInterrupted());
-    }, "approval-waiter");
+    Thread waiting =
+        new Thread(
+            () -> {
+              try (Response r = client.newCall(toServer(chat("dump all keys", ""))).execute()) {
+                thrown.set(new AssertionError("answered " + r.code()));
+              } catch (Throwable t) {
+                thrown.set(t);
+              }
+              stillInterrupted.set(Thread.currentThread().isInterrupted());
+            },
+            "approval-waiter");
     waiting.start();
 
     Pending review = awaitPending();
@@ -357,7 +410,8 @@ class PamInterceptorApprovalTest {
     assertThat(thrown.get()).isInstanceOf(InterruptedIOException.class);
     assertThat(stillInterrupted).isTrue();
     assertThat(service().pending()).isEmpty();
-    assertThat(service().approve(review.id(), REVIEWER, "ok").kind()).isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
+    assertThat(service().approve(review.id(), REVIEWER, "ok").kind())
+        .isEqualTo(ReviewResult.Kind.ALREADY_DECIDED);
     assertThat(server.getRequestCount()).isZero();
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().complete()).isFalse();
@@ -380,10 +434,13 @@ class PamInterceptorApprovalTest {
     assertThat(service().pending()).extracting(Pending::id).containsExactly(review.id());
     assertThat(first).isNotDone();
     assertThat(server.getRequestCount()).isZero();
-    assertThat(recorder.records).singleElement().satisfies(rec -> {
-      assertThat(rec.decision().code()).isEqualTo("approval_limit");
-      assertThat(rec.response().status()).isEqualTo(429);
-    });
+    assertThat(recorder.records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.decision().code()).isEqualTo("approval_limit");
+              assertThat(rec.response().status()).isEqualTo(429);
+            });
 
     service().reject(review.id(), REVIEWER, "cleanup");
     assertThat(answer(first).status()).isEqualTo(403);
@@ -395,8 +452,11 @@ class PamInterceptorApprovalTest {
     enqueueAnswer();
     Future<Answer> a = start(client, chat("dump all customers (A)", ""));
     Future<Answer> b = start(client, chat("dump all customers (B)", ""));
-    List<Pending> both = await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10))
-        .until(() -> service().pending(), p -> p.size() == 2);
+    List<Pending> both =
+        await()
+            .atMost(Duration.ofSeconds(5))
+            .pollInterval(Duration.ofMillis(10))
+            .until(() -> service().pending(), p -> p.size() == 2);
     Pending reviewA = both.stream().filter(p -> body(p).contains("(A)")).findFirst().orElseThrow();
     Pending reviewB = both.stream().filter(p -> body(p).contains("(B)")).findFirst().orElseThrow();
 

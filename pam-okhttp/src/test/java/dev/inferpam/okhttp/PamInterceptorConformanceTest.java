@@ -21,7 +21,9 @@ class PamInterceptorConformanceTest extends AdapterConformance {
   /** OkHttp asks for gzip itself and decodes it before the interceptor sees the answer. */
   @Override
   protected Set<Capability> capabilities() {
-    return EnumSet.of(Capability.INJECTS_UPSTREAM_CREDENTIAL, Capability.DECODES_GZIP_ANSWERS,
+    return EnumSet.of(
+        Capability.INJECTS_UPSTREAM_CREDENTIAL,
+        Capability.DECODES_GZIP_ANSWERS,
         Capability.KEEPS_CONTENT_LENGTH);
   }
 }

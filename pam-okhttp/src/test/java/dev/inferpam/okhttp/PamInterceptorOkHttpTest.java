@@ -44,10 +44,14 @@ class PamInterceptorOkHttpTest {
   static final String ALICE = "alice-key-0001";
   static final String AUDITOR = "auditor-key-0002";
   static final String EMAIL = "jane.doe@example.com";
+
   /** Luhn-valid. */
   static final String CARD = "4111 1111 1111 1111";
-  static final String ANSWER = Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
-  static final String MASKED_ANSWER = ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
+
+  static final String ANSWER =
+      Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
+  static final String MASKED_ANSWER =
+      ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
 
   @StartStop final MockWebServer server = new MockWebServer();
   final InMemoryRecorder recorder = new InMemoryRecorder();
@@ -57,8 +61,10 @@ class PamInterceptorOkHttpTest {
         version: 1
         identity:
           api-keys:
-        """ + Policies.apiKey("alice", ALICE, "ml-engineers") + Policies.apiKey("auditor", AUDITOR, "ml-engineers",
-        "auditors") + """
+        """
+        + Policies.apiKey("alice", ALICE, "ml-engineers")
+        + Policies.apiKey("auditor", AUDITOR, "ml-engineers", "auditors")
+        + """
         entitlements:
           - groups: [ml-engineers]
             models: ["llama-3.1-*"]
@@ -70,19 +76,29 @@ class PamInterceptorOkHttpTest {
           directory: ./never-opened-a-recorder-is-given
           bodies: %s
           durability: batched
-        """.formatted(bodies);
+        """
+            .formatted(bodies);
   }
 
   OkHttpClient client(String bodies) {
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(policy(bodies))).recorder(recorder)
-        .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret")).build();
-    return PamInterceptor.of(engine).install(new OkHttpClient.Builder())
-        .readTimeout(10, TimeUnit.SECONDS).retryOnConnectionFailure(false).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy(bodies)))
+            .recorder(recorder)
+            .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"))
+            .build();
+    return PamInterceptor.of(engine)
+        .install(new OkHttpClient.Builder())
+        .readTimeout(10, TimeUnit.SECONDS)
+        .retryOnConnectionFailure(false)
+        .build();
   }
 
   Request.Builder chat(String key, String extra) {
-    return new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + key).post(RequestBody.create(Policies.chat("llama-3.1-8b", extra), JSON));
+    return new Request.Builder()
+        .url(server.url("/v1/chat/completions"))
+        .header("Authorization", "Bearer " + key)
+        .post(RequestBody.create(Policies.chat("llama-3.1-8b", extra), JSON));
   }
 
   SessionRecord onlyRecord() {
@@ -103,8 +119,13 @@ class PamInterceptorOkHttpTest {
     StringBuilder text = new StringBuilder();
     for (String line : sse.split("\n")) {
       if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
-      JsonNode content = MAPPER.readTree(line.substring("data: ".length())).path("choices").path(0)
-          .path("delta").path("content");
+      JsonNode content =
+          MAPPER
+              .readTree(line.substring("data: ".length()))
+              .path("choices")
+              .path(0)
+              .path("delta")
+              .path("content");
       text.append(content.asText(""));
     }
     return text.toString();
@@ -114,16 +135,24 @@ class PamInterceptorOkHttpTest {
 
   @Test
   void aMaskedResponseDroppedUnclosedIsStillRecordedIncompleteOnceCollected() throws Exception {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body(ANSWER).build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body(ANSWER)
+            .build());
     dropWithoutClosing(client("masked").newCall(chat(ALICE, "").build()));
     awaitIncompleteRecord();
   }
 
   @Test
   void anUnmaskedResponseDroppedUnclosedIsStillRecordedIncompleteOnceCollected() throws Exception {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/octet-stream")
-        .body("binary").build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/octet-stream")
+            .body("binary")
+            .build());
     dropWithoutClosing(client("masked").newCall(chat(ALICE, "").build()));
     awaitIncompleteRecord();
   }
@@ -136,11 +165,14 @@ class PamInterceptorOkHttpTest {
   }
 
   private void awaitIncompleteRecord() {
-    org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(20))
-        .pollInterval(java.time.Duration.ofMillis(50)).until(() -> {
-          System.gc(); // the body is unreachable: collecting it ends the exchange
-          return !recorder.records().isEmpty();
-        });
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(20))
+        .pollInterval(java.time.Duration.ofMillis(50))
+        .until(
+            () -> {
+              System.gc(); // the body is unreachable: collecting it ends the exchange
+              return !recorder.records().isEmpty();
+            });
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().status()).isEqualTo(200);
     assertThat(rec.response().complete()).isFalse();
@@ -151,11 +183,19 @@ class PamInterceptorOkHttpTest {
   @Test
   void theCallersAcceptEncodingIsNotForwardedAndAGzippedAnswerIsMaskedAfterOkHttpDecompressesIt()
       throws Exception {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .setHeader("Content-Encoding", "gzip").body(new Buffer().write(gzip(ANSWER))).build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .setHeader("Content-Encoding", "gzip")
+            .body(new Buffer().write(gzip(ANSWER)))
+            .build());
 
     String received;
-    try (Response r = client("masked").newCall(chat(ALICE, "").header("Accept-Encoding", "br").build()).execute()) {
+    try (Response r =
+        client("masked")
+            .newCall(chat(ALICE, "").header("Accept-Encoding", "br").build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(200);
       assertThat(r.header("Content-Encoding")).isNull();
       assertThat(r.header("Content-Length")).isNull();
@@ -163,7 +203,8 @@ class PamInterceptorOkHttpTest {
       received = r.body().string();
     }
 
-    assertThat(server.takeRequest().getHeaders().get("Accept-Encoding")).as("OkHttp's own, not the caller's")
+    assertThat(server.takeRequest().getHeaders().get("Accept-Encoding"))
+        .as("OkHttp's own, not the caller's")
         .isEqualTo("gzip");
     assertThat(received).isEqualTo(MASKED_ANSWER);
     assertThat(onlyRecord().response().body()).isEqualTo(MASKED_ANSWER);
@@ -171,42 +212,67 @@ class PamInterceptorOkHttpTest {
 
   @Test
   void anExemptCallerAskingForIdentityKeepsTheLengthWhileOkHttpStillAsksForGzip() throws Exception {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body(ANSWER).build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body(ANSWER)
+            .build());
 
-    try (Response r = client("masked").newCall(chat(AUDITOR, "").header("Accept-Encoding", "identity").build())
-        .execute()) {
+    try (Response r =
+        client("masked")
+            .newCall(chat(AUDITOR, "").header("Accept-Encoding", "identity").build())
+            .execute()) {
       assertThat(r.header("Content-Length")).isEqualTo(String.valueOf(ANSWER.length()));
       assertThat(r.body().string()).isEqualTo(ANSWER);
     }
 
     assertThat(server.takeRequest().getHeaders().get("Accept-Encoding"))
-        .as("not masked, but scanned for credentials: OkHttp's own, not the caller's").isEqualTo("gzip");
+        .as("not masked, but scanned for credentials: OkHttp's own, not the caller's")
+        .isEqualTo("gzip");
     assertThat(onlyRecord().response().body()).isEqualTo(MASKED_ANSWER);
   }
 
   @Test
   void anExemptCallersGzipAnswerIsDecodedSoItCanBeScannedForCredentials() throws Exception {
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .setHeader("Content-Encoding", "gzip").body(new Buffer().write(gzip(ANSWER))).build());
-    try (Response r = client("full").newCall(chat(AUDITOR, "").header("Accept-Encoding", "gzip").build()).execute()) {
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .setHeader("Content-Encoding", "gzip")
+            .body(new Buffer().write(gzip(ANSWER)))
+            .build());
+    try (Response r =
+        client("full")
+            .newCall(chat(AUDITOR, "").header("Accept-Encoding", "gzip").build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(200);
-      assertThat(r.header("Content-Encoding")).as("OkHttp asked for gzip itself and decoded it").isNull();
+      assertThat(r.header("Content-Encoding"))
+          .as("OkHttp asked for gzip itself and decoded it")
+          .isNull();
       assertThat(r.body().string()).isEqualTo(ANSWER);
     }
     assertThat(server.takeRequest().getHeaders().get("Accept-Encoding")).isEqualTo("gzip");
     List<SessionRecord> records = new ArrayList<>(recorder.records());
-    assertThat(records).singleElement().satisfies(rec -> assertThat(rec.response().status()).isEqualTo(200));
+    assertThat(records)
+        .singleElement()
+        .satisfies(rec -> assertThat(rec.response().status()).isEqualTo(200));
   }
 
   @Test
   void aGzipResponseThatOkHttpDoesNotDecompressIsRefused502() throws Exception {
     // With a Range header OkHttp neither asks for gzip nor decompresses: the body stays encoded.
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .setHeader("Content-Encoding", "gzip").body(new Buffer().write(gzip(ANSWER))).build());
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .setHeader("Content-Encoding", "gzip")
+            .body(new Buffer().write(gzip(ANSWER)))
+            .build());
 
     String sent;
-    try (Response r = client("masked").newCall(chat(ALICE, "").header("Range", "bytes=0-").build()).execute()) {
+    try (Response r =
+        client("masked").newCall(chat(ALICE, "").header("Range", "bytes=0-").build()).execute()) {
       assertThat(r.code()).isEqualTo(502);
       assertThat(r.header("Content-Encoding")).isNull();
       assertThat(r.header("Content-Type")).isEqualTo("application/json");
@@ -223,15 +289,20 @@ class PamInterceptorOkHttpTest {
     assertThat(rec.response().body()).isEqualTo(sent);
   }
 
-  // --- a burst ------------------------------------------------------------------------------------
+  // --- a burst
+  // ------------------------------------------------------------------------------------
 
   @Test
   void eventsThatArriveTogetherAreReleasedBeforeAllOfThemAreMasked() throws Exception {
     StringBuilder sse = new StringBuilder();
     for (int i = 0; i < 200; i++) sse.append(Completions.sseDelta("word" + i + " "));
     sse.append(Completions.sseDelta("mail jane.doe@example.com")).append(Completions.SSE_DONE);
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .body(sse.toString()).build()); // one body, all of it there at once
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "text/event-stream")
+            .body(sse.toString())
+            .build()); // one body, all of it there at once
 
     try (Response r = client("masked").newCall(chat(ALICE, "\"stream\":true").build()).execute()) {
       BufferedSource source = r.body().source();

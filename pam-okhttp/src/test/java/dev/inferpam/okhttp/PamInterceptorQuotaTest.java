@@ -38,8 +38,10 @@ class PamInterceptorQuotaTest {
   private static final MediaType JSON = MediaType.get("application/json");
   private static final ObjectMapper MAPPER = new ObjectMapper();
   private static final String ALICE = "alice-quota-key-0001";
+
   /** 15 s into a minute, 43185 s before the end of the UTC day. */
   private static final Instant START = Instant.parse("2026-11-28T12:00:15Z");
+
   private static final String SECONDS_TO_MIDNIGHT = "43185";
 
   @StartStop final MockWebServer server = new MockWebServer();
@@ -59,7 +61,8 @@ class PamInterceptorQuotaTest {
   }
 
   private void start(String limits) {
-    String policy = """
+    String policy =
+        """
         version: 1
         identity:
           api-keys:
@@ -69,19 +72,30 @@ class PamInterceptorQuotaTest {
             models: ["llama-3.1-*"]
             operations: [chat]
         limits:
-        """.formatted(sha256(ALICE)) + limits;
-    engine = PamEngine.builder().policy(Policy.parse(policy)).clock(clock)
-        .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"))
-        .recorder(recorder).build();
-    client = PamInterceptor.of(engine).install(new OkHttpClient.Builder())
-        .readTimeout(10, TimeUnit.SECONDS).build();
+        """
+                .formatted(sha256(ALICE))
+            + limits;
+    engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .clock(clock)
+            .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"))
+            .recorder(recorder)
+            .build();
+    client =
+        PamInterceptor.of(engine)
+            .install(new OkHttpClient.Builder())
+            .readTimeout(10, TimeUnit.SECONDS)
+            .build();
   }
 
   // ---------------------------------------------------------------------------------------------
 
   @Test
-  void requestOverTheMinutesBudgetIsASynthetic429WithRetryAfterAndServerNeverCalled() throws Exception {
-    start("""
+  void requestOverTheMinutesBudgetIsASynthetic429WithRetryAfterAndServerNeverCalled()
+      throws Exception {
+    start(
+        """
           - groups: ["*"]
             requests-per-minute: 2
         """);
@@ -122,15 +136,20 @@ class PamInterceptorQuotaTest {
 
   @Test
   void aCallTheUpstreamNeverAnsweredIsNotChargedTokens() throws Exception {
-    start("""
+    start(
+        """
           - groups: ["*"]
             tokens-per-day: 1000
         """);
     // Nothing listens on the server's port once it is closed: the connection is refused.
     String url = server.url("/v1/chat/completions").toString();
     server.close();
-    Request request = new Request.Builder().url(url).header("Authorization", "Bearer " + ALICE)
-        .post(RequestBody.create(chat("nobody home", ""), JSON)).build();
+    Request request =
+        new Request.Builder()
+            .url(url)
+            .header("Authorization", "Bearer " + ALICE)
+            .post(RequestBody.create(chat("nobody home", ""), JSON))
+            .build();
     org.assertj.core.api.Assertions.assertThatThrownBy(() -> client.newCall(request).execute())
         .isInstanceOf(IOException.class);
     SessionRecord failed = last();
@@ -141,15 +160,19 @@ class PamInterceptorQuotaTest {
 
   @Test
   void streamedAnswerWithAUsageChunkIsChargedOnceConsumed() throws Exception {
-    start("""
+    start(
+        """
           - groups: ["*"]
             tokens-per-day: 100
         """);
-    server.enqueue(sse("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
-        + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":40,\"total_tokens\":70}}\n\n"
-        + "data: [DONE]\n\n"));
+    server.enqueue(
+        sse(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+                + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":40,\"total_tokens\":70}}\n\n"
+                + "data: [DONE]\n\n"));
 
-    try (Response r = post(chat("stream", "\"stream\":true,\"stream_options\":{\"include_usage\":true}"))) {
+    try (Response r =
+        post(chat("stream", "\"stream\":true,\"stream_options\":{\"include_usage\":true}"))) {
       assertThat(r.code()).isEqualTo(200);
       BufferedSource events = r.body().source();
       assertThat(events.readUtf8LineStrict()).contains("\"Hi\"");
@@ -160,20 +183,25 @@ class PamInterceptorQuotaTest {
     SessionRecord streamed = last();
     assertThat(streamed.response().streamed()).isTrue();
     assertThat(streamed.response().complete()).isTrue();
-    assertThat(streamed.response().usage()).containsEntry("prompt_tokens", 30L).containsEntry("completion_tokens", 40L);
+    assertThat(streamed.response().usage())
+        .containsEntry("prompt_tokens", 30L)
+        .containsEntry("completion_tokens", 40L);
     assertThat(streamed.quotaRemaining()).containsEntry("tokens_per_day", 30L);
 
     // What is left now bounds the next request's max_tokens...
     try (Response r = post(chat("too much", "\"max_tokens\":31"))) {
       assertThat(r.code()).isEqualTo(429);
       assertThat(r.header("Retry-After")).isEqualTo(SECONDS_TO_MIDNIGHT);
-      assertThat(MAPPER.readTree(r.body().string()).path("error").path("code").asText()).isEqualTo("quota_exceeded");
+      assertThat(MAPPER.readTree(r.body().string()).path("error").path("code").asText())
+          .isEqualTo("quota_exceeded");
     }
     assertThat(server.getRequestCount()).isEqualTo(1);
 
     // ...and once a second stream spends it, the next request is refused outright.
-    server.enqueue(sse("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":20}}\n\n"
-        + "data: [DONE]\n\n"));
+    server.enqueue(
+        sse(
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":20}}\n\n"
+                + "data: [DONE]\n\n"));
     try (Response r = post(chat("the rest", "\"stream\":true,\"max_tokens\":30"))) {
       assertThat(r.code()).isEqualTo(200);
       r.body().string();
@@ -181,24 +209,28 @@ class PamInterceptorQuotaTest {
     assertThat(last().quotaRemaining()).containsEntry("tokens_per_day", 0L);
     try (Response r = post(chat("one more", ""))) {
       assertThat(r.code()).isEqualTo(429);
-      assertThat(MAPPER.readTree(r.body().string()).path("error").path("message").asText()).contains("used up");
+      assertThat(MAPPER.readTree(r.body().string()).path("error").path("message").asText())
+          .contains("used up");
     }
     assertThat(server.getRequestCount()).isEqualTo(2);
   }
 
   @Test
   void streamedAnswerWithoutUsageIsChargedByTheBytesEstimate() throws Exception {
-    start("""
+    start(
+        """
           - groups: ["*"]
             tokens-per-day: 1000
         """);
-    String events = "data: {\"choices\":[{\"delta\":{\"content\":\"Once upon a time\"}}]}\n\n"
-        + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-        + "data: [DONE]\n\n";
+    String events =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Once upon a time\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            + "data: [DONE]\n\n";
     server.enqueue(sse(events));
     String body = chat("a story", "\"stream\":true");
-    long estimate = ceilQuarter(body.getBytes(StandardCharsets.UTF_8).length)
-        + ceilQuarter(events.getBytes(StandardCharsets.UTF_8).length);
+    long estimate =
+        ceilQuarter(body.getBytes(StandardCharsets.UTF_8).length)
+            + ceilQuarter(events.getBytes(StandardCharsets.UTF_8).length);
 
     try (Response r = post(body)) {
       assertThat(r.body().string()).isEqualTo(events);
@@ -208,8 +240,12 @@ class PamInterceptorQuotaTest {
     assertThat(first.quotaRemaining()).containsEntry("tokens_per_day", 1000 - estimate);
 
     // A long stream without usage takes the budget past its bound; the next request is refused.
-    server.enqueue(sse("data: {\"choices\":[{\"delta\":{\"content\":\"" + "y".repeat(4000) + "\"}}]}\n\n"
-        + "data: [DONE]\n\n"));
+    server.enqueue(
+        sse(
+            "data: {\"choices\":[{\"delta\":{\"content\":\""
+                + "y".repeat(4000)
+                + "\"}}]}\n\n"
+                + "data: [DONE]\n\n"));
     try (Response r = post(chat("a long story", "\"stream\":true"))) {
       assertThat(r.code()).isEqualTo(200);
       r.body().string();
@@ -226,8 +262,12 @@ class PamInterceptorQuotaTest {
   // ---------------------------------------------------------------------------------------------
 
   private Response post(String body) throws IOException {
-    Request request = new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + ALICE).post(RequestBody.create(body, JSON)).build();
+    Request request =
+        new Request.Builder()
+            .url(server.url("/v1/chat/completions"))
+            .header("Authorization", "Bearer " + ALICE)
+            .post(RequestBody.create(body, JSON))
+            .build();
     return client.newCall(request).execute();
   }
 
@@ -238,16 +278,27 @@ class PamInterceptorQuotaTest {
   }
 
   private static String chat(String prompt, String extraFields) {
-    return "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]"
-        + (extraFields.isEmpty() ? "" : "," + extraFields) + "}";
+    return "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+        + prompt
+        + "\"}]"
+        + (extraFields.isEmpty() ? "" : "," + extraFields)
+        + "}";
   }
 
   private static MockResponse json(String body) {
-    return new MockResponse.Builder().code(200).addHeader("Content-Type", "application/json").body(body).build();
+    return new MockResponse.Builder()
+        .code(200)
+        .addHeader("Content-Type", "application/json")
+        .body(body)
+        .build();
   }
 
   private static MockResponse sse(String events) {
-    return new MockResponse.Builder().code(200).addHeader("Content-Type", "text/event-stream").body(events).build();
+    return new MockResponse.Builder()
+        .code(200)
+        .addHeader("Content-Type", "text/event-stream")
+        .body(events)
+        .build();
   }
 
   private static long ceilQuarter(long bytes) {

@@ -76,33 +76,48 @@ class PamInterceptorTest {
           deny: [logprobs, logit_bias]
           max: {max_tokens: 4096}
           exempt-groups: [ml-research]
-        """.formatted(sha256(ALICE), sha256(CI), sha256(RESEARCHER), sha256(OLD)) + extra;
+        """
+            .formatted(sha256(ALICE), sha256(CI), sha256(RESEARCHER), sha256(OLD))
+        + extra;
   }
 
   PamEngine engine(String policyText, CredentialProvider credentials) {
     Recorder recorder = records::add;
-    return PamEngine.builder().policy(Policy.parse(policyText)).clock(CLOCK)
-        .credentialProvider(credentials).recorder(recorder).build();
+    return PamEngine.builder()
+        .policy(Policy.parse(policyText))
+        .clock(CLOCK)
+        .credentialProvider(credentials)
+        .recorder(recorder)
+        .build();
   }
 
   @BeforeEach
   void setUp() {
-    client = clientFor(engine(policy(""), () -> new Credential("Authorization", "Bearer upstream-secret")));
+    client =
+        clientFor(
+            engine(policy(""), () -> new Credential("Authorization", "Bearer upstream-secret")));
   }
 
   OkHttpClient clientFor(PamEngine engine) {
-    return PamInterceptor.of(engine).install(new OkHttpClient.Builder())
-        .readTimeout(10, TimeUnit.SECONDS).build();
+    return PamInterceptor.of(engine)
+        .install(new OkHttpClient.Builder())
+        .readTimeout(10, TimeUnit.SECONDS)
+        .build();
   }
 
   Response post(String path, String key, String body) throws IOException {
-    Request.Builder b = new Request.Builder().url(server.url(path)).post(RequestBody.create(body, JSON));
+    Request.Builder b =
+        new Request.Builder().url(server.url(path)).post(RequestBody.create(body, JSON));
     if (key != null) b.header("Authorization", "Bearer " + key);
     return client.newCall(b.build()).execute();
   }
 
   static String chat(String model, String extra) {
-    return "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]" + extra + "}";
+    return "{\"model\":\""
+        + model
+        + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+        + extra
+        + "}";
   }
 
   static JsonNode error(Response r) throws IOException {
@@ -114,8 +129,12 @@ class PamInterceptorTest {
   void allowedRequestReachesServerWithUpstreamCredentialOnly() throws Exception {
     server.enqueue(new MockResponse.Builder().code(200).body("{\"id\":\"x\"}").build());
     String body = chat("llama-3.1-8b", "");
-    Request request = new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("X-Api-Key", ALICE).post(RequestBody.create(body, JSON)).build();
+    Request request =
+        new Request.Builder()
+            .url(server.url("/v1/chat/completions"))
+            .header("X-Api-Key", ALICE)
+            .post(RequestBody.create(body, JSON))
+            .build();
     try (Response r = client.newCall(request).execute()) {
       assertThat(r.code()).isEqualTo(200);
       assertThat(r.body().string()).isEqualTo("{\"id\":\"x\"}");
@@ -124,16 +143,19 @@ class PamInterceptorTest {
     assertThat(seen.getHeaders().get("Authorization")).isEqualTo("Bearer upstream-secret");
     assertThat(seen.getHeaders().get("X-Api-Key")).isNull();
     assertThat(seen.getBody().utf8()).isEqualTo(body);
-    assertThat(records).singleElement().satisfies(rec -> {
-      assertThat(rec.decision().outcome()).isEqualTo("allow");
-      assertThat(rec.decision().rule()).isEqualTo("entitlements[0]");
-      assertThat(rec.principal().subject()).isEqualTo("alice");
-      assertThat(rec.response().status()).isEqualTo(200);
-      assertThat(rec.response().complete()).isTrue();
-      assertThat(rec.response().body()).isEqualTo("{\"id\":\"x\"}");
-      assertThat(rec.request().headers().get("x-api-key")).containsExactly("[REDACTED]");
-      assertThat(rec.toString()).doesNotContain(ALICE).doesNotContain("upstream-secret");
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.decision().outcome()).isEqualTo("allow");
+              assertThat(rec.decision().rule()).isEqualTo("entitlements[0]");
+              assertThat(rec.principal().subject()).isEqualTo("alice");
+              assertThat(rec.response().status()).isEqualTo(200);
+              assertThat(rec.response().complete()).isTrue();
+              assertThat(rec.response().body()).isEqualTo("{\"id\":\"x\"}");
+              assertThat(rec.request().headers().get("x-api-key")).containsExactly("[REDACTED]");
+              assertThat(rec.toString()).doesNotContain(ALICE).doesNotContain("upstream-secret");
+            });
   }
 
   @Test
@@ -145,7 +167,8 @@ class PamInterceptorTest {
       assertThat(r.networkResponse()).isNull();
       assertThat(r.priorResponse()).isNull();
     }
-    assertThat(server.takeRequest().getHeaders().get("Authorization")).isEqualTo("Bearer upstream-secret");
+    assertThat(server.takeRequest().getHeaders().get("Authorization"))
+        .isEqualTo("Bearer upstream-secret");
   }
 
   @Test
@@ -159,32 +182,37 @@ class PamInterceptorTest {
       assertThat(e.get("request_id").asText()).hasSize(26);
     }
     assertThat(server.getRequestCount()).isZero();
-    assertThat(records).singleElement().satisfies(rec -> {
-      assertThat(rec.decision().outcome()).isEqualTo("deny");
-      assertThat(rec.decision().code()).isEqualTo("unauthenticated");
-      assertThat(rec.response().status()).isEqualTo(401);
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.decision().outcome()).isEqualTo("deny");
+              assertThat(rec.decision().code()).isEqualTo("unauthenticated");
+              assertThat(rec.response().status()).isEqualTo(401);
+            });
   }
 
   @ParameterizedTest(name = "{0} {1} -> {3} {4}")
-  @CsvSource(delimiter = '|', value = {
-      "/v1/chat/completions | unknown-key | llama-3.1-8b |401| unauthenticated",
-      "/v1/chat/completions | " + OLD + " | llama-3.1-8b |401| unauthenticated",
-      "/v1/chat/completions | " + CI + " | llama-3.1-70b |403| not_entitled",
-      "/v1/embeddings | " + CI + " | llama-3.1-8b |403| not_entitled",
-      "/v1/chat/completions | " + ALICE + " | gpt-4o |403| not_entitled",
-      "/api/pull | " + ALICE + " | llama-3.1-8b |403| blocked",
-      "/api/%70ull | " + ALICE + " | llama-3.1-8b |403| blocked",
-      "/v1/unknown | " + ALICE + " | llama-3.1-8b |403| not_allowed",
-      "/API/PULL | " + ALICE + " | llama-3.1-8b |403| not_allowed",
-      "/api/pull;x=1 | " + ALICE + " | llama-3.1-8b |400| bad_path",
-      "/api%2fpull | " + ALICE + " | llama-3.1-8b |400| bad_path",
-      "/api%2Fpull | " + ALICE + " | llama-3.1-8b |400| bad_path",
-      "/api/pull%00 | " + ALICE + " | llama-3.1-8b |400| bad_path",
-      "/api/pull/ | " + ALICE + " | llama-3.1-8b |400| bad_path",
-  })
-  void deniedRequestsGetTheirCodeAndNeverReachTheServer(String path, String key, String model, int status,
-                                                        String code) throws Exception {
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "/v1/chat/completions | unknown-key | llama-3.1-8b |401| unauthenticated",
+        "/v1/chat/completions | " + OLD + " | llama-3.1-8b |401| unauthenticated",
+        "/v1/chat/completions | " + CI + " | llama-3.1-70b |403| not_entitled",
+        "/v1/embeddings | " + CI + " | llama-3.1-8b |403| not_entitled",
+        "/v1/chat/completions | " + ALICE + " | gpt-4o |403| not_entitled",
+        "/api/pull | " + ALICE + " | llama-3.1-8b |403| blocked",
+        "/api/%70ull | " + ALICE + " | llama-3.1-8b |403| blocked",
+        "/v1/unknown | " + ALICE + " | llama-3.1-8b |403| not_allowed",
+        "/API/PULL | " + ALICE + " | llama-3.1-8b |403| not_allowed",
+        "/api/pull;x=1 | " + ALICE + " | llama-3.1-8b |400| bad_path",
+        "/api%2fpull | " + ALICE + " | llama-3.1-8b |400| bad_path",
+        "/api%2Fpull | " + ALICE + " | llama-3.1-8b |400| bad_path",
+        "/api/pull%00 | " + ALICE + " | llama-3.1-8b |400| bad_path",
+        "/api/pull/ | " + ALICE + " | llama-3.1-8b |400| bad_path",
+      })
+  void deniedRequestsGetTheirCodeAndNeverReachTheServer(
+      String path, String key, String model, int status, String code) throws Exception {
     try (Response r = post(path, key, chat(model, ""))) {
       assertThat(r.code()).isEqualTo(status);
       assertThat(error(r).get("code").asText()).isEqualTo(code);
@@ -203,22 +231,37 @@ class PamInterceptorTest {
 
   @Test
   void deniedParameterIsNamed() throws Exception {
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"logprobs\":true"))) {
+    try (Response r =
+        post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"logprobs\":true"))) {
       assertThat(r.code()).isEqualTo(403);
       JsonNode e = error(r);
       assertThat(e.get("code").asText()).isEqualTo("parameter_denied");
       assertThat(e.get("message").asText()).contains("logprobs");
     }
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"max_completion_tokens\":9000"))) {
+    try (Response r =
+        post(
+            "/v1/chat/completions",
+            ALICE,
+            chat("llama-3.1-8b", ",\"max_completion_tokens\":9000"))) {
       assertThat(r.code()).isEqualTo(403);
-      assertThat(error(r).get("message").asText()).contains("max_completion_tokens").contains("4096");
+      assertThat(error(r).get("message").asText())
+          .contains("max_completion_tokens")
+          .contains("4096");
     }
     // a nested spelling (Ollama's options.num_predict) and a denied parameter under options
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"options\":{\"num_predict\":9000}"))) {
+    try (Response r =
+        post(
+            "/v1/chat/completions",
+            ALICE,
+            chat("llama-3.1-8b", ",\"options\":{\"num_predict\":9000}"))) {
       assertThat(r.code()).isEqualTo(403);
       assertThat(error(r).get("message").asText()).contains("options.num_predict").contains("4096");
     }
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"options\":{\"logprobs\":true}"))) {
+    try (Response r =
+        post(
+            "/v1/chat/completions",
+            ALICE,
+            chat("llama-3.1-8b", ",\"options\":{\"logprobs\":true}"))) {
       assertThat(r.code()).isEqualTo(403);
       assertThat(error(r).get("message").asText()).contains("logprobs");
     }
@@ -228,7 +271,11 @@ class PamInterceptorTest {
   @Test
   void exemptGroupMayUseDeniedParameters() throws Exception {
     server.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    try (Response r = post("/v1/chat/completions", RESEARCHER, chat("llama-3.1-8b", ",\"logprobs\":true,\"max_tokens\":9000"))) {
+    try (Response r =
+        post(
+            "/v1/chat/completions",
+            RESEARCHER,
+            chat("llama-3.1-8b", ",\"logprobs\":true,\"max_tokens\":9000"))) {
       assertThat(r.code()).isEqualTo(200);
     }
     assertThat(server.getRequestCount()).isEqualTo(1);
@@ -247,9 +294,16 @@ class PamInterceptorTest {
   void aGzipBodyIsCheckedDecodedAndForwardedDecoded() throws Exception {
     server.enqueue(new MockResponse.Builder().code(200).body("{}").build());
     String body = chat("llama-3.1-8b", "");
-    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "gzip")
-        .post(RequestBody.create(gzip(body), JSON)).build()).execute()) {
+    try (Response r =
+        client
+            .newCall(
+                new Request.Builder()
+                    .url(server.url("/v1/chat/completions"))
+                    .header("Authorization", "Bearer " + ALICE)
+                    .header("Content-Encoding", "gzip")
+                    .post(RequestBody.create(gzip(body), JSON))
+                    .build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(200);
     }
     RecordedRequest seen = server.takeRequest();
@@ -258,15 +312,30 @@ class PamInterceptorTest {
     assertThat(seen.getHeaders().get("Content-Length")).isEqualTo(Integer.toString(body.length()));
 
     // Compressed or not, a denied parameter is refused, and an encoding it cannot read is 415.
-    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "gzip")
-        .post(RequestBody.create(gzip(chat("llama-3.1-8b", ",\"logprobs\":true")), JSON)).build()).execute()) {
+    try (Response r =
+        client
+            .newCall(
+                new Request.Builder()
+                    .url(server.url("/v1/chat/completions"))
+                    .header("Authorization", "Bearer " + ALICE)
+                    .header("Content-Encoding", "gzip")
+                    .post(
+                        RequestBody.create(gzip(chat("llama-3.1-8b", ",\"logprobs\":true")), JSON))
+                    .build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(403);
       assertThat(error(r).get("code").asText()).isEqualTo("parameter_denied");
     }
-    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + ALICE).header("Content-Encoding", "br")
-        .post(RequestBody.create(body, JSON)).build()).execute()) {
+    try (Response r =
+        client
+            .newCall(
+                new Request.Builder()
+                    .url(server.url("/v1/chat/completions"))
+                    .header("Authorization", "Bearer " + ALICE)
+                    .header("Content-Encoding", "br")
+                    .post(RequestBody.create(body, JSON))
+                    .build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(415);
       assertThat(error(r).get("code").asText()).isEqualTo("unsupported_encoding");
     }
@@ -284,21 +353,38 @@ class PamInterceptorTest {
   @Test
   void oversizedBodyIs413WithoutReadingItAll() throws Exception {
     client = clientFor(engine(policy("request: {max-body: 1KiB}\n"), CredentialProvider.NONE));
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"pad\":\"" + "x".repeat(2000) + "\""))) {
+    try (Response r =
+        post(
+            "/v1/chat/completions",
+            ALICE,
+            chat("llama-3.1-8b", ",\"pad\":\"" + "x".repeat(2000) + "\""))) {
       assertThat(r.code()).isEqualTo(413);
       assertThat(error(r).get("code").asText()).isEqualTo("body_too_large");
     }
     // A body of unknown length that never ends: only limit + 1 bytes are ever pulled from it.
     long[] written = {0};
-    RequestBody endless = new RequestBody() {
-      @Override public MediaType contentType() { return JSON; }
-      @Override public void writeTo(BufferedSink sink) throws IOException {
-        byte[] chunk = new byte[256];
-        for (int i = 0; i < 1_000_000; i++) { sink.write(chunk); written[0] += chunk.length; }
-      }
-    };
-    Request request = new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + ALICE).post(endless).build();
+    RequestBody endless =
+        new RequestBody() {
+          @Override
+          public MediaType contentType() {
+            return JSON;
+          }
+
+          @Override
+          public void writeTo(BufferedSink sink) throws IOException {
+            byte[] chunk = new byte[256];
+            for (int i = 0; i < 1_000_000; i++) {
+              sink.write(chunk);
+              written[0] += chunk.length;
+            }
+          }
+        };
+    Request request =
+        new Request.Builder()
+            .url(server.url("/v1/chat/completions"))
+            .header("Authorization", "Bearer " + ALICE)
+            .post(endless)
+            .build();
     try (Response r = client.newCall(request).execute()) {
       assertThat(r.code()).isEqualTo(413);
     }
@@ -309,30 +395,51 @@ class PamInterceptorTest {
   @Test
   void allowRuleLetsNonInferencePathThrough() throws Exception {
     server.enqueue(new MockResponse.Builder().code(200).body("{\"data\":[]}").build());
-    Request request = new Request.Builder().url(server.url("/v1/models")).header("Authorization", "Bearer " + CI).build();
+    Request request =
+        new Request.Builder()
+            .url(server.url("/v1/models"))
+            .header("Authorization", "Bearer " + CI)
+            .build();
     try (Response r = client.newCall(request).execute()) {
       assertThat(r.code()).isEqualTo(200);
     }
-    assertThat(server.takeRequest().getHeaders().get("Authorization")).isEqualTo("Bearer upstream-secret");
+    assertThat(server.takeRequest().getHeaders().get("Authorization"))
+        .isEqualTo("Bearer upstream-secret");
   }
 
   @Test
   void tokenSupplierAddsTheCallersCredential() throws Exception {
-    PamEngine engine = engine(policy(""), () -> new Credential("Authorization", "Bearer upstream-secret"));
-    client = PamInterceptor.withTokenSupplier(engine, () -> ALICE).install(new OkHttpClient.Builder()).build();
+    PamEngine engine =
+        engine(policy(""), () -> new Credential("Authorization", "Bearer upstream-secret"));
+    client =
+        PamInterceptor.withTokenSupplier(engine, () -> ALICE)
+            .install(new OkHttpClient.Builder())
+            .build();
     server.enqueue(new MockResponse.Builder().code(200).body("{}").build());
-    try (Response r = client.newCall(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .post(RequestBody.create(chat("llama-3.1-8b", ""), JSON)).build()).execute()) {
+    try (Response r =
+        client
+            .newCall(
+                new Request.Builder()
+                    .url(server.url("/v1/chat/completions"))
+                    .post(RequestBody.create(chat("llama-3.1-8b", ""), JSON))
+                    .build())
+            .execute()) {
       assertThat(r.code()).isEqualTo(200);
     }
-    assertThat(server.takeRequest().getHeaders().get("Authorization")).isEqualTo("Bearer upstream-secret");
+    assertThat(server.takeRequest().getHeaders().get("Authorization"))
+        .isEqualTo("Bearer upstream-secret");
   }
 
   @Test
   void missingUpstreamCredentialRefusesRatherThanForwardingBare() throws Exception {
-    client = clientFor(engine(policy(""), () -> {
-      throw new CredentialProvider.CredentialUnavailableException("environment variable X is not set");
-    }));
+    client =
+        clientFor(
+            engine(
+                policy(""),
+                () -> {
+                  throw new CredentialProvider.CredentialUnavailableException(
+                      "environment variable X is not set");
+                }));
     try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ""))) {
       assertThat(r.code()).isEqualTo(503);
       assertThat(error(r).get("code").asText()).isEqualTo("upstream_credential_unavailable");
@@ -342,20 +449,29 @@ class PamInterceptorTest {
 
   @Test
   void streamedResponsePassesThroughAndIsRecordedWhenRead() throws Exception {
-    String sse = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
-        + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n";
-    server.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .chunkedBody(sse, 16).build());
-    try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"stream\":true"))) {
+    String sse =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n";
+    server.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "text/event-stream")
+            .chunkedBody(sse, 16)
+            .build());
+    try (Response r =
+        post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ",\"stream\":true"))) {
       assertThat(records).isEmpty();
       assertThat(r.body().string()).isEqualTo(sse);
     }
-    assertThat(records).singleElement().satisfies(rec -> {
-      assertThat(rec.response().streamed()).isTrue();
-      assertThat(rec.response().complete()).isTrue();
-      assertThat(rec.response().body()).isEqualTo(sse);
-      assertThat(rec.response().bytes()).isEqualTo(sse.length());
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.response().streamed()).isTrue();
+              assertThat(rec.response().complete()).isTrue();
+              assertThat(rec.response().body()).isEqualTo(sse);
+              assertThat(rec.response().bytes()).isEqualTo(sse.length());
+            });
   }
 
   @Test
@@ -364,7 +480,9 @@ class PamInterceptorTest {
     try (Response r = post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", ""))) {
       r.body().source().require(10);
     }
-    assertThat(records).singleElement().satisfies(rec -> assertThat(rec.response().complete()).isFalse());
+    assertThat(records)
+        .singleElement()
+        .satisfies(rec -> assertThat(rec.response().complete()).isFalse());
   }
 
   @Test
@@ -372,9 +490,12 @@ class PamInterceptorTest {
     server.close();
     assertThatThrownBy(() -> post("/v1/chat/completions", ALICE, chat("llama-3.1-8b", "")))
         .isInstanceOf(IOException.class);
-    assertThat(records).singleElement().satisfies(rec -> {
-      assertThat(rec.decision().outcome()).isEqualTo("allow");
-      assertThat(rec.response().complete()).isFalse();
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            rec -> {
+              assertThat(rec.decision().outcome()).isEqualTo("allow");
+              assertThat(rec.response().complete()).isFalse();
+            });
   }
 }

@@ -127,7 +127,6 @@ public final class ApprovalServlet extends HttpServlet {
   /** Ids as the service makes them, and then some; anything else cannot exist. */
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
-
   private final transient PamEngine engine;
   private final transient ApprovalService approvals;
   private final transient ApprovalJson json;
@@ -154,8 +153,9 @@ public final class ApprovalServlet extends HttpServlet {
     Objects.requireNonNull(engine, "engine");
     ApprovalService service = engine.approvalService();
     if (service == ApprovalService.NONE) {
-      throw new IllegalArgumentException("the engine holds no requests for review"
-          + " (no approval section in its policy, and no ApprovalService was given)");
+      throw new IllegalArgumentException(
+          "the engine holds no requests for review"
+              + " (no approval section in its policy, and no ApprovalService was given)");
     }
     return new ApprovalServlet(engine, service);
   }
@@ -163,11 +163,13 @@ public final class ApprovalServlet extends HttpServlet {
   private static void drain(InputStream in, long limit) throws IOException {
     byte[] buf = new byte[4096];
     long left = limit;
-    for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; ) left -= n;
+    for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; )
+      left -= n;
   }
 
   @Override
-  protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+  protected void service(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
     try {
       if (EndpointResponses.refusedPath(request, response)) return;
       handle(request, response);
@@ -203,8 +205,11 @@ public final class ApprovalServlet extends HttpServlet {
 
     String[] parts = path.split("/", -1);
     // "/{id}/approve" splits into "", id, action.
-    boolean decide = parts.length == 3 && parts[0].isEmpty() && ID.matcher(parts[1]).matches()
-        && (parts[2].equals("approve") || parts[2].equals("reject"));
+    boolean decide =
+        parts.length == 3
+            && parts[0].isEmpty()
+            && ID.matcher(parts[1]).matches()
+            && (parts[2].equals("approve") || parts[2].equals("reject"));
     if (!decide) {
       error(response, 404, "not_found", "no such reviewer endpoint");
       return;
@@ -220,12 +225,19 @@ public final class ApprovalServlet extends HttpServlet {
     long declared = request.getContentLengthLong();
     byte[] body;
     try (InputStream in = request.getInputStream()) {
-      body = declared > MAX_BODY_BYTES ? new byte[MAX_BODY_BYTES + 1] : in.readNBytes(MAX_BODY_BYTES + 1);
+      body =
+          declared > MAX_BODY_BYTES
+              ? new byte[MAX_BODY_BYTES + 1]
+              : in.readNBytes(MAX_BODY_BYTES + 1);
       if (body.length > MAX_BODY_BYTES) {
         // Read what is left of a modest body first, so that the client, still sending, reads the
         // 413 instead of a connection reset; a huge one is cut off (the container closes).
         drain(in, declared > DRAIN_LIMIT ? 0 : DRAIN_LIMIT);
-        error(response, 413, "body_too_large", "request body is larger than " + MAX_BODY_BYTES + " bytes");
+        error(
+            response,
+            413,
+            "body_too_large",
+            "request body is larger than " + MAX_BODY_BYTES + " bytes");
         return;
       }
     }
@@ -238,22 +250,36 @@ public final class ApprovalServlet extends HttpServlet {
     }
 
     String id = parts[1];
-    ReviewResult result = parts[2].equals("approve")
-        ? approvals.approve(id, caller, reason)
-        : approvals.reject(id, caller, reason);
+    ReviewResult result =
+        parts[2].equals("approve")
+            ? approvals.approve(id, caller, reason)
+            : approvals.reject(id, caller, reason);
     if (result == null) throw new IllegalStateException("the approval service gave no result");
     switch (result.kind()) {
       case DECIDED -> ok(response, json.decision(result.outcome()));
       case NOT_A_REVIEWER -> notAReviewer(response);
-      case SELF_APPROVAL -> error(response, 403, "self_approval", "a reviewer cannot decide their own request");
+      case SELF_APPROVAL ->
+          error(response, 403, "self_approval", "a reviewer cannot decide their own request");
       case NOT_FOUND -> error(response, 404, "not_found", "no pending approval " + id);
-      case ALREADY_DECIDED -> error(response, 409, "already_decided", "approval " + id + " was already "
-          + (result.outcome() == null || result.outcome().status() == null ? "decided"
-              : ApprovalJson.status(result.outcome().status())));
+      case ALREADY_DECIDED ->
+          error(
+              response,
+              409,
+              "already_decided",
+              "approval "
+                  + id
+                  + " was already "
+                  + (result.outcome() == null || result.outcome().status() == null
+                      ? "decided"
+                      : ApprovalJson.status(result.outcome().status())));
     }
   }
 
   private static void notAReviewer(HttpServletResponse response) throws IOException {
-    error(response, 403, "not_a_reviewer", "only members of the reviewer groups may list or decide approvals");
+    error(
+        response,
+        403,
+        "not_a_reviewer",
+        "only members of the reviewer groups may list or decide approvals");
   }
 }

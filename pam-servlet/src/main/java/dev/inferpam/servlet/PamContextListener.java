@@ -44,12 +44,13 @@ public final class PamContextListener implements ServletContextListener {
     engine = PamEngine.fromPolicy(Path.of(context.getInitParameter(POLICY_PARAMETER)));
     FilterRegistration.Dynamic filter = context.addFilter("inferpam", new PamFilter(engine));
     filter.setAsyncSupported(true);
-    filter.addMappingForUrlPatterns(EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC), false, "/*");
+    filter.addMappingForUrlPatterns(
+        EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC), false, "/*");
   }
 
   @Override
   public void contextDestroyed(ServletContextEvent event) {
-    if (engine != null) engine.close();                  // flushes the recorder
+    if (engine != null) engine.close(); // flushes the recorder
   }
   // README listener end
 }

@@ -21,10 +21,6 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.Enumeration;
-import java.util.List;
 import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -192,11 +188,13 @@ public final class PamFilter implements Filter {
   @Override
   public void doFilter(ServletRequest req, ServletResponse res, FilterChain chain)
       throws IOException, ServletException {
-    if (!(req instanceof HttpServletRequest request) || !(res instanceof HttpServletResponse response)) {
+    if (!(req instanceof HttpServletRequest request)
+        || !(res instanceof HttpServletResponse response)) {
       chain.doFilter(req, res);
       return;
     }
-    if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview abandoned && !abandoned.canTake()) {
+    if (request.getAttribute(REVIEW_ATTRIBUTE) instanceof HeldReview abandoned
+        && !abandoned.canTake()) {
       // A dispatch (error or async) of a held request whose wait the container already ended:
       // its exchange is ended and recorded; answer what the record says, if anything still can be.
       request.removeAttribute(REVIEW_ATTRIBUTE);
@@ -250,8 +248,9 @@ public final class PamFilter implements Filter {
   }
 
   /** Goes on with a request whose body was read: waits for a review if it needs one, then {@link #decided}. */
-  private void carryOn(Verdict verdict, HttpServletRequest request, HttpServletResponse response,
-                       FilterChain chain) throws IOException, ServletException {
+  private void carryOn(
+      Verdict verdict, HttpServletRequest request, HttpServletResponse response, FilterChain chain)
+      throws IOException, ServletException {
     if (verdict instanceof Verdict.Held held) {
       Verdict now = finalVerdict(held);
       if (now != null) {
@@ -275,7 +274,9 @@ public final class PamFilter implements Filter {
     long length = request.getContentLengthLong();
     if (length >= 0) return length > 0;
     String protocol = request.getProtocol();
-    return request.getHeader("Transfer-Encoding") != null || protocol == null || !protocol.startsWith("HTTP/1.");
+    return request.getHeader("Transfer-Encoding") != null
+        || protocol == null
+        || !protocol.startsWith("HTTP/1.");
   }
 
   /**
@@ -303,14 +304,16 @@ public final class PamFilter implements Filter {
    * @return false when async could not start after all (a wrapper in front refused it): the
    *     caller then reads on the request thread
    */
-  private static boolean readAsync(PendingRequest pending, HttpServletRequest request, HttpServletResponse response) {
+  private static boolean readAsync(
+      PendingRequest pending, HttpServletRequest request, HttpServletResponse response) {
     BodyRead read = new BodyRead(pending, request, response);
     try {
       request.setAttribute(BODY_ATTRIBUTE, read);
       read.async = request.startAsync(ExchangeRequest.held(request), response);
     } catch (IllegalStateException e) {
       request.removeAttribute(BODY_ATTRIBUTE);
-      log.debug("inferpam: async body read refused ({}), reading on the request thread", e.getMessage());
+      log.debug(
+          "inferpam: async body read refused ({}), reading on the request thread", e.getMessage());
       return false;
     }
     read.async.setTimeout(pending.timeLeft().toMillis());
@@ -336,7 +339,8 @@ public final class PamFilter implements Filter {
     final HttpServletResponse response;
     AsyncContext async;
     volatile Verdict verdict;
-    private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicBoolean taken =
+        new java.util.concurrent.atomic.AtomicBoolean();
 
     BodyRead(PendingRequest pending, HttpServletRequest request, HttpServletResponse response) {
       this.pending = pending;
@@ -408,8 +412,10 @@ public final class PamFilter implements Filter {
         made = pending.failed();
         if (made != null && taken.compareAndSet(false, true)) abandon(made);
       } else if (taken.compareAndSet(false, true)) {
-        log.error("inferpam: exchange {}: the request was dispatched without PamFilter after its body was read; map"
-            + " the filter to DispatcherType.ASYNC too. The request was not forwarded.", made.id());
+        log.error(
+            "inferpam: exchange {}: the request was dispatched without PamFilter after its body was read; map"
+                + " the filter to DispatcherType.ASYNC too. The request was not forwarded.",
+            made.id());
         abandon(made);
       }
     }
@@ -432,8 +438,9 @@ public final class PamFilter implements Filter {
   }
 
   /** Goes on with a final verdict: the denial is written, or the chain called. */
-  private void decided(Verdict verdict, HttpServletRequest request, HttpServletResponse response,
-                       FilterChain chain) throws IOException, ServletException {
+  private void decided(
+      Verdict verdict, HttpServletRequest request, HttpServletResponse response, FilterChain chain)
+      throws IOException, ServletException {
     if (verdict instanceof Verdict.Denied denied) {
       deny(denied, response, denied.bodyLeftUnread() && hasBody(request));
       return;
@@ -456,7 +463,9 @@ public final class PamFilter implements Filter {
       if (!wrappedResponse.refused()) throw e;
       // The response was refused (it could not be masked) and its error was written: what the
       // application throws is the output refused after it, and the client has its complete answer.
-      log.debug("inferpam: exchange {}: application stopped after its response was refused: {}", exchange.id(),
+      log.debug(
+          "inferpam: exchange {}: application stopped after its response was refused: {}",
+          exchange.id(),
           e.getClass().getName());
       complete = true;
     } catch (Error e) {
@@ -485,8 +494,8 @@ public final class PamFilter implements Filter {
    * @return false when async could not start after all (a wrapper in front refused it): the
    *     caller then waits on the request thread
    */
-  private static boolean holdForReview(Verdict.Held verdict, HttpServletRequest request,
-                                       HttpServletResponse response) {
+  private static boolean holdForReview(
+      Verdict.Held verdict, HttpServletRequest request, HttpServletResponse response) {
     HeldReview held = new HeldReview(verdict, request, response);
     AsyncContext async;
     try {
@@ -494,21 +503,30 @@ public final class PamFilter implements Filter {
       async = request.startAsync(ExchangeRequest.held(request), response);
     } catch (IllegalStateException e) {
       request.removeAttribute(REVIEW_ATTRIBUTE);
-      log.debug("inferpam: exchange {}: async wait refused ({}), waiting on the request thread", verdict.id(),
+      log.debug(
+          "inferpam: exchange {}: async wait refused ({}), waiting on the request thread",
+          verdict.id(),
           e.getMessage());
       return false;
     }
     async.setTimeout(verdict.timeout().toMillis());
     async.addListener(new WaitListener(held));
     // Made final on a container thread (never the reviewer's), then back to this filter.
-    verdict.result(async::start).thenRun(() -> {
-      try {
-        async.dispatch();
-      } catch (IllegalStateException e) {
-        // The async cycle is over already (timed out, or the client went away): nothing to answer.
-        log.debug("inferpam: exchange {}: review ended after the async cycle: {}", verdict.id(), e.getMessage());
-      }
-    });
+    verdict
+        .result(async::start)
+        .thenRun(
+            () -> {
+              try {
+                async.dispatch();
+              } catch (IllegalStateException e) {
+                // The async cycle is over already (timed out, or the client went away): nothing to
+                // answer.
+                log.debug(
+                    "inferpam: exchange {}: review ended after the async cycle: {}",
+                    verdict.id(),
+                    e.getMessage());
+              }
+            });
     return true;
   }
 
@@ -544,9 +562,12 @@ public final class PamFilter implements Filter {
     final Verdict.Held held;
     final HttpServletRequest request;
     final HttpServletResponse response;
+
     /** The denial a wait the container gave up on ended with; answered should a dispatch still come. */
     volatile Verdict.Denied withdrawn;
-    private final java.util.concurrent.atomic.AtomicBoolean taken = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private final java.util.concurrent.atomic.AtomicBoolean taken =
+        new java.util.concurrent.atomic.AtomicBoolean();
 
     HeldReview(Verdict.Held held, HttpServletRequest request, HttpServletResponse response) {
       this.held = held;
@@ -584,8 +605,10 @@ public final class PamFilter implements Filter {
     @Override
     public void onComplete(AsyncEvent event) {
       if (held.take()) {
-        log.error("inferpam: exchange {}: the request held for review was dispatched without PamFilter; map the"
-            + " filter to DispatcherType.ASYNC too. The request was not forwarded.", held.held.id());
+        log.error(
+            "inferpam: exchange {}: the request held for review was dispatched without PamFilter; map the"
+                + " filter to DispatcherType.ASYNC too. The request was not forwarded.",
+            held.held.id());
         held.held.cancel();
       }
     }
@@ -615,7 +638,8 @@ public final class PamFilter implements Filter {
    * Writes the denial; with {@code close}, also {@code Connection: close}, so that the container
    * ends the connection after the answer instead of waiting for the rest of a body that is not read.
    */
-  private static void deny(Verdict.Denied denied, HttpServletResponse response, boolean close) throws IOException {
+  private static void deny(Verdict.Denied denied, HttpServletResponse response, boolean close)
+      throws IOException {
     if (close) response.setHeader("Connection", "close");
     boolean complete = false;
     try {
@@ -643,7 +667,10 @@ public final class PamFilter implements Filter {
       response.setContentLength(error.body().length);
       response.getOutputStream().write(error.body());
     } catch (IOException | RuntimeException e) {
-      log.debug("inferpam: exchange {}: error could not be written: {}", denied.id(), e.getClass().getName());
+      log.debug(
+          "inferpam: exchange {}: error could not be written: {}",
+          denied.id(),
+          e.getClass().getName());
     }
   }
 
@@ -662,7 +689,8 @@ public final class PamFilter implements Filter {
    * @return false when no listener could be added (the cycle is already over), so the caller ends
    *     the exchange itself
    */
-  private static boolean endWhenAsyncEnds(AsyncContext async, Verdict.Allowed exchange, ExchangeResponse response) {
+  private static boolean endWhenAsyncEnds(
+      AsyncContext async, Verdict.Allowed exchange, ExchangeResponse response) {
     try {
       async.addListener(new EndOnAsyncEnd(exchange, response));
       return true;

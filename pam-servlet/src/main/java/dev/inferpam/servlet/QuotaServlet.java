@@ -104,7 +104,6 @@ public final class QuotaServlet extends HttpServlet {
 
   private static final ObjectMapper JSON = JsonMapper.builder().build();
 
-
   private final transient PamEngine engine;
 
   private QuotaServlet(PamEngine engine) {
@@ -126,7 +125,8 @@ public final class QuotaServlet extends HttpServlet {
   }
 
   @Override
-  protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+  protected void service(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
     try {
       if (EndpointResponses.refusedPath(request, response)) return;
       handle(request, response);
@@ -157,7 +157,8 @@ public final class QuotaServlet extends HttpServlet {
     try {
       status = engine.quotaStatus(caller);
     } catch (RuntimeException e) {
-      // As the engine does: the store's message may name its connection, so only the type is logged.
+      // As the engine does: the store's message may name its connection, so only the type is
+      // logged.
       log.error("inferpam: quota store failed on the quota endpoint: {}", e.getClass().getName());
       error(response, 503, "quota_unavailable", "quota state is unavailable");
       return;
@@ -191,6 +192,4 @@ public final class QuotaServlet extends HttpServlet {
       throw new IllegalStateException("cannot serialise quota JSON", e);
     }
   }
-
-
 }

@@ -44,9 +44,13 @@ class PamContextListenerTest {
   }
 
   @Test
-  void guardsTheApplicationWithThePolicyFileAndFlushesTheRecordingWhenTheApplicationStops() throws Exception {
+  void guardsTheApplicationWithThePolicyFileAndFlushesTheRecordingWhenTheApplicationStops()
+      throws Exception {
     Path recordings = dir.resolve("recordings");
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), """
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"),
+            """
         version: 1
         identity:
           api-keys:
@@ -56,29 +60,40 @@ class PamContextListenerTest {
         recording:
           directory: "%s"
           durability: async
-        """.formatted(sha256(CI_KEY), recordings.toAbsolutePath().toString().replace("\\", "\\\\")));
+        """
+                .formatted(
+                    sha256(CI_KEY), recordings.toAbsolutePath().toString().replace("\\", "\\\\")));
     int port = start(policy.toString());
     String url = "http://127.0.0.1:" + port + "/v1/chat/completions";
 
     assertThat(post(url, CI_KEY, "llama-3.1-8b")).isEqualTo("200 app saw no caller key");
-    assertThat(post(url, CI_KEY, "gpt-4o")).startsWith("403 ").contains("\"code\":\"not_entitled\"");
-    assertThat(post(url, "not-a-key", "llama-3.1-8b")).startsWith("401 ").contains("\"code\":\"unauthenticated\"");
+    assertThat(post(url, CI_KEY, "gpt-4o"))
+        .startsWith("403 ")
+        .contains("\"code\":\"not_entitled\"");
+    assertThat(post(url, "not-a-key", "llama-3.1-8b"))
+        .startsWith("401 ")
+        .contains("\"code\":\"unauthenticated\"");
 
     server.stop(); // contextDestroyed: the engine is closed, every queued record written
     server = null;
     Recordings recording = Recordings.open(recordings);
     assertThat(recording.verify().ok()).isTrue();
-    assertThat(recording.list(null, null)).extracting(e -> e.record().response().status())
+    assertThat(recording.list(null, null))
+        .extracting(e -> e.record().response().status())
         .containsExactly(200, 403, 401);
   }
 
   @Test
   void aPolicyThatCannotBeLoadedKeepsTheApplicationFromStarting() throws Exception {
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), "version: 1\nentitlements: [{groups: [ci], models: [\"x[\"]}]\n");
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"),
+            "version: 1\nentitlements: [{groups: [ci], models: [\"x[\"]}]\n");
     Server unstarted = server(policy.toString());
     unstarted.setStopAtShutdown(false);
     try {
-      assertThatThrownBy(unstarted::start).isInstanceOf(PolicyException.class)
+      assertThatThrownBy(unstarted::start)
+          .isInstanceOf(PolicyException.class)
           .hasMessageStartingWith("entitlements[0].models[0]: invalid glob \"x[\"");
       assertThat(unstarted.isStarted()).isFalse();
     } finally {
@@ -96,16 +111,25 @@ class PamContextListenerTest {
     ServletContextHandler context = new ServletContextHandler("/");
     context.setInitParameter(PamContextListener.POLICY_PARAMETER, policyFile);
     context.addEventListener(new PamContextListener());
-    context.addServlet(new ServletHolder(new HttpServlet() {
-      private static final long serialVersionUID = 1L;
+    context.addServlet(
+        new ServletHolder(
+            new HttpServlet() {
+              private static final long serialVersionUID = 1L;
 
-      @Override
-      protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-        req.getInputStream().readAllBytes();
-        resp.getOutputStream().write(("app saw " + (req.getHeader("Authorization") == null ? "no caller key" : "a key"))
-            .getBytes(StandardCharsets.UTF_8));
-      }
-    }), "/*");
+              @Override
+              protected void service(HttpServletRequest req, HttpServletResponse resp)
+                  throws IOException {
+                req.getInputStream().readAllBytes();
+                resp.getOutputStream()
+                    .write(
+                        ("app saw "
+                                + (req.getHeader("Authorization") == null
+                                    ? "no caller key"
+                                    : "a key"))
+                            .getBytes(StandardCharsets.UTF_8));
+              }
+            }),
+        "/*");
     Server server = new Server();
     ServerConnector connector = new ServerConnector(server);
     connector.setHost("127.0.0.1");
@@ -116,11 +140,17 @@ class PamContextListenerTest {
   }
 
   private String post(String url, String key, String model) throws IOException {
-    Request request = new Request.Builder().url(url)
-        .header("Authorization", "Bearer " + key)
-        .post(RequestBody.create("{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-            MediaType.get("application/json")))
-        .build();
+    Request request =
+        new Request.Builder()
+            .url(url)
+            .header("Authorization", "Bearer " + key)
+            .post(
+                RequestBody.create(
+                    "{\"model\":\""
+                        + model
+                        + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                    MediaType.get("application/json")))
+            .build();
     try (Response response = client.newCall(request).execute()) {
       return response.code() + " " + response.body().string();
     }

@@ -7,10 +7,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.SessionRecord;
-import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.testsupport.Completions;
 import dev.inferpam.testsupport.Policies;
 import jakarta.servlet.AsyncContext;
@@ -66,10 +66,14 @@ class PamFilterApplicationTest {
   static final String KEY = "ci-key-7f3a9b";
   static final String AUDITOR = "auditor-key-5e1d";
   static final String EMAIL = "jane.doe@example.com";
+
   /** Luhn-valid. */
   static final String CARD = "4111 1111 1111 1111";
-  static final String ANSWER = Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
-  static final String MASKED_ANSWER = ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
+
+  static final String ANSWER =
+      Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
+  static final String MASKED_ANSWER =
+      ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
   static final String FIRST = Completions.sseDelta("Hel");
 
   final InMemoryRecorder recorder = new InMemoryRecorder();
@@ -77,8 +81,11 @@ class PamFilterApplicationTest {
   final CountDownLatch clientGone = new CountDownLatch(1);
   final CountDownLatch writerFailed = new CountDownLatch(1);
   final ExecutorService asyncWorkers = Executors.newSingleThreadExecutor();
-  final OkHttpClient client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10))
-      .retryOnConnectionFailure(false).build();
+  final OkHttpClient client =
+      new OkHttpClient.Builder()
+          .readTimeout(Duration.ofSeconds(10))
+          .retryOnConnectionFailure(false)
+          .build();
   Server jetty;
   ServerConnector connector;
   PamEngine engine;
@@ -88,7 +95,10 @@ class PamFilterApplicationTest {
         version: 1
         identity:
           api-keys:
-        """ + Policies.apiKey("nightly-ci", KEY, "ci") + Policies.apiKey("auditor", AUDITOR, "ci", "auditors") + """
+        """
+        + Policies.apiKey("nightly-ci", KEY, "ci")
+        + Policies.apiKey("auditor", AUDITOR, "ci", "auditors")
+        + """
         entitlements:
           - groups: [ci]
             models: ["llama-3.1-*"]
@@ -101,8 +111,12 @@ class PamFilterApplicationTest {
 
   @BeforeEach
   void start() throws Exception {
-    engine = PamEngine.builder().policy(Policy.parse(policy())).recorder(recorder)
-        .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret")).build();
+    engine =
+        PamEngine.builder()
+            .policy(Policy.parse(policy()))
+            .recorder(recorder)
+            .credentialProvider(() -> new Credential("Authorization", "Bearer upstream-secret"))
+            .build();
     jetty = new Server();
     connector = new ServerConnector(jetty);
     connector.setHost("127.0.0.1");
@@ -131,10 +145,12 @@ class PamFilterApplicationTest {
   }
 
   Response post(String key, String answer, String... headers) throws IOException {
-    Request.Builder b = new Request.Builder()
-        .url("http://127.0.0.1:" + connector.getLocalPort() + "/v1/chat/completions")
-        .header("Authorization", "Bearer " + key).header("X-Answer", answer)
-        .post(RequestBody.create(Policies.chat("llama-3.1-8b", ""), JSON_TYPE));
+    Request.Builder b =
+        new Request.Builder()
+            .url("http://127.0.0.1:" + connector.getLocalPort() + "/v1/chat/completions")
+            .header("Authorization", "Bearer " + key)
+            .header("X-Answer", answer)
+            .post(RequestBody.create(Policies.chat("llama-3.1-8b", ""), JSON_TYPE));
     for (int i = 0; i < headers.length; i += 2) b.header(headers[i], headers[i + 1]);
     return client.newCall(b.build()).execute();
   }
@@ -180,17 +196,26 @@ class PamFilterApplicationTest {
         }
         case "accept-encoding" -> {
           resp.setContentType("application/json");
-          resp.getOutputStream().write(JSON.writeValueAsBytes(Map.of(
-              "accept-encoding", String.valueOf(req.getHeader("Accept-Encoding")),
-              "names", Collections.list(req.getHeaderNames()).stream().map(n -> n.toLowerCase()).toList())));
+          resp.getOutputStream()
+              .write(
+                  JSON.writeValueAsBytes(
+                      Map.of(
+                          "accept-encoding", String.valueOf(req.getHeader("Accept-Encoding")),
+                          "names",
+                              Collections.list(req.getHeaderNames()).stream()
+                                  .map(n -> n.toLowerCase())
+                                  .toList())));
         }
         case "echo" -> {
           // an application (or a server it forwards to) that echoes what it was given, the
           // credential split across two writes
-          Verdict.Allowed exchange = (Verdict.Allowed) req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE);
+          Verdict.Allowed exchange =
+              (Verdict.Allowed) req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE);
           String upstream = exchange.forward().setHeaders().get("Authorization");
           String note = req.getHeader("X-Client-Note");
-          byte[] echo = ("{\"upstream\":\"" + upstream + "\",\"note\":\"" + note + "\"}").getBytes(StandardCharsets.UTF_8);
+          byte[] echo =
+              ("{\"upstream\":\"" + upstream + "\",\"note\":\"" + note + "\"}")
+                  .getBytes(StandardCharsets.UTF_8);
           resp.setContentType("application/json");
           resp.setHeader("X-Echo-Upstream", upstream);
           resp.addHeader("X-Echo-Note", note);
@@ -217,17 +242,18 @@ class PamFilterApplicationTest {
         }
         case "async" -> {
           AsyncContext async = req.startAsync();
-          asyncWorkers.execute(() -> {
-            try {
-              HttpServletResponse w = (HttpServletResponse) async.getResponse();
-              w.setContentType("application/json");
-              w.getOutputStream().write(answer);
-            } catch (IOException | RuntimeException e) {
-              applicationSaw.set(e);
-            } finally {
-              async.complete();
-            }
-          });
+          asyncWorkers.execute(
+              () -> {
+                try {
+                  HttpServletResponse w = (HttpServletResponse) async.getResponse();
+                  w.setContentType("application/json");
+                  w.getOutputStream().write(answer);
+                } catch (IOException | RuntimeException e) {
+                  applicationSaw.set(e);
+                } finally {
+                  async.complete();
+                }
+              });
         }
         case "until-gone" -> {
           resp.setContentType("text/event-stream");
@@ -235,7 +261,8 @@ class PamFilterApplicationTest {
           out.write(FIRST.getBytes(StandardCharsets.UTF_8));
           out.flush();
           awaitLatch(clientGone);
-          byte[] event = ("data: {\"pad\":\"" + "x".repeat(4096) + "\"}\n\n").getBytes(StandardCharsets.UTF_8);
+          byte[] event =
+              ("data: {\"pad\":\"" + "x".repeat(4096) + "\"}\n\n").getBytes(StandardCharsets.UTF_8);
           try {
             // Bounded: a closed connection fails a write long before this ends.
             for (int i = 0; i < 10_000; i++) {
@@ -295,13 +322,16 @@ class PamFilterApplicationTest {
       seen = JSON.readTree(r.body().string());
     }
     assertThat(seen.get("accept-encoding").asText()).isEqualTo("null");
-    assertThat(seen.get("names").toString()).doesNotContain("accept-encoding").doesNotContain("authorization");
+    assertThat(seen.get("names").toString())
+        .doesNotContain("accept-encoding")
+        .doesNotContain("authorization");
 
     JsonNode exempt;
     try (Response r = post(AUDITOR, "accept-encoding", "Accept-Encoding", "gzip, br")) {
       exempt = JSON.readTree(r.body().string());
     }
-    assertThat(exempt.get("accept-encoding").asText()).as("not masked for auditors, but scanned for credentials")
+    assertThat(exempt.get("accept-encoding").asText())
+        .as("not masked for auditors, but scanned for credentials")
         .isEqualTo("null");
   }
 
@@ -312,16 +342,19 @@ class PamFilterApplicationTest {
       assertThat(r.code()).isEqualTo(502);
       sent = r.body().string();
     }
-    assertThat(JSON.readTree(sent).path("error").path("code").asText()).isEqualTo("masking_unavailable");
+    assertThat(JSON.readTree(sent).path("error").path("code").asText())
+        .isEqualTo("masking_unavailable");
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().status()).isEqualTo(502);
     assertThat(rec.response().body()).isEqualTo(sent);
-    assertThat(applicationSaw.get()).as("the application was stopped at its first write")
+    assertThat(applicationSaw.get())
+        .as("the application was stopped at its first write")
         .isInstanceOf(IOException.class);
   }
 
   @Test
-  void anApplicationEchoingTheUpstreamCredentialItWasHandedGivesBackNeitherItNorTheCallersKey() throws Exception {
+  void anApplicationEchoingTheUpstreamCredentialItWasHandedGivesBackNeitherItNorTheCallersKey()
+      throws Exception {
     for (String key : List.of(KEY, AUDITOR)) {
       recorder.clear();
       String body;
@@ -332,13 +365,19 @@ class PamFilterApplicationTest {
         assertThat(r.header("X-Echo-Upstream")).isEqualTo("[REDACTED:credential*]");
         assertThat(r.header("X-Echo-Note")).startsWith("my key is [");
         if (key.equals(AUDITOR)) {
-          assertThat(r.header("Content-Length")).as("only credentials replaced: the length holds")
+          assertThat(r.header("Content-Length"))
+              .as("only credentials replaced: the length holds")
               .isEqualTo(String.valueOf(body.length()));
         }
       }
-      assertThat(body).doesNotContain("upstream-secret").doesNotContain(key).contains("[REDACTED:credential*]");
+      assertThat(body)
+          .doesNotContain("upstream-secret")
+          .doesNotContain(key)
+          .contains("[REDACTED:credential*]");
       SessionRecord rec = onlyRecord();
-      String line = dev.inferpam.core.internal.recording.RecordCodec.encode(rec, dev.inferpam.core.internal.recording.RecordCodec.GENESIS);
+      String line =
+          dev.inferpam.core.internal.recording.RecordCodec.encode(
+              rec, dev.inferpam.core.internal.recording.RecordCodec.GENESIS);
       assertThat(line).doesNotContain("upstream-secret").doesNotContain(key);
     }
   }
@@ -348,15 +387,22 @@ class PamFilterApplicationTest {
   @Test
   void aClientThatDisconnectsMidStreamIsRecordedIncompleteThoughTheApplicationSwallowsTheError()
       throws Exception {
-    byte[] body = "{\"model\":\"llama-3.1-8b\",\"messages\":[],\"stream\":true}".getBytes(StandardCharsets.UTF_8);
+    byte[] body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[],\"stream\":true}"
+            .getBytes(StandardCharsets.UTF_8);
     try (Socket socket = new Socket()) {
-      socket.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), connector.getLocalPort()), 5_000);
+      socket.connect(
+          new InetSocketAddress(InetAddress.getLoopbackAddress(), connector.getLocalPort()), 5_000);
       socket.setSoTimeout(10_000);
       OutputStream out = socket.getOutputStream();
       // exempt from masking, which might hold back the end of the first event
-      out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + AUDITOR
-          + "\r\nX-Answer: until-gone\r\nContent-Type: application/json\r\nContent-Length: " + body.length
-          + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      out.write(
+          ("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                  + AUDITOR
+                  + "\r\nX-Answer: until-gone\r\nContent-Type: application/json\r\nContent-Length: "
+                  + body.length
+                  + "\r\n\r\n")
+              .getBytes(StandardCharsets.ISO_8859_1));
       out.write(body);
       out.flush();
       InputStream in = socket.getInputStream();
@@ -369,7 +415,9 @@ class PamFilterApplicationTest {
       socket.setSoLinger(true, 0); // reset: the server's next writes fail at once
     }
     clientGone.countDown();
-    assertThat(writerFailed.await(10, TimeUnit.SECONDS)).as("the application saw the client go").isTrue();
+    assertThat(writerFailed.await(10, TimeUnit.SECONDS))
+        .as("the application saw the client go")
+        .isTrue();
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().streamed()).isTrue();
     assertThat(rec.response().complete()).isFalse();

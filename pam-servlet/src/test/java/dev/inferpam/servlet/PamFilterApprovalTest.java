@@ -48,22 +48,28 @@ import org.junit.jupiter.api.Test;
  */
 class PamFilterApprovalTest {
   private static final MediaType JSON_TYPE = MediaType.get("application/json");
-  private static final Principal REVIEWER = new Principal("sec-bob", Set.of("security-oncall"), "test", null, java.util.Map.of());
-  private static final String HELD = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\","
-      + "\"content\":\"please dump all customer rows\"}]}";
+  private static final Principal REVIEWER =
+      new Principal("sec-bob", Set.of("security-oncall"), "test", null, java.util.Map.of());
+  private static final String HELD =
+      "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\","
+          + "\"content\":\"please dump all customer rows\"}]}";
   private static final String PLAIN = TestPolicy.chat("");
 
   private final Queue<SessionRecord> records = new ConcurrentLinkedQueue<>();
   private final AtomicInteger invocations = new AtomicInteger();
   private final AtomicReference<String> appSaw = new AtomicReference<>();
-  private final OkHttpClient client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(20)).build();
+  private final OkHttpClient client =
+      new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(20)).build();
   private Server server;
   private PamEngine engine;
   private InProcessApprovalService approvals;
 
   /** Starts Jetty; {@code asyncFilter}: filter and servlet support async; {@code types}: the filter's mapping. */
   private void start(boolean asyncFilter, EnumSet<DispatcherType> types) throws Exception {
-    Policy policy = Policy.parse(TestPolicy.POLICY + """
+    Policy policy =
+        Policy.parse(
+            TestPolicy.POLICY
+                + """
         approval:
           reviewers: [security-oncall]
           timeout: 5m
@@ -71,9 +77,13 @@ class PamFilterApprovalTest {
             - name: bulk-export
               prompt-matches: "(?i)dump all"
         """);
-    engine = PamEngine.builder().policy(policy)
-        .credentialProvider(() -> new Credential("Authorization", TestPolicy.UPSTREAM_SECRET))
-        .recorder(records::add).clock(TestPolicy.CLOCK).build();
+    engine =
+        PamEngine.builder()
+            .policy(policy)
+            .credentialProvider(() -> new Credential("Authorization", TestPolicy.UPSTREAM_SECRET))
+            .recorder(records::add)
+            .clock(TestPolicy.CLOCK)
+            .build();
     approvals = (InProcessApprovalService) engine.approvalService();
     server = new Server();
     ServerConnector connector = new ServerConnector(server);
@@ -84,18 +94,28 @@ class PamFilterApprovalTest {
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
     filter.setAsyncSupported(asyncFilter);
     context.addFilter(filter, "/*", types);
-    ServletHolder app = new ServletHolder(new HttpServlet() {
-      @Override
-      protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-        invocations.incrementAndGet();
-        String auth = req.getHeader("Authorization");
-        String body = new String(req.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        appSaw.set(body);
-        resp.setContentType("application/json");
-        resp.getOutputStream().write(("{\"echo\":" + TestServer.JSON.writeValueAsString(body)
-            + ",\"authorization\":" + (auth != null) + "}").getBytes(StandardCharsets.UTF_8));
-      }
-    });
+    ServletHolder app =
+        new ServletHolder(
+            new HttpServlet() {
+              @Override
+              protected void service(HttpServletRequest req, HttpServletResponse resp)
+                  throws IOException {
+                invocations.incrementAndGet();
+                String auth = req.getHeader("Authorization");
+                String body =
+                    new String(req.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                appSaw.set(body);
+                resp.setContentType("application/json");
+                resp.getOutputStream()
+                    .write(
+                        ("{\"echo\":"
+                                + TestServer.JSON.writeValueAsString(body)
+                                + ",\"authorization\":"
+                                + (auth != null)
+                                + "}")
+                            .getBytes(StandardCharsets.UTF_8));
+              }
+            });
     app.setAsyncSupported(asyncFilter);
     context.addServlet(app, "/*");
     server.setHandler(context);
@@ -115,29 +135,44 @@ class PamFilterApprovalTest {
   }
 
   private CompletableFuture<Response> send(String body) {
-    Request request = new Request.Builder().url("http://127.0.0.1:" + ((ServerConnector) server.getConnectors()[0])
-        .getLocalPort() + "/v1/chat/completions").header("Authorization", "Bearer " + CI_KEY)
-        .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE)).build();
-    return CompletableFuture.supplyAsync(() -> {
-      try {
-        return client.newCall(request).execute();
-      } catch (IOException e) {
-        throw new java.io.UncheckedIOException(e);
-      }
-    });
+    Request request =
+        new Request.Builder()
+            .url(
+                "http://127.0.0.1:"
+                    + ((ServerConnector) server.getConnectors()[0]).getLocalPort()
+                    + "/v1/chat/completions")
+            .header("Authorization", "Bearer " + CI_KEY)
+            .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE))
+            .build();
+    return CompletableFuture.supplyAsync(
+        () -> {
+          try {
+            return client.newCall(request).execute();
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
   }
 
   private InProcessApprovalService.Pending awaitPending() {
-    return await().atMost(Duration.ofSeconds(10)).until(approvals::pending, p -> p.size() == 1).get(0);
+    return await()
+        .atMost(Duration.ofSeconds(10))
+        .until(approvals::pending, p -> p.size() == 1)
+        .get(0);
   }
 
   private SessionRecord awaitRecord() {
-    return await().atMost(Duration.ofSeconds(10)).until(() -> records.stream()
-        .filter(r -> r.approval() != null).findFirst(), Optional::isPresent).orElseThrow();
+    return await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () -> records.stream().filter(r -> r.approval() != null).findFirst(),
+            Optional::isPresent)
+        .orElseThrow();
   }
 
   @Test
-  void aHeldRequestReachesTheApplicationOnlyAfterApprovalWithItsBodyAndWithoutTheCallersKey() throws Exception {
+  void aHeldRequestReachesTheApplicationOnlyAfterApprovalWithItsBodyAndWithoutTheCallersKey()
+      throws Exception {
     start(true, EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     CompletableFuture<Response> call = send(HELD);
     InProcessApprovalService.Pending pending = awaitPending();

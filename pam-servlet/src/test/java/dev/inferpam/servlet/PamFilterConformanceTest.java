@@ -49,8 +49,10 @@ class PamFilterConformanceTest extends AdapterConformance {
     context.addServlet(application, "/*");
     jetty.setHandler(context);
     jetty.start();
-    return OkHttpCaller.of(OkHttpCaller.clientBuilder().build(),
-        HttpUrl.get("http://127.0.0.1:" + connector.getLocalPort() + "/"), jetty::stop);
+    return OkHttpCaller.of(
+        OkHttpCaller.clientBuilder().build(),
+        HttpUrl.get("http://127.0.0.1:" + connector.getLocalPort() + "/"),
+        jetty::stop);
   }
 
   @Override
@@ -75,24 +77,28 @@ class PamFilterConformanceTest extends AdapterConformance {
           headers.add(new AbstractMap.SimpleImmutableEntry<>(name, value));
         }
       }
-      String target = req.getRequestURI() + (req.getQueryString() == null ? "" : "?" + req.getQueryString());
-      ModelAnswer answer = script.apply(new ModelRequest(req.getMethod(), target, headers,
-          req.getInputStream().readAllBytes()));
+      String target =
+          req.getRequestURI() + (req.getQueryString() == null ? "" : "?" + req.getQueryString());
+      ModelAnswer answer =
+          script.apply(
+              new ModelRequest(
+                  req.getMethod(), target, headers, req.getInputStream().readAllBytes()));
       resp.setStatus(answer.status());
       for (Map.Entry<String, String> h : answer.headers()) resp.addHeader(h.getKey(), h.getValue());
       if (!answer.streamed()) resp.setContentLengthLong(answer.contentLength());
       ServletOutputStream out = resp.getOutputStream();
-      answer.writeTo(new ModelAnswer.Sink() {
-        @Override
-        public void write(byte[] bytes) throws IOException {
-          out.write(bytes);
-        }
+      answer.writeTo(
+          new ModelAnswer.Sink() {
+            @Override
+            public void write(byte[] bytes) throws IOException {
+              out.write(bytes);
+            }
 
-        @Override
-        public void flush() throws IOException {
-          out.flush();
-        }
-      });
+            @Override
+            public void flush() throws IOException {
+              out.flush();
+            }
+          });
     }
   }
 }

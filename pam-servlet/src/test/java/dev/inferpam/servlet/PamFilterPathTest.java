@@ -58,13 +58,18 @@ class PamFilterPathTest {
     }
 
     private RawHttp.Response post(String target, String tag) throws IOException {
-      return RawHttp.send(server.port(), "POST", target, Map.of("Authorization", "Bearer " + CI_KEY, "X-Test-Id", tag), PULL);
+      return RawHttp.send(
+          server.port(),
+          "POST",
+          target,
+          Map.of("Authorization", "Bearer " + CI_KEY, "X-Test-Id", tag),
+          PULL);
     }
 
     @Test
     void rawSocketRequestToAnAllowedPathReachesTheServlet() throws Exception {
-      RawHttp.Response response = RawHttp.send(server.port(), "POST", "/v1/chat/completions", AUTH,
-          TestPolicy.chat(""));
+      RawHttp.Response response =
+          RawHttp.send(server.port(), "POST", "/v1/chat/completions", AUTH, TestPolicy.chat(""));
 
       assertThat(response.status()).as(response.body()).isEqualTo(200);
       assertThat(server.nextSeen().requestUri()).isEqualTo("/v1/chat/completions");
@@ -80,23 +85,24 @@ class PamFilterPathTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {
-        "//api/pull",
-        "/api//pull",
-        "/api/./pull",
-        "/x/../api/pull",
-        "/api/pull;x=1",
-        "/api/..;/api/pull",
-        "/api%2fpull",
-        "/api%2Fpull",
-        "/api/%2e/pull",
-        "/api/%2E%2E/api/pull",
-        "/api%5cpull",
-        "/api/%3Bpull",
-        "/api/%2570ull",
-        "/api/pull/",
-        "/api\\pull"
-    })
+    @ValueSource(
+        strings = {
+          "//api/pull",
+          "/api//pull",
+          "/api/./pull",
+          "/x/../api/pull",
+          "/api/pull;x=1",
+          "/api/..;/api/pull",
+          "/api%2fpull",
+          "/api%2Fpull",
+          "/api/%2e/pull",
+          "/api/%2E%2E/api/pull",
+          "/api%5cpull",
+          "/api/%3Bpull",
+          "/api/%2570ull",
+          "/api/pull/",
+          "/api\\pull"
+        })
     void ambiguousPathsAreRefusedByTheFilter(String target) throws Exception {
       RawHttp.Response response = post(target);
 
@@ -158,12 +164,27 @@ class PamFilterPathTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"/api%2fpull", "//api/pull", "/api//pull", "/api/%2e/pull", "/api/..;/api/pull",
-        "/api/%2570ull", "/api%5cpull", "/api\\pull", "/api/pull%00"})
+    @ValueSource(
+        strings = {
+          "/api%2fpull",
+          "//api/pull",
+          "/api//pull",
+          "/api/%2e/pull",
+          "/api/..;/api/pull",
+          "/api/%2570ull",
+          "/api%5cpull",
+          "/api\\pull",
+          "/api/pull%00"
+        })
     void jettyRefusesAmbiguousUrisBeforeTheFilter(String target) throws Exception {
       String tag = UUID.randomUUID().toString();
-      RawHttp.Response response = RawHttp.send(server.port(), "POST", target,
-          Map.of("Authorization", "Bearer " + CI_KEY, "X-Test-Id", tag), PULL);
+      RawHttp.Response response =
+          RawHttp.send(
+              server.port(),
+              "POST",
+              target,
+              Map.of("Authorization", "Bearer " + CI_KEY, "X-Test-Id", tag),
+              PULL);
 
       assertThat(response.status()).as(target).isEqualTo(400);
       assertThat(server.invocations.get()).isZero();

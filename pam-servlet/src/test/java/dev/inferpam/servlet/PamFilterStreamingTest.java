@@ -26,7 +26,11 @@ class PamFilterStreamingTest {
   @BeforeEach
   void start() throws Exception {
     server = new TestServer(false);
-    client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10)).retryOnConnectionFailure(false).build();
+    client =
+        new OkHttpClient.Builder()
+            .readTimeout(Duration.ofSeconds(10))
+            .retryOnConnectionFailure(false)
+            .build();
   }
 
   @AfterEach
@@ -37,9 +41,12 @@ class PamFilterStreamingTest {
   }
 
   private Request post(String path, String body) {
-    return new Request.Builder().url(server.url(path))
+    return new Request.Builder()
+        .url(server.url(path))
         .header("Authorization", "Bearer " + CI_KEY)
-        .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), MediaType.get("application/json")))
+        .post(
+            RequestBody.create(
+                body.getBytes(StandardCharsets.UTF_8), MediaType.get("application/json")))
         .build();
   }
 
@@ -78,8 +85,10 @@ class PamFilterStreamingTest {
     assertThat(record.response().streamed()).isTrue();
     assertThat(record.response().complete()).isTrue();
     assertThat(record.response().body())
-        .isEqualTo("data: {\"text\":\"first ✓\"}\n\ndata: {\"text\":\"second\"}\n\ndata: [DONE]\n\n");
-    assertThat(record.response().bytes()).isEqualTo(record.response().body().getBytes(StandardCharsets.UTF_8).length);
+        .isEqualTo(
+            "data: {\"text\":\"first ✓\"}\n\ndata: {\"text\":\"second\"}\n\ndata: [DONE]\n\n");
+    assertThat(record.response().bytes())
+        .isEqualTo(record.response().body().getBytes(StandardCharsets.UTF_8).length);
   }
 
   @Test

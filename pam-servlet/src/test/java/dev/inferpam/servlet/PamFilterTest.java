@@ -41,10 +41,11 @@ class PamFilterTest {
   @BeforeAll
   static void start() throws Exception {
     server = new TestServer(false);
-    client = new OkHttpClient.Builder()
-        .readTimeout(Duration.ofSeconds(10))
-        .retryOnConnectionFailure(false)
-        .build();
+    client =
+        new OkHttpClient.Builder()
+            .readTimeout(Duration.ofSeconds(10))
+            .retryOnConnectionFailure(false)
+            .build();
   }
 
   @AfterAll
@@ -75,7 +76,9 @@ class PamFilterTest {
   }
 
   private static Request.Builder post(String path, String body) {
-    return new Request.Builder().url(server.url(path)).post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE));
+    return new Request.Builder()
+        .url(server.url(path))
+        .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE));
   }
 
   private static Request.Builder postAs(String key, String path, String body) {
@@ -89,7 +92,8 @@ class PamFilterTest {
     JsonNode root = TestServer.JSON.readTree(answer.body());
     assertThat(fieldNames(root)).containsExactly("error");
     JsonNode error = root.get("error");
-    assertThat(fieldNames(error)).containsExactlyInAnyOrder("type", "code", "message", "request_id");
+    assertThat(fieldNames(error))
+        .containsExactlyInAnyOrder("type", "code", "message", "request_id");
     assertThat(error.get("type").asText()).isEqualTo("pam_error");
     assertThat(error.get("code").asText()).isEqualTo(code);
     assertThat(error.get("message").isTextual()).isTrue();
@@ -110,7 +114,8 @@ class PamFilterTest {
   }
 
   @Test
-  void allowedChatReachesTheServletWithTheExactBodyAndWithoutTheCallersCredential() throws Exception {
+  void allowedChatReachesTheServletWithTheExactBodyAndWithoutTheCallersCredential()
+      throws Exception {
     String body = chat("\"temperature\": 0.2 , \"user\":\"ünïcødé ✓\"");
 
     Answer answer = call(postAs(CI_KEY, "/v1/chat/completions", body).build());
@@ -120,12 +125,15 @@ class PamFilterTest {
     assertThat(seen.body()).isEqualTo(body.getBytes(StandardCharsets.UTF_8));
     assertThat(seen.contentLength()).isEqualTo(body.getBytes(StandardCharsets.UTF_8).length);
     assertThat(seen.authorization()).isNull();
-    assertThat(TestServer.lower(seen.headerNames())).doesNotContain("authorization", "x-api-key")
+    assertThat(TestServer.lower(seen.headerNames()))
+        .doesNotContain("authorization", "x-api-key")
         .contains("content-type");
     assertThat(seen.exchange()).isInstanceOf(Verdict.Allowed.class);
     Verdict.Allowed exchange = (Verdict.Allowed) seen.exchange();
-    assertThat(exchange.forward().setHeaders()).isEqualTo(Map.of("Authorization", TestPolicy.UPSTREAM_SECRET));
-    assertThat(exchange.forward().setHeaders().toString()).doesNotContain(TestPolicy.UPSTREAM_SECRET);
+    assertThat(exchange.forward().setHeaders())
+        .isEqualTo(Map.of("Authorization", TestPolicy.UPSTREAM_SECRET));
+    assertThat(exchange.forward().setHeaders().toString())
+        .doesNotContain(TestPolicy.UPSTREAM_SECRET);
     assertThat(exchange.principal().subject()).isEqualTo("nightly-ci");
     JsonNode echo = TestServer.JSON.readTree(answer.body());
     assertThat(echo.get("authorization").asBoolean()).isFalse();
@@ -135,7 +143,8 @@ class PamFilterTest {
     assertThat(record.decision().outcome()).isEqualTo("allow");
     assertThat(record.response().status()).isEqualTo(200);
     assertThat(record.response().complete()).isTrue();
-    assertThat(record.response().bytes()).isEqualTo(answer.body().getBytes(StandardCharsets.UTF_8).length);
+    assertThat(record.response().bytes())
+        .isEqualTo(answer.body().getBytes(StandardCharsets.UTF_8).length);
     assertThat(record.response().body()).isEqualTo(answer.body());
   }
 
@@ -146,9 +155,14 @@ class PamFilterTest {
     try (java.util.zip.GZIPOutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
       out.write(body.getBytes(StandardCharsets.UTF_8));
     }
-    Answer answer = call(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + CI_KEY).header("Content-Encoding", "gzip")
-        .post(RequestBody.create(gz.toByteArray(), JSON_TYPE)).build());
+    Answer answer =
+        call(
+            new Request.Builder()
+                .url(server.url("/v1/chat/completions"))
+                .header("Authorization", "Bearer " + CI_KEY)
+                .header("Content-Encoding", "gzip")
+                .post(RequestBody.create(gz.toByteArray(), JSON_TYPE))
+                .build());
 
     assertThat(answer.status()).isEqualTo(200);
     TestServer.Seen seen = server.nextSeen();
@@ -157,16 +171,22 @@ class PamFilterTest {
     assertThat(TestServer.lower(seen.headerNames())).doesNotContain("content-encoding");
     assertThat(TestServer.JSON.readTree(answer.body()).get("body").asText()).isEqualTo(body);
 
-    Answer refused = call(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + CI_KEY).header("Content-Encoding", "br")
-        .post(RequestBody.create(gz.toByteArray(), JSON_TYPE)).build());
+    Answer refused =
+        call(
+            new Request.Builder()
+                .url(server.url("/v1/chat/completions"))
+                .header("Authorization", "Bearer " + CI_KEY)
+                .header("Content-Encoding", "br")
+                .post(RequestBody.create(gz.toByteArray(), JSON_TYPE))
+                .build());
     error(refused, 415, "unsupported_encoding");
     assertThat(server.seen).isEmpty();
   }
 
   @Test
   void apiKeyHeaderIsHiddenFromTheApplicationToo() throws Exception {
-    Answer answer = call(post("/v1/chat/completions", chat("")).header("X-Api-Key", CI_KEY).build());
+    Answer answer =
+        call(post("/v1/chat/completions", chat("")).header("X-Api-Key", CI_KEY).build());
 
     assertThat(answer.status()).isEqualTo(200);
     TestServer.Seen seen = server.nextSeen();
@@ -178,7 +198,8 @@ class PamFilterTest {
   void readerReplaysTheSameBody() throws Exception {
     String body = chat("\"user\":\"✓ reader\"");
 
-    Answer answer = call(postAs(CI_KEY, "/v1/chat/completions", body).header("X-Read-With", "reader").build());
+    Answer answer =
+        call(postAs(CI_KEY, "/v1/chat/completions", body).header("X-Read-With", "reader").build());
 
     assertThat(answer.status()).isEqualTo(200);
     assertThat(server.nextSeen().body()).isEqualTo(body.getBytes(StandardCharsets.UTF_8));
@@ -203,7 +224,9 @@ class PamFilterTest {
 
     JsonNode error = error(answer, 401, "unauthenticated");
     assertThat(answer.header("WWW-Authenticate")).startsWith("Bearer error=\"invalid_token\"");
-    assertThat(error.get("message").asText()).contains("unknown api key").doesNotContain("not-a-known-key");
+    assertThat(error.get("message").asText())
+        .contains("unknown api key")
+        .doesNotContain("not-a-known-key");
     assertServletNotInvoked();
   }
 
@@ -228,8 +251,10 @@ class PamFilterTest {
 
   @Test
   void refusesAModelThePrincipalIsNotEntitledTo() throws Exception {
-    Answer answer = call(postAs(CI_KEY, "/v1/chat/completions",
-        "{\"model\":\"gpt-4o\",\"messages\":[]}").build());
+    Answer answer =
+        call(
+            postAs(CI_KEY, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[]}")
+                .build());
 
     JsonNode error = error(answer, 403, "not_entitled");
     assertThat(error.get("message").asText()).contains("gpt-4o");
@@ -247,8 +272,12 @@ class PamFilterTest {
 
   @Test
   void allowRuleLetsGetModelsThrough() throws Exception {
-    Answer answer = call(new Request.Builder().url(server.url("/v1/models"))
-        .header("Authorization", "Bearer " + CI_KEY).build());
+    Answer answer =
+        call(
+            new Request.Builder()
+                .url(server.url("/v1/models"))
+                .header("Authorization", "Bearer " + CI_KEY)
+                .build());
 
     assertThat(answer.status()).isEqualTo(200);
     TestServer.Seen seen = server.nextSeen();
@@ -269,7 +298,8 @@ class PamFilterTest {
 
   @Test
   void deniesMaxTokensOverTheMaximum() throws Exception {
-    Answer answer = call(postAs(CI_KEY, "/v1/chat/completions", chat("\"max_tokens\":4096")).build());
+    Answer answer =
+        call(postAs(CI_KEY, "/v1/chat/completions", chat("\"max_tokens\":4096")).build());
 
     JsonNode error = error(answer, 403, "parameter_denied");
     assertThat(error.get("message").asText()).contains("max_tokens").contains("256");
@@ -288,7 +318,8 @@ class PamFilterTest {
 
   @Test
   void refusesMalformedJson() throws Exception {
-    Answer answer = call(postAs(CI_KEY, "/v1/chat/completions", "{\"model\": \"llama-3.1-8b\",").build());
+    Answer answer =
+        call(postAs(CI_KEY, "/v1/chat/completions", "{\"model\": \"llama-3.1-8b\",").build());
 
     error(answer, 400, "bad_request");
     assertServletNotInvoked();
@@ -308,25 +339,31 @@ class PamFilterTest {
   @Test
   void refusesAChunkedBodyOverTheLimit() throws Exception {
     byte[] body = chat("\"padding\":\"" + "x".repeat(2048) + "\"").getBytes(StandardCharsets.UTF_8);
-    RequestBody chunked = new RequestBody() {
-      @Override
-      public MediaType contentType() {
-        return JSON_TYPE;
-      }
+    RequestBody chunked =
+        new RequestBody() {
+          @Override
+          public MediaType contentType() {
+            return JSON_TYPE;
+          }
 
-      @Override
-      public long contentLength() {
-        return -1; // no Content-Length: OkHttp sends Transfer-Encoding: chunked
-      }
+          @Override
+          public long contentLength() {
+            return -1; // no Content-Length: OkHttp sends Transfer-Encoding: chunked
+          }
 
-      @Override
-      public void writeTo(BufferedSink sink) throws IOException {
-        sink.write(body);
-      }
-    };
+          @Override
+          public void writeTo(BufferedSink sink) throws IOException {
+            sink.write(body);
+          }
+        };
 
-    Answer answer = call(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + CI_KEY).post(chunked).build());
+    Answer answer =
+        call(
+            new Request.Builder()
+                .url(server.url("/v1/chat/completions"))
+                .header("Authorization", "Bearer " + CI_KEY)
+                .post(chunked)
+                .build());
 
     error(answer, 413, "body_too_large");
     assertServletNotInvoked();
@@ -335,25 +372,31 @@ class PamFilterTest {
   @Test
   void acceptsAChunkedBodyWithinTheLimit() throws Exception {
     byte[] body = chat("").getBytes(StandardCharsets.UTF_8);
-    RequestBody chunked = new RequestBody() {
-      @Override
-      public MediaType contentType() {
-        return JSON_TYPE;
-      }
+    RequestBody chunked =
+        new RequestBody() {
+          @Override
+          public MediaType contentType() {
+            return JSON_TYPE;
+          }
 
-      @Override
-      public long contentLength() {
-        return -1;
-      }
+          @Override
+          public long contentLength() {
+            return -1;
+          }
 
-      @Override
-      public void writeTo(BufferedSink sink) throws IOException {
-        sink.write(body);
-      }
-    };
+          @Override
+          public void writeTo(BufferedSink sink) throws IOException {
+            sink.write(body);
+          }
+        };
 
-    Answer answer = call(new Request.Builder().url(server.url("/v1/chat/completions"))
-        .header("Authorization", "Bearer " + CI_KEY).post(chunked).build());
+    Answer answer =
+        call(
+            new Request.Builder()
+                .url(server.url("/v1/chat/completions"))
+                .header("Authorization", "Bearer " + CI_KEY)
+                .post(chunked)
+                .build());
 
     assertThat(answer.status()).isEqualTo(200);
     TestServer.Seen seen = server.nextSeen();
@@ -368,7 +411,8 @@ class PamFilterTest {
     // The container answers the propagated exception; Jetty's error page shows its message but
     // no stack trace, and the filter adds none.
     assertThat(answer.status()).isEqualTo(500);
-    assertThat(answer.body()).doesNotContain("\tat ", "at dev.inferpam", "at org.eclipse", "upstream-secret");
+    assertThat(answer.body())
+        .doesNotContain("\tat ", "at dev.inferpam", "at org.eclipse", "upstream-secret");
     Verdict exchange = (Verdict) server.nextSeen().exchange();
     SessionRecord record = server.awaitRecord(exchange.id());
     assertThat(record.response().complete()).isFalse();
@@ -378,8 +422,10 @@ class PamFilterTest {
   @Test
   void ioExceptionFromTheApplicationEndsTheExchangeIncomplete() throws Exception {
     // The response is committed before the failure, so the client gets a truncated answer.
-    try (Response response = client.newCall(
-        postAs(CI_KEY, "/v1/responses", chat("")).header("X-Fail-With", "io").build()).execute()) {
+    try (Response response =
+        client
+            .newCall(postAs(CI_KEY, "/v1/responses", chat("")).header("X-Fail-With", "io").build())
+            .execute()) {
       assertThat(response.code()).isEqualTo(200);
       try {
         response.body().string();
@@ -397,20 +443,31 @@ class PamFilterTest {
 
   @Test
   void nonHttpRequestsPassThroughUntouched() throws Exception {
-    ServletRequest request = (ServletRequest) Proxy.newProxyInstance(getClass().getClassLoader(),
-        new Class<?>[] {ServletRequest.class}, (p, m, a) -> {
-          throw new AssertionError("the filter must not look at a non-HTTP request: " + m.getName());
-        });
-    ServletResponse response = (ServletResponse) Proxy.newProxyInstance(getClass().getClassLoader(),
-        new Class<?>[] {ServletResponse.class}, (p, m, a) -> {
-          throw new AssertionError("the filter must not touch a non-HTTP response: " + m.getName());
-        });
+    ServletRequest request =
+        (ServletRequest)
+            Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {ServletRequest.class},
+                (p, m, a) -> {
+                  throw new AssertionError(
+                      "the filter must not look at a non-HTTP request: " + m.getName());
+                });
+    ServletResponse response =
+        (ServletResponse)
+            Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {ServletResponse.class},
+                (p, m, a) -> {
+                  throw new AssertionError(
+                      "the filter must not touch a non-HTTP response: " + m.getName());
+                });
     AtomicBoolean passed = new AtomicBoolean();
-    FilterChain chain = (req, res) -> {
-      assertThat(req).isSameAs(request);
-      assertThat(res).isSameAs(response);
-      passed.set(true);
-    };
+    FilterChain chain =
+        (req, res) -> {
+          assertThat(req).isSameAs(request);
+          assertThat(res).isSameAs(response);
+          passed.set(true);
+        };
 
     try (var engine = TestPolicy.engine(r -> {})) {
       new PamFilter(engine).doFilter(request, response, chain);

@@ -7,13 +7,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
-import dev.inferpam.core.adapter.ResponsePlan;
-import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.InMemoryQuotaStore;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
-import dev.inferpam.testsupport.MutableClock;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.ResponsePlan;
+import dev.inferpam.core.adapter.Verdict;
+import dev.inferpam.testsupport.MutableClock;
 import java.io.ByteArrayInputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -46,7 +46,8 @@ class QuotaServletTest {
   private static final String BOB_KEY = "bob-quota-key-3c4d";
   private static final String SERVICE_HEADER = "X-Test-Service";
 
-  private static final String IDENTITY = """
+  private static final String IDENTITY =
+      """
       version: 1
       identity:
         api-keys:
@@ -60,9 +61,12 @@ class QuotaServletTest {
         - groups: [ml-engineers, ci]
           models: ["llama-3.1-*", "gpt-4o-mini"]
           operations: [chat, embedding]
-      """.formatted(TestPolicy.sha256(ALICE_KEY), TestPolicy.sha256(BOB_KEY));
+      """
+          .formatted(TestPolicy.sha256(ALICE_KEY), TestPolicy.sha256(BOB_KEY));
 
-  private static final String POLICY = IDENTITY + """
+  private static final String POLICY =
+      IDENTITY
+          + """
       limits:
         - groups: ["*"]
           requests-per-minute: 5
@@ -102,7 +106,8 @@ class QuotaServletTest {
     HttpResponse<String> res = get(ALICE_KEY);
 
     assertThat(res.statusCode()).as(res.body()).isEqualTo(200);
-    assertThat(res.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
+    assertThat(res.headers().firstValue("Content-Type"))
+        .hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
     assertThat(res.headers().firstValue("Cache-Control")).hasValue("no-store");
     JsonNode body = JSON.readTree(res.body());
     assertThat(body.fieldNames()).toIterable().containsExactly("principal", "limits");
@@ -111,7 +116,8 @@ class QuotaServletTest {
     assertThat(limits).hasSize(2);
 
     JsonNode everyone = limits.get(0);
-    assertThat(everyone.fieldNames()).toIterable()
+    assertThat(everyone.fieldNames())
+        .toIterable()
         .containsExactly("rule", "models", "operations", "requests_per_minute", "tokens_per_day");
     assertThat(everyone.path("rule").asText()).isEqualTo("limits[0]");
     assertThat(everyone.path("models")).isEmpty();
@@ -121,8 +127,10 @@ class QuotaServletTest {
 
     // Applies to alice by group, though her exchanges (llama) did not fall under it.
     JsonNode gpt = limits.get(1);
-    assertThat(gpt.fieldNames()).toIterable()
-        .containsExactly("rule", "models", "operations", "requests_per_minute", "tokens_per_minute");
+    assertThat(gpt.fieldNames())
+        .toIterable()
+        .containsExactly(
+            "rule", "models", "operations", "requests_per_minute", "tokens_per_minute");
     assertThat(gpt.path("rule").asText()).isEqualTo("limits[1]");
     assertThat(texts(gpt.path("models"))).containsExactly("gpt-4o*");
     assertThat(texts(gpt.path("operations"))).containsExactly("chat", "embedding");
@@ -151,8 +159,10 @@ class QuotaServletTest {
     assertThat(bob.path("principal").asText()).isEqualTo("bob");
     // Not in ml-engineers: the second entry is not his; alice's use is not his either.
     assertThat(bob.path("limits")).hasSize(1);
-    assertBudget(bob.path("limits").get(0).path("requests_per_minute"), 5, 0, 5, "2026-11-28T12:01:00Z");
-    assertBudget(bob.path("limits").get(0).path("tokens_per_day"), 1000, 0, 1000, "2026-11-29T00:00:00Z");
+    assertBudget(
+        bob.path("limits").get(0).path("requests_per_minute"), 5, 0, 5, "2026-11-28T12:01:00Z");
+    assertBudget(
+        bob.path("limits").get(0).path("tokens_per_day"), 1000, 0, 1000, "2026-11-29T00:00:00Z");
     // The query string names nobody else's budget.
     HttpResponse<String> probing = send("GET", QuotaServlet.MAPPING + "?principal=alice", BOB_KEY);
     assertThat(JSON.readTree(probing.body()).path("principal").asText()).isEqualTo("bob");
@@ -162,7 +172,8 @@ class QuotaServletTest {
   void usedTokensPastTheBoundShowNothingRemaining() throws Exception {
     chatExchange(ALICE_KEY, "llama-3.1-8b", 900, 300);
 
-    JsonNode day = JSON.readTree(get(ALICE_KEY).body()).path("limits").get(0).path("tokens_per_day");
+    JsonNode day =
+        JSON.readTree(get(ALICE_KEY).body()).path("limits").get(0).path("tokens_per_day");
 
     assertBudget(day, 1000, 1200, 0, "2026-11-29T00:00:00Z");
   }
@@ -198,12 +209,14 @@ class QuotaServletTest {
 
     assertThat(res.statusCode()).isEqualTo(200);
     assertThat(res.headers().firstValue("Cache-Control")).hasValue("no-store");
-    assertThat(JSON.readTree(res.body())).isEqualTo(JSON.readTree("{\"principal\":\"alice\",\"limits\":[]}"));
+    assertThat(JSON.readTree(res.body()))
+        .isEqualTo(JSON.readTree("{\"principal\":\"alice\",\"limits\":[]}"));
   }
 
   @Test
   void identifiesCallersWithTheEnginesExtraResolversToo() throws Exception {
-    HttpResponse<String> res = send("GET", QuotaServlet.MAPPING, null, SERVICE_HEADER, "batch-runner");
+    HttpResponse<String> res =
+        send("GET", QuotaServlet.MAPPING, null, SERVICE_HEADER, "batch-runner");
 
     assertThat(res.statusCode()).as(res.body()).isEqualTo(200);
     JsonNode body = JSON.readTree(res.body());
@@ -215,12 +228,16 @@ class QuotaServletTest {
   void noOrUnknownCredentialIs401WithBearerChallenge() throws Exception {
     chatExchange(ALICE_KEY, "llama-3.1-8b", 10, 20);
 
-    for (HttpResponse<String> res : List.of(get(null), send("POST", QuotaServlet.MAPPING, null),
-        get("not-a-known-key"))) {
+    for (HttpResponse<String> res :
+        List.of(get(null), send("POST", QuotaServlet.MAPPING, null), get("not-a-known-key"))) {
       assertError(res, 401, "unauthenticated");
-      assertThat(res.headers().firstValue("WWW-Authenticate")).hasValueSatisfying(v -> assertThat(v).startsWith("Bearer"));
+      assertThat(res.headers().firstValue("WWW-Authenticate"))
+          .hasValueSatisfying(v -> assertThat(v).startsWith("Bearer"));
       assertThat(res.headers().firstValue("Cache-Control")).hasValue("no-store");
-      assertThat(res.body()).doesNotContain("not-a-known-key").doesNotContain("limits[").doesNotContain("alice");
+      assertThat(res.body())
+          .doesNotContain("not-a-known-key")
+          .doesNotContain("limits[")
+          .doesNotContain("alice");
     }
   }
 
@@ -257,28 +274,36 @@ class QuotaServletTest {
 
     assertError(res, 503, "quota_unavailable");
     assertThat(res.headers().firstValue("Cache-Control")).hasValue("no-store");
-    assertThat(res.body()).doesNotContain("Exception").doesNotContain("\tat ").doesNotContain(FailingStore.DETAIL);
+    assertThat(res.body())
+        .doesNotContain("Exception")
+        .doesNotContain("\tat ")
+        .doesNotContain(FailingStore.DETAIL);
     store.down = false;
     assertThat(get(ALICE_KEY).statusCode()).isEqualTo(200);
   }
 
   @Test
   void forEngineRefusesNull() {
-    org.assertj.core.api.Assertions.assertThatNullPointerException().isThrownBy(() -> QuotaServlet.forEngine(null));
+    org.assertj.core.api.Assertions.assertThatNullPointerException()
+        .isThrownBy(() -> QuotaServlet.forEngine(null));
   }
 
   // ---------------------------------------------------------------------------------------------
 
   private PamEngine engine(String policy) {
-    PamEngine e = PamEngine.builder()
-        .policy(Policy.parse(policy))
-        .credentialProvider(() -> new dev.inferpam.api.Credential("Authorization", TestPolicy.UPSTREAM_SECRET))
-        .recorder(r -> { })
-        .quotaStore(store)
-        .identityResolver(request -> Optional.ofNullable(request.header(SERVICE_HEADER))
-            .map(name -> Principal.of(name, Set.of("batch"), "test")))
-        .clock(clock)
-        .build();
+    PamEngine e =
+        PamEngine.builder()
+            .policy(Policy.parse(policy))
+            .credentialProvider(
+                () -> new dev.inferpam.api.Credential("Authorization", TestPolicy.UPSTREAM_SECRET))
+            .recorder(r -> {})
+            .quotaStore(store)
+            .identityResolver(
+                request ->
+                    Optional.ofNullable(request.header(SERVICE_HEADER))
+                        .map(name -> Principal.of(name, Set.of("batch"), "test")))
+            .clock(clock)
+            .build();
     toClose.add(e);
     return e;
   }
@@ -303,19 +328,35 @@ class QuotaServletTest {
    * body carrying {@code usage}, delivered and ended.
    */
   private void chatExchange(String key, String model, int promptTokens, int completionTokens) {
-    byte[] body = ("{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
-        .getBytes(StandardCharsets.UTF_8);
-    RequestHead head = new RequestHead("POST", "/v1/chat/completions", null,
-        Map.of("authorization", List.of("Bearer " + key), "content-type", List.of("application/json")), "127.0.0.1");
+    byte[] body =
+        ("{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
+            .getBytes(StandardCharsets.UTF_8);
+    RequestHead head =
+        new RequestHead(
+            "POST",
+            "/v1/chat/completions",
+            null,
+            Map.of(
+                "authorization",
+                List.of("Bearer " + key),
+                "content-type",
+                List.of("application/json")),
+            "127.0.0.1");
     Verdict verdict = engine.begin(head, new ByteArrayInputStream(body), body.length);
     assertThat(verdict.decision()).isInstanceOf(Decision.Allow.class);
     Verdict.Allowed exchange = (Verdict.Allowed) verdict;
     try {
       exchange.forward();
-      ResponsePlan.Relay relay = (ResponsePlan.Relay) exchange.respond(200,
-          Map.of("Content-Type", List.of("application/json")));
-      byte[] answer = ("{\"choices\":[],\"usage\":{\"prompt_tokens\":" + promptTokens + ",\"completion_tokens\":"
-          + completionTokens + "}}").getBytes(StandardCharsets.UTF_8);
+      ResponsePlan.Relay relay =
+          (ResponsePlan.Relay)
+              exchange.respond(200, Map.of("Content-Type", List.of("application/json")));
+      byte[] answer =
+          ("{\"choices\":[],\"usage\":{\"prompt_tokens\":"
+                  + promptTokens
+                  + ",\"completion_tokens\":"
+                  + completionTokens
+                  + "}}")
+              .getBytes(StandardCharsets.UTF_8);
       relay.delivered(answer, 0, answer.length);
     } finally {
       exchange.end(true);
@@ -330,30 +371,38 @@ class QuotaServletTest {
     return send(port, method, path, key);
   }
 
-  private HttpResponse<String> send(int toPort, String method, String path, String key) throws Exception {
+  private HttpResponse<String> send(int toPort, String method, String path, String key)
+      throws Exception {
     return send(toPort, method, path, key, null, null);
   }
 
-  private HttpResponse<String> send(String method, String path, String key, String header, String value)
-      throws Exception {
+  private HttpResponse<String> send(
+      String method, String path, String key, String header, String value) throws Exception {
     return send(port, method, path, key, header, value);
   }
 
-  private HttpResponse<String> send(int toPort, String method, String path, String key, String header, String value)
+  private HttpResponse<String> send(
+      int toPort, String method, String path, String key, String header, String value)
       throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + toPort + path))
-        .timeout(Duration.ofSeconds(10))
-        .method(method, HttpRequest.BodyPublishers.noBody());
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + toPort + path))
+            .timeout(Duration.ofSeconds(10))
+            .method(method, HttpRequest.BodyPublishers.noBody());
     if (key != null) b.header("Authorization", "Bearer " + key);
     if (header != null) b.header(header, value);
     return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
   }
 
-  private static void assertBudget(JsonNode budget, long limit, long used, long remaining, String resets) {
-    assertThat(budget.fieldNames()).toIterable().containsExactly("limit", "used", "remaining", "resets");
+  private static void assertBudget(
+      JsonNode budget, long limit, long used, long remaining, String resets) {
+    assertThat(budget.fieldNames())
+        .toIterable()
+        .containsExactly("limit", "used", "remaining", "resets");
     assertThat(budget.path("limit").asLong()).as("limit of %s", budget).isEqualTo(limit);
     assertThat(budget.path("used").asLong()).as("used of %s", budget).isEqualTo(used);
-    assertThat(budget.path("remaining").asLong()).as("remaining of %s", budget).isEqualTo(remaining);
+    assertThat(budget.path("remaining").asLong())
+        .as("remaining of %s", budget)
+        .isEqualTo(remaining);
     assertThat(budget.path("resets").asText()).isEqualTo(resets);
   }
 
@@ -363,16 +412,17 @@ class QuotaServletTest {
     return out;
   }
 
-  private static void assertError(HttpResponse<String> res, int status, String code) throws Exception {
+  private static void assertError(HttpResponse<String> res, int status, String code)
+      throws Exception {
     assertThat(res.statusCode()).as(res.body()).isEqualTo(status);
     JsonNode error = JSON.readTree(res.body()).get("error");
     assertThat(error.get("type").asText()).isEqualTo("pam_error");
     assertThat(error.get("code").asText()).isEqualTo(code);
     assertThat(error.has("message")).isTrue();
     assertThat(error.has("request_id")).isTrue();
-    assertThat(res.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
+    assertThat(res.headers().firstValue("Content-Type"))
+        .hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
   }
-
 
   /** The in-memory store, failing with a detailed message while {@link #down}. */
   private static final class FailingStore implements QuotaStore {

@@ -24,13 +24,20 @@ final class RawHttp {
 
   private RawHttp() {}
 
-  static Response send(int port, String method, String target, Map<String, String> headers, String body)
+  static Response send(
+      int port, String method, String target, Map<String, String> headers, String body)
       throws IOException {
     byte[] content = body == null ? new byte[0] : body.getBytes(StandardCharsets.UTF_8);
-    StringBuilder head = new StringBuilder()
-        .append(method).append(' ').append(target).append(" HTTP/1.1\r\n")
-        .append("Host: 127.0.0.1:").append(port).append("\r\n")
-        .append("Connection: close\r\n");
+    StringBuilder head =
+        new StringBuilder()
+            .append(method)
+            .append(' ')
+            .append(target)
+            .append(" HTTP/1.1\r\n")
+            .append("Host: 127.0.0.1:")
+            .append(port)
+            .append("\r\n")
+            .append("Connection: close\r\n");
     headers.forEach((k, v) -> head.append(k).append(": ").append(v).append("\r\n"));
     if (body != null) {
       head.append("Content-Type: application/json\r\n");
@@ -57,7 +64,9 @@ final class RawHttp {
     Map<String, String> headers = new LinkedHashMap<>();
     for (int i = 1; i < lines.length; i++) {
       int colon = lines[i].indexOf(':');
-      headers.put(lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT), lines[i].substring(colon + 1).trim());
+      headers.put(
+          lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT),
+          lines[i].substring(colon + 1).trim());
     }
     byte[] rest = java.util.Arrays.copyOfRange(raw, end + 4, raw.length);
     if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) rest = dechunk(rest);
@@ -69,7 +78,8 @@ final class RawHttp {
     int i = 0;
     while (i < in.length) {
       int lineEnd = i;
-      while (lineEnd + 1 < in.length && !(in[lineEnd] == '\r' && in[lineEnd + 1] == '\n')) lineEnd++;
+      while (lineEnd + 1 < in.length && !(in[lineEnd] == '\r' && in[lineEnd + 1] == '\n'))
+        lineEnd++;
       String sizeLine = new String(in, i, lineEnd - i, StandardCharsets.ISO_8859_1);
       int semi = sizeLine.indexOf(';');
       int size = Integer.parseInt((semi < 0 ? sizeLine : sizeLine.substring(0, semi)).trim(), 16);

@@ -20,7 +20,8 @@ final class TestPolicy {
   /** After the expired key's expiry, before the others'. */
   static final Clock CLOCK = Clock.fixed(Instant.parse("2026-03-01T12:00:00Z"), ZoneOffset.UTC);
 
-  static final String POLICY = """
+  static final String POLICY =
+      """
       version: 1
       request:
         max-body: 1KiB
@@ -52,7 +53,8 @@ final class TestPolicy {
         max:
           max_tokens: 256
         exempt-groups: [ml-research]
-      """.formatted(sha256(CI_KEY), sha256(RESEARCH_KEY), sha256(EXPIRED_KEY));
+      """
+          .formatted(sha256(CI_KEY), sha256(RESEARCH_KEY), sha256(EXPIRED_KEY));
 
   private TestPolicy() {}
 

@@ -14,8 +14,8 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.time.Duration;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumSet;
@@ -56,12 +56,21 @@ final class TestServer implements AutoCloseable {
   static final ObjectMapper JSON = new ObjectMapper();
 
   /** What a servlet saw of one request. */
-  record Seen(String method, String requestUri, List<String> headerNames, String authorization,
-              String apiKey, byte[] body, long contentLength, Object exchange) {}
+  record Seen(
+      String method,
+      String requestUri,
+      List<String> headerNames,
+      String authorization,
+      String apiKey,
+      byte[] body,
+      long contentLength,
+      Object exchange) {}
 
   final BlockingQueue<Seen> seen = new LinkedBlockingQueue<>();
+
   /** Every record the engine produced, in order; exchanges end after their response, so wait. */
   final Queue<SessionRecord> records = new ConcurrentLinkedQueue<>();
+
   final AtomicInteger invocations = new AtomicInteger();
   final CountDownLatch secondEventWritten = new CountDownLatch(1);
   final CountDownLatch releaseSecondEvent = new CountDownLatch(1);
@@ -129,8 +138,10 @@ final class TestServer implements AutoCloseable {
    * previous test's exchange may end after this test began.
    */
   SessionRecord awaitRecord(String id) {
-    return await().atMost(Duration.ofSeconds(10))
-        .until(() -> records.stream().filter(r -> r.id().equals(id)).findFirst(), Optional::isPresent)
+    return await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () -> records.stream().filter(r -> r.id().equals(id)).findFirst(), Optional::isPresent)
         .orElseThrow();
   }
 
@@ -156,9 +167,16 @@ final class TestServer implements AutoCloseable {
 
   private Seen see(HttpServletRequest req, byte[] body) {
     invocations.incrementAndGet();
-    Seen s = new Seen(req.getMethod(), req.getRequestURI(), Collections.list(req.getHeaderNames()),
-        req.getHeader("Authorization"), req.getHeader("X-Api-Key"), body, req.getContentLengthLong(),
-        req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE));
+    Seen s =
+        new Seen(
+            req.getMethod(),
+            req.getRequestURI(),
+            Collections.list(req.getHeaderNames()),
+            req.getHeader("Authorization"),
+            req.getHeader("X-Api-Key"),
+            body,
+            req.getContentLengthLong(),
+            req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE));
     seen.add(s);
     return s;
   }
@@ -203,7 +221,8 @@ final class TestServer implements AutoCloseable {
       out.write("data: {\"text\":\"first ✓\"}\n\n");
       out.flush();
       try {
-        if (!releaseSecondEvent.await(10, TimeUnit.SECONDS)) throw new IOException("client never read the first event");
+        if (!releaseSecondEvent.await(10, TimeUnit.SECONDS))
+          throw new IOException("client never read the first event");
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IOException(e);
@@ -221,19 +240,21 @@ final class TestServer implements AutoCloseable {
     @Override
     protected void doPost(HttpServletRequest req, HttpServletResponse resp) {
       AsyncContext async = req.startAsync();
-      asyncWorkers.execute(() -> {
-        try {
-          HttpServletRequest r = (HttpServletRequest) async.getRequest();
-          see(r, r.getInputStream().readAllBytes());
-          HttpServletResponse w = (HttpServletResponse) async.getResponse();
-          w.setContentType("application/json");
-          w.getOutputStream().write("{\"data\":[{\"embedding\":[0.5]}]}".getBytes(StandardCharsets.UTF_8));
-        } catch (IOException | RuntimeException e) {
-          ((HttpServletResponse) async.getResponse()).setStatus(599);
-        } finally {
-          async.complete();
-        }
-      });
+      asyncWorkers.execute(
+          () -> {
+            try {
+              HttpServletRequest r = (HttpServletRequest) async.getRequest();
+              see(r, r.getInputStream().readAllBytes());
+              HttpServletResponse w = (HttpServletResponse) async.getResponse();
+              w.setContentType("application/json");
+              w.getOutputStream()
+                  .write("{\"data\":[{\"embedding\":[0.5]}]}".getBytes(StandardCharsets.UTF_8));
+            } catch (IOException | RuntimeException e) {
+              ((HttpServletResponse) async.getResponse()).setStatus(599);
+            } finally {
+              async.complete();
+            }
+          });
     }
   }
 

@@ -14,25 +14,37 @@ public final class Completions {
   /** A {@code chat.completion} whose one choice says {@code content}, without usage. */
   public static String chat(String content) {
     return "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
-        + "{\"role\":\"assistant\",\"content\":" + Json.string(content) + "}}]}";
+        + "{\"role\":\"assistant\",\"content\":"
+        + Json.string(content)
+        + "}}]}";
   }
 
   /** A {@code chat.completion} whose one choice says {@code content}, with its usage. */
   public static String chat(String content, long promptTokens, long completionTokens) {
     return "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
-        + "{\"role\":\"assistant\",\"content\":" + Json.string(content) + "}}],\"usage\":"
-        + usage(promptTokens, completionTokens) + "}";
+        + "{\"role\":\"assistant\",\"content\":"
+        + Json.string(content)
+        + "}}],\"usage\":"
+        + usage(promptTokens, completionTokens)
+        + "}";
   }
 
   /** An OpenAI {@code usage} object: prompt, completion and their total. */
   public static String usage(long promptTokens, long completionTokens) {
-    return "{\"prompt_tokens\":" + promptTokens + ",\"completion_tokens\":" + completionTokens
-        + ",\"total_tokens\":" + (promptTokens + completionTokens) + "}";
+    return "{\"prompt_tokens\":"
+        + promptTokens
+        + ",\"completion_tokens\":"
+        + completionTokens
+        + ",\"total_tokens\":"
+        + (promptTokens + completionTokens)
+        + "}";
   }
 
   /** One SSE event carrying {@code content} as {@code choices[0].delta.content}, blank line included. */
   public static String sseDelta(String content) {
-    return "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":" + Json.string(content) + "}}]}\n\n";
+    return "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        + Json.string(content)
+        + "}}]}\n\n";
   }
 
   /** The last SSE event of a stream asked for with {@code stream_options.include_usage}: no choices, usage. */
@@ -42,7 +54,12 @@ public final class Completions {
 
   /** One Ollama {@code /api/chat} NDJSON line carrying {@code content}; {@code done} ends the stream. */
   public static String ollamaChat(String model, String content, boolean done) {
-    return "{\"model\":" + Json.string(model) + ",\"message\":{\"role\":\"assistant\",\"content\":"
-        + Json.string(content) + "},\"done\":" + done + "}\n";
+    return "{\"model\":"
+        + Json.string(model)
+        + ",\"message\":{\"role\":\"assistant\",\"content\":"
+        + Json.string(content)
+        + "},\"done\":"
+        + done
+        + "}\n";
   }
 }

@@ -137,7 +137,8 @@ public final class FakeModelServer implements AutoCloseable {
   public static ModelRequest modelRequest(RecordedRequest request) {
     Headers h = request.getHeaders();
     List<Map.Entry<String, String>> headers = new ArrayList<>(h.size());
-    for (int i = 0; i < h.size(); i++) headers.add(new AbstractMap.SimpleImmutableEntry<>(h.name(i), h.value(i)));
+    for (int i = 0; i < h.size(); i++)
+      headers.add(new AbstractMap.SimpleImmutableEntry<>(h.name(i), h.value(i)));
     byte[] body = request.getBody() == null ? new byte[0] : request.getBody().toByteArray();
     return new ModelRequest(request.getMethod(), request.getTarget(), headers, body);
   }
@@ -149,41 +150,47 @@ public final class FakeModelServer implements AutoCloseable {
    */
   public static MockResponse response(ModelAnswer answer) {
     MockResponse.Builder b = new MockResponse.Builder().code(answer.status());
-    for (Map.Entry<String, String> h : answer.headers()) b.addHeaderLenient(h.getKey(), h.getValue());
+    for (Map.Entry<String, String> h : answer.headers())
+      b.addHeaderLenient(h.getKey(), h.getValue());
     boolean chunked = answer.streamed();
     long length = answer.contentLength();
-    MockResponseBody body = new MockResponseBody() {
-      @Override
-      public long getContentLength() {
-        return length;
-      }
+    MockResponseBody body =
+        new MockResponseBody() {
+          @Override
+          public long getContentLength() {
+            return length;
+          }
 
-      @Override
-      public void writeTo(BufferedSink sink) throws IOException {
-        try {
-          answer.writeTo(new ModelAnswer.Sink() {
-            @Override
-            public void write(byte[] bytes) throws IOException {
-              if (bytes.length == 0) return; // an empty chunk would end a chunked body
-              if (chunked) {
-                sink.writeHexadecimalUnsignedLong(bytes.length).writeUtf8("\r\n").write(bytes).writeUtf8("\r\n");
-              } else {
-                sink.write(bytes);
-              }
-            }
+          @Override
+          public void writeTo(BufferedSink sink) throws IOException {
+            try {
+              answer.writeTo(
+                  new ModelAnswer.Sink() {
+                    @Override
+                    public void write(byte[] bytes) throws IOException {
+                      if (bytes.length == 0) return; // an empty chunk would end a chunked body
+                      if (chunked) {
+                        sink.writeHexadecimalUnsignedLong(bytes.length)
+                            .writeUtf8("\r\n")
+                            .write(bytes)
+                            .writeUtf8("\r\n");
+                      } else {
+                        sink.write(bytes);
+                      }
+                    }
 
-            @Override
-            public void flush() throws IOException {
-              sink.flush();
+                    @Override
+                    public void flush() throws IOException {
+                      sink.flush();
+                    }
+                  });
+            } catch (ModelAnswer.BrokenOff e) {
+              return; // without the last chunk; the socket closes at the response's end
             }
-          });
-        } catch (ModelAnswer.BrokenOff e) {
-          return; // without the last chunk; the socket closes at the response's end
-        }
-        // MockWebServer writes the (empty) trailers and the final CRLF after the body.
-        if (chunked) sink.writeUtf8("0\r\n").flush();
-      }
-    };
+            // MockWebServer writes the (empty) trailers and the final CRLF after the body.
+            if (chunked) sink.writeUtf8("0\r\n").flush();
+          }
+        };
     b.body(body);
     if (answer.breaksOff()) b.onResponseEnd(new SocketEffect.CloseSocket(true, true, true));
     if (chunked) b.removeHeader("Content-Length").setHeader("Transfer-Encoding", "chunked");

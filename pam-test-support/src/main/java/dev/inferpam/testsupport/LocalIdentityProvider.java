@@ -116,8 +116,14 @@ public final class LocalIdentityProvider implements AutoCloseable {
   public Issuer realm(String name, String audience) {
     String path = "/realms/" + name;
     Issuer issuer = issuer(baseUrl + path, path + "/protocol/openid-connect/certs", audience);
-    documents.put(path + "/.well-known/openid-configuration", ("{\"issuer\":" + Json.string(issuer.issuer())
-        + ",\"jwks_uri\":" + Json.string(issuer.jwksUri().toString()) + "}").getBytes(StandardCharsets.UTF_8));
+    documents.put(
+        path + "/.well-known/openid-configuration",
+        ("{\"issuer\":"
+                + Json.string(issuer.issuer())
+                + ",\"jwks_uri\":"
+                + Json.string(issuer.jwksUri().toString())
+                + "}")
+            .getBytes(StandardCharsets.UTF_8));
     return issuer;
   }
 
@@ -127,8 +133,10 @@ public final class LocalIdentityProvider implements AutoCloseable {
    * made ({@code key-1}, {@code key-2}, ...).
    */
   public Issuer issuer(String issuer, String jwksPath, String audience) {
-    if (!jwksPath.startsWith("/")) throw new IllegalArgumentException("jwksPath must start with /, was " + jwksPath);
-    Issuer created = new Issuer(issuer, jwksPath, audience, generate("key-" + issuers.incrementAndGet()));
+    if (!jwksPath.startsWith("/"))
+      throw new IllegalArgumentException("jwksPath must start with /, was " + jwksPath);
+    Issuer created =
+        new Issuer(issuer, jwksPath, audience, generate("key-" + issuers.incrementAndGet()));
     created.publish();
     return created;
   }
@@ -150,12 +158,16 @@ public final class LocalIdentityProvider implements AutoCloseable {
 
   private void serve(HttpExchange exchange) throws IOException {
     try (exchange) {
-      byte[] body = "GET".equals(exchange.getRequestMethod()) ? documents.get(exchange.getRequestURI().getPath()) : null;
+      byte[] body =
+          "GET".equals(exchange.getRequestMethod())
+              ? documents.get(exchange.getRequestURI().getPath())
+              : null;
       if (body == null) {
         exchange.sendResponseHeaders(404, -1);
         return;
       }
-      if (!exchange.getRequestURI().getPath().endsWith("openid-configuration")) fetches.incrementAndGet();
+      if (!exchange.getRequestURI().getPath().endsWith("openid-configuration"))
+        fetches.incrementAndGet();
       exchange.getResponseHeaders().set("Content-Type", "application/json");
       exchange.sendResponseHeaders(200, body.length);
       try (OutputStream out = exchange.getResponseBody()) {
@@ -172,7 +184,11 @@ public final class LocalIdentityProvider implements AutoCloseable {
 
   private static RSAKey newKey(String kid) {
     try {
-      return new RSAKeyGenerator(2048).keyID(kid).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.RS256).generate();
+      return new RSAKeyGenerator(2048)
+          .keyID(kid)
+          .keyUse(KeyUse.SIGNATURE)
+          .algorithm(JWSAlgorithm.RS256)
+          .generate();
     } catch (JOSEException e) {
       throw new IllegalStateException("RSA key generation failed", e);
     }
@@ -270,7 +286,11 @@ public final class LocalIdentityProvider implements AutoCloseable {
       this.expiresAt = issuedAt.plus(DEFAULT_LIFETIME);
       this.keyId = issuer.keyId();
       this.signingKey = issuer.key;
-      this.claims = new JWTClaimsSet.Builder().issuer(issuer.issuer).audience(issuer.audience).subject("user");
+      this.claims =
+          new JWTClaimsSet.Builder()
+              .issuer(issuer.issuer)
+              .audience(issuer.audience)
+              .subject("user");
     }
 
     public Token subject(String subject) {

@@ -65,9 +65,16 @@ public final class ModelAnswer {
   private final int breakAfter;
   private final CountDownLatch written;
 
-  private ModelAnswer(int status, List<Map.Entry<String, String>> headers, List<byte[]> pieces, boolean streamed,
-                      Map<Integer, CountDownLatch> gates, int breakAfter, CountDownLatch written) {
-    if (status < 100 || status > 999) throw new IllegalArgumentException("status must be 100..999, was " + status);
+  private ModelAnswer(
+      int status,
+      List<Map.Entry<String, String>> headers,
+      List<byte[]> pieces,
+      boolean streamed,
+      Map<Integer, CountDownLatch> gates,
+      int breakAfter,
+      CountDownLatch written) {
+    if (status < 100 || status > 999)
+      throw new IllegalArgumentException("status must be 100..999, was " + status);
     this.status = status;
     this.headers = List.copyOf(headers);
     this.pieces = List.copyOf(pieces);
@@ -88,7 +95,8 @@ public final class ModelAnswer {
   public static ModelAnswer of(int status, String contentType, byte[] body) {
     List<Map.Entry<String, String>> headers = new ArrayList<>();
     if (contentType != null) headers.add(header("Content-Type", contentType));
-    return new ModelAnswer(status, headers, List.of(body.clone()), false, Map.of(), -1, new CountDownLatch(1));
+    return new ModelAnswer(
+        status, headers, List.of(body.clone()), false, Map.of(), -1, new CountDownLatch(1));
   }
 
   /** As {@link #of(int, String, byte[])} with UTF-8 text. */
@@ -110,7 +118,13 @@ public final class ModelAnswer {
   public static ModelAnswer streamed(String contentType, String... pieces) {
     List<byte[]> bytes = new ArrayList<>();
     for (String p : pieces) bytes.add(p.getBytes(StandardCharsets.UTF_8));
-    return new ModelAnswer(200, List.of(header("Content-Type", contentType)), bytes, true, Map.of(), -1,
+    return new ModelAnswer(
+        200,
+        List.of(header("Content-Type", contentType)),
+        bytes,
+        true,
+        Map.of(),
+        -1,
         new CountDownLatch(1));
   }
 
@@ -128,11 +142,14 @@ public final class ModelAnswer {
     for (Map.Entry<String, String> h : request.headers()) {
       if (!first) body.append(',');
       first = false;
-      body.append(Json.string(h.getKey())).append(':').append(Json.string(h.getValue()).replace("/", "\\/"));
+      body.append(Json.string(h.getKey()))
+          .append(':')
+          .append(Json.string(h.getValue()).replace("/", "\\/"));
       headers.add(header("X-Echo-" + h.getKey(), h.getValue()));
     }
     byte[] bytes = body.append("}}").toString().getBytes(StandardCharsets.UTF_8);
-    return new ModelAnswer(200, headers, List.of(bytes), false, Map.of(), -1, new CountDownLatch(1));
+    return new ModelAnswer(
+        200, headers, List.of(bytes), false, Map.of(), -1, new CountDownLatch(1));
   }
 
   // --- variations --------------------------------------------------------------------------------
@@ -146,7 +163,8 @@ public final class ModelAnswer {
   public ModelAnswer withHeader(String name, String value) {
     List<Map.Entry<String, String>> more = new ArrayList<>();
     for (Map.Entry<String, String> h : headers) {
-      if (!(name.equalsIgnoreCase("Content-Type") && h.getKey().equalsIgnoreCase("Content-Type"))) more.add(h);
+      if (!(name.equalsIgnoreCase("Content-Type") && h.getKey().equalsIgnoreCase("Content-Type")))
+        more.add(h);
     }
     more.add(header(name, value));
     return new ModelAnswer(status, more, pieces, streamed, gates, breakAfter, written);
@@ -162,8 +180,11 @@ public final class ModelAnswer {
     int from = 0;
     for (int at : offsets) {
       if (at <= from || at >= whole.length) {
-        throw new IllegalArgumentException("offsets must ascend within (0, " + whole.length + "), got "
-            + Arrays.toString(offsets));
+        throw new IllegalArgumentException(
+            "offsets must ascend within (0, "
+                + whole.length
+                + "), got "
+                + Arrays.toString(offsets));
       }
       cut.add(Arrays.copyOfRange(whole, from, at));
       from = at;
@@ -189,7 +210,8 @@ public final class ModelAnswer {
   /** This answer with the writer waiting for {@code gate} before piece {@code piece} (0-based). */
   public ModelAnswer holdBefore(int piece, CountDownLatch gate) {
     if (piece < 0 || piece >= pieces.size()) {
-      throw new IllegalArgumentException("piece must be 0.." + (pieces.size() - 1) + ", was " + piece);
+      throw new IllegalArgumentException(
+          "piece must be 0.." + (pieces.size() - 1) + ", was " + piece);
     }
     Map<Integer, CountDownLatch> more = new HashMap<>(gates);
     more.put(piece, Objects.requireNonNull(gate, "gate"));
@@ -202,7 +224,8 @@ public final class ModelAnswer {
    */
   public ModelAnswer breakAfter(int count) {
     if (count < 0 || count >= pieces.size()) {
-      throw new IllegalArgumentException("count must be 0.." + (pieces.size() - 1) + ", was " + count);
+      throw new IllegalArgumentException(
+          "count must be 0.." + (pieces.size() - 1) + ", was " + count);
     }
     return new ModelAnswer(status, headers, pieces, streamed, gates, count, written);
   }
@@ -296,13 +319,21 @@ public final class ModelAnswer {
   }
 
   private static Map.Entry<String, String> header(String name, String value) {
-    return new AbstractMap.SimpleImmutableEntry<>(Objects.requireNonNull(name, "name"),
-        Objects.requireNonNull(value, "value"));
+    return new AbstractMap.SimpleImmutableEntry<>(
+        Objects.requireNonNull(name, "name"), Objects.requireNonNull(value, "value"));
   }
 
   @Override
   public String toString() {
-    return "ModelAnswer[" + status + ", " + header("Content-Type") + ", " + pieces.size() + " pieces"
-        + (streamed ? ", streamed" : "") + (breakAfter >= 0 ? ", breaks after " + breakAfter : "") + "]";
+    return "ModelAnswer["
+        + status
+        + ", "
+        + header("Content-Type")
+        + ", "
+        + pieces.size()
+        + " pieces"
+        + (streamed ? ", streamed" : "")
+        + (breakAfter >= 0 ? ", breaks after " + breakAfter : "")
+        + "]";
   }
 }

@@ -16,7 +16,8 @@ import java.util.Objects;
  * @param headers every header line, in order, names as sent
  * @param body    the body; empty when there was none
  */
-public record ModelRequest(String method, String target, List<Map.Entry<String, String>> headers, byte[] body) {
+public record ModelRequest(
+    String method, String target, List<Map.Entry<String, String>> headers, byte[] body) {
   public ModelRequest {
     Objects.requireNonNull(method, "method");
     Objects.requireNonNull(target, "target");
@@ -51,7 +52,8 @@ public record ModelRequest(String method, String target, List<Map.Entry<String, 
   /** Every header as {@code name: value} lines, for "does not contain" assertions. */
   public String headerText() {
     StringBuilder out = new StringBuilder();
-    for (Map.Entry<String, String> h : headers) out.append(h.getKey()).append(": ").append(h.getValue()).append('\n');
+    for (Map.Entry<String, String> h : headers)
+      out.append(h.getKey()).append(": ").append(h.getValue()).append('\n');
     return out.toString();
   }
 
@@ -67,8 +69,11 @@ public record ModelRequest(String method, String target, List<Map.Entry<String, 
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof ModelRequest r && method.equals(r.method) && target.equals(r.target)
-        && headers.equals(r.headers) && java.util.Arrays.equals(body, r.body);
+    return o instanceof ModelRequest r
+        && method.equals(r.method)
+        && target.equals(r.target)
+        && headers.equals(r.headers)
+        && java.util.Arrays.equals(body, r.body);
   }
 
   @Override
@@ -78,6 +83,13 @@ public record ModelRequest(String method, String target, List<Map.Entry<String, 
 
   @Override
   public String toString() {
-    return method + " " + target + " (" + headers.size() + " headers, " + body.length + " body bytes)";
+    return method
+        + " "
+        + target
+        + " ("
+        + headers.size()
+        + " headers, "
+        + body.length
+        + " body bytes)";
   }
 }

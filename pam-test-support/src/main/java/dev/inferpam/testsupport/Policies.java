@@ -32,8 +32,9 @@ public final class Policies {
   public static String sha256(String secret) {
     Objects.requireNonNull(secret, "secret");
     try {
-      return HexFormat.of().formatHex(
-          MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.UTF_8)));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is missing from this JVM", e);
     }
@@ -44,7 +45,13 @@ public final class Policies {
    * spaces) and ending in a newline: {@code - {name: alice, sha256: <hex>, groups: [ml]}}.
    */
   public static String apiKey(String name, String key, String... groups) {
-    return "    - {name: " + name + ", sha256: " + sha256(key) + ", groups: " + flow(List.of(groups)) + "}\n";
+    return "    - {name: "
+        + name
+        + ", sha256: "
+        + sha256(key)
+        + ", groups: "
+        + flow(List.of(groups))
+        + "}\n";
   }
 
   /** {@code values} as a YAML flow sequence of double-quoted strings: {@code ["a", "b"]}. */
@@ -73,8 +80,11 @@ public final class Policies {
    * {@code durability} ({@code strict}, {@code batched} or {@code async}); ends in a newline.
    */
   public static String recording(Path directory, String durability) {
-    return "recording:\n  directory: " + quoted(directory.toAbsolutePath().toString()) + "\n  durability: "
-        + durability + "\n";
+    return "recording:\n  directory: "
+        + quoted(directory.toAbsolutePath().toString())
+        + "\n  durability: "
+        + durability
+        + "\n";
   }
 
   /**
@@ -87,7 +97,12 @@ public final class Policies {
 
   /** As {@link #chat(String, String)}, with {@code prompt} as the user message (JSON-escaped). */
   public static String chat(String model, String prompt, String extraFields) {
-    return "{\"model\":" + Json.string(model) + ",\"messages\":[{\"role\":\"user\",\"content\":"
-        + Json.string(prompt) + "}]" + (extraFields.isEmpty() ? "" : "," + extraFields) + "}";
+    return "{\"model\":"
+        + Json.string(model)
+        + ",\"messages\":[{\"role\":\"user\",\"content\":"
+        + Json.string(prompt)
+        + "}]"
+        + (extraFields.isEmpty() ? "" : "," + extraFields)
+        + "}";
   }
 }

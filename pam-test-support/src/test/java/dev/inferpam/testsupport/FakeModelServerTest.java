@@ -21,8 +21,11 @@ class FakeModelServerTest {
   static final MediaType JSON = MediaType.get("application/json");
 
   final FakeModelServer model = FakeModelServer.start();
-  final OkHttpClient client = new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10))
-      .retryOnConnectionFailure(false).build();
+  final OkHttpClient client =
+      new OkHttpClient.Builder()
+          .readTimeout(Duration.ofSeconds(10))
+          .retryOnConnectionFailure(false)
+          .build();
 
   @AfterEach
   void stop() {
@@ -32,7 +35,8 @@ class FakeModelServerTest {
   }
 
   Response post(String path, String body, String... headers) throws IOException {
-    Request.Builder b = new Request.Builder().url(model.url(path)).post(RequestBody.create(body, JSON));
+    Request.Builder b =
+        new Request.Builder().url(model.url(path)).post(RequestBody.create(body, JSON));
     for (int i = 0; i < headers.length; i += 2) b.header(headers[i], headers[i + 1]);
     return client.newCall(b.build()).execute();
   }
@@ -64,8 +68,10 @@ class FakeModelServerTest {
   @Test
   void aStreamGoesOutChunkedInItsPiecesAndWaitsAtItsGate() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
-    ModelAnswer answer = ModelAnswer.sse(Completions.sseDelta("Hel"), Completions.sseDelta("lo"), Completions.SSE_DONE)
-        .holdBefore(1, release);
+    ModelAnswer answer =
+        ModelAnswer.sse(
+                Completions.sseDelta("Hel"), Completions.sseDelta("lo"), Completions.SSE_DONE)
+            .holdBefore(1, release);
     model.enqueue(answer);
     try (Response r = post("/v1/chat/completions", "{}")) {
       assertThat(r.header("Content-Length")).isNull();
@@ -96,17 +102,21 @@ class FakeModelServerTest {
 
   @Test
   void aBrokenStreamEndsInAnErrorForTheReader() throws Exception {
-    model.enqueue(ModelAnswer.sse(Completions.sseDelta("a"), Completions.sseDelta("b")).breakAfter(1));
+    model.enqueue(
+        ModelAnswer.sse(Completions.sseDelta("a"), Completions.sseDelta("b")).breakAfter(1));
     try (Response r = post("/v1/chat/completions", "{}")) {
       BufferedSource source = r.body().source();
       assertThat(source.readUtf8LineStrict()).startsWith("data: ");
-      assertThatThrownBy(source::readUtf8).as("the connection dropped, not a read timeout")
-          .isInstanceOf(IOException.class).isNotInstanceOf(SocketTimeoutException.class);
+      assertThatThrownBy(source::readUtf8)
+          .as("the connection dropped, not a read timeout")
+          .isInstanceOf(IOException.class)
+          .isNotInstanceOf(SocketTimeoutException.class);
     }
     model.enqueue(ModelAnswer.json("{\"long\":\"answer\"}").splitAt(5).breakAfter(1));
     try (Response r = post("/v1/chat/completions", "{}")) {
       assertThat(r.header("Content-Length")).isEqualTo("17");
-      assertThatThrownBy(() -> r.body().string()).isInstanceOf(IOException.class)
+      assertThatThrownBy(() -> r.body().string())
+          .isInstanceOf(IOException.class)
           .isNotInstanceOf(SocketTimeoutException.class);
     }
   }
@@ -114,9 +124,12 @@ class FakeModelServerTest {
   @Test
   void theEchoHandsBackTheHeadersInTheBodyAndAsHeaders() throws Exception {
     model.script().otherwise(ModelAnswer::echo);
-    try (Response r = post("/v1/chat/completions", "{}", "Authorization", "Bearer a/b", "X-Note", "n\"q")) {
+    try (Response r =
+        post("/v1/chat/completions", "{}", "Authorization", "Bearer a/b", "X-Note", "n\"q")) {
       String body = r.body().string();
-      assertThat(body).startsWith("{\"headers\":{").contains("\"Authorization\":\"Bearer a\\/b\"")
+      assertThat(body)
+          .startsWith("{\"headers\":{")
+          .contains("\"Authorization\":\"Bearer a\\/b\"")
           .contains("\"X-Note\":\"n\\\"q\"");
       assertThat(r.header("X-Echo-Authorization")).isEqualTo("Bearer a/b");
       assertThat(r.header("X-Echo-X-Note")).isEqualTo("n\"q");
@@ -128,7 +141,8 @@ class FakeModelServerTest {
     model.mockWebServer().setDispatcher(FakeModelServer.echoDispatcher());
     try (Response r = post("/", "x", "X-Api-Key", "k1")) {
       assertThat(r.header("X-Echo-X-Api-Key")).isEqualTo("k1");
-      assertThat(new String(r.body().bytes(), StandardCharsets.UTF_8)).contains("\"X-Api-Key\":\"k1\"");
+      assertThat(new String(r.body().bytes(), StandardCharsets.UTF_8))
+          .contains("\"X-Api-Key\":\"k1\"");
     }
   }
 }

@@ -36,10 +36,11 @@ class LocalIdentityProviderTest {
   @Test
   void servesEachIssuersPublicKeysAndMintsTokensTheyVerify() throws Exception {
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer("https://login.microsoftonline.com/t1/v2.0", "/t1/keys",
-        "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer("https://login.microsoftonline.com/t1/v2.0", "/t1/keys", "api://inference");
     assertThat(realm.issuer()).isEqualTo(idp.baseUrl() + "/realms/ml");
-    assertThat(realm.jwksUri()).hasToString(idp.baseUrl() + "/realms/ml/protocol/openid-connect/certs");
+    assertThat(realm.jwksUri())
+        .hasToString(idp.baseUrl() + "/realms/ml/protocol/openid-connect/certs");
     assertThat(realm.keyId()).isNotEqualTo(azure.keyId());
 
     String served = get(realm.jwksUri().toString());
@@ -52,8 +53,14 @@ class LocalIdentityProviderTest {
         .contains("\"jwks_uri\":\"" + realm.jwksUri() + "\"");
     assertThat(get(idp.baseUrl() + "/nothing")).startsWith("404");
 
-    SignedJWT token = SignedJWT.parse(realm.token().subject("5b8e").claim("preferred_username", "alice")
-        .claim("realm_access", Map.of("roles", List.of("ml-engineers"))).sign());
+    SignedJWT token =
+        SignedJWT.parse(
+            realm
+                .token()
+                .subject("5b8e")
+                .claim("preferred_username", "alice")
+                .claim("realm_access", Map.of("roles", List.of("ml-engineers")))
+                .sign());
     assertThat(token.verify(new RSASSAVerifier(published))).isTrue();
     assertThat(token.getHeader().getKeyID()).isEqualTo(realm.keyId());
     assertThat(token.getJWTClaimsSet().getIssuer()).isEqualTo(realm.issuer());
@@ -73,7 +80,8 @@ class LocalIdentityProviderTest {
     assertThat(forged.getHeader().getKeyID()).isEqualTo(realm.keyId());
     assertThat(forged.verify(new RSASSAVerifier(published))).isFalse();
 
-    SignedJWT expired = SignedJWT.parse(realm.token().expiresIn(Duration.ofMinutes(-5)).type("at+jwt").sign());
+    SignedJWT expired =
+        SignedJWT.parse(realm.token().expiresIn(Duration.ofMinutes(-5)).type("at+jwt").sign());
     assertThat(expired.getJWTClaimsSet().getExpirationTime().toInstant()).isBefore(clock.instant());
     assertThat(expired.getHeader().getType().getType()).isEqualTo("at+jwt");
 

@@ -87,26 +87,34 @@ import org.junit.jupiter.params.provider.ValueSource;
 public abstract class AdapterConformance {
   /** The kit's clock starts here (after {@link #RETIRED_KEY}'s expiry). */
   protected static final Instant T0 = Instant.parse("2026-11-28T22:00:00.123Z");
+
   /** Group {@code ml-engineers}: entitled to chat and completion on {@code llama-3.1-*}. */
   protected static final String ALICE_KEY = "alice-key-0001-c0ffee";
+
   /** Groups {@code ml-engineers} and {@code auditors}: exempt from masking. */
   protected static final String AUDITOR_KEY = "auditor-key-0002-5e1d";
+
   /** Expired on 2026-01-01. */
   protected static final String RETIRED_KEY = "retired-key-0003-0d9e";
+
   /** The secret part of the upstream credential the engine injects. */
   protected static final String UPSTREAM_SECRET = "upstream-secret-93b1f0";
+
   /** The upstream credential's header value. */
   protected static final String UPSTREAM_AUTHORIZATION = "Bearer " + UPSTREAM_SECRET;
+
   protected static final String MODEL = "llama-3.1-8b";
   protected static final String CHAT = "/v1/chat/completions";
 
   protected static final String EMAIL = "jane.doe@example.com";
+
   /** Luhn-valid. */
   protected static final String CARD = "4111 1111 1111 1111";
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration WAIT = Duration.ofSeconds(10);
-  private static final String MASKING = """
+  private static final String MASKING =
+      """
       masking:
         detectors: [email, phone, credit-card]
         exempt-groups: [auditors]
@@ -158,7 +166,8 @@ public abstract class AdapterConformance {
    * @param headers header lines in order ({@code Content-Type} among them when there is a body)
    * @param body    the body, or {@code null} for none
    */
-  public record CallerRequest(String method, String path, List<Map.Entry<String, String>> headers, byte[] body) {
+  public record CallerRequest(
+      String method, String path, List<Map.Entry<String, String>> headers, byte[] body) {
     public CallerRequest {
       Objects.requireNonNull(method, "method");
       Objects.requireNonNull(path, "path");
@@ -176,7 +185,8 @@ public abstract class AdapterConformance {
     /** The first value of header {@code name} (case-insensitive), or {@code null}. */
     default String header(String name) {
       for (Map.Entry<String, List<String>> h : headers().entrySet()) {
-        if (h.getKey().equalsIgnoreCase(name) && !h.getValue().isEmpty()) return h.getValue().get(0);
+        if (h.getKey().equalsIgnoreCase(name) && !h.getValue().isEmpty())
+          return h.getValue().get(0);
       }
       return null;
     }
@@ -204,18 +214,23 @@ public abstract class AdapterConformance {
 
   /** The kit's clock: {@link #T0} until a test moves it. */
   protected final MutableClock clock = new MutableClock(T0);
+
   /** The model's script and what it received. */
   protected final ModelScript model = new ModelScript();
+
   /** Keeps the records of engines built with it. */
   protected final CapturingRecorder recorder = new CapturingRecorder();
+
   @TempDir protected Path dir;
 
   private final List<AutoCloseable> toClose = new ArrayList<>();
-  private final ExecutorService callers = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "conformance-caller");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService callers =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "conformance-caller");
+            t.setDaemon(true);
+            return t;
+          });
   private Adapter adapter;
 
   /** For an adapter's test class to extend. */
@@ -245,17 +260,21 @@ public abstract class AdapterConformance {
 
   /** The policy most cases run: api keys, entitlements, the ollama-admin block, a denied parameter. */
   protected static String policy(String... sections) {
-    StringBuilder p = new StringBuilder("""
+    StringBuilder p =
+        new StringBuilder(
+                """
         version: 1
         request: {max-body: 1KiB}
         identity:
           api-keys:
         """)
-        .append(Policies.apiKey("alice", ALICE_KEY, "ml-engineers"))
-        .append(Policies.apiKey("auditor", AUDITOR_KEY, "ml-engineers", "auditors"))
-        .append("    - {name: retired, sha256: ").append(Policies.sha256(RETIRED_KEY))
-        .append(", groups: [ml-engineers], expires: \"2026-01-01T00:00:00Z\"}\n")
-        .append("""
+            .append(Policies.apiKey("alice", ALICE_KEY, "ml-engineers"))
+            .append(Policies.apiKey("auditor", AUDITOR_KEY, "ml-engineers", "auditors"))
+            .append("    - {name: retired, sha256: ")
+            .append(Policies.sha256(RETIRED_KEY))
+            .append(", groups: [ml-engineers], expires: \"2026-01-01T00:00:00Z\"}\n")
+            .append(
+                """
             entitlements:
               - groups: [ml-engineers]
                 models: ["llama-3.1-*"]
@@ -280,8 +299,12 @@ public abstract class AdapterConformance {
   }
 
   /** An engine builder with the kit's policy text, clock and {@code credentials}. */
-  protected final PamEngine.Builder engineBuilder(String policyText, CredentialProvider credentials) {
-    return PamEngine.builder().policy(Policy.parse(policyText)).clock(clock).credentialProvider(credentials);
+  protected final PamEngine.Builder engineBuilder(
+      String policyText, CredentialProvider credentials) {
+    return PamEngine.builder()
+        .policy(Policy.parse(policyText))
+        .clock(clock)
+        .credentialProvider(credentials);
   }
 
   /** Builds the engine and starts the adapter on it; both are closed after the test. */
@@ -312,8 +335,18 @@ public abstract class AdapterConformance {
   // ==================================================================================== denials
 
   /** A request the engine refuses, and what its record must say. */
-  protected record Denial(String name, String path, String key, String body, int status, String code, String rule,
-                          String subject, String operation, String model, boolean bodyRead) {
+  protected record Denial(
+      String name,
+      String path,
+      String key,
+      String body,
+      int status,
+      String code,
+      String rule,
+      String subject,
+      String operation,
+      String model,
+      boolean bodyRead) {
     @Override
     public String toString() {
       return name;
@@ -323,21 +356,115 @@ public abstract class AdapterConformance {
   static Stream<Denial> denials() {
     String ok = Policies.chat(MODEL, "");
     return Stream.of(
-        new Denial("bad_path", "/api/pull;x=1", ALICE_KEY, ok, 400, "bad_path", "path", null, null, null, false),
-        new Denial("bad_request", CHAT, ALICE_KEY, "{\"model\":", 400, "bad_request", "request", "alice", null, null,
+        new Denial(
+            "bad_path",
+            "/api/pull;x=1",
+            ALICE_KEY,
+            ok,
+            400,
+            "bad_path",
+            "path",
+            null,
+            null,
+            null,
+            false),
+        new Denial(
+            "bad_request",
+            CHAT,
+            ALICE_KEY,
+            "{\"model\":",
+            400,
+            "bad_request",
+            "request",
+            "alice",
+            null,
+            null,
             true),
-        new Denial("body_too_large", CHAT, ALICE_KEY, Policies.chat(MODEL, "\"pad\":\"" + "x".repeat(2000) + "\""),
-            413, "body_too_large", "request.max-body", null, null, null, false),
+        new Denial(
+            "body_too_large",
+            CHAT,
+            ALICE_KEY,
+            Policies.chat(MODEL, "\"pad\":\"" + "x".repeat(2000) + "\""),
+            413,
+            "body_too_large",
+            "request.max-body",
+            null,
+            null,
+            null,
+            false),
         // Identity comes from the head: an unauthenticated body is not read.
-        new Denial("unknown_key", CHAT, "not-a-key", ok, 401, "unauthenticated", "identity", null, null, null, false),
-        new Denial("no_credential", CHAT, null, ok, 401, "unauthenticated", "identity", null, null, null, false),
-        new Denial("blocked", "/api/pull", ALICE_KEY, "{\"name\":\"llama3\"}", 403, "blocked",
-            "block.presets.ollama-admin:/api/pull", "alice", null, null, true),
-        new Denial("not_allowed", "/v1/unknown", ALICE_KEY, ok, 403, "not_allowed", "allow", "alice", null, null, true),
-        new Denial("not_entitled", CHAT, ALICE_KEY, Policies.chat("gpt-4o", ""), 403, "not_entitled", "entitlements",
-            "alice", "chat", "gpt-4o", true),
-        new Denial("parameter_denied", CHAT, ALICE_KEY, Policies.chat(MODEL, "\"logprobs\":true"), 403,
-            "parameter_denied", "parameters.deny", "alice", "chat", MODEL, true));
+        new Denial(
+            "unknown_key",
+            CHAT,
+            "not-a-key",
+            ok,
+            401,
+            "unauthenticated",
+            "identity",
+            null,
+            null,
+            null,
+            false),
+        new Denial(
+            "no_credential",
+            CHAT,
+            null,
+            ok,
+            401,
+            "unauthenticated",
+            "identity",
+            null,
+            null,
+            null,
+            false),
+        new Denial(
+            "blocked",
+            "/api/pull",
+            ALICE_KEY,
+            "{\"name\":\"llama3\"}",
+            403,
+            "blocked",
+            "block.presets.ollama-admin:/api/pull",
+            "alice",
+            null,
+            null,
+            true),
+        new Denial(
+            "not_allowed",
+            "/v1/unknown",
+            ALICE_KEY,
+            ok,
+            403,
+            "not_allowed",
+            "allow",
+            "alice",
+            null,
+            null,
+            true),
+        new Denial(
+            "not_entitled",
+            CHAT,
+            ALICE_KEY,
+            Policies.chat("gpt-4o", ""),
+            403,
+            "not_entitled",
+            "entitlements",
+            "alice",
+            "chat",
+            "gpt-4o",
+            true),
+        new Denial(
+            "parameter_denied",
+            CHAT,
+            ALICE_KEY,
+            Policies.chat(MODEL, "\"logprobs\":true"),
+            403,
+            "parameter_denied",
+            "parameters.deny",
+            "alice",
+            "chat",
+            MODEL,
+            true));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -350,7 +477,8 @@ public abstract class AdapterConformance {
       assertThat(r.header("WWW-Authenticate")).startsWith("Bearer error=\"invalid_token\"");
       if (d.key() != null) assertThat(r.header("WWW-Authenticate")).doesNotContain(d.key());
     }
-    if (d.code().equals("parameter_denied")) assertThat(r.error().path("message").asText()).contains("logprobs");
+    if (d.code().equals("parameter_denied"))
+      assertThat(r.error().path("message").asText()).contains("logprobs");
     assertDenialRecorded(d, r);
     assertThat(model.requestCount()).as("requests the model received").isZero();
   }
@@ -374,7 +502,8 @@ public abstract class AdapterConformance {
     assertThat(rec.request().path()).isEqualTo(d.path());
     assertThat(rec.request().operation()).isEqualTo(d.operation());
     assertThat(rec.request().model()).isEqualTo(d.model());
-    if (d.key() != null) assertThat(rec.request().headers().get("authorization")).containsExactly("[REDACTED]");
+    if (d.key() != null)
+      assertThat(rec.request().headers().get("authorization")).containsExactly("[REDACTED]");
     else assertThat(rec.request().headers()).doesNotContainKey("authorization");
     if (d.bodyRead()) {
       assertThat(rec.request().bytes()).isEqualTo(d.body().getBytes(StandardCharsets.UTF_8).length);
@@ -408,10 +537,22 @@ public abstract class AdapterConformance {
   @Test
   void aSecondCredentialBesideAValidOneIs401() throws Exception {
     Adapter a = adapter(policy());
-    for (String[] extra : List.of(new String[] {"X-Api-Key", AUDITOR_KEY}, new String[] {"X-Api-Key", ""},
-        new String[] {"Authorization", "Bearer " + ALICE_KEY}, new String[] {"Proxy-Authorization", "Basic eDp5"})) {
-      Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + ALICE_KEY,
-          extra[0], extra[1]);
+    for (String[] extra :
+        List.of(
+            new String[] {"X-Api-Key", AUDITOR_KEY},
+            new String[] {"X-Api-Key", ""},
+            new String[] {"Authorization", "Bearer " + ALICE_KEY},
+            new String[] {"Proxy-Authorization", "Basic eDp5"})) {
+      Reply r =
+          send(
+              a,
+              "POST",
+              CHAT,
+              Policies.chat(MODEL, ""),
+              "Authorization",
+              "Bearer " + ALICE_KEY,
+              extra[0],
+              extra[1]);
       assertThat(r.status()).as("%s: %s", extra[0], r.text()).isEqualTo(401);
       assertThat(r.error().path("code").asText()).isEqualTo("unauthenticated");
       assertThat(r.header("WWW-Authenticate")).contains("more than one");
@@ -451,10 +592,14 @@ public abstract class AdapterConformance {
     assertThat(rec.request().operation()).isEqualTo("chat");
     assertThat(rec.request().model()).isEqualTo(MODEL);
     assertThat(rec.request().headers().get("authorization")).containsExactly("[REDACTED]");
-    assertThat(rec.request().headers().get("content-type")).singleElement().asString().startsWith("application/json");
+    assertThat(rec.request().headers().get("content-type"))
+        .singleElement()
+        .asString()
+        .startsWith("application/json");
     assertThat(rec.request().bytes()).isEqualTo(body.length());
     assertThat(rec.request().body()).isEqualTo(body);
-    assertThat(rec.decision()).isEqualTo(new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null));
+    assertThat(rec.decision())
+        .isEqualTo(new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null));
     assertThat(rec.approval()).isNull();
     assertThat(rec.response().status()).isEqualTo(200);
     assertThat(rec.response().streamed()).isFalse();
@@ -472,10 +617,21 @@ public abstract class AdapterConformance {
     model.enqueue(ModelAnswer.json(Completions.chat("ok")));
     Adapter a = adapter(policy());
     // Odd spacing, key order and non-ASCII: the model must get these exact bytes.
-    byte[] body = "{ \"messages\":[{\"role\":\"user\",\"content\":\"grüß dich \\u00e9\"}],   \"model\":\"llama-3.1-8b\"}\n"
-        .getBytes(StandardCharsets.UTF_8);
-    Reply r = send(a, "POST", CHAT + "?api-version=2024-10-01&x=a%20b", body, "Authorization",
-        "Bearer " + ALICE_KEY, "X-Request-Id", "notebook-7", "Content-Type", "application/json");
+    byte[] body =
+        "{ \"messages\":[{\"role\":\"user\",\"content\":\"grüß dich \\u00e9\"}],   \"model\":\"llama-3.1-8b\"}\n"
+            .getBytes(StandardCharsets.UTF_8);
+    Reply r =
+        send(
+            a,
+            "POST",
+            CHAT + "?api-version=2024-10-01&x=a%20b",
+            body,
+            "Authorization",
+            "Bearer " + ALICE_KEY,
+            "X-Request-Id",
+            "notebook-7",
+            "Content-Type",
+            "application/json");
     assertThat(r.status()).isEqualTo(200);
 
     ModelRequest seen = model.takeRequest();
@@ -503,7 +659,10 @@ public abstract class AdapterConformance {
 
   @Test
   void theModelsErrorStatusHeadersAndBodyPassThrough() throws Exception {
-    model.enqueue(ModelAnswer.json("{\"error\":\"overloaded\"}").withStatus(503).withHeader("Retry-After", "7"));
+    model.enqueue(
+        ModelAnswer.json("{\"error\":\"overloaded\"}")
+            .withStatus(503)
+            .withHeader("Retry-After", "7"));
     Adapter a = adapter(policy());
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(503);
@@ -516,14 +675,32 @@ public abstract class AdapterConformance {
 
   @Test
   void anUnavailableUpstreamCredentialIs503AndNothingIsForwarded() throws Exception {
-    Adapter a = adapter(engineBuilder(policy(), () -> {
-      throw new CredentialProvider.CredentialUnavailableException("variable X is not set");
-    }).recorder(recorder));
+    Adapter a =
+        adapter(
+            engineBuilder(
+                    policy(),
+                    () -> {
+                      throw new CredentialProvider.CredentialUnavailableException(
+                          "variable X is not set");
+                    })
+                .recorder(recorder));
     String body = Policies.chat(MODEL, "");
     Reply r = post(a, CHAT, ALICE_KEY, body);
     assertThat(r.status()).isEqualTo(503);
-    assertDenialRecorded(new Denial("upstream_credential_unavailable", CHAT, ALICE_KEY, body, 503,
-        "upstream_credential_unavailable", "upstream.credential", "alice", "chat", MODEL, true), r);
+    assertDenialRecorded(
+        new Denial(
+            "upstream_credential_unavailable",
+            CHAT,
+            ALICE_KEY,
+            body,
+            503,
+            "upstream_credential_unavailable",
+            "upstream.credential",
+            "alice",
+            "chat",
+            MODEL,
+            true),
+        r);
     assertThat(model.requestCount()).isZero();
   }
 
@@ -531,25 +708,42 @@ public abstract class AdapterConformance {
 
   @ParameterizedTest
   @ValueSource(strings = {ALICE_KEY, AUDITOR_KEY}) // masked, and exempt from masking
-  void anEchoingModelHandsBackNeitherTheUpstreamCredentialNorTheCallersKey(String key) throws Exception {
+  void anEchoingModelHandsBackNeitherTheUpstreamCredentialNorTheCallersKey(String key)
+      throws Exception {
     model.otherwise(ModelAnswer::echo);
-    Adapter a = adapter(engineBuilder(policy(MASKING, Policies.recording(dir.resolve("rec"), "batched"))));
-    Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + key,
-        "X-Request-Id", "my key is " + key + "/x");
+    Adapter a =
+        adapter(engineBuilder(policy(MASKING, Policies.recording(dir.resolve("rec"), "batched"))));
+    Reply r =
+        send(
+            a,
+            "POST",
+            CHAT,
+            Policies.chat(MODEL, ""),
+            "Authorization",
+            "Bearer " + key,
+            "X-Request-Id",
+            "my key is " + key + "/x");
     assertThat(r.status()).isEqualTo(200);
-    assertThat(r.text()).doesNotContain(UPSTREAM_SECRET).doesNotContain(key).contains("[REDACTED:credential");
+    assertThat(r.text())
+        .doesNotContain(UPSTREAM_SECRET)
+        .doesNotContain(key)
+        .contains("[REDACTED:credential");
     assertThat(r.headerText()).doesNotContain(UPSTREAM_SECRET).doesNotContain(key);
     assertThat(r.header("X-Echo-X-Request-Id")).startsWith("my key is [");
     assertNoStaleLength(r);
     // the caller's note reaches the model (it is no credential); its credential does not
     ModelRequest seen = model.takeRequest();
     assertThat(seen.headers("X-Api-Key")).isEmpty();
-    assertThat(seen.headers("Authorization")).isEqualTo(injects() ? List.of(UPSTREAM_AUTHORIZATION) : List.of());
+    assertThat(seen.headers("Authorization"))
+        .isEqualTo(injects() ? List.of(UPSTREAM_AUTHORIZATION) : List.of());
     if (injects()) assertThat(r.header("X-Echo-Authorization")).startsWith("[REDACTED:credential");
 
     closeAdapterOnceRecorded(dir.resolve("rec"), 1);
     String recording = recordingText(dir.resolve("rec"));
-    assertThat(recording).contains("\"type\":\"exchange\"").doesNotContain(UPSTREAM_SECRET).doesNotContain(key);
+    assertThat(recording)
+        .contains("\"type\":\"exchange\"")
+        .doesNotContain(UPSTREAM_SECRET)
+        .doesNotContain(key);
     JsonNode line = exchangeLines(dir.resolve("rec")).get(0);
     assertThat(line.path("response").path("masked").path("credential").asInt()).isPositive();
   }
@@ -557,13 +751,19 @@ public abstract class AdapterConformance {
   @Test
   void aStreamedEchoOfTheCredentialsSplitAcrossChunksIsReplaced() throws Exception {
     String secrets = "you sent " + (injects() ? UPSTREAM_AUTHORIZATION + " and " : "") + ALICE_KEY;
-    model.enqueue(ModelAnswer.sse(Completions.sseDelta(secrets), Completions.SSE_DONE).splitEvery(7));
+    model.enqueue(
+        ModelAnswer.sse(Completions.sseDelta(secrets), Completions.SSE_DONE).splitEvery(7));
     Adapter a = adapter(policy());
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "\"stream\":true"));
     assertThat(r.status()).isEqualTo(200);
-    assertThat(r.text()).doesNotContain(UPSTREAM_SECRET).doesNotContain(ALICE_KEY).contains("[REDACTED:credential")
+    assertThat(r.text())
+        .doesNotContain(UPSTREAM_SECRET)
+        .doesNotContain(ALICE_KEY)
+        .contains("[REDACTED:credential")
         .endsWith(Completions.SSE_DONE);
-    assertThat(onlyRecord().response().body()).doesNotContain(UPSTREAM_SECRET).doesNotContain(ALICE_KEY);
+    assertThat(onlyRecord().response().body())
+        .doesNotContain(UPSTREAM_SECRET)
+        .doesNotContain(ALICE_KEY);
   }
 
   // ======================================================================================= OIDC
@@ -571,7 +771,8 @@ public abstract class AdapterConformance {
   private static final String AZURE_ISSUER = "https://login.microsoftonline.com/0f1e2d3c-4b5a/v2.0";
 
   /** A Keycloak-shaped realm and an Azure-shaped tenant, both served by {@code idp}. */
-  private String oidcPolicy(LocalIdentityProvider.Issuer keycloak, LocalIdentityProvider.Issuer azure) {
+  private String oidcPolicy(
+      LocalIdentityProvider.Issuer keycloak, LocalIdentityProvider.Issuer azure) {
     return """
         version: 1
         identity:
@@ -594,7 +795,8 @@ public abstract class AdapterConformance {
           - groups: [Inference.Chat]
             models: ["gpt-4o-mini"]
             operations: [chat]
-        """.formatted(keycloak.issuer(), keycloak.jwksUri(), azure.issuer(), azure.jwksUri());
+        """
+        .formatted(keycloak.issuer(), keycloak.jwksUri(), azure.issuer(), azure.jwksUri());
   }
 
   private LocalIdentityProvider idp() {
@@ -603,18 +805,26 @@ public abstract class AdapterConformance {
     return idp;
   }
 
-  private static LocalIdentityProvider.Token keycloakToken(LocalIdentityProvider.Issuer realm, String... roles) {
-    return realm.token().subject("5b8e-user-id").audience("inference-gateway", "account")
-        .claim("typ", "Bearer").claim("azp", "notebook").claim("preferred_username", "alice")
+  private static LocalIdentityProvider.Token keycloakToken(
+      LocalIdentityProvider.Issuer realm, String... roles) {
+    return realm
+        .token()
+        .subject("5b8e-user-id")
+        .audience("inference-gateway", "account")
+        .claim("typ", "Bearer")
+        .claim("azp", "notebook")
+        .claim("preferred_username", "alice")
         .claim("realm_access", Map.of("roles", List.of(roles)))
         .claim("resource_access", Map.of("account", Map.of("roles", List.of("view-profile"))));
   }
 
   @Test
-  void aKeycloakTokensRealmRolesDriveEntitlementsAndTheTokenNeverReachesTheModel() throws Exception {
+  void aKeycloakTokensRealmRolesDriveEntitlementsAndTheTokenNeverReachesTheModel()
+      throws Exception {
     LocalIdentityProvider idp = idp();
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
     model.enqueue(ModelAnswer.json("{\"id\":\"chat-1\"}"));
     Adapter a = adapter(oidcPolicy(realm, azure));
     String token = keycloakToken(realm, "ml-engineers", "offline_access").sign();
@@ -630,13 +840,16 @@ public abstract class AdapterConformance {
     assertThat(model.requestCount()).isEqualTo(1);
 
     List<SessionRecord> records = awaitRecords(2);
-    assertThat(records).allSatisfy(rec -> {
-      assertThat(rec.principal().subject()).isEqualTo("alice");
-      assertThat(rec.principal().via()).isEqualTo("oidc");
-      assertThat(rec.principal().issuer()).isEqualTo(realm.issuer());
-      assertThat(rec.principal().groups()).containsExactlyInAnyOrder("ml-engineers", "offline_access");
-      assertThat(rec.toString()).doesNotContain(token);
-    });
+    assertThat(records)
+        .allSatisfy(
+            rec -> {
+              assertThat(rec.principal().subject()).isEqualTo("alice");
+              assertThat(rec.principal().via()).isEqualTo("oidc");
+              assertThat(rec.principal().issuer()).isEqualTo(realm.issuer());
+              assertThat(rec.principal().groups())
+                  .containsExactlyInAnyOrder("ml-engineers", "offline_access");
+              assertThat(rec.toString()).doesNotContain(token);
+            });
     assertThat(idp.jwksFetches()).as("keys came from the identity provider").isPositive();
   }
 
@@ -644,12 +857,21 @@ public abstract class AdapterConformance {
   void anAzureTokensAppRolesDriveEntitlements() throws Exception {
     LocalIdentityProvider idp = idp();
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
     model.enqueue(ModelAnswer.json("{\"id\":\"chat-2\"}"));
     Adapter a = adapter(oidcPolicy(realm, azure));
-    String token = azure.token().subject("pairwise-sub").expiresIn(Duration.ofHours(1)).notBefore(clock.instant())
-        .claim("oid", "7d1c0b2a-oid").claim("tid", "0f1e2d3c-4b5a").claim("roles", List.of("Inference.Chat"))
-        .claim("ver", "2.0").sign();
+    String token =
+        azure
+            .token()
+            .subject("pairwise-sub")
+            .expiresIn(Duration.ofHours(1))
+            .notBefore(clock.instant())
+            .claim("oid", "7d1c0b2a-oid")
+            .claim("tid", "0f1e2d3c-4b5a")
+            .claim("roles", List.of("Inference.Chat"))
+            .claim("ver", "2.0")
+            .sign();
 
     Reply allowed = post(a, CHAT, token, Policies.chat("gpt-4o-mini", ""));
     assertThat(allowed.status()).as(allowed.text()).isEqualTo(200);
@@ -668,7 +890,8 @@ public abstract class AdapterConformance {
   void aForgedTokenIs401WithTheReasonAndNeverReachesTheModel() throws Exception {
     LocalIdentityProvider idp = idp();
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
     Adapter a = adapter(oidcPolicy(realm, azure));
     String forged = keycloakToken(realm, "ml-engineers", "admin").forged().sign();
 
@@ -689,12 +912,26 @@ public abstract class AdapterConformance {
   void aValidTokenWithASecondCredentialIs401AndNothingReachesTheModel() throws Exception {
     LocalIdentityProvider idp = idp();
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
     Adapter a = adapter(oidcPolicy(realm, azure));
     String token = keycloakToken(realm, "ml-engineers").sign();
-    for (String[] extra : List.of(new String[] {"X-Api-Key", "anything"}, new String[] {"X-Api-Key", ""},
-        new String[] {"Authorization", "Bearer " + token}, new String[] {"Proxy-Authorization", "Basic eDp5"})) {
-      Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + token, extra[0], extra[1]);
+    for (String[] extra :
+        List.of(
+            new String[] {"X-Api-Key", "anything"},
+            new String[] {"X-Api-Key", ""},
+            new String[] {"Authorization", "Bearer " + token},
+            new String[] {"Proxy-Authorization", "Basic eDp5"})) {
+      Reply r =
+          send(
+              a,
+              "POST",
+              CHAT,
+              Policies.chat(MODEL, ""),
+              "Authorization",
+              "Bearer " + token,
+              extra[0],
+              extra[1]);
       assertThat(r.status()).as("%s: %s", extra[0], r.text()).isEqualTo(401);
       assertThat(r.error().path("code").asText()).isEqualTo("unauthenticated");
       assertThat(r.header("WWW-Authenticate")).contains("more than one");
@@ -707,14 +944,17 @@ public abstract class AdapterConformance {
   void expiredAndWrongAudienceTokensSaySo() throws Exception {
     LocalIdentityProvider idp = idp();
     LocalIdentityProvider.Issuer realm = idp.realm("ml", "inference-gateway");
-    LocalIdentityProvider.Issuer azure = idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
+    LocalIdentityProvider.Issuer azure =
+        idp.issuer(AZURE_ISSUER, "/0f1e2d3c-4b5a/discovery/v2.0/keys", "api://inference");
     Adapter a = adapter(oidcPolicy(realm, azure));
     String expired = keycloakToken(realm, "ml-engineers").expiresIn(Duration.ofMinutes(-5)).sign();
     String otherApi = keycloakToken(realm, "ml-engineers").audience("another-api").sign();
 
     Reply r = post(a, CHAT, expired, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(401);
-    assertThat(r.header("WWW-Authenticate")).contains("error_description=\"token expired\"").doesNotContain(expired);
+    assertThat(r.header("WWW-Authenticate"))
+        .contains("error_description=\"token expired\"")
+        .doesNotContain(expired);
     r = post(a, CHAT, otherApi, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(401);
     assertThat(r.header("WWW-Authenticate")).contains("error_description=\"wrong audience\"");
@@ -727,8 +967,11 @@ public abstract class AdapterConformance {
   // ==================================================================================== masking
 
   /** A chat completion naming an e-mail address and a card number, with usage. */
-  protected static final String PII_ANSWER = Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
-  protected static final String MASKED_PII_ANSWER = PII_ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
+  protected static final String PII_ANSWER =
+      Completions.chat("Mail " + EMAIL + " and charge " + CARD + ".", 12, 9);
+
+  protected static final String MASKED_PII_ANSWER =
+      PII_ANSWER.replace(EMAIL, "[EMAIL]").replace(CARD, "[CREDIT_CARD]");
 
   @Test
   void aJsonAnswerReachesTheCallerAndTheRecordMaskedWithoutAStaleLength() throws Exception {
@@ -746,7 +989,9 @@ public abstract class AdapterConformance {
     assertThat(rec.response().body()).isEqualTo(r.text());
     assertThat(rec.response().bytes()).isEqualTo(r.bytes().length);
     assertThat(rec.response().masked()).isEqualTo(Map.of("email", 1, "credit-card", 1));
-    assertThat(rec.response().usage()).containsEntry("prompt_tokens", 12L).containsEntry("total_tokens", 21L);
+    assertThat(rec.response().usage())
+        .containsEntry("prompt_tokens", 12L)
+        .containsEntry("total_tokens", 21L);
   }
 
   @Test
@@ -757,12 +1002,16 @@ public abstract class AdapterConformance {
     assertThat(r.text()).isEqualTo(PII_ANSWER);
     assertNoStaleLength(r);
     if (capabilities().contains(Capability.KEEPS_CONTENT_LENGTH)) {
-      assertThat(r.header("Content-Length")).as("nothing rewritten: the length holds")
+      assertThat(r.header("Content-Length"))
+          .as("nothing rewritten: the length holds")
           .isEqualTo(String.valueOf(PII_ANSWER.length()));
     }
     SessionRecord rec = onlyRecord();
     assertThat(rec.principal().subject()).isEqualTo("auditor");
-    assertThat(rec.response().body()).isEqualTo(MASKED_PII_ANSWER).doesNotContain(EMAIL).doesNotContain(CARD);
+    assertThat(rec.response().body())
+        .isEqualTo(MASKED_PII_ANSWER)
+        .doesNotContain(EMAIL)
+        .doesNotContain(CARD);
     assertThat(rec.response().masked()).isEqualTo(Map.of("email", 1, "credit-card", 1));
     assertThat(rec.response().bytes()).as("what the caller got").isEqualTo(PII_ANSWER.length());
   }
@@ -770,7 +1019,11 @@ public abstract class AdapterConformance {
   @Test
   void withBodiesFullTheRecordHoldsTheMaskedTextTheCallerRead() throws Exception {
     model.enqueue(ModelAnswer.json(PII_ANSWER));
-    Adapter a = adapter(policy(MASKING, "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
+    Adapter a =
+        adapter(
+            policy(
+                MASKING,
+                "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.text()).isEqualTo(MASKED_PII_ANSWER);
     SessionRecord rec = onlyRecord();
@@ -782,24 +1035,40 @@ public abstract class AdapterConformance {
   void theModelNeverGetsTheCallersAcceptEncodingForAnAnswerThatIsRewritten() throws Exception {
     model.enqueue(ModelAnswer.json(PII_ANSWER));
     Adapter a = adapter(policy(MASKING));
-    Reply r = send(a, "POST", CHAT, Policies.chat(MODEL, ""), "Authorization", "Bearer " + ALICE_KEY,
-        "Accept-Encoding", "br");
+    Reply r =
+        send(
+            a,
+            "POST",
+            CHAT,
+            Policies.chat(MODEL, ""),
+            "Authorization",
+            "Bearer " + ALICE_KEY,
+            "Accept-Encoding",
+            "br");
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.header("Content-Encoding")).isNull();
     assertThat(r.text()).isEqualTo(MASKED_PII_ANSWER);
-    assertThat(model.takeRequest().header("Accept-Encoding")).as("the adapter's own, or none").isNotEqualTo("br");
+    assertThat(model.takeRequest().header("Accept-Encoding"))
+        .as("the adapter's own, or none")
+        .isNotEqualTo("br");
   }
 
   @Test
   void anEmailSplitAcrossTwoStreamedEventsIsMaskedForTheCallerAndInTheRecord() throws Exception {
-    model.enqueue(ModelAnswer.sse(Completions.sseDelta("Write to jane.doe@exa"), Completions.sseDelta("mple.com today."),
-        Completions.SSE_DONE));
+    model.enqueue(
+        ModelAnswer.sse(
+            Completions.sseDelta("Write to jane.doe@exa"),
+            Completions.sseDelta("mple.com today."),
+            Completions.SSE_DONE));
     Adapter a = adapter(policy(MASKING));
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "\"stream\":true"));
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.header("Content-Type")).startsWith("text/event-stream");
     assertThat(deltas(r.text())).isEqualTo("Write to [EMAIL] today.");
-    assertThat(r.text()).doesNotContain("jane.doe").doesNotContain("example.com").doesNotContain("@exa")
+    assertThat(r.text())
+        .doesNotContain("jane.doe")
+        .doesNotContain("example.com")
+        .doesNotContain("@exa")
         .endsWith(Completions.SSE_DONE);
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().streamed()).isTrue();
@@ -810,13 +1079,17 @@ public abstract class AdapterConformance {
 
   @Test
   void anEmailSplitAcrossTwoNdjsonLinesIsMaskedForTheCaller() throws Exception {
-    model.enqueue(ModelAnswer.ndjson(Completions.ollamaChat(MODEL, "Write to jane.doe@exa", false),
-        Completions.ollamaChat(MODEL, "mple.com today.", false), Completions.ollamaChat(MODEL, "", true)));
+    model.enqueue(
+        ModelAnswer.ndjson(
+            Completions.ollamaChat(MODEL, "Write to jane.doe@exa", false),
+            Completions.ollamaChat(MODEL, "mple.com today.", false),
+            Completions.ollamaChat(MODEL, "", true)));
     Adapter a = adapter(policy(MASKING));
     Reply r = post(a, "/api/chat", ALICE_KEY, Policies.chat(MODEL, "\"stream\":true"));
     assertThat(r.status()).isEqualTo(200);
     StringBuilder content = new StringBuilder();
-    for (String line : r.text().split("\n")) content.append(JSON.readTree(line).path("message").path("content").asText());
+    for (String line : r.text().split("\n"))
+      content.append(JSON.readTree(line).path("message").path("content").asText());
     assertThat(content).hasToString("Write to [EMAIL] today.");
     assertThat(r.text()).doesNotContain("jane.doe").doesNotContain("example.com");
     assertThat(onlyRecord().response().masked()).isEqualTo(Map.of("email", 1));
@@ -825,8 +1098,12 @@ public abstract class AdapterConformance {
   @Test
   void aMaskedStreamDeliversTheFirstEventBeforeTheModelSendsTheRest() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
-    ModelAnswer answer = ModelAnswer.sse(Completions.sseDelta("Hello. "),
-        Completions.sseDelta("Reach me at " + EMAIL + "."), Completions.SSE_DONE).holdBefore(1, release);
+    ModelAnswer answer =
+        ModelAnswer.sse(
+                Completions.sseDelta("Hello. "),
+                Completions.sseDelta("Reach me at " + EMAIL + "."),
+                Completions.SSE_DONE)
+            .holdBefore(1, release);
     model.enqueue(answer);
     Adapter a = adapter(policy(MASKING));
     String received;
@@ -856,30 +1133,42 @@ public abstract class AdapterConformance {
     byte[] email = EMAIL.getBytes(StandardCharsets.US_ASCII);
     System.arraycopy(email, 0, png, 100, email.length);
     model.enqueue(ModelAnswer.of(200, "image/png", png));
-    Adapter a = adapter(policy(MASKING, "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
+    Adapter a =
+        adapter(
+            policy(
+                MASKING,
+                "recording: {directory: ./never-opened-a-recorder-is-given, bodies: full}\n"));
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(200);
     assertThat(r.bytes()).isEqualTo(png);
     assertNoStaleLength(r);
-    if (capabilities().contains(Capability.KEEPS_CONTENT_LENGTH)) assertThat(r.header("Content-Length")).isEqualTo("4096");
+    if (capabilities().contains(Capability.KEEPS_CONTENT_LENGTH))
+      assertThat(r.header("Content-Length")).isEqualTo("4096");
     SessionRecord rec = onlyRecord();
     assertThat(rec.response().bytes()).isEqualTo(4096);
     assertThat(rec.response().masked()).as("nothing masked on the way to the caller").isEmpty();
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {ALICE_KEY, AUDITOR_KEY}) // masked; exempt, but still scanned for credentials
-  void anAnswerInAnEncodingTheAdapterCannotReadIsRefused502AndRecorded(String key) throws Exception {
-    model.enqueue(ModelAnswer.of(200, "application/json", "not really brotli").withHeader("Content-Encoding", "br"));
+  @ValueSource(
+      strings = {ALICE_KEY, AUDITOR_KEY}) // masked; exempt, but still scanned for credentials
+  void anAnswerInAnEncodingTheAdapterCannotReadIsRefused502AndRecorded(String key)
+      throws Exception {
+    model.enqueue(
+        ModelAnswer.of(200, "application/json", "not really brotli")
+            .withHeader("Content-Encoding", "br"));
     Adapter a = adapter(policy(MASKING));
     Reply r = post(a, CHAT, key, Policies.chat(MODEL, ""));
     assertMaskingRefused(r, "br");
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {ALICE_KEY, AUDITOR_KEY}) // masked; exempt, but still scanned for credentials
+  @ValueSource(
+      strings = {ALICE_KEY, AUDITOR_KEY}) // masked; exempt, but still scanned for credentials
   void aGzipAnswerIsDecodedAndMaskedOrRefused502(String key) throws Exception {
-    model.enqueue(ModelAnswer.of(200, "application/json", gzip(PII_ANSWER)).withHeader("Content-Encoding", "gzip"));
+    model.enqueue(
+        ModelAnswer.of(200, "application/json", gzip(PII_ANSWER))
+            .withHeader("Content-Encoding", "gzip"));
     Adapter a = adapter(policy(MASKING));
     Reply r = post(a, CHAT, key, Policies.chat(MODEL, ""));
     if (capabilities().contains(Capability.DECODES_GZIP_ANSWERS)) {
@@ -901,7 +1190,8 @@ public abstract class AdapterConformance {
     assertThat(error.path("type").asText()).isEqualTo("pam_error");
     assertThat(error.path("code").asText()).isEqualTo("masking_unavailable");
     assertThat(error.path("message").asText())
-        .isEqualTo("the response is encoded (Content-Encoding: " + encoding + ") and cannot be masked");
+        .isEqualTo(
+            "the response is encoded (Content-Encoding: " + encoding + ") and cannot be masked");
     SessionRecord rec = onlyRecord();
     assertThat(error.path("request_id").asText()).isEqualTo(rec.id());
     assertThat(rec.decision().outcome()).isEqualTo("allow");
@@ -915,15 +1205,21 @@ public abstract class AdapterConformance {
   @Test
   void aStreamIsRecordedWholeWithUsageWhileTheCallerGetsTheFirstEventAtOnce() throws Exception {
     String first = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\n\n";
-    String rest = "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\n\n"
-        + Completions.sseUsage(9, 2) + Completions.SSE_DONE;
+    String rest =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\n\n"
+            + Completions.sseUsage(9, 2)
+            + Completions.SSE_DONE;
     CountDownLatch release = new CountDownLatch(1);
     ModelAnswer answer = ModelAnswer.sse(first, rest).holdBefore(1, release);
     model.enqueue(answer);
     Adapter a = adapter(policy());
     String received;
-    try (CallerResponse r = open(a, "/v1/completions", ALICE_KEY,
-        "{\"model\":\"llama-3.1-8b\",\"prompt\":\"hi\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}")) {
+    try (CallerResponse r =
+        open(
+            a,
+            "/v1/completions",
+            ALICE_KEY,
+            "{\"model\":\"llama-3.1-8b\",\"prompt\":\"hi\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}")) {
       InputStream in = r.body();
       assertThat(readEvent(in)).isEqualTo(first);
       assertThat(answer.isWritten()).as("the model still holds the rest").isFalse();
@@ -947,7 +1243,8 @@ public abstract class AdapterConformance {
   @Test
   void aModelThatBreaksOffMidStreamIsRecordedIncompleteAndTheCallerSeesTheBreak() throws Exception {
     String first = Completions.sseDelta("Hel");
-    model.enqueue(ModelAnswer.sse(first, Completions.sseDelta("lo"), Completions.SSE_DONE).breakAfter(1));
+    model.enqueue(
+        ModelAnswer.sse(first, Completions.sseDelta("lo"), Completions.SSE_DONE).breakAfter(1));
     Adapter a = adapter(policy());
     try (CallerResponse r = open(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "\"stream\":true"))) {
       assertThat(r.status()).isEqualTo(200);
@@ -972,7 +1269,8 @@ public abstract class AdapterConformance {
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(503);
     assertThat(r.error().path("code").asText()).isEqualTo("recording_unavailable");
-    assertThat(r.error().path("message").asText()).isEqualTo("recording is unavailable, the request was not forwarded");
+    assertThat(r.error().path("message").asText())
+        .isEqualTo("recording is unavailable, the request was not forwarded");
     assertThat(model.requestCount()).isZero();
     // The exchange ends after the answer went out; the recorder is asked once more then.
     await(() -> recorder.admits.get() >= 2);
@@ -992,26 +1290,46 @@ public abstract class AdapterConformance {
     String body = Policies.chat(MODEL, "");
     Reply r = post(a, CHAT, ALICE_KEY, body);
     assertThat(r.status()).isEqualTo(503);
-    assertDenialRecorded(new Denial("recording_unavailable", CHAT, ALICE_KEY, body, 503, "recording_unavailable",
-        "recording", "alice", "chat", MODEL, true), r);
+    assertDenialRecorded(
+        new Denial(
+            "recording_unavailable",
+            CHAT,
+            ALICE_KEY,
+            body,
+            503,
+            "recording_unavailable",
+            "recording",
+            "alice",
+            "chat",
+            MODEL,
+            true),
+        r);
     assertThat(model.requestCount()).isZero();
   }
 
   @Test
-  void strictRecordingWritesTheIntentBeforeTheModelRunsThenTheExchangeInAVerifiableChain() throws Exception {
+  void strictRecordingWritesTheIntentBeforeTheModelRunsThenTheExchangeInAVerifiableChain()
+      throws Exception {
     Path recordings = dir.resolve("strict");
     List<List<JsonNode>> seenByModel = new CopyOnWriteArrayList<>();
-    model.enqueue(request -> {
-      seenByModel.add(lines(recordings));
-      return ModelAnswer.json(Completions.chat("Hello", 41, 120));
-    });
+    model.enqueue(
+        request -> {
+          seenByModel.add(lines(recordings));
+          return ModelAnswer.json(Completions.chat("Hello", 41, 120));
+        });
     Adapter a = adapter(engineBuilder(policy(Policies.recording(recordings, "strict"))));
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, ""));
     assertThat(r.status()).isEqualTo(200);
     closeAdapterOnceRecorded(recordings, 1);
 
-    assertThat(seenByModel).singleElement().satisfies(before -> assertThat(before).singleElement()
-        .satisfies(intent -> assertThat(intent.path("type").asText()).isEqualTo("intent")));
+    assertThat(seenByModel)
+        .singleElement()
+        .satisfies(
+            before ->
+                assertThat(before)
+                    .singleElement()
+                    .satisfies(
+                        intent -> assertThat(intent.path("type").asText()).isEqualTo("intent")));
     List<JsonNode> lines = lines(recordings);
     assertThat(lines).hasSize(2);
     JsonNode intent = lines.get(0);
@@ -1023,16 +1341,20 @@ public abstract class AdapterConformance {
     assertThat(exchange.path("type").asText()).isEqualTo("exchange");
     assertThat(exchange.path("id").asText()).isEqualTo(intent.path("id").asText());
     assertThat(exchange.path("decision").path("outcome").asText()).isEqualTo("allow");
-    assertThat(exchange.path("request").path("headers").path("authorization").asText()).isEqualTo("[REDACTED]");
+    assertThat(exchange.path("request").path("headers").path("authorization").asText())
+        .isEqualTo("[REDACTED]");
     assertThat(exchange.path("response").path("body").asText()).isEqualTo(r.text());
-    assertThat(exchange.path("response").path("usage").path("total_tokens").asLong()).isEqualTo(161);
+    assertThat(exchange.path("response").path("usage").path("total_tokens").asLong())
+        .isEqualTo(161);
     assertThat(exchange.path("response").path("complete").asBoolean()).isTrue();
     assertThat(exchange.path("prev").asText()).isEqualTo(intent.path("hash").asText());
 
     // The same through the public reader: the chain verifies, the intent precedes its exchange.
     Recordings read = Recordings.open(recordings);
     assertThat(read.verify().ok()).isTrue();
-    assertThat(read.entries()).extracting(e -> e.record().type()).containsExactly("intent", "exchange");
+    assertThat(read.entries())
+        .extracting(e -> e.record().type())
+        .containsExactly("intent", "exchange");
     SessionRecord found = read.find(intent.path("id").asText()).orElseThrow().record();
     assertThat(found.principal().subject()).isEqualTo("alice");
     assertThat(found.response().complete()).isTrue();
@@ -1041,7 +1363,8 @@ public abstract class AdapterConformance {
   }
 
   @Test
-  void everyRequestLeavesOneExchangeLineWithItsSizesAndMaskedCountsInAVerifiableChain() throws Exception {
+  void everyRequestLeavesOneExchangeLineWithItsSizesAndMaskedCountsInAVerifiableChain()
+      throws Exception {
     Path recordings = dir.resolve("batched");
     model.enqueue(ModelAnswer.json(PII_ANSWER));
     Adapter a = adapter(engineBuilder(policy(MASKING, Policies.recording(recordings, "batched"))));
@@ -1049,15 +1372,20 @@ public abstract class AdapterConformance {
     Reply allowed = post(a, CHAT, ALICE_KEY, allowedBody);
     Reply denied = post(a, CHAT, ALICE_KEY, Policies.chat("gpt-4o", ""));
     Reply unknown = post(a, CHAT, "not-a-key", allowedBody);
-    assertThat(List.of(allowed.status(), denied.status(), unknown.status())).containsExactly(200, 403, 401);
+    assertThat(List.of(allowed.status(), denied.status(), unknown.status()))
+        .containsExactly(200, 403, 401);
     closeAdapterOnceRecorded(recordings, 3);
 
     List<JsonNode> lines = exchangeLines(recordings);
     assertThat(lines).hasSize(3);
-    assertThat(lines).extracting(l -> l.path("decision").path("outcome").asText())
+    assertThat(lines)
+        .extracting(l -> l.path("decision").path("outcome").asText())
         .containsExactlyInAnyOrder("allow", "deny", "deny");
-    JsonNode allow = lines.stream().filter(l -> l.path("decision").path("outcome").asText().equals("allow"))
-        .findFirst().orElseThrow();
+    JsonNode allow =
+        lines.stream()
+            .filter(l -> l.path("decision").path("outcome").asText().equals("allow"))
+            .findFirst()
+            .orElseThrow();
     assertThat(allow.path("request").path("bytes").asLong()).isEqualTo(allowedBody.length());
     assertThat(allow.path("response").path("bytes").asLong()).isEqualTo(allowed.bytes().length);
     assertThat(allow.path("response").path("body").asText()).isEqualTo(MASKED_PII_ANSWER);
@@ -1069,7 +1397,9 @@ public abstract class AdapterConformance {
       assertThat(line.path("response").path("bytes").asLong()).isPositive();
     }
     assertThat(Recordings.open(recordings).verify().ok()).isTrue();
-    assertThat(recordingText(recordings)).doesNotContain(ALICE_KEY).doesNotContain(UPSTREAM_SECRET)
+    assertThat(recordingText(recordings))
+        .doesNotContain(ALICE_KEY)
+        .doesNotContain(UPSTREAM_SECRET)
         .doesNotContain(EMAIL);
   }
 
@@ -1077,13 +1407,17 @@ public abstract class AdapterConformance {
 
   @Test
   void aRequestOverTheMinutesBudgetIs429WithRetryAfterAndTheModelIsNotCalled() throws Exception {
-    Adapter a = adapter(policy("""
+    Adapter a =
+        adapter(
+            policy(
+                """
         limits:
           - groups: ["*"]
             requests-per-minute: 1
         """));
     model.enqueue(ModelAnswer.json("{\"n\":1}"));
-    assertThat(post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "call 1", "")).status()).isEqualTo(200);
+    assertThat(post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "call 1", "")).status())
+        .isEqualTo(200);
     awaitRecords(1);
 
     Reply r = post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "call 2", ""));
@@ -1101,13 +1435,17 @@ public abstract class AdapterConformance {
 
     clock.advance(Duration.ofSeconds(Long.parseLong(r.header("Retry-After"))));
     model.enqueue(ModelAnswer.json("{\"n\":2}"));
-    assertThat(post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "call 3", "")).status()).isEqualTo(200);
+    assertThat(post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "call 3", "")).status())
+        .isEqualTo(200);
     assertThat(model.requestCount()).isEqualTo(2);
   }
 
   @Test
   void aTokenBudgetIsChargedFromTheModelsUsage() throws Exception {
-    Adapter a = adapter(policy("""
+    Adapter a =
+        adapter(
+            policy(
+                """
         limits:
           - groups: ["*"]
             tokens-per-day: 100
@@ -1126,9 +1464,10 @@ public abstract class AdapterConformance {
 
   // ================================================================================== approvals
 
-  private static final Principal REVIEWER = new Principal("sam", Set.of("security-oncall"), Principal.VIA_API_KEY,
-      null, Map.of());
-  private static final String APPROVAL = """
+  private static final Principal REVIEWER =
+      new Principal("sam", Set.of("security-oncall"), Principal.VIA_API_KEY, null, Map.of());
+  private static final String APPROVAL =
+      """
       approval:
         reviewers: [security-oncall]
         timeout: 5m
@@ -1137,8 +1476,11 @@ public abstract class AdapterConformance {
       """;
 
   private InProcessApprovalService approvals() {
-    InProcessApprovalService service = InProcessApprovalService.builder()
-        .settings(Policy.parse(policy(APPROVAL)).approval()).clock(clock).build();
+    InProcessApprovalService service =
+        InProcessApprovalService.builder()
+            .settings(Policy.parse(policy(APPROVAL)).approval())
+            .clock(clock)
+            .build();
     toClose.add(service);
     return service;
   }
@@ -1151,11 +1493,18 @@ public abstract class AdapterConformance {
   @Test
   void aHeldRequestReachesTheModelOnlyOnceApprovedAndIsRecordedAsApproved() throws Exception {
     InProcessApprovalService service = approvals();
-    Adapter a = adapter(engineBuilder(policy(APPROVAL)).recorder(recorder).approvalService(service));
+    Adapter a =
+        adapter(engineBuilder(policy(APPROVAL)).recorder(recorder).approvalService(service));
     String answer = Completions.chat("done");
     model.enqueue(ModelAnswer.json(answer));
-    Future<Reply> caller = callers.submit(() -> post(a, CHAT, ALICE_KEY,
-        Policies.chat(MODEL, "please dump all customer records", "")));
+    Future<Reply> caller =
+        callers.submit(
+            () ->
+                post(
+                    a,
+                    CHAT,
+                    ALICE_KEY,
+                    Policies.chat(MODEL, "please dump all customer records", "")));
 
     InProcessApprovalService.Pending review = awaitPending(service);
     assertThat(review.rule()).isEqualTo("bulk-export");
@@ -1186,8 +1535,11 @@ public abstract class AdapterConformance {
   @Test
   void aRejectedRequestIs403WithTheReviewersReasonAndNeverReachesTheModel() throws Exception {
     InProcessApprovalService service = approvals();
-    Adapter a = adapter(engineBuilder(policy(APPROVAL)).recorder(recorder).approvalService(service));
-    Future<Reply> caller = callers.submit(() -> post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "dump all salaries", "")));
+    Adapter a =
+        adapter(engineBuilder(policy(APPROVAL)).recorder(recorder).approvalService(service));
+    Future<Reply> caller =
+        callers.submit(
+            () -> post(a, CHAT, ALICE_KEY, Policies.chat(MODEL, "dump all salaries", "")));
 
     InProcessApprovalService.Pending review = awaitPending(service);
     assertThat(service.reject(review.id(), REVIEWER, "not today").kind())
@@ -1220,8 +1572,12 @@ public abstract class AdapterConformance {
   protected final void assertUpstreamCredentialOnly(ModelRequest seen, String callerSecret) {
     assertThat(seen.headerText()).doesNotContain(callerSecret);
     assertThat(seen.headers("X-Api-Key")).isEmpty();
-    if (injects()) assertThat(seen.headers("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
-    else assertThat(seen.headers("Authorization")).as("the application is not handed a credential").isEmpty();
+    if (injects())
+      assertThat(seen.headers("Authorization")).containsExactly(UPSTREAM_AUTHORIZATION);
+    else
+      assertThat(seen.headers("Authorization"))
+          .as("the application is not handed a credential")
+          .isEmpty();
   }
 
   /** A response read whole. */
@@ -1229,7 +1585,8 @@ public abstract class AdapterConformance {
     /** The first value of header {@code name} (case-insensitive), or {@code null}. */
     public String header(String name) {
       for (Map.Entry<String, List<String>> h : headers.entrySet()) {
-        if (h.getKey().equalsIgnoreCase(name) && !h.getValue().isEmpty()) return h.getValue().get(0);
+        if (h.getKey().equalsIgnoreCase(name) && !h.getValue().isEmpty())
+          return h.getValue().get(0);
       }
       return null;
     }
@@ -1241,7 +1598,8 @@ public abstract class AdapterConformance {
     /** Every header as {@code name: value} lines. */
     public String headerText() {
       StringBuilder out = new StringBuilder();
-      headers.forEach((n, vs) -> vs.forEach(v -> out.append(n).append(": ").append(v).append('\n')));
+      headers.forEach(
+          (n, vs) -> vs.forEach(v -> out.append(n).append(": ").append(v).append('\n')));
       return out.toString();
     }
 
@@ -1253,7 +1611,9 @@ public abstract class AdapterConformance {
 
   /** POSTs a JSON {@code body} with {@code Authorization: Bearer key} (none when {@code key} is null). */
   protected final Reply post(Adapter a, String path, String key, String body) throws IOException {
-    return key == null ? send(a, "POST", path, body) : send(a, "POST", path, body, "Authorization", "Bearer " + key);
+    return key == null
+        ? send(a, "POST", path, body)
+        : send(a, "POST", path, body, "Authorization", "Bearer " + key);
   }
 
   /** Sends a JSON {@code body} (or none when null) with {@code headers} (name, value, ...) and reads it all. */
@@ -1264,11 +1624,16 @@ public abstract class AdapterConformance {
       all.add("Content-Type");
       all.add("application/json");
     }
-    return send(a, method, path, body == null ? null : body.getBytes(StandardCharsets.UTF_8),
+    return send(
+        a,
+        method,
+        path,
+        body == null ? null : body.getBytes(StandardCharsets.UTF_8),
         all.toArray(String[]::new));
   }
 
-  private Reply send(Adapter a, String method, String path, byte[] body, String... headers) throws IOException {
+  private Reply send(Adapter a, String method, String path, byte[] body, String... headers)
+      throws IOException {
     try (CallerResponse r = a.send(request(method, path, body, headers))) {
       byte[] bytes = readAll(r.body());
       return new Reply(r.status(), r.headers(), bytes);
@@ -1276,9 +1641,17 @@ public abstract class AdapterConformance {
   }
 
   /** Opens a streamed POST as {@code key}; the caller reads the body with {@link #readEvent}. */
-  protected final CallerResponse open(Adapter a, String path, String key, String body) throws IOException {
-    return a.send(request("POST", path, body.getBytes(StandardCharsets.UTF_8), "Authorization", "Bearer " + key,
-        "Content-Type", "application/json"));
+  protected final CallerResponse open(Adapter a, String path, String key, String body)
+      throws IOException {
+    return a.send(
+        request(
+            "POST",
+            path,
+            body.getBytes(StandardCharsets.UTF_8),
+            "Authorization",
+            "Bearer " + key,
+            "Content-Type",
+            "application/json"));
   }
 
   private static CallerRequest request(String method, String path, byte[] body, String... headers) {
@@ -1314,8 +1687,13 @@ public abstract class AdapterConformance {
     StringBuilder text = new StringBuilder();
     for (String line : sse.split("\n")) {
       if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
-      text.append(JSON.readTree(line.substring("data: ".length())).path("choices").path(0).path("delta")
-          .path("content").asText(""));
+      text.append(
+          JSON.readTree(line.substring("data: ".length()))
+              .path("choices")
+              .path(0)
+              .path("delta")
+              .path("content")
+              .asText(""));
     }
     return text.toString();
   }
@@ -1357,7 +1735,8 @@ public abstract class AdapterConformance {
     List<JsonNode> out = new ArrayList<>();
     if (!Files.isDirectory(recordings)) return out;
     try (Stream<Path> files = Files.list(recordings)) {
-      for (Path f : files.filter(p -> p.getFileName().toString().endsWith(".jsonl")).sorted().toList()) {
+      for (Path f :
+          files.filter(p -> p.getFileName().toString().endsWith(".jsonl")).sorted().toList()) {
         for (String line : Files.readAllLines(f, StandardCharsets.UTF_8)) {
           if (!line.isEmpty()) out.add(JSON.readTree(line));
         }
@@ -1370,7 +1749,9 @@ public abstract class AdapterConformance {
 
   /** The {@code exchange} lines in {@code recordings}. */
   protected static List<JsonNode> exchangeLines(Path recordings) {
-    return lines(recordings).stream().filter(l -> l.path("type").asText().equals("exchange")).toList();
+    return lines(recordings).stream()
+        .filter(l -> l.path("type").asText().equals("exchange"))
+        .toList();
   }
 
   /** The text of every JSONL segment in {@code recordings}. */

@@ -18,8 +18,6 @@ import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -63,21 +61,29 @@ import org.junit.jupiter.api.Test;
 public abstract class ApprovalServiceContract {
   /** When every test starts, on the test's clock. */
   protected static final Instant T0 = Instant.parse("2026-11-28T12:00:00Z");
+
   /** The reviewer group of the default settings. */
   protected static final String REVIEWERS = "security-oncall";
 
   /** A requester. */
   protected static final Principal ALICE =
       new Principal("alice", Set.of("ml"), Principal.VIA_OIDC, "https://idp.example.com", Map.of());
+
   /** Another requester. */
   protected static final Principal BOB = Principal.of("bob", Set.of("ml"), Principal.VIA_API_KEY);
+
   /** A reviewer. */
   protected static final Principal SAM =
-      new Principal("sam", Set.of(REVIEWERS), Principal.VIA_OIDC, "https://idp.example.com", Map.of());
+      new Principal(
+          "sam", Set.of(REVIEWERS), Principal.VIA_OIDC, "https://idp.example.com", Map.of());
+
   /** Another reviewer. */
-  protected static final Principal RITA = Principal.of("rita", Set.of(REVIEWERS, "ml"), Principal.VIA_API_KEY);
+  protected static final Principal RITA =
+      Principal.of("rita", Set.of(REVIEWERS, "ml"), Principal.VIA_API_KEY);
+
   /** ALICE again, as a reviewer identified another way (an API key under the same subject). */
-  protected static final Principal ALICE_AS_REVIEWER = Principal.of("alice", Set.of(REVIEWERS), Principal.VIA_API_KEY);
+  protected static final Principal ALICE_AS_REVIEWER =
+      Principal.of("alice", Set.of(REVIEWERS), Principal.VIA_API_KEY);
 
   /**
    * What a service under test is configured with.
@@ -87,8 +93,8 @@ public abstract class ApprovalServiceContract {
    * @param maxPendingPerPrincipal reviews waiting per requester at most
    * @param maxPending             reviews waiting in total at most
    */
-  protected record Settings(Set<String> reviewerGroups, Duration timeout, int maxPendingPerPrincipal,
-                            int maxPending) {
+  protected record Settings(
+      Set<String> reviewerGroups, Duration timeout, int maxPendingPerPrincipal, int maxPending) {
     public Settings {
       reviewerGroups = Set.copyOf(reviewerGroups);
       Objects.requireNonNull(timeout, "timeout");
@@ -96,7 +102,8 @@ public abstract class ApprovalServiceContract {
   }
 
   /** The settings of most tests: reviewers {@value #REVIEWERS}, 5 minutes, 5 per principal, 100 in total. */
-  protected static final Settings DEFAULTS = new Settings(Set.of(REVIEWERS), Duration.ofMinutes(5), 5, 100);
+  protected static final Settings DEFAULTS =
+      new Settings(Set.of(REVIEWERS), Duration.ofMinutes(5), 5, 100);
 
   private final MutableClock clock = new MutableClock(T0);
   private ApprovalService service;
@@ -138,9 +145,16 @@ public abstract class ApprovalServiceContract {
 
   /** A chat request with {@code prompt}, carrying the caller's credential as the engine hands it over. */
   protected static InferenceRequest request(String prompt) {
-    String body = "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]}";
-    return new InferenceRequest("POST", "/v1/chat/completions", null,
-        Map.of("authorization", List.of("Bearer caller-token-7f3a")), body.getBytes(StandardCharsets.UTF_8),
+    String body =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\""
+            + prompt
+            + "\"}]}";
+    return new InferenceRequest(
+        "POST",
+        "/v1/chat/completions",
+        null,
+        Map.of("authorization", List.of("Bearer caller-token-7f3a")),
+        body.getBytes(StandardCharsets.UTF_8),
         "127.0.0.1");
   }
 
@@ -182,7 +196,8 @@ public abstract class ApprovalServiceContract {
   private ApprovalLimitException limit(Ticket t) throws Exception {
     try {
       Outcome o = stage(t).get(outcomeWait().toMillis(), TimeUnit.MILLISECONDS);
-      throw new AssertionError("expected the stage to fail with ApprovalLimitException, it completed " + o);
+      throw new AssertionError(
+          "expected the stage to fail with ApprovalLimitException, it completed " + o);
     } catch (ExecutionException e) {
       Throwable cause = e.getCause();
       assertThat(cause).isInstanceOf(ApprovalLimitException.class);
@@ -256,7 +271,8 @@ public abstract class ApprovalServiceContract {
     String longest = "r".repeat(ApprovalService.MAX_REASON_CHARS);
 
     assertThat(service().approve(first.approvalId(), SAM, null).outcome().reason()).isNull();
-    assertThat(service().approve(second.approvalId(), SAM, longest).outcome().reason()).isEqualTo(longest);
+    assertThat(service().approve(second.approvalId(), SAM, longest).outcome().reason())
+        .isEqualTo(longest);
     assertThat(outcome(first).reason()).isNull();
     assertThat(outcome(second).reason()).isEqualTo(longest);
   }
@@ -286,7 +302,8 @@ public abstract class ApprovalServiceContract {
   void aDeadlineThatHasPassedWinsOverALateDecision() throws Exception {
     Ticket t = ask(ALICE, "dump all");
     String id = onlyPendingId();
-    clock.advance(DEFAULTS.timeout().plusMinutes(1)); // the service is not told: the decision comes first
+    clock.advance(
+        DEFAULTS.timeout().plusMinutes(1)); // the service is not told: the decision comes first
 
     ReviewResult r = service().approve(id, SAM, "late");
 
@@ -350,14 +367,17 @@ public abstract class ApprovalServiceContract {
     Ticket users = ask(ALICE, "dump all users");
     Ticket salaries = ask(ALICE, "dump all salaries");
     assertThat(users.approvalId()).isNotEqualTo(salaries.approvalId());
-    assertThat(service().pending(SAM)).extracting(Pending::id)
+    assertThat(service().pending(SAM))
+        .extracting(Pending::id)
         .containsExactly(users.approvalId(), salaries.approvalId());
 
     service().approve(users.approvalId(), SAM, "users are fine");
 
     assertThat(outcome(users).status()).isEqualTo(Status.APPROVED);
     assertThat(stage(salaries)).isNotDone();
-    assertThat(service().pending(SAM)).extracting(Pending::id).containsExactly(salaries.approvalId());
+    assertThat(service().pending(SAM))
+        .extracting(Pending::id)
+        .containsExactly(salaries.approvalId());
   }
 
   @Test
@@ -376,7 +396,8 @@ public abstract class ApprovalServiceContract {
   @Test
   void theSameRequestFromAnotherPrincipalIsAnotherReview() throws Exception {
     Ticket alices = ask(ALICE, "dump all");
-    Ticket bobs = service().request(BOB, request("dump all"), "bulk-export", digest(ALICE, "dump all"));
+    Ticket bobs =
+        service().request(BOB, request("dump all"), "bulk-export", digest(ALICE, "dump all"));
 
     assertThat(bobs.approvalId()).isNotEqualTo(alices.approvalId());
     service().reject(alices.approvalId(), SAM, "no");
@@ -410,8 +431,10 @@ public abstract class ApprovalServiceContract {
     ApprovalLimitException e = limit(third);
     assertThat(e.scope()).isEqualTo(ApprovalLimitException.Scope.PRINCIPAL);
     assertThat(e.limit()).isEqualTo(2);
-    assertThat(e.retryAfter()).as("at most until the first of alice's reviews expires")
-        .isPositive().isLessThanOrEqualTo(Duration.ofMinutes(5).minusSeconds(10));
+    assertThat(e.retryAfter())
+        .as("at most until the first of alice's reviews expires")
+        .isPositive()
+        .isLessThanOrEqualTo(Duration.ofMinutes(5).minusSeconds(10));
     assertThat(e.getMessage()).contains("bulk-export").doesNotContain("caller-token");
     assertThat(service().pending(SAM)).hasSize(2);
     assertThat(stage(ask(BOB, "a"))).as("others still get in").isNotDone();
@@ -444,8 +467,10 @@ public abstract class ApprovalServiceContract {
     assertThat(service().isReviewer(SAM)).isTrue();
     assertThat(service().isReviewer(BOB)).isFalse();
     assertThat(service().pending(BOB)).isEmpty();
-    assertThat(service().approve(t.approvalId(), BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
-    assertThat(service().reject(t.approvalId(), BOB, null).kind()).isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
+    assertThat(service().approve(t.approvalId(), BOB, null).kind())
+        .isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
+    assertThat(service().reject(t.approvalId(), BOB, null).kind())
+        .isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
     assertThat(service().approve("apr-0000-no-such-id", BOB, null).kind())
         .isEqualTo(ReviewResult.Kind.NOT_A_REVIEWER);
     assertThat(stage(t)).isNotDone();
@@ -458,7 +483,8 @@ public abstract class ApprovalServiceContract {
     Ticket bobs = ask(BOB, "dump all");
 
     assertThat(service().isReviewer(ALICE_AS_REVIEWER)).isTrue();
-    assertThat(service().pending(ALICE_AS_REVIEWER)).extracting(p -> p.principal().subject())
+    assertThat(service().pending(ALICE_AS_REVIEWER))
+        .extracting(p -> p.principal().subject())
         .containsExactly("bob");
     assertThat(service().approve(t.approvalId(), ALICE_AS_REVIEWER, "me").kind())
         .isEqualTo(ReviewResult.Kind.SELF_APPROVAL);
@@ -476,7 +502,8 @@ public abstract class ApprovalServiceContract {
 
     assertThat(r.kind()).isEqualTo(ReviewResult.Kind.NOT_FOUND);
     assertThat(r.outcome()).isNull();
-    assertThat(service().reject("apr-0000-no-such-id", SAM, null).kind()).isEqualTo(ReviewResult.Kind.NOT_FOUND);
+    assertThat(service().reject("apr-0000-no-such-id", SAM, null).kind())
+        .isEqualTo(ReviewResult.Kind.NOT_FOUND);
   }
 
   @Test
@@ -500,7 +527,8 @@ public abstract class ApprovalServiceContract {
     advance(Duration.ofSeconds(1));
     Ticket c = ask(ALICE, "c");
 
-    assertThat(service().pending(SAM)).extracting(Pending::id)
+    assertThat(service().pending(SAM))
+        .extracting(Pending::id)
         .containsExactly(a.approvalId(), b.approvalId(), c.approvalId());
   }
 
@@ -530,30 +558,39 @@ public abstract class ApprovalServiceContract {
       List<Future<?>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         int thread = t;
-        done.add(pool.submit(() -> {
-          start.await();
-          for (int i = 0; i < perThread; i++) {
-            Principal p = Principal.of("user-" + thread + "-" + i, Set.of("ml"), Principal.VIA_API_KEY);
-            tickets.add(s.request(p, request("q" + i), "bulk-export", digest(p, "q" + i)));
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  for (int i = 0; i < perThread; i++) {
+                    Principal p =
+                        Principal.of(
+                            "user-" + thread + "-" + i, Set.of("ml"), Principal.VIA_API_KEY);
+                    tickets.add(s.request(p, request("q" + i), "bulk-export", digest(p, "q" + i)));
+                  }
+                  return null;
+                }));
       }
       // Two reviewers decide while requests arrive, racing for the same ids, until all are decided.
       for (Principal reviewer : List.of(SAM, RITA)) {
         boolean approve = reviewer == SAM;
-        done.add(pool.submit(() -> {
-          start.await();
-          long deadline = System.nanoTime() + outcomeWait().toNanos() * 4;
-          while (decided.get() < total && System.nanoTime() < deadline) {
-            for (Pending p : s.pending(reviewer)) {
-              ReviewResult r = approve ? s.approve(p.id(), reviewer, null) : s.reject(p.id(), reviewer, null);
-              if (r.kind() == ReviewResult.Kind.DECIDED) decided.incrementAndGet();
-            }
-            Thread.onSpinWait();
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  long deadline = System.nanoTime() + outcomeWait().toNanos() * 4;
+                  while (decided.get() < total && System.nanoTime() < deadline) {
+                    for (Pending p : s.pending(reviewer)) {
+                      ReviewResult r =
+                          approve
+                              ? s.approve(p.id(), reviewer, null)
+                              : s.reject(p.id(), reviewer, null);
+                      if (r.kind() == ReviewResult.Kind.DECIDED) decided.incrementAndGet();
+                    }
+                    Thread.onSpinWait();
+                  }
+                  return null;
+                }));
       }
       start.countDown();
       for (Future<?> f : done) f.get(outcomeWait().toMillis() * 6, TimeUnit.MILLISECONDS);
@@ -571,5 +608,4 @@ public abstract class ApprovalServiceContract {
     assertThat(ids).doesNotHaveDuplicates();
     assertThat(s.pending(SAM)).isEmpty();
   }
-
 }

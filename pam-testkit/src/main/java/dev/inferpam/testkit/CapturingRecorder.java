@@ -18,12 +18,16 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class CapturingRecorder implements Recorder {
   /** Exchange records, in the order they were recorded. */
   public final List<SessionRecord> records = new CopyOnWriteArrayList<>();
+
   /** Intent records (strict durability), in order. */
   public final List<SessionRecord> intents = new CopyOnWriteArrayList<>();
+
   /** How many admissions were asked for. */
   public final AtomicInteger admits = new AtomicInteger();
+
   /** How many of the next admissions to refuse. */
   public final AtomicInteger refuseAdmissions = new AtomicInteger();
+
   /** While set, every admission is refused. */
   public volatile boolean down;
 
@@ -34,7 +38,8 @@ public final class CapturingRecorder implements Recorder {
   public void admit() throws IOException {
     admits.incrementAndGet();
     if (down) throw new IOException("disk full");
-    if (refuseAdmissions.getAndUpdate(n -> Math.max(0, n - 1)) > 0) throw new IOException("recording queue full");
+    if (refuseAdmissions.getAndUpdate(n -> Math.max(0, n - 1)) > 0)
+      throw new IOException("recording queue full");
   }
 
   @Override

@@ -62,13 +62,15 @@ public abstract class CredentialProviderContract {
     if (c == null) return out;
     out.add(c.value());
     int space = c.value().indexOf(' ');
-    if (space > 0 && space < c.value().length() - 1) out.add(c.value().substring(space + 1).strip());
+    if (space > 0 && space < c.value().length() - 1)
+      out.add(c.value().substring(space + 1).strip());
     out.removeIf(s -> s.length() < 8);
     return out;
   }
 
   private void assertShowsNoSecret(String what, String text) throws Exception {
-    for (String secret : secrets()) assertThat(text).as(what + " must not show the secret").doesNotContain(secret);
+    for (String secret : secrets())
+      assertThat(text).as(what + " must not show the secret").doesNotContain(secret);
   }
 
   // ------------------------------------------------------------------------------------- tests
@@ -90,7 +92,11 @@ public abstract class CredentialProviderContract {
     assumeThat(c).as("a provider that injects a credential").isNotNull();
 
     assertThat(c.header()).matches(TOKEN);
-    assertThat(c.value()).isNotBlank().doesNotContain("\r").doesNotContain("\n").doesNotContain("\0");
+    assertThat(c.value())
+        .isNotBlank()
+        .doesNotContain("\r")
+        .doesNotContain("\n")
+        .doesNotContain("\0");
     assertThat(c.value()).as("no surrounding white space").isEqualTo(c.value().strip());
   }
 
@@ -110,12 +116,14 @@ public abstract class CredentialProviderContract {
 
     for (int i = 0; i < 3; i++) {
       assertThatThrownBy(unavailable::current)
-          .as("a checked CredentialUnavailableException, never a RuntimeException or a null credential")
+          .as(
+              "a checked CredentialUnavailableException, never a RuntimeException or a null credential")
           .isInstanceOf(CredentialUnavailableException.class)
-          .satisfies(e -> {
-            assertThat(e.getMessage()).isNotBlank();
-            assertShowsNoSecret("the message", e.getMessage());
-          });
+          .satisfies(
+              e -> {
+                assertThat(e.getMessage()).isNotBlank();
+                assertShowsNoSecret("the message", e.getMessage());
+              });
     }
     assertShowsNoSecret("the provider's toString()", unavailable.toString());
   }
@@ -129,10 +137,14 @@ public abstract class CredentialProviderContract {
     try {
       List<Future<Void>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        done.add(pool.submit((Callable<Void>) () -> {
-          for (int i = 0; i < 200; i++) assertThat(provider.current()).isEqualTo(expected);
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int i = 0; i < 200; i++)
+                        assertThat(provider.current()).isEqualTo(expected);
+                      return null;
+                    }));
       }
       for (Future<Void> f : done) f.get(30, TimeUnit.SECONDS);
     } finally {

@@ -152,11 +152,12 @@ public abstract class IdentityResolverContract {
 
     assertThatThrownBy(() -> resolver.resolve(requestWith(invalid)))
         .isInstanceOf(AuthenticationException.class)
-        .satisfies(e -> {
-          assertThat(e.getMessage()).as("the message, shown to the caller").isNotBlank();
-          assertHoldsNone("the message", e.getMessage(), secrets(invalid));
-          assertHoldsNone("the exception", e.toString(), secrets(invalid));
-        });
+        .satisfies(
+            e -> {
+              assertThat(e.getMessage()).as("the message, shown to the caller").isNotBlank();
+              assertHoldsNone("the message", e.getMessage(), secrets(invalid));
+              assertHoldsNone("the exception", e.toString(), secrets(invalid));
+            });
   }
 
   @Test
@@ -175,7 +176,8 @@ public abstract class IdentityResolverContract {
     Map<String, List<String>> headers = new LinkedHashMap<>();
     validCredential().forEach((k, v) -> headers.put(k, List.of(v)));
 
-    Optional<Principal> p = resolver.resolve(new InferenceRequest("GET", "/pam/approvals", null, headers, null, null));
+    Optional<Principal> p =
+        resolver.resolve(new InferenceRequest("GET", "/pam/approvals", null, headers, null, null));
 
     assertThat(p).map(Principal::subject).contains(expectedSubject());
   }
@@ -189,14 +191,21 @@ public abstract class IdentityResolverContract {
     try {
       List<Future<List<String>>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        done.add(pool.submit((Callable<List<String>>) () -> {
-          List<String> subjects = new ArrayList<>();
-          for (int i = 0; i < 100; i++) {
-            subjects.add(resolver.resolve(requestWith(valid)).map(Principal::subject).orElse(null));
-            assertThat(resolver.resolve(requestWith(Map.of()))).isEmpty();
-          }
-          return subjects;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<List<String>>)
+                    () -> {
+                      List<String> subjects = new ArrayList<>();
+                      for (int i = 0; i < 100; i++) {
+                        subjects.add(
+                            resolver
+                                .resolve(requestWith(valid))
+                                .map(Principal::subject)
+                                .orElse(null));
+                        assertThat(resolver.resolve(requestWith(Map.of()))).isEmpty();
+                      }
+                      return subjects;
+                    }));
       }
       for (Future<List<String>> f : done) {
         assertThat(f.get(30, TimeUnit.SECONDS)).hasSize(100).containsOnly(expectedSubject());

@@ -48,7 +48,8 @@ public abstract class MaskerContract {
     public Sensitive {
       Objects.requireNonNull(text, "text");
       Objects.requireNonNull(value, "value");
-      if (!text.contains(value)) throw new IllegalArgumentException("the text must contain the value");
+      if (!text.contains(value))
+        throw new IllegalArgumentException("the text must contain the value");
     }
   }
 
@@ -132,7 +133,9 @@ public abstract class MaskerContract {
     for (Sensitive s : sensitiveSamples()) {
       String whole = masker.mask(s.text());
       for (int size : new int[] {1, 2, 3, 5, 8, 13}) {
-        assertThat(feed(masker, pieces(s.text(), size))).as("pieces of %d of %s", size, s.text()).isEqualTo(whole);
+        assertThat(feed(masker, pieces(s.text(), size)))
+            .as("pieces of %d of %s", size, s.text())
+            .isEqualTo(whole);
       }
     }
   }
@@ -150,9 +153,11 @@ public abstract class MaskerContract {
   @Test
   void textOutsideAsciiPassesWholeInPiecesOfCodePoints() throws Exception {
     Masker masker = createMasker();
-    String text = "Grüße aus Zürich — naïve café, 東京, Ελλάδα, emoji \uD83D\uDE80\uD83C\uDF89 done. ";
+    String text =
+        "Grüße aus Zürich — naïve café, 東京, Ελλάδα, emoji \uD83D\uDE80\uD83C\uDF89 done. ";
     String whole = masker.mask(text);
-    for (int size : new int[] {1, 3, 10}) assertThat(feed(masker, pieces(text, size))).isEqualTo(whole);
+    for (int size : new int[] {1, 3, 10})
+      assertThat(feed(masker, pieces(text, size))).isEqualTo(whole);
   }
 
   @Test
@@ -180,7 +185,8 @@ public abstract class MaskerContract {
     StringBuilder released = new StringBuilder();
     for (String p : pieces(input.toString(), 512)) released.append(s.push(p));
 
-    assertThat(released.length()).as("released before finish()")
+    assertThat(released.length())
+        .as("released before finish()")
         .isGreaterThanOrEqualTo(input.length() - maxHoldBack());
     released.append(s.finish());
     assertThat(released.toString()).isEqualTo(input.toString());
@@ -240,14 +246,18 @@ public abstract class MaskerContract {
       List<Future<Void>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         int size = 1 + t;
-        done.add(pool.submit((Callable<Void>) () -> {
-          for (int round = 0; round < 50; round++) {
-            for (int k = 0; k < texts.size(); k++) {
-              assertThat(feed(masker, pieces(texts.get(k), size))).isEqualTo(expected.get(k));
-            }
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int round = 0; round < 50; round++) {
+                        for (int k = 0; k < texts.size(); k++) {
+                          assertThat(feed(masker, pieces(texts.get(k), size)))
+                              .isEqualTo(expected.get(k));
+                        }
+                      }
+                      return null;
+                    }));
       }
       for (Future<Void> f : done) f.get(60, TimeUnit.SECONDS);
     } finally {

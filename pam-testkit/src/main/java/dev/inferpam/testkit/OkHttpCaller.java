@@ -51,7 +51,9 @@ public final class OkHttpCaller implements Adapter {
    * no retry on a dropped connection (a retry would hide a broken answer).
    */
   public static OkHttpClient.Builder clientBuilder() {
-    return new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10)).callTimeout(Duration.ofSeconds(30))
+    return new OkHttpClient.Builder()
+        .readTimeout(Duration.ofSeconds(10))
+        .callTimeout(Duration.ofSeconds(30))
         .retryOnConnectionFailure(false);
   }
 
@@ -67,8 +69,11 @@ public final class OkHttpCaller implements Adapter {
       if (h.getKey().equalsIgnoreCase("Content-Type")) contentType = h.getValue();
       else b.addHeader(h.getKey(), h.getValue());
     }
-    RequestBody body = request.body() == null ? null
-        : RequestBody.create(request.body(), contentType == null ? null : MediaType.get(contentType));
+    RequestBody body =
+        request.body() == null
+            ? null
+            : RequestBody.create(
+                request.body(), contentType == null ? null : MediaType.get(contentType));
     b.method(request.method(), body);
     Response response = client.newCall(b.build()).execute();
     return new CallerResponse() {

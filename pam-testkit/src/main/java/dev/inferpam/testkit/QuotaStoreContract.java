@@ -101,7 +101,9 @@ public abstract class QuotaStoreContract {
     assertThat(store.addIfWithin(k, MINUTE, 3, 5, MINUTE_END)).isEqualTo(3);
     assertThat(store.addIfWithin(k, MINUTE, 3, 5, MINUTE_END)).as("3 + 3 > 5").isEqualTo(-1);
     assertThat(store.get(k, MINUTE)).as("nothing added by the refusal").isEqualTo(3);
-    assertThat(store.addIfWithin(k, MINUTE, 2, 5, MINUTE_END)).as("3 + 2 = 5 is within").isEqualTo(5);
+    assertThat(store.addIfWithin(k, MINUTE, 2, 5, MINUTE_END))
+        .as("3 + 2 = 5 is within")
+        .isEqualTo(5);
     assertThat(store.addIfWithin(k, MINUTE, 1, 5, MINUTE_END)).isEqualTo(-1);
     assertThat(store.get(k, MINUTE)).isEqualTo(5);
   }
@@ -135,7 +137,8 @@ public abstract class QuotaStoreContract {
     QuotaStore store = newStore(clock);
     String k = key("alice");
 
-    assertThat(store.addIfWithin(k, DAY, Long.MAX_VALUE - 1, Long.MAX_VALUE, DAY_END)).isEqualTo(Long.MAX_VALUE - 1);
+    assertThat(store.addIfWithin(k, DAY, Long.MAX_VALUE - 1, Long.MAX_VALUE, DAY_END))
+        .isEqualTo(Long.MAX_VALUE - 1);
     assertThat(store.addIfWithin(k, DAY, 2, Long.MAX_VALUE, DAY_END)).isEqualTo(-1);
     assertThat(store.get(k, DAY)).isEqualTo(Long.MAX_VALUE - 1);
     assertThat(store.addIfWithin(k, DAY, 1, Long.MAX_VALUE, DAY_END)).isEqualTo(Long.MAX_VALUE);
@@ -147,10 +150,13 @@ public abstract class QuotaStoreContract {
     String k = key("alice");
 
     assertThat(store.add(k, DAY, 700, DAY_END)).as("a new counter starts at 0").isEqualTo(700);
-    assertThat(store.add(k, DAY, 500, DAY_END)).as("past any limit: tokens are charged after the fact")
+    assertThat(store.add(k, DAY, 500, DAY_END))
+        .as("past any limit: tokens are charged after the fact")
         .isEqualTo(1200);
     assertThat(store.get(k, DAY)).isEqualTo(1200);
-    assertThat(store.addIfWithin(k, DAY, 1, 1000, DAY_END)).as("the charged total counts").isEqualTo(-1);
+    assertThat(store.addIfWithin(k, DAY, 1, 1000, DAY_END))
+        .as("the charged total counts")
+        .isEqualTo(-1);
   }
 
   @Test
@@ -238,15 +244,18 @@ public abstract class QuotaStoreContract {
     try {
       List<Future<List<Long>>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        done.add(pool.submit((Callable<List<Long>>) () -> {
-          start.await();
-          List<Long> mine = new ArrayList<>();
-          for (int i = 0; i < each; i++) {
-            long total = store.addIfWithin(k, MINUTE, 1, limit, MINUTE_END);
-            if (total >= 0) mine.add(total);
-          }
-          return mine;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<List<Long>>)
+                    () -> {
+                      start.await();
+                      List<Long> mine = new ArrayList<>();
+                      for (int i = 0; i < each; i++) {
+                        long total = store.addIfWithin(k, MINUTE, 1, limit, MINUTE_END);
+                        if (total >= 0) mine.add(total);
+                      }
+                      return mine;
+                    }));
       }
       start.countDown();
       for (Future<List<Long>> f : done) passed.addAll(f.get());
@@ -256,7 +265,9 @@ public abstract class QuotaStoreContract {
 
     assertThat(passed).as("exactly the limit passed").hasSize((int) limit);
     // Each passing call saw its own total: no two callers were given the same slot.
-    assertThat(passed).doesNotHaveDuplicates().allSatisfy(total -> assertThat(total).isBetween(1L, limit));
+    assertThat(passed)
+        .doesNotHaveDuplicates()
+        .allSatisfy(total -> assertThat(total).isBetween(1L, limit));
     assertThat(store.get(k, MINUTE)).isEqualTo(limit);
   }
 
@@ -273,14 +284,16 @@ public abstract class QuotaStoreContract {
       List<Future<Long>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         long amount = 7 + t; // 7..14
-        done.add(pool.submit(() -> {
-          start.await();
-          long mine = 0;
-          for (int i = 0; i < 400; i++) {
-            if (store.addIfWithin(k, DAY, amount, limit, DAY_END) >= 0) mine += amount;
-          }
-          return mine;
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  long mine = 0;
+                  for (int i = 0; i < 400; i++) {
+                    if (store.addIfWithin(k, DAY, amount, limit, DAY_END) >= 0) mine += amount;
+                  }
+                  return mine;
+                }));
       }
       start.countDown();
       for (Future<Long> f : done) added += f.get();
@@ -290,8 +303,10 @@ public abstract class QuotaStoreContract {
 
     long total = store.get(k, DAY);
     assertThat(total).as("what the passing calls added, nothing more").isEqualTo(added);
-    assertThat(total).isLessThanOrEqualTo(limit)
-        .as("the attempts went on long enough to fill it but for the smallest amount").isGreaterThan(limit - 7);
+    assertThat(total)
+        .isLessThanOrEqualTo(limit)
+        .as("the attempts went on long enough to fill it but for the smallest amount")
+        .isGreaterThan(limit - 7);
   }
 
   @Test
@@ -305,14 +320,17 @@ public abstract class QuotaStoreContract {
     try {
       List<Future<Void>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        done.add(pool.submit((Callable<Void>) () -> {
-          start.await();
-          for (int i = 0; i < each; i++) {
-            store.add(k, DAY, 3, DAY_END);
-            store.add(k, DAY, -1, DAY_END);
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      start.await();
+                      for (int i = 0; i < each; i++) {
+                        store.add(k, DAY, 3, DAY_END);
+                        store.add(k, DAY, -1, DAY_END);
+                      }
+                      return null;
+                    }));
       }
       start.countDown();
       for (Future<Void> f : done) f.get();

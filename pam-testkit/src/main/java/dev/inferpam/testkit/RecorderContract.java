@@ -77,41 +77,82 @@ public abstract class RecorderContract {
 
   /** A complete exchange record: every field set. */
   protected static SessionRecord fullExchange(String id) {
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, T0, 184,
-        new Principal("alice", Set.of("ml-engineers", "researchers"), Principal.VIA_OIDC,
-            "https://idp.example.com/realms/ml", Map.of()),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "llama-3.1-8b",
-            Map.of("content-type", List.of("application/json"), "accept", List.of("text/event-stream", "*/*"),
-                "authorization", List.of("[REDACTED]")),
-            48, "{\"model\":\"llama-3.1-8b\",\"messages\":[\"héllo\\n\"]}",
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        T0,
+        184,
+        new Principal(
+            "alice",
+            Set.of("ml-engineers", "researchers"),
+            Principal.VIA_OIDC,
+            "https://idp.example.com/realms/ml",
+            Map.of()),
+        new SessionRecord.Request(
+            "POST",
+            "/v1/chat/completions",
+            "chat",
+            "llama-3.1-8b",
+            Map.of(
+                "content-type",
+                List.of("application/json"),
+                "accept",
+                List.of("text/event-stream", "*/*"),
+                "authorization",
+                List.of("[REDACTED]")),
+            48,
+            "{\"model\":\"llama-3.1-8b\",\"messages\":[\"héllo\\n\"]}",
             "5f2c0e7a1f1b3f3c9d8e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d"),
         new SessionRecord.DecisionSummary("approved", "entitlements[0]", null, null),
-        new SessionRecord.Approval("apr-7", "bulk-export", "bob", T0.minusMillis(73), "approved", "ok for Q4"),
-        new SessionRecord.Response(200, true, 1843, true, "data: {\"x\":1}\n\ndata: [DONE]\n\n",
-            Map.of("email", 2), Map.of("prompt_tokens", 41L, "completion_tokens", 120L)));
+        new SessionRecord.Approval(
+            "apr-7", "bulk-export", "bob", T0.minusMillis(73), "approved", "ok for Q4"),
+        new SessionRecord.Response(
+            200,
+            true,
+            1843,
+            true,
+            "data: {\"x\":1}\n\ndata: [DONE]\n\n",
+            Map.of("email", 2),
+            Map.of("prompt_tokens", 41L, "completion_tokens", 120L)));
   }
 
   /** A small exchange record. */
   protected static SessionRecord exchange(String id, String subject, int n) {
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, T0.plus(n, ChronoUnit.MILLIS), n,
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        T0.plus(n, ChronoUnit.MILLIS),
+        n,
         Principal.of(subject, Set.of("ml"), Principal.VIA_API_KEY),
         new SessionRecord.Request("POST", "/v1/completions", "completion", "m", Map.of(), 2, "{}"),
-        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null), null,
+        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
+        null,
         new SessionRecord.Response(200, false, 2, true, "{}", Map.of(), Map.of()));
   }
 
   /** An intent record as written before forwarding in strict mode. */
   protected static SessionRecord intentFor(SessionRecord exchange) {
-    return new SessionRecord(SessionRecord.TYPE_INTENT, exchange.id(), exchange.time(), 0, exchange.principal(),
-        exchange.request(), null, null, null);
+    return new SessionRecord(
+        SessionRecord.TYPE_INTENT,
+        exchange.id(),
+        exchange.time(),
+        0,
+        exchange.principal(),
+        exchange.request(),
+        null,
+        null,
+        null);
   }
 
   /** A record handed over unbuilt, as the engine does; {@code builds} counts how often it is built. */
   protected static PendingRecord later(SessionRecord record, AtomicInteger builds) {
-    return PendingRecord.of(record.id(), 256, () -> {
-      builds.incrementAndGet();
-      return record;
-    });
+    return PendingRecord.of(
+        record.id(),
+        256,
+        () -> {
+          builds.incrementAndGet();
+          return record;
+        });
   }
 
   private static List<String> ids(List<SessionRecord> records) {
@@ -153,13 +194,16 @@ public abstract class RecorderContract {
       List<Future<Void>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         int tt = t;
-        done.add(pool.submit((Callable<Void>) () -> {
-          for (int i = 0; i < each; i++) {
-            rec.admit();
-            rec.record(exchange(String.format("t%d-%04d", tt, i), "user-" + tt, i));
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int i = 0; i < each; i++) {
+                        rec.admit();
+                        rec.record(exchange(String.format("t%d-%04d", tt, i), "user-" + tt, i));
+                      }
+                      return null;
+                    }));
       }
       for (Future<Void> f : done) f.get();
     } finally {
@@ -172,8 +216,10 @@ public abstract class RecorderContract {
     for (int t = 0; t < threads; t++) {
       String prefix = "t" + t + "-";
       List<String> ofThread = stored.stream().filter(id -> id.startsWith(prefix)).toList();
-      assertThat(ofThread).as("records of thread %d, in the order it recorded them", t)
-          .hasSize(each).isSorted();
+      assertThat(ofThread)
+          .as("records of thread %d, in the order it recorded them", t)
+          .hasSize(each)
+          .isSorted();
     }
   }
 
@@ -226,36 +272,84 @@ public abstract class RecorderContract {
 
   @Test
   void neverReplacesARedactedHeader() throws Exception {
-    Map<String, List<String>> headers = Map.of(
-        "authorization", List.of("[REDACTED]"), "x-api-key", List.of("[REDACTED]"),
-        "cookie", List.of("[REDACTED]"), "x-upstream-key", List.of("[REDACTED]"),
-        "content-type", List.of("application/json"));
-    SessionRecord r = new SessionRecord(SessionRecord.TYPE_EXCHANGE, "ex-redacted", T0, 3,
-        Principal.of("svc", Set.of(), Principal.VIA_API_KEY),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "m", headers, 2, "{}"),
-        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null), null,
-        new SessionRecord.Response(200, false, 2, true, "{}", Map.of(), Map.of()));
+    Map<String, List<String>> headers =
+        Map.of(
+            "authorization",
+            List.of("[REDACTED]"),
+            "x-api-key",
+            List.of("[REDACTED]"),
+            "cookie",
+            List.of("[REDACTED]"),
+            "x-upstream-key",
+            List.of("[REDACTED]"),
+            "content-type",
+            List.of("application/json"));
+    SessionRecord r =
+        new SessionRecord(
+            SessionRecord.TYPE_EXCHANGE,
+            "ex-redacted",
+            T0,
+            3,
+            Principal.of("svc", Set.of(), Principal.VIA_API_KEY),
+            new SessionRecord.Request(
+                "POST", "/v1/chat/completions", "chat", "m", headers, 2, "{}"),
+            new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
+            null,
+            new SessionRecord.Response(200, false, 2, true, "{}", Map.of(), Map.of()));
 
     recorder().record(r);
     recorder().flush();
 
     SessionRecord stored = storedRecords().get(0);
     assertThat(stored).isEqualTo(r);
-    headers.forEach((name, values) -> assertThat(stored.request().headers().get(name)).as(name).isEqualTo(values));
+    headers.forEach(
+        (name, values) ->
+            assertThat(stored.request().headers().get(name)).as(name).isEqualTo(values));
   }
 
   @Test
   void storesRecordsWithoutPrincipalApprovalOrResponse() throws Exception {
-    SessionRecord beforeIdentity = new SessionRecord(SessionRecord.TYPE_EXCHANGE, "ex-anon", T0, 1, null,
-        new SessionRecord.Request("GET", "/v1/models/..%2f", null, null, Map.of(), 0, ""),
-        new SessionRecord.DecisionSummary("deny", "request.path", "bad_path", "ambiguous path"), null,
-        new SessionRecord.Response(400, false, 90, true,
-            "{\"error\":{\"type\":\"pam_error\",\"code\":\"bad_path\"}}", Map.of(), Map.of()));
-    SessionRecord noResponse = new SessionRecord(SessionRecord.TYPE_EXCHANGE, "ex-none", T0.plusMillis(1), 0,
-        null, new SessionRecord.Request("POST", "/x", null, null, Map.of(), 0, null, null), null, null, null);
-    SessionRecord anonymousIntent = new SessionRecord(SessionRecord.TYPE_INTENT, "ex-int", T0.plusMillis(2), 0,
-        null, new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "m", Map.of(), 2, "{}"),
-        null, null, null);
+    SessionRecord beforeIdentity =
+        new SessionRecord(
+            SessionRecord.TYPE_EXCHANGE,
+            "ex-anon",
+            T0,
+            1,
+            null,
+            new SessionRecord.Request("GET", "/v1/models/..%2f", null, null, Map.of(), 0, ""),
+            new SessionRecord.DecisionSummary("deny", "request.path", "bad_path", "ambiguous path"),
+            null,
+            new SessionRecord.Response(
+                400,
+                false,
+                90,
+                true,
+                "{\"error\":{\"type\":\"pam_error\",\"code\":\"bad_path\"}}",
+                Map.of(),
+                Map.of()));
+    SessionRecord noResponse =
+        new SessionRecord(
+            SessionRecord.TYPE_EXCHANGE,
+            "ex-none",
+            T0.plusMillis(1),
+            0,
+            null,
+            new SessionRecord.Request("POST", "/x", null, null, Map.of(), 0, null, null),
+            null,
+            null,
+            null);
+    SessionRecord anonymousIntent =
+        new SessionRecord(
+            SessionRecord.TYPE_INTENT,
+            "ex-int",
+            T0.plusMillis(2),
+            0,
+            null,
+            new SessionRecord.Request(
+                "POST", "/v1/chat/completions", "chat", "m", Map.of(), 2, "{}"),
+            null,
+            null,
+            null);
 
     recorder().record(beforeIdentity);
     recorder().record(noResponse);
@@ -311,13 +405,19 @@ public abstract class RecorderContract {
       List<Future<Void>> done = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
         int tt = t;
-        done.add(pool.submit((Callable<Void>) () -> {
-          for (int i = 0; i < each; i++) {
-            rec.admit();
-            rec.recordLater(later(exchange(String.format("l%d-%04d", tt, i), "user-" + tt, i), builds));
-          }
-          return null;
-        }));
+        done.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int i = 0; i < each; i++) {
+                        rec.admit();
+                        rec.recordLater(
+                            later(
+                                exchange(String.format("l%d-%04d", tt, i), "user-" + tt, i),
+                                builds));
+                      }
+                      return null;
+                    }));
       }
       for (Future<Void> f : done) f.get();
     } finally {
@@ -330,7 +430,9 @@ public abstract class RecorderContract {
     for (int t = 0; t < threads; t++) {
       String prefix = "l" + t + "-";
       assertThat(stored.stream().filter(id -> id.startsWith(prefix)).toList())
-          .as("records of thread %d, in the order it recorded them", t).hasSize(each).isSorted();
+          .as("records of thread %d, in the order it recorded them", t)
+          .hasSize(each)
+          .isSorted();
     }
     assertThat(builds).hasValue(threads * each);
   }
@@ -338,9 +440,13 @@ public abstract class RecorderContract {
   @Test
   void aRecordThatFailsToBuildIsNotStoredAndTheRecorderGoesOn() throws Exception {
     Recorder rec = recorder();
-    PendingRecord broken = PendingRecord.of("ex-broken", 64, () -> {
-      throw new IllegalStateException("a bug while building the record");
-    });
+    PendingRecord broken =
+        PendingRecord.of(
+            "ex-broken",
+            64,
+            () -> {
+              throw new IllegalStateException("a bug while building the record");
+            });
 
     rec.admit();
     try {

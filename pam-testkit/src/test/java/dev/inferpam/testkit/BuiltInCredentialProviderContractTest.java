@@ -27,7 +27,8 @@ class BuiltInCredentialProviderContractTest {
   class FromTheEnvironment extends CredentialProviderContract {
     @Override
     protected CredentialProvider createProvider() {
-      return new EnvCredentialProvider("Authorization", "Bearer", "MODEL_KEY", Map.of("MODEL_KEY", SECRET)::get);
+      return new EnvCredentialProvider(
+          "Authorization", "Bearer", "MODEL_KEY", Map.of("MODEL_KEY", SECRET)::get);
     }
 
     @Override
@@ -37,7 +38,8 @@ class BuiltInCredentialProviderContractTest {
 
     @Override
     protected CredentialProvider createUnavailableProvider() {
-      return new EnvCredentialProvider("Authorization", "Bearer", "MODEL_KEY", Map.<String, String>of()::get);
+      return new EnvCredentialProvider(
+          "Authorization", "Bearer", "MODEL_KEY", Map.<String, String>of()::get);
     }
   }
 
@@ -59,7 +61,8 @@ class BuiltInCredentialProviderContractTest {
 
     @Override
     protected CredentialProvider createUnavailableProvider() {
-      return new FileCredentialProvider("X-Model-Key", "", dir.resolve("missing"), Clock.systemUTC());
+      return new FileCredentialProvider(
+          "X-Model-Key", "", dir.resolve("missing"), Clock.systemUTC());
     }
   }
 
@@ -70,15 +73,22 @@ class BuiltInCredentialProviderContractTest {
     MockWebServer tokens() throws Exception {
       if (tokens == null) {
         tokens = new MockWebServer();
-        tokens.setDispatcher(new Dispatcher() {
-          @Override
-          public MockResponse dispatch(RecordedRequest request) {
-            return request.getUrl().encodedPath().equals("/token")
-                ? new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-                    .body("{\"access_token\":\"" + SECRET + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}").build()
-                : new MockResponse.Builder().code(503).build();
-          }
-        });
+        tokens.setDispatcher(
+            new Dispatcher() {
+              @Override
+              public MockResponse dispatch(RecordedRequest request) {
+                return request.getUrl().encodedPath().equals("/token")
+                    ? new MockResponse.Builder()
+                        .code(200)
+                        .setHeader("Content-Type", "application/json")
+                        .body(
+                            "{\"access_token\":\""
+                                + SECRET
+                                + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}")
+                        .build()
+                    : new MockResponse.Builder().code(503).build();
+              }
+            });
         tokens.start(InetAddress.getLoopbackAddress(), 0);
       }
       return tokens;
@@ -90,7 +100,9 @@ class BuiltInCredentialProviderContractTest {
     }
 
     CredentialProvider provider(String path) throws Exception {
-      Policy policy = Policy.parse("""
+      Policy policy =
+          Policy.parse(
+              """
           version: 1
           upstream:
             credential:
@@ -98,8 +110,11 @@ class BuiltInCredentialProviderContractTest {
                 token-endpoint: http://127.0.0.1:%d%s
                 client-id: inferpam
                 client-secret-from-env: CLIENT_SECRET
-          """.formatted(tokens().getPort(), path));
-      return CredentialProviders.from(policy.upstream().credential(), Map.of("CLIENT_SECRET", "client-secret-77")::get,
+          """
+                  .formatted(tokens().getPort(), path));
+      return CredentialProviders.from(
+          policy.upstream().credential(),
+          Map.of("CLIENT_SECRET", "client-secret-77")::get,
           Clock.systemUTC());
     }
 

@@ -39,7 +39,8 @@ class BuiltInIdentityResolverContractTest {
   static final String AUDIENCE = "inference-gateway";
 
   static String sha256(String s) throws Exception {
-    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+    return HexFormat.of()
+        .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
   }
 
   static String apiKeyPolicy() throws Exception {
@@ -48,14 +49,16 @@ class BuiltInIdentityResolverContractTest {
         identity:
           api-keys:
             - {name: nightly-eval, sha256: %s, groups: [ci]}
-        """.formatted(sha256(KEY));
+        """
+        .formatted(sha256(KEY));
   }
 
   @Nested
   class ApiKeys extends IdentityResolverContract {
     @Override
     protected IdentityResolver createResolver() throws Exception {
-      return new ApiKeyResolver(Policy.parse(apiKeyPolicy()).identity().apiKeys(), Clock.systemUTC());
+      return new ApiKeyResolver(
+          Policy.parse(apiKeyPolicy()).identity().apiKeys(), Clock.systemUTC());
     }
 
     @Override
@@ -98,12 +101,17 @@ class BuiltInIdentityResolverContractTest {
       if (idp != null) return;
       idp = new MockWebServer();
       String keys = new JWKSet(signingKey.toPublicJWK()).toString();
-      idp.setDispatcher(new Dispatcher() {
-        @Override
-        public MockResponse dispatch(RecordedRequest request) {
-          return new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json").body(keys).build();
-        }
-      });
+      idp.setDispatcher(
+          new Dispatcher() {
+            @Override
+            public MockResponse dispatch(RecordedRequest request) {
+              return new MockResponse.Builder()
+                  .code(200)
+                  .setHeader("Content-Type", "application/json")
+                  .body(keys)
+                  .build();
+            }
+          });
       idp.start(InetAddress.getLoopbackAddress(), 0);
       issuer = "http://127.0.0.1:" + idp.getPort() + "/realms/ml";
     }
@@ -115,24 +123,40 @@ class BuiltInIdentityResolverContractTest {
 
     Policy.OidcIssuer issuerConfig() throws Exception {
       startIdp();
-      return new Policy.OidcIssuer(issuer, AUDIENCE, URI.create("http://127.0.0.1:" + idp.getPort() + "/certs"),
-          null, null, null, null, null);
+      return new Policy.OidcIssuer(
+          issuer,
+          AUDIENCE,
+          URI.create("http://127.0.0.1:" + idp.getPort() + "/certs"),
+          null,
+          null,
+          null,
+          null,
+          null);
     }
 
     String token(String subject, Instant expires) throws Exception {
       startIdp();
-      JWTClaimsSet claims = new JWTClaimsSet.Builder().issuer(issuer).audience(AUDIENCE).subject(subject)
-          .issueTime(Date.from(Instant.now().minusSeconds(5))).expirationTime(Date.from(expires))
-          .claim("groups", List.of("ml")).build();
-      SignedJWT jwt = new SignedJWT(new JWSHeader.Builder(JWSAlgorithm.RS256).keyID(signingKey.getKeyID()).build(),
-          claims);
+      JWTClaimsSet claims =
+          new JWTClaimsSet.Builder()
+              .issuer(issuer)
+              .audience(AUDIENCE)
+              .subject(subject)
+              .issueTime(Date.from(Instant.now().minusSeconds(5)))
+              .expirationTime(Date.from(expires))
+              .claim("groups", List.of("ml"))
+              .build();
+      SignedJWT jwt =
+          new SignedJWT(
+              new JWSHeader.Builder(JWSAlgorithm.RS256).keyID(signingKey.getKeyID()).build(),
+              claims);
       jwt.sign(new RSASSASigner(signingKey));
       return jwt.serialize();
     }
 
     @Override
     protected Map<String, String> validCredential() throws Exception {
-      return Map.of("Authorization", "Bearer " + token("alice", Instant.now().plus(Duration.ofHours(1))));
+      return Map.of(
+          "Authorization", "Bearer " + token("alice", Instant.now().plus(Duration.ofHours(1))));
     }
 
     @Override
@@ -142,7 +166,8 @@ class BuiltInIdentityResolverContractTest {
 
     @Override
     protected Map<String, String> invalidCredential() throws Exception {
-      return Map.of("Authorization", "Bearer " + token("alice", Instant.now().minus(Duration.ofHours(1))));
+      return Map.of(
+          "Authorization", "Bearer " + token("alice", Instant.now().minus(Duration.ofHours(1))));
     }
   }
 
@@ -170,13 +195,17 @@ class BuiltInIdentityResolverContractTest {
     @Override
     protected IdentityResolver createResolver() throws Exception {
       Policy.OidcIssuer oidc = issuerConfig();
-      String yaml = apiKeyPolicy() + """
+      String yaml =
+          apiKeyPolicy()
+              + """
             oidc:
               - issuer: %s
                 audience: %s
                 jwks-uri: %s
-          """.formatted(oidc.issuer(), oidc.audience(), oidc.jwksUri());
-      PamEngine engine = PamEngine.builder().policy(Policy.parse(yaml)).recorder(Recorder.NOOP).build();
+          """
+                  .formatted(oidc.issuer(), oidc.audience(), oidc.jwksUri());
+      PamEngine engine =
+          PamEngine.builder().policy(Policy.parse(yaml)).recorder(Recorder.NOOP).build();
       return engine.identityResolver();
     }
 

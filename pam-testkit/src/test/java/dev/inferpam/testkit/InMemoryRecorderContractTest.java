@@ -30,11 +30,14 @@ class InMemoryRecorderContractTest extends RecorderContract {
     small.admit();
     small.admit();
 
-    assertThatThrownBy(small::admit).isInstanceOf(IOException.class).hasMessage("recording queue full");
+    assertThatThrownBy(small::admit)
+        .isInstanceOf(IOException.class)
+        .hasMessage("recording queue full");
     small.record(exchange("a", "alice", 1)); // the admitted records always fit
     small.record(exchange("b", "alice", 2));
     assertThatThrownBy(() -> small.record(exchange("x", "alice", 0)))
-        .isInstanceOf(IOException.class).hasMessage("recording queue full"); // not admitted, no room
+        .isInstanceOf(IOException.class)
+        .hasMessage("recording queue full"); // not admitted, no room
     assertThat(small.records()).extracting(SessionRecord::id).containsExactly("a", "b");
 
     small.clear();
@@ -46,9 +49,17 @@ class InMemoryRecorderContractTest extends RecorderContract {
   void aRecordThatFailsToBuildGivesBackTheRoomItsAdmissionReserved() throws IOException {
     InMemoryRecorder one = new InMemoryRecorder(1);
     one.admit();
-    assertThatThrownBy(() -> one.recordLater(PendingRecord.of("ex-broken", 0, () -> {
-      throw new IllegalStateException("bug");
-    }))).isInstanceOf(IllegalStateException.class).hasMessage("bug");
+    assertThatThrownBy(
+            () ->
+                one.recordLater(
+                    PendingRecord.of(
+                        "ex-broken",
+                        0,
+                        () -> {
+                          throw new IllegalStateException("bug");
+                        })))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("bug");
 
     one.admit(); // the room is free again
     one.recordLater(PendingRecord.of(exchange("ok", "alice", 1)));
@@ -57,7 +68,8 @@ class InMemoryRecorderContractTest extends RecorderContract {
 
   @Test
   void refusesANonPositiveCapacity() {
-    assertThatThrownBy(() -> new InMemoryRecorder(0)).isInstanceOf(IllegalArgumentException.class)
+    assertThatThrownBy(() -> new InMemoryRecorder(0))
+        .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("capacity must be > 0, was 0");
   }
 }

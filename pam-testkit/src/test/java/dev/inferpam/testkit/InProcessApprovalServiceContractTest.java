@@ -13,9 +13,14 @@ import org.junit.jupiter.api.Nested;
 class InProcessApprovalServiceContractTest {
 
   static InProcessApprovalService build(Clock clock, ApprovalServiceContract.Settings settings) {
-    return InProcessApprovalService.builder().clock(clock).reviewers(settings.reviewerGroups())
-        .timeout(settings.timeout()).maxPendingPerPrincipal(settings.maxPendingPerPrincipal())
-        .maxPending(settings.maxPending()).manualExpiry().build();
+    return InProcessApprovalService.builder()
+        .clock(clock)
+        .reviewers(settings.reviewerGroups())
+        .timeout(settings.timeout())
+        .maxPendingPerPrincipal(settings.maxPendingPerPrincipal())
+        .maxPending(settings.maxPending())
+        .manualExpiry()
+        .build();
   }
 
   @Nested

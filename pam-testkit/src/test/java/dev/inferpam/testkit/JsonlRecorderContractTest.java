@@ -21,7 +21,8 @@ class JsonlRecorderContractTest {
 
     @Override
     protected Recorder createRecorder() {
-      return new JsonlRecorder(new Policy.Recording(dir, null, durability(), null, 0, 0, null, 0), Clock.systemUTC());
+      return new JsonlRecorder(
+          new Policy.Recording(dir, null, durability(), null, 0, 0, null, 0), Clock.systemUTC());
     }
 
     @Override

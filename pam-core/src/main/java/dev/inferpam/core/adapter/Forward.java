@@ -26,7 +26,8 @@ public interface Forward {
    * every {@link #removeHeaders()}; an adapter that must show a request before it is decided
    * (held for review, its body still arriving) hides them too.
    */
-  Set<String> CALLER_CREDENTIAL_HEADERS = Set.of("authorization", "x-api-key", "proxy-authorization");
+  Set<String> CALLER_CREDENTIAL_HEADERS =
+      Set.of("authorization", "x-api-key", "proxy-authorization");
 
   /**
    * Lower-case names of the caller's request headers not to send: the caller's credential

@@ -36,34 +36,38 @@ public final class ForwardHeaders {
   private static final String CREDENTIAL = "a caller credential header";
   private static final String HOP_BY_HOP = "a hop-by-hop header";
   private static final String FRAMING = "the gateway sets it for the body it forwards";
-  private static final String FORWARDING_CLAIM = "a forwarding claim; the gateway sets X-Forwarded-For, -Proto "
-      + "and -Host from what it saw";
-  private static final String METHOD_OVERRIDE = "it would make the upstream act on another method than the one "
-      + "the policy checked";
+  private static final String FORWARDING_CLAIM =
+      "a forwarding claim; the gateway sets X-Forwarded-For, -Proto "
+          + "and -Host from what it saw";
+  private static final String METHOD_OVERRIDE =
+      "it would make the upstream act on another method than the one " + "the policy checked";
 
   /** Lower-case names never forwarded from a caller, with the reason; {@link #refusal} adds two prefixes. */
-  private static final Map<String, String> NEVER = Map.ofEntries(
-      Map.entry("authorization", CREDENTIAL),
-      Map.entry("x-api-key", CREDENTIAL),
-      Map.entry("connection", HOP_BY_HOP),
-      Map.entry("keep-alive", HOP_BY_HOP),
-      Map.entry("te", HOP_BY_HOP),
-      Map.entry("trailer", HOP_BY_HOP),
-      Map.entry("trailers", HOP_BY_HOP),
-      Map.entry("upgrade", HOP_BY_HOP),
-      Map.entry("expect", HOP_BY_HOP),
-      Map.entry("host", FRAMING),
-      Map.entry("content-length", FRAMING),
-      Map.entry("content-encoding", FRAMING),
-      Map.entry("transfer-encoding", FRAMING),
-      Map.entry("accept-encoding", "the gateway must receive the answer uncompressed to mask and record it"),
-      Map.entry("cookie", "the caller's cookies"),
-      Map.entry("forwarded", FORWARDING_CLAIM),
-      Map.entry("x-real-ip", FORWARDING_CLAIM),
-      Map.entry("via", FORWARDING_CLAIM),
-      Map.entry("x-http-method-override", METHOD_OVERRIDE),
-      Map.entry("x-http-method", METHOD_OVERRIDE),
-      Map.entry("x-method-override", METHOD_OVERRIDE));
+  private static final Map<String, String> NEVER =
+      Map.ofEntries(
+          Map.entry("authorization", CREDENTIAL),
+          Map.entry("x-api-key", CREDENTIAL),
+          Map.entry("connection", HOP_BY_HOP),
+          Map.entry("keep-alive", HOP_BY_HOP),
+          Map.entry("te", HOP_BY_HOP),
+          Map.entry("trailer", HOP_BY_HOP),
+          Map.entry("trailers", HOP_BY_HOP),
+          Map.entry("upgrade", HOP_BY_HOP),
+          Map.entry("expect", HOP_BY_HOP),
+          Map.entry("host", FRAMING),
+          Map.entry("content-length", FRAMING),
+          Map.entry("content-encoding", FRAMING),
+          Map.entry("transfer-encoding", FRAMING),
+          Map.entry(
+              "accept-encoding",
+              "the gateway must receive the answer uncompressed to mask and record it"),
+          Map.entry("cookie", "the caller's cookies"),
+          Map.entry("forwarded", FORWARDING_CLAIM),
+          Map.entry("x-real-ip", FORWARDING_CLAIM),
+          Map.entry("via", FORWARDING_CLAIM),
+          Map.entry("x-http-method-override", METHOD_OVERRIDE),
+          Map.entry("x-http-method", METHOD_OVERRIDE),
+          Map.entry("x-method-override", METHOD_OVERRIDE));
 
   /**
    * Request headers forwarded to the upstream (lower-case), besides {@code X-B3-*} and the
@@ -71,10 +75,23 @@ public final class ForwardHeaders {
    * answer in the right shape, and tracing. {@code Content-Encoding} only reaches the upstream on a
    * body the engine passed as it came (it drops it from a body it decoded).
    */
-  private static final Set<String> FORWARDED = Set.of(
-      "content-type", "content-encoding", "accept", "accept-language", "user-agent",
-      "inference-header-content-length", "anthropic-version", "anthropic-beta", "openai-beta",
-      "traceparent", "tracestate", "baggage", "b3", "x-request-id", "x-correlation-id");
+  private static final Set<String> FORWARDED =
+      Set.of(
+          "content-type",
+          "content-encoding",
+          "accept",
+          "accept-language",
+          "user-agent",
+          "inference-header-content-length",
+          "anthropic-version",
+          "anthropic-beta",
+          "openai-beta",
+          "traceparent",
+          "tracestate",
+          "baggage",
+          "b3",
+          "x-request-id",
+          "x-correlation-id");
 
   private ForwardHeaders() {}
 
@@ -114,7 +131,8 @@ public final class ForwardHeaders {
     String lower = name.toLowerCase(Locale.ROOT);
     String reason = NEVER.get(lower);
     if (reason != null) return reason;
-    if (lower.startsWith("proxy-")) return lower.equals("proxy-authorization") ? CREDENTIAL : HOP_BY_HOP;
+    if (lower.startsWith("proxy-"))
+      return lower.equals("proxy-authorization") ? CREDENTIAL : HOP_BY_HOP;
     if (lower.startsWith("x-forwarded-")) return FORWARDING_CLAIM;
     return null;
   }
@@ -134,19 +152,33 @@ public final class ForwardHeaders {
       String name = names.get(i);
       String path = KEY + "[" + i + "]";
       if (name == null || !TOKEN.matcher(name).matches()) {
-        throw new PolicyException(path + ": expected a header name, was "
-            + (name == null ? "null" : PolicyText.quote(name)));
+        throw new PolicyException(
+            path
+                + ": expected a header name, was "
+                + (name == null ? "null" : PolicyText.quote(name)));
       }
       String lower = name.toLowerCase(Locale.ROOT);
       Integer other = seen.putIfAbsent(lower, i);
       if (other != null) {
-        throw new PolicyException(path + ": duplicate header " + PolicyText.quote(name) + " (also " + KEY + "["
-            + other + "])");
+        throw new PolicyException(
+            path
+                + ": duplicate header "
+                + PolicyText.quote(name)
+                + " (also "
+                + KEY
+                + "["
+                + other
+                + "])");
       }
       String reason = refusal(lower);
       if (reason != null) {
-        throw new PolicyException(path + ": " + PolicyText.quote(name) + " is never forwarded from a caller ("
-            + reason + ")");
+        throw new PolicyException(
+            path
+                + ": "
+                + PolicyText.quote(name)
+                + " is never forwarded from a caller ("
+                + reason
+                + ")");
       }
     }
     return List.copyOf(names);
@@ -163,8 +195,13 @@ public final class ForwardHeaders {
   public static void checkNotCredential(List<String> names, String credentialHeader) {
     for (int i = 0; credentialHeader != null && i < names.size(); i++) {
       if (names.get(i).equalsIgnoreCase(credentialHeader)) {
-        throw new PolicyException(KEY + "[" + i + "]: " + PolicyText.quote(names.get(i))
-            + " is the upstream credential's header (upstream.credential.header); it is never taken from a caller");
+        throw new PolicyException(
+            KEY
+                + "["
+                + i
+                + "]: "
+                + PolicyText.quote(names.get(i))
+                + " is the upstream credential's header (upstream.credential.header); it is never taken from a caller");
       }
     }
   }

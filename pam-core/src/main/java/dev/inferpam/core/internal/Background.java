@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
  * @param scheduler     runs delayed tasks, or {@code null}
  * @param threadFactory makes threads, or {@code null} for daemon threads with inferpam names
  */
-public record Background(Executor executor, ScheduledExecutorService scheduler, ThreadFactory threadFactory) {
+public record Background(
+    Executor executor, ScheduledExecutorService scheduler, ThreadFactory threadFactory) {
 
   /** Every component's own default. */
   public static final Background DEFAULT = new Background(null, null, null);

@@ -61,7 +61,8 @@ public final class NdjsonFramer {
    * @throws NullPointerException     if {@code handler} is null
    */
   public NdjsonFramer(long maxLineBytes, Handler handler) {
-    if (maxLineBytes <= 0) throw new IllegalArgumentException("maxLineBytes must be > 0, was " + maxLineBytes);
+    if (maxLineBytes <= 0)
+      throw new IllegalArgumentException("maxLineBytes must be > 0, was " + maxLineBytes);
     this.maxLineBytes = maxLineBytes;
     this.handler = Objects.requireNonNull(handler, "handler");
   }

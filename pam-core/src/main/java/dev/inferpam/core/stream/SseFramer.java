@@ -87,7 +87,8 @@ public final class SseFramer {
    * @throws NullPointerException     if {@code handler} is null
    */
   public SseFramer(long maxEventBytes, Handler handler) {
-    if (maxEventBytes <= 0) throw new IllegalArgumentException("maxEventBytes must be > 0, was " + maxEventBytes);
+    if (maxEventBytes <= 0)
+      throw new IllegalArgumentException("maxEventBytes must be > 0, was " + maxEventBytes);
     this.maxEventBytes = maxEventBytes;
     this.handler = Objects.requireNonNull(handler, "handler");
   }

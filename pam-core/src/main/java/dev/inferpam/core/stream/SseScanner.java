@@ -70,7 +70,8 @@ public final class SseScanner {
 
   private static final int START = 0; // nothing of the line yet
   private static final int NAME = 1; // in the field name
-  private static final int COLON = 2; // right after the colon: a space here is not part of the value
+  private static final int COLON =
+      2; // right after the colon: a space here is not part of the value
   private static final int VALUE = 3;
 
   /** Longest field name recognised ({@code retry}); longer ones are {@link SseField#OTHER}. */

@@ -36,12 +36,18 @@ final class PamHttpClient {
   }
 
   Reply send(HttpRequest request, byte[] body) throws IOException, InterruptedException {
-    RequestHead head = new RequestHead(request.method(), request.uri().getRawPath(), request.uri().getRawQuery(),
-        request.headers().map(), null);
+    RequestHead head =
+        new RequestHead(
+            request.method(),
+            request.uri().getRawPath(),
+            request.uri().getRawQuery(),
+            request.headers().map(),
+            null);
     Verdict verdict = engine.begin(head, new ByteArrayInputStream(body), body.length);
     if (verdict instanceof Verdict.Held held) {
       verdict = held.await(held.timeout());
-      if (verdict == null) throw new HttpTimeoutException("no verdict: " + held.cancel().error().bodyText());
+      if (verdict == null)
+        throw new HttpTimeoutException("no verdict: " + held.cancel().error().bodyText());
     }
     if (verdict instanceof Verdict.Denied denied) {
       denied.end(true);
@@ -49,11 +55,17 @@ final class PamHttpClient {
     }
     Verdict.Allowed allowed = (Verdict.Allowed) verdict;
     Forward forward = allowed.forward();
-    HttpRequest.Builder upstream = HttpRequest.newBuilder(request.uri())
-        .method(request.method(), HttpRequest.BodyPublishers.ofByteArray(forward.body()));
-    request.headers().map().forEach((name, values) -> {
-      if (!forward.removeHeaders().contains(name.toLowerCase(Locale.ROOT))) values.forEach(v -> upstream.header(name, v));
-    });
+    HttpRequest.Builder upstream =
+        HttpRequest.newBuilder(request.uri())
+            .method(request.method(), HttpRequest.BodyPublishers.ofByteArray(forward.body()));
+    request
+        .headers()
+        .map()
+        .forEach(
+            (name, values) -> {
+              if (!forward.removeHeaders().contains(name.toLowerCase(Locale.ROOT)))
+                values.forEach(v -> upstream.header(name, v));
+            });
     forward.setHeaders().forEach(upstream::setHeader);
     HttpResponse<InputStream> response;
     try {
@@ -71,14 +83,19 @@ final class PamHttpClient {
     }
     ResponsePlan.Relay relay = (ResponsePlan.Relay) plan;
     Map<String, List<String>> headers = new LinkedHashMap<>();
-    response.headers().map().forEach((name, values) -> {
-      if (relay.dropContentLength() && name.equalsIgnoreCase("content-length")) return;
-      for (String value : values) {
-        String shown = relay.header(name, value);
-        if (shown != null) headers.computeIfAbsent(name, k -> new ArrayList<>()).add(shown);
-      }
-    });
-    return new Reply(response.statusCode(), headers, new RelayStream(response.body(), relay, allowed));
+    response
+        .headers()
+        .map()
+        .forEach(
+            (name, values) -> {
+              if (relay.dropContentLength() && name.equalsIgnoreCase("content-length")) return;
+              for (String value : values) {
+                String shown = relay.header(name, value);
+                if (shown != null) headers.computeIfAbsent(name, k -> new ArrayList<>()).add(shown);
+              }
+            });
+    return new Reply(
+        response.statusCode(), headers, new RelayStream(response.body(), relay, allowed));
   }
 
   private static Reply error(ErrorResponse error) {

@@ -46,13 +46,18 @@ class PamHttpClientTest {
   PamHttpClient client;
 
   static String sha256(String s) throws Exception {
-    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+    return HexFormat.of()
+        .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
   }
 
   @BeforeEach
   void start() throws Exception {
     upstream.start(java.net.InetAddress.getByName("127.0.0.1"), 0);
-    engine = PamEngine.builder().policy(Policy.parse("""
+    engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    """
             version: 1
             identity:
               api-keys:
@@ -63,41 +68,43 @@ class PamHttpClientTest {
                 operations: [chat]
             masking:
               detectors: [email]
-            """.formatted(sha256(KEY))))
-        .recorder(records::add)
-        .credentialProvider(() -> new Credential("Authorization", UPSTREAM))
-        .eventListener(new ExchangeListener() {
-          @Override
-          public void decided(ExchangeInfo exchange, Decision decision) {
-            events.add("decided " + decision.getClass().getSimpleName());
-          }
+            """
+                        .formatted(sha256(KEY))))
+            .recorder(records::add)
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM))
+            .eventListener(
+                new ExchangeListener() {
+                  @Override
+                  public void decided(ExchangeInfo exchange, Decision decision) {
+                    events.add("decided " + decision.getClass().getSimpleName());
+                  }
 
-          @Override
-          public void forwarded(ExchangeInfo exchange) {
-            events.add("forwarded");
-          }
+                  @Override
+                  public void forwarded(ExchangeInfo exchange) {
+                    events.add("forwarded");
+                  }
 
-          @Override
-          public void firstByte(ExchangeInfo exchange, int status) {
-            events.add("firstByte " + status);
-          }
+                  @Override
+                  public void firstByte(ExchangeInfo exchange, int status) {
+                    events.add("firstByte " + status);
+                  }
 
-          @Override
-          public void masked(ExchangeInfo exchange, Map<String, Integer> counts) {
-            events.add("masked " + counts);
-          }
+                  @Override
+                  public void masked(ExchangeInfo exchange, Map<String, Integer> counts) {
+                    events.add("masked " + counts);
+                  }
 
-          @Override
-          public void recorded(ExchangeInfo exchange) {
-            events.add("recorded");
-          }
+                  @Override
+                  public void recorded(ExchangeInfo exchange) {
+                    events.add("recorded");
+                  }
 
-          @Override
-          public void ended(ExchangeInfo exchange, boolean complete) {
-            events.add("ended " + complete);
-          }
-        })
-        .build();
+                  @Override
+                  public void ended(ExchangeInfo exchange, boolean complete) {
+                    events.add("ended " + complete);
+                  }
+                })
+            .build();
     client = new PamHttpClient(http, engine);
   }
 
@@ -108,11 +115,15 @@ class PamHttpClientTest {
   }
 
   PamHttpClient.Reply chat(String model) throws Exception {
-    byte[] body = ("{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
-        .getBytes(StandardCharsets.UTF_8);
-    HttpRequest request = HttpRequest.newBuilder(URI.create(upstream.url("/v1/chat/completions").toString()))
-        .header("Authorization", "Bearer " + KEY).header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build();
+    byte[] body =
+        ("{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
+            .getBytes(StandardCharsets.UTF_8);
+    HttpRequest request =
+        HttpRequest.newBuilder(URI.create(upstream.url("/v1/chat/completions").toString()))
+            .header("Authorization", "Bearer " + KEY)
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofByteArray(body))
+            .build();
     return client.send(request, body);
   }
 
@@ -128,61 +139,92 @@ class PamHttpClientTest {
     assertThat(reply.status()).isEqualTo(403);
     assertThat(read(reply.body())).contains("\"code\":\"not_entitled\"");
     assertThat(upstream.getRequestCount()).isZero();
-    assertThat(records).singleElement().satisfies(r -> {
-      assertThat(r.decision().outcome()).isEqualTo("deny");
-      assertThat(r.response().status()).isEqualTo(403);
-    });
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.decision().outcome()).isEqualTo("deny");
+              assertThat(r.response().status()).isEqualTo(403);
+            });
     assertThat(events).containsExactly("decided Deny", "recorded", "ended true");
   }
 
   @Test
   void anAllowedRequestCarriesTheUpstreamCredentialAndIsRecordedAsDelivered() throws Exception {
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json")
-        .body("{\"choices\":[{\"message\":{\"content\":\"hello\"}}]}").build());
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "application/json")
+            .body("{\"choices\":[{\"message\":{\"content\":\"hello\"}}]}")
+            .build());
     PamHttpClient.Reply reply = chat("llama-3");
     assertThat(reply.status()).isEqualTo(200);
-    assertThat(read(reply.body())).isEqualTo("{\"choices\":[{\"message\":{\"content\":\"hello\"}}]}");
+    assertThat(read(reply.body()))
+        .isEqualTo("{\"choices\":[{\"message\":{\"content\":\"hello\"}}]}");
 
     RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
     assertThat(seen.getHeaders().get("Authorization")).isEqualTo(UPSTREAM);
     assertThat(seen.getHeaders().toString()).doesNotContain(KEY);
-    assertThat(records).singleElement().satisfies(r -> {
-      assertThat(r.decision().outcome()).isEqualTo("allow");
-      assertThat(r.principal().subject()).isEqualTo("svc");
-      assertThat(r.response().status()).isEqualTo(200);
-      assertThat(r.response().complete()).isTrue();
-    });
-    assertThat(events).containsExactly("decided Allow", "forwarded", "firstByte 200", "masked {}", "recorded",
-        "ended true");
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.decision().outcome()).isEqualTo("allow");
+              assertThat(r.principal().subject()).isEqualTo("svc");
+              assertThat(r.response().status()).isEqualTo(200);
+              assertThat(r.response().complete()).isTrue();
+            });
+    assertThat(events)
+        .containsExactly(
+            "decided Allow", "forwarded", "firstByte 200", "masked {}", "recorded", "ended true");
   }
 
   @Test
   void aStreamIsMaskedAsItIsReadWithoutItsContentLength() throws Exception {
-    String stream = "data: {\"choices\":[{\"delta\":{\"content\":\"write to jane.doe@example.com\"}}]}\n\n"
-        + "data: [DONE]\n\n";
-    upstream.enqueue(new MockResponse.Builder().code(200).setHeader("Content-Type", "text/event-stream")
-        .body(stream).build());
+    String stream =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"write to jane.doe@example.com\"}}]}\n\n"
+            + "data: [DONE]\n\n";
+    upstream.enqueue(
+        new MockResponse.Builder()
+            .code(200)
+            .setHeader("Content-Type", "text/event-stream")
+            .body(stream)
+            .build());
     PamHttpClient.Reply reply = chat("llama-3");
     assertThat(reply.headers()).doesNotContainKey("content-length");
     String body = read(reply.body());
     assertThat(body).doesNotContain("jane.doe").contains("[EMAIL]").endsWith("data: [DONE]\n\n");
-    assertThat(records).singleElement().satisfies(r -> {
-      assertThat(r.response().masked()).containsEntry("email", 1);
-      assertThat(r.response().bytes()).isEqualTo(body.getBytes(StandardCharsets.UTF_8).length);
-    });
-    assertThat(events).containsExactly("decided Allow", "forwarded", "firstByte 200", "masked {email=1}",
-        "recorded", "ended true");
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.response().masked()).containsEntry("email", 1);
+              assertThat(r.response().bytes())
+                  .isEqualTo(body.getBytes(StandardCharsets.UTF_8).length);
+            });
+    assertThat(events)
+        .containsExactly(
+            "decided Allow",
+            "forwarded",
+            "firstByte 200",
+            "masked {email=1}",
+            "recorded",
+            "ended true");
   }
 
   @Test
   void anUpstreamThatIsNotThereIsRecorded502AndNotCharged() throws Exception {
     upstream.close();
-    org.assertj.core.api.Assertions.assertThatThrownBy(() -> chat("llama-3")).isInstanceOf(java.io.IOException.class);
-    assertThat(records).singleElement().satisfies(r -> {
-      assertThat(r.decision().outcome()).isEqualTo("allow");
-      assertThat(r.response().status()).isEqualTo(502);
-      assertThat(r.response().complete()).isFalse();
-    });
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> chat("llama-3"))
+        .isInstanceOf(java.io.IOException.class);
+    assertThat(records)
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.decision().outcome()).isEqualTo("allow");
+              assertThat(r.response().status()).isEqualTo(502);
+              assertThat(r.response().complete()).isFalse();
+            });
     assertThat(events).containsExactly("decided Allow", "forwarded", "recorded", "ended false");
   }
 }

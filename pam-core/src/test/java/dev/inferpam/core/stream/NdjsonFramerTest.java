@@ -18,7 +18,8 @@ class NdjsonFramerTest {
   @Test
   void eachLineIsDeliveredByThePushThatBringsItsLineFeedWithItsTerminator() {
     List<String> lines = new ArrayList<>();
-    NdjsonFramer framer = new NdjsonFramer(1 << 20, (text, term) -> lines.add(text + "|" + term.replace("\r", "CR")));
+    NdjsonFramer framer =
+        new NdjsonFramer(1 << 20, (text, term) -> lines.add(text + "|" + term.replace("\r", "CR")));
     byte[] b = utf8("{\"a\":\"é\"}\r\n\n{\"b\":1}\ncut\r");
     framer.push(b, 0, 5);
     assertThat(lines).isEmpty();
@@ -33,22 +34,25 @@ class NdjsonFramerTest {
   void aLineOverTheLimitGoesRawFromItsFirstByte() {
     List<String> seen = new ArrayList<>();
     ByteArrayOutputStream raw = new ByteArrayOutputStream();
-    NdjsonFramer framer = new NdjsonFramer(7, new NdjsonFramer.Handler() {
-      @Override
-      public void line(String text, String terminator) {
-        seen.add(text);
-      }
+    NdjsonFramer framer =
+        new NdjsonFramer(
+            7,
+            new NdjsonFramer.Handler() {
+              @Override
+              public void line(String text, String terminator) {
+                seen.add(text);
+              }
 
-      @Override
-      public void overflow() {
-        seen.add("overflow");
-      }
+              @Override
+              public void overflow() {
+                seen.add("overflow");
+              }
 
-      @Override
-      public void raw(byte[] b, int off, int len) {
-        raw.write(b, off, len);
-      }
-    });
+              @Override
+              public void raw(byte[] b, int off, int len) {
+                raw.write(b, off, len);
+              }
+            });
     byte[] b = utf8("{\"a\":1}\n{\"b\":22}\n{}\n");
     framer.push(b, 0, 12);
     framer.push(b, 12, b.length - 12);
@@ -60,17 +64,19 @@ class NdjsonFramerTest {
   @Test
   void scannerReportsLinesInPiecesWithoutHoldingThem() {
     List<String> seen = new ArrayList<>();
-    NdjsonScanner scanner = new NdjsonScanner(new NdjsonScanner.Listener() {
-      @Override
-      public void text(byte[] b, int off, int len) {
-        seen.add(new String(b, off, len, StandardCharsets.UTF_8));
-      }
+    NdjsonScanner scanner =
+        new NdjsonScanner(
+            new NdjsonScanner.Listener() {
+              @Override
+              public void text(byte[] b, int off, int len) {
+                seen.add(new String(b, off, len, StandardCharsets.UTF_8));
+              }
 
-      @Override
-      public void lineEnd() {
-        seen.add("END");
-      }
-    });
+              @Override
+              public void lineEnd() {
+                seen.add("END");
+              }
+            });
     byte[] b = utf8("ab\ncd\r\n\nef");
     scanner.push(b, 0, 4);
     scanner.push(b, 4, b.length - 4);
@@ -79,7 +85,8 @@ class NdjsonFramerTest {
 
   @Test
   void refusesANonPositiveLimit() {
-    assertThatThrownBy(() -> new NdjsonFramer(-1, (t, e) -> { }))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("maxLineBytes must be > 0, was -1");
+    assertThatThrownBy(() -> new NdjsonFramer(-1, (t, e) -> {}))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("maxLineBytes must be > 0, was -1");
   }
 }

@@ -68,13 +68,30 @@ class SseFramerTest {
 
   @Test
   void everyLineIsKeptWithItsFieldValueAndTerminator() {
-    SseEvent e = frame(": hi\r\nevent: delta\rid: 7\nretry: 10\r\nfoo: bar\ndata: x\nevent\n\n").events.get(0);
-    assertThat(e.lines()).extracting(SseEvent.Line::field).containsExactly(SseField.COMMENT, SseField.EVENT,
-        SseField.ID, SseField.RETRY, SseField.OTHER, SseField.DATA, SseField.EVENT);
-    assertThat(e.lines()).extracting(SseEvent.Line::text)
-        .containsExactly(": hi", "event: delta", "id: 7", "retry: 10", "foo: bar", "data: x", "event");
-    assertThat(e.lines()).extracting(SseEvent.Line::value).containsExactly("hi", "delta", "7", "10", "bar", "x", "");
-    assertThat(e.lines()).extracting(SseEvent.Line::terminator).containsExactly("\r\n", "\r", "\n", "\r\n", "\n", "\n", "\n");
+    SseEvent e =
+        frame(": hi\r\nevent: delta\rid: 7\nretry: 10\r\nfoo: bar\ndata: x\nevent\n\n")
+            .events
+            .get(0);
+    assertThat(e.lines())
+        .extracting(SseEvent.Line::field)
+        .containsExactly(
+            SseField.COMMENT,
+            SseField.EVENT,
+            SseField.ID,
+            SseField.RETRY,
+            SseField.OTHER,
+            SseField.DATA,
+            SseField.EVENT);
+    assertThat(e.lines())
+        .extracting(SseEvent.Line::text)
+        .containsExactly(
+            ": hi", "event: delta", "id: 7", "retry: 10", "foo: bar", "data: x", "event");
+    assertThat(e.lines())
+        .extracting(SseEvent.Line::value)
+        .containsExactly("hi", "delta", "7", "10", "bar", "x", "");
+    assertThat(e.lines())
+        .extracting(SseEvent.Line::terminator)
+        .containsExactly("\r\n", "\r", "\n", "\r\n", "\n", "\n", "\n");
     assertThat(e.end()).isEqualTo("\n");
     assertThat(e.type()).isEqualTo("");
     assertThat(e.cutOff()).isFalse();
@@ -83,8 +100,10 @@ class SseFramerTest {
   @Test
   void fieldNamesAreExactAndOnlyTheFirstColonSplits() {
     SseEvent e = frame("Data: a\ndata : b\ndatas: c\ndata:: d\nü: e\n\n").events.get(0);
-    assertThat(e.lines()).extracting(SseEvent.Line::field)
-        .containsExactly(SseField.OTHER, SseField.OTHER, SseField.OTHER, SseField.DATA, SseField.OTHER);
+    assertThat(e.lines())
+        .extracting(SseEvent.Line::field)
+        .containsExactly(
+            SseField.OTHER, SseField.OTHER, SseField.OTHER, SseField.DATA, SseField.OTHER);
     assertThat(e.data()).isEqualTo(": d");
     assertThat(e.lines().get(4).value()).isEqualTo("e");
   }
@@ -105,7 +124,8 @@ class SseFramerTest {
     assertThat(r.events).hasSize(1);
     assertThat(r.events.get(0).end()).isEqualTo("\r");
     framer.push(b, 9, b.length - 9);
-    // the LF of a CRLF is no blank line: after an event it ends nothing, within one it completes a terminator
+    // the LF of a CRLF is no blank line: after an event it ends nothing, within one it completes a
+    // terminator
     assertThat(r.order).containsExactly("event", "gap LF", "event", "gap LF");
     assertThat(r.events.get(1).lines().get(0).terminator()).isEqualTo("\r\n");
     assertThat(r.events.get(1).end()).isEqualTo("\r");
@@ -142,7 +162,8 @@ class SseFramerTest {
     SseEvent cut = r.events.get(1);
     assertThat(cut.cutOff()).isTrue();
     assertThat(cut.data()).isEqualTo("b");
-    assertThat(new String(cut.bytes(), StandardCharsets.UTF_8)).isEqualTo("id: 1\r\ndata: b\r\n\r\n");
+    assertThat(new String(cut.bytes(), StandardCharsets.UTF_8))
+        .isEqualTo("id: 1\r\ndata: b\r\n\r\n");
     assertThat(frame("data").events.get(0).bytes()).isEqualTo(utf8("data\n\n"));
     assertThat(frame("data: x\n").events.get(0).data()).isEqualTo("x");
   }
@@ -164,7 +185,8 @@ class SseFramerTest {
     framer.finish();
     assertThat(r.order).containsExactly("event", "overflow");
     assertThat(r.events.get(0).data()).isEqualTo("1");
-    assertThat(r.raw.toString(StandardCharsets.UTF_8)).isEqualTo("data: 12\ndata: 345\n\ndata: 6\n\n");
+    assertThat(r.raw.toString(StandardCharsets.UTF_8))
+        .isEqualTo("data: 12\ndata: 345\n\ndata: 6\n\n");
   }
 
   @Test
@@ -183,18 +205,21 @@ class SseFramerTest {
   void aHandlerMayPassTheRestThrough() {
     Recorder r = new Recorder();
     SseFramer[] framer = new SseFramer[1];
-    framer[0] = new SseFramer(1 << 20, new SseFramer.Handler() {
-      @Override
-      public void event(SseEvent event) {
-        r.event(event);
-        framer[0].passThrough();
-      }
+    framer[0] =
+        new SseFramer(
+            1 << 20,
+            new SseFramer.Handler() {
+              @Override
+              public void event(SseEvent event) {
+                r.event(event);
+                framer[0].passThrough();
+              }
 
-      @Override
-      public void raw(byte[] b, int off, int len) {
-        r.raw(b, off, len);
-      }
-    });
+              @Override
+              public void raw(byte[] b, int off, int len) {
+                r.raw(b, off, len);
+              }
+            });
     byte[] b = utf8("data: 1\r\rdata: 2\n\n");
     framer[0].push(b, 0, 12);
     framer[0].push(b, 12, b.length - 12);
@@ -211,9 +236,11 @@ class SseFramerTest {
 
   @Test
   void refusesANonPositiveLimitAndBadRanges() {
-    assertThatThrownBy(() -> new SseFramer(0, e -> { }))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("maxEventBytes must be > 0, was 0");
-    SseFramer framer = new SseFramer(10, e -> { });
-    assertThatThrownBy(() -> framer.push(new byte[4], 2, 3)).isInstanceOf(IndexOutOfBoundsException.class);
+    assertThatThrownBy(() -> new SseFramer(0, e -> {}))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("maxEventBytes must be > 0, was 0");
+    SseFramer framer = new SseFramer(10, e -> {});
+    assertThatThrownBy(() -> framer.push(new byte[4], 2, 3))
+        .isInstanceOf(IndexOutOfBoundsException.class);
   }
 }

@@ -30,7 +30,8 @@ class SseScannerTest {
 
     @Override
     public void blankLine(String terminator, boolean endsEvent) {
-      seen.add((endsEvent ? "dispatch" : "blank") + terminator.replace("\r", "CR").replace("\n", "LF"));
+      seen.add(
+          (endsEvent ? "dispatch" : "blank") + terminator.replace("\r", "CR").replace("\n", "LF"));
     }
 
     @Override
@@ -48,8 +49,9 @@ class SseScannerTest {
     scanner.push(b, 3, 2); // "a:"  (the space that may follow is not yet known)
     scanner.push(b, 5, 4); // " {\"a"
     scanner.push(b, 9, b.length - 9);
-    assertThat(log.seen).containsExactly("'dat'", "'a:'", "' '", "DATA", "'{\"a'", "'\":1}'", "endCR", "lf",
-        "dispatchCR", "lf");
+    assertThat(log.seen)
+        .containsExactly(
+            "'dat'", "'a:'", "' '", "DATA", "'{\"a'", "'\":1}'", "endCR", "lf", "dispatchCR", "lf");
   }
 
   @Test
@@ -58,8 +60,9 @@ class SseScannerTest {
     SseScanner scanner = new SseScanner(log);
     byte[] b = "\ndata\n: c\n\n".getBytes(StandardCharsets.UTF_8);
     scanner.push(b, 0, b.length);
-    assertThat(log.seen).containsExactly("blankLF", "'data'", "DATA", "endLF", "': '", "COMMENT", "'c'", "endLF",
-        "dispatchLF");
+    assertThat(log.seen)
+        .containsExactly(
+            "blankLF", "'data'", "DATA", "endLF", "': '", "COMMENT", "'c'", "endLF", "dispatchLF");
   }
 
   @Test
@@ -69,7 +72,8 @@ class SseScannerTest {
     byte[] b = "data: 1\n\nevent: x\nretr".getBytes(StandardCharsets.UTF_8);
     scanner.push(b, 0, b.length);
     assertThat(scanner.finish()).isTrue();
-    assertThat(log.seen.subList(log.seen.size() - 3, log.seen.size())).containsExactly("'retr'", "OTHER", "end");
+    assertThat(log.seen.subList(log.seen.size() - 3, log.seen.size()))
+        .containsExactly("'retr'", "OTHER", "end");
     assertThat(scanner.finish()).isFalse();
   }
 }

@@ -22,21 +22,59 @@ class StreamFramingProperties {
 
   /** Pieces of streams: fields with and without colon and space, every line end, UTF-8, JSON. */
   private static final String[] PIECES = {
-      "data: ", "data:", "data", "data:  ", "event: delta", "event", "id: 7", "retry: 3000", ": keep-alive", ":",
-      "dat", "datax: y", "Data: no", "\n", "\r", "\r\n", "\n\n", "\r\n\r\n", "\r\r",
-      "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}", "[DONE]", "é", "😀", "ü:x", " ", "x".repeat(40),
-      "{\"response\":\"a\",\"done\":false}", "\"text\"", "{"};
+    "data: ",
+    "data:",
+    "data",
+    "data:  ",
+    "event: delta",
+    "event",
+    "id: 7",
+    "retry: 3000",
+    ": keep-alive",
+    ":",
+    "dat",
+    "datax: y",
+    "Data: no",
+    "\n",
+    "\r",
+    "\r\n",
+    "\n\n",
+    "\r\n\r\n",
+    "\r\r",
+    "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}",
+    "[DONE]",
+    "é",
+    "😀",
+    "ü:x",
+    " ",
+    "x".repeat(40),
+    "{\"response\":\"a\",\"done\":false}",
+    "\"text\"",
+    "{"
+  };
 
   @Provide
   Arbitrary<byte[]> streams() {
-    return Arbitraries.of(PIECES).list().ofMaxSize(40).map(p -> String.join("", p).getBytes(StandardCharsets.UTF_8));
+    return Arbitraries.of(PIECES)
+        .list()
+        .ofMaxSize(40)
+        .map(p -> String.join("", p).getBytes(StandardCharsets.UTF_8));
   }
 
   @Provide
   Arbitrary<byte[]> anyBytes() {
     // any byte, half of them one that matters to the framing
-    Arbitrary<Byte> structural = Arbitraries.of((byte) '\r', (byte) '\n', (byte) ':', (byte) ' ', (byte) 'd',
-        (byte) 'a', (byte) 't', (byte) 0xc3, (byte) 0xa9);
+    Arbitrary<Byte> structural =
+        Arbitraries.of(
+            (byte) '\r',
+            (byte) '\n',
+            (byte) ':',
+            (byte) ' ',
+            (byte) 'd',
+            (byte) 'a',
+            (byte) 't',
+            (byte) 0xc3,
+            (byte) 0xa9);
     return Arbitraries.oneOf(Arbitraries.bytes(), structural).array(byte[].class).ofMaxSize(200);
   }
 
@@ -46,44 +84,52 @@ class StreamFramingProperties {
   }
 
   @Property(tries = 1000)
-  void sseEventsDoNotDependOnHowTheBytesAreCut(@ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
+  void sseEventsDoNotDependOnHowTheBytesAreCut(
+      @ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
     assertThat(sse(body, cuts, Long.MAX_VALUE)).isEqualTo(sse(body, List.of(), Long.MAX_VALUE));
   }
 
   @Property(tries = 1000)
-  void sseEventsDoNotDependOnHowArbitraryBytesAreCut(@ForAll("anyBytes") byte[] body,
-      @ForAll("cuts") List<Integer> cuts) {
+  void sseEventsDoNotDependOnHowArbitraryBytesAreCut(
+      @ForAll("anyBytes") byte[] body, @ForAll("cuts") List<Integer> cuts) {
     assertThat(sse(body, cuts, Long.MAX_VALUE)).isEqualTo(sse(body, List.of(), Long.MAX_VALUE));
   }
 
   @Property(tries = 1000)
-  void anOverflowHappensAtTheSameByteHoweverTheBytesAreCut(@ForAll("streams") byte[] body,
-      @ForAll("cuts") List<Integer> cuts, @ForAll @IntRange(min = 1, max = 120) int max) {
+  void anOverflowHappensAtTheSameByteHoweverTheBytesAreCut(
+      @ForAll("streams") byte[] body,
+      @ForAll("cuts") List<Integer> cuts,
+      @ForAll @IntRange(min = 1, max = 120) int max) {
     assertThat(sse(body, cuts, max)).isEqualTo(sse(body, List.of(), max));
   }
 
   @Property(tries = 1000)
-  void sseFramingKeepsEveryByte(@ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts,
+  void sseFramingKeepsEveryByte(
+      @ForAll("streams") byte[] body,
+      @ForAll("cuts") List<Integer> cuts,
       @ForAll @IntRange(min = 1, max = 400) int max) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     boolean[] cutOff = {false};
-    SseFramer framer = new SseFramer(max, new SseFramer.Handler() {
-      @Override
-      public void event(SseEvent event) {
-        if (event.cutOff()) cutOff[0] = true;
-        else out.writeBytes(event.bytes());
-      }
+    SseFramer framer =
+        new SseFramer(
+            max,
+            new SseFramer.Handler() {
+              @Override
+              public void event(SseEvent event) {
+                if (event.cutOff()) cutOff[0] = true;
+                else out.writeBytes(event.bytes());
+              }
 
-      @Override
-      public void gap(String terminators) {
-        out.writeBytes(terminators.getBytes(StandardCharsets.US_ASCII));
-      }
+              @Override
+              public void gap(String terminators) {
+                out.writeBytes(terminators.getBytes(StandardCharsets.US_ASCII));
+              }
 
-      @Override
-      public void raw(byte[] b, int off, int len) {
-        out.write(b, off, len);
-      }
-    });
+              @Override
+              public void raw(byte[] b, int off, int len) {
+                out.write(b, off, len);
+              }
+            });
     push(body, cuts, framer::push);
     framer.finish();
     if (!cutOff[0]) assertThat(out.toByteArray()).isEqualTo(body);
@@ -91,48 +137,55 @@ class StreamFramingProperties {
   }
 
   @Property(tries = 1000)
-  void sseScannerReportsEveryByteOnce(@ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
+  void sseScannerReportsEveryByteOnce(
+      @ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
-    SseScanner scanner = new SseScanner(new SseScanner.Listener() {
-      @Override
-      public void text(byte[] b, int off, int len) {
-        assertThat(len).isPositive();
-        out.write(b, off, len);
-      }
+    SseScanner scanner =
+        new SseScanner(
+            new SseScanner.Listener() {
+              @Override
+              public void text(byte[] b, int off, int len) {
+                assertThat(len).isPositive();
+                out.write(b, off, len);
+              }
 
-      @Override
-      public void value(SseField field) {}
+              @Override
+              public void value(SseField field) {}
 
-      @Override
-      public void lineEnd(String terminator) {
-        out.writeBytes(terminator.getBytes(StandardCharsets.US_ASCII));
-      }
+              @Override
+              public void lineEnd(String terminator) {
+                out.writeBytes(terminator.getBytes(StandardCharsets.US_ASCII));
+              }
 
-      @Override
-      public void blankLine(String terminator, boolean endsEvent) {
-        out.writeBytes(terminator.getBytes(StandardCharsets.US_ASCII));
-      }
+              @Override
+              public void blankLine(String terminator, boolean endsEvent) {
+                out.writeBytes(terminator.getBytes(StandardCharsets.US_ASCII));
+              }
 
-      @Override
-      public void lf() {
-        out.write('\n');
-      }
-    });
+              @Override
+              public void lf() {
+                out.write('\n');
+              }
+            });
     push(body, cuts, scanner::push);
     scanner.finish();
     assertThat(out.toByteArray()).isEqualTo(body);
   }
 
   @Property(tries = 1000)
-  void eventDataIsWhatAReaderOfTheFormatFinds(@ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
+  void eventDataIsWhatAReaderOfTheFormatFinds(
+      @ForAll("streams") byte[] body, @ForAll("cuts") List<Integer> cuts) {
     List<String> data = new ArrayList<>();
     List<String> types = new ArrayList<>();
-    SseFramer framer = new SseFramer(Long.MAX_VALUE, event -> {
-      if (event.data() != null) {
-        data.add(event.data());
-        types.add(event.type());
-      }
-    });
+    SseFramer framer =
+        new SseFramer(
+            Long.MAX_VALUE,
+            event -> {
+              if (event.data() != null) {
+                data.add(event.data());
+                types.add(event.type());
+              }
+            });
     push(body, cuts, framer::push); // no finish: a reader drops an event cut off at the end
     Reference reference = Reference.read(new String(body, StandardCharsets.UTF_8));
     assertThat(data).isEqualTo(reference.data);
@@ -140,8 +193,10 @@ class StreamFramingProperties {
   }
 
   @Property(tries = 1000)
-  void ndjsonLinesDoNotDependOnHowTheBytesAreCutAndKeepEveryByte(@ForAll("streams") byte[] body,
-      @ForAll("cuts") List<Integer> cuts, @ForAll @IntRange(min = 1, max = 400) int max) {
+  void ndjsonLinesDoNotDependOnHowTheBytesAreCutAndKeepEveryByte(
+      @ForAll("streams") byte[] body,
+      @ForAll("cuts") List<Integer> cuts,
+      @ForAll @IntRange(min = 1, max = 400) int max) {
     List<String> whole = ndjson(body, List.of(), max);
     assertThat(ndjson(body, cuts, max)).isEqualTo(whole);
     StringBuilder out = new StringBuilder();
@@ -155,33 +210,49 @@ class StreamFramingProperties {
   static List<String> sse(byte[] body, List<Integer> cuts, long max) {
     List<String> seen = new ArrayList<>();
     ByteArrayOutputStream raw = new ByteArrayOutputStream();
-    SseFramer framer = new SseFramer(max, new SseFramer.Handler() {
-      @Override
-      public void event(SseEvent event) {
-        StringBuilder s = new StringBuilder("event");
-        for (SseEvent.Line line : event.lines()) {
-          s.append(" [").append(line.field()).append('|').append(line.text()).append('|').append(line.value())
-              .append('|').append(escape(line.terminator())).append(']');
-        }
-        seen.add(s.append(" end=").append(escape(event.end())).append(" cut=").append(event.cutOff())
-            .append(" data=").append(event.data()).toString());
-      }
+    SseFramer framer =
+        new SseFramer(
+            max,
+            new SseFramer.Handler() {
+              @Override
+              public void event(SseEvent event) {
+                StringBuilder s = new StringBuilder("event");
+                for (SseEvent.Line line : event.lines()) {
+                  s.append(" [")
+                      .append(line.field())
+                      .append('|')
+                      .append(line.text())
+                      .append('|')
+                      .append(line.value())
+                      .append('|')
+                      .append(escape(line.terminator()))
+                      .append(']');
+                }
+                seen.add(
+                    s.append(" end=")
+                        .append(escape(event.end()))
+                        .append(" cut=")
+                        .append(event.cutOff())
+                        .append(" data=")
+                        .append(event.data())
+                        .toString());
+              }
 
-      @Override
-      public void gap(String terminators) {
-        seen.add("gap " + escape(terminators));
-      }
+              @Override
+              public void gap(String terminators) {
+                seen.add("gap " + escape(terminators));
+              }
 
-      @Override
-      public void overflow() {
-        seen.add("overflow");
-      }
+              @Override
+              public void overflow() {
+                seen.add("overflow");
+              }
 
-      @Override
-      public void raw(byte[] b, int off, int len) {
-        raw.write(b, off, len);
-      }
-    });
+              @Override
+              public void raw(byte[] b, int off, int len) {
+                raw.write(b, off, len);
+              }
+            });
     push(body, cuts, framer::push);
     framer.finish();
     if (raw.size() > 0) seen.add("raw " + escape(raw.toString(StandardCharsets.UTF_8)));
@@ -192,23 +263,26 @@ class StreamFramingProperties {
   static List<String> ndjson(byte[] body, List<Integer> cuts, long max) {
     List<String> seen = new ArrayList<>();
     ByteArrayOutputStream raw = new ByteArrayOutputStream();
-    NdjsonFramer framer = new NdjsonFramer(max, new NdjsonFramer.Handler() {
-      @Override
-      public void line(String text, String terminator) {
-        assertThat(text).doesNotContain("\n");
-        seen.add("L:" + text + terminator);
-      }
+    NdjsonFramer framer =
+        new NdjsonFramer(
+            max,
+            new NdjsonFramer.Handler() {
+              @Override
+              public void line(String text, String terminator) {
+                assertThat(text).doesNotContain("\n");
+                seen.add("L:" + text + terminator);
+              }
 
-      @Override
-      public void overflow() {
-        seen.add("O:");
-      }
+              @Override
+              public void overflow() {
+                seen.add("O:");
+              }
 
-      @Override
-      public void raw(byte[] b, int off, int len) {
-        raw.write(b, off, len);
-      }
-    });
+              @Override
+              public void raw(byte[] b, int off, int len) {
+                raw.write(b, off, len);
+              }
+            });
     push(body, cuts, framer::push);
     framer.finish();
     if (raw.size() > 0) seen.add("R:" + raw.toString(StandardCharsets.UTF_8));

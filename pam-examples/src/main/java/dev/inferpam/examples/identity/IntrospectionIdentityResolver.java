@@ -89,9 +89,15 @@ public final class IntrospectionIdentityResolver implements IdentityResolver {
     this.groupsClaim = b.groupsClaim;
     this.cacheFor = b.cacheFor;
     this.clock = b.clock;
-    this.client = b.client != null ? b.client : new OkHttpClient.Builder()
-        .connectTimeout(5, TimeUnit.SECONDS).readTimeout(5, TimeUnit.SECONDS).callTimeout(10, TimeUnit.SECONDS)
-        .followRedirects(false).build();
+    this.client =
+        b.client != null
+            ? b.client
+            : new OkHttpClient.Builder()
+                .connectTimeout(5, TimeUnit.SECONDS)
+                .readTimeout(5, TimeUnit.SECONDS)
+                .callTimeout(10, TimeUnit.SECONDS)
+                .followRedirects(false)
+                .build();
     this.cache = Caffeine.newBuilder().maximumSize(10_000).build();
   }
 
@@ -106,7 +112,8 @@ public final class IntrospectionIdentityResolver implements IdentityResolver {
       return Optional.empty();
     }
     String token = header.substring(7).strip();
-    if (token.isEmpty() || token.chars().filter(c -> c == '.').count() == 2) return Optional.empty();
+    if (token.isEmpty() || token.chars().filter(c -> c == '.').count() == 2)
+      return Optional.empty();
     String key = sha256(token);
     Instant now = clock.instant();
     Cached hit = cache.getIfPresent(key);
@@ -119,26 +126,34 @@ public final class IntrospectionIdentityResolver implements IdentityResolver {
   }
 
   private Cached introspect(String token, Instant now) {
-    Request call = new Request.Builder().url(endpoint)
-        .header("Authorization", authorization)
-        .header("Accept", "application/json")
-        .post(new FormBody.Builder().add("token", token).add("token_type_hint", "access_token").build())
-        .build();
+    Request call =
+        new Request.Builder()
+            .url(endpoint)
+            .header("Authorization", authorization)
+            .header("Accept", "application/json")
+            .post(
+                new FormBody.Builder()
+                    .add("token", token)
+                    .add("token_type_hint", "access_token")
+                    .build())
+            .build();
     JsonNode body;
     try (Response response = client.newCall(call).execute()) {
       if (response.code() != 200) {
-        throw new IllegalStateException("token introspection answered " + response.code() + " (" + endpoint.host() + ")");
+        throw new IllegalStateException(
+            "token introspection answered " + response.code() + " (" + endpoint.host() + ")");
       }
       body = JSON.readTree(response.body().byteStream());
     } catch (IOException e) {
-      throw new IllegalStateException("token introspection failed (" + endpoint.host() + "): "
-          + e.getClass().getSimpleName());
+      throw new IllegalStateException(
+          "token introspection failed (" + endpoint.host() + "): " + e.getClass().getSimpleName());
     }
     if (body == null || !body.path("active").asBoolean(false)) {
       return new Cached(null, "token is not active", now.plus(NEGATIVE_CACHE));
     }
     String subject = body.path("sub").asText(body.path("username").asText(""));
-    if (subject.isBlank()) return new Cached(null, "token has no subject", now.plus(NEGATIVE_CACHE));
+    if (subject.isBlank())
+      return new Cached(null, "token has no subject", now.plus(NEGATIVE_CACHE));
     Instant until = now.plus(cacheFor);
     if (body.path("exp").canConvertToLong()) {
       Instant exp = Instant.ofEpochSecond(body.path("exp").asLong());
@@ -155,7 +170,9 @@ public final class IntrospectionIdentityResolver implements IdentityResolver {
 
   private static String sha256(String token) {
     try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(token.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(token.getBytes(StandardCharsets.UTF_8)));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
@@ -181,10 +198,13 @@ public final class IntrospectionIdentityResolver implements IdentityResolver {
     /** The introspection endpoint; {@code https}, or {@code http} on a loopback address only. */
     public Builder endpoint(HttpUrl endpoint) {
       Objects.requireNonNull(endpoint, "endpoint");
-      boolean loopback = endpoint.host().equals("127.0.0.1") || endpoint.host().equals("localhost")
-          || endpoint.host().equals("::1");
+      boolean loopback =
+          endpoint.host().equals("127.0.0.1")
+              || endpoint.host().equals("localhost")
+              || endpoint.host().equals("::1");
       if (!endpoint.isHttps() && !loopback) {
-        throw new IllegalArgumentException("endpoint must be https (http only on loopback), was " + endpoint.redact());
+        throw new IllegalArgumentException(
+            "endpoint must be https (http only on loopback), was " + endpoint.redact());
       }
       this.endpoint = endpoint;
       return this;

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.EnumSet;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
+
 // README jetty end
 
 /**
@@ -30,7 +31,7 @@ public final class JettyQuickstart {
     // README jetty begin
     ServletContextHandler context = new ServletContextHandler("/");
     FilterHolder filter = new FilterHolder(new PamFilter(engine));
-    filter.setAsyncSupported(true);            // requests held for review wait without a thread
+    filter.setAsyncSupported(true); // requests held for review wait without a thread
     context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     // then add your servlets (async supported) and make the context the server's handler
     // README jetty end

@@ -9,6 +9,7 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.RequestBody;
 import okhttp3.Response;
+
 // README okhttp end
 
 /**
@@ -21,7 +22,8 @@ public final class OkHttpQuickstart {
   /** The quickstart's engine, built from {@code policy.yaml} in the working directory. */
   public static PamEngine engine() {
     // README okhttp begin
-    PamEngine engine = PamEngine.fromPolicy(Path.of("policy.yaml"));   // build once, share; close() at shutdown
+    PamEngine engine =
+        PamEngine.fromPolicy(Path.of("policy.yaml")); // build once, share; close() at shutdown
     // README okhttp end
     return engine;
   }
@@ -29,9 +31,10 @@ public final class OkHttpQuickstart {
   /** Builds the client of the quickstart around a shared engine. */
   public static OkHttpClient client(PamEngine engine) {
     // README okhttp begin
-    OkHttpClient client = PamInterceptor.of(engine)
-        .install(new OkHttpClient.Builder())     // adds the interceptor, turns off redirects
-        .build();
+    OkHttpClient client =
+        PamInterceptor.of(engine)
+            .install(new OkHttpClient.Builder()) // adds the interceptor, turns off redirects
+            .build();
     // README okhttp end
     return client;
   }
@@ -40,15 +43,17 @@ public final class OkHttpQuickstart {
   public static String ask(OkHttpClient client, String url, String serviceKey, String json)
       throws java.io.IOException {
     // README okhttp begin
-    Request request = new Request.Builder()
-        .url(url)                                                // e.g. http://127.0.0.1:11434/v1/chat/completions
-        .header("Authorization", "Bearer " + serviceKey)        // the caller's own key
-        .post(RequestBody.create(json, MediaType.get("application/json")))
-        .build();
+    Request request =
+        new Request.Builder()
+            .url(url) // e.g. http://127.0.0.1:11434/v1/chat/completions
+            .header("Authorization", "Bearer " + serviceKey) // the caller's own key
+            .post(RequestBody.create(json, MediaType.get("application/json")))
+            .build();
     String answer;
     try (Response response = client.newCall(request).execute()) {
       // allowed: the server saw the upstream credential, never the caller's key
-      // denied:  a synthetic 4xx with {"error":{"type":"pam_error","code":...}}, the server saw nothing
+      // denied:  a synthetic 4xx with {"error":{"type":"pam_error","code":...}}, the server saw
+      // nothing
       answer = response.code() + " " + response.body().string();
     }
     // README okhttp end

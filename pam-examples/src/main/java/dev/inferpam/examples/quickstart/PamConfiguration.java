@@ -12,7 +12,7 @@ import org.springframework.core.Ordered;
 
 @Configuration
 public class PamConfiguration {
-  @Bean                                         // Spring closes it at shutdown, which flushes the recorder
+  @Bean // Spring closes it at shutdown, which flushes the recorder
   PamEngine pamEngine() {
     return PamEngine.fromPolicy(Path.of("policy.yaml"));
   }
@@ -22,7 +22,7 @@ public class PamConfiguration {
     var registration = new FilterRegistrationBean<>(new PamFilter(engine));
     registration.addUrlPatterns("/*");
     registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC);
-    registration.setAsyncSupported(true);       // requests held for review wait without a thread
+    registration.setAsyncSupported(true); // requests held for review wait without a thread
     registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
     return registration;
   }

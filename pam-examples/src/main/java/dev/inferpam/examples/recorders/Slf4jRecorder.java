@@ -110,11 +110,15 @@ public final class Slf4jRecorder implements Recorder {
     } catch (RuntimeException e) {
       throw new IOException("record sink failed: " + e, e);
     }
-    logger.atInfo()
+    logger
+        .atInfo()
         .addKeyValue("inferpam.id", record.id())
-        .addKeyValue("inferpam.subject", record.principal() == null ? null : record.principal().subject())
-        .addKeyValue("inferpam.outcome", record.decision() == null ? null : record.decision().outcome())
-        .addKeyValue("inferpam.status", record.response() == null ? null : record.response().status())
+        .addKeyValue(
+            "inferpam.subject", record.principal() == null ? null : record.principal().subject())
+        .addKeyValue(
+            "inferpam.outcome", record.decision() == null ? null : record.decision().outcome())
+        .addKeyValue(
+            "inferpam.status", record.response() == null ? null : record.response().status())
         .log(line);
   }
 
@@ -162,15 +166,17 @@ public final class Slf4jRecorder implements Recorder {
     request.put("operation", q.operation());
     request.put("model", q.model());
     ObjectNode headers = request.putObject("headers");
-    q.headers().forEach((name, values) -> {
-      // one value as a string, as recording.md shows it; several as an array
-      if (values.size() == 1) {
-        headers.put(name, values.get(0));
-      } else {
-        ArrayNode all = headers.putArray(name);
-        values.forEach(all::add);
-      }
-    });
+    q.headers()
+        .forEach(
+            (name, values) -> {
+              // one value as a string, as recording.md shows it; several as an array
+              if (values.size() == 1) {
+                headers.put(name, values.get(0));
+              } else {
+                ArrayNode all = headers.putArray(name);
+                values.forEach(all::add);
+              }
+            });
     request.put("bytes", q.bytes());
     if (withBodies) request.put("body", q.body());
     request.put("body_sha256", q.bodySha256());
@@ -235,11 +241,20 @@ public final class Slf4jRecorder implements Recorder {
       if (p.isObject()) {
         Set<String> groups = new LinkedHashSet<>();
         p.path("groups").forEach(g -> groups.add(g.asText()));
-        Map<String, Object> attributes = p.has("attributes")
-            ? JSON.convertValue(p.get("attributes"), JSON.getTypeFactory().constructMapType(LinkedHashMap.class, String.class, Object.class))
-            : Map.of();
-        principal = new Principal(p.path("subject").asText(), groups, p.path("via").asText(),
-            text(p, "issuer"), attributes);
+        Map<String, Object> attributes =
+            p.has("attributes")
+                ? JSON.convertValue(
+                    p.get("attributes"),
+                    JSON.getTypeFactory()
+                        .constructMapType(LinkedHashMap.class, String.class, Object.class))
+                : Map.of();
+        principal =
+            new Principal(
+                p.path("subject").asText(),
+                groups,
+                p.path("via").asText(),
+                text(p, "issuer"),
+                attributes);
       }
       JsonNode q = root.path("request");
       Map<String, List<String>> headers = new LinkedHashMap<>();
@@ -249,21 +264,35 @@ public final class Slf4jRecorder implements Recorder {
         else values.add(h.getValue().asText());
         headers.put(h.getKey(), values);
       }
-      SessionRecord.Request request = new SessionRecord.Request(text(q, "method"), text(q, "path"),
-          text(q, "operation"), text(q, "model"), headers, q.path("bytes").asLong(), text(q, "body"),
-          text(q, "body_sha256"));
+      SessionRecord.Request request =
+          new SessionRecord.Request(
+              text(q, "method"),
+              text(q, "path"),
+              text(q, "operation"),
+              text(q, "model"),
+              headers,
+              q.path("bytes").asLong(),
+              text(q, "body"),
+              text(q, "body_sha256"));
       SessionRecord.DecisionSummary decision = null;
       JsonNode d = root.path("decision");
       if (d.isObject()) {
-        decision = new SessionRecord.DecisionSummary(text(d, "outcome"), text(d, "rule"), text(d, "code"),
-            text(d, "message"));
+        decision =
+            new SessionRecord.DecisionSummary(
+                text(d, "outcome"), text(d, "rule"), text(d, "code"), text(d, "message"));
       }
       SessionRecord.Approval approval = null;
       JsonNode a = root.path("approval");
       if (a.isObject()) {
         String decided = text(a, "decided");
-        approval = new SessionRecord.Approval(text(a, "id"), text(a, "rule"), text(a, "reviewer"),
-            decided == null ? null : Instant.parse(decided), text(a, "outcome"), text(a, "reason"));
+        approval =
+            new SessionRecord.Approval(
+                text(a, "id"),
+                text(a, "rule"),
+                text(a, "reviewer"),
+                decided == null ? null : Instant.parse(decided),
+                text(a, "outcome"),
+                text(a, "reason"));
       }
       SessionRecord.Response response = null;
       JsonNode s = root.path("response");
@@ -272,12 +301,27 @@ public final class Slf4jRecorder implements Recorder {
         s.path("masked").properties().forEach(e -> masked.put(e.getKey(), e.getValue().asInt()));
         Map<String, Long> usage = new LinkedHashMap<>();
         s.path("usage").properties().forEach(e -> usage.put(e.getKey(), e.getValue().asLong()));
-        response = new SessionRecord.Response(s.path("status").asInt(), s.path("streamed").asBoolean(),
-            s.path("bytes").asLong(), s.path("complete").asBoolean(), text(s, "body"), masked, usage,
-            text(s, "body_sha256"));
+        response =
+            new SessionRecord.Response(
+                s.path("status").asInt(),
+                s.path("streamed").asBoolean(),
+                s.path("bytes").asLong(),
+                s.path("complete").asBoolean(),
+                text(s, "body"),
+                masked,
+                usage,
+                text(s, "body_sha256"));
       }
-      return new SessionRecord(text(root, "type"), text(root, "id"), Instant.parse(text(root, "time")),
-          root.path("duration_ms").asLong(), principal, request, decision, approval, response);
+      return new SessionRecord(
+          text(root, "type"),
+          text(root, "id"),
+          Instant.parse(text(root, "time")),
+          root.path("duration_ms").asLong(),
+          principal,
+          request,
+          decision,
+          approval,
+          response);
     } catch (RuntimeException e) {
       throw new IOException("not an inferpam record line: " + e.getMessage(), e);
     }

@@ -8,10 +8,10 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.gateway.TestPolicies;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
@@ -37,47 +37,71 @@ class IntrospectionIdentityResolverTest {
 
   @StartStop final MockWebServer idp = new MockWebServer();
   private Instant now = NOW;
-  private final Clock clock = new Clock() {
-    @Override public ZoneOffset getZone() {
-      return ZoneOffset.UTC;
-    }
+  private final Clock clock =
+      new Clock() {
+        @Override
+        public ZoneOffset getZone() {
+          return ZoneOffset.UTC;
+        }
 
-    @Override public Clock withZone(java.time.ZoneId zone) {
-      return this;
-    }
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+          return this;
+        }
 
-    @Override public Instant instant() {
-      return now;
-    }
-  };
+        @Override
+        public Instant instant() {
+          return now;
+        }
+      };
 
   private IntrospectionIdentityResolver resolver() {
-    return IntrospectionIdentityResolver.builder().endpoint(idp.url("/introspect")).client("inferpam", SECRET)
-        .clock(clock).build();
+    return IntrospectionIdentityResolver.builder()
+        .endpoint(idp.url("/introspect"))
+        .client("inferpam", SECRET)
+        .clock(clock)
+        .build();
   }
 
   private static InferenceRequest bearer(String token) {
-    return new InferenceRequest("POST", "/v1/chat/completions", null,
-        Map.of("Authorization", List.of("Bearer " + token)), new byte[0], "127.0.0.1");
+    return new InferenceRequest(
+        "POST",
+        "/v1/chat/completions",
+        null,
+        Map.of("Authorization", List.of("Bearer " + token)),
+        new byte[0],
+        "127.0.0.1");
   }
 
   private static MockResponse json(String body) {
-    return new MockResponse.Builder().code(200).setHeader("Content-Type", "application/json").body(body).build();
+    return new MockResponse.Builder()
+        .code(200)
+        .setHeader("Content-Type", "application/json")
+        .body(body)
+        .build();
   }
 
   private static String active(long exp) {
-    return "{\"active\":true,\"sub\":\"carol\",\"iss\":\"https://idp.example.com\",\"exp\":" + exp
+    return "{\"active\":true,\"sub\":\"carol\",\"iss\":\"https://idp.example.com\",\"exp\":"
+        + exp
         + ",\"groups\":[\"ml-engineers\",42]}";
   }
 
   @Test
-  void anActiveOpaqueTokenResolvesToItsSubjectAndGroupsAndIsIntrospectedOnceWhileCached() throws Exception {
+  void anActiveOpaqueTokenResolvesToItsSubjectAndGroupsAndIsIntrospectedOnceWhileCached()
+      throws Exception {
     idp.enqueue(json(active(NOW.plusSeconds(3600).getEpochSecond())));
     IntrospectionIdentityResolver r = resolver();
 
     Optional<Principal> p = r.resolve(bearer(TOKEN));
-    assertThat(p).contains(new Principal("carol", java.util.Set.of("ml-engineers"), "introspection",
-        "https://idp.example.com", Map.of()));
+    assertThat(p)
+        .contains(
+            new Principal(
+                "carol",
+                java.util.Set.of("ml-engineers"),
+                "introspection",
+                "https://idp.example.com",
+                Map.of()));
     RecordedRequest call = idp.takeRequest(5, TimeUnit.SECONDS);
     assertThat(call.getBody().utf8()).isEqualTo("token=" + TOKEN + "&token_type_hint=access_token");
     assertThat(call.getHeaders().get("Authorization")).startsWith("Basic ");
@@ -92,19 +116,30 @@ class IntrospectionIdentityResolverTest {
   }
 
   @Test
-  void inactiveOrExpiredTokensAreRefusedAndJwtsAndOtherSchemesAreLeftToOtherResolvers() throws Exception {
+  void inactiveOrExpiredTokensAreRefusedAndJwtsAndOtherSchemesAreLeftToOtherResolvers()
+      throws Exception {
     idp.enqueue(json("{\"active\":false}"));
     IntrospectionIdentityResolver r = resolver();
-    assertThatThrownBy(() -> r.resolve(bearer(TOKEN))).isInstanceOf(AuthenticationException.class)
+    assertThatThrownBy(() -> r.resolve(bearer(TOKEN)))
+        .isInstanceOf(AuthenticationException.class)
         .hasMessageContaining("not active");
 
     idp.enqueue(json(active(NOW.minusSeconds(1).getEpochSecond())));
-    assertThatThrownBy(() -> r.resolve(bearer("another-opaque-token"))).isInstanceOf(AuthenticationException.class)
+    assertThatThrownBy(() -> r.resolve(bearer("another-opaque-token")))
+        .isInstanceOf(AuthenticationException.class)
         .hasMessageContaining("expired");
 
     assertThat(r.resolve(bearer("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"))).isEmpty();
-    assertThat(r.resolve(new InferenceRequest("POST", "/v1/chat/completions", null,
-        Map.of("Authorization", List.of("Basic dXNlcjpwdw==")), new byte[0], "127.0.0.1"))).isEmpty();
+    assertThat(
+            r.resolve(
+                new InferenceRequest(
+                    "POST",
+                    "/v1/chat/completions",
+                    null,
+                    Map.of("Authorization", List.of("Basic dXNlcjpwdw==")),
+                    new byte[0],
+                    "127.0.0.1")))
+        .isEmpty();
     assertThat(idp.getRequestCount()).isEqualTo(2);
   }
 
@@ -112,20 +147,35 @@ class IntrospectionIdentityResolverTest {
   void aFailingEndpointFailsClosedWithoutLeakingTheTokenOrTheSecret() {
     idp.enqueue(new MockResponse.Builder().code(500).body("boom").build());
     IntrospectionIdentityResolver r = resolver();
-    assertThatThrownBy(() -> r.resolve(bearer(TOKEN))).isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("500").satisfies(e -> assertThat(e.getMessage()).doesNotContain(TOKEN, SECRET));
+    assertThatThrownBy(() -> r.resolve(bearer(TOKEN)))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("500")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain(TOKEN, SECRET));
     assertThat(r.toString()).doesNotContain(SECRET);
   }
 
   @Test
   void plugsIntoTheEngineAfterThePolicysOwnResolvers() throws Exception {
     idp.enqueue(json(active(NOW.plusSeconds(3600).getEpochSecond())));
-    try (PamEngine engine = PamEngine.builder().policy(Policy.parse(TestPolicies.POLICY))
-        .credentialProvider(() -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION))
-        .identityResolver(resolver()).clock(clock).build()) {
+    try (PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.POLICY))
+            .credentialProvider(
+                () -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION))
+            .identityResolver(resolver())
+            .clock(clock)
+            .build()) {
       byte[] body = TestPolicies.chat("llama-3.1-8b", "").getBytes(StandardCharsets.UTF_8);
-      Verdict carol = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
-          Map.of("Authorization", List.of("Bearer " + TOKEN)), "127.0.0.1"), new ByteArrayInputStream(body), body.length);
+      Verdict carol =
+          engine.begin(
+              new RequestHead(
+                  "POST",
+                  "/v1/chat/completions",
+                  null,
+                  Map.of("Authorization", List.of("Bearer " + TOKEN)),
+                  "127.0.0.1"),
+              new ByteArrayInputStream(body),
+              body.length);
       assertThat(carol.decision()).isInstanceOf(Decision.Allow.class);
       assertThat(carol.principal().subject()).isEqualTo("carol");
       assertThat(carol.principal().via()).isEqualTo("introspection");
@@ -133,21 +183,33 @@ class IntrospectionIdentityResolverTest {
 
       // The endpoint down: the caller is refused 401, not let through.
       idp.enqueue(new MockResponse.Builder().code(503).build());
-      Verdict other = engine.begin(new RequestHead("POST", "/v1/chat/completions", null,
-          Map.of("Authorization", List.of("Bearer some-other-opaque-token")), "127.0.0.1"),
-          new ByteArrayInputStream(body), body.length);
-      assertThat(other.decision()).isInstanceOfSatisfying(Decision.Deny.class, d -> assertThat(d.status()).isEqualTo(401));
+      Verdict other =
+          engine.begin(
+              new RequestHead(
+                  "POST",
+                  "/v1/chat/completions",
+                  null,
+                  Map.of("Authorization", List.of("Bearer some-other-opaque-token")),
+                  "127.0.0.1"),
+              new ByteArrayInputStream(body),
+              body.length);
+      assertThat(other.decision())
+          .isInstanceOfSatisfying(Decision.Deny.class, d -> assertThat(d.status()).isEqualTo(401));
       ((Verdict.Denied) other).end(true);
     }
   }
 
   @Test
   void theBuilderRefusesPlainHttpOffLoopbackAndMissingSettings() {
-    assertThatThrownBy(() -> IntrospectionIdentityResolver.builder()
-        .endpoint(okhttp3.HttpUrl.get("http://idp.example.com/introspect")))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("https");
+    assertThatThrownBy(
+            () ->
+                IntrospectionIdentityResolver.builder()
+                    .endpoint(okhttp3.HttpUrl.get("http://idp.example.com/introspect")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("https");
     assertThatThrownBy(() -> IntrospectionIdentityResolver.builder().client("a", "b").build())
-        .isInstanceOf(IllegalStateException.class).hasMessageContaining("endpoint");
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("endpoint");
     assertThatThrownBy(() -> IntrospectionIdentityResolver.builder().cacheFor(Duration.ofHours(2)))
         .isInstanceOf(IllegalArgumentException.class);
   }

@@ -26,7 +26,8 @@ import org.junit.jupiter.api.Test;
  */
 class DocumentationTest {
   private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
-  private static final Pattern LINK = Pattern.compile("!?\\[[^\\]]*\\]\\(([^)\\s]+)(?:\\s+\"[^\"]*\")?\\)");
+  private static final Pattern LINK =
+      Pattern.compile("!?\\[[^\\]]*\\]\\(([^)\\s]+)(?:\\s+\"[^\"]*\")?\\)");
   private static final Pattern HEADING = Pattern.compile("^(#{1,6})\\s+(.*?)\\s*#*\\s*$");
 
   @Test
@@ -67,29 +68,44 @@ class DocumentationTest {
     }
     List<String> pages = new ArrayList<>();
     try (var files = Files.list(ROOT.resolve("docs"))) {
-      files.filter(f -> f.toString().endsWith(".md")).sorted()
+      files
+          .filter(f -> f.toString().endsWith(".md"))
+          .sorted()
           .forEach(f -> pages.add(ROOT.relativize(f).toString().replace('\\', '/')));
     }
-    assertThat(pages).contains("docs/policy.md", "docs/recording.md", "docs/gateway.md", "docs/spi.md",
-        "docs/security.md", "docs/operations.md", "docs/performance.md");
+    assertThat(pages)
+        .contains(
+            "docs/policy.md",
+            "docs/recording.md",
+            "docs/gateway.md",
+            "docs/spi.md",
+            "docs/security.md",
+            "docs/operations.md",
+            "docs/performance.md");
     assertThat(linked).containsAll(pages);
   }
 
   @Test
   void thePolicyExamplesLoad() throws IOException {
     List<String> examples = new ArrayList<>();
-    for (String block : QuickstartTest.codeBlocksVerbatim(Files.readString(ROOT.resolve("docs/policy.md")), "yaml")) {
+    for (String block :
+        QuickstartTest.codeBlocksVerbatim(
+            Files.readString(ROOT.resolve("docs/policy.md")), "yaml")) {
       if (block.startsWith("version: 1")) examples.add(block);
     }
     assertThat(examples).as("whole policy files in docs/policy.md").isNotEmpty();
     for (String example : examples) {
-      assertThatCode(() -> Policy.parse(example)).as("docs/policy.md example:%n%s", example).doesNotThrowAnyException();
+      assertThatCode(() -> Policy.parse(example))
+          .as("docs/policy.md example:%n%s", example)
+          .doesNotThrowAnyException();
     }
   }
 
   @Test
   void anchorsAreMadeAsGitHubMakesThem() {
-    Set<String> anchors = anchors("""
+    Set<String> anchors =
+        anchors(
+            """
         # Policy file (version 1)
         ## OIDC access tokens: `identity.oidc`
         ## web.xml: Tomcat, Jetty, Undertow
@@ -99,15 +115,22 @@ class DocumentationTest {
         ## Masking
         ## Masking
         """);
-    assertThat(anchors).containsExactlyInAnyOrder("policy-file-version-1", "oidc-access-tokens-identityoidc",
-        "webxml-tomcat-jetty-undertow", "masking", "masking-1");
-    assertThat(links("see [a](a.md#x), `[not](code.md)`, ![img](i.png)\n```\n[no](block.md)\n```\n"))
+    assertThat(anchors)
+        .containsExactlyInAnyOrder(
+            "policy-file-version-1",
+            "oidc-access-tokens-identityoidc",
+            "webxml-tomcat-jetty-undertow",
+            "masking",
+            "masking-1");
+    assertThat(
+            links("see [a](a.md#x), `[not](code.md)`, ![img](i.png)\n```\n[no](block.md)\n```\n"))
         .containsExactly("a.md#x", "i.png");
   }
 
   /** README.md, SECURITY.md and every Markdown page under docs/. */
   private static List<Path> pages() throws IOException {
-    List<Path> pages = new ArrayList<>(List.of(ROOT.resolve("README.md"), ROOT.resolve("SECURITY.md")));
+    List<Path> pages =
+        new ArrayList<>(List.of(ROOT.resolve("README.md"), ROOT.resolve("SECURITY.md")));
     try (var files = Files.walk(ROOT.resolve("docs"))) {
       files.filter(f -> f.toString().endsWith(".md")).sorted().forEach(pages::add);
     }
@@ -131,11 +154,12 @@ class DocumentationTest {
     for (String line : prose(markdown)) {
       Matcher m = HEADING.matcher(line);
       if (!m.matches()) continue;
-      String text = m.group(2)
-          .replaceAll("!?\\[([^\\]]*)\\]\\([^)]*\\)", "$1")  // a link counts by its text
-          .toLowerCase(Locale.ROOT)
-          .replaceAll("[^\\p{L}\\p{M}\\p{Nd}\\p{Pc} -]", "")
-          .replace(' ', '-');
+      String text =
+          m.group(2)
+              .replaceAll("!?\\[([^\\]]*)\\]\\([^)]*\\)", "$1") // a link counts by its text
+              .toLowerCase(Locale.ROOT)
+              .replaceAll("[^\\p{L}\\p{M}\\p{Nd}\\p{Pc} -]", "")
+              .replace(' ', '-');
       int n = seen.merge(text, 1, Integer::sum);
       anchors.add(n == 1 ? text : text + "-" + (n - 1));
     }

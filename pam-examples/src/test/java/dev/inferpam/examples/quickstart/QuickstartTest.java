@@ -7,8 +7,8 @@ import dev.inferpam.api.Credential;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.gateway.TestPolicies;
-import dev.inferpam.servlet.PamFilter;
 import dev.inferpam.servlet.PamContextListener;
+import dev.inferpam.servlet.PamFilter;
 import jakarta.servlet.ServletContextEvent;
 import jakarta.servlet.ServletContextListener;
 import jakarta.servlet.ServletException;
@@ -73,14 +73,19 @@ class QuickstartTest {
   }
 
   private PamEngine engine() {
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(TestPolicies.POLICY))
-        .credentialProvider(() -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION)).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.POLICY))
+            .credentialProvider(
+                () -> new Credential("Authorization", TestPolicies.UPSTREAM_AUTHORIZATION))
+            .build();
     toClose.add(engine);
     return engine;
   }
 
   @Test
-  void theOkHttpQuickstartInjectsTheUpstreamCredentialAndRefusesWhatThePolicyDenies() throws Exception {
+  void theOkHttpQuickstartInjectsTheUpstreamCredentialAndRefusesWhatThePolicyDenies()
+      throws Exception {
     upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
     OkHttpClient client = closing(OkHttpQuickstart.client(engine()));
     String url = upstream.url("/v1/chat/completions").toString();
@@ -88,10 +93,14 @@ class QuickstartTest {
     assertThat(OkHttpQuickstart.ask(client, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
         .isEqualTo("200 {\"ok\":true}");
     RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
-    assertThat(seen.getHeaders().get("Authorization")).isEqualTo(TestPolicies.UPSTREAM_AUTHORIZATION);
+    assertThat(seen.getHeaders().get("Authorization"))
+        .isEqualTo(TestPolicies.UPSTREAM_AUTHORIZATION);
 
-    assertThat(OkHttpQuickstart.ask(client, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "\"logprobs\":true")))
-        .startsWith("403 ").contains("\"code\":\"parameter_denied\"");
+    assertThat(
+            OkHttpQuickstart.ask(
+                client, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "\"logprobs\":true")))
+        .startsWith("403 ")
+        .contains("\"code\":\"parameter_denied\"");
     assertThat(upstream.getRequestCount()).isEqualTo(1);
   }
 
@@ -105,19 +114,25 @@ class QuickstartTest {
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
         .isEqualTo("200 app saw no caller key");
     assertThat(OkHttpQuickstart.ask(plain, url, "not-a-key", TestPolicies.chat("llama-3.1-8b", "")))
-        .startsWith("401 ").contains("\"code\":\"unauthenticated\"");
+        .startsWith("401 ")
+        .contains("\"code\":\"unauthenticated\"");
   }
 
   @Test
-  void theContextListenerBuildsTheEngineFromThePolicyFileAndFiltersTheWebApplication() throws Exception {
-    Path policy = Files.writeString(dir.resolve("policy.yaml"), """
+  void theContextListenerBuildsTheEngineFromThePolicyFileAndFiltersTheWebApplication()
+      throws Exception {
+    Path policy =
+        Files.writeString(
+            dir.resolve("policy.yaml"),
+            """
         version: 1
         identity:
           api-keys:
             - {name: alice, sha256: %s, groups: [ml-engineers]}
         entitlements:
           - {groups: [ml-engineers], models: ["llama-3.1-*"], operations: [chat]}
-        """.formatted(TestPolicies.sha256(ALICE_KEY)));
+        """
+                .formatted(TestPolicies.sha256(ALICE_KEY)));
     ServletContextHandler context = new ServletContextHandler("/");
     context.setInitParameter(PamContextListener.POLICY_PARAMETER, policy.toString());
     context.addEventListener(new PamContextListener());
@@ -128,68 +143,103 @@ class QuickstartTest {
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
         .isEqualTo("200 app saw no caller key");
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("gpt-4o-mini", "")))
-        .startsWith("403 ").contains("\"code\":\"not_entitled\"");
+        .startsWith("403 ")
+        .contains("\"code\":\"not_entitled\"");
   }
 
   @Test
   void theSpringBootRegistrationFiltersTheApplication() throws Exception {
     FilterRegistrationBean<PamFilter> registration = new PamConfiguration().pamFilter(engine());
     ServletContextHandler context = new ServletContextHandler("/");
-    context.addEventListener(new ServletContextListener() {
-      @Override
-      public void contextInitialized(ServletContextEvent event) {
-        try {
-          registration.onStartup(event.getServletContext()); // what Spring Boot's embedded container does
-        } catch (ServletException e) {
-          throw new IllegalStateException(e);
-        }
-      }
-    });
+    context.addEventListener(
+        new ServletContextListener() {
+          @Override
+          public void contextInitialized(ServletContextEvent event) {
+            try {
+              registration.onStartup(
+                  event.getServletContext()); // what Spring Boot's embedded container does
+            } catch (ServletException e) {
+              throw new IllegalStateException(e);
+            }
+          }
+        });
     int port = serve(context);
     OkHttpClient plain = closing(new OkHttpClient());
     String url = "http://127.0.0.1:" + port + "/v1/chat/completions";
 
     assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "")))
         .isEqualTo("200 app saw no caller key");
-    assertThat(OkHttpQuickstart.ask(plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "\"logprobs\":true")))
-        .startsWith("403 ").contains("\"code\":\"parameter_denied\"");
+    assertThat(
+            OkHttpQuickstart.ask(
+                plain, url, ALICE_KEY, TestPolicies.chat("llama-3.1-8b", "\"logprobs\":true")))
+        .startsWith("403 ")
+        .contains("\"code\":\"parameter_denied\"");
     assertThat(registration.getOrder()).isEqualTo(Ordered.HIGHEST_PRECEDENCE);
   }
 
   @Test
   void theGatewayPolicyLoadsAndGrantsWhatItSaysAndNothingElse() throws Exception {
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(gatewayPolicy()))
-        .credentialProvider(() -> new Credential("Authorization", "Bearer sk-upstream-from-env")).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(gatewayPolicy()))
+            .credentialProvider(
+                () -> new Credential("Authorization", "Bearer sk-upstream-from-env"))
+            .build();
     toClose.add(engine);
     upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
     OkHttpClient client = closing(OkHttpQuickstart.client(engine));
     String url = upstream.url("/v1/chat/completions").toString();
 
-    assertThat(OkHttpQuickstart.ask(client, url, GATEWAY_KEY, TestPolicies.chat("gpt-4o-mini", ""))).isEqualTo("200 {\"ok\":true}");
+    assertThat(OkHttpQuickstart.ask(client, url, GATEWAY_KEY, TestPolicies.chat("gpt-4o-mini", "")))
+        .isEqualTo("200 {\"ok\":true}");
     assertThat(upstream.takeRequest(5, TimeUnit.SECONDS).getHeaders().get("Authorization"))
         .isEqualTo("Bearer sk-upstream-from-env");
     assertThat(OkHttpQuickstart.ask(client, url, GATEWAY_KEY, TestPolicies.chat("gpt-4o", "")))
-        .startsWith("403 ").contains("\"code\":\"not_entitled\"");
-    assertThat(OkHttpQuickstart.ask(client, url, GATEWAY_KEY, TestPolicies.chat("gpt-4o-mini", "\"logprobs\":true")))
-        .startsWith("403 ").contains("\"code\":\"parameter_denied\"");
-    assertThat(OkHttpQuickstart.ask(client, url, "another-key", TestPolicies.chat("gpt-4o-mini", "")))
+        .startsWith("403 ")
+        .contains("\"code\":\"not_entitled\"");
+    assertThat(
+            OkHttpQuickstart.ask(
+                client, url, GATEWAY_KEY, TestPolicies.chat("gpt-4o-mini", "\"logprobs\":true")))
+        .startsWith("403 ")
+        .contains("\"code\":\"parameter_denied\"");
+    assertThat(
+            OkHttpQuickstart.ask(client, url, "another-key", TestPolicies.chat("gpt-4o-mini", "")))
         .startsWith("401 ");
-    assertThat(OkHttpQuickstart.ask(client, upstream.url("/api/pull").toString(), GATEWAY_KEY, "{\"model\":\"llama3\"}"))
-        .startsWith("403 ").contains("\"code\":\"blocked\"");
+    assertThat(
+            OkHttpQuickstart.ask(
+                client,
+                upstream.url("/api/pull").toString(),
+                GATEWAY_KEY,
+                "{\"model\":\"llama3\"}"))
+        .startsWith("403 ")
+        .contains("\"code\":\"blocked\"");
     assertThat(upstream.getRequestCount()).isEqualTo(1);
   }
 
   @Test
-  void withoutOpenAiApiKeyTheGatewayPolicyRefusesAllowedRequestsRatherThanForwardThemBare() throws Exception {
+  void withoutOpenAiApiKeyTheGatewayPolicyRefusesAllowedRequestsRatherThanForwardThemBare()
+      throws Exception {
     // what a user gets who did not export the variable the policy names
-    PamEngine engine = PamEngine.builder().policy(Policy.parse(gatewayPolicy()
-        .replace("from-env: OPENAI_API_KEY", "from-env: INFERPAM_QUICKSTART_UNSET_VARIABLE"))).build();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    gatewayPolicy()
+                        .replace(
+                            "from-env: OPENAI_API_KEY",
+                            "from-env: INFERPAM_QUICKSTART_UNSET_VARIABLE")))
+            .build();
     toClose.add(engine);
     OkHttpClient client = closing(OkHttpQuickstart.client(engine));
 
-    assertThat(OkHttpQuickstart.ask(client, upstream.url("/v1/chat/completions").toString(), GATEWAY_KEY,
-        TestPolicies.chat("gpt-4o-mini", "")))
-        .startsWith("503 ").contains("\"code\":\"upstream_credential_unavailable\"");
+    assertThat(
+            OkHttpQuickstart.ask(
+                client,
+                upstream.url("/v1/chat/completions").toString(),
+                GATEWAY_KEY,
+                TestPolicies.chat("gpt-4o-mini", "")))
+        .startsWith("503 ")
+        .contains("\"code\":\"upstream_credential_unavailable\"");
     assertThat(upstream.getRequestCount()).isZero();
   }
 
@@ -197,16 +247,26 @@ class QuickstartTest {
   void forOllamaTheGatewayPolicyWorksWithItsUpstreamSectionLeftOut() throws Exception {
     String yaml = gatewayPolicy();
     String withoutUpstream = yaml.replaceAll("(?m)^upstream:.*\\n(  .*\\n)+", "");
-    assertThat(withoutUpstream).doesNotContain("upstream:").doesNotContain("OPENAI_API_KEY").hasSizeLessThan(yaml.length());
+    assertThat(withoutUpstream)
+        .doesNotContain("upstream:")
+        .doesNotContain("OPENAI_API_KEY")
+        .hasSizeLessThan(yaml.length());
     PamEngine engine = PamEngine.builder().policy(Policy.parse(withoutUpstream)).build();
     toClose.add(engine);
     upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
     OkHttpClient client = closing(OkHttpQuickstart.client(engine));
 
-    assertThat(OkHttpQuickstart.ask(client, upstream.url("/api/chat").toString(), GATEWAY_KEY,
-        TestPolicies.chat("llama3.1:8b", ""))).isEqualTo("200 {\"ok\":true}");
+    assertThat(
+            OkHttpQuickstart.ask(
+                client,
+                upstream.url("/api/chat").toString(),
+                GATEWAY_KEY,
+                TestPolicies.chat("llama3.1:8b", "")))
+        .isEqualTo("200 {\"ok\":true}");
     RecordedRequest seen = upstream.takeRequest(5, TimeUnit.SECONDS);
-    assertThat(seen.getHeaders().get("Authorization")).as("no credential: neither the caller's nor an upstream one").isNull();
+    assertThat(seen.getHeaders().get("Authorization"))
+        .as("no credential: neither the caller's nor an upstream one")
+        .isNull();
   }
 
   /** The quickstart's gateway policy, recording into this test's directory. */
@@ -218,19 +278,30 @@ class QuickstartTest {
 
   @Test
   void theReadmeShowsTheGatewayPolicy() throws IOException {
-    assertThat(codeBlocks(Files.readString(README), "yaml")).contains(normalize(Files.readString(GATEWAY_POLICY)));
+    assertThat(codeBlocks(Files.readString(README), "yaml"))
+        .contains(normalize(Files.readString(GATEWAY_POLICY)));
   }
 
   @Test
   void theReadmeShowsEverySnippetAndEveryJavaBlockOfTheReadmeIsASnippet() throws IOException {
     Map<String, String> snippets = snippets();
-    assertThat(snippets).as("snippets found").containsKeys(
-        "OkHttpQuickstart.java okhttp", "JettyQuickstart.java jetty", "PamContextListener.java listener",
-        "PamConfiguration.java spring");
+    assertThat(snippets)
+        .as("snippets found")
+        .containsKeys(
+            "OkHttpQuickstart.java okhttp",
+            "JettyQuickstart.java jetty",
+            "PamContextListener.java listener",
+            "PamConfiguration.java spring");
     List<String> blocks = codeBlocks(Files.readString(README), "java");
-    snippets.forEach((name, code) -> assertThat(blocks).as("README java block for snippet %s:%n%s", name, code).contains(code));
+    snippets.forEach(
+        (name, code) ->
+            assertThat(blocks)
+                .as("README java block for snippet %s:%n%s", name, code)
+                .contains(code));
     for (String block : blocks) {
-      assertThat(snippets.values()).as("a compiled snippet for README java block:%n%s", block).contains(block);
+      assertThat(snippets.values())
+          .as("a compiled snippet for README java block:%n%s", block)
+          .contains(block);
     }
   }
 
@@ -242,7 +313,8 @@ class QuickstartTest {
     Map<String, String> snippets = new TreeMap<>();
     List<Path> sourceRoots;
     try (var modules = Files.list(ROOT)) {
-      sourceRoots = modules.map(m -> m.resolve("src/main/java")).filter(Files::isDirectory).sorted().toList();
+      sourceRoots =
+          modules.map(m -> m.resolve("src/main/java")).filter(Files::isDirectory).sorted().toList();
     }
     for (Path root : sourceRoots) {
       List<Path> sources;
@@ -250,11 +322,13 @@ class QuickstartTest {
         sources = files.filter(f -> f.toString().endsWith(".java")).sorted().toList();
       }
       for (Path source : sources) {
-        regions(Files.readAllLines(source)).forEach((name, code) -> {
-          String key = source.getFileName() + " " + name;
-          assertThat(snippets).as("snippet %s defined twice", key).doesNotContainKey(key);
-          snippets.put(key, code);
-        });
+        regions(Files.readAllLines(source))
+            .forEach(
+                (name, code) -> {
+                  String key = source.getFileName() + " " + name;
+                  assertThat(snippets).as("snippet %s defined twice", key).doesNotContainKey(key);
+                  snippets.put(key, code);
+                });
       }
     }
     return snippets;
@@ -317,14 +391,23 @@ class QuickstartTest {
   }
 
   private int serve(ServletContextHandler context) throws Exception {
-    context.addServlet(new ServletHolder(new HttpServlet() {
-      @Override
-      protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-        req.getInputStream().readAllBytes();
-        resp.getOutputStream().write(("app saw " + (req.getHeader("Authorization") == null ? "no caller key" : "a key"))
-            .getBytes(StandardCharsets.UTF_8));
-      }
-    }), "/*");
+    context.addServlet(
+        new ServletHolder(
+            new HttpServlet() {
+              @Override
+              protected void service(HttpServletRequest req, HttpServletResponse resp)
+                  throws IOException {
+                req.getInputStream().readAllBytes();
+                resp.getOutputStream()
+                    .write(
+                        ("app saw "
+                                + (req.getHeader("Authorization") == null
+                                    ? "no caller key"
+                                    : "a key"))
+                            .getBytes(StandardCharsets.UTF_8));
+              }
+            }),
+        "/*");
     Server server = new Server();
     ServerConnector connector = new ServerConnector(server);
     connector.setHost("127.0.0.1");

@@ -32,8 +32,8 @@ final class CapturingLogger extends LegacyAbstractLogger implements LoggingEvent
   }
 
   @Override
-  protected void handleNormalizedLoggingCall(Level level, Marker marker, String messagePattern, Object[] arguments,
-                                             Throwable throwable) {
+  protected void handleNormalizedLoggingCall(
+      Level level, Marker marker, String messagePattern, Object[] arguments, Throwable throwable) {
     throw new AssertionError("only the fluent API is expected, got: " + messagePattern);
   }
 

@@ -21,7 +21,8 @@ class Slf4jRecorderContractTest extends RecorderContract {
   @Override
   protected Recorder createRecorder() {
     // A capturing logger rather than slf4j-simple: the kit records thousands of lines.
-    return new Slf4jRecorder(new CapturingLogger(Slf4jRecorder.LOGGER_NAME), lines::add, Slf4jRecorder.Bodies.KEEP);
+    return new Slf4jRecorder(
+        new CapturingLogger(Slf4jRecorder.LOGGER_NAME), lines::add, Slf4jRecorder.Bodies.KEEP);
   }
 
   @Override

@@ -59,7 +59,8 @@ class Slf4jRecorderTest {
     assertThat(json.path("request").path("bytes").asLong()).isEqualTo(41);
     assertThat(json.path("response").path("bytes").asLong()).isEqualTo(1843);
     assertThat(json.path("request").path("body_sha256").asText()).isEqualTo("ab".repeat(32));
-    assertThat(json.path("response").path("usage").path("completion_tokens").asLong()).isEqualTo(120);
+    assertThat(json.path("response").path("usage").path("completion_tokens").asLong())
+        .isEqualTo(120);
     assertThat(line).doesNotContain("secret question").doesNotContain("secret answer");
   }
 
@@ -76,8 +77,13 @@ class Slf4jRecorderTest {
   void addsKeyValuePairsForBackEndsThatIndexThem() throws Exception {
     recorder.record(chat("ex-1"));
     List<KeyValuePair> pairs = logger.events.get(0).getKeyValuePairs();
-    assertThat(pairs).extracting(p -> p.key + "=" + p.value).containsExactly(
-        "inferpam.id=ex-1", "inferpam.subject=alice", "inferpam.outcome=allow", "inferpam.status=200");
+    assertThat(pairs)
+        .extracting(p -> p.key + "=" + p.value)
+        .containsExactly(
+            "inferpam.id=ex-1",
+            "inferpam.subject=alice",
+            "inferpam.outcome=allow",
+            "inferpam.status=200");
   }
 
   @Test
@@ -87,7 +93,8 @@ class Slf4jRecorderTest {
     SessionRecord back = Slf4jRecorder.fromJson(sink.get(0));
     assertThat(back.request().body()).isNull();
     assertThat(back.response().body()).isNull();
-    assertThat(back).usingRecursiveComparison()
+    assertThat(back)
+        .usingRecursiveComparison()
         .ignoringFields("request.body", "response.body")
         .isEqualTo(r);
   }
@@ -102,36 +109,54 @@ class Slf4jRecorderTest {
 
   @Test
   void aFailingSinkMeansNotStoredAndClosedMeansRefused() throws Exception {
-    Slf4jRecorder failing = new Slf4jRecorder(logger, line -> {
-      throw new IllegalStateException("disk full");
-    });
-    assertThatThrownBy(() -> failing.record(chat("ex-1"))).isInstanceOf(IOException.class).hasMessageContaining("disk full");
+    Slf4jRecorder failing =
+        new Slf4jRecorder(
+            logger,
+            line -> {
+              throw new IllegalStateException("disk full");
+            });
+    assertThatThrownBy(() -> failing.record(chat("ex-1")))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("disk full");
     assertThat(logger.events).isEmpty();
 
     recorder.close();
-    assertThatThrownBy(() -> recorder.record(chat("ex-2"))).isInstanceOf(IOException.class).hasMessage("Slf4jRecorder is closed");
+    assertThatThrownBy(() -> recorder.record(chat("ex-2")))
+        .isInstanceOf(IOException.class)
+        .hasMessage("Slf4jRecorder is closed");
     recorder.close(); // idempotent
   }
 
   @Test
   void recordsEveryExchangeOfTheGateway() throws Exception {
     List<String> lines = new ArrayList<>();
-    Slf4jRecorder logging = new Slf4jRecorder(logger, line -> {
-      synchronized (lines) {
-        lines.add(line);
-      }
-    });
+    Slf4jRecorder logging =
+        new Slf4jRecorder(
+            logger,
+            line -> {
+              synchronized (lines) {
+                lines.add(line);
+              }
+            });
     OkHttpClient client = new OkHttpClient();
     try (MockWebServer upstream = new MockWebServer()) {
       upstream.start(InetAddress.getLoopbackAddress(), 0);
       upstream.enqueue(new MockResponse.Builder().code(200).body("{\"ok\":true}").build());
-      Gateway gateway = Gateway.start(TestPolicies.engine(logging), upstream.url("/"), "127.0.0.1", 0);
+      Gateway gateway =
+          Gateway.start(TestPolicies.engine(logging), upstream.url("/"), "127.0.0.1", 0);
       try {
-        HttpUrl url = HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
+        HttpUrl url =
+            HttpUrl.get(gateway.uri()).newBuilder().encodedPath("/v1/chat/completions").build();
         for (String key : new String[] {TestPolicies.ALICE_KEY, TestPolicies.CI_KEY}) {
           String model = key.equals(TestPolicies.ALICE_KEY) ? "llama-3.1-8b" : "gpt-4o-mini";
-          Request request = new Request.Builder().url(url).header("Authorization", "Bearer " + key)
-              .post(RequestBody.create(TestPolicies.chat(model, ""), MediaType.get("application/json"))).build();
+          Request request =
+              new Request.Builder()
+                  .url(url)
+                  .header("Authorization", "Bearer " + key)
+                  .post(
+                      RequestBody.create(
+                          TestPolicies.chat(model, ""), MediaType.get("application/json")))
+                  .build();
           try (Response response = client.newCall(request).execute()) {
             response.body().string();
           }
@@ -146,20 +171,51 @@ class Slf4jRecorderTest {
     // the gateway is closed: both exchanges were recorded
     List<SessionRecord> records = new ArrayList<>();
     for (String line : lines) records.add(Slf4jRecorder.fromJson(line));
-    assertThat(records).extracting(r -> r.principal().subject() + " " + r.decision().outcome() + " " + r.response().status())
+    assertThat(records)
+        .extracting(
+            r ->
+                r.principal().subject()
+                    + " "
+                    + r.decision().outcome()
+                    + " "
+                    + r.response().status())
         .containsExactly("alice allow 200", "ci-bot deny 403");
-    assertThat(String.join("\n", lines)).doesNotContain(TestPolicies.ALICE_KEY).doesNotContain("upstream-secret");
+    assertThat(String.join("\n", lines))
+        .doesNotContain(TestPolicies.ALICE_KEY)
+        .doesNotContain("upstream-secret");
   }
 
   private static SessionRecord chat(String id) {
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, T0, 184,
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        T0,
+        184,
         new Principal("alice", Set.of("ml-engineers"), Principal.VIA_API_KEY, null, Map.of()),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "llama-3.1-8b",
-            Map.of("content-type", List.of("application/json"), "accept", List.of("text/event-stream", "*/*"),
-                "authorization", List.of("[REDACTED]")),
-            41, "{\"messages\":[\"secret question\"]}", "ab".repeat(32)),
-        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null), null,
-        new SessionRecord.Response(200, true, 1843, true, "data: secret answer\n\n",
-            Map.of(), Map.of("prompt_tokens", 41L, "completion_tokens", 120L)));
+        new SessionRecord.Request(
+            "POST",
+            "/v1/chat/completions",
+            "chat",
+            "llama-3.1-8b",
+            Map.of(
+                "content-type",
+                List.of("application/json"),
+                "accept",
+                List.of("text/event-stream", "*/*"),
+                "authorization",
+                List.of("[REDACTED]")),
+            41,
+            "{\"messages\":[\"secret question\"]}",
+            "ab".repeat(32)),
+        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
+        null,
+        new SessionRecord.Response(
+            200,
+            true,
+            1843,
+            true,
+            "data: secret answer\n\n",
+            Map.of(),
+            Map.of("prompt_tokens", 41L, "completion_tokens", 120L)));
   }
 }

@@ -139,8 +139,14 @@ public final class Demo {
   private final List<String> failures = new ArrayList<>();
   private int step;
 
-  private Demo(PrintStream out, boolean colour, OkHttpClient client, HttpUrl gateway, DemoIdentityProvider idp,
-               Policy.OidcIssuer oidc, String oidcToken) {
+  private Demo(
+      PrintStream out,
+      boolean colour,
+      OkHttpClient client,
+      HttpUrl gateway,
+      DemoIdentityProvider idp,
+      Policy.OidcIssuer oidc,
+      String oidcToken) {
     this.out = out;
     this.colour = colour;
     this.client = client;
@@ -169,7 +175,8 @@ public final class Demo {
    * absent; expected empty, since the demo checks that it holds exactly its own exchanges).
    * Colours only when {@code out} is {@code System.out} and {@link #colourSupported()}.
    */
-  public static int run(PrintStream out, int gatewayPort, Path recordingDirectory) throws IOException {
+  public static int run(PrintStream out, int gatewayPort, Path recordingDirectory)
+      throws IOException {
     Objects.requireNonNull(out, "out");
     return run(out, gatewayPort, recordingDirectory, out == System.out && colourSupported());
   }
@@ -187,35 +194,53 @@ public final class Demo {
     Demo demo;
     try (DemoIdentityProvider idp = DemoIdentityProvider.start()) {
       Policy policy = Policy.parse(policyText(recordingDirectory, idp.issuer()));
-      Policy.OidcIssuer oidc = policy.identity().oidc().stream()
-          .filter(issuer -> issuer.issuer().equals(idp.issuer()))
-          .findFirst()
-          .orElseThrow(() -> new IllegalStateException(POLICY_RESOURCE + " has no identity.oidc entry for "
-              + ISSUER_PLACEHOLDER));
+      Policy.OidcIssuer oidc =
+          policy.identity().oidc().stream()
+              .filter(issuer -> issuer.issuer().equals(idp.issuer()))
+              .findFirst()
+              .orElseThrow(
+                  () ->
+                      new IllegalStateException(
+                          POLICY_RESOURCE
+                              + " has no identity.oidc entry for "
+                              + ISSUER_PLACEHOLDER));
       // Minted now so that the model server can watch for it; carol "signs in" at step 2.
       String carolToken = idp.accessToken(OIDC_USER, oidc.audience());
-      try (MockModelServer model = MockModelServer.start(upstreamAuthorization,
-          List.of(ALICE_KEY, NIGHTLY_EVAL_KEY, SEC_BOB_KEY, carolToken))) {
-        PamEngine engine = PamEngine.builder()
-            .policy(policy)
-            .credentialProvider(() -> new Credential("Authorization", upstreamAuthorization))
-            .build();
+      try (MockModelServer model =
+          MockModelServer.start(
+              upstreamAuthorization,
+              List.of(ALICE_KEY, NIGHTLY_EVAL_KEY, SEC_BOB_KEY, carolToken))) {
+        PamEngine engine =
+            PamEngine.builder()
+                .policy(policy)
+                .credentialProvider(() -> new Credential("Authorization", upstreamAuthorization))
+                .build();
         // Closing the gateway (end of this block) drains it and flushes the recorder, so the
         // recording is complete when it is read below.
-        try (Gateway gw = Gateway.start(engine, HttpUrl.get(model.uri()), "127.0.0.1", gatewayPort)) {
+        try (Gateway gw =
+            Gateway.start(engine, HttpUrl.get(model.uri()), "127.0.0.1", gatewayPort)) {
           out.println("inferpam demo");
-          out.println("  mock model server: " + model.uri() + " (demands its own key, which only the gateway holds)");
-          out.println("  identity provider: " + idp.issuer() + " (OIDC issuer; keys at " + idp.jwksUri().getPath()
-              + ")");
+          out.println(
+              "  mock model server: "
+                  + model.uri()
+                  + " (demands its own key, which only the gateway holds)");
+          out.println(
+              "  identity provider: "
+                  + idp.issuer()
+                  + " (OIDC issuer; keys at "
+                  + idp.jwksUri().getPath()
+                  + ")");
           out.println("  gateway:           " + gw.uri() + " (policy: " + POLICY_RESOURCE + ")");
-          out.println("  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key;");
+          out.println(
+              "  callers: alice (group ml-engineers), nightly-eval (group ci), each with an API key;");
           out.println("           carol (group ml-engineers) signs in with the identity provider;");
           out.println("           sec-bob (group security-oncall) reviews held requests");
           out.println("  recording:         " + recordingDirectory);
-          OkHttpClient client = new OkHttpClient.Builder()
-              .connectTimeout(Duration.ofSeconds(5))
-              .readTimeout(Duration.ofSeconds(30))
-              .build();
+          OkHttpClient client =
+              new OkHttpClient.Builder()
+                  .connectTimeout(Duration.ofSeconds(5))
+                  .readTimeout(Duration.ofSeconds(30))
+                  .build();
           demo = new Demo(out, colour, client, HttpUrl.get(gw.uri()), idp, oidc, carolToken);
           try {
             demo.narrate(model);
@@ -239,11 +264,16 @@ public final class Demo {
    */
   public static boolean colourSupported() {
     Console console = System.console();
-    return colourSupported(console != null && isTerminal(console), System.getenv("NO_COLOR"), System.getenv("TERM"),
-        System.getProperty("os.name", ""), System.getenv("WT_SESSION"));
+    return colourSupported(
+        console != null && isTerminal(console),
+        System.getenv("NO_COLOR"),
+        System.getenv("TERM"),
+        System.getProperty("os.name", ""),
+        System.getenv("WT_SESSION"));
   }
 
-  static boolean colourSupported(boolean terminal, String noColor, String term, String osName, String wtSession) {
+  static boolean colourSupported(
+      boolean terminal, String noColor, String term, String osName, String wtSession) {
     if (!terminal) return false;
     if (noColor != null) return false;
     if ("dumb".equals(term)) return false;
@@ -265,7 +295,8 @@ public final class Demo {
   private void narrate(MockModelServer model) throws IOException {
     // 1. allowed
     title("alice asks llama-3.1-8b a question");
-    try (Response r = send(chat("llama-3.1-8b", "What does a PAM gateway do?", ""), ALICE_KEY, false)) {
+    try (Response r =
+        send(chat("llama-3.1-8b", "What does a PAM gateway do?", ""), ALICE_KEY, false)) {
       JsonNode body = JSON.readTree(r.body().string());
       outcome(r.code(), null, null, 200, null);
       detail("answer: " + body.path("choices").path(0).path("message").path("content").asText());
@@ -273,34 +304,49 @@ public final class Demo {
     List<MockModelServer.Seen> seen = model.seen();
     if (!seen.isEmpty()) {
       MockModelServer.Seen first = seen.get(seen.size() - 1);
-      detail("the model server got the gateway's credential (Authorization: Bearer ██): "
-          + yesNo(first.upstreamCredentialOk()) + "; alice's key: " + yesNo(first.callerKeySeen()));
+      detail(
+          "the model server got the gateway's credential (Authorization: Bearer ██): "
+              + yesNo(first.upstreamCredentialOk())
+              + "; alice's key: "
+              + yesNo(first.callerKeySeen()));
       if (!first.upstreamCredentialOk() || first.callerKeySeen()) fail("credential swap");
     }
 
     // 2. OIDC
-    title("carol signs in with the demo identity provider; the gateway checks her OIDC access token");
+    title(
+        "carol signs in with the demo identity provider; the gateway checks her OIDC access token");
     detail("the identity provider gives carol an access token " + describeHeader(oidcToken) + ":");
     detail("  " + describeClaims(oidcToken));
-    try (Response r = sendToken(chat("gpt-4o-mini", "Which model am I talking to?", ""), oidcToken)) {
+    try (Response r =
+        sendToken(chat("gpt-4o-mini", "Which model am I talking to?", ""), oidcToken)) {
       JsonNode body = JSON.readTree(r.body().string());
       outcome(r.code(), null, null, 200, null);
       detail("answer: " + body.path("choices").path(0).path("message").path("content").asText());
     }
-    detail("on this first token the gateway fetched the issuer's keys: GET " + String.join(", GET ", idp.served()));
-    if (!idp.served().contains(DemoIdentityProvider.JWKS_PATH)) fail("the gateway did not fetch the issuer's keys");
+    detail(
+        "on this first token the gateway fetched the issuer's keys: GET "
+            + String.join(", GET ", idp.served()));
+    if (!idp.served().contains(DemoIdentityProvider.JWKS_PATH))
+      fail("the gateway did not fetch the issuer's keys");
     seen = model.seen();
     if (!seen.isEmpty()) {
       MockModelServer.Seen last = seen.get(seen.size() - 1);
-      detail("the model server got the gateway's credential: " + yesNo(last.upstreamCredentialOk())
-          + "; carol's token: " + yesNo(last.callerKeySeen()));
-      if (!last.upstreamCredentialOk() || last.callerKeySeen()) fail("credential swap for the OIDC caller");
+      detail(
+          "the model server got the gateway's credential: "
+              + yesNo(last.upstreamCredentialOk())
+              + "; carol's token: "
+              + yesNo(last.callerKeySeen()));
+      if (!last.upstreamCredentialOk() || last.callerKeySeen())
+        fail("credential swap for the OIDC caller");
     }
 
     // 3. streamed
     title("alice streams an answer from llama-3.1-70b");
-    try (Response r = send(chat("llama-3.1-70b", "Tell me about least privilege.", ",\"stream\":true"),
-        ALICE_KEY, false)) {
+    try (Response r =
+        send(
+            chat("llama-3.1-70b", "Tell me about least privilege.", ",\"stream\":true"),
+            ALICE_KEY,
+            false)) {
       outcome(r.code(), null, null, 200, null);
       detail("content-type: " + r.header("Content-Type") + "; events as they arrive:");
       int events = 0;
@@ -309,7 +355,8 @@ public final class Demo {
       SseFramer framer = new SseFramer(1 << 20, arrived::add);
       InputStream in = r.body().byteStream();
       byte[] buffer = new byte[8192];
-      // Each event is shown as soon as its bytes are in; one cut off at the end is dropped, as a client would.
+      // Each event is shown as soon as its bytes are in; one cut off at the end is dropped, as a
+      // client would.
       for (int n; (n = in.read(buffer)) != -1; ) {
         framer.push(buffer, 0, n);
         for (SseEvent event : arrived) {
@@ -322,9 +369,14 @@ public final class Demo {
             JsonNode choice = JSON.readTree(data).path("choices").path(0);
             String content = choice.path("delta").path("content").asText();
             answer.append(content);
-            detail(choice.path("finish_reason").isTextual()
-                ? "  <- \"" + content + "\" (finish_reason: " + choice.path("finish_reason").asText() + ")"
-                : "  <- \"" + content + "\"");
+            detail(
+                choice.path("finish_reason").isTextual()
+                    ? "  <- \""
+                        + content
+                        + "\" (finish_reason: "
+                        + choice.path("finish_reason").asText()
+                        + ")"
+                    : "  <- \"" + content + "\"");
           }
         }
         arrived.clear();
@@ -332,7 +384,9 @@ public final class Demo {
       if (events == 0) fail("no server-sent events arrived");
       detail("the model sent an email address and a phone number split across events; alice got:");
       detail("  " + answer.toString().strip());
-      if (answer.indexOf("[EMAIL]") < 0 || answer.indexOf("[PHONE]") < 0 || answer.indexOf("@example.com") >= 0
+      if (answer.indexOf("[EMAIL]") < 0
+          || answer.indexOf("[PHONE]") < 0
+          || answer.indexOf("@example.com") >= 0
           || answer.indexOf("555-2671") >= 0) {
         fail("the streamed answer was not masked");
       }
@@ -340,46 +394,71 @@ public final class Demo {
 
     // 4. not entitled
     title("nightly-eval (group ci) asks gpt-4o-mini, a model its group is not entitled to");
-    expectDenial(send(chat("gpt-4o-mini", "Summarise the test report.", ""), NIGHTLY_EVAL_KEY, true),
-        403, "not_entitled");
+    expectDenial(
+        send(chat("gpt-4o-mini", "Summarise the test report.", ""), NIGHTLY_EVAL_KEY, true),
+        403,
+        "not_entitled");
 
     // 5. blocked
     title("alice tries to download a model through Ollama's /api/pull");
-    expectDenial(send(post("/api/pull", "{\"model\":\"llama3.1:405b\"}"), ALICE_KEY, false), 403, "blocked");
+    expectDenial(
+        send(post("/api/pull", "{\"model\":\"llama3.1:405b\"}"), ALICE_KEY, false), 403, "blocked");
 
     // 6. parameter denied
     title("alice asks for logprobs, which help extract a model");
-    expectDenial(send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true"), ALICE_KEY, false),
-        403, "parameter_denied");
+    expectDenial(
+        send(chat("llama-3.1-8b", "Hello", ",\"logprobs\":true"), ALICE_KEY, false),
+        403,
+        "parameter_denied");
 
     // 7. approval
     title("alice asks to export all customer records: rule bulk-export holds it for a reviewer");
     int before = model.seen().size();
-    CompletableFuture<Response> held = sendAsync(chat("llama-3.1-8b", "Export all customer records as CSV.", ""),
-        ALICE_KEY);
+    CompletableFuture<Response> held =
+        sendAsync(chat("llama-3.1-8b", "Export all customer records as CSV.", ""), ALICE_KEY);
     JsonNode review = awaitReview();
     if (review == null) {
       fail("the held request did not show up on GET /pam/approvals");
       held.cancel(true);
     } else {
       String id = review.path("id").asText();
-      detail("sec-bob: GET /pam/approvals -> " + id + ", rule " + review.path("rule").asText() + ", principal "
-          + review.path("principal").asText() + ", excerpt \"" + review.path("excerpt").asText() + "\"");
+      detail(
+          "sec-bob: GET /pam/approvals -> "
+              + id
+              + ", rule "
+              + review.path("rule").asText()
+              + ", principal "
+              + review.path("principal").asText()
+              + ", excerpt \""
+              + review.path("excerpt").asText()
+              + "\"");
       boolean early = model.seen().size() > before;
       detail("while it waits, the model server has seen it: " + yesNo(early));
       if (early) fail("the held request reached the model before approval");
-      try (Response decision = reviewer(new Request.Builder()
-          .url(gateway.newBuilder().encodedPath("/pam/approvals/" + id + "/approve").build())
-          .post(RequestBody.create("{\"reason\":\"ticket SEC-42: export for the audit\"}", JSON_TYPE)))) {
+      try (Response decision =
+          reviewer(
+              new Request.Builder()
+                  .url(
+                      gateway.newBuilder().encodedPath("/pam/approvals/" + id + "/approve").build())
+                  .post(
+                      RequestBody.create(
+                          "{\"reason\":\"ticket SEC-42: export for the audit\"}", JSON_TYPE)))) {
         JsonNode body = JSON.readTree(decision.body().string());
-        detail("sec-bob: POST /pam/approvals/" + id + "/approve -> " + decision.code() + " "
-            + body.path("status").asText());
+        detail(
+            "sec-bob: POST /pam/approvals/"
+                + id
+                + "/approve -> "
+                + decision.code()
+                + " "
+                + body.path("status").asText());
         if (decision.code() != 200) fail("approving answered " + decision.code());
       }
       try (Response r = held.get(REVIEW_WAIT.toSeconds(), TimeUnit.SECONDS)) {
         JsonNode body = JSON.readTree(r.body().string());
         outcome(r.code(), null, null, 200, null);
-        detail("answer, after approval: " + body.path("choices").path(0).path("message").path("content").asText());
+        detail(
+            "answer, after approval: "
+                + body.path("choices").path(0).path("message").path("content").asText());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IOException("interrupted", e);
@@ -390,23 +469,42 @@ public final class Demo {
 
     // 8. quota
     title("nightly-eval asks for up to 3000 tokens, more than its daily budget of 2000");
-    try (Response quota = client.newCall(new Request.Builder()
-        .url(gateway.newBuilder().encodedPath("/pam/quota").build())
-        .header("X-Api-Key", NIGHTLY_EVAL_KEY).build()).execute()) {
+    try (Response quota =
+        client
+            .newCall(
+                new Request.Builder()
+                    .url(gateway.newBuilder().encodedPath("/pam/quota").build())
+                    .header("X-Api-Key", NIGHTLY_EVAL_KEY)
+                    .build())
+            .execute()) {
       JsonNode limits = JSON.readTree(quota.body().string()).path("limits");
       for (JsonNode limit : limits) {
         JsonNode day = limit.path("tokens_per_day");
         if (day.isObject()) {
-          detail("GET /pam/quota -> " + limit.path("rule").asText() + " tokens_per_day: " + day.path("remaining")
-              + " of " + day.path("limit") + " left");
+          detail(
+              "GET /pam/quota -> "
+                  + limit.path("rule").asText()
+                  + " tokens_per_day: "
+                  + day.path("remaining")
+                  + " of "
+                  + day.path("limit")
+                  + " left");
         }
       }
     }
-    try (Response r = send(chat("llama-3.1-8b", "Write the full evaluation report.", ",\"max_tokens\":3000"),
-        NIGHTLY_EVAL_KEY, true)) {
+    try (Response r =
+        send(
+            chat("llama-3.1-8b", "Write the full evaluation report.", ",\"max_tokens\":3000"),
+            NIGHTLY_EVAL_KEY,
+            true)) {
       String retryAfter = r.header("Retry-After");
       JsonNode error = JSON.readTree(r.body().string()).path("error");
-      outcome(r.code(), error.path("code").asText(null), error.path("message").asText(null), 429, "quota_exceeded");
+      outcome(
+          r.code(),
+          error.path("code").asText(null),
+          error.path("message").asText(null),
+          429,
+          "quota_exceeded");
       detail("Retry-After: " + retryAfter + " s (the UTC day's budget renews at midnight)");
       if (retryAfter == null) fail("no Retry-After on the quota refusal");
     }
@@ -419,7 +517,12 @@ public final class Demo {
     detail("but signed with a key pair of the forger's own, which the issuer never published");
     try (Response r = sendToken(chat("llama-3.1-8b", "Hello, it's carol.", ""), forged)) {
       JsonNode error = JSON.readTree(r.body().string()).path("error");
-      outcome(r.code(), error.path("code").asText(null), error.path("message").asText(null), 401, "unauthenticated");
+      outcome(
+          r.code(),
+          error.path("code").asText(null),
+          error.path("message").asText(null),
+          401,
+          "unauthenticated");
       String challenge = r.header("WWW-Authenticate");
       detail("WWW-Authenticate: " + challenge);
       if (challenge == null || !challenge.contains("signature invalid")) {
@@ -433,8 +536,14 @@ public final class Demo {
 
     out.println();
     int reached = model.seen().size();
-    out.println("done: " + step + " requests sent; " + reached + " reached the model server, "
-        + (step - reached) + " were refused by the gateway before it.");
+    out.println(
+        "done: "
+            + step
+            + " requests sent; "
+            + reached
+            + " reached the model server, "
+            + (step - reached)
+            + " were refused by the gateway before it.");
     if (reached != EXPECTED_AT_MODEL) {
       fail("expected " + EXPECTED_AT_MODEL + " requests at the model server, saw " + reached);
     }
@@ -444,8 +553,13 @@ public final class Demo {
   private static String describeHeader(String token) {
     try {
       SignedJWT jwt = SignedJWT.parse(token);
-      return "(typ " + jwt.getHeader().getType() + ", " + jwt.getHeader().getAlgorithm() + ", kid "
-          + abbreviate(jwt.getHeader().getKeyID(), 8) + ")";
+      return "(typ "
+          + jwt.getHeader().getType()
+          + ", "
+          + jwt.getHeader().getAlgorithm()
+          + ", kid "
+          + abbreviate(jwt.getHeader().getKeyID(), 8)
+          + ")";
     } catch (ParseException e) {
       return "(unreadable)";
     }
@@ -455,10 +569,21 @@ public final class Demo {
   private static String describeClaims(String token) {
     try {
       JWTClaimsSet claims = SignedJWT.parse(token).getJWTClaimsSet();
-      long minutes = Duration.between(Instant.now(), claims.getExpirationTime().toInstant()).plusSeconds(30)
-          .toMinutes();
-      return "iss " + claims.getIssuer() + ", sub " + claims.getSubject() + ", groups " + claims.getClaim("groups")
-          + ", aud " + String.join(",", claims.getAudience()) + ", expires in " + minutes + " min";
+      long minutes =
+          Duration.between(Instant.now(), claims.getExpirationTime().toInstant())
+              .plusSeconds(30)
+              .toMinutes();
+      return "iss "
+          + claims.getIssuer()
+          + ", sub "
+          + claims.getSubject()
+          + ", groups "
+          + claims.getClaim("groups")
+          + ", aud "
+          + String.join(",", claims.getAudience())
+          + ", expires in "
+          + minutes
+          + " min";
     } catch (ParseException e) {
       return "(unreadable claims)";
     }
@@ -472,8 +597,13 @@ public final class Demo {
   /** Sends with an access token as {@code Authorization: Bearer}, printing only its first characters. */
   private Response sendToken(Request.Builder request, String token) throws IOException {
     Request built = request.header("Authorization", "Bearer " + token).build();
-    detail(built.method() + " " + built.url().encodedPath() + " (Authorization: Bearer " + abbreviate(token, 12)
-        + ")");
+    detail(
+        built.method()
+            + " "
+            + built.url().encodedPath()
+            + " (Authorization: Bearer "
+            + abbreviate(token, 12)
+            + ")");
     return client.newCall(built).execute();
   }
 
@@ -481,19 +611,26 @@ public final class Demo {
   private CompletableFuture<Response> sendAsync(Request.Builder request, String key) {
     request.header("Authorization", "Bearer " + key);
     Request built = request.build();
-    detail(built.method() + " " + built.url().encodedPath() + " (Authorization: Bearer), which waits...");
+    detail(
+        built.method()
+            + " "
+            + built.url().encodedPath()
+            + " (Authorization: Bearer), which waits...");
     CompletableFuture<Response> answer = new CompletableFuture<>();
-    client.newCall(built).enqueue(new Callback() {
-      @Override
-      public void onFailure(Call call, IOException e) {
-        answer.completeExceptionally(e);
-      }
+    client
+        .newCall(built)
+        .enqueue(
+            new Callback() {
+              @Override
+              public void onFailure(Call call, IOException e) {
+                answer.completeExceptionally(e);
+              }
 
-      @Override
-      public void onResponse(Call call, Response response) {
-        answer.complete(response);
-      }
-    });
+              @Override
+              public void onResponse(Call call, Response response) {
+                answer.complete(response);
+              }
+            });
     return answer;
   }
 
@@ -501,7 +638,10 @@ public final class Demo {
   private JsonNode awaitReview() throws IOException {
     long deadline = System.nanoTime() + REVIEW_WAIT.toNanos();
     while (System.nanoTime() < deadline) {
-      try (Response r = reviewer(new Request.Builder().url(gateway.newBuilder().encodedPath("/pam/approvals").build()))) {
+      try (Response r =
+          reviewer(
+              new Request.Builder()
+                  .url(gateway.newBuilder().encodedPath("/pam/approvals").build()))) {
         JsonNode list = JSON.readTree(r.body().string()).path("approvals");
         if (list.size() > 0) return list.get(0);
       }
@@ -517,7 +657,9 @@ public final class Demo {
 
   /** A reviewer endpoint call as sec-bob; not an exchange, so not recorded. */
   private Response reviewer(Request.Builder request) throws IOException {
-    return client.newCall(request.header("Authorization", "Bearer " + SEC_BOB_KEY).build()).execute();
+    return client
+        .newCall(request.header("Authorization", "Bearer " + SEC_BOB_KEY).build())
+        .execute();
   }
 
   /**
@@ -531,17 +673,31 @@ public final class Demo {
     List<String> exchanges = replay.list(null, null);
     detail("replay list --recordings " + directory);
     for (String line : exchanges) detail("  " + line);
-    SessionRecord oidcRecord = Recordings.open(directory).entries().stream()
-        .map(Recordings.Entry::record)
-        .filter(r -> r.principal() != null && Principal.VIA_OIDC.equals(r.principal().via()))
-        .findFirst().orElse(null);
+    SessionRecord oidcRecord =
+        Recordings.open(directory).entries().stream()
+            .map(Recordings.Entry::record)
+            .filter(r -> r.principal() != null && Principal.VIA_OIDC.equals(r.principal().via()))
+            .findFirst()
+            .orElse(null);
     if (oidcRecord == null) {
       fail("no exchange in the recording was identified by an OIDC token");
     } else {
       Principal p = oidcRecord.principal();
-      detail("replay show --recordings " + directory + " " + oidcRecord.id() + " (carol's call), its principal:");
-      detail("  subject " + p.subject() + ", groups " + p.groups().stream().sorted().toList() + ", via " + p.via()
-          + ", issuer " + p.issuer());
+      detail(
+          "replay show --recordings "
+              + directory
+              + " "
+              + oidcRecord.id()
+              + " (carol's call), its principal:");
+      detail(
+          "  subject "
+              + p.subject()
+              + ", groups "
+              + p.groups().stream().sorted().toList()
+              + ", via "
+              + p.via()
+              + ", issuer "
+              + p.issuer());
       if (!OIDC_USER.equals(p.subject()) || !idp.issuer().equals(p.issuer())) {
         fail("the OIDC exchange was recorded for " + p.subject() + " of " + p.issuer());
       }
@@ -549,12 +705,17 @@ public final class Demo {
     Recordings.Verification verification = replay.verify();
     detail("replay verify --recordings " + directory);
     detail("  " + paint(verification.ok() ? GREEN : RED, Replay.format(verification)));
-    if (exchanges.size() != step) fail("expected " + step + " exchanges in the recording, found " + exchanges.size());
+    if (exchanges.size() != step)
+      fail("expected " + step + " exchanges in the recording, found " + exchanges.size());
     if (!verification.ok()) fail("the recording chain does not verify");
     out.println();
     out.println("recording kept in " + directory);
-    out.println("  look again: " + GATEWAY_JAR_COMMAND + " replay list --recordings "
-        + shellArgument(directory.toString(), System.getProperty("os.name", "").startsWith("Windows")));
+    out.println(
+        "  look again: "
+            + GATEWAY_JAR_COMMAND
+            + " replay list --recordings "
+            + shellArgument(
+                directory.toString(), System.getProperty("os.name", "").startsWith("Windows")));
   }
 
   /**
@@ -580,13 +741,24 @@ public final class Demo {
   private void expectDenial(Response response, int status, String code) throws IOException {
     try (response) {
       JsonNode error = JSON.readTree(response.body().string()).path("error");
-      outcome(response.code(), error.path("code").asText(null), error.path("message").asText(null), status, code);
+      outcome(
+          response.code(),
+          error.path("code").asText(null),
+          error.path("message").asText(null),
+          status,
+          code);
     }
   }
 
   private Request.Builder chat(String model, String question, String extraJson) {
-    String body = "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\""
-        + question + "\"}]" + extraJson + "}";
+    String body =
+        "{\"model\":\""
+            + model
+            + "\",\"messages\":[{\"role\":\"user\",\"content\":\""
+            + question
+            + "\"}]"
+            + extraJson
+            + "}";
     return post("/v1/chat/completions", body);
   }
 
@@ -603,8 +775,13 @@ public final class Demo {
       else request.header("Authorization", "Bearer " + key);
     }
     Request built = request.build();
-    detail(built.method() + " " + built.url().encodedPath()
-        + (key == null ? " (no credential)" : asXApiKey ? " (X-Api-Key)" : " (Authorization: Bearer)"));
+    detail(
+        built.method()
+            + " "
+            + built.url().encodedPath()
+            + (key == null
+                ? " (no credential)"
+                : asXApiKey ? " (X-Api-Key)" : " (Authorization: Bearer)"));
     return client.newCall(built).execute();
   }
 
@@ -614,13 +791,23 @@ public final class Demo {
     out.println(paint(BOLD + CYAN, "[" + step + "] " + text));
   }
 
-  private void outcome(int status, String code, String message, int expectedStatus, String expectedCode) {
+  private void outcome(
+      int status, String code, String message, int expectedStatus, String expectedCode) {
     String shown = status == 200 ? "allowed" : code + (message == null ? "" : ": " + message);
     String colourOf = status / 100 == 2 ? GREEN : status == 429 ? YELLOW : RED;
     detail(paint(colourOf, "-> " + status + " " + shown));
     if (status != expectedStatus || !Objects.equals(code, expectedCode)) {
-      fail("step " + step + " answered " + status + " " + code + ", expected " + expectedStatus + " "
-          + (expectedCode == null ? "allowed" : expectedCode));
+      fail(
+          "step "
+              + step
+              + " answered "
+              + status
+              + " "
+              + code
+              + ", expected "
+              + expectedStatus
+              + " "
+              + (expectedCode == null ? "allowed" : expectedCode));
     }
   }
 
@@ -659,10 +846,13 @@ public final class Demo {
   static String policyText(Path directory, String issuer) {
     String text = policyText();
     if (!text.contains(ISSUER_PLACEHOLDER)) {
-      throw new IllegalStateException(POLICY_RESOURCE + " has no " + ISSUER_PLACEHOLDER + " to fill in");
+      throw new IllegalStateException(
+          POLICY_RESOURCE + " has no " + ISSUER_PLACEHOLDER + " to fill in");
     }
     String path = directory.toAbsolutePath().toString().replace("\\", "\\\\").replace("\"", "\\\"");
     return text.replace(ISSUER_PLACEHOLDER, issuer)
-        + "\nrecording:\n  directory: \"" + path + "\"\n  durability: batched\n";
+        + "\nrecording:\n  directory: \""
+        + path
+        + "\"\n  durability: batched\n";
   }
 }

@@ -71,10 +71,11 @@ public final class DemoIdentityProvider implements AutoCloseable {
   }
 
   /** The users this issuer mints tokens for, by subject. */
-  public static final Map<String, User> USERS = Map.of(
-      "carol", new User("carol", List.of("ml-engineers")),       // a data scientist
-      "dave", new User("dave", List.of("ci")),                   // runs the evaluation pipelines
-      "erin", new User("erin", List.of("security-oncall")));     // on call for security
+  public static final Map<String, User> USERS =
+      Map.of(
+          "carol", new User("carol", List.of("ml-engineers")), // a data scientist
+          "dave", new User("dave", List.of("ci")), // runs the evaluation pipelines
+          "erin", new User("erin", List.of("security-oncall"))); // on call for security
 
   /** How long a minted token is valid. */
   public static final int TOKEN_MINUTES = 10;
@@ -84,6 +85,7 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   /** Where the JWK set is served. */
   static final String JWKS_PATH = "/jwks.json";
+
   static final String DISCOVERY_PATH = "/.well-known/openid-configuration";
 
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -93,11 +95,14 @@ public final class DemoIdentityProvider implements AutoCloseable {
   private final Clock clock;
   private final RSAKey signingKey;
   private final List<String> served = new CopyOnWriteArrayList<>();
+
   /** Another party's key pair under the issuer's {@code kid}; made on first use. */
   private RSAKey forgerKey;
+
   private final ReentrantLock forgerLock = new ReentrantLock();
 
-  private DemoIdentityProvider(HttpServer server, ExecutorService executor, Clock clock, RSAKey signingKey) {
+  private DemoIdentityProvider(
+      HttpServer server, ExecutorService executor, Clock clock, RSAKey signingKey) {
     this.server = server;
     this.executor = executor;
     this.clock = clock;
@@ -117,13 +122,16 @@ public final class DemoIdentityProvider implements AutoCloseable {
   public static DemoIdentityProvider start(Clock clock) throws IOException {
     Objects.requireNonNull(clock, "clock");
     RSAKey key = generate(null);
-    HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    HttpServer server =
+        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
     AtomicInteger n = new AtomicInteger();
-    ExecutorService executor = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "demo-idp-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService executor =
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "demo-idp-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
     server.setExecutor(executor);
     DemoIdentityProvider idp = new DemoIdentityProvider(server, executor, clock, key);
     server.createContext("/", idp::handle);
@@ -196,12 +204,14 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   /** An RSA 2048 signing key; its {@code kid} is {@code kid}, or its thumbprint when null. */
   private static RSAKey generate(String kid) throws IOException {
-    JWKGenerator<RSAKey> generator = new RSAKeyGenerator(2048).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.RS256);
+    JWKGenerator<RSAKey> generator =
+        new RSAKeyGenerator(2048).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.RS256);
     generator = kid == null ? generator.keyIDFromThumbprint(true) : generator.keyID(kid);
     try {
       return generator.generate();
     } catch (JOSEException e) {
-      throw new IOException("cannot generate the demo identity provider's key: " + e.getMessage(), e);
+      throw new IOException(
+          "cannot generate the demo identity provider's key: " + e.getMessage(), e);
     }
   }
 
@@ -226,10 +236,11 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   /** RS256 with {@code typ: at+jwt} (RFC 9068) and the key's {@code kid}. */
   private static String sign(JWTClaimsSet claims, RSAKey key) {
-    JWSHeader header = new JWSHeader.Builder(JWSAlgorithm.RS256)
-        .type(new JOSEObjectType("at+jwt"))
-        .keyID(key.getKeyID())
-        .build();
+    JWSHeader header =
+        new JWSHeader.Builder(JWSAlgorithm.RS256)
+            .type(new JOSEObjectType("at+jwt"))
+            .keyID(key.getKeyID())
+            .build();
     SignedJWT jwt = new SignedJWT(header, claims);
     try {
       jwt.sign(new RSASSASigner(key));
@@ -266,9 +277,8 @@ public final class DemoIdentityProvider implements AutoCloseable {
   }
 
   private String discovery() {
-    ObjectNode doc = JSON.createObjectNode()
-        .put("issuer", issuer())
-        .put("jwks_uri", jwksUri().toString());
+    ObjectNode doc =
+        JSON.createObjectNode().put("issuer", issuer()).put("jwks_uri", jwksUri().toString());
     doc.putArray("id_token_signing_alg_values_supported").add("RS256");
     doc.putArray("response_types_supported").add("code");
     doc.putArray("subject_types_supported").add("public");

@@ -40,15 +40,31 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class MockModelServer implements AutoCloseable {
 
   /** One request as the mock model server received it. */
-  public record Seen(String method, String path, boolean upstreamCredentialOk, boolean callerKeySeen) {}
+  public record Seen(
+      String method, String path, boolean upstreamCredentialOk, boolean callerKeySeen) {}
 
   /** The models {@code GET /v1/models} lists. */
   public static final List<String> MODELS = List.of("llama-3.1-8b", "llama-3.1-70b", "gpt-4o-mini");
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
   /** The streamed answer; an email address and a phone number arrive split across events. */
-  static final String[] STREAMED_WORDS = {"Privileged ", "access, ", "one ", "token ", "at ", "a ", "time. ",
-      "Questions: ", "security-", "oncall@exa", "mple.com ", "or ", "(415) 555", "-2671."};
+  static final String[] STREAMED_WORDS = {
+    "Privileged ",
+    "access, ",
+    "one ",
+    "token ",
+    "at ",
+    "a ",
+    "time. ",
+    "Questions: ",
+    "security-",
+    "oncall@exa",
+    "mple.com ",
+    "or ",
+    "(415) 555",
+    "-2671."
+  };
 
   private final HttpServer server;
   private final ExecutorService executor;
@@ -56,8 +72,11 @@ public final class MockModelServer implements AutoCloseable {
   private final List<String> callerKeys;
   private final List<Seen> seen = new CopyOnWriteArrayList<>();
 
-  private MockModelServer(HttpServer server, ExecutorService executor, String expectedAuthorization,
-                          List<String> callerKeys) {
+  private MockModelServer(
+      HttpServer server,
+      ExecutorService executor,
+      String expectedAuthorization,
+      List<String> callerKeys) {
     this.server = server;
     this.executor = executor;
     this.expectedAuthorization = expectedAuthorization;
@@ -70,15 +89,19 @@ public final class MockModelServer implements AutoCloseable {
    * @param expectedAuthorization the {@code Authorization} value every request must carry
    * @param callerKeys            keys that should never arrive (noted in {@link #seen()})
    */
-  public static MockModelServer start(String expectedAuthorization, List<String> callerKeys) throws IOException {
+  public static MockModelServer start(String expectedAuthorization, List<String> callerKeys)
+      throws IOException {
     Objects.requireNonNull(expectedAuthorization, "expectedAuthorization");
-    HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    HttpServer server =
+        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
     AtomicInteger n = new AtomicInteger();
-    ExecutorService executor = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "mock-model-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService executor =
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "mock-model-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
     server.setExecutor(executor);
     MockModelServer mock = new MockModelServer(server, executor, expectedAuthorization, callerKeys);
     server.createContext("/", mock::handle);
@@ -121,7 +144,8 @@ public final class MockModelServer implements AutoCloseable {
       seen.add(new Seen(method, path, credentialOk, callerKeySeen));
 
       if (!credentialOk) {
-        sendJson(ex, 401, error("invalid_api_key", "missing or wrong API key for the model server"));
+        sendJson(
+            ex, 401, error("invalid_api_key", "missing or wrong API key for the model server"));
         return;
       }
       JsonNode request = parse(body);
@@ -133,7 +157,8 @@ public final class MockModelServer implements AutoCloseable {
           else sendJson(ex, 200, chat(model, lastUserMessage(request)));
         }
         case "POST /v1/embeddings" -> sendJson(ex, 200, embeddings(model));
-        case "POST /api/pull" -> pull(ex, request.path("model").asText(request.path("name").asText("unknown")));
+        case "POST /api/pull" ->
+            pull(ex, request.path("model").asText(request.path("name").asText("unknown")));
         default -> sendJson(ex, 404, error("not_found", "no route for " + method + " " + path));
       }
     }
@@ -159,21 +184,27 @@ public final class MockModelServer implements AutoCloseable {
   private static ObjectNode models() {
     ObjectNode root = JSON.createObjectNode().put("object", "list");
     ArrayNode data = root.putArray("data");
-    for (String m : MODELS) data.addObject().put("id", m).put("object", "model").put("owned_by", "demo");
+    for (String m : MODELS)
+      data.addObject().put("id", m).put("object", "model").put("owned_by", "demo");
     return root;
   }
 
   private static ObjectNode chat(String model, String question) {
     String answer = "Hello from " + model + "! You asked: \"" + question + "\"";
-    ObjectNode root = JSON.createObjectNode()
-        .put("id", "chatcmpl-demo").put("object", "chat.completion").put("created", 1_700_000_000L)
-        .put("model", model);
+    ObjectNode root =
+        JSON.createObjectNode()
+            .put("id", "chatcmpl-demo")
+            .put("object", "chat.completion")
+            .put("created", 1_700_000_000L)
+            .put("model", model);
     ObjectNode choice = root.putArray("choices").addObject().put("index", 0);
     choice.putObject("message").put("role", "assistant").put("content", answer);
     choice.put("finish_reason", "stop");
     int promptTokens = Math.max(1, question.split("\\s+").length);
     int completionTokens = answer.split("\\s+").length;
-    root.putObject("usage").put("prompt_tokens", promptTokens).put("completion_tokens", completionTokens)
+    root.putObject("usage")
+        .put("prompt_tokens", promptTokens)
+        .put("completion_tokens", completionTokens)
         .put("total_tokens", promptTokens + completionTokens);
     return root;
   }
@@ -199,8 +230,11 @@ public final class MockModelServer implements AutoCloseable {
   }
 
   private static ObjectNode chunk(String model) {
-    return JSON.createObjectNode().put("id", "chatcmpl-demo").put("object", "chat.completion.chunk")
-        .put("created", 1_700_000_000L).put("model", model);
+    return JSON.createObjectNode()
+        .put("id", "chatcmpl-demo")
+        .put("object", "chat.completion.chunk")
+        .put("created", 1_700_000_000L)
+        .put("model", model);
   }
 
   private static void writeEvent(OutputStream out, String data) throws IOException {
@@ -224,7 +258,10 @@ public final class MockModelServer implements AutoCloseable {
     OutputStream out = ex.getResponseBody();
     List<String> lines = new ArrayList<>();
     lines.add("{\"status\":\"pulling manifest\"}");
-    lines.add("{\"status\":\"downloading " + model.replaceAll("[^A-Za-z0-9._:-]", "") + "\",\"completed\":0}");
+    lines.add(
+        "{\"status\":\"downloading "
+            + model.replaceAll("[^A-Za-z0-9._:-]", "")
+            + "\",\"completed\":0}");
     lines.add("{\"status\":\"success\"}");
     for (String line : lines) {
       out.write((line + "\n").getBytes(StandardCharsets.UTF_8));
@@ -234,7 +271,10 @@ public final class MockModelServer implements AutoCloseable {
 
   private static ObjectNode error(String code, String message) {
     ObjectNode root = JSON.createObjectNode();
-    root.putObject("error").put("type", "invalid_request_error").put("code", code).put("message", message);
+    root.putObject("error")
+        .put("type", "invalid_request_error")
+        .put("code", code)
+        .put("message", message);
     return root;
   }
 

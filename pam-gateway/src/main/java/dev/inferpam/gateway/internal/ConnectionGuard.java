@@ -46,8 +46,10 @@ public final class ConnectionGuard implements Connection.Listener {
   private final long headTimeoutMs;
   private final int maxPerClient;
   private final Map<InetAddress, Integer> open = new ConcurrentHashMap<>();
+
   /** The client address of each open connection, taken when it opened (a closed socket has none). */
   private final Map<Connection, InetAddress> clients = new ConcurrentHashMap<>();
+
   /** The pending head deadline of each connection between exchanges. */
   private final Map<Connection, Scheduler.Task> deadlines = new ConcurrentHashMap<>();
 
@@ -67,8 +69,11 @@ public final class ConnectionGuard implements Connection.Listener {
       clients.put(connection, address);
       int count = open.merge(address, 1, Integer::sum);
       if (count > maxPerClient) {
-        log.debug("inferpam gateway: closing a connection from {}: {} open, over the cap of {}", address.getHostAddress(),
-            count - 1, maxPerClient);
+        log.debug(
+            "inferpam gateway: closing a connection from {}: {} open, over the cap of {}",
+            address.getHostAddress(),
+            count - 1,
+            maxPerClient);
         connection.getEndPoint().close();
         return;
       }
@@ -90,14 +95,20 @@ public final class ConnectionGuard implements Connection.Listener {
    */
   private void awaitHead(Connection connection) {
     long seen = connection.getMessagesIn();
-    Scheduler.Task task = scheduler.schedule(() -> {
-      deadlines.remove(connection);
-      EndPoint endPoint = connection.getEndPoint();
-      if (endPoint.isOpen() && connection.getMessagesIn() == seen) {
-        log.debug("inferpam gateway: no request head within {} ms, closing the connection", headTimeoutMs);
-        endPoint.close();
-      }
-    }, headTimeoutMs, TimeUnit.MILLISECONDS);
+    Scheduler.Task task =
+        scheduler.schedule(
+            () -> {
+              deadlines.remove(connection);
+              EndPoint endPoint = connection.getEndPoint();
+              if (endPoint.isOpen() && connection.getMessagesIn() == seen) {
+                log.debug(
+                    "inferpam gateway: no request head within {} ms, closing the connection",
+                    headTimeoutMs);
+                endPoint.close();
+              }
+            },
+            headTimeoutMs,
+            TimeUnit.MILLISECONDS);
     Scheduler.Task previous = deadlines.put(connection, task);
     if (previous != null) previous.cancel();
   }
@@ -106,13 +117,20 @@ public final class ConnectionGuard implements Connection.Listener {
   public Handler handler(Handler next) {
     return new Handler.Wrapper(next) {
       @Override
-      public boolean handle(Request request, Response response, Callback callback) throws Exception {
+      public boolean handle(Request request, Response response, Callback callback)
+          throws Exception {
         Connection connection = request.getConnectionMetaData().getConnection();
         Scheduler.Task task = deadlines.remove(connection);
         if (task != null) task.cancel();
-        boolean handled = super.handle(request, response, Callback.from(callback, () -> {
-          if (connection.getEndPoint().isOpen()) awaitHead(connection);
-        }));
+        boolean handled =
+            super.handle(
+                request,
+                response,
+                Callback.from(
+                    callback,
+                    () -> {
+                      if (connection.getEndPoint().isOpen()) awaitHead(connection);
+                    }));
         if (!handled) awaitHead(connection); // Jetty answers it (404) without our callback
         return handled;
       }

@@ -99,12 +99,20 @@ public final class ForwardingServlet extends HttpServlet {
   public static final int CHUNK_SIZE = 8192;
 
   /** Lower-case hop-by-hop headers (RFC 9110 section 7.6.1), plus Host. */
-  static final Set<String> HOP_BY_HOP = Set.of(
-      "connection", "keep-alive", "transfer-encoding", "te", "trailer", "trailers", "upgrade", "host");
+  static final Set<String> HOP_BY_HOP =
+      Set.of(
+          "connection",
+          "keep-alive",
+          "transfer-encoding",
+          "te",
+          "trailer",
+          "trailers",
+          "upgrade",
+          "host");
 
   /** Methods that must carry a body in OkHttp. */
-  private static final Set<String> REQUIRES_BODY = Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
-
+  private static final Set<String> REQUIRES_BODY =
+      Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
 
   private final transient OkHttpClient client;
   private final transient Set<Call> inFlight = ConcurrentHashMap.newKeySet();
@@ -144,15 +152,22 @@ public final class ForwardingServlet extends HttpServlet {
     Verdict.Allowed exchange =
         req.getAttribute(PamFilter.EXCHANGE_ATTRIBUTE) instanceof Verdict.Allowed a ? a : null;
     if (exchange == null) {
-      log.error("inferpam gateway: request reached the forwarding servlet without an allowed exchange; refusing");
-      writeError(resp, 500, "internal_error", "request was not checked by the inferpam filter", null);
+      log.error(
+          "inferpam gateway: request reached the forwarding servlet without an allowed exchange; refusing");
+      writeError(
+          resp, 500, "internal_error", "request was not checked by the inferpam filter", null);
       return;
     }
 
     Forward forward = exchange.forward();
     String method = req.getMethod().toUpperCase(Locale.ROOT);
     if (forward.body().length > 0 && (method.equals("GET") || method.equals("HEAD"))) {
-      writeError(resp, 400, "bad_request", method + " request with a body cannot be forwarded", exchange.id());
+      writeError(
+          resp,
+          400,
+          "bad_request",
+          method + " request with a body cannot be forwarded",
+          exchange.id());
       return;
     }
     Request upstreamRequest;
@@ -161,7 +176,12 @@ public final class ForwardingServlet extends HttpServlet {
     } catch (IllegalArgumentException e) {
       // OkHttp refused the method or a header. Its message may quote a header value, so it is
       // neither logged nor sent back.
-      writeError(resp, 400, "bad_request", "request cannot be forwarded: invalid method or header", exchange.id());
+      writeError(
+          resp,
+          400,
+          "bad_request",
+          "request cannot be forwarded: invalid method or header",
+          exchange.id());
       return;
     }
 
@@ -173,9 +193,17 @@ public final class ForwardingServlet extends HttpServlet {
         upstreamResponse = call.execute();
       } catch (IOException e) {
         // The exception may name the upstream host; it goes to the log, not to the caller.
-        log.warn("inferpam gateway: upstream unavailable for exchange {}: {}", exchange.id(), e.toString());
+        log.warn(
+            "inferpam gateway: upstream unavailable for exchange {}: {}",
+            exchange.id(),
+            e.toString());
         exchange.upstreamFailed();
-        writeError(resp, 502, "upstream_unavailable", "the upstream model server is unavailable", exchange.id());
+        writeError(
+            resp,
+            502,
+            "upstream_unavailable",
+            "the upstream model server is unavailable",
+            exchange.id());
         return;
       }
       try (upstreamResponse) {
@@ -198,16 +226,20 @@ public final class ForwardingServlet extends HttpServlet {
   private Request buildRequest(HttpServletRequest req, String method, Forward forward) {
     // The raw path, as the filter checked it: the filter refuses every path whose encoding
     // could be read two ways, so the upstream serves exactly the path the policy matched.
-    HttpUrl url = upstream.newBuilder()
-        .encodedPath(basePath + req.getRequestURI())
-        .encodedQuery(req.getQueryString())
-        .build();
+    HttpUrl url =
+        upstream
+            .newBuilder()
+            .encodedPath(basePath + req.getRequestURI())
+            .encodedQuery(req.getQueryString())
+            .build();
 
     // The engine's allow-list, the upstream credential included: whatever else a caller sends
     // (cookies, another organisation or project, a method override, forwarding claims, ...)
     // never reaches the upstream.
     Headers.Builder headers = new Headers.Builder();
-    forward.proxyHeaders().forEach((name, values) -> values.forEach(v -> headers.addUnsafeNonAscii(name, v)));
+    forward
+        .proxyHeaders()
+        .forEach((name, values) -> values.forEach(v -> headers.addUnsafeNonAscii(name, v)));
     // What the gateway saw, never what the caller claims.
     headers.set("X-Forwarded-For", req.getRemoteAddr());
     headers.set("X-Forwarded-Proto", req.getScheme());
@@ -220,10 +252,15 @@ public final class ForwardingServlet extends HttpServlet {
       // No media type: the caller's Content-Type header is forwarded unchanged.
       requestBody = RequestBody.create(body, null);
     }
-    return new Request.Builder().url(url).headers(headers.build()).method(method, requestBody).build();
+    return new Request.Builder()
+        .url(url)
+        .headers(headers.build())
+        .method(method, requestBody)
+        .build();
   }
 
-  private static void relay(Call call, Response upstreamResponse, HttpServletResponse resp, String exchangeId)
+  private static void relay(
+      Call call, Response upstreamResponse, HttpServletResponse resp, String exchangeId)
       throws IOException {
     resp.setStatus(upstreamResponse.code());
     Set<String> drop = new HashSet<>(HOP_BY_HOP);
@@ -253,7 +290,8 @@ public final class ForwardingServlet extends HttpServlet {
             // Cut off on purpose (the gateway is closing after its drain timeout).
             throw new IOException("upstream call cancelled", e);
           }
-          log.warn("inferpam gateway: upstream broke off exchange {}: {}", exchangeId, e.toString());
+          log.warn(
+              "inferpam gateway: upstream broke off exchange {}: {}", exchangeId, e.toString());
           throw new IOException("upstream broke off the response", e);
         }
         if (n < 0) break;
@@ -276,7 +314,8 @@ public final class ForwardingServlet extends HttpServlet {
    * Writes the gateway's own errors in the engine's shape:
    * {@code {"error":{"type":"pam_error","code":...,"message":...,"request_id":...}}}.
    */
-  static void writeError(HttpServletResponse resp, int status, String code, String message, String requestId)
+  static void writeError(
+      HttpServletResponse resp, int status, String code, String message, String requestId)
       throws IOException {
     if (resp.isCommitted()) throw new IOException(code + ": " + message);
     resp.resetBuffer();

@@ -26,14 +26,29 @@ public final class JsonErrorHandler extends ErrorHandler {
   }
 
   @Override
-  protected void generateResponse(Request request, Response response, int code, String message, Throwable cause,
-                                  Callback callback) {
+  protected void generateResponse(
+      Request request,
+      Response response,
+      int code,
+      String message,
+      Throwable cause,
+      Callback callback) {
     String reason = org.eclipse.jetty.http.HttpStatus.getMessage(code);
-    String errorCode = code == 413 || code == 431 || code == 414 ? "request_too_large"
-        : code == 404 ? "not_found" : code == 405 ? "method_not_allowed"
-        : code >= 500 ? "gateway_error" : "bad_request";
-    byte[] body = ErrorResponse.of(code, errorCode, reason == null ? "request refused" : reason.toLowerCase(Locale.ROOT),
-        null).body();
+    String errorCode =
+        code == 413 || code == 431 || code == 414
+            ? "request_too_large"
+            : code == 404
+                ? "not_found"
+                : code == 405
+                    ? "method_not_allowed"
+                    : code >= 500 ? "gateway_error" : "bad_request";
+    byte[] body =
+        ErrorResponse.of(
+                code,
+                errorCode,
+                reason == null ? "request refused" : reason.toLowerCase(Locale.ROOT),
+                null)
+            .body();
     response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
     response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-store");
     response.write(true, ByteBuffer.wrap(body), callback);

@@ -46,14 +46,16 @@ public final class PamEndpoints {
     ServletContextHandler context = new ServletContextHandler(CONTEXT);
     context.addServlet(new ServletHolder("health", new Health()), "/health");
     if (engine.approvalService() != ApprovalService.NONE) {
-      context.addServlet(new ServletHolder("approvals", ApprovalServlet.forEngine(engine)), "/approvals/*");
+      context.addServlet(
+          new ServletHolder("approvals", ApprovalServlet.forEngine(engine)), "/approvals/*");
     }
     context.addServlet(new ServletHolder("quota", QuotaServlet.forEngine(engine)), "/quota");
     context.addServlet(new ServletHolder("not-found", new NotFound()), "/");
     return context;
   }
 
-  private static void json(HttpServletResponse response, int status, byte[] body) throws IOException {
+  private static void json(HttpServletResponse response, int status, byte[] body)
+      throws IOException {
     response.setStatus(status);
     response.setContentType("application/json");
     response.setHeader("Cache-Control", "no-store");
@@ -67,7 +69,8 @@ public final class PamEndpoints {
    *
    * @return true when the request was refused (the answer is written)
    */
-  private static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
+  private static boolean refusedPath(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
     Optional<ErrorResponse> refused = RequestPaths.endpointRefusal(request.getRequestURI());
     if (refused.isEmpty()) return false;
     json(response, refused.get().status(), refused.get().body());
@@ -80,7 +83,8 @@ public final class PamEndpoints {
     private static final byte[] OK = "{\"status\":\"ok\"}".getBytes(StandardCharsets.UTF_8);
 
     @Override
-    protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    protected void service(HttpServletRequest request, HttpServletResponse response)
+        throws IOException {
       if (refusedPath(request, response)) return;
       if (!request.getMethod().equals("GET") && !request.getMethod().equals("HEAD")) {
         response.setHeader("Allow", "GET, HEAD");
@@ -96,7 +100,8 @@ public final class PamEndpoints {
     private static final long serialVersionUID = 1L;
 
     @Override
-    protected void service(HttpServletRequest request, HttpServletResponse response) throws IOException {
+    protected void service(HttpServletRequest request, HttpServletResponse response)
+        throws IOException {
       if (refusedPath(request, response)) return;
       json(response, 404, ErrorResponse.of(404, "not_found", "no such endpoint", null).body());
     }

@@ -15,9 +15,14 @@ import java.util.List;
 final class LineDiff {
   /** Largest LCS table (16 MB of ints); beyond it the middle is not aligned line by line. */
   static final int MAX_CELLS = 4_000_000;
+
   static final int CONTEXT = 3;
 
-  private enum Op { EQUAL, DELETE, INSERT }
+  private enum Op {
+    EQUAL,
+    DELETE,
+    INSERT
+  }
 
   /** One edit: an op and the positions (0-based) in the old and new list before it applies. */
   private record Edit(Op op, int a, int b) {}
@@ -38,7 +43,8 @@ final class LineDiff {
     int head = 0;
     while (head < n && head < m && a.get(head).equals(b.get(head))) head++;
     int tail = 0;
-    while (tail < n - head && tail < m - head && a.get(n - 1 - tail).equals(b.get(m - 1 - tail))) tail++;
+    while (tail < n - head && tail < m - head && a.get(n - 1 - tail).equals(b.get(m - 1 - tail)))
+      tail++;
 
     for (int i = 0; i < head; i++) edits.add(new Edit(Op.EQUAL, i, i));
     boolean minimal = middle(a, b, head, n - tail, head, m - tail, edits);
@@ -53,7 +59,8 @@ final class LineDiff {
   }
 
   /** Aligns a[a0,a1) with b[b0,b1); false when it was too large to align. */
-  private static boolean middle(List<String> a, List<String> b, int a0, int a1, int b0, int b1, List<Edit> edits) {
+  private static boolean middle(
+      List<String> a, List<String> b, int a0, int a1, int b0, int b1, List<Edit> edits) {
     int n = a1 - a0;
     int m = b1 - b0;
     if ((long) (n + 1) * (m + 1) > MAX_CELLS) {
@@ -66,9 +73,10 @@ final class LineDiff {
     int[] lcs = new int[(n + 1) * w];
     for (int i = n - 1; i >= 0; i--) {
       for (int j = m - 1; j >= 0; j--) {
-        lcs[i * w + j] = a.get(a0 + i).equals(b.get(b0 + j))
-            ? lcs[(i + 1) * w + j + 1] + 1
-            : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
+        lcs[i * w + j] =
+            a.get(a0 + i).equals(b.get(b0 + j))
+                ? lcs[(i + 1) * w + j + 1] + 1
+                : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
       }
     }
     int i = 0;
@@ -105,7 +113,8 @@ final class LineDiff {
       long inserts = run.size() - deletes;
       List<Edit> ordered = new ArrayList<>(run.size());
       for (int d = 0; d < deletes; d++) ordered.add(new Edit(Op.DELETE, aPos + d, bPos));
-      for (int s = 0; s < inserts; s++) ordered.add(new Edit(Op.INSERT, aPos + (int) deletes, bPos + s));
+      for (int s = 0; s < inserts; s++)
+        ordered.add(new Edit(Op.INSERT, aPos + (int) deletes, bPos + s));
       for (int r = 0; r < ordered.size(); r++) edits.set(start + r, ordered.get(r));
     }
   }

@@ -63,10 +63,14 @@ public final class Replay {
 
   /** Outcomes whose request reached the upstream; only those are re-sent. */
   private static final Set<String> FORWARDED = Set.of("allow", "approved");
+
   /** Methods OkHttp sends only with a body (an empty one when none was recorded). */
-  private static final Set<String> BODY_REQUIRED = Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
+  private static final Set<String> BODY_REQUIRED =
+      Set.of("POST", "PUT", "PATCH", "PROPPATCH", "REPORT");
+
   /** Most bytes of a re-run response read for the comparison (the recorder keeps as many). */
   static final int MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
   /** Lines per side compared by the diff; the rest is cut with a note. */
   static final int MAX_DIFF_LINES = 10_000;
 
@@ -105,7 +109,8 @@ public final class Replay {
    */
   public List<String> list(String subject, Instant since) throws IOException {
     List<String> lines = new ArrayList<>();
-    for (Recordings.Entry entry : recordings.list(subject, since)) lines.add(format(entry.record()));
+    for (Recordings.Entry entry : recordings.list(subject, since))
+      lines.add(format(entry.record()));
     return lines;
   }
 
@@ -117,7 +122,8 @@ public final class Replay {
    */
   public static String format(SessionRecord record) {
     SessionRecord.Request req = record.request();
-    return String.join(" ",
+    return String.join(
+        " ",
         TIME.format(record.time()),
         field(record.id()),
         field(record.principal() == null ? null : record.principal().subject()),
@@ -170,7 +176,8 @@ public final class Replay {
    *     upstream cannot be reached; the message is one line for the user
    * @throws IOException     when the recording cannot be read
    */
-  public Rerun rerun(String id, HttpUrl upstream, Policy policy) throws IOException, ReplayException {
+  public Rerun rerun(String id, HttpUrl upstream, Policy policy)
+      throws IOException, ReplayException {
     if (policy == null) return rerun(id, upstream, null, null);
     Policy.Bodies bodies = policy.recording() == null ? null : policy.recording().bodies();
     return rerun(id, upstream, credentials(policy), bodies);
@@ -187,9 +194,11 @@ public final class Replay {
     Objects.requireNonNull(policy, "policy");
     // Only upstream.credential: an engine built from the whole policy would also open the
     // policy's recorder, and rerun must not write to the recording it reads.
-    Policy credentialOnly = new Policy(policy.version(), null, null, policy.upstream(), null, null, null, null);
+    Policy credentialOnly =
+        new Policy(policy.version(), null, null, policy.upstream(), null, null, null, null);
     // An explicit no-op recorder: without one the engine warns that nothing is recorded.
-    try (PamEngine engine = PamEngine.builder().policy(credentialOnly).recorder(Recorder.NOOP).build()) {
+    try (PamEngine engine =
+        PamEngine.builder().policy(credentialOnly).recorder(Recorder.NOOP).build()) {
       return engine.credentialProvider();
     }
   }
@@ -201,46 +210,67 @@ public final class Replay {
    * @param bodies      the policy's {@code recording.bodies}, when known, to say what the
    *                    recorded body is; {@code null} when unknown
    */
-  public Rerun rerun(String id, HttpUrl upstream, CredentialProvider credentials, Policy.Bodies bodies)
+  public Rerun rerun(
+      String id, HttpUrl upstream, CredentialProvider credentials, Policy.Bodies bodies)
       throws IOException, ReplayException {
     Objects.requireNonNull(id, "id");
     Objects.requireNonNull(upstream, "upstream");
-    SessionRecord record = recordings.find(id)
-        .orElseThrow(() -> new ReplayException("no exchange " + id + " in " + directory))
-        .record();
+    SessionRecord record =
+        recordings
+            .find(id)
+            .orElseThrow(() -> new ReplayException("no exchange " + id + " in " + directory))
+            .record();
     SessionRecord.Request req = record.request();
     String outcome = record.decision() == null ? null : record.decision().outcome();
     if (!FORWARDED.contains(outcome)) {
       // Re-sending a refused request with the upstream credential would do what the policy
       // refused; a replay tool must not be a way around the gateway.
-      String code = record.decision() == null || record.decision().code() == null ? ""
-          : ", code " + record.decision().code();
-      throw new ReplayException("exchange " + id + " was not forwarded (outcome " + outcome + code
-          + "); rerun re-sends only exchanges that reached the upstream");
+      String code =
+          record.decision() == null || record.decision().code() == null
+              ? ""
+              : ", code " + record.decision().code();
+      throw new ReplayException(
+          "exchange "
+              + id
+              + " was not forwarded (outcome "
+              + outcome
+              + code
+              + "); rerun re-sends only exchanges that reached the upstream");
     }
     if (req.body() == null && req.bytes() > 0) {
-      throw new ReplayException("exchange " + id + " was recorded without its request body"
-          + " (recording.bodies: none); there is nothing to re-send");
+      throw new ReplayException(
+          "exchange "
+              + id
+              + " was recorded without its request body"
+              + " (recording.bodies: none); there is nothing to re-send");
     }
     if (req.body() != null && !req.body().isEmpty() && encoded(req.headers())) {
       // The engine records a body it decoded without Content-Encoding; one still named is a body
       // kept as it came (a coding the engine does not decode), whose text is not the bytes sent.
-      throw new ReplayException("exchange " + id + " was recorded with its request body still content-encoded;"
-          + " the recorded text is not the bytes the caller sent, so there is nothing to re-send");
+      throw new ReplayException(
+          "exchange "
+              + id
+              + " was recorded with its request body still content-encoded;"
+              + " the recorded text is not the bytes the caller sent, so there is nothing to re-send");
     }
 
     List<String> notes = new ArrayList<>();
     boolean bodiless = req.method().equals("GET") || req.method().equals("HEAD");
     if (bodiless && req.body() != null && !req.body().isEmpty()) {
-      notes.add("the recorded " + req.method() + " body is not re-sent: HTTP clients send none with " + req.method());
+      notes.add(
+          "the recorded "
+              + req.method()
+              + " body is not re-sent: HTTP clients send none with "
+              + req.method());
     } else if (req.body() != null && !req.body().isEmpty()) {
-      notes.add(bodies == Policy.Bodies.FULL
-          ? "the request body is re-sent as recorded (recording.bodies: full)"
-          : bodies == Policy.Bodies.MASKED
-              ? "the request body is re-sent as recorded, i.e. masked (recording.bodies: masked);"
-                  + " it may differ from what the caller sent"
-              : "the request body is re-sent as recorded; with recording.bodies: masked (the default)"
-                  + " that is the masked text, which may differ from what the caller sent");
+      notes.add(
+          bodies == Policy.Bodies.FULL
+              ? "the request body is re-sent as recorded (recording.bodies: full)"
+              : bodies == Policy.Bodies.MASKED
+                  ? "the request body is re-sent as recorded, i.e. masked (recording.bodies: masked);"
+                      + " it may differ from what the caller sent"
+                  : "the request body is re-sent as recorded; with recording.bodies: masked (the default)"
+                      + " that is the masked text, which may differ from what the caller sent");
     }
     Credential credential = null;
     if (credentials == null) {
@@ -262,13 +292,14 @@ public final class Replay {
       // OkHttp refused the method or a header value; its message may quote the value.
       throw new ReplayException("exchange " + id + " cannot be re-sent: invalid method or header");
     }
-    OkHttpClient client = new OkHttpClient.Builder()
-        .connectTimeout(Duration.ofSeconds(10))
-        .readTimeout(Duration.ofSeconds(120))
-        // a redirect would carry the credential to wherever it points
-        .followRedirects(false)
-        .followSslRedirects(false)
-        .build();
+    OkHttpClient client =
+        new OkHttpClient.Builder()
+            .connectTimeout(Duration.ofSeconds(10))
+            .readTimeout(Duration.ofSeconds(120))
+            // a redirect would carry the credential to wherever it points
+            .followRedirects(false)
+            .followSslRedirects(false)
+            .build();
     int status;
     byte[] received;
     boolean truncated;
@@ -277,10 +308,12 @@ public final class Replay {
       status = response.code();
       ResponseBody body = response.body();
       MediaType type = body.contentType();
-      streamed = type != null && "text".equals(type.type()) && "event-stream".equals(type.subtype());
+      streamed =
+          type != null && "text".equals(type.type()) && "event-stream".equals(type.subtype());
       Buffer buffer = new Buffer();
       BufferedSource source = body.source();
-      while (buffer.size() < MAX_RESPONSE_BYTES && source.read(buffer, MAX_RESPONSE_BYTES - buffer.size()) != -1) {
+      while (buffer.size() < MAX_RESPONSE_BYTES
+          && source.read(buffer, MAX_RESPONSE_BYTES - buffer.size()) != -1) {
         // reading up to the cap
       }
       truncated = buffer.size() >= MAX_RESPONSE_BYTES && !source.exhausted();
@@ -292,7 +325,11 @@ public final class Replay {
       client.dispatcher().executorService().shutdown();
       client.connectionPool().evictAll();
     }
-    if (truncated) notes.add("the new response is longer than " + MAX_RESPONSE_BYTES + " bytes; only its start is compared");
+    if (truncated)
+      notes.add(
+          "the new response is longer than "
+              + MAX_RESPONSE_BYTES
+              + " bytes; only its start is compared");
 
     SessionRecord.Response recorded = record.response();
     int recordedStatus = recorded == null ? 0 : recorded.status();
@@ -304,31 +341,57 @@ public final class Replay {
       if (recordedSha == null) {
         comparison = "bodies: not compared (the recorded response body was not kept)";
       } else {
-        comparison = recordedSha.equalsIgnoreCase(newSha)
-            ? "bodies: identical (by SHA-256; the recorded body was not kept)"
-            : "bodies: differ (by SHA-256 " + recordedSha + " recorded, " + newSha + " now; the recorded body was not kept)";
+        comparison =
+            recordedSha.equalsIgnoreCase(newSha)
+                ? "bodies: identical (by SHA-256; the recorded body was not kept)"
+                : "bodies: differ (by SHA-256 "
+                    + recordedSha
+                    + " recorded, "
+                    + newSha
+                    + " now; the recorded body was not kept)";
       }
     } else {
       boolean recordedSse = recorded.streamed() || looksLikeSse(recorded.body());
       List<String> before = comparable(recorded.body(), recordedSse);
-      List<String> after = comparable(new String(received, StandardCharsets.UTF_8), streamed || looksLikeSse(received));
-      if (recordedSse || streamed) notes.add("server-sent events are compared by the text they carry");
+      List<String> after =
+          comparable(
+              new String(received, StandardCharsets.UTF_8), streamed || looksLikeSse(received));
+      if (recordedSse || streamed)
+        notes.add("server-sent events are compared by the text they carry");
       if (before.size() > MAX_DIFF_LINES || after.size() > MAX_DIFF_LINES) {
         notes.add("only the first " + MAX_DIFF_LINES + " lines of each body are compared");
         before = before.subList(0, Math.min(before.size(), MAX_DIFF_LINES));
         after = after.subList(0, Math.min(after.size(), MAX_DIFF_LINES));
       }
-      LineDiff.Result result = LineDiff.unified("recorded (status " + recordedStatus + ")",
-          "rerun (status " + status + ")", before, after);
+      LineDiff.Result result =
+          LineDiff.unified(
+              "recorded (status " + recordedStatus + ")",
+              "rerun (status " + status + ")",
+              before,
+              after);
       if (result.identical()) {
-        comparison = "bodies: identical (" + before.size() + (before.size() == 1 ? " line" : " lines") + " compared)";
+        comparison =
+            "bodies: identical ("
+                + before.size()
+                + (before.size() == 1 ? " line" : " lines")
+                + " compared)";
       } else {
         comparison = "bodies: differ";
-        if (!result.minimal()) notes.add("the bodies differ too much to align line by line; the changed part is shown whole");
+        if (!result.minimal())
+          notes.add(
+              "the bodies differ too much to align line by line; the changed part is shown whole");
         diff.addAll(result.lines());
       }
     }
-    return new Rerun(id, req.method(), url, recordedStatus, status, List.copyOf(notes), comparison, List.copyOf(diff));
+    return new Rerun(
+        id,
+        req.method(),
+        url,
+        recordedStatus,
+        status,
+        List.copyOf(notes),
+        comparison,
+        List.copyOf(diff));
   }
 
   /**
@@ -343,8 +406,15 @@ public final class Replay {
    * @param comparison     one line: identical or differ
    * @param diff           the unified diff, recorded against new; empty when identical
    */
-  public record Rerun(String id, String method, HttpUrl url, int recordedStatus, int status,
-                      List<String> notes, String comparison, List<String> diff) {
+  public record Rerun(
+      String id,
+      String method,
+      HttpUrl url,
+      int recordedStatus,
+      int status,
+      List<String> notes,
+      String comparison,
+      List<String> diff) {
     public Rerun {
       notes = List.copyOf(notes);
       diff = List.copyOf(diff);
@@ -355,8 +425,11 @@ public final class Replay {
       List<String> out = new ArrayList<>();
       out.add("rerun " + id + ": " + method + " " + url);
       for (String note : notes) out.add("note: " + note);
-      out.add("status: recorded " + (recordedStatus == 0 ? "none" : String.valueOf(recordedStatus))
-          + ", rerun " + status);
+      out.add(
+          "status: recorded "
+              + (recordedStatus == 0 ? "none" : String.valueOf(recordedStatus))
+              + ", rerun "
+              + status);
       out.add(comparison);
       out.addAll(diff);
       return out;
@@ -386,8 +459,11 @@ public final class Replay {
     try {
       return LocalDate.parse(t).atStartOfDay(ZoneOffset.UTC).toInstant();
     } catch (DateTimeParseException e) {
-      throw new IllegalArgumentException("expected an ISO instant (2026-11-28T22:00:00Z) or a date"
-          + " (2026-11-28), was \"" + text + "\"");
+      throw new IllegalArgumentException(
+          "expected an ISO instant (2026-11-28T22:00:00Z) or a date"
+              + " (2026-11-28), was \""
+              + text
+              + "\"");
     }
   }
 
@@ -426,8 +502,14 @@ public final class Replay {
     if (base.endsWith("/")) base = base.substring(0, base.length() - 1);
     // The recorded path is canonical (decoded once); encodedPath() encodes what needs encoding.
     // No user info, query or fragment: the URL is printed, and the recording holds no query.
-    return upstream.newBuilder().username("").password("").query(null).fragment(null)
-        .encodedPath(base + (path.startsWith("/") ? path : "/" + path)).build();
+    return upstream
+        .newBuilder()
+        .username("")
+        .password("")
+        .query(null)
+        .fragment(null)
+        .encodedPath(base + (path.startsWith("/") ? path : "/" + path))
+        .build();
   }
 
   private static Request request(HttpUrl url, SessionRecord.Request req, Credential credential) {
@@ -524,7 +606,8 @@ public final class Replay {
           found = true;
         }
       }
-      if (!found && event.path("choices").isEmpty() && !event.has("usage")) other.append(data).append('\n');
+      if (!found && event.path("choices").isEmpty() && !event.has("usage"))
+        other.append(data).append('\n');
     }
     return other.length() == 0 ? text.toString() : text + (text.length() == 0 ? "" : "\n") + other;
   }

@@ -23,19 +23,23 @@ class DemoColourTest {
     String text = bytes.toString(StandardCharsets.UTF_8);
     assertThat(status).as("demo output:%n%s", text).isZero();
     List<String> lines = text.lines().toList();
-    assertThat(lines).contains(
-        "\u001b[1m\u001b[36m[2] carol signs in with the demo identity provider; the gateway checks her OIDC access"
-            + " token\u001b[0m",
-        "    \u001b[32m-> 200 allowed\u001b[0m",
-        "    \u001b[31m-> 401 unauthenticated: authentication failed: signature invalid\u001b[0m",
-        "      \u001b[32mOK 10 records\u001b[0m");
-    assertThat(lines).anyMatch(l -> l.startsWith("    \u001b[33m-> 429 quota_exceeded: ") && l.endsWith("\u001b[0m"));
+    assertThat(lines)
+        .contains(
+            "\u001b[1m\u001b[36m[2] carol signs in with the demo identity provider; the gateway checks her OIDC access"
+                + " token\u001b[0m",
+            "    \u001b[32m-> 200 allowed\u001b[0m",
+            "    \u001b[31m-> 401 unauthenticated: authentication failed: signature invalid\u001b[0m",
+            "      \u001b[32mOK 10 records\u001b[0m");
+    assertThat(lines)
+        .anyMatch(
+            l -> l.startsWith("    \u001b[33m-> 429 quota_exceeded: ") && l.endsWith("\u001b[0m"));
     assertThat(lines).anyMatch(l -> l.startsWith("    \u001b[31m-> 403 not_entitled: "));
     // titles, outcomes and the verification only; every colour is reset on its line
     assertThat(lines.stream().filter(l -> l.contains("\u001b")).count()).isEqualTo(10 + 10 + 1);
     assertThat(lines).filteredOn(l -> l.contains("\u001b")).allMatch(l -> l.endsWith("\u001b[0m"));
     // without the escapes, the same text as the plain demo
     String plain = text.replaceAll("\u001b\\[[0-9;]*m", "");
-    assertThat(plain.lines().map(String::strip).filter(l -> l.startsWith("-> ")).count()).isEqualTo(10);
+    assertThat(plain.lines().map(String::strip).filter(l -> l.startsWith("-> ")).count())
+        .isEqualTo(10);
   }
 }

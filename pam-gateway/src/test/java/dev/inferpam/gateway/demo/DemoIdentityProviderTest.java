@@ -47,7 +47,9 @@ class DemoIdentityProviderTest {
   @Test
   void servesDiscoveryAndThePublicKeyOnly() throws Exception {
     JsonNode discovery = get(idp.issuer() + "/.well-known/openid-configuration");
-    assertThat(discovery.path("issuer").asText()).isEqualTo(idp.issuer()).matches("http://127\\.0\\.0\\.1:\\d+");
+    assertThat(discovery.path("issuer").asText())
+        .isEqualTo(idp.issuer())
+        .matches("http://127\\.0\\.0\\.1:\\d+");
     assertThat(discovery.path("jwks_uri").asText()).isEqualTo(idp.jwksUri().toString());
 
     JsonNode jwks = get(idp.jwksUri().toString());
@@ -59,7 +61,8 @@ class DemoIdentityProviderTest {
     assertThat(key.path("alg").asText()).isEqualTo("RS256");
     // 2048-bit modulus: 256 bytes, 342 base64url characters
     assertThat(key.path("n").asText()).hasSize(342);
-    for (String privatePart : List.of("d", "p", "q", "dp", "dq", "qi")) assertThat(key.has(privatePart)).isFalse();
+    for (String privatePart : List.of("d", "p", "q", "dp", "dq", "qi"))
+      assertThat(key.has(privatePart)).isFalse();
   }
 
   @Test
@@ -73,25 +76,32 @@ class DemoIdentityProviderTest {
     assertThat(jwt.getJWTClaimsSet().getSubject()).isEqualTo("dave");
     assertThat(jwt.getJWTClaimsSet().getAudience()).containsExactly(AUDIENCE);
     assertThat(jwt.getJWTClaimsSet().getStringListClaim("groups")).containsExactly("ci");
-    Duration lifetime = Duration.between(jwt.getJWTClaimsSet().getIssueTime().toInstant(),
-        jwt.getJWTClaimsSet().getExpirationTime().toInstant());
+    Duration lifetime =
+        Duration.between(
+            jwt.getJWTClaimsSet().getIssueTime().toInstant(),
+            jwt.getJWTClaimsSet().getExpirationTime().toInstant());
     assertThat(lifetime).isEqualTo(Duration.ofMinutes(DemoIdentityProvider.TOKEN_MINUTES));
-    assertThatThrownBy(() -> idp.accessToken("mallory", AUDIENCE)).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> idp.accessToken("mallory", AUDIENCE))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test
   void theEngineAcceptsItsTokensAndRefusesTheForgedOne() throws Exception {
     Policy policy = Policy.parse(Demo.policyText(recording, idp.issuer()));
-    assertThat(policy.identity().oidc()).singleElement()
+    assertThat(policy.identity().oidc())
+        .singleElement()
         .satisfies(issuer -> assertThat(issuer.audience()).isEqualTo(AUDIENCE));
     try (PamEngine engine = PamEngine.builder().policy(policy).build()) {
-      Optional<Principal> carol = engine.identityResolver().resolve(bearer(idp.accessToken("carol", AUDIENCE)));
-      assertThat(carol).hasValueSatisfying(p -> {
-        assertThat(p.subject()).isEqualTo("carol");
-        assertThat(p.groups()).containsExactly("ml-engineers");
-        assertThat(p.via()).isEqualTo(Principal.VIA_OIDC);
-        assertThat(p.issuer()).isEqualTo(idp.issuer());
-      });
+      Optional<Principal> carol =
+          engine.identityResolver().resolve(bearer(idp.accessToken("carol", AUDIENCE)));
+      assertThat(carol)
+          .hasValueSatisfying(
+              p -> {
+                assertThat(p.subject()).isEqualTo("carol");
+                assertThat(p.groups()).containsExactly("ml-engineers");
+                assertThat(p.via()).isEqualTo(Principal.VIA_OIDC);
+                assertThat(p.issuer()).isEqualTo(idp.issuer());
+              });
 
       String forged = idp.forgedToken("carol", AUDIENCE);
       assertThat(SignedJWT.parse(forged).getHeader().getKeyID()).isEqualTo(idp.keyId());
@@ -99,18 +109,25 @@ class DemoIdentityProviderTest {
       assertThatThrownBy(() -> engine.identityResolver().resolve(bearer(forged)))
           .isInstanceOf(AuthenticationException.class)
           .hasMessage("signature invalid");
-      assertThatThrownBy(() -> engine.identityResolver().resolve(bearer(idp.accessToken("carol", "someone-else"))))
+      assertThatThrownBy(
+              () ->
+                  engine
+                      .identityResolver()
+                      .resolve(bearer(idp.accessToken("carol", "someone-else"))))
           .isInstanceOf(AuthenticationException.class)
           .hasMessage("wrong audience");
     }
-    assertThat(idp.served()).contains(DemoIdentityProvider.DISCOVERY_PATH, DemoIdentityProvider.JWKS_PATH);
+    assertThat(idp.served())
+        .contains(DemoIdentityProvider.DISCOVERY_PATH, DemoIdentityProvider.JWKS_PATH);
   }
 
   @Test
   void demoPolicyResourceKeepsItsPlaceholderAndTheDemoFillsItIn() {
     assertThat(Demo.policyText()).contains("issuer: \"" + Demo.ISSUER_PLACEHOLDER + "\"");
     String filled = Demo.policyText(recording, "http://127.0.0.1:4242");
-    assertThat(filled).doesNotContain(Demo.ISSUER_PLACEHOLDER).contains("issuer: \"http://127.0.0.1:4242\"")
+    assertThat(filled)
+        .doesNotContain(Demo.ISSUER_PLACEHOLDER)
+        .contains("issuer: \"http://127.0.0.1:4242\"")
         .contains("recording:");
   }
 
@@ -122,18 +139,26 @@ class DemoIdentityProviderTest {
     assertThat(Demo.colourSupported(true, null, "dumb", "Linux", null)).isFalse();
     assertThat(Demo.colourSupported(true, null, null, "Windows 11", null)).isFalse();
     assertThat(Demo.colourSupported(true, null, null, "Windows 11", "a-session")).isTrue();
-    assertThat(Demo.abbreviate("eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJSUzI1NiJ9", 12)).isEqualTo("eyJ0eXAiOiJh\u2026");
+    assertThat(Demo.abbreviate("eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJSUzI1NiJ9", 12))
+        .isEqualTo("eyJ0eXAiOiJh\u2026");
   }
 
   private static InferenceRequest bearer(String token) {
-    return new InferenceRequest("POST", "/v1/chat/completions", null,
-        Map.of("Authorization", List.of("Bearer " + token)), null, null);
+    return new InferenceRequest(
+        "POST",
+        "/v1/chat/completions",
+        null,
+        Map.of("Authorization", List.of("Bearer " + token)),
+        null,
+        null);
   }
 
   private static JsonNode get(String url) throws Exception {
-    HttpResponse<String> response = HttpClient.newHttpClient().send(
-        HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).build(),
-        HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> response =
+        HttpClient.newHttpClient()
+            .send(
+                HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).build(),
+                HttpResponse.BodyHandlers.ofString());
     assertThat(response.statusCode()).isEqualTo(200);
     assertThat(response.headers().firstValue("Content-Type")).hasValue("application/json");
     return JSON.readTree(response.body());

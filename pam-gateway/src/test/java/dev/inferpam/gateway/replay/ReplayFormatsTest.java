@@ -19,32 +19,52 @@ class ReplayFormatsTest {
 
   @Test
   void listLineHasEightFieldsWithDashesForMissingValues() {
-    SessionRecord unidentified = new SessionRecord("exchange", "01JDX4Q3M8T6K9ZB2V7W5R1N0A",
-        Instant.parse("2026-11-28T22:00:00Z"), 3, null,
-        new SessionRecord.Request("POST", "/api/pull", null, null, Map.of(), 0, ""),
-        new SessionRecord.DecisionSummary("deny", "identity", "unauthenticated", "no credential"), null,
-        new SessionRecord.Response(401, false, 10, true, "{}", Map.of(), Map.of()));
+    SessionRecord unidentified =
+        new SessionRecord(
+            "exchange",
+            "01JDX4Q3M8T6K9ZB2V7W5R1N0A",
+            Instant.parse("2026-11-28T22:00:00Z"),
+            3,
+            null,
+            new SessionRecord.Request("POST", "/api/pull", null, null, Map.of(), 0, ""),
+            new SessionRecord.DecisionSummary(
+                "deny", "identity", "unauthenticated", "no credential"),
+            null,
+            new SessionRecord.Response(401, false, 10, true, "{}", Map.of(), Map.of()));
     assertThat(Replay.format(unidentified))
-        .isEqualTo("2026-11-28T22:00:00.000Z 01JDX4Q3M8T6K9ZB2V7W5R1N0A - POST /api/pull - deny 401");
+        .isEqualTo(
+            "2026-11-28T22:00:00.000Z 01JDX4Q3M8T6K9ZB2V7W5R1N0A - POST /api/pull - deny 401");
   }
 
   @Test
   void listLinePercentEncodesWhitespaceSoThatFieldsStaySplittable() {
-    SessionRecord r = new SessionRecord("exchange", "id-1", Instant.parse("2026-11-28T22:00:00.123456Z"), 1,
-        Principal.of("John Doe", Set.of(), Principal.VIA_API_KEY),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "my\tmodel", Map.of(), 0, ""),
-        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null), null,
-        new SessionRecord.Response(200, false, 2, true, "{}", Map.of(), Map.of()));
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-1",
+            Instant.parse("2026-11-28T22:00:00.123456Z"),
+            1,
+            Principal.of("John Doe", Set.of(), Principal.VIA_API_KEY),
+            new SessionRecord.Request(
+                "POST", "/v1/chat/completions", "chat", "my\tmodel", Map.of(), 0, ""),
+            new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
+            null,
+            new SessionRecord.Response(200, false, 2, true, "{}", Map.of(), Map.of()));
     String line = Replay.format(r);
-    assertThat(line).isEqualTo("2026-11-28T22:00:00.123Z id-1 John%20Doe POST /v1/chat/completions my%09model allow 200");
+    assertThat(line)
+        .isEqualTo(
+            "2026-11-28T22:00:00.123Z id-1 John%20Doe POST /v1/chat/completions my%09model allow 200");
     assertThat(line.split(" ")).hasSize(8);
   }
 
   @Test
   void reindentKeepsValuesByteForByte() throws Exception {
-    String line = "{\"v\":1,\"n\":1.50,\"s\":\"a,b:{c}[d] \\\"q\\\" \\u00e9\",\"e\":{},\"a\":[],\"o\":{\"x\":[1,null,true]}}";
+    String line =
+        "{\"v\":1,\"n\":1.50,\"s\":\"a,b:{c}[d] \\\"q\\\" \\u00e9\",\"e\":{},\"a\":[],\"o\":{\"x\":[1,null,true]}}";
     String pretty = JsonIndent.indent(line);
-    assertThat(pretty).isEqualTo("""
+    assertThat(pretty)
+        .isEqualTo(
+            """
         {
           "v": 1,
           "n": 1.50,
@@ -72,14 +92,28 @@ class ReplayFormatsTest {
   @Test
   void diffIsUnifiedWithThreeLinesOfContextAndSeparateHunks() {
     List<String> before = List.of("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m");
-    List<String> after = List.of("a", "b", "X", "d", "e", "f", "g", "h", "i", "j", "k", "Y", "m", "n");
-    assertThat(LineDiff.unified("recorded", "rerun", before, after).lines()).containsExactly(
-        "--- recorded",
-        "+++ rerun",
-        "@@ -1,6 +1,6 @@",
-        " a", " b", "-c", "+X", " d", " e", " f",
-        "@@ -9,5 +9,6 @@",
-        " i", " j", " k", "-l", "+Y", " m", "+n");
+    List<String> after =
+        List.of("a", "b", "X", "d", "e", "f", "g", "h", "i", "j", "k", "Y", "m", "n");
+    assertThat(LineDiff.unified("recorded", "rerun", before, after).lines())
+        .containsExactly(
+            "--- recorded",
+            "+++ rerun",
+            "@@ -1,6 +1,6 @@",
+            " a",
+            " b",
+            "-c",
+            "+X",
+            " d",
+            " e",
+            " f",
+            "@@ -9,5 +9,6 @@",
+            " i",
+            " j",
+            " k",
+            "-l",
+            "+Y",
+            " m",
+            "+n");
   }
 
   @Test
@@ -102,15 +136,17 @@ class ReplayFormatsTest {
     assertThat(r.minimal()).isFalse();
     assertThat(r.lines()).hasSize(2 + 1 + 1 + 2 * 2_500);
     assertThat(r.lines().get(2)).isEqualTo("@@ -1,2501 +1,2501 @@");
-    assertThat(r.lines().stream().filter(l -> l.startsWith("-")).count()).isEqualTo(2_500 + 1); // + "--- a"
+    assertThat(r.lines().stream().filter(l -> l.startsWith("-")).count())
+        .isEqualTo(2_500 + 1); // + "--- a"
   }
 
   @Test
   void eventStreamsCompareByTheirText() {
-    String sse = "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
-        + "data: {\"id\":\"c2\",\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n"
-        + "data: {\"id\":\"c3\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-        + "data: [DONE]\n\n";
+    String sse =
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+            + "data: {\"id\":\"c2\",\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n"
+            + "data: {\"id\":\"c3\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            + "data: [DONE]\n\n";
     assertThat(Replay.sseText(sse)).isEqualTo("Hello");
     assertThat(Replay.comparable(sse, true)).containsExactly("Hello");
   }
@@ -118,15 +154,17 @@ class ReplayFormatsTest {
   @Test
   void eventStreamsAreFramedAsEventsWhateverTheLineEndsAndDataLines() {
     // one JSON document over two data lines, CRLF and bare CR line ends, a comment, an event line
-    String sse = ": keep-alive\r\nevent: chunk\r\ndata: {\"choices\":[{\"delta\":\r\n"
-        + "data: {\"content\":\"Hel\"}}]}\r\n\r\n"
-        + "data:{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\rdata: [DONE]\r\r";
+    String sse =
+        ": keep-alive\r\nevent: chunk\r\ndata: {\"choices\":[{\"delta\":\r\n"
+            + "data: {\"content\":\"Hel\"}}]}\r\n\r\n"
+            + "data:{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\rdata: [DONE]\r\r";
     assertThat(Replay.sseText(sse)).isEqualTo("Hello");
   }
 
   @Test
   void aLastEventCutOffBeforeItsBlankLineStillCounts() {
-    assertThat(Replay.sseText("data: {\"choices\":[{\"text\":\"Hi\"}]}\n\ndata: not json")).isEqualTo("Hi\nnot json\n");
+    assertThat(Replay.sseText("data: {\"choices\":[{\"text\":\"Hi\"}]}\n\ndata: not json"))
+        .isEqualTo("Hi\nnot json\n");
   }
 
   @Test
@@ -138,14 +176,17 @@ class ReplayFormatsTest {
 
   @Test
   void jsonBodiesAreComparedReindented() {
-    assertThat(Replay.comparable("{\"a\":1,\"b\":[2]}", false)).containsExactly("{", "  \"a\": 1,", "  \"b\": [", "    2", "  ]", "}");
+    assertThat(Replay.comparable("{\"a\":1,\"b\":[2]}", false))
+        .containsExactly("{", "  \"a\": 1,", "  \"b\": [", "    2", "  ]", "}");
     assertThat(Replay.comparable("plain\ntext", false)).containsExactly("plain", "text");
   }
 
   @Test
   void sinceAcceptsInstantsOffsetsAndDates() {
-    assertThat(Replay.parseSince("2026-11-28T22:00:00Z")).isEqualTo(Instant.parse("2026-11-28T22:00:00Z"));
-    assertThat(Replay.parseSince("2026-11-28T23:00:00+01:00")).isEqualTo(Instant.parse("2026-11-28T22:00:00Z"));
+    assertThat(Replay.parseSince("2026-11-28T22:00:00Z"))
+        .isEqualTo(Instant.parse("2026-11-28T22:00:00Z"));
+    assertThat(Replay.parseSince("2026-11-28T23:00:00+01:00"))
+        .isEqualTo(Instant.parse("2026-11-28T22:00:00Z"));
     assertThat(Replay.parseSince("2026-11-28")).isEqualTo(Instant.parse("2026-11-28T00:00:00Z"));
     assertThatThrownBy(() -> Replay.parseSince("yesterday"))
         .isInstanceOf(IllegalArgumentException.class)

@@ -27,12 +27,13 @@ public final class ApprovalJson {
   /** Longest excerpt shown, in code points, before the ellipsis. */
   public static final int EXCERPT_CODE_POINTS = ReviewSummaries.EXCERPT_CODE_POINTS;
 
-  private static final ObjectMapper JSON = JsonMapper.builder()
-      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-      .disable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-      .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
-      .build();
+  private static final ObjectMapper JSON =
+      JsonMapper.builder()
+          .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+          .disable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+          .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
+          .build();
 
   private final ReviewSummaries summaries;
 
@@ -111,14 +112,16 @@ public final class ApprovalJson {
       throw new IllegalArgumentException("request body is not valid JSON");
     }
     if (json == null || !json.isObject()) {
-      throw new IllegalArgumentException("request body must be a JSON object like {\"reason\":\"...\"}");
+      throw new IllegalArgumentException(
+          "request body must be a JSON object like {\"reason\":\"...\"}");
     }
     JsonNode reason = json.get("reason");
     if (reason == null || reason.isNull()) return null;
     if (!reason.isTextual()) throw new IllegalArgumentException("\"reason\" must be a string");
     String r = reason.textValue();
     if (r.length() > ApprovalService.MAX_REASON_CHARS) {
-      throw new IllegalArgumentException("\"reason\" is longer than " + ApprovalService.MAX_REASON_CHARS + " chars");
+      throw new IllegalArgumentException(
+          "\"reason\" is longer than " + ApprovalService.MAX_REASON_CHARS + " chars");
     }
     return r.isEmpty() ? null : r;
   }
@@ -129,7 +132,8 @@ public final class ApprovalJson {
    */
   private static String strictUtf8(byte[] bytes) {
     try {
-      return StandardCharsets.UTF_8.newDecoder()
+      return StandardCharsets.UTF_8
+          .newDecoder()
           .onMalformedInput(CodingErrorAction.REPORT)
           .onUnmappableCharacter(CodingErrorAction.REPORT)
           .decode(ByteBuffer.wrap(bytes))

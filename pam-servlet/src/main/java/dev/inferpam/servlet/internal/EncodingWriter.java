@@ -30,9 +30,11 @@ final class EncodingWriter extends Writer {
 
   EncodingWriter(OutputStream out, Charset charset) {
     this.out = out;
-    this.encoder = charset.newEncoder()
-        .onMalformedInput(CodingErrorAction.REPLACE)
-        .onUnmappableCharacter(CodingErrorAction.REPLACE);
+    this.encoder =
+        charset
+            .newEncoder()
+            .onMalformedInput(CodingErrorAction.REPLACE)
+            .onUnmappableCharacter(CodingErrorAction.REPLACE);
   }
 
   @Override

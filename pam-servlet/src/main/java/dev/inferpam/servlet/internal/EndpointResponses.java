@@ -30,7 +30,8 @@ public final class EndpointResponses {
   }
 
   /** 405 with {@code Allow}. */
-  public static void methodNotAllowed(HttpServletResponse response, String allow) throws IOException {
+  public static void methodNotAllowed(HttpServletResponse response, String allow)
+      throws IOException {
     response.setHeader("Allow", allow);
     error(response, 405, "method_not_allowed", "use " + allow);
   }
@@ -59,7 +60,8 @@ public final class EndpointResponses {
    *
    * @return true when the request was refused (the answer is written)
    */
-  public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response) throws IOException {
+  public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
     Optional<ErrorResponse> refused = RequestPaths.endpointRefusal(request.getRequestURI());
     if (refused.isEmpty()) return false;
     write(response, refused.get());
@@ -71,9 +73,18 @@ public final class EndpointResponses {
    * line naming the exception's type (its message may quote the caller's input, even a line
    * break); the stack trace only at debug level.
    */
-  public static void failed(Logger log, String endpoint, HttpServletRequest request, HttpServletResponse response,
-                            RuntimeException e) throws IOException {
-    log.error("inferpam: {} endpoint failed on a {} request: {}", endpoint, safeMethod(request), e.getClass().getName());
+  public static void failed(
+      Logger log,
+      String endpoint,
+      HttpServletRequest request,
+      HttpServletResponse response,
+      RuntimeException e)
+      throws IOException {
+    log.error(
+        "inferpam: {} endpoint failed on a {} request: {}",
+        endpoint,
+        safeMethod(request),
+        e.getClass().getName());
     log.debug("inferpam: {} endpoint failure", endpoint, e);
     internalError(response);
   }

@@ -83,7 +83,8 @@ final class ExchangeAsyncContext implements AsyncContext {
   }
 
   @Override
-  public void addListener(AsyncListener listener, ServletRequest servletRequest, ServletResponse servletResponse) {
+  public void addListener(
+      AsyncListener listener, ServletRequest servletRequest, ServletResponse servletResponse) {
     delegate.addListener(listener, servletRequest, servletResponse);
   }
 

@@ -47,11 +47,13 @@ import java.util.Set;
  * ({@link IllegalStateException}).
  */
 public final class ExchangeRequest extends HttpServletRequestWrapper {
-  private static final String MISCONFIGURED = "inferpam: this request is held (its body being read, or for"
-      + " review); map PamFilter to DispatcherType.ASYNC so that it is decided before the application sees it";
+  private static final String MISCONFIGURED =
+      "inferpam: this request is held (its body being read, or for"
+          + " review); map PamFilter to DispatcherType.ASYNC so that it is decided before the application sees it";
 
   /** The body to replay, or {@code null} when it must not be read (held). */
   private final byte[] body;
+
   private final Set<String> hidden;
   private final boolean lengthRewritten;
   private final ExchangeResponse response;
@@ -59,7 +61,8 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   private BufferedReader reader;
   private ExchangeAsyncContext async;
 
-  private ExchangeRequest(HttpServletRequest request, byte[] body, Set<String> removed, ExchangeResponse response) {
+  private ExchangeRequest(
+      HttpServletRequest request, byte[] body, Set<String> removed, ExchangeResponse response) {
     super(request);
     this.body = body;
     Set<String> hide = new HashSet<>(removed);
@@ -70,8 +73,8 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   }
 
   /** The request of an {@code allowed} exchange; {@code response} is its wrapped response. */
-  public static ExchangeRequest allowed(HttpServletRequest request, Verdict.Allowed allowed,
-                                        ExchangeResponse response) {
+  public static ExchangeRequest allowed(
+      HttpServletRequest request, Verdict.Allowed allowed, ExchangeResponse response) {
     Forward forward = allowed.forward();
     return new ExchangeRequest(request, forward.body(), forward.removeHeaders(), response);
   }
@@ -86,7 +89,9 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   }
 
   private boolean isRewrittenLength(String name) {
-    return lengthRewritten && "content-length".equalsIgnoreCase(name) && super.getHeader(name) != null;
+    return lengthRewritten
+        && "content-length".equalsIgnoreCase(name)
+        && super.getHeader(name) != null;
   }
 
   @Override
@@ -139,7 +144,8 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
 
   @Override
   public Enumeration<String> getHeaders(String name) {
-    if (isRewrittenLength(name)) return Collections.enumeration(List.of(Integer.toString(body.length)));
+    if (isRewrittenLength(name))
+      return Collections.enumeration(List.of(Integer.toString(body.length)));
     return isHidden(name) ? Collections.emptyEnumeration() : super.getHeaders(name);
   }
 

@@ -45,15 +45,19 @@ import java.util.Map;
  */
 public final class ExchangeResponse extends HttpServletResponseWrapper {
   private final Verdict.Allowed exchange;
+
   /** Whether a Content-Length must wait for the masking decision (it is dropped if masked). */
   private final boolean holdsLength;
+
   private ReportingOutputStream stream;
   private boolean streamTaken;
   private PrintWriter writer;
   private volatile boolean started;
   private volatile boolean deliveryFailed;
+
   /** Whether the delivery was decided (masked, as it is, or refused); before the first byte. */
   private boolean prepared;
+
   private long heldLength = -1;
   private ResponsePlan.Relay relay;
   private ResponseMasking masking;
@@ -213,7 +217,8 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
     }
     // Some containers keep the content type apart from the header fields until commit.
     String contentType = getContentType();
-    if (contentType != null && headers.keySet().stream().noneMatch("content-type"::equalsIgnoreCase)) {
+    if (contentType != null
+        && headers.keySet().stream().noneMatch("content-type"::equalsIgnoreCase)) {
       headers.put("Content-Type", List.of(contentType));
     }
     return headers;

@@ -25,7 +25,11 @@ public final class RequestHeads {
       }
     }
     String rawPath = request.getRequestURI();
-    return new RequestHead(request.getMethod(), rawPath == null ? "" : rawPath, request.getQueryString(),
-        headers, request.getRemoteAddr());
+    return new RequestHead(
+        request.getMethod(),
+        rawPath == null ? "" : rawPath,
+        request.getQueryString(),
+        headers,
+        request.getRemoteAddr());
   }
 }

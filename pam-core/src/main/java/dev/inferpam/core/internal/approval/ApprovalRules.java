@@ -2,9 +2,9 @@ package dev.inferpam.core.internal.approval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.inferpam.api.Principal;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.http.RequestClassifier;
-import dev.inferpam.core.Glob;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -71,16 +71,46 @@ public final class ApprovalRules {
       List.of("system", "instructions", "messages", "input", "prompt", "suffix", "template");
 
   /** Top-level body fields that describe tools, the output format or documents to the model, taken after the prompt. */
-  public static final List<String> DEFINITION_FIELDS = List.of("tools", "functions", "tool_choice", "function_call",
-      "response_format", "text", "documents", "chat_template");
+  public static final List<String> DEFINITION_FIELDS =
+      List.of(
+          "tools",
+          "functions",
+          "tool_choice",
+          "function_call",
+          "response_format",
+          "text",
+          "documents",
+          "chat_template");
 
   /** Keys inside the prompt whose values are identifiers, enumerations or media, not text the model reads. */
-  public static final Set<String> NOT_TEXT = Set.of("type", "role", "id", "call_id", "tool_call_id", "tool_use_id",
-      "status", "cache_control", "signature", "encrypted_content", "detail", "media_type", "mime_type", "image_url",
-      "image", "images", "input_audio", "audio", "file_data", "file_id", "file_url", "url");
+  public static final Set<String> NOT_TEXT =
+      Set.of(
+          "type",
+          "role",
+          "id",
+          "call_id",
+          "tool_call_id",
+          "tool_use_id",
+          "status",
+          "cache_control",
+          "signature",
+          "encrypted_content",
+          "detail",
+          "media_type",
+          "mime_type",
+          "image_url",
+          "image",
+          "images",
+          "input_audio",
+          "audio",
+          "file_data",
+          "file_id",
+          "file_url",
+          "url");
 
   /** Keys inside the prompt whose object value is free JSON the model reads, keys included (tool arguments). */
-  public static final Set<String> FREE_JSON = Set.of("arguments", "input", "parameters", "input_schema", "schema");
+  public static final Set<String> FREE_JSON =
+      Set.of("arguments", "input", "parameters", "input_schema", "schema");
 
   /** Both searches ignore case: the text as a reader sees it has no case worth telling apart. */
   private static final int FLAGS = Pattern.CASE_INSENSITIVE | Pattern.UNICODE_CASE;
@@ -91,7 +121,8 @@ public final class ApprovalRules {
    * A rule with its pattern compiled for the reader form and, literals as skeletons, for the
    * skeleton; {@code anchored} when the pattern has anchors (then pieces are also searched alone).
    */
-  private record Compiled(Policy.ApprovalRule rule, Pattern reader, Pattern skeleton, boolean anchored) {}
+  private record Compiled(
+      Policy.ApprovalRule rule, Pattern reader, Pattern skeleton, boolean anchored) {}
 
   /** Compiles the section's rules. */
   public ApprovalRules(Policy.Approval approval) {
@@ -104,8 +135,12 @@ public final class ApprovalRules {
         out.add(new Compiled(r, null, null, false));
       } else {
         ReaderText.SkeletonPattern sp = ReaderText.skeletonPattern(r.promptMatches());
-        out.add(new Compiled(r, Pattern.compile(r.promptMatches(), FLAGS), Pattern.compile(sp.regex(), FLAGS),
-            sp.anchored()));
+        out.add(
+            new Compiled(
+                r,
+                Pattern.compile(r.promptMatches(), FLAGS),
+                Pattern.compile(sp.regex(), FLAGS),
+                sp.anchored()));
       }
     }
     this.rules = List.copyOf(out);
@@ -131,15 +166,23 @@ public final class ApprovalRules {
 
   /** {@link #match} for a classified request. */
   public String match(Principal principal, RequestClassifier.Classification classification) {
-    return match(principal, classification.operation(), classification.model(), classification.body());
+    return match(
+        principal, classification.operation(), classification.model(), classification.body());
   }
 
-  private static boolean matches(Compiled c, Principal principal, String operation, String model, JsonNode body,
-                                 Prompt prompt) {
+  private static boolean matches(
+      Compiled c,
+      Principal principal,
+      String operation,
+      String model,
+      JsonNode body,
+      Prompt prompt) {
     Policy.ApprovalRule r = c.rule();
     if (!r.groups().isEmpty() && !inGroups(principal, r.groups())) return false;
-    if (!r.operations().isEmpty() && (operation == null || !r.operations().contains(operation))) return false;
-    if (!r.models().isEmpty() && (model == null || !Glob.matchesAny(r.models(), model))) return false;
+    if (!r.operations().isEmpty() && (operation == null || !r.operations().contains(operation)))
+      return false;
+    if (!r.models().isEmpty() && (model == null || !Glob.matchesAny(r.models(), model)))
+      return false;
     if (r.maxTokensOver() != null && !outputBoundOver(body, r.maxTokensOver())) return false;
     return c.reader() == null || prompt.find(c);
   }
@@ -159,7 +202,8 @@ public final class ApprovalRules {
       JsonNode v = lookup(body, path);
       if (v == null || v.isNull()) continue;
       if (!v.isIntegralNumber()) {
-        // "9000", 9000.5, true, {...}: some servers coerce what we would not; review is the safe side.
+        // "9000", 9000.5, true, {...}: some servers coerce what we would not; review is the safe
+        // side.
         if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue())) {
           if (v.doubleValue() > limit || v.doubleValue() < 0) return true;
           continue;
@@ -169,7 +213,8 @@ public final class ApprovalRules {
       if (!v.canConvertToLong()) return true;
       long n = v.longValue();
       if (n > limit) return true;
-      if (n < 0) return true; // Ollama -1: no end, -2: fill the context; elsewhere "the default" or an error
+      if (n < 0)
+        return true; // Ollama -1: no end, -2: fill the context; elsewhere "the default" or an error
     }
     return false;
   }
@@ -239,7 +284,8 @@ public final class ApprovalRules {
         JsonNode v = field.getValue();
         if (free) {
           if (!key.isEmpty()) out.add(key);
-        } else if (NOT_TEXT.contains(key) || (key.equals("data") && !n.path("type").asText().equals("text"))) {
+        } else if (NOT_TEXT.contains(key)
+            || (key.equals("data") && !n.path("type").asText().equals("text"))) {
           continue;
         }
         collect(v, out, free || (v.isObject() && FREE_JSON.contains(key)), depth + 1);
@@ -250,6 +296,7 @@ public final class ApprovalRules {
   /** The prompt of one request, extracted and normalised on first use. */
   private static final class Prompt {
     private final JsonNode body;
+
     /** Reader form and skeleton; again with invisible code points as spaces when there are any. */
     private List<Joined> views;
 
@@ -265,7 +312,8 @@ public final class ApprovalRules {
         if (pieces.stream().anyMatch(ReaderText::hasInvisible)) join(pieces, true, views);
       }
       for (int i = 0; i < views.size(); i += 2) {
-        if (views.get(i).find(c.reader(), c.anchored()) || views.get(i + 1).find(c.skeleton(), c.anchored())) {
+        if (views.get(i).find(c.reader(), c.anchored())
+            || views.get(i + 1).find(c.skeleton(), c.anchored())) {
           return true;
         }
       }

@@ -50,18 +50,21 @@ final class ReaderText {
 
   /** Default-ignorable code points (Unicode DerivedCoreProperties), as inclusive ranges. */
   private static final int[] DEFAULT_IGNORABLE = {
-      0x00AD, 0x00AD, 0x034F, 0x034F, 0x061C, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180F,
-      0x200B, 0x200F, 0x202A, 0x202E, 0x2060, 0x206F, 0x3164, 0x3164, 0xFE00, 0xFE0F, 0xFEFF, 0xFEFF,
-      0xFFA0, 0xFFA0, 0xFFF0, 0xFFF8, 0x1BCA0, 0x1BCA3, 0x1D173, 0x1D17A, 0xE0000, 0xE0FFF};
+    0x00AD, 0x00AD, 0x034F, 0x034F, 0x061C, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180F,
+    0x200B, 0x200F, 0x202A, 0x202E, 0x2060, 0x206F, 0x3164, 0x3164, 0xFE00, 0xFE0F, 0xFEFF, 0xFEFF,
+    0xFFA0, 0xFFA0, 0xFFF0, 0xFFF8, 0x1BCA0, 0x1BCA3, 0x1D173, 0x1D17A, 0xE0000, 0xE0FFF
+  };
 
   /** ASCII kinds: {@link #VISIBLE}, {@link #SPACE} or {@link #INVISIBLE}, so that plain text takes no lookups. */
   private static final byte[] ASCII = new byte[128];
+
   private static final byte VISIBLE = 0;
   private static final byte SPACE = 1;
   private static final byte INVISIBLE = 2;
 
   static {
-    for (int c = 0; c < 128; c++) ASCII[c] = whitespaceLookup(c) ? SPACE : invisibleLookup(c) ? INVISIBLE : VISIBLE;
+    for (int c = 0; c < 128; c++)
+      ASCII[c] = whitespaceLookup(c) ? SPACE : invisibleLookup(c) ? INVISIBLE : VISIBLE;
   }
 
   private ReaderText() {}
@@ -258,7 +261,8 @@ final class ReaderText {
         continue;
       }
       boolean quantified = i < regex.length() && "?*+{".indexOf(regex.charAt(i)) >= 0;
-      String skeleton = whitespace(literal) ? " " : skeleton(reader(new String(Character.toChars(literal))));
+      String skeleton =
+          whitespace(literal) ? " " : skeleton(reader(new String(Character.toChars(literal))));
       if (skeleton.equals(" ")) {
         if (lastWasSpace && !quantified) continue;
         lastWasSpace = !quantified;
@@ -393,7 +397,8 @@ final class ReaderText {
     static Table load() {
       List<int[]> rows = new ArrayList<>();
       try (InputStream in = ReaderText.class.getResourceAsStream(TABLE)) {
-        if (in == null) throw new IllegalStateException("inferpam: resource " + TABLE + " is missing");
+        if (in == null)
+          throw new IllegalStateException("inferpam: resource " + TABLE + " is missing");
         BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.US_ASCII));
         for (String line; (line = r.readLine()) != null; ) {
           if (line.isEmpty() || line.startsWith("#")) continue;
@@ -410,7 +415,8 @@ final class ReaderText {
       for (int i = 0; i < keys.length; i++) {
         int[] row = rows.get(i);
         keys[i] = row[0];
-        if (i > 0 && keys[i] <= keys[i - 1]) throw new IllegalStateException("inferpam: " + TABLE + " is not sorted");
+        if (i > 0 && keys[i] <= keys[i - 1])
+          throw new IllegalStateException("inferpam: " + TABLE + " is not sorted");
         values[i] = new String(row, 1, row.length - 1);
       }
       return new Table(keys, values);

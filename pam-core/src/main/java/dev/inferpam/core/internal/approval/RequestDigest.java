@@ -63,5 +63,4 @@ public final class RequestDigest {
     sha.update(ByteBuffer.allocate(4).putInt(bytes == null ? -1 : bytes.length).array());
     if (bytes != null) sha.update(bytes);
   }
-
 }

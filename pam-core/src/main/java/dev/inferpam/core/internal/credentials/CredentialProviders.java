@@ -21,6 +21,7 @@ public final class CredentialProviders {
 
   /** Header used when {@code upstream.credential.header} is absent. */
   public static final String DEFAULT_HEADER = "Authorization";
+
   /** Scheme used for the {@code Authorization} header when {@code scheme} is absent. */
   public static final String DEFAULT_SCHEME = "Bearer";
 
@@ -59,7 +60,8 @@ public final class CredentialProviders {
    * @param env    looks up an environment variable, e.g. {@code System::getenv} or a map in tests
    * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
    */
-  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env) {
+  public static CredentialProvider from(
+      Policy.CredentialSource source, Function<String, String> env) {
     return from(source, env, Clock.systemUTC());
   }
 
@@ -74,8 +76,8 @@ public final class CredentialProviders {
    * @return the provider; {@link CredentialProvider#NONE} when {@code source} is {@code null}
    * @throws IllegalArgumentException as {@link #from(Policy.CredentialSource)}
    */
-  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env,
-                                        Clock clock) {
+  public static CredentialProvider from(
+      Policy.CredentialSource source, Function<String, String> env, Clock clock) {
     return from(source, env, clock, Background.DEFAULT);
   }
 
@@ -84,23 +86,32 @@ public final class CredentialProviders {
    * {@code background}'s executor (else the HTTP client's own pool). The OAuth2 provider is
    * {@link AutoCloseable}; whoever builds it closes it.
    */
-  public static CredentialProvider from(Policy.CredentialSource source, Function<String, String> env,
-                                        Clock clock, Background background) {
+  public static CredentialProvider from(
+      Policy.CredentialSource source,
+      Function<String, String> env,
+      Clock clock,
+      Background background) {
     Objects.requireNonNull(env, "env");
     Objects.requireNonNull(clock, "clock");
     Objects.requireNonNull(background, "background");
     if (source == null) return CredentialProvider.NONE;
-    String header = source.header() == null || source.header().isBlank() ? DEFAULT_HEADER : source.header();
-    String scheme = source.scheme() != null ? source.scheme()
-        : header.equalsIgnoreCase(DEFAULT_HEADER) ? DEFAULT_SCHEME : "";
-    int sources = (source.fromEnv() != null ? 1 : 0) + (source.fromFile() != null ? 1 : 0)
-        + (source.oauth2() != null ? 1 : 0);
+    String header =
+        source.header() == null || source.header().isBlank() ? DEFAULT_HEADER : source.header();
+    String scheme =
+        source.scheme() != null
+            ? source.scheme()
+            : header.equalsIgnoreCase(DEFAULT_HEADER) ? DEFAULT_SCHEME : "";
+    int sources =
+        (source.fromEnv() != null ? 1 : 0)
+            + (source.fromFile() != null ? 1 : 0)
+            + (source.oauth2() != null ? 1 : 0);
     if (sources != 1) {
       throw new IllegalArgumentException(
           "upstream.credential: exactly one of from-env / from-file / oauth2 must be set");
     }
     if (source.oauth2() != null) {
-      return new OAuth2CredentialProvider(header, scheme, source.oauth2(), env, clock, background.executor());
+      return new OAuth2CredentialProvider(
+          header, scheme, source.oauth2(), env, clock, background.executor());
     }
     return source.fromEnv() != null
         ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
@@ -110,7 +121,8 @@ public final class CredentialProviders {
   static String checkHeader(String header) {
     Objects.requireNonNull(header, "header");
     if (header.isEmpty() || !header.chars().allMatch(CredentialProviders::isTokenChar)) {
-      throw new IllegalArgumentException("upstream.credential.header: not a header name, was \"" + header + "\"");
+      throw new IllegalArgumentException(
+          "upstream.credential.header: not a header name, was \"" + header + "\"");
     }
     return header;
   }
@@ -118,7 +130,8 @@ public final class CredentialProviders {
   static String checkScheme(String scheme) {
     Objects.requireNonNull(scheme, "scheme");
     if (!scheme.chars().allMatch(CredentialProviders::isTokenChar)) {
-      throw new IllegalArgumentException("upstream.credential.scheme: not a single token, was \"" + scheme + "\"");
+      throw new IllegalArgumentException(
+          "upstream.credential.scheme: not a single token, was \"" + scheme + "\"");
     }
     return scheme;
   }
@@ -142,7 +155,9 @@ public final class CredentialProviders {
 
   /** RFC 9110 {@code tchar}. */
   private static boolean isTokenChar(int c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+    return (c >= 'a' && c <= 'z')
+        || (c >= 'A' && c <= 'Z')
+        || (c >= '0' && c <= '9')
         || "!#$%&'*+-.^_`|~".indexOf(c) >= 0;
   }
 }

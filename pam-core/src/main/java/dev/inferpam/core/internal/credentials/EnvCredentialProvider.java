@@ -34,12 +34,13 @@ public final class EnvCredentialProvider implements CredentialProvider {
    * @throws IllegalArgumentException when the header or variable name is blank, or the scheme
    *     is not a single token
    */
-  public EnvCredentialProvider(String header, String scheme, String varName,
-                               Function<String, String> env) {
+  public EnvCredentialProvider(
+      String header, String scheme, String varName, Function<String, String> env) {
     this.header = CredentialProviders.checkHeader(header);
     this.scheme = CredentialProviders.checkScheme(scheme);
     Objects.requireNonNull(varName, "varName");
-    if (varName.isBlank()) throw new IllegalArgumentException("upstream.credential.from-env must not be blank");
+    if (varName.isBlank())
+      throw new IllegalArgumentException("upstream.credential.from-env must not be blank");
     this.varName = varName;
     this.env = Objects.requireNonNull(env, "env");
   }
@@ -57,8 +58,8 @@ public final class EnvCredentialProvider implements CredentialProvider {
       throw new CredentialUnavailableException("environment variable " + varName + " is not set");
     }
     if (!CredentialProviders.isHeaderSafe(secret)) {
-      throw new CredentialUnavailableException("environment variable " + varName
-          + " holds a character not allowed in a header value");
+      throw new CredentialUnavailableException(
+          "environment variable " + varName + " holds a character not allowed in a header value");
     }
     return new Credential(header, CredentialProviders.headerValue(scheme, secret));
   }

@@ -51,8 +51,10 @@ public final class FileCredentialProvider implements CredentialProvider {
   private final String scheme;
   private final Path file;
   private final Clock clock;
+
   /** One look at a time; a lock, not a monitor, so that a virtual thread reading the file is not pinned. */
   private final ReentrantLock lock = new ReentrantLock();
+
   private volatile Snapshot snapshot;
 
   /**
@@ -84,7 +86,9 @@ public final class FileCredentialProvider implements CredentialProvider {
    * and a clock that went back makes a look due.
    */
   private static boolean fresh(Snapshot seen, long now) {
-    return seen != null && seen.credential != null && now >= seen.checked
+    return seen != null
+        && seen.credential != null
+        && now >= seen.checked
         && now - seen.checked < CHECK_INTERVAL.toMillis();
   }
 
@@ -130,7 +134,8 @@ public final class FileCredentialProvider implements CredentialProvider {
     try {
       BasicFileAttributes attributes = Files.readAttributes(file, BasicFileAttributes.class);
       if (!attributes.isRegularFile()) {
-        throw new CredentialUnavailableException("credential file " + file + " is not a regular file");
+        throw new CredentialUnavailableException(
+            "credential file " + file + " is not a regular file");
       }
       return new Stamp(attributes.lastModifiedTime(), attributes.size(), attributes.fileKey());
     } catch (IOException e) {
@@ -146,23 +151,30 @@ public final class FileCredentialProvider implements CredentialProvider {
       return Snapshot.failed(stamp, unreadable(e), now);
     }
     if (bytes.length > MAX_BYTES) {
-      return Snapshot.failed(stamp, "credential file " + file + " is larger than " + MAX_BYTES + " bytes", now);
+      return Snapshot.failed(
+          stamp, "credential file " + file + " is larger than " + MAX_BYTES + " bytes", now);
     }
     String decoded = StrictUtf8.decode(bytes);
-    if (decoded == null) return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8", now);
+    if (decoded == null)
+      return Snapshot.failed(stamp, "credential file " + file + " is not valid UTF-8", now);
     String secret = decoded.strip();
-    if (secret.isEmpty()) return Snapshot.failed(stamp, "credential file " + file + " is empty", now);
+    if (secret.isEmpty())
+      return Snapshot.failed(stamp, "credential file " + file + " is empty", now);
     if (!CredentialProviders.isHeaderSafe(secret)) {
-      return Snapshot.failed(stamp, "credential file " + file
-          + " holds a character not allowed in a header value", now);
+      return Snapshot.failed(
+          stamp,
+          "credential file " + file + " holds a character not allowed in a header value",
+          now);
     }
-    return new Snapshot(stamp, new Credential(header, CredentialProviders.headerValue(scheme, secret)), null, now);
+    return new Snapshot(
+        stamp, new Credential(header, CredentialProviders.headerValue(scheme, secret)), null, now);
   }
 
   /** Says why without the exception's own message, which for some providers quotes content. */
   private String unreadable(IOException e) {
     if (e instanceof NoSuchFileException) return "credential file " + file + " does not exist";
-    if (e instanceof AccessDeniedException) return "credential file " + file + " is not readable (access denied)";
+    if (e instanceof AccessDeniedException)
+      return "credential file " + file + " is not readable (access denied)";
     return "credential file " + file + " could not be read (" + e.getClass().getSimpleName() + ")";
   }
 

@@ -103,21 +103,28 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
 
   /** Connect timeout of a token request, in seconds. */
   public static final int CONNECT_TIMEOUT_SECONDS = 5;
+
   /** Bound on a token request after connecting (headers and body), in seconds. */
   public static final int REQUEST_TIMEOUT_SECONDS = 10;
+
   /** Largest token response read. */
   public static final int MAX_RESPONSE_BYTES = 64 * 1024;
+
   /** Lifetime assumed when the response has no {@code expires_in}. */
   public static final Duration DEFAULT_LIFETIME = Duration.ofMinutes(5);
+
   /** Longest lifetime believed from {@code expires_in}. */
   public static final Duration MAX_LIFETIME = Duration.ofDays(1);
+
   /** How long a failed token request is remembered before the next attempt. */
   public static final Duration FAILURE_BACKOFF = Duration.ofSeconds(1);
 
   private static final String KEY = "upstream.credential.oauth2";
   private static final ObjectMapper JSON = new ObjectMapper();
+
   /** RFC 6749 §5.2 codes are short snake_case words; anything else is not repeated. */
   private static final Pattern ERROR_CODE = Pattern.compile("[a-z_]{1,40}");
+
   private static final Pattern SHOWN_TOKEN_TYPE = Pattern.compile("[A-Za-z0-9_.-]{1,20}");
 
   private final String header;
@@ -134,14 +141,19 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
   private final HttpClient http;
 
   private final ReentrantLock lock = new ReentrantLock();
+
   /** The last token obtained; read without the lock on the fast path. */
   private volatile Token token;
+
   /** Set once by {@link #close()}; read without the lock on the fast path. */
   private volatile boolean closed;
+
   /** The one token request in flight, or null; guarded by {@code lock}. */
   private CompletableFuture<Token> inFlight;
+
   /** The HTTP exchange of {@link #inFlight}, to abandon on close; guarded by {@code lock}. */
   private CompletableFuture<?> sending;
+
   /** The last failure while it holds back new attempts, or null; guarded by {@code lock}. */
   private Failure failure;
 
@@ -156,8 +168,12 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
    *     token endpoint is not an absolute https URL (http only for loopback hosts), the client id
    *     is blank, not exactly one client-secret source is set, or {@code refreshBefore} is negative
    */
-  public OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
-                                  Function<String, String> env, Clock clock) {
+  public OAuth2CredentialProvider(
+      String header,
+      String scheme,
+      Policy.OAuth2 config,
+      Function<String, String> env,
+      Clock clock) {
     this(header, scheme, config, env, clock, null, Tuning.DEFAULTS);
   }
 
@@ -166,18 +182,34 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
    * token requests run on {@code executor} ({@code null}: the HTTP client's own pool). The
    * provider never shuts {@code executor} down.
    */
-  public OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
-                                  Function<String, String> env, Clock clock, Executor executor) {
+  public OAuth2CredentialProvider(
+      String header,
+      String scheme,
+      Policy.OAuth2 config,
+      Function<String, String> env,
+      Clock clock,
+      Executor executor) {
     this(header, scheme, config, env, clock, executor, Tuning.DEFAULTS);
   }
 
-  OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
-                           Function<String, String> env, Clock clock, Tuning tuning) {
+  OAuth2CredentialProvider(
+      String header,
+      String scheme,
+      Policy.OAuth2 config,
+      Function<String, String> env,
+      Clock clock,
+      Tuning tuning) {
     this(header, scheme, config, env, clock, null, tuning);
   }
 
-  OAuth2CredentialProvider(String header, String scheme, Policy.OAuth2 config,
-                           Function<String, String> env, Clock clock, Executor executor, Tuning tuning) {
+  OAuth2CredentialProvider(
+      String header,
+      String scheme,
+      Policy.OAuth2 config,
+      Function<String, String> env,
+      Clock clock,
+      Executor executor,
+      Tuning tuning) {
     this.header = CredentialProviders.checkHeader(header);
     this.scheme = CredentialProviders.checkScheme(scheme);
     Objects.requireNonNull(config, "config");
@@ -187,9 +219,12 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     String problem = tokenEndpointProblem(config.tokenEndpoint());
     if (problem != null) throw new IllegalArgumentException(KEY + ".token-endpoint: " + problem);
     this.tokenEndpoint = config.tokenEndpoint();
-    this.endpointName = config.tokenEndpoint().getPort() < 0 ? config.tokenEndpoint().getHost()
-        : config.tokenEndpoint().getHost() + ":" + config.tokenEndpoint().getPort();
-    if (config.clientId().isBlank()) throw new IllegalArgumentException(KEY + ".client-id must not be blank");
+    this.endpointName =
+        config.tokenEndpoint().getPort() < 0
+            ? config.tokenEndpoint().getHost()
+            : config.tokenEndpoint().getHost() + ":" + config.tokenEndpoint().getPort();
+    if (config.clientId().isBlank())
+      throw new IllegalArgumentException(KEY + ".client-id must not be blank");
     this.clientId = config.clientId();
     if ((config.clientSecretFromEnv() == null) == (config.clientSecretFromFile() == null)) {
       throw new IllegalArgumentException(
@@ -198,29 +233,32 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     if (config.clientSecretFromEnv() != null && config.clientSecretFromEnv().isBlank()) {
       throw new IllegalArgumentException(KEY + ".client-secret-from-env must not be blank");
     }
-    this.secret = config.clientSecretFromEnv() != null
-        ? SecretSource.fromEnv(config.clientSecretFromEnv(), env)
-        : SecretSource.fromFile(config.clientSecretFromFile(), clock);
+    this.secret =
+        config.clientSecretFromEnv() != null
+            ? SecretSource.fromEnv(config.clientSecretFromEnv(), env)
+            : SecretSource.fromFile(config.clientSecretFromFile(), clock);
     this.scope = optional(config.scope(), "scope");
     this.audience = optional(config.audience(), "audience");
     if (config.refreshBefore().isNegative()) {
-      throw new IllegalArgumentException(KEY + ".refresh-before must be >= 0, was " + config.refreshBefore());
+      throw new IllegalArgumentException(
+          KEY + ".refresh-before must be >= 0, was " + config.refreshBefore());
     }
     this.refreshBefore = config.refreshBefore();
     HttpClient.Builder http = HttpClient.newBuilder();
     if (executor != null) http.executor(executor);
-    this.http = http
-        .connectTimeout(tuning.connectTimeout())
-        // A redirect would carry the client's Basic credentials to wherever it points.
-        .followRedirects(HttpClient.Redirect.NEVER)
-        // One small request now and then gains nothing from HTTP/2, and h2c upgrade probes
-        // confuse some plain-http test and sidecar endpoints.
-        .version(HttpClient.Version.HTTP_1_1)
-        .build();
+    this.http =
+        http.connectTimeout(tuning.connectTimeout())
+            // A redirect would carry the client's Basic credentials to wherever it points.
+            .followRedirects(HttpClient.Redirect.NEVER)
+            // One small request now and then gains nothing from HTTP/2, and h2c upgrade probes
+            // confuse some plain-http test and sidecar endpoints.
+            .version(HttpClient.Version.HTTP_1_1)
+            .build();
   }
 
   private static String optional(String value, String key) {
-    if (value != null && value.isBlank()) throw new IllegalArgumentException(KEY + "." + key + " must not be blank");
+    if (value != null && value.isBlank())
+      throw new IllegalArgumentException(KEY + "." + key + " must not be blank");
     return value;
   }
 
@@ -238,13 +276,16 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     }
     String shown = PolicyText.quote(uri.toString());
     String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-    if (!uri.isAbsolute() || uri.isOpaque() || uri.getHost() == null
+    if (!uri.isAbsolute()
+        || uri.isOpaque()
+        || uri.getHost() == null
         || !(scheme.equals("https") || scheme.equals("http"))) {
       return "expected an absolute https URL, was " + shown;
     }
     if (uri.getRawFragment() != null) return "must not have a fragment, was " + shown;
     if (scheme.equals("http") && !isLoopback(uri.getHost())) {
-      return "must be https; http is allowed only for loopback hosts (127.0.0.1, localhost, [::1]), was " + shown;
+      return "must be https; http is allowed only for loopback hosts (127.0.0.1, localhost, [::1]), was "
+          + shown;
     }
     return null;
   }
@@ -308,7 +349,8 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
   }
 
   private CredentialUnavailableException closedException() {
-    return new CredentialUnavailableException("OAuth2 credential provider for " + endpointName + " is closed");
+    return new CredentialUnavailableException(
+        "OAuth2 credential provider for " + endpointName + " is closed");
   }
 
   private Credential await(CompletableFuture<Token> pending) throws CredentialUnavailableException {
@@ -342,8 +384,9 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
       sending = sent;
       fetch = sent.thenApply(response -> parse(response, requested));
     } catch (CredentialUnavailableException e) {
-      fetch = CompletableFuture.failedFuture(
-          new TokenFailure("OAuth2 client secret unavailable: " + e.getMessage()));
+      fetch =
+          CompletableFuture.failedFuture(
+              new TokenFailure("OAuth2 client secret unavailable: " + e.getMessage()));
     } catch (RuntimeException e) {
       fetch = CompletableFuture.failedFuture(e);
     }
@@ -355,15 +398,19 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     StringBuilder form = new StringBuilder("grant_type=client_credentials");
     if (scope != null) form.append("&scope=").append(formEncode(scope));
     if (audience != null) form.append("&audience=").append(formEncode(audience));
-    String basic = Base64.getEncoder().encodeToString(
-        (formEncode(clientId) + ":" + formEncode(clientSecret)).getBytes(StandardCharsets.UTF_8));
-    HttpRequest request = HttpRequest.newBuilder(tokenEndpoint)
-        .timeout(tuning.requestTimeout())
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Accept", "application/json")
-        .header("Authorization", "Basic " + basic)
-        .POST(HttpRequest.BodyPublishers.ofString(form.toString(), StandardCharsets.UTF_8))
-        .build();
+    String basic =
+        Base64.getEncoder()
+            .encodeToString(
+                (formEncode(clientId) + ":" + formEncode(clientSecret))
+                    .getBytes(StandardCharsets.UTF_8));
+    HttpRequest request =
+        HttpRequest.newBuilder(tokenEndpoint)
+            .timeout(tuning.requestTimeout())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .header("Authorization", "Basic " + basic)
+            .POST(HttpRequest.BodyPublishers.ofString(form.toString(), StandardCharsets.UTF_8))
+            .build();
     CompletableFuture<HttpResponse<byte[]>> sent =
         http.sendAsync(request, info -> new LimitedBody(MAX_RESPONSE_BYTES, this::tooLarge));
     // The request timeout only covers waiting for the response headers; this bounds the body
@@ -372,9 +419,10 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     Duration total = tuning.connectTimeout().plus(tuning.requestTimeout());
     CompletableFuture<HttpResponse<byte[]>> bounded =
         sent.copy().orTimeout(total.toMillis(), TimeUnit.MILLISECONDS);
-    bounded.whenComplete((r, e) -> {
-      if (e != null) sent.cancel(true);
-    });
+    bounded.whenComplete(
+        (r, e) -> {
+          if (e != null) sent.cancel(true);
+        });
     return bounded;
   }
 
@@ -391,28 +439,37 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     } catch (IOException e) {
       throw failure("malformed token response (not JSON)");
     }
-    if (json == null || !json.isObject()) throw failure("malformed token response (not a JSON object)");
+    if (json == null || !json.isObject())
+      throw failure("malformed token response (not a JSON object)");
     JsonNode accessToken = json.get("access_token");
     if (accessToken == null || !accessToken.isTextual() || accessToken.textValue().isBlank()) {
       throw failure("malformed token response (no access_token)");
     }
     String value = accessToken.textValue();
     if (!CredentialProviders.isHeaderSafe(value)) {
-      throw failure("malformed token response (access_token holds a character not allowed in a header value)");
+      throw failure(
+          "malformed token response (access_token holds a character not allowed in a header value)");
     }
     JsonNode type = json.get("token_type");
-    if (type != null && !type.isNull() && !(type.isTextual() && type.textValue().equalsIgnoreCase("Bearer"))) {
-      String shown = type.isTextual() && SHOWN_TOKEN_TYPE.matcher(type.textValue()).matches()
-          ? "\"" + type.textValue() + "\"" : "of the response";
+    if (type != null
+        && !type.isNull()
+        && !(type.isTextual() && type.textValue().equalsIgnoreCase("Bearer"))) {
+      String shown =
+          type.isTextual() && SHOWN_TOKEN_TYPE.matcher(type.textValue()).matches()
+              ? "\"" + type.textValue() + "\""
+              : "of the response";
       throw failure("token_type " + shown + " is not Bearer");
     }
     Duration lifetime = lifetime(json.get("expires_in"));
     Instant expiresAt = requested.plus(lifetime);
     // A lead of at most half the lifetime: a token shorter-lived than 2 x refresh-before would
     // otherwise be due for refresh the moment it arrives, and every call would fetch again.
-    Duration lead = refreshBefore.compareTo(lifetime.dividedBy(2)) < 0 ? refreshBefore : lifetime.dividedBy(2);
-    return new Token(new Credential(header, CredentialProviders.headerValue(scheme, value)),
-        expiresAt.minus(lead), expiresAt);
+    Duration lead =
+        refreshBefore.compareTo(lifetime.dividedBy(2)) < 0 ? refreshBefore : lifetime.dividedBy(2);
+    return new Token(
+        new Credential(header, CredentialProviders.headerValue(scheme, value)),
+        expiresAt.minus(lead),
+        expiresAt);
   }
 
   private Duration lifetime(JsonNode expiresIn) {
@@ -423,7 +480,9 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     } else if (expiresIn.isTextual() && expiresIn.textValue().matches("[0-9]{1,12}")) {
       seconds = Long.parseLong(expiresIn.textValue()); // some providers send a string
     }
-    if (seconds <= 0) throw failure("malformed token response (expires_in is not a positive whole number of seconds)");
+    if (seconds <= 0)
+      throw failure(
+          "malformed token response (expires_in is not a positive whole number of seconds)");
     return seconds > MAX_LIFETIME.toSeconds() ? MAX_LIFETIME : Duration.ofSeconds(seconds);
   }
 
@@ -466,7 +525,9 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     } finally {
       lock.unlock();
     }
-    log.warn("inferpam: {}{}", message,
+    log.warn(
+        "inferpam: {}{}",
+        message,
         stillValid ? "; the current token is used until it expires" : "");
     throw new TokenFailure(message);
   }
@@ -474,7 +535,8 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
   /** A secret-free description: our own messages, or the endpoint and the kind of failure. */
   private String describe(Throwable error) {
     Throwable t = error;
-    while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
+    while ((t instanceof CompletionException || t instanceof ExecutionException)
+        && t.getCause() != null) {
       t = t.getCause();
     }
     if (t instanceof TokenFailure) return t.getMessage();
@@ -484,7 +546,9 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
     } else if (t instanceof HttpTimeoutException) {
       what = "no response within " + Durations.format(tuning.requestTimeout());
     } else if (t instanceof TimeoutException) { // our bound on the whole exchange, body included
-      what = "no complete response within " + Durations.format(tuning.connectTimeout().plus(tuning.requestTimeout()));
+      what =
+          "no complete response within "
+              + Durations.format(tuning.connectTimeout().plus(tuning.requestTimeout()));
     } else if (t instanceof ConnectException) {
       what = "connection failed";
     } else if (t instanceof SSLException) {
@@ -513,14 +577,22 @@ public final class OAuth2CredentialProvider implements CredentialProvider, AutoC
 
   @Override
   public String toString() {
-    return "OAuth2CredentialProvider[" + header + " from token endpoint " + endpointName
-        + ", client " + clientId + "]";
+    return "OAuth2CredentialProvider["
+        + header
+        + " from token endpoint "
+        + endpointName
+        + ", client "
+        + clientId
+        + "]";
   }
 
   /** Network limits; tests shorten them. */
   record Tuning(Duration connectTimeout, Duration requestTimeout, Duration failureBackoff) {
-    static final Tuning DEFAULTS = new Tuning(Duration.ofSeconds(CONNECT_TIMEOUT_SECONDS),
-        Duration.ofSeconds(REQUEST_TIMEOUT_SECONDS), FAILURE_BACKOFF);
+    static final Tuning DEFAULTS =
+        new Tuning(
+            Duration.ofSeconds(CONNECT_TIMEOUT_SECONDS),
+            Duration.ofSeconds(REQUEST_TIMEOUT_SECONDS),
+            FAILURE_BACKOFF);
 
     Tuning {
       Objects.requireNonNull(connectTimeout, "connectTimeout");

@@ -24,6 +24,7 @@ import java.util.Arrays;
 public final class BodyIntake {
   /** The largest buffer allocated before bytes arrive to fill it. */
   private static final int INITIAL_MAX = 64 * 1024;
+
   /** The largest array the JVM reliably allocates. */
   private static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
 
@@ -44,8 +45,12 @@ public final class BodyIntake {
     this.declaredLength = declaredLength;
     this.startMillis = startMillis;
     // A declared length is a claim, not bytes: the buffer grows with what arrives.
-    this.buffer = new byte[(int) Math.min(declaredLength >= 0 ? declaredLength : 8192,
-        Math.min(INITIAL_MAX, settings.maxBodyBytes()))];
+    this.buffer =
+        new byte
+            [(int)
+                Math.min(
+                    declaredLength >= 0 ? declaredLength : 8192,
+                    Math.min(INITIAL_MAX, settings.maxBodyBytes()))];
   }
 
   /**
@@ -59,12 +64,18 @@ public final class BodyIntake {
     long elapsed = nowMillis - startMillis;
     if (elapsed > settings.bodyTimeout().toMillis()) return refusal = timedOut();
     if ((long) count + len > Math.min(settings.maxBodyBytes(), MAX_ARRAY)) {
-      return refusal = new Decision.Deny(413, "body_too_large",
-          new BoundedBody.TooLargeException(settings.maxBodyBytes()).getMessage(), "request.max-body");
+      return refusal =
+          new Decision.Deny(
+              413,
+              "body_too_large",
+              new BoundedBody.TooLargeException(settings.maxBodyBytes()).getMessage(),
+              "request.max-body");
     }
     if (count + len > buffer.length) {
-      long grown = Math.max((long) count + len, Math.min(2L * buffer.length + 1,
-          Math.min(settings.maxBodyBytes(), MAX_ARRAY)));
+      long grown =
+          Math.max(
+              (long) count + len,
+              Math.min(2L * buffer.length + 1, Math.min(settings.maxBodyBytes(), MAX_ARRAY)));
       buffer = Arrays.copyOf(buffer, (int) grown);
     }
     System.arraycopy(b, off, buffer, count, len);
@@ -74,8 +85,12 @@ public final class BodyIntake {
       long needed = settings.minBodyRate() * afterGrace / 1000;
       if (declaredLength >= 0) needed = Math.min(needed, declaredLength);
       if (count < needed) {
-        return refusal = new Decision.Deny(408, "body_timeout", "request body arrived slower than "
-            + settings.minBodyRate() + " bytes/s", "request.min-body-rate");
+        return refusal =
+            new Decision.Deny(
+                408,
+                "body_timeout",
+                "request body arrived slower than " + settings.minBodyRate() + " bytes/s",
+                "request.min-body-rate");
       }
     }
     return null;
@@ -88,14 +103,18 @@ public final class BodyIntake {
    *     gave, or {@link #timedOut()} when it ended after the deadline
    */
   public Decision.Deny end(long nowMillis) {
-    if (refusal == null && nowMillis - startMillis > settings.bodyTimeout().toMillis()) refusal = timedOut();
+    if (refusal == null && nowMillis - startMillis > settings.bodyTimeout().toMillis())
+      refusal = timedOut();
     return refusal;
   }
 
   /** The refusal of a body that did not end within {@code body-timeout}. */
   public Decision.Deny timedOut() {
-    return new Decision.Deny(408, "body_timeout", "request body not received within "
-        + Durations.format(settings.bodyTimeout()), "request.body-timeout");
+    return new Decision.Deny(
+        408,
+        "body_timeout",
+        "request body not received within " + Durations.format(settings.bodyTimeout()),
+        "request.body-timeout");
   }
 
   /** When the body must have ended, in the caller's milliseconds. */

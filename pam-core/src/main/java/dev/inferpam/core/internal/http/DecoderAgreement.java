@@ -76,6 +76,7 @@ public final class DecoderAgreement {
 
   /** Keys that the common prompt shapes use for text (message content, content-part text). */
   static final List<String> PROMPT_KEYS = List.of("text", "content");
+
   /** Names the engine reads whatever the policy says (dotted paths). */
   static final List<String> FIXED = fixed();
 
@@ -106,7 +107,8 @@ public final class DecoderAgreement {
     for (String k : ApprovalRules.NOT_TEXT) prompt.children.put(prompt.name(k), NONE);
     for (String k : ApprovalRules.FREE_JSON) prompt.children.put(prompt.name(k), NONE);
     for (String field : ApprovalRules.PROMPT_FIELDS) root.children.put(root.name(field), prompt);
-    for (String field : ApprovalRules.DEFINITION_FIELDS) root.children.put(root.name(field), prompt);
+    for (String field : ApprovalRules.DEFINITION_FIELDS)
+      root.children.put(root.name(field), prompt);
   }
 
   private static List<String> fixed() {
@@ -153,7 +155,8 @@ public final class DecoderAgreement {
         }
       }
     } else if (surrogates && n.isTextual() && hasLoneSurrogate(n.textValue())) {
-      throw new Refusal("request body has a lone surrogate escape in %s; servers read it differently", "");
+      throw new Refusal(
+          "request body has a lone surrogate escape in %s; servers read it differently", "");
     }
   }
 
@@ -164,13 +167,17 @@ public final class DecoderAgreement {
       boolean plain = isPlain(key);
       allPlain &= plain;
       if (!plain && surrogates && hasLoneSurrogate(key)) {
-        throw new Refusal("request body has a lone surrogate escape in key %s; servers read it differently", key);
+        throw new Refusal(
+            "request body has a lone surrogate escape in key %s; servers read it differently", key);
       }
       if (level != null && (!plain || level.nonPlainNames)) {
         String governed = level.byFold.get(fold(key));
         if (governed != null && !governed.equals(key)) {
-          throw new Refusal("request body key %s is not the exact spelling of %s; servers that match keys"
-              + " ignoring case would read it as that", key).with(governed);
+          throw new Refusal(
+                  "request body key %s is not the exact spelling of %s; servers that match keys"
+                      + " ignoring case would read it as that",
+                  key)
+              .with(governed);
         }
       }
     }
@@ -180,7 +187,8 @@ public final class DecoderAgreement {
       String key = it.next();
       String other = seen.putIfAbsent(fold(key), key);
       if (other != null) {
-        throw new Refusal("request body keys %s and %s are one key to servers that match keys ignoring case",
+        throw new Refusal(
+            "request body keys %s and %s are one key to servers that match keys ignoring case",
             other, key);
       }
     }
@@ -223,7 +231,9 @@ public final class DecoderAgreement {
     for (int i = 0; i < s.length(); i++) {
       char c = s.charAt(i);
       if (!Character.isSurrogate(c)) continue;
-      if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+      if (Character.isHighSurrogate(c)
+          && i + 1 < s.length()
+          && Character.isLowSurrogate(s.charAt(i + 1))) {
         i++;
         continue;
       }
@@ -254,9 +264,12 @@ public final class DecoderAgreement {
   private static final class Level {
     /** Folded name to its exact spelling. */
     final Map<String, String> byFold = new HashMap<>();
+
     final Map<String, Level> children = new HashMap<>();
+
     /** The level below any key not in {@link #children}, or {@code null} for none. */
     Level other;
+
     /** Whether a governed name here is not plain (then even a plain key may be a variant of it). */
     boolean nonPlainNames;
 
@@ -293,6 +306,7 @@ public final class DecoderAgreement {
     private static final long serialVersionUID = 1L;
     private final String format;
     private final String[] paths;
+
     /** A name quoted after the paths, or {@code null}. */
     private String name;
 
@@ -309,14 +323,22 @@ public final class DecoderAgreement {
 
     Refusal under(String key) {
       for (int i = 0; i < paths.length; i++) {
-        paths[i] = paths[i].isEmpty() ? key : paths[i].startsWith("[") ? key + paths[i] : key + "." + paths[i];
+        paths[i] =
+            paths[i].isEmpty()
+                ? key
+                : paths[i].startsWith("[") ? key + paths[i] : key + "." + paths[i];
       }
       return this;
     }
 
     Refusal under(int index) {
       for (int i = 0; i < paths.length; i++) {
-        paths[i] = "[" + index + "]" + (paths[i].isEmpty() || paths[i].startsWith("[") ? "" : ".") + paths[i];
+        paths[i] =
+            "["
+                + index
+                + "]"
+                + (paths[i].isEmpty() || paths[i].startsWith("[") ? "" : ".")
+                + paths[i];
       }
       return this;
     }
@@ -335,7 +357,10 @@ public final class DecoderAgreement {
       StringBuilder out = new StringBuilder(q.length() + 10);
       for (int i = 0; i < q.length(); i++) {
         char c = q.charAt(i);
-        boolean paired = Character.isHighSurrogate(c) && i + 1 < q.length() && Character.isLowSurrogate(q.charAt(i + 1));
+        boolean paired =
+            Character.isHighSurrogate(c)
+                && i + 1 < q.length()
+                && Character.isLowSurrogate(q.charAt(i + 1));
         if (paired) {
           out.append(c).append(q.charAt(++i));
         } else if (Character.isSurrogate(c)) {

@@ -46,6 +46,7 @@ public final class GovernedBody {
 
   private static final String INFERENCE_HEADER_LENGTH = "inference-header-content-length";
   private static final Pattern LENGTH = Pattern.compile("[0-9]{1,10}");
+
   /** An HTTP token short enough to be named in an error message. */
   private static final Pattern TOKEN = Pattern.compile("[a-z0-9!#$%&'*+.^_`|~-]{1,40}");
 
@@ -78,12 +79,23 @@ public final class GovernedBody {
         } catch (BoundedBody.TooLargeException e) {
           return new Deny(413, "body_too_large", "decoded " + e.getMessage(), "request.max-body");
         } catch (DataFormatException e) {
-          return new Deny(400, "bad_request", "request body is not valid " + e.getMessage() + " data", "request");
+          return new Deny(
+              400,
+              "bad_request",
+              "request body is not valid " + e.getMessage() + " data",
+              "request");
         }
         decoded = withBody(request, body);
       } else if (operation != null) {
-        return new Deny(415, "unsupported_encoding", "Content-Encoding " + unsupported
-            + " is not supported on " + operation + " requests; send gzip, deflate or identity", "request");
+        return new Deny(
+            415,
+            "unsupported_encoding",
+            "Content-Encoding "
+                + unsupported
+                + " is not supported on "
+                + operation
+                + " requests; send gzip, deflate or identity",
+            "request");
       }
     }
     if (!RequestClassifier.INFER.equals(operation)) return new Prepared(decoded, decoded.body());
@@ -95,7 +107,8 @@ public final class GovernedBody {
    * Headers that describe a body as the caller sent it, and so no longer hold once
    * {@link #prepare} decoded it: {@code Content-Encoding} and {@code Content-Length}.
    */
-  public static final Set<String> ENCODED_BODY_HEADERS = Set.of("content-encoding", "content-length");
+  public static final Set<String> ENCODED_BODY_HEADERS =
+      Set.of("content-encoding", "content-length");
 
   /**
    * Whether {@code prepared} (what {@link #prepare} made of a request with {@code received}
@@ -103,7 +116,8 @@ public final class GovernedBody {
    * prepared request no longer does.
    */
   public static boolean decoded(Map<String, List<String>> received, InferenceRequest prepared) {
-    return prepared != null && received.containsKey("content-encoding")
+    return prepared != null
+        && received.containsKey("content-encoding")
         && !prepared.headers().containsKey("content-encoding");
   }
 
@@ -137,8 +151,12 @@ public final class GovernedBody {
     if (coding.equals("deflate")) {
       // RFC 9110 deflate is zlib-wrapped; some clients send raw deflate. A zlib header is two
       // bytes: method 8 with a window of at most 32 KiB, no preset dictionary, a multiple of 31.
-      boolean zlib = in.length >= 2 && (in[0] & 0x0F) == 8 && (in[0] & 0xF0) <= 0x70 && (in[1] & 0x20) == 0
-          && ((in[0] & 0xFF) << 8 | (in[1] & 0xFF)) % 31 == 0;
+      boolean zlib =
+          in.length >= 2
+              && (in[0] & 0x0F) == 8
+              && (in[0] & 0xF0) <= 0x70
+              && (in[1] & 0x20) == 0
+              && ((in[0] & 0xFF) << 8 | (in[1] & 0xFF)) % 31 == 0;
       int used = inflate(in, 0, !zlib, out, null, "deflate");
       if (used != in.length) throw new DataFormatException("deflate");
       return out.toByteArray();
@@ -150,7 +168,8 @@ public final class GovernedBody {
       long before = out.size();
       pos += inflate(in, pos, true, out, crc, "gzip");
       if (in.length - pos < 8) throw new DataFormatException("gzip");
-      if (le32(in, pos) != crc.getValue() || le32(in, pos + 4) != ((out.size() - before) & 0xFFFFFFFFL)) {
+      if (le32(in, pos) != crc.getValue()
+          || le32(in, pos + 4) != ((out.size() - before) & 0xFFFFFFFFL)) {
         throw new DataFormatException("gzip");
       }
       pos += 8;
@@ -179,7 +198,8 @@ public final class GovernedBody {
         } else if (inflater.needsDictionary()) {
           throw new DataFormatException(coding);
         } else if (inflater.needsInput()) {
-          // A raw stream may need one byte past its end to finish (see Inflater); more is truncated.
+          // A raw stream may need one byte past its end to finish (see Inflater); more is
+          // truncated.
           if (!raw || padded) throw new DataFormatException(coding);
           padded = true;
           inflater.setInput(new byte[1]);
@@ -199,7 +219,10 @@ public final class GovernedBody {
 
   /** Checks a gzip member header (RFC 1952) at {@code pos}; returns where its deflate data starts. */
   private static int gzipHeader(byte[] in, int pos) throws DataFormatException {
-    if (in.length - pos < 10 || (in[pos] & 0xFF) != 0x1f || (in[pos + 1] & 0xFF) != 0x8b || in[pos + 2] != 8
+    if (in.length - pos < 10
+        || (in[pos] & 0xFF) != 0x1f
+        || (in[pos + 1] & 0xFF) != 0x8b
+        || in[pos + 2] != 8
         || (in[pos + 3] & 0xE0) != 0) {
       throw new DataFormatException("gzip");
     }
@@ -223,16 +246,20 @@ public final class GovernedBody {
   }
 
   private static long le32(byte[] in, int p) {
-    return (in[p] & 0xFFL) | (in[p + 1] & 0xFFL) << 8 | (in[p + 2] & 0xFFL) << 16 | (in[p + 3] & 0xFFL) << 24;
+    return (in[p] & 0xFFL)
+        | (in[p + 1] & 0xFFL) << 8
+        | (in[p + 2] & 0xFFL) << 16
+        | (in[p + 3] & 0xFFL) << 24;
   }
 
   /** The request with the decoded body: no {@code Content-Encoding}, the new {@code Content-Length}. */
   private static InferenceRequest withBody(InferenceRequest request, byte[] body) {
     Map<String, List<String>> headers = new LinkedHashMap<>(request.headers());
     headers.remove("content-encoding");
-    if (headers.containsKey("content-length")) headers.put("content-length", List.of(Integer.toString(body.length)));
-    return new InferenceRequest(request.method(), request.path(), request.query(), headers, body,
-        request.remoteAddress());
+    if (headers.containsKey("content-length"))
+      headers.put("content-length", List.of(Integer.toString(body.length)));
+    return new InferenceRequest(
+        request.method(), request.path(), request.query(), headers, body, request.remoteAddress());
   }
 
   /** The JSON part of an {@code infer} body, or the {@link Deny} when there is none the engine can read. */
@@ -250,9 +277,10 @@ public final class GovernedBody {
     }
     if (json.length == 0) return badRequest("request body is empty");
     if (!startsWithBrace(json)) {
-      return badRequest(json == body
-          ? "infer request body is not JSON (binary tensor data needs Inference-Header-Content-Length)"
-          : "the Inference-Header-Content-Length part of the body is not a JSON object");
+      return badRequest(
+          json == body
+              ? "infer request body is not JSON (binary tensor data needs Inference-Header-Content-Length)"
+              : "the Inference-Header-Content-Length part of the body is not a JSON object");
     }
     return json;
   }

@@ -1,6 +1,5 @@
 package dev.inferpam.core.internal.http;
 
-
 /**
  * Turns a raw request path into the one form that policy is matched against, refusing every
  * path that a proxy, servlet container or model server could read as something else.
@@ -100,14 +99,20 @@ public final class PathCanonicalizer {
     }
     int b = high << 4 | low;
     switch (b) {
-      case '/': throw new BadPathException("encoded \"/\" in path");
-      case '\\': throw new BadPathException("encoded \"\\\" in path");
-      case '.': throw new BadPathException("encoded \".\" in path");
-      case ';': throw new BadPathException("encoded \";\" in path");
-      case 0: throw new BadPathException("encoded NUL in path");
+      case '/':
+        throw new BadPathException("encoded \"/\" in path");
+      case '\\':
+        throw new BadPathException("encoded \"\\\" in path");
+      case '.':
+        throw new BadPathException("encoded \".\" in path");
+      case ';':
+        throw new BadPathException("encoded \";\" in path");
+      case 0:
+        throw new BadPathException("encoded NUL in path");
       // An upstream that decodes twice would turn /api/%2570ull into /api/pull after we
       // checked /api/%70ull; a literal "%" in an inference path has no legitimate use.
-      case '%': throw new BadPathException("encoded \"%\" in path (double encoding)");
+      case '%':
+        throw new BadPathException("encoded \"%\" in path (double encoding)");
       default:
         // A decoded CR/LF would let the canonical path break log lines and header values.
         if (b < 0x20 || b == 0x7f) throw new BadPathException("encoded control character in path");

@@ -66,36 +66,38 @@ public final class RequestClassifier {
 
   private static final int MAX_EXCERPT = 120;
 
-  private static final Map<String, String> BODY_MODEL_PATHS = Map.of(
-      "/v1/chat/completions", CHAT,
-      "/v1/responses", CHAT,
-      "/v1/messages", CHAT,
-      "/api/chat", CHAT,
-      "/v1/completions", COMPLETION,
-      "/api/generate", COMPLETION,
-      "/v1/embeddings", EMBEDDING,
-      "/api/embed", EMBEDDING,
-      "/api/embeddings", EMBEDDING);
+  private static final Map<String, String> BODY_MODEL_PATHS =
+      Map.of(
+          "/v1/chat/completions", CHAT,
+          "/v1/responses", CHAT,
+          "/v1/messages", CHAT,
+          "/api/chat", CHAT,
+          "/v1/completions", COMPLETION,
+          "/api/generate", COMPLETION,
+          "/v1/embeddings", EMBEDDING,
+          "/api/embed", EMBEDDING,
+          "/api/embeddings", EMBEDDING);
 
   // Duplicate keys are refused because parsers disagree on them: Jackson's tree keeps the last
   // "model", others keep the first. With {"model":"allowed","model":"forbidden"} we could check
   // one model while the upstream runs the other, so such a body never gets past us.
-  private static final ObjectMapper JSON = JsonMapper.builder(
-          JsonFactory.builder()
-              .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-              // Parser messages must not carry the body (it may hold prompts or secrets).
-              .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
-              .streamReadConstraints(StreamReadConstraints.builder()
-                  .maxNestingDepth(MAX_NESTING_DEPTH)
+  private static final ObjectMapper JSON =
+      JsonMapper.builder(
+              JsonFactory.builder()
+                  .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                  // Parser messages must not carry the body (it may hold prompts or secrets).
+                  .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+                  .streamReadConstraints(
+                      StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build())
+                  .errorReportConfiguration(
+                      ErrorReportConfiguration.builder()
+                          .maxErrorTokenLength(32)
+                          .maxRawContentLength(0)
+                          .build())
                   .build())
-              .errorReportConfiguration(ErrorReportConfiguration.builder()
-                  .maxErrorTokenLength(32)
-                  .maxRawContentLength(0)
-                  .build())
-              .build())
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-      .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
-      .build();
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+          .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
+          .build();
 
   private final String basePath;
   private final DecoderAgreement agreement;
@@ -166,9 +168,12 @@ public final class RequestClassifier {
       if (!json.isObject()) throw new BadRequestException("request body is not a JSON object");
       agreement.check(json, body);
       JsonNode model = json.get("model");
-      if (model == null || model.isNull()) throw new BadRequestException("request body has no \"model\"");
-      if (!model.isTextual()) throw new BadRequestException("\"model\" in request body is not a string");
-      if (model.textValue().isBlank()) throw new BadRequestException("\"model\" in request body is blank");
+      if (model == null || model.isNull())
+        throw new BadRequestException("request body has no \"model\"");
+      if (!model.isTextual())
+        throw new BadRequestException("\"model\" in request body is not a string");
+      if (model.textValue().isBlank())
+        throw new BadRequestException("\"model\" in request body is blank");
       checkModelName(model.textValue(), "\"model\" in request body");
       return new Classification(operation, model.textValue(), relative, json);
     }
@@ -195,7 +200,8 @@ public final class RequestClassifier {
         throw new BadRequestException(what + " has a control character");
       }
     }
-    if (!model.isEmpty() && isSpace(model.codePointAt(0)) || isSpace(model.codePointBefore(model.length()))) {
+    if (!model.isEmpty() && isSpace(model.codePointAt(0))
+        || isSpace(model.codePointBefore(model.length()))) {
       throw new BadRequestException(what + " starts or ends with white space");
     }
   }
@@ -265,9 +271,11 @@ public final class RequestClassifier {
     } catch (JsonProcessingException e) {
       throw new BadRequestException("malformed JSON body: " + excerpt(e.getOriginalMessage()));
     } catch (java.io.IOException e) {
-      throw new BadRequestException("malformed JSON body: unreadable"); // not thrown for in-memory input
+      throw new BadRequestException(
+          "malformed JSON body: unreadable"); // not thrown for in-memory input
     }
-    if (node == null || node.isMissingNode()) throw new BadRequestException("request body is empty");
+    if (node == null || node.isMissingNode())
+      throw new BadRequestException("request body is empty");
     return node;
   }
 
@@ -314,8 +322,13 @@ public final class RequestClassifier {
 
     @Override
     public String toString() {
-      return "Classification[operation=" + operation + ", model=" + model
-          + ", relativePath=" + relativePath + "]";
+      return "Classification[operation="
+          + operation
+          + ", model="
+          + model
+          + ", relativePath="
+          + relativePath
+          + "]";
     }
   }
 }

@@ -21,7 +21,8 @@ public final class StrictUtf8 {
   /** {@code bytes[off, off + len)} decoded, or {@code null} when they are not valid UTF-8. */
   public static String decode(byte[] bytes, int off, int len) {
     try {
-      return StandardCharsets.UTF_8.newDecoder()
+      return StandardCharsets.UTF_8
+          .newDecoder()
           .onMalformedInput(CodingErrorAction.REPORT)
           .onUnmappableCharacter(CodingErrorAction.REPORT)
           .decode(ByteBuffer.wrap(bytes, off, len))

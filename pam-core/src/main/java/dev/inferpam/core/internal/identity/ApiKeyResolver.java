@@ -1,9 +1,9 @@
 package dev.inferpam.core.internal.identity;
 
 import dev.inferpam.api.AuthenticationException;
+import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
-import dev.inferpam.api.IdentityResolver;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.Sha256;
 import java.nio.charset.StandardCharsets;
@@ -103,8 +103,8 @@ public final class ApiKeyResolver implements IdentityResolver {
     if (expires != null && !clock.instant().isBefore(expires)) {
       throw new AuthenticationException("api key expired");
     }
-    return Optional.of(new Principal(match.key.name(), match.key.groups(), Principal.VIA_API_KEY,
-        null, Map.of()));
+    return Optional.of(
+        new Principal(match.key.name(), match.key.groups(), Principal.VIA_API_KEY, null, Map.of()));
   }
 
   /** Compares against every entry, without stopping at a match, so timing says nothing. */
@@ -123,7 +123,8 @@ public final class ApiKeyResolver implements IdentityResolver {
       throws AuthenticationException {
     List<String> values = request.headers().get(name);
     if (values == null || values.isEmpty()) return null;
-    if (values.size() > 1) throw new AuthenticationException("more than one " + display + " header");
+    if (values.size() > 1)
+      throw new AuthenticationException("more than one " + display + " header");
     return values.get(0);
   }
 

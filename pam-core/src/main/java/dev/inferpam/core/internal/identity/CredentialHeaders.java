@@ -16,10 +16,11 @@ import java.util.List;
  * Stateless.
  */
 final class CredentialHeaders {
-  private static final List<String[]> HEADERS = List.of(
-      new String[] {"authorization", "Authorization"},
-      new String[] {"x-api-key", "X-Api-Key"},
-      new String[] {"proxy-authorization", "Proxy-Authorization"});
+  private static final List<String[]> HEADERS =
+      List.of(
+          new String[] {"authorization", "Authorization"},
+          new String[] {"x-api-key", "X-Api-Key"},
+          new String[] {"proxy-authorization", "Proxy-Authorization"});
 
   private CredentialHeaders() {}
 
@@ -32,9 +33,13 @@ final class CredentialHeaders {
     for (String[] header : HEADERS) {
       List<String> values = request.headers().get(header[0]);
       if (values == null || values.isEmpty()) continue;
-      if (values.size() > 1) throw new AuthenticationException("more than one " + header[1] + " header");
-      if (isList(header[0], values.get(0))) throw new AuthenticationException("more than one credential in " + header[1]);
-      if (seen != null) throw new AuthenticationException("more than one credential (" + seen + " and " + header[1] + ")");
+      if (values.size() > 1)
+        throw new AuthenticationException("more than one " + header[1] + " header");
+      if (isList(header[0], values.get(0)))
+        throw new AuthenticationException("more than one credential in " + header[1]);
+      if (seen != null)
+        throw new AuthenticationException(
+            "more than one credential (" + seen + " and " + header[1] + ")");
       seen = header[1];
     }
   }

@@ -24,7 +24,8 @@ public final class IdentityChain {
    * fetches keys on daemon threads of its own; whoever builds it closes it
    * ({@link OidcResolver#close()}).
    */
-  public static List<IdentityResolver> fromPolicy(Policy policy, Clock clock, List<IdentityResolver> extra) {
+  public static List<IdentityResolver> fromPolicy(
+      Policy policy, Clock clock, List<IdentityResolver> extra) {
     return fromPolicy(policy, clock, extra, Background.DEFAULT);
   }
 
@@ -32,15 +33,18 @@ public final class IdentityChain {
    * As {@link #fromPolicy(Policy, Clock, List)}, with the OIDC resolver's fetches and refreshes on
    * {@code background} (see {@link OidcResolver}).
    */
-  public static List<IdentityResolver> fromPolicy(Policy policy, Clock clock, List<IdentityResolver> extra,
-                                                  Background background) {
+  public static List<IdentityResolver> fromPolicy(
+      Policy policy, Clock clock, List<IdentityResolver> extra, Background background) {
     Objects.requireNonNull(policy, "policy");
     Objects.requireNonNull(clock, "clock");
     Objects.requireNonNull(background, "background");
     List<IdentityResolver> out = new ArrayList<>();
-    if (!policy.identity().apiKeys().isEmpty()) out.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
+    if (!policy.identity().apiKeys().isEmpty())
+      out.add(new ApiKeyResolver(policy.identity().apiKeys(), clock));
     if (!policy.identity().oidc().isEmpty()) {
-      out.add(new OidcResolver(policy.identity().oidc(), clock, OidcResolver.DEFAULT_TOKEN_CACHE_SIZE, background));
+      out.add(
+          new OidcResolver(
+              policy.identity().oidc(), clock, OidcResolver.DEFAULT_TOKEN_CACHE_SIZE, background));
     }
     out.addAll(extra);
     return out;

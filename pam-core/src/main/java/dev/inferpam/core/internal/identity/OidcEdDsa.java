@@ -34,7 +34,8 @@ final class OidcEdDsa {
    *
    * @throws JOSEException when the JDK cannot verify the key's curve
    */
-  static boolean verify(EdECPublicKey key, byte[] input, int length, byte[] signature) throws JOSEException {
+  static boolean verify(EdECPublicKey key, byte[] input, int length, byte[] signature)
+      throws JOSEException {
     try {
       Signature verifier = Signature.getInstance(key.getParams().getName());
       verifier.initVerify(key);
@@ -72,7 +73,8 @@ final class OidcEdDsa {
     bigEndian[0] &= 0x7f;
     try {
       return KeyFactory.getInstance("EdDSA")
-          .generatePublic(new EdECPublicKeySpec(params, new EdECPoint(xOdd, new BigInteger(1, bigEndian))));
+          .generatePublic(
+              new EdECPublicKeySpec(params, new EdECPoint(xOdd, new BigInteger(1, bigEndian))));
     } catch (GeneralSecurityException e) {
       return null;
     }

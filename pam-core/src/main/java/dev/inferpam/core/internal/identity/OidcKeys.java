@@ -85,8 +85,10 @@ final class OidcKeys {
   private final JWKSetSource<SecurityContext> source;
   private final Clock clock;
   private final long refetchMillis;
+
   /** When the next fetch for an unknown key may happen, in {@link #clock} millis. */
   private final AtomicLong nextRefetch = new AtomicLong(Long.MIN_VALUE);
+
   /** Keys of the JWK set the source last handed out; replaced, never updated, for another set. */
   private volatile Table table = new Table(new JWKSet());
 
@@ -96,7 +98,11 @@ final class OidcKeys {
    * @param clock      for the source's cache expiry and rate limit
    * @param refetchInterval at most one fetch for unknown keys per this interval
    */
-  OidcKeys(Set<JWSAlgorithm> algorithms, JWKSetSource<SecurityContext> source, Clock clock, Duration refetchInterval) {
+  OidcKeys(
+      Set<JWSAlgorithm> algorithms,
+      JWKSetSource<SecurityContext> source,
+      Clock clock,
+      Duration refetchInterval) {
     this.algorithms = Set.copyOf(algorithms);
     this.source = source;
     this.clock = clock;
@@ -123,7 +129,8 @@ final class OidcKeys {
     if (now < next || !nextRefetch.compareAndSet(next, now + refetchMillis)) return List.of();
     JWKSet refetched;
     try {
-      refetched = source.getJWKSet(JWKSetCacheRefreshEvaluator.referenceComparison(known), now, null);
+      refetched =
+          source.getJWKSet(JWKSetCacheRefreshEvaluator.referenceComparison(known), now, null);
     } catch (KeySourceException e) {
       return List.of(); // we have keys, just not this one
     }
@@ -135,8 +142,8 @@ final class OidcKeys {
     try {
       source.close();
     } catch (java.io.IOException | RuntimeException e) {
-      org.slf4j.LoggerFactory.getLogger(OidcKeys.class).debug("inferpam: closing an OIDC key source failed: {}",
-          e.toString());
+      org.slf4j.LoggerFactory.getLogger(OidcKeys.class)
+          .debug("inferpam: closing an OIDC key source failed: {}", e.toString());
     }
   }
 
@@ -171,7 +178,9 @@ final class OidcKeys {
   private record Selection(JWSAlgorithm alg, String kid, Base64URL x5tS256) {
     @Override
     public boolean equals(Object o) {
-      return o instanceof Selection s && alg.equals(s.alg) && Objects.equals(kid, s.kid)
+      return o instanceof Selection s
+          && alg.equals(s.alg)
+          && Objects.equals(kid, s.kid)
           && Objects.equals(x5tS256, s.x5tS256);
     }
 
@@ -184,8 +193,10 @@ final class OidcKeys {
   /** The verifiers of one JWK set. */
   private static final class Table {
     final JWKSet set;
+
     /** Per JWK object of {@link #set}, by identity; guarded by {@link #lock}. */
     final Map<JWK, List<KeyVerifier>> converted = new IdentityHashMap<>();
+
     final ReentrantLock lock = new ReentrantLock();
     final Map<Selection, List<KeyVerifier>> selections = new ConcurrentHashMap<>();
 
@@ -194,7 +205,9 @@ final class OidcKeys {
     }
 
     List<KeyVerifier> select(JWSHeader header) {
-      Selection key = new Selection(header.getAlgorithm(), header.getKeyID(), header.getX509CertSHA256Thumbprint());
+      Selection key =
+          new Selection(
+              header.getAlgorithm(), header.getKeyID(), header.getX509CertSHA256Thumbprint());
       List<KeyVerifier> cached = selections.get(key);
       if (cached != null) return cached;
       JWKMatcher matcher = JWKMatcher.forJWSHeader(header);
@@ -202,7 +215,8 @@ final class OidcKeys {
       List<KeyVerifier> out = new ArrayList<>();
       for (JWK jwk : new JWKSelector(matcher).select(set)) out.addAll(verifiers(jwk));
       List<KeyVerifier> found = List.copyOf(out);
-      if (!found.isEmpty() && selections.size() < MAX_SELECTIONS) selections.putIfAbsent(key, found);
+      if (!found.isEmpty() && selections.size() < MAX_SELECTIONS)
+        selections.putIfAbsent(key, found);
       return found;
     }
 
@@ -223,7 +237,8 @@ final class OidcKeys {
         if (key != null) out.add(verifier(key));
       } else {
         for (Key key : KeyConverter.toJavaKeys(List.of(jwk))) {
-          if (key instanceof PublicKey || key instanceof javax.crypto.SecretKey) out.add(verifier(key));
+          if (key instanceof PublicKey || key instanceof javax.crypto.SecretKey)
+            out.add(verifier(key));
         }
       }
       return List.copyOf(out);
@@ -234,10 +249,11 @@ final class OidcKeys {
   static KeyVerifier verifier(Key key) {
     if (key instanceof RSAPublicKey rsa) return new Rsa(rsa);
     if (key instanceof ECPublicKey ec) return ec(ec);
-    if (key instanceof EdECPublicKey ed) return token -> {
-      if (!JWSAlgorithm.EdDSA.equals(token.header().getAlgorithm())) throw wrongKeyType(token);
-      return OidcEdDsa.verify(ed, token.bytes(), token.signingInputLength(), token.signature());
-    };
+    if (key instanceof EdECPublicKey ed)
+      return token -> {
+        if (!JWSAlgorithm.EdDSA.equals(token.header().getAlgorithm())) throw wrongKeyType(token);
+        return OidcEdDsa.verify(ed, token.bytes(), token.signingInputLength(), token.signature());
+      };
     return token -> {
       throw wrongKeyType(token);
     };
@@ -260,10 +276,12 @@ final class OidcKeys {
     @Override
     public boolean verify(OidcToken token) throws JOSEException {
       JWSAlgorithm alg = token.header().getAlgorithm();
-      String jdk = JWSAlgorithm.RS256.equals(alg) ? "SHA256withRSA"
-          : JWSAlgorithm.RS384.equals(alg) ? "SHA384withRSA"
-          : JWSAlgorithm.RS512.equals(alg) ? "SHA512withRSA"
-          : null;
+      String jdk =
+          JWSAlgorithm.RS256.equals(alg)
+              ? "SHA256withRSA"
+              : JWSAlgorithm.RS384.equals(alg)
+                  ? "SHA384withRSA"
+                  : JWSAlgorithm.RS512.equals(alg) ? "SHA512withRSA" : null;
       if (jdk == null) {
         if (!JWSAlgorithm.Family.RSA.contains(alg)) throw wrongKeyType(token);
         return nimbus.verify(token.header(), token.signingInput(), token.signatureBase64());
@@ -294,7 +312,8 @@ final class OidcKeys {
       };
     }
     return token -> {
-      if (!JWSAlgorithm.Family.EC.contains(token.header().getAlgorithm())) throw wrongKeyType(token);
+      if (!JWSAlgorithm.Family.EC.contains(token.header().getAlgorithm()))
+        throw wrongKeyType(token);
       return nimbus.verify(token.header(), token.signingInput(), token.signatureBase64());
     };
   }

@@ -150,8 +150,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
   static final int MAX_ATTRIBUTE_DEPTH = 8;
 
   /** Registered claims that the principal carries elsewhere or that mean nothing afterwards. */
-  private static final Set<String> NOT_ATTRIBUTES = Set.of("iss", "sub", "aud", "exp", "nbf", "iat", "jti");
-
+  private static final Set<String> NOT_ATTRIBUTES =
+      Set.of("iss", "sub", "aud", "exp", "nbf", "iat", "jti");
 
   /**
    * What a refusal says ({@code error_description} of the 401). Fixed texts: they never carry
@@ -198,10 +198,25 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
    * @param outageTolerance  how long the last keys are served while the endpoint fails
    *                         (default 1h)
    */
-  record Settings(Duration connectTimeout, Duration readTimeout, Duration fetchDeadline, int maxDocumentBytes,
-                  Duration keyCacheTtl, Duration refreshAhead, Duration refetchInterval, Duration outageTolerance) {
-    static final Settings DEFAULTS = new Settings(Duration.ofSeconds(2), Duration.ofSeconds(2), Duration.ofSeconds(5),
-        512 * 1024, Duration.ofMinutes(5), Duration.ofSeconds(30), Duration.ofSeconds(30), Duration.ofHours(1));
+  record Settings(
+      Duration connectTimeout,
+      Duration readTimeout,
+      Duration fetchDeadline,
+      int maxDocumentBytes,
+      Duration keyCacheTtl,
+      Duration refreshAhead,
+      Duration refetchInterval,
+      Duration outageTolerance) {
+    static final Settings DEFAULTS =
+        new Settings(
+            Duration.ofSeconds(2),
+            Duration.ofSeconds(2),
+            Duration.ofSeconds(5),
+            512 * 1024,
+            Duration.ofMinutes(5),
+            Duration.ofSeconds(30),
+            Duration.ofSeconds(30),
+            Duration.ofHours(1));
 
     Settings {
       Objects.requireNonNull(connectTimeout, "connectTimeout");
@@ -211,13 +226,15 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
       Objects.requireNonNull(refreshAhead, "refreshAhead");
       Objects.requireNonNull(refetchInterval, "refetchInterval");
       Objects.requireNonNull(outageTolerance, "outageTolerance");
-      if (maxDocumentBytes <= 0) throw new IllegalArgumentException("maxDocumentBytes must be > 0, was " + maxDocumentBytes);
+      if (maxDocumentBytes <= 0)
+        throw new IllegalArgumentException("maxDocumentBytes must be > 0, was " + maxDocumentBytes);
       // Nimbus's own constraints, said in our terms.
       if (refetchInterval.compareTo(keyCacheTtl) >= 0) {
         throw new IllegalArgumentException("refetchInterval must be shorter than keyCacheTtl");
       }
       if (refreshAhead.plus(waitForRefresh(fetchDeadline)).compareTo(keyCacheTtl) > 0) {
-        throw new IllegalArgumentException("refreshAhead + fetchDeadline must not exceed keyCacheTtl");
+        throw new IllegalArgumentException(
+            "refreshAhead + fetchDeadline must not exceed keyCacheTtl");
       }
     }
 
@@ -262,21 +279,28 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
    *
    * @throws IllegalArgumentException as {@link #OidcResolver(List, Clock, int)}
    */
-  public OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Background background) {
+  public OidcResolver(
+      List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Background background) {
     this(issuers, clock, tokenCacheSize, Settings.DEFAULTS, background);
   }
 
-  OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings) {
+  OidcResolver(
+      List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings) {
     this(issuers, clock, tokenCacheSize, settings, Background.DEFAULT);
   }
 
-  OidcResolver(List<Policy.OidcIssuer> issuers, Clock clock, int tokenCacheSize, Settings settings,
-               Background background) {
+  OidcResolver(
+      List<Policy.OidcIssuer> issuers,
+      Clock clock,
+      int tokenCacheSize,
+      Settings settings,
+      Background background) {
     Objects.requireNonNull(issuers, "issuers");
     this.clock = Objects.requireNonNull(clock, "clock");
     this.settings = Objects.requireNonNull(settings, "settings");
     this.background = Objects.requireNonNull(background, "background");
-    if (tokenCacheSize < 0) throw new IllegalArgumentException("tokenCacheSize must be >= 0, was " + tokenCacheSize);
+    if (tokenCacheSize < 0)
+      throw new IllegalArgumentException("tokenCacheSize must be >= 0, was " + tokenCacheSize);
     Map<String, Issuer> byName = new HashMap<>();
     for (int i = 0; i < issuers.size(); i++) {
       Policy.OidcIssuer config = Objects.requireNonNull(issuers.get(i), "issuers[" + i + "]");
@@ -284,23 +308,31 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
       validate(config, where);
       // Tokens pick their issuer by "iss"; two entries for one issuer would be ambiguous.
       if (byName.containsKey(config.issuer())) {
-        throw new IllegalArgumentException(where + ".issuer: duplicate issuer \"" + config.issuer() + "\"");
+        throw new IllegalArgumentException(
+            where + ".issuer: duplicate issuer \"" + config.issuer() + "\"");
       }
       byName.put(config.issuer(), new Issuer(config, where));
     }
     this.issuers = Map.copyOf(byName);
-    this.tokens = tokenCacheSize == 0 ? null : Caffeine.newBuilder()
-        .maximumSize(tokenCacheSize)
-        .ticker(() -> clock.millis() * 1_000_000L) // expiry on the injected clock, like everything else
-        .executor(Runnable::run) // maintenance is small; no pool threads for it
-        .expireAfter(new UntilCacheDeadline())
-        .build();
+    this.tokens =
+        tokenCacheSize == 0
+            ? null
+            : Caffeine.newBuilder()
+                .maximumSize(tokenCacheSize)
+                .ticker(
+                    () ->
+                        clock.millis()
+                            * 1_000_000L) // expiry on the injected clock, like everything else
+                .executor(Runnable::run) // maintenance is small; no pool threads for it
+                .expireAfter(new UntilCacheDeadline())
+                .build();
   }
 
   private static void validate(Policy.OidcIssuer c, String where) {
     String problem = OidcRules.urlProblem(c.issuer(), true);
     if (problem != null) throw new IllegalArgumentException(where + ".issuer: " + problem);
-    if (c.audience().isBlank()) throw new IllegalArgumentException(where + ".audience: must not be blank");
+    if (c.audience().isBlank())
+      throw new IllegalArgumentException(where + ".audience: must not be blank");
     if (c.jwksUri() != null) {
       problem = OidcRules.urlProblem(c.jwksUri().toString(), false);
       if (problem != null) throw new IllegalArgumentException(where + ".jwks-uri: " + problem);
@@ -308,8 +340,15 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     for (int i = 0; i < c.algorithms().size(); i++) {
       problem = OidcRules.algorithmProblem(c.algorithms().get(i));
       if (problem != null) {
-        throw new IllegalArgumentException(where + ".algorithms[" + i + "]: " + problem + ", was \""
-            + c.algorithms().get(i) + "\"");
+        throw new IllegalArgumentException(
+            where
+                + ".algorithms["
+                + i
+                + "]: "
+                + problem
+                + ", was \""
+                + c.algorithms().get(i)
+                + "\"");
       }
     }
     problem = OidcRules.claimPathProblem(c.groupsClaim());
@@ -335,7 +374,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     if (values.size() > 1) {
       // Which one would a server behind us read? Refuse rather than guess, if any is ours.
       for (String v : values) {
-        if (BearerTokens.isJwtShaped(BearerTokens.token(v))) throw new AuthenticationException(Failure.TWO_HEADERS);
+        if (BearerTokens.isJwtShaped(BearerTokens.token(v)))
+          throw new AuthenticationException(Failure.TWO_HEADERS);
       }
       return Optional.empty();
     }
@@ -401,11 +441,13 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     // Cheap checks first, so that a token we would refuse anyway never makes us fetch keys.
     Issuer issuer = claims.getIssuer() == null ? null : issuers.get(claims.getIssuer());
     if (issuer == null) throw new AuthenticationException(Failure.WRONG_ISSUER);
-    if (!issuer.algorithms.contains(header.getAlgorithm())) throw new AuthenticationException(Failure.ALGORITHM);
+    if (!issuer.algorithms.contains(header.getAlgorithm()))
+      throw new AuthenticationException(Failure.ALGORITHM);
     if (header.getCriticalParams() != null && !header.getCriticalParams().isEmpty()) {
       throw new AuthenticationException(Failure.CRITICAL);
     }
-    if (!issuer.typeAccepted(header.getType())) throw new AuthenticationException(Failure.WRONG_TYPE);
+    if (!issuer.typeAccepted(header.getType()))
+      throw new AuthenticationException(Failure.WRONG_TYPE);
 
     OidcKeys keys = issuer.keys();
     verifications.increment();
@@ -415,14 +457,20 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     } catch (KeySourceException e) {
       // Fetch failures are rate-limited, refusals for the rate limit are not: keep the log quiet.
       if (e instanceof RateLimitReachedException) {
-        log.debug("inferpam: keys of OIDC issuer {} unavailable (fetch rate-limited)", issuer.config.issuer());
+        log.debug(
+            "inferpam: keys of OIDC issuer {} unavailable (fetch rate-limited)",
+            issuer.config.issuer());
       } else {
-        log.warn("inferpam: keys of OIDC issuer {} unavailable: {}", issuer.config.issuer(), e.getMessage());
+        log.warn(
+            "inferpam: keys of OIDC issuer {} unavailable: {}",
+            issuer.config.issuer(),
+            e.getMessage());
       }
       throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
     }
     if (candidates.isEmpty()) throw new AuthenticationException(Failure.UNKNOWN_KEY);
-    if (!signedByAnyOf(candidates, parsed)) throw new AuthenticationException(Failure.BAD_SIGNATURE);
+    if (!signedByAnyOf(candidates, parsed))
+      throw new AuthenticationException(Failure.BAD_SIGNATURE);
     // Claims only after the signature verified, so that they are the issuer's.
     String problem = issuer.claimsProblem(claims, now);
     if (problem != null) throw new AuthenticationException(problem);
@@ -444,7 +492,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
   }
 
   /** A validated token, as cached. */
-  private record Verified(Principal principal, Instant exp, Instant nbf, Duration skew, Instant cacheUntil) {
+  private record Verified(
+      Principal principal, Instant exp, Instant nbf, Duration skew, Instant cacheUntil) {
     /** Time claims against {@code now}, as {@link Issuer#claimsProblem} checks them. */
     String timeProblem(Instant now) {
       if (!exp.plus(skew).isAfter(now)) return Failure.EXPIRED;
@@ -461,12 +510,14 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     }
 
     @Override
-    public long expireAfterUpdate(ByteBuffer key, Verified value, long currentTime, long currentDuration) {
+    public long expireAfterUpdate(
+        ByteBuffer key, Verified value, long currentTime, long currentDuration) {
       return expireAfterCreate(key, value, currentTime);
     }
 
     @Override
-    public long expireAfterRead(ByteBuffer key, Verified value, long currentTime, long currentDuration) {
+    public long expireAfterRead(
+        ByteBuffer key, Verified value, long currentTime, long currentDuration) {
       return currentDuration;
     }
   }
@@ -481,13 +532,18 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     final int skewSeconds;
     final Duration skew;
     final long skewMillis;
+
     /** The required type without "application/", lower-cased; null when any type is accepted. */
     final String requiredType;
+
     /** Its own, so that a slow identity provider cannot use up the fetches of another. */
     final OidcRetriever retriever;
+
     final ReentrantLock discovery = new ReentrantLock();
+
     /** Null until discovery succeeded; set once. */
     volatile OidcKeys keys;
+
     /** Clock millis before which discovery is not tried again; guarded by {@link #discovery}. */
     long nextDiscovery = Long.MIN_VALUE;
 
@@ -502,8 +558,14 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
       this.skew = Duration.ofSeconds(skewSeconds);
       this.skewMillis = skewSeconds * 1000L;
       this.requiredType = config.requireType() == null ? null : bareType(config.requireType());
-      this.retriever = new OidcRetriever(settings.connectTimeout(), settings.readTimeout(), settings.maxDocumentBytes(),
-          settings.fetchDeadline(), where, background);
+      this.retriever =
+          new OidcRetriever(
+              settings.connectTimeout(),
+              settings.readTimeout(),
+              settings.maxDocumentBytes(),
+              settings.fetchDeadline(),
+              where,
+              background);
       // Nothing is fetched here: the JWK source fetches on first use.
       if (config.jwksUri() != null) this.keys = keys(config.jwksUri());
     }
@@ -527,7 +589,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     /** Fetches the discovery document once; other threads wait at most one fetch for it. */
     private OidcKeys discover() throws AuthenticationException {
       try {
-        if (!discovery.tryLock(Settings.waitForRefresh(settings.fetchDeadline()).toMillis(), TimeUnit.MILLISECONDS)) {
+        if (!discovery.tryLock(
+            Settings.waitForRefresh(settings.fetchDeadline()).toMillis(), TimeUnit.MILLISECONDS)) {
           throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
         }
       } catch (InterruptedException e) {
@@ -551,11 +614,14 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     }
 
     private URI discoverJwksUri() throws AuthenticationException {
-      String base = config.issuer().endsWith("/")
-          ? config.issuer().substring(0, config.issuer().length() - 1) : config.issuer();
+      String base =
+          config.issuer().endsWith("/")
+              ? config.issuer().substring(0, config.issuer().length() - 1)
+              : config.issuer();
       String problem;
       try {
-        Resource doc = retriever.retrieveResource(new URL(base + "/.well-known/openid-configuration"));
+        Resource doc =
+            retriever.retrieveResource(new URL(base + "/.well-known/openid-configuration"));
         Map<String, Object> json = JSONObjectUtils.parse(doc.getContent());
         Object issuer = json.get("issuer");
         Object jwks = json.get("jwks_uri");
@@ -571,10 +637,15 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
           return URI.create(uri);
         }
       } catch (IOException | ParseException | RuntimeException e) {
-        problem = e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+        problem =
+            e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
       }
-      log.warn("inferpam: OIDC discovery for issuer {} ({}) failed, next try in {}s: {}", config.issuer(), where,
-          settings.refetchInterval().toSeconds(), problem);
+      log.warn(
+          "inferpam: OIDC discovery for issuer {} ({}) failed, next try in {}s: {}",
+          config.issuer(),
+          where,
+          settings.refetchInterval().toSeconds(),
+          problem);
       throw new AuthenticationException(Failure.KEYS_UNAVAILABLE);
     }
 
@@ -592,13 +663,17 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
 
     /** Nimbus's chain: URL source, outage tolerance, rate limit, cache with refresh-ahead. */
     private JWKSetSource<SecurityContext> keySource(URL url) {
-      JWKSource<SecurityContext> built = JWKSourceBuilder.<SecurityContext>create(url, retriever)
-          .retrying(false) // a retry would double the time a request waits on a dead endpoint
-          .cache(settings.keyCacheTtl().toMillis(), Settings.waitForRefresh(settings.fetchDeadline()).toMillis())
-          .refreshAheadCache(settings.refreshAhead().toMillis(), null, refreshExecutor(), true, null, false)
-          .rateLimited(settings.refetchInterval().toMillis())
-          .outageTolerant(settings.outageTolerance().toMillis())
-          .build();
+      JWKSource<SecurityContext> built =
+          JWKSourceBuilder.<SecurityContext>create(url, retriever)
+              .retrying(false) // a retry would double the time a request waits on a dead endpoint
+              .cache(
+                  settings.keyCacheTtl().toMillis(),
+                  Settings.waitForRefresh(settings.fetchDeadline()).toMillis())
+              .refreshAheadCache(
+                  settings.refreshAhead().toMillis(), null, refreshExecutor(), true, null, false)
+              .rateLimited(settings.refetchInterval().toMillis())
+              .outageTolerant(settings.outageTolerance().toMillis())
+              .build();
       if (!(built instanceof JWKSetBasedJWKSource<SecurityContext> source)) {
         throw new IllegalStateException("unexpected JWK source " + built.getClass().getName());
       }
@@ -612,7 +687,12 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
      */
     private ExecutorService refreshExecutor() {
       if (background.executor() != null) return Background.borrowed(background.executor());
-      return new ThreadPoolExecutor(0, 1, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
+      return new ThreadPoolExecutor(
+          0,
+          1,
+          30,
+          TimeUnit.SECONDS,
+          new LinkedBlockingQueue<>(),
           background.threads("inferpam-oidc-keys-" + where));
     }
 
@@ -653,9 +733,11 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
       }
       // Immutable already, so that the principal need not copy them.
       Set<String> groups = groups(claim(all, config.groupsClaim()));
-      Principal principal = new Principal(subject, groups, Principal.VIA_OIDC, config.issuer(), attributes(all));
+      Principal principal =
+          new Principal(subject, groups, Principal.VIA_OIDC, config.issuer(), attributes(all));
       Instant exp = claims.getExpirationTime().toInstant();
-      Instant nbf = claims.getNotBeforeTime() == null ? null : claims.getNotBeforeTime().toInstant();
+      Instant nbf =
+          claims.getNotBeforeTime() == null ? null : claims.getNotBeforeTime().toInstant();
       Instant keysLimit = now.plus(settings.keyCacheTtl());
       return new Verified(principal, exp, nbf, skew, exp.isBefore(keysLimit) ? exp : keysLimit);
     }
@@ -704,12 +786,17 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
   /** A claim value as plain, unmodifiable Java values; null for nulls and too-deep structures. */
   private static Object plain(Object value, int depth) {
     if (value == null || depth > MAX_ATTRIBUTE_DEPTH) return null;
-    if (value instanceof String || value instanceof Boolean || value instanceof Long || value instanceof Double) {
+    if (value instanceof String
+        || value instanceof Boolean
+        || value instanceof Long
+        || value instanceof Double) {
       return value;
     }
-    if (value instanceof Integer || value instanceof Short || value instanceof Byte) return ((Number) value).longValue();
+    if (value instanceof Integer || value instanceof Short || value instanceof Byte)
+      return ((Number) value).longValue();
     if (value instanceof Float f) return f.doubleValue();
-    if (value instanceof java.math.BigInteger b) return b.bitLength() < 64 ? (Object) b.longValue() : b.doubleValue();
+    if (value instanceof java.math.BigInteger b)
+      return b.bitLength() < 64 ? (Object) b.longValue() : b.doubleValue();
     if (value instanceof Number n) return n.doubleValue();
     if (value instanceof Date d) return d.toInstant().getEpochSecond();
     if (value instanceof Map<?, ?> map) {

@@ -52,8 +52,10 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
 
   private final Duration deadline;
   private final Executor workers;
+
   /** The pool made here, shut down on close; {@code null} with a given executor. */
   private final ThreadPoolExecutor own;
+
   private final Semaphore fetches = new Semaphore(MAX_CONCURRENT_FETCHES);
   private volatile boolean closed;
 
@@ -65,16 +67,31 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
    * @param name           names the worker threads, e.g. the issuer's policy path
    * @param background     the executor to fetch on, or the thread factory for an own pool
    */
-  OidcRetriever(Duration connectTimeout, Duration readTimeout, int sizeLimit, Duration deadline, String name,
-                Background background) {
-    super(Math.toIntExact(connectTimeout.toMillis()), Math.toIntExact(readTimeout.toMillis()), sizeLimit, true);
+  OidcRetriever(
+      Duration connectTimeout,
+      Duration readTimeout,
+      int sizeLimit,
+      Duration deadline,
+      String name,
+      Background background) {
+    super(
+        Math.toIntExact(connectTimeout.toMillis()),
+        Math.toIntExact(readTimeout.toMillis()),
+        sizeLimit,
+        true);
     this.deadline = deadline;
     if (background.executor() != null) {
       this.workers = background.executor();
       this.own = null;
     } else {
-      this.own = new ThreadPoolExecutor(0, MAX_CONCURRENT_FETCHES, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
-          background.threads("inferpam-oidc-fetch " + name));
+      this.own =
+          new ThreadPoolExecutor(
+              0,
+              MAX_CONCURRENT_FETCHES,
+              30,
+              TimeUnit.SECONDS,
+              new SynchronousQueue<>(),
+              background.threads("inferpam-oidc-fetch " + name));
       this.workers = own;
     }
   }
@@ -86,7 +103,8 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
       throw new IOException("refusing to fetch a " + protocol + " URL");
     }
     if (closed) throw new IOException("OIDC resolver closed");
-    if (!fetches.tryAcquire()) throw new IOException("too many fetches in progress (" + MAX_CONCURRENT_FETCHES + ")");
+    if (!fetches.tryAcquire())
+      throw new IOException("too many fetches in progress (" + MAX_CONCURRENT_FETCHES + ")");
     Fetch fetch = new Fetch(url);
     try {
       workers.execute(fetch);

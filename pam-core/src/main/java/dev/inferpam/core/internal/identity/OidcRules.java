@@ -22,8 +22,9 @@ public final class OidcRules {
    * are never accepted (RFC 8725, sections 2.1 and 3.1): an HMAC key is a secret shared with the
    * issuer, and a verifier that accepts HMAC can be fooled into using a public key as the secret.
    */
-  public static final List<String> ALGORITHMS = List.of(
-      "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA");
+  public static final List<String> ALGORITHMS =
+      List.of(
+          "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA");
 
   /** Largest {@code clock-skew}: more would keep expired tokens alive for long. */
   static final Duration MAX_CLOCK_SKEW = Duration.ofMinutes(5);
@@ -52,7 +53,8 @@ public final class OidcRules {
     } catch (URISyntaxException e) {
       return URL_RULE;
     }
-    if (!uri.isAbsolute() || uri.isOpaque() || uri.getHost() == null || uri.getHost().isEmpty()) return URL_RULE;
+    if (!uri.isAbsolute() || uri.isOpaque() || uri.getHost() == null || uri.getHost().isEmpty())
+      return URL_RULE;
     String scheme = uri.getScheme().toLowerCase(Locale.ROOT);
     if (scheme.equals("http")) {
       if (!isLoopback(uri.getHost())) return URL_RULE;
@@ -83,7 +85,8 @@ public final class OidcRules {
 
   public static String algorithmProblem(String alg) {
     if (ALGORITHMS.contains(alg)) return null;
-    if (alg.equalsIgnoreCase("none")) return "\"none\" (unsigned tokens) is never accepted for OIDC";
+    if (alg.equalsIgnoreCase("none"))
+      return "\"none\" (unsigned tokens) is never accepted for OIDC";
     if (alg.toUpperCase(Locale.ROOT).startsWith("HS")) {
       return "HMAC algorithms (HS256, HS384, HS512) are never accepted for OIDC: the key would be a secret"
           + " shared with the issuer, and a public key could be passed off as one";
@@ -95,7 +98,8 @@ public final class OidcRules {
   public static String claimPathProblem(String path) {
     if (path.isBlank()) return "must not be blank";
     for (String segment : path.split("\\.", -1)) {
-      if (segment.isEmpty()) return "expected a claim name or dotted path such as realm_access.roles";
+      if (segment.isEmpty())
+        return "expected a claim name or dotted path such as realm_access.roles";
     }
     return null;
   }

@@ -45,15 +45,22 @@ final class OidcToken {
   private static final Base64.Decoder BASE64URL = Base64.getUrlDecoder();
 
   private final String token;
+
   /** The token's ASCII bytes; the signing input is its first {@link #signingInputLength} bytes. */
   private final byte[] bytes;
+
   private final int signingInputLength;
   private final JWSHeader header;
   private final JWTClaimsSet claims;
   private final byte[] signature;
 
-  private OidcToken(String token, byte[] bytes, int signingInputLength, JWSHeader header, JWTClaimsSet claims,
-                    byte[] signature) {
+  private OidcToken(
+      String token,
+      byte[] bytes,
+      int signingInputLength,
+      JWSHeader header,
+      JWTClaimsSet claims,
+      byte[] signature) {
     this.token = token;
     this.bytes = bytes;
     this.signingInputLength = signingInputLength;
@@ -99,7 +106,9 @@ final class OidcToken {
     JWTClaimsSet claims;
     byte[] signature;
     try {
-      claims = JWTClaimsSet.parse(JSONObjectUtils.parse(utf8(decode(bytes, firstDot + 1, lastDot - firstDot - 1))));
+      claims =
+          JWTClaimsSet.parse(
+              JSONObjectUtils.parse(utf8(decode(bytes, firstDot + 1, lastDot - firstDot - 1))));
       signature = array(decode(bytes, lastDot + 1, bytes.length - lastDot - 1));
     } catch (ParseException | RuntimeException e) {
       throw new AuthenticationException(Failure.MALFORMED);
@@ -110,7 +119,8 @@ final class OidcToken {
   /** Encrypted when Nimbus parses it as a JWE, else malformed; never signed (that needs three parts). */
   private static AuthenticationException refusalOfFiveParts(String token) {
     try {
-      if (JWTParser.parse(token) instanceof EncryptedJWT) return new AuthenticationException(Failure.ENCRYPTED);
+      if (JWTParser.parse(token) instanceof EncryptedJWT)
+        return new AuthenticationException(Failure.ENCRYPTED);
     } catch (ParseException | RuntimeException e) {
       // malformed
     }
@@ -122,7 +132,8 @@ final class OidcToken {
   }
 
   private static String utf8(ByteBuffer b) {
-    return new String(b.array(), b.arrayOffset() + b.position(), b.remaining(), StandardCharsets.UTF_8);
+    return new String(
+        b.array(), b.arrayOffset() + b.position(), b.remaining(), StandardCharsets.UTF_8);
   }
 
   private static byte[] array(ByteBuffer b) {

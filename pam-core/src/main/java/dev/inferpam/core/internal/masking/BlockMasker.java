@@ -48,10 +48,12 @@ public final class BlockMasker implements Masker {
   private final byte[] hashKey;
   private final int maxHoldBack;
   private final Map<String, Integer> order = new LinkedHashMap<>();
-  private final Comparator<Match> matchOrder = Comparator.comparingInt(Match::start)
-      .thenComparing(Comparator.comparingInt(Match::length).reversed())
-      .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE));
+  private final Comparator<Match> matchOrder =
+      Comparator.comparingInt(Match::start)
+          .thenComparing(Comparator.comparingInt(Match::length).reversed())
+          .thenComparingInt(m -> order.getOrDefault(m.detector(), Integer.MAX_VALUE));
   private final Undecided undecided;
+
   /** Every detector finds matches only at indexed candidates: a quiet text needs no scan. */
   private final boolean allIndexed;
 
@@ -70,23 +72,32 @@ public final class BlockMasker implements Masker {
    * @throws IllegalArgumentException also when {@code maxHoldBack} is below what a detector needs,
    *     naming the detector
    */
-  public BlockMasker(List<Detector> detectors, MaskStrategy strategy, byte[] hashKey, int maxHoldBack) {
+  public BlockMasker(
+      List<Detector> detectors, MaskStrategy strategy, byte[] hashKey, int maxHoldBack) {
     this.detectors = List.copyOf(detectors);
     this.strategy = Objects.requireNonNull(strategy, "strategy");
     if (strategy == MaskStrategy.HASH) {
       if (hashKey == null || hashKey.length < MIN_HASH_KEY_BYTES) {
-        throw new IllegalArgumentException("masking hash key must be at least " + MIN_HASH_KEY_BYTES + " bytes");
+        throw new IllegalArgumentException(
+            "masking hash key must be at least " + MIN_HASH_KEY_BYTES + " bytes");
       }
       this.hashKey = hashKey.clone();
     } else {
       this.hashKey = null;
     }
     for (Detector d : this.detectors) {
-      if (order.containsKey(d.name())) throw new IllegalArgumentException("two detectors named \"" + d.name() + "\"");
+      if (order.containsKey(d.name()))
+        throw new IllegalArgumentException("two detectors named \"" + d.name() + "\"");
       order.put(d.name(), order.size());
       if (d.holdBack() > maxHoldBack) {
-        throw new IllegalArgumentException("max-hold-back " + maxHoldBack + " is too small: detector " + d.name()
-            + " needs " + d.holdBack() + " chars");
+        throw new IllegalArgumentException(
+            "max-hold-back "
+                + maxHoldBack
+                + " is too small: detector "
+                + d.name()
+                + " needs "
+                + d.holdBack()
+                + " chars");
       }
     }
     this.maxHoldBack = maxHoldBack;
@@ -115,8 +126,10 @@ public final class BlockMasker implements Masker {
     Objects.requireNonNull(env, "env");
     List<Detector> detectors = new ArrayList<>();
     for (String name : masking.detectors()) detectors.add(Detectors.builtIn(name));
-    for (Policy.CustomPattern c : masking.custom()) detectors.add(CustomPatterns.detector(c.name(), c.pattern()));
-    for (Policy.WordList w : masking.words()) detectors.add(new WordListDetector(w.name(), w.list(), w.ignoreCase()));
+    for (Policy.CustomPattern c : masking.custom())
+      detectors.add(CustomPatterns.detector(c.name(), c.pattern()));
+    for (Policy.WordList w : masking.words())
+      detectors.add(new WordListDetector(w.name(), w.list(), w.ignoreCase()));
     byte[] key = null;
     if (masking.strategy() == MaskStrategy.HASH) {
       String text;
@@ -124,7 +137,8 @@ public final class BlockMasker implements Masker {
       if (masking.hashKeyFromEnv() != null) {
         source = "environment variable " + masking.hashKeyFromEnv();
         text = env.apply(masking.hashKeyFromEnv());
-        if (text == null) throw new IllegalArgumentException("masking hash key: " + source + " is not set");
+        if (text == null)
+          throw new IllegalArgumentException("masking hash key: " + source + " is not set");
       } else {
         source = "file " + masking.hashKeyFromFile();
         try {
@@ -135,8 +149,8 @@ public final class BlockMasker implements Masker {
       }
       key = text.strip().getBytes(StandardCharsets.UTF_8);
       if (key.length < MIN_HASH_KEY_BYTES) {
-        throw new IllegalArgumentException("masking hash key in " + source + " must be at least "
-            + MIN_HASH_KEY_BYTES + " bytes");
+        throw new IllegalArgumentException(
+            "masking hash key in " + source + " must be at least " + MIN_HASH_KEY_BYTES + " bytes");
       }
     }
     return new BlockMasker(detectors, masking.strategy(), key, masking.maxHoldBack());
@@ -245,12 +259,20 @@ public final class BlockMasker implements Masker {
    * Appends {@code text[from, to)} with {@code kept} (all inside it) replaced; a replacement is
    * made from the {@code folded} value, so a pseudonym does not depend on the spelling.
    */
-  private static void append(StringBuilder out, CharSequence text, CharSequence folded, int from, int to,
-                             List<Match> kept, Replacements replacements, Map<String, Integer> counts) {
+  private static void append(
+      StringBuilder out,
+      CharSequence text,
+      CharSequence folded,
+      int from,
+      int to,
+      List<Match> kept,
+      Replacements replacements,
+      Map<String, Integer> counts) {
     int at = from;
     for (Match m : kept) {
       out.append(text, at, m.start());
-      out.append(replacements.replace(m.detector(), folded.subSequence(m.start(), m.end()).toString()));
+      out.append(
+          replacements.replace(m.detector(), folded.subSequence(m.start(), m.end()).toString()));
       counts.merge(m.detector(), 1, Integer::sum);
       at = m.end();
     }
@@ -259,7 +281,10 @@ public final class BlockMasker implements Masker {
 
   @Override
   public String toString() {
-    return "BlockMasker" + detectors.stream().map(Detector::name).toList() + " " + strategy.name().toLowerCase(java.util.Locale.ROOT);
+    return "BlockMasker"
+        + detectors.stream().map(Detector::name).toList()
+        + " "
+        + strategy.name().toLowerCase(java.util.Locale.ROOT);
   }
 
   /**
@@ -287,10 +312,13 @@ public final class BlockMasker implements Masker {
   private final class StreamingSession implements Session {
     /** The unreleased text (and context), {@linkplain Fold folded}: what detectors read. */
     private final StringBuilder buf = new StringBuilder();
+
     /** The same chars as they came, once one of them folded; {@code null} while equal to {@code buf}. */
     private StringBuilder original;
+
     private final Map<String, Integer> counts = new LinkedHashMap<>();
     private final Replacements replacements = new Replacements(strategy, hashKey);
+
     /** Release point in {@code buf}: everything before it was released (or is context). */
     private int released;
 
@@ -414,7 +442,8 @@ public final class BlockMasker implements Masker {
           if (a.contains(c)) in[c] |= 1L << d;
         }
         for (char c = 128; c < 1024; c++) {
-          if (a.contains(c)) throw new IllegalArgumentException("alphabet of " + det.name() + " is not ASCII");
+          if (a.contains(c))
+            throw new IllegalArgumentException("alphabet of " + det.name() + " is not ASCII");
         }
       }
       withAlphabet = mask;

@@ -117,10 +117,12 @@ import java.util.Set;
 public final class BodyMasker {
   /** Largest JSON body, SSE event or NDJSON line parsed as JSON; larger falls back to text. */
   static final int MAX_FRAME_BYTES = 8 * 1024 * 1024;
+
   /** Most text streams open at once in one SSE response; more falls back to text. */
   static final int MAX_STREAMS = 1024;
 
-  private static final Set<String> NDJSON = Set.of("application/x-ndjson", "application/ndjson", "application/jsonl");
+  private static final Set<String> NDJSON =
+      Set.of("application/x-ndjson", "application/ndjson", "application/jsonl");
 
   /** How one kind of body is cut and masked: bytes in, text to deliver out. */
   interface Framing {
@@ -156,7 +158,8 @@ public final class BodyMasker {
       framing = new SseMasker(values, MAX_FRAME_BYTES, MAX_STREAMS);
     } else if (NDJSON.contains(type)) {
       framing = new NdjsonMasker(values, MAX_FRAME_BYTES);
-    } else if (type.equals("application/json") || (type.indexOf('/') > 0 && type.endsWith("+json"))) {
+    } else if (type.equals("application/json")
+        || (type.indexOf('/') > 0 && type.endsWith("+json"))) {
       framing = new BodyMaskerJson.Body(values, MAX_FRAME_BYTES);
     } else if (type.isEmpty() || type.startsWith("text/")) {
       framing = new BodyMaskerText(values);

@@ -37,20 +37,37 @@ final class BodyMaskerJson {
    * opaque tokens a client must get back unchanged. Only a string right under such a key is kept:
    * an object or array under it is masked like any other (fail closed).
    */
-  static final Set<String> UNTOUCHED = Set.of(
-      "embedding", "embeddings",
-      "id", "object", "model", "role", "type", "finish_reason", "stop_reason",
-      "system_fingerprint", "created",
-      "signature", "encrypted_content", "item_id", "call_id", "tool_call_id", "tool_use_id");
+  static final Set<String> UNTOUCHED =
+      Set.of(
+          "embedding",
+          "embeddings",
+          "id",
+          "object",
+          "model",
+          "role",
+          "type",
+          "finish_reason",
+          "stop_reason",
+          "system_fingerprint",
+          "created",
+          "signature",
+          "encrypted_content",
+          "item_id",
+          "call_id",
+          "tool_call_id",
+          "tool_use_id");
 
-  private static final JsonMapper MAPPER = JsonMapper.builder()
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-      .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
-      .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false)
-      .build();
+  private static final JsonMapper MAPPER =
+      JsonMapper.builder()
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+          .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+          .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false)
+          .build();
   private static final JsonFactory FACTORY = MAPPER.getFactory();
+
   /** Resolved once: looking the tree serializer up on every event was a measurable cost. */
   private static final ObjectWriter TREE_WRITER = MAPPER.writerFor(JsonNode.class);
+
   private static final ObjectReader TREE_READER = MAPPER.readerFor(JsonNode.class);
 
   private BodyMaskerJson() {}
@@ -107,10 +124,12 @@ final class BodyMaskerJson {
    */
   private static void renameKeys(ObjectNode object, BodyMaskerValues values) {
     List<Map.Entry<String, JsonNode>> members = new ArrayList<>();
-    for (Map.Entry<String, JsonNode> field : object.properties()) members.add(Map.entry(field.getKey(), field.getValue()));
+    for (Map.Entry<String, JsonNode> field : object.properties())
+      members.add(Map.entry(field.getKey(), field.getValue()));
     object.removeAll();
     BodyMaskerValues uncounted = values.fork();
-    for (Map.Entry<String, JsonNode> member : members) object.set(uncounted.mask(member.getKey()), member.getValue());
+    for (Map.Entry<String, JsonNode> member : members)
+      object.set(uncounted.mask(member.getKey()), member.getValue());
   }
 
   /**
@@ -121,7 +140,8 @@ final class BodyMaskerJson {
    */
   static byte[] maskDocument(byte[] json, BodyMaskerValues values) {
     BlockMasker block = values.block();
-    if (block != null && QuietJson.isQuiet(json, block)) return json; // the usual case, without a parser
+    if (block != null && QuietJson.isQuiet(json, block))
+      return json; // the usual case, without a parser
     return maskParsed(json, values);
   }
 
@@ -131,11 +151,15 @@ final class BodyMaskerJson {
     List<String> masked = new ArrayList<>();
     int outcome;
     try (JsonParser p = FACTORY.createParser(json)) {
-      outcome = copy(p, null, v -> {
-        String m = tally.mask(v);
-        masked.add(m);
-        return m;
-      });
+      outcome =
+          copy(
+              p,
+              null,
+              v -> {
+                String m = tally.mask(v);
+                masked.add(m);
+                return m;
+              });
     } catch (IOException | RuntimeException e) {
       return null;
     }
@@ -174,7 +198,8 @@ final class BodyMaskerJson {
    * {@code g} when there is one; {@link #INVALID} when there is no root value or more than one,
    * else whether a string changed.
    */
-  private static int copy(JsonParser p, JsonGenerator g, UnaryOperator<String> mask) throws IOException {
+  private static int copy(JsonParser p, JsonGenerator g, UnaryOperator<String> mask)
+      throws IOException {
     int depth = 0;
     int roots = 0;
     boolean changed = false;
@@ -186,13 +211,15 @@ final class BodyMaskerJson {
         case START_OBJECT, START_ARRAY -> {
           depth++;
           if (g != null) {
-            if (t == JsonToken.START_OBJECT) g.writeStartObject(); else g.writeStartArray();
+            if (t == JsonToken.START_OBJECT) g.writeStartObject();
+            else g.writeStartArray();
           }
         }
         case END_OBJECT, END_ARRAY -> {
           depth--;
           if (g != null) {
-            if (t == JsonToken.END_OBJECT) g.writeEndObject(); else g.writeEndArray();
+            if (t == JsonToken.END_OBJECT) g.writeEndObject();
+            else g.writeEndArray();
           }
         }
         case FIELD_NAME -> {

@@ -18,9 +18,11 @@ final class BodyMaskerText implements BodyMasker.Framing {
 
   private final BodyMaskerValues values;
   private final Masker.Session session;
-  private final CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-      .onMalformedInput(CodingErrorAction.REPLACE)
-      .onUnmappableCharacter(CodingErrorAction.REPLACE);
+  private final CharsetDecoder decoder =
+      StandardCharsets.UTF_8
+          .newDecoder()
+          .onMalformedInput(CodingErrorAction.REPLACE)
+          .onUnmappableCharacter(CodingErrorAction.REPLACE);
   private byte[] pending = NONE;
 
   BodyMaskerText(BodyMaskerValues values) {

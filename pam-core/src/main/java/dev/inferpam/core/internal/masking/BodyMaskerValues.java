@@ -48,7 +48,8 @@ final class BodyMaskerValues {
   /** Masks one whole value in a fresh session. */
   String mask(String value) {
     if (value.isEmpty()) return value;
-    if (masker instanceof BlockMasker block) return block.mask(value, ended); // whole: no session needed
+    if (masker instanceof BlockMasker block)
+      return block.mask(value, ended); // whole: no session needed
     Masker.Session session = masker.open();
     String masked = session.push(value) + session.finish();
     add(ended, session.counts());
@@ -68,8 +69,9 @@ final class BodyMaskerValues {
 
   private static void add(Map<String, Integer> into, Map<String, Integer> counts) {
     if (counts == null) return;
-    counts.forEach((name, n) -> {
-      if (name != null && n != null && n != 0) into.merge(name, n, Integer::sum);
-    });
+    counts.forEach(
+        (name, n) -> {
+          if (name != null && n != null && n != 0) into.merge(name, n, Integer::sum);
+        });
   }
 }

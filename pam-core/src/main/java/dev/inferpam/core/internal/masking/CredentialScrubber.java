@@ -38,6 +38,7 @@ import java.util.Set;
 public final class CredentialScrubber {
   /** The shortest credential value that is looked for. */
   public static final int MIN_LENGTH = 8;
+
   /** What a found credential becomes, fitted to its length. */
   public static final String REPLACEMENT = "[REDACTED:credential]";
 
@@ -45,23 +46,29 @@ public final class CredentialScrubber {
 
   /** Every form looked for, UTF-8, longest first (so a longer form wins at the same start). */
   private final byte[][] forms;
+
   private final String[] texts;
   private final boolean[] first = new boolean[256];
+
   /** The first two bytes of every form, hashed to a bit: most first-byte hits stop at it. */
   private final long[] pairs = new long[PAIR_BITS / 64];
+
   private static final int PAIR_BITS = 4096;
+
   /**
    * The distinct first two bytes of the forms, each broadcast to the eight bytes of a word
    * ({@code lead[k]} the first, {@code next[k]} the second), for skipping eight positions at a
    * time where none starts a form; {@code null} when there are too many pairs for that to pay.
    */
   private final long[] lead;
+
   private final long[] next;
   private static final int MAX_SKIP_PAIRS = 8;
   private static final long ONES = 0x0101010101010101L;
   private static final long HIGHS = 0x8080808080808080L;
   private static final java.lang.invoke.VarHandle LONGS =
-      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(
+          long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
 
   private CredentialScrubber(Set<String> values) {
     String[] given = values.toArray(String[]::new);
@@ -160,8 +167,13 @@ public final class CredentialScrubber {
   }
 
   private static boolean unreserved(int c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
-        || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z')
+        || (c >= 'a' && c <= 'z')
+        || (c >= '0' && c <= '9')
+        || c == '-'
+        || c == '.'
+        || c == '_'
+        || c == '~';
   }
 
   /** {@code v} as the inside of a JSON string, with the escapes a JSON writer uses. */
@@ -176,7 +188,8 @@ public final class CredentialScrubber {
         case '\r' -> out.append("\\r");
         case '\t' -> out.append("\\t");
         default -> {
-          if (c < 0x20) out.append(String.format(Locale.ROOT, "\\u%04x", (int) c)); else out.append(c);
+          if (c < 0x20) out.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+          else out.append(c);
         }
       }
     }
@@ -191,7 +204,8 @@ public final class CredentialScrubber {
       if (unreserved(c)) {
         out.append((char) c);
       } else {
-        out.append('%').append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
+        out.append('%')
+            .append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
             .append(Character.toUpperCase(Character.forDigit(c & 0xF, 16)));
       }
     }
@@ -219,8 +233,12 @@ public final class CredentialScrubber {
     String out = text;
     for (String form : texts) {
       if (out.contains(form)) {
-        out = out.replace(form, new String(replacement(form.getBytes(StandardCharsets.UTF_8).length),
-            StandardCharsets.US_ASCII));
+        out =
+            out.replace(
+                form,
+                new String(
+                    replacement(form.getBytes(StandardCharsets.UTF_8).length),
+                    StandardCharsets.US_ASCII));
       }
     }
     return out;

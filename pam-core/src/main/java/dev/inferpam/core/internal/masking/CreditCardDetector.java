@@ -21,7 +21,8 @@ import java.util.function.Consumer;
 final class CreditCardDetector implements Detector {
   static final int MIN_DIGITS = 13;
   static final int MAX_DIGITS = 19;
-  private static final Alphabet ALPHABET = Alphabet.ascii(c -> RegexDetector.isDigit(c) || isSeparator(c));
+  private static final Alphabet ALPHABET =
+      Alphabet.ascii(c -> RegexDetector.isDigit(c) || isSeparator(c));
 
   @Override
   public String name() {
@@ -93,7 +94,10 @@ final class CreditCardDetector implements Detector {
       for (; g >= 0; g--) {
         int c = groupDigits[g];
         int end = groupEnds[g];
-        if (c >= MIN_DIGITS && c <= MAX_DIGITS && !(end < n && isWord(text.charAt(end))) && !dottedDigit(text, end)
+        if (c >= MIN_DIGITS
+            && c <= MAX_DIGITS
+            && !(end < n && isWord(text.charAt(end)))
+            && !dottedDigit(text, end)
             && luhn(digits, c)) {
           out.accept(new Match(start, end, name()));
           break;
@@ -109,7 +113,8 @@ final class CreditCardDetector implements Detector {
     if (i < 0 || i + 1 >= text.length()) return false;
     char a = text.charAt(i);
     char b = text.charAt(i + 1);
-    return (RegexDetector.isDigit(a) && (b == '.' || b == '/')) || ((a == '.' || a == '/') && RegexDetector.isDigit(b));
+    return (RegexDetector.isDigit(a) && (b == '.' || b == '/'))
+        || ((a == '.' || a == '/') && RegexDetector.isDigit(b));
   }
 
   private static boolean isSeparator(char c) {

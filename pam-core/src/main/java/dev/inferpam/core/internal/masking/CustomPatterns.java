@@ -44,14 +44,17 @@ public final class CustomPatterns {
     try {
       Pattern.compile(regex);
     } catch (PatternSyntaxException e) {
-      throw new IllegalArgumentException("invalid regular expression: " + e.getDescription() + " at index " + e.getIndex());
+      throw new IllegalArgumentException(
+          "invalid regular expression: " + e.getDescription() + " at index " + e.getIndex());
     }
     Parser p = new Parser(regex);
     long max = p.alternation();
-    if (p.pos < regex.length()) throw new IllegalArgumentException("unbalanced \")\" at index " + p.pos);
+    if (p.pos < regex.length())
+      throw new IllegalArgumentException("unbalanced \")\" at index " + p.pos);
     if (max == 0) throw new IllegalArgumentException("matches only the empty string");
     if (max > MAX_LENGTH) {
-      throw new IllegalArgumentException("can match up to " + max + " chars, at most " + MAX_LENGTH + " allowed");
+      throw new IllegalArgumentException(
+          "can match up to " + max + " chars, at most " + MAX_LENGTH + " allowed");
     }
     return (int) max;
   }
@@ -98,6 +101,7 @@ public final class CustomPatterns {
     private static final long CAP = Long.MAX_VALUE / 4;
     final String s;
     int pos;
+
     /** Set while reading a group: whether it contained a quantifier or an alternation. */
     boolean sawQuantifierOrAlternation;
 
@@ -144,8 +148,12 @@ public final class CustomPatterns {
       long max;
       int at = pos;
       if (c == '*' || c == '+') {
-        throw new IllegalArgumentException("unbounded quantifier \"" + c + "\" at index " + at
-            + ": use a bounded one such as {0,64}");
+        throw new IllegalArgumentException(
+            "unbounded quantifier \""
+                + c
+                + "\" at index "
+                + at
+                + ": use a bounded one such as {0,64}");
       } else if (c == '?') {
         pos++;
         max = 1;
@@ -155,21 +163,29 @@ public final class CustomPatterns {
         pos = close + 1;
         int comma = body.indexOf(',');
         if (comma >= 0 && comma == body.length() - 1) {
-          throw new IllegalArgumentException("unbounded quantifier \"{" + body + "}\" at index " + at
-              + ": use a bounded one such as {0,64}");
+          throw new IllegalArgumentException(
+              "unbounded quantifier \"{"
+                  + body
+                  + "}\" at index "
+                  + at
+                  + ": use a bounded one such as {0,64}");
         }
         try {
           max = Long.parseLong((comma >= 0 ? body.substring(comma + 1) : body).trim());
         } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("quantifier \"{" + body + "}\" at index " + at + " is too large");
+          throw new IllegalArgumentException(
+              "quantifier \"{" + body + "}\" at index " + at + " is too large");
         }
       } else {
         return 1;
       }
-      if (pos < s.length() && (s.charAt(pos) == '?' || s.charAt(pos) == '+')) pos++; // lazy / possessive
+      if (pos < s.length() && (s.charAt(pos) == '?' || s.charAt(pos) == '+'))
+        pos++; // lazy / possessive
       if (max > 1 && innerRisk) {
-        throw new IllegalArgumentException("nested quantifier: the group at index " + atomAt
-            + " contains a quantifier or alternation and is itself repeated; this risks catastrophic backtracking");
+        throw new IllegalArgumentException(
+            "nested quantifier: the group at index "
+                + atomAt
+                + " contains a quantifier or alternation and is itself repeated; this risks catastrophic backtracking");
       }
       return max;
     }
@@ -190,9 +206,16 @@ public final class CustomPatterns {
           pos++;
           return 0;
         }
-        case '*', '+', '?', '{' -> // only after an atom, and "a{2}{3}" would be read as a literal here
-          throw new IllegalArgumentException("stacked quantifier \"" + c + "\" at index " + pos
-              + " is not supported in custom patterns");
+        case '*',
+            '+',
+            '?',
+            '{' -> // only after an atom, and "a{2}{3}" would be read as a literal here
+            throw new IllegalArgumentException(
+                "stacked quantifier \""
+                    + c
+                    + "\" at index "
+                    + pos
+                    + " is not supported in custom patterns");
         default -> {
           if (c == '.') {
             pos++;
@@ -211,10 +234,17 @@ public final class CustomPatterns {
       if (pos < s.length() && s.charAt(pos) == '?') {
         pos++;
         char k = pos < s.length() ? s.charAt(pos) : ')';
-        if (k == '=' || k == '!' || (k == '<' && pos + 1 < s.length() && (s.charAt(pos + 1) == '=' || s.charAt(pos + 1) == '!'))) {
-          throw new IllegalArgumentException("lookaround at index " + at + " is not allowed in custom patterns");
+        if (k == '='
+            || k == '!'
+            || (k == '<'
+                && pos + 1 < s.length()
+                && (s.charAt(pos + 1) == '=' || s.charAt(pos + 1) == '!'))) {
+          throw new IllegalArgumentException(
+              "lookaround at index " + at + " is not allowed in custom patterns");
         }
-        if (k == '>') throw new IllegalArgumentException("atomic group at index " + at + " is not allowed in custom patterns");
+        if (k == '>')
+          throw new IllegalArgumentException(
+              "atomic group at index " + at + " is not allowed in custom patterns");
         if (k == '<') {
           pos = s.indexOf('>', pos) + 1; // named group
         } else if (k != ':') {
@@ -223,7 +253,8 @@ public final class CustomPatterns {
           while (pos < s.length() && s.charAt(pos) != ')' && s.charAt(pos) != ':') pos++;
           String flags = s.substring(flagsStart, pos);
           if (flags.indexOf('x') >= 0) {
-            throw new IllegalArgumentException("the comments flag (?x) at index " + at + " is not allowed in custom patterns");
+            throw new IllegalArgumentException(
+                "the comments flag (?x) at index " + at + " is not allowed in custom patterns");
           }
           if (s.charAt(pos) == ')') {
             pos++;
@@ -275,12 +306,23 @@ public final class CustomPatterns {
       char e = s.charAt(pos);
       pos++;
       if (e >= '1' && e <= '9' || e == 'k') {
-        throw new IllegalArgumentException("backreference at index " + at + " is not allowed in custom patterns");
+        throw new IllegalArgumentException(
+            "backreference at index " + at + " is not allowed in custom patterns");
       }
       switch (e) {
-        case 'Q' -> throw new IllegalArgumentException("\\Q...\\E at index " + at + " is not supported in custom patterns; escape each character");
-        case 'X' -> throw new IllegalArgumentException("\\X at index " + at + " is not supported in custom patterns");
-        case '0' -> throw new IllegalArgumentException("octal escape at index " + at + " is not supported in custom patterns; use \\x{..}");
+        case 'Q' ->
+            throw new IllegalArgumentException(
+                "\\Q...\\E at index "
+                    + at
+                    + " is not supported in custom patterns; escape each character");
+        case 'X' ->
+            throw new IllegalArgumentException(
+                "\\X at index " + at + " is not supported in custom patterns");
+        case '0' ->
+            throw new IllegalArgumentException(
+                "octal escape at index "
+                    + at
+                    + " is not supported in custom patterns; use \\x{..}");
         case 'p', 'P', 'N' -> {
           if (pos < s.length() && s.charAt(pos) == '{') pos = s.indexOf('}', pos) + 1;
           else pos++;
@@ -301,7 +343,8 @@ public final class CustomPatterns {
         }
         case 'b', 'B', 'A', 'z', 'Z', 'G' -> {
           if (e == 'b' && pos < s.length() && s.charAt(pos) == '{') {
-            throw new IllegalArgumentException("\\b{g} at index " + at + " is not supported in custom patterns");
+            throw new IllegalArgumentException(
+                "\\b{g} at index " + at + " is not supported in custom patterns");
           }
           return 0;
         }
@@ -309,7 +352,9 @@ public final class CustomPatterns {
           return 2;
         }
         default -> {
-          return inClass ? 1 : (Character.isLetter(e) ? 2 : 1); // \d \w \s ...: a code point at most
+          return inClass
+              ? 1
+              : (Character.isLetter(e) ? 2 : 1); // \d \w \s ...: a code point at most
         }
       }
     }

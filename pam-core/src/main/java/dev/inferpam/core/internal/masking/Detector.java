@@ -66,7 +66,9 @@ public interface Detector {
    */
   default int undecidedFrom(CharSequence text, int from) {
     Alphabet a = alphabet();
-    return a == null ? Math.max(from, text.length() - holdBack()) : trailingRun(text, from, runBound(), a);
+    return a == null
+        ? Math.max(from, text.length() - holdBack())
+        : trailingRun(text, from, runBound(), a);
   }
 
   /**

@@ -70,7 +70,8 @@ public final class Detectors {
   public static Detector builtIn(String name) {
     Supplier<Detector> s = BUILT_IN.get(name);
     if (s == null) {
-      throw new IllegalArgumentException("unknown detector \"" + name + "\" (known: " + String.join(", ", NAMES) + ")");
+      throw new IllegalArgumentException(
+          "unknown detector \"" + name + "\" (known: " + String.join(", ", NAMES) + ")");
     }
     return s.get();
   }
@@ -85,7 +86,8 @@ public final class Detectors {
   static final class Email extends RegexDetector {
     // Local part and domain are bounded (64 / 253), so one attempt is bounded; validation is below.
     private static final Pattern P = Pattern.compile("[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}");
-    private static final String LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-";
+    private static final String LOCAL =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-";
 
     Email() {
       super("email", P, 64 + 1 + 253, c -> c == '@' || LOCAL.indexOf(c) >= 0);
@@ -132,7 +134,8 @@ public final class Detectors {
       String[] labels = domain.split("\\.", -1);
       if (labels.length < 2) return null;
       for (String label : labels) {
-        if (label.isEmpty() || label.length() > 63 || label.startsWith("-") || label.endsWith("-")) return null;
+        if (label.isEmpty() || label.length() > 63 || label.startsWith("-") || label.endsWith("-"))
+          return null;
       }
       String tld = labels[labels.length - 1];
       if (tld.length() < 2) return null;
@@ -146,17 +149,27 @@ public final class Detectors {
   static final class Phone extends RegexDetector {
     /** A NANP area code as assigned: {@code [2-9]}, not {@code N11}, no {@code 9} in the middle. */
     private static final String NPA = "(?![2-9]11)[2-9][0-8][0-9]";
+
     /** A NANP exchange code: {@code [2-9]}, not {@code N11}. */
     private static final String NXX = "(?![2-9]11)[2-9][0-9]{2}";
-    private static final Pattern P = Pattern.compile(
-        "(?<![A-Za-z0-9_+])(?<![0-9][./-])"
-            + "(?:\\+[1-9](?:[ ./-]?[0-9]){7,14}"
-            + "|(?:\\+?1[ ./-]?)?(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[-. /][0-9]{4}"
-            + "|[2-9][0-9]{2}-[2-9][0-9]{2}-[0-9]{4}"
-            + "|[2-9][0-9]{2}\\.[2-9][0-9]{2}\\.[0-9]{4}"
-            + "|" + NPA + "[ ./-]" + NXX + "[ ./-][0-9]{4}"
-            + "|" + NPA + NXX + "[0-9]{4}))"
-            + "(?![0-9A-Za-z_]|[./-][0-9])");
+
+    private static final Pattern P =
+        Pattern.compile(
+            "(?<![A-Za-z0-9_+])(?<![0-9][./-])"
+                + "(?:\\+[1-9](?:[ ./-]?[0-9]){7,14}"
+                + "|(?:\\+?1[ ./-]?)?(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[-. /][0-9]{4}"
+                + "|[2-9][0-9]{2}-[2-9][0-9]{2}-[0-9]{4}"
+                + "|[2-9][0-9]{2}\\.[2-9][0-9]{2}\\.[0-9]{4}"
+                + "|"
+                + NPA
+                + "[ ./-]"
+                + NXX
+                + "[ ./-][0-9]{4}"
+                + "|"
+                + NPA
+                + NXX
+                + "[0-9]{4}))"
+                + "(?![0-9A-Za-z_]|[./-][0-9])");
 
     Phone() {
       // '+', 15 digits, a separator between each
@@ -170,9 +183,10 @@ public final class Detectors {
   }
 
   static final class Ssn extends RegexDetector {
-    private static final Pattern P = Pattern.compile(
-        "(?<![0-9A-Za-z_])(?<![0-9]-)(?!000|666|9[0-9]{2})[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}"
-            + "(?![0-9A-Za-z_]|-[0-9])");
+    private static final Pattern P =
+        Pattern.compile(
+            "(?<![0-9A-Za-z_])(?<![0-9]-)(?!000|666|9[0-9]{2})[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}"
+                + "(?![0-9A-Za-z_]|-[0-9])");
 
     Ssn() {
       super("us-ssn", P, 11, c -> isDigit(c) || c == '-');
@@ -186,8 +200,9 @@ public final class Detectors {
 
   static final class Ipv4 extends RegexDetector {
     private static final String OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
-    private static final Pattern P = Pattern.compile(
-        "(?<![A-Za-z0-9_.])" + OCTET + "(?:\\." + OCTET + "){3}(?![0-9A-Za-z_]|\\.[0-9])");
+    private static final Pattern P =
+        Pattern.compile(
+            "(?<![A-Za-z0-9_.])" + OCTET + "(?:\\." + OCTET + "){3}(?![0-9A-Za-z_]|\\.[0-9])");
 
     Ipv4() {
       super("ipv4", P, 15, c -> isDigit(c) || c == '.');
@@ -209,7 +224,8 @@ public final class Detectors {
       }
       int wordEnd = i;
       while (i > 0 && wordEnd - i < 8 && Character.isLetter(text.charAt(i - 1))) i--;
-      if (i > 0 && Character.isLetter(text.charAt(i - 1))) return new int[] {start, end}; // a longer word
+      if (i > 0 && Character.isLetter(text.charAt(i - 1)))
+        return new int[] {start, end}; // a longer word
       String word = text.subSequence(i, wordEnd).toString().toLowerCase(Locale.ROOT);
       if (word.equals("version") || word.equals("ver") || word.equals("v")) return null;
       return new int[] {start, end};
@@ -217,8 +233,9 @@ public final class Detectors {
   }
 
   static final class AwsAccessKey extends RegexDetector {
-    private static final Pattern P = Pattern.compile(
-        "(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}(?![A-Za-z0-9])");
+    private static final Pattern P =
+        Pattern.compile(
+            "(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}(?![A-Za-z0-9])");
 
     AwsAccessKey() {
       super("aws-access-key", P, 20, c -> (c >= 'A' && c <= 'Z') || isDigit(c));

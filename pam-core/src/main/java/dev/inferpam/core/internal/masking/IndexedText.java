@@ -100,6 +100,7 @@ final class IndexedText implements CharSequence {
   private static final byte AT = 2;
   private static final byte COLON = 3;
   private static final byte UPPER = 4;
+
   /** Class of each Latin-1 char; 0 for the chars no candidate starts with (most of them). */
   private static final byte[] CLASS = new byte[256];
 
@@ -151,14 +152,17 @@ final class IndexedText implements CharSequence {
       switch (k) {
         case DIGIT -> {
           if (prev < '0' || prev > '9') {
-            if ((prev == '+' || prev == '(') && i - 1 >= from) signs = add(signs, signCount++, i - 1);
+            if ((prev == '+' || prev == '(') && i - 1 >= from)
+              signs = add(signs, signCount++, i - 1);
             if (i < limit) digitRuns = add(digitRuns, digitCount++, i);
           }
         }
         case UPPER -> {
-          if (i + 1 < n && CLASS[latin1(t, b, i + 1)] == UPPER && !isAlnum(prev)) uppers = add(uppers, upperCount++, i);
+          if (i + 1 < n && CLASS[latin1(t, b, i + 1)] == UPPER && !isAlnum(prev))
+            uppers = add(uppers, upperCount++, i);
           // "eyJ" (a base64url JSON object: JWTs) found at its 'J', in this same pass
-          if (prev == 'y' && latin1(t, b, i) == 'J' && i - 2 >= from && latin1(t, b, i - 2) == 'e') eyj(t, i - 2);
+          if (prev == 'y' && latin1(t, b, i) == 'J' && i - 2 >= from && latin1(t, b, i - 2) == 'e')
+            eyj(t, i - 2);
         }
         case AT -> ats = add(ats, atCount++, i);
         default -> colons = add(colons, colonCount++, i);
@@ -166,12 +170,14 @@ final class IndexedText implements CharSequence {
     }
     // The pass stops at the limit: an "eyJ" starting just before it ends past it.
     for (int e = Math.max(from, limit - 2); e < limit && e + 2 < n; e++) {
-      if (latin1(t, b, e) == 'e' && latin1(t, b, e + 1) == 'y' && latin1(t, b, e + 2) == 'J') eyj(t, e);
+      if (latin1(t, b, e) == 'e' && latin1(t, b, e + 1) == 'y' && latin1(t, b, e + 2) == 'J')
+        eyj(t, e);
     }
   }
 
   private static final java.lang.invoke.VarHandle LONGS =
-      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(
+          long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
 
   /**
    * Whether any of the eight Latin-1 chars in {@code w} may be in a class: one in
@@ -209,7 +215,11 @@ final class IndexedText implements CharSequence {
   }
 
   static boolean isB64(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+    return (c >= '0' && c <= '9')
+        || (c >= 'A' && c <= 'Z')
+        || (c >= 'a' && c <= 'z')
+        || c == '-'
+        || c == '_';
   }
 
   /** A candidate list: {@code positions[0..count)}, ascending. */
@@ -234,12 +244,14 @@ final class IndexedText implements CharSequence {
   }
 
   Positions digitRuns() {
-    if (digitRunsList == null) digitRunsList = digitCount == 0 ? Positions.NONE : new Positions(digitRuns, digitCount);
+    if (digitRunsList == null)
+      digitRunsList = digitCount == 0 ? Positions.NONE : new Positions(digitRuns, digitCount);
     return digitRunsList;
   }
 
   Positions signs() {
-    if (signsList == null) signsList = signCount == 0 ? Positions.NONE : new Positions(signs, signCount);
+    if (signsList == null)
+      signsList = signCount == 0 ? Positions.NONE : new Positions(signs, signCount);
     return signsList;
   }
 
@@ -251,7 +263,8 @@ final class IndexedText implements CharSequence {
     int b = 0;
     int k = 0;
     while (a < digitCount || b < signCount) {
-      if (b == signCount || (a < digitCount && digitRuns[a] < signs[b])) merged[k++] = digitRuns[a++];
+      if (b == signCount || (a < digitCount && digitRuns[a] < signs[b]))
+        merged[k++] = digitRuns[a++];
       else merged[k++] = signs[b++];
     }
     return new Positions(merged, k);
@@ -263,12 +276,14 @@ final class IndexedText implements CharSequence {
   }
 
   Positions upperPairs() {
-    if (upperPairsList == null) upperPairsList = upperCount == 0 ? Positions.NONE : new Positions(uppers, upperCount);
+    if (upperPairsList == null)
+      upperPairsList = upperCount == 0 ? Positions.NONE : new Positions(uppers, upperCount);
     return upperPairsList;
   }
 
   Positions colons() {
-    if (colonsList == null) colonsList = colonCount == 0 ? Positions.NONE : new Positions(colons, colonCount);
+    if (colonsList == null)
+      colonsList = colonCount == 0 ? Positions.NONE : new Positions(colons, colonCount);
     return colonsList;
   }
 

@@ -19,8 +19,10 @@ import java.util.function.Consumer;
  */
 final class Ipv6Detector implements Detector {
   static final int MAX_LENGTH = 45;
+
   /** Longer runs of hex digits, colons and dots are never addresses (so a decision reads at most this far). */
   static final int MAX_RUN = 64;
+
   private static final Alphabet ALPHABET = Alphabet.ascii(Ipv6Detector::isRunChar);
 
   @Override
@@ -67,14 +69,17 @@ final class Ipv6Detector implements Detector {
         end++;
       }
       i = end;
-      boolean glued = (start > 0 && (isWordNotHex(t.charAt(start - 1)) || isRunChar(t.charAt(start - 1))))
-          || (end < n && isWordNotHex(t.charAt(end)));
+      boolean glued =
+          (start > 0 && (isWordNotHex(t.charAt(start - 1)) || isRunChar(t.charAt(start - 1))))
+              || (end < n && isWordNotHex(t.charAt(end)));
       if (glued || count < 2 || end - start > MAX_RUN) continue;
       while (end > start && t.charAt(end - 1) == '.') end--;
       if (end - start >= 2 && t.charAt(end - 1) == ':' && t.charAt(end - 2) != ':') end--;
       // a leading '.' is punctuation, not part of an address
       while (start < end && t.charAt(start) == '.') start++;
-      if (end - start <= MAX_LENGTH && end - start >= 2 && valid(t.subSequence(start, end).toString())) {
+      if (end - start <= MAX_LENGTH
+          && end - start >= 2
+          && valid(t.subSequence(start, end).toString())) {
         out.accept(new Match(start, end, name()));
       }
     }

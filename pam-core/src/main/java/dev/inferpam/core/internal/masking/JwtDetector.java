@@ -66,7 +66,10 @@ final class JwtDetector implements Detector {
   }
 
   private static boolean startsEyJ(CharSequence text, int i) {
-    return i + 3 <= text.length() && text.charAt(i) == 'e' && text.charAt(i + 1) == 'y' && text.charAt(i + 2) == 'J';
+    return i + 3 <= text.length()
+        && text.charAt(i) == 'e'
+        && text.charAt(i + 1) == 'y'
+        && text.charAt(i + 2) == 'J';
   }
 
   private static boolean isB64(char c) {

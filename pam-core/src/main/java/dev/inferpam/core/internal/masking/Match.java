@@ -14,7 +14,8 @@ public record Match(int start, int end, String detector) {
   public Match {
     Objects.requireNonNull(detector, "detector");
     if (start < 0 || end <= start) {
-      throw new IllegalArgumentException("invalid match [" + start + ", " + end + ") of " + detector);
+      throw new IllegalArgumentException(
+          "invalid match [" + start + ", " + end + ") of " + detector);
     }
   }
 

@@ -22,7 +22,8 @@ import java.util.Map;
  */
 final class NdjsonMasker implements BodyMasker.Framing, NdjsonFramer.Handler {
   /** Streamed text fields, as paths: {@code "message.content"} is {@code content} in {@code message}. */
-  private static final List<String> STREAMED = List.of("message.content", "message.thinking", "response", "thinking");
+  private static final List<String> STREAMED =
+      List.of("message.content", "message.thinking", "response", "thinking");
 
   private final BodyMaskerValues values;
   private final NdjsonFramer framer;
@@ -113,7 +114,8 @@ final class NdjsonMasker implements BodyMasker.Framing, NdjsonFramer.Handler {
     for (String path : new ArrayList<>(open.keySet())) {
       String tail = values.finish(open.remove(path));
       if (tail.isEmpty()) continue;
-      ObjectNode line = template == null ? JsonNodeFactory.instance.objectNode() : template.deepCopy();
+      ObjectNode line =
+          template == null ? JsonNodeFactory.instance.objectNode() : template.deepCopy();
       for (String other : STREAMED) {
         ObjectNode holder = holder(line, other, false);
         if (holder != null && holder.has(field(other))) holder.put(field(other), "");

@@ -66,7 +66,9 @@ final class PrivateKeyDetector implements Detector {
     while ((i = t.indexOf(BEGIN, i)) >= 0) {
       int labelStart = i + BEGIN.length();
       int labelEnd = labelStart;
-      while (labelEnd < n && labelEnd - labelStart <= MAX_LABEL && isLabelChar(text.charAt(labelEnd))) labelEnd++;
+      while (labelEnd < n
+          && labelEnd - labelStart <= MAX_LABEL
+          && isLabelChar(text.charAt(labelEnd))) labelEnd++;
       String label = text.subSequence(labelStart, labelEnd).toString();
       if (!label.endsWith(SUFFIX) || !regionEquals(text, labelEnd, DASHES)) {
         i = labelStart;

@@ -21,12 +21,16 @@ import java.nio.charset.StandardCharsets;
 final class QuietJson {
   private static final int MAX_DEPTH = 64;
   private static final int MAX_NUMBER = 100;
+
   /** {@link BodyMaskerJson#UNTOUCHED} as bytes: string values right under these keys are not masked, so not asked. */
-  private static final byte[][] UNTOUCHED = BodyMaskerJson.UNTOUCHED.stream()
-      .map(k -> k.getBytes(StandardCharsets.US_ASCII)).toArray(byte[][]::new);
+  private static final byte[][] UNTOUCHED =
+      BodyMaskerJson.UNTOUCHED.stream()
+          .map(k -> k.getBytes(StandardCharsets.US_ASCII))
+          .toArray(byte[][]::new);
 
   private static final java.lang.invoke.VarHandle LONGS =
-      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(
+          long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
   private static final long ONES = 0x0101010101010101L;
   private static final long HIGHS = 0x8080808080808080L;
 
@@ -40,7 +44,8 @@ final class QuietJson {
   static boolean isPlain(long w) {
     long quote = w ^ (ONES * '"');
     long backslash = w ^ (ONES * '\\');
-    long found = ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash) | (w - ONES * 0x20) | w;
+    long found =
+        ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash) | (w - ONES * 0x20) | w;
     return (found & HIGHS) == 0;
   }
 
@@ -141,7 +146,9 @@ final class QuietJson {
       }
       if (i >= b.length || b[i] < 0x20) return -1; // unterminated, a control byte, or non-ASCII
       if (b[i] == '"') {
-        if (scan && i > start && !quiet(new String(b, start, i - start, StandardCharsets.ISO_8859_1))) return -1;
+        if (scan
+            && i > start
+            && !quiet(new String(b, start, i - start, StandardCharsets.ISO_8859_1))) return -1;
         return i + 1;
       }
       StringBuilder text = null;

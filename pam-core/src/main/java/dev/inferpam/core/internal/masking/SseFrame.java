@@ -79,7 +79,8 @@ final class SseFrame {
     return out.append(term).toString();
   }
 
-  private static void appendData(StringBuilder out, String firstDataLine, String data, String term) {
+  private static void appendData(
+      StringBuilder out, String firstDataLine, String data, String term) {
     String prefix = firstDataLine.startsWith("data: ") ? "data: " : "data:";
     if (data.indexOf('\n') < 0 && data.indexOf('\r') < 0) {
       out.append(prefix).append(data).append(term);

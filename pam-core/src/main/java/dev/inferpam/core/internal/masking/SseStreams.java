@@ -29,18 +29,27 @@ import java.util.Set;
  */
 final class SseStreams {
   /** Text fields of an OpenAI chat {@code choices[i].delta}, each its own stream. */
-  private static final List<String> CHAT_FIELDS = List.of("content", "refusal", "reasoning_content", "reasoning");
+  private static final List<String> CHAT_FIELDS =
+      List.of("content", "refusal", "reasoning_content", "reasoning");
+
   /**
    * Responses API event types (without {@code .delta}/{@code .done}) whose {@code delta} is
    * streamed text or streamed arguments.
    */
-  private static final Set<String> RESPONSES_TEXT = Set.of(
-      "response.output_text", "response.refusal", "response.reasoning_text",
-      "response.reasoning_summary_text", "response.audio.transcript",
-      "response.function_call_arguments", "response.custom_tool_call_input", "response.mcp_call_arguments",
-      "response.code_interpreter_call_code");
-  private static final Set<String> RESPONSES_END = Set.of(
-      "response.completed", "response.incomplete", "response.failed");
+  private static final Set<String> RESPONSES_TEXT =
+      Set.of(
+          "response.output_text",
+          "response.refusal",
+          "response.reasoning_text",
+          "response.reasoning_summary_text",
+          "response.audio.transcript",
+          "response.function_call_arguments",
+          "response.custom_tool_call_input",
+          "response.mcp_call_arguments",
+          "response.code_interpreter_call_code");
+
+  private static final Set<String> RESPONSES_END =
+      Set.of("response.completed", "response.incomplete", "response.failed");
 
   private final BodyMaskerValues values;
   private final int maxStreams;
@@ -107,11 +116,13 @@ final class SseStreams {
     JsonNode root = BodyMaskerJson.parse(data);
     if (root == null) return values.mask(data);
     if (root instanceof ObjectNode object) {
-      if (object.get("choices") instanceof ArrayNode choices) return openAi(object, choices, event, data.length());
+      if (object.get("choices") instanceof ArrayNode choices)
+        return openAi(object, choices, event, data.length());
       String type = text(object, "type");
       if (type != null) {
         List<Slot> slots = typedSlots(object, type);
-        if (slots != null) return feed(object, slots, event, data.length()) ? BodyMaskerJson.write(object) : null;
+        if (slots != null)
+          return feed(object, slots, event, data.length()) ? BodyMaskerJson.write(object) : null;
         endBefore(object, type, before);
       }
     }
@@ -132,39 +143,49 @@ final class SseStreams {
       String key = "openai:" + index + ":";
       if (choice.get("delta") instanceof ObjectNode delta) {
         for (String field : CHAT_FIELDS) {
-          if (text(delta, field) != null) slots.add(chatSlot(index, key + field, delta, field, deltaField(field)));
+          if (text(delta, field) != null)
+            slots.add(chatSlot(index, key + field, delta, field, deltaField(field)));
         }
         if (delta.get("tool_calls") instanceof ArrayNode calls) {
           for (int c = 0; c < calls.size(); c++) {
-            if (calls.get(c) instanceof ObjectNode call && call.get("function") instanceof ObjectNode function
+            if (calls.get(c) instanceof ObjectNode call
+                && call.get("function") instanceof ObjectNode function
                 && text(function, "arguments") != null) {
               int tool = integer(call, "index", c);
-              slots.add(chatSlot(index, key + "tool:" + tool, function, "arguments", toolArguments(tool)));
+              slots.add(
+                  chatSlot(
+                      index, key + "tool:" + tool, function, "arguments", toolArguments(tool)));
             }
           }
         }
-        if (delta.get("function_call") instanceof ObjectNode function && text(function, "arguments") != null) {
-          slots.add(chatSlot(index, key + "function_call", function, "arguments", functionArguments()));
+        if (delta.get("function_call") instanceof ObjectNode function
+            && text(function, "arguments") != null) {
+          slots.add(
+              chatSlot(index, key + "function_call", function, "arguments", functionArguments()));
         }
       } else if (text(choice, "text") != null) {
-        slots.add(chatSlot(index, key + "text", choice, "text", (c, tail) -> appendText(c, "text", tail)));
+        slots.add(
+            chatSlot(
+                index, key + "text", choice, "text", (c, tail) -> appendText(c, "text", tail)));
       }
       JsonNode reason = choice.get("finish_reason");
       if (reason != null && !reason.isNull()) finishing.put(index, choice);
     }
     if (!feed(chunk, slots, event, chars)) return null;
     // A finishing choice carries its streams' tails itself.
-    finishing.forEach((index, choice) -> {
-      for (String key : keys("openai:" + index + ":")) {
-        Stream stream = open.remove(key);
-        String tail = values.finish(stream.session);
-        if (!tail.isEmpty()) stream.place.append(choice, tail);
-      }
-    });
+    finishing.forEach(
+        (index, choice) -> {
+          for (String key : keys("openai:" + index + ":")) {
+            Stream stream = open.remove(key);
+            String tail = values.finish(stream.session);
+            if (!tail.isEmpty()) stream.place.append(choice, tail);
+          }
+        });
     return BodyMaskerJson.write(chunk);
   }
 
-  private static Slot chatSlot(int index, String key, ObjectNode holder, String field, Place place) {
+  private static Slot chatSlot(
+      int index, String key, ObjectNode holder, String field, Place place) {
     return new Slot(key, holder, field, chatSynth(index, place), place);
   }
 
@@ -177,7 +198,8 @@ final class SseStreams {
   private static Place toolArguments(int tool) {
     return (choice, tail) -> {
       ObjectNode delta = child(choice, "delta");
-      ArrayNode calls = delta.get("tool_calls") instanceof ArrayNode a ? a : delta.putArray("tool_calls");
+      ArrayNode calls =
+          delta.get("tool_calls") instanceof ArrayNode a ? a : delta.putArray("tool_calls");
       ObjectNode call = null;
       for (int c = 0; c < calls.size() && call == null; c++) {
         if (calls.get(c) instanceof ObjectNode o && integer(o, "index", c) == tool) call = o;
@@ -189,7 +211,8 @@ final class SseStreams {
 
   /** {@code delta.function_call.arguments} of a chat choice (the functions API before tools). */
   private static Place functionArguments() {
-    return (choice, tail) -> appendText(child(child(choice, "delta"), "function_call"), "arguments", tail);
+    return (choice, tail) ->
+        appendText(child(child(choice, "delta"), "function_call"), "arguments", tail);
   }
 
   /** The object member {@code name} of {@code parent}, made (replacing a non-object) when missing. */
@@ -206,27 +229,34 @@ final class SseStreams {
   private static List<Slot> typedSlots(ObjectNode event, String type) {
     if (type.equals("content_block_delta") && event.get("delta") instanceof ObjectNode delta) {
       String deltaType = text(delta, "type");
-      String field = deltaType == null ? null : switch (deltaType) {
-        case "text_delta" -> "text";
-        case "thinking_delta" -> "thinking";
-        case "input_json_delta" -> "partial_json";
-        default -> null;
-      };
+      String field =
+          deltaType == null
+              ? null
+              : switch (deltaType) {
+                case "text_delta" -> "text";
+                case "thinking_delta" -> "thinking";
+                case "input_json_delta" -> "partial_json";
+                default -> null;
+              };
       if (field == null || text(delta, field) == null) return null;
-      Synth synth = (template, tail) -> {
-        ObjectNode copy = template.deepCopy();
-        if (copy.get("delta") instanceof ObjectNode d) d.put(field, tail);
-        return copy;
-      };
+      Synth synth =
+          (template, tail) -> {
+            ObjectNode copy = template.deepCopy();
+            if (copy.get("delta") instanceof ObjectNode d) d.put(field, tail);
+            return copy;
+          };
       return List.of(new Slot("anthropic:" + integer(event, "index", -1), delta, field, synth));
     }
-    if (type.endsWith(".delta") && RESPONSES_TEXT.contains(base(type)) && text(event, "delta") != null) {
-      Synth synth = (template, tail) -> {
-        ObjectNode copy = template.deepCopy();
-        copy.put("delta", tail);
-        if (copy.get("logprobs") instanceof ArrayNode) copy.putArray("logprobs");
-        return copy;
-      };
+    if (type.endsWith(".delta")
+        && RESPONSES_TEXT.contains(base(type))
+        && text(event, "delta") != null) {
+      Synth synth =
+          (template, tail) -> {
+            ObjectNode copy = template.deepCopy();
+            copy.put("delta", tail);
+            if (copy.get("logprobs") instanceof ArrayNode) copy.putArray("logprobs");
+            return copy;
+          };
       return List.of(new Slot(responsesKey(event, base(type)), event, "delta", synth));
     }
     return null;
@@ -265,7 +295,9 @@ final class SseStreams {
     BodyMaskerJson.maskTree(root, values);
     for (int i = 0; i < slots.size(); i++) {
       Slot slot = slots.get(i);
-      Stream stream = open.computeIfAbsent(slot.key(), k -> new Stream(values.open(), slot.synth(), slot.place()));
+      Stream stream =
+          open.computeIfAbsent(
+              slot.key(), k -> new Stream(values.open(), slot.synth(), slot.place()));
       slot.holder().put(slot.field(), stream.session.push(texts.get(i)));
       stream.template = root;
       stream.frame = event;
@@ -281,19 +313,25 @@ final class SseStreams {
     long total = chars;
     for (Map.Entry<String, Stream> entry : open.entrySet()) {
       Stream stream = entry.getValue();
-      if (!keys.contains(entry.getKey()) && kept.add(stream.template)) total += stream.templateChars;
+      if (!keys.contains(entry.getKey()) && kept.add(stream.template))
+        total += stream.templateChars;
     }
     return total <= maxTemplateChars;
   }
 
   /** Ends the open streams whose key is {@code key} or starts with it when it ends in ':'. */
   private void endWhere(String key, StringBuilder out) {
-    List<String> keys = key.isEmpty() || key.endsWith(":") ? keys(key) : open.containsKey(key) ? List.of(key) : List.of();
+    List<String> keys =
+        key.isEmpty() || key.endsWith(":")
+            ? keys(key)
+            : open.containsKey(key) ? List.of(key) : List.of();
     for (String k : keys) {
       Stream stream = open.remove(k);
       String tail = values.finish(stream.session);
       if (!tail.isEmpty()) {
-        out.append(stream.frame.renderSynthetic(BodyMaskerJson.write(stream.synth.make(stream.template, tail))));
+        out.append(
+            stream.frame.renderSynthetic(
+                BodyMaskerJson.write(stream.synth.make(stream.template, tail))));
       }
     }
   }
@@ -314,7 +352,8 @@ final class SseStreams {
       ObjectNode choice = null;
       if (copy.get("choices") instanceof ArrayNode choices) {
         for (int pos = 0; pos < choices.size() && choice == null; pos++) {
-          if (choices.get(pos) instanceof ObjectNode c && integer(c, "index", pos) == index) choice = c;
+          if (choices.get(pos) instanceof ObjectNode c && integer(c, "index", pos) == index)
+            choice = c;
         }
       }
       if (choice == null) choice = JsonNodeFactory.instance.objectNode().put("index", index);

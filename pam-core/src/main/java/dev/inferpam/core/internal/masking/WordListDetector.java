@@ -61,7 +61,9 @@ final class WordListDetector implements Detector {
       int hit = -1;
       for (String w : words) {
         int end = i + w.length();
-        if (end <= n && s.regionMatches(ignoreCase, i, w, 0, w.length()) && (end == n || !isWord(s.charAt(end)))) {
+        if (end <= n
+            && s.regionMatches(ignoreCase, i, w, 0, w.length())
+            && (end == n || !isWord(s.charAt(end)))) {
           hit = end;
           break; // longest first
         }

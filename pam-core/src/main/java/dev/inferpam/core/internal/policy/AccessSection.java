@@ -84,9 +84,12 @@ final class AccessSection {
         String namePath = child(p, "name");
         String name = nonEmpty(required(r, p, "name"), namePath);
         // Decisions and recordings name the rule that decided; that must be unambiguous.
-        if (name.indexOf(':') >= 0) throw fail(namePath, "\":\" is reserved for preset rule names, was " + PolicyText.quote(name));
+        if (name.indexOf(':') >= 0)
+          throw fail(
+              namePath, "\":\" is reserved for preset rule names, was " + PolicyText.quote(name));
         String seen = names.putIfAbsent(name, p);
-        if (seen != null) throw fail(namePath, "duplicate name " + PolicyText.quote(name) + " (also " + seen + ")");
+        if (seen != null)
+          throw fail(namePath, "duplicate name " + PolicyText.quote(name) + " (also " + seen + ")");
         Set<String> methods = methods(required(r, p, "methods"), child(p, "methods"));
         List<Glob> paths = globs(required(r, p, "paths"), child(p, "paths"), true);
         rules.add(new Policy.BlockRule(name, methods, paths));
@@ -100,7 +103,8 @@ final class AccessSection {
    * {@link IllegalArgumentException} naming the known presets for an unknown one); empty without
    * the key.
    */
-  private static List<String> presets(JsonNode n, String path, java.util.function.Function<String, ?> lookup) {
+  private static List<String> presets(
+      JsonNode n, String path, java.util.function.Function<String, ?> lookup) {
     if (!n.has("presets")) return List.of();
     String presetsPath = child(path, "presets");
     List<String> presets = strings(n.get("presets"), presetsPath, false);
@@ -121,7 +125,8 @@ final class AccessSection {
     Map<String, Double> max = Map.of();
     Set<String> exempt = Set.of();
     List<String> presets = presets(n, path, ParameterPresets::preset);
-    if (n.has("deny")) deny = new LinkedHashSet<>(strings(n.get("deny"), child(path, "deny"), false));
+    if (n.has("deny"))
+      deny = new LinkedHashSet<>(strings(n.get("deny"), child(path, "deny"), false));
     if (n.has("max")) {
       String maxPath = child(path, "max");
       JsonNode m = n.get("max");
@@ -132,7 +137,11 @@ final class AccessSection {
         if (e.getKey().isEmpty()) throw fail(p, "parameter name must not be empty");
         double cap = number(e.getValue(), p);
         // values are allowed in 0..max (a negative bound means "no limit" to some servers)
-        if (cap < 0) throw fail(p, "must be >= 0 (values are allowed in 0..max), was " + PolicyText.describe(e.getValue()));
+        if (cap < 0)
+          throw fail(
+              p,
+              "must be >= 0 (values are allowed in 0..max), was "
+                  + PolicyText.describe(e.getValue()));
         out.put(e.getKey(), cap);
       }
       max = out;

@@ -51,13 +51,18 @@ final class ApprovalSection {
    */
   static Policy.Approval read(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("reviewers", "timeout", "grant", "rules", "max-pending-per-principal", "max-pending"),
+    keys(
+        n,
+        path,
+        Set.of(
+            "reviewers", "timeout", "grant", "rules", "max-pending-per-principal", "max-pending"),
         Set.of());
     String reviewersPath = child(path, "reviewers");
     List<String> reviewerList = strings(required(n, path, "reviewers"), reviewersPath, true);
     for (int i = 0; i < reviewerList.size(); i++) {
       if (reviewerList.get(i).equals("*")) {
-        throw fail(index(reviewersPath, i), "\"*\" would let anyone approve; name the reviewer groups");
+        throw fail(
+            index(reviewersPath, i), "\"*\" would let anyone approve; name the reviewer groups");
       }
     }
     Set<String> reviewers = new LinkedHashSet<>(reviewerList);
@@ -87,26 +92,36 @@ final class ApprovalSection {
     }
     int perPrincipal = Policy.Approval.DEFAULT_MAX_PENDING_PER_PRINCIPAL;
     if (n.has("max-pending-per-principal")) {
-      perPrincipal = positiveInt(n.get("max-pending-per-principal"), child(path, "max-pending-per-principal"));
+      perPrincipal =
+          positiveInt(n.get("max-pending-per-principal"), child(path, "max-pending-per-principal"));
     }
     int total = Policy.Approval.DEFAULT_MAX_PENDING;
     if (n.has("max-pending")) total = positiveInt(n.get("max-pending"), child(path, "max-pending"));
     if (perPrincipal > total) {
-      throw fail(child(path, "max-pending-per-principal"), "must not exceed max-pending (" + total + "), was "
-          + perPrincipal);
+      throw fail(
+          child(path, "max-pending-per-principal"),
+          "must not exceed max-pending (" + total + "), was " + perPrincipal);
     }
     return new Policy.Approval(reviewers, timeout, grant, rules, perPrincipal, total);
   }
 
-  private static Policy.ApprovalRule approvalRule(JsonNode n, String path, Map<String, String> names) {
+  private static Policy.ApprovalRule approvalRule(
+      JsonNode n, String path, Map<String, String> names) {
     mapping(n, path);
-    keys(n, path, Set.of("name", "prompt-matches", "max-tokens-over", "models", "operations", "groups"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of("name", "prompt-matches", "max-tokens-over", "models", "operations", "groups"),
+        Set.of());
     String namePath = child(path, "name");
     String name = nonEmpty(required(n, path, "name"), namePath);
-    // Decisions and records name the rule; "approval.rules[0] (x)" style names must stay unambiguous.
-    if (name.indexOf(':') >= 0) throw fail(namePath, "\":\" is not allowed in a rule name, was " + PolicyText.quote(name));
+    // Decisions and records name the rule; "approval.rules[0] (x)" style names must stay
+    // unambiguous.
+    if (name.indexOf(':') >= 0)
+      throw fail(namePath, "\":\" is not allowed in a rule name, was " + PolicyText.quote(name));
     String seen = names.putIfAbsent(name, path);
-    if (seen != null) throw fail(namePath, "duplicate name " + PolicyText.quote(name) + " (also " + seen + ")");
+    if (seen != null)
+      throw fail(namePath, "duplicate name " + PolicyText.quote(name) + " (also " + seen + ")");
     String prompt = null;
     if (n.has("prompt-matches")) {
       String p = child(path, "prompt-matches");
@@ -121,7 +136,8 @@ final class ApprovalSection {
     if (n.has("max-tokens-over")) {
       String p = child(path, "max-tokens-over");
       JsonNode v = n.get("max-tokens-over");
-      if (!v.isIntegralNumber()) throw fail(p, "expected a whole number, was " + PolicyText.describe(v));
+      if (!v.isIntegralNumber())
+        throw fail(p, "expected a whole number, was " + PolicyText.describe(v));
       if (!v.canConvertToLong()) throw fail(p, "too large, was " + PolicyText.describe(v));
       if (v.longValue() < 0) throw fail(p, "must be >= 0, was " + PolicyText.describe(v));
       maxTokens = v.longValue();
@@ -129,12 +145,21 @@ final class ApprovalSection {
     List<Glob> models = List.of();
     if (n.has("models")) models = globs(n.get("models"), child(path, "models"), false);
     Set<String> operations = Set.of();
-    if (n.has("operations")) operations = operations(n.get("operations"), child(path, "operations"));
+    if (n.has("operations"))
+      operations = operations(n.get("operations"), child(path, "operations"));
     Set<String> groups = Set.of();
     if (n.has("groups")) groups = groups(n.get("groups"), child(path, "groups"));
-    if (prompt == null && maxTokens == null && models.isEmpty() && operations.isEmpty() && groups.isEmpty()) {
-      throw fail(path, "rule " + PolicyText.quote(name) + " has no condition: give at least one of prompt-matches, "
-          + "max-tokens-over, models, operations, groups");
+    if (prompt == null
+        && maxTokens == null
+        && models.isEmpty()
+        && operations.isEmpty()
+        && groups.isEmpty()) {
+      throw fail(
+          path,
+          "rule "
+              + PolicyText.quote(name)
+              + " has no condition: give at least one of prompt-matches, "
+              + "max-tokens-over, models, operations, groups");
     }
     return new Policy.ApprovalRule(name, prompt, maxTokens, models, operations, groups);
   }

@@ -47,15 +47,22 @@ public final class Decider {
    * {@code max_tokens} cap must not be bypassed by spelling it the OpenAI-new, Responses-API or
    * Ollama way.
    */
-  static final Map<String, List<String>> MAX_ALIASES = Map.of(
-      "max_tokens", List.of("max_tokens", "max_completion_tokens", "max_output_tokens", "options.num_predict"),
-      "n", List.of("n", "best_of"));
+  static final Map<String, List<String>> MAX_ALIASES =
+      Map.of(
+          "max_tokens",
+              List.of(
+                  "max_tokens",
+                  "max_completion_tokens",
+                  "max_output_tokens",
+                  "options.num_predict"),
+          "n", List.of("n", "best_of"));
 
   private final Policy policy;
   private final List<IdentityResolver> resolvers;
   private final RequestClassifier classifier;
   private final ParameterRules parameterRules;
   private final List<NamedRule> blockRules;
+
   /** The compiled {@code approval.rules}, or {@code null} without an approval section. */
   private final ApprovalRules approvalRules;
 
@@ -68,10 +75,20 @@ public final class Decider {
    *                  (e.g. {@code entitlements[0]}); otherwise {@code null}
    * @param body      the parsed body of an inference request that was not refused, or {@code null}
    */
-  public record Verdict(Decision decision, Principal principal, InferenceRequest request,
-                        String operation, String model, String allowRule, JsonNode body) {
-    public Verdict(Decision decision, Principal principal, InferenceRequest request, String operation,
-                   String model) {
+  public record Verdict(
+      Decision decision,
+      Principal principal,
+      InferenceRequest request,
+      String operation,
+      String model,
+      String allowRule,
+      JsonNode body) {
+    public Verdict(
+        Decision decision,
+        Principal principal,
+        InferenceRequest request,
+        String operation,
+        String model) {
       this(decision, principal, request, operation, model, null, null);
     }
   }
@@ -80,11 +97,13 @@ public final class Decider {
     this.policy = policy;
     this.resolvers = List.copyOf(resolvers);
     this.parameterRules = new ParameterRules(policy.parameters());
-    this.classifier = new RequestClassifier(policy.request().basePath(),
-        new DecoderAgreement(parameterRules.governedPaths()));
+    this.classifier =
+        new RequestClassifier(
+            policy.request().basePath(), new DecoderAgreement(parameterRules.governedPaths()));
     List<NamedRule> rules = new ArrayList<>();
     for (String preset : policy.block().presets()) {
-      for (Policy.BlockRule r : Presets.rules(preset)) rules.add(new NamedRule("block.presets." + r.name(), r));
+      for (Policy.BlockRule r : Presets.rules(preset))
+        rules.add(new NamedRule("block.presets." + r.name(), r));
     }
     List<Policy.BlockRule> own = policy.block().rules();
     for (int i = 0; i < own.size(); i++) {
@@ -125,14 +144,20 @@ public final class Decider {
     } catch (RuntimeException e) {
       // Fail closed; the resolver's exception may quote the credential, so log only its type.
       log.warn("inferpam: identity resolver failed: {}", e.getClass().getName());
-      return new Verdict(unauthenticated("credential could not be verified"), null, request, null, null);
+      return new Verdict(
+          unauthenticated("credential could not be verified"), null, request, null, null);
     }
     if (principal == null) {
       // A credential no resolver understands (e.g. an opaque bearer when only OIDC is configured)
       // is not the same complaint as a missing one.
-      boolean presented = request.header("authorization") != null || request.header("x-api-key") != null;
-      return new Verdict(unauthenticated(presented ? "unrecognised credential" : "no credential"),
-          null, request, null, null);
+      boolean presented =
+          request.header("authorization") != null || request.header("x-api-key") != null;
+      return new Verdict(
+          unauthenticated(presented ? "unrecognised credential" : "no credential"),
+          null,
+          request,
+          null,
+          null);
     }
     return principal;
   }
@@ -147,21 +172,32 @@ public final class Decider {
     RequestClassifier.Classification c;
     String relative = classifier.relativePath(request.path());
     for (NamedRule b : blockRules) {
-      if (matches(b.rule().methods(), b.rule().paths(), request.method(), request.path(), relative)) {
-        return new Verdict(new Deny(403, "blocked", "endpoint blocked by " + b.name(), b.name()),
-            principal, request, null, null);
+      if (matches(
+          b.rule().methods(), b.rule().paths(), request.method(), request.path(), relative)) {
+        return new Verdict(
+            new Deny(403, "blocked", "endpoint blocked by " + b.name(), b.name()),
+            principal,
+            request,
+            null,
+            null);
       }
     }
-    // Content codings undone and the KServe JSON header split off: the policy reads what is forwarded.
-    Object prepared = GovernedBody.prepare(request, classifier.operation(request.method(), request.path()),
-        policy.request().maxBodyBytes());
-    if (prepared instanceof Deny refusal) return new Verdict(refusal, principal, request, null, null);
+    // Content codings undone and the KServe JSON header split off: the policy reads what is
+    // forwarded.
+    Object prepared =
+        GovernedBody.prepare(
+            request,
+            classifier.operation(request.method(), request.path()),
+            policy.request().maxBodyBytes());
+    if (prepared instanceof Deny refusal)
+      return new Verdict(refusal, principal, request, null, null);
     GovernedBody.Prepared body = (GovernedBody.Prepared) prepared;
     request = body.request();
     try {
       c = classifier.classify(request.method(), request.path(), body.json());
     } catch (BadRequestException e) {
-      return new Verdict(new Deny(400, "bad_request", e.getMessage(), "request"), principal, request, null, null);
+      return new Verdict(
+          new Deny(400, "bad_request", e.getMessage(), "request"), principal, request, null, null);
     }
     if (c.operation() == null) {
       List<Policy.AllowRule> allow = policy.allow();
@@ -172,39 +208,66 @@ public final class Decider {
           return allowOrReview("allow[" + i + "]", principal, request, null, null, c.body());
         }
       }
-      return new Verdict(new Deny(403, "not_allowed",
-          request.method() + " " + request.path() + " is not an inference operation and no allow rule matches",
-          "allow"), principal, request, null, null);
+      return new Verdict(
+          new Deny(
+              403,
+              "not_allowed",
+              request.method()
+                  + " "
+                  + request.path()
+                  + " is not an inference operation and no allow rule matches",
+              "allow"),
+          principal,
+          request,
+          null,
+          null);
     }
 
     String rule = null;
     List<Policy.Entitlement> ents = policy.entitlements();
     for (int i = 0; i < ents.size() && rule == null; i++) {
       Policy.Entitlement e = ents.get(i);
-      if (inGroups(principal, e.groups()) && e.operations().contains(c.operation())
+      if (inGroups(principal, e.groups())
+          && e.operations().contains(c.operation())
           && Glob.matchesAny(e.models(), c.model())) {
         rule = "entitlements[" + i + "]";
       }
     }
     if (rule == null) {
-      return new Verdict(new Deny(403, "not_entitled",
-          "no entitlement grants " + c.operation() + " on model \"" + excerpt(c.model()) + "\"", "entitlements"),
-          principal, request, c.operation(), c.model());
+      return new Verdict(
+          new Deny(
+              403,
+              "not_entitled",
+              "no entitlement grants " + c.operation() + " on model \"" + excerpt(c.model()) + "\"",
+              "entitlements"),
+          principal,
+          request,
+          c.operation(),
+          c.model());
     }
 
     Deny paramDenial = checkParameters(principal, c.body());
-    if (paramDenial != null) return new Verdict(paramDenial, principal, request, c.operation(), c.model());
+    if (paramDenial != null)
+      return new Verdict(paramDenial, principal, request, c.operation(), c.model());
     return allowOrReview(rule, principal, request, c.operation(), c.model(), c.body());
   }
 
   /** The last step: an approval rule that matches turns the allow into a review. */
-  private Verdict allowOrReview(String allowRule, Principal principal, InferenceRequest request, String operation,
-                                String model, JsonNode body) {
-    String review = approvalRules == null ? null : approvalRules.match(principal, operation, model, body);
+  private Verdict allowOrReview(
+      String allowRule,
+      Principal principal,
+      InferenceRequest request,
+      String operation,
+      String model,
+      JsonNode body) {
+    String review =
+        approvalRules == null ? null : approvalRules.match(principal, operation, model, body);
     if (review != null) {
-      return new Verdict(new RequireApproval(review), principal, request, operation, model, allowRule, body);
+      return new Verdict(
+          new RequireApproval(review), principal, request, operation, model, allowRule, body);
     }
-    return new Verdict(new Allow(allowRule, ALLOW_OBLIGATIONS), principal, request, operation, model, null, body);
+    return new Verdict(
+        new Allow(allowRule, ALLOW_OBLIGATIONS), principal, request, operation, model, null, body);
   }
 
   private Principal identify(InferenceRequest request) throws AuthenticationException {
@@ -228,15 +291,23 @@ public final class Decider {
     return false;
   }
 
-  private static boolean matches(Set<String> methods, List<Glob> paths, String method, String path, String relative) {
+  private static boolean matches(
+      Set<String> methods, List<Glob> paths, String method, String path, String relative) {
     if (!methods.contains("*") && !methods.contains(method)) return false;
-    return Glob.matchesAny(paths, path) || (!relative.equals(path) && Glob.matchesAny(paths, relative));
+    return Glob.matchesAny(paths, path)
+        || (!relative.equals(path) && Glob.matchesAny(paths, relative));
   }
 
   /** A 401 with the RFC 6750 challenge; the description never quotes the credential. */
   public static Deny unauthenticated(String description) {
     String safe = description.replace('"', '\'').replace('\\', '/');
-    return new Deny(401, "unauthenticated", "authentication failed: " + description, "identity",
-        Map.of("WWW-Authenticate", "Bearer error=\"invalid_token\", error_description=\"" + safe + "\""));
+    return new Deny(
+        401,
+        "unauthenticated",
+        "authentication failed: " + description,
+        "identity",
+        Map.of(
+            "WWW-Authenticate",
+            "Bearer error=\"invalid_token\", error_description=\"" + safe + "\""));
   }
 }

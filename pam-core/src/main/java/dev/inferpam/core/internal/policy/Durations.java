@@ -31,8 +31,10 @@ public final class Durations {
     }
     String unit = text.substring(digits);
     if (digits == 0 || !isUnit(unit)) {
-      throw new IllegalArgumentException("invalid duration " + PolicyText.quote(text)
-          + ": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
+      throw new IllegalArgumentException(
+          "invalid duration "
+              + PolicyText.quote(text)
+              + ": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
     }
     try {
       long n = Long.parseLong(text.substring(0, digits));
@@ -44,7 +46,8 @@ public final class Durations {
         default -> Duration.ofDays(n);
       };
     } catch (NumberFormatException | ArithmeticException e) {
-      throw new IllegalArgumentException("invalid duration " + PolicyText.quote(text) + ": too large");
+      throw new IllegalArgumentException(
+          "invalid duration " + PolicyText.quote(text) + ": too large");
     }
   }
 

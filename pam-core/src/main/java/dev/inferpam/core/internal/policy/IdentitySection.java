@@ -51,7 +51,9 @@ final class IdentitySection {
         Policy.ApiKey key = apiKey(list.get(i), itemPath);
         String seen = names.putIfAbsent(key.name(), itemPath);
         if (seen != null) {
-          throw fail(child(itemPath, "name"), "duplicate name " + PolicyText.quote(key.name()) + " (also " + seen + ")");
+          throw fail(
+              child(itemPath, "name"),
+              "duplicate name " + PolicyText.quote(key.name()) + " (also " + seen + ")");
         }
         // One key must identify one principal.
         String sameKey = hashes.putIfAbsent(key.sha256Hex(), itemPath);
@@ -81,7 +83,9 @@ final class IdentitySection {
       // Tokens are matched to an issuer by "iss"; two entries for one issuer would be ambiguous.
       String other = seen.putIfAbsent(issuer.issuer(), itemPath);
       if (other != null) {
-        throw fail(child(itemPath, "issuer"), "duplicate issuer " + PolicyText.quote(issuer.issuer()) + " (also " + other + ")");
+        throw fail(
+            child(itemPath, "issuer"),
+            "duplicate issuer " + PolicyText.quote(issuer.issuer()) + " (also " + other + ")");
       }
       out.add(issuer);
     }
@@ -90,24 +94,43 @@ final class IdentitySection {
 
   private static Policy.OidcIssuer oidcIssuer(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("issuer", "audience", "jwks-uri", "algorithms", "groups-claim", "subject-claim",
-        "require-type", "clock-skew"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of(
+            "issuer",
+            "audience",
+            "jwks-uri",
+            "algorithms",
+            "groups-claim",
+            "subject-claim",
+            "require-type",
+            "clock-skew"),
+        Set.of());
     String issuer = oidcUrl(required(n, path, "issuer"), child(path, "issuer"), true);
     String audience = nonEmpty(required(n, path, "audience"), child(path, "audience"));
     java.net.URI jwksUri = null; // absent: discovered from the issuer
-    if (n.has("jwks-uri")) jwksUri = java.net.URI.create(oidcUrl(n.get("jwks-uri"), child(path, "jwks-uri"), false));
+    if (n.has("jwks-uri"))
+      jwksUri = java.net.URI.create(oidcUrl(n.get("jwks-uri"), child(path, "jwks-uri"), false));
     List<String> algorithms = null; // absent: Policy.OidcIssuer applies the default
     if (n.has("algorithms")) {
       String algPath = child(path, "algorithms");
       List<String> list = strings(n.get("algorithms"), algPath, true);
       for (int i = 0; i < list.size(); i++) {
         String problem = OidcRules.algorithmProblem(list.get(i));
-        if (problem != null) throw fail(index(algPath, i), problem + ", was " + PolicyText.quote(list.get(i)));
+        if (problem != null)
+          throw fail(index(algPath, i), problem + ", was " + PolicyText.quote(list.get(i)));
       }
       algorithms = List.copyOf(new LinkedHashSet<>(list));
     }
-    String groupsClaim = n.has("groups-claim") ? claimPath(n.get("groups-claim"), child(path, "groups-claim")) : null;
-    String subjectClaim = n.has("subject-claim") ? claimPath(n.get("subject-claim"), child(path, "subject-claim")) : null;
+    String groupsClaim =
+        n.has("groups-claim")
+            ? claimPath(n.get("groups-claim"), child(path, "groups-claim"))
+            : null;
+    String subjectClaim =
+        n.has("subject-claim")
+            ? claimPath(n.get("subject-claim"), child(path, "subject-claim"))
+            : null;
     String requireType = null;
     if (n.has("require-type")) {
       String typePath = child(path, "require-type");
@@ -119,24 +142,27 @@ final class IdentitySection {
     if (n.has("clock-skew")) {
       String skewPath = child(path, "clock-skew");
       JsonNode skew = n.get("clock-skew");
-      if (!skew.isTextual()) throw fail(skewPath, "expected a duration such as 30s, was " + PolicyText.describe(skew));
+      if (!skew.isTextual())
+        throw fail(skewPath, "expected a duration such as 30s, was " + PolicyText.describe(skew));
       try {
         clockSkew = Durations.parse(skew.textValue());
       } catch (IllegalArgumentException e) {
         throw fail(skewPath, e.getMessage());
       }
       String problem = OidcRules.clockSkewProblem(clockSkew);
-      if (problem != null) throw fail(skewPath, problem + ", was " + PolicyText.quote(skew.textValue()));
+      if (problem != null)
+        throw fail(skewPath, problem + ", was " + PolicyText.quote(skew.textValue()));
     }
-    return new Policy.OidcIssuer(issuer, audience, jwksUri, algorithms, groupsClaim, subjectClaim, requireType,
-        clockSkew);
+    return new Policy.OidcIssuer(
+        issuer, audience, jwksUri, algorithms, groupsClaim, subjectClaim, requireType, clockSkew);
   }
 
   private static String oidcUrl(JsonNode n, String path, boolean issuer) {
     String url = nonEmpty(n, path);
     String problem = OidcRules.urlProblem(url, issuer);
     if (problem != null) {
-      throw fail(path, OidcRules.hasUserInfo(url) ? problem : problem + ", was " + PolicyText.quote(url));
+      throw fail(
+          path, OidcRules.hasUserInfo(url) ? problem : problem + ", was " + PolicyText.quote(url));
     }
     return url;
   }
@@ -180,7 +206,10 @@ final class IdentitySection {
       try {
         return OffsetDateTime.parse(s).toInstant();
       } catch (DateTimeParseException e2) {
-        throw fail(path, "expected an ISO-8601 instant such as 2027-01-31T00:00:00Z, was " + PolicyText.quote(s));
+        throw fail(
+            path,
+            "expected an ISO-8601 instant such as 2027-01-31T00:00:00Z, was "
+                + PolicyText.quote(s));
       }
     }
   }

@@ -40,24 +40,45 @@ final class LimitsSection {
 
   private static Policy.Limit limit(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("groups", "models", "operations", "requests-per-minute", "tokens-per-minute",
-        "tokens-per-day"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of(
+            "groups",
+            "models",
+            "operations",
+            "requests-per-minute",
+            "tokens-per-minute",
+            "tokens-per-day"),
+        Set.of());
     Set<String> groups = groups(required(n, path, "groups"), child(path, "groups"));
     List<Glob> models = List.of();
     if (n.has("models")) models = globs(n.get("models"), child(path, "models"), false);
     Set<String> operations = Set.of();
-    if (n.has("operations")) operations = operations(n.get("operations"), child(path, "operations"));
-    Long rpm = n.has("requests-per-minute") ? positiveLong(n.get("requests-per-minute"), child(path, "requests-per-minute")) : null;
-    Long tpm = n.has("tokens-per-minute") ? positiveLong(n.get("tokens-per-minute"), child(path, "tokens-per-minute")) : null;
-    Long tpd = n.has("tokens-per-day") ? positiveLong(n.get("tokens-per-day"), child(path, "tokens-per-day")) : null;
+    if (n.has("operations"))
+      operations = operations(n.get("operations"), child(path, "operations"));
+    Long rpm =
+        n.has("requests-per-minute")
+            ? positiveLong(n.get("requests-per-minute"), child(path, "requests-per-minute"))
+            : null;
+    Long tpm =
+        n.has("tokens-per-minute")
+            ? positiveLong(n.get("tokens-per-minute"), child(path, "tokens-per-minute"))
+            : null;
+    Long tpd =
+        n.has("tokens-per-day")
+            ? positiveLong(n.get("tokens-per-day"), child(path, "tokens-per-day"))
+            : null;
     if (rpm == null && tpm == null && tpd == null) {
-      throw fail(path, "give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
+      throw fail(
+          path, "give at least one of requests-per-minute, tokens-per-minute, tokens-per-day");
     }
     return new Policy.Limit(groups, models, operations, rpm, tpm, tpd);
   }
 
   private static long positiveLong(JsonNode n, String path) {
-    if (!n.isIntegralNumber()) throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
+    if (!n.isIntegralNumber())
+      throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
     if (!n.canConvertToLong()) throw fail(path, "too large, was " + PolicyText.describe(n));
     if (n.longValue() <= 0) throw fail(path, "must be > 0, was " + PolicyText.describe(n));
     return n.longValue();

@@ -46,8 +46,19 @@ final class MaskingSection {
    */
   static Policy.Masking read(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("detectors", "custom", "words", "strategy", "hash-key-from-env", "hash-key-from-file",
-        "exempt-groups", "max-hold-back"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of(
+            "detectors",
+            "custom",
+            "words",
+            "strategy",
+            "hash-key-from-env",
+            "hash-key-from-file",
+            "exempt-groups",
+            "max-hold-back"),
+        Set.of());
     List<String> known = dev.inferpam.core.internal.masking.Detectors.NAMES;
     List<String> detectors = known;
     if (n.has("detectors")) {
@@ -55,8 +66,13 @@ final class MaskingSection {
       List<String> names = strings(n.get("detectors"), p, false);
       for (int i = 0; i < names.size(); i++) {
         if (!known.contains(names.get(i))) {
-          throw fail(index(p, i), "unknown detector " + PolicyText.quote(names.get(i))
-              + " (known: " + String.join(", ", known) + ")");
+          throw fail(
+              index(p, i),
+              "unknown detector "
+                  + PolicyText.quote(names.get(i))
+                  + " (known: "
+                  + String.join(", ", known)
+                  + ")");
         }
       }
       detectors = List.copyOf(new LinkedHashSet<>(names));
@@ -96,29 +112,38 @@ final class MaskingSection {
         boolean ignoreCase = false;
         if (w.has("ignore-case")) {
           JsonNode b = w.get("ignore-case");
-          if (!b.isBoolean()) throw fail(child(p, "ignore-case"), "expected true or false, was " + PolicyText.describe(b));
+          if (!b.isBoolean())
+            throw fail(
+                child(p, "ignore-case"), "expected true or false, was " + PolicyText.describe(b));
           ignoreCase = b.booleanValue();
         }
         words.add(new Policy.WordList(name, entries, ignoreCase));
       }
     }
     Policy.MaskStrategy strategy = Policy.MaskStrategy.REDACT;
-    if (n.has("strategy")) strategy = choice(n.get("strategy"), child(path, "strategy"), Policy.MaskStrategy.class);
+    if (n.has("strategy"))
+      strategy = choice(n.get("strategy"), child(path, "strategy"), Policy.MaskStrategy.class);
     String keyEnv = null;
     java.nio.file.Path keyFile = null;
-    if (n.has("hash-key-from-env")) keyEnv = envVarName(n.get("hash-key-from-env"), child(path, "hash-key-from-env"));
-    if (n.has("hash-key-from-file")) keyFile = filePath(n.get("hash-key-from-file"), child(path, "hash-key-from-file"));
+    if (n.has("hash-key-from-env"))
+      keyEnv = envVarName(n.get("hash-key-from-env"), child(path, "hash-key-from-env"));
+    if (n.has("hash-key-from-file"))
+      keyFile = filePath(n.get("hash-key-from-file"), child(path, "hash-key-from-file"));
     if (strategy == Policy.MaskStrategy.HASH) {
       if ((keyEnv == null) == (keyFile == null)) {
-        throw fail(path, "strategy hash needs exactly one of hash-key-from-env / hash-key-from-file");
+        throw fail(
+            path, "strategy hash needs exactly one of hash-key-from-env / hash-key-from-file");
       }
     } else if (keyEnv != null || keyFile != null) {
       String key = keyEnv != null ? "hash-key-from-env" : "hash-key-from-file";
-      throw fail(child(path, key), "only used with strategy hash, strategy is "
-          + strategy.name().toLowerCase(Locale.ROOT));
+      throw fail(
+          child(path, key),
+          "only used with strategy hash, strategy is " + strategy.name().toLowerCase(Locale.ROOT));
     }
     Set<String> exempt = Set.of();
-    if (n.has("exempt-groups")) exempt = new LinkedHashSet<>(strings(n.get("exempt-groups"), child(path, "exempt-groups"), false));
+    if (n.has("exempt-groups"))
+      exempt =
+          new LinkedHashSet<>(strings(n.get("exempt-groups"), child(path, "exempt-groups"), false));
     int maxHoldBack = Policy.Masking.DEFAULT_MAX_HOLD_BACK;
     if (n.has("max-hold-back")) {
       String p = child(path, "max-hold-back");
@@ -126,17 +151,24 @@ final class MaskingSection {
       if (v < 1 || v > 1024 * 1024) throw fail(p, "expected a size between 1 and 1MiB, was " + v);
       maxHoldBack = (int) v;
     }
-    return new Policy.Masking(detectors, custom, words, strategy, keyEnv, keyFile, exempt, maxHoldBack);
+    return new Policy.Masking(
+        detectors, custom, words, strategy, keyEnv, keyFile, exempt, maxHoldBack);
   }
 
-  private static String maskName(JsonNode n, String path, Map<String, String> seen, List<String> builtIn) {
+  private static String maskName(
+      JsonNode n, String path, Map<String, String> seen, List<String> builtIn) {
     String name = nonEmpty(n, path);
     if (!MASK_NAME.matcher(name).matches()) {
-      throw fail(path, "expected lower-case letters, digits and \"-\" (e.g. employee-id), was " + PolicyText.quote(name));
+      throw fail(
+          path,
+          "expected lower-case letters, digits and \"-\" (e.g. employee-id), was "
+              + PolicyText.quote(name));
     }
-    if (builtIn.contains(name)) throw fail(path, "the name of a built-in detector, was " + PolicyText.quote(name));
+    if (builtIn.contains(name))
+      throw fail(path, "the name of a built-in detector, was " + PolicyText.quote(name));
     String other = seen.putIfAbsent(name, path);
-    if (other != null) throw fail(path, "duplicate name " + PolicyText.quote(name) + " (also " + other + ")");
+    if (other != null)
+      throw fail(path, "duplicate name " + PolicyText.quote(name) + " (also " + other + ")");
     return name;
   }
 }

@@ -86,19 +86,32 @@ final class ParameterPresets {
   public static Preset preset(String name) {
     Preset p = name == null ? null : PRESETS.get(name);
     if (p == null) {
-      throw new IllegalArgumentException("unknown preset " + (name == null ? "null" : PolicyText.quote(name))
-          + " (known: " + String.join(", ", names()) + ")");
+      throw new IllegalArgumentException(
+          "unknown preset "
+              + (name == null ? "null" : PolicyText.quote(name))
+              + " (known: "
+              + String.join(", ", names())
+              + ")");
     }
     return p;
   }
 
   private static Map<String, Preset> build() {
     Map<String, Preset> m = new LinkedHashMap<>();
-    m.put("extraction", new Preset("extraction",
-        List.of("logprobs", "top_logprobs", "logit_bias", "echo", // OpenAI chat/completions, Ollama
-            "prompt_logprobs", "return_tokens_as_token_ids",        // vLLM
-            "decoder_input_details", "top_n_tokens"),               // TGI
-        List.of(new ValueRule("include", "logprobs"))));            // OpenAI Responses
+    m.put(
+        "extraction",
+        new Preset(
+            "extraction",
+            List.of(
+                "logprobs",
+                "top_logprobs",
+                "logit_bias",
+                "echo", // OpenAI chat/completions, Ollama
+                "prompt_logprobs",
+                "return_tokens_as_token_ids", // vLLM
+                "decoder_input_details",
+                "top_n_tokens"), // TGI
+            List.of(new ValueRule("include", "logprobs")))); // OpenAI Responses
     return Collections.unmodifiableMap(m);
   }
 }

@@ -47,10 +47,12 @@ public final class ParameterRules {
   private final List<Denied> deny;
   private final List<ValueDenial> values;
   private final Map<String, Double> max;
+
   /** Each capped name to the paths where it is looked up, split once rather than per request. */
   private final Map<String, List<CapPath>> caps;
 
   private record CapPath(String dotted, String[] parts) {}
+
   private final Set<String> exemptGroups;
   private final List<String> governedPaths;
 
@@ -61,9 +63,11 @@ public final class ParameterRules {
     for (String preset : p.presets()) {
       ParameterPresets.Preset pp = ParameterPresets.preset(preset);
       for (String name : pp.deny()) {
-        if (!p.deny().contains(name)) d.add(new Denied(name, "parameters.presets." + preset, " (preset " + preset + ")"));
+        if (!p.deny().contains(name))
+          d.add(new Denied(name, "parameters.presets." + preset, " (preset " + preset + ")"));
       }
-      for (ParameterPresets.ValueRule r : pp.values()) v.add(new ValueDenial(r, "parameters.presets." + preset));
+      for (ParameterPresets.ValueRule r : pp.values())
+        v.add(new ValueDenial(r, "parameters.presets." + preset));
     }
     this.deny = List.copyOf(d);
     this.values = List.copyOf(v);
@@ -102,10 +106,14 @@ public final class ParameterRules {
       // each place on its own: a top-level false must not hide options.logprobs: true
       boolean used = used(lookup(body, d.name()));
       if (!used && d.name().indexOf('.') < 0) {
-        used = used(body.path("options").get(d.name())) || used(body.path("parameters").get(d.name()));
+        used =
+            used(body.path("options").get(d.name())) || used(body.path("parameters").get(d.name()));
       }
       if (used) {
-        return new Deny(403, "parameter_denied", "parameter \"" + d.name() + "\" is denied by policy" + d.suffix(),
+        return new Deny(
+            403,
+            "parameter_denied",
+            "parameter \"" + d.name() + "\" is denied by policy" + d.suffix(),
             d.rule());
       }
     }
@@ -114,9 +122,17 @@ public final class ParameterRules {
       if (list == null) continue;
       for (JsonNode item : list.isArray() ? list : List.of(list)) {
         if (item.isTextual() && vd.rule().matches(item.textValue())) {
-          return new Deny(403, "parameter_denied", "parameter \"" + vd.rule().parameter() + "\" value "
-              + PolicyText.quote(item.textValue()) + " is denied by policy (preset "
-              + vd.ruleName().substring("parameters.presets.".length()) + ")", vd.ruleName());
+          return new Deny(
+              403,
+              "parameter_denied",
+              "parameter \""
+                  + vd.rule().parameter()
+                  + "\" value "
+                  + PolicyText.quote(item.textValue())
+                  + " is denied by policy (preset "
+                  + vd.ruleName().substring("parameters.presets.".length())
+                  + ")",
+              vd.ruleName());
         }
       }
     }
@@ -129,15 +145,32 @@ public final class ParameterRules {
         if (v == null || v.isNull()) continue;
         String rule = "parameters.max." + m.getKey();
         if (!v.isNumber()) {
-          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" must be a number", rule);
+          return new Deny(
+              403, "parameter_denied", "parameter \"" + alias + "\" must be a number", rule);
         }
         if (negative(v)) {
-          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + cut(v.asText())
-              + ", outside the allowed range 0.." + formatNumber(cap), rule);
+          return new Deny(
+              403,
+              "parameter_denied",
+              "parameter \""
+                  + alias
+                  + "\" is "
+                  + cut(v.asText())
+                  + ", outside the allowed range 0.."
+                  + formatNumber(cap),
+              rule);
         }
         if (over(v, cap)) {
-          return new Deny(403, "parameter_denied", "parameter \"" + alias + "\" is " + cut(v.asText())
-              + ", over the maximum " + formatNumber(cap), rule);
+          return new Deny(
+              403,
+              "parameter_denied",
+              "parameter \""
+                  + alias
+                  + "\" is "
+                  + cut(v.asText())
+                  + ", over the maximum "
+                  + formatNumber(cap),
+              rule);
         }
       }
     }
@@ -168,7 +201,9 @@ public final class ParameterRules {
 
   private static boolean negative(JsonNode number) {
     if (number.isIntegralNumber()) {
-      return number.canConvertToLong() ? number.longValue() < 0 : number.bigIntegerValue().signum() < 0;
+      return number.canConvertToLong()
+          ? number.longValue() < 0
+          : number.bigIntegerValue().signum() < 0;
     }
     return number.doubleValue() < 0; // -0.0 is not
   }
@@ -177,7 +212,8 @@ public final class ParameterRules {
   static boolean over(JsonNode number, double max) {
     if (!number.isIntegralNumber()) return number.doubleValue() > max; // infinity is over
     if (Double.isInfinite(max)) return false;
-    if (number.canConvertToLong() && Math.abs(max) < 0x1p62) return number.longValue() > (long) Math.floor(max);
+    if (number.canConvertToLong() && Math.abs(max) < 0x1p62)
+      return number.longValue() > (long) Math.floor(max);
     return new BigDecimal(number.bigIntegerValue()).compareTo(new BigDecimal(max)) > 0;
   }
 

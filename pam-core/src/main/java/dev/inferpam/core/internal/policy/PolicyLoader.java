@@ -57,25 +57,42 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  */
 public final class PolicyLoader {
 
-  private static final Set<String> TOP_KEYS = Set.of(
-      "version", "request", "identity", "upstream", "entitlements", "allow", "block", "parameters", "recording",
-      "masking", "approval", "limits");
+  private static final Set<String> TOP_KEYS =
+      Set.of(
+          "version",
+          "request",
+          "identity",
+          "upstream",
+          "entitlements",
+          "allow",
+          "block",
+          "parameters",
+          "recording",
+          "masking",
+          "approval",
+          "limits");
   private static final Set<String> TOP_UNSUPPORTED = Set.of();
 
-  private static final Pattern SOURCE_REF = Pattern.compile("\\[Source: [^;\\]]*; line: (\\d+), column: (\\d+)]");
-  private static final Pattern DUPLICATE = Pattern.compile("Duplicate (?:field|Object property) '(.*)'");
+  private static final Pattern SOURCE_REF =
+      Pattern.compile("\\[Source: [^;\\]]*; line: (\\d+), column: (\\d+)]");
+  private static final Pattern DUPLICATE =
+      Pattern.compile("Duplicate (?:field|Object property) '(.*)'");
 
   // Duplicate keys are refused: with two "block:" sections one would silently replace the other.
   // Parser messages must not quote the source (it is the policy file, but the habit matters).
-  private static final ObjectMapper YAML = new YAMLMapper(YAMLFactory.builder()
-      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-      .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
-      .build());
-  private static final ObjectMapper JSON = JsonMapper.builder(JsonFactory.builder()
-          .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-          .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
-          .build())
-      .build();
+  private static final ObjectMapper YAML =
+      new YAMLMapper(
+          YAMLFactory.builder()
+              .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+              .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+              .build());
+  private static final ObjectMapper JSON =
+      JsonMapper.builder(
+              JsonFactory.builder()
+                  .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                  .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+                  .build())
+          .build();
 
   private PolicyLoader() {}
 
@@ -93,8 +110,9 @@ public final class PolicyLoader {
     } catch (IOException e) {
       throw new PolicyException(source + ": cannot read: " + reason(e), e);
     }
-    boolean json = file.getFileName() != null
-        && file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".json");
+    boolean json =
+        file.getFileName() != null
+            && file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".json");
     return read(text, source, json);
   }
 
@@ -130,8 +148,12 @@ public final class PolicyLoader {
       JsonNode root = mapper.readTree(p);
       // A second YAML document (after "---") or trailing JSON would otherwise be ignored.
       if (root != null && p.nextToken() != null) {
-        throw new PolicyException(source + ": expected one " + format + " document, found more at line "
-            + p.currentLocation().getLineNr());
+        throw new PolicyException(
+            source
+                + ": expected one "
+                + format
+                + " document, found more at line "
+                + p.currentLocation().getLineNr());
       }
       return root;
     } catch (JsonProcessingException e) {
@@ -183,11 +205,16 @@ public final class PolicyLoader {
 
   private static Policy walk(JsonNode root, String source) {
     // An empty YAML document ("---" alone) reads as an empty string.
-    if (root == null || root.isMissingNode() || root.isNull() || (root.isTextual() && root.textValue().isEmpty())) {
-      throw new PolicyException(source + ": the document is empty; it needs at least \"version: 1\"");
+    if (root == null
+        || root.isMissingNode()
+        || root.isNull()
+        || (root.isTextual() && root.textValue().isEmpty())) {
+      throw new PolicyException(
+          source + ": the document is empty; it needs at least \"version: 1\"");
     }
     if (!root.isObject()) {
-      throw new PolicyException(source + ": expected a mapping at the top level, was " + PolicyText.describe(root));
+      throw new PolicyException(
+          source + ": expected a mapping at the top level, was " + PolicyText.describe(root));
     }
     keys(root, "", TOP_KEYS, TOP_UNSUPPORTED);
     int version = version(root.get("version"));
@@ -219,11 +246,22 @@ public final class PolicyLoader {
         case "masking" -> masking = MaskingSection.read(value, key);
         case "approval" -> approval = ApprovalSection.read(value, key);
         case "limits" -> limits = LimitsSection.read(value, key);
-        default -> { } // version, done above
+        default -> {} // version, done above
       }
     }
-    return new Policy(version, request, identity, upstream, entitlements, allow, block, parameters, recording,
-        masking, approval, limits);
+    return new Policy(
+        version,
+        request,
+        identity,
+        upstream,
+        entitlements,
+        allow,
+        block,
+        parameters,
+        recording,
+        masking,
+        approval,
+        limits);
   }
 
   private static int version(JsonNode v) {

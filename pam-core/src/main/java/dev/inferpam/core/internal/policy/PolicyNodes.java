@@ -40,15 +40,21 @@ final class PolicyNodes {
     } else if (n.isTextual()) {
       Matcher m = SIZE.matcher(n.textValue());
       if (!m.matches()) {
-        throw fail(path, "invalid size " + PolicyText.describe(n)
-            + ": expected bytes or a whole number of KiB, MiB or GiB, e.g. 8MiB");
+        throw fail(
+            path,
+            "invalid size "
+                + PolicyText.describe(n)
+                + ": expected bytes or a whole number of KiB, MiB or GiB, e.g. 8MiB");
       }
-      int shift = m.group(2) == null ? 0 : switch (m.group(2)) {
-        case "KiB" -> 10;
-        case "MiB" -> 20;
-        case "GiB" -> 30;
-        default -> 0;
-      };
+      int shift =
+          m.group(2) == null
+              ? 0
+              : switch (m.group(2)) {
+                case "KiB" -> 10;
+                case "MiB" -> 20;
+                case "GiB" -> 30;
+                default -> 0;
+              };
       try {
         long count = Long.parseLong(m.group(1));
         if (count > (Long.MAX_VALUE >> shift)) throw new NumberFormatException();
@@ -82,7 +88,8 @@ final class PolicyNodes {
   }
 
   static java.time.Duration duration(JsonNode n, String path) {
-    if (!n.isTextual()) throw fail(path, "expected a duration such as 30s, was " + PolicyText.describe(n));
+    if (!n.isTextual())
+      throw fail(path, "expected a duration such as 30s, was " + PolicyText.describe(n));
     try {
       return Durations.parse(n.textValue());
     } catch (IllegalArgumentException e) {
@@ -91,7 +98,8 @@ final class PolicyNodes {
   }
 
   static int positiveInt(JsonNode n, String path) {
-    if (!n.isIntegralNumber()) throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
+    if (!n.isIntegralNumber())
+      throw fail(path, "expected a whole number, was " + PolicyText.describe(n));
     if (!n.canConvertToInt()) throw fail(path, "too large, was " + PolicyText.describe(n));
     if (n.intValue() <= 0) throw fail(path, "must be > 0, was " + PolicyText.describe(n));
     return n.intValue();
@@ -102,8 +110,13 @@ final class PolicyNodes {
     List<String> ops = strings(n, path, true);
     for (int j = 0; j < ops.size(); j++) {
       if (!OPERATIONS.contains(ops.get(j))) {
-        throw fail(index(path, j), "unknown operation " + PolicyText.quote(ops.get(j))
-            + " (known: " + String.join(", ", OPERATIONS) + ")");
+        throw fail(
+            index(path, j),
+            "unknown operation "
+                + PolicyText.quote(ops.get(j))
+                + " (known: "
+                + String.join(", ", OPERATIONS)
+                + ")");
       }
     }
     return new LinkedHashSet<>(ops);
@@ -146,7 +159,8 @@ final class PolicyNodes {
   static double number(JsonNode n, String path) {
     if (!n.isNumber()) throw fail(path, "expected a number, was " + PolicyText.describe(n));
     double d = n.doubleValue();
-    if (!Double.isFinite(d)) throw fail(path, "expected a finite number, was " + PolicyText.describe(n));
+    if (!Double.isFinite(d))
+      throw fail(path, "expected a finite number, was " + PolicyText.describe(n));
     return d;
   }
 

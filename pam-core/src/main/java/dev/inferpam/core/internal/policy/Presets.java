@@ -60,8 +60,12 @@ final class Presets {
   public static List<Policy.BlockRule> rules(String preset) {
     List<Policy.BlockRule> rules = preset == null ? null : PRESETS.get(preset);
     if (rules == null) {
-      throw new IllegalArgumentException("unknown preset " + (preset == null ? "null" : PolicyText.quote(preset))
-          + " (known: " + String.join(", ", names()) + ")");
+      throw new IllegalArgumentException(
+          "unknown preset "
+              + (preset == null ? "null" : PolicyText.quote(preset))
+              + " (known: "
+              + String.join(", ", names())
+              + ")");
     }
     return rules;
   }
@@ -69,70 +73,87 @@ final class Presets {
   private static Map<String, List<Policy.BlockRule>> build() {
     Map<String, List<Policy.BlockRule>> m = new LinkedHashMap<>();
 
-    m.put("ollama-admin", new Builder("ollama-admin")
-        .any("/api/pull")
-        .any("/api/push")
-        .any("/api/create")
-        .any("/api/copy")
-        .any("/api/delete")
-        .any("/api/blobs/**")
-        // signs the server out of its ollama.com account / revokes its key
-        .any("/api/signout")
-        .any("/api/user/keys/**")
-        .rules());
+    m.put(
+        "ollama-admin",
+        new Builder("ollama-admin")
+            .any("/api/pull")
+            .any("/api/push")
+            .any("/api/create")
+            .any("/api/copy")
+            .any("/api/delete")
+            .any("/api/blobs/**")
+            // signs the server out of its ollama.com account / revokes its key
+            .any("/api/signout")
+            .any("/api/user/keys/**")
+            .rules());
 
-    Builder vllm = new Builder("vllm-admin")
-        .any("/v1/load_lora_adapter")
-        .any("/v1/unload_lora_adapter")
-        .any("/pause")
-        .any("/resume")
-        .any("/is_paused")
-        .any("/sleep")
-        .any("/wake_up")
-        .any("/is_sleeping")
-        .any("/collective_rpc")
-        .any("/abort_requests")
-        .any("/scale_elastic_ep")
-        .any("/is_scaling_elastic_ep")
-        .any("/start_profile")
-        .any("/stop_profile")
-        .any("/reset_prefix_cache")
-        .any("/reset_mm_cache")
-        .any("/reset_encoder_cache")
-        .any("/server_info")
-        .any("/get_world_size");
+    Builder vllm =
+        new Builder("vllm-admin")
+            .any("/v1/load_lora_adapter")
+            .any("/v1/unload_lora_adapter")
+            .any("/pause")
+            .any("/resume")
+            .any("/is_paused")
+            .any("/sleep")
+            .any("/wake_up")
+            .any("/is_sleeping")
+            .any("/collective_rpc")
+            .any("/abort_requests")
+            .any("/scale_elastic_ep")
+            .any("/is_scaling_elastic_ep")
+            .any("/start_profile")
+            .any("/stop_profile")
+            .any("/reset_prefix_cache")
+            .any("/reset_mm_cache")
+            .any("/reset_encoder_cache")
+            .any("/server_info")
+            .any("/get_world_size");
     // RLHF weight transfer: the current names, plus /init_weight_transfer which some versions
     // and forks use; blocking a path a server lacks costs nothing.
-    for (String p : List.of("/init_weight_transfer", "/init_weight_transfer_engine",
-        "/start_weight_update", "/start_draft_weight_update", "/update_weights",
-        "/finish_weight_update", "/update_weight_version", "/weight_info", "/weight_checker")) {
+    for (String p :
+        List.of(
+            "/init_weight_transfer",
+            "/init_weight_transfer_engine",
+            "/start_weight_update",
+            "/start_draft_weight_update",
+            "/update_weights",
+            "/finish_weight_update",
+            "/update_weight_version",
+            "/weight_info",
+            "/weight_checker")) {
       vllm.any(p);
     }
     m.put("vllm-admin", vllm.rules());
 
-    m.put("triton-admin", new Builder("triton-admin")
-        .any("/v2/repository/**")
-        // GET reads the settings and stays reachable; POST changes them
-        .writes("/v2/logging")
-        .writes("/v2/trace/setting")
-        .writes("/v2/models/*/trace/setting", "/v2/models/*/versions/*/trace/setting")
-        .rules());
+    m.put(
+        "triton-admin",
+        new Builder("triton-admin")
+            .any("/v2/repository/**")
+            // GET reads the settings and stays reachable; POST changes them
+            .writes("/v2/logging")
+            .writes("/v2/trace/setting")
+            .writes("/v2/models/*/trace/setting", "/v2/models/*/versions/*/trace/setting")
+            .rules());
 
-    m.put("torchserve-admin", new Builder("torchserve-admin")
-        // GET /models (list) and GET /models/{name} (describe) stay reachable
-        .writes("/models/**")
-        .any("/workflows/**")
-        .any("/token")
-        .rules());
+    m.put(
+        "torchserve-admin",
+        new Builder("torchserve-admin")
+            // GET /models (list) and GET /models/{name} (describe) stay reachable
+            .writes("/models/**")
+            .any("/workflows/**")
+            .any("/token")
+            .rules());
 
-    m.put("openai-admin", new Builder("openai-admin")
-        .methods(Set.of("DELETE"), "/v1/models/**")
-        .any("/v1/fine_tuning/**")
-        .any("/v1/files/**")
-        .any("/v1/batches/**")
-        .any("/v1/uploads/**")
-        .any("/v1/organization/**")
-        .rules());
+    m.put(
+        "openai-admin",
+        new Builder("openai-admin")
+            .methods(Set.of("DELETE"), "/v1/models/**")
+            .any("/v1/fine_tuning/**")
+            .any("/v1/files/**")
+            .any("/v1/batches/**")
+            .any("/v1/uploads/**")
+            .any("/v1/organization/**")
+            .rules());
 
     return Collections.unmodifiableMap(m);
   }

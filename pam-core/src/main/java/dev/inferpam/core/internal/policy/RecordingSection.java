@@ -34,36 +34,63 @@ final class RecordingSection {
    */
   static Policy.Recording read(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("directory", "bodies", "durability", "retention", "segment-size", "queue-capacity",
-        "batch-interval", "batch-size", "queue-full-wait"), Set.of());
-    java.nio.file.Path directory = filePath(required(n, path, "directory"), child(path, "directory"));
+    keys(
+        n,
+        path,
+        Set.of(
+            "directory",
+            "bodies",
+            "durability",
+            "retention",
+            "segment-size",
+            "queue-capacity",
+            "batch-interval",
+            "batch-size",
+            "queue-full-wait"),
+        Set.of());
+    java.nio.file.Path directory =
+        filePath(required(n, path, "directory"), child(path, "directory"));
     Policy.Bodies bodies = null;
-    if (n.has("bodies")) bodies = choice(n.get("bodies"), child(path, "bodies"), Policy.Bodies.class);
+    if (n.has("bodies"))
+      bodies = choice(n.get("bodies"), child(path, "bodies"), Policy.Bodies.class);
     Policy.Durability durability = null;
     if (n.has("durability")) {
       durability = choice(n.get("durability"), child(path, "durability"), Policy.Durability.class);
     }
     java.time.Duration retention = null;
-    if (n.has("retention")) retention = positiveDuration(n.get("retention"), child(path, "retention"));
+    if (n.has("retention"))
+      retention = positiveDuration(n.get("retention"), child(path, "retention"));
     long segmentBytes = 0; // 0: Policy.Recording applies the default
-    if (n.has("segment-size")) segmentBytes = size(n.get("segment-size"), child(path, "segment-size"));
+    if (n.has("segment-size"))
+      segmentBytes = size(n.get("segment-size"), child(path, "segment-size"));
     int queueCapacity = 0;
-    if (n.has("queue-capacity")) queueCapacity = positiveInt(n.get("queue-capacity"), child(path, "queue-capacity"));
+    if (n.has("queue-capacity"))
+      queueCapacity = positiveInt(n.get("queue-capacity"), child(path, "queue-capacity"));
     java.time.Duration batchInterval = null;
     if (n.has("batch-interval")) {
       batchInterval = positiveDuration(n.get("batch-interval"), child(path, "batch-interval"));
     }
     int batchSize = 0;
-    if (n.has("batch-size")) batchSize = positiveInt(n.get("batch-size"), child(path, "batch-size"));
+    if (n.has("batch-size"))
+      batchSize = positiveInt(n.get("batch-size"), child(path, "batch-size"));
     java.time.Duration queueFullWait = null;
     if (n.has("queue-full-wait")) {
       String p = child(path, "queue-full-wait");
       queueFullWait = duration(n.get("queue-full-wait"), p);
       if (queueFullWait.compareTo(java.time.Duration.ofSeconds(30)) > 0) {
-        throw fail(p, "must be at most 30s, was " + PolicyText.quote(n.get("queue-full-wait").asText()));
+        throw fail(
+            p, "must be at most 30s, was " + PolicyText.quote(n.get("queue-full-wait").asText()));
       }
     }
-    return new Policy.Recording(directory, bodies, durability, retention, segmentBytes, queueCapacity,
-        batchInterval, batchSize, queueFullWait);
+    return new Policy.Recording(
+        directory,
+        bodies,
+        durability,
+        retention,
+        segmentBytes,
+        queueCapacity,
+        batchInterval,
+        batchSize,
+        queueFullWait);
   }
 }

@@ -35,8 +35,18 @@ final class RequestSection {
 
   static Policy.RequestSettings read(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("base-path", "max-body", "body-timeout", "min-body-rate", "head-timeout",
-        "max-connections-per-client", "forward-headers"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of(
+            "base-path",
+            "max-body",
+            "body-timeout",
+            "min-body-rate",
+            "head-timeout",
+            "max-connections-per-client",
+            "forward-headers"),
+        Set.of());
     String basePath = "";
     long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
     java.time.Duration bodyTimeout = Policy.RequestSettings.DEFAULT_BODY_TIMEOUT;
@@ -45,17 +55,24 @@ final class RequestSection {
     int maxConnections = 0;
     if (n.has("base-path")) basePath = basePath(n.get("base-path"), child(path, "base-path"));
     if (n.has("max-body")) maxBody = size(n.get("max-body"), child(path, "max-body"));
-    if (n.has("body-timeout")) bodyTimeout = boundedTimeout(n.get("body-timeout"), child(path, "body-timeout"));
-    if (n.has("min-body-rate")) minBodyRate = size(n.get("min-body-rate"), child(path, "min-body-rate"));
-    if (n.has("head-timeout")) headTimeout = boundedTimeout(n.get("head-timeout"), child(path, "head-timeout"));
+    if (n.has("body-timeout"))
+      bodyTimeout = boundedTimeout(n.get("body-timeout"), child(path, "body-timeout"));
+    if (n.has("min-body-rate"))
+      minBodyRate = size(n.get("min-body-rate"), child(path, "min-body-rate"));
+    if (n.has("head-timeout"))
+      headTimeout = boundedTimeout(n.get("head-timeout"), child(path, "head-timeout"));
     if (n.has("max-connections-per-client")) {
-      maxConnections = positiveInt(n.get("max-connections-per-client"), child(path, "max-connections-per-client"));
+      maxConnections =
+          positiveInt(
+              n.get("max-connections-per-client"), child(path, "max-connections-per-client"));
     }
     // Checked (names, duplicates, headers never taken from a caller) by RequestSettings itself.
-    List<String> forwardHeaders = n.has("forward-headers")
-        ? strings(n.get("forward-headers"), child(path, "forward-headers"), false) : List.of();
-    return new Policy.RequestSettings(basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections,
-        forwardHeaders);
+    List<String> forwardHeaders =
+        n.has("forward-headers")
+            ? strings(n.get("forward-headers"), child(path, "forward-headers"), false)
+            : List.of();
+    return new Policy.RequestSettings(
+        basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections, forwardHeaders);
   }
 
   /** A timeout for reading a request: 1ms to 1h (a longer one would not bound anything). */
@@ -71,13 +88,19 @@ final class RequestSection {
     String s = text(n, path);
     if (s.isEmpty()) return s;
     if (!s.startsWith("/") || s.endsWith("/")) {
-      throw fail(path, "must be empty or start with \"/\" and not end with \"/\", was " + PolicyText.quote(s));
+      throw fail(
+          path,
+          "must be empty or start with \"/\" and not end with \"/\", was " + PolicyText.quote(s));
     }
     for (String segment : s.substring(1).split("/", -1)) {
       // The engine compares canonical paths with it, so it must itself be canonical.
-      if (segment.equals(".") || segment.equals("..") || !BASE_PATH_SEGMENT.matcher(segment).matches()) {
-        throw fail(path, "must be a plain path such as /openai (no empty, dot, encoded or special segments), was "
-            + PolicyText.quote(s));
+      if (segment.equals(".")
+          || segment.equals("..")
+          || !BASE_PATH_SEGMENT.matcher(segment).matches()) {
+        throw fail(
+            path,
+            "must be a plain path such as /openai (no empty, dot, encoded or special segments), was "
+                + PolicyText.quote(s));
       }
     }
     return s;

@@ -32,7 +32,8 @@ final class UpstreamSection {
     mapping(n, path);
     keys(n, path, Set.of("credential"), Set.of());
     Policy.CredentialSource credential = null;
-    if (n.has("credential")) credential = credential(n.get("credential"), child(path, "credential"));
+    if (n.has("credential"))
+      credential = credential(n.get("credential"), child(path, "credential"));
     return new Policy.Upstream(credential);
   }
 
@@ -47,15 +48,20 @@ final class UpstreamSection {
         throw fail(headerPath, "expected a header name, was " + PolicyText.quote(header));
       }
     }
-    String scheme = null; // absent: CredentialProviders picks Bearer for Authorization, none otherwise
+    String scheme =
+        null; // absent: CredentialProviders picks Bearer for Authorization, none otherwise
     if (n.has("scheme")) {
       String schemePath = child(path, "scheme");
       scheme = text(n.get("scheme"), schemePath); // "" sends the raw value
       if (!scheme.isEmpty() && !TOKEN.matcher(scheme).matches()) {
-        throw fail(schemePath, "expected a scheme such as Bearer, or \"\" for raw values, was " + PolicyText.quote(scheme));
+        throw fail(
+            schemePath,
+            "expected a scheme such as Bearer, or \"\" for raw values, was "
+                + PolicyText.quote(scheme));
       }
     }
-    int sources = (n.has("from-env") ? 1 : 0) + (n.has("from-file") ? 1 : 0) + (n.has("oauth2") ? 1 : 0);
+    int sources =
+        (n.has("from-env") ? 1 : 0) + (n.has("from-file") ? 1 : 0) + (n.has("oauth2") ? 1 : 0);
     if (sources != 1) throw fail(path, "exactly one of from-env / from-file / oauth2");
     String fromEnv = null;
     Path fromFile = null;
@@ -78,15 +84,26 @@ final class UpstreamSection {
    */
   private static Policy.OAuth2 oauth2(JsonNode n, String path) {
     mapping(n, path);
-    keys(n, path, Set.of("token-endpoint", "client-id", "client-secret-from-env", "client-secret-from-file",
-        "scope", "audience", "refresh-before"), Set.of());
+    keys(
+        n,
+        path,
+        Set.of(
+            "token-endpoint",
+            "client-id",
+            "client-secret-from-env",
+            "client-secret-from-file",
+            "scope",
+            "audience",
+            "refresh-before"),
+        Set.of());
     String endpointPath = child(path, "token-endpoint");
     String endpointText = nonEmpty(required(n, path, "token-endpoint"), endpointPath);
     java.net.URI endpoint;
     try {
       endpoint = new java.net.URI(endpointText);
     } catch (java.net.URISyntaxException e) {
-      throw fail(endpointPath, "expected an absolute https URL, was " + PolicyText.quote(endpointText));
+      throw fail(
+          endpointPath, "expected an absolute https URL, was " + PolicyText.quote(endpointText));
     }
     String problem = OAuth2CredentialProvider.tokenEndpointProblem(endpoint);
     if (problem != null) throw fail(endpointPath, problem);
@@ -97,12 +114,15 @@ final class UpstreamSection {
     String secretEnv = null;
     Path secretFile = null;
     if (n.has("client-secret-from-env")) {
-      secretEnv = envVarName(n.get("client-secret-from-env"), child(path, "client-secret-from-env"));
+      secretEnv =
+          envVarName(n.get("client-secret-from-env"), child(path, "client-secret-from-env"));
     } else {
-      secretFile = filePath(n.get("client-secret-from-file"), child(path, "client-secret-from-file"));
+      secretFile =
+          filePath(n.get("client-secret-from-file"), child(path, "client-secret-from-file"));
     }
     String scope = n.has("scope") ? nonEmpty(n.get("scope"), child(path, "scope")) : null;
-    String audience = n.has("audience") ? nonEmpty(n.get("audience"), child(path, "audience")) : null;
+    String audience =
+        n.has("audience") ? nonEmpty(n.get("audience"), child(path, "audience")) : null;
     java.time.Duration refreshBefore = null; // absent: Policy.OAuth2 applies the default
     if (n.has("refresh-before")) {
       String refreshPath = child(path, "refresh-before");
@@ -112,6 +132,7 @@ final class UpstreamSection {
         throw fail(refreshPath, e.getMessage());
       }
     }
-    return new Policy.OAuth2(endpoint, clientId, secretEnv, secretFile, scope, audience, refreshBefore);
+    return new Policy.OAuth2(
+        endpoint, clientId, secretEnv, secretFile, scope, audience, refreshBefore);
   }
 }

@@ -4,9 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.inferpam.api.Decision;
 import dev.inferpam.api.Principal;
 import dev.inferpam.api.QuotaStore;
+import dev.inferpam.core.Glob;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.approval.ApprovalRules;
-import dev.inferpam.core.Glob;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -202,9 +202,12 @@ public final class Quotas {
   private String recentPrincipalKey(Principal p) {
     int slot = recentSlot(p.subject().hashCode() * 31 + Objects.hashCode(p.issuer()));
     KnownPrincipal known = recentPrincipals[slot];
-    if (known == null || !known.subject().equals(p.subject()) || !known.via().equals(p.via())
+    if (known == null
+        || !known.subject().equals(p.subject())
+        || !known.via().equals(p.via())
         || !Objects.equals(known.issuer(), p.issuer())) {
-      recentPrincipals[slot] = known = new KnownPrincipal(p.via(), p.issuer(), p.subject(), principalKey(p));
+      recentPrincipals[slot] =
+          known = new KnownPrincipal(p.via(), p.issuer(), p.subject(), principalKey(p));
     }
     return known.key();
   }
@@ -240,7 +243,8 @@ public final class Quotas {
    * @throws RuntimeException what the store throws; the engine refuses the request then
    */
   public Check admit(Principal principal, String operation, String model, JsonNode body) {
-    if (limits.isEmpty() || operation == null || model == null || principal == null) return new Check(null, null);
+    if (limits.isEmpty() || operation == null || model == null || principal == null)
+      return new Check(null, null);
     List<Integer> entries = new ArrayList<>(2);
     for (int i = 0; i < limits.size(); i++) {
       if (applies(limits.get(i), principal, operation, model)) entries.add(i);
@@ -257,15 +261,33 @@ public final class Quotas {
         long window = b.window(now);
         long used = store.get(recentKey(subject, i, b), window);
         if (used >= bound) {
-          return refuse(i, b, window, now, "the " + bound + " tokens of " + rule(i) + " " + b.policyName()
-              + " are used up");
+          return refuse(
+              i,
+              b,
+              window,
+              now,
+              "the " + bound + " tokens of " + rule(i) + " " + b.policyName() + " are used up");
         }
         if (outputBound != null && outputBound > bound - used) {
-          String asked = outputBound == UNBOUNDED
-              ? "an unbounded output (a negative or non-numeric output bound)"
-              : "the requested output bound of " + outputBound + " tokens";
-          return refuse(i, b, window, now, asked + " is more than the "
-              + (bound - used) + " left of " + rule(i) + " " + b.policyName() + " (" + bound + ")");
+          String asked =
+              outputBound == UNBOUNDED
+                  ? "an unbounded output (a negative or non-numeric output bound)"
+                  : "the requested output bound of " + outputBound + " tokens";
+          return refuse(
+              i,
+              b,
+              window,
+              now,
+              asked
+                  + " is more than the "
+                  + (bound - used)
+                  + " left of "
+                  + rule(i)
+                  + " "
+                  + b.policyName()
+                  + " ("
+                  + bound
+                  + ")");
         }
       }
     }
@@ -275,20 +297,32 @@ public final class Quotas {
       if (bound == null) continue;
       long window = Bound.REQUESTS_PER_MINUTE.window(now);
       Instant end = Bound.REQUESTS_PER_MINUTE.windowEnd(window);
-      if (store.addIfWithin(recentKey(subject, i, Bound.REQUESTS_PER_MINUTE), window, 1, bound, end) < 0) {
-        for (int j : counted) store.add(recentKey(subject, j, Bound.REQUESTS_PER_MINUTE), window, -1, end);
-        return refuse(i, Bound.REQUESTS_PER_MINUTE, window, now, "the " + bound + " requests of " + rule(i)
-            + " requests-per-minute are used up");
+      if (store.addIfWithin(recentKey(subject, i, Bound.REQUESTS_PER_MINUTE), window, 1, bound, end)
+          < 0) {
+        for (int j : counted)
+          store.add(recentKey(subject, j, Bound.REQUESTS_PER_MINUTE), window, -1, end);
+        return refuse(
+            i,
+            Bound.REQUESTS_PER_MINUTE,
+            window,
+            now,
+            "the " + bound + " requests of " + rule(i) + " requests-per-minute are used up");
       }
       counted.add(i);
     }
-    return new Check(null, new Admission(subject, List.copyOf(entries), "embedding".equals(operation)));
+    return new Check(
+        null, new Admission(subject, List.copyOf(entries), "embedding".equals(operation)));
   }
 
   private static Check refuse(int entry, Bound bound, long window, long now, String why) {
     long retry = Math.max(1, bound.windowEnd(window).getEpochSecond() - now);
-    Decision.Deny deny = new Decision.Deny(429, "quota_exceeded", "quota exceeded: " + why + "; retry in " + retry + "s",
-        rule(entry) + "." + bound.policyName(), Map.of("Retry-After", Long.toString(retry)));
+    Decision.Deny deny =
+        new Decision.Deny(
+            429,
+            "quota_exceeded",
+            "quota exceeded: " + why + "; retry in " + retry + "s",
+            rule(entry) + "." + bound.policyName(),
+            Map.of("Retry-After", Long.toString(retry)));
     return new Check(deny, null);
   }
 
@@ -303,10 +337,15 @@ public final class Quotas {
    * @return per bound ({@link Bound#recordName()}), the least left over the entries, or an empty
    *     map when there is no admission
    */
-  public Map<String, Long> charge(Admission admission, boolean forwarded, Map<String, Long> usage, long requestBytes,
-                                  long responseBytes) {
+  public Map<String, Long> charge(
+      Admission admission,
+      boolean forwarded,
+      Map<String, Long> usage,
+      long requestBytes,
+      long responseBytes) {
     if (admission == null) return Map.of();
-    long tokens = forwarded ? tokens(usage, requestBytes, admission.embedding() ? 0 : responseBytes) : 0;
+    long tokens =
+        forwarded ? tokens(usage, requestBytes, admission.embedding() ? 0 : responseBytes) : 0;
     long now = clock.instant().getEpochSecond();
     Map<String, Long> left = new LinkedHashMap<>();
     for (int i : admission.entries()) {
@@ -318,10 +357,15 @@ public final class Quotas {
         String key = recentKey(admission.principalKey(), i, b);
         long used;
         try {
-          used = b == Bound.REQUESTS_PER_MINUTE || tokens == 0 ? store.get(key, window)
-              : store.add(key, window, tokens, b.windowEnd(window));
+          used =
+              b == Bound.REQUESTS_PER_MINUTE || tokens == 0
+                  ? store.get(key, window)
+                  : store.add(key, window, tokens, b.windowEnd(window));
         } catch (RuntimeException e) {
-          log.error("inferpam: quota store failed while charging {} {}: {}", rule(i), b.policyName(),
+          log.error(
+              "inferpam: quota store failed while charging {} {}: {}",
+              rule(i),
+              b.policyName(),
               e.getClass().getName());
           continue;
         }
@@ -343,7 +387,9 @@ public final class Quotas {
     Long total = usage.get(UsageExtractor.TOTAL_TOKENS);
     Long prompt = usage.get(UsageExtractor.PROMPT_TOKENS);
     Long completion = usage.get(UsageExtractor.COMPLETION_TOKENS);
-    long reported = (prompt != null && prompt >= 0 ? prompt : 0) + (completion != null && completion >= 0 ? completion : 0);
+    long reported =
+        (prompt != null && prompt >= 0 ? prompt : 0)
+            + (completion != null && completion >= 0 ? completion : 0);
     if (total != null && total >= 0) return Math.max(total, reported);
     long p = prompt != null && prompt >= 0 ? prompt : estimate(requestBytes);
     long c = completion != null && completion >= 0 ? completion : estimate(responseBytes);
@@ -387,8 +433,12 @@ public final class Quotas {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        bounds.add(new BoundStatus(b, bound, store.get(recentKey(recentPrincipalKey(principal), i, b), window),
-            b.windowEnd(window)));
+        bounds.add(
+            new BoundStatus(
+                b,
+                bound,
+                store.get(recentKey(recentPrincipalKey(principal), i, b), window),
+                b.windowEnd(window)));
       }
       out.add(new EntryStatus(rule(i), l, List.copyOf(bounds)));
     }

@@ -52,6 +52,7 @@ public final class UsageExtractor {
    * Keys are recognised from their bytes (see {@link #keyCode}), without building strings.
    */
   private static final String USAGE_PATH = "usage";
+
   private static final String PROMPT_EVAL_COUNT_PATH = "prompt_eval_count";
   private static final String EVAL_COUNT_PATH = "eval_count";
   private static final String MESSAGE_USAGE_PATH = "message.usage";
@@ -64,23 +65,30 @@ public final class UsageExtractor {
   private static final int MESSAGE_KEY = 4;
   private static final int RESPONSE_KEY = 5;
   private static final byte[][] KEY_NAMES = {
-      null,
-      "usage".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-      "prompt_eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-      "eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-      "message".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
-      "response".getBytes(java.nio.charset.StandardCharsets.US_ASCII)};
+    null,
+    "usage".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+    "prompt_eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+    "eval_count".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+    "message".getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+    "response".getBytes(java.nio.charset.StandardCharsets.US_ASCII)
+  };
 
   /** Which of the keys of interest {@code key[0..length)} spells, or {@link #OTHER_KEY}. */
   private static int keyCode(byte[] key, int length) {
     for (int code = USAGE_KEY; code < KEY_NAMES.length; code++) {
       byte[] name = KEY_NAMES[code];
-      if (name.length == length && java.util.Arrays.equals(key, 0, length, name, 0, length)) return code;
+      if (name.length == length && java.util.Arrays.equals(key, 0, length, name, 0, length))
+        return code;
     }
     return OTHER_KEY;
   }
 
-  private enum Framing { NONE, JSON, SSE, NDJSON }
+  private enum Framing {
+    NONE,
+    JSON,
+    SSE,
+    NDJSON
+  }
 
   private final Framing framing;
   private final Scanner scanner = new Scanner();
@@ -111,7 +119,8 @@ public final class UsageExtractor {
     if (semicolon >= 0) type = type.substring(0, semicolon);
     type = type.trim().toLowerCase(Locale.ROOT);
     if (type.equals("text/event-stream")) return Framing.SSE;
-    if (type.equals("application/x-ndjson") || type.equals("application/ndjson")) return Framing.NDJSON;
+    if (type.equals("application/x-ndjson") || type.equals("application/ndjson"))
+      return Framing.NDJSON;
     if (type.equals("application/json") || type.endsWith("+json")) return Framing.JSON;
     return Framing.NONE;
   }
@@ -128,7 +137,7 @@ public final class UsageExtractor {
       case JSON -> json(b, off, len);
       case SSE -> sse.push(b, off, len);
       case NDJSON -> ndjson.push(b, off, len);
-      default -> { }
+      default -> {}
     }
   }
 
@@ -456,8 +465,10 @@ public final class UsageExtractor {
           captureOverflow = true;
           return;
         }
-        capture = java.util.Arrays.copyOf(capture, Math.min(MAX_VALUE_BYTES,
-            Math.max(capture.length * 2, captureLength + len)));
+        capture =
+            java.util.Arrays.copyOf(
+                capture,
+                Math.min(MAX_VALUE_BYTES, Math.max(capture.length * 2, captureLength + len)));
       }
       System.arraycopy(b, off, capture, captureLength, len);
       captureLength += len;
@@ -478,7 +489,8 @@ public final class UsageExtractor {
     private void endCapture() {
       capturing = false;
       // "usage":null is on every OpenAI chunk but the last: it carries nothing, no need to parse it
-      if (!captureOverflow && !isNull(capture, captureLength)) found(capturePath, capture, captureLength);
+      if (!captureOverflow && !isNull(capture, captureLength))
+        found(capturePath, capture, captureLength);
     }
 
     /** Whether {@code b[0..length)} is the JSON literal {@code null}, whitespace around it allowed. */
@@ -487,7 +499,11 @@ public final class UsageExtractor {
       int end = length;
       while (start < end && isJsonSpace(b[start])) start++;
       while (end > start && isJsonSpace(b[end - 1])) end--;
-      return end - start == 4 && b[start] == 'n' && b[start + 1] == 'u' && b[start + 2] == 'l' && b[start + 3] == 'l';
+      return end - start == 4
+          && b[start] == 'n'
+          && b[start + 1] == 'u'
+          && b[start + 2] == 'l'
+          && b[start + 3] == 'l';
     }
 
     private static boolean isJsonSpace(byte c) {

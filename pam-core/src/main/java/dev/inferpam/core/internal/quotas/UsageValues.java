@@ -25,24 +25,33 @@ import java.nio.charset.StandardCharsets;
 final class UsageValues {
 
   /** The usage fields read, in this order: their index is the index into the result arrays. */
-  static final String[] FIELDS =
-      {UsageExtractor.PROMPT_TOKENS, "input_tokens", UsageExtractor.COMPLETION_TOKENS, "output_tokens",
-          UsageExtractor.TOTAL_TOKENS};
+  static final String[] FIELDS = {
+    UsageExtractor.PROMPT_TOKENS,
+    "input_tokens",
+    UsageExtractor.COMPLETION_TOKENS,
+    "output_tokens",
+    UsageExtractor.TOTAL_TOKENS
+  };
+
   private static final byte[][] FIELD_BYTES = new byte[FIELDS.length][];
 
   static {
-    for (int f = 0; f < FIELDS.length; f++) FIELD_BYTES[f] = FIELDS[f].getBytes(StandardCharsets.US_ASCII);
+    for (int f = 0; f < FIELDS.length; f++)
+      FIELD_BYTES[f] = FIELDS[f].getBytes(StandardCharsets.US_ASCII);
   }
 
   /** An object was read: the arrays hold what it has. */
   static final int TAKEN = 0;
+
   /** Nothing to take (not an object, or malformed). */
   static final int NOTHING = 1;
+
   /** The direct reader does not decide this input: read it with Jackson. */
   static final int UNSURE = 2;
 
   /** {@link #count}: the value is not a usable count (the earlier value stays). */
   static final long NOT_A_COUNT = -1;
+
   /** {@link #count}: the direct reader does not decide this input. */
   static final long UNSURE_COUNT = -2;
 
@@ -67,8 +76,15 @@ final class UsageValues {
     if (b[i] != '{') {
       // Another value, or malformed: nothing either way. But a byte that is neither could be a
       // byte-order mark or a NUL, from which Jackson would guess another encoding.
-      return b[i] == '[' || b[i] == '"' || b[i] == '-' || b[i] == 't' || b[i] == 'f' || b[i] == 'n'
-          || isDigit(b[i]) ? NOTHING : UNSURE;
+      return b[i] == '['
+              || b[i] == '"'
+              || b[i] == '-'
+              || b[i] == 't'
+              || b[i] == 'f'
+              || b[i] == 'n'
+              || isDigit(b[i])
+          ? NOTHING
+          : UNSURE;
     }
     long[] value = new long[1];
     i = space(b, i + 1, length);
@@ -119,10 +135,11 @@ final class UsageValues {
     byte c = b[i];
     if (isDigit(c)) return number(b, i, length, out);
     switch (c) {
-      case '"': {
-        int end = plainString(b, i + 1, length);
-        return end < 0 ? -1 : end + 1;
-      }
+      case '"':
+        {
+          int end = plainString(b, i + 1, length);
+          return end < 0 ? -1 : end + 1;
+        }
       case 't':
         return literal(b, i, length, "true");
       case 'f':
@@ -130,11 +147,12 @@ final class UsageValues {
       case 'n':
         return literal(b, i, length, "null");
       case '{':
-      case '[': {
-        int end = container(b, i, length, depth + 1, out);
-        out[0] = NOT_A_COUNT; // the container's own values wrote there
-        return end;
-      }
+      case '[':
+        {
+          int end = container(b, i, length, depth + 1, out);
+          out[0] = NOT_A_COUNT; // the container's own values wrote there
+          return end;
+        }
       default:
         return -1; // a sign, a syntax error, ...
     }
@@ -275,7 +293,8 @@ final class UsageValues {
 
   /** The count at the current token when it is a whole number >= 0 that fits a long, else {@code null}. */
   private static Long countAt(JsonParser p, JsonToken t) throws IOException {
-    if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) return null;
+    if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER)
+      return null;
     long n = p.getLongValue();
     return n < 0 ? null : n;
   }

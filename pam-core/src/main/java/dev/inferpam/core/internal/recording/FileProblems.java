@@ -26,8 +26,10 @@ final class FileProblems {
       if (e instanceof AccessDeniedException) return "permission denied" + file;
       if (e instanceof NotDirectoryException) return "not a directory" + file;
       // Files.createDirectories on a path that is a regular file.
-      if (e instanceof FileAlreadyExistsException && reason == null) return "exists and is not a directory" + file;
-      if (reason != null && !reason.isBlank()) return reason.strip().toLowerCase(Locale.ROOT) + file;
+      if (e instanceof FileAlreadyExistsException && reason == null)
+        return "exists and is not a directory" + file;
+      if (reason != null && !reason.isBlank())
+        return reason.strip().toLowerCase(Locale.ROOT) + file;
     }
     String m = e.getMessage();
     return e.getClass().getSimpleName() + (m == null ? "" : ": " + m);

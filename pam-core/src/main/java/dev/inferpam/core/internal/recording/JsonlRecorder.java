@@ -118,8 +118,10 @@ public final class JsonlRecorder implements Recorder {
 
   /** Longest wait for room in the queue, and for a strict intent to become durable. */
   public static final Duration DEFAULT_WAIT = Duration.ofSeconds(5);
+
   /** Pause between attempts to write again after a failure. */
   public static final Duration DEFAULT_RETRY_INTERVAL = Duration.ofSeconds(1);
+
   /** Longest wait of {@link #close()} and {@link #flush()}. */
   public static final Duration DEFAULT_CLOSE_TIMEOUT = Duration.ofSeconds(30);
 
@@ -130,11 +132,13 @@ public final class JsonlRecorder implements Recorder {
     /** Creates {@code file}, which must not exist, for writing. */
     SegmentOutput create(Path file) throws IOException;
 
-    SegmentIo FILES = file -> {
-      FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-      syncDirectory(file.getParent());
-      return new ChannelOutput(ch);
-    };
+    SegmentIo FILES =
+        file -> {
+          FileChannel ch =
+              FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+          syncDirectory(file.getParent());
+          return new ChannelOutput(ch);
+        };
   }
 
   /** An open segment file. Used by the writer thread only. */
@@ -195,17 +199,19 @@ public final class JsonlRecorder implements Recorder {
   }
 
   /** The writer thread by default: a daemon, so that a recorder nobody closed does not keep the JVM alive. */
-  private static final ThreadFactory DEFAULT_THREADS = r -> {
-    Thread t = new Thread(r, "inferpam-recorder");
-    t.setDaemon(true);
-    return t;
-  };
+  private static final ThreadFactory DEFAULT_THREADS =
+      r -> {
+        Thread t = new Thread(r, "inferpam-recorder");
+        t.setDaemon(true);
+        return t;
+      };
 
   private final Path dir;
   private final Policy.Recording config;
   private final Options options;
   private final Logger log;
   private final RecordAdmission admission;
+
   /** Owned by the writer thread once it started. */
   private final SegmentWriter writer;
 
@@ -214,9 +220,12 @@ public final class JsonlRecorder implements Recorder {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition work = lock.newCondition();
   private final Condition progress = lock.newCondition();
-  private final ArrayDeque<QueuedRecord> queue = new ArrayDeque<>(); // guarded by lock; bounded by the admission
+  private final ArrayDeque<QueuedRecord> queue =
+      new ArrayDeque<>(); // guarded by lock; bounded by the admission
+
   /** {@code queue.size()} as last seen under the lock; read without it to decide who encodes. */
   private volatile int backlog;
+
   private long lastSeq; // guarded by lock: seq of the last enqueued record
   private long syncedSeq; // guarded by lock: every record up to this seq is durable
   private long syncTarget; // guarded by lock: a flush or intent waits for this seq
@@ -268,31 +277,40 @@ public final class JsonlRecorder implements Recorder {
     this.options = options;
     this.log = options.log;
     this.dir = config.directory();
-    this.admission = new RecordAdmission(config.queueCapacity(), config.queueFullWait(), options.maxHeldBytes);
-    this.writer = new SegmentWriter(config, clock, options.io, options.retryInterval, log, admission, new Listener());
+    this.admission =
+        new RecordAdmission(config.queueCapacity(), config.queueFullWait(), options.maxHeldBytes);
+    this.writer =
+        new SegmentWriter(
+            config, clock, options.io, options.retryInterval, log, admission, new Listener());
     FileChannel lc = null;
     FileLock fl = null;
     try {
       Files.createDirectories(dir);
-      lc = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      lc =
+          FileChannel.open(
+              dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
       try {
         fl = lc.tryLock();
       } catch (OverlappingFileLockException e) {
         fl = null;
       }
-      if (fl == null) throw new IOException("recording directory " + dir + " is in use by another recorder");
+      if (fl == null)
+        throw new IOException("recording directory " + dir + " is in use by another recorder");
       writer.start();
     } catch (IOException e) {
       writer.abort();
       SegmentWriter.closeQuietly(lc);
-      throw new UncheckedIOException("cannot start recording in " + dir + ": " + startProblem(e), e);
+      throw new UncheckedIOException(
+          "cannot start recording in " + dir + ": " + startProblem(e), e);
     }
     this.lockChannel = lc;
     this.dirLock = fl;
     Thread t;
     try {
       t = options.threadFactory.newThread(this::runWriter);
-      if (t == null) throw new IllegalStateException("the thread factory made no thread for the recording writer");
+      if (t == null)
+        throw new IllegalStateException(
+            "the thread factory made no thread for the recording writer");
       t.start();
     } catch (RuntimeException | Error e) {
       releaseLock();
@@ -303,7 +321,9 @@ public final class JsonlRecorder implements Recorder {
 
   /** Why the directory cannot be used, in words: the JDK names only the file for "permission denied". */
   private static String startProblem(IOException e) {
-    return e instanceof java.nio.file.FileSystemException ? FileProblems.describe(e) : e.getMessage();
+    return e instanceof java.nio.file.FileSystemException
+        ? FileProblems.describe(e)
+        : e.getMessage();
   }
 
   /** The directory this recorder writes into. */
@@ -335,7 +355,9 @@ public final class JsonlRecorder implements Recorder {
   @Override
   public void recordLater(dev.inferpam.api.PendingRecord record) throws IOException {
     Objects.requireNonNull(record, "record");
-    handOver(new QueuedRecord(record.id(), record::build, false, 1024 + Math.max(0, record.estimatedSize())));
+    handOver(
+        new QueuedRecord(
+            record.id(), record::build, false, 1024 + Math.max(0, record.estimatedSize())));
   }
 
   private void handOver(QueuedRecord record) throws IOException {
@@ -364,7 +386,9 @@ public final class JsonlRecorder implements Recorder {
     long deadline = System.nanoTime() + options.wait.toNanos();
     admission.acquire(options.wait);
     long seq = enqueue(queued);
-    if (strict) awaitSynced(seq, deadline, "recording intent not durable within " + options.wait.toMillis() + "ms");
+    if (strict)
+      awaitSynced(
+          seq, deadline, "recording intent not durable within " + options.wait.toMillis() + "ms");
   }
 
   /**
@@ -381,7 +405,9 @@ public final class JsonlRecorder implements Recorder {
     } finally {
       lock.unlock();
     }
-    awaitSynced(seq, System.nanoTime() + options.closeTimeout.toNanos(),
+    awaitSynced(
+        seq,
+        System.nanoTime() + options.closeTimeout.toNanos(),
         "recording flush not done within " + options.closeTimeout.toSeconds() + "s");
   }
 
@@ -428,13 +454,19 @@ public final class JsonlRecorder implements Recorder {
       lock.unlock();
     }
     if (unwritten > 0) {
-      throw new IOException("recorder closed with " + unwritten + " record(s) not written: " + failure);
+      throw new IOException(
+          "recorder closed with " + unwritten + " record(s) not written: " + failure);
     }
   }
 
   @Override
   public String toString() {
-    return "JsonlRecorder[" + dir + ", " + config.durability() + (failure != null ? ", failed" : "") + "]";
+    return "JsonlRecorder["
+        + dir
+        + ", "
+        + config.durability()
+        + (failure != null ? ", failed" : "")
+        + "]";
   }
 
   // ------------------------------------------------------------------------------ caller side
@@ -528,7 +560,8 @@ public final class JsonlRecorder implements Recorder {
             work.await();
             writerIdle = false;
           }
-          for (int room = writer.room(); room > 0 && !queue.isEmpty(); room--) writer.take(queue.pollFirst());
+          for (int room = writer.room(); room > 0 && !queue.isEmpty(); room--)
+            writer.take(queue.pollFirst());
           backlog = queue.size();
           target = syncTarget;
         } finally {

@@ -15,14 +15,19 @@ import org.slf4j.Logger;
  */
 final class QueuedRecord {
   private final String id;
+
   /** Gives the record, once; built on the thread that first encodes (see {@link JsonlRecorder#recordLater}). */
   private Supplier<SessionRecord> record;
+
   private byte[] body;
   private boolean unencodable;
+
   /** An intent line of strict durability: made durable at once. */
   final boolean intent;
+
   /** Memory this record holds until it is durable, estimated from its bodies. */
   final long size;
+
   /** Its place in the order of hand-over, from 1; set when enqueued. */
   long seq;
 
@@ -52,7 +57,9 @@ final class QueuedRecord {
       } catch (RuntimeException e) {
         unencodable = true;
         // only the exception's type: its message could quote the record's content
-        log.error("inferpam: record of exchange {} cannot be encoded and is not written: {}", id,
+        log.error(
+            "inferpam: record of exchange {} cannot be encoded and is not written: {}",
+            id,
             e.getClass().getName());
       }
       record = null;

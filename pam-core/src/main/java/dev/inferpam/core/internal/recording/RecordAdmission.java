@@ -25,8 +25,10 @@ final class RecordAdmission {
   private final Semaphore room;
   private final Duration queueFullWait;
   private final long maxHeldBytes;
+
   /** Reservations made by {@link #admit()} and not yet used. */
   private final AtomicInteger reserved = new AtomicInteger();
+
   /** Estimated bytes of the records held (queued, pending, or written and not yet durable). */
   private final AtomicLong heldBytes = new AtomicLong();
 
@@ -82,7 +84,8 @@ final class RecordAdmission {
    */
   void acquire(Duration wait) throws IOException {
     try {
-      if (!room.tryAcquire(wait.toNanos(), TimeUnit.NANOSECONDS)) throw new IOException("recording queue full");
+      if (!room.tryAcquire(wait.toNanos(), TimeUnit.NANOSECONDS))
+        throw new IOException("recording queue full");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while waiting for room in the recording queue");

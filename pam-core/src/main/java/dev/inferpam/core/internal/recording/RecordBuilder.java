@@ -85,22 +85,28 @@ public final class RecordBuilder {
   private final Capture captured;
   private final MessageDigest responseDigest;
   private UsageExtractor usage = UsageExtractor.forContentType(null);
+
   /**
    * Bytes of {@code captured} that {@code usage} has read. While the body fits the capture, usage
    * is read from it only when asked ({@link #usage()}, {@link #build}, usually on the recorder's
    * writer thread) rather than as the bytes pass; past the capture it reads as they pass.
    */
   private int usageRead;
+
   private boolean usageLive;
+
   /** False when nothing needs the usage (no record is kept and no limit counts tokens). */
   private final boolean readsUsage;
+
   private int status;
   private boolean streamed;
   private boolean ownResponse;
   private long responseBytes;
   private Map<String, Integer> deliveryCounts;
+
   /** The exchange's credentials, replaced in the kept text; {@code null} for none. */
   private CredentialScrubber credentials;
+
   private int credentialsScrubbed;
 
   /**
@@ -114,13 +120,25 @@ public final class RecordBuilder {
    * @param bodies         what of the bodies to keep
    * @param masker         runs over the stored bodies with {@code MASKED}
    */
-  public RecordBuilder(RequestHead head, InferenceRequest request, long declaredLength, Set<String> secretHeaders,
-                       Policy.Bodies bodies, Masker masker) {
+  public RecordBuilder(
+      RequestHead head,
+      InferenceRequest request,
+      long declaredLength,
+      Set<String> secretHeaders,
+      Policy.Bodies bodies,
+      Masker masker) {
     this(head, request, declaredLength, secretHeaders, bodies, masker, true, true);
   }
 
-  private RecordBuilder(RequestHead head, InferenceRequest request, long declaredLength, Set<String> secretHeaders,
-                        Policy.Bodies bodies, Masker masker, boolean keepsBodies, boolean readsUsage) {
+  private RecordBuilder(
+      RequestHead head,
+      InferenceRequest request,
+      long declaredLength,
+      Set<String> secretHeaders,
+      Policy.Bodies bodies,
+      Masker masker,
+      boolean keepsBodies,
+      boolean readsUsage) {
     this.head = Objects.requireNonNull(head, "head");
     this.request = request;
     this.declaredLength = declaredLength;
@@ -138,9 +156,16 @@ public final class RecordBuilder {
    * {@code readsUsage} (the policy's {@code limits} count tokens). Sizes are still counted. Its
    * records, should one be built, carry neither body text nor hash for the response.
    */
-  public static RecordBuilder unrecorded(RequestHead head, InferenceRequest request, long declaredLength,
-                                         boolean readsUsage) {
-    return new RecordBuilder(head, request, declaredLength, Set.of(), Policy.Bodies.NONE, Masker.IDENTITY, false,
+  public static RecordBuilder unrecorded(
+      RequestHead head, InferenceRequest request, long declaredLength, boolean readsUsage) {
+    return new RecordBuilder(
+        head,
+        request,
+        declaredLength,
+        Set.of(),
+        Policy.Bodies.NONE,
+        Masker.IDENTITY,
+        false,
         readsUsage);
   }
 
@@ -260,12 +285,13 @@ public final class RecordBuilder {
     Map<String, List<String>> headers = redact(head.headers());
     // The record holds the decoded body: headers that describe the encoded one would mislabel
     // it (a replay would send plain JSON as gzip).
-    if (GovernedBody.decoded(head.headers(), request)) headers.keySet().removeAll(GovernedBody.ENCODED_BODY_HEADERS);
+    if (GovernedBody.decoded(head.headers(), request))
+      headers.keySet().removeAll(GovernedBody.ENCODED_BODY_HEADERS);
     if (request == null) {
       // Refused before the body was read (bad path, declared body too large, unauthenticated, body
       // too slow): only the declared size is known.
-      return new SessionRecord.Request(head.method(), path, null, null, headers, Math.max(0, declaredLength),
-          null, null);
+      return new SessionRecord.Request(
+          head.method(), path, null, null, headers, Math.max(0, declaredLength), null, null);
     }
     byte[] body = request.body();
     String text = null;
@@ -278,19 +304,37 @@ public final class RecordBuilder {
         text = m.text();
       }
     }
-    return new SessionRecord.Request(head.method(), path, null, null, headers, body.length, text, hash);
+    return new SessionRecord.Request(
+        head.method(), path, null, null, headers, body.length, text, hash);
   }
 
   /** The {@code intent} record of {@code recording.durability: strict}: no decision, no response. */
-  public SessionRecord intent(String id, Instant time, Principal principal, String operation, String model) {
-    return new SessionRecord(SessionRecord.TYPE_INTENT, id, time, 0, principal, withClassification(operation, model),
-        null, null, null);
+  public SessionRecord intent(
+      String id, Instant time, Principal principal, String operation, String model) {
+    return new SessionRecord(
+        SessionRecord.TYPE_INTENT,
+        id,
+        time,
+        0,
+        principal,
+        withClassification(operation, model),
+        null,
+        null,
+        null);
   }
 
   /** The {@code exchange} record. */
-  public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
-                             String operation, String model, Decision decision, boolean complete) {
-    return build(id, time, durationMs, principal, operation, model, decision, complete, null, Map.of());
+  public SessionRecord build(
+      String id,
+      Instant time,
+      long durationMs,
+      Principal principal,
+      String operation,
+      String model,
+      Decision decision,
+      boolean complete) {
+    return build(
+        id, time, durationMs, principal, operation, model, decision, complete, null, Map.of());
   }
 
   /**
@@ -299,9 +343,17 @@ public final class RecordBuilder {
    * decided it, and {@code deny} when a later step refused an approved request (recording, the
    * upstream credential).
    */
-  public SessionRecord build(String id, Instant time, long durationMs, Principal principal,
-                             String operation, String model, Decision decision, boolean complete,
-                             SessionRecord.Approval approval, Map<String, Long> quotaRemaining) {
+  public SessionRecord build(
+      String id,
+      Instant time,
+      long durationMs,
+      Principal principal,
+      String operation,
+      String model,
+      Decision decision,
+      boolean complete,
+      SessionRecord.Approval approval,
+      Map<String, Long> quotaRemaining) {
     SessionRecord.DecisionSummary ds;
     if (decision instanceof Decision.Deny d) {
       String outcome = "deny";
@@ -309,7 +361,9 @@ public final class RecordBuilder {
       if (approval != null && d.code().equals("approval_expired")) outcome = "expired";
       ds = new SessionRecord.DecisionSummary(outcome, d.rule(), d.code(), d.message());
     } else {
-      ds = new SessionRecord.DecisionSummary(approval != null ? "approved" : "allow", decision.rule(), null, null);
+      ds =
+          new SessionRecord.DecisionSummary(
+              approval != null ? "approved" : "allow", decision.rule(), null, null);
     }
     String text = null;
     String hash = null;
@@ -330,10 +384,20 @@ public final class RecordBuilder {
       maskedCounts = new java.util.TreeMap<>(maskedCounts);
       maskedCounts.merge("credential", credentialsScrubbed, Integer::sum);
     }
-    SessionRecord.Response resp = new SessionRecord.Response(status, streamed, responseBytes, complete, text,
-        maskedCounts, usage(), hash);
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, durationMs, principal,
-        withClassification(operation, model), ds, approval, resp, quotaRemaining);
+    SessionRecord.Response resp =
+        new SessionRecord.Response(
+            status, streamed, responseBytes, complete, text, maskedCounts, usage(), hash);
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        time,
+        durationMs,
+        principal,
+        withClassification(operation, model),
+        ds,
+        approval,
+        resp,
+        quotaRemaining);
   }
 
   /**
@@ -342,13 +406,29 @@ public final class RecordBuilder {
    * request body for it (with {@code bodies: masked}) happen off the request's path. Call once
    * nothing more will be reported to this builder; the supplier may then run on any thread, once.
    */
-  public java.util.function.Supplier<SessionRecord> buildLater(String id, Instant time, long durationMs,
-                                                               Principal principal, String operation, String model,
-                                                               Decision decision, boolean complete,
-                                                               SessionRecord.Approval approval,
-                                                               Map<String, Long> quotaRemaining) {
-    return () -> build(id, time, durationMs, principal, operation, model, decision, complete, approval,
-        quotaRemaining);
+  public java.util.function.Supplier<SessionRecord> buildLater(
+      String id,
+      Instant time,
+      long durationMs,
+      Principal principal,
+      String operation,
+      String model,
+      Decision decision,
+      boolean complete,
+      SessionRecord.Approval approval,
+      Map<String, Long> quotaRemaining) {
+    return () ->
+        build(
+            id,
+            time,
+            durationMs,
+            principal,
+            operation,
+            model,
+            decision,
+            complete,
+            approval,
+            quotaRemaining);
   }
 
   /** Token usage read from the response so far ({@code prompt_tokens}, ...), possibly empty. */
@@ -364,8 +444,8 @@ public final class RecordBuilder {
 
   private SessionRecord.Request withClassification(String operation, String model) {
     SessionRecord.Request r = request();
-    return new SessionRecord.Request(r.method(), r.path(), operation, model, r.headers(), r.bytes(), r.body(),
-        r.bodySha256());
+    return new SessionRecord.Request(
+        r.method(), r.path(), operation, model, r.headers(), r.bytes(), r.body(), r.bodySha256());
   }
 
   private record Masked(String text, Map<String, Integer> counts) {}
@@ -388,7 +468,8 @@ public final class RecordBuilder {
       Map<String, Integer> counts = session.counts();
       return new Masked(out, counts == null ? Map.of() : counts);
     } catch (RuntimeException e) {
-      log.error("inferpam: masker failed while recording, body not stored: {}", e.getClass().getName());
+      log.error(
+          "inferpam: masker failed while recording, body not stored: {}", e.getClass().getName());
       return new Masked(null, Map.of());
     }
   }
@@ -399,13 +480,17 @@ public final class RecordBuilder {
 
   private Map<String, List<String>> redact(Map<String, List<String>> headers) {
     Map<String, List<String>> out = new LinkedHashMap<>();
-    headers.forEach((name, values) -> {
-      boolean secret = SENSITIVE_HEADERS.contains(name) || secretHeaders.contains(name);
-      out.put(name, secret ? List.of(REDACTED) : credentials == null ? values : values.stream().map(this::scrub).toList());
-    });
+    headers.forEach(
+        (name, values) -> {
+          boolean secret = SENSITIVE_HEADERS.contains(name) || secretHeaders.contains(name);
+          out.put(
+              name,
+              secret
+                  ? List.of(REDACTED)
+                  : credentials == null ? values : values.stream().map(this::scrub).toList());
+        });
     return out;
   }
-
 
   private static String hex(byte[] digest) {
     return HexFormat.of().formatHex(digest);

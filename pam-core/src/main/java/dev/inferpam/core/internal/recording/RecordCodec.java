@@ -64,17 +64,22 @@ import java.util.Set;
 public final class RecordCodec {
   /** Format version written in {@code v}. */
   public static final int VERSION = 1;
+
   /** {@code prev} of the first line ever written: 64 zeros. */
   public static final String GENESIS = "0".repeat(64);
+
   /** Type of the line written when retention removes segments. */
   public static final String TYPE_RETENTION = "retention";
+
   /** Length of {@code ,"hash":"<64 hex>"}}, the fixed end of every line. */
   public static final int HASH_TAIL = 9 + 64 + 2;
+
   /** Length of {@code ,"prev":"<64 hex>"}, which precedes the hash tail. */
   public static final int PREV_TAIL = 9 + 64 + 1;
 
   private static final DateTimeFormatter TIME =
-      DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'", Locale.ROOT).withZone(ZoneOffset.UTC);
+      DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'", Locale.ROOT)
+          .withZone(ZoneOffset.UTC);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final HexFormat HEX = HexFormat.of();
   private static final byte[] PREV_OPEN = ",\"prev\":\"".getBytes(StandardCharsets.US_ASCII);
@@ -213,8 +218,11 @@ public final class RecordCodec {
     if (length < PREV_TAIL + HASH_TAIL + 2 || line[0] != '{') return null;
     int h = length - HASH_TAIL;
     int p = h - PREV_TAIL;
-    if (!startsWith(line, p, PREV_OPEN) || line[h - 1] != '"' || !startsWith(line, h, HASH_OPEN)
-        || line[length - 2] != '"' || line[length - 1] != '}') {
+    if (!startsWith(line, p, PREV_OPEN)
+        || line[h - 1] != '"'
+        || !startsWith(line, h, HASH_OPEN)
+        || line[length - 2] != '"'
+        || line[length - 1] != '}') {
       return null;
     }
     String prev = new String(line, p + PREV_OPEN.length, 64, StandardCharsets.US_ASCII);
@@ -397,11 +405,14 @@ public final class RecordCodec {
   private static final class Utf8 {
     /** Strings this long or longer are encoded in bulk. */
     private static final int BULK = 16;
-    private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private static final VarHandle LONGS =
+        MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
     private static final long ONES = 0x0101010101010101L;
     private static final long HIGH_BITS = 0x8080808080808080L;
     private static final long FIRST_4_DIGIT_YEAR = LocalDate.of(0, 1, 1).toEpochDay() * 86_400;
-    private static final long LAST_4_DIGIT_YEAR = LocalDate.of(10_000, 1, 1).toEpochDay() * 86_400 - 1;
+    private static final long LAST_4_DIGIT_YEAR =
+        LocalDate.of(10_000, 1, 1).toEpochDay() * 86_400 - 1;
 
     /**
      * False when none of the eight bytes in {@code x} is a control character, a quote, a
@@ -466,12 +477,17 @@ public final class RecordCodec {
     Utf8 time(Instant t) {
       if (t == null) return ascii("null");
       long sec = t.getEpochSecond();
-      if (sec < FIRST_4_DIGIT_YEAR || sec > LAST_4_DIGIT_YEAR) return ch('"').ascii(TIME.format(t)).ch('"');
+      if (sec < FIRST_4_DIGIT_YEAR || sec > LAST_4_DIGIT_YEAR)
+        return ch('"').ascii(TIME.format(t)).ch('"');
       LocalDate day = LocalDate.ofEpochDay(Math.floorDiv(sec, 86_400));
       int s = Math.floorMod(sec, 86_400);
       room(26);
       b[n++] = '"';
-      digits(day.getYear(), 4).ch('-').digits(day.getMonthValue(), 2).ch('-').digits(day.getDayOfMonth(), 2);
+      digits(day.getYear(), 4)
+          .ch('-')
+          .digits(day.getMonthValue(), 2)
+          .ch('-')
+          .digits(day.getDayOfMonth(), 2);
       ch('T').digits(s / 3600, 2).ch(':').digits(s / 60 % 60, 2).ch(':').digits(s % 60, 2);
       return ch('.').digits(t.getNano() / 1_000_000, 3).ch('Z').ch('"');
     }
@@ -589,7 +605,9 @@ public final class RecordCodec {
         b[n++] = (byte) (0xe0 | (c >> 12));
         b[n++] = (byte) (0x80 | ((c >> 6) & 0x3f));
         b[n++] = (byte) (0x80 | (c & 0x3f));
-      } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+      } else if (Character.isHighSurrogate(c)
+          && i + 1 < s.length()
+          && Character.isLowSurrogate(s.charAt(i + 1))) {
         int cp = Character.toCodePoint(c, s.charAt(i + 1)); // a valid pair is plain text
         b[n++] = (byte) (0xf0 | (cp >> 18));
         b[n++] = (byte) (0x80 | ((cp >> 12) & 0x3f));
@@ -604,16 +622,17 @@ public final class RecordCodec {
 
     /** Writes the escape of a quote, a backslash or a control character at {@code b[n]}; returns the new end. */
     private static int escape(byte[] b, int n, char c) {
-      char e = switch (c) {
-        case '"' -> '"';
-        case '\\' -> '\\';
-        case '\n' -> 'n';
-        case '\r' -> 'r';
-        case '\t' -> 't';
-        case '\b' -> 'b';
-        case '\f' -> 'f';
-        default -> 0;
-      };
+      char e =
+          switch (c) {
+            case '"' -> '"';
+            case '\\' -> '\\';
+            case '\n' -> 'n';
+            case '\r' -> 'r';
+            case '\t' -> 't';
+            case '\b' -> 'b';
+            case '\f' -> 'f';
+            default -> 0;
+          };
       if (e == 0) return unicodeEscape(b, n, c); // other control characters
       b[n] = '\\';
       b[n + 1] = (byte) e;
@@ -651,13 +670,30 @@ public final class RecordCodec {
     JsonNode req = n.get("request");
     if (req == null || !req.isObject()) throw new IllegalArgumentException("line without request");
     if (SessionRecord.TYPE_INTENT.equals(type)) {
-      // An intent has no outcome: members only an exchange has are ignored, as the writer never writes them.
-      return new SessionRecord(type, id, time, 0, decodePrincipal(n.get("principal")), decodeRequest(req), null,
-          null, null);
+      // An intent has no outcome: members only an exchange has are ignored, as the writer never
+      // writes them.
+      return new SessionRecord(
+          type,
+          id,
+          time,
+          0,
+          decodePrincipal(n.get("principal")),
+          decodeRequest(req),
+          null,
+          null,
+          null);
     }
-    return new SessionRecord(type, id, time, n.path("duration_ms").asLong(0), decodePrincipal(n.get("principal")),
-        decodeRequest(req), decodeDecision(n.get("decision")), decodeApproval(n.get("approval")),
-        decodeResponse(n.get("response")), longs(n.path("quota_remaining")));
+    return new SessionRecord(
+        type,
+        id,
+        time,
+        n.path("duration_ms").asLong(0),
+        decodePrincipal(n.get("principal")),
+        decodeRequest(req),
+        decodeDecision(n.get("decision")),
+        decodeApproval(n.get("approval")),
+        decodeResponse(n.get("response")),
+        longs(n.path("quota_remaining")));
   }
 
   /**
@@ -672,8 +708,12 @@ public final class RecordCodec {
     }
     List<Removed> removed = new ArrayList<>();
     for (JsonNode r : n.path("removed")) {
-      removed.add(new Removed(text(r, "file"), r.path("records").asLong(0), text(r, "first_prev"),
-          text(r, "last_hash")));
+      removed.add(
+          new Removed(
+              text(r, "file"),
+              r.path("records").asLong(0),
+              text(r, "first_prev"),
+              text(r, "last_hash")));
     }
     return new Retention(text(n, "id"), instant(n, "time"), removed);
   }
@@ -723,19 +763,32 @@ public final class RecordCodec {
         headers.put(h.getKey(), List.of(v.asText()));
       }
     }
-    return new SessionRecord.Request(text(q, "method"), text(q, "path"), text(q, "operation"), text(q, "model"),
-        headers, q.path("bytes").asLong(0), text(q, "body"), text(q, "body_sha256"));
+    return new SessionRecord.Request(
+        text(q, "method"),
+        text(q, "path"),
+        text(q, "operation"),
+        text(q, "model"),
+        headers,
+        q.path("bytes").asLong(0),
+        text(q, "body"),
+        text(q, "body_sha256"));
   }
 
   private static SessionRecord.DecisionSummary decodeDecision(JsonNode d) {
     if (d == null || !d.isObject()) return null;
-    return new SessionRecord.DecisionSummary(text(d, "outcome"), text(d, "rule"), text(d, "code"), text(d, "message"));
+    return new SessionRecord.DecisionSummary(
+        text(d, "outcome"), text(d, "rule"), text(d, "code"), text(d, "message"));
   }
 
   private static SessionRecord.Approval decodeApproval(JsonNode a) {
     if (a == null || !a.isObject()) return null;
-    return new SessionRecord.Approval(text(a, "id"), text(a, "rule"), text(a, "reviewer"), instant(a, "decided"),
-        text(a, "outcome"), text(a, "reason"));
+    return new SessionRecord.Approval(
+        text(a, "id"),
+        text(a, "rule"),
+        text(a, "reviewer"),
+        instant(a, "decided"),
+        text(a, "outcome"),
+        text(a, "reason"));
   }
 
   private static SessionRecord.Response decodeResponse(JsonNode r) {
@@ -744,9 +797,15 @@ public final class RecordCodec {
     for (Map.Entry<String, JsonNode> e : r.path("masked").properties()) {
       if (e.getValue().isNumber()) masked.put(e.getKey(), e.getValue().asInt());
     }
-    return new SessionRecord.Response(r.path("status").asInt(0), r.path("streamed").asBoolean(false),
-        r.path("bytes").asLong(0), r.path("complete").asBoolean(false), text(r, "body"), masked,
-        longs(r.path("usage")), text(r, "body_sha256"));
+    return new SessionRecord.Response(
+        r.path("status").asInt(0),
+        r.path("streamed").asBoolean(false),
+        r.path("bytes").asLong(0),
+        r.path("complete").asBoolean(false),
+        text(r, "body"),
+        masked,
+        longs(r.path("usage")),
+        text(r, "body_sha256"));
   }
 
   /** The numeric members of an object (others are skipped); empty for a missing member. */

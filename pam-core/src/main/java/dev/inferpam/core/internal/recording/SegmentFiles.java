@@ -32,6 +32,7 @@ public final class SegmentFiles {
   private static final Pattern NAME = Pattern.compile("session-(\\d{8})-(\\d{4,9})\\.jsonl");
   private static final DateTimeFormatter DAY = DateTimeFormatter.BASIC_ISO_DATE;
   private static final JsonFactory JSON = new JsonFactory();
+
   /** How far back a tail read looks before giving up on finding a line end. */
   private static final int TAIL_CHUNK = 64 * 1024;
 
@@ -94,7 +95,8 @@ public final class SegmentFiles {
     if (newest == null || today.isAfter(newest.day())) {
       return new Segment(dir.resolve(name(today, 1)), today, 1);
     }
-    return new Segment(dir.resolve(name(newest.day(), newest.seq() + 1)), newest.day(), newest.seq() + 1);
+    return new Segment(
+        dir.resolve(name(newest.day(), newest.seq() + 1)), newest.day(), newest.seq() + 1);
   }
 
   /** The UTC day of an instant. */
@@ -118,12 +120,14 @@ public final class SegmentFiles {
       if (end < 0) return new Tail(null, null, true);
       long start = lastNewline(ch, end - 1) + 1;
       long len = end - start;
-      if (len > RecordLines.MAX_LINE_BYTES) throw new IOException("line too long at the end of " + file);
+      if (len > RecordLines.MAX_LINE_BYTES)
+        throw new IOException("line too long at the end of " + file);
       ByteBuffer b = ByteBuffer.allocate((int) len);
       readFully(ch, b, start);
       RecordCodec.Links links = RecordCodec.links(b.array(), (int) len);
       if (links == null) {
-        throw new IOException("the last line of " + file.getFileName() + " does not end with prev and hash members");
+        throw new IOException(
+            "the last line of " + file.getFileName() + " does not end with prev and hash members");
       }
       return new Tail(links.hash(), timeOf(b.array(), (int) len), torn);
     }
@@ -155,7 +159,8 @@ public final class SegmentFiles {
       while (p.nextToken() == JsonToken.FIELD_NAME) {
         String field = p.currentName();
         JsonToken value = p.nextToken();
-        if ("time".equals(field)) return value == JsonToken.VALUE_STRING ? Instant.parse(p.getText()) : null;
+        if ("time".equals(field))
+          return value == JsonToken.VALUE_STRING ? Instant.parse(p.getText()) : null;
         p.skipChildren();
       }
       return null;
@@ -192,5 +197,4 @@ public final class SegmentFiles {
       if (n < 0) throw new IOException("unexpected end of file");
     }
   }
-
 }

@@ -73,11 +73,15 @@ final class SegmentRetention {
         if (tail == null || tail.time() == null || !tail.time().isBefore(cutoff)) break;
       }
       SegmentFiles.Summary sum = SegmentFiles.summarize(s.path());
-      removed.add(new RecordCodec.Removed(s.name(), sum.records(), sum.firstPrev(), sum.lastHash()));
+      removed.add(
+          new RecordCodec.Removed(s.name(), sum.records(), sum.firstPrev(), sum.lastHash()));
       files.add(s.path());
     }
     if (removed.isEmpty()) return null;
-    return new Plan(RecordCodec.retentionBody(ids.next(), now, removed), List.copyOf(files), List.copyOf(removed));
+    return new Plan(
+        RecordCodec.retentionBody(ids.next(), now, removed),
+        List.copyOf(files),
+        List.copyOf(removed));
   }
 
   /** Deletes the segments of {@code plan}, whose chain line is durable; a file that resists is logged. */
@@ -86,10 +90,16 @@ final class SegmentRetention {
       try {
         Files.deleteIfExists(f);
       } catch (IOException e) {
-        log.warn("inferpam: retention could not remove {}: {}", f.getFileName(), FileProblems.describe(e));
+        log.warn(
+            "inferpam: retention could not remove {}: {}",
+            f.getFileName(),
+            FileProblems.describe(e));
       }
     }
-    log.info("inferpam: retention removed {} recording segment(s) older than {}: {}", plan.files().size(), keep,
+    log.info(
+        "inferpam: retention removed {} recording segment(s) older than {}: {}",
+        plan.files().size(),
+        keep,
         plan.removed().stream().map(RecordCodec.Removed::file).collect(Collectors.joining(", ")));
   }
 }

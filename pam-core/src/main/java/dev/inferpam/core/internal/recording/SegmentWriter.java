@@ -55,7 +55,8 @@ final class SegmentWriter {
   private final MessageDigest sha = RecordCodec.sha256();
   private final byte[] staging = new byte[STAGING_BYTES];
   private int stagingLen;
-  private final ArrayList<QueuedRecord> pending = new ArrayList<>(); // taken from the queue, not written
+  private final ArrayList<QueuedRecord> pending =
+      new ArrayList<>(); // taken from the queue, not written
   private final ArrayList<QueuedRecord> unsynced = new ArrayList<>(); // written, not yet durable
   private long firstUnsyncedNanos;
   private SegmentFiles.Segment newest; // newest segment name in use, for naming the next
@@ -72,8 +73,14 @@ final class SegmentWriter {
   private boolean failed;
   private long nextRetryNanos;
 
-  SegmentWriter(Policy.Recording config, Clock clock, JsonlRecorder.SegmentIo io, Duration retryInterval, Logger log,
-                RecordAdmission admission, Listener listener) {
+  SegmentWriter(
+      Policy.Recording config,
+      Clock clock,
+      JsonlRecorder.SegmentIo io,
+      Duration retryInterval,
+      Logger log,
+      RecordAdmission admission,
+      Listener listener) {
     this.dir = config.directory();
     this.config = config;
     this.clock = clock;
@@ -139,8 +146,10 @@ final class SegmentWriter {
       SegmentFiles.Tail tail = SegmentFiles.tail(s.path());
       if (tail == null) continue;
       if (tail.torn()) {
-        log.warn("inferpam: recording segment {} ends with a truncated line (a write cut short by a crash?); "
-            + "leaving it as it is and continuing the chain from its last intact line in a new segment", s.name());
+        log.warn(
+            "inferpam: recording segment {} ends with a truncated line (a write cut short by a crash?); "
+                + "leaving it as it is and continuing the chain from its last intact line in a new segment",
+            s.name());
       }
       if (tail.hash() != null) {
         head = tail.hash();
@@ -180,10 +189,13 @@ final class SegmentWriter {
     try {
       boolean intent = false;
       for (QueuedRecord r : pending) intent |= r.intent;
-      if (recovering && pending.isEmpty() && out == null) openSegment(false); // prove the disk works
+      if (recovering && pending.isEmpty() && out == null)
+        openSegment(false); // prove the disk works
       writePending();
-      boolean due = !unsynced.isEmpty()
-          && (unsynced.size() >= config.batchSize() || System.nanoTime() - firstUnsyncedNanos >= batchIntervalNanos);
+      boolean due =
+          !unsynced.isEmpty()
+              && (unsynced.size() >= config.batchSize()
+                  || System.nanoTime() - firstUnsyncedNanos >= batchIntervalNanos);
       if (recovering || intent || due || target > forcedSeq) force();
       if (recovering) recovered();
     } catch (IOException | RuntimeException e) {
@@ -216,7 +228,8 @@ final class SegmentWriter {
         staged = 0;
       }
       byte[] tail = RecordCodec.tail(body, head, sha);
-      if (lineLen > staging.length) { // too big to stage (staging was flushed above): write it directly
+      if (lineLen
+          > staging.length) { // too big to stage (staging was flushed above): write it directly
         out.write(body, 0, body.length);
         out.write(tail, 0, tail.length);
         outSize += lineLen;
@@ -237,7 +250,8 @@ final class SegmentWriter {
   private boolean needsNewSegment(int lineLen) {
     if (out == null) return true;
     LocalDate today = SegmentFiles.day(clock.instant());
-    return today.isAfter(current.day()) || (outSize > 0 && outSize + lineLen > config.segmentBytes());
+    return today.isAfter(current.day())
+        || (outSize > 0 && outSize + lineLen > config.segmentBytes());
   }
 
   private void flushStaging(int records) throws IOException {
@@ -356,8 +370,12 @@ final class SegmentWriter {
     }
     listener.failed(reason);
     if (first) {
-      log.error("inferpam: recording to {} failed; new exchanges are refused (503 recording_unavailable) "
-          + "until writing works again, retrying every {} ms: {}", dir, retryIntervalNanos / 1_000_000, reason);
+      log.error(
+          "inferpam: recording to {} failed; new exchanges are refused (503 recording_unavailable) "
+              + "until writing works again, retrying every {} ms: {}",
+          dir,
+          retryIntervalNanos / 1_000_000,
+          reason);
     } else {
       log.debug("inferpam: recording still failing: {}", reason);
     }
@@ -366,7 +384,10 @@ final class SegmentWriter {
   private void recovered() {
     failed = false;
     listener.recovered();
-    log.info("inferpam: recording to {} works again, continuing in {}", dir, current == null ? "-" : current.name());
+    log.info(
+        "inferpam: recording to {} works again, continuing in {}",
+        dir,
+        current == null ? "-" : current.name());
   }
 
   static void closeQuietly(Closeable c) {

@@ -67,10 +67,15 @@ final class ReaderSkeletonTable {
   /** The table's text. */
   static String generate() {
     StringBuilder out = new StringBuilder();
-    out.append("# inferpam reader skeleton: code point -> skeleton(NFKC_Casefold(skeleton(NFKC(cp)))), Unicode TS #39,\n")
-        .append("# in hexadecimal, for the code points that map to something else (no value: to nothing).\n")
-        .append("# Generated from ICU4J ").append(VersionInfo.ICU_VERSION).append(" (Unicode ")
-        .append(UCharacter.getUnicodeVersion()).append(") by ReaderSkeletonTable; do not edit.\n");
+    out.append(
+            "# inferpam reader skeleton: code point -> skeleton(NFKC_Casefold(skeleton(NFKC(cp)))), Unicode TS #39,\n")
+        .append(
+            "# in hexadecimal, for the code points that map to something else (no value: to nothing).\n")
+        .append("# Generated from ICU4J ")
+        .append(VersionInfo.ICU_VERSION)
+        .append(" (Unicode ")
+        .append(UCharacter.getUnicodeVersion())
+        .append(") by ReaderSkeletonTable; do not edit.\n");
     for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
       if (Character.isSurrogate((char) cp) && cp <= 0xFFFF) continue;
       if (!reachesTable(cp)) continue;
@@ -86,8 +91,11 @@ final class ReaderSkeletonTable {
   }
 
   public static void main(String[] args) throws IOException {
-    Path file = Path.of(args.length > 0 ? args[0]
-        : "pam-core/src/main/resources/dev/inferpam/core/internal/" + ReaderText.TABLE);
+    Path file =
+        Path.of(
+            args.length > 0
+                ? args[0]
+                : "pam-core/src/main/resources/dev/inferpam/core/internal/" + ReaderText.TABLE);
     Files.writeString(file, generate(), StandardCharsets.US_ASCII);
     System.out.println("wrote " + file);
   }

@@ -101,25 +101,28 @@ class ReaderTextTest {
 
   @ParameterizedTest
   @MethodSource("readerForms")
-  void theReaderFormDropsWhatIsInvisibleAndFoldsCompatibilityFormsAndWhitespace(String text, String reader) {
+  void theReaderFormDropsWhatIsInvisibleAndFoldsCompatibilityFormsAndWhitespace(
+      String text, String reader) {
     assertThat(ReaderText.reader(text)).isEqualTo(reader);
   }
 
   @ParameterizedTest
-  @CsvSource(delimiter = '|', value = {
-      "dump all|durnp all",
-      "DUMP ALL|durnp all",
-      "DUMP AII|durnp all",
-      "\u0501\u057Dm\u0440 \u0430ll|durnp all",
-      "\u0421\u0422\u0420\u0410\u0421\u0415|ctpace",
-      "stra\u00DFe|strasse",
-      "\u1E9E|ss",
-      "\u03C3\u03C2|oo",
-      "c\u0430f\u00E9|cafe\u0301",
-      "caf\u0065\u0301|cafe\u0301",
-      "\u2800a\u2800\u2800b|a b",
-      "0O1lI|oolll",
-  })
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "dump all|durnp all",
+        "DUMP ALL|durnp all",
+        "DUMP AII|durnp all",
+        "\u0501\u057Dm\u0440 \u0430ll|durnp all",
+        "\u0421\u0422\u0420\u0410\u0421\u0415|ctpace",
+        "stra\u00DFe|strasse",
+        "\u1E9E|ss",
+        "\u03C3\u03C2|oo",
+        "c\u0430f\u00E9|cafe\u0301",
+        "caf\u0065\u0301|cafe\u0301",
+        "\u2800a\u2800\u2800b|a b",
+        "0O1lI|oolll",
+      })
   void theSkeletonMapsLookAlikesAndCaseToOneForm(String text, String skeleton) {
     assertThat(ReaderText.skeleton(ReaderText.reader(text))).isEqualTo(skeleton);
   }
@@ -134,21 +137,23 @@ class ReaderTextTest {
   }
 
   @ParameterizedTest
-  @CsvSource(delimiterString = " => ", value = {
-      // literals are replaced; classes, escapes and syntax are kept
-      "dump all => du(?:rn)p all => false",
-      "(?i)\\b(dump|export|list) (all|every)\\b => (?i)\\b(du(?:rn)p|export|list) (all|every)\\b => false",
-      "DUMP  ALL => du(?:rn)p all => false",
-      "dump\\s{1,3}all => du(?:rn)p\\s{1,3}all => false",
-      "dump\\nall => du(?:rn)p all => false",
-      "dump\u00A0\u00A0all => du(?:rn)p all => false",
-      "m{2}[m-n]\\d\\. => (?:rn){2}[m-n]\\d\\x{2e} => false",
-      "du\u200Bmp => du(?:)(?:rn)p => false",
-      "\\x{0430}ll => all => false",
-      "^dump$ => ^du(?:rn)p$ => true",
-      "\\Adump => \\Adu(?:rn)p => true",
-      "(?<verb>dump) ?all => (?<verb>du(?:rn)p) ?all => false",
-  })
+  @CsvSource(
+      delimiterString = " => ",
+      value = {
+        // literals are replaced; classes, escapes and syntax are kept
+        "dump all => du(?:rn)p all => false",
+        "(?i)\\b(dump|export|list) (all|every)\\b => (?i)\\b(du(?:rn)p|export|list) (all|every)\\b => false",
+        "DUMP  ALL => du(?:rn)p all => false",
+        "dump\\s{1,3}all => du(?:rn)p\\s{1,3}all => false",
+        "dump\\nall => du(?:rn)p all => false",
+        "dump\u00A0\u00A0all => du(?:rn)p all => false",
+        "m{2}[m-n]\\d\\. => (?:rn){2}[m-n]\\d\\x{2e} => false",
+        "du\u200Bmp => du(?:)(?:rn)p => false",
+        "\\x{0430}ll => all => false",
+        "^dump$ => ^du(?:rn)p$ => true",
+        "\\Adump => \\Adu(?:rn)p => true",
+        "(?<verb>dump) ?all => (?<verb>du(?:rn)p) ?all => false",
+      })
   void patternLiteralsAreReplacedByTheirSkeletons(String regex, String expected, boolean anchored) {
     ReaderText.SkeletonPattern p = ReaderText.skeletonPattern(regex);
     assertThat(p.regex()).isEqualTo(expected);

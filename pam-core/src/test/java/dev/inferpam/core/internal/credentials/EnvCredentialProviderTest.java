@@ -37,13 +37,15 @@ class EnvCredentialProviderTest {
   @Test
   void stripsSurroundingWhitespace() throws CredentialUnavailableException {
     env.put("K", "  " + SECRET + "\n");
-    assertThat(new EnvCredentialProvider("Authorization", "Bearer", "K", env::get).current().value())
+    assertThat(
+            new EnvCredentialProvider("Authorization", "Bearer", "K", env::get).current().value())
         .isEqualTo("Bearer " + SECRET);
   }
 
   @Test
   void readsTheVariableOnEveryCall() throws CredentialUnavailableException {
-    EnvCredentialProvider provider = new EnvCredentialProvider("Authorization", "Bearer", "K", env::get);
+    EnvCredentialProvider provider =
+        new EnvCredentialProvider("Authorization", "Bearer", "K", env::get);
     env.put("K", "one");
     assertThat(provider.current().value()).isEqualTo("Bearer one");
     env.put("K", "two");
@@ -66,7 +68,8 @@ class EnvCredentialProviderTest {
   void refusesAnUnsetVariable() {
     EnvCredentialProvider provider =
         new EnvCredentialProvider("Authorization", "Bearer", "OPENAI_API_KEY", env::get);
-    assertThatThrownBy(provider::current).hasMessage("environment variable OPENAI_API_KEY is not set");
+    assertThatThrownBy(provider::current)
+        .hasMessage("environment variable OPENAI_API_KEY is not set");
   }
 
   @ParameterizedTest
@@ -86,13 +89,15 @@ class EnvCredentialProviderTest {
     EnvCredentialProvider provider =
         new EnvCredentialProvider("Authorization", "Bearer", "OPENAI_API_KEY", env::get);
 
-    assertThat(provider.toString()).isEqualTo("EnvCredentialProvider[Authorization from env OPENAI_API_KEY]");
+    assertThat(provider.toString())
+        .isEqualTo("EnvCredentialProvider[Authorization from env OPENAI_API_KEY]");
     assertThat(provider.current().toString()).doesNotContain(SECRET);
   }
 
   @Test
   void readsTheProcessEnvironmentByDefault() throws CredentialUnavailableException {
-    String name = System.getenv().containsKey("PATH") ? "PATH" : System.getenv().keySet().iterator().next();
+    String name =
+        System.getenv().containsKey("PATH") ? "PATH" : System.getenv().keySet().iterator().next();
     EnvCredentialProvider provider = new EnvCredentialProvider("X-Probe", "", name);
     // Only the shape is asserted: the value is whatever this machine holds.
     assertThat(provider.current().header()).isEqualTo("X-Probe");

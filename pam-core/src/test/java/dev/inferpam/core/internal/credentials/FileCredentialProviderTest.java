@@ -47,9 +47,11 @@ class FileCredentialProviderTest {
   @Test
   void readsTheSecretAndStripsTheTrailingNewline() throws Exception {
     Path file = write("key", "sk-file-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
 
-    assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer sk-file-secret"));
+    assertThat(provider.current())
+        .isEqualTo(new Credential("Authorization", "Bearer sk-file-secret"));
   }
 
   @Test
@@ -62,7 +64,8 @@ class FileCredentialProviderTest {
   @Test
   void picksUpARewrittenFile() throws Exception {
     Path file = write("key", "first-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer first-secret");
 
     // Same size, so only the modification time tells the versions apart.
@@ -75,7 +78,8 @@ class FileCredentialProviderTest {
   @Test
   void picksUpAChangeOfSizeEvenWithTheSameModificationTime() throws Exception {
     Path file = write("key", "short\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer short");
 
     write("key", "much-longer-secret\n", T0);
@@ -87,7 +91,8 @@ class FileCredentialProviderTest {
   @Test
   void picksUpAnAtomicReplaceLikeASecretMountRotation() throws Exception {
     Path file = write("key", "version-1\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer version-1");
 
     Path staged = write("key.tmp", "version-2\n", T0.plusSeconds(30));
@@ -114,7 +119,8 @@ class FileCredentialProviderTest {
   @Test
   void servesTheCachedValueWhileTheFileIsUnchanged() throws Exception {
     Path file = write("key", "cached-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     Credential first = provider.current();
 
     assertThat(provider.current()).isSameAs(first);
@@ -123,12 +129,15 @@ class FileCredentialProviderTest {
   @Test
   void aRewrittenFileIsInUseFromTheFirstCallASecondAfterTheLastLookNotBefore() throws Exception {
     Path file = write("key", "first-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThat(provider.current().value()).isEqualTo("Bearer first-secret");
 
     write("key", "second-secret\n", T0.plusSeconds(1));
     clock.advance(FileCredentialProvider.CHECK_INTERVAL.minusMillis(1));
-    assertThat(provider.current().value()).as("within the interval").isEqualTo("Bearer first-secret");
+    assertThat(provider.current().value())
+        .as("within the interval")
+        .isEqualTo("Bearer first-secret");
 
     clock.advance(java.time.Duration.ofMillis(1));
     assertThat(provider.current().value()).isEqualTo("Bearer second-secret");
@@ -137,7 +146,8 @@ class FileCredentialProviderTest {
   @Test
   void withinTheIntervalTheValueHeldIsUsedWithoutLookingAtTheFile() throws Exception {
     Path file = write("key", "held-secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     provider.current();
 
     Files.delete(file);
@@ -151,7 +161,8 @@ class FileCredentialProviderTest {
   void aClockThatWentBackMakesTheNextCallLook() throws Exception {
     clock.advance(java.time.Duration.ofHours(1));
     Path file = write("key", "before\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     provider.current();
     write("key", "after-the-step\n", T0.plusSeconds(1));
 
@@ -163,7 +174,8 @@ class FileCredentialProviderTest {
   @Test
   void refusesAMissingFileNamingThePath() {
     Path missing = dir.resolve("absent");
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", missing, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", missing, clock);
 
     assertThatThrownBy(provider::current)
         .isInstanceOf(CredentialUnavailableException.class)
@@ -173,7 +185,8 @@ class FileCredentialProviderTest {
   @Test
   void recoversOnceTheFileAppears() throws Exception {
     Path file = dir.resolve("later");
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThatThrownBy(provider::current).isInstanceOf(CredentialUnavailableException.class);
 
     write("later", "arrived\n", T0);
@@ -184,7 +197,8 @@ class FileCredentialProviderTest {
   @Test
   void refusesAnEmptyFileAndRecoversWhenItIsFilled() throws Exception {
     Path file = write("key", " \n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     assertThatThrownBy(provider::current).hasMessage("credential file " + file + " is empty");
 
     write("key", "now-set\n", T0.plusSeconds(5));
@@ -197,7 +211,8 @@ class FileCredentialProviderTest {
   @Test
   void refusesAFileThatBecomesEmpty() throws Exception {
     Path file = write("key", "secret\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     provider.current();
 
     write("key", "", T0.plusSeconds(5));
@@ -254,32 +269,38 @@ class FileCredentialProviderTest {
   @Test
   void neverShowsTheSecret() throws Exception {
     Path file = write("key", "sk-do-not-print\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
 
-    assertThat(provider.toString()).isEqualTo("FileCredentialProvider[Authorization from file " + file + "]");
+    assertThat(provider.toString())
+        .isEqualTo("FileCredentialProvider[Authorization from file " + file + "]");
     assertThat(provider.current().toString()).doesNotContain("sk-do-not-print");
   }
 
   @Test
   void isSafeUnderConcurrentCallsAndRotation() throws Exception {
     Path file = write("key", "secret-0000\n", T0);
-    FileCredentialProvider provider = new FileCredentialProvider("Authorization", "Bearer", file, clock);
+    FileCredentialProvider provider =
+        new FileCredentialProvider("Authorization", "Bearer", file, clock);
     Set<String> valid = Set.of("Bearer secret-0000", "Bearer secret-0001", "Bearer secret-0002");
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
       List<Future<?>> futures = new ArrayList<>();
       for (int t = 0; t < 8; t++) {
-        futures.add(pool.submit((Callable<Void>) () -> {
-          for (int i = 0; i < 2_000; i++) {
-            try {
-              assertThat(provider.current().value()).isIn(valid);
-            } catch (CredentialUnavailableException e) {
-              // A reader may catch the file half-written (truncated) during a rewrite.
-              assertThat(e.getMessage()).doesNotContain("secret-");
-            }
-          }
-          return null;
-        }));
+        futures.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int i = 0; i < 2_000; i++) {
+                        try {
+                          assertThat(provider.current().value()).isIn(valid);
+                        } catch (CredentialUnavailableException e) {
+                          // A reader may catch the file half-written (truncated) during a rewrite.
+                          assertThat(e.getMessage()).doesNotContain("secret-");
+                        }
+                      }
+                      return null;
+                    }));
       }
       for (int v = 1; v <= 2; v++) {
         write("key", "secret-000" + v + "\n", T0.plusSeconds(v));
@@ -296,7 +317,8 @@ class FileCredentialProviderTest {
   void refusesBadConfiguration() {
     assertThatThrownBy(() -> new FileCredentialProvider(" ", "Bearer", dir.resolve("k"), clock))
         .isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> new FileCredentialProvider("Authorization", "Bearer\n", dir.resolve("k"), clock))
+    assertThatThrownBy(
+            () -> new FileCredentialProvider("Authorization", "Bearer\n", dir.resolve("k"), clock))
         .isInstanceOf(IllegalArgumentException.class);
   }
 }

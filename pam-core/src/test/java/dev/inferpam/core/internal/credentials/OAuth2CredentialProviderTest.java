@@ -45,12 +45,15 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 class OAuth2CredentialProviderTest {
   static final Instant T0 = Instant.parse("2026-11-28T12:00:00Z");
+
   /** Characters that Basic authentication must form-encode (RFC 6749 §2.3.1). */
   static final String SECRET = "s3cr:t/+&=x";
+
   static final String CLIENT_ID = "inference gateway";
   static final Map<String, String> ENV = Map.of("CLIENT_SECRET", SECRET);
-  static final OAuth2CredentialProvider.Tuning FAST = new OAuth2CredentialProvider.Tuning(
-      Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofSeconds(1));
+  static final OAuth2CredentialProvider.Tuning FAST =
+      new OAuth2CredentialProvider.Tuning(
+          Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofSeconds(1));
 
   @StartStop final MockWebServer server = new MockWebServer();
   final TokenEndpoint endpoint = new TokenEndpoint();
@@ -75,19 +78,24 @@ class OAuth2CredentialProviderTest {
   @Test
   void sendsAClientCredentialsGrantWithFormEncodedBasicAuthentication() throws Exception {
     endpoint.respond(token("tok-1", 3600));
-    OAuth2CredentialProvider provider = provider(config("models.invoke", "https://api.example.com", null));
+    OAuth2CredentialProvider provider =
+        provider(config("models.invoke", "https://api.example.com", null));
 
     assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer tok-1"));
 
     RecordedRequest seen = server.takeRequest(5, TimeUnit.SECONDS);
     assertThat(seen.getMethod()).isEqualTo("POST");
     assertThat(seen.getUrl().encodedPath()).isEqualTo("/oauth/token");
-    assertThat(seen.getHeaders().get("Content-Type")).isEqualTo("application/x-www-form-urlencoded");
+    assertThat(seen.getHeaders().get("Content-Type"))
+        .isEqualTo("application/x-www-form-urlencoded");
     assertThat(seen.getHeaders().get("Accept")).isEqualTo("application/json");
-    assertThat(seen.getBody().utf8()).isEqualTo(
-        "grant_type=client_credentials&scope=models.invoke&audience=https%3A%2F%2Fapi.example.com");
-    String basic = Base64.getEncoder().encodeToString(
-        "inference+gateway:s3cr%3At%2F%2B%26%3Dx".getBytes(StandardCharsets.US_ASCII));
+    assertThat(seen.getBody().utf8())
+        .isEqualTo(
+            "grant_type=client_credentials&scope=models.invoke&audience=https%3A%2F%2Fapi.example.com");
+    String basic =
+        Base64.getEncoder()
+            .encodeToString(
+                "inference+gateway:s3cr%3At%2F%2B%26%3Dx".getBytes(StandardCharsets.US_ASCII));
     assertThat(seen.getHeaders().get("Authorization")).isEqualTo("Basic " + basic);
   }
 
@@ -95,13 +103,15 @@ class OAuth2CredentialProviderTest {
   void sendsOnlyTheGrantTypeWhenNoScopeOrAudienceIsSet() throws Exception {
     endpoint.respond(token("tok-1", 3600));
     provider(config(null, null, null)).current();
-    assertThat(server.takeRequest(5, TimeUnit.SECONDS).getBody().utf8()).isEqualTo("grant_type=client_credentials");
+    assertThat(server.takeRequest(5, TimeUnit.SECONDS).getBody().utf8())
+        .isEqualTo("grant_type=client_credentials");
   }
 
   @Test
   void readsTheClientSecretFromAFileAndPicksUpARotation() throws Exception {
     Path file = Files.writeString(dir.resolve("client-secret"), "first-secret\n");
-    Policy.OAuth2 config = new Policy.OAuth2(tokenUri(), "gw", null, file, null, null, Duration.ofSeconds(60));
+    Policy.OAuth2 config =
+        new Policy.OAuth2(tokenUri(), "gw", null, file, null, null, Duration.ofSeconds(60));
     OAuth2CredentialProvider provider = provider(config);
     endpoint.respond(token("tok-1", 120));
     provider.current();
@@ -111,14 +121,16 @@ class OAuth2CredentialProviderTest {
     clock.set(T0.plusSeconds(121)); // the first token has expired
     endpoint.respond(token("tok-2", 120));
     assertThat(provider.current().value()).isEqualTo("Bearer tok-2");
-    assertThat(basicSecret(server.takeRequest(5, TimeUnit.SECONDS))).isEqualTo("gw:second-secret-longer");
+    assertThat(basicSecret(server.takeRequest(5, TimeUnit.SECONDS)))
+        .isEqualTo("gw:second-secret-longer");
   }
 
   @Test
   void usesTheConfiguredHeaderAndScheme() throws Exception {
     endpoint.respond(token("tok-1", 3600));
-    OAuth2CredentialProvider provider = new OAuth2CredentialProvider(
-        "api-key", "", config(null, null, null), ENV::get, clock, FAST);
+    OAuth2CredentialProvider provider =
+        new OAuth2CredentialProvider(
+            "api-key", "", config(null, null, null), ENV::get, clock, FAST);
     assertThat(provider.current()).isEqualTo(new Credential("api-key", "tok-1"));
   }
 
@@ -132,7 +144,9 @@ class OAuth2CredentialProviderTest {
 
     List<Future<Credential>> results = callConcurrently(100, provider::current);
     assertThat(server.takeRequest(5, TimeUnit.SECONDS)).isNotNull();
-    await().atMost(Duration.ofSeconds(10)).until(() -> endpoint.waiting.get() == 1 && workersBlocked() == 100);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> endpoint.waiting.get() == 1 && workersBlocked() == 100);
     endpoint.release();
 
     for (Future<Credential> r : results) {
@@ -206,21 +220,25 @@ class OAuth2CredentialProviderTest {
   // --- failures ------------------------------------------------------------------------------
 
   @ParameterizedTest(name = "{0}")
-  @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
-      "500 | `{\"error\":\"server_error\"}` | HTTP 500 (server_error)",
-      "401 | `{\"error\":\"invalid_client\",\"error_description\":\"bad secret s3cr:t/+&=x\"}` | HTTP 401 (invalid_client)",
-      "400 | `{\"error\":\"s3cr:t/+&=x\"}` | HTTP 400",
-      "302 | `` | HTTP 302",
-      "200 | `<html>tok-leak</html>` | malformed token response (not JSON)",
-      "200 | `[\"tok-leak\"]` | malformed token response (not a JSON object)",
-      "200 | `{\"token_type\":\"Bearer\",\"expires_in\":60}` | malformed token response (no access_token)",
-      "200 | `{\"access_token\":\"tok-leak\\n\",\"expires_in\":60}` | malformed token response (access_token holds",
-      "200 | `{\"access_token\":\"tok-leak\",\"token_type\":\"mac\",\"expires_in\":60}` | token_type \"mac\" is not Bearer",
-      "200 | `{\"access_token\":\"tok-leak\",\"token_type\":\"N_A tok-leak\"}` | token_type of the response is not Bearer",
-      "200 | `{\"access_token\":\"tok-leak\",\"expires_in\":-5}` | malformed token response (expires_in",
-      "200 | `{\"access_token\":\"tok-leak\",\"expires_in\":\"soon\"}` | malformed token response (expires_in",
-  })
-  void aBadTokenResponseIsUnavailableWithoutSecretOrToken(int status, String body, String expected) {
+  @CsvSource(
+      delimiter = '|',
+      quoteCharacter = '`',
+      value = {
+        "500 | `{\"error\":\"server_error\"}` | HTTP 500 (server_error)",
+        "401 | `{\"error\":\"invalid_client\",\"error_description\":\"bad secret s3cr:t/+&=x\"}` | HTTP 401 (invalid_client)",
+        "400 | `{\"error\":\"s3cr:t/+&=x\"}` | HTTP 400",
+        "302 | `` | HTTP 302",
+        "200 | `<html>tok-leak</html>` | malformed token response (not JSON)",
+        "200 | `[\"tok-leak\"]` | malformed token response (not a JSON object)",
+        "200 | `{\"token_type\":\"Bearer\",\"expires_in\":60}` | malformed token response (no access_token)",
+        "200 | `{\"access_token\":\"tok-leak\\n\",\"expires_in\":60}` | malformed token response (access_token holds",
+        "200 | `{\"access_token\":\"tok-leak\",\"token_type\":\"mac\",\"expires_in\":60}` | token_type \"mac\" is not Bearer",
+        "200 | `{\"access_token\":\"tok-leak\",\"token_type\":\"N_A tok-leak\"}` | token_type of the response is not Bearer",
+        "200 | `{\"access_token\":\"tok-leak\",\"expires_in\":-5}` | malformed token response (expires_in",
+        "200 | `{\"access_token\":\"tok-leak\",\"expires_in\":\"soon\"}` | malformed token response (expires_in",
+      })
+  void aBadTokenResponseIsUnavailableWithoutSecretOrToken(
+      int status, String body, String expected) {
     endpoint.respond(json(status, body));
     OAuth2CredentialProvider provider = provider(config(null, null, null));
 
@@ -238,16 +256,18 @@ class OAuth2CredentialProviderTest {
     endpoint.respond(json(200, "{\"access_token\":\"tok-leak\",\"pad\":\"" + padding + "\"}"));
     assertThatThrownBy(provider(config(null, null, null))::current)
         .isInstanceOf(CredentialUnavailableException.class)
-        .hasMessage("OAuth2 token endpoint " + hostPort() + ": token response larger than 65536 bytes");
+        .hasMessage(
+            "OAuth2 token endpoint " + hostPort() + ": token response larger than 65536 bytes");
   }
 
   @Test
   void aStalledTokenEndpointTimesOutWithinTheBound() {
-    endpoint.respond(new MockResponse.Builder().onResponseStart(SocketEffect.Stall.INSTANCE).build());
+    endpoint.respond(
+        new MockResponse.Builder().onResponseStart(SocketEffect.Stall.INSTANCE).build());
     OAuth2CredentialProvider provider = provider(config(null, null, null));
 
-    CredentialUnavailableException e = assertTimeoutPreemptively(Duration.ofSeconds(5),
-        () -> catchUnavailable(provider));
+    CredentialUnavailableException e =
+        assertTimeoutPreemptively(Duration.ofSeconds(5), () -> catchUnavailable(provider));
     assertThat(e).hasMessage("OAuth2 token endpoint " + hostPort() + ": no response within 500ms");
   }
 
@@ -257,8 +277,15 @@ class OAuth2CredentialProviderTest {
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort(); // closed again: nothing listens there
     }
-    Policy.OAuth2 config = new Policy.OAuth2(URI.create("http://127.0.0.1:" + port + "/token"), "gw",
-        "CLIENT_SECRET", null, null, null, null);
+    Policy.OAuth2 config =
+        new Policy.OAuth2(
+            URI.create("http://127.0.0.1:" + port + "/token"),
+            "gw",
+            "CLIENT_SECRET",
+            null,
+            null,
+            null,
+            null);
     assertThatThrownBy(provider(config)::current)
         .isInstanceOf(CredentialUnavailableException.class)
         .hasMessage("OAuth2 token endpoint 127.0.0.1:" + port + ": connection failed");
@@ -266,11 +293,13 @@ class OAuth2CredentialProviderTest {
 
   @Test
   void anUnsetClientSecretIsUnavailableAndNeverCallsTheEndpoint() {
-    OAuth2CredentialProvider provider = new OAuth2CredentialProvider(
-        "Authorization", "Bearer", config(null, null, null), name -> null, clock, FAST);
+    OAuth2CredentialProvider provider =
+        new OAuth2CredentialProvider(
+            "Authorization", "Bearer", config(null, null, null), name -> null, clock, FAST);
     assertThatThrownBy(provider::current)
         .isInstanceOf(CredentialUnavailableException.class)
-        .hasMessage("OAuth2 client secret unavailable: environment variable CLIENT_SECRET is not set");
+        .hasMessage(
+            "OAuth2 client secret unavailable: environment variable CLIENT_SECRET is not set");
     assertThat(server.getRequestCount()).isZero();
   }
 
@@ -294,9 +323,15 @@ class OAuth2CredentialProviderTest {
   @Test
   void aFailedRefreshKeepsServingTheValidTokenUntilItExpires() throws Exception {
     // A back-off longer than the rest of the token's life makes the outcome after expiry certain.
-    OAuth2CredentialProvider provider = new OAuth2CredentialProvider("Authorization", "Bearer",
-        config(null, null, Duration.ofSeconds(60)), ENV::get, clock,
-        new OAuth2CredentialProvider.Tuning(Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofMinutes(5)));
+    OAuth2CredentialProvider provider =
+        new OAuth2CredentialProvider(
+            "Authorization",
+            "Bearer",
+            config(null, null, Duration.ofSeconds(60)),
+            ENV::get,
+            clock,
+            new OAuth2CredentialProvider.Tuning(
+                Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofMinutes(5)));
     endpoint.respond(token("tok-1", 3600));
     provider.current();
 
@@ -305,7 +340,8 @@ class OAuth2CredentialProviderTest {
     for (int i = 0; i < 20; i++) assertThat(provider.current().value()).isEqualTo("Bearer tok-1");
 
     clock.set(T0.plusSeconds(3600 + 1));
-    assertThatThrownBy(provider::current).hasMessage("OAuth2 token endpoint " + hostPort() + ": HTTP 500");
+    assertThatThrownBy(provider::current)
+        .hasMessage("OAuth2 token endpoint " + hostPort() + ": HTTP 500");
     assertThat(server.getRequestCount()).isEqualTo(2);
   }
 
@@ -315,11 +351,18 @@ class OAuth2CredentialProviderTest {
   void runsTokenRequestsOnTheGivenExecutorAndNeverShutsItDown() throws Exception {
     endpoint.respond(token("tok-1", 3600));
     AtomicInteger tasks = new AtomicInteger();
-    OAuth2CredentialProvider provider = new OAuth2CredentialProvider("Authorization", "Bearer",
-        config(null, null, null), ENV::get, clock, task -> {
-          tasks.incrementAndGet();
-          pool.execute(task);
-        }, FAST);
+    OAuth2CredentialProvider provider =
+        new OAuth2CredentialProvider(
+            "Authorization",
+            "Bearer",
+            config(null, null, null),
+            ENV::get,
+            clock,
+            task -> {
+              tasks.incrementAndGet();
+              pool.execute(task);
+            },
+            FAST);
 
     assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer tok-1"));
     assertThat(tasks.get()).isPositive();
@@ -330,9 +373,15 @@ class OAuth2CredentialProviderTest {
   @Test
   void closeAbandonsTheRequestInFlightAndRefusesLaterCalls() throws Exception {
     endpoint.respond(token("tok-1", 120));
-    OAuth2CredentialProvider provider = new OAuth2CredentialProvider("Authorization", "Bearer",
-        config(null, null, Duration.ofSeconds(60)), ENV::get, clock,
-        new OAuth2CredentialProvider.Tuning(Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(1)));
+    OAuth2CredentialProvider provider =
+        new OAuth2CredentialProvider(
+            "Authorization",
+            "Bearer",
+            config(null, null, Duration.ofSeconds(60)),
+            ENV::get,
+            clock,
+            new OAuth2CredentialProvider.Tuning(
+                Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(1)));
     provider.current();
     clock.set(T0.plusSeconds(121)); // expired: the next caller waits for a new token
     endpoint.hold();
@@ -343,8 +392,12 @@ class OAuth2CredentialProviderTest {
 
     String closed = "OAuth2 credential provider for " + hostPort() + " is closed";
     assertThatThrownBy(() -> waiting.get(5, TimeUnit.SECONDS)) // not the 30s request timeout
-        .hasCauseInstanceOf(CredentialUnavailableException.class).cause().hasMessage(closed);
-    assertThatThrownBy(provider::current).isInstanceOf(CredentialUnavailableException.class).hasMessage(closed);
+        .hasCauseInstanceOf(CredentialUnavailableException.class)
+        .cause()
+        .hasMessage(closed);
+    assertThatThrownBy(provider::current)
+        .isInstanceOf(CredentialUnavailableException.class)
+        .hasMessage(closed);
     provider.close(); // idempotent
   }
 
@@ -352,34 +405,74 @@ class OAuth2CredentialProviderTest {
 
   @Test
   void refusesAnInsecureOrMalformedTokenEndpoint() {
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("https://idp.example.com/token"))).isNull();
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://localhost:8080/token"))).isNull();
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://127.0.0.1/token"))).isNull();
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://[::1]:9/token"))).isNull();
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://idp.example.com/token")))
-        .isEqualTo("must be https; http is allowed only for loopback hosts (127.0.0.1, localhost, [::1]), "
-            + "was \"http://idp.example.com/token\"");
+    assertThat(
+            OAuth2CredentialProvider.tokenEndpointProblem(
+                URI.create("https://idp.example.com/token")))
+        .isNull();
+    assertThat(
+            OAuth2CredentialProvider.tokenEndpointProblem(
+                URI.create("http://localhost:8080/token")))
+        .isNull();
+    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://127.0.0.1/token")))
+        .isNull();
+    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("http://[::1]:9/token")))
+        .isNull();
+    assertThat(
+            OAuth2CredentialProvider.tokenEndpointProblem(
+                URI.create("http://idp.example.com/token")))
+        .isEqualTo(
+            "must be https; http is allowed only for loopback hosts (127.0.0.1, localhost, [::1]), "
+                + "was \"http://idp.example.com/token\"");
     assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("/token")))
         .isEqualTo("expected an absolute https URL, was \"/token\"");
     assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("ftp://idp/token")))
         .isEqualTo("expected an absolute https URL, was \"ftp://idp/token\"");
-    assertThat(OAuth2CredentialProvider.tokenEndpointProblem(URI.create("https://gw:hunter2@idp/token")))
-        .doesNotContain("hunter2").contains("user info");
+    assertThat(
+            OAuth2CredentialProvider.tokenEndpointProblem(
+                URI.create("https://gw:hunter2@idp/token")))
+        .doesNotContain("hunter2")
+        .contains("user info");
 
-    assertThatThrownBy(() -> new OAuth2CredentialProvider("Authorization", "Bearer",
-        new Policy.OAuth2(URI.create("http://idp.example.com/t"), "gw", "S", null, null, null, null),
-        ENV::get, clock))
+    assertThatThrownBy(
+            () ->
+                new OAuth2CredentialProvider(
+                    "Authorization",
+                    "Bearer",
+                    new Policy.OAuth2(
+                        URI.create("http://idp.example.com/t"), "gw", "S", null, null, null, null),
+                    ENV::get,
+                    clock))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageStartingWith("upstream.credential.oauth2.token-endpoint: must be https");
-    assertThatThrownBy(() -> new OAuth2CredentialProvider("Authorization", "Bearer",
-        new Policy.OAuth2(tokenUri(), "gw", "S", dir.resolve("s"), null, null, null), ENV::get, clock))
+    assertThatThrownBy(
+            () ->
+                new OAuth2CredentialProvider(
+                    "Authorization",
+                    "Bearer",
+                    new Policy.OAuth2(tokenUri(), "gw", "S", dir.resolve("s"), null, null, null),
+                    ENV::get,
+                    clock))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("upstream.credential.oauth2: exactly one of client-secret-from-env / client-secret-from-file must be set");
-    assertThatThrownBy(() -> new OAuth2CredentialProvider("Authorization", "Bearer",
-        new Policy.OAuth2(tokenUri(), " ", "S", null, null, null, null), ENV::get, clock))
+        .hasMessage(
+            "upstream.credential.oauth2: exactly one of client-secret-from-env / client-secret-from-file must be set");
+    assertThatThrownBy(
+            () ->
+                new OAuth2CredentialProvider(
+                    "Authorization",
+                    "Bearer",
+                    new Policy.OAuth2(tokenUri(), " ", "S", null, null, null, null),
+                    ENV::get,
+                    clock))
         .hasMessage("upstream.credential.oauth2.client-id must not be blank");
-    assertThatThrownBy(() -> new OAuth2CredentialProvider("Authorization", "Bearer",
-        new Policy.OAuth2(tokenUri(), "gw", "S", null, null, null, Duration.ofSeconds(-1)), ENV::get, clock))
+    assertThatThrownBy(
+            () ->
+                new OAuth2CredentialProvider(
+                    "Authorization",
+                    "Bearer",
+                    new Policy.OAuth2(
+                        tokenUri(), "gw", "S", null, null, null, Duration.ofSeconds(-1)),
+                    ENV::get,
+                    clock))
         .hasMessage("upstream.credential.oauth2.refresh-before must be >= 0, was PT-1S");
   }
 
@@ -389,17 +482,23 @@ class OAuth2CredentialProviderTest {
     OAuth2CredentialProvider provider = provider(config(null, null, null));
     provider.current();
     assertThat(provider.toString())
-        .isEqualTo("OAuth2CredentialProvider[Authorization from token endpoint " + hostPort()
-            + ", client inference gateway]")
-        .doesNotContain(SECRET).doesNotContain("tok-secret-value");
+        .isEqualTo(
+            "OAuth2CredentialProvider[Authorization from token endpoint "
+                + hostPort()
+                + ", client inference gateway]")
+        .doesNotContain(SECRET)
+        .doesNotContain("tok-secret-value");
     assertThat(provider.current().toString()).doesNotContain("tok-secret-value");
   }
 
   @Test
   void credentialProvidersBuildsItFromThePolicy() throws Exception {
     endpoint.respond(token("tok-1", 3600));
-    var provider = CredentialProviders.from(
-        new Policy.CredentialSource(null, null, null, null, config(null, null, null)), ENV::get, clock);
+    var provider =
+        CredentialProviders.from(
+            new Policy.CredentialSource(null, null, null, null, config(null, null, null)),
+            ENV::get,
+            clock);
     assertThat(provider).isInstanceOf(OAuth2CredentialProvider.class);
     assertThat(provider.current()).isEqualTo(new Credential("Authorization", "Bearer tok-1"));
   }
@@ -419,17 +518,26 @@ class OAuth2CredentialProviderTest {
   }
 
   Policy.OAuth2 config(String scope, String audience, Duration refreshBefore) {
-    return new Policy.OAuth2(tokenUri(), CLIENT_ID, "CLIENT_SECRET", null, scope, audience, refreshBefore);
+    return new Policy.OAuth2(
+        tokenUri(), CLIENT_ID, "CLIENT_SECRET", null, scope, audience, refreshBefore);
   }
 
   static MockResponse token(String accessToken, long expiresIn) {
-    return json(200, "{\"access_token\":\"" + accessToken + "\",\"token_type\":\"Bearer\",\"expires_in\":"
-        + expiresIn + "}");
+    return json(
+        200,
+        "{\"access_token\":\""
+            + accessToken
+            + "\",\"token_type\":\"Bearer\",\"expires_in\":"
+            + expiresIn
+            + "}");
   }
 
   static MockResponse json(int status, String body) {
-    return new MockResponse.Builder().code(status).setHeader("Content-Type", "application/json")
-        .body(body).build();
+    return new MockResponse.Builder()
+        .code(status)
+        .setHeader("Content-Type", "application/json")
+        .body(body)
+        .build();
   }
 
   static String basicSecret(RecordedRequest request) {
@@ -455,14 +563,16 @@ class OAuth2CredentialProviderTest {
     CountDownLatch go = new CountDownLatch(1);
     List<Future<T>> results = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      results.add(pool.submit(() -> {
-        synchronized (workers) {
-          workers.add(Thread.currentThread());
-        }
-        ready.countDown();
-        go.await();
-        return call.call();
-      }));
+      results.add(
+          pool.submit(
+              () -> {
+                synchronized (workers) {
+                  workers.add(Thread.currentThread());
+                }
+                ready.countDown();
+                go.await();
+                return call.call();
+              }));
     }
     assertThat(ready.await(10, TimeUnit.SECONDS)).isTrue();
     go.countDown();
@@ -472,15 +582,22 @@ class OAuth2CredentialProviderTest {
   /** Workers parked or blocked inside {@code current()}. */
   int workersBlocked() {
     synchronized (workers) {
-      return (int) workers.stream().filter(t -> t.getState() == Thread.State.WAITING
-          || t.getState() == Thread.State.TIMED_WAITING || t.getState() == Thread.State.BLOCKED).count();
+      return (int)
+          workers.stream()
+              .filter(
+                  t ->
+                      t.getState() == Thread.State.WAITING
+                          || t.getState() == Thread.State.TIMED_WAITING
+                          || t.getState() == Thread.State.BLOCKED)
+              .count();
     }
   }
 
   /** A token endpoint whose answers can be held back until the test opens the gate. */
   static final class TokenEndpoint extends Dispatcher {
     private final BlockingQueue<MockResponse> responses = new LinkedBlockingQueue<>();
-    private final AtomicReference<CountDownLatch> gate = new AtomicReference<>(new CountDownLatch(0));
+    private final AtomicReference<CountDownLatch> gate =
+        new AtomicReference<>(new CountDownLatch(0));
     final AtomicInteger waiting = new AtomicInteger();
 
     void respond(MockResponse response) {

@@ -97,6 +97,7 @@ class BoundedBodyTest {
     assertThat(BoundedBody.read(null, -1, 10)).isEmpty();
     assertThat(BoundedBody.read(InputStream.nullInputStream(), 0, 10)).isEmpty();
     assertThat(BoundedBody.read(InputStream.nullInputStream(), -1, 10)).isEmpty();
-    assertThat(Arrays.equals(BoundedBody.read(InputStream.nullInputStream(), 5, 10), new byte[0])).isTrue();
+    assertThat(Arrays.equals(BoundedBody.read(InputStream.nullInputStream(), 5, 10), new byte[0]))
+        .isTrue();
   }
 }

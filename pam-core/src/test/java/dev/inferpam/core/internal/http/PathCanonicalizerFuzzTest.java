@@ -48,9 +48,13 @@ class PathCanonicalizerFuzzTest {
     }
     for (int i = 0; i < path.length(); i++) {
       char c = path.charAt(i);
-      assertThat(c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)).as("control character at %d", i).isFalse();
+      assertThat(c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f))
+          .as("control character at %d", i)
+          .isFalse();
       if (Character.isHighSurrogate(c)) {
-        assertThat(i + 1 < path.length() && Character.isLowSurrogate(path.charAt(i + 1))).as("pair at %d", i).isTrue();
+        assertThat(i + 1 < path.length() && Character.isLowSurrogate(path.charAt(i + 1)))
+            .as("pair at %d", i)
+            .isTrue();
         i++;
       } else {
         assertThat(Character.isLowSurrogate(c)).as("lone low surrogate at %d", i).isFalse();

@@ -13,21 +13,23 @@ import org.junit.jupiter.params.provider.ValueSource;
 class PathCanonicalizerTest {
 
   @ParameterizedTest
-  @CsvSource(delimiter = '|', value = {
-      "/                     | /",
-      "/api/pull             | /api/pull",
-      "/api/%70ull           | /api/pull",
-      "/API/PULL             | /API/PULL",
-      "/v1/chat/completions  | /v1/chat/completions",
-      "/v2/models/m%20x/infer| /v2/models/m x/infer",
-      "/caf%C3%A9            | /café",
-      "/%e2%82%ac            | /€",
-      "/a/...                | /a/...",
-      "/a/.b                 | /a/.b",
-      "/a/b.                 | /a/b.",
-      "/a/..b                | /a/..b",
-      "/a b                  | /a b",
-  })
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "/                     | /",
+        "/api/pull             | /api/pull",
+        "/api/%70ull           | /api/pull",
+        "/API/PULL             | /API/PULL",
+        "/v1/chat/completions  | /v1/chat/completions",
+        "/v2/models/m%20x/infer| /v2/models/m x/infer",
+        "/caf%C3%A9            | /café",
+        "/%e2%82%ac            | /€",
+        "/a/...                | /a/...",
+        "/a/.b                 | /a/.b",
+        "/a/b.                 | /a/b.",
+        "/a/..b                | /a/..b",
+        "/a b                  | /a b",
+      })
   void canonicalizes(String raw, String expected) throws BadPathException {
     assertThat(PathCanonicalizer.canonicalize(raw)).isEqualTo(expected);
   }
@@ -35,7 +37,8 @@ class PathCanonicalizerTest {
   @Test
   void refusesDoubleEncodingThatATwiceDecodingUpstreamWouldTurnIntoABlockedPath() {
     assertThatThrownBy(() -> PathCanonicalizer.canonicalize("/api/%2570ull"))
-        .isInstanceOf(BadPathException.class).hasMessageContaining("double encoding");
+        .isInstanceOf(BadPathException.class)
+        .hasMessageContaining("double encoding");
     assertThatThrownBy(() -> PathCanonicalizer.canonicalize("/a/%25"))
         .isInstanceOf(BadPathException.class);
   }
@@ -47,47 +50,49 @@ class PathCanonicalizerTest {
   }
 
   @ParameterizedTest
-  @CsvSource(delimiter = '|', value = {
-      "//api/pull             | empty segment",
-      "/api//pull             | empty segment",
-      "/api/./pull            | dot segment",
-      "/x/../api/pull         | dot segment",
-      "/..                    | dot segment",
-      "/.                     | dot segment",
-      "/api/..                | dot segment",
-      "/api/pull;x=1          | \";\" in path",
-      "/api;/pull             | \";\" in path",
-      "/api%2fpull            | encoded \"/\"",
-      "/api%2Fpull            | encoded \"/\"",
-      "/api%5cpull            | encoded \"\\\"",
-      "/api%5Cpull            | encoded \"\\\"",
-      "/api/%2e%2e/pull       | encoded \".\"",
-      "/api/%2E/pull          | encoded \".\"",
-      "/api/.%2e/pull         | encoded \".\"",
-      "/api/pull%3b           | encoded \";\"",
-      "/api/pull%3Bx          | encoded \";\"",
-      "/api/pull%00           | encoded NUL",
-      "/api/pull%0a           | encoded control character",
-      "/api/pull%0D%0A        | encoded control character",
-      "/api/pull%7f           | encoded control character",
-      "/api/pull%C2%85        | encoded control character",
-      "/api\\pull             | \"\\\" in path",
-      "/api/pull/             | trailing \"/\"",
-      "/api/                  | trailing \"/\"",
-      "/%zz                   | two hex digits",
-      "/%                     | two hex digits",
-      "/a%4                   | two hex digits",
-      "/a%4g                  | two hex digits",
-      "/a%%41                 | two hex digits",
-      "api/pull               | does not start",
-      "%2fapi/pull            | does not start",
-      "/api/%C0%AF            | invalid UTF-8",
-      "/api/%C0%AE%C0%AE      | invalid UTF-8",
-      "/api/%FF               | invalid UTF-8",
-      "/api/%C3               | invalid UTF-8",
-      "/api/%ED%A0%80         | invalid UTF-8",
-      "/api/%F8%88%80%80%80   | invalid UTF-8",
-  })
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "//api/pull             | empty segment",
+        "/api//pull             | empty segment",
+        "/api/./pull            | dot segment",
+        "/x/../api/pull         | dot segment",
+        "/..                    | dot segment",
+        "/.                     | dot segment",
+        "/api/..                | dot segment",
+        "/api/pull;x=1          | \";\" in path",
+        "/api;/pull             | \";\" in path",
+        "/api%2fpull            | encoded \"/\"",
+        "/api%2Fpull            | encoded \"/\"",
+        "/api%5cpull            | encoded \"\\\"",
+        "/api%5Cpull            | encoded \"\\\"",
+        "/api/%2e%2e/pull       | encoded \".\"",
+        "/api/%2E/pull          | encoded \".\"",
+        "/api/.%2e/pull         | encoded \".\"",
+        "/api/pull%3b           | encoded \";\"",
+        "/api/pull%3Bx          | encoded \";\"",
+        "/api/pull%00           | encoded NUL",
+        "/api/pull%0a           | encoded control character",
+        "/api/pull%0D%0A        | encoded control character",
+        "/api/pull%7f           | encoded control character",
+        "/api/pull%C2%85        | encoded control character",
+        "/api\\pull             | \"\\\" in path",
+        "/api/pull/             | trailing \"/\"",
+        "/api/                  | trailing \"/\"",
+        "/%zz                   | two hex digits",
+        "/%                     | two hex digits",
+        "/a%4                   | two hex digits",
+        "/a%4g                  | two hex digits",
+        "/a%%41                 | two hex digits",
+        "api/pull               | does not start",
+        "%2fapi/pull            | does not start",
+        "/api/%C0%AF            | invalid UTF-8",
+        "/api/%C0%AE%C0%AE      | invalid UTF-8",
+        "/api/%FF               | invalid UTF-8",
+        "/api/%C3               | invalid UTF-8",
+        "/api/%ED%A0%80         | invalid UTF-8",
+        "/api/%F8%88%80%80%80   | invalid UTF-8",
+      })
   void refusesAmbiguousPaths(String raw, String reason) {
     assertThatThrownBy(() -> PathCanonicalizer.canonicalize(raw))
         .isInstanceOf(BadPathException.class)

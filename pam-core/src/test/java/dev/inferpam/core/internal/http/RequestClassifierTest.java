@@ -24,15 +24,15 @@ class RequestClassifierTest {
 
   @ParameterizedTest
   @CsvSource({
-      "/v1/chat/completions, chat",
-      "/v1/responses,        chat",
-      "/v1/messages,         chat",
-      "/api/chat,            chat",
-      "/v1/completions,      completion",
-      "/api/generate,        completion",
-      "/v1/embeddings,       embedding",
-      "/api/embed,           embedding",
-      "/api/embeddings,      embedding",
+    "/v1/chat/completions, chat",
+    "/v1/responses,        chat",
+    "/v1/messages,         chat",
+    "/api/chat,            chat",
+    "/v1/completions,      completion",
+    "/api/generate,        completion",
+    "/v1/embeddings,       embedding",
+    "/api/embed,           embedding",
+    "/api/embeddings,      embedding",
   })
   void recognisesBodyModelOperations(String path, String operation) throws BadRequestException {
     Classification c = root.classify("POST", path, LLAMA);
@@ -46,12 +46,13 @@ class RequestClassifierTest {
 
   @ParameterizedTest
   @CsvSource({
-      "/v2/models/resnet50/infer,                    resnet50",
-      "/v2/models/resnet50/versions/3/infer,         resnet50",
-      "/v2/models/llama-3.1-8b/versions/latest/infer, llama-3.1-8b",
-      "'/v2/models/my model/infer',                   my model",
+    "/v2/models/resnet50/infer,                    resnet50",
+    "/v2/models/resnet50/versions/3/infer,         resnet50",
+    "/v2/models/llama-3.1-8b/versions/latest/infer, llama-3.1-8b",
+    "'/v2/models/my model/infer',                   my model",
   })
-  void recognisesInferWithTheModelFromThePath(String path, String model) throws BadRequestException {
+  void recognisesInferWithTheModelFromThePath(String path, String model)
+      throws BadRequestException {
     Classification c = root.classify("POST", path, json("{\"inputs\":[]}"));
 
     assertThat(c.operation()).isEqualTo("infer");
@@ -61,8 +62,8 @@ class RequestClassifierTest {
 
   @Test
   void inferTakesTheModelFromThePathNotTheBody() throws BadRequestException {
-    Classification c = root.classify("POST", "/v2/models/small/infer",
-        json("{\"model\":\"huge\",\"inputs\":[]}"));
+    Classification c =
+        root.classify("POST", "/v2/models/small/infer", json("{\"model\":\"huge\",\"inputs\":[]}"));
     assertThat(c.model()).isEqualTo("small");
   }
 
@@ -103,22 +104,23 @@ class RequestClassifierTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "/v2/models/m/infer/x",
-      "/v2/models/infer",
-      "/v2/models/m/versions/infer",
-      "/v2/models/m/releases/3/infer",
-      "/v2/models/m/versions/3/x/infer",
-      "/v2/models/m",
-      "/v2/models/m/ready",
-      "/v2/models/m/generate",
-      "/v1/models",
-      "/v1/chat",
-      "/v1/chat/completions/x",
-      "/V1/CHAT/COMPLETIONS",
-      "/api/pull",
-      "/",
-  })
+  @ValueSource(
+      strings = {
+        "/v2/models/m/infer/x",
+        "/v2/models/infer",
+        "/v2/models/m/versions/infer",
+        "/v2/models/m/releases/3/infer",
+        "/v2/models/m/versions/3/x/infer",
+        "/v2/models/m",
+        "/v2/models/m/ready",
+        "/v2/models/m/generate",
+        "/v1/models",
+        "/v1/chat",
+        "/v1/chat/completions/x",
+        "/V1/CHAT/COMPLETIONS",
+        "/api/pull",
+        "/",
+      })
   void otherPostsAreNotOperations(String path) throws BadRequestException {
     Classification c = root.classify("POST", path, json("not json at all"));
 
@@ -199,7 +201,8 @@ class RequestClassifierTest {
     void acceptsMultiSegmentBasePathsAndIgnoresATrailingSlash() throws BadRequestException {
       RequestClassifier classifier = new RequestClassifier("/gw/ollama/");
       assertThat(classifier.basePath()).isEqualTo("/gw/ollama");
-      assertThat(classifier.classify("POST", "/gw/ollama/api/chat", LLAMA).operation()).isEqualTo("chat");
+      assertThat(classifier.classify("POST", "/gw/ollama/api/chat", LLAMA).operation())
+          .isEqualTo("chat");
     }
 
     @Test
@@ -209,7 +212,8 @@ class RequestClassifierTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"openai", "/open//ai", "/open/../ai", "/open%2fai", "/open%41i", "/a;b"})
+    @ValueSource(
+        strings = {"openai", "/open//ai", "/open/../ai", "/open%2fai", "/open%41i", "/a;b"})
     void refusesNonCanonicalBasePaths(String base) {
       assertThatThrownBy(() -> new RequestClassifier(base))
           .isInstanceOf(IllegalArgumentException.class)
@@ -231,11 +235,20 @@ class RequestClassifierTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {
-        "{", "{\"model\":", "{\"model\":\"a\",}", "{model:\"a\"}", "{'model':'a'}",
-        "not json", "{\"model\":\"a\"} {\"model\":\"b\"}", "{\"model\":\"a\"} x",
-        "{\"model\":\"a\"}]", "{\"model\":\"a\" /* c */}", "{\"model\":NaN}",
-    })
+    @ValueSource(
+        strings = {
+          "{",
+          "{\"model\":",
+          "{\"model\":\"a\",}",
+          "{model:\"a\"}",
+          "{'model':'a'}",
+          "not json",
+          "{\"model\":\"a\"} {\"model\":\"b\"}",
+          "{\"model\":\"a\"} x",
+          "{\"model\":\"a\"}]",
+          "{\"model\":\"a\" /* c */}",
+          "{\"model\":NaN}",
+        })
     void refusesMalformedJson(String body) {
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", json(body)))
           .isInstanceOf(BadRequestException.class)
@@ -245,8 +258,24 @@ class RequestClassifierTest {
     @Test
     void refusesOverlongUtf8ThatJacksonAloneWouldDecode() {
       // C0 AF is an overlong "/": Jackson would read model "a/b", other parsers refuse it.
-      byte[] body = {'{', '"', 'm', 'o', 'd', 'e', 'l', '"', ':', '"', 'a', (byte) 0xC0, (byte) 0xAF,
-          'b', '"', '}'};
+      byte[] body = {
+        '{',
+        '"',
+        'm',
+        'o',
+        'd',
+        'e',
+        'l',
+        '"',
+        ':',
+        '"',
+        'a',
+        (byte) 0xC0,
+        (byte) 0xAF,
+        'b',
+        '"',
+        '}'
+      };
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", body))
           .isInstanceOf(BadRequestException.class)
           .hasMessage("malformed JSON body: not valid UTF-8");
@@ -254,15 +283,22 @@ class RequestClassifierTest {
 
     @Test
     void asciiAndNonAsciiBodiesReadAlikeAndNulIsNotTakenForUtf16() throws Exception {
-      byte[] ascii = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"cafe\"}]}"
-          .getBytes(java.nio.charset.StandardCharsets.UTF_8);
-      byte[] utf8 = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00e9\"}]}"
-          .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      byte[] ascii =
+          "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"cafe\"}]}"
+              .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      byte[] utf8 =
+          "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00e9\"}]}"
+              .getBytes(java.nio.charset.StandardCharsets.UTF_8);
       assertThat(root.classify("POST", "/v1/chat/completions", ascii).model()).isEqualTo("gpt-4o");
       assertThat(root.classify("POST", "/v1/chat/completions", utf8).model()).isEqualTo("gpt-4o");
-      assertThat(root.classify("POST", "/v1/chat/completions", utf8).body().at("/messages/0/content").asText())
+      assertThat(
+              root.classify("POST", "/v1/chat/completions", utf8)
+                  .body()
+                  .at("/messages/0/content")
+                  .asText())
           .isEqualTo("caf\u00e9");
-      // NUL-interleaved ASCII is what UTF-16 looks like to Jackson's detection: refused, never read as UTF-16
+      // NUL-interleaved ASCII is what UTF-16 looks like to Jackson's detection: refused, never read
+      // as UTF-16
       byte[] nul = {0, '{', 0, '"', 0, 'm', 0, '"', 0, ':', 0, '1', 0, '}'};
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", nul))
           .hasMessageStartingWith("malformed JSON body: ");
@@ -271,7 +307,8 @@ class RequestClassifierTest {
     @Test
     void refusesBodiesThatAreNotUtf8() {
       byte[] utf16 = "{\"model\":\"a\"}".getBytes(java.nio.charset.StandardCharsets.UTF_16LE);
-      byte[] latin1 = "{\"model\":\"caf\u00e9\"}".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+      byte[] latin1 =
+          "{\"model\":\"caf\u00e9\"}".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", utf16))
           .hasMessageStartingWith("malformed JSON body: ");
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", latin1))
@@ -294,7 +331,8 @@ class RequestClassifierTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"{}", "{\"messages\":[]}", "{\"model\":null}", "{\"params\":{\"model\":\"a\"}}"})
+    @ValueSource(
+        strings = {"{}", "{\"messages\":[]}", "{\"model\":null}", "{\"params\":{\"model\":\"a\"}}"})
     void refusesBodiesWithoutModel(String body) {
       assertThatThrownBy(() -> root.classify("POST", "/v1/embeddings", json(body)))
           .isInstanceOf(BadRequestException.class)
@@ -302,8 +340,13 @@ class RequestClassifierTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"{\"model\":42}", "{\"model\":[\"a\"]}", "{\"model\":{\"name\":\"a\"}}",
-        "{\"model\":true}"})
+    @ValueSource(
+        strings = {
+          "{\"model\":42}",
+          "{\"model\":[\"a\"]}",
+          "{\"model\":{\"name\":\"a\"}}",
+          "{\"model\":true}"
+        })
     void refusesNonStringModels(String body) {
       assertThatThrownBy(() -> root.classify("POST", "/api/generate", json(body)))
           .isInstanceOf(BadRequestException.class)
@@ -320,7 +363,8 @@ class RequestClassifierTest {
 
     @Test
     void refusesDuplicateModelKeysSoWeAndTheUpstreamCannotSeeDifferentModels() {
-      byte[] body = json("{\"model\":\"gpt-4o-mini\",\"messages\":[],\"model\":\"finance-secret\"}");
+      byte[] body =
+          json("{\"model\":\"gpt-4o-mini\",\"messages\":[],\"model\":\"finance-secret\"}");
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", body))
           .isInstanceOf(BadRequestException.class)
           .hasMessageStartingWith("malformed JSON body: ")
@@ -357,56 +401,94 @@ class RequestClassifierTest {
       byte[] body = json("{\"model\":\"a\",\"k\":" + secret + "}");
       assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions", body))
           .isInstanceOf(BadRequestException.class)
-          .satisfies(e -> {
-            assertThat(e.getMessage()).hasSizeLessThan(200).doesNotContain("x".repeat(40));
-            assertThat(e.getStackTrace()).isEmpty();
-          });
+          .satisfies(
+              e -> {
+                assertThat(e.getMessage()).hasSizeLessThan(200).doesNotContain("x".repeat(40));
+                assertThat(e.getStackTrace()).isEmpty();
+              });
     }
   }
 
   @Test
   void readsUtf8ModelNames() throws BadRequestException {
-    Classification c = root.classify("POST", "/v1/embeddings", json("{\"model\":\"mod\u00e8le-\u6a21\u578b\"}"));
+    Classification c =
+        root.classify("POST", "/v1/embeddings", json("{\"model\":\"mod\u00e8le-\u6a21\u578b\"}"));
     assertThat(c.model()).isEqualTo("mod\u00e8le-\u6a21\u578b");
   }
 
   @Test
   void keepsTheModelVerbatim() throws BadRequestException {
-    Classification c = root.classify("POST", "/v1/chat/completions",
-        json("{\"model\":\"Llama 3.1:8b-Q4_K_M\",\"messages\":[]}"));
+    Classification c =
+        root.classify(
+            "POST",
+            "/v1/chat/completions",
+            json("{\"model\":\"Llama 3.1:8b-Q4_K_M\",\"messages\":[]}"));
     assertThat(c.model()).isEqualTo("Llama 3.1:8b-Q4_K_M");
   }
 
   /** A body key that Go's case-insensitive matching reads as "model" is refused, not taken as absent. */
   @ParameterizedTest
-  @CsvSource(delimiter = '|', value = {
-      "{\"Model\":\"a\"}                 | Model",
-      "{\"MODEL\":\"a\"}                 | MODEL",
-      "{\"model\":\"a\",\"MODEL\":\"b\"}   | MODEL",
-      "{\"MODEL\":\"b\",\"model\":\"a\"}   | MODEL"})
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "{\"Model\":\"a\"}                 | Model",
+        "{\"MODEL\":\"a\"}                 | MODEL",
+        "{\"model\":\"a\",\"MODEL\":\"b\"}   | MODEL",
+        "{\"MODEL\":\"b\",\"model\":\"a\"}   | MODEL"
+      })
   void refusesCaseVariantsOfModel(String body, String key) {
     assertThatThrownBy(() -> root.classify("POST", "/v1/embeddings", json(body)))
         .isInstanceOf(BadRequestException.class)
-        .hasMessage("request body key \"" + key + "\" is not the exact spelling of \"model\"; servers that"
-            + " match keys ignoring case would read it as that");
+        .hasMessage(
+            "request body key \""
+                + key
+                + "\" is not the exact spelling of \"model\"; servers that"
+                + " match keys ignoring case would read it as that");
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"llama\\u0000", "\\u0000llama", "lla\\u0000ma", "llama\\n", "llama\\u0007x",
-      "llama\\u007f", "llama\\u0085", "llama\\u009b", "llama\\tx"})
+  @ValueSource(
+      strings = {
+        "llama\\u0000",
+        "\\u0000llama",
+        "lla\\u0000ma",
+        "llama\\n",
+        "llama\\u0007x",
+        "llama\\u007f",
+        "llama\\u0085",
+        "llama\\u009b",
+        "llama\\tx"
+      })
   void refusesModelNamesWithControlCharacters(String escaped) {
-    assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions",
-        json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
+    assertThatThrownBy(
+            () ->
+                root.classify(
+                    "POST",
+                    "/v1/chat/completions",
+                    json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
         .isInstanceOf(BadRequestException.class)
         .hasMessage("\"model\" in request body has a control character");
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {" llama", "llama ", " llama-3.1-8b ", "llama\\u00a0", "\\u2007llama", "llama\\u3000",
-      "llama\\u202f", "\\u2028llama"})
+  @ValueSource(
+      strings = {
+        " llama",
+        "llama ",
+        " llama-3.1-8b ",
+        "llama\\u00a0",
+        "\\u2007llama",
+        "llama\\u3000",
+        "llama\\u202f",
+        "\\u2028llama"
+      })
   void refusesModelNamesWithSurroundingWhiteSpace(String escaped) {
-    assertThatThrownBy(() -> root.classify("POST", "/v1/chat/completions",
-        json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
+    assertThatThrownBy(
+            () ->
+                root.classify(
+                    "POST",
+                    "/v1/chat/completions",
+                    json("{\"model\":\"" + escaped + "\",\"messages\":[]}")))
         .isInstanceOf(BadRequestException.class)
         .hasMessage("\"model\" in request body starts or ends with white space");
   }
@@ -420,16 +502,22 @@ class RequestClassifierTest {
 
   @Test
   void checksInferBodiesForDecoderAgreement() {
-    assertThatThrownBy(() -> root.classify("POST", "/v2/models/m/infer",
-        json("{\"inputs\":[],\"parameters\":{\"a\":1,\"A\":2}}")))
+    assertThatThrownBy(
+            () ->
+                root.classify(
+                    "POST",
+                    "/v2/models/m/infer",
+                    json("{\"inputs\":[],\"parameters\":{\"a\":1,\"A\":2}}")))
         .isInstanceOf(BadRequestException.class)
-        .hasMessage("request body keys \"parameters.a\" and \"parameters.A\" are one key to servers that match"
-            + " keys ignoring case");
+        .hasMessage(
+            "request body keys \"parameters.a\" and \"parameters.A\" are one key to servers that match"
+                + " keys ignoring case");
   }
 
   @Test
   void checksBodiesWithThePolicysGovernedNames() {
-    RequestClassifier governed = new RequestClassifier("", new DecoderAgreement(java.util.List.of("logprobs")));
+    RequestClassifier governed =
+        new RequestClassifier("", new DecoderAgreement(java.util.List.of("logprobs")));
     byte[] body = json("{\"model\":\"m\",\"LogProbs\":true}");
     assertThatThrownBy(() -> governed.classify("POST", "/v1/chat/completions", body))
         .isInstanceOf(BadRequestException.class)
@@ -438,9 +526,15 @@ class RequestClassifierTest {
 
   @Test
   void toStringLeavesTheBodyOut() throws BadRequestException {
-    Classification c = root.classify("POST", "/v1/chat/completions",
-        json("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"my password is hunter2\"}]}"));
-    assertThat(c.toString()).contains("chat", "m", "/v1/chat/completions").doesNotContain("hunter2");
+    Classification c =
+        root.classify(
+            "POST",
+            "/v1/chat/completions",
+            json(
+                "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"my password is hunter2\"}]}"));
+    assertThat(c.toString())
+        .contains("chat", "m", "/v1/chat/completions")
+        .doesNotContain("hunter2");
   }
 
   @Test

@@ -32,15 +32,21 @@ class ApiKeyResolverTest {
       "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz_-0";
 
   private final Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
-  private final ApiKeyResolver resolver = new ApiKeyResolver(List.of(
-      new Policy.ApiKey("nightly-eval", sha256(CI_KEY), Set.of("ci"), NOW.plusSeconds(3600)),
-      new Policy.ApiKey("agent", sha256(AGENT_KEY).toUpperCase(), Set.of("agents", "ml"), null),
-      new Policy.ApiKey("retired", sha256(OLD_KEY), Set.of("ci"), NOW)), clock);
+  private final ApiKeyResolver resolver =
+      new ApiKeyResolver(
+          List.of(
+              new Policy.ApiKey(
+                  "nightly-eval", sha256(CI_KEY), Set.of("ci"), NOW.plusSeconds(3600)),
+              new Policy.ApiKey(
+                  "agent", sha256(AGENT_KEY).toUpperCase(), Set.of("agents", "ml"), null),
+              new Policy.ApiKey("retired", sha256(OLD_KEY), Set.of("ci"), NOW)),
+          clock);
 
   static String sha256(String key) {
     try {
-      return HexFormat.of().formatHex(
-          MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
     } catch (Exception e) {
       throw new AssertionError(e);
     }
@@ -56,26 +62,32 @@ class ApiKeyResolverTest {
 
   @Test
   void resolvesABearerKeyToItsServicePrincipal() throws AuthenticationException {
-    Optional<Principal> principal = resolver.resolve(withHeader("Authorization", "Bearer " + CI_KEY));
+    Optional<Principal> principal =
+        resolver.resolve(withHeader("Authorization", "Bearer " + CI_KEY));
 
-    assertThat(principal).contains(
-        new Principal("nightly-eval", Set.of("ci"), Principal.VIA_API_KEY, null, Map.of()));
+    assertThat(principal)
+        .contains(
+            new Principal("nightly-eval", Set.of("ci"), Principal.VIA_API_KEY, null, Map.of()));
   }
 
   @Test
   void resolvesAnXApiKey() throws AuthenticationException {
     assertThat(resolver.resolve(withHeader("X-Api-Key", AGENT_KEY)))
-        .map(Principal::subject).contains("agent");
+        .map(Principal::subject)
+        .contains("agent");
   }
 
   @Test
   void acceptsUpperCaseHashesAndAnyCaseOfTheSchemeAndHeaderName() throws AuthenticationException {
     assertThat(resolver.resolve(withHeader("authorization", "bearer " + AGENT_KEY)))
-        .map(Principal::groups).contains(Set.of("agents", "ml"));
+        .map(Principal::groups)
+        .contains(Set.of("agents", "ml"));
     assertThat(resolver.resolve(withHeader("AUTHORIZATION", "BEARER   " + AGENT_KEY + " ")))
-        .map(Principal::subject).contains("agent");
+        .map(Principal::subject)
+        .contains("agent");
     assertThat(resolver.resolve(withHeader("x-api-key", " " + AGENT_KEY + " ")))
-        .map(Principal::subject).contains("agent");
+        .map(Principal::subject)
+        .contains("agent");
   }
 
   @Test
@@ -87,14 +99,19 @@ class ApiKeyResolverTest {
 
   @Test
   void keyExpiresWhenTheClockReachesItsExpiry() throws AuthenticationException {
-    List<Policy.ApiKey> keys = List.of(
-        new Policy.ApiKey("ci", sha256(CI_KEY), Set.of("ci"), NOW.plusSeconds(60)));
+    List<Policy.ApiKey> keys =
+        List.of(new Policy.ApiKey("ci", sha256(CI_KEY), Set.of("ci"), NOW.plusSeconds(60)));
     InferenceRequest request = withHeader("X-Api-Key", CI_KEY);
 
-    assertThat(new ApiKeyResolver(keys, Clock.fixed(NOW.plusSeconds(59), ZoneOffset.UTC))
-        .resolve(request)).isPresent();
-    assertThatThrownBy(() -> new ApiKeyResolver(keys, Clock.fixed(NOW.plusSeconds(60), ZoneOffset.UTC))
-        .resolve(request)).hasMessage("api key expired");
+    assertThat(
+            new ApiKeyResolver(keys, Clock.fixed(NOW.plusSeconds(59), ZoneOffset.UTC))
+                .resolve(request))
+        .isPresent();
+    assertThatThrownBy(
+            () ->
+                new ApiKeyResolver(keys, Clock.fixed(NOW.plusSeconds(60), ZoneOffset.UTC))
+                    .resolve(request))
+        .hasMessage("api key expired");
   }
 
   @ParameterizedTest
@@ -119,10 +136,12 @@ class ApiKeyResolverTest {
   @Test
   void aConfiguredKeyShapedLikeAJwtStillResolves() throws AuthenticationException {
     String jwtShapedKey = "aaa.bbb.ccc";
-    ApiKeyResolver r = new ApiKeyResolver(
-        List.of(new Policy.ApiKey("odd", sha256(jwtShapedKey), Set.of(), null)), clock);
+    ApiKeyResolver r =
+        new ApiKeyResolver(
+            List.of(new Policy.ApiKey("odd", sha256(jwtShapedKey), Set.of(), null)), clock);
     assertThat(r.resolve(withHeader("Authorization", "Bearer " + jwtShapedKey)))
-        .map(Principal::subject).contains("odd");
+        .map(Principal::subject)
+        .contains("odd");
   }
 
   @Test
@@ -145,41 +164,52 @@ class ApiKeyResolverTest {
 
   @Test
   void acceptsTheSameKeyInBothHeaders() throws AuthenticationException {
-    Map<String, List<String>> headers = Map.of(
-        "Authorization", List.of("Bearer " + CI_KEY), "X-Api-Key", List.of(CI_KEY));
+    Map<String, List<String>> headers =
+        Map.of("Authorization", List.of("Bearer " + CI_KEY), "X-Api-Key", List.of(CI_KEY));
     assertThat(resolver.resolve(request(headers))).map(Principal::subject).contains("nightly-eval");
   }
 
   @Test
   void refusesTwoDifferentCredentials() {
-    Map<String, List<String>> headers = Map.of(
-        "Authorization", List.of("Bearer " + CI_KEY), "X-Api-Key", List.of(AGENT_KEY));
+    Map<String, List<String>> headers =
+        Map.of("Authorization", List.of("Bearer " + CI_KEY), "X-Api-Key", List.of(AGENT_KEY));
     assertThatThrownBy(() -> resolver.resolve(request(headers)))
         .hasMessage("conflicting credentials in Authorization and X-Api-Key");
   }
 
   @Test
   void refusesARepeatedCredentialHeader() {
-    assertThatThrownBy(() -> resolver.resolve(request(Map.of(
-        "Authorization", List.of("Bearer " + CI_KEY, "Bearer " + AGENT_KEY)))))
+    assertThatThrownBy(
+            () ->
+                resolver.resolve(
+                    request(
+                        Map.of(
+                            "Authorization", List.of("Bearer " + CI_KEY, "Bearer " + AGENT_KEY)))))
         .hasMessage("more than one Authorization header");
-    assertThatThrownBy(() -> resolver.resolve(request(Map.of("X-Api-Key", List.of(CI_KEY, CI_KEY)))))
+    assertThatThrownBy(
+            () -> resolver.resolve(request(Map.of("X-Api-Key", List.of(CI_KEY, CI_KEY)))))
         .hasMessage("more than one X-Api-Key header");
   }
 
   @Test
   void keyRotationAllowsTwoKeysWithOneName() throws AuthenticationException {
-    ApiKeyResolver r = new ApiKeyResolver(List.of(
-        new Policy.ApiKey("ci", sha256(CI_KEY), Set.of("ci"), null),
-        new Policy.ApiKey("ci", sha256(AGENT_KEY), Set.of("ci"), null)), clock);
+    ApiKeyResolver r =
+        new ApiKeyResolver(
+            List.of(
+                new Policy.ApiKey("ci", sha256(CI_KEY), Set.of("ci"), null),
+                new Policy.ApiKey("ci", sha256(AGENT_KEY), Set.of("ci"), null)),
+            clock);
     assertThat(r.resolve(withHeader("X-Api-Key", CI_KEY))).map(Principal::subject).contains("ci");
-    assertThat(r.resolve(withHeader("X-Api-Key", AGENT_KEY))).map(Principal::subject).contains("ci");
+    assertThat(r.resolve(withHeader("X-Api-Key", AGENT_KEY)))
+        .map(Principal::subject)
+        .contains("ci");
   }
 
   @Test
   void withNoKeysConfiguredEveryPresentedKeyIsUnknown() throws AuthenticationException {
     ApiKeyResolver empty = new ApiKeyResolver(List.of(), clock);
-    assertThatThrownBy(() -> empty.resolve(withHeader("X-Api-Key", CI_KEY))).hasMessage("unknown api key");
+    assertThatThrownBy(() -> empty.resolve(withHeader("X-Api-Key", CI_KEY)))
+        .hasMessage("unknown api key");
     assertThat(empty.resolve(withHeader("Authorization", "Bearer " + JWT))).isEmpty();
   }
 
@@ -189,25 +219,38 @@ class ApiKeyResolverTest {
       assertThatThrownBy(() -> resolver.resolve(withHeader("X-Api-Key", value)))
           .satisfies(e -> assertThat(e.getMessage()).doesNotContain(value, sha256(value)));
     }
-    assertThat(resolver.toString()).isEqualTo("ApiKeyResolver[3 keys]")
+    assertThat(resolver.toString())
+        .isEqualTo("ApiKeyResolver[3 keys]")
         .doesNotContain(sha256(CI_KEY));
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"", "abc", "zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0800"})
+  @ValueSource(
+      strings = {
+        "",
+        "abc",
+        "zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0800"
+      })
   void refusesMalformedHashesNamingTheKey(String hash) {
-    assertThatThrownBy(() -> new ApiKeyResolver(
-        List.of(new Policy.ApiKey("broken", hash, Set.of(), null)), clock))
+    assertThatThrownBy(
+            () ->
+                new ApiKeyResolver(
+                    List.of(new Policy.ApiKey("broken", hash, Set.of(), null)), clock))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("identity.api-keys[0] (broken): sha256 must be 64 hex digits");
   }
 
   @Test
   void refusesTwoKeysWithTheSameHash() {
-    assertThatThrownBy(() -> new ApiKeyResolver(List.of(
-        new Policy.ApiKey("a", sha256(CI_KEY), Set.of(), null),
-        new Policy.ApiKey("b", sha256(CI_KEY).toUpperCase(), Set.of("admin"), null)), clock))
+    assertThatThrownBy(
+            () ->
+                new ApiKeyResolver(
+                    List.of(
+                        new Policy.ApiKey("a", sha256(CI_KEY), Set.of(), null),
+                        new Policy.ApiKey(
+                            "b", sha256(CI_KEY).toUpperCase(), Set.of("admin"), null)),
+                    clock))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("identity.api-keys[1] (b): same sha256 as key \"a\"");
   }

@@ -14,7 +14,9 @@ class BearerTokensTest {
   static String referenceToken(String authorization) {
     if (authorization == null) return null;
     String value = authorization.strip();
-    if (value.length() <= 6 || !value.regionMatches(true, 0, "bearer", 0, 6) || value.charAt(6) != ' ') return null;
+    if (value.length() <= 6
+        || !value.regionMatches(true, 0, "bearer", 0, 6)
+        || value.charAt(6) != ' ') return null;
     String token = value.substring(6).strip();
     return token.isEmpty() ? null : token;
   }
@@ -29,7 +31,11 @@ class BearerTokensTest {
       if (c == '.') {
         if (++dots > 4) return false;
         if (firstPart < 0) firstPart = i;
-      } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+      } else if (!((c >= 'A' && c <= 'Z')
+          || (c >= 'a' && c <= 'z')
+          || (c >= '0' && c <= '9')
+          || c == '-'
+          || c == '_')) {
         return false;
       }
     }
@@ -73,10 +79,19 @@ class BearerTokensTest {
   void agreesWithTheFormerImplementations() {
     Random random = new Random(42);
     String alphabet = "aZ09-_.+/= \t\u00a0\u2003é\u0100Bb";
-    List<String> values = new ArrayList<>(List.of("Bearer a.b.c", "bearer\u2003a.b.c", "Bearer \u2003a.b.c\u2003",
-        "\u00a0Bearer a", "Bearer a\u00a0", "Bearer  \t a.b.c \t "));
+    List<String> values =
+        new ArrayList<>(
+            List.of(
+                "Bearer a.b.c",
+                "bearer\u2003a.b.c",
+                "Bearer \u2003a.b.c\u2003",
+                "\u00a0Bearer a",
+                "Bearer a\u00a0",
+                "Bearer  \t a.b.c \t "));
     for (int i = 0; i < 20_000; i++) {
-      StringBuilder s = new StringBuilder(random.nextBoolean() ? "Bearer " : random.nextBoolean() ? " bEaReR" : "");
+      StringBuilder s =
+          new StringBuilder(
+              random.nextBoolean() ? "Bearer " : random.nextBoolean() ? " bEaReR" : "");
       int n = random.nextInt(12);
       for (int j = 0; j < n; j++) s.append(alphabet.charAt(random.nextInt(alphabet.length())));
       values.add(s.toString());
@@ -85,7 +100,9 @@ class BearerTokensTest {
       assertThat(BearerTokens.token(v)).as("token of [%s]", v).isEqualTo(referenceToken(v));
       assertThat(BearerTokens.isJwtShaped(v)).as("shape of [%s]", v).isEqualTo(referenceShape(v));
       String token = BearerTokens.token(v);
-      assertThat(BearerTokens.isJwtShaped(token)).as("shape of token [%s]", token).isEqualTo(referenceShape(token));
+      assertThat(BearerTokens.isJwtShaped(token))
+          .as("shape of token [%s]", token)
+          .isEqualTo(referenceShape(token));
     }
   }
 }

@@ -66,7 +66,8 @@ class OidcKeysTest {
     }
 
     @Override
-    public JWKSet getJWKSet(JWKSetCacheRefreshEvaluator refresh, long currentTime, SecurityContext context) {
+    public JWKSet getJWKSet(
+        JWKSetCacheRefreshEvaluator refresh, long currentTime, SecurityContext context) {
       if (served == null || refresh.requiresRefresh(served)) {
         fetches++;
         served = published;
@@ -96,7 +97,8 @@ class OidcKeysTest {
     return token(header(alg, key.getKeyID()), key);
   }
 
-  static boolean verifiedBy(List<OidcKeys.KeyVerifier> verifiers, OidcToken token) throws JOSEException {
+  static boolean verifiedBy(List<OidcKeys.KeyVerifier> verifiers, OidcToken token)
+      throws JOSEException {
     for (OidcKeys.KeyVerifier v : verifiers) {
       if (v.verify(token)) return true;
     }
@@ -154,7 +156,9 @@ class OidcKeysTest {
     assertThat(source.fetches).isEqualTo(2);
 
     assertThat(keys.select(header(JWSAlgorithm.RS256, "nobody"))).isEmpty();
-    assertThat(source.fetches).as("no second fetch for an unknown kid in the same interval").isEqualTo(2);
+    assertThat(source.fetches)
+        .as("no second fetch for an unknown kid in the same interval")
+        .isEqualTo(2);
   }
 
   @Test
@@ -190,8 +194,11 @@ class OidcKeysTest {
     assertThat(keys.select(header(JWSAlgorithm.RS512, "rs512"))).hasSize(1);
     assertThat(keys.select(header(JWSAlgorithm.RS256, "ec-1"))).as("key type").isEmpty();
     assertThat(keys.select(header(JWSAlgorithm.ES256, "ec-1"))).hasSize(1);
-    JWSHeader wrongThumbprint = new JWSHeader.Builder(JWSAlgorithm.RS256).keyID("rsa-1")
-        .x509CertSHA256Thumbprint(Base64URL.encode("not the key's certificate")).build();
+    JWSHeader wrongThumbprint =
+        new JWSHeader.Builder(JWSAlgorithm.RS256)
+            .keyID("rsa-1")
+            .x509CertSHA256Thumbprint(Base64URL.encode("not the key's certificate"))
+            .build();
     assertThat(keys.select(wrongThumbprint)).isEmpty();
     // Without a kid, every key of the right type, use and algorithm is a candidate.
     assertThat(keys.select(new JWSHeader.Builder(JWSAlgorithm.RS256).build())).hasSize(1);
@@ -202,8 +209,13 @@ class OidcKeysTest {
   void verifiesRsPsAndEsAndRefusesWrongSignatures() throws Exception {
     OidcKeys.KeyVerifier rsa = OidcKeys.verifier(rsa1.toRSAPublicKey());
     OidcKeys.KeyVerifier ec = OidcKeys.verifier(ec1.toECPublicKey());
-    for (JWSAlgorithm alg : List.of(JWSAlgorithm.RS256, JWSAlgorithm.RS384, JWSAlgorithm.RS512, JWSAlgorithm.PS256,
-        JWSAlgorithm.PS512)) {
+    for (JWSAlgorithm alg :
+        List.of(
+            JWSAlgorithm.RS256,
+            JWSAlgorithm.RS384,
+            JWSAlgorithm.RS512,
+            JWSAlgorithm.PS256,
+            JWSAlgorithm.PS512)) {
       assertThat(rsa.verify(token(alg, rsa1))).as(alg.getName()).isTrue();
       assertThat(rsa.verify(token(alg, rsa2))).as(alg.getName() + " by another key").isFalse();
     }
@@ -211,22 +223,30 @@ class OidcKeysTest {
 
     // The RS256 signature of one token over the signing input of another.
     OidcToken a = token(JWSAlgorithm.RS256, rsa1);
-    SignedJWT other = new SignedJWT(header(JWSAlgorithm.RS256, "rsa-1"), new JWTClaimsSet.Builder().subject("admin").build());
+    SignedJWT other =
+        new SignedJWT(
+            header(JWSAlgorithm.RS256, "rsa-1"),
+            new JWTClaimsSet.Builder().subject("admin").build());
     other.sign(new RSASSASigner(rsa1));
     String[] parts = other.serialize().split("\\.");
     String aSignature = a.signatureBase64().toString();
     assertThat(rsa.verify(OidcToken.parse(parts[0] + "." + parts[1] + "." + aSignature))).isFalse();
     // A signature of the wrong length is a wrong signature, not an error.
-    assertThat(rsa.verify(OidcToken.parse(parts[0] + "." + parts[1] + "." + aSignature.substring(8)))).isFalse();
+    assertThat(
+            rsa.verify(OidcToken.parse(parts[0] + "." + parts[1] + "." + aSignature.substring(8))))
+        .isFalse();
   }
 
   @Test
   void aKeyThatCannotVerifyTheAlgorithmRefuses() throws Exception {
     OidcToken rs256 = token(JWSAlgorithm.RS256, rsa1);
-    assertThatThrownBy(() -> OidcKeys.verifier(ec1.toECPublicKey()).verify(rs256)).isInstanceOf(JOSEException.class);
-    assertThatThrownBy(() -> OidcKeys.verifier(rsa1.toRSAPublicKey()).verify(token(JWSAlgorithm.ES256, ec1)))
+    assertThatThrownBy(() -> OidcKeys.verifier(ec1.toECPublicKey()).verify(rs256))
         .isInstanceOf(JOSEException.class);
-    assertThatThrownBy(() -> OidcKeys.verifier(new SecretKeySpec(new byte[32], "HmacSHA256")).verify(rs256))
+    assertThatThrownBy(
+            () -> OidcKeys.verifier(rsa1.toRSAPublicKey()).verify(token(JWSAlgorithm.ES256, ec1)))
+        .isInstanceOf(JOSEException.class);
+    assertThatThrownBy(
+            () -> OidcKeys.verifier(new SecretKeySpec(new byte[32], "HmacSHA256")).verify(rs256))
         .isInstanceOf(JOSEException.class);
   }
 }

@@ -83,8 +83,13 @@ class OidcTokenTest {
 
   @Test
   void findsWhatNimbusFinds() throws Exception {
-    String serialized = sign(new JWSHeader.Builder(JWSAlgorithm.RS256).keyID("rsa-1")
-        .type(new JOSEObjectType("at+jwt")).build(), claims());
+    String serialized =
+        sign(
+            new JWSHeader.Builder(JWSAlgorithm.RS256)
+                .keyID("rsa-1")
+                .type(new JOSEObjectType("at+jwt"))
+                .build(),
+            claims());
     SignedJWT nimbus = SignedJWT.parse(serialized);
 
     OidcToken token = OidcToken.parse(serialized);
@@ -97,14 +102,18 @@ class OidcTokenTest {
     assertThat(token.signingInputLength()).isEqualTo(nimbus.getSigningInput().length);
     assertThat(token.signature()).isEqualTo(nimbus.getSignature().decode());
     assertThat(token.signatureBase64()).isEqualTo(nimbus.getSignature());
-    assertThat(token.toString()).isEqualTo("OidcToken[RS256]").doesNotContain(serialized.substring(0, 20));
+    assertThat(token.toString())
+        .isEqualTo("OidcToken[RS256]")
+        .doesNotContain(serialized.substring(0, 20));
   }
 
   @Test
   void refusesUnsignedEncryptedAndNestedTokens() throws Exception {
     assertThat(refusal(new PlainJWT(claims()).serialize())).isEqualTo("algorithm not allowed");
 
-    EncryptedJWT jwe = new EncryptedJWT(new JWEHeader(JWEAlgorithm.RSA_OAEP_256, EncryptionMethod.A256GCM), claims());
+    EncryptedJWT jwe =
+        new EncryptedJWT(
+            new JWEHeader(JWEAlgorithm.RSA_OAEP_256, EncryptionMethod.A256GCM), claims());
     jwe.encrypt(new RSAEncrypter(rsa.toRSAPublicKey()));
     assertThat(refusal(jwe.serialize())).isEqualTo("encrypted tokens are not accepted");
     // A JWE header in a three-part token, and five parts that are no JWE.
@@ -114,8 +123,9 @@ class OidcTokenTest {
     String jws = sign(new JWSHeader.Builder(JWSAlgorithm.RS256).build(), claims());
     assertThat(refusal(jws + ".a.b")).isEqualTo("malformed token");
 
-    JWSObject nested = new JWSObject(new JWSHeader.Builder(JWSAlgorithm.RS256).contentType("JWT").build(),
-        new Payload(jws));
+    JWSObject nested =
+        new JWSObject(
+            new JWSHeader.Builder(JWSAlgorithm.RS256).contentType("JWT").build(), new Payload(jws));
     nested.sign(new RSASSASigner(rsa));
     assertThat(refusal(nested.serialize())).isEqualTo("nested tokens are not accepted");
   }
@@ -126,18 +136,25 @@ class OidcTokenTest {
     String[] p = good.split("\\.");
 
     assertThat(refusal(p[0] + "." + p[1] + ".")).as("empty signature").isEqualTo("malformed token");
-    assertThat(refusal(p[0] + "." + p[1] + "." + dangling(p[2]))).as("dangling base64url character")
+    assertThat(refusal(p[0] + "." + p[1] + "." + dangling(p[2])))
+        .as("dangling base64url character")
         .isEqualTo("malformed token");
     assertThat(refusal(dangling(p[0]) + "." + p[1] + "." + p[2])).isEqualTo("malformed token");
     assertThat(refusal(p[0] + "." + dangling(p[1]) + "." + p[2])).isEqualTo("malformed token");
-    assertThat(refusal(Base64URL.encode("not json") + "." + p[1] + "." + p[2])).isEqualTo("malformed token");
-    assertThat(refusal(Base64URL.encode("{\"kid\":\"rsa-1\"}") + "." + p[1] + "." + p[2])).as("no alg")
+    assertThat(refusal(Base64URL.encode("not json") + "." + p[1] + "." + p[2]))
         .isEqualTo("malformed token");
-    assertThat(refusal(Base64URL.encode("{\"alg\":5}") + "." + p[1] + "." + p[2])).isEqualTo("malformed token");
-    assertThat(refusal(p[0] + "." + Base64URL.encode("[1,2]") + "." + p[2])).isEqualTo("malformed token");
-    assertThat(refusal(p[0] + "." + Base64URL.encode("{\"exp\":\"soon\"}") + "." + p[2])).as("exp not a number")
+    assertThat(refusal(Base64URL.encode("{\"kid\":\"rsa-1\"}") + "." + p[1] + "." + p[2]))
+        .as("no alg")
         .isEqualTo("malformed token");
-    assertThat(refusal(p[0] + "." + Base64URL.encode("{\"sub\":{\"a\":1}}") + "." + p[2])).isEqualTo("malformed token");
+    assertThat(refusal(Base64URL.encode("{\"alg\":5}") + "." + p[1] + "." + p[2]))
+        .isEqualTo("malformed token");
+    assertThat(refusal(p[0] + "." + Base64URL.encode("[1,2]") + "." + p[2]))
+        .isEqualTo("malformed token");
+    assertThat(refusal(p[0] + "." + Base64URL.encode("{\"exp\":\"soon\"}") + "." + p[2]))
+        .as("exp not a number")
+        .isEqualTo("malformed token");
+    assertThat(refusal(p[0] + "." + Base64URL.encode("{\"sub\":{\"a\":1}}") + "." + p[2]))
+        .isEqualTo("malformed token");
     assertThat(refusal("garbage.garbage.garbage")).isEqualTo("malformed token");
   }
 
@@ -147,22 +164,30 @@ class OidcTokenTest {
     String payload = Base64URL.encode(claims().toString()).toString();
     String token = signRaw("{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"b64\":false}", payload);
     assertThat(refusal(token)).isEqualTo("malformed token");
-    String withCrit = signRaw("{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"b64\":false,\"crit\":[\"b64\"]}", payload);
+    String withCrit =
+        signRaw("{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"b64\":false,\"crit\":[\"b64\"]}", payload);
     assertThat(refusal(withCrit)).isEqualTo("malformed token");
   }
 
   @Test
   void keepsTheCriticalHeaderForTheResolverToRefuse() throws Exception {
-    String token = sign(new JWSHeader.Builder(JWSAlgorithm.RS256).criticalParams(java.util.Set.of("policy"))
-        .customParam("policy", "x").build(), claims());
+    String token =
+        sign(
+            new JWSHeader.Builder(JWSAlgorithm.RS256)
+                .criticalParams(java.util.Set.of("policy"))
+                .customParam("policy", "x")
+                .build(),
+            claims());
     assertThat(OidcToken.parse(token).header().getCriticalParams()).containsExactly("policy");
   }
 
   @Test
   void refusesAHeaderThatIsNotJsonObjectOrHasNoDot() {
-    assertThatThrownBy(() -> OidcToken.parse("abc")).isInstanceOf(AuthenticationException.class)
+    assertThatThrownBy(() -> OidcToken.parse("abc"))
+        .isInstanceOf(AuthenticationException.class)
         .hasMessage("malformed token");
-    assertThatThrownBy(() -> OidcToken.parse("abc.def")).isInstanceOf(AuthenticationException.class)
+    assertThatThrownBy(() -> OidcToken.parse("abc.def"))
+        .isInstanceOf(AuthenticationException.class)
         .hasMessage("malformed token");
   }
 }

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Whole-text masking: strategies, overlap resolution, counts, the factory from a policy. */
 class BlockMaskerTest {
-  private static final byte[] KEY = "0123456789abcdef0123456789abcdef".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] KEY =
+      "0123456789abcdef0123456789abcdef".getBytes(StandardCharsets.UTF_8);
 
   private static BlockMasker all(MaskStrategy strategy) {
     return new BlockMasker(Detectors.all(), strategy, strategy == MaskStrategy.HASH ? KEY : null);
@@ -26,24 +27,33 @@ class BlockMaskerTest {
 
   @Test
   void redactsEveryDetectorWithItsLabel() {
-    String text = "Mail john.doe@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111, SSN 123-45-6789, "
-        + "IBAN GB82 WEST 1234 5698 7654 32, host 10.0.0.1 / 2001:db8::1, key AKIAIOSFODNN7EXAMPLE, token "
-        + DetectorsTest.JWT + "\n" + DetectorsTest.PEM + "\nend";
-    assertThat(all(MaskStrategy.REDACT).mask(text)).isEqualTo(
-        "Mail [EMAIL] or call [PHONE]; card [CREDIT_CARD], SSN [US_SSN], IBAN [IBAN], host [IPV4] / [IPV6], "
-            + "key [AWS_ACCESS_KEY], token [JWT]\n[PRIVATE_KEY]\nend");
+    String text =
+        "Mail john.doe@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111, SSN 123-45-6789, "
+            + "IBAN GB82 WEST 1234 5698 7654 32, host 10.0.0.1 / 2001:db8::1, key AKIAIOSFODNN7EXAMPLE, token "
+            + DetectorsTest.JWT
+            + "\n"
+            + DetectorsTest.PEM
+            + "\nend";
+    assertThat(all(MaskStrategy.REDACT).mask(text))
+        .isEqualTo(
+            "Mail [EMAIL] or call [PHONE]; card [CREDIT_CARD], SSN [US_SSN], IBAN [IBAN], host [IPV4] / [IPV6], "
+                + "key [AWS_ACCESS_KEY], token [JWT]\n[PRIVATE_KEY]\nend");
   }
 
   @Test
   void maskingAWholeTextAtOnceGivesWhatASessionReleasesAndCounts() {
-    String text = "Mail john.doe@example.com, jane@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111";
+    String text =
+        "Mail john.doe@example.com, jane@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111";
     for (MaskStrategy strategy : MaskStrategy.values()) {
       BlockMasker m = all(strategy);
       Masker.Session session = m.open();
       String streamed = session.push(text) + session.finish();
-      Map<String, Integer> counts = new java.util.TreeMap<>(Map.of("email", 1)); // added to, not replaced
+      Map<String, Integer> counts =
+          new java.util.TreeMap<>(Map.of("email", 1)); // added to, not replaced
       assertThat(m.mask(text, counts)).as(strategy.name()).isEqualTo(streamed);
-      assertThat(counts).as(strategy.name()).isEqualTo(Map.of("email", 3, "phone", 1, "credit-card", 1));
+      assertThat(counts)
+          .as(strategy.name())
+          .isEqualTo(Map.of("email", 3, "phone", 1, "credit-card", 1));
       assertThat(session.counts()).isEqualTo(Map.of("email", 2, "phone", 1, "credit-card", 1));
     }
   }
@@ -55,7 +65,9 @@ class BlockMaskerTest {
    */
   @Test
   void aValueIsMaskedWhereverAStreamSplitsItWhenACustomPatternHoldsBackMore() {
-    Policy p = Policy.parse("""
+    Policy p =
+        Policy.parse(
+            """
         version: 1
         masking:
           detectors: [email, credit-card]
@@ -63,8 +75,10 @@ class BlockMaskerTest {
             - {name: employee-id, pattern: "EMP-[0-9]{6}"}
         """);
     BlockMasker m = BlockMasker.from(p.masking(), Map.<String, String>of()::get);
-    for (String text : List.of("write to alice.smith@example.com before noon",
-        "card 4111 1111 1111 1111 and EMP-123456 today")) {
+    for (String text :
+        List.of(
+            "write to alice.smith@example.com before noon",
+            "card 4111 1111 1111 1111 and EMP-123456 today")) {
       String whole = m.mask(text);
       for (int i = 0; i <= text.length(); i++) {
         Masker.Session s = m.open();
@@ -76,7 +90,8 @@ class BlockMaskerTest {
 
   @Test
   void leavesTextWithoutValuesUnchanged() {
-    String text = "Release v1.2.3.4 shipped on 2024-01-15, order 12345678, version 10.0.0.1; std::vector";
+    String text =
+        "Release v1.2.3.4 shipped on 2024-01-15, order 12345678, version 10.0.0.1; std::vector";
     assertThat(all(MaskStrategy.REDACT).mask(text)).isSameAs(text);
   }
 
@@ -95,18 +110,26 @@ class BlockMaskerTest {
     String once = m.mask("to john.doe@example.com");
     assertThat(once).matches("to \\[EMAIL:[0-9a-f]{6}]");
     assertThat(m.mask("to john.doe@example.com")).isEqualTo(once);
-    assertThat(m.mask("to John.Doe@Example.com")).isEqualTo(once); // emails compare case-insensitively
+    assertThat(m.mask("to John.Doe@Example.com"))
+        .isEqualTo(once); // emails compare case-insensitively
     assertThat(m.mask("4111 1111 1111 1111")).isEqualTo(m.mask("4111-1111-1111-1111"));
     assertThat(m.mask("to jane@example.com")).isNotEqualTo(once);
-    BlockMasker otherKey = new BlockMasker(Detectors.all(), MaskStrategy.HASH,
-        "another-key-of-32-bytes-length!!".getBytes(StandardCharsets.UTF_8));
+    BlockMasker otherKey =
+        new BlockMasker(
+            Detectors.all(),
+            MaskStrategy.HASH,
+            "another-key-of-32-bytes-length!!".getBytes(StandardCharsets.UTF_8));
     assertThat(otherKey.mask("to john.doe@example.com")).isNotEqualTo(once);
   }
 
   @Test
   void hashNeedsALongEnoughKey() {
-    assertThatThrownBy(() -> new BlockMasker(Detectors.all(), MaskStrategy.HASH, "short".getBytes(StandardCharsets.UTF_8)))
-        .isInstanceOf(IllegalArgumentException.class).hasMessage("masking hash key must be at least 16 bytes");
+    assertThatThrownBy(
+            () ->
+                new BlockMasker(
+                    Detectors.all(), MaskStrategy.HASH, "short".getBytes(StandardCharsets.UTF_8)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("masking hash key must be at least 16 bytes");
   }
 
   /** A detector reporting fixed spans, to drive overlap resolution. */
@@ -134,8 +157,11 @@ class BlockMaskerTest {
   @Test
   void overlapsResolveEarliestStartThenLongestThenDetectorOrderAndOverlapsExtend() {
     String text = "0123456789";
-    BlockMasker m = new BlockMasker(List.of(spans("a", 2, 4, 5, 7), spans("b", 1, 3, 5, 9), spans("c", 5, 9)),
-        MaskStrategy.REDACT, null);
+    BlockMasker m =
+        new BlockMasker(
+            List.of(spans("a", 2, 4, 5, 7), spans("b", 1, 3, 5, 9), spans("c", 5, 9)),
+            MaskStrategy.REDACT,
+            null);
     // b[1,3) is taken first; a[2,4) overlaps it and extends it; at 5 the longest, b, wins
     assertThat(m.matches(text)).containsExactly(new Match(1, 4, "b"), new Match(5, 9, "b"));
     assertThat(m.mask(text)).isEqualTo("0[B]4[B]9");
@@ -172,25 +198,39 @@ class BlockMaskerTest {
 
   @Test
   void holdBackIsTheLongestDetectorDecision() {
-    assertThat(all(MaskStrategy.REDACT).maxHoldBack()).isEqualTo(PrivateKeyDetector.MAX_LENGTH + Detector.LOOKAHEAD);
-    assertThat(new BlockMasker(List.of(Detectors.builtIn("us-ssn"), Detectors.builtIn("ipv4")), MaskStrategy.REDACT, null)
-        .maxHoldBack()).isEqualTo(15 + Detector.LOOKAHEAD);
+    assertThat(all(MaskStrategy.REDACT).maxHoldBack())
+        .isEqualTo(PrivateKeyDetector.MAX_LENGTH + Detector.LOOKAHEAD);
+    assertThat(
+            new BlockMasker(
+                    List.of(Detectors.builtIn("us-ssn"), Detectors.builtIn("ipv4")),
+                    MaskStrategy.REDACT,
+                    null)
+                .maxHoldBack())
+        .isEqualTo(15 + Detector.LOOKAHEAD);
   }
 
   @Test
   void maxHoldBackBelowWhatADetectorNeedsIsRefusedNamingIt() {
     assertThatThrownBy(() -> new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null, 4096))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("max-hold-back 4096 is too small: detector jwt needs " + (JwtDetector.MAX_LENGTH + Detector.LOOKAHEAD)
-            + " chars");
+        .hasMessage(
+            "max-hold-back 4096 is too small: detector jwt needs "
+                + (JwtDetector.MAX_LENGTH + Detector.LOOKAHEAD)
+                + " chars");
   }
 
   @Test
   void fromPolicyBuildsCustomAndWordDetectors() {
-    Policy.Masking masking = new Policy.Masking(List.of("email"),
-        List.of(new Policy.CustomPattern("employee-id", "EMP-[0-9]{6}")),
-        List.of(new Policy.WordList("codename", List.of("Project Nightingale", "Falcon"), true)),
-        MaskStrategy.REDACT, null, null, Set.of());
+    Policy.Masking masking =
+        new Policy.Masking(
+            List.of("email"),
+            List.of(new Policy.CustomPattern("employee-id", "EMP-[0-9]{6}")),
+            List.of(
+                new Policy.WordList("codename", List.of("Project Nightingale", "Falcon"), true)),
+            MaskStrategy.REDACT,
+            null,
+            null,
+            Set.of());
     BlockMasker m = BlockMasker.from(masking, name -> null);
     assertThat(m.mask("EMP-123456 on project nightingale and FALCON, not Falconry, mail x@y.org"))
         .isEqualTo("[EMPLOYEE_ID] on [CODENAME] and [CODENAME], not Falconry, mail [EMAIL]");
@@ -199,12 +239,17 @@ class BlockMaskerTest {
 
   @Test
   void fromPolicyReadsTheHashKeyFromEnvOrFile(@TempDir Path dir) throws Exception {
-    Policy.Masking fromEnv = new Policy.Masking(List.of("email"), null, null, MaskStrategy.HASH, "MASK_KEY", null, null);
-    String a = BlockMasker.from(fromEnv, name -> name.equals("MASK_KEY") ? "0123456789abcdef0123456789abcdef" : null)
-        .mask("a@b.co");
+    Policy.Masking fromEnv =
+        new Policy.Masking(List.of("email"), null, null, MaskStrategy.HASH, "MASK_KEY", null, null);
+    String a =
+        BlockMasker.from(
+                fromEnv,
+                name -> name.equals("MASK_KEY") ? "0123456789abcdef0123456789abcdef" : null)
+            .mask("a@b.co");
     Path file = dir.resolve("key");
     Files.writeString(file, "0123456789abcdef0123456789abcdef\n");
-    Policy.Masking fromFile = new Policy.Masking(List.of("email"), null, null, MaskStrategy.HASH, null, file, null);
+    Policy.Masking fromFile =
+        new Policy.Masking(List.of("email"), null, null, MaskStrategy.HASH, null, file, null);
     assertThat(BlockMasker.from(fromFile, name -> null).mask("a@b.co")).isEqualTo(a);
 
     assertThatThrownBy(() -> BlockMasker.from(fromEnv, name -> null))
@@ -213,8 +258,9 @@ class BlockMaskerTest {
     assertThatThrownBy(() -> BlockMasker.from(fromEnv, name -> "tooshort"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("masking hash key in environment variable MASK_KEY must be at least 16 bytes");
-    Policy.Masking missing = new Policy.Masking(List.of("email"), null, null, MaskStrategy.HASH, null,
-        dir.resolve("nope"), null);
+    Policy.Masking missing =
+        new Policy.Masking(
+            List.of("email"), null, null, MaskStrategy.HASH, null, dir.resolve("nope"), null);
     assertThatThrownBy(() -> BlockMasker.from(missing, name -> null))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageStartingWith("masking hash key: cannot read file ");
@@ -222,6 +268,8 @@ class BlockMaskerTest {
 
   @Test
   void toStringNeverShowsTheKey() {
-    assertThat(all(MaskStrategy.HASH).toString()).doesNotContain("0123456789abcdef").contains("hash");
+    assertThat(all(MaskStrategy.HASH).toString())
+        .doesNotContain("0123456789abcdef")
+        .contains("hash");
   }
 }

@@ -142,7 +142,8 @@ final class BodyMaskerFixtures {
       } else if (line.startsWith("data:")) {
         String value = line.substring(5);
         if (value.startsWith(" ")) value = value.substring(1);
-        if (data == null) data = new StringBuilder(); else data.append('\n');
+        if (data == null) data = new StringBuilder();
+        else data.append('\n');
         data.append(value);
       }
     }
@@ -167,7 +168,9 @@ final class BodyMaskerFixtures {
 
   static String chatChunk(String content) {
     return "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-x\","
-        + "\"choices\":[{\"index\":0,\"delta\":{\"content\":" + quote(content) + "},\"logprobs\":null,\"finish_reason\":null}]}";
+        + "\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        + quote(content)
+        + "},\"logprobs\":null,\"finish_reason\":null}]}";
   }
 
   static String chatFinish() {

@@ -41,28 +41,52 @@ import java.util.regex.Pattern;
  * </ul>
  */
 class BodyMaskerFuzzTest {
-  private static final BlockMasker MASKER = new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
+  private static final BlockMasker MASKER =
+      new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String EMAIL = "alice@example.com";
   private static final String CARD = "4111111111111111";
   private static final Pattern NUMBER = Pattern.compile("\\d{1,6}");
 
   /** How a stream API frames text: the body, and how a client reads its text back. */
-  private record Api(String contentType, Function<List<String>, String> frame, Function<JsonNode, String> text) {}
+  private record Api(
+      String contentType, Function<List<String>, String> frame, Function<JsonNode, String> text) {}
 
-  private static final Map<String, Api> APIS = Map.of(
-      "openai", new Api("text/event-stream", BodyMaskerFuzzTest::openAi,
-          n -> n.path("choices").path(0).path("delta").path("content").asText("")),
-      "completions", new Api("text/event-stream", BodyMaskerFuzzTest::completions,
-          n -> n.path("choices").path(0).path("text").asText("")),
-      "responses", new Api("text/event-stream", BodyMaskerFuzzTest::responses,
-          n -> n.path("type").asText().equals("response.output_text.delta") ? n.path("delta").asText("") : ""),
-      "anthropic", new Api("text/event-stream", BodyMaskerFuzzTest::anthropic,
-          n -> n.path("delta").path("text").asText("")),
-      "ollama-chat", new Api("application/x-ndjson", pieces -> ollama(pieces, "message"),
-          n -> n.path("message").path("content").asText("")),
-      "ollama-generate", new Api("application/x-ndjson", pieces -> ollama(pieces, "response"),
-          n -> n.path("response").asText("")));
+  private static final Map<String, Api> APIS =
+      Map.of(
+          "openai",
+              new Api(
+                  "text/event-stream",
+                  BodyMaskerFuzzTest::openAi,
+                  n -> n.path("choices").path(0).path("delta").path("content").asText("")),
+          "completions",
+              new Api(
+                  "text/event-stream",
+                  BodyMaskerFuzzTest::completions,
+                  n -> n.path("choices").path(0).path("text").asText("")),
+          "responses",
+              new Api(
+                  "text/event-stream",
+                  BodyMaskerFuzzTest::responses,
+                  n ->
+                      n.path("type").asText().equals("response.output_text.delta")
+                          ? n.path("delta").asText("")
+                          : ""),
+          "anthropic",
+              new Api(
+                  "text/event-stream",
+                  BodyMaskerFuzzTest::anthropic,
+                  n -> n.path("delta").path("text").asText("")),
+          "ollama-chat",
+              new Api(
+                  "application/x-ndjson",
+                  pieces -> ollama(pieces, "message"),
+                  n -> n.path("message").path("content").asText("")),
+          "ollama-generate",
+              new Api(
+                  "application/x-ndjson",
+                  pieces -> ollama(pieces, "response"),
+                  n -> n.path("response").asText("")));
 
   @FuzzTest(maxDuration = "10s")
   void mask(byte[] input) throws JsonProcessingException {
@@ -70,7 +94,8 @@ class BodyMaskerFuzzTest {
     int nl2 = nl1 < 0 ? -1 : indexOf(input, nl1 + 1);
     if (nl2 < 0) return;
     String mode = new String(input, 0, nl1, StandardCharsets.UTF_8);
-    List<Integer> cuts = numbers(new String(input, nl1 + 1, nl2 - nl1 - 1, StandardCharsets.US_ASCII));
+    List<Integer> cuts =
+        numbers(new String(input, nl1 + 1, nl2 - nl1 - 1, StandardCharsets.US_ASCII));
     byte[] payload = Arrays.copyOfRange(input, nl2 + 1, input.length);
 
     if (mode.startsWith("raw ")) {
@@ -83,8 +108,12 @@ class BodyMaskerFuzzTest {
     if (api == null) return;
     // The raw values only where planted, as words in prose: the fuzzer's own copies (glued to other
     // text, where a detector may rightly not see a value) are taken out first.
-    String text = new String(payload, StandardCharsets.UTF_8).replace(EMAIL, "#").replace(CARD, "#")
-        .replace("{email}", " mail " + EMAIL + " now ").replace("{card}", " card " + CARD + " ok ");
+    String text =
+        new String(payload, StandardCharsets.UTF_8)
+            .replace(EMAIL, "#")
+            .replace(CARD, "#")
+            .replace("{email}", " mail " + EMAIL + " now ")
+            .replace("{card}", " card " + CARD + " ok ");
     byte[] body = api.frame().apply(pieces(text, cuts)).getBytes(StandardCharsets.UTF_8);
     byte[] out = assertSplitInvariant(api.contentType(), body, cuts);
 
@@ -126,7 +155,8 @@ class BodyMaskerFuzzTest {
   }
 
   /** The JSON of every SSE event's data or NDJSON line; each must parse ({@code [DONE]} aside). */
-  private static List<JsonNode> events(String body, String contentType) throws JsonProcessingException {
+  private static List<JsonNode> events(String body, String contentType)
+      throws JsonProcessingException {
     List<JsonNode> events = new ArrayList<>();
     if (contentType.equals("application/x-ndjson")) {
       for (String line : body.split("\n")) if (!line.isEmpty()) events.add(JSON.readTree(line));
@@ -135,9 +165,11 @@ class BodyMaskerFuzzTest {
     for (String event : body.split("\n\n")) {
       StringBuilder data = new StringBuilder();
       for (String line : event.split("\n")) {
-        if (line.startsWith("data: ")) data.append(data.length() == 0 ? "" : "\n").append(line.substring(6));
+        if (line.startsWith("data: "))
+          data.append(data.length() == 0 ? "" : "\n").append(line.substring(6));
       }
-      if (data.length() > 0 && !data.toString().equals("[DONE]")) events.add(JSON.readTree(data.toString()));
+      if (data.length() > 0 && !data.toString().equals("[DONE]"))
+        events.add(JSON.readTree(data.toString()));
     }
     return events;
   }
@@ -170,12 +202,21 @@ class BodyMaskerFuzzTest {
     StringBuilder b = new StringBuilder();
     for (String p : pieces) {
       ObjectNode chunk = chunk("chat.completion.chunk");
-      chunk.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
+      chunk
+          .withArray("choices")
+          .addObject()
+          .put("index", 0)
+          .putNull("finish_reason")
+          .putObject("delta")
           .put("content", p);
       b.append("data: ").append(chunk).append("\n\n");
     }
     ObjectNode last = chunk("chat.completion.chunk");
-    last.withArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
+    last.withArray("choices")
+        .addObject()
+        .put("index", 0)
+        .put("finish_reason", "stop")
+        .putObject("delta");
     return b.append("data: ").append(last).append("\n\ndata: [DONE]\n\n").toString();
   }
 
@@ -183,31 +224,55 @@ class BodyMaskerFuzzTest {
     StringBuilder b = new StringBuilder();
     for (String p : pieces) {
       ObjectNode chunk = chunk("text_completion");
-      chunk.withArray("choices").addObject().put("index", 0).put("text", p).putNull("finish_reason");
+      chunk
+          .withArray("choices")
+          .addObject()
+          .put("index", 0)
+          .put("text", p)
+          .putNull("finish_reason");
       b.append("data: ").append(chunk).append("\n\n");
     }
     ObjectNode last = chunk("text_completion");
-    last.withArray("choices").addObject().put("index", 0).put("text", "").put("finish_reason", "length");
+    last.withArray("choices")
+        .addObject()
+        .put("index", 0)
+        .put("text", "")
+        .put("finish_reason", "length");
     return b.append("data: ").append(last).append("\n\ndata: [DONE]\n\n").toString();
   }
 
   private static String responses(List<String> pieces) {
     StringBuilder b = new StringBuilder();
     for (String p : pieces) {
-      ObjectNode e = JsonNodeFactory.instance.objectNode().put("type", "response.output_text.delta")
-          .put("item_id", "msg_1").put("output_index", 0).put("content_index", 0).put("delta", p);
+      ObjectNode e =
+          JsonNodeFactory.instance
+              .objectNode()
+              .put("type", "response.output_text.delta")
+              .put("item_id", "msg_1")
+              .put("output_index", 0)
+              .put("content_index", 0)
+              .put("delta", p);
       b.append("event: response.output_text.delta\ndata: ").append(e).append("\n\n");
     }
-    ObjectNode done = JsonNodeFactory.instance.objectNode().put("type", "response.output_text.done")
-        .put("item_id", "msg_1").put("output_index", 0).put("content_index", 0).put("text", String.join("", pieces));
+    ObjectNode done =
+        JsonNodeFactory.instance
+            .objectNode()
+            .put("type", "response.output_text.done")
+            .put("item_id", "msg_1")
+            .put("output_index", 0)
+            .put("content_index", 0)
+            .put("text", String.join("", pieces));
     b.append("event: response.output_text.done\ndata: ").append(done).append("\n\n");
-    return b.append("event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n").toString();
+    return b.append("event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n")
+        .toString();
   }
 
   private static String anthropic(List<String> pieces) {
-    StringBuilder b = new StringBuilder("event: message_start\ndata: {\"type\":\"message_start\"}\n\n");
+    StringBuilder b =
+        new StringBuilder("event: message_start\ndata: {\"type\":\"message_start\"}\n\n");
     for (String p : pieces) {
-      ObjectNode e = JsonNodeFactory.instance.objectNode().put("type", "content_block_delta").put("index", 0);
+      ObjectNode e =
+          JsonNodeFactory.instance.objectNode().put("type", "content_block_delta").put("index", 0);
       e.putObject("delta").put("type", "text_delta").put("text", p);
       b.append("event: content_block_delta\ndata: ").append(e).append("\n\n");
     }
@@ -231,7 +296,11 @@ class BodyMaskerFuzzTest {
   }
 
   private static ObjectNode chunk(String object) {
-    return JsonNodeFactory.instance.objectNode().put("id", "c-1").put("object", object).put("created", 1700000000)
+    return JsonNodeFactory.instance
+        .objectNode()
+        .put("id", "c-1")
+        .put("object", object)
+        .put("created", 1700000000)
         .put("model", "m");
   }
 

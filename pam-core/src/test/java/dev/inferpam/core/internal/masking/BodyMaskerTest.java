@@ -22,25 +22,41 @@ class BodyMaskerTest {
 
   @Test
   void contentTypesChooseTheFraming() {
-    for (String binary : List.of("image/png", "audio/wav", "video/mp4", "application/octet-stream",
-        "application/x-protobuf", "application/grpc", "application/pdf")) {
+    for (String binary :
+        List.of(
+            "image/png",
+            "audio/wav",
+            "video/mp4",
+            "application/octet-stream",
+            "application/x-protobuf",
+            "application/grpc",
+            "application/pdf")) {
       assertThat(open(binary)).as(binary).isNull();
     }
-    assertThat(BodyMasker.mediaType(" Text/Event-Stream ; charset=UTF-8")).isEqualTo("text/event-stream");
+    assertThat(BodyMasker.mediaType(" Text/Event-Stream ; charset=UTF-8"))
+        .isEqualTo("text/event-stream");
     // JSON types buffer, text types stream
-    for (String json : List.of("application/json", "Application/JSON; charset=utf-8", "application/problem+json",
-        "application/vnd.api+json")) {
+    for (String json :
+        List.of(
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/problem+json",
+            "application/vnd.api+json")) {
       BodyMasker m = open(json);
       assertThat(m.push(utf8("{\"a\":\"SECRET\"}"), 0, 14)).as(json).isEmpty();
       assertThat(str(m.finish())).isEqualTo("{\"a\":\"[S]\"}");
     }
-    for (String text : new String[] {null, "", "text/plain", "text/html; charset=utf-8", "TEXT/MARKDOWN"}) {
+    for (String text :
+        new String[] {null, "", "text/plain", "text/html; charset=utf-8", "TEXT/MARKDOWN"}) {
       BodyMasker m = open(text);
       assertThat(str(m.push(utf8("a SECRET b"), 0, 10))).as(text).isEqualTo("a [S] b");
       assertThat(m.finish()).isEmpty();
     }
-    for (String ndjson : List.of("application/x-ndjson", "application/ndjson", "application/jsonl")) {
-      assertThat(feed(open(ndjson), "{\"x\":\"SECRET\"}\n")).as(ndjson).containsExactly("{\"x\":\"[S]\"}\n", "");
+    for (String ndjson :
+        List.of("application/x-ndjson", "application/ndjson", "application/jsonl")) {
+      assertThat(feed(open(ndjson), "{\"x\":\"SECRET\"}\n"))
+          .as(ndjson)
+          .containsExactly("{\"x\":\"[S]\"}\n", "");
     }
     assertThat(feed(open("text/event-stream"), "data: {\"x\":\"SECRET\"}\n\n"))
         .containsExactly("data: {\"x\":\"[S]\"}\n\n", "");
@@ -48,34 +64,39 @@ class BodyMaskerTest {
 
   @Test
   void chatCompletionValuesAndKeysAreMaskedStructuralValuesAndStructureKept() {
-    String body = "{\n  \"id\": \"chatcmpl-SECRET\",\n  \"object\": \"chat.completion\",\n  \"created\": 1700000000,\n"
-        + "  \"model\": \"SECRET-model\",\n  \"choices\": [{\"index\": 0, \"message\": {\"role\": \"assistant\","
-        + " \"content\": \"the SECRET is 42\", \"refusal\": null}, \"logprobs\": null, \"finish_reason\": \"stop\"}],\n"
-        + "  \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 12, \"total_tokens\": 21},\n"
-        + "  \"SECRET\": [\"SECRET\", true, 1.0e-3, {\"SECRET\": \"x SECRET\"}]\n}";
+    String body =
+        "{\n  \"id\": \"chatcmpl-SECRET\",\n  \"object\": \"chat.completion\",\n  \"created\": 1700000000,\n"
+            + "  \"model\": \"SECRET-model\",\n  \"choices\": [{\"index\": 0, \"message\": {\"role\": \"assistant\","
+            + " \"content\": \"the SECRET is 42\", \"refusal\": null}, \"logprobs\": null, \"finish_reason\": \"stop\"}],\n"
+            + "  \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 12, \"total_tokens\": 21},\n"
+            + "  \"SECRET\": [\"SECRET\", true, 1.0e-3, {\"SECRET\": \"x SECRET\"}]\n}";
     BodyMasker masker = open(JSON);
     String out = String.join("", feed(masker, body));
-    assertThat(out).isEqualTo("{\"id\":\"chatcmpl-SECRET\",\"object\":\"chat.completion\",\"created\":1700000000,"
-        + "\"model\":\"SECRET-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-        + "\"content\":\"the [S] is 42\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-        + "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":21},"
-        + "\"[S]\":[\"[S]\",true,1.0e-3,{\"[S]\":\"x [S]\"}]}");
+    assertThat(out)
+        .isEqualTo(
+            "{\"id\":\"chatcmpl-SECRET\",\"object\":\"chat.completion\",\"created\":1700000000,"
+                + "\"model\":\"SECRET-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                + "\"content\":\"the [S] is 42\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+                + "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":21},"
+                + "\"[S]\":[\"[S]\",true,1.0e-3,{\"[S]\":\"x [S]\"}]}");
     assertThat(parse(out)).isNotNull();
     assertThat(masker.counts()).isEqualTo(Map.of("secret", 5));
   }
 
   @Test
   void aDocumentWithNothingToMaskPassesAsItCame() {
-    String body = "{\n  \"id\": \"chatcmpl-1\",\n  \"choices\": [{\"message\": {\"content\": \"caf\u00e9 \\u00e9 \\\"ok\\\"\"},"
-        + " \"logprobs\": null}],\n  \"n\": 1.50e+2, \"flag\" : true\n}\n";
+    String body =
+        "{\n  \"id\": \"chatcmpl-1\",\n  \"choices\": [{\"message\": {\"content\": \"caf\u00e9 \\u00e9 \\\"ok\\\"\"},"
+            + " \"logprobs\": null}],\n  \"n\": 1.50e+2, \"flag\" : true\n}\n";
     BodyMasker masker = open(JSON);
     assertThat(String.join("", feed(masker, body))).isEqualTo(body);
     assertThat(masker.counts()).isEmpty();
     // one value to mask: the document is written again, compact, with only that value changed
     BodyMasker masking = open(JSON);
     assertThat(String.join("", feed(masking, body.replace("ok", "SECRET"))))
-        .isEqualTo("{\"id\":\"chatcmpl-1\",\"choices\":[{\"message\":{\"content\":\"caf\u00e9 \u00e9 \\\"[S]\\\"\"},"
-            + "\"logprobs\":null}],\"n\":1.50e+2,\"flag\":true}");
+        .isEqualTo(
+            "{\"id\":\"chatcmpl-1\",\"choices\":[{\"message\":{\"content\":\"caf\u00e9 \u00e9 \\\"[S]\\\"\"},"
+                + "\"logprobs\":null}],\"n\":1.50e+2,\"flag\":true}");
     assertThat(masking.counts()).isEqualTo(Map.of("secret", 1));
   }
 
@@ -97,23 +118,29 @@ class BodyMaskerTest {
 
   @Test
   void anthropicMessageIsMasked() {
-    String body = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
-        + "\"content\":[{\"type\":\"text\",\"text\":\"hi SECRET\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\","
-        + "\"name\":\"lookup\",\"input\":{\"q\":\"SECRET\"}},{\"type\":\"thinking\",\"thinking\":\"SECRET\","
-        + "\"signature\":\"SECRETsig==\"}],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":3}}";
+    String body =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
+            + "\"content\":[{\"type\":\"text\",\"text\":\"hi SECRET\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+            + "\"name\":\"lookup\",\"input\":{\"q\":\"SECRET\"}},{\"type\":\"thinking\",\"thinking\":\"SECRET\","
+            + "\"signature\":\"SECRETsig==\"}],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":3}}";
     String out = str(run(JSON, utf8(body)));
-    assertThat(out).isEqualTo(body.replace("hi SECRET", "hi [S]").replace("\"q\":\"SECRET\"", "\"q\":\"[S]\"")
-        .replace("\"thinking\":\"SECRET\"", "\"thinking\":\"[S]\""));
+    assertThat(out)
+        .isEqualTo(
+            body.replace("hi SECRET", "hi [S]")
+                .replace("\"q\":\"SECRET\"", "\"q\":\"[S]\"")
+                .replace("\"thinking\":\"SECRET\"", "\"thinking\":\"[S]\""));
   }
 
   @Test
   void embeddingsPassBitExact() {
-    String floats = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":"
-        + "[0.0023064255,-0.009327292,1.0E-7,3,-0.00000000000000000012345678901234567890123,1e400]}],"
-        + "\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}";
+    String floats =
+        "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":"
+            + "[0.0023064255,-0.009327292,1.0E-7,3,-0.00000000000000000012345678901234567890123,1e400]}],"
+            + "\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}";
     assertThat(str(run(JSON, utf8(floats)))).isEqualTo(floats);
-    String base64 = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-        + "\"embedding\":\"SECRETAAAAAAgD8AAIA/+/SECRET==\"}],\"model\":\"m\"}";
+    String base64 =
+        "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+            + "\"embedding\":\"SECRETAAAAAAgD8AAIA/+/SECRET==\"}],\"model\":\"m\"}";
     assertThat(str(run(JSON, utf8(base64)))).isEqualTo(base64);
     String ollama = "{\"model\":\"all-minilm\",\"embeddings\":[[0.010071029,-0.0017594862],[1.5]]}";
     assertThat(str(run(JSON, utf8(ollama)))).isEqualTo(ollama);
@@ -122,12 +149,15 @@ class BodyMaskerTest {
   @Test
   void onlyAStringRightUnderAnAllowListedKeyIsKept() {
     // fail closed: an object or array under a structural key is masked like any other value
-    String body = "{\"id\":{\"note\":\"SECRET\"},\"type\":[\"SECRET\"],\"model\":\"SECRET-m\","
-        + "\"embeddings\":[[1.5,\"SECRET\"]],\"metadata\":{\"user\":\"SECRET\"},\"stop_sequence\":\"SECRET\"}";
+    String body =
+        "{\"id\":{\"note\":\"SECRET\"},\"type\":[\"SECRET\"],\"model\":\"SECRET-m\","
+            + "\"embeddings\":[[1.5,\"SECRET\"]],\"metadata\":{\"user\":\"SECRET\"},\"stop_sequence\":\"SECRET\"}";
     BodyMasker masker = open(JSON);
-    assertThat(String.join("", feed(masker, body))).isEqualTo("{\"id\":{\"note\":\"[S]\"},\"type\":[\"[S]\"],"
-        + "\"model\":\"SECRET-m\",\"embeddings\":[[1.5,\"[S]\"]],\"metadata\":{\"user\":\"[S]\"},"
-        + "\"stop_sequence\":\"[S]\"}");
+    assertThat(String.join("", feed(masker, body)))
+        .isEqualTo(
+            "{\"id\":{\"note\":\"[S]\"},\"type\":[\"[S]\"],"
+                + "\"model\":\"SECRET-m\",\"embeddings\":[[1.5,\"[S]\"]],\"metadata\":{\"user\":\"[S]\"},"
+                + "\"stop_sequence\":\"[S]\"}");
     assertThat(masker.counts()).isEqualTo(Map.of("secret", 5));
     // the same in an SSE event and an NDJSON line
     String sse = String.join("", feed(open("text/event-stream"), "data: " + body + "\n\n"));
@@ -141,15 +171,27 @@ class BodyMaskerTest {
     String body = "{\"choices\":[{\"logprobs\":{\"top_logprobs\":[{\"SECRET\":-0.5,\"x\":-1}]}}]}";
     assertThat(String.join("", feed(open(JSON), body)))
         .isEqualTo("{\"choices\":[{\"logprobs\":{\"top_logprobs\":[{\"[S]\":-0.5,\"x\":-1}]}}]}");
-    String line = String.join("", feed(open("application/x-ndjson"),
-        "{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"SECRET\":true}}}]}}\n"));
-    assertThat(line).isEqualTo("{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"[S]\":true}}}]}}\n");
+    String line =
+        String.join(
+            "",
+            feed(
+                open("application/x-ndjson"),
+                "{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"SECRET\":true}}}]}}\n"));
+    assertThat(line)
+        .isEqualTo(
+            "{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"[S]\":true}}}]}}\n");
   }
 
   @Test
   void malformedJsonFallsBackToTextMasking() {
-    for (String bad : List.of("{\"a\": \"SECRET\"", "{\"a\":1} SECRET", "SECRET", "{\"a\":\"SECRET\"}{\"b\":2}",
-        "[1,2,]  SECRET", "{'a': 'SECRET'}")) {
+    for (String bad :
+        List.of(
+            "{\"a\": \"SECRET\"",
+            "{\"a\":1} SECRET",
+            "SECRET",
+            "{\"a\":\"SECRET\"}{\"b\":2}",
+            "[1,2,]  SECRET",
+            "{'a': 'SECRET'}")) {
       BodyMasker m = open(JSON);
       assertThat(String.join("", feed(m, bad))).as(bad).isEqualTo(bad.replace("SECRET", "[S]"));
       assertThat(m.counts().get("secret")).as(bad).isEqualTo(bad.split("SECRET", -1).length - 1);
@@ -159,7 +201,8 @@ class BodyMaskerTest {
 
   @Test
   void jsonBodyOverTheCapStreamsAsText() {
-    BodyMaskerJson.Body body = new BodyMaskerJson.Body(new BodyMaskerValues(new BodyMaskerFixtures.SecretMasker()), 16);
+    BodyMaskerJson.Body body =
+        new BodyMaskerJson.Body(new BodyMaskerValues(new BodyMaskerFixtures.SecretMasker()), 16);
     byte[] a = utf8("{\"a\":\"SEC");
     byte[] b = utf8("RET and more\"}");
     assertThat(body.push(a, 0, a.length)).isEmpty();
@@ -169,11 +212,12 @@ class BodyMaskerTest {
 
   @Test
   void ollamaChatStreamCarriesTheTailInTheDoneLine() {
-    String body = ""
-        + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"a SE\"},\"done\":false}\n"
-        + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:01Z\",\"message\":{\"role\":\"assistant\",\"content\":\"CRET b SEC\"},\"done\":false}\n"
-        + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:02Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},"
-        + "\"done_reason\":\"stop\",\"done\":true,\"total_duration\":123,\"eval_count\":2}\n";
+    String body =
+        ""
+            + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"a SE\"},\"done\":false}\n"
+            + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:01Z\",\"message\":{\"role\":\"assistant\",\"content\":\"CRET b SEC\"},\"done\":false}\n"
+            + "{\"model\":\"llama3\",\"created_at\":\"2024-01-01T00:00:02Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},"
+            + "\"done_reason\":\"stop\",\"done\":true,\"total_duration\":123,\"eval_count\":2}\n";
     String[] lines = body.split("(?<=\n)");
     BodyMasker masker = open(NDJSON);
     List<String> outs = feed(masker, lines);
@@ -187,37 +231,54 @@ class BodyMaskerTest {
 
   @Test
   void ollamaGenerateStreamAndLinesCutAnywhere() {
-    String body = "{\"model\":\"m\",\"response\":\"x SEC\",\"done\":false}\r\n"
-        + "{\"model\":\"m\",\"response\":\"RET é 😀 SE\",\"done\":false}\r\n"
-        + "{\"error\":\"SECRET failed\"}\n"
-        + "not json SECRET\n"
-        + "\n"
-        + "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"context\":[1,2,3]}\n";
+    String body =
+        "{\"model\":\"m\",\"response\":\"x SEC\",\"done\":false}\r\n"
+            + "{\"model\":\"m\",\"response\":\"RET é 😀 SE\",\"done\":false}\r\n"
+            + "{\"error\":\"SECRET failed\"}\n"
+            + "not json SECRET\n"
+            + "\n"
+            + "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"context\":[1,2,3]}\n";
     String out = str(run(NDJSON, utf8(body)));
-    assertThat(out).isEqualTo("{\"model\":\"m\",\"response\":\"x \",\"done\":false}\r\n"
-        + "{\"model\":\"m\",\"response\":\"[S] é 😀 \",\"done\":false}\r\n"
-        + "{\"error\":\"[S] failed\"}\n"
-        + "not json [S]\n"
-        + "\n"
-        + "{\"model\":\"m\",\"response\":\"SE\",\"done\":true,\"context\":[1,2,3]}\n");
+    assertThat(out)
+        .isEqualTo(
+            "{\"model\":\"m\",\"response\":\"x \",\"done\":false}\r\n"
+                + "{\"model\":\"m\",\"response\":\"[S] é 😀 \",\"done\":false}\r\n"
+                + "{\"error\":\"[S] failed\"}\n"
+                + "not json [S]\n"
+                + "\n"
+                + "{\"model\":\"m\",\"response\":\"SE\",\"done\":true,\"context\":[1,2,3]}\n");
     assertSplitInvariant(NDJSON, body);
   }
 
   @Test
   void ndjsonWithoutDoneLineReleasesTheTailInAClonedLine() {
-    List<String> outs = feed(open(NDJSON), "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"cut SECR\"},\"done\":false}");
+    List<String> outs =
+        feed(
+            open(NDJSON),
+            "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"cut SECR\"},\"done\":false}");
     assertThat(outs.get(0)).isEmpty();
-    assertThat(outs.get(1)).isEqualTo("{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"cut \"},\"done\":false}\n"
-        + "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"SECR\"},\"done\":false}\n");
+    assertThat(outs.get(1))
+        .isEqualTo(
+            "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"cut \"},\"done\":false}\n"
+                + "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"SECR\"},\"done\":false}\n");
   }
 
   @Test
   void ndjsonLineOverTheCapFallsBackToText() {
-    NdjsonMasker ndjson = new NdjsonMasker(new BodyMaskerValues(new BodyMaskerFixtures.SecretMasker()), 40);
-    byte[] b = utf8("{\"response\":\"a SEC\",\"done\":false}\n{\"response\":\"" + "x".repeat(50) + " SECRET\"}\nSECRET\n");
+    NdjsonMasker ndjson =
+        new NdjsonMasker(new BodyMaskerValues(new BodyMaskerFixtures.SecretMasker()), 40);
+    byte[] b =
+        utf8(
+            "{\"response\":\"a SEC\",\"done\":false}\n{\"response\":\""
+                + "x".repeat(50)
+                + " SECRET\"}\nSECRET\n");
     String out = ndjson.push(b, 0, b.length) + ndjson.finish();
-    assertThat(out).isEqualTo("{\"response\":\"a \",\"done\":false}\n{\"response\":\"SEC\",\"done\":false}\n"
-        + "{\"response\":\"" + "x".repeat(50) + " [S]\"}\n[S]\n");
+    assertThat(out)
+        .isEqualTo(
+            "{\"response\":\"a \",\"done\":false}\n{\"response\":\"SEC\",\"done\":false}\n"
+                + "{\"response\":\""
+                + "x".repeat(50)
+                + " [S]\"}\n[S]\n");
   }
 
   @Test
@@ -241,7 +302,9 @@ class BodyMaskerTest {
   void invalidUtf8IsReplacedNotPassed() {
     byte[] body = {'a', (byte) 0xC3, '(', ' ', 'S', 'E', 'C', 'R', 'E', 'T'};
     assertThat(str(run("text/plain", body))).isEqualTo("a\uFFFD( [S]");
-    byte[] json = {'{', '"', 'a', '"', ':', '"', (byte) 0xFF, 'S', 'E', 'C', 'R', 'E', 'T', '"', '}'};
+    byte[] json = {
+      '{', '"', 'a', '"', ':', '"', (byte) 0xFF, 'S', 'E', 'C', 'R', 'E', 'T', '"', '}'
+    };
     assertThat(str(run(JSON, json))).isEqualTo("{\"a\":\"\uFFFD[S]\"}");
   }
 
@@ -250,7 +313,8 @@ class BodyMaskerTest {
     BodyMasker masker = open("text/plain");
     masker.finish();
     assertThat(masker.finish()).isEmpty();
-    assertThatThrownBy(() -> masker.push(new byte[1], 0, 1)).isInstanceOf(IllegalStateException.class);
+    assertThatThrownBy(() -> masker.push(new byte[1], 0, 1))
+        .isInstanceOf(IllegalStateException.class);
   }
 
   @Test

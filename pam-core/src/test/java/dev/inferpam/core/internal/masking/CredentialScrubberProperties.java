@@ -18,20 +18,29 @@ import net.jqwik.api.Provide;
 class CredentialScrubberProperties {
   private static final String TOKEN = "sk-live/0123456789+abcdef==";
   private static final String KEY = "caller-key-0001";
-  private static final CredentialScrubber SCRUBBER = CredentialScrubber.of(List.of("Bearer " + TOKEN, KEY));
+  private static final CredentialScrubber SCRUBBER =
+      CredentialScrubber.of(List.of("Bearer " + TOKEN, KEY));
 
   @Provide
   Arbitrary<String> bodies() {
-    Arbitrary<String> piece = Arbitraries.oneOf(
-        Arbitraries.strings().withChars("abcsk-/\\\"BearCl0123 é\n").ofMaxLength(12),
-        Arbitraries.of("Bearer " + TOKEN, TOKEN, KEY, "sk-live\\/0123456789+abcdef==",
-            "sk-live%2F0123456789%2Babcdef%3D%3D", "Bearer sk-li", "caller-key-000", "sk-live/0123"));
+    Arbitrary<String> piece =
+        Arbitraries.oneOf(
+            Arbitraries.strings().withChars("abcsk-/\\\"BearCl0123 é\n").ofMaxLength(12),
+            Arbitraries.of(
+                "Bearer " + TOKEN,
+                TOKEN,
+                KEY,
+                "sk-live\\/0123456789+abcdef==",
+                "sk-live%2F0123456789%2Babcdef%3D%3D",
+                "Bearer sk-li",
+                "caller-key-000",
+                "sk-live/0123"));
     return piece.list().ofMaxSize(12).map(l -> String.join("", l));
   }
 
   @Property(tries = 500)
-  void streamedEqualsWholeLeaksNothingAndKeepsTheLength(@ForAll("bodies") String body,
-                                                        @ForAll("cuts") List<Integer> cuts) {
+  void streamedEqualsWholeLeaksNothingAndKeepsTheLength(
+      @ForAll("bodies") String body, @ForAll("cuts") List<Integer> cuts) {
     byte[] b = body.getBytes(StandardCharsets.UTF_8);
     CredentialScrubber.Stream s = SCRUBBER.open();
     ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -45,7 +54,10 @@ class CredentialScrubberProperties {
     out.writeBytes(s.finish());
     String streamed = out.toString(StandardCharsets.UTF_8);
     assertThat(streamed).isEqualTo(SCRUBBER.scrub(body));
-    assertThat(streamed).doesNotContain(TOKEN).doesNotContain(KEY).doesNotContain("0123456789+abcdef");
+    assertThat(streamed)
+        .doesNotContain(TOKEN)
+        .doesNotContain(KEY)
+        .doesNotContain("0123456789+abcdef");
     assertThat(out.size()).isEqualTo(b.length);
   }
 

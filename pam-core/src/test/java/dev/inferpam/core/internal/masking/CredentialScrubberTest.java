@@ -31,12 +31,23 @@ class CredentialScrubberTest {
 
   @Test
   void everyFormIsReplacedByALabelOfTheSameLength() {
-    String text = "auth=Bearer " + UPSTREAM + " token=" + UPSTREAM + " json=\"sk-upstream\\/0123456789+abcdef==\""
-        + " url=sk-upstream%2F0123456789%2Babcdef%3D%3D key=" + CALLER + ".";
+    String text =
+        "auth=Bearer "
+            + UPSTREAM
+            + " token="
+            + UPSTREAM
+            + " json=\"sk-upstream\\/0123456789+abcdef==\""
+            + " url=sk-upstream%2F0123456789%2Babcdef%3D%3D key="
+            + CALLER
+            + ".";
     String out = run(text);
     assertThat(out).doesNotContain("upstream").doesNotContain("0123456789").doesNotContain(CALLER);
     assertThat(out).hasSameSizeAs(text);
-    assertThat(out).startsWith("auth=[REDACTED:credential" + "*".repeat(("Bearer " + UPSTREAM).length() - 21) + "] token=");
+    assertThat(out)
+        .startsWith(
+            "auth=[REDACTED:credential"
+                + "*".repeat(("Bearer " + UPSTREAM).length() - 21)
+                + "] token=");
     assertThat(out).endsWith("key=[*************].");
     assertThat(SCRUBBER.scrub(text)).isEqualTo(out);
   }
@@ -45,7 +56,10 @@ class CredentialScrubberTest {
   void theOutputDoesNotDependOnWhereTheBytesWereCut() {
     String text = "x Bearer " + UPSTREAM + " y " + CALLER + CALLER + " Bearer sk-up z sk-upstrea";
     String whole = run(text);
-    assertThat(whole).doesNotContain(UPSTREAM).doesNotContain(CALLER).endsWith(" Bearer sk-up z sk-upstrea");
+    assertThat(whole)
+        .doesNotContain(UPSTREAM)
+        .doesNotContain(CALLER)
+        .endsWith(" Bearer sk-up z sk-upstrea");
     for (int a = 0; a <= text.length(); a++) {
       assertThat(run(text, a)).as("cut at %d", a).isEqualTo(whole);
       for (int b = a; b <= text.length(); b += 7) assertThat(run(text, a, b)).isEqualTo(whole);
@@ -61,9 +75,11 @@ class CredentialScrubberTest {
     byte[] clean = "no secret here at all".getBytes(StandardCharsets.UTF_8);
     assertThat(s.push(clean, 0, clean.length)).isSameAs(clean);
     byte[] partial = "then Bearer sk-upst".getBytes(StandardCharsets.UTF_8);
-    assertThat(new String(s.push(partial, 0, partial.length), StandardCharsets.UTF_8)).isEqualTo("then ");
+    assertThat(new String(s.push(partial, 0, partial.length), StandardCharsets.UTF_8))
+        .isEqualTo("then ");
     byte[] rest = "ART".getBytes(StandardCharsets.UTF_8);
-    assertThat(new String(s.push(rest, 0, rest.length), StandardCharsets.UTF_8)).isEqualTo("Bearer sk-upstART");
+    assertThat(new String(s.push(rest, 0, rest.length), StandardCharsets.UTF_8))
+        .isEqualTo("Bearer sk-upstART");
     assertThat(s.finish()).isEmpty();
     assertThat(s.found()).isZero();
   }

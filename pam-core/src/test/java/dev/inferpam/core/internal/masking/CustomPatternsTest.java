@@ -14,14 +14,17 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CustomPatternsTest {
 
   @ParameterizedTest
-  @CsvSource(delimiter = '~', value = {
-      "EMP-[0-9]{6}~10",
-      "(?i)acct_[a-z0-9]{8,12}~17",
-      "\\bTKT-\\d{4}\\b~12",
-      "(?:foo|barbaz)-[0-9]{2}~9",
-      "(?<id>[A-F]{3})?-x~5",
-      "a.b~4",
-      "\\p{Lu}{2}[0-9]{1,3}~7"})
+  @CsvSource(
+      delimiter = '~',
+      value = {
+        "EMP-[0-9]{6}~10",
+        "(?i)acct_[a-z0-9]{8,12}~17",
+        "\\bTKT-\\d{4}\\b~12",
+        "(?:foo|barbaz)-[0-9]{2}~9",
+        "(?<id>[A-F]{3})?-x~5",
+        "a.b~4",
+        "\\p{Lu}{2}[0-9]{1,3}~7"
+      })
   void allowsBoundedPatternsAndStatesTheirLongestMatch(String regex, int max) {
     assertThat(CustomPatterns.check(regex)).isEqualTo(max);
   }
@@ -30,23 +33,26 @@ class CustomPatternsTest {
       "contains a quantifier or alternation and is itself repeated; this risks catastrophic backtracking";
 
   @ParameterizedTest
-  @CsvSource(delimiter = '~', value = {
-      "(a+)+~unbounded quantifier \"+\" at index 2: use a bounded one such as {0,64}",
-      "(a*)*~unbounded quantifier \"*\" at index 2: use a bounded one such as {0,64}",
-      "(a|a)*~unbounded quantifier \"*\" at index 5: use a bounded one such as {0,64}",
-      "[0-9]{3,}~unbounded quantifier \"{3,}\" at index 5: use a bounded one such as {0,64}",
-      "(a|a){1,9}~nested quantifier: the group at index 0 " + NESTED,
-      "(a{1,5}){1,5}~nested quantifier: the group at index 0 " + NESTED,
-      "x((ab)?c){2}~nested quantifier: the group at index 1 " + NESTED,
-      "(a)\\1~backreference at index 3 is not allowed in custom patterns",
-      "(?<x>a)\\k<x>~backreference at index 7 is not allowed in custom patterns",
-      "foo(?=bar)~lookaround at index 3 is not allowed in custom patterns",
-      "(?<!x)foo~lookaround at index 0 is not allowed in custom patterns",
-      "(?>ab)~atomic group at index 0 is not allowed in custom patterns",
-      "(?x)a b~the comments flag (?x) at index 0 is not allowed in custom patterns",
-      "^$~matches only the empty string",
-      "a{2}{3}~stacked quantifier \"{\" at index 4 is not supported in custom patterns",
-      "[a-z]{1100}~can match up to 1100 chars, at most 1024 allowed"})
+  @CsvSource(
+      delimiter = '~',
+      value = {
+        "(a+)+~unbounded quantifier \"+\" at index 2: use a bounded one such as {0,64}",
+        "(a*)*~unbounded quantifier \"*\" at index 2: use a bounded one such as {0,64}",
+        "(a|a)*~unbounded quantifier \"*\" at index 5: use a bounded one such as {0,64}",
+        "[0-9]{3,}~unbounded quantifier \"{3,}\" at index 5: use a bounded one such as {0,64}",
+        "(a|a){1,9}~nested quantifier: the group at index 0 " + NESTED,
+        "(a{1,5}){1,5}~nested quantifier: the group at index 0 " + NESTED,
+        "x((ab)?c){2}~nested quantifier: the group at index 1 " + NESTED,
+        "(a)\\1~backreference at index 3 is not allowed in custom patterns",
+        "(?<x>a)\\k<x>~backreference at index 7 is not allowed in custom patterns",
+        "foo(?=bar)~lookaround at index 3 is not allowed in custom patterns",
+        "(?<!x)foo~lookaround at index 0 is not allowed in custom patterns",
+        "(?>ab)~atomic group at index 0 is not allowed in custom patterns",
+        "(?x)a b~the comments flag (?x) at index 0 is not allowed in custom patterns",
+        "^$~matches only the empty string",
+        "a{2}{3}~stacked quantifier \"{\" at index 4 is not supported in custom patterns",
+        "[a-z]{1100}~can match up to 1100 chars, at most 1024 allowed"
+      })
   void refusesRiskyOrUnboundedPatterns(String regex, String message) {
     assertThatThrownBy(() -> CustomPatterns.check(regex))
         .isInstanceOf(IllegalArgumentException.class)
@@ -56,7 +62,8 @@ class CustomPatternsTest {
   @Test
   void refusesHugeAndStackedQuantifiersWithoutOverflow() {
     assertThatThrownBy(() -> CustomPatterns.check("(?:[a-z]{1000}){1000}"))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("nested quantifier");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("nested quantifier");
     assertThatThrownBy(() -> CustomPatterns.check("(?:abc){2147483647}"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("can match up to 6442450941 chars, at most 1024 allowed");

@@ -22,35 +22,50 @@ import net.jqwik.api.Provide;
 class IndexedTextProperties {
   /** Chars that start or border candidates, prose, and chars outside ASCII and Latin-1. */
   private static final String ALPHABET = "0123456789AZQJ@:+(eyJ-_ abcxyz.,\"é\u20ac";
+
   private static final String SURROGATE_PAIR = "\ud83d\ude00";
 
   @Provide
   Arbitrary<String> texts() {
-    Arbitrary<String> piece = Arbitraries.frequencyOf(
-        net.jqwik.api.Tuple.of(12, Arbitraries.of(ALPHABET.chars().mapToObj(c -> String.valueOf((char) c)).toList())),
-        net.jqwik.api.Tuple.of(6, Arbitraries.of("the quick brown fox ", "jumps over the lazy dog ", "and then ")),
-        net.jqwik.api.Tuple.of(2, Arbitraries.of("eyJhbGciOi", "AKIA", "+44 20", "(415) ", "a@b.co", "fe80::1",
-            "-----BEGIN ", "GB82WEST")),
-        net.jqwik.api.Tuple.of(1, Arbitraries.just(SURROGATE_PAIR)));
+    Arbitrary<String> piece =
+        Arbitraries.frequencyOf(
+            net.jqwik.api.Tuple.of(
+                12,
+                Arbitraries.of(ALPHABET.chars().mapToObj(c -> String.valueOf((char) c)).toList())),
+            net.jqwik.api.Tuple.of(
+                6, Arbitraries.of("the quick brown fox ", "jumps over the lazy dog ", "and then ")),
+            net.jqwik.api.Tuple.of(
+                2,
+                Arbitraries.of(
+                    "eyJhbGciOi",
+                    "AKIA",
+                    "+44 20",
+                    "(415) ",
+                    "a@b.co",
+                    "fe80::1",
+                    "-----BEGIN ",
+                    "GB82WEST")),
+            net.jqwik.api.Tuple.of(1, Arbitraries.just(SURROGATE_PAIR)));
     return piece.list().ofMaxSize(120).map(l -> String.join("", l));
   }
 
   @Provide
   Arbitrary<int[]> fromAndLimit() {
-    return Combinators.combine(Arbitraries.integers().between(0, 1000), Arbitraries.integers().between(0, 1000))
+    return Combinators.combine(
+            Arbitraries.integers().between(0, 1000), Arbitraries.integers().between(0, 1000))
         .as((a, b) -> new int[] {a, b});
   }
 
   @Property(tries = 1500)
-  void theWholeTextFromAnyStartHasTheCandidatesTheRulesGive(@ForAll("texts") String text,
-                                                           @ForAll("fromAndLimit") int[] fl) {
+  void theWholeTextFromAnyStartHasTheCandidatesTheRulesGive(
+      @ForAll("texts") String text, @ForAll("fromAndLimit") int[] fl) {
     int from = text.isEmpty() ? 0 : fl[0] % (text.length() + 1);
     assertSame(IndexedText.of(text, from), new Reference(text, from, text.length()));
   }
 
   @Property(tries = 1500)
-  void aWindowUpToAnyLimitHasTheCandidatesTheRulesGive(@ForAll("texts") String text,
-                                                      @ForAll("fromAndLimit") int[] fl) {
+  void aWindowUpToAnyLimitHasTheCandidatesTheRulesGive(
+      @ForAll("texts") String text, @ForAll("fromAndLimit") int[] fl) {
     int from = text.isEmpty() ? 0 : fl[0] % (text.length() + 1);
     int limit = from + (text.length() - from == 0 ? 0 : fl[1] % (text.length() - from + 1));
     assertSame(IndexedText.of(text, from, limit), new Reference(text, from, limit));
@@ -58,7 +73,9 @@ class IndexedTextProperties {
 
   @Example
   void longProseWithNothingInItIsQuietAndOneCandidateAnywhereIsFound() {
-    String prose = "the deployment pipeline stalled after the cache layer began returning stale entries, ".repeat(12);
+    String prose =
+        "the deployment pipeline stalled after the cache layer began returning stale entries, "
+            .repeat(12);
     assertThat(IndexedText.of(prose, 0).quiet()).isTrue();
     for (String mark : List.of("7", "Q", "@", ":", "eyJ")) {
       for (int at = 0; at < 16; at++) {
@@ -75,14 +92,17 @@ class IndexedTextProperties {
     String inClass = "0123456789@:ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     for (int v = 0; v < 256; v++) {
       for (int at = 0; at < 8; at++) {
-        long w = 0x2020202020202020L & ~(0xFFL << (8 * at)) | ((long) v << (8 * at)); // spaces and v
+        long w =
+            0x2020202020202020L & ~(0xFFL << (8 * at)) | ((long) v << (8 * at)); // spaces and v
         if (inClass.indexOf((char) v) >= 0) {
           assertThat(IndexedText.mayStartCandidate(w)).as("char %d at %d", v, at).isTrue();
         }
       }
     }
-    long prose = java.nio.ByteBuffer.wrap("ed thing".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1))
-        .order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    long prose =
+        java.nio.ByteBuffer.wrap("ed thing".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1))
+            .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+            .getLong();
     assertThat(IndexedText.mayStartCandidate(prose)).isFalse();
   }
 
@@ -114,14 +134,16 @@ class IndexedTextProperties {
         char c = t.charAt(i);
         char prev = i > 0 ? t.charAt(i - 1) : ' ';
         if (isDigit(c) && !isDigit(prev)) {
-          // a sign right before a run that starts at the limit still counts (its number starts before)
+          // a sign right before a run that starts at the limit still counts (its number starts
+          // before)
           if ((prev == '+' || prev == '(') && i - 1 >= from) signs.add(i - 1);
           if (i < limit) digitRuns.add(i);
         }
         if (i >= limit) continue;
         if (c == '@') ats.add(i);
         if (c == ':') colons.add(i);
-        if (isUpper(c) && i + 1 < n && isUpper(t.charAt(i + 1)) && !isAlnum(prev)) upperPairs.add(i);
+        if (isUpper(c) && i + 1 < n && isUpper(t.charAt(i + 1)) && !isAlnum(prev))
+          upperPairs.add(i);
       }
       for (int e = from; e < limit && e + 2 < n; e++) {
         if (t.startsWith("eyJ", e) && (e == 0 || !IndexedText.isB64(t.charAt(e - 1)))) eyJ.add(e);

@@ -6,9 +6,9 @@ import dev.inferpam.api.Masker;
 import dev.inferpam.core.Policy;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /**
  * Card and phone numbers however they are spelled: fullwidth and other Unicode digits (read after
@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
  * and the look-alikes that must stay.
  */
 class NumberSpellingsTest {
-  private static final BlockMasker MASKER = new BlockMasker(Detectors.all(), Policy.MaskStrategy.REDACT, null);
+  private static final BlockMasker MASKER =
+      new BlockMasker(Detectors.all(), Policy.MaskStrategy.REDACT, null);
 
   private static String mask(String text) {
     return MASKER.mask(text);
@@ -31,11 +32,20 @@ class NumberSpellingsTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "４１１１ １１１１ １１１１ １１１１", "４１１１１１１１１１１１１１１１", "４１１１－１１１１－１１１１－１１１１",
-      "4111.1111.1111.1111", "4111/1111/1111/1111", "4111111111111111", "4111\u00a01111\u00a01111\u00a01111",
-      "4111\u20131111\u20131111\u20131111", "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661",
-      "5555.5555.5555.4444", "378282246310005"})
+  @ValueSource(
+      strings = {
+        "４１１１ １１１１ １１１１ １１１１",
+        "４１１１１１１１１１１１１１１１",
+        "４１１１－１１１１－１１１１－１１１１",
+        "4111.1111.1111.1111",
+        "4111/1111/1111/1111",
+        "4111111111111111",
+        "4111\u00a01111\u00a01111\u00a01111",
+        "4111\u20131111\u20131111\u20131111",
+        "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661",
+        "5555.5555.5555.4444",
+        "378282246310005"
+      })
   void cardsAreFoundHoweverSpelled(String card) {
     String text = "pay with " + card + " today";
     assertThat(mask(text)).isEqualTo("pay with [CREDIT_CARD] today");
@@ -43,10 +53,26 @@ class NumberSpellingsTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "415/555-2671", "415 555 2671", "415/555/2671", "415.555-2671", "4155552671", "14155552671", "1/415/555/2671",
-      "+1 415 555 2671", "+14155552671", "+44 20 7946 0958", "+44/20/7946/0958", "+33.1.23.45.67.89",
-      "（４１５） ５５５－２６７１", "４１５５５５２６７１", "＋４４ ２０ ７９４６ ０９５８", "415-555-2671", "(415) 555-2671"})
+  @ValueSource(
+      strings = {
+        "415/555-2671",
+        "415 555 2671",
+        "415/555/2671",
+        "415.555-2671",
+        "4155552671",
+        "14155552671",
+        "1/415/555/2671",
+        "+1 415 555 2671",
+        "+14155552671",
+        "+44 20 7946 0958",
+        "+44/20/7946/0958",
+        "+33.1.23.45.67.89",
+        "（４１５） ５５５－２６７１",
+        "４１５５５５２６７１",
+        "＋４４ ２０ ７９４６ ０９５８",
+        "415-555-2671",
+        "(415) 555-2671"
+      })
   void phonesAreFoundHoweverSpelled(String phone) {
     String text = "call " + phone + " now";
     assertThat(mask(text)).isEqualTo("call [PHONE] now");
@@ -54,11 +80,22 @@ class NumberSpellingsTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "pi is 3.4111111111111111 or so", "total 4111.1111.1111.1111.5 units", "4111111111111112 fails Luhn",
-      "ratio 0.4111111111111111", "build 1700000000 at noon", "id 2115552671 has an N11 area code",
-      "id 4915552671 has a 9 in the middle", "id 4154115267 has an N11 exchange", "date 12/25/2024",
-      "version 1.2.3.4.5", "order 10234567890", "see 415555267 (nine digits)", "ts 17000000001234"})
+  @ValueSource(
+      strings = {
+        "pi is 3.4111111111111111 or so",
+        "total 4111.1111.1111.1111.5 units",
+        "4111111111111112 fails Luhn",
+        "ratio 0.4111111111111111",
+        "build 1700000000 at noon",
+        "id 2115552671 has an N11 area code",
+        "id 4915552671 has a 9 in the middle",
+        "id 4154115267 has an N11 exchange",
+        "date 12/25/2024",
+        "version 1.2.3.4.5",
+        "order 10234567890",
+        "see 415555267 (nine digits)",
+        "ts 17000000001234"
+      })
   void lookAlikesStay(String text) {
     assertThat(mask(text)).isEqualTo(text);
     assertThat(streamed(MASKER, text)).isEqualTo(text);
@@ -73,15 +110,20 @@ class NumberSpellingsTest {
 
   @Test
   void aPseudonymDoesNotDependOnTheSpelling() {
-    BlockMasker hashing = new BlockMasker(Detectors.all(), Policy.MaskStrategy.HASH,
-        "0123456789abcdef0123456789abcdef".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    BlockMasker hashing =
+        new BlockMasker(
+            Detectors.all(),
+            Policy.MaskStrategy.HASH,
+            "0123456789abcdef0123456789abcdef".getBytes(java.nio.charset.StandardCharsets.UTF_8));
     assertThat(hashing.mask("４１１１ １１１１ １１１１ １１１１")).isEqualTo(hashing.mask("4111 1111 1111 1111"));
   }
 
   @Test
   void bodyMaskingReadsFoldedDigitsInJsonToo() {
     BodyMasker body = BodyMasker.open(MASKER, "application/json");
-    byte[] in = "{\"content\":\"card ４１１１ １１１１ １１１１ １１１１\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] in =
+        "{\"content\":\"card ４１１１ １１１１ １１１１ １１１１\"}"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
     body.push(in, 0, in.length);
     assertThat(new String(body.finish(), java.nio.charset.StandardCharsets.UTF_8))
         .isEqualTo("{\"content\":\"card [CREDIT_CARD]\"}");

@@ -38,7 +38,8 @@ class PathologicalInputDetectorTest {
         Arguments.of("hex and colons", (Input) n -> "a:".repeat(n / 2)),
         Arguments.of("jwt starts", (Input) n -> "eyJ".repeat(n / 3)),
         Arguments.of("jwt dots", (Input) n -> "eyJa.".repeat(n / 5)),
-        Arguments.of("nested pem markers", (Input) n -> "-----BEGIN RSA PRIVATE KEY-----\n".repeat(n / 32)),
+        Arguments.of(
+            "nested pem markers", (Input) n -> "-----BEGIN RSA PRIVATE KEY-----\n".repeat(n / 32)),
         Arguments.of("pem begin prefixes", (Input) n -> "-----BEGIN ".repeat(n / 11)),
         Arguments.of("dashes", (Input) n -> "-".repeat(n)),
         Arguments.of("upper case", (Input) n -> "AKIA".repeat(n / 4)),
@@ -53,7 +54,8 @@ class PathologicalInputDetectorTest {
     BlockMasker masker = new BlockMasker(allWithCustom(), MaskStrategy.REDACT, null);
     long small = reads(masker, input.of(N));
     long large = reads(masker, input.of(4 * N));
-    assertThat(large).as("%s: %d reads for %d chars, %d for %d", what, small, N, large, 4 * N)
+    assertThat(large)
+        .as("%s: %d reads for %d chars, %d for %d", what, small, N, large, 4 * N)
         .isLessThanOrEqualTo(5 * Math.max(small, N));
   }
 

@@ -27,7 +27,8 @@ import net.jqwik.api.Provide;
  * masker's result on the whole text.
  */
 class SseMaskingProperties {
-  private static final BlockMasker MASKER = new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
+  private static final BlockMasker MASKER =
+      new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
   private static final ObjectMapper JSON = new ObjectMapper();
 
   @Provide
@@ -41,9 +42,11 @@ class SseMaskingProperties {
   }
 
   @Property(tries = 300)
-  void deliveredEventsParseLeakNothingAndEqualBlockMasking(@ForAll("texts") StreamingMaskerProperties.Seeded seeded,
-                                                           @ForAll("cuts") List<Integer> eventCuts,
-                                                           @ForAll("cuts") List<Integer> byteCuts) throws IOException {
+  void deliveredEventsParseLeakNothingAndEqualBlockMasking(
+      @ForAll("texts") StreamingMaskerProperties.Seeded seeded,
+      @ForAll("cuts") List<Integer> eventCuts,
+      @ForAll("cuts") List<Integer> byteCuts)
+      throws IOException {
     String text = seeded.text();
     byte[] upstream = sse(text, StreamingMaskerProperties.cuts(text.length(), eventCuts));
     BodyMasker body = BodyMasker.open(MASKER, "text/event-stream; charset=utf-8");
@@ -83,10 +86,14 @@ class SseMaskingProperties {
    * value here).
    */
   @Example
-  void everyEventIsDeliveredByThePushThatCompletedItHoldingBackOnlyAnUndecidedTail() throws IOException {
+  void everyEventIsDeliveredByThePushThatCompletedItHoldingBackOnlyAnUndecidedTail()
+      throws IOException {
     StringBuilder t = new StringBuilder();
     for (int i = 0; i < 200; i++) {
-      t.append(i % 10 == 3 ? "mail alice@example.com or call (415) 555-2671 " : "the model answered the question ");
+      t.append(
+          i % 10 == 3
+              ? "mail alice@example.com or call (415) 555-2671 "
+              : "the model answered the question ");
     }
     String text = t.toString();
     TreeSet<Integer> cuts = new TreeSet<>();
@@ -99,21 +106,36 @@ class SseMaskingProperties {
     for (int i = 0; i < 200; i++) {
       byte[] in = events[i].getBytes(StandardCharsets.UTF_8);
       String out = new String(body.push(in, 0, in.length), StandardCharsets.UTF_8);
-      assertThat(out).as("event %d", i).startsWith("data: ").endsWith("\n\n").doesNotContain("\n\ndata");
-      released.append(JSON.readTree(out.substring(6)).path("choices").path(0).path("delta").path("content").asText());
-      sent = cuts.stream().filter(c -> c <= text.length()).skip(i).findFirst().orElse(text.length());
+      assertThat(out)
+          .as("event %d", i)
+          .startsWith("data: ")
+          .endsWith("\n\n")
+          .doesNotContain("\n\ndata");
+      released.append(
+          JSON.readTree(out.substring(6))
+              .path("choices")
+              .path(0)
+              .path("delta")
+              .path("content")
+              .asText());
+      sent =
+          cuts.stream().filter(c -> c <= text.length()).skip(i).findFirst().orElse(text.length());
       String upstreamSoFar = text.substring(0, sent);
       String maskedSoFar = MASKER.mask(upstreamSoFar);
       // what is missing is only the undecided tail: at most the last 40 chars of the upstream text
       assertThat(maskedSoFar).startsWith(released.toString());
-      assertThat(upstreamSoFar.length() - unmaskedLength(released.toString())).as("held at event %d", i)
+      assertThat(upstreamSoFar.length() - unmaskedLength(released.toString()))
+          .as("held at event %d", i)
           .isLessThanOrEqualTo(40);
     }
   }
 
   /** Length of the upstream text that {@code masked} stands for (labels back to their values). */
   private static int unmaskedLength(String masked) {
-    return masked.replace("[EMAIL]", "alice@example.com").replace("[PHONE]", "(415) 555-2671").length();
+    return masked
+        .replace("[EMAIL]", "alice@example.com")
+        .replace("[PHONE]", "(415) 555-2671")
+        .length();
   }
 
   /** OpenAI chat chunks carrying {@code text} cut at {@code cuts}, a finishing chunk and [DONE]. */
@@ -130,18 +152,31 @@ class SseMaskingProperties {
     StringBuilder b = new StringBuilder();
     for (String p : pieces) {
       ObjectNode chunk = chunk();
-      chunk.withArray("choices").addObject().put("index", 0).putNull("finish_reason")
-          .putObject("delta").put("content", p);
+      chunk
+          .withArray("choices")
+          .addObject()
+          .put("index", 0)
+          .putNull("finish_reason")
+          .putObject("delta")
+          .put("content", p);
       b.append("data: ").append(chunk).append("\n\n");
     }
     ObjectNode last = chunk();
-    last.withArray("choices").addObject().put("index", 0).put("finish_reason", "stop").putObject("delta");
+    last.withArray("choices")
+        .addObject()
+        .put("index", 0)
+        .put("finish_reason", "stop")
+        .putObject("delta");
     b.append("data: ").append(last).append("\n\n").append("data: [DONE]\n\n");
     return b.toString().getBytes(StandardCharsets.UTF_8);
   }
 
   /** Where streamed tool-call arguments travel. */
-  enum ToolShape { OPENAI, ANTHROPIC, RESPONSES }
+  enum ToolShape {
+    OPENAI,
+    ANTHROPIC,
+    RESPONSES
+  }
 
   /**
    * The cross-event carry-over of tool-call arguments: the seeded text streamed as the arguments
@@ -152,8 +187,11 @@ class SseMaskingProperties {
    */
   @Property(tries = 200)
   void toolArgumentsAcrossEventsLeakNothingAndEqualBlockMasking(
-      @ForAll("texts") StreamingMaskerProperties.Seeded seeded, @ForAll("cuts") List<Integer> eventCuts,
-      @ForAll("cuts") List<Integer> byteCuts, @ForAll ToolShape shape) throws IOException {
+      @ForAll("texts") StreamingMaskerProperties.Seeded seeded,
+      @ForAll("cuts") List<Integer> eventCuts,
+      @ForAll("cuts") List<Integer> byteCuts,
+      @ForAll ToolShape shape)
+      throws IOException {
     String text = seeded.text();
     List<String> pieces = new ArrayList<>();
     int at = 0;
@@ -165,14 +203,18 @@ class SseMaskingProperties {
     pieces.add(text.substring(at));
     StringBuilder b = new StringBuilder();
     for (String p : pieces) {
-      for (int call = 0; call < 2; call++) b.append(toolEvent(shape, call, call == 0 ? p : p.toUpperCase(java.util.Locale.ROOT)));
+      for (int call = 0; call < 2; call++)
+        b.append(toolEvent(shape, call, call == 0 ? p : p.toUpperCase(java.util.Locale.ROOT)));
     }
-    b.append(switch (shape) {
-      case OPENAI -> "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
-      case ANTHROPIC -> "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
-          + "data: {\"type\":\"content_block_stop\",\"index\":2}\n\ndata: {\"type\":\"message_stop\"}\n\n";
-      case RESPONSES -> "data: {\"type\":\"response.completed\"}\n\n";
-    });
+    b.append(
+        switch (shape) {
+          case OPENAI ->
+              "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+          case ANTHROPIC ->
+              "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+                  + "data: {\"type\":\"content_block_stop\",\"index\":2}\n\ndata: {\"type\":\"message_stop\"}\n\n";
+          case RESPONSES -> "data: {\"type\":\"response.completed\"}\n\n";
+        });
     byte[] upstream = b.toString().getBytes(StandardCharsets.UTF_8);
     BodyMasker body = BodyMasker.open(MASKER, "text/event-stream");
     ByteArrayOutputStream delivered = new ByteArrayOutputStream();
@@ -187,16 +229,19 @@ class SseMaskingProperties {
     StringBuilder[] arguments = {new StringBuilder(), new StringBuilder()};
     for (String event : delivered.toString(StandardCharsets.UTF_8).split("\n\n")) {
       if (event.isBlank() || event.equals("data: [DONE]")) continue;
-      JsonNode e = JSON.readTree(event.substring(event.indexOf("data: ") + 6)); // every event parses
+      JsonNode e =
+          JSON.readTree(event.substring(event.indexOf("data: ") + 6)); // every event parses
       switch (shape) {
         case OPENAI -> {
           for (JsonNode call : e.path("choices").path(0).path("delta").path("tool_calls")) {
-            arguments[call.path("index").asInt()].append(call.path("function").path("arguments").asText(""));
+            arguments[call.path("index").asInt()].append(
+                call.path("function").path("arguments").asText(""));
           }
         }
         case ANTHROPIC -> {
           if (e.path("type").asText().equals("content_block_delta")) {
-            arguments[e.path("index").asInt() - 1].append(e.path("delta").path("partial_json").asText(""));
+            arguments[e.path("index").asInt() - 1].append(
+                e.path("delta").path("partial_json").asText(""));
           }
         }
         case RESPONSES -> {
@@ -207,7 +252,8 @@ class SseMaskingProperties {
       }
     }
     assertThat(arguments[0].toString()).isEqualTo(MASKER.mask(text));
-    assertThat(arguments[1].toString()).isEqualTo(MASKER.mask(text.toUpperCase(java.util.Locale.ROOT)));
+    assertThat(arguments[1].toString())
+        .isEqualTo(MASKER.mask(text.toUpperCase(java.util.Locale.ROOT)));
     for (String v : seeded.values()) {
       assertThat(arguments[0].toString()).doesNotContain(v);
       assertThat(delivered.toString(StandardCharsets.UTF_8)).doesNotContain(quoted(v));
@@ -223,19 +269,39 @@ class SseMaskingProperties {
   private static String toolEvent(ToolShape shape, int call, String fragment) {
     ObjectNode e = JsonNodeFactory.instance.objectNode();
     switch (shape) {
-      case OPENAI -> e.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
-          .withArray("tool_calls").addObject().put("index", call).putObject("function").put("arguments", fragment);
-      case ANTHROPIC -> e.put("type", "content_block_delta").put("index", call + 1).putObject("delta")
-          .put("type", "input_json_delta").put("partial_json", fragment);
-      case RESPONSES -> e.put("type", "response.function_call_arguments.delta").put("item_id", "fc_" + call)
-          .put("output_index", call).put("delta", fragment);
+      case OPENAI ->
+          e.withArray("choices")
+              .addObject()
+              .put("index", 0)
+              .putNull("finish_reason")
+              .putObject("delta")
+              .withArray("tool_calls")
+              .addObject()
+              .put("index", call)
+              .putObject("function")
+              .put("arguments", fragment);
+      case ANTHROPIC ->
+          e.put("type", "content_block_delta")
+              .put("index", call + 1)
+              .putObject("delta")
+              .put("type", "input_json_delta")
+              .put("partial_json", fragment);
+      case RESPONSES ->
+          e.put("type", "response.function_call_arguments.delta")
+              .put("item_id", "fc_" + call)
+              .put("output_index", call)
+              .put("delta", fragment);
     }
     return "data: " + e + "\n\n";
   }
 
   private static ObjectNode chunk() {
     ObjectNode chunk = JsonNodeFactory.instance.objectNode();
-    chunk.put("id", "chatcmpl-1").put("object", "chat.completion.chunk").put("created", 1700000000).put("model", "m");
+    chunk
+        .put("id", "chatcmpl-1")
+        .put("object", "chat.completion.chunk")
+        .put("created", 1700000000)
+        .put("model", "m");
     return chunk;
   }
 }

@@ -22,7 +22,8 @@ import net.jqwik.api.Provide;
  * seeded value survives.
  */
 class StreamingMaskerProperties {
-  private static final BlockMasker MASKER = new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
+  private static final BlockMasker MASKER =
+      new BlockMasker(Detectors.all(), MaskStrategy.REDACT, null);
 
   /** A text and the raw values seeded into it. */
   record Seeded(String text, List<String> values) {}
@@ -31,26 +32,33 @@ class StreamingMaskerProperties {
   Arbitrary<Seeded> texts() {
     List<String> values = new ArrayList<>();
     MaskingSamples.VALUES.values().forEach(values::addAll);
-    Arbitrary<String> token = Arbitraries.frequencyOf(
-        net.jqwik.api.Tuple.of(4, Arbitraries.of(MaskingSamples.WORDS)),
-        net.jqwik.api.Tuple.of(1, Arbitraries.of(values)));
+    Arbitrary<String> token =
+        Arbitraries.frequencyOf(
+            net.jqwik.api.Tuple.of(4, Arbitraries.of(MaskingSamples.WORDS)),
+            net.jqwik.api.Tuple.of(1, Arbitraries.of(values)));
     Arbitrary<String> sep = Arbitraries.of(MaskingSamples.SEPARATORS);
-    return Combinators.combine(token, sep).as((t, s) -> t + s).list().ofMinSize(1).ofMaxSize(60)
-        .map(parts -> {
-          StringBuilder text = new StringBuilder();
-          List<String> seeded = new ArrayList<>();
-          for (String p : parts) {
-            text.append(p);
-            for (String v : values) {
-              if (p.startsWith(v)) seeded.add(v);
-            }
-          }
-          return new Seeded(text.toString(), seeded);
-        });
+    return Combinators.combine(token, sep)
+        .as((t, s) -> t + s)
+        .list()
+        .ofMinSize(1)
+        .ofMaxSize(60)
+        .map(
+            parts -> {
+              StringBuilder text = new StringBuilder();
+              List<String> seeded = new ArrayList<>();
+              for (String p : parts) {
+                text.append(p);
+                for (String v : values) {
+                  if (p.startsWith(v)) seeded.add(v);
+                }
+              }
+              return new Seeded(text.toString(), seeded);
+            });
   }
 
   @Property(tries = 1000)
-  void streamedEqualsBlockAndLeaksNothing(@ForAll("texts") Seeded seeded, @ForAll("cuts") List<Integer> cutSeeds) {
+  void streamedEqualsBlockAndLeaksNothing(
+      @ForAll("texts") Seeded seeded, @ForAll("cuts") List<Integer> cutSeeds) {
     String text = seeded.text();
     String block = MASKER.mask(text);
     String streamed = stream(text, cuts(text.length(), cutSeeds));
@@ -71,7 +79,8 @@ class StreamingMaskerProperties {
   @Example
   void everyTwoWaySplitOfAllDetectorsEqualsBlock() {
     StringBuilder b = new StringBuilder("Summary: ");
-    MaskingSamples.VALUES.forEach((name, values) -> values.forEach(v -> b.append(v).append(", then ")));
+    MaskingSamples.VALUES.forEach(
+        (name, values) -> values.forEach(v -> b.append(v).append(", then ")));
     String text = b.append("done.").toString();
     String block = MASKER.mask(text);
     for (List<String> values : MaskingSamples.VALUES.values()) {
@@ -87,14 +96,20 @@ class StreamingMaskerProperties {
   void anAddressAfterDotsIsMaskedWhereverTheStreamIsCut() {
     // Found by BodyMaskerFuzzTest: a release point right after the dot of " .alice@..." made the
     // e-mail detector take the dot for part of a longer local part and pass the address unmasked.
-    for (String text : List.of(" .alice@example.com ", "mail .alice@example.com now", "x ..bob@example.org.",
-        ".carol@example.net ")) {
+    for (String text :
+        List.of(
+            " .alice@example.com ",
+            "mail .alice@example.com now",
+            "x ..bob@example.org.",
+            ".carol@example.net ")) {
       String block = MASKER.mask(text);
       assertThat(block).doesNotContain("@example");
       Masker.Session s = MASKER.open();
       assertThat(s.push(text) + s.finish()).as("one push of %s", text).isEqualTo(block);
       for (int at = 0; at <= text.length(); at++) {
-        assertThat(stream(text, new TreeSet<>(List.of(at)))).as("%s split at %d", text, at).isEqualTo(block);
+        assertThat(stream(text, new TreeSet<>(List.of(at))))
+            .as("%s split at %d", text, at)
+            .isEqualTo(block);
       }
     }
   }

@@ -63,7 +63,9 @@ import net.jqwik.api.Tuple;
 class DecoderDifferentialProperties {
 
   private static final BigDecimal MAX = BigDecimal.valueOf(100);
-  private static final Policy POLICY = Policy.parse("""
+  private static final Policy POLICY =
+      Policy.parse(
+          """
       version: 1
       entitlements:
         - groups: [ml]
@@ -76,51 +78,124 @@ class DecoderDifferentialProperties {
   private static final Principal ALICE = Principal.of("alice", Set.of("ml"), Principal.VIA_API_KEY);
   private static final Decider DECIDER = new Decider(POLICY, List.of(r -> Optional.of(ALICE)));
 
-  private enum Kind { STRING, BOOL, INT, OBJECT }
+  private enum Kind {
+    STRING,
+    BOOL,
+    INT,
+    OBJECT
+  }
 
   /** The fields a server's request type has, with their types: what the decoders read. */
-  private static final Map<String, Kind> TOP_FIELDS = Map.of("model", Kind.STRING, "logprobs", Kind.BOOL,
-      "top_logprobs", Kind.INT, "max_tokens", Kind.INT, "max_completion_tokens", Kind.INT, "options", Kind.OBJECT);
+  private static final Map<String, Kind> TOP_FIELDS =
+      Map.of(
+          "model",
+          Kind.STRING,
+          "logprobs",
+          Kind.BOOL,
+          "top_logprobs",
+          Kind.INT,
+          "max_tokens",
+          Kind.INT,
+          "max_completion_tokens",
+          Kind.INT,
+          "options",
+          Kind.OBJECT);
+
   private static final Map<String, Kind> OPTION_FIELDS =
       Map.of("num_predict", Kind.INT, "logprobs", Kind.BOOL, "top_logprobs", Kind.INT);
-  private static final List<String> DENIED = List.of("logprobs", "top_logprobs", "options.logprobs",
-      "options.top_logprobs");
-  private static final List<String> CAPPED = List.of("max_tokens", "max_completion_tokens", "options.num_predict");
-  private static final List<String> PATHS = List.of("model", "logprobs", "top_logprobs", "max_tokens",
-      "max_completion_tokens", "options.num_predict", "options.logprobs", "options.top_logprobs");
+  private static final List<String> DENIED =
+      List.of("logprobs", "top_logprobs", "options.logprobs", "options.top_logprobs");
+  private static final List<String> CAPPED =
+      List.of("max_tokens", "max_completion_tokens", "options.num_predict");
+  private static final List<String> PATHS =
+      List.of(
+          "model",
+          "logprobs",
+          "top_logprobs",
+          "max_tokens",
+          "max_completion_tokens",
+          "options.num_predict",
+          "options.logprobs",
+          "options.top_logprobs");
 
   // --- generation -------------------------------------------------------------------------------
 
-  private static final List<String> NUMBERS = List.of("0", "1", "100", "101", "-1", "-0", "-0.0", "100.0", "99.5",
-      "0.5", "1e2", "1E1", "1e3", "100000", "9007199254740993", "1e400", "\"100000\"", "\"50\"", "true", "null");
-  private static final List<String> SWITCHES = List.of("true", "false", "null", "0", "1", "5", "\"true\"",
-      "\"false\"");
-  private static final List<String> MODELS = List.of("\"llama3.1\"", "\"llama3.1\"", "\"llama3.1\"", "\"gpt-4\"",
-      "\"llama3.\\u0031\"", "\"llama3.1\\ud800\"", "\"llama3.1\\udc00x\"", "\"llama3.1 \"", "\"llama3.1\\u0000\"",
-      "\"\\u00a0llama3.1\"", "42", "null");
+  private static final List<String> NUMBERS =
+      List.of(
+          "0",
+          "1",
+          "100",
+          "101",
+          "-1",
+          "-0",
+          "-0.0",
+          "100.0",
+          "99.5",
+          "0.5",
+          "1e2",
+          "1E1",
+          "1e3",
+          "100000",
+          "9007199254740993",
+          "1e400",
+          "\"100000\"",
+          "\"50\"",
+          "true",
+          "null");
+  private static final List<String> SWITCHES =
+      List.of("true", "false", "null", "0", "1", "5", "\"true\"", "\"false\"");
+  private static final List<String> MODELS =
+      List.of(
+          "\"llama3.1\"",
+          "\"llama3.1\"",
+          "\"llama3.1\"",
+          "\"gpt-4\"",
+          "\"llama3.\\u0031\"",
+          "\"llama3.1\\ud800\"",
+          "\"llama3.1\\udc00x\"",
+          "\"llama3.1 \"",
+          "\"llama3.1\\u0000\"",
+          "\"\\u00a0llama3.1\"",
+          "42",
+          "null");
 
   @Provide
   Arbitrary<String> bodies() {
-    Arbitrary<String> member = Combinators.combine(
-        Arbitraries.frequency(Tuple.of(4, "model"), Tuple.of(2, "logprobs"), Tuple.of(2, "top_logprobs"),
-            Tuple.of(3, "max_tokens"), Tuple.of(1, "max_completion_tokens"), Tuple.of(3, "options"),
-            Tuple.of(1, "messages"), Tuple.of(1, "stream")),
-        spellings(), options())
-        .as((base, spell, opts) -> key(spell.apply(base)) + ":" + value(base, spell.seed, opts));
-    return Combinators.combine(member.list().ofMaxSize(5), Arbitraries.integers().between(0, 5),
+    Arbitrary<String> member =
+        Combinators.combine(
+                Arbitraries.frequency(
+                    Tuple.of(4, "model"),
+                    Tuple.of(2, "logprobs"),
+                    Tuple.of(2, "top_logprobs"),
+                    Tuple.of(3, "max_tokens"),
+                    Tuple.of(1, "max_completion_tokens"),
+                    Tuple.of(3, "options"),
+                    Tuple.of(1, "messages"),
+                    Tuple.of(1, "stream")),
+                spellings(),
+                options())
+            .as(
+                (base, spell, opts) ->
+                    key(spell.apply(base)) + ":" + value(base, spell.seed, opts));
+    return Combinators.combine(
+            member.list().ofMaxSize(5),
+            Arbitraries.integers().between(0, 5),
             Arbitraries.integers().between(0, 9))
-        .as((members, at, plain) -> {
-          List<String> all = new ArrayList<>(members);
-          // mostly one exact model among the variants, so that many bodies reach the parameter check
-          if (plain > 0) all.add(Math.min(at, all.size()), "\"model\":\"llama3.1\"");
-          return "{" + String.join(",", all) + "}";
-        });
+        .as(
+            (members, at, plain) -> {
+              List<String> all = new ArrayList<>(members);
+              // mostly one exact model among the variants, so that many bodies reach the parameter
+              // check
+              if (plain > 0) all.add(Math.min(at, all.size()), "\"model\":\"llama3.1\"");
+              return "{" + String.join(",", all) + "}";
+            });
   }
 
   private Arbitrary<String> options() {
-    Arbitrary<String> member = Combinators.combine(
-        Arbitraries.of("num_predict", "logprobs", "top_logprobs", "seed"), spellings())
-        .as((base, spell) -> key(spell.apply(base)) + ":" + value(base, spell.seed, null));
+    Arbitrary<String> member =
+        Combinators.combine(
+                Arbitraries.of("num_predict", "logprobs", "top_logprobs", "seed"), spellings())
+            .as((base, spell) -> key(spell.apply(base)) + ":" + value(base, spell.seed, null));
     return member.list().ofMaxSize(3).map(m -> "{" + String.join(",", m) + "}");
   }
 
@@ -181,11 +256,14 @@ class DecoderDifferentialProperties {
   // --- the property -----------------------------------------------------------------------------
 
   @Property(tries = 2000)
-  void whatTheEngineLetsThroughEveryDecoderReadsAsTheEngineDid(@ForAll("bodies") String body) throws Exception {
+  void whatTheEngineLetsThroughEveryDecoderReadsAsTheEngineDid(@ForAll("bodies") String body)
+      throws Exception {
     byte[] raw = body.getBytes(StandardCharsets.UTF_8);
-    Decider.Verdict v = DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(), raw, "127.0.0.1"));
+    Decider.Verdict v =
+        DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(), raw, "127.0.0.1"));
     if (!(v.decision() instanceof Decision.Allow)) {
-      assertThat(((Decision.Deny) v.decision()).code()).isIn("bad_request", "not_entitled", "parameter_denied");
+      assertThat(((Decision.Deny) v.decision()).code())
+          .isIn("bad_request", "not_entitled", "parameter_denied");
       return;
     }
     Map<String, Object> engine = new HashMap<>();
@@ -202,17 +280,21 @@ class DecoderDifferentialProperties {
       if (r == null) continue; // this decoder refuses the body
       String who = e.getKey() + " reading " + body;
       assertThat(r.get("model")).as(who).isEqualTo(v.model());
-      for (String p : DENIED) assertThat(notUsed(r.get(p))).as(who + " at " + p + " = " + r.get(p)).isTrue();
+      for (String p : DENIED)
+        assertThat(notUsed(r.get(p))).as(who + " at " + p + " = " + r.get(p)).isTrue();
       for (String p : CAPPED) {
         if (r.get(p) != null) {
           assertThat(r.get(p)).as(who + " at " + p).isInstanceOf(BigDecimal.class);
           BigDecimal n = (BigDecimal) r.get(p);
-          assertThat(n.signum() >= 0 && n.compareTo(MAX) <= 0).as(who + " at " + p + " = " + n).isTrue();
+          assertThat(n.signum() >= 0 && n.compareTo(MAX) <= 0)
+              .as(who + " at " + p + " = " + n)
+              .isTrue();
         }
       }
       for (String p : PATHS) {
         if (DENIED.contains(p)) continue; // a decoder may read false as 0: still not used
-        assertThat(same(r.get(p), engine.get(p))).as(who + " at " + p + ": " + r.get(p) + " vs " + engine.get(p))
+        assertThat(same(r.get(p), engine.get(p)))
+            .as(who + " at " + p + ": " + r.get(p) + " vs " + engine.get(p))
             .isTrue();
       }
     }
@@ -223,16 +305,36 @@ class DecoderDifferentialProperties {
   @Provide
   Arbitrary<String> chats() {
     Arbitrary<String> text = Arbitraries.of("\"hi\"", "\"dump all\"", "\"x\\udc00\"", "null", "42");
-    Arbitrary<String> part = Combinators.combine(spellings(), spellings(), text, text)
-        .as((s1, s2, t1, t2) -> "{\"type\":\"text\"," + key(s1.apply("text")) + ":" + t1
-            + (s2.variant() % 3 == 0 ? "," + key(s2.apply("text")) + ":" + t2 : "") + "}");
-    Arbitrary<String> content = Arbitraries.oneOf(text, part.list().ofMaxSize(2).map(l -> "[" + String.join(",", l) + "]"));
-    Arbitrary<String> message = Combinators.combine(spellings(), spellings(), content, content)
-        .as((s1, s2, c1, c2) -> "{\"role\":\"user\"," + key(s1.apply("content")) + ":" + c1
-            + (s2.variant() % 3 == 0 ? "," + key(s2.apply("content")) + ":" + c2 : "") + "}");
+    Arbitrary<String> part =
+        Combinators.combine(spellings(), spellings(), text, text)
+            .as(
+                (s1, s2, t1, t2) ->
+                    "{\"type\":\"text\","
+                        + key(s1.apply("text"))
+                        + ":"
+                        + t1
+                        + (s2.variant() % 3 == 0 ? "," + key(s2.apply("text")) + ":" + t2 : "")
+                        + "}");
+    Arbitrary<String> content =
+        Arbitraries.oneOf(text, part.list().ofMaxSize(2).map(l -> "[" + String.join(",", l) + "]"));
+    Arbitrary<String> message =
+        Combinators.combine(spellings(), spellings(), content, content)
+            .as(
+                (s1, s2, c1, c2) ->
+                    "{\"role\":\"user\","
+                        + key(s1.apply("content"))
+                        + ":"
+                        + c1
+                        + (s2.variant() % 3 == 0 ? "," + key(s2.apply("content")) + ":" + c2 : "")
+                        + "}");
     return Combinators.combine(spellings(), message.list().ofMinSize(1).ofMaxSize(3))
-        .as((s, ms) -> "{\"model\":\"llama3.1\"," + key(s.variant() < 10 ? "messages" : s.apply("messages"))
-            + ":[" + String.join(",", ms) + "]}");
+        .as(
+            (s, ms) ->
+                "{\"model\":\"llama3.1\","
+                    + key(s.variant() < 10 ? "messages" : s.apply("messages"))
+                    + ":["
+                    + String.join(",", ms)
+                    + "]}");
   }
 
   /**
@@ -240,9 +342,11 @@ class DecoderDifferentialProperties {
    * content-part texts as the engine's tree holds (where the prompt extractor reads them).
    */
   @Property(tries = 1000)
-  void whatTheEngineLetsThroughEveryDecoderReadsTheSamePrompt(@ForAll("chats") String body) throws Exception {
+  void whatTheEngineLetsThroughEveryDecoderReadsTheSamePrompt(@ForAll("chats") String body)
+      throws Exception {
     byte[] raw = body.getBytes(StandardCharsets.UTF_8);
-    Decider.Verdict v = DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(), raw, "127.0.0.1"));
+    Decider.Verdict v =
+        DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(), raw, "127.0.0.1"));
     if (!(v.decision() instanceof Decision.Allow)) return;
     List<Object> engine = new ArrayList<>();
     for (JsonNode m : v.body().get("messages")) {
@@ -280,11 +384,17 @@ class DecoderDifferentialProperties {
         for (Raw p : parts.items()) {
           if (!(p instanceof RObj part)) return null;
           Raw t = member(part, "text", go);
-          texts.add(t instanceof RStr ts ? (go ? replaceLoneSurrogates(ts.s()) : ts.s()) : t == null ? null : plain(t, false));
+          texts.add(
+              t instanceof RStr ts
+                  ? (go ? replaceLoneSurrogates(ts.s()) : ts.s())
+                  : t == null ? null : plain(t, false));
         }
         out.add(texts);
       } else {
-        out.add(c instanceof RStr cs ? (go ? replaceLoneSurrogates(cs.s()) : cs.s()) : c == null ? null : plain(c, false));
+        out.add(
+            c instanceof RStr cs
+                ? (go ? replaceLoneSurrogates(cs.s()) : cs.s())
+                : c == null ? null : plain(c, false));
       }
     }
     return out;
@@ -302,16 +412,34 @@ class DecoderDifferentialProperties {
 
   @Example
   void theIssuesExamplesAreRefusedAndAnOrdinaryBodyPasses() {
-    for (String body : List.of("{\"model\":\"llama3.1\",\"MODEL\":\"gpt-4\"}", "{\"model\":\"llama3.1\",\"LogProbs\":true}",
-        "{\"model\":\"llama3.1\",\"TOP_LOGPROBS\":5}", "{\"model\":\"llama3.1\",\"logprob\\u017f\":true}")) {
-      Decider.Verdict v = DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(),
-          body.getBytes(StandardCharsets.UTF_8), null));
+    for (String body :
+        List.of(
+            "{\"model\":\"llama3.1\",\"MODEL\":\"gpt-4\"}",
+            "{\"model\":\"llama3.1\",\"LogProbs\":true}",
+            "{\"model\":\"llama3.1\",\"TOP_LOGPROBS\":5}",
+            "{\"model\":\"llama3.1\",\"logprob\\u017f\":true}")) {
+      Decider.Verdict v =
+          DECIDER.decide(
+              new InferenceRequest(
+                  "POST",
+                  "/api/chat",
+                  null,
+                  Map.of(),
+                  body.getBytes(StandardCharsets.UTF_8),
+                  null));
       assertThat(v.decision()).as(body).isInstanceOf(Decision.Deny.class);
       assertThat(((Decision.Deny) v.decision()).code()).as(body).isEqualTo("bad_request");
     }
-    Decider.Verdict ok = DECIDER.decide(new InferenceRequest("POST", "/api/chat", null, Map.of(),
-        "{\"model\":\"llama3.1\",\"options\":{\"num_predict\":100},\"logprobs\":false}".getBytes(StandardCharsets.UTF_8),
-        null));
+    Decider.Verdict ok =
+        DECIDER.decide(
+            new InferenceRequest(
+                "POST",
+                "/api/chat",
+                null,
+                Map.of(),
+                "{\"model\":\"llama3.1\",\"options\":{\"num_predict\":100},\"logprobs\":false}"
+                    .getBytes(StandardCharsets.UTF_8),
+                null));
     assertThat(ok.decision()).isInstanceOf(Decision.Allow.class);
   }
 
@@ -331,7 +459,8 @@ class DecoderDifferentialProperties {
     if (n.isTextual()) return n.textValue();
     if (n.isBoolean()) return n.booleanValue();
     if (n.isIntegralNumber()) return new BigDecimal(n.bigIntegerValue());
-    if (n.isNumber()) return Double.isFinite(n.doubleValue()) ? new BigDecimal(n.doubleValue()) : "Infinity";
+    if (n.isNumber())
+      return Double.isFinite(n.doubleValue()) ? new BigDecimal(n.doubleValue()) : "Infinity";
     return n.toString();
   }
 
@@ -477,10 +606,11 @@ class DecoderDifferentialProperties {
   }
 
   /** Go's {@code unicode.SimpleFold} orbits for the characters generated here. */
-  private static final Map<Integer, Integer> CASE_ORBIT = Map.of(
-      0x4B, 0x6B, 0x6B, 0x212A, 0x212A, 0x4B,   // K k K
-      0x53, 0x73, 0x73, 0x17F, 0x17F, 0x53,     // S s ſ
-      0x130, 0x130, 0x131, 0x131);              // İ and ı fold only to themselves
+  private static final Map<Integer, Integer> CASE_ORBIT =
+      Map.of(
+          0x4B, 0x6B, 0x6B, 0x212A, 0x212A, 0x4B, // K k K
+          0x53, 0x73, 0x73, 0x17F, 0x17F, 0x53, // S s ſ
+          0x130, 0x130, 0x131, 0x131); // İ and ı fold only to themselves
 
   private static int goSimpleFold(int r) {
     Integer o = CASE_ORBIT.get(r);
@@ -493,7 +623,9 @@ class DecoderDifferentialProperties {
     StringBuilder b = new StringBuilder(s.length());
     for (int i = 0; i < s.length(); i++) {
       char c = s.charAt(i);
-      if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+      if (Character.isHighSurrogate(c)
+          && i + 1 < s.length()
+          && Character.isLowSurrogate(s.charAt(i + 1))) {
         b.append(c).append(s.charAt(++i));
       } else {
         b.append(Character.isSurrogate(c) ? '\ufffd' : c);
@@ -516,7 +648,8 @@ class DecoderDifferentialProperties {
           Map<String, Raw> od = lastWins(opts);
           for (Map.Entry<String, Kind> o : OPTION_FIELDS.entrySet()) {
             Raw ov = od.get(o.getKey());
-            if (ov != null && !(ov instanceof RNull)) out.put("options." + o.getKey(), pydanticValue(o.getValue(), ov));
+            if (ov != null && !(ov instanceof RNull))
+              out.put("options." + o.getKey(), pydanticValue(o.getValue(), ov));
           }
         } else {
           out.put(f.getKey(), pydanticValue(f.getValue(), v));
@@ -578,7 +711,8 @@ class DecoderDifferentialProperties {
           Map<String, Raw> of = unique(opts);
           for (Map.Entry<String, Kind> o : OPTION_FIELDS.entrySet()) {
             Raw ov = of.get(o.getKey());
-            if (ov != null && !(ov instanceof RNull)) out.put("options." + o.getKey(), serdeValue(o.getValue(), ov));
+            if (ov != null && !(ov instanceof RNull))
+              out.put("options." + o.getKey(), serdeValue(o.getValue(), ov));
           }
         } else {
           out.put(f.getKey(), serdeValue(f.getValue(), v));
@@ -621,10 +755,12 @@ class DecoderDifferentialProperties {
 
   private static boolean anyLoneSurrogate(Raw r) {
     if (r instanceof RStr s) return !replaceLoneSurrogates(s.s()).equals(s.s());
-    if (r instanceof RArr a) return a.items().stream().anyMatch(DecoderDifferentialProperties::anyLoneSurrogate);
+    if (r instanceof RArr a)
+      return a.items().stream().anyMatch(DecoderDifferentialProperties::anyLoneSurrogate);
     if (r instanceof RObj o) {
       for (Map.Entry<String, Raw> e : o.members()) {
-        if (!replaceLoneSurrogates(e.getKey()).equals(e.getKey()) || anyLoneSurrogate(e.getValue())) return true;
+        if (!replaceLoneSurrogates(e.getKey()).equals(e.getKey()) || anyLoneSurrogate(e.getValue()))
+          return true;
       }
     }
     return false;

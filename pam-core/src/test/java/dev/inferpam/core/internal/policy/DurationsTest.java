@@ -27,19 +27,25 @@ class DurationsTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"", "5", "s", "5x", "5 s", " 5s", "5s ", "-5s", "+5s", "1.5h", "1h30m", "5M",
-      "5S", "5sec", "ms", "5mss", "٥s"})
+  @ValueSource(
+      strings = {
+        "", "5", "s", "5x", "5 s", " 5s", "5s ", "-5s", "+5s", "1.5h", "1h30m", "5M", "5S", "5sec",
+        "ms", "5mss", "٥s"
+      })
   void refusesAnythingElse(String text) {
     assertThatThrownBy(() -> Durations.parse(text))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("invalid duration " + PolicyText.quote(text)
-            + ": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
+        .hasMessage(
+            "invalid duration "
+                + PolicyText.quote(text)
+                + ": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
   }
 
   @Test
   void namesTheBadValue() {
     assertThatThrownBy(() -> Durations.parse("5x"))
-        .hasMessage("invalid duration \"5x\": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
+        .hasMessage(
+            "invalid duration \"5x\": expected a whole number followed by ms, s, m, h or d, e.g. 30s");
   }
 
   @Test

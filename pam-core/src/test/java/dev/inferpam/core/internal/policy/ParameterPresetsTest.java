@@ -15,16 +15,25 @@ class ParameterPresetsTest {
   @Test
   void extractionNamesTheSwitchesOfEveryApiShape() {
     ParameterPresets.Preset p = ParameterPresets.preset("extraction");
-    assertThat(p.deny()).containsExactlyInAnyOrder(
-        "logprobs", "top_logprobs", "logit_bias", "echo",  // OpenAI chat and completions, Ollama
-        "prompt_logprobs", "return_tokens_as_token_ids",    // vLLM
-        "decoder_input_details", "top_n_tokens");           // TGI
-    assertThat(p.values()).singleElement().satisfies(r -> {
-      assertThat(r.parameter()).isEqualTo("include");         // OpenAI Responses
-      assertThat(r.matches("message.output_text.logprobs")).isTrue();
-      assertThat(r.matches("Message.Output_Text.LogProbs")).isTrue();
-      assertThat(r.matches("reasoning.encrypted_content")).isFalse();
-    });
+    assertThat(p.deny())
+        .containsExactlyInAnyOrder(
+            "logprobs",
+            "top_logprobs",
+            "logit_bias",
+            "echo", // OpenAI chat and completions, Ollama
+            "prompt_logprobs",
+            "return_tokens_as_token_ids", // vLLM
+            "decoder_input_details",
+            "top_n_tokens"); // TGI
+    assertThat(p.values())
+        .singleElement()
+        .satisfies(
+            r -> {
+              assertThat(r.parameter()).isEqualTo("include"); // OpenAI Responses
+              assertThat(r.matches("message.output_text.logprobs")).isTrue();
+              assertThat(r.matches("Message.Output_Text.LogProbs")).isTrue();
+              assertThat(r.matches("reasoning.encrypted_content")).isFalse();
+            });
   }
 
   @Test
@@ -32,6 +41,7 @@ class ParameterPresetsTest {
     assertThatThrownBy(() -> ParameterPresets.preset("Extraction"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("unknown preset \"Extraction\" (known: extraction)");
-    assertThatThrownBy(() -> ParameterPresets.preset(null)).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> ParameterPresets.preset(null))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 }

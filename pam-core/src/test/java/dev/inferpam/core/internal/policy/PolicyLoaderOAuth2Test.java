@@ -30,7 +30,8 @@ class PolicyLoaderOAuth2Test {
     return credential("oauth2:\n" + body.indent(2));
   }
 
-  private static final String MINIMAL = """
+  private static final String MINIMAL =
+      """
       token-endpoint: https://idp.example.com/oauth2/token
       client-id: inference-gateway
       client-secret-from-env: GATEWAY_CLIENT_SECRET
@@ -38,7 +39,10 @@ class PolicyLoaderOAuth2Test {
 
   @Test
   void loadsAllKeys() {
-    Policy p = both(credential("""
+    Policy p =
+        both(
+            credential(
+                """
         header: Authorization
         scheme: Bearer
         oauth2:
@@ -49,10 +53,21 @@ class PolicyLoaderOAuth2Test {
           audience: https://models.example.com
           refresh-before: 2m
         """));
-    assertThat(p.upstream().credential()).isEqualTo(new Policy.CredentialSource("Authorization", "Bearer", null, null,
-        new Policy.OAuth2(URI.create("https://idp.example.com/oauth2/token"), "inference-gateway", null,
-            Path.of("/run/secrets/client-secret"), "models.invoke", "https://models.example.com",
-            Duration.ofMinutes(2))));
+    assertThat(p.upstream().credential())
+        .isEqualTo(
+            new Policy.CredentialSource(
+                "Authorization",
+                "Bearer",
+                null,
+                null,
+                new Policy.OAuth2(
+                    URI.create("https://idp.example.com/oauth2/token"),
+                    "inference-gateway",
+                    null,
+                    Path.of("/run/secrets/client-secret"),
+                    "models.invoke",
+                    "https://models.example.com",
+                    Duration.ofMinutes(2))));
   }
 
   @Test
@@ -63,15 +78,30 @@ class PolicyLoaderOAuth2Test {
     assertThat(source.scheme()).isNull(); // the provider picks Bearer for Authorization
     assertThat(source.fromEnv()).isNull();
     assertThat(source.fromFile()).isNull();
-    assertThat(source.oauth2()).isEqualTo(new Policy.OAuth2(URI.create("https://idp.example.com/oauth2/token"),
-        "inference-gateway", "GATEWAY_CLIENT_SECRET", null, null, null, Duration.ofSeconds(60)));
+    assertThat(source.oauth2())
+        .isEqualTo(
+            new Policy.OAuth2(
+                URI.create("https://idp.example.com/oauth2/token"),
+                "inference-gateway",
+                "GATEWAY_CLIENT_SECRET",
+                null,
+                null,
+                null,
+                Duration.ofSeconds(60)));
   }
 
   @Test
   void allowsHttpForLoopbackHostsOnly() {
-    for (String host : new String[] {"127.0.0.1:8080", "localhost", "LOCALHOST:9000", "[::1]:8443"}) {
-      Policy p = both(oauth2("token-endpoint: http://" + host + "/token\nclient-id: c\nclient-secret-from-env: S\n"));
-      assertThat(p.upstream().credential().oauth2().tokenEndpoint()).hasToString("http://" + host + "/token");
+    for (String host :
+        new String[] {"127.0.0.1:8080", "localhost", "LOCALHOST:9000", "[::1]:8443"}) {
+      Policy p =
+          both(
+              oauth2(
+                  "token-endpoint: http://"
+                      + host
+                      + "/token\nclient-id: c\nclient-secret-from-env: S\n"));
+      assertThat(p.upstream().credential().oauth2().tokenEndpoint())
+          .hasToString("http://" + host + "/token");
     }
   }
 
@@ -80,55 +110,88 @@ class PolicyLoaderOAuth2Test {
     Policy p = both(oauth2(MINIMAL));
     assertThat(CredentialProviders.from(p.upstream().credential(), name -> "s", Clock.systemUTC()))
         .isInstanceOf(OAuth2CredentialProvider.class)
-        .hasToString("OAuth2CredentialProvider[Authorization from token endpoint idp.example.com, client inference-gateway]");
+        .hasToString(
+            "OAuth2CredentialProvider[Authorization from token endpoint idp.example.com, client inference-gateway]");
   }
 
   static Stream<Arguments> errors() {
     return Stream.of(
-        Arguments.of(credential("from-env: K\noauth2: {token-endpoint: https://idp/t, client-id: c, client-secret-from-env: S}"),
+        Arguments.of(
+            credential(
+                "from-env: K\noauth2: {token-endpoint: https://idp/t, client-id: c, client-secret-from-env: S}"),
             "upstream.credential: exactly one of from-env / from-file / oauth2"),
-        Arguments.of(credential("from-file: /k\noauth2: {token-endpoint: https://idp/t, client-id: c, client-secret-from-env: S}"),
+        Arguments.of(
+            credential(
+                "from-file: /k\noauth2: {token-endpoint: https://idp/t, client-id: c, client-secret-from-env: S}"),
             "upstream.credential: exactly one of from-env / from-file / oauth2"),
-        Arguments.of(credential("oauth2: https://idp/t"),
+        Arguments.of(
+            credential("oauth2: https://idp/t"),
             "upstream.credential.oauth2: expected a mapping, was \"https://idp/t\""),
-        Arguments.of(oauth2("client-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2("client-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: required"),
-        Arguments.of(oauth2("token-endpoint: http://idp.example.com/token\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: http://idp.example.com/token\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: must be https; http is allowed only for loopback hosts "
                 + "(127.0.0.1, localhost, [::1]), was \"http://idp.example.com/token\""),
-        Arguments.of(oauth2("token-endpoint: /oauth2/token\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2("token-endpoint: /oauth2/token\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: expected an absolute https URL, was \"/oauth2/token\""),
-        Arguments.of(oauth2("token-endpoint: \"https://idp example/token\"\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: \"https://idp example/token\"\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: expected an absolute https URL, was \"https://idp example/token\""),
-        Arguments.of(oauth2("token-endpoint: https://gw:hunter2@idp/token\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://gw:hunter2@idp/token\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: must not contain user info; the client secret belongs in "
                 + "client-secret-from-env or client-secret-from-file"),
-        Arguments.of(oauth2("token-endpoint: https://idp/token#x\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/token#x\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: must not have a fragment, was \"https://idp/token#x\""),
-        Arguments.of(oauth2("token-endpoint: 443\nclient-id: c\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2("token-endpoint: 443\nclient-id: c\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.token-endpoint: expected a string, was 443"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.client-id: required"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: \"\"\nclient-secret-from-env: S\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-id: \"\"\nclient-secret-from-env: S\n"),
             "upstream.credential.oauth2.client-id: must not be empty"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-id: c\n"),
             "upstream.credential.oauth2: exactly one of client-secret-from-env / client-secret-from-file"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nclient-secret-from-file: /s\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nclient-secret-from-file: /s\n"),
             "upstream.credential.oauth2: exactly one of client-secret-from-env / client-secret-from-file"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: A=B\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: A=B\n"),
             "upstream.credential.oauth2.client-secret-from-env: expected an environment variable name, was \"A=B\""),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-file: \"\"\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-file: \"\"\n"),
             "upstream.credential.oauth2.client-secret-from-file: must not be empty"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nscope: [a, b]\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nscope: [a, b]\n"),
             "upstream.credential.oauth2.scope: expected a string, was a list"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\naudience: \"\"\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\naudience: \"\"\n"),
             "upstream.credential.oauth2.audience: must not be empty"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nrefresh-before: 1 minute\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nrefresh-before: 1 minute\n"),
             "upstream.credential.oauth2.refresh-before: invalid duration \"1 minute\": expected a whole number "
                 + "followed by ms, s, m, h or d, e.g. 30s"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nrefresh-before: 60\n"),
+        Arguments.of(
+            oauth2(
+                "token-endpoint: https://idp/t\nclient-id: c\nclient-secret-from-env: S\nrefresh-before: 60\n"),
             "upstream.credential.oauth2.refresh-before: expected a string, was 60"),
-        Arguments.of(oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret: hunter2\n"),
+        Arguments.of(
+            oauth2("token-endpoint: https://idp/t\nclient-id: c\nclient-secret: hunter2\n"),
             "upstream.credential.oauth2.client-secret: unknown key"));
   }
 

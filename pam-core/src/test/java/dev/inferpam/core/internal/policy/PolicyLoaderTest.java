@@ -28,7 +28,8 @@ class PolicyLoaderTest {
   static final String HASH2 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
 
   /** The whole of the supported spec, in YAML as a user would write it. */
-  static final String FULL_YAML = """
+  static final String FULL_YAML =
+      """
       # the example from docs/policy.md, less the sections this release refuses
       version: 1
 
@@ -82,7 +83,8 @@ class PolicyLoaderTest {
       """;
 
   /** The same policy written by hand in JSON. */
-  static final String FULL_JSON = """
+  static final String FULL_JSON =
+      """
       {
         "version": 1,
         "request": {"base-path": "/openai", "max-body": "512KiB"},
@@ -115,24 +117,35 @@ class PolicyLoaderTest {
     return java.util.Arrays.stream(patterns).map(Glob::compile).toList();
   }
 
-  static final Policy FULL = new Policy(1,
-      new Policy.RequestSettings("/openai", 512 * 1024),
-      new Policy.Identity(List.of(
-          new Policy.ApiKey("nightly-eval", HASH, Set.of("ci"), Instant.parse("2027-01-31T00:00:00Z")),
-          new Policy.ApiKey("agent", HASH2, Set.of("agents", "ci"), null))),
-      new Policy.Upstream(new Policy.CredentialSource("Authorization", "Bearer", "OPENAI_API_KEY", null)),
-      List.of(
-          new Policy.Entitlement(Set.of("ml-engineers"), globs("llama-3.1-*", "gpt-4o-mini"),
-              Set.of("chat", "completion", "embedding")),
-          new Policy.Entitlement(Set.of("ci"), globs("llama-3.1-8b"), Set.of("chat"))),
-      List.of(new Policy.AllowRule(Set.of("*"), Set.of("GET", "HEAD"), globs("/v1/models", "/health"))),
-      new Policy.Block(
-          List.of("ollama-admin", "vllm-admin", "triton-admin", "torchserve-admin", "openai-admin"),
-          List.of(new Policy.BlockRule("no-file-downloads", Set.of("*"), globs("/v1/files/**")))),
-      new Policy.Parameters(
-          Set.of("logit_bias", "logprobs", "top_logprobs", "echo", "prompt_logprobs"),
-          Map.of("max_tokens", 4096.0, "n", 1.0, "temperature", 1.5),
-          Set.of("ml-research")));
+  static final Policy FULL =
+      new Policy(
+          1,
+          new Policy.RequestSettings("/openai", 512 * 1024),
+          new Policy.Identity(
+              List.of(
+                  new Policy.ApiKey(
+                      "nightly-eval", HASH, Set.of("ci"), Instant.parse("2027-01-31T00:00:00Z")),
+                  new Policy.ApiKey("agent", HASH2, Set.of("agents", "ci"), null))),
+          new Policy.Upstream(
+              new Policy.CredentialSource("Authorization", "Bearer", "OPENAI_API_KEY", null)),
+          List.of(
+              new Policy.Entitlement(
+                  Set.of("ml-engineers"),
+                  globs("llama-3.1-*", "gpt-4o-mini"),
+                  Set.of("chat", "completion", "embedding")),
+              new Policy.Entitlement(Set.of("ci"), globs("llama-3.1-8b"), Set.of("chat"))),
+          List.of(
+              new Policy.AllowRule(
+                  Set.of("*"), Set.of("GET", "HEAD"), globs("/v1/models", "/health"))),
+          new Policy.Block(
+              List.of(
+                  "ollama-admin", "vllm-admin", "triton-admin", "torchserve-admin", "openai-admin"),
+              List.of(
+                  new Policy.BlockRule("no-file-downloads", Set.of("*"), globs("/v1/files/**")))),
+          new Policy.Parameters(
+              Set.of("logit_bias", "logprobs", "top_logprobs", "echo", "prompt_logprobs"),
+              Map.of("max_tokens", 4096.0, "n", 1.0, "temperature", 1.5),
+              Set.of("ml-research")));
 
   private static final ObjectMapper TO_JSON = new ObjectMapper();
 
@@ -187,7 +200,10 @@ class PolicyLoaderTest {
     Path json = Files.writeString(dir.resolve("pam.json"), "version: 1\n");
     assertThatThrownBy(() -> PolicyLoader.load(json))
         .isInstanceOf(PolicyException.class)
-        .hasMessageStartingWith("policy " + json + ": malformed JSON at line 1, column 8: Unrecognized token 'version'");
+        .hasMessageStartingWith(
+            "policy "
+                + json
+                + ": malformed JSON at line 1, column 8: Unrecognized token 'version'");
   }
 
   @Test
@@ -215,7 +231,9 @@ class PolicyLoaderTest {
 
   @Test
   void emptySectionsAddNoRule() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         request: {}
         identity: {api-keys: []}
@@ -232,13 +250,16 @@ class PolicyLoaderTest {
 
   @Test
   void requestBasePathAndMaxBody() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         request:
           base-path: /openai/v2-proxy
           max-body: 8MiB
         """);
-    assertThat(p.request()).isEqualTo(new Policy.RequestSettings("/openai/v2-proxy", 8L * 1024 * 1024));
+    assertThat(p.request())
+        .isEqualTo(new Policy.RequestSettings("/openai/v2-proxy", 8L * 1024 * 1024));
     assertThat(both("version: 1\nrequest: {base-path: \"\"}").request().basePath()).isEmpty();
   }
 
@@ -254,7 +275,9 @@ class PolicyLoaderTest {
 
   @Test
   void requestTimeoutsRateAndConnectionCap() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         request:
           body-timeout: 10s
@@ -262,8 +285,15 @@ class PolicyLoaderTest {
           head-timeout: 500ms
           max-connections-per-client: 64
         """);
-    assertThat(p.request()).isEqualTo(new Policy.RequestSettings("", 8L * 1024 * 1024, java.time.Duration.ofSeconds(10),
-        4096, java.time.Duration.ofMillis(500), 64));
+    assertThat(p.request())
+        .isEqualTo(
+            new Policy.RequestSettings(
+                "",
+                8L * 1024 * 1024,
+                java.time.Duration.ofSeconds(10),
+                4096,
+                java.time.Duration.ofMillis(500),
+                64));
     Policy.RequestSettings defaults = both("version: 1\nrequest: {}").request();
     assertThat(defaults.bodyTimeout()).isEqualTo(java.time.Duration.ofSeconds(30));
     assertThat(defaults.minBodyRate()).isEqualTo(1024);
@@ -273,49 +303,67 @@ class PolicyLoaderTest {
 
   @Test
   void forwardHeadersAreKeptAsWrittenInOrder() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         request:
           forward-headers: [OpenAI-Organization, x-team, "X-Trace_Id.v2"]
         upstream:
           credential: {header: X-Model-Key, from-env: MODEL_KEY}
         """);
-    assertThat(p.request().forwardHeaders()).containsExactly("OpenAI-Organization", "x-team", "X-Trace_Id.v2");
-    assertThat(both("version: 1\nrequest: {forward-headers: []}").request().forwardHeaders()).isEmpty();
-    assertThat(both("version: 1\nrequest: {}").request().forwardHeaders()).as("default: none").isEmpty();
+    assertThat(p.request().forwardHeaders())
+        .containsExactly("OpenAI-Organization", "x-team", "X-Trace_Id.v2");
+    assertThat(both("version: 1\nrequest: {forward-headers: []}").request().forwardHeaders())
+        .isEmpty();
+    assertThat(both("version: 1\nrequest: {}").request().forwardHeaders())
+        .as("default: none")
+        .isEmpty();
   }
 
   @Test
   void forwardHeadersAreCheckedWhenBuiltInCodeToo() {
-    assertThatThrownBy(() -> new Policy.RequestSettings("", 1024, null, 1024, null, 0, java.util.List.of("Cookie")))
+    assertThatThrownBy(
+            () ->
+                new Policy.RequestSettings(
+                    "", 1024, null, 1024, null, 0, java.util.List.of("Cookie")))
         .isInstanceOf(PolicyException.class)
-        .hasMessage("request.forward-headers[0]: \"Cookie\" is never forwarded from a caller (the caller's cookies)");
+        .hasMessage(
+            "request.forward-headers[0]: \"Cookie\" is never forwarded from a caller (the caller's cookies)");
     Policy.RequestSettings request =
         new Policy.RequestSettings("", 1024, null, 1024, null, 0, java.util.List.of("X-Model-Key"));
-    Policy.Upstream upstream = new Policy.Upstream(new Policy.CredentialSource("x-model-key", "", "K", null));
+    Policy.Upstream upstream =
+        new Policy.Upstream(new Policy.CredentialSource("x-model-key", "", "K", null));
     assertThatThrownBy(() -> new Policy(1, request, null, upstream, null, null, null, null))
         .isInstanceOf(PolicyException.class)
-        .hasMessage("request.forward-headers[0]: \"X-Model-Key\" is the upstream credential's header"
-            + " (upstream.credential.header); it is never taken from a caller");
+        .hasMessage(
+            "request.forward-headers[0]: \"X-Model-Key\" is the upstream credential's header"
+                + " (upstream.credential.header); it is never taken from a caller");
   }
 
   @Test
   void requestTimeoutsRateAndCapAreValidated() {
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  body-timeout: 0s\n"))
-        .isInstanceOf(PolicyException.class).hasMessage("request.body-timeout: must be > 0, was \"0s\"");
+        .isInstanceOf(PolicyException.class)
+        .hasMessage("request.body-timeout: must be > 0, was \"0s\"");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  head-timeout: 2h\n"))
-        .isInstanceOf(PolicyException.class).hasMessage("request.head-timeout: must be at most 1h, was \"2h\"");
+        .isInstanceOf(PolicyException.class)
+        .hasMessage("request.head-timeout: must be at most 1h, was \"2h\"");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  body-timeout: 30\n"))
-        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.body-timeout: expected a duration");
+        .isInstanceOf(PolicyException.class)
+        .hasMessageStartingWith("request.body-timeout: expected a duration");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  min-body-rate: 0\n"))
-        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.min-body-rate: must be > 0");
+        .isInstanceOf(PolicyException.class)
+        .hasMessageStartingWith("request.min-body-rate: must be > 0");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  max-connections-per-client: 0\n"))
-        .isInstanceOf(PolicyException.class).hasMessageStartingWith("request.max-connections-per-client: must be > 0");
+        .isInstanceOf(PolicyException.class)
+        .hasMessageStartingWith("request.max-connections-per-client: must be > 0");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  max-connections-per-client: \"8\"\n"))
         .isInstanceOf(PolicyException.class)
         .hasMessageStartingWith("request.max-connections-per-client: expected a whole number");
     assertThatThrownBy(() -> both("version: 1\nrequest:\n  header-timeout: 5s\n"))
-        .isInstanceOf(PolicyException.class).hasMessageContaining("header-timeout");
+        .isInstanceOf(PolicyException.class)
+        .hasMessageContaining("header-timeout");
   }
 
   private static long maxBody(String value) {
@@ -326,7 +374,9 @@ class PolicyLoaderTest {
 
   @Test
   void apiKeysAreNormalisedToLowerCaseHex() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         identity:
           api-keys:
@@ -341,15 +391,19 @@ class PolicyLoaderTest {
 
   @Test
   void apiKeyExpiryAcceptsAnOffset() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         identity:
           api-keys:
             - name: k
               sha256: %s
               expires: 2027-01-31T02:00:00+02:00
-        """.formatted(HASH));
-    assertThat(p.identity().apiKeys().get(0).expires()).isEqualTo(Instant.parse("2027-01-31T00:00:00Z"));
+        """
+                .formatted(HASH));
+    assertThat(p.identity().apiKeys().get(0).expires())
+        .isEqualTo(Instant.parse("2027-01-31T00:00:00Z"));
   }
 
   // --- upstream ----------------------------------------------------------------------------------
@@ -366,14 +420,18 @@ class PolicyLoaderTest {
 
   @Test
   void customHeaderWithoutSchemeCarriesTheRawSecret() throws Exception {
-    Policy p = both("version: 1\nupstream:\n  credential:\n    header: api-key\n    from-env: MODEL_KEY\n");
+    Policy p =
+        both(
+            "version: 1\nupstream:\n  credential:\n    header: api-key\n    from-env: MODEL_KEY\n");
     assertThat(CredentialProviders.from(p.upstream().credential(), name -> "k-1").current().value())
         .isEqualTo("k-1");
   }
 
   @Test
   void credentialFromFileWithCustomHeaderAndRawValue() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         upstream:
           credential:
@@ -381,15 +439,18 @@ class PolicyLoaderTest {
             scheme: ""
             from-file: /run/secrets/model-key
         """);
-    assertThat(p.upstream().credential()).isEqualTo(
-        new Policy.CredentialSource("x-api-key", "", null, Path.of("/run/secrets/model-key")));
+    assertThat(p.upstream().credential())
+        .isEqualTo(
+            new Policy.CredentialSource("x-api-key", "", null, Path.of("/run/secrets/model-key")));
   }
 
   // --- entitlements / allow / block --------------------------------------------------------------
 
   @Test
   void entitlementModelsAreGlobs() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         entitlements:
           - groups: [ml]
@@ -397,7 +458,8 @@ class PolicyLoaderTest {
             operations: [chat, completion, embedding, infer]
         """);
     Policy.Entitlement e = p.entitlements().get(0);
-    assertThat(e.operations()).containsExactlyInAnyOrder("chat", "completion", "embedding", "infer");
+    assertThat(e.operations())
+        .containsExactlyInAnyOrder("chat", "completion", "embedding", "infer");
     assertThat(Glob.matchesAny(e.models(), "llama-3.1-8b")).isTrue();
     assertThat(Glob.matchesAny(e.models(), "meta-llama/Llama-3.1-8B/x")).isTrue();
     assertThat(Glob.matchesAny(e.models(), "llama-3.2-1b")).isFalse();
@@ -410,7 +472,9 @@ class PolicyLoaderTest {
 
   @Test
   void allowMethodsAreUpperCasedAndStarMeansAny() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         allow:
           - groups: [ops]
@@ -425,7 +489,9 @@ class PolicyLoaderTest {
 
   @Test
   void blockPresetsAreKeptByNameWithoutRepeats() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         block:
           presets: [vllm-admin, ollama-admin, vllm-admin]
@@ -436,7 +502,9 @@ class PolicyLoaderTest {
 
   @Test
   void blockRules() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         block:
           rules:
@@ -447,16 +515,19 @@ class PolicyLoaderTest {
               methods: [delete]
               paths: ["/v1/**"]
         """);
-    assertThat(p.block().rules()).containsExactly(
-        new Policy.BlockRule("no-file-downloads", Set.of("*"), globs("/v1/files/**")),
-        new Policy.BlockRule("no-deletes", Set.of("DELETE"), globs("/v1/**")));
+    assertThat(p.block().rules())
+        .containsExactly(
+            new Policy.BlockRule("no-file-downloads", Set.of("*"), globs("/v1/files/**")),
+            new Policy.BlockRule("no-deletes", Set.of("DELETE"), globs("/v1/**")));
   }
 
   // --- parameters --------------------------------------------------------------------------------
 
   @Test
   void parameterMaximaAreNumbers() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         parameters:
           max:
@@ -465,14 +536,25 @@ class PolicyLoaderTest {
             presence_penalty: 0
             "odd name": 2
         """);
-    assertThat(p.parameters().max()).isEqualTo(
-        Map.of("max_tokens", 4096.0, "temperature", 0.7, "presence_penalty", 0.0, "odd name", 2.0));
+    assertThat(p.parameters().max())
+        .isEqualTo(
+            Map.of(
+                "max_tokens",
+                4096.0,
+                "temperature",
+                0.7,
+                "presence_penalty",
+                0.0,
+                "odd name",
+                2.0));
     assertThat(p.parameters().presets()).isEmpty();
   }
 
   @Test
   void parameterPresetsAreNamedOnceInOrder() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         parameters:
           presets: [extraction, extraction]
@@ -484,7 +566,9 @@ class PolicyLoaderTest {
 
   @Test
   void parameterDenyAndExemptGroups() {
-    Policy p = both("""
+    Policy p =
+        both(
+            """
         version: 1
         parameters:
           deny: [logprobs, echo]
@@ -497,9 +581,13 @@ class PolicyLoaderTest {
   @Test
   void parameterMaximaMustBeFinite() {
     // written out separately: JSON cannot carry the Infinity a converted YAML value would hold
-    assertThatThrownBy(() -> PolicyLoader.parse("version: 1\nparameters:\n  max:\n    n: 1e400\n", "policy"))
+    assertThatThrownBy(
+            () -> PolicyLoader.parse("version: 1\nparameters:\n  max:\n    n: 1e400\n", "policy"))
         .hasMessage("parameters.max.n: expected a finite number, was Infinity");
-    assertThatThrownBy(() -> PolicyLoader.parseJson("{\"version\": 1, \"parameters\": {\"max\": {\"n\": 1e400}}}", "p"))
+    assertThatThrownBy(
+            () ->
+                PolicyLoader.parseJson(
+                    "{\"version\": 1, \"parameters\": {\"max\": {\"n\": 1e400}}}", "p"))
         .hasMessage("parameters.max.n: expected a finite number, was Infinity");
   }
 
@@ -518,7 +606,8 @@ class PolicyLoaderTest {
 
   @Test
   void fileThatIsNotUtf8CannotBeRead(@TempDir Path dir) throws IOException {
-    Path bad = Files.write(dir.resolve("pam.yaml"), new byte[] {'v', ':', ' ', (byte) 0xff, (byte) 0xfe});
+    Path bad =
+        Files.write(dir.resolve("pam.yaml"), new byte[] {'v', ':', ' ', (byte) 0xff, (byte) 0xfe});
     assertThatThrownBy(() -> PolicyLoader.load(bad))
         .hasMessage("policy " + bad + ": cannot read: not UTF-8 text");
   }
@@ -531,23 +620,32 @@ class PolicyLoaderTest {
         .hasMessageContaining("<stream end>")
         .satisfies(e -> assertCleanMessage(e.getMessage()));
     assertThatThrownBy(() -> PolicyLoader.parse("version: 1\n  bad: indent\n", "policy"))
-        .hasMessage("policy: malformed YAML at line 2, column 6: mapping values are not allowed here");
+        .hasMessage(
+            "policy: malformed YAML at line 2, column 6: mapping values are not allowed here");
     assertThatThrownBy(() -> PolicyLoader.parse("\tversion: 1", "policy"))
-        .hasMessageStartingWith("policy: malformed YAML at line 1, column 1: found character '\\t(TAB)'")
+        .hasMessageStartingWith(
+            "policy: malformed YAML at line 1, column 1: found character '\\t(TAB)'")
         .satisfies(e -> assertCleanMessage(e.getMessage()));
   }
 
   @Test
-  void malformedJsonGivesLineAndColumnWithoutStackTraceOrExcerpt(@TempDir Path dir) throws IOException {
+  void malformedJsonGivesLineAndColumnWithoutStackTraceOrExcerpt(@TempDir Path dir)
+      throws IOException {
     Path trailingComma = Files.writeString(dir.resolve("a.json"), "{\"version\": 1,}");
     assertThatThrownBy(() -> PolicyLoader.load(trailingComma))
         .isInstanceOf(PolicyException.class)
-        .hasMessage("policy " + trailingComma + ": malformed JSON at line 1, column 15: Unexpected character "
-            + "('}' (code 125)): was expecting double-quote to start field name");
+        .hasMessage(
+            "policy "
+                + trailingComma
+                + ": malformed JSON at line 1, column 15: Unexpected character "
+                + "('}' (code 125)): was expecting double-quote to start field name");
     Path unclosed = Files.writeString(dir.resolve("b.json"), "{\"version\": 1\n\n");
     assertThatThrownBy(() -> PolicyLoader.load(unclosed))
-        .hasMessage("policy " + unclosed + ": malformed JSON at line 3, column 1: Unexpected end-of-input: "
-            + "expected close marker for Object (start marker at line 1, column 1)")
+        .hasMessage(
+            "policy "
+                + unclosed
+                + ": malformed JSON at line 3, column 1: Unexpected end-of-input: "
+                + "expected close marker for Object (start marker at line 1, column 1)")
         .satisfies(e -> assertCleanMessage(e.getMessage()));
   }
 
@@ -557,25 +655,32 @@ class PolicyLoaderTest {
 
   @Test
   void duplicateKeysAreRefusedRatherThanOneSilentlyWinning() {
-    assertThatThrownBy(() -> PolicyLoader.parse("""
+    assertThatThrownBy(
+            () ->
+                PolicyLoader.parse(
+                    """
         version: 1
         block:
           presets: [vllm-admin]
         block:
           presets: []
-        """, "policy"))
+        """,
+                    "policy"))
         .isInstanceOf(PolicyException.class)
         .hasMessage("policy: malformed YAML at line 4, column 6: duplicate key \"block\"");
     assertThatThrownBy(() -> PolicyLoader.parseJson("{\"version\": 1, \"version\": 2}", "policy"))
         .hasMessage("policy: malformed JSON at line 1, column 25: duplicate key \"version\"");
-    assertThatThrownBy(() -> PolicyLoader.parse(
-        "version: 1\nparameters:\n  max:\n    n: 1\n    n: 100\n", "policy"))
+    assertThatThrownBy(
+            () ->
+                PolicyLoader.parse(
+                    "version: 1\nparameters:\n  max:\n    n: 1\n    n: 100\n", "policy"))
         .hasMessage("policy: malformed YAML at line 5, column 6: duplicate key \"n\"");
   }
 
   @Test
   void aSecondDocumentIsRefusedRatherThanIgnored() {
-    assertThatThrownBy(() -> PolicyLoader.parse("version: 1\n---\nversion: 1\napproval: {}\n", "policy"))
+    assertThatThrownBy(
+            () -> PolicyLoader.parse("version: 1\n---\nversion: 1\napproval: {}\n", "policy"))
         .isInstanceOf(PolicyException.class)
         .hasMessage("policy: expected one YAML document, found more at line 3");
     assertThatThrownBy(() -> PolicyLoader.parseJson("{\"version\": 1} {}", "policy"))
@@ -601,8 +706,11 @@ class PolicyLoaderTest {
 
   @Test
   void loadFailuresInsideAFileKeepTheKeyPathMessage(@TempDir Path dir) throws IOException {
-    Path file = Files.writeString(dir.resolve("pam.yaml"), "version: 1\nparameters:\n  max:\n    n: one\n",
-        StandardCharsets.UTF_8);
+    Path file =
+        Files.writeString(
+            dir.resolve("pam.yaml"),
+            "version: 1\nparameters:\n  max:\n    n: one\n",
+            StandardCharsets.UTF_8);
     assertThatThrownBy(() -> Policy.load(file))
         .isInstanceOf(PolicyException.class)
         .hasMessage("parameters.max.n: expected a number, was \"one\"");

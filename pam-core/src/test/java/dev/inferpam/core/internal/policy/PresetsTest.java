@@ -21,27 +21,34 @@ class PresetsTest {
   }
 
   private static void assertBlocked(String preset, String method, String path, String rule) {
-    assertThat(blockedBy(preset, method, path)).as("%s %s under %s", method, path, preset).contains(rule);
+    assertThat(blockedBy(preset, method, path))
+        .as("%s %s under %s", method, path, preset)
+        .contains(rule);
   }
 
   private static void assertNotBlocked(String preset, String method, String path) {
-    assertThat(blockedBy(preset, method, path)).as("%s %s under %s", method, path, preset).isEmpty();
+    assertThat(blockedBy(preset, method, path))
+        .as("%s %s under %s", method, path, preset)
+        .isEmpty();
   }
 
   @Test
   void namesAreTheFiveDocumentedPresetsInOrder() {
-    assertThat(Presets.names()).containsExactly(
-        "ollama-admin", "vllm-admin", "triton-admin", "torchserve-admin", "openai-admin");
+    assertThat(Presets.names())
+        .containsExactly(
+            "ollama-admin", "vllm-admin", "triton-admin", "torchserve-admin", "openai-admin");
   }
 
   @Test
   void unknownPresetIsRefusedListingTheKnownOnes() {
     assertThatThrownBy(() -> Presets.rules("foo-admin"))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("unknown preset \"foo-admin\" (known: ollama-admin, vllm-admin, triton-admin, "
-            + "torchserve-admin, openai-admin)");
+        .hasMessage(
+            "unknown preset \"foo-admin\" (known: ollama-admin, vllm-admin, triton-admin, "
+                + "torchserve-admin, openai-admin)");
     assertThatThrownBy(() -> Presets.rules(null)).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> Presets.rules("Ollama-Admin")).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> Presets.rules("Ollama-Admin"))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test
@@ -62,7 +69,8 @@ class PresetsTest {
   void rulesAreImmutable() {
     List<Policy.BlockRule> rules = Presets.rules("ollama-admin");
     assertThatThrownBy(rules::clear).isInstanceOf(UnsupportedOperationException.class);
-    assertThatThrownBy(() -> Presets.names().add("x")).isInstanceOf(UnsupportedOperationException.class);
+    assertThatThrownBy(() -> Presets.names().add("x"))
+        .isInstanceOf(UnsupportedOperationException.class);
   }
 
   @Test
@@ -72,7 +80,10 @@ class PresetsTest {
     assertBlocked("ollama-admin", "POST", "/api/create", "ollama-admin:/api/create");
     assertBlocked("ollama-admin", "POST", "/api/copy", "ollama-admin:/api/copy");
     assertBlocked("ollama-admin", "DELETE", "/api/delete", "ollama-admin:/api/delete");
-    assertBlocked("ollama-admin", "POST", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2",
+    assertBlocked(
+        "ollama-admin",
+        "POST",
+        "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2",
         "ollama-admin:/api/blobs/**");
     assertBlocked("ollama-admin", "HEAD", "/api/blobs/sha256:abc", "ollama-admin:/api/blobs/**");
     assertBlocked("ollama-admin", "POST", "/api/signout", "ollama-admin:/api/signout");
@@ -92,13 +103,34 @@ class PresetsTest {
 
   @Test
   void vllmAdminBlocksControlEndpointsWhateverTheMethod() {
-    for (String path : List.of("/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/pause", "/resume",
-        "/is_paused", "/sleep", "/wake_up", "/is_sleeping", "/collective_rpc", "/update_weights",
-        "/init_weight_transfer", "/init_weight_transfer_engine", "/start_weight_update",
-        "/finish_weight_update", "/update_weight_version", "/weight_checker", "/start_profile",
-        "/stop_profile", "/reset_prefix_cache", "/reset_mm_cache", "/reset_encoder_cache",
-        "/scale_elastic_ep", "/is_scaling_elastic_ep", "/abort_requests", "/server_info",
-        "/get_world_size")) {
+    for (String path :
+        List.of(
+            "/v1/load_lora_adapter",
+            "/v1/unload_lora_adapter",
+            "/pause",
+            "/resume",
+            "/is_paused",
+            "/sleep",
+            "/wake_up",
+            "/is_sleeping",
+            "/collective_rpc",
+            "/update_weights",
+            "/init_weight_transfer",
+            "/init_weight_transfer_engine",
+            "/start_weight_update",
+            "/finish_weight_update",
+            "/update_weight_version",
+            "/weight_checker",
+            "/start_profile",
+            "/stop_profile",
+            "/reset_prefix_cache",
+            "/reset_mm_cache",
+            "/reset_encoder_cache",
+            "/scale_elastic_ep",
+            "/is_scaling_elastic_ep",
+            "/abort_requests",
+            "/server_info",
+            "/get_world_size")) {
       assertBlocked("vllm-admin", "POST", path, "vllm-admin:" + path);
       assertBlocked("vllm-admin", "GET", path, "vllm-admin:" + path);
     }
@@ -114,14 +146,33 @@ class PresetsTest {
   @Test
   void tritonAdminBlocksRepositoryControlAndSettingWrites() {
     assertBlocked("triton-admin", "POST", "/v2/repository/index", "triton-admin:/v2/repository/**");
-    assertBlocked("triton-admin", "POST", "/v2/repository/models/resnet/load", "triton-admin:/v2/repository/**");
-    assertBlocked("triton-admin", "POST", "/v2/repository/models/resnet/unload", "triton-admin:/v2/repository/**");
-    assertBlocked("triton-admin", "POST", "/v2/repository/other_repo/index", "triton-admin:/v2/repository/**");
+    assertBlocked(
+        "triton-admin",
+        "POST",
+        "/v2/repository/models/resnet/load",
+        "triton-admin:/v2/repository/**");
+    assertBlocked(
+        "triton-admin",
+        "POST",
+        "/v2/repository/models/resnet/unload",
+        "triton-admin:/v2/repository/**");
+    assertBlocked(
+        "triton-admin",
+        "POST",
+        "/v2/repository/other_repo/index",
+        "triton-admin:/v2/repository/**");
     assertBlocked("triton-admin", "GET", "/v2/repository", "triton-admin:/v2/repository/**");
     assertBlocked("triton-admin", "POST", "/v2/logging", "triton-admin:/v2/logging");
     assertBlocked("triton-admin", "POST", "/v2/trace/setting", "triton-admin:/v2/trace/setting");
-    assertBlocked("triton-admin", "POST", "/v2/models/resnet/trace/setting", "triton-admin:/v2/models/*/trace/setting");
-    assertBlocked("triton-admin", "POST", "/v2/models/resnet/versions/3/trace/setting",
+    assertBlocked(
+        "triton-admin",
+        "POST",
+        "/v2/models/resnet/trace/setting",
+        "triton-admin:/v2/models/*/trace/setting");
+    assertBlocked(
+        "triton-admin",
+        "POST",
+        "/v2/models/resnet/versions/3/trace/setting",
         "triton-admin:/v2/models/*/trace/setting");
 
     assertNotBlocked("triton-admin", "GET", "/v2/logging");
@@ -138,8 +189,10 @@ class PresetsTest {
   void torchserveAdminBlocksModelWritesButKeepsListing() {
     assertBlocked("torchserve-admin", "POST", "/models", "torchserve-admin:/models/**");
     assertBlocked("torchserve-admin", "PUT", "/models/resnet", "torchserve-admin:/models/**");
-    assertBlocked("torchserve-admin", "PUT", "/models/resnet/2.0/set-default", "torchserve-admin:/models/**");
-    assertBlocked("torchserve-admin", "DELETE", "/models/resnet/1.0", "torchserve-admin:/models/**");
+    assertBlocked(
+        "torchserve-admin", "PUT", "/models/resnet/2.0/set-default", "torchserve-admin:/models/**");
+    assertBlocked(
+        "torchserve-admin", "DELETE", "/models/resnet/1.0", "torchserve-admin:/models/**");
     assertBlocked("torchserve-admin", "POST", "/workflows", "torchserve-admin:/workflows/**");
     assertBlocked("torchserve-admin", "GET", "/workflows", "torchserve-admin:/workflows/**");
     assertBlocked("torchserve-admin", "DELETE", "/workflows/wf", "torchserve-admin:/workflows/**");
@@ -154,15 +207,30 @@ class PresetsTest {
 
   @Test
   void openaiAdminBlocksFilesFineTuningBatchesUploadsOrganizationAndModelDeletion() {
-    assertBlocked("openai-admin", "DELETE", "/v1/models/ft:gpt-4o-mini:acme::abc", "openai-admin:/v1/models/**");
-    assertBlocked("openai-admin", "POST", "/v1/fine_tuning/jobs", "openai-admin:/v1/fine_tuning/**");
-    assertBlocked("openai-admin", "GET", "/v1/fine_tuning/jobs/ftjob-1/events", "openai-admin:/v1/fine_tuning/**");
+    assertBlocked(
+        "openai-admin",
+        "DELETE",
+        "/v1/models/ft:gpt-4o-mini:acme::abc",
+        "openai-admin:/v1/models/**");
+    assertBlocked(
+        "openai-admin", "POST", "/v1/fine_tuning/jobs", "openai-admin:/v1/fine_tuning/**");
+    assertBlocked(
+        "openai-admin",
+        "GET",
+        "/v1/fine_tuning/jobs/ftjob-1/events",
+        "openai-admin:/v1/fine_tuning/**");
     assertBlocked("openai-admin", "GET", "/v1/files", "openai-admin:/v1/files/**");
     assertBlocked("openai-admin", "GET", "/v1/files/file-abc/content", "openai-admin:/v1/files/**");
     assertBlocked("openai-admin", "POST", "/v1/batches", "openai-admin:/v1/batches/**");
-    assertBlocked("openai-admin", "POST", "/v1/uploads/upload_1/parts", "openai-admin:/v1/uploads/**");
-    assertBlocked("openai-admin", "GET", "/v1/organization/users", "openai-admin:/v1/organization/**");
-    assertBlocked("openai-admin", "POST", "/v1/organization/admin_api_keys", "openai-admin:/v1/organization/**");
+    assertBlocked(
+        "openai-admin", "POST", "/v1/uploads/upload_1/parts", "openai-admin:/v1/uploads/**");
+    assertBlocked(
+        "openai-admin", "GET", "/v1/organization/users", "openai-admin:/v1/organization/**");
+    assertBlocked(
+        "openai-admin",
+        "POST",
+        "/v1/organization/admin_api_keys",
+        "openai-admin:/v1/organization/**");
 
     assertNotBlocked("openai-admin", "GET", "/v1/models");
     assertNotBlocked("openai-admin", "GET", "/v1/models/gpt-4o-mini");

@@ -18,11 +18,14 @@ import org.junit.jupiter.api.Test;
  * {@link Quotas} reuses: more principals than its slots, and principals that share a subject.
  */
 class QuotasKeysTest {
-  private static final Clock CLOCK = Clock.fixed(Instant.parse("2026-11-29T12:00:10Z"), ZoneOffset.UTC);
+  private static final Clock CLOCK =
+      Clock.fixed(Instant.parse("2026-11-29T12:00:10Z"), ZoneOffset.UTC);
 
-  private final Quotas quotas = new Quotas(
-      List.of(new Policy.Limit(Set.of("*"), List.of(), Set.of(), 2L, null, null)),
-      new InMemoryQuotaStore(CLOCK), CLOCK);
+  private final Quotas quotas =
+      new Quotas(
+          List.of(new Policy.Limit(Set.of("*"), List.of(), Set.of(), 2L, null, null)),
+          new InMemoryQuotaStore(CLOCK),
+          CLOCK);
 
   private boolean admitted(Principal p) {
     Quotas.Check c = quotas.admit(p, "chat", "llama-3", null);
@@ -31,28 +34,39 @@ class QuotasKeysTest {
 
   @Test
   void eachOfManyMorePrincipalsThanCachedKeysHasItsOwnBudget() {
-    int n = 1000; // several times the 256 slots of recent keys, so slots are taken over again and again
+    int n =
+        1000; // several times the 256 slots of recent keys, so slots are taken over again and again
     for (int round = 0; round < 2; round++) {
       for (int i = 0; i < n; i++) {
-        assertThat(admitted(Principal.of("user-" + i, Set.of(), Principal.VIA_API_KEY))).as("user-%d", i).isTrue();
+        assertThat(admitted(Principal.of("user-" + i, Set.of(), Principal.VIA_API_KEY)))
+            .as("user-%d", i)
+            .isTrue();
       }
     }
     for (int i = 0; i < n; i++) {
-      assertThat(admitted(Principal.of("user-" + i, Set.of(), Principal.VIA_API_KEY))).as("user-%d", i).isFalse();
+      assertThat(admitted(Principal.of("user-" + i, Set.of(), Principal.VIA_API_KEY)))
+          .as("user-%d", i)
+          .isFalse();
     }
   }
 
   @Test
   void theSameSubjectUnderAnotherIdentitySourceOrIssuerIsAnotherBudget() {
     Principal key = Principal.of("alice", Set.of(), Principal.VIA_API_KEY);
-    Principal idpA = new Principal("alice", Set.of(), Principal.VIA_OIDC, "https://a.example", Map.of());
-    Principal idpB = new Principal("alice", Set.of(), Principal.VIA_OIDC, "https://b.example", Map.of());
+    Principal idpA =
+        new Principal("alice", Set.of(), Principal.VIA_OIDC, "https://a.example", Map.of());
+    Principal idpB =
+        new Principal("alice", Set.of(), Principal.VIA_OIDC, "https://b.example", Map.of());
     for (Principal p : List.of(key, idpA, idpB)) {
       assertThat(admitted(p)).isTrue();
       assertThat(admitted(p)).isTrue();
     }
     for (Principal p : List.of(key, idpA, idpB)) assertThat(admitted(p)).isFalse();
     // A fresh but equal principal object is the same budget.
-    assertThat(admitted(new Principal("alice", Set.of(), Principal.VIA_OIDC, "https://a.example", Map.of()))).isFalse();
+    assertThat(
+            admitted(
+                new Principal(
+                    "alice", Set.of(), Principal.VIA_OIDC, "https://a.example", Map.of())))
+        .isFalse();
   }
 }

@@ -24,59 +24,97 @@ class UsageExtractorProperties {
   /** A response document with usage in one of the places that count, and what it carries. */
   record Doc(String json, Map<String, Long> expected) {}
 
-  private static final List<String> NOISE = List.of(
-      "\"text with \\\"usage\\\": {\\\"prompt_tokens\\\": 1}, brackets ]} and , commas\"",
-      "{\"usage\":{\"prompt_tokens\":999},\"deep\":[{\"usage\":{\"completion_tokens\":999}}]}",
-      "[[[{\"a\":\"}\"}],[]],{\"b\":[\"]\",\"\\\\\"]}]",
-      "12345", "-1.5e3", "true", "null", "\"\"", "{}", "[]",
-      "{\"message\":{\"usage\":{\"prompt_tokens\":999}}}");
-  private static final List<String> KEYS = List.of("id", "choices", "model", "content", "x", "usage_note", "data");
+  private static final List<String> NOISE =
+      List.of(
+          "\"text with \\\"usage\\\": {\\\"prompt_tokens\\\": 1}, brackets ]} and , commas\"",
+          "{\"usage\":{\"prompt_tokens\":999},\"deep\":[{\"usage\":{\"completion_tokens\":999}}]}",
+          "[[[{\"a\":\"}\"}],[]],{\"b\":[\"]\",\"\\\\\"]}]",
+          "12345",
+          "-1.5e3",
+          "true",
+          "null",
+          "\"\"",
+          "{}",
+          "[]",
+          "{\"message\":{\"usage\":{\"prompt_tokens\":999}}}");
+  private static final List<String> KEYS =
+      List.of("id", "choices", "model", "content", "x", "usage_note", "data");
 
   @Provide
   Arbitrary<Doc> docs() {
-    Arbitrary<String> member = Combinators.combine(Arbitraries.of(KEYS), Arbitraries.of(NOISE))
-        .as((k, v) -> "\"" + k + "\":" + v);
+    Arbitrary<String> member =
+        Combinators.combine(Arbitraries.of(KEYS), Arbitraries.of(NOISE))
+            .as((k, v) -> "\"" + k + "\":" + v);
     Arbitrary<Long> count = Arbitraries.longs().between(0, 5_000_000_000L);
-    Arbitrary<Doc> usage = Combinators.combine(count, count, count, Arbitraries.of(0, 1, 2, 3, 4))
-        .as((p, c, t, where) -> {
-          String object = "{\"prompt_tokens\":" + p + ",\"details\":{\"cached_tokens\":7,\"x\":[1,{\"total_tokens\":9}]},"
-              + "\"completion_tokens\":" + c + ",\"total_tokens\":" + t + "}";
-          Map<String, Long> expected = new LinkedHashMap<>();
-          expected.put("prompt_tokens", p);
-          expected.put("completion_tokens", c);
-          expected.put("total_tokens", t);
-          return switch (where) {
-            case 0 -> new Doc("\"usage\":" + object, expected);
-            case 1 -> new Doc("\"message\":{\"role\":\"assistant\",\"usage\":" + object + ",\"content\":\"}\"}", expected);
-            case 2 -> new Doc("\"response\":{\"output\":[{\"usage\":{\"prompt_tokens\":1}}],\"usage\":" + object + "}", expected);
-            case 3 -> new Doc("\"usage\" : \n " + object.replace(",", " , ").replace(":", ": "), expected);
-            default -> new Doc("\"prompt_eval_count\":" + p + ",\"eval_count\":" + c,
-                Map.of("prompt_tokens", p, "completion_tokens", c));
-          };
-        });
+    Arbitrary<Doc> usage =
+        Combinators.combine(count, count, count, Arbitraries.of(0, 1, 2, 3, 4))
+            .as(
+                (p, c, t, where) -> {
+                  String object =
+                      "{\"prompt_tokens\":"
+                          + p
+                          + ",\"details\":{\"cached_tokens\":7,\"x\":[1,{\"total_tokens\":9}]},"
+                          + "\"completion_tokens\":"
+                          + c
+                          + ",\"total_tokens\":"
+                          + t
+                          + "}";
+                  Map<String, Long> expected = new LinkedHashMap<>();
+                  expected.put("prompt_tokens", p);
+                  expected.put("completion_tokens", c);
+                  expected.put("total_tokens", t);
+                  return switch (where) {
+                    case 0 -> new Doc("\"usage\":" + object, expected);
+                    case 1 ->
+                        new Doc(
+                            "\"message\":{\"role\":\"assistant\",\"usage\":"
+                                + object
+                                + ",\"content\":\"}\"}",
+                            expected);
+                    case 2 ->
+                        new Doc(
+                            "\"response\":{\"output\":[{\"usage\":{\"prompt_tokens\":1}}],\"usage\":"
+                                + object
+                                + "}",
+                            expected);
+                    case 3 ->
+                        new Doc(
+                            "\"usage\" : \n " + object.replace(",", " , ").replace(":", ": "),
+                            expected);
+                    default ->
+                        new Doc(
+                            "\"prompt_eval_count\":" + p + ",\"eval_count\":" + c,
+                            Map.of("prompt_tokens", p, "completion_tokens", c));
+                  };
+                });
     return Combinators.combine(member.list().ofMaxSize(4), usage, member.list().ofMaxSize(4))
-        .as((before, u, after) -> {
-          List<String> members = new ArrayList<>(before);
-          members.add(u.json());
-          members.addAll(after);
-          return new Doc("{" + String.join(",", members) + "}", u.expected());
-        });
+        .as(
+            (before, u, after) -> {
+              List<String> members = new ArrayList<>(before);
+              members.add(u.json());
+              members.addAll(after);
+              return new Doc("{" + String.join(",", members) + "}", u.expected());
+            });
   }
 
   @Property(tries = 1500)
-  void usageIsFoundInJsonHoweverTheBodyIsCut(@ForAll("docs") Doc doc,
-                                             @ForAll("cuts") List<Integer> cuts) {
+  void usageIsFoundInJsonHoweverTheBodyIsCut(
+      @ForAll("docs") Doc doc, @ForAll("cuts") List<Integer> cuts) {
     assertThat(feed("application/json", doc.json(), cuts)).as(doc.json()).isEqualTo(doc.expected());
   }
 
   @Property(tries = 800)
-  void usageIsFoundInTheLastEventOfAStreamHoweverItIsCut(@ForAll("docs") Doc doc,
-                                                         @ForAll("cuts") List<Integer> cuts) {
-    String stream = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
-        // a document over several lines is sent as several data lines, which the event joins
-        + "event: x\ndata: " + doc.json().replace("\n", "\ndata: ") + "\n\ndata: [DONE]\n\n";
+  void usageIsFoundInTheLastEventOfAStreamHoweverItIsCut(
+      @ForAll("docs") Doc doc, @ForAll("cuts") List<Integer> cuts) {
+    String stream =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
+            // a document over several lines is sent as several data lines, which the event joins
+            + "event: x\ndata: "
+            + doc.json().replace("\n", "\ndata: ")
+            + "\n\ndata: [DONE]\n\n";
     assertThat(feed("text/event-stream", stream, cuts)).as(stream).isEqualTo(doc.expected());
-    String ndjson = "{\"done\":false,\"message\":{\"content\":\"a\"}}\n" + doc.json().replace("\n", " ") + "\n";
+    String ndjson =
+        "{\"done\":false,\"message\":{\"content\":\"a\"}}\n" + doc.json().replace("\n", " ") + "\n";
     assertThat(feed("application/x-ndjson", ndjson, cuts)).as(ndjson).isEqualTo(doc.expected());
   }
 

@@ -36,7 +36,9 @@ class ExchangeIdsTest {
     assertThat(a).hasSize(26).matches("[0-9A-HJKMNP-TV-Z]{26}");
     assertThat(decode(a.substring(0, 10))).isEqualTo(NOW.toEpochMilli());
     assertThat(b.substring(0, 10)).isEqualTo(a.substring(0, 10));
-    assertThat(b.substring(10)).as("same millisecond, other random bits").isNotEqualTo(a.substring(10));
+    assertThat(b.substring(10))
+        .as("same millisecond, other random bits")
+        .isNotEqualTo(a.substring(10));
   }
 
   @Test
@@ -49,12 +51,13 @@ class ExchangeIdsTest {
       CountDownLatch start = new CountDownLatch(1);
       List<Future<List<String>>> futures = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        Callable<List<String>> task = () -> {
-          start.await();
-          List<String> mine = new ArrayList<>(each);
-          for (int i = 0; i < each; i++) mine.add(ids.next());
-          return mine;
-        };
+        Callable<List<String>> task =
+            () -> {
+              start.await();
+              List<String> mine = new ArrayList<>(each);
+              for (int i = 0; i < each; i++) mine.add(ids.next());
+              return mine;
+            };
         futures.add(pool.submit(task));
       }
       start.countDown();
@@ -62,7 +65,8 @@ class ExchangeIdsTest {
       for (Future<List<String>> f : futures) {
         List<String> mine = f.get();
         for (int i = 1; i < mine.size(); i++) {
-          assertThat(mine.get(i).substring(0, 10)).isGreaterThanOrEqualTo(mine.get(i - 1).substring(0, 10));
+          assertThat(mine.get(i).substring(0, 10))
+              .isGreaterThanOrEqualTo(mine.get(i - 1).substring(0, 10));
         }
         all.addAll(mine);
       }

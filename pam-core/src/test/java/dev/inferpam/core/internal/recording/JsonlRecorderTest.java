@@ -114,8 +114,12 @@ class JsonlRecorderTest {
       String line = lines.get(i);
       List<String> members = new ArrayList<>();
       JSON.readTree(line).fieldNames().forEachRemaining(members::add);
-      assertThat(members.subList(members.size() - 2, members.size())).containsExactly("prev", "hash");
-      assertThat(line).doesNotContain(": ").doesNotContain(", ").startsWith("{\"v\":1,\"type\":\"exchange\",");
+      assertThat(members.subList(members.size() - 2, members.size()))
+          .containsExactly("prev", "hash");
+      assertThat(line)
+          .doesNotContain(": ")
+          .doesNotContain(", ")
+          .startsWith("{\"v\":1,\"type\":\"exchange\",");
       assertThat(prev(line)).isEqualTo(expectedPrev);
       assertThat(hash(line)).isEqualTo(specHash(line));
       assertThat(RecordCodec.decode(line)).isEqualTo(next("ex-" + (i + 1)));
@@ -125,50 +129,69 @@ class JsonlRecorderTest {
   }
 
   @Test
-  void aRecordHandedOverToBeFinishedLaterIsFinishedOnTheWriterThreadAndChainedInOrder() throws Exception {
+  void aRecordHandedOverToBeFinishedLaterIsFinishedOnTheWriterThreadAndChainedInOrder()
+      throws Exception {
     JsonlRecorder r = start(config(Policy.Durability.BATCHED));
-    java.util.concurrent.atomic.AtomicReference<Thread> finishedOn = new java.util.concurrent.atomic.AtomicReference<>();
+    java.util.concurrent.atomic.AtomicReference<Thread> finishedOn =
+        new java.util.concurrent.atomic.AtomicReference<>();
     r.record(next("ex-1"));
-    r.recordLater(dev.inferpam.api.PendingRecord.of("ex-2", 100, () -> {
-      finishedOn.set(Thread.currentThread());
-      return next("ex-2");
-    }));
+    r.recordLater(
+        dev.inferpam.api.PendingRecord.of(
+            "ex-2",
+            100,
+            () -> {
+              finishedOn.set(Thread.currentThread());
+              return next("ex-2");
+            }));
     r.record(next("ex-3"));
     r.flush();
 
     assertThat(finishedOn.get()).isNotNull().isNotSameAs(Thread.currentThread());
     List<String> lines = allLines();
     assertThat(lines).hasSize(3);
-    for (int i = 0; i < 3; i++) assertThat(RecordCodec.decode(lines.get(i))).isEqualTo(next("ex-" + (i + 1)));
+    for (int i = 0; i < 3; i++)
+      assertThat(RecordCodec.decode(lines.get(i))).isEqualTo(next("ex-" + (i + 1)));
     assertThat(verify().ok()).isTrue();
   }
 
   @Test
   void aRecordThatFailsToFinishIsNotWrittenIsLoggedByItsIdOnlyAndTheChainGoesOn() throws Exception {
     JsonlRecorder r = start(config(Policy.Durability.BATCHED));
-    r.recordLater(dev.inferpam.api.PendingRecord.of("ex-broken", 100, () -> {
-      throw new IllegalStateException("secret prompt text");
-    }));
+    r.recordLater(
+        dev.inferpam.api.PendingRecord.of(
+            "ex-broken",
+            100,
+            () -> {
+              throw new IllegalStateException("secret prompt text");
+            }));
     r.record(next("ex-2"));
     r.flush();
 
     assertThat(allLines()).hasSize(1).allSatisfy(line -> assertThat(line).contains("\"ex-2\""));
-    assertThat(logs.errors).singleElement().asString()
-        .contains("ex-broken", "IllegalStateException").doesNotContain("secret prompt text");
+    assertThat(logs.errors)
+        .singleElement()
+        .asString()
+        .contains("ex-broken", "IllegalStateException")
+        .doesNotContain("secret prompt text");
     assertThat(verify().ok()).isTrue();
   }
 
   @Test
   void startsANewSegmentWhenTheNextLineWouldPassTheSegmentSize() throws Exception {
     int lineBytes = RecordCodec.encode(next("ex-00"), "0".repeat(64)).length() + 1;
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null,
-        lineBytes * 3L, 0, null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(
+            dir, null, Policy.Durability.BATCHED, null, lineBytes * 3L, 0, null, 0);
     JsonlRecorder r = start(cfg);
     for (int i = 0; i < 10; i++) r.record(next("ex-" + (10 + i)));
     r.flush();
 
-    assertThat(segmentNames()).containsExactly("session-20260301-0001.jsonl", "session-20260301-0002.jsonl",
-        "session-20260301-0003.jsonl", "session-20260301-0004.jsonl");
+    assertThat(segmentNames())
+        .containsExactly(
+            "session-20260301-0001.jsonl",
+            "session-20260301-0002.jsonl",
+            "session-20260301-0003.jsonl",
+            "session-20260301-0004.jsonl");
     String last = null;
     for (SegmentFiles.Segment s : SegmentFiles.list(dir)) {
       assertThat(Files.size(s.path())).isLessThanOrEqualTo(lineBytes * 3L);
@@ -188,7 +211,8 @@ class JsonlRecorderTest {
     r.record(next("day-2"));
     r.flush();
 
-    assertThat(segmentNames()).containsExactly("session-20260301-0001.jsonl", "session-20260302-0001.jsonl");
+    assertThat(segmentNames())
+        .containsExactly("session-20260301-0001.jsonl", "session-20260302-0001.jsonl");
     assertThat(verify().ok()).isTrue();
     assertThat(verify().records()).isEqualTo(2);
   }
@@ -203,7 +227,8 @@ class JsonlRecorderTest {
     second.record(next("c"));
     second.close();
 
-    assertThat(segmentNames()).containsExactly("session-20260301-0001.jsonl", "session-20260301-0002.jsonl");
+    assertThat(segmentNames())
+        .containsExactly("session-20260301-0001.jsonl", "session-20260301-0002.jsonl");
     List<String> one = lines(dir.resolve("session-20260301-0001.jsonl"));
     List<String> two = lines(dir.resolve("session-20260301-0002.jsonl"));
     assertThat(prev(two.get(0))).isEqualTo(hash(one.get(1)));
@@ -225,16 +250,23 @@ class JsonlRecorderTest {
     second.record(next("d"));
     second.close();
 
-    assertThat(logs.warnings).singleElement().asString().contains("session-20260301-0001.jsonl", "truncated");
-    assertThat(prev(lines(dir.resolve("session-20260301-0002.jsonl")).get(0))).isEqualTo(intactHash);
-    assertThat(verify()).isEqualTo(new Recordings.Verification(false, 2, "session-20260301-0001.jsonl", 3,
-        "truncated line"));
+    assertThat(logs.warnings)
+        .singleElement()
+        .asString()
+        .contains("session-20260301-0001.jsonl", "truncated");
+    assertThat(prev(lines(dir.resolve("session-20260301-0002.jsonl")).get(0)))
+        .isEqualTo(intactHash);
+    assertThat(verify())
+        .isEqualTo(
+            new Recordings.Verification(
+                false, 2, "session-20260301-0001.jsonl", 3, "truncated line"));
   }
 
   @Test
   void retentionRemovesWholeExpiredSegmentsAndKeepsTheChainVerifiable() throws Exception {
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, Duration.ofDays(2), 0, 0,
-        null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(
+            dir, null, Policy.Durability.BATCHED, Duration.ofDays(2), 0, 0, null, 0);
     JsonlRecorder r = start(cfg);
     r.record(next("d1-a"));
     r.record(next("d1-b"));
@@ -245,11 +277,13 @@ class JsonlRecorderTest {
     r.flush();
     assertThat(segmentNames()).hasSize(2); // one day old: kept
 
-    clock.advance(Duration.ofDays(2)); // 2026-03-04: day 1 is older than two days, day 2 exactly two
+    clock.advance(
+        Duration.ofDays(2)); // 2026-03-04: day 1 is older than two days, day 2 exactly two
     r.record(next("d4"));
     r.flush();
 
-    assertThat(segmentNames()).containsExactly("session-20260302-0001.jsonl", "session-20260304-0001.jsonl");
+    assertThat(segmentNames())
+        .containsExactly("session-20260302-0001.jsonl", "session-20260304-0001.jsonl");
     List<String> day4 = lines(dir.resolve("session-20260304-0001.jsonl"));
     JsonNode retention = JSON.readTree(day4.get(0));
     assertThat(retention.get("type").asText()).isEqualTo("retention");
@@ -269,7 +303,9 @@ class JsonlRecorderTest {
 
     assertThat(segmentNames()).containsExactly("session-20260307-0001.jsonl");
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 2, null, 0, null));
-    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id()).containsExactly("d7");
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
+        .containsExactly("d7");
   }
 
   @Test
@@ -282,11 +318,19 @@ class JsonlRecorderTest {
     first.close();
     clock.advance(Duration.ofDays(30));
 
-    start(new Policy.Recording(dir, null, Policy.Durability.BATCHED, Duration.ofDays(7), 0, 0, null, 0));
+    start(
+        new Policy.Recording(
+            dir, null, Policy.Durability.BATCHED, Duration.ofDays(7), 0, 0, null, 0));
 
-    assertThat(segmentNames()).containsExactly("session-20260302-0001.jsonl", "session-20260401-0001.jsonl");
-    assertThat(JSON.readTree(lines(dir.resolve("session-20260401-0001.jsonl")).get(0)).get("removed").get(0)
-        .get("file").asText()).isEqualTo("session-20260301-0001.jsonl");
+    assertThat(segmentNames())
+        .containsExactly("session-20260302-0001.jsonl", "session-20260401-0001.jsonl");
+    assertThat(
+            JSON.readTree(lines(dir.resolve("session-20260401-0001.jsonl")).get(0))
+                .get("removed")
+                .get(0)
+                .get("file")
+                .asText())
+        .isEqualTo("session-20260301-0001.jsonl");
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 2, null, 0, null));
   }
 
@@ -302,13 +346,20 @@ class JsonlRecorderTest {
     io.failing = true;
     r.admit();
     r.record(next("r4")); // admitted before the failure: must not be lost
-    await().atMost(Duration.ofSeconds(5)).untilAsserted(() ->
-        assertThatThrownBy(r::admit).isInstanceOf(IOException.class)
-            .hasMessageStartingWith("recorder failed: ").hasMessageContaining("No space left on device"));
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(
+            () ->
+                assertThatThrownBy(r::admit)
+                    .isInstanceOf(IOException.class)
+                    .hasMessageStartingWith("recorder failed: ")
+                    .hasMessageContaining("No space left on device"));
     r.record(next("r5")); // queued while failed, kept in memory
     assertThatThrownBy(r::flush).hasMessageStartingWith("recorder failed: ");
     int attempts = io.createAttempts.get();
-    await().atMost(Duration.ofSeconds(5)).until(() -> io.createAttempts.get() >= attempts + 3); // retried
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> io.createAttempts.get() >= attempts + 3); // retried
 
     assertThat(logs.errors).hasSize(1);
     assertThat(logs.errors.get(0)).contains("recording to", "failed", "No space left on device");
@@ -316,14 +367,18 @@ class JsonlRecorderTest {
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 3, null, 0, null));
 
     io.failing = false;
-    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
     r.record(next("r6"));
     r.flush();
 
-    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id())
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
         .containsExactly("r1", "r2", "r3", "r4", "r5", "r6");
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 6, null, 0, null));
-    assertThat(segmentNames()).containsExactly("session-20260301-0001.jsonl", "session-20260301-0002.jsonl");
+    assertThat(segmentNames())
+        .containsExactly("session-20260301-0001.jsonl", "session-20260301-0002.jsonl");
     assertThat(logs.errors).hasSize(1);
     assertThat(logs.infos).anyMatch(m -> m.contains("works again"));
   }
@@ -333,7 +388,8 @@ class JsonlRecorderTest {
     // Running as root, permission changes do not stop writes; replacing the directory with a
     // regular file makes creating the next segment fail for real. Every line gets its own
     // segment (segment size 1 byte), so each record needs a new file.
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 1, 0, null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 1, 0, null, 0);
     JsonlRecorder r = start(cfg, new JsonlRecorder.Options().retryInterval(FAST));
     r.admit();
     r.record(next("r1"));
@@ -346,18 +402,24 @@ class JsonlRecorderTest {
 
     r.admit();
     r.record(next("r3"));
-    await().atMost(Duration.ofSeconds(5)).untilAsserted(() ->
-        assertThatThrownBy(r::admit).hasMessageStartingWith("recorder failed: "));
-    assertThat(Recordings.open(moved).verify()).isEqualTo(new Recordings.Verification(true, 2, null, 0, null));
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(
+            () -> assertThatThrownBy(r::admit).hasMessageStartingWith("recorder failed: "));
+    assertThat(Recordings.open(moved).verify())
+        .isEqualTo(new Recordings.Verification(true, 2, null, 0, null));
 
     Files.delete(dir);
     Files.move(moved, dir);
-    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
     r.record(next("r4"));
     r.flush();
 
     assertThat(logs.errors).hasSize(1);
-    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id())
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
         .containsExactly("r1", "r2", "r3", "r4");
     assertThat(verify()).isEqualTo(new Recordings.Verification(true, 4, null, 0, null));
   }
@@ -379,14 +441,16 @@ class JsonlRecorderTest {
     assertThatCode(r::admit).doesNotThrowAnyException();
     r.record(next("b3"));
     r.flush();
-    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id())
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
         .containsExactly("b1", "b2", "b3");
   }
 
   @Test
   void refusesAdmissionWhenTheQueueIsFull() throws Exception {
     io.writeGate = new CountDownLatch(1); // the disk stalls
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 0, 2, null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 0, 2, null, 0);
     JsonlRecorder r = start(cfg, faulty().wait(Duration.ofMillis(50)));
     r.admit();
     r.record(next("q1"));
@@ -397,28 +461,34 @@ class JsonlRecorderTest {
     assertThatThrownBy(() -> r.record(next("unadmitted"))).hasMessage("recording queue full");
 
     io.writeGate.countDown();
-    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(() -> assertThatCode(r::admit).doesNotThrowAnyException());
     r.record(next("q3"));
     r.flush();
-    assertThat(Recordings.open(dir).list(null, null)).extracting(e -> e.record().id())
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
         .containsExactly("q1", "q2", "q3");
   }
 
   @Test
   void aConfiguredQueueFullWaitAdmitsOnceRoomFreesUp() throws Exception {
     io.writeGate = new CountDownLatch(1);
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0,
-        Duration.ofSeconds(10));
+    Policy.Recording cfg =
+        new Policy.Recording(
+            dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0, Duration.ofSeconds(10));
     JsonlRecorder r = start(cfg, faulty().wait(Duration.ofMillis(50)));
     r.admit();
     r.record(next("first")); // holds the only slot until the writer gets through
-    java.util.concurrent.CompletableFuture<Void> second = java.util.concurrent.CompletableFuture.runAsync(() -> {
-      try {
-        r.admit();
-      } catch (IOException e) {
-        throw new java.io.UncheckedIOException(e);
-      }
-    });
+    java.util.concurrent.CompletableFuture<Void> second =
+        java.util.concurrent.CompletableFuture.runAsync(
+            () -> {
+              try {
+                r.admit();
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            });
     assertThat(second).as("waits for room instead of refusing").isNotDone();
     io.writeGate.countDown();
     second.get(10, java.util.concurrent.TimeUnit.SECONDS);
@@ -430,7 +500,8 @@ class JsonlRecorderTest {
   @Test
   void anAdmittedRecordUsesItsReservation() throws Exception {
     io.writeGate = new CountDownLatch(1);
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(dir, null, Policy.Durability.ASYNC, null, 0, 1, null, 0);
     JsonlRecorder r = start(cfg, faulty().wait(Duration.ofMillis(50)));
 
     r.admit();
@@ -443,9 +514,11 @@ class JsonlRecorderTest {
   }
 
   @Test
-  void strictIntentIsDurableBeforeIntentReturnsAndExchangeLinesAreGroupCommitted() throws Exception {
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.STRICT, null, 0, 0,
-        Duration.ofHours(1), 10_000);
+  void strictIntentIsDurableBeforeIntentReturnsAndExchangeLinesAreGroupCommitted()
+      throws Exception {
+    Policy.Recording cfg =
+        new Policy.Recording(
+            dir, null, Policy.Durability.STRICT, null, 0, 0, Duration.ofHours(1), 10_000);
     JsonlRecorder r = start(cfg, faulty());
     Path seg = dir.resolve("session-20260301-0001.jsonl");
 
@@ -461,30 +534,37 @@ class JsonlRecorderTest {
     assertThat(io.forcedBytes.get(seg)).isEqualTo(intentBytes); // written, not yet synced
     r.flush();
     assertThat(io.forcedBytes.get(seg)).isEqualTo(Files.size(seg));
-    assertThat(Recordings.open(dir).entries()).extracting(e -> e.record().type(), e -> e.record().id())
-        .containsExactly(org.assertj.core.groups.Tuple.tuple("intent", "ex-1"),
+    assertThat(Recordings.open(dir).entries())
+        .extracting(e -> e.record().type(), e -> e.record().id())
+        .containsExactly(
+            org.assertj.core.groups.Tuple.tuple("intent", "ex-1"),
             org.assertj.core.groups.Tuple.tuple("exchange", "ex-1"));
   }
 
   @Test
   void strictIntentFailsWhenItCannotBeMadeDurableInTime() throws Exception {
     io.forceGate = new CountDownLatch(1); // fsync hangs
-    JsonlRecorder r = start(config(Policy.Durability.STRICT), faulty().wait(Duration.ofMillis(100)));
+    JsonlRecorder r =
+        start(config(Policy.Durability.STRICT), faulty().wait(Duration.ofMillis(100)));
 
     assertThatThrownBy(() -> r.intent(intent("slow", clock.instant(), "alice")))
-        .isInstanceOf(IOException.class).hasMessageContaining("not durable within 100ms");
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("not durable within 100ms");
     io.forceGate.countDown();
   }
 
   @Test
   void batchedModeSyncsWithinTheBatchIntervalWithoutAFlush() throws Exception {
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 0, 0,
-        Duration.ofMillis(10), 1000);
+    Policy.Recording cfg =
+        new Policy.Recording(
+            dir, null, Policy.Durability.BATCHED, null, 0, 0, Duration.ofMillis(10), 1000);
     JsonlRecorder r = start(cfg, faulty());
     r.record(next("b1"));
 
     Path seg = dir.resolve("session-20260301-0001.jsonl");
-    await().atMost(Duration.ofSeconds(5)).until(() -> Files.exists(seg) && io.forcedBytes.getOrDefault(seg, 0L) > 0);
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> Files.exists(seg) && io.forcedBytes.getOrDefault(seg, 0L) > 0);
     assertThat(io.forcedBytes.get(seg)).isEqualTo(Files.size(seg));
   }
 
@@ -505,13 +585,15 @@ class JsonlRecorderTest {
     io.writeGate = new CountDownLatch(1);
     JsonlRecorder r = start(config(Policy.Durability.ASYNC), faulty());
     for (int i = 0; i < 200; i++) r.record(next("c" + i));
-    Thread closer = new Thread(() -> {
-      try {
-        r.close();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    });
+    Thread closer =
+        new Thread(
+            () -> {
+              try {
+                r.close();
+              } catch (IOException e) {
+                throw new UncheckedIOException(e);
+              }
+            });
     closer.start();
     io.writeGate.countDown();
     closer.join(10_000);
@@ -525,13 +607,15 @@ class JsonlRecorderTest {
 
   @Test
   void closeGivesUpOnADiskThatDoesNotRecoverAndSaysHowManyRecordsWereLost() throws Exception {
-    JsonlRecorder r = start(config(Policy.Durability.BATCHED),
-        faulty().closeTimeout(Duration.ofMillis(200)));
+    JsonlRecorder r =
+        start(config(Policy.Durability.BATCHED), faulty().closeTimeout(Duration.ofMillis(200)));
     io.failing = true;
     r.record(next("lost"));
 
-    assertThatThrownBy(r::close).isInstanceOf(IOException.class)
-        .hasMessageContaining("1 record(s) not written").hasMessageContaining("No space left on device");
+    assertThatThrownBy(r::close)
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("1 record(s) not written")
+        .hasMessageContaining("No space left on device");
   }
 
   @Test
@@ -539,7 +623,8 @@ class JsonlRecorderTest {
     start(config(Policy.Durability.ASYNC));
 
     assertThatThrownBy(() -> start(config(Policy.Durability.ASYNC)))
-        .isInstanceOf(UncheckedIOException.class).hasMessageContaining("in use by another recorder");
+        .isInstanceOf(UncheckedIOException.class)
+        .hasMessageContaining("in use by another recorder");
   }
 
   @Test
@@ -552,7 +637,8 @@ class JsonlRecorderTest {
         .hasMessage("cannot start recording in " + under + ": not a directory: " + under);
     assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(plain), clock))
         .isInstanceOf(UncheckedIOException.class)
-        .hasMessage("cannot start recording in " + plain + ": exists and is not a directory: " + plain);
+        .hasMessage(
+            "cannot start recording in " + plain + ": exists and is not a directory: " + plain);
   }
 
   @Test
@@ -561,38 +647,54 @@ class JsonlRecorderTest {
 
     assertThatThrownBy(() -> start(config(Policy.Durability.ASYNC)))
         .isInstanceOf(UncheckedIOException.class)
-        .hasMessage("cannot start recording in " + dir + ": is a directory: " + dir.resolve(JsonlRecorder.LOCK_FILE));
+        .hasMessage(
+            "cannot start recording in "
+                + dir
+                + ": is a directory: "
+                + dir.resolve(JsonlRecorder.LOCK_FILE));
   }
 
   @Test
   void aDirectoryTheProcessMayNotWriteIsRefusedSayingPermissionDenied() throws Exception {
     Path locked = Files.createDirectory(dir.resolve("locked"));
-    Files.setPosixFilePermissions(locked, java.nio.file.attribute.PosixFilePermissions.fromString("r-xr-xr-x"));
+    Files.setPosixFilePermissions(
+        locked, java.nio.file.attribute.PosixFilePermissions.fromString("r-xr-xr-x"));
     try {
       // root writes anyway: the "not a directory" test above still covers the message
       org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(locked), "running as root");
 
       assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(locked), clock))
           .isInstanceOf(UncheckedIOException.class)
-          .hasMessage("cannot start recording in " + locked + ": permission denied: "
-              + locked.resolve(JsonlRecorder.LOCK_FILE));
+          .hasMessage(
+              "cannot start recording in "
+                  + locked
+                  + ": permission denied: "
+                  + locked.resolve(JsonlRecorder.LOCK_FILE));
       assertThatThrownBy(() -> new JsonlRecorder(Policy.Recording.in(locked.resolve("sub")), clock))
           .isInstanceOf(UncheckedIOException.class)
-          .hasMessage("cannot start recording in " + locked.resolve("sub") + ": permission denied: "
-              + locked.resolve("sub"));
+          .hasMessage(
+              "cannot start recording in "
+                  + locked.resolve("sub")
+                  + ": permission denied: "
+                  + locked.resolve("sub"));
     } finally {
-      Files.setPosixFilePermissions(locked, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+      Files.setPosixFilePermissions(
+          locked, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
     }
   }
 
   @Test
   void theWriterThreadComesFromTheGivenFactoryAndEndsOnClose() throws Exception {
     List<Thread> made = new ArrayList<>();
-    JsonlRecorder r = new JsonlRecorder(config(Policy.Durability.BATCHED), clock, task -> {
-      Thread t = new Thread(task, "my-recorder-writer");
-      made.add(t);
-      return t;
-    });
+    JsonlRecorder r =
+        new JsonlRecorder(
+            config(Policy.Durability.BATCHED),
+            clock,
+            task -> {
+              Thread t = new Thread(task, "my-recorder-writer");
+              made.add(t);
+              return t;
+            });
     r.record(next("ex-1"));
     r.flush();
 
@@ -605,21 +707,24 @@ class JsonlRecorderTest {
 
   @Test
   void manyThreadsRecordEveryRecordExactlyOnceInOneChain() throws Exception {
-    Policy.Recording cfg = new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 64 * 1024, 0, null, 0);
+    Policy.Recording cfg =
+        new Policy.Recording(dir, null, Policy.Durability.BATCHED, null, 64 * 1024, 0, null, 0);
     JsonlRecorder r = start(cfg);
     List<Thread> threads = new ArrayList<>();
     for (int t = 0; t < 8; t++) {
       int tt = t;
-      threads.add(new Thread(() -> {
-        try {
-          for (int i = 0; i < 500; i++) {
-            r.admit();
-            r.record(next("t" + tt + "-" + i));
-          }
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-      }));
+      threads.add(
+          new Thread(
+              () -> {
+                try {
+                  for (int i = 0; i < 500; i++) {
+                    r.admit();
+                    r.record(next("t" + tt + "-" + i));
+                  }
+                } catch (IOException e) {
+                  throw new UncheckedIOException(e);
+                }
+              }));
     }
     threads.forEach(Thread::start);
     for (Thread t : threads) t.join();

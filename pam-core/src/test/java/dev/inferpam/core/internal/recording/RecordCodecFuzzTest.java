@@ -87,11 +87,12 @@ class RecordCodecFuzzTest {
     assertThat(RecordCodec.encode(decoded, RecordCodec.GENESIS)).isEqualTo(line);
   }
 
-  private static void assertChainDetectsAnyByteChange(SessionRecord record, int position, int change)
-      throws IOException {
+  private static void assertChainDetectsAnyByteChange(
+      SessionRecord record, int position, int change) throws IOException {
     String first = RecordCodec.encode(record, RecordCodec.GENESIS);
     byte[] firstBytes = first.getBytes(StandardCharsets.UTF_8);
-    String second = RecordCodec.encode(record, RecordCodec.links(firstBytes, firstBytes.length).hash());
+    String second =
+        RecordCodec.encode(record, RecordCodec.links(firstBytes, firstBytes.length).hash());
     byte[] segment = (first + "\n" + second + "\n").getBytes(StandardCharsets.UTF_8);
     Files.write(SEGMENT, segment);
     assertThat(Recordings.open(DIR).verify().ok()).as("intact segment verifies").isTrue();
@@ -105,14 +106,36 @@ class RecordCodecFuzzTest {
 
   /** What decoding the record's line gives back: times in milliseconds, no principal attributes. */
   private static SessionRecord written(SessionRecord r) {
-    Principal p = r.principal() == null ? null
-        : new Principal(r.principal().subject(), r.principal().groups(), r.principal().via(), r.principal().issuer(),
-            Map.of());
-    SessionRecord.Approval a = r.approval() == null ? null
-        : new SessionRecord.Approval(r.approval().id(), r.approval().rule(), r.approval().reviewer(),
-            millis(r.approval().decided()), r.approval().outcome(), r.approval().reason());
-    return new SessionRecord(r.type(), r.id(), millis(r.time()), r.durationMs(), p, r.request(), r.decision(), a,
-        r.response(), r.quotaRemaining());
+    Principal p =
+        r.principal() == null
+            ? null
+            : new Principal(
+                r.principal().subject(),
+                r.principal().groups(),
+                r.principal().via(),
+                r.principal().issuer(),
+                Map.of());
+    SessionRecord.Approval a =
+        r.approval() == null
+            ? null
+            : new SessionRecord.Approval(
+                r.approval().id(),
+                r.approval().rule(),
+                r.approval().reviewer(),
+                millis(r.approval().decided()),
+                r.approval().outcome(),
+                r.approval().reason());
+    return new SessionRecord(
+        r.type(),
+        r.id(),
+        millis(r.time()),
+        r.durationMs(),
+        p,
+        r.request(),
+        r.decision(),
+        a,
+        r.response(),
+        r.quotaRemaining());
   }
 
   private static Instant millis(Instant t) {
@@ -126,23 +149,57 @@ class RecordCodecFuzzTest {
     String id = data.consumeString(40);
     Instant time = instant(data);
     Principal principal = data.consumeBoolean() ? principal(data) : null;
-    SessionRecord.Request request = new SessionRecord.Request(data.consumeString(10), data.consumeString(80),
-        orNull(data, 12), orNull(data, 40), headers(data), data.consumeLong(), orNull(data, 200), orNull(data, 64));
+    SessionRecord.Request request =
+        new SessionRecord.Request(
+            data.consumeString(10),
+            data.consumeString(80),
+            orNull(data, 12),
+            orNull(data, 40),
+            headers(data),
+            data.consumeLong(),
+            orNull(data, 200),
+            orNull(data, 64));
     if (intent) {
-      return new SessionRecord(SessionRecord.TYPE_INTENT, id, time, 0, principal, request, null, null, null);
+      return new SessionRecord(
+          SessionRecord.TYPE_INTENT, id, time, 0, principal, request, null, null, null);
     }
     long duration = data.consumeLong();
-    SessionRecord.DecisionSummary decision = new SessionRecord.DecisionSummary(orNull(data, 10), orNull(data, 40),
-        orNull(data, 30), orNull(data, 120));
-    SessionRecord.Approval approval = data.consumeBoolean() ? null
-        : new SessionRecord.Approval(orNull(data, 20), orNull(data, 20), orNull(data, 20),
-            data.consumeBoolean() ? instant(data) : null, orNull(data, 10), orNull(data, 60));
-    SessionRecord.Response response = data.consumeBoolean() ? null
-        : new SessionRecord.Response(data.consumeInt(), data.consumeBoolean(), data.consumeLong(),
-            data.consumeBoolean(), orNull(data, 200), numbers(data, Integer.class), numbers(data, Long.class),
-            orNull(data, 64));
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, duration, principal, request, decision, approval,
-        response, numbers(data, Long.class));
+    SessionRecord.DecisionSummary decision =
+        new SessionRecord.DecisionSummary(
+            orNull(data, 10), orNull(data, 40), orNull(data, 30), orNull(data, 120));
+    SessionRecord.Approval approval =
+        data.consumeBoolean()
+            ? null
+            : new SessionRecord.Approval(
+                orNull(data, 20),
+                orNull(data, 20),
+                orNull(data, 20),
+                data.consumeBoolean() ? instant(data) : null,
+                orNull(data, 10),
+                orNull(data, 60));
+    SessionRecord.Response response =
+        data.consumeBoolean()
+            ? null
+            : new SessionRecord.Response(
+                data.consumeInt(),
+                data.consumeBoolean(),
+                data.consumeLong(),
+                data.consumeBoolean(),
+                orNull(data, 200),
+                numbers(data, Integer.class),
+                numbers(data, Long.class),
+                orNull(data, 64));
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        time,
+        duration,
+        principal,
+        request,
+        decision,
+        approval,
+        response,
+        numbers(data, Long.class));
   }
 
   private static Principal principal(FuzzedDataProvider data) {
@@ -150,7 +207,8 @@ class RecordCodecFuzzTest {
     if (subject.isBlank()) subject = "s" + subject;
     Set<String> groups = new HashSet<>();
     for (int i = data.consumeInt(0, 3); i > 0; i--) groups.add(data.consumeString(12));
-    Map<String, Object> attributes = data.consumeBoolean() ? Map.of("tenant", data.consumeString(8)) : Map.of();
+    Map<String, Object> attributes =
+        data.consumeBoolean() ? Map.of("tenant", data.consumeString(8)) : Map.of();
     return new Principal(subject, groups, data.consumeString(10), orNull(data, 40), attributes);
   }
 
@@ -175,7 +233,8 @@ class RecordCodecFuzzTest {
   }
 
   private static Instant instant(FuzzedDataProvider data) {
-    return Instant.ofEpochMilli(data.consumeLong(MIN_MS, MAX_MS)).plusNanos(data.consumeInt(0, 999_999));
+    return Instant.ofEpochMilli(data.consumeLong(MIN_MS, MAX_MS))
+        .plusNanos(data.consumeInt(0, 999_999));
   }
 
   private static String orNull(FuzzedDataProvider data, int maxLength) {

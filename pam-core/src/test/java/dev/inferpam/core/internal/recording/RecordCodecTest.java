@@ -23,15 +23,40 @@ class RecordCodecTest {
   static final String ZEROS = "0".repeat(64);
 
   static SessionRecord full() {
-    return new SessionRecord("exchange", "01JDX4Q3M8T6K9ZB2V7W5R1N0A", T, 184,
-        new Principal("alice", Set.of("ml-engineers"), "oidc", "https://idp.example.com/realms/ml", Map.of()),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "llama-3.1-8b",
-            Map.of("content-type", List.of("application/json"), "authorization", List.of("[REDACTED]")),
-            311, "{\"model\":\"llama-3.1-8b\"}"),
+    return new SessionRecord(
+        "exchange",
+        "01JDX4Q3M8T6K9ZB2V7W5R1N0A",
+        T,
+        184,
+        new Principal(
+            "alice", Set.of("ml-engineers"), "oidc", "https://idp.example.com/realms/ml", Map.of()),
+        new SessionRecord.Request(
+            "POST",
+            "/v1/chat/completions",
+            "chat",
+            "llama-3.1-8b",
+            Map.of(
+                "content-type",
+                List.of("application/json"),
+                "authorization",
+                List.of("[REDACTED]")),
+            311,
+            "{\"model\":\"llama-3.1-8b\"}"),
         new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
-        new SessionRecord.Approval("apr-7", "bulk-export", "bob", Instant.parse("2026-11-28T22:00:00.050Z"),
-            "approved", null),
-        new SessionRecord.Response(200, true, 1843, true, "data: hi\n\n", Map.of("email", 2),
+        new SessionRecord.Approval(
+            "apr-7",
+            "bulk-export",
+            "bob",
+            Instant.parse("2026-11-28T22:00:00.050Z"),
+            "approved",
+            null),
+        new SessionRecord.Response(
+            200,
+            true,
+            1843,
+            true,
+            "data: hi\n\n",
+            Map.of("email", 2),
             Map.of("prompt_tokens", 41L, "completion_tokens", 120L)));
   }
 
@@ -52,23 +77,38 @@ class RecordCodecTest {
   void writesTheExchangeLineCompactInSpecOrder() throws Exception {
     String line = RecordCodec.encode(full(), ZEROS);
 
-    String expectedUpToPrev = "{\"v\":1,\"type\":\"exchange\",\"id\":\"01JDX4Q3M8T6K9ZB2V7W5R1N0A\","
-        + "\"time\":\"2026-11-28T22:00:00.123Z\",\"duration_ms\":184,"
-        + "\"principal\":{\"subject\":\"alice\",\"groups\":[\"ml-engineers\"],\"via\":\"oidc\","
-        + "\"issuer\":\"https://idp.example.com/realms/ml\"},"
-        + "\"request\":{\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"operation\":\"chat\","
-        + "\"model\":\"llama-3.1-8b\",\"headers\":{\"authorization\":\"[REDACTED]\",\"content-type\":\"application/json\"},"
-        + "\"bytes\":311,\"body\":\"{\\\"model\\\":\\\"llama-3.1-8b\\\"}\"},"
-        + "\"decision\":{\"outcome\":\"allow\",\"rule\":\"entitlements[0]\",\"code\":null,\"message\":null},"
-        + "\"approval\":{\"id\":\"apr-7\",\"rule\":\"bulk-export\",\"reviewer\":\"bob\","
-        + "\"decided\":\"2026-11-28T22:00:00.050Z\",\"outcome\":\"approved\",\"reason\":null},"
-        + "\"response\":{\"status\":200,\"streamed\":true,\"bytes\":1843,\"complete\":true,"
-        + "\"body\":\"data: hi\\n\\n\",\"masked\":{\"email\":2},"
-        + "\"usage\":{\"completion_tokens\":120,\"prompt_tokens\":41}},"
-        + "\"prev\":\"" + ZEROS + "\"";
+    String expectedUpToPrev =
+        "{\"v\":1,\"type\":\"exchange\",\"id\":\"01JDX4Q3M8T6K9ZB2V7W5R1N0A\","
+            + "\"time\":\"2026-11-28T22:00:00.123Z\",\"duration_ms\":184,"
+            + "\"principal\":{\"subject\":\"alice\",\"groups\":[\"ml-engineers\"],\"via\":\"oidc\","
+            + "\"issuer\":\"https://idp.example.com/realms/ml\"},"
+            + "\"request\":{\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"operation\":\"chat\","
+            + "\"model\":\"llama-3.1-8b\",\"headers\":{\"authorization\":\"[REDACTED]\",\"content-type\":\"application/json\"},"
+            + "\"bytes\":311,\"body\":\"{\\\"model\\\":\\\"llama-3.1-8b\\\"}\"},"
+            + "\"decision\":{\"outcome\":\"allow\",\"rule\":\"entitlements[0]\",\"code\":null,\"message\":null},"
+            + "\"approval\":{\"id\":\"apr-7\",\"rule\":\"bulk-export\",\"reviewer\":\"bob\","
+            + "\"decided\":\"2026-11-28T22:00:00.050Z\",\"outcome\":\"approved\",\"reason\":null},"
+            + "\"response\":{\"status\":200,\"streamed\":true,\"bytes\":1843,\"complete\":true,"
+            + "\"body\":\"data: hi\\n\\n\",\"masked\":{\"email\":2},"
+            + "\"usage\":{\"completion_tokens\":120,\"prompt_tokens\":41}},"
+            + "\"prev\":\""
+            + ZEROS
+            + "\"";
     assertThat(line).isEqualTo(expectedUpToPrev + ",\"hash\":\"" + specHash(line) + "\"}");
-    assertThat(members(line)).containsExactly("v", "type", "id", "time", "duration_ms", "principal", "request",
-        "decision", "approval", "response", "prev", "hash");
+    assertThat(members(line))
+        .containsExactly(
+            "v",
+            "type",
+            "id",
+            "time",
+            "duration_ms",
+            "principal",
+            "request",
+            "decision",
+            "approval",
+            "response",
+            "prev",
+            "hash");
     assertThat(line).doesNotContain("\n");
   }
 
@@ -86,7 +126,8 @@ class RecordCodecTest {
   @Test
   void writerTailMatchesTheChainedLine() throws Exception {
     String body = RecordCodec.body(full());
-    byte[] tail = RecordCodec.tail(body.getBytes(StandardCharsets.UTF_8), ZEROS, RecordCodec.sha256());
+    byte[] tail =
+        RecordCodec.tail(body.getBytes(StandardCharsets.UTF_8), ZEROS, RecordCodec.sha256());
 
     String line = body + new String(tail, StandardCharsets.US_ASCII);
     assertThat(line).isEqualTo(RecordCodec.encode(full(), ZEROS) + "\n");
@@ -96,53 +137,90 @@ class RecordCodecTest {
   @Test
   void intentLineHoldsIdTimePrincipalAndRequestOnly() throws Exception {
     SessionRecord r = full();
-    SessionRecord intent = new SessionRecord("intent", r.id(), r.time(), 0, r.principal(), r.request(), null, null, null);
+    SessionRecord intent =
+        new SessionRecord(
+            "intent", r.id(), r.time(), 0, r.principal(), r.request(), null, null, null);
 
     String line = RecordCodec.encode(intent, ZEROS);
 
-    assertThat(members(line)).containsExactly("v", "type", "id", "time", "principal", "request", "prev", "hash");
+    assertThat(members(line))
+        .containsExactly("v", "type", "id", "time", "principal", "request", "prev", "hash");
     assertThat(RecordCodec.decode(line)).isEqualTo(intent);
   }
 
   @Test
   void storesTheBodyHashInsteadOfTheBodyWhenBodiesAreNotKept() throws Exception {
-    SessionRecord r = new SessionRecord("exchange", "id-1", T, 5, null,
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "m", Map.of(), 3, null, "aa".repeat(32)),
-        new SessionRecord.DecisionSummary("allow", "r", null, null), null,
-        new SessionRecord.Response(200, false, 4, true, null, Map.of(), Map.of(), "bb".repeat(32)));
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-1",
+            T,
+            5,
+            null,
+            new SessionRecord.Request(
+                "POST", "/v1/chat/completions", "chat", "m", Map.of(), 3, null, "aa".repeat(32)),
+            new SessionRecord.DecisionSummary("allow", "r", null, null),
+            null,
+            new SessionRecord.Response(
+                200, false, 4, true, null, Map.of(), Map.of(), "bb".repeat(32)));
 
     String line = RecordCodec.encode(r, ZEROS);
     JsonNode n = JSON.readTree(line);
 
-    assertThat(members(n.get("request").toString())).containsExactly("method", "path", "operation", "model",
-        "headers", "bytes", "body_sha256");
-    assertThat(members(n.get("response").toString())).containsExactly("status", "streamed", "bytes", "complete",
-        "body_sha256", "masked", "usage");
+    assertThat(members(n.get("request").toString()))
+        .containsExactly("method", "path", "operation", "model", "headers", "bytes", "body_sha256");
+    assertThat(members(n.get("response").toString()))
+        .containsExactly(
+            "status", "streamed", "bytes", "complete", "body_sha256", "masked", "usage");
     assertThat(RecordCodec.decode(line)).isEqualTo(r);
   }
 
   @Test
   void writesAbsentPrincipalDecisionAndResponseAsNullAndLeavesOutAbsentApproval() throws Exception {
-    SessionRecord r = new SessionRecord("exchange", "id-2", T, 0, null,
-        new SessionRecord.Request("GET", "/%2e%2e/x", null, null, Map.of(), 0, ""), null, null, null);
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-2",
+            T,
+            0,
+            null,
+            new SessionRecord.Request("GET", "/%2e%2e/x", null, null, Map.of(), 0, ""),
+            null,
+            null,
+            null);
 
     String line = RecordCodec.encode(r, ZEROS);
 
-    assertThat(line).contains("\"principal\":null").contains("\"decision\":null").contains("\"response\":null")
+    assertThat(line)
+        .contains("\"principal\":null")
+        .contains("\"decision\":null")
+        .contains("\"response\":null")
         .doesNotContain("approval");
     assertThat(RecordCodec.decode(line)).isEqualTo(r);
   }
 
   @Test
   void escapesWhatJsonRequiresAndRoundTripsAnyText() throws Exception {
-    String nasty = "quote\" backslash\\ nl\n cr\r tab\t nul\u0000 bell\u0007 del\u007f é 中 😀 lone\ud800 end";
-    SessionRecord r = new SessionRecord("exchange", "id-3", T, 1, null,
-        new SessionRecord.Request("POST", "/p", null, null, Map.of("x-note", List.of(nasty)), 1, nasty),
-        null, null, new SessionRecord.Response(200, false, 1, true, nasty, Map.of(), Map.of()));
+    String nasty =
+        "quote\" backslash\\ nl\n cr\r tab\t nul\u0000 bell\u0007 del\u007f é 中 😀 lone\ud800 end";
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-3",
+            T,
+            1,
+            null,
+            new SessionRecord.Request(
+                "POST", "/p", null, null, Map.of("x-note", List.of(nasty)), 1, nasty),
+            null,
+            null,
+            new SessionRecord.Response(200, false, 1, true, nasty, Map.of(), Map.of()));
 
     String line = RecordCodec.encode(r, ZEROS);
 
-    assertThat(line).contains("quote\\\" backslash\\\\ nl\\n cr\\r tab\\t nul\\u0000 bell\\u0007 del\u007f é 中 😀 lone\\ud800 end");
+    assertThat(line)
+        .contains(
+            "quote\\\" backslash\\\\ nl\\n cr\\r tab\\t nul\\u0000 bell\\u0007 del\u007f é 中 😀 lone\\ud800 end");
     assertThat(line.getBytes(StandardCharsets.UTF_8)).doesNotContain((byte) '\n');
     assertThat(RecordCodec.decode(line)).isEqualTo(r);
     assertThat(JSON.readTree(line).get("hash").asText()).isEqualTo(specHash(line));
@@ -157,9 +235,17 @@ class RecordCodecTest {
     for (String special : specials) {
       for (int i = 0; i <= base.length(); i++) {
         String text = base.substring(0, i) + special + base.substring(i);
-        SessionRecord r = new SessionRecord("exchange", "id-" + i, T, 1, null,
-            new SessionRecord.Request("POST", "/p", null, null, Map.of(), 1, text),
-            null, null, new SessionRecord.Response(200, false, 1, true, text, Map.of(), Map.of()));
+        SessionRecord r =
+            new SessionRecord(
+                "exchange",
+                "id-" + i,
+                T,
+                1,
+                null,
+                new SessionRecord.Request("POST", "/p", null, null, Map.of(), 1, text),
+                null,
+                null,
+                new SessionRecord.Response(200, false, 1, true, text, Map.of(), Map.of()));
         String line = RecordCodec.encode(r, ZEROS);
         assertThat(RecordCodec.decode(line)).as("%s at %d", special, i).isEqualTo(r);
         assertThat(JSON.readTree(line).get("hash").asText()).isEqualTo(specHash(line));
@@ -169,9 +255,24 @@ class RecordCodecTest {
 
   @Test
   void writesOneHeaderValueAsAStringAndSeveralAsAnArray() throws Exception {
-    SessionRecord r = new SessionRecord("exchange", "id-4", T, 1, null,
-        new SessionRecord.Request("GET", "/p", null, null,
-            Map.of("accept", List.of("a/b", "c/d"), "x-one", List.of("1")), 0, ""), null, null, null);
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-4",
+            T,
+            1,
+            null,
+            new SessionRecord.Request(
+                "GET",
+                "/p",
+                null,
+                null,
+                Map.of("accept", List.of("a/b", "c/d"), "x-one", List.of("1")),
+                0,
+                ""),
+            null,
+            null,
+            null);
 
     String line = RecordCodec.encode(r, ZEROS);
 
@@ -181,7 +282,8 @@ class RecordCodecTest {
 
   @Test
   void writesTimesInUtcWithExactlyThreeFractionDigits() {
-    assertThat(RecordCodec.formatTime(Instant.parse("2026-01-02T03:04:05Z"))).isEqualTo("2026-01-02T03:04:05.000Z");
+    assertThat(RecordCodec.formatTime(Instant.parse("2026-01-02T03:04:05Z")))
+        .isEqualTo("2026-01-02T03:04:05.000Z");
     assertThat(RecordCodec.formatTime(Instant.parse("2026-01-02T03:04:05.123456789Z")))
         .isEqualTo("2026-01-02T03:04:05.123Z");
   }
@@ -194,8 +296,17 @@ class RecordCodecTest {
   }
 
   static SessionRecord withQuota(SessionRecord r, Map<String, Long> quotaRemaining) {
-    return new SessionRecord(r.type(), r.id(), r.time(), r.durationMs(), r.principal(), r.request(), r.decision(),
-        r.approval(), r.response(), quotaRemaining);
+    return new SessionRecord(
+        r.type(),
+        r.id(),
+        r.time(),
+        r.durationMs(),
+        r.principal(),
+        r.request(),
+        r.decision(),
+        r.approval(),
+        r.response(),
+        quotaRemaining);
   }
 
   @Test
@@ -208,31 +319,71 @@ class RecordCodecTest {
 
     String line = RecordCodec.encode(r, ZEROS);
 
-    assertThat(line).contains("\"usage\":{\"completion_tokens\":120,\"prompt_tokens\":41}},"
-        + "\"quota_remaining\":{\"requests_per_minute\":2,\"tokens_per_day\":1234,\"tokens_per_minute\":0},"
-        + "\"prev\":\"" + ZEROS + "\"");
-    assertThat(members(line)).containsExactly("v", "type", "id", "time", "duration_ms", "principal", "request",
-        "decision", "approval", "response", "quota_remaining", "prev", "hash");
+    assertThat(line)
+        .contains(
+            "\"usage\":{\"completion_tokens\":120,\"prompt_tokens\":41}},"
+                + "\"quota_remaining\":{\"requests_per_minute\":2,\"tokens_per_day\":1234,\"tokens_per_minute\":0},"
+                + "\"prev\":\""
+                + ZEROS
+                + "\"");
+    assertThat(members(line))
+        .containsExactly(
+            "v",
+            "type",
+            "id",
+            "time",
+            "duration_ms",
+            "principal",
+            "request",
+            "decision",
+            "approval",
+            "response",
+            "quota_remaining",
+            "prev",
+            "hash");
     assertThat(line).endsWith(",\"hash\":\"" + specHash(line) + "\"}");
     SessionRecord decoded = RecordCodec.decode(line);
     assertThat(decoded).isEqualTo(r);
     assertThat(decoded.quotaRemaining())
-        .isEqualTo(Map.of("requests_per_minute", 2L, "tokens_per_day", 1234L, "tokens_per_minute", 0L));
+        .isEqualTo(
+            Map.of("requests_per_minute", 2L, "tokens_per_day", 1234L, "tokens_per_minute", 0L));
     // Equal records encode to equal bytes, whatever the map's order.
-    assertThat(RecordCodec.encode(withQuota(full(), Map.of("tokens_per_minute", 0L, "requests_per_minute", 2L,
-        "tokens_per_day", 1234L)), ZEROS)).isEqualTo(line);
+    assertThat(
+            RecordCodec.encode(
+                withQuota(
+                    full(),
+                    Map.of(
+                        "tokens_per_minute",
+                        0L,
+                        "requests_per_minute",
+                        2L,
+                        "tokens_per_day",
+                        1234L)),
+                ZEROS))
+        .isEqualTo(line);
   }
 
   @Test
   void writesQuotaRemainingOnADeniedRecordWithoutResponseToo() {
-    SessionRecord r = new SessionRecord("exchange", "id-q", T, 0, null,
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "m", Map.of(), 2, "{}"),
-        new SessionRecord.DecisionSummary("deny", "approval.rules.x", "approval_rejected", "no"), null, null,
-        Map.of("tokens_per_day", 0L));
+    SessionRecord r =
+        new SessionRecord(
+            "exchange",
+            "id-q",
+            T,
+            0,
+            null,
+            new SessionRecord.Request(
+                "POST", "/v1/chat/completions", "chat", "m", Map.of(), 2, "{}"),
+            new SessionRecord.DecisionSummary(
+                "deny", "approval.rules.x", "approval_rejected", "no"),
+            null,
+            null,
+            Map.of("tokens_per_day", 0L));
 
     String line = RecordCodec.encode(r, ZEROS);
 
-    assertThat(line).contains("\"response\":null,\"quota_remaining\":{\"tokens_per_day\":0},\"prev\":");
+    assertThat(line)
+        .contains("\"response\":null,\"quota_remaining\":{\"tokens_per_day\":0},\"prev\":");
     assertThat(RecordCodec.decode(line)).isEqualTo(r);
   }
 
@@ -243,7 +394,9 @@ class RecordCodecTest {
 
     String line = RecordCodec.encode(empty, ZEROS);
 
-    assertThat(line).doesNotContain("quota_remaining").isEqualTo(RecordCodec.encode(full(), ZEROS))
+    assertThat(line)
+        .doesNotContain("quota_remaining")
+        .isEqualTo(RecordCodec.encode(full(), ZEROS))
         .isEqualTo(RecordCodec.encode(nullMap, ZEROS));
     assertThat(members(line)).doesNotContain("quota_remaining");
     assertThat(RecordCodec.decode(line).quotaRemaining()).isEmpty();
@@ -252,8 +405,11 @@ class RecordCodecTest {
 
   @Test
   void decodingQuotaRemainingSkipsMembersThatAreNotNumbers() {
-    String line = RecordCodec.encode(withQuota(full(), Map.of("tokens_per_day", 7L)), ZEROS)
-        .replace("{\"tokens_per_day\":7}", "{\"tokens_per_day\":7,\"note\":\"x\",\"tokens_per_minute\":null}");
+    String line =
+        RecordCodec.encode(withQuota(full(), Map.of("tokens_per_day", 7L)), ZEROS)
+            .replace(
+                "{\"tokens_per_day\":7}",
+                "{\"tokens_per_day\":7,\"note\":\"x\",\"tokens_per_minute\":null}");
 
     assertThat(RecordCodec.decode(line).quotaRemaining()).isEqualTo(Map.of("tokens_per_day", 7L));
   }
@@ -261,8 +417,9 @@ class RecordCodecTest {
   @Test
   void decodingIgnoresMembersItDoesNotKnow() {
     String line = RecordCodec.encode(full(), ZEROS);
-    String future = line.replace("\"duration_ms\":184,", "\"duration_ms\":184,\"trace\":{\"span\":[1,2]},")
-        .replace("\"status\":200,", "\"status\":200,\"trailers\":{\"x\":\"y\"},");
+    String future =
+        line.replace("\"duration_ms\":184,", "\"duration_ms\":184,\"trace\":{\"span\":[1,2]},")
+            .replace("\"status\":200,", "\"status\":200,\"trailers\":{\"x\":\"y\"},");
 
     assertThat(RecordCodec.decode(future)).isEqualTo(full());
   }
@@ -270,10 +427,11 @@ class RecordCodecTest {
   /** Found by RecordCodecFuzzTest: an intent line carrying exchange members decoded into an intent with an outcome. */
   @Test
   void intentLinesDecodeWithoutTheMembersOnlyAnExchangeHas() {
-    String line = "{\"v\":1,\"type\":\"intent\",\"id\":\"i1\",\"time\":\"2026-11-28T22:00:00.123Z\",\"duration_ms\":5,"
-        + "\"principal\":null,\"request\":{\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"headers\":{}},"
-        + "\"decision\":{\"outcome\":\"allow\"},\"approval\":{\"id\":\"a1\"},\"response\":{\"status\":200},"
-        + "\"quota_remaining\":{\"tokens_per_day\":7}}";
+    String line =
+        "{\"v\":1,\"type\":\"intent\",\"id\":\"i1\",\"time\":\"2026-11-28T22:00:00.123Z\",\"duration_ms\":5,"
+            + "\"principal\":null,\"request\":{\"method\":\"POST\",\"path\":\"/v1/chat/completions\",\"headers\":{}},"
+            + "\"decision\":{\"outcome\":\"allow\"},\"approval\":{\"id\":\"a1\"},\"response\":{\"status\":200},"
+            + "\"quota_remaining\":{\"tokens_per_day\":7}}";
 
     SessionRecord intent = RecordCodec.decode(line);
 
@@ -290,27 +448,46 @@ class RecordCodecTest {
   void decodingRefusesRetentionLinesAndGarbage() {
     String retention = RecordCodec.chain(RecordCodec.retentionBody("r1", T, List.of()), ZEROS);
 
-    assertThatThrownBy(() -> RecordCodec.decode(retention)).isInstanceOf(IllegalArgumentException.class)
+    assertThatThrownBy(() -> RecordCodec.decode(retention))
+        .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("retention");
-    assertThatThrownBy(() -> RecordCodec.decode("{\"v\":1,")).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> RecordCodec.decode("[1]")).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> RecordCodec.decode("{\"v\":1,"))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> RecordCodec.decode("[1]"))
+        .isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test
   void writesTheRetentionLineFormat() throws Exception {
-    String body = RecordCodec.retentionBody("01RET", T, List.of(
-        new RecordCodec.Removed("session-20261001-0001.jsonl", 12, ZEROS, "cd".repeat(32)),
-        new RecordCodec.Removed("session-20261002-0001.jsonl", 0, null, null)));
+    String body =
+        RecordCodec.retentionBody(
+            "01RET",
+            T,
+            List.of(
+                new RecordCodec.Removed("session-20261001-0001.jsonl", 12, ZEROS, "cd".repeat(32)),
+                new RecordCodec.Removed("session-20261002-0001.jsonl", 0, null, null)));
     String line = RecordCodec.chain(body, "cd".repeat(32));
 
-    assertThat(line).isEqualTo("{\"v\":1,\"type\":\"retention\",\"id\":\"01RET\",\"time\":\"2026-11-28T22:00:00.123Z\","
-        + "\"removed\":[{\"file\":\"session-20261001-0001.jsonl\",\"records\":12,\"first_prev\":\"" + ZEROS + "\","
-        + "\"last_hash\":\"" + "cd".repeat(32) + "\"},"
-        + "{\"file\":\"session-20261002-0001.jsonl\",\"records\":0,\"first_prev\":null,\"last_hash\":null}],"
-        + "\"prev\":\"" + "cd".repeat(32) + "\",\"hash\":\"" + specHash(line) + "\"}");
+    assertThat(line)
+        .isEqualTo(
+            "{\"v\":1,\"type\":\"retention\",\"id\":\"01RET\",\"time\":\"2026-11-28T22:00:00.123Z\","
+                + "\"removed\":[{\"file\":\"session-20261001-0001.jsonl\",\"records\":12,\"first_prev\":\""
+                + ZEROS
+                + "\","
+                + "\"last_hash\":\""
+                + "cd".repeat(32)
+                + "\"},"
+                + "{\"file\":\"session-20261002-0001.jsonl\",\"records\":0,\"first_prev\":null,\"last_hash\":null}],"
+                + "\"prev\":\""
+                + "cd".repeat(32)
+                + "\",\"hash\":\""
+                + specHash(line)
+                + "\"}");
     RecordCodec.Retention r = RecordCodec.decodeRetention(line);
-    assertThat(r.removed()).extracting(RecordCodec.Removed::file, RecordCodec.Removed::records)
-        .containsExactly(org.assertj.core.api.Assertions.tuple("session-20261001-0001.jsonl", 12L),
+    assertThat(r.removed())
+        .extracting(RecordCodec.Removed::file, RecordCodec.Removed::records)
+        .containsExactly(
+            org.assertj.core.api.Assertions.tuple("session-20261001-0001.jsonl", 12L),
             org.assertj.core.api.Assertions.tuple("session-20261002-0001.jsonl", 0L));
   }
 
@@ -323,7 +500,8 @@ class RecordCodecTest {
 
     assertThat(links.prev()).isEqualTo(ZEROS);
     assertThat(links.hash()).isEqualTo(line.substring(line.length() - 66, line.length() - 2));
-    byte[] upper = line.replace(links.hash(), links.hash().toUpperCase()).getBytes(StandardCharsets.UTF_8);
+    byte[] upper =
+        line.replace(links.hash(), links.hash().toUpperCase()).getBytes(StandardCharsets.UTF_8);
     assertThat(RecordCodec.links(upper, upper.length)).isNull();
     byte[] spaced = line.replace(",\"hash\":", ", \"hash\":").getBytes(StandardCharsets.UTF_8);
     assertThat(RecordCodec.links(spaced, spaced.length)).isNull();
@@ -332,6 +510,7 @@ class RecordCodecTest {
   @Test
   void refusesAPrevThatIsNotAHash() {
     assertThatThrownBy(() -> RecordCodec.encode(full(), "xyz"))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("prev");
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("prev");
   }
 }

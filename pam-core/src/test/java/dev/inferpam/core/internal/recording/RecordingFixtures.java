@@ -26,20 +26,43 @@ public final class RecordingFixtures {
 
   /** An exchange record of {@code subject} at {@code time}. */
   public static SessionRecord exchange(String id, Instant time, String subject) {
-    return new SessionRecord(SessionRecord.TYPE_EXCHANGE, id, time, 12,
-        subject == null ? null : new Principal(subject, Set.of("ml"), Principal.VIA_API_KEY, null, Map.of()),
-        new SessionRecord.Request("POST", "/v1/chat/completions", "chat", "llama-3.1-8b",
-            Map.of("content-type", List.of("application/json"), "authorization", List.of("[REDACTED]")), 40,
+    return new SessionRecord(
+        SessionRecord.TYPE_EXCHANGE,
+        id,
+        time,
+        12,
+        subject == null
+            ? null
+            : new Principal(subject, Set.of("ml"), Principal.VIA_API_KEY, null, Map.of()),
+        new SessionRecord.Request(
+            "POST",
+            "/v1/chat/completions",
+            "chat",
+            "llama-3.1-8b",
+            Map.of(
+                "content-type",
+                List.of("application/json"),
+                "authorization",
+                List.of("[REDACTED]")),
+            40,
             "{\"model\":\"llama-3.1-8b\",\"messages\":[]}"),
-        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null), null,
-        new SessionRecord.Response(200, false, 27, true, "{\"choices\":[{\"text\":\"hi\"}]}", Map.of(),
+        new SessionRecord.DecisionSummary("allow", "entitlements[0]", null, null),
+        null,
+        new SessionRecord.Response(
+            200,
+            false,
+            27,
+            true,
+            "{\"choices\":[{\"text\":\"hi\"}]}",
+            Map.of(),
             Map.of("prompt_tokens", 3L, "completion_tokens", 1L)));
   }
 
   /** An intent record for {@code id}. */
   public static SessionRecord intent(String id, Instant time, String subject) {
     SessionRecord e = exchange(id, time, subject);
-    return new SessionRecord(SessionRecord.TYPE_INTENT, id, time, 0, e.principal(), e.request(), null, null, null);
+    return new SessionRecord(
+        SessionRecord.TYPE_INTENT, id, time, 0, e.principal(), e.request(), null, null, null);
   }
 
   /** The lines of a file, without line breaks. */
@@ -51,7 +74,9 @@ public final class RecordingFixtures {
   public static String specHash(String line) {
     try {
       String upTo = line.substring(0, line.lastIndexOf(",\"hash\":")) + "}";
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(upTo.getBytes(StandardCharsets.UTF_8)));
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(upTo.getBytes(StandardCharsets.UTF_8)));
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }
@@ -64,32 +89,35 @@ public final class RecordingFixtures {
     public final List<String> infos = new CopyOnWriteArrayList<>();
 
     public Logger logger() {
-      return (Logger) Proxy.newProxyInstance(Logger.class.getClassLoader(), new Class<?>[] {Logger.class},
-          (proxy, method, args) -> {
-            String name = method.getName();
-            if (name.startsWith("is") && name.endsWith("Enabled")) return true;
-            switch (name) {
-              case "getName":
-                return "test";
-              case "toString":
-                return "LogCapture";
-              case "hashCode":
-                return System.identityHashCode(proxy);
-              case "equals":
-                return proxy == args[0];
-              case "error":
-                errors.add(format(args));
-                return null;
-              case "warn":
-                warnings.add(format(args));
-                return null;
-              case "info":
-                infos.add(format(args));
-                return null;
-              default:
-                return null;
-            }
-          });
+      return (Logger)
+          Proxy.newProxyInstance(
+              Logger.class.getClassLoader(),
+              new Class<?>[] {Logger.class},
+              (proxy, method, args) -> {
+                String name = method.getName();
+                if (name.startsWith("is") && name.endsWith("Enabled")) return true;
+                switch (name) {
+                  case "getName":
+                    return "test";
+                  case "toString":
+                    return "LogCapture";
+                  case "hashCode":
+                    return System.identityHashCode(proxy);
+                  case "equals":
+                    return proxy == args[0];
+                  case "error":
+                    errors.add(format(args));
+                    return null;
+                  case "warn":
+                    warnings.add(format(args));
+                    return null;
+                  case "info":
+                    infos.add(format(args));
+                    return null;
+                  default:
+                    return null;
+                }
+              });
     }
 
     private static String format(Object[] args) {
