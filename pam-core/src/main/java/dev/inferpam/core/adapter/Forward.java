@@ -16,7 +16,7 @@ import java.util.Set;
  *       the upstream credential included) and {@link #body()}, plus what it sets itself as a
  *       proxy ({@code Host}, framing, {@code X-Forwarded-*}).</li>
  * </ul>
- * The values of {@link #setHeaders()} are secrets: {@link #toString()} never shows them.
+ * The values of {@link #setHeaders()} are secrets: {@code toString()} never shows them.
  * Immutable.
  */
 public interface Forward {
