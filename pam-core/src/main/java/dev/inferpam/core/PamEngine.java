@@ -152,6 +152,7 @@ public final class PamEngine implements AutoCloseable {
     this.masker = masker(b, policy);
     List<AutoCloseable> built = new ArrayList<>();
     Recorder madeRecorder = null;
+    InProcessApprovalService ownApprovals = null;
     try {
       List<IdentityResolver> resolvers =
           IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
@@ -173,17 +174,19 @@ public final class PamEngine implements AutoCloseable {
       this.ownRecorder = b.recorder == null && policy.recording() != null;
       this.recorder = recorder(b, policy, clock, background);
       if (ownRecorder) madeRecorder = recorder;
-      this.approvalService = approvalService(b, built);
+      ownApprovals = b.approvalService == null ? defaultApprovalService(b, built) : null;
+      this.approvalService =
+          b.approvalService != null
+              ? b.approvalService
+              : ownApprovals != null ? ownApprovals : ApprovalService.NONE;
     } catch (RuntimeException | Error e) {
       // No engine, so nobody else would close what was built for it.
       if (madeRecorder != null) closeQuietly(madeRecorder, e);
+      if (ownApprovals != null) ownApprovals.close();
       for (AutoCloseable c : built) closeQuietly(c, e);
       throw e;
     }
-    this.ownApprovalService =
-        approvalService instanceof InProcessApprovalService own && b.approvalService == null
-            ? own
-            : null;
+    this.ownApprovalService = ownApprovals;
     this.owned = List.copyOf(built);
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
@@ -208,9 +211,9 @@ public final class PamEngine implements AutoCloseable {
    * section, expiring reviews on the given scheduler, or on one made here from the given thread
    * factory (added to {@code built}), or on its own thread; else {@link ApprovalService#NONE}.
    */
-  private ApprovalService approvalService(Builder b, List<AutoCloseable> built) {
-    if (b.approvalService != null) return b.approvalService;
-    if (policy.approval() == null) return ApprovalService.NONE;
+  /** The approval service built from the policy's {@code approval} section; null without one. */
+  private InProcessApprovalService defaultApprovalService(Builder b, List<AutoCloseable> built) {
+    if (policy.approval() == null) return null;
     ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
     ReviewNotifier notifier = b.reviewNotifier;
     InProcessApprovalService.Builder service =
