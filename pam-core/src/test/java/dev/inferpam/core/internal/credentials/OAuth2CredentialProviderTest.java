@@ -399,6 +399,9 @@ class OAuth2CredentialProviderTest {
         .isInstanceOf(CredentialUnavailableException.class)
         .hasMessage(closed);
     provider.close(); // idempotent
+    // The abandoned request is still held at the endpoint: give it an answer to end with, so the
+    // server does not wait out its poll at shutdown.
+    endpoint.respond(token("tok-2", 120));
   }
 
   // --- configuration -------------------------------------------------------------------------
