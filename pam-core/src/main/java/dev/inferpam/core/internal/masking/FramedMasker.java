@@ -21,11 +21,27 @@ abstract class FramedMasker implements BodyMasker.Framing {
   /** Hands {@code len} bytes to the framer, which calls back into this masker. */
   abstract void frame(byte[] b, int off, int len);
 
+  /** Ends the framer's stream: it hands over a last unit cut off before its terminator. */
+  abstract void endFrames();
+
+  /** After the last unit: appends to {@link #out} the tails the open streams still hold. */
+  abstract void releaseTails();
+
   @Override
   public final String push(byte[] b, int off, int len) {
     if (fallback != null) return fallback.push(b, off, len);
     out = new StringBuilder();
     frame(b, off, len);
+    return out.toString();
+  }
+
+  @Override
+  public final String finish() {
+    if (fallback != null) return fallback.finish();
+    out = new StringBuilder();
+    endFrames();
+    if (fallback != null) return out.append(fallback.finish()).toString();
+    releaseTails();
     return out.toString();
   }
 

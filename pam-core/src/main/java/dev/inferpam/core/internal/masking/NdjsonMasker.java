@@ -41,12 +41,13 @@ final class NdjsonMasker extends FramedMasker implements NdjsonFramer.Handler {
   }
 
   @Override
-  public String finish() {
-    if (fallback != null) return fallback.finish();
-    out = new StringBuilder();
+  void endFrames() {
     framer.finish(); // a last line without its \n comes with terminator ""
+  }
+
+  @Override
+  void releaseTails() {
     releaseAll(out, unterminated);
-    return out.toString();
   }
 
   @Override

@@ -24,13 +24,13 @@ final class SseMasker extends FramedMasker implements SseFramer.Handler {
   }
 
   @Override
-  public String finish() {
-    if (fallback != null) return fallback.finish();
-    out = new StringBuilder();
+  void endFrames() {
     framer.finish(); // a cut-off last event is completed, so the tails can follow it
-    if (fallback != null) return out.append(fallback.finish()).toString();
+  }
+
+  @Override
+  void releaseTails() {
     streams.endAll(out);
-    return out.toString();
   }
 
   @Override
