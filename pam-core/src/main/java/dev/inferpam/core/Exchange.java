@@ -46,6 +46,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -860,44 +861,30 @@ final class Exchange {
     return listener != ExchangeListener.NONE;
   }
 
-  private void listenerFailed(RuntimeException e) {
-    log.warn("inferpam: exchange listener failed for exchange {}: {}", id, e.getClass().getName());
+  /** Tells the listener of an event; what it throws is logged and goes no further. */
+  private void tell(Consumer<ExchangeInfo> event) {
+    try {
+      event.accept(info());
+    } catch (RuntimeException e) {
+      log.warn(
+          "inferpam: exchange listener failed for exchange {}: {}", id, e.getClass().getName());
+    }
   }
 
   private void onDecided(Decision d) {
-    if (!listening()) return;
-    try {
-      listener.decided(info(), d);
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(about -> listener.decided(about, d));
   }
 
   private void onForwarded() {
-    if (!listening()) return;
-    try {
-      listener.forwarded(info());
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(listener::forwarded);
   }
 
   private void onFirstByte(int status) {
-    if (!listening()) return;
-    try {
-      listener.firstByte(info(), status);
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(about -> listener.firstByte(about, status));
   }
 
   private void onMasked(Map<String, Integer> counts) {
-    if (!listening()) return;
-    try {
-      listener.masked(info(), counts);
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(about -> listener.masked(about, counts));
   }
 
   private void onMaskingFailed() {
@@ -905,30 +892,15 @@ final class Exchange {
   }
 
   private void onRecorded() {
-    if (!listening()) return;
-    try {
-      listener.recorded(info());
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(listener::recorded);
   }
 
   private void onFailed(ExchangeListener.Failure failure) {
-    if (!listening()) return;
-    try {
-      listener.failed(info(), failure);
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(about -> listener.failed(about, failure));
   }
 
   private void onEnded(boolean complete) {
-    if (!listening()) return;
-    try {
-      listener.ended(info(), complete);
-    } catch (RuntimeException e) {
-      listenerFailed(e);
-    }
+    if (listening()) tell(about -> listener.ended(about, complete));
   }
 
   @Override

@@ -4,6 +4,7 @@ import dev.inferpam.api.ApprovalLimitException;
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.InferenceRequest;
 import dev.inferpam.api.Principal;
+import dev.inferpam.core.internal.Background;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
@@ -215,13 +216,7 @@ public final class InProcessApprovalService implements ApprovalService {
       this.ownScheduler = false;
     } else {
       ScheduledThreadPoolExecutor s =
-          new ScheduledThreadPoolExecutor(
-              1,
-              r -> {
-                Thread t = new Thread(r, "inferpam-approval-expiry");
-                t.setDaemon(true);
-                return t;
-              });
+          new ScheduledThreadPoolExecutor(1, Background.daemonThreads("inferpam-approval-expiry"));
       s.setRemoveOnCancelPolicy(true);
       this.scheduler = s;
       this.ownScheduler = true;

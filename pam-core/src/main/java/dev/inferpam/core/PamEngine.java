@@ -599,8 +599,7 @@ public final class PamEngine implements AutoCloseable {
     private Builder() {}
 
     public Builder policy(Policy policy) {
-      if (this.policy != null) throw new IllegalStateException("policy already set");
-      this.policy = Objects.requireNonNull(policy, "policy");
+      this.policy = Background.setOnce(this.policy, policy, "policy", "policy");
       return this;
     }
 
@@ -612,9 +611,8 @@ public final class PamEngine implements AutoCloseable {
 
     /** Overrides the policy's {@code upstream.credential}. */
     public Builder credentialProvider(CredentialProvider provider) {
-      if (this.credentialProvider != null)
-        throw new IllegalStateException("credentialProvider already set");
-      this.credentialProvider = Objects.requireNonNull(provider, "provider");
+      this.credentialProvider =
+          Background.setOnce(this.credentialProvider, provider, "credentialProvider", "provider");
       return this;
     }
 
@@ -626,8 +624,7 @@ public final class PamEngine implements AutoCloseable {
      * it: {@link PamEngine#close()} flushes it, and the caller closes it after the engine.
      */
     public Builder recorder(Recorder recorder) {
-      if (this.recorder != null) throw new IllegalStateException("recorder already set");
-      this.recorder = Objects.requireNonNull(recorder, "recorder");
+      this.recorder = Background.setOnce(this.recorder, recorder, "recorder", "recorder");
       return this;
     }
 
@@ -648,9 +645,9 @@ public final class PamEngine implements AutoCloseable {
      * own notification).
      */
     public Builder approvalService(ApprovalService approvalService) {
-      if (this.approvalService != null)
-        throw new IllegalStateException("approvalService already set");
-      this.approvalService = Objects.requireNonNull(approvalService, "approvalService");
+      this.approvalService =
+          Background.setOnce(
+              this.approvalService, approvalService, "approvalService", "approvalService");
       return this;
     }
 
@@ -672,8 +669,7 @@ public final class PamEngine implements AutoCloseable {
      * makes the limits hold across them. The engine does not close it.
      */
     public Builder quotaStore(QuotaStore store) {
-      if (this.quotaStore != null) throw new IllegalStateException("quotaStore already set");
-      this.quotaStore = Objects.requireNonNull(store, "store");
+      this.quotaStore = Background.setOnce(this.quotaStore, store, "quotaStore", "store");
       return this;
     }
 
@@ -682,8 +678,7 @@ public final class PamEngine implements AutoCloseable {
      * failures): where metrics and traces hook in. Default {@link ExchangeListener#NONE}.
      */
     public Builder eventListener(ExchangeListener listener) {
-      if (this.listener != null) throw new IllegalStateException("eventListener already set");
-      this.listener = Objects.requireNonNull(listener, "listener");
+      this.listener = Background.setOnce(this.listener, listener, "eventListener", "listener");
       return this;
     }
 
@@ -704,8 +699,7 @@ public final class PamEngine implements AutoCloseable {
      * @throws IllegalStateException when already set
      */
     public Builder executor(Executor executor) {
-      if (this.executor != null) throw new IllegalStateException("executor already set");
-      this.executor = Objects.requireNonNull(executor, "executor");
+      this.executor = Background.setOnce(this.executor, executor, "executor", "executor");
       return this;
     }
 
@@ -717,8 +711,7 @@ public final class PamEngine implements AutoCloseable {
      * @throws IllegalStateException when already set
      */
     public Builder scheduler(ScheduledExecutorService scheduler) {
-      if (this.scheduler != null) throw new IllegalStateException("scheduler already set");
-      this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
+      this.scheduler = Background.setOnce(this.scheduler, scheduler, "scheduler", "scheduler");
       return this;
     }
 
@@ -731,8 +724,8 @@ public final class PamEngine implements AutoCloseable {
      * @throws IllegalStateException when already set
      */
     public Builder threadFactory(ThreadFactory threadFactory) {
-      if (this.threadFactory != null) throw new IllegalStateException("threadFactory already set");
-      this.threadFactory = Objects.requireNonNull(threadFactory, "threadFactory");
+      this.threadFactory =
+          Background.setOnce(this.threadFactory, threadFactory, "threadFactory", "threadFactory");
       return this;
     }
 

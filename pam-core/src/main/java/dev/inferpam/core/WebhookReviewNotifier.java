@@ -3,6 +3,7 @@ package dev.inferpam.core;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.ReviewNotifier;
+import dev.inferpam.core.internal.Background;
 import dev.inferpam.core.internal.http.HttpClients;
 import dev.inferpam.core.internal.policy.Durations;
 import java.net.ConnectException;
@@ -30,7 +31,6 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -188,7 +188,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       this.executor = b.executor;
       this.ownExecutor = null;
     } else {
-      this.ownExecutor = Executors.newCachedThreadPool(daemon("inferpam-review-notifier"));
+      this.ownExecutor =
+          Executors.newCachedThreadPool(Background.daemonThreads("inferpam-review-notifier"));
       this.executor = ownExecutor;
     }
     if (b.scheduler != null) {
@@ -196,7 +197,8 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
       this.ownScheduler = false;
     } else {
       ScheduledThreadPoolExecutor retries =
-          new ScheduledThreadPoolExecutor(1, daemon("inferpam-review-notifier-retry"));
+          new ScheduledThreadPoolExecutor(
+              1, Background.daemonThreads("inferpam-review-notifier-retry"));
       retries.setRemoveOnCancelPolicy(true);
       retries.setKeepAliveTime(30, TimeUnit.SECONDS);
       retries.allowCoreThreadTimeOut(true); // no thread while no retry waits
@@ -213,14 +215,6 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
             // plain-http endpoints.
             .version(HttpClient.Version.HTTP_1_1)
             .build();
-  }
-
-  private static ThreadFactory daemon(String name) {
-    return r -> {
-      Thread t = new Thread(r, name);
-      t.setDaemon(true);
-      return t;
-    };
   }
 
   /** A builder; {@link Builder#url} is required. */
@@ -709,8 +703,7 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
      * @throws IllegalStateException when already set
      */
     public Builder executor(Executor executor) {
-      if (this.executor != null) throw new IllegalStateException("executor already set");
-      this.executor = Objects.requireNonNull(executor, "executor");
+      this.executor = Background.setOnce(this.executor, executor, "executor", "executor");
       return this;
     }
 
@@ -721,8 +714,7 @@ public final class WebhookReviewNotifier implements ReviewNotifier, AutoCloseabl
      * @throws IllegalStateException when already set
      */
     public Builder scheduler(ScheduledExecutorService scheduler) {
-      if (this.scheduler != null) throw new IllegalStateException("scheduler already set");
-      this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
+      this.scheduler = Background.setOnce(this.scheduler, scheduler, "scheduler", "scheduler");
       return this;
     }
 

@@ -3,17 +3,14 @@ package dev.inferpam.servlet;
 import static dev.inferpam.servlet.internal.EndpointResponses.error;
 import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
 import static dev.inferpam.servlet.internal.EndpointResponses.ok;
-import static dev.inferpam.servlet.internal.EndpointResponses.write;
 
 import dev.inferpam.api.ApprovalService;
 import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.Masker;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.Authentication;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.servlet.internal.ApprovalJson;
 import dev.inferpam.servlet.internal.EndpointResponses;
-import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -170,23 +167,11 @@ public final class ApprovalServlet extends HttpServlet {
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
-    try {
-      if (EndpointResponses.refusedPath(request, response)) return;
-      handle(request, response);
-    } catch (IOException e) {
-      throw e;
-    } catch (RuntimeException e) {
-      EndpointResponses.failed(log, "reviewer", request, response, e);
-    }
+    EndpointResponses.serve(engine, log, "reviewer", request, response, this::handle);
   }
 
-  private void handle(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    Authentication who = engine.authenticate(RequestHeads.of(request));
-    if (who instanceof Authentication.Refused refused) {
-      write(response, refused.error());
-      return;
-    }
-    Principal caller = ((Authentication.Authenticated) who).principal();
+  private void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
+      throws IOException {
     String method = request.getMethod().toUpperCase(Locale.ROOT);
     String path = request.getPathInfo();
 

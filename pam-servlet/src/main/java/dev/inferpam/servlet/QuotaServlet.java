@@ -3,7 +3,6 @@ package dev.inferpam.servlet;
 import static dev.inferpam.servlet.internal.EndpointResponses.error;
 import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
 import static dev.inferpam.servlet.internal.EndpointResponses.ok;
-import static dev.inferpam.servlet.internal.EndpointResponses.write;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,11 +10,9 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.inferpam.api.Principal;
-import dev.inferpam.core.Authentication;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.QuotaStatus;
 import dev.inferpam.servlet.internal.EndpointResponses;
-import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -127,22 +124,11 @@ public final class QuotaServlet extends HttpServlet {
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
-    try {
-      if (EndpointResponses.refusedPath(request, response)) return;
-      handle(request, response);
-    } catch (IOException e) {
-      throw e;
-    } catch (RuntimeException e) {
-      EndpointResponses.failed(log, "quota", request, response, e);
-    }
+    EndpointResponses.serve(engine, log, "quota", request, response, this::handle);
   }
 
-  private void handle(HttpServletRequest request, HttpServletResponse response) throws IOException {
-    Authentication who = engine.authenticate(RequestHeads.of(request));
-    if (who instanceof Authentication.Refused refused) {
-      write(response, refused.error());
-      return;
-    }
+  private void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
+      throws IOException {
     String path = request.getPathInfo();
     if (path != null && !path.isEmpty()) {
       error(response, 404, "not_found", "no such endpoint");
@@ -152,7 +138,6 @@ public final class QuotaServlet extends HttpServlet {
       methodNotAllowed(response, "GET");
       return;
     }
-    Principal caller = ((Authentication.Authenticated) who).principal();
     List<QuotaStatus> status;
     try {
       status = engine.quotaStatus(caller);

@@ -1,6 +1,7 @@
 package dev.inferpam.core.internal;
 
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.AbstractExecutorService;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -32,12 +33,27 @@ public record Background(
    * closed must not keep the JVM alive).
    */
   public ThreadFactory threads(String name) {
-    if (threadFactory != null) return threadFactory;
+    return threadFactory != null ? threadFactory : daemonThreads(name);
+  }
+
+  /** Daemon threads named {@code name}: a component nobody closed must not keep the JVM alive. */
+  public static ThreadFactory daemonThreads(String name) {
     return r -> {
       Thread t = new Thread(r, name);
       t.setDaemon(true);
       return t;
     };
+  }
+
+  /**
+   * A builder's set-once rule: {@code given}, not null, when {@code current} is unset.
+   *
+   * @throws IllegalStateException when {@code current} is already set ("{@code name} already set")
+   * @throws NullPointerException  when {@code given} is null (message {@code param})
+   */
+  public static <T> T setOnce(T current, T given, String name, String param) {
+    if (current != null) throw new IllegalStateException(name + " already set");
+    return Objects.requireNonNull(given, param);
   }
 
   /**

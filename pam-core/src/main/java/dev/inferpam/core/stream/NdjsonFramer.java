@@ -61,9 +61,7 @@ public final class NdjsonFramer {
    * @throws NullPointerException     if {@code handler} is null
    */
   public NdjsonFramer(long maxLineBytes, Handler handler) {
-    if (maxLineBytes <= 0)
-      throw new IllegalArgumentException("maxLineBytes must be > 0, was " + maxLineBytes);
-    this.maxLineBytes = maxLineBytes;
+    this.maxLineBytes = Framers.positive(maxLineBytes, "maxLineBytes");
     this.handler = Objects.requireNonNull(handler, "handler");
   }
 
@@ -77,11 +75,8 @@ public final class NdjsonFramer {
    */
   public void push(byte[] b, int off, int len) {
     Objects.checkFromIndexSize(off, len, b.length);
-    if (raw) {
-      if (len > 0) handler.raw(b, off, len);
-      return;
-    }
-    scanner.push(b, off, len);
+    if (!raw) scanner.push(b, off, len);
+    else if (len > 0) handler.raw(b, off, len);
   }
 
   /** Ends the stream: a last line without its {@code \n} is handed over with terminator {@code ""}. */

@@ -87,9 +87,7 @@ public final class SseFramer {
    * @throws NullPointerException     if {@code handler} is null
    */
   public SseFramer(long maxEventBytes, Handler handler) {
-    if (maxEventBytes <= 0)
-      throw new IllegalArgumentException("maxEventBytes must be > 0, was " + maxEventBytes);
-    this.maxEventBytes = maxEventBytes;
+    this.maxEventBytes = Framers.positive(maxEventBytes, "maxEventBytes");
     this.handler = Objects.requireNonNull(handler, "handler");
   }
 
@@ -118,11 +116,8 @@ public final class SseFramer {
    */
   public void push(byte[] b, int off, int len) {
     Objects.checkFromIndexSize(off, len, b.length);
-    if (raw) {
-      if (len > 0) handler.raw(b, off, len);
-      return;
-    }
-    scanner.push(b, off, len);
+    if (!raw) scanner.push(b, off, len);
+    else if (len > 0) handler.raw(b, off, len);
   }
 
   /**

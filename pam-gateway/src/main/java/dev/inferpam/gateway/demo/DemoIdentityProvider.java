@@ -15,12 +15,9 @@ import com.nimbusds.jose.jwk.gen.RSAKeyGenerator;
 import com.nimbusds.jwt.JWTClaimsSet;
 import com.nimbusds.jwt.SignedJWT;
 import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
@@ -32,9 +29,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -90,8 +84,7 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final HttpServer server;
-  private final ExecutorService executor;
+  private final LoopbackHttp http;
   private final Clock clock;
   private final RSAKey signingKey;
   private final List<String> served = new CopyOnWriteArrayList<>();
@@ -101,10 +94,8 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   private final ReentrantLock forgerLock = new ReentrantLock();
 
-  private DemoIdentityProvider(
-      HttpServer server, ExecutorService executor, Clock clock, RSAKey signingKey) {
-    this.server = server;
-    this.executor = executor;
+  private DemoIdentityProvider(LoopbackHttp http, Clock clock, RSAKey signingKey) {
+    this.http = http;
     this.clock = clock;
     this.signingKey = signingKey;
   }
@@ -122,26 +113,15 @@ public final class DemoIdentityProvider implements AutoCloseable {
   public static DemoIdentityProvider start(Clock clock) throws IOException {
     Objects.requireNonNull(clock, "clock");
     RSAKey key = generate(null);
-    HttpServer server =
-        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
-    AtomicInteger n = new AtomicInteger();
-    ExecutorService executor =
-        Executors.newCachedThreadPool(
-            r -> {
-              Thread t = new Thread(r, "demo-idp-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
-    server.setExecutor(executor);
-    DemoIdentityProvider idp = new DemoIdentityProvider(server, executor, clock, key);
-    server.createContext("/", idp::handle);
-    server.start();
+    LoopbackHttp http = LoopbackHttp.bind("demo-idp");
+    DemoIdentityProvider idp = new DemoIdentityProvider(http, clock, key);
+    http.serve(idp::handle);
     return idp;
   }
 
   /** The issuer, e.g. {@code http://127.0.0.1:54321}: the {@code iss} of its tokens. */
   public String issuer() {
-    return "http://127.0.0.1:" + server.getAddress().getPort();
+    return http.baseUrl();
   }
 
   /** Where the JWK set is. */
@@ -186,8 +166,7 @@ public final class DemoIdentityProvider implements AutoCloseable {
 
   @Override
   public void close() {
-    server.stop(0);
-    executor.shutdownNow();
+    http.close();
   }
 
   private RSAKey forgerKey() {

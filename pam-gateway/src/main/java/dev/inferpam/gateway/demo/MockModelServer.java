@@ -5,21 +5,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A tiny stand-in for a model server, on 127.0.0.1 and a free port, for the demo: it speaks
@@ -66,19 +60,14 @@ public final class MockModelServer implements AutoCloseable {
     "-2671."
   };
 
-  private final HttpServer server;
-  private final ExecutorService executor;
+  private final LoopbackHttp http;
   private final String expectedAuthorization;
   private final List<String> callerKeys;
   private final List<Seen> seen = new CopyOnWriteArrayList<>();
 
   private MockModelServer(
-      HttpServer server,
-      ExecutorService executor,
-      String expectedAuthorization,
-      List<String> callerKeys) {
-    this.server = server;
-    this.executor = executor;
+      LoopbackHttp http, String expectedAuthorization, List<String> callerKeys) {
+    this.http = http;
     this.expectedAuthorization = expectedAuthorization;
     this.callerKeys = List.copyOf(callerKeys);
   }
@@ -92,26 +81,15 @@ public final class MockModelServer implements AutoCloseable {
   public static MockModelServer start(String expectedAuthorization, List<String> callerKeys)
       throws IOException {
     Objects.requireNonNull(expectedAuthorization, "expectedAuthorization");
-    HttpServer server =
-        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
-    AtomicInteger n = new AtomicInteger();
-    ExecutorService executor =
-        Executors.newCachedThreadPool(
-            r -> {
-              Thread t = new Thread(r, "mock-model-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
-    server.setExecutor(executor);
-    MockModelServer mock = new MockModelServer(server, executor, expectedAuthorization, callerKeys);
-    server.createContext("/", mock::handle);
-    server.start();
+    LoopbackHttp http = LoopbackHttp.bind("mock-model");
+    MockModelServer mock = new MockModelServer(http, expectedAuthorization, callerKeys);
+    http.serve(mock::handle);
     return mock;
   }
 
   /** The base URL, e.g. {@code http://127.0.0.1:54321}. */
   public URI uri() {
-    return URI.create("http://127.0.0.1:" + server.getAddress().getPort());
+    return URI.create(http.baseUrl());
   }
 
   /** Every request received so far, in order. */
@@ -121,8 +99,7 @@ public final class MockModelServer implements AutoCloseable {
 
   @Override
   public void close() {
-    server.stop(0);
-    executor.shutdownNow();
+    http.close();
   }
 
   private void handle(HttpExchange ex) throws IOException {

@@ -1,6 +1,9 @@
 package dev.inferpam.servlet.internal;
 
+import dev.inferpam.api.Principal;
+import dev.inferpam.core.Authentication;
 import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.adapter.RequestPaths;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -19,6 +22,42 @@ public final class EndpointResponses {
       ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
 
   private EndpointResponses() {}
+
+  /** What an endpoint does for a caller the engine authenticated. */
+  @FunctionalInterface
+  public interface Endpoint {
+    void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
+        throws IOException;
+  }
+
+  /**
+   * Serves one request to the endpoint named {@code name}: refuses an ambiguous path
+   * ({@link #refusedPath}), authenticates the caller with {@code engine} (a refusal is answered as
+   * the engine words it, challenge included), hands the authenticated caller to {@code endpoint},
+   * and answers its unexpected exception as {@link #failed} does.
+   */
+  public static void serve(
+      PamEngine engine,
+      Logger log,
+      String name,
+      HttpServletRequest request,
+      HttpServletResponse response,
+      Endpoint endpoint)
+      throws IOException {
+    try {
+      if (refusedPath(request, response)) return;
+      Authentication who = engine.authenticate(RequestHeads.of(request));
+      if (who instanceof Authentication.Refused refused) {
+        write(response, refused.error());
+        return;
+      }
+      endpoint.handle(request, response, ((Authentication.Authenticated) who).principal());
+    } catch (IOException e) {
+      throw e;
+    } catch (RuntimeException e) {
+      failed(log, name, request, response, e);
+    }
+  }
 
   /** 200 with a JSON body. */
   public static void ok(HttpServletResponse response, byte[] body) throws IOException {

@@ -1,12 +1,12 @@
 package dev.inferpam.core.internal.masking;
 
+import dev.inferpam.core.internal.JsonEscapes;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -178,22 +178,7 @@ public final class CredentialScrubber {
 
   /** {@code v} as the inside of a JSON string, with the escapes a JSON writer uses. */
   static String jsonEscaped(String v) {
-    StringBuilder out = new StringBuilder(v.length() + 8);
-    for (int i = 0; i < v.length(); i++) {
-      char c = v.charAt(i);
-      switch (c) {
-        case '"' -> out.append("\\\"");
-        case '\\' -> out.append("\\\\");
-        case '\n' -> out.append("\\n");
-        case '\r' -> out.append("\\r");
-        case '\t' -> out.append("\\t");
-        default -> {
-          if (c < 0x20) out.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
-          else out.append(c);
-        }
-      }
-    }
-    return out.toString();
+    return JsonEscapes.append(new StringBuilder(v.length() + 8), v, false).toString();
   }
 
   /** {@code v} percent-encoded as UTF-8, RFC 3986 unreserved chars kept, upper-case hex. */

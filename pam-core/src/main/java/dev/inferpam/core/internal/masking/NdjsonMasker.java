@@ -20,39 +20,34 @@ import java.util.Map;
  * {@code "done": true} carries the released text plus the held tails. Other lines are masked
  * JSON-aware, non-JSON lines as text.
  */
-final class NdjsonMasker implements BodyMasker.Framing, NdjsonFramer.Handler {
+final class NdjsonMasker extends FramedMasker implements NdjsonFramer.Handler {
   /** Streamed text fields, as paths: {@code "message.content"} is {@code content} in {@code message}. */
   private static final List<String> STREAMED =
       List.of("message.content", "message.thinking", "response", "thinking");
 
-  private final BodyMaskerValues values;
   private final NdjsonFramer framer;
   private final Map<String, Masker.Session> open = new LinkedHashMap<>();
   private ObjectNode template; // the last line that fed a stream
-  private StringBuilder out;
-  private BodyMaskerText fallback;
   private boolean unterminated; // the last line came without its \n
 
   NdjsonMasker(BodyMaskerValues values, int cap) {
-    this.values = values;
+    super(values);
     this.framer = new NdjsonFramer(cap, this);
   }
 
   @Override
-  public String push(byte[] b, int off, int len) {
-    if (fallback != null) return fallback.push(b, off, len);
-    out = new StringBuilder();
+  void frame(byte[] b, int off, int len) {
     framer.push(b, off, len);
-    return out.toString();
   }
 
   @Override
-  public String finish() {
-    if (fallback != null) return fallback.finish();
-    out = new StringBuilder();
+  void endFrames() {
     framer.finish(); // a last line without its \n comes with terminator ""
+  }
+
+  @Override
+  void releaseTails() {
     releaseAll(out, unterminated);
-    return out.toString();
   }
 
   @Override
@@ -65,12 +60,7 @@ final class NdjsonMasker implements BodyMasker.Framing, NdjsonFramer.Handler {
   @Override
   public void overflow() {
     releaseAll(out, false);
-    fallback = new BodyMaskerText(values);
-  }
-
-  @Override
-  public void raw(byte[] b, int off, int len) {
-    out.append(fallback.push(b, off, len));
+    fallBack();
   }
 
   private String maskLine(String text) {

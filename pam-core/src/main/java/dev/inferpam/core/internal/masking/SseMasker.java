@@ -8,35 +8,29 @@ import dev.inferpam.core.stream.SseFramer;
  * pushes were cut, hands each complete event's data to {@link SseStreams}, and delivers the event
  * at once. Terminators that belong to no event pass as they are.
  */
-final class SseMasker implements BodyMasker.Framing, SseFramer.Handler {
-  private final BodyMaskerValues values;
+final class SseMasker extends FramedMasker implements SseFramer.Handler {
   private final SseStreams streams;
   private final SseFramer framer;
-  private StringBuilder out;
-  private BodyMaskerText fallback;
 
   SseMasker(BodyMaskerValues values, int cap, int maxStreams) {
-    this.values = values;
+    super(values);
     this.streams = new SseStreams(values, maxStreams, cap);
     this.framer = new SseFramer(cap, this);
   }
 
   @Override
-  public String push(byte[] b, int off, int len) {
-    if (fallback != null) return fallback.push(b, off, len);
-    out = new StringBuilder();
+  void frame(byte[] b, int off, int len) {
     framer.push(b, off, len);
-    return out.toString();
   }
 
   @Override
-  public String finish() {
-    if (fallback != null) return fallback.finish();
-    out = new StringBuilder();
+  void endFrames() {
     framer.finish(); // a cut-off last event is completed, so the tails can follow it
-    if (fallback != null) return out.append(fallback.finish()).toString();
+  }
+
+  @Override
+  void releaseTails() {
     streams.endAll(out);
-    return out.toString();
   }
 
   @Override
@@ -68,11 +62,6 @@ final class SseMasker implements BodyMasker.Framing, SseFramer.Handler {
   @Override
   public void overflow() {
     streams.endAll(out);
-    fallback = new BodyMaskerText(values);
-  }
-
-  @Override
-  public void raw(byte[] b, int off, int len) {
-    out.append(fallback.push(b, off, len));
+    fallBack();
   }
 }

@@ -1,6 +1,7 @@
 package dev.inferpam.core.internal.policy;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.inferpam.core.internal.JsonEscapes;
 
 /**
  * Renders values for policy error messages. Stateless and thread-safe.
@@ -18,23 +19,7 @@ public final class PolicyText {
   public static String quote(String text) {
     String s = text.length() > MAX_CHARS ? text.substring(0, MAX_CHARS) : text;
     StringBuilder out = new StringBuilder(s.length() + 2).append('"');
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      switch (c) {
-        case '"' -> out.append("\\\"");
-        case '\\' -> out.append("\\\\");
-        case '\n' -> out.append("\\n");
-        case '\r' -> out.append("\\r");
-        case '\t' -> out.append("\\t");
-        default -> {
-          if (c < 0x20 || c == 0x7f || Character.getType(c) == Character.FORMAT) {
-            out.append(String.format("\\u%04x", (int) c));
-          } else {
-            out.append(c);
-          }
-        }
-      }
-    }
+    JsonEscapes.append(out, s, true);
     out.append('"');
     if (s.length() < text.length()) out.append("...");
     return out.toString();

@@ -3,6 +3,7 @@ package dev.inferpam.core.internal.recording;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.internal.Background;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -200,11 +201,7 @@ public final class JsonlRecorder implements Recorder {
 
   /** The writer thread by default: a daemon, so that a recorder nobody closed does not keep the JVM alive. */
   private static final ThreadFactory DEFAULT_THREADS =
-      r -> {
-        Thread t = new Thread(r, "inferpam-recorder");
-        t.setDaemon(true);
-        return t;
-      };
+      Background.daemonThreads("inferpam-recorder");
 
   private final Path dir;
   private final Policy.Recording config;
