@@ -41,7 +41,7 @@ public final class PamContextListener implements ServletContextListener {
   @Override
   public void contextInitialized(ServletContextEvent event) {
     var context = event.getServletContext();
-    engine = PamEngine.fromPolicy(Path.of(context.getInitParameter(POLICY_PARAMETER)));
+    engine = PamEngine.fromPolicy(policyFile(context));
     FilterRegistration.Dynamic filter = context.addFilter("inferpam", new PamFilter(engine));
     filter.setAsyncSupported(true);
     filter.addMappingForUrlPatterns(
@@ -52,5 +52,18 @@ public final class PamContextListener implements ServletContextListener {
   public void contextDestroyed(ServletContextEvent event) {
     if (engine != null) engine.close(); // flushes the recorder
   }
+
   // README listener end
+
+  /** The policy file the context names; a clear error, not a NullPointerException, without one. */
+  private static Path policyFile(jakarta.servlet.ServletContext context) {
+    String file = context.getInitParameter(POLICY_PARAMETER);
+    if (file == null || file.isBlank()) {
+      throw new IllegalStateException(
+          "inferpam: context parameter "
+              + POLICY_PARAMETER
+              + " (the policy file's path) is not set; declare it in web.xml");
+    }
+    return Path.of(file);
+  }
 }

@@ -101,6 +101,22 @@ class PamContextListenerTest {
     }
   }
 
+  @Test
+  void aMissingPolicyParameterIsNamedNotANullPointer() throws Exception {
+    Server unstarted = server(null);
+    unstarted.setStopAtShutdown(false);
+    try {
+      assertThatThrownBy(unstarted::start)
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessage(
+              "inferpam: context parameter inferpam.policy (the policy file's path) is not set;"
+                  + " declare it in web.xml");
+      assertThat(unstarted.isStarted()).isFalse();
+    } finally {
+      unstarted.stop();
+    }
+  }
+
   private int start(String policyFile) throws Exception {
     server = server(policyFile);
     server.start();
@@ -109,7 +125,8 @@ class PamContextListenerTest {
 
   private static Server server(String policyFile) {
     ServletContextHandler context = new ServletContextHandler("/");
-    context.setInitParameter(PamContextListener.POLICY_PARAMETER, policyFile);
+    if (policyFile != null)
+      context.setInitParameter(PamContextListener.POLICY_PARAMETER, policyFile);
     context.addEventListener(new PamContextListener());
     context.addServlet(
         new ServletHolder(
