@@ -521,6 +521,7 @@ final class Exchange {
    */
   private void settle(Decision d) {
     Credential cred = null;
+    if (d instanceof Decision.Allow && !enterFlight()) d = overloaded();
     if (d instanceof Decision.Allow) {
       try {
         cred = engine.credentialProvider().current();
@@ -554,6 +555,7 @@ final class Exchange {
             && engine.masker() != Masker.IDENTITY
             && !exempt(engine, principal);
     this.decision = d;
+    if (!(d instanceof Decision.Allow)) leaveFlight();
     if (d instanceof Decision.Deny deny) {
       ErrorResponse err = ErrorBodies.of(deny, id);
       record.ownResponse(err.status(), err.body());
@@ -739,11 +741,39 @@ final class Exchange {
       withdraw();
     }
     ended = true;
+    leaveFlight();
     try {
       handOver(complete);
     } finally {
       onEnded(complete);
     }
+  }
+
+  /** Whether this exchange holds a place in flight ({@link PamEngine#enterFlight()}). */
+  private final java.util.concurrent.atomic.AtomicBoolean inFlight =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  private boolean enterFlight() {
+    if (inFlight.get()) return true;
+    if (!engine.enterFlight()) return false;
+    inFlight.set(true);
+    return true;
+  }
+
+  /** Gives the place back, once. */
+  private void leaveFlight() {
+    if (inFlight.compareAndSet(true, false)) engine.leaveFlight();
+  }
+
+  /** {@code request.max-in-flight} exchanges are in flight: 503 {@code overloaded}, retry in 1 s. */
+  private Decision.Deny overloaded() {
+    log.debug("inferpam: exchange {} refused: request.max-in-flight reached", id);
+    return new Decision.Deny(
+        503,
+        "overloaded",
+        "too many requests in flight; retry later",
+        "request.max-in-flight",
+        Map.of("Retry-After", "1"));
   }
 
   /**

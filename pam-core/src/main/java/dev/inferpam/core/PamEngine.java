@@ -549,6 +549,33 @@ public final class PamEngine implements AutoCloseable {
     return listener;
   }
 
+  /** Exchanges allowed and not yet ended (see {@link Policy.RequestSettings#maxInFlight()}). */
+  private final java.util.concurrent.atomic.AtomicInteger inFlight =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /**
+   * How many exchanges are in flight now: allowed to go upstream and not yet ended. At most
+   * {@code request.max-in-flight}; one more is refused 503 {@code overloaded}.
+   */
+  public int exchangesInFlight() {
+    return inFlight.get();
+  }
+
+  /** Takes a place in flight, or answers false when {@code request.max-in-flight} are taken. */
+  boolean enterFlight() {
+    int limit = policy.request().maxInFlight();
+    while (true) {
+      int n = inFlight.get();
+      if (n >= limit) return false;
+      if (inFlight.compareAndSet(n, n + 1)) return true;
+    }
+  }
+
+  /** Gives back a place taken by {@link #enterFlight()}. */
+  void leaveFlight() {
+    inFlight.decrementAndGet();
+  }
+
   Clock clock() {
     return clock;
   }

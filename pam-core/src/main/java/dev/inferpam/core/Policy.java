@@ -188,6 +188,13 @@ public record Policy(
    *                                ({@link dev.inferpam.core.adapter.ForwardHeaders}); names are
    *                                tokens, each listed once. Only the gateway reads it: the servlet
    *                                filter and the OkHttp interceptor pass on what the application sends.
+   * @param maxInFlight             most exchanges the engine lets through at once, counted from
+   *                                the moment one is allowed to go upstream until it ends (its
+   *                                response streamed to the end or broken off); one more is refused
+   *                                503 {@code overloaded} with {@code Retry-After}, before anything
+   *                                is forwarded (key {@code max-in-flight}; default
+   *                                {@link #DEFAULT_MAX_IN_FLIGHT}). Requests waiting for a
+   *                                reviewer are bounded by {@code approval.max-pending} instead.
    */
   public record RequestSettings(
       String basePath,
@@ -196,7 +203,11 @@ public record Policy(
       long minBodyRate,
       java.time.Duration headTimeout,
       int maxConnectionsPerClient,
-      List<String> forwardHeaders) {
+      List<String> forwardHeaders,
+      int maxInFlight) {
+    /** Default {@code request.max-in-flight}: 10,000 exchanges. */
+    public static final int DEFAULT_MAX_IN_FLIGHT = 10_000;
+
     /** Default {@code request.body-timeout}: 30 s. */
     public static final java.time.Duration DEFAULT_BODY_TIMEOUT = java.time.Duration.ofSeconds(30);
 
@@ -230,6 +241,29 @@ public record Policy(
             "request.max-connections-per-client: must be >= 0, was " + maxConnectionsPerClient);
       }
       forwardHeaders = ForwardHeaders.check(forwardHeaders);
+      if (maxInFlight <= 0) {
+        throw new PolicyException("request.max-in-flight: must be > 0, was " + maxInFlight);
+      }
+    }
+
+    /** All settings but {@code maxInFlight}, which is {@link #DEFAULT_MAX_IN_FLIGHT}. */
+    public RequestSettings(
+        String basePath,
+        long maxBodyBytes,
+        java.time.Duration bodyTimeout,
+        long minBodyRate,
+        java.time.Duration headTimeout,
+        int maxConnectionsPerClient,
+        List<String> forwardHeaders) {
+      this(
+          basePath,
+          maxBodyBytes,
+          bodyTimeout,
+          minBodyRate,
+          headTimeout,
+          maxConnectionsPerClient,
+          forwardHeaders,
+          DEFAULT_MAX_IN_FLIGHT);
     }
 
     /** All settings but {@code forwardHeaders}, which is empty. */

@@ -29,6 +29,7 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.ContextHandlerCollection;
 import org.eclipse.jetty.server.handler.GracefulHandler;
+import org.eclipse.jetty.util.VirtualThreads;
 import org.eclipse.jetty.util.component.Graceful;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
@@ -184,6 +185,19 @@ public final class Gateway implements AutoCloseable {
 
     QueuedThreadPool threads = new QueuedThreadPool(maxThreads, Math.min(8, maxThreads));
     threads.setName("inferpam-gateway");
+    if (VirtualThreads.areSupported()) {
+      // Java 21+: every request is handled on a virtual thread of its own, so a stream (or a
+      // forwarded call waiting for the model) holds a few KiB of heap, not one of maxThreads
+      // platform threads; the pool keeps Jetty's selectors and non-blocking work.
+      threads.setVirtualThreadsExecutor(
+          VirtualThreads.getNamedVirtualThreadsExecutor("inferpam-request-"));
+    } else {
+      log.debug(
+          "inferpam gateway: Java {} has no virtual threads; each stream holds one of {} threads."
+              + " Run on Java 21+ to hold thousands of streams.",
+          Runtime.version().feature(),
+          maxThreads);
+    }
     Server server = new Server(threads);
 
     HttpConfiguration http = new HttpConfiguration();

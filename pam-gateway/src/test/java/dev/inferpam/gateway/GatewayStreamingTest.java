@@ -245,7 +245,7 @@ class GatewayStreamingTest {
     return streamingChat(gateway);
   }
 
-  private static Request streamingChat(Gateway gw) {
+  static Request streamingChat(Gateway gw) {
     return new Request.Builder()
         .url(HttpUrl.get(gw.uri()).newBuilder().encodedPath("/v1/chat/completions").build())
         .header("Authorization", "Bearer " + ALICE_KEY)
@@ -286,7 +286,7 @@ class GatewayStreamingTest {
    * A chunked SSE response whose body the test writes: MockWebServer sends what the body writes
    * as it is flushed, which lets a test hold events back.
    */
-  private static MockResponse sse(Events events) {
+  static MockResponse sse(Events events) {
     MockResponseBody body =
         new MockResponseBody() {
           @Override
@@ -313,7 +313,7 @@ class GatewayStreamingTest {
         .build();
   }
 
-  private static void writeChunk(BufferedSink sink, String data) throws IOException {
+  static void writeChunk(BufferedSink sink, String data) throws IOException {
     byte[] bytes = data.getBytes(StandardCharsets.UTF_8);
     sink.writeHexadecimalUnsignedLong(bytes.length)
         .writeUtf8("\r\n")
@@ -322,7 +322,7 @@ class GatewayStreamingTest {
     sink.flush();
   }
 
-  private static void endChunks(BufferedSink sink) throws IOException {
+  static void endChunks(BufferedSink sink) throws IOException {
     // MockWebServer writes the (empty) trailers and the final CRLF after the body.
     sink.writeUtf8("0\r\n");
     sink.flush();

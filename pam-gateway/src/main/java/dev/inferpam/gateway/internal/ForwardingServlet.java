@@ -17,7 +17,9 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import okhttp3.Call;
+import okhttp3.ConnectionPool;
 import okhttp3.Headers;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
@@ -95,6 +97,9 @@ public final class ForwardingServlet extends HttpServlet {
   /** Longest stall while sending the request to the upstream. */
   public static final Duration DEFAULT_WRITE_TIMEOUT = Duration.ofSeconds(60);
 
+  /** Idle upstream connections kept for reuse, at most (each costs a socket, no thread). */
+  public static final int MAX_IDLE_CONNECTIONS = 1024;
+
   /** Largest piece copied (and flushed) from upstream to client at once. */
   public static final int CHUNK_SIZE = 8192;
 
@@ -138,6 +143,9 @@ public final class ForwardingServlet extends HttpServlet {
    */
   public static OkHttpClient newClient() {
     return new OkHttpClient.Builder()
+        // Thousands of streams at once each hold a connection; keep enough of them for reuse
+        // once they end instead of reconnecting for the next burst (OkHttp keeps 5 by default).
+        .connectionPool(new ConnectionPool(MAX_IDLE_CONNECTIONS, 5, TimeUnit.MINUTES))
         .connectTimeout(DEFAULT_CONNECT_TIMEOUT)
         .readTimeout(DEFAULT_READ_TIMEOUT)
         .writeTimeout(DEFAULT_WRITE_TIMEOUT)

@@ -24,7 +24,8 @@ import java.util.regex.Pattern;
  * {@code head-timeout} (durations, 1ms to 1h; default 30s each), {@code min-body-rate} (bytes per
  * second, written as a size; default 1KiB) and {@code max-connections-per-client} (a positive
  * whole number; absent: no cap) and {@code forward-headers} (header names the gateway forwards
- * from callers besides its own allow-list; see {@link ForwardHeaders}). Stateless; failures are
+ * from callers besides its own allow-list; see {@link ForwardHeaders}) and {@code max-in-flight}
+ * (a positive whole number; default {@value Policy.RequestSettings#DEFAULT_MAX_IN_FLIGHT}). Stateless; failures are
  * {@link dev.inferpam.core.PolicyException}s naming the key path.
  */
 final class RequestSection {
@@ -45,7 +46,8 @@ final class RequestSection {
             "min-body-rate",
             "head-timeout",
             "max-connections-per-client",
-            "forward-headers"),
+            "forward-headers",
+            "max-in-flight"),
         Set.of());
     String basePath = "";
     long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
@@ -71,8 +73,19 @@ final class RequestSection {
         n.has("forward-headers")
             ? strings(n.get("forward-headers"), child(path, "forward-headers"), false)
             : List.of();
+    int maxInFlight = Policy.RequestSettings.DEFAULT_MAX_IN_FLIGHT;
+    if (n.has("max-in-flight")) {
+      maxInFlight = positiveInt(n.get("max-in-flight"), child(path, "max-in-flight"));
+    }
     return new Policy.RequestSettings(
-        basePath, maxBody, bodyTimeout, minBodyRate, headTimeout, maxConnections, forwardHeaders);
+        basePath,
+        maxBody,
+        bodyTimeout,
+        minBodyRate,
+        headTimeout,
+        maxConnections,
+        forwardHeaders,
+        maxInFlight);
   }
 
   /** A timeout for reading a request: 1ms to 1h (a longer one would not bound anything). */
