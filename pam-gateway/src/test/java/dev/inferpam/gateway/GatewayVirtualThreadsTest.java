@@ -63,7 +63,11 @@ class GatewayVirtualThreadsTest {
   void manyMoreStreamsThanServerThreadsAreHeldAtOnceAndAllComplete() throws Exception {
     gateway =
         Gateway.start(
-            TestPolicies.engine(records::add), upstream.url("/"), "127.0.0.1", 0, /* maxThreads */ 16);
+            TestPolicies.engine(records::add),
+            upstream.url("/"),
+            "127.0.0.1",
+            0, /* maxThreads */
+            16);
     CountDownLatch release = new CountDownLatch(1);
     QueueDispatcher dispatcher = new QueueDispatcher();
     dispatcher.setFailFast(false);

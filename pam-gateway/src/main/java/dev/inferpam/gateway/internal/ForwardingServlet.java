@@ -13,6 +13,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
@@ -114,6 +115,18 @@ public final class ForwardingServlet extends HttpServlet {
           "trailers",
           "upgrade",
           "host");
+
+  /**
+   * Response headers never relayed: hop-by-hop ones, {@code Content-Length} (the body may be
+   * masked), {@code Server} (says what runs upstream) and {@code Date} (the gateway sends its own).
+   */
+  static final Set<String> NOT_RELAYED = notRelayed();
+
+  private static Set<String> notRelayed() {
+    Set<String> names = new HashSet<>(HOP_BY_HOP);
+    names.addAll(List.of("content-length", "server", "date"));
+    return Set.copyOf(names);
+  }
 
   /** Methods that must carry a body in OkHttp. */
   private static final Set<String> REQUIRES_BODY =
@@ -271,15 +284,15 @@ public final class ForwardingServlet extends HttpServlet {
       Call call, Response upstreamResponse, HttpServletResponse resp, String exchangeId)
       throws IOException {
     resp.setStatus(upstreamResponse.code());
-    Set<String> drop = new HashSet<>(HOP_BY_HOP);
-    drop.add("content-length");
-    drop.add("server"); // says what runs upstream
-    drop.add("date"); // the gateway sends its own
-    drop.addAll(ForwardHeaders.connectionTokens(upstreamResponse.headers("Connection")));
     Headers headers = upstreamResponse.headers();
+    // Headers the upstream names in Connection are hop-by-hop too; most responses name none.
+    List<String> connection = headers.values("Connection");
+    Set<String> named =
+        connection.isEmpty() ? Set.of() : ForwardHeaders.connectionTokens(connection);
     for (int i = 0; i < headers.size(); i++) {
       String lower = headers.name(i).toLowerCase(Locale.ROOT);
-      if (drop.contains(lower) || lower.startsWith("proxy-")) continue;
+      if (NOT_RELAYED.contains(lower) || named.contains(lower) || lower.startsWith("proxy-"))
+        continue;
       // PamFilter's response keeps the exchange's credentials out of the value (an upstream that
       // echoes request headers must not hand them back) and out of the body.
       resp.addHeader(headers.name(i), headers.value(i));
