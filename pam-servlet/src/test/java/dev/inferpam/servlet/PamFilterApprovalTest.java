@@ -135,15 +135,24 @@ class PamFilterApprovalTest {
   }
 
   private CompletableFuture<Response> send(String body) {
-    Request request =
+    return send(body, false);
+  }
+
+  /**
+   * @param bodyAfterHead with {@code Expect: 100-continue}: the client sends the body only once
+   *     the server asks for it, so that it never arrives together with the head
+   */
+  private CompletableFuture<Response> send(String body, boolean bodyAfterHead) {
+    Request.Builder builder =
         new Request.Builder()
             .url(
                 "http://127.0.0.1:"
                     + ((ServerConnector) server.getConnectors()[0]).getLocalPort()
                     + "/v1/chat/completions")
             .header("Authorization", "Bearer " + CI_KEY)
-            .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE))
-            .build();
+            .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE));
+    if (bodyAfterHead) builder.header("Expect", "100-continue");
+    Request request = builder.build();
     return CompletableFuture.supplyAsync(
         () -> {
           try {
@@ -242,9 +251,12 @@ class PamFilterApprovalTest {
   void aFilterNotMappedToAsyncNeverLetsTheApplicationReadAHeldRequest() throws Exception {
     start(true, EnumSet.of(DispatcherType.REQUEST));
     CompletableFuture<Response> call = send(HELD);
+    // The body came with the head and was read at once; the request waits for its review
+    // without a thread, and is dispatched again once approved.
+    approvals.approve(awaitPending().id(), REVIEWER, null);
     try (Response r = call.get(10, TimeUnit.SECONDS)) {
-      // The body is read without a thread and the request dispatched again: the application got
-      // that dispatch without the filter, could not read the body, and failed.
+      // The application got that dispatch without the filter, could not read the body, and
+      // failed.
       assertThat(r.code()).isEqualTo(500);
       assertThat(r.body().string()).doesNotContain("dump all", CI_KEY);
     }
@@ -253,5 +265,22 @@ class PamFilterApprovalTest {
     assertThat(record.response().complete()).isFalse();
     assertThat(records).hasSize(1);
     assertThat(List.copyOf(records).get(0).id()).isEqualTo(record.id());
+  }
+
+  @Test
+  void aFilterNotMappedToAsyncNeverLetsTheApplicationReadABodyReadWithoutAThread()
+      throws Exception {
+    start(true, EnumSet.of(DispatcherType.REQUEST));
+    // The body follows the head later: it is read without a thread, then the request is
+    // dispatched again to the application, without the filter.
+    CompletableFuture<Response> call = send(HELD, true);
+    try (Response r = call.get(10, TimeUnit.SECONDS)) {
+      assertThat(r.code()).isEqualTo(500);
+      assertThat(r.body().string()).doesNotContain("dump all", CI_KEY);
+    }
+    assertThat(appSaw.get()).isNull();
+    SessionRecord record = awaitRecord();
+    assertThat(approvals.pending()).as("withdrawn from review").isEmpty();
+    assertThat(record.response().complete()).isFalse();
   }
 }
