@@ -186,9 +186,9 @@ class PamInterceptorVirtualThreadTest {
    * the engine's, the virtual-thread carriers) start here, and the classes these paths use are
    * loaded. (The JVM loads a class with native frames on the stack, so a virtual thread waiting
    * for another one to load the same class is pinned: once per class, a JDK limitation, and no
-   * monitor of inferpam's.) Returns the platform threads live after it.
+   * monitor of inferpam's.)
    */
-  int warmUp() throws Exception {
+  void warmUp() throws Exception {
     assertThat(callers.submit(() -> answer(chat("hi", ""))).get(PATIENCE.toSeconds(), SECONDS))
         .isEqualTo("200 " + MASKED_ANSWER);
 
@@ -208,7 +208,6 @@ class PamInterceptorVirtualThreadTest {
     await().atMost(PATIENCE).until(() -> recorder.records.size() == 3);
     recorder.records.clear();
     upstream.authorizations.clear();
-    return VirtualThreadCheck.platformThreadCount();
   }
 
   /** Makes the call: its status, a space, and its body. */
@@ -297,8 +296,9 @@ class PamInterceptorVirtualThreadTest {
 
   @Test
   void twoHundredCallsWaitForReviewOnVirtualThreadsWithoutAPlatformThreadEach() throws Exception {
-    int before = warmUp();
+    warmUp();
     try (VirtualThreadCheck pinning = VirtualThreadCheck.recordPinning()) {
+      int before = VirtualThreadCheck.platformThreadCount();
       List<Future<String>> calls = new ArrayList<>();
       for (int i = 0; i < CALLS; i++) {
         Request request = held(i);
@@ -333,12 +333,13 @@ class PamInterceptorVirtualThreadTest {
    */
   @Test
   void twoHundredEnqueuedCallsWaitForReviewOnAVirtualThreadDispatcher() throws Exception {
-    int before = warmUp();
+    warmUp();
     Dispatcher dispatcher = new Dispatcher(VirtualThreadCheck.newVirtualThreadPerTaskExecutor());
     dispatcher.setMaxRequests(CALLS);
     dispatcher.setMaxRequestsPerHost(CALLS);
     OkHttpClient async = client.newBuilder().dispatcher(dispatcher).build();
     try (VirtualThreadCheck pinning = VirtualThreadCheck.recordPinning()) {
+      int before = VirtualThreadCheck.platformThreadCount();
       List<CompletableFuture<String>> calls = new ArrayList<>();
       for (int i = 0; i < CALLS; i++) {
         CompletableFuture<String> answer = new CompletableFuture<>();
@@ -407,8 +408,9 @@ class PamInterceptorVirtualThreadTest {
 
   @Test
   void twoHundredMaskedStreamsAreReadOnVirtualThreadsWithoutAPlatformThreadEach() throws Exception {
-    int before = warmUp();
+    warmUp();
     try (VirtualThreadCheck pinning = VirtualThreadCheck.recordPinning()) {
+      int before = VirtualThreadCheck.platformThreadCount();
       CountDownLatch firstEventsRead = new CountDownLatch(CALLS);
       List<Future<Streamed>> streams = new ArrayList<>();
       for (int i = 0; i < CALLS; i++) {
