@@ -83,15 +83,27 @@ import okio.Timeout;
  *   <li>approval service failing: a synthetic 503 {@code approval_unavailable}.</li>
  * </ul>
  * The wait also ends when the call is cancelled ({@link Call#cancel()}, or OkHttp's
- * {@code callTimeout} passing, which cancels the call; noticed within about 50 ms) or the
- * waiting thread is interrupted: the request is then withdrawn from review (reviewers no longer
- * see it; recorded {@code expired}, reason {@code withdrawn...}, {@code complete: false}) and the
- * caller gets an {@link IOException} ({@code "Canceled"} as OkHttp throws for cancelled calls,
- * which OkHttp reports as an {@link InterruptedIOException} {@code "timeout"} when the call
- * timeout caused it), or an {@link InterruptedIOException} with the thread's interrupt flag set
- * again. An {@code enqueue}d call holds its place in the dispatcher's {@code maxRequests} and
+ * {@code callTimeout} passing, which cancels the call; OkHttp tells an interceptor of neither, so
+ * the waiting thread looks every 50 ms, parked in between) or the waiting thread is interrupted:
+ * the request is then withdrawn from review (reviewers no longer see it; recorded
+ * {@code expired}, reason {@code withdrawn...}, {@code complete: false}) and the caller gets an
+ * {@link IOException} ({@code "Canceled"} as OkHttp throws for cancelled calls, which OkHttp
+ * reports as an {@link InterruptedIOException} {@code "timeout"} when the call timeout caused
+ * it), or an {@link InterruptedIOException} with the thread's interrupt flag set again. An
+ * {@code enqueue}d call holds its place in the dispatcher's {@code maxRequests} and
  * {@code maxRequestsPerHost} while it waits; size those, and any {@code callTimeout}, with that
  * wait in mind.
+ *
+ * <p><b>Threads.</b> The interceptor starts no thread for a call: a call decides, waits for a
+ * review and forwards on the thread that runs it ({@code execute()}'s caller, or the dispatcher's
+ * thread of an {@code enqueue}d call), and a response body is masked and reported on the thread
+ * that reads it, as it reads. Nothing in it holds a monitor ({@code synchronized}) while it waits
+ * or reads, so on virtual threads (Java 21+) neither a wait for review nor a streamed body pins
+ * its carrier: calls made from virtual threads, or enqueued on
+ * {@code new Dispatcher(Executors.newVirtualThreadPerTaskExecutor())} (with {@code maxRequests}
+ * and {@code maxRequestsPerHost} raised), cost no platform thread while they wait or stream. Its
+ * one thread of its own is a daemon shared by the JVM ({@code inferpam-okhttp-body-cleaner}),
+ * which records bodies dropped without being closed.
  *
  * <p>Install it with {@link #install(OkHttpClient.Builder)}, which also turns off redirect
  * following: an application interceptor sees only the first hop, so a redirect from the server
@@ -219,8 +231,9 @@ public final class PamInterceptor implements Interceptor {
   private static Verdict await(Call call, Verdict.Held held) throws IOException {
     try {
       while (true) {
-        // The call's canceled flag is the only signal OkHttp gives (no callback); look at it
-        // between short timed waits.
+        // The call's canceled flag is the only signal OkHttp gives (no callback to an
+        // interceptor); look at it between short timed waits. A wait parks (a virtual thread
+        // unmounts) and holds no lock: nothing spins, nothing pins.
         if (call.isCanceled()) {
           held.cancel();
           throw new IOException("Canceled");
@@ -394,9 +407,16 @@ public final class PamInterceptor implements Interceptor {
    * net, when the caller dropped the response without doing either (the body became unreachable):
    * then the exchange is recorded incomplete and its recorder reservation is used, instead of
    * being held for good. Never references the body it watches, or the body would stay reachable.
+   *
+   * <p>The safety net is the interceptor's one thread: a daemon named {@link #CLEANER_THREAD}, one
+   * per JVM (started with the first body), idle until a body is collected unclosed. No call holds
+   * it.
    */
   static final class Ending {
-    private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
+    static final String CLEANER_THREAD = "inferpam-okhttp-body-cleaner";
+
+    private static final java.lang.ref.Cleaner CLEANER =
+        java.lang.ref.Cleaner.create(task -> new Thread(task, CLEANER_THREAD));
 
     private final Verdict.Allowed allowed;
     private final java.util.concurrent.atomic.AtomicBoolean done =

@@ -98,6 +98,14 @@ import org.slf4j.LoggerFactory;
  *       every request, allowed or denied, has a record.</li>
  * </ul>
  *
+ * <p><b>Threads.</b> The filter starts no thread. A body is read, and a review waited for, with
+ * servlet async (no thread at all while a client sends slowly or a reviewer decides); a response
+ * is masked and reported on the thread that writes it, as it writes. It holds no monitor
+ * ({@code synchronized}) while the application writes or a review is awaited, so on a container
+ * whose requests run on virtual threads (Java 21+; Jetty 12:
+ * {@code QueuedThreadPool.setVirtualThreadsExecutor(VirtualThreads.getDefaultVirtualThreadsExecutor())})
+ * a streaming response holds a virtual thread, not a platform one, and never pins its carrier.
+ *
  * <p><b>What users must configure.</b>
  * <ul>
  *   <li>Map the filter to {@code /*} for {@code DispatcherType.REQUEST} and
