@@ -6,6 +6,7 @@ import static dev.inferpam.gateway.GatewayStreamingTest.writeChunk;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.testsupport.VirtualThreadCheck;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.URI;
@@ -44,11 +45,7 @@ class GatewayVirtualThreadsTest {
 
   @BeforeEach
   void setUp() throws IOException {
-    assertThat(Runtime.version().feature())
-        .as(
-            "these tests need a JDK 21+: install Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64"
-                + " or pass -Dpam.vt.java=/path/to/jdk21+/bin/java")
-        .isGreaterThanOrEqualTo(21);
+    VirtualThreadCheck.requireVirtualThreads();
     upstream = new MockWebServer();
     upstream.start(InetAddress.getLoopbackAddress(), 0);
   }
