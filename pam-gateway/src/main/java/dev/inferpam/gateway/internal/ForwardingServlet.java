@@ -159,6 +159,9 @@ public final class ForwardingServlet extends HttpServlet {
         // Thousands of streams at once each hold a connection; keep enough of them for reuse
         // once they end instead of reconnecting for the next burst (OkHttp keeps 5 by default).
         .connectionPool(new ConnectionPool(MAX_IDLE_CONNECTIONS, 5, TimeUnit.MINUTES))
+        // Connect on the request's own (virtual) thread: OkHttp's fast fallback races connects
+        // on platform threads of its own, which a burst of thousands of new streams would pile up.
+        .fastFallback(false)
         .connectTimeout(DEFAULT_CONNECT_TIMEOUT)
         .readTimeout(DEFAULT_READ_TIMEOUT)
         .writeTimeout(DEFAULT_WRITE_TIMEOUT)
