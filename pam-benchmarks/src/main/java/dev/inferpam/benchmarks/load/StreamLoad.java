@@ -321,7 +321,9 @@ public final class StreamLoad {
               + upstream.streamsCompleted()
               + " completed, "
               + upstream.streamsFailed()
-              + " cut off");
+              + " cut off, "
+              + upstream.connectionsAccepted()
+              + " connections accepted");
     }
 
     private double cpuMillisPerStream(OptionalLong before, OptionalLong after) {
