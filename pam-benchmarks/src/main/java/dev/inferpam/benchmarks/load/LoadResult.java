@@ -18,6 +18,8 @@ import java.util.Map;
  *     opened it (the client's own delay; large values mean the client is the bottleneck)
  * @param errors by kind, most frequent first; streams that did not complete, each counted once
  * @param samples for each kind, what the first such stream said (a body, an event count)
+ * @param errorAfterNanos for each kind, sorted: how long after its start each such stream ended
+ *     (a timeout shows as a wall of equal values)
  * @param peakOpen the most streams open at once (request sent, not yet ended)
  * @param wallNanos from the first stream's start to the end of the last
  */
@@ -30,6 +32,7 @@ record LoadResult(
     long[] lagNanos,
     Map<String, Integer> errors,
     Map<String, String> samples,
+    Map<String, long[]> errorAfterNanos,
     int peakOpen,
     long wallNanos) {
 
@@ -40,6 +43,7 @@ record LoadResult(
         .forEach(e -> sorted.put(e.getKey(), e.getValue()));
     errors = Collections.unmodifiableMap(sorted);
     samples = Collections.unmodifiableMap(new LinkedHashMap<>(samples));
+    errorAfterNanos = Collections.unmodifiableMap(new LinkedHashMap<>(errorAfterNanos));
   }
 
   /** Streams that did not complete. */

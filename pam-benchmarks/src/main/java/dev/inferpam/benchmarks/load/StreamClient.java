@@ -193,11 +193,14 @@ final class StreamClient {
       long wall = System.nanoTime() - startNanos;
       Map<String, Integer> errors = new LinkedHashMap<>();
       Map<String, String> samples = new LinkedHashMap<>();
+      Map<String, List<Long>> times = new LinkedHashMap<>();
       int ok = 0;
       for (Loop loop : loops) {
         ok += loop.ok;
         loop.errors.forEach((k, v) -> errors.merge(k, v, Integer::sum));
         loop.samples.forEach(samples::putIfAbsent);
+        loop.errorTimes.forEach(
+            (k, v) -> times.computeIfAbsent(k, x -> new ArrayList<>()).addAll(v));
         if (loop.crash != null) {
           errors.merge("client failure", 1, Integer::sum);
           samples.putIfAbsent("client failure", describe(loop.crash));
@@ -212,8 +215,15 @@ final class StreamClient {
           present(lagNanos),
           errors,
           samples,
+          sorted(times),
           peakOpen.get(),
           wall);
+    }
+
+    private static Map<String, long[]> sorted(Map<String, List<Long>> times) {
+      Map<String, long[]> out = new LinkedHashMap<>();
+      times.forEach((k, v) -> out.put(k, v.stream().mapToLong(Long::longValue).sorted().toArray()));
+      return out;
     }
 
     private static long[] present(long[] values) {
@@ -231,6 +241,7 @@ final class StreamClient {
       final ByteBuffer readBuffer = ByteBuffer.allocateDirect(64 * 1024);
       final Map<String, Integer> errors = new LinkedHashMap<>();
       final Map<String, String> samples = new LinkedHashMap<>();
+      final Map<String, List<Long>> errorTimes = new LinkedHashMap<>();
       int ok;
       int active;
       int next;
@@ -380,6 +391,7 @@ final class StreamClient {
       private void fail(Stream s, String kind, String sample) {
         errors.merge(kind, 1, Integer::sum);
         samples.putIfAbsent(kind, sample);
+        errorTimes.computeIfAbsent(kind, k -> new ArrayList<>()).add(System.nanoTime() - s.start);
         close(s);
       }
 

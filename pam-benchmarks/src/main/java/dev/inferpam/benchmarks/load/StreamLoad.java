@@ -67,7 +67,8 @@ public final class StreamLoad {
           "  --events N             chunk events before [DONE] (default 100: 101 writes, 5 s)",
           "  --deadline SECONDS     per target; then what is open is unfinished",
           "                         (default ramp + 2 x stream length + 30)",
-          "  --warmup N             streams per target before measuring, over 1 s (default 200)",
+          "  --warmup N             streams per target before measuring, opened over one",
+          "                         stream's length (at least 1 s; default 100)",
           "  --policy-kind KIND     full (default: masking, batched recording, parameters,",
           "                         blocks, upstream credential) | identity (API key and",
           "                         entitlements only)",
@@ -130,7 +131,8 @@ public final class StreamLoad {
       out.printf(
           Locale.ROOT,
           "StreamLoad: %d streams a target over %.1f s; %d events + [DONE] %d ms apart (%.2f s a"
-              + " stream); deadline %.0f s a target; warm-up %d streams; %d client thread(s)%n",
+              + " stream); deadline %.0f s a target; warm-up %d streams a target; %d client"
+              + " thread(s)%n",
           o.streams,
           o.rampSeconds,
           o.events,
@@ -214,9 +216,14 @@ public final class StreamLoad {
             probe = new Probe(o.pids.get(t.name()), null);
           }
           measure(t, body, probe, (long) (deadline * 1e9), upstream);
-          if (t.name().equals(GATEWAY) && gateway != null && !gateway.alive()) {
-            out.println("the gateway has exited:" + gateway.stderrTail());
-            gateway = null;
+          if (t.name().equals(GATEWAY) && gateway != null) {
+            if (!gateway.alive()) {
+              out.println("the gateway has exited:" + gateway.stderrTail());
+              gateway = null;
+            } else if (!rows.get(rows.size() - 1).result.clean()) {
+              String tail = gateway.stderrTail();
+              if (!tail.isEmpty()) out.println("  the gateway's standard error ends" + tail);
+            }
           }
         }
       } finally {
@@ -244,16 +251,11 @@ public final class StreamLoad {
               + t.address().getPort()
               + t.path());
       if (o.warmup > 0) {
-        long warmDeadline = TimeUnit.SECONDS.toNanos(31) + 2 * upstream.streamNanos();
+        // gently, over a stream's length: a cold JVM is slow, and this is to warm it, not load it
+        long warmRamp = Math.max(TimeUnit.SECONDS.toNanos(1), upstream.streamNanos());
+        long warmDeadline = warmRamp + 2 * upstream.streamNanos() + TimeUnit.SECONDS.toNanos(30);
         LoadResult w =
-            StreamClient.start(
-                    t,
-                    body,
-                    o.warmup,
-                    TimeUnit.SECONDS.toNanos(1),
-                    warmDeadline,
-                    o.events,
-                    o.clientThreads)
+            StreamClient.start(t, body, o.warmup, warmRamp, warmDeadline, o.events, o.clientThreads)
                 .await();
         out.println(
             "  warm-up: "
@@ -355,11 +357,20 @@ public final class StreamLoad {
           .forEach(
               (kind, count) -> {
                 String sample = x.samples().getOrDefault(kind, "");
+                long[] after = x.errorAfterNanos().getOrDefault(kind, new long[0]);
                 out.println(
                     "  error: "
                         + count
                         + " x "
                         + kind
+                        + (after.length == 0
+                            ? ""
+                            : String.format(
+                                Locale.ROOT,
+                                " (ended %.1f s after the stream's start at the least, %.1f s"
+                                    + " median)",
+                                after[0] / 1e9,
+                                after[after.length / 2] / 1e9))
                         + (sample.isEmpty() ? "" : " — " + sample.replaceAll("\\s+", " ")));
               });
       out.printf(
@@ -532,6 +543,9 @@ public final class StreamLoad {
       m.put("done", x.completed());
       m.put("errors", x.errors());
       m.put("error_samples", x.samples());
+      Map<String, Object> after = new LinkedHashMap<>();
+      x.errorAfterNanos().forEach((k, v) -> after.put(k, quantiles(v, false)));
+      m.put("error_after_ms", after);
       m.put("peak_open", x.peakOpen());
       m.put("first_ms", quantiles(x.firstEventNanos(), true));
       m.put("stream_ms", quantiles(x.durationNanos(), false));
@@ -708,7 +722,7 @@ public final class StreamLoad {
     long intervalMs = 50;
     int events = 100;
     double deadlineSeconds = Double.NaN;
-    int warmup = 200;
+    int warmup = 100;
     String policyKind = "full";
     Path gatewayJava = Path.of(System.getProperty("java.home"), "bin", "java");
     List<String> gatewayJvmArgs = List.of();

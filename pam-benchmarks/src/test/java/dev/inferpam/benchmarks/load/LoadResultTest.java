@@ -36,13 +36,16 @@ class LoadResultTest {
             new long[0],
             Map.of("status 503", 1, "unfinished at deadline: streaming", 5),
             Map.of(),
+            Map.of(),
             10,
             1);
     assertThat(r.errors().keySet())
         .containsExactly("unfinished at deadline: streaming", "status 503");
     assertThat(r.failed()).isEqualTo(6);
     assertThat(r.clean()).isFalse();
-    assertThat(new LoadResult("direct", 3, 3, null, null, null, Map.of(), Map.of(), 3, 1).clean())
+    assertThat(
+            new LoadResult("direct", 3, 3, null, null, null, Map.of(), Map.of(), Map.of(), 3, 1)
+                .clean())
         .isTrue();
   }
 }

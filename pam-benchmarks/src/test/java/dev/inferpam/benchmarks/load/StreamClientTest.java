@@ -113,6 +113,10 @@ class StreamClientTest {
 
       // each had its first event at once, then nothing for a minute
       assertThat(r.errors()).containsExactly(Map.entry("unfinished at deadline: streaming", 6));
+      long[] after = r.errorAfterNanos().get("unfinished at deadline: streaming");
+      assertThat(after).hasSize(6);
+      assertThat(after[0]).isGreaterThanOrEqualTo(400 * MS);
+      assertThat(after[5]).isLessThan(5_000 * MS);
       assertThat(r.firstEventNanos()).hasSize(6);
       assertThat(r.durationNanos()).isEmpty();
       assertThat(r.peakOpen()).isEqualTo(6);
