@@ -16,15 +16,17 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.PriorityQueue;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 
 /**
  * A slow OpenAI-compatible model server on {@code 127.0.0.1} that holds thousands of streams at
- * the cost of a socket each: one thread, one selector, plain NIO and HTTP/1.1 (keep-alive, request
- * bodies with {@code Content-Length} or chunked), and a queue of the streams ordered by when their
- * next event is due. Every event is framed as its chunk beforehand and goes out in one write, so
+ * the cost of a socket each: a few selector threads (connections spread over them), plain NIO and
+ * HTTP/1.1 (keep-alive, request bodies with {@code Content-Length} or chunked), and on each thread
+ * a queue of its streams ordered by when their next event is due. Every event is framed as its chunk beforehand and goes out in one write, so
  * the server spends little more than the system calls: on a small machine, the CPU is left to what
  * is measured.
  *
@@ -57,8 +59,7 @@ final class SseUpstream implements AutoCloseable {
   private static final int MAX_REQUEST = 1 << 20;
 
   private final ServerSocketChannel server;
-  private final Selector selector;
-  private final Thread thread;
+  private final Loop[] loops;
   private final URI uri;
   private final int eventCount;
   private final long intervalNanos;
@@ -70,9 +71,8 @@ final class SseUpstream implements AutoCloseable {
   private final ByteBuffer completionClosing;
   private final ByteBuffer notFound;
 
-  private final PriorityQueue<Conn> due = new PriorityQueue<>((a, b) -> Long.compare(a.due, b.due));
-  private final ByteBuffer readBuffer = ByteBuffer.allocate(16 * 1024);
   private volatile boolean closed;
+  private int nextLoop;
 
   private final AtomicInteger streamsStarted = new AtomicInteger();
   private final AtomicInteger streamsCompleted = new AtomicInteger();
@@ -80,7 +80,8 @@ final class SseUpstream implements AutoCloseable {
   private final AtomicInteger completions = new AtomicInteger();
   private final AtomicInteger connections = new AtomicInteger();
 
-  private SseUpstream(int port, int eventCount, long intervalNanos) throws IOException {
+  private SseUpstream(int port, int eventCount, long intervalNanos, int threads)
+      throws IOException {
     this.eventCount = eventCount;
     this.intervalNanos = intervalNanos;
     List<byte[]> events = chunkEvents(eventCount);
@@ -99,14 +100,13 @@ final class SseUpstream implements AutoCloseable {
                     .getBytes(StandardCharsets.US_ASCII),
                 missing));
 
-    selector = Selector.open();
+    loops = new Loop[threads];
+    for (int i = 0; i < threads; i++) loops[i] = new Loop(i);
     server = ServerSocketChannel.open();
     server.bind(new InetSocketAddress("127.0.0.1", port), 8192);
     server.configureBlocking(false);
-    server.register(selector, SelectionKey.OP_ACCEPT);
+    server.register(loops[0].selector, SelectionKey.OP_ACCEPT);
     uri = URI.create("http://127.0.0.1:" + server.socket().getLocalPort());
-    thread = new Thread(this::run, "load-upstream");
-    thread.setDaemon(true);
   }
 
   /**
@@ -116,18 +116,22 @@ final class SseUpstream implements AutoCloseable {
    * @param eventCount the {@code chat.completion.chunk} events before {@code data: [DONE]}, at
    *     least 2
    * @param intervalMillis the time between two writes; 0 writes them as fast as they go out
-   * @throws IllegalArgumentException when {@code eventCount < 2} or {@code intervalMillis < 0}
+   * @param threads selector loops, at least 1; connections are spread over them
+   * @throws IllegalArgumentException when {@code eventCount < 2}, {@code intervalMillis < 0} or
+   *     {@code threads < 1}
    * @throws IOException when the port cannot be bound
    */
-  static SseUpstream start(int port, int eventCount, long intervalMillis) throws IOException {
+  static SseUpstream start(int port, int eventCount, long intervalMillis, int threads)
+      throws IOException {
+    if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, was " + threads);
     if (eventCount < 2)
       throw new IllegalArgumentException("events must be >= 2, was " + eventCount);
     if (intervalMillis < 0) {
       throw new IllegalArgumentException("interval must be >= 0 ms, was " + intervalMillis);
     }
     SseUpstream upstream =
-        new SseUpstream(port, eventCount, TimeUnit.MILLISECONDS.toNanos(intervalMillis));
-    upstream.thread.start();
+        new SseUpstream(port, eventCount, TimeUnit.MILLISECONDS.toNanos(intervalMillis), threads);
+    for (Loop loop : upstream.loops) loop.thread.start();
     return upstream;
   }
 
@@ -152,63 +156,92 @@ final class SseUpstream implements AutoCloseable {
     }
   }
 
-  private void run() {
-    try {
-      while (!closed) {
-        long now = System.nanoTime();
-        Conn c;
-        while ((c = due.peek()) != null && c.due - now <= 0) {
-          due.poll();
-          if (!c.dead) writeNext(c);
-        }
-        c = due.peek();
-        if (c == null) {
-          selector.select(this::ready);
-        } else {
-          long wait = c.due - System.nanoTime();
-          if (wait <= 0) {
-            selector.selectNow(this::ready);
+  /** One selector thread and the connections it was handed. */
+  private final class Loop {
+    final Selector selector;
+    final Thread thread;
+    final Queue<SocketChannel> incoming = new ConcurrentLinkedQueue<>();
+    final PriorityQueue<Conn> due = new PriorityQueue<>((a, b) -> Long.compare(a.due, b.due));
+    final ByteBuffer readBuffer = ByteBuffer.allocate(16 * 1024);
+
+    Loop(int index) throws IOException {
+      selector = Selector.open();
+      thread = new Thread(this::run, "load-upstream-" + index);
+      thread.setDaemon(true);
+    }
+
+    private void run() {
+      try {
+        while (!closed) {
+          SocketChannel handed;
+          while ((handed = incoming.poll()) != null) adopt(handed);
+          long now = System.nanoTime();
+          Conn c;
+          while ((c = due.peek()) != null && c.due - now <= 0) {
+            due.poll();
+            if (!c.dead) writeNext(c);
+          }
+          c = due.peek();
+          if (c == null) {
+            selector.select(this::ready);
           } else {
-            selector.select(
-                this::ready, Math.max(1, TimeUnit.NANOSECONDS.toMillis(wait + 999_999)));
+            long wait = c.due - System.nanoTime();
+            if (wait <= 0) {
+              selector.selectNow(this::ready);
+            } else {
+              selector.select(
+                  this::ready, Math.max(1, TimeUnit.NANOSECONDS.toMillis(wait + 999_999)));
+            }
           }
         }
+      } catch (IOException | RuntimeException e) {
+        if (!closed) {
+          System.err.println(thread.getName() + ": stopped: " + StreamClient.describe(e));
+        }
+      } finally {
+        for (SelectionKey k : selector.keys()) closeQuietly(k);
       }
-    } catch (IOException | RuntimeException e) {
-      if (!closed) {
-        System.err.println("load-upstream: stopped: " + StreamClient.describe(e));
-      }
-    } finally {
-      for (SelectionKey k : selector.keys()) closeQuietly(k);
     }
-  }
 
-  private void ready(SelectionKey key) {
-    if (!key.isValid()) return;
-    if (key.isAcceptable()) {
-      accept();
-      return;
-    }
-    Conn c = (Conn) key.attachment();
-    try {
-      if (key.isValid() && key.isWritable()) flush(c);
-      if (key.isValid() && key.isReadable()) read(c);
-    } catch (IOException | RuntimeException e) {
-      // a broken connection or a malformed request: this connection ends, the others go on
-      drop(c);
-    }
-  }
-
-  private void accept() {
-    while (true) {
-      SocketChannel ch;
-      try {
-        ch = server.accept();
-      } catch (IOException e) {
+    private void ready(SelectionKey key) {
+      if (!key.isValid()) return;
+      if (key.isAcceptable()) {
+        accept();
         return;
       }
-      if (ch == null) return;
-      connections.incrementAndGet();
+      Conn c = (Conn) key.attachment();
+      try {
+        if (key.isValid() && key.isWritable()) flush(c);
+        if (key.isValid() && key.isReadable()) read(c);
+      } catch (IOException | RuntimeException e) {
+        // a broken connection or a malformed request: this connection ends, the others go on
+        drop(c);
+      }
+    }
+
+    /** On loop 0: takes every waiting connection and hands each to the next loop in turn. */
+    private void accept() {
+      while (true) {
+        SocketChannel ch;
+        try {
+          ch = server.accept();
+        } catch (IOException e) {
+          return;
+        }
+        if (ch == null) return;
+        connections.incrementAndGet();
+        Loop to = loops[nextLoop];
+        nextLoop = (nextLoop + 1) % loops.length;
+        if (to == this) {
+          adopt(ch);
+        } else {
+          to.incoming.add(ch);
+          to.selector.wakeup();
+        }
+      }
+    }
+
+    private void adopt(SocketChannel ch) {
       try {
         ch.configureBlocking(false);
         ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
@@ -222,161 +255,161 @@ final class SseUpstream implements AutoCloseable {
         }
       }
     }
-  }
 
-  private void read(Conn c) throws IOException {
-    ByteBuffer buf = readBuffer;
-    buf.clear();
-    int n = c.channel.read(buf);
-    if (n < 0) {
-      drop(c);
-      return;
+    private void read(Conn c) throws IOException {
+      ByteBuffer buf = readBuffer;
+      buf.clear();
+      int n = c.channel.read(buf);
+      if (n < 0) {
+        drop(c);
+        return;
+      }
+      if (c.inLength + n > MAX_REQUEST) {
+        drop(c);
+        return;
+      }
+      if (c.inLength + n > c.in.length) {
+        c.in = Arrays.copyOf(c.in, Math.max(c.in.length * 2, c.inLength + n));
+      }
+      System.arraycopy(buf.array(), 0, c.in, c.inLength, n);
+      c.inLength += n;
+      // a next request that comes while this one is answered waits for the answer's end
+      if (c.writes == null && c.pending == null) parse(c);
     }
-    if (c.inLength + n > MAX_REQUEST) {
-      drop(c);
-      return;
-    }
-    if (c.inLength + n > c.in.length) {
-      c.in = Arrays.copyOf(c.in, Math.max(c.in.length * 2, c.inLength + n));
-    }
-    System.arraycopy(buf.array(), 0, c.in, c.inLength, n);
-    c.inLength += n;
-    // a next request that comes while this one is answered waits for the answer's end
-    if (c.writes == null && c.pending == null) parse(c);
-  }
 
-  /** Answers the request in {@code c.in} once it is whole. */
-  private void parse(Conn c) throws IOException {
-    int headEnd = indexOf(c.in, c.inLength, "\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
-    if (headEnd < 0) return;
-    String head = new String(c.in, 0, headEnd, StandardCharsets.ISO_8859_1);
-    String[] lines = head.split("\r\n");
-    String[] requestLine = lines[0].split(" ");
-    long length = 0;
-    boolean chunked = false;
-    boolean close = requestLine.length > 2 && requestLine[2].equals("HTTP/1.0");
-    for (int i = 1; i < lines.length; i++) {
-      int colon = lines[i].indexOf(':');
-      if (colon <= 0) continue;
-      String name = lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT);
-      String value = lines[i].substring(colon + 1).trim().toLowerCase(Locale.ROOT);
-      switch (name) {
-        case "content-length" -> length = Long.parseLong(value);
-        case "transfer-encoding" -> chunked = value.contains("chunked");
-        case "connection" -> close = value.contains("close");
-        default -> {}
+    /** Answers the request in {@code c.in} once it is whole. */
+    private void parse(Conn c) throws IOException {
+      int headEnd = indexOf(c.in, c.inLength, "\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+      if (headEnd < 0) return;
+      String head = new String(c.in, 0, headEnd, StandardCharsets.ISO_8859_1);
+      String[] lines = head.split("\r\n");
+      String[] requestLine = lines[0].split(" ");
+      long length = 0;
+      boolean chunked = false;
+      boolean close = requestLine.length > 2 && requestLine[2].equals("HTTP/1.0");
+      for (int i = 1; i < lines.length; i++) {
+        int colon = lines[i].indexOf(':');
+        if (colon <= 0) continue;
+        String name = lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT);
+        String value = lines[i].substring(colon + 1).trim().toLowerCase(Locale.ROOT);
+        switch (name) {
+          case "content-length" -> length = Long.parseLong(value);
+          case "transfer-encoding" -> chunked = value.contains("chunked");
+          case "connection" -> close = value.contains("close");
+          default -> {}
+        }
+      }
+      int bodyStart = headEnd + 4;
+      byte[] body;
+      int end;
+      if (chunked) {
+        ByteArrayOutputStream decoded = new ByteArrayOutputStream();
+        end = dechunk(c.in, bodyStart, c.inLength, decoded);
+        if (end < 0) return;
+        body = decoded.toByteArray();
+      } else {
+        if (c.inLength - bodyStart < length) return;
+        end = bodyStart + (int) length;
+        body = Arrays.copyOfRange(c.in, bodyStart, end);
+      }
+      // what came after this request is the start of the next one
+      System.arraycopy(c.in, end, c.in, 0, c.inLength - end);
+      c.inLength -= end;
+      c.closeAfter = close;
+
+      boolean post = requestLine.length > 1 && requestLine[0].equals("POST");
+      String path = requestLine.length > 1 ? requestLine[1].split("\\?", 2)[0] : "";
+      if (!post || !path.equals(PATH)) {
+        c.closeAfter = true;
+        send(c, notFound.duplicate());
+      } else if (STREAM_TRUE.matcher(new String(body, StandardCharsets.UTF_8)).find()) {
+        streamsStarted.incrementAndGet();
+        c.writes = close ? writesClosing : writes;
+        c.next = 0;
+        c.start = System.nanoTime();
+        writeNext(c);
+      } else {
+        completions.incrementAndGet();
+        send(c, (close ? completionClosing : completion).duplicate());
       }
     }
-    int bodyStart = headEnd + 4;
-    byte[] body;
-    int end;
-    if (chunked) {
-      ByteArrayOutputStream decoded = new ByteArrayOutputStream();
-      end = dechunk(c.in, bodyStart, c.inLength, decoded);
-      if (end < 0) return;
-      body = decoded.toByteArray();
-    } else {
-      if (c.inLength - bodyStart < length) return;
-      end = bodyStart + (int) length;
-      body = Arrays.copyOfRange(c.in, bodyStart, end);
-    }
-    // what came after this request is the start of the next one
-    System.arraycopy(c.in, end, c.in, 0, c.inLength - end);
-    c.inLength -= end;
-    c.closeAfter = close;
 
-    boolean post = requestLine.length > 1 && requestLine[0].equals("POST");
-    String path = requestLine.length > 1 ? requestLine[1].split("\\?", 2)[0] : "";
-    if (!post || !path.equals(PATH)) {
-      c.closeAfter = true;
-      send(c, notFound.duplicate());
-    } else if (STREAM_TRUE.matcher(new String(body, StandardCharsets.UTF_8)).find()) {
-      streamsStarted.incrementAndGet();
-      c.writes = close ? writesClosing : writes;
-      c.next = 0;
-      c.start = System.nanoTime();
-      writeNext(c);
-    } else {
-      completions.incrementAndGet();
-      send(c, (close ? completionClosing : completion).duplicate());
+    /** Writes the next event of the stream on {@code c}, and queues the one after. */
+    private void writeNext(Conn c) {
+      ByteBuffer b = c.writes[c.next++].duplicate();
+      try {
+        c.channel.write(b);
+      } catch (IOException e) {
+        drop(c);
+        return;
+      }
+      if (b.hasRemaining()) {
+        // the reader is behind: hold this stream until the socket takes the rest
+        c.pending = b;
+        c.key.interestOps(SelectionKey.OP_READ | SelectionKey.OP_WRITE);
+        return;
+      }
+      afterWrite(c);
     }
-  }
 
-  /** Writes the next event of the stream on {@code c}, and queues the one after. */
-  private void writeNext(Conn c) {
-    ByteBuffer b = c.writes[c.next++].duplicate();
-    try {
+    private void afterWrite(Conn c) {
+      if (c.writes == null) {
+        answered(c);
+        return;
+      }
+      if (c.next < c.writes.length) {
+        c.due = c.start + c.next * intervalNanos;
+        due.add(c);
+        return;
+      }
+      streamsCompleted.incrementAndGet();
+      c.writes = null;
+      answered(c);
+    }
+
+    private void send(Conn c, ByteBuffer b) throws IOException {
       c.channel.write(b);
-    } catch (IOException e) {
-      drop(c);
-      return;
+      if (b.hasRemaining()) {
+        c.pending = b;
+        c.key.interestOps(SelectionKey.OP_READ | SelectionKey.OP_WRITE);
+      } else {
+        answered(c);
+      }
     }
-    if (b.hasRemaining()) {
-      // the reader is behind: hold this stream until the socket takes the rest
-      c.pending = b;
-      c.key.interestOps(SelectionKey.OP_READ | SelectionKey.OP_WRITE);
-      return;
-    }
-    afterWrite(c);
-  }
 
-  private void afterWrite(Conn c) {
-    if (c.writes == null) {
-      answered(c);
-      return;
+    private void flush(Conn c) throws IOException {
+      ByteBuffer b = c.pending;
+      if (b == null) return;
+      c.channel.write(b);
+      if (b.hasRemaining()) return;
+      c.pending = null;
+      c.key.interestOps(SelectionKey.OP_READ);
+      afterWrite(c);
     }
-    if (c.next < c.writes.length) {
-      c.due = c.start + c.next * intervalNanos;
-      due.add(c);
-      return;
+
+    /** One answer is out: close, or read the next request (which may be in already). */
+    private void answered(Conn c) {
+      if (c.closeAfter) {
+        close(c);
+        return;
+      }
+      try {
+        if (c.inLength > 0) parse(c);
+      } catch (IOException | RuntimeException e) {
+        drop(c);
+      }
     }
-    streamsCompleted.incrementAndGet();
-    c.writes = null;
-    answered(c);
-  }
 
-  private void send(Conn c, ByteBuffer b) throws IOException {
-    c.channel.write(b);
-    if (b.hasRemaining()) {
-      c.pending = b;
-      c.key.interestOps(SelectionKey.OP_READ | SelectionKey.OP_WRITE);
-    } else {
-      answered(c);
-    }
-  }
-
-  private void flush(Conn c) throws IOException {
-    ByteBuffer b = c.pending;
-    if (b == null) return;
-    c.channel.write(b);
-    if (b.hasRemaining()) return;
-    c.pending = null;
-    c.key.interestOps(SelectionKey.OP_READ);
-    afterWrite(c);
-  }
-
-  /** One answer is out: close, or read the next request (which may be in already). */
-  private void answered(Conn c) {
-    if (c.closeAfter) {
+    private void drop(Conn c) {
+      if (c.writes != null) streamsFailed.incrementAndGet();
+      c.writes = null;
       close(c);
-      return;
     }
-    try {
-      if (c.inLength > 0) parse(c);
-    } catch (IOException | RuntimeException e) {
-      drop(c);
+
+    private void close(Conn c) {
+      c.dead = true;
+      closeQuietly(c.key);
     }
-  }
-
-  private void drop(Conn c) {
-    if (c.writes != null) streamsFailed.incrementAndGet();
-    c.writes = null;
-    close(c);
-  }
-
-  private void close(Conn c) {
-    c.dead = true;
-    closeQuietly(c.key);
   }
 
   private static void closeQuietly(SelectionKey key) {
@@ -470,15 +503,15 @@ final class SseUpstream implements AutoCloseable {
   @Override
   public void close() {
     closed = true;
-    selector.wakeup();
+    for (Loop loop : loops) loop.selector.wakeup();
     try {
-      thread.join(TimeUnit.SECONDS.toMillis(10));
+      for (Loop loop : loops) loop.thread.join(TimeUnit.SECONDS.toMillis(10));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
     try {
       server.close();
-      selector.close();
+      for (Loop loop : loops) loop.selector.close();
     } catch (IOException ignored) {
       // closing is all that is left to do
     }

@@ -81,7 +81,8 @@ public final class StreamLoad {
           "  --pid NAME=PID         measure this process (RSS, CPU) while target NAME runs",
           "  --upstream-port N      the model server's port (default 0: a free one), to put",
           "                         e.g. an nginx in front of it",
-          "  --client-threads N     client selector threads (default 1)",
+          "  --client-threads N     client selector threads (default 2)",
+          "  --upstream-threads N   model server selector threads (default 2)",
           "  --no-heap              no jcmd GC.run / GC.heap_info in the gateway",
           "  --json FILE            also write the results as JSON");
 
@@ -131,8 +132,8 @@ public final class StreamLoad {
       out.printf(
           Locale.ROOT,
           "StreamLoad: %d streams a target over %.1f s; %d events + [DONE] %d ms apart (%.2f s a"
-              + " stream); deadline %.0f s a target; warm-up %d streams a target; %d client"
-              + " thread(s)%n",
+              + " stream); deadline %.0f s a target; warm-up %d streams a target; threads: %d"
+              + " client, %d model server%n",
           o.streams,
           o.rampSeconds,
           o.events,
@@ -140,7 +141,8 @@ public final class StreamLoad {
           streamMillis / 1000.0,
           deadline,
           o.warmup,
-          o.clientThreads);
+          o.clientThreads,
+          o.upstreamThreads);
       out.println(
           "machine: "
               + Runtime.getRuntime().availableProcessors()
@@ -160,7 +162,8 @@ public final class StreamLoad {
               .getBytes(StandardCharsets.UTF_8);
       GatewayProcess gateway = null;
       Thread hook = null;
-      try (SseUpstream upstream = SseUpstream.start(o.upstreamPort, o.events, o.intervalMs)) {
+      try (SseUpstream upstream =
+          SseUpstream.start(o.upstreamPort, o.events, o.intervalMs, o.upstreamThreads)) {
         out.println("model server: " + upstream.uri() + " (in this process)");
         List<StreamClient.Target> targets = new ArrayList<>();
         targets.add(
@@ -471,6 +474,7 @@ public final class StreamLoad {
       config.put("gateway_java", o.gatewayJava.toString());
       config.put("gateway_jvm_args", o.gatewayJvmArgs);
       config.put("client_threads", o.clientThreads);
+      config.put("upstream_threads", o.upstreamThreads);
       config.put("cpus", Runtime.getRuntime().availableProcessors());
       root.put("config", config);
       List<Map<String, Object>> targets = new ArrayList<>();
@@ -731,7 +735,8 @@ public final class StreamLoad {
     final List<StreamClient.Target> extras = new ArrayList<>();
     final Map<String, Long> pids = new LinkedHashMap<>();
     int upstreamPort = 0;
-    int clientThreads = 1;
+    int clientThreads = 2;
+    int upstreamThreads = 2;
     Path json;
     boolean heap = true;
     boolean help;
@@ -784,6 +789,7 @@ public final class StreamLoad {
               }
               case "--upstream-port" -> o.upstreamPort = (int) nonNegative(a, v);
               case "--client-threads" -> o.clientThreads = positiveInt(a, v);
+              case "--upstream-threads" -> o.upstreamThreads = positiveInt(a, v);
               case "--json" -> o.json = Path.of(v);
               default -> throw new IllegalArgumentException("unknown option " + a);
             }

@@ -29,7 +29,7 @@ class SseUpstreamTest {
 
   @BeforeEach
   void start() throws IOException {
-    upstream = SseUpstream.start(0, 5, 1);
+    upstream = SseUpstream.start(0, 5, 1, 2);
   }
 
   @AfterEach

@@ -25,7 +25,7 @@ class StreamClientTest {
 
   @BeforeAll
   void start() throws Exception {
-    upstream = SseUpstream.start(0, 10, 2);
+    upstream = SseUpstream.start(0, 10, 2, 2);
   }
 
   @AfterAll
@@ -99,7 +99,7 @@ class StreamClientTest {
 
   @Test
   void theDeadlineEndsStreamsThatAreStillOpen() throws Exception {
-    try (SseUpstream slow = SseUpstream.start(0, 3, 60_000)) {
+    try (SseUpstream slow = SseUpstream.start(0, 3, 60_000, 1)) {
       StreamClient.Target t =
           new StreamClient.Target(
               "slow",
