@@ -302,7 +302,9 @@ public final class StreamLoad {
           int openBefore = run.open();
           probe.rssPlateau = ProcessProbe.rssKib(probe.pid);
           probe.filesPlateau = ProcessProbe.openFiles(probe.pid);
+          long gc = System.nanoTime();
           probe.heapPlateau = probe.heap();
+          probe.plateauJcmdMillis = (System.nanoTime() - gc) / 1e6;
           probe.openAtPlateau = (openBefore + run.open()) / 2.0;
         }
         row.result = run.await();
@@ -386,7 +388,8 @@ public final class StreamLoad {
         out.printf(
             Locale.ROOT,
             "  process %d: CPU %.2f ms a stream | RSS MiB idle %s, plateau %s, max sampled %s,"
-                + " VmHWM %s | heap after GC MiB idle %s, plateau %s | open at plateau %.0f, fds"
+                + " VmHWM %s | heap after GC MiB idle %s, plateau %s (jcmd %.0f ms) | open at plateau"
+                + " %.0f, fds"
                 + " %s | per held stream: heap %s KiB, RSS %s KiB%n",
             p.pid,
             p.cpuMillisPerStream,
@@ -396,6 +399,7 @@ public final class StreamLoad {
             mib(p.hwm),
             mib(p.heapIdle),
             mib(p.heapPlateau),
+            p.plateauJcmdMillis,
             p.openAtPlateau,
             p.filesPlateau.isPresent() ? Long.toString(p.filesPlateau.getAsLong()) : "-",
             perStream(p.heapIdle, p.heapPlateau, p.openAtPlateau),
@@ -514,6 +518,7 @@ public final class StreamLoad {
     OptionalLong filesPlateau = OptionalLong.empty();
     OptionalLong cpuBefore = OptionalLong.empty();
     double openAtPlateau = Double.NaN;
+    double plateauJcmdMillis = Double.NaN;
     double cpuMillisPerStream = Double.NaN;
 
     Probe(long pid, Path jcmd) {
@@ -568,6 +573,7 @@ public final class StreamLoad {
         p.put("heap_idle_mib", mibNumber(probe.heapIdle));
         p.put("heap_plateau_mib", mibNumber(probe.heapPlateau));
         p.put("open_at_plateau", number(probe.openAtPlateau));
+        p.put("plateau_jcmd_ms", number(probe.plateauJcmdMillis));
         p.put(
             "fds_at_plateau",
             probe.filesPlateau.isPresent() ? probe.filesPlateau.getAsLong() : null);
