@@ -302,9 +302,11 @@ public final class StreamLoad {
           int openBefore = run.open();
           probe.rssPlateau = ProcessProbe.rssKib(probe.pid);
           probe.filesPlateau = ProcessProbe.openFiles(probe.pid);
-          long gc = System.nanoTime();
-          probe.heapPlateau = probe.heap();
-          probe.plateauJcmdMillis = (System.nanoTime() - gc) / 1e6;
+          if (probe.jcmd != null) {
+            long gc = System.nanoTime();
+            probe.heapPlateau = probe.heap();
+            probe.plateauJcmdMillis = (System.nanoTime() - gc) / 1e6;
+          }
           probe.openAtPlateau = (openBefore + run.open()) / 2.0;
         }
         row.result = run.await();
@@ -388,8 +390,7 @@ public final class StreamLoad {
         out.printf(
             Locale.ROOT,
             "  process %d: CPU %.2f ms a stream | RSS MiB idle %s, plateau %s, max sampled %s,"
-                + " VmHWM %s | heap after GC MiB idle %s, plateau %s (jcmd %.0f ms) | open at plateau"
-                + " %.0f, fds"
+                + " VmHWM %s | heap after GC MiB idle %s, plateau %s%s | open at plateau %.0f, fds"
                 + " %s | per held stream: heap %s KiB, RSS %s KiB%n",
             p.pid,
             p.cpuMillisPerStream,
@@ -399,7 +400,9 @@ public final class StreamLoad {
             mib(p.hwm),
             mib(p.heapIdle),
             mib(p.heapPlateau),
-            p.plateauJcmdMillis,
+            Double.isNaN(p.plateauJcmdMillis)
+                ? ""
+                : String.format(Locale.ROOT, " (jcmd %.0f ms)", p.plateauJcmdMillis),
             p.openAtPlateau,
             p.filesPlateau.isPresent() ? Long.toString(p.filesPlateau.getAsLong()) : "-",
             perStream(p.heapIdle, p.heapPlateau, p.openAtPlateau),
@@ -457,8 +460,9 @@ public final class StreamLoad {
                       Locale.ROOT,
                       "WARNING: direct's first event p99 is %.1f ms and the client opened streams"
                           + " up to %.1f ms late (p99): the client or the machine is a bottleneck"
-                          + " here, so the other targets' figures are an upper bound (try"
-                          + " --client-threads 2, fewer streams, or a quieter machine)%n",
+                          + " here, so the other targets' figures are an upper bound (try more"
+                          + " --client-threads or --upstream-threads, fewer streams, or a quieter"
+                          + " machine)%n",
                       p99,
                       lag);
                 }
