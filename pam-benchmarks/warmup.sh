@@ -11,13 +11,14 @@
 # policy: an API key, an entitlement for the model, every masking detector, recording batched
 # with masked bodies. The moment the gateway prints its listening line, bench.py sends N
 # sequential completions (no warm-up of its own) and then M streams, alternating with the same
-# calls made directly to the model server (A B A B ...). Prints the time from starting the JVM to
+# calls made directly to the model server (A B A B ...), which was warmed first. Prints the time from starting the JVM to
 # the listening line, then the p50 of each window of W calls against the steady state (the last
 # 5,000 calls). Everything stays on loopback; both servers are stopped by PID.
 #
 # Environment: JAVA (java binary), JAVA_OPTS (JVM options), SERVE_OPTS (extra `serve` options),
 # N (completions, default 20000), M (streams, default 300), W (window, default 2000),
-# DIRECT=0 (leave out the interleaved direct calls), BENCH_DIR (default ../shared/bench/gateway
+# DIRECT=0 (leave out the interleaved direct calls), UPSTREAM_WARMUP (calls that warm the model
+# server before the gateway starts, default 3000), BENCH_DIR (default ../shared/bench/gateway
 # next to the repository), JAR, OUT (where samples.csv and the logs go; default a new directory
 # under ${TMPDIR:-/tmp}).
 set -euo pipefail
@@ -31,6 +32,7 @@ N="${N:-20000}"
 M="${M:-300}"
 W="${W:-2000}"
 DIRECT="${DIRECT:-1}"
+UPSTREAM_WARMUP="${UPSTREAM_WARMUP:-3000}"
 BENCH_DIR="${BENCH_DIR:-$REPO/../shared/bench/gateway}"
 JAR="${JAR:-$REPO/pam-gateway/target/pam-gateway.jar}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/inferpam-warmup.XXXXXX")}"
@@ -89,6 +91,13 @@ node "$BENCH_DIR/upstream.mjs" 0 >"$OUT/upstream.log" 2>&1 &
 UP_PID=$!
 UP_PORT=$(await_port "$OUT/upstream.log" "$UP_PID")
 
+# A model server runs long before a replica starts: warm it (node's own JIT) first, so that the
+# windows below measure the gateway's warm-up, not the upstream's.
+if [[ "$UPSTREAM_WARMUP" != 0 ]]; then
+  python3 "$BENCH_DIR/bench.py" -w 0 -n "$UPSTREAM_WARMUP" -m 100 --stream-warmup 0 \
+    "direct=http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$OUT/upstream-warmup.txt"
+fi
+
 # shellcheck disable=SC2086 # JAVA_OPTS and SERVE_OPTS are word lists on purpose
 start_ns=$(date +%s%N)
 WARMUP_UPSTREAM_KEY=sk-upstream "$JAVA" $JAVA_OPTS -jar "$JAR" serve --policy "$OUT/policy.yaml" \
@@ -96,6 +105,9 @@ WARMUP_UPSTREAM_KEY=sk-upstream "$JAVA" $JAVA_OPTS -jar "$JAR" serve --policy "$
 GW_PID=$!
 GW_PORT=$(await_port "$OUT/gateway.out" "$GW_PID")
 listening_ns=$(date +%s%N)
+# processor time the JVM used until then (user + system), less sensitive to other load than the wall time
+read -r -a stat <"/proc/$GW_PID/stat"
+cpu_ms=$(( (stat[13] + stat[14]) * 1000 / $(getconf CLK_TCK) ))
 
 targets=("ours=http://127.0.0.1:$GW_PORT/v1/chat/completions;Authorization=Bearer $KEY")
 baseline=(--baseline ours)
@@ -107,7 +119,7 @@ python3 "$BENCH_DIR/bench.py" -w 0 -n "$N" -m "$M" --stream-warmup 0 "${baseline
   --raw "$OUT/samples.csv" --cpu-pid "ours=$GW_PID" "${targets[@]}" >"$OUT/bench.txt"
 
 echo "java: $("$JAVA" $JAVA_OPTS -version 2>&1 | head -1)  JAVA_OPTS='$JAVA_OPTS' SERVE_OPTS='$SERVE_OPTS'"
-echo "JVM start to listening line: $(( (listening_ns - start_ns) / 1000000 )) ms"
+echo "JVM start to listening line: $(( (listening_ns - start_ns) / 1000000 )) ms, $cpu_ms ms of processor time"
 grep -i 'cpu' "$OUT/bench.txt" | head -3 || true
 python3 - "$OUT/samples.csv" "$W" <<'EOF'
 import csv, statistics, sys
