@@ -7,6 +7,7 @@ import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
 import dev.inferpam.core.WebhookReviewNotifier;
 import dev.inferpam.gateway.demo.Demo;
+import dev.inferpam.gateway.internal.Warmup;
 import dev.inferpam.gateway.replay.Replay;
 import dev.inferpam.gateway.replay.Replay.ReplayException;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -27,7 +29,8 @@ import okhttp3.HttpUrl;
  * The command line of {@code pam-gateway.jar} ({@code docs/gateway.md}).
  *
  * <pre>
- * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR]
+ * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]
+ * java -jar pam-gateway.jar train  [--policy FILE] [--calls N]
  * java -jar pam-gateway.jar demo   [--port N]
  * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
  * java -jar pam-gateway.jar replay show   --recordings DIR ID
@@ -62,6 +65,49 @@ public final class GatewayMain {
   static final int DEFAULT_PORT = 8080;
   static final String DEFAULT_BIND = "127.0.0.1";
 
+  /**
+   * The warm-up pass before the listening line, by default ({@link Warmup}): as many exchanges as
+   * fit in this time.
+   */
+  static final String DEFAULT_WARMUP = "2s";
+
+  /** Most exchanges {@code --warmup N} accepts. */
+  static final int MAX_WARMUP_CALLS = 1_000_000;
+
+  /** Longest {@code --warmup} duration, and the longest a {@code --warmup N} pass may take. */
+  static final Duration MAX_WARMUP_TIME = Duration.ofMinutes(5);
+
+  /** Exchanges of a {@code train} run, by default. */
+  static final int DEFAULT_TRAIN_CALLS = 20_000;
+
+  /** Most exchanges {@code train --calls} accepts. */
+  static final int MAX_TRAIN_CALLS = 10_000_000;
+
+  /** A {@code train} run starts no new exchange after this long. */
+  static final Duration TRAIN_BUDGET = Duration.ofMinutes(30);
+
+  /**
+   * What {@code train} runs without {@code --policy}: every control that costs time per request on
+   * (every masking detector, batched recording of masked bodies, a request limit), so that a JVM
+   * trained with it has seen the code of any policy's requests.
+   */
+  static final String TRAIN_POLICY =
+      String.join(
+          "\n",
+          "version: 1",
+          "block:",
+          "  presets: [ollama-admin, vllm-admin, triton-admin, torchserve-admin, openai-admin]",
+          "masking:",
+          "  strategy: redact",
+          "recording:",
+          "  directory: ./recordings",
+          "  bodies: masked",
+          "  durability: batched",
+          "limits:",
+          "  - groups: [\"*\"]",
+          "    requests-per-minute: 60",
+          "");
+
   /** Environment variable: where to post new reviews (a secret, like a Slack webhook URL). */
   static final String REVIEW_WEBHOOK_ENV = "INFERPAM_REVIEW_WEBHOOK";
 
@@ -74,15 +120,29 @@ public final class GatewayMain {
           "usage: java -jar pam-gateway.jar <command> [options]",
           "",
           "commands:",
-          "  serve --policy FILE --upstream URL [--port N] [--bind ADDR]",
+          "  serve --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]",
           "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
           "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
           "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
+          "        --warmup N|TIME  before listening, run N exchanges (or as many as fit in TIME,",
+          "                     e.g. 5s, 1500ms) through a private copy of the gateway and an",
+          "                     in-process model server, so that the first callers find the code",
+          "                     compiled; nothing is forwarded, recorded or counted (default "
+              + DEFAULT_WARMUP
+              + "; 0 turns it off)",
           "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
           "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",
           "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
           "        review (Slack-compatible JSON) to URL; " + REVIEW_WEBHOOK_AUTH_ENV + " sets its",
           "        Authorization header.",
+          "  train [--policy FILE] [--calls N]",
+          "        run N exchanges (default "
+              + DEFAULT_TRAIN_CALLS
+              + ") as the warm-up pass does, with the",
+          "        policy FILE (default: every control on), then exit; nothing listens and nothing is",
+          "        forwarded. For JVM training runs: java -XX:AOTCacheOutput=pam-gateway.aot -jar",
+          "        pam-gateway.jar train, then java -XX:AOTCache=pam-gateway.aot -jar pam-gateway.jar",
+          "        serve ... (JDK 25). Prints 'trained: N exchanges in T ms'; exit 1 if one failed.",
           "  demo [--port N]",
           "        start a mock model server, a demo OIDC identity provider and the gateway on",
           "        127.0.0.1, drive narrated traffic that shows each control, then exit: 0 when",
@@ -137,19 +197,22 @@ public final class GatewayMain {
       out.flush();
       return EXIT_OK;
     }
-    if (args.isEmpty()) return usageError("no command given; expected serve, demo or replay");
+    if (args.isEmpty())
+      return usageError("no command given; expected serve, train, demo or replay");
     List<String> rest = args.subList(1, args.size());
     try {
       switch (args.get(0)) {
         case "serve":
-          return serve(Options.parse(rest, Set.of("policy", "upstream", "port", "bind")));
+          return serve(Options.parse(rest, Set.of("policy", "upstream", "port", "bind", "warmup")));
+        case "train":
+          return train(Options.parse(rest, Set.of("policy", "calls")));
         case "demo":
           return demo(Options.parse(rest, Set.of("port")));
         case "replay":
           return replay(rest);
         default:
           return usageError(
-              "unknown command \"" + args.get(0) + "\"; expected serve, demo or replay");
+              "unknown command \"" + args.get(0) + "\"; expected serve, train, demo or replay");
       }
     } catch (UsageException e) {
       return usageError(e.getMessage());
@@ -162,6 +225,7 @@ public final class GatewayMain {
     int port = options.port(DEFAULT_PORT);
     String bind = options.get("bind", DEFAULT_BIND);
     if (bind.isBlank()) throw new UsageException("--bind: must not be empty");
+    WarmupOption warmup = WarmupOption.parse(options.get("warmup", DEFAULT_WARMUP));
 
     Path policyFile;
     try {
@@ -186,9 +250,17 @@ public final class GatewayMain {
     }
     warnIfNoCredential(engine);
 
+    // Before anything listens, so that no caller (nor a load balancer's health check) reaches a
+    // replica that is still warming up; the real gateway then starts with its code compiled.
+    Warmup.run(
+        engine.policy(),
+        (warmEngine, warmUpstream) -> startGateway(warmEngine, warmUpstream, "127.0.0.1", 0),
+        warmup.calls(),
+        warmup.time());
+
     Gateway gateway;
     try {
-      gateway = Gateway.start(engine, upstream, bind, port);
+      gateway = startGateway(engine, upstream, bind, port);
     } catch (IOException | IllegalArgumentException e) {
       return error(EXIT_USAGE, e.getMessage());
     } catch (IllegalStateException e) {
@@ -198,6 +270,85 @@ public final class GatewayMain {
     out.println("listening on " + gateway.uri());
     out.flush();
     return SERVING;
+  }
+
+  private int train(Options options) throws UsageException {
+    int calls = options.count("calls", DEFAULT_TRAIN_CALLS, MAX_TRAIN_CALLS);
+    Policy policy;
+    String policyArg = options.has("policy") ? options.required("policy") : null;
+    try {
+      policy =
+          policyArg == null ? Policy.parse(TRAIN_POLICY) : Policy.load(path("policy", policyArg));
+    } catch (PolicyException | IllegalArgumentException e) {
+      // Only a policy file can be invalid: the built-in one is tested.
+      return error(EXIT_USAGE, policyMessage(String.valueOf(policyArg), e.getMessage()));
+    }
+    Warmup.Result result;
+    try {
+      result =
+          Warmup.runOrThrow(
+              policy,
+              (engine, upstream) -> startGateway(engine, upstream, "127.0.0.1", 0),
+              calls,
+              TRAIN_BUDGET);
+    } catch (IOException | RuntimeException e) {
+      return error(EXIT_FAILURE, "train: " + e.getMessage());
+    }
+    out.println(
+        "trained: "
+            + result.calls()
+            + " exchanges in "
+            + result.elapsed().toMillis()
+            + " ms"
+            + (result.failures() == 0 ? "" : ", " + result.failures() + " failed"));
+    out.flush();
+    return result.failures() == 0 && result.calls() == calls ? EXIT_OK : EXIT_FAILURE;
+  }
+
+  /**
+   * {@code --warmup}: a number of exchanges (at most {@link #MAX_WARMUP_CALLS}, for at most
+   * {@link #MAX_WARMUP_TIME}) or a time ({@code 1500ms}, {@code 5s}, at most
+   * {@link #MAX_WARMUP_TIME}) to run exchanges for; {@code 0} (or {@code 0s}) for none.
+   */
+  record WarmupOption(int calls, Duration time) {
+    static WarmupOption parse(String value) throws UsageException {
+      int digits = 0;
+      while (digits < value.length() && isAsciiDigit(value.charAt(digits))) digits++;
+      String unit = value.substring(digits);
+      if (digits > 0 && digits <= 9) {
+        long n = Long.parseLong(value.substring(0, digits));
+        Duration time =
+            switch (unit) {
+              case "ms" -> Duration.ofMillis(n);
+              case "s" -> Duration.ofSeconds(n);
+              default -> null;
+            };
+        if (unit.isEmpty() && n <= MAX_WARMUP_CALLS) {
+          return new WarmupOption((int) n, MAX_WARMUP_TIME);
+        }
+        if (time != null && time.compareTo(MAX_WARMUP_TIME) <= 0) {
+          return new WarmupOption(time.isZero() ? 0 : MAX_WARMUP_CALLS, time);
+        }
+      }
+      throw new UsageException(
+          "--warmup: expected a number of exchanges up to "
+              + MAX_WARMUP_CALLS
+              + " or a time up to "
+              + MAX_WARMUP_TIME.toSeconds()
+              + "s (e.g. 5s, 1500ms), was \""
+              + value
+              + "\"");
+    }
+  }
+
+  private static boolean isAsciiDigit(char c) {
+    return c >= '0' && c <= '9';
+  }
+
+  /** Starts the real gateway and the warm-up pass's one alike, so that the pass runs the same code. */
+  private static Gateway startGateway(PamEngine engine, HttpUrl upstream, String bind, int port)
+      throws IOException {
+    return Gateway.start(engine, upstream, bind, port);
   }
 
   /**
@@ -481,6 +632,20 @@ public final class GatewayMain {
 
     String get(String name, String defaultValue) {
       return values.getOrDefault(name, defaultValue);
+    }
+
+    /** A whole number from 0 to {@code max}, or {@code defaultValue} when the option is absent. */
+    int count(String name, int defaultValue, int max) throws UsageException {
+      String v = values.get(name);
+      if (v == null) return defaultValue;
+      try {
+        int n = Integer.parseInt(v);
+        if (n >= 0 && n <= max) return n;
+      } catch (NumberFormatException e) {
+        // reported below with the value
+      }
+      throw new UsageException(
+          "--" + name + ": must be a number from 0 to " + max + ", was \"" + v + "\"");
     }
 
     int port(int defaultValue) throws UsageException {
