@@ -9,7 +9,6 @@ import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;
 import java.util.HashSet;
@@ -28,6 +27,8 @@ import okhttp3.Request;
 import okhttp3.RequestBody;
 import okhttp3.Response;
 import okhttp3.ResponseBody;
+import okio.Buffer;
+import okio.BufferedSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -303,12 +304,13 @@ public final class ForwardingServlet extends HttpServlet {
 
     ResponseBody body = upstreamResponse.body();
     OutputStream out = resp.getOutputStream();
-    byte[] buffer = new byte[CHUNK_SIZE];
-    try (InputStream in = body.byteStream()) {
+    try (BufferedSource source = body.source()) {
+      // okio's own buffer: it takes a pooled segment only when bytes arrive and gives it back
+      // once they are written, so a stream waiting for the model's next token holds no buffer.
+      Buffer arrived = source.getBuffer();
       while (true) {
-        int n;
         try {
-          n = in.read(buffer);
+          if (!source.request(1)) break; // the body ended
         } catch (IOException e) {
           if (call.isCanceled()) {
             // Cut off on purpose (the gateway is closing after its drain timeout).
@@ -318,9 +320,10 @@ public final class ForwardingServlet extends HttpServlet {
               "inferpam gateway: upstream broke off exchange {}: {}", exchangeId, e.toString());
           throw new IOException("upstream broke off the response", e);
         }
-        if (n < 0) break;
         try {
-          out.write(buffer, 0, n);
+          // Whatever one read brought (up to a segment), written from okio's arrays as they are.
+          long n = Math.min(arrived.size(), CHUNK_SIZE);
+          arrived.writeTo(out, n);
           out.flush();
         } catch (IOException e) {
           // The client went away (or the filter refused the response): stop the model from
