@@ -130,6 +130,11 @@ public final class BodyMasker {
 
     String finish();
 
+    /** {@link #push} as UTF-8; a framing that works on bytes gives them without a detour. */
+    default byte[] pushBytes(byte[] b, int off, int len) {
+      return push(b, off, len).getBytes(StandardCharsets.UTF_8);
+    }
+
     /** {@link #finish()} as UTF-8; a framing holding the very bytes to release may give them as they are. */
     default byte[] finishBytes() {
       return finish().getBytes(StandardCharsets.UTF_8);
@@ -178,7 +183,7 @@ public final class BodyMasker {
     Objects.checkFromIndexSize(off, len, b.length);
     if (finished) throw new IllegalStateException("body already finished");
     if (len == 0) return new byte[0];
-    return framing.push(b, off, len).getBytes(StandardCharsets.UTF_8);
+    return framing.pushBytes(b, off, len);
   }
 
   /** Ends the body; returns what was held back. A second call returns nothing. */

@@ -82,6 +82,16 @@ final class BodyMaskerJson {
     }
   }
 
+  /** The JSON value of UTF-8 {@code json}, or {@code null} when it is not exactly one JSON value. */
+  static JsonNode parse(byte[] json) {
+    try {
+      JsonNode node = TREE_READER.readTree(json);
+      return node == null || node.isMissingNode() ? null : node;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
   /** Compact JSON of {@code node}. */
   static String write(JsonNode node) {
     try {
