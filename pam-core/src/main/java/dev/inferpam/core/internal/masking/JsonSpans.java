@@ -431,6 +431,38 @@ final class JsonSpans {
     return found;
   }
 
+  /**
+   * The values of several members of an object at once, in one walk: {@code found[i]} is the
+   * value of the member named {@code names[i]} (the last one if repeated), or -1.
+   */
+  void members(int object, String[] names, int[] found) {
+    java.util.Arrays.fill(found, 0, names.length, -1);
+    if (!isObject(object)) return;
+    for (int k = first(object); k >= 0; k = after(object, k)) {
+      for (int i = 0; i < names.length; i++) {
+        if (keyIs(k, names[i])) {
+          found[i] = k + 1;
+          break;
+        }
+      }
+    }
+  }
+
+  /** {@link #integer(int, String, int)} of the value token {@code v} (-1: absent). */
+  int integer(int v, int otherwise) {
+    if (v < 0 || kind(v) != NUMBER || (info[v] & INTEGRAL) == 0) return otherwise;
+    int s = start[v];
+    int e = end[v];
+    boolean negative = b[s] == '-';
+    if (negative) s++;
+    while (s < e - 1 && b[s] == '0') s++; // only "0" and "-0" have a leading zero
+    if (e - s > 10) return otherwise;
+    long n = 0;
+    for (int i = s; i < e; i++) n = n * 10 + (b[i] - '0');
+    if (negative) n = -n;
+    return n < Integer.MIN_VALUE || n > Integer.MAX_VALUE ? otherwise : (int) n;
+  }
+
   /** The element at {@code pos} of an array, or -1. */
   int element(int array, int pos) {
     int t = first(array);
@@ -492,17 +524,6 @@ final class JsonSpans {
    * without fraction or exponent, in range), or {@code otherwise}.
    */
   int integer(int object, String name, int otherwise) {
-    int v = member(object, name);
-    if (v < 0 || kind(v) != NUMBER || (info[v] & INTEGRAL) == 0) return otherwise;
-    int s = start[v];
-    int e = end[v];
-    boolean negative = b[s] == '-';
-    if (negative) s++;
-    while (s < e - 1 && b[s] == '0') s++; // only "0" and "-0" have a leading zero
-    if (e - s > 10) return otherwise;
-    long n = 0;
-    for (int i = s; i < e; i++) n = n * 10 + (b[i] - '0');
-    if (negative) n = -n;
-    return n < Integer.MIN_VALUE || n > Integer.MAX_VALUE ? otherwise : (int) n;
+    return integer(member(object, name), otherwise);
   }
 }

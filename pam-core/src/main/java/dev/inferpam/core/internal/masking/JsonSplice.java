@@ -17,10 +17,18 @@ import java.util.Arrays;
  * <p>Not thread-safe; reused from one value to the next ({@link #reset}).
  */
 final class JsonSplice {
-  private static final byte[][] UNTOUCHED =
-      BodyMaskerJson.UNTOUCHED.stream()
-          .map(k -> k.getBytes(StandardCharsets.US_ASCII))
-          .toArray(byte[][]::new);
+  /** {@link BodyMaskerJson#UNTOUCHED} as bytes, by length. */
+  private static final byte[][][] UNTOUCHED = new byte[32][][];
+
+  static {
+    for (String key : BodyMaskerJson.UNTOUCHED) {
+      byte[] k = key.getBytes(StandardCharsets.US_ASCII);
+      byte[][] same = UNTOUCHED[k.length];
+      same = same == null ? new byte[1][] : Arrays.copyOf(same, same.length + 1);
+      same[same.length - 1] = k;
+      UNTOUCHED[k.length] = same;
+    }
+  }
 
   private final JsonSpans json;
 
@@ -151,8 +159,10 @@ final class JsonSplice {
     byte[] b = json.bytes();
     int s = json.start(k) + 1;
     int len = json.end(k) - 1 - s;
-    for (byte[] u : UNTOUCHED) {
-      if (u.length == len && Arrays.equals(b, s, s + len, u, 0, len)) return true;
+    byte[][] same = len < UNTOUCHED.length ? UNTOUCHED[len] : null;
+    if (same == null) return false;
+    for (byte[] u : same) {
+      if (Arrays.equals(b, s, s + len, u, 0, len)) return true;
     }
     return false;
   }

@@ -67,6 +67,15 @@ final class SseStreams {
   private final JsonSplice splice = new JsonSplice(json);
   private final List<Stream> fed = new ArrayList<>();
   private final List<Slot> slots = new ArrayList<>();
+  private final int[] found = new int[6];
+
+  /** Members of an OpenAI choice read, in one walk. */
+  private static final String[] CHOICE_MEMBERS = {"index", "delta", "text", "finish_reason"};
+
+  /** Members of an OpenAI delta read, in one walk: the text streams, then the calls. */
+  private static final String[] DELTA_MEMBERS = {
+    "content", "refusal", "reasoning_content", "reasoning", "tool_calls", "function_call"
+  };
 
   /**
    * @param maxStreams most streams open at once
@@ -158,11 +167,13 @@ final class SseStreams {
   }
 
   /** Places of the OpenAI fields that are streams (tool calls aside), in {@link #CHAT_FIELDS} order, then text and function_call. */
+  private static final List<String> DELTA = List.of("delta");
+
   private static final Place[] PLACES = {
-    new Place(List.of("delta"), -1, "content"),
-    new Place(List.of("delta"), -1, "refusal"),
-    new Place(List.of("delta"), -1, "reasoning_content"),
-    new Place(List.of("delta"), -1, "reasoning"),
+    new Place(DELTA, -1, "content"),
+    new Place(DELTA, -1, "refusal"),
+    new Place(DELTA, -1, "reasoning_content"),
+    new Place(DELTA, -1, "reasoning"),
     new Place(List.of(), -1, "text"),
     new Place(List.of("delta", "function_call"), -1, "arguments")
   };
@@ -338,14 +349,20 @@ final class SseStreams {
         choice >= 0;
         choice = json.after(choices, choice), pos++) {
       if (!json.isObject(choice)) continue;
-      int index = json.integer(choice, "index", pos);
-      int delta = json.member(choice, "delta");
+      int[] found = this.found;
+      json.members(choice, CHOICE_MEMBERS, found);
+      int index = json.integer(found[0], pos);
+      int delta = found[1];
+      int text = found[2];
+      int reason = found[3];
       if (json.isObject(delta)) {
+        json.members(delta, DELTA_MEMBERS, found);
         for (int f = 0; f < CHAT_FIELDS.size(); f++) {
-          int v = json.member(delta, CHAT_FIELDS.get(f));
+          int v = found[f];
           if (json.isString(v)) slots.add(new Slot(chatKey(index, f), v, null, index, PLACES[f]));
         }
-        int calls = json.member(delta, "tool_calls");
+        int calls = found[4];
+        int functionArguments = json.member(found[5], "arguments");
         if (json.isArray(calls)) {
           int c = 0;
           for (int call = json.first(calls); call >= 0; call = json.after(calls, call), c++) {
@@ -358,22 +375,22 @@ final class SseStreams {
                       arguments,
                       null,
                       index,
-                      new Place(List.of("delta"), tool, "arguments")));
+                      new Place(DELTA, tool, "arguments")));
             }
           }
         }
-        int arguments = json.member(json.member(delta, "function_call"), "arguments");
-        if (json.isString(arguments)) {
+        if (json.isString(functionArguments)) {
           slots.add(
               new Slot(
-                  chatKey(index, FUNCTION_CALL), arguments, null, index, PLACES[FUNCTION_CALL]));
+                  chatKey(index, FUNCTION_CALL),
+                  functionArguments,
+                  null,
+                  index,
+                  PLACES[FUNCTION_CALL]));
         }
-      } else {
-        int text = json.member(choice, "text");
-        if (json.isString(text))
-          slots.add(new Slot(chatKey(index, TEXT), text, null, index, PLACES[TEXT]));
+      } else if (json.isString(text)) {
+        slots.add(new Slot(chatKey(index, TEXT), text, null, index, PLACES[TEXT]));
       }
-      int reason = json.member(choice, "finish_reason");
       if (reason >= 0 && !json.isNull(reason)) {
         if (finishing == null) finishing = new LinkedHashMap<>();
         finishing.put(index, choice);
