@@ -463,13 +463,6 @@ final class JsonSpans {
     return n < Integer.MIN_VALUE || n > Integer.MAX_VALUE ? otherwise : (int) n;
   }
 
-  /** The element at {@code pos} of an array, or -1. */
-  int element(int array, int pos) {
-    int t = first(array);
-    for (int p = 0; t >= 0 && p < pos; p++) t = after(array, t);
-    return t;
-  }
-
   /** Whether the key token {@code k} reads as {@code name} (ASCII). */
   boolean keyIs(int k, String name) {
     if (escaped(k)) return text(k).equals(name);

@@ -35,9 +35,6 @@ final class JsonSplice {
   /** Per token: its new text (a string or key), or null. */
   private String[] strings = new String[64];
 
-  /** Per token: raw JSON replacing it, or null (wins over {@link #strings}). */
-  private String[] raws = new String[64];
-
   /** Per object token: members to add, as raw JSON ({@code "k":v,...}), or null. */
   private StringBuilder[] inserts = new StringBuilder[64];
 
@@ -58,7 +55,6 @@ final class JsonSplice {
     for (int i = 0; i < touchedCount; i++) {
       int t = touched[i];
       strings[t] = null;
-      raws[t] = null;
       inserts[t] = null;
       marked[t] = false;
     }
@@ -73,7 +69,6 @@ final class JsonSplice {
 
   private void allocate(int size) {
     strings = new String[size];
-    raws = new String[size];
     inserts = new StringBuilder[size];
     marked = new boolean[size];
   }
@@ -85,7 +80,10 @@ final class JsonSplice {
     touched[touchedCount++] = t;
   }
 
-  /** Gives the string or key token {@code t} the text {@code text}. */
+  /**
+   * Gives the string or key token {@code t} the text {@code text}; any other value token is
+   * replaced whole (its subtree and edits in it included) by that string.
+   */
   void setString(int t, String text) {
     touch(t);
     strings[t] = text;
@@ -103,20 +101,9 @@ final class JsonSplice {
     }
   }
 
-  /** The new text of token {@code t}, or null when it has none. */
-  String newText(int t) {
-    return strings[t];
-  }
-
   /** The text token {@code t} is written with: its new text, else its own. */
   String currentText(int t) {
     return strings[t] != null ? strings[t] : json.text(t);
-  }
-
-  /** Replaces the value token {@code t} (and its subtree) by the raw JSON {@code raw}. */
-  void setRaw(int t, String raw) {
-    touch(t);
-    raws[t] = raw;
   }
 
   /** Adds the member {@code "key": "value"} at the end of the object token {@code object}. */
@@ -140,7 +127,7 @@ final class JsonSplice {
     for (int t = 0, n = json.count(); t < n; t++) {
       int kind = json.kind(t);
       if (kind != JsonSpans.KEY && kind != JsonSpans.STRING) continue;
-      if (strings[t] != null || raws[t] != null) continue;
+      if (strings[t] != null) continue;
       if (kind == JsonSpans.STRING
           && t > 0
           && json.kind(t - 1) == JsonSpans.KEY
@@ -185,7 +172,7 @@ final class JsonSplice {
     for (int i = 0; i < touchedCount; i++) {
       int t = touched[i];
       int pos;
-      if (strings[t] != null || raws[t] != null) pos = json.start(t);
+      if (strings[t] != null) pos = json.start(t);
       else if (inserts[t] != null) pos = insertAt(t);
       else continue; // an edit taken back
       order[edits++] = ((long) pos << 32) | t;
@@ -194,15 +181,14 @@ final class JsonSplice {
     for (int i = 0; i < edits; i++) {
       long o = order[i];
       int t = (int) o;
-      if (strings[t] != null || raws[t] != null) {
+      if (strings[t] != null) {
         int s = json.start(t);
         if (s < at) continue; // inside a value replaced whole
         copy(out, b, at, s, compact);
-        if (raws[t] != null) out.append(raws[t]);
-        else out.appendJsonString(strings[t]);
+        out.appendJsonString(strings[t]);
         at = json.end(t);
       }
-      if (inserts[t] != null && raws[t] == null) {
+      if (inserts[t] != null) {
         int p = insertAt(t);
         if (p < at) continue;
         copy(out, b, at, p, compact);
