@@ -155,12 +155,7 @@ public final class SseScanner {
           listener.value(field);
         }
         default -> { // VALUE
-          int j = i;
-          while (j < end) {
-            byte c = b[j];
-            if (c == '\n' || c == '\r') break;
-            j++;
-          }
+          int j = lineBreak(b, i, end);
           if (j == end) {
             i = j;
           } else {
@@ -173,6 +168,32 @@ public final class SseScanner {
       }
     }
     report(b, mark, end);
+  }
+
+  private static final java.lang.invoke.VarHandle LONGS =
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(
+          long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+  private static final long ONES = 0x0101010101010101L;
+  private static final long HIGHS = 0x8080808080808080L;
+  private static final long LOWS = 0x7F7F7F7F7F7F7F7FL;
+
+  /** The index of the first {@code \n} or {@code \r} in {@code b[i, end)}, else {@code end}. */
+  private static int lineBreak(byte[] b, int i, int end) {
+    // eight bytes at a time while none of them is a line break (an exact test, no false hit)
+    while (i + 8 <= end) {
+      long w = (long) LONGS.get(b, i);
+      long lf = w ^ (ONES * '\n');
+      long cr = w ^ (ONES * '\r');
+      long zero = ~(((lf & LOWS) + LOWS) | lf) | ~(((cr & LOWS) + LOWS) | cr);
+      if ((zero & HIGHS) != 0) break;
+      i += 8;
+    }
+    while (i < end) {
+      byte c = b[i];
+      if (c == '\n' || c == '\r') return i;
+      i++;
+    }
+    return end;
   }
 
   /**

@@ -41,6 +41,25 @@ class SseScannerTest {
   }
 
   @Test
+  void aLineBreakIsFoundWhereverItFallsInALongValue() {
+    for (String terminator : List.of("\n", "\r", "\r\n")) {
+      for (int length = 0; length < 40; length++) {
+        String value = "é0123456789abcdefghijklmnopqrstuvwxyz".repeat(2).substring(0, length);
+        Log log = new Log();
+        SseScanner scanner = new SseScanner(log);
+        byte[] b = ("data:" + value + terminator + "x").getBytes(StandardCharsets.UTF_8);
+        scanner.push(b, 0, b.length);
+        List<String> expected = new ArrayList<>(List.of("'data:'", "DATA"));
+        if (!value.isEmpty()) expected.add("'" + value + "'");
+        expected.add("end" + (terminator.startsWith("\r") ? "CR" : "LF"));
+        if (terminator.equals("\r\n")) expected.add("lf");
+        expected.add("'x'");
+        assertThat(log.seen).as("%d chars, %s", length, terminator).isEqualTo(expected);
+      }
+    }
+  }
+
+  @Test
   void reportsFieldNameThenValueInPiecesAsTheyArriveHoldingNothing() {
     Log log = new Log();
     SseScanner scanner = new SseScanner(log);

@@ -209,6 +209,27 @@ public final class BlockMasker implements Masker {
     return true;
   }
 
+  /**
+   * Whether no detector can match in a text of only lower-case ASCII letters, {@code _ - .} and
+   * spaces: every detector is a built-in one (see {@link #surelyQuiet(CharSequence)}).
+   */
+  boolean quietInQuietSet() {
+    return allIndexed;
+  }
+
+  /**
+   * {@link #surelyQuiet(CharSequence)} of the bytes {@code b[from, to)} read as UTF-8, without
+   * decoding them: any byte outside the quiet ASCII set answers {@code false}.
+   */
+  boolean surelyQuiet(byte[] b, int from, int to) {
+    if (!allIndexed) return false;
+    for (int i = from; i < to; i++) {
+      byte c = b[i];
+      if ((c < 'a' || c > 'z') && c != '_' && c != '-' && c != '.' && c != ' ') return false;
+    }
+    return true;
+  }
+
   /** Every detector's matches starting at or after {@code from}, sorted for {@link #resolve}. */
   private List<Match> raw(CharSequence text, int from) {
     List<Match> all = new ArrayList<>();

@@ -35,8 +35,15 @@ import java.util.Set;
  * and the opaque tokens a client must send back unchanged: {@code signature},
  * {@code encrypted_content}, {@code item_id}, {@code call_id}, {@code tool_call_id} and
  * {@code tool_use_id}. An object or array under such a key is masked like any other (so float
- * embeddings, having no strings, pass bit-exact). The output is compact JSON with the fields in
- * their original order.
+ * embeddings, having no strings, pass bit-exact). Numbers keep their exact text.
+ *
+ * <p>An SSE event's data and an NDJSON line are read in place and masked by splicing: only a
+ * string the masker changes (or a streamed field, below) is written again, JSON-escaped, at its
+ * place; every other byte is kept (key order, white space, number spellings, the escapes of the
+ * strings left alone), so an event with nothing to mask leaves byte for byte as it came. A
+ * masked key keeps its place (two keys masked alike stay two members). JSON data of several
+ * {@code data:} lines is written on one line, without the white space between tokens. Bytes
+ * that are not well-formed UTF-8 become U+FFFD; they are never passed on.
  *
  * <p>A JSON document is buffered (up to 8 MiB) and delivered by {@link #finish()}; numbers keep
  * their exact text. A body that is not exactly one JSON value is masked as plain text instead;
@@ -52,9 +59,9 @@ import java.util.Set;
  * The {@code data:} lines of an event are joined by {@code \n} and handled as one value:
  * <ul>
  *   <li><b>Streamed text</b> goes through one streaming session per text stream, so a value split
- *       across any number of events is still masked. Each such event is re-emitted with its text
+ *       across any number of events is still masked. Each such event is delivered with its text
  *       field replaced by what the session released so far (possibly {@code ""}), every other
- *       field masked as a JSON value. The streams are:
+ *       field masked as a JSON value, spliced as above. The streams are:
  *       <ul>
  *         <li>OpenAI chat: {@code choices[i].delta.content} (also {@code refusal},
  *             {@code reasoning_content}, {@code reasoning}), one stream per choice index and
@@ -88,14 +95,15 @@ import java.util.Set;
  *   <li><b>Held-back tails.</b> When a stream ends, its held tail is delivered before the event
  *       that ended it: for OpenAI chat in the finishing chunk itself; otherwise in a synthetic
  *       event cloned from the stream's last delta event (same {@code event:} line, the text field
- *       set to the tail; {@code id:} lines are not copied). At the end of the body, streams that
+ *       set to the tail; {@code id:} lines are not copied; written compact). At the end of the
+ *       body, streams that
  *       were never ended are released the same way, after the last event; a last event cut off
  *       without its blank line is completed with one.
  *   <li><b>Other JSON events</b> (message_start, errors, usage chunks, full responses) are masked
  *       value by value; <b>non-JSON data</b> is masked as one whole text. {@code [DONE]} passes.
  *       Every emitted event's data parses as JSON when the upstream's did.
  *   <li><b>Limits.</b> An event over 8 MiB, more than 1024 text streams open at once, or more
- *       than 8 Mi chars of event data kept as templates for tails (the last delta event of each
+ *       than 8 MiB of event data kept as templates for tails (the last delta event of each
  *       open stream), switches the rest of the body to plain-text masking, after releasing the
  *       open streams' tails.
  * </ul>
@@ -106,7 +114,8 @@ import java.util.Set;
  * ({@code /api/generate}), and their {@code thinking} counterparts, goes through one streaming
  * session; the line with {@code "done": true} ends the stream and carries the released text plus
  * the tail in its text field. If the body ends without it, the tail follows in a line cloned
- * from the last streamed one. Other lines are masked value by value, non-JSON lines as text. A
+ * from the last streamed one (written compact). Other lines are masked value by value, spliced
+ * as above, non-JSON lines as text. A
  * line over 8 MiB switches the rest of the body to plain-text masking.
  *
  * <h2>Contract</h2>
@@ -129,6 +138,11 @@ public final class BodyMasker {
     String push(byte[] b, int off, int len);
 
     String finish();
+
+    /** {@link #push} as UTF-8; a framing that works on bytes gives them without a detour. */
+    default byte[] pushBytes(byte[] b, int off, int len) {
+      return push(b, off, len).getBytes(StandardCharsets.UTF_8);
+    }
 
     /** {@link #finish()} as UTF-8; a framing holding the very bytes to release may give them as they are. */
     default byte[] finishBytes() {
@@ -178,7 +192,7 @@ public final class BodyMasker {
     Objects.checkFromIndexSize(off, len, b.length);
     if (finished) throw new IllegalStateException("body already finished");
     if (len == 0) return new byte[0];
-    return framing.push(b, off, len).getBytes(StandardCharsets.UTF_8);
+    return framing.pushBytes(b, off, len);
   }
 
   /** Ends the body; returns what was held back. A second call returns nothing. */

@@ -28,8 +28,9 @@ import java.util.function.UnaryOperator;
 /**
  * JSON-aware masking, fail closed: every string, keys included, is masked on its own, except a
  * string value directly under one of the {@link #UNTOUCHED} keys; numbers, booleans and nulls are
- * kept. Numbers keep their exact text in whole bodies (embeddings pass bit-exact); in SSE events
- * and NDJSON lines they keep their exact value.
+ * kept. Numbers keep their exact text (embeddings pass bit-exact). SSE events and NDJSON lines
+ * are masked the same way by splicing ({@link JsonSplice}); the trees here ({@link #maskTree},
+ * {@link #write}) only build the events those maskers make up for held-back tails.
  */
 final class BodyMaskerJson {
   /**
@@ -76,6 +77,16 @@ final class BodyMaskerJson {
   static JsonNode parse(String text) {
     try {
       JsonNode node = TREE_READER.readTree(text);
+      return node == null || node.isMissingNode() ? null : node;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /** The JSON value of UTF-8 {@code json}, or {@code null} when it is not exactly one JSON value. */
+  static JsonNode parse(byte[] json) {
+    try {
+      JsonNode node = TREE_READER.readTree(json);
       return node == null || node.isMissingNode() ? null : node;
     } catch (IOException | RuntimeException e) {
       return null;

@@ -1,15 +1,17 @@
 package dev.inferpam.core.internal.masking;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * What the framings that cut a stream into units (NDJSON lines, SSE events) share: each push
- * collects what the framer hands over into {@link #out}, and once the framer gave up on a unit too
- * large ({@link #fallBack}) the rest of the body is masked as plain text.
+ * collects, as bytes, what the framer hands over into {@link #out}, and once the framer gave up
+ * on a unit too large ({@link #fallBack}) the rest of the body is masked as plain text.
  */
 abstract class FramedMasker implements BodyMasker.Framing {
   final BodyMaskerValues values;
 
   /** What the current push or finish delivers. */
-  StringBuilder out;
+  final ByteSink out = new ByteSink();
 
   /** Plain-text masking for the rest of the body, after an overflow; else null. */
   BodyMaskerText fallback;
@@ -29,20 +31,30 @@ abstract class FramedMasker implements BodyMasker.Framing {
 
   @Override
   public final String push(byte[] b, int off, int len) {
-    if (fallback != null) return fallback.push(b, off, len);
-    out = new StringBuilder();
+    return new String(pushBytes(b, off, len), StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public final byte[] pushBytes(byte[] b, int off, int len) {
+    if (fallback != null) return fallback.push(b, off, len).getBytes(StandardCharsets.UTF_8);
+    out.reset();
     frame(b, off, len);
-    return out.toString();
+    return out.toByteArray();
   }
 
   @Override
   public final String finish() {
-    if (fallback != null) return fallback.finish();
-    out = new StringBuilder();
+    return new String(finishBytes(), StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public final byte[] finishBytes() {
+    if (fallback != null) return fallback.finish().getBytes(StandardCharsets.UTF_8);
+    out.reset();
     endFrames();
-    if (fallback != null) return out.append(fallback.finish()).toString();
+    if (fallback != null) return out.append(fallback.finish()).toByteArray();
     releaseTails();
-    return out.toString();
+    return out.toByteArray();
   }
 
   /** From here on, the body is masked as plain text. */
