@@ -510,7 +510,8 @@ class GatewayMainProcessTest {
     return command(List.of(), args);
   }
 
-  private static ProcessBuilder command(List<String> jvmOptions, String... args) {
+  /** {@code java [jvmOptions] -cp <the tests' class path> GatewayMain args...}. */
+  static ProcessBuilder command(List<String> jvmOptions, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(jvmOptions);
@@ -528,7 +529,7 @@ class GatewayMainProcessTest {
   }
 
   /** The first complete line of {@code file}, or null while there is none. */
-  private static String firstLine(Path file) throws IOException {
+  static String firstLine(Path file) throws IOException {
     String text = Files.readString(file);
     int end = text.indexOf('\n');
     return end < 0 ? null : text.substring(0, end);

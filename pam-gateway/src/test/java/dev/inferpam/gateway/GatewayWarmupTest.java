@@ -300,14 +300,7 @@ class GatewayWarmupTest {
   }
 
   private static ProcessBuilder command(List<String> jvmOptions, String... args) {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(jvmOptions);
-    cmd.add("-cp");
-    cmd.add(System.getProperty("java.class.path"));
-    cmd.add(GatewayMain.class.getName());
-    cmd.addAll(List.of(args));
-    return new ProcessBuilder(cmd);
+    return GatewayMainProcessTest.command(jvmOptions, args);
   }
 
   private Process start(ProcessBuilder pb) throws IOException {
@@ -316,10 +309,7 @@ class GatewayWarmupTest {
     return p;
   }
 
-  /** The first complete line of {@code file}, or null while there is none. */
   private static String firstLine(Path file) throws IOException {
-    String text = Files.readString(file);
-    int end = text.indexOf('\n');
-    return end < 0 ? null : text.substring(0, end);
+    return GatewayMainProcessTest.firstLine(file);
   }
 }
