@@ -66,9 +66,15 @@ class PamFilterApprovalTest {
 
   /** Starts Jetty; {@code asyncFilter}: filter and servlet support async; {@code types}: the filter's mapping. */
   private void start(boolean asyncFilter, EnumSet<DispatcherType> types) throws Exception {
+    start(asyncFilter, types, "1KiB");
+  }
+
+  /** {@link #start(boolean, EnumSet)} with {@code request.max-body: maxBody}. */
+  private void start(boolean asyncFilter, EnumSet<DispatcherType> types, String maxBody)
+      throws Exception {
     Policy policy =
         Policy.parse(
-            TestPolicy.POLICY
+            TestPolicy.POLICY.replace("max-body: 1KiB", "max-body: " + maxBody)
                 + """
         approval:
           reviewers: [security-oncall]
@@ -135,14 +141,6 @@ class PamFilterApprovalTest {
   }
 
   private CompletableFuture<Response> send(String body) {
-    return send(body, false);
-  }
-
-  /**
-   * @param bodyAfterHead with {@code Expect: 100-continue}: the client sends the body only once
-   *     the server asks for it, so that it never arrives together with the head
-   */
-  private CompletableFuture<Response> send(String body, boolean bodyAfterHead) {
     Request.Builder builder =
         new Request.Builder()
             .url(
@@ -151,7 +149,6 @@ class PamFilterApprovalTest {
                     + "/v1/chat/completions")
             .header("Authorization", "Bearer " + CI_KEY)
             .post(RequestBody.create(body.getBytes(StandardCharsets.UTF_8), JSON_TYPE));
-    if (bodyAfterHead) builder.header("Expect", "100-continue");
     Request request = builder.build();
     return CompletableFuture.supplyAsync(
         () -> {
@@ -270,10 +267,16 @@ class PamFilterApprovalTest {
   @Test
   void aFilterNotMappedToAsyncNeverLetsTheApplicationReadABodyReadWithoutAThread()
       throws Exception {
-    start(true, EnumSet.of(DispatcherType.REQUEST));
-    // The body follows the head later: it is read without a thread, then the request is
-    // dispatched again to the application, without the filter.
-    CompletableFuture<Response> call = send(HELD, true);
+    start(true, EnumSet.of(DispatcherType.REQUEST), "1MiB");
+    // Larger than what the filter reads at once when it came with the head (64 KiB): read
+    // without a thread, then the request is dispatched again to the application, without the
+    // filter.
+    String large =
+        "{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\","
+            + "\"content\":\"please dump all customer rows "
+            + "x".repeat(100 * 1024)
+            + "\"}]}";
+    CompletableFuture<Response> call = send(large);
     try (Response r = call.get(10, TimeUnit.SECONDS)) {
       assertThat(r.code()).isEqualTo(500);
       assertThat(r.body().string()).doesNotContain("dump all", CI_KEY);
