@@ -376,7 +376,8 @@ public final class Warmup {
             r.minBodyRate(),
             r.headTimeout(),
             0,
-            r.forwardHeaders());
+            r.forwardHeaders(),
+            r.maxInFlight());
     return new Policy(
         1,
         request,
