@@ -31,7 +31,8 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  * event by event. When the upstream cannot be reached the client gets {@code 502 Bad Gateway}
  * (504 on a timeout), Jetty's own error response. {@code --threads virtual} (the default on Java
  * 21+) runs handlers on virtual threads as the gateway does; on a Java without them it falls back
- * to platform threads and says so on standard error. SIGTERM stops it.
+ * to platform threads and says so on standard error. Standard error says which threads the
+ * handlers run on. SIGTERM stops it.
  *
  * <p><b>Thread-safety:</b> {@link #start} may be called from any thread; a {@link Running} is
  * closed once, by its owner.
@@ -66,6 +67,11 @@ public final class JettyFloor {
       return;
     }
     Running floor = start(parsed.port(), parsed.upstream(), threads, System.err);
+    System.err.println(
+        "JettyFloor: handlers on "
+            + (floor.virtual ? "virtual" : "platform")
+            + " threads, Jetty "
+            + Server.getVersion());
     Runtime.getRuntime().addShutdownHook(new Thread(floor::close, "jetty-floor-stop"));
     System.out.println("listening on " + floor.uri());
     System.out.flush();
@@ -119,7 +125,10 @@ public final class JettyFloor {
     proxy.setProxyToServerHost(upstream.getHost() + ":" + upstream.getPort());
     server.setHandler(proxy);
     server.start();
-    return new Running(server, URI.create("http://127.0.0.1:" + connector.getLocalPort()));
+    return new Running(
+        server,
+        URI.create("http://127.0.0.1:" + connector.getLocalPort()),
+        pool.getVirtualThreadsExecutor() != null);
   }
 
   static Threads threads(String value) {
@@ -136,10 +145,12 @@ public final class JettyFloor {
   static final class Running implements RunningFloor {
     private final Server server;
     private final URI uri;
+    private final boolean virtual;
 
-    private Running(Server server, URI uri) {
+    private Running(Server server, URI uri, boolean virtual) {
       this.server = server;
       this.uri = uri;
+      this.virtual = virtual;
     }
 
     @Override

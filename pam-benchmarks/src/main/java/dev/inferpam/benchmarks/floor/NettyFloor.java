@@ -50,7 +50,8 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>It listens on {@code 127.0.0.1} only and prints {@code listening on http://127.0.0.1:PORT}
  * when ready (the line the gateway prints). Epoll when {@code Epoll.isAvailable()}, NIO otherwise;
- * {@code --event-loops} threads (default: the available processors) serve both sides.
+ * {@code --event-loops} threads (default: the available processors) serve both sides. Standard
+ * error says which transport and how many event loops.
  *
  * <p>How it relays: each client connection gets one keep-alive connection of its own to the
  * upstream, opened on the client connection's event loop when the client connects; the client's
@@ -100,6 +101,8 @@ public final class NettyFloor {
     }
     Running floor = start(parsed.port(), parsed.upstream(), eventLoops);
     Runtime.getRuntime().addShutdownHook(new Thread(floor::close, "netty-floor-stop"));
+    System.err.println(
+        "NettyFloor: " + floor.transport() + " transport, " + eventLoops + " event loops");
     System.out.println("listening on " + floor.uri());
     System.out.flush();
     floor.server.closeFuture().sync();
