@@ -67,8 +67,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>When the upstream cannot be connected to, the client's first request gets {@code 502 Bad
  * Gateway} (once it has been read to its end) with {@code Connection: close} and a one-line text
- * body, and the connection is closed.
- * SIGTERM stops it.
+ * body, and the connection is closed. SIGTERM stops it.
  *
  * <p><b>Thread-safety:</b> {@link #start} may be called from any thread; each connection pair is
  * only touched on its one event loop; a {@link Running} is closed once, by its owner.
