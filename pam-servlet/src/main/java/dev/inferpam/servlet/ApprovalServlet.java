@@ -1,24 +1,17 @@
 package dev.inferpam.servlet;
 
-import static dev.inferpam.servlet.internal.EndpointResponses.error;
-import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
-import static dev.inferpam.servlet.internal.EndpointResponses.ok;
-
 import dev.inferpam.api.ApprovalService;
-import dev.inferpam.api.ApprovalService.ReviewResult;
 import dev.inferpam.api.Masker;
-import dev.inferpam.api.Principal;
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.servlet.internal.ApprovalJson;
+import dev.inferpam.core.adapter.Endpoints;
+import dev.inferpam.core.adapter.RequestPaths;
 import dev.inferpam.servlet.internal.EndpointResponses;
+import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.io.InputStream;
-import java.util.Locale;
 import java.util.Objects;
-import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -105,6 +98,9 @@ import org.slf4j.LoggerFactory;
  *       service holds its lock only briefly).</li>
  * </ul>
  *
+ * <p>The servlet only adapts: what it answers is {@link Endpoints#approvals} (the same answers
+ * as the gateway's and any other front's), given the request's path below {@value #MAPPING}.
+ *
  * <p><b>Thread-safety:</b> immutable and thread-safe; one instance serves all requests. The
  * servlet does not close the approval service.
  */
@@ -115,23 +111,13 @@ public final class ApprovalServlet extends HttpServlet {
   /** The servlet mapping the endpoints are written for. */
   public static final String MAPPING = "/pam/approvals/*";
 
-  /** Largest decision body read, in bytes. */
-  public static final int MAX_BODY_BYTES = 1024;
+  /** Largest decision body read, in bytes ({@link Endpoints#MAX_BODY_BYTES}). */
+  public static final int MAX_BODY_BYTES = Endpoints.MAX_BODY_BYTES;
 
-  /** Largest body read and discarded before a 413, so the answer reaches the client. */
-  private static final int DRAIN_LIMIT = 64 * 1024;
+  private final transient Endpoints endpoints;
 
-  /** Ids as the service makes them, and then some; anything else cannot exist. */
-  private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
-
-  private final transient PamEngine engine;
-  private final transient ApprovalService approvals;
-  private final transient ApprovalJson json;
-
-  private ApprovalServlet(PamEngine engine, ApprovalService approvals) {
-    this.engine = engine;
-    this.approvals = approvals;
-    this.json = new ApprovalJson(engine.masker(), engine.policy().request().basePath());
+  private ApprovalServlet(Endpoints endpoints) {
+    this.endpoints = endpoints;
   }
 
   /**
@@ -148,123 +134,28 @@ public final class ApprovalServlet extends HttpServlet {
    */
   public static ApprovalServlet forEngine(PamEngine engine) {
     Objects.requireNonNull(engine, "engine");
-    ApprovalService service = engine.approvalService();
-    if (service == ApprovalService.NONE) {
+    if (engine.approvalService() == ApprovalService.NONE) {
       throw new IllegalArgumentException(
           "the engine holds no requests for review"
               + " (no approval section in its policy, and no ApprovalService was given)");
     }
-    return new ApprovalServlet(engine, service);
-  }
-
-  private static void drain(InputStream in, long limit) throws IOException {
-    byte[] buf = new byte[4096];
-    long left = limit;
-    for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; )
-      left -= n;
+    return new ApprovalServlet(Endpoints.forEngine(engine));
   }
 
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
-    EndpointResponses.serve(engine, log, "reviewer", request, response, this::handle);
-  }
-
-  private void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
-      throws IOException {
-    String method = request.getMethod().toUpperCase(Locale.ROOT);
-    String path = request.getPathInfo();
-
-    if (path == null || path.isEmpty()) {
-      if (!method.equals("GET")) {
-        methodNotAllowed(response, "GET");
-        return;
-      }
-      if (!approvals.isReviewer(caller)) {
-        notAReviewer(response);
-        return;
-      }
-      ok(response, json.list(approvals.pending(caller)));
-      return;
-    }
-
-    String[] parts = path.split("/", -1);
-    // "/{id}/approve" splits into "", id, action.
-    boolean decide =
-        parts.length == 3
-            && parts[0].isEmpty()
-            && ID.matcher(parts[1]).matches()
-            && (parts[2].equals("approve") || parts[2].equals("reject"));
-    if (!decide) {
-      error(response, 404, "not_found", "no such reviewer endpoint");
-      return;
-    }
-    if (!method.equals("POST")) {
-      methodNotAllowed(response, "POST");
-      return;
-    }
-    if (!approvals.isReviewer(caller)) {
-      notAReviewer(response);
-      return;
-    }
-    long declared = request.getContentLengthLong();
-    byte[] body;
-    try (InputStream in = request.getInputStream()) {
-      body =
-          declared > MAX_BODY_BYTES
-              ? new byte[MAX_BODY_BYTES + 1]
-              : in.readNBytes(MAX_BODY_BYTES + 1);
-      if (body.length > MAX_BODY_BYTES) {
-        // Read what is left of a modest body first, so that the client, still sending, reads the
-        // 413 instead of a connection reset; a huge one is cut off (the container closes).
-        drain(in, declared > DRAIN_LIMIT ? 0 : DRAIN_LIMIT);
-        error(
-            response,
-            413,
-            "body_too_large",
-            "request body is larger than " + MAX_BODY_BYTES + " bytes");
-        return;
-      }
-    }
-    String reason;
-    try {
-      reason = ApprovalJson.reason(body);
-    } catch (IllegalArgumentException e) {
-      error(response, 400, "bad_request", e.getMessage());
-      return;
-    }
-
-    String id = parts[1];
-    ReviewResult result =
-        parts[2].equals("approve")
-            ? approvals.approve(id, caller, reason)
-            : approvals.reject(id, caller, reason);
-    if (result == null) throw new IllegalStateException("the approval service gave no result");
-    switch (result.kind()) {
-      case DECIDED -> ok(response, json.decision(result.outcome()));
-      case NOT_A_REVIEWER -> notAReviewer(response);
-      case SELF_APPROVAL ->
-          error(response, 403, "self_approval", "a reviewer cannot decide their own request");
-      case NOT_FOUND -> error(response, 404, "not_found", "no pending approval " + id);
-      case ALREADY_DECIDED ->
-          error(
-              response,
-              409,
-              "already_decided",
-              "approval "
-                  + id
-                  + " was already "
-                  + (result.outcome() == null || result.outcome().status() == null
-                      ? "decided"
-                      : ApprovalJson.status(result.outcome().status())));
-    }
-  }
-
-  private static void notAReviewer(HttpServletResponse response) throws IOException {
-    error(
+    EndpointResponses.serve(
+        log,
+        "reviewer",
+        request,
         response,
-        403,
-        "not_a_reviewer",
-        "only members of the reviewer groups may list or decide approvals");
+        body -> {
+          // The path is checked before the container is asked for a decoded one, which it may
+          // throw on; a refused path is answered bad_path whatever the sub-path.
+          boolean refused = RequestPaths.endpointRefusal(request.getRequestURI()).isPresent();
+          return endpoints.approvals(
+              RequestHeads.of(request), refused ? null : request.getPathInfo(), body);
+        });
   }
 }

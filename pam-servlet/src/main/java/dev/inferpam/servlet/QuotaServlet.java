@@ -1,26 +1,15 @@
 package dev.inferpam.servlet;
 
-import static dev.inferpam.servlet.internal.EndpointResponses.error;
-import static dev.inferpam.servlet.internal.EndpointResponses.methodNotAllowed;
-import static dev.inferpam.servlet.internal.EndpointResponses.ok;
-
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.inferpam.api.Principal;
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.QuotaStatus;
+import dev.inferpam.core.adapter.Endpoints;
+import dev.inferpam.core.adapter.RequestPaths;
 import dev.inferpam.servlet.internal.EndpointResponses;
+import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.util.List;
-import java.util.Locale;
 import java.util.Objects;
-import java.util.TreeSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -89,6 +78,9 @@ import org.slf4j.LoggerFactory;
  *   <li>Not asynchronous; each call reads one counter per bound from the store.</li>
  * </ul>
  *
+ * <p>The servlet only adapts: what it answers is {@link Endpoints#quota} (the same answers as
+ * the gateway's and any other front's), given the request's path below {@value #MAPPING}.
+ *
  * <p><b>Thread-safety:</b> immutable and thread-safe; one instance serves all requests. The
  * servlet does not close the engine.
  */
@@ -99,12 +91,10 @@ public final class QuotaServlet extends HttpServlet {
   /** The servlet mapping the endpoint is written for. */
   public static final String MAPPING = "/pam/quota";
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
+  private final transient Endpoints endpoints;
 
-  private final transient PamEngine engine;
-
-  private QuotaServlet(PamEngine engine) {
-    this.engine = engine;
+  private QuotaServlet(Endpoints endpoints) {
+    this.endpoints = endpoints;
   }
 
   /**
@@ -118,63 +108,22 @@ public final class QuotaServlet extends HttpServlet {
    */
   public static QuotaServlet forEngine(PamEngine engine) {
     Objects.requireNonNull(engine, "engine");
-    return new QuotaServlet(engine);
+    return new QuotaServlet(Endpoints.forEngine(engine));
   }
 
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
-    EndpointResponses.serve(engine, log, "quota", request, response, this::handle);
-  }
-
-  private void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
-      throws IOException {
-    String path = request.getPathInfo();
-    if (path != null && !path.isEmpty()) {
-      error(response, 404, "not_found", "no such endpoint");
-      return;
-    }
-    if (!request.getMethod().toUpperCase(Locale.ROOT).equals("GET")) {
-      methodNotAllowed(response, "GET");
-      return;
-    }
-    List<QuotaStatus> status;
-    try {
-      status = engine.quotaStatus(caller);
-    } catch (RuntimeException e) {
-      // As the engine does: the store's message may name its connection, so only the type is
-      // logged.
-      log.error("inferpam: quota store failed on the quota endpoint: {}", e.getClass().getName());
-      error(response, 503, "quota_unavailable", "quota state is unavailable");
-      return;
-    }
-    ok(response, body(caller, status));
-  }
-
-  private static byte[] body(Principal caller, List<QuotaStatus> status) {
-    ObjectNode root = JSON.createObjectNode();
-    root.put("principal", caller.subject());
-    ArrayNode limits = root.putArray("limits");
-    for (QuotaStatus s : status) {
-      ObjectNode item = limits.addObject();
-      item.put("rule", s.rule());
-      ArrayNode models = item.putArray("models");
-      s.models().forEach(models::add);
-      ArrayNode operations = item.putArray("operations");
-      // A set, so sorted for a stable answer.
-      new TreeSet<>(s.operations()).forEach(operations::add);
-      for (QuotaStatus.Budget b : s.budgets()) {
-        ObjectNode budget = item.putObject(b.bound());
-        budget.put("limit", b.limit());
-        budget.put("used", b.used());
-        budget.put("remaining", b.remaining());
-        budget.put("resets", b.resets().toString());
-      }
-    }
-    try {
-      return JSON.writeValueAsBytes(root);
-    } catch (JsonProcessingException e) {
-      throw new IllegalStateException("cannot serialise quota JSON", e);
-    }
+    EndpointResponses.serve(
+        log,
+        "quota",
+        request,
+        response,
+        body -> {
+          // The path is checked before the container is asked for a decoded one, which it may
+          // throw on; a refused path is answered bad_path whatever the sub-path.
+          boolean refused = RequestPaths.endpointRefusal(request.getRequestURI()).isPresent();
+          return endpoints.quota(RequestHeads.of(request), refused ? null : request.getPathInfo());
+        });
   }
 }

@@ -1,43 +1,45 @@
 package dev.inferpam.servlet.internal;
 
-import dev.inferpam.api.Principal;
-import dev.inferpam.core.Authentication;
 import dev.inferpam.core.ErrorResponse;
-import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.adapter.RequestPaths;
+import dev.inferpam.core.adapter.EndpointResponse;
+import dev.inferpam.core.adapter.Endpoints;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.util.Optional;
+import java.io.InputStream;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
- * How inferpam's own endpoints (reviewer, quota) answer: JSON, {@code Cache-Control: no-store},
- * errors in the engine's error shape, never a stack trace; and what they log: at most one line
- * per request, never a stack trace at the default levels, so that no caller can flood the log.
- * Stateless.
+ * How inferpam's own endpoints (reviewer, quota) are served in a servlet container: the request
+ * handed to {@link Endpoints}, its body read only when an endpoint asks for it, the
+ * {@link EndpointResponse} written as it is; and what they log: at most one line per request,
+ * never a stack trace at the default levels, so that no caller can flood the log. Stateless.
  */
 public final class EndpointResponses {
   private static final byte[] INTERNAL_ERROR =
       ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
 
+  /** Largest body read and discarded before a 413, so the answer reaches the client. */
+  private static final int DRAIN_LIMIT = 64 * 1024;
+
   private EndpointResponses() {}
 
-  /** What an endpoint does for a caller the engine authenticated. */
+  /** What an endpoint answers, given a reader of the request's body. */
   @FunctionalInterface
   public interface Endpoint {
-    void handle(HttpServletRequest request, HttpServletResponse response, Principal caller)
-        throws IOException;
+    EndpointResponse answer(Endpoints.BodyReader body) throws IOException;
   }
 
   /**
-   * Serves one request to the endpoint named {@code name}: refuses an ambiguous path
-   * ({@link #refusedPath}), authenticates the caller with {@code engine} (a refusal is answered as
-   * the engine words it, challenge included), hands the authenticated caller to {@code endpoint},
-   * and answers its unexpected exception as {@link #failed} does.
+   * Serves one request: asks {@code endpoint} for the answer, reading the body only when it asks
+   * for it, and writes the answer. A body over {@link Endpoints#MAX_BODY_BYTES} is answered 413
+   * after what is left of a modest one (up to 64 KiB) was read and discarded, so that the client,
+   * still sending, reads the 413 instead of a connection reset; a larger one is cut off (the
+   * container closes the connection). An unexpected exception is answered as {@link #failed}
+   * does.
    */
   public static void serve(
-      PamEngine engine,
       Logger log,
       String name,
       HttpServletRequest request,
@@ -45,13 +47,25 @@ public final class EndpointResponses {
       Endpoint endpoint)
       throws IOException {
     try {
-      if (refusedPath(request, response)) return;
-      Authentication who = engine.authenticate(RequestHeads.of(request));
-      if (who instanceof Authentication.Refused refused) {
-        write(response, refused.error());
-        return;
+      boolean[] read = new boolean[1];
+      EndpointResponse answer =
+          endpoint.answer(
+              limit -> {
+                read[0] = true;
+                try (InputStream in = request.getInputStream()) {
+                  byte[] body = in.readNBytes(limit);
+                  if (body.length > Endpoints.MAX_BODY_BYTES) drain(in, DRAIN_LIMIT);
+                  return body;
+                }
+              });
+      if (answer.status() == 413 && !read[0]) {
+        // Refused on its Content-Length alone, unread.
+        long declared = request.getContentLengthLong();
+        try (InputStream in = request.getInputStream()) {
+          drain(in, declared > DRAIN_LIMIT ? 0 : DRAIN_LIMIT);
+        }
       }
-      endpoint.handle(request, response, ((Authentication.Authenticated) who).principal());
+      write(response, answer);
     } catch (IOException e) {
       throw e;
     } catch (RuntimeException e) {
@@ -59,52 +73,23 @@ public final class EndpointResponses {
     }
   }
 
-  /** 200 with a JSON body. */
-  public static void ok(HttpServletResponse response, byte[] body) throws IOException {
-    response.setStatus(200);
-    response.setContentType("application/json");
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(body.length);
-    response.getOutputStream().write(body);
+  private static void drain(InputStream in, long limit) throws IOException {
+    byte[] buf = new byte[4096];
+    long left = limit;
+    for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; )
+      left -= n;
   }
 
-  /** 405 with {@code Allow}. */
-  public static void methodNotAllowed(HttpServletResponse response, String allow)
+  /** An endpoint's answer as it is: status, headers, {@code Content-Length}, body. */
+  public static void write(HttpServletResponse response, EndpointResponse answer)
       throws IOException {
-    response.setHeader("Allow", allow);
-    error(response, 405, "method_not_allowed", "use " + allow);
-  }
-
-  /** An error in the engine's shape, without a request id. */
-  public static void error(HttpServletResponse response, int status, String code, String message)
-      throws IOException {
-    write(response, ErrorResponse.of(status, code, message, null));
-  }
-
-  /** An error answer as it is, with its headers (e.g. a {@code WWW-Authenticate} challenge). */
-  public static void write(HttpServletResponse response, ErrorResponse error) throws IOException {
-    response.setStatus(error.status());
-    error.headers().forEach(response::setHeader);
-    response.setHeader("Cache-Control", "no-store");
-    response.setContentLength(error.body().length);
-    response.getOutputStream().write(error.body());
-  }
-
-  /**
-   * Refuses, as the filter does, a request whose path could be read two ways ({@code %2F},
-   * {@code ;}, dot segments, {@code //}, bad percent-encoding, ...): 400 {@code bad_path}
-   * ({@link RequestPaths#endpointRefusal}: a trailing {@code /} is let through, these endpoints
-   * match paths exactly). Call it first, so that nothing asks the container for a decoded path it
-   * would throw on.
-   *
-   * @return true when the request was refused (the answer is written)
-   */
-  public static boolean refusedPath(HttpServletRequest request, HttpServletResponse response)
-      throws IOException {
-    Optional<ErrorResponse> refused = RequestPaths.endpointRefusal(request.getRequestURI());
-    if (refused.isEmpty()) return false;
-    write(response, refused.get());
-    return true;
+    response.setStatus(answer.status());
+    for (Map.Entry<String, String> h : answer.headers().entrySet()) {
+      if (h.getKey().equalsIgnoreCase("Content-Type")) response.setContentType(h.getValue());
+      else response.setHeader(h.getKey(), h.getValue());
+    }
+    response.setContentLength(answer.body().length);
+    if (answer.body().length > 0) response.getOutputStream().write(answer.body());
   }
 
   /**
