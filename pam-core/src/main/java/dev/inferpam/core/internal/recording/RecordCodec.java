@@ -415,20 +415,21 @@ public final class RecordCodec {
         LocalDate.of(10_000, 1, 1).toEpochDay() * 86_400 - 1;
 
     /**
-     * False when none of the eight bytes in {@code x} is a control character, a quote, a
-     * backslash or a question mark (true may be wrong, false never is). Subtracting {@code k}
-     * from every byte sets a high bit only if some byte is below {@code k}, and the lowest such
-     * byte sets its own (no borrow runs below it): a byte below 0x20 shows in
+     * Zero when none of the eight bytes in {@code x} (little-endian: byte 0 is the lowest) is a
+     * control character, a quote, a backslash or a question mark; otherwise the lowest set bit is
+     * the high bit of the first such byte (higher bits may be wrong, the lowest never is).
+     * Subtracting {@code k} from every byte sets a high bit only if some byte is below {@code k},
+     * and the lowest such byte sets its own (no borrow runs below it): a byte below 0x20 shows in
      * {@code x - 0x20 * ONES}, a byte {@code c}, made zero by {@code x ^ c * ONES}, in that minus
      * {@code ONES}. {@code & ~x} drops the bytes from 0x80 up (parts of multi-byte characters),
      * which never need escaping.
      */
-    private static boolean mayNeedEscape(long x) {
+    private static long escapeMask(long x) {
       long control = x - 0x20 * ONES;
       long quote = (x ^ 0x22 * ONES) - ONES;
       long backslash = (x ^ 0x5c * ONES) - ONES;
       long question = (x ^ 0x3f * ONES) - ONES;
-      return ((control | quote | backslash | question) & ~x & HIGH_BITS) != 0;
+      return (control | quote | backslash | question) & ~x & HIGH_BITS;
     }
 
     private byte[] b;
@@ -519,7 +520,8 @@ public final class RecordCodec {
 
     /**
      * Appends UTF-8 bytes as a JSON string and returns how many {@code '?'} they hold. Eight bytes
-     * at a time are checked for what needs escaping and copied as they are when nothing does.
+     * at a time are checked for what needs escaping; those before the first that does are copied
+     * at once, so text dense with quotes (JSON inside a string) is not copied byte by byte.
      */
     private int quoted(byte[] u) {
       int len = u.length;
@@ -529,30 +531,34 @@ public final class RecordCodec {
       b[n++] = '"';
       int questions = 0;
       int i = 0;
+      // Invariant: b has room for the rest of u as it is and the closing quote
+      // (b.length - n > len - i), so eight bytes can always be stored at n while len - i >= 8.
       while (i < len) {
         if (len - i >= 8) {
           long x = (long) LONGS.get(u, i);
-          if (!mayNeedEscape(x)) {
-            LONGS.set(b, n, x);
+          long mask = escapeMask(x);
+          LONGS.set(b, n, x);
+          if (mask == 0) {
             n += 8;
             i += 8;
             continue;
           }
+          int clean = Long.numberOfTrailingZeros(mask) >>> 3; // bytes before the first flagged one
+          n += clean;
+          i += clean;
         }
-        for (int end = Math.min(i + 8, len); i < end; i++) {
-          byte c = u[i];
-          if (c == '?') questions++;
-          if ((c >= 0x20 || c < 0) && c != '"' && c != '\\') { // bytes of multi-byte chars are < 0
-            b[n++] = c;
-            continue;
-          }
-          if (b.length - n < len - i + 7) { // this escape, the rest as it is, the quote
-            this.n = n;
-            room(len - i + 7);
-            b = this.b;
-          }
-          n = escape(b, n, (char) c);
+        byte c = u[i++];
+        if (c == '?') questions++;
+        if ((c >= 0x20 || c < 0) && c != '"' && c != '\\') { // bytes of multi-byte chars are < 0
+          b[n++] = c;
+          continue;
         }
+        if (b.length - n < len - i + 7) { // this escape (at most 6 bytes), the rest, the quote
+          this.n = n;
+          room(len - i + 7);
+          b = this.b;
+        }
+        n = escape(b, n, (char) c);
       }
       b[n++] = '"';
       this.n = n;
