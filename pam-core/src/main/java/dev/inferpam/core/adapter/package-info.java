@@ -20,8 +20,12 @@
  * }
  * }</pre>
  *
- * <p>Endpoints that answer next to the engine (reviewer and quota endpoints) find the engine's
- * path check here ({@link dev.inferpam.core.adapter.RequestPaths}), and reverse proxies the caller
+ * <p>inferpam's own endpoints under {@code /pam} (health, reviewer, quota) are
+ * {@link dev.inferpam.core.adapter.Endpoints}: a front routes the requests
+ * {@link dev.inferpam.core.adapter.Endpoints#isEndpointPath} accepts to it and writes the
+ * {@link dev.inferpam.core.adapter.EndpointResponse} it answers. Endpoints that answer next to the
+ * engine find the engine's path check here ({@link dev.inferpam.core.adapter.RequestPaths}), and
+ * reverse proxies the caller
  * headers they may forward ({@link dev.inferpam.core.adapter.ForwardHeaders}); what a reviewer is
  * shown of a held request is {@link dev.inferpam.core.adapter.ReviewSummaries}. Applications
  * configure and run the engine with {@code dev.inferpam.core} alone.
