@@ -2,6 +2,8 @@ package dev.inferpam.gateway.internal.netty;
 
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.EndpointResponse;
+import dev.inferpam.core.adapter.Endpoints;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.PendingRequest;
 import dev.inferpam.core.adapter.Verdict;
@@ -468,7 +470,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
                 earlyBytes += n;
               }
               if (last) lastSeen = true;
-              if (last || earlyBytes > Endpoints.MAX_BODY) {
+              if (last || earlyBytes > Endpoints.MAX_BODY_BYTES) {
                 answerEndpoint(early.toArray(new byte[0][]));
               }
               return;
@@ -540,7 +542,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
           writeEndpoint(Responses.protocolError(400), true);
           return;
         }
-        if (!last) {
+        if (!last && contentLength <= Endpoints.MAX_BODY_BYTES) {
           // An endpoint's body is small: read it whole before answering.
           state = State.BODY;
           for (byte[] c : chunks) early.add(c);
@@ -842,25 +844,30 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
 
     // --- endpoints -----------------------------------------------------------------------------
 
+    /**
+     * Answers a request to the {@code /pam} endpoints off the loop with at most
+     * {@link Endpoints#MAX_BODY_BYTES}{@code + 1} bytes of its body (none when it declared more);
+     * the connection closes after the answer when part of the body was left unread.
+     */
     private void answerEndpoint(byte[][] chunks) {
       state = State.ANSWER;
-      int total = length(chunks);
-      if (total > Endpoints.MAX_BODY) {
-        writeEndpoint(Responses.protocolError(413), true);
-        return;
-      }
+      boolean declaredTooLarge = contentLength > Endpoints.MAX_BODY_BYTES;
+      int total = declaredTooLarge ? 0 : Math.min(length(chunks), Endpoints.MAX_BODY_BYTES + 1);
       byte[] body = new byte[total];
       int at = 0;
       for (byte[] c : chunks) {
-        System.arraycopy(c, 0, body, at, c.length);
-        at += c.length;
+        if (at >= total) break;
+        int n = Math.min(c.length, total - at);
+        System.arraycopy(c, 0, body, at, n);
+        at += n;
       }
+      boolean unread = !lastSeen || declaredTooLarge || length(chunks) > total;
       conn.updateAutoRead();
       conn.front.blocking.execute(
           () -> {
-            Endpoints.Answer answer;
+            EndpointResponse answer;
             try {
-              answer = conn.front.endpoints.handle(head, body);
+              answer = conn.front.endpoints.handle(head, hasBody ? body : null);
             } catch (RuntimeException e) {
               conn.loop.execute(() -> conn.internalError(this, e));
               return;
@@ -870,11 +877,14 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
                   if (clientGone) return;
                   byte[] out = method.equals("HEAD") ? new byte[0] : answer.body();
                   FullHttpResponse response =
-                      Responses.full(version, answer.status(), answer.headers(), out);
-                  if (method.equals("HEAD")) {
-                    response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, answer.body().length);
-                  }
-                  writeEndpoint(response, false);
+                      new DefaultFullHttpResponse(
+                          version,
+                          HttpResponseStatus.valueOf(answer.status()),
+                          io.netty.buffer.Unpooled.wrappedBuffer(out));
+                  answer.headers().forEach((name, value) -> response.headers().set(name, value));
+                  response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, answer.body().length);
+                  Responses.date(response);
+                  writeEndpoint(response, unread);
                 });
           });
     }

@@ -2,6 +2,7 @@ package dev.inferpam.gateway.internal.netty;
 
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.adapter.Endpoints;
 import dev.inferpam.gateway.Gateway;
 import dev.inferpam.gateway.internal.ForwardingServlet;
 import dev.inferpam.gateway.internal.Front;
@@ -123,7 +124,7 @@ public final class NettyFront implements Front {
     this.group = group;
     this.socketChannel = socketChannel;
     this.upstream = upstream;
-    this.endpoints = new Endpoints(engine);
+    this.endpoints = Endpoints.forEngine(engine);
     Policy.Recording recording = engine.policy().recording();
     this.endMayBlock = recording != null && recording.durability() == Policy.Durability.STRICT;
     Policy.RequestSettings settings = engine.policy().request();

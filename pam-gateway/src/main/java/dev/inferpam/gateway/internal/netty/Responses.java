@@ -2,15 +2,18 @@ package dev.inferpam.gateway.internal.netty;
 
 import dev.inferpam.core.ErrorResponse;
 import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.DateFormatter;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
+import java.util.Date;
 import java.util.Locale;
 import java.util.Map;
 
@@ -59,6 +62,22 @@ final class Responses {
       response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     }
     response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+    date(response);
     return response;
+  }
+
+  private static volatile String date = "";
+  private static volatile long dateSecond;
+
+  /** Sets {@code Date}, as Jetty does on every response; formatted once a second. */
+  static void date(HttpResponse response) {
+    long second = System.currentTimeMillis() / 1000;
+    String value = date;
+    if (second != dateSecond || value.isEmpty()) {
+      value = DateFormatter.format(new Date(second * 1000));
+      date = value;
+      dateSecond = second;
+    }
+    response.headers().set(HttpHeaderNames.DATE, value);
   }
 }

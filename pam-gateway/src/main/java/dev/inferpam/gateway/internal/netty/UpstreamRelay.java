@@ -270,6 +270,7 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
       clientKeepAlive = false; // HTTP/1.0: the end of the body is the end of the connection
     }
     exchange.setKeepAlive(out, clientKeepAlive);
+    Responses.date(out);
     conn.ctx.write(out, conn.ctx.voidPromise());
   }
 
