@@ -288,8 +288,8 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
       inputShut = true;
       if (closing || (exchange == null && inbox.isEmpty())) {
         channel.close();
-      } else if (exchange != null) {
-        exchange.inputShut();
+      } else if (exchange != null && exchange.inputShut()) {
+        channel.close();
       }
     } else if (evt instanceof IdleStateEvent) {
       if (exchange == null || exchange.idleMayClose()) {
@@ -897,14 +897,20 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
 
     // --- the client side going away ------------------------------------------------------------
 
-    void inputShut() {
-      switch (state) {
-        case HELD -> clientGone();
-        default -> {
-          // Reading the body: the decoder reports the premature end as a failed content.
-          // Otherwise the answer is still written, and the connection closes after it.
-        }
+    /**
+     * The client shut its side of the connection.
+     *
+     * @return true when that ends the exchange (it waited for a reviewer: the client is taken to
+     *     have left, as a proxy takes it): close the connection
+     */
+    boolean inputShut() {
+      if (state == State.HELD) {
+        clientGone();
+        return true;
       }
+      // Reading the body: the decoder reports the premature end as a failed content.
+      // Otherwise the answer is still written, and the connection closes after it.
+      return false;
     }
 
     void clientWritable(boolean writable) {
