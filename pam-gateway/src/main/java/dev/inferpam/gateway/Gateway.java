@@ -55,6 +55,15 @@ import org.slf4j.LoggerFactory;
  * exchanges (long streams included) finish for up to {@link #DEFAULT_DRAIN_TIMEOUT}, then cuts
  * off the rest and flushes the recorder.
  *
+ * <p><b>Server:</b> what is described above is the Jetty front, the default. With system property
+ * {@value #SERVER_PROPERTY} set to {@code netty} (or {@code serve --server netty}) the same
+ * exchanges are served by Netty instead: event loops (one per processor, epoll on Linux) read
+ * requests and relay each response from an upstream connection opened or pooled on the client
+ * connection's own event loop, with no thread per exchange; only the engine's decisions, which
+ * may block, run on virtual threads. Clients observe the same statuses, error bodies, headers
+ * and records; in addition a client that disconnects while its request waits for a reviewer
+ * withdraws it.
+ *
  * <p><b>Thread-safety:</b> safe to use from any thread; {@link #close()} is idempotent.
  */
 public final class Gateway implements AutoCloseable {

@@ -38,7 +38,8 @@ import org.slf4j.LoggerFactory;
  * is described on {@link Gateway}.
  */
 final class JettyFront implements Front {
-  private static final Logger log = LoggerFactory.getLogger(JettyFront.class);
+  // the log lines the gateway always wrote, under its name
+  private static final Logger log = LoggerFactory.getLogger(Gateway.class);
 
   private final Server server;
   private final OkHttpClient client;

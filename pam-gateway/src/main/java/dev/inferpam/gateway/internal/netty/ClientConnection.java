@@ -348,7 +348,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
     log.debug("inferpam: request check failure", e);
     if (exchange != failed || !channel.isActive()) return;
     FullHttpResponse response = Responses.full(failed.version, 500, Map.of(), INTERNAL_ERROR_BODY);
-    response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+    response.headers().set("Connection", HttpHeaderValues.CLOSE);
     writeAndFlush(response).addListener(f -> exchangeDone(failed, true));
   }
 
@@ -822,10 +822,10 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
     void setKeepAlive(io.netty.handler.codec.http.HttpResponse response, boolean alive) {
       if (alive) {
         if (version.equals(HttpVersion.HTTP_1_0)) {
-          response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+          response.headers().set("Connection", HttpHeaderValues.KEEP_ALIVE);
         }
       } else {
-        response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        response.headers().set("Connection", HttpHeaderValues.CLOSE);
       }
     }
 
@@ -882,7 +882,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
                           HttpResponseStatus.valueOf(answer.status()),
                           io.netty.buffer.Unpooled.wrappedBuffer(out));
                   answer.headers().forEach((name, value) -> response.headers().set(name, value));
-                  response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, answer.body().length);
+                  response.headers().setInt("Content-Length", answer.body().length);
                   Responses.date(response);
                   writeEndpoint(response, unread);
                 });

@@ -38,8 +38,8 @@ final class Responses {
                     : status >= 500 ? "gateway_error" : "bad_request";
     byte[] body = ErrorResponse.of(status, code, reason.toLowerCase(Locale.ROOT), null).body();
     FullHttpResponse response = full(HttpVersion.HTTP_1_1, status, Map.of(), body);
-    response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
-    response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+    response.headers().set("Cache-Control", "no-store");
+    response.headers().set("Connection", HttpHeaderValues.CLOSE);
     return response;
   }
 
@@ -59,9 +59,9 @@ final class Responses {
             version, HttpResponseStatus.valueOf(status), Unpooled.wrappedBuffer(body));
     headers.forEach((name, value) -> response.headers().set(name, value));
     if (!response.headers().contains(HttpHeaderNames.CONTENT_TYPE)) {
-      response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
+      response.headers().set("Content-Type", HttpHeaderValues.APPLICATION_JSON);
     }
-    response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+    response.headers().setInt("Content-Length", body.length);
     date(response);
     return response;
   }
@@ -78,6 +78,6 @@ final class Responses {
       date = value;
       dateSecond = second;
     }
-    response.headers().set(HttpHeaderNames.DATE, value);
+    response.headers().set("Date", value);
   }
 }

@@ -2,6 +2,7 @@ package dev.inferpam.gateway.internal.netty;
 
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.util.NetUtil;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -17,8 +18,15 @@ import okhttp3.HttpUrl;
  * @param authority the {@code Host} header: the port only when not the scheme's default
  * @param basePath  the upstream URL's path without a trailing {@code /}, put in front of every path
  * @param ssl       for {@code https}, the client context (hostname verified); else {@code null}
+ * @param literal   the address when the host is an IP address, else {@code null}
  */
-record Upstream(String host, int port, String authority, String basePath, SslContext ssl) {
+record Upstream(
+    String host,
+    int port,
+    String authority,
+    String basePath,
+    SslContext ssl,
+    InetSocketAddress literal) {
 
   static Upstream of(HttpUrl url) {
     String path = url.encodedPath();
@@ -36,13 +44,18 @@ record Upstream(String host, int port, String authority, String basePath, SslCon
         throw new UncheckedIOException(new IOException("cannot set up TLS to the upstream", e));
       }
     }
-    return new Upstream(host, url.port(), authority, basePath, ssl);
+    // An address given as such needs no lookup per connection.
+    InetSocketAddress literal =
+        NetUtil.isValidIpV4Address(host) || NetUtil.isValidIpV6Address(host)
+            ? new InetSocketAddress(host, url.port())
+            : null;
+    return new Upstream(host, url.port(), authority, basePath, ssl, literal);
   }
 
   /**
    * The address to connect to, resolved now (the JVM caches lookups): call it off the event loop.
    */
   InetSocketAddress resolve() {
-    return new InetSocketAddress(host, port);
+    return literal != null ? literal : new InetSocketAddress(host, port);
   }
 }

@@ -130,14 +130,14 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
     headers.set("X-Forwarded-Proto", "http");
     String host = exchange.request.headers().get(HttpHeaderNames.HOST);
     if (host != null) headers.set("X-Forwarded-Host", host);
-    headers.set(HttpHeaderNames.HOST, target.authority());
+    headers.set("Host", target.authority());
     headers.remove(HttpHeaderNames.CONTENT_LENGTH);
     headers.remove(HttpHeaderNames.TRANSFER_ENCODING);
     if (body.length > 0 || REQUIRES_BODY.contains(exchange.method)) {
-      headers.setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+      headers.setInt("Content-Length", body.length);
     }
     // Asked for here and decoded on the way back, so the engine masks and records plain text.
-    headers.set(HttpHeaderNames.ACCEPT_ENCODING, HttpHeaderValues.GZIP);
+    headers.set("Accept-Encoding", HttpHeaderValues.GZIP);
     return r;
   }
 
@@ -261,11 +261,11 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
     boolean sameLength = !plan.dropContentLength();
     clientKeepAlive = exchange.mayKeepAlive();
     if (length >= 0 && sameLength) {
-      headers.set(HttpHeaderNames.CONTENT_LENGTH, length);
+      headers.set("Content-Length", length);
     } else if (bodyless) {
       // no body, no framing
     } else if (exchange.version.equals(HttpVersion.HTTP_1_1)) {
-      headers.set(HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderValues.CHUNKED);
+      headers.set("Transfer-Encoding", HttpHeaderValues.CHUNKED);
     } else {
       clientKeepAlive = false; // HTTP/1.0: the end of the body is the end of the connection
     }
