@@ -78,6 +78,8 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
   private ResponsePlan.Relay plan;
   private ResponseMasking masking;
   private boolean over;
+  private boolean flushedOnce;
+  private int unflushed;
 
   UpstreamRelay(
       ClientConnection.Exchange exchange,
@@ -287,6 +289,7 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
       }
       ByteBuf buf = content.content();
       int n = buf.readableBytes();
+      if (content instanceof LastHttpContent) flushedOnce = true; // ended() flushes it all
       if (n > 0) {
         byte[] bytes = ByteBufUtil.getBytes(buf);
         byte[] deliver;
@@ -320,6 +323,16 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
     if (bytes.length == 0) return;
     plan.delivered(bytes, 0, bytes.length);
     conn.ctx.write(new DefaultHttpContent(Unpooled.wrappedBuffer(bytes)), conn.ctx.voidPromise());
+    unflushed += bytes.length;
+    // The first bytes go out at once (a stream's first event is not held behind the rest of the
+    // read that brought it), then at the latest every CHUNK_SIZE bytes and at the end of each read.
+    if (!flushedOnce || unflushed >= ForwardingServlet.CHUNK_SIZE) flush();
+  }
+
+  private void flush() {
+    flushedOnce = true;
+    unflushed = 0;
+    conn.ctx.flush();
   }
 
   /** The upstream's body ended: the client gets its end, the connection goes back to the pool. */
@@ -340,7 +353,8 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
 
   @Override
   public void upstreamReadComplete() {
-    if (responded) conn.ctx.flush();
+    // The head alone waits for the body's first bytes (as from the Jetty front).
+    if (unflushed > 0) flush();
   }
 
   @Override
