@@ -296,4 +296,31 @@ class NettyFrontTest {
     }
     assertThat(upstream.getRequestCount()).isEqualTo(1);
   }
+
+  @Test
+  void serveNamesTheTwoServersItKnows() {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+    int status =
+        GatewayMain.run(
+            new String[] {
+              "serve",
+              "--policy",
+              "p.yaml",
+              "--upstream",
+              "http://127.0.0.1:9/",
+              "--server",
+              "tomcat"
+            },
+            new java.io.PrintStream(out, true, StandardCharsets.UTF_8),
+            new java.io.PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(status).isEqualTo(2);
+    assertThat(out.toString(StandardCharsets.UTF_8)).isEmpty();
+    assertThat(err.toString(StandardCharsets.UTF_8).lines())
+        .containsExactly(
+            "inferpam: --server: expected jetty or netty as the gateway server, was \"tomcat\""
+                + " (see --help)");
+    assertThat(Gateway.Server.parse(" Netty ")).isEqualTo(Gateway.Server.NETTY);
+    assertThat(Gateway.Server.parse("jetty")).isEqualTo(Gateway.Server.JETTY);
+  }
 }
