@@ -831,7 +831,9 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
 
     /** Whether the connection may carry another request after this one's answer. */
     boolean mayKeepAlive() {
-      return keepAlive && lastSeen && !conn.inputShut;
+      // A client that shut its side still gets the answers to requests it sent before (pump()
+      // closes once none is left).
+      return keepAlive && lastSeen;
     }
 
     /** The answer is out (or failed): the connection goes on with the next request, or closes. */
