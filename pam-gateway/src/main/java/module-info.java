@@ -11,6 +11,13 @@ module dev.inferpam.gateway {
   requires com.fasterxml.jackson.databind;
   requires com.nimbusds.jose.jwt;
   requires jdk.httpserver;
+  requires io.netty.buffer;
+  requires io.netty.codec;
+  requires io.netty.codec.http;
+  requires io.netty.common;
+  requires io.netty.handler;
+  requires io.netty.transport;
+  requires io.netty.transport.classes.epoll;
   requires org.eclipse.jetty.ee10.servlet;
   requires org.slf4j;
 

@@ -1,37 +1,18 @@
 package dev.inferpam.gateway;
 
 import dev.inferpam.core.PamEngine;
-import dev.inferpam.core.Policy;
-import dev.inferpam.gateway.internal.ConnectionGuard;
 import dev.inferpam.gateway.internal.ForwardingServlet;
-import dev.inferpam.gateway.internal.JsonErrorHandler;
-import dev.inferpam.gateway.internal.PamEndpoints;
+import dev.inferpam.gateway.internal.Front;
+import dev.inferpam.gateway.internal.netty.NettyFront;
 import dev.inferpam.servlet.PamFilter;
-import jakarta.servlet.DispatcherType;
 import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
-import java.util.EnumSet;
+import java.util.Locale;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import okhttp3.HttpUrl;
-import okhttp3.OkHttpClient;
-import org.eclipse.jetty.ee10.servlet.FilterHolder;
-import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
-import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.http.UriCompliance;
-import org.eclipse.jetty.server.HttpConfiguration;
-import org.eclipse.jetty.server.HttpConnectionFactory;
-import org.eclipse.jetty.server.Server;
-import org.eclipse.jetty.server.ServerConnector;
-import org.eclipse.jetty.server.handler.ContextHandlerCollection;
-import org.eclipse.jetty.server.handler.GracefulHandler;
-import org.eclipse.jetty.util.VirtualThreads;
-import org.eclipse.jetty.util.component.Graceful;
-import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,6 +54,15 @@ import org.slf4j.LoggerFactory;
  * <p><b>Stopping:</b> {@link #close()} drains: it stops accepting connections and lets running
  * exchanges (long streams included) finish for up to {@link #DEFAULT_DRAIN_TIMEOUT}, then cuts
  * off the rest and flushes the recorder.
+ *
+ * <p><b>Server:</b> what is described above is the Jetty front, the default. With system property
+ * {@value #SERVER_PROPERTY} set to {@code netty} (or {@code serve --server netty}) the same
+ * exchanges are served by Netty instead: event loops (one per processor, epoll on Linux) read
+ * requests and relay each response from an upstream connection opened or pooled on the client
+ * connection's own event loop, with no thread per exchange; only the engine's decisions, which
+ * may block, run on virtual threads. Clients observe the same statuses, error bodies, headers
+ * and records; in addition a client that disconnects while its request waits for a reviewer
+ * withdraws it.
  *
  * <p><b>Thread-safety:</b> safe to use from any thread; {@link #close()} is idempotent.
  */
@@ -122,25 +112,50 @@ public final class Gateway implements AutoCloseable {
           UriCompliance.Violation.ILLEGAL_PATH_CHARACTERS,
           UriCompliance.Violation.UTF16_ENCODINGS);
 
-  private final Server server;
+  /**
+   * System property choosing the HTTP server and relay: {@code jetty} (the default) or
+   * {@code netty} (see {@link #start(PamEngine, HttpUrl, String, int, int)}).
+   */
+  public static final String SERVER_PROPERTY = "inferpam.gateway.server";
+
+  /** The HTTP server and relay a gateway runs on. */
+  enum Server {
+    /** Jetty 12, {@link PamFilter} and the OkHttp {@link ForwardingServlet}. */
+    JETTY,
+    /** Netty: one event loop relays both sides of an exchange. */
+    NETTY;
+
+    /**
+     * {@code jetty} or {@code netty} (any case).
+     *
+     * @throws IllegalArgumentException for anything else
+     */
+    static Server parse(String name) {
+      return switch (name.trim().toLowerCase(Locale.ROOT)) {
+        case "jetty" -> JETTY;
+        case "netty" -> NETTY;
+        default ->
+            throw new IllegalArgumentException(
+                "expected jetty or netty as the gateway server, was \"" + name + "\"");
+      };
+    }
+
+    /** What {@value #SERVER_PROPERTY} says, {@link #JETTY} when unset. */
+    static Server fromSystemProperty() {
+      String value = System.getProperty(SERVER_PROPERTY);
+      return value == null || value.isBlank() ? JETTY : parse(value);
+    }
+  }
+
+  private final Front front;
   private final PamEngine engine;
-  private final OkHttpClient client;
-  private final ForwardingServlet forwarder;
   private final URI uri;
   private final int port;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private Gateway(
-      Server server,
-      PamEngine engine,
-      OkHttpClient client,
-      ForwardingServlet forwarder,
-      URI uri,
-      int port) {
-    this.server = server;
+  private Gateway(Front front, PamEngine engine, URI uri, int port) {
+    this.front = front;
     this.engine = engine;
-    this.client = client;
-    this.forwarder = forwarder;
     this.uri = uri;
     this.port = port;
   }
@@ -166,16 +181,36 @@ public final class Gateway implements AutoCloseable {
    * threads. Requests waiting for a reviewer hold no thread (servlet async), so a small pool
    * still serves other traffic while many wait.
    *
-   * @throws IllegalArgumentException also when {@code maxThreads} is below 8
+   * <p>The HTTP server is Jetty unless system property {@value #SERVER_PROPERTY} is
+   * {@code netty}: then Netty event loops (one per processor) read requests and relay responses,
+   * each exchange's upstream connection on its client connection's event loop, and only the
+   * engine's decisions (which may block) run on virtual threads ({@code maxThreads} platform
+   * threads on Java 17). Both behave alike as clients see them.
+   *
+   * @throws IllegalArgumentException also when {@code maxThreads} is below 8, or the system
+   *     property names another server
    */
   public static Gateway start(
       PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
+      throws IOException {
+    return start(engine, upstream, bindAddress, port, maxThreads, Server.fromSystemProperty());
+  }
+
+  /** {@link #start(PamEngine, HttpUrl, String, int, int)} on the given server. */
+  static Gateway start(
+      PamEngine engine,
+      HttpUrl upstream,
+      String bindAddress,
+      int port,
+      int maxThreads,
+      Server server)
       throws IOException {
     Objects.requireNonNull(engine, "engine");
     if (maxThreads < 8)
       throw new IllegalArgumentException("maxThreads must be at least 8, was " + maxThreads);
     Objects.requireNonNull(upstream, "upstream");
     Objects.requireNonNull(bindAddress, "bindAddress");
+    Objects.requireNonNull(server, "server");
     if (port < 0 || port > 65535)
       throw new IllegalArgumentException("port must be 0..65535, was " + port);
     if (upstream.encodedQuery() != null) {
@@ -183,80 +218,28 @@ public final class Gateway implements AutoCloseable {
           "upstream URL must not have a query, was " + upstream.redact());
     }
 
-    QueuedThreadPool threads = new QueuedThreadPool(maxThreads, Math.min(8, maxThreads));
-    threads.setName("inferpam-gateway");
-    if (VirtualThreads.areSupported()) {
-      // Java 21+: every request is handled on a virtual thread of its own, so a stream (or a
-      // forwarded call waiting for the model) holds a few KiB of heap, not one of maxThreads
-      // platform threads; the pool keeps Jetty's selectors and non-blocking work.
-      threads.setVirtualThreadsExecutor(
-          VirtualThreads.getNamedVirtualThreadsExecutor("inferpam-request-"));
-    } else {
-      log.debug(
-          "inferpam gateway: Java {} has no virtual threads; each stream holds one of {} threads."
-              + " Run on Java 21+ to hold thousands of streams.",
-          Runtime.version().feature(),
-          maxThreads);
-    }
-    Server server = new Server(threads);
-
-    HttpConfiguration http = new HttpConfiguration();
-    http.setUriCompliance(URI_COMPLIANCE);
-    http.setSendServerVersion(false);
-    http.setSendXPoweredBy(false);
-    http.setRequestHeaderSize(REQUEST_HEADER_SIZE);
-    ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
-    connector.setHost(bindAddress);
-    connector.setPort(port);
-    connector.setIdleTimeout(IDLE_TIMEOUT.toMillis());
-    Policy.RequestSettings settings = engine.policy().request();
-    ConnectionGuard guard =
-        new ConnectionGuard(
-            server.getScheduler(), settings.headTimeout(), settings.maxConnectionsPerClient());
-    connector.addEventListener(guard);
-    server.addConnector(connector);
-
-    OkHttpClient client = ForwardingServlet.newClient();
-    ServletContextHandler context = new ServletContextHandler("/");
-    // ASYNC too: a request waiting for a reviewer is dispatched back to the filter when decided.
-    FilterHolder filter = new FilterHolder(new PamFilter(engine));
-    filter.setAsyncSupported(true);
-    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
-    ForwardingServlet forwarder = new ForwardingServlet(client, upstream);
-    ServletHolder forward = new ServletHolder("forward", forwarder);
-    forward.setAsyncSupported(true);
-    context.addServlet(forward, "/");
-
-    // GracefulHandler counts in-flight requests so that close() can wait for them instead of
-    // cutting streams off; requests that arrive meanwhile get 503. The /pam context (health,
-    // reviewer endpoints) is routed before the root context that holds the filter.
-    server.setHandler(
-        guard.handler(
-            new GracefulHandler(
-                new ContextHandlerCollection(PamEndpoints.context(engine), context))));
-    // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
-    server.setErrorHandler(new JsonErrorHandler());
-    server.setStopTimeout(CUT_OFF_GRACE.toMillis());
-    // Our close() (and GatewayMain's shutdown hook) stop the server in the right order.
-    server.setStopAtShutdown(false);
-
+    Front front;
     try {
-      server.start();
-    } catch (Exception e) {
-      stopQuietly(server);
-      shutdown(client);
+      front =
+          server == Server.NETTY
+              ? NettyFront.start(engine, upstream, bindAddress, port, maxThreads)
+              : JettyFront.start(engine, upstream, bindAddress, port, maxThreads);
+    } catch (IOException e) {
       engine.close();
-      if (e instanceof IOException io) {
-        throw new IOException(
-            "cannot listen on " + hostForUri(bindAddress) + ":" + port + ": " + io.getMessage(),
-            io);
-      }
-      throw new IllegalStateException("gateway failed to start: " + e, e);
+      throw new IOException(
+          "cannot listen on " + hostForUri(bindAddress) + ":" + port + ": " + e.getMessage(), e);
+    } catch (RuntimeException | Error e) {
+      engine.close();
+      throw e;
     }
-    int actualPort = connector.getLocalPort();
+    int actualPort = front.port();
     URI uri = URI.create("http://" + hostForUri(bindAddress) + ":" + actualPort);
-    log.debug("inferpam gateway on {} forwarding to {}", uri, upstream.redact());
-    return new Gateway(server, engine, client, forwarder, uri, actualPort);
+    log.debug(
+        "inferpam gateway ({}) on {} forwarding to {}",
+        server.name().toLowerCase(Locale.ROOT),
+        uri,
+        upstream.redact());
+    return new Gateway(front, engine, uri, actualPort);
   }
 
   /** Where the gateway listens, e.g. {@code http://127.0.0.1:8080}, no trailing slash. */
@@ -271,7 +254,7 @@ public final class Gateway implements AutoCloseable {
 
   /** Blocks until the gateway has stopped. */
   public void join() throws InterruptedException {
-    server.join();
+    front.join();
   }
 
   /**
@@ -288,7 +271,7 @@ public final class Gateway implements AutoCloseable {
    * Answers requests waiting for a reviewer 403 {@code approval_expired}
    * ({@link PamEngine#closeApprovals()}), stops accepting connections, waits up to
    * {@code drainTimeout} for in-flight exchanges to end, then cancels the upstream calls of those still running (their clients see a truncated
-   * response, their records say incomplete), stops Jetty and finally closes the engine, which
+   * response, their records say incomplete), stops the server and finally closes the engine, which
    * flushes the recorder with every record in it. Only the first call does anything.
    *
    * @throws java.io.UncheckedIOException when the recorder cannot be flushed
@@ -303,50 +286,15 @@ public final class Gateway implements AutoCloseable {
     // reach a server that no longer accepts connections, and the waits would hold up the drain.
     engine.closeApprovals();
     try {
-      drain(drainTimeout);
-    } catch (InterruptedException e) {
-      // Asked to hurry: skip the rest of the drain and cut off what is running.
-      Thread.currentThread().interrupt();
-    }
-    try {
-      // A thread blocked reading from the upstream ignores Jetty's interrupts; cancelling its
-      // call is what frees it, so the stop below stays within its short grace period.
-      forwarder.cancelInFlight();
-      server.stop();
-    } catch (Exception e) {
-      log.warn("inferpam gateway: stopping Jetty failed: {}", e.toString());
+      front.stop(drainTimeout);
     } finally {
-      shutdown(client);
       engine.close();
-    }
-  }
-
-  private void drain(Duration timeout) throws InterruptedException {
-    try {
-      Graceful.shutdown(server).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-    } catch (TimeoutException e) {
-      log.warn("inferpam gateway: exchanges still running after {}; cutting them off", timeout);
-    } catch (ExecutionException e) {
-      log.warn("inferpam gateway: draining failed: {}", e.getCause().toString());
     }
   }
 
   @Override
   public String toString() {
     return "Gateway[" + uri + "]";
-  }
-
-  private static void stopQuietly(Server server) {
-    try {
-      server.stop();
-    } catch (Exception ignored) {
-      // already failing to start; the start failure is what the caller needs to see
-    }
-  }
-
-  private static void shutdown(OkHttpClient client) {
-    client.dispatcher().executorService().shutdown();
-    client.connectionPool().evictAll();
   }
 
   /** IPv6 literals need brackets in a URI. */

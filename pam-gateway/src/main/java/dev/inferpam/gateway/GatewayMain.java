@@ -30,6 +30,7 @@ import okhttp3.HttpUrl;
  *
  * <pre>
  * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]
+ *                                 [--server jetty|netty]
  * java -jar pam-gateway.jar train  [--policy FILE] [--calls N]
  * java -jar pam-gateway.jar demo   [--port N]
  * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
@@ -121,6 +122,7 @@ public final class GatewayMain {
           "",
           "commands:",
           "  serve --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]",
+          "        [--server jetty|netty]",
           "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
           "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
           "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
@@ -130,6 +132,10 @@ public final class GatewayMain {
           "                     compiled; nothing is forwarded, recorded or counted (default "
               + DEFAULT_WARMUP
               + "; 0 turns it off)",
+          "        --server jetty|netty  the HTTP server and relay: jetty (default), or netty,"
+              + " which",
+          "                     relays each exchange on one event loop (no thread per stream);",
+          "                     the default comes from -D" + Gateway.SERVER_PROPERTY + "=...",
           "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
           "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",
           "        health: /pam/health. Environment: " + REVIEW_WEBHOOK_ENV + "=URL posts each new",
@@ -203,7 +209,9 @@ public final class GatewayMain {
     try {
       switch (args.get(0)) {
         case "serve":
-          return serve(Options.parse(rest, Set.of("policy", "upstream", "port", "bind", "warmup")));
+          return serve(
+              Options.parse(
+                  rest, Set.of("policy", "upstream", "port", "bind", "warmup", "server")));
         case "train":
           return train(Options.parse(rest, Set.of("policy", "calls")));
         case "demo":
@@ -226,6 +234,15 @@ public final class GatewayMain {
     String bind = options.get("bind", DEFAULT_BIND);
     if (bind.isBlank()) throw new UsageException("--bind: must not be empty");
     WarmupOption warmup = WarmupOption.parse(options.get("warmup", DEFAULT_WARMUP));
+    Gateway.Server server;
+    try {
+      server =
+          options.has("server")
+              ? Gateway.Server.parse(options.required("server"))
+              : Gateway.Server.fromSystemProperty();
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--server: " + e.getMessage());
+    }
 
     Path policyFile;
     try {
@@ -254,13 +271,14 @@ public final class GatewayMain {
     // replica that is still warming up; the real gateway then starts with its code compiled.
     Warmup.run(
         engine.policy(),
-        (warmEngine, warmUpstream) -> startGateway(warmEngine, warmUpstream, "127.0.0.1", 0),
+        (warmEngine, warmUpstream) ->
+            startGateway(warmEngine, warmUpstream, "127.0.0.1", 0, server),
         warmup.calls(),
         warmup.time());
 
     Gateway gateway;
     try {
-      gateway = startGateway(engine, upstream, bind, port);
+      gateway = startGateway(engine, upstream, bind, port, server);
     } catch (IOException | IllegalArgumentException e) {
       return error(EXIT_USAGE, e.getMessage());
     } catch (IllegalStateException e) {
@@ -288,7 +306,9 @@ public final class GatewayMain {
       result =
           Warmup.runOrThrow(
               policy,
-              (engine, upstream) -> startGateway(engine, upstream, "127.0.0.1", 0),
+              (engine, upstream) ->
+                  startGateway(
+                      engine, upstream, "127.0.0.1", 0, Gateway.Server.fromSystemProperty()),
               calls,
               TRAIN_BUDGET);
     } catch (IOException | RuntimeException e) {
@@ -346,9 +366,10 @@ public final class GatewayMain {
   }
 
   /** Starts the real gateway and the warm-up pass's one alike, so that the pass runs the same code. */
-  private static Gateway startGateway(PamEngine engine, HttpUrl upstream, String bind, int port)
+  private static Gateway startGateway(
+      PamEngine engine, HttpUrl upstream, String bind, int port, Gateway.Server server)
       throws IOException {
-    return Gateway.start(engine, upstream, bind, port);
+    return Gateway.start(engine, upstream, bind, port, Gateway.DEFAULT_MAX_THREADS, server);
   }
 
   /**

@@ -121,7 +121,7 @@ public final class ForwardingServlet extends HttpServlet {
    * Response headers never relayed: hop-by-hop ones, {@code Content-Length} (the body may be
    * masked), {@code Server} (says what runs upstream) and {@code Date} (the gateway sends its own).
    */
-  static final Set<String> NOT_RELAYED = notRelayed();
+  public static final Set<String> NOT_RELAYED = notRelayed();
 
   private static Set<String> notRelayed() {
     Set<String> names = new HashSet<>(HOP_BY_HOP);
