@@ -323,4 +323,20 @@ class NettyFrontTest {
     assertThat(Gateway.Server.parse(" Netty ")).isEqualTo(Gateway.Server.NETTY);
     assertThat(Gateway.Server.parse("jetty")).isEqualTo(Gateway.Server.JETTY);
   }
+
+  @Test
+  void nettyIsTheDefaultFrontAndThePropertyChoosesJetty() {
+    String before = System.getProperty(Gateway.SERVER_PROPERTY);
+    try {
+      System.clearProperty(Gateway.SERVER_PROPERTY);
+      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.NETTY);
+      System.setProperty(Gateway.SERVER_PROPERTY, " ");
+      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.NETTY);
+      System.setProperty(Gateway.SERVER_PROPERTY, "jetty");
+      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.JETTY);
+    } finally {
+      if (before == null) System.clearProperty(Gateway.SERVER_PROPERTY);
+      else System.setProperty(Gateway.SERVER_PROPERTY, before);
+    }
+  }
 }
