@@ -153,7 +153,7 @@ final class EndpointJson {
    * {@code bytes} decoded, or {@code null} when they are not valid UTF-8: malformed input is
    * refused, never replaced, as the engine reads request bodies.
    */
-  private static String strictUtf8(byte[] bytes) {
+  static String strictUtf8(byte[] bytes) {
     try {
       return StandardCharsets.UTF_8
           .newDecoder()

@@ -1,9 +1,6 @@
 package dev.inferpam.core.adapter;
 
 import java.io.ByteArrayOutputStream;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -112,7 +109,7 @@ final class JettyPaths {
       // What the next character follows is the raw character here, not what was written.
       slash = c == '/';
     }
-    String canonical = strictUtf8(out.toByteArray());
+    String canonical = EndpointJson.strictUtf8(out.toByteArray());
     if (canonical == null) return null;
     return normal ? canonical : resolveDots(canonical);
   }
@@ -168,18 +165,5 @@ final class JettyPaths {
       value = value << 4 | d;
     }
     return value;
-  }
-
-  private static String strictUtf8(byte[] bytes) {
-    try {
-      return StandardCharsets.UTF_8
-          .newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(bytes))
-          .toString();
-    } catch (CharacterCodingException e) {
-      return null;
-    }
   }
 }
