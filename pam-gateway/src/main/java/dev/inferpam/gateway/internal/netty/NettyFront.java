@@ -89,6 +89,18 @@ public final class NettyFront implements Front {
   final Executor blocking;
   private final ExecutorService ownedPool;
   private final EventLoopGroup group;
+
+  /**
+   * The one event loop that accepts connections, apart from those that relay: a burst of new
+   * streams is accepted at once however busy the relaying loops are (an accept queue left to
+   * overflow makes the kernel drop handshakes, and a client that already sent its request gets a
+   * reset about 15 s later), as Jetty's acceptor thread does.
+   */
+  private final EventLoopGroup acceptGroup;
+
+  /** Connections the kernel may hold before they are accepted (capped by net.core.somaxconn). */
+  static final int ACCEPT_BACKLOG = 4096;
+
   final Class<? extends SocketChannel> socketChannel;
   final Upstream upstream;
   final Endpoints endpoints;
@@ -115,12 +127,14 @@ public final class NettyFront implements Front {
       PamEngine engine,
       Executor blocking,
       ExecutorService ownedPool,
+      EventLoopGroup acceptGroup,
       EventLoopGroup group,
       Class<? extends SocketChannel> socketChannel,
       Upstream upstream) {
     this.engine = engine;
     this.blocking = blocking;
     this.ownedPool = ownedPool;
+    this.acceptGroup = acceptGroup;
     this.group = group;
     this.socketChannel = socketChannel;
     this.upstream = upstream;
@@ -149,6 +163,9 @@ public final class NettyFront implements Front {
             Runtime.getRuntime().availableProcessors(),
             new DefaultThreadFactory("inferpam-netty", false),
             io);
+    EventLoopGroup acceptGroup =
+        new MultiThreadIoEventLoopGroup(
+            1, new DefaultThreadFactory("inferpam-netty-accept", false), io);
     Executor blocking;
     ExecutorService ownedPool = null;
     if (VirtualThreads.areSupported()) {
@@ -171,6 +188,7 @@ public final class NettyFront implements Front {
             engine,
             blocking,
             ownedPool,
+            acceptGroup,
             group,
             epoll ? EpollSocketChannel.class : NioSocketChannel.class,
             target);
@@ -178,9 +196,9 @@ public final class NettyFront implements Front {
         epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class;
     ChannelFuture bound =
         new ServerBootstrap()
-            .group(group)
+            .group(acceptGroup, group)
             .channel(serverChannel)
-            .option(ChannelOption.SO_BACKLOG, 1024)
+            .option(ChannelOption.SO_BACKLOG, ACCEPT_BACKLOG)
             .childOption(ChannelOption.TCP_NODELAY, true)
             // a client that half-closes after its request still gets its answer, as from Jetty
             .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
@@ -319,9 +337,11 @@ public final class NettyFront implements Front {
   }
 
   private void shutdownThreads() {
+    acceptGroup.shutdownGracefully(0, 5, TimeUnit.SECONDS);
     group
         .shutdownGracefully(0, 5, TimeUnit.SECONDS)
         .awaitUninterruptibly(Gateway.DEFAULT_DRAIN_TIMEOUT.toMillis());
+    acceptGroup.terminationFuture().awaitUninterruptibly(Gateway.DEFAULT_DRAIN_TIMEOUT.toMillis());
     if (ownedPool != null) ownedPool.shutdown();
   }
 }
