@@ -1,14 +1,22 @@
 package dev.inferpam.gateway.internal;
 
 import dev.inferpam.api.ApprovalService;
+import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.EndpointResponse;
 import dev.inferpam.core.adapter.Endpoints;
-import dev.inferpam.servlet.internal.EndpointResponses;
-import dev.inferpam.servlet.internal.RequestHeads;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Enumeration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.slf4j.Logger;
@@ -50,10 +58,15 @@ public final class PamEndpoints {
     return context;
   }
 
-  /** Every path of the {@code /pam} context, served as the servlet module serves its endpoints. */
+  /** Every path of the {@code /pam} context. */
   static final class Serve extends HttpServlet {
     private static final long serialVersionUID = 1L;
     private static final Logger log = LoggerFactory.getLogger(PamEndpoints.class);
+    private static final byte[] INTERNAL_ERROR =
+        ErrorResponse.of(500, "internal_error", "the request could not be handled", null).body();
+
+    /** Largest body read and discarded before a 413, so the answer reaches the client. */
+    private static final int DRAIN_LIMIT = 64 * 1024;
 
     private final transient Endpoints endpoints;
 
@@ -64,8 +77,67 @@ public final class PamEndpoints {
     @Override
     protected void service(HttpServletRequest request, HttpServletResponse response)
         throws IOException {
-      EndpointResponses.serve(
-          log, "/pam", request, response, body -> endpoints.handle(RequestHeads.of(request), body));
+      EndpointResponse answer;
+      try {
+        boolean[] read = new boolean[1];
+        answer =
+            endpoints.handle(
+                head(request),
+                limit -> {
+                  read[0] = true;
+                  try (InputStream in = request.getInputStream()) {
+                    byte[] body = in.readNBytes(limit);
+                    // Read what is left of a modest body, so that the client, still sending,
+                    // reads the 413 instead of a connection reset.
+                    if (body.length > Endpoints.MAX_BODY_BYTES) drain(in, DRAIN_LIMIT);
+                    return body;
+                  }
+                });
+        if (answer.status() == 413 && !read[0]) {
+          // Refused on its Content-Length alone; a huge body is cut off (Jetty closes).
+          long declared = request.getContentLengthLong();
+          try (InputStream in = request.getInputStream()) {
+            drain(in, declared > DRAIN_LIMIT ? 0 : DRAIN_LIMIT);
+          }
+        }
+      } catch (RuntimeException e) {
+        log.error("inferpam: /pam endpoint failed: {}", e.getClass().getName());
+        log.debug("inferpam: /pam endpoint failure", e);
+        answer =
+            new EndpointResponse(
+                500,
+                Map.of("Content-Type", "application/json", "Cache-Control", "no-store"),
+                INTERNAL_ERROR);
+      }
+      response.setStatus(answer.status());
+      answer.headers().forEach(response::setHeader);
+      response.setContentLength(answer.body().length);
+      if (answer.body().length > 0) response.getOutputStream().write(answer.body());
+    }
+
+    /** The request as received: the raw path, never one the container decoded or normalised. */
+    private static RequestHead head(HttpServletRequest request) {
+      Map<String, List<String>> headers = new LinkedHashMap<>();
+      for (Enumeration<String> names = request.getHeaderNames(); names.hasMoreElements(); ) {
+        String name = names.nextElement();
+        headers
+            .computeIfAbsent(name, k -> new ArrayList<>())
+            .addAll(Collections.list(request.getHeaders(name)));
+      }
+      String rawPath = request.getRequestURI();
+      return new RequestHead(
+          request.getMethod(),
+          rawPath == null ? "" : rawPath,
+          request.getQueryString(),
+          headers,
+          request.getRemoteAddr());
+    }
+
+    private static void drain(InputStream in, long limit) throws IOException {
+      byte[] buf = new byte[4096];
+      long left = limit;
+      for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) >= 0; )
+        left -= n;
     }
   }
 }
