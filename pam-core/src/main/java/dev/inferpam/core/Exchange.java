@@ -811,6 +811,7 @@ final class Exchange {
         if (!masking.failed()) onMasked(masking.counts());
       }
       record.credentialsScrubbed(masking.credentialsFound());
+      if (masking.scrubs()) record.responseScrubbedOnDelivery();
     }
     Map<String, Long> left = Map.of();
     if (quota != null) {
@@ -819,7 +820,7 @@ final class Exchange {
       left =
           engine
               .quotas()
-              .charge(quota, forwarded, record.usage(), body().length, record.responseBytes());
+              .charge(quota, forwarded, record.finalUsage(), body().length, record.responseBytes());
     }
     if (upstreamFailed && !responseReported)
       record.responseStarted(502, null); // what the adapter answered

@@ -87,6 +87,11 @@ final class ExchangeMasking implements ResponseMasking {
   }
 
   /** Credentials replaced so far. */
+  /** Whether the exchange's credentials are replaced in what this masking delivers. */
+  boolean scrubs() {
+    return scrub != null;
+  }
+
   int credentialsFound() {
     return scrub == null ? 0 : scrub.found();
   }

@@ -182,6 +182,13 @@ public final class GatewayMain {
 
   /** Runs the command line and exits with its status (or keeps serving). */
   public static void main(String[] args) {
+    // Netty's leak detector samples buffers and tags every message passed along a pipeline: a cost
+    // on each streamed event, for a check that belongs in tests (where it stays on). The
+    // standalone gateway turns it off unless asked for with -Dio.netty.leakDetection.level.
+    if (System.getProperty("io.netty.leakDetection.level") == null
+        && System.getProperty("io.netty.leakDetectionLevel") == null) {
+      System.setProperty("io.netty.leakDetection.level", "disabled");
+    }
     int status = run(args, System.out, System.err);
     // serve: Jetty's threads keep the JVM alive until the shutdown hook halts it.
     if (status != SERVING) System.exit(status);

@@ -141,6 +141,54 @@ public final class UsageExtractor {
     }
   }
 
+  /** How far {@link #acceptLast} looks before the new bytes: for a key split across the two. */
+  static final int KEY_LOOKBEHIND = 16;
+
+  /**
+   * Feeds the body's last bytes, {@code b[off..off+len)}, when nothing follows them; the bytes fed
+   * before them, if any, end at {@code off} in the same array. Those last bytes are not walked at
+   * all when they cannot add to the usage found: no value of interest is being read, and they
+   * hold no key of interest ({@link #mayHoldUsageKey}, looking a few bytes back for a key split
+   * across the two). Most of a long stream is such bytes.
+   */
+  public void acceptLast(byte[] b, int off, int len) {
+    if (framing == Framing.NONE) return;
+    if (!scanner.holdsKey() && !mayHoldUsageKey(b, Math.max(0, off - KEY_LOOKBEHIND), off + len))
+      return;
+    accept(b, off, len);
+  }
+
+  /**
+   * Whether {@code b[from..to)} may hold a key this extractor takes: {@code "usage"} or a key ending
+   * in {@code eval_count"}. Keys are recognised from their plain bytes only (an escaped one is
+   * never taken), so bytes without either hold none.
+   */
+  static boolean mayHoldUsageKey(byte[] b, int from, int to) {
+    for (int i = from; i < to; i++) {
+      if (b[i] != '"') continue;
+      // i is a quote: the end of "usage" or of ...eval_count
+      if (i - from >= 6
+          && b[i - 1] == 'e'
+          && b[i - 2] == 'g'
+          && b[i - 3] == 'a'
+          && b[i - 4] == 's'
+          && b[i - 5] == 'u'
+          && b[i - 6] == '"') return true;
+      if (i - from >= 10
+          && b[i - 1] == 't'
+          && b[i - 2] == 'n'
+          && b[i - 3] == 'u'
+          && b[i - 4] == 'o'
+          && b[i - 5] == 'c'
+          && b[i - 6] == '_'
+          && b[i - 7] == 'l'
+          && b[i - 8] == 'a'
+          && b[i - 9] == 'v'
+          && b[i - 10] == 'e') return true;
+    }
+    return false;
+  }
+
   /** Walks JSON text (a whole body, an SSE event's data, an NDJSON line) piece by piece. */
   private void json(byte[] b, int off, int len) {
     int end = off + len;
@@ -269,6 +317,11 @@ public final class UsageExtractor {
     private byte[] capture;
     private int captureLength;
     private boolean captureOverflow;
+
+    /** Whether a key of interest was seen and its value is not read to its end yet. */
+    boolean holdsKey() {
+      return capturing || pendingPath != null;
+    }
 
     void reset() {
       depth = 0;

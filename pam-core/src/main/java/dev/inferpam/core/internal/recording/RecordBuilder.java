@@ -12,7 +12,6 @@ import dev.inferpam.core.internal.http.GovernedBody;
 import dev.inferpam.core.internal.masking.BlockMasker;
 import dev.inferpam.core.internal.masking.CredentialScrubber;
 import dev.inferpam.core.internal.quotas.UsageExtractor;
-import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Instant;
@@ -95,6 +94,9 @@ public final class RecordBuilder {
 
   private boolean usageLive;
 
+  /** Nothing more will be reported: the capture is read for usage for the last time. */
+  private boolean over;
+
   /** False when nothing needs the usage (no record is kept and no limit counts tokens). */
   private final boolean readsUsage;
 
@@ -108,6 +110,9 @@ public final class RecordBuilder {
   private CredentialScrubber credentials;
 
   private int credentialsScrubbed;
+
+  /** The response was scrubbed of the credentials on delivery ({@link #responseScrubbedOnDelivery}). */
+  private boolean scrubbedOnDelivery;
 
   /**
    * @param head           the request as received
@@ -229,18 +234,82 @@ public final class RecordBuilder {
   private void readCapturedUsage() {
     if (captured == null || usageLive) return;
     int size = captured.size();
-    if (usageRead < size) usage.accept(captured.array(), usageRead, size - usageRead);
+    if (usageRead < size) {
+      if (over) {
+        // The last read, with nothing after it, skips what cannot hold usage; in one piece, which
+        // the record's text is then taken from.
+        usage.acceptLast(captured.whole(), usageRead, size - usageRead);
+      } else {
+        captured.feed(usage, usageRead);
+      }
+    }
     usageRead = size;
   }
 
   /**
-   * A byte array output stream that lends its array, so usage can be read from it in place. Used
-   * by one thread at a time, as the whole builder is (handed on through the recorder's queue), so
-   * the array needs no monitor of ours.
+   * The bytes of a body kept for the record, in chunks of {@value #CHUNK} bytes (a small first
+   * one): a stream held open holds what arrived and at most a chunk more, not the up to twice as
+   * much of a doubling array, and nothing is copied while it grows. Used by one thread at a time,
+   * as the whole builder is (handed on through the recorder's queue).
    */
-  private static final class Capture extends ByteArrayOutputStream {
-    byte[] array() {
-      return buf;
+  private static final class Capture {
+    static final int FIRST = 512;
+    static final int CHUNK = 4096;
+
+    private final java.util.ArrayList<byte[]> chunks = new java.util.ArrayList<>(4);
+    private byte[] last;
+    private int lastUsed;
+    private int size;
+
+    int size() {
+      return size;
+    }
+
+    void write(byte[] b, int off, int len) {
+      while (len > 0) {
+        if (last == null || lastUsed == last.length) {
+          last = new byte[last == null ? FIRST : CHUNK];
+          lastUsed = 0;
+          chunks.add(last);
+        }
+        int n = Math.min(len, last.length - lastUsed);
+        System.arraycopy(b, off, last, lastUsed, n);
+        lastUsed += n;
+        size += n;
+        off += n;
+        len -= n;
+      }
+    }
+
+    /**
+     * All the bytes as one array of their exact size, which from then on is the capture's only
+     * chunk (so a second call costs nothing). The array is not to be changed.
+     */
+    byte[] whole() {
+      if (chunks.size() == 1 && lastUsed == last.length) return last;
+      byte[] out = new byte[size];
+      int o = 0;
+      for (byte[] c : chunks) {
+        int used = c == last ? lastUsed : c.length;
+        System.arraycopy(c, 0, out, o, used);
+        o += used;
+      }
+      chunks.clear();
+      chunks.add(out);
+      last = out;
+      lastUsed = out.length;
+      return out;
+    }
+
+    /** Feeds the bytes from {@code from} on to {@code usage}, chunk by chunk. */
+    void feed(UsageExtractor usage, int from) {
+      int at = 0;
+      for (byte[] c : chunks) {
+        int used = c == last ? lastUsed : c.length;
+        int start = Math.max(from - at, 0);
+        if (start < used) usage.accept(c, start, used - start);
+        at += used;
+      }
     }
   }
 
@@ -251,6 +320,14 @@ public final class RecordBuilder {
   public void scrubCredentials(CredentialScrubber scrubber) {
     if (recordedRequest != null) throw new IllegalStateException("the request is already built");
     this.credentials = scrubber;
+  }
+
+  /**
+   * The response went to the client through the credential replacement: the bytes reported are
+   * free of the exchange's credentials already and are stored without another pass.
+   */
+  public void responseScrubbedOnDelivery() {
+    this.scrubbedOnDelivery = true;
   }
 
   /** {@code n} credentials were replaced in the response on its way to the client. */
@@ -372,8 +449,9 @@ public final class RecordBuilder {
     if (responseDigest != null) {
       hash = hex(responseDigest.digest());
     } else if (captured != null) {
-      byte[] bytes = captured.toByteArray();
-      text = scrub(capped(bytes, bytes.length));
+      byte[] bytes = captured.whole();
+      text = capped(bytes, bytes.length);
+      if (!scrubbedOnDelivery || ownResponse) text = scrub(text);
       if (bodies == Policy.Bodies.MASKED && !ownResponse && !deliveredMasked) {
         Masked m = mask(text);
         text = m.text();
@@ -386,7 +464,7 @@ public final class RecordBuilder {
     }
     SessionRecord.Response resp =
         new SessionRecord.Response(
-            status, streamed, responseBytes, complete, text, maskedCounts, usage(), hash);
+            status, streamed, responseBytes, complete, text, maskedCounts, finalUsage(), hash);
     return new SessionRecord(
         SessionRecord.TYPE_EXCHANGE,
         id,
@@ -435,6 +513,15 @@ public final class RecordBuilder {
   public Map<String, Long> usage() {
     readCapturedUsage();
     return usage.usage();
+  }
+
+  /**
+   * Token usage of the whole response, once nothing more will be reported to this builder (the
+   * exchange ended): as {@link #usage()}, read faster.
+   */
+  public Map<String, Long> finalUsage() {
+    over = true;
+    return usage();
   }
 
   /** Bytes of the response reported so far (as delivered). */

@@ -118,6 +118,45 @@ class UsageExtractorProperties {
     assertThat(feed("application/x-ndjson", ndjson, cuts)).as(ndjson).isEqualTo(doc.expected());
   }
 
+  /**
+   * The last bytes of a body fed through {@link UsageExtractor#acceptLast}, which skips what cannot
+   * add to the usage, give the same usage as walking them all, wherever the earlier walk stopped
+   * (in a key, in a value being read), in JSON, a stream or NDJSON, and with the keys escaped
+   * (never taken) as well as plain.
+   */
+  @Property(tries = 1500)
+  void skippingTheLastBytesThatHoldNoKeyFindsTheSameUsage(
+      @ForAll("docs") Doc doc,
+      @ForAll boolean escapeKeys,
+      @ForAll @net.jqwik.api.constraints.IntRange(min = 0, max = 400) int stop) {
+    String json =
+        escapeKeys
+            ? doc.json()
+                .replace("\"usage\"", "\"us\\u0061ge\"")
+                .replace("eval_count\"", "eval_coun\\u0074\"")
+            : doc.json();
+    for (String type : List.of("application/json", "text/event-stream", "application/x-ndjson")) {
+      String body =
+          switch (type) {
+            case "text/event-stream" ->
+                "data: {\"usage\":null}\n\ndata: " + json.replace("\n", "\ndata: ") + "\n\n";
+            case "application/x-ndjson" -> "{\"done\":false}\n" + json.replace("\n", " ") + "\n";
+            default -> json;
+          };
+      byte[] b = body.getBytes(StandardCharsets.UTF_8);
+      UsageExtractor whole = UsageExtractor.forContentType(type);
+      whole.accept(b, 0, b.length);
+      int at = Math.min(stop, b.length);
+      UsageExtractor skipping = UsageExtractor.forContentType(type);
+      skipping.accept(b, 0, at);
+      skipping.acceptLast(b, at, b.length - at);
+      assertThat(skipping.usage()).as(type + " " + body).isEqualTo(whole.usage());
+      if (escapeKeys && !body.contains("\"usage\"") && !body.contains("eval_count\"")) {
+        assertThat(whole.usage()).as("escaped keys are never taken: " + body).isEmpty();
+      }
+    }
+  }
+
   @Provide
   Arbitrary<List<Integer>> cuts() {
     return Arbitraries.integers().between(1, 64).list().ofMaxSize(12);

@@ -28,7 +28,6 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpServerCodec;
-import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
@@ -236,9 +235,7 @@ public final class NettyFront implements Front {
                     .setMaxInitialLineLength(Gateway.REQUEST_HEADER_SIZE)
                     .setMaxHeaderSize(Gateway.REQUEST_HEADER_SIZE)
                     .setMaxChunkSize(ForwardingServlet.CHUNK_SIZE)))
-        .addLast(
-            "idle",
-            new IdleStateHandler(0, 0, Gateway.IDLE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS))
+        .addLast("idle", new IdleTimeout(Gateway.IDLE_TIMEOUT.toNanos()))
         .addLast("exchange", new ClientConnection(this, ch));
   }
 
