@@ -55,17 +55,17 @@ import org.slf4j.LoggerFactory;
  * exchanges (long streams included) finish for up to {@link #DEFAULT_DRAIN_TIMEOUT}, then cuts
  * off the rest and flushes the recorder.
  *
- * <p><b>Server:</b> what is described above is the Jetty front, the default: Jetty 12,
- * {@link PamFilter} and a forwarding servlet with an OkHttp client, a virtual thread per request
- * on Java 21+. With system property {@value #SERVER_PROPERTY} set to {@code netty} (or
- * {@code serve --server netty}) the same exchanges are served by Netty instead: event loops (one
- * per processor, epoll on Linux) read requests and relay each response from an upstream
- * connection opened or pooled on the client connection's own event loop, with no thread per
- * exchange; only the engine's decisions, which may block, run on virtual threads (Java 21+; a
- * pool of {@code maxThreads} platform threads on Java 17). Clients observe the same statuses,
- * error bodies, headers and records on both; on Netty, in addition, a client that disconnects
- * while its request waits for a reviewer withdraws it. The Netty front costs about half the
- * processor time per request; it is not yet the default (docs/performance.md says why).
+ * <p><b>Server:</b> by default the exchanges are served by Netty: event loops (one per processor,
+ * epoll on Linux) read requests and relay each response from an upstream connection opened or
+ * pooled on the client connection's own event loop, with no thread per exchange; only the
+ * engine's decisions, which may block, run on virtual threads (Java 21+; a pool of
+ * {@code maxThreads} platform threads on Java 17). With system property {@value #SERVER_PROPERTY}
+ * set to {@code jetty} (or {@code serve --server jetty}) the same exchanges are served by the
+ * Jetty front, whose mechanisms the paragraphs above name: Jetty 12, {@link PamFilter} and a
+ * forwarding servlet with an OkHttp client, a virtual thread per request on Java 21+. Clients observe the
+ * same statuses, error bodies, headers and records on both; on Netty, in addition, a client that
+ * disconnects while its request waits for a reviewer withdraws it. Netty is the default because
+ * it costs about half the processor time per request (docs/performance.md).
  *
  * <p><b>Thread-safety:</b> safe to use from any thread; {@link #close()} is idempotent.
  */
@@ -116,8 +116,8 @@ public final class Gateway implements AutoCloseable {
           UriCompliance.Violation.UTF16_ENCODINGS);
 
   /**
-   * System property choosing the HTTP server and relay: {@code jetty} (the default) or
-   * {@code netty} (see {@link #start(PamEngine, HttpUrl, String, int, int)}).
+   * System property choosing the HTTP server and relay: {@code netty} (the default) or
+   * {@code jetty} (see {@link #start(PamEngine, HttpUrl, String, int, int)}).
    */
   public static final String SERVER_PROPERTY = "inferpam.gateway.server";
 
@@ -143,10 +143,10 @@ public final class Gateway implements AutoCloseable {
       };
     }
 
-    /** What {@value #SERVER_PROPERTY} says, {@link #JETTY} when unset. */
+    /** What {@value #SERVER_PROPERTY} says, {@link #NETTY} when unset. */
     static Server fromSystemProperty() {
       String value = System.getProperty(SERVER_PROPERTY);
-      return value == null || value.isBlank() ? JETTY : parse(value);
+      return value == null || value.isBlank() ? NETTY : parse(value);
     }
   }
 
@@ -184,12 +184,12 @@ public final class Gateway implements AutoCloseable {
    * threads. Requests waiting for a reviewer hold no thread (servlet async), so a small pool
    * still serves other traffic while many wait.
    *
-   * <p>The HTTP server is Jetty ({@code maxThreads} bounds its server threads) unless system
-   * property {@value #SERVER_PROPERTY} is {@code netty}: then Netty event loops (one per
-   * processor) read requests and relay responses, each exchange's upstream connection on its
-   * client connection's event loop, and only the engine's decisions (which may block) run on
-   * virtual threads ({@code maxThreads} platform threads on Java 17). Both behave alike as
-   * clients see them.
+   * <p>The HTTP server is Netty unless system property {@value #SERVER_PROPERTY} is
+   * {@code jetty}: Netty event loops (one per processor) read requests and relay responses,
+   * each exchange's upstream connection on its client connection's event loop, and only the
+   * engine's decisions (which may block) run on virtual threads ({@code maxThreads} platform
+   * threads on Java 17). On Jetty, {@code maxThreads} bounds its server threads. Both behave
+   * alike as clients see them.
    *
    * @throws IllegalArgumentException also when {@code maxThreads} is below 8, or the system
    *     property names another server

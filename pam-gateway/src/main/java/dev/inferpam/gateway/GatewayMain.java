@@ -30,7 +30,7 @@ import okhttp3.HttpUrl;
  *
  * <pre>
  * java -jar pam-gateway.jar serve  --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]
- *                                 [--server jetty|netty]
+ *                                 [--server netty|jetty]
  * java -jar pam-gateway.jar train  [--policy FILE] [--calls N]
  * java -jar pam-gateway.jar demo   [--port N]
  * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
@@ -122,7 +122,7 @@ public final class GatewayMain {
           "",
           "commands:",
           "  serve --policy FILE --upstream URL [--port N] [--bind ADDR] [--warmup N|TIME]",
-          "        [--server jetty|netty]",
+          "        [--server netty|jetty]",
           "        run the gateway in front of the model server at URL, enforcing the policy FILE.",
           "        --port N     port to listen on, 0 for a free one (default " + DEFAULT_PORT + ")",
           "        --bind ADDR  address to listen on (default " + DEFAULT_BIND + ")",
@@ -132,9 +132,9 @@ public final class GatewayMain {
           "                     compiled; nothing is forwarded, recorded or counted (default "
               + DEFAULT_WARMUP
               + "; 0 turns it off)",
-          "        --server jetty|netty  the HTTP server and relay: jetty (default: Jetty, the",
-          "                     servlet filter and an OkHttp client), or netty, which relays each",
-          "                     exchange on one event loop (no thread per stream);",
+          "        --server netty|jetty  the HTTP server and relay: netty (default), which relays",
+          "                     each exchange on one event loop (no thread per stream), or jetty",
+          "                     (Jetty, the servlet filter and an OkHttp client);",
           "                     the default comes from -D" + Gateway.SERVER_PROPERTY + "=...",
           "        Prints 'listening on http://ADDR:PORT' when ready. SIGTERM drains in-flight",
           "        requests, flushes the recorder and exits 0. Reviewer endpoints: /pam/approvals;",

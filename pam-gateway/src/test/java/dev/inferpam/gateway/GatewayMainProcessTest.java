@@ -514,11 +514,11 @@ class GatewayMainProcessTest {
   static ProcessBuilder command(List<String> jvmOptions, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    // The front the tests run on (the netty-front execution sets it), for the gateway processes
+    // The front the tests run on (the jetty-front execution sets it), for the gateway processes
     // too.
     String server = System.getProperty(Gateway.SERVER_PROPERTY);
     if (server != null) cmd.add("-D" + Gateway.SERVER_PROPERTY + "=" + server);
-    // Netty's epoll transport (the Netty front) loads a native library: allowed as
+    // Netty's epoll transport (the default front) loads a native library: allowed as
     // pam-gateway.jar's manifest allows it (the option exists since Java 17)
     cmd.add("--enable-native-access=ALL-UNNAMED");
     cmd.addAll(jvmOptions);

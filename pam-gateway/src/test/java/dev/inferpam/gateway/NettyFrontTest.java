@@ -325,15 +325,15 @@ class NettyFrontTest {
   }
 
   @Test
-  void jettyIsTheDefaultFrontAndThePropertyChoosesNetty() {
+  void nettyIsTheDefaultFrontAndThePropertyChoosesJetty() {
     String before = System.getProperty(Gateway.SERVER_PROPERTY);
     try {
       System.clearProperty(Gateway.SERVER_PROPERTY);
-      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.JETTY);
-      System.setProperty(Gateway.SERVER_PROPERTY, " ");
-      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.JETTY);
-      System.setProperty(Gateway.SERVER_PROPERTY, "netty");
       assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.NETTY);
+      System.setProperty(Gateway.SERVER_PROPERTY, " ");
+      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.NETTY);
+      System.setProperty(Gateway.SERVER_PROPERTY, "jetty");
+      assertThat(Gateway.Server.fromSystemProperty()).isEqualTo(Gateway.Server.JETTY);
     } finally {
       if (before == null) System.clearProperty(Gateway.SERVER_PROPERTY);
       else System.setProperty(Gateway.SERVER_PROPERTY, before);

@@ -254,7 +254,7 @@ public final class RecordBuilder {
    */
   private static final class Capture {
     static final int FIRST = 512;
-    static final int CHUNK = 4096;
+    static final int CHUNK = 2048;
 
     private final java.util.ArrayList<byte[]> chunks = new java.util.ArrayList<>(4);
     private byte[] last;

@@ -214,6 +214,7 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
       return;
     }
     responded = true;
+    release(); // no retry once a response came: a long stream need not hold its request
     upstreamKeepAlive = HttpUtil.isKeepAlive(response);
     HttpHeaders upstreamHeaders = response.headers();
     List<String> connection = upstreamHeaders.getAll(HttpHeaderNames.CONNECTION);
