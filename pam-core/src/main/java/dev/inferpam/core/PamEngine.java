@@ -144,6 +144,12 @@ public final class PamEngine implements AutoCloseable {
 
   private final AtomicBoolean closed = new AtomicBoolean();
 
+  /** See {@link #decidesWithoutWaiting()}. */
+  private final boolean decidesWithoutWaiting;
+
+  /** See {@link #endsWithoutWaiting()}. */
+  private final boolean endsWithoutWaiting;
+
   private PamEngine(Builder b) {
     this.policy = b.policy;
     this.clock = b.clock;
@@ -204,6 +210,71 @@ public final class PamEngine implements AutoCloseable {
     for (String name : policy.request().forwardHeaders())
       names.add(name.toLowerCase(java.util.Locale.ROOT));
     this.forwardHeaders = java.util.Set.copyOf(names);
+    boolean given = b.givenPartsNeverWait;
+    boolean recorderInMemory =
+        !writeIntents
+            && (recorder == Recorder.NOOP
+                || recorder instanceof InMemoryRecorder
+                || ownRecorder
+                || given);
+    boolean quotaStore = quotas == null || b.quotaStore == null || given;
+    this.endsWithoutWaiting = recorderInMemory && quotaStore;
+    this.decidesWithoutWaiting =
+        endsWithoutWaiting
+            && identityInMemory(b, policy)
+            && credentialInMemory(b)
+            && approvalsInMemory(b);
+  }
+
+  /** Whether the identity resolvers are the policy's API keys only (an OIDC issuer fetches keys). */
+  private static boolean identityInMemory(Builder b, Policy policy) {
+    return (b.resolvers.isEmpty() || b.givenPartsNeverWait) && policy.identity().oidc().isEmpty();
+  }
+
+  /** No upstream credential, or one from the environment or a file (looked at once a second). */
+  private boolean credentialInMemory(Builder b) {
+    return (b.credentialProvider != null && b.givenPartsNeverWait)
+        || credentialProvider == CredentialProvider.NONE
+        || credentialProvider
+            instanceof dev.inferpam.core.internal.credentials.EnvCredentialProvider
+        || credentialProvider
+            instanceof dev.inferpam.core.internal.credentials.FileCredentialProvider;
+  }
+
+  /** No reviews, or in-process ones with no notifier or the webhook notifier (which queues). */
+  private boolean approvalsInMemory(Builder b) {
+    if (approvalService == ApprovalService.NONE) return true;
+    if (b.approvalService != null) return b.givenPartsNeverWait;
+    return b.givenPartsNeverWait
+        || b.reviewNotifier == ReviewNotifier.NONE
+        || b.reviewNotifier instanceof WebhookReviewNotifier;
+  }
+
+  /**
+   * Whether deciding an exchange never waits for anything: every part a decision uses is a
+   * built-in one that works in memory — identity by API keys only (an OIDC issuer may fetch its
+   * keys), no upstream credential or one from the environment or a file (a file is looked at at
+   * most once a second), the in-memory quota store, a recorder without strict durability (the
+   * engine's own JSONL recorder, {@link InMemoryRecorder}), and no reviews or in-process ones
+   * without a notifier or with the webhook notifier (which queues). A part given to the builder
+   * that the engine cannot see into (an SPI implementation) makes it false, as does an OAuth2
+   * upstream credential. An adapter on an event loop may then decide on the loop instead of
+   * handing each decision to another thread; otherwise it must not, since a decision that waits
+   * there stalls every connection of the loop. Parts given to the builder count as in memory
+   * when {@link Builder#givenPartsNeverWait()} says so.
+   */
+  public boolean decidesWithoutWaiting() {
+    return decidesWithoutWaiting;
+  }
+
+  /**
+   * Whether ending an exchange ({@link dev.inferpam.core.adapter.Verdict.Allowed#end}, a
+   * denial's end) never waits: the quota store is the in-memory one and the recorder does not
+   * write with strict durability (see {@link #decidesWithoutWaiting()}). An adapter on an event
+   * loop may then end exchanges on the loop.
+   */
+  public boolean endsWithoutWaiting() {
+    return endsWithoutWaiting;
   }
 
   /**
@@ -622,8 +693,23 @@ public final class PamEngine implements AutoCloseable {
     private ScheduledExecutorService scheduler;
     private ThreadFactory threadFactory;
     private ExchangeListener listener;
+    private boolean givenPartsNeverWait;
 
     private Builder() {}
+
+    /**
+     * Declares that every part given to this builder (identity resolvers, credential provider,
+     * recorder, quota store, approval service, review notifier) answers at once, without waiting
+     * for a network, a disk, a lock held long or another thread: for instance parts that keep
+     * their state in memory. Then they count as the engine's own in-memory parts do for
+     * {@link PamEngine#decidesWithoutWaiting()} and {@link PamEngine#endsWithoutWaiting()}, and a
+     * front on an event loop decides and ends exchanges on the loop. Declare it only when true:
+     * a part that waits would stall every connection of that loop meanwhile.
+     */
+    public Builder givenPartsNeverWait() {
+      this.givenPartsNeverWait = true;
+      return this;
+    }
 
     public Builder policy(Policy policy) {
       this.policy = Background.setOnce(this.policy, policy, "policy", "policy");

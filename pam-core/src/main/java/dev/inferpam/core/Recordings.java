@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
@@ -48,7 +49,11 @@ public final class Recordings {
 
   /**
    * The exchange lines, oldest first, optionally only those of one subject and from a time on.
-   * Every matching entry is returned in one list: narrow large directories with the filters.
+   * Oldest is by {@code time}, when the exchange began: a line is written when its exchange ends,
+   * so a long stream, or a request that waited for a reviewer, stands in the files after exchanges
+   * that began later; it is listed where it began (exchanges that began at the same moment in the
+   * order their lines were written). Every matching entry is returned in one list: narrow large
+   * directories with the filters.
    *
    * @param subject the principal's subject to match exactly, or {@code null} for all
    *                (unidentified callers then included)
@@ -66,6 +71,7 @@ public final class Recordings {
           out.add(e);
           return true;
         });
+    out.sort(Comparator.comparing(e -> e.record().time())); // stable: ties keep file order
     return out;
   }
 

@@ -84,6 +84,25 @@ class RecordingsTest {
   }
 
   @Test
+  void listsAnExchangeWhereItBeganNotWhereItsLineWasWritten() throws IOException {
+    // c1 began before c2 (a stream, or a request held for review) but ended, and was written,
+    // after it
+    Instant began = clock.instant().plus(Duration.ofMinutes(1));
+    try (JsonlRecorder r = new JsonlRecorder(Policy.Recording.in(dir), clock)) {
+      r.record(exchange("c2", began.plusSeconds(5), "carol"));
+      r.record(exchange("c1", began, "carol"));
+      r.record(exchange("c3", began.plusSeconds(5), "carol"));
+    }
+    assertThat(Recordings.open(dir).list("carol", null))
+        .extracting(e -> e.record().id())
+        .as("by time; c2 and c3 began together and stay in the order they were written")
+        .containsExactly("c1", "c2", "c3");
+    assertThat(Recordings.open(dir).list(null, null))
+        .extracting(e -> e.record().id())
+        .containsExactly("a1", "b1", "a2", "b2", "a3", "b3", "c1", "c2", "c3");
+  }
+
+  @Test
   void filtersBySubjectAndTime() throws IOException {
     Recordings rec = Recordings.open(dir);
 

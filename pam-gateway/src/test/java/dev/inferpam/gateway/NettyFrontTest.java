@@ -111,6 +111,69 @@ class NettyFrontTest {
         + body;
   }
 
+  /** The threads the engine decided and ended an exchange on, as its listener saw them. */
+  private String[] decideAndEndThreads(boolean givenPartsNeverWait) throws Exception {
+    BlockingQueue<String> decided = new LinkedBlockingQueue<>();
+    BlockingQueue<String> ended = new LinkedBlockingQueue<>();
+    PamEngine.Builder b =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.POLICY))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(records::add)
+            .eventListener(
+                new dev.inferpam.core.ExchangeListener() {
+                  @Override
+                  public void decided(
+                      dev.inferpam.core.ExchangeInfo exchange, dev.inferpam.api.Decision d) {
+                    decided.add(Thread.currentThread().getName());
+                  }
+
+                  @Override
+                  public void ended(dev.inferpam.core.ExchangeInfo exchange, boolean complete) {
+                    ended.add(Thread.currentThread().getName());
+                  }
+                });
+    if (givenPartsNeverWait) b.givenPartsNeverWait();
+    PamEngine engine = b.build();
+    assertThat(engine.decidesWithoutWaiting()).isEqualTo(givenPartsNeverWait);
+    // An IP address: nothing to look up before connecting.
+    HttpUrl to = HttpUrl.get("http://127.0.0.1:" + upstream.getPort() + "/");
+    Gateway gateway =
+        Gateway.start(
+            engine, to, "127.0.0.1", 0, Gateway.DEFAULT_MAX_THREADS, Gateway.Server.NETTY);
+    toClose.add(() -> gateway.close(Duration.ofSeconds(5)));
+    Request request =
+        new Request.Builder()
+            .url("http://127.0.0.1:" + gateway.port() + "/v1/chat/completions")
+            .header("Authorization", "Bearer " + ALICE_KEY)
+            .post(
+                okhttp3.RequestBody.create(
+                    chat("llama-3.1-8b", ""), okhttp3.MediaType.get("application/json")))
+            .build();
+    try (Response response = client.newCall(request).execute()) {
+      assertThat(response.code()).isEqualTo(200);
+      assertThat(response.body().string()).contains("\"echo\"");
+    }
+    String end = ended.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+    return new String[] {decided.poll(WAIT.toSeconds(), TimeUnit.SECONDS), end};
+  }
+
+  @Test
+  void anEngineWhosePartsNeverWaitDecidesAndEndsOnTheEventLoop() throws Exception {
+    String[] threads = decideAndEndThreads(true);
+    assertThat(threads[0]).as("decided on").startsWith("inferpam-netty-");
+    assertThat(threads[1]).as("ended on").startsWith("inferpam-netty-");
+    assertThat(records.poll(WAIT.toSeconds(), TimeUnit.SECONDS).response().status()).isEqualTo(200);
+  }
+
+  @Test
+  void anEngineWithPartsThatMayWaitDecidesAndEndsOffTheEventLoop() throws Exception {
+    String[] threads = decideAndEndThreads(false);
+    assertThat(threads[0]).as("decided on").startsWith("inferpam-request");
+    assertThat(threads[1]).as("ended on").startsWith("inferpam-request");
+    assertThat(records.poll(WAIT.toSeconds(), TimeUnit.SECONDS).response().status()).isEqualTo(200);
+  }
+
   @Test
   void aClientThatLeavesWhileItsRequestWaitsForReviewWithdrawsIt() throws Exception {
     Gateway gateway = start(approvalPolicy("5m", "0s", "", ""), upstream.url("/"));

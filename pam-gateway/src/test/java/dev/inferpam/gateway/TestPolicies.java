@@ -53,12 +53,17 @@ public final class TestPolicies {
 
   private TestPolicies() {}
 
-  /** An engine that injects {@link #UPSTREAM_AUTHORIZATION} and records into {@code recorder}. */
+  /**
+   * An engine that injects {@link #UPSTREAM_AUTHORIZATION} and records into {@code recorder},
+   * which must answer at once (the tests' recorders add to a queue): the engine is told its given
+   * parts never wait, so the Netty front decides and ends these exchanges on its event loop.
+   */
   public static PamEngine engine(Recorder recorder) {
     return PamEngine.builder()
         .policy(Policy.parse(POLICY))
         .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
         .recorder(recorder)
+        .givenPartsNeverWait()
         .build();
   }
 

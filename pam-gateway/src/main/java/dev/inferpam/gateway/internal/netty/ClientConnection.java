@@ -45,9 +45,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One client connection of the Netty front: reads its requests one at a time, has the engine
- * decide each (off the event loop), and answers it: the engine's refusal, the {@code /pam}
+ * decide each ({@link NettyFront#decisions}: off the event loop unless nothing a decision does
+ * can wait), and answers it: the engine's refusal, the {@code /pam}
  * endpoints' answer, or the upstream's response through an {@link UpstreamRelay}. Everything here
- * runs on the connection's event loop; work handed to the blocking executor comes back to it with
+ * runs on the connection's event loop; work handed to another thread comes back to it with
  * {@link EventLoop#execute}.
  */
 final class ClientConnection extends ChannelInboundHandlerAdapter {
@@ -553,7 +554,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
         answerEndpoint(chunks);
         return;
       }
-      front.blocking.execute(
+      front.decisions.execute(
           () -> {
             try {
               PendingRequest p = front.engine.beginHead(head, contentLength);
@@ -659,7 +660,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
       state = State.DECIDING;
       cancelTimer();
       conn.updateAutoRead();
-      conn.front.blocking.execute(
+      conn.front.decisions.execute(
           () -> {
             try {
               Verdict v = step.get();

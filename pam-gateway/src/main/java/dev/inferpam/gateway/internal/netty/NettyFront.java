@@ -62,10 +62,12 @@ import org.slf4j.LoggerFactory;
  * relaying a response (reading the upstream, masking, reporting to the engine, writing to the
  * client) never hands work to another thread. Only the engine's calls that may block run
  * elsewhere, on virtual threads (a pool of {@code maxThreads} platform threads on Java 17):
- * deciding the head with the body that came with it ({@code beginHead}, then {@code finish}),
- * deciding a body that came later, the end of a review, ending an exchange when the recording
- * durability is {@code strict}, and the {@code /pam} endpoints. An ordinary request makes one such
- * hop out and one back.
+ * deciding the head with the body that came with it ({@code beginHead}, then {@code finish}) and
+ * deciding a body that came later, unless {@link PamEngine#decidesWithoutWaiting()} and the
+ * upstream is an IP address; ending an exchange, unless {@link PamEngine#endsWithoutWaiting()};
+ * the end of a review, and the {@code /pam} endpoints. An ordinary request then makes no hop at
+ * all with an engine of built-in parts that work in memory (API keys, a credential from the
+ * environment, in-memory quotas, batched recording), else one out and one back.
  *
  * <p>What it bounds, as the Jetty front: request heads (line and headers) of at most
  * {@link Gateway#REQUEST_HEADER_SIZE} each (431, 414), the head deadline
@@ -104,7 +106,14 @@ public final class NettyFront implements Front {
   final Upstream upstream;
   final Endpoints endpoints;
 
-  /** Whether ending an exchange may wait for the disk (strict recording): then off the event loop. */
+  /**
+   * Where the engine decides a request: on the event loop itself when nothing a decision does
+   * can wait ({@link PamEngine#decidesWithoutWaiting()}) and the upstream is an IP address (no
+   * name to look up), which spares two thread hand-offs per request; else {@link #blocking}.
+   */
+  final Executor decisions;
+
+  /** Whether ending an exchange may wait (strict recording, a quota store of the application's): then off the event loop. */
   final boolean endMayBlock;
 
   final long headTimeoutMs;
@@ -138,8 +147,9 @@ public final class NettyFront implements Front {
     this.socketChannel = socketChannel;
     this.upstream = upstream;
     this.endpoints = Endpoints.forEngine(engine);
-    Policy.Recording recording = engine.policy().recording();
-    this.endMayBlock = recording != null && recording.durability() == Policy.Durability.STRICT;
+    this.endMayBlock = !engine.endsWithoutWaiting();
+    this.decisions =
+        engine.decidesWithoutWaiting() && upstream.isLiteral() ? Runnable::run : blocking;
     Policy.RequestSettings settings = engine.policy().request();
     this.headTimeoutMs = settings.headTimeout().toMillis();
     this.maxPerClient = settings.maxConnectionsPerClient();

@@ -55,6 +55,11 @@ record Upstream(
   /**
    * The address to connect to, resolved now (the JVM caches lookups): call it off the event loop.
    */
+  /** Whether the host is an IP address: {@link #resolve()} looks nothing up. */
+  boolean isLiteral() {
+    return literal != null;
+  }
+
   InetSocketAddress resolve() {
     return literal != null ? literal : new InetSocketAddress(host, port);
   }
