@@ -1,5 +1,6 @@
 package dev.inferpam.benchmarks;
 
+import dev.inferpam.benchmarks.load.UpstreamBodies;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.RequestHead;
@@ -64,11 +65,6 @@ public class RelayBenchmark {
   static final String KEY_SHA256 =
       "c00397de4384b5bbaf14c02fe1ec7020d28d1eeab6a722c576c84b6678c41c29";
 
-  static final String ID = "chatcmpl-bench0000000000000000000000000";
-  static final String WORDS =
-      "the quick brown fox jumps over a lazy dog while latency budgets stay small and tails stay"
-          + " short";
-
   /** The engine, the request and the bodies. */
   @State(Scope.Benchmark)
   public static class Rig {
@@ -114,7 +110,7 @@ public class RelayBenchmark {
       streamRequest =
           ("{\"model\":\"gpt-4o-mini\"," + messages + ",\"max_tokens\":400,\"stream\":true}")
               .getBytes(StandardCharsets.UTF_8);
-      completion = completionJson(2048);
+      completion = UpstreamBodies.completionBody(2048);
       events = events(100);
       // Each kind once, checked, before anything is measured.
       if (!new String(
@@ -178,45 +174,9 @@ public class RelayBenchmark {
     };
   }
 
-  /** The bench upstream's 2 KB completion. */
-  static byte[] completionJson(int size) {
-    StringBuilder content = new StringBuilder();
-    String[] words = WORDS.split(" ");
-    for (int i = 0; content.length() < size - 330; i++)
-      content.append(words[i % words.length]).append(' ');
-    return ("{\"id\":\""
-            + ID
-            + "\",\"object\":\"chat.completion\",\"created\":1735689600,"
-            + "\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_bench00000\","
-            + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
-            + content.toString().trim()
-            + ".\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-            + "\"usage\":{\"prompt_tokens\":230,\"completion_tokens\":400,\"total_tokens\":630}}")
-        .getBytes(StandardCharsets.UTF_8);
-  }
-
   /** The bench upstream's stream: {@code n} chunk events, then {@code [DONE]}. */
   static List<byte[]> events(int n) {
-    String[] words = WORDS.split(" ");
-    List<byte[]> out = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      String delta =
-          i == 0
-              ? "{\"role\":\"assistant\",\"content\":\"\"}"
-              : i == n - 1 ? "{}" : "{\"content\":\"" + words[i % words.length] + " \"}";
-      String finish = i == n - 1 ? "\"stop\"" : "null";
-      out.add(
-          ("data: {\"id\":\""
-                  + ID
-                  + "\",\"object\":\"chat.completion.chunk\",\"created\":1735689600,"
-                  + "\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_bench00000\","
-                  + "\"choices\":[{\"index\":0,\"delta\":"
-                  + delta
-                  + ",\"logprobs\":null,\"finish_reason\":"
-                  + finish
-                  + "}]}\n\n")
-              .getBytes(StandardCharsets.UTF_8));
-    }
+    List<byte[]> out = new ArrayList<>(UpstreamBodies.chunkEvents(n));
     out.add("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
     return out;
   }

@@ -11,7 +11,6 @@ import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -52,10 +51,6 @@ final class SseUpstream implements AutoCloseable {
   static final String PATH = "/v1/chat/completions";
 
   private static final Pattern STREAM_TRUE = Pattern.compile("\"stream\"\\s*:\\s*true");
-  private static final String ID = "chatcmpl-bench0000000000000000000000000";
-  private static final String WORDS =
-      "the quick brown fox jumps over a lazy dog while latency budgets stay small and tails stay"
-          + " short";
   private static final int MAX_REQUEST = 1 << 20;
 
   private final ServerSocketChannel server;
@@ -84,10 +79,10 @@ final class SseUpstream implements AutoCloseable {
       throws IOException {
     this.eventCount = eventCount;
     this.intervalNanos = intervalNanos;
-    List<byte[]> events = chunkEvents(eventCount);
+    List<byte[]> events = UpstreamBodies.chunkEvents(eventCount);
     writes = framedStream(events, false);
     writesClosing = framedStream(events, true);
-    byte[] body = completionBody(2048);
+    byte[] body = UpstreamBodies.completionBody(2048);
     completion = direct(concat(completionHead(body.length, false), body));
     completionClosing = direct(concat(completionHead(body.length, true), body));
     byte[] missing = "{\"error\":{\"message\":\"not found\"}}".getBytes(StandardCharsets.US_ASCII);
@@ -570,54 +565,5 @@ final class SseUpstream implements AutoCloseable {
   private static ByteBuffer direct(byte[] bytes) {
     ByteBuffer b = ByteBuffer.allocateDirect(bytes.length).put(bytes).flip();
     return b.asReadOnlyBuffer();
-  }
-
-  /** The events of a stream, as OpenAI sends them (and as upstream.mjs does). */
-  static List<byte[]> chunkEvents(int count) {
-    String[] words = WORDS.split(" ");
-    List<byte[]> out = new ArrayList<>(count);
-    for (int i = 0; i < count; i++) {
-      String delta;
-      String finish = "null";
-      if (i == 0) {
-        delta = "{\"role\":\"assistant\",\"content\":\"\"}";
-      } else if (i == count - 1) {
-        delta = "{}";
-        finish = "\"stop\"";
-      } else {
-        delta = "{\"content\":\"" + words[i % words.length] + " \"}";
-      }
-      String data =
-          "data: {\"id\":\""
-              + ID
-              + "\",\"object\":\"chat.completion.chunk\",\"created\":1735689600,"
-              + "\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_bench00000\","
-              + "\"choices\":[{\"index\":0,\"delta\":"
-              + delta
-              + ",\"logprobs\":null,\"finish_reason\":"
-              + finish
-              + "}]}\n\n";
-      out.add(data.getBytes(StandardCharsets.UTF_8));
-    }
-    return List.copyOf(out);
-  }
-
-  /** A chat completion of about {@code size} bytes. */
-  static byte[] completionBody(int size) {
-    String head =
-        "{\"id\":\""
-            + ID
-            + "\",\"object\":\"chat.completion\",\"created\":1735689600,"
-            + "\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_bench00000\","
-            + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"";
-    String tail =
-        ".\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-            + "\"usage\":{\"prompt_tokens\":230,\"completion_tokens\":400,\"total_tokens\":630}}";
-    StringBuilder content = new StringBuilder();
-    String[] words = WORDS.split(" ");
-    for (int i = 0; content.length() < size - head.length() - tail.length(); i++) {
-      content.append(words[i % words.length]).append(' ');
-    }
-    return (head + content.toString().trim() + tail).getBytes(StandardCharsets.UTF_8);
   }
 }
