@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
  * The compatibility kit for {@link QuotaStore} implementations: extend it in a JUnit 5 test,
  * implement {@link #newStore(Clock)}, and the tests check what the engine relies on —
  * {@code addIfWithin} never passes its limit and adds nothing when it refuses, totals are
- * returned, {@code add} takes negative amounts, unknown counters read 0, keys and windows are
+ * returned, {@code admit} checks and adds all of a request's steps or none of them, {@code add} takes negative amounts, unknown counters read 0, keys and windows are
  * independent, and all of it holds under concurrency.
  *
  * <pre>{@code
@@ -229,6 +229,107 @@ public abstract class QuotaStoreContract {
     assertThat(store.add(bob, MINUTE, 3, MINUTE_END)).isEqualTo(4);
     assertThat(store.get(alice, MINUTE)).isEqualTo(5);
     assertThat(store.get(unicode, MINUTE)).isEqualTo(1);
+  }
+
+  private static QuotaStore.Step check(String key, long amount, long limit) {
+    return new QuotaStore.Step(key, DAY, amount, limit, DAY_END, false);
+  }
+
+  private static QuotaStore.Step count(String key, long limit) {
+    return new QuotaStore.Step(key, MINUTE, 1, limit, MINUTE_END, true);
+  }
+
+  @Test
+  void admitChecksThenAddsEveryAddingStepWhenAllHaveRoom() throws Exception {
+    QuotaStore store = newStore(clock);
+    String tokens = key("tokens");
+    String requests = key("requests");
+    String other = key("other-requests");
+    store.add(tokens, DAY, 90, DAY_END);
+    store.add(requests, MINUTE, 2, MINUTE_END);
+
+    QuotaStore.Admission a =
+        store.admit(List.of(check(tokens, 10, 100), count(requests, 3), count(other, 5)));
+
+    assertThat(a.admitted()).isTrue();
+    assertThat(a.failed()).isEqualTo(-1);
+    assertThat(a.totals()).containsExactly(90, 3, 1);
+    assertThat(store.get(tokens, DAY)).as("a checking step adds nothing").isEqualTo(90);
+    assertThat(store.get(requests, MINUTE)).isEqualTo(3);
+    assertThat(store.get(other, MINUTE)).isEqualTo(1);
+  }
+
+  @Test
+  void admitAddsNothingWhenAStepHasNoRoomAndSaysWhichAndItsTotal() throws Exception {
+    QuotaStore store = newStore(clock);
+    String tokens = key("tokens");
+    String first = key("requests-first");
+    String full = key("requests-full");
+    store.add(tokens, DAY, 95, DAY_END);
+    store.add(full, MINUTE, 4, MINUTE_END);
+
+    QuotaStore.Admission tooMuch =
+        store.admit(List.of(count(first, 10), check(tokens, 6, 100), count(full, 10)));
+    assertThat(tooMuch.failed()).as("95 + 6 > 100").isEqualTo(1);
+    assertThat(tooMuch.admitted()).isFalse();
+    assertThat(tooMuch.totals()[1]).isEqualTo(95);
+    assertThat(store.get(first, MINUTE)).as("the earlier adding step is not kept").isZero();
+
+    QuotaStore.Admission lastFull =
+        store.admit(List.of(count(first, 10), check(tokens, 5, 100), count(full, 4)));
+    assertThat(lastFull.failed()).isEqualTo(2);
+    assertThat(lastFull.totals()).containsExactly(0, 95, 4);
+    assertThat(store.get(first, MINUTE)).isZero();
+    assertThat(store.get(full, MINUTE)).isEqualTo(4);
+
+    assertThat(store.admit(List.of(count(first, 10), check(tokens, 5, 100))).totals())
+        .as("exactly at the limit has room")
+        .containsExactly(1, 95);
+  }
+
+  @Test
+  void admitNeverPassesALimitUnderConcurrencyAndKeepsNoPartOfARefusedAdmission() throws Exception {
+    QuotaStore store = newStore(clock);
+    String shared = key("shared");
+    int threads = 8;
+    int each = 200;
+    long limit = 500; // of 1,600 admissions
+    CountDownLatch start = new CountDownLatch(1);
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    List<String> own = new ArrayList<>();
+    List<Future<Integer>> done = new ArrayList<>();
+    try {
+      for (int t = 0; t < threads; t++) {
+        String mine = key("own-" + t);
+        own.add(mine);
+        done.add(
+            pool.submit(
+                () -> {
+                  start.await();
+                  int admitted = 0;
+                  for (int i = 0; i < each; i++) {
+                    // its own counter first, then the shared one: a refusal must give back the
+                    // first
+                    if (store
+                        .admit(List.of(count(mine, Long.MAX_VALUE), count(shared, limit)))
+                        .admitted()) admitted++;
+                  }
+                  return admitted;
+                }));
+      }
+      start.countDown();
+      long admitted = 0;
+      for (Future<Integer> f : done) admitted += f.get();
+      assertThat(admitted).as("exactly the limit admitted").isEqualTo(limit);
+    } finally {
+      pool.shutdownNow();
+    }
+    assertThat(store.get(shared, MINUTE)).isEqualTo(limit);
+    long kept = 0;
+    for (String mine : own) kept += store.get(mine, MINUTE);
+    assertThat(kept)
+        .as("each thread's own counter holds only its admitted requests")
+        .isEqualTo(limit);
   }
 
   @Test

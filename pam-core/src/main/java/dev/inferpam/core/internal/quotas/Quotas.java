@@ -253,13 +253,54 @@ public final class Quotas {
     String subject = recentPrincipalKey(principal);
     long now = clock.instant().getEpochSecond();
     Long outputBound = outputBound(body);
+    // One call to the store: the token budgets must have room for the request's output bound (at
+    // least one token), then one more request is counted in each requests-per-minute bound.
+    List<QuotaStore.Step> steps = new ArrayList<>();
+    List<int[]> of = new ArrayList<>(); // per step: the entry and the bound's ordinal
     for (int i : entries) {
       Policy.Limit l = limits.get(i);
       for (Bound b : TOKEN_BOUNDS) {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        long used = store.get(recentKey(subject, i, b), window);
+        long need = outputBound == null ? 1 : Math.max(1, outputBound);
+        steps.add(
+            new QuotaStore.Step(
+                recentKey(subject, i, b), window, need, bound, b.windowEnd(window), false));
+        of.add(new int[] {i, b.ordinal()});
+      }
+    }
+    for (int i : entries) {
+      Long bound = Bound.REQUESTS_PER_MINUTE.of(limits.get(i));
+      if (bound == null) continue;
+      long window = Bound.REQUESTS_PER_MINUTE.window(now);
+      steps.add(
+          new QuotaStore.Step(
+              recentKey(subject, i, Bound.REQUESTS_PER_MINUTE),
+              window,
+              1,
+              bound,
+              Bound.REQUESTS_PER_MINUTE.windowEnd(window),
+              true));
+      of.add(new int[] {i, Bound.REQUESTS_PER_MINUTE.ordinal()});
+    }
+    if (!steps.isEmpty()) {
+      QuotaStore.Admission admitted = store.admit(List.copyOf(steps));
+      if (!admitted.admitted()) {
+        int failed = admitted.failed();
+        int i = of.get(failed)[0];
+        Bound b = Bound.values()[of.get(failed)[1]];
+        long bound = steps.get(failed).limit();
+        long used = admitted.totals()[failed];
+        long window = steps.get(failed).window();
+        if (b == Bound.REQUESTS_PER_MINUTE) {
+          return refuse(
+              i,
+              b,
+              window,
+              now,
+              "the " + bound + " requests of " + rule(i) + " requests-per-minute are used up");
+        }
         if (used >= bound) {
           return refuse(
               i,
@@ -268,47 +309,26 @@ public final class Quotas {
               now,
               "the " + bound + " tokens of " + rule(i) + " " + b.policyName() + " are used up");
         }
-        if (outputBound != null && outputBound > bound - used) {
-          String asked =
-              outputBound == UNBOUNDED
-                  ? "an unbounded output (a negative or non-numeric output bound)"
-                  : "the requested output bound of " + outputBound + " tokens";
-          return refuse(
-              i,
-              b,
-              window,
-              now,
-              asked
-                  + " is more than the "
-                  + (bound - used)
-                  + " left of "
-                  + rule(i)
-                  + " "
-                  + b.policyName()
-                  + " ("
-                  + bound
-                  + ")");
-        }
-      }
-    }
-    List<Integer> counted = new ArrayList<>(entries.size());
-    for (int i : entries) {
-      Long bound = Bound.REQUESTS_PER_MINUTE.of(limits.get(i));
-      if (bound == null) continue;
-      long window = Bound.REQUESTS_PER_MINUTE.window(now);
-      Instant end = Bound.REQUESTS_PER_MINUTE.windowEnd(window);
-      if (store.addIfWithin(recentKey(subject, i, Bound.REQUESTS_PER_MINUTE), window, 1, bound, end)
-          < 0) {
-        for (int j : counted)
-          store.add(recentKey(subject, j, Bound.REQUESTS_PER_MINUTE), window, -1, end);
+        String asked =
+            outputBound == UNBOUNDED
+                ? "an unbounded output (a negative or non-numeric output bound)"
+                : "the requested output bound of " + outputBound + " tokens";
         return refuse(
             i,
-            Bound.REQUESTS_PER_MINUTE,
+            b,
             window,
             now,
-            "the " + bound + " requests of " + rule(i) + " requests-per-minute are used up");
+            asked
+                + " is more than the "
+                + (bound - used)
+                + " left of "
+                + rule(i)
+                + " "
+                + b.policyName()
+                + " ("
+                + bound
+                + ")");
       }
-      counted.add(i);
     }
     return new Check(
         null, new Admission(subject, List.copyOf(entries), "embedding".equals(operation)));
