@@ -15,6 +15,9 @@ module dev.inferpam.core {
   requires org.yaml.snakeyaml;
 
   exports dev.inferpam.core;
+
+  uses dev.inferpam.core.StateBackend;
+
   exports dev.inferpam.core.adapter;
   exports dev.inferpam.core.stream;
 }

@@ -219,14 +219,24 @@ final class Exchange {
         if (check.refusal() != null) d = check.refusal();
         quota = check.admission();
       } catch (RuntimeException e) {
-        log.error(
-            "inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
-        d =
-            new Decision.Deny(
-                503,
-                "quota_unavailable",
-                "quota state is unavailable, the request was not forwarded",
-                "limits");
+        if (engine.quotasAllowWhenDown()) {
+          // state.redis.when-unavailable: allow: the request goes on, not counted
+          log.warn(
+              "inferpam: quota store failed, exchange {} admitted uncounted"
+                  + " (state.redis.when-unavailable: allow): {}",
+              id,
+              e.getClass().getName());
+          onFailed(ExchangeListener.Failure.QUOTAS);
+        } else {
+          log.error(
+              "inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
+          d =
+              new Decision.Deny(
+                  503,
+                  "quota_unavailable",
+                  "quota state is unavailable, the request was not forwarded",
+                  "limits");
+        }
       }
     }
     this.request = verdict.request();

@@ -37,7 +37,12 @@ public interface ExchangeListener {
     /** The masker failed mid-response; the response was cut off. */
     MASKING,
     /** The recorder refused or failed to take the record. */
-    RECORDING
+    RECORDING,
+    /**
+     * The quota store failed and the request was admitted uncounted
+     * ({@code state.redis.when-unavailable: allow}).
+     */
+    QUOTAS
   }
 
   /** The engine decided (or, after a review, decided again). */

@@ -144,6 +144,9 @@ public final class PamEngine implements AutoCloseable {
 
   private final AtomicBoolean closed = new AtomicBoolean();
 
+  /** {@code state.redis.when-unavailable: allow}. */
+  private final boolean quotasAllowWhenDown;
+
   /** See {@link #decidesWithoutWaiting()}. */
   private final boolean decidesWithoutWaiting;
 
@@ -159,7 +162,17 @@ public final class PamEngine implements AutoCloseable {
     List<AutoCloseable> built = new ArrayList<>();
     Recorder madeRecorder = null;
     InProcessApprovalService ownApprovals = null;
+    QuotaStore store = null;
     try {
+      if (!policy.limits().isEmpty()) {
+        store = b.quotaStore;
+        if (store == null && policy.state().redis() != null) {
+          // First of the parts that connect: a Redis that cannot be reached fails the start.
+          store = StateBackends.redisQuotaStore(policy.state().redis(), clock);
+          if (store instanceof AutoCloseable c) built.add(c);
+        }
+        if (store == null) store = new InMemoryQuotaStore(clock);
+      }
       List<IdentityResolver> resolvers =
           IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
       for (IdentityResolver r : resolvers) {
@@ -197,13 +210,9 @@ public final class PamEngine implements AutoCloseable {
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
     this.writeIntents = recording != null && recording.durability() == Policy.Durability.STRICT;
-    this.quotas =
-        policy.limits().isEmpty()
-            ? null
-            : new Quotas(
-                policy.limits(),
-                b.quotaStore != null ? b.quotaStore : new InMemoryQuotaStore(clock),
-                clock);
+    this.quotas = store == null ? null : new Quotas(policy.limits(), store, clock);
+    this.quotasAllowWhenDown =
+        policy.state().redis() != null && policy.state().redis().allowWhenDown();
     this.ids = new ExchangeIds(clock);
     this.listener = b.listener == null ? ExchangeListener.NONE : b.listener;
     java.util.Set<String> names = new java.util.HashSet<>();
@@ -217,7 +226,7 @@ public final class PamEngine implements AutoCloseable {
                 || recorder instanceof InMemoryRecorder
                 || ownRecorder
                 || given);
-    boolean quotaStore = quotas == null || b.quotaStore == null || given;
+    boolean quotaStore = store == null || store instanceof InMemoryQuotaStore || given;
     this.endsWithoutWaiting = recorderInMemory && quotaStore;
     this.decidesWithoutWaiting =
         endsWithoutWaiting
@@ -585,6 +594,11 @@ public final class PamEngine implements AutoCloseable {
   /** The policy's {@code limits} enforced, or {@code null} when it has none. */
   Quotas quotas() {
     return quotas;
+  }
+
+  /** Whether a request is admitted uncounted while the quota store fails ({@code when-unavailable: allow}). */
+  boolean quotasAllowWhenDown() {
+    return quotasAllowWhenDown;
   }
 
   /**

@@ -28,7 +28,38 @@ public record Policy(
     Recording recording,
     Masking masking,
     Approval approval,
-    List<Limit> limits) {
+    List<Limit> limits,
+    State state) {
+
+  /** A policy without a {@code state} section: every counter and review in this process. */
+  public Policy(
+      int version,
+      RequestSettings request,
+      Identity identity,
+      Upstream upstream,
+      List<Entitlement> entitlements,
+      List<AllowRule> allow,
+      Block block,
+      Parameters parameters,
+      Recording recording,
+      Masking masking,
+      Approval approval,
+      List<Limit> limits) {
+    this(
+        version,
+        request,
+        identity,
+        upstream,
+        entitlements,
+        allow,
+        block,
+        parameters,
+        recording,
+        masking,
+        approval,
+        limits,
+        null);
+  }
 
   /** A policy without a {@code limits} section. */
   public Policy(
@@ -55,7 +86,7 @@ public record Policy(
         recording,
         masking,
         approval,
-        null);
+        (List<Limit>) null);
   }
 
   /** A policy without an {@code approval} section. */
@@ -121,6 +152,43 @@ public record Policy(
     this(version, request, identity, upstream, entitlements, allow, block, parameters, null);
   }
 
+  /**
+   * The {@code state} section: where state shared by the replicas of a fleet lives. Without it,
+   * quota counters are in this process's memory.
+   *
+   * @param redis the Redis that holds the quota counters, or {@code null}
+   */
+  public record State(Redis redis) {
+    /** No {@code state} section. */
+    public static final State IN_PROCESS = new State(null);
+  }
+
+  /**
+   * {@code state.redis}: the Redis URL ({@code redis://[user:password@]host:port[/db]},
+   * {@code rediss://}, {@code redis-sentinel://}) from an environment variable or a file (it may
+   * hold a password, so it is never written in the policy), how long a call may take, and what a
+   * request gets while Redis cannot be reached or answers too late.
+   *
+   * @param urlFromEnv    the environment variable holding the URL, or {@code null}
+   * @param urlFromFile   the file holding the URL, or {@code null}; exactly one of the two
+   * @param timeout       {@code timeout}, default 500 ms
+   * @param allowWhenDown {@code when-unavailable: allow}: admit (uncounted, logged) rather than
+   *                      refuse 503 {@code quota_unavailable}, the default ({@code refuse})
+   */
+  public record Redis(
+      String urlFromEnv,
+      java.nio.file.Path urlFromFile,
+      java.time.Duration timeout,
+      boolean allowWhenDown) {
+    public static final java.time.Duration DEFAULT_TIMEOUT = java.time.Duration.ofMillis(500);
+
+    public Redis {
+      if ((urlFromEnv == null) == (urlFromFile == null))
+        throw new IllegalArgumentException("exactly one of urlFromEnv and urlFromFile");
+      timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
+    }
+  }
+
   /** Default request body limit: 8 MiB. */
   public static final long DEFAULT_MAX_BODY_BYTES = 8L * 1024 * 1024;
 
@@ -135,6 +203,7 @@ public record Policy(
     block = block == null ? new Block(List.of(), List.of()) : block;
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
     limits = limits == null ? List.of() : List.copyOf(limits);
+    state = state == null ? State.IN_PROCESS : state;
     if (upstream.credential() != null) {
       ForwardHeaders.checkNotCredential(request.forwardHeaders(), upstream.credential().header());
     }

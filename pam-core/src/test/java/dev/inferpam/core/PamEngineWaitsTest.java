@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.Principal;
+import dev.inferpam.api.QuotaStore;
 import dev.inferpam.testsupport.Policies;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -64,20 +65,41 @@ class PamEngineWaitsTest {
     }
   }
 
+  /** A store of the application's (a database, say): the engine cannot see into it. */
+  private static QuotaStore applicationStore() {
+    QuotaStore memory = new InMemoryQuotaStore(java.time.Clock.systemUTC());
+    return new QuotaStore() {
+      @Override
+      public long addIfWithin(
+          String key, long window, long amount, long limit, java.time.Instant windowEnd) {
+        return memory.addIfWithin(key, window, amount, limit, windowEnd);
+      }
+
+      @Override
+      public long add(String key, long window, long amount, java.time.Instant windowEnd) {
+        return memory.add(key, window, amount, windowEnd);
+      }
+
+      @Override
+      public long get(String key, long window) {
+        return memory.get(key, window);
+      }
+    };
+  }
+
   @Test
   void aQuotaStoreGivenToTheBuilderMayWaitUnlessDeclaredNotTo() throws IOException {
     String policy = policy("batched", "");
-    try (PamEngine engine =
-        build(policy, b -> b.quotaStore(new InMemoryQuotaStore(java.time.Clock.systemUTC())))) {
+    try (PamEngine engine = build(policy, b -> b.quotaStore(applicationStore()))) {
       assertThat(engine.decidesWithoutWaiting()).isFalse();
       assertThat(engine.endsWithoutWaiting()).isFalse();
     }
     try (PamEngine engine =
-        build(
-            policy,
-            b ->
-                b.quotaStore(new InMemoryQuotaStore(java.time.Clock.systemUTC()))
-                    .givenPartsNeverWait())) {
+        build(policy, b -> b.quotaStore(new InMemoryQuotaStore(java.time.Clock.systemUTC())))) {
+      assertThat(engine.decidesWithoutWaiting()).as("the in-memory store, given").isTrue();
+    }
+    try (PamEngine engine =
+        build(policy, b -> b.quotaStore(applicationStore()).givenPartsNeverWait())) {
       assertThat(engine.decidesWithoutWaiting()).isTrue();
       assertThat(engine.endsWithoutWaiting()).isTrue();
     }

@@ -70,7 +70,8 @@ public final class PolicyLoader {
           "recording",
           "masking",
           "approval",
-          "limits");
+          "limits",
+          "state");
   private static final Set<String> TOP_UNSUPPORTED = Set.of();
 
   private static final Pattern SOURCE_REF =
@@ -230,6 +231,7 @@ public final class PolicyLoader {
     Policy.Masking masking = null;
     Policy.Approval approval = null;
     List<Policy.Limit> limits = null;
+    Policy.State state = null;
     // Document order, so the first problem reported is the first one in the file.
     for (Map.Entry<String, JsonNode> field : root.properties()) {
       String key = field.getKey();
@@ -246,6 +248,7 @@ public final class PolicyLoader {
         case "masking" -> masking = MaskingSection.read(value, key);
         case "approval" -> approval = ApprovalSection.read(value, key);
         case "limits" -> limits = LimitsSection.read(value, key);
+        case "state" -> state = StateSection.read(value, key);
         default -> {} // version, done above
       }
     }
@@ -261,7 +264,8 @@ public final class PolicyLoader {
         recording,
         masking,
         approval,
-        limits);
+        limits,
+        state);
   }
 
   private static int version(JsonNode v) {
