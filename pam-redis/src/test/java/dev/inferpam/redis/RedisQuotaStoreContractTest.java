@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.inferpam.api.QuotaStore;
 import dev.inferpam.testkit.QuotaStoreContract;
+import dev.inferpam.testsupport.RedisServer;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;

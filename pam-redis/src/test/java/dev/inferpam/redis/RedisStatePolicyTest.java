@@ -11,6 +11,7 @@ import dev.inferpam.core.PolicyException;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.testsupport.Policies;
+import dev.inferpam.testsupport.RedisServer;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

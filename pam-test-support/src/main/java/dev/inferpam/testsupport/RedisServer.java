@@ -1,4 +1,4 @@
-package dev.inferpam.redis;
+package dev.inferpam.testsupport;
 
 import java.io.IOException;
 import java.net.InetAddress;
@@ -15,13 +15,15 @@ import java.util.concurrent.TimeUnit;
  * started on a free port of 127.0.0.1 without persistence, and stopped by {@link #close()}. A
  * machine without it fails the test, saying how to get it.
  */
-final class RedisServer implements AutoCloseable {
+public final class RedisServer implements AutoCloseable {
   private static final List<String> PLACES =
       List.of("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server");
 
   private final Process process;
   private final Path dir;
-  final int port;
+
+  /** The port it listens on, on 127.0.0.1. */
+  public final int port;
 
   private RedisServer(Process process, Path dir, int port) {
     this.process = process;
@@ -29,7 +31,8 @@ final class RedisServer implements AutoCloseable {
     this.port = port;
   }
 
-  static RedisServer start() throws IOException, InterruptedException {
+  /** Starts one; fails, saying how to get it, when {@code redis-server} is not installed. */
+  public static RedisServer start() throws IOException, InterruptedException {
     String binary =
         PLACES.stream()
             .filter(p -> Files.isExecutable(Path.of(p)))
@@ -78,7 +81,8 @@ final class RedisServer implements AutoCloseable {
     throw new IllegalStateException("redis-server did not listen on " + port + " within 10 s");
   }
 
-  String url() {
+  /** {@code redis://127.0.0.1:PORT}. */
+  public String url() {
     return "redis://127.0.0.1:" + port;
   }
 
