@@ -145,4 +145,23 @@ public interface QuotaStore {
     }
     return new Admission(totals, -1);
   }
+
+  /**
+   * Charges one exchange in one call, once its response has ended: each adding step's amount is
+   * added whatever the total (tokens are charged after the fact; its {@code limit} is not
+   * checked), every other step is only read. A store whose round trips cost can make it one
+   * round trip. The default goes step by step with {@link #add} and {@link #get}.
+   *
+   * @return every step's total after the call, in order
+   * @throws RuntimeException when the store fails; what was added before may stay added
+   */
+  default long[] charge(java.util.List<Step> steps) {
+    long[] totals = new long[steps.size()];
+    for (int i = 0; i < steps.size(); i++) {
+      Step s = steps.get(i);
+      totals[i] =
+          s.add() ? add(s.key(), s.window(), s.amount(), s.windowEnd()) : get(s.key(), s.window());
+    }
+    return totals;
+  }
 }

@@ -18,8 +18,9 @@ import java.util.Objects;
 
 /**
  * A {@link QuotaStore} in Redis, so that a policy's {@code limits} hold across every replica of a
- * fleet: each call is one round trip running a Lua script, atomic on the server, and
- * {@link #admit} checks and counts all of a request's counters in one such script.
+ * fleet: each call is one round trip running a Lua script, atomic on the server: {@link #admit}
+ * checks and counts all of a request's counters in one such script, {@link #charge} charges all
+ * of an exchange's in one.
  *
  * <p><b>Keys.</b> {@code <prefix>{<tag>}:<counter>:<window>}: {@code counter} is a hash of the
  * engine's key (which may be long and holds a subject), {@code tag} a hash of its first line (the
@@ -94,6 +95,23 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       return out
       """;
 
+  /**
+   * Charges. KEYS: the counters; ARGV: per counter its amount, whether to add (1 or 0) and in how
+   * many milliseconds it expires. Returns every counter's total, as a string.
+   */
+  static final String CHARGE =
+      """
+      local out = {}
+      for i = 1, #KEYS do
+        if ARGV[3 * i - 1] == '1' then
+          redis.call('INCRBY', KEYS[i], ARGV[3 * i - 2])
+          redis.call('PEXPIRE', KEYS[i], ARGV[3 * i])
+        end
+        out[i] = redis.call('GET', KEYS[i]) or '0'
+      end
+      return out
+      """;
+
   /** Adds whatever the total. KEYS[1]; ARGV: amount, milliseconds to expiry. Returns the total, as a string. */
   static final String ADD =
       """
@@ -109,6 +127,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
   private final Clock clock;
   private final String admitSha;
   private final String addSha;
+  private final String chargeSha;
 
   private RedisQuotaStore(RedisClient client, String prefix, Clock clock) {
     this.client = client;
@@ -118,6 +137,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
     this.commands = connection.sync();
     this.admitSha = commands.scriptLoad(ADMIT);
     this.addSha = commands.scriptLoad(ADD);
+    this.chargeSha = commands.scriptLoad(CHARGE);
   }
 
   /**
@@ -227,6 +247,24 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
     for (int i = 0; i < totals.length; i++)
       totals[i] = Long.parseLong(String.valueOf(out.get(i + 1)));
     return new Admission(totals, Integer.parseInt(String.valueOf(out.get(0))) - 1);
+  }
+
+  @Override
+  public long[] charge(List<Step> steps) {
+    if (steps.isEmpty()) return new long[0];
+    String[] keys = new String[steps.size()];
+    String[] args = new String[steps.size() * 3];
+    for (int i = 0; i < steps.size(); i++) {
+      Step s = steps.get(i);
+      keys[i] = redisKey(s.key(), s.window());
+      args[3 * i] = Long.toString(s.amount());
+      args[3 * i + 1] = s.add() ? "1" : "0";
+      args[3 * i + 2] = expiry(s.windowEnd());
+    }
+    List<Object> out = commands.evalsha(chargeSha, ScriptOutputType.MULTI, keys, args);
+    long[] totals = new long[steps.size()];
+    for (int i = 0; i < totals.length; i++) totals[i] = Long.parseLong(String.valueOf(out.get(i)));
+    return totals;
   }
 
   /** Closes the connection and the client's threads. */

@@ -288,6 +288,28 @@ public abstract class QuotaStoreContract {
   }
 
   @Test
+  void chargeAddsTheAddingStepsWhateverTheirLimitAndReadsTheOthers() throws Exception {
+    QuotaStore store = newStore(clock);
+    String tokens = key("tokens");
+    String requests = key("requests");
+    store.add(tokens, DAY, 90, DAY_END);
+    store.add(requests, MINUTE, 2, MINUTE_END);
+
+    long[] totals =
+        store.charge(
+            List.of(
+                new QuotaStore.Step(tokens, DAY, 30, 100, DAY_END, true),
+                new QuotaStore.Step(requests, MINUTE, 1, 3, MINUTE_END, false)));
+
+    assertThat(totals)
+        .as("tokens are charged after the fact, past the limit")
+        .containsExactly(120, 2);
+    assertThat(store.get(tokens, DAY)).isEqualTo(120);
+    assertThat(store.get(requests, MINUTE)).as("a reading step adds nothing").isEqualTo(2);
+    assertThat(store.charge(List.of())).isEmpty();
+  }
+
+  @Test
   void admitNeverPassesALimitUnderConcurrencyAndKeepsNoPartOfARefusedAdmission() throws Exception {
     QuotaStore store = newStore(clock);
     String shared = key("shared");

@@ -367,30 +367,43 @@ public final class Quotas {
     long tokens =
         forwarded ? tokens(usage, requestBytes, admission.embedding() ? 0 : responseBytes) : 0;
     long now = clock.instant().getEpochSecond();
-    Map<String, Long> left = new LinkedHashMap<>();
+    // One call to the store: the tokens added to every token bound, every other bound read.
+    List<QuotaStore.Step> steps = new ArrayList<>();
+    List<Bound> bounds = new ArrayList<>();
+    List<Long> limitsOf = new ArrayList<>();
     for (int i : admission.entries()) {
       Policy.Limit l = limits.get(i);
       for (Bound b : BOUNDS) {
         Long bound = b.of(l);
         if (bound == null) continue;
         long window = b.window(now);
-        String key = recentKey(admission.principalKey(), i, b);
-        long used;
-        try {
-          used =
-              b == Bound.REQUESTS_PER_MINUTE || tokens == 0
-                  ? store.get(key, window)
-                  : store.add(key, window, tokens, b.windowEnd(window));
-        } catch (RuntimeException e) {
-          log.error(
-              "inferpam: quota store failed while charging {} {}: {}",
-              rule(i),
-              b.policyName(),
-              e.getClass().getName());
-          continue;
-        }
-        left.merge(b.recordName(), Math.max(0, bound - used), Math::min);
+        boolean add = b != Bound.REQUESTS_PER_MINUTE && tokens > 0;
+        steps.add(
+            new QuotaStore.Step(
+                recentKey(admission.principalKey(), i, b),
+                window,
+                add ? tokens : 1,
+                bound,
+                b.windowEnd(window),
+                add));
+        bounds.add(b);
+        limitsOf.add(bound);
       }
+    }
+    Map<String, Long> left = new LinkedHashMap<>();
+    if (steps.isEmpty()) return left;
+    long[] totals;
+    try {
+      totals = store.charge(List.copyOf(steps));
+    } catch (RuntimeException e) {
+      log.error(
+          "inferpam: quota store failed while charging {} tokens: {}",
+          tokens,
+          e.getClass().getName());
+      return left; // nothing is known of what is left
+    }
+    for (int k = 0; k < steps.size(); k++) {
+      left.merge(bounds.get(k).recordName(), Math.max(0, limitsOf.get(k) - totals[k]), Math::min);
     }
     return left;
   }
