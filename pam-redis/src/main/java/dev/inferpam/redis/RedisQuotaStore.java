@@ -2,6 +2,7 @@ package dev.inferpam.redis;
 
 import dev.inferpam.api.QuotaStore;
 import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.api.StatefulRedisConnection;
@@ -15,6 +16,10 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A {@link QuotaStore} in Redis, so that a policy's {@code limits} hold across every replica of a
@@ -30,13 +35,17 @@ import java.util.Objects;
  *
  * <p><b>Failures.</b> A call that cannot reach Redis, or gets no answer within the timeout,
  * throws a {@link RuntimeException} naming neither the URL's password nor a key: the engine then
- * refuses the request (fail closed). Lettuce reconnects by itself.
+ * refuses the request (fail closed). A store made while Redis is down connects on a later call;
+ * once connected, Lettuce reconnects by itself; a Redis that restarted and forgot the scripts
+ * is sent them again.
  *
  * <p><b>Thread-safety:</b> thread-safe; one connection, shared (Lettuce multiplexes it). A call
  * blocks its thread until Redis answers: on an event loop, declare nothing about it (it is not
  * an in-memory part), so the gateway's Netty front runs admissions and ends off the loop.
  */
 public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(RedisQuotaStore.class);
+
   /** The default key prefix. */
   public static final String DEFAULT_PREFIX = "inferpam:q:";
 
@@ -121,31 +130,36 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       """;
 
   private final RedisClient client;
-  private final StatefulRedisConnection<String, String> connection;
-  private final RedisCommands<String, String> commands;
+  private final String where;
   private final String prefix;
   private final Clock clock;
-  private final String admitSha;
-  private final String addSha;
-  private final String chargeSha;
 
-  private RedisQuotaStore(RedisClient client, String prefix, Clock clock) {
+  /** Connecting, one caller at a time (a lock, not a monitor: a virtual thread is not pinned). */
+  private final ReentrantLock connecting = new ReentrantLock();
+
+  private volatile StatefulRedisConnection<String, String> connection;
+  private volatile RedisCommands<String, String> commands;
+
+  /** Before this (System.nanoTime), a failed connect is not tried again: calls fail at once. */
+  private long retryAfter;
+
+  private volatile boolean closed;
+
+  private RedisQuotaStore(RedisClient client, String where, String prefix, Clock clock) {
     this.client = client;
+    this.where = where;
     this.prefix = prefix;
     this.clock = clock;
-    this.connection = client.connect();
-    this.commands = connection.sync();
-    this.admitSha = commands.scriptLoad(ADMIT);
-    this.addSha = commands.scriptLoad(ADD);
-    this.chargeSha = commands.scriptLoad(CHARGE);
   }
 
   /**
-   * Connects to {@code url} ({@code redis://[user:password@]host:port[/db]}, {@code rediss://}
+   * A store for {@code url} ({@code redis://[user:password@]host:port[/db]}, {@code rediss://}
    * for TLS, {@code redis-sentinel://}) with {@link #DEFAULT_TIMEOUT} and {@link #DEFAULT_PREFIX}.
+   * It connects now when it can; a Redis that cannot be reached yet is connected to by a later
+   * call (every call fails meanwhile, at most one connect attempt a second), so a replica starts
+   * and refuses what needs Redis until Redis answers.
    *
    * @throws IllegalArgumentException when the URL cannot be read (the message does not repeat it)
-   * @throws RuntimeException         when Redis cannot be reached now
    */
   public static RedisQuotaStore connect(String url) {
     return connect(url, DEFAULT_TIMEOUT, DEFAULT_PREFIX, Clock.systemUTC());
@@ -168,18 +182,64 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       throw new IllegalArgumentException("not a Redis URL (redis://host:port/db expected)");
     }
     uri.setTimeout(timeout);
-    RedisClient client = RedisClient.create(uri);
+    RedisQuotaStore store =
+        new RedisQuotaStore(
+            RedisClient.create(uri), uri.getHost() + ":" + uri.getPort(), prefix, clock);
     try {
-      return new RedisQuotaStore(client, prefix, clock);
+      store.commands();
     } catch (RuntimeException e) {
-      client.shutdown();
-      throw new IllegalStateException(
-          "cannot reach Redis at "
-              + uri.getHost()
-              + ":"
-              + uri.getPort()
-              + ": "
-              + e.getClass().getSimpleName());
+      log.warn("inferpam: {}; requests under limits are refused until it answers", e.getMessage());
+    }
+    return store;
+  }
+
+  /** The connection's commands, connecting first when there is none. */
+  private RedisCommands<String, String> commands() {
+    RedisCommands<String, String> c = commands;
+    if (c != null) return c;
+    connecting.lock();
+    try {
+      if (closed) throw new IllegalStateException("the Redis quota store is closed");
+      if (commands != null) return commands;
+      long now = System.nanoTime();
+      if (retryAfter != 0 && now - retryAfter < 0)
+        throw new IllegalStateException("cannot reach Redis at " + where + " (retrying)");
+      try {
+        StatefulRedisConnection<String, String> conn = client.connect();
+        connection = conn;
+        commands = conn.sync();
+        retryAfter = 0;
+        return commands;
+      } catch (RuntimeException e) {
+        retryAfter = now + TimeUnit.SECONDS.toNanos(1);
+        // Lettuce's message may name the URL: only the exception's kind is said
+        throw new IllegalStateException(
+            "cannot reach Redis at " + where + ": " + e.getClass().getSimpleName());
+      }
+    } finally {
+      connecting.unlock();
+    }
+  }
+
+  /**
+   * Runs a script by its digest, sending it whole when Redis does not know it (a Redis that
+   * restarted forgets loaded scripts).
+   */
+  private <T> T script(String script, ScriptOutputType type, String[] keys, String... args) {
+    RedisCommands<String, String> c = commands();
+    try {
+      return c.evalsha(digest(script), type, keys, args);
+    } catch (RedisNoScriptException e) {
+      return c.eval(script, type, keys, args);
+    }
+  }
+
+  private static String digest(String script) {
+    try {
+      byte[] d = MessageDigest.getInstance("SHA-1").digest(script.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(d);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-1 is missing from this JVM", e);
     }
   }
 
@@ -213,8 +273,8 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
   @Override
   public long add(String key, long window, long amount, Instant windowEnd) {
     String total =
-        commands.evalsha(
-            addSha,
+        script(
+            ADD,
             ScriptOutputType.VALUE,
             new String[] {redisKey(key, window)},
             Long.toString(amount),
@@ -224,7 +284,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
 
   @Override
   public long get(String key, long window) {
-    String v = commands.get(redisKey(key, window));
+    String v = commands().get(redisKey(key, window));
     return v == null ? 0 : Long.parseLong(v);
   }
 
@@ -242,7 +302,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       args[4 * i + 3] = expiry(s.windowEnd());
     }
     // Every value comes back as a string: Lua would round 64-bit totals held as its numbers.
-    List<Object> out = commands.evalsha(admitSha, ScriptOutputType.MULTI, keys, args);
+    List<Object> out = script(ADMIT, ScriptOutputType.MULTI, keys, args);
     long[] totals = new long[steps.size()];
     for (int i = 0; i < totals.length; i++)
       totals[i] = Long.parseLong(String.valueOf(out.get(i + 1)));
@@ -261,7 +321,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       args[3 * i + 1] = s.add() ? "1" : "0";
       args[3 * i + 2] = expiry(s.windowEnd());
     }
-    List<Object> out = commands.evalsha(chargeSha, ScriptOutputType.MULTI, keys, args);
+    List<Object> out = script(CHARGE, ScriptOutputType.MULTI, keys, args);
     long[] totals = new long[steps.size()];
     for (int i = 0; i < totals.length; i++) totals[i] = Long.parseLong(String.valueOf(out.get(i)));
     return totals;
@@ -270,7 +330,13 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
   /** Closes the connection and the client's threads. */
   @Override
   public void close() {
-    connection.close();
+    connecting.lock();
+    try {
+      closed = true;
+      if (connection != null) connection.close();
+    } finally {
+      connecting.unlock();
+    }
     client.shutdown();
   }
 }

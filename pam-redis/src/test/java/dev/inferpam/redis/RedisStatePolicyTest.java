@@ -2,6 +2,7 @@ package dev.inferpam.redis;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import dev.inferpam.core.ExchangeInfo;
 import dev.inferpam.core.ExchangeListener;
@@ -134,15 +135,30 @@ class RedisStatePolicyTest {
   }
 
   @Test
-  void anEngineThatCannotReachRedisDoesNotStartAndNeverShowsThePassword() throws Exception {
+  void anEngineStartsWhileRedisIsDownAndRefusesUntilItAnswers() throws Exception {
     int port;
     try (RedisServer gone = RedisServer.start()) {
       port = gone.port;
     }
-    String policy = policy("redis://:pw-s3cret@127.0.0.1:" + port, "");
+    PamEngine engine = engine(policy("redis://127.0.0.1:" + port, ""), ExchangeListener.NONE);
+    assertThat(call(engine)).as("503 quota_unavailable while Redis is down").isEqualTo(503);
+    RedisServer back = RedisServer.start(port);
+    try {
+      await()
+          .atMost(java.time.Duration.ofSeconds(5))
+          .pollInterval(java.time.Duration.ofMillis(200))
+          .until(() -> call(engine) == 200);
+    } finally {
+      back.close();
+    }
+  }
+
+  @Test
+  void aStateBackendThatIsMissingOrAMalformedUrlStopsTheStartWithoutShowingIt() throws Exception {
+    String policy = policy("not a url :pw-s3cret@", "");
     assertThatThrownBy(() -> PamEngine.builder().policy(Policy.parse(policy)).build())
         .isInstanceOf(PolicyException.class)
-        .hasMessageStartingWith("state.redis: cannot reach Redis at 127.0.0.1:" + port)
+        .hasMessageStartingWith("state.redis: ")
         .hasMessageNotContaining("pw-s3cret");
   }
 

@@ -31,8 +31,17 @@ public final class RedisServer implements AutoCloseable {
     this.port = port;
   }
 
-  /** Starts one; fails, saying how to get it, when {@code redis-server} is not installed. */
+  /** Starts one on a free port; fails, saying how to get it, when {@code redis-server} is not installed. */
   public static RedisServer start() throws IOException, InterruptedException {
+    int port;
+    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = probe.getLocalPort();
+    }
+    return start(port);
+  }
+
+  /** Starts one on {@code port} of 127.0.0.1 (say, where a stopped one was). */
+  public static RedisServer start(int port) throws IOException, InterruptedException {
     String binary =
         PLACES.stream()
             .filter(p -> Files.isExecutable(Path.of(p)))
@@ -43,10 +52,6 @@ public final class RedisServer implements AutoCloseable {
                         "redis-server is not installed: the Redis tests run a real server."
                             + " Install it with `apt-get install -y redis-server` (Debian), as"
                             + " .ci/run does, or put redis-server in /usr/local/bin"));
-    int port;
-    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = probe.getLocalPort();
-    }
     Path dir = Files.createTempDirectory("inferpam-redis");
     Process p =
         new ProcessBuilder(
