@@ -3,10 +3,14 @@ package dev.inferpam.benchmarks;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.inferpam.api.Principal;
+import dev.inferpam.api.QuotaStore;
 import dev.inferpam.core.InMemoryQuotaStore;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.internal.quotas.Quotas;
+import dev.inferpam.redis.RedisQuotaStore;
+import dev.inferpam.testsupport.RedisServer;
 import java.time.Clock;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.LinkedHashMap;
@@ -21,9 +25,11 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
@@ -95,7 +101,16 @@ public class QuotaBenchmark {
   /** One policy's quotas and store, shared by all benchmark threads, as request threads share them. */
   @State(Scope.Benchmark)
   public static class Budget {
-    InMemoryQuotaStore store;
+    /**
+     * {@code memory}: the in-memory store; {@code redis}: {@code RedisQuotaStore} against a
+     * {@code redis-server} this benchmark starts on 127.0.0.1 (one Lua script per admission and
+     * per charge, a loopback round trip each).
+     */
+    @Param({"memory"})
+    public String store = "memory";
+
+    QuotaStore counters;
+    RedisServer redis;
     Quotas quotas;
     Principal principal;
     JsonNode body;
@@ -104,11 +119,21 @@ public class QuotaBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws Exception {
       Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
-      store = new InMemoryQuotaStore(clock);
+      counters =
+          switch (store) {
+            case "memory" -> new InMemoryQuotaStore(clock);
+            case "redis" -> {
+              redis = RedisServer.start();
+              yield RedisQuotaStore.connect(
+                  redis.url(), Duration.ofSeconds(2), "bench:" + System.nanoTime() + ":", clock);
+            }
+            default ->
+                throw new IllegalArgumentException("store must be memory or redis: " + store);
+          };
       quotas =
           new Quotas(
               List.of(new Policy.Limit(Set.of("*"), List.of(), Set.of(), BOUND, BOUND, BOUND)),
-              store,
+              counters,
               clock);
       principal =
           new Principal(
@@ -143,6 +168,12 @@ public class QuotaBenchmark {
               BOUND - TOKENS_PER_REQUEST);
       if (!left.equals(expected))
         throw new IllegalStateException("expected " + expected + " left, got " + left);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() throws Exception {
+      if (counters instanceof AutoCloseable c) c.close();
+      if (redis != null) redis.close();
     }
   }
 

@@ -65,6 +65,33 @@ class QuotaBenchmarkTest {
     assertUsed(1 + threads * perThread);
   }
 
+  @Test
+  void withTheRedisStoreEightThreadsLoseNoCountEither() throws Exception {
+    state.store = "redis";
+    state.setUp(); // starts a redis-server of its own
+    try {
+      int threads = 8;
+      int perThread = 50;
+      ExecutorService pool = Executors.newFixedThreadPool(threads);
+      try {
+        List<Future<?>> done = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          done.add(
+              pool.submit(
+                  () -> {
+                    for (int i = 0; i < perThread; i++) benchmark.onePrincipal8Threads(state);
+                  }));
+        }
+        for (Future<?> f : done) f.get(30, TimeUnit.SECONDS);
+      } finally {
+        pool.shutdownNow();
+      }
+      assertUsed(1 + threads * perThread);
+    } finally {
+      state.tearDown();
+    }
+  }
+
   /** The counters, as the quota endpoint reads them: every call counted once, with its tokens. */
   private void assertUsed(long calls) {
     List<Quotas.EntryStatus> status = state.quotas.status(state.principal);

@@ -301,17 +301,21 @@ final class JsonSpans {
     } else {
       return -1;
     }
+    int fraction = 0;
     if (i < to && b[i] == '.') {
       int after = digits(i + 1);
       if (after == i + 1) return -1;
+      fraction = after - (i + 1);
       i = after;
       flags = 0;
     }
     if (i < to && (b[i] == 'e' || b[i] == 'E')) {
       i++;
-      if (i < to && (b[i] == '+' || b[i] == '-')) i++;
+      boolean negative = false;
+      if (i < to && (b[i] == '+' || b[i] == '-')) negative = b[i++] == '-';
       int after = digits(i);
       if (after == i) return -1;
+      if (!decimalScaleFits(i, after, negative, fraction)) return -1;
       i = after;
       flags = 0;
     }
@@ -320,6 +324,22 @@ final class JsonSpans {
     end[t] = i;
     next[t] = count;
     return i;
+  }
+
+  /**
+   * Whether a number with {@code fraction} digits after its point and the exponent
+   * {@code b[from, to)} (with its sign) has a scale that fits an {@code int}, as Jackson's
+   * {@code BigDecimal} reading needs: {@code 4e11111111111111} is not read by Jackson.
+   */
+  private boolean decimalScaleFits(int from, int to, boolean negative, int fraction) {
+    while (from < to - 1 && b[from] == '0') from++;
+    if (to - from > 10) return false;
+    long exponent = 0;
+    for (int k = from; k < to; k++) exponent = exponent * 10 + (b[k] - '0');
+    if (negative) exponent = -exponent;
+    if (exponent > Integer.MAX_VALUE || exponent < Integer.MIN_VALUE) return false;
+    long scale = fraction - exponent;
+    return scale >= Integer.MIN_VALUE && scale <= Integer.MAX_VALUE;
   }
 
   private int digits(int i) {

@@ -56,6 +56,25 @@ class JsonSpliceProperties {
     assertMasksAlike(doc);
   }
 
+  @org.junit.jupiter.api.Test
+  void numbersWhoseScaleJacksonCannotHoldAreNotJsonEither() {
+    for (String n :
+        new String[] {
+          "4e11111111111111",
+          "1e2147483647",
+          "1e2147483648",
+          "1.5e-2147483647",
+          "1e-2147483648",
+          "1e-2147483647",
+          "1.0e2147483647",
+          "-2.25E+0000000000000012",
+          "1e00000000002147483648",
+          "0.5e-2147483646"
+        }) {
+      assertReadAlike(("{\"content\":[[" + n + "]]}").getBytes(StandardCharsets.UTF_8));
+    }
+  }
+
   /** JsonSpans takes a document for JSON exactly when Jackson does (on the text it decodes to). */
   private static void assertReadAlike(byte[] doc) {
     String text = new String(doc, StandardCharsets.UTF_8);
