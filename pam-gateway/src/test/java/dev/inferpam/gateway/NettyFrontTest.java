@@ -99,6 +99,36 @@ class NettyFrontTest {
     return gateway;
   }
 
+  /** One response read off the stream: its head and body (Content-Length or chunked). */
+  private static String readResponse(InputStream in) throws IOException {
+    ByteArrayOutputStream head = new ByteArrayOutputStream();
+    while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+      int c = in.read();
+      if (c < 0) throw new IOException("closed in the head: " + head);
+      head.write(c);
+    }
+    String h = head.toString(StandardCharsets.ISO_8859_1);
+    java.util.regex.Matcher length =
+        java.util.regex.Pattern.compile("(?i)content-length: *(\\d+)").matcher(h);
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    if (length.find()) {
+      body.write(in.readNBytes(Integer.parseInt(length.group(1))));
+    } else {
+      while (true) {
+        StringBuilder size = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+          if (c < 0) throw new IOException("closed in a chunk");
+          if (c != '\r') size.append((char) c);
+        }
+        int n = Integer.parseInt(size.toString().trim(), 16);
+        body.write(in.readNBytes(n));
+        in.readNBytes(2);
+        if (n == 0) break;
+      }
+    }
+    return h + body.toString(StandardCharsets.UTF_8);
+  }
+
   private static String post(String path, String key, String body, String extraHeaders) {
     return "POST "
         + path
@@ -172,6 +202,69 @@ class NettyFrontTest {
     assertThat(threads[0]).as("decided on").startsWith("inferpam-request");
     assertThat(threads[1]).as("ended on").startsWith("inferpam-request");
     assertThat(records.poll(WAIT.toSeconds(), TimeUnit.SECONDS).response().status()).isEqualTo(200);
+  }
+
+  @Test
+  void theNextRequestOnAConnectionIsTakenOnlyOnceThePreviousExchangeHasEnded() throws Exception {
+    // The recorder (an application's: it may wait, so exchanges end off the event loop) holds the
+    // first exchange's end until the second request is decided, or a second has passed. Taken
+    // too early, the second would be decided while the first still held its end: a client that
+    // reads its quota right after an answer would not see that answer's tokens.
+    List<String> order = java.util.Collections.synchronizedList(new ArrayList<>());
+    CountDownLatch secondDecided = new CountDownLatch(1);
+    AtomicInteger decisions = new AtomicInteger();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.POLICY))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(
+                r -> {
+                  try {
+                    secondDecided.await(1, TimeUnit.SECONDS);
+                  } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                  }
+                  order.add("ended " + r.request().body());
+                })
+            .eventListener(
+                new dev.inferpam.core.ExchangeListener() {
+                  @Override
+                  public void decided(
+                      dev.inferpam.core.ExchangeInfo exchange, dev.inferpam.api.Decision d) {
+                    int n = decisions.incrementAndGet();
+                    order.add("decided " + n);
+                    if (n == 2) secondDecided.countDown();
+                  }
+                })
+            .build();
+    assertThat(engine.endsWithoutWaiting()).isFalse();
+    Gateway gateway =
+        Gateway.start(
+            engine,
+            upstream.url("/"),
+            "127.0.0.1",
+            0,
+            Gateway.DEFAULT_MAX_THREADS,
+            Gateway.Server.NETTY);
+    toClose.add(() -> gateway.close(Duration.ofSeconds(5)));
+    String first = chat("llama-3.1-8b", "");
+    String second = chat("llama-3.1-8b", "\"temperature\":0.5");
+    try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), gateway.port())) {
+      socket.setSoTimeout((int) WAIT.toMillis());
+      OutputStream out = socket.getOutputStream();
+      InputStream in = socket.getInputStream();
+      out.write(
+          post("/v1/chat/completions", ALICE_KEY, first, "").getBytes(StandardCharsets.UTF_8));
+      out.flush();
+      assertThat(readResponse(in)).startsWith("HTTP/1.1 200");
+      out.write(
+          post("/v1/chat/completions", ALICE_KEY, second, "").getBytes(StandardCharsets.UTF_8));
+      out.flush();
+      assertThat(readResponse(in)).startsWith("HTTP/1.1 200");
+    }
+    await().atMost(WAIT).until(() -> order.size() == 4);
+    assertThat(order)
+        .containsExactly("decided 1", "ended " + first, "decided 2", "ended " + second);
   }
 
   @Test

@@ -709,8 +709,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
           .addListener(
               f -> {
                 boolean ok = f.isSuccess();
-                conn.front.end(() -> denied.end(ok));
-                finish(close || !ok);
+                conn.front.end(() -> denied.end(ok), conn.loop, () -> finish(close || !ok));
               });
     }
 
@@ -814,8 +813,8 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
           .addListener(
               f -> {
                 boolean ok = f.isSuccess();
-                conn.front.end(() -> allowed.end(complete && ok));
-                finish(close || !ok);
+                conn.front.end(
+                    () -> allowed.end(complete && ok), conn.loop, () -> finish(close || !ok));
               });
     }
 

@@ -299,12 +299,33 @@ public final class NettyFront implements Front {
     if (inFlight.decrementAndGet() == 0 && draining) drained.complete(null);
   }
 
-  /** Runs the end of an exchange: here, or off the event loop when it may wait for the disk. */
+  /** Runs the end of an exchange: here, or off the event loop when it may wait. */
   void end(Runnable end) {
     if (endMayBlock && !draining) {
       blocking.execute(end);
     } else {
       end.run();
+    }
+  }
+
+  /**
+   * Runs the end of an exchange, then {@code then} on {@code loop}: the connection's next request
+   * is taken only once the previous exchange has ended (its tokens charged, its record handed
+   * over), as a client that reads its quota after an answer expects, wherever the end runs.
+   */
+  void end(Runnable end, EventLoop loop, Runnable then) {
+    if (endMayBlock && !draining) {
+      blocking.execute(
+          () -> {
+            try {
+              end.run();
+            } finally {
+              loop.execute(then);
+            }
+          });
+    } else {
+      end.run();
+      then.run();
     }
   }
 

@@ -346,8 +346,8 @@ final class UpstreamRelay implements UpstreamConnection.Listener {
         .addListener(
             f -> {
               boolean ok = f.isSuccess();
-              conn.front.end(() -> allowed.end(ok));
-              exchange.finish(!keepAlive || !ok);
+              conn.front.end(
+                  () -> allowed.end(ok), conn.loop, () -> exchange.finish(!keepAlive || !ok));
             });
     release();
   }
