@@ -46,12 +46,28 @@ class QuotaBenchmarkTest {
   @Test
   void eightThreadsOnOnePrincipalLoseNoCount() throws Exception {
     state.setUp();
-    int threads = 8;
-    int perThread = 500;
-    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    eightThreads(500);
+    assertUsed(1 + 8 * 500);
+  }
+
+  @Test
+  void withTheRedisStoreEightThreadsLoseNoCountEither() throws Exception {
+    state.store = "redis";
+    state.setUp(); // starts a redis-server of its own
+    try {
+      eightThreads(50);
+      assertUsed(1 + 8 * 50);
+    } finally {
+      state.tearDown();
+    }
+  }
+
+  /** Eight threads, each making {@code perThread} requests on the one principal. */
+  private void eightThreads(int perThread) throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
       List<Future<?>> done = new ArrayList<>();
-      for (int t = 0; t < threads; t++) {
+      for (int t = 0; t < 8; t++) {
         done.add(
             pool.submit(
                 () -> {
@@ -61,34 +77,6 @@ class QuotaBenchmarkTest {
       for (Future<?> f : done) f.get(30, TimeUnit.SECONDS);
     } finally {
       pool.shutdownNow();
-    }
-    assertUsed(1 + threads * perThread);
-  }
-
-  @Test
-  void withTheRedisStoreEightThreadsLoseNoCountEither() throws Exception {
-    state.store = "redis";
-    state.setUp(); // starts a redis-server of its own
-    try {
-      int threads = 8;
-      int perThread = 50;
-      ExecutorService pool = Executors.newFixedThreadPool(threads);
-      try {
-        List<Future<?>> done = new ArrayList<>();
-        for (int t = 0; t < threads; t++) {
-          done.add(
-              pool.submit(
-                  () -> {
-                    for (int i = 0; i < perThread; i++) benchmark.onePrincipal8Threads(state);
-                  }));
-        }
-        for (Future<?> f : done) f.get(30, TimeUnit.SECONDS);
-      } finally {
-        pool.shutdownNow();
-      }
-      assertUsed(1 + threads * perThread);
-    } finally {
-      state.tearDown();
     }
   }
 

@@ -129,6 +129,12 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       return redis.call('GET', KEYS[1])
       """;
 
+  /** The scripts' SHA-1 digests, by which Redis runs a script it already holds. */
+  private static final String ADMIT_SHA = digest(ADMIT);
+
+  private static final String CHARGE_SHA = digest(CHARGE);
+  private static final String ADD_SHA = digest(ADD);
+
   private final RedisClient client;
   private final String where;
   private final String prefix;
@@ -225,10 +231,11 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
    * Runs a script by its digest, sending it whole when Redis does not know it (a Redis that
    * restarted forgets loaded scripts).
    */
-  private <T> T script(String script, ScriptOutputType type, String[] keys, String... args) {
+  private <T> T script(
+      String script, String sha, ScriptOutputType type, String[] keys, String... args) {
     RedisCommands<String, String> c = commands();
     try {
-      return c.evalsha(digest(script), type, keys, args);
+      return c.evalsha(sha, type, keys, args);
     } catch (RedisNoScriptException e) {
       return c.eval(script, type, keys, args);
     }
@@ -275,6 +282,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
     String total =
         script(
             ADD,
+            ADD_SHA,
             ScriptOutputType.VALUE,
             new String[] {redisKey(key, window)},
             Long.toString(amount),
@@ -302,7 +310,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       args[4 * i + 3] = expiry(s.windowEnd());
     }
     // Every value comes back as a string: Lua would round 64-bit totals held as its numbers.
-    List<Object> out = script(ADMIT, ScriptOutputType.MULTI, keys, args);
+    List<Object> out = script(ADMIT, ADMIT_SHA, ScriptOutputType.MULTI, keys, args);
     long[] totals = new long[steps.size()];
     for (int i = 0; i < totals.length; i++)
       totals[i] = Long.parseLong(String.valueOf(out.get(i + 1)));
@@ -321,7 +329,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       args[3 * i + 1] = s.add() ? "1" : "0";
       args[3 * i + 2] = expiry(s.windowEnd());
     }
-    List<Object> out = script(CHARGE, ScriptOutputType.MULTI, keys, args);
+    List<Object> out = script(CHARGE, CHARGE_SHA, ScriptOutputType.MULTI, keys, args);
     long[] totals = new long[steps.size()];
     for (int i = 0; i < totals.length; i++) totals[i] = Long.parseLong(String.valueOf(out.get(i)));
     return totals;
