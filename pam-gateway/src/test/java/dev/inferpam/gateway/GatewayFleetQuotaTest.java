@@ -39,6 +39,11 @@ class GatewayFleetQuotaTest {
   private RedisServer redis;
   private MockWebServer upstream;
   private final List<Gateway> fleet = new ArrayList<>();
+
+  /** Exchanges ended (tokens charged) on any replica. */
+  private final java.util.concurrent.atomic.AtomicInteger ended =
+      new java.util.concurrent.atomic.AtomicInteger();
+
   private final OkHttpClient client =
       new OkHttpClient.Builder().readTimeout(Duration.ofSeconds(10)).build();
 
@@ -91,7 +96,17 @@ class GatewayFleetQuotaTest {
             + Policies.quoted(url.toString())
             + "\n";
     for (int i = 0; i < 3; i++) {
-      PamEngine engine = PamEngine.builder().policy(Policy.parse(policy)).build();
+      PamEngine engine =
+          PamEngine.builder()
+              .policy(Policy.parse(policy))
+              .eventListener(
+                  new dev.inferpam.core.ExchangeListener() {
+                    @Override
+                    public void ended(dev.inferpam.core.ExchangeInfo exchange, boolean complete) {
+                      ended.incrementAndGet();
+                    }
+                  })
+              .build();
       fleet.add(Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0));
     }
   }
@@ -103,8 +118,16 @@ class GatewayFleetQuotaTest {
             .header("Authorization", "Bearer " + ALICE_KEY)
             .post(RequestBody.create(Policies.chat("llama-3.1-8b", ""), JSON))
             .build();
+    int before = ended.get();
     try (Response response = client.newCall(r).execute()) {
       response.body().string();
+      // Tokens are charged when the exchange ends, just after its answer; the next call, maybe to
+      // another replica, comes once they are (a fleet does not order calls across replicas).
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .pollDelay(Duration.ZERO)
+          .pollInterval(Duration.ofMillis(2))
+          .until(() -> ended.get() > before);
       return response.code();
     }
   }
