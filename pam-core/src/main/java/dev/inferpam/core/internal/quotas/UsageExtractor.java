@@ -3,6 +3,9 @@ package dev.inferpam.core.internal.quotas;
 import dev.inferpam.core.stream.NdjsonScanner;
 import dev.inferpam.core.stream.SseField;
 import dev.inferpam.core.stream.SseScanner;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -144,6 +147,16 @@ public final class UsageExtractor {
   /** How far {@link #acceptLast} looks before the new bytes: for a key split across the two. */
   static final int KEY_LOOKBEHIND = 16;
 
+  private static final VarHandle LONGS =
+      MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+  private static final long ONES = 0x0101010101010101L;
+  private static final long HIGH_BITS = 0x8080808080808080L;
+  private static final long QUOTES = '"' * ONES;
+  private static final long E_BYTES = 'e' * ONES;
+  private static final long T_BYTES = 't' * ONES;
+  private static final long G_BYTES = 'g' * ONES;
+  private static final long N_BYTES = 'n' * ONES;
+
   /**
    * Feeds the body's last bytes, {@code b[off..off+len)}, when nothing follows them; the bytes fed
    * before them, if any, end at {@code off} in the same array. Those last bytes are not walked at
@@ -164,29 +177,55 @@ public final class UsageExtractor {
    * never taken), so bytes without either hold none.
    */
   static boolean mayHoldUsageKey(byte[] b, int from, int to) {
-    for (int i = from; i < to; i++) {
-      if (b[i] != '"') continue;
-      // i is a quote: the end of "usage" or of ...eval_count
-      if (i - from >= 6
-          && b[i - 1] == 'e'
-          && b[i - 2] == 'g'
-          && b[i - 3] == 'a'
-          && b[i - 4] == 's'
-          && b[i - 5] == 'u'
-          && b[i - 6] == '"') return true;
-      if (i - from >= 10
-          && b[i - 1] == 't'
-          && b[i - 2] == 'n'
-          && b[i - 3] == 'u'
-          && b[i - 4] == 'o'
-          && b[i - 5] == 'c'
-          && b[i - 6] == '_'
-          && b[i - 7] == 'l'
-          && b[i - 8] == 'a'
-          && b[i - 9] == 'v'
-          && b[i - 10] == 'e') return true;
+    // A key ends with a quote at least six bytes after from. Eight positions are looked at a
+    // time: those holding a quote after 'e' or 't' after 'g' or 'n' (the ends of both keys; most
+    // quotes in a stream are not) are checked byte by byte.
+    int i = from + 6;
+    for (; i + 8 <= to; i += 8) {
+      long candidates =
+          zeroBytes((long) LONGS.get(b, i) ^ QUOTES)
+              & (zeroBytes((long) LONGS.get(b, i - 1) ^ E_BYTES)
+                  | zeroBytes((long) LONGS.get(b, i - 1) ^ T_BYTES))
+              & (zeroBytes((long) LONGS.get(b, i - 2) ^ G_BYTES)
+                  | zeroBytes((long) LONGS.get(b, i - 2) ^ N_BYTES));
+      while (candidates != 0) {
+        if (keyEndsAt(b, from, i + (Long.numberOfTrailingZeros(candidates) >>> 3))) return true;
+        candidates &= candidates - 1;
+      }
     }
+    for (; i < to; i++) if (keyEndsAt(b, from, i)) return true;
     return false;
+  }
+
+  /**
+   * The high bit of each byte of {@code x} that is zero, and possibly of a 0x01 byte above a zero
+   * one (never of a byte that is neither): callers check each position found.
+   */
+  private static long zeroBytes(long x) {
+    return (x - ONES) & ~x & HIGH_BITS;
+  }
+
+  /** Whether {@code b[i]} is the closing quote of {@code "usage"} or of {@code ...eval_count}. */
+  private static boolean keyEndsAt(byte[] b, int from, int i) {
+    if (b[i] != '"') return false;
+    if (i - from >= 6
+        && b[i - 1] == 'e'
+        && b[i - 2] == 'g'
+        && b[i - 3] == 'a'
+        && b[i - 4] == 's'
+        && b[i - 5] == 'u'
+        && b[i - 6] == '"') return true;
+    return i - from >= 10
+        && b[i - 1] == 't'
+        && b[i - 2] == 'n'
+        && b[i - 3] == 'u'
+        && b[i - 4] == 'o'
+        && b[i - 5] == 'c'
+        && b[i - 6] == '_'
+        && b[i - 7] == 'l'
+        && b[i - 8] == 'a'
+        && b[i - 9] == 'v'
+        && b[i - 10] == 'e';
   }
 
   /** Walks JSON text (a whole body, an SSE event's data, an NDJSON line) piece by piece. */

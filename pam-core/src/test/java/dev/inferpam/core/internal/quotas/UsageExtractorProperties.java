@@ -157,6 +157,55 @@ class UsageExtractorProperties {
     }
   }
 
+  /**
+   * The word-at-a-time scan for a key's end ({@link UsageExtractor#mayHoldUsageKey}) answers as a
+   * byte-by-byte reading does, for keys, near-keys and their pieces anywhere in a range, cut at
+   * either end.
+   */
+  @Property(tries = 3000)
+  void theKeyScanAnswersAsReadingByteByByte(
+      @ForAll("keyText") String text,
+      @ForAll @net.jqwik.api.constraints.IntRange(min = 0, max = 40) int cutStart,
+      @ForAll @net.jqwik.api.constraints.IntRange(min = 0, max = 40) int cutEnd) {
+    byte[] b = text.getBytes(StandardCharsets.ISO_8859_1);
+    int from = Math.min(cutStart, b.length);
+    int to = Math.max(from, b.length - cutEnd);
+    assertThat(UsageExtractor.mayHoldUsageKey(b, from, to))
+        .as("[%d, %d) of %s", from, to, text)
+        .isEqualTo(readingByteByByte(b, from, to));
+  }
+
+  @Provide
+  Arbitrary<String> keyText() {
+    return Arbitraries.oneOf(
+            Arbitraries.of(
+                "\"usage\"",
+                "usage\"",
+                "\"usag\"",
+                "\"usage",
+                "eval_count\"",
+                "\"prompt_eval_count\"",
+                "val_count\"",
+                "eval_coun\"",
+                "\"content\"",
+                "\"role\"",
+                "e\"",
+                "t\"",
+                "ge\"",
+                "nt\"",
+                "#\"",
+                "\"\""),
+            Arbitraries.strings().withChars("\"egnt_uasvlco#x :{}").ofMaxLength(12))
+        .list()
+        .ofMaxSize(12)
+        .map(parts -> String.join("", parts));
+  }
+
+  private static boolean readingByteByByte(byte[] b, int from, int to) {
+    String s = new String(b, from, to - from, StandardCharsets.ISO_8859_1);
+    return s.contains("\"usage\"") || s.contains("eval_count\"");
+  }
+
   @Provide
   Arbitrary<List<Integer>> cuts() {
     return Arbitraries.integers().between(1, 64).list().ofMaxSize(12);
