@@ -119,7 +119,7 @@ public final class PamEngine implements AutoCloseable {
   private final ApprovalService approvalService;
 
   /** The default service the engine built, and so closes; {@code null} when given one. */
-  private final InProcessApprovalService ownApprovalService;
+  private final ApprovalService ownApprovalService;
 
   private final IdentityResolver identity;
 
@@ -150,6 +150,9 @@ public final class PamEngine implements AutoCloseable {
   /** See {@link #decidesWithoutWaiting()}. */
   private final boolean decidesWithoutWaiting;
 
+  /** The approval service was built here on {@code state.postgres}. */
+  private final boolean sharedApprovals;
+
   /** See {@link #endsWithoutWaiting()}. */
   private final boolean endsWithoutWaiting;
 
@@ -161,7 +164,8 @@ public final class PamEngine implements AutoCloseable {
     this.masker = masker(b, policy);
     List<AutoCloseable> built = new ArrayList<>();
     Recorder madeRecorder = null;
-    InProcessApprovalService ownApprovals = null;
+    ApprovalService ownApprovals = null;
+    StateBackend.SharedState shared = null;
     QuotaStore store = null;
     try {
       if (!policy.limits().isEmpty()) {
@@ -172,6 +176,10 @@ public final class PamEngine implements AutoCloseable {
           if (store instanceof AutoCloseable c) built.add(c);
         }
         if (store == null) store = new InMemoryQuotaStore(clock);
+      }
+      if (policy.state().postgres() != null) {
+        shared = StateBackends.postgres(policy.state().postgres(), clock);
+        built.add(shared);
       }
       List<IdentityResolver> resolvers =
           IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
@@ -193,7 +201,7 @@ public final class PamEngine implements AutoCloseable {
       this.ownRecorder = b.recorder == null && policy.recording() != null;
       this.recorder = recorder(b, policy, clock, background);
       if (ownRecorder) madeRecorder = recorder;
-      ownApprovals = b.approvalService == null ? defaultApprovalService(b, built) : null;
+      ownApprovals = b.approvalService == null ? defaultApprovalService(b, built, shared) : null;
       this.approvalService =
           b.approvalService != null
               ? b.approvalService
@@ -206,6 +214,7 @@ public final class PamEngine implements AutoCloseable {
       throw e;
     }
     this.ownApprovalService = ownApprovals;
+    this.sharedApprovals = shared != null && ownApprovals != null;
     this.owned = List.copyOf(built);
     Policy.Recording recording = policy.recording();
     this.bodies = recording == null ? Policy.Bodies.MASKED : recording.bodies();
@@ -253,6 +262,7 @@ public final class PamEngine implements AutoCloseable {
   /** No reviews, or in-process ones with no notifier or the webhook notifier (which queues). */
   private boolean approvalsInMemory(Builder b) {
     if (approvalService == ApprovalService.NONE) return true;
+    if (sharedApprovals) return false;
     if (b.approvalService != null) return b.givenPartsNeverWait;
     return b.givenPartsNeverWait
         || b.reviewNotifier == ReviewNotifier.NONE
@@ -292,10 +302,15 @@ public final class PamEngine implements AutoCloseable {
    * factory (added to {@code built}), or on its own thread; else {@link ApprovalService#NONE}.
    */
   /** The approval service built from the policy's {@code approval} section; null without one. */
-  private InProcessApprovalService defaultApprovalService(Builder b, List<AutoCloseable> built) {
+  private ApprovalService defaultApprovalService(
+      Builder b, List<AutoCloseable> built, StateBackend.SharedState shared) {
     if (policy.approval() == null) return null;
     ReviewSummaries summaries = new ReviewSummaries(masker, policy.request().basePath());
     ReviewNotifier notifier = b.reviewNotifier;
+    if (shared != null) {
+      return shared.approvalService(
+          policy.approval(), clock, p -> notifier.pending(reviewRequest(p, summaries)));
+    }
     InProcessApprovalService.Builder service =
         InProcessApprovalService.builder()
             .settings(policy.approval())

@@ -156,11 +156,61 @@ public record Policy(
    * The {@code state} section: where state shared by the replicas of a fleet lives. Without it,
    * quota counters are in this process's memory.
    *
-   * @param redis the Redis that holds the quota counters, or {@code null}
+   * @param redis    the Redis that holds the quota counters, or {@code null}
+   * @param postgres the PostgreSQL database that holds pending reviews (and, with
+   *     {@code recording.store: postgres}, the records), or {@code null}
    */
-  public record State(Redis redis) {
+  public record State(Redis redis, Postgres postgres) {
     /** No {@code state} section. */
-    public static final State IN_PROCESS = new State(null);
+    public static final State IN_PROCESS = new State(null, null);
+
+    /** Quota counters in Redis only. */
+    public State(Redis redis) {
+      this(redis, null);
+    }
+  }
+
+  /**
+   * {@code state.postgres}: the JDBC URL ({@code jdbc:postgresql://host:port/db}, which may carry
+   * {@code user} and {@code password} parameters) from an environment variable or a file, the
+   * user and password from the URL, an environment variable or a file, how long a call may take,
+   * and whether the schema is migrated at start.
+   *
+   * @param urlFromEnv       the environment variable holding the URL, or {@code null}
+   * @param urlFromFile      the file holding the URL, or {@code null}; exactly one of the two
+   * @param user             {@code user}: the role to connect as, or {@code null}
+   * @param userFromEnv      {@code user-from-env}, or {@code null}; at most one of the two
+   * @param passwordFromEnv  {@code password-from-env}, or {@code null}
+   * @param passwordFromFile {@code password-from-file}, or {@code null}; at most one of the two
+   * @param timeout          {@code timeout}: connecting, and one statement, at most (default 2 s)
+   * @param migrate          {@code migrate}: apply the schema migrations at start (default
+   *     {@code true}); with {@code false} a schema older than the code stops the start
+   * @param pollInterval     {@code poll-interval}: how often a replica looks for decisions it
+   *     was not notified of (default 1 s)
+   */
+  public record Postgres(
+      String urlFromEnv,
+      java.nio.file.Path urlFromFile,
+      String user,
+      String userFromEnv,
+      String passwordFromEnv,
+      java.nio.file.Path passwordFromFile,
+      java.time.Duration timeout,
+      boolean migrate,
+      java.time.Duration pollInterval) {
+    public static final java.time.Duration DEFAULT_TIMEOUT = java.time.Duration.ofSeconds(2);
+    public static final java.time.Duration DEFAULT_POLL_INTERVAL = java.time.Duration.ofSeconds(1);
+
+    public Postgres {
+      if ((urlFromEnv == null) == (urlFromFile == null))
+        throw new IllegalArgumentException("exactly one of urlFromEnv and urlFromFile");
+      if (user != null && userFromEnv != null)
+        throw new IllegalArgumentException("at most one of user and userFromEnv");
+      if (passwordFromEnv != null && passwordFromFile != null)
+        throw new IllegalArgumentException("at most one of passwordFromEnv and passwordFromFile");
+      timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
+      pollInterval = pollInterval == null ? DEFAULT_POLL_INTERVAL : pollInterval;
+    }
   }
 
   /**
@@ -187,6 +237,16 @@ public record Policy(
         throw new IllegalArgumentException("exactly one of urlFromEnv and urlFromFile");
       timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
     }
+  }
+
+  /**
+   * {@code d} as a policy file writes it ({@code 5m}, {@code 30s}, {@code 250ms}): the largest
+   * unit that divides it. For messages that quote a policy's duration.
+   *
+   * @throws IllegalArgumentException when {@code d} is negative or finer than a millisecond
+   */
+  public static String formatDuration(java.time.Duration d) {
+    return dev.inferpam.core.internal.policy.Durations.format(d);
   }
 
   /** Default request body limit: 8 MiB. */

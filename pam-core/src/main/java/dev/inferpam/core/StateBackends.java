@@ -29,6 +29,59 @@ final class StateBackends {
     }
   }
 
+  /**
+   * The database of {@code state.postgres}, connected and its schema checked.
+   *
+   * @throws PolicyException when no module provides the backend, the URL or a credential cannot
+   *     be read, or the database cannot be used; the message never holds the URL or the password
+   */
+  static StateBackend.SharedState postgres(Policy.Postgres pg, Clock clock) {
+    StateBackend backend = find("postgres");
+    String url =
+        pg.urlFromEnv() != null
+            ? env("state.postgres.url-from-env", pg.urlFromEnv())
+            : file("state.postgres.url-from-file", pg.urlFromFile());
+    String user =
+        pg.userFromEnv() != null
+            ? env("state.postgres.user-from-env", pg.userFromEnv())
+            : pg.user();
+    String password =
+        pg.passwordFromEnv() != null
+            ? env("state.postgres.password-from-env", pg.passwordFromEnv())
+            : pg.passwordFromFile() != null
+                ? file("state.postgres.password-from-file", pg.passwordFromFile())
+                : null;
+    StateBackend.Database db =
+        new StateBackend.Database(
+            url, user, password, pg.timeout(), pg.migrate(), pg.pollInterval());
+    try {
+      return backend.open(db, clock);
+    } catch (RuntimeException e) {
+      String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+      why = why.replace(url, "<url>");
+      if (password != null && !password.isEmpty()) why = why.replace(password, "<password>");
+      throw new PolicyException("state.postgres: " + why);
+    }
+  }
+
+  private static String env(String key, String name) {
+    String v = System.getenv(name);
+    if (v == null || v.isBlank())
+      throw new PolicyException(key + ": environment variable " + name + " is not set");
+    return v.strip();
+  }
+
+  private static String file(String key, java.nio.file.Path path) {
+    try {
+      String v = Files.readString(path, StandardCharsets.UTF_8).strip();
+      if (v.isEmpty()) throw new PolicyException(key + ": " + path + " is empty");
+      return v;
+    } catch (IOException e) {
+      throw new PolicyException(
+          key + ": cannot read " + path + ": " + e.getClass().getSimpleName());
+    }
+  }
+
   private static StateBackend find(String kind) {
     for (StateBackend b :
         ServiceLoader.load(StateBackend.class, StateBackends.class.getClassLoader())) {
@@ -50,25 +103,8 @@ final class StateBackends {
   }
 
   private static String url(Policy.Redis redis) {
-    if (redis.urlFromEnv() != null) {
-      String v = System.getenv(redis.urlFromEnv());
-      if (v == null || v.isBlank())
-        throw new PolicyException(
-            "state.redis.url-from-env: environment variable " + redis.urlFromEnv() + " is not set");
-      return v.strip();
-    }
-    try {
-      String v = Files.readString(redis.urlFromFile(), StandardCharsets.UTF_8).strip();
-      if (v.isEmpty())
-        throw new PolicyException(
-            "state.redis.url-from-file: " + redis.urlFromFile() + " is empty");
-      return v;
-    } catch (IOException e) {
-      throw new PolicyException(
-          "state.redis.url-from-file: cannot read "
-              + redis.urlFromFile()
-              + ": "
-              + e.getClass().getSimpleName());
-    }
+    return redis.urlFromEnv() != null
+        ? env("state.redis.url-from-env", redis.urlFromEnv())
+        : file("state.redis.url-from-file", redis.urlFromFile());
   }
 }
