@@ -59,7 +59,8 @@ final class StateBackends {
     } catch (RuntimeException e) {
       String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
       why = why.replace(url, "<url>");
-      if (password != null && !password.isEmpty()) why = why.replace(password, "<password>");
+      // a backend names no password; should a long one slip through, it is not repeated
+      if (password != null && password.length() >= 6) why = why.replace(password, "<password>");
       throw new PolicyException("state.postgres: " + why);
     }
   }

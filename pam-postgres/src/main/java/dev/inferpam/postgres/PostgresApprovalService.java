@@ -178,12 +178,13 @@ public final class PostgresApprovalService implements ApprovalService {
     Instant now = now();
     if (isClosed())
       return Ticket.decided(new Outcome(null, Status.CLOSED, null, CLOSED_REASON, now));
-    expireDue();
+    drainLeaving();
     String key = principalKey(principal);
     Waiter waiter = new Waiter();
     Pending opened = null;
     try (Connection c = state.dataSource().getConnection()) {
-      c.setAutoCommit(false);
+      expireDue(c);
+      now = now();
       try {
         try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
           s.setLong(1, OPEN_LOCK);
@@ -494,27 +495,29 @@ public final class PostgresApprovalService implements ApprovalService {
     Objects.requireNonNull(reviewer, "reviewer");
     if (!isReviewer(reviewer)) return List.of();
     drainLeaving();
-    expireDue();
     List<Pending> out = new ArrayList<>();
-    try (Connection c = state.dataSource().getConnection();
-        PreparedStatement s =
-            c.prepareStatement(
-                "SELECT id, principal, rule, digest, request, created, expires"
-                    + " FROM inferpam.reviews WHERE status = 'waiting' AND expires > ?"
-                    + " AND subject <> ? ORDER BY created, seq")) {
-      s.setObject(1, odt(now()));
-      s.setString(2, reviewer.subject());
-      try (ResultSet r = s.executeQuery()) {
-        while (r.next()) {
-          out.add(
-              new Pending(
-                  r.getString(1),
-                  principalOf(r.getString(2)),
-                  r.getString(3),
-                  r.getString(4),
-                  requestOf(r.getString(5)),
-                  instant(r, 6),
-                  instant(r, 7)));
+    try (Connection c = state.dataSource().getConnection()) {
+      expireDue(c);
+      c.setAutoCommit(true);
+      try (PreparedStatement s =
+          c.prepareStatement(
+              "SELECT id, principal, rule, digest, request, created, expires"
+                  + " FROM inferpam.reviews WHERE status = 'waiting' AND expires > ?"
+                  + " AND subject <> ? ORDER BY created, seq")) {
+        s.setObject(1, odt(now()));
+        s.setString(2, reviewer.subject());
+        try (ResultSet r = s.executeQuery()) {
+          while (r.next()) {
+            out.add(
+                new Pending(
+                    r.getString(1),
+                    principalOf(r.getString(2)),
+                    r.getString(3),
+                    r.getString(4),
+                    requestOf(r.getString(5)),
+                    instant(r, 6),
+                    instant(r, 7)));
+          }
         }
       }
     } catch (SQLException e) {
@@ -540,10 +543,10 @@ public final class PostgresApprovalService implements ApprovalService {
       throw new IllegalArgumentException("reason is longer than " + MAX_REASON_CHARS + " chars");
     if (!isReviewer(reviewer)) return ReviewResult.refused(ReviewResult.Kind.NOT_A_REVIEWER);
     drainLeaving();
-    Instant now = now();
     Outcome outcome;
     try (Connection c = state.dataSource().getConnection()) {
-      c.setAutoCommit(false);
+      expireDue(c);
+      Instant now = now();
       try {
         String subject;
         String was;
@@ -628,31 +631,36 @@ public final class PostgresApprovalService implements ApprovalService {
    * @return how many reviews this call expired
    */
   public int expireDue() {
-    List<String> expired = new ArrayList<>();
-    Instant now = now();
     try (Connection c = state.dataSource().getConnection()) {
-      c.setAutoCommit(false);
-      try {
-        try (PreparedStatement s =
-            c.prepareStatement(
-                "UPDATE inferpam.reviews SET status = 'expired', reason = ?, decided = ?"
-                    + " WHERE status = 'waiting' AND expires <= ? RETURNING id")) {
-          s.setString(1, expiredReason());
-          s.setObject(2, odt(now));
-          s.setObject(3, odt(now));
-          try (ResultSet r = s.executeQuery()) {
-            while (r.next()) expired.add(r.getString(1));
-          }
-        }
-        for (String id : expired) announce(c, id);
-        c.commit();
-      } catch (SQLException e) {
-        rollbackQuietly(c);
-        throw e;
-      }
+      return expireDue(c);
     } catch (SQLException e) {
       log.debug("inferpam: cannot expire reviews now: {}", PostgresState.describe(e));
       return 0;
+    }
+  }
+
+  /** {@link #expireDue()} on {@code c}, in a transaction of its own; leaves auto-commit off. */
+  private int expireDue(Connection c) throws SQLException {
+    List<String> expired = new ArrayList<>();
+    Instant now = now();
+    c.setAutoCommit(false);
+    try {
+      try (PreparedStatement s =
+          c.prepareStatement(
+              "UPDATE inferpam.reviews SET status = 'expired', reason = ?, decided = ?"
+                  + " WHERE status = 'waiting' AND expires <= ? RETURNING id")) {
+        s.setString(1, expiredReason());
+        s.setObject(2, odt(now));
+        s.setObject(3, odt(now));
+        try (ResultSet r = s.executeQuery()) {
+          while (r.next()) expired.add(r.getString(1));
+        }
+      }
+      for (String id : expired) announce(c, id);
+      c.commit();
+    } catch (SQLException e) {
+      rollbackQuietly(c);
+      throw e;
     }
     if (!expired.isEmpty()) settle(expired);
     return expired.size();

@@ -208,6 +208,8 @@ public final class PostgresState implements AutoCloseable {
 
   /** A JDBC exception's message without what could hold a credential (its first line). */
   static String describe(SQLException e) {
+    // the pool's "connection is not available" wraps the driver's reason: show that
+    while (e.getCause() instanceof SQLException cause) e = cause;
     String state = e.getSQLState();
     String msg = firstLine(e);
     return state == null ? msg : msg + " (SQLState " + state + ")";

@@ -51,8 +51,12 @@ final class Databases implements AutoCloseable {
 
   /** A state connected as the gateway role, without migrating. */
   PostgresState asGateway() {
-    return PostgresState.connect(
-        server.jdbcUrl(), ROLE, ROLE_PASSWORD, Duration.ofSeconds(5), false);
+    return asGateway(Duration.ofSeconds(5));
+  }
+
+  /** A state connected as the gateway role, calls bounded by {@code timeout}. */
+  PostgresState asGateway(Duration timeout) {
+    return PostgresState.connect(server.jdbcUrl(), ROLE, ROLE_PASSWORD, timeout, false);
   }
 
   /** Empties the review tables (as the owner: the gateway role may not delete reviews). */

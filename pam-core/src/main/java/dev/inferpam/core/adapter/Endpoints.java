@@ -339,7 +339,13 @@ public final class Endpoints {
     if (subPath == null || subPath.isEmpty()) {
       if (!method.equals("GET")) return methodNotAllowed("GET", "use GET");
       if (!approvals.isReviewer(caller)) return notAReviewer();
-      return ok(json.list(approvals.pending(caller)));
+      List<ApprovalService.Pending> pending;
+      try {
+        pending = approvals.pending(caller);
+      } catch (RuntimeException e) {
+        return approvalsUnavailable(e);
+      }
+      return ok(json.list(pending));
     }
 
     String[] parts = subPath.split("/", -1);
@@ -364,10 +370,15 @@ public final class Endpoints {
     }
 
     String id = parts[1];
-    ReviewResult result =
-        parts[2].equals("approve")
-            ? approvals.approve(id, caller, reason)
-            : approvals.reject(id, caller, reason);
+    ReviewResult result;
+    try {
+      result =
+          parts[2].equals("approve")
+              ? approvals.approve(id, caller, reason)
+              : approvals.reject(id, caller, reason);
+    } catch (RuntimeException e) {
+      return approvalsUnavailable(e);
+    }
     if (result == null) throw new IllegalStateException("the approval service gave no result");
     return switch (result.kind()) {
       case DECIDED -> ok(EndpointJson.decision(result.outcome()));
@@ -386,6 +397,25 @@ public final class Endpoints {
                       ? "decided"
                       : EndpointJson.status(result.outcome().status())));
     };
+  }
+
+  /**
+   * The approval service failed (a shared store that cannot be reached): 503
+   * {@code approval_unavailable}, retry in 1 s; only the exception's type is logged (its message
+   * may name the store's connection).
+   */
+  private EndpointResponse approvalsUnavailable(RuntimeException e) {
+    log.error(
+        "inferpam: approval service failed on the reviewer endpoint: {}", e.getClass().getName());
+    return error(
+        dev.inferpam.core.internal.http.ErrorBodies.of(
+            new dev.inferpam.api.Decision.Deny(
+                503,
+                "approval_unavailable",
+                "the approval service is unavailable; retry later",
+                "approval_unavailable",
+                Map.of("Retry-After", "1")),
+            null));
   }
 
   private EndpointResponse budgets(RequestHead head, Principal caller, String subPath) {

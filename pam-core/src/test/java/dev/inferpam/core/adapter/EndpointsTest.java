@@ -531,6 +531,40 @@ class EndpointsTest {
     assertThat(r.bodyText()).doesNotContain("secret detail").doesNotContain("IllegalState");
   }
 
+  @Test
+  void anApprovalServiceThatCannotReachItsStoreIs503ApprovalUnavailable() throws IOException {
+    // a shared store (PostgreSQL) that is down: its calls fail, its reviewers are still reviewers
+    ApprovalService down =
+        (ApprovalService)
+            Proxy.newProxyInstance(
+                ApprovalService.class.getClassLoader(),
+                new Class<?>[] {ApprovalService.class},
+                (proxy, method, args) ->
+                    switch (method.getName()) {
+                      case "isReviewer" -> true;
+                      case "close" -> null;
+                      case "toString" -> "down";
+                      case "hashCode" -> 0;
+                      case "equals" -> proxy == args[0];
+                      default ->
+                          throw new IllegalStateException(
+                              "approvals unavailable: jdbc:postgresql://db?password=pw-secret");
+                    });
+    Endpoints endpoints =
+        Endpoints.forEngine(
+            engine(PamEngine.builder().policy(Policy.parse(POLICY)).approvalService(down)));
+    for (EndpointResponse r :
+        List.of(
+            endpoints.handle(head("GET", "/pam/approvals", BOB), unread()),
+            endpoints.handle(head("POST", "/pam/approvals/apr-1/approve", BOB), new byte[0]),
+            endpoints.handle(head("POST", "/pam/approvals/apr-1/reject", BOB), new byte[0]))) {
+      assertError(
+          r, 503, "approval_unavailable", "the approval service is unavailable; retry later");
+      assertThat(r.headers()).containsEntry("Retry-After", "1");
+      assertThat(r.bodyText()).doesNotContain("pw-secret").doesNotContain("postgresql");
+    }
+  }
+
   // --- quota
   // --------------------------------------------------------------------------------------
 
