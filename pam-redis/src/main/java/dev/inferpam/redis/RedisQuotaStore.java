@@ -1,18 +1,24 @@
 package dev.inferpam.redis;
 
 import dev.inferpam.api.QuotaStore;
+import io.lettuce.core.AbstractRedisClient;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
-import io.lettuce.core.api.sync.RedisCommands;
+import io.lettuce.core.api.sync.RedisScriptingCommands;
+import io.lettuce.core.api.sync.RedisStringCommands;
+import io.lettuce.core.cluster.RedisClusterClient;
+import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Objects;
@@ -129,13 +135,18 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       return redis.call('GET', KEYS[1])
       """;
 
+  private static final String CLUSTER_SCHEME = "redis-cluster://";
+  private static final String CLUSTER_TLS_SCHEME = "rediss-cluster://";
+  private static final String NOT_A_URL =
+      "not a Redis URL (redis://host:port/db or redis-cluster://host:port,host:port expected)";
+
   /** The scripts' SHA-1 digests, by which Redis runs a script it already holds. */
   private static final String ADMIT_SHA = digest(ADMIT);
 
   private static final String CHARGE_SHA = digest(CHARGE);
   private static final String ADD_SHA = digest(ADD);
 
-  private final RedisClient client;
+  private final AbstractRedisClient client;
   private final String where;
   private final String prefix;
   private final Clock clock;
@@ -143,15 +154,22 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
   /** Connecting, one caller at a time (a lock, not a monitor: a virtual thread is not pinned). */
   private final ReentrantLock connecting = new ReentrantLock();
 
-  private volatile StatefulRedisConnection<String, String> connection;
-  private volatile RedisCommands<String, String> commands;
+  private volatile StatefulConnection<String, String> connection;
+
+  /** The connection's commands: a single Redis's, or a cluster's (routed by key slot). */
+  private volatile Commands commands;
+
+  /** What the store sends: scripts and GET, on a single Redis or a cluster alike. */
+  private record Commands(
+      RedisScriptingCommands<String, String> scripts,
+      RedisStringCommands<String, String> strings) {}
 
   /** Before this (System.nanoTime), a failed connect is not tried again: calls fail at once. */
   private long retryAfter;
 
   private volatile boolean closed;
 
-  private RedisQuotaStore(RedisClient client, String where, String prefix, Clock clock) {
+  private RedisQuotaStore(AbstractRedisClient client, String where, String prefix, Clock clock) {
     this.client = client;
     this.where = where;
     this.prefix = prefix;
@@ -160,7 +178,9 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
 
   /**
    * A store for {@code url} ({@code redis://[user:password@]host:port[/db]}, {@code rediss://}
-   * for TLS, {@code redis-sentinel://}) with {@link #DEFAULT_TIMEOUT} and {@link #DEFAULT_PREFIX}.
+   * for TLS, {@code redis-sentinel://}, or a Redis Cluster's seed nodes as {@code
+   * redis-cluster://[user:password@]host:port[,host:port...]} / {@code rediss-cluster://}) with
+   * {@link #DEFAULT_TIMEOUT} and {@link #DEFAULT_PREFIX}.
    * It connects now when it can; a Redis that cannot be reached yet is connected to by a later
    * call (every call fails meanwhile, at most one connect attempt a second), so a replica starts
    * and refuses what needs Redis until Redis answers.
@@ -180,17 +200,29 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
     Objects.requireNonNull(clock, "clock");
     Objects.requireNonNull(timeout, "timeout");
     Objects.requireNonNull(prefix, "prefix");
-    RedisURI uri;
-    try {
-      uri = RedisURI.create(url);
-    } catch (RuntimeException e) {
-      // The URL may hold a password: not repeated.
-      throw new IllegalArgumentException("not a Redis URL (redis://host:port/db expected)");
+    RedisQuotaStore store;
+    if (url.startsWith(CLUSTER_SCHEME) || url.startsWith(CLUSTER_TLS_SCHEME)) {
+      List<RedisURI> seeds = clusterSeeds(url, timeout);
+      RedisClusterClient cluster = RedisClusterClient.create(seeds);
+      StringBuilder where = new StringBuilder("cluster ");
+      for (RedisURI u : seeds) {
+        if (where.length() > 8) where.append(',');
+        where.append(u.getHost()).append(':').append(u.getPort());
+      }
+      store = new RedisQuotaStore(cluster, where.toString(), prefix, clock);
+    } else {
+      RedisURI uri;
+      try {
+        uri = RedisURI.create(url);
+      } catch (RuntimeException e) {
+        // The URL may hold a password: not repeated.
+        throw new IllegalArgumentException(NOT_A_URL);
+      }
+      uri.setTimeout(timeout);
+      store =
+          new RedisQuotaStore(
+              RedisClient.create(uri), uri.getHost() + ":" + uri.getPort(), prefix, clock);
     }
-    uri.setTimeout(timeout);
-    RedisQuotaStore store =
-        new RedisQuotaStore(
-            RedisClient.create(uri), uri.getHost() + ":" + uri.getPort(), prefix, clock);
     try {
       store.commands();
     } catch (RuntimeException e) {
@@ -199,9 +231,37 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
     return store;
   }
 
+  /**
+   * The seed nodes of {@code redis-cluster://[user:password@]host:port[,host:port...]} (or
+   * {@code rediss-cluster://} for TLS): each a {@code redis://} (or {@code rediss://}) URI with the
+   * same credentials; the client learns the rest of the cluster from them.
+   */
+  private static List<RedisURI> clusterSeeds(String url, Duration timeout) {
+    boolean tls = url.startsWith(CLUSTER_TLS_SCHEME);
+    String rest = url.substring((tls ? CLUSTER_TLS_SCHEME : CLUSTER_SCHEME).length());
+    int slash = rest.indexOf('/');
+    if (slash >= 0) rest = rest.substring(0, slash); // a cluster has one database
+    int at = rest.lastIndexOf('@');
+    String userInfo = at < 0 ? "" : rest.substring(0, at + 1);
+    String hosts = rest.substring(at + 1);
+    List<RedisURI> seeds = new ArrayList<>();
+    for (String host : hosts.split(",")) {
+      if (host.isBlank()) continue;
+      try {
+        RedisURI u = RedisURI.create((tls ? "rediss://" : "redis://") + userInfo + host.strip());
+        u.setTimeout(timeout);
+        seeds.add(u);
+      } catch (RuntimeException e) {
+        throw new IllegalArgumentException(NOT_A_URL);
+      }
+    }
+    if (seeds.isEmpty()) throw new IllegalArgumentException(NOT_A_URL);
+    return seeds;
+  }
+
   /** The connection's commands, connecting first when there is none. */
-  private RedisCommands<String, String> commands() {
-    RedisCommands<String, String> c = commands;
+  private Commands commands() {
+    Commands c = commands;
     if (c != null) return c;
     connecting.lock();
     try {
@@ -211,9 +271,15 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
       if (retryAfter != 0 && now - retryAfter < 0)
         throw new IllegalStateException("cannot reach Redis at " + where + " (retrying)");
       try {
-        StatefulRedisConnection<String, String> conn = client.connect();
-        connection = conn;
-        commands = conn.sync();
+        if (client instanceof RedisClusterClient cluster) {
+          StatefulRedisClusterConnection<String, String> conn = cluster.connect();
+          connection = conn;
+          commands = new Commands(conn.sync(), conn.sync());
+        } else {
+          StatefulRedisConnection<String, String> conn = ((RedisClient) client).connect();
+          connection = conn;
+          commands = new Commands(conn.sync(), conn.sync());
+        }
         retryAfter = 0;
         return commands;
       } catch (RuntimeException e) {
@@ -233,7 +299,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
    */
   private <T> T script(
       String script, String sha, ScriptOutputType type, String[] keys, String... args) {
-    RedisCommands<String, String> c = commands();
+    RedisScriptingCommands<String, String> c = commands().scripts();
     try {
       return c.evalsha(sha, type, keys, args);
     } catch (RedisNoScriptException e) {
@@ -292,7 +358,7 @@ public final class RedisQuotaStore implements QuotaStore, AutoCloseable {
 
   @Override
   public long get(String key, long window) {
-    String v = commands().get(redisKey(key, window));
+    String v = commands().strings().get(redisKey(key, window));
     return v == null ? 0 : Long.parseLong(v);
   }
 

@@ -42,6 +42,28 @@ public final class RedisServer implements AutoCloseable {
 
   /** Starts one on {@code port} of 127.0.0.1 (say, where a stopped one was). */
   public static RedisServer start(int port) throws IOException, InterruptedException {
+    return start(port, List.of());
+  }
+
+  /** A node for a {@link RedisCluster}: cluster mode on, on a free port. */
+  static RedisServer startClusterNode() throws IOException, InterruptedException {
+    int port;
+    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = probe.getLocalPort();
+    }
+    return start(
+        port,
+        List.of(
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes-" + port + ".conf",
+            "--cluster-node-timeout",
+            "5000"));
+  }
+
+  private static RedisServer start(int port, List<String> extra)
+      throws IOException, InterruptedException {
     String binary =
         PLACES.stream()
             .filter(p -> Files.isExecutable(Path.of(p)))
@@ -53,8 +75,9 @@ public final class RedisServer implements AutoCloseable {
                             + " Install it with `apt-get install -y redis-server` (Debian), as"
                             + " .ci/run does, or put redis-server in /usr/local/bin"));
     Path dir = Files.createTempDirectory("inferpam-redis");
-    Process p =
-        new ProcessBuilder(
+    List<String> cmd =
+        new java.util.ArrayList<>(
+            List.of(
                 binary,
                 "--port",
                 Integer.toString(port),
@@ -65,7 +88,10 @@ public final class RedisServer implements AutoCloseable {
                 "--appendonly",
                 "no",
                 "--dir",
-                dir.toString())
+                dir.toString()));
+    cmd.addAll(extra);
+    Process p =
+        new ProcessBuilder(cmd)
             .redirectErrorStream(true)
             .redirectOutput(dir.resolve("redis.log").toFile())
             .start();
