@@ -8,7 +8,6 @@ import dev.inferpam.core.RecordFormat;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.security.MessageDigest;
-import java.sql.Array;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -112,13 +111,16 @@ public final class PostgresRecorder implements Recorder {
   /** SQLState of {@code insufficient_privilege}. */
   private static final String NOT_ALLOWED = "42501";
 
-  private static final String INSERT =
+  /** The columns a row is inserted with, and one row's placeholders. */
+  private static final String INSERT_INTO =
       "INSERT INTO inferpam.records"
-          + " (writer, seq, written, prev, hash, id, type, subject, time, line)"
-          + " SELECT ?, s, w::timestamptz, p, h, i, t, sj, tm::timestamptz, l FROM unnest("
-          + "?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
-          + " ?::text[], ?::text[]) AS u(s, w, p, h, i, t, sj, tm, l)"
-          + " ON CONFLICT DO NOTHING";
+          + " (writer, seq, written, prev, hash, id, type, subject, time, line) VALUES ";
+
+  /** Rows per statement at most (ten parameters each: PostgreSQL takes 65,535 at most). */
+  static final int MAX_ROWS_PER_STATEMENT = 1000;
+
+  private static final String ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  private static final String ON_CONFLICT = " ON CONFLICT DO NOTHING";
 
   private static final Logger log = LoggerFactory.getLogger(PostgresRecorder.class);
 
@@ -167,6 +169,8 @@ public final class PostgresRecorder implements Recorder {
   private long retentionRetryNanos;
   private boolean retentionFailed;
   private boolean retentionRefused;
+  private String insertSql;
+  private int insertRows;
 
   private final Thread thread;
 
@@ -529,28 +533,6 @@ public final class PostgresRecorder implements Recorder {
     }
     for (LocalDate d : days) partitionsFor(c, d);
     if (rows.isEmpty()) return;
-    int n = rows.size();
-    Long[] seqs = new Long[n];
-    String[] written = new String[n];
-    String[] prevs = new String[n];
-    String[] hashes = new String[n];
-    String[] ids = new String[n];
-    String[] types = new String[n];
-    String[] subjects = new String[n];
-    String[] times = new String[n];
-    String[] lines = new String[n];
-    for (int i = 0; i < n; i++) {
-      Item r = rows.get(i);
-      seqs[i] = r.seq;
-      written[i] = r.written.toString();
-      prevs[i] = r.prev;
-      hashes[i] = r.hash;
-      ids[i] = r.id;
-      types[i] = r.type;
-      subjects[i] = r.subject;
-      times[i] = r.time.toString();
-      lines[i] = r.line;
-    }
     c.setAutoCommit(false);
     try {
       if (async) {
@@ -558,21 +540,10 @@ public final class PostgresRecorder implements Recorder {
           s.execute("SET LOCAL synchronous_commit = off");
         }
       }
-      try (PreparedStatement s = c.prepareStatement(INSERT)) {
-        s.setString(1, writer);
-        List<Array> arrays = new ArrayList<>(9);
-        arrays.add(c.createArrayOf("bigint", seqs));
-        arrays.add(c.createArrayOf("text", written));
-        arrays.add(c.createArrayOf("text", prevs));
-        arrays.add(c.createArrayOf("text", hashes));
-        arrays.add(c.createArrayOf("text", ids));
-        arrays.add(c.createArrayOf("text", types));
-        arrays.add(c.createArrayOf("text", subjects));
-        arrays.add(c.createArrayOf("text", times));
-        arrays.add(c.createArrayOf("text", lines));
-        for (int i = 0; i < arrays.size(); i++) s.setArray(i + 2, arrays.get(i));
-        s.executeUpdate();
-        for (Array a : arrays) a.free();
+      // statements of many rows: each value a parameter of its own, sent as it is
+      for (int from = 0; from < rows.size(); from += MAX_ROWS_PER_STATEMENT) {
+        List<Item> part = rows.subList(from, Math.min(rows.size(), from + MAX_ROWS_PER_STATEMENT));
+        insertPart(c, part);
       }
       c.commit();
       afterCommit.run();
@@ -590,6 +561,38 @@ public final class PostgresRecorder implements Recorder {
         // the connection is gone; the pool drops it
       }
     }
+  }
+
+  /** Inserts {@code rows} with one statement. */
+  private void insertPart(Connection c, List<Item> rows) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement(insertOf(rows.size()))) {
+      int p = 1;
+      for (Item r : rows) {
+        s.setString(p++, writer);
+        s.setLong(p++, r.seq);
+        s.setObject(p++, OffsetDateTime.ofInstant(r.written, ZoneOffset.UTC));
+        s.setString(p++, r.prev);
+        s.setString(p++, r.hash);
+        s.setString(p++, r.id);
+        s.setString(p++, r.type);
+        s.setString(p++, r.subject);
+        s.setObject(p++, OffsetDateTime.ofInstant(r.time, ZoneOffset.UTC));
+        s.setString(p++, r.line);
+      }
+      s.executeUpdate();
+    }
+  }
+
+  /** The insert of {@code n} rows; the last one made is kept (full batches repeat it). */
+  private String insertOf(int n) {
+    if (n != insertRows) {
+      StringBuilder sql = new StringBuilder(INSERT_INTO.length() + n * (ROW.length() + 2) + 32);
+      sql.append(INSERT_INTO);
+      for (int i = 0; i < n; i++) sql.append(i == 0 ? "" : ", ").append(ROW);
+      insertSql = sql.append(ON_CONFLICT).toString();
+      insertRows = n;
+    }
+    return insertSql;
   }
 
   /** Makes sure the partitions of {@code day} and the day after exist. */

@@ -392,6 +392,12 @@ class PostgresRecorderTest {
     r.record(exchange("p-1", "alice"));
     r.flush();
     assertThat(partitions()).isEqualTo("records_20261128,records_20261129");
+    assertThat(
+            sql(
+                "SELECT attcompression FROM pg_attribute WHERE attname = 'line'"
+                    + " AND attrelid = 'inferpam.records_20261128'::regclass"))
+        .as("lines compressed with lz4, as the parent table says")
+        .isEqualTo("l");
 
     clock.advance(Duration.ofDays(1));
     r.record(exchange("p-2", "alice"));
