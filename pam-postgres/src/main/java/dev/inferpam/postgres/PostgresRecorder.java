@@ -427,6 +427,7 @@ public final class PostgresRecorder implements Recorder {
             if (abandon) return;
             long now = System.nanoTime();
             if (failure != null) {
+              if (closing && queue.isEmpty() && batch.isEmpty()) return; // nothing left to write
               long due = nextRetryNanos - now;
               if (due <= 0) break;
               work.awaitNanos(due);
