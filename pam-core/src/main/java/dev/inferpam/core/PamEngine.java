@@ -199,7 +199,7 @@ public final class PamEngine implements AutoCloseable {
       this.identity =
           request -> java.util.Optional.ofNullable(IdentityChain.identify(resolvers, request));
       this.ownRecorder = b.recorder == null && policy.recording() != null;
-      this.recorder = recorder(b, policy, clock, background);
+      this.recorder = recorder(b, policy, clock, background, shared);
       if (ownRecorder) madeRecorder = recorder;
       ownApprovals = b.approvalService == null ? defaultApprovalService(b, built, shared) : null;
       this.approvalService =
@@ -274,7 +274,8 @@ public final class PamEngine implements AutoCloseable {
    * built-in one that works in memory — identity by API keys only (an OIDC issuer may fetch its
    * keys), no upstream credential or one from the environment or a file (a file is looked at at
    * most once a second), the in-memory quota store, a recorder without strict durability (the
-   * engine's own JSONL recorder, {@link InMemoryRecorder}), and no reviews or in-process ones
+   * engine's own JSONL or PostgreSQL recorder, which only queue the record for their writer
+   * thread, {@link InMemoryRecorder}), and no reviews or in-process ones
    * without a notifier or with the webhook notifier (which queues). A part given to the builder
    * that the engine cannot see into (an SPI implementation) makes it false, as does an OAuth2
    * upstream credential. An adapter on an event loop may then decide on the loop instead of
@@ -353,10 +354,26 @@ public final class PamEngine implements AutoCloseable {
 
   /**
    * The recorder given to the builder wins; else the policy's {@code recording} section gets the
-   * default JSONL recorder; else nothing is recorded, which is worth one warning.
+   * default JSONL recorder, or with {@code store: postgres} the recorder of the database of
+   * {@code state.postgres}; else nothing is recorded, which is worth one warning.
    */
-  private static Recorder recorder(Builder b, Policy policy, Clock clock, Background background) {
+  private static Recorder recorder(
+      Builder b,
+      Policy policy,
+      Clock clock,
+      Background background,
+      StateBackend.SharedState shared) {
     if (b.recorder != null) return b.recorder;
+    if (policy.recording() != null
+        && policy.recording().store() == Policy.RecordingStore.POSTGRES) {
+      // Policy guarantees state.postgres with store: postgres, so shared is open here
+      try {
+        return shared.recorder(policy.recording(), clock);
+      } catch (RuntimeException e) {
+        String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        throw new PolicyException("recording.store: postgres: " + why);
+      }
+    }
     if (policy.recording() != null) {
       return new JsonlRecorder(policy.recording(), clock, background.threads("inferpam-recorder"));
     }

@@ -264,6 +264,13 @@ public record Policy(
     parameters = parameters == null ? new Parameters(Set.of(), Map.of(), Set.of()) : parameters;
     limits = limits == null ? List.of() : List.copyOf(limits);
     state = state == null ? State.IN_PROCESS : state;
+    if (recording != null
+        && recording.store() == RecordingStore.POSTGRES
+        && state.postgres() == null) {
+      throw new PolicyException(
+          "recording.store: postgres needs the database of state.postgres, which the policy does"
+              + " not set");
+    }
     if (upstream.credential() != null) {
       ForwardHeaders.checkNotCredential(request.forwardHeaders(), upstream.credential().header());
     }
@@ -596,9 +603,10 @@ public record Policy(
   }
 
   /**
-   * {@code recording}: the default JSONL recorder (see {@code docs/recording.md}).
+   * {@code recording}: the default JSONL recorder, or with {@code store: postgres} the
+   * PostgreSQL one (see {@code docs/recording.md}).
    *
-   * @param directory     where segments are written
+   * @param directory     where segments are written; {@code null} with {@code store: postgres}
    * @param bodies        what of request and response bodies is stored
    * @param durability    when a record is durable relative to forwarding
    * @param retention     segments older than this are removed; {@code null} keeps everything
@@ -613,6 +621,10 @@ public record Policy(
    * @param queueFullWait what happens when the queue is full (extension {@code queue-full-wait}):
    *                      {@code 0s} (default) refuses the request 503 at once; a longer duration
    *                      makes it wait up to that long for room first
+   * @param store         {@code store}: where records go — {@link RecordingStore#DIRECTORY} (the
+   *                      default: JSONL segments in {@code directory}) or
+   *                      {@link RecordingStore#POSTGRES} (the database of {@code state.postgres},
+   *                      module {@code pam-postgres}; {@code directory} is then {@code null})
    */
   public record Recording(
       Path directory,
@@ -623,14 +635,20 @@ public record Policy(
       int queueCapacity,
       java.time.Duration batchInterval,
       int batchSize,
-      java.time.Duration queueFullWait) {
+      java.time.Duration queueFullWait,
+      RecordingStore store) {
     public static final long DEFAULT_SEGMENT_BYTES = 64L * 1024 * 1024;
     public static final int DEFAULT_QUEUE_CAPACITY = 10_000;
     public static final java.time.Duration DEFAULT_BATCH_INTERVAL = java.time.Duration.ofMillis(5);
     public static final int DEFAULT_BATCH_SIZE = 256;
 
     public Recording {
-      Objects.requireNonNull(directory, "directory");
+      store = store == null ? RecordingStore.DIRECTORY : store;
+      if (store == RecordingStore.POSTGRES && directory != null) {
+        throw new PolicyException(
+            "recording.directory: not with store: postgres (records go to the database)");
+      }
+      if (store == RecordingStore.DIRECTORY) Objects.requireNonNull(directory, "directory");
       bodies = bodies == null ? Bodies.MASKED : bodies;
       durability = durability == null ? Durability.STRICT : durability;
       segmentBytes = segmentBytes <= 0 ? DEFAULT_SEGMENT_BYTES : segmentBytes;
@@ -642,6 +660,30 @@ public record Policy(
         throw new PolicyException(
             "recording.queue-full-wait: must not be negative, was " + queueFullWait);
       }
+    }
+
+    /** A recording into {@code directory} ({@link RecordingStore#DIRECTORY}). */
+    public Recording(
+        Path directory,
+        Bodies bodies,
+        Durability durability,
+        java.time.Duration retention,
+        long segmentBytes,
+        int queueCapacity,
+        java.time.Duration batchInterval,
+        int batchSize,
+        java.time.Duration queueFullWait) {
+      this(
+          directory,
+          bodies,
+          durability,
+          retention,
+          segmentBytes,
+          queueCapacity,
+          batchInterval,
+          batchSize,
+          queueFullWait,
+          RecordingStore.DIRECTORY);
     }
 
     /** Without {@code queue-full-wait}: a full queue refuses at once. */
@@ -670,6 +712,26 @@ public record Policy(
     public static Recording in(Path directory) {
       return new Recording(directory, null, null, null, 0, 0, null, 0, null);
     }
+
+    /**
+     * A recording into the database of {@code state.postgres} ({@link RecordingStore#POSTGRES})
+     * with every default.
+     */
+    public static Recording inPostgres() {
+      return new Recording(null, null, null, null, 0, 0, null, 0, null, RecordingStore.POSTGRES);
+    }
+  }
+
+  /**
+   * {@code recording.store}: where the records of a {@link Recording} go.
+   *
+   * <p>{@code DIRECTORY}: hash-chained JSON Lines files in {@code recording.directory} (the
+   * default). {@code POSTGRES}: rows of the table {@code inferpam.records} in the database of
+   * {@code state.postgres}, one hash chain per writer (replica); see {@code docs/recording.md}.
+   */
+  public enum RecordingStore {
+    DIRECTORY,
+    POSTGRES
   }
 
   /** {@code recording.bodies}. */

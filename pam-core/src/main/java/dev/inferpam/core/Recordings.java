@@ -29,7 +29,7 @@ import java.util.Optional;
  *
  * <p><b>Thread-safety:</b> immutable; every call reads the directory afresh.
  */
-public final class Recordings {
+public final class Recordings implements StoredRecords {
   private final Path dir;
 
   private Recordings(Path dir) {
@@ -59,6 +59,7 @@ public final class Recordings {
    *                (unidentified callers then included)
    * @param since   only exchanges whose {@code time} is at or after this, or {@code null}
    */
+  @Override
   public List<Entry> list(String subject, Instant since) throws IOException {
     List<Entry> out = new ArrayList<>();
     scan(
@@ -89,7 +90,27 @@ public final class Recordings {
     return out;
   }
 
+  /** Every exchange and intent line with this id, in file order. */
+  @Override
+  public List<Entry> lines(String id) throws IOException {
+    Objects.requireNonNull(id, "id");
+    List<Entry> out = new ArrayList<>();
+    scan(
+        e -> {
+          if (id.equals(e.record().id())) out.add(e);
+          return true;
+        });
+    return out;
+  }
+
+  /** The directory. */
+  @Override
+  public String location() {
+    return dir.toString();
+  }
+
   /** The exchange line with this id (the first, should there be several). */
+  @Override
   public Optional<Entry> find(String id) throws IOException {
     Objects.requireNonNull(id, "id");
     Entry[] found = new Entry[1];
@@ -109,6 +130,7 @@ public final class Recordings {
    * line that breaks the chain. Finds an edited, deleted, inserted or reordered line, a truncated
    * last line, and a missing first segment not covered by a retention line.
    */
+  @Override
   public Verification verify() throws IOException {
     MessageDigest sha = RecordCodec.sha256();
     long records = 0;
@@ -237,11 +259,41 @@ public final class Recordings {
    *
    * @param ok      true when every line and link checks out
    * @param records lines verified (all types); when broken, the intact lines before the break
-   * @param file    the segment of the first broken line, {@code null} when ok
-   * @param line    its 1-based line number, 0 when ok
+   *                (a database store: the rows read)
+   * @param file    the segment of the first broken line, {@code null} when ok (a database store:
+   *                the writer of the first break)
+   * @param line    its 1-based line number, 0 when ok (a database store: the sequence number)
    * @param reason  {@code hash mismatch}, {@code prev does not match previous line},
    *                {@code malformed line}, {@code truncated line}, or {@code first segment does
    *                not start the chain and no retention line covers it}; {@code null} when ok
+   *                (a database store adds {@code missing})
+   * @param breaks  every break found, in order, each with where it is in words ({@code
+   *                session-20261128-0001.jsonl:3}, {@code writer r-1a2b seq 17}); a directory
+   *                reports its first break only, a database store the breaks of every writer
    */
-  public record Verification(boolean ok, long records, String file, long line, String reason) {}
+  public record Verification(
+      boolean ok, long records, String file, long line, String reason, List<Break> breaks) {
+    public Verification {
+      breaks = breaks == null ? List.of() : List.copyOf(breaks);
+    }
+
+    /** A result with at most the one break it names ({@code file:line}). */
+    public Verification(boolean ok, long records, String file, long line, String reason) {
+      this(
+          ok,
+          records,
+          file,
+          line,
+          reason,
+          ok ? List.of() : List.of(new Break(file == null ? null : file + ":" + line, reason)));
+    }
+  }
+
+  /**
+   * One break of a chain.
+   *
+   * @param where  where it is, in words, or {@code null} when nowhere in particular
+   * @param reason what is wrong there
+   */
+  public record Break(String where, String reason) {}
 }

@@ -95,6 +95,14 @@ public interface StateBackend {
       throw new UnsupportedOperationException("this state keeps no records");
     }
 
+    /**
+     * The records of {@code recording.store: postgres}, for reading (the {@code replay}
+     * commands); closing them leaves this state open. Default: this state keeps no records.
+     */
+    default StoredRecords storedRecords() {
+      throw new UnsupportedOperationException("this state keeps no records");
+    }
+
     @Override
     void close();
   }

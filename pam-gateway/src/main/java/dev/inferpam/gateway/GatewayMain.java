@@ -33,10 +33,10 @@ import okhttp3.HttpUrl;
  *                                 [--server netty|jetty]
  * java -jar pam-gateway.jar train  [--policy FILE] [--calls N]
  * java -jar pam-gateway.jar demo   [--port N]
- * java -jar pam-gateway.jar replay list   --recordings DIR [--subject S] [--since T]
- * java -jar pam-gateway.jar replay show   --recordings DIR ID
- * java -jar pam-gateway.jar replay verify --recordings DIR
- * java -jar pam-gateway.jar replay rerun  --recordings DIR ID --upstream URL [--policy FILE]
+ * java -jar pam-gateway.jar replay list   (--recordings DIR | --policy FILE) [--subject S] [--since T]
+ * java -jar pam-gateway.jar replay show   (--recordings DIR | --policy FILE) ID
+ * java -jar pam-gateway.jar replay verify (--recordings DIR | --policy FILE)
+ * java -jar pam-gateway.jar replay rerun  (--recordings DIR | --policy FILE) ID --upstream URL
  * </pre>
  *
  * <p>Exit status: 0 on success (for {@code serve}: stopped by SIGTERM or SIGINT after draining),
@@ -154,16 +154,19 @@ public final class GatewayMain {
           "        127.0.0.1, drive narrated traffic that shows each control, then exit: 0 when",
           "        every step went as narrated, 1 when one did not.",
           "        --port N     the gateway's port, 0 for a free one (default: free)",
-          "  replay list --recordings DIR [--subject S] [--since T]",
+          "  replay list (--recordings DIR | --policy FILE) [--subject S] [--since T]",
           "        one line per recorded exchange, oldest first:",
           "        time id subject method path model outcome status ('-' when missing).",
           "        --since: an ISO instant (2026-11-28T22:00:00Z) or a date (2026-11-28, UTC).",
-          "  replay show --recordings DIR ID",
+          "  replay show (--recordings DIR | --policy FILE) ID",
           "        the exchange's recorded line as indented JSON. Unknown ID: exit 1.",
-          "  replay verify --recordings DIR",
+          "  replay verify (--recordings DIR | --policy FILE)",
           "        recompute the hash chain: 'OK <n> records' (exit 0), or",
-          "        'BROKEN <file>:<line>: <reason>' for the first broken line (exit 1).",
-          "  replay rerun --recordings DIR ID --upstream URL [--policy FILE]",
+          "        'BROKEN <file>:<line>: <reason>' for the first broken line (exit 1); in",
+          "        PostgreSQL every writer's chain, one 'BROKEN writer W seq N: <reason>' per break.",
+          "        --policy FILE: the records are where the policy's recording section writes",
+          "        them: its directory, or with store: postgres the database of state.postgres.",
+          "  replay rerun (--recordings DIR | --policy FILE) ID --upstream URL [--policy FILE]",
           "        re-send the recorded request (method, path, recorded body, content-type) to URL",
           "        and print the status of both answers and a diff of the new body against the",
           "        recorded one. --policy: the gateway's policy, for a fresh upstream credential;",
@@ -455,9 +458,10 @@ public final class GatewayMain {
     Options options;
     String id = null;
     switch (args.get(0)) {
-      case "list" -> options = Options.parse(rest, Set.of("recordings", "subject", "since"), 0);
-      case "verify" -> options = Options.parse(rest, Set.of("recordings"), 0);
-      case "show" -> options = Options.parse(rest, Set.of("recordings"), 1);
+      case "list" ->
+          options = Options.parse(rest, Set.of("recordings", "policy", "subject", "since"), 0);
+      case "verify" -> options = Options.parse(rest, Set.of("recordings", "policy"), 0);
+      case "show" -> options = Options.parse(rest, Set.of("recordings", "policy"), 1);
       case "rerun" -> options = Options.parse(rest, Set.of("recordings", "upstream", "policy"), 1);
       default ->
           throw new UsageException(
@@ -471,7 +475,13 @@ public final class GatewayMain {
         throw new UsageException("replay " + command + " needs an exchange ID");
       id = options.positionals().get(0);
     }
-    Path dir = path("recordings", options.required("recordings"));
+    if (!options.has("recordings") && !options.has("policy"))
+      throw new UsageException(
+          "replay " + command + " needs --recordings DIR or --policy FILE (where it records)");
+    Path dir =
+        options.has("recordings") ? path("recordings", options.required("recordings")) : null;
+    Policy policy = null;
+    String policyArg = options.has("policy") ? options.required("policy") : null;
     // Arguments are all checked before the recording is opened, so that a typo is reported as such.
     String subject = options.has("subject") ? options.required("subject") : null;
     Instant since = null;
@@ -485,34 +495,36 @@ public final class GatewayMain {
         throw new UsageException("--since: " + e.getMessage());
       }
     }
-    if (command.equals("rerun")) {
-      upstream = upstreamUrl(options.required("upstream"));
-      if (options.has("policy")) {
-        String policyArg = options.required("policy");
-        try {
-          Policy policy = Policy.load(path("policy", policyArg));
+    if (command.equals("rerun")) upstream = upstreamUrl(options.required("upstream"));
+    if (policyArg != null) {
+      try {
+        policy = Policy.load(path("policy", policyArg));
+        if (command.equals("rerun")) {
           credentials = Replay.credentials(policy);
           bodies = policy.recording() == null ? null : policy.recording().bodies();
-        } catch (PolicyException | IllegalArgumentException e) {
-          return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
         }
+      } catch (PolicyException | IllegalArgumentException e) {
+        return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
       }
     }
 
     Replay replay;
     try {
-      replay = Replay.open(dir);
+      replay = dir != null ? Replay.open(dir) : Replay.open(policy);
     } catch (IOException | UncheckedIOException e) {
-      return error(EXIT_USAGE, "--recordings: " + e.getMessage());
+      return error(EXIT_USAGE, (dir != null ? "--recordings: " : "--policy: ") + e.getMessage());
+    } catch (PolicyException e) {
+      return error(EXIT_USAGE, policyMessage(policyArg, e.getMessage()));
     }
-    try {
+    String where = dir != null ? dir.toString() : replay.location();
+    try (replay) {
       switch (command) {
         case "list" -> {
           for (String line : replay.list(subject, since)) out.println(line);
         }
         case "show" -> {
           Optional<String> json = replay.show(id);
-          if (json.isEmpty()) return error(EXIT_FAILURE, "no exchange " + id + " in " + dir);
+          if (json.isEmpty()) return error(EXIT_FAILURE, "no exchange " + id + " in " + where);
           out.println(json.get());
         }
         case "verify" -> {
@@ -529,7 +541,7 @@ public final class GatewayMain {
     } catch (ReplayException e) {
       return error(EXIT_FAILURE, e.getMessage());
     } catch (IOException | UncheckedIOException e) {
-      return error(EXIT_USAGE, "cannot read " + dir + ": " + e.getMessage());
+      return error(EXIT_USAGE, "cannot read " + where + ": " + e.getMessage());
     }
     out.flush();
     return EXIT_OK;

@@ -33,6 +33,14 @@ import org.junit.jupiter.api.io.TempDir;
  * minute, and tokens per day charged from the answers' usage.
  */
 class GatewayFleetQuotaTest {
+  /**
+   * The replicas' clock, standing in the middle of a minute: requests per minute are counted in
+   * fixed minute windows, which a run crossing a minute's end would split.
+   */
+  private static final java.time.Clock MID_MINUTE =
+      java.time.Clock.fixed(
+          java.time.Instant.parse("2026-12-01T10:00:30Z"), java.time.ZoneOffset.UTC);
+
   private static final MediaType JSON = MediaType.get("application/json");
 
   @TempDir Path dir;
@@ -99,6 +107,7 @@ class GatewayFleetQuotaTest {
       PamEngine engine =
           PamEngine.builder()
               .policy(Policy.parse(policy))
+              .clock(MID_MINUTE)
               .eventListener(
                   new dev.inferpam.core.ExchangeListener() {
                     @Override

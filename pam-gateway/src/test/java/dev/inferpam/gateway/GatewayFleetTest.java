@@ -47,6 +47,14 @@ import org.junit.jupiter.api.io.TempDir;
  * clear 503 that ends when Redis returns.
  */
 class GatewayFleetTest {
+  /**
+   * The replicas' clock, standing in the middle of a minute: requests per minute are counted in
+   * fixed minute windows, which a run crossing a minute's end would split.
+   */
+  private static final java.time.Clock MID_MINUTE =
+      java.time.Clock.fixed(
+          java.time.Instant.parse("2026-12-01T10:00:30Z"), java.time.ZoneOffset.UTC);
+
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final MediaType JSON_TYPE = MediaType.get("application/json");
   private static final String ROLE_PASSWORD = "fleet-gw-pw-71";
@@ -150,7 +158,7 @@ class GatewayFleetTest {
             + "\n    migrate: false\n    poll-interval: 200ms\n";
     List<Integer> ports = new ArrayList<>();
     for (int i = 0; i < 3; i++) {
-      PamEngine engine = PamEngine.builder().policy(Policy.parse(policy)).build();
+      PamEngine engine = PamEngine.builder().policy(Policy.parse(policy)).clock(MID_MINUTE).build();
       Gateway g = Gateway.start(engine, upstream.url("/"), "127.0.0.1", 0);
       fleet.add(g);
       ports.add(g.port());

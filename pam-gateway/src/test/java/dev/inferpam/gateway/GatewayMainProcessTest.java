@@ -448,7 +448,7 @@ class GatewayMainProcessTest {
     assertThat(r.stdout)
         .contains("serve --policy FILE --upstream URL")
         .contains("demo [--port N]")
-        .contains("replay verify --recordings DIR");
+        .contains("replay verify (--recordings DIR | --policy FILE)");
     assertThat(r.stderr).isEmpty();
   }
 

@@ -38,7 +38,7 @@ public final class PostgresState implements AutoCloseable {
   public static final String SCHEMA = "inferpam";
 
   /** The schema version this code reads and writes: its newest migration. */
-  public static final int SCHEMA_VERSION = 1;
+  public static final int SCHEMA_VERSION = 2;
 
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -49,6 +49,8 @@ public final class PostgresState implements AutoCloseable {
   private final String url;
   private final String user;
   private final String password;
+  private final java.util.concurrent.atomic.AtomicInteger writers =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private PostgresState(
       HikariDataSource pool,
@@ -193,6 +195,15 @@ public final class PostgresState implements AutoCloseable {
   /** This replica's id: random, new at each start; names its reviews' holder and its writer. */
   public String replicaId() {
     return replicaId;
+  }
+
+  /**
+   * A writer id for a recorder made from this state: {@link #replicaId()} for the first, then
+   * {@code <replicaId>-2}, {@code -3}...: two recorders never share a chain.
+   */
+  String claimWriter() {
+    int n = writers.incrementAndGet();
+    return n == 1 ? replicaId : replicaId + "-" + n;
   }
 
   /** Closes the pool. */

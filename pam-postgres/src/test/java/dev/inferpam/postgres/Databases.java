@@ -54,9 +54,29 @@ final class Databases implements AutoCloseable {
     return asGateway(Duration.ofSeconds(5));
   }
 
-  /** A state connected as the gateway role, calls bounded by {@code timeout}. */
+  /** A state connected as the gateway role, {@code timeout} for connecting or a statement. */
   PostgresState asGateway(Duration timeout) {
     return PostgresState.connect(server.jdbcUrl(), ROLE, ROLE_PASSWORD, timeout, false);
+  }
+
+  /** A state connected as the schema's owner (the superuser), without migrating. */
+  PostgresState asOwner() {
+    return PostgresState.connect(
+        server.jdbcUrl(),
+        PostgresServer.SUPERUSER,
+        PostgresServer.SUPERUSER_PASSWORD,
+        Duration.ofSeconds(5),
+        false);
+  }
+
+  /** Empties the records, their partitions and retention notes (as the owner). */
+  void clearRecords() throws IOException, InterruptedException {
+    server.sql(
+        "postgres",
+        "DO $$ DECLARE p text; BEGIN FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c"
+            + " ON c.oid = i.inhrelid WHERE i.inhparent = 'inferpam.records'::regclass LOOP"
+            + " EXECUTE format('DROP TABLE inferpam.%I', p); END LOOP; END $$;"
+            + " TRUNCATE inferpam.record_retention");
   }
 
   /** Empties the review tables (as the owner: the gateway role may not delete reviews). */

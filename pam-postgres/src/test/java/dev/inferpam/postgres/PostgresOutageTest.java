@@ -87,7 +87,12 @@ class PostgresOutageTest {
 
     db.server.restart();
 
-    assertThat(service.pending(SAM)).extracting(p -> p.id()).containsExactly(id);
+    // the pool reconnects by itself, within a few of its connection attempts
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(15))
+        .ignoreExceptionsInstanceOf(IllegalStateException.class)
+        .untilAsserted(
+            () -> assertThat(service.pending(SAM)).extracting(p -> p.id()).containsExactly(id));
     assertThat(service.approve(id, SAM, "after the outage").kind())
         .isEqualTo(dev.inferpam.api.ApprovalService.ReviewResult.Kind.DECIDED);
     Outcome o = waiting.outcome().toCompletableFuture().get(2, TimeUnit.SECONDS);

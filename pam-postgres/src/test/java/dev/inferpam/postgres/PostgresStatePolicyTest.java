@@ -185,7 +185,8 @@ class PostgresStatePolicyTest {
                         + " password-from-file: /f}\n"))
         .hasMessage("state.postgres: at most one of password-from-env / password-from-file");
     assertThatThrownBy(
-            () -> Policy.parse("version: 1\nstate:\n  postgres: {url-from-env: U, migrate: maybe}\n"))
+            () ->
+                Policy.parse("version: 1\nstate:\n  postgres: {url-from-env: U, migrate: maybe}\n"))
         .hasMessage("state.postgres.migrate: expected true or false");
     assertThatThrownBy(
             () -> Policy.parse("version: 1\nstate:\n  postgres: {url-from-env: U, timeout: 1m}\n"))

@@ -10,6 +10,7 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.Recordings;
+import dev.inferpam.core.StoredRecords;
 import dev.inferpam.core.stream.SseEvent;
 import dev.inferpam.core.stream.SseFramer;
 import java.io.IOException;
@@ -44,8 +45,9 @@ import okio.BufferedSource;
 
 /**
  * The {@code replay} commands of {@code pam-gateway.jar} as Java: list, show, verify and re-run
- * the exchanges of a recording directory ({@code docs/recording.md}). The command line
- * ({@code GatewayMain}) only parses arguments and prints what these methods return.
+ * the exchanges of a recording directory, or of the PostgreSQL store of a policy's {@code
+ * recording.store: postgres} ({@code docs/recording.md}). The command line ({@code GatewayMain})
+ * only parses arguments and prints what these methods return.
  *
  * <pre>{@code
  * Replay replay = Replay.open(Path.of("recordings"));
@@ -53,13 +55,14 @@ import okio.BufferedSource;
  * System.out.println(Replay.format(replay.verify()));   // OK 42 records
  * }</pre>
  *
- * <p>Reading is done by {@link Recordings}; this class adds the text formats. Nothing here
- * writes to the recording directory.
+ * <p>Reading is done by {@link StoredRecords} ({@link Recordings} for a directory); this class
+ * adds the text formats. Nothing here writes to the recording. Close an instance opened on a
+ * database: it holds connections.
  *
- * <p><b>Thread-safety:</b> an instance only reads the directory and may be shared; each
+ * <p><b>Thread-safety:</b> an instance only reads the recording and may be shared; each
  * {@link #rerun} uses its own HTTP client.
  */
-public final class Replay {
+public final class Replay implements AutoCloseable {
 
   /** Outcomes whose request reached the upstream; only those are re-sent. */
   private static final Set<String> FORWARDED = Set.of("allow", "approved");
@@ -79,9 +82,9 @@ public final class Replay {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Path directory;
-  private final Recordings recordings;
+  private final StoredRecords recordings;
 
-  private Replay(Path directory, Recordings recordings) {
+  private Replay(Path directory, StoredRecords recordings) {
     this.directory = directory;
     this.recordings = recordings;
   }
@@ -96,9 +99,38 @@ public final class Replay {
     return new Replay(directory, Recordings.open(directory));
   }
 
-  /** The directory this instance reads. */
+  /**
+   * Opens the recording {@code policy}'s {@code recording} section writes to: its directory, or
+   * with {@code store: postgres} the database of {@code state.postgres} (connected with the
+   * policy's URL, role and password, its schema checked and never migrated).
+   *
+   * @throws IOException                         when the directory does not exist
+   * @throws dev.inferpam.core.PolicyException when the policy has no recording section or the
+   *     database cannot be used (the message never holds the URL or password)
+   */
+  public static Replay open(Policy policy) throws IOException {
+    StoredRecords records = StoredRecords.of(policy);
+    return new Replay(
+        policy.recording().store() == Policy.RecordingStore.DIRECTORY
+            ? policy.recording().directory()
+            : null,
+        records);
+  }
+
+  /** The directory this instance reads, or {@code null} when it reads a database. */
   public Path directory() {
     return directory;
+  }
+
+  /** Where the records are, for messages: the directory, or {@code PostgreSQL host:port/db}. */
+  public String location() {
+    return recordings.location();
+  }
+
+  /** Releases the database connections, if any. */
+  @Override
+  public void close() {
+    recordings.close();
   }
 
   /**
@@ -143,25 +175,34 @@ public final class Replay {
   public Optional<String> show(String id) throws IOException {
     Objects.requireNonNull(id, "id");
     Optional<Recordings.Entry> entry = recordings.find(id);
-    if (entry.isEmpty()) {
-      entry = recordings.entries().stream().filter(e -> id.equals(e.record().id())).findFirst();
-    }
+    if (entry.isEmpty()) entry = recordings.lines(id).stream().findFirst();
     return entry.map(e -> JsonIndent.indent(e.json()));
   }
 
-  /** Recomputes the whole hash chain; see {@link #format(Recordings.Verification)}. */
+  /**
+   * Recomputes the whole hash chain (a database: every writer's chain); see {@link
+   * #format(Recordings.Verification)}.
+   */
   public Recordings.Verification verify() throws IOException {
     return recordings.verify();
   }
 
   /**
-   * The {@code replay verify} line: {@code OK <n> records}, or
-   * {@code BROKEN <file>:<line>: <reason>} naming the first line that breaks the chain.
+   * What {@code replay verify} prints: {@code OK <n> records}, or one line per break, {@code
+   * BROKEN <where>: <reason>}: for a directory the first line that breaks the chain ({@code
+   * BROKEN session-20261128-0001.jsonl:2: prev does not match previous line}), for a database
+   * every break of every writer's chain ({@code BROKEN writer r-1a2b… seq 17: hash mismatch},
+   * {@code BROKEN writer r-1a2b… seq 4: missing}).
    */
   public static String format(Recordings.Verification v) {
     if (v.ok()) return "OK " + v.records() + " records";
-    String where = v.file() == null ? "" : " " + fileName(v.file()) + ":" + v.line() + ":";
-    return "BROKEN" + (where.isEmpty() ? ":" : where) + " " + v.reason();
+    if (v.breaks().isEmpty()) return "BROKEN: " + v.reason();
+    List<String> lines = new ArrayList<>();
+    for (Recordings.Break b : v.breaks()) {
+      String where = b.where() == null ? "" : " " + fileName(b.where());
+      lines.add("BROKEN" + where + ": " + b.reason());
+    }
+    return String.join("\n", lines);
   }
 
   /**
@@ -218,7 +259,7 @@ public final class Replay {
     SessionRecord record =
         recordings
             .find(id)
-            .orElseThrow(() -> new ReplayException("no exchange " + id + " in " + directory))
+            .orElseThrow(() -> new ReplayException("no exchange " + id + " in " + location()))
             .record();
     SessionRecord.Request req = record.request();
     String outcome = record.decision() == null ? null : record.decision().outcome();

@@ -1,9 +1,13 @@
 package dev.inferpam.postgres.internal;
 
 import dev.inferpam.api.ApprovalService;
+import dev.inferpam.api.Recorder;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.StateBackend;
+import dev.inferpam.core.StoredRecords;
 import dev.inferpam.postgres.PostgresApprovalService;
+import dev.inferpam.postgres.PostgresRecorder;
+import dev.inferpam.postgres.PostgresRecords;
 import dev.inferpam.postgres.PostgresState;
 import java.time.Clock;
 import java.util.function.Consumer;
@@ -49,6 +53,16 @@ public final class PostgresStateBackend implements StateBackend {
           .pollInterval(database.pollInterval())
           .onReview(onReview)
           .build();
+    }
+
+    @Override
+    public Recorder recorder(Policy.Recording recording, Clock clock) {
+      return PostgresRecorder.builder(state).settings(recording).clock(clock).build();
+    }
+
+    @Override
+    public StoredRecords storedRecords() {
+      return PostgresRecords.of(state);
     }
 
     @Override

@@ -24,13 +24,15 @@ final class RecordingSection {
   private RecordingSection() {}
 
   /**
-   * {@code recording}: {@code directory} (required; relative paths are taken against the working
-   * directory, as written), {@code bodies} ({@code masked | full | none}), {@code durability}
+   * {@code recording}: {@code store} ({@code directory}, the default, or {@code postgres}),
+   * {@code directory} (required with the directory store and refused with {@code postgres};
+   * relative paths are taken against the working directory, as written), {@code bodies} ({@code masked | full | none}), {@code durability}
    * ({@code strict | batched | async}), {@code retention} (a duration > 0), and the inferpam
    * extensions {@code segment-size} (a size as for {@code request.max-body}),
    * {@code queue-capacity} and {@code batch-size} (whole numbers > 0), {@code batch-interval}
-   * (a duration > 0) and {@code queue-full-wait} (0s..30s). Absent keys take the defaults of
-   * {@link Policy.Recording}.
+   * (a duration > 0) and {@code queue-full-wait} (0s..30s); {@code segment-size} only with the
+   * directory store. Absent keys take the defaults of {@link Policy.Recording}. That
+   * {@code store: postgres} has a {@code state.postgres} to write to is checked by {@link Policy}.
    */
   static Policy.Recording read(JsonNode n, String path) {
     mapping(n, path);
@@ -38,6 +40,7 @@ final class RecordingSection {
         n,
         path,
         Set.of(
+            "store",
             "directory",
             "bodies",
             "durability",
@@ -48,8 +51,22 @@ final class RecordingSection {
             "batch-size",
             "queue-full-wait"),
         Set.of());
-    java.nio.file.Path directory =
-        filePath(required(n, path, "directory"), child(path, "directory"));
+    Policy.RecordingStore store = Policy.RecordingStore.DIRECTORY;
+    if (n.has("store"))
+      store = choice(n.get("store"), child(path, "store"), Policy.RecordingStore.class);
+    java.nio.file.Path directory = null;
+    if (store == Policy.RecordingStore.POSTGRES) {
+      if (n.has("directory")) {
+        throw fail(
+            child(path, "directory"),
+            "not with store: postgres (records go to the database of state.postgres)");
+      }
+      if (n.has("segment-size")) {
+        throw fail(child(path, "segment-size"), "only with the directory store, not postgres");
+      }
+    } else {
+      directory = filePath(required(n, path, "directory"), child(path, "directory"));
+    }
     Policy.Bodies bodies = null;
     if (n.has("bodies"))
       bodies = choice(n.get("bodies"), child(path, "bodies"), Policy.Bodies.class);
@@ -91,6 +108,7 @@ final class RecordingSection {
         queueCapacity,
         batchInterval,
         batchSize,
-        queueFullWait);
+        queueFullWait,
+        store);
   }
 }

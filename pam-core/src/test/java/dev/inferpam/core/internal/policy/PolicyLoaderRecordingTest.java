@@ -90,6 +90,27 @@ class PolicyLoaderRecordingTest {
                 64));
   }
 
+  @Test
+  void storePostgresTakesNoDirectoryAndNeedsStatePostgres() {
+    Policy policy =
+        PolicyLoader.parse(
+            "version: 1\nstate:\n  postgres:\n    url-from-env: PG_URL\n"
+                + "recording:\n  store: postgres\n  durability: batched\n  retention: 30d\n",
+            "policy");
+    assertThat(policy.recording().store()).isEqualTo(Policy.RecordingStore.POSTGRES);
+    assertThat(policy.recording().directory()).isNull();
+    assertThat(policy.recording().durability()).isEqualTo(Policy.Durability.BATCHED);
+    assertThat(policy.recording().retention()).isEqualTo(Duration.ofDays(30));
+    assertThat(recording("  store: directory\n  directory: d\n"))
+        .isEqualTo(Policy.Recording.in(Path.of("d")));
+
+    assertThatThrownBy(() -> PolicyLoader.parse("version: 1\nrecording: {store: postgres}", "p"))
+        .isInstanceOf(PolicyException.class)
+        .hasMessage(
+            "recording.store: postgres needs the database of state.postgres, which the policy"
+                + " does not set");
+  }
+
   @ParameterizedTest
   @MethodSource("bodiesValues")
   void bodiesValues(String written, Policy.Bodies expected) {
@@ -155,6 +176,17 @@ class PolicyLoaderRecordingTest {
             "recording: {directory: \"a\\u0000b\"}",
             "recording.directory: invalid path \"a\\u0000b\""),
         Arguments.of("recording: {directory: d, dir: e}", "recording.dir: unknown key"),
+        Arguments.of(
+            "recording: {store: s3, directory: d}",
+            "recording.store: expected one of directory, postgres, was \"s3\""),
+        Arguments.of("recording: {store: directory}", "recording.directory: required"),
+        Arguments.of(
+            "recording: {store: postgres, directory: d}",
+            "recording.directory: not with store: postgres (records go to the database of"
+                + " state.postgres)"),
+        Arguments.of(
+            "recording: {store: postgres, segment-size: 1MiB}",
+            "recording.segment-size: only with the directory store, not postgres"),
         Arguments.of(
             "recording: {directory: d, compress: true}", "recording.compress: unknown key"),
         Arguments.of(
