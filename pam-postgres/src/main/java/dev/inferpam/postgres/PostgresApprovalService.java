@@ -195,11 +195,13 @@ public final class PostgresApprovalService implements ApprovalService {
           c.commit();
           return Ticket.decided(granted);
         }
+        // joining locks the review's row, as leaving does: a review another replica's last
+        // caller is ending is not joined
         String id = null;
         try (PreparedStatement s =
             c.prepareStatement(
                 "SELECT id FROM inferpam.reviews WHERE principal_key = ? AND rule = ?"
-                    + " AND digest = ? AND status = 'waiting' AND expires > ?")) {
+                    + " AND digest = ? AND status = 'waiting' AND expires > ? FOR UPDATE")) {
           s.setString(1, key);
           s.setString(2, rule);
           s.setString(3, digest);
@@ -375,11 +377,13 @@ public final class PostgresApprovalService implements ApprovalService {
       } finally {
         lock.unlock();
       }
+      // queued before the outcome completes, so that whoever sees the outcome and then lists
+      // through this replica finds the withdrawal written
+      if (last) leaving.add(review);
       stage.complete(new Outcome(review, Status.WITHDRAWN, null, WITHDRAWN_REASON, now()));
       if (last) {
         // written off the caller's thread (it may be an event loop), and before this replica's
         // next listing, decision or request
-        leaving.add(review);
         try {
           timers.execute(PostgresApprovalService.this::drainLeaving);
         } catch (java.util.concurrent.RejectedExecutionException closing) {
@@ -441,6 +445,13 @@ public final class PostgresApprovalService implements ApprovalService {
           if (local.containsKey(id)) return;
         } finally {
           lock.unlock();
+        }
+        // the review's row first: two replicas leaving at once would otherwise each still see
+        // the other's waiter row, and the review would wait with nobody waiting for it
+        try (PreparedStatement s =
+            c.prepareStatement("SELECT 1 FROM inferpam.reviews WHERE id = ? FOR UPDATE")) {
+          s.setString(1, id);
+          s.executeQuery().close();
         }
         try (PreparedStatement s =
             c.prepareStatement(

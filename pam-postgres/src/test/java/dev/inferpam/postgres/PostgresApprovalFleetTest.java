@@ -161,7 +161,10 @@ class PostgresApprovalFleetTest {
 
     onB.withdraw();
     assertThat(outcomeWithin(onB, Duration.ofSeconds(1)).status()).isEqualTo(Status.WITHDRAWN);
-    assertThat(b.pending(SAM)).isEmpty();
+    // A's withdrawal is written by A's own timer thread: the review ends once both are written
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(2))
+        .untilAsserted(() -> assertThat(b.pending(SAM)).isEmpty());
     assertThat(a.approve(onA.approvalId(), SAM, null).kind())
         .isEqualTo(ApprovalService.ReviewResult.Kind.ALREADY_DECIDED);
   }
