@@ -26,6 +26,7 @@ import dev.inferpam.core.internal.policy.Durations;
 import dev.inferpam.core.internal.quotas.Quotas;
 import dev.inferpam.core.internal.recording.RecordBuilder;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.AbstractMap;
@@ -734,6 +735,48 @@ final class Exchange {
     // After the end the record is the recorder's; with a refusal it holds what was sent instead.
     if (ended || responseRefusal != null) return;
     record.responseBytes(b, off, len);
+    keepTail(b, off, len);
+  }
+
+  /** The terminal event of an OpenAI-style stream; nothing follows it but the end of the body. */
+  private static final byte[] DONE_EVENT = "data: [DONE]".getBytes(StandardCharsets.US_ASCII);
+
+  /** The last bytes delivered (at most {@link #TAIL} of them), oldest first. */
+  private static final int TAIL = 24;
+
+  private byte[] tail;
+  private int tailLen;
+
+  private void keepTail(byte[] b, int off, int len) {
+    if (len <= 0) return;
+    if (tail == null) tail = new byte[TAIL];
+    if (len >= TAIL) {
+      System.arraycopy(b, off + len - TAIL, tail, 0, TAIL);
+      tailLen = TAIL;
+      return;
+    }
+    int keep = Math.min(tailLen, TAIL - len);
+    System.arraycopy(tail, tailLen - keep, tail, 0, keep);
+    System.arraycopy(b, off, tail, keep, len);
+    tailLen = keep + len;
+  }
+
+  /**
+   * Whether what reached the client ends with a stream's terminal event, {@code data: [DONE]} and
+   * the blank line that ends it: the client has all the model sends even when it stops reading
+   * there, before the upstream's end of body (SDKs cancel a stream once they read {@code [DONE]}).
+   */
+  private boolean deliveredTerminalEvent() {
+    if (tail == null) return false;
+    int end = tailLen;
+    int breaks = 0;
+    while (end > 0 && (tail[end - 1] == '\n' || tail[end - 1] == '\r')) {
+      if (tail[end - 1] == '\n') breaks++;
+      end--;
+    }
+    if (breaks < 2 || end < DONE_EVENT.length) return false;
+    return java.util.Arrays.equals(
+        tail, end - DONE_EVENT.length, end, DONE_EVENT, 0, DONE_EVENT.length);
   }
 
   /**
@@ -752,6 +795,7 @@ final class Exchange {
     }
     ended = true;
     leaveFlight();
+    if (!complete && deliveredTerminalEvent()) complete = true;
     try {
       handOver(complete);
     } finally {

@@ -107,12 +107,17 @@ public final class GovernedBody extends InputStream {
     return released.length - pos;
   }
 
+  /**
+   * Closes the upstream. The exchange ends complete when the caller has read everything the
+   * upstream sent (a JSON reader stops at the end of the document without reading the end of the
+   * body), incomplete otherwise.
+   */
   @Override
   public void close() throws IOException {
     try {
       upstream.close();
     } finally {
-      finish(false);
+      finish(upstreamEnded && !failed && pos == released.length);
     }
   }
 
