@@ -5,6 +5,14 @@ import dev.inferpam.servlet.ApprovalServlet;
 import dev.inferpam.servlet.PamFilter;
 import dev.inferpam.servlet.QuotaServlet;
 import jakarta.servlet.DispatcherType;
+import jakarta.servlet.Filter;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.FilterConfig;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.http.HttpServletRequest;
+import java.io.IOException;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
@@ -27,10 +35,17 @@ import org.springframework.core.Ordered;
 @ConditionalOnBean(PamEngine.class)
 public class InferpamServletAutoConfiguration {
 
+  /** The servlet names of the endpoints, which the filter lets through to them. */
+  static final String APPROVALS = "inferpamApprovals";
+
+  static final String QUOTA = "inferpamQuota";
+
   @Bean
-  FilterRegistrationBean<PamFilter> pamFilter(PamEngine engine, InferpamProperties properties) {
-    FilterRegistrationBean<PamFilter> registration =
-        new FilterRegistrationBean<>(new PamFilter(engine));
+  FilterRegistrationBean<Filter> pamFilter(PamEngine engine, InferpamProperties properties) {
+    Filter filter = new PamFilter(engine);
+    if (properties.getServer().isEndpoints()) filter = new EndpointsPassThrough(filter);
+    FilterRegistrationBean<Filter> registration = new FilterRegistrationBean<>(filter);
+    registration.setName("inferpam");
     registration.setUrlPatterns(properties.getServer().getUrlPatterns());
     registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC);
     registration.setAsyncSupported(true); // requests held for review wait without a thread
@@ -41,13 +56,55 @@ public class InferpamServletAutoConfiguration {
   @Bean
   @ConditionalOnProperty(prefix = "inferpam.server", name = "endpoints", matchIfMissing = true)
   ServletRegistrationBean<ApprovalServlet> pamApprovalServlet(PamEngine engine) {
-    return new ServletRegistrationBean<>(
-        ApprovalServlet.forEngine(engine), ApprovalServlet.MAPPING);
+    ServletRegistrationBean<ApprovalServlet> registration =
+        new ServletRegistrationBean<>(ApprovalServlet.forEngine(engine), ApprovalServlet.MAPPING);
+    registration.setName(APPROVALS);
+    return registration;
   }
 
   @Bean
   @ConditionalOnProperty(prefix = "inferpam.server", name = "endpoints", matchIfMissing = true)
   ServletRegistrationBean<QuotaServlet> pamQuotaServlet(PamEngine engine) {
-    return new ServletRegistrationBean<>(QuotaServlet.forEngine(engine), QuotaServlet.MAPPING);
+    ServletRegistrationBean<QuotaServlet> registration =
+        new ServletRegistrationBean<>(QuotaServlet.forEngine(engine), QuotaServlet.MAPPING);
+    registration.setName(QUOTA);
+    return registration;
+  }
+
+  /**
+   * {@link PamFilter}, except for requests the container maps to the reviewer and quota
+   * endpoints' own servlets (which identify their callers themselves, as the gateway's {@code
+   * /pam} context does): told apart by the servlet the container chose, after its own path
+   * normalisation, so no spelling of another path reaches the application unfiltered.
+   */
+  static final class EndpointsPassThrough implements Filter {
+    private final Filter filter;
+
+    EndpointsPassThrough(Filter filter) {
+      this.filter = filter;
+    }
+
+    @Override
+    public void init(FilterConfig config) throws ServletException {
+      filter.init(config);
+    }
+
+    @Override
+    public void doFilter(ServletRequest request, ServletResponse response, FilterChain chain)
+        throws IOException, ServletException {
+      if (request instanceof HttpServletRequest http) {
+        String servlet = http.getHttpServletMapping().getServletName();
+        if (APPROVALS.equals(servlet) || QUOTA.equals(servlet)) {
+          chain.doFilter(request, response);
+          return;
+        }
+      }
+      filter.doFilter(request, response, chain);
+    }
+
+    @Override
+    public void destroy() {
+      filter.destroy();
+    }
   }
 }
