@@ -72,9 +72,11 @@ import org.slf4j.LoggerFactory;
  *       so it (or the server it forwards to) answers uncompressed; text bodies are masked as they
  *       are written (SSE, NDJSON and JSON keep their framing; binary types pass untouched), a
  *       {@code Content-Length} the application sets is dropped for a masked body, and the
- *       masker's held-back tail is written when the stream is closed, when the application
- *       returns, or on {@code AsyncContext.complete()}. The client and the record get the masked
- *       bytes. A body that must be masked but is written with a {@code Content-Encoding} other
+ *       masker's held-back tail is written when the response ends, whichever way: the stream or
+ *       writer is closed, the application returns, it calls {@code AsyncContext.complete()} (also
+ *       through the context of an {@code AsyncEvent}, as in an {@code onTimeout}), or the async
+ *       dispatch it asked for with {@code AsyncContext.dispatch()} returns (how Spring MVC ends
+ *       every asynchronous answer). The client and the record get the masked bytes. A body that must be masked but is written with a {@code Content-Encoding} other
  *       than {@code identity} is refused: the client gets 502 {@code masking_unavailable}
  *       (recorded as the response), and the application's further writes fail with an
  *       {@link IOException}, which the filter does not pass on.</li>
@@ -94,8 +96,8 @@ import org.slf4j.LoggerFactory;
  *       its review stays until decided or expired, and an approved request is then forwarded and
  *       its answer lost.</li>
  *   <li>Every exchange is ended exactly once, after the chain returns (or, when the application
- *       started servlet async processing, when the async cycle completes, errs or times out), so
- *       every request, allowed or denied, has a record.</li>
+ *       started servlet async processing, when the container completes the request, or at an
+ *       async error), so every request, allowed or denied, has a record.</li>
  * </ul>
  *
  * <p><b>Threads.</b> The filter starts no thread. A body is read, and a review waited for, with
@@ -142,11 +144,19 @@ import org.slf4j.LoggerFactory;
  *       inferpam gateway closes connections whose head is not complete within
  *       {@code request.head-timeout}); the engine bounds the body ({@code request.max-body},
  *       {@code request.body-timeout}, {@code request.min-body-rate}).</li>
- *   <li>Servlet async processing is tolerated, not specially supported: register the filter with
- *       {@code asyncSupported=true} when the application uses async (the container refuses
- *       {@code startAsync()} otherwise). An application that calls {@code startAsync()} gets an
- *       {@code AsyncContext} holding the filter's request and response wrappers, and the exchange
- *       ends when the async cycle does.</li>
+ *   <li>Servlet async processing: register the filter with {@code asyncSupported=true} (the
+ *       container refuses {@code startAsync()} otherwise) and for {@code DispatcherType.ASYNC}. An
+ *       application that calls {@code startAsync()} gets an {@code AsyncContext} holding the
+ *       filter's request and response wrappers. When it ends the cycle with {@code dispatch()},
+ *       the dispatch comes back through the filter as the same exchange (request attribute
+ *       {@link #EXCHANGE_ATTRIBUTE}), not as a new one, and the response ends when that dispatch
+ *       returns without starting async again. The exchange ends when the container completes the
+ *       request ({@code AsyncListener.onComplete}): complete when the client got the whole body;
+ *       incomplete after an async error, an exception in a dispatch, or a timeout the application
+ *       did not answer with {@code complete()} or {@code dispatch()} (then the container ends
+ *       the response with an error, and what the masker held back is not written). A dispatch
+ *       that bypasses the filter (not mapped to {@code ASYNC}) cannot have its tail written: it is
+ *       recorded incomplete and logged as an error.</li>
  *   <li>An exception the application throws is answered by the container's error handling. Jetty's
  *       default error page shows no stack trace but does show the exception's message; configure
  *       the container's error handler if messages may be sensitive.</li>
@@ -178,6 +188,13 @@ public final class PamFilter implements Filter {
 
   /** The request attribute holding a request that waits for a reviewer, until its async dispatch. */
   static final String REVIEW_ATTRIBUTE = "dev.inferpam.review";
+
+  /**
+   * The request attribute holding the allowed exchange and its response wrapper, so that a later
+   * dispatch of the same request (the application's {@code AsyncContext.dispatch()}) is known as
+   * the same exchange, and its response is finished where it ends.
+   */
+  static final String ALLOWED_ATTRIBUTE = "dev.inferpam.allowed";
 
   // Written only when the engine itself throws, so there is no exchange (and no request id).
   private static final byte[] INTERNAL_ERROR_BODY =
@@ -222,8 +239,13 @@ public final class PamFilter implements Filter {
       carryOn(read.verdict, read.request, read.response, chain);
       return;
     }
+    if (request.getAttribute(ALLOWED_ATTRIBUTE) instanceof AllowedExchange allowed) {
+      // A dispatch of a request this filter already decided and let through: the same exchange.
+      again(allowed, request, req, res, chain);
+      return;
+    }
     if (request.getAttribute(EXCHANGE_ATTRIBUTE) instanceof Verdict.Allowed) {
-      // A dispatch of a request this filter already decided and let through.
+      // Decided by another instance of this filter (mapped twice): it ends the exchange.
       chain.doFilter(req, res);
       return;
     }
@@ -478,12 +500,14 @@ public final class PamFilter implements Filter {
     ExchangeResponse wrappedResponse = new ExchangeResponse(response, exchange);
     ExchangeRequest wrappedRequest = ExchangeRequest.allowed(request, exchange, wrappedResponse);
     wrappedRequest.setAttribute(EXCHANGE_ATTRIBUTE, exchange);
+    AllowedExchange allowed = new AllowedExchange(exchange, wrappedResponse);
+    wrappedRequest.setAttribute(ALLOWED_ATTRIBUTE, allowed);
     boolean complete = false;
     boolean endHere = true;
     try {
       chain.doFilter(wrappedRequest, wrappedResponse);
       if (request.isAsyncStarted()) {
-        endHere = !endWhenAsyncEnds(request.getAsyncContext(), exchange, wrappedResponse);
+        endHere = !endWhenAsyncEnds(request.getAsyncContext(), allowed);
       }
       // The masker's held-back tail, or the refusal of a response that wrote nothing.
       if (endHere) wrappedResponse.finish();
@@ -510,6 +534,38 @@ public final class PamFilter implements Filter {
         exchange.end(complete && !wrappedResponse.deliveryFailed());
       }
     }
+  }
+
+  /**
+   * A later pass of an allowed request through the filter. For an async dispatch (the application
+   * called {@code AsyncContext.dispatch()}: Spring MVC ends every async answer so), the response
+   * ends when this dispatch returns, unless the application starts async again: the masker's
+   * held-back tail is written here, while the response is still open; the exchange itself ends
+   * when the container completes the cycle ({@link EndOnAsyncEnd}). Forwards and includes pass
+   * through: the response ends with the dispatch that made them.
+   */
+  private static void again(
+      AllowedExchange allowed,
+      HttpServletRequest request,
+      ServletRequest req,
+      ServletResponse res,
+      FilterChain chain)
+      throws IOException, ServletException {
+    if (request.getDispatcherType() != DispatcherType.ASYNC) {
+      chain.doFilter(req, res);
+      return;
+    }
+    ExchangeResponse response = allowed.response;
+    response.dispatched();
+    try {
+      chain.doFilter(req, res);
+    } catch (IOException | ServletException | RuntimeException | Error e) {
+      // The container answers it (an error page, or an aborted response): not a complete answer,
+      // unless it is the application stopping after its response was refused.
+      if (!response.refused()) allowed.failed = true;
+      throw e;
+    }
+    if (!request.isAsyncStarted()) response.finish();
   }
 
   /**
@@ -718,46 +774,80 @@ public final class PamFilter implements Filter {
    * @return false when no listener could be added (the cycle is already over), so the caller ends
    *     the exchange itself
    */
-  private static boolean endWhenAsyncEnds(
-      AsyncContext async, Verdict.Allowed exchange, ExchangeResponse response) {
+  private static boolean endWhenAsyncEnds(AsyncContext async, AllowedExchange allowed) {
     try {
-      async.addListener(new EndOnAsyncEnd(exchange, response));
+      async.addListener(new EndOnAsyncEnd(allowed));
       return true;
     } catch (IllegalStateException e) {
       return false;
     }
   }
 
-  /**
-   * Ends the exchange when an async cycle ends: complete on {@code onComplete}, incomplete on
-   * {@code onError} or {@code onTimeout} (whichever comes first; the end is idempotent).
-   * Re-registers itself when the application restarts async, which drops listeners.
-   */
-  private static final class EndOnAsyncEnd implements AsyncListener {
-    private final Verdict.Allowed exchange;
-    private final ExchangeResponse response;
+  /** An allowed exchange and its response wrapper, for every pass of its request through the filter. */
+  private static final class AllowedExchange {
+    final Verdict.Allowed exchange;
+    final ExchangeResponse response;
 
-    EndOnAsyncEnd(Verdict.Allowed exchange, ExchangeResponse response) {
+    /** An async dispatch of the application failed: the container answered in its place. */
+    volatile boolean failed;
+
+    AllowedExchange(Verdict.Allowed exchange, ExchangeResponse response) {
       this.exchange = exchange;
       this.response = response;
+    }
+  }
+
+  /**
+   * Ends the exchange when the application's async processing is over, which is when the container
+   * completes the request: after {@code complete()}, after the return of the last async dispatch,
+   * or after a timeout or error nobody answered. It is complete when the client got the whole body
+   * (the masker's tail written, nothing failed) and the application ended it: a timeout the
+   * application did not answer with {@code complete()} or a dispatch, an async error, a failed
+   * dispatch, or a dispatch that never reached the filter make it incomplete. An error ends it at
+   * once (the end is idempotent). Re-registers itself when the application restarts async, which
+   * drops listeners.
+   */
+  private static final class EndOnAsyncEnd implements AsyncListener {
+    private final AllowedExchange allowed;
+
+    EndOnAsyncEnd(AllowedExchange allowed) {
+      this.allowed = allowed;
     }
 
     @Override
     public void onComplete(AsyncEvent event) {
-      response.reportStarted();
-      exchange.end(!response.deliveryFailed() && response.bodyComplete());
+      ExchangeResponse response = allowed.response;
+      boolean complete =
+          !allowed.failed
+              && !response.deliveryFailed()
+              && !response.timeoutUnanswered()
+              && response.bodyComplete();
+      if (response.dispatchMissed() && !response.bodyComplete()) {
+        log.error(
+            "inferpam: exchange {}: the application's async dispatch ran without PamFilter, so the"
+                + " end of the masked response was not written; map the filter to"
+                + " DispatcherType.ASYNC too.",
+            allowed.exchange.id());
+      }
+      if (allowed.failed || response.timeoutUnanswered()) {
+        response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+      } else {
+        response.reportStarted();
+      }
+      allowed.exchange.end(complete);
     }
 
     @Override
     public void onError(AsyncEvent event) {
-      response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
-      exchange.end(false);
+      allowed.response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+      allowed.exchange.end(false);
     }
 
     @Override
     public void onTimeout(AsyncEvent event) {
-      response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
-      exchange.end(false);
+      // Not the end: the application's own listeners may answer it (write, then complete or
+      // dispatch). Whether they did is known on completion.
+      allowed.response.asyncTimedOut();
     }
 
     @Override

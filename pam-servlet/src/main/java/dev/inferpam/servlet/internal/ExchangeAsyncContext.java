@@ -1,6 +1,7 @@
 package dev.inferpam.servlet.internal;
 
 import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
 import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
@@ -13,8 +14,13 @@ import java.io.IOException;
  * exchange's response ({@link ExchangeResponse#finish()}): the masker's held-back tail must be
  * written while the response is still open, and the container's listeners run only after it
  * closed. A failure to write it (the client went away, the masker failed) marks the response
- * incomplete; the cycle still completes. An async cycle that ends otherwise (a dispatch, a
- * timeout) cannot write the tail: its record says incomplete.
+ * incomplete; the cycle still completes. A {@code dispatch} is noted on the response: the
+ * response then ends when that dispatch returns, where the filter writes the tail (the filter
+ * must be mapped to {@code DispatcherType.ASYNC} to see it).
+ *
+ * <p>Listeners added here see this context in their events ({@link AsyncEvent#getAsyncContext()}),
+ * not the container's, so that an application completing the cycle from its {@code onTimeout}
+ * (the usual pattern) writes the tail too.
  *
  * <p>Thread-safety: that of the container's context.
  */
@@ -34,6 +40,7 @@ final class ExchangeAsyncContext implements AsyncContext {
 
   @Override
   public void complete() {
+    response.asyncEnding(false);
     try {
       response.finish();
     } catch (IOException e) {
@@ -59,16 +66,19 @@ final class ExchangeAsyncContext implements AsyncContext {
 
   @Override
   public void dispatch() {
+    response.asyncEnding(true);
     delegate.dispatch();
   }
 
   @Override
   public void dispatch(String path) {
+    response.asyncEnding(true);
     delegate.dispatch(path);
   }
 
   @Override
   public void dispatch(ServletContext context, String path) {
+    response.asyncEnding(true);
     delegate.dispatch(context, path);
   }
 
@@ -79,13 +89,13 @@ final class ExchangeAsyncContext implements AsyncContext {
 
   @Override
   public void addListener(AsyncListener listener) {
-    delegate.addListener(listener);
+    delegate.addListener(new Listener(listener, response));
   }
 
   @Override
   public void addListener(
       AsyncListener listener, ServletRequest servletRequest, ServletResponse servletResponse) {
-    delegate.addListener(listener, servletRequest, servletResponse);
+    delegate.addListener(new Listener(listener, response), servletRequest, servletResponse);
   }
 
   @Override
@@ -101,5 +111,46 @@ final class ExchangeAsyncContext implements AsyncContext {
   @Override
   public long getTimeout() {
     return delegate.getTimeout();
+  }
+
+  /** An application's listener, given events that carry this exchange's context. */
+  private static final class Listener implements AsyncListener {
+    private final AsyncListener listener;
+    private final ExchangeResponse response;
+
+    Listener(AsyncListener listener, ExchangeResponse response) {
+      this.listener = listener;
+      this.response = response;
+    }
+
+    private AsyncEvent event(AsyncEvent event) {
+      AsyncContext context = event.getAsyncContext();
+      if (context == null || context instanceof ExchangeAsyncContext) return event;
+      return new AsyncEvent(
+          new ExchangeAsyncContext(context, response),
+          event.getSuppliedRequest(),
+          event.getSuppliedResponse(),
+          event.getThrowable());
+    }
+
+    @Override
+    public void onComplete(AsyncEvent event) throws IOException {
+      listener.onComplete(event(event));
+    }
+
+    @Override
+    public void onTimeout(AsyncEvent event) throws IOException {
+      listener.onTimeout(event(event));
+    }
+
+    @Override
+    public void onError(AsyncEvent event) throws IOException {
+      listener.onError(event(event));
+    }
+
+    @Override
+    public void onStartAsync(AsyncEvent event) throws IOException {
+      listener.onStartAsync(event(event));
+    }
   }
 }

@@ -59,7 +59,7 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   private final ExchangeResponse response;
   private ReplayInputStream stream;
   private BufferedReader reader;
-  private ExchangeAsyncContext async;
+  private volatile ExchangeAsyncContext async;
 
   private ExchangeRequest(
       HttpServletRequest request, byte[] body, Set<String> removed, ExchangeResponse response) {
@@ -179,21 +179,32 @@ public final class ExchangeRequest extends HttpServletRequestWrapper {
   @Override
   public AsyncContext startAsync() {
     if (response == null) return super.startAsync();
-    async = new ExchangeAsyncContext(super.startAsync(this, response), response);
-    return async;
+    return started(super.startAsync(this, response));
   }
 
   /** As the container does, with a context that finishes the masked body before completing. */
   @Override
   public AsyncContext startAsync(ServletRequest servletRequest, ServletResponse servletResponse) {
     if (response == null) return super.startAsync(servletRequest, servletResponse);
-    async = new ExchangeAsyncContext(super.startAsync(servletRequest, servletResponse), response);
+    return started(super.startAsync(servletRequest, servletResponse));
+  }
+
+  private AsyncContext started(AsyncContext context) {
+    response.asyncStarted();
+    async = new ExchangeAsyncContext(context, response);
     return async;
   }
 
+  /** The current cycle's context, as this exchange's (whoever started it). */
   @Override
   public AsyncContext getAsyncContext() {
     AsyncContext current = super.getAsyncContext();
-    return async != null && async.wraps(current) ? async : current;
+    if (response == null || current == null || current instanceof ExchangeAsyncContext) {
+      return current;
+    }
+    ExchangeAsyncContext known = async;
+    return known != null && known.wraps(current)
+        ? known
+        : new ExchangeAsyncContext(current, response);
   }
 }

@@ -27,7 +27,9 @@ import java.util.Map;
  *
  * <p><b>Masking.</b> The body goes through the plan's {@link ResponsePlan.Relay#masking()}, decided
  * before the first byte: the client and the record get the masked bytes; the masker may hold back
- * a bounded tail, released at {@code close()} or when the application is done ({@link #finish()}).
+ * a bounded tail, released at {@code close()} or when the application is done ({@link #finish()}:
+ * the filter calls it when the application returns, when the async dispatch the application asked
+ * for returns, and {@code ExchangeAsyncContext.complete()} before completing).
  * When the body may change length ({@link Verdict.Allowed#mayChangeLength()}), a
  * {@code Content-Length} the application sets is held until then, and dropped when the plan says
  * so. If the plan refuses the response ({@link ResponsePlan.Refused}, e.g. an encoded body that
@@ -63,6 +65,11 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   private ResponseMasking masking;
   private ErrorResponse refusal;
   private volatile boolean refusalSent;
+
+  // The application's async cycles: how the current one is ending (see asyncEnding).
+  private volatile boolean asyncEndAsked;
+  private volatile boolean dispatchPending;
+  private volatile boolean asyncTimedOut;
 
   /** Wraps the response of an allowed exchange. */
   public ExchangeResponse(HttpServletResponse response, Verdict.Allowed exchange) {
@@ -187,10 +194,55 @@ public final class ExchangeResponse extends HttpServletResponseWrapper {
   /**
    * True when the client got the whole body as far as this wrapper knows: nothing masked, the
    * masker's tail written, or the refusal sent. False when a masked body ended without its tail
-   * (an async cycle that ended otherwise than by {@code AsyncContext.complete()} or a close).
+   * (a timeout nobody answered, a dispatch that did not pass the filter).
    */
   public boolean bodyComplete() {
     return refusalSent || masking == null || masking.finished();
+  }
+
+  // --- the application's async cycles -----------------------------------------------------------
+
+  /** The application started an async cycle (again): how it ends is not known yet. */
+  void asyncStarted() {
+    asyncEndAsked = false;
+    asyncTimedOut = false;
+  }
+
+  /**
+   * The application asked its async cycle to end: {@code complete()}, or with {@code dispatch},
+   * a dispatch after which the response ends when that dispatch returns, unless it starts async
+   * again.
+   */
+  void asyncEnding(boolean dispatch) {
+    asyncEndAsked = true;
+    if (dispatch) dispatchPending = true;
+  }
+
+  /** The filter saw the async dispatch the application asked for. */
+  public void dispatched() {
+    dispatchPending = false;
+  }
+
+  /**
+   * True when the application asked for a dispatch that never reached the filter (not mapped to
+   * {@code DispatcherType.ASYNC}): the response ended without the filter, so without its tail.
+   */
+  public boolean dispatchMissed() {
+    return dispatchPending;
+  }
+
+  /** The container timed out the current async cycle. */
+  public void asyncTimedOut() {
+    asyncTimedOut = true;
+  }
+
+  /**
+   * True when the container timed out the current async cycle and the application did not end it
+   * (no {@code complete()} or {@code dispatch} after the timeout): the container ended it with an
+   * error, and the application's answer is incomplete.
+   */
+  public boolean timeoutUnanswered() {
+    return asyncTimedOut && !asyncEndAsked;
   }
 
   /** Remembers that a write or flush to the client failed (typically: the client went away). */
