@@ -215,7 +215,8 @@ public final class PamInterceptor implements Interceptor {
           .body(ResponseBody.create(masked, body.contentType(), -1))
           .build();
     }
-    BufferedSource tapped = Okio.buffer(new TapSource(body.source(), relay, allowed));
+    BufferedSource tapped =
+        Okio.buffer(new TapSource(body.source(), body.contentLength(), relay, allowed));
     return shown
         .body(ResponseBody.create(tapped, body.contentType(), body.contentLength()))
         .build();
@@ -365,8 +366,14 @@ public final class PamInterceptor implements Interceptor {
     private final ResponsePlan.Relay relay;
     private final Ending ending;
 
-    TapSource(Source delegate, ResponsePlan.Relay relay, Verdict.Allowed allowed) {
+    /** The body's length when the response gave one, else -1; and what the caller has read. */
+    private final long length;
+
+    private long read;
+
+    TapSource(Source delegate, long length, ResponsePlan.Relay relay, Verdict.Allowed allowed) {
       super(delegate);
+      this.length = length;
       this.relay = relay;
       this.ending = Ending.watch(this, allowed);
     }
@@ -383,17 +390,22 @@ public final class PamInterceptor implements Interceptor {
       if (n == -1) {
         finish(true);
       } else {
+        read += n;
         reportLast(sink, n, relay);
       }
       return n;
     }
 
+    /**
+     * Complete when the caller read the whole body its length announced (a JSON reader stops at
+     * the end of the document without reading the end of the body), incomplete otherwise.
+     */
     @Override
     public void close() throws IOException {
       try {
         super.close();
       } finally {
-        finish(false);
+        finish(length >= 0 && read == length);
       }
     }
 
@@ -528,12 +540,16 @@ public final class PamInterceptor implements Interceptor {
       return upstream.timeout();
     }
 
+    /**
+     * Complete when the caller read all the upstream sent (a JSON reader stops at the end of the
+     * document without reading the end of the body), incomplete otherwise.
+     */
     @Override
     public void close() throws IOException {
       try {
         upstream.close();
       } finally {
-        finish(false);
+        finish(upstreamEnded && !failed && released.size() == 0);
       }
     }
 
