@@ -9,6 +9,7 @@ import dev.inferpam.postgres.PostgresState;
 import dev.inferpam.testsupport.PostgresServer;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -18,6 +19,7 @@ import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -30,7 +32,10 @@ import org.openjdk.jmh.annotations.Warmup;
  * this benchmark starts on 127.0.0.1 (Debian's {@code postgresql}, a fresh cluster in a temporary
  * directory, {@code fsync} on: a commit waits for the WAL to reach the disk). The records are
  * {@link RecordingBenchmark}'s: an allowed chat completion with 1 KB request and response bodies,
- * a line of about 2.9 KB.
+ * a line of about 2.9 KB. The server has the tests' settings ({@link
+ * PostgresServer#DEFAULT_SETTINGS}: 32 MB of shared buffers); {@code -p database=sized} runs it
+ * against one with more memory and WAL room ({@link #SIZED}), {@code -p database=fixture,sized}
+ * against both, one after the other.
  *
  * <ul>
  *   <li>{@link #batchedThroughput}: durable records per second in {@code batched} durability
@@ -59,6 +64,15 @@ public class PostgresRecordingBenchmark {
   /** Records the recorder may hold. */
   static final int QUEUE_CAPACITY = 100_000;
 
+  /**
+   * The server settings of {@code -p database=sized}: memory and WAL room for a write-heavy
+   * table. Durability is PostgreSQL's default: {@code fsync}, {@code
+   * synchronous_commit} and {@code full_page_writes} on; checkpoints every 5 minutes at most
+   * ({@code checkpoint_timeout}'s default) or every 4 GB of WAL.
+   */
+  static final Map<String, String> SIZED =
+      Map.of("shared_buffers", "256MB", "wal_buffers", "16MB", "max_wal_size", "4GB");
+
   /** One database and recorder, shared by all benchmark threads. */
   public abstract static class Store {
     PostgresServer server;
@@ -69,7 +83,15 @@ public class PostgresRecordingBenchmark {
 
     @Setup(Level.Trial)
     public void start() throws Exception {
-      server = PostgresServer.start();
+      server =
+          PostgresServer.start(
+              switch (database()) {
+                case "sized" -> SIZED;
+                case "fixture" -> Map.of();
+                default ->
+                    throw new IllegalArgumentException(
+                        "database: expected sized or fixture, was " + database());
+              });
       // JMH skips the teardown of a failed run: the cluster must not outlive the JVM either way
       PostgresServer created = server;
       Runtime.getRuntime()
@@ -126,6 +148,13 @@ public class PostgresRecordingBenchmark {
     /** The recorder's durability. */
     abstract Policy.Durability durability();
 
+    /**
+     * The PostgreSQL it runs against: {@code sized} ({@link #SIZED}) or {@code fixture} (the
+     * tests' {@link PostgresServer#DEFAULT_SETTINGS}: 32 MB of shared buffers, the default 1 GB
+     * {@code max_wal_size} and {@code wal_buffers} of 1 MB, 1/32 of the shared buffers).
+     */
+    abstract String database();
+
     /** Proves the measured path writes whole lines that verify: one record read back. */
     void check() throws IOException {
       recorder.admit();
@@ -161,6 +190,15 @@ public class PostgresRecordingBenchmark {
   /** {@code recording.durability: batched}. */
   @State(Scope.Benchmark)
   public static class Batched extends Store {
+    /** {@code fixture} (the default) or {@code sized}: see {@link Store#database()}. */
+    @Param({"fixture"})
+    public String database = "fixture";
+
+    @Override
+    String database() {
+      return database;
+    }
+
     @Override
     Policy.Durability durability() {
       return Policy.Durability.BATCHED;
@@ -170,6 +208,15 @@ public class PostgresRecordingBenchmark {
   /** {@code recording.durability: strict}. */
   @State(Scope.Benchmark)
   public static class Strict extends Store {
+    /** {@code fixture} (the default) or {@code sized}: see {@link Store#database()}. */
+    @Param({"fixture"})
+    public String database = "fixture";
+
+    @Override
+    String database() {
+      return database;
+    }
+
     @Override
     Policy.Durability durability() {
       return Policy.Durability.STRICT;

@@ -10,6 +10,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -34,27 +36,55 @@ public final class PostgresServer implements AutoCloseable {
   private static final String INSTALL =
       " Install it with `apt-get install -y postgresql` (Debian), as .ci/run does.";
 
+  /**
+   * The settings every cluster starts with (a few connections' worth of memory: the suite starts
+   * many clusters); {@link #start(Map)} overrides them.
+   */
+  public static final Map<String, String> DEFAULT_SETTINGS =
+      Map.of("max_connections", "200", "shared_buffers", "32MB");
+
   private final Path bin;
   private final Path dir;
   private final boolean asPostgresUser;
+  private final Map<String, String> settings;
   private Process process;
 
   /** The port it listens on, on 127.0.0.1. */
   public final int port;
 
-  private PostgresServer(Path bin, Path dir, boolean asPostgresUser, int port) {
+  private PostgresServer(
+      Path bin, Path dir, boolean asPostgresUser, int port, Map<String, String> settings) {
     this.bin = bin;
     this.dir = dir;
     this.asPostgresUser = asPostgresUser;
     this.port = port;
+    this.settings = settings;
   }
 
-  /** Creates a cluster and starts it on a free port. */
+  /** Creates a cluster and starts it on a free port, with {@link #DEFAULT_SETTINGS}. */
   public static PostgresServer start() throws IOException, InterruptedException {
+    return start(Map.of());
+  }
+
+  /**
+   * Creates a cluster and starts it on a free port, with {@link #DEFAULT_SETTINGS} and then
+   * {@code settings} (server parameters, each passed as {@code -c name=value}: {@code
+   * shared_buffers}, {@code max_wal_size}...). {@code listen_addresses} and {@code
+   * unix_socket_directories} are the fixture's own.
+   */
+  public static PostgresServer start(Map<String, String> settings)
+      throws IOException, InterruptedException {
+    Map<String, String> all = new TreeMap<>(DEFAULT_SETTINGS);
+    for (Map.Entry<String, String> e : settings.entrySet()) {
+      String name = e.getKey();
+      if (name.equals("listen_addresses") || name.equals("unix_socket_directories"))
+        throw new IllegalArgumentException(name + " is the fixture's own");
+      all.put(name, e.getValue());
+    }
     Path bin = binaries();
     boolean root = "root".equals(System.getProperty("user.name"));
     Path dir = Files.createTempDirectory("inferpam-pg");
-    PostgresServer server = new PostgresServer(bin, dir, root, freePort());
+    PostgresServer server = new PostgresServer(bin, dir, root, freePort(), Map.copyOf(all));
     try {
       server.initdb();
       server.startProcess();
@@ -166,22 +196,24 @@ public final class PostgresServer implements AutoCloseable {
   private void startProcess() throws IOException, InterruptedException {
     Path log = dir.resolve("postgres.log");
     Files.deleteIfExists(log);
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                bin.resolve("postgres").toString(),
+                "-D",
+                dir.resolve("data").toString(),
+                "-p",
+                Integer.toString(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=" + dir));
+    for (Map.Entry<String, String> e : new TreeMap<>(settings).entrySet()) {
+      args.add("-c");
+      args.add(e.getKey() + "=" + e.getValue());
+    }
     process =
-        new ProcessBuilder(
-                command(
-                    bin.resolve("postgres").toString(),
-                    "-D",
-                    dir.resolve("data").toString(),
-                    "-p",
-                    Integer.toString(port),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    "unix_socket_directories=" + dir,
-                    "-c",
-                    "max_connections=200",
-                    "-c",
-                    "shared_buffers=32MB"))
+        new ProcessBuilder(command(args.toArray(String[]::new)))
             .redirectErrorStream(true)
             .redirectOutput(log.toFile())
             .start();
