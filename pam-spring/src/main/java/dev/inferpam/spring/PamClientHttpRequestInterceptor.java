@@ -2,10 +2,10 @@ package dev.inferpam.spring;
 
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.adapter.Forward;
+import dev.inferpam.core.adapter.GovernedInputStream;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.spring.internal.Exchanges;
-import dev.inferpam.spring.internal.GovernedBody;
 import dev.inferpam.spring.internal.SyntheticResponse;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -150,7 +150,7 @@ public final class PamClientHttpRequestInterceptor implements ClientHttpRequestI
     private final ResponsePlan.Relay relay;
     private final Verdict.Allowed allowed;
     private final HttpHeaders headers;
-    private GovernedBody body;
+    private GovernedInputStream body;
 
     GovernedResponse(
         ClientHttpResponse upstream, ResponsePlan.Relay relay, Verdict.Allowed allowed) {
@@ -185,7 +185,7 @@ public final class PamClientHttpRequestInterceptor implements ClientHttpRequestI
           allowed.end(false);
           throw e;
         }
-        body = new GovernedBody(in, relay, allowed::end);
+        body = new GovernedInputStream(in, relay, allowed::end);
       }
       return body;
     }

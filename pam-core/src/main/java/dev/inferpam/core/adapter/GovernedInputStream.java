@@ -1,20 +1,24 @@
-package dev.inferpam.spring.internal;
+package dev.inferpam.core.adapter;
 
-import dev.inferpam.core.adapter.ResponseMasking;
-import dev.inferpam.core.adapter.ResponsePlan;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 
 /**
- * A response body as the caller reads it: upstream bytes through the exchange's {@link
- * ResponseMasking} (when it has one), what is released reported as delivered, the exchange ended
- * at the end of the body (complete) or when the caller closes it first (incomplete). A read
- * blocks only until the masker releases something, never for the whole body. After a failure it
- * never ends cleanly: a caller must not take a cut-off body as whole. One reader at a time.
+ * A response body as a blocking client's caller reads it, for adapters whose client hands over
+ * an {@link InputStream} (Spring's {@code ClientHttpResponse}, the AI SDKs' HTTP layers): the
+ * upstream bytes go through the exchange's {@link ResponseMasking} (when the plan has one), what
+ * it releases is reported with {@link ResponsePlan.Relay#delivered}, and the exchange is ended
+ * once: at the end of the body (complete), or when the caller closes it (complete only if it had
+ * read everything the upstream sent — a JSON reader stops at the end of the document without
+ * reading the end of the body). A read blocks only until the masker releases something, never
+ * for the whole body; after a failure (the masker's, the upstream's) it never ends cleanly, so a
+ * caller cannot take a cut-off body as whole.
+ *
+ * <p>One reader at a time, as any {@code InputStream}.
  */
-public final class GovernedBody extends InputStream {
+public final class GovernedInputStream extends InputStream {
   private static final int CHUNK = 8192;
 
   /** What is masked at once: about a few server-sent events, so the first is not delayed. */
@@ -31,7 +35,14 @@ public final class GovernedBody extends InputStream {
   private boolean upstreamEnded;
   private boolean failed;
 
-  public GovernedBody(InputStream upstream, ResponsePlan.Relay relay, Consumer<Boolean> end) {
+  /**
+   * @param upstream the upstream body
+   * @param relay    the exchange's plan
+   * @param end      ends the exchange, told whether the body was complete (normally {@code
+   *                 allowed::end}); called once
+   */
+  public GovernedInputStream(
+      InputStream upstream, ResponsePlan.Relay relay, Consumer<Boolean> end) {
     this.upstream = upstream;
     this.relay = relay;
     this.masking = relay.masking();
