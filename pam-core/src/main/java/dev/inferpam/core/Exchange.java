@@ -938,7 +938,7 @@ final class Exchange {
 
   private ExchangeInfo info() {
     if (info == null)
-      info = new ExchangeInfo(id, started, head.method(), principal, operation, model);
+      info = new ExchangeInfo(id, started, head.method(), principal, operation, model, startNanos);
     return info;
   }
 

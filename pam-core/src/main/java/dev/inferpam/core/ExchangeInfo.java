@@ -13,6 +13,9 @@ import java.time.Instant;
  * @param principal the identified caller, or {@code null} when refused before identity
  * @param operation the recognised operation, or {@code null}
  * @param model     the model asked for, or {@code null}
+ * @param startNanos {@link System#nanoTime()} when the request's head was received: the origin of
+ *     durations a listener measures with {@code System.nanoTime()} (time to decide, to the first
+ *     byte), whatever clock the engine was given
  */
 public record ExchangeInfo(
     String id,
@@ -20,4 +23,5 @@ public record ExchangeInfo(
     String method,
     Principal principal,
     String operation,
-    String model) {}
+    String model,
+    long startNanos) {}

@@ -41,6 +41,10 @@ import org.slf4j.LoggerFactory;
  *       ({@link PamEngine#approvalService()} is not {@link ApprovalService#NONE}), else
  *       404</td></tr>
  *   <tr><td>{@code GET /pam/quota}</td><td>the caller's own budgets ({@link #quota})</td></tr>
+ *   <tr><td>{@code GET} or {@code HEAD /pam/metrics}</td><td>only when a scrape was given
+ *       ({@link #withMetrics}), else 404: 200 with the scrape's text as
+ *       {@link #METRICS_CONTENT_TYPE}, for any caller the engine authenticates (401 otherwise);
+ *       any other method 405 with {@code Allow: GET, HEAD}</td></tr>
  *   <tr><td>{@code /pam}</td><td>301 with {@code Location: /pam/} (followed by
  *       {@code ;}<i>parameter</i> when the path ends in one, and {@code ?}<i>query</i> when there
  *       is a query), no other header, empty body: what the servlet container answers for the
@@ -93,14 +97,44 @@ public final class Endpoints {
   private static final byte[] HEALTHY = "{\"status\":\"ok\"}".getBytes(StandardCharsets.UTF_8);
   private static final byte[] NO_BODY = new byte[0];
 
+  /** The content type of {@code /pam/metrics}: Prometheus's text exposition format 0.0.4. */
+  public static final String METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
   private final PamEngine engine;
   private final ApprovalService approvals;
   private final EndpointJson json;
 
-  private Endpoints(PamEngine engine) {
+  /** What {@code /pam/metrics} answers, or {@code null} when there is no such endpoint. */
+  private final MetricsScrape metrics;
+
+  private Endpoints(PamEngine engine, MetricsScrape metrics) {
     this.engine = engine;
     this.approvals = engine.approvalService();
     this.json = new EndpointJson(engine.masker(), engine.policy().request().basePath());
+    this.metrics = metrics;
+  }
+
+  /**
+   * The text of {@code GET /pam/metrics}: the application's meters in Prometheus's text format
+   * (for instance {@code PrometheusMeterRegistry::scrape} of Micrometer). Called once per request,
+   * off any event loop; it must be thread-safe.
+   */
+  @FunctionalInterface
+  public interface MetricsScrape {
+    /** The meters as Prometheus text; never {@code null}. */
+    String scrape();
+  }
+
+  /**
+   * These endpoints with {@code GET /pam/metrics} answered by {@code scrape}: 200
+   * {@link #METRICS_CONTENT_TYPE} for any caller the engine authenticates, so that traffic
+   * figures are not given to anonymous clients (a scraper presents a service key or token of its
+   * own, as any caller does).
+   *
+   * @throws NullPointerException when {@code scrape} is null
+   */
+  public Endpoints withMetrics(MetricsScrape scrape) {
+    return new Endpoints(engine, Objects.requireNonNull(scrape, "scrape"));
   }
 
   /**
@@ -114,7 +148,7 @@ public final class Endpoints {
    */
   public static Endpoints forEngine(PamEngine engine) {
     Objects.requireNonNull(engine, "engine");
-    return new Endpoints(engine);
+    return new Endpoints(engine, null);
   }
 
   /**
@@ -227,6 +261,8 @@ public final class Endpoints {
     }
     if (path.equals(PATH + "/quota"))
       return serve(head, "quota", caller -> budgets(head, caller, null));
+    if (metrics != null && path.equals(PATH + "/metrics"))
+      return serve(head, "metrics", caller -> scrape(head));
     return error(404, "not_found", "no such endpoint");
   }
 
@@ -331,6 +367,17 @@ public final class Endpoints {
       return methodNotAllowed("GET, HEAD", "use GET");
     }
     return ok(HEALTHY);
+  }
+
+  private EndpointResponse scrape(RequestHead head) {
+    String method = head.method();
+    if (!method.equals("GET") && !method.equals("HEAD")) {
+      return methodNotAllowed("GET, HEAD", "use GET");
+    }
+    Map<String, String> headers = new LinkedHashMap<>();
+    headers.put("Content-Type", METRICS_CONTENT_TYPE);
+    headers.put("Cache-Control", "no-store");
+    return new EndpointResponse(200, headers, metrics.scrape().getBytes(StandardCharsets.UTF_8));
   }
 
   private EndpointResponse reviewer(
