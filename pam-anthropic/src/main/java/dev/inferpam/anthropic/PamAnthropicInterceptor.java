@@ -10,6 +10,7 @@ import com.anthropic.core.http.Interceptor;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.RequestHead;
+import dev.inferpam.core.adapter.AdapterThreads;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.GovernedInputStream;
 import dev.inferpam.core.adapter.ResponsePlan;
@@ -30,7 +31,6 @@ import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
-import java.util.concurrent.ForkJoinPool;
 
 /**
  * Client-side enforcement for the Anthropic Java SDK, through its own interceptor seam:
@@ -70,27 +70,16 @@ public final class PamAnthropicInterceptor implements Interceptor {
   }
 
   /**
-   * An interceptor whose asynchronous calls decide on virtual threads (Java 21+) or the common
-   * pool (17) when a decision may wait ({@link PamEngine#decidesWithoutWaiting()}).
+   * An interceptor whose asynchronous calls decide on {@link AdapterThreads#forWaiting()} when a
+   * decision may wait ({@link PamEngine#decidesWithoutWaiting()}).
    */
   public static PamAnthropicInterceptor of(PamEngine engine) {
-    return new PamAnthropicInterceptor(engine, defaultExecutor());
+    return new PamAnthropicInterceptor(engine, AdapterThreads.forWaiting());
   }
 
   /** An interceptor whose asynchronous calls decide on {@code executor}. */
   public static PamAnthropicInterceptor of(PamEngine engine, Executor executor) {
     return new PamAnthropicInterceptor(engine, executor);
-  }
-
-  private static Executor defaultExecutor() {
-    try {
-      return (Executor)
-          java.util.concurrent.Executors.class
-              .getMethod("newVirtualThreadPerTaskExecutor")
-              .invoke(null);
-    } catch (ReflectiveOperationException e) {
-      return ForkJoinPool.commonPool();
-    }
   }
 
   @Override

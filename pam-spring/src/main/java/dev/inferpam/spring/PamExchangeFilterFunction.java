@@ -2,6 +2,7 @@ package dev.inferpam.spring;
 
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.adapter.AdapterThreads;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.ResponseMasking;
 import dev.inferpam.core.adapter.ResponsePlan;
@@ -56,7 +57,7 @@ import reactor.core.scheduler.Schedulers;
  * <p><b>Threads.</b> Masking runs on the thread that delivers each buffer (an event loop): it
  * never waits. A decision or an end that may wait (an OIDC key fetch, a quota store or recorder
  * that does I/O: see {@link PamEngine#decidesWithoutWaiting()}) runs on the filter's executor:
- * by default virtual threads on Java 21+, Reactor's bounded elastic scheduler on 17.
+ * by default {@link AdapterThreads#forWaiting()} (virtual threads on Java 21+).
  *
  * <p>The filter runs in the caller's process: it keeps static keys out of code and gives audit
  * and policy for honest callers, but cannot stop code that bypasses it. Thread-safe; share one
@@ -85,25 +86,13 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
    * is added to uses, so that the bytes decided on are the bytes the client would send.
    */
   public static PamExchangeFilterFunction of(PamEngine engine, ExchangeStrategies strategies) {
-    return of(engine, strategies, defaultExecutor());
+    return of(engine, strategies, AdapterThreads.forWaiting());
   }
 
   /** A filter whose decisions and ends that may wait run on {@code executor}. */
   public static PamExchangeFilterFunction of(
       PamEngine engine, ExchangeStrategies strategies, Executor executor) {
     return new PamExchangeFilterFunction(engine, strategies, executor);
-  }
-
-  /** Virtual threads where the JDK has them (21+), else Reactor's bounded elastic scheduler. */
-  static Executor defaultExecutor() {
-    try {
-      return (Executor)
-          java.util.concurrent.Executors.class
-              .getMethod("newVirtualThreadPerTaskExecutor")
-              .invoke(null);
-    } catch (ReflectiveOperationException e) {
-      return task -> Schedulers.boundedElastic().schedule(task);
-    }
   }
 
   @Override

@@ -1,0 +1,42 @@
+package dev.inferpam.core.adapter;
+
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Where an adapter on a non-blocking client (a reactive {@code WebClient}, an SDK's asynchronous
+ * calls) runs work that may wait: a decision when {@link dev.inferpam.core.PamEngine#decidesWithoutWaiting()}
+ * is false, an end when {@code endsWithoutWaiting()} is false, a verdict made final after a
+ * review. Never an event loop or the common pool.
+ */
+public final class AdapterThreads {
+  private AdapterThreads() {}
+
+  private static final Executor WAITING = create();
+
+  /**
+   * Virtual threads, one per task, on Java 21+; on 17, a shared cached pool of daemon threads
+   * named {@code inferpam-adapter-N} (idle ones end after a minute).
+   */
+  public static Executor forWaiting() {
+    return WAITING;
+  }
+
+  private static Executor create() {
+    try {
+      return (Executor) Executors.class.getMethod("newVirtualThreadPerTaskExecutor").invoke(null);
+    } catch (ReflectiveOperationException e) {
+      AtomicInteger n = new AtomicInteger();
+      ExecutorService pool =
+          Executors.newCachedThreadPool(
+              task -> {
+                Thread t = new Thread(task, "inferpam-adapter-" + n.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+              });
+      return pool;
+    }
+  }
+}
