@@ -3,6 +3,8 @@
  * {@code GatewayMain}) and the record replay tool ({@code dev.inferpam.gateway.replay}). The
  * demo ({@code dev.inferpam.gateway.demo}) and {@code dev.inferpam.gateway.internal} are not API.
  */
+// Micrometer and pam-micrometer are automatic modules (Automatic-Module-Name), as Spring's are
+@SuppressWarnings("requires-automatic")
 module dev.inferpam.gateway {
   requires transitive dev.inferpam.core;
   requires transitive dev.inferpam.servlet;
@@ -20,6 +22,9 @@ module dev.inferpam.gateway {
   requires io.netty.transport.classes.epoll;
   requires org.eclipse.jetty.ee10.servlet;
   requires org.slf4j;
+  requires dev.inferpam.micrometer;
+  requires micrometer.core;
+  requires micrometer.registry.prometheus;
 
   exports dev.inferpam.gateway;
   exports dev.inferpam.gateway.replay;

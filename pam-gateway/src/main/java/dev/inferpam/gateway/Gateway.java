@@ -1,6 +1,7 @@
 package dev.inferpam.gateway;
 
 import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.adapter.Endpoints;
 import dev.inferpam.gateway.internal.ForwardingServlet;
 import dev.inferpam.gateway.internal.Front;
 import dev.inferpam.gateway.internal.netty.NettyFront;
@@ -200,6 +201,29 @@ public final class Gateway implements AutoCloseable {
     return start(engine, upstream, bindAddress, port, maxThreads, Server.fromSystemProperty());
   }
 
+  /**
+   * {@link #start(PamEngine, HttpUrl, String, int, int)} that also answers {@code GET /pam/metrics}
+   * with {@code metrics}: the meters in Prometheus's text format (for instance
+   * {@code prometheusRegistry::scrape} of a Micrometer {@code PrometheusMeterRegistry} that the
+   * engine's {@code PamMetrics} listener, module {@code pam-micrometer}, reports to), for callers
+   * the engine authenticates, on the same port as {@code /pam/health}. See
+   * {@code docs/metrics.md}.
+   *
+   * @throws NullPointerException when {@code metrics} is null
+   */
+  public static Gateway start(
+      PamEngine engine,
+      HttpUrl upstream,
+      String bindAddress,
+      int port,
+      int maxThreads,
+      Endpoints.MetricsScrape metrics)
+      throws IOException {
+    Objects.requireNonNull(metrics, "metrics");
+    return start(
+        engine, upstream, bindAddress, port, maxThreads, Server.fromSystemProperty(), metrics);
+  }
+
   /** {@link #start(PamEngine, HttpUrl, String, int, int)} on the given server. */
   static Gateway start(
       PamEngine engine,
@@ -208,6 +232,19 @@ public final class Gateway implements AutoCloseable {
       int port,
       int maxThreads,
       Server server)
+      throws IOException {
+    return start(engine, upstream, bindAddress, port, maxThreads, server, null);
+  }
+
+  /** On the given server, with {@code /pam/metrics} when {@code metrics} is not null. */
+  static Gateway start(
+      PamEngine engine,
+      HttpUrl upstream,
+      String bindAddress,
+      int port,
+      int maxThreads,
+      Server server,
+      Endpoints.MetricsScrape metrics)
       throws IOException {
     Objects.requireNonNull(engine, "engine");
     if (maxThreads < 8)
@@ -224,10 +261,12 @@ public final class Gateway implements AutoCloseable {
 
     Front front;
     try {
+      Endpoints endpoints = Endpoints.forEngine(engine);
+      if (metrics != null) endpoints = endpoints.withMetrics(metrics);
       front =
           server == Server.NETTY
-              ? NettyFront.start(engine, upstream, bindAddress, port, maxThreads)
-              : JettyFront.start(engine, upstream, bindAddress, port, maxThreads);
+              ? NettyFront.start(engine, upstream, bindAddress, port, maxThreads, endpoints)
+              : JettyFront.start(engine, upstream, bindAddress, port, maxThreads, endpoints);
     } catch (IOException e) {
       engine.close();
       throw new IOException(

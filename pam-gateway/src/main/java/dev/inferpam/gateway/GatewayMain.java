@@ -10,6 +10,9 @@ import dev.inferpam.gateway.demo.Demo;
 import dev.inferpam.gateway.internal.Warmup;
 import dev.inferpam.gateway.replay.Replay;
 import dev.inferpam.gateway.replay.Replay.ReplayException;
+import dev.inferpam.micrometer.PamMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -261,9 +264,14 @@ public final class GatewayMain {
       throw new UsageException("--policy: not a valid path: \"" + policyArg + "\"");
     }
     WebhookReviewNotifier webhook = reviewWebhook(System::getenv);
+    // GET /pam/metrics: the engine's meters (docs/metrics.md); the warm-up's engine has none
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     PamEngine engine;
     try {
-      PamEngine.Builder builder = PamEngine.builder().policy(Policy.load(policyFile));
+      PamEngine.Builder builder =
+          PamEngine.builder()
+              .policy(Policy.load(policyFile))
+              .eventListener(PamMetrics.bindTo(metrics));
       if (webhook != null) builder.reviewNotifier(webhook);
       engine = builder.build();
     } catch (PolicyException | IllegalArgumentException e) {
@@ -288,7 +296,9 @@ public final class GatewayMain {
 
     Gateway gateway;
     try {
-      gateway = startGateway(engine, upstream, bind, port, server);
+      gateway =
+          Gateway.start(
+              engine, upstream, bind, port, Gateway.DEFAULT_MAX_THREADS, server, metrics::scrape);
     } catch (IOException | IllegalArgumentException e) {
       return error(EXIT_USAGE, e.getMessage());
     } catch (IllegalStateException e) {

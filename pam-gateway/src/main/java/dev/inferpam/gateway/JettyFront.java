@@ -2,6 +2,7 @@ package dev.inferpam.gateway;
 
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.core.adapter.Endpoints;
 import dev.inferpam.gateway.internal.ConnectionGuard;
 import dev.inferpam.gateway.internal.ForwardingServlet;
 import dev.inferpam.gateway.internal.Front;
@@ -62,6 +63,18 @@ final class JettyFront implements Front {
   static JettyFront start(
       PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
       throws IOException {
+    return start(engine, upstream, bindAddress, port, maxThreads, Endpoints.forEngine(engine));
+  }
+
+  /** {@link #start(PamEngine, HttpUrl, String, int, int)} answering {@code /pam} with {@code endpoints}. */
+  static JettyFront start(
+      PamEngine engine,
+      HttpUrl upstream,
+      String bindAddress,
+      int port,
+      int maxThreads,
+      Endpoints endpoints)
+      throws IOException {
     QueuedThreadPool threads = new QueuedThreadPool(maxThreads, Math.min(8, maxThreads));
     threads.setName("inferpam-gateway");
     if (VirtualThreads.areSupported()) {
@@ -112,7 +125,7 @@ final class JettyFront implements Front {
     server.setHandler(
         guard.handler(
             new GracefulHandler(
-                new ContextHandlerCollection(PamEndpoints.context(engine), context))));
+                new ContextHandlerCollection(PamEndpoints.context(endpoints), context))));
     // Requests Jetty refuses itself get the JSON error shape too, never an HTML page.
     server.setErrorHandler(new JsonErrorHandler());
     server.setStopTimeout(Gateway.CUT_OFF_GRACE.toMillis());

@@ -39,6 +39,8 @@ import org.slf4j.LoggerFactory;
  *       always mounted: callers the engine identifies get {@code {"principal":...,"limits":[]}}
  *       when the policy has no {@code limits} (or none applies to them), 401 when it does not
  *       identify them. Reading it counts against no budget and is not recorded.</li>
+ *   <li>{@code GET /pam/metrics}: the meters in Prometheus's text format, for callers the engine
+ *       identifies, when the gateway was started with a scrape.</li>
  *   <li>Anything else under {@code /pam}: 404 {@code not_found} in the JSON error shape.</li>
  * </ul>
  * A path under {@code /pam} that could be read two ways ({@code %2F}, {@code ;}, dot segments,
@@ -53,8 +55,13 @@ public final class PamEndpoints {
   private PamEndpoints() {}
 
   public static ServletContextHandler context(PamEngine engine) {
+    return context(Endpoints.forEngine(engine));
+  }
+
+  /** The {@code /pam} context answering with {@code endpoints} (e.g. with {@code /pam/metrics}). */
+  public static ServletContextHandler context(Endpoints endpoints) {
     ServletContextHandler context = new ServletContextHandler(CONTEXT);
-    context.addServlet(new ServletHolder("pam", new Serve(Endpoints.forEngine(engine))), "/");
+    context.addServlet(new ServletHolder("pam", new Serve(endpoints)), "/");
     return context;
   }
 

@@ -138,7 +138,8 @@ public final class NettyFront implements Front {
       EventLoopGroup acceptGroup,
       EventLoopGroup group,
       Class<? extends SocketChannel> socketChannel,
-      Upstream upstream) {
+      Upstream upstream,
+      Endpoints endpoints) {
     this.engine = engine;
     this.blocking = blocking;
     this.ownedPool = ownedPool;
@@ -146,7 +147,7 @@ public final class NettyFront implements Front {
     this.group = group;
     this.socketChannel = socketChannel;
     this.upstream = upstream;
-    this.endpoints = Endpoints.forEngine(engine);
+    this.endpoints = endpoints;
     this.endMayBlock = !engine.endsWithoutWaiting();
     this.decisions =
         engine.decidesWithoutWaiting() && upstream.isLiteral() ? Runnable::run : blocking;
@@ -162,6 +163,23 @@ public final class NettyFront implements Front {
    */
   public static NettyFront start(
       PamEngine engine, HttpUrl upstream, String bindAddress, int port, int maxThreads)
+      throws IOException {
+    return start(engine, upstream, bindAddress, port, maxThreads, Endpoints.forEngine(engine));
+  }
+
+  /**
+   * {@link #start(PamEngine, HttpUrl, String, int, int)} answering {@code /pam} with
+   * {@code endpoints} (e.g. with {@code /pam/metrics}).
+   *
+   * @throws IOException when the address cannot be bound
+   */
+  public static NettyFront start(
+      PamEngine engine,
+      HttpUrl upstream,
+      String bindAddress,
+      int port,
+      int maxThreads,
+      Endpoints endpoints)
       throws IOException {
     Upstream target = Upstream.of(upstream);
     boolean epoll = Epoll.isAvailable();
@@ -200,7 +218,8 @@ public final class NettyFront implements Front {
             acceptGroup,
             group,
             epoll ? EpollSocketChannel.class : NioSocketChannel.class,
-            target);
+            target,
+            endpoints);
     Class<? extends ServerChannel> serverChannel =
         epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class;
     ChannelFuture bound =
