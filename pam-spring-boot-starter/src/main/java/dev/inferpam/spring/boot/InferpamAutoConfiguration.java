@@ -3,8 +3,11 @@ package dev.inferpam.spring.boot;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.core.PolicyException;
+import dev.inferpam.micrometer.PamMetrics;
 import dev.inferpam.spring.PamClientHttpRequestInterceptor;
 import dev.inferpam.spring.PamExchangeFilterFunction;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.observation.ObservationRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import org.springframework.beans.factory.ObjectProvider;
@@ -38,11 +41,44 @@ import org.springframework.web.reactive.function.client.ExchangeStrategies;
 @EnableConfigurationProperties(InferpamProperties.class)
 public class InferpamAutoConfiguration {
 
-  /** The engine of {@code inferpam.policy}; Spring closes it at shutdown (flushing the recorder). */
+  /**
+   * The engine of {@code inferpam.policy}, changed by the application's {@link PamEngineCustomizer}
+   * beans (metrics among them); Spring closes it at shutdown (flushing the recorder).
+   */
   @Bean
   @ConditionalOnMissingBean
-  public PamEngine pamEngine(InferpamProperties properties, ResourceLoader resources) {
-    return PamEngine.builder().policy(policy(properties.getPolicy(), resources)).build();
+  public PamEngine pamEngine(
+      InferpamProperties properties,
+      ResourceLoader resources,
+      ObjectProvider<PamEngineCustomizer> customizers) {
+    PamEngine.Builder builder =
+        PamEngine.builder().policy(policy(properties.getPolicy(), resources));
+    customizers.orderedStream().forEach(c -> c.customize(builder));
+    return builder.build();
+  }
+
+  /**
+   * Metrics and observations, when Micrometer is on the class path ({@code inferpam.metrics.enabled}
+   * turns them off): {@link PamMetrics} on the engine, reporting to the application's
+   * {@link MeterRegistry} and {@link ObservationRegistry} (Actuator's), when it has either.
+   */
+  @Configuration(proxyBeanMethods = false)
+  @ConditionalOnClass(name = "io.micrometer.core.instrument.MeterRegistry")
+  @ConditionalOnProperty(prefix = "inferpam.metrics", name = "enabled", matchIfMissing = true)
+  static class Metrics {
+    @Bean
+    PamEngineCustomizer pamMetricsCustomizer(
+        ObjectProvider<MeterRegistry> meters, ObjectProvider<ObservationRegistry> observations) {
+      return builder -> {
+        MeterRegistry registry = meters.getIfUnique();
+        ObservationRegistry observing = observations.getIfUnique();
+        if (registry == null && observing == null) return;
+        PamMetrics.Builder metrics = PamMetrics.builder();
+        if (registry != null) metrics.meterRegistry(registry);
+        if (observing != null) metrics.observationRegistry(observing);
+        if (registry != null || !observing.isNoop()) builder.eventListener(metrics.build());
+      };
+    }
   }
 
   static Policy policy(String location, ResourceLoader resources) {
