@@ -3,7 +3,6 @@ package dev.inferpam.micrometer;
 import dev.inferpam.api.Decision;
 import dev.inferpam.core.ExchangeInfo;
 import dev.inferpam.core.ExchangeListener;
-import io.micrometer.common.KeyValue;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -403,7 +402,7 @@ public final class PamMetrics implements ExchangeListener {
               .lowCardinalityKeyValue("code", NONE)
               .lowCardinalityKeyValue("failure", NONE)
               .lowCardinalityKeyValue("complete", "false")
-              .highCardinalityKeyValue(KeyValue.of("inferpam.exchange.id", exchange.id()))
+              .highCardinalityKeyValue("inferpam.exchange.id", exchange.id())
               .start();
       open.put(exchange.id(), o);
     }
