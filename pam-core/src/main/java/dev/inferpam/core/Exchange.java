@@ -568,7 +568,7 @@ final class Exchange {
     this.decision = d;
     if (!(d instanceof Decision.Allow)) leaveFlight();
     if (d instanceof Decision.Deny deny) {
-      ErrorResponse err = ErrorBodies.of(deny, id);
+      ErrorResponse err = ErrorBodies.of(deny, id, head.rawPath());
       record.ownResponse(err.status(), err.body());
     }
     onDecided(d);
@@ -698,7 +698,11 @@ final class Exchange {
 
   /** The engine answers the response itself; the record keeps that answer as the response. */
   private void refuseResponse(String message) {
-    responseRefusal = ErrorResponse.of(502, "masking_unavailable", message, id);
+    responseRefusal =
+        ErrorBodies.of(
+            new Decision.Deny(502, "masking_unavailable", message, "masking_unavailable"),
+            id,
+            head.rawPath());
     record.ownResponse(responseRefusal.status(), responseRefusal.body());
   }
 
@@ -1040,7 +1044,7 @@ final class Exchange {
 
     @Override
     public ErrorResponse error() {
-      return ErrorBodies.of(deny, id);
+      return ErrorBodies.of(deny, id, head.rawPath());
     }
 
     @Override

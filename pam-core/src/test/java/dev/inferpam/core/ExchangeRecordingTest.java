@@ -603,10 +603,9 @@ class ExchangeRecordingTest {
         sse,
         "text/event-stream",
         "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n"
-            + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
-            + "data: [DONE]\n\n",
+            + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n",
         9);
-    Verdicts.end(sse, false);
+    Verdicts.end(sse, false); // broke off before its [DONE]: incomplete
 
     Verdict ndjson = call(engine, KEY, CHAT);
     respond(

@@ -34,6 +34,8 @@ public final class CapturingRequest implements ClientHttpRequest {
   private final Map<String, Object> attributes = new HashMap<>();
   private final List<Supplier<? extends Mono<Void>>> beforeCommit = new ArrayList<>();
   private final ByteArrayOutputStream body = new ByteArrayOutputStream();
+  private final java.util.concurrent.locks.ReentrantLock lock =
+      new java.util.concurrent.locks.ReentrantLock();
   private volatile boolean committed;
 
   public CapturingRequest(HttpMethod method, URI uri, HttpHeaders headers) {
@@ -44,8 +46,11 @@ public final class CapturingRequest implements ClientHttpRequest {
 
   /** What the inserter wrote. */
   public byte[] bytes() {
-    synchronized (body) { // no I/O under it: the buffer is in memory
+    lock.lock();
+    try {
       return body.toByteArray();
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -110,8 +115,11 @@ public final class CapturingRequest implements ClientHttpRequest {
               try {
                 byte[] b = new byte[buffer.readableByteCount()];
                 buffer.read(b);
-                synchronized (body) {
+                lock.lock();
+                try {
                   body.write(b, 0, b.length);
+                } finally {
+                  lock.unlock();
                 }
               } finally {
                 DataBufferUtils.release(buffer);
