@@ -62,7 +62,39 @@ public final class RedisServer implements AutoCloseable {
             "5000"));
   }
 
+  /**
+   * A Sentinel on a free port that monitors the master on {@code masterPort} as {@code master},
+   * with a quorum of one.
+   */
+  static RedisServer startSentinel(int masterPort, String master)
+      throws IOException, InterruptedException {
+    int port;
+    try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      port = probe.getLocalPort();
+    }
+    Path conf = Files.createTempFile("inferpam-sentinel", ".conf");
+    Files.writeString(
+        conf,
+        "sentinel monitor "
+            + master
+            + " 127.0.0.1 "
+            + masterPort
+            + " 1\nsentinel down-after-milliseconds "
+            + master
+            + " 5000\n");
+    try {
+      return start(port, conf, List.of("--sentinel"));
+    } finally {
+      conf.toFile().deleteOnExit();
+    }
+  }
+
   private static RedisServer start(int port, List<String> extra)
+      throws IOException, InterruptedException {
+    return start(port, null, extra);
+  }
+
+  private static RedisServer start(int port, Path config, List<String> extra)
       throws IOException, InterruptedException {
     String binary =
         PLACES.stream()
@@ -75,20 +107,20 @@ public final class RedisServer implements AutoCloseable {
                             + " Install it with `apt-get install -y redis-server` (Debian), as"
                             + " .ci/run does, or put redis-server in /usr/local/bin"));
     Path dir = Files.createTempDirectory("inferpam-redis");
-    List<String> cmd =
-        new java.util.ArrayList<>(
-            List.of(
-                binary,
-                "--port",
-                Integer.toString(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                dir.toString()));
+    List<String> cmd = new java.util.ArrayList<>(List.of(binary));
+    if (config != null) cmd.add(config.toString()); // a config file comes first
+    cmd.addAll(
+        List.of(
+            "--port",
+            Integer.toString(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.toString()));
     cmd.addAll(extra);
     Process p =
         new ProcessBuilder(cmd)
