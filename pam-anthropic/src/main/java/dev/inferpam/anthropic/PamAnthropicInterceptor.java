@@ -22,7 +22,6 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.URI;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -57,9 +56,6 @@ import java.util.concurrent.Executor;
  * one instance.
  */
 public final class PamAnthropicInterceptor implements Interceptor {
-
-  /** How often a synchronous call held for review looks at its thread's interrupt flag. */
-  private static final Duration INTERRUPT_POLL = Duration.ofMillis(50);
 
   private final PamEngine engine;
   private final Executor executor;
@@ -190,18 +186,10 @@ public final class PamAnthropicInterceptor implements Interceptor {
 
   /** Blocks until the review is over; an interrupt withdraws the request. */
   private static Verdict await(Verdict.Held held) {
-    long deadline = System.nanoTime() + held.timeout().toNanos();
     try {
-      while (System.nanoTime() - deadline < 0) {
-        Verdict verdict = held.await(INTERRUPT_POLL);
-        if (verdict != null) return verdict;
-      }
-      return held.cancel();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      held.cancel();
-      throw new UncheckedIOException(
-          new java.io.InterruptedIOException("interrupted while waiting for approval"));
+      return AdapterThreads.awaitReview(held);
+    } catch (java.io.InterruptedIOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
@@ -248,14 +236,7 @@ public final class PamAnthropicInterceptor implements Interceptor {
     }
     ResponsePlan.Relay relay = (ResponsePlan.Relay) plan;
     Headers.Builder shown = Headers.builder();
-    upstreamHeaders.forEach(
-        (name, values) -> {
-          if (relay.dropContentLength() && name.equalsIgnoreCase("Content-Length")) return;
-          for (String value : values) {
-            String kept = relay.header(name, value);
-            if (kept != null) shown.put(name, kept);
-          }
-        });
+    relay.shownHeaders(upstreamHeaders).forEach(shown::put);
     Headers headers = shown.build();
     return new HttpResponse() {
       private GovernedInputStream body;

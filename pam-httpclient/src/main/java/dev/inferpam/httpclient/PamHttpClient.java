@@ -9,7 +9,6 @@ import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.net.Authenticator;
 import java.net.CookieHandler;
 import java.net.ProxySelector;
@@ -20,7 +19,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -67,8 +65,6 @@ import javax.net.ssl.SSLSession;
  * client it wraps.
  */
 public final class PamHttpClient extends HttpClient {
-  private static final Duration INTERRUPT_POLL = Duration.ofMillis(50);
-
   private final HttpClient delegate;
   private final PamEngine engine;
   private final Executor waiting;
@@ -149,7 +145,7 @@ public final class PamHttpClient extends HttpClient {
       throw new IOException("the request body could not be read", e.getCause());
     }
     Verdict verdict = decide(request, body);
-    if (verdict instanceof Verdict.Held held) verdict = await(held);
+    if (verdict instanceof Verdict.Held held) verdict = AdapterThreads.awaitReview(held);
     if (verdict instanceof Verdict.Denied denied) return denied(request, denied, handler);
     Verdict.Allowed allowed = (Verdict.Allowed) verdict;
     Governed<T> governed = new Governed<>(allowed, handler);
@@ -227,24 +223,6 @@ public final class PamHttpClient extends HttpClient {
             null),
         new ByteArrayInputStream(body),
         body.length);
-  }
-
-  private static Verdict await(Verdict.Held held) throws InterruptedIOException {
-    long deadline = System.nanoTime() + held.timeout().toNanos();
-    try {
-      while (System.nanoTime() - deadline < 0) {
-        Verdict verdict = held.await(INTERRUPT_POLL);
-        if (verdict != null) return verdict;
-      }
-      return held.cancel();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      held.cancel();
-      InterruptedIOException interrupted =
-          new InterruptedIOException("interrupted while waiting for approval");
-      interrupted.initCause(e);
-      throw interrupted;
-    }
   }
 
   /** The request with the engine's edits and exactly the body it decided on. */
@@ -369,20 +347,7 @@ public final class PamHttpClient extends HttpClient {
     }
 
     private static HttpHeaders shown(HttpHeaders headers, ResponsePlan.Relay relay) {
-      Map<String, List<String>> out = new LinkedHashMap<>();
-      headers
-          .map()
-          .forEach(
-              (name, values) -> {
-                if (relay.dropContentLength() && name.equalsIgnoreCase("content-length")) return;
-                List<String> kept = new ArrayList<>();
-                for (String value : values) {
-                  String v = relay.header(name, value);
-                  if (v != null) kept.add(v);
-                }
-                if (!kept.isEmpty()) out.put(name, kept);
-              });
-      return HttpHeaders.of(out, (k, v) -> true);
+      return HttpHeaders.of(relay.shownHeaders(headers.map()), (k, v) -> true);
     }
   }
 

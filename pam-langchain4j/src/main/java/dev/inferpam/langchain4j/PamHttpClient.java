@@ -24,7 +24,6 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,8 +38,6 @@ import java.util.Map;
  * stream.
  */
 final class PamHttpClient implements HttpClient {
-  private static final Duration INTERRUPT_POLL = Duration.ofMillis(50);
-
   private final PamLangChain4j.EngineSource engines;
   private final HttpClient delegate;
 
@@ -221,18 +218,10 @@ final class PamHttpClient implements HttpClient {
   }
 
   private static Verdict await(Verdict.Held held) {
-    long deadline = System.nanoTime() + held.timeout().toNanos();
     try {
-      while (System.nanoTime() - deadline < 0) {
-        Verdict verdict = held.await(INTERRUPT_POLL);
-        if (verdict != null) return verdict;
-      }
-      return held.cancel();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      held.cancel();
-      throw new UncheckedIOException(
-          new java.io.InterruptedIOException("interrupted while waiting for approval"));
+      return AdapterThreads.awaitReview(held);
+    } catch (java.io.InterruptedIOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
@@ -321,17 +310,6 @@ final class PamHttpClient implements HttpClient {
 
   private static Map<String, List<String>> shown(
       Map<String, List<String>> headers, ResponsePlan.Relay relay) {
-    Map<String, List<String>> out = new LinkedHashMap<>();
-    headers.forEach(
-        (name, values) -> {
-          if (relay.dropContentLength() && name.equalsIgnoreCase("Content-Length")) return;
-          List<String> kept = new ArrayList<>();
-          for (String value : values) {
-            String v = relay.header(name, value);
-            if (v != null) kept.add(v);
-          }
-          if (!kept.isEmpty()) out.put(name, kept);
-        });
-    return out;
+    return relay.shownHeaders(headers);
   }
 }

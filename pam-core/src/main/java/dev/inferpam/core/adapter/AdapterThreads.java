@@ -39,4 +39,33 @@ public final class AdapterThreads {
       return pool;
     }
   }
+
+  /** How often a blocking wait for a review looks at its thread's interrupt flag. */
+  private static final java.time.Duration INTERRUPT_POLL = java.time.Duration.ofMillis(50);
+
+  /**
+   * Waits on the calling thread (parked: a virtual thread unmounts) until the review is over and
+   * returns the final verdict, for adapters whose client call blocks. Bounded by the engine, and
+   * by {@link Verdict.Held#timeout()} as a backstop (the request is then withdrawn). An interrupt
+   * withdraws the request from review and throws, the interrupt flag set again.
+   *
+   * @throws java.io.InterruptedIOException when the thread is interrupted while waiting
+   */
+  public static Verdict awaitReview(Verdict.Held held) throws java.io.InterruptedIOException {
+    long deadline = System.nanoTime() + held.timeout().toNanos();
+    try {
+      while (System.nanoTime() - deadline < 0) {
+        Verdict verdict = held.await(INTERRUPT_POLL);
+        if (verdict != null) return verdict;
+      }
+      return held.cancel();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      held.cancel();
+      java.io.InterruptedIOException interrupted =
+          new java.io.InterruptedIOException("interrupted while waiting for approval");
+      interrupted.initCause(e);
+      throw interrupted;
+    }
+  }
 }

@@ -37,6 +37,29 @@ public sealed interface ResponsePlan permits ResponsePlan.Refused, ResponsePlan.
     boolean dropContentLength();
 
     /**
+     * All of a response's headers as they may reach the caller: each value through {@link
+     * #header}, dropped ones left out, {@code Content-Length} left out when {@link
+     * #dropContentLength()}; names as given, in their order. For adapters whose client hands over
+     * the headers at once.
+     */
+    default java.util.Map<String, java.util.List<String>> shownHeaders(
+        java.util.Map<String, java.util.List<String>> headers) {
+      java.util.Map<String, java.util.List<String>> out = new java.util.LinkedHashMap<>();
+      if (headers == null) return out;
+      headers.forEach(
+          (name, values) -> {
+            if (dropContentLength() && "content-length".equalsIgnoreCase(name)) return;
+            java.util.List<String> kept = new java.util.ArrayList<>(values.size());
+            for (String value : values) {
+              String v = header(name, value);
+              if (v != null) kept.add(v);
+            }
+            if (!kept.isEmpty()) out.put(name, kept);
+          });
+      return out;
+    }
+
+    /**
      * The body transformation to stream through, or {@code null} when the bytes pass as they are
      * (nothing to mask or scrub for this content type, or the response has no body). Taking it
      * commits the adapter to deliver, and report, only what it returns. The same instance on every
