@@ -158,7 +158,7 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
     ClientRequest upstream =
         ClientRequest.from(request)
             .headers(h -> h.clear())
-            .headers(h -> h.putAll(headers))
+            .headers(h -> Exchanges.copy(headers, h))
             .body(
                 (message, context) ->
                     body.length == 0
@@ -204,7 +204,7 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
     Flux<DataBuffer> body = governedBody(response.bodyToFlux(DataBuffer.class), relay, allowed);
     return Mono.just(
         ClientResponse.create(response.statusCode(), strategies)
-            .headers(h -> h.putAll(shown))
+            .headers(h -> Exchanges.copy(shown, h))
             .cookies(c -> c.putAll(response.cookies()))
             .request(response.request())
             .body(body)
@@ -272,7 +272,7 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
     HttpHeaders headers = SyntheticResponse.headers(error);
     return ClientResponse.create(
             org.springframework.http.HttpStatusCode.valueOf(error.status()), strategies)
-        .headers(h -> h.putAll(headers))
+        .headers(h -> Exchanges.copy(headers, h))
         .body(Flux.just(DefaultDataBufferFactory.sharedInstance.wrap(error.body())))
         .build();
   }

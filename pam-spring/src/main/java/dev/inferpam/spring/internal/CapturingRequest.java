@@ -41,7 +41,7 @@ public final class CapturingRequest implements ClientHttpRequest {
   public CapturingRequest(HttpMethod method, URI uri, HttpHeaders headers) {
     this.method = method;
     this.uri = uri;
-    this.headers.putAll(headers);
+    Exchanges.copy(headers, this.headers);
   }
 
   /** What the inserter wrote. */

@@ -13,9 +13,28 @@ import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpMethod;
 import org.springframework.http.client.ClientHttpResponse;
 
-/** What both Spring adapters do with heads and headers. Not API. */
+/**
+ * What both Spring adapters do with heads and headers. Not API.
+ *
+ * <p>Only {@link HttpHeaders} methods whose signatures Spring Framework 6.2 and 7.0 share are
+ * called here (7.0's {@code HttpHeaders} is no longer a {@code Map}: a call compiled against 6.2's
+ * {@code containsKey(Object)}, {@code remove(Object)} or {@code putAll(Map)} with headers fails on
+ * 7.0), so that this module, compiled against 6.2, runs on both.
+ */
 public final class Exchanges {
   private Exchanges() {}
+
+  /** Adds every value of {@code from} to {@code to}. */
+  public static void copy(HttpHeaders from, HttpHeaders to) {
+    for (Map.Entry<String, List<String>> e : from.headerSet()) {
+      for (String value : e.getValue()) to.add(e.getKey(), value);
+    }
+  }
+
+  /** Whether {@code headers} has {@code name}, on Spring 6.2 and 7.0 alike. */
+  public static boolean has(HttpHeaders headers, String name) {
+    return headers.getFirst(name) != null;
+  }
 
   /** The request head the engine decides on. */
   public static RequestHead head(HttpMethod method, URI uri, HttpHeaders headers) {
@@ -43,13 +62,22 @@ public final class Exchanges {
    */
   public static HttpHeaders forwardHeaders(HttpHeaders caller, Forward forward) {
     HttpHeaders out = new HttpHeaders();
-    out.putAll(caller);
-    for (String name : forward.removeHeaders()) out.remove(name);
+    for (Map.Entry<String, List<String>> e : caller.headerSet()) {
+      if (removed(forward, e.getKey())) continue;
+      for (String value : e.getValue()) out.add(e.getKey(), value);
+    }
     forward.setHeaders().forEach(out::set);
-    if (caller.containsKey(HttpHeaders.CONTENT_LENGTH)) {
+    if (has(caller, HttpHeaders.CONTENT_LENGTH)) {
       out.setContentLength(forward.body().length);
     }
     return out;
+  }
+
+  private static boolean removed(Forward forward, String name) {
+    for (String r : forward.removeHeaders()) {
+      if (r.equalsIgnoreCase(name)) return true;
+    }
+    return false;
   }
 
   /** The response headers as the plan lets them reach the caller. */

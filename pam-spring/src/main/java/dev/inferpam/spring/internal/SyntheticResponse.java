@@ -22,7 +22,7 @@ public final class SyntheticResponse implements ClientHttpResponse {
   public static HttpHeaders headers(ErrorResponse error) {
     HttpHeaders h = new HttpHeaders();
     error.headers().forEach(h::set);
-    if (!h.containsKey(HttpHeaders.CONTENT_TYPE)) h.setContentType(MediaType.APPLICATION_JSON);
+    if (!Exchanges.has(h, HttpHeaders.CONTENT_TYPE)) h.setContentType(MediaType.APPLICATION_JSON);
     h.setContentLength(error.body().length);
     return h;
   }
