@@ -30,8 +30,9 @@ import org.springframework.web.reactive.function.client.ExchangeStrategies;
  * The starter's engine and clients: a {@link PamEngine} from {@code inferpam.policy} (unless the
  * application defines its own), and, with {@code inferpam.client.enabled} (the default), a
  * customizer for each of Boot's client builders, so that every {@code RestClient}, {@code
- * RestTemplate} and {@code WebClient} the application builds from them — Spring AI's among them,
- * streaming included — is governed in-process.
+ * RestTemplate} and {@code WebClient} the application builds from them — Spring AI 1.1's among
+ * them, streaming included — is governed in-process. The client side of Boot 4 and Spring AI 2
+ * is in {@code pam-spring-boot4-autoconfigure}, which this starter brings.
  *
  * <p>With the starter on the class path and no {@code inferpam.policy}, the application does not
  * start (rather than run unprotected); {@code inferpam.enabled=false} turns the starter off.
@@ -103,9 +104,17 @@ public class InferpamAutoConfiguration {
     }
   }
 
-  /** RestClient and RestTemplate: the interceptor on every builder Boot hands out. */
+  /**
+   * RestClient and RestTemplate: the interceptor on every builder Boot 3.5 hands out. Boot 4 moved
+   * the customizers (this class would not load there): {@code pam-spring-boot4-autoconfigure} does
+   * the same with Boot 4's.
+   */
   @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass(name = "org.springframework.web.client.RestClient")
+  @ConditionalOnClass(
+      name = {
+        "org.springframework.web.client.RestClient",
+        "org.springframework.boot.web.client.RestClientCustomizer"
+      })
   @ConditionalOnProperty(prefix = "inferpam.client", name = "enabled", matchIfMissing = true)
   static class BlockingClients {
     @Bean
@@ -125,12 +134,16 @@ public class InferpamAutoConfiguration {
   }
 
   /**
-   * WebClient: the filter on every builder Boot hands out, encoding request bodies with the
+   * WebClient: the filter on every builder Boot 3.5 hands out, encoding request bodies with the
    * application's codecs (Boot's {@link CodecCustomizer}s), so the bytes decided on are the bytes
-   * the client would send.
+   * the client would send. On Boot 4, {@code pam-spring-boot4-autoconfigure}'s.
    */
   @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass(name = "org.springframework.web.reactive.function.client.WebClient")
+  @ConditionalOnClass(
+      name = {
+        "org.springframework.web.reactive.function.client.WebClient",
+        "org.springframework.boot.web.reactive.function.client.WebClientCustomizer"
+      })
   @ConditionalOnProperty(prefix = "inferpam.client", name = "enabled", matchIfMissing = true)
   static class ReactiveClients {
     @Bean
