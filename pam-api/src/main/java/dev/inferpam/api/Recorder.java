@@ -63,6 +63,15 @@ public interface Recorder extends AutoCloseable {
   /** Makes every record handed over so far durable. Default: nothing to do. */
   default void flush() throws IOException {}
 
+  /**
+   * How many records were handed to this recorder and are not yet stored durably (its queue),
+   * for a gauge; {@code -1} when the recorder does not tell. Cheap and never blocks. Default:
+   * {@code -1}.
+   */
+  default long backlog() {
+    return -1;
+  }
+
   /** Flushes and releases resources. Default: {@link #flush()}. */
   @Override
   default void close() throws IOException {

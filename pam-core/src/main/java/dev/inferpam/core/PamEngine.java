@@ -678,6 +678,14 @@ public final class PamEngine implements AutoCloseable {
     return inFlight.get();
   }
 
+  /**
+   * How many records the engine's recorder holds not yet durable ({@link Recorder#backlog()}), for
+   * a gauge; {@code -1} when the recorder does not tell, {@code 0} with no recording.
+   */
+  public long recorderBacklog() {
+    return recorder == null ? 0 : recorder.backlog();
+  }
+
   /** Takes a place in flight, or answers false when {@code request.max-in-flight} are taken. */
   boolean enterFlight() {
     int limit = policy.request().maxInFlight();

@@ -283,6 +283,7 @@ public final class GatewayMain {
       // gateway): the engine refuses to run unrecorded, and the fix is in the policy or the disk.
       return error(EXIT_USAGE, policyMessage(policyArg, "recording: " + e.getMessage()));
     }
+    PamMetrics.bindEngine(engine, metrics); // in flight, recorder backlog
     warnIfNoCredential(engine);
 
     // Before anything listens, so that no caller (nor a load balancer's health check) reaches a

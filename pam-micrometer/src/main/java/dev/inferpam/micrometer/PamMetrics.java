@@ -3,6 +3,7 @@ package dev.inferpam.micrometer;
 import dev.inferpam.api.Decision;
 import dev.inferpam.core.ExchangeInfo;
 import dev.inferpam.core.ExchangeListener;
+import dev.inferpam.core.PamEngine;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -95,6 +96,12 @@ public final class PamMetrics implements ExchangeListener {
   /** The observation of one exchange. */
   public static final String OBSERVATION = "inferpam.exchange";
 
+  /** Gauge: exchanges forwarded and not yet ended ({@link #bindEngine}). */
+  public static final String IN_FLIGHT = "inferpam.exchanges.in.flight";
+
+  /** Gauge: records handed to the recorder and not yet durable ({@link #bindEngine}). */
+  public static final String RECORDER_BACKLOG = "inferpam.recorder.backlog";
+
   /** Tag values of {@code operation}, by index; see {@link #operationIndex}. */
   private static final String[] OPERATIONS = {
     "chat", "completion", "embedding", "infer", "none", "other"
@@ -177,6 +184,25 @@ public final class PamMetrics implements ExchangeListener {
    */
   public static PamMetrics bindTo(MeterRegistry registry) {
     return builder().meterRegistry(registry).build();
+  }
+
+  /**
+   * Gauges read from a built {@code engine}: {@value #IN_FLIGHT} ({@link
+   * PamEngine#exchangesInFlight()}) and {@value #RECORDER_BACKLOG} ({@link
+   * PamEngine#recorderBacklog()}; not registered when the recorder does not tell). The registry
+   * holds the engine weakly: a closed, dropped engine does not stay reachable through it.
+   */
+  public static void bindEngine(PamEngine engine, MeterRegistry registry) {
+    Objects.requireNonNull(engine, "engine");
+    Objects.requireNonNull(registry, "registry");
+    Gauge.builder(IN_FLIGHT, engine, PamEngine::exchangesInFlight)
+        .description("exchanges forwarded and not yet ended")
+        .register(registry);
+    if (engine.recorderBacklog() >= 0) {
+      Gauge.builder(RECORDER_BACKLOG, engine, PamEngine::recorderBacklog)
+          .description("records handed to the recorder and not yet durable")
+          .register(registry);
+    }
   }
 
   /** A builder; at least one of the two registries is required. */

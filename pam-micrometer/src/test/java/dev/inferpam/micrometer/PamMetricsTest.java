@@ -286,4 +286,34 @@ class PamMetricsTest {
         .isInstanceOf(IllegalStateException.class)
         .hasMessageContaining("registry");
   }
+
+  @Test
+  void gaugesReadTheEngineInFlightAndTheRecordersBacklog(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    try (PamEngine jsonl =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    policy(
+                        "recording:\n  directory: "
+                            + Policies.quoted(dir.toString())
+                            + "\n  durability: batched\n")))
+            .build()) {
+      PamMetrics.bindEngine(jsonl, registry);
+      assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isZero();
+      assertThat(registry.get(PamMetrics.RECORDER_BACKLOG).gauge().value())
+          .isGreaterThanOrEqualTo(0);
+      Verdict.Allowed held = (Verdict.Allowed) call(jsonl, KEY, CHAT);
+      held.forward();
+      assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isEqualTo(1);
+      held.end(false);
+      assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isZero();
+    }
+    SimpleMeterRegistry other = new SimpleMeterRegistry();
+    PamMetrics.bindEngine(engine("", PamMetrics.bindTo(other)), other);
+    assertThat(other.find(PamMetrics.IN_FLIGHT).gauge()).isNotNull();
+    assertThat(other.find(PamMetrics.RECORDER_BACKLOG).gauge())
+        .as("an in-memory recorder does not tell its backlog")
+        .isNull();
+  }
 }

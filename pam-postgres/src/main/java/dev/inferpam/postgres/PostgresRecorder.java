@@ -157,6 +157,12 @@ public final class PostgresRecorder implements Recorder {
   private volatile String failure;
   private volatile int backlog;
 
+  /** Records handed over and not yet durable: the writer's queue as it last saw it. */
+  @Override
+  public long backlog() {
+    return backlog;
+  }
+
   // ---- the writer thread's own
   private final List<Item> batch = new ArrayList<>();
   private final MessageDigest sha = RecordFormat.digest();

@@ -223,6 +223,12 @@ public final class JsonlRecorder implements Recorder {
   /** {@code queue.size()} as last seen under the lock; read without it to decide who encodes. */
   private volatile int backlog;
 
+  /** Records handed over and not yet durable: the writer's queue as it last saw it. */
+  @Override
+  public long backlog() {
+    return backlog;
+  }
+
   private long lastSeq; // guarded by lock: seq of the last enqueued record
   private long syncedSeq; // guarded by lock: every record up to this seq is durable
   private long syncTarget; // guarded by lock: a flush or intent waits for this seq
