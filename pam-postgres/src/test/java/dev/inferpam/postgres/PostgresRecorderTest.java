@@ -245,7 +245,15 @@ class PostgresRecorderTest {
     for (int i = 0; i < 5; i++) r.record(exchange("u-" + i, "alice"));
     // the first commit went through, but the recorder was told it failed: it tries again
     await().atMost(Duration.ofSeconds(10)).until(() -> !lose.get());
-    r.flush();
+    // until its retry succeeds the recorder is failed (flush throws, as it should): wait for it
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .ignoreExceptionsInstanceOf(java.io.IOException.class)
+        .until(
+            () -> {
+              r.flush();
+              return true;
+            });
     r.record(exchange("u-5", "alice"));
     r.flush();
 
