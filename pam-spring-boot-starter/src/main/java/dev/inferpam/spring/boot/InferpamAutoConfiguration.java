@@ -80,6 +80,17 @@ public class InferpamAutoConfiguration {
         if (registry != null || !observing.isNoop()) builder.eventListener(metrics.build());
       };
     }
+
+    /** The engine's gauges (in flight, recorder backlog) in the application's registry. */
+    @Bean
+    org.springframework.beans.factory.SmartInitializingSingleton pamEngineGauges(
+        ObjectProvider<PamEngine> engine, ObjectProvider<MeterRegistry> meters) {
+      return () -> {
+        PamEngine e = engine.getIfUnique();
+        MeterRegistry registry = meters.getIfUnique();
+        if (e != null && registry != null) PamMetrics.bindEngine(e, registry);
+      };
+    }
   }
 
   static Policy policy(String location, ResourceLoader resources) {

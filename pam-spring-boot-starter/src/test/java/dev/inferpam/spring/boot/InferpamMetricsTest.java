@@ -123,6 +123,8 @@ class InferpamMetricsTest {
 
     MeterRegistry registry = app.getBean(MeterRegistry.class);
     assertThat(registry.get("inferpam.decision.duration").timer().count()).isEqualTo(2);
+    assertThat(actuator("/actuator/metrics/inferpam.exchanges.in.flight"))
+        .contains("{\"statistic\":\"VALUE\",\"value\":0.0}");
     // each exchange an observation (Actuator's ObservationRegistry times it), once it ended
     await()
         .atMost(Duration.ofSeconds(10))

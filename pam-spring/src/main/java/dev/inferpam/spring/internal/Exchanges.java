@@ -83,14 +83,9 @@ public final class Exchanges {
   /** The response headers as the plan lets them reach the caller. */
   public static HttpHeaders shownHeaders(HttpHeaders upstream, ResponsePlan.Relay relay) {
     HttpHeaders out = new HttpHeaders();
-    for (Map.Entry<String, List<String>> e : upstream.headerSet()) {
-      String name = e.getKey();
-      if (relay.dropContentLength() && name.equalsIgnoreCase(HttpHeaders.CONTENT_LENGTH)) continue;
-      for (String value : e.getValue()) {
-        String kept = relay.header(name, value);
-        if (kept != null) out.add(name, kept);
-      }
-    }
+    relay
+        .shownHeaders(multimap(upstream))
+        .forEach((name, values) -> values.forEach(v -> out.add(name, v)));
     return out;
   }
 
