@@ -171,6 +171,25 @@ public final class PamInterceptor implements Interceptor {
       allowed.end(false);
       throw e;
     }
+    if (response.priorResponse() != null) {
+      // The client followed a redirect (redirects left on, or a client built by an SDK that
+      // cannot turn them off): the hop that answered was never decided on. Nothing of it
+      // reaches the caller.
+      response.close();
+      allowed.upstreamFailed();
+      try {
+        return synthetic(
+            request,
+            ErrorResponse.of(
+                502,
+                "upstream_redirect",
+                "the upstream answered with a redirect, which inferpam does not follow;"
+                    + " turn redirect following off in the client",
+                allowed.id()));
+      } finally {
+        allowed.end(true);
+      }
+    }
     ResponsePlan plan = allowed.respond(response.code(), response.headers().toMultimap());
     if (plan instanceof ResponsePlan.Refused refused) {
       // Encoded (or unmaskable) where it had to be masked: nothing of it reaches the caller.
