@@ -408,28 +408,30 @@ public final class RecordCodec {
 
     private static final VarHandle LONGS =
         MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final long ONES = 0x0101010101010101L;
     private static final long HIGH_BITS = 0x8080808080808080L;
     private static final long FIRST_4_DIGIT_YEAR = LocalDate.of(0, 1, 1).toEpochDay() * 86_400;
     private static final long LAST_4_DIGIT_YEAR =
         LocalDate.of(10_000, 1, 1).toEpochDay() * 86_400 - 1;
 
+    private static final long LOW7 = 0x7F7F7F7F7F7F7F7FL;
+
     /**
-     * Zero when none of the eight bytes in {@code x} (little-endian: byte 0 is the lowest) is a
-     * control character, a quote, a backslash or a question mark; otherwise the lowest set bit is
-     * the high bit of the first such byte (higher bits may be wrong, the lowest never is).
-     * Subtracting {@code k} from every byte sets a high bit only if some byte is below {@code k},
-     * and the lowest such byte sets its own (no borrow runs below it): a byte below 0x20 shows in
-     * {@code x - 0x20 * ONES}, a byte {@code c}, made zero by {@code x ^ c * ONES}, in that minus
-     * {@code ONES}. {@code & ~x} drops the bytes from 0x80 up (parts of multi-byte characters),
-     * which never need escaping.
+     * The high bit of every byte of {@code x} that must be escaped in a JSON string: a control
+     * character (below 0x20), a quote or a backslash; exact per byte (no borrow runs between
+     * bytes: each byte's low seven bits are compared with a sum that cannot carry out of it).
+     * Bytes from 0x80 up (parts of multi-byte characters) never need escaping.
      */
     private static long escapeMask(long x) {
-      long control = x - 0x20 * ONES;
-      long quote = (x ^ 0x22 * ONES) - ONES;
-      long backslash = (x ^ 0x5c * ONES) - ONES;
-      long question = (x ^ 0x3f * ONES) - ONES;
-      return (control | quote | backslash | question) & ~x & HIGH_BITS;
+      long low7 = x & LOW7;
+      long printable = low7 + 0x6060606060606060L; // high bit set: 0x20 or above
+      long notQuote = (low7 ^ 0x2222222222222222L) + LOW7; // high bit set: not '"'
+      long notBackslash = (low7 ^ 0x5C5C5C5C5C5C5C5CL) + LOW7; // high bit set: not '\\'
+      return ~(printable & notQuote & notBackslash) & ~x & HIGH_BITS;
+    }
+
+    /** The high bit of every {@code '?'} byte of {@code x}, exactly. */
+    private static long questionMask(long x) {
+      return ~(((x & LOW7) ^ 0x3F3F3F3F3F3F3F3FL) + LOW7) & ~x & HIGH_BITS;
     }
 
     private byte[] b;
@@ -520,45 +522,62 @@ public final class RecordCodec {
 
     /**
      * Appends UTF-8 bytes as a JSON string and returns how many {@code '?'} they hold. Eight bytes
-     * at a time are checked for what needs escaping; those before the first that does are copied
-     * at once, so text dense with quotes (JSON inside a string) is not copied byte by byte.
+     * at a time: a word with nothing to escape is copied at once; in one that has, each flagged
+     * byte is escaped in turn and the bytes between are copied as the rest of the word shifted
+     * down, so text dense with quotes (JSON inside a string) is not handled byte by byte.
      */
     private int quoted(byte[] u) {
       int len = u.length;
-      room(len + 2);
+      room(len + (len >>> 3) + 64);
       byte[] b = this.b;
       int n = this.n;
       b[n++] = '"';
       int questions = 0;
       int i = 0;
-      // Invariant: b has room for the rest of u as it is and the closing quote
-      // (b.length - n > len - i), so eight bytes can always be stored at n while len - i >= 8.
-      while (i < len) {
-        if (len - i >= 8) {
-          long x = (long) LONGS.get(u, i);
-          long mask = escapeMask(x);
-          LONGS.set(b, n, x);
-          if (mask == 0) {
-            n += 8;
-            i += 8;
-            continue;
-          }
-          int clean = Long.numberOfTrailingZeros(mask) >>> 3; // bytes before the first flagged one
-          n += clean;
-          i += clean;
+      while (len - i >= 8) {
+        // a word escaped at worst: 8 escapes of 6 bytes, and a word written past them
+        if (b.length - n < 64) {
+          this.n = n;
+          room(Math.max(64, (len - i) + ((len - i) >>> 2) + 64));
+          b = this.b;
         }
+        long x = (long) LONGS.get(u, i);
+        questions += Long.bitCount(questionMask(x));
+        long mask = escapeMask(x);
+        if (mask == 0) {
+          LONGS.set(b, n, x);
+          n += 8;
+          i += 8;
+          continue;
+        }
+        int done = 0; // bytes of this word written
+        do {
+          int p = Long.numberOfTrailingZeros(mask) >>> 3;
+          LONGS.set(b, n, x >>> (done << 3)); // bytes done..7; those past p are rewritten
+          n += p - done;
+          n = escape(b, n, (char) ((x >>> (p << 3)) & 0xff));
+          done = p + 1;
+          mask &= mask - 1;
+        } while (mask != 0);
+        if (done < 8) {
+          LONGS.set(b, n, x >>> (done << 3));
+          n += 8 - done;
+        }
+        i += 8;
+      }
+      if (b.length - n < 6 * 8 + 2) {
+        this.n = n;
+        room(6 * 8 + 2);
+        b = this.b;
+      }
+      while (i < len) {
         byte c = u[i++];
         if (c == '?') questions++;
         if ((c >= 0x20 || c < 0) && c != '"' && c != '\\') { // bytes of multi-byte chars are < 0
           b[n++] = c;
-          continue;
+        } else {
+          n = escape(b, n, (char) c);
         }
-        if (b.length - n < len - i + 7) { // this escape (at most 6 bytes), the rest, the quote
-          this.n = n;
-          room(len - i + 7);
-          b = this.b;
-        }
-        n = escape(b, n, (char) c);
       }
       b[n++] = '"';
       this.n = n;
