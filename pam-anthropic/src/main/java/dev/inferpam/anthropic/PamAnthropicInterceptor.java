@@ -172,14 +172,8 @@ public final class PamAnthropicInterceptor implements Interceptor {
     if (request.body().isPresent() && request.body().get().contentType() != null) {
       headers.putIfAbsent("Content-Type", List.of(request.body().get().contentType()));
     }
-    String path = uri.getRawPath();
     return engine.begin(
-        new RequestHead(
-            request.method().name(),
-            path == null || path.isEmpty() ? "/" : path,
-            uri.getRawQuery(),
-            headers,
-            null),
+        RequestHead.of(request.method().name(), uri, headers),
         new ByteArrayInputStream(body),
         body.length);
   }

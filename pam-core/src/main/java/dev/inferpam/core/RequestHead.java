@@ -27,6 +27,16 @@ public record RequestHead(
     headers = InferenceRequest.normalize(headers);
   }
 
+  /**
+   * The head of a request a client is about to send to {@code uri} (client-side adapters): its raw
+   * path ({@code /} when it has none) and raw query, no remote address.
+   */
+  public static RequestHead of(String method, java.net.URI uri, Map<String, List<String>> headers) {
+    String path = uri.getRawPath();
+    return new RequestHead(
+        method, path == null || path.isEmpty() ? "/" : path, uri.getRawQuery(), headers, null);
+  }
+
   @Override
   public String toString() {
     return "RequestHead[" + method + " " + rawPath + "]";

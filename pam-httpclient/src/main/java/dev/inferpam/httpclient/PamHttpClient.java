@@ -213,14 +213,8 @@ public final class PamHttpClient extends HttpClient {
   private Verdict decide(HttpRequest request, byte[] body) {
     URI uri = request.uri();
     Map<String, List<String>> headers = new LinkedHashMap<>(request.headers().map());
-    String path = uri.getRawPath();
     return engine.begin(
-        new RequestHead(
-            request.method(),
-            path == null || path.isEmpty() ? "/" : path,
-            uri.getRawQuery(),
-            headers,
-            null),
+        RequestHead.of(request.method(), uri, headers),
         new ByteArrayInputStream(body),
         body.length);
   }

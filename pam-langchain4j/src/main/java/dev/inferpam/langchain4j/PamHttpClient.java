@@ -205,14 +205,8 @@ final class PamHttpClient implements HttpClient {
     // multipart requests (audio uploads) are decided on their head: their parts are not a body
     byte[] body =
         request.body() == null ? new byte[0] : request.body().getBytes(StandardCharsets.UTF_8);
-    String path = uri.getRawPath();
     return engine.begin(
-        new RequestHead(
-            request.method().name(),
-            path == null || path.isEmpty() ? "/" : path,
-            uri.getRawQuery(),
-            headers,
-            null),
+        RequestHead.of(request.method().name(), uri, headers),
         new ByteArrayInputStream(body),
         body.length);
   }

@@ -38,13 +38,7 @@ public final class Exchanges {
 
   /** The request head the engine decides on. */
   public static RequestHead head(HttpMethod method, URI uri, HttpHeaders headers) {
-    String path = uri.getRawPath();
-    return new RequestHead(
-        method.name(),
-        path == null || path.isEmpty() ? "/" : path,
-        uri.getRawQuery(),
-        multimap(headers),
-        null);
+    return RequestHead.of(method.name(), uri, multimap(headers));
   }
 
   /** Headers as a plain map, names as sent. */
