@@ -28,13 +28,23 @@ public final class EngineCpu {
     try {
       ThreadMXBean threads = ManagementFactory.getThreadMXBean();
       for (int i = 0; i < warmup; i++) {
-        RelayBenchmark.exchange(rig, rig.request, java.util.List.of(rig.completion), "application/json");
+        RelayBenchmark.exchange(
+            rig, rig.request, java.util.List.of(rig.completion), "application/json");
         RelayBenchmark.exchange(rig, rig.streamRequest, rig.events, "text/event-stream");
       }
-      double[] completion = measure(threads, n, () -> RelayBenchmark.exchange(
-          rig, rig.request, java.util.List.of(rig.completion), "application/json"));
-      double[] stream = measure(threads, n, () -> RelayBenchmark.exchange(
-          rig, rig.streamRequest, rig.events, "text/event-stream"));
+      double[] completion =
+          measure(
+              threads,
+              n,
+              () ->
+                  RelayBenchmark.exchange(
+                      rig, rig.request, java.util.List.of(rig.completion), "application/json"));
+      double[] stream =
+          measure(
+              threads,
+              n,
+              () ->
+                  RelayBenchmark.exchange(rig, rig.streamRequest, rig.events, "text/event-stream"));
       System.out.printf(
           "completion: caller %.2f us, recorder %.2f us, total %.2f us%n",
           completion[0], completion[1], completion[0] + completion[1]);
@@ -58,8 +68,7 @@ public final class EngineCpu {
   }
 
   /** Microseconds of CPU per exchange: the calling thread's, the recorder thread's. */
-  private static double[] measure(ThreadMXBean threads, int n, Exchange exchange)
-      throws Exception {
+  private static double[] measure(ThreadMXBean threads, int n, Exchange exchange) throws Exception {
     long recorder0 = recorderCpu(threads);
     long caller0 = threads.getCurrentThreadCpuTime();
     for (int i = 0; i < n; i++) exchange.run();
