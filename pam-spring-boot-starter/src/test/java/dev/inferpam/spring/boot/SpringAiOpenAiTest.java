@@ -100,7 +100,7 @@ class SpringAiOpenAiTest {
   }
 
   ChatModel chat() {
-    return app.getBean(ChatModel.class);
+    return app.getBean(org.springframework.ai.openai.OpenAiChatModel.class);
   }
 
   void assertUpstreamSawOnlyTheUpstreamKey() throws InterruptedException {
