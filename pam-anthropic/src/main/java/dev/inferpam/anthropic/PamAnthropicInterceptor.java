@@ -11,12 +11,12 @@ import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.core.adapter.AdapterThreads;
+import dev.inferpam.core.adapter.BodyCapture;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.GovernedInputStream;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -92,8 +92,7 @@ public final class PamAnthropicInterceptor implements Interceptor {
 
     @Override
     public HttpResponse execute(HttpRequest request, RequestOptions options) {
-      byte[] body = bytes(request);
-      Verdict verdict = decide(request, body);
+      Verdict verdict = decide(request, bytes(request));
       if (verdict instanceof Verdict.Held held) verdict = await(held);
       if (verdict instanceof Verdict.Denied denied) return denied(denied);
       Verdict.Allowed allowed = (Verdict.Allowed) verdict;
@@ -155,15 +154,14 @@ public final class PamAnthropicInterceptor implements Interceptor {
     }
   }
 
-  /** The body the SDK would send, as bytes. */
-  private static byte[] bytes(HttpRequest request) {
-    if (request.body().isEmpty()) return new byte[0];
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    request.body().get().writeTo(out);
-    return out.toByteArray();
+  /** The body the SDK would send, kept up to the engine's limit (a larger one is refused 413). */
+  private BodyCapture bytes(HttpRequest request) {
+    BodyCapture out = new BodyCapture(engine.maxBodyBytes());
+    if (request.body().isPresent()) request.body().get().writeTo(out);
+    return out;
   }
 
-  private Verdict decide(HttpRequest request, byte[] body) {
+  private Verdict decide(HttpRequest request, BodyCapture body) {
     URI uri = URI.create(request.url());
     Map<String, List<String>> headers = new LinkedHashMap<>();
     for (String name : request.headers().names()) {
@@ -173,9 +171,7 @@ public final class PamAnthropicInterceptor implements Interceptor {
       headers.putIfAbsent("Content-Type", List.of(request.body().get().contentType()));
     }
     return engine.begin(
-        RequestHead.of(request.method().name(), uri, headers),
-        new ByteArrayInputStream(body),
-        body.length);
+        RequestHead.of(request.method().name(), uri, headers), body.in(), body.size());
   }
 
   /** Blocks until the review is over; an interrupt withdraws the request. */

@@ -4,10 +4,10 @@ import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.RequestHead;
 import dev.inferpam.core.adapter.AdapterThreads;
+import dev.inferpam.core.adapter.BodyCapture;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.net.Authenticator;
 import java.net.CookieHandler;
@@ -138,9 +138,9 @@ public final class PamHttpClient extends HttpClient {
   @Override
   public <T> HttpResponse<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler)
       throws IOException, InterruptedException {
-    byte[] body;
+    BodyCapture body;
     try {
-      body = RequestBodies.read(request).get();
+      body = RequestBodies.read(request, engine.maxBodyBytes()).get();
     } catch (ExecutionException e) {
       throw new IOException("the request body could not be read", e.getCause());
     }
@@ -165,7 +165,7 @@ public final class PamHttpClient extends HttpClient {
   @Override
   public <T> CompletableFuture<HttpResponse<T>> sendAsync(
       HttpRequest request, HttpResponse.BodyHandler<T> handler) {
-    return RequestBodies.read(request)
+    return RequestBodies.read(request, engine.maxBodyBytes())
         .thenComposeAsync(
             body ->
                 engine.decidesWithoutWaiting()
@@ -210,13 +210,10 @@ public final class PamHttpClient extends HttpClient {
 
   // ------------------------------------------------------------------------------- the pieces
 
-  private Verdict decide(HttpRequest request, byte[] body) {
+  private Verdict decide(HttpRequest request, BodyCapture body) {
     URI uri = request.uri();
     Map<String, List<String>> headers = new LinkedHashMap<>(request.headers().map());
-    return engine.begin(
-        RequestHead.of(request.method(), uri, headers),
-        new ByteArrayInputStream(body),
-        body.length);
+    return engine.begin(RequestHead.of(request.method(), uri, headers), body.in(), body.size());
   }
 
   /** The request with the engine's edits and exactly the body it decided on. */

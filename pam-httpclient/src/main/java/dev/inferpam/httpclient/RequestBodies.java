@@ -1,19 +1,23 @@
 package dev.inferpam.httpclient;
 
-import java.io.ByteArrayOutputStream;
+import dev.inferpam.core.adapter.BodyCapture;
 import java.net.http.HttpRequest;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Flow;
 
-/** Reads a request's body publisher into bytes, the way the client would send it. */
+/**
+ * Reads a request's body publisher the way the client would send it, keeping at most the engine's
+ * limit and one byte more (a larger body is refused 413 without being held).
+ */
 final class RequestBodies {
   private RequestBodies() {}
 
-  static CompletableFuture<byte[]> read(HttpRequest request) {
-    CompletableFuture<byte[]> out = new CompletableFuture<>();
+  static CompletableFuture<BodyCapture> read(HttpRequest request, long limit) {
+    CompletableFuture<BodyCapture> out = new CompletableFuture<>();
+    BodyCapture bytes = new BodyCapture(limit);
     if (request.bodyPublisher().isEmpty()) {
-      out.complete(new byte[0]);
+      out.complete(bytes);
       return out;
     }
     request
@@ -21,8 +25,6 @@ final class RequestBodies {
         .get()
         .subscribe(
             new Flow.Subscriber<ByteBuffer>() {
-              private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-
               @Override
               public void onSubscribe(Flow.Subscription subscription) {
                 subscription.request(Long.MAX_VALUE);
@@ -42,7 +44,7 @@ final class RequestBodies {
 
               @Override
               public void onComplete() {
-                out.complete(bytes.toByteArray());
+                out.complete(bytes);
               }
             });
     return out;

@@ -186,4 +186,41 @@ class PamHttpClientTest {
     assertThat(r.statusCode()).isEqualTo(401);
     assertThat(server.requestCount()).isZero();
   }
+
+  @Test
+  void aBodyOverTheLimitIsRefused413WithoutBeingHeldOrSent() throws Exception {
+    try (PamEngine small =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    """
+                    version: 1
+                    identity:
+                      api-keys:
+                    """
+                        + Policies.apiKey("alice", ALICE, "ml")
+                        + """
+                    entitlements:
+                      - groups: [ml]
+                        models: ["llama-*"]
+                        operations: [chat]
+                    request:
+                      max-body: 1KiB
+                    """))
+            .recorder(new InMemoryRecorder())
+            .build()) {
+      HttpClient limited = PamHttpClient.wrap(HttpClient.newHttpClient(), small);
+      HttpRequest big =
+          HttpRequest.newBuilder(URI.create(server.url("/v1/chat/completions").toString()))
+              .header("Authorization", "Bearer " + ALICE)
+              .POST(
+                  HttpRequest.BodyPublishers.ofString(
+                      Policies.chat("llama-3.1-8b", "x".repeat(100_000), "")))
+              .build();
+      HttpResponse<String> r = limited.send(big, HttpResponse.BodyHandlers.ofString());
+      assertThat(r.statusCode()).isEqualTo(413);
+      assertThat(r.body()).contains("\"code\":\"body_too_large\"");
+      assertThat(server.requestCount()).isZero();
+    }
+  }
 }

@@ -3,6 +3,7 @@ package dev.inferpam.spring;
 import dev.inferpam.core.ErrorResponse;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.adapter.AdapterThreads;
+import dev.inferpam.core.adapter.BodyCapture;
 import dev.inferpam.core.adapter.Forward;
 import dev.inferpam.core.adapter.ResponseMasking;
 import dev.inferpam.core.adapter.ResponsePlan;
@@ -10,7 +11,6 @@ import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.spring.internal.CapturingRequest;
 import dev.inferpam.spring.internal.Exchanges;
 import dev.inferpam.spring.internal.SyntheticResponse;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Map;
@@ -98,14 +98,15 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
   @Override
   public Mono<ClientResponse> filter(ClientRequest request, ExchangeFunction next) {
     CapturingRequest capture =
-        new CapturingRequest(request.method(), request.url(), request.headers());
+        new CapturingRequest(
+            request.method(), request.url(), request.headers(), engine.maxBodyBytes());
     return encode(request, capture)
         .flatMap(body -> decide(request, capture.getHeaders(), body))
         .flatMap(verdict -> proceed(request, capture.getHeaders(), verdict, next));
   }
 
   /** The request body as the client would send it (its encoder may add headers to capture's). */
-  private Mono<byte[]> encode(ClientRequest request, CapturingRequest capture) {
+  private Mono<BodyCapture> encode(ClientRequest request, CapturingRequest capture) {
     BodyInserter.Context context =
         new BodyInserter.Context() {
           @Override
@@ -123,17 +124,17 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
             return Map.of();
           }
         };
-    return request.body().insert(capture, context).then(Mono.fromSupplier(capture::bytes));
+    return request.body().insert(capture, context).then(Mono.fromSupplier(capture::body));
   }
 
-  private Mono<Verdict> decide(ClientRequest request, HttpHeaders headers, byte[] body) {
+  private Mono<Verdict> decide(ClientRequest request, HttpHeaders headers, BodyCapture body) {
     Mono<Verdict> decided =
         Mono.fromCallable(
             () ->
                 engine.begin(
                     Exchanges.head(request.method(), request.url(), headers),
-                    new ByteArrayInputStream(body),
-                    body.length));
+                    body.in(),
+                    body.size()));
     if (!engine.decidesWithoutWaiting()) {
       decided = decided.subscribeOn(Schedulers.fromExecutor(executor));
     }

@@ -272,4 +272,53 @@ class SpringClientsTest {
     }
     assertThat(server.requestCount()).isEqualTo(1);
   }
+
+  @Test
+  void aWebClientBodyOverTheLimitIsRefused413WithoutBeingSent() {
+    try (PamEngine small =
+        PamEngine.builder()
+            .policy(
+                Policy.parse(
+                    """
+                    version: 1
+                    identity:
+                      api-keys:
+                    """
+                        + Policies.apiKey("alice", ALICE, "ml")
+                        + """
+                    entitlements:
+                      - groups: [ml]
+                        models: ["llama-*"]
+                        operations: [chat]
+                    request:
+                      max-body: 1KiB
+                    """))
+            .recorder(new InMemoryRecorder())
+            .build()) {
+      WebClient limited =
+          WebClient.builder()
+              .clientConnector(new JdkClientHttpConnector())
+              .filter(PamExchangeFilterFunction.of(small))
+              .baseUrl(server.url("/").toString())
+              .defaultHeader("Authorization", "Bearer " + ALICE)
+              .build();
+      assertThatThrownBy(
+              () ->
+                  limited
+                      .post()
+                      .uri("/v1/chat/completions")
+                      .contentType(MediaType.APPLICATION_JSON)
+                      .bodyValue(Policies.chat("llama-3.1-8b", "x".repeat(100_000), ""))
+                      .retrieve()
+                      .bodyToMono(String.class)
+                      .block(Duration.ofSeconds(10)))
+          .isInstanceOfSatisfying(
+              WebClientResponseException.class,
+              e -> {
+                assertThat(e.getStatusCode().value()).isEqualTo(413);
+                assertThat(e.getResponseBodyAsString()).contains("\"code\":\"body_too_large\"");
+              });
+      assertThat(server.requestCount()).isZero();
+    }
+  }
 }

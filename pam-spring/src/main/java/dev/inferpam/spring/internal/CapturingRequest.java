@@ -1,6 +1,6 @@
 package dev.inferpam.spring.internal;
 
-import java.io.ByteArrayOutputStream;
+import dev.inferpam.core.adapter.BodyCapture;
 import java.net.URI;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -33,22 +33,24 @@ public final class CapturingRequest implements ClientHttpRequest {
   private final MultiValueMap<String, HttpCookie> cookies = new LinkedMultiValueMap<>();
   private final Map<String, Object> attributes = new HashMap<>();
   private final List<Supplier<? extends Mono<Void>>> beforeCommit = new ArrayList<>();
-  private final ByteArrayOutputStream body = new ByteArrayOutputStream();
+  private final BodyCapture body;
   private final java.util.concurrent.locks.ReentrantLock lock =
       new java.util.concurrent.locks.ReentrantLock();
   private volatile boolean committed;
 
-  public CapturingRequest(HttpMethod method, URI uri, HttpHeaders headers) {
+  /** @param limit the engine's {@code maxBodyBytes()}: at most that and one byte more is kept */
+  public CapturingRequest(HttpMethod method, URI uri, HttpHeaders headers, long limit) {
+    this.body = new BodyCapture(limit);
     this.method = method;
     this.uri = uri;
     Exchanges.copy(headers, this.headers);
   }
 
-  /** What the inserter wrote. */
-  public byte[] bytes() {
+  /** What the inserter wrote, kept up to the limit, and its whole size. */
+  public BodyCapture body() {
     lock.lock();
     try {
-      return body.toByteArray();
+      return body;
     } finally {
       lock.unlock();
     }
