@@ -72,6 +72,15 @@ public interface Recorder extends AutoCloseable {
     return -1;
   }
 
+  /**
+   * How long the oldest record handed to this recorder and not yet stored durably has waited, in
+   * nanoseconds, for a gauge: 0 when every record is durable, and growing while the store is
+   * away; {@code -1} when the recorder does not tell. Cheap and never blocks. Default: {@code -1}.
+   */
+  default long lagNanos() {
+    return -1;
+  }
+
   /** Flushes and releases resources. Default: {@link #flush()}. */
   @Override
   default void close() throws IOException {

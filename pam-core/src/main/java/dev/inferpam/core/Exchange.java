@@ -17,7 +17,6 @@ import dev.inferpam.core.adapter.ResponseMasking;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
 import dev.inferpam.core.internal.approval.RequestDigest;
-import dev.inferpam.core.internal.http.ErrorBodies;
 import dev.inferpam.core.internal.http.GovernedBody;
 import dev.inferpam.core.internal.masking.BodyMasker;
 import dev.inferpam.core.internal.masking.CredentialScrubber;
@@ -568,7 +567,7 @@ final class Exchange {
     this.decision = d;
     if (!(d instanceof Decision.Allow)) leaveFlight();
     if (d instanceof Decision.Deny deny) {
-      ErrorResponse err = ErrorBodies.of(deny, id, head.rawPath());
+      ErrorResponse err = engine.errorBodies().error(deny, id, head.rawPath());
       record.ownResponse(err.status(), err.body());
     }
     onDecided(d);
@@ -699,10 +698,12 @@ final class Exchange {
   /** The engine answers the response itself; the record keeps that answer as the response. */
   private void refuseResponse(String message) {
     responseRefusal =
-        ErrorBodies.of(
-            new Decision.Deny(502, "masking_unavailable", message, "masking_unavailable"),
-            id,
-            head.rawPath());
+        engine
+            .errorBodies()
+            .error(
+                new Decision.Deny(502, "masking_unavailable", message, "masking_unavailable"),
+                id,
+                head.rawPath());
     record.ownResponse(responseRefusal.status(), responseRefusal.body());
   }
 
@@ -875,10 +876,12 @@ final class Exchange {
     if (quota != null) {
       // Tokens count only for what reached the upstream: an allowed request whose response began.
       boolean forwarded = decision instanceof Decision.Allow && responseReported && !upstreamFailed;
-      left =
+      Quotas.Charged charged =
           engine
               .quotas()
               .charge(quota, forwarded, record.finalUsage(), body().length, record.responseBytes());
+      left = charged.left();
+      if (!charged.fractionLeft().isEmpty()) onQuotaCharged(charged.fractionLeft());
     }
     if (upstreamFailed && !responseReported)
       record.responseStarted(502, null); // what the adapter answered
@@ -980,6 +983,10 @@ final class Exchange {
     onFailed(ExchangeListener.Failure.MASKING);
   }
 
+  private void onQuotaCharged(Map<String, Double> fractionLeft) {
+    if (listening()) tell(about -> listener.quotaCharged(about, fractionLeft));
+  }
+
   private void onRecorded() {
     if (listening()) tell(listener::recorded);
   }
@@ -1044,7 +1051,7 @@ final class Exchange {
 
     @Override
     public ErrorResponse error() {
-      return ErrorBodies.of(deny, id, head.rawPath());
+      return engine.errorBodies().error(deny, id, head.rawPath());
     }
 
     @Override
@@ -1157,6 +1164,13 @@ final class Exchange {
       if (upstreamFailed || ended) return;
       upstreamFailed = true;
       onFailed(ExchangeListener.Failure.UPSTREAM);
+    }
+
+    @Override
+    public ErrorResponse error(int status, String code, String message) {
+      return engine
+          .errorBodies()
+          .error(new Decision.Deny(status, code, message, code), id, head.rawPath());
     }
 
     @Override

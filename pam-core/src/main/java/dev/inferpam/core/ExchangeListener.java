@@ -15,10 +15,15 @@ import java.util.Map;
  *       {@link Failure#UPSTREAM} when none came);</li>
  *   <li>{@link #masked} when the masker ran over the response on its way to the caller (not when
  *       it failed: that is {@link #failed} with {@link Failure#MASKING}, when it happens);</li>
+ *   <li>{@link #quotaCharged} when the policy's {@code limits} applied and the exchange was
+ *       charged;</li>
  *   <li>{@link #recorded} once the record is handed to the recorder (not with no recorder; a
  *       record the recorder refuses is {@link #failed} with {@link Failure#RECORDING});</li>
  *   <li>{@link #ended}, last.</li>
  * </ol>
+ *
+ * <p>One event belongs to no exchange: {@link #keyFetchFailed}, when an OIDC issuer's keys could
+ * not be fetched.
  *
  * <p>Calls are made synchronously on the thread doing the work (a request thread, a response
  * reader, or, for a decision after review, the thread that ended the review): keep them short and
@@ -61,6 +66,16 @@ public interface ExchangeListener {
    */
   default void masked(ExchangeInfo exchange, Map<String, Integer> counts) {}
 
+  /**
+   * The exchange was charged against the policy's {@code limits}: what the caller has left, as a
+   * fraction of each bound, the least over the limit entries that apply to it.
+   *
+   * @param fractionLeft by bound as records name them ({@code tokens_per_day},
+   *                     {@code requests_per_minute}, ...), from 0 (used up) to 1; empty when the
+   *                     quota store could not say
+   */
+  default void quotaCharged(ExchangeInfo exchange, Map<String, Double> fractionLeft) {}
+
   /** The exchange's record was handed to the recorder. */
   default void recorded(ExchangeInfo exchange) {}
 
@@ -73,4 +88,15 @@ public interface ExchangeListener {
    * @param complete false when the upstream or the client broke off, or the caller gave up
    */
   default void ended(ExchangeInfo exchange, boolean complete) {}
+
+  /**
+   * An OIDC issuer's discovery document or key set could not be fetched: unreachable, an error
+   * status, slower than the fetch deadline, or not a valid document — on a request's path or in
+   * a background refresh. While no keys of the issuer are cached, its tokens are refused 401
+   * {@code unauthenticated}; fetches are retried at most once per refetch interval. Called on the
+   * thread that fetched; belongs to no exchange.
+   *
+   * @param issuer the issuer as the policy names it ({@code identity.oidc[].issuer})
+   */
+  default void keyFetchFailed(String issuer) {}
 }

@@ -116,6 +116,7 @@ public final class PamEngine implements AutoCloseable {
   private final Policy.Bodies bodies;
   private final boolean writeIntents;
   private final Masker masker;
+  private final ErrorBodies errorBodies;
   private final ApprovalService approvalService;
 
   /** The default service the engine built, and so closes; {@code null} when given one. */
@@ -162,6 +163,7 @@ public final class PamEngine implements AutoCloseable {
     Background background = new Background(b.executor, b.scheduler, b.threadFactory);
     // First: a masking section that cannot be built must fail before anything is opened.
     this.masker = masker(b, policy);
+    this.errorBodies = new ErrorBodies(policy.request().errorShape(), policy.request().basePath());
     List<AutoCloseable> built = new ArrayList<>();
     Recorder madeRecorder = null;
     ApprovalService ownApprovals = null;
@@ -181,8 +183,9 @@ public final class PamEngine implements AutoCloseable {
         shared = StateBackends.postgres(policy.state().postgres(), clock);
         built.add(shared);
       }
+      ExchangeListener heard = b.listener == null ? ExchangeListener.NONE : b.listener;
       List<IdentityResolver> resolvers =
-          IdentityChain.fromPolicy(policy, clock, b.resolvers, background);
+          IdentityChain.fromPolicy(policy, clock, b.resolvers, background, heard::keyFetchFailed);
       for (IdentityResolver r : resolvers) {
         if (r instanceof AutoCloseable c && b.resolvers.stream().noneMatch(given -> given == r))
           built.add(c);
@@ -526,6 +529,11 @@ public final class PamEngine implements AutoCloseable {
     return bodies;
   }
 
+  /** The error bodies shaped as the policy's {@code request.error-shape} says. */
+  ErrorBodies errorBodies() {
+    return errorBodies;
+  }
+
   /** Whether an intent record is made durable before an allowed request goes on (strict durability). */
   boolean writeIntents() {
     return writeIntents;
@@ -684,6 +692,15 @@ public final class PamEngine implements AutoCloseable {
    */
   public long recorderBacklog() {
     return recorder == null ? 0 : recorder.backlog();
+  }
+
+  /**
+   * How long the oldest record the engine's recorder holds not yet durable has waited, in
+   * nanoseconds ({@link Recorder#lagNanos()}), for a gauge; {@code -1} when the recorder does not
+   * tell, {@code 0} with no recording.
+   */
+  public long recorderLagNanos() {
+    return recorder == null ? 0 : recorder.lagNanos();
   }
 
   /** Takes a place in flight, or answers false when {@code request.max-in-flight} are taken. */

@@ -331,6 +331,8 @@ public record Policy(
    *                                is forwarded (key {@code max-in-flight}; default
    *                                {@link #DEFAULT_MAX_IN_FLIGHT}). Requests waiting for a
    *                                reviewer are bounded by {@code approval.max-pending} instead.
+   * @param errorShape              how the engine's error bodies are shaped (key {@code
+   *                                error-shape}; default {@link ErrorShape#INFERPAM})
    */
   public record RequestSettings(
       String basePath,
@@ -340,7 +342,8 @@ public record Policy(
       java.time.Duration headTimeout,
       int maxConnectionsPerClient,
       List<String> forwardHeaders,
-      int maxInFlight) {
+      int maxInFlight,
+      ErrorShape errorShape) {
     /** Default {@code request.max-in-flight}: 10,000 exchanges. */
     public static final int DEFAULT_MAX_IN_FLIGHT = 10_000;
 
@@ -380,6 +383,29 @@ public record Policy(
       if (maxInFlight <= 0) {
         throw new PolicyException("request.max-in-flight: must be > 0, was " + maxInFlight);
       }
+      errorShape = errorShape == null ? ErrorShape.INFERPAM : errorShape;
+    }
+
+    /** All settings but {@code errorShape}, which is {@link ErrorShape#INFERPAM}. */
+    public RequestSettings(
+        String basePath,
+        long maxBodyBytes,
+        java.time.Duration bodyTimeout,
+        long minBodyRate,
+        java.time.Duration headTimeout,
+        int maxConnectionsPerClient,
+        List<String> forwardHeaders,
+        int maxInFlight) {
+      this(
+          basePath,
+          maxBodyBytes,
+          bodyTimeout,
+          minBodyRate,
+          headTimeout,
+          maxConnectionsPerClient,
+          forwardHeaders,
+          maxInFlight,
+          ErrorShape.INFERPAM);
     }
 
     /** All settings but {@code maxInFlight}, which is {@link #DEFAULT_MAX_IN_FLIGHT}. */
@@ -430,6 +456,25 @@ public record Policy(
           DEFAULT_HEAD_TIMEOUT,
           0);
     }
+  }
+
+  /**
+   * {@code request.error-shape}: the JSON of the engine's own error answers.
+   *
+   * <p>{@link #INFERPAM}, the default, is one shape everywhere: {@code
+   * {"error":{"type":"pam_error","code","message","request_id"}}} (with {@code "type":"error"} at
+   * the top on Anthropic's Messages API, a compatible addition). {@link #NATIVE} keeps that shape
+   * where it is the API's own (OpenAI-compatible and Anthropic paths) and, on APIs whose clients
+   * read {@code "error"} as a string — Ollama's ({@code /api/...}) and KServe v2 / Triton's
+   * ({@code /v2/...}), at the root or under the base path — answers {@code
+   * {"error":"<message>","type":"pam_error","code",...,"request_id":...}}, so that their SDKs
+   * show the message instead of raw JSON.
+   */
+  public enum ErrorShape {
+    /** One shape on every path: {@code .error.code} always holds the code. */
+    INFERPAM,
+    /** Each API family's own shape: on Ollama and KServe v2 paths the code is at {@code .code}. */
+    NATIVE
   }
 
   /** {@code identity}: service keys and OIDC issuers. */

@@ -8,8 +8,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.inferpam.api.Credential;
 import dev.inferpam.api.Recorder;
 import dev.inferpam.api.SessionRecord;
+import dev.inferpam.core.PamEngine;
+import dev.inferpam.core.Policy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -302,6 +305,57 @@ class GatewayTest {
             .doesNotContain("Exception")
             .doesNotContain("at dev.");
       }
+    }
+  }
+
+  /**
+   * {@code request.error-shape: native}: Ollama's clients read {@code "error"} as a string, so on
+   * {@code /api/...} the gateway's refusals and its own errors carry the message there and the
+   * code beside it, on both fronts; OpenAI paths keep the common shape.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.EnumSource(Gateway.Server.class)
+  void nativeErrorShapeGivesOllamaPathsAStringError(Gateway.Server server) throws Exception {
+    MockWebServer gone = new MockWebServer();
+    gone.start(InetAddress.getLoopbackAddress(), 0);
+    HttpUrl goneUrl = gone.url("/").newBuilder().host("127.0.0.1").build();
+    gone.close();
+    PamEngine engine =
+        PamEngine.builder()
+            .policy(Policy.parse(TestPolicies.POLICY + "request:\n  error-shape: native\n"))
+            .credentialProvider(() -> new Credential("Authorization", UPSTREAM_AUTHORIZATION))
+            .recorder(r -> {})
+            .givenPartsNeverWait()
+            .build();
+    try (Gateway gw =
+        Gateway.start(engine, goneUrl, "127.0.0.1", 0, Gateway.DEFAULT_MAX_THREADS, server)) {
+      HttpUrl base = HttpUrl.get(gw.uri());
+      JsonNode down = errorAt(base, "/api/chat", chat("llama-3.1-8b", ""), 502);
+      assertThat(down.path("error").asText()).isEqualTo("the upstream model server is unavailable");
+      assertThat(down.path("code").asText()).isEqualTo("upstream_unavailable");
+      assertThat(down.path("type").asText()).isEqualTo("pam_error");
+      assertThat(down.path("request_id").asText()).isNotBlank();
+
+      JsonNode blocked = errorAt(base, "/api/pull", "{\"model\":\"llama-3.1-8b\"}", 403);
+      assertThat(blocked.path("error").isTextual()).isTrue();
+      assertThat(blocked.path("code").asText()).isEqualTo("blocked");
+
+      JsonNode openai =
+          errorAt(base, "/v1/chat/completions", chat("llama-3.1-8b", "\"logprobs\": true"), 403);
+      assertThat(openai.path("error").path("code").asText()).isEqualTo("parameter_denied");
+    }
+  }
+
+  private JsonNode errorAt(HttpUrl base, String path, String body, int status) throws IOException {
+    Request request =
+        chatRequest(ALICE_KEY, body)
+            .newBuilder()
+            .url(base.newBuilder().encodedPath(path).build())
+            .build();
+    try (Response response = client.newCall(request).execute()) {
+      assertThat(response.code()).as(path).isEqualTo(status);
+      assertThat(response.header("Content-Type")).startsWith("application/json");
+      return JSON.readTree(response.body().string());
     }
   }
 

@@ -5,8 +5,10 @@ import dev.inferpam.core.ExchangeInfo;
 import dev.inferpam.core.ExchangeListener;
 import dev.inferpam.core.PamEngine;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.TimeGauge;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.observation.Observation;
 import io.micrometer.observation.ObservationRegistry;
@@ -50,6 +52,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@value #QUOTA_REFUSALS} (counter): requests refused 429 {@code quota_exceeded}, tag
  *       {@code rule} (the policy's {@code limits} entry and bound).</li>
  *   <li>{@value #EXCHANGES_ENDED} (counter): exchanges ended, tag {@code complete}.</li>
+ *   <li>{@value #QUOTA_LEFT} (distribution summary, percent): what the caller had left of each
+ *       quota bound after a charged exchange, the least over the limit entries that apply, tag
+ *       {@code bound} ({@code tokens_per_day}, ...); its histogram counts exchanges that left at
+ *       most 10, 25 and 50 percent.</li>
+ *   <li>{@value #OIDC_KEY_FAILURES} (counter): OIDC discovery documents or key sets that could
+ *       not be fetched or read, tag {@code issuer} (as the policy names it).</li>
+ *   <li>with {@link #bindEngine}: {@value #IN_FLIGHT} and {@value #RECORDER_BACKLOG} (gauges) and
+ *       {@value #RECORDER_LAG} (time gauge).</li>
  * </ul>
  *
  * <p>With an {@link ObservationRegistry} ({@link Builder#observationRegistry}) each exchange is
@@ -102,6 +112,24 @@ public final class PamMetrics implements ExchangeListener {
   /** Gauge: records handed to the recorder and not yet durable ({@link #bindEngine}). */
   public static final String RECORDER_BACKLOG = "inferpam.recorder.backlog";
 
+  /**
+   * Time gauge: how long the oldest record handed to the recorder and not yet durable has waited
+   * ({@link #bindEngine}).
+   */
+  public static final String RECORDER_LAG = "inferpam.recorder.lag";
+
+  /** What callers have left of a quota bound after each charged exchange, in percent. */
+  public static final String QUOTA_LEFT = "inferpam.quota.left";
+
+  /** OIDC discovery documents or key sets that could not be fetched, by issuer. */
+  public static final String OIDC_KEY_FAILURES = "inferpam.oidc.key.fetch.failures";
+
+  /**
+   * The service-level boundaries of {@value #QUOTA_LEFT}, in percent: its histogram counts
+   * exchanges that left their caller at most a tenth, a quarter and half of a bound.
+   */
+  private static final double[] QUOTA_LEFT_BOUNDARIES = {10, 25, 50};
+
   /** Tag values of {@code operation}, by index; see {@link #operationIndex}. */
   private static final String[] OPERATIONS = {
     "chat", "completion", "embedding", "infer", "none", "other"
@@ -126,6 +154,8 @@ public final class PamMetrics implements ExchangeListener {
   private final Map<String, Counter> masked = new ConcurrentHashMap<>();
   private final Map<String, Counter> quotaRefusals = new ConcurrentHashMap<>();
   private final Map<String, Timer> approvalWaits = new ConcurrentHashMap<>();
+  private final Map<String, DistributionSummary> quotaLeft = new ConcurrentHashMap<>();
+  private final Map<String, Counter> keyFailures = new ConcurrentHashMap<>();
   private final EnumMap<Failure, Counter> failures = new EnumMap<>(Failure.class);
   private final Counter endedComplete;
   private final Counter endedIncomplete;
@@ -188,8 +218,9 @@ public final class PamMetrics implements ExchangeListener {
 
   /**
    * Gauges read from a built {@code engine}: {@value #IN_FLIGHT} ({@link
-   * PamEngine#exchangesInFlight()}) and {@value #RECORDER_BACKLOG} ({@link
-   * PamEngine#recorderBacklog()}; not registered when the recorder does not tell). The registry
+   * PamEngine#exchangesInFlight()}), {@value #RECORDER_BACKLOG} ({@link
+   * PamEngine#recorderBacklog()}) and {@value #RECORDER_LAG} ({@link
+   * PamEngine#recorderLagNanos()}), the last two not registered when the recorder does not tell. The registry
    * holds the engine weakly: a closed, dropped engine does not stay reachable through it.
    */
   public static void bindEngine(PamEngine engine, MeterRegistry registry) {
@@ -201,6 +232,12 @@ public final class PamMetrics implements ExchangeListener {
     if (engine.recorderBacklog() >= 0) {
       Gauge.builder(RECORDER_BACKLOG, engine, PamEngine::recorderBacklog)
           .description("records handed to the recorder and not yet durable")
+          .register(registry);
+    }
+    if (engine.recorderLagNanos() >= 0) {
+      TimeGauge.builder(
+              RECORDER_LAG, engine, TimeUnit.NANOSECONDS, e -> Math.max(0, e.recorderLagNanos()))
+          .description("how long the oldest record not yet durable has waited")
           .register(registry);
     }
   }
@@ -353,6 +390,45 @@ public final class PamMetrics implements ExchangeListener {
         o.lowCardinalityKeyValue("failure", failure.name().toLowerCase(java.util.Locale.ROOT));
     }
     if (meters != null) failures.get(failure).increment();
+  }
+
+  @Override
+  public void quotaCharged(ExchangeInfo exchange, Map<String, Double> fractionLeft) {
+    if (meters == null) return;
+    for (Map.Entry<String, Double> e : fractionLeft.entrySet()) {
+      Double left = e.getValue();
+      if (left == null) continue;
+      DistributionSummary d = quotaLeft.get(e.getKey());
+      if (d == null)
+        d =
+            quotaLeft.computeIfAbsent(
+                e.getKey(),
+                bound ->
+                    DistributionSummary.builder(QUOTA_LEFT)
+                        .description(
+                            "Fraction of a quota bound the caller had left after an exchange")
+                        .tag("bound", bound)
+                        .baseUnit("percent")
+                        .serviceLevelObjectives(QUOTA_LEFT_BOUNDARIES)
+                        .register(meters));
+      // in percent: Micrometer's histograms count whole values, so fractions would all land in
+      // the first bucket above 1
+      d.record(left * 100);
+    }
+  }
+
+  @Override
+  public void keyFetchFailed(String issuer) {
+    if (meters == null) return;
+    keyFailures
+        .computeIfAbsent(
+            String.valueOf(issuer),
+            i ->
+                Counter.builder(OIDC_KEY_FAILURES)
+                    .description("OIDC discovery documents or key sets that could not be fetched")
+                    .tag("issuer", i)
+                    .register(meters))
+        .increment();
   }
 
   @Override

@@ -208,6 +208,71 @@ class PamMetricsTest {
   }
 
   @Test
+  void showsTheFractionOfEachQuotaBoundLeftAfterAnExchange() throws Exception {
+    PamEngine e =
+        engine(
+            "limits:\n  - groups: [\"*\"]\n    requests-per-minute: 4\n",
+            PamMetrics.bindTo(registry));
+    for (int i = 0; i < 3; i++) relay(call(e, KEY, CHAT), "application/json", "{\"choices\":[]}");
+    var left = registry.get(PamMetrics.QUOTA_LEFT).tag("bound", "requests_per_minute").summary();
+    assertThat(left.count()).isEqualTo(3);
+    assertThat(left.totalAmount()).as("75, 50 and 25 percent left").isEqualTo(150);
+    assertThat(left.max()).isEqualTo(75);
+    var buckets = left.takeSnapshot().histogramCounts();
+    assertThat(buckets).hasSize(3);
+    assertThat(buckets[0].bucket()).isEqualTo(10);
+    assertThat(buckets[0].count()).isZero();
+    assertThat(buckets[1].bucket()).isEqualTo(25);
+    assertThat(buckets[1].count()).as("one exchange left a quarter").isEqualTo(1);
+    assertThat(buckets[2].count()).isEqualTo(2);
+    // a refused request is not charged: no new sample
+    relay(call(e, KEY, CHAT), "application/json", "{\"choices\":[]}");
+    deny(call(e, KEY, CHAT));
+    assertThat(left.count()).isEqualTo(4);
+  }
+
+  @Test
+  void countsOidcKeyFetchFailuresByIssuer() throws Exception {
+    // nothing listens on port 1 of the loopback: every fetch of the issuer's keys fails
+    String issuer = "http://127.0.0.1:1/realms/ml";
+    Policy p =
+        Policy.parse(
+            "version: 1\nidentity:\n  oidc:\n    - issuer: "
+                + issuer
+                + "\n      audience: inference\n      jwks-uri: http://127.0.0.1:1/certs\n"
+                + "entitlements:\n  - groups: [ml]\n    models: [\"llama-*\"]\n"
+                + "    operations: [chat]\n");
+    engine =
+        PamEngine.builder()
+            .policy(p)
+            .recorder(recorder)
+            .eventListener(PamMetrics.bindTo(registry))
+            .build();
+    com.nimbusds.jose.jwk.RSAKey key =
+        new com.nimbusds.jose.jwk.gen.RSAKeyGenerator(2048).generate();
+    com.nimbusds.jwt.SignedJWT jwt =
+        new com.nimbusds.jwt.SignedJWT(
+            new com.nimbusds.jose.JWSHeader.Builder(com.nimbusds.jose.JWSAlgorithm.RS256)
+                .keyID(key.getKeyID())
+                .build(),
+            new com.nimbusds.jwt.JWTClaimsSet.Builder()
+                .issuer(issuer)
+                .audience("inference")
+                .subject("alice")
+                .expirationTime(new java.util.Date(System.currentTimeMillis() + 600_000))
+                .build());
+    jwt.sign(new com.nimbusds.jose.crypto.RSASSASigner(key));
+    Verdict v = call(engine, jwt.serialize(), CHAT);
+    Verdict.Denied denied = (Verdict.Denied) v;
+    assertThat(denied.error().status()).isEqualTo(401);
+    assertThat(denied.error().bodyText()).contains("issuer keys unavailable");
+    denied.end(true);
+    assertThat(registry.get(PamMetrics.OIDC_KEY_FAILURES).tag("issuer", issuer).counter().count())
+        .isGreaterThanOrEqualTo(1);
+    assertThat(decisions("deny", "unauthenticated")).isEqualTo(1);
+  }
+
+  @Test
   void showsApprovalsPendingAndTimesTheWait() throws Exception {
     PamEngine e =
         engine(
@@ -290,24 +355,33 @@ class PamMetricsTest {
   @Test
   void gaugesReadTheEngineInFlightAndTheRecordersBacklog(
       @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-    try (PamEngine jsonl =
+    PamEngine jsonl =
         PamEngine.builder()
             .policy(
                 Policy.parse(
                     policy(
                         "recording:\n  directory: "
                             + Policies.quoted(dir.toString())
-                            + "\n  durability: batched\n")))
-            .build()) {
+                            + "\n  durability: batched\n  batch-interval: 1h\n")))
+            .build();
+    try {
       PamMetrics.bindEngine(jsonl, registry);
       assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isZero();
       assertThat(registry.get(PamMetrics.RECORDER_BACKLOG).gauge().value())
           .isGreaterThanOrEqualTo(0);
+      var lag = registry.get(PamMetrics.RECORDER_LAG).timeGauge();
+      assertThat(lag.value(TimeUnit.NANOSECONDS)).as("nothing waits yet").isZero();
       Verdict.Allowed held = (Verdict.Allowed) call(jsonl, KEY, CHAT);
       held.forward();
       assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isEqualTo(1);
       held.end(false);
       assertThat(registry.get(PamMetrics.IN_FLIGHT).gauge().value()).isZero();
+      // the record waits for the batch's commit (an hour away): the lag grows until it is flushed
+      assertThat(lag.value(TimeUnit.NANOSECONDS)).isPositive();
+      jsonl.close(); // flushes
+      assertThat(lag.value(TimeUnit.NANOSECONDS)).as("durable once flushed").isZero();
+    } finally {
+      jsonl.close();
     }
     SimpleMeterRegistry other = new SimpleMeterRegistry();
     PamMetrics.bindEngine(engine("", PamMetrics.bindTo(other)), other);
@@ -315,5 +389,6 @@ class PamMetricsTest {
     assertThat(other.find(PamMetrics.RECORDER_BACKLOG).gauge())
         .as("an in-memory recorder does not tell its backlog")
         .isNull();
+    assertThat(other.find(PamMetrics.RECORDER_LAG).timeGauge()).isNull();
   }
 }

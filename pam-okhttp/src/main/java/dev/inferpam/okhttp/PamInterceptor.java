@@ -180,12 +180,11 @@ public final class PamInterceptor implements Interceptor {
       try {
         return synthetic(
             request,
-            ErrorResponse.of(
+            allowed.error(
                 502,
                 "upstream_redirect",
                 "the upstream answered with a redirect, which inferpam does not follow;"
-                    + " turn redirect following off in the client",
-                allowed.id()));
+                    + " turn redirect following off in the client"));
       } finally {
         allowed.end(true);
       }

@@ -163,6 +163,19 @@ public final class PostgresRecorder implements Recorder {
     return backlog;
   }
 
+  /**
+   * When the oldest record not yet committed was handed over ({@link System#nanoTime()}), or
+   * {@link Long#MIN_VALUE} for none; written under the lock.
+   */
+  private volatile long oldestPending = Long.MIN_VALUE;
+
+  /** How long the oldest record not yet committed has waited. */
+  @Override
+  public long lagNanos() {
+    long oldest = oldestPending;
+    return oldest == Long.MIN_VALUE ? 0 : Math.max(0, System.nanoTime() - oldest);
+  }
+
   // ---- the writer thread's own
   private final List<Item> batch = new ArrayList<>();
   private final MessageDigest sha = RecordFormat.digest();
@@ -376,6 +389,8 @@ public final class PostgresRecorder implements Recorder {
       item.enqueued = System.nanoTime();
       queue.addLast(item);
       backlog = queue.size();
+      // the batch being written, if any, is older than anything queued
+      if (oldestPending == Long.MIN_VALUE) oldestPending = item.enqueued;
       heldBytes.addAndGet(item.size);
       if (item.intent) {
         intentsQueued++;
@@ -668,6 +683,8 @@ public final class PostgresRecorder implements Recorder {
     try {
       long last = items.get(items.size() - 1).order;
       if (last > committed) committed = last;
+      // the committed batch was the oldest; what waits now is queued
+      oldestPending = queue.isEmpty() ? Long.MIN_VALUE : queue.peekFirst().enqueued;
       progress.signalAll();
     } finally {
       lock.unlock();

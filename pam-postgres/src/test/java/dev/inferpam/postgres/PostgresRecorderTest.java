@@ -145,6 +145,23 @@ class PostgresRecorderTest {
   }
 
   @Test
+  void theLagIsTheAgeOfTheOldestRecordNotYetCommitted() throws Exception {
+    // an hour between group commits: records wait until a flush
+    PostgresRecorder r =
+        recorder(gateway, settings(Policy.Durability.BATCHED, Duration.ofHours(1), 256, null));
+    assertThat(r.lagNanos()).as("nothing waits").isZero();
+    r.record(exchange("lag-1", "alice"));
+    long first = r.lagNanos();
+    assertThat(first).isPositive();
+    r.record(exchange("lag-2", "alice"));
+    assertThat(r.lagNanos()).as("still the first one's age").isGreaterThanOrEqualTo(first);
+    assertThat(r.backlog()).isEqualTo(2);
+    r.flush();
+    assertThat(r.lagNanos()).as("committed").isZero();
+    assertThat(rows(r.writer())).isEqualTo(2);
+  }
+
+  @Test
   void concurrentStrictIntentsShareGroupCommits() throws Exception {
     PostgresRecorder r =
         recorder(gateway, settings(Policy.Durability.STRICT, Duration.ofHours(1), 256, null));

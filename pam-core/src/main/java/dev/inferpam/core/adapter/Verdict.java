@@ -177,6 +177,16 @@ public sealed interface Verdict permits Verdict.Denied, Verdict.Held, Verdict.Al
     void upstreamFailed();
 
     /**
+     * The adapter's own error answer for this exchange (it could not forward it, or drops what
+     * came back: {@code upstream_unavailable}, {@code upstream_redirect}), in the JSON the engine
+     * gives its denials on this request's path and under the policy's {@code request.error-shape}.
+     * Pass it to {@link #respond} like any answer.
+     */
+    default ErrorResponse error(int status, String code, String message) {
+      return ErrorResponse.of(status, code, message, id());
+    }
+
+    /**
      * Ends the exchange and hands its record to the recorder. Idempotent.
      *
      * @param complete false when the upstream or the client broke off

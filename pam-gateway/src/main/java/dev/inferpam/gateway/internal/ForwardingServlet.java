@@ -189,10 +189,7 @@ public final class ForwardingServlet extends HttpServlet {
     if (forward.body().length > 0 && (method.equals("GET") || method.equals("HEAD"))) {
       writeError(
           resp,
-          400,
-          "bad_request",
-          method + " request with a body cannot be forwarded",
-          exchange.id());
+          exchange.error(400, "bad_request", method + " request with a body cannot be forwarded"));
       return;
     }
     Request upstreamRequest;
@@ -203,10 +200,8 @@ public final class ForwardingServlet extends HttpServlet {
       // neither logged nor sent back.
       writeError(
           resp,
-          400,
-          "bad_request",
-          "request cannot be forwarded: invalid method or header",
-          exchange.id());
+          exchange.error(
+              400, "bad_request", "request cannot be forwarded: invalid method or header"));
       return;
     }
 
@@ -225,10 +220,8 @@ public final class ForwardingServlet extends HttpServlet {
         exchange.upstreamFailed();
         writeError(
             resp,
-            502,
-            "upstream_unavailable",
-            "the upstream model server is unavailable",
-            exchange.id());
+            exchange.error(
+                502, "upstream_unavailable", "the upstream model server is unavailable"));
         return;
       }
       try (upstreamResponse) {
@@ -344,10 +337,15 @@ public final class ForwardingServlet extends HttpServlet {
   static void writeError(
       HttpServletResponse resp, int status, String code, String message, String requestId)
       throws IOException {
-    if (resp.isCommitted()) throw new IOException(code + ": " + message);
+    writeError(resp, ErrorResponse.of(status, code, message, requestId));
+  }
+
+  /** Writes an error answer the exchange shaped ({@link Verdict.Allowed#error}). */
+  static void writeError(HttpServletResponse resp, ErrorResponse error) throws IOException {
+    if (resp.isCommitted()) throw new IOException(error.bodyText());
     resp.resetBuffer();
-    resp.setStatus(status);
+    resp.setStatus(error.status());
     resp.setContentType("application/json");
-    resp.getOutputStream().write(ErrorResponse.of(status, code, message, requestId).body());
+    resp.getOutputStream().write(error.body());
   }
 }

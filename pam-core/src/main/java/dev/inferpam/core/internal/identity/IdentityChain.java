@@ -35,6 +35,19 @@ public final class IdentityChain {
    */
   public static List<IdentityResolver> fromPolicy(
       Policy policy, Clock clock, List<IdentityResolver> extra, Background background) {
+    return fromPolicy(policy, clock, extra, background, issuer -> {});
+  }
+
+  /**
+   * As {@link #fromPolicy(Policy, Clock, List, Background)}, telling {@code keyFetchFailed} of
+   * every OIDC key set or discovery document that could not be had (see {@link OidcResolver}).
+   */
+  public static List<IdentityResolver> fromPolicy(
+      Policy policy,
+      Clock clock,
+      List<IdentityResolver> extra,
+      Background background,
+      java.util.function.Consumer<String> keyFetchFailed) {
     Objects.requireNonNull(policy, "policy");
     Objects.requireNonNull(clock, "clock");
     Objects.requireNonNull(background, "background");
@@ -44,7 +57,11 @@ public final class IdentityChain {
     if (!policy.identity().oidc().isEmpty()) {
       out.add(
           new OidcResolver(
-              policy.identity().oidc(), clock, OidcResolver.DEFAULT_TOKEN_CACHE_SIZE, background));
+              policy.identity().oidc(),
+              clock,
+              OidcResolver.DEFAULT_TOKEN_CACHE_SIZE,
+              background,
+              keyFetchFailed));
     }
     out.addAll(extra);
     return out;

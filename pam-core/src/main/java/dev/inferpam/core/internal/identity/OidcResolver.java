@@ -9,6 +9,7 @@ import com.nimbusds.jose.JWSAlgorithm;
 import com.nimbusds.jose.JWSHeader;
 import com.nimbusds.jose.KeySourceException;
 import com.nimbusds.jose.jwk.source.JWKSetBasedJWKSource;
+import com.nimbusds.jose.jwk.source.JWKSetParseException;
 import com.nimbusds.jose.jwk.source.JWKSetSource;
 import com.nimbusds.jose.jwk.source.JWKSource;
 import com.nimbusds.jose.jwk.source.JWKSourceBuilder;
@@ -53,6 +54,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -250,6 +252,7 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
   private final Cache<ByteBuffer, Verified> tokens;
   private final LongAdder verifications = new LongAdder();
   private final Background background;
+  private final Consumer<String> keyFetchFailed;
   private volatile boolean closed;
 
   /**
@@ -295,6 +298,31 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
       int tokenCacheSize,
       Settings settings,
       Background background) {
+    this(issuers, clock, tokenCacheSize, settings, background, issuer -> {});
+  }
+
+  /**
+   * As {@link #OidcResolver(List, Clock, int, Background)}, telling {@code keyFetchFailed} the
+   * issuer (as the policy names it) of every discovery document or key set that could not be
+   * fetched or read, on a request's path or in a background refresh. It must not block or throw.
+   */
+  public OidcResolver(
+      List<Policy.OidcIssuer> issuers,
+      Clock clock,
+      int tokenCacheSize,
+      Background background,
+      Consumer<String> keyFetchFailed) {
+    this(issuers, clock, tokenCacheSize, Settings.DEFAULTS, background, keyFetchFailed);
+  }
+
+  OidcResolver(
+      List<Policy.OidcIssuer> issuers,
+      Clock clock,
+      int tokenCacheSize,
+      Settings settings,
+      Background background,
+      Consumer<String> keyFetchFailed) {
+    this.keyFetchFailed = Objects.requireNonNull(keyFetchFailed, "keyFetchFailed");
     Objects.requireNonNull(issuers, "issuers");
     this.clock = Objects.requireNonNull(clock, "clock");
     this.settings = Objects.requireNonNull(settings, "settings");
@@ -461,6 +489,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
             "inferpam: keys of OIDC issuer {} unavailable (fetch rate-limited)",
             issuer.config.issuer());
       } else {
+        // A fetch that failed was told by the retriever; a key set it could not read is told here.
+        if (e instanceof JWKSetParseException) issuer.fetchFailed();
         log.warn(
             "inferpam: keys of OIDC issuer {} unavailable: {}",
             issuer.config.issuer(),
@@ -565,7 +595,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
               settings.maxDocumentBytes(),
               settings.fetchDeadline(),
               where,
-              background);
+              background,
+              this::fetchFailed);
       // Nothing is fetched here: the JWK source fetches on first use.
       if (config.jwksUri() != null) this.keys = keys(config.jwksUri());
     }
@@ -579,6 +610,15 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
     boolean typeAccepted(JOSEObjectType type) {
       if (requiredType == null) return true;
       return type != null && bareType(type.getType()).equals(requiredType);
+    }
+
+    /** Tells the engine that this issuer's keys or discovery document could not be had. */
+    void fetchFailed() {
+      try {
+        keyFetchFailed.accept(config.issuer());
+      } catch (RuntimeException e) {
+        log.warn("inferpam: key fetch listener failed: {}", e.getClass().getName());
+      }
     }
 
     OidcKeys keys() throws AuthenticationException {
@@ -619,9 +659,11 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
               ? config.issuer().substring(0, config.issuer().length() - 1)
               : config.issuer();
       String problem;
+      boolean fetched = false;
       try {
         Resource doc =
             retriever.retrieveResource(new URL(base + "/.well-known/openid-configuration"));
+        fetched = true;
         Map<String, Object> json = JSONObjectUtils.parse(doc.getContent());
         Object issuer = json.get("issuer");
         Object jwks = json.get("jwks_uri");
@@ -640,6 +682,8 @@ public final class OidcResolver implements IdentityResolver, AutoCloseable {
         problem =
             e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
       }
+      // A failed fetch was told by the retriever; a document that cannot be used is told here.
+      if (fetched) fetchFailed();
       log.warn(
           "inferpam: OIDC discovery for issuer {} ({}) failed, next try in {}s: {}",
           config.issuer(),

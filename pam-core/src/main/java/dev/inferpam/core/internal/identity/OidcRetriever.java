@@ -58,6 +58,7 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
 
   private final Semaphore fetches = new Semaphore(MAX_CONCURRENT_FETCHES);
   private volatile boolean closed;
+  private final Runnable onFailure;
 
   /**
    * @param connectTimeout per connection attempt
@@ -66,6 +67,7 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
    * @param deadline       longest a caller waits for a whole fetch
    * @param name           names the worker threads, e.g. the issuer's policy path
    * @param background     the executor to fetch on, or the thread factory for an own pool
+   * @param onFailure      told of each fetch that failed (not of one refused after close)
    */
   OidcRetriever(
       Duration connectTimeout,
@@ -73,13 +75,15 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
       int sizeLimit,
       Duration deadline,
       String name,
-      Background background) {
+      Background background,
+      Runnable onFailure) {
     super(
         Math.toIntExact(connectTimeout.toMillis()),
         Math.toIntExact(readTimeout.toMillis()),
         sizeLimit,
         true);
     this.deadline = deadline;
+    this.onFailure = onFailure;
     if (background.executor() != null) {
       this.workers = background.executor();
       this.own = null;
@@ -98,6 +102,15 @@ final class OidcRetriever extends DefaultResourceRetriever implements AutoClosea
 
   @Override
   public Resource retrieveResource(URL url) throws IOException {
+    try {
+      return fetch(url);
+    } catch (IOException | RuntimeException e) {
+      if (!closed) onFailure.run();
+      throw e;
+    }
+  }
+
+  private Resource fetch(URL url) throws IOException {
     String protocol = url.getProtocol();
     if (!protocol.equals("https") && !protocol.equals("http")) {
       throw new IOException("refusing to fetch a " + protocol + " URL");

@@ -25,7 +25,8 @@ import java.util.regex.Pattern;
  * second, written as a size; default 1KiB) and {@code max-connections-per-client} (a positive
  * whole number; absent: no cap) and {@code forward-headers} (header names the gateway forwards
  * from callers besides its own allow-list; see {@link ForwardHeaders}) and {@code max-in-flight}
- * (a positive whole number; default {@value Policy.RequestSettings#DEFAULT_MAX_IN_FLIGHT}). Stateless; failures are
+ * (a positive whole number; default {@value Policy.RequestSettings#DEFAULT_MAX_IN_FLIGHT}) and
+ * {@code error-shape} ({@code inferpam}, the default, or {@code native}). Stateless; failures are
  * {@link dev.inferpam.core.PolicyException}s naming the key path.
  */
 final class RequestSection {
@@ -47,7 +48,8 @@ final class RequestSection {
             "head-timeout",
             "max-connections-per-client",
             "forward-headers",
-            "max-in-flight"),
+            "max-in-flight",
+            "error-shape"),
         Set.of());
     String basePath = "";
     long maxBody = Policy.DEFAULT_MAX_BODY_BYTES;
@@ -77,6 +79,19 @@ final class RequestSection {
     if (n.has("max-in-flight")) {
       maxInFlight = positiveInt(n.get("max-in-flight"), child(path, "max-in-flight"));
     }
+    Policy.ErrorShape errorShape = Policy.ErrorShape.INFERPAM;
+    if (n.has("error-shape")) {
+      String shape = text(n.get("error-shape"), child(path, "error-shape"));
+      errorShape =
+          switch (shape) {
+            case "inferpam" -> Policy.ErrorShape.INFERPAM;
+            case "native" -> Policy.ErrorShape.NATIVE;
+            default ->
+                throw fail(
+                    child(path, "error-shape"),
+                    "must be \"inferpam\" or \"native\", was " + PolicyText.quote(shape));
+          };
+    }
     return new Policy.RequestSettings(
         basePath,
         maxBody,
@@ -85,7 +100,8 @@ final class RequestSection {
         headTimeout,
         maxConnections,
         forwardHeaders,
-        maxInFlight);
+        maxInFlight,
+        errorShape);
   }
 
   /** A timeout for reading a request: 1ms to 1h (a longer one would not bound anything). */

@@ -10,6 +10,7 @@ import dev.inferpam.core.internal.approval.ApprovalRules;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -159,6 +160,20 @@ public final class Quotas {
 
   /** The outcome of {@link #admit}: a refusal, or an admission ({@code null} when no entry applies). */
   public record Check(Decision.Deny refusal, Admission admission) {}
+
+  /**
+   * What a charge left, per bound ({@link Bound#recordName()}): the least amount left over the
+   * entries that apply, and the least fraction of a bound left (0 to 1). Both empty when there was
+   * no admission or the store could not say.
+   */
+  public record Charged(Map<String, Long> left, Map<String, Double> fractionLeft) {
+    public static final Charged NONE = new Charged(Map.of(), Map.of());
+
+    public Charged {
+      left = Collections.unmodifiableMap(new LinkedHashMap<>(left));
+      fractionLeft = Collections.unmodifiableMap(new LinkedHashMap<>(fractionLeft));
+    }
+  }
 
   /** One bound of one entry as the quota endpoint shows it. */
   public record BoundStatus(Bound bound, long limit, long used, Instant resets) {
@@ -354,16 +369,16 @@ public final class Quotas {
    * @param forwarded     whether the request reached the upstream (only then are tokens charged)
    * @param requestBytes  the request body's size, for the prompt estimate
    * @param responseBytes the size of the response as delivered, for the completion estimate
-   * @return per bound ({@link Bound#recordName()}), the least left over the entries, or an empty
-   *     map when there is no admission
+   * @return per bound ({@link Bound#recordName()}), the least left over the entries and the least
+   *     fraction left; {@link Charged#NONE} when there is no admission
    */
-  public Map<String, Long> charge(
+  public Charged charge(
       Admission admission,
       boolean forwarded,
       Map<String, Long> usage,
       long requestBytes,
       long responseBytes) {
-    if (admission == null) return Map.of();
+    if (admission == null) return Charged.NONE;
     long tokens =
         forwarded ? tokens(usage, requestBytes, admission.embedding() ? 0 : responseBytes) : 0;
     long now = clock.instant().getEpochSecond();
@@ -390,8 +405,7 @@ public final class Quotas {
         limitsOf.add(bound);
       }
     }
-    Map<String, Long> left = new LinkedHashMap<>();
-    if (steps.isEmpty()) return left;
+    if (steps.isEmpty()) return Charged.NONE;
     long[] totals;
     try {
       totals = store.charge(List.copyOf(steps));
@@ -400,12 +414,18 @@ public final class Quotas {
           "inferpam: quota store failed while charging {} tokens: {}",
           tokens,
           e.getClass().getName());
-      return left; // nothing is known of what is left
+      return Charged.NONE; // nothing is known of what is left
     }
+    Map<String, Long> left = new LinkedHashMap<>();
+    Map<String, Double> fraction = new LinkedHashMap<>();
     for (int k = 0; k < steps.size(); k++) {
-      left.merge(bounds.get(k).recordName(), Math.max(0, limitsOf.get(k) - totals[k]), Math::min);
+      String name = bounds.get(k).recordName();
+      long limit = limitsOf.get(k);
+      long rest = Math.max(0, limit - totals[k]);
+      left.merge(name, rest, Math::min);
+      fraction.merge(name, limit <= 0 ? 0.0 : (double) rest / limit, Math::min);
     }
-    return left;
+    return new Charged(left, fraction);
   }
 
   /**

@@ -229,6 +229,18 @@ public final class JsonlRecorder implements Recorder {
     return backlog;
   }
 
+  /** When records not yet durable were handed over; guarded by lock. */
+  private final PendingTimes pending = new PendingTimes();
+
+  /** {@code pending.oldest()} as last seen under the lock. */
+  private volatile long oldestPending = PendingTimes.NONE;
+
+  /** How long the oldest record not yet durable has waited. */
+  @Override
+  public long lagNanos() {
+    return PendingTimes.lag(oldestPending, System.nanoTime());
+  }
+
   private long lastSeq; // guarded by lock: seq of the last enqueued record
   private long syncedSeq; // guarded by lock: every record up to this seq is durable
   private long syncTarget; // guarded by lock: a flush or intent waits for this seq
@@ -488,6 +500,8 @@ public final class JsonlRecorder implements Recorder {
       record.seq = ++lastSeq;
       queue.addLast(record);
       backlog = queue.size();
+      pending.add(record.seq, System.nanoTime());
+      oldestPending = pending.oldest();
       admission.held(record);
       // waking the writer costs a system call: only when it is idle, or when a full batch is
       // waiting; a busy writer drains the queue anyway and a batching one at the commit time
@@ -596,6 +610,8 @@ public final class JsonlRecorder implements Recorder {
       lock.lock();
       try {
         if (seq > syncedSeq) syncedSeq = seq;
+        pending.durableUpTo(syncedSeq);
+        oldestPending = pending.oldest();
         progress.signalAll();
       } finally {
         lock.unlock();

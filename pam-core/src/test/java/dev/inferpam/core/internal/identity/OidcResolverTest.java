@@ -764,6 +764,54 @@ class OidcResolverTest {
   }
 
   @Test
+  void tellsEachKeyFetchThatFailedAndNothingElse() throws Exception {
+    java.util.List<String> told = new java.util.concurrent.CopyOnWriteArrayList<>();
+    OidcResolver r =
+        new OidcResolver(
+            List.of(config()),
+            clock,
+            100,
+            FAST,
+            dev.inferpam.core.internal.Background.DEFAULT,
+            told::add);
+    idp.mode = FakeIdp.Mode.ERROR;
+    String token = token(rsa1);
+    for (int i = 0; i < 5; i++) assertThat(refusal(r, token)).isEqualTo("issuer keys unavailable");
+    int failedFetches = idp.hits(KEYS);
+    assertThat(failedFetches).as("rate-limited: not one fetch per refusal").isBetween(1, 2);
+    assertThat(told).hasSize(failedFetches).containsOnly(issuer);
+
+    // a key set that is fetched but cannot be read is a failure too
+    idp.mode = FakeIdp.Mode.UP;
+    idp.serve(KEYS, "{not json");
+    clock.advance(Duration.ofSeconds(31));
+    assertThat(refusal(r, token)).isEqualTo("issuer keys unavailable");
+    assertThat(told).hasSize(idp.hits(KEYS)).hasSizeGreaterThan(failedFetches);
+
+    idp.serve(KEYS, jwks(rsa1, ec1));
+    clock.advance(Duration.ofSeconds(31));
+    int before = told.size();
+    accepted(r, token);
+    assertThat(told).as("a fetch that worked tells nothing").hasSize(before);
+  }
+
+  @Test
+  void tellsADiscoveryDocumentThatCannotBeUsed() throws Exception {
+    java.util.List<String> told = new java.util.concurrent.CopyOnWriteArrayList<>();
+    serveDiscovery("https://evil.example.com", jwksUrl(KEYS));
+    OidcResolver r =
+        new OidcResolver(
+            List.of(discovered()),
+            clock,
+            100,
+            FAST,
+            dev.inferpam.core.internal.Background.DEFAULT,
+            told::add);
+    assertThat(refusal(r, token(rsa1))).isEqualTo("issuer keys unavailable");
+    assertThat(told).containsExactly(issuer);
+  }
+
+  @Test
   void cutsOffAJwksThatTricklesPastTheDeadline() throws Exception {
     OidcResolver r = resolver();
     idp.mode = FakeIdp.Mode.TRICKLE; // one byte every 100ms: each read is in time, the whole is not

@@ -767,7 +767,7 @@ final class ClientConnection extends ChannelInboundHandlerAdapter {
      */
     void gatewayError(Verdict.Allowed allowed, int status, String code, String message) {
       state = State.ANSWER;
-      byte[] body = ErrorResponse.of(status, code, message, allowed.id()).body();
+      byte[] body = allowed.error(status, code, message).body();
       Map<String, List<String>> headers = Map.of("Content-Type", List.of("application/json"));
       dev.inferpam.core.adapter.ResponsePlan plan = allowed.respond(status, headers);
       if (plan instanceof dev.inferpam.core.adapter.ResponsePlan.Refused refused) {
