@@ -96,8 +96,9 @@ import org.slf4j.LoggerFactory;
  *       its review stays until decided or expired, and an approved request is then forwarded and
  *       its answer lost.</li>
  *   <li>Every exchange is ended exactly once, after the chain returns (or, when the application
- *       started servlet async processing, when the container completes the request, or at an
- *       async error), so every request, allowed or denied, has a record.</li>
+ *       started servlet async processing, when the container completes the request, at an async
+ *       error, or when an exception leaves the application's async dispatch), so every request,
+ *       allowed or denied, has a record.</li>
  * </ul>
  *
  * <p><b>Threads.</b> The filter starts no thread. A body is read, and a review waited for, with
@@ -154,7 +155,9 @@ import org.slf4j.LoggerFactory;
  *       request ({@code AsyncListener.onComplete}): complete when the client got the whole body;
  *       incomplete after an async error, an exception in a dispatch, or a timeout the application
  *       did not answer with {@code complete()} or {@code dispatch()} (then the container ends
- *       the response with an error, and what the masker held back is not written). A dispatch
+ *       the response with an error, and what the masker held back is not written). An exception
+ *       leaving the async dispatch ends it at once, since the container need not complete the
+ *       cycle then (Jetty 12 aborts a committed response without calling the listeners). A dispatch
  *       that bypasses the filter (not mapped to {@code ASYNC}) cannot have its tail written: it is
  *       recorded incomplete and logged as an error.</li>
  *   <li>An exception the application throws is answered by the container's error handling. Jetty's
@@ -541,8 +544,9 @@ public final class PamFilter implements Filter {
    * called {@code AsyncContext.dispatch()}: Spring MVC ends every async answer so), the response
    * ends when this dispatch returns, unless the application starts async again: the masker's
    * held-back tail is written here, while the response is still open; the exchange itself ends
-   * when the container completes the cycle ({@link EndOnAsyncEnd}). Forwards and includes pass
-   * through: the response ends with the dispatch that made them.
+   * when the container completes the cycle ({@link EndOnAsyncEnd}), or here when an exception
+   * leaves this dispatch (see {@link #endOnFailedDispatch}). Forwards and includes pass through:
+   * the response ends with the dispatch that made them.
    */
   private static void again(
       AllowedExchange allowed,
@@ -563,9 +567,31 @@ public final class PamFilter implements Filter {
       // The container answers it (an error page, or an aborted response): not a complete answer,
       // unless it is the application stopping after its response was refused.
       if (!response.refused()) allowed.failed = true;
+      endOnFailedDispatch(allowed, request);
       throw e;
     }
-    if (!request.isAsyncStarted()) response.finish();
+    if (request.isAsyncStarted()) return;
+    try {
+      response.finish();
+    } catch (IOException | RuntimeException | Error e) {
+      // The tail could not be written (the client went away, the masker failed).
+      allowed.failed = true;
+      endOnFailedDispatch(allowed, request);
+      throw e;
+    }
+  }
+
+  /**
+   * Ends the exchange when an exception leaves its async dispatch and the application did not
+   * start async again. The container answers the exception, but need not tell the async
+   * listeners: Jetty 12 aborts a committed response without calling {@code onComplete} or
+   * {@code onError}, so the exchange would never end and never be recorded. Should the container
+   * complete the cycle after all, {@link EndOnAsyncEnd} finds the exchange ended (the end is
+   * idempotent).
+   */
+  private static void endOnFailedDispatch(AllowedExchange allowed, HttpServletRequest request) {
+    if (request.isAsyncStarted()) return; // a new cycle's listener ends it
+    allowed.end();
   }
 
   /**
@@ -788,12 +814,35 @@ public final class PamFilter implements Filter {
     final Verdict.Allowed exchange;
     final ExchangeResponse response;
 
-    /** An async dispatch of the application failed: the container answered in its place. */
+    /**
+     * An async dispatch of the application failed, or the tail could not be written after it: the
+     * container answers in its place.
+     */
     volatile boolean failed;
 
     AllowedExchange(Verdict.Allowed exchange, ExchangeResponse response) {
       this.exchange = exchange;
       this.response = response;
+    }
+
+    /**
+     * Ends the exchange after the application's async processing: complete when the client got
+     * the whole body (the masker's tail written, nothing failed) and the application ended it;
+     * a failed dispatch or an unanswered timeout is reported as the container's 500 if nothing
+     * was sent yet. Idempotent.
+     */
+    void end() {
+      boolean complete =
+          !failed
+              && !response.deliveryFailed()
+              && !response.timeoutUnanswered()
+              && response.bodyComplete();
+      if (failed || response.timeoutUnanswered()) {
+        response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
+      } else {
+        response.reportStarted();
+      }
+      exchange.end(complete);
     }
   }
 
@@ -817,11 +866,6 @@ public final class PamFilter implements Filter {
     @Override
     public void onComplete(AsyncEvent event) {
       ExchangeResponse response = allowed.response;
-      boolean complete =
-          !allowed.failed
-              && !response.deliveryFailed()
-              && !response.timeoutUnanswered()
-              && response.bodyComplete();
       if (response.dispatchMissed() && !response.bodyComplete()) {
         log.error(
             "inferpam: exchange {}: the application's async dispatch ran without PamFilter, so the"
@@ -829,12 +873,7 @@ public final class PamFilter implements Filter {
                 + " DispatcherType.ASYNC too.",
             allowed.exchange.id());
       }
-      if (allowed.failed || response.timeoutUnanswered()) {
-        response.reportStarted(HttpServletResponse.SC_INTERNAL_SERVER_ERROR);
-      } else {
-        response.reportStarted();
-      }
-      allowed.exchange.end(complete);
+      allowed.end();
     }
 
     @Override

@@ -273,6 +273,43 @@ class PamFilterResponseEndingsTest {
     completeRecord(mask(EVENT_1) + mask(EVENT_2) + "\n\n");
   }
 
+  @ParameterizedTest
+  @EnumSource(ServletContainer.Kind.class)
+  void anAsyncDispatchThatThrowsAfterTheResponseStartedIsRecordedIncompleteAndNeverUnmasked(
+      ServletContainer.Kind kind) throws Exception {
+    start(kind);
+    String received = "";
+    try (Response response = client.newCall(post("dispatch-throw-committed")).execute()) {
+      received = response.body().string();
+    } catch (IOException e) {
+      // the container cuts the committed response off: what came before is all there is
+    }
+    assertThat(received).doesNotContain("4111");
+    // The container aborts the response without telling the async listeners (Jetty 12.1): the
+    // filter ends the exchange when the dispatch throws.
+    await().atMost(Duration.ofSeconds(10)).until(() -> !recorder.records().isEmpty());
+    SessionRecord record = recorder.records().get(0);
+    assertThat(record.response().status()).isEqualTo(200);
+    assertThat(record.response().complete()).isFalse();
+    assertThat(record.response().body()).doesNotContain("4111");
+  }
+
+  @ParameterizedTest
+  @EnumSource(ServletContainer.Kind.class)
+  void anAsyncDispatchThatThrowsBeforeAnyOutputIsAnsweredByTheContainerAndRecordedIncomplete(
+      ServletContainer.Kind kind) throws Exception {
+    start(kind);
+    try (Response response = client.newCall(post("dispatch-throw")).execute()) {
+      assertThat(response.code()).isEqualTo(500);
+      assertThat(response.body().string()).doesNotContain("4111");
+    }
+    await().atMost(Duration.ofSeconds(10)).until(() -> !recorder.records().isEmpty());
+    assertThat(recorder.records()).hasSize(1);
+    SessionRecord record = recorder.records().get(0);
+    assertThat(record.response().status()).isEqualTo(500);
+    assertThat(record.response().complete()).isFalse();
+  }
+
   /** Stands in for the application; {@code X-Ending} says how its response ends. */
   private final class Application extends HttpServlet {
     private static final long serialVersionUID = 1L;
@@ -339,7 +376,7 @@ class PamFilterResponseEndingsTest {
           write(resp.getOutputStream(), TEXT, 0, IN_CARD);
           resp.getOutputStream().flush();
         }
-        case "dispatch-json", "dispatch-restart" -> {
+        case "dispatch-json", "dispatch-restart", "dispatch-throw" -> {
           AsyncContext async = req.startAsync();
           onWorker(async::dispatch);
         }
@@ -351,6 +388,17 @@ class PamFilterResponseEndingsTest {
                 w.setContentType("text/plain");
                 write(w.getOutputStream(), TEXT, 0, IN_EMAIL);
                 write(w.getOutputStream(), TEXT, IN_EMAIL, IN_CARD);
+                w.getOutputStream().flush();
+                async.dispatch();
+              });
+        }
+        case "dispatch-throw-committed" -> {
+          AsyncContext async = req.startAsync();
+          onWorker(
+              () -> {
+                HttpServletResponse w = (HttpServletResponse) async.getResponse();
+                w.setContentType("text/plain");
+                write(w.getOutputStream(), TEXT, 0, IN_CARD);
                 w.getOutputStream().flush();
                 async.dispatch();
               });
@@ -400,6 +448,8 @@ class PamFilterResponseEndingsTest {
         case "dispatch-writer" -> resp.getWriter().write(TEXT, IN_CARD, TEXT.length() - IN_CARD);
         case "dispatch-sse" ->
             write(resp.getOutputStream(), EVENT_2, EVENT_2.indexOf(CARD) + 7, EVENT_2.length());
+        case "dispatch-throw", "dispatch-throw-committed" ->
+            throw new IllegalStateException("the model failed");
         case "dispatch-restart" -> {
           resp.setContentType("text/plain");
           write(resp.getOutputStream(), TEXT, 0, IN_CARD);

@@ -13,6 +13,7 @@ import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.function.Supplier;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpRequest;
 import org.springframework.http.HttpStatusCode;
@@ -47,6 +48,10 @@ import org.springframework.http.client.support.HttpRequestWrapper;
  * application gets from the context has it already. Turn redirect following off in the request
  * factory where it can be: an interceptor sees only the first hop.
  *
+ * <p>The caller is whoever the request's credential names. For a client that sends none (a server
+ * that takes no key, as Ollama), {@link #withTokenSupplier} gives such requests the application's
+ * own ({@code inferpam.client.api-key} with the starter).
+ *
  * <p>The interceptor runs in the caller's process: it keeps static keys out of code and gives
  * audit and policy for honest callers, but cannot stop code that bypasses it.
  *
@@ -59,22 +64,44 @@ public final class PamClientHttpRequestInterceptor implements ClientHttpRequestI
   private static final Duration INTERRUPT_POLL = Duration.ofMillis(50);
 
   private final PamEngine engine;
+  private final Supplier<String> tokenSupplier;
 
-  private PamClientHttpRequestInterceptor(PamEngine engine) {
+  private PamClientHttpRequestInterceptor(PamEngine engine, Supplier<String> tokenSupplier) {
     this.engine = Objects.requireNonNull(engine, "engine");
+    this.tokenSupplier = tokenSupplier;
   }
 
   /** An interceptor that identifies callers by the credential their requests carry. */
   public static PamClientHttpRequestInterceptor of(PamEngine engine) {
-    return new PamClientHttpRequestInterceptor(engine);
+    return new PamClientHttpRequestInterceptor(engine, null);
+  }
+
+  /**
+   * An interceptor that also gives requests that carry no credential of their own ({@code
+   * Authorization}, {@code X-Api-Key}) the application's: {@code Authorization: Bearer <token>}
+   * from {@code tokenSupplier} (a service key of the policy's {@code identity.api-keys}, or an
+   * OIDC token from a token cache), asked on every such request. For clients whose server takes
+   * no key, such as Spring AI's Ollama models. A request with its own credential keeps it. The
+   * token identifies the caller only: like any caller credential it is replaced with the upstream
+   * credential (or removed) before the request is sent, and it is never logged. A supplier that
+   * returns {@code null} or blank, or throws, leaves the request without a credential, which is
+   * then refused 401 {@code unauthenticated}.
+   *
+   * @throws NullPointerException when {@code engine} or {@code tokenSupplier} is null
+   */
+  public static PamClientHttpRequestInterceptor withTokenSupplier(
+      PamEngine engine, Supplier<String> tokenSupplier) {
+    return new PamClientHttpRequestInterceptor(
+        engine, Objects.requireNonNull(tokenSupplier, "tokenSupplier"));
   }
 
   @Override
   public ClientHttpResponse intercept(
       HttpRequest request, byte[] body, ClientHttpRequestExecution execution) throws IOException {
+    HttpHeaders caller = Exchanges.withCallerToken(request.getHeaders(), tokenSupplier);
     Verdict verdict =
         engine.begin(
-            Exchanges.head(request.getMethod(), request.getURI(), request.getHeaders()),
+            Exchanges.head(request.getMethod(), request.getURI(), caller),
             new ByteArrayInputStream(body),
             body.length);
     if (verdict instanceof Verdict.Held held) verdict = await(held);
@@ -87,7 +114,7 @@ public final class PamClientHttpRequestInterceptor implements ClientHttpRequestI
     }
     Verdict.Allowed allowed = (Verdict.Allowed) verdict;
     Forward forward = allowed.forward();
-    HttpHeaders headers = Exchanges.forwardHeaders(request.getHeaders(), forward);
+    HttpHeaders headers = Exchanges.forwardHeaders(caller, forward);
     HttpRequest upstream =
         new HttpRequestWrapper(request) {
           @Override

@@ -18,6 +18,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 import org.springframework.core.io.buffer.DataBuffer;
 import org.springframework.core.io.buffer.DataBufferUtils;
 import org.springframework.core.io.buffer.DefaultDataBufferFactory;
@@ -54,6 +55,11 @@ import reactor.core.scheduler.Schedulers;
  *       fails or is cancelled.
  * </ul>
  *
+ * <p>The caller is whoever the request's credential names. For a client that sends none (a server
+ * that takes no key, as Ollama), {@link #withTokenSupplier(PamEngine, ExchangeStrategies,
+ * Supplier)} gives such requests the application's own ({@code inferpam.client.api-key} with the
+ * starter).
+ *
  * <p><b>Threads.</b> Masking runs on the thread that delivers each buffer (an event loop): it
  * never waits. A decision or an end that may wait (an OIDC key fetch, a quota store or recorder
  * that does I/O: see {@link PamEngine#decidesWithoutWaiting()}) runs on the filter's executor:
@@ -68,12 +74,17 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
   private final PamEngine engine;
   private final ExchangeStrategies strategies;
   private final Executor executor;
+  private final Supplier<String> tokenSupplier;
 
   private PamExchangeFilterFunction(
-      PamEngine engine, ExchangeStrategies strategies, Executor executor) {
+      PamEngine engine,
+      ExchangeStrategies strategies,
+      Executor executor,
+      Supplier<String> tokenSupplier) {
     this.engine = Objects.requireNonNull(engine, "engine");
     this.strategies = Objects.requireNonNull(strategies, "strategies");
     this.executor = Objects.requireNonNull(executor, "executor");
+    this.tokenSupplier = tokenSupplier;
   }
 
   /** A filter that encodes request bodies with Spring's default codecs. */
@@ -92,14 +103,52 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
   /** A filter whose decisions and ends that may wait run on {@code executor}. */
   public static PamExchangeFilterFunction of(
       PamEngine engine, ExchangeStrategies strategies, Executor executor) {
-    return new PamExchangeFilterFunction(engine, strategies, executor);
+    return new PamExchangeFilterFunction(engine, strategies, executor, null);
+  }
+
+  /**
+   * A filter, as {@link #of(PamEngine, ExchangeStrategies)}, that also gives requests that carry
+   * no credential of their own ({@code Authorization}, {@code X-Api-Key}) the application's:
+   * {@code Authorization: Bearer <token>} from {@code tokenSupplier} (a service key of the
+   * policy's {@code identity.api-keys}, or an OIDC token from a token cache), asked on every such
+   * request, on the subscribing thread: it must not block. For clients whose server takes no key,
+   * such as Spring AI's Ollama models. A request with its own credential keeps it. The token
+   * identifies the caller only: like any caller credential it is replaced with the upstream
+   * credential (or removed) before the request is sent, and it is never logged. A supplier that
+   * returns {@code null} or blank, or throws, leaves the request without a credential, which is
+   * then refused 401 {@code unauthenticated}.
+   *
+   * @throws NullPointerException when an argument is null
+   */
+  public static PamExchangeFilterFunction withTokenSupplier(
+      PamEngine engine, ExchangeStrategies strategies, Supplier<String> tokenSupplier) {
+    return withTokenSupplier(engine, strategies, AdapterThreads.forWaiting(), tokenSupplier);
+  }
+
+  /**
+   * A filter with the application's token for requests without one, as {@link
+   * #withTokenSupplier(PamEngine, ExchangeStrategies, Supplier)}, whose decisions and ends that
+   * may wait run on {@code executor}.
+   *
+   * @throws NullPointerException when an argument is null
+   */
+  public static PamExchangeFilterFunction withTokenSupplier(
+      PamEngine engine,
+      ExchangeStrategies strategies,
+      Executor executor,
+      Supplier<String> tokenSupplier) {
+    return new PamExchangeFilterFunction(
+        engine, strategies, executor, Objects.requireNonNull(tokenSupplier, "tokenSupplier"));
   }
 
   @Override
   public Mono<ClientResponse> filter(ClientRequest request, ExchangeFunction next) {
     CapturingRequest capture =
         new CapturingRequest(
-            request.method(), request.url(), request.headers(), engine.maxBodyBytes());
+            request.method(),
+            request.url(),
+            Exchanges.withCallerToken(request.headers(), tokenSupplier),
+            engine.maxBodyBytes());
     return encode(request, capture)
         .flatMap(body -> decide(request, capture.getHeaders(), body))
         .flatMap(verdict -> proceed(request, capture.getHeaders(), verdict, next));
@@ -149,7 +198,7 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
   private Mono<ClientResponse> proceed(
       ClientRequest request, HttpHeaders sent, Verdict verdict, ExchangeFunction next) {
     if (verdict instanceof Verdict.Denied denied) {
-      return Mono.fromSupplier(() -> synthetic(denied.error()))
+      return Mono.fromSupplier(() -> synthetic(request, denied.error()))
           .doFinally(s -> end(() -> denied.end(true)));
     }
     Verdict.Allowed allowed = (Verdict.Allowed) verdict;
@@ -179,10 +228,11 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
             () -> {
               if (!answered.get()) end(() -> allowed.end(false));
             })
-        .flatMap(response -> govern(response, allowed));
+        .flatMap(response -> govern(request, response, allowed));
   }
 
-  private Mono<ClientResponse> govern(ClientResponse response, Verdict.Allowed allowed) {
+  private Mono<ClientResponse> govern(
+      ClientRequest request, ClientResponse response, Verdict.Allowed allowed) {
     ResponsePlan plan;
     try {
       plan =
@@ -197,7 +247,7 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
       // encoded where it had to be masked: nothing of it reaches the caller
       return response
           .releaseBody()
-          .then(Mono.fromSupplier(() -> synthetic(refused.error())))
+          .then(Mono.fromSupplier(() -> synthetic(request, refused.error())))
           .doFinally(s -> end(() -> allowed.end(true)));
     }
     ResponsePlan.Relay relay = (ResponsePlan.Relay) plan;
@@ -269,10 +319,16 @@ public final class PamExchangeFilterFunction implements ExchangeFilterFunction {
     }
   }
 
-  private ClientResponse synthetic(ErrorResponse error) {
+  /**
+   * The engine's answer to {@code request} in place of the server's, naming the request (so that
+   * {@code WebClientResponseException} says "403 Forbidden from POST <url>") without its
+   * credentials.
+   */
+  private ClientResponse synthetic(ClientRequest request, ErrorResponse error) {
     HttpHeaders headers = SyntheticResponse.headers(error);
     return ClientResponse.create(
             org.springframework.http.HttpStatusCode.valueOf(error.status()), strategies)
+        .request(SyntheticResponse.request(request.method(), request.url(), request.headers()))
         .headers(h -> Exchanges.copy(headers, h))
         .body(Flux.just(DefaultDataBufferFactory.sharedInstance.wrap(error.body())))
         .build();

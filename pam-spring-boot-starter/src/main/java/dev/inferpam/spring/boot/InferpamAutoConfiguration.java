@@ -6,10 +6,12 @@ import dev.inferpam.core.PolicyException;
 import dev.inferpam.micrometer.PamMetrics;
 import dev.inferpam.spring.PamClientHttpRequestInterceptor;
 import dev.inferpam.spring.PamExchangeFilterFunction;
+import dev.inferpam.spring.internal.ClientApiKey;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.observation.ObservationRegistry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.function.Supplier;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
@@ -31,8 +33,11 @@ import org.springframework.web.reactive.function.client.ExchangeStrategies;
  * application defines its own), and, with {@code inferpam.client.enabled} (the default), a
  * customizer for each of Boot's client builders, so that every {@code RestClient}, {@code
  * RestTemplate} and {@code WebClient} the application builds from them — Spring AI 1.1's among
- * them, streaming included — is governed in-process. The client side of Boot 4 and Spring AI 2
- * is in {@code pam-spring-boot4-autoconfigure}, which this starter brings.
+ * them, streaming included — is governed in-process. With {@code inferpam.client.api-key}, calls
+ * that carry no credential of their own (Spring AI's Ollama models') are made as the application,
+ * identified by that key; it is checked against the engine at start-up (a blank key, or one the
+ * policy does not know, stops the application). The client side of Boot 4 and Spring AI 2 is in
+ * {@code pam-spring-boot4-autoconfigure}, which this starter brings.
  *
  * <p>With the starter on the class path and no {@code inferpam.policy}, the application does not
  * start (rather than run unprotected); {@code inferpam.enabled=false} turns the starter off.
@@ -129,8 +134,14 @@ public class InferpamAutoConfiguration {
   @ConditionalOnProperty(prefix = "inferpam.client", name = "enabled", matchIfMissing = true)
   static class BlockingClients {
     @Bean
-    PamClientHttpRequestInterceptor pamClientHttpRequestInterceptor(PamEngine engine) {
-      return PamClientHttpRequestInterceptor.of(engine);
+    PamClientHttpRequestInterceptor pamClientHttpRequestInterceptor(
+        PamEngine engine, InferpamProperties properties) {
+      Supplier<String> key =
+          ClientApiKey.checked(
+              "inferpam.client.api-key", properties.getClient().getApiKey(), engine);
+      return key == null
+          ? PamClientHttpRequestInterceptor.of(engine)
+          : PamClientHttpRequestInterceptor.withTokenSupplier(engine, key);
     }
 
     @Bean
@@ -159,12 +170,17 @@ public class InferpamAutoConfiguration {
   static class ReactiveClients {
     @Bean
     PamExchangeFilterFunction pamExchangeFilterFunction(
-        PamEngine engine, ObjectProvider<CodecCustomizer> codecs) {
+        PamEngine engine, ObjectProvider<CodecCustomizer> codecs, InferpamProperties properties) {
       ExchangeStrategies strategies =
           ExchangeStrategies.builder()
               .codecs(c -> codecs.orderedStream().forEach(customizer -> customizer.customize(c)))
               .build();
-      return PamExchangeFilterFunction.of(engine, strategies);
+      Supplier<String> key =
+          ClientApiKey.checked(
+              "inferpam.client.api-key", properties.getClient().getApiKey(), engine);
+      return key == null
+          ? PamExchangeFilterFunction.of(engine, strategies)
+          : PamExchangeFilterFunction.withTokenSupplier(engine, strategies, key);
     }
 
     @Bean

@@ -10,6 +10,7 @@ import org.springframework.boot.context.properties.ConfigurationProperties;
  * <pre>
  * inferpam.policy=classpath:inferpam-policy.yaml   # or file:/etc/inferpam/policy.yaml (required)
  * inferpam.client.enabled=true                    # RestClient, RestTemplate, WebClient (default)
+ * inferpam.client.api-key=${INFERPAM_API_KEY}     # the application's key, for calls without one
  * inferpam.server.enabled=false                   # the filter in front of this application
  * inferpam.server.url-patterns=/v1/*              # where the filter applies (default /*)
  * inferpam.server.endpoints=true                  # /pam/approvals/* and /pam/quota (default)
@@ -55,12 +56,29 @@ public class InferpamProperties {
     /** Whether every RestClient, RestTemplate and WebClient built from Boot's builders is governed. */
     private boolean enabled = true;
 
+    /**
+     * The application's own credential: a service key whose sha256 the policy lists in {@code
+     * identity.api-keys}, sent (as {@code Authorization: Bearer}) on the governed calls that carry
+     * no credential of their own, such as Spring AI's Ollama models'; a call with its own keeps
+     * it. It identifies the application to the policy and is removed before the call is sent.
+     * Unset by default: calls without a credential are refused 401. A secret: never logged.
+     */
+    private String apiKey;
+
     public boolean isEnabled() {
       return enabled;
     }
 
     public void setEnabled(boolean enabled) {
       this.enabled = enabled;
+    }
+
+    public String getApiKey() {
+      return apiKey;
+    }
+
+    public void setApiKey(String apiKey) {
+      this.apiKey = apiKey;
     }
   }
 

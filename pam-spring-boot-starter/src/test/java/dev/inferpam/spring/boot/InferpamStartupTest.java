@@ -52,6 +52,37 @@ class InferpamStartupTest {
   }
 
   @Test
+  void aBlankClientApiKeyStopsTheApplicationWithWhatToSet() {
+    for (String blank : new String[] {"", "  "}) {
+      assertThatThrownBy(
+              () ->
+                  app(
+                          "inferpam.policy=classpath:dev/inferpam/spring/boot/minimal-policy.yaml",
+                          "inferpam.client.api-key=" + blank)
+                      .run()
+                      .close())
+          .rootCause()
+          .hasMessageContaining("inferpam.client.api-key is set but blank")
+          .hasMessageContaining("identity.api-keys");
+    }
+  }
+
+  @Test
+  void aClientApiKeyThePolicyDoesNotKnowStopsTheApplicationWithoutQuotingIt() {
+    assertThatThrownBy(
+            () ->
+                app(
+                        "inferpam.policy=classpath:dev/inferpam/spring/boot/minimal-policy.yaml",
+                        "inferpam.client.api-key=not-a-key-of-the-policy")
+                    .run()
+                    .close())
+        .rootCause()
+        .hasMessageContaining("inferpam.client.api-key does not identify a caller of the policy")
+        .hasMessageContaining("unknown api key")
+        .hasMessageNotContaining("not-a-key-of-the-policy");
+  }
+
+  @Test
   void turnedOffItAddsNothing() {
     try (ConfigurableApplicationContext context = app("inferpam.enabled=false").run()) {
       assertThat(context.getBeanNamesForType(PamEngine.class)).isEmpty();

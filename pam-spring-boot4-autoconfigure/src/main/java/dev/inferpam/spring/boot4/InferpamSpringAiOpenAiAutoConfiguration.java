@@ -2,6 +2,7 @@ package dev.inferpam.spring.boot4;
 
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.okhttp.PamInterceptor;
+import java.util.function.Supplier;
 import org.springframework.ai.openai.http.okhttp.OpenAiHttpClientBuilderCustomizer;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
@@ -11,6 +12,7 @@ import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.Ordered;
 import org.springframework.core.annotation.Order;
+import org.springframework.core.env.Environment;
 
 /**
  * Spring AI 2's OpenAI models governed: they call the model server through neither {@code
@@ -21,7 +23,8 @@ import org.springframework.core.annotation.Order;
  * the request as the other customizers' interceptors leave it, and runs inside Spring AI's
  * observation): the caller's key ({@code spring.ai.openai.api-key}) identifies the principal, the
  * policy's upstream credential replaces it, answers and streams are masked as they are read, and
- * a denial is the policy's JSON error, which the SDK raises with its message.
+ * a denial is the policy's JSON error, which the SDK raises with its message. A request without a
+ * key gets the application's, {@code inferpam.client.api-key}, when it is set.
  *
  * <p>That seam gives no way to turn OkHttp's redirect following off: a redirect from the model
  * server is followed, and the policy decided on the first hop only (point {@code
@@ -48,8 +51,11 @@ public class InferpamSpringAiOpenAiAutoConfiguration {
   static class Interceptor {
     @Bean
     @Order(Ordered.LOWEST_PRECEDENCE)
-    OpenAiHttpClientBuilderCustomizer pamOpenAiHttpClientBuilderCustomizer(PamEngine engine) {
-      PamInterceptor interceptor = PamInterceptor.of(engine);
+    OpenAiHttpClientBuilderCustomizer pamOpenAiHttpClientBuilderCustomizer(
+        PamEngine engine, Environment environment) {
+      Supplier<String> key = InferpamBoot4ClientsAutoConfiguration.apiKey(engine, environment);
+      PamInterceptor interceptor =
+          key == null ? PamInterceptor.of(engine) : PamInterceptor.withTokenSupplier(engine, key);
       return builder -> builder.interceptor(interceptor);
     }
   }

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpMethod;
 import org.springframework.http.client.ClientHttpResponse;
@@ -34,6 +35,31 @@ public final class Exchanges {
   /** Whether {@code headers} has {@code name}, on Spring 6.2 and 7.0 alike. */
   public static boolean has(HttpHeaders headers, String name) {
     return headers.getFirst(name) != null;
+  }
+
+  /**
+   * {@code headers}, or a copy with {@code Authorization: Bearer <token>} from {@code
+   * tokenSupplier} when they carry no caller credential ({@link
+   * Forward#CALLER_CREDENTIAL_HEADERS}): a request that brings its own keeps it. A supplier that is
+   * {@code null}, returns {@code null} or blank, or throws leaves the headers as they are (the
+   * engine then refuses the request 401); what it threw is dropped, as it might quote the token.
+   */
+  public static HttpHeaders withCallerToken(HttpHeaders headers, Supplier<String> tokenSupplier) {
+    if (tokenSupplier == null) return headers;
+    for (String name : Forward.CALLER_CREDENTIAL_HEADERS) {
+      if (has(headers, name)) return headers;
+    }
+    String token;
+    try {
+      token = tokenSupplier.get();
+    } catch (RuntimeException e) {
+      return headers;
+    }
+    if (token == null || token.isBlank()) return headers;
+    HttpHeaders out = new HttpHeaders();
+    copy(headers, out);
+    out.set(HttpHeaders.AUTHORIZATION, "Bearer " + token);
+    return out;
   }
 
   /** The request head the engine decides on. */

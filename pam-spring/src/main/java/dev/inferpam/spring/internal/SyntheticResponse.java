@@ -1,9 +1,16 @@
 package dev.inferpam.spring.internal;
 
 import dev.inferpam.core.ErrorResponse;
+import dev.inferpam.core.adapter.Forward;
 import java.io.ByteArrayInputStream;
 import java.io.InputStream;
+import java.net.URI;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import org.springframework.http.HttpHeaders;
+import org.springframework.http.HttpMethod;
+import org.springframework.http.HttpRequest;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.MediaType;
 import org.springframework.http.client.ClientHttpResponse;
@@ -16,6 +23,41 @@ public final class SyntheticResponse implements ClientHttpResponse {
   public SyntheticResponse(ErrorResponse error) {
     this.error = error;
     this.headers = headers(error);
+  }
+
+  /**
+   * The request a synthetic answer is to, as a reactive client's response names it: method, URI
+   * and headers without the caller's credentials.
+   */
+  public static HttpRequest request(HttpMethod method, URI uri, HttpHeaders headers) {
+    HttpHeaders shown = new HttpHeaders();
+    for (Map.Entry<String, List<String>> e : headers.headerSet()) {
+      if (Forward.CALLER_CREDENTIAL_HEADERS.contains(e.getKey().toLowerCase(Locale.ROOT))) {
+        continue;
+      }
+      for (String value : e.getValue()) shown.add(e.getKey(), value);
+    }
+    return new HttpRequest() {
+      @Override
+      public HttpMethod getMethod() {
+        return method;
+      }
+
+      @Override
+      public URI getURI() {
+        return uri;
+      }
+
+      @Override
+      public Map<String, Object> getAttributes() {
+        return Map.of();
+      }
+
+      @Override
+      public HttpHeaders getHeaders() {
+        return shown;
+      }
+    };
   }
 
   /** The error's headers, with its JSON type and length. */

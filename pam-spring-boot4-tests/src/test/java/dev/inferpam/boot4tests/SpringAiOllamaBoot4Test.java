@@ -1,0 +1,320 @@
+package dev.inferpam.boot4tests;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.inferpam.testsupport.Json;
+import dev.inferpam.testsupport.Policies;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.awaitility.Awaitility;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.springframework.ai.chat.model.ChatResponse;
+import org.springframework.ai.chat.prompt.Prompt;
+import org.springframework.ai.ollama.OllamaChatModel;
+import org.springframework.ai.ollama.api.OllamaChatOptions;
+import org.springframework.ai.openai.OpenAiEmbeddingModel;
+import org.springframework.boot.WebApplicationType;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.context.ConfigurableApplicationContext;
+import org.springframework.web.reactive.function.client.WebClientResponseException;
+
+/**
+ * Spring AI 2.0's Ollama model on Spring Boot 4.0 with the starter. Spring AI 2's Ollama client
+ * is {@code RestClient} (calls) and {@code WebClient} (NDJSON streams) from Boot 4's builder beans
+ * (its starter brings {@code spring-boot-starter-restclient} and {@code -webclient}), and sends no
+ * key: with {@code inferpam.client.api-key} its calls are made as the application, identified by
+ * that key, which never reaches the model server; without it they are refused 401.
+ */
+class SpringAiOllamaBoot4Test {
+  static final String APP = "app-service-key-0003";
+
+  @TempDir Path dir;
+  Ollama model;
+  Path policy;
+  final List<ConfigurableApplicationContext> apps = new ArrayList<>();
+
+  @BeforeEach
+  void start() throws IOException {
+    model = new Ollama();
+    policy = dir.resolve("policy.yaml");
+    // no upstream credential: Ollama takes none
+    Files.writeString(
+        policy,
+        """
+        version: 1
+        identity:
+          api-keys:
+        """
+            + Policies.apiKey("app", APP, "ml")
+            + Policies.apiKey("alice", Boot4App.ALICE, "ml")
+            + """
+        entitlements:
+          - groups: [ml]
+            models: ["llama*"]
+            operations: [chat, embedding]
+        parameters:
+          deny: [seed]
+        masking:
+          detectors: [email, credit-card]
+        recording:
+          directory: %s
+          durability: batched
+        """
+                .formatted(Policies.quoted(dir.resolve("rec").toString())));
+  }
+
+  @AfterEach
+  void stop() {
+    apps.forEach(ConfigurableApplicationContext::close);
+    model.close();
+  }
+
+  /**
+   * The application, with {@code more} properties ({@code inferpam.client.api-key} among them).
+   * Ollama's is its chat model (on the command line, over the test {@code application.properties});
+   * OpenAI's embedding model is there too.
+   */
+  ConfigurableApplicationContext app(String... more) {
+    List<String> args = new ArrayList<>();
+    args.add("--spring.ai.model.chat=ollama");
+    for (String property : more) args.add("--" + property);
+    ConfigurableApplicationContext app =
+        new SpringApplicationBuilder(SpringAiOpenAiBoot4Test.Application.class)
+            .web(WebApplicationType.NONE)
+            .properties(
+                "inferpam.policy=file:" + policy,
+                "spring.ai.ollama.base-url=" + model.baseUrl(),
+                "spring.ai.ollama.chat.model=llama3.1",
+                "spring.ai.openai.base-url=" + model.baseUrl() + "/v1",
+                "spring.ai.openai.api-key=" + Boot4App.ALICE,
+                "spring.ai.openai.embedding.model=llama-embed",
+                "spring.ai.openai.max-retries=0")
+            .run(args.toArray(String[]::new));
+    apps.add(app);
+    return app;
+  }
+
+  OllamaChatModel ollama() {
+    return app("inferpam.client.api-key=" + APP).getBean(OllamaChatModel.class);
+  }
+
+  /** One line of Ollama's {@code /api/chat} answer; the last one ({@code done}) with its counts. */
+  static String line(String content, boolean done) {
+    return "{\"model\":\"llama3.1\",\"created_at\":\"2025-01-01T00:00:00Z\","
+        + "\"message\":{\"role\":\"assistant\",\"content\":"
+        + Json.string(content)
+        + "},\"done\":"
+        + done
+        + (done ? ",\"done_reason\":\"stop\",\"prompt_eval_count\":3,\"eval_count\":5" : "")
+        + "}\n";
+  }
+
+  void assertTheModelSawNoCredential() throws InterruptedException {
+    Ollama.Got got = model.take();
+    assertThat(got.path()).isEqualTo("/api/chat");
+    assertThat(got.header("Authorization")).isNull();
+    assertThat(got.headers().toString() + got.body()).doesNotContain(APP);
+  }
+
+  @Test
+  void aCallIsMadeAsTheApplicationMaskedAndRecorded() throws Exception {
+    model.answer("application/json", line("Mail " + Boot4App.EMAIL + " or " + Boot4App.CARD, true));
+    String text = ollama().call(new Prompt("hi")).getResult().getOutput().getText();
+    assertThat(text).isEqualTo("Mail [EMAIL] or [CREDIT_CARD]");
+    assertTheModelSawNoCredential();
+    Awaitility.await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(
+            () ->
+                assertThat(Boot4App.recordings(dir))
+                    .contains("\"subject\":\"app\"", "\"complete\":true", "Mail [EMAIL]")
+                    .doesNotContain(Boot4App.EMAIL, "4111", APP));
+  }
+
+  @Test
+  void anNdjsonStreamWithValuesSplitAcrossLinesIsMaskedAndRecordedComplete() throws Exception {
+    model.answer(
+        "application/x-ndjson",
+        line("Mail jane.doe@exa", false),
+        line("mple.com and charge 4111 1111 ", false),
+        line("1111 1111 today, then pay with card", false),
+        line("", true));
+    List<ChatResponse> chunks =
+        ollama().stream(new Prompt("hi")).collectList().block(Duration.ofSeconds(10));
+    String text =
+        chunks.stream()
+            .filter(c -> c.getResult() != null && c.getResult().getOutput().getText() != null)
+            .map(c -> c.getResult().getOutput().getText())
+            .collect(Collectors.joining());
+    assertThat(text).isEqualTo("Mail [EMAIL] and charge [CREDIT_CARD] today, then pay with card");
+    assertTheModelSawNoCredential();
+    Awaitility.await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(
+            () ->
+                assertThat(Boot4App.recordings(dir))
+                    .contains(
+                        "\"subject\":\"app\"",
+                        "\"streamed\":true",
+                        "\"complete\":true",
+                        "[CREDIT_CARD]")
+                    .doesNotContain("jane.doe", "4111", APP));
+  }
+
+  @Test
+  void aDenialFailsWithThePolicysMessageAndNothingReachesTheModel() {
+    OllamaChatModel chat = ollama();
+    // Spring AI 2's runtime options bring their own default model (mistral): name it
+    Prompt seeded =
+        new Prompt("hi", OllamaChatOptions.builder().model("llama3.1").seed(42).build());
+    assertThatThrownBy(() -> chat.call(seeded))
+        .hasMessageContaining("403")
+        .hasMessageContaining("parameter \\\"seed\\\" is denied by policy");
+    assertThatThrownBy(() -> chat.stream(seeded).blockLast(Duration.ofSeconds(10)))
+        .isInstanceOfSatisfying(
+            WebClientResponseException.Forbidden.class,
+            e -> {
+              assertThat(e.getMessage())
+                  .isEqualTo("403 Forbidden from POST " + model.baseUrl() + "/api/chat");
+              assertThat(e.getResponseBodyAsString())
+                  .contains("parameter \\\"seed\\\" is denied by policy");
+            });
+    Prompt mistral = new Prompt("hi", OllamaChatOptions.builder().model("mistral").build());
+    assertThatThrownBy(() -> chat.call(mistral))
+        .hasMessageContaining("403")
+        .hasMessageContaining("no entitlement grants chat on model \\\"mistral\\\"");
+    assertThat(model.requestCount()).isZero();
+  }
+
+  @Test
+  void withoutTheKeyACallIsRefused401NoCredentialAndNothingReachesTheModel() {
+    OllamaChatModel chat = app().getBean(OllamaChatModel.class);
+    assertThatThrownBy(() -> chat.call(new Prompt("hi")))
+        .hasMessageContaining("401")
+        .hasMessageContaining("authentication failed: no credential");
+    assertThat(model.requestCount()).isZero();
+  }
+
+  @Test
+  void springAiOpenAiThroughOkHttpSendsItsOwnKeyAndKeepsIt() throws Exception {
+    ConfigurableApplicationContext app = app("inferpam.client.api-key=" + APP);
+    model.answer(
+        "application/json",
+        "{\"object\":\"list\",\"model\":\"llama-embed\",\"data\":[{\"object\":\"embedding\","
+            + "\"index\":0,\"embedding\":[0.25,0.5]}],"
+            + "\"usage\":{\"prompt_tokens\":1,\"total_tokens\":1}}");
+    float[] vector = app.getBean(OpenAiEmbeddingModel.class).embed("hi");
+    assertThat(vector).containsExactly(0.25f, 0.5f);
+    Ollama.Got got = model.take();
+    assertThat(got.path()).isEqualTo("/v1/embeddings");
+    assertThat(got.headers().toString()).doesNotContain(Boot4App.ALICE, APP);
+    Awaitility.await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(
+            () -> assertThat(Boot4App.recordings(dir)).contains("\"subject\":\"alice\""));
+    assertThat(Boot4App.recordings(dir)).doesNotContain("\"subject\":\"app\"");
+  }
+
+  @Test
+  void aBlankOrUnknownKeyStopsTheApplication() {
+    assertThatThrownBy(() -> app("inferpam.client.api-key= "))
+        .rootCause()
+        .hasMessageContaining("inferpam.client.api-key is set but blank");
+    assertThatThrownBy(() -> app("inferpam.client.api-key=not-a-key-of-the-policy"))
+        .rootCause()
+        .hasMessageContaining("inferpam.client.api-key does not identify a caller of the policy")
+        .hasMessageContaining("unknown api key")
+        .hasMessageNotContaining("not-a-key-of-the-policy");
+  }
+
+  /**
+   * Ollama on 127.0.0.1 and a free port, on the JDK's HTTP server ({@link LoopbackModel}'s way,
+   * with answers of any content type: Ollama streams {@code application/x-ndjson}), each answer's
+   * pieces written and flushed one by one.
+   */
+  static final class Ollama implements AutoCloseable {
+    record Got(String path, Map<String, List<String>> headers, String body) {
+      String header(String name) {
+        for (Map.Entry<String, List<String>> e : headers.entrySet()) {
+          if (e.getKey().equalsIgnoreCase(name)) return e.getValue().get(0);
+        }
+        return null;
+      }
+    }
+
+    record Answer(String contentType, List<String> pieces) {}
+
+    private final HttpServer server;
+    private final ConcurrentLinkedQueue<Answer> answers = new ConcurrentLinkedQueue<>();
+    private final BlockingQueue<Got> requests = new LinkedBlockingQueue<>();
+
+    Ollama() throws IOException {
+      server = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 0), 0);
+      server.createContext("/", this::handle);
+      server.start();
+    }
+
+    String baseUrl() {
+      return "http://127.0.0.1:" + server.getAddress().getPort();
+    }
+
+    void answer(String contentType, String... pieces) {
+      answers.add(new Answer(contentType, List.of(pieces)));
+    }
+
+    Got take() throws InterruptedException {
+      Got got = requests.poll(10, TimeUnit.SECONDS);
+      if (got == null) throw new AssertionError("no request reached the model server");
+      return got;
+    }
+
+    int requestCount() {
+      return requests.size();
+    }
+
+    private void handle(HttpExchange exchange) throws IOException {
+      try (exchange) {
+        String body = new String(exchange.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
+        requests.add(
+            new Got(
+                exchange.getRequestURI().getRawPath(),
+                Map.copyOf(exchange.getRequestHeaders()),
+                body));
+        Answer answer = answers.poll();
+        if (answer == null) answer = new Answer("application/json", List.of("{}"));
+        exchange.getResponseHeaders().set("Content-Type", answer.contentType());
+        exchange.sendResponseHeaders(200, 0); // chunked
+        OutputStream out = exchange.getResponseBody();
+        for (String piece : answer.pieces()) {
+          out.write(piece.getBytes(StandardCharsets.UTF_8));
+          out.flush();
+        }
+      }
+    }
+
+    @Override
+    public void close() {
+      server.stop(0);
+    }
+  }
+}
