@@ -195,7 +195,10 @@ public final class PamEngine implements AutoCloseable {
       } else {
         this.credentialProvider =
             CredentialProviders.from(
-                policy.upstream().credential(), System::getenv, clock, background);
+                policy.upstream().credential(),
+                dev.inferpam.core.internal.credentials.CredentialProviders.PROCESS_ENV,
+                clock,
+                background);
         if (credentialProvider instanceof AutoCloseable c) built.add(c);
       }
       this.decider = new Decider(policy, resolvers);

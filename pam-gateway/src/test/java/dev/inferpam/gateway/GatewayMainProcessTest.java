@@ -60,6 +60,8 @@ class GatewayMainProcessTest {
               "--upstream",
               upstream.url("/").toString(),
               "--port",
+              "0",
+              "--warmup",
               "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
       // Files rather than pipes: destroy() closes the pipes, and the test reads stdout after exit.
@@ -124,6 +126,8 @@ class GatewayMainProcessTest {
               "--upstream",
               upstream.url("/").toString(),
               "--port",
+              "0",
+              "--warmup",
               "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
       pb.environment()
@@ -217,6 +221,8 @@ class GatewayMainProcessTest {
                 "--upstream",
                 "http://127.0.0.1:9",
                 "--port",
+                "0",
+                "--warmup",
                 "0")
             .redirectOutput(out.toFile())
             .redirectError(err.toFile());
@@ -253,6 +259,8 @@ class GatewayMainProcessTest {
               "--upstream",
               upstream.url("/").toString(),
               "--port",
+              "0",
+              "--warmup",
               "0");
       pb.environment().put(UPSTREAM_ENV, "child-upstream-secret");
       pb.redirectOutput(stdout.toFile()).redirectError(stderr.toFile());

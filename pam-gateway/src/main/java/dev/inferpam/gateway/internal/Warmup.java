@@ -2,6 +2,7 @@ package dev.inferpam.gateway.internal;
 
 import dev.inferpam.api.Credential;
 import dev.inferpam.api.Recorder;
+import dev.inferpam.core.ExchangeListener;
 import dev.inferpam.core.Glob;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
@@ -132,8 +133,22 @@ public final class Warmup {
    *     up (logged at debug level)
    */
   public static Result run(Policy policy, GatewayStarter starter, int calls, Duration budget) {
+    return run(policy, starter, calls, budget, ExchangeListener.NONE);
+  }
+
+  /**
+   * {@link #run(Policy, GatewayStarter, int, Duration)} with {@code listener} hearing the pass's
+   * exchanges: a listener like the real engine's (metrics into a registry of the same kind, thrown
+   * away afterwards), so that the code the real gateway runs for its listener is compiled too.
+   */
+  public static Result run(
+      Policy policy,
+      GatewayStarter starter,
+      int calls,
+      Duration budget,
+      ExchangeListener listener) {
     try {
-      return runOrThrow(policy, starter, calls, budget);
+      return runOrThrow(policy, starter, calls, budget, listener);
     } catch (IOException | RuntimeException e) {
       log.debug("inferpam: warm-up skipped: {}", e.toString());
       return Result.NONE;
@@ -150,7 +165,15 @@ public final class Warmup {
    */
   public static Result runOrThrow(Policy policy, GatewayStarter starter, int calls, Duration budget)
       throws IOException {
+    return runOrThrow(policy, starter, calls, budget, ExchangeListener.NONE);
+  }
+
+  /** {@link #runOrThrow(Policy, GatewayStarter, int, Duration)} with a listener, as {@link #run}. */
+  public static Result runOrThrow(
+      Policy policy, GatewayStarter starter, int calls, Duration budget, ExchangeListener listener)
+      throws IOException {
     Objects.requireNonNull(policy, "policy");
+    Objects.requireNonNull(listener, "listener");
     Objects.requireNonNull(starter, "starter");
     Objects.requireNonNull(budget, "budget");
     if (calls < 0) throw new IllegalArgumentException("calls must be >= 0, was " + calls);
@@ -158,14 +181,20 @@ public final class Warmup {
     long started = System.nanoTime();
     Path dir = Files.createTempDirectory("inferpam-warmup-");
     try {
-      return pass(policy, starter, calls, budget, dir, started);
+      return pass(policy, starter, calls, budget, dir, started, listener);
     } finally {
       deleteQuietly(dir);
     }
   }
 
   private static Result pass(
-      Policy policy, GatewayStarter starter, int calls, Duration budget, Path dir, long started)
+      Policy policy,
+      GatewayStarter starter,
+      int calls,
+      Duration budget,
+      Path dir,
+      long started,
+      ExchangeListener listener)
       throws IOException {
     String key = randomHex(24);
     String upstreamSecret = randomHex(24);
@@ -173,6 +202,7 @@ public final class Warmup {
         PamEngine.builder()
             .policy(derive(policy, sha256Hex(key), dir.resolve("recordings")))
             .credentialProvider(() -> new Credential("Authorization", "Bearer " + upstreamSecret));
+    if (listener != ExchangeListener.NONE) builder.eventListener(listener);
     // No recording section in the real policy: the real engine records nothing, and so does this
     // one (without the warning a missing recorder is worth).
     if (policy.recording() == null) builder.recorder(Recorder.NOOP);
@@ -322,6 +352,14 @@ public final class Warmup {
     while (text.length() < 900) {
       text.append("Summarise the trade-offs of caching model answers near the caller. ");
     }
+    // Sampling settings as clients send them, in half of the calls: numbers (whole and not) are
+    // parsed by other code than strings, and a pass without them left it to the first callers.
+    String sampling =
+        switch (i % 4) {
+          case 0 -> ",\"max_tokens\":" + (64 + i % 512) + ",\"temperature\":0." + (i % 10);
+          case 1 -> ",\"temperature\":1,\"top_p\":0.95,\"n\":1";
+          default -> "";
+        };
     return ("{\"model\":\""
             + MODEL
             + "\",\"messages\":[{\"role\":\"system\",\"content\":\"You are terse.\"},"
@@ -329,6 +367,7 @@ public final class Warmup {
             + text
             + "\"}],\"stream\":"
             + stream
+            + sampling
             + "}")
         .getBytes(StandardCharsets.UTF_8);
   }

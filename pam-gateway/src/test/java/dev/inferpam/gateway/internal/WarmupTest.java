@@ -59,6 +59,38 @@ class WarmupTest {
   }
 
   @Test
+  void theGivenListenerHearsEveryExchangeOfThePass() {
+    java.util.concurrent.atomic.AtomicInteger allowed =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger complete =
+        new java.util.concurrent.atomic.AtomicInteger();
+    dev.inferpam.core.ExchangeListener listener =
+        new dev.inferpam.core.ExchangeListener() {
+          @Override
+          public void decided(
+              dev.inferpam.core.ExchangeInfo exchange, dev.inferpam.api.Decision decision) {
+            if (decision instanceof dev.inferpam.api.Decision.Allow) allowed.incrementAndGet();
+          }
+
+          @Override
+          public void ended(dev.inferpam.core.ExchangeInfo exchange, boolean done) {
+            if (done) complete.incrementAndGet();
+          }
+        };
+    Warmup.Result result =
+        Warmup.run(
+            fullPolicy(),
+            (engine, upstream) -> Gateway.start(engine, upstream, "127.0.0.1", 0),
+            40,
+            BUDGET,
+            listener);
+    assertThat(result.calls()).isEqualTo(40);
+    assertThat(result.failures()).isZero();
+    assertThat(allowed.get()).isEqualTo(40);
+    assertThat(complete.get()).isEqualTo(40);
+  }
+
+  @Test
   void writesNothingIntoTheRealRecordingDirectory() throws IOException {
     Policy policy = fullPolicy();
     // The real engine, built first as `serve` builds it: it holds the real directory meanwhile.

@@ -18,6 +18,11 @@ import java.util.function.Function;
  * <p><b>Thread-safety:</b> stateless; the providers it returns are thread-safe.
  */
 public final class CredentialProviders {
+  /**
+   * The process environment, which cannot change while the JVM runs: given as {@code env}, a
+   * {@code from-env} credential is read from it once rather than on every request.
+   */
+  public static final Function<String, String> PROCESS_ENV = System::getenv;
 
   /** Header used when {@code upstream.credential.header} is absent. */
   public static final String DEFAULT_HEADER = "Authorization";
@@ -37,7 +42,7 @@ public final class CredentialProviders {
    *     and {@code oauth2} is set, or the header, scheme or OAuth2 settings are invalid
    */
   public static CredentialProvider from(Policy.CredentialSource source) {
-    return from(source, System::getenv, Clock.systemUTC());
+    return from(source, PROCESS_ENV, Clock.systemUTC());
   }
 
   /**
@@ -50,7 +55,7 @@ public final class CredentialProviders {
    * @throws IllegalArgumentException as {@link #from(Policy.CredentialSource)}
    */
   public static CredentialProvider from(Policy.CredentialSource source, Clock clock) {
-    return from(source, System::getenv, clock);
+    return from(source, PROCESS_ENV, clock);
   }
 
   /**
@@ -114,7 +119,9 @@ public final class CredentialProviders {
           header, scheme, source.oauth2(), env, clock, background.executor());
     }
     return source.fromEnv() != null
-        ? new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
+        ? env == PROCESS_ENV
+            ? new EnvCredentialProvider(header, scheme, source.fromEnv())
+            : new EnvCredentialProvider(header, scheme, source.fromEnv(), env)
         : new FileCredentialProvider(header, scheme, source.fromFile(), clock);
   }
 

@@ -8,8 +8,10 @@ import java.util.function.Function;
 /**
  * Reads the upstream credential from an environment variable ({@code upstream.credential.from-env}).
  *
- * <p>The variable is read on every call (an environment lookup is a map lookup), so a test or
- * an embedding application can supply a changing {@code env} function. Surrounding whitespace
+ * <p>With a given {@code env} function the variable is read on every call, so a test or an
+ * embedding application can supply a changing one. The process environment cannot change while
+ * the JVM runs, so from it the credential (or why there is none) is worked out once, at the first
+ * call, and not on every request. Surrounding whitespace
  * is stripped. The header value is {@code scheme + " " + secret}, or the bare secret when the
  * scheme is empty.
  *
@@ -25,6 +27,12 @@ public final class EnvCredentialProvider implements CredentialProvider {
   private final String scheme;
   private final String varName;
   private final Function<String, String> env;
+
+  /** From the process environment: what every call answers, worked out at the first. */
+  private final boolean fixed;
+
+  private volatile Credential credential;
+  private volatile String problem;
 
   /**
    * @param header  header to set, e.g. {@code Authorization}
@@ -43,15 +51,37 @@ public final class EnvCredentialProvider implements CredentialProvider {
       throw new IllegalArgumentException("upstream.credential.from-env must not be blank");
     this.varName = varName;
     this.env = Objects.requireNonNull(env, "env");
+    this.fixed = false;
   }
 
-  /** Reads from the process environment. */
+  /** Reads from the process environment, once. */
   public EnvCredentialProvider(String header, String scheme, String varName) {
-    this(header, scheme, varName, System::getenv);
+    this.header = CredentialProviders.checkHeader(header);
+    this.scheme = CredentialProviders.checkScheme(scheme);
+    Objects.requireNonNull(varName, "varName");
+    if (varName.isBlank())
+      throw new IllegalArgumentException("upstream.credential.from-env must not be blank");
+    this.varName = varName;
+    this.env = System::getenv;
+    this.fixed = true;
   }
 
   @Override
   public Credential current() throws CredentialUnavailableException {
+    if (!fixed) return read();
+    Credential c = credential;
+    if (c != null) return c;
+    String p = problem;
+    if (p != null) throw new CredentialUnavailableException(p);
+    try {
+      return credential = read();
+    } catch (CredentialUnavailableException e) {
+      problem = e.getMessage();
+      throw e;
+    }
+  }
+
+  private Credential read() throws CredentialUnavailableException {
     String raw = env.apply(varName);
     String secret = raw == null ? "" : raw.strip();
     if (secret.isEmpty()) {

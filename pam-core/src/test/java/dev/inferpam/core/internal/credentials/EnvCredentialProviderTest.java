@@ -101,6 +101,17 @@ class EnvCredentialProviderTest {
     EnvCredentialProvider provider = new EnvCredentialProvider("X-Probe", "", name);
     // Only the shape is asserted: the value is whatever this machine holds.
     assertThat(provider.current().header()).isEqualTo("X-Probe");
+    assertThat(provider.current())
+        .as("the process environment cannot change: read once, not on every request")
+        .isSameAs(provider.current());
+    EnvCredentialProvider unset =
+        new EnvCredentialProvider("X-Probe", "", "INFERPAM_SURELY_UNSET_" + System.nanoTime());
+    for (int i = 0; i < 2; i++) {
+      assertThatThrownBy(unset::current)
+          .isInstanceOf(CredentialUnavailableException.class)
+          .hasMessageStartingWith("environment variable INFERPAM_SURELY_UNSET_")
+          .hasMessageEndingWith(" is not set");
+    }
   }
 
   @Test
