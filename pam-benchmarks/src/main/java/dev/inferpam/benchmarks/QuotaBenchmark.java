@@ -182,7 +182,7 @@ public class QuotaBenchmark {
     Quotas.Check check = b.quotas.admit(b.principal, OPERATION, MODEL, b.body);
     if (check.admission() == null)
       throw new IllegalStateException("not admitted: " + check.refusal());
-    return b.quotas.charge(check.admission(), true, b.usage, REQUEST_BYTES, RESPONSE_BYTES);
+    return b.quotas.charge(check.admission(), true, b.usage, REQUEST_BYTES, RESPONSE_BYTES).left();
   }
 
   @Benchmark

@@ -15,6 +15,8 @@ import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.webclient.WebClientCustomizer;
 import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.core.io.DefaultResourceLoader;
+import org.springframework.web.client.RestClient;
+import org.springframework.web.reactive.function.client.WebClient;
 
 /** On Boot 4 too, with the starter on the class path an application is governed or does not start. */
 class InferpamStartupBoot4Test {
@@ -46,6 +48,11 @@ class InferpamStartupBoot4Test {
           .containsKey("pamWebClientCustomizer");
       assertThat(context.getBeansOfType(OpenAiHttpClientBuilderCustomizer.class))
           .containsKey("pamOpenAiHttpClientBuilderCustomizer");
+      // Boot's own builders, which the customizers govern: the starter adds none of its own
+      assertThat(context.getBeanNamesForType(RestClient.Builder.class))
+          .containsExactly("restClientBuilder");
+      assertThat(context.getBeanNamesForType(WebClient.Builder.class))
+          .containsExactly("webClientBuilder");
     }
   }
 
@@ -61,6 +68,21 @@ class InferpamStartupBoot4Test {
         .rootCause()
         .hasMessageContaining("dev.inferpam:pam-okhttp")
         .hasMessageContaining("inferpam.client.enabled=false");
+  }
+
+  @Test
+  void aWebFluxApplicationAskingForTheServletFilterDoesNotStartAndSaysWhy() throws Exception {
+    SpringApplicationBuilder webflux =
+        app(
+                "inferpam.policy=file:" + Boot4App.policy(dir),
+                "inferpam.server.enabled=true",
+                "server.address=127.0.0.1",
+                "server.port=0")
+            .web(WebApplicationType.REACTIVE);
+    assertThatThrownBy(() -> webflux.run().close())
+        .rootCause()
+        .hasMessageContaining("inferpam.server.enabled is set, but this is a reactive (WebFlux)")
+        .hasMessageContaining("inferpam gateway");
   }
 
   @Test

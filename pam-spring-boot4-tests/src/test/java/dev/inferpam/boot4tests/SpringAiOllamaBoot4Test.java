@@ -99,8 +99,7 @@ class SpringAiOllamaBoot4Test {
     args.add("--spring.ai.model.chat=ollama");
     for (String property : more) args.add("--" + property);
     ConfigurableApplicationContext app =
-        new SpringApplicationBuilder(SpringAiOpenAiBoot4Test.Application.class)
-            .web(WebApplicationType.NONE)
+        kind(new SpringApplicationBuilder(SpringAiOpenAiBoot4Test.Application.class))
             .properties(
                 "inferpam.policy=file:" + policy,
                 "spring.ai.ollama.base-url=" + model.baseUrl(),
@@ -112,6 +111,11 @@ class SpringAiOllamaBoot4Test {
             .run(args.toArray(String[]::new));
     apps.add(app);
     return app;
+  }
+
+  /** The kind of application: here one without a web server; a subclass runs the same in another. */
+  SpringApplicationBuilder kind(SpringApplicationBuilder application) {
+    return application.web(WebApplicationType.NONE);
   }
 
   OllamaChatModel ollama() {

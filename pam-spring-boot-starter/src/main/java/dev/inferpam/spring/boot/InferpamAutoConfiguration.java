@@ -17,6 +17,7 @@ import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.boot.web.client.RestClientCustomizer;
 import org.springframework.boot.web.client.RestTemplateCustomizer;
@@ -24,9 +25,12 @@ import org.springframework.boot.web.codec.CodecCustomizer;
 import org.springframework.boot.web.reactive.function.client.WebClientCustomizer;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.context.annotation.Scope;
 import org.springframework.core.io.Resource;
 import org.springframework.core.io.ResourceLoader;
+import org.springframework.web.client.RestClient;
 import org.springframework.web.reactive.function.client.ExchangeStrategies;
+import org.springframework.web.reactive.function.client.WebClient;
 
 /**
  * The starter's engine and clients: a {@link PamEngine} from {@code inferpam.policy} (unless the
@@ -39,10 +43,21 @@ import org.springframework.web.reactive.function.client.ExchangeStrategies;
  * policy does not know, stops the application). The client side of Boot 4 and Spring AI 2 is in
  * {@code pam-spring-boot4-autoconfigure}, which this starter brings.
  *
+ * <p>Where Boot gives no {@code RestClient.Builder} or {@code WebClient.Builder} bean — Boot 3.5
+ * makes no {@code RestClient.Builder} in a WebFlux application unless virtual threads are on — the
+ * starter gives one, governed, so that Spring AI (which then falls back to an ungoverned {@code
+ * RestClient.builder()} of its own) and the application's own code take a governed builder from
+ * the context.
+ *
  * <p>With the starter on the class path and no {@code inferpam.policy}, the application does not
  * start (rather than run unprotected); {@code inferpam.enabled=false} turns the starter off.
  */
-@AutoConfiguration
+@AutoConfiguration(
+    // so that the builders below are added only where Boot's are not
+    afterName = {
+      "org.springframework.boot.autoconfigure.web.client.RestClientAutoConfiguration",
+      "org.springframework.boot.autoconfigure.web.reactive.function.client.WebClientAutoConfiguration"
+    })
 @ConditionalOnProperty(prefix = "inferpam", name = "enabled", matchIfMissing = true)
 @EnableConfigurationProperties(InferpamProperties.class)
 public class InferpamAutoConfiguration {
@@ -95,6 +110,24 @@ public class InferpamAutoConfiguration {
         MeterRegistry registry = meters.getIfUnique();
         if (e != null && registry != null) PamMetrics.bindEngine(e, registry);
       };
+    }
+  }
+
+  /**
+   * {@code inferpam.server.enabled} in a WebFlux application: {@code PamFilter} is a servlet
+   * filter, which a reactive server never calls, so the application does not start rather than
+   * serve its requests unfiltered while the property says they are filtered.
+   */
+  @Configuration(proxyBeanMethods = false)
+  @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.REACTIVE)
+  @ConditionalOnProperty(prefix = "inferpam.server", name = "enabled")
+  static class ReactiveServer {
+    ReactiveServer() {
+      throw new IllegalStateException(
+          "inferpam: inferpam.server.enabled is set, but this is a reactive (WebFlux) application"
+              + " and PamFilter is a servlet filter, which it would never call: put the inferpam"
+              + " gateway in front of it, or remove inferpam.server.enabled (Spring's clients stay"
+              + " governed)");
     }
   }
 
@@ -153,6 +186,23 @@ public class InferpamAutoConfiguration {
     RestTemplateCustomizer pamRestTemplateCustomizer(PamClientHttpRequestInterceptor interceptor) {
       return template -> template.getInterceptors().add(interceptor);
     }
+
+    /**
+     * A {@code RestClient.Builder} where Boot gives none: in a WebFlux application without virtual
+     * threads (Boot's {@code RestClientAutoConfiguration} is for servlet and plain applications),
+     * or with that auto-configuration excluded. Built as Boot builds its own: a new builder for
+     * each injection point, with every {@link RestClientCustomizer} applied (this starter's among
+     * them). Without it, Spring AI 1.1's models would make their plain calls through a {@code
+     * RestClient.builder()} of their own, ungoverned.
+     */
+    @Bean
+    @Scope("prototype")
+    @ConditionalOnMissingBean
+    RestClient.Builder pamRestClientBuilder(ObjectProvider<RestClientCustomizer> customizers) {
+      RestClient.Builder builder = RestClient.builder();
+      customizers.orderedStream().forEach(customizer -> customizer.customize(builder));
+      return builder;
+    }
   }
 
   /**
@@ -186,6 +236,23 @@ public class InferpamAutoConfiguration {
     @Bean
     WebClientCustomizer pamWebClientCustomizer(PamExchangeFilterFunction filter) {
       return builder -> builder.filter(filter);
+    }
+
+    /**
+     * A {@code WebClient.Builder} where Boot gives none (its {@code WebClientAutoConfiguration}
+     * excluded), built as Boot builds its own: the application's codecs, then every {@link
+     * WebClientCustomizer} (this starter's among them), a new builder for each injection point.
+     */
+    @Bean
+    @Scope("prototype")
+    @ConditionalOnMissingBean
+    WebClient.Builder pamWebClientBuilder(
+        ObjectProvider<CodecCustomizer> codecs, ObjectProvider<WebClientCustomizer> customizers) {
+      WebClient.Builder builder =
+          WebClient.builder()
+              .codecs(c -> codecs.orderedStream().forEach(customizer -> customizer.customize(c)));
+      customizers.orderedStream().forEach(customizer -> customizer.customize(builder));
+      return builder;
     }
   }
 }

@@ -11,6 +11,8 @@ import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.WebApplicationType;
 import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.context.ConfigurableApplicationContext;
+import org.springframework.web.client.RestClient;
+import org.springframework.web.reactive.function.client.WebClient;
 
 /** With the starter on the class path an application is governed or does not start. */
 class InferpamStartupTest {
@@ -80,6 +82,34 @@ class InferpamStartupTest {
         .hasMessageContaining("inferpam.client.api-key does not identify a caller of the policy")
         .hasMessageContaining("unknown api key")
         .hasMessageNotContaining("not-a-key-of-the-policy");
+  }
+
+  @Test
+  void whereBootGivesTheClientBuildersTheStarterAddsNoneOfItsOwn() {
+    try (ConfigurableApplicationContext context =
+        app("inferpam.policy=classpath:dev/inferpam/spring/boot/minimal-policy.yaml").run()) {
+      assertThat(context.getBeanNamesForType(RestClient.Builder.class))
+          .containsExactly("restClientBuilder");
+      assertThat(context.getBeanNamesForType(WebClient.Builder.class))
+          .containsExactly("webClientBuilder");
+    }
+  }
+
+  @Test
+  void aWebFluxApplicationAskingForTheServletFilterDoesNotStartAndSaysWhy() {
+    assertThatThrownBy(
+            () ->
+                app(
+                        "inferpam.policy=classpath:dev/inferpam/spring/boot/minimal-policy.yaml",
+                        "inferpam.server.enabled=true",
+                        "server.address=127.0.0.1",
+                        "server.port=0")
+                    .web(WebApplicationType.REACTIVE)
+                    .run()
+                    .close())
+        .rootCause()
+        .hasMessageContaining("inferpam.server.enabled is set, but this is a reactive (WebFlux)")
+        .hasMessageContaining("inferpam gateway");
   }
 
   @Test

@@ -82,8 +82,7 @@ class SpringAiOpenAiTest {
                     Policies.quoted(key.toString()),
                     Policies.quoted(dir.resolve("rec").toString())));
     app =
-        new SpringApplicationBuilder(Application.class)
-            .web(WebApplicationType.NONE)
+        kind(new SpringApplicationBuilder(Application.class))
             .properties(
                 "inferpam.policy=file:" + policy,
                 "spring.ai.openai.base-url=" + server.url("/").toString().replaceAll("/$", ""),
@@ -91,6 +90,11 @@ class SpringAiOpenAiTest {
                 "spring.ai.openai.chat.options.model=llama-3.1-8b",
                 "spring.ai.retry.max-attempts=1")
             .run();
+  }
+
+  /** The kind of application: here one without a web server; a subclass runs the same in another. */
+  SpringApplicationBuilder kind(SpringApplicationBuilder application) {
+    return application.web(WebApplicationType.NONE);
   }
 
   @AfterEach

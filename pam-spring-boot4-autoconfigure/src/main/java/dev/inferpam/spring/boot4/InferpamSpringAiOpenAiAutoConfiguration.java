@@ -53,9 +53,7 @@ public class InferpamSpringAiOpenAiAutoConfiguration {
     @Order(Ordered.LOWEST_PRECEDENCE)
     OpenAiHttpClientBuilderCustomizer pamOpenAiHttpClientBuilderCustomizer(
         PamEngine engine, Environment environment) {
-      Supplier<String> key = InferpamBoot4ClientsAutoConfiguration.apiKey(engine, environment);
-      PamInterceptor interceptor =
-          key == null ? PamInterceptor.of(engine) : PamInterceptor.withTokenSupplier(engine, key);
+      PamInterceptor interceptor = interceptor(engine, environment);
       return builder -> builder.interceptor(interceptor);
     }
   }
@@ -65,10 +63,26 @@ public class InferpamSpringAiOpenAiAutoConfiguration {
   @ConditionalOnMissingClass("dev.inferpam.okhttp.PamInterceptor")
   static class NoInterceptor {
     NoInterceptor() {
-      throw new IllegalStateException(
-          "inferpam: Spring AI's OpenAI models call through OkHttp, and dev.inferpam:pam-okhttp"
-              + " (which pam-spring-boot-starter brings) is not on the class path: put it back,"
-              + " or set inferpam.client.enabled=false to call them ungoverned");
+      throw withoutPamOkHttp("OpenAI");
     }
+  }
+
+  /**
+   * The interceptor for a Spring AI 2 model's OkHttp client: the caller's own key identifies it;
+   * without one, the application's ({@code inferpam.client.api-key}) when set.
+   */
+  static PamInterceptor interceptor(PamEngine engine, Environment environment) {
+    Supplier<String> key = InferpamBoot4ClientsAutoConfiguration.apiKey(engine, environment);
+    return key == null ? PamInterceptor.of(engine) : PamInterceptor.withTokenSupplier(engine, key);
+  }
+
+  /** Why a Spring AI 2 application whose {@code provider} models call through OkHttp cannot start. */
+  static IllegalStateException withoutPamOkHttp(String provider) {
+    return new IllegalStateException(
+        "inferpam: Spring AI's "
+            + provider
+            + " models call through OkHttp, and dev.inferpam:pam-okhttp"
+            + " (which pam-spring-boot-starter brings) is not on the class path: put it back,"
+            + " or set inferpam.client.enabled=false to call them ungoverned");
   }
 }
