@@ -206,6 +206,18 @@ public class InferpamAutoConfiguration {
   }
 
   /**
+   * The application's own client builder beans governed too ({@link
+   * PamClientBuildersPostProcessor}): they replace Boot's, and its customizers with them.
+   */
+  @Bean
+  @ConditionalOnClass(name = "org.springframework.web.client.RestClient")
+  @ConditionalOnProperty(prefix = "inferpam.client", name = "enabled", matchIfMissing = true)
+  static PamClientBuildersPostProcessor pamClientBuildersPostProcessor(
+      org.springframework.beans.factory.BeanFactory beans) {
+    return new PamClientBuildersPostProcessor(beans);
+  }
+
+  /**
    * WebClient: the filter on every builder Boot 3.5 hands out, encoding request bodies with the
    * application's codecs (Boot's {@link CodecCustomizer}s), so the bytes decided on are the bytes
    * the client would send. On Boot 4, {@code pam-spring-boot4-autoconfigure}'s.
