@@ -72,9 +72,9 @@ public final class GatewayMain {
   /**
    * The warm-up pass before the listening line, by default ({@link Warmup}): this many exchanges,
    * for at most {@link #DEFAULT_WARMUP_TIME}. Measured on 2 cores (docs/performance.md, "Warm-up"):
-   * with 10,000 the first 2,000 calls after the listening line have a p50 within 1.4 times the
-   * steady state's, at about 10 s to the listening line; with the former default, 2 s of
-   * exchanges, 2.3 to 4.9 times.
+   * with 10,000 the first 2,000 calls after the listening line have a p50 of 1.25 to 1.45 times
+   * the steady state's, at 9 to 12 s to the listening line; with the former default, 2 s of
+   * exchanges, 1.8 times.
    */
   static final int DEFAULT_WARMUP_CALLS = 10_000;
 
@@ -345,7 +345,9 @@ public final class GatewayMain {
                   startGateway(
                       engine, upstream, "127.0.0.1", 0, Gateway.Server.fromSystemProperty()),
               calls,
-              TRAIN_BUDGET);
+              TRAIN_BUDGET,
+              // as serve's engine has: its meters' code is in the trained profiles too
+              PamMetrics.bindTo(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)));
     } catch (IOException | RuntimeException e) {
       return error(EXIT_FAILURE, "train: " + e.getMessage());
     }
