@@ -71,8 +71,13 @@ class PamInterceptorVirtualThreadTest {
   /** How many platform threads the 200 calls may add in all: far fewer than one per call. */
   static final int MAX_ADDED_PLATFORM_THREADS = 20;
 
-  /** How many platform threads the JVM may have in all then: the test JVM's, JFR's and a few more. */
-  static final int MAX_PLATFORM_THREADS = 50;
+  /**
+   * How many platform threads the JVM may have in all then: the test JVM's own, which vary from
+   * run to run (the JIT adds compiler threads while its queue is long, JFR's streaming, pools of
+   * the container or client), and a few more; still far below one per call. The bound that
+   * matters is {@link #MAX_ADDED_PLATFORM_THREADS}: a CI run counted 57 live with only a few added.
+   */
+  static final int MAX_PLATFORM_THREADS = 100;
 
   static final Duration PATIENCE = Duration.ofSeconds(60);
   static final MediaType JSON = MediaType.get("application/json");
@@ -228,7 +233,9 @@ class PamInterceptorVirtualThreadTest {
             "platform threads added while %s (%d before, %d now: %s)",
             moment, before, now, VirtualThreadCheck.platformThreadNames())
         .isLessThan(MAX_ADDED_PLATFORM_THREADS);
-    assertThat(now).as("platform threads live while %s", moment).isLessThan(MAX_PLATFORM_THREADS);
+    assertThat(now)
+        .as("platform threads live while %s: %s", moment, VirtualThreadCheck.platformThreadNames())
+        .isLessThan(MAX_PLATFORM_THREADS);
   }
 
   static void assertNoPinningInInferpam(VirtualThreadCheck pinning) {

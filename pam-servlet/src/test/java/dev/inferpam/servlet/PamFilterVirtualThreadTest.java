@@ -77,8 +77,13 @@ class PamFilterVirtualThreadTest {
   /** How many platform threads the 200 requests may add in all: far fewer than one per request. */
   static final int MAX_ADDED_PLATFORM_THREADS = 20;
 
-  /** How many platform threads the JVM may have in all then: the test JVM's, JFR's, Jetty's. */
-  static final int MAX_PLATFORM_THREADS = 50;
+  /**
+   * How many platform threads the JVM may have in all then: the test JVM's own, which vary from
+   * run to run (the JIT adds compiler threads while its queue is long, JFR's streaming, pools of
+   * the container or client), and a few more; still far below one per call. The bound that
+   * matters is {@link #MAX_ADDED_PLATFORM_THREADS}: a CI run counted 57 live with only a few added.
+   */
+  static final int MAX_PLATFORM_THREADS = 100;
 
   /** Jetty's platform threads: a tenth of the requests held at once. */
   static final int MAX_JETTY_THREADS = CALLS / 10;
@@ -294,7 +299,9 @@ class PamFilterVirtualThreadTest {
             "platform threads added while %s (%d before, %d now: %s)",
             moment, before, now, VirtualThreadCheck.platformThreadNames())
         .isLessThan(MAX_ADDED_PLATFORM_THREADS);
-    assertThat(now).as("platform threads live while %s", moment).isLessThan(MAX_PLATFORM_THREADS);
+    assertThat(now)
+        .as("platform threads live while %s: %s", moment, VirtualThreadCheck.platformThreadNames())
+        .isLessThan(MAX_PLATFORM_THREADS);
   }
 
   static void assertNoPinningInInferpam(VirtualThreadCheck pinning) {
