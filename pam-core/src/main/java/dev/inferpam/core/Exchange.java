@@ -16,6 +16,7 @@ import dev.inferpam.core.adapter.ForwardHeaders;
 import dev.inferpam.core.adapter.ResponseMasking;
 import dev.inferpam.core.adapter.ResponsePlan;
 import dev.inferpam.core.adapter.Verdict;
+import dev.inferpam.core.internal.LogLimit;
 import dev.inferpam.core.internal.approval.RequestDigest;
 import dev.inferpam.core.internal.http.GovernedBody;
 import dev.inferpam.core.internal.masking.BodyMasker;
@@ -95,6 +96,14 @@ import org.slf4j.LoggerFactory;
  */
 final class Exchange {
   private static final Logger log = LoggerFactory.getLogger(Exchange.class);
+
+  /**
+   * Lines every request would write while the quota store or the recorder is away: one every 10
+   * s, per JVM, saying how many were left out (the failures meter counts each).
+   */
+  private static final LogLimit QUOTAS_DOWN_LOG = new LogLimit(java.time.Duration.ofSeconds(10));
+
+  private static final LogLimit RECORD_DROPPED_LOG = new LogLimit(java.time.Duration.ofSeconds(10));
 
   /** An HTTP token (RFC 9110), short enough to be named in an error message. */
   private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}");
@@ -221,15 +230,25 @@ final class Exchange {
       } catch (RuntimeException e) {
         if (engine.quotasAllowWhenDown()) {
           // state.redis.when-unavailable: allow: the request goes on, not counted
-          log.warn(
-              "inferpam: quota store failed, exchange {} admitted uncounted"
-                  + " (state.redis.when-unavailable: allow): {}",
-              id,
-              e.getClass().getName());
+          long skipped = QUOTAS_DOWN_LOG.admit();
+          if (skipped >= 0) {
+            log.warn(
+                "inferpam: quota store failed, exchange {} admitted uncounted"
+                    + " (state.redis.when-unavailable: allow): {}{}",
+                id,
+                e.getClass().getName(),
+                LogLimit.since(skipped));
+          }
           onFailed(ExchangeListener.Failure.QUOTAS);
         } else {
-          log.error(
-              "inferpam: quota store failed, refusing exchange {}: {}", id, e.getClass().getName());
+          long skipped = QUOTAS_DOWN_LOG.admit();
+          if (skipped >= 0) {
+            log.error(
+                "inferpam: quota store failed, refusing exchange {}: {}{}",
+                id,
+                e.getClass().getName(),
+                LogLimit.since(skipped));
+          }
           d =
               new Decision.Deny(
                   503,
@@ -855,11 +874,15 @@ final class Exchange {
       try {
         recorder.admit();
       } catch (IOException | RuntimeException e) {
-        log.warn(
-            "inferpam: record of exchange {} ({}) dropped, recording unavailable: {}",
-            id,
-            decision instanceof Decision.Deny d ? d.code() : "allow",
-            e.toString());
+        long skipped = RECORD_DROPPED_LOG.admit();
+        if (skipped >= 0) {
+          log.warn(
+              "inferpam: record of exchange {} ({}) dropped, recording unavailable: {}{}",
+              id,
+              decision instanceof Decision.Deny d ? d.code() : "allow",
+              e,
+              LogLimit.since(skipped));
+        }
         onFailed(ExchangeListener.Failure.RECORDING);
         return;
       }
