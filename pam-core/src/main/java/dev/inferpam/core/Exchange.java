@@ -589,7 +589,7 @@ final class Exchange {
       ErrorResponse err = engine.errorBodies().error(deny, id, head.rawPath());
       record.ownResponse(err.status(), err.body());
     }
-    onDecided(d);
+    if (!(withdrawing && d instanceof Decision.Allow)) onDecided(d);
   }
 
   private static Decision.Deny recordingUnavailable(Exception e) {
@@ -860,9 +860,19 @@ final class Exchange {
    */
   private void withdraw() {
     cancelReview();
-    settleReview();
+    // An approval that lands as the caller gives up is never used: the listener hears only the
+    // withdrawal, the one final decision (ExchangeListener's contract).
+    withdrawing = true;
+    try {
+      settleReview();
+    } finally {
+      withdrawing = false;
+    }
     if (decision instanceof Decision.Allow) settle(withdrawnDenial());
   }
+
+  /** Set while {@link #withdraw} settles the review: an allowance then is not announced. */
+  private volatile boolean withdrawing;
 
   private void handOver(boolean complete) {
     long durationMs = (System.nanoTime() - startNanos) / 1_000_000;

@@ -240,6 +240,26 @@ class ExchangeListenerTest {
   }
 
   @Test
+  void aHeldExchangeApprovedAsTheCallerGaveUpHearsOneFinalDecision() throws Exception {
+    PamEngine engine =
+        engine(
+            "approval:\n  reviewers: [sec]\n  rules:\n    - {name: all, models: [\"llama-*\"]}\n",
+            listener);
+    Verdict.Held held = Verdicts.held(call(engine, KEY, CHAT));
+    // The reviewer approves; before the caller settles, it stops waiting.
+    service.approve(
+        service.pending().get(0).id(),
+        new dev.inferpam.api.Principal("sam", java.util.Set.of("sec"), "oidc", null, Map.of()),
+        "ok");
+    Verdict.Denied denied = held.cancel();
+    assertThat(denied.decision().code()).isEqualTo("approval_expired");
+    assertThat(events)
+        .as("the approval the caller never used is not announced as a decision")
+        .containsExactly(
+            "decided RequireApproval", "decided Deny approval_expired", "recorded", "ended false");
+  }
+
+  @Test
   void aMaskedStream() throws Exception {
     Verdict.Allowed allowed =
         Verdicts.allowed(call(engine("masking:\n  detectors: [email]\n", listener), KEY, CHAT));
