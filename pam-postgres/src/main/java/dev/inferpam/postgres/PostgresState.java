@@ -111,7 +111,16 @@ public final class PostgresState implements AutoCloseable {
         c.isValid(seconds);
       } catch (SQLException e) {
         throw new IllegalStateException(
-            "cannot reach PostgreSQL at " + location + ": " + describe(e), e);
+            "cannot reach PostgreSQL at "
+                + location
+                + ": "
+                + describe(e)
+                + (connectionFailure(e)
+                    ? " (connecting may take state.postgres.timeout, "
+                        + millis
+                        + " ms; a database still starting may need more)"
+                    : ""),
+            e);
       }
       schema(pool, location, migrate);
       return new PostgresState(pool, location, timeout, url, user, password);
@@ -218,6 +227,18 @@ public final class PostgresState implements AutoCloseable {
   }
 
   /** A JDBC exception's message without what could hold a credential (its first line). */
+  /**
+   * Whether {@code e} says the connection could not be made in time or at all (the pool's timeout,
+   * SQLState class 08), rather than that the database refused it (credentials, a missing
+   * database): only then is the timeout worth naming.
+   */
+  static boolean connectionFailure(SQLException e) {
+    // the pool's timeout wraps the driver's reason, when there is one: judge by that
+    while (e.getCause() instanceof SQLException cause) e = cause;
+    String state = e.getSQLState();
+    return state != null ? state.startsWith("08") : e instanceof java.sql.SQLTransientException;
+  }
+
   static String describe(SQLException e) {
     // the pool's "connection is not available" wraps the driver's reason: show that
     while (e.getCause() instanceof SQLException cause) e = cause;

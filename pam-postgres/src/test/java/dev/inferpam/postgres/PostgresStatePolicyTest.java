@@ -89,6 +89,7 @@ class PostgresStatePolicyTest {
                 + db.server.port
                 + "/postgres: ")
         .hasMessageContaining("password authentication failed")
+        .hasMessageNotContaining("state.postgres.timeout")
         .hasMessageNotContaining("not-the-pw-77");
   }
 
@@ -108,6 +109,7 @@ class PostgresStatePolicyTest {
         .isInstanceOf(PolicyException.class)
         .hasMessageStartingWith(
             "state.postgres: cannot reach PostgreSQL at 127.0.0.1:" + closed + "/db")
+        .hasMessageContaining("(connecting may take state.postgres.timeout, ")
         .hasMessageNotContaining("url-pw-55");
     Policy bad = Policy.parse(policy("postgres://127.0.0.1/db", "file-pw-1", ""));
     assertThatThrownBy(() -> PamEngine.builder().policy(bad).build())
