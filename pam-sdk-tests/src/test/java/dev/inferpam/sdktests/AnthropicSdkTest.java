@@ -16,6 +16,7 @@ import dev.inferpam.api.SessionRecord;
 import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
+import dev.inferpam.testsupport.LoopbackModel;
 import java.time.Duration;
 import java.util.stream.Collectors;
 import org.awaitility.Awaitility;

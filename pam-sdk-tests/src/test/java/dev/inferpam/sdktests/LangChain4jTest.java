@@ -10,6 +10,7 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.langchain4j.PamHttpClientBuilderFactory;
 import dev.inferpam.langchain4j.PamLangChain4j;
+import dev.inferpam.testsupport.LoopbackModel;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.openai.OpenAiChatModel;

@@ -15,6 +15,7 @@ import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.okhttp.PamInterceptor;
+import dev.inferpam.testsupport.LoopbackModel;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;

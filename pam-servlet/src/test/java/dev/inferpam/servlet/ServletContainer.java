@@ -26,25 +26,44 @@ import org.eclipse.jetty.server.ServerConnector;
 /**
  * A real servlet container on 127.0.0.1 (port 0) with a filter on {@code /*} for the
  * {@code REQUEST} and {@code ASYNC} dispatcher types, as the README registers {@link PamFilter},
- * in front of one servlet on {@code /*}; both async supported.
+ * in front of one servlet on {@code /*}; both async supported. In pam-servlet's test jar, for
+ * {@link ResponseEndingsContract}'s subclasses in other modules.
  */
-abstract class ServletContainer implements AutoCloseable {
-  /** The containers the filter is tested on. */
-  enum Kind {
+public abstract class ServletContainer implements AutoCloseable {
+  /** How a test starts a container: with {@code filter} in front of {@code servlet}. */
+  @FunctionalInterface
+  public interface Starter {
+    ServletContainer start(Filter filter, HttpServlet servlet) throws Exception;
+  }
+
+  /** The containers the filter is tested on here. */
+  enum Kind implements Starter {
     JETTY_12,
     TOMCAT_10;
 
-    ServletContainer start(Filter filter, HttpServlet servlet) throws Exception {
+    @Override
+    public ServletContainer start(Filter filter, HttpServlet servlet) throws Exception {
       return switch (this) {
         case JETTY_12 -> new JettyContainer(filter, servlet);
-        case TOMCAT_10 -> new TomcatContainer(filter, servlet);
+        case TOMCAT_10 -> tomcat(filter, servlet);
       };
     }
   }
 
-  abstract int port();
+  /**
+   * An embedded Tomcat, of the version on the class path: 10.1 here, 11 where Boot 4's BOM manages
+   * it (pam-spring-boot4-tests).
+   */
+  public static ServletContainer tomcat(Filter filter, HttpServlet servlet) throws Exception {
+    return new TomcatContainer(filter, servlet);
+  }
 
-  String url(String path) {
+  protected ServletContainer() {}
+
+  /** The port it listens on, on 127.0.0.1. */
+  public abstract int port();
+
+  public String url(String path) {
     return "http://127.0.0.1:" + port() + path;
   }
 
@@ -74,7 +93,7 @@ abstract class ServletContainer implements AutoCloseable {
     }
 
     @Override
-    int port() {
+    public int port() {
       return connector.getLocalPort();
     }
 
@@ -88,7 +107,7 @@ abstract class ServletContainer implements AutoCloseable {
     }
   }
 
-  /** Embedded Tomcat 10.1. */
+  /** Embedded Tomcat (10.1, or 11: see {@link #tomcat}). */
   private static final class TomcatContainer extends ServletContainer {
     private final Path baseDir = Files.createTempDirectory("pam-tomcat");
     private final Tomcat tomcat = new Tomcat();
@@ -118,7 +137,7 @@ abstract class ServletContainer implements AutoCloseable {
     }
 
     @Override
-    int port() {
+    public int port() {
       return connector.getLocalPort();
     }
 

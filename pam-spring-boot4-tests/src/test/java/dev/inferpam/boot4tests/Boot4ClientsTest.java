@@ -6,6 +6,7 @@ import static dev.inferpam.boot4tests.Boot4App.EMAIL;
 import static dev.inferpam.boot4tests.Boot4App.UPSTREAM;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.inferpam.testsupport.LoopbackModel;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

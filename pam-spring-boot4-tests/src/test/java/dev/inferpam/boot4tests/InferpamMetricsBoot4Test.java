@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.openai.errors.PermissionDeniedException;
+import dev.inferpam.testsupport.LoopbackModel;
 import dev.inferpam.testsupport.Policies;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.net.URI;

@@ -6,6 +6,7 @@ import static dev.inferpam.boot4tests.Boot4App.UPSTREAM;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.inferpam.testsupport.LoopbackModel;
 import dev.inferpam.testsupport.Policies;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -3,25 +3,15 @@ package dev.inferpam.boot4tests;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import dev.inferpam.testsupport.Json;
+import dev.inferpam.testsupport.LoopbackModel;
 import dev.inferpam.testsupport.Policies;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
@@ -49,13 +39,13 @@ class SpringAiOllamaBoot4Test {
   static final String APP = "app-service-key-0003";
 
   @TempDir Path dir;
-  Ollama model;
+  LoopbackModel model;
   Path policy;
   final List<ConfigurableApplicationContext> apps = new ArrayList<>();
 
   @BeforeEach
   void start() throws IOException {
-    model = new Ollama();
+    model = new LoopbackModel();
     policy = dir.resolve("policy.yaml");
     // no upstream credential: Ollama takes none
     Files.writeString(
@@ -134,7 +124,7 @@ class SpringAiOllamaBoot4Test {
   }
 
   void assertTheModelSawNoCredential() throws InterruptedException {
-    Ollama.Got got = model.take();
+    LoopbackModel.Got got = model.take();
     assertThat(got.path()).isEqualTo("/api/chat");
     assertThat(got.header("Authorization")).isNull();
     assertThat(got.headers().toString() + got.body()).doesNotContain(APP);
@@ -229,7 +219,7 @@ class SpringAiOllamaBoot4Test {
             + "\"usage\":{\"prompt_tokens\":1,\"total_tokens\":1}}");
     float[] vector = app.getBean(OpenAiEmbeddingModel.class).embed("hi");
     assertThat(vector).containsExactly(0.25f, 0.5f);
-    Ollama.Got got = model.take();
+    LoopbackModel.Got got = model.take();
     assertThat(got.path()).isEqualTo("/v1/embeddings");
     assertThat(got.headers().toString()).doesNotContain(Boot4App.ALICE, APP);
     Awaitility.await()
@@ -249,76 +239,5 @@ class SpringAiOllamaBoot4Test {
         .hasMessageContaining("inferpam.client.api-key does not identify a caller of the policy")
         .hasMessageContaining("unknown api key")
         .hasMessageNotContaining("not-a-key-of-the-policy");
-  }
-
-  /**
-   * Ollama on 127.0.0.1 and a free port, on the JDK's HTTP server ({@link LoopbackModel}'s way,
-   * with answers of any content type: Ollama streams {@code application/x-ndjson}), each answer's
-   * pieces written and flushed one by one.
-   */
-  static final class Ollama implements AutoCloseable {
-    record Got(String path, Map<String, List<String>> headers, String body) {
-      String header(String name) {
-        for (Map.Entry<String, List<String>> e : headers.entrySet()) {
-          if (e.getKey().equalsIgnoreCase(name)) return e.getValue().get(0);
-        }
-        return null;
-      }
-    }
-
-    record Answer(String contentType, List<String> pieces) {}
-
-    private final HttpServer server;
-    private final ConcurrentLinkedQueue<Answer> answers = new ConcurrentLinkedQueue<>();
-    private final BlockingQueue<Got> requests = new LinkedBlockingQueue<>();
-
-    Ollama() throws IOException {
-      server = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 0), 0);
-      server.createContext("/", this::handle);
-      server.start();
-    }
-
-    String baseUrl() {
-      return "http://127.0.0.1:" + server.getAddress().getPort();
-    }
-
-    void answer(String contentType, String... pieces) {
-      answers.add(new Answer(contentType, List.of(pieces)));
-    }
-
-    Got take() throws InterruptedException {
-      Got got = requests.poll(10, TimeUnit.SECONDS);
-      if (got == null) throw new AssertionError("no request reached the model server");
-      return got;
-    }
-
-    int requestCount() {
-      return requests.size();
-    }
-
-    private void handle(HttpExchange exchange) throws IOException {
-      try (exchange) {
-        String body = new String(exchange.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
-        requests.add(
-            new Got(
-                exchange.getRequestURI().getRawPath(),
-                Map.copyOf(exchange.getRequestHeaders()),
-                body));
-        Answer answer = answers.poll();
-        if (answer == null) answer = new Answer("application/json", List.of("{}"));
-        exchange.getResponseHeaders().set("Content-Type", answer.contentType());
-        exchange.sendResponseHeaders(200, 0); // chunked
-        OutputStream out = exchange.getResponseBody();
-        for (String piece : answer.pieces()) {
-          out.write(piece.getBytes(StandardCharsets.UTF_8));
-          out.flush();
-        }
-      }
-    }
-
-    @Override
-    public void close() {
-      server.stop(0);
-    }
   }
 }

@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.openai.errors.PermissionDeniedException;
+import dev.inferpam.testsupport.LoopbackModel;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -41,17 +41,16 @@ class SpringMvcAsyncTest extends SpringMvcReturnTypesContract {
 
   @AfterAll
   static void stopApplication() {
-    client.connectionPool().evictAll();
     if (application != null) application.close();
   }
 
   @Override
-  int port() {
+  protected int port() {
     return application.getWebServer().getPort();
   }
 
   @Override
-  InMemoryRecorder recorder() {
+  protected InMemoryRecorder recorder() {
     return application.getBean(InMemoryRecorder.class);
   }
 

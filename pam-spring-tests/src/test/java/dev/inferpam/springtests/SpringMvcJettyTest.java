@@ -67,7 +67,6 @@ class SpringMvcJettyTest extends SpringMvcReturnTypesContract {
 
   @AfterAll
   static void stopApplication() throws Exception {
-    client.connectionPool().evictAll();
     try {
       if (server != null) server.stop();
     } finally {
@@ -77,12 +76,12 @@ class SpringMvcJettyTest extends SpringMvcReturnTypesContract {
   }
 
   @Override
-  int port() {
+  protected int port() {
     return connector.getLocalPort();
   }
 
   @Override
-  InMemoryRecorder recorder() {
+  protected InMemoryRecorder recorder() {
     return records;
   }
 

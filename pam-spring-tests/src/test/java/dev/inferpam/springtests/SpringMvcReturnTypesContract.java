@@ -14,7 +14,14 @@ import dev.inferpam.core.internal.recording.RecordCodec;
 import dev.inferpam.servlet.PamFilter;
 import dev.inferpam.testsupport.Json;
 import dev.inferpam.testsupport.Policies;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -25,12 +32,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
-import okhttp3.MediaType;
-import okhttp3.OkHttpClient;
-import okhttp3.Request;
-import okhttp3.RequestBody;
-import okhttp3.Response;
-import okio.BufferedSource;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -56,15 +57,22 @@ import reactor.core.scheduler.Schedulers;
  * delivers the whole masked body, the text after the last masked value included, and a complete
  * record. The asynchronous ones end with {@code AsyncContext.dispatch()}, which lost the masker's
  * held-back tail before. A subclass starts the application with {@link ModelController} and says
- * where it listens and what it records.
+ * where it listens and what it records, and the key its engine knows the caller by when that
+ * engine's policy is not {@link #POLICY} ({@link #apiKey()}). The client is the JDK's, which every
+ * module's class path has.
  *
  * <p>A Reactor {@link Flux} returned through MVC (Reactor on the class path of a servlet
  * application) is written by Spring MVC's {@code ReactiveTypeHandler}: as an {@code SseEmitter} for
  * {@code text/event-stream} or {@code ServerSentEvent} items, as a {@code ResponseBodyEmitter} for
  * text or {@code application/x-ndjson}, and collected into a {@code DeferredResult} (a JSON array)
  * otherwise; its items are published on a model worker thread and sent on Spring's task executor.
+ *
+ * <p>In pam-spring-tests' test jar: pam-spring-tests runs it on Boot 3.5's Tomcat 10.1 ({@code
+ * SpringMvcAsyncTest}) and Spring MVC 6.2 on Jetty 12.1 ({@code SpringMvcJettyTest}),
+ * pam-spring-boot4-tests on Boot 4 with Spring MVC 7 ({@code SpringMvcAsyncBoot4Test}, on Tomcat 11
+ * and Jetty 12.1): compiled against Spring 6.2, it uses only what Spring 7 has too.
  */
-abstract class SpringMvcReturnTypesContract {
+public abstract class SpringMvcReturnTypesContract {
   static final String KEY = "ci-key-7f3a9b";
   static final String EMAIL = "jane.doe@example.com";
 
@@ -93,10 +101,10 @@ abstract class SpringMvcReturnTypesContract {
         detectors: [email, phone, credit-card]
       """;
 
-  static final OkHttpClient client =
-      new OkHttpClient.Builder()
-          .readTimeout(Duration.ofSeconds(20))
-          .retryOnConnectionFailure(false)
+  static final HttpClient http =
+      HttpClient.newBuilder()
+          .version(HttpClient.Version.HTTP_1_1)
+          .connectTimeout(Duration.ofSeconds(5))
           .build();
 
   static String mask(String text) {
@@ -106,10 +114,15 @@ abstract class SpringMvcReturnTypesContract {
   static final String JSON = "{\"text\":\"" + TEXT + "\"}";
 
   /** The port the application listens on, on 127.0.0.1. */
-  abstract int port();
+  protected abstract int port();
 
   /** What the application's engine records. */
-  abstract InMemoryRecorder recorder();
+  protected abstract InMemoryRecorder recorder();
+
+  /** The API key the requests carry: {@link #KEY}, which {@link #POLICY} knows. */
+  protected String apiKey() {
+    return KEY;
+  }
 
   /** The engine of the application: the policy above, records in {@code recorder}. */
   static PamEngine engine(InMemoryRecorder recorder) {
@@ -135,23 +148,22 @@ abstract class SpringMvcReturnTypesContract {
   }
 
   /** A request for the controller method that answers with {@code returnType}. */
-  Request request(String returnType) {
-    return new Request.Builder()
-        .url("http://127.0.0.1:" + port() + PATH)
-        .header("Authorization", "Bearer " + KEY)
+  HttpRequest request(String returnType) {
+    return HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port() + PATH))
+        .timeout(Duration.ofSeconds(20))
+        .header("Authorization", "Bearer " + apiKey())
+        .header("Content-Type", "application/json")
         .header("X-Return", returnType)
-        .post(
-            RequestBody.create(
-                Policies.chat("llama-3.1-8b", ""), MediaType.get("application/json")))
+        .POST(HttpRequest.BodyPublishers.ofString(Policies.chat("llama-3.1-8b", "")))
         .build();
   }
 
   /** Calls the controller method that answers with {@code returnType}; returns the body (200). */
-  String call(String returnType) throws IOException {
-    try (Response response = client.newCall(request(returnType)).execute()) {
-      assertThat(response.code()).as(returnType).isEqualTo(200);
-      return response.body().string();
-    }
+  String call(String returnType) throws Exception {
+    HttpResponse<String> response =
+        http.send(request(returnType), HttpResponse.BodyHandlers.ofString());
+    assertThat(response.statusCode()).as(returnType).isEqualTo(200);
+    return response.body();
   }
 
   /** The exchange's one record, once ended: complete, with the body the client got. */
@@ -246,15 +258,20 @@ abstract class SpringMvcReturnTypesContract {
 
   @Test
   void aFluxEventStreamReachesTheClientEventByEvent() throws Exception {
+    HttpResponse<InputStream> response =
+        http.send(request("flux-sse-live"), HttpResponse.BodyHandlers.ofInputStream());
+    assertThat(response.statusCode()).isEqualTo(200);
     String first;
     String rest;
-    try (Response response = client.newCall(request("flux-sse-live")).execute()) {
-      assertThat(response.code()).isEqualTo(200);
-      BufferedSource source = response.body().source();
+    try (BufferedReader in =
+        new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
       // The model sends the rest only once this event was read: it came through on its own.
-      first = source.readUtf8Line() + "\n" + source.readUtf8Line() + "\n";
+      first = in.readLine() + "\n" + in.readLine() + "\n";
       firstEventRead.countDown();
-      rest = source.readUtf8();
+      StringBuilder tail = new StringBuilder();
+      char[] buffer = new char[1024];
+      for (int n; (n = in.read(buffer)) >= 0; ) tail.append(buffer, 0, n);
+      rest = tail.toString();
     }
     assertThat(streamedChatText(first)).isEqualTo("Mail ");
     assertThat(streamedChatText(first + rest)).isEqualTo(mask(TEXT));
@@ -264,10 +281,13 @@ abstract class SpringMvcReturnTypesContract {
   @Test
   void aFluxThatFailsMidStreamIsRecordedIncompleteAndNothingLeaksUnmasked() throws Exception {
     StringBuilder received = new StringBuilder();
-    try (Response response = client.newCall(request("flux-error")).execute()) {
-      BufferedSource source = response.body().source();
-      for (String line; (line = source.readUtf8Line()) != null; )
-        received.append(line).append('\n');
+    try {
+      HttpResponse<InputStream> response =
+          http.send(request("flux-error"), HttpResponse.BodyHandlers.ofInputStream());
+      try (BufferedReader in =
+          new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+        for (String line; (line = in.readLine()) != null; ) received.append(line).append('\n');
+      }
     } catch (IOException e) {
       // the container may cut the committed response off: what came before is all there is
     }
@@ -308,7 +328,7 @@ abstract class SpringMvcReturnTypesContract {
    * is streamed is cut inside the email and inside the card.
    */
   @RestController
-  static class ModelController {
+  public static class ModelController {
     /** What the {@code Flux} of JSON items becomes: its items, collected into an array. */
     static final String JSON_ARRAY =
         "[{\"text\":\"Mail " + EMAIL + " and\"},{\"text\":\"charge " + CARD + ", thanks.\"}]";

@@ -1,4 +1,4 @@
-package dev.inferpam.sdktests;
+package dev.inferpam.testsupport;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -15,14 +15,17 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A model server on 127.0.0.1 and a free port, on the JDK's own HTTP server (the SDKs' OkHttp 4
- * rules out OkHttp 5's MockWebServer here): answers are queued, each a status, a content type and
- * the pieces of its body, written and flushed one by one (a stream's events arrive apart).
+ * A model server on 127.0.0.1 and a free port, on the JDK's own HTTP server, for tests whose
+ * class path has an OkHttp 4 (the AI SDKs', Spring AI 2's), which rules out OkHttp 5's
+ * MockWebServer ({@link FakeModelServer}): answers are queued, each a status, a content type and
+ * the pieces of its body, written and flushed one by one (a stream's events arrive apart); a
+ * request with no answer queued gets a 500. Uses nothing but the JDK.
  */
-final class LoopbackModel implements AutoCloseable {
+public final class LoopbackModel implements AutoCloseable {
   /** A request as the server got it. */
-  record Got(String method, String path, Map<String, List<String>> headers, String body) {
-    String header(String name) {
+  public record Got(String method, String path, Map<String, List<String>> headers, String body) {
+    /** The first value of the header {@code name} (any case), or null. */
+    public String header(String name) {
       for (Map.Entry<String, List<String>> e : headers.entrySet()) {
         if (e.getKey().equalsIgnoreCase(name)) return e.getValue().get(0);
       }
@@ -31,39 +34,54 @@ final class LoopbackModel implements AutoCloseable {
   }
 
   /** An answer to play. */
-  record Answer(int status, String contentType, List<String> pieces) {}
+  private record Answer(int status, String contentType, List<String> pieces) {}
 
   private final HttpServer server;
   private final ConcurrentLinkedQueue<Answer> answers = new ConcurrentLinkedQueue<>();
   private final BlockingQueue<Got> requests = new LinkedBlockingQueue<>();
 
-  LoopbackModel() throws IOException {
+  /** Starts the server. */
+  public LoopbackModel() throws IOException {
     server = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 0), 0);
     server.createContext("/", this::handle);
     server.start();
   }
 
-  String baseUrl() {
+  /** {@code http://127.0.0.1:<port>}, without a trailing slash. */
+  public String baseUrl() {
     return "http://127.0.0.1:" + server.getAddress().getPort();
   }
 
-  LoopbackModel json(String body) {
+  /** Queues a 200 answer of {@code application/json}. */
+  public LoopbackModel json(String body) {
     answers.add(new Answer(200, "application/json", List.of(body)));
     return this;
   }
 
-  LoopbackModel sse(String... events) {
+  /** Queues a 200 {@code text/event-stream} answer, the events written and flushed one by one. */
+  public LoopbackModel sse(String... events) {
     answers.add(new Answer(200, "text/event-stream", List.of(events)));
     return this;
   }
 
-  Got take() throws InterruptedException {
+  /**
+   * Queues a 200 answer of {@code contentType} (Ollama's {@code application/x-ndjson}, say), its
+   * pieces written and flushed one by one.
+   */
+  public LoopbackModel answer(String contentType, String... pieces) {
+    answers.add(new Answer(200, contentType, List.of(pieces)));
+    return this;
+  }
+
+  /** The next request the server got, waiting up to 10 s; fails when none came. */
+  public Got take() throws InterruptedException {
     Got got = requests.poll(10, TimeUnit.SECONDS);
     if (got == null) throw new AssertionError("no request reached the model server");
     return got;
   }
 
-  int requestCount() {
+  /** How many requests came that were not taken. */
+  public int requestCount() {
     return requests.size();
   }
 
