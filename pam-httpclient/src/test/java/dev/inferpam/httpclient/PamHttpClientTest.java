@@ -42,27 +42,7 @@ class PamHttpClientTest {
   final InMemoryRecorder recorder = new InMemoryRecorder();
   final PamEngine engine =
       PamEngine.builder()
-          .policy(
-              Policy.parse(
-                  """
-                  version: 1
-                  identity:
-                    api-keys:
-                  """
-                      + Policies.apiKey("alice", ALICE, "ml")
-                      + """
-                  entitlements:
-                    - groups: [ml]
-                      models: ["llama-*"]
-                      operations: [chat]
-                  parameters:
-                    deny: [logprobs]
-                  masking:
-                    detectors: [email, credit-card]
-                  recording:
-                    directory: ./never-opened-a-recorder-is-given
-                    durability: batched
-                  """))
+          .policy(Policy.parse(Policies.clientAdapterPolicy(ALICE)))
           .recorder(recorder)
           .credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM))
           .build();

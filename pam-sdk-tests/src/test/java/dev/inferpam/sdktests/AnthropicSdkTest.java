@@ -17,6 +17,7 @@ import dev.inferpam.core.InMemoryRecorder;
 import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.testsupport.LoopbackModel;
+import dev.inferpam.testsupport.Policies;
 import java.time.Duration;
 import java.util.stream.Collectors;
 import org.awaitility.Awaitility;
@@ -58,7 +59,7 @@ class AnthropicSdkTest {
                     directory: ./never-opened-a-recorder-is-given
                     durability: batched
                   """
-                      .formatted(OpenAiSdkTest.sha256(ALICE))))
+                      .formatted(Policies.sha256(ALICE))))
           .recorder(recorder)
           .credentialProvider(() -> new Credential("x-api-key", UPSTREAM))
           .build();

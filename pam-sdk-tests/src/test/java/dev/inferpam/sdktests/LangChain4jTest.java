@@ -11,6 +11,7 @@ import dev.inferpam.core.Policy;
 import dev.inferpam.langchain4j.PamHttpClientBuilderFactory;
 import dev.inferpam.langchain4j.PamLangChain4j;
 import dev.inferpam.testsupport.LoopbackModel;
+import dev.inferpam.testsupport.Policies;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.openai.OpenAiChatModel;
@@ -37,26 +38,7 @@ class LangChain4jTest {
   final InMemoryRecorder recorder = new InMemoryRecorder();
   final PamEngine engine =
       PamEngine.builder()
-          .policy(
-              Policy.parse(
-                  """
-                  version: 1
-                  identity:
-                    api-keys:
-                      - {name: alice, sha256: %s, groups: [ml]}
-                  entitlements:
-                    - groups: [ml]
-                      models: ["llama-*"]
-                      operations: [chat]
-                  parameters:
-                    deny: [logprobs]
-                  masking:
-                    detectors: [email, credit-card]
-                  recording:
-                    directory: ./never-opened-a-recorder-is-given
-                    durability: batched
-                  """
-                      .formatted(OpenAiSdkTest.sha256(ALICE))))
+          .policy(Policy.parse(Policies.clientAdapterPolicy(ALICE)))
           .recorder(recorder)
           .credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM))
           .build();

@@ -16,10 +16,8 @@ import dev.inferpam.core.PamEngine;
 import dev.inferpam.core.Policy;
 import dev.inferpam.okhttp.PamInterceptor;
 import dev.inferpam.testsupport.LoopbackModel;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
+import dev.inferpam.testsupport.Policies;
 import java.time.Duration;
-import java.util.HexFormat;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -40,26 +38,7 @@ class OpenAiSdkTest {
   final InMemoryRecorder recorder = new InMemoryRecorder();
   final PamEngine engine =
       PamEngine.builder()
-          .policy(
-              Policy.parse(
-                  """
-                  version: 1
-                  identity:
-                    api-keys:
-                      - {name: alice, sha256: %s, groups: [ml]}
-                  entitlements:
-                    - groups: [ml]
-                      models: ["llama-*"]
-                      operations: [chat]
-                  parameters:
-                    deny: [logprobs]
-                  masking:
-                    detectors: [email, credit-card]
-                  recording:
-                    directory: ./never-opened-a-recorder-is-given
-                    durability: batched
-                  """
-                      .formatted(sha256(ALICE))))
+          .policy(Policy.parse(Policies.clientAdapterPolicy(ALICE)))
           .recorder(recorder)
           .credentialProvider(() -> new Credential("Authorization", "Bearer " + UPSTREAM))
           .build();
@@ -79,11 +58,6 @@ class OpenAiSdkTest {
     client.close();
     engine.close();
     model.close();
-  }
-
-  static String sha256(String s) throws Exception {
-    return HexFormat.of()
-        .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
   }
 
   static ChatCompletionCreateParams chat() {

@@ -54,6 +54,34 @@ public final class Policies {
         + "}\n";
   }
 
+  /**
+   * The client adapters' tests' policy: the service key {@code key} (caller alice, group ml) may
+   * chat with {@code llama-*} models, {@code logprobs} is denied, e-mail addresses and card
+   * numbers are masked, and recording is batched (the tests give the engine a recorder of their
+   * own, so its directory is never opened).
+   */
+  public static String clientAdapterPolicy(String key) {
+    return """
+        version: 1
+        identity:
+          api-keys:
+        """
+        + apiKey("alice", key, "ml")
+        + """
+        entitlements:
+          - groups: [ml]
+            models: ["llama-*"]
+            operations: [chat]
+        parameters:
+          deny: [logprobs]
+        masking:
+          detectors: [email, credit-card]
+        recording:
+          directory: ./never-opened-a-recorder-is-given
+          durability: batched
+        """;
+  }
+
   /** {@code values} as a YAML flow sequence of double-quoted strings: {@code ["a", "b"]}. */
   public static String flow(List<String> values) {
     return values.stream().map(Policies::quoted).collect(Collectors.joining(", ", "[", "]"));

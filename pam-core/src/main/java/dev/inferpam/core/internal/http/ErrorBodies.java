@@ -38,10 +38,6 @@ public final class ErrorBodies {
     return DEFAULT.error(deny, requestId, null);
   }
 
-  public static ErrorResponse of(Decision.Deny deny, String requestId, String path) {
-    return DEFAULT.error(deny, requestId, path);
-  }
-
   /**
    * Whether {@code path} (under any base path) is Anthropic's Messages API, whose clients expect
    * {@code "type":"error"} at the top of an error body.

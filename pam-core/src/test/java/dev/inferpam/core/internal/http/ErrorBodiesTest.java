@@ -19,7 +19,7 @@ class ErrorBodiesTest {
       new Decision.Deny(403, "parameter_denied", "parameter \"logprobs\" is denied by policy", "r");
 
   private static JsonNode body(String path) throws Exception {
-    ErrorResponse e = ErrorBodies.of(DENY, "req-1", path);
+    ErrorResponse e = ErrorBodies.DEFAULT.error(DENY, "req-1", path);
     assertThat(e.status()).isEqualTo(403);
     assertThat(e.headers()).containsEntry("Content-Type", "application/json");
     return JSON.readTree(e.body());
